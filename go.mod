@@ -1,0 +1,3 @@
+module github.com/alignkit/align
+
+go 1.26.8

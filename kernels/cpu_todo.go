@@ -1,0 +1,64 @@
+// Operations of the CPU device not written yet. Each stub is removed when its *_cpu.go
+// file lands; this file disappears with the last one.
+package kernels
+
+func todo(op string) { panic("kernels: CPU " + op + " not implemented yet") }
+
+func (d *CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *Tensor, beta float32, c *Tensor) {
+	todo("Gemm")
+}
+func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a *Tensor, strideA int,
+	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
+	todo("GemmStridedBatched")
+}
+func (d *CPU) Add(out, a, b *Tensor)                                         { todo("Add") }
+func (d *CPU) Axpy(y *Tensor, alpha float32, x *Tensor)                      { todo("Axpy") }
+func (d *CPU) Axpby(out *Tensor, a float32, x *Tensor, b float32, y *Tensor) { todo("Axpby") }
+func (d *CPU) Scale(x *Tensor, alpha float32)                                { todo("Scale") }
+func (d *CPU) Mul(out, a, b *Tensor)                                         { todo("Mul") }
+func (d *CPU) AddRowScaled(out, x, s, y *Tensor, rows, cols int)             { todo("AddRowScaled") }
+func (d *CPU) AddBias(out, inp, bias *Tensor, N, C int)                      { todo("AddBias") }
+func (d *CPU) BiasBackward(dbias, dout *Tensor, N, C int)                    { todo("BiasBackward") }
+func (d *CPU) GeluForward(out, inp *Tensor)                                  { todo("GeluForward") }
+func (d *CPU) GeluBackward(dinp, inp, dout *Tensor)                          { todo("GeluBackward") }
+func (d *CPU) SiluForward(out, inp *Tensor)                                  { todo("SiluForward") }
+func (d *CPU) SiluBackward(dinp, inp, dout *Tensor)                          { todo("SiluBackward") }
+func (d *CPU) LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C int, eps float32) {
+	todo("LayerNormForward")
+}
+func (d *CPU) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd *Tensor, N, C int) {
+	todo("LayerNormBackward")
+}
+func (d *CPU) ModulateForward(out, x, shift, scale *Tensor, B, T, C int) { todo("ModulateForward") }
+func (d *CPU) ModulateBackward(dx, dshift, dscale, dout, x, scale *Tensor, B, T, C int) {
+	todo("ModulateBackward")
+}
+func (d *CPU) GateForward(out, x, gate, y *Tensor, B, T, C int)           { todo("GateForward") }
+func (d *CPU) GateBackward(dy, dgate, dout, gate, y *Tensor, B, T, C int) { todo("GateBackward") }
+func (d *CPU) SoftmaxForward(out, inp *Tensor, N, C int)                  { todo("SoftmaxForward") }
+func (d *CPU) SoftmaxBackward(dinp, dout, out *Tensor, N, C int)          { todo("SoftmaxBackward") }
+func (d *CPU) AttentionForward(out, lse, qkv, keyBias *Tensor, B, T, NH, HS int) {
+	todo("AttentionForward")
+}
+func (d *CPU) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *Tensor, B, T, NH, HS int) {
+	todo("AttentionBackward")
+}
+func (d *CPU) EmbeddingForward(out, table *Tensor, ids []int32, C int)    { todo("EmbeddingForward") }
+func (d *CPU) EmbeddingBackward(dtable, dout *Tensor, ids []int32, C int) { todo("EmbeddingBackward") }
+func (d *CPU) TimestepEmbedding(out, t *Tensor, B, dim int, maxPeriod float32) {
+	todo("TimestepEmbedding")
+}
+func (d *CPU) MeanPoolForward(out, inp, mask *Tensor, B, T, C int)      { todo("MeanPoolForward") }
+func (d *CPU) MeanPoolBackward(dinp, dout, mask *Tensor, B, T, C int)   { todo("MeanPoolBackward") }
+func (d *CPU) Patchify(out, inp *Tensor, B, T, C, H, W, pt, p int)      { todo("Patchify") }
+func (d *CPU) Unpatchify(out, inp *Tensor, B, T, C, H, W, pt, p int)    { todo("Unpatchify") }
+func (d *CPU) Permute(out, inp *Tensor, shape, perm []int)              { todo("Permute") }
+func (d *CPU) Concat(out, a, b *Tensor, outer, na, nb int)              { todo("Concat") }
+func (d *CPU) Split(a, b, inp *Tensor, outer, na, nb int)               { todo("Split") }
+func (d *CPU) Sum(x *Tensor) float64                                    { todo("Sum"); return 0 }
+func (d *CPU) SumSquares(x *Tensor) float64                             { todo("SumSquares"); return 0 }
+func (d *CPU) MSEForward(loss, pred, target *Tensor, B, D int)          { todo("MSEForward") }
+func (d *CPU) MSEBackward(dpred, dloss, pred, target *Tensor, B, D int) { todo("MSEBackward") }
+func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams)           { todo("AdamW") }
+func (d *CPU) RandNormal(t *Tensor, seed, offset uint64)                { todo("RandNormal") }
+func (d *CPU) RandUniform(t *Tensor, seed, offset uint64)               { todo("RandUniform") }
