@@ -1,0 +1,77 @@
+// align info: what this build and machine offer (backends, BLAS, threads, GEMM speed).
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// InfoOptions are the flags of `align info`.
+type InfoOptions struct {
+	JSON      bool
+	ProbeTime time.Duration
+}
+
+// infoReport is what `align info --json` prints.
+type infoReport struct {
+	Version   string   `json:"version"`
+	GoVersion string   `json:"go_version"`
+	OS        string   `json:"os"`
+	Arch      string   `json:"arch"`
+	CPUs      int      `json:"cpus"`
+	Threads   int      `json:"threads"`
+	Backends  []string `json:"backends"`
+}
+
+func newCmdInfo(runF func(*InfoOptions) error) *cobra.Command {
+	opts := &InfoOptions{}
+	cmd := &cobra.Command{
+		Use:   "info",
+		Short: "Show backends, BLAS library, threads and a GEMM speed probe",
+		Example: `  $ align info
+  $ align info --json
+  $ ALIGN_BLAS=go align info     # force the pure-Go GEMM`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.ProbeTime < 0 {
+				return flagErrorf("--probe-time must be >= 0, got %v", opts.ProbeTime)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return infoRun(cmd, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	cmd.Flags().DurationVar(&opts.ProbeTime, "probe-time", time.Second, "how long to run the GEMM probe (0 skips it)")
+	return cmd
+}
+
+func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
+	r := infoReport{
+		Version:   version,
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS,
+		Arch:      runtime.GOARCH,
+		CPUs:      runtime.NumCPU(),
+		Threads:   runtime.GOMAXPROCS(0),
+		Backends:  []string{"cpu"},
+	}
+	out := cmd.OutOrStdout()
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "align\t%s\n", r.Version)
+	fmt.Fprintf(w, "go\t%s %s/%s\n", r.GoVersion, r.OS, r.Arch)
+	fmt.Fprintf(w, "cpus\t%d (threads %d)\n", r.CPUs, r.Threads)
+	fmt.Fprintf(w, "backends\t%v\n", r.Backends)
+	return w.Flush()
+}
