@@ -1,0 +1,50 @@
+# align: build, test and benchmark targets.
+#   make setup   install what the build and tests need (Go modules; OpenBLAS from Debian when root)
+#   make build   build bin/align
+#   make test    vet + the whole test suite (CPU; CUDA kernels through their CPU emulation)
+#   make bench   GEMM and layer benchmarks with ratios against baselines measured in the same run
+#   make info    build and print backends, BLAS core and a GEMM probe
+
+GO      ?= go
+BIN     := bin/align
+GOFLAGS ?=
+export GOFLAGS
+
+.PHONY: all setup openblas build test vet bench info clean
+
+all: build
+
+setup: openblas
+	$(GO) mod download
+
+# OpenBLAS is optional (a pure-Go GEMM is the fallback) but 10x faster; it is loaded at run
+# time, so installing it needs no rebuild. Installed only where we are root and apt exists.
+openblas:
+	@if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then \
+		echo "✓ OpenBLAS present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "→ installing OpenBLAS (libopenblas0-pthread) from Debian"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread >/dev/null) \
+			|| echo "✗ OpenBLAS install failed; the pure-Go GEMM will be used"; \
+	else \
+		echo "✗ OpenBLAS not found and not root: the pure-Go GEMM will be used"; \
+	fi
+
+build:
+	$(GO) build -o $(BIN) ./cmd/align
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed on:"; gofmt -l .; exit 1)
+
+test: setup vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./kernels ./nn
+
+info: setup build
+	./$(BIN) info
+
+clean:
+	rm -rf bin
