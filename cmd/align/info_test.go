@@ -1,0 +1,81 @@
+// Tests of `align info` flags and output. Run: go test ./cmd/align -run Info
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewCmdInfoFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    InfoOptions
+		wantErr string
+	}{
+		{args: nil, want: InfoOptions{ProbeTime: time.Second}},
+		{args: []string{"--json", "--probe-time", "0"}, want: InfoOptions{JSON: true}},
+		{args: []string{"--probe_time", "250ms"}, want: InfoOptions{ProbeTime: 250 * time.Millisecond}},
+		{args: []string{"--probe-time", "-1s"}, wantErr: "--probe-time must be >= 0"},
+		{args: []string{"extra"}, wantErr: "unknown command"},
+	}
+	for _, tt := range tests {
+		var got *InfoOptions
+		root := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
+		for _, c := range root.Commands() {
+			if c.Name() == "info" {
+				root.RemoveCommand(c)
+			}
+		}
+		root.AddCommand(newCmdInfo(func(o *InfoOptions) error { got = o; return nil }))
+		root.SetArgs(append([]string{"info"}, tt.args...))
+		err := root.Execute()
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("info %v: err = %v, want it to contain %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("info %v: %v", tt.args, err)
+			continue
+		}
+		if *got != tt.want {
+			t.Errorf("info %v: options %+v, want %+v", tt.args, *got, tt.want)
+		}
+	}
+}
+
+func TestInfoJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"info", "--json", "--probe-time", "0"}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	var r map[string]any
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("info --json printed invalid JSON: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"version", "go_version", "threads", "backends"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("info --json lacks %q: %s", k, out.String())
+		}
+	}
+}
+
+func TestMainExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--version"}, exitOK},
+		{[]string{"no-such-command"}, exitUsage},
+		{[]string{"info", "--no-such-flag"}, exitUsage},
+	} {
+		var out, errOut bytes.Buffer
+		if code := Main(tt.args, &out, &errOut); code != tt.code {
+			t.Errorf("align %v: exit %d, want %d (stderr %q)", tt.args, code, tt.code, errOut.String())
+		}
+	}
+}
