@@ -11,14 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) Add(out, a, b *Tensor)                                         { todo("Add") }
-func (d *CPU) Axpy(y *Tensor, alpha float32, x *Tensor)                      { todo("Axpy") }
-func (d *CPU) Axpby(out *Tensor, a float32, x *Tensor, b float32, y *Tensor) { todo("Axpby") }
-func (d *CPU) Scale(x *Tensor, alpha float32)                                { todo("Scale") }
-func (d *CPU) Mul(out, a, b *Tensor)                                         { todo("Mul") }
-func (d *CPU) AddRowScaled(out, x, s, y *Tensor, rows, cols int)             { todo("AddRowScaled") }
-func (d *CPU) AddBias(out, inp, bias *Tensor, N, C int)                      { todo("AddBias") }
-func (d *CPU) BiasBackward(dbias, dout *Tensor, N, C int)                    { todo("BiasBackward") }
 func (d *CPU) GeluForward(out, inp *Tensor)                                  { todo("GeluForward") }
 func (d *CPU) GeluBackward(dinp, inp, dout *Tensor)                          { todo("GeluBackward") }
 func (d *CPU) SiluForward(out, inp *Tensor)                                  { todo("SiluForward") }

@@ -1,0 +1,142 @@
+// Elementwise operations of the CPU device: Add, Axpy, Axpby, Scale, Mul, AddRowScaled,
+// AddBias and BiasBackward. Every output element depends on its own inputs only (BiasBackward
+// sums each column in row order), so results do not depend on the number of threads.
+//
+// Test: go test ./kernels -run 'Elementwise|AddRowScaled|Bias'
+package kernels
+
+// elemGrain is the smallest number of elements worth a goroutine in streaming loops.
+const elemGrain = 1 << 14
+
+// rowGrain is the number of rows of width cols that make one elemGrain of work.
+func rowGrain(cols int) int {
+	if cols <= 0 {
+		return 1
+	}
+	return max(1, elemGrain/cols)
+}
+
+// colGrain is the number of columns worth a goroutine when each column costs rows steps.
+func colGrain(rows int) int {
+	if rows <= 0 {
+		return 1
+	}
+	return max(1, elemGrain/rows)
+}
+
+// Add: out[i] = a[i] + b[i]. out may alias a or b.
+func (d *CPU) Add(out, a, b *Tensor) {
+	n := out.Len()
+	mustLen("Add a", a, n)
+	mustLen("Add b", b, n)
+	o, x, y := Host(out), Host(a), Host(b)
+	d.parallel(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			o[i] = x[i] + y[i]
+		}
+	})
+}
+
+// Axpy: y[i] += alpha*x[i].
+func (d *CPU) Axpy(y *Tensor, alpha float32, x *Tensor) {
+	n := y.Len()
+	mustLen("Axpy x", x, n)
+	yy, xx := Host(y), Host(x)
+	d.parallel(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			yy[i] += alpha * xx[i]
+		}
+	})
+}
+
+// Axpby: out[i] = a*x[i] + b*y[i]. out may alias x or y.
+func (d *CPU) Axpby(out *Tensor, a float32, x *Tensor, b float32, y *Tensor) {
+	n := out.Len()
+	mustLen("Axpby x", x, n)
+	mustLen("Axpby y", y, n)
+	o, xx, yy := Host(out), Host(x), Host(y)
+	d.parallel(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			o[i] = a*xx[i] + b*yy[i]
+		}
+	})
+}
+
+// Scale: x[i] *= alpha.
+func (d *CPU) Scale(x *Tensor, alpha float32) {
+	xx := Host(x)
+	d.parallel(len(xx), elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xx[i] *= alpha
+		}
+	})
+}
+
+// Mul: out[i] = a[i] * b[i]. out may alias a or b.
+func (d *CPU) Mul(out, a, b *Tensor) {
+	n := out.Len()
+	mustLen("Mul a", a, n)
+	mustLen("Mul b", b, n)
+	o, x, y := Host(out), Host(a), Host(b)
+	d.parallel(n, elemGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			o[i] = x[i] * y[i]
+		}
+	})
+}
+
+// AddRowScaled: out[r,c] = x[r,c] + s[r]*y[r,c]; x, y, out (rows,cols), s (rows).
+// out may alias x or y.
+func (d *CPU) AddRowScaled(out, x, s, y *Tensor, rows, cols int) {
+	n := rows * cols
+	mustLen("AddRowScaled out", out, n)
+	mustLen("AddRowScaled x", x, n)
+	mustLen("AddRowScaled y", y, n)
+	mustLen("AddRowScaled s", s, rows)
+	o, xx, ss, yy := Host(out), Host(x), Host(s), Host(y)
+	d.parallel(rows, rowGrain(cols), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			sr := ss[r]
+			or, xr, yr := o[r*cols:(r+1)*cols], xx[r*cols:(r+1)*cols], yy[r*cols:(r+1)*cols]
+			for c := range or {
+				or[c] = xr[c] + sr*yr[c]
+			}
+		}
+	})
+}
+
+// AddBias: out[n,c] = inp[n,c] + bias[c]; inp, out (N,C), bias (C). out may alias inp.
+func (d *CPU) AddBias(out, inp, bias *Tensor, N, C int) {
+	mustLen("AddBias out", out, N*C)
+	mustLen("AddBias inp", inp, N*C)
+	mustLen("AddBias bias", bias, C)
+	o, x, b := Host(out), Host(inp), Host(bias)
+	d.parallel(N, rowGrain(C), func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			or, xr := o[n*C:(n+1)*C], x[n*C:(n+1)*C]
+			for c := range or {
+				or[c] = xr[c] + b[c]
+			}
+		}
+	})
+}
+
+// BiasBackward: dbias[c] += sum_n dout[n,c]; dout (N,C), dbias (C). The column sums are
+// accumulated in float64 over n in order; threads split the columns.
+func (d *CPU) BiasBackward(dbias, dout *Tensor, N, C int) {
+	mustLen("BiasBackward dbias", dbias, C)
+	mustLen("BiasBackward dout", dout, N*C)
+	db, g := Host(dbias), Host(dout)
+	d.parallel(C, colGrain(N), func(lo, hi int) {
+		acc := make([]float64, hi-lo)
+		for n := 0; n < N; n++ {
+			row := g[n*C+lo : n*C+hi]
+			for j, v := range row {
+				acc[j] += float64(v)
+			}
+		}
+		for j, v := range acc {
+			db[lo+j] += float32(v)
+		}
+	})
+}
