@@ -11,10 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) GeluForward(out, inp *Tensor)                                  { todo("GeluForward") }
-func (d *CPU) GeluBackward(dinp, inp, dout *Tensor)                          { todo("GeluBackward") }
-func (d *CPU) SiluForward(out, inp *Tensor)                                  { todo("SiluForward") }
-func (d *CPU) SiluBackward(dinp, inp, dout *Tensor)                          { todo("SiluBackward") }
 func (d *CPU) LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C int, eps float32) {
 	todo("LayerNormForward")
 }
