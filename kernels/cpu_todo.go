@@ -11,12 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C int, eps float32) {
-	todo("LayerNormForward")
-}
-func (d *CPU) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd *Tensor, N, C int) {
-	todo("LayerNormBackward")
-}
 func (d *CPU) ModulateForward(out, x, shift, scale *Tensor, B, T, C int) { todo("ModulateForward") }
 func (d *CPU) ModulateBackward(dx, dshift, dscale, dout, x, scale *Tensor, B, T, C int) {
 	todo("ModulateBackward")

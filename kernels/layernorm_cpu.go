@@ -1,0 +1,130 @@
+// Layer normalisation of the CPU device, forward and backward, with or without the affine
+// weight and bias. Row statistics are accumulated in float64; rows are split over threads,
+// parameter gradients over columns (each column summed over rows in order), so results do
+// not depend on the number of threads.
+//
+// Test: go test ./kernels -run LayerNorm
+package kernels
+
+import "math"
+
+// LayerNormForward normalises each row of inp (N,C):
+//
+//	mean = sum_c x/C,  var = sum_c (x-mean)^2/C,  rstd = 1/sqrt(var+eps)
+//	out  = (x-mean)*rstd*weight + bias
+//
+// weight and bias (C) may both be nil (no affine: weight 1, bias 0). mean and rstd (N) are
+// written for the backward pass. out may alias inp.
+func (d *CPU) LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C int, eps float32) {
+	mustLen("LayerNormForward out", out, N*C)
+	mustLen("LayerNormForward inp", inp, N*C)
+	mustLen("LayerNormForward mean", mean, N)
+	mustLen("LayerNormForward rstd", rstd, N)
+	if (weight == nil) != (bias == nil) {
+		panic("kernels: LayerNormForward: weight and bias must both be set or both be nil")
+	}
+	if weight != nil {
+		mustLen("LayerNormForward weight", weight, C)
+		mustLen("LayerNormForward bias", bias, C)
+	}
+	o, x, mu, rs := Host(out), Host(inp), Host(mean), Host(rstd)
+	w, b := host(weight), host(bias)
+	d.parallel(N, rowGrain(C), func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			xr, or := x[n*C:(n+1)*C], o[n*C:(n+1)*C]
+			s := 0.0
+			for _, v := range xr {
+				s += float64(v)
+			}
+			m := s / float64(C)
+			v2 := 0.0
+			for _, v := range xr {
+				dv := float64(v) - m
+				v2 += dv * dv
+			}
+			r := 1 / math.Sqrt(v2/float64(C)+float64(eps))
+			if w != nil {
+				for c, v := range xr {
+					or[c] = float32((float64(v)-m)*r*float64(w[c]) + float64(b[c]))
+				}
+			} else {
+				for c, v := range xr {
+					or[c] = float32((float64(v) - m) * r)
+				}
+			}
+			mu[n], rs[n] = float32(m), float32(r)
+		}
+	})
+}
+
+// LayerNormBackward, with norm = (x-mean)*rstd and g = weight*dout (g = dout without affine):
+//
+//	dinp    = (g - mean_c(g) - norm*mean_c(g*norm)) * rstd   (written)
+//	dweight += sum_n dout*norm,  dbias += sum_n dout          (accumulated)
+//
+// mean and rstd are the values cached by LayerNormForward. dweight and dbias may be nil
+// (no affine, or frozen affine parameters); weight nil means no affine. dinp may alias dout.
+func (d *CPU) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd *Tensor, N, C int) {
+	mustLen("LayerNormBackward dinp", dinp, N*C)
+	mustLen("LayerNormBackward dout", dout, N*C)
+	mustLen("LayerNormBackward inp", inp, N*C)
+	mustLen("LayerNormBackward mean", mean, N)
+	mustLen("LayerNormBackward rstd", rstd, N)
+	for _, p := range []*Tensor{weight, dweight, dbias} {
+		if p != nil {
+			mustLen("LayerNormBackward parameter", p, C)
+		}
+	}
+	dx, g, x, mu, rs := Host(dinp), Host(dout), Host(inp), Host(mean), Host(rstd)
+	w, dw, db := host(weight), host(dweight), host(dbias)
+
+	// Parameter gradients first, over columns, so that dinp may overwrite dout afterwards.
+	if dw != nil || db != nil {
+		d.parallel(C, colGrain(N), func(lo, hi int) {
+			acc := make([]float64, 2*(hi-lo))
+			accW, accB := acc[:hi-lo], acc[hi-lo:]
+			for n := 0; n < N; n++ {
+				m, r := float64(mu[n]), float64(rs[n])
+				xr, gr := x[n*C+lo:n*C+hi], g[n*C+lo:n*C+hi]
+				for j, v := range xr {
+					gv := float64(gr[j])
+					accW[j] += gv * (float64(v) - m) * r
+					accB[j] += gv
+				}
+			}
+			for j := range accW {
+				if dw != nil {
+					dw[lo+j] += float32(accW[j])
+				}
+				if db != nil {
+					db[lo+j] += float32(accB[j])
+				}
+			}
+		})
+	}
+
+	d.parallel(N, rowGrain(C), func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			m, r := float64(mu[n]), float64(rs[n])
+			xr, gr, dr := x[n*C:(n+1)*C], g[n*C:(n+1)*C], dx[n*C:(n+1)*C]
+			sumG, sumGN := 0.0, 0.0
+			for c, v := range xr {
+				gv := float64(gr[c])
+				if w != nil {
+					gv *= float64(w[c])
+				}
+				sumG += gv
+				sumGN += gv * (float64(v) - m) * r
+			}
+			meanG, meanGN := sumG/float64(C), sumGN/float64(C)
+			for c, v := range xr {
+				gv := float64(gr[c])
+				if w != nil {
+					gv *= float64(w[c])
+				}
+				norm := (float64(v) - m) * r
+				dr[c] = float32((gv - meanG - norm*meanGN) * r)
+			}
+		}
+	})
+}
