@@ -1,0 +1,133 @@
+// adaLN-Zero operations of the CPU device (DiT, Peebles & Xie 2023): modulation of a
+// normalised activation by per-sample shift and scale, and the gated residual.
+// Forward passes split rows (b,t) over threads; backward passes split the (b,c) columns,
+// each summed over t in order, so results do not depend on the number of threads.
+//
+// Test: go test ./kernels -run 'Modulate|Gate'
+package kernels
+
+// forEachBC calls fn(b, c0, c1) for the pieces of the flattened (b,c) range [lo,hi) of a
+// (B,C) array that lie in one row b, in order.
+func forEachBC(lo, hi, C int, fn func(b, c0, c1 int)) {
+	for j := lo; j < hi; {
+		b := j / C
+		c0 := j - b*C
+		c1 := min(C, c0+hi-j)
+		fn(b, c0, c1)
+		j += c1 - c0
+	}
+}
+
+// ModulateForward: out[b,t,c] = x[b,t,c]*(1 + scale[b,c]) + shift[b,c]; x, out (B,T,C),
+// shift, scale (B,C). out may alias x.
+func (d *CPU) ModulateForward(out, x, shift, scale *Tensor, B, T, C int) {
+	mustLen("ModulateForward out", out, B*T*C)
+	mustLen("ModulateForward x", x, B*T*C)
+	mustLen("ModulateForward shift", shift, B*C)
+	mustLen("ModulateForward scale", scale, B*C)
+	o, xx, sh, sc := Host(out), Host(x), Host(shift), Host(scale)
+	d.parallel(B*T, rowGrain(C), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b := r / T
+			or, xr := o[r*C:(r+1)*C], xx[r*C:(r+1)*C]
+			shb, scb := sh[b*C:(b+1)*C], sc[b*C:(b+1)*C]
+			for c := range or {
+				or[c] = xr[c]*(1+scb[c]) + shb[c]
+			}
+		}
+	})
+}
+
+// ModulateBackward, for out = x*(1+scale) + shift:
+//
+//	dx[b,t,c] = dout[b,t,c]*(1 + scale[b,c])           (written)
+//	dshift[b,c] += sum_t dout[b,t,c]                    (accumulated, float64 sums)
+//	dscale[b,c] += sum_t dout[b,t,c]*x[b,t,c]           (accumulated, float64 sums)
+//
+// dx may alias dout.
+func (d *CPU) ModulateBackward(dx, dshift, dscale, dout, x, scale *Tensor, B, T, C int) {
+	mustLen("ModulateBackward dx", dx, B*T*C)
+	mustLen("ModulateBackward dout", dout, B*T*C)
+	mustLen("ModulateBackward x", x, B*T*C)
+	mustLen("ModulateBackward dshift", dshift, B*C)
+	mustLen("ModulateBackward dscale", dscale, B*C)
+	mustLen("ModulateBackward scale", scale, B*C)
+	dxx, dsh, dsc, g, xx, sc := Host(dx), Host(dshift), Host(dscale), Host(dout), Host(x), Host(scale)
+	d.parallel(B*C, colGrain(T), func(lo, hi int) {
+		acc := make([]float64, 2*(hi-lo))
+		forEachBC(lo, hi, C, func(b, c0, c1 int) {
+			w := c1 - c0
+			aSh, aSc := acc[:w], acc[w:2*w]
+			clear(aSh)
+			clear(aSc)
+			scb := sc[b*C+c0 : b*C+c1]
+			for t := 0; t < T; t++ {
+				base := (b*T+t)*C + c0
+				gr, xr, dr := g[base:base+w], xx[base:base+w], dxx[base:base+w]
+				for j, gv := range gr {
+					aSh[j] += float64(gv)
+					aSc[j] += float64(gv) * float64(xr[j])
+					dr[j] = gv * (1 + scb[j])
+				}
+			}
+			for j := 0; j < w; j++ {
+				dsh[b*C+c0+j] += float32(aSh[j])
+				dsc[b*C+c0+j] += float32(aSc[j])
+			}
+		})
+	})
+}
+
+// GateForward: out[b,t,c] = x[b,t,c] + gate[b,c]*y[b,t,c] (the gated residual of
+// adaLN-Zero); x, y, out (B,T,C), gate (B,C). out may alias x or y.
+func (d *CPU) GateForward(out, x, gate, y *Tensor, B, T, C int) {
+	mustLen("GateForward out", out, B*T*C)
+	mustLen("GateForward x", x, B*T*C)
+	mustLen("GateForward y", y, B*T*C)
+	mustLen("GateForward gate", gate, B*C)
+	o, xx, gt, yy := Host(out), Host(x), Host(gate), Host(y)
+	d.parallel(B*T, rowGrain(C), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b := r / T
+			or, xr, yr, gb := o[r*C:(r+1)*C], xx[r*C:(r+1)*C], yy[r*C:(r+1)*C], gt[b*C:(b+1)*C]
+			for c := range or {
+				or[c] = xr[c] + gb[c]*yr[c]
+			}
+		}
+	})
+}
+
+// GateBackward, for out = x + gate*y:
+//
+//	dy[b,t,c] = gate[b,c]*dout[b,t,c]                   (written)
+//	dgate[b,c] += sum_t dout[b,t,c]*y[b,t,c]            (accumulated, float64 sums)
+//
+// dx = dout is left to the caller. dy may alias dout.
+func (d *CPU) GateBackward(dy, dgate, dout, gate, y *Tensor, B, T, C int) {
+	mustLen("GateBackward dy", dy, B*T*C)
+	mustLen("GateBackward dout", dout, B*T*C)
+	mustLen("GateBackward y", y, B*T*C)
+	mustLen("GateBackward dgate", dgate, B*C)
+	mustLen("GateBackward gate", gate, B*C)
+	dyy, dg, g, gt, yy := Host(dy), Host(dgate), Host(dout), Host(gate), Host(y)
+	d.parallel(B*C, colGrain(T), func(lo, hi int) {
+		acc := make([]float64, hi-lo)
+		forEachBC(lo, hi, C, func(b, c0, c1 int) {
+			w := c1 - c0
+			a := acc[:w]
+			clear(a)
+			gb := gt[b*C+c0 : b*C+c1]
+			for t := 0; t < T; t++ {
+				base := (b*T+t)*C + c0
+				gr, yr, dr := g[base:base+w], yy[base:base+w], dyy[base:base+w]
+				for j, gv := range gr {
+					a[j] += float64(gv) * float64(yr[j])
+					dr[j] = gb[j] * gv
+				}
+			}
+			for j := 0; j < w; j++ {
+				dg[b*C+c0+j] += float32(a[j])
+			}
+		})
+	})
+}
