@@ -11,8 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) SoftmaxForward(out, inp *Tensor, N, C int)                  { todo("SoftmaxForward") }
-func (d *CPU) SoftmaxBackward(dinp, dout, out *Tensor, N, C int)          { todo("SoftmaxBackward") }
 func (d *CPU) AttentionForward(out, lse, qkv, keyBias *Tensor, B, T, NH, HS int) {
 	todo("AttentionForward")
 }
