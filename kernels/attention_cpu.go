@@ -1,0 +1,381 @@
+// Multi-head self-attention on the CPU device, forward and backward, flash-style: the
+// (T,T) probability matrix is never kept between the passes; the forward caches only the
+// log-sum-exp of every score row and the backward recomputes the probabilities from it.
+//
+// Work is split over (batch, head) pairs, and in the forward also over blocks of at most
+// attnQueryBlock queries, so scratch memory is linear in T. Each work item gathers the
+// head's Q, K, V rows out of the packed qkv into contiguous scratch and multiplies them
+// with sgemmSerial. Keys masked with -Inf are dropped while gathering, so padded text
+// tokens cost nothing.
+//
+// Test: go test ./kernels -run Attention
+// Bench: go test ./kernels -run '^$' -bench Attention
+package kernels
+
+import (
+	"math"
+	"sync"
+)
+
+// attnQueryBlock is the largest number of query rows whose scores are held at once
+// (scratch is attnQueryBlock x T floats per goroutine).
+const attnQueryBlock = 64
+
+// attnMaskedLSE is the lse written for a query whose keys are all masked. It is finite so
+// the cached tensor stays free of Inf and NaN; the backward recognises such rows from
+// keyBias (no key kept), never from this value, and gives them zero gradients.
+const attnMaskedLSE = 0
+
+// AttentionForward computes, for every batch b, head h and query i,
+//
+//	s_ij   = q_i·k_j / sqrt(HS) + keyBias[b,j]
+//	lse_i  = log sum_j exp(s_ij)
+//	out_i  = sum_j exp(s_ij - lse_i) v_j
+//
+// with q, k, v read from qkv (B,T,3,NH,HS); out is (B,T,NH,HS) and lse (B,NH,T). keyBias
+// (B,T) may be nil; keys whose bias is -Inf are skipped. A query with no key left gets
+// out_i = 0 and lse_i = attnMaskedLSE (0).
+func (d *CPU) AttentionForward(out, lse, qkv, keyBias *Tensor, B, T, NH, HS int) {
+	C := NH * HS
+	mustLen("AttentionForward out", out, B*T*C)
+	mustLen("AttentionForward lse", lse, B*NH*T)
+	mustLen("AttentionForward qkv", qkv, B*T*3*C)
+	if keyBias != nil {
+		mustLen("AttentionForward keyBias", keyBias, B*T)
+	}
+	o, l, x, kb := Host(out), Host(lse), Host(qkv), host(keyBias)
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	nqb, bq := attnBlocks(T)
+
+	// Item w is query block w%nqb of head pair w/nqb; neighbouring items share a head,
+	// so a goroutine gathers K and V again only when its head changes.
+	d.parallel(B*NH*nqb, 1, func(lo, hi int) {
+		sc := attnGetScratch(T, HS, bq)
+		defer attnScratchPool.Put(sc)
+		cur := -1
+		for w := lo; w < hi; w++ {
+			bh := w / nqb
+			b, h := bh/NH, bh%NH
+			if bh != cur {
+				sc.gatherKeys(x, kb, b, h, T, NH, HS)
+				cur = bh
+			}
+			q0 := (w % nqb) * bq
+			q1 := min(q0+bq, T)
+			sc.forwardBlock(o, l, x, b, h, q0, q1, T, NH, HS, scale)
+		}
+	})
+}
+
+// forwardBlock computes out and lse for queries [q0,q1) of head (b,h); the head's kept
+// keys and values must already be gathered.
+func (sc *attnScratch) forwardBlock(o, l, x []float32, b, h, q0, q1, T, NH, HS int, scale float32) {
+	C := NH * HS
+	nq, nk := q1-q0, len(sc.kidx)
+	lrow := l[(b*NH+h)*T:]
+	if nk == 0 {
+		for i := q0; i < q1; i++ {
+			clear(o[(b*T+i)*C+h*HS:][:HS])
+			lrow[i] = attnMaskedLSE
+		}
+		return
+	}
+	q, s := sc.q[:nq*HS], sc.s[:nq*nk]
+	for i := range nq {
+		copy(q[i*HS:(i+1)*HS], x[((b*T+q0+i)*3)*C+h*HS:])
+	}
+	sgemmSerial(false, true, nq, nk, HS, scale, q, HS, sc.k, HS, 0, s, nk)
+	for i := range nq {
+		row := s[i*nk : (i+1)*nk]
+		if sc.biased {
+			for j, bj := range sc.kb {
+				row[j] += bj
+			}
+		}
+		m := row[0]
+		for _, v := range row[1:] {
+			m = max(m, v)
+		}
+		var sum float32
+		for j, v := range row {
+			e := attnExp(v - m)
+			row[j] = e
+			sum += e
+		}
+		sc.dd[i] = 1 / sum
+		lrow[q0+i] = m + float32(math.Log(float64(sum)))
+	}
+	// out = (exp(S - m) V) / sum, normalised after the product (HS values a row, not nk).
+	// out rows of this head are C apart in (B,T,NH,HS): write them in place.
+	sgemmSerial(false, false, nq, HS, nk, 1, s, nk, sc.v, HS, 0, o[(b*T+q0)*C+h*HS:], C)
+	for i := range nq {
+		orow := o[(b*T+q0+i)*C+h*HS:][:HS]
+		for c := range orow {
+			orow[c] *= sc.dd[i]
+		}
+	}
+}
+
+// AttentionBackward writes dqkv (B,T,3,NH,HS) from dout (B,T,NH,HS), recomputing the
+// probabilities from the forward's lse:
+//
+//	P_ij  = exp(s_ij - lse_i)        D_i = sum_c dout_ic out_ic
+//	dV    = P^T dO                   dP  = dO V^T
+//	dS    = P ⊙ (dP - D)
+//	dQ    = dS K / sqrt(HS)          dK  = dS^T Q / sqrt(HS)
+//
+// Masked keys get dK = dV = 0; a query with no key left gets dQ = 0.
+func (d *CPU) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *Tensor, B, T, NH, HS int) {
+	C := NH * HS
+	mustLen("AttentionBackward dqkv", dqkv, B*T*3*C)
+	mustLen("AttentionBackward dout", dout, B*T*C)
+	mustLen("AttentionBackward out", out, B*T*C)
+	mustLen("AttentionBackward lse", lse, B*NH*T)
+	mustLen("AttentionBackward qkv", qkv, B*T*3*C)
+	if keyBias != nil {
+		mustLen("AttentionBackward keyBias", keyBias, B*T)
+	}
+	dx, dO, o, l, x, kb := Host(dqkv), Host(dout), Host(out), Host(lse), Host(qkv), host(keyBias)
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	_, bq := attnBlocks(T)
+
+	// dK and dV of a head sum over all its queries. With at least as many heads as
+	// threads, one item is one head. Otherwise each head's queries are split into nsplit
+	// ranges whose partial dK, dV (over kept keys) are summed in a second pass.
+	BNH, nsplit := B*NH, 1
+	if BNH < d.threads && T > 1 {
+		nsplit = min((d.threads+BNH-1)/BNH, T)
+	}
+	var part []float32 // (BNH, nsplit, 2, T, HS) when nsplit > 1
+	if nsplit > 1 {
+		part = make([]float32, BNH*nsplit*2*T*HS)
+	}
+	d.parallel(BNH*nsplit, 1, func(lo, hi int) {
+		sc := attnGetScratch(T, HS, bq)
+		defer attnScratchPool.Put(sc)
+		cur := -1
+		for w := lo; w < hi; w++ {
+			bh, sp := w/nsplit, w%nsplit
+			b, h := bh/NH, bh%NH
+			if bh != cur {
+				sc.gatherKeys(x, kb, b, h, T, NH, HS)
+				cur = bh
+			}
+			dk, dv := sc.dk, sc.dv
+			if nsplit > 1 {
+				p := part[w*2*T*HS:]
+				dk, dv = p[:T*HS], p[T*HS:2*T*HS]
+			}
+			first := true
+			for q0 := sp * T / nsplit; q0 < (sp+1)*T/nsplit; q0 += bq {
+				q1 := min(q0+bq, (sp+1)*T/nsplit)
+				sc.backwardBlock(dx, dk, dv, dO, o, l, x, b, h, q0, q1, T, NH, HS, scale, first)
+				first = false
+			}
+			if nsplit == 1 {
+				sc.scatterKeyGrads(dx, b, h, T, NH, HS, dk, dv)
+			}
+		}
+	})
+	if nsplit == 1 {
+		return
+	}
+	d.parallel(BNH, 1, func(lo, hi int) {
+		sc := attnGetScratch(T, HS, bq)
+		defer attnScratchPool.Put(sc)
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/NH, bh%NH
+			sc.gatherKeys(x, kb, b, h, T, NH, HS)
+			n := len(sc.kidx) * HS
+			dk, dv := sc.dk[:n], sc.dv[:n]
+			clear(dk)
+			clear(dv)
+			for sp := range nsplit {
+				p := part[(bh*nsplit+sp)*2*T*HS:]
+				for i := range n {
+					dk[i] += p[i]
+					dv[i] += p[T*HS+i]
+				}
+			}
+			sc.scatterKeyGrads(dx, b, h, T, NH, HS, dk, dv)
+		}
+	})
+}
+
+// backwardBlock handles queries [q0,q1) of head (b,h): it writes their dQ into dx and
+// adds their share of dK, dV (kept keys, compacted, (nk,HS)) to dk, dv, or overwrites
+// dk, dv when first.
+func (sc *attnScratch) backwardBlock(dx, dk, dv, dO, o, l, x []float32, b, h, q0, q1, T, NH, HS int,
+	scale float32, first bool) {
+	C := NH * HS
+	nq, nk := q1-q0, len(sc.kidx)
+	if nk == 0 {
+		for i := q0; i < q1; i++ {
+			clear(dx[((b*T+i)*3)*C+h*HS:][:HS])
+		}
+		return
+	}
+	q, do, s, dp, dd := sc.q[:nq*HS], sc.do[:nq*HS], sc.s[:nq*nk], sc.dp[:nq*nk], sc.dd[:nq]
+	lrow := l[(b*NH+h)*T+q0:]
+	for i := range nq {
+		copy(q[i*HS:(i+1)*HS], x[((b*T+q0+i)*3)*C+h*HS:])
+		orow := o[(b*T+q0+i)*C+h*HS:][:HS]
+		dorow := dO[(b*T+q0+i)*C+h*HS:][:HS]
+		copy(do[i*HS:(i+1)*HS], dorow)
+		var dot float32
+		for c, g := range dorow {
+			dot += g * orow[c]
+		}
+		dd[i] = dot
+	}
+	beta := float32(1)
+	if first {
+		beta = 0
+	}
+	// P = exp(scale*Q K^T + bias - lse).
+	sgemmSerial(false, true, nq, nk, HS, scale, q, HS, sc.k, HS, 0, s, nk)
+	for i := range nq {
+		row := s[i*nk : (i+1)*nk]
+		li := lrow[i]
+		if sc.biased {
+			for j, bj := range sc.kb {
+				row[j] = attnExp(row[j] + bj - li)
+			}
+		} else {
+			for j, v := range row {
+				row[j] = attnExp(v - li)
+			}
+		}
+	}
+	sgemmSerial(true, false, nk, HS, nq, 1, s, nk, do, HS, beta, dv, HS) // dV += P^T dO
+	sgemmSerial(false, true, nq, nk, HS, 1, do, HS, sc.v, HS, 0, dp, nk) // dP = dO V^T
+	for i := range nq {
+		prow, dprow, di := s[i*nk:(i+1)*nk], dp[i*nk:(i+1)*nk], dd[i]
+		for j, p := range prow {
+			dprow[j] = p * (dprow[j] - di) // dS
+		}
+	}
+	// dQ rows are 3C apart in dqkv: write them in place.
+	sgemmSerial(false, false, nq, HS, nk, scale, dp, nk, sc.k, HS, 0, dx[((b*T+q0)*3)*C+h*HS:], 3*C)
+	sgemmSerial(true, false, nk, HS, nq, scale, dp, nk, q, HS, beta, dk, HS) // dK += dS^T Q/sqrt(HS)
+}
+
+// ---- scratch ----
+
+// attnScratch is one goroutine's working memory; k, v, kb, kidx describe the kept keys of
+// the head last gathered.
+type attnScratch struct {
+	kidx   []int     // (nk) positions of the kept keys
+	kb     []float32 // (nk) their bias
+	biased bool      // some kept key has a non-zero bias
+	k, v   []float32 // (nk,HS) gathered keys and values
+	q      []float32 // (bq,HS) queries of the current block
+	s      []float32 // (bq,nk) scores, then (unnormalised) probabilities
+	do     []float32 // (bq,HS) backward: dout of the current block
+	dp     []float32 // (bq,nk) backward: dP, then dS
+	dd     []float32 // (bq) forward: 1/sum_j exp(s_ij - m_i); backward: D_i
+	dk, dv []float32 // (T,HS) backward: dK, dV of the kept keys
+}
+
+var attnScratchPool = sync.Pool{New: func() any { return new(attnScratch) }}
+
+// attnGetScratch returns a scratch with room for T keys of size HS and bq queries.
+func attnGetScratch(T, HS, bq int) *attnScratch {
+	sc := attnScratchPool.Get().(*attnScratch)
+	grow := func(s []float32, n int) []float32 {
+		if cap(s) < n {
+			return make([]float32, n)
+		}
+		return s[:n]
+	}
+	sc.kb = grow(sc.kb, T)
+	sc.k, sc.v = grow(sc.k, T*HS), grow(sc.v, T*HS)
+	sc.q, sc.do = grow(sc.q, bq*HS), grow(sc.do, bq*HS)
+	sc.s, sc.dp = grow(sc.s, bq*T), grow(sc.dp, bq*T)
+	sc.dd = grow(sc.dd, bq)
+	sc.dk, sc.dv = grow(sc.dk, T*HS), grow(sc.dv, T*HS)
+	if cap(sc.kidx) < T {
+		sc.kidx = make([]int, 0, T)
+	}
+	return sc
+}
+
+// gatherKeys copies the keys and values of head (b,h) whose bias is not -Inf into sc.k,
+// sc.v (contiguous rows of HS) and records their positions and bias.
+func (sc *attnScratch) gatherKeys(x, keyBias []float32, b, h, T, NH, HS int) {
+	C := NH * HS
+	sc.kidx, sc.biased = sc.kidx[:0], false
+	sc.kb, sc.k, sc.v = sc.kb[:T], sc.k[:T*HS], sc.v[:T*HS]
+	n := 0
+	for t := range T {
+		var bias float32
+		if keyBias != nil {
+			bias = keyBias[b*T+t]
+			if math.IsInf(float64(bias), -1) {
+				continue
+			}
+		}
+		base := ((b*T+t)*3)*C + h*HS
+		copy(sc.k[n*HS:(n+1)*HS], x[base+C:])
+		copy(sc.v[n*HS:(n+1)*HS], x[base+2*C:])
+		sc.kb[n] = bias
+		sc.biased = sc.biased || bias != 0
+		sc.kidx = append(sc.kidx, t)
+		n++
+	}
+	sc.kb = sc.kb[:n]
+	sc.k, sc.v = sc.k[:n*HS], sc.v[:n*HS]
+}
+
+// scatterKeyGrads writes the dK, dV parts of dqkv for head (b,h): rows of dk, dv (compacted
+// over the kept keys) go to their positions, masked keys get zeros.
+func (sc *attnScratch) scatterKeyGrads(dx []float32, b, h, T, NH, HS int, dk, dv []float32) {
+	C := NH * HS
+	n := 0
+	for t := range T {
+		base := ((b*T+t)*3)*C + h*HS
+		gk, gv := dx[base+C:][:HS], dx[base+2*C:][:HS]
+		if n < len(sc.kidx) && sc.kidx[n] == t {
+			copy(gk, dk[n*HS:])
+			copy(gv, dv[n*HS:])
+			n++
+			continue
+		}
+		clear(gk)
+		clear(gv)
+	}
+}
+
+// attnBlocks splits T queries into nqb blocks of bq rows (the last may be shorter), with
+// bq <= attnQueryBlock and the blocks as even as possible.
+func attnBlocks(T int) (nqb, bq int) {
+	if T == 0 {
+		return 0, 1
+	}
+	nqb = (T + attnQueryBlock - 1) / attnQueryBlock
+	bq = (T + nqb - 1) / nqb
+	return (T + bq - 1) / bq, bq
+}
+
+// attnExp is exp(x) in float32 to about 1 ulp: x = n*ln2 + r with |r| <= ln2/2, then
+// exp(x) = 2^n * (1 + r + r^2/2! + ... + r^7/7!). Adding 1.5*2^23 rounds x*log2(e) to the
+// integer n and leaves n in the low mantissa bits. Results below 2^-126 flush to zero.
+func attnExp(x float32) float32 {
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375 // ln2hi + ln2lo = ln 2; n*ln2hi is exact for |n| < 2^9
+		ln2lo = -2.12194440e-4
+		round = 12582912 // 1.5*2^23, bits 0x4b400000
+	)
+	if x < -87 {
+		return 0
+	}
+	if x > 88 {
+		return float32(math.Inf(1))
+	}
+	t := x*log2e + round
+	n := t - round
+	r := x - n*ln2hi - n*ln2lo
+	p := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
+	return p * math.Float32frombits((math.Float32bits(t)-0x4b400000+127)<<23)
+}

@@ -1,0 +1,380 @@
+// Tests of the CPU attention against a plain float64 attention that materialises the
+// softmax, forward and backward, and of the backward against central finite differences
+// of the loss sum(out ⊙ R) computed with that reference.
+//
+// Test: go test ./kernels -run Attention -v
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// attnCase is one attention test configuration. masked[b] is how many of the textLen
+// text tokens at the start of the sequence of batch b are padding (key bias -Inf); -1
+// masks every key of the batch. A nil masked means no keyBias at all.
+type attnCase struct {
+	name         string
+	B, T, NH, HS int
+	textLen      int
+	masked       []int
+	finiteBias   bool // also give kept keys small non-zero biases
+	fdSample     int  // finite-difference check on this many qkv entries; 0 checks all
+	threads      []int
+}
+
+func TestAttention(t *testing.T) {
+	cases := []attnCase{
+		{name: "B2T37NH3HS13", B: 2, T: 37, NH: 3, HS: 13, fdSample: 1000, threads: []int{1, 3}},
+		{name: "B2T37NH3HS13/textmask", B: 2, T: 37, NH: 3, HS: 13, textLen: 8, masked: []int{2, 7},
+			threads: []int{1, 4}},
+		{name: "B3T37NH3HS13/allmasked", B: 3, T: 37, NH: 3, HS: 13, textLen: 8, masked: []int{0, 5, -1},
+			threads: []int{2, 16}},
+		{name: "B2T37NH2HS13/finitebias", B: 2, T: 37, NH: 2, HS: 13, textLen: 6, masked: []int{3, 1},
+			finiteBias: true, fdSample: 1000, threads: []int{1, 7}},
+		{name: "B2T1NH2HS5", B: 2, T: 1, NH: 2, HS: 5, threads: []int{1, 8}},
+		{name: "B2T1NH2HS5/allmasked", B: 2, T: 1, NH: 2, HS: 5, textLen: 1, masked: []int{0, -1},
+			threads: []int{1, 8}},
+		{name: "B1T70NH2HS64/textmask", B: 1, T: 70, NH: 2, HS: 64, textLen: 10, masked: []int{4},
+			fdSample: 300, threads: []int{1, 5}},
+	}
+	for ci, c := range cases {
+		t.Run(c.name, func(t *testing.T) { attnRunCase(t, c, uint64(ci)+1) })
+	}
+}
+
+func attnRunCase(t *testing.T, c attnCase, seed uint64) {
+	B, T, NH, HS := c.B, c.T, c.NH, c.HS
+	C := NH * HS
+	rng := rand.New(rand.NewPCG(seed, 0xa77e))
+	qkv := make([]float32, B*T*3*C)
+	for i := range qkv {
+		qkv[i] = float32(1.5 * rng.NormFloat64())
+	}
+	R := make([]float32, B*T*C) // dout, and the weights of the loss sum(out ⊙ R)
+	for i := range R {
+		R[i] = float32(rng.NormFloat64())
+	}
+	var bias []float32
+	if c.masked != nil {
+		bias = make([]float32, B*T)
+		for b := range B {
+			for j := range T {
+				if c.finiteBias {
+					bias[b*T+j] = float32(-0.5 * rng.Float64())
+				}
+				if c.masked[b] < 0 || (j < c.textLen && j >= c.textLen-c.masked[b]) {
+					bias[b*T+j] = float32(math.Inf(-1))
+				}
+			}
+		}
+	}
+
+	x64, r64, bias64 := attnF64(qkv), attnF64(R), attnF64(bias)
+	wantOut, wantLSE, wantDX := attnRef(x64, bias64, r64, B, T, NH, HS)
+	fdIdx, fdWant := attnFiniteDiff(x64, bias64, r64, B, T, NH, HS, c.fdSample, rng)
+	if !attnClose(t, "reference dqkv vs finite differences", attnF32(attnPick(wantDX, fdIdx)), fdWant, 1e-6, 1e-6) {
+		t.Fatal("the float64 reference backward disagrees with finite differences")
+	}
+	// A batch whose keys are all masked: every query of it has no key left, a zero output
+	// and the finite lse sentinel in place of the reference's log(0).
+	allMasked := func(b int) bool { return c.masked != nil && c.masked[b] < 0 }
+	for b := range B {
+		if allMasked(b) {
+			for i := range NH * T {
+				wantLSE[b*NH*T+i] = attnMaskedLSE
+			}
+		}
+	}
+
+	for _, threads := range c.threads {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			d := NewCPU(threads)
+			g := &attnGuard{d: d}
+			tQKV := g.tensor(qkv, B, T, 3, NH, HS)
+			tR := g.tensor(R, B, T, NH, HS)
+			var tBias *Tensor
+			if bias != nil {
+				tBias = g.tensor(bias, B, T)
+			}
+			tOut := g.tensor(attnNaNs(B*T*C), B, T, NH, HS)
+			tLSE := g.tensor(attnNaNs(B*NH*T), B, NH, T)
+			tDX := g.tensor(attnNaNs(B*T*3*C), B, T, 3, NH, HS)
+
+			d.AttentionForward(tOut, tLSE, tQKV, tBias, B, T, NH, HS)
+			attnClose(t, "out", Host(tOut), wantOut, 1e-5, 1e-4)
+			attnClose(t, "lse", Host(tLSE), wantLSE, 1e-5, 1e-5)
+
+			d.AttentionBackward(tDX, tR, tOut, tLSE, tQKV, tBias, B, T, NH, HS)
+			gotDX := Host(tDX)
+			attnClose(t, "dqkv vs reference", gotDX, wantDX, 1e-4, 1e-3)
+			attnClose(t, "dqkv vs finite differences", attnPick(gotDX, fdIdx), fdWant, 1e-4, 1e-3)
+			for b := range B {
+				if !allMasked(b) {
+					continue
+				}
+				for i, v := range gotDX[b*T*3*C : (b+1)*T*3*C] {
+					if v != 0 {
+						t.Fatalf("dqkv[%d] = %v in a fully masked batch, want 0", b*T*3*C+i, v)
+					}
+				}
+			}
+			g.check(t)
+		})
+	}
+}
+
+// ---- float64 reference ----
+
+// attnRef is plain attention in float64 with the softmax materialised: out (B,T,NH,HS),
+// lse (B,NH,T) (-Inf for a query with no key) and dqkv for dout = R.
+func attnRef(x, bias, R []float64, B, T, NH, HS int) (out, lse, dx []float64) {
+	C := NH * HS
+	out, lse, dx = make([]float64, B*T*C), make([]float64, B*NH*T), make([]float64, B*T*3*C)
+	for b := range B {
+		for h := range NH {
+			o, l, p := attnRefHead(x, bias, b, h, T, NH, HS)
+			copy(lse[(b*NH+h)*T:], l)
+			for i := range T {
+				copy(out[(b*T+i)*C+h*HS:][:HS], o[i*HS:])
+			}
+			attnRefHeadBackward(dx, R, x, o, p, b, h, T, NH, HS)
+		}
+	}
+	return out, lse, dx
+}
+
+// attnRefHead returns head (b,h)'s output o (T,HS), lse (T) and probabilities p (T,T).
+func attnRefHead(x, bias []float64, b, h, T, NH, HS int) (o, lse, p []float64) {
+	C := NH * HS
+	q, k, v := make([]float64, T*HS), make([]float64, T*HS), make([]float64, T*HS)
+	for t := range T {
+		base := (b*T+t)*3*C + h*HS
+		copy(q[t*HS:(t+1)*HS], x[base:])
+		copy(k[t*HS:(t+1)*HS], x[base+C:])
+		copy(v[t*HS:(t+1)*HS], x[base+2*C:])
+	}
+	scale := 1 / math.Sqrt(float64(HS))
+	o, lse, p = make([]float64, T*HS), make([]float64, T), make([]float64, T*T)
+	for i := range T {
+		s := p[i*T : (i+1)*T]
+		m := math.Inf(-1)
+		for j := range T {
+			var dot float64
+			for c, qc := range q[i*HS : (i+1)*HS] {
+				dot += qc * k[j*HS+c]
+			}
+			s[j] = dot * scale
+			if bias != nil {
+				s[j] += bias[b*T+j]
+			}
+			m = max(m, s[j])
+		}
+		if math.IsInf(m, -1) {
+			lse[i] = m // no key: p and o are zero
+			clear(s)
+			continue
+		}
+		var sum float64
+		for _, sj := range s {
+			sum += math.Exp(sj - m)
+		}
+		lse[i] = m + math.Log(sum)
+		oi := o[i*HS : (i+1)*HS]
+		for j, sj := range s {
+			s[j] = math.Exp(sj - lse[i])
+			for c, vc := range v[j*HS : (j+1)*HS] {
+				oi[c] += s[j] * vc
+			}
+		}
+	}
+	return o, lse, p
+}
+
+// attnRefHeadBackward writes head (b,h)'s part of dx from dout = R, its output o and
+// probabilities p.
+func attnRefHeadBackward(dx, R, x, o, p []float64, b, h, T, NH, HS int) {
+	C := NH * HS
+	at := func(t, part, c int) float64 { return x[((b*T+t)*3+part)*C+h*HS+c] }
+	dAt := func(t, part, c int) *float64 { return &dx[((b*T+t)*3+part)*C+h*HS+c] }
+	dO := func(t, c int) float64 { return R[(b*T+t)*C+h*HS+c] }
+	scale := 1 / math.Sqrt(float64(HS))
+	for i := range T {
+		var D float64
+		for c := range HS {
+			D += dO(i, c) * o[i*HS+c]
+		}
+		for j := range T {
+			var dp float64
+			for c := range HS {
+				dp += dO(i, c) * at(j, 2, c)
+				*dAt(j, 2, c) += p[i*T+j] * dO(i, c)
+			}
+			ds := p[i*T+j] * (dp - D)
+			for c := range HS {
+				*dAt(i, 0, c) += scale * ds * at(j, 1, c)
+				*dAt(j, 1, c) += scale * ds * at(i, 0, c)
+			}
+		}
+	}
+}
+
+// attnFiniteDiff returns the indices of qkv it checked (all, or sample random ones) and
+// the central differences (L(x+e)-L(x-e))/2e of L = sum(out ⊙ R) there. An entry of qkv
+// only affects its own head, so only that head is recomputed.
+func attnFiniteDiff(x, bias, R []float64, B, T, NH, HS, sample int, rng *rand.Rand) (idx []int, fd []float64) {
+	C := NH * HS
+	if sample <= 0 {
+		idx = make([]int, len(x))
+		for i := range idx {
+			idx[i] = i
+		}
+	} else {
+		idx = make([]int, sample)
+		for i := range idx {
+			idx[i] = rng.IntN(len(x))
+		}
+	}
+	loss := func(b, h int) float64 {
+		o, _, _ := attnRefHead(x, bias, b, h, T, NH, HS)
+		var l float64
+		for i := range T {
+			for c := range HS {
+				l += o[i*HS+c] * R[(b*T+i)*C+h*HS+c]
+			}
+		}
+		return l
+	}
+	const eps = 1e-4
+	fd = make([]float64, len(idx))
+	for n, i := range idx {
+		b, h := i/(T*3*C), (i%C)/HS
+		x0 := x[i]
+		x[i] = x0 + eps
+		lp := loss(b, h)
+		x[i] = x0 - eps
+		lm := loss(b, h)
+		x[i] = x0
+		fd[n] = (lp - lm) / (2 * eps)
+	}
+	return idx, fd
+}
+
+// ---- helpers ----
+
+// attnClose reports whether every got[i] is within tol + rel*|want[i]| of want[i]; it
+// logs the first 5 mismatches and the largest difference, and marks t failed on any.
+func attnClose(t *testing.T, what string, got []float32, want []float64, tol, rel float64) bool {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d values, want %d", what, len(got), len(want))
+		return false
+	}
+	bad, maxDiff := 0, 0.0
+	for i, w := range want {
+		g := float64(got[i])
+		diff := math.Abs(g - w)
+		if math.IsNaN(diff) {
+			diff = math.Inf(1)
+		}
+		maxDiff = max(maxDiff, diff)
+		if diff <= tol+rel*math.Abs(w) {
+			continue
+		}
+		if bad < 5 {
+			t.Errorf("%s: [%d] = %.7g, want %.7g (diff %.3g)", what, i, g, w, diff)
+		}
+		bad++
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d values off, max diff %.3g", what, bad, len(want), maxDiff)
+		return false
+	}
+	t.Logf("%s: OK, %d values, max diff %.3g", what, len(want), maxDiff)
+	return true
+}
+
+// attnGuard makes tensors as views at an Offset inside larger buffers whose margins hold
+// a known value, so a test can check that an operation stays inside its tensors.
+type attnGuard struct {
+	d    *CPU
+	bufs []*Tensor
+}
+
+const attnGuardValue = 12345
+
+func (g *attnGuard) tensor(data []float32, shape ...int) *Tensor {
+	const margin = 11
+	buf := g.d.New(len(data) + 2*margin)
+	g.d.Fill(buf, attnGuardValue)
+	v := buf.View(margin, shape...)
+	copy(Host(v), data)
+	g.bufs = append(g.bufs, buf)
+	return v
+}
+
+func (g *attnGuard) check(t *testing.T) {
+	t.Helper()
+	for _, buf := range g.bufs {
+		h := Host(buf)
+		for _, i := range []int{0, 10, len(h) - 11, len(h) - 1} {
+			if h[i] != attnGuardValue {
+				t.Fatalf("write outside a view: margin element %d of %v is %v", i, buf, h[i])
+			}
+		}
+	}
+}
+
+func attnF64(x []float32) []float64 {
+	if x == nil {
+		return nil
+	}
+	y := make([]float64, len(x))
+	for i, v := range x {
+		y[i] = float64(v)
+	}
+	return y
+}
+
+func attnF32(x []float64) []float32 {
+	y := make([]float32, len(x))
+	for i, v := range x {
+		y[i] = float32(v)
+	}
+	return y
+}
+
+func attnPick[E any](x []E, idx []int) []E {
+	y := make([]E, len(idx))
+	for n, i := range idx {
+		y[n] = x[i]
+	}
+	return y
+}
+
+func attnNaNs(n int) []float32 {
+	y := make([]float32, n)
+	for i := range y {
+		y[i] = float32(math.NaN())
+	}
+	return y
+}
+
+// TestAttentionExp checks attnExp against math.Exp over the range the softmax uses.
+func TestAttentionExp(t *testing.T) {
+	worst := 0.0
+	for i := 0; i <= 200000; i++ {
+		x := float32(-87 + 175*float64(i)/200000)
+		want := math.Exp(float64(x))
+		rel := math.Abs(float64(attnExp(x))-want) / want
+		worst = max(worst, rel)
+	}
+	if worst > 3e-7 {
+		t.Errorf("attnExp: worst relative error %.3g, want <= 3e-7", worst)
+	}
+	if attnExp(-100) != 0 || !math.IsInf(float64(attnExp(100)), 1) || attnExp(0) != 1 {
+		t.Errorf("attnExp(-100, 0, 100) = %v, %v, %v", attnExp(-100), attnExp(0), attnExp(100))
+	}
+}
