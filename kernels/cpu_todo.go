@@ -11,8 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) EmbeddingForward(out, table *Tensor, ids []int32, C int)    { todo("EmbeddingForward") }
-func (d *CPU) EmbeddingBackward(dtable, dout *Tensor, ids []int32, C int) { todo("EmbeddingBackward") }
 func (d *CPU) TimestepEmbedding(out, t *Tensor, B, dim int, maxPeriod float32) {
 	todo("TimestepEmbedding")
 }
