@@ -11,9 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) TimestepEmbedding(out, t *Tensor, B, dim int, maxPeriod float32) {
-	todo("TimestepEmbedding")
-}
 func (d *CPU) MeanPoolForward(out, inp, mask *Tensor, B, T, C int)      { todo("MeanPoolForward") }
 func (d *CPU) MeanPoolBackward(dinp, dout, mask *Tensor, B, T, C int)   { todo("MeanPoolBackward") }
 func (d *CPU) Patchify(out, inp *Tensor, B, T, C, H, W, pt, p int)      { todo("Patchify") }
