@@ -11,8 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) MeanPoolForward(out, inp, mask *Tensor, B, T, C int)      { todo("MeanPoolForward") }
-func (d *CPU) MeanPoolBackward(dinp, dout, mask *Tensor, B, T, C int)   { todo("MeanPoolBackward") }
 func (d *CPU) Patchify(out, inp *Tensor, B, T, C, H, W, pt, p int)      { todo("Patchify") }
 func (d *CPU) Unpatchify(out, inp *Tensor, B, T, C, H, W, pt, p int)    { todo("Unpatchify") }
 func (d *CPU) Permute(out, inp *Tensor, shape, perm []int)              { todo("Permute") }
