@@ -11,11 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) Patchify(out, inp *Tensor, B, T, C, H, W, pt, p int)      { todo("Patchify") }
-func (d *CPU) Unpatchify(out, inp *Tensor, B, T, C, H, W, pt, p int)    { todo("Unpatchify") }
-func (d *CPU) Permute(out, inp *Tensor, shape, perm []int)              { todo("Permute") }
-func (d *CPU) Concat(out, a, b *Tensor, outer, na, nb int)              { todo("Concat") }
-func (d *CPU) Split(a, b, inp *Tensor, outer, na, nb int)               { todo("Split") }
 func (d *CPU) Sum(x *Tensor) float64                                    { todo("Sum"); return 0 }
 func (d *CPU) SumSquares(x *Tensor) float64                             { todo("SumSquares"); return 0 }
 func (d *CPU) MSEForward(loss, pred, target *Tensor, B, D int)          { todo("MSEForward") }
