@@ -11,8 +11,6 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) MSEForward(loss, pred, target *Tensor, B, D int)          { todo("MSEForward") }
-func (d *CPU) MSEBackward(dpred, dloss, pred, target *Tensor, B, D int) { todo("MSEBackward") }
 func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams)           { todo("AdamW") }
 func (d *CPU) RandNormal(t *Tensor, seed, offset uint64)                { todo("RandNormal") }
 func (d *CPU) RandUniform(t *Tensor, seed, offset uint64)               { todo("RandUniform") }
