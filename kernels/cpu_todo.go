@@ -11,6 +11,5 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams)           { todo("AdamW") }
 func (d *CPU) RandNormal(t *Tensor, seed, offset uint64)                { todo("RandNormal") }
 func (d *CPU) RandUniform(t *Tensor, seed, offset uint64)               { todo("RandUniform") }

@@ -1,0 +1,43 @@
+// AdamW optimiser step of the CPU device (Loshchilov & Hutter 2019, "Decoupled Weight Decay
+// Regularization", https://arxiv.org/abs/1711.05101), elementwise over the parameter.
+//
+// Test: go test ./kernels -run AdamW
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// AdamW updates param in place from grad with the moments m and v (all the same length):
+//
+//	p -= lr*wd*p
+//	m = b1*m + (1-b1)*g ;  v = b2*v + (1-b2)*g^2
+//	p -= lr * (m/(1-b1^step)) / (sqrt(v/(1-b2^step)) + eps)
+//
+// h.Step counts from 1. The bias corrections are computed in float64.
+func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams) {
+	n := param.Len()
+	mustLen("AdamW grad", grad, n)
+	mustLen("AdamW m", m, n)
+	mustLen("AdamW v", v, n)
+	if h.Step < 1 {
+		panic(fmt.Sprintf("kernels: AdamW: step %d, want >= 1", h.Step))
+	}
+	p, g, mm, vv := Host(param), Host(grad), Host(m), Host(v)
+	b1, b2 := h.Beta1, h.Beta2
+	bc1 := float32(1 - math.Pow(float64(b1), float64(h.Step)))
+	bc2 := float32(1 - math.Pow(float64(b2), float64(h.Step)))
+	decay := h.LR * h.WeightDecay
+	d.parallel(n, elemGrain/2, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi := g[i]
+			mi := b1*mm[i] + (1-b1)*gi
+			vi := b2*vv[i] + (1-b2)*gi*gi
+			mm[i], vv[i] = mi, vi
+			pi := p[i] - decay*p[i]
+			den := float32(math.Sqrt(float64(vi/bc2))) + h.Eps
+			p[i] = pi - h.LR*(mi/bc1)/den
+		}
+	})
+}
