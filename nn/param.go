@@ -1,9 +1,7 @@
-// Package nn holds the layers of align's models as structs with explicit Forward and
-// Backward passes in the llm.c manner: Forward caches what Backward needs; Backward
-// writes (=) activation gradients and accumulates (+=) parameter gradients. Layers only
-// call kernels.Device operations, so they run unchanged on every device.
+// Param: a named trainable tensor and its gradient (see doc.go for the package overview).
 //
 // Test: go test ./nn
+
 package nn
 
 import "github.com/alignkit/align/kernels"

@@ -1,0 +1,185 @@
+// DiTBlock: the diffusion-transformer block with adaLN-Zero conditioning (Peebles & Xie,
+// "Scalable Diffusion Models with Transformers", arXiv 2212.09748), over one joined
+// sequence of text and image tokens.
+//
+// Exact definition (reproduced by the JAX golden script; all products ⊙ are elementwise,
+// (B,C) vectors broadcast over the T tokens of their sample):
+//
+//	inputs  x (B,T,C) tokens, c (B,Dc) conditioning, keyBias (B,T) or none
+//	mod  = SiLU(c) Wada^T + bada                     (B,6C), Wada (6C,Dc), bada (6C)
+//	       chunk k = mod[:, k*C:(k+1)*C], in order k = 0..5:
+//	       shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
+//	h    = LN(x)                                     LN: no affine, eps 1e-6, biased variance
+//	x1   = x  + gate_msa ⊙ Attn(h*(1+scale_msa) + shift_msa, keyBias)
+//	h2   = LN(x1)
+//	out  = x1 + gate_mlp ⊙ MLP(h2*(1+scale_mlp) + shift_mlp)
+//
+//	Attn(u) = proj(MHA(qkv(u)))  qkv: Linear(C,3C) with bias, columns [q | k | v], each
+//	          NH heads of HS = C/NH (head n = columns [n*HS,(n+1)*HS) of q, k, v);
+//	          MHA = softmax(q k^T/sqrt(HS) + keyBias) v per head, no causal mask, heads
+//	          concatenated in order; proj: Linear(C,C) with bias.
+//	MLP(u)  = fc2(gelu_tanh(fc1(u)))  fc1: Linear(C, mlp_ratio*C), fc2: Linear(mlp_ratio*C, C),
+//	          gelu_tanh(z) = 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))).
+//	Linear(x) = x W^T + b with W (out,in) (PyTorch's layout).
+//
+// adaLN-Zero: Wada and bada start at zero, so every gate is zero and a fresh block is the
+// identity (out = x). Parameter names (DiT's): attn.qkv.{weight,bias}, attn.proj.*,
+// mlp.fc1.*, mlp.fc2.*, adaLN_modulation.1.{weight,bias}.
+//
+// Backward returns dx (B,T,C) and dc (B,Dc): the conditioning receives gradient too.
+//
+// Test: go test ./nn -run DiTBlock
+package nn
+
+import (
+	"fmt"
+
+	"github.com/alignkit/align/kernels"
+)
+
+// DiTBlockConfig sizes a DiTBlock.
+type DiTBlockConfig struct {
+	C        int     // width, e.g. 384
+	NH       int     // heads, e.g. 6
+	Dc       int     // conditioning width; 0 means C
+	MLPRatio float64 // hidden = MLPRatio*C; 0 means 4
+	Eps      float32 // LayerNorm eps; 0 means 1e-6
+}
+
+// DiTBlock is one adaLN-Zero transformer block; see the file header for the formula.
+type DiTBlock struct {
+	C, NH, Dc, Hidden int // e.g. 384, 6, 384, 1536
+
+	Norm1 *LayerNorm     // no affine
+	Attn  *SelfAttention // C, NH
+	Norm2 *LayerNorm     // no affine
+	MLP   *MLP           // C -> Hidden -> C
+	Ada   *Linear        // Dc -> 6C, zero-initialised ("adaLN_modulation.1")
+
+	dev  kernels.Device
+	B, T int             // shape of the last Forward
+	x, c *kernels.Tensor // (B,T,C), (B,Dc) inputs of the last Forward
+	h    *kernels.Tensor // (B,T,C) LN(x) (owned by Norm1)
+	h2   *kernels.Tensor // (B,T,C) LN(x1) (owned by Norm2)
+	a    *kernels.Tensor // (B,T,C) attention output (owned by Attn)
+	m    *kernels.Tensor // (B,T,C) MLP output (owned by MLP)
+
+	sc   buffer // (B,Dc) SiLU(c)
+	mods buffer // (6,B,C) the six modulation chunks, each a contiguous (B,C)
+	hm   buffer // (B,T,C) modulate(h, shift_msa, scale_msa)
+	x1   buffer // (B,T,C)
+	hm2  buffer // (B,T,C) modulate(h2, shift_mlp, scale_mlp)
+	out  buffer // (B,T,C)
+
+	dmods buffer // (6,B,C)
+	dmod  buffer // (B,6C)
+	dtmp  buffer // (B,T,C) gradient scratch (dm, then da)
+	dh    buffer // (B,T,C) gradient of a LayerNorm output
+	dx1   buffer // (B,T,C)
+	dx    buffer // (B,T,C)
+	dc    buffer // (B,Dc)
+}
+
+// NewDiTBlock allocates a block: attention and MLP weights Xavier-normal from r, biases
+// zero, adaLN modulation zero (so the block starts as the identity).
+func NewDiTBlock(dev kernels.Device, r Rand, cfg DiTBlockConfig) *DiTBlock {
+	if cfg.Dc == 0 {
+		cfg.Dc = cfg.C
+	}
+	if cfg.MLPRatio == 0 {
+		cfg.MLPRatio = 4
+	}
+	if cfg.Eps == 0 {
+		cfg.Eps = 1e-6
+	}
+	hidden := int(cfg.MLPRatio * float64(cfg.C))
+	if hidden <= 0 {
+		panic(fmt.Sprintf("nn: NewDiTBlock: hidden width %d", hidden))
+	}
+	return &DiTBlock{C: cfg.C, NH: cfg.NH, Dc: cfg.Dc, Hidden: hidden, dev: dev,
+		Norm1: NewLayerNorm(dev, cfg.C, cfg.Eps, false),
+		Attn:  NewSelfAttention(dev, r, cfg.C, cfg.NH),
+		Norm2: NewLayerNorm(dev, cfg.C, cfg.Eps, false),
+		MLP:   NewMLP(dev, r, cfg.C, hidden),
+		Ada:   NewLinear(dev, nil, cfg.Dc, 6*cfg.C, true)}
+}
+
+// Params lists "attn.*", "mlp.*" and "adaLN_modulation.1.*".
+func (d *DiTBlock) Params() []Param {
+	ps := prefixed("attn", d.Attn.Params())
+	ps = append(ps, prefixed("mlp", d.MLP.Params())...)
+	return append(ps, prefixed("adaLN_modulation.1", d.Ada.Params())...)
+}
+
+// chunk returns modulation chunk k (0 shift_msa ... 5 gate_mlp) of mods (6,B,C) as (B,C).
+func (d *DiTBlock) chunk(mods *kernels.Tensor, k int) *kernels.Tensor {
+	return mods.View(k*d.B*d.C, d.B, d.C)
+}
+
+// Forward maps x (B,T,C), conditioning c (B,Dc) and the optional key padding bias
+// keyBias (B,T) to out (B,T,C).
+func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
+	if len(x.Shape) != 3 || x.Shape[2] != d.C {
+		panic(fmt.Sprintf("nn: DiTBlock.Forward: input %v, want (B,T,%d)", x, d.C))
+	}
+	B, T, C := x.Shape[0], x.Shape[1], d.C
+	mustShape("DiTBlock.Forward conditioning", c, B, d.Dc)
+	d.B, d.T, d.x, d.c = B, T, x, c
+	dev := d.dev
+
+	sc := d.sc.get(dev, B, d.Dc)
+	dev.SiluForward(sc, c)
+	mod := d.Ada.Forward(sc) // (B,6C)
+	mods := d.mods.get(dev, 6, B, C)
+	dev.Permute(mods, mod, []int{B, 6, C}, []int{1, 0, 2})
+
+	d.h = d.Norm1.Forward(x)
+	hm := d.hm.get(dev, B, T, C)
+	dev.ModulateForward(hm, d.h, d.chunk(mods, 0), d.chunk(mods, 1), B, T, C)
+	d.a = d.Attn.Forward(hm, keyBias)
+	x1 := d.x1.get(dev, B, T, C)
+	dev.GateForward(x1, x, d.chunk(mods, 2), d.a, B, T, C)
+
+	d.h2 = d.Norm2.Forward(x1)
+	hm2 := d.hm2.get(dev, B, T, C)
+	dev.ModulateForward(hm2, d.h2, d.chunk(mods, 3), d.chunk(mods, 4), B, T, C)
+	d.m = d.MLP.Forward(hm2)
+	out := d.out.get(dev, B, T, C)
+	dev.GateForward(out, x1, d.chunk(mods, 5), d.m, B, T, C)
+	return out
+}
+
+// Backward takes dout (B,T,C) and returns dx (B,T,C) and dc (B,Dc).
+func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
+	B, T, C := d.B, d.T, d.C
+	mustShape("DiTBlock.Backward", dout, B, T, C)
+	dev := d.dev
+	mods := d.mods.get(dev, 6, B, C)
+	dmods := d.dmods.get(dev, 6, B, C)
+	dev.Fill(dmods, 0) // the modulate and gate backward ops accumulate into it
+
+	// out = x1 + gate_mlp ⊙ m
+	dm := d.dtmp.get(dev, B, T, C)
+	dev.GateBackward(dm, d.chunk(dmods, 5), dout, d.chunk(mods, 5), d.m, B, T, C)
+	dhm2 := d.MLP.Backward(dm)
+	dh := d.dh.get(dev, B, T, C)
+	dev.ModulateBackward(dh, d.chunk(dmods, 3), d.chunk(dmods, 4), dhm2, d.h2, d.chunk(mods, 4), B, T, C)
+	dx1 := d.dx1.get(dev, B, T, C)
+	dev.Add(dx1, dout, d.Norm2.Backward(dh))
+
+	// x1 = x + gate_msa ⊙ a
+	da := d.dtmp.get(dev, B, T, C)
+	dev.GateBackward(da, d.chunk(dmods, 2), dx1, d.chunk(mods, 2), d.a, B, T, C)
+	dhm := d.Attn.Backward(da)
+	dev.ModulateBackward(dh, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.h, d.chunk(mods, 1), B, T, C)
+	dx = d.dx.get(dev, B, T, C)
+	dev.Add(dx, dx1, d.Norm1.Backward(dh))
+
+	// mod = Ada(SiLU(c))
+	dmod := d.dmod.get(dev, B, 6*C)
+	dev.Permute(dmod, dmods, []int{6, B, C}, []int{1, 0, 2})
+	dsc := d.Ada.Backward(dmod)
+	dc = d.dc.get(dev, B, d.Dc)
+	dev.SiluBackward(dc, d.c, dsc)
+	return dx, dc
+}

@@ -1,0 +1,131 @@
+// Linear: the fully connected layer y = x W^T + b over the last dimension, with an optional
+// LoRA adapter (lora.go).
+//
+// Test: go test ./nn -run Linear
+package nn
+
+import (
+	"math"
+
+	"github.com/alignkit/align/kernels"
+)
+
+// Linear maps the last dimension of x from In to Out features:
+//
+//	y = x W^T + b                              (no adapter, or adapter disabled)
+//	y = x W^T + b + (alpha/r) (x A^T) B^T      (LoRA adapter enabled)
+//
+// Backward: dx = dy W (+ the adapter's term); dW += dy^T x; db += sum_n dy.
+type Linear struct {
+	In, Out int // e.g. 384, 1152
+
+	Weight  *kernels.Tensor // (Out, In)
+	Bias    *kernels.Tensor // (Out); nil without bias
+	DWeight *kernels.Tensor // (Out, In); nil when frozen
+	DBias   *kernels.Tensor // (Out); nil without bias or when frozen
+
+	LoRA *LoRA // nil without an adapter
+
+	dev kernels.Device
+	x   *kernels.Tensor // (N, In) input of the last Forward
+	out buffer          // (N, Out)
+	dx  buffer          // (N, In)
+}
+
+// NewLinear allocates a trainable Linear layer on dev. The weight is drawn from r with
+// the Xavier (Glorot) normal rule, std = sqrt(2/(In+Out)); the bias starts at zero. A nil r
+// leaves the weight zero (adaLN-Zero, or weights loaded afterwards).
+func NewLinear(dev kernels.Device, r Rand, in, out int, bias bool) *Linear {
+	l := &Linear{In: in, Out: out, dev: dev}
+	l.Weight = dev.New(out, in)
+	if bias {
+		l.Bias = dev.New(out)
+	}
+	l.SetTrainable(true)
+	initNormal(r, l.Weight, float32(math.Sqrt(2/float64(in+out))))
+	return l
+}
+
+// InitNormal redraws the weight from N(0, std^2) and zeroes the bias.
+func (l *Linear) InitNormal(r Rand, std float32) {
+	l.dev.Fill(l.Weight, 0)
+	initNormal(r, l.Weight, std)
+	if l.Bias != nil {
+		l.dev.Fill(l.Bias, 0)
+	}
+}
+
+// InitZero zeroes the weight and the bias.
+func (l *Linear) InitZero() { l.InitNormal(nil, 0) }
+
+// SetTrainable gives the base weight and bias zeroed gradients (true) or freezes them
+// (false: G nil, Backward leaves them alone). The LoRA adapter is not affected.
+func (l *Linear) SetTrainable(on bool) {
+	if !on {
+		if l.DWeight != nil {
+			l.dev.Free(l.DWeight)
+		}
+		if l.DBias != nil {
+			l.dev.Free(l.DBias)
+		}
+		l.DWeight, l.DBias = nil, nil
+		return
+	}
+	if l.DWeight == nil {
+		l.DWeight = l.dev.New(l.Out, l.In)
+	}
+	if l.Bias != nil && l.DBias == nil {
+		l.DBias = l.dev.New(l.Out)
+	}
+}
+
+// Trainable reports whether the base weight has a gradient.
+func (l *Linear) Trainable() bool { return l.DWeight != nil }
+
+// Params lists "weight", "bias" (when present) and the adapter's "lora_A.weight",
+// "lora_B.weight".
+func (l *Linear) Params() []Param {
+	ps := []Param{{Name: "weight", W: l.Weight, G: l.DWeight}}
+	if l.Bias != nil {
+		ps = append(ps, Param{Name: "bias", W: l.Bias, G: l.DBias})
+	}
+	if l.LoRA != nil {
+		ps = append(ps, l.LoRA.Params()...)
+	}
+	return ps
+}
+
+// Forward computes y (..., Out) from x (..., In).
+func (l *Linear) Forward(x *kernels.Tensor) *kernels.Tensor {
+	N := rowsOf("Linear.Forward", x, l.In)
+	y := l.out.get(l.dev, withLast(x.Shape, l.Out)...)
+	l.dev.Gemm(false, true, N, l.Out, l.In, 1, x, l.Weight, 0, y)
+	if l.LoRA != nil && l.LoRA.Enabled {
+		l.LoRA.forward(y, x, N)
+	}
+	if l.Bias != nil {
+		l.dev.AddBias(y, y, l.Bias, N, l.Out)
+	}
+	l.x = x
+	return y
+}
+
+// Backward takes dy (..., Out), accumulates the parameter gradients and returns dx (..., In).
+func (l *Linear) Backward(dy *kernels.Tensor) *kernels.Tensor {
+	N := rowsOf("Linear.Backward", dy, l.Out)
+	if l.x == nil || l.x.Len() != N*l.In {
+		panic("nn: Linear.Backward without a matching Forward")
+	}
+	dx := l.dx.get(l.dev, l.x.Shape...)
+	l.dev.Gemm(false, false, N, l.In, l.Out, 1, dy, l.Weight, 0, dx)
+	if l.DWeight != nil {
+		l.dev.Gemm(true, false, l.Out, l.In, N, 1, dy, l.x, 1, l.DWeight)
+	}
+	if l.DBias != nil {
+		l.dev.BiasBackward(l.DBias, dy, N, l.Out)
+	}
+	if l.LoRA != nil && l.LoRA.Enabled {
+		l.LoRA.backward(dx, dy, l.x, N)
+	}
+	return dx
+}
