@@ -11,5 +11,3 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 	b *Tensor, strideB int, beta float32, c *Tensor, strideC int, batch int) {
 	todo("GemmStridedBatched")
 }
-func (d *CPU) RandNormal(t *Tensor, seed, offset uint64)                { todo("RandNormal") }
-func (d *CPU) RandUniform(t *Tensor, seed, offset uint64)               { todo("RandUniform") }
