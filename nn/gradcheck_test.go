@@ -199,3 +199,26 @@ func gradCheck(t testing.TB, fwd func() *kernels.Tensor, bwd func(dout *kernels.
 		assertClose(t, "grad "+v.name, got, want, o.atol+o.rtol*0.1*scale, o.rtol)
 	}
 }
+
+// failRecorder is a testing.TB that records failures instead of reporting them.
+type failRecorder struct {
+	testing.TB
+	failed bool
+}
+
+func (f *failRecorder) Errorf(string, ...any) { f.failed = true }
+
+// gradCheck must notice a wrong gradient: here Linear's dx is scaled by 1.05.
+func TestGradCheckCatchesWrongGradient(t *testing.T) {
+	r := newHostRand(9)
+	l := NewLinear(testDev, r, 12, 5, true)
+	x := r.tensor(1, 2, 7, 12)
+	var dx *kernels.Tensor
+	rec := &failRecorder{TB: t}
+	gradCheck(rec, func() *kernels.Tensor { return l.Forward(x) },
+		func(d *kernels.Tensor) { dx = l.Backward(d); testDev.Scale(dx, 1.05) },
+		[]gcVar{{"x", x, func() *kernels.Tensor { return dx }}}, gcOpts{})
+	if !rec.failed {
+		t.Fatal("gradCheck accepted a gradient that is 5% off")
+	}
+}
