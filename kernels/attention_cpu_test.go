@@ -362,19 +362,30 @@ func attnNaNs(n int) []float32 {
 	return y
 }
 
-// TestAttentionExp checks attnExp against math.Exp over the range the softmax uses.
+// TestAttentionExp checks attnExpRow against math.Exp over the range the softmax uses.
 func TestAttentionExp(t *testing.T) {
+	const n = 200001
+	row, want := make([]float32, n), make([]float64, n)
+	var wantSum float64
+	for i := range row {
+		row[i] = float32(-86 + 166*float64(i)/(n-1))
+		want[i] = math.Exp(float64(row[i] - 0.5)) // the argument attnExpRow sees, rounded to float32
+		wantSum += want[i]
+	}
+	sum := attnExpRow(row, 0.5)
 	worst := 0.0
-	for i := 0; i <= 200000; i++ {
-		x := float32(-87 + 175*float64(i)/200000)
-		want := math.Exp(float64(x))
-		rel := math.Abs(float64(attnExp(x))-want) / want
-		worst = max(worst, rel)
+	for i, w := range want {
+		worst = max(worst, math.Abs(float64(row[i])-w)/w)
 	}
 	if worst > 3e-7 {
-		t.Errorf("attnExp: worst relative error %.3g, want <= 3e-7", worst)
+		t.Errorf("attnExpRow: worst relative error %.3g, want <= 3e-7", worst)
 	}
-	if attnExp(-100) != 0 || !math.IsInf(float64(attnExp(100)), 1) || attnExp(0) != 1 {
-		t.Errorf("attnExp(-100, 0, 100) = %v, %v, %v", attnExp(-100), attnExp(0), attnExp(100))
+	if math.Abs(float64(sum)-wantSum) > 1e-5*wantSum {
+		t.Errorf("attnExpRow: sum %v, want %v", sum, wantSum)
+	}
+	edge := []float32{-200, float32(math.Inf(-1)), 0, 1000, float32(math.NaN())}
+	attnExpRow(edge, 0)
+	if edge[0] != 0 || edge[1] != 0 || edge[2] != 1 || edge[3] < 1e38 || !math.IsNaN(float64(edge[4])) {
+		t.Errorf("attnExpRow(-200, -Inf, 0, 1000, NaN) = %v", edge)
 	}
 }
