@@ -90,3 +90,5 @@ func mustShape(op string, x *kernels.Tensor, shape ...int) {
 		}
 	}
 }
+
+var _ Rand = (*kernels.RNG)(nil)
