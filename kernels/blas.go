@@ -1,0 +1,139 @@
+// OpenBLAS for the CPU device: loaded once at run time (dlopen, blas_openblas.go), never
+// linked, so the align binary starts and works without it (the Go GEMM of gemm_go.go
+// takes over). This file holds the build-independent part: the environment rules, the
+// choice of OPENBLAS_CORETYPE, BLASInfo for `align info`, and the host-slice entry point.
+//
+// Environment:
+//
+//	ALIGN_BLAS=go        never load OpenBLAS (the device uses the Go GEMM)
+//	ALIGN_OPENBLAS=path  library tried first, before libopenblas.so.0 and libopenblas.so
+//	OPENBLAS_CORETYPE    left alone when set; otherwise set from the CPU features before
+//	                     loading: AVX-512 F+BW+DQ+VL -> SkylakeX, AVX2+FMA -> Haswell.
+//	                     OpenBLAS 0.3.21 takes recent Xeons for Prescott (4-5x slower), and
+//	                     SkylakeX on a CPU without AVX-512 dies with SIGILL, hence the check.
+//
+// Debian package: libopenblas0-pthread (run time only; no headers are needed to build).
+//
+// Test: go test -run 'BLAS|Gemm' ./kernels
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/cpu"
+)
+
+// BLASInfo says whether the CPU device's Gemm uses OpenBLAS, and which one.
+type BLASInfo struct {
+	Used         bool   // Gemm calls OpenBLAS
+	Library      string // file of the loaded library
+	CoreName     string // kernel set OpenBLAS runs (openblas_get_corename), e.g. "SkylakeX"
+	CoreType     string // OPENBLAS_CORETYPE at load time ("" = OpenBLAS's own detection)
+	CoreTypeFrom string // "align" (chosen from the CPU features), "user" (environment) or ""
+	Threads      int    // OpenBLAS threads at load time (openblas_get_num_threads)
+	Reason       string // why OpenBLAS is not used, when !Used
+}
+
+func (i BLASInfo) String() string {
+	if !i.Used {
+		return "OpenBLAS not used (" + i.Reason + "); pure-Go GEMM, kernel " + gemmDefault.name
+	}
+	ct := "auto-detected"
+	if i.CoreType != "" {
+		ct = fmt.Sprintf("OPENBLAS_CORETYPE=%s set by %s", i.CoreType, i.CoreTypeFrom)
+	}
+	return fmt.Sprintf("OpenBLAS %s, core %s (%s), %d threads", i.Library, i.CoreName, ct, i.Threads)
+}
+
+var (
+	blasOnce sync.Once
+	blasLib  BLASInfo // the library as loaded, whatever ALIGN_BLAS says
+)
+
+// loadOpenBLAS loads the library once; ALIGN_BLAS is not consulted here so that tests and
+// benchmarks can reach OpenBLAS explicitly.
+func loadOpenBLAS() BLASInfo {
+	blasOnce.Do(func() {
+		var info BLASInfo
+		if v := os.Getenv("OPENBLAS_CORETYPE"); v != "" {
+			info.CoreType, info.CoreTypeFrom = v, "user"
+		} else if v := openblasCoreType(); v != "" {
+			// Must precede dlopen: OpenBLAS picks its kernels in the library constructor.
+			if err := os.Setenv("OPENBLAS_CORETYPE", v); err == nil {
+				info.CoreType, info.CoreTypeFrom = v, "align"
+			}
+		}
+		var paths []string
+		if p := os.Getenv("ALIGN_OPENBLAS"); p != "" {
+			paths = append(paths, p)
+		}
+		paths = append(paths, "libopenblas.so.0", "libopenblas.so")
+		var errs []string
+		for _, p := range paths {
+			lib, core, threads, err := openblasOpen(p)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			info.Used, info.Library, info.CoreName, info.Threads = true, lib, core, threads
+			blasLib = info
+			return
+		}
+		info.Reason = strings.Join(errs, "; ")
+		blasLib = info
+	})
+	return blasLib
+}
+
+// LoadBLAS loads OpenBLAS if it can (once per process) and reports what the CPU device's
+// Gemm will use. `align info` prints it.
+func LoadBLAS() BLASInfo {
+	if v := os.Getenv("ALIGN_BLAS"); v == "go" {
+		return BLASInfo{Reason: "disabled by ALIGN_BLAS=go"}
+	}
+	return loadOpenBLAS()
+}
+
+// openblasAvailable reports whether OpenBLAS can be called (gemmOpenBLAS), ignoring ALIGN_BLAS.
+func openblasAvailable() bool { return loadOpenBLAS().Used }
+
+// openblasCoreType maps the CPU features to the OPENBLAS_CORETYPE that is safe and fast
+// on this CPU, or "" to let OpenBLAS decide.
+func openblasCoreType() string {
+	x := cpu.X86
+	switch {
+	case x.HasAVX512F && x.HasAVX512BW && x.HasAVX512DQ && x.HasAVX512VL:
+		return "SkylakeX"
+	case x.HasAVX2 && x.HasFMA:
+		return "Haswell"
+	}
+	return ""
+}
+
+// gemmOpenBLAS is cblas_sgemm on host slices (row-major, same contract as gemmGo), run on
+// threads OpenBLAS threads. It panics if OpenBLAS is not loaded.
+func gemmOpenBLAS(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !openblasAvailable() {
+		panic("kernels: OpenBLAS is not loaded: " + loadOpenBLAS().Reason)
+	}
+	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleMatrix(m, n, beta, c, ldc)
+		return
+	}
+	if max(m, n, k, lda, ldb, ldc) > math.MaxInt32 {
+		// CBLAS takes 32-bit sizes.
+		gemmGo(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	openblasSetThreads(threads)
+	openblasSgemm(transA, transB, m, n, k, alpha, &a[0], lda, &b[0], ldb, beta, &c[0], ldc)
+}

@@ -1,0 +1,30 @@
+// amd64 micro-kernels of the Go SGEMM (package internal/gemmasm, Go assembly), chosen at
+// run time from the CPU features reported by golang.org/x/sys/cpu.
+//
+// Test: go test -run Gemm ./kernels (every kernel this CPU supports is tested).
+
+//go:build amd64 && gc && !purego
+
+package kernels
+
+import (
+	"golang.org/x/sys/cpu"
+
+	"github.com/alignkit/align/kernels/internal/gemmasm"
+)
+
+// asmGemmKernels returns the assembly kernels this CPU (and OS) can run, fastest first.
+// Blocking: the A micro-panel kc*mr*4 bytes (18 KiB, 9 KiB) sits in the 32-48 KiB L1 and
+// the B block kc*nc*4 bytes (~1 MiB) in a 1-2 MiB L2.
+func asmGemmKernels() []*gemmKernel {
+	var ks []*gemmKernel
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, &gemmKernel{name: "avx512-12x32", mr: 12, nr: 32, kc: 384, mc: 384, nc: 640,
+			fn: gemmasm.Sgemm12x32AVX512})
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, &gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 384, mc: 384, nc: 640,
+			fn: gemmasm.Sgemm6x16AVX2})
+	}
+	return ks
+}

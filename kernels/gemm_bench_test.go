@@ -1,0 +1,208 @@
+// Benchmarks of the CPU GEMM. BenchmarkGemmTable measures, in one run, square products
+// at 256/512/1024 through the device (CPU.Gemm), OpenBLAS called directly, the pure-Go
+// GEMM (default and AVX2 kernels) and gonum's Sgemm, and prints a table with the ratios
+// device/OpenBLAS and Go/gonum (best of several timings each). The other benchmarks report
+// GFLOP/s per case and back the thresholds in gemm_cpu.go.
+//
+// Bench: go test -run '^$' -bench GemmTable ./kernels
+//        ALIGN_BLAS=go go test -run '^$' -bench GemmTable ./kernels   (device without OpenBLAS)
+//        go test -run '^$' -bench 'Gemm(Sizes|Small|Batched)' ./kernels
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	gblas "gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+var gemmBenchSizes = []int{256, 512, 1024}
+
+// gemmBenchImpl runs one square C = A*B of size s on host slices.
+type gemmBenchImpl struct {
+	name string
+	skip string
+	run  func(s int, a, b, c []float32)
+}
+
+func gemmBenchImpls(d *CPU) []gemmBenchImpl {
+	ob := gemmBenchImpl{name: "openblas", run: func(s int, a, b, c []float32) {
+		gemmOpenBLAS(d.threads, false, false, s, s, s, 1, a, s, b, s, 0, c, s)
+	}}
+	if !openblasAvailable() {
+		ob.skip = loadOpenBLAS().Reason
+	}
+	impls := []gemmBenchImpl{
+		{name: "device", run: func(s int, a, b, c []float32) {
+			// Tensors over the same host slices (as Host(t) would return).
+			ta := &Tensor{Shape: []int{s, s}, Dev: d, Mem: &cpuStorage{data: a}}
+			tb := &Tensor{Shape: []int{s, s}, Dev: d, Mem: &cpuStorage{data: b}}
+			tc := &Tensor{Shape: []int{s, s}, Dev: d, Mem: &cpuStorage{data: c}}
+			d.Gemm(false, false, s, s, s, 1, ta, tb, 0, tc)
+		}},
+		ob,
+		{name: "go", run: func(s int, a, b, c []float32) {
+			gemmGo(d.threads, false, false, s, s, s, 1, a, s, b, s, 0, c, s)
+		}},
+	}
+	for _, kern := range gemmKernels {
+		if kern != gemmDefault && strings.HasPrefix(kern.name, "avx2") {
+			impls = append(impls, gemmBenchImpl{name: "go-" + kern.name, run: func(s int, a, b, c []float32) {
+				gemmGoKernel(kern, d.threads, false, false, s, s, s, 1, a, s, b, s, 0, c, s)
+			}})
+		}
+	}
+	impls = append(impls, gemmBenchImpl{name: "gonum", run: func(s int, a, b, c []float32) {
+		gonum.Implementation{}.Sgemm(gblas.NoTrans, gblas.NoTrans, s, s, s, 1, a, s, b, s, 0, c, s)
+	}})
+	return impls
+}
+
+// bestGFLOPS runs fn once to warm up, then at least 3 times and for at least minTime,
+// and returns the best rate: other work on a shared machine only ever slows a run down.
+func bestGFLOPS(flops float64, minTime time.Duration, fn func()) float64 {
+	fn()
+	best := time.Duration(1 << 62)
+	start := time.Now()
+	for i := 0; i < 3 || time.Since(start) < minTime; i++ {
+		t0 := time.Now()
+		fn()
+		best = min(best, time.Since(t0))
+	}
+	return flops / best.Seconds() / 1e9
+}
+
+func BenchmarkGemmTable(b *testing.B) {
+	d := NewCPU(0)
+	impls := gemmBenchImpls(d)
+	res := map[string]map[int]float64{}
+	for i := 0; i < b.N; i++ {
+		for _, s := range gemmBenchSizes {
+			x := testUniforms(1, s*s, -1, 1)
+			y := testUniforms(2, s*s, -1, 1)
+			z := make([]float32, s*s)
+			for _, im := range impls {
+				if im.skip != "" {
+					continue
+				}
+				if res[im.name] == nil {
+					res[im.name] = map[int]float64{}
+				}
+				res[im.name][s] = bestGFLOPS(2*float64(s)*float64(s)*float64(s), 200*time.Millisecond,
+					func() { im.run(s, x, y, z) })
+			}
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nSGEMM C=A*B (square, row-major), GFLOP/s, best of >=3 runs; %d threads; %s\n", d.threads, LoadBLAS())
+	fmt.Fprintf(&sb, "%-6s", "size")
+	for _, im := range impls {
+		fmt.Fprintf(&sb, " %14s", im.name)
+	}
+	fmt.Fprintf(&sb, " %16s %10s\n", "device/openblas", "go/gonum")
+	for _, s := range gemmBenchSizes {
+		fmt.Fprintf(&sb, "%-6d", s)
+		for _, im := range impls {
+			if im.skip != "" {
+				fmt.Fprintf(&sb, " %14s", "-")
+				continue
+			}
+			fmt.Fprintf(&sb, " %14.1f", res[im.name][s])
+		}
+		ratio := "-"
+		if ob := res["openblas"][s]; ob > 0 {
+			ratio = fmt.Sprintf("%.2f", res["device"][s]/ob)
+		}
+		fmt.Fprintf(&sb, " %16s %10.2f\n", ratio, res["go"][s]/res["gonum"][s])
+	}
+	for _, im := range impls {
+		if im.skip != "" {
+			fmt.Fprintf(&sb, "%s skipped: %s\n", im.name, im.skip)
+		}
+	}
+	fmt.Fprint(os.Stdout, sb.String())
+	if ob := res["openblas"][1024]; ob > 0 {
+		b.ReportMetric(res["device"][1024]/ob, "device/openblas@1024")
+	}
+	b.ReportMetric(res["go"][1024]/res["gonum"][1024], "go/gonum@1024")
+	b.ReportMetric(res["device"][1024], "device-GFLOP/s@1024")
+}
+
+// BenchmarkGemmSizes: one sub-benchmark per implementation and size.
+func BenchmarkGemmSizes(b *testing.B) {
+	d := NewCPU(0)
+	for _, im := range gemmBenchImpls(d) {
+		for _, s := range gemmBenchSizes {
+			b.Run(fmt.Sprintf("%s/%d", im.name, s), func(b *testing.B) {
+				if im.skip != "" {
+					b.Skip(im.skip)
+				}
+				x, y, z := testUniforms(1, s*s, -1, 1), testUniforms(2, s*s, -1, 1), make([]float32, s*s)
+				im.run(s, x, y, z)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					im.run(s, x, y, z)
+				}
+				b.ReportMetric(2*float64(s*s*s)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkGemmSmall compares the Go GEMM and OpenBLAS on small products (gemmSmallFlops).
+func BenchmarkGemmSmall(b *testing.B) {
+	d := NewCPU(0)
+	for _, s := range []int{8, 16, 24, 32, 48, 64, 96} {
+		for _, im := range gemmBenchImpls(d)[1:3] { // openblas, go
+			b.Run(fmt.Sprintf("%s/%d", im.name, s), func(b *testing.B) {
+				if im.skip != "" {
+					b.Skip(im.skip)
+				}
+				x, y, z := testUniforms(1, s*s, -1, 1), testUniforms(2, s*s, -1, 1), make([]float32, s*s)
+				for i := 0; i < b.N; i++ {
+					im.run(s, x, y, z)
+				}
+				b.ReportMetric(2*float64(s*s*s)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkGemmBatched compares the two batched strategies (gemmBatchSerialFlops):
+// "parallel" = single-threaded Go products spread over the batch, "loop" = one product
+// after another, each on all threads (through gemmHost: OpenBLAS when loaded).
+func BenchmarkGemmBatched(b *testing.B) {
+	d := NewCPU(0)
+	for _, s := range []struct{ m, n, k, batch int }{
+		{60, 256, 64, 32}, {256, 256, 64, 16}, {128, 128, 128, 8}, {256, 256, 256, 4}, {384, 384, 384, 4}, {512, 512, 512, 2},
+	} {
+		sa, sb, sc := s.m*s.k, s.k*s.n, s.m*s.n
+		x := testUniforms(1, sa*s.batch, -1, 1)
+		y := testUniforms(2, sb*s.batch, -1, 1)
+		z := make([]float32, sc*s.batch)
+		flops := 2 * float64(s.m*s.n*s.k*s.batch)
+		name := fmt.Sprintf("%dx%dx%dx%d", s.m, s.n, s.k, s.batch)
+		b.Run("parallel/"+name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				d.parallel(s.batch, 1, func(lo, hi int) {
+					for j := lo; j < hi; j++ {
+						gemmGo(1, false, false, s.m, s.n, s.k, 1, x[j*sa:], s.k, y[j*sb:], s.n, 0, z[j*sc:], s.n)
+					}
+				})
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+		b.Run("loop/"+name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				for j := 0; j < s.batch; j++ {
+					gemmHost(d.threads, false, false, s.m, s.n, s.k, 1, x[j*sa:], s.k, y[j*sb:], s.n, 0, z[j*sc:], s.n)
+				}
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -1,0 +1,10 @@
+// Kernel list of the Go SGEMM where no assembly kernel exists (not amd64, gccgo, or the
+// purego build tag): only the generic Go micro-kernel of gemm_go.go is used.
+//
+// Test: go test -tags purego -run Gemm ./kernels
+
+//go:build !amd64 || !gc || purego
+
+package kernels
+
+func asmGemmKernels() []*gemmKernel { return nil }
