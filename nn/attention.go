@@ -75,3 +75,29 @@ func (s *SelfAttention) Backward(dy *kernels.Tensor) *kernels.Tensor {
 		s.qkv, s.keyBias, s.B, s.T, s.NH, s.HS)
 	return s.QKV.Backward(dqkv)
 }
+
+// SetTrainable freezes (false) or unfreezes the base weights and biases of both projections.
+func (s *SelfAttention) SetTrainable(on bool) {
+	s.QKV.SetTrainable(on)
+	s.Proj.SetTrainable(on)
+}
+
+// EnableLoRA attaches rank-r adapters to the qkv and output projections (LoRA on q, k, v
+// and o; the packed qkv gets one adapter of output width 3C) and freezes their bases.
+func (s *SelfAttention) EnableLoRA(r Rand, rank int, alpha float32) {
+	s.QKV.EnableLoRA(r, rank, alpha)
+	s.Proj.EnableLoRA(r, rank, alpha)
+}
+
+// SetLoRAEnabled switches both adapters on or off (off: the frozen base, the Flow-DPO
+// reference).
+func (s *SelfAttention) SetLoRAEnabled(on bool) {
+	s.QKV.SetLoRAEnabled(on)
+	s.Proj.SetLoRAEnabled(on)
+}
+
+// MergeLoRA folds both adapters into their bases and removes them.
+func (s *SelfAttention) MergeLoRA() {
+	s.QKV.MergeLoRA()
+	s.Proj.MergeLoRA()
+}

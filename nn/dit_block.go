@@ -183,3 +183,24 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 	dev.SiluBackward(dc, d.c, dsc)
 	return dx, dc
 }
+
+// SetTrainable freezes (false) or unfreezes every base parameter of the block (LoRA
+// adapters keep their gradients).
+func (d *DiTBlock) SetTrainable(on bool) {
+	d.Attn.SetTrainable(on)
+	d.MLP.SetTrainable(on)
+	d.Ada.SetTrainable(on)
+}
+
+// EnableLoRA freezes the block and attaches rank-r adapters to the attention's qkv and
+// output projections, the usual Flow-DPO target (VideoAlign: r 64, alpha 128 on q/k/v/o).
+func (d *DiTBlock) EnableLoRA(r Rand, rank int, alpha float32) {
+	d.SetTrainable(false)
+	d.Attn.EnableLoRA(r, rank, alpha)
+}
+
+// SetLoRAEnabled switches the block's adapters on or off.
+func (d *DiTBlock) SetLoRAEnabled(on bool) { d.Attn.SetLoRAEnabled(on) }
+
+// MergeLoRA folds the block's adapters into the attention weights and removes them.
+func (d *DiTBlock) MergeLoRA() { d.Attn.MergeLoRA() }

@@ -50,3 +50,9 @@ func (m *MLP) Backward(dy *kernels.Tensor) *kernels.Tensor {
 	m.dev.GeluBackward(dh, m.h, dg)
 	return m.FC1.Backward(dh)
 }
+
+// SetTrainable freezes (false) or unfreezes both layers' weights and biases.
+func (m *MLP) SetTrainable(on bool) {
+	m.FC1.SetTrainable(on)
+	m.FC2.SetTrainable(on)
+}
