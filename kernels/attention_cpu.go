@@ -2,11 +2,12 @@
 // (T,T) probability matrix is never kept between the passes; the forward caches only the
 // log-sum-exp of every score row and the backward recomputes the probabilities from it.
 //
-// Work is split over (batch, head) pairs, and in the forward also over blocks of at most
-// attnQueryBlock queries, so scratch memory is linear in T. Each work item gathers the
-// head's Q, K, V rows out of the packed qkv into contiguous scratch and multiplies them
-// with sgemmSerial. Keys masked with -Inf are dropped while gathering, so padded text
-// tokens cost nothing.
+// Work is split over (batch, head) pairs, in the forward also over blocks of queries, and
+// in the backward over query ranges when there are fewer heads than threads. Queries are
+// processed attnQueryBlock at a time, so scratch memory is linear in T. Each goroutine
+// gathers a head's Q, K, V rows out of the packed qkv into contiguous scratch and
+// multiplies them with sgemmSerial. Keys masked with -Inf are dropped while gathering, so
+// padded text tokens cost nothing.
 //
 // Test: go test ./kernels -run Attention
 // Bench: go test ./kernels -run '^$' -bench Attention
