@@ -11,10 +11,7 @@
 // Test: go test ./kernels -run 'Philox|Rand|RNG'
 package kernels
 
-import (
-	"math"
-	"math/bits"
-)
+import "math"
 
 // Philox4x32 round multipliers and Weyl key increments (Salmon et al. 2011).
 const (
@@ -29,18 +26,17 @@ const (
 //	hi0:lo0 = M0*ctr[0],  hi1:lo1 = M1*ctr[2]
 //	ctr = (hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0)
 //
-// with the key bumped by (W0, W1) before every round but the first.
+// with the key bumped by (W0, W1) after every round.
 func philox(ctr [4]uint32, key [2]uint32) [4]uint32 {
+	c0, c1, c2, c3, k0, k1 := ctr[0], ctr[1], ctr[2], ctr[3], key[0], key[1]
 	for r := 0; r < 10; r++ {
-		if r > 0 {
-			key[0] += philoxW0
-			key[1] += philoxW1
-		}
-		hi0, lo0 := bits.Mul32(philoxM0, ctr[0])
-		hi1, lo1 := bits.Mul32(philoxM1, ctr[2])
-		ctr = [4]uint32{hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0}
+		p0 := uint64(c0) * philoxM0
+		p1 := uint64(c2) * philoxM1
+		c0, c1, c2, c3 = uint32(p1>>32)^c1^k0, uint32(p1), uint32(p0>>32)^c3^k1, uint32(p0)
+		k0 += philoxW0
+		k1 += philoxW1
 	}
-	return ctr
+	return [4]uint32{c0, c1, c2, c3}
 }
 
 // philoxBlock returns the four output words of counter block blk under seed.
