@@ -2,6 +2,7 @@
 // a name rule for weight decay, and exported state for checkpoints; ZeroGrad.
 //
 // Test: go test ./nn -run AdamW
+
 package nn
 
 import (

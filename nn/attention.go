@@ -2,6 +2,7 @@
 // sequence, with an optional key padding bias.
 //
 // Test: go test ./nn -run Attention
+
 package nn
 
 import (

@@ -29,6 +29,7 @@
 // Backward returns dx (B,T,C) and dc (B,Dc): the conditioning receives gradient too.
 //
 // Test: go test ./nn -run DiTBlock
+
 package nn
 
 import (

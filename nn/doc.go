@@ -2,6 +2,10 @@
 // Backward passes in the llm.c manner, plus AdamW. Layers call only kernels.Device
 // operations and never index a buffer on the host, so they run unchanged on every device.
 //
+// Layers (one per file, test beside it): Linear with an optional LoRA adapter, LayerNorm,
+// MLP, SelfAttention, DiTBlock (adaLN-Zero), FinalLayer, TokenEmbedding, PatchEmbed (fixed
+// sin-cos positions), TimestepEmbedder, MSELoss; AdamW, ZeroGrad and ClipGradNorm.
+//
 // Shape legend used in comments:
 //
 //	B  batch size            T  tokens per sample          C   channels (width)
@@ -11,7 +15,7 @@
 // # Passes
 //
 // Forward caches what Backward needs (pointers to its inputs and to its own
-// intermediates, never copies). Backward uses the caches of the most recent Forward of the
+// intermediates, never copies of device tensors). Backward uses the caches of the most recent Forward of the
 // same layer: between a Forward and its Backward the caller must not change the input
 // tensors it passed in, and must not run another Forward of that layer. A layer used twice
 // in one step (for example the frozen reference pass of Flow-DPO) runs its forward-only

@@ -1,6 +1,7 @@
 // TokenEmbedding: a lookup table from token ids (host integers) to vectors.
 //
 // Test: go test ./nn -run TokenEmbedding
+
 package nn
 
 import (

@@ -8,6 +8,7 @@
 // zero velocity. Parameter names: linear.{weight,bias}, adaLN_modulation.1.{weight,bias}.
 //
 // Test: go test ./nn -run FinalLayer
+
 package nn
 
 import (

@@ -1,6 +1,7 @@
 // LayerNorm over the last dimension, with or without a learned affine transform.
 //
 // Test: go test ./nn -run LayerNorm
+
 package nn
 
 import "github.com/alignkit/align/kernels"

@@ -2,6 +2,7 @@
 // LoRA adapter (lora.go).
 //
 // Test: go test ./nn -run Linear
+
 package nn
 
 import (

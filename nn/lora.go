@@ -2,6 +2,7 @@
 // frozen base doubling as the reference model of Flow-DPO when the adapter is disabled.
 //
 // Test: go test ./nn -run LoRA
+
 package nn
 
 import (

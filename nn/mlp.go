@@ -1,6 +1,7 @@
 // MLP: the transformer feed-forward block Linear -> GELU(tanh) -> Linear.
 //
 // Test: go test ./nn -run MLP
+
 package nn
 
 import "github.com/alignkit/align/kernels"

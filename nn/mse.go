@@ -2,6 +2,7 @@
 // what Flow-DPO and Flow-RWR weight.
 //
 // Test: go test ./nn -run MSE
+
 package nn
 
 import (

@@ -2,6 +2,7 @@
 // plus a fixed sinusoidal position table.
 //
 // Test: go test ./nn -run PatchEmbed
+
 package nn
 
 import (

@@ -2,6 +2,7 @@
 // two-layer MLP with SiLU.
 //
 // Test: go test ./nn -run TimestepEmbedder
+
 package nn
 
 import "github.com/alignkit/align/kernels"

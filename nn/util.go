@@ -2,6 +2,7 @@
 // parameter naming and shape helpers.
 //
 // Test: go test ./nn
+
 package nn
 
 import (
