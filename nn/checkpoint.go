@@ -16,6 +16,7 @@
 // its metadata in Extra.
 //
 // Test: go test ./nn -run Checkpoint
+
 package nn
 
 import (

@@ -18,6 +18,7 @@
 // as F32, F16 or BF16, rounding to nearest with ties to even.
 //
 // Test: go test ./nn -run Safetensors ; fuzz: go test -fuzz FuzzSafetensorsHeader ./nn
+
 package nn
 
 import (
