@@ -7,8 +7,6 @@
 package nn
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"math"
 	"os"
 	"strconv"
@@ -17,44 +15,28 @@ import (
 	"github.com/alignkit/align/kernels"
 )
 
-// readF32Safetensors reads a safetensors file whose tensors are all F32 (the golden
-// fixtures), returning values, shapes and the metadata.
+// readF32Safetensors reads a golden fixture through the package's own safetensors parser,
+// returning values, shapes and the metadata.
 func readF32Safetensors(t *testing.T, path string) (map[string][]float32, map[string][]int, map[string]string) {
 	t.Helper()
 	buf, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("read fixture: %v", err)
 	}
-	n := binary.LittleEndian.Uint64(buf)
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(buf[8:8+n], &hdr); err != nil {
-		t.Fatalf("fixture header: %v", err)
+	f, err := ParseSafetensors(path, buf)
+	if err != nil {
+		t.Fatal(err)
 	}
-	data := buf[8+n:]
-	vals, shapes, meta := map[string][]float32{}, map[string][]int{}, map[string]string{}
-	for name, raw := range hdr {
-		if name == "__metadata__" {
-			if err := json.Unmarshal(raw, &meta); err != nil {
-				t.Fatalf("fixture metadata: %v", err)
-			}
-			continue
+	vals, shapes := map[string][]float32{}, map[string][]int{}
+	for i := range f.Tensors {
+		st := &f.Tensors[i]
+		v, err := st.Float32()
+		if err != nil {
+			t.Fatalf("fixture tensor %s: %v", st.Name, err)
 		}
-		var e struct {
-			Dtype   string `json:"dtype"`
-			Shape   []int  `json:"shape"`
-			Offsets [2]int `json:"data_offsets"`
-		}
-		if err := json.Unmarshal(raw, &e); err != nil || e.Dtype != "F32" {
-			t.Fatalf("fixture tensor %s: %v (dtype %s)", name, err, e.Dtype)
-		}
-		b := data[e.Offsets[0]:e.Offsets[1]]
-		v := make([]float32, len(b)/4)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-		vals[name], shapes[name] = v, e.Shape
+		vals[st.Name], shapes[st.Name] = v, st.Shape
 	}
-	return vals, shapes, meta
+	return vals, shapes, f.Metadata
 }
 
 func TestDiTBlockGolden(t *testing.T) {
