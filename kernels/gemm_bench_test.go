@@ -62,43 +62,50 @@ func gemmBenchImpls(d *CPU) []gemmBenchImpl {
 	return impls
 }
 
-// bestGFLOPS runs fn once to warm up, then at least 3 times and for at least minTime,
-// and returns the best rate: other work on a shared machine only ever slows a run down.
-func bestGFLOPS(flops float64, minTime time.Duration, fn func()) float64 {
-	fn()
-	best := time.Duration(1 << 62)
-	start := time.Now()
-	for i := 0; i < 3 || time.Since(start) < minTime; i++ {
-		t0 := time.Now()
-		fn()
-		best = min(best, time.Since(t0))
-	}
-	return flops / best.Seconds() / 1e9
-}
+// gemmTableRounds: every implementation is timed once per round, round-robin, and keeps
+// its best time; interleaving exposes all of them to the same background load on a shared
+// machine, and other work only ever slows a run down.
+const gemmTableRounds = 7
 
 func BenchmarkGemmTable(b *testing.B) {
 	d := NewCPU(0)
 	impls := gemmBenchImpls(d)
-	res := map[string]map[int]float64{}
+	best := map[string]map[int]time.Duration{}
+	for _, im := range impls {
+		best[im.name] = map[int]time.Duration{}
+	}
+	type operands struct{ x, y, z []float32 }
+	ops := map[int]operands{}
+	for _, s := range gemmBenchSizes {
+		ops[s] = operands{testUniforms(1, s*s, -1, 1), testUniforms(2, s*s, -1, 1), make([]float32, s*s)}
+	}
 	for i := 0; i < b.N; i++ {
-		for _, s := range gemmBenchSizes {
-			x := testUniforms(1, s*s, -1, 1)
-			y := testUniforms(2, s*s, -1, 1)
-			z := make([]float32, s*s)
-			for _, im := range impls {
-				if im.skip != "" {
-					continue
+		for r := -1; r < gemmTableRounds; r++ { // round -1 warms up
+			for _, s := range gemmBenchSizes {
+				o := ops[s]
+				for _, im := range impls {
+					if im.skip != "" {
+						continue
+					}
+					t0 := time.Now()
+					im.run(s, o.x, o.y, o.z)
+					el := time.Since(t0)
+					if old, ok := best[im.name][s]; r >= 0 && (!ok || el < old) {
+						best[im.name][s] = el
+					}
 				}
-				if res[im.name] == nil {
-					res[im.name] = map[int]float64{}
-				}
-				res[im.name][s] = bestGFLOPS(2*float64(s)*float64(s)*float64(s), 200*time.Millisecond,
-					func() { im.run(s, x, y, z) })
 			}
 		}
 	}
+	res := map[string]map[int]float64{}
+	for name, m := range best {
+		res[name] = map[int]float64{}
+		for s, el := range m {
+			res[name][s] = 2 * float64(s) * float64(s) * float64(s) / el.Seconds() / 1e9
+		}
+	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\nSGEMM C=A*B (square, row-major), GFLOP/s, best of >=3 runs; %d threads; %s\n", d.threads, LoadBLAS())
+	fmt.Fprintf(&sb, "\nSGEMM C=A*B (square, row-major), GFLOP/s, best of %d interleaved runs; %d threads; %s\n", gemmTableRounds, d.threads, LoadBLAS())
 	fmt.Fprintf(&sb, "%-6s", "size")
 	for _, im := range impls {
 		fmt.Fprintf(&sb, " %14s", im.name)

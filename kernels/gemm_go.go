@@ -240,10 +240,7 @@ func packA(dst, a []float32, lda int, trans bool, i0, p0, mc, kc, mr int) {
 			}
 			continue
 		}
-		for r := 0; r < rows; r++ {
-			off := (i0+ir+r)*lda + p0
-			scatterStride(d[r:], a[off:off+kc], mr)
-		}
+		transposeInto(d, mr, a[(i0+ir)*lda+p0:], lda, rows, kc)
 		for r := rows; r < mr; r++ {
 			for p := 0; p < kc; p++ {
 				d[p*mr+r] = 0
@@ -268,10 +265,7 @@ func packB(dst, b []float32, ldb int, trans bool, p0, j0, kc, nc, nr int) {
 			}
 			continue
 		}
-		for j := 0; j < cols; j++ {
-			off := (j0+jr+j)*ldb + p0
-			scatterStride(d[j:], b[off:off+kc], nr)
-		}
+		transposeInto(d, nr, b[(j0+jr)*ldb+p0:], ldb, cols, kc)
 		for j := cols; j < nr; j++ {
 			for p := 0; p < kc; p++ {
 				d[p*nr+j] = 0
@@ -280,7 +274,32 @@ func packB(dst, b []float32, ldb int, trans bool, p0, j0, kc, nc, nr int) {
 	}
 }
 
-// scatterStride writes dst[p*stride] = src[p] for every p (the transposing half of packing).
+// transposeInto sets dst[c*ds + r] = src[r*ss + c] for r < rows and c < cols: the
+// transposing half of packing. The assembly routine (when the CPU has one) does blocks of
+// 8, 4 or 2 rows by 8 columns in registers; the edges are done one element at a time.
+func transposeInto(dst []float32, ds int, src []float32, ss int, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = dst[(cols-1)*ds+rows-1] // bounds of everything written and read below
+	_ = src[(rows-1)*ss+cols-1]
+	r2, c8 := 0, 0
+	if transposeAsm != nil && rows >= 2 && cols >= 8 {
+		r2, c8 = rows&^1, cols&^7
+		transposeAsm(&dst[0], ds, &src[0], ss, r2, c8)
+	}
+	for r := r2; r < rows; r++ {
+		scatterStride(dst[r:], src[r*ss:r*ss+cols], ds)
+	}
+	for r := 0; r < r2; r++ {
+		row := src[r*ss+c8 : r*ss+cols]
+		for c, v := range row {
+			dst[(c8+c)*ds+r] = v
+		}
+	}
+}
+
+// scatterStride writes dst[p*stride] = src[p] for every p.
 func scatterStride(dst, src []float32, stride int) {
 	if len(src) == 0 {
 		return

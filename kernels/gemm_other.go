@@ -8,3 +8,6 @@
 package kernels
 
 func asmGemmKernels() []*gemmKernel { return nil }
+
+// transposeAsm: no register-blocked transpose; packing transposes element by element.
+var transposeAsm func(dst *float32, ds int, src *float32, ss int, rows, cols int)

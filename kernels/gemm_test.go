@@ -356,3 +356,30 @@ func TestGemmProbe(t *testing.T) {
 		t.Errorf("GemmProbe = %g", g)
 	}
 }
+
+// TestGemmTranspose checks the transposing half of packing (assembly blocks plus scalar
+// edges) on every remainder of rows mod 8 and columns mod 8, with padded strides.
+func TestGemmTranspose(t *testing.T) {
+	for rows := 0; rows <= 19; rows++ {
+		for _, cols := range []int{0, 1, 7, 8, 9, 16, 23, 40} {
+			ss, ds := cols+3, rows+5
+			src := testUniforms(uint64(rows*100+cols), max(rows*ss, 1), -1, 1)
+			dst := make([]float32, max(cols*ds, 1))
+			for i := range dst {
+				dst[i] = gemmSentinel
+			}
+			transposeInto(dst, ds, src, ss, rows, cols)
+			for c := 0; c < cols; c++ {
+				for r := 0; r < ds; r++ {
+					want := float32(gemmSentinel)
+					if r < rows {
+						want = src[r*ss+c]
+					}
+					if dst[c*ds+r] != want {
+						t.Fatalf("transpose %dx%d: dst[%d*%d+%d] = %g, want %g", rows, cols, c, ds, r, dst[c*ds+r], want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -21,3 +21,10 @@ func Sgemm6x16AVX2(k int, a, b, c *float32, ldc int, alpha, beta float32)
 //
 //go:noescape
 func Sgemm12x32AVX512(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// TransposeAVX sets dst[c*ds + r] = src[r*ss + c] for r < rows and c < cols, where rows
+// is a multiple of 2 and cols a multiple of 8 (strides in elements); it needs AVX. This is
+// the transposing half of packing GEMM panels.
+//
+//go:noescape
+func TransposeAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)

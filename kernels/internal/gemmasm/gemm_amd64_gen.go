@@ -1,11 +1,9 @@
-//go:build ignore
-
 // Generator of gemm_amd64.s, the SGEMM micro-kernels in Go assembly (AVX2+FMA and AVX-512).
 // The kernels are fully unrolled over the register tile, which is tedious to write by hand
 // and easy to get wrong, hence this program.
 //
 // Regenerate: cd kernels/internal/gemmasm && go run gemm_amd64_gen.go && go vet . &&
-// go test -run Gemm ./kernels
+// go test -run Gemm ../..
 //
 // Every kernel has the Go signature
 //
@@ -25,6 +23,11 @@
 //
 // AVX2: 16 ymm, 6x16 tile -> 12 + 2 + 2 = 16. AVX-512: 32 zmm, 12x32 tile -> 24 + 2 + 2 = 28.
 // One k step does nv loads, mr broadcasts and mr*nv FMAs; the k loop is unrolled by 4.
+//
+// It also emits TransposeAVX, the transposing half of packing (see transpose below).
+
+//go:build ignore
+
 package main
 
 import (
@@ -57,6 +60,7 @@ func main() {
 	for _, s := range specs {
 		gen(&w, s)
 	}
+	transpose(&w)
 	if err := os.WriteFile("gemm_amd64.s", w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -171,6 +175,165 @@ func gen(w *bytes.Buffer, s kernelSpec) {
 			p("ADDQ R8, DX")
 		}
 	}
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// transpose emits
+//
+//	func TransposeAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)
+//
+// which sets dst[c*ds + r] = src[r*ss + c] for r < rows (a multiple of 2) and c < cols (a
+// multiple of 8), strides in elements. Rows are taken 8 at a time, then 4, then 2, and
+// columns 8 at a time; an 8x8 block is transposed in registers with the classic AVX
+// sequence (rows a..h, elements 0..7):
+//
+//	unpcklps/unpckhps of row pairs   a0 b0 a1 b1 | a4 b4 a5 b5   and   a2 b2 a3 b3 | a6 b6 a7 b7
+//	shufps 0x44 / 0xEE of those      a0 b0 c0 d0 | a4 b4 c4 d4   (columns 0 and 4 of rows a-d)
+//	vperm2f128 0x20 / 0x31           a0 b0 c0 d0 e0 f0 g0 h0     (column 0), column 4
+//
+// A 4-row block stops after shufps and stores the two 128-bit halves; a 2-row block stops
+// after unpck and stores 64-bit pairs.
+// Registers: AX dst, BX ds bytes, CX src, DX ss bytes, SI rows left, DI cols;
+// R8/R9 row-block bases of src/dst, R10-R12 source rows, R13-R15 destination columns.
+func transpose(w *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	l := func(s string) { fmt.Fprintf(w, "transpose_%s:\n", s) }
+	fmt.Fprintf(w, "\n// func TransposeAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)\n")
+	fmt.Fprintf(w, "TEXT ·TransposeAVX(SB), NOSPLIT, $0-48\n")
+	p("MOVQ dst+0(FP), AX")
+	p("MOVQ ds+8(FP), BX")
+	p("SHLQ $2, BX")
+	p("MOVQ src+16(FP), CX")
+	p("MOVQ ss+24(FP), DX")
+	p("SHLQ $2, DX")
+	p("MOVQ rows+32(FP), SI")
+	p("MOVQ cols+40(FP), DI")
+	p("TESTQ DI, DI")
+	p("JZ transpose_done")
+	p("MOVQ CX, R8")
+	p("MOVQ AX, R9")
+
+	// Source row pointers for rows 0..7 of a block: R10 (+0, +ss, +2ss), R11 = R10+3ss
+	// (+0, +ss, +2ss), R12 = R10+6ss (+0, +ss).
+	srcRow := []string{"(R10)", "(R10)(DX*1)", "(R10)(DX*2)", "(R11)", "(R11)(DX*1)", "(R11)(DX*2)", "(R12)", "(R12)(DX*1)"}
+	dstCol := []string{"(R13)", "(R13)(BX*1)", "(R13)(BX*2)", "(R14)", "(R14)(BX*1)", "(R14)(BX*2)", "(R15)", "(R15)(BX*1)"}
+	setup := func() {
+		p("MOVQ R8, R10")
+		p("LEAQ (R10)(DX*2), R11")
+		p("ADDQ DX, R11")
+		p("LEAQ (R11)(DX*2), R12")
+		p("ADDQ DX, R12")
+		p("MOVQ R9, R13")
+		p("XORQ CX, CX") // columns done
+	}
+	advanceCols := func() {
+		// Next 8 columns: 32 bytes along the source rows, 8 destination rows of ds.
+		p("ADDQ $32, R10")
+		p("ADDQ $32, R11")
+		p("ADDQ $32, R12")
+		p("LEAQ (R13)(BX*8), R13")
+		p("ADDQ $8, CX")
+		p("CMPQ CX, DI")
+	}
+	destCols := func() {
+		p("LEAQ (R13)(BX*2), R14")
+		p("ADDQ BX, R14")
+		p("LEAQ (R14)(BX*2), R15")
+		p("ADDQ BX, R15")
+	}
+
+	l("rows8")
+	p("CMPQ SI, $8")
+	p("JLT transpose_rows4")
+	setup()
+	l("cols8")
+	for i := 0; i < 8; i++ {
+		p("VMOVUPS %s, Y%d", srcRow[i], i)
+	}
+	for i := 0; i < 8; i += 2 {
+		p("VUNPCKLPS Y%d, Y%d, Y%d", i+1, i, 8+i)
+		p("VUNPCKHPS Y%d, Y%d, Y%d", i+1, i, 9+i)
+	}
+	// Y8..Y15 = t0..t7. s0..s3 from (t0,t2),(t1,t3) into Y0..Y3; s4..s7 from (t4,t6),(t5,t7) into Y4..Y7.
+	p("VSHUFPS $0x44, Y10, Y8, Y0")
+	p("VSHUFPS $0xEE, Y10, Y8, Y1")
+	p("VSHUFPS $0x44, Y11, Y9, Y2")
+	p("VSHUFPS $0xEE, Y11, Y9, Y3")
+	p("VSHUFPS $0x44, Y14, Y12, Y4")
+	p("VSHUFPS $0xEE, Y14, Y12, Y5")
+	p("VSHUFPS $0x44, Y15, Y13, Y6")
+	p("VSHUFPS $0xEE, Y15, Y13, Y7")
+	// column j (j<4) = low halves of s_j and s_{j+4}; column j+4 = the high halves.
+	for j := 0; j < 4; j++ {
+		p("VPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+j, j, 8+j)
+		p("VPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+j, j, 12+j)
+	}
+	destCols()
+	for j := 0; j < 8; j++ {
+		p("VMOVUPS Y%d, %s", 8+j, dstCol[j])
+	}
+	advanceCols()
+	p("JLT transpose_cols8")
+	// Next block of 8 rows.
+	p("LEAQ (R8)(DX*8), R8")
+	p("ADDQ $32, R9")
+	p("SUBQ $8, SI")
+	p("JMP transpose_rows8")
+
+	l("rows4")
+	p("CMPQ SI, $4")
+	p("JLT transpose_rows2")
+	setup()
+	l("cols4")
+	for i := 0; i < 4; i++ {
+		p("VMOVUPS %s, Y%d", srcRow[i], i)
+	}
+	p("VUNPCKLPS Y1, Y0, Y8")
+	p("VUNPCKHPS Y1, Y0, Y9")
+	p("VUNPCKLPS Y3, Y2, Y10")
+	p("VUNPCKHPS Y3, Y2, Y11")
+	p("VSHUFPS $0x44, Y10, Y8, Y0")
+	p("VSHUFPS $0xEE, Y10, Y8, Y1")
+	p("VSHUFPS $0x44, Y11, Y9, Y2")
+	p("VSHUFPS $0xEE, Y11, Y9, Y3")
+	destCols()
+	// s_j holds column j in its low half and column j+4 in its high half.
+	for j := 0; j < 4; j++ {
+		p("VMOVUPS X%d, %s", j, dstCol[j])
+		p("VEXTRACTF128 $1, Y%d, %s", j, dstCol[j+4])
+	}
+	advanceCols()
+	p("JLT transpose_cols4")
+	// Move past the 4 rows: a last pair of rows may follow.
+	p("LEAQ (R8)(DX*4), R8")
+	p("ADDQ $16, R9")
+	p("SUBQ $4, SI")
+
+	l("rows2")
+	p("CMPQ SI, $2")
+	p("JLT transpose_done")
+	setup()
+	l("cols2")
+	p("VMOVUPS (R10), Y0")
+	p("VMOVUPS (R10)(DX*1), Y1")
+	p("VUNPCKLPS Y1, Y0, Y2") // a0 b0 a1 b1 | a4 b4 a5 b5
+	p("VUNPCKHPS Y1, Y0, Y3") // a2 b2 a3 b3 | a6 b6 a7 b7
+	p("VEXTRACTF128 $1, Y2, X4")
+	p("VEXTRACTF128 $1, Y3, X5")
+	destCols()
+	// column c is a 64-bit pair: c=0,1 from X2, 2,3 from X3, 4,5 from X4, 6,7 from X5.
+	for j, x := range []int{2, 3} {
+		p("VMOVLPS X%d, %s", x, dstCol[2*j])
+		p("VMOVHPS X%d, %s", x, dstCol[2*j+1])
+	}
+	for j, x := range []int{4, 5} {
+		p("VMOVLPS X%d, %s", x, dstCol[4+2*j])
+		p("VMOVHPS X%d, %s", x, dstCol[4+2*j+1])
+	}
+	advanceCols()
+	p("JLT transpose_cols2")
+	l("done")
 	p("VZEROUPPER")
 	p("RET")
 }
