@@ -8,7 +8,7 @@
 // the 64-bit counter block o + i/4 (words 0,1 = its low and high halves, words 2,3 = 0), the
 // key (seed low 32 bits, seed high 32 bits), and output word i%4.
 //
-// Test: go test ./kernels -run 'Philox|Rand|RNG'
+// Test: go test ./kernels -run 'Philox|Uniform32|Rand|RNG'
 package kernels
 
 import "math"
