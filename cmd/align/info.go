@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alignkit/align/kernels"
 	"github.com/spf13/cobra"
 )
 
@@ -26,6 +27,20 @@ type infoReport struct {
 	CPUs      int      `json:"cpus"`
 	Threads   int      `json:"threads"`
 	Backends  []string `json:"backends"`
+	BLAS      blasJSON `json:"blas"`
+	GEMM      string   `json:"gemm_kernel"`
+	// GemmGFLOPs is the CPU device's Gemm rate at 1024^3 over --probe-time (0 when skipped).
+	GemmGFLOPs float64 `json:"gemm_gflops"`
+}
+
+type blasJSON struct {
+	Used         bool   `json:"used"`
+	Library      string `json:"library,omitempty"`
+	CoreName     string `json:"core,omitempty"`
+	CoreType     string `json:"coretype,omitempty"`
+	CoreTypeFrom string `json:"coretype_from,omitempty"`
+	Threads      int    `json:"threads,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 func newCmdInfo(runF func(*InfoOptions) error) *cobra.Command {
@@ -62,6 +77,12 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 		Threads:   runtime.GOMAXPROCS(0),
 		Backends:  []string{"cpu"},
 	}
+	bi := kernels.LoadBLAS()
+	r.BLAS = blasJSON(bi)
+	r.GEMM = kernels.GoGemmKernel()
+	if opts.ProbeTime > 0 {
+		r.GemmGFLOPs = kernels.GemmProbe(kernels.NewCPU(0), opts.ProbeTime)
+	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
 		enc := json.NewEncoder(out)
@@ -73,5 +94,10 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	fmt.Fprintf(w, "go\t%s %s/%s\n", r.GoVersion, r.OS, r.Arch)
 	fmt.Fprintf(w, "cpus\t%d (threads %d)\n", r.CPUs, r.Threads)
 	fmt.Fprintf(w, "backends\t%v\n", r.Backends)
+	fmt.Fprintf(w, "blas\t%s\n", bi)
+	fmt.Fprintf(w, "go gemm kernel\t%s\n", r.GEMM)
+	if opts.ProbeTime > 0 {
+		fmt.Fprintf(w, "gemm probe\t%.1f GFLOP/s (1024^3, %v)\n", r.GemmGFLOPs, opts.ProbeTime)
+	}
 	return w.Flush()
 }
