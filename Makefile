@@ -10,7 +10,12 @@ BIN     := bin/align
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all setup openblas build test vet bench info clean
+# Python companion (golden fixtures, peer benchmarks); never needed by `make test`.
+PYENV   := third_party/py
+PYTHON  := $(PYENV)/bin/python
+PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
+
+.PHONY: all setup openblas build test vet bench info clean pyenv golden
 
 all: build
 
@@ -40,8 +45,19 @@ vet:
 test: setup vet
 	$(GO) test -count=1 -timeout 20m ./...
 
-bench: setup
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./kernels ./nn
+# Benchmarks print their baselines from the same run: GEMM against OpenBLAS called directly
+# and gonum; the DiT block against the GEMM rate and against JAX (from make pyenv).
+bench: setup pyenv
+	ALIGN_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test -run '^$$' -bench 'GemmTable|DiTBlock|Attention' -benchtime 10x -timeout 30m ./kernels ./nn
+
+pyenv: $(PYTHON)
+$(PYTHON):
+	python3 -m venv $(PYENV)
+	$(PYENV)/bin/pip install -q $(PYPKGS)
+
+# Regenerates the committed golden fixtures (the Go tests only read them).
+golden: pyenv
+	$(PYTHON) scripts/golden/dit_block.py
 
 info: setup build
 	./$(BIN) info
