@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -76,8 +78,13 @@ func loadOpenBLAS() BLASInfo {
 		for _, p := range paths {
 			lib, core, threads, err := openblasOpen(p)
 			if err != nil {
-				errs = append(errs, err.Error())
+				if msg := err.Error(); !slices.Contains(errs, msg) {
+					errs = append(errs, msg)
+				}
 				continue
+			}
+			if real, err := filepath.EvalSymlinks(lib); err == nil {
+				lib = real // Debian reaches the pthread or openmp build through alternatives links
 			}
 			info.Used, info.Library, info.CoreName, info.Threads = true, lib, core, threads
 			blasLib = info

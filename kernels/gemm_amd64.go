@@ -21,6 +21,14 @@ var transposeAsm = func() func(dst *float32, ds int, src *float32, ss int, rows,
 	return nil
 }()
 
+// copyAsm is the strided 2-D copy used by packing (nil: none).
+var copyAsm = func() func(dst *float32, ds int, src *float32, ss int, rows, cols int) {
+	if cpu.X86.HasAVX {
+		return gemmasm.CopyAVX
+	}
+	return nil
+}()
+
 // asmGemmKernels returns the assembly kernels this CPU (and OS) can run, fastest first.
 // Blocking: the A micro-panel kc*mr*4 bytes (18 KiB, 9 KiB) sits in the 32-48 KiB L1 and
 // the B block kc*nc*4 bytes (~1 MiB) in a 1-2 MiB L2.

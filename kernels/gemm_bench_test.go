@@ -160,7 +160,7 @@ func BenchmarkGemmSizes(b *testing.B) {
 	}
 }
 
-// BenchmarkGemmSmall compares the Go GEMM and OpenBLAS on small products (gemmSmallFlops).
+// BenchmarkGemmSmall compares the Go GEMM and OpenBLAS on small products (see gemmHost).
 func BenchmarkGemmSmall(b *testing.B) {
 	d := NewCPU(0)
 	for _, s := range []int{8, 16, 24, 32, 48, 64, 96} {

@@ -232,11 +232,11 @@ func packA(dst, a []float32, lda int, trans bool, i0, p0, mc, kc, mr int) {
 		d := dst[ir*kc : ir*kc+kc*mr]
 		if trans {
 			// Each p is a contiguous run of rows in memory.
-			for p := 0; p < kc; p++ {
-				src := a[(p0+p)*lda+i0+ir:]
-				dp := d[p*mr : p*mr+mr]
-				copy(dp, src[:rows])
-				clear(dp[rows:])
+			copyInto(d, mr, a[p0*lda+i0+ir:], lda, kc, rows)
+			if rows < mr {
+				for p := 0; p < kc; p++ {
+					clear(d[p*mr+rows : p*mr+mr])
+				}
 			}
 			continue
 		}
@@ -257,11 +257,11 @@ func packB(dst, b []float32, ldb int, trans bool, p0, j0, kc, nc, nr int) {
 		cols := min(nr, nc-jr)
 		d := dst[jr*kc : jr*kc+kc*nr]
 		if !trans {
-			for p := 0; p < kc; p++ {
-				src := b[(p0+p)*ldb+j0+jr:]
-				dp := d[p*nr : p*nr+nr]
-				copy(dp, src[:cols])
-				clear(dp[cols:])
+			copyInto(d, nr, b[p0*ldb+j0+jr:], ldb, kc, cols)
+			if cols < nr {
+				for p := 0; p < kc; p++ {
+					clear(d[p*nr+cols : p*nr+nr])
+				}
 			}
 			continue
 		}
@@ -299,6 +299,24 @@ func transposeInto(dst []float32, ds int, src []float32, ss int, rows, cols int)
 	}
 }
 
+// copyInto sets dst[r*ds + c] = src[r*ss + c] for r < rows and c < cols: the
+// non-transposing half of packing, one short run per k. The assembly routine (when the CPU
+// has one) avoids a memmove call per run, which would cost more than the copy itself.
+func copyInto(dst []float32, ds int, src []float32, ss int, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = dst[(rows-1)*ds+cols-1] // bounds of everything written and read below
+	_ = src[(rows-1)*ss+cols-1]
+	if copyAsm != nil {
+		copyAsm(&dst[0], ds, &src[0], ss, rows, cols)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		copy(dst[r*ds:r*ds+cols], src[r*ss:r*ss+cols])
+	}
+}
+
 // scatterStride writes dst[p*stride] = src[p] for every p.
 func scatterStride(dst, src []float32, stride int) {
 	if len(src) == 0 {
@@ -307,9 +325,8 @@ func scatterStride(dst, src []float32, stride int) {
 	_ = dst[(len(src)-1)*stride] // one bounds check for the whole loop
 	d := unsafe.Pointer(&dst[0])
 	step := uintptr(stride) * 4
-	for _, v := range src {
-		*(*float32)(d) = v
-		d = unsafe.Add(d, step)
+	for i, v := range src {
+		*(*float32)(unsafe.Add(d, uintptr(i)*step)) = v
 	}
 }
 

@@ -11,3 +11,6 @@ func asmGemmKernels() []*gemmKernel { return nil }
 
 // transposeAsm: no register-blocked transpose; packing transposes element by element.
 var transposeAsm func(dst *float32, ds int, src *float32, ss int, rows, cols int)
+
+// copyAsm: no assembly copy; packing copies with the copy builtin.
+var copyAsm func(dst *float32, ds int, src *float32, ss int, rows, cols int)

@@ -248,17 +248,23 @@ func TestGemmDevice(t *testing.T) {
 // for small matrices, one multi-threaded product after another for large ones), a shared B
 // (stride 0) and padded strides.
 func TestGemmStridedBatched(t *testing.T) {
-	d := NewCPU(2)
 	for _, s := range []struct {
 		m, n, k, batch, padA, padC int
-		shareB                     bool
+		threads                    int
+		shareB, oneTrans           bool
 	}{
-		{m: 17, n: 9, k: 33, batch: 5, padA: 3, padC: 1},
-		{m: 60, n: 64, k: 130, batch: 4, shareB: true},
-		{m: 1, n: 1, k: 1, batch: 1},
-		{m: 301, n: 257, k: 220, batch: 2, padC: 7}, // 2mnk > gemmBatchSerialFlops
+		{m: 17, n: 9, k: 33, batch: 5, padA: 3, padC: 1, threads: 2},
+		{m: 60, n: 64, k: 130, batch: 4, shareB: true, threads: 2},
+		{m: 1, n: 1, k: 1, batch: 1, threads: 2},
+		{m: 70, n: 50, k: 90, batch: 1, threads: 2},
+		// 2mnk > gemmBatchSerialFlops and 5 products on 4 threads: one product at a time.
+		{m: 260, n: 261, k: 259, batch: 5, padC: 7, threads: 4, oneTrans: true},
 	} {
+		d := NewCPU(s.threads)
 		for tr := 0; tr < 4; tr++ {
+			if s.oneTrans && tr != 2 {
+				continue
+			}
 			transA, transB := tr&1 != 0, tr&2 != 0
 			m, n, k, batch := s.m, s.n, s.k, s.batch
 			sA, sB, sC := m*k+s.padA, k*n, m*n+s.padC
@@ -377,6 +383,32 @@ func TestGemmTranspose(t *testing.T) {
 					}
 					if dst[c*ds+r] != want {
 						t.Fatalf("transpose %dx%d: dst[%d*%d+%d] = %g, want %g", rows, cols, c, ds, r, dst[c*ds+r], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemmCopy checks the non-transposing half of packing on runs of every length mod 8.
+func TestGemmCopy(t *testing.T) {
+	for rows := 0; rows <= 5; rows++ {
+		for cols := 0; cols <= 37; cols++ {
+			ss, ds := cols+3, cols+1
+			src := testUniforms(uint64(rows*100+cols), max(rows*ss, 1), -1, 1)
+			dst := make([]float32, max(rows*ds, 1))
+			for i := range dst {
+				dst[i] = gemmSentinel
+			}
+			copyInto(dst, ds, src, ss, rows, cols)
+			for r := 0; r < rows; r++ {
+				for c := 0; c < ds; c++ {
+					want := float32(gemmSentinel)
+					if c < cols {
+						want = src[r*ss+c]
+					}
+					if dst[r*ds+c] != want {
+						t.Fatalf("copy %dx%d: dst[%d*%d+%d] = %g, want %g", rows, cols, r, ds, c, dst[r*ds+c], want)
 					}
 				}
 			}

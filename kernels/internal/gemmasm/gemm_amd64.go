@@ -28,3 +28,9 @@ func Sgemm12x32AVX512(k int, a, b, c *float32, ldc int, alpha, beta float32)
 //
 //go:noescape
 func TransposeAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)
+
+// CopyAVX sets dst[r*ds + c] = src[r*ss + c] for r < rows and c < cols (strides in
+// elements); it needs AVX. This is the non-transposing half of packing GEMM panels.
+//
+//go:noescape
+func CopyAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)

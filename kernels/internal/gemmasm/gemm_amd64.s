@@ -832,3 +832,52 @@ transpose_cols2:
 transpose_done:
 	VZEROUPPER
 	RET
+
+// func CopyAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)
+TEXT ·CopyAVX(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), AX
+	MOVQ ds+8(FP), BX
+	SHLQ $2, BX
+	MOVQ src+16(FP), CX
+	MOVQ ss+24(FP), DX
+	SHLQ $2, DX
+	MOVQ rows+32(FP), SI
+	MOVQ cols+40(FP), DI
+	TESTQ SI, SI
+	JZ copy_done
+	TESTQ DI, DI
+	JZ copy_done
+copy_row:
+	MOVQ DI, R8
+	XORQ R9, R9
+copy_c8:
+	CMPQ R8, $8
+	JLT copy_c4
+	VMOVUPS (CX)(R9*1), Y0
+	VMOVUPS Y0, (AX)(R9*1)
+	ADDQ $32, R9
+	SUBQ $8, R8
+	JMP copy_c8
+copy_c4:
+	CMPQ R8, $4
+	JLT copy_c1
+	VMOVUPS (CX)(R9*1), X0
+	VMOVUPS X0, (AX)(R9*1)
+	ADDQ $16, R9
+	SUBQ $4, R8
+copy_c1:
+	TESTQ R8, R8
+	JZ copy_next
+	VMOVSS (CX)(R9*1), X0
+	VMOVSS X0, (AX)(R9*1)
+	ADDQ $4, R9
+	DECQ R8
+	JMP copy_c1
+copy_next:
+	ADDQ BX, AX
+	ADDQ DX, CX
+	DECQ SI
+	JNZ copy_row
+copy_done:
+	VZEROUPPER
+	RET

@@ -24,7 +24,8 @@
 // AVX2: 16 ymm, 6x16 tile -> 12 + 2 + 2 = 16. AVX-512: 32 zmm, 12x32 tile -> 24 + 2 + 2 = 28.
 // One k step does nv loads, mr broadcasts and mr*nv FMAs; the k loop is unrolled by 4.
 //
-// It also emits TransposeAVX, the transposing half of packing (see transpose below).
+// It also emits TransposeAVX and CopyAVX, the two halves of packing (see transpose and
+// copy2D below).
 
 //go:build ignore
 
@@ -61,6 +62,7 @@ func main() {
 		gen(&w, s)
 	}
 	transpose(&w)
+	copy2D(&w)
 	if err := os.WriteFile("gemm_amd64.s", w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -333,6 +335,68 @@ func transpose(w *bytes.Buffer) {
 	}
 	advanceCols()
 	p("JLT transpose_cols2")
+	l("done")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// copy2D emits
+//
+//	func CopyAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)
+//
+// which sets dst[r*ds + c] = src[r*ss + c] for r < rows, c < cols (strides in elements):
+// the non-transposing half of packing, one short run (a 12- or 32-wide micro-panel row) per
+// k. Each run is copied in 8-, 4- and 1-float moves; a memmove call would cost more than
+// the copy. Registers: AX dst, BX ds bytes, CX src, DX ss bytes, SI rows, DI cols,
+// R8 floats left in the run, R9 byte offset in the run.
+func copy2D(w *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	l := func(s string) { fmt.Fprintf(w, "copy_%s:\n", s) }
+	fmt.Fprintf(w, "\n// func CopyAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)\n")
+	fmt.Fprintf(w, "TEXT ·CopyAVX(SB), NOSPLIT, $0-48\n")
+	p("MOVQ dst+0(FP), AX")
+	p("MOVQ ds+8(FP), BX")
+	p("SHLQ $2, BX")
+	p("MOVQ src+16(FP), CX")
+	p("MOVQ ss+24(FP), DX")
+	p("SHLQ $2, DX")
+	p("MOVQ rows+32(FP), SI")
+	p("MOVQ cols+40(FP), DI")
+	p("TESTQ SI, SI")
+	p("JZ copy_done")
+	p("TESTQ DI, DI")
+	p("JZ copy_done")
+	l("row")
+	p("MOVQ DI, R8")
+	p("XORQ R9, R9")
+	l("c8")
+	p("CMPQ R8, $8")
+	p("JLT copy_c4")
+	p("VMOVUPS (CX)(R9*1), Y0")
+	p("VMOVUPS Y0, (AX)(R9*1)")
+	p("ADDQ $32, R9")
+	p("SUBQ $8, R8")
+	p("JMP copy_c8")
+	l("c4")
+	p("CMPQ R8, $4")
+	p("JLT copy_c1")
+	p("VMOVUPS (CX)(R9*1), X0")
+	p("VMOVUPS X0, (AX)(R9*1)")
+	p("ADDQ $16, R9")
+	p("SUBQ $4, R8")
+	l("c1")
+	p("TESTQ R8, R8")
+	p("JZ copy_next")
+	p("VMOVSS (CX)(R9*1), X0")
+	p("VMOVSS X0, (AX)(R9*1)")
+	p("ADDQ $4, R9")
+	p("DECQ R8")
+	p("JMP copy_c1")
+	l("next")
+	p("ADDQ BX, AX")
+	p("ADDQ DX, CX")
+	p("DECQ SI")
+	p("JNZ copy_row")
 	l("done")
 	p("VZEROUPPER")
 	p("RET")
