@@ -1,0 +1,332 @@
+// align data: build the emoji training sets (prepare) and look at a built one (inspect).
+//
+// `align data prepare` downloads the pinned Twemoji, Noto and emojilib npm packages (checked by
+// sha256), builds the 32x32 captioned image set and the 8-frame motion clips, and writes them to
+// the output directory; see diffusion/dataset for the format.
+//
+// Test: go test ./cmd/align -run Data
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/spf13/cobra"
+)
+
+// DataPrepareOptions are the flags of `align data prepare`.
+type DataPrepareOptions struct {
+	CacheDir   string
+	OutputDir  string
+	VideoClips int
+	Seed       uint64
+	JSON       bool
+}
+
+// DataInspectOptions are the arguments and flags of `align data inspect`.
+type DataInspectOptions struct {
+	Dir          string
+	ContactSheet string // PNG to write; "" writes none
+	SheetImages  int
+	JSON         bool
+}
+
+// dataRunFuncs replace the run functions in flag tests; nil fields run the real commands.
+type dataRunFuncs struct {
+	prepare func(*DataPrepareOptions) error
+	inspect func(*DataInspectOptions) error
+}
+
+func newCmdData(runF *dataRunFuncs) *cobra.Command {
+	if runF == nil {
+		runF = &dataRunFuncs{}
+	}
+	cmd := &cobra.Command{
+		Use:   "data",
+		Short: "Build and inspect the emoji training data",
+		Long: "Build the 32x32 captioned emoji image set and the 8-frame motion clips from the pinned\n" +
+			"Twemoji (CC-BY 4.0), Noto Emoji (Apache-2.0) and emojilib (MIT) npm packages.",
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newCmdDataPrepare(runF.prepare), newCmdDataInspect(runF.inspect))
+	return cmd
+}
+
+func newCmdDataPrepare(runF func(*DataPrepareOptions) error) *cobra.Command {
+	opts := &DataPrepareOptions{}
+	cmd := &cobra.Command{
+		Use:   "prepare",
+		Short: "Download the emoji packages and build the image and video datasets",
+		Long: "Download emoji-datasource-twitter/google 16.0.0 and emojilib 4.0.3 with `npm pack` into the\n" +
+			"cache directory (checked against pinned sha256; a verified tarball is not downloaded again),\n" +
+			"then write images.u8 (N,3,32,32), images.jsonl, videos.u8 (B,8,3,32,32), videos.jsonl,\n" +
+			"preview.gif and manifest.json to the output directory. Progress goes to stderr, the summary\n" +
+			"to stdout.",
+		Example: `  $ align data prepare
+  $ align data prepare --output-dir data/emoji --video-clips 20000 --seed 0
+  $ align data prepare --video-clips 0 --json     # images only, summary as JSON`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.VideoClips < 0 {
+				return flagErrorf("--video-clips must be >= 0, got %d", opts.VideoClips)
+			}
+			if opts.OutputDir == "" || opts.CacheDir == "" {
+				return flagErrorf("--output-dir and --cache-dir must not be empty")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return dataPrepareRun(cmd, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.CacheDir, "cache-dir", filepath.Join("data", "cache"), "where the downloaded package tarballs are kept")
+	cmd.Flags().StringVarP(&opts.OutputDir, "output-dir", "o", filepath.Join("data", "emoji"), "dataset directory to write")
+	cmd.Flags().IntVar(&opts.VideoClips, "video-clips", 20000, "number of 8-frame video clips (0: images only)")
+	cmd.Flags().Uint64Var(&opts.Seed, "seed", 0, "seed of the video clips (images and split do not depend on it)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+func dataPrepareRun(cmd *cobra.Command, opts *DataPrepareOptions) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	defer stop()
+	s, err := dataset.Prepare(ctx, dataset.Options{
+		CacheDir:   opts.CacheDir,
+		OutputDir:  opts.OutputDir,
+		VideoClips: opts.VideoClips,
+		Seed:       opts.Seed,
+		Log:        cmd.ErrOrStderr(),
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return errCancelled
+		}
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return printPrepareSummary(out, s)
+}
+
+func printPrepareSummary(out io.Writer, s *dataset.Summary) error {
+	c := s.Counts
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "dataset\t%s (%s)\n", s.OutputDir, s.DatasetVersion)
+	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
+	fmt.Fprintf(w, "images\t%d: train %d, heldout %d (%s)\n", c.Images, c.ImagesTrain, c.ImagesHeldOut, formatCounts(s.ImagesPerSet))
+	fmt.Fprintf(w, "captions\t%d distinct, %d alternatives, vocabulary %d words\n", s.Captions, s.AltCaptions, s.CaptionVocabulary)
+	if c.Clips > 0 {
+		fmt.Fprintf(w, "clips\t%d: train %d, heldout %d; %d distinct captions\n", c.Clips, c.ClipsTrain, c.ClipsHeldOut, s.VideoCaptions)
+		var parts []string
+		for _, m := range dataset.SortedMotions(s.Motions) {
+			parts = append(parts, fmt.Sprintf("%s %d", m, s.Motions[m]))
+		}
+		fmt.Fprintf(w, "motions\t%s\n", strings.Join(parts, ", "))
+	}
+	for _, f := range []*dataset.FileInfo{s.Files.Images, s.Files.ImageIndex, s.Files.Videos, s.Files.VideoIndex, s.Files.Preview} {
+		if f != nil {
+			fmt.Fprintf(w, "file\t%s\t%s\t%s\n", f.Name, formatBytes(f.Bytes), f.SHA256)
+		}
+	}
+	t := s.Seconds
+	fmt.Fprintf(w, "time\tfetch %.1fs, read %.1fs, images %.1fs, write %.1fs, videos %.1fs, total %.1fs\n",
+		t.Fetch, t.Read, t.Images, t.Write, t.Videos, t.Total)
+	return w.Flush()
+}
+
+func formatCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func newCmdDataInspect(runF func(*DataInspectOptions) error) *cobra.Command {
+	opts := &DataInspectOptions{}
+	cmd := &cobra.Command{
+		Use:   "inspect DIR",
+		Short: "Check a built dataset and print its statistics",
+		Long: "Load a dataset directory (verifying sizes and sha256 against its manifest), print counts per\n" +
+			"split, set, category and motion, and optionally write a contact-sheet PNG of its images.",
+		Example: `  $ align data inspect data/emoji
+  $ align data inspect data/emoji --contact-sheet out/emoji.png --sheet-images 256`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return flagErrorf("inspect takes one dataset directory, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Dir = args[0]
+			if opts.SheetImages < 1 {
+				return flagErrorf("--sheet-images must be >= 1, got %d", opts.SheetImages)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return dataInspectRun(cmd, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.ContactSheet, "contact-sheet", "", "write a contact-sheet PNG of the images to this file")
+	cmd.Flags().IntVar(&opts.SheetImages, "sheet-images", 128, "images in the contact sheet, evenly spaced over the set")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// inspectReport is what `align data inspect --json` prints.
+type inspectReport struct {
+	Dir            string                    `json:"dir"`
+	DatasetVersion string                    `json:"dataset_version"`
+	Sources        []dataset.Package         `json:"sources"`
+	Counts         dataset.Counts            `json:"counts"`
+	ImagesPerSet   map[string]int            `json:"images_per_set"`
+	PerCategory    map[string]map[string]int `json:"images_per_category_and_split"`
+	Motions        map[string]map[string]int `json:"clips_per_motion_and_split,omitempty"`
+	MeanPixel      [3]float64                `json:"mean_pixel"`
+	ContactSheet   string                    `json:"contact_sheet,omitempty"`
+}
+
+func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
+	d, err := dataset.Load(opts.Dir)
+	if err != nil {
+		return err
+	}
+	r := inspectReport{
+		Dir: opts.Dir, DatasetVersion: d.Manifest.DatasetVersion, Sources: d.Manifest.Sources,
+		Counts: d.Manifest.Counts, ImagesPerSet: map[string]int{}, PerCategory: map[string]map[string]int{},
+	}
+	for _, it := range d.Items {
+		r.ImagesPerSet[it.Set]++
+		if r.PerCategory[it.Category] == nil {
+			r.PerCategory[it.Category] = map[string]int{}
+		}
+		r.PerCategory[it.Category][string(it.Split)]++
+	}
+	plane := dataset.ImageSize * dataset.ImageSize
+	for i := 0; i < d.Len(); i++ {
+		img := d.Image(i)
+		for c := 0; c < 3; c++ {
+			s := 0
+			for _, v := range img[c*plane : (c+1)*plane] {
+				s += int(v)
+			}
+			r.MeanPixel[c] += float64(s)
+		}
+	}
+	for c := range r.MeanPixel {
+		r.MeanPixel[c] /= float64(d.Len() * plane)
+	}
+	if d.Manifest.Files.Videos != nil {
+		v, err := dataset.LoadVideo(opts.Dir)
+		if err != nil {
+			return err
+		}
+		r.Motions = map[string]map[string]int{}
+		for _, c := range v.Clips {
+			if r.Motions[string(c.Motion)] == nil {
+				r.Motions[string(c.Motion)] = map[string]int{}
+			}
+			r.Motions[string(c.Motion)][string(c.Split)]++
+		}
+	}
+	if opts.ContactSheet != "" {
+		n := min(opts.SheetImages, d.Len())
+		imgs := make([][]uint8, n)
+		for k := range imgs {
+			imgs[k] = d.Image(k * d.Len() / n)
+		}
+		if err := writeContactSheet(opts.ContactSheet, dataset.ContactSheet(imgs, 16, 2)); err != nil {
+			return err
+		}
+		r.ContactSheet = opts.ContactSheet
+		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d images)\n", opts.ContactSheet, n)
+	}
+	out := cmd.OutOrStdout()
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	c := r.Counts
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "dataset\t%s (%s)\n", r.Dir, r.DatasetVersion)
+	for _, p := range r.Sources {
+		fmt.Fprintf(w, "source\t%s@%s\t%s\n", p.Name, p.Version, p.License)
+	}
+	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
+	fmt.Fprintf(w, "images\t%d: train %d, heldout %d (%s)\n", c.Images, c.ImagesTrain, c.ImagesHeldOut, formatCounts(r.ImagesPerSet))
+	fmt.Fprintf(w, "mean pixel\t%.1f %.1f %.1f\n", r.MeanPixel[0], r.MeanPixel[1], r.MeanPixel[2])
+	cats := make([]string, 0, len(r.PerCategory))
+	for k := range r.PerCategory {
+		cats = append(cats, k)
+	}
+	sort.Strings(cats)
+	for _, k := range cats {
+		fmt.Fprintf(w, "category\t%s\ttrain %d, heldout %d\n", k, r.PerCategory[k]["train"], r.PerCategory[k]["heldout"])
+	}
+	if r.Motions != nil {
+		fmt.Fprintf(w, "clips\t%d: train %d, heldout %d\n", c.Clips, c.ClipsTrain, c.ClipsHeldOut)
+		for _, m := range dataset.Motions {
+			if s := r.Motions[string(m)]; s != nil {
+				fmt.Fprintf(w, "motion\t%s\ttrain %d, heldout %d\n", m, s["train"], s["heldout"])
+			}
+		}
+	}
+	return w.Flush()
+}
+
+// writeContactSheet writes img as PNG to name through a temporary file in the same directory.
+func writeContactSheet(name string, img image.Image) error {
+	if dir := filepath.Dir(name); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), ".contact-*.png")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	err = dataset.WritePNG(f, img)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
