@@ -1,0 +1,94 @@
+// Tests of ModelConfig: the defaults are valid, every rule gives a clear error, JSON round
+// trips and unknown fields are refused.
+//
+// Test: go test ./diffusion -run Config
+package diffusion
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestConfigDefaultsValid(t *testing.T) {
+	for _, c := range []ModelConfig{DefaultImageConfig(), DefaultVideoConfig(), tinyConfig(KindImage, "vq", "ta", "mq")} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", c.Kind, err)
+		}
+	}
+	img := DefaultImageConfig()
+	if img.NumPatches() != 256 || img.SeqLen() != 272 || img.SampleSize() != 3072 {
+		t.Errorf("image: %d patches, sequence %d, sample %d", img.NumPatches(), img.SeqLen(), img.SampleSize())
+	}
+	vid := DefaultVideoConfig()
+	if vid.NumPatches() != 4*8*8 || vid.SampleSize() != 8*3072 {
+		t.Errorf("video: %d patches, sample %d", vid.NumPatches(), vid.SampleSize())
+	}
+}
+
+func TestConfigValidateErrors(t *testing.T) {
+	tests := []struct {
+		edit func(c *ModelConfig)
+		want string
+	}{
+		{func(c *ModelConfig) { c.Kind = "audio" }, `kind is "audio"`},
+		{func(c *ModelConfig) { c.PatchSize = 3 }, "sample_size 32 is not a multiple of patch_size 3"},
+		{func(c *ModelConfig) { c.Heads = 3 }, "num_attention_heads 3 does not divide hidden_size 256"},
+		{func(c *ModelConfig) { c.Width = 250 }, "hidden_size must be a positive multiple of 4"},
+		{func(c *ModelConfig) { c.TextHeads = 5 }, "text_heads 5 does not divide text_width 256"},
+		{func(c *ModelConfig) { c.Frames = 8 }, "num_frames is 8; an image model has 1"},
+		{func(c *ModelConfig) { c.Kind, c.Frames, c.TubeletFrames = KindVideo, 8, 3 }, "num_frames 8 is not a multiple of tubelet_frames 3"},
+		{func(c *ModelConfig) { c.Depth = 0 }, "num_layers must be >= 1"},
+		{func(c *ModelConfig) { c.MLPRatio = 0 }, "mlp_ratio must be a positive number"},
+		{func(c *ModelConfig) { c.MaxTextLen = 0 }, "max_text_len must be >= 1"},
+		{func(c *ModelConfig) { c.VocabSize = 2 }, "vocab_size must be >= 3"},
+		{func(c *ModelConfig) { c.RewardDims = []string{"vq", "vq"} }, `reward dimension "vq" appears twice`},
+		{func(c *ModelConfig) { c.RewardDims = []string{"VQ"} }, `reward dimension "VQ": names are lower-case`},
+		{func(c *ModelConfig) { c.RewardDims, c.RewardFreq = []string{"vq"}, 3 }, "reward_freq must be a positive even number"},
+		{func(c *ModelConfig) { c.Shift = 0 }, "shift must be a positive number"},
+	}
+	for _, tt := range tests {
+		c := DefaultImageConfig()
+		tt.edit(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("err = %v, want it to contain %q", err, tt.want)
+		}
+	}
+	// Several problems are reported together.
+	c := DefaultImageConfig()
+	c.Depth, c.Heads = 0, 3
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "num_layers") || !strings.Contains(err.Error(), "num_attention_heads") {
+		t.Errorf("joined errors: %v", err)
+	}
+}
+
+func TestConfigJSON(t *testing.T) {
+	c := DefaultVideoConfig()
+	c.RewardDims = []string{"vq", "ta", "mq"}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseModelConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(&c) {
+		t.Errorf("round trip differs: %s", got.Diff(&c))
+	}
+	empty := DefaultImageConfig()
+	empty.RewardDims = nil
+	b, _ = json.Marshal(empty)
+	if !strings.Contains(string(b), `"reward_dims":[]`) {
+		t.Errorf("empty reward dims written as %s", b)
+	}
+	if _, err := ParseModelConfig([]byte(`{"kind":"image","depthh":3}`)); err == nil || !strings.Contains(err.Error(), "depthh") {
+		t.Errorf("unknown field: err = %v", err)
+	}
+	d := DefaultImageConfig()
+	d.Depth = 9
+	if diff := c.Diff(&d); !strings.Contains(diff, "num_layers: 6 vs 9") || !strings.Contains(diff, "kind: video vs image") {
+		t.Errorf("Diff = %q", diff)
+	}
+}
