@@ -145,5 +145,5 @@ func gemmOpenBLAS(threads int, transA, transB bool, m, n, k int, alpha float32, 
 	openblasSgemm(transA, transB, m, n, k, alpha, &a[0], lda, &b[0], ldb, beta, &c[0], ldc)
 }
 
-// GoGemmKernel names the micro-kernel the pure-Go GEMM runs on this CPU (e.g. "avx512").
+// GoGemmKernel names the micro-kernel the pure-Go GEMM runs on this CPU (e.g. "avx512-12x32").
 func GoGemmKernel() string { return gemmDefault.name }
