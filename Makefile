@@ -4,6 +4,7 @@
 #   make test    vet + the whole test suite (CPU; CUDA kernels through their CPU emulation)
 #   make bench   GEMM and layer benchmarks with ratios against baselines measured in the same run
 #   make info    build and print backends, BLAS core and a GEMM probe
+#   make data    download the emoji packages and build the image and clip datasets
 
 GO      ?= go
 BIN     := bin/align
@@ -15,7 +16,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet bench info clean pyenv golden
+.PHONY: all setup openblas build test vet bench info clean pyenv golden data
 
 all: build
 
@@ -58,6 +59,10 @@ $(PYTHON):
 # Regenerates the committed golden fixtures (the Go tests only read them).
 golden: pyenv
 	$(PYTHON) scripts/golden/dit_block.py
+
+# The emoji image and clip datasets (npm packages, checksummed) into data/emoji.
+data: build
+	./$(BIN) data prepare --output-dir data/emoji
 
 info: setup build
 	./$(BIN) info
