@@ -1,6 +1,7 @@
 // Pure-Go SGEMM (no cgo): blocked, packed and parallel, with register-blocked micro-kernels
-// in Go assembly on amd64 (gemm_amd64.s: AVX-512 12x32, AVX2+FMA 6x16) and a generic Go
-// micro-kernel elsewhere or with the purego build tag. It is the CPU device's GEMM when
+// in Go assembly on amd64 (package internal/gemmasm: AVX-512 12x32, AVX2+FMA 6x16, plus the
+// packing copies and transposes) and a generic Go micro-kernel elsewhere or with the purego
+// build tag. It is the CPU device's GEMM when
 // OpenBLAS is absent, and the single-threaded sgemmSerial that attention calls per head.
 //
 // Algorithm (Goto & van de Geijn, "Anatomy of high-performance matrix multiplication",
@@ -42,7 +43,7 @@ type gemmKernel struct {
 	mc     int // rows of a packed A block (multiple of mr)
 	nc     int // columns of a packed B block (multiple of nr): kc*nc*4 bytes fit in L2
 	// fn computes C[0:mr, 0:nr] = alpha*sum_p a[p*mr+r]*b[p*nr+j] + beta*C (see
-	// gemm_amd64_gen.go); beta == 0 does not read C. ldc is in elements.
+	// internal/gemmasm/gemm_amd64_gen.go); beta == 0 does not read C. ldc is in elements.
 	fn   func(k int, a, b, c *float32, ldc int, alpha, beta float32)
 	pool sync.Pool // of *gemmWork
 }
