@@ -23,7 +23,8 @@ all: build
 setup: openblas
 	$(GO) mod download
 
-# OpenBLAS is optional (a pure-Go GEMM is the fallback) but 10x faster; it is loaded at run
+# OpenBLAS is optional (the pure-Go GEMM is the fallback: on par for large products with
+# AVX-512, slower on small ones and without AVX-512); it is loaded at run
 # time, so installing it needs no rebuild. Installed only where we are root and apt exists.
 openblas:
 	@if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then \
