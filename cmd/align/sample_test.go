@@ -1,0 +1,254 @@
+// Tests of `align sample`: flag parsing and validation through runF, and end to end with a
+// tiny randomly initialised image and video model saved to a temporary directory (files,
+// --json, unknown-word warnings, --video mismatch, no files left on failure).
+//
+// Test: go test ./cmd/align -run Sample
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
+)
+
+// runWithStub runs `align <name> args...` with the command's run function replaced by one
+// that captures the parsed options.
+func runWithStub[T any](t *testing.T, name string, newCmd func(func(*T) error) *cobra.Command, args []string) (*T, error) {
+	t.Helper()
+	var got *T
+	root := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
+	for _, c := range root.Commands() {
+		if c.Name() == name {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(newCmd(func(o *T) error { got = o; return nil }))
+	root.SetArgs(append([]string{name}, args...))
+	err := root.Execute()
+	return got, err
+}
+
+func TestNewCmdSampleFlags(t *testing.T) {
+	def := SampleOptions{NumInferenceSteps: 28, GuidanceScale: 4, NumImagesPerPrompt: 1, Sampler: "euler",
+		OutputDir: "samples", GridScale: 2}
+	with := func(edit func(o *SampleOptions)) SampleOptions {
+		o := def
+		edit(&o)
+		return o
+	}
+	tests := []struct {
+		args    []string
+		want    SampleOptions
+		wantErr string
+	}{
+		{args: []string{"--prompt", "red apple"}, want: with(func(o *SampleOptions) { o.Prompts = []string{"red apple"} })},
+		{args: []string{"--prompt", "a, b", "--prompt", "c", "--model", "m.safetensors", "--video", "--num_inference_steps", "10",
+			"--guidance-scale", "0", "--num-images-per-prompt", "3", "--seed", "7", "--sampler", "sde", "--shift", "3",
+			"-o", "out", "--json"},
+			want: with(func(o *SampleOptions) {
+				o.Prompts, o.Model, o.Video, o.NumInferenceSteps = []string{"a, b", "c"}, "m.safetensors", true, 10
+				o.GuidanceScale, o.NumImagesPerPrompt, o.Seed, o.Sampler, o.Shift = 0, 3, 7, "sde", 3
+				o.OutputDir, o.JSON = "out", true
+			})},
+		{args: []string{"--prompts", "p.txt"}, want: with(func(o *SampleOptions) { o.PromptsFile = "p.txt" })},
+		{args: nil, wantErr: "no prompts"},
+		{args: []string{"--prompt", "  "}, wantErr: "--prompt 1 is empty"},
+		{args: []string{"--prompt", "x", "--num-inference-steps", "0"}, wantErr: "--num-inference-steps must be >= 1"},
+		{args: []string{"--prompt", "x", "--guidance-scale", "-1"}, wantErr: "--guidance-scale must be >= 0"},
+		{args: []string{"--prompt", "x", "--num-images-per-prompt", "0"}, wantErr: "--num-images-per-prompt must be >= 1"},
+		{args: []string{"--prompt", "x", "--sampler", "ddim"}, wantErr: `--sampler "ddim"`},
+		{args: []string{"--prompt", "x", "--shift", "-1"}, wantErr: "--shift must be > 0"},
+		{args: []string{"--prompt", "x", "--seed", "-1"}, wantErr: "invalid argument"},
+		{args: []string{"--prompt", "x", "extra"}, wantErr: "unknown command"},
+	}
+	for _, tt := range tests {
+		got, err := runWithStub(t, "sample", newCmdSample, tt.args)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("sample %v: err = %v, want it to contain %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("sample %v: %v", tt.args, err)
+			continue
+		}
+		if !reflect.DeepEqual(*got, tt.want) {
+			t.Errorf("sample %v:\n got  %+v\n want %+v", tt.args, *got, tt.want)
+		}
+	}
+}
+
+// saveTinyModel writes a tiny randomly initialised model of the given kind and returns its path.
+func saveTinyModel(t *testing.T, dir, kind string) string {
+	t.Helper()
+	tok, err := diffusion.BuildTokenizer([]string{"red apple", "green apple moving left", "blue car"}, 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := diffusion.ModelConfig{Kind: kind, ImageSize: 8, Channels: 3, Frames: 1, PatchSize: 4, TubeletFrames: 1,
+		Width: 8, Depth: 1, Heads: 2, MLPRatio: 2, TextLayers: 1, TextWidth: 8, TextHeads: 2, MaxTextLen: 4,
+		VocabSize: tok.VocabSize(), RewardDims: []string{}, Shift: 1}
+	if kind == diffusion.KindVideo {
+		cfg.Frames, cfg.TubeletFrames = 4, 2
+	}
+	m, err := diffusion.NewDiT(kernels.NewCPU(0), &kernels.RNG{Seed: 1}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tokenizer = tok
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, p := range m.Params() { // a "trained" model: every weight random
+		v := make([]float32, p.W.Len())
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * 0.2)
+		}
+		p.W.Dev.CopyFromHost(p.W, v)
+	}
+	path := filepath.Join(dir, kind+".safetensors")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestSampleEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	args := []string{"sample", "--model", model, "--prompt", "red apple", "--prompt", "purple car",
+		"--num-images-per-prompt", "2", "--num-inference-steps", "3", "--seed", "5", "-o", out, "--json"}
+	if code := Main(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep sampleReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Files) != 4 || rep.Files[3].Prompt != "purple car" || rep.Files[3].Image != 1 || rep.Grid != filepath.Join(out, "grid.png") {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, f := range append([]string{rep.Grid}, rep.Files[0].Path, rep.Files[3].Path) {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+	if filepath.Base(rep.Files[2].Path) != "002-purple-car.png" {
+		t.Errorf("file name %s", rep.Files[2].Path)
+	}
+	if !strings.Contains(stderr.String(), "purple") || !strings.Contains(stderr.String(), "warning") {
+		t.Errorf("no unknown-word warning on stderr: %q", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "sampling: 3/3") {
+		t.Errorf("no progress on stderr: %q", stderr.String())
+	}
+
+	// Same seed, same bytes.
+	first, _ := os.ReadFile(rep.Files[0].Path)
+	stdout.Reset()
+	if code := Main(args, &stdout, &stderr); code != exitOK {
+		t.Fatal(stderr.String())
+	}
+	again, _ := os.ReadFile(rep.Files[0].Path)
+	if !bytes.Equal(first, again) {
+		t.Error("same seed gave a different image")
+	}
+
+	// A model of the other kind is refused either way.
+	if code := Main([]string{"sample", "--model", model, "--video", "--prompt", "red apple", "-o", out}, &stdout, &stderr); code != exitUsage {
+		t.Errorf("--video with an image model: exit %d", code)
+	}
+	// No --model yet.
+	stderr.Reset()
+	if code := Main([]string{"sample", "--prompt", "red apple", "-o", out}, &stdout, &stderr); code != exitError ||
+		!strings.Contains(stderr.String(), "no default model is embedded") {
+		t.Errorf("without --model: exit %d, %q", code, stderr.String())
+	}
+}
+
+func TestSampleVideoEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindVideo)
+	prompts := filepath.Join(dir, "p.jsonl")
+	os.WriteFile(prompts, []byte(`{"prompt":"red apple moving left"}`+"\n\n"+`{"prompt":"blue car"}`+"\n"), 0o644)
+	out := filepath.Join(dir, "vid")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"sample", "--model", model, "--video", "--prompts", prompts, "--num-inference-steps", "2",
+		"--sampler", "heun", "-o", out}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, f := range []string{"000-red-apple-moving-left.gif", "001-blue-car.gif", "grid.gif"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(stdout.String(), "wrote 2 videos") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	if code := Main([]string{"sample", "--model", model, "--prompt", "blue car", "-o", out}, &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "add --video") {
+		t.Errorf("video model without --video: exit %d, %q", code, stderr.String())
+	}
+}
+
+func TestSampleFailureLeavesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	// The output "directory" is a file: nothing can be written, and nothing is.
+	blocked := filepath.Join(dir, "blocked")
+	os.WriteFile(blocked, []byte("x"), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"sample", "--model", model, "--prompt", "red apple", "--num-inference-steps", "1", "-o", blocked},
+		&stdout, &stderr); code != exitError {
+		t.Errorf("exit %d", code)
+	}
+	// A grid that cannot be written (a directory in its place) removes the images already written.
+	out := filepath.Join(dir, "out")
+	os.MkdirAll(filepath.Join(out, "grid.png"), 0o755)
+	os.WriteFile(filepath.Join(out, "grid.png", "keep"), []byte("x"), 0o644)
+	if code := Main([]string{"sample", "--model", model, "--prompt", "red apple", "--num-inference-steps", "1", "-o", out},
+		&stdout, &stderr); code != exitError {
+		t.Errorf("exit %d", code)
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 1 || ents[0].Name() != "grid.png" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("after a failed run the output holds %v", names)
+	}
+	// Corrupt and missing model files are named in the error.
+	bad := filepath.Join(dir, "bad.safetensors")
+	os.WriteFile(bad, []byte("not a model"), 0o644)
+	stderr.Reset()
+	Main([]string{"sample", "--model", bad, "--prompt", "x", "-o", out}, &stdout, &stderr)
+	if !strings.Contains(stderr.String(), bad) {
+		t.Errorf("corrupt model: %q", stderr.String())
+	}
+	stderr.Reset()
+	Main([]string{"sample", "--prompts", filepath.Join(dir, "none.txt"), "--model", model, "-o", out}, &stdout, &stderr)
+	if !strings.Contains(stderr.String(), "none.txt") {
+		t.Errorf("missing prompts file: %q", stderr.String())
+	}
+}
+
+func TestSlug(t *testing.T) {
+	for in, want := range map[string]string{"Red Apple!": "red-apple", "  a -- b ": "a-b", "😀": "prompt",
+		"woman vampire, light skin tone": "woman-vampire-light-skin-tone"} {
+		if got := slug(in); got != want {
+			t.Errorf("slug(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
