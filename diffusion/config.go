@@ -161,7 +161,7 @@ func (c *ModelConfig) Validate() error {
 }
 
 // SampleShape is the shape of one sample: (C,H,W) for images, (T,C,H,W) for videos.
-func (c *ModelConfig) SampleShape() []int {
+func (c ModelConfig) SampleShape() []int {
 	if c.Kind == KindVideo {
 		return []int{c.Frames, c.Channels, c.ImageSize, c.ImageSize}
 	}
@@ -169,7 +169,7 @@ func (c *ModelConfig) SampleShape() []int {
 }
 
 // SampleSize is the number of values of one sample, the product of SampleShape.
-func (c *ModelConfig) SampleSize() int {
+func (c ModelConfig) SampleSize() int {
 	n := 1
 	for _, d := range c.SampleShape() {
 		n *= d
@@ -178,16 +178,16 @@ func (c *ModelConfig) SampleSize() int {
 }
 
 // BatchShape is (B, SampleShape...).
-func (c *ModelConfig) BatchShape(B int) []int { return append([]int{B}, c.SampleShape()...) }
+func (c ModelConfig) BatchShape(B int) []int { return append([]int{B}, c.SampleShape()...) }
 
 // NumPatches is P, the patch (tubelet) tokens per sample.
-func (c *ModelConfig) NumPatches() int {
+func (c ModelConfig) NumPatches() int {
 	g := c.ImageSize / c.PatchSize
 	return (c.Frames / c.TubeletFrames) * g * g
 }
 
 // SeqLen is the length of the joined attention sequence, MaxTextLen + P.
-func (c *ModelConfig) SeqLen() int { return c.MaxTextLen + c.NumPatches() }
+func (c ModelConfig) SeqLen() int { return c.MaxTextLen + c.NumPatches() }
 
 // MarshalJSON writes the config with the reward dimensions as a list, never null.
 func (c ModelConfig) MarshalJSON() ([]byte, error) {
@@ -239,7 +239,7 @@ func (c *ModelConfig) Diff(o *ModelConfig) string {
 }
 
 // ParamCount is the number of parameters of a DiT with this config.
-func (c *ModelConfig) ParamCount() int {
+func (c ModelConfig) ParamCount() int {
 	C, Ct, H := c.Width, c.TextWidth, int(c.MLPRatio*float64(c.Width))
 	Ht := int(c.MLPRatio * float64(c.TextWidth))
 	F := c.Channels * c.TubeletFrames * c.PatchSize * c.PatchSize

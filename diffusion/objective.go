@@ -48,13 +48,13 @@ var WeightingSchemes = []string{WeightingLogitNormal, WeightingMode, WeightingCo
 
 // Objective holds the hyper-parameters of the flow-matching loss.
 type Objective struct {
-	WeightingScheme string  // default logit_normal
-	LogitMean       float64 // 0
-	LogitStd        float64 // 1
-	ModeScale       float64 // 1.29 (diffusers' default)
-	Shift           float64 // training timestep shift; 1 = none
-	CaptionDropout  float64 // probability of the empty prompt, e.g. 0.1
-	RewardDropout   float64 // probability of dropping each reward dimension
+	WeightingScheme string  `json:"weighting_scheme"` // default logit_normal
+	LogitMean       float64 `json:"logit_mean"`       // 0
+	LogitStd        float64 `json:"logit_std"`        // 1
+	ModeScale       float64 `json:"mode_scale"`       // 1.29 (diffusers' default)
+	Shift           float64 `json:"shift"`            // training timestep shift; 1 = none
+	CaptionDropout  float64 `json:"caption_dropout"`  // probability of the empty prompt, e.g. 0.1
+	RewardDropout   float64 `json:"reward_dropout"`   // probability of dropping each reward dimension
 }
 
 // DefaultObjective is logit-normal(0, 1) times, no shift, 10% caption dropout, 10% reward

@@ -1,0 +1,593 @@
+// Pre-training of a DiT with the flow-matching objective: data order, learning-rate
+// schedule, AdamW with gradient clipping, an EMA of the weights, and checkpoints that resume
+// exactly (bit-identical losses), with a JSONL log, a loss-curve PNG and sample grids.
+//
+// One optimizer step s = 1, 2, ...:
+//
+//	batch  = next TrainBatchSize indices of the data order (epoch e: a permutation of the
+//	         samples from the seed's data stream; batches run on across epoch ends)
+//	loss   = TrainStep.ForwardBackward (objective.go), gradients zeroed first
+//	norm   = ClipGradNorm(max_grad_norm); a non-finite norm skips the update (logged)
+//	lr(s)  = learning_rate * min(1, s/warmup) * decay(s)     constant | linear | cosine decay
+//	AdamW step; then EMA: d = min(ema_decay, (1+s)/(10+s)),  ema = d*ema + (1-d)*w
+//
+// The EMA weights are the model: model.safetensors holds them (with the config and the
+// tokenizer) and the sample grids use them. A checkpoint (checkpoint-<step>.safetensors)
+// holds the raw weights, the EMA weights ("ema.<name>"), the AdamW moments and step, the
+// RNG state, the step and the data-order position, so a resumed run continues exactly.
+//
+// Test: go test ./diffusion -run Pretrain
+package diffusion
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
+)
+
+// TrainingData is the sample source of pre-training.
+type TrainingData interface {
+	// Len is the number of samples.
+	Len() int
+	// Caption returns sample i's caption.
+	Caption(i int) string
+	// Sample writes sample i (SampleShape, values in [-1, 1]) into dst.
+	Sample(dst []float32, i int)
+}
+
+// LR schedules (--lr-scheduler), all after a linear warmup.
+const (
+	LRConstant = "constant"
+	LRLinear   = "linear"
+	LRCosine   = "cosine"
+)
+
+// LRSchedulers lists the accepted --lr-scheduler values.
+var LRSchedulers = []string{LRConstant, LRLinear, LRCosine}
+
+// PretrainConfig holds the hyper-parameters of a pre-training run (diffusers' flag names).
+type PretrainConfig struct {
+	Seed                  uint64    `json:"seed"`
+	TrainBatchSize        int       `json:"train_batch_size"`
+	MaxTrainSteps         int       `json:"max_train_steps"`
+	LearningRate          float64   `json:"learning_rate"`
+	LRScheduler           string    `json:"lr_scheduler"`
+	LRWarmupSteps         int       `json:"lr_warmup_steps"`
+	AdamBeta1             float64   `json:"adam_beta1"`
+	AdamBeta2             float64   `json:"adam_beta2"`
+	AdamEpsilon           float64   `json:"adam_epsilon"`
+	AdamWeightDecay       float64   `json:"adam_weight_decay"`
+	MaxGradNorm           float64   `json:"max_grad_norm"`
+	EMADecay              float64   `json:"ema_decay"` // 0: the EMA is the raw weights
+	CheckpointingSteps    int       `json:"checkpointing_steps"`
+	CheckpointsTotalLimit int       `json:"checkpoints_total_limit"` // 0 keeps all
+	Objective             Objective `json:"objective"`
+	// Validation sampling at checkpoints.
+	ValidationPrompts []string `json:"validation_prompts"`
+	ValidationSteps   int      `json:"validation_steps"` // denoising steps
+	ValidationScale   float64  `json:"validation_guidance_scale"`
+}
+
+// DefaultPretrainConfig returns the defaults of `align pretrain`.
+func DefaultPretrainConfig() PretrainConfig {
+	return PretrainConfig{TrainBatchSize: 32, MaxTrainSteps: 20000, LearningRate: 3e-4, LRScheduler: LRConstant,
+		LRWarmupSteps: 500, AdamBeta1: 0.9, AdamBeta2: 0.999, AdamEpsilon: 1e-8, AdamWeightDecay: 0.01,
+		MaxGradNorm: 1, EMADecay: 0.999, CheckpointingSteps: 500, CheckpointsTotalLimit: 3,
+		Objective: DefaultObjective(), ValidationSteps: 28, ValidationScale: 4}
+}
+
+// Validate checks the hyper-parameters.
+func (c *PretrainConfig) Validate() error {
+	switch {
+	case c.TrainBatchSize < 1:
+		return fmt.Errorf("--train-batch-size must be >= 1, got %d", c.TrainBatchSize)
+	case c.MaxTrainSteps < 1:
+		return fmt.Errorf("--max-train-steps must be >= 1, got %d", c.MaxTrainSteps)
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
+		return fmt.Errorf("--learning-rate must be a positive number, got %v", c.LearningRate)
+	case !slices.Contains(LRSchedulers, c.LRScheduler):
+		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, LRSchedulers)
+	case c.LRWarmupSteps < 0:
+		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
+	case !(c.AdamBeta1 >= 0 && c.AdamBeta1 < 1) || !(c.AdamBeta2 >= 0 && c.AdamBeta2 < 1):
+		return fmt.Errorf("Adam betas must be in [0, 1), got %v, %v", c.AdamBeta1, c.AdamBeta2)
+	case !(c.AdamEpsilon > 0):
+		return fmt.Errorf("--adam-epsilon must be > 0, got %v", c.AdamEpsilon)
+	case !(c.AdamWeightDecay >= 0):
+		return fmt.Errorf("--adam-weight-decay must be >= 0, got %v", c.AdamWeightDecay)
+	case !(c.MaxGradNorm > 0):
+		return fmt.Errorf("--max-grad-norm must be > 0, got %v", c.MaxGradNorm)
+	case !(c.EMADecay >= 0 && c.EMADecay < 1):
+		return fmt.Errorf("--ema-decay must be in [0, 1), got %v", c.EMADecay)
+	case c.CheckpointingSteps < 1:
+		return fmt.Errorf("--checkpointing-steps must be >= 1, got %d", c.CheckpointingSteps)
+	case c.CheckpointsTotalLimit < 0:
+		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
+	case c.ValidationSteps < 1:
+		return fmt.Errorf("validation steps must be >= 1, got %d", c.ValidationSteps)
+	}
+	return c.Objective.Validate()
+}
+
+// LR returns the learning rate of optimizer step s (1-based).
+func (c *PretrainConfig) LR(s int) float64 {
+	lr := c.LearningRate
+	if c.LRWarmupSteps > 0 && s < c.LRWarmupSteps {
+		return lr * float64(s) / float64(c.LRWarmupSteps)
+	}
+	span := c.MaxTrainSteps - c.LRWarmupSteps
+	if span <= 0 {
+		return lr
+	}
+	p := math.Min(1, float64(s-c.LRWarmupSteps)/float64(span))
+	switch c.LRScheduler {
+	case LRLinear:
+		return lr * (1 - p)
+	case LRCosine:
+		return lr * 0.5 * (1 + math.Cos(math.Pi*p))
+	}
+	return lr
+}
+
+// dataKey keys the data-order stream apart from the main RNG's (same seed).
+const dataKey = 0xd1b54a32d192ed03
+
+// EpochOrder returns the sample order of epoch e for seed: a permutation of 0..n-1 from
+// Philox(seed ^ dataKey) at counter block e*2^32.
+func EpochOrder(seed uint64, e, n int) []int {
+	r := &kernels.RNG{Seed: seed ^ dataKey, Offset: uint64(e) << 32}
+	return r.Perm(n)
+}
+
+// LogEntry is one line of logs.jsonl.
+type LogEntry struct {
+	Step          int     `json:"step"`
+	Epoch         int     `json:"epoch"`
+	Loss          float64 `json:"loss"`
+	LR            float64 `json:"lr"`
+	GradNorm      float64 `json:"grad_norm"`
+	SamplesPerSec float64 `json:"samples_per_s"`
+	Skipped       bool    `json:"skipped,omitempty"` // non-finite gradient: no update
+}
+
+// trainState is the "train_state" metadata of a checkpoint.
+type trainState struct {
+	Epoch    int             `json:"epoch"`
+	Position int             `json:"position"` // next index into the epoch's order
+	DataLen  int             `json:"data_len"`
+	Seed     uint64          `json:"seed"`
+	Config   *PretrainConfig `json:"pretrain_config,omitempty"`
+}
+
+const (
+	metaTrainState    = "train_state"
+	modelTypeTraining = "align.dit.training-state"
+	emaPrefix         = "ema."
+)
+
+// Trainer runs pre-training. Create it with NewTrainer, optionally Resume, then Run.
+type Trainer struct {
+	Cfg   PretrainConfig
+	Model *DiT // raw weights, trained
+	EMA   *DiT // exponential moving average: the model that is saved and sampled
+	Opt   *nn.AdamW
+	RNG   kernels.RNG
+	Step  int // optimizer steps done
+	Epoch int // data order: epoch and position of the next sample
+	Pos   int
+
+	OutputDir string
+	Log       []LogEntry // every logged step so far (kept for the loss curve)
+	// Progress, when set, is called after every step.
+	Progress func(e LogEntry, elapsed time.Duration)
+	// Notify, when set, receives one-line messages (checkpoints written, skipped steps).
+	Notify func(msg string)
+
+	dev   kernels.Device
+	data  TrainingData
+	order []int
+	step  *TrainStep
+	x0    *kernels.Tensor
+	host  []float32
+	caps  []string
+}
+
+// NewTrainer builds a fresh model for mcfg (the tokenizer's vocabulary and length are
+// written into it) with weights from the seed, its EMA copy and the optimizer.
+func NewTrainer(dev kernels.Device, mcfg ModelConfig, tok *Tokenizer, cfg PretrainConfig, data TrainingData, outputDir string) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if data.Len() == 0 {
+		return nil, errors.New("pretrain: no training samples")
+	}
+	mcfg.VocabSize, mcfg.MaxTextLen = tok.VocabSize(), tok.MaxLen
+	rng := kernels.RNG{Seed: cfg.Seed}
+	m, err := NewDiT(dev, &rng, mcfg)
+	if err != nil {
+		return nil, err
+	}
+	m.Tokenizer = tok
+	ema, _ := NewDiT(dev, nil, mcfg)
+	ema.Tokenizer = tok
+	ema.CopyWeightsFrom(m)
+	ema.SetTrainable(false)
+	t := &Trainer{Cfg: cfg, Model: m, EMA: ema, RNG: rng, OutputDir: outputDir, dev: dev, data: data,
+		step: NewTrainStep(dev, cfg.Objective)}
+	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), Beta1: float32(cfg.AdamBeta1),
+		Beta2: float32(cfg.AdamBeta2), Eps: float32(cfg.AdamEpsilon), WeightDecay: float32(cfg.AdamWeightDecay)})
+	t.x0 = dev.New(mcfg.BatchShape(cfg.TrainBatchSize)...)
+	t.host = make([]float32, t.x0.Len())
+	return t, nil
+}
+
+// nextBatch fills x0 and the captions with the next TrainBatchSize samples of the order.
+func (t *Trainer) nextBatch() *Batch {
+	B, D := t.Cfg.TrainBatchSize, t.Model.Config.SampleSize()
+	t.caps = t.caps[:0]
+	for b := range B {
+		if t.order == nil || t.Pos >= len(t.order) {
+			if t.order != nil {
+				t.Epoch++
+				t.Pos = 0
+			}
+			t.order = EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
+		}
+		i := t.order[t.Pos]
+		t.Pos++
+		t.data.Sample(t.host[b*D:(b+1)*D], i)
+		t.caps = append(t.caps, t.data.Caption(i))
+	}
+	t.dev.CopyFromHost(t.x0, t.host)
+	return &Batch{X0: t.x0, Prompts: EncodePrompts(t.Model.Tokenizer, t.caps)}
+}
+
+// TrainOneStep runs one optimizer step and returns its log entry (without the timing).
+func (t *Trainer) TrainOneStep() LogEntry {
+	ps := t.Opt.Params
+	nn.ZeroGrad(ps)
+	epoch := t.Epoch
+	res := t.step.ForwardBackward(t.Model, &t.RNG, t.nextBatch())
+	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
+	s := t.Step + 1
+	lr := t.Cfg.LR(s)
+	e := LogEntry{Step: s, Epoch: epoch, Loss: res.Loss, LR: lr, GradNorm: norm}
+	if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(res.Loss) {
+		e.Skipped = true
+		if t.Notify != nil {
+			t.Notify(fmt.Sprintf("step %d: non-finite loss or gradient norm (%v); update skipped", s, norm))
+		}
+	} else {
+		t.Opt.LR = float32(lr)
+		t.Opt.Step()
+		t.updateEMA(s)
+	}
+	t.Step = s
+	return e
+}
+
+// updateEMA moves the EMA weights towards the raw weights after step s.
+func (t *Trainer) updateEMA(s int) {
+	d := math.Min(t.Cfg.EMADecay, float64(1+s)/float64(10+s))
+	ws, es := t.Model.Params(), t.EMA.Params()
+	for i := range ws {
+		t.dev.Axpby(es[i].W, float32(d), es[i].W, float32(1-d), ws[i].W)
+	}
+}
+
+// ---- checkpoints ----
+
+// CheckpointPath is the file of the checkpoint after step.
+func (t *Trainer) CheckpointPath(step int) string {
+	return filepath.Join(t.OutputDir, fmt.Sprintf("checkpoint-%d.safetensors", step))
+}
+
+// ModelPath is the EMA model file.
+func (t *Trainer) ModelPath() string { return filepath.Join(t.OutputDir, "model.safetensors") }
+
+// SaveCheckpoint writes the training state after the current step, the EMA model, the log
+// and the loss curve, and prunes old checkpoints beyond the limit.
+func (t *Trainer) SaveCheckpoint() (string, error) {
+	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
+		return "", err
+	}
+	c, err := t.Model.Checkpoint()
+	if err != nil {
+		return "", err
+	}
+	for _, p := range t.EMA.Params() {
+		ht := nn.HostParams([]nn.Param{p}, nn.F32)[0]
+		ht.Name = emaPrefix + ht.Name
+		c.Tensors = append(c.Tensors, ht)
+	}
+	c.AdamW = nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps)
+	c.RNG = nn.RNGState{Seed: t.RNG.Seed, Offset: t.RNG.Offset}
+	c.Step = t.Step
+	cfg := t.Cfg
+	st, _ := json.Marshal(trainState{Epoch: t.Epoch, Position: t.Pos, DataLen: t.data.Len(), Seed: t.Cfg.Seed, Config: &cfg})
+	c.Extra[metaTrainState] = string(st)
+	c.Extra[metaModelType] = modelTypeTraining
+	path := t.CheckpointPath(t.Step)
+	if err := c.Save(path); err != nil {
+		return "", err
+	}
+	if err := t.EMA.Save(t.ModelPath()); err != nil {
+		return "", err
+	}
+	if err := t.writeLog(); err != nil {
+		return "", err
+	}
+	if err := WritePNG(filepath.Join(t.OutputDir, "loss.png"), LossCurve(t.Log, 640, 360)); err != nil {
+		return "", err
+	}
+	return path, t.prune()
+}
+
+var ckptName = regexp.MustCompile(`^checkpoint-(\d+)\.safetensors$`)
+
+// Checkpoints lists the checkpoint files of dir by step, oldest first.
+func Checkpoints(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	type ck struct {
+		step int
+		path string
+	}
+	var cs []ck
+	for _, e := range ents {
+		if m := ckptName.FindStringSubmatch(e.Name()); m != nil && !e.IsDir() {
+			s, _ := strconv.Atoi(m[1])
+			cs = append(cs, ck{s, filepath.Join(dir, e.Name())})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].step < cs[j].step })
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.path
+	}
+	return out, nil
+}
+
+// LatestCheckpoint returns the newest checkpoint of dir.
+func LatestCheckpoint(dir string) (string, error) {
+	cs, err := Checkpoints(dir)
+	if err != nil {
+		return "", fmt.Errorf("--resume-from-checkpoint latest: %w", err)
+	}
+	if len(cs) == 0 {
+		return "", fmt.Errorf("--resume-from-checkpoint latest: no checkpoint-<step>.safetensors in %s", dir)
+	}
+	return cs[len(cs)-1], nil
+}
+
+func (t *Trainer) prune() error {
+	if t.Cfg.CheckpointsTotalLimit == 0 {
+		return nil
+	}
+	cs, err := Checkpoints(t.OutputDir)
+	if err != nil {
+		return err
+	}
+	for len(cs) > t.Cfg.CheckpointsTotalLimit {
+		if err := os.Remove(cs[0]); err != nil {
+			return err
+		}
+		cs = cs[1:]
+	}
+	return nil
+}
+
+// ReadTrainingCheckpoint reads a checkpoint's model config and tokenizer (to build the
+// trainer for a resumed run) and returns the checkpoint.
+func ReadTrainingCheckpoint(path string) (*nn.Checkpoint, ModelConfig, *Tokenizer, error) {
+	c, err := nn.LoadCheckpoint(path)
+	if err != nil {
+		return nil, ModelConfig{}, nil, err
+	}
+	if c.Extra[metaModelType] != modelTypeTraining {
+		return nil, ModelConfig{}, nil, fmt.Errorf("%s: not a training checkpoint (a model file?); resume from checkpoint-<step>.safetensors", path)
+	}
+	c.Extra[metaModelType] = modelTypeDiT // for ModelMeta
+	cfg, tok, err := ModelMeta(c)
+	c.Extra[metaModelType] = modelTypeTraining
+	if err != nil {
+		return nil, ModelConfig{}, nil, err
+	}
+	return c, cfg, tok, nil
+}
+
+// Resume restores the training state of checkpoint c (read by ReadTrainingCheckpoint) into
+// a trainer built with the checkpoint's config and tokenizer.
+func (t *Trainer) Resume(c *nn.Checkpoint) error {
+	src := c.Path
+	var st trainState
+	if err := json.Unmarshal([]byte(c.Extra[metaTrainState]), &st); err != nil {
+		return fmt.Errorf("%s: train_state: %w", src, err)
+	}
+	if st.DataLen != t.data.Len() {
+		return fmt.Errorf("%s: trained on %d samples, the data now has %d; resume with the same dataset", src, st.DataLen, t.data.Len())
+	}
+	if st.Seed != t.Cfg.Seed {
+		return fmt.Errorf("%s: run seed %d, --seed is %d; resume with the same seed", src, st.Seed, t.Cfg.Seed)
+	}
+	ps := append(t.Model.Params(), prefix("ema", t.EMA.Params())...)
+	if err := c.CopyToParams(ps); err != nil {
+		return err
+	}
+	steps, err := c.CopyToAdamW(t.Opt.Params, t.Opt.M, t.Opt.V)
+	if err != nil {
+		return err
+	}
+	t.Opt.Steps = steps
+	t.RNG = kernels.RNG{Seed: c.RNG.Seed, Offset: c.RNG.Offset}
+	t.Step, t.Epoch, t.Pos = c.Step, st.Epoch, st.Position
+	t.order = EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
+	// The log up to the checkpoint.
+	t.Log = nil
+	if f, err := os.Open(t.logPath()); err == nil {
+		dec := json.NewDecoder(f)
+		for {
+			var e LogEntry
+			if err := dec.Decode(&e); err != nil {
+				break
+			}
+			if e.Step <= t.Step {
+				t.Log = append(t.Log, e)
+			}
+		}
+		f.Close()
+	}
+	return nil
+}
+
+func (t *Trainer) logPath() string { return filepath.Join(t.OutputDir, "logs.jsonl") }
+
+// writeLog rewrites logs.jsonl with every entry so far.
+func (t *Trainer) writeLog() error {
+	return WriteFileAtomic(t.logPath(), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, e := range t.Log {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// appendLog appends one entry to logs.jsonl.
+func (t *Trainer) appendLog(e LogEntry) error {
+	f, err := os.OpenFile(t.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(e)
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ---- the loop ----
+
+// ErrInterrupted is returned by Run when its context was cancelled; a checkpoint of the
+// last completed step has been written.
+var ErrInterrupted = errors.New("training interrupted")
+
+// ErrTimeLimit is returned by Run when its time limit was reached; a checkpoint of the
+// last completed step has been written.
+var ErrTimeLimit = errors.New("time limit reached")
+
+// Run trains until MaxTrainSteps, writing a checkpoint (and a sample grid) every
+// CheckpointingSteps steps and at the end. On ctx cancellation or after timeLimit (0: none)
+// it finishes the current step, writes a checkpoint and returns ErrInterrupted or
+// ErrTimeLimit.
+func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
+	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
+		return err
+	}
+	if err := t.writeLog(); err != nil { // drops entries past a resumed checkpoint
+		return err
+	}
+	start := time.Now()
+	startStep := t.Step
+	for t.Step < t.Cfg.MaxTrainSteps {
+		stepStart := time.Now()
+		e := t.TrainOneStep()
+		e.SamplesPerSec = float64(t.Cfg.TrainBatchSize) / time.Since(stepStart).Seconds()
+		t.Log = append(t.Log, e)
+		if err := t.appendLog(e); err != nil {
+			return err
+		}
+		if t.Progress != nil {
+			t.Progress(e, time.Since(start))
+		}
+		final := t.Step == t.Cfg.MaxTrainSteps
+		if t.Step%t.Cfg.CheckpointingSteps == 0 || final {
+			if err := t.checkpointAndSample(); err != nil {
+				return err
+			}
+		}
+		var stop error
+		if ctx.Err() != nil {
+			stop = ErrInterrupted
+		} else if timeLimit > 0 && time.Since(start) >= timeLimit {
+			stop = ErrTimeLimit
+		}
+		if stop != nil && !final {
+			if t.Step%t.Cfg.CheckpointingSteps != 0 {
+				if err := t.checkpointAndSample(); err != nil {
+					return err
+				}
+			}
+			return fmt.Errorf("%w after step %d (%d this run)", stop, t.Step, t.Step-startStep)
+		}
+	}
+	return nil
+}
+
+// checkpointAndSample saves a checkpoint and writes a sample grid of the validation prompts.
+func (t *Trainer) checkpointAndSample() error {
+	path, err := t.SaveCheckpoint()
+	if err != nil {
+		return err
+	}
+	grid := ""
+	if len(t.Cfg.ValidationPrompts) > 0 {
+		if grid, err = t.SampleGrid(); err != nil {
+			return err
+		}
+	}
+	if t.Notify != nil {
+		msg := fmt.Sprintf("step %d: wrote %s and %s", t.Step, path, t.ModelPath())
+		if grid != "" {
+			msg += ", " + grid
+		}
+		t.Notify(msg)
+	}
+	return nil
+}
+
+// SampleGrid samples the validation prompts with the EMA model (seed 0, Euler) and writes
+// samples/step-<step>.png (.gif for video). It does not touch the training RNG.
+func (t *Trainer) SampleGrid() (string, error) {
+	o := DefaultSampleOptions()
+	o.NumInferenceSteps, o.GuidanceScale = t.Cfg.ValidationSteps, t.Cfg.ValidationScale
+	x, _, err := Sample(t.EMA, t.Cfg.ValidationPrompts, o)
+	if err != nil {
+		return "", err
+	}
+	defer t.dev.Free(x)
+	dir := filepath.Join(t.OutputDir, "samples")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	frames := SampleFrames(x, &t.EMA.Config)
+	if t.EMA.Config.Kind == KindVideo {
+		p := filepath.Join(dir, fmt.Sprintf("step-%06d.gif", t.Step))
+		return p, WriteGIF(p, GridFrames(frames, 0, 2, 2), 12)
+	}
+	imgs := make([]*image.NRGBA, len(frames))
+	for i, f := range frames {
+		imgs[i] = f[0]
+	}
+	p := filepath.Join(dir, fmt.Sprintf("step-%06d.png", t.Step))
+	return p, WritePNG(p, Grid(ToImages(imgs), 0, 2, 2))
+}

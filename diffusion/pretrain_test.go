@@ -1,0 +1,279 @@
+// Tests of pre-training: exact resume (K steps straight vs K/2, interrupt, resume, K/2 give
+// bit-identical losses and an identical model file), the files a run writes, checkpoint
+// pruning, the learning-rate schedules, the data order, resume errors and the loss plot.
+//
+// Test: go test ./diffusion -run 'Pretrain|LossCurve|EpochOrder'
+package diffusion
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// memData is an in-memory TrainingData of random samples with captions.
+type memData struct {
+	caps    []string
+	samples [][]float32
+}
+
+func newMemData(n, D int, seed uint64) *memData {
+	r := rand.New(rand.NewPCG(seed, 9))
+	caps := []string{"red apple", "green apple moving left", "blue car", "a red car"}
+	d := &memData{}
+	for i := range n {
+		d.caps = append(d.caps, caps[i%len(caps)])
+		d.samples = append(d.samples, hostValues(r, D, 0.5))
+	}
+	return d
+}
+
+func (d *memData) Len() int                    { return len(d.caps) }
+func (d *memData) Caption(i int) string        { return d.caps[i] }
+func (d *memData) Sample(dst []float32, i int) { copy(dst, d.samples[i]) }
+
+func tinyPretrain(steps int) PretrainConfig {
+	c := DefaultPretrainConfig()
+	c.Seed, c.TrainBatchSize, c.MaxTrainSteps = 5, 4, steps
+	c.LearningRate, c.LRScheduler, c.LRWarmupSteps = 3e-3, LRCosine, 2
+	c.EMADecay, c.CheckpointingSteps, c.CheckpointsTotalLimit = 0.9, 2, 2
+	c.ValidationPrompts, c.ValidationSteps = []string{"red apple", "blue car"}, 2
+	return c
+}
+
+func newTinyTrainer(t *testing.T, dir string, cfg PretrainConfig, data TrainingData) *Trainer {
+	t.Helper()
+	tr, err := NewTrainer(testDev, tinyConfig(KindImage), tinyTokenizer(t), cfg, data, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestPretrainExactResume(t *testing.T) {
+	const K = 8
+	data := newMemData(10, tinyConfig(KindImage).SampleSize(), 1) // batches of 4 cross epoch ends
+
+	// Straight through.
+	dirA := t.TempDir()
+	a := newTinyTrainer(t, dirA, tinyPretrain(K), data)
+	if err := a.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// Interrupted after K/2 (at a step that is not a checkpointing step), then resumed.
+	dirB := t.TempDir()
+	cfg := tinyPretrain(K)
+	cfg.CheckpointingSteps = 3
+	b := newTinyTrainer(t, dirB, cfg, data)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Progress = func(e LogEntry, _ time.Duration) {
+		if e.Step == K/2 {
+			cancel()
+		}
+	}
+	if err := b.Run(ctx, 0); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted run: err = %v", err)
+	}
+	latest, err := LatestCheckpoint(dirB)
+	if err != nil || filepath.Base(latest) != "checkpoint-4.safetensors" {
+		t.Fatalf("latest checkpoint %q, err %v", latest, err)
+	}
+	ck, mcfg, tok, err := ReadTrainingCheckpoint(latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewTrainer(testDev, mcfg, tok, cfg, data, dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resume(ck); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	if len(a.Log) != K || len(c.Log) != K {
+		t.Fatalf("logs of %d and %d steps", len(a.Log), len(c.Log))
+	}
+	for i := range K {
+		ea, ec := a.Log[i], c.Log[i]
+		if ea.Step != i+1 || ec.Step != i+1 || math.Float64bits(ea.Loss) != math.Float64bits(ec.Loss) ||
+			math.Float64bits(ea.GradNorm) != math.Float64bits(ec.GradNorm) || ea.LR != ec.LR || ea.Epoch != ec.Epoch {
+			t.Errorf("step %d: straight %+v, resumed %+v", i+1, ea, ec)
+		}
+	}
+	ma, _ := os.ReadFile(filepath.Join(dirA, "model.safetensors"))
+	mc, _ := os.ReadFile(filepath.Join(dirB, "model.safetensors"))
+	if len(ma) == 0 || !bytes.Equal(ma, mc) {
+		t.Error("the resumed run's model file differs")
+	}
+	// The log file on disk has every step once.
+	lb, _ := os.ReadFile(filepath.Join(dirB, "logs.jsonl"))
+	if n := strings.Count(string(lb), "\n"); n != K {
+		t.Errorf("logs.jsonl has %d lines:\n%s", n, lb)
+	}
+	if a.Log[K-1].Epoch != 2 { // step 8 takes samples 28..31: it starts in epoch 2
+		t.Errorf("epoch at step %d is %d, want 2", K, a.Log[K-1].Epoch)
+	}
+}
+
+func TestPretrainOutputs(t *testing.T) {
+	dir := t.TempDir()
+	data := newMemData(6, tinyConfig(KindImage).SampleSize(), 2)
+	tr := newTinyTrainer(t, dir, tinyPretrain(6), data)
+	var msgs []string
+	tr.Notify = func(m string) { msgs = append(msgs, m) }
+	if err := tr.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := Checkpoints(dir)
+	var names []string
+	for _, c := range cs {
+		names = append(names, filepath.Base(c))
+	}
+	if !slices.Equal(names, []string{"checkpoint-4.safetensors", "checkpoint-6.safetensors"}) {
+		t.Errorf("checkpoints kept: %v (limit 2)", names)
+	}
+	for _, f := range []string{"model.safetensors", "loss.png", "logs.jsonl", "samples/step-000002.png", "samples/step-000006.png"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if len(msgs) != 3 || !strings.Contains(msgs[2], "step 6") {
+		t.Errorf("notifications %q", msgs)
+	}
+	// The model file is a plain model: it loads and samples; a checkpoint is not one.
+	m, err := LoadDiT(testDev, filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Config.Equal(&tr.EMA.Config) {
+		t.Error("model config differs")
+	}
+	if _, err := LoadDiT(testDev, cs[1]); err == nil || !strings.Contains(err.Error(), "training-state") {
+		t.Errorf("loading a checkpoint as a model: err = %v", err)
+	}
+	if _, _, _, err := ReadTrainingCheckpoint(filepath.Join(dir, "model.safetensors")); err == nil ||
+		!strings.Contains(err.Error(), "not a training checkpoint") {
+		t.Errorf("resuming from a model file: err = %v", err)
+	}
+	lines, _ := os.ReadFile(filepath.Join(dir, "logs.jsonl"))
+	var e LogEntry
+	if err := json.Unmarshal(bytes.SplitN(lines, []byte("\n"), 2)[0], &e); err != nil || e.Step != 1 || e.SamplesPerSec <= 0 || e.GradNorm <= 0 {
+		t.Errorf("first log line %s: %+v %v", lines[:min(len(lines), 200)], e, err)
+	}
+}
+
+func TestPretrainResumeErrors(t *testing.T) {
+	dir := t.TempDir()
+	data := newMemData(6, tinyConfig(KindImage).SampleSize(), 2)
+	tr := newTinyTrainer(t, dir, tinyPretrain(2), data)
+	if err := tr.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	path := tr.CheckpointPath(2)
+	ck, mcfg, tok, err := ReadTrainingCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewTrainer(testDev, mcfg, tok, tinyPretrain(4), newMemData(7, mcfg.SampleSize(), 2), dir)
+	if err := other.Resume(ck); err == nil || !strings.Contains(err.Error(), "7") || !strings.Contains(err.Error(), path) {
+		t.Errorf("other data: err = %v", err)
+	}
+	cfg := tinyPretrain(4)
+	cfg.Seed = 99
+	seeded, _ := NewTrainer(testDev, mcfg, tok, cfg, data, dir)
+	if err := seeded.Resume(ck); err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Errorf("other seed: err = %v", err)
+	}
+	if _, err := LatestCheckpoint(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
+		t.Errorf("empty dir: err = %v", err)
+	}
+}
+
+func TestPretrainTimeLimit(t *testing.T) {
+	dir := t.TempDir()
+	data := newMemData(6, tinyConfig(KindImage).SampleSize(), 2)
+	cfg := tinyPretrain(50)
+	cfg.CheckpointingSteps = 100
+	tr := newTinyTrainer(t, dir, cfg, data)
+	err := tr.Run(context.Background(), time.Nanosecond)
+	if !errors.Is(err, ErrTimeLimit) || tr.Step != 1 {
+		t.Fatalf("err = %v at step %d", err, tr.Step)
+	}
+	if _, err := os.Stat(tr.CheckpointPath(1)); err != nil {
+		t.Error("no checkpoint at the time limit")
+	}
+}
+
+func TestPretrainLRSchedule(t *testing.T) {
+	c := DefaultPretrainConfig()
+	c.LearningRate, c.LRWarmupSteps, c.MaxTrainSteps = 1, 10, 110
+	for _, tt := range []struct {
+		sched string
+		step  int
+		want  float64
+	}{
+		{LRConstant, 5, 0.5}, {LRConstant, 10, 1}, {LRConstant, 110, 1},
+		{LRLinear, 60, 0.5}, {LRLinear, 110, 0},
+		{LRCosine, 60, 0.5}, {LRCosine, 110, 0}, {LRCosine, 1, 0.1},
+	} {
+		c.LRScheduler = tt.sched
+		if got := c.LR(tt.step); math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("%s step %d: lr %v, want %v", tt.sched, tt.step, got, tt.want)
+		}
+	}
+	c.LRScheduler = "step"
+	if err := c.Validate(); err == nil {
+		t.Error("unknown scheduler accepted")
+	}
+}
+
+func TestEpochOrder(t *testing.T) {
+	a, b := EpochOrder(1, 0, 50), EpochOrder(1, 1, 50)
+	s := slices.Clone(a)
+	slices.Sort(s)
+	for i, v := range s {
+		if v != i {
+			t.Fatal("not a permutation")
+		}
+	}
+	if slices.Equal(a, b) || !slices.Equal(a, EpochOrder(1, 0, 50)) {
+		t.Error("epoch orders are not distinct and reproducible")
+	}
+}
+
+func TestLossCurve(t *testing.T) {
+	img := LossCurve(nil, 320, 200)
+	if img.Bounds().Dx() != 320 {
+		t.Fatal("size")
+	}
+	var log []LogEntry
+	for i := range 50 {
+		log = append(log, LogEntry{Step: i + 1, Loss: 1 / float64(i+1)})
+	}
+	log = append(log, LogEntry{Step: 51, Loss: math.NaN(), Skipped: true})
+	img = LossCurve(log, 320, 200)
+	blue := 0
+	for y := range 200 {
+		for x := range 320 {
+			if img.RGBAAt(x, y) == plotBlue {
+				blue++
+			}
+		}
+	}
+	if blue < 100 {
+		t.Errorf("only %d pixels of the curve", blue)
+	}
+}
