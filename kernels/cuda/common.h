@@ -1,0 +1,77 @@
+// common.h: included first by every .cu file of this directory. It picks the compiler's
+// way of spelling CUDA (the CPU emulation in emu.h, clang's PTX build through ptx_prelude.h,
+// or nvcc natively), then adds kmath.h and the reduction helpers the kernels share.
+//
+// Conventions for every kernel here: `extern "C"` (unmangled names for cuModuleGetFunction),
+// blocks of a multiple of 32 threads (whole warps, which the emulation needs for shuffles),
+// parameters that are pointers, int, float or unsigned long long only (gorgonia.org/cu
+// passes every argument as 8 bytes), and EMU_KERNEL(name) after each kernel.
+//
+// Test: go test ./kernels/cuda
+#pragma once
+
+#if defined(EMU_CPU)
+// emu.h is included before the kernels (emu_kernels.cc).
+#elif defined(KERNELS_CLANG_PTX)
+#include "ptx_prelude.h"
+#else
+#define EMU_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#define EMU_KERNEL(name)
+#endif
+
+#include "kmath.h"
+
+#define KERNEL extern "C" __global__
+#define DEVFN __device__ __forceinline__
+#define FULL_MASK 0xffffffffu
+
+// warp_sum returns the sum of v over the 32 lanes of the warp, in every lane.
+DEVFN float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+  return v;
+}
+DEVFN double warp_sum_d(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+  return v;
+}
+// warp_max returns the maximum of v over the warp (NaN-free inputs).
+DEVFN float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    float w = __shfl_xor_sync(FULL_MASK, v, o);
+    v = w > v ? w : v;
+  }
+  return v;
+}
+
+// block_sum_d returns the sum of v over the whole block (at most 1024 threads, a multiple
+// of 32), in every thread. Every thread of the block must call it.
+DEVFN double block_sum_d(double v) {
+  __shared__ double part[32];
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum_d(v);
+  if (lane == 0) part[wid] = v;
+  __syncthreads();
+  double t = lane < nw ? part[lane] : 0.0;
+  t = warp_sum_d(t);
+  __syncthreads();  // part may be reused by the next call
+  return t;
+}
+
+// GRID_STRIDE loops i over [0, n) with every thread of the grid, blockDim.x*gridDim.x apart.
+#define GRID_STRIDE(i, n) \
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); \
+       i += (long long)gridDim.x * blockDim.x)
+
+// Column sums: kernels that sum a (rows, C) array over its rows use blocks of COL_WARPS
+// warps; lane l of every warp owns column 32*blockIdx.x + l and warp w the rows w,
+// w+COL_WARPS, ...; col_total adds the warps' partial sums (float64) in warp order.
+#define COL_WARPS 8
+DEVFN double col_total(double v, double (*part)[32]) {
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  part[w][lane] = v;
+  __syncthreads();
+  double t = 0.0;
+  for (int k = 0; k < COL_WARPS; k++) t += part[k][lane];
+  __syncthreads();
+  return t;
+}

@@ -1,0 +1,174 @@
+// Conformance of the CUDA device with the CPU device: every operation of kernels.Device on
+// odd sizes, inputs at odd offsets inside guarded storage, outputs compared with the
+// tolerance rule of style.md (exactly where the operation only moves data). runConformance
+// is shared by the emulated run here and the GPU run (gpu_test.go, build tag cuda).
+//
+// Test: go test ./kernels/cuda -run Conformance
+package cuda
+
+import (
+	"math"
+	"testing"
+
+	"github.com/alignkit/align/kernels"
+)
+
+func TestConformance(t *testing.T) {
+	runConformance(t, NewEmulated())
+}
+
+// conformanceCases lists the subtests; each gets a fresh env on the same device.
+var conformanceCases = []struct {
+	name string
+	fn   func(e *env)
+}{
+	{"Memory", testMemory},
+	{"Elementwise", testElementwise},
+	{"AddRowScaled", testAddRowScaled},
+	{"AddBias", testAddBias},
+	{"BiasBackward", testBiasBackward},
+	{"Gemm", testGemm},
+	{"GemmStridedBatched", testGemmStridedBatched},
+}
+
+func runConformance(t *testing.T, dev *Device) {
+	for _, c := range conformanceCases {
+		t.Run(c.name, func(t *testing.T) { c.fn(newEnv(t, dev)) })
+	}
+}
+
+func testMemory(e *env) {
+	x := normals(1, 37)
+	a := e.pair(x, 37)
+	e.same("FromHost", a)
+	z := e.dev.New(5, 3)
+	got := make([]float32, 15)
+	e.dev.CopyToHost(got, z)
+	for i, v := range got {
+		if v != 0 {
+			e.t.Fatalf("New: element %d = %g, want 0", i, v)
+		}
+	}
+	b := e.pair(nil, 37)
+	e.dev.Copy(b.d, a.d)
+	e.cpu.Copy(b.c, a.c)
+	e.same("Copy", b)
+	e.dev.Fill(b.d, -2.5)
+	e.cpu.Fill(b.c, -2.5)
+	e.same("Fill", b)
+	e.dev.CopyFromHost(b.d, x)
+	e.cpu.CopyFromHost(b.c, x)
+	e.same("CopyFromHost", b)
+	empty := e.dev.New(0)
+	e.dev.Fill(empty, 1)
+	e.dev.Free(empty)
+	e.dev.Free(z)
+	e.free(a, b)
+	if err := e.dev.Synchronize(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func testElementwise(e *env) {
+	for _, n := range []int{1, 37, 8191} { // 8191 > 32 blocks of 256: threads loop
+		x, y := e.pair(normals(2, n), n), e.pair(normals(3, n), n)
+		out := e.pair(nil, n)
+		e.dev.Add(out.d, x.d, y.d)
+		e.cpu.Add(out.c, x.c, y.c)
+		e.same("Add", out)
+		e.dev.Mul(out.d, x.d, y.d)
+		e.cpu.Mul(out.c, x.c, y.c)
+		e.same("Mul", out)
+		e.dev.Axpby(out.d, 0.75, x.d, -1.25, y.d)
+		e.cpu.Axpby(out.c, 0.75, x.c, -1.25, y.c)
+		e.check("Axpby", out, tol32, eps32)
+		e.dev.Axpy(out.d, 1.5, x.d)
+		e.cpu.Axpy(out.c, 1.5, x.c)
+		e.check("Axpy", out, tol32, eps32)
+		e.dev.Scale(out.d, -0.3)
+		e.cpu.Scale(out.c, -0.3)
+		e.same("Scale", out)
+		e.dev.Add(x.d, x.d, y.d) // aliasing
+		e.cpu.Add(x.c, x.c, y.c)
+		e.same("Add aliased", x)
+		e.free(x, y, out)
+	}
+}
+
+func testAddRowScaled(e *env) {
+	rows, cols := 5, 37
+	x, y, s := e.pair(normals(4, rows*cols), rows, cols), e.pair(normals(5, rows*cols), rows, cols), e.pair(normals(6, rows), rows)
+	out := e.pair(nil, rows, cols)
+	e.dev.AddRowScaled(out.d, x.d, s.d, y.d, rows, cols)
+	e.cpu.AddRowScaled(out.c, x.c, s.c, y.c, rows, cols)
+	e.check("AddRowScaled", out, tol32, eps32)
+	e.free(x, y, s, out)
+}
+
+func testAddBias(e *env) {
+	N, C := 7, 45
+	x, b := e.pair(normals(7, N*C), N, C), e.pair(normals(8, C), C)
+	out := e.pair(nil, N, C)
+	e.dev.AddBias(out.d, x.d, b.d, N, C)
+	e.cpu.AddBias(out.c, x.c, b.c, N, C)
+	e.same("AddBias", out)
+	e.dev.AddBias(x.d, x.d, b.d, N, C)
+	e.cpu.AddBias(x.c, x.c, b.c, N, C)
+	e.same("AddBias in place", x)
+	e.free(x, b, out)
+}
+
+func testBiasBackward(e *env) {
+	for _, sz := range [][2]int{{1, 1}, {19, 45}, {300, 33}} {
+		N, C := sz[0], sz[1]
+		g, db := e.pair(normals(9, N*C), N, C), e.pair(normals(10, C), C)
+		e.dev.BiasBackward(db.d, g.d, N, C)
+		e.cpu.BiasBackward(db.c, g.c, N, C)
+		e.check("BiasBackward", db, tol32, eps32)
+		e.free(g, db)
+	}
+}
+
+// gemmTol is the tolerance of products of k standard normals: the CPU sums in float32.
+func gemmTol(k int) float64 { return 2e-6 * math.Sqrt(float64(k)+1) * 4 }
+
+func testGemm(e *env) {
+	for _, prec := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
+		e.dev.SetGemmPrecision(prec)
+		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			for _, sz := range [][3]int{{7, 9, 13}, {1, 5, 1}, {3, 4, 0}} {
+				m, n, k := sz[0], sz[1], sz[2]
+				a, b := e.pair(normals(11, m*k), m*k), e.pair(normals(12, k*n), k*n)
+				c := e.pair(normals(13, m*n), m, n)
+				e.dev.Gemm(tr[0], tr[1], m, n, k, 0.5, a.d, b.d, 0.25, c.d)
+				e.cpu.Gemm(tr[0], tr[1], m, n, k, 0.5, a.c, b.c, 0.25, c.c)
+				tol := gemmTol(k)
+				switch prec { // inputs rounded to 11 (TF32) or 8 (BF16) significant bits
+				case GemmTF32:
+					tol = 2 * math.Sqrt(float64(k)) * 1e-3
+				case GemmBF16:
+					tol = 2 * math.Sqrt(float64(k)) * 8e-3
+				}
+				e.check(prec.String()+" Gemm", c, tol, 1e-5)
+				e.free(a, b, c)
+			}
+		}
+	}
+	e.dev.SetGemmPrecision(GemmFP32)
+}
+
+func testGemmStridedBatched(e *env) {
+	m, n, k, batch := 5, 6, 7, 3
+	sa, sb, sc := m*k+2, 0, m*n+1 // padded A, shared B, padded C
+	a := e.pair(normals(14, (batch-1)*sa+m*k), (batch-1)*sa+m*k)
+	b := e.pair(normals(15, k*n), k*n)
+	c := e.pair(normals(16, (batch-1)*sc+m*n), (batch-1)*sc+m*n)
+	for _, tr := range [][2]bool{{false, false}, {true, true}} {
+		e.dev.GemmStridedBatched(tr[0], tr[1], m, n, k, 1, a.d, sa, b.d, sb, 0, c.d, sc, batch)
+		e.cpu.GemmStridedBatched(tr[0], tr[1], m, n, k, 1, a.c, sa, b.c, sb, 0, c.c, sc, batch)
+		e.check("GemmStridedBatched", c, gemmTol(k), 1e-5)
+	}
+	e.free(a, b, c)
+}
+
+var _ kernels.Device = (*Device)(nil)

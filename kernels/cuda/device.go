@@ -1,0 +1,285 @@
+// Package cuda is the CUDA device of align: kernels.Device implemented with the kernels of
+// the .cu files in this directory, cuBLAS for matrix products, and a caching allocator.
+//
+// The Device is written against Driver (driver.go). With the build tag cuda, Open returns
+// a Device on the first GPU (realdriver.go: gorgonia.org/cu plus an own cuBLAS wrapper,
+// loading the PTX committed under ptx/). In every build, NewEmulated returns the same
+// Device over the emulated driver, which runs the same .cu sources compiled for the CPU by
+// g++ (emu.h). The conformance tests compare it with the CPU device on every operation.
+//
+// Layout of this directory: one kernel family per .cu file with its Go launcher in the .go
+// file of the same name (elementwise.cu / elementwise.go, ...); common.h, kmath.h (shared
+// device code), emu.h + emu_kernels.cc + emu.go (the CPU emulation), ptx_prelude.h (clang's
+// PTX build), ptx/ (generated PTX, `make ptx`).
+//
+// Test: go test ./kernels/cuda            (CPU emulation; about 20 s)
+//
+//	make test-cuda                          (the same tests on a GPU, build tag cuda)
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/alignkit/align/kernels"
+)
+
+// GemmPrecision selects the inputs of the device's matrix products (FP32 accumulation in
+// every case).
+type GemmPrecision int
+
+const (
+	GemmFP32 GemmPrecision = iota // full FP32 (the default)
+	GemmTF32                      // FP32 data, TF32 tensor-core products
+	GemmBF16                      // inputs rounded to BF16 by a kernel, then BF16 tensor cores
+)
+
+func (p GemmPrecision) String() string {
+	switch p {
+	case GemmTF32:
+		return "tf32"
+	case GemmBF16:
+		return "bf16"
+	}
+	return "fp32"
+}
+
+// Device is the CUDA implementation of kernels.Device. All work goes to one stream, in
+// call order; methods panic on shape violations and on driver errors (an out-of-memory
+// included), like the CPU device.
+type Device struct {
+	drv       Driver
+	name      string
+	info      Info
+	alloc     *allocator
+	maxBlocks int // cap of grid-stride grids
+	prec      GemmPrecision
+}
+
+// NewDevice returns a device over drv, called name (e.g. "cuda:0").
+func NewDevice(drv Driver, name string) *Device {
+	info := drv.Info()
+	return &Device{drv: drv, name: name, info: info, alloc: newAllocator(drv), maxBlocks: 32 * max(info.SMs, 1)}
+}
+
+// NewEmulated returns a device over a fresh emulated driver (fibers), named "cuda-emu".
+func NewEmulated() *Device { return NewDevice(NewEmuDriver(), "cuda-emu") }
+
+func (d *Device) Name() string { return d.name }
+
+// Driver returns the driver the device runs on.
+func (d *Device) Driver() Driver { return d.drv }
+
+// Info describes the GPU (or the emulation).
+func (d *Device) Info() Info { return d.info }
+
+// MemStats returns the caching allocator's counts.
+func (d *Device) MemStats() MemStats { return d.alloc.memStats() }
+
+// EmptyCache returns the cached free blocks to the driver.
+func (d *Device) EmptyCache() error { return d.alloc.release() }
+
+// SetGemmPrecision selects FP32, TF32 or BF16 inputs for Gemm and GemmStridedBatched.
+func (d *Device) SetGemmPrecision(p GemmPrecision) { d.prec = p }
+
+// Close releases the cached memory and the driver. Tensors of the device are invalid
+// afterwards.
+func (d *Device) Close() error {
+	err := d.alloc.release()
+	if cerr := d.drv.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ---- storage ----
+
+// storage is a block of device memory behind one tensor and its views.
+type storage struct {
+	dev   *Device
+	ptr   DevPtr
+	n     int // float32 elements
+	size  int // allocator class of the block
+	freed bool
+}
+
+func (s *storage) Cap() int { return s.n }
+
+// ptr returns the device address of t's first element (0 for a nil tensor).
+func (d *Device) ptr(t *kernels.Tensor) DevPtr {
+	if t == nil {
+		return 0
+	}
+	s, ok := t.Mem.(*storage)
+	switch {
+	case t.Mem == nil:
+		panic(fmt.Sprintf("cuda: %v was freed", t))
+	case !ok:
+		panic(fmt.Sprintf("cuda: %v is not a tensor of a CUDA device", t))
+	case s.dev != d:
+		panic(fmt.Sprintf("cuda: %v belongs to another CUDA device", t))
+	case s.freed:
+		panic(fmt.Sprintf("cuda: %v was freed", t))
+	case t.Offset < 0 || t.Offset+t.Len() > s.n:
+		panic(fmt.Sprintf("cuda: %v at offset %d does not fit its storage of %d elements", t, t.Offset, s.n))
+	}
+	return s.ptr + DevPtr(4*t.Offset)
+}
+
+// must panics on a driver error.
+func must(op string, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("cuda: %s: %v", op, err))
+	}
+}
+
+// newStorage allocates room for n float32 values.
+func (d *Device) newStorage(n int) *storage {
+	p, size, err := d.alloc.get(4 * n)
+	if err != nil {
+		panic(fmt.Sprintf("cuda: allocating %d floats: %v\n---> HINT: free tensors that are no longer needed (Device.Free), or use smaller batches", n, err))
+	}
+	return &storage{dev: d, ptr: p, n: n, size: size}
+}
+
+// scratch returns a block of at least bytes for the duration of one operation; release
+// hands it back to the cache (safe right after the launches that use it, see alloc.go).
+func (d *Device) scratch(bytes int) (p DevPtr, release func()) {
+	p, size, err := d.alloc.get(bytes)
+	if err != nil {
+		panic(fmt.Sprintf("cuda: allocating %d bytes of scratch: %v", bytes, err))
+	}
+	return p, func() { d.alloc.put(p, size) }
+}
+
+func (d *Device) New(shape ...int) *kernels.Tensor {
+	n := numel(shape)
+	s := d.newStorage(n)
+	if n > 0 {
+		must("New", d.drv.Memset32(s.ptr, 0, n))
+	}
+	return &kernels.Tensor{Shape: append([]int(nil), shape...), Dev: d, Mem: s}
+}
+
+func (d *Device) FromHost(data []float32, shape ...int) *kernels.Tensor {
+	n := numel(shape)
+	if len(data) != n {
+		panic(fmt.Sprintf("cuda: FromHost got %d values for shape %v", len(data), shape))
+	}
+	s := d.newStorage(n)
+	if n > 0 {
+		must("FromHost", d.drv.HtoD(s.ptr, unsafe.Pointer(&data[0]), 4*n))
+	}
+	return &kernels.Tensor{Shape: append([]int(nil), shape...), Dev: d, Mem: s}
+}
+
+func (d *Device) CopyToHost(dst []float32, src *kernels.Tensor) {
+	n := src.Len()
+	if len(dst) < n {
+		panic(fmt.Sprintf("cuda: CopyToHost into %d values from %v", len(dst), src))
+	}
+	p := d.ptr(src)
+	if n > 0 {
+		must("CopyToHost", d.drv.DtoH(unsafe.Pointer(&dst[0]), p, 4*n))
+	}
+}
+
+func (d *Device) CopyFromHost(dst *kernels.Tensor, src []float32) {
+	n := dst.Len()
+	if len(src) < n {
+		panic(fmt.Sprintf("cuda: CopyFromHost of %d values into %v", len(src), dst))
+	}
+	p := d.ptr(dst)
+	if n > 0 {
+		must("CopyFromHost", d.drv.HtoD(p, unsafe.Pointer(&src[0]), 4*n))
+	}
+}
+
+func (d *Device) Copy(dst, src *kernels.Tensor) {
+	mustLen("Copy", dst, src.Len())
+	pd, ps := d.ptr(dst), d.ptr(src)
+	if n := src.Len(); n > 0 && pd != ps {
+		must("Copy", d.drv.DtoD(pd, ps, 4*n))
+	}
+}
+
+func (d *Device) Fill(t *kernels.Tensor, v float32) {
+	p := d.ptr(t)
+	if n := t.Len(); n > 0 {
+		must("Fill", d.drv.Memset32(p, math.Float32bits(v), n))
+	}
+}
+
+// Free returns t's storage to the cache. Views of the same storage become invalid too;
+// freeing a tensor twice is a no-op.
+func (d *Device) Free(t *kernels.Tensor) {
+	if t == nil || t.Mem == nil {
+		return
+	}
+	s, ok := t.Mem.(*storage)
+	if !ok || s.dev != d {
+		panic(fmt.Sprintf("cuda: Free of %v, which is not a tensor of this device", t))
+	}
+	if !s.freed {
+		s.freed = true
+		d.alloc.put(s.ptr, s.size)
+	}
+	t.Mem = nil
+}
+
+func (d *Device) Synchronize() error { return d.drv.Synchronize() }
+
+// ---- launching ----
+
+// blockSize is the block of the 1-D grid-stride kernels.
+const blockSize = 256
+
+// grid1 is the grid of a 1-D grid-stride kernel over n items: one thread per item, at most
+// maxBlocks blocks (each thread then loops).
+func (d *Device) grid1(n int) Dim3 {
+	return Dim3{min(max((n+blockSize-1)/blockSize, 1), d.maxBlocks), 1, 1}
+}
+
+// launch runs a kernel and panics if the driver refuses it.
+func (d *Device) launch(kernel string, grid, block Dim3, shmem int, args ...Arg) {
+	if err := checkLaunch(kernel, grid, block, shmem); err != nil {
+		panic(err.Error())
+	}
+	if err := d.drv.Launch(kernel, grid, block, shmem, args); err != nil {
+		panic(fmt.Sprintf("cuda: launch %s grid %v block %v: %v", kernel, grid, block, err))
+	}
+}
+
+// launch1 runs a 1-D grid-stride kernel over n items (nothing when n == 0).
+func (d *Device) launch1(kernel string, n int, args ...Arg) {
+	if n == 0 {
+		return
+	}
+	d.launch(kernel, d.grid1(n), Dim3{blockSize, 1, 1}, 0, args...)
+}
+
+// ---- shape checks (the same messages as the CPU device) ----
+
+func numel(shape []int) int {
+	n := 1
+	for _, s := range shape {
+		if s < 0 {
+			panic(fmt.Sprintf("cuda: negative dimension in shape %v", shape))
+		}
+		n *= s
+	}
+	return n
+}
+
+// mustLen panics unless t holds exactly n elements.
+func mustLen(op string, t *kernels.Tensor, n int) {
+	if t == nil {
+		panic(fmt.Sprintf("cuda: %s: nil tensor where %d elements were expected", op, n))
+	}
+	if t.Len() != n {
+		panic(fmt.Sprintf("cuda: %s: %v has %d elements, want %d", op, t, t.Len(), n))
+	}
+}
+
+var _ kernels.Device = (*Device)(nil)

@@ -1,0 +1,76 @@
+// elementwise.cu: streaming elementwise kernels of the CUDA device (kernels.Device contract,
+// reference kernels/elementwise_cpu.go).
+//
+//   add_f32         out = a + b                      1-D grid-stride, block 256
+//   axpy_f32        y += alpha*x                     1-D grid-stride, block 256
+//   axpby_f32       out = a*x + b*y                  1-D grid-stride, block 256
+//   scale_f32       x *= alpha                       1-D grid-stride, block 256
+//   mul_f32         out = a*b                        1-D grid-stride, block 256
+//   add_row_scaled  out[r,c] = x[r,c] + s[r]*y[r,c]  1-D grid-stride over rows*cols, block 256
+//   add_bias        out[n,c] = inp[n,c] + bias[c]    1-D grid-stride over N*C, block 256
+//   bias_backward   dbias[c] += sum_n dout[n,c]      grid ceil(C/32), block 32*COL_WARPS;
+//                                                    float64 sums, deterministic
+//   f32_to_bf16     bf16 bits of x (round to nearest even; NaN stays NaN), for BF16 GEMM
+//
+// Every output element is written by the thread that read its inputs, so outputs may alias
+// inputs as the contract allows.
+//
+// Test: go test ./kernels/cuda -run 'Conformance/(Add|Axpy|Axpby|Scale|Mul|AddRowScaled|AddBias|BiasBackward)'
+#include "common.h"
+
+KERNEL void add_f32(float* out, const float* a, const float* b, int n) {
+  GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+}
+EMU_KERNEL(add_f32);
+
+KERNEL void axpy_f32(float* y, float alpha, const float* x, int n) {
+  GRID_STRIDE(i, n) y[i] += alpha * x[i];
+}
+EMU_KERNEL(axpy_f32);
+
+KERNEL void axpby_f32(float* out, float a, const float* x, float b, const float* y, int n) {
+  GRID_STRIDE(i, n) out[i] = a * x[i] + b * y[i];
+}
+EMU_KERNEL(axpby_f32);
+
+KERNEL void scale_f32(float* x, float alpha, int n) {
+  GRID_STRIDE(i, n) x[i] *= alpha;
+}
+EMU_KERNEL(scale_f32);
+
+KERNEL void mul_f32(float* out, const float* a, const float* b, int n) {
+  GRID_STRIDE(i, n) out[i] = a[i] * b[i];
+}
+EMU_KERNEL(mul_f32);
+
+KERNEL void add_row_scaled(float* out, const float* x, const float* s, const float* y, int rows, int cols) {
+  GRID_STRIDE(i, (long long)rows * cols) out[i] = x[i] + s[i / cols] * y[i];
+}
+EMU_KERNEL(add_row_scaled);
+
+KERNEL void add_bias(float* out, const float* inp, const float* bias, int N, int C) {
+  GRID_STRIDE(i, (long long)N * C) out[i] = inp[i] + bias[i % C];
+}
+EMU_KERNEL(add_bias);
+
+KERNEL void bias_backward(float* dbias, const float* dout, int N, int C) {
+  __shared__ double part[COL_WARPS][32];
+  int c = blockIdx.x * 32 + (threadIdx.x & 31);
+  double s = 0.0;
+  if (c < C)
+    for (int n = threadIdx.x >> 5; n < N; n += COL_WARPS) s += dout[(long long)n * C + c];
+  s = col_total(s, part);
+  if (threadIdx.x < 32 && c < C) dbias[c] += (float)s;
+}
+EMU_KERNEL(bias_backward);
+
+KERNEL void f32_to_bf16(unsigned short* out, const float* x, int n) {
+  GRID_STRIDE(i, n) {
+    unsigned u = __float_as_uint(x[i]);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+      out[i] = (unsigned short)((u >> 16) | 0x40u);
+    else
+      out[i] = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+EMU_KERNEL(f32_to_bf16);

@@ -1,0 +1,110 @@
+// Matrix products of the CUDA device through the driver's cuBLAS-style GEMM. The device's
+// tensors are row-major and cuBLAS is column-major: a row-major (r,c) matrix is the
+// column-major (c,r) matrix, so C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T, i.e.
+// cuBLAS gets B as its first operand and A as its second, with m and n swapped. With
+// GemmBF16 the operands are first rounded to bfloat16 by the f32_to_bf16 kernel into scratch.
+//
+// Test: go test ./kernels/cuda -run 'Conformance/Gemm'
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/alignkit/align/kernels"
+)
+
+// gemmOperand returns t's address after checking that it holds n elements (exactly n when
+// exact); a nil tensor stands for an empty operand.
+func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) DevPtr {
+	if t == nil && n == 0 {
+		return 0
+	}
+	if t == nil {
+		panic(fmt.Sprintf("cuda: %s: nil tensor where %d elements were expected", op, n))
+	}
+	if exact {
+		mustLen(op, t, n)
+	} else if t.Len() < n {
+		panic(fmt.Sprintf("cuda: %s: %v has %d elements, need at least %d", op, t, t.Len(), n))
+	}
+	return d.ptr(t)
+}
+
+func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *kernels.Tensor, beta float32, c *kernels.Tensor) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("cuda: Gemm with negative size m=%d n=%d k=%d", m, n, k))
+	}
+	pa := d.gemmOperand("Gemm A", a, m*k, true)
+	pb := d.gemmOperand("Gemm B", b, k*n, true)
+	pc := d.gemmOperand("Gemm C", c, m*n, true)
+	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1)
+}
+
+func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a *kernels.Tensor, strideA int,
+	b *kernels.Tensor, strideB int, beta float32, c *kernels.Tensor, strideC int, batch int) {
+	if m < 0 || n < 0 || k < 0 || batch < 0 || strideA < 0 || strideB < 0 || strideC < 0 {
+		panic(fmt.Sprintf("cuda: GemmStridedBatched with negative size m=%d n=%d k=%d batch=%d strides %d,%d,%d",
+			m, n, k, batch, strideA, strideB, strideC))
+	}
+	if batch == 0 || m == 0 || n == 0 {
+		return
+	}
+	if batch > 1 && strideC < m*n {
+		panic(fmt.Sprintf("cuda: GemmStridedBatched: strideC %d < m*n = %d makes the outputs overlap", strideC, m*n))
+	}
+	last := batch - 1
+	pa := d.gemmOperand("GemmStridedBatched A", a, span(last, strideA, m*k), false)
+	pb := d.gemmOperand("GemmStridedBatched B", b, span(last, strideB, k*n), false)
+	pc := d.gemmOperand("GemmStridedBatched C", c, span(last, strideC, m*n), false)
+	d.gemm(transA, transB, m, n, k, alpha, pa, strideA, pb, strideB, beta, pc, strideC, batch)
+}
+
+// span is the number of elements a strided batch needs: last*stride + size (0 if size is 0).
+func span(last, stride, size int) int {
+	if size == 0 {
+		return 0
+	}
+	return last*stride + size
+}
+
+// gemm maps a row-major strided batch onto the column-major driver GEMM.
+func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, strideA int,
+	b DevPtr, strideB int, beta float32, c DevPtr, strideC int, batch int) {
+	if m == 0 || n == 0 || batch == 0 {
+		return
+	}
+	lda, ldb := k, n // row-major leading dimensions of A and B as stored
+	if transA {
+		lda = m
+	}
+	if transB {
+		ldb = k
+	}
+	g := GemmArgs{
+		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
+		A: b, AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
+		B: a, BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
+		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch,
+	}
+	switch d.prec {
+	case GemmTF32:
+		g.Compute = ComputeTF32
+	case GemmBF16:
+		if k > 0 {
+			na, nb := span(batch-1, strideA, m*k), span(batch-1, strideB, k*n)
+			pa, relA := d.toBF16(a, na)
+			defer relA()
+			pb, relB := d.toBF16(b, nb)
+			defer relB()
+			g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
+		}
+	}
+	must("Gemm", d.drv.Gemm(g))
+}
+
+// toBF16 converts n floats at p into bfloat16 scratch.
+func (d *Device) toBF16(p DevPtr, n int) (DevPtr, func()) {
+	q, release := d.scratch(2 * max(n, 1))
+	d.launch1("f32_to_bf16", n, P(q), P(p), I(n))
+	return q, release
+}
