@@ -112,9 +112,13 @@ func emuDtoH(dst unsafe.Pointer, src DevPtr, bytes int) {
 	C.emu_dtoh(dst, C.uintptr_t(src), C.size_t(bytes))
 }
 
-func emuDtoD(dst, src DevPtr, bytes int) { C.emu_dtod(C.uintptr_t(dst), C.uintptr_t(src), C.size_t(bytes)) }
+func emuDtoD(dst, src DevPtr, bytes int) {
+	C.emu_dtod(C.uintptr_t(dst), C.uintptr_t(src), C.size_t(bytes))
+}
 
-func emuMemset32(dst DevPtr, v uint32, n int) { C.emu_memset32(C.uintptr_t(dst), C.uint(v), C.size_t(n)) }
+func emuMemset32(dst DevPtr, v uint32, n int) {
+	C.emu_memset32(C.uintptr_t(dst), C.uint(v), C.size_t(n))
+}
 
 func b2i(b bool) C.int {
 	if b {
