@@ -53,6 +53,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newCmdInfo(nil))
 	root.AddCommand(newCmdSample(nil))
+	root.AddCommand(newCmdPretrain(nil))
 	root.AddCommand(newCmdData(nil))
 	return root
 }

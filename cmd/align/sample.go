@@ -350,6 +350,7 @@ type progressBar struct {
 	start  time.Time
 	last   time.Time
 	every  time.Duration
+	base   int // units done before this run (a resumed run): the rate counts only the rest
 	done   int
 	closed bool
 }
@@ -383,8 +384,8 @@ func (p *progressBar) Update(done int, extra string) {
 	p.last = now
 	el := now.Sub(p.start)
 	eta := "--:--"
-	if done > 0 {
-		eta = fmtDuration(time.Duration(float64(el) / float64(done) * float64(p.total-done)))
+	if done > p.base {
+		eta = fmtDuration(time.Duration(float64(el) / float64(done-p.base) * float64(p.total-done)))
 	}
 	if extra != "" {
 		extra = " " + extra
@@ -400,6 +401,16 @@ func (p *progressBar) Update(done int, extra string) {
 		return
 	}
 	fmt.Fprintf(p.w, "%s: %d/%d %s<%s%s\n", p.label, done, p.total, fmtDuration(el), eta, extra)
+}
+
+// Note prints a message line without breaking the bar (it is redrawn on the next Update).
+func (p *progressBar) Note(msg string) {
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\x1b[K%s\n", msg)
+		p.last = time.Time{}
+		return
+	}
+	fmt.Fprintln(p.w, msg)
 }
 
 // Finish ends the bar with a summary line.

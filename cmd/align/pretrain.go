@@ -1,0 +1,381 @@
+// align pretrain: train a DiT text-to-image (or text-to-video) model from scratch on an
+// `align data prepare` dataset with the flow-matching objective, with checkpoints that
+// resume exactly, an EMA model file, a JSONL log, a loss-curve PNG and sample grids.
+//
+// Test: go test ./cmd/align -run Pretrain
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/kernels"
+)
+
+// PretrainOptions are the flags of `align pretrain`.
+type PretrainOptions struct {
+	Data       string
+	Video      bool
+	ConfigFile string // --config: a model config JSON
+	OutputDir  string
+
+	// Model size (ignored with --config or when resuming, where they must not be set).
+	Width, Depth, Heads, PatchSize, TubeletFrames int
+	MLPRatio                                      float64
+	TextLayers, TextWidth, MaxTextLength          int
+	RewardDims                                    []string
+	Shift                                         float64
+
+	Train                diffusion.PretrainConfig
+	ResumeFromCheckpoint string
+	TimeLimit            time.Duration
+
+	modelFlags []string // model-size flags set on the command line
+}
+
+func newCmdPretrain(runF func(*PretrainOptions) error) *cobra.Command {
+	opts := &PretrainOptions{Train: diffusion.DefaultPretrainConfig()}
+	img := diffusion.DefaultImageConfig()
+	cmd := &cobra.Command{
+		Use:   "pretrain",
+		Short: "Train a text-to-image or text-to-video DiT from scratch",
+		Long: `Train a DiT velocity model with the flow-matching objective on the training split of a
+dataset written by ` + "`align data prepare`" + `. The output directory receives:
+
+  model.safetensors               EMA weights with config and tokenizer (what align sample loads)
+  checkpoint-<step>.safetensors   raw + EMA weights, AdamW moments, RNG, step, data position
+  logs.jsonl                      step, loss, lr, grad_norm, samples/s per step
+  loss.png, samples/step-N.png    loss curve and validation samples at each checkpoint
+  config.json                     model and training configuration of the run
+
+SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2;
+--time-limit does the same and exits 0. Resume with --resume-from-checkpoint latest: the
+losses continue exactly as in an uninterrupted run.`,
+		Example: `  $ align pretrain --data data/emoji --max-train-steps 20000 -o base/
+  $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --time-limit 2h
+  $ align pretrain --data data/emoji --video --width 256 --depth 6 -o video/
+  $ align pretrain --data data/emoji --config model.json --reward-dims vq,ta -o rc/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range []string{"width", "depth", "heads", "patch-size", "tubelet-frames", "mlp-ratio",
+				"text-layers", "text-width", "max-text-length", "reward-dims", "shift"} {
+				if cmd.Flags().Changed(n) {
+					opts.modelFlags = append(opts.modelFlags, "--"+n)
+				}
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return pretrainRun(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	t := &opts.Train
+	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
+	f.BoolVar(&opts.Video, "video", false, "train a video model on the dataset's clips")
+	f.StringVar(&opts.ConfigFile, "config", "", "model config JSON instead of the size flags")
+	f.StringVarP(&opts.OutputDir, "output-dir", "o", "align-pretrain", "directory for the model, checkpoints and logs")
+	f.IntVar(&opts.Width, "width", img.Width, "transformer width (hidden size)")
+	f.IntVar(&opts.Depth, "depth", img.Depth, "DiT blocks")
+	f.IntVar(&opts.Heads, "heads", img.Heads, "attention heads")
+	f.IntVar(&opts.PatchSize, "patch-size", 0, "patch size p (default 2 for images, 4 for video)")
+	f.IntVar(&opts.TubeletFrames, "tubelet-frames", 2, "frames per tubelet (video)")
+	f.Float64Var(&opts.MLPRatio, "mlp-ratio", img.MLPRatio, "MLP hidden width / width")
+	f.IntVar(&opts.TextLayers, "text-layers", img.TextLayers, "text encoder blocks")
+	f.IntVar(&opts.TextWidth, "text-width", 0, "text encoder width (default: --width)")
+	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
+	f.StringSliceVar(&opts.RewardDims, "reward-dims", nil, "reward-condition dimensions, e.g. vq,ta (empty: no reward slot)")
+	f.Float64Var(&opts.Shift, "shift", img.Shift, "timestep shift (training times and the model's sampling default)")
+	f.Uint64Var(&t.Seed, "seed", 0, "random seed of the run (weights, data order, noise)")
+	f.IntVar(&t.TrainBatchSize, "train-batch-size", t.TrainBatchSize, "samples per step")
+	f.IntVar(&t.MaxTrainSteps, "max-train-steps", t.MaxTrainSteps, "optimizer steps in all")
+	f.Float64Var(&t.LearningRate, "learning-rate", t.LearningRate, "peak learning rate")
+	f.StringVar(&t.LRScheduler, "lr-scheduler", t.LRScheduler, "constant, linear or cosine (after the warmup)")
+	f.IntVar(&t.LRWarmupSteps, "lr-warmup-steps", t.LRWarmupSteps, "linear warmup steps")
+	f.Float64Var(&t.AdamBeta1, "adam-beta1", t.AdamBeta1, "AdamW beta1")
+	f.Float64Var(&t.AdamBeta2, "adam-beta2", t.AdamBeta2, "AdamW beta2")
+	f.Float64Var(&t.AdamEpsilon, "adam-epsilon", t.AdamEpsilon, "AdamW epsilon")
+	f.Float64Var(&t.AdamWeightDecay, "adam-weight-decay", t.AdamWeightDecay, "AdamW decoupled weight decay")
+	f.Float64Var(&t.MaxGradNorm, "max-grad-norm", t.MaxGradNorm, "clip the global gradient norm to this")
+	f.Float64Var(&t.EMADecay, "ema-decay", t.EMADecay, "EMA decay of the saved weights (0: no averaging)")
+	f.IntVar(&t.CheckpointingSteps, "checkpointing-steps", t.CheckpointingSteps, "write a checkpoint every N steps")
+	f.IntVar(&t.CheckpointsTotalLimit, "checkpoints-total-limit", t.CheckpointsTotalLimit, "keep the newest N checkpoints (0: all)")
+	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
+	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
+	f.StringVar(&t.Objective.WeightingScheme, "weighting-scheme", t.Objective.WeightingScheme, "time density: logit_normal, mode, cosmap, sigma_sqrt or none")
+	f.Float64Var(&t.Objective.LogitMean, "logit-mean", t.Objective.LogitMean, "mean of the logit-normal density")
+	f.Float64Var(&t.Objective.LogitStd, "logit-std", t.Objective.LogitStd, "std of the logit-normal density")
+	f.Float64Var(&t.Objective.ModeScale, "mode-scale", t.Objective.ModeScale, "scale of the mode density")
+	f.Float64Var(&t.Objective.CaptionDropout, "proportion-empty-prompts", t.Objective.CaptionDropout, "caption dropout for classifier-free guidance")
+	f.Float64Var(&t.Objective.RewardDropout, "reward-dropout", t.Objective.RewardDropout, "per-dimension reward-condition dropout")
+	f.StringArrayVar(&t.ValidationPrompts, "validation-prompt", nil, "prompt of the sample grids (repeatable; default: 8 training captions)")
+	f.IntVar(&t.ValidationSteps, "validation-inference-steps", t.ValidationSteps, "denoising steps of the sample grids")
+	return cmd
+}
+
+func (o *PretrainOptions) validate() error {
+	if o.Data == "" {
+		return flagErrorf("--data must name a dataset directory")
+	}
+	if o.OutputDir == "" {
+		return flagErrorf("--output-dir must not be empty")
+	}
+	if o.ConfigFile != "" && len(o.modelFlags) > 0 {
+		return flagErrorf("--config and %s: give the model size in one place", strings.Join(o.modelFlags, ", "))
+	}
+	if o.ResumeFromCheckpoint != "" && (o.ConfigFile != "" || len(o.modelFlags) > 0) {
+		what := "--config"
+		if len(o.modelFlags) > 0 {
+			what = strings.Join(o.modelFlags, ", ")
+		}
+		return flagErrorf("%s with --resume-from-checkpoint: a resumed run keeps the checkpoint's model", what)
+	}
+	if o.TimeLimit < 0 {
+		return flagErrorf("--time-limit must be >= 0, got %v", o.TimeLimit)
+	}
+	o.Train.Objective.Shift = o.Shift
+	if err := o.Train.Validate(); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// modelConfig builds the model config from --config or the size flags, for the dataset's
+// sample geometry.
+func (o *PretrainOptions) modelConfig(m *dataset.Manifest) (diffusion.ModelConfig, error) {
+	var c diffusion.ModelConfig
+	if o.ConfigFile != "" {
+		b, err := os.ReadFile(o.ConfigFile)
+		if err != nil {
+			return c, fmt.Errorf("--config: %w", err)
+		}
+		// The vocabulary comes from the data: accept any value there.
+		var raw map[string]any
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return c, fmt.Errorf("%s: %w", o.ConfigFile, err)
+		}
+		if _, ok := raw["vocab_size"]; !ok {
+			raw["vocab_size"] = 3
+		}
+		b, _ = json.Marshal(raw)
+		if c, err = diffusion.ParseModelConfig(b); err != nil {
+			return c, fmt.Errorf("%s: %w", o.ConfigFile, err)
+		}
+		if o.Video != (c.Kind == diffusion.KindVideo) {
+			return c, usageError{fmt.Errorf("%s is a %s config; --video is %v", o.ConfigFile, c.Kind, o.Video)}
+		}
+	} else {
+		c = diffusion.DefaultImageConfig()
+		if o.Video {
+			c = diffusion.DefaultVideoConfig()
+		} else {
+			c.Frames, c.TubeletFrames = 1, 1
+		}
+		if o.Video {
+			c.TubeletFrames = o.TubeletFrames
+		}
+		if o.PatchSize > 0 {
+			c.PatchSize = o.PatchSize
+		}
+		c.Width, c.Depth, c.Heads, c.MLPRatio = o.Width, o.Depth, o.Heads, o.MLPRatio
+		c.TextLayers, c.TextWidth, c.TextHeads, c.MaxTextLen = o.TextLayers, o.TextWidth, o.Heads, o.MaxTextLength
+		if c.TextWidth == 0 {
+			c.TextWidth = o.Width
+		}
+		c.RewardDims = append([]string{}, o.RewardDims...)
+		c.Shift = o.Shift
+	}
+	c.ImageSize, c.Channels = m.ImageSize, m.Channels
+	if c.Kind == diffusion.KindVideo {
+		c.Frames = m.Frames
+	}
+	c.VocabSize = max(c.VocabSize, 3)
+	if err := c.Validate(); err != nil {
+		return c, usageError{err}
+	}
+	return c, nil
+}
+
+// imageTrainData is the training split of the image dataset.
+type imageTrainData struct {
+	ds  *dataset.Dataset
+	idx []int
+}
+
+func (d *imageTrainData) Len() int                    { return len(d.idx) }
+func (d *imageTrainData) Caption(i int) string        { return d.ds.Items[d.idx[i]].Caption }
+func (d *imageTrainData) Sample(dst []float32, i int) { d.ds.ImageFloat32(dst, d.idx[i]) }
+
+// videoTrainData is the training split of the clip dataset.
+type videoTrainData struct {
+	ds  *dataset.VideoDataset
+	idx []int
+}
+
+func (d *videoTrainData) Len() int                    { return len(d.idx) }
+func (d *videoTrainData) Caption(i int) string        { return d.ds.Clips[d.idx[i]].Caption }
+func (d *videoTrainData) Sample(dst []float32, i int) { d.ds.ClipFloat32(dst, d.idx[i]) }
+
+// loadTrainData opens the training split of --data.
+func loadTrainData(dir string, video bool) (diffusion.TrainingData, *dataset.Manifest, error) {
+	if video {
+		ds, err := dataset.LoadVideo(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &videoTrainData{ds, ds.Indices(dataset.SplitTrain)}, ds.Manifest, nil
+	}
+	ds, err := dataset.Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &imageTrainData{ds, ds.Indices(dataset.SplitTrain)}, ds.Manifest, nil
+}
+
+// validationPrompts picks n captions spread evenly over the data (distinct where possible).
+func validationPrompts(data diffusion.TrainingData, n int) []string {
+	var out []string
+	for k := 0; k < n && data.Len() > 0; k++ {
+		c := data.Caption(k * data.Len() / n)
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pretrainRecord is config.json of the output directory.
+type pretrainRecord struct {
+	Model   diffusion.ModelConfig    `json:"model"`
+	Train   diffusion.PretrainConfig `json:"train"`
+	Data    string                   `json:"data"`
+	Dataset string                   `json:"dataset_version"`
+	Samples int                      `json:"train_samples"`
+	Vocab   int                      `json:"vocab_size"`
+	Params  int                      `json:"params"`
+	Resumed string                   `json:"resumed_from,omitempty"`
+	Started string                   `json:"started"`
+	Version string                   `json:"align_version"`
+}
+
+func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
+	stderr := cmd.ErrOrStderr()
+	data, manifest, err := loadTrainData(opts.Data, opts.Video)
+	if err != nil {
+		return err
+	}
+	if data.Len() == 0 {
+		return fmt.Errorf("%s: no training samples", opts.Data)
+	}
+	pc := opts.Train
+	dev := kernels.NewCPU(0)
+	var tr *diffusion.Trainer
+	resumed := ""
+	if opts.ResumeFromCheckpoint != "" {
+		path := opts.ResumeFromCheckpoint
+		if path == "latest" {
+			if path, err = diffusion.LatestCheckpoint(opts.OutputDir); err != nil {
+				return err
+			}
+		}
+		ck, mcfg, tok, err := diffusion.ReadTrainingCheckpoint(path)
+		if err != nil {
+			return err
+		}
+		if opts.Video != (mcfg.Kind == diffusion.KindVideo) {
+			return usageError{fmt.Errorf("%s holds a %s model; --video is %v", path, mcfg.Kind, opts.Video)}
+		}
+		if len(pc.ValidationPrompts) == 0 {
+			pc.ValidationPrompts = validationPrompts(data, 8)
+		}
+		if tr, err = diffusion.NewTrainer(dev, mcfg, tok, pc, data, opts.OutputDir); err != nil {
+			return err
+		}
+		if err := tr.Resume(ck); err != nil {
+			return err
+		}
+		resumed = path
+		fmt.Fprintf(stderr, "resuming from %s at step %d\n", path, tr.Step)
+	} else {
+		mcfg, err := opts.modelConfig(manifest)
+		if err != nil {
+			return err
+		}
+		caps := make([]string, data.Len())
+		for i := range caps {
+			caps[i] = data.Caption(i)
+		}
+		tok, err := diffusion.BuildTokenizer(caps, 1, mcfg.MaxTextLen)
+		if err != nil {
+			return err
+		}
+		if len(pc.ValidationPrompts) == 0 {
+			pc.ValidationPrompts = validationPrompts(data, 8)
+		}
+		if tr, err = diffusion.NewTrainer(dev, mcfg, tok, pc, data, opts.OutputDir); err != nil {
+			return err
+		}
+	}
+	mc := tr.Model.Config
+	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
+		return err
+	}
+	rec := pretrainRecord{Model: mc, Train: pc, Data: opts.Data, Dataset: manifest.DatasetVersion, Samples: data.Len(),
+		Vocab: mc.VocabSize, Params: mc.ParamCount(), Resumed: resumed, Started: time.Now().UTC().Format(time.RFC3339), Version: version}
+	if err := diffusion.WriteFileAtomic(filepath.Join(opts.OutputDir, "config.json"), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%s model: width %d, depth %d, heads %d, patch %d, %d tokens/sample, %.2fM parameters; %d training samples, %d words\n",
+		mc.Kind, mc.Width, mc.Depth, mc.Heads, mc.PatchSize, mc.SeqLen(), float64(mc.ParamCount())/1e6, data.Len(), mc.VocabSize)
+
+	bar := newProgressBar(stderr, "pretrain", pc.MaxTrainSteps)
+	bar.base, bar.done = tr.Step, tr.Step
+	smooth, n := 0.0, 0
+	tr.Progress = func(e diffusion.LogEntry, _ time.Duration) {
+		if !e.Skipped {
+			n++
+			a := min(diffusion.LossSmoothing, 1-1/float64(n))
+			smooth = a*smooth + (1-a)*e.Loss
+		}
+		bar.Update(e.Step, fmt.Sprintf("loss %.4f lr %.2e %.1f samples/s", smooth, e.LR, e.SamplesPerSec))
+	}
+	tr.Notify = func(msg string) { bar.Note(msg) }
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = tr.Run(ctx, opts.TimeLimit)
+	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
+	switch {
+	case errors.Is(err, diffusion.ErrInterrupted):
+		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
+		return errCancelled
+	case errors.Is(err, diffusion.ErrTimeLimit):
+		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
+		return nil
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (step %d)\n", tr.ModelPath(), tr.Step)
+	return nil
+}
