@@ -2,6 +2,7 @@
 // metadata of every model file so that a file always rebuilds the model it was saved from.
 //
 // Test: go test ./diffusion -run Config
+
 package diffusion
 
 import (

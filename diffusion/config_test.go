@@ -2,6 +2,7 @@
 // trips and unknown fields are refused.
 //
 // Test: go test ./diffusion -run Config
+
 package diffusion
 
 import (

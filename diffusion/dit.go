@@ -21,6 +21,7 @@
 // as in DiT) and ignores the reward condition (the reward MLP's last layer starts at zero).
 //
 // Test: go test ./diffusion -run DiT
+
 package diffusion
 
 import (

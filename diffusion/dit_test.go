@@ -4,6 +4,7 @@
 // embedded bytes, mismatched or corrupt files refused with the file's name).
 //
 // Test: go test ./diffusion -run DiT
+
 package diffusion
 
 import (

@@ -9,6 +9,7 @@
 //	Euler:    prev_sample = sample + (sigma_next - sigma)*v
 //
 // Test: go test ./diffusion -run FlowMatch
+
 package diffusion
 
 import (

@@ -12,6 +12,7 @@
 // a = 0 gives back the Euler step.
 //
 // Test: go test ./diffusion -run SDE
+
 package diffusion
 
 import (

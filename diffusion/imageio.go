@@ -3,6 +3,7 @@
 // so a failed write never leaves a partial file under the final name.
 //
 // Test: go test ./diffusion -run 'Image|GIF|Grid'
+
 package diffusion
 
 import (

@@ -3,6 +3,7 @@
 // image/draw and the 7x13 bitmap font of golang.org/x/image.
 //
 // Test: go test ./diffusion -run LossCurve
+
 package diffusion
 
 import (

@@ -23,6 +23,7 @@
 // resumed run continues the same stream.
 //
 // Test: go test ./diffusion -run Objective
+
 package diffusion
 
 import (

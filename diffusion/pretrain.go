@@ -17,6 +17,7 @@
 // RNG state, the step and the data-order position, so a resumed run continues exactly.
 //
 // Test: go test ./diffusion -run Pretrain
+
 package diffusion
 
 import (

@@ -3,6 +3,7 @@
 // pruning, the learning-rate schedules, the data order, resume errors and the loss plot.
 //
 // Test: go test ./diffusion -run 'Pretrain|LossCurve|EpochOrder'
+
 package diffusion
 
 import (

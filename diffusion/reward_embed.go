@@ -3,6 +3,7 @@
 // starts at zero, added to the adaLN conditioning vector.
 //
 // Test: go test ./diffusion -run 'RewardEmbed|DiT'
+
 package diffusion
 
 import (

@@ -20,6 +20,7 @@
 // depends only on (seed, i) and not on how many are generated together.
 //
 // Test: go test ./diffusion -run Sample
+
 package diffusion
 
 import (

@@ -4,6 +4,7 @@
 // separate conditional and unconditional passes; option errors; PNG, grid and GIF files.
 //
 // Test: go test ./diffusion -run 'Sample|Denoise|Guid|Image|GIF|Grid'
+
 package diffusion
 
 import (

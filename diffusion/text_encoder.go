@@ -3,6 +3,7 @@
 // final LayerNorm. Its tokens join the patch tokens of the DiT (dit.go).
 //
 // Test: go test ./diffusion -run DiT (the whole model's gradient check covers it)
+
 package diffusion
 
 import (

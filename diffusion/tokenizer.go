@@ -3,6 +3,7 @@
 // safetensors metadata) so a model always decodes prompts the way it was trained.
 //
 // Test: go test ./diffusion -run Tokenizer
+
 package diffusion
 
 import (
