@@ -1,0 +1,471 @@
+// Preference pairs built from the emoji data, deterministic from a seed: text alignment from
+// true captions against hard negatives (other skin tone, same subcategory, other motion) and
+// random captions; visual quality from real images against graded degradations; motion
+// quality from real clips against graded corruptions. Ties come from two captions that are
+// equally wrong or two corruptions of the same kind and level.
+//
+// Splits: "train" and "val" are training concepts (val is a fixed 5% of them, by a hash of
+// the concept, used for calibration and never trained on); "heldout" is the dataset's
+// held-out concepts, never seen in training.
+//
+// Test: go test ./rewards -run 'Pair|Validation'
+package rewards
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/alignkit/align/diffusion/dataset"
+)
+
+// Pair splits.
+const (
+	SplitTrain   = "train"
+	SplitVal     = "val"
+	SplitHeldOut = "heldout"
+)
+
+// ValPerCent is the share of training concepts kept for validation.
+const ValPerCent = 5
+
+// ValidationConcept reports whether a training concept (base code points, dataset.Item.Concept)
+// belongs to the validation split: FNV-1a 64 of "val/" + concept, modulo 100, below ValPerCent.
+func ValidationConcept(concept string) bool {
+	h := fnv.New64a()
+	h.Write([]byte("val/" + concept))
+	return h.Sum64()%100 < ValPerCent
+}
+
+// Sample is one side of a pair: a dataset image (or clip), the prompt it is scored with, and
+// the corruption applied to it.
+type Sample struct {
+	Index   int        `json:"index"`            // dataset.Dataset item, or dataset.VideoDataset clip
+	Prompt  string     `json:"prompt"`           //
+	Degrade Corruption `json:"degrade,omitzero"` // image degradation (every frame of a clip)
+	Motion  Corruption `json:"motion,omitzero"`  // clip corruption
+	Seed    uint64     `json:"seed,omitempty"`   // randomness of the corruptions
+	Source  string     `json:"source,omitempty"` // NegativeSource name when Pixels come from one
+	Pixels  []uint8    `json:"-"`                // bytes (SampleShape) replacing the dataset's, or nil
+}
+
+// Pair is two samples with a preference label per dimension and regression targets.
+type Pair struct {
+	Kind   string  `json:"kind"` // the dimension the pair was built for
+	Note   string  `json:"note"` // how: "tone", "subcategory", "random", "tie-random", "blur-2", ...
+	A      Sample  `json:"a"`
+	B      Sample  `json:"b"`
+	Labels []Label `json:"labels"` // (D), LabelNone outside Kind
+	// TargetA, TargetB (D) are regression targets in [0,1] (NaN outside Kind): TA 1 for the
+	// true caption and 0 for a wrong one; VQ and MQ 1 - level/(MaxLevel+1) (1 when clean).
+	TargetA []float32 `json:"-"`
+	TargetB []float32 `json:"-"`
+}
+
+// NegativeSource supplies extra visual-quality negatives that are not degradations of real
+// images, for example samples of the base generator drawn with too few sampling steps. It
+// returns bytes of the generator's sample shape for the prompt of dataset item (or clip)
+// index and a severity level 1..MaxLevel.
+type NegativeSource interface {
+	Name() string
+	Negative(index int, prompt string, seed uint64) (pixels []uint8, level int, err error)
+}
+
+// PairConfig sets the mixture of pairs.
+type PairConfig struct {
+	// Dims are the dimensions of the reward model; pair i is built for Dims[i % len(Dims)].
+	Dims []string
+	// TieShare is the share of pairs built as ties (default 0.15; negative means none).
+	TieShare float64
+	// GradedShare is the share of decisive VQ and MQ pairs that compare two levels of one
+	// corruption instead of a clean sample with a corrupted one (default 0.25; negative: none).
+	GradedShare float64
+	// Negatives, when set, makes NegativeShare of the decisive VQ pairs real-against-generated.
+	Negatives     NegativeSource
+	NegativeShare float64
+}
+
+func (c PairConfig) tieShare() float64    { return defShare(c.TieShare, 0.15) }
+func (c PairConfig) gradedShare() float64 { return defShare(c.GradedShare, 0.25) }
+
+func defShare(v, def float64) float64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// captionIndex holds the captions of one split for drawing negatives.
+type captionIndex struct {
+	all       []string            // distinct captions (image) or concept names (video)
+	subcat    map[string]string   // caption or name -> subcategory
+	bySubcat  map[string][]string // subcategory -> captions or names
+	byConcept map[string][]string // concept -> distinct captions of its variants (image only)
+}
+
+// PairGen builds pairs from a loaded dataset.
+type PairGen struct {
+	Cfg    PairConfig
+	Images *dataset.Dataset      // always set (captions, subcategories)
+	Clips  *dataset.VideoDataset // nil for an image reward model
+
+	pools map[string][]int // split -> image items or clips
+	caps  map[string]*captionIndex
+}
+
+// NewPairGen indexes the dataset for pairs. clips may be nil (image model); dims must be
+// among vq, ta, mq (mq needs clips).
+func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairConfig) (*PairGen, error) {
+	if images == nil {
+		return nil, errors.New("pairs: no image dataset")
+	}
+	if len(cfg.Dims) == 0 {
+		return nil, errors.New("pairs: no dimensions")
+	}
+	for _, d := range cfg.Dims {
+		switch {
+		case d == DimMQ && clips == nil:
+			return nil, errors.New("pairs: mq pairs need the video clips")
+		case d != DimVQ && d != DimTA && d != DimMQ:
+			return nil, fmt.Errorf("pairs: no pair builder for dimension %q (known: vq, ta, mq)", d)
+		}
+	}
+	g := &PairGen{Cfg: cfg, Images: images, Clips: clips, pools: map[string][]int{}, caps: map[string]*captionIndex{}}
+	splitOf := func(s dataset.Split, concept string) string {
+		switch {
+		case s == dataset.SplitHeldOut:
+			return SplitHeldOut
+		case ValidationConcept(concept):
+			return SplitVal
+		}
+		return SplitTrain
+	}
+	for _, s := range []string{SplitTrain, SplitVal, SplitHeldOut} {
+		g.caps[s] = &captionIndex{subcat: map[string]string{}, bySubcat: map[string][]string{}, byConcept: map[string][]string{}}
+	}
+	for i, it := range images.Items {
+		s := splitOf(it.Split, it.Concept)
+		if clips == nil {
+			g.pools[s] = append(g.pools[s], i)
+		}
+		ci := g.caps[s]
+		key := it.Caption
+		if clips != nil {
+			key = it.Name // video captions are built from names and motions
+		}
+		if _, ok := ci.subcat[key]; !ok {
+			ci.subcat[key] = it.Subcategory
+			ci.all = append(ci.all, key)
+			ci.bySubcat[it.Subcategory] = append(ci.bySubcat[it.Subcategory], key)
+		}
+		if !contains(ci.byConcept[it.Concept], it.Caption) {
+			ci.byConcept[it.Concept] = append(ci.byConcept[it.Concept], it.Caption)
+		}
+	}
+	if clips != nil {
+		for i, c := range clips.Clips {
+			s := splitOf(c.Split, c.Concept)
+			g.pools[s] = append(g.pools[s], i)
+		}
+	}
+	if err := g.checkSplit(SplitTrain); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// checkSplit fails for an unknown split, an empty one, or one with too few captions to
+// draw negatives from.
+func (g *PairGen) checkSplit(s string) error {
+	ci, ok := g.caps[s]
+	switch {
+	case !ok:
+		return fmt.Errorf("pairs: unknown split %q (known: %s, %s, %s)", s, SplitTrain, SplitVal, SplitHeldOut)
+	case len(g.pools[s]) == 0:
+		return fmt.Errorf("pairs: the %s split is empty", s)
+	case len(ci.all) < 3 || len(ci.bySubcat) < 2:
+		return fmt.Errorf("pairs: the %s split has %d captions in %d subcategories, need 3 in 2 for negatives", s, len(ci.all), len(ci.bySubcat))
+	}
+	return nil
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// PoolSize is the number of images (or clips) in a split.
+func (g *PairGen) PoolSize(split string) int { return len(g.pools[split]) }
+
+// SampleShape is (3,32,32) for images and (T,3,32,32) for clips.
+func (g *PairGen) SampleShape() []int {
+	if g.Clips != nil {
+		return []int{dataset.Frames, dataset.Channels, dataset.ImageSize, dataset.ImageSize}
+	}
+	return []int{dataset.Channels, dataset.ImageSize, dataset.ImageSize}
+}
+
+// SampleLen is the number of values of one sample.
+func (g *PairGen) SampleLen() int {
+	n := 1
+	for _, d := range g.SampleShape() {
+		n *= d
+	}
+	return n
+}
+
+// Pairs returns n pairs of a split, a pure function of (split, n, seed, stream): training
+// draws stream = step so a resumed run sees the same pairs.
+func (g *PairGen) Pairs(split string, n int, seed, stream uint64) ([]Pair, error) {
+	if err := g.checkSplit(split); err != nil {
+		return nil, err
+	}
+	pool := g.pools[split]
+	r := rand.New(rand.NewPCG(seed, stream))
+	out := make([]Pair, 0, n)
+	D := len(g.Cfg.Dims)
+	for i := range n {
+		kind := g.Cfg.Dims[i%D]
+		idx := pool[r.IntN(len(pool))]
+		var p Pair
+		var err error
+		switch kind {
+		case DimTA:
+			p = g.taPair(split, idx, r)
+		case DimVQ:
+			p, err = g.qualityPair(idx, r, true)
+		case DimMQ:
+			p, err = g.qualityPair(idx, r, false)
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.Kind = kind
+		if r.IntN(2) == 1 { // random sides: the label is not always A
+			p.A, p.B = p.B, p.A
+			p.TargetA, p.TargetB = p.TargetB, p.TargetA
+			for d, l := range p.Labels {
+				switch l {
+				case LabelA:
+					p.Labels[d] = LabelB
+				case LabelB:
+					p.Labels[d] = LabelA
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// labels returns labels and targets with only dimension kind set.
+func (g *PairGen) labels(kind string, l Label, ta, tb float32) ([]Label, []float32, []float32) {
+	D := len(g.Cfg.Dims)
+	ls := make([]Label, D)
+	a, b := make([]float32, D), make([]float32, D)
+	for d := range D {
+		a[d], b[d] = float32(math.NaN()), float32(math.NaN())
+	}
+	d := DimIndex(g.Cfg.Dims, kind)
+	ls[d], a[d], b[d] = l, ta, tb
+	return ls, a, b
+}
+
+// caption and identity of pool entry idx.
+func (g *PairGen) describe(idx int) (caption, concept, name, subcat string, motion dataset.Motion) {
+	if g.Clips != nil {
+		c := g.Clips.Clips[idx]
+		it := g.Images.Items[c.Item]
+		return c.Caption, c.Concept, c.Name, it.Subcategory, c.Motion
+	}
+	it := g.Images.Items[idx]
+	return it.Caption, it.Concept, it.Name, it.Subcategory, ""
+}
+
+// taPair: the true caption against a wrong one (decisive), or two wrong captions (tie).
+func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
+	ci := g.caps[split]
+	caption, concept, name, subcat, motion := g.describe(idx)
+	video := g.Clips != nil
+	// randomOther draws a caption (or, for clips, a name) of another subcategory.
+	randomOther := func(avoid string) string {
+		c := ""
+		for range 1000 { // checkSplit guarantees another subcategory exists
+			c = ci.all[r.IntN(len(ci.all))]
+			if ci.subcat[c] != subcat && c != avoid {
+				break
+			}
+		}
+		return c
+	}
+	asCaption := func(key string, m dataset.Motion) string {
+		if !video {
+			return key
+		}
+		return dataset.VideoCaption(key, m)
+	}
+	randomMotion := func(not dataset.Motion) dataset.Motion {
+		for {
+			if m := dataset.Motions[r.IntN(len(dataset.Motions))]; m != not {
+				return m
+			}
+		}
+	}
+	if r.Float64() < g.Cfg.tieShare() {
+		a := randomOther("")
+		b := randomOther(a)
+		ma, mb := motion, motion
+		if video {
+			ma, mb = randomMotion(""), randomMotion("")
+		}
+		ls, ta, tb := g.labels(DimTA, LabelTie, 0, 0)
+		return Pair{Note: "tie-random", A: Sample{Index: idx, Prompt: asCaption(a, ma)}, B: Sample{Index: idx, Prompt: asCaption(b, mb)},
+			Labels: ls, TargetA: ta, TargetB: tb}
+	}
+	// Candidate negatives, hardest first; one kind is drawn uniformly among those available.
+	type neg struct{ note, caption string }
+	var cands []neg
+	if video {
+		cands = append(cands, neg{"motion", dataset.VideoCaption(name, randomMotion(motion))})
+	} else {
+		var tones []string
+		for _, c := range ci.byConcept[concept] {
+			if c != caption {
+				tones = append(tones, c)
+			}
+		}
+		if len(tones) > 0 {
+			cands = append(cands, neg{"tone", tones[r.IntN(len(tones))]})
+		}
+	}
+	var sibs []string
+	self := caption
+	if video {
+		self = name
+	}
+	for _, c := range ci.bySubcat[subcat] {
+		if c != self && !strings.HasPrefix(c, name+":") && c != name {
+			sibs = append(sibs, c)
+		}
+	}
+	if len(sibs) > 0 {
+		cands = append(cands, neg{"subcategory", asCaption(sibs[r.IntN(len(sibs))], motion)})
+	}
+	cands = append(cands, neg{"random", asCaption(randomOther(""), motion)})
+	n := cands[r.IntN(len(cands))]
+	ls, ta, tb := g.labels(DimTA, LabelA, 1, 0)
+	return Pair{Note: n.note, A: Sample{Index: idx, Prompt: caption}, B: Sample{Index: idx, Prompt: n.caption},
+		Labels: ls, TargetA: ta, TargetB: tb}
+}
+
+func levelQuality(level int) float32 { return 1 - float32(level)/float32(MaxLevel+1) }
+
+// qualityPair builds a VQ (image degradations) or MQ (clip corruptions) pair: clean against
+// corrupted, a milder against a stronger level of one kind, a tie of two equal corruptions,
+// or (VQ, when configured) clean against a NegativeSource sample.
+func (g *PairGen) qualityPair(idx int, r *rand.Rand, vq bool) (Pair, error) {
+	caption, _, _, _, _ := g.describe(idx)
+	dim, kinds := DimMQ, CorruptKinds
+	if vq {
+		dim, kinds = DimVQ, DegradeKinds
+	}
+	set := func(s *Sample, c Corruption) {
+		s.Seed = r.Uint64()
+		if vq {
+			s.Degrade = c
+		} else {
+			s.Motion = c
+		}
+	}
+	a, b := Sample{Index: idx, Prompt: caption}, Sample{Index: idx, Prompt: caption}
+	kind := kinds[r.IntN(len(kinds))]
+	switch u := r.Float64(); {
+	case u < g.Cfg.tieShare():
+		lv := 1 + r.IntN(MaxLevel)
+		set(&a, Corruption{kind, lv})
+		set(&b, Corruption{kind, lv})
+		ls, ta, tb := g.labels(dim, LabelTie, levelQuality(lv), levelQuality(lv))
+		return Pair{Note: fmt.Sprintf("tie-%s-%d", kind, lv), A: a, B: b, Labels: ls, TargetA: ta, TargetB: tb}, nil
+	case vq && g.Cfg.Negatives != nil && r.Float64() < g.Cfg.NegativeShare:
+		seed := r.Uint64()
+		pix, lv, err := g.Cfg.Negatives.Negative(idx, caption, seed)
+		if err != nil {
+			return Pair{}, fmt.Errorf("pairs: %s negative for %q: %w", g.Cfg.Negatives.Name(), caption, err)
+		}
+		if len(pix) != g.SampleLen() || lv < 1 || lv > MaxLevel {
+			return Pair{}, fmt.Errorf("pairs: %s negative: %d bytes at level %d, want %d bytes at 1..%d", g.Cfg.Negatives.Name(), len(pix), lv, g.SampleLen(), MaxLevel)
+		}
+		b.Pixels, b.Source, b.Seed = pix, g.Cfg.Negatives.Name(), seed
+		ls, ta, tb := g.labels(dim, LabelA, 1, levelQuality(lv))
+		return Pair{Note: fmt.Sprintf("%s-%d", b.Source, lv), A: a, B: b, Labels: ls, TargetA: ta, TargetB: tb}, nil
+	case r.Float64() < g.Cfg.gradedShare():
+		lo := 1 + r.IntN(MaxLevel-1)
+		hi := lo + 1 + r.IntN(MaxLevel-lo)
+		set(&a, Corruption{kind, lo})
+		set(&b, Corruption{kind, hi})
+		ls, ta, tb := g.labels(dim, LabelA, levelQuality(lo), levelQuality(hi))
+		return Pair{Note: fmt.Sprintf("%s-%d-vs-%d", kind, lo, hi), A: a, B: b, Labels: ls, TargetA: ta, TargetB: tb}, nil
+	default:
+		lv := 1 + r.IntN(MaxLevel)
+		set(&b, Corruption{kind, lv})
+		ls, ta, tb := g.labels(dim, LabelA, 1, levelQuality(lv))
+		return Pair{Note: fmt.Sprintf("%s-%d", kind, lv), A: a, B: b, Labels: ls, TargetA: ta, TargetB: tb}, nil
+	}
+}
+
+// RenderBytes returns the bytes (SampleShape) of a sample: the dataset's image or clip with
+// its corruptions applied, or the sample's own Pixels.
+func (g *PairGen) RenderBytes(s Sample) []uint8 {
+	if s.Pixels != nil {
+		return append([]uint8(nil), s.Pixels...)
+	}
+	W := dataset.ImageSize
+	if g.Clips == nil {
+		pix := append([]uint8(nil), g.Images.Image(s.Index)...)
+		DegradeImage(pix, W, W, s.Degrade, s.Seed)
+		return pix
+	}
+	clip := append([]uint8(nil), g.Clips.Clip(s.Index)...)
+	CorruptClip(clip, dataset.Frames, W, W, s.Motion, s.Seed)
+	DegradeClip(clip, dataset.Frames, W, W, s.Degrade, s.Seed^0x5eed)
+	return clip
+}
+
+// Render writes a sample as float32 in [-1, 1] into dst (SampleLen values).
+func (g *PairGen) Render(s Sample, dst []float32) { dataset.ToUnit(dst, g.RenderBytes(s)) }
+
+// PairStats counts pairs by kind and note (for logs and tests).
+func PairStats(pairs []Pair) map[string]int {
+	m := map[string]int{}
+	for _, p := range pairs {
+		note := p.Note
+		if i := strings.IndexByte(note, '-'); i >= 0 && !strings.HasPrefix(note, "tie") {
+			note = note[:i]
+		} else if strings.HasPrefix(note, "tie") {
+			note = "tie"
+		}
+		m[p.Kind+"/"+note]++
+	}
+	return m
+}
+
+// SortedKeys returns the keys of m in order.
+func SortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,341 @@
+// Tests of the corruptions and of the pair builder on a small synthetic dataset: graded
+// severities, determinism, splits by concept, labels and targets consistent with how each
+// pair was built, ties, hard negatives, and the NegativeSource hook.
+//
+// Run: go test ./rewards -run 'Degrade|Corrupt|Pair|Validation'
+package rewards
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/diffusion/dataset"
+)
+
+const W = dataset.ImageSize
+
+// testImage is a white image with a coloured disc and a dark outline, like an emoji.
+func testImage(seed int) []uint8 {
+	pix := make([]uint8, 3*W*W)
+	col := [3]uint8{uint8(50 + 37*seed%200), uint8(200 - 13*seed%150), uint8(90 + 71*seed%160)}
+	for y := range W {
+		for x := range W {
+			d := math.Hypot(float64(x)-15.5, float64(y)-15.5)
+			for c := range 3 {
+				v := uint8(255)
+				switch {
+				case d < 10:
+					v = col[c]
+				case d < 12:
+					v = 20
+				}
+				pix[c*W*W+y*W+x] = v
+			}
+		}
+	}
+	return pix
+}
+
+func mse(a, b []uint8) float64 {
+	s := 0.0
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		s += d * d
+	}
+	return s / float64(len(a))
+}
+
+func TestDegradeImage(t *testing.T) {
+	orig := testImage(1)
+	for _, kind := range DegradeKinds {
+		prev := 0.0
+		for lv := 1; lv <= MaxLevel; lv++ {
+			a := slices.Clone(orig)
+			DegradeImage(a, W, W, Corruption{kind, lv}, 7)
+			b := slices.Clone(orig)
+			DegradeImage(b, W, W, Corruption{kind, lv}, 7)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s-%d is not deterministic", kind, lv)
+			}
+			e := mse(a, orig)
+			if e <= prev {
+				t.Errorf("%s-%d: error %.1f not above level %d's %.1f", kind, lv, e, lv-1, prev)
+			}
+			prev = e
+		}
+	}
+	a := slices.Clone(orig)
+	DegradeImage(a, W, W, Corruption{}, 1)
+	if !bytes.Equal(a, orig) {
+		t.Error("no corruption changed the image")
+	}
+}
+
+func TestCorruptClip(t *testing.T) {
+	const T = dataset.Frames
+	fs := 3 * W * W
+	orig := make([]uint8, 0, T*fs)
+	for f := range T {
+		orig = append(orig, testImage(f)...)
+	}
+	frames := func(c []uint8) []string {
+		var out []string
+		for f := range T {
+			out = append(out, string(c[f*fs:(f+1)*fs]))
+		}
+		return out
+	}
+	for _, kind := range CorruptKinds {
+		for lv := 1; lv <= MaxLevel; lv++ {
+			a := slices.Clone(orig)
+			CorruptClip(a, T, W, W, Corruption{kind, lv}, 3)
+			b := slices.Clone(orig)
+			CorruptClip(b, T, W, W, Corruption{kind, lv}, 3)
+			if !bytes.Equal(a, b) || bytes.Equal(a, orig) {
+				t.Errorf("%s-%d: not deterministic or no change", kind, lv)
+			}
+			if kind == CorruptShuffle {
+				fa, fo := frames(a), frames(orig)
+				slices.Sort(fa)
+				slices.Sort(fo)
+				if !slices.Equal(fa, fo) {
+					t.Errorf("shuffle-%d changed the frames themselves", lv)
+				}
+			}
+		}
+	}
+	a := slices.Clone(orig)
+	CorruptClip(a, T, W, W, Corruption{CorruptFreeze, 3}, 0)
+	for _, f := range frames(a) {
+		if f != frames(orig)[0] {
+			t.Fatal("freeze-3 is not a still of frame 0")
+		}
+	}
+	a = slices.Clone(orig)
+	CorruptClip(a, T, W, W, Corruption{CorruptFreeze, 1}, 0)
+	if fa := frames(a); fa[5] != fa[7] || fa[4] == fa[5] {
+		t.Error("freeze-1 does not hold frame 5 from frame 6 on")
+	}
+}
+
+// synthData builds 40 concepts in 8 subcategories (every fifth with two skin tones), each
+// variant in one set; concepts with i%10 == 3 are held out. Clips: 4 per concept.
+func synthData(withClips bool) (*dataset.Dataset, *dataset.VideoDataset) {
+	d := &dataset.Dataset{}
+	for i := range 40 {
+		concept := fmt.Sprintf("1F%03X", i)
+		split := dataset.SplitTrain
+		if i%10 == 3 {
+			split = dataset.SplitHeldOut
+		}
+		tones := []string{""}
+		if i%5 == 0 {
+			tones = append(tones, "light skin tone", "dark skin tone")
+		}
+		for _, tone := range tones {
+			name := fmt.Sprintf("thing %d", i)
+			d.Items = append(d.Items, dataset.Item{Index: len(d.Items), Concept: concept, Name: name, Tone: tone,
+				Caption: dataset.WithTone(name, tone), Subcategory: fmt.Sprintf("sub-%d", i%8), Split: split})
+			d.Pixels = append(d.Pixels, testImage(len(d.Items))...)
+		}
+	}
+	if !withClips {
+		return d, nil
+	}
+	v := &dataset.VideoDataset{}
+	for i, it := range d.Items {
+		if it.Tone != "" {
+			continue
+		}
+		for k := range 4 {
+			m := dataset.Motions[(i+k)%len(dataset.Motions)]
+			v.Clips = append(v.Clips, dataset.Clip{Index: len(v.Clips), Item: i, Concept: it.Concept, Name: it.Name,
+				Motion: m, Caption: dataset.VideoCaption(it.Name, m), Split: it.Split})
+			for range dataset.Frames {
+				v.Pixels = append(v.Pixels, testImage(i+k)...)
+			}
+		}
+	}
+	return d, v
+}
+
+func TestPairsImage(t *testing.T) {
+	d, _ := synthData(false)
+	g, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := g.Pairs(SplitTrain, 400, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := g.Pairs(SplitTrain, 400, 1, 0)
+	other, _ := g.Pairs(SplitTrain, 400, 1, 1)
+	if fmt.Sprint(pairs) != fmt.Sprint(again) || fmt.Sprint(pairs) == fmt.Sprint(other) {
+		t.Fatal("pairs are not a function of (seed, stream)")
+	}
+	stats := PairStats(pairs)
+	for _, k := range []string{"ta/tone", "ta/subcategory", "ta/random", "ta/tie", "vq/tie", "vq/blur", "vq/jpeg"} {
+		if stats[k] == 0 {
+			t.Errorf("no %s pairs in %v", k, stats)
+		}
+	}
+	sides := map[Label]int{}
+	for _, p := range pairs {
+		d := DimIndex(g.Cfg.Dims, p.Kind)
+		for e, l := range p.Labels {
+			if (e == d) != (l != LabelNone) {
+				t.Fatalf("pair %+v: labels outside its kind", p)
+			}
+		}
+		l := p.Labels[d]
+		sides[l]++
+		better, worse := p.A, p.B
+		if l == LabelB {
+			better, worse = p.B, p.A
+		}
+		switch {
+		case p.Kind == DimTA && l != LabelTie:
+			if better.Prompt != d0caption(g, better.Index) || worse.Prompt == better.Prompt {
+				t.Errorf("ta pair %+v: the preferred side is not the true caption", p)
+			}
+		case p.Kind == DimTA:
+			if p.A.Prompt == d0caption(g, p.A.Index) || p.B.Prompt == d0caption(g, p.B.Index) {
+				t.Errorf("ta tie %+v has a true caption", p)
+			}
+		case p.Kind == DimVQ && l != LabelTie:
+			if better.Degrade.Level >= worse.Degrade.Level {
+				t.Errorf("vq pair %+v: preferred side not milder", p)
+			}
+			if p.A.Prompt != p.B.Prompt {
+				t.Errorf("vq pair with two prompts")
+			}
+		case p.Kind == DimVQ:
+			if p.A.Degrade != p.B.Degrade || p.A.Seed == p.B.Seed {
+				t.Errorf("vq tie %+v", p)
+			}
+		}
+		if ta, tb := p.TargetA[d], p.TargetB[d]; (l == LabelA && !(ta > tb)) || (l == LabelB && !(tb > ta)) || (l == LabelTie && ta != tb) {
+			t.Errorf("targets %v %v disagree with label %v", ta, tb, l)
+		}
+	}
+	if sides[LabelA] < 100 || sides[LabelB] < 100 || sides[LabelTie] < 30 {
+		t.Errorf("label counts %v", sides)
+	}
+	// Splits never share a concept.
+	concepts := map[string]string{}
+	for _, s := range []string{SplitTrain, SplitVal, SplitHeldOut} {
+		ps, err := g.Pairs(s, 100, 2, 0)
+		if s == SplitVal && err != nil {
+			continue // the synthetic set may have no validation concept
+		}
+		if err != nil {
+			t.Fatal(s, err)
+		}
+		for _, p := range ps {
+			c := d.Items[p.A.Index].Concept
+			if prev, ok := concepts[c]; ok && prev != s {
+				t.Fatalf("concept %s in %s and %s", c, prev, s)
+			}
+			concepts[c] = s
+			if (s == SplitHeldOut) != (d.Items[p.A.Index].Split == dataset.SplitHeldOut) {
+				t.Fatalf("%s pair from a %s item", s, d.Items[p.A.Index].Split)
+			}
+		}
+	}
+	// Rendering: a clean sample is the dataset image.
+	buf := make([]float32, g.SampleLen())
+	g.Render(Sample{Index: 3}, buf)
+	want := make([]float32, g.SampleLen())
+	dataset.ToUnit(want, d.Image(3))
+	if !slices.Equal(buf, want) {
+		t.Error("clean render differs from the dataset image")
+	}
+	if _, err := g.Pairs("test", 1, 0, 0); err == nil || !strings.Contains(err.Error(), "unknown split") {
+		t.Errorf("unknown split: %v", err)
+	}
+}
+
+func d0caption(g *PairGen, idx int) string { c, _, _, _, _ := g.describe(idx); return c }
+
+func TestPairsVideo(t *testing.T) {
+	d, v := synthData(true)
+	if _, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimMQ}}); err == nil {
+		t.Error("mq without clips accepted")
+	}
+	g, err := NewPairGen(d, v, PairConfig{Dims: []string{DimVQ, DimTA, DimMQ}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := g.Pairs(SplitHeldOut, 300, 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := PairStats(pairs)
+	for _, k := range []string{"ta/motion", "ta/tie", "mq/shuffle", "mq/freeze", "mq/tie", "vq/noise"} {
+		if stats[k] == 0 {
+			t.Errorf("no %s pairs in %v", k, stats)
+		}
+	}
+	for _, p := range pairs {
+		if p.Kind == DimTA && p.Note == "motion" {
+			tr, ng := p.A.Prompt, p.B.Prompt
+			if p.Labels[1] == LabelB {
+				tr, ng = ng, tr
+			}
+			if tr != v.Clips[p.A.Index].Caption || !strings.HasPrefix(ng, strings.TrimSuffix(tr, " "+string(v.Clips[p.A.Index].Motion.Phrase()))) {
+				t.Errorf("motion negative %q for %q", ng, tr)
+			}
+		}
+	}
+	if n := len(g.RenderBytes(pairs[0].A)); n != dataset.ClipBytes {
+		t.Errorf("clip render has %d bytes", n)
+	}
+}
+
+// fakeNegatives is a NegativeSource returning grey images at level 2.
+type fakeNegatives struct{}
+
+func (fakeNegatives) Name() string { return "fake" }
+func (fakeNegatives) Negative(index int, prompt string, seed uint64) ([]uint8, int, error) {
+	return bytes.Repeat([]uint8{128}, dataset.ImageBytes), 2, nil
+}
+
+func TestPairsNegativeSource(t *testing.T) {
+	d, _ := synthData(false)
+	g, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ}, Negatives: fakeNegatives{}, NegativeShare: 1, TieShare: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, _ := g.Pairs(SplitTrain, 50, 1, 0)
+	n := 0
+	for _, p := range pairs {
+		for _, s := range []Sample{p.A, p.B} {
+			if s.Source == "fake" {
+				n++
+				if px := g.RenderBytes(s); px[0] != 128 {
+					t.Fatal("generated negative not rendered from its pixels")
+				}
+			}
+		}
+	}
+	if n != 50 {
+		t.Errorf("%d of 50 pairs use the negative source", n)
+	}
+}
+
+func TestValidationConcept(t *testing.T) {
+	n := 0
+	for i := range 10000 {
+		if ValidationConcept(fmt.Sprintf("%X", 0x1F000+i)) {
+			n++
+		}
+	}
+	if n < 400 || n > 600 {
+		t.Errorf("%d of 10000 concepts in validation, want about 500", n)
+	}
+}
