@@ -179,3 +179,8 @@ func (e *env) free(ps ...pair) {
 		e.dev.Free(p.base)
 	}
 }
+
+// kernelsAdamW returns the hyper-parameters of AdamW step `step` used by the tests.
+func kernelsAdamW(step int) kernels.AdamWParams {
+	return kernels.AdamWParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Step: step}
+}

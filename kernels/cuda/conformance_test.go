@@ -29,6 +29,22 @@ var conformanceCases = []struct {
 	{"BiasBackward", testBiasBackward},
 	{"Gemm", testGemm},
 	{"GemmStridedBatched", testGemmStridedBatched},
+	{"Gelu", testGelu},
+	{"Silu", testSilu},
+	{"LayerNorm", testLayerNorm},
+	{"Modulate", testModulate},
+	{"Gate", testGate},
+	{"Softmax", testSoftmax},
+	{"Embedding", testEmbedding},
+	{"TimestepEmbedding", testTimestepEmbedding},
+	{"MeanPool", testMeanPool},
+	{"Patchify", testPatchify},
+	{"Permute", testPermute},
+	{"Concat", testConcat},
+	{"Sum", testSum},
+	{"MSE", testMSE},
+	{"AdamW", testAdamW},
+	{"Rand", testRand},
 }
 
 func runConformance(t *testing.T, dev *Device) {

@@ -7,7 +7,17 @@
 // Test: go test ./kernels/cuda
 #include "emu.h"
 
+#include "activation.cu"
+#include "adamw.cu"
 #include "elementwise.cu"
+#include "embedding.cu"
+#include "layernorm.cu"
+#include "layout.cu"
+#include "loss.cu"
+#include "modulate.cu"
+#include "reduce.cu"
+#include "rng.cu"
+#include "softmax.cu"
 #include "emu_selftest.cu"
 
 #include <cstdio>

@@ -1,0 +1,323 @@
+// Conformance cases of the activation, normalisation, adaLN, softmax, embedding, layout,
+// reduction, loss, optimiser and random-number operations (see conformance_test.go).
+//
+// Test: go test ./kernels/cuda -run Conformance
+package cuda
+
+import (
+	"math"
+	"slices"
+)
+
+// activationInputs are normals scaled by 3 plus values far in the tails.
+func activationInputs(n int) []float32 {
+	x := normals(20, n)
+	for i := range x {
+		x[i] *= 3
+	}
+	return append(x, 0, -0.0, 10, -10, 30, -30, 100, -100)
+}
+
+func testGelu(e *env) {
+	x := activationInputs(1001)
+	n := len(x)
+	in, g, out := e.pair(x, n), e.pair(normals(21, n), n), e.pair(nil, n)
+	e.dev.GeluForward(out.d, in.d)
+	e.cpu.GeluForward(out.c, in.c)
+	e.check("GeluForward", out, tol32, eps32)
+	e.dev.GeluBackward(out.d, in.d, g.d)
+	e.cpu.GeluBackward(out.c, in.c, g.c)
+	e.check("GeluBackward", out, tol32, eps32)
+	e.dev.GeluBackward(g.d, in.d, g.d) // dinp aliasing dout
+	e.cpu.GeluBackward(g.c, in.c, g.c)
+	e.check("GeluBackward aliased", g, tol32, eps32)
+	e.free(in, g, out)
+}
+
+func testSilu(e *env) {
+	x := activationInputs(1001)
+	n := len(x)
+	in, g, out := e.pair(x, n), e.pair(normals(22, n), n), e.pair(nil, n)
+	e.dev.SiluForward(out.d, in.d)
+	e.cpu.SiluForward(out.c, in.c)
+	e.check("SiluForward", out, tol32, eps32)
+	e.dev.SiluBackward(out.d, in.d, g.d)
+	e.cpu.SiluBackward(out.c, in.c, g.c)
+	e.check("SiluBackward", out, tol32, eps32)
+	e.free(in, g, out)
+}
+
+func testLayerNorm(e *env) {
+	for _, sz := range [][2]int{{7, 45}, {9, 1}, {3, 300}} {
+		N, C := sz[0], sz[1]
+		x := normals(23, N*C)
+		for i := range x {
+			x[i] = 2*x[i] + 0.5
+		}
+		for _, affine := range []bool{true, false} {
+			in, out := e.pair(x, N, C), e.pair(nil, N, C)
+			mean, rstd := e.pair(nil, N), e.pair(nil, N)
+			var w, b pair
+			if affine {
+				w, b = e.pair(normals(24, C), C), e.pair(normals(25, C), C)
+			}
+			e.dev.LayerNormForward(out.d, mean.d, rstd.d, in.d, w.d, b.d, N, C, 1e-5)
+			e.cpu.LayerNormForward(out.c, mean.c, rstd.c, in.c, w.c, b.c, N, C, 1e-5)
+			e.check("LayerNormForward out", out, tol32, eps32)
+			e.check("LayerNormForward mean", mean, tol32, eps32)
+			e.check("LayerNormForward rstd", rstd, tol32, eps32)
+
+			dout, dinp := e.pair(normals(26, N*C), N, C), e.pair(nil, N, C)
+			var dw, db pair
+			if affine {
+				dw, db = e.pair(normals(27, C), C), e.pair(normals(28, C), C)
+			}
+			e.dev.LayerNormBackward(dinp.d, dw.d, db.d, dout.d, in.d, w.d, mean.d, rstd.d, N, C)
+			e.cpu.LayerNormBackward(dinp.c, dw.c, db.c, dout.c, in.c, w.c, mean.c, rstd.c, N, C)
+			e.check("LayerNormBackward dinp", dinp, tol32, eps32)
+			if affine {
+				e.check("LayerNormBackward dweight", dw, tol32, eps32)
+				e.check("LayerNormBackward dbias", db, tol32, eps32)
+				// dinp written over dout, frozen weight gradient.
+				e.dev.LayerNormBackward(dout.d, nil, db.d, dout.d, in.d, w.d, mean.d, rstd.d, N, C)
+				e.cpu.LayerNormBackward(dout.c, nil, db.c, dout.c, in.c, w.c, mean.c, rstd.c, N, C)
+				e.check("LayerNormBackward aliased dinp", dout, tol32, eps32)
+				e.check("LayerNormBackward aliased dbias", db, tol32, eps32)
+				e.free(w, b, dw, db)
+			}
+			e.free(in, out, mean, rstd, dout, dinp)
+		}
+	}
+}
+
+func testModulate(e *env) {
+	B, T, C := 3, 5, 37
+	x, sh, sc := e.pair(normals(30, B*T*C), B, T, C), e.pair(normals(31, B*C), B, C), e.pair(normals(32, B*C), B, C)
+	out := e.pair(nil, B, T, C)
+	e.dev.ModulateForward(out.d, x.d, sh.d, sc.d, B, T, C)
+	e.cpu.ModulateForward(out.c, x.c, sh.c, sc.c, B, T, C)
+	e.check("ModulateForward", out, tol32, eps32)
+	dout, dx := e.pair(normals(33, B*T*C), B, T, C), e.pair(nil, B, T, C)
+	dsh, dsc := e.pair(normals(34, B*C), B, C), e.pair(normals(35, B*C), B, C)
+	e.dev.ModulateBackward(dx.d, dsh.d, dsc.d, dout.d, x.d, sc.d, B, T, C)
+	e.cpu.ModulateBackward(dx.c, dsh.c, dsc.c, dout.c, x.c, sc.c, B, T, C)
+	e.check("ModulateBackward dx", dx, tol32, eps32)
+	e.check("ModulateBackward dshift", dsh, tol32, eps32)
+	e.check("ModulateBackward dscale", dsc, tol32, eps32)
+	e.dev.ModulateBackward(dout.d, dsh.d, dsc.d, dout.d, x.d, sc.d, B, T, C)
+	e.cpu.ModulateBackward(dout.c, dsh.c, dsc.c, dout.c, x.c, sc.c, B, T, C)
+	e.check("ModulateBackward aliased dx", dout, tol32, eps32)
+	e.check("ModulateBackward aliased dscale", dsc, tol32, eps32)
+	e.free(x, sh, sc, out, dout, dx, dsh, dsc)
+}
+
+func testGate(e *env) {
+	B, T, C := 2, 11, 33
+	x, y, g := e.pair(normals(36, B*T*C), B, T, C), e.pair(normals(37, B*T*C), B, T, C), e.pair(normals(38, B*C), B, C)
+	out := e.pair(nil, B, T, C)
+	e.dev.GateForward(out.d, x.d, g.d, y.d, B, T, C)
+	e.cpu.GateForward(out.c, x.c, g.c, y.c, B, T, C)
+	e.check("GateForward", out, tol32, eps32)
+	dout, dy, dg := e.pair(normals(39, B*T*C), B, T, C), e.pair(nil, B, T, C), e.pair(normals(40, B*C), B, C)
+	e.dev.GateBackward(dy.d, dg.d, dout.d, g.d, y.d, B, T, C)
+	e.cpu.GateBackward(dy.c, dg.c, dout.c, g.c, y.c, B, T, C)
+	e.check("GateBackward dy", dy, tol32, eps32)
+	e.check("GateBackward dgate", dg, tol32, eps32)
+	e.free(x, y, g, out, dout, dy, dg)
+}
+
+func testSoftmax(e *env) {
+	N, C := 9, 37
+	x := normals(41, N*C)
+	for i := range x {
+		x[i] *= 4
+	}
+	inf := float32(math.Inf(-1))
+	for c := 0; c < C; c++ {
+		x[2*C+c] = inf // a fully masked row
+	}
+	x[5*C+3], x[5*C+30] = inf, inf
+	in, out := e.pair(x, N, C), e.pair(nil, N, C)
+	e.dev.SoftmaxForward(out.d, in.d, N, C)
+	e.cpu.SoftmaxForward(out.c, in.c, N, C)
+	e.check("SoftmaxForward", out, tol32, eps32)
+	dout, dinp := e.pair(normals(42, N*C), N, C), e.pair(nil, N, C)
+	e.dev.SoftmaxBackward(dinp.d, dout.d, out.d, N, C)
+	e.cpu.SoftmaxBackward(dinp.c, dout.c, out.c, N, C)
+	e.check("SoftmaxBackward", dinp, tol32, eps32)
+	e.dev.SoftmaxForward(in.d, in.d, N, C)
+	e.cpu.SoftmaxForward(in.c, in.c, N, C)
+	e.check("SoftmaxForward in place", in, tol32, eps32)
+	e.free(in, out, dout, dinp)
+}
+
+func testEmbedding(e *env) {
+	V, C := 11, 37
+	ids := []int32{3, 0, 10, 3, 7, 3, 1, 10, 5}
+	table, out := e.pair(normals(43, V*C), V, C), e.pair(nil, len(ids), C)
+	e.dev.EmbeddingForward(out.d, table.d, ids, C)
+	e.cpu.EmbeddingForward(out.c, table.c, ids, C)
+	e.same("EmbeddingForward", out)
+	dout, dtab := e.pair(normals(44, len(ids)*C), len(ids), C), e.pair(normals(45, V*C), V, C)
+	e.dev.EmbeddingBackward(dtab.d, dout.d, ids, C)
+	e.cpu.EmbeddingBackward(dtab.c, dout.c, ids, C)
+	e.same("EmbeddingBackward", dtab)
+	e.free(table, out, dout, dtab)
+}
+
+func testTimestepEmbedding(e *env) {
+	ts := []float32{0, 0.5, 1, 999, 250.3, 1e-3, 37}
+	B, dim := len(ts), 38
+	t, out := e.pair(ts, B), e.pair(nil, B, dim)
+	e.dev.TimestepEmbedding(out.d, t.d, B, dim, 10000)
+	e.cpu.TimestepEmbedding(out.c, t.c, B, dim, 10000)
+	e.check("TimestepEmbedding", out, 1e-6, 1e-6)
+	e.free(t, out)
+}
+
+func testMeanPool(e *env) {
+	B, T, C := 3, 7, 37
+	m := make([]float32, B*T)
+	for t := 0; t < T; t++ {
+		m[t] = float32(t % 2) // row 0: alternate tokens; row 1: none; row 2: all
+		m[2*T+t] = 1
+	}
+	x := normals(46, B*T*C)
+	x[T*C+5] = float32(math.NaN()) // a masked NaN stays out of the sums
+	for _, withMask := range []bool{true, false} {
+		if !withMask {
+			x[T*C+5] = 1
+		}
+		in, out := e.pair(x, B, T, C), e.pair(nil, B, C)
+		var mask pair
+		if withMask {
+			mask = e.pair(m, B, T)
+		}
+		e.dev.MeanPoolForward(out.d, in.d, mask.d, B, T, C)
+		e.cpu.MeanPoolForward(out.c, in.c, mask.c, B, T, C)
+		e.check("MeanPoolForward", out, tol32, eps32)
+		dout, dinp := e.pair(normals(47, B*C), B, C), e.pair(nil, B, T, C)
+		e.dev.MeanPoolBackward(dinp.d, dout.d, mask.d, B, T, C)
+		e.cpu.MeanPoolBackward(dinp.c, dout.c, mask.c, B, T, C)
+		e.check("MeanPoolBackward", dinp, tol32, eps32)
+		e.free(in, out, dout, dinp)
+		if withMask {
+			e.free(mask)
+		}
+	}
+}
+
+func testPatchify(e *env) {
+	for _, g := range [][7]int{{2, 4, 3, 6, 9, 2, 3}, {3, 1, 5, 4, 6, 1, 2}} {
+		B, T, C, H, W, pt, p := g[0], g[1], g[2], g[3], g[4], g[5], g[6]
+		n := B * T * C * H * W
+		ntok, F := (T/pt)*(H/p)*(W/p), C*pt*p*p
+		img, tok := e.pair(normals(48, n), B, T, C, H, W), e.pair(nil, B, ntok, F)
+		e.dev.Patchify(tok.d, img.d, B, T, C, H, W, pt, p)
+		e.cpu.Patchify(tok.c, img.c, B, T, C, H, W, pt, p)
+		e.same("Patchify", tok)
+		back := e.pair(nil, B, T, C, H, W)
+		e.dev.Unpatchify(back.d, tok.d, B, T, C, H, W, pt, p)
+		e.cpu.Unpatchify(back.c, tok.c, B, T, C, H, W, pt, p)
+		e.same("Unpatchify", back)
+		e.free(img, tok, back)
+	}
+}
+
+func testPermute(e *env) {
+	cases := []struct{ shape, perm []int }{
+		{[]int{2, 3, 4, 5}, []int{2, 0, 3, 1}},
+		{[]int{7}, []int{0}},
+		{[]int{2, 1, 3, 1, 2, 2}, []int{5, 4, 3, 2, 1, 0}},
+		{[]int{3, 5, 2, 4, 3}, []int{0, 2, 1, 4, 3}},
+		{[]int{1, 1}, []int{1, 0}},
+	}
+	for _, c := range cases {
+		n := 1
+		for _, s := range c.shape {
+			n *= s
+		}
+		in, out := e.pair(normals(49, n), n), e.pair(nil, n)
+		e.dev.Permute(out.d, in.d, c.shape, c.perm)
+		e.cpu.Permute(out.c, in.c, slices.Clone(c.shape), slices.Clone(c.perm))
+		e.same("Permute", out)
+		e.free(in, out)
+	}
+}
+
+func testConcat(e *env) {
+	outer, na, nb := 5, 3, 7
+	a, b := e.pair(normals(50, outer*na), outer, na), e.pair(normals(51, outer*nb), outer, nb)
+	out := e.pair(nil, outer, na+nb)
+	e.dev.Concat(out.d, a.d, b.d, outer, na, nb)
+	e.cpu.Concat(out.c, a.c, b.c, outer, na, nb)
+	e.same("Concat", out)
+	a2, b2 := e.pair(nil, outer, na), e.pair(nil, outer, nb)
+	e.dev.Split(a2.d, b2.d, out.d, outer, na, nb)
+	e.cpu.Split(a2.c, b2.c, out.c, outer, na, nb)
+	e.same("Split a", a2)
+	e.same("Split b", b2)
+	e.free(a, b, out, a2, b2)
+}
+
+func testSum(e *env) {
+	for _, n := range []int{0, 1, 37, 10007} {
+		x := e.pair(normals(52, n), n)
+		for _, sq := range []bool{false, true} {
+			got, want := e.dev.Sum(x.d), e.cpu.Sum(x.c)
+			if sq {
+				got, want = e.dev.SumSquares(x.d), e.cpu.SumSquares(x.c)
+			}
+			if math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+				e.t.Errorf("n=%d squares=%v: got %.17g want %.17g", n, sq, got, want)
+			}
+		}
+		e.free(x)
+	}
+}
+
+func testMSE(e *env) {
+	for _, sz := range [][2]int{{3, 1001}, {2, 1}, {2, 0}} {
+		B, D := sz[0], sz[1]
+		p, t := e.pair(normals(53, B*D), B, D), e.pair(normals(54, B*D), B, D)
+		loss := e.pair(normals(55, B), B)
+		e.dev.MSEForward(loss.d, p.d, t.d, B, D)
+		e.cpu.MSEForward(loss.c, p.c, t.c, B, D)
+		e.check("MSEForward", loss, tol32, eps32)
+		dl, dp := e.pair(normals(56, B), B), e.pair(nil, B, D)
+		e.dev.MSEBackward(dp.d, dl.d, p.d, t.d, B, D)
+		e.cpu.MSEBackward(dp.c, dl.c, p.c, t.c, B, D)
+		e.check("MSEBackward", dp, tol32, eps32)
+		e.free(p, t, loss, dl, dp)
+	}
+}
+
+func testAdamW(e *env) {
+	n := 1001
+	p, g := e.pair(normals(57, n), n), e.pair(normals(58, n), n)
+	m, v := e.pair(nil, n), e.pair(nil, n)
+	for step := 1; step <= 3; step++ {
+		h := kernelsAdamW(step)
+		e.dev.AdamW(p.d, g.d, m.d, v.d, h)
+		e.cpu.AdamW(p.c, g.c, m.c, v.c, h)
+		e.check("AdamW param", p, tol32, eps32)
+		e.check("AdamW m", m, tol32, eps32)
+		e.check("AdamW v", v, tol32, eps32)
+	}
+	e.free(p, g, m, v)
+}
+
+func testRand(e *env) {
+	for _, n := range []int{1, 7, 1003} {
+		for _, so := range [][2]uint64{{0, 0}, {0xdeadbeefcafef00d, 17}, {42, 1<<32 - 1}} {
+			u := e.pair(nil, n)
+			e.dev.RandUniform(u.d, so[0], so[1])
+			e.cpu.RandUniform(u.c, so[0], so[1])
+			e.same("RandUniform", u)
+			e.dev.RandNormal(u.d, so[0], so[1])
+			e.cpu.RandNormal(u.c, so[0], so[1])
+			e.check("RandNormal", u, 1e-6, 1e-6)
+			e.free(u)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+// layernorm.cu: layer normalisation, forward and backward (reference kernels/layernorm_cpu.go).
+//
+//   layernorm_forward          one warp per row of inp (N,C): two-pass mean and biased
+//                              variance, rstd = 1/sqrt(var+eps), out = (x-mean)*rstd*w + b
+//                              (no affine when weight is null); writes mean, rstd (N).
+//                              grid ceil(N/8), block 256 (8 warps = 8 rows)
+//   layernorm_backward_dx      one warp per row: g = w*dout (dout without affine),
+//                              dinp = (g - mean(g) - norm*mean(g*norm))*rstd.
+//                              grid ceil(N/8), block 256
+//   layernorm_backward_params  dweight[c] += sum_n dout*norm, dbias[c] += sum_n dout (either
+//                              pointer may be null); column sums in float64.
+//                              grid ceil(C/32), block 32*COL_WARPS
+//
+// Row statistics are float32 sums over the warp. The launcher runs _params before _dx so
+// that dinp may overwrite dout.
+//
+// Test: go test ./kernels/cuda -run 'Conformance/LayerNorm'
+#include "common.h"
+
+#define LN_ROWS 8  // rows (warps) per block
+
+KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                              const float* bias, int N, int C, float eps) {
+  int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;  // whole warps leave together
+  const float* x = inp + (long long)row * C;
+  float s = 0.0f;
+  for (int c = lane; c < C; c += 32) s += x[c];
+  float m = warp_sum(s) / (float)C;
+  float v = 0.0f;
+  for (int c = lane; c < C; c += 32) {
+    float d = x[c] - m;
+    v += d * d;
+  }
+  v = warp_sum(v) / (float)C;
+  float r = 1.0f / KM_SQRTF(v + eps);
+  float* o = out + (long long)row * C;
+  for (int c = lane; c < C; c += 32) {
+    float nrm = (x[c] - m) * r;
+    o[c] = weight ? nrm * weight[c] + bias[c] : nrm;
+  }
+  if (lane == 0) {
+    mean[row] = m;
+    rstd[row] = r;
+  }
+}
+EMU_KERNEL(layernorm_forward);
+
+KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const float* inp, const float* weight,
+                                  const float* mean, const float* rstd, int N, int C) {
+  int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const float* x = inp + (long long)row * C;
+  const float* g = dout + (long long)row * C;
+  float m = mean[row], r = rstd[row];
+  float sg = 0.0f, sgn = 0.0f;
+  for (int c = lane; c < C; c += 32) {
+    float gv = weight ? g[c] * weight[c] : g[c];
+    sg += gv;
+    sgn += gv * (x[c] - m) * r;
+  }
+  float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
+  float* dx = dinp + (long long)row * C;
+  for (int c = lane; c < C; c += 32) {
+    float gv = weight ? g[c] * weight[c] : g[c];
+    float nrm = (x[c] - m) * r;
+    dx[c] = (gv - mg - nrm * mgn) * r;
+  }
+}
+EMU_KERNEL(layernorm_backward_dx);
+
+KERNEL void layernorm_backward_params(float* dweight, float* dbias, const float* dout, const float* inp,
+                                      const float* mean, const float* rstd, int N, int C) {
+  __shared__ double part[COL_WARPS][32];
+  int c = blockIdx.x * 32 + (threadIdx.x & 31);
+  double sw = 0.0, sb = 0.0;
+  if (c < C)
+    for (int n = threadIdx.x >> 5; n < N; n += COL_WARPS) {
+      double g = dout[(long long)n * C + c];
+      sw += g * ((double)inp[(long long)n * C + c] - mean[n]) * rstd[n];
+      sb += g;
+    }
+  sw = col_total(sw, part);
+  sb = col_total(sb, part);
+  if (threadIdx.x < 32 && c < C) {
+    if (dweight) dweight[c] += (float)sw;
+    if (dbias) dbias[c] += (float)sb;
+  }
+}
+EMU_KERNEL(layernorm_backward_params);

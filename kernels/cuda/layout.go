@@ -1,0 +1,96 @@
+// Launchers of the layout kernels (layout.cu): Patchify/Unpatchify, Permute, Concat/Split.
+//
+// Test: go test ./kernels/cuda -run 'Conformance/(Patchify|Permute|Concat)'
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/alignkit/align/kernels"
+)
+
+func patchGeometry(op string, img, tok *kernels.Tensor, B, T, C, H, W, pt, p int) int {
+	if B <= 0 || T <= 0 || C <= 0 || H <= 0 || W <= 0 || pt <= 0 || p <= 0 ||
+		T%pt != 0 || H%p != 0 || W%p != 0 {
+		panic(fmt.Sprintf("cuda: %s: B=%d T=%d C=%d H=%d W=%d must be positive and T, H, W divisible by pt=%d, p=%d",
+			op, B, T, C, H, W, pt, p))
+	}
+	ntok, F := (T/pt)*(H/p)*(W/p), C*pt*p*p
+	mustLen(op+" image", img, B*T*C*H*W)
+	mustLen(op+" tokens", tok, B*ntok*F)
+	return B * ntok * F
+}
+
+func (d *Device) Patchify(out, inp *kernels.Tensor, B, T, C, H, W, pt, p int) {
+	n := patchGeometry("Patchify", inp, out, B, T, C, H, W, pt, p)
+	d.launch1("patchify", n, P(d.ptr(inp)), P(d.ptr(out)), I(B), I(T), I(C), I(H), I(W), I(pt), I(p), I(1))
+}
+
+func (d *Device) Unpatchify(out, inp *kernels.Tensor, B, T, C, H, W, pt, p int) {
+	n := patchGeometry("Unpatchify", out, inp, B, T, C, H, W, pt, p)
+	d.launch1("patchify", n, P(d.ptr(out)), P(d.ptr(inp)), I(B), I(T), I(C), I(H), I(W), I(pt), I(p), I(0))
+}
+
+const maxPermuteDims = 6
+
+func (d *Device) Permute(out, inp *kernels.Tensor, shape, perm []int) {
+	k := len(shape)
+	if k == 0 || k > maxPermuteDims || len(perm) != k {
+		panic(fmt.Sprintf("cuda: Permute: shape %v and perm %v must have the same rank, 1 to %d", shape, perm, maxPermuteDims))
+	}
+	var seen [maxPermuteDims]bool
+	for _, p := range perm {
+		if p < 0 || p >= k || seen[p] {
+			panic(fmt.Sprintf("cuda: Permute: %v is not a permutation of %d dims", perm, k))
+		}
+		seen[p] = true
+	}
+	n := numel(shape)
+	mustLen("Permute inp", inp, n)
+	mustLen("Permute out", out, n)
+	if n == 0 {
+		return
+	}
+	var inStride [maxPermuteDims]int
+	s := 1
+	for i := k - 1; i >= 0; i-- {
+		inStride[i] = s
+		s *= shape[i]
+	}
+	// Output dims in order with the input stride of each; size-1 dims are dropped.
+	dims := [maxPermuteDims]int{1, 1, 1, 1, 1, 1}
+	var strides [maxPermuteDims]int
+	r := 0
+	for _, p := range perm {
+		if shape[p] == 1 {
+			continue
+		}
+		dims[r], strides[r] = shape[p], inStride[p]
+		r++
+	}
+	if r == 0 {
+		dims[0], strides[0], r = 1, 1, 1
+	}
+	args := []Arg{P(d.ptr(out)), P(d.ptr(inp)), I(n), I(r)}
+	for _, v := range dims {
+		args = append(args, I(v))
+	}
+	for _, v := range strides {
+		args = append(args, I(v))
+	}
+	d.launch1("permute", n, args...)
+}
+
+func (d *Device) Concat(out, a, b *kernels.Tensor, outer, na, nb int) {
+	mustLen("Concat out", out, outer*(na+nb))
+	mustLen("Concat a", a, outer*na)
+	mustLen("Concat b", b, outer*nb)
+	d.launch1("concat", outer*(na+nb), P(d.ptr(out)), P(d.ptr(a)), P(d.ptr(b)), I(outer), I(na), I(nb))
+}
+
+func (d *Device) Split(a, b, inp *kernels.Tensor, outer, na, nb int) {
+	mustLen("Split inp", inp, outer*(na+nb))
+	mustLen("Split a", a, outer*na)
+	mustLen("Split b", b, outer*nb)
+	d.launch1("split", outer*(na+nb), P(d.ptr(a)), P(d.ptr(b)), P(d.ptr(inp)), I(outer), I(na), I(nb))
+}

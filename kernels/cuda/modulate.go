@@ -1,0 +1,49 @@
+// Launchers of the adaLN-Zero kernels (modulate.cu): modulation and gated residual.
+//
+// Test: go test ./kernels/cuda -run 'Conformance/(Modulate|Gate)'
+package cuda
+
+import "github.com/alignkit/align/kernels"
+
+func (d *Device) ModulateForward(out, x, shift, scale *kernels.Tensor, B, T, C int) {
+	mustLen("ModulateForward out", out, B*T*C)
+	mustLen("ModulateForward x", x, B*T*C)
+	mustLen("ModulateForward shift", shift, B*C)
+	mustLen("ModulateForward scale", scale, B*C)
+	d.launch1("modulate_forward", B*T*C, P(d.ptr(out)), P(d.ptr(x)), P(d.ptr(shift)), P(d.ptr(scale)), I(B), I(T), I(C))
+}
+
+func (d *Device) ModulateBackward(dx, dshift, dscale, dout, x, scale *kernels.Tensor, B, T, C int) {
+	mustLen("ModulateBackward dx", dx, B*T*C)
+	mustLen("ModulateBackward dout", dout, B*T*C)
+	mustLen("ModulateBackward x", x, B*T*C)
+	mustLen("ModulateBackward dshift", dshift, B*C)
+	mustLen("ModulateBackward dscale", dscale, B*C)
+	mustLen("ModulateBackward scale", scale, B*C)
+	if B == 0 || C == 0 {
+		return
+	}
+	d.launch("modulate_backward", colGrid(C, B), colBlock, 0, P(d.ptr(dx)), P(d.ptr(dshift)), P(d.ptr(dscale)),
+		P(d.ptr(dout)), P(d.ptr(x)), P(d.ptr(scale)), I(B), I(T), I(C))
+}
+
+func (d *Device) GateForward(out, x, gate, y *kernels.Tensor, B, T, C int) {
+	mustLen("GateForward out", out, B*T*C)
+	mustLen("GateForward x", x, B*T*C)
+	mustLen("GateForward y", y, B*T*C)
+	mustLen("GateForward gate", gate, B*C)
+	d.launch1("gate_forward", B*T*C, P(d.ptr(out)), P(d.ptr(x)), P(d.ptr(gate)), P(d.ptr(y)), I(B), I(T), I(C))
+}
+
+func (d *Device) GateBackward(dy, dgate, dout, gate, y *kernels.Tensor, B, T, C int) {
+	mustLen("GateBackward dy", dy, B*T*C)
+	mustLen("GateBackward dout", dout, B*T*C)
+	mustLen("GateBackward y", y, B*T*C)
+	mustLen("GateBackward dgate", dgate, B*C)
+	mustLen("GateBackward gate", gate, B*C)
+	if B == 0 || C == 0 {
+		return
+	}
+	d.launch("gate_backward", colGrid(C, B), colBlock, 0, P(d.ptr(dy)), P(d.ptr(dgate)), P(d.ptr(dout)),
+		P(d.ptr(gate)), P(d.ptr(y)), I(B), I(T), I(C))
+}

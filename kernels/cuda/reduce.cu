@@ -1,0 +1,28 @@
+// reduce.cu: full reductions in float64 (reference kernels/reduce_cpu.go). Two launches,
+// no atomics, so the result is the same in every run.
+//
+//   sum_partial  part[blockIdx.x] = sum (or sum of squares when squares != 0) of the
+//                elements the block's grid-stride loop visits. grid G, block 256
+//   sum_final    out[0] = sum of part[0..nparts). grid 1, block 256
+//
+// Test: go test ./kernels/cuda -run 'Conformance/Sum'
+#include "common.h"
+
+KERNEL void sum_partial(double* part, const float* x, int n, int squares) {
+  double s = 0.0;
+  GRID_STRIDE(i, n) {
+    double v = x[i];
+    s += squares ? v * v : v;
+  }
+  s = block_sum_d(s);
+  if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+EMU_KERNEL(sum_partial);
+
+KERNEL void sum_final(double* out, const double* part, int nparts) {
+  double s = 0.0;
+  for (int i = threadIdx.x; i < nparts; i += blockDim.x) s += part[i];
+  s = block_sum_d(s);
+  if (threadIdx.x == 0) out[0] = s;
+}
+EMU_KERNEL(sum_final);
