@@ -122,11 +122,11 @@ func TestCorruptClip(t *testing.T) {
 	}
 }
 
-// synthData builds 40 concepts in 8 subcategories (every fifth with two skin tones), each
+// synthData builds 100 concepts in 8 subcategories (every fifth with two skin tones), each
 // variant in one set; concepts with i%10 == 3 are held out. Clips: 4 per concept.
 func synthData(withClips bool) (*dataset.Dataset, *dataset.VideoDataset) {
 	d := &dataset.Dataset{}
-	for i := range 40 {
+	for i := range 100 {
 		concept := fmt.Sprintf("1F%03X", i)
 		split := dataset.SplitTrain
 		if i%10 == 3 {

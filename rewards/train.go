@@ -1,0 +1,651 @@
+// Training of the native reward model on preference pairs, calibration on the validation
+// split and pairwise evaluation.
+//
+// One optimizer step s = 1, 2, ...:
+//
+//	pairs  = PairGen.Pairs("train", train_batch_size, seed, stream s)   (a pure function of s)
+//	scores = Native.Forward([A samples | B samples])                    (2N, D)
+//	loss   = LossConfig.PairLoss (btt, bt or reg), gradients zeroed first
+//	norm   = ClipGradNorm(max_grad_norm); a non-finite norm skips the update (logged)
+//	lr(s)  = learning_rate * min(1, s/warmup) * decay(s)     constant | linear | cosine decay
+//	AdamW step
+//
+// The pairs depend only on (seed, s), so a run resumed from checkpoint-<step>.safetensors
+// (weights, AdamW moments and step, the step) continues exactly. At the end the model is
+// calibrated on the validation split (per-dimension mean and std of the scores of every
+// sample of the validation pairs, and the tie threshold that maximises the accuracy with
+// ties there) and written to model.safetensors, frozen.
+//
+// Test: go test ./rewards -run 'Train|Calibrate|Evaluate'
+package rewards
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
+)
+
+// LR schedules, all after a linear warmup.
+const (
+	LRConstant = "constant"
+	LRLinear   = "linear"
+	LRCosine   = "cosine"
+)
+
+// LRSchedulers lists the accepted --lr-scheduler values.
+var LRSchedulers = []string{LRConstant, LRLinear, LRCosine}
+
+// TrainConfig holds the hyper-parameters of a reward-model run (diffusers' flag names).
+type TrainConfig struct {
+	Seed                  uint64  `json:"seed"`
+	TrainBatchSize        int     `json:"train_batch_size"` // pairs per step
+	MaxTrainSteps         int     `json:"max_train_steps"`
+	LearningRate          float64 `json:"learning_rate"`
+	LRScheduler           string  `json:"lr_scheduler"`
+	LRWarmupSteps         int     `json:"lr_warmup_steps"`
+	AdamWeightDecay       float64 `json:"adam_weight_decay"`
+	MaxGradNorm           float64 `json:"max_grad_norm"`
+	CheckpointingSteps    int     `json:"checkpointing_steps"`
+	CheckpointsTotalLimit int     `json:"checkpoints_total_limit"` // 0 keeps all
+	LossType              string  `json:"loss_type"`               // btt, bt, reg
+	TieK                  float64 `json:"tie_k"`                   // Rao-Kupper k of btt
+	TieShare              float64 `json:"tie_share"`               // share of tie pairs (PairConfig)
+	GradedShare           float64 `json:"graded_share"`            // share of two-level quality pairs
+	ValPairs              int     `json:"val_pairs"`               // validation pairs for calibration
+	EvalPairs             int     `json:"eval_pairs"`              // held-out pairs evaluated at the end (0: none)
+}
+
+// DefaultTrainConfig returns the defaults of `align reward train`.
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: LRCosine,
+		LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2,
+		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048}
+}
+
+// Loss returns the loss configuration.
+func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K: c.TieK} }
+
+// PairConfig returns the pair mixture for dims.
+func (c *TrainConfig) PairConfig(dims []string) PairConfig {
+	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare)}
+}
+
+// Validate checks the hyper-parameters.
+func (c *TrainConfig) Validate() error {
+	switch {
+	case c.TrainBatchSize < 1:
+		return fmt.Errorf("--train-batch-size must be >= 1, got %d", c.TrainBatchSize)
+	case c.MaxTrainSteps < 1:
+		return fmt.Errorf("--max-train-steps must be >= 1, got %d", c.MaxTrainSteps)
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
+		return fmt.Errorf("--learning-rate must be a positive number, got %v", c.LearningRate)
+	case !slices.Contains(LRSchedulers, c.LRScheduler):
+		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, LRSchedulers)
+	case c.LRWarmupSteps < 0:
+		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
+	case !(c.AdamWeightDecay >= 0):
+		return fmt.Errorf("--adam-weight-decay must be >= 0, got %v", c.AdamWeightDecay)
+	case !(c.MaxGradNorm > 0):
+		return fmt.Errorf("--max-grad-norm must be > 0, got %v", c.MaxGradNorm)
+	case c.CheckpointingSteps < 1:
+		return fmt.Errorf("--checkpointing-steps must be >= 1, got %d", c.CheckpointingSteps)
+	case c.CheckpointsTotalLimit < 0:
+		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
+	case !(c.TieShare >= 0 && c.TieShare < 1) || !(c.GradedShare >= 0 && c.GradedShare <= 1):
+		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
+	case c.ValPairs < 1 || c.EvalPairs < 0:
+		return fmt.Errorf("--val-pairs must be >= 1 and --eval-pairs >= 0, got %d and %d", c.ValPairs, c.EvalPairs)
+	}
+	return c.Loss().Validate()
+}
+
+// LR returns the learning rate of optimizer step s (1-based).
+func (c *TrainConfig) LR(s int) float64 {
+	lr := c.LearningRate
+	if c.LRWarmupSteps > 0 && s < c.LRWarmupSteps {
+		return lr * float64(s) / float64(c.LRWarmupSteps)
+	}
+	span := c.MaxTrainSteps - c.LRWarmupSteps
+	if span <= 0 {
+		return lr
+	}
+	p := math.Min(1, float64(s-c.LRWarmupSteps)/float64(span))
+	switch c.LRScheduler {
+	case LRLinear:
+		return lr * (1 - p)
+	case LRCosine:
+		return lr * 0.5 * (1 + math.Cos(math.Pi*p))
+	}
+	return lr
+}
+
+// share maps the config's 0 ("none") to PairConfig's "none" (negative; 0 is its default).
+func share(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// LogEntry is one line of logs.jsonl.
+type LogEntry struct {
+	Step        int                `json:"step"`
+	Loss        float64            `json:"loss"`
+	DimLoss     map[string]float64 `json:"dim_loss"`
+	DimAcc      map[string]float64 `json:"dim_acc"` // batch accuracy without ties
+	LR          float64            `json:"lr"`
+	GradNorm    float64            `json:"grad_norm"`
+	PairsPerSec float64            `json:"pairs_per_s"`
+	Skipped     bool               `json:"skipped,omitempty"`
+	ElapsedSecs float64            `json:"elapsed_s"`
+}
+
+// Trainer runs reward-model training. Create it with NewTrainer, optionally Resume, then Run.
+type Trainer struct {
+	Cfg   TrainConfig
+	Model *Native
+	Gen   *PairGen
+	Opt   *nn.AdamW
+	Step  int // optimizer steps done
+
+	OutputDir string
+	Log       []LogEntry
+	// Progress, when set, is called after every step; Notify receives one-line messages.
+	Progress func(e LogEntry)
+	Notify   func(msg string)
+
+	dev     kernels.Device
+	pixels  *kernels.Tensor // (2*TrainBatchSize, SampleShape...)
+	host    []float32
+	elapsed float64 // seconds of training before this process (resumed runs)
+}
+
+// trainState is the "train_state" metadata of a checkpoint.
+type trainState struct {
+	Seed     uint64       `json:"seed"`
+	Pool     int          `json:"train_pool"` // training images or clips
+	Elapsed  float64      `json:"elapsed_s"`
+	Config   *TrainConfig `json:"train_config"`
+	Finished bool         `json:"finished,omitempty"`
+}
+
+const metaTrainState = "train_state"
+
+// NewTrainer builds a fresh model for mcfg (vocabulary and length from tok) with weights
+// drawn from the seed, and its optimizer.
+func NewTrainer(dev kernels.Device, mcfg NativeConfig, tok *diffusion.Tokenizer, cfg TrainConfig, gen *PairGen, outputDir string) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	mcfg.VocabSize, mcfg.MaxTextLen = tok.VocabSize(), tok.MaxLen
+	if !slices.Equal(gen.Cfg.Dims, mcfg.Dims) {
+		return nil, fmt.Errorf("reward train: pairs for %v, model dims %v", gen.Cfg.Dims, mcfg.Dims)
+	}
+	if want := gen.SampleShape(); !slices.Equal(want, mcfg.SampleShape()) {
+		return nil, fmt.Errorf("reward train: data samples %v, model expects %v", want, mcfg.SampleShape())
+	}
+	m, err := NewNative(dev, &kernels.RNG{Seed: cfg.Seed}, mcfg, tok)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{Cfg: cfg, Model: m, Gen: gen, OutputDir: outputDir, dev: dev}
+	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), WeightDecay: float32(cfg.AdamWeightDecay)})
+	shape := append([]int{2 * cfg.TrainBatchSize}, mcfg.SampleShape()...)
+	t.pixels = dev.New(shape...)
+	t.host = make([]float32, t.pixels.Len())
+	return t, nil
+}
+
+// BuildTokenizer makes the caption vocabulary of a reward model from the training split's
+// captions (images: item captions; clips: clip captions), so held-out words stay unknown.
+func BuildTokenizer(gen *PairGen, maxLen int) (*diffusion.Tokenizer, error) {
+	var caps []string
+	for _, i := range gen.pools[SplitTrain] {
+		c, _, _, _, _ := gen.describe(i)
+		caps = append(caps, c)
+	}
+	return diffusion.BuildTokenizer(caps, 1, maxLen)
+}
+
+// renderPairs writes the A samples then the B samples of pairs into t.pixels.
+func renderPairs(gen *PairGen, pairs []Pair, host []float32, pixels *kernels.Tensor) (prompts []string) {
+	N, L := len(pairs), gen.SampleLen()
+	for i, p := range pairs {
+		gen.Render(p.A, host[i*L:(i+1)*L])
+		gen.Render(p.B, host[(N+i)*L:(N+i+1)*L])
+	}
+	for _, p := range pairs {
+		prompts = append(prompts, p.A.Prompt)
+	}
+	for _, p := range pairs {
+		prompts = append(prompts, p.B.Prompt)
+	}
+	pixels.Dev.CopyFromHost(pixels, host[:2*N*L])
+	return prompts
+}
+
+func pairLabels(pairs []Pair) (labels [][]Label, ta, tb [][]float32) {
+	for _, p := range pairs {
+		labels = append(labels, p.Labels)
+		ta = append(ta, p.TargetA)
+		tb = append(tb, p.TargetB)
+	}
+	return
+}
+
+// TrainOneStep runs one optimizer step and returns its log entry (without the timing).
+func (t *Trainer) TrainOneStep() (LogEntry, error) {
+	s := t.Step + 1
+	N := t.Cfg.TrainBatchSize
+	pairs, err := t.Gen.Pairs(SplitTrain, N, t.Cfg.Seed, uint64(s))
+	if err != nil {
+		return LogEntry{}, err
+	}
+	prompts := renderPairs(t.Gen, pairs, t.host, t.pixels)
+	ps := t.Opt.Params
+	nn.ZeroGrad(ps)
+	scores := t.Model.Forward(t.pixels, prompts)
+	labels, ta, tb := pairLabels(pairs)
+	res, err := t.Cfg.Loss().PairLoss(scores[:N], scores[N:], labels, ta, tb)
+	if err != nil {
+		return LogEntry{}, fmt.Errorf("step %d: %w", s, err)
+	}
+	t.Model.Backward(append(slices.Clone(res.DA), res.DB...))
+	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
+	lr := t.Cfg.LR(s)
+	dims := t.Model.Config.Dims
+	e := LogEntry{Step: s, Loss: res.Loss, LR: lr, GradNorm: norm, DimLoss: map[string]float64{}, DimAcc: map[string]float64{}}
+	for d, name := range dims {
+		if res.Count[d] > 0 {
+			e.DimLoss[name] = res.PerDim[d]
+		}
+	}
+	for _, a := range PairAccuracy(dims, scores[:N], scores[N:], labels, nil) {
+		if a.Decisive > 0 {
+			e.DimAcc[a.Dim] = a.AccWithoutTies
+		}
+	}
+	if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(res.Loss) {
+		e.Skipped = true
+		if t.Notify != nil {
+			t.Notify(fmt.Sprintf("step %d: non-finite loss or gradient norm (%v); update skipped", s, norm))
+		}
+	} else {
+		t.Opt.LR = float32(lr)
+		t.Opt.Step()
+	}
+	t.Step = s
+	return e, nil
+}
+
+// Errors that end Run early with a checkpoint written.
+var (
+	ErrInterrupted = errors.New("interrupted; checkpoint written")
+	ErrTimeLimit   = errors.New("time limit reached; checkpoint written")
+)
+
+// Run trains until MaxTrainSteps, writing a checkpoint every CheckpointingSteps, then
+// calibrates on the validation split and writes model.safetensors (and eval.json when
+// EvalPairs > 0). A cancelled ctx or an exceeded timeLimit (0: none) writes a checkpoint and
+// returns ErrInterrupted or ErrTimeLimit.
+func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
+	start := time.Now()
+	for t.Step < t.Cfg.MaxTrainSteps {
+		t0 := time.Now()
+		e, err := t.TrainOneStep()
+		if err != nil {
+			return err
+		}
+		e.PairsPerSec = float64(t.Cfg.TrainBatchSize) / time.Since(t0).Seconds()
+		e.ElapsedSecs = t.elapsed + time.Since(start).Seconds()
+		t.Log = append(t.Log, e)
+		if t.Progress != nil {
+			t.Progress(e)
+		}
+		stop := ctx.Err() != nil
+		over := timeLimit > 0 && time.Since(start) > timeLimit
+		if t.Step%t.Cfg.CheckpointingSteps == 0 || stop || over {
+			t.elapsed += time.Since(start).Seconds()
+			start = time.Now()
+			path, err := t.SaveCheckpoint()
+			if err != nil {
+				return err
+			}
+			if t.Notify != nil {
+				t.Notify("wrote " + path)
+			}
+		}
+		switch {
+		case stop:
+			return ErrInterrupted
+		case over:
+			return ErrTimeLimit
+		}
+	}
+	if t.Step%t.Cfg.CheckpointingSteps != 0 {
+		if _, err := t.SaveCheckpoint(); err != nil {
+			return err
+		}
+	}
+	return t.Finish()
+}
+
+// Finish calibrates the model on the validation split, writes model.safetensors and, with
+// EvalPairs > 0, evaluates the held-out split into eval.json.
+func (t *Trainer) Finish() error {
+	if t.Notify != nil {
+		t.Notify(fmt.Sprintf("calibrating on %d validation pairs", t.Cfg.ValPairs))
+	}
+	cal, _, err := Calibrate(t.Model, t.Gen, t.Cfg.ValPairs, t.Cfg.Seed, 2*t.Cfg.TrainBatchSize)
+	if err != nil {
+		return err
+	}
+	t.Model.Calib = cal
+	if err := t.Model.Save(t.ModelPath()); err != nil {
+		return err
+	}
+	if t.Cfg.EvalPairs > 0 {
+		if t.Notify != nil {
+			t.Notify(fmt.Sprintf("evaluating %d held-out pairs", t.Cfg.EvalPairs))
+		}
+		rep, err := Evaluate(t.Model, t.Gen, SplitHeldOut, t.Cfg.EvalPairs, EvalSeed(t.Cfg.Seed), 2*t.Cfg.TrainBatchSize)
+		if err != nil {
+			return err
+		}
+		if err := writeJSON(filepath.Join(t.OutputDir, "eval.json"), rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- calibration and evaluation ----
+
+// EvalSeed is the pair seed of the evaluation sets of a run with seed: apart from every
+// training stream.
+func EvalSeed(seed uint64) uint64 { return seed ^ 0xe7a1 }
+
+// ScorePairs scores the A and B samples of pairs with m on dev, batch samples at a time.
+func ScorePairs(dev kernels.Device, m Model, gen *PairGen, pairs []Pair, batch int) (rA, rB [][]float32, err error) {
+	half := max(batch/2, 1)
+	L := gen.SampleLen()
+	host := make([]float32, 2*half*L)
+	var pix *kernels.Tensor
+	for lo := 0; lo < len(pairs); lo += half {
+		chunk := pairs[lo:min(lo+half, len(pairs))]
+		n := len(chunk)
+		if pix == nil || pix.Shape[0] != 2*n {
+			pix = dev.New(append([]int{2 * n}, gen.SampleShape()...)...)
+		}
+		prompts := renderPairs(gen, chunk, host, pix)
+		s, err := m.Score(Batch{Pixels: pix, Prompts: prompts})
+		if err != nil {
+			return nil, nil, err
+		}
+		rA = append(rA, s[:n]...)
+		rB = append(rB, s[n:]...)
+	}
+	return rA, rB, nil
+}
+
+// Calibrate scores n validation pairs (seed EvalSeed(seed)) with m and returns the
+// calibration: mean and std of each dimension over every scored sample (both sides of every
+// pair), and per dimension the tie threshold that maximises the accuracy with ties.
+func Calibrate(m *Native, gen *PairGen, n int, seed uint64, batch int) (*Calibration, []DimAccuracy, error) {
+	pairs, err := gen.Pairs(SplitVal, n, EvalSeed(seed), 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	rA, rB, err := ScorePairs(m.dev, m, gen, pairs, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	cal := &Calibration{Dims: m.Dims()}
+	if err := cal.Fit(append(slices.Clone(rA), rB...)); err != nil {
+		return nil, nil, err
+	}
+	labels, _, _ := pairLabels(pairs)
+	acc := PairAccuracy(cal.Dims, rA, rB, labels, nil)
+	cal.TieEps = make([]float64, len(acc))
+	for d, a := range acc {
+		if !math.IsNaN(a.TieEps) {
+			cal.TieEps[d] = a.TieEps
+		}
+	}
+	return cal, acc, nil
+}
+
+// EvalReport is what `align reward eval` prints and eval.json holds.
+type EvalReport struct {
+	Split   string         `json:"split"`
+	Pairs   int            `json:"pairs"`
+	Seed    uint64         `json:"seed"`
+	Dims    []DimAccuracy  `json:"dims"`
+	ByNote  map[string]int `json:"pairs_by_kind"`
+	Seconds float64        `json:"seconds"`
+}
+
+// Evaluate scores n pairs of split (seed) and reports the accuracy per dimension with and
+// without ties; the accuracy at the model's validation tie thresholds (Calibration.TieEps)
+// is included when the model has them.
+func Evaluate(m *Native, gen *PairGen, split string, n int, seed uint64, batch int) (*EvalReport, error) {
+	t0 := time.Now()
+	pairs, err := gen.Pairs(split, n, seed, 0)
+	if err != nil {
+		return nil, err
+	}
+	rA, rB, err := ScorePairs(m.dev, m, gen, pairs, batch)
+	if err != nil {
+		return nil, err
+	}
+	labels, _, _ := pairLabels(pairs)
+	var eps []float64
+	if m.Calib != nil && len(m.Calib.TieEps) == len(m.Config.Dims) {
+		eps = m.Calib.TieEps
+	}
+	return &EvalReport{Split: split, Pairs: n, Seed: seed, Dims: PairAccuracy(m.Dims(), rA, rB, labels, eps),
+		ByNote: PairStats(pairs), Seconds: time.Since(t0).Seconds()}, nil
+}
+
+// ---- checkpoints ----
+
+// CheckpointPath is the file of the checkpoint after step.
+func (t *Trainer) CheckpointPath(step int) string {
+	return filepath.Join(t.OutputDir, fmt.Sprintf("checkpoint-%d.safetensors", step))
+}
+
+// ModelPath is the calibrated model file written at the end.
+func (t *Trainer) ModelPath() string { return filepath.Join(t.OutputDir, "model.safetensors") }
+
+// SaveCheckpoint writes the training state after the current step and the log, and prunes
+// old checkpoints beyond the limit.
+func (t *Trainer) SaveCheckpoint() (string, error) {
+	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
+		return "", err
+	}
+	c, err := t.Model.Checkpoint()
+	if err != nil {
+		return "", err
+	}
+	c.AdamW = nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps)
+	c.RNG = nn.RNGState{Seed: t.Cfg.Seed, Offset: uint64(t.Step)}
+	c.Step = t.Step
+	cfg := t.Cfg
+	st, _ := json.Marshal(trainState{Seed: t.Cfg.Seed, Pool: t.Gen.PoolSize(SplitTrain), Elapsed: t.elapsed, Config: &cfg})
+	c.Extra[metaTrainState] = string(st)
+	path := t.CheckpointPath(t.Step)
+	if err := c.Save(path); err != nil {
+		return "", err
+	}
+	if err := t.writeLog(); err != nil {
+		return "", err
+	}
+	return path, t.prune()
+}
+
+var ckptName = regexp.MustCompile(`^checkpoint-(\d+)\.safetensors$`)
+
+// Checkpoints lists the checkpoint files of dir by step, oldest first.
+func Checkpoints(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	type ck struct {
+		step int
+		path string
+	}
+	var cs []ck
+	for _, e := range ents {
+		if m := ckptName.FindStringSubmatch(e.Name()); m != nil && !e.IsDir() {
+			s, _ := strconv.Atoi(m[1])
+			cs = append(cs, ck{s, filepath.Join(dir, e.Name())})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].step < cs[j].step })
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.path
+	}
+	return out, nil
+}
+
+// LatestCheckpoint returns the newest checkpoint of dir.
+func LatestCheckpoint(dir string) (string, error) {
+	cs, err := Checkpoints(dir)
+	if err != nil {
+		return "", fmt.Errorf("--resume-from-checkpoint latest: %w", err)
+	}
+	if len(cs) == 0 {
+		return "", fmt.Errorf("--resume-from-checkpoint latest: no checkpoint-<step>.safetensors in %s", dir)
+	}
+	return cs[len(cs)-1], nil
+}
+
+func (t *Trainer) prune() error {
+	if t.Cfg.CheckpointsTotalLimit == 0 {
+		return nil
+	}
+	cs, err := Checkpoints(t.OutputDir)
+	if err != nil {
+		return err
+	}
+	for len(cs) > t.Cfg.CheckpointsTotalLimit {
+		if err := os.Remove(cs[0]); err != nil {
+			return err
+		}
+		cs = cs[1:]
+	}
+	return nil
+}
+
+// ReadTrainingCheckpoint reads a training checkpoint and the model config and tokenizer to
+// build the trainer of a resumed run.
+func ReadTrainingCheckpoint(path string) (*nn.Checkpoint, NativeConfig, *diffusion.Tokenizer, error) {
+	c, err := nn.LoadCheckpoint(path)
+	if err != nil {
+		return nil, NativeConfig{}, nil, err
+	}
+	if _, ok := c.Extra[metaTrainState]; !ok || c.AdamW == nil {
+		return nil, NativeConfig{}, nil, fmt.Errorf("%s: not a training checkpoint (a model file?); resume from checkpoint-<step>.safetensors", path)
+	}
+	m, err := NativeFromCheckpoint(kernels.NewCPU(1), c)
+	if err != nil {
+		return nil, NativeConfig{}, nil, err
+	}
+	return c, m.Config, m.Tokenizer, nil
+}
+
+// Resume restores the state of checkpoint c (read by ReadTrainingCheckpoint) into a trainer
+// built with the checkpoint's config and tokenizer.
+func (t *Trainer) Resume(c *nn.Checkpoint) error {
+	src := c.Path
+	var st trainState
+	if err := json.Unmarshal([]byte(c.Extra[metaTrainState]), &st); err != nil {
+		return fmt.Errorf("%s: train_state: %w", src, err)
+	}
+	if st.Pool != t.Gen.PoolSize(SplitTrain) {
+		return fmt.Errorf("%s: trained on %d samples, the data now has %d; resume with the same dataset", src, st.Pool, t.Gen.PoolSize(SplitTrain))
+	}
+	if st.Seed != t.Cfg.Seed {
+		return fmt.Errorf("%s: run seed %d, --seed is %d; resume with the same seed", src, st.Seed, t.Cfg.Seed)
+	}
+	if err := c.CopyToParams(t.Model.Params()); err != nil {
+		return err
+	}
+	steps, err := c.CopyToAdamW(t.Opt.Params, t.Opt.M, t.Opt.V)
+	if err != nil {
+		return err
+	}
+	t.Opt.Steps, t.Step, t.elapsed = steps, c.Step, st.Elapsed
+	t.Log = nil
+	if f, err := os.Open(t.logPath()); err == nil {
+		dec := json.NewDecoder(f)
+		for {
+			var e LogEntry
+			if err := dec.Decode(&e); err != nil {
+				break
+			}
+			if e.Step <= t.Step {
+				t.Log = append(t.Log, e)
+			}
+		}
+		f.Close()
+	}
+	return nil
+}
+
+func (t *Trainer) logPath() string { return filepath.Join(t.OutputDir, "logs.jsonl") }
+
+func (t *Trainer) writeLog() error {
+	return writeFileAtomic(t.logPath(), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, e := range t.Log {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func writeJSON(path string, v any) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
+}
+
+// writeFileAtomic writes path through fill into a temporary file beside it and renames it
+// into place.
+func writeFileAtomic(path string, fill func(w io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
