@@ -30,6 +30,10 @@ func (d *CPU) GeluForward(out, inp *Tensor) {
 func geluForward(o, x []float32) {
 	const c0, c1 = float32(geluScale32), float32(geluScale32 * 0.044715)
 	x = x[:len(o)]
+	if n8 := len(o) &^ 7; geluAsm != nil && n8 > 0 {
+		geluAsm(&o[0], &x[0], n8)
+		o, x = o[n8:], x[n8:]
+	}
 	for i, v := range x {
 		u := v * (c0 + c1*v*v)
 		o[i] = v / (1 + exp32(min(-2*u, geluMaxExp)))
@@ -55,6 +59,10 @@ func geluBackward(dx, x, g []float32) {
 	const c0, c1 = float32(geluScale32), float32(geluScale32 * 0.044715)
 	const d0, d1 = float32(2 * geluScale32), float32(2 * geluScale32 * 3 * 0.044715)
 	x, g = x[:len(dx)], g[:len(dx)]
+	if n8 := len(dx) &^ 7; geluBackwardAsm != nil && n8 > 0 {
+		geluBackwardAsm(&dx[0], &x[0], &g[0], n8)
+		dx, x, g = dx[n8:], x[n8:], g[n8:]
+	}
 	for i, v := range x {
 		u := v * (c0 + c1*v*v)
 		e := exp32(min(-2*u, geluMaxExp))
@@ -64,8 +72,10 @@ func geluBackward(dx, x, g []float32) {
 	}
 }
 
-// exp32 is exp(x) in float32 for x in [-87, 88] (below -87 it returns 0): the
-// table-driven algorithm of attnExpRow, relative error about 2e-7.
+// exp32 is exp(x) in float32 for x <= 88, relative error about 2e-7: the table-driven
+// algorithm described at attnExpRow. Below -87 it returns 0 (no denormals, which would
+// slow the products that follow); NaN stays NaN. The vector loops of internal/gemmasm
+// (exp_amd64.go) follow the same rules.
 func exp32(x float32) float32 {
 	const (
 		scale = 64 / math.Ln2

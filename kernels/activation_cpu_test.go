@@ -74,3 +74,36 @@ func TestSilu(t *testing.T) {
 		func(d *CPU, out, inp *Tensor) { d.SiluForward(out, inp) },
 		func(d *CPU, dinp, inp, dout *Tensor) { d.SiluBackward(dinp, inp, dout) })
 }
+
+// TestGeluEdges puts the saturating inputs at every position of slices of 1 to 20
+// elements, so that both the vector loop (multiples of 8, where the CPU has one) and the
+// element-wise tail see them.
+func TestGeluEdges(t *testing.T) {
+	edges := []float32{0, -1e-8, 1e-8, 3.5, -3.5, 10, -10, 20, -20, 100, -100, 400, -400}
+	for n := 1; n <= 20; n++ {
+		for pos := 0; pos < n; pos++ {
+			for _, e := range edges {
+				x, g := make([]float32, n), make([]float32, n)
+				for i := range x {
+					x[i], g[i] = float32(i%7)-3, 1+float32(i%3)
+				}
+				x[pos] = e
+				y, dx := make([]float32, n), make([]float32, n)
+				geluForward(y, x)
+				geluBackward(dx, x, g)
+				wantY, wantDX := make([]float64, n), make([]float64, n)
+				for i, v := range x {
+					xv := float64(v)
+					wantY[i] = refGelu(xv)
+					h := 1e-5 * math.Max(1, math.Abs(xv))
+					wantDX[i] = float64(g[i]) * (refGelu(xv+h) - refGelu(xv-h)) / (2 * h)
+				}
+				tag := fmt.Sprintf("n=%d pos=%d x=%v", n, pos, e)
+				if !assertClose(t, tag+" forward", y, wantY, 1e-6, 1e-6) ||
+					!assertClose(t, tag+" backward", dx, wantDX, 1e-5, 1e-5) {
+					return
+				}
+			}
+		}
+	}
+}

@@ -359,33 +359,22 @@ func attnBlocks(T int) (nqb, bq int) {
 }
 
 // attnExpRow sets row[j] = exp(row[j] - sub) in float32 and returns the sum of the
-// results. exp(x) = 2^(n/64) * e^r with n = round(64 x / ln 2) and |r| <= ln2/128:
-// 2^((n mod 64)/64) comes from attnExp2Table, 2^floor(n/64) goes into the exponent bits,
-// and e^r ~ 1 + r + r^2/2 + r^3/6 (truncation error < 4e-11); relative error about 2e-7.
-// Adding 1.5*2^23 rounds 64x/ln2 to the integer n and leaves n in the low mantissa bits.
-// Results below 2^-126 flush to zero; NaN stays NaN.
+// results: the vector loop of internal/gemmasm (ExpSumAVX2) over the first multiple of 8
+// elements when the CPU has one, exp32 for the rest. exp32 computes exp(x) = 2^(n/64) * e^r
+// with n = round(64 x / ln 2) and |r| <= ln2/128: 2^((n mod 64)/64) comes from
+// attnExp2Table, 2^floor(n/64) goes into the exponent bits, and e^r ~ 1 + r + r^2/2 + r^3/6
+// (truncation error < 4e-11); relative error about 2e-7. Adding 1.5*2^23 rounds 64x/ln2 to
+// the integer n and leaves n in the low mantissa bits. Arguments above 88 saturate near
+// MaxFloat32; below -87 the result is 0 (never a denormal, which would slow the products
+// that follow); NaN stays NaN.
 func attnExpRow(row []float32, sub float32) float32 {
-	const (
-		scale = 64 / math.Ln2
-		round = 12582912         // 1.5*2^23, bits 0x4b400000
-		ln2hi = 0.693359375 / 64 // ln2hi + ln2lo = ln2/64; n*ln2hi is exact for |n| < 2^14
-		ln2lo = -2.12194440e-4 / 64
-	)
 	var sum float32
+	if n8 := len(row) &^ 7; expSumAsm != nil && n8 > 0 {
+		sum = expSumAsm(&row[0], &row[0], n8, sub)
+		row = row[n8:]
+	}
 	for j, v := range row {
-		x := v - sub
-		if x < -87 {
-			row[j] = 0
-			continue
-		}
-		if x > 88 {
-			x = 88 // saturate near MaxFloat32 rather than overflow the exponent bits
-		}
-		t := x*scale + round
-		n := t - round
-		r := x - n*ln2hi - n*ln2lo
-		k := math.Float32bits(t) - 0x4b400000 // n mod 2^32
-		e := (1 + r*(1+r*(0.5+r*(1.0/6)))) * math.Float32frombits(attnExp2Table[k&63]+(k>>6)<<23)
+		e := exp32(min(v-sub, 88)) // min keeps NaN
 		row[j] = e
 		sum += e
 	}

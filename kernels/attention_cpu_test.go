@@ -389,3 +389,56 @@ func TestAttentionExp(t *testing.T) {
 		t.Errorf("attnExpRow(-200, -Inf, 0, 1000, NaN) = %v", edge)
 	}
 }
+
+// TestAttentionExpEdges runs attnExpRow's edge cases at every position of rows of 1 to 40
+// elements, so that both the vector loop (multiples of 8, where the CPU has one) and the
+// element-wise tail see them.
+func TestAttentionExpEdges(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	cases := []struct{ in, want float32 }{
+		{-200, 0}, {-inf, 0}, {-87.5, 0}, {0, 1}, {1000, 0}, {nan, nan}, {-86.5, float32(math.Exp(-86.5))},
+		{88, float32(math.Exp(88))}, {-3.25, float32(math.Exp(-3.25))}, {10.5, float32(math.Exp(10.5))},
+	}
+	for n := 1; n <= 40; n++ {
+		for pos := 0; pos < n; pos++ {
+			for _, c := range cases {
+				row := make([]float32, n)
+				for i := range row {
+					row[i] = float32(i%5) - 2
+				}
+				row[pos] = c.in
+				var want float64
+				for i, v := range row {
+					w := math.Exp(float64(v))
+					if i == pos {
+						w = float64(c.want)
+					}
+					want += w
+				}
+				sum := attnExpRow(row, 0)
+				got := row[pos]
+				switch {
+				case c.in == 1000:
+					if got < 1e38 || math.IsInf(float64(got), 0) {
+						t.Fatalf("n=%d pos=%d: exp(1000) = %v, want saturation near MaxFloat32", n, pos, got)
+					}
+					continue
+				case math.IsNaN(float64(c.want)):
+					if !math.IsNaN(float64(got)) || !math.IsNaN(float64(sum)) {
+						t.Fatalf("n=%d pos=%d: exp(NaN) = %v, sum %v, want NaN", n, pos, got, sum)
+					}
+					continue
+				case c.want == 0:
+					if got != 0 {
+						t.Fatalf("n=%d pos=%d: exp(%v) = %v, want 0", n, pos, c.in, got)
+					}
+				case math.Abs(float64(got-c.want)) > 3e-7*float64(c.want):
+					t.Fatalf("n=%d pos=%d: exp(%v) = %v, want %v", n, pos, c.in, got, c.want)
+				}
+				if math.Abs(float64(sum)-want) > 1e-6*want {
+					t.Fatalf("n=%d pos=%d in=%v: sum %v, want %v", n, pos, c.in, sum, want)
+				}
+			}
+		}
+	}
+}

@@ -29,6 +29,21 @@ var copyAsm = func() func(dst *float32, ds int, src *float32, ss int, rows, cols
 	return nil
 }()
 
+// Vector exp loops (internal/gemmasm/exp_amd64.s) for GELU and the attention softmax
+// (nil: none; the callers fall back to exp32 one element at a time). Each handles a
+// multiple of 8 elements.
+var (
+	expSumAsm       func(dst, src *float32, n int, sub float32) float32
+	geluAsm         func(dst, src *float32, n int)
+	geluBackwardAsm func(dx, x, dout *float32, n int)
+)
+
+func init() {
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		expSumAsm, geluAsm, geluBackwardAsm = gemmasm.ExpSumAVX2, gemmasm.GeluAVX2, gemmasm.GeluBackwardAVX2
+	}
+}
+
 // asmGemmKernels returns the assembly kernels this CPU (and OS) can run, fastest first.
 // Blocking: the A micro-panel kc*mr*4 bytes (18 KiB, 9 KiB) sits in the 32-48 KiB L1 and
 // the B block kc*nc*4 bytes (~1 MiB) in a 1-2 MiB L2.

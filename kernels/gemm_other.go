@@ -14,3 +14,10 @@ var transposeAsm func(dst *float32, ds int, src *float32, ss int, rows, cols int
 
 // copyAsm: no assembly copy; packing copies with the copy builtin.
 var copyAsm func(dst *float32, ds int, src *float32, ss int, rows, cols int)
+
+// No vector exp loops: GELU and the attention softmax use exp32 one element at a time.
+var (
+	expSumAsm       func(dst, src *float32, n int, sub float32) float32
+	geluAsm         func(dst, src *float32, n int)
+	geluBackwardAsm func(dx, x, dout *float32, n int)
+)
