@@ -45,6 +45,7 @@ var conformanceCases = []struct {
 	{"MSE", testMSE},
 	{"AdamW", testAdamW},
 	{"Rand", testRand},
+	{"Attention", testAttention},
 }
 
 func runConformance(t *testing.T, dev *Device) {

@@ -9,6 +9,7 @@
 
 #include "activation.cu"
 #include "adamw.cu"
+#include "attention.cu"
 #include "elementwise.cu"
 #include "embedding.cu"
 #include "layernorm.cu"

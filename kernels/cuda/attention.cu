@@ -1,0 +1,256 @@
+// attention.cu: fused multi-head self-attention, forward and backward, flash-attention style
+// (reference kernels/attention_cpu.go): scores are computed tile by tile with an online
+// softmax and never stored, so memory is linear in T. qkv (B,T,3,NH,HS), out and dout
+// (B,T,NH,HS), lse and dd (B,NH,T), key_bias (B,T) or null. s_ij = q_i.k_j*scale + bias_j;
+// keys with bias -Inf get probability 0; a query with no key left gets out = 0, lse = 0.
+// HS <= ATT_HS_MAX.
+//
+//   attention_forward      one warp per query, ATT_WARPS queries per block; K and V tiles of
+//                          32 keys in shared memory; lane j scores key j of the tile, then
+//                          lane d accumulates output dims d, d+32, ...; keeps the running max
+//                          m and sum l; writes out = acc/l and lse = m + log l.
+//                          grid (ceil(T/ATT_WARPS), NH, B), block 32*ATT_WARPS,
+//                          dynamic shared (68*HS + 192)*4 bytes
+//   attention_backward_dd  dd = sum_d dout*out per (b,t,h), one warp each.
+//                          grid ceil(B*T*NH/8), block 256
+//   attention_backward_dq  one warp per query: P_ij = exp(s_ij - lse_i), dP_ij = dout_i.v_j,
+//                          dS = P*(dP - dd_i), dq_i = scale*sum_j dS_ij k_j.
+//                          grid (ceil(T/ATT_WARPS), NH, B), block 32*ATT_WARPS,
+//                          dynamic shared (72*HS + 224)*4 bytes
+//   attention_backward_dkv one warp per key, query tiles of 32 in shared memory:
+//                          dv_j = sum_i P_ij dout_i, dk_j = scale*sum_i dS_ij q_i.
+//                          grid (ceil(T/ATT_WARPS), NH, B), block 32*ATT_WARPS,
+//                          dynamic shared (72*HS + 384)*4 bytes
+//
+// The backward pass writes dQ and dK/dV from separate kernels, so no atomics are needed and
+// results are the same in every run.
+//
+// Test: go test ./kernels/cuda -run 'Conformance/Attention'
+#include "common.h"
+
+#define ATT_WARPS 4
+#define ATT_HS_MAX 128
+#define ATT_R (ATT_HS_MAX / 32)  // output dims per lane
+
+KERNEL void attention_forward(float* out, float* lse, const float* qkv, const float* key_bias, int T, int NH, int HS,
+                              float scale) {
+  EMU_DYNAMIC_SHARED(float, sm);
+  const int C = NH * HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int qi = blockIdx.x * ATT_WARPS + warp;
+  const bool active = qi < T;  // the same for the whole warp
+  float* sq = sm;                           // (ATT_WARPS, HS) queries
+  float* sk = sq + ATT_WARPS * HS;          // (32, HS+1) key tile, padded against bank conflicts
+  float* sv = sk + 32 * (HS + 1);           // (32, HS) value tile
+  float* sp = sv + 32 * HS;                 // (ATT_WARPS, 32) probabilities
+  float* skb = sp + ATT_WARPS * 32;         // (32) key bias of the tile
+  const float* x = qkv + (long long)b * T * C3 + h * HS;
+  if (active)
+    for (int d = lane; d < HS; d += 32) sq[warp * HS + d] = x[(long long)qi * C3 + d];
+  float m = -km_inff(), l = 0.0f, acc[ATT_R];
+  for (int r = 0; r < ATT_R; r++) acc[r] = 0.0f;
+  for (int k0 = 0; k0 < T; k0 += 32) {
+    __syncthreads();  // the previous tile is consumed
+    for (int i = threadIdx.x; i < 32 * HS; i += blockDim.x) {
+      int j = i / HS, d = i % HS, t = k0 + j;
+      sk[j * (HS + 1) + d] = t < T ? x[(long long)t * C3 + C + d] : 0.0f;
+      sv[j * HS + d] = t < T ? x[(long long)t * C3 + 2 * C + d] : 0.0f;
+    }
+    if (threadIdx.x < 32) {
+      int t = k0 + threadIdx.x;
+      skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
+    }
+    __syncthreads();
+    if (!active) continue;
+    float s = 0.0f;
+    for (int d = 0; d < HS; d++) s += sq[warp * HS + d] * sk[lane * (HS + 1) + d];
+    s = s * scale + skb[lane];
+    float mt = warp_max(s);
+    float mn = mt > m ? mt : m;
+    if (mn == -km_inff()) continue;  // every key so far is masked
+    float p = km_expf(s - mn), corr = km_expf(m - mn);
+    l = l * corr + warp_sum(p);
+    sp[warp * 32 + lane] = p;
+    __syncwarp();
+    for (int r = 0; r < ATT_R; r++) {
+      int d = lane + 32 * r;
+      if (d < HS) {
+        float a = acc[r] * corr;
+        for (int j = 0; j < 32; j++) a += sp[warp * 32 + j] * sv[j * HS + d];
+        acc[r] = a;
+      }
+    }
+    __syncwarp();
+    m = mn;
+  }
+  if (!active) return;
+  float* o = out + ((long long)b * T + qi) * C + h * HS;
+  float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  for (int r = 0; r < ATT_R; r++) {
+    int d = lane + 32 * r;
+    if (d < HS) o[d] = acc[r] * inv;
+  }
+  if (lane == 0) lse[((long long)b * NH + h) * T + qi] = l > 0.0f ? m + km_logf(l) : 0.0f;
+}
+EMU_KERNEL(attention_forward);
+
+KERNEL void attention_backward_dd(float* dd, const float* dout, const float* out, int B, int T, int NH, int HS) {
+  long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);  // row (b,t,h) of (B,T,NH)
+  int lane = threadIdx.x & 31;
+  if (row >= (long long)B * T * NH) return;
+  const float* g = dout + row * HS;
+  const float* o = out + row * HS;
+  float s = 0.0f;
+  for (int d = lane; d < HS; d += 32) s += g[d] * o[d];
+  s = warp_sum(s);
+  if (lane == 0) {
+    int h = (int)(row % NH);
+    long long bt = row / NH;
+    int b = (int)(bt / T), t = (int)(bt % T);
+    dd[((long long)b * NH + h) * T + t] = s;
+  }
+}
+EMU_KERNEL(attention_backward_dd);
+
+KERNEL void attention_backward_dq(float* dqkv, const float* dout, const float* lse, const float* dd, const float* qkv,
+                                  const float* key_bias, int T, int NH, int HS, float scale) {
+  EMU_DYNAMIC_SHARED(float, sm);
+  const int C = NH * HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int qi = blockIdx.x * ATT_WARPS + warp;
+  const bool active = qi < T;
+  float* sq = sm;                       // (ATT_WARPS, HS)
+  float* sdo = sq + ATT_WARPS * HS;     // (ATT_WARPS, HS)
+  float* sk = sdo + ATT_WARPS * HS;     // (32, HS+1)
+  float* sv = sk + 32 * (HS + 1);       // (32, HS+1)
+  float* sds = sv + 32 * (HS + 1);      // (ATT_WARPS, 32)
+  float* skb = sds + ATT_WARPS * 32;    // (32)
+  const float* x = qkv + (long long)b * T * C3 + h * HS;
+  float li = 0.0f, di = 0.0f;
+  if (active) {
+    const float* g = dout + ((long long)b * T + qi) * C + h * HS;
+    for (int d = lane; d < HS; d += 32) {
+      sq[warp * HS + d] = x[(long long)qi * C3 + d];
+      sdo[warp * HS + d] = g[d];
+    }
+    li = lse[((long long)b * NH + h) * T + qi];
+    di = dd[((long long)b * NH + h) * T + qi];
+  }
+  float acc[ATT_R];
+  for (int r = 0; r < ATT_R; r++) acc[r] = 0.0f;
+  for (int k0 = 0; k0 < T; k0 += 32) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < 32 * HS; i += blockDim.x) {
+      int j = i / HS, d = i % HS, t = k0 + j;
+      sk[j * (HS + 1) + d] = t < T ? x[(long long)t * C3 + C + d] : 0.0f;
+      sv[j * (HS + 1) + d] = t < T ? x[(long long)t * C3 + 2 * C + d] : 0.0f;
+    }
+    if (threadIdx.x < 32) {
+      int t = k0 + threadIdx.x;
+      skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
+    }
+    __syncthreads();
+    if (!active) continue;
+    float s = 0.0f, dp = 0.0f;
+    for (int d = 0; d < HS; d++) {
+      s += sq[warp * HS + d] * sk[lane * (HS + 1) + d];
+      dp += sdo[warp * HS + d] * sv[lane * (HS + 1) + d];
+    }
+    float p = km_expf(s * scale + skb[lane] - li);
+    sds[warp * 32 + lane] = p * (dp - di);
+    __syncwarp();
+    for (int r = 0; r < ATT_R; r++) {
+      int d = lane + 32 * r;
+      if (d < HS) {
+        float a = acc[r];
+        for (int j = 0; j < 32; j++) a += sds[warp * 32 + j] * sk[j * (HS + 1) + d];
+        acc[r] = a;
+      }
+    }
+    __syncwarp();
+  }
+  if (!active) return;
+  float* dq = dqkv + ((long long)b * T + qi) * C3 + h * HS;
+  for (int r = 0; r < ATT_R; r++) {
+    int d = lane + 32 * r;
+    if (d < HS) dq[d] = acc[r] * scale;
+  }
+}
+EMU_KERNEL(attention_backward_dq);
+
+KERNEL void attention_backward_dkv(float* dqkv, const float* dout, const float* lse, const float* dd, const float* qkv,
+                                   const float* key_bias, int T, int NH, int HS, float scale) {
+  EMU_DYNAMIC_SHARED(float, sm);
+  const int C = NH * HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int kj = blockIdx.x * ATT_WARPS + warp;
+  const bool active = kj < T;
+  float* sk = sm;                        // (ATT_WARPS, HS) this block's keys
+  float* sv = sk + ATT_WARPS * HS;       // (ATT_WARPS, HS) and values
+  float* sq = sv + ATT_WARPS * HS;       // (32, HS+1) query tile
+  float* sdo = sq + 32 * (HS + 1);       // (32, HS+1) dout tile
+  float* sl = sdo + 32 * (HS + 1);       // (32) lse of the tile
+  float* sd = sl + 32;                   // (32) dd of the tile
+  float* sp = sd + 32;                   // (ATT_WARPS, 32) P
+  float* sds = sp + ATT_WARPS * 32;      // (ATT_WARPS, 32) dS
+  const float* x = qkv + (long long)b * T * C3 + h * HS;
+  const float* g = dout + (long long)b * T * C + h * HS;
+  float kb = 0.0f;
+  if (active) {
+    for (int d = lane; d < HS; d += 32) {
+      sk[warp * HS + d] = x[(long long)kj * C3 + C + d];
+      sv[warp * HS + d] = x[(long long)kj * C3 + 2 * C + d];
+    }
+    if (key_bias) kb = key_bias[(long long)b * T + kj];
+  }
+  float dk[ATT_R], dv[ATT_R];
+  for (int r = 0; r < ATT_R; r++) dk[r] = dv[r] = 0.0f;
+  for (int q0 = 0; q0 < T; q0 += 32) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < 32 * HS; i += blockDim.x) {
+      int j = i / HS, d = i % HS, t = q0 + j;
+      sq[j * (HS + 1) + d] = t < T ? x[(long long)t * C3 + d] : 0.0f;
+      sdo[j * (HS + 1) + d] = t < T ? g[(long long)t * C + d] : 0.0f;
+    }
+    if (threadIdx.x < 32) {
+      int t = q0 + threadIdx.x;
+      long long row = ((long long)b * NH + h) * T + t;
+      sl[threadIdx.x] = t < T ? lse[row] : km_inff();  // +Inf: probability 0
+      sd[threadIdx.x] = t < T ? dd[row] : 0.0f;
+    }
+    __syncthreads();
+    if (!active) continue;
+    float s = 0.0f, dp = 0.0f;
+    for (int d = 0; d < HS; d++) {
+      s += sq[lane * (HS + 1) + d] * sk[warp * HS + d];
+      dp += sdo[lane * (HS + 1) + d] * sv[warp * HS + d];
+    }
+    float p = km_expf(s * scale + kb - sl[lane]);
+    sp[warp * 32 + lane] = p;
+    sds[warp * 32 + lane] = p * (dp - sd[lane]);
+    __syncwarp();
+    for (int r = 0; r < ATT_R; r++) {
+      int d = lane + 32 * r;
+      if (d < HS) {
+        float av = dv[r], ak = dk[r];
+        for (int i = 0; i < 32; i++) {
+          av += sp[warp * 32 + i] * sdo[i * (HS + 1) + d];
+          ak += sds[warp * 32 + i] * sq[i * (HS + 1) + d];
+        }
+        dv[r] = av;
+        dk[r] = ak;
+      }
+    }
+    __syncwarp();
+  }
+  if (!active) return;
+  float* o = dqkv + ((long long)b * T + kj) * C3 + h * HS;
+  for (int r = 0; r < ATT_R; r++) {
+    int d = lane + 32 * r;
+    if (d < HS) {
+      o[C + d] = dk[r] * scale;
+      o[2 * C + d] = dv[r];
+    }
+  }
+}
+EMU_KERNEL(attention_backward_dkv);
