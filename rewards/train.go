@@ -164,6 +164,8 @@ type Trainer struct {
 
 	OutputDir string
 	Log       []LogEntry
+	// Eval is the held-out evaluation written by Finish (nil before, or with EvalPairs 0).
+	Eval *EvalReport
 	// Progress, when set, is called after every step; Notify receives one-line messages.
 	Progress func(e LogEntry)
 	Notify   func(msg string)
@@ -369,6 +371,7 @@ func (t *Trainer) Finish() error {
 		if err := writeJSON(filepath.Join(t.OutputDir, "eval.json"), rep); err != nil {
 			return err
 		}
+		t.Eval = rep
 	}
 	return nil
 }

@@ -55,6 +55,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newCmdSample(nil))
 	root.AddCommand(newCmdPretrain(nil))
 	root.AddCommand(newCmdData(nil))
+	root.AddCommand(newCmdReward(nil))
 	return root
 }
 

@@ -1,0 +1,135 @@
+// Tests of `align reward`: flag parsing of train and eval through injected run functions,
+// the dimension list and a missing model file. Training end to end is tested in the rewards
+// package (the committed dataset fixture has too few concepts for a validation split).
+//
+// Run: go test ./cmd/align -run Reward
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alignkit/align/rewards"
+)
+
+func TestNewCmdRewardTrain(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(o *RewardTrainOptions) bool
+		wantErr string
+	}{
+		{name: "defaults", args: nil, check: func(o *RewardTrainOptions) bool {
+			d := rewards.DefaultTrainConfig()
+			return o.Data == "data/emoji" && o.OutputDir == "reward" && o.Train == d && o.Width == 128 && !o.Video
+		}},
+		{name: "flags", args: []string{"--data", "d", "--video", "--dims", "vq,mq", "--loss", "bt", "--k", "3",
+			"--train-batch-size", "8", "--max-train-steps", "50", "--learning-rate", "1e-3", "--seed", "4",
+			"--checkpointing-steps", "10", "--resume-from-checkpoint", "latest", "-o", "out", "--hidden-size", "64"},
+			check: func(o *RewardTrainOptions) bool {
+				t := o.Train
+				return o.Data == "d" && o.Video && o.Dims == "vq,mq" && t.LossType == "bt" && t.TieK == 3 &&
+					t.TrainBatchSize == 8 && t.MaxTrainSteps == 50 && t.LearningRate == 1e-3 && t.Seed == 4 &&
+					t.CheckpointingSteps == 10 && o.ResumeFromCheckpoint == "latest" && o.OutputDir == "out" && o.Width == 64
+			}},
+		{name: "underscores", args: []string{"--train_batch_size", "4"}, check: func(o *RewardTrainOptions) bool { return o.Train.TrainBatchSize == 4 }},
+		{name: "bad loss", args: []string{"--loss", "hinge"}, wantErr: `unknown loss "hinge"`},
+		{name: "bad k", args: []string{"--k", "1"}, wantErr: "k must be > 1"},
+		{name: "mq without video", args: []string{"--dims", "vq,mq"}, wantErr: "mq (motion quality) needs --video"},
+		{name: "unknown dim", args: []string{"--dims", "aesthetic"}, wantErr: `unknown dimension "aesthetic"`},
+		{name: "repeated dim", args: []string{"--dims", "ta,ta"}, wantErr: "ta given twice"},
+		{name: "batch", args: []string{"--train-batch-size", "0"}, wantErr: "--train-batch-size must be >= 1"},
+		{name: "argument", args: []string{"x"}, wantErr: "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *RewardTrainOptions
+			root := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
+			root.RemoveCommand(rewardSubcommand(root))
+			root.AddCommand(newCmdReward(&rewardRunFuncs{train: func(o *RewardTrainOptions) error { got = o; return nil }}))
+			root.SetArgs(append([]string{"reward", "train"}, tt.args...))
+			err := root.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(got) {
+				t.Errorf("options %+v", *got)
+			}
+		})
+	}
+}
+
+func TestNewCmdRewardEval(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    RewardEvalOptions
+		wantErr string
+	}{
+		{name: "defaults", args: []string{"--model", "m"}, want: RewardEvalOptions{Model: "m", Data: "data/emoji", Split: "heldout",
+			Pairs: 2048, BatchSize: 64, TieShare: 0.15}},
+		{name: "flags", args: []string{"--model", "m", "--split", "val", "--pairs", "10", "--seed", "3", "--json", "--batch-size", "8"},
+			want: RewardEvalOptions{Model: "m", Data: "data/emoji", Split: "val", Pairs: 10, Seed: 3, JSON: true, BatchSize: 8, TieShare: 0.15}},
+		{name: "no model", args: nil, wantErr: "--model is required"},
+		{name: "split", args: []string{"--model", "m", "--split", "test"}, wantErr: `--split "test"`},
+		{name: "pairs", args: []string{"--model", "m", "--pairs", "0"}, wantErr: "--pairs must be >= 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *RewardEvalOptions
+			cmd := newCmdReward(&rewardRunFuncs{eval: func(o *RewardEvalOptions) error { got = o; return nil }})
+			cmd.SetArgs(append([]string{"eval"}, tt.args...))
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *got != tt.want {
+				t.Errorf("options %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRewardEvalMissingModel(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"reward", "eval", "--model", t.TempDir() + "/none.safetensors"}, &stdout, &stderr)
+	if code != exitError || !strings.Contains(stderr.String(), "none.safetensors") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestParseDims(t *testing.T) {
+	if d, err := parseDims("", true); err != nil || strings.Join(d, ",") != "vq,ta,mq" {
+		t.Errorf("video default %v, %v", d, err)
+	}
+	if d, err := parseDims(" TA , vq", false); err != nil || strings.Join(d, ",") != "ta,vq" {
+		t.Errorf("%v, %v", d, err)
+	}
+}
+
+// rewardSubcommand returns the root's "reward" command.
+func rewardSubcommand(root interface{ Commands() []*cobra.Command }) *cobra.Command {
+	for _, c := range root.Commands() {
+		if c.Name() == "reward" {
+			return c
+		}
+	}
+	return nil
+}
