@@ -118,6 +118,7 @@ type PairGen struct {
 
 	pools map[string][]int // split -> image items or clips
 	caps  map[string]*captionIndex
+	twin  map[int]int // image item -> the same variant drawn by the other set
 }
 
 // NewPairGen indexes the dataset for pairs. clips may be nil (image model); dims must be
@@ -137,7 +138,7 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 			return nil, fmt.Errorf("pairs: no pair builder for dimension %q (known: vq, ta, mq)", d)
 		}
 	}
-	g := &PairGen{Cfg: cfg, Images: images, Clips: clips, pools: map[string][]int{}, caps: map[string]*captionIndex{}}
+	g := &PairGen{Cfg: cfg, Images: images, Clips: clips, pools: map[string][]int{}, caps: map[string]*captionIndex{}, twin: map[int]int{}}
 	splitOf := func(s dataset.Split, concept string) string {
 		switch {
 		case s == dataset.SplitHeldOut:
@@ -167,6 +168,15 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 		}
 		if !contains(ci.byConcept[it.Concept], it.Caption) {
 			ci.byConcept[it.Concept] = append(ci.byConcept[it.Concept], it.Caption)
+		}
+	}
+	byVariant := map[string][]int{}
+	for i, it := range images.Items {
+		byVariant[it.Unified] = append(byVariant[it.Unified], i)
+	}
+	for _, idx := range byVariant {
+		if len(idx) == 2 && images.Items[idx[0]].Set != images.Items[idx[1]].Set {
+			g.twin[idx[0]], g.twin[idx[1]] = idx[1], idx[0]
 		}
 	}
 	if clips != nil {
@@ -373,7 +383,11 @@ func levelQuality(level int) float32 { return 1 - float32(level)/float32(MaxLeve
 
 // qualityPair builds a VQ (image degradations) or MQ (clip corruptions) pair: clean against
 // corrupted, a milder against a stronger level of one kind, a tie of two equal corruptions,
-// or (VQ, when configured) clean against a NegativeSource sample.
+// or (VQ, when configured) clean against a NegativeSource sample. For images, B is the same
+// variant drawn by the other set (Twemoji against Noto) in every tie and in half of the
+// other pairs when there is one: the model then has to judge quality across different
+// pictures of equal intrinsic quality, not only spot the difference between two copies of
+// one picture (and a tie of two deterministic degradations is not two identical images).
 func (g *PairGen) qualityPair(idx int, r *rand.Rand, vq bool) (Pair, error) {
 	caption, _, _, _, _ := g.describe(idx)
 	dim, kinds := DimMQ, CorruptKinds
@@ -390,8 +404,14 @@ func (g *PairGen) qualityPair(idx int, r *rand.Rand, vq bool) (Pair, error) {
 	}
 	a, b := Sample{Index: idx, Prompt: caption}, Sample{Index: idx, Prompt: caption}
 	kind := kinds[r.IntN(len(kinds))]
-	switch u := r.Float64(); {
-	case u < g.Cfg.tieShare():
+	tw, hasTwin := g.twin[idx]
+	hasTwin = hasTwin && g.Clips == nil
+	tie := r.Float64() < g.Cfg.tieShare()
+	if hasTwin && (tie || r.IntN(2) == 0) {
+		b.Index = tw
+	}
+	switch {
+	case tie:
 		lv := 1 + r.IntN(MaxLevel)
 		set(&a, Corruption{kind, lv})
 		set(&b, Corruption{kind, lv})

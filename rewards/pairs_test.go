@@ -123,7 +123,7 @@ func TestCorruptClip(t *testing.T) {
 }
 
 // synthData builds 100 concepts in 8 subcategories (every fifth with two skin tones), each
-// variant in one set; concepts with i%10 == 3 are held out. Clips: 4 per concept.
+// variant in one set (odd concepts) or two; concepts with i%10 == 3 are held out. Clips: 4 per concept.
 func synthData(withClips bool) (*dataset.Dataset, *dataset.VideoDataset) {
 	d := &dataset.Dataset{}
 	for i := range 100 {
@@ -136,11 +136,17 @@ func synthData(withClips bool) (*dataset.Dataset, *dataset.VideoDataset) {
 		if i%5 == 0 {
 			tones = append(tones, "light skin tone", "dark skin tone")
 		}
-		for _, tone := range tones {
+		sets := []string{"twitter"}
+		if i%2 == 0 {
+			sets = append(sets, "google")
+		}
+		for k, tone := range tones {
 			name := fmt.Sprintf("thing %d", i)
-			d.Items = append(d.Items, dataset.Item{Index: len(d.Items), Concept: concept, Name: name, Tone: tone,
-				Caption: dataset.WithTone(name, tone), Subcategory: fmt.Sprintf("sub-%d", i%8), Split: split})
-			d.Pixels = append(d.Pixels, testImage(len(d.Items))...)
+			for _, set := range sets {
+				d.Items = append(d.Items, dataset.Item{Index: len(d.Items), Concept: concept, Unified: fmt.Sprintf("%s-%d", concept, k),
+					Set: set, Name: name, Tone: tone, Caption: dataset.WithTone(name, tone), Subcategory: fmt.Sprintf("sub-%d", i%8), Split: split})
+				d.Pixels = append(d.Pixels, testImage(len(d.Items))...)
+			}
 		}
 	}
 	if !withClips {
@@ -184,7 +190,7 @@ func TestPairsImage(t *testing.T) {
 			t.Errorf("no %s pairs in %v", k, stats)
 		}
 	}
-	sides := map[Label]int{}
+	sides, twins := map[Label]int{}, 0
 	for _, p := range pairs {
 		d := DimIndex(g.Cfg.Dims, p.Kind)
 		for e, l := range p.Labels {
@@ -219,12 +225,22 @@ func TestPairsImage(t *testing.T) {
 				t.Errorf("vq tie %+v", p)
 			}
 		}
+		if p.Kind == DimVQ && p.A.Index != p.B.Index {
+			a, b := g.Images.Items[p.A.Index], g.Images.Items[p.B.Index]
+			if a.Unified != b.Unified || a.Set == b.Set {
+				t.Errorf("vq pair across %+v and %+v", a, b)
+			}
+			twins++
+		}
 		if ta, tb := p.TargetA[d], p.TargetB[d]; (l == LabelA && !(ta > tb)) || (l == LabelB && !(tb > ta)) || (l == LabelTie && ta != tb) {
 			t.Errorf("targets %v %v disagree with label %v", ta, tb, l)
 		}
 	}
 	if sides[LabelA] < 100 || sides[LabelB] < 100 || sides[LabelTie] < 30 {
 		t.Errorf("label counts %v", sides)
+	}
+	if twins < 30 {
+		t.Errorf("%d of 200 vq pairs compare the two sets' drawings", twins)
 	}
 	// Splits never share a concept.
 	concepts := map[string]string{}
