@@ -3,9 +3,17 @@
 // takes over). This file holds the build-independent part: the environment rules, the
 // choice of OPENBLAS_CORETYPE, BLASInfo for `align info`, and the host-slice entry point.
 //
+// Which GEMM the device uses: on a CPU where the Go GEMM runs its AVX-512 kernel, the Go
+// GEMM (it matches OpenBLAS at 1024^3, BenchmarkGemmTable, and a transformer block runs
+// faster on it: OpenBLAS's threads keep spinning after each call and take the cores from
+// the goroutines of the operations that follow; DiT block forward+backward, B16 T272 C256,
+// 2 cores: 275-298 against 420-512 ms of CPU time per step); elsewhere OpenBLAS when it
+// loads, since the AVX2 and generic Go kernels are well behind it.
+//
 // Environment:
 //
 //	ALIGN_BLAS=go        never load OpenBLAS (the device uses the Go GEMM)
+//	ALIGN_BLAS=openblas  use OpenBLAS whenever it loads, even where the Go GEMM is preferred
 //	ALIGN_OPENBLAS=path  library tried first, before libopenblas.so.0 and libopenblas.so
 //	OPENBLAS_CORETYPE    left alone when set; otherwise set from the CPU features before
 //	                     loading: AVX-512 F+BW+DQ+VL -> SkylakeX, AVX2+FMA -> Haswell.
@@ -96,14 +104,24 @@ func loadOpenBLAS() BLASInfo {
 	return blasLib
 }
 
-// LoadBLAS loads OpenBLAS if it can (once per process) and reports what the CPU device's
-// Gemm will use. `align info` prints it.
+// LoadBLAS loads OpenBLAS if the CPU device's Gemm is to use it (once per process; see
+// the file header for the choice) and reports what that Gemm uses. `align info` prints it.
 func LoadBLAS() BLASInfo {
-	if v := os.Getenv("ALIGN_BLAS"); v == "go" {
+	switch os.Getenv("ALIGN_BLAS") {
+	case "go":
 		return BLASInfo{Reason: "disabled by ALIGN_BLAS=go"}
+	case "openblas":
+		return loadOpenBLAS()
+	}
+	if goGemmPreferred() {
+		return BLASInfo{Reason: "the Go GEMM's " + gemmDefault.name + " kernel is preferred on this CPU; ALIGN_BLAS=openblas overrides"}
 	}
 	return loadOpenBLAS()
 }
+
+// goGemmPreferred reports whether the Go GEMM runs its AVX-512 kernel here, which makes it
+// the default over OpenBLAS.
+func goGemmPreferred() bool { return strings.HasPrefix(gemmDefault.name, "avx512") }
 
 // openblasAvailable reports whether OpenBLAS can be called (gemmOpenBLAS), ignoring ALIGN_BLAS.
 func openblasAvailable() bool { return loadOpenBLAS().Used }

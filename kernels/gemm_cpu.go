@@ -1,6 +1,6 @@
 // CPU device GEMM: Gemm and GemmStridedBatched of the Device contract (device.go) on
-// contiguous row-major tensors, dispatched to OpenBLAS when it is loaded (blas.go) and to
-// the pure-Go GEMM otherwise (gemm_go.go); plus GemmProbe, the GFLOP/s figure that
+// contiguous row-major tensors, dispatched to OpenBLAS when it is chosen and loaded
+// (blas.go) and to the pure-Go GEMM otherwise (gemm_go.go); plus GemmProbe, the GFLOP/s figure that
 // `align info` prints.
 //
 // Test: go test -run Gemm ./kernels        Bench: go test -run '^$' -bench Gemm ./kernels
@@ -12,12 +12,13 @@ import (
 	"time"
 )
 
-// useOpenBLAS is decided once per process: OpenBLAS loaded and not disabled by ALIGN_BLAS.
+// useOpenBLAS is decided once per process: OpenBLAS chosen (blas.go) and loaded.
 var useOpenBLAS = sync.OnceValue(func() bool { return LoadBLAS().Used })
 
 // gemmHost is the CPU device's GEMM on host slices (contract of gemmGo). OpenBLAS, when
-// loaded, is used at every size: its small-matrix kernels beat the Go GEMM even at 8^3
-// (BenchmarkGemmSmall: 73 ns against 206 ns; 64^3: 155 against 78 GFLOP/s).
+// chosen (blas.go: not where the Go GEMM has its AVX-512 kernel), is used at every size:
+// its small-matrix kernels beat the Go GEMM even at 8^3 (BenchmarkGemmSmall: 73 ns against
+// 206 ns; 64^3: 155 against 78 GFLOP/s).
 func gemmHost(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if useOpenBLAS() {

@@ -10,6 +10,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"os"
 	"testing"
 	"time"
 )
@@ -346,9 +347,16 @@ func TestBLASInfo(t *testing.T) {
 	} else if info.Reason == "" {
 		t.Errorf("OpenBLAS unused without a reason: %+v", info)
 	}
+	if goGemmPreferred() && os.Getenv("ALIGN_BLAS") != "openblas" && info.Used {
+		t.Errorf("the Go GEMM runs %s here but OpenBLAS is used: %+v", gemmDefault.name, info)
+	}
 	t.Setenv("ALIGN_BLAS", "go")
 	if off := LoadBLAS(); off.Used || off.Reason == "" {
 		t.Errorf("ALIGN_BLAS=go: got %+v", off)
+	}
+	t.Setenv("ALIGN_BLAS", "openblas")
+	if on := LoadBLAS(); on.Used != openblasAvailable() {
+		t.Errorf("ALIGN_BLAS=openblas: got %+v, OpenBLAS available %v", on, openblasAvailable())
 	}
 }
 
