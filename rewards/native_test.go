@@ -201,6 +201,13 @@ func TestNativeSaveLoad(t *testing.T) {
 			t.Fatalf("%s trainable after LoadNative", p.Name)
 		}
 	}
+	sc, err := ScoreBatch(back, Batch{Pixels: pixels, Prompts: prompts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z := (float64(sc.Raw[1][1]) + 1) / 3; math.Abs(sc.Z[1][1]-z) > 1e-6 {
+		t.Errorf("z-score %v, want %v", sc.Z[1][1], z)
+	}
 	// A frozen model still gives pixel gradients.
 	_, g, err := back.ScoreAndGrad(Batch{Pixels: pixels, Prompts: prompts}, []float64{1, 1})
 	if err != nil || g == nil || testDev.SumSquares(g) == 0 {

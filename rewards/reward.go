@@ -1,8 +1,13 @@
-// Package rewards holds align's reward side: the reward-model interfaces (this file), the
-// native multi-dimensional vision-language reward model (native.go), Bradley-Terry-with-ties
-// training (btt.go, train.go), preference pairs built from the emoji data (pairs.go,
-// degrade.go), calibration, weight parsing (weights.go) and the combiners that turn a reward
-// vector into one number (combine.go).
+// Package rewards holds align's reward side. Files (each with its test beside it):
+//
+//	reward.go    the interfaces (Model, Differentiable, NoiseAware), Batch, Calibration, ScoreBatch
+//	weights.go   per-run weight lists "vq=1,ta=2"
+//	combine.go   linear, unit-direction, log-sigmoid and Pareto combiners
+//	btt.go       Bradley-Terry with ties, BT and regression losses; accuracy with and without ties
+//	native.go    the native vision-language reward model, forward and backward to the pixels
+//	degrade.go   graded image degradations and clip corruptions
+//	pairs.go     preference pairs from the emoji data, splits, the NegativeSource hook
+//	train.go     training, calibration on the validation split, evaluation
 //
 // # Dimensions
 //
@@ -217,6 +222,30 @@ func (c *Calibration) RawWeights(w []float64) []float64 {
 		out[d] = w[d] / c.Std[d]
 	}
 	return out
+}
+
+// Scores are a batch's rewards, raw and z-scored, one row per sample.
+type Scores struct {
+	Dims []string    // (D)
+	Raw  [][]float32 // (B, D) as the model returns them
+	Z    [][]float64 // (B, D) (raw - mean)/std with the model's calibration
+}
+
+// ScoreBatch scores b with m and z-scores the result with m's calibration when it has one
+// (Calibrated), else with the identity (Z = Raw).
+func ScoreBatch(m Model, b Batch) (*Scores, error) {
+	raw, err := m.Score(b)
+	if err != nil {
+		return nil, err
+	}
+	cal := IdentityCalibration(m.Dims())
+	if c, ok := m.(Calibrated); ok && c.Calibration() != nil {
+		cal = c.Calibration()
+	}
+	if err := cal.Validate(); err != nil {
+		return nil, err
+	}
+	return &Scores{Dims: m.Dims(), Raw: raw, Z: cal.ZScores(raw)}, nil
 }
 
 // Float64s widens raw scores (B, D) to float64.
