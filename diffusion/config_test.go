@@ -18,7 +18,7 @@ func TestConfigDefaultsValid(t *testing.T) {
 		}
 	}
 	img := DefaultImageConfig()
-	if img.NumPatches() != 256 || img.SeqLen() != 272 || img.SampleSize() != 3072 {
+	if img.NumPatches() != 64 || img.SeqLen() != 80 || img.SampleSize() != 3072 {
 		t.Errorf("image: %d patches, sequence %d, sample %d", img.NumPatches(), img.SeqLen(), img.SampleSize())
 	}
 	vid := DefaultVideoConfig()
@@ -34,6 +34,7 @@ func TestConfigValidateErrors(t *testing.T) {
 	}{
 		{func(c *ModelConfig) { c.Kind = "audio" }, `kind is "audio"`},
 		{func(c *ModelConfig) { c.PatchSize = 3 }, "sample_size 32 is not a multiple of patch_size 3"},
+		{func(c *ModelConfig) { c.PatchSize = 0 }, "patch_size must be >= 1"},
 		{func(c *ModelConfig) { c.Heads = 3 }, "num_attention_heads 3 does not divide hidden_size 256"},
 		{func(c *ModelConfig) { c.Width = 250 }, "hidden_size must be a positive multiple of 4"},
 		{func(c *ModelConfig) { c.TextHeads = 5 }, "text_heads 5 does not divide text_width 256"},

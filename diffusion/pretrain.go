@@ -193,6 +193,9 @@ type Trainer struct {
 
 	OutputDir string
 	Log       []LogEntry // every logged step so far (kept for the loss curve)
+	// Resumed is the hyper-parameters of the run a resumed trainer continues (nil for a
+	// fresh run); ConfigChanges lists how the current ones differ.
+	Resumed *PretrainConfig
 	// Progress, when set, is called after every step.
 	Progress func(e LogEntry, elapsed time.Duration)
 	// Notify, when set, receives one-line messages (checkpoints written, skipped steps).
@@ -438,6 +441,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	t.Opt.Steps = steps
 	t.RNG = kernels.RNG{Seed: c.RNG.Seed, Offset: c.RNG.Offset}
 	t.Step, t.Epoch, t.Pos = c.Step, st.Epoch, st.Position
+	t.Resumed = st.Config
 	t.order = EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
 	// The log up to the checkpoint.
 	t.Log = nil
@@ -455,6 +459,36 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 		f.Close()
 	}
 	return nil
+}
+
+// ConfigChanges lists the hyper-parameters in which b differs from a, as
+// "name: a -> b" (JSON names, sorted).
+func ConfigChanges(a, b *PretrainConfig) []string {
+	flat := func(c *PretrainConfig) map[string]string {
+		js, _ := json.Marshal(c)
+		var m map[string]any
+		json.Unmarshal(js, &m)
+		out := map[string]string{}
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				for k2, v2 := range sub {
+					out[k+"."+k2] = fmt.Sprint(v2)
+				}
+				continue
+			}
+			out[k] = fmt.Sprint(v)
+		}
+		return out
+	}
+	fa, fb := flat(a), flat(b)
+	var diffs []string
+	for k, va := range fa {
+		if vb := fb[k]; va != vb {
+			diffs = append(diffs, fmt.Sprintf("%s: %s -> %s", k, va, vb))
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
 }
 
 func (t *Trainer) logPath() string { return filepath.Join(t.OutputDir, "logs.jsonl") }

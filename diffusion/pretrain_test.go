@@ -278,3 +278,15 @@ func TestLossCurve(t *testing.T) {
 		t.Errorf("only %d pixels of the curve", blue)
 	}
 }
+
+func TestPretrainConfigChanges(t *testing.T) {
+	a, b := DefaultPretrainConfig(), DefaultPretrainConfig()
+	if ch := ConfigChanges(&a, &b); len(ch) != 0 {
+		t.Errorf("no change reported as %v", ch)
+	}
+	b.LearningRate, b.Objective.LogitStd = 1e-3, 2
+	ch := ConfigChanges(&a, &b)
+	if len(ch) != 2 || ch[0] != "learning_rate: 0.0003 -> 0.001" || ch[1] != "objective.logit_std: 1 -> 2" {
+		t.Errorf("changes %q", ch)
+	}
+}

@@ -95,7 +95,7 @@ losses continue exactly as in an uninterrupted run.`,
 	f.IntVar(&opts.Width, "width", img.Width, "transformer width (hidden size)")
 	f.IntVar(&opts.Depth, "depth", img.Depth, "DiT blocks")
 	f.IntVar(&opts.Heads, "heads", img.Heads, "attention heads")
-	f.IntVar(&opts.PatchSize, "patch-size", 0, "patch size p (default 2 for images, 4 for video)")
+	f.IntVar(&opts.PatchSize, "patch-size", 0, "patch size p (default 4)")
 	f.IntVar(&opts.TubeletFrames, "tubelet-frames", 2, "frames per tubelet (video)")
 	f.Float64Var(&opts.MLPRatio, "mlp-ratio", img.MLPRatio, "MLP hidden width / width")
 	f.IntVar(&opts.TextLayers, "text-layers", img.TextLayers, "text encoder blocks")
@@ -302,6 +302,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		if opts.Video != (mcfg.Kind == diffusion.KindVideo) {
 			return usageError{fmt.Errorf("%s holds a %s model; --video is %v", path, mcfg.Kind, opts.Video)}
 		}
+		pc.Objective.Shift = mcfg.Shift // training times follow the model's shift
 		if len(pc.ValidationPrompts) == 0 {
 			pc.ValidationPrompts = validationPrompts(data, 8)
 		}
@@ -313,6 +314,11 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		}
 		resumed = path
 		fmt.Fprintf(stderr, "resuming from %s at step %d\n", path, tr.Step)
+		if tr.Resumed != nil {
+			if ch := diffusion.ConfigChanges(tr.Resumed, &pc); len(ch) > 0 {
+				fmt.Fprintf(stderr, "align: warning: hyper-parameters differ from the checkpoint's run: %s\n", strings.Join(ch, "; "))
+			}
+		}
 	} else {
 		mcfg, err := opts.modelConfig(manifest)
 		if err != nil {
@@ -349,9 +355,23 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	fmt.Fprintf(stderr, "%s model: width %d, depth %d, heads %d, patch %d, %d tokens/sample, %.2fM parameters; %d training samples, %d words\n",
 		mc.Kind, mc.Width, mc.Depth, mc.Heads, mc.PatchSize, mc.SeqLen(), float64(mc.ParamCount())/1e6, data.Len(), mc.VocabSize)
 
+	// SIGINT/SIGTERM cancel ctx: the run finishes its step and writes a checkpoint. After the
+	// first signal the default handling returns, so a second Ctrl-C aborts at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop()
+		case <-finished:
+		}
+	}()
+
 	bar := newProgressBar(stderr, "pretrain", pc.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
-	smooth, n := 0.0, 0
+	smooth, n, noted := 0.0, 0, false
 	tr.Progress = func(e diffusion.LogEntry, _ time.Duration) {
 		if !e.Skipped {
 			n++
@@ -359,11 +379,12 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 			smooth = a*smooth + (1-a)*e.Loss
 		}
 		bar.Update(e.Step, fmt.Sprintf("loss %.4f lr %.2e %.1f samples/s", smooth, e.LR, e.SamplesPerSec))
+		if ctx.Err() != nil && !noted {
+			noted = true
+			bar.Note("interrupted: writing a checkpoint (Ctrl-C again aborts without one)")
+		}
 	}
 	tr.Notify = func(msg string) { bar.Note(msg) }
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err = tr.Run(ctx, opts.TimeLimit)
 	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
 	switch {

@@ -122,7 +122,8 @@ func TestPretrainEndToEnd(t *testing.T) {
 		t.Fatalf("resume: exit %d: %s", code, stderr.String())
 	}
 	logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
-	if n := strings.Count(string(logs), "\n"); n != 6 || !strings.Contains(stderr.String(), "at step 4") {
+	if n := strings.Count(string(logs), "\n"); n != 6 || !strings.Contains(stderr.String(), "at step 4") ||
+		!strings.Contains(stderr.String(), "max_train_steps: 4 -> 6") {
 		t.Errorf("after resume: %d log lines; stderr %q", n, stderr.String())
 	}
 
