@@ -70,3 +70,62 @@ info: setup build
 
 clean:
 	rm -rf bin
+
+# ---- CUDA backend (kernels/cuda) ----
+#   make ptx         regenerate the committed PTX (kernels/cuda/ptx/sm_80, sm_90) from the .cu files
+#                    with clang-19 (PTX_COMPILER=nvcc uses nvcc instead, where present)
+#   make ptx-tools   clang-19 from Debian and NVIDIA's ptxas (pip package nvidia-cuda-nvcc-cu12, into
+#                    third_party/): `make test` then checks that the PTX is fresh and that it assembles
+#   make build-cuda  bin/align-cuda with the CUDA device (build tag cuda; CUDA 12 toolkit, a GPU to run)
+#   make test-cuda   the kernels/cuda tests with the GPU (conformance with the CPU device) besides the emulation
+#   make bench-cuda  GPU benchmarks of the kernels, with the CPU device on the same shapes in the same run
+CUDA_PKG     := ./kernels/cuda
+CLANG        ?= clang-19
+PTX_COMPILER ?= clang
+CUDA_HOME    ?= /usr/local/cuda
+NVCC_PIP     := nvidia-cuda-nvcc-cu12==12.9.86
+PTXAS_DIR    := third_party/cuda-nvcc
+CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
+
+.PHONY: ptx ptx-tools cuda-check build-cuda test-cuda bench-cuda
+
+test: ptx-tools
+
+ptx: ptx-tools
+	PTX_COMPILER=$(PTX_COMPILER) CLANG=$(CLANG) sh kernels/cuda/ptx.sh
+
+ptx-tools:
+	@if command -v $(CLANG) >/dev/null; then \
+		echo "✓ $(CLANG) present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "→ installing $(CLANG) from Debian (the PTX freshness test compiles the kernels with it)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CLANG) >/dev/null) \
+			|| echo "✗ $(CLANG) install failed: TestPTXFresh fails under CI and is skipped elsewhere"; \
+	else \
+		echo "✗ $(CLANG) not found and not root: TestPTXFresh is skipped"; \
+	fi
+	@if [ -x $(PTXAS_DIR)/nvidia/cuda_nvcc/bin/ptxas ]; then \
+		echo "✓ ptxas present"; \
+	elif python3 -m pip --version >/dev/null 2>&1; then \
+		echo "→ fetching ptxas ($(NVCC_PIP), 40 MB) into $(PTXAS_DIR)"; \
+		(mkdir -p $(PTXAS_DIR) && python3 -m pip download -q --no-deps -d $(PTXAS_DIR) $(NVCC_PIP) && cd $(PTXAS_DIR) \
+			&& python3 -c "import glob, zipfile; zipfile.ZipFile(glob.glob('*.whl')[0]).extract('nvidia/cuda_nvcc/bin/ptxas')" \
+			&& chmod +x nvidia/cuda_nvcc/bin/ptxas && rm -f *.whl) \
+			|| echo "✗ ptxas fetch failed: TestPTXAssembles is skipped"; \
+	else \
+		echo "✗ no pip: TestPTXAssembles is skipped"; \
+	fi
+
+cuda-check:
+	@if command -v nvidia-smi >/dev/null; then nvidia-smi -L; else echo "✗ nvidia-smi not found: is the NVIDIA driver installed?"; fi
+	@test -f $(CUDA_HOME)/include/cuda.h || { echo "✗ $(CUDA_HOME)/include/cuda.h not found: install a CUDA 12 toolkit or set CUDA_HOME"; exit 1; }
+	@grep -q 'gorgonia.org/cu ' go.mod || { echo "→ adding gorgonia.org/cu v0.9.6 to go.mod"; $(GO) get gorgonia.org/cu@v0.9.6; }
+
+build-cuda: cuda-check
+	$(CUDA_CGO) $(GO) build -tags cuda -o bin/align-cuda ./cmd/align
+
+test-cuda: cuda-check
+	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -v $(CUDA_PKG)
+
+bench-cuda: cuda-check
+	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench . -benchtime 20x $(CUDA_PKG)

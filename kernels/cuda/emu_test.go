@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/alignkit/align/kernels"
 )
 
 // emuBuf allocates n bytes on the emulated driver, zeroed.
@@ -292,5 +294,19 @@ func TestKMathDouble(t *testing.T) {
 			}
 		}
 		t.Logf("%s: worst error %g over %d values", name, worst, n)
+	}
+}
+
+func TestRegisterEmulated(t *testing.T) {
+	d, err := kernels.Open("cuda-emu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := d.FromHost([]float32{1, 2, 3}, 3)
+	d.Scale(x, 2)
+	got := make([]float32, 3)
+	d.CopyToHost(got, x)
+	if got[0] != 2 || got[1] != 4 || got[2] != 6 {
+		t.Fatalf("Scale on cuda-emu: %v", got)
 	}
 }

@@ -1,0 +1,86 @@
+//go:build cuda
+
+// GPU benchmarks (build tag cuda): the main kernels at DiT-sized shapes, each with its
+// achieved bandwidth or FLOP rate, and the CPU device on the same shapes in the same run.
+//
+// Bench: make bench-cuda   (go test -tags cuda -run '^$' -bench . ./kernels/cuda)
+package cuda
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/alignkit/align/kernels"
+)
+
+// benchDevices returns the GPU and the CPU device.
+func benchDevices(b *testing.B) []kernels.Device {
+	return []kernels.Device{openGPU(b), kernels.NewCPU(0)}
+}
+
+// run times fn on dev, synchronising after every call.
+func run(b *testing.B, dev kernels.Device, bytes, flops float64, fn func()) {
+	fn()
+	if err := dev.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fn()
+	}
+	if err := dev.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	s := b.Elapsed().Seconds() / float64(b.N)
+	if bytes > 0 {
+		b.ReportMetric(bytes/s/1e9, "GB/s")
+	}
+	if flops > 0 {
+		b.ReportMetric(flops/s/1e9, "GFLOP/s")
+	}
+}
+
+func BenchmarkLayerNormForward(b *testing.B) {
+	N, C := 8*1024, 1152
+	for _, dev := range benchDevices(b) {
+		b.Run(dev.Name(), func(b *testing.B) {
+			x, out := dev.FromHost(normals(1, N*C), N, C), dev.New(N, C)
+			w, bias, mean, rstd := dev.FromHost(normals(2, C), C), dev.New(C), dev.New(N), dev.New(N)
+			run(b, dev, 8*float64(N*C), 0, func() { dev.LayerNormForward(out, mean, rstd, x, w, bias, N, C, 1e-6) })
+		})
+	}
+}
+
+func BenchmarkAttentionForward(b *testing.B) {
+	for _, T := range []int{256, 1024} {
+		B, NH, HS := 4, 16, 72
+		for _, dev := range benchDevices(b) {
+			b.Run(fmt.Sprintf("T%d/%s", T, dev.Name()), func(b *testing.B) {
+				qkv := dev.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
+				out, lse := dev.New(B, T, NH, HS), dev.New(B, NH, T)
+				flops := 4 * float64(B*NH) * float64(T) * float64(T) * float64(HS)
+				run(b, dev, 0, flops, func() { dev.AttentionForward(out, lse, qkv, nil, B, T, NH, HS) })
+			})
+		}
+	}
+}
+
+func BenchmarkGemm(b *testing.B) {
+	m, n, k := 4096, 4608, 1152
+	for _, dev := range benchDevices(b) {
+		precs := []GemmPrecision{GemmFP32}
+		if d, ok := dev.(*Device); ok {
+			precs = []GemmPrecision{GemmFP32, GemmTF32, GemmBF16}
+			defer d.SetGemmPrecision(GemmFP32)
+		}
+		for _, p := range precs {
+			b.Run(dev.Name()+"/"+p.String(), func(b *testing.B) {
+				if d, ok := dev.(*Device); ok {
+					d.SetGemmPrecision(p)
+				}
+				x, w, y := dev.FromHost(normals(4, m*k), m, k), dev.FromHost(normals(5, k*n), k, n), dev.New(m, n)
+				run(b, dev, 0, 2*float64(m)*float64(n)*float64(k), func() { dev.Gemm(false, false, m, n, k, 1, x, w, 0, y) })
+			})
+		}
+	}
+}

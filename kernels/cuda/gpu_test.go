@@ -1,0 +1,34 @@
+//go:build cuda
+
+// The conformance suite on the GPU (build tag cuda): the same cases as the emulated run,
+// on the real driver, plus a check that launches and copies keep their order on the stream.
+//
+// Test: make test-cuda   (go test -tags cuda ./kernels/cuda on a machine with a GPU)
+package cuda
+
+import "testing"
+
+func openGPU(t testing.TB) *Device {
+	t.Helper()
+	d, err := Open(0)
+	if err != nil {
+		t.Skipf("no GPU: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return d
+}
+
+func TestConformanceGPU(t *testing.T) {
+	d := openGPU(t)
+	info := d.Info()
+	t.Logf("%s: compute capability %d.%d, %d SMs, %d MiB, driver %d", info.Name, info.Major, info.Minor,
+		info.SMs, info.TotalMem>>20, info.DriverVersion)
+	runConformance(t, d)
+	if err := d.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+}
