@@ -49,27 +49,28 @@ type DiT struct {
 	Reward         *RewardEmbedder      // "reward_embedder"; nil without reward dims
 	Blocks         []*nn.DiTBlock       // "blocks.N"
 	Final          *nn.FinalLayer       // "final_layer"
-	dev            kernels.Device       //
-	B              int                  // batch of the last Forward
-	xShape         []int                // x_t's shape in the last Forward
-	txt            *kernels.Tensor      // (B,L,C) text tokens of the last Forward
-	tbuf           buffer               // (B) times
-	kbText         buffer               // (B,L) key bias of the text encoder
-	kbJoint        buffer               // (B,L+P) key bias of the blocks
-	mask           buffer               // (B,L) 1 for real tokens, 0 for padding
-	pooled         buffer               // (B,C) mean of the real text tokens
-	cond           buffer               // (B,C) conditioning c
-	seq            buffer               // (B,L+P,C) joined tokens
-	hText, hPatch  buffer               // (B,L,C), (B,P,C) the last block's output, split
-	out            buffer               // x_t's shape
-	dy             buffer               // (B,P,F)
-	dseq           buffer               // (B,L+P,C)
-	dcond          buffer               // (B,C)
-	dText, dPatch  buffer               // (B,L,C), (B,P,C)
-	dPool          buffer               // (B,L,C)
-	hostKB, hostKJ []float32            // host staging of the key biases
-	hostMask       []float32            //
-	hostT          []float32            //
+
+	dev    kernels.Device
+	B      int   // batch of the last Forward
+	xShape []int // x_t's shape in the last Forward
+
+	tbuf          buffer // (B) times
+	kbText        buffer // (B,L) key bias of the text encoder
+	kbJoint       buffer // (B,L+P) key bias of the blocks
+	mask          buffer // (B,L) 1 for real tokens, 0 for padding
+	pooled        buffer // (B,C) mean of the real text tokens
+	cond          buffer // (B,C) conditioning c
+	seq           buffer // (B,L+P,C) joined tokens
+	hText, hPatch buffer // (B,L,C), (B,P,C) the last block's output, split
+	out           buffer // x_t's shape
+	dy            buffer // (B,P,F)
+	dseq          buffer // (B,L+P,C)
+	dcond         buffer // (B,C)
+	dText, dPatch buffer // (B,L,C), (B,P,C)
+	dPool         buffer // (B,L,C)
+
+	hostKB, hostKJ, hostMask []float32 // host staging of the key biases (B,L), (B,L+P) and the mask (B,L)
+	hostT                    []float32 // (B) times
 }
 
 // NewDiT builds a model for cfg on dev with weights drawn from r (a nil r leaves every
@@ -232,7 +233,6 @@ func (m *DiT) Forward(xt *kernels.Tensor, t []float32, ids []int32, lengths []in
 	if m.TextProj != nil {
 		txt = m.TextProj.Forward(txt)
 	}
-	m.txt = txt
 	pooled := m.pooled.get(dev, B, C)
 	dev.MeanPoolForward(pooled, txt, mask, B, L, C)
 	cond := m.cond.get(dev, B, C)
