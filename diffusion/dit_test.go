@@ -430,3 +430,25 @@ func TestDiTLoadRefusesMismatch(t *testing.T) {
 		t.Errorf("junk bytes: err = %v", err)
 	}
 }
+
+// A frozen model (guidance needs only dv/dx_t) gives the same input gradient and touches no
+// parameter gradient.
+func TestDiTFrozenInputGradient(t *testing.T) {
+	m := newTinyModel(t, tinyConfig(KindImage, "vq"), 9)
+	r := rand.New(rand.NewPCG(9, 1))
+	randomizeParams(m, r, 0.3)
+	x, ts, p, rw := tinyInputs(t, m, r)
+	v := m.Forward(x, ts, p.IDs, p.Lengths, rw)
+	dv := testDev.FromHost(hostValues(r, v.Len(), 1), v.Shape...)
+	want := toHost(m.Backward(dv))
+	m.SetTrainable(false)
+	for _, q := range m.Params() {
+		if q.G != nil {
+			t.Fatalf("%s still has a gradient", q.Name)
+		}
+	}
+	m.Forward(x, ts, p.IDs, p.Lengths, rw)
+	if got := toHost(m.Backward(dv)); !slicesEqual(got, want) {
+		t.Fatal("frozen model gives another dx_t")
+	}
+}
