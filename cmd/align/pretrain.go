@@ -68,7 +68,8 @@ losses continue exactly as in an uninterrupted run.`,
 		Example: `  $ align pretrain --data data/emoji --max-train-steps 20000 -o base/
   $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --time-limit 2h
   $ align pretrain --data data/emoji --video --width 256 --depth 6 -o video/
-  $ align pretrain --data data/emoji --config model.json --reward-dims vq,ta -o rc/`,
+  $ align pretrain --data data/emoji --reward-dims vq,ta,mq -o rc/
+  $ align pretrain --data data/emoji --config model.json -o custom/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, n := range []string{"width", "depth", "heads", "patch-size", "tubelet-frames", "mlp-ratio",

@@ -90,7 +90,7 @@ stream i, so a seed gives the same images every time, however many are generated
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
-	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by `align pretrain`")
+	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain")
 	f.BoolVar(&opts.Video, "video", false, "generate videos (the model must be a video model)")
 	f.IntVar(&opts.NumInferenceSteps, "num-inference-steps", 28, "denoising steps")
 	f.Float64Var(&opts.GuidanceScale, "guidance-scale", 4.0, "classifier-free guidance scale (<= 1 disables guidance)")
