@@ -325,6 +325,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		if err != nil {
 			return err
 		}
+		pc.Objective.Shift = mcfg.Shift
 		caps := make([]string, data.Len())
 		for i := range caps {
 			caps[i] = data.Caption(i)

@@ -186,3 +186,39 @@ func TestPretrainSIGINT(t *testing.T) {
 }
 
 var testCPU = kernels.NewCPU(0)
+
+func TestPretrainConfigFile(t *testing.T) {
+	data := fixtureDataset(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "model.json")
+	os.WriteFile(cfgPath, []byte(`{"kind":"image","sample_size":32,"in_channels":3,"num_frames":1,"patch_size":8,
+		"tubelet_frames":1,"hidden_size":16,"num_layers":1,"num_attention_heads":2,"mlp_ratio":2,"text_layers":0,
+		"text_width":8,"text_heads":2,"max_text_len":6,"reward_freq":4,"reward_dims":["vq"],"shift":2}`), 0o644)
+	out := filepath.Join(dir, "run")
+	var stdout, stderr bytes.Buffer
+	args := []string{"pretrain", "--data", data, "-o", out, "--config", cfgPath, "--train-batch-size", "2",
+		"--max-train-steps", "1", "--validation-inference-steps", "1"}
+	if code := Main(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	m, err := diffusion.LoadDiT(testCPU, filepath.Join(out, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := os.ReadFile(filepath.Join(out, "config.json"))
+	if !strings.Contains(string(rec), `"shift": 2`) || strings.Contains(string(rec), `"shift": 1`) {
+		t.Errorf("training shift does not follow the config's: %s", rec)
+	}
+	if c := m.Config; c.Width != 16 || c.TextWidth != 8 || c.MaxTextLen != 6 || c.Shift != 2 || len(c.RewardDims) != 1 || m.Reward == nil {
+		t.Errorf("config from file: %+v", c)
+	}
+	stderr.Reset()
+	if code := Main(append(args, "--video"), &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "image config") {
+		t.Errorf("--video with an image config: exit %d, %q", code, stderr.String())
+	}
+	os.WriteFile(cfgPath, []byte(`{"kind":"image","hidden_size":15}`), 0o644)
+	stderr.Reset()
+	if code := Main(args, &stdout, &stderr); code == exitOK || !strings.Contains(stderr.String(), cfgPath) {
+		t.Errorf("invalid config: exit %d, %q", code, stderr.String())
+	}
+}
