@@ -1,7 +1,7 @@
 // Caching allocator of the CUDA device: freed blocks are kept in per-size free lists and
 // handed out again, because cuMemAlloc/cuMemFree synchronise the device and cost tens of
 // microseconds. Every request is rounded up to a size class (multiples of 256 bytes up to
-// 1 MiB, then eighths of the next power of two, at most 12.5% waste), and a request only
+// 1 MiB, then steps of an eighth of the power of two below, at most 12.5% waste), and a request only
 // reuses a block of exactly its class. When the driver runs out of memory, the cached
 // blocks are released and the allocation is tried once more.
 //
@@ -45,7 +45,7 @@ func sizeClass(bytes int) int {
 	if bytes <= small {
 		return (bytes + 255) &^ 255
 	}
-	step := 1 << (bits.Len(uint(bytes-1)) - 3) // an eighth of the next power of two
+	step := 1 << (bits.Len(uint(bytes)) - 4) // an eighth of the power of two at or below bytes
 	return (bytes + step - 1) / step * step
 }
 

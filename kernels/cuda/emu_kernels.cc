@@ -21,7 +21,10 @@
 #include "softmax.cu"
 #include "emu_selftest.cu"
 
+#include <csignal>
 #include <cstdio>
+
+#include <pthread.h>
 
 namespace {
 
@@ -44,6 +47,11 @@ struct Job {
 };
 
 void run_job(std::shared_ptr<Job> j) {
+  // Signals go to the Go threads, never to this thread or the CUDA threads it starts (they
+  // inherit the mask): a handler would otherwise run on a 64 KiB fiber stack.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   std::unique_ptr<unsigned char[]> dyn(new unsigned char[j->shmem + 16]);
   std::memset(dyn.get(), 0xFF, j->shmem + 16);
   emu::g_fiber = j->fiber;
