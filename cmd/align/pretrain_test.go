@@ -114,6 +114,12 @@ func TestPretrainEndToEnd(t *testing.T) {
 		t.Errorf("stdout %q\nstderr %q", stdout.String(), stderr.String())
 	}
 
+	// A fresh run into the same directory is refused.
+	stderr.Reset()
+	if code := Main(tinyPretrainArgs(data, out, "4"), &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "earlier run") {
+		t.Errorf("fresh run over checkpoints: exit %d, %q", code, stderr.String())
+	}
+
 	// Resume to 6 steps: the log continues.
 	stderr.Reset()
 	args := append(tinyPretrainArgs(data, out, "6")[:5], "--max-train-steps", "6", "--checkpointing-steps", "2",
