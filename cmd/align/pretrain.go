@@ -321,13 +321,13 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 			}
 		}
 	} else {
-		if cs, _ := diffusion.Checkpoints(opts.OutputDir); len(cs) > 0 {
-			return usageError{fmt.Errorf("%s holds checkpoints of an earlier run (%s); resume it with "+
-				"--resume-from-checkpoint latest, or choose another --output-dir", opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
-		}
 		mcfg, err := opts.modelConfig(manifest)
 		if err != nil {
 			return err
+		}
+		if cs, _ := diffusion.Checkpoints(opts.OutputDir); len(cs) > 0 {
+			return usageError{fmt.Errorf("%s holds checkpoints of an earlier run (%s); resume it with "+
+				"--resume-from-checkpoint latest, or choose another --output-dir", opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
 		}
 		pc.Objective.Shift = mcfg.Shift
 		caps := make([]string, data.Len())
