@@ -23,9 +23,9 @@ all: build
 setup: openblas
 	$(GO) mod download
 
-# OpenBLAS is optional (the pure-Go GEMM is the fallback: on par for large products with
-# AVX-512, slower on small ones and without AVX-512); it is loaded at run
-# time, so installing it needs no rebuild. Installed only where we are root and apt exists.
+# OpenBLAS is optional: on AVX-512 CPUs the Go GEMM is the default, elsewhere OpenBLAS is
+# used when present (faster than the Go GEMM's AVX2 kernel). It is loaded at run time, so
+# installing it needs no rebuild. Installed only where we are root and apt exists.
 openblas:
 	@if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then \
 		echo "✓ OpenBLAS present"; \

@@ -50,7 +50,8 @@ func newCmdInfo(runF func(*InfoOptions) error) *cobra.Command {
 		Short: "Show backends, BLAS library, threads and a GEMM speed probe",
 		Example: `  $ align info
   $ align info --json
-  $ ALIGN_BLAS=go align info     # force the pure-Go GEMM`,
+  $ ALIGN_BLAS=go align info        # force the Go GEMM
+  $ ALIGN_BLAS=openblas align info  # force OpenBLAS`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.ProbeTime < 0 {
