@@ -76,6 +76,12 @@ func testMemory(e *env) {
 	e.dev.CopyFromHost(b.d, x)
 	e.cpu.CopyFromHost(b.c, x)
 	e.same("CopyFromHost", b)
+	for _, sh := range []int{-5, 5} { // overlapping views of one storage, both directions
+		lo, hi := max(0, -sh), max(0, sh)
+		e.dev.Copy(b.d.View(hi, 30), b.d.View(lo, 30))
+		e.cpu.Copy(b.c.View(hi, 30), b.c.View(lo, 30))
+		e.same("Copy overlapping", b)
+	}
 	empty := e.dev.New(0)
 	e.dev.Fill(empty, 1)
 	e.dev.Free(empty)

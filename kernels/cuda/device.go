@@ -12,7 +12,7 @@
 // device code), emu.h + emu_kernels.cc + emu.go (the CPU emulation), ptx_prelude.h (clang's
 // PTX build), ptx/ (generated PTX, `make ptx`).
 //
-// Test: go test ./kernels/cuda            (CPU emulation; about 20 s)
+// Test: go test ./kernels/cuda            (CPU emulation; about 15 s on 2 cores)
 //
 //	make test-cuda                          (the same tests on a GPU, build tag cuda)
 package cuda
@@ -73,6 +73,17 @@ func (d *Device) Driver() Driver { return d.drv }
 
 // Info describes the GPU (or the emulation).
 func (d *Device) Info() Info { return d.info }
+
+// Describe is a one-line summary for `align info`, e.g. "NVIDIA H100 80GB HBM3, compute
+// capability 9.0, 132 SMs, 79 GiB, CUDA driver 12.4, GEMM fp32".
+func (d *Device) Describe() string {
+	i := d.info
+	s := fmt.Sprintf("%s, compute capability %d.%d, %d SMs, %d GiB", i.Name, i.Major, i.Minor, i.SMs, i.TotalMem>>30)
+	if i.DriverVersion > 0 {
+		s += fmt.Sprintf(", CUDA driver %d.%d", i.DriverVersion/1000, i.DriverVersion%1000/10)
+	}
+	return s + ", GEMM " + d.prec.String()
+}
 
 // MemStats returns the caching allocator's counts.
 func (d *Device) MemStats() MemStats { return d.alloc.memStats() }
@@ -196,12 +207,22 @@ func (d *Device) CopyFromHost(dst *kernels.Tensor, src []float32) {
 	}
 }
 
+// Copy copies src into dst. Overlapping views of one storage go through scratch, since
+// cuMemcpyDtoD leaves overlapping copies undefined (the CPU device's copy is a memmove).
 func (d *Device) Copy(dst, src *kernels.Tensor) {
 	mustLen("Copy", dst, src.Len())
 	pd, ps := d.ptr(dst), d.ptr(src)
-	if n := src.Len(); n > 0 && pd != ps {
-		must("Copy", d.drv.DtoD(pd, ps, 4*n))
+	n := src.Len()
+	if n == 0 || pd == ps {
+		return
 	}
+	if pd < ps+DevPtr(4*n) && ps < pd+DevPtr(4*n) {
+		tmp, release := d.scratch(4 * n)
+		defer release()
+		must("Copy", d.drv.DtoD(tmp, ps, 4*n))
+		ps = tmp
+	}
+	must("Copy", d.drv.DtoD(pd, ps, 4*n))
 }
 
 func (d *Device) Fill(t *kernels.Tensor, v float32) {

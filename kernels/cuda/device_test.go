@@ -128,3 +128,9 @@ func TestAttentionMemoryLinear(t *testing.T) {
 		t.Errorf("attention used %d bytes of scratch for T=%d, want O(T)", extra, T)
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	if s := NewEmulated().Describe(); !strings.HasPrefix(s, "CPU emulation (fibers), compute capability 9.0") {
+		t.Errorf("Describe() = %q", s)
+	}
+}
