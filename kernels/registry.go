@@ -43,6 +43,12 @@ func DeviceNames() []string {
 	return names
 }
 
+// Describer is implemented by devices that can summarise their hardware in one line (the
+// CUDA device: GPU name, compute capability, SMs, memory, driver), for `align info`.
+type Describer interface {
+	Describe() string
+}
+
 // Open returns a new device of the registered name ("cpu", "cuda", ...).
 func Open(name string) (Device, error) {
 	registryMu.Lock()

@@ -124,6 +124,8 @@ func (r *RealDriver) enter() func() {
 	r.mu.Lock()
 	runtime.LockOSThread()
 	if err := cu.SetCurrentContext(r.ctx); err != nil {
+		runtime.UnlockOSThread()
+		r.mu.Unlock()
 		panic(fmt.Sprintf("cuda: set context: %v", err))
 	}
 	return func() {
