@@ -17,6 +17,15 @@ func TestConformance(t *testing.T) {
 	runConformance(t, NewEmulated())
 }
 
+// TestConformanceReverse runs the suite with the threads of each block resumed last to
+// first between barriers, so that a barrier missing between a write and a read by a
+// lower-numbered thread shows too.
+func TestConformanceReverse(t *testing.T) {
+	drv := NewEmuDriver()
+	drv.Mode = EmuFibersReverse
+	runConformance(t, NewDevice(drv, "cuda-emu-reverse"))
+}
+
 // conformanceCases lists the subtests; each gets a fresh env on the same device.
 var conformanceCases = []struct {
 	name string

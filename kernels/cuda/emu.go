@@ -63,10 +63,9 @@ func emuKernels() []emuKernel {
 	return ks
 }
 
-// emuLaunch runs a kernel on the CPU: fibers (fast, deterministic) or one OS thread per CUDA
-// thread. A launch that runs longer than timeout is reported as an error and leaves the
+// emuLaunch runs a kernel on the CPU in the given mode. A launch that runs longer than timeout is reported as an error and leaves the
 // emulator refusing later launches.
-func emuLaunch(name, sig string, grid, block Dim3, shmem int, args []uint64, fiber bool, timeout time.Duration) error {
+func emuLaunch(name, sig string, grid, block Dim3, shmem int, args []uint64, mode EmuMode, timeout time.Duration) error {
 	cname, csig := C.CString(name), C.CString(sig)
 	defer C.free(unsafe.Pointer(cname))
 	defer C.free(unsafe.Pointer(csig))
@@ -75,10 +74,7 @@ func emuLaunch(name, sig string, grid, block Dim3, shmem int, args []uint64, fib
 		argp = (*C.uint64_t)(unsafe.Pointer(&args[0]))
 	}
 	var msg [1024]C.char
-	f := C.int(0)
-	if fiber {
-		f = 1
-	}
+	f := C.int(mode)
 	rc := C.emu_launch(cname, csig, C.uint(grid.X), C.uint(grid.Y), C.uint(grid.Z),
 		C.uint(block.X), C.uint(block.Y), C.uint(block.Z), C.uint(shmem), argp, C.int(len(args)), f,
 		C.longlong(timeout.Milliseconds()), &msg[0], C.int(len(msg)))

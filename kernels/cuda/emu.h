@@ -7,7 +7,8 @@
 //   - a fiber (the default): all threads of the block share one OS thread and switch at
 //     barriers, with a 14-instruction stack switch on x86-64 (ucontext elsewhere). Fast and
 //     deterministic; a deadlock (threads waiting at barriers nobody else will reach) is seen
-//     exactly and reported; or
+//     exactly and reported. Threads run first to last between barriers, or last to first
+//     (reverse mode), so a missing barrier shows in one of the two orders; or
 //   - a std::thread: one OS thread per CUDA thread, so data races between the threads of a
 //     block can really happen, as on a GPU.
 // __syncthreads is a block barrier, __syncwarp and the shuffles use a barrier per warp. A
@@ -95,6 +96,7 @@ inline thread_local Thread* tcur = nullptr;
 inline dim3 g_blockIdx, g_blockDim, g_gridDim;
 inline unsigned char* g_dyn_shared = nullptr;
 inline bool g_fiber = true;
+inline bool g_reverse = false;  // fiber mode: resume the threads last to first
 inline std::mutex g_block_mu;  // thread mode: guards the barriers
 inline Barrier g_block_bar;
 inline std::unique_ptr<Warp[]> g_warps;
@@ -445,7 +447,9 @@ inline std::string run_fibers(Block& blk, dim3 grid) {
         size_t live = blk.th.size();
         while (live > 0) {
           uint64_t before = g_progress;
-          for (auto& t : blk.th) {
+          size_t n = blk.th.size();
+          for (size_t k = 0; k < n; k++) {
+            Thread& t = blk.th[g_reverse ? n - 1 - k : k];
             if (t.done) continue;
             fiber_resume(t);
             if (t.done) live--;

@@ -40,7 +40,7 @@ struct Job {
   emu::Thunk thunk = nullptr;
   dim3 grid, block;
   unsigned shmem = 0;
-  bool fiber = true;
+  bool fiber = true, reverse = false;
   bool abandoned = false;  // the watchdog gave up on it
   std::vector<uint64_t> slots;
   std::vector<void*> argv;
@@ -55,6 +55,7 @@ void run_job(std::shared_ptr<Job> j) {
   std::unique_ptr<unsigned char[]> dyn(new unsigned char[j->shmem + 16]);
   std::memset(dyn.get(), 0xFF, j->shmem + 16);
   emu::g_fiber = j->fiber;
+  emu::g_reverse = j->reverse;
   emu::g_gridDim = j->grid;
   emu::g_blockDim = j->block;
   emu::g_dyn_shared = dyn.get();
@@ -98,7 +99,8 @@ int emu_kernel_count(void) { return (int)emu::kernels().size(); }
 const char* emu_kernel_name(int i) { return emu::kernels()[i].name; }
 const char* emu_kernel_sig(int i) { return emu::kernels()[i].sig.c_str(); }
 
-// emu_launch runs kernel `name` over grid x block with shmem bytes of dynamic shared memory.
+// emu_launch runs kernel `name` over grid x block with shmem bytes of dynamic shared memory,
+// with one OS thread per CUDA thread (fiber 0), fibers (1) or fibers resumed last to first (2).
 // args holds one 8-byte slot per parameter (4-byte values in the low half); sig is the
 // caller's idea of the parameter types, checked against the kernel's. Returns 0, or 1 with
 // a message in err.
@@ -127,6 +129,7 @@ int emu_launch(const char* name, const char* sig, unsigned gx, unsigned gy, unsi
   j->block = dim3(bx, by, bz);
   j->shmem = shmem;
   j->fiber = fiber != 0;
+  j->reverse = fiber == 2;
   j->slots.assign(args, args + nargs);
   for (int i = 0; i < nargs; i++) j->argv.push_back(&j->slots[i]);
   std::thread(run_job, j).detach();

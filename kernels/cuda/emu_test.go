@@ -145,9 +145,9 @@ func TestEmuWatchdog(t *testing.T) {
 // TestEmuThreads runs a kernel with shared memory, barriers, shuffles and atomics with one
 // OS thread per CUDA thread, and with fibers.
 func TestEmuThreads(t *testing.T) {
-	for _, fiber := range []bool{false, true} {
+	for _, mode := range []EmuMode{EmuThreads, EmuFibers, EmuFibersReverse} {
 		drv := NewEmuDriver()
-		drv.Fiber = fiber
+		drv.Mode = mode
 		const grid, block = 3, 256
 		out := emuBuf(t, drv, 8*2*grid)
 		counter := emuBuf(t, drv, 4)
@@ -163,11 +163,11 @@ func TestEmuThreads(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n != grid*block {
-			t.Errorf("fiber=%v: atomic counter %d, want %d", fiber, n, grid*block)
+			t.Errorf("%v: atomic counter %d, want %d", mode, n, grid*block)
 		}
 		for i, v := range got {
 			if v != block*(block-1)/2 {
-				t.Errorf("fiber=%v: block sum %d = %g, want %d", fiber, i, v, block*(block-1)/2)
+				t.Errorf("%v: block sum %d = %g, want %d", mode, i, v, block*(block-1)/2)
 			}
 		}
 	}

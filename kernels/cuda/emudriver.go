@@ -18,9 +18,10 @@ import (
 // EmuDriver runs the CUDA kernels on the CPU. Launches are serialised (static shared
 // memory is one object per process), so one EmuDriver or many behave the same.
 type EmuDriver struct {
-	// Fiber selects fibers (one OS thread per block, fast, deterministic, exact deadlock
-	// reports) over one OS thread per CUDA thread (real concurrency, slow).
-	Fiber bool
+	// Mode selects fibers (one OS thread per block, fast, deterministic, exact deadlock
+	// reports), fibers resumed in reverse order, or one OS thread per CUDA thread (real
+	// concurrency, slow).
+	Mode EmuMode
 	// Timeout is the watchdog: a launch running longer fails.
 	Timeout time.Duration
 	// MemLimit, when positive, makes Alloc fail once this many bytes are allocated.
@@ -33,17 +34,32 @@ type EmuDriver struct {
 	used   int64
 }
 
+// EmuMode is how the emulation runs the threads of a block.
+type EmuMode int
+
+const (
+	EmuThreads       EmuMode = 0 // one OS thread per CUDA thread
+	EmuFibers        EmuMode = 1 // fibers, resumed first to last between barriers
+	EmuFibersReverse EmuMode = 2 // fibers, resumed last to first
+)
+
+func (m EmuMode) String() string {
+	switch m {
+	case EmuThreads:
+		return "threads"
+	case EmuFibersReverse:
+		return "fibers, reverse order"
+	}
+	return "fibers"
+}
+
 // NewEmuDriver returns an emulated driver with fibers and a 60-second watchdog.
 func NewEmuDriver() *EmuDriver {
-	return &EmuDriver{Fiber: true, Timeout: 60 * time.Second, blocks: map[DevPtr]int{}}
+	return &EmuDriver{Mode: EmuFibers, Timeout: 60 * time.Second, blocks: map[DevPtr]int{}}
 }
 
 func (e *EmuDriver) Info() Info {
-	mode := "fibers"
-	if !e.Fiber {
-		mode = "threads"
-	}
-	return Info{Name: "CPU emulation (" + mode + ")", Major: 9, Minor: 0, SMs: 1, TotalMem: 1 << 34}
+	return Info{Name: "CPU emulation (" + e.Mode.String() + ")", Major: 9, Minor: 0, SMs: 1, TotalMem: 1 << 34}
 }
 
 func (e *EmuDriver) Alloc(bytes int) (DevPtr, error) {
@@ -150,7 +166,7 @@ func (e *EmuDriver) Launch(kernel string, grid, block Dim3, shmem int, args []Ar
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	return emuLaunch(kernel, string(sig), grid, block, shmem, slots, e.Fiber, timeout)
+	return emuLaunch(kernel, string(sig), grid, block, shmem, slots, e.Mode, timeout)
 }
 
 func (e *EmuDriver) Gemm(g GemmArgs) error {

@@ -12,7 +12,7 @@ func TestConformanceThreads(t *testing.T) {
 		t.Skip("threads mode is slow; run without -short")
 	}
 	drv := NewEmuDriver()
-	drv.Fiber = false
+	drv.Mode = EmuThreads
 	dev := NewDevice(drv, "cuda-emu-threads")
 	for _, c := range []struct {
 		name string
