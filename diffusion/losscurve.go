@@ -23,7 +23,7 @@ import (
 const LossSmoothing = 0.98
 
 var (
-	plotGrey  = color.RGBA{190, 190, 190, 255}
+	plotGrey  = color.RGBA{150, 150, 150, 255}
 	plotBlue  = color.RGBA{31, 90, 200, 255}
 	plotBlack = color.RGBA{0, 0, 0, 255}
 	plotLight = color.RGBA{235, 235, 235, 255}
