@@ -244,8 +244,12 @@ func NewNative(dev kernels.Device, r nn.Rand, cfg NativeConfig, tok *diffusion.T
 		VisionNorm: nn.NewLayerNorm(dev, C, 1e-5, true),
 		FinalNorm:  nn.NewLayerNorm(dev, C, 1e-5, true)}
 	if r != nil {
-		r.Normal(m.Queries)
-		dev.Scale(m.Queries, nn.DefaultEmbeddingStd)
+		// Word vectors start at the scale of the fixed sin-cos position code (entries in
+		// [-1, 1]) rather than GPT-2's 0.02: at 0.02 the words are drowned by their positions
+		// and text alignment does not train in thousands of steps (measured: batch accuracy
+		// 0.52 after 900 steps at 0.02, 0.66 after 300 at 1).
+		initStd(r, m.Text.Weight, textEmbedStd)
+		initStd(r, m.Queries, nn.DefaultEmbeddingStd)
 	}
 	bc := nn.TransformerBlockConfig{C: C, NH: cfg.Heads, MLPRatio: cfg.MLPRatio}
 	for range cfg.VisionLayers {
@@ -658,6 +662,15 @@ func NativeFromCheckpoint(dev kernels.Device, c *nn.Checkpoint) (*Native, error)
 }
 
 // ---- helpers ----
+
+// textEmbedStd is the standard deviation of the initial word vectors.
+const textEmbedStd = 1.0
+
+// initStd redraws t from N(0, std^2).
+func initStd(r nn.Rand, t *kernels.Tensor, std float32) {
+	r.Normal(t)
+	t.Dev.Scale(t, std)
+}
 
 // devBuf is a model-owned device buffer that grows on demand (as nn's layer buffers).
 type devBuf struct{ t *kernels.Tensor }
