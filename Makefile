@@ -76,6 +76,7 @@ clean:
 #                    with clang-19 (PTX_COMPILER=nvcc uses nvcc instead, where present)
 #   make ptx-tools   clang-19 from Debian and NVIDIA's ptxas (pip package nvidia-cuda-nvcc-cu12, into
 #                    third_party/): `make test` then checks that the PTX is fresh and that it assembles
+#   make vet-cuda    go vet of the tagged GPU code without a GPU or toolkit (cuda.h from pip when absent)
 #   make build-cuda  bin/align-cuda with the CUDA device (build tag cuda; CUDA 12 toolkit, a GPU to run)
 #   make test-cuda   the kernels/cuda tests with the GPU (conformance with the CPU device) besides the emulation
 #   make bench-cuda  GPU benchmarks of the kernels, with the CPU device on the same shapes in the same run
@@ -85,9 +86,11 @@ PTX_COMPILER ?= clang
 CUDA_HOME    ?= /usr/local/cuda
 NVCC_PIP     := nvidia-cuda-nvcc-cu12==12.9.86
 PTXAS_DIR    := third_party/cuda-nvcc
+CUDA_H_PIP   := nvidia-cuda-runtime-cu12==12.9.79
+CUDA_H_DIR   := third_party/cuda-include
 CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
 
-.PHONY: ptx ptx-tools cuda-check build-cuda test-cuda bench-cuda
+.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda
 
 test: ptx-tools
 
@@ -120,6 +123,20 @@ cuda-check:
 	@if command -v nvidia-smi >/dev/null; then nvidia-smi -L; else echo "✗ nvidia-smi not found: is the NVIDIA driver installed?"; fi
 	@test -f $(CUDA_HOME)/include/cuda.h || { echo "✗ $(CUDA_HOME)/include/cuda.h not found: install a CUDA 12 toolkit or set CUDA_HOME"; exit 1; }
 	@grep -q 'gorgonia.org/cu ' go.mod || { echo "→ adding gorgonia.org/cu v0.9.6 to go.mod"; $(GO) get gorgonia.org/cu@v0.9.6; }
+
+vet-cuda:
+	@grep -q 'gorgonia.org/cu ' go.mod || { echo "→ adding gorgonia.org/cu v0.9.6 to go.mod"; $(GO) get gorgonia.org/cu@v0.9.6; }
+	@if [ -f $(CUDA_HOME)/include/cuda.h ]; then inc=$(CUDA_HOME)/include; else \
+		inc=$(CURDIR)/$(CUDA_H_DIR); \
+		if [ ! -f $$inc/cuda.h ]; then \
+			echo "→ fetching cuda.h ($(CUDA_H_PIP), 3.5 MB) into $(CUDA_H_DIR)"; \
+			mkdir -p $$inc && python3 -m pip download -q --no-deps -d $$inc $(CUDA_H_PIP) && cd $$inc \
+				&& python3 -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('*.whl')[0]); open('cuda.h', 'wb').write(z.read('nvidia/cuda_runtime/include/cuda.h'))" \
+				&& rm -f *.whl && cd $(CURDIR) || exit 1; \
+		fi; \
+	fi; \
+	echo "go vet -tags cuda $(CUDA_PKG) (headers from $$inc)"; \
+	CGO_CFLAGS="-I$$inc" $(GO) vet -tags cuda $(CUDA_PKG)
 
 build-cuda: cuda-check
 	$(CUDA_CGO) $(GO) build -tags cuda -o bin/align-cuda ./cmd/align
