@@ -7,6 +7,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -111,6 +113,18 @@ func TestRewardEvalMissingModel(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := Main([]string{"reward", "eval", "--model", t.TempDir() + "/none.safetensors"}, &stdout, &stderr)
 	if code != exitError || !strings.Contains(stderr.String(), "none.safetensors") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestRewardTrainRefusesUsedDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "checkpoint-5.safetensors"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"reward", "train", "-o", dir, "--data", dir}, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "already holds checkpoint-5.safetensors") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }

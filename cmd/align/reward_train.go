@@ -178,6 +178,10 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		}
 		fmt.Fprintf(stderr, "resuming from %s at step %d\n", path, tr.Step)
 	} else {
+		if cs, _ := rewards.Checkpoints(opts.OutputDir); len(cs) > 0 {
+			return usageError{fmt.Errorf("%s already holds %s; resume with --resume-from-checkpoint latest or write to another --output-dir",
+				opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
+		}
 		gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
 		if err != nil {
 			return err
