@@ -5,7 +5,7 @@
 // Model. A launch runs the blocks of the grid one after another. Inside a block every CUDA
 // thread is either
 //   - a fiber (the default): all threads of the block share one OS thread and switch at
-//     barriers, with a 14-instruction stack switch on x86-64 (ucontext elsewhere). Fast and
+//     barriers, with a 15-instruction stack switch on x86-64 (ucontext elsewhere). Fast and
 //     deterministic; a deadlock (threads waiting at barriers nobody else will reach) is seen
 //     exactly and reported. Threads run first to last between barriers, or last to first
 //     (reverse mode), so a missing barrier shows in one of the two orders; or
