@@ -20,15 +20,17 @@ type InfoOptions struct {
 
 // infoReport is what `align info --json` prints.
 type infoReport struct {
-	Version   string   `json:"version"`
-	GoVersion string   `json:"go_version"`
-	OS        string   `json:"os"`
-	Arch      string   `json:"arch"`
-	CPUs      int      `json:"cpus"`
-	Threads   int      `json:"threads"`
-	Backends  []string `json:"backends"`
-	BLAS      blasJSON `json:"blas"`
-	GEMM      string   `json:"gemm_kernel"`
+	Version    string   `json:"version"`
+	GoVersion  string   `json:"go_version"`
+	OS         string   `json:"os"`
+	Arch       string   `json:"arch"`
+	CPUs       int      `json:"cpus"`
+	Threads    int      `json:"threads"`
+	Backends   []string `json:"backends"`
+	Device     string   `json:"device"`
+	DeviceInfo string   `json:"device_info,omitempty"`
+	BLAS       blasJSON `json:"blas"`
+	GEMM       string   `json:"gemm_kernel"`
 	// GemmGFLOPs is the CPU device's Gemm rate at 1024^3 over --probe-time (0 when skipped).
 	GemmGFLOPs float64 `json:"gemm_gflops"`
 }
@@ -50,6 +52,7 @@ func newCmdInfo(runF func(*InfoOptions) error) *cobra.Command {
 		Short: "Show backends, BLAS library, threads and a GEMM speed probe",
 		Example: `  $ align info
   $ align info --json
+  $ align info --device cuda        # needs a binary built with -tags cuda
   $ ALIGN_BLAS=go align info        # force the Go GEMM
   $ ALIGN_BLAS=openblas align info  # force OpenBLAS`,
 		Args: cobra.NoArgs,
@@ -76,13 +79,21 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 		Arch:      runtime.GOARCH,
 		CPUs:      runtime.NumCPU(),
 		Threads:   runtime.GOMAXPROCS(0),
-		Backends:  []string{"cpu"},
+		Backends:  kernels.DeviceNames(),
+	}
+	dev, err := deviceFromCmd(cmd)
+	if err != nil {
+		return err
+	}
+	r.Device = dev.Name()
+	if d, ok := dev.(kernels.Describer); ok {
+		r.DeviceInfo = d.Describe()
 	}
 	bi := kernels.LoadBLAS()
 	r.BLAS = blasJSON(bi)
 	r.GEMM = kernels.GoGemmKernel()
 	if opts.ProbeTime > 0 {
-		r.GemmGFLOPs = kernels.GemmProbe(kernels.NewCPU(0), opts.ProbeTime)
+		r.GemmGFLOPs = kernels.GemmProbe(dev, opts.ProbeTime)
 	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
@@ -94,11 +105,15 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	fmt.Fprintf(w, "align\t%s\n", r.Version)
 	fmt.Fprintf(w, "go\t%s %s/%s\n", r.GoVersion, r.OS, r.Arch)
 	fmt.Fprintf(w, "cpus\t%d (threads %d)\n", r.CPUs, r.Threads)
-	fmt.Fprintf(w, "backends\t%v\n", r.Backends)
+	fmt.Fprintf(w, "devices\t%v\n", r.Backends)
+	fmt.Fprintf(w, "device\t%s\n", r.Device)
+	if r.DeviceInfo != "" {
+		fmt.Fprintf(w, "device info\t%s\n", r.DeviceInfo)
+	}
 	fmt.Fprintf(w, "blas\t%s\n", bi)
 	fmt.Fprintf(w, "go gemm kernel\t%s\n", r.GEMM)
 	if opts.ProbeTime > 0 {
-		fmt.Fprintf(w, "gemm probe\t%.1f GFLOP/s (1024^3, %v)\n", r.GemmGFLOPs, opts.ProbeTime)
+		fmt.Fprintf(w, "gemm probe\t%.1f GFLOP/s on %s (1024^3, %v)\n", r.GemmGFLOPs, r.Device, opts.ProbeTime)
 	}
 	return w.Flush()
 }

@@ -51,6 +51,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
 	})
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	addDeviceFlag(root)
 	root.AddCommand(newCmdInfo(nil))
 	root.AddCommand(newCmdSample(nil))
 	root.AddCommand(newCmdPretrain(nil))

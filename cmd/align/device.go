@@ -1,0 +1,31 @@
+// The --device flag every command inherits from the root: which kernels.Device computes.
+// Importing kernels/cuda registers "cuda" (binaries built with -tags cuda) and "cuda-emu"
+// (the CUDA kernels emulated on the CPU; slow, for checking kernels without a GPU).
+package main
+
+import (
+	"github.com/alignkit/align/kernels"
+	_ "github.com/alignkit/align/kernels/cuda" // registers the CUDA devices
+	"github.com/spf13/cobra"
+)
+
+const deviceFlagHelp = "compute device: cpu; cuda (a binary built with -tags cuda, see make build-cuda); cuda-emu (CUDA kernels emulated on the CPU, slow)"
+
+// addDeviceFlag adds the persistent --device flag to the root command.
+func addDeviceFlag(root *cobra.Command) {
+	root.PersistentFlags().String("device", "cpu", deviceFlagHelp)
+}
+
+// deviceFromCmd opens the device named by --device; an unknown name is a usage error that
+// lists the available ones.
+func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
+	name, err := cmd.Flags().GetString("device")
+	if err != nil || name == "" {
+		name = "cpu"
+	}
+	dev, err := kernels.Open(name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return dev, nil
+}
