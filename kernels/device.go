@@ -17,7 +17,9 @@
 package kernels
 
 // Device is the set of operations the diffusion transformer, the reward models and their
-// training need. Implementations: CPU (cpu.go) and CUDA (cuda_device.go, tag cuda).
+// training need. Implementations: CPU (cpu.go) and CUDA (package kernels/cuda: the real
+// driver with the build tag cuda, and an emulated driver that runs the same kernels on the
+// CPU for tests).
 // Tensors passed to one call must all live on that device. Operations panic on shape
 // violations (programmer errors); nothing here returns an error on the hot path.
 type Device interface {
@@ -92,8 +94,8 @@ type Device interface {
 	// out = (x-mean)*rstd*weight + bias, rstd = 1/sqrt(var+eps) (biased variance).
 	// weight and bias (C) may both be nil (no affine). mean, rstd (N) are cached for backward.
 	LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C int, eps float32)
-	// LayerNormBackward writes dinp (N,C) and accumulates dweight, dbias (C) (both nil
-	// when there is no affine).
+	// LayerNormBackward writes dinp (N,C) and accumulates dweight, dbias (C); either may be
+	// nil (no affine, or a frozen affine). dinp may share dout's storage.
 	LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd *Tensor, N, C int)
 
 	// ---- adaLN (modulate_cpu.go) ----
@@ -110,7 +112,7 @@ type Device interface {
 
 	// ---- softmax and attention (softmax_cpu.go, attention_cpu.go) ----
 
-	// SoftmaxForward: row-wise softmax of inp (N,C).
+	// SoftmaxForward: row-wise softmax of inp (N,C); a row that is all -Inf gives zeros.
 	SoftmaxForward(out, inp *Tensor, N, C int)
 	// SoftmaxBackward: dinp = out ⊙ (dout - sum_c(dout ⊙ out)).
 	SoftmaxBackward(dinp, dout, out *Tensor, N, C int)
@@ -179,7 +181,9 @@ type Device interface {
 	// RandNormal fills t with N(0,1) draws from Philox4x32-10 keyed by seed. Element i
 	// comes from counter offset + i/4, so results do not depend on threads or devices.
 	RandNormal(t *Tensor, seed, offset uint64)
-	// RandUniform fills t with U(0,1) draws (open interval), same counter rule.
+	// RandUniform fills t with U(0,1) draws (open interval), same counter rule:
+	// u = ((x>>8) + 0.5) * 2^-24 computed in float64, rounded to float32 and capped at
+	// 1 - 2^-24 (the top value would otherwise round to exactly 1).
 	RandUniform(t *Tensor, seed, offset uint64)
 }
 
