@@ -23,7 +23,6 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
-	"github.com/alignkit/align/kernels"
 )
 
 // PretrainOptions are the flags of `align pretrain`.
@@ -286,7 +285,10 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		return fmt.Errorf("%s: no training samples", opts.Data)
 	}
 	pc := opts.Train
-	dev := kernels.NewCPU(0)
+	dev, err := deviceFromCmd(cmd)
+	if err != nil {
+		return err
+	}
 	var tr *diffusion.Trainer
 	resumed := ""
 	if opts.ResumeFromCheckpoint != "" {

@@ -235,7 +235,10 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		}
 		prompts = append(prompts, ps...)
 	}
-	dev := kernels.NewCPU(0)
+	dev, err := deviceFromCmd(cmd)
+	if err != nil {
+		return err
+	}
 	m, err := loadSampleModel(dev, opts.Model, opts.Video)
 	if err != nil {
 		return err
