@@ -126,16 +126,26 @@ func (c *PretrainConfig) Validate() error {
 
 // LR returns the learning rate of optimizer step s (1-based).
 func (c *PretrainConfig) LR(s int) float64 {
-	lr := c.LearningRate
-	if c.LRWarmupSteps > 0 && s < c.LRWarmupSteps {
-		return lr * float64(s) / float64(c.LRWarmupSteps)
+	return ScheduledLR(c.LearningRate, c.LRScheduler, c.LRWarmupSteps, c.MaxTrainSteps, s)
+}
+
+// ScheduledLR is the learning rate of optimizer step s (1-based) of a run of total steps with
+// peak rate lr: a linear warmup lr*s/warmup for s < warmup, then the scheduler over the
+// remaining steps, p = (s - warmup)/(total - warmup) capped at 1:
+//
+//	constant  lr        linear  lr (1 - p)        cosine  lr (1 + cos(pi p))/2
+//
+// Pre-training (PretrainConfig.LR) and fine-tuning (package dpo) share it.
+func ScheduledLR(lr float64, scheduler string, warmup, total, s int) float64 {
+	if warmup > 0 && s < warmup {
+		return lr * float64(s) / float64(warmup)
 	}
-	span := c.MaxTrainSteps - c.LRWarmupSteps
+	span := total - warmup
 	if span <= 0 {
 		return lr
 	}
-	p := math.Min(1, float64(s-c.LRWarmupSteps)/float64(span))
-	switch c.LRScheduler {
+	p := math.Min(1, float64(s-warmup)/float64(span))
+	switch scheduler {
 	case LRLinear:
 		return lr * (1 - p)
 	case LRCosine:
@@ -285,11 +295,21 @@ func (t *Trainer) TrainOneStep() LogEntry {
 }
 
 // updateEMA moves the EMA weights towards the raw weights after step s.
-func (t *Trainer) updateEMA(s int) {
-	d := math.Min(t.Cfg.EMADecay, float64(1+s)/float64(10+s))
-	ws, es := t.Model.Params(), t.EMA.Params()
-	for i := range ws {
-		t.dev.Axpby(es[i].W, float32(d), es[i].W, float32(1-d), ws[i].W)
+func (t *Trainer) updateEMA(s int) { UpdateEMA(t.EMA.Params(), t.Model.Params(), t.Cfg.EMADecay, s) }
+
+// UpdateEMA moves the values of ema towards those of w (the same shapes, in the same order)
+// after optimizer step s (1-based), with the warmed-up decay of the pre-training loop:
+//
+//	d = min(decay, (1+s)/(10+s)),   ema = d*ema + (1-d)*w
+//
+// Pre-training and fine-tuning (package dpo) share it.
+func UpdateEMA(ema, w []nn.Param, decay float64, s int) {
+	if len(ema) != len(w) {
+		panic(fmt.Sprintf("diffusion: UpdateEMA: %d averages for %d parameters", len(ema), len(w)))
+	}
+	d := math.Min(decay, float64(1+s)/float64(10+s))
+	for i := range w {
+		w[i].W.Dev.Axpby(ema[i].W, float32(d), ema[i].W, float32(1-d), w[i].W)
 	}
 }
 
