@@ -5,6 +5,7 @@
 #   make bench   GEMM and layer benchmarks with ratios against baselines measured in the same run
 #   make info    build and print backends, BLAS core and a GEMM probe
 #   make data    download the emoji packages and build the image and clip datasets
+#   make pretrain-image   one leg (<= 110 min) of the default image model's pre-training
 
 GO      ?= go
 BIN     := bin/align
@@ -16,7 +17,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet bench info clean pyenv golden data
+.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image
 
 all: build
 
@@ -62,8 +63,20 @@ golden: pyenv
 	$(PYTHON) scripts/golden/dit_block.py
 
 # The emoji image and clip datasets (npm packages, checksummed) into data/emoji.
-data: build
-	./$(BIN) data prepare --output-dir data/emoji
+DATA := data/emoji
+data: $(DATA)/manifest.json
+$(DATA)/manifest.json:
+	$(MAKE) build
+	./$(BIN) data prepare --output-dir $(DATA)
+
+# Pre-training of the default models, in legs of at most two hours joined by exact resume:
+# run the same target again to continue where the last leg stopped. RUNS holds the
+# checkpoints (about 150 MB each) and logs.
+RUNS ?= runs
+resume = $$(ls $(1)/checkpoint-*.safetensors >/dev/null 2>&1 && echo --resume-from-checkpoint latest)
+pretrain-image: build data
+	./$(BIN) pretrain --data $(DATA) --reward-dims vq,ta --max-train-steps 20000 --seed 1 \
+		--checkpointing-steps 500 --time-limit 110m -o $(RUNS)/image-base $(call resume,$(RUNS)/image-base)
 
 info: setup build
 	./$(BIN) info
@@ -146,3 +159,28 @@ test-cuda: cuda-check
 
 bench-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench . -benchtime 20x $(CUDA_PKG)
+
+# ---- ONNX Runtime (rewards/onnx) ----
+#   make ort   ONNX Runtime's CPU library (libonnxruntime.so.1) from the onnxruntime-node npm
+#              package, checksummed, into third_party/onnxruntime (never committed). It is loaded
+#              at run time with dlopen; `make test` needs it so that the ONNX tests really run
+#              (they skip without it, except under CI=true where they fail).
+ORT_VERSION := 1.30.0
+ORT_SHA256  := ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+ORT_DIR     := third_party/onnxruntime
+ORT_LIB     := $(ORT_DIR)/libonnxruntime.so.1
+
+.PHONY: ort
+
+test: ort
+
+ort: $(ORT_LIB)
+
+# npm pack does not run the package's postinstall script (which would fetch CUDA providers).
+$(ORT_LIB):
+	mkdir -p $(ORT_DIR)
+	cd $(ORT_DIR) && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null
+	tar -xzf $(ORT_DIR)/onnxruntime-node-$(ORT_VERSION).tgz -C $(ORT_DIR) --strip-components=5 \
+	    package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	rm -f $(ORT_DIR)/onnxruntime-node-$(ORT_VERSION).tgz
+	echo "$(ORT_SHA256)  $(ORT_LIB)" | sha256sum -c - || { rm -f $(ORT_LIB); exit 1; }
