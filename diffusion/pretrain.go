@@ -482,9 +482,11 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 }
 
 // ConfigChanges lists the hyper-parameters in which b differs from a, as
-// "name: a -> b" (JSON names, sorted).
-func ConfigChanges(a, b *PretrainConfig) []string {
-	flat := func(c *PretrainConfig) map[string]string {
+// "name: a -> b" (JSON names, sorted). a and b are configs of one type (a *PretrainConfig,
+// or the fine-tuning config of package dpo) whose JSON form is an object; fields of nested
+// objects are named "outer.inner".
+func ConfigChanges(a, b any) []string {
+	flat := func(c any) map[string]string {
 		js, _ := json.Marshal(c)
 		var m map[string]any
 		json.Unmarshal(js, &m)
