@@ -1,0 +1,207 @@
+// LoRA on chosen projections of a DiT (Hu et al., arXiv 2106.09685): which layers carry
+// adapters (--lora-targets), switching them off (the frozen base is Flow-DPO's reference),
+// merging them into plain weights, and adapter files.
+//
+// Targets, in every DiT block: qkv (the packed q, k, v projection), proj (attention output),
+// fc1 and fc2 (the MLP), ada (the adaLN modulation). The default, qkv and proj, is
+// VideoAlign's q/k/v/o. Adapter parameters keep PEFT's names under the layer's:
+// "blocks.3.attn.qkv.lora_A.weight".
+//
+// Adapter file (adapter.safetensors): the lora_A and lora_B tensors only, the base model's
+// config (nn.Checkpoint Config), and the metadata keys model_type = "align.dit.lora",
+// lora = {"rank":16,"alpha":32,"targets":["qkv","proj"]}, base_model (the path trained from).
+//
+// Test: go test ./dpo -run LoRA
+
+package dpo
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/nn"
+)
+
+// LoRA targets (--lora-targets).
+const (
+	TargetQKV  = "qkv"
+	TargetProj = "proj"
+	TargetFC1  = "fc1"
+	TargetFC2  = "fc2"
+	TargetAda  = "ada"
+)
+
+// LoRATargets lists the accepted targets.
+var LoRATargets = []string{TargetQKV, TargetProj, TargetFC1, TargetFC2, TargetAda}
+
+// LoRAConfig sizes the adapters: y = x W^T + b + (alpha/rank) (x A^T) B^T.
+type LoRAConfig struct {
+	Rank    int      `json:"rank"`    // e.g. 16
+	Alpha   float64  `json:"alpha"`   // e.g. 32 (2*rank)
+	Targets []string `json:"targets"` // e.g. ["qkv","proj"]
+}
+
+// DefaultLoRAConfig is rank 16, alpha 32 on qkv and proj.
+func DefaultLoRAConfig() LoRAConfig {
+	return LoRAConfig{Rank: 16, Alpha: 32, Targets: []string{TargetQKV, TargetProj}}
+}
+
+// Validate checks the config.
+func (c *LoRAConfig) Validate() error {
+	if c.Rank < 1 {
+		return fmt.Errorf("--lora-rank must be >= 1, got %d", c.Rank)
+	}
+	if !(c.Alpha > 0) {
+		return fmt.Errorf("--lora-alpha must be > 0, got %v", c.Alpha)
+	}
+	if len(c.Targets) == 0 {
+		return fmt.Errorf("--lora-targets is empty; want some of %s", strings.Join(LoRATargets, ", "))
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Targets {
+		if !slices.Contains(LoRATargets, t) {
+			return fmt.Errorf("--lora-targets: unknown target %q (known: %s)", t, strings.Join(LoRATargets, ", "))
+		}
+		if seen[t] {
+			return fmt.Errorf("--lora-targets: %q given twice", t)
+		}
+		seen[t] = true
+	}
+	return nil
+}
+
+// LoRALayers returns the layers of m that the targets name, block by block in the order of
+// LoRATargets.
+func LoRALayers(m *diffusion.DiT, targets []string) []*nn.Linear {
+	var out []*nn.Linear
+	for _, b := range m.Blocks {
+		for _, t := range LoRATargets {
+			if !slices.Contains(targets, t) {
+				continue
+			}
+			switch t {
+			case TargetQKV:
+				out = append(out, b.Attn.QKV)
+			case TargetProj:
+				out = append(out, b.Attn.Proj)
+			case TargetFC1:
+				out = append(out, b.MLP.FC1)
+			case TargetFC2:
+				out = append(out, b.MLP.FC2)
+			case TargetAda:
+				out = append(out, b.Ada)
+			}
+		}
+	}
+	return out
+}
+
+// EnableLoRA freezes every base parameter of m and attaches adapters to the target layers,
+// A drawn from r (nil: zeros, for loading), B zero, so the model's output is unchanged. It
+// returns the adapted layers.
+func EnableLoRA(m *diffusion.DiT, r nn.Rand, c LoRAConfig) []*nn.Linear {
+	m.SetTrainable(false)
+	ls := LoRALayers(m, c.Targets)
+	for _, l := range ls {
+		l.EnableLoRA(r, c.Rank, float32(c.Alpha))
+	}
+	return ls
+}
+
+// SetLoRAEnabled switches the adapters of layers on or off (off: the frozen base).
+func SetLoRAEnabled(layers []*nn.Linear, on bool) {
+	for _, l := range layers {
+		l.SetLoRAEnabled(on)
+	}
+}
+
+// MergeLoRA folds the adapters into their base weights, W += (alpha/r) B A, and removes
+// them: the model is plain again and saves as a normal model file.
+func MergeLoRA(layers []*nn.Linear) {
+	for _, l := range layers {
+		l.MergeLoRA()
+	}
+}
+
+// isLoRAParam reports whether a parameter name is an adapter's.
+func isLoRAParam(name string) bool {
+	return strings.HasSuffix(name, ".lora_A.weight") || strings.HasSuffix(name, ".lora_B.weight")
+}
+
+// Metadata of adapter files.
+const (
+	metaModelType    = "model_type" // diffusion's key for the kind of file
+	metaTokenizer    = "tokenizer"  // diffusion's key for the tokenizer JSON
+	metaLoRA         = "lora"
+	metaBaseModel    = "base_model"
+	modelTypeLoRA    = "align.dit.lora"
+	modelTypeFTState = "align.dit.finetune-state"
+)
+
+// AdapterCheckpoint returns the adapters of m (LoRA attached with c) as a checkpoint.
+func AdapterCheckpoint(m *diffusion.DiT, c LoRAConfig, baseModel string) (*nn.Checkpoint, error) {
+	var ps []nn.Param
+	for _, p := range m.Params() {
+		if isLoRAParam(p.Name) {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("model carries no LoRA adapters")
+	}
+	cfg, err := json.Marshal(m.Config)
+	if err != nil {
+		return nil, err
+	}
+	lc, _ := json.Marshal(c)
+	return &nn.Checkpoint{Tensors: nn.HostParams(ps, nn.F32), Config: cfg,
+		Extra: map[string]string{metaModelType: modelTypeLoRA, metaLoRA: string(lc), metaBaseModel: baseModel}}, nil
+}
+
+// ApplyAdapter reads an adapter file and attaches its adapters to m, whose config must be
+// the adapter's base model's. It returns the adapter's config and the adapted layers
+// (switched on); MergeLoRA turns m into a plain model.
+func ApplyAdapter(m *diffusion.DiT, path string) (LoRAConfig, []*nn.Linear, error) {
+	var lc LoRAConfig
+	c, err := nn.LoadCheckpoint(path)
+	if err != nil {
+		return lc, nil, err
+	}
+	if c.Extra[metaModelType] != modelTypeLoRA {
+		return lc, nil, fmt.Errorf("%s: not a LoRA adapter file (model_type %q)", path, c.Extra[metaModelType])
+	}
+	if err := json.Unmarshal([]byte(c.Extra[metaLoRA]), &lc); err != nil {
+		return lc, nil, fmt.Errorf("%s: lora metadata: %w", path, err)
+	}
+	if err := lc.Validate(); err != nil {
+		return lc, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg, err := diffusion.ParseModelConfig(c.Config)
+	if err != nil {
+		return lc, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !m.Config.Equal(&cfg) {
+		return lc, nil, fmt.Errorf("%s: adapter of another model (%s)", path, m.Config.Diff(&cfg))
+	}
+	for _, l := range LoRALayers(m, LoRATargets) {
+		if l.LoRA != nil {
+			return lc, nil, fmt.Errorf("%s: the model already carries adapters", path)
+		}
+	}
+	ls := EnableLoRA(m, nil, lc)
+	var ps []nn.Param
+	for _, p := range m.Params() {
+		if isLoRAParam(p.Name) {
+			ps = append(ps, p)
+		}
+	}
+	if err := c.CopyToParams(ps); err != nil {
+		MergeLoRA(ls) // nothing was copied: B is zero, so this only removes the adapters
+		m.SetTrainable(true)
+		return lc, nil, err
+	}
+	return lc, ls, nil
+}

@@ -1,0 +1,826 @@
+// The fine-tuning loop of Flow-DPO, Flow-RWR and SFT: LoRA or full fine-tuning of a DiT,
+// AdamW with a warmup and decay schedule, gradient accumulation and clipping, an optional
+// EMA, checkpoints that resume exactly (bit-identical losses), a JSONL log, a metrics plot
+// and the output model files. The schedule, EMA rule, checkpoint naming, log format and plot
+// are the pre-training loop's (package diffusion: ScheduledLR, UpdateEMA, Checkpoints,
+// MetricCurve).
+//
+// One optimizer step s = 1, 2, ...:
+//
+//	gradients zeroed; for each of gradient_accumulation_steps micro-batches:
+//	    next train_batch_size pairs (dpo) or samples (rwr, sft) of the data order (epoch e:
+//	    diffusion.EpochOrder(seed, e, N); batches run on across epoch ends)
+//	    DPOStep / RWRStep forward and backward, gradients scaled by 1/accumulation steps
+//	norm = ClipGradNorm(max_grad_norm); a non-finite norm or loss skips the update (logged)
+//	lr(s) = ScheduledLR(learning_rate, lr_scheduler, lr_warmup_steps, max_train_steps, s)
+//	AdamW step; EMA of the trained parameters when ema_decay > 0
+//
+// Trained parameters: the LoRA adapters (the base frozen; the base with adapters off is the
+// Flow-DPO reference), or with full fine-tuning every weight (Flow-DPO then keeps a frozen
+// copy of the starting weights as its reference).
+//
+// Output directory:
+//
+//	checkpoint-<step>.safetensors  base and adapter weights (or all weights, the reference as
+//	                               "ref.*"), EMA ("ema.*"), AdamW moments, RNG, step, data
+//	                               position; self-contained: a resume needs no --model
+//	adapter.safetensors            LoRA: the adapters (EMA values when on), lora.go's format
+//	model.safetensors              full fine-tuning, or LoRA with MergeLoRA: plain weights that
+//	                               `align sample --model` loads
+//	logs.jsonl, metrics.png        one line per step; loss, implicit_acc, inside, w_diff,
+//	                               l_diff (dpo) or loss, mse (rwr, sft) per step
+//
+// Test: go test ./dpo -run 'Trainer|Resume|Checkpoint|Output'
+
+package dpo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
+)
+
+// Config holds the hyper-parameters of a fine-tuning run (diffusers' flag names).
+type Config struct {
+	Method                    string  `json:"method"`
+	Seed                      uint64  `json:"seed"`
+	TrainBatchSize            int     `json:"train_batch_size"` // pairs (dpo) or samples per micro-batch
+	GradientAccumulationSteps int     `json:"gradient_accumulation_steps"`
+	MaxTrainSteps             int     `json:"max_train_steps"`
+	LearningRate              float64 `json:"learning_rate"`
+	LRScheduler               string  `json:"lr_scheduler"`
+	LRWarmupSteps             int     `json:"lr_warmup_steps"`
+	AdamBeta1                 float64 `json:"adam_beta1"`
+	AdamBeta2                 float64 `json:"adam_beta2"`
+	AdamEpsilon               float64 `json:"adam_epsilon"`
+	AdamWeightDecay           float64 `json:"adam_weight_decay"`
+	MaxGradNorm               float64 `json:"max_grad_norm"`
+	EMADecay                  float64 `json:"ema_decay"` // 0: no EMA
+	CheckpointingSteps        int     `json:"checkpointing_steps"`
+	CheckpointsTotalLimit     int     `json:"checkpoints_total_limit"` // 0 keeps all
+
+	BetaDPO      float64 `json:"beta_dpo"`
+	BetaSchedule string  `json:"beta_schedule"`
+
+	FullFinetune bool       `json:"full_finetune"`
+	LoRA         LoRAConfig `json:"lora"` // ignored with FullFinetune
+
+	// Timesteps is the time density (weighting_scheme logit_normal, mode or none = uniform)
+	// and shift; its caption and reward dropouts are not used.
+	Timesteps diffusion.Objective `json:"timesteps"`
+}
+
+// DefaultBetaDPO is --beta-dpo's default: VideoAlign's constant beta (App. I). Its effective
+// size depends on the error's reduction (a mean over elements here, a sum in the paper's
+// pseudocode); it is to be re-chosen by a sweep on a trained base model.
+const DefaultBetaDPO = 500
+
+// DefaultConfig returns the defaults of `align finetune`.
+func DefaultConfig() Config {
+	t := diffusion.DefaultObjective()
+	t.WeightingScheme, t.CaptionDropout, t.RewardDropout = diffusion.WeightingNone, 0, 0
+	return Config{Method: MethodDPO, TrainBatchSize: 8, GradientAccumulationSteps: 1, MaxTrainSteps: 1000,
+		LearningRate: 1e-4, LRScheduler: diffusion.LRConstant, LRWarmupSteps: 50, AdamBeta1: 0.9, AdamBeta2: 0.999,
+		AdamEpsilon: 1e-8, MaxGradNorm: 1, CheckpointingSteps: 250, CheckpointsTotalLimit: 3,
+		BetaDPO: DefaultBetaDPO, BetaSchedule: BetaConst, LoRA: DefaultLoRAConfig(), Timesteps: t}
+}
+
+// timeDensities are the weighting schemes whose loss weight is 1 (only the density of t
+// matters to these losses).
+var timeDensities = []string{diffusion.WeightingLogitNormal, diffusion.WeightingMode, diffusion.WeightingNone}
+
+// Validate checks the hyper-parameters.
+func (c *Config) Validate() error {
+	switch {
+	case !slices.Contains(Methods, c.Method):
+		return fmt.Errorf("--method %q: want one of %v", c.Method, Methods)
+	case c.TrainBatchSize < 1:
+		return fmt.Errorf("--train-batch-size must be >= 1, got %d", c.TrainBatchSize)
+	case c.GradientAccumulationSteps < 1:
+		return fmt.Errorf("--gradient-accumulation-steps must be >= 1, got %d", c.GradientAccumulationSteps)
+	case c.MaxTrainSteps < 1:
+		return fmt.Errorf("--max-train-steps must be >= 1, got %d", c.MaxTrainSteps)
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
+		return fmt.Errorf("--learning-rate must be a positive number, got %v", c.LearningRate)
+	case !slices.Contains(diffusion.LRSchedulers, c.LRScheduler):
+		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, diffusion.LRSchedulers)
+	case c.LRWarmupSteps < 0:
+		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
+	case !(c.AdamBeta1 >= 0 && c.AdamBeta1 < 1) || !(c.AdamBeta2 >= 0 && c.AdamBeta2 < 1):
+		return fmt.Errorf("Adam betas must be in [0, 1), got %v, %v", c.AdamBeta1, c.AdamBeta2)
+	case !(c.AdamEpsilon > 0):
+		return fmt.Errorf("--adam-epsilon must be > 0, got %v", c.AdamEpsilon)
+	case !(c.AdamWeightDecay >= 0):
+		return fmt.Errorf("--adam-weight-decay must be >= 0, got %v", c.AdamWeightDecay)
+	case !(c.MaxGradNorm > 0):
+		return fmt.Errorf("--max-grad-norm must be > 0, got %v", c.MaxGradNorm)
+	case !(c.EMADecay >= 0 && c.EMADecay < 1):
+		return fmt.Errorf("--ema-decay must be in [0, 1), got %v", c.EMADecay)
+	case c.CheckpointingSteps < 1:
+		return fmt.Errorf("--checkpointing-steps must be >= 1, got %d", c.CheckpointingSteps)
+	case c.CheckpointsTotalLimit < 0:
+		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
+	case !(c.BetaDPO > 0) || math.IsInf(c.BetaDPO, 0):
+		return fmt.Errorf("--beta-dpo must be a positive number, got %v", c.BetaDPO)
+	case !slices.Contains(BetaSchedules, c.BetaSchedule):
+		return fmt.Errorf("--beta-schedule %q: want one of %v", c.BetaSchedule, BetaSchedules)
+	case !slices.Contains(timeDensities, c.Timesteps.WeightingScheme):
+		return fmt.Errorf("--weighting-scheme %q: fine-tuning samples t from one of %v", c.Timesteps.WeightingScheme, timeDensities)
+	}
+	if !c.FullFinetune {
+		if err := c.LoRA.Validate(); err != nil {
+			return err
+		}
+	}
+	return c.Timesteps.Validate()
+}
+
+// ---- log ----
+
+// DPOMetrics are the Flow-DPO columns of a log line (means over the step's pairs).
+type DPOMetrics struct {
+	ImplicitAcc float64 `json:"implicit_acc"`
+	Inside      float64 `json:"inside"`
+	WDiff       float64 `json:"w_diff"`
+	LDiff       float64 `json:"l_diff"`
+	ModelMSEW   float64 `json:"model_mse_w"`
+	ModelMSEL   float64 `json:"model_mse_l"`
+	RefMSEW     float64 `json:"ref_mse_w"`
+	RefMSEL     float64 `json:"ref_mse_l"`
+	Beta        float64 `json:"beta"`
+}
+
+// RWRMetrics are the Flow-RWR and SFT columns of a log line.
+type RWRMetrics struct {
+	MSE        float64 `json:"mse"`         // unweighted mean error
+	WeightMean float64 `json:"weight_mean"` // mean weight of the step's samples
+}
+
+// LogEntry is one line of logs.jsonl. Non-finite values are written as 0 (JSON has no NaN)
+// and the step is marked skipped.
+type LogEntry struct {
+	Step          int     `json:"step"`
+	Epoch         int     `json:"epoch"`
+	Loss          float64 `json:"loss"`
+	LR            float64 `json:"lr"`
+	GradNorm      float64 `json:"grad_norm"`
+	SamplesPerSec float64 `json:"samples_per_s"`
+	Skipped       bool    `json:"skipped,omitempty"`
+	*DPOMetrics
+	*RWRMetrics
+}
+
+// sanitize replaces non-finite numbers by 0 (and marks the step skipped).
+func (e *LogEntry) sanitize() {
+	fix := func(p *float64) {
+		if math.IsNaN(*p) || math.IsInf(*p, 0) {
+			*p, e.Skipped = 0, true
+		}
+	}
+	for _, p := range []*float64{&e.Loss, &e.LR, &e.GradNorm, &e.SamplesPerSec} {
+		fix(p)
+	}
+	if d := e.DPOMetrics; d != nil {
+		for _, p := range []*float64{&d.ImplicitAcc, &d.Inside, &d.WDiff, &d.LDiff, &d.ModelMSEW, &d.ModelMSEL, &d.RefMSEW, &d.RefMSEL, &d.Beta} {
+			fix(p)
+		}
+	}
+	if r := e.RWRMetrics; r != nil {
+		fix(&r.MSE)
+		fix(&r.WeightMean)
+	}
+}
+
+// ---- trainer ----
+
+// Trainer runs fine-tuning. Create it with NewTrainer (or ResumeTrainer), then Run.
+type Trainer struct {
+	Cfg   Config
+	Model *diffusion.DiT // the policy: adapters attached, or every weight trainable
+	Ref   *diffusion.DiT // full fine-tuning with Flow-DPO: the frozen starting weights
+	LoRA  []*nn.Linear   // the adapted layers (nil with full fine-tuning)
+	Opt   *nn.AdamW      // over the trained parameters
+	EMA   []nn.Param     // averages of Opt.Params (same names); nil without EMA
+	RNG   kernels.RNG    // times and noise
+	Step  int            // optimizer steps done
+	Epoch int            // data order: epoch and position of the next unit
+	Pos   int
+
+	OutputDir string
+	BaseModel string // the model file the run started from (recorded in outputs)
+	MergeLoRA bool   // also write model.safetensors with the adapters merged
+	Log       []LogEntry
+	// Resumed is the config of the run a resumed trainer continues (nil for a fresh run).
+	Resumed *Config
+	// Progress, when set, is called after every step; Notify receives one-line messages.
+	Progress func(e LogEntry, elapsed time.Duration)
+	Notify   func(msg string)
+
+	dev   kernels.Device
+	data  *Data
+	order []int
+	ref   Reference
+	dpo   *DPOStep
+	rwr   *RWRStep
+	x0    *kernels.Tensor
+	host  []float32
+	caps  []string
+	ties  []bool
+	ws    []float64
+}
+
+// loraKey keys the stream of the adapters' initial values apart from the run's noise.
+const loraKey = 0x4c6f5241a11a0001
+
+// NewTrainer prepares fine-tuning of m (a plain model with its tokenizer; it becomes the
+// policy) on data.
+func NewTrainer(dev kernels.Device, m *diffusion.DiT, cfg Config, data *Data, outputDir string) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case m.Tokenizer == nil:
+		return nil, errors.New("finetune: the model has no tokenizer")
+	case m.HasLoRA():
+		return nil, errors.New("finetune: the model already carries LoRA adapters")
+	case data.Len() == 0:
+		return nil, errors.New("finetune: no training data")
+	case cfg.Method == MethodDPO && data.Pairs == nil:
+		return nil, errors.New("finetune: --method dpo trains on pairs (--pairs)")
+	case cfg.Method != MethodDPO && data.Items == nil:
+		return nil, fmt.Errorf("finetune: --method %s trains on samples, not pairs", cfg.Method)
+	}
+	t := &Trainer{Cfg: cfg, Model: m, RNG: kernels.RNG{Seed: cfg.Seed}, OutputDir: outputDir, dev: dev, data: data}
+	if cfg.FullFinetune {
+		m.SetTrainable(true)
+		if cfg.Method == MethodDPO {
+			ref, err := diffusion.NewDiT(dev, nil, m.Config)
+			if err != nil {
+				return nil, err
+			}
+			ref.Tokenizer = m.Tokenizer
+			ref.CopyWeightsFrom(m)
+			ref.SetTrainable(false)
+			t.Ref, t.ref = ref, &CopyReference{ref}
+		}
+	} else {
+		t.LoRA = EnableLoRA(m, &kernels.RNG{Seed: cfg.Seed ^ loraKey}, cfg.LoRA)
+		t.ref = &LoRAReference{m, t.LoRA}
+	}
+	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), Beta1: float32(cfg.AdamBeta1),
+		Beta2: float32(cfg.AdamBeta2), Eps: float32(cfg.AdamEpsilon), WeightDecay: float32(cfg.AdamWeightDecay)})
+	if cfg.EMADecay > 0 {
+		for _, p := range t.Opt.Params {
+			e := dev.New(p.W.Shape...)
+			dev.Copy(e, p.W)
+			t.EMA = append(t.EMA, nn.Param{Name: p.Name, W: e})
+		}
+	}
+	if cfg.Method == MethodDPO {
+		t.dpo = NewDPOStep(dev, cfg.Timesteps, cfg.BetaDPO, cfg.BetaSchedule)
+	} else {
+		t.rwr = NewRWRStep(dev, cfg.Timesteps)
+	}
+	return t, nil
+}
+
+// Reference returns the Flow-DPO reference (nil for rwr and sft with full fine-tuning).
+func (t *Trainer) Reference() Reference { return t.ref }
+
+// next returns the data index of the next unit of the order.
+func (t *Trainer) next() int {
+	if t.order == nil || t.Pos >= len(t.order) {
+		if t.order != nil {
+			t.Epoch++
+			t.Pos = 0
+		}
+		t.order = diffusion.EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
+	}
+	i := t.order[t.Pos]
+	t.Pos++
+	return i
+}
+
+// nextPairs fills a batch of TrainBatchSize pairs.
+func (t *Trainer) nextPairs() *PairBatch {
+	P, cfg := t.Cfg.TrainBatchSize, t.Model.Config
+	D := cfg.SampleSize()
+	t.x0 = ensure(t.dev, t.x0, cfg.BatchShape(2*P)...)
+	if len(t.host) != 2*P*D {
+		t.host = make([]float32, 2*P*D)
+	}
+	t.caps, t.ties = t.caps[:0], t.ties[:0]
+	for i := range P {
+		p := t.data.Pairs[t.next()]
+		t.data.Store.Unit(t.host[i*D:(i+1)*D], p.Chosen)
+		t.data.Store.Unit(t.host[(P+i)*D:(P+i+1)*D], p.Rejected)
+		t.caps = append(t.caps, p.Prompt)
+		t.ties = append(t.ties, p.Tie)
+	}
+	t.caps = append(t.caps, t.caps...)
+	t.dev.CopyFromHost(t.x0, t.host)
+	return &PairBatch{X0: t.x0, Prompts: diffusion.EncodePrompts(t.Model.Tokenizer, t.caps), Tie: t.ties}
+}
+
+// nextItems fills a batch of TrainBatchSize weighted samples.
+func (t *Trainer) nextItems() (*kernels.Tensor, diffusion.Prompts, []float64) {
+	B, cfg := t.Cfg.TrainBatchSize, t.Model.Config
+	D := cfg.SampleSize()
+	t.x0 = ensure(t.dev, t.x0, cfg.BatchShape(B)...)
+	if len(t.host) != B*D {
+		t.host = make([]float32, B*D)
+	}
+	t.caps, t.ws = t.caps[:0], t.ws[:0]
+	for b := range B {
+		it := t.data.Items[t.next()]
+		t.data.Store.Unit(t.host[b*D:(b+1)*D], it.Sample)
+		t.caps = append(t.caps, it.Prompt)
+		t.ws = append(t.ws, it.Weight)
+	}
+	t.dev.CopyFromHost(t.x0, t.host)
+	return t.x0, diffusion.EncodePrompts(t.Model.Tokenizer, t.caps), t.ws
+}
+
+// samplesPerStep is the number of model samples one optimizer step processes.
+func (t *Trainer) samplesPerStep() int {
+	n := t.Cfg.TrainBatchSize * t.Cfg.GradientAccumulationSteps
+	if t.Cfg.Method == MethodDPO {
+		n *= 2
+	}
+	return n
+}
+
+// TrainOneStep runs one optimizer step and returns its log entry (without the timing).
+func (t *Trainer) TrainOneStep() LogEntry {
+	ps := t.Opt.Params
+	nn.ZeroGrad(ps)
+	s := t.Step + 1
+	e := LogEntry{Step: s, Epoch: t.Epoch}
+	GA := t.Cfg.GradientAccumulationSteps
+	scale := 1 / float64(GA)
+	if t.Cfg.Method == MethodDPO {
+		m := &DPOMetrics{}
+		for range GA {
+			r := t.dpo.ForwardBackward(t.Model, t.ref, &t.RNG, t.nextPairs(), scale)
+			e.Loss += r.Loss * scale
+			for _, v := range []struct {
+				dst *float64
+				src float64
+			}{{&m.ImplicitAcc, r.ImplicitAcc}, {&m.Inside, r.MeanInside}, {&m.WDiff, r.WDiff}, {&m.LDiff, r.LDiff},
+				{&m.ModelMSEW, r.ModelMSEW}, {&m.ModelMSEL, r.ModelMSEL}, {&m.RefMSEW, r.RefMSEW}, {&m.RefMSEL, r.RefMSEL}, {&m.Beta, r.Beta}} {
+				*v.dst += v.src * scale
+			}
+		}
+		e.DPOMetrics = m
+	} else {
+		m := &RWRMetrics{}
+		for range GA {
+			x0, prompts, w := t.nextItems()
+			r := t.rwr.ForwardBackward(t.Model, &t.RNG, x0, prompts, w, scale)
+			e.Loss += r.Loss * scale
+			m.MSE += r.MSE * scale
+			m.WeightMean += r.WeightMean * scale
+		}
+		e.RWRMetrics = m
+	}
+	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
+	lr := diffusion.ScheduledLR(t.Cfg.LearningRate, t.Cfg.LRScheduler, t.Cfg.LRWarmupSteps, t.Cfg.MaxTrainSteps, s)
+	e.LR, e.GradNorm = lr, norm
+	if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(e.Loss) || math.IsInf(e.Loss, 0) {
+		e.Skipped = true
+		if t.Notify != nil {
+			t.Notify(fmt.Sprintf("step %d: non-finite loss (%v) or gradient norm (%v); update skipped", s, e.Loss, norm))
+		}
+	} else {
+		t.Opt.LR = float32(lr)
+		t.Opt.Step()
+		if t.EMA != nil {
+			diffusion.UpdateEMA(t.EMA, t.Opt.Params, t.Cfg.EMADecay, s)
+		}
+	}
+	t.Step = s
+	return e
+}
+
+// ---- checkpoints ----
+
+// finetuneState is the "finetune_state" metadata of a checkpoint.
+type finetuneState struct {
+	Epoch           int     `json:"epoch"`
+	Position        int     `json:"position"`
+	DataLen         int     `json:"data_len"`
+	DataFingerprint uint32  `json:"data_crc32c"`
+	Seed            uint64  `json:"seed"`
+	BaseModel       string  `json:"base_model"`
+	Config          *Config `json:"finetune_config"`
+}
+
+const (
+	metaFTState = "finetune_state"
+	emaPrefix   = "ema."
+	refPrefix   = "ref."
+)
+
+// CheckpointPath is the file of the checkpoint after step.
+func (t *Trainer) CheckpointPath(step int) string {
+	return filepath.Join(t.OutputDir, fmt.Sprintf("checkpoint-%d.safetensors", step))
+}
+
+// ModelPath is the plain model file (full fine-tuning, or LoRA merged).
+func (t *Trainer) ModelPath() string { return filepath.Join(t.OutputDir, "model.safetensors") }
+
+// AdapterPath is the LoRA adapter file.
+func (t *Trainer) AdapterPath() string { return filepath.Join(t.OutputDir, "adapter.safetensors") }
+
+// checkpointParams lists everything a checkpoint holds besides the optimizer: the model's
+// parameters (base and adapters), the EMA ("ema.") and the reference copy ("ref.").
+func (t *Trainer) checkpointParams() []nn.Param {
+	ps := slices.Clone(t.Model.Params())
+	for _, p := range t.EMA {
+		ps = append(ps, nn.Param{Name: emaPrefix + p.Name, W: p.W})
+	}
+	if t.Ref != nil {
+		for _, p := range t.Ref.Params() {
+			ps = append(ps, nn.Param{Name: refPrefix + p.Name, W: p.W})
+		}
+	}
+	return ps
+}
+
+// SaveCheckpoint writes the training state after the current step, the output files, the
+// log and the plot, and prunes old checkpoints beyond the limit. It returns the files
+// written.
+func (t *Trainer) SaveCheckpoint() ([]string, error) {
+	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
+		return nil, err
+	}
+	mc, err := json.Marshal(t.Model.Config)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := json.Marshal(t.Model.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	cfg := t.Cfg
+	st, _ := json.Marshal(finetuneState{Epoch: t.Epoch, Position: t.Pos, DataLen: t.data.Len(),
+		DataFingerprint: t.data.Fingerprint(), Seed: t.Cfg.Seed, BaseModel: t.BaseModel, Config: &cfg})
+	c := &nn.Checkpoint{Tensors: nn.HostParams(t.checkpointParams(), nn.F32), Config: mc, Step: t.Step,
+		RNG:   nn.RNGState{Seed: t.RNG.Seed, Offset: t.RNG.Offset},
+		AdamW: nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps),
+		Extra: map[string]string{metaTokenizer: string(tok), metaModelType: modelTypeFTState, metaFTState: string(st)}}
+	path := t.CheckpointPath(t.Step)
+	if err := c.Save(path); err != nil {
+		return nil, err
+	}
+	outs, err := t.WriteOutputs()
+	if err != nil {
+		return nil, err
+	}
+	if err := t.writeLog(); err != nil {
+		return nil, err
+	}
+	if err := diffusion.WritePNG(t.PlotPath(), t.Plot(640, 200)); err != nil {
+		return nil, err
+	}
+	return append([]string{path}, outs...), t.prune()
+}
+
+func (t *Trainer) prune() error {
+	if t.Cfg.CheckpointsTotalLimit == 0 {
+		return nil
+	}
+	cs, err := diffusion.Checkpoints(t.OutputDir)
+	if err != nil {
+		return err
+	}
+	for len(cs) > t.Cfg.CheckpointsTotalLimit {
+		if err := os.Remove(cs[0]); err != nil {
+			return err
+		}
+		cs = cs[1:]
+	}
+	return nil
+}
+
+// exportModel returns a copy of the policy with the EMA values in place of the trained
+// ones (when the EMA is on), adapters still attached.
+func (t *Trainer) exportModel() (*diffusion.DiT, []*nn.Linear, error) {
+	if t.EMA == nil && t.LoRA == nil {
+		return t.Model, nil, nil
+	}
+	m, err := diffusion.NewDiT(t.dev, nil, t.Model.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Tokenizer = t.Model.Tokenizer
+	var ls []*nn.Linear
+	if t.LoRA != nil {
+		ls = EnableLoRA(m, nil, t.Cfg.LoRA)
+	}
+	m.CopyWeightsFrom(t.Model)
+	if t.EMA != nil {
+		byName := map[string]*kernels.Tensor{}
+		for _, p := range m.Params() {
+			byName[p.Name] = p.W
+		}
+		for _, p := range t.EMA {
+			t.dev.Copy(byName[p.Name], p.W)
+		}
+	}
+	return m, ls, nil
+}
+
+// WriteOutputs writes adapter.safetensors (LoRA) and model.safetensors (full fine-tuning,
+// or LoRA with MergeLoRA) from the current (EMA) weights and returns their paths.
+func (t *Trainer) WriteOutputs() ([]string, error) {
+	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
+		return nil, err
+	}
+	m, ls, err := t.exportModel()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if t.LoRA != nil {
+		c, err := AdapterCheckpoint(m, t.Cfg.LoRA, t.BaseModel)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Save(t.AdapterPath()); err != nil {
+			return nil, err
+		}
+		out = append(out, t.AdapterPath())
+		if !t.MergeLoRA {
+			return out, nil
+		}
+		MergeLoRA(ls)
+	}
+	if err := m.Save(t.ModelPath()); err != nil {
+		return nil, err
+	}
+	return append(out, t.ModelPath()), nil
+}
+
+// ReadTrainingCheckpoint reads a fine-tuning checkpoint: the file, the model config and
+// tokenizer (to build the model a resumed run continues) and the run's config.
+func ReadTrainingCheckpoint(path string) (*nn.Checkpoint, diffusion.ModelConfig, *diffusion.Tokenizer, *Config, error) {
+	c, err := nn.LoadCheckpoint(path)
+	if err != nil {
+		return nil, diffusion.ModelConfig{}, nil, nil, err
+	}
+	if c.Extra[metaModelType] != modelTypeFTState {
+		return nil, diffusion.ModelConfig{}, nil, nil, fmt.Errorf("%s: not a fine-tuning checkpoint (model_type %q); resume from checkpoint-<step>.safetensors of an align finetune run",
+			path, c.Extra[metaModelType])
+	}
+	meta := *c
+	meta.Extra = map[string]string{}
+	for k, v := range c.Extra {
+		if k != metaModelType {
+			meta.Extra[k] = v
+		}
+	}
+	mcfg, tok, err := diffusion.ModelMeta(&meta)
+	if err != nil {
+		return nil, diffusion.ModelConfig{}, nil, nil, err
+	}
+	var st finetuneState
+	if err := json.Unmarshal([]byte(c.Extra[metaFTState]), &st); err != nil || st.Config == nil {
+		return nil, diffusion.ModelConfig{}, nil, nil, fmt.Errorf("%s: finetune_state: missing or invalid (%v)", path, err)
+	}
+	return c, mcfg, tok, st.Config, nil
+}
+
+// ResumeTrainer builds the trainer of a checkpoint written by SaveCheckpoint and restores
+// its state. The model, the LoRA layout (or full fine-tuning) and the method come from the
+// checkpoint; cfg supplies the other hyper-parameters (which may differ: see Resumed).
+func ResumeTrainer(dev kernels.Device, path string, cfg Config, data *Data, outputDir string) (*Trainer, error) {
+	c, mcfg, tok, prev, err := ReadTrainingCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case prev.Method != cfg.Method:
+		return nil, fmt.Errorf("%s: a --method %s run; resume it with --method %s", path, prev.Method, prev.Method)
+	case (prev.EMADecay > 0) != (cfg.EMADecay > 0):
+		return nil, fmt.Errorf("%s: the run's --ema-decay was %v; resume with an EMA exactly when it had one", path, prev.EMADecay)
+	}
+	cfg.FullFinetune, cfg.LoRA = prev.FullFinetune, prev.LoRA
+	m, err := diffusion.NewDiT(dev, nil, mcfg)
+	if err != nil {
+		return nil, err
+	}
+	m.Tokenizer = tok
+	t, err := NewTrainer(dev, m, cfg, data, outputDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Resume(c); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Resume restores the training state of checkpoint c into a trainer built for it.
+func (t *Trainer) Resume(c *nn.Checkpoint) error {
+	src := c.Path
+	var st finetuneState
+	if err := json.Unmarshal([]byte(c.Extra[metaFTState]), &st); err != nil {
+		return fmt.Errorf("%s: finetune_state: %w", src, err)
+	}
+	switch {
+	case st.DataLen != t.data.Len() || st.DataFingerprint != t.data.Fingerprint():
+		return fmt.Errorf("%s: trained on other data (%d units, CRC-32C %08x; now %d, %08x); resume with the same pairs or scored set and options",
+			src, st.DataLen, st.DataFingerprint, t.data.Len(), t.data.Fingerprint())
+	case st.Seed != t.Cfg.Seed:
+		return fmt.Errorf("%s: run seed %d, --seed is %d; resume with the same seed", src, st.Seed, t.Cfg.Seed)
+	}
+	if err := c.CopyToParams(t.checkpointParams()); err != nil {
+		return err
+	}
+	steps, err := c.CopyToAdamW(t.Opt.Params, t.Opt.M, t.Opt.V)
+	if err != nil {
+		return err
+	}
+	t.Opt.Steps = steps
+	t.RNG = kernels.RNG{Seed: c.RNG.Seed, Offset: c.RNG.Offset}
+	t.Step, t.Epoch, t.Pos = c.Step, st.Epoch, st.Position
+	t.Resumed, t.BaseModel = st.Config, st.BaseModel
+	t.order = diffusion.EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
+	t.Log = nil
+	if f, err := os.Open(t.logPath()); err == nil {
+		dec := json.NewDecoder(f)
+		for {
+			var e LogEntry
+			if err := dec.Decode(&e); err != nil {
+				break
+			}
+			if e.Step <= t.Step {
+				t.Log = append(t.Log, e)
+			}
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// ---- log and plot ----
+
+func (t *Trainer) logPath() string { return filepath.Join(t.OutputDir, "logs.jsonl") }
+
+// PlotPath is the metrics plot.
+func (t *Trainer) PlotPath() string { return filepath.Join(t.OutputDir, "metrics.png") }
+
+func (t *Trainer) writeLog() error {
+	return diffusion.WriteFileAtomic(t.logPath(), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, e := range t.Log {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (t *Trainer) appendLog(e LogEntry) error {
+	f, err := os.OpenFile(t.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(e)
+	if err == nil {
+		_, err = f.Write(append(b, '\n'))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Plot draws the logged metrics as stacked panels of w x h each: loss, implicit_acc,
+// inside, w_diff and l_diff for Flow-DPO; loss and mse for Flow-RWR and SFT.
+func (t *Trainer) Plot(w, h int) *image.RGBA {
+	type panel struct {
+		title string
+		get   func(e LogEntry) float64
+	}
+	panels := []panel{{"loss", func(e LogEntry) float64 { return e.Loss }}}
+	if t.Cfg.Method == MethodDPO {
+		dpo := func(f func(d *DPOMetrics) float64) func(LogEntry) float64 {
+			return func(e LogEntry) float64 {
+				if e.DPOMetrics == nil {
+					return math.NaN()
+				}
+				return f(e.DPOMetrics)
+			}
+		}
+		panels = append(panels,
+			panel{"implicit_acc (fraction of pairs with inside > 0)", dpo(func(d *DPOMetrics) float64 { return d.ImplicitAcc })},
+			panel{"inside = -beta/2 (w_diff - l_diff)", dpo(func(d *DPOMetrics) float64 { return d.Inside })},
+			panel{"w_diff = e_model - e_ref on winners", dpo(func(d *DPOMetrics) float64 { return d.WDiff })},
+			panel{"l_diff = e_model - e_ref on losers", dpo(func(d *DPOMetrics) float64 { return d.LDiff })})
+	} else {
+		panels = append(panels, panel{"mse (unweighted)", func(e LogEntry) float64 {
+			if e.RWRMetrics == nil {
+				return math.NaN()
+			}
+			return e.RWRMetrics.MSE
+		}})
+	}
+	img := image.NewRGBA(image.Rect(0, 0, w, h*len(panels)))
+	for k, p := range panels {
+		var xs, ys []float64
+		for _, e := range t.Log {
+			if !e.Skipped {
+				xs, ys = append(xs, float64(e.Step)), append(ys, p.get(e))
+			}
+		}
+		title := fmt.Sprintf("%s %s (grey: per step, blue: EMA 0.98)", t.Cfg.Method, p.title)
+		draw.Draw(img, image.Rect(0, k*h, w, (k+1)*h), diffusion.MetricCurve(title, xs, ys, w, h), image.Point{}, draw.Src)
+	}
+	return img
+}
+
+// ---- the loop ----
+
+// Run trains until MaxTrainSteps, writing a checkpoint and the outputs every
+// CheckpointingSteps steps and at the end. On ctx cancellation or after timeLimit (0: none)
+// it finishes the current step, writes a checkpoint and returns diffusion.ErrInterrupted or
+// diffusion.ErrTimeLimit (wrapped). A trainer already at MaxTrainSteps (a finished run
+// resumed, e.g. to merge its adapters) writes the outputs and returns.
+func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
+	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
+		return err
+	}
+	if err := t.writeLog(); err != nil { // drops entries past a resumed checkpoint
+		return err
+	}
+	if t.Step >= t.Cfg.MaxTrainSteps {
+		outs, err := t.WriteOutputs()
+		if err == nil && t.Notify != nil {
+			t.Notify(fmt.Sprintf("step %d: already at --max-train-steps; wrote %v", t.Step, outs))
+		}
+		return err
+	}
+	start := time.Now()
+	startStep := t.Step
+	for t.Step < t.Cfg.MaxTrainSteps {
+		stepStart := time.Now()
+		e := t.TrainOneStep()
+		e.SamplesPerSec = float64(t.samplesPerStep()) / time.Since(stepStart).Seconds()
+		e.sanitize()
+		t.Log = append(t.Log, e)
+		if err := t.appendLog(e); err != nil {
+			return err
+		}
+		if t.Progress != nil {
+			t.Progress(e, time.Since(start))
+		}
+		final := t.Step == t.Cfg.MaxTrainSteps
+		if t.Step%t.Cfg.CheckpointingSteps == 0 || final {
+			if err := t.checkpoint(); err != nil {
+				return err
+			}
+		}
+		var stop error
+		if ctx.Err() != nil {
+			stop = diffusion.ErrInterrupted
+		} else if timeLimit > 0 && time.Since(start) >= timeLimit {
+			stop = diffusion.ErrTimeLimit
+		}
+		if stop != nil && !final {
+			if t.Step%t.Cfg.CheckpointingSteps != 0 {
+				if err := t.checkpoint(); err != nil {
+					return err
+				}
+			}
+			return fmt.Errorf("%w after step %d (%d this run)", stop, t.Step, t.Step-startStep)
+		}
+	}
+	return nil
+}
+
+func (t *Trainer) checkpoint() error {
+	files, err := t.SaveCheckpoint()
+	if err != nil {
+		return err
+	}
+	if t.Notify != nil {
+		t.Notify(fmt.Sprintf("step %d: wrote %v", t.Step, files))
+	}
+	return nil
+}
