@@ -57,6 +57,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newCmdPretrain(nil))
 	root.AddCommand(newCmdData(nil))
 	root.AddCommand(newCmdReward(nil))
+	root.AddCommand(newCmdScore(nil))
+	root.AddCommand(newCmdExport(nil))
 	return root
 }
 

@@ -1,0 +1,361 @@
+// align score: score images or clips with a reward model (the native model, or any ONNX model
+// with a manifest) and write one row per input: every dimension raw and z-scored plus the
+// weighted total, as CSV, JSONL or a table.
+//
+// Test: go test ./cmd/align -run Score
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
+	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/onnx"
+	"github.com/alignkit/align/rewards/scoring"
+)
+
+// defaultRewardModel is the embedded default reward model (a native model's safetensors
+// bytes), used by --reward default; empty until the assets ship one.
+var defaultRewardModel []byte
+
+// Output formats of align score.
+const (
+	formatCSV   = "csv"
+	formatJSONL = "jsonl"
+	formatTable = "table"
+)
+
+// ScoreOptions are the flags of `align score`.
+type ScoreOptions struct {
+	Inputs      []string // --input (repeatable) and positional arguments
+	Prompt      string
+	PromptsFile string
+	Reward      string
+	Manifest    string
+	Weights     string
+	Combine     string
+	LSCQuantile float64
+	Format      string
+	JSON        bool
+	Output      string
+	BatchSize   int
+	Workers     int
+	Threads     int
+	NumFrames   int
+	FPS         float64
+	SourceFPS   float64
+	Shard       string
+	Strict      bool
+	ORTLibrary  string
+
+	shardI, shardN int
+}
+
+func newCmdScore(runF func(*ScoreOptions) error) *cobra.Command {
+	opts := &ScoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "score [INPUT...]",
+		Short: "Score images or videos with a reward model",
+		Long: `Score images or clips with a reward model and write one row per input: index, path,
+prompt, (num_frames, fps for clips,) every dimension raw and z-scored with the model's
+calibration (<dim>, <dim>_z), the weighted total of the z-scores (--weights, --combine), and
+an error column.
+
+Inputs (--input, repeatable, or arguments): a folder (its images; for a video reward model
+its GIFs and folders of frames), a glob pattern, a single file, or a .jsonl/.csv list with
+a path and optionally prompt, fps, num_frames and source_fps per row. The prompt of an input
+is, in this order: its list row's, the --prompts file's entry for its path, name or stem,
+--prompt, or its file name ("003-red-apple.png" reads "red apple").
+
+Clips: --num-frames frames (the model's count) are sampled at --fps frames per second from
+the start, or spread over the whole clip with --fps 0. GIFs carry their timing; folders of
+frames need --source-fps (or a source_fps column) when --fps > 0.
+
+An input that cannot be read gives a row with the error (the run goes on; --strict stops
+it). The output file is written atomically. --shard i/n scores the i-th of n contiguous parts
+of the input list, for a scheduler's array jobs; concatenated in shard order the outputs are
+the whole list in order.`,
+		Example: `  $ align score samples/ --reward reward/model.safetensors
+  $ align score --input 'out/*.png' --prompt "red apple" --reward reward/model.safetensors --json
+  $ align score --input list.csv --reward pickscore.onnx --weights pickscore=1 -o scores.csv
+  $ align score --input clips/ --reward video-reward/model.safetensors --fps 4 --num-frames 8 --weights vq=1,mq=1,ta=2
+  $ align score --input list.jsonl --reward reward.onnx --shard $JOB_COMPLETION_INDEX/8 -o scores-$JOB_COMPLETION_INDEX.csv`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Inputs = append(opts.Inputs, args...)
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return scoreRun(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&opts.Inputs, "input", "i", nil, "folder, glob, file, or .jsonl/.csv list of inputs (repeatable)")
+	f.StringVar(&opts.Prompt, "prompt", "", "prompt of every input that has none of its own")
+	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to prompts")
+	f.StringVar(&opts.Reward, "reward", "default", "reward model: default, FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
+	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
+	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how the total combines dimensions: "+strings.Join(rewards.Combiners, ", "))
+	f.Float64Var(&opts.LSCQuantile, "lsc-quantile", 0.85, "lsc: per-prompt reference quantile of each dimension")
+	f.StringVar(&opts.Format, "format", "", "csv, jsonl or table (default: from the -o extension, else table)")
+	f.BoolVar(&opts.JSON, "json", false, "JSONL output (same as --format jsonl)")
+	f.StringVarP(&opts.Output, "output", "o", "", "output file, written atomically (default: stdout)")
+	f.IntVar(&opts.BatchSize, "batch-size", 16, "samples per model call")
+	f.IntVar(&opts.Workers, "workers", 0, "decoding goroutines (0: one per CPU)")
+	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	f.IntVar(&opts.NumFrames, "num-frames", 0, "frames per clip (0: the reward model's count)")
+	f.Float64Var(&opts.FPS, "fps", 0, "clip sampling rate in frames per second (0: spread the frames over the whole clip)")
+	f.Float64Var(&opts.SourceFPS, "source-fps", 0, "frame rate of folders of frames (needed with --fps > 0)")
+	f.StringVar(&opts.Shard, "shard", "", "score part i of n of the inputs, e.g. 0/4")
+	f.BoolVar(&opts.Strict, "strict", false, "stop at the first input that cannot be read")
+	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (default: $"+onnx.EnvLibrary+", third_party/onnxruntime from make ort, the system's)")
+	return cmd
+}
+
+func (o *ScoreOptions) validate() error {
+	if len(o.Inputs) == 0 {
+		return flagErrorf("no inputs: give a folder, glob, file or list with --input (or as arguments)")
+	}
+	if o.JSON {
+		if o.Format != "" && o.Format != formatJSONL {
+			return flagErrorf("--json and --format %s contradict each other", o.Format)
+		}
+		o.Format = formatJSONL
+	}
+	if o.Format == "" {
+		switch strings.ToLower(filepath.Ext(o.Output)) {
+		case ".csv":
+			o.Format = formatCSV
+		case ".jsonl", ".json":
+			o.Format = formatJSONL
+		case "":
+			o.Format = formatTable
+			if o.Output != "" {
+				o.Format = formatCSV
+			}
+		default:
+			o.Format = formatCSV
+		}
+	}
+	switch {
+	case o.Format != formatCSV && o.Format != formatJSONL && o.Format != formatTable:
+		return flagErrorf("--format %q: want csv, jsonl or table", o.Format)
+	case !slices.Contains(rewards.Combiners, o.Combine):
+		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
+	case !(o.LSCQuantile >= 0 && o.LSCQuantile <= 1):
+		return flagErrorf("--lsc-quantile must be in [0, 1], got %v", o.LSCQuantile)
+	case o.BatchSize < 1:
+		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
+	case o.Workers < 0 || o.Threads < 0 || o.NumFrames < 0:
+		return flagErrorf("--workers, --threads and --num-frames must be >= 0")
+	case !(o.FPS >= 0 && o.FPS <= 1e4) || !(o.SourceFPS >= 0 && o.SourceFPS <= 1e4):
+		return flagErrorf("--fps and --source-fps must be in [0, 10000]")
+	case o.Reward == "":
+		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
+	}
+	o.shardI, o.shardN = 0, 1
+	if o.Shard != "" {
+		i, n, err := scoring.ParseShard(o.Shard)
+		if err != nil {
+			return usageError{err}
+		}
+		o.shardI, o.shardN = i, n
+	}
+	return nil
+}
+
+// loadedReward is a reward model with what the scorer needs to feed it.
+type loadedReward struct {
+	model    rewards.Model
+	dev      kernels.Device
+	geometry onnx.Geometry
+	clips    bool
+	frames   int
+	describe string
+	close    func() error
+}
+
+// loadReward opens --reward: the embedded default, a native .safetensors file, or an ONNX
+// model through its manifest.
+func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
+	native := func(m *rewards.Native, dev kernels.Device, desc string) *loadedReward {
+		return &loadedReward{model: m, dev: dev, clips: m.Config.Kind == rewards.KindVideo, frames: m.Config.Frames,
+			geometry: onnx.Geometry{Height: m.Config.ImageSize, Width: m.Config.ImageSize, Resize: onnx.ResizeStretch, Filter: onnx.FilterBox},
+			describe: desc, close: func() error { return nil }}
+	}
+	ext := strings.ToLower(filepath.Ext(opts.Reward))
+	switch {
+	case opts.Reward == "default":
+		dev, err := deviceFromCmd(cmd)
+		if err != nil {
+			return nil, err
+		}
+		m, err := loadDefaultReward(dev)
+		if err != nil {
+			return nil, err
+		}
+		return native(m, dev, "default (embedded) "+m.Config.Kind+" reward model"), nil
+	case ext == ".safetensors":
+		dev, err := deviceFromCmd(cmd)
+		if err != nil {
+			return nil, err
+		}
+		m, err := rewards.LoadNative(dev, opts.Reward)
+		if err != nil {
+			return nil, err
+		}
+		return native(m, dev, opts.Reward), nil
+	case ext == ".onnx" || ext == ".json":
+		man := opts.Manifest
+		if man == "" {
+			man = onnx.ManifestPathFor(opts.Reward)
+		}
+		if _, err := os.Stat(man); err != nil {
+			return nil, fmt.Errorf("reward %s: manifest %s: %w\n---> HINT: an ONNX reward model needs a manifest (see README, \"Scoring and ONNX\"); "+
+				"align export onnx writes one beside the model, scripts/export_onnx writes one for CLIP-style scorers; pass it with --manifest", opts.Reward, man, err)
+		}
+		m, err := onnx.Load(man, onnx.Options{Library: opts.ORTLibrary, Threads: opts.Threads})
+		if err != nil {
+			return nil, err
+		}
+		if ext == ".onnx" && opts.Manifest != "" {
+			if got, want := filepath.Clean(m.Manifest.Path(m.Manifest.Model)), filepath.Clean(opts.Reward); got != want {
+				m.Close()
+				return nil, usageError{fmt.Errorf("--reward %s but the manifest %s names the model %s", want, man, got)}
+			}
+		}
+		return &loadedReward{model: m, dev: kernels.NewCPU(1), geometry: m.Geometry(), clips: m.IsClip(), frames: m.Frames(),
+			describe: opts.Reward + " (ONNX)", close: m.Close}, nil
+	}
+	return nil, usageError{fmt.Errorf("--reward %s: want default, a .safetensors, .onnx or .json (manifest) file", opts.Reward)}
+}
+
+// loadDefaultReward builds the embedded default reward model, frozen for scoring.
+func loadDefaultReward(dev kernels.Device) (*rewards.Native, error) {
+	if len(defaultRewardModel) == 0 {
+		return nil, errors.New("no default reward model is embedded in this build yet\n" +
+			"---> HINT: train one with `align reward train --data data/emoji -o reward/` and pass --reward reward/model.safetensors, " +
+			"or pass an ONNX model with --reward FILE.onnx")
+	}
+	c, err := nn.ReadCheckpoint("embedded default reward model", defaultRewardModel)
+	if err != nil {
+		return nil, err
+	}
+	m, err := rewards.NativeFromCheckpoint(dev, c)
+	if err != nil {
+		return nil, err
+	}
+	m.SetTrainable(false)
+	return m, nil
+}
+
+func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
+	stderr := cmd.ErrOrStderr()
+	start := time.Now()
+	lr, err := loadReward(cmd, opts)
+	if err != nil {
+		return err
+	}
+	defer lr.close()
+	dims := lr.model.Dims()
+	w, err := rewards.ParseWeights(opts.Weights, dims)
+	if err != nil {
+		return usageError{fmt.Errorf("--weights: %w", err)}
+	}
+	if opts.NumFrames > 0 && !lr.clips {
+		return flagErrorf("--num-frames %d: %s scores images", opts.NumFrames, lr.describe)
+	}
+	if lr.clips && opts.NumFrames > 0 && opts.NumFrames != lr.frames {
+		return flagErrorf("--num-frames %d: %s reads clips of %d frames", opts.NumFrames, lr.describe, lr.frames)
+	}
+
+	lo := scoring.ListOptions{Clips: lr.clips, Prompt: opts.Prompt}
+	if opts.PromptsFile != "" {
+		if lo.Prompts, err = scoring.ReadPrompts(opts.PromptsFile); err != nil {
+			return usageError{fmt.Errorf("--prompts: %w", err)}
+		}
+	}
+	all, err := scoring.List(opts.Inputs, lo)
+	if err != nil {
+		return usageError{err}
+	}
+	items := scoring.Shard(all, opts.shardI, opts.shardN)
+	what := "images"
+	if lr.clips {
+		what = "clips"
+	}
+	if opts.shardN > 1 {
+		fmt.Fprintf(stderr, "shard %d/%d: %d of %d %s\n", opts.shardI, opts.shardN, len(items), len(all), what)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bar := newProgressBar(stderr, "score", len(items))
+	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
+		FPS: opts.FPS, SourceFPS: opts.SourceFPS, BatchSize: opts.BatchSize, Workers: opts.Workers, Strict: opts.Strict,
+		Progress: func(done, total int) { bar.Update(done, "") }}
+	scoreStart := time.Now()
+	rows, err := sc.Run(ctx, items)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errCancelled
+		}
+		return err
+	}
+	elapsed := time.Since(scoreStart)
+	failed := 0
+	for i := range rows {
+		if !rows[i].OK() {
+			failed++
+		}
+	}
+	bar.Finish(fmt.Sprintf("%d %s, %d errors, %.1f/s", len(rows)-failed, what, failed, float64(len(rows)-failed)/max(elapsed.Seconds(), 1e-9)))
+
+	total, err := scoring.Totals(rows, w, opts.Combine, opts.LSCQuantile)
+	if err != nil {
+		return err
+	}
+	t := &scoring.Table{Dims: dims, Clips: lr.clips, Rows: rows, Total: total, Weights: w, Combine: opts.Combine}
+	write := func(out io.Writer) error {
+		switch opts.Format {
+		case formatCSV:
+			return t.WriteCSV(out)
+		case formatJSONL:
+			return t.WriteJSONL(out)
+		}
+		return t.WriteTable(out)
+	}
+	if opts.Output != "" {
+		if err := diffusion.WriteFileAtomic(opts.Output, write); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s (%d rows, %s, total = %s of %s) in %s\n", opts.Output, len(rows), opts.Format, opts.Combine,
+			rewards.FormatWeights(dims, w), fmtDuration(time.Since(start)))
+	} else if err := write(cmd.OutOrStdout()); err != nil {
+		return err
+	}
+	for i := range rows {
+		if !rows[i].OK() {
+			fmt.Fprintf(stderr, "align: %d of %d inputs could not be scored (error column), e.g. %s\n", failed, len(rows), rows[i].Err)
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,312 @@
+// Decoding inputs: still images (PNG, JPEG, GIF's first frame, WebP, BMP) and clips (animated
+// GIFs composited frame by frame with their disposal methods; folders of frames), transparent
+// pixels composited over white as align's datasets are, frames sampled at an explicit fps
+// and count, everything mapped to [-1, 1] (C,H,W) planes of the model's input size.
+//
+// Test: go test ./rewards/scoring -run 'Decode|Frames|GIF'
+package scoring
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/gif"
+	_ "image/jpeg" // registers JPEG with image.Decode
+	_ "image/png"  // registers PNG with image.Decode
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	_ "golang.org/x/image/bmp"  // registers BMP
+	_ "golang.org/x/image/webp" // registers WebP
+
+	"github.com/alignkit/align/rewards/onnx"
+)
+
+// Limits on decoded inputs (a corrupt or hostile header must not exhaust memory).
+const (
+	MaxPixels     = 40 << 20 // per image or frame
+	MaxClipFrames = 4096     // frames read from one GIF or folder
+	MaxFileBytes  = 1 << 30
+)
+
+// DefaultGIFDelay is the frame time (1/100 s) used for a GIF frame whose delay is 0, as
+// browsers do.
+const DefaultGIFDelay = 10
+
+// Clip is a decoded clip: frames and their start times in seconds.
+type Clip struct {
+	Frames   []image.Image
+	Starts   []float64 // (len(Frames)) start time of each frame
+	Duration float64   // end of the last frame; 0 when the source has no timing
+}
+
+// openLimited opens path for decoding, refusing folders and oversized files.
+func openLimited(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s is a folder (folders of frames are clips; this reward model reads images)", path)
+	}
+	if st.Size() > MaxFileBytes {
+		f.Close()
+		return nil, fmt.Errorf("%s: file of %d MiB is too large", path, st.Size()>>20)
+	}
+	return f, nil
+}
+
+// checkConfig refuses images whose header announces more than MaxPixels.
+func checkConfig(r io.ReadSeeker, path string) error {
+	cfg, _, err := image.DecodeConfig(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Width < 1 || cfg.Height < 1 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
+		return fmt.Errorf("%s: image of %dx%d pixels is empty or too large", path, cfg.Width, cfg.Height)
+	}
+	_, err = r.Seek(0, io.SeekStart)
+	return err
+}
+
+// LoadImage decodes one still image (a GIF's first frame).
+func LoadImage(path string) (image.Image, error) {
+	f, err := openLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := checkConfig(f, path); err != nil {
+		return nil, err
+	}
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// LoadClip decodes an animated GIF (frames composited with their disposal methods, timing
+// from the delays) or a folder of frames (files sorted in natural order, "2.png" before
+// "10.png"; all of one size; no timing, so Starts are k/sourceFPS when sourceFPS > 0).
+func LoadClip(path string, sourceFPS float64) (*Clip, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		if strings.ToLower(filepath.Ext(path)) != ".gif" {
+			return nil, fmt.Errorf("%s: not a clip (give an animated GIF or a folder of frames)", path)
+		}
+		return loadGIF(path)
+	}
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && IsImageFile(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: folder holds no frames (.png, .jpg, ...)", path)
+	}
+	if len(names) > MaxClipFrames {
+		return nil, fmt.Errorf("%s: %d frames, at most %d are read", path, len(names), MaxClipFrames)
+	}
+	sort.Slice(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
+	c := &Clip{}
+	for k, n := range names {
+		img, err := LoadImage(filepath.Join(path, n))
+		if err != nil {
+			return nil, err
+		}
+		if k > 0 && img.Bounds().Size() != c.Frames[0].Bounds().Size() {
+			return nil, fmt.Errorf("%s: frame %s is %v, the first frame %v", path, n, img.Bounds().Size(), c.Frames[0].Bounds().Size())
+		}
+		c.Frames = append(c.Frames, img)
+		if sourceFPS > 0 {
+			c.Starts = append(c.Starts, float64(k)/sourceFPS)
+		}
+	}
+	if sourceFPS > 0 {
+		c.Duration = float64(len(names)) / sourceFPS
+	}
+	return c, nil
+}
+
+func loadGIF(path string) (*Clip, error) {
+	f, err := openLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := checkConfig(f, path); err != nil {
+		return nil, err
+	}
+	g, err := gif.DecodeAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(g.Image) == 0 {
+		return nil, fmt.Errorf("%s: GIF without frames", path)
+	}
+	if len(g.Image) > MaxClipFrames {
+		return nil, fmt.Errorf("%s: %d frames, at most %d are read", path, len(g.Image), MaxClipFrames)
+	}
+	W, H := g.Config.Width, g.Config.Height
+	if W < 1 || H < 1 {
+		b := g.Image[0].Bounds()
+		W, H = b.Max.X, b.Max.Y
+	}
+	canvas := image.NewNRGBA(image.Rect(0, 0, W, H)) // transparent: white after compositing
+	c := &Clip{}
+	t := 0.0
+	for k, fr := range g.Image {
+		var saved *image.NRGBA
+		disposal := byte(0)
+		if k < len(g.Disposal) {
+			disposal = g.Disposal[k]
+		}
+		if disposal == gif.DisposalPrevious {
+			saved = image.NewNRGBA(canvas.Rect)
+			copy(saved.Pix, canvas.Pix)
+		}
+		draw.Draw(canvas, fr.Bounds(), fr, fr.Bounds().Min, draw.Over)
+		snap := image.NewNRGBA(canvas.Rect)
+		copy(snap.Pix, canvas.Pix)
+		c.Frames = append(c.Frames, snap)
+		c.Starts = append(c.Starts, t)
+		delay := DefaultGIFDelay
+		if k < len(g.Delay) && g.Delay[k] > 0 {
+			delay = g.Delay[k]
+		}
+		t += float64(delay) / 100
+		switch disposal {
+		case gif.DisposalBackground:
+			draw.Draw(canvas, fr.Bounds(), image.Transparent, image.Point{}, draw.Src)
+		case gif.DisposalPrevious:
+			copy(canvas.Pix, saved.Pix)
+		}
+	}
+	c.Duration = t
+	return c, nil
+}
+
+// naturalLess orders names with their digit runs compared as numbers.
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := unicode.IsDigit(rune(a[0])), unicode.IsDigit(rune(b[0]))
+		if da && db {
+			na, ra := leadingDigits(a)
+			nb, rb := leadingDigits(b)
+			if na != nb {
+				return na < nb
+			}
+			a, b = ra, rb
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func leadingDigits(s string) (uint64, string) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	v, err := strconv.ParseUint(s[:i], 10, 64)
+	if err != nil {
+		v = math.MaxUint64
+	}
+	return v, s[i:]
+}
+
+// SelectFrames picks T frame indices from a clip of n frames:
+//
+//   - fps = 0: spread over the whole clip, round(linspace(0, n-1, T)) (VideoAlign's and
+//     Qwen2-VL's nframes sampling; frames repeat when n < T);
+//   - fps > 0: the frames shown at times k/fps, k = 0..T-1, from starts (frame k shows from
+//     starts[k]); the clip must last longer than (T-1)/fps.
+func SelectFrames(n int, starts []float64, duration float64, T int, fps float64) ([]int, error) {
+	if n < 1 || T < 1 {
+		return nil, fmt.Errorf("select %d of %d frames", T, n)
+	}
+	idx := make([]int, T)
+	if fps == 0 {
+		for k := range idx {
+			if T > 1 {
+				idx[k] = int(math.Round(float64(k) * float64(n-1) / float64(T-1)))
+			}
+		}
+		return idx, nil
+	}
+	if len(starts) != n {
+		return nil, errors.New("the clip has no timing (a folder of frames): give its frame rate (--source-fps) or sample with --fps 0")
+	}
+	need := float64(T-1) / fps
+	if need >= duration {
+		return nil, fmt.Errorf("clip lasts %.3gs (%d frames): %d frames at %g fps need more than %.3gs; lower --fps or --num-frames", duration, n, T, fps, need)
+	}
+	j := 0
+	for k := range idx {
+		t := float64(k)/fps + 1e-9
+		for j+1 < n && starts[j+1] <= t {
+			j++
+		}
+		idx[k] = j
+	}
+	return idx, nil
+}
+
+// ToCHW converts img to (3,H,W) values in [-1, 1] (x/127.5 - 1), transparent pixels
+// composited over white.
+func ToCHW(img image.Image) ([]float32, int, int) {
+	b := img.Bounds()
+	W, H := b.Dx(), b.Dy()
+	rgba := image.NewRGBA(image.Rect(0, 0, W, H))
+	draw.Draw(rgba, rgba.Rect, image.NewUniform(color.White), image.Point{}, draw.Src)
+	draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Over)
+	out := make([]float32, 3*H*W)
+	plane := H * W
+	for y := range H {
+		row := rgba.Pix[y*rgba.Stride:]
+		for x := range W {
+			o := y*W + x
+			out[o] = float32(row[4*x])/127.5 - 1
+			out[plane+o] = float32(row[4*x+1])/127.5 - 1
+			out[2*plane+o] = float32(row[4*x+2])/127.5 - 1
+		}
+	}
+	return out, H, W
+}
+
+// Fit converts img to the model's (3,Height,Width) input with geometry g.
+func Fit(img image.Image, g onnx.Geometry) ([]float32, error) {
+	src, H, W := ToCHW(img)
+	dst := make([]float32, 3*g.Height*g.Width)
+	if err := g.Apply(dst, src, 3, H, W); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
