@@ -1,0 +1,393 @@
+// Tests of align score and align export onnx: flags, --reward default without an embedded
+// model, a folder of images of several sizes with an unreadable file (error row; --strict
+// fails; nothing written), shards that concatenate to the whole run, JSONL lists with
+// prompts, clips from GIFs and folders of frames at an explicit fps, and (with ONNX Runtime)
+// export + scoring through ONNX matching the native scores.
+//
+// Test: go test ./cmd/align -run 'Score|Export'
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/onnx"
+)
+
+// writeRewardModel saves a small random native reward model (image: 8x8, video: 4 frames).
+func writeRewardModel(t *testing.T, dir, kind string) string {
+	t.Helper()
+	tok, err := diffusion.BuildTokenizer([]string{"red apple", "green apple", "a dog moving left", "blue car"}, 1, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rewards.NativeConfig{Kind: kind, ImageSize: 8, Channels: 3, Frames: 1, PatchSize: 4, TubeletFrames: 1,
+		Width: 16, VisionLayers: 1, JointLayers: 1, Heads: 2, MLPRatio: 2, Dims: []string{rewards.DimVQ, rewards.DimTA}}
+	if kind == rewards.KindVideo {
+		cfg.Frames, cfg.TubeletFrames, cfg.Dims = 4, 2, []string{rewards.DimVQ, rewards.DimTA, rewards.DimMQ}
+	}
+	dev := kernels.NewCPU(1)
+	m, err := rewards.NewNative(dev, &kernels.RNG{Seed: 5}, cfg, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, p := range m.Params() {
+		if strings.HasPrefix(p.Name, "heads.") {
+			v := make([]float32, p.W.Len())
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+			}
+			dev.CopyFromHost(p.W, v)
+		}
+	}
+	m.Calib = &rewards.Calibration{Dims: m.Dims(), Mean: make([]float64, len(cfg.Dims)), Std: make([]float64, len(cfg.Dims)), N: 4}
+	for d := range m.Calib.Std {
+		m.Calib.Mean[d], m.Calib.Std[d] = 0.05, 0.5
+	}
+	path := filepath.Join(dir, kind+"-reward.safetensors")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func writeTestPNG(t *testing.T, path string, w, h int, seed uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(r.IntN(256))
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeTestGIF(t *testing.T, path string, frames, delay int) {
+	t.Helper()
+	g := &gif.GIF{}
+	pal := color.Palette{color.White, color.Black, color.RGBA{255, 0, 0, 255}, color.RGBA{0, 0, 255, 255}}
+	for k := range frames {
+		p := image.NewPaletted(image.Rect(0, 0, 12, 10), pal)
+		for i := range p.Pix {
+			p.Pix[i] = uint8((i + k) % 4)
+		}
+		g.Image, g.Delay = append(g.Image, p), append(g.Delay, delay)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := gif.EncodeAll(f, g); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runAlign(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = Main(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func TestScoreFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		ok   bool
+		want string // format, or part of the error
+	}{
+		{[]string{"x/"}, true, formatTable},
+		{[]string{"x/", "-o", "s.csv"}, true, formatCSV},
+		{[]string{"x/", "-o", "s.jsonl"}, true, formatJSONL},
+		{[]string{"x/", "--json"}, true, formatJSONL},
+		{[]string{"-i", "x/", "--format", "csv"}, true, formatCSV},
+		{[]string{}, false, "no inputs"},
+		{[]string{"x/", "--json", "--format", "csv"}, false, "contradict"},
+		{[]string{"x/", "--format", "xml"}, false, "--format"},
+		{[]string{"x/", "--combine", "max"}, false, "--combine"},
+		{[]string{"x/", "--shard", "4/4"}, false, "0 <= i < n"},
+		{[]string{"x/", "--shard", "a"}, false, "i/n"},
+		{[]string{"x/", "--batch-size", "0"}, false, "--batch-size"},
+		{[]string{"x/", "--fps", "-1"}, false, "--fps"},
+	}
+	for _, c := range cases {
+		var got *ScoreOptions
+		cmd := newCmdScore(func(o *ScoreOptions) error { got = o; return nil })
+		cmd.SetArgs(c.args)
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		if c.ok {
+			if err != nil || got == nil || got.Format != c.want {
+				t.Errorf("%v: err %v, options %+v, want format %s", c.args, err, got, c.want)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want one containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestScoreDefaultRewardNotEmbedded(t *testing.T) {
+	if len(defaultRewardModel) > 0 {
+		t.Skip("a default reward model is embedded")
+	}
+	dir := t.TempDir()
+	writeTestPNG(t, filepath.Join(dir, "a.png"), 8, 8, 1)
+	code, _, stderr := runAlign(t, "score", dir)
+	if code != exitError || !strings.Contains(stderr, "no default reward model is embedded") || !strings.Contains(stderr, "HINT") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if _, err := loadDefaultReward(kernels.NewCPU(1)); err == nil {
+		t.Error("loadDefaultReward without embedded bytes did not fail")
+	}
+}
+
+func TestScoreFolderWithBadFile(t *testing.T) {
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	writeTestPNG(t, filepath.Join(in, "000-red-apple.png"), 8, 8, 1)
+	writeTestPNG(t, filepath.Join(in, "001-blue-car.png"), 30, 17, 2) // resized
+	writeTestPNG(t, filepath.Join(in, "002-green-apple.png"), 64, 64, 3)
+	os.WriteFile(filepath.Join(in, "003-broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
+	os.WriteFile(filepath.Join(in, "notes.txt"), []byte("ignored"), 0o644)
+	out := filepath.Join(dir, "scores.csv")
+
+	code, _, stderr := runAlign(t, "score", "--input", in, "--reward", model, "--weights", "vq=1,ta=2", "-o", out, "--batch-size", "2")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs := readCSV(t, out)
+	wantHeader := "index,path,prompt,vq,vq_z,ta,ta_z,total,error"
+	if got := strings.Join(recs[0], ","); got != wantHeader {
+		t.Fatalf("header %q, want %q", got, wantHeader)
+	}
+	if len(recs) != 5 {
+		t.Fatalf("%d rows, want 4 + header", len(recs)-1)
+	}
+	for i, rec := range recs[1:] {
+		bad := strings.Contains(rec[1], "broken")
+		if bad != (rec[8] != "") {
+			t.Errorf("row %d: path %s, error %q", i, rec[1], rec[8])
+		}
+		if bad {
+			if !strings.Contains(rec[8], "003-broken.png") || rec[3] != "" || rec[7] != "" {
+				t.Errorf("error row %v", rec)
+			}
+			continue
+		}
+		vq, _ := strconv.ParseFloat(rec[3], 64)
+		vqz, _ := strconv.ParseFloat(rec[4], 64)
+		ta, _ := strconv.ParseFloat(rec[5], 64)
+		taz, _ := strconv.ParseFloat(rec[6], 64)
+		tot, _ := strconv.ParseFloat(rec[7], 64)
+		if math.Abs(vqz-(vq-0.05)/0.5) > 1e-5 || math.Abs(taz-(ta-0.05)/0.5) > 1e-5 || math.Abs(tot-(vqz+2*taz)) > 1e-5 {
+			t.Errorf("row %v: z-scores or total wrong", rec)
+		}
+	}
+	if recs[1][2] != "red apple" || recs[2][2] != "blue car" {
+		t.Errorf("prompts from stems: %q, %q", recs[1][2], recs[2][2])
+	}
+	if !strings.Contains(stderr, "1 of 4 inputs could not be scored") {
+		t.Errorf("stderr lacks the error summary: %s", stderr)
+	}
+
+	// --strict stops at the bad file and writes nothing.
+	out2 := filepath.Join(dir, "strict.csv")
+	code, _, stderr = runAlign(t, "score", in, "--reward", model, "--strict", "-o", out2)
+	if code != exitError || !strings.Contains(stderr, "003-broken.png") {
+		t.Errorf("--strict: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(out2); err == nil {
+		t.Error("--strict failure left an output file")
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".strict.csv.tmp-*")); len(m) > 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+
+	// Shards concatenate to the whole run.
+	var joined [][]string
+	for i := range 3 {
+		p := filepath.Join(dir, "shard"+strconv.Itoa(i)+".csv")
+		if code, _, stderr := runAlign(t, "score", in, "--reward", model, "--weights", "vq=1,ta=2", "--shard", strconv.Itoa(i)+"/3", "-o", p); code != exitOK {
+			t.Fatalf("shard %d: %s", i, stderr)
+		}
+		joined = append(joined, readCSV(t, p)[1:]...)
+	}
+	if len(joined) != 4 {
+		t.Fatalf("shards hold %d rows, want 4", len(joined))
+	}
+	for i := range joined {
+		if strings.Join(joined[i], ",") != strings.Join(recs[i+1], ",") {
+			t.Errorf("shard row %d: %v, whole run %v", i, joined[i], recs[i+1])
+		}
+	}
+}
+
+func TestScoreJSONLList(t *testing.T) {
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	writeTestPNG(t, filepath.Join(dir, "x.png"), 8, 8, 1)
+	writeTestPNG(t, filepath.Join(dir, "y.png"), 8, 8, 2)
+	list := filepath.Join(dir, "list.jsonl")
+	os.WriteFile(list, []byte(`{"path": "x.png", "prompt": "red apple"}
+{"path": "y.png"}
+{"path": "missing.png", "prompt": "blue car"}
+`), 0o644)
+	code, stdout, stderr := runAlign(t, "score", "--input", list, "--reward", model, "--prompt", "a dog", "--json", "--combine", "unit-direction")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines: %s", len(lines), stdout)
+	}
+	var rows []map[string]any
+	for _, l := range lines {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		rows = append(rows, r)
+	}
+	if rows[0]["prompt"] != "red apple" || rows[1]["prompt"] != "a dog" || rows[2]["prompt"] != "blue car" {
+		t.Errorf("prompts: %v %v %v", rows[0]["prompt"], rows[1]["prompt"], rows[2]["prompt"])
+	}
+	if rows[2]["error"] == nil || rows[2]["vq"] != nil || rows[2]["total"] != nil || rows[0]["error"] != nil {
+		t.Errorf("error row %v, scored row %v", rows[2], rows[0])
+	}
+	if _, ok := rows[0]["ta_z"].(float64); !ok {
+		t.Errorf("ta_z missing: %v", rows[0])
+	}
+}
+
+func TestScoreClips(t *testing.T) {
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindVideo)
+	in := filepath.Join(dir, "clips")
+	os.Mkdir(in, 0o755)
+	writeTestGIF(t, filepath.Join(in, "a-red-apple-moving-left.gif"), 6, 10) // 0.6 s
+	frames := filepath.Join(in, "blue-car")
+	os.Mkdir(frames, 0o755)
+	for k := range 5 {
+		writeTestPNG(t, filepath.Join(frames, "frame"+strconv.Itoa(k+1)+".png"), 8, 8, uint64(k))
+	}
+	writeTestPNG(t, filepath.Join(in, "still.png"), 8, 8, 9) // not a clip: skipped in a folder
+	out := filepath.Join(dir, "s.csv")
+	code, _, stderr := runAlign(t, "score", in, "--reward", model, "--num-frames", "4", "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs := readCSV(t, out)
+	if got := strings.Join(recs[0], ","); got != "index,path,prompt,num_frames,fps,vq,vq_z,ta,ta_z,mq,mq_z,total,error" {
+		t.Fatalf("header %s", got)
+	}
+	if len(recs) != 3 || recs[1][12] != "" || recs[2][12] != "" || recs[1][3] != "4" {
+		t.Fatalf("rows %v", recs)
+	}
+	// At 10 fps, 4 frames need 0.3 s: the GIF (0.6 s) works, the folder needs its frame rate.
+	code, _, stderr = runAlign(t, "score", in, "--reward", model, "--fps", "10", "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs = readCSV(t, out)
+	if recs[1][12] != "" || !strings.Contains(recs[2][12], "--source-fps") {
+		t.Errorf("fps 10 rows: %v", recs[1:])
+	}
+	// At 5 fps the GIF is too short (0.6 s < 0.6 s needed); the folder at 25 fps too.
+	code, _, _ = runAlign(t, "score", in, "--reward", model, "--fps", "5", "--source-fps", "25", "-o", out)
+	recs = readCSV(t, out)
+	if code != exitOK || !strings.Contains(recs[1][12], "lower --fps") || !strings.Contains(recs[2][12], "lower --fps") {
+		t.Errorf("too-short clips: %v", recs[1:])
+	}
+	if code, _, stderr := runAlign(t, "score", in, "--reward", model, "--num-frames", "3"); code != exitUsage {
+		t.Errorf("--num-frames 3 for a 4-frame model: exit %d, %s", code, stderr)
+	}
+}
+
+func TestExportAndScoreONNX(t *testing.T) {
+	if err := onnx.Init(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but ONNX Runtime cannot be loaded (make test runs make ort): %v", err)
+		}
+		t.Skipf("ONNX Runtime not available, skipping (run `make ort`): %v", err)
+	}
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	out := filepath.Join(dir, "export", "reward.onnx")
+	os.Mkdir(filepath.Dir(out), 0o755)
+	code, stdout, stderr := runAlign(t, "export", "onnx", "--model", model, "-o", out)
+	if code != exitOK || !strings.Contains(stderr, "verified") || !strings.Contains(stdout, "reward.json") {
+		t.Fatalf("export: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	for i, sz := range []int{8, 20, 33} {
+		writeTestPNG(t, filepath.Join(in, strconv.Itoa(i)+"-red-apple.png"), sz, sz+3, uint64(i))
+	}
+	a, b := filepath.Join(dir, "native.csv"), filepath.Join(dir, "onnx.csv")
+	if code, _, stderr := runAlign(t, "score", in, "--reward", model, "-o", a); code != exitOK {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := runAlign(t, "score", in, "--reward", out, "-o", b); code != exitOK {
+		t.Fatal(stderr)
+	}
+	ra, rb := readCSV(t, a), readCSV(t, b)
+	if strings.Join(ra[0], ",") != strings.Join(rb[0], ",") || len(ra) != len(rb) {
+		t.Fatalf("tables differ in shape: %v vs %v", ra, rb)
+	}
+	for i := 1; i < len(ra); i++ {
+		for c := 3; c < len(ra[i])-1; c++ {
+			x, _ := strconv.ParseFloat(ra[i][c], 64)
+			y, _ := strconv.ParseFloat(rb[i][c], 64)
+			if math.Abs(x-y) > 1e-3 {
+				t.Errorf("row %d col %s: native %v, onnx %v", i, ra[0][c], x, y)
+			}
+		}
+	}
+	// A .onnx without its manifest: a clear error.
+	os.Rename(filepath.Join(dir, "export", "reward.json"), filepath.Join(dir, "export", "other.json"))
+	code, _, stderr = runAlign(t, "score", in, "--reward", out)
+	if code == exitOK || !strings.Contains(stderr, "manifest") {
+		t.Errorf("missing manifest: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runAlign(t, "score", in, "--reward", out, "--manifest", filepath.Join(dir, "export", "other.json")); code != exitOK {
+		t.Errorf("--manifest: %s", stderr)
+	}
+}
