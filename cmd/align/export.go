@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/onnx"
@@ -124,10 +123,10 @@ func exportONNXRun(cmd *cobra.Command, opts *ExportONNXOptions) error {
 			fmt.Fprintf(stderr, "verified: ONNX Runtime vs Go max |diff| %.2g on 8 random samples\n", diff)
 		}
 	}
-	if err := diffusion.WriteFileAtomic(opts.Output, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := writeOutputFile(opts.Output, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		return err
 	}
-	if err := diffusion.WriteFileAtomic(opts.Manifest, func(w io.Writer) error { _, err := w.Write(js); return err }); err != nil {
+	if err := writeOutputFile(opts.Manifest, func(w io.Writer) error { _, err := w.Write(js); return err }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d KiB, %s model, dims %s) and %s\n", opts.Output, len(data)>>10, m.Config.Kind,

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -343,7 +344,7 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 		return t.WriteTable(out)
 	}
 	if opts.Output != "" {
-		if err := diffusion.WriteFileAtomic(opts.Output, write); err != nil {
+		if err := writeOutputFile(opts.Output, write); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "wrote %s (%d rows, %s, total = %s of %s) in %s\n", opts.Output, len(rows), opts.Format, opts.Combine,
@@ -358,4 +359,31 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 		}
 	}
 	return nil
+}
+
+// writeOutputFile writes a result file atomically (diffusion.WriteFileAtomic: a temporary
+// file renamed into place) when path is or will be a regular file; an existing device, pipe
+// or socket (-o /dev/stdout, a FIFO a scheduler reads) is written in place, never replaced.
+func writeOutputFile(path string, fill func(io.Writer) error) error {
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().IsRegular() {
+		return diffusion.WriteFileAtomic(path, fill)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("write %s: is a folder", path)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	if err := fill(bw); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
 }

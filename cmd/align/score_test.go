@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
@@ -389,5 +390,32 @@ func TestExportAndScoreONNX(t *testing.T) {
 	}
 	if code, _, stderr := runAlign(t, "score", in, "--reward", out, "--manifest", filepath.Join(dir, "export", "other.json")); code != exitOK {
 		t.Errorf("--manifest: %s", stderr)
+	}
+}
+
+// An existing non-regular output (a FIFO here; /dev/null or /dev/stdout in use) is written in
+// place: the atomic rename must never replace it with a regular file.
+func TestScoreOutputToFIFO(t *testing.T) {
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	writeTestPNG(t, filepath.Join(dir, "red-apple.png"), 8, 8, 1)
+	fifo := filepath.Join(dir, "out.csv")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- string(b)
+	}()
+	code, _, stderr := runAlign(t, "score", filepath.Join(dir, "red-apple.png"), "--reward", model, "-o", fifo)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if out := <-got; !strings.HasPrefix(out, "index,path,prompt,vq") || !strings.Contains(out, "red apple") {
+		t.Errorf("FIFO received %q", out)
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", st.Mode(), err)
 	}
 }

@@ -109,6 +109,12 @@ func New(data []byte, man *Manifest, opts Options) (*Model, error) {
 			return nil, err
 		}
 	}
+	// Idle intra-op threads sleep instead of spinning: the scorer decodes the next inputs
+	// on the same cores while the model runs (measured on 2 cores, 512 images of the default
+	// model: 120 images/s spinning, see the README for the numbers without).
+	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+		return nil, err
+	}
 	mod.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, mod.inNames, mod.outNames, so)
 	if err != nil {
 		return nil, err
