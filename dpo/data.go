@@ -24,8 +24,13 @@
 //	{"prompt": "red apple", "image": "img/0007.png", "scores": {"vq": 0.8, "ta": 1.2},
 //	 "seed": 7, "index": 7}                                       seed, index optional
 //
-// ("video" or "path" may stand for "image"). Every line must score the same dimensions.
-// Relative paths are relative to the data file's directory.
+// ("video" or "path" may stand for "image"). The JSONL that `align score --format jsonl`
+// writes is read too: its "<dim>_z" columns (z-scores) are the scores, and rows whose
+// "error" is set or whose z-scores are null are left out (counted in ScoredSet.Failed).
+// Every line must score the same dimensions.
+//
+// Relative paths are relative to the data file's directory, or to the working directory
+// when the file exists only there (align score writes the paths it was given).
 //
 // Test: go test ./dpo -run 'Read|Collapse|Parse'; fuzz: go test ./dpo -run '^$' -fuzz FuzzReadPairsJSONL
 // (likewise FuzzReadVideoAlignCSV, FuzzReadScoredJSONL)
@@ -195,12 +200,19 @@ func ReadPairs(path string, o PairOptions) (*PairSet, error) {
 	return ReadPairsJSONL(f, path, filepath.Dir(path), o)
 }
 
-// resolve joins a relative path to dir.
+// resolve joins a relative path to dir, unless only p itself (relative to the working
+// directory) exists.
 func resolve(dir, p string) string {
 	if dir == "" || filepath.IsAbs(p) {
 		return p
 	}
-	return filepath.Join(dir, p)
+	j := filepath.Join(dir, p)
+	if _, err := os.Stat(j); err != nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return j
 }
 
 // lines calls fn with every non-blank line of r and its 1-based number; a byte-order mark
@@ -603,6 +615,8 @@ type Scored struct {
 type ScoredSet struct {
 	Items []Scored
 	Dims  []string // sorted
+	// Failed counts the rows of align score output left out (an error, or null z-scores).
+	Failed int
 }
 
 // ReadScored reads a scored-set JSONL file.
@@ -659,8 +673,20 @@ func ReadScoredJSONL(r io.Reader, name, dir string) (*ScoredSet, error) {
 			bad("give one of image, video and path")
 			return
 		}
+		if l.Scores == nil {
+			scores, failed, msg := scoreColumns(text)
+			switch {
+			case msg != "":
+				bad("%s", msg)
+				return
+			case failed:
+				set.Failed++
+				return
+			}
+			l.Scores = scores
+		}
 		if len(l.Scores) == 0 {
-			bad("missing or empty scores")
+			bad("missing or empty scores (a \"scores\" object, or align score's <dim>_z columns)")
 			return
 		}
 		if msg := checkScores(l.Scores, "scores"); msg != "" {
@@ -700,7 +726,41 @@ func ReadScoredJSONL(r io.Reader, name, dir string) (*ScoredSet, error) {
 		return nil, errs
 	}
 	if len(set.Items) == 0 {
-		return nil, fmt.Errorf("%s: no scored samples", name)
+		return nil, fmt.Errorf("%s: no scored samples (%d rows not scored)", name, set.Failed)
 	}
 	return set, nil
+}
+
+// scoreColumns reads the z-score columns of an align score JSONL row: every key "<dim>_z"
+// whose "<dim>" is present too. failed reports a row that was not scored (error set, or a
+// null z-score); msg a malformed one.
+func scoreColumns(text string) (scores map[string]float64, failed bool, msg string) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		return nil, false, jsonMsg(err)
+	}
+	if e, ok := raw["error"]; ok && strings.TrimSpace(string(e)) != "null" {
+		return nil, true, ""
+	}
+	for _, k := range sortedKeys(raw) {
+		base, ok := strings.CutSuffix(k, "_z")
+		if !ok || base == "" {
+			continue
+		}
+		if _, ok := raw[base]; !ok {
+			continue
+		}
+		var v *float64
+		if err := json.Unmarshal(raw[k], &v); err != nil {
+			return nil, false, fmt.Sprintf("column %q: %s", k, jsonMsg(err))
+		}
+		if v == nil {
+			return nil, true, ""
+		}
+		if scores == nil {
+			scores = map[string]float64{}
+		}
+		scores[base] = *v
+	}
+	return scores, false, ""
 }

@@ -209,6 +209,26 @@ func TestReadScoredJSONL(t *testing.T) {
 	}
 }
 
+func TestReadScoredAlignScoreJSONL(t *testing.T) {
+	// The layout align score --format jsonl writes: z-score columns, error rows left out.
+	text := `{"index":0,"path":"a.png","prompt":"red apple","vq":0.31,"vq_z":1.5,"ta":2,"ta_z":-0.5,"total":1,"error":null}
+{"index":1,"path":"b.png","prompt":"red apple","vq":null,"vq_z":null,"ta":null,"ta_z":null,"total":null,"error":"decode: bad"}
+{"index":2,"path":"c.png","prompt":"blue car","vq":0.1,"vq_z":0.25,"ta":1,"ta_z":0,"total":0.25,"error":null}
+`
+	set, err := ReadScoredJSONL(strings.NewReader(text), "s.jsonl", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Items) != 2 || set.Failed != 1 || strings.Join(set.Dims, ",") != "ta,vq" || set.Items[0].Scores[0] != -0.5 ||
+		set.Items[0].Scores[1] != 1.5 || *set.Items[1].Index != 2 || set.Items[1].Path != "c.png" {
+		t.Errorf("set %+v", set)
+	}
+	if _, err := ReadScoredJSONL(strings.NewReader(`{"path":"a","prompt":"p","vq":1,"vq_z":"x"}`), "s.jsonl", ""); err == nil ||
+		!strings.Contains(err.Error(), `column "vq_z"`) {
+		t.Errorf("bad column: %v", err)
+	}
+}
+
 func TestReadPairsFromFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "p.csv")
