@@ -180,19 +180,25 @@ func ParseMerges(text string) ([][2]string, error) {
 }
 
 // clipByteRunes is CLIP's bytes_to_unicode: printable bytes map to themselves, the others to
-// runes from 256 on.
-func clipByteRunes() (m [256]string) {
+// runes from 256 on. order lists the bytes in the table's order (the printable ones first,
+// then the rest), which is the order of the first 256 vocabulary entries.
+func clipByteRunes() (m [256]string, order []byte) {
 	printable := func(b int) bool { return b >= '!' && b <= '~' || b >= 0xA1 && b <= 0xAC || b >= 0xAE && b <= 0xFF }
 	n := 0
 	for b := range 256 {
 		if printable(b) {
 			m[b] = string(rune(b))
-		} else {
+			order = append(order, byte(b))
+		}
+	}
+	for b := range 256 {
+		if !printable(b) {
 			m[b] = string(rune(256 + n))
+			order = append(order, byte(b))
 			n++
 		}
 	}
-	return m
+	return m, order
 }
 
 // NewCLIPBPE builds the tokenizer from merge rules and a vocabulary (nil: derived from the
@@ -202,18 +208,20 @@ func NewCLIPBPE(merges [][2]string, vocab map[string]int64, maxLen int, padID in
 	if maxLen < 2 {
 		return nil, fmt.Errorf("clip-bpe: max_len %d < 2", maxLen)
 	}
-	t := &CLIPBPE{MaxLen: maxLen, PadID: padID, byteMap: clipByteRunes(), ranks: map[[2]string]int{}, cache: map[string][]int64{}}
+	t := &CLIPBPE{MaxLen: maxLen, PadID: padID, ranks: map[[2]string]int{}, cache: map[string][]int64{}}
+	var order []byte
+	t.byteMap, order = clipByteRunes()
 	if vocab == nil {
 		if len(merges) > clipMerges {
 			merges = merges[:clipMerges]
 		}
 		vocab = map[string]int64{}
 		var list []string
-		for _, r := range t.byteMap {
-			list = append(list, r)
+		for _, b := range order {
+			list = append(list, t.byteMap[b])
 		}
-		for _, r := range t.byteMap {
-			list = append(list, r+"</w>")
+		for _, b := range order {
+			list = append(list, t.byteMap[b]+"</w>")
 		}
 		for _, m := range merges {
 			list = append(list, m[0]+m[1])
