@@ -134,7 +134,7 @@ type PairOptions struct {
 // PairSet is the result of reading pairs.
 type PairSet struct {
 	Pairs   []Pair
-	Dims    []string  // label dimensions of the file, in order of appearance
+	Dims    []string  // label dimensions of the file, in order of appearance (sorted within a line)
 	Weights []float64 // the weight of each of Dims
 	// Left out or changed: ties dropped (--ties drop), pairs whose labels say nothing under
 	// the weights, pairs turned round by their labels.

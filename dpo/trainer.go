@@ -46,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/alignkit/align/diffusion"
@@ -772,7 +773,7 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	if t.Step >= t.Cfg.MaxTrainSteps {
 		outs, err := t.WriteOutputs()
 		if err == nil && t.Notify != nil {
-			t.Notify(fmt.Sprintf("step %d: already at --max-train-steps; wrote %v", t.Step, outs))
+			t.Notify(fmt.Sprintf("step %d: already at --max-train-steps; wrote %s", t.Step, strings.Join(outs, ", ")))
 		}
 		return err
 	}
@@ -820,7 +821,7 @@ func (t *Trainer) checkpoint() error {
 		return err
 	}
 	if t.Notify != nil {
-		t.Notify(fmt.Sprintf("step %d: wrote %v", t.Step, files))
+		t.Notify(fmt.Sprintf("step %d: wrote %s", t.Step, strings.Join(files, ", ")))
 	}
 	return nil
 }

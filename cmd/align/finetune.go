@@ -1,0 +1,481 @@
+// align finetune: align a DiT model with preferences: Flow-DPO on pairs, Flow-RWR on a
+// scored set, or the SFT baseline on winners; LoRA or full fine-tuning, with checkpoints that
+// resume exactly, a JSONL log, a metrics plot, and a model file that align sample loads.
+//
+// Test: go test ./cmd/align -run Finetune
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/rewards"
+)
+
+// RWR softmax groups (--rwr-groups).
+const (
+	rwrGroupsPrompt = "prompt"
+	rwrGroupsGlobal = "global"
+)
+
+// FinetuneOptions are the flags of `align finetune`.
+type FinetuneOptions struct {
+	Pairs   string // --pairs: JSONL or VideoAlign CSV
+	Scored  string // --scored: scored-set JSONL
+	Model   string // --model: the base model file
+	Weights string // per-dimension weights for labels (pairs) or scores (scored sets)
+	Combine string // scored sets: how scores become one reward
+	Ties    string // keep or drop tie pairs
+
+	Temperature float64
+	RWRGroups   string
+
+	Train                dpo.Config
+	ResumeFromCheckpoint string
+	MergeLoRA            bool
+	OutputDir            string
+	TimeLimit            time.Duration
+	JSON                 bool
+
+	loraFlags []string // LoRA and --full-finetune flags set on the command line
+}
+
+// finetuneReport is what `align finetune --json` prints.
+type finetuneReport struct {
+	Method     string        `json:"method"`
+	BaseModel  string        `json:"base_model"`
+	Data       string        `json:"data"`
+	Units      int           `json:"train_units"` // pairs (dpo) or samples
+	Step       int           `json:"step"`
+	Outputs    []string      `json:"outputs"`
+	Checkpoint string        `json:"checkpoint"`
+	Log        string        `json:"log"`
+	Plot       string        `json:"plot"`
+	Last       *dpo.LogEntry `json:"last_step,omitempty"`
+	Seconds    float64       `json:"seconds"`
+}
+
+func newCmdFinetune(runF func(*FinetuneOptions) error) *cobra.Command {
+	opts := &FinetuneOptions{Train: dpo.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "finetune",
+		Short: "Align a model with preferences (Flow-DPO, Flow-RWR or SFT)",
+		Long: `Fine-tune a DiT model file (--model) with preference data:
+
+  dpo  Flow-DPO on pairs (--pairs): winner and loser share t and noise; the frozen
+       reference is the base with the LoRA adapters switched off (or, with --full-finetune,
+       a copy of the starting weights); constant --beta-dpo or --beta-schedule one-minus-t-sq
+  rwr  Flow-RWR on a scored set (--scored): per-sample errors weighted by
+       softmax(reward / --temperature) within each prompt (--rwr-groups global: one softmax)
+  sft  the winner-only baseline: the chosen sample of each pair, or the best of each prompt
+
+Pairs are align's JSONL ({"prompt","chosen","rejected"} with optional per-dimension
+"labels" A/B/tie and scores) or VideoAlign's CSV (path_A, path_B, prompt, VQ, MQ, TA);
+per-dimension labels are collapsed with --weights (ties kept or dropped by --ties). A scored
+set is JSONL {"prompt","image","scores":{...}} or the JSONL of align score; its scores are
+combined with --weights and --combine. Every malformed line is reported as file:line and
+every image is read before the first step. The output directory receives:
+
+  adapter.safetensors             LoRA adapters (the default)
+  model.safetensors               plain weights for align sample (--merge-lora, or --full-finetune)
+  checkpoint-<step>.safetensors   everything needed to resume exactly (no --model needed)
+  logs.jsonl, metrics.png         loss, implicit_acc, inside, w_diff, l_diff, ... per step
+  config.json                     the run's configuration
+
+SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2. A
+finished LoRA run resumed with --merge-lora only writes model.safetensors.
+
+--beta-dpo defaults to VideoAlign's constant 500; its effect depends on how the error is
+reduced (here a mean over the sample's elements) and on the model, so sweep it for yours
+(watch implicit_acc, w_diff and l_diff: both rising means the model degrades).`,
+		Example: `  $ align finetune --method dpo --pairs pairs.jsonl --model base/model.safetensors -o dpo/
+  $ align finetune --method dpo --pairs videoalign.csv --weights vq=1,mq=1,ta=1 --ties drop --model base/model.safetensors -o dpo/
+  $ align finetune --method rwr --scored scored.jsonl --temperature 0.5 --model base/model.safetensors -o rwr/
+  $ align finetune --method sft --pairs pairs.jsonl --full-finetune --model base/model.safetensors -o sft/
+  $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --resume-from-checkpoint latest --merge-lora`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range []string{"lora-rank", "lora-alpha", "lora-targets", "full-finetune"} {
+				if cmd.Flags().Changed(n) {
+					opts.loraFlags = append(opts.loraFlags, "--"+n)
+				}
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return finetuneRun(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	t := &opts.Train
+	f.StringVar(&t.Method, "method", t.Method, "dpo, rwr or sft")
+	f.StringVar(&opts.Pairs, "pairs", "", "preference pairs: JSONL, or VideoAlign's CSV layout (.csv)")
+	f.StringVar(&opts.Scored, "scored", "", "scored set JSONL (rwr, sft): {\"prompt\",\"image\",\"scores\"} or align score output")
+	f.StringVar(&opts.Model, "model", "", "base model file (.safetensors) written by align pretrain")
+	f.StringVar(&opts.Weights, "weights", "", "per-dimension weights, e.g. vq=1,ta=2, for labels or scores (default: equal)")
+	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "scored sets: "+strings.Join(rewards.Combiners, ", "))
+	f.StringVar(&opts.Ties, "ties", dpo.TiesKeep, "pairs whose labels collapse to a tie: keep (pushed towards equal) or drop")
+	f.Float64Var(&t.BetaDPO, "beta-dpo", t.BetaDPO, "Flow-DPO beta (KL strength)")
+	f.StringVar(&t.BetaSchedule, "beta-schedule", t.BetaSchedule, "const or one-minus-t-sq (beta (1-t)^2)")
+	f.Float64Var(&opts.Temperature, "temperature", 1, "Flow-RWR softmax temperature")
+	f.StringVar(&opts.RWRGroups, "rwr-groups", rwrGroupsPrompt, "Flow-RWR softmax over each prompt's samples (prompt) or all (global)")
+	f.IntVar(&t.LoRA.Rank, "lora-rank", t.LoRA.Rank, "LoRA rank r")
+	f.Float64Var(&t.LoRA.Alpha, "lora-alpha", 0, "LoRA alpha (scale alpha/r; default 2*rank)")
+	f.StringSliceVar(&t.LoRA.Targets, "lora-targets", t.LoRA.Targets, "projections with adapters: "+strings.Join(dpo.LoRATargets, ", "))
+	f.BoolVar(&t.FullFinetune, "full-finetune", false, "train every weight instead of LoRA adapters")
+	f.BoolVar(&opts.MergeLoRA, "merge-lora", false, "also write model.safetensors with the adapters merged (plain weights)")
+	f.Uint64Var(&t.Seed, "seed", 0, "random seed (adapters, data order, times and noise)")
+	f.IntVar(&t.TrainBatchSize, "train-batch-size", t.TrainBatchSize, "pairs (dpo) or samples (rwr, sft) per micro-batch")
+	f.IntVar(&t.GradientAccumulationSteps, "gradient-accumulation-steps", t.GradientAccumulationSteps, "micro-batches per optimizer step")
+	f.IntVar(&t.MaxTrainSteps, "max-train-steps", t.MaxTrainSteps, "optimizer steps in all")
+	f.Float64Var(&t.LearningRate, "learning-rate", t.LearningRate, "peak learning rate")
+	f.StringVar(&t.LRScheduler, "lr-scheduler", t.LRScheduler, "constant, linear or cosine (after the warmup)")
+	f.IntVar(&t.LRWarmupSteps, "lr-warmup-steps", t.LRWarmupSteps, "linear warmup steps")
+	f.Float64Var(&t.AdamWeightDecay, "adam-weight-decay", t.AdamWeightDecay, "AdamW decoupled weight decay")
+	f.Float64Var(&t.MaxGradNorm, "max-grad-norm", t.MaxGradNorm, "clip the global gradient norm to this")
+	f.Float64Var(&t.EMADecay, "ema-decay", t.EMADecay, "EMA decay of the written weights (0: no EMA)")
+	f.IntVar(&t.CheckpointingSteps, "checkpointing-steps", t.CheckpointingSteps, "write a checkpoint every N steps")
+	f.IntVar(&t.CheckpointsTotalLimit, "checkpoints-total-limit", t.CheckpointsTotalLimit, "keep the newest N checkpoints (0: all)")
+	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
+	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
+	f.StringVar(&t.Timesteps.WeightingScheme, "weighting-scheme", t.Timesteps.WeightingScheme, "density of t: none (uniform, VideoAlign), logit_normal or mode")
+	f.Float64Var(&t.Timesteps.LogitMean, "logit-mean", t.Timesteps.LogitMean, "mean of the logit-normal density")
+	f.Float64Var(&t.Timesteps.LogitStd, "logit-std", t.Timesteps.LogitStd, "std of the logit-normal density")
+	f.StringVarP(&opts.OutputDir, "output-dir", "o", "align-finetune", "directory for the outputs, checkpoints and logs")
+	f.BoolVar(&opts.JSON, "json", false, "print a JSON report of the run on stdout")
+	return cmd
+}
+
+// errNoBaseModel is returned when a fresh run has no --model.
+var errNoBaseModel = errors.New("no default generator is embedded in this build yet; pass --model PATH (a model file of align pretrain)\n" +
+	"---> HINT: train one with `align pretrain --data data/emoji -o base/` and pass --model base/model.safetensors")
+
+func (o *FinetuneOptions) validate() error {
+	t := &o.Train
+	switch {
+	case o.Pairs != "" && o.Scored != "":
+		return flagErrorf("--pairs and --scored: give one data file")
+	case t.Method == dpo.MethodDPO && o.Pairs == "":
+		return flagErrorf("--method dpo trains on pairs: give --pairs FILE")
+	case t.Method == dpo.MethodRWR && o.Scored == "":
+		return flagErrorf("--method rwr trains on a scored set: give --scored FILE")
+	case t.Method == dpo.MethodSFT && o.Pairs == "" && o.Scored == "":
+		return flagErrorf("--method sft trains on winners: give --pairs FILE or --scored FILE")
+	case o.OutputDir == "":
+		return flagErrorf("--output-dir must not be empty")
+	case o.MergeLoRA && t.FullFinetune:
+		return flagErrorf("--merge-lora merges LoRA adapters; --full-finetune writes plain weights anyway")
+	case !(o.Temperature > 0):
+		return flagErrorf("--temperature must be > 0, got %v", o.Temperature)
+	case o.RWRGroups != rwrGroupsPrompt && o.RWRGroups != rwrGroupsGlobal:
+		return flagErrorf("--rwr-groups %q: want prompt or global", o.RWRGroups)
+	case !slices.Contains(rewards.Combiners, o.Combine):
+		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
+	case o.Ties != dpo.TiesKeep && o.Ties != dpo.TiesDrop:
+		return flagErrorf("--ties %q: want keep or drop", o.Ties)
+	case o.TimeLimit < 0:
+		return flagErrorf("--time-limit must be >= 0, got %v", o.TimeLimit)
+	case o.ResumeFromCheckpoint != "" && len(o.loraFlags) > 0:
+		return flagErrorf("%s with --resume-from-checkpoint: a resumed run keeps the checkpoint's adapters (or full fine-tuning)",
+			strings.Join(o.loraFlags, ", "))
+	}
+	if t.LoRA.Alpha == 0 {
+		t.LoRA.Alpha = 2 * float64(t.LoRA.Rank)
+	}
+	if err := t.Validate(); err != nil {
+		return usageError{err}
+	}
+	if o.Model == "" && o.ResumeFromCheckpoint == "" {
+		return errNoBaseModel
+	}
+	return nil
+}
+
+// finetuneData reads the data file and loads its samples for a model of config mc.
+func finetuneData(opts *FinetuneOptions, mc *diffusion.ModelConfig, stderr io.Writer) (*dpo.Data, error) {
+	method := opts.Train.Method
+	if opts.Pairs != "" {
+		set, err := dpo.ReadPairs(opts.Pairs, dpo.PairOptions{Weights: opts.Weights, Ties: opts.Ties})
+		if err != nil {
+			return nil, err
+		}
+		note := ""
+		if len(set.Dims) > 0 {
+			note = fmt.Sprintf(" (labels %s weighted %s: %d turned round, %d ties %s, %d uninformative left out)",
+				strings.Join(set.Dims, ","), rewards.FormatWeights(set.Dims, set.Weights), set.Swapped,
+				set.Ties()+set.TiesDropped, map[bool]string{true: "dropped", false: "kept"}[opts.Ties == dpo.TiesDrop], set.Uninformative)
+		}
+		fmt.Fprintf(stderr, "%s: %d pairs%s\n", opts.Pairs, len(set.Pairs), note)
+		if method == dpo.MethodSFT {
+			return dpo.WinnerData(set, mc)
+		}
+		return dpo.PairData(set, mc)
+	}
+	set, err := dpo.ReadScored(opts.Scored)
+	if err != nil {
+		return nil, err
+	}
+	note := ""
+	if set.Failed > 0 {
+		note = fmt.Sprintf(", %d unscored rows left out", set.Failed)
+	}
+	fmt.Fprintf(stderr, "%s: %d scored samples (%s)%s\n", opts.Scored, len(set.Items), strings.Join(set.Dims, ", "), note)
+	return dpo.ScoredData(set, method, dpo.ScoredOptions{Weights: opts.Weights, Combine: opts.Combine,
+		Temperature: opts.Temperature, Global: opts.RWRGroups == rwrGroupsGlobal}, mc)
+}
+
+// finetuneRecord is config.json of the output directory.
+type finetuneRecord struct {
+	Train       dpo.Config            `json:"finetune"`
+	Model       diffusion.ModelConfig `json:"model"`
+	BaseModel   string                `json:"base_model"`
+	Pairs       string                `json:"pairs,omitempty"`
+	Scored      string                `json:"scored,omitempty"`
+	Weights     string                `json:"weights"`
+	Combine     string                `json:"combine,omitempty"`
+	Ties        string                `json:"ties,omitempty"`
+	Temperature float64               `json:"temperature,omitempty"`
+	RWRGroups   string                `json:"rwr_groups,omitempty"`
+	Units       int                   `json:"train_units"`
+	Trainable   int                   `json:"trainable_params"`
+	Resumed     string                `json:"resumed_from,omitempty"`
+	Started     string                `json:"started"`
+	Version     string                `json:"align_version"`
+}
+
+func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
+	stderr := cmd.ErrOrStderr()
+	start := time.Now()
+	dev, err := deviceFromCmd(cmd)
+	if err != nil {
+		return err
+	}
+	cfg := opts.Train
+	var tr *dpo.Trainer
+	var data *dpo.Data
+	resumed := ""
+	if opts.ResumeFromCheckpoint != "" {
+		path := opts.ResumeFromCheckpoint
+		if path == "latest" {
+			if path, err = diffusion.LatestCheckpoint(opts.OutputDir); err != nil {
+				return err
+			}
+		}
+		_, mc, _, _, err := dpo.ReadTrainingCheckpoint(path)
+		if err != nil {
+			return err
+		}
+		if opts.Model != "" {
+			fmt.Fprintf(stderr, "align: warning: --model is ignored: a resumed run continues the checkpoint's model\n")
+		}
+		if data, err = finetuneData(opts, &mc, stderr); err != nil {
+			return err
+		}
+		if tr, err = dpo.ResumeTrainer(dev, path, cfg, data, opts.OutputDir); err != nil {
+			return err
+		}
+		resumed = path
+		fmt.Fprintf(stderr, "resuming from %s at step %d\n", path, tr.Step)
+		if ch := diffusion.ConfigChanges(tr.Resumed, &tr.Cfg); len(ch) > 0 {
+			fmt.Fprintf(stderr, "align: warning: hyper-parameters differ from the checkpoint's run: %s\n",
+				strings.Join(ch, "; "))
+		}
+	} else {
+		if cs, _ := diffusion.Checkpoints(opts.OutputDir); len(cs) > 0 {
+			return usageError{fmt.Errorf("%s holds checkpoints of an earlier run (%s); resume it with "+
+				"--resume-from-checkpoint latest, or choose another --output-dir", opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
+		}
+		m, err := diffusion.LoadDiT(dev, opts.Model)
+		if err != nil {
+			return err
+		}
+		if data, err = finetuneData(opts, &m.Config, stderr); err != nil {
+			return err
+		}
+		if tr, err = dpo.NewTrainer(dev, m, cfg, data, opts.OutputDir); err != nil {
+			return err
+		}
+		tr.BaseModel = opts.Model
+	}
+	tr.MergeLoRA = opts.MergeLoRA
+	warnUnknownWords(stderr, tr.Model.Tokenizer, data)
+
+	trainable := 0
+	for _, p := range tr.Opt.Params {
+		trainable += p.W.Len()
+	}
+	total := tr.Model.Config.ParamCount()
+	what := fmt.Sprintf("full fine-tuning of %s parameters", fmtCount(trainable))
+	if tr.LoRA != nil {
+		lc := tr.Cfg.LoRA
+		what = fmt.Sprintf("LoRA rank %d alpha %g on %s (%d adapters, %s trainable parameters of %s)", lc.Rank, lc.Alpha,
+			strings.Join(lc.Targets, ","), len(tr.LoRA), fmtCount(trainable), fmtCount(total))
+	}
+	unit := "samples"
+	if cfg.Method == dpo.MethodDPO {
+		unit = fmt.Sprintf("pairs, beta %g (%s)", cfg.BetaDPO, cfg.BetaSchedule)
+	}
+	fmt.Fprintf(stderr, "%s on %d %s; %s; %s\n", cfg.Method, data.Len(), unit, what, dev.Name())
+
+	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
+		return err
+	}
+	rec := finetuneRecord{Train: tr.Cfg, Model: tr.Model.Config, BaseModel: tr.BaseModel, Pairs: opts.Pairs, Scored: opts.Scored,
+		Weights: opts.Weights, Units: data.Len(), Trainable: trainable, Resumed: resumed,
+		Started: time.Now().UTC().Format(time.RFC3339), Version: version}
+	if opts.Pairs != "" {
+		rec.Ties = opts.Ties
+	} else {
+		rec.Combine, rec.Temperature, rec.RWRGroups = opts.Combine, opts.Temperature, opts.RWRGroups
+	}
+	if err := diffusion.WriteFileAtomic(filepath.Join(opts.OutputDir, "config.json"), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	}); err != nil {
+		return err
+	}
+
+	// SIGINT/SIGTERM cancel ctx: the run finishes its step and writes a checkpoint. After the
+	// first signal the default handling returns, so a second Ctrl-C aborts at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop()
+		case <-finished:
+		}
+	}()
+
+	bar := newProgressBar(stderr, "finetune "+cfg.Method, tr.Cfg.MaxTrainSteps)
+	bar.base, bar.done = tr.Step, tr.Step
+	var smooth, acc, inside, mse float64
+	n, noted := 0, false
+	tr.Progress = func(e dpo.LogEntry, _ time.Duration) {
+		if !e.Skipped {
+			n++
+			a := min(diffusion.LossSmoothing, 1-1/float64(n))
+			ema := func(s *float64, v float64) { *s = a**s + (1-a)*v }
+			ema(&smooth, e.Loss)
+			if d := e.DPOMetrics; d != nil {
+				ema(&acc, d.ImplicitAcc)
+				ema(&inside, d.Inside)
+			}
+			if r := e.RWRMetrics; r != nil {
+				ema(&mse, r.MSE)
+			}
+		}
+		extra := fmt.Sprintf("loss %.4f", smooth)
+		if e.DPOMetrics != nil {
+			extra += fmt.Sprintf(" implicit_acc %.2f inside %.3g", acc, inside)
+		} else {
+			extra += fmt.Sprintf(" mse %.4f", mse)
+		}
+		bar.Update(e.Step, fmt.Sprintf("%s lr %.2e %.1f samples/s", extra, e.LR, e.SamplesPerSec))
+		if ctx.Err() != nil && !noted {
+			noted = true
+			bar.Note("interrupted: writing a checkpoint (Ctrl-C again aborts without one)")
+		}
+	}
+	tr.Notify = func(msg string) { bar.Note(msg) }
+	err = tr.Run(ctx, opts.TimeLimit)
+	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
+	switch {
+	case errors.Is(err, diffusion.ErrInterrupted):
+		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
+		return errCancelled
+	case errors.Is(err, diffusion.ErrTimeLimit):
+		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
+	case err != nil:
+		return err
+	}
+
+	var outs []string
+	if tr.LoRA != nil {
+		outs = append(outs, tr.AdapterPath())
+	}
+	if tr.LoRA == nil || opts.MergeLoRA {
+		outs = append(outs, tr.ModelPath())
+	}
+	out := cmd.OutOrStdout()
+	if opts.JSON {
+		rep := finetuneReport{Method: cfg.Method, BaseModel: tr.BaseModel, Data: opts.Pairs + opts.Scored, Units: data.Len(),
+			Step: tr.Step, Outputs: outs, Checkpoint: tr.CheckpointPath(tr.Step), Log: filepath.Join(opts.OutputDir, "logs.jsonl"),
+			Plot: tr.PlotPath(), Seconds: time.Since(start).Seconds()}
+		if len(tr.Log) > 0 {
+			rep.Last = &tr.Log[len(tr.Log)-1]
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(out, "wrote %s (step %d)\n", strings.Join(outs, " and "), tr.Step)
+	if tr.LoRA != nil && !opts.MergeLoRA {
+		fmt.Fprintf(stderr, "to sample, write plain weights: align finetune --resume-from-checkpoint latest -o %s --merge-lora %s\n",
+			opts.OutputDir, dataFlag(opts))
+	}
+	return nil
+}
+
+// dataFlag repeats the data flags of a run for the hint that resumes it.
+func dataFlag(opts *FinetuneOptions) string {
+	s := "--method " + opts.Train.Method
+	if opts.Pairs != "" {
+		s += " --pairs " + opts.Pairs
+	} else {
+		s += " --scored " + opts.Scored
+	}
+	return s
+}
+
+// warnUnknownWords warns once about prompt words outside the model's vocabulary.
+func warnUnknownWords(w io.Writer, tok *diffusion.Tokenizer, data *dpo.Data) {
+	var caps []string
+	for _, p := range data.Pairs {
+		caps = append(caps, p.Prompt)
+	}
+	for _, it := range data.Items {
+		caps = append(caps, it.Prompt)
+	}
+	unk := diffusion.EncodePrompts(tok, caps).Unknown
+	if len(unk) == 0 {
+		return
+	}
+	more := ""
+	if len(unk) > 12 {
+		more = fmt.Sprintf(" and %d more", len(unk)-12)
+		unk = unk[:12]
+	}
+	fmt.Fprintf(w, "align: warning: prompt words not in the model's vocabulary (%d words): %s%s\n", tok.VocabSize(), strings.Join(unk, ", "), more)
+}
+
+// fmtCount prints a parameter count: 950, 12.3k, 9.51M.
+func fmtCount(n int) string {
+	switch {
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e4:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}

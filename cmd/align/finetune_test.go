@@ -1,0 +1,284 @@
+// Tests of `align finetune`: flag parsing and validation through runF, and end to end on a
+// tiny random model with tiny PNG pairs: Flow-DPO with LoRA whose merged model align sample
+// loads, resume, missing images reported before training, Flow-RWR and SFT on a scored set,
+// and SIGINT writing a checkpoint and exiting with code 2.
+//
+// Test: go test ./cmd/align -run Finetune
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
+)
+
+func TestNewCmdFinetuneFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		check   func(o *FinetuneOptions) string
+		wantErr string
+	}{
+		{args: []string{"--pairs", "p.jsonl", "--model", "m"}, check: func(o *FinetuneOptions) string {
+			d := dpo.DefaultConfig()
+			if o.Train.Method != "dpo" || o.Train.BetaDPO != 500 || o.Train.BetaSchedule != "const" || o.Train.LoRA.Rank != 16 ||
+				o.Train.LoRA.Alpha != 32 || strings.Join(o.Train.LoRA.Targets, ",") != "qkv,proj" || o.Train.LearningRate != d.LearningRate ||
+				o.Ties != "keep" || o.Combine != "linear" || o.Temperature != 1 || o.RWRGroups != "prompt" || o.OutputDir != "align-finetune" {
+				return "defaults"
+			}
+			return ""
+		}},
+		{args: []string{"--method", "rwr", "--scored", "s.jsonl", "--model", "m", "--temperature", "0.5", "--rwr-groups", "global",
+			"--lora-rank", "4", "--lora-targets", "qkv,fc1,ada", "--beta_dpo", "2000", "--beta-schedule", "one-minus-t-sq",
+			"--learning-rate", "1e-5", "--lr-warmup-steps", "3", "--gradient-accumulation-steps", "4", "--max-grad-norm", "0.5",
+			"--max-train-steps", "7", "--train-batch-size", "2", "--checkpointing-steps", "3", "--merge-lora", "--seed", "9",
+			"-o", "out", "--json", "--weights", "ta=1", "--combine", "lsc", "--ema-decay", "0.9"},
+			check: func(o *FinetuneOptions) string {
+				t := o.Train
+				if t.Method != "rwr" || o.Temperature != 0.5 || o.RWRGroups != "global" || t.LoRA.Rank != 4 || t.LoRA.Alpha != 8 ||
+					strings.Join(t.LoRA.Targets, ",") != "qkv,fc1,ada" || t.BetaDPO != 2000 || t.BetaSchedule != "one-minus-t-sq" ||
+					t.LearningRate != 1e-5 || t.LRWarmupSteps != 3 || t.GradientAccumulationSteps != 4 || t.MaxGradNorm != 0.5 ||
+					t.MaxTrainSteps != 7 || t.TrainBatchSize != 2 || t.CheckpointingSteps != 3 || !o.MergeLoRA || t.Seed != 9 ||
+					o.OutputDir != "out" || !o.JSON || o.Weights != "ta=1" || o.Combine != "lsc" || t.EMADecay != 0.9 {
+					return "parsed"
+				}
+				return ""
+			}},
+		{args: []string{"--method", "sft", "--scored", "s.jsonl", "--full-finetune", "--model", "m"}, check: func(o *FinetuneOptions) string {
+			if !o.Train.FullFinetune || o.Train.Method != "sft" {
+				return "sft"
+			}
+			return ""
+		}},
+		{args: []string{"--pairs", "p.jsonl"}, wantErr: "no default generator is embedded"},
+		{args: []string{"--model", "m"}, wantErr: "--method dpo trains on pairs"},
+		{args: []string{"--method", "rwr", "--pairs", "p", "--model", "m"}, wantErr: "--method rwr trains on a scored set"},
+		{args: []string{"--pairs", "p", "--scored", "s", "--model", "m"}, wantErr: "give one data file"},
+		{args: []string{"--method", "ppo", "--pairs", "p", "--model", "m"}, wantErr: `--method "ppo"`},
+		{args: []string{"--pairs", "p", "--model", "m", "--beta-schedule", "linear"}, wantErr: `--beta-schedule "linear"`},
+		{args: []string{"--pairs", "p", "--model", "m", "--beta-dpo", "0"}, wantErr: "--beta-dpo must be a positive number"},
+		{args: []string{"--pairs", "p", "--model", "m", "--lora-targets", "qkv,q"}, wantErr: `unknown target "q"`},
+		{args: []string{"--pairs", "p", "--model", "m", "--full-finetune", "--merge-lora"}, wantErr: "--merge-lora merges LoRA adapters"},
+		{args: []string{"--pairs", "p", "--model", "m", "--ties", "half"}, wantErr: `--ties "half"`},
+		{args: []string{"--pairs", "p", "--model", "m", "--weighting-scheme", "cosmap"}, wantErr: "fine-tuning samples t from one of"},
+		{args: []string{"--pairs", "p", "--resume-from-checkpoint", "latest", "--lora-rank", "8"}, wantErr: "a resumed run keeps the checkpoint's adapters"},
+		{args: []string{"--method", "rwr", "--scored", "s", "--model", "m", "--temperature", "0"}, wantErr: "--temperature must be > 0"},
+	}
+	for _, tt := range tests {
+		got, err := runWithStub(t, "finetune", newCmdFinetune, tt.args)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("finetune %v: err = %v, want it to contain %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("finetune %v: %v", tt.args, err)
+			continue
+		}
+		if what := tt.check(got); what != "" {
+			t.Errorf("finetune %v: wrong %s: %+v", tt.args, what, *got)
+		}
+	}
+}
+
+// writeSolidPNG writes an 8x8 image of one colour.
+func writeSolidPNG(t *testing.T, path string, c color.NRGBA) {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// finetuneFixture writes a tiny model, six PNGs, a pairs file and a scored set.
+func finetuneFixture(t *testing.T) (dir, model, pairs, scored string) {
+	t.Helper()
+	dir = t.TempDir()
+	model = saveTinyModel(t, dir, diffusion.KindImage)
+	img := filepath.Join(dir, "img")
+	os.Mkdir(img, 0o755)
+	var sb strings.Builder
+	for i := range 6 {
+		writeSolidPNG(t, filepath.Join(img, fmt.Sprintf("%d.png", i)), color.NRGBA{uint8(40 * i), uint8(255 - 40*i), 128, 255})
+		fmt.Fprintf(&sb, `{"prompt":%q,"image":"img/%d.png","scores":{"vq":%g,"ta":%d}}`+"\n", []string{"red apple", "blue car"}[i%2], i, 0.1*float64(i), i%3)
+	}
+	scored = filepath.Join(dir, "scored.jsonl")
+	os.WriteFile(scored, []byte(sb.String()), 0o644)
+	pairs = filepath.Join(dir, "pairs.jsonl")
+	os.WriteFile(pairs, []byte(`{"prompt":"red apple","chosen":"img/0.png","rejected":"img/1.png"}
+{"prompt":"blue car","chosen":"img/2.png","rejected":"img/3.png","labels":{"vq":"B","ta":"B"}}
+{"prompt":"purple apple","chosen":"img/4.png","rejected":"img/5.png","labels":{"vq":"tie"}}
+`), 0o644)
+	return dir, model, pairs, scored
+}
+
+func TestFinetuneDPOEndToEnd(t *testing.T) {
+	dir, model, pairs, _ := finetuneFixture(t)
+	out := filepath.Join(dir, "run")
+	base := []string{"finetune", "--pairs", pairs, "-o", out, "--train-batch-size", "2",
+		"--checkpointing-steps", "2", "--lr-warmup-steps", "1", "--learning-rate", "1e-3"}
+	var stdout, stderr bytes.Buffer
+	args := append(append([]string{}, base...), "--model", model, "--lora-rank", "2", "--max-train-steps", "3", "--merge-lora", "--json")
+	if code := Main(args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep finetuneReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout.String())
+	}
+	if rep.Step != 3 || rep.Units != 3 || len(rep.Outputs) != 2 || rep.Last == nil || rep.Last.DPOMetrics == nil || rep.BaseModel != model {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, f := range []string{"model.safetensors", "adapter.safetensors", "checkpoint-2.safetensors", "checkpoint-3.safetensors",
+		"logs.jsonl", "metrics.png", "config.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, s := range []string{"3 pairs (labels ta,vq weighted ta=1,vq=1: 1 turned round, 1 ties kept", "LoRA rank 2 alpha 4 on qkv,proj",
+		"words): purple", "finetune dpo: 3/3"} {
+		if !strings.Contains(stderr.String(), s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
+		}
+	}
+	// Step 1: the policy is the reference.
+	logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
+	var first dpo.LogEntry
+	json.Unmarshal([]byte(strings.SplitN(string(logs), "\n", 2)[0]), &first)
+	if first.DPOMetrics == nil || first.Inside != 0 || first.ImplicitAcc != 0 || first.Loss < 0.6931 || first.Loss > 0.6932 {
+		t.Errorf("first log line %s", strings.SplitN(string(logs), "\n", 2)[0])
+	}
+
+	// The merged model samples.
+	if code := Main([]string{"sample", "--model", filepath.Join(out, "model.safetensors"), "--prompt", "red apple",
+		"--num-inference-steps", "2", "-o", filepath.Join(dir, "s")}, &stdout, &stderr); code != exitOK {
+		t.Errorf("sample: exit %d: %s", code, stderr.String())
+	}
+
+	// A fresh run into the same directory is refused; a resume continues to 5 steps.
+	stderr.Reset()
+	if code := Main(append(append([]string{}, base...), "--model", model), &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "earlier run") {
+		t.Errorf("fresh run over checkpoints: exit %d, %q", code, stderr.String())
+	}
+	stderr.Reset()
+	stdout.Reset()
+	if code := Main(append(append([]string{}, base...), "--max-train-steps", "5", "--resume-from-checkpoint", "latest"), &stdout, &stderr); code != exitOK {
+		t.Fatalf("resume: exit %d: %s", code, stderr.String())
+	}
+	logs, _ = os.ReadFile(filepath.Join(out, "logs.jsonl"))
+	if n := strings.Count(string(logs), "\n"); n != 5 || !strings.Contains(stderr.String(), "at step 3") ||
+		!strings.Contains(stderr.String(), "max_train_steps: 3 -> 5") || !strings.Contains(stdout.String(), "adapter.safetensors (step 5)") ||
+		!strings.Contains(stderr.String(), "--merge-lora") {
+		t.Errorf("after resume: %d log lines; stdout %q; stderr %q", n, stdout.String(), stderr.String())
+	}
+}
+
+func TestFinetuneMissingImagesBeforeTraining(t *testing.T) {
+	dir, model, pairs, _ := finetuneFixture(t)
+	text, _ := os.ReadFile(pairs)
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, append(text, []byte(`{"prompt":"red apple","chosen":"img/0.png","rejected":"img/gone.png"}
+{"prompt":"red apple","chosen":"img/9.png","rejected":"img/0.png"}
+`)...), 0o644)
+	out := filepath.Join(dir, "run")
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"finetune", "--pairs", bad, "--model", model, "-o", out, "--max-train-steps", "2"}, &stdout, &stderr)
+	if code != exitError || !strings.Contains(stderr.String(), bad+":4: "+filepath.Join(dir, "img", "gone.png")+": no such file") ||
+		!strings.Contains(stderr.String(), bad+":5: ") {
+		t.Errorf("exit %d: %q", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "logs.jsonl")); err == nil {
+		t.Error("training started despite missing images")
+	}
+	// Malformed lines: every one with file:line.
+	os.WriteFile(bad, []byte("{\"prompt\":\"a\"}\nnot json\n"), 0o644)
+	stderr.Reset()
+	if code := Main([]string{"finetune", "--pairs", bad, "--model", model, "-o", out}, &stdout, &stderr); code != exitError ||
+		!strings.Contains(stderr.String(), bad+":1:") || !strings.Contains(stderr.String(), bad+":2:") {
+		t.Errorf("malformed: exit %d: %q", code, stderr.String())
+	}
+}
+
+func TestFinetuneRWRAndSFT(t *testing.T) {
+	dir, model, pairs, scored := finetuneFixture(t)
+	for _, args := range [][]string{
+		{"--method", "rwr", "--scored", scored, "--weights", "ta=1,vq=2", "--temperature", "0.5"},
+		{"--method", "rwr", "--scored", scored, "--rwr-groups", "global", "--full-finetune", "--ema-decay", "0.5"},
+		{"--method", "sft", "--scored", scored},
+		{"--method", "sft", "--pairs", pairs, "--full-finetune"},
+	} {
+		out := filepath.Join(dir, strings.Join(args[:2], "")+fmt.Sprint(len(args)))
+		var stdout, stderr bytes.Buffer
+		all := append([]string{"finetune", "--model", model, "-o", out, "--max-train-steps", "2", "--train-batch-size", "2",
+			"--lora-rank", "2"}, args...)
+		if code := Main(all, &stdout, &stderr); code != exitOK {
+			t.Errorf("%v: exit %d: %s", args, code, stderr.String())
+			continue
+		}
+		want := "adapter.safetensors"
+		if strings.Contains(strings.Join(args, " "), "full") {
+			want = "model.safetensors"
+		}
+		if _, err := os.Stat(filepath.Join(out, want)); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		if want == "model.safetensors" {
+			if _, err := diffusion.LoadDiT(testCPU, filepath.Join(out, want)); err != nil {
+				t.Errorf("%v: %v", args, err)
+			}
+		}
+	}
+}
+
+func TestFinetuneSIGINT(t *testing.T) {
+	dir, model, pairs, _ := finetuneFixture(t)
+	out := filepath.Join(dir, "int")
+	var stdout, stderr bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- Main([]string{"finetune", "--pairs", pairs, "--model", model, "-o", out, "--lora-rank", "2",
+			"--max-train-steps", "100000", "--checkpointing-steps", "100000"}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(out, "logs.jsonl")); err == nil && len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no step logged")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	if code := <-done; code != exitCancel {
+		t.Fatalf("exit %d, want %d: %s", code, exitCancel, stderr.String())
+	}
+	cs, _ := diffusion.Checkpoints(out)
+	if len(cs) != 1 || !strings.Contains(stderr.String(), "resume with --resume-from-checkpoint latest") {
+		t.Errorf("checkpoints %v; stderr %q", cs, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "adapter.safetensors")); err != nil {
+		t.Error(err)
+	}
+}
