@@ -106,6 +106,9 @@ func listSpec(spec string, o ListOptions) ([]Item, error) {
 		sort.Strings(matches)
 		var items []Item
 		for _, p := range matches {
+			if strings.HasPrefix(filepath.Base(p), ".") && !strings.HasPrefix(filepath.Base(spec), ".") {
+				continue // as a shell's *, skip hidden files unless the pattern names them
+			}
 			if st, err := os.Stat(p); err == nil && st.IsDir() && !o.Clips {
 				continue // folders are clips; an image model skips them
 			}
@@ -268,10 +271,10 @@ func parseCSV(name string, data []byte) ([]Item, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		line, _ := r.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}

@@ -1,0 +1,397 @@
+// Tests of batch scoring: input lists (JSONL, CSV, VideoAlign's CSV layout, errors, fuzz),
+// folders and globs, prompts from lists, --prompts files and file stems, shards, frame
+// selection, GIF compositing, the pipeline with a fake model (order kept across workers,
+// error rows, Strict, a panicking model), totals and the writers.
+//
+// Test: go test ./rewards/scoring; fuzz: go test ./rewards/scoring -run '^$' -fuzz FuzzParseList -fuzztime 30s
+package scoring
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/onnx"
+)
+
+func TestParseList(t *testing.T) {
+	items, err := ParseList("l.jsonl", []byte(`{"path": "a.png", "prompt": "red apple", "fps": 4, "num_frames": 8}
+
+{"file": "b.gif", "caption": "", "source_fps": 24}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].Prompt != "red apple" || !items[0].HasPrompt || items[0].FPS != 4 || items[0].NumFrames != 8 ||
+		items[1].Path != "b.gif" || !items[1].HasPrompt || items[1].Prompt != "" || items[1].SourceFPS != 24 {
+		t.Errorf("jsonl: %+v", items)
+	}
+	// VideoAlign's evaluation CSV: path, model, prompt, fps, num_frames.
+	items, err = ParseList("l.csv", []byte("\xef\xbb\xbfpath,model,prompt,fps,num_frames\nv/1.mp4,m1,\"a dog, running\",2,8\nv/2.mp4,m2,,,\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].Prompt != "a dog, running" || items[0].FPS != 2 || items[1].HasPrompt || items[1].NumFrames != 0 {
+		t.Errorf("csv: %+v", items)
+	}
+	for name, data := range map[string]string{
+		"l.jsonl": "{\"prompt\": \"x\"}\n",
+		"m.jsonl": "{\"path\": \"a\", \"fps\": -1}\n",
+		"n.jsonl": "{\"path\": \"a\", \"num_frames\": 2.5}\n",
+		"o.jsonl": "{\"path\": [1]}\n",
+		"p.jsonl": "not json\n",
+		"q.jsonl": "\n\n",
+		"l.csv":   "prompt\nx\n",
+		"m.csv":   "path,fps\na,fast\n",
+		"n.csv":   "",
+		"o.csv":   "path\n",
+		"p.csv":   "path\n\"a\n",
+	} {
+		if _, err := ParseList(name, []byte(data)); err == nil {
+			t.Errorf("%s %q: accepted", name, data)
+		}
+	}
+}
+
+func FuzzParseList(f *testing.F) {
+	f.Add("l.jsonl", []byte(`{"path": "a.png", "prompt": "red apple", "fps": 4}`))
+	f.Add("l.csv", []byte("path,prompt,fps,num_frames,source_fps\na.gif,x,2,8,24\n"))
+	f.Add("l.csv", []byte("file;prompt\n\"a,b\",c\n"))
+	f.Fuzz(func(t *testing.T, name string, data []byte) {
+		items, err := ParseList(name, data)
+		if err != nil {
+			return
+		}
+		for _, it := range items {
+			if strings.TrimSpace(it.Path) == "" || it.FPS < 0 || it.NumFrames < 0 || it.NumFrames > 1024 || math.IsNaN(it.FPS) {
+				t.Fatalf("bad item %+v", it)
+			}
+		}
+	})
+}
+
+func TestPromptFromStem(t *testing.T) {
+	for in, want := range map[string]string{
+		"out/003-red-apple.png":   "red apple",
+		"a_red_apple-2.gif":       "a red apple",
+		"clips/a dog running-0":   "a dog running",
+		"1f34e.png":               "1f34e",
+		"12.png":                  "12",
+		".png":                    ".png",
+		"--x__y--.jpg":            "x y",
+		"007-r2-d2-robot-3.png":   "r2 d2 robot",
+		"frames/blue-car":         "blue car",
+		"über-straße_1.webp":      "über straße",
+		"/abs/path/042_cat_3.png": "cat",
+	} {
+		if got := PromptFromStem(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
+
+func writePNG(t *testing.T, path string, w, h int, c color.Color) {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListFoldersGlobsPrompts(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b-cat.png", "a-dog.jpg", "c.gif", ".hidden.png", "notes.txt"} {
+		writePNG(t, filepath.Join(dir, n), 2, 2, color.White) // content does not matter here
+	}
+	os.Mkdir(filepath.Join(dir, "clip1"), 0o755)
+	prompts := filepath.Join(dir, "prompts.csv")
+	os.WriteFile(prompts, []byte("file,prompt\nb-cat,a black cat\n"), 0o644)
+	pm, err := ReadPrompts(prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := List([]string{dir}, ListOptions{Prompts: pm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, ps []string
+	for i, it := range items {
+		names, ps = append(names, filepath.Base(it.Path)), append(ps, it.Prompt)
+		if it.Index != i {
+			t.Errorf("index %d at %d", it.Index, i)
+		}
+	}
+	if strings.Join(names, ",") != "a-dog.jpg,b-cat.png,c.gif" || strings.Join(ps, ",") != "a dog,a black cat,c" {
+		t.Errorf("folder: %v %v", names, ps)
+	}
+	items, _ = List([]string{dir}, ListOptions{Clips: true, Prompt: "x"})
+	if len(items) != 2 || filepath.Base(items[0].Path) != "c.gif" || filepath.Base(items[1].Path) != "clip1" || items[0].Prompt != "x" {
+		t.Errorf("clips: %+v", items)
+	}
+	items, err = List([]string{filepath.Join(dir, "*.png"), filepath.Join(dir, "a-dog.jpg")}, ListOptions{})
+	if err != nil || len(items) != 2 || items[1].Index != 1 {
+		t.Errorf("glob: %+v %v", items, err)
+	}
+	for _, spec := range []string{filepath.Join(dir, "*.webp"), filepath.Join(dir, "missing.png"), filepath.Join(dir, "clip1"), ""} {
+		if _, err := List([]string{spec}, ListOptions{}); err == nil {
+			t.Errorf("%q: no error", spec)
+		}
+	}
+	list := filepath.Join(dir, "sub", "list.jsonl")
+	os.Mkdir(filepath.Dir(list), 0o755)
+	os.WriteFile(list, []byte(`{"path": "../a-dog.jpg", "prompt": "a wolf"}`+"\n"), 0o644)
+	items, err = List([]string{list}, ListOptions{Prompt: "ignored"})
+	if err != nil || items[0].Path != filepath.Join(dir, "a-dog.jpg") || items[0].Prompt != "a wolf" {
+		t.Errorf("list paths relative to the list: %+v %v", items, err)
+	}
+}
+
+func TestShard(t *testing.T) {
+	items := make([]Item, 10)
+	for i := range items {
+		items[i].Index = i
+	}
+	var all []int
+	for i := range 4 {
+		for _, it := range Shard(items, i, 4) {
+			all = append(all, it.Index)
+		}
+	}
+	if !slices.Equal(all, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Errorf("shards joined: %v", all)
+	}
+	if len(Shard(items[:2], 0, 4)) != 0 || len(Shard(items[:2], 3, 4)) != 1 {
+		t.Error("more shards than items")
+	}
+	for _, s := range []string{"1/2", " 0 / 1 "} {
+		if _, _, err := ParseShard(s); err != nil {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+	for _, s := range []string{"2/2", "-1/2", "0/0", "1", "a/b", "1/2/3"} {
+		if _, _, err := ParseShard(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
+
+func TestSelectFrames(t *testing.T) {
+	idx, _ := SelectFrames(10, nil, 0, 4, 0)
+	if !slices.Equal(idx, []int{0, 3, 6, 9}) {
+		t.Errorf("uniform: %v", idx)
+	}
+	idx, _ = SelectFrames(2, nil, 0, 4, 0)
+	if !slices.Equal(idx, []int{0, 0, 1, 1}) {
+		t.Errorf("uniform, repeats: %v", idx)
+	}
+	// 10 frames at 0.1 s each, sampled at 4 fps: t = 0, 0.25, 0.5, 0.75.
+	starts := []float64{0, .1, .2, .3, .4, .5, .6, .7, .8, .9}
+	idx, err := SelectFrames(10, starts, 1, 4, 4)
+	if err != nil || !slices.Equal(idx, []int{0, 2, 5, 7}) {
+		t.Errorf("4 fps: %v %v", idx, err)
+	}
+	if _, err := SelectFrames(10, starts, 1, 5, 4); err == nil {
+		t.Error("5 frames at 4 fps from a 1 s clip accepted (needs more than 1 s)")
+	}
+	if _, err := SelectFrames(10, nil, 0, 4, 4); err == nil || !strings.Contains(err.Error(), "--source-fps") {
+		t.Errorf("no timing: %v", err)
+	}
+	if !naturalLess("f2.png", "f10.png") || naturalLess("f10.png", "f2.png") || !naturalLess("a", "b") || !naturalLess("x1", "x1a") {
+		t.Error("natural order")
+	}
+}
+
+// A GIF whose second frame covers only a corner and whose first frame is disposed to the
+// background: frames are composited like a browser shows them.
+func TestGIFCompositing(t *testing.T) {
+	pal := color.Palette{color.Transparent, color.RGBA{255, 0, 0, 255}, color.RGBA{0, 0, 255, 255}}
+	f0 := image.NewPaletted(image.Rect(0, 0, 4, 4), pal)
+	for i := range f0.Pix {
+		f0.Pix[i] = 1 // red
+	}
+	f1 := image.NewPaletted(image.Rect(0, 0, 2, 2), pal)
+	for i := range f1.Pix {
+		f1.Pix[i] = 2 // blue corner
+	}
+	f2 := image.NewPaletted(image.Rect(2, 2, 4, 4), pal)
+	for i := range f2.Pix {
+		f2.Pix[i] = 2
+	}
+	g := &gif.GIF{Image: []*image.Paletted{f0, f1, f2}, Delay: []int{0, 20, 5},
+		Disposal: []byte{gif.DisposalNone, gif.DisposalBackground, gif.DisposalNone}, Config: image.Config{Width: 4, Height: 4, ColorModel: pal}}
+	path := filepath.Join(t.TempDir(), "c.gif")
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, b.Bytes(), 0o644)
+	c, err := LoadClip(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Starts) != 3 || c.Starts[0] != 0 || math.Abs(c.Starts[1]-0.1) > 1e-9 || math.Abs(c.Starts[2]-0.3) > 1e-9 || math.Abs(c.Duration-0.35) > 1e-9 {
+		t.Errorf("timing %v %v", c.Starts, c.Duration)
+	}
+	at := func(k, x, y int) [3]float32 {
+		chw, H, W := ToCHW(c.Frames[k])
+		return [3]float32{chw[y*W+x], chw[H*W+y*W+x], chw[2*H*W+y*W+x]}
+	}
+	red, blue, white := [3]float32{1, -1, -1}, [3]float32{-1, -1, 1}, [3]float32{1, 1, 1}
+	if at(1, 0, 0) != blue || at(1, 3, 3) != red || at(2, 0, 0) != white || at(2, 3, 3) != blue || at(2, 3, 0) != red {
+		t.Errorf("compositing: %v %v %v %v %v", at(1, 0, 0), at(1, 3, 3), at(2, 0, 0), at(2, 3, 3), at(2, 3, 0))
+	}
+}
+
+// fakeModel scores vq = mean pixel, ta = len(prompt); it panics on the prompt "boom".
+type fakeModel struct{ calls int }
+
+func (m *fakeModel) Dims() []string { return []string{"vq", "ta"} }
+func (m *fakeModel) Score(b rewards.Batch) ([][]float32, error) {
+	m.calls++
+	host := make([]float32, b.Pixels.Len())
+	b.Pixels.Dev.CopyToHost(host, b.Pixels)
+	n := len(host) / b.Len()
+	out := make([][]float32, b.Len())
+	for i := range out {
+		if b.Prompts[i] == "boom" {
+			panic("boom")
+		}
+		s := float32(0)
+		for _, v := range host[i*n : (i+1)*n] {
+			s += v
+		}
+		out[i] = []float32{s / float32(n), float32(len(b.Prompts[i]))}
+	}
+	return out, nil
+}
+
+func TestRunOrderErrorsAndStrict(t *testing.T) {
+	dir := t.TempDir()
+	var items []Item
+	for i := range 23 {
+		p := filepath.Join(dir, "img"+string(rune('a'+i))+".png")
+		if i%7 == 3 {
+			os.WriteFile(p, []byte("broken"), 0o644)
+		} else {
+			g := uint8(i * 10)
+			writePNG(t, p, 3+i, 5, color.RGBA{g, g, g, 255})
+		}
+		items = append(items, Item{Index: i, Path: p, Prompt: strings.Repeat("x", i)})
+	}
+	geo := onnx.Geometry{Height: 4, Width: 4, Resize: onnx.ResizeStretch, Filter: onnx.FilterBox}
+	m := &fakeModel{}
+	var last int
+	s := &Scorer{Model: m, Dev: kernels.NewCPU(1), Geometry: geo, BatchSize: 4, Workers: 3,
+		Progress: func(done, total int) { last = done }}
+	res, err := s.Run(context.Background(), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != 23 {
+		t.Errorf("progress ended at %d", last)
+	}
+	for i, r := range res {
+		if r.Index != i {
+			t.Fatalf("result %d holds item %d", i, r.Index)
+		}
+		if bad := i%7 == 3; bad != !r.OK() {
+			t.Errorf("item %d: error %q", i, r.Err)
+		} else if !bad {
+			g := float64(uint8(i*10))/127.5 - 1
+			if math.Abs(float64(r.Raw[0])-g) > 1e-5 || r.Raw[1] != float32(i) || r.Z[1] != float64(i) {
+				t.Errorf("item %d: %v", i, r.Raw)
+			}
+		} else if !strings.Contains(r.Err, filepath.Base(items[i].Path)) {
+			t.Errorf("error %q does not name the file", r.Err)
+		}
+	}
+	if m.calls != 5 { // 20 good items in batches of 4
+		t.Errorf("%d model calls, want 5", m.calls)
+	}
+	s.Strict = true
+	if _, err := s.Run(context.Background(), items); err == nil || !strings.Contains(err.Error(), "imgd.png") {
+		t.Errorf("strict: %v", err)
+	}
+	// A panicking model marks its batch, the rest is scored.
+	s.Strict = false
+	items[0].Prompt = "boom"
+	res, err = s.Run(context.Background(), items)
+	if err != nil || res[0].OK() || res[1].OK() || !res[5].OK() || !strings.Contains(res[0].Err, "panic") {
+		t.Errorf("panic: %v %q %q", err, res[0].Err, res[5].Err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Run(ctx, items); err == nil {
+		t.Error("a cancelled run returned no error")
+	}
+}
+
+func TestTotalsAndWriters(t *testing.T) {
+	rows := []Result{
+		{Item: Item{Index: 0, Path: "a.png", Prompt: "p"}, Raw: []float32{1, 2}, Z: []float64{1, 2}},
+		{Item: Item{Index: 1, Path: "b.png", Prompt: "p"}, Raw: []float32{2, 1}, Z: []float64{2, 1}},
+		{Item: Item{Index: 2, Path: "c,\"d\".png", Prompt: "q"}, Err: "c.png: broken"},
+		{Item: Item{Index: 3, Path: "e.png", Prompt: "p"}, Raw: []float32{0, 0}, Z: []float64{0, 0}},
+	}
+	w := []float64{1, 2}
+	tot, err := Totals(rows, w, rewards.CombineLinear, 0)
+	if err != nil || tot[0] != 5 || tot[1] != 4 || !math.IsNaN(tot[2]) || tot[3] != 0 {
+		t.Errorf("linear: %v %v", tot, err)
+	}
+	tot, _ = Totals(rows, w, rewards.CombinePareto, 0)
+	if tot[0] != 0 || tot[1] != 0 || tot[3] != -1 {
+		t.Errorf("pareto: %v", tot)
+	}
+	tot, _ = Totals(rows, w, rewards.CombineLogSigmoid, 1)
+	if !(tot[0] < 0 && tot[3] < tot[0]) {
+		t.Errorf("lsc: %v", tot)
+	}
+	if _, err := Totals(rows, w, "max", 0); err == nil {
+		t.Error("unknown combiner accepted")
+	}
+	tot, _ = Totals(rows, w, rewards.CombineLinear, 0)
+	tb := &Table{Dims: []string{"vq", "ta"}, Rows: rows, Total: tot}
+	var b bytes.Buffer
+	if err := tb.WriteCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "index,path,prompt,vq,vq_z,ta,ta_z,total,error\n0,a.png,p,1,1,2,2,5,\n1,b.png,p,2,2,1,1,4,\n" +
+		"2,\"c,\"\"d\"\".png\",q,,,,,,c.png: broken\n3,e.png,p,0,0,0,0,0,\n"
+	if b.String() != want {
+		t.Errorf("csv:\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	tb.WriteJSONL(&b)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if lines[0] != `{"index":0,"path":"a.png","prompt":"p","vq":1,"vq_z":1,"ta":2,"ta_z":2,"total":5,"error":null}` {
+		t.Errorf("jsonl: %s", lines[0])
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(lines[2]), &r); err != nil || r["vq"] != nil || r["error"] != "c.png: broken" {
+		t.Errorf("jsonl error row: %s", lines[2])
+	}
+	b.Reset()
+	tb.WriteTable(&b)
+	if !strings.Contains(b.String(), "+5.000") || !strings.Contains(b.String(), "c.png: broken") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}
