@@ -11,6 +11,7 @@
 //	loss.go     Flow-DPO loss and gradient, beta schedules, RWR weights (softmax per group)
 //	step.go     one micro-batch forward and backward: shared t and noise per pair, the reference pass
 //	lora.go     LoRA on chosen projections of a DiT, the reference switch, merging, adapter files
+//	trainset.go the training set: pairs (dpo), winners (sft), softmax-weighted samples (rwr)
 //	trainer.go  the loop: LR schedule, accumulation, clipping, EMA, checkpoints, resume, log, plot
 //
 // Conventions (algorithms.md sections 1-3): t in [0,1], t = 1 pure noise,

@@ -544,3 +544,28 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("full fine-tuning ignores the LoRA config: %v", err)
 	}
 }
+
+func TestTrainerVideoModel(t *testing.T) {
+	tok, _ := diffusion.BuildTokenizer(prompts, 1, 4)
+	cfg := diffusion.ModelConfig{Kind: diffusion.KindVideo, ImageSize: 4, Channels: 3, Frames: 4, PatchSize: 2, TubeletFrames: 2,
+		Width: 8, Depth: 1, Heads: 2, MLPRatio: 2, TextLayers: 1, TextWidth: 8, TextHeads: 2, MaxTextLen: 4,
+		VocabSize: tok.VocabSize(), RewardFreq: 4, RewardDims: []string{"vq"}, Shift: 1}
+	m, err := diffusion.NewDiT(testDev, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tokenizer = tok
+	randomize(m.Params(), 7, 0.2)
+	c := tinyConfig(MethodDPO, 3)
+	c.BetaSchedule = BetaOneMinusTSq
+	tr, err := NewTrainer(testDev, m, c, memPairs(4, cfg.SampleSize()), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if e := tr.Log[2]; e.Skipped || e.Inside == 0 || e.Beta >= 50 {
+		t.Errorf("video run: %+v %+v", e, *e.DPOMetrics)
+	}
+}
