@@ -241,12 +241,12 @@ type pairLine struct {
 	Prompt         *string            `json:"prompt"`
 	Chosen         *string            `json:"chosen"`
 	Rejected       *string            `json:"rejected"`
-	Labels         map[string]string  `json:"labels"`
-	ChosenScores   map[string]float64 `json:"chosen_scores"`
-	RejectedScores map[string]float64 `json:"rejected_scores"`
-	Seed           *uint64            `json:"seed"`
-	ChosenIndex    *int               `json:"chosen_index"`
-	RejectedIndex  *int               `json:"rejected_index"`
+	Labels         map[string]string  `json:"labels,omitempty"`
+	ChosenScores   map[string]float64 `json:"chosen_scores,omitempty"`
+	RejectedScores map[string]float64 `json:"rejected_scores,omitempty"`
+	Seed           *uint64            `json:"seed,omitempty"`
+	ChosenIndex    *int               `json:"chosen_index,omitempty"`
+	RejectedIndex  *int               `json:"rejected_index,omitempty"`
 }
 
 // jsonMsg shortens encoding/json's messages ("json: cannot unmarshal string into Go struct
@@ -631,12 +631,12 @@ func ReadScored(path string) (*ScoredSet, error) {
 
 type scoredLine struct {
 	Prompt *string            `json:"prompt"`
-	Image  *string            `json:"image"`
-	Video  *string            `json:"video"`
-	Path   *string            `json:"path"`
+	Image  *string            `json:"image,omitempty"`
+	Video  *string            `json:"video,omitempty"`
+	Path   *string            `json:"path,omitempty"`
 	Scores map[string]float64 `json:"scores"`
-	Seed   *uint64            `json:"seed"`
-	Index  *int               `json:"index"`
+	Seed   *uint64            `json:"seed,omitempty"`
+	Index  *int               `json:"index,omitempty"`
 }
 
 // ReadScoredJSONL reads a scored set from r; name labels errors, dir resolves relative paths.
