@@ -419,3 +419,23 @@ func TestScoreOutputToFIFO(t *testing.T) {
 		t.Errorf("the FIFO was replaced: %v %v", st.Mode(), err)
 	}
 }
+
+// The --reward default path loads embedded bytes (here a saved test model stands in for the
+// asset) and scores like the same file given by path.
+func TestScoreDefaultRewardFromBytes(t *testing.T) {
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	b, err := os.ReadFile(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := defaultRewardModel
+	defaultRewardModel = b
+	defer func() { defaultRewardModel = saved }()
+	writeTestPNG(t, filepath.Join(dir, "red-apple.png"), 8, 8, 1)
+	_, byDefault, stderr := runAlign(t, "score", filepath.Join(dir, "red-apple.png"), "--format", "csv")
+	_, byPath, _ := runAlign(t, "score", filepath.Join(dir, "red-apple.png"), "--format", "csv", "--reward", model)
+	if byDefault == "" || byDefault != byPath {
+		t.Errorf("default:\n%s\nby path:\n%s\n%s", byDefault, byPath, stderr)
+	}
+}
