@@ -1,0 +1,321 @@
+// align pairs: generate preference pairs (or a scored set) for align finetune: K candidates
+// per prompt from the SDE sampler, scored with a reward model, the best against the worst
+// (or the first Pareto front against the last); the final clean samples are written as
+// files that the JSONL references.
+//
+// Test: go test ./cmd/align -run Pairs
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/scoring"
+)
+
+// PairsOptions are the flags of `align pairs`.
+type PairsOptions struct {
+	Prompts       []string // --prompt, repeatable
+	PromptsFile   string   // --prompts: text (one per line) or JSONL ({"prompt": ...})
+	Model         string
+	Reward        string
+	Manifest      string
+	ORTLibrary    string
+	Threads       int
+	NumCandidates int
+	Weights       string
+	Combine       string
+	LSCQuantile   float64
+
+	NumInferenceSteps int
+	GuidanceScale     float64
+	NoiseLevel        float64
+	Shift             float64
+	Seed              uint64
+
+	Scored    bool
+	Shard     string
+	Output    string
+	ImagesDir string
+	BatchSize int
+
+	shardI, shardN int
+}
+
+func newCmdPairs(runF func(*PairsOptions) error) *cobra.Command {
+	opts := &PairsOptions{}
+	cmd := &cobra.Command{
+		Use:   "pairs",
+		Short: "Generate preference pairs (or a scored set) for align finetune",
+		Long: `For every prompt, sample --num-candidates candidates with the SDE sampler (candidate k of
+prompt p is sample p*K+k of --seed's stream, recorded as its index), score them with the
+reward model, and write one pair per prompt: the best against the worst by the weighted
+z-scores (--weights, --combine linear, unit-direction or lsc), or with --combine pareto a
+sample of the first Pareto front against one of the last. A prompt whose candidates are all
+equally good gives no pair. The samples (PNG, or GIF for video models) go to --images-dir
+and the JSONL (-o) names them relative to its own directory, with each sample's z-scores.
+
+--scored writes every candidate with its z-scores instead (a scored set for
+align finetune --method rwr). --shard i/n takes the i-th of n contiguous parts of the
+prompts; the candidates keep their stream indices, so shards concatenated in order equal
+one whole run.`,
+		Example: `  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors -o pairs.jsonl
+  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward.onnx --weights ta=1 --num-candidates 16 -o pairs.jsonl
+  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --combine pareto -o pairs.jsonl
+  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --scored -o scored.jsonl
+  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --shard $JOB_COMPLETION_INDEX/8 -o pairs-$JOB_COMPLETION_INDEX.jsonl --images-dir images/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return pairsRun(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
+	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
+	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain")
+	f.StringVar(&opts.Reward, "reward", "default", "reward model: default, FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
+	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (ONNX reward models)")
+	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	f.IntVarP(&opts.NumCandidates, "num-candidates", "k", 8, "candidates per prompt")
+	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
+	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how dimensions combine: "+strings.Join(rewards.Combiners, ", "))
+	f.Float64Var(&opts.LSCQuantile, "lsc-quantile", 0.85, "lsc: per-prompt reference quantile of each dimension")
+	f.IntVar(&opts.NumInferenceSteps, "num-inference-steps", 28, "denoising steps")
+	f.Float64Var(&opts.GuidanceScale, "guidance-scale", 4.0, "classifier-free guidance scale (<= 1 disables guidance)")
+	f.Float64Var(&opts.NoiseLevel, "noise-level", 0.7, "SDE noise level a (flow_grpo's 0.7)")
+	f.Float64Var(&opts.Shift, "shift", 0, "timestep shift (0: the model's default)")
+	f.Uint64Var(&opts.Seed, "seed", 0, "random seed of the candidates' noise")
+	f.BoolVar(&opts.Scored, "scored", false, "write every candidate with its scores (a scored set) instead of pairs")
+	f.StringVar(&opts.Shard, "shard", "", "generate part i of n of the prompts, e.g. 0/4")
+	f.StringVarP(&opts.Output, "output", "o", "pairs.jsonl", "output JSONL file, written atomically")
+	f.StringVar(&opts.ImagesDir, "images-dir", "", "directory of the samples (default: <output without .jsonl>-images)")
+	f.IntVar(&opts.BatchSize, "batch-size", 16, "samples per reward-model call")
+	return cmd
+}
+
+func (o *PairsOptions) validate() error {
+	for i, p := range o.Prompts {
+		if strings.TrimSpace(p) == "" {
+			return flagErrorf("--prompt %d is empty", i+1)
+		}
+	}
+	switch {
+	case len(o.Prompts) == 0 && o.PromptsFile == "":
+		return flagErrorf("no prompts: give --prompt TEXT (repeatable) or --prompts FILE")
+	case o.NumCandidates < 2:
+		return flagErrorf("--num-candidates must be >= 2, got %d", o.NumCandidates)
+	case !slices.Contains(rewards.Combiners, o.Combine):
+		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
+	case !(o.LSCQuantile >= 0 && o.LSCQuantile <= 1):
+		return flagErrorf("--lsc-quantile must be in [0, 1], got %v", o.LSCQuantile)
+	case o.NumInferenceSteps < 1:
+		return flagErrorf("--num-inference-steps must be >= 1, got %d", o.NumInferenceSteps)
+	case !(o.GuidanceScale >= 0):
+		return flagErrorf("--guidance-scale must be >= 0, got %v", o.GuidanceScale)
+	case !(o.NoiseLevel > 0):
+		return flagErrorf("--noise-level must be > 0 (the SDE sampler), got %v", o.NoiseLevel)
+	case !(o.Shift >= 0):
+		return flagErrorf("--shift must be > 0 (or 0 for the model's default), got %v", o.Shift)
+	case o.Output == "":
+		return flagErrorf("--output must not be empty")
+	case o.BatchSize < 1:
+		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
+	case o.Reward == "":
+		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
+	}
+	o.shardI, o.shardN = 0, 1
+	if o.Shard != "" {
+		i, n, err := scoring.ParseShard(o.Shard)
+		if err != nil {
+			return usageError{err}
+		}
+		o.shardI, o.shardN = i, n
+	}
+	if o.ImagesDir == "" {
+		o.ImagesDir = strings.TrimSuffix(o.Output, filepath.Ext(o.Output)) + "-images"
+	}
+	if o.Model == "" {
+		return errNoBaseModel
+	}
+	return nil
+}
+
+func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
+	stderr := cmd.ErrOrStderr()
+	start := time.Now()
+	prompts := slices.Clone(opts.Prompts)
+	if opts.PromptsFile != "" {
+		ps, err := readPrompts(opts.PromptsFile)
+		if err != nil {
+			return err
+		}
+		prompts = append(prompts, ps...)
+	}
+	N, K := len(prompts), opts.NumCandidates
+	first, last := opts.shardI*N/opts.shardN, (opts.shardI+1)*N/opts.shardN
+	dev, err := deviceFromCmd(cmd)
+	if err != nil {
+		return err
+	}
+	m, err := diffusion.LoadDiT(dev, opts.Model)
+	if err != nil {
+		return err
+	}
+	video := m.Config.Kind == diffusion.KindVideo
+	lr, err := loadReward(cmd, &ScoreOptions{Reward: opts.Reward, Manifest: opts.Manifest, ORTLibrary: opts.ORTLibrary, Threads: opts.Threads})
+	if err != nil {
+		return err
+	}
+	defer lr.close()
+	if lr.clips != video {
+		return usageError{fmt.Errorf("%s scores %s but %s generates %ss", lr.describe,
+			map[bool]string{true: "clips", false: "images"}[lr.clips], opts.Model, m.Config.Kind)}
+	}
+	dims := lr.model.Dims()
+	w, err := rewards.ParseWeights(opts.Weights, dims)
+	if err != nil {
+		return usageError{fmt.Errorf("--weights: %w", err)}
+	}
+	if err := os.MkdirAll(opts.ImagesDir, 0o755); err != nil {
+		return err
+	}
+	outDir := filepath.Dir(opts.Output)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	if opts.shardN > 1 {
+		fmt.Fprintf(stderr, "shard %d/%d: prompts %d..%d of %d\n", opts.shardI, opts.shardN, first, last-1, N)
+	}
+	fmt.Fprintf(stderr, "%d prompts x %d candidates (SDE, noise level %g, %d steps, guidance %g, seed %d); reward %s (%s); %s\n",
+		last-first, K, opts.NoiseLevel, opts.NumInferenceSteps, opts.GuidanceScale, opts.Seed, lr.describe, strings.Join(dims, ", "), dev.Name())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bar := newProgressBar(stderr, "pairs", last-first)
+	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
+		BatchSize: opts.BatchSize}
+	set := &dpo.ScoredSet{Dims: dims}
+	var pairs []dpo.Pair
+	noPair, failed := 0, 0
+	seed := opts.Seed
+	interrupted := false
+	for p := first; p < last; p++ {
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		caps := make([]string, K)
+		for k := range caps {
+			caps[k] = prompts[p]
+		}
+		x, _, err := diffusion.Sample(m, caps, diffusion.SampleOptions{NumInferenceSteps: opts.NumInferenceSteps,
+			GuidanceScale: opts.GuidanceScale, Shift: opts.Shift, Seed: opts.Seed, FirstIndex: p * K,
+			Sampler: diffusion.SamplerSDE, NoiseLevel: opts.NoiseLevel})
+		if err != nil {
+			return err
+		}
+		frames := diffusion.SampleFrames(x, &m.Config)
+		dev.Free(x)
+		items := make([]scoring.Item, K)
+		for k, fr := range frames {
+			idx := p*K + k
+			ext := ".png"
+			if video {
+				ext = ".gif"
+			}
+			path := filepath.Join(opts.ImagesDir, fmt.Sprintf("%06d-%02d-%s%s", p, k, slug(prompts[p]), ext))
+			if video {
+				err = diffusion.WriteGIF(path, diffusion.ToImages(fr), 12)
+			} else {
+				err = diffusion.WritePNG(path, fr[0])
+			}
+			if err != nil {
+				return err
+			}
+			items[k] = scoring.Item{Index: idx, Path: path, Prompt: prompts[p], HasPrompt: true}
+		}
+		rows, err := sc.Run(context.Background(), items)
+		if err != nil {
+			return err
+		}
+		var z [][]float64
+		var ok []int
+		for k := range rows {
+			if !rows[k].OK() {
+				failed++
+				fmt.Fprintf(stderr, "align: warning: %s: %s\n", rows[k].Path, rows[k].Err)
+				continue
+			}
+			z = append(z, rows[k].Z)
+			ok = append(ok, k)
+			idx := rows[k].Index
+			set.Items = append(set.Items, dpo.Scored{Prompt: prompts[p], Path: rows[k].Path, Scores: rows[k].Z, Seed: &seed, Index: &idx})
+		}
+		c, r, found, err := dpo.SelectPair(z, w, opts.Combine, opts.LSCQuantile)
+		if err != nil {
+			return err
+		}
+		if !found {
+			noPair++
+		} else {
+			ci, ri := ok[c]+p*K, ok[r]+p*K
+			pairs = append(pairs, dpo.Pair{Prompt: prompts[p], Chosen: rows[ok[c]].Path, Rejected: rows[ok[r]].Path,
+				ChosenScores: dimMap(dims, z[c]), RejectedScores: dimMap(dims, z[r]), Seed: &seed, ChosenIndex: &ci, RejectedIndex: &ri})
+		}
+		bar.Update(p-first+1, fmt.Sprintf("%d pairs", len(pairs)))
+	}
+	bar.Finish(fmt.Sprintf("%d pairs, %d prompts without one, %d samples not scored", len(pairs), noPair, failed))
+
+	write := func(wr io.Writer) error {
+		if opts.Scored {
+			return dpo.WriteScoredJSONL(wr, set, outDir)
+		}
+		return dpo.WritePairsJSONL(wr, pairs, outDir)
+	}
+	if err := writeOutputFile(opts.Output, write); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("%d pairs", len(pairs))
+	if opts.Scored {
+		what = fmt.Sprintf("%d scored samples", len(set.Items))
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s; samples in %s) in %s\n", opts.Output, what, opts.ImagesDir, fmtDuration(time.Since(start)))
+	if interrupted {
+		fmt.Fprintf(stderr, "interrupted: %s holds the prompts done so far\n", opts.Output)
+		return errCancelled
+	}
+	if !opts.Scored && len(pairs) == 0 {
+		return errors.New("no pairs: every prompt's candidates scored alike; try more --num-candidates or other --weights")
+	}
+	return nil
+}
+
+// dimMap names the values of one sample's dimensions.
+func dimMap(dims []string, v []float64) map[string]float64 {
+	m := make(map[string]float64, len(dims))
+	for d, name := range dims {
+		m[name] = v[d]
+	}
+	return m
+}

@@ -1,0 +1,125 @@
+// Tests of `align pairs`: flags, and end to end with a tiny generator and a tiny native
+// reward model: pairs that align finetune trains on, a scored set for Flow-RWR, and shards
+// that concatenate to the whole run.
+//
+// Test: go test ./cmd/align -run Pairs
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/rewards"
+)
+
+func TestNewCmdPairsFlags(t *testing.T) {
+	got, err := runWithStub(t, "pairs", newCmdPairs, []string{"--prompt", "red apple", "--model", "m", "-o", "out/p.jsonl",
+		"--num-candidates", "4", "--combine", "pareto", "--shard", "1/3", "--scored"})
+	if err != nil || got.NumCandidates != 4 || got.Combine != "pareto" || got.shardI != 1 || got.shardN != 3 || !got.Scored ||
+		got.ImagesDir != "out/p-images" || got.NoiseLevel != 0.7 || got.Reward != "default" {
+		t.Errorf("parsed %+v, %v", got, err)
+	}
+	for _, tt := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--model", "m"}, "no prompts"},
+		{[]string{"--prompt", "a"}, "no default generator"},
+		{[]string{"--prompt", "a", "--model", "m", "--num-candidates", "1"}, "--num-candidates must be >= 2"},
+		{[]string{"--prompt", "a", "--model", "m", "--combine", "max"}, `--combine "max"`},
+		{[]string{"--prompt", "a", "--model", "m", "--shard", "3/3"}, `shard "3/3"`},
+		{[]string{"--prompt", "a", "--model", "m", "--noise-level", "0"}, "--noise-level must be > 0"},
+	} {
+		if _, err := runWithStub(t, "pairs", newCmdPairs, tt.args); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("pairs %v: err = %v, want %q", tt.args, err, tt.wantErr)
+		}
+	}
+}
+
+func TestPairsEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	reward := writeRewardModel(t, dir, rewards.KindImage)
+	prompts := filepath.Join(dir, "prompts.txt")
+	os.WriteFile(prompts, []byte("red apple\nblue car\ngreen apple\n"), 0o644)
+	common := []string{"pairs", "--prompts", prompts, "--model", model, "--reward", reward, "--num-candidates", "3",
+		"--num-inference-steps", "2", "--seed", "4"}
+	out := filepath.Join(dir, "data", "pairs.jsonl")
+	code, stdout, stderr := runAlign(t, append(common, "-o", out)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	set, err := dpo.ReadPairs(out, dpo.PairOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Pairs) != 3 || !strings.Contains(stdout, "3 pairs") {
+		t.Fatalf("pairs %+v; stdout %q", set.Pairs, stdout)
+	}
+	for i, p := range set.Pairs {
+		if *p.Seed != 4 || *p.ChosenIndex/3 != i || *p.RejectedIndex/3 != i || p.ChosenScores == nil ||
+			!strings.HasPrefix(p.Chosen, filepath.Join(dir, "data", "pairs-images")) {
+			t.Errorf("pair %d: %+v", i, p)
+		}
+		var uc, ur float64
+		for _, v := range p.ChosenScores {
+			uc += v
+		}
+		for _, v := range p.RejectedScores {
+			ur += v
+		}
+		if uc <= ur {
+			t.Errorf("pair %d: chosen sum %v not above rejected %v", i, uc, ur)
+		}
+	}
+	// The pairs train.
+	run := filepath.Join(dir, "dpo")
+	if code, _, stderr := runAlign(t, "finetune", "--pairs", out, "--model", model, "-o", run, "--lora-rank", "2",
+		"--max-train-steps", "2", "--train-batch-size", "2", "--merge-lora"); code != exitOK {
+		t.Fatalf("finetune on generated pairs: exit %d: %s", code, stderr)
+	}
+
+	// Shards concatenated give the whole run (same samples, same pairs); --scored gives a
+	// scored set for rwr.
+	var joined []dpo.Pair
+	for i, shard := range []string{"0/2", "1/2"} {
+		o := filepath.Join(dir, "shard", fmt.Sprintf("s%d.jsonl", i))
+		if code, _, stderr := runAlign(t, append(common, "-o", o, "--shard", shard, "--images-dir", filepath.Join(dir, "shard-images"))...); code != exitOK {
+			t.Fatalf("shard %s: exit %d: %s", shard, code, stderr)
+		}
+		s, err := dpo.ReadPairs(o, dpo.PairOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined = append(joined, s.Pairs...)
+	}
+	if len(joined) != len(set.Pairs) {
+		t.Fatalf("shards give %d pairs, the whole run %d", len(joined), len(set.Pairs))
+	}
+	for i, p := range set.Pairs {
+		q := joined[i]
+		a, _ := os.ReadFile(p.Chosen)
+		b, _ := os.ReadFile(q.Chosen)
+		if filepath.Base(p.Chosen) != filepath.Base(q.Chosen) || filepath.Base(p.Rejected) != filepath.Base(q.Rejected) ||
+			*p.ChosenIndex != *q.ChosenIndex || p.ChosenScores["ta"] != q.ChosenScores["ta"] || len(a) == 0 || string(a) != string(b) {
+			t.Errorf("pair %d: whole run %+v, shards %+v", i, p, q)
+		}
+	}
+	scored := filepath.Join(dir, "scored.jsonl")
+	if code, _, stderr := runAlign(t, append(common, "-o", scored, "--scored")...); code != exitOK {
+		t.Fatalf("--scored: exit %d: %s", code, stderr)
+	}
+	ss, err := dpo.ReadScored(scored)
+	if err != nil || len(ss.Items) != 9 || strings.Join(ss.Dims, ",") != "ta,vq" || *ss.Items[8].Index != 8 {
+		t.Fatalf("scored set: %v %+v", err, ss)
+	}
+	if code, _, stderr := runAlign(t, "finetune", "--method", "rwr", "--scored", scored, "--model", model, "-o", filepath.Join(dir, "rwr"),
+		"--lora-rank", "2", "--max-train-steps", "1", "--train-batch-size", "3"); code != exitOK {
+		t.Fatalf("rwr on the scored set: exit %d: %s", code, stderr)
+	}
+}
