@@ -73,9 +73,11 @@ func (s *Scorer) Run(ctx context.Context, items []Item) ([]Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// Decoding: workers fill slots; at most `window` items are decoded ahead of the model.
+	// Decoding: workers fill slots; at most `window` items are decoded ahead of the model,
+	// so item i uses slot i % window (item i - window has been taken from it before item i
+	// gets its token).
 	window := 4 * s.BatchSize
-	ready := make([]chan sample, len(items))
+	ready := make([]chan sample, window)
 	for i := range ready {
 		ready[i] = make(chan sample, 1)
 	}
@@ -87,7 +89,7 @@ func (s *Scorer) Run(ctx context.Context, items []Item) ([]Result, error) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				ready[i] <- s.decode(&items[i])
+				ready[i%window] <- s.decode(&items[i])
 			}
 		}()
 	}
@@ -123,7 +125,7 @@ func (s *Scorer) Run(ctx context.Context, items []Item) ([]Result, error) {
 	for i := range items {
 		var smp sample
 		select {
-		case smp = <-ready[i]:
+		case smp = <-ready[i%window]:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
