@@ -374,16 +374,22 @@ func (t *Trainer) TrainOneStep() LogEntry {
 	scale := 1 / float64(GA)
 	if t.Cfg.Method == MethodDPO {
 		m := &DPOMetrics{}
+		correct, decisive := 0.0, 0
 		for range GA {
 			r := t.dpo.ForwardBackward(t.Model, t.ref, &t.RNG, t.nextPairs(), scale)
 			e.Loss += r.Loss * scale
+			correct += r.ImplicitAcc * float64(r.Decisive)
+			decisive += r.Decisive
 			for _, v := range []struct {
 				dst *float64
 				src float64
-			}{{&m.ImplicitAcc, r.ImplicitAcc}, {&m.Inside, r.MeanInside}, {&m.WDiff, r.WDiff}, {&m.LDiff, r.LDiff},
+			}{{&m.Inside, r.MeanInside}, {&m.WDiff, r.WDiff}, {&m.LDiff, r.LDiff},
 				{&m.ModelMSEW, r.ModelMSEW}, {&m.ModelMSEL, r.ModelMSEL}, {&m.RefMSEW, r.RefMSEW}, {&m.RefMSEL, r.RefMSEL}, {&m.Beta, r.Beta}} {
 				*v.dst += v.src * scale
 			}
+		}
+		if decisive > 0 {
+			m.ImplicitAcc = correct / float64(decisive)
 		}
 		e.DPOMetrics = m
 	} else {

@@ -97,11 +97,12 @@ every image is read before the first step. The output directory receives:
   config.json                     the run's configuration
 
 SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2. A
-finished LoRA run resumed with --merge-lora only writes model.safetensors.
+finished LoRA run resumed with --merge-lora trains no further and writes model.safetensors.
 
 --beta-dpo defaults to VideoAlign's constant 500; its effect depends on how the error is
 reduced (here a mean over the sample's elements) and on the model, so sweep it for yours
-(watch implicit_acc, w_diff and l_diff: both rising means the model degrades).`,
+(watch implicit_acc, w_diff and l_diff: w_diff and l_diff both rising means the model is
+drifting away from the data, not learning the preference).`,
 		Example: `  $ align finetune --method dpo --pairs pairs.jsonl --model base/model.safetensors -o dpo/
   $ align finetune --method dpo --pairs videoalign.csv --weights vq=1,mq=1,ta=1 --ties drop --model base/model.safetensors -o dpo/
   $ align finetune --method rwr --scored scored.jsonl --temperature 0.5 --model base/model.safetensors -o rwr/
