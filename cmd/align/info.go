@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/rewards/onnx"
 	"github.com/spf13/cobra"
 )
 
@@ -20,17 +21,18 @@ type InfoOptions struct {
 
 // infoReport is what `align info --json` prints.
 type infoReport struct {
-	Version    string   `json:"version"`
-	GoVersion  string   `json:"go_version"`
-	OS         string   `json:"os"`
-	Arch       string   `json:"arch"`
-	CPUs       int      `json:"cpus"`
-	Threads    int      `json:"threads"`
-	Backends   []string `json:"backends"`
-	Device     string   `json:"device"`
-	DeviceInfo string   `json:"device_info,omitempty"`
-	BLAS       blasJSON `json:"blas"`
-	GEMM       string   `json:"gemm_kernel"`
+	Version     string   `json:"version"`
+	GoVersion   string   `json:"go_version"`
+	OS          string   `json:"os"`
+	Arch        string   `json:"arch"`
+	CPUs        int      `json:"cpus"`
+	Threads     int      `json:"threads"`
+	Backends    []string `json:"backends"`
+	Device      string   `json:"device"`
+	DeviceInfo  string   `json:"device_info,omitempty"`
+	BLAS        blasJSON `json:"blas"`
+	GEMM        string   `json:"gemm_kernel"`
+	ONNXRuntime string   `json:"onnxruntime"`
 	// GemmGFLOPs is the CPU device's Gemm rate at 1024^3 over --probe-time (0 when skipped).
 	GemmGFLOPs float64 `json:"gemm_gflops"`
 }
@@ -89,6 +91,7 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	if d, ok := dev.(kernels.Describer); ok {
 		r.DeviceInfo = d.Describe()
 	}
+	r.ONNXRuntime = onnx.RuntimeInfo()
 	bi := kernels.LoadBLAS()
 	r.BLAS = blasJSON(bi)
 	r.GEMM = kernels.GoGemmKernel()
@@ -112,6 +115,7 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	}
 	fmt.Fprintf(w, "blas\t%s\n", bi)
 	fmt.Fprintf(w, "go gemm kernel\t%s\n", r.GEMM)
+	fmt.Fprintf(w, "onnxruntime\t%s\n", r.ONNXRuntime)
 	if opts.ProbeTime > 0 {
 		fmt.Fprintf(w, "gemm probe\t%.1f GFLOP/s on %s (1024^3, %v)\n", r.GemmGFLOPs, r.Device, opts.ProbeTime)
 	}
