@@ -91,6 +91,7 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	if d, ok := dev.(kernels.Describer); ok {
 		r.DeviceInfo = d.Describe()
 	}
+	_ = onnx.Init("") // loading takes ~25 ms and lets the report give the version; failures are in RuntimeInfo
 	r.ONNXRuntime = onnx.RuntimeInfo()
 	bi := kernels.LoadBLAS()
 	r.BLAS = blasJSON(bi)
