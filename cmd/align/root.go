@@ -59,6 +59,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newCmdReward(nil))
 	root.AddCommand(newCmdScore(nil))
 	root.AddCommand(newCmdExport(nil))
+	root.AddCommand(newCmdRetrieval(nil))
 	root.AddCommand(newCmdPairs(nil))
 	root.AddCommand(newCmdFinetune(nil))
 	return root
