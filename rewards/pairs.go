@@ -465,19 +465,26 @@ func (g *PairGen) RenderBytes(s Sample) []uint8 {
 // Render writes a sample as float32 in [-1, 1] into dst (SampleLen values).
 func (g *PairGen) Render(s Sample, dst []float32) { dataset.ToUnit(dst, g.RenderBytes(s)) }
 
-// PairStats counts pairs by kind and note (for logs and tests).
+// PairStats counts pairs by kind and note (for logs and tests): "ta/tone", "vq/blur",
+// "mq/tie", ...
 func PairStats(pairs []Pair) map[string]int {
 	m := map[string]int{}
 	for _, p := range pairs {
-		note := p.Note
-		if i := strings.IndexByte(note, '-'); i >= 0 && !strings.HasPrefix(note, "tie") {
-			note = note[:i]
-		} else if strings.HasPrefix(note, "tie") {
-			note = "tie"
-		}
-		m[p.Kind+"/"+note]++
+		m[noteKey(p)]++
 	}
 	return m
+}
+
+// noteKey is "<kind>/<how>": the note without levels, every tie as "tie".
+func noteKey(p Pair) string {
+	note := p.Note
+	switch {
+	case strings.HasPrefix(note, "tie"):
+		note = "tie"
+	case strings.IndexByte(note, '-') >= 0:
+		note = note[:strings.IndexByte(note, '-')]
+	}
+	return p.Kind + "/" + note
 }
 
 // SortedKeys returns the keys of m in order.

@@ -32,6 +32,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alignkit/align/diffusion"
@@ -434,12 +435,16 @@ func Calibrate(m *Native, gen *PairGen, n int, seed uint64, batch int) (*Calibra
 
 // EvalReport is what `align reward eval` prints and eval.json holds.
 type EvalReport struct {
-	Split   string         `json:"split"`
-	Pairs   int            `json:"pairs"`
-	Seed    uint64         `json:"seed"`
-	Dims    []DimAccuracy  `json:"dims"`
-	ByNote  map[string]int `json:"pairs_by_kind"`
-	Seconds float64        `json:"seconds"`
+	Split  string         `json:"split"`
+	Pairs  int            `json:"pairs"`
+	Seed   uint64         `json:"seed"`
+	Dims   []DimAccuracy  `json:"dims"`
+	ByNote map[string]int `json:"pairs_by_kind"`
+	// AccByNote is the accuracy of each kind of pair (PairStats keys): without ties for
+	// decisive kinds, and for tie kinds the share predicted a tie at the validation tie
+	// threshold (Calibration.TieEps; left out without one).
+	AccByNote map[string]float64 `json:"acc_by_kind"`
+	Seconds   float64            `json:"seconds"`
 }
 
 // Evaluate scores n pairs of split (seed) and reports the accuracy per dimension with and
@@ -460,8 +465,28 @@ func Evaluate(m *Native, gen *PairGen, split string, n int, seed uint64, batch i
 	if m.Calib != nil && len(m.Calib.TieEps) == len(m.Config.Dims) {
 		eps = m.Calib.TieEps
 	}
-	return &EvalReport{Split: split, Pairs: n, Seed: seed, Dims: PairAccuracy(m.Dims(), rA, rB, labels, eps),
-		ByNote: PairStats(pairs), Seconds: time.Since(t0).Seconds()}, nil
+	rep := &EvalReport{Split: split, Pairs: n, Seed: seed, Dims: PairAccuracy(m.Dims(), rA, rB, labels, eps),
+		ByNote: PairStats(pairs), AccByNote: map[string]float64{}, Seconds: time.Since(t0).Seconds()}
+	right := map[string]int{}
+	for i, p := range pairs {
+		key := noteKey(p)
+		d := DimIndex(m.Config.Dims, p.Kind)
+		delta := float64(rA[i][d]) - float64(rB[i][d])
+		switch l := p.Labels[d]; {
+		case l == LabelTie && eps != nil:
+			if math.Abs(delta) < eps[d] {
+				right[key]++
+			}
+		case l != LabelTie && l.Sign()*delta > 0:
+			right[key]++
+		}
+	}
+	for key, n := range rep.ByNote {
+		if !strings.HasSuffix(key, "/tie") || eps != nil {
+			rep.AccByNote[key] = float64(right[key]) / float64(n)
+		}
+	}
+	return rep, nil
 }
 
 // ---- checkpoints ----

@@ -95,7 +95,20 @@ func printAccuracy(w io.Writer, rep *rewards.EvalReport) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.4g\t%s\n", a.Dim, a.Pairs, a.Ties, pct(a.AccWithoutTies), pct(a.AccWithTies),
 			a.TieEps, pct(a.AccWithTiesAtEp))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var parts []string
+	for _, k := range rewards.SortedKeys(rep.ByNote) {
+		if a, ok := rep.AccByNote[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %s (%d)", k, pct(a), rep.ByNote[k]))
+		}
+	}
+	if len(parts) > 0 {
+		_, err := fmt.Fprintf(w, "by kind: %s\n", strings.Join(parts, ", "))
+		return err
+	}
+	return nil
 }
 
 func pct(v float64) string {
