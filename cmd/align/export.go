@@ -36,7 +36,7 @@ func newCmdExport(runF func(*ExportONNXOptions) error) *cobra.Command {
 		Short: "Export models to other formats",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newCmdExportONNX(runF))
+	cmd.AddCommand(newCmdExportONNX(runF), newCmdExportSafetensors(nil))
 	return cmd
 }
 

@@ -1,0 +1,87 @@
+// align export safetensors: rewrite a model file with another weight dtype (BF16 or F16 for
+// distribution, F32 back), keeping its config, tokenizer and other metadata. Optimizer state
+// and the training position are dropped: the output is a model, not a resumable checkpoint.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/alignkit/align/nn"
+	"github.com/spf13/cobra"
+)
+
+// ExportSafetensorsOptions are the flags of `align export safetensors`.
+type ExportSafetensorsOptions struct {
+	Model  string
+	Output string
+	DType  string
+}
+
+func newCmdExportSafetensors(runF func(*ExportSafetensorsOptions) error) *cobra.Command {
+	opts := &ExportSafetensorsOptions{}
+	cmd := &cobra.Command{
+		Use:   "safetensors",
+		Short: "Rewrite a model file with BF16, F16 or F32 weights",
+		Long: "Rewrite a model file (generator or reward model) with its weights in another dtype.\n" +
+			"BF16 halves the size and keeps float32's range; the weights load back as float32.\n" +
+			"Config, tokenizer and calibration are kept; optimizer state and the step are dropped.",
+		Example: `  $ align export safetensors --model base/model.safetensors --dtype bf16 -o assets/image-base.safetensors`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Model == "" {
+				return flagErrorf("--model is required")
+			}
+			if opts.Output == "" {
+				return flagErrorf("--output is required")
+			}
+			dt, err := parseDType(opts.DType)
+			if err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return exportSafetensorsRun(cmd, opts, dt)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Model, "model", "", "model file to convert (.safetensors)")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file")
+	cmd.Flags().StringVar(&opts.DType, "dtype", "bf16", "weight dtype: bf16, f16 or f32")
+	return cmd
+}
+
+func parseDType(s string) (nn.DType, error) {
+	switch strings.ToLower(s) {
+	case "bf16":
+		return nn.BF16, nil
+	case "f16", "fp16":
+		return nn.F16, nil
+	case "f32", "fp32":
+		return nn.F32, nil
+	}
+	return "", flagErrorf("--dtype %q: want bf16, f16 or f32", s)
+}
+
+func exportSafetensorsRun(cmd *cobra.Command, opts *ExportSafetensorsOptions, dt nn.DType) error {
+	c, err := nn.LoadCheckpoint(opts.Model)
+	if err != nil {
+		return err
+	}
+	out := &nn.Checkpoint{Config: c.Config, Extra: c.Extra, Tensors: c.Tensors}
+	for i := range out.Tensors {
+		out.Tensors[i].DType = dt
+	}
+	if err := out.Save(opts.Output); err != nil {
+		return err
+	}
+	in, _ := os.Stat(opts.Model)
+	o, err := os.Stat(opts.Output)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d tensors as %s, %.1f MB (from %.1f MB)\n",
+		opts.Output, len(out.Tensors), dt, float64(o.Size())/1e6, float64(in.Size())/1e6)
+	return nil
+}
