@@ -671,6 +671,11 @@ func writeFileAtomic(path string, fill func(w io.Writer) error) error {
 		os.Remove(f.Name())
 		return err
 	}
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
 		return err
