@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alignkit/align/assets"
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
@@ -30,8 +31,8 @@ import (
 )
 
 // defaultRewardModel is the embedded default reward model (a native model's safetensors
-// bytes), used by --reward default; empty until the assets ship one.
-var defaultRewardModel []byte
+// bytes), used by --reward default; tests swap it.
+var defaultRewardModel = assets.RewardImage
 
 // Output formats of align score.
 const (

@@ -163,10 +163,10 @@ func TestScoreFlags(t *testing.T) {
 	}
 }
 
-func TestScoreDefaultRewardNotEmbedded(t *testing.T) {
-	if len(defaultRewardModel) > 0 {
-		t.Skip("a default reward model is embedded")
-	}
+func TestScoreDefaultRewardMissing(t *testing.T) {
+	saved := defaultRewardModel
+	defaultRewardModel = nil
+	defer func() { defaultRewardModel = saved }()
 	dir := t.TempDir()
 	writeTestPNG(t, filepath.Join(dir, "a.png"), 8, 8, 1)
 	code, _, stderr := runAlign(t, "score", dir)
@@ -175,6 +175,20 @@ func TestScoreDefaultRewardNotEmbedded(t *testing.T) {
 	}
 	if _, err := loadDefaultReward(kernels.NewCPU(1)); err == nil {
 		t.Error("loadDefaultReward without embedded bytes did not fail")
+	}
+}
+
+func TestScoreDefaultRewardEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	writeTestPNG(t, filepath.Join(dir, "red-apple.png"), 32, 32, 1)
+	code, stdout, stderr := runAlign(t, "score", dir, "--format", "jsonl")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, col := range []string{`"vq"`, `"ta_z"`, `"total"`, `"prompt":"red apple"`} {
+		if !strings.Contains(stdout, col) {
+			t.Errorf("score output lacks %s: %s", col, stdout)
+		}
 	}
 }
 

@@ -1,0 +1,19 @@
+// Package assets embeds the default models, so every command works on a fresh machine
+// without downloading weights. Each file's provenance (command, code version, data, log,
+// measured quality) is in assets/README.md; the data licences are in assets/NOTICE.
+//
+// Test: go test ./assets
+package assets
+
+import _ "embed"
+
+// RewardImage is the default image reward model (dimensions vq, ta): safetensors with its
+// config, tokenizer and calibration, as written by `align reward train`.
+//
+//go:embed reward-image.safetensors
+var RewardImage []byte
+
+// Named maps the names `--reward default` and friends resolve to.
+var Named = map[string][]byte{
+	"reward-image": RewardImage,
+}

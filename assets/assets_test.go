@@ -1,0 +1,116 @@
+// Tests that every embedded model loads and behaves as its measurements say, on the 28 real
+// emoji of the dataset fixture (diffusion/dataset/testdata/fixture; two are held-out concepts).
+// Run: go test ./assets
+package assets
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
+	"github.com/alignkit/align/rewards"
+)
+
+func loadRewardImage(t *testing.T, dev kernels.Device) *rewards.Native {
+	t.Helper()
+	c, err := nn.ReadCheckpoint("reward-image.safetensors", RewardImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rewards.NativeFromCheckpoint(dev, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetTrainable(false)
+	if got := m.Dims(); !slices.Equal(got, []string{"vq", "ta"}) {
+		t.Fatalf("dims = %v, want [vq ta]", got)
+	}
+	return m
+}
+
+func fixtureImages(t *testing.T) *dataset.Dataset {
+	t.Helper()
+	src, err := dataset.SourcesFromDir(filepath.Join("..", "diffusion", "dataset", "testdata", "fixture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := dataset.Build(context.Background(), src, dataset.Options{OutputDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := dataset.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// score returns the raw (vq, ta) of images idx (each given as bytes) with the prompts.
+func score(t *testing.T, dev kernels.Device, m *rewards.Native, imgs [][]uint8, prompts []string) [][]float32 {
+	t.Helper()
+	px := make([]float32, len(imgs)*dataset.ImageBytes)
+	for i, im := range imgs {
+		dataset.ToUnit(px[i*dataset.ImageBytes:(i+1)*dataset.ImageBytes], im)
+	}
+	b := rewards.Batch{Pixels: dev.FromHost(px, len(imgs), 3, dataset.ImageSize, dataset.ImageSize), Prompts: prompts}
+	s, err := m.Score(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The true caption should win text alignment against the other fixture captions far more
+// often than chance, and a blurred copy should lose visual quality.
+func TestRewardImageOnFixture(t *testing.T) {
+	dev := kernels.NewCPU(0)
+	m := loadRewardImage(t, dev)
+	d := fixtureImages(t)
+	var captions []string
+	for _, it := range d.Items {
+		if !slices.Contains(captions, it.Caption) {
+			captions = append(captions, it.Caption)
+		}
+	}
+	top1 := 0
+	for i, it := range d.Items {
+		imgs := make([][]uint8, len(captions))
+		for k := range imgs {
+			imgs[k] = d.Image(i)
+		}
+		s := score(t, dev, m, imgs, captions)
+		best := 0
+		for k := range captions {
+			if s[k][1] > s[best][1] {
+				best = k
+			}
+		}
+		if captions[best] == it.Caption {
+			top1++
+		}
+	}
+	chance := float64(len(d.Items)) / float64(len(captions))
+	t.Logf("text alignment: true caption ranked first for %d of %d images (%d captions; chance %.1f)",
+		top1, len(d.Items), len(captions), chance)
+	if float64(top1) < 3*chance {
+		t.Errorf("true caption first for %d of %d images, want at least 3x chance (%.1f)", top1, len(d.Items), 3*chance)
+	}
+
+	wins := 0
+	for i, it := range d.Items {
+		blurred := slices.Clone(d.Image(i))
+		rewards.DegradeImage(blurred, dataset.ImageSize, dataset.ImageSize, rewards.Corruption{Kind: rewards.DegradeBlur, Level: 2}, 1)
+		s := score(t, dev, m, [][]uint8{d.Image(i), blurred}, []string{it.Caption, it.Caption})
+		if s[0][0] > s[1][0] {
+			wins++
+		}
+	}
+	t.Logf("visual quality: sharp beats blurred for %d of %d images", wins, len(d.Items))
+	if wins < len(d.Items)*8/10 {
+		t.Errorf("sharp image beats its blurred copy for %d of %d, want >= 80%%", wins, len(d.Items))
+	}
+}
