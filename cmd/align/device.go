@@ -29,3 +29,12 @@ func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
 	}
 	return dev, nil
 }
+
+// deviceWithThreads is deviceFromCmd for commands with a --threads flag: on the CPU device,
+// threads > 0 limits the goroutines its operations use.
+func deviceWithThreads(cmd *cobra.Command, threads int) (kernels.Device, error) {
+	if name, _ := cmd.Flags().GetString("device"); (name == "" || name == "cpu") && threads > 0 {
+		return kernels.NewCPU(threads), nil
+	}
+	return deviceFromCmd(cmd)
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -78,7 +77,10 @@ runs are comparable; --seed 0 gives the set that reward train evaluates at its e
 }
 
 func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
-	dev := kernels.NewCPU(opts.Threads)
+	dev, err := deviceWithThreads(cmd, opts.Threads)
+	if err != nil {
+		return err
+	}
 	m, err := rewards.LoadNative(dev, opts.Model)
 	if err != nil {
 		return err

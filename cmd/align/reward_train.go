@@ -19,7 +19,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -145,7 +144,10 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 	stderr := cmd.ErrOrStderr()
 	dims, _ := parseDims(opts.Dims, opts.Video)
 	tc := opts.Train
-	dev := kernels.NewCPU(opts.Threads)
+	dev, err := deviceWithThreads(cmd, opts.Threads)
+	if err != nil {
+		return err
+	}
 
 	var tr *rewards.Trainer
 	if opts.ResumeFromCheckpoint != "" {
@@ -236,7 +238,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := tr.Run(ctx, opts.TimeLimit)
+	err = tr.Run(ctx, opts.TimeLimit)
 	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
 	switch {
 	case errors.Is(err, rewards.ErrInterrupted):
