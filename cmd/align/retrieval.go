@@ -314,7 +314,10 @@ func printRetrieval(w io.Writer, rep *retrievalReport) {
 		rep.Sampler, rep.NumInferenceSteps, rep.GuidanceScale, rep.Shift)
 	if r := rep.Images; r != nil {
 		k := r.TopK
-		fmt.Fprintf(w, "gallery: %d training images; hit: one of the k nearest has the prompted emoji's code points\n\n", r.Gallery)
+		fmt.Fprintf(w, "gallery: %d distinct training images (of %d); hit: one of the k nearest shows the prompted emoji (its code points)\n",
+			r.Gallery, r.GalleryImages)
+		fmt.Fprintf(w, "shuffled: each sample judged against another prompt (floor); leave-one-out: a real image of the prompted\n"+
+			"emoji, itself out of the gallery (a correct image in the other rendering)\n\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "SPACE\tIDENTITY\tCONDITION\tTOP-1\t95%% CI\tCHANCE\tTOP-%d\t95%% CI\tCHANCE\n", k)
 		for _, s := range eval.Spaces {
@@ -399,9 +402,9 @@ func imageRetrievalGrid(r *eval.ImageReport, g *eval.Gallery, samples []float32,
 			imgs = append(imgs, framed(s, missColour))
 		}
 		nn, real := r.NeighbourItems(g, i)
-		for _, it := range nn {
+		for j, it := range nn {
 			img := toNRGBA(dataset.ImageFromCHW(g.Data.Image(it), S, S))
-			if g.Data.Items[it].Unified == p.Unified {
+			if p.Hits[j] {
 				img = framed(img, hitColour)
 			}
 			imgs = append(imgs, img)

@@ -174,7 +174,7 @@ func TestRetrievalImageEndToEnd(t *testing.T) {
 	if code := Main(append([]string{"retrieval"}, args...), &stdout, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"SPACE", "leave-one-out", "pool8", "primary (pixel32, emoji, top-5)", "gallery: 22 training images"} {
+	for _, want := range []string{"SPACE", "leave-one-out", "pool8", "primary (pixel32, emoji, top-5)", "gallery: 22 distinct training images (of 22)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout.String())
 		}

@@ -4,8 +4,10 @@
 //   - images (retrieval.go): for held-in prompts, is a nearest training image of the sample
 //     (L2 in a fixed feature space) an image of the prompted emoji? Top-1 and top-k hit rates
 //     against the exact chance rate, with two controls: the samples scored against shuffled
-//     prompts (the floor) and real training images of the prompted emoji with themselves left
-//     out of the gallery (the ceiling of a model that draws new renderings);
+//     prompts (the floor: a generator that ignores its prompt) and real training images of
+//     the prompted emoji, themselves left out of the gallery (leave-one-out: what a correct
+//     image in the other rendering scores; the measure is strict, so this is far below 100%,
+//     while a generator that reproduces its training images scores 100% top-1);
 //   - video (motion.go): does the sample move in the prompted direction? The direction comes
 //     from the track of the centroid of the non-white pixels; the dataset's own clips through
 //     the same estimator are the ceiling.
@@ -25,7 +27,12 @@
 // What counts as a hit: a neighbour is an image of the prompted emoji when it has the same
 // code points (dataset.Item.Unified) as the prompt's variant: the same emoji with the same skin
 // tone as the caption names, in either rendering (Twemoji or Noto). The looser "concept"
-// identity (dataset.Item.Concept: the same emoji in any skin tone) is reported beside it.
+// identity (dataset.Item.Concept: the same emoji in any skin tone) is reported beside it. The
+// gallery holds each distinct training image once; an image shared by several emoji (23 such
+// in emoji32-v1, e.g. Twemoji's families) is an image of each of them.
+//
+// Chance: k gallery entries drawn at random hit a prompt with m entries of its emoji among G
+// with probability 1 - C(G-m, k)/C(G, k); the chance row is its mean over the prompts.
 //
 // Test: go test ./diffusion/eval (synthetic data only, well under a second)
 package eval
@@ -200,20 +207,41 @@ func clampUnit(v float32) float32 {
 	return 0 // NaN
 }
 
-// Gallery is the search space of the measure: the training split of an image dataset with
-// its features in every space.
+// Gallery is the search space of the measure: the distinct images of the training split of
+// an image dataset with their features in every space. Identical images (Twemoji draws every
+// "family" emoji alike, Noto every skin tone of a snowboarder) are one gallery entry that
+// carries the labels of all of them: it is an image of each of those emoji.
 type Gallery struct {
 	Data    *dataset.Dataset
-	Items   []int // dataset index of gallery entry g (the training split, in order)
+	Items   []int // dataset index of the first training image of entry g
+	Images  int   // training images, duplicates included
 	feats   map[Space][]float32
 	dims    map[Space]int
-	emoji   []string // Unified of entry g
-	concept []string // Concept of entry g
+	emoji   [][]string // distinct Unified labels of entry g
+	concept [][]string // distinct Concept labels of entry g
 }
 
 // NewGallery builds the gallery of the training split of d.
 func NewGallery(d *dataset.Dataset) *Gallery {
-	g := &Gallery{Data: d, Items: d.Indices(dataset.SplitTrain), feats: map[Space][]float32{}, dims: map[Space]int{}}
+	g := &Gallery{Data: d, feats: map[Space][]float32{}, dims: map[Space]int{}}
+	entry := map[string]int{}
+	for _, i := range d.Indices(dataset.SplitTrain) {
+		g.Images++
+		key := string(d.Image(i))
+		pos, ok := entry[key]
+		if !ok {
+			pos = len(g.Items)
+			entry[key] = pos
+			g.Items = append(g.Items, i)
+			g.emoji, g.concept = append(g.emoji, nil), append(g.concept, nil)
+		}
+		if it := &d.Items[i]; !slices.Contains(g.emoji[pos], it.Unified) {
+			g.emoji[pos] = append(g.emoji[pos], it.Unified)
+		}
+		if it := &d.Items[i]; !slices.Contains(g.concept[pos], it.Concept) {
+			g.concept[pos] = append(g.concept[pos], it.Concept)
+		}
+	}
 	img := make([]float32, imageDim)
 	var f []float32
 	for _, s := range Spaces {
@@ -227,25 +255,32 @@ func NewGallery(d *dataset.Dataset) *Gallery {
 			g.feats[s] = append(g.feats[s], f...)
 		}
 	}
-	for _, i := range g.Items {
-		g.emoji = append(g.emoji, d.Items[i].Unified)
-		g.concept = append(g.concept, d.Items[i].Concept)
-	}
 	return g
 }
 
-// Len is the number of gallery images.
+// Len is the number of gallery entries (distinct training images).
 func (g *Gallery) Len() int { return len(g.Items) }
 
-// count returns how many gallery entries have each identity value at a level.
-func (g *Gallery) count(identity string) map[string]int {
-	ids := g.emoji
+func (g *Gallery) labels(identity string) [][]string {
 	if identity == IdentityConcept {
-		ids = g.concept
+		return g.concept
 	}
+	return g.emoji
+}
+
+// Shows reports whether gallery entry pos is an image of the prompt at the identity level.
+func (g *Gallery) Shows(pos int, identity string, p ImagePrompt) bool {
+	return slices.Contains(g.labels(identity)[pos], p.id(identity))
+}
+
+// count returns, for each label at an identity level, the number of gallery entries that
+// carry it.
+func (g *Gallery) count(identity string) map[string]int {
 	m := map[string]int{}
-	for _, id := range ids {
-		m[id]++
+	for _, ids := range g.labels(identity) {
+		for _, id := range ids {
+			m[id]++
+		}
 	}
 	return m
 }
@@ -346,6 +381,7 @@ type PromptResult struct {
 	Caption    string   `json:"caption"`
 	Unified    string   `json:"unified"`
 	Neighbours []string `json:"neighbours"` // item IDs of the k nearest training images, nearest first
+	Hits       []bool   `json:"hits"`       // whether each of them shows the prompted emoji
 	Rank       int      `json:"rank"`       // 1-based rank of the first neighbour of the prompted emoji; 0: none in the top k
 	Real       string   `json:"real"`       // item ID of the real image of the leave-one-out control
 	RealRank   int      `json:"real_rank"`  // the same rank for that real image
@@ -355,11 +391,12 @@ type PromptResult struct {
 
 // ImageReport is the result of the image measure.
 type ImageReport struct {
-	TopK    int            `json:"top_k"`
-	Gallery int            `json:"gallery"`
-	Primary RetrievalRow   `json:"primary"` // pixel32, emoji, samples, top-k
-	Rows    []RetrievalRow `json:"rows"`
-	Prompts []PromptResult `json:"prompts"`
+	TopK          int            `json:"top_k"`
+	Gallery       int            `json:"gallery"`        // distinct training images
+	GalleryImages int            `json:"gallery_images"` // training images, duplicates included
+	Primary       RetrievalRow   `json:"primary"`        // pixel32, emoji, samples, top-k
+	Rows          []RetrievalRow `json:"rows"`
+	Prompts       []PromptResult `json:"prompts"`
 }
 
 // Row returns the row of (space, identity, condition, top-k), or false.
@@ -391,8 +428,10 @@ func EvalImages(g *Gallery, prompts []ImagePrompt, samples []float32, k int, see
 	rng := seedStream(seed, 2)
 	perm := derangement(n, rng)
 	byEmoji := map[string][]int{}
-	for pos, id := range g.emoji {
-		byEmoji[id] = append(byEmoji[id], pos)
+	for pos, ids := range g.emoji {
+		for _, id := range ids {
+			byEmoji[id] = append(byEmoji[id], pos)
+		}
 	}
 	reals := make([]int, n)
 	realImgs := make([]float32, n*imageDim)
@@ -405,7 +444,7 @@ func EvalImages(g *Gallery, prompts []ImagePrompt, samples []float32, k int, see
 		g.Data.ImageFloat32(realImgs[i*imageDim:(i+1)*imageDim], g.Items[reals[i]])
 	}
 
-	rep := &ImageReport{TopK: k, Gallery: g.Len()}
+	rep := &ImageReport{TopK: k, Gallery: g.Len(), GalleryImages: g.Images}
 	ks := []int{1, k}
 	if k == 1 {
 		ks = ks[:1]
@@ -416,8 +455,12 @@ func EvalImages(g *Gallery, prompts []ImagePrompt, samples []float32, k int, see
 		nnReal := g.Nearest(s, realImgs, k, reals)
 		if s == SpacePixel {
 			for i, p := range prompts {
+				hits := make([]bool, len(nnSamples[i]))
+				for j, pos := range nnSamples[i] {
+					hits[j] = g.Shows(pos, IdentityEmoji, p)
+				}
 				rep.Prompts = append(rep.Prompts, PromptResult{Caption: p.Caption, Unified: p.Unified,
-					Neighbours: g.itemIDs(nnSamples[i]), Rank: g.rank(nnSamples[i], IdentityEmoji, p),
+					Neighbours: g.itemIDs(nnSamples[i]), Hits: hits, Rank: g.rank(nnSamples[i], IdentityEmoji, p),
 					Real: g.Data.Items[g.Items[reals[i]]].ID, RealRank: g.rank(nnReal[i], IdentityEmoji, p),
 					neighbours: nnSamples[i], real: reals[i]})
 			}
@@ -466,15 +509,10 @@ func (p ImagePrompt) id(identity string) string {
 	return p.Unified
 }
 
-// rank is the 1-based position of the first neighbour that matches p at the identity level,
+// rank is the 1-based position of the first neighbour that shows p at the identity level,
 // 0 when none does.
 func (g *Gallery) rank(nn []int, identity string, p ImagePrompt) int {
-	ids := g.emoji
-	if identity == IdentityConcept {
-		ids = g.concept
-	}
-	want := p.id(identity)
-	if i := slices.IndexFunc(nn, func(pos int) bool { return ids[pos] == want }); i >= 0 {
+	if i := slices.IndexFunc(nn, func(pos int) bool { return g.Shows(pos, identity, p) }); i >= 0 {
 		return i + 1
 	}
 	return 0

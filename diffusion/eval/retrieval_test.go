@@ -285,3 +285,40 @@ func TestFeaturesPool8(t *testing.T) {
 		t.Errorf("pixel features: %v (len %d)", p[0], len(p))
 	}
 }
+
+func TestGalleryDuplicates(t *testing.T) {
+	d := synthDataset(12)
+	// Concepts 1 and 2 get the same Twemoji image: one gallery entry showing both.
+	var i1, i2 int
+	for i, it := range d.Items {
+		if it.Set == dataset.SetTwitter && it.Concept == "C001" {
+			i1 = i
+		}
+		if it.Set == dataset.SetTwitter && it.Concept == "C002" {
+			i2 = i
+		}
+	}
+	copy(d.Image(i2), d.Image(i1))
+	g := NewGallery(d)
+	if g.Len() != g.Images-1 {
+		t.Fatalf("gallery %d of %d images, want one merged", g.Len(), g.Images)
+	}
+	p1 := ImagePrompt{Caption: "thing 1", Unified: "C001", Concept: "C001"}
+	p2 := ImagePrompt{Caption: "thing 2", Unified: "C002", Concept: "C002"}
+	prompts := []ImagePrompt{p1, p2}
+	samples := append(trainingImageOf(d, p1), trainingImageOf(d, p1)...) // the shared image, twice
+	rep, err := EvalImages(g, prompts, samples, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := rep.Row(SpacePixel, IdentityEmoji, CondSamples, 1); r.Hits != 2 {
+		t.Errorf("the shared image is not a hit for both emoji: %+v", r)
+	}
+	// Both emoji have 2 entries (the shared one and their own Noto image).
+	if r, _ := rep.Row(SpacePixel, IdentityEmoji, CondSamples, 1); math.Abs(r.Chance-2.0/float64(g.Len())) > 1e-12 {
+		t.Errorf("chance %v, want %v", r.Chance, 2.0/float64(g.Len()))
+	}
+	if !rep.Prompts[1].Hits[0] || rep.Prompts[1].Rank != 1 {
+		t.Errorf("prompt result %+v", rep.Prompts[1])
+	}
+}
