@@ -30,10 +30,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/alignkit/align/kernels"
@@ -317,7 +315,7 @@ func UpdateEMA(ema, w []nn.Param, decay float64, s int) {
 
 // CheckpointPath is the file of the checkpoint after step.
 func (t *Trainer) CheckpointPath(step int) string {
-	return filepath.Join(t.OutputDir, fmt.Sprintf("checkpoint-%d.safetensors", step))
+	return nn.CheckpointPath(t.OutputDir, step)
 }
 
 // ModelPath is the EMA model file.
@@ -358,63 +356,7 @@ func (t *Trainer) SaveCheckpoint() (string, error) {
 	if err := WritePNG(filepath.Join(t.OutputDir, "loss.png"), LossCurve(t.Log, 640, 360)); err != nil {
 		return "", err
 	}
-	return path, t.prune()
-}
-
-var ckptName = regexp.MustCompile(`^checkpoint-(\d+)\.safetensors$`)
-
-// Checkpoints lists the checkpoint files of dir by step, oldest first.
-func Checkpoints(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	type ck struct {
-		step int
-		path string
-	}
-	var cs []ck
-	for _, e := range ents {
-		if m := ckptName.FindStringSubmatch(e.Name()); m != nil && !e.IsDir() {
-			s, _ := strconv.Atoi(m[1])
-			cs = append(cs, ck{s, filepath.Join(dir, e.Name())})
-		}
-	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].step < cs[j].step })
-	out := make([]string, len(cs))
-	for i, c := range cs {
-		out[i] = c.path
-	}
-	return out, nil
-}
-
-// LatestCheckpoint returns the newest checkpoint of dir.
-func LatestCheckpoint(dir string) (string, error) {
-	cs, err := Checkpoints(dir)
-	if err != nil {
-		return "", fmt.Errorf("--resume-from-checkpoint latest: %w", err)
-	}
-	if len(cs) == 0 {
-		return "", fmt.Errorf("--resume-from-checkpoint latest: no checkpoint-<step>.safetensors in %s", dir)
-	}
-	return cs[len(cs)-1], nil
-}
-
-func (t *Trainer) prune() error {
-	if t.Cfg.CheckpointsTotalLimit == 0 {
-		return nil
-	}
-	cs, err := Checkpoints(t.OutputDir)
-	if err != nil {
-		return err
-	}
-	for len(cs) > t.Cfg.CheckpointsTotalLimit {
-		if err := os.Remove(cs[0]); err != nil {
-			return err
-		}
-		cs = cs[1:]
-	}
-	return nil
+	return path, nn.PruneCheckpoints(t.OutputDir, t.Cfg.CheckpointsTotalLimit)
 }
 
 // ReadTrainingCheckpoint reads a checkpoint's model config and tokenizer (to build the

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alignkit/align/nn"
 )
 
 // memData is an in-memory TrainingData of random samples with captions.
@@ -85,7 +87,7 @@ func TestPretrainExactResume(t *testing.T) {
 	if err := b.Run(ctx, 0); !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("interrupted run: err = %v", err)
 	}
-	latest, err := LatestCheckpoint(dirB)
+	latest, err := nn.LatestCheckpoint(dirB)
 	if err != nil || filepath.Base(latest) != "checkpoint-4.safetensors" {
 		t.Fatalf("latest checkpoint %q, err %v", latest, err)
 	}
@@ -138,7 +140,7 @@ func TestPretrainOutputs(t *testing.T) {
 	if err := tr.Run(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	cs, _ := Checkpoints(dir)
+	cs, _ := nn.Checkpoints(dir)
 	var names []string
 	for _, c := range cs {
 		names = append(names, filepath.Base(c))
@@ -198,7 +200,7 @@ func TestPretrainResumeErrors(t *testing.T) {
 	if err := seeded.Resume(ck); err == nil || !strings.Contains(err.Error(), "seed") {
 		t.Errorf("other seed: err = %v", err)
 	}
-	if _, err := LatestCheckpoint(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
+	if _, err := nn.LatestCheckpoint(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
 		t.Errorf("empty dir: err = %v", err)
 	}
 }

@@ -443,7 +443,7 @@ const (
 
 // CheckpointPath is the file of the checkpoint after step.
 func (t *Trainer) CheckpointPath(step int) string {
-	return filepath.Join(t.OutputDir, fmt.Sprintf("checkpoint-%d.safetensors", step))
+	return nn.CheckpointPath(t.OutputDir, step)
 }
 
 // ModelPath is the plain model file (full fine-tuning, or LoRA merged).
@@ -503,24 +503,7 @@ func (t *Trainer) SaveCheckpoint() ([]string, error) {
 	if err := diffusion.WritePNG(t.PlotPath(), t.Plot(640, 200)); err != nil {
 		return nil, err
 	}
-	return append([]string{path}, outs...), t.prune()
-}
-
-func (t *Trainer) prune() error {
-	if t.Cfg.CheckpointsTotalLimit == 0 {
-		return nil
-	}
-	cs, err := diffusion.Checkpoints(t.OutputDir)
-	if err != nil {
-		return err
-	}
-	for len(cs) > t.Cfg.CheckpointsTotalLimit {
-		if err := os.Remove(cs[0]); err != nil {
-			return err
-		}
-		cs = cs[1:]
-	}
-	return nil
+	return append([]string{path}, outs...), nn.PruneCheckpoints(t.OutputDir, t.Cfg.CheckpointsTotalLimit)
 }
 
 // exportModel returns a copy of the policy with the EMA values in place of the trained

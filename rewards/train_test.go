@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/alignkit/align/nn"
 )
 
 func tinyTrainSetup(t *testing.T, dir string, steps int) *Trainer {
@@ -96,7 +98,7 @@ func TestTrainResumeExact(t *testing.T) {
 	if err := json.Unmarshal(js, &rep); err != nil || len(rep.Dims) != 2 || rep.Split != SplitHeldOut {
 		t.Errorf("eval.json %s: %v", js, err)
 	}
-	if cs, _ := Checkpoints(dirA); len(cs) != 2 {
+	if cs, _ := nn.Checkpoints(dirA); len(cs) != 2 {
 		t.Errorf("checkpoints %v, want the last 2", cs)
 	}
 	if _, _, _, err := ReadTrainingCheckpoint(filepath.Join(dirA, "model.safetensors")); err == nil {

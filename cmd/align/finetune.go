@@ -23,6 +23,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -275,7 +276,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	if opts.ResumeFromCheckpoint != "" {
 		path := opts.ResumeFromCheckpoint
 		if path == "latest" {
-			if path, err = diffusion.LatestCheckpoint(opts.OutputDir); err != nil {
+			if path, err = nn.LatestCheckpoint(opts.OutputDir); err != nil {
 				return err
 			}
 		}
@@ -299,7 +300,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 				strings.Join(ch, "; "))
 		}
 	} else {
-		if cs, _ := diffusion.Checkpoints(opts.OutputDir); len(cs) > 0 {
+		if cs, _ := nn.Checkpoints(opts.OutputDir); len(cs) > 0 {
 			return usageError{fmt.Errorf("%s holds checkpoints of an earlier run (%s); resume it with "+
 				"--resume-from-checkpoint latest, or choose another --output-dir", opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
 		}

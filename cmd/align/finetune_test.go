@@ -24,6 +24,7 @@ import (
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
 )
 
 func TestNewCmdFinetuneFlags(t *testing.T) {
@@ -276,7 +277,7 @@ func TestFinetuneSIGINT(t *testing.T) {
 	if code := <-done; code != exitCancel {
 		t.Fatalf("exit %d, want %d: %s", code, exitCancel, stderr.String())
 	}
-	cs, _ := diffusion.Checkpoints(out)
+	cs, _ := nn.Checkpoints(out)
 	if len(cs) != 1 || !strings.Contains(stderr.String(), "resume with --resume-from-checkpoint latest") {
 		t.Errorf("checkpoints %v; stderr %q", cs, stderr.String())
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/nn"
 )
 
 // PretrainOptions are the flags of `align pretrain`.
@@ -294,7 +295,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	if opts.ResumeFromCheckpoint != "" {
 		path := opts.ResumeFromCheckpoint
 		if path == "latest" {
-			if path, err = diffusion.LatestCheckpoint(opts.OutputDir); err != nil {
+			if path, err = nn.LatestCheckpoint(opts.OutputDir); err != nil {
 				return err
 			}
 		}
@@ -327,7 +328,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		if err != nil {
 			return err
 		}
-		if cs, _ := diffusion.Checkpoints(opts.OutputDir); len(cs) > 0 {
+		if cs, _ := nn.Checkpoints(opts.OutputDir); len(cs) > 0 {
 			return usageError{fmt.Errorf("%s holds checkpoints of an earlier run (%s); resume it with "+
 				"--resume-from-checkpoint latest, or choose another --output-dir", opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
 		}

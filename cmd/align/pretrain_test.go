@@ -19,6 +19,7 @@ import (
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
 )
 
 func TestNewCmdPretrainFlags(t *testing.T) {
@@ -185,7 +186,7 @@ func TestPretrainSIGINT(t *testing.T) {
 	if code != exitCancel {
 		t.Fatalf("exit %d, want %d: %s", code, exitCancel, stderr.String())
 	}
-	cs, _ := diffusion.Checkpoints(out)
+	cs, _ := nn.Checkpoints(out)
 	if len(cs) != 1 || !strings.Contains(stderr.String(), "resume with --resume-from-checkpoint latest") {
 		t.Errorf("checkpoints %v; stderr %q", cs, stderr.String())
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -154,7 +155,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		path := opts.ResumeFromCheckpoint
 		var err error
 		if path == "latest" {
-			if path, err = rewards.LatestCheckpoint(opts.OutputDir); err != nil {
+			if path, err = nn.LatestCheckpoint(opts.OutputDir); err != nil {
 				return err
 			}
 		}
@@ -180,7 +181,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		}
 		fmt.Fprintf(stderr, "resuming from %s at step %d\n", path, tr.Step)
 	} else {
-		if cs, _ := rewards.Checkpoints(opts.OutputDir); len(cs) > 0 {
+		if cs, _ := nn.Checkpoints(opts.OutputDir); len(cs) > 0 {
 			return usageError{fmt.Errorf("%s already holds %s; resume with --resume-from-checkpoint latest or write to another --output-dir",
 				opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
 		}
