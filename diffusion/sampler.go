@@ -15,6 +15,12 @@
 // (caption, reward condition) and (empty prompt, all reward dimensions ∅) run as one batch
 // of 2B and v = v_uncond + s (v_cond - v_uncond). s <= 1 runs the conditional branch only.
 //
+// Guidance (SampleOptions.Guidance) is called on every velocity evaluation, after
+// classifier-free guidance, with the current sample and its velocity; it returns the
+// velocity to step with (reward-gradient guidance) and may rewrite rows of both (particle
+// resampling). SampleOptions.Velocity replaces the batched CFG evaluation itself (CFG over
+// reward conditions). Both live in package guidance.
+//
 // Seeds: sample i of a run draws from its own Philox stream, key seed and counter blocks
 // starting at i*2^32 (its initial noise first, then the SDE noise of each step), so an image
 // depends only on (seed, i) and not on how many are generated together.
@@ -56,6 +62,20 @@ type SampleOptions struct {
 	Latents *kernels.Tensor
 	// Progress, when set, is called after each step with (steps done, steps).
 	Progress func(done, total int)
+	// Velocity, when set, builds the velocity function from the model and the encoded
+	// prompts instead of NewGuidedVelocity (GuidanceScale and Reward are then its business).
+	Velocity func(m *DiT, prompts Prompts) VelocityFunc
+	// Guidance, when set, adjusts every velocity evaluation after classifier-free guidance.
+	Guidance Guidance
+}
+
+// Guidance adjusts the guided velocity v of x (B, SampleShape...) at sigma = Sigmas[step]
+// (for Heun's second evaluation, step is the index of its sigma too). It returns the
+// velocity to step with, which may be v itself; it may also rewrite rows of x and v in
+// place, as particle resampling does. An error stops the guidance: later evaluations use
+// the plain velocity and Sample returns the first error.
+type Guidance interface {
+	Guide(x, v *kernels.Tensor, step int, sigma float64) (*kernels.Tensor, error)
 }
 
 // DefaultSampleOptions: 28 Euler steps, guidance 4.0, the model's shift, seed 0.
@@ -266,7 +286,33 @@ func Sample(m *DiT, captions []string, o SampleOptions) (*kernels.Tensor, Prompt
 			r.Normal(x.View(i*D, D))
 		}
 	}
-	g := NewGuidedVelocity(m, prompts, o.Reward, o.GuidanceScale)
-	Denoise(dev, sched, x, g.Velocity, o.Sampler, noiseLevel, streams, o.Progress)
+	var vel VelocityFunc
+	if o.Velocity != nil {
+		vel = o.Velocity(m, prompts)
+	} else {
+		vel = NewGuidedVelocity(m, prompts, o.Reward, o.GuidanceScale).Velocity
+	}
+	var gerr error
+	if o.Guidance != nil {
+		base := vel
+		vel = func(x *kernels.Tensor, sigma float64) *kernels.Tensor {
+			v := base(x, sigma)
+			if gerr != nil {
+				return v
+			}
+			step := slices.Index(sched.Sigmas, sigma)
+			out, err := o.Guidance.Guide(x, v, step, sigma)
+			if err != nil {
+				gerr = err
+				return v
+			}
+			return out
+		}
+	}
+	Denoise(dev, sched, x, vel, o.Sampler, noiseLevel, streams, o.Progress)
+	if gerr != nil {
+		dev.Free(x)
+		return nil, Prompts{}, gerr
+	}
 	return x, prompts, nil
 }

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -233,5 +234,62 @@ func TestSampleFramesVideo(t *testing.T) {
 	anim := GridFrames(fr, 2, 2, 1)
 	if len(anim) != cfg.Frames {
 		t.Errorf("animated grid has %d frames", len(anim))
+	}
+}
+
+// recordGuidance adds c to every velocity and records the steps it saw; it fails at step
+// failAt (>= 0).
+type recordGuidance struct {
+	c      float32
+	steps  []int
+	failAt int
+	out    *kernels.Tensor
+}
+
+func (g *recordGuidance) Guide(x, v *kernels.Tensor, step int, sigma float64) (*kernels.Tensor, error) {
+	g.steps = append(g.steps, step)
+	if step == g.failAt {
+		return nil, errors.New("guidance failed")
+	}
+	if g.out == nil {
+		g.out = testDev.New(v.Shape...)
+	}
+	testDev.Copy(g.out, v)
+	testDev.Axpy(g.out, g.c, testDev.FromHost(onesOf(v.Len()), v.Shape...))
+	return g.out, nil
+}
+
+func onesOf(n int) []float32 {
+	o := make([]float32, n)
+	for i := range o {
+		o[i] = 1
+	}
+	return o
+}
+
+// The guidance hook sees every step after CFG and its velocity is the one stepped with: a
+// fresh model (v = 0) plus a constant c ends at x_1 - c; an error stops the run.
+func TestSampleGuidanceHook(t *testing.T) {
+	m := newTinyModel(t, tinyConfig(KindImage), 1)
+	o := DefaultSampleOptions()
+	o.NumInferenceSteps, o.Seed = 4, 5
+	g := &recordGuidance{c: 0.5, failAt: -1}
+	o.Guidance = g
+	x, _, err := Sample(m, []string{"red apple"}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.steps, []int{0, 1, 2, 3}) {
+		t.Fatalf("guidance saw steps %v, want 0..3", g.steps)
+	}
+	x1 := toHost(InitialNoise(testDev, &m.Config, 1, 5, 0))
+	for i, v := range toHost(x) {
+		if math.Abs(float64(v-(x1[i]-0.5))) > 1e-5 {
+			t.Fatalf("x[%d] = %v, want %v", i, v, x1[i]-0.5)
+		}
+	}
+	o.Guidance = &recordGuidance{failAt: 2}
+	if _, _, err := Sample(m, []string{"red apple"}, o); err == nil || !strings.Contains(err.Error(), "guidance failed") {
+		t.Fatalf("err = %v, want the guidance's error", err)
 	}
 }
