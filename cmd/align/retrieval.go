@@ -1,7 +1,7 @@
 // align retrieval: the honest quality measure of a base generator on its own training data
 // (diffusion/eval). Images: for held-in prompts, how often a nearest training image (L2 in
 // pixel space) of the sample shows the prompted emoji, top-1 and top-k, against the exact
-// chance rate, with a floor (shuffled prompts) and a ceiling (real images, leave-one-out).
+// chance rate, with a floor (shuffled prompts) and a reference (real images, leave-one-out).
 // Video: how often the sample moves in the prompted direction, against 1/8, with the dataset's
 // own clips as the ceiling.
 //
@@ -75,14 +75,16 @@ func newCmdRetrieval(runF func(*RetrievalOptions) error) *cobra.Command {
 by --seed) and measure them against the training data.
 
 Image models: a sample scores a hit at top-k when one of its k nearest training images (L2
-on the 32x32 RGB pixels in [-1, 1]) has the prompted emoji's code points (the caption's skin
-tone included; Twemoji or Noto). The table gives top-1 and top-k rates with 95% Wilson
-intervals and the exact chance rate 1 - C(G-m,k)/C(G,k) (G training images, m of the
-prompted emoji), in two feature spaces (pixel32, the primary, and pool8, 4x4 box averages)
-and at two identity levels (emoji; concept: any skin tone). Two controls: "shuffled" judges
-each sample against another prompt (the floor); "leave-one-out" queries with a real training
-image of the prompted emoji, left out of the gallery (the ceiling of a model that draws new
-renderings).
+on the 32x32 RGB pixels in [-1, 1]) shows the prompted emoji: its code points, the caption's
+skin tone included, in either rendering (Twemoji or Noto). The gallery holds each distinct
+training image once (an image shared by several emoji shows each of them). The table gives
+top-1 and top-k rates with 95% Wilson intervals and the exact chance rate 1 - C(G-m,k)/C(G,k)
+(G gallery images, m of them of the prompted emoji), in two feature spaces (pixel32, the
+primary, and pool8, 4x4 box averages) and at two identity levels (emoji; concept: any skin
+tone). Two controls: "shuffled" judges each sample against another prompt (the floor of a
+model that ignores its prompt); "leave-one-out" queries with a real training image of the
+prompted emoji, left out of the gallery (what a correct image in the other rendering
+scores). A model that reproduces its training images exactly scores 100% top-1.
 
 Video models: prompts "a <name> moving <direction>", the eight directions in turn. The
 motion is the least-squares track of the centroid of the non-white pixels; a hit travels at
@@ -115,7 +117,7 @@ Everything (prompts, noise, controls) follows from --seed.`,
 	f.StringVar(&opts.Sampler, "sampler", diffusion.SamplerEuler, "euler, heun or sde")
 	f.Float64Var(&opts.Shift, "shift", 0, "timestep shift (0: the model's default)")
 	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the prompts, the noise and the controls")
-	f.IntVar(&opts.BatchSize, "batch-size", 25, "samples generated together (does not change the samples)")
+	f.IntVar(&opts.BatchSize, "batch-size", 25, "samples generated together (sample i's noise depends only on --seed and i)")
 	f.StringVar(&opts.SaveGrid, "save-grid", "", "write samples and their nearest training images to this PNG (GIF for video)")
 	f.IntVar(&opts.GridScale, "grid-scale", 2, "magnification of --save-grid")
 	f.BoolVar(&opts.JSON, "json", false, "print the full report (every prompt's neighbours) as JSON")

@@ -73,7 +73,7 @@ var Identities = []string{IdentityEmoji, IdentityConcept}
 const (
 	CondSamples  = "samples"       // the generator's samples for their own prompts
 	CondShuffled = "shuffled"      // the same samples judged against another prompt (floor)
-	CondLOO      = "leave-one-out" // a real training image of the prompt, itself excluded (ceiling)
+	CondLOO      = "leave-one-out" // a real training image of the prompt, itself excluded (reference)
 )
 
 // Conditions lists the conditions in report order.
@@ -411,7 +411,7 @@ func (r *ImageReport) Row(s Space, identity, cond string, k int) (RetrievalRow, 
 
 // EvalImages scores samples (N,3,32,32) in [-1, 1], sample i generated for prompts[i], against
 // gallery g at top-1 and top-k, in every space and identity level, with the two controls
-// (see the package doc). seed draws the shuffled pairing and the real images of the ceiling.
+// (see the package doc). seed draws the shuffled pairing and the real images of the leave-one-out control.
 func EvalImages(g *Gallery, prompts []ImagePrompt, samples []float32, k int, seed uint64) (*ImageReport, error) {
 	n := len(prompts)
 	switch {

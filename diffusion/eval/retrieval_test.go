@@ -1,6 +1,6 @@
 // Tests of the image measure on a synthetic dataset: a generator that returns the training
 // image of the prompt scores 100% top-1, uniform noise scores about chance, the leave-one-out
-// ceiling finds the other rendering, the search is exact, and prompts are deterministic.
+// control finds the other rendering, the search is exact, and prompts are deterministic.
 //
 // Test: go test ./diffusion/eval -run 'Retrieval|Nearest|ImagePrompts|Features'
 package eval
@@ -101,7 +101,7 @@ func TestRetrievalMemorisingAndNoise(t *testing.T) {
 	if rep.Primary.Rate.Rate != 1 || rep.Primary.TopK != 5 || rep.Primary.Space != SpacePixel {
 		t.Errorf("primary row %+v", rep.Primary)
 	}
-	// The ceiling: with itself left out, a real image's nearest is its other rendering.
+	// Leave-one-out: with itself left out, a real image's nearest is its other rendering.
 	if r, _ := rep.Row(SpacePixel, IdentityEmoji, CondLOO, 1); r.Hits != r.N {
 		t.Errorf("leave-one-out top-1: %+v", r)
 	}
