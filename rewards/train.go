@@ -1,10 +1,11 @@
-// Training of the native reward model on preference pairs, calibration on the validation
-// split and pairwise evaluation.
+// Training of the native reward model (and of the noise-aware latent one, latent_train.go)
+// on preference pairs, calibration on the validation split and pairwise evaluation.
 //
 // One optimizer step s = 1, 2, ...:
 //
 //	pairs  = PairGen.Pairs("train", train_batch_size, seed, stream s)   (a pure function of s)
 //	scores = Native.Forward([A samples | B samples])                    (2N, D)
+//	         (latent: LatentReward.Forward at one t and eps per pair, latent_train.go)
 //	loss   = LossConfig.PairLoss (btt, bt or reg), gradients zeroed first
 //	norm   = ClipGradNorm(max_grad_norm); a non-finite norm skips the update (logged)
 //	lr(s)  = learning_rate * min(1, s/warmup) * decay(s)     constant | linear | cosine decay
@@ -65,13 +66,17 @@ type TrainConfig struct {
 	GradedShare           float64 `json:"graded_share"`            // share of two-level quality pairs
 	ValPairs              int     `json:"val_pairs"`               // validation pairs for calibration
 	EvalPairs             int     `json:"eval_pairs"`              // held-out pairs evaluated at the end (0: none)
+	// TimestepSampling draws the noise level of each pair of a latent run: uniform ("" too)
+	// or logit_normal; clean models ignore it.
+	TimestepSampling string `json:"timestep_sampling,omitempty"`
 }
 
 // DefaultTrainConfig returns the defaults of `align reward train`.
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: LRCosine,
 		LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2,
-		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048}
+		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048,
+		TimestepSampling: TimestepUniform}
 }
 
 // Loss returns the loss configuration.
@@ -107,6 +112,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
 	case c.ValPairs < 1 || c.EvalPairs < 0:
 		return fmt.Errorf("--val-pairs must be >= 1 and --eval-pairs >= 0, got %d and %d", c.ValPairs, c.EvalPairs)
+	case c.TimestepSampling != "" && !slices.Contains(TimestepSamplers, c.TimestepSampling):
+		return fmt.Errorf("--timestep-sampling %q: want one of %v", c.TimestepSampling, TimestepSamplers)
 	}
 	return c.Loss().Validate()
 }
@@ -155,10 +162,12 @@ type LogEntry struct {
 // Trainer runs reward-model training. Create it with NewTrainer, optionally Resume, then Run.
 type Trainer struct {
 	Cfg   TrainConfig
-	Model *Native
-	Gen   *PairGen
-	Opt   *nn.AdamW
-	Step  int // optimizer steps done
+	Model *Native // the native model; nil in a latent run
+	// Latent is the noise-aware latent model of a latent run (NewLatentTrainer); nil else.
+	Latent *LatentReward
+	Gen    *PairGen
+	Opt    *nn.AdamW
+	Step   int // optimizer steps done
 
 	OutputDir string
 	Log       []LogEntry
@@ -223,7 +232,15 @@ func BuildTokenizer(gen *PairGen, maxLen int) (*diffusion.Tokenizer, error) {
 
 // renderPairs writes the A samples then the B samples of pairs into t.pixels.
 func renderPairs(gen *PairGen, pairs []Pair, host []float32, pixels *kernels.Tensor) (prompts []string) {
-	N, L := len(pairs), gen.SampleLen()
+	prompts = renderPairsHost(gen, pairs, host)
+	pixels.Dev.CopyFromHost(pixels, host[:2*len(pairs)*gen.SampleLen()])
+	return prompts
+}
+
+// renderPairsHost writes the A samples then the B samples of pairs into host.
+func renderPairsHost(gen *PairGen, pairs []Pair, host []float32) (prompts []string) {
+	L := gen.SampleLen()
+	N := len(pairs)
 	for i, p := range pairs {
 		gen.Render(p.A, host[i*L:(i+1)*L])
 		gen.Render(p.B, host[(N+i)*L:(N+i+1)*L])
@@ -234,7 +251,6 @@ func renderPairs(gen *PairGen, pairs []Pair, host []float32, pixels *kernels.Ten
 	for _, p := range pairs {
 		prompts = append(prompts, p.B.Prompt)
 	}
-	pixels.Dev.CopyFromHost(pixels, host[:2*N*L])
 	return prompts
 }
 
@@ -255,19 +271,20 @@ func (t *Trainer) TrainOneStep() (LogEntry, error) {
 	if err != nil {
 		return LogEntry{}, err
 	}
-	prompts := renderPairs(t.Gen, pairs, t.host, t.pixels)
+	prompts, ts := t.renderStep(pairs, s)
 	ps := t.Opt.Params
 	nn.ZeroGrad(ps)
-	scores := t.Model.Forward(t.pixels, prompts)
+	net := t.net()
+	scores := net.forwardAt(t.pixels, ts, prompts)
 	labels, ta, tb := pairLabels(pairs)
 	res, err := t.Cfg.Loss().PairLoss(scores[:N], scores[N:], labels, ta, tb)
 	if err != nil {
 		return LogEntry{}, fmt.Errorf("step %d: %w", s, err)
 	}
-	t.Model.Backward(append(slices.Clone(res.DA), res.DB...))
+	net.backward(append(slices.Clone(res.DA), res.DB...))
 	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
 	lr := t.Cfg.LR(s)
-	dims := t.Model.Config.Dims
+	dims := net.Dims()
 	e := LogEntry{Step: s, Loss: res.Loss, LR: lr, GradNorm: norm, DimLoss: map[string]float64{}, DimAcc: map[string]float64{}}
 	for d, name := range dims {
 		if res.Count[d] > 0 {
@@ -350,19 +367,30 @@ func (t *Trainer) Finish() error {
 	if t.Notify != nil {
 		t.Notify(fmt.Sprintf("calibrating on %d validation pairs", t.Cfg.ValPairs))
 	}
-	cal, _, err := Calibrate(t.Model, t.Gen, t.Cfg.ValPairs, t.Cfg.Seed, 2*t.Cfg.TrainBatchSize)
+	var cal *Calibration
+	var err error
+	if t.Latent != nil {
+		cal, _, err = CalibrateLatent(t.Latent, t.Gen, t.Cfg.ValPairs, t.Cfg.Seed, t.Cfg.TimestepSampling, 2*t.Cfg.TrainBatchSize)
+	} else {
+		cal, _, err = Calibrate(t.Model, t.Gen, t.Cfg.ValPairs, t.Cfg.Seed, 2*t.Cfg.TrainBatchSize)
+	}
 	if err != nil {
 		return err
 	}
-	t.Model.Calib = cal
-	if err := t.Model.Save(t.ModelPath()); err != nil {
+	t.net().setCalibration(cal)
+	if err := t.net().Save(t.ModelPath()); err != nil {
 		return err
 	}
 	if t.Cfg.EvalPairs > 0 {
 		if t.Notify != nil {
 			t.Notify(fmt.Sprintf("evaluating %d held-out pairs", t.Cfg.EvalPairs))
 		}
-		rep, err := Evaluate(t.Model, t.Gen, SplitHeldOut, t.Cfg.EvalPairs, EvalSeed(t.Cfg.Seed), 2*t.Cfg.TrainBatchSize)
+		var rep *EvalReport
+		if t.Latent != nil {
+			rep, err = EvaluateLatent(t.Latent, t.Gen, SplitHeldOut, t.Cfg.EvalPairs, EvalSeed(t.Cfg.Seed), 2*t.Cfg.TrainBatchSize)
+		} else {
+			rep, err = Evaluate(t.Model, t.Gen, SplitHeldOut, t.Cfg.EvalPairs, EvalSeed(t.Cfg.Seed), 2*t.Cfg.TrainBatchSize)
+		}
 		if err != nil {
 			return err
 		}
@@ -415,7 +443,13 @@ func Calibrate(m *Native, gen *PairGen, n int, seed uint64, batch int) (*Calibra
 	if err != nil {
 		return nil, nil, err
 	}
-	cal := &Calibration{Dims: m.Dims()}
+	return fitCalibration(m.Dims(), pairs, rA, rB)
+}
+
+// fitCalibration fits the statistics of the scores of both sides of the pairs and the tie
+// thresholds that maximise the accuracy with ties.
+func fitCalibration(dims []string, pairs []Pair, rA, rB [][]float32) (*Calibration, []DimAccuracy, error) {
+	cal := &Calibration{Dims: dims}
 	if err := cal.Fit(append(slices.Clone(rA), rB...)); err != nil {
 		return nil, nil, err
 	}
@@ -442,6 +476,10 @@ type EvalReport struct {
 	// threshold (Calibration.TieEps; left out without one).
 	AccByNote map[string]float64 `json:"acc_by_kind"`
 	Seconds   float64            `json:"seconds"`
+	// NoiseAware is set for a latent model, evaluated on noised pairs; TimeBuckets then
+	// holds the accuracy per t bucket (EvaluateLatent).
+	NoiseAware  bool         `json:"noise_aware,omitempty"`
+	TimeBuckets []TimeBucket `json:"t_buckets,omitempty"`
 }
 
 // Evaluate scores n pairs of split (seed) and reports the accuracy per dimension with and
@@ -457,17 +495,23 @@ func Evaluate(m *Native, gen *PairGen, split string, n int, seed uint64, batch i
 	if err != nil {
 		return nil, err
 	}
-	labels, _, _ := pairLabels(pairs)
 	var eps []float64
 	if m.Calib != nil && len(m.Calib.TieEps) == len(m.Config.Dims) {
 		eps = m.Calib.TieEps
 	}
-	rep := &EvalReport{Split: split, Pairs: n, Seed: seed, Dims: PairAccuracy(m.Dims(), rA, rB, labels, eps),
-		ByNote: PairStats(pairs), AccByNote: map[string]float64{}, Seconds: time.Since(t0).Seconds()}
+	rep := pairReport(m.Dims(), pairs, rA, rB, eps)
+	rep.Split, rep.Pairs, rep.Seed, rep.Seconds = split, n, seed, time.Since(t0).Seconds()
+	return rep, nil
+}
+
+// pairReport is the accuracy part of an EvalReport: per dimension, and per kind of pair.
+func pairReport(dims []string, pairs []Pair, rA, rB [][]float32, eps []float64) *EvalReport {
+	labels, _, _ := pairLabels(pairs)
+	rep := &EvalReport{Dims: PairAccuracy(dims, rA, rB, labels, eps), ByNote: PairStats(pairs), AccByNote: map[string]float64{}}
 	right := map[string]int{}
 	for i, p := range pairs {
 		key := noteKey(p)
-		d := DimIndex(m.Config.Dims, p.Kind)
+		d := DimIndex(dims, p.Kind)
 		delta := float64(rA[i][d]) - float64(rB[i][d])
 		switch l := p.Labels[d]; {
 		case l == LabelTie && eps != nil:
@@ -483,7 +527,7 @@ func Evaluate(m *Native, gen *PairGen, split string, n int, seed uint64, batch i
 			rep.AccByNote[key] = float64(right[key]) / float64(n)
 		}
 	}
-	return rep, nil
+	return rep
 }
 
 // ---- checkpoints ----
@@ -502,7 +546,7 @@ func (t *Trainer) SaveCheckpoint() (string, error) {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return "", err
 	}
-	c, err := t.Model.Checkpoint()
+	c, err := t.net().Checkpoint()
 	if err != nil {
 		return "", err
 	}
@@ -553,7 +597,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if st.Seed != t.Cfg.Seed {
 		return fmt.Errorf("%s: run seed %d, --seed is %d; resume with the same seed", src, st.Seed, t.Cfg.Seed)
 	}
-	if err := c.CopyToParams(t.Model.Params()); err != nil {
+	if err := c.CopyToParams(t.net().Params()); err != nil {
 		return err
 	}
 	steps, err := c.CopyToAdamW(t.Opt.Params, t.Opt.M, t.Opt.V)

@@ -1,5 +1,7 @@
 // align reward eval: pairwise accuracy of a reward model per dimension, with and without
-// ties, on pairs built from held-out (or validation) concepts of the emoji data.
+// ties, on pairs built from held-out (or validation) concepts of the emoji data. A
+// noise-aware latent model is scored on noised pairs (one t and one eps per pair) and its
+// accuracy is also reported per t bucket [0,.2), ..., [.8,1).
 //
 // Test: go test ./cmd/align -run RewardEval
 package main
@@ -7,6 +9,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +40,11 @@ training) and report, per dimension, the accuracy without ties (decisive pairs, 
 r_A - r_B), the tie-calibrated accuracy with ties (the tie threshold eps searched on these
 pairs, as VideoAlign's calc_accuracy.py does), and the accuracy with ties at the model's own
 validation thresholds (stored in its calibration). The pairs are a function of --seed, so
-runs are comparable; --seed 0 gives the set that reward train evaluates at its end.`,
+runs are comparable; --seed 0 gives the set that reward train evaluates at its end.
+
+A noise-aware latent model (align reward train --latent) scores x_t = (1-t) x0 + t eps; both
+sides of a pair share t and eps, t is stratified over five buckets [0,.2), ..., [.8,1), and
+the report adds the accuracy per dimension per bucket (t_buckets in --json).`,
 		Example: `  $ align reward eval --model reward/model.safetensors
   $ align reward eval --model reward/model.safetensors --pairs 4096 --json
   $ align reward eval --model reward/model.safetensors --split val`,
@@ -81,19 +89,35 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := rewards.LoadNative(dev, opts.Model)
+	model, err := rewards.LoadModel(dev, opts.Model)
 	if err != nil {
 		return err
 	}
 	tc := rewards.DefaultTrainConfig()
 	tc.TieShare = opts.TieShare
-	gen, _, err := loadPairGen(opts.Data, m.Config.Kind == rewards.KindVideo, tc.PairConfig(m.Dims()))
-	if err != nil {
-		return err
-	}
-	rep, err := rewards.Evaluate(m, gen, opts.Split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
-	if err != nil {
-		return err
+	kind := ""
+	var rep *rewards.EvalReport
+	switch m := model.(type) {
+	case *rewards.LatentReward:
+		kind = "noise-aware latent " + m.Config.Kind()
+		gen, _, err := loadPairGen(opts.Data, m.Config.Kind() == rewards.KindVideo, tc.PairConfig(m.Dims()))
+		if err != nil {
+			return err
+		}
+		if rep, err = rewards.EvaluateLatent(m, gen, opts.Split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize); err != nil {
+			return err
+		}
+	case *rewards.Native:
+		kind = m.Config.Kind
+		gen, _, err := loadPairGen(opts.Data, m.Config.Kind == rewards.KindVideo, tc.PairConfig(m.Dims()))
+		if err != nil {
+			return err
+		}
+		if rep, err = rewards.Evaluate(m, gen, opts.Split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%s: no pairwise evaluation for %T", opts.Model, model)
 	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
@@ -101,6 +125,31 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (seed %d, %.1fs)\n", opts.Model, m.Config.Kind, rep.Pairs, rep.Split, opts.Seed, rep.Seconds)
-	return printAccuracy(out, rep)
+	fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (seed %d, %.1fs)\n", opts.Model, kind, rep.Pairs, rep.Split, opts.Seed, rep.Seconds)
+	if err := printAccuracy(out, rep); err != nil {
+		return err
+	}
+	return printTimeBuckets(out, rep)
+}
+
+// printTimeBuckets writes the accuracy per t bucket of a latent model's report (nothing for
+// a clean model): per dimension, without ties and tie-calibrated with ties.
+func printTimeBuckets(w io.Writer, rep *rewards.EvalReport) error {
+	if len(rep.TimeBuckets) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "t bucket\tpairs")
+	for _, a := range rep.TimeBuckets[0].Dims {
+		fmt.Fprintf(tw, "\t%s w/o ties\t%s with ties", a.Dim, a.Dim)
+	}
+	fmt.Fprintln(tw)
+	for _, b := range rep.TimeBuckets {
+		fmt.Fprintf(tw, "[%.1f,%.1f)\t%d", b.Lo, b.Hi, b.Pairs)
+		for _, a := range b.Dims {
+			fmt.Fprintf(tw, "\t%s\t%s", pct(a.AccWithoutTies), pct(a.AccWithTies))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
 }

@@ -1,6 +1,8 @@
 // align reward train: train the native reward model with Bradley-Terry-with-ties (or BT, or
 // regression) on pairs built from the emoji data, with exact resume, a JSONL log, calibration
-// on the validation split and a held-out evaluation at the end.
+// on the validation split and a held-out evaluation at the end. With --latent it trains the
+// noise-aware latent reward model of Flow-NRG instead, cut from the first blocks of
+// --generator, on pairs whose sides share one noise level t and one noise draw.
 //
 // Test: go test ./cmd/align -run RewardTrain
 package main
@@ -19,6 +21,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
@@ -33,6 +37,13 @@ type RewardTrainOptions struct {
 	// Model size (ignored when resuming).
 	Width, VisionLayers, JointLayers, Heads, PatchSize, TubeletFrames, MaxTextLength int
 	MLPRatio                                                                         float64
+
+	// Noise-aware latent model (--latent): the generator file it starts from, the blocks it
+	// keeps and the hidden width of its heads (0: the generator's width).
+	Latent       bool
+	Generator    string
+	LatentBlocks int
+	HeadHidden   int
 
 	Train                rewards.TrainConfig
 	ResumeFromCheckpoint string
@@ -62,11 +73,18 @@ held-out concepts measure the accuracy. The output directory receives:
   eval.json                       held-out accuracy per dimension with and without ties
 
 SIGINT finishes the current step, writes a checkpoint and exits with code 2; --time-limit does
-the same and exits 0. Resume with --resume-from-checkpoint latest.`,
+the same and exits 0. Resume with --resume-from-checkpoint latest.
+
+--latent trains the noise-aware latent reward model that Flow-NRG guidance needs: the patch
+embedding, timestep embedder, text encoder and first --latent-blocks DiT blocks of the
+--generator file, then one MLP head per dimension, scoring x_t = (1-t) x0 + t eps at its
+noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
+logit_normal) and one eps; eval.json then also reports the accuracy per t bucket.`,
 		Example: `  $ align reward train --data data/emoji -o reward/
   $ align reward train --data data/emoji --loss bt --max-train-steps 1000 -o reward-bt/
   $ align reward train --data data/emoji --video --dims vq,ta,mq -o reward-video/
-  $ align reward train -o reward/ --resume-from-checkpoint latest`,
+  $ align reward train -o reward/ --resume-from-checkpoint latest
+  $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.Train.Validate(); err != nil {
@@ -80,6 +98,16 @@ the same and exits 0. Resume with --resume-from-checkpoint latest.`,
 			}
 			if opts.Threads < 0 {
 				return flagErrorf("--threads must be >= 0, got %d", opts.Threads)
+			}
+			switch {
+			case opts.Latent && opts.Generator == "" && opts.ResumeFromCheckpoint == "":
+				return flagErrorf("--latent needs --generator <model.safetensors>: the latent reward model starts from the first blocks of that generator (no default generator is embedded yet)")
+			case !opts.Latent && opts.Generator != "":
+				return flagErrorf("--generator is only read with --latent")
+			case opts.LatentBlocks < 1:
+				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentBlocks)
+			case opts.HeadHidden < 0:
+				return flagErrorf("--head-hidden must be >= 0, got %d", opts.HeadHidden)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -117,6 +145,11 @@ the same and exits 0. Resume with --resume-from-checkpoint latest.`,
 	f.Float64Var(&t.GradedShare, "graded-share", t.GradedShare, "share of quality pairs comparing two corruption levels")
 	f.IntVar(&t.ValPairs, "val-pairs", t.ValPairs, "validation pairs for the calibration at the end")
 	f.IntVar(&t.EvalPairs, "eval-pairs", t.EvalPairs, "held-out pairs evaluated at the end (0: skip)")
+	f.BoolVar(&opts.Latent, "latent", false, "train the noise-aware latent reward model (Flow-NRG) from --generator")
+	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent)")
+	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
+	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
+	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
 	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
 	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
@@ -159,6 +192,15 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 				return err
 			}
 		}
+		if latent, err := rewards.IsLatentCheckpoint(path); err != nil {
+			return err
+		} else if latent {
+			if tr, err = resumeLatent(dev, opts, path); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "resuming the latent run from %s at step %d\n", path, tr.Step)
+			return runRewardTrainer(cmd, opts, tr)
+		}
 		ck, mcfg, tok, err := rewards.ReadTrainingCheckpoint(path)
 		if err != nil {
 			return err
@@ -185,6 +227,12 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			return usageError{fmt.Errorf("%s already holds %s; resume with --resume-from-checkpoint latest or write to another --output-dir",
 				opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
 		}
+		if opts.Latent {
+			if tr, err = newLatentTrainer(dev, opts, dims); err != nil {
+				return err
+			}
+			return runRewardTrainer(cmd, opts, tr)
+		}
 		gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
 		if err != nil {
 			return err
@@ -198,18 +246,81 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			return err
 		}
 	}
+	return runRewardTrainer(cmd, opts, tr)
+}
+
+// newLatentTrainer cuts a latent reward model from --generator and builds its trainer.
+func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []string) (*rewards.Trainer, error) {
+	tc := opts.Train
+	g, err := diffusion.LoadDiT(dev, opts.Generator)
+	if err != nil {
+		return nil, err
+	}
+	if video := g.Config.Kind == diffusion.KindVideo; video != opts.Video {
+		return nil, usageError{fmt.Errorf("%s is a %s generator; --video is %v", opts.Generator, g.Config.Kind, opts.Video)}
+	}
+	if opts.LatentBlocks > g.Config.Depth {
+		return nil, usageError{fmt.Errorf("--latent-blocks %d: %s has %d blocks", opts.LatentBlocks, opts.Generator, g.Config.Depth)}
+	}
+	gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
+	if err != nil {
+		return nil, err
+	}
+	m, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: tc.Seed}, g, opts.LatentBlocks, opts.HeadHidden, dims, opts.Generator)
+	if err != nil {
+		return nil, err
+	}
+	return rewards.NewLatentTrainer(dev, m, tc, gen, opts.OutputDir)
+}
+
+// resumeLatent rebuilds the trainer of a latent run from its checkpoint.
+func resumeLatent(dev kernels.Device, opts *RewardTrainOptions, path string) (*rewards.Trainer, error) {
+	ck, m, err := rewards.ReadLatentTrainingCheckpoint(dev, path)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Video != (m.Config.Kind() == rewards.KindVideo) {
+		return nil, usageError{fmt.Errorf("%s holds a %s latent reward model; --video is %v", path, m.Config.Kind(), opts.Video)}
+	}
+	gen, _, err := loadPairGen(opts.Data, opts.Video, opts.Train.PairConfig(m.Config.Dims))
+	if err != nil {
+		return nil, err
+	}
+	tr, err := rewards.NewLatentTrainer(dev, m, opts.Train, gen, opts.OutputDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.Resume(ck); err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// runRewardTrainer prints the model summary, runs the trainer and reports the result.
+func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.Trainer) error {
+	stderr := cmd.ErrOrStderr()
+	tc := opts.Train
 	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
 		return err
 	}
-	mc := tr.Model.Config
-	nparams := 0
-	for _, p := range tr.Model.Params() {
-		nparams += p.W.Len()
+	var dimNames []string
+	if tr.Latent != nil {
+		lc := &tr.Latent.Config
+		dimNames = lc.Dims
+		g := lc.Generator
+		fmt.Fprintf(stderr, "noise-aware latent %s reward model %v: first %d of %d blocks of %s (width %d, %d tokens/sample), %.2fM parameters; "+
+			"%d training %s, %d words; t %s; loss %s\n",
+			g.Kind, lc.Dims, lc.Blocks, g.Depth, lc.Source, g.Width, g.SeqLen(), float64(paramCount(tr.Latent.Params()))/1e6,
+			tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], g.VocabSize,
+			tc.TimestepSampling, tc.LossType)
+	} else {
+		mc := tr.Model.Config
+		dimNames = mc.Dims
+		fmt.Fprintf(stderr, "%s reward model %v: width %d, %d vision + %d joint blocks, %d tokens/sample, %.2fM parameters; "+
+			"%d training %s, %d words; loss %s\n",
+			mc.Kind, mc.Dims, mc.Width, mc.VisionLayers, mc.JointLayers, mc.SeqLen(), float64(paramCount(tr.Model.Params()))/1e6,
+			tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], mc.VocabSize, tc.LossType)
 	}
-	fmt.Fprintf(stderr, "%s reward model %v: width %d, %d vision + %d joint blocks, %d tokens/sample, %.2fM parameters; "+
-		"%d training %s, %d words; loss %s\n",
-		mc.Kind, mc.Dims, mc.Width, mc.VisionLayers, mc.JointLayers, mc.SeqLen(), float64(nparams)/1e6,
-		tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], mc.VocabSize, tc.LossType)
 
 	bar := newProgressBar(stderr, "reward train", tc.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
@@ -228,7 +339,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			}
 		}
 		var parts []string
-		for _, d := range mc.Dims {
+		for _, d := range dimNames {
 			if v, ok := accs[d]; ok {
 				parts = append(parts, fmt.Sprintf("%s %.2f", d, v))
 			}
@@ -239,7 +350,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = tr.Run(ctx, opts.TimeLimit)
+	err := tr.Run(ctx, opts.TimeLimit)
 	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
 	switch {
 	case errors.Is(err, rewards.ErrInterrupted):
@@ -255,7 +366,18 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 	fmt.Fprintf(out, "wrote %s (step %d)\n", tr.ModelPath(), tr.Step)
 	if rep := tr.Eval; rep != nil {
 		fmt.Fprintf(out, "held-out accuracy (%d pairs, %s):\n", rep.Pairs, filepath.Join(opts.OutputDir, "eval.json"))
-		return printAccuracy(out, rep)
+		if err := printAccuracy(out, rep); err != nil {
+			return err
+		}
+		return printTimeBuckets(out, rep)
 	}
 	return nil
+}
+
+func paramCount(ps []nn.Param) int {
+	n := 0
+	for _, p := range ps {
+		n += p.W.Len()
+	}
+	return n
 }

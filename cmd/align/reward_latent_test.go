@@ -1,0 +1,82 @@
+// Tests of `align reward train --latent` flags and of the per-t-bucket table that
+// `align reward eval` prints for a noise-aware latent model. Latent training end to end is
+// tested in the rewards package (TestLatentTrainResumeExact).
+//
+// Run: go test ./cmd/align -run 'RewardLatent|TimeBuckets'
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/rewards"
+)
+
+func TestNewCmdRewardLatentTrain(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(o *RewardTrainOptions) bool
+		wantErr string
+	}{
+		{name: "defaults", args: nil, check: func(o *RewardTrainOptions) bool {
+			return !o.Latent && o.Generator == "" && o.LatentBlocks == rewards.DefaultLatentBlocks && o.HeadHidden == 0 &&
+				o.Train.TimestepSampling == rewards.TimestepUniform
+		}},
+		{name: "latent", args: []string{"--latent", "--generator", "base.safetensors", "--latent-blocks", "3", "--head-hidden", "64",
+			"--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
+			return o.Latent && o.Generator == "base.safetensors" && o.LatentBlocks == 3 && o.HeadHidden == 64 &&
+				o.Train.TimestepSampling == rewards.TimestepLogitNormal
+		}},
+		{name: "latent resume", args: []string{"--latent", "--resume-from-checkpoint", "latest"},
+			check: func(o *RewardTrainOptions) bool { return o.Latent && o.ResumeFromCheckpoint == "latest" }},
+		{name: "no generator", args: []string{"--latent"}, wantErr: "--latent needs --generator"},
+		{name: "generator alone", args: []string{"--generator", "g.safetensors"}, wantErr: "--generator is only read with --latent"},
+		{name: "blocks", args: []string{"--latent", "--generator", "g", "--latent-blocks", "0"}, wantErr: "--latent-blocks must be >= 1"},
+		{name: "sampling", args: []string{"--timestep-sampling", "cosmap"}, wantErr: `--timestep-sampling "cosmap"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *RewardTrainOptions
+			cmd := newCmdReward(&rewardRunFuncs{train: func(o *RewardTrainOptions) error { got = o; return nil }})
+			cmd.SetArgs(append([]string{"train"}, tt.args...))
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(got) {
+				t.Errorf("options %+v", *got)
+			}
+		})
+	}
+}
+
+func TestPrintTimeBuckets(t *testing.T) {
+	var buf bytes.Buffer
+	if err := printTimeBuckets(&buf, &rewards.EvalReport{}); err != nil || buf.Len() != 0 {
+		t.Errorf("clean model: %q, %v", buf.String(), err)
+	}
+	rep := &rewards.EvalReport{NoiseAware: true}
+	for k := range rewards.LatentEvalBuckets {
+		lo := float64(k) / rewards.LatentEvalBuckets
+		rep.TimeBuckets = append(rep.TimeBuckets, rewards.TimeBucket{Lo: lo, Hi: lo + 0.2, Pairs: 10, Dims: []rewards.DimAccuracy{
+			{Dim: "vq", AccWithoutTies: 0.9 - lo/2, AccWithTies: 0.8}, {Dim: "ta", AccWithoutTies: 0.7, AccWithTies: 0.6}}})
+	}
+	if err := printTimeBuckets(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1+rewards.LatentEvalBuckets || !strings.Contains(lines[0], "vq w/o ties") || !strings.Contains(lines[0], "ta with ties") ||
+		!strings.HasPrefix(lines[1], "[0.0,0.2)") || !strings.Contains(lines[1], "90.00%") || !strings.HasPrefix(lines[5], "[0.8,1.0)") {
+		t.Errorf("table:\n%s", buf.String())
+	}
+}
