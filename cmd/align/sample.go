@@ -1,6 +1,8 @@
 // align sample: generate images (PNG) or short videos (animated GIF) from text prompts with
-// a DiT model file, plus a grid of all of them; and the progress bar that the long-running
-// commands draw on stderr.
+// a DiT model file, plus a grid of all of them, optionally steered towards high reward
+// (package guidance): Flow-NRG gradient guidance with a noise-aware latent reward model,
+// FK particle steering and best-of-N with any reward, CFG over reward conditions; and the
+// progress bar that the long-running commands draw on stderr.
 //
 // Test: go test ./cmd/align -run Sample
 package main
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +25,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/guidance"
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
+	"github.com/alignkit/align/rewards"
 )
 
 // SampleOptions are the flags of `align sample`.
@@ -40,6 +46,28 @@ type SampleOptions struct {
 	OutputDir          string
 	GridScale          int
 	JSON               bool
+
+	// Reward steering (package guidance).
+	Reward                string  // --reward: default, FILE.safetensors, FILE.onnx or FILE.json
+	RewardWeights         string  // --reward-weights vq=1,ta=0.5 (z-scored dimensions)
+	Combine               string  // --combine (FK and best-of-N)
+	RewardGuidanceScale   float64 // --reward-guidance-scale: Flow-NRG's w (0: off)
+	RewardGuidanceStart   float64 // NRG window in t: start (1) ...
+	RewardGuidanceEnd     float64 // ... down to end (0)
+	Particles             int     // --particles: FK steering with k particles (1: off)
+	FKLambda              float64
+	FKPotential           string
+	FKResampleEvery       int
+	FKAdaptive            bool
+	BestOfN               int     // --best-of-n (1: off)
+	RewardCondition       string  // --reward-condition vq=max,ta=4.5
+	RewardConditionScale  float64 // w of CFG over reward conditions
+	RewardConditionPerDim bool    // per-dimension CFG (1 + D passes)
+}
+
+// steering reports whether any reward model is needed.
+func (o *SampleOptions) steering() bool {
+	return o.RewardGuidanceScale > 0 || o.Particles > 1 || o.BestOfN > 1
 }
 
 // sampleFile is one written sample in the --json report.
@@ -48,21 +76,45 @@ type sampleFile struct {
 	Prompt string `json:"prompt"`
 	Index  int    `json:"index"` // position in the seed's stream (prompt-major)
 	Image  int    `json:"image"` // 0..num_images_per_prompt-1 for its prompt
+	// Reward is the combined reward of the kept sample (FK and best-of-N), Rewards its
+	// z-scored dimensions.
+	Reward  *float64           `json:"reward,omitempty"`
+	Rewards map[string]float64 `json:"rewards,omitempty"`
+}
+
+// steeringReport describes the reward steering of a run in the --json report.
+type steeringReport struct {
+	Methods         []string           `json:"methods"` // nrg, fk, best-of-n, reward-condition
+	Reward          string             `json:"reward,omitempty"`
+	Weights         string             `json:"weights,omitempty"`
+	Combine         string             `json:"combine,omitempty"`
+	RewardCalls     int                `json:"reward_calls"`             // clean-sample scorings (FK, best-of-N)
+	CallsPerImage   float64            `json:"reward_calls_per_image"`   // RewardCalls / images
+	GradientCalls   int                `json:"gradient_calls,omitempty"` // NRG forward+backward evaluations (batched)
+	GuidanceScale   float64            `json:"reward_guidance_scale,omitempty"`
+	Particles       int                `json:"particles,omitempty"`
+	FKLambda        float64            `json:"fk_lambda,omitempty"`
+	FKPotential     string             `json:"fk_potential,omitempty"`
+	Resamples       int                `json:"fk_resamples,omitempty"`
+	BestOfN         int                `json:"best_of_n,omitempty"`
+	RewardCondition map[string]float64 `json:"reward_condition,omitempty"`
+	ConditionScale  float64            `json:"reward_condition_scale,omitempty"`
 }
 
 // sampleReport is what `align sample --json` prints.
 type sampleReport struct {
-	Model             string       `json:"model"`
-	Kind              string       `json:"kind"`
-	Seed              uint64       `json:"seed"`
-	Sampler           string       `json:"sampler"`
-	NumInferenceSteps int          `json:"num_inference_steps"`
-	GuidanceScale     float64      `json:"guidance_scale"`
-	Shift             float64      `json:"shift"`
-	Files             []sampleFile `json:"files"`
-	Grid              string       `json:"grid"`
-	UnknownWords      []string     `json:"unknown_words,omitempty"`
-	Seconds           float64      `json:"seconds"`
+	Model             string          `json:"model"`
+	Kind              string          `json:"kind"`
+	Seed              uint64          `json:"seed"`
+	Sampler           string          `json:"sampler"`
+	NumInferenceSteps int             `json:"num_inference_steps"`
+	GuidanceScale     float64         `json:"guidance_scale"`
+	Shift             float64         `json:"shift"`
+	Files             []sampleFile    `json:"files"`
+	Grid              string          `json:"grid"`
+	UnknownWords      []string        `json:"unknown_words,omitempty"`
+	Steering          *steeringReport `json:"steering,omitempty"`
+	Seconds           float64         `json:"seconds"`
 }
 
 func newCmdSample(runF func(*SampleOptions) error) *cobra.Command {
@@ -72,12 +124,36 @@ func newCmdSample(runF func(*SampleOptions) error) *cobra.Command {
 		Short: "Generate images or videos from text prompts",
 		Long: `Generate one PNG per image (one animated GIF per clip for video models) and a grid of
 all of them in --output-dir. Sample i (prompt-major order) draws its noise from the seed's
-stream i, so a seed gives the same images every time, however many are generated.`,
+stream i, so a seed gives the same images every time, however many are generated.
+
+Reward steering (algorithms.md sections 5-8; --reward picks the model: default, the embedded
+clean image reward; FILE.safetensors; FILE.onnx or its manifest FILE.json):
+
+  --reward-guidance-scale w   Flow-NRG: v - w t/(1-t) grad sum_d λ_d r_d(x_t, t) after CFG,
+                              none at t = 1, inside [--reward-guidance-end, --reward-guidance-start];
+                              needs a noise-aware latent reward model (paper: w = 100)
+  --particles k               FK steering on the SDE sampler: k particles per image scored on
+                              x0_hat, potential --fk-potential, resampled every
+                              --fk-resample-every steps or when ESS < k/2 (--fk-adaptive); the
+                              particle with the highest final reward is kept
+  --best-of-n N               N samples per image, the best under --combine is kept
+  --reward-condition vq=max   CFG over the reward-condition slot (max = z 3 unless known),
+                              joint or --reward-condition-per-dim, scale --reward-condition-scale
+
+--reward-weights weigh the z-scored dimensions (λ_d for NRG); sample i of particle or
+candidate j draws from stream i*k+j.`,
 		Example: `  $ align sample --model base/model.safetensors --prompt "red apple" -o out/
   $ align sample --model base/model.safetensors --prompts prompts.txt --num-images-per-prompt 4 --seed 7
-  $ align sample --model video/model.safetensors --video --prompt "a red apple moving left" --sampler heun`,
+  $ align sample --model video/model.safetensors --video --prompt "a red apple moving left" --sampler heun
+  $ align sample --model base/model.safetensors --prompt "red apple" --particles 4 --fk-lambda 10 --reward-weights vq=1,ta=1 --json
+  $ align sample --model base/model.safetensors --prompt "red apple" --best-of-n 8 --combine lsc
+  $ align sample --model base/model.safetensors --prompt "red apple" --reward latent/model.safetensors --reward-guidance-scale 100 --reward-weights ta=1
+  $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=1.5 --reward-condition-scale 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Particles > 1 && !cmd.Flags().Changed("sampler") {
+				opts.Sampler = diffusion.SamplerSDE // particles need a stochastic sampler
+			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -101,6 +177,22 @@ stream i, so a seed gives the same images every time, however many are generated
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "samples", "directory to write the files into")
 	f.IntVar(&opts.GridScale, "grid-scale", 2, "magnification of grid.png / grid.gif")
 	f.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
+
+	f.StringVar(&opts.Reward, "reward", "default", "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.RewardWeights, "reward-weights", "", "weights of the z-scored reward dimensions, e.g. vq=1,ta=0.5 (default: 1 each)")
+	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how FK and best-of-N combine dimensions: "+strings.Join(rewards.Combiners, ", "))
+	f.Float64Var(&opts.RewardGuidanceScale, "reward-guidance-scale", 0, "Flow-NRG strength w (0: off; the paper uses 100); needs a noise-aware latent reward model")
+	f.Float64Var(&opts.RewardGuidanceStart, "reward-guidance-start", 1, "Flow-NRG acts for t <= start (t = 1 is noise; never at t = 1)")
+	f.Float64Var(&opts.RewardGuidanceEnd, "reward-guidance-end", 0, "Flow-NRG acts for t >= end")
+	f.IntVar(&opts.Particles, "particles", 1, "FK steering: particles per image (1: off; selects --sampler sde unless given)")
+	f.Float64Var(&opts.FKLambda, "fk-lambda", guidance.DefaultFKLambda, "FK steering: potential strength λ")
+	f.StringVar(&opts.FKPotential, "fk-potential", guidance.PotentialDiff, "FK potential: "+strings.Join(guidance.Potentials, ", "))
+	f.IntVar(&opts.FKResampleEvery, "fk-resample-every", guidance.DefaultResampleEvery, "FK steering: resample every n steps")
+	f.BoolVar(&opts.FKAdaptive, "fk-adaptive", false, "FK steering: score every step, resample when the ESS falls below half the particles")
+	f.IntVar(&opts.BestOfN, "best-of-n", 1, "generate N samples per image and keep the best (1: off)")
+	f.StringVar(&opts.RewardCondition, "reward-condition", "", "targets for the reward-condition slot, e.g. vq=max,ta=1.5 (z-scores; max = 3 unless known)")
+	f.Float64Var(&opts.RewardConditionScale, "reward-condition-scale", 3, "classifier-free guidance scale over the reward condition")
+	f.BoolVar(&opts.RewardConditionPerDim, "reward-condition-per-dim", false, "guide each named reward dimension separately (1 + D passes)")
 	return cmd
 }
 
@@ -133,6 +225,36 @@ func (o *SampleOptions) validate() error {
 	}
 	if o.OutputDir == "" {
 		return flagErrorf("--output-dir must not be empty")
+	}
+	return o.validateSteering()
+}
+
+// validateSteering checks the reward-steering flags.
+func (o *SampleOptions) validateSteering() error {
+	switch {
+	case o.Particles < 1:
+		return flagErrorf("--particles must be >= 1, got %d", o.Particles)
+	case o.BestOfN < 1:
+		return flagErrorf("--best-of-n must be >= 1, got %d", o.BestOfN)
+	case o.Particles > 1 && o.BestOfN > 1:
+		return flagErrorf("--particles and --best-of-n both select among samples; use one of them")
+	case o.Particles > 1 && o.Sampler != diffusion.SamplerSDE:
+		return flagErrorf("--particles needs --sampler sde: with a deterministic sampler resampled particles stay identical copies")
+	case !(o.RewardGuidanceScale >= 0) || math.IsInf(o.RewardGuidanceScale, 0):
+		return flagErrorf("--reward-guidance-scale must be a finite number >= 0, got %v", o.RewardGuidanceScale)
+	case !(o.RewardGuidanceStart >= 0 && o.RewardGuidanceStart <= 1 && o.RewardGuidanceEnd >= 0 && o.RewardGuidanceEnd <= o.RewardGuidanceStart):
+		return flagErrorf("--reward-guidance-end %v and --reward-guidance-start %v: want 0 <= end <= start <= 1", o.RewardGuidanceEnd, o.RewardGuidanceStart)
+	case !slices.Contains(rewards.Combiners, o.Combine):
+		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
+	case o.RewardCondition != "" && (!(o.RewardConditionScale >= 0) || math.IsInf(o.RewardConditionScale, 0)):
+		return flagErrorf("--reward-condition-scale must be a finite number >= 0, got %v", o.RewardConditionScale)
+	case o.Reward == "":
+		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
+	}
+	fk := guidance.FKOptions{Particles: o.Particles, Lambda: o.FKLambda, Potential: o.FKPotential,
+		ResampleEvery: o.FKResampleEvery, Adaptive: o.FKAdaptive}
+	if err := fk.Validate(); err != nil {
+		return usageError{err}
 	}
 	return nil
 }
@@ -261,11 +383,20 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		}
 	}
 
+	st, err := newSampleSteering(cmd, opts, dev, m, captions)
+	if err != nil {
+		return err
+	}
+	defer st.close()
 	so := diffusion.SampleOptions{NumInferenceSteps: opts.NumInferenceSteps, GuidanceScale: opts.GuidanceScale,
-		Shift: opts.Shift, Seed: opts.Seed, Sampler: opts.Sampler}
+		Shift: opts.Shift, Seed: opts.Seed, Sampler: opts.Sampler, Velocity: st.velocity, Guidance: st.guide}
 	bar := newProgressBar(stderr, "sampling", opts.NumInferenceSteps)
 	so.Progress = func(done, total int) { bar.Update(done, "") }
-	x, enc, err := diffusion.Sample(m, captions, so)
+	x, enc, err := diffusion.Sample(m, st.expanded, so)
+	if err != nil {
+		return err
+	}
+	x, err = st.finish(x)
 	if err != nil {
 		return err
 	}
@@ -286,7 +417,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	}
 	rep := sampleReport{Model: opts.Model, Kind: m.Config.Kind, Seed: opts.Seed, Sampler: opts.Sampler,
 		NumInferenceSteps: opts.NumInferenceSteps, GuidanceScale: opts.GuidanceScale, Shift: opts.Shift,
-		UnknownWords: enc.Unknown}
+		UnknownWords: enc.Unknown, Steering: st.report}
 	if rep.Shift == 0 {
 		rep.Shift = m.Config.Shift
 	}
@@ -306,6 +437,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		}
 		written = append(written, path)
 		rep.Files = append(rep.Files, sampleFile{Path: path, Prompt: captions[i], Index: i, Image: i % opts.NumImagesPerPrompt})
+		st.annotate(&rep.Files[len(rep.Files)-1], i)
 	}
 	cols := opts.NumImagesPerPrompt
 	if len(prompts) == 1 || cols == 1 {
@@ -337,7 +469,234 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		kind = "videos"
 	}
 	fmt.Fprintf(out, "wrote %d %s and %s to %s\n", len(rep.Files), kind, filepath.Base(rep.Grid), opts.OutputDir)
+	if r := rep.Steering; r != nil {
+		fmt.Fprintf(out, "steering %s: %.1f reward calls per %s", strings.Join(r.Methods, "+"), r.CallsPerImage, strings.TrimSuffix(kind, "s"))
+		if r.GradientCalls > 0 {
+			fmt.Fprintf(out, ", %d reward-gradient evaluations", r.GradientCalls)
+		}
+		fmt.Fprintf(out, ", %.1f s\n", rep.Seconds)
+	}
 	return nil
+}
+
+// ---- reward steering ----
+
+// latentFromCheckpoint builds a noise-aware latent reward model (model_type
+// align.reward.latent) from its checkpoint, for Flow-NRG; nil while no such model type is
+// available in this build.
+var latentFromCheckpoint func(dev kernels.Device, c *nn.Checkpoint) (rewards.Model, error)
+
+// sampleSteering holds what the reward-steering flags set up for one run: the batch of
+// expanded captions (k particles or N candidates per image, image-major), the sampler hooks
+// and the selection at the end.
+type sampleSteering struct {
+	opts     *SampleOptions
+	k        int      // samples per output image
+	expanded []string // (images*k) captions
+	velocity func(m *diffusion.DiT, prompts diffusion.Prompts) diffusion.VelocityFunc
+	guide    diffusion.Guidance
+	nrg      *guidance.NRG
+	fk       *guidance.FK
+	scorer   *guidance.Scorer
+	report   *steeringReport
+	images   int
+	utility  []float64            // (images) combined reward of the kept samples
+	z        []map[string]float64 // (images)
+	close    func() error
+}
+
+func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, m *diffusion.DiT, captions []string) (*sampleSteering, error) {
+	st := &sampleSteering{opts: opts, k: max(opts.Particles, opts.BestOfN), images: len(captions), close: func() error { return nil }}
+	for _, c := range captions {
+		for range st.k {
+			st.expanded = append(st.expanded, c)
+		}
+	}
+	if !opts.steering() && opts.RewardCondition == "" {
+		return st, nil
+	}
+	rep := &steeringReport{}
+	st.report = rep
+	if opts.RewardCondition != "" {
+		target, err := guidance.ParseRewardCondition(opts.RewardCondition, m.Config.RewardDims, nil)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		enc := diffusion.EncodePrompts(m.Tokenizer, st.expanded)
+		if _, err := guidance.NewRewardCFG(m, enc, target, opts.GuidanceScale, opts.RewardConditionScale, opts.RewardConditionPerDim); err != nil {
+			return nil, usageError{err}
+		}
+		st.velocity = func(m *diffusion.DiT, prompts diffusion.Prompts) diffusion.VelocityFunc {
+			g, err := guidance.NewRewardCFG(m, prompts, target, opts.GuidanceScale, opts.RewardConditionScale, opts.RewardConditionPerDim)
+			if err != nil {
+				panic(err) // checked above with the same inputs
+			}
+			return g.Velocity
+		}
+		rep.Methods = append(rep.Methods, "reward-condition")
+		rep.RewardCondition = map[string]float64{}
+		for d, v := range target {
+			if !math.IsNaN(float64(v)) {
+				rep.RewardCondition[m.Config.RewardDims[d]] = float64(v)
+			}
+		}
+		rep.ConditionScale = opts.RewardConditionScale
+	}
+	if !opts.steering() {
+		return st, nil
+	}
+	model, describe, closeFn, err := loadSampleReward(cmd, opts, dev, m)
+	if err != nil {
+		return nil, err
+	}
+	st.close = closeFn
+	rep.Reward, rep.Combine = describe, opts.Combine
+	var hooks guidance.Chain
+	if opts.RewardGuidanceScale > 0 {
+		if opts.Reward == "default" {
+			return nil, usageError{fmt.Errorf("%w; the embedded default reward model reads clean images and no default latent model is embedded yet\n"+
+				"---> HINT: pass --reward LATENT.safetensors (a latent reward model trained on the generator's noisy samples), "+
+				"or steer with the default reward through --particles or --best-of-n", guidance.ErrNotNoiseAware)}
+		}
+		st.nrg, err = guidance.NewNRG(model, opts.RewardWeights, opts.RewardGuidanceScale, opts.RewardGuidanceStart, opts.RewardGuidanceEnd, st.expanded)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		hooks = append(hooks, st.nrg)
+		rep.Methods = append(rep.Methods, "nrg")
+		rep.GuidanceScale = opts.RewardGuidanceScale
+	}
+	if opts.Particles > 1 || opts.BestOfN > 1 {
+		if st.scorer, err = guidance.NewScorer(model, opts.RewardWeights, opts.Combine); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	if opts.Particles > 1 {
+		st.fk, err = guidance.NewFK(st.scorer, st.expanded, guidance.FKOptions{Particles: opts.Particles, Lambda: opts.FKLambda,
+			Potential: opts.FKPotential, ResampleEvery: opts.FKResampleEvery, Adaptive: opts.FKAdaptive, Seed: opts.Seed})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		hooks = append(hooks, st.fk)
+		rep.Methods = append(rep.Methods, "fk")
+		rep.Particles, rep.FKLambda, rep.FKPotential = opts.Particles, opts.FKLambda, st.fk.Opt.Potential
+	}
+	if opts.BestOfN > 1 {
+		rep.Methods = append(rep.Methods, "best-of-n")
+		rep.BestOfN = opts.BestOfN
+	}
+	if len(hooks) > 0 {
+		st.guide = hooks
+	}
+	w, _ := rewards.ParseWeights(opts.RewardWeights, model.Dims())
+	rep.Weights = rewards.FormatWeights(model.Dims(), w)
+	return st, nil
+}
+
+// finish selects one sample per image (FK: the highest final reward; best-of-N: the best
+// candidate) and fills the report's counts.
+func (st *sampleSteering) finish(x *kernels.Tensor) (*kernels.Tensor, error) {
+	var sel []int
+	var u []float64
+	var sc *rewards.Scores
+	switch {
+	case st.fk != nil:
+		res, err := st.fk.Finish(x)
+		if err != nil {
+			return nil, err
+		}
+		sel, u, sc = res.Selected, res.Utility, res.Scores
+		st.report.Resamples = st.fk.Resamples
+	case st.opts.BestOfN > 1:
+		res, err := guidance.BestOfN(st.scorer, x, st.expanded, st.opts.BestOfN)
+		if err != nil {
+			return nil, err
+		}
+		sel, u, sc = res.Selected, res.Utility, res.Scores
+	}
+	if st.report != nil {
+		if st.scorer != nil {
+			st.report.RewardCalls = st.scorer.Samples
+			st.report.CallsPerImage = float64(st.scorer.Samples) / float64(st.images)
+		}
+		if st.nrg != nil {
+			st.report.GradientCalls = st.nrg.Calls
+		}
+	}
+	if sel == nil {
+		return x, nil
+	}
+	for _, b := range sel {
+		st.utility = append(st.utility, u[b])
+		z := map[string]float64{}
+		for d, name := range sc.Dims {
+			z[name] = sc.Z[b][d]
+		}
+		st.z = append(st.z, z)
+	}
+	out := guidance.Gather(x, sel)
+	x.Dev.Free(x)
+	return out, nil
+}
+
+// annotate adds the kept sample's rewards to its file entry.
+func (st *sampleSteering) annotate(f *sampleFile, i int) {
+	if i < len(st.utility) {
+		u := st.utility[i]
+		f.Reward, f.Rewards = &u, st.z[i]
+	}
+}
+
+// loadSampleReward opens --reward on the generator's device (native and latent models) or
+// through ONNX Runtime. A clean image reward scores a video model's clips frame by frame.
+func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, gen *diffusion.DiT) (rewards.Model, string, func() error, error) {
+	none := func() error { return nil }
+	video := gen.Config.Kind == diffusion.KindVideo
+	native := func(m *rewards.Native, desc string) (rewards.Model, string, func() error, error) {
+		if video && m.Config.Kind != rewards.KindVideo {
+			return guidance.PerFrame{Model: m}, desc + " (per frame)", none, nil
+		}
+		return m, desc, none, nil
+	}
+	ext := strings.ToLower(filepath.Ext(opts.Reward))
+	switch {
+	case opts.Reward == "default":
+		m, err := loadDefaultReward(dev)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return native(m, "default (embedded) "+m.Config.Kind+" reward model")
+	case ext == ".safetensors":
+		c, err := nn.LoadCheckpoint(opts.Reward)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		switch t := c.Extra["model_type"]; t {
+		case rewards.ModelTypeNative:
+			m, err := rewards.NativeFromCheckpoint(dev, c)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			m.SetTrainable(false)
+			return native(m, opts.Reward)
+		case "align.reward.latent":
+			if latentFromCheckpoint == nil {
+				return nil, "", nil, fmt.Errorf("--reward %s: latent reward models are not supported by this build", opts.Reward)
+			}
+			m, err := latentFromCheckpoint(dev, c)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			return m, opts.Reward + " (latent)", none, nil
+		default:
+			return nil, "", nil, usageError{fmt.Errorf("--reward %s: model_type %q is not a reward model", opts.Reward, t)}
+		}
+	}
+	lr, err := loadReward(cmd, &ScoreOptions{Reward: opts.Reward})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return lr.model, lr.describe, lr.close, nil
 }
 
 // ---- progress bar ----

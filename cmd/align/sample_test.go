@@ -40,7 +40,8 @@ func runWithStub[T any](t *testing.T, name string, newCmd func(func(*T) error) *
 
 func TestNewCmdSampleFlags(t *testing.T) {
 	def := SampleOptions{NumInferenceSteps: 28, GuidanceScale: 4, NumImagesPerPrompt: 1, Sampler: "euler",
-		OutputDir: "samples", GridScale: 2}
+		OutputDir: "samples", GridScale: 2, Reward: "default", Combine: "linear", RewardGuidanceStart: 1,
+		Particles: 1, FKLambda: 10, FKPotential: "diff", FKResampleEvery: 5, BestOfN: 1, RewardConditionScale: 3}
 	with := func(edit func(o *SampleOptions)) SampleOptions {
 		o := def
 		edit(&o)
@@ -61,6 +62,27 @@ func TestNewCmdSampleFlags(t *testing.T) {
 				o.OutputDir, o.JSON = "out", true
 			})},
 		{args: []string{"--prompts", "p.txt"}, want: with(func(o *SampleOptions) { o.PromptsFile = "p.txt" })},
+		{args: []string{"--prompt", "x", "--particles", "4", "--fk-lambda", "2", "--fk-potential", "max", "--fk-adaptive",
+			"--reward", "r.onnx", "--reward-weights", "vq=1,ta=2", "--combine", "lsc"},
+			want: with(func(o *SampleOptions) {
+				o.Prompts, o.Particles, o.FKLambda, o.FKPotential, o.FKAdaptive = []string{"x"}, 4, 2, "max", true
+				o.Sampler, o.Reward, o.RewardWeights, o.Combine = "sde", "r.onnx", "vq=1,ta=2", "lsc"
+			})},
+		{args: []string{"--prompt", "x", "--reward-guidance-scale", "100", "--reward-guidance-start", "0.9", "--reward-guidance-end", "0.1",
+			"--best-of-n", "3", "--reward-condition", "vq=max", "--reward-condition-scale", "2", "--reward-condition-per-dim"},
+			want: with(func(o *SampleOptions) {
+				o.Prompts, o.RewardGuidanceScale, o.RewardGuidanceStart, o.RewardGuidanceEnd = []string{"x"}, 100, 0.9, 0.1
+				o.BestOfN, o.RewardCondition, o.RewardConditionScale, o.RewardConditionPerDim = 3, "vq=max", 2, true
+			})},
+		{args: []string{"--prompt", "x", "--particles", "-2"}, wantErr: "--particles must be >= 1, got -2"},
+		{args: []string{"--prompt", "x", "--particles", "2", "--sampler", "euler"}, wantErr: "--particles needs --sampler sde"},
+		{args: []string{"--prompt", "x", "--particles", "2", "--best-of-n", "2"}, wantErr: "use one of them"},
+		{args: []string{"--prompt", "x", "--best-of-n", "0"}, wantErr: "--best-of-n must be >= 1"},
+		{args: []string{"--prompt", "x", "--particles", "2", "--fk-potential", "best"}, wantErr: `--fk-potential "best"`},
+		{args: []string{"--prompt", "x", "--particles", "2", "--fk-resample-every", "0"}, wantErr: "--fk-resample-every"},
+		{args: []string{"--prompt", "x", "--reward-guidance-scale", "-1"}, wantErr: "--reward-guidance-scale must be"},
+		{args: []string{"--prompt", "x", "--reward-guidance-end", "0.8", "--reward-guidance-start", "0.5"}, wantErr: "want 0 <= end <= start <= 1"},
+		{args: []string{"--prompt", "x", "--combine", "max"}, wantErr: `--combine "max"`},
 		{args: nil, wantErr: "no prompts"},
 		{args: []string{"--prompt", "  "}, wantErr: "--prompt 1 is empty"},
 		{args: []string{"--prompt", "x", "--num-inference-steps", "0"}, wantErr: "--num-inference-steps must be >= 1"},
@@ -271,5 +293,63 @@ func TestSampleEmulatedCUDAMatchesCPU(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "cuda-emu", "000-red-apple.png"))
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Error("cuda-emu image differs from the CPU's")
+	}
+}
+
+// Reward steering end to end with a tiny native reward model: FK particles and best-of-N
+// report their reward calls per image, a fixed seed gives the same files, and the errors
+// for Flow-NRG without a noise-aware model, a weight for a missing dimension and a reward
+// condition for a model without the slot.
+func TestSampleSteering(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	reward := writeRewardModel(t, dir, "image")
+	run := func(out string, extra ...string) (sampleReport, string, int) {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"sample", "--model", model, "--prompt", "red apple", "--prompt", "blue car",
+			"--num-inference-steps", "4", "--seed", "3", "--reward", reward, "-o", filepath.Join(dir, out), "--json"}, extra...)
+		code := Main(args, &stdout, &stderr)
+		var rep sampleReport
+		if code == exitOK {
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+				t.Fatalf("--json: %v\n%s", err, stdout.String())
+			}
+		}
+		return rep, stderr.String(), code
+	}
+	// FK: evaluations at step 2 of 0..3 plus the final scoring, 3 particles: 6 calls per image.
+	rep, errs, code := run("fk", "--particles", "3", "--fk-resample-every", "2", "--reward-weights", "vq=1,ta=1")
+	if code != exitOK {
+		t.Fatalf("fk: exit %d: %s", code, errs)
+	}
+	s := rep.Steering
+	if s == nil || len(rep.Files) != 2 || s.CallsPerImage != 6 || s.RewardCalls != 12 || s.Resamples != 2 || rep.Sampler != "sde" ||
+		rep.Files[0].Reward == nil || len(rep.Files[0].Rewards) != 2 {
+		t.Fatalf("fk report %+v steering %+v", rep, s)
+	}
+	again, _, _ := run("fk2", "--particles", "3", "--fk-resample-every", "2", "--reward-weights", "vq=1,ta=1")
+	for i := range rep.Files {
+		a, _ := os.ReadFile(rep.Files[i].Path)
+		b, _ := os.ReadFile(again.Files[i].Path)
+		if !bytes.Equal(a, b) || *rep.Files[i].Reward != *again.Files[i].Reward {
+			t.Fatalf("file %d differs between runs with the same seed", i)
+		}
+	}
+	rep, errs, code = run("bon", "--best-of-n", "3", "--combine", "pareto")
+	if code != exitOK || rep.Steering.CallsPerImage != 3 || rep.Steering.Methods[0] != "best-of-n" || len(rep.Files) != 2 {
+		t.Fatalf("best-of-n: exit %d %s %+v", code, errs, rep.Steering)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--reward-guidance-scale", "100"}, "not noise-aware"},
+		{[]string{"--reward-guidance-scale", "100", "--reward", "default"}, "no default latent model"},
+		{[]string{"--best-of-n", "2", "--reward-weights", "mq=1"}, `unknown reward dimension "mq"`},
+		{[]string{"--reward-condition", "vq=max"}, "no reward-condition slot"},
+	} {
+		if _, errs, code := run("bad", c.args...); code == exitOK || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, errs, c.want)
+		}
 	}
 }
