@@ -481,11 +481,6 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 
 // ---- reward steering ----
 
-// latentFromCheckpoint builds a noise-aware latent reward model (model_type
-// align.reward.latent) from its checkpoint, for Flow-NRG; nil while no such model type is
-// available in this build.
-var latentFromCheckpoint func(dev kernels.Device, c *nn.Checkpoint) (rewards.Model, error)
-
 // sampleSteering holds what the reward-steering flags set up for one run: the batch of
 // expanded captions (k particles or N candidates per image, image-major), the sampler hooks
 // and the selection at the end.
@@ -679,15 +674,13 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 			}
 			m.SetTrainable(false)
 			return native(m, opts.Reward)
-		case "align.reward.latent":
-			if latentFromCheckpoint == nil {
-				return nil, "", nil, fmt.Errorf("--reward %s: latent reward models are not supported by this build", opts.Reward)
-			}
-			m, err := latentFromCheckpoint(dev, c)
+		case rewards.ModelTypeLatent:
+			m, err := rewards.LatentFromCheckpoint(dev, c)
 			if err != nil {
 				return nil, "", nil, err
 			}
-			return m, opts.Reward + " (latent)", none, nil
+			m.SetTrainable(false)
+			return m, opts.Reward + " (noise-aware latent)", none, nil
 		default:
 			return nil, "", nil, usageError{fmt.Errorf("--reward %s: model_type %q is not a reward model", opts.Reward, t)}
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/rewards"
 )
 
 // runWithStub runs `align <name> args...` with the command's run function replaced by one
@@ -339,6 +340,27 @@ func TestSampleSteering(t *testing.T) {
 	if code != exitOK || rep.Steering.CallsPerImage != 3 || rep.Steering.Methods[0] != "best-of-n" || len(rep.Files) != 2 {
 		t.Fatalf("best-of-n: exit %d %s %+v", code, errs, rep.Steering)
 	}
+	// Flow-NRG with a latent reward model cut from the generator: every step but t = 1.
+	gen, err := diffusion.LoadDiT(kernels.NewCPU(1), model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := rewards.NewLatentFromGenerator(kernels.NewCPU(1), &kernels.RNG{Seed: 4}, gen, 1, 8, []string{"vq", "ta"}, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latent := filepath.Join(dir, "latent.safetensors")
+	if err := lm.Save(latent); err != nil {
+		t.Fatal(err)
+	}
+	rep, errs, code = run("nrg", "--reward", latent, "--reward-guidance-scale", "100", "--reward-weights", "ta=1")
+	if code != exitOK || rep.Steering.GradientCalls != 3 || rep.Steering.Methods[0] != "nrg" || rep.Steering.Weights != "ta=1" {
+		t.Fatalf("nrg: exit %d %s %+v", code, errs, rep.Steering)
+	}
+	rep, errs, code = run("nrgfk", "--reward", latent, "--reward-guidance-scale", "10", "--particles", "2", "--fk-adaptive")
+	if code != exitOK || rep.Steering.GradientCalls != 3 || len(rep.Steering.Methods) != 2 || rep.Steering.CallsPerImage != 2*4 {
+		t.Fatalf("nrg+fk: exit %d %s %+v", code, errs, rep.Steering)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -350,6 +372,30 @@ func TestSampleSteering(t *testing.T) {
 	} {
 		if _, errs, code := run("bad", c.args...); code == exitOK || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, errs, c.want)
+		}
+	}
+}
+
+// Video: FK and best-of-N with a clip reward (vq, ta, mq) and with an image reward scored
+// frame by frame.
+func TestSampleSteeringVideo(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindVideo)
+	for _, c := range []struct{ reward, weights string }{
+		{writeRewardModel(t, dir, "video"), "vq=1,mq=1,ta=1"},
+		{writeRewardModel(t, dir, "image"), "vq=1"},
+	} {
+		for _, mode := range [][]string{{"--particles", "2", "--fk-resample-every", "1"}, {"--best-of-n", "2", "--combine", "lsc"}} {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"sample", "--model", model, "--video", "--prompt", "red apple", "--num-inference-steps", "3",
+				"--reward", c.reward, "--reward-weights", c.weights, "-o", filepath.Join(dir, "out"), "--json"}, mode...)
+			if code := Main(args, &stdout, &stderr); code != exitOK {
+				t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
+			}
+			var rep sampleReport
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || rep.Steering == nil || len(rep.Files) != 1 {
+				t.Fatalf("%v: %v %+v", args, err, rep)
+			}
 		}
 	}
 }
