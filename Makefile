@@ -1,6 +1,7 @@
 # align: build, test and benchmark targets.
 #   make setup   install what the build and tests need (Go modules; OpenBLAS from Debian when root)
 #   make build   build bin/align
+#   make sample  images from the embedded default generator into out/sample
 #   make test    vet + the whole test suite (CPU; CUDA kernels through their CPU emulation)
 #   make bench   GEMM and layer benchmarks with ratios against baselines measured in the same run
 #   make info    build and print backends, BLAS core and a GEMM probe
@@ -17,7 +18,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image
+.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image sample
 
 all: build
 
@@ -77,6 +78,13 @@ resume = $$(ls $(1)/checkpoint-*.safetensors >/dev/null 2>&1 && echo --resume-fr
 pretrain-image: build data
 	./$(BIN) pretrain --data $(DATA) --reward-dims vq,ta --max-train-steps 20000 --seed 1 \
 		--checkpointing-steps 500 --time-limit 110m -o $(RUNS)/image-base $(call resume,$(RUNS)/image-base)
+
+# The main job: images from the embedded default generator (no download, no training).
+sample: build
+	./$(BIN) sample --prompt "grinning face" --prompt "red apple" --prompt "rocket" --prompt "dog face" \
+		--prompt "hamburger" --prompt "sun with face" --prompt "pile of poo" --prompt "four leaf clover" \
+		--num-images-per-prompt 2 --seed 1 -o out/sample
+	@echo "→ out/sample/grid.png"
 
 info: setup build
 	./$(BIN) info

@@ -13,7 +13,8 @@ import _ "embed"
 //go:embed reward-image.safetensors
 var RewardImage []byte
 
-// Named maps the names `--reward default` and friends resolve to.
-var Named = map[string][]byte{
-	"reward-image": RewardImage,
-}
+// ImageBase is the default text-to-image generator (DiT, 32x32 RGB emoji) with its config
+// and tokenizer, BF16 weights, as written by `align pretrain` then `align export safetensors`.
+//
+//go:embed image-base.safetensors
+var ImageBase []byte

@@ -130,7 +130,7 @@ drifting away from the data, not learning the preference).`,
 	f.StringVar(&t.Method, "method", t.Method, "dpo, rwr or sft")
 	f.StringVar(&opts.Pairs, "pairs", "", "preference pairs: JSONL, or VideoAlign's CSV layout (.csv)")
 	f.StringVar(&opts.Scored, "scored", "", "scored set JSONL (rwr, sft): {\"prompt\",\"image\",\"scores\"} or align score output")
-	f.StringVar(&opts.Model, "model", "", "base model file (.safetensors) written by align pretrain")
+	f.StringVar(&opts.Model, "model", "", "base model file (.safetensors) written by align pretrain (default: the embedded image model)")
 	f.StringVar(&opts.Weights, "weights", "", "per-dimension weights, e.g. vq=1,ta=2, for labels or scores (default: equal)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "scored sets: "+strings.Join(rewards.Combiners, ", "))
 	f.StringVar(&opts.Ties, "ties", dpo.TiesKeep, "pairs whose labels collapse to a tie: keep (pushed towards equal) or drop")
@@ -164,10 +164,6 @@ drifting away from the data, not learning the preference).`,
 	f.BoolVar(&opts.JSON, "json", false, "print a JSON report of the run on stdout")
 	return cmd
 }
-
-// errNoBaseModel is returned when a fresh run has no --model.
-var errNoBaseModel = errors.New("no default generator is embedded in this build yet; pass --model PATH (a model file of align pretrain)\n" +
-	"---> HINT: train one with `align pretrain --data data/emoji -o base/` and pass --model base/model.safetensors")
 
 func (o *FinetuneOptions) validate() error {
 	t := &o.Train
@@ -203,9 +199,6 @@ func (o *FinetuneOptions) validate() error {
 	}
 	if err := t.Validate(); err != nil {
 		return usageError{err}
-	}
-	if o.Model == "" && o.ResumeFromCheckpoint == "" {
-		return errNoBaseModel
 	}
 	return nil
 }
@@ -304,7 +297,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 			return usageError{fmt.Errorf("%s holds checkpoints of an earlier run (%s); resume it with "+
 				"--resume-from-checkpoint latest, or choose another --output-dir", opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
 		}
-		m, err := diffusion.LoadDiT(dev, opts.Model)
+		m, _, err := loadGenerator(dev, opts.Model)
 		if err != nil {
 			return err
 		}

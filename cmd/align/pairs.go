@@ -92,7 +92,7 @@ one whole run.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
-	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain")
+	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain (default: the embedded image model)")
 	f.StringVar(&opts.Reward, "reward", "default", "reward model: default, FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (ONNX reward models)")
@@ -155,9 +155,6 @@ func (o *PairsOptions) validate() error {
 	if o.ImagesDir == "" {
 		o.ImagesDir = strings.TrimSuffix(o.Output, filepath.Ext(o.Output)) + "-images"
 	}
-	if o.Model == "" {
-		return errNoBaseModel
-	}
 	return nil
 }
 
@@ -178,7 +175,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := diffusion.LoadDiT(dev, opts.Model)
+	m, _, err := loadGenerator(dev, opts.Model)
 	if err != nil {
 		return err
 	}

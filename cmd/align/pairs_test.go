@@ -29,7 +29,6 @@ func TestNewCmdPairsFlags(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--model", "m"}, "no prompts"},
-		{[]string{"--prompt", "a"}, "no default generator"},
 		{[]string{"--prompt", "a", "--model", "m", "--num-candidates", "1"}, "--num-candidates must be >= 2"},
 		{[]string{"--prompt", "a", "--model", "m", "--combine", "max"}, `--combine "max"`},
 		{[]string{"--prompt", "a", "--model", "m", "--shard", "3/3"}, `shard "3/3"`},

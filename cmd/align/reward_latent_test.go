@@ -31,7 +31,6 @@ func TestNewCmdRewardLatentTrain(t *testing.T) {
 		}},
 		{name: "latent resume", args: []string{"--latent", "--resume-from-checkpoint", "latest"},
 			check: func(o *RewardTrainOptions) bool { return o.Latent && o.ResumeFromCheckpoint == "latest" }},
-		{name: "no generator", args: []string{"--latent"}, wantErr: "--latent needs --generator"},
 		{name: "generator alone", args: []string{"--generator", "g.safetensors"}, wantErr: "--generator is only read with --latent"},
 		{name: "blocks", args: []string{"--latent", "--generator", "g", "--latent-blocks", "0"}, wantErr: "--latent-blocks must be >= 1"},
 		{name: "sampling", args: []string{"--timestep-sampling", "cosmap"}, wantErr: `--timestep-sampling "cosmap"`},

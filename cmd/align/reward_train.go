@@ -21,7 +21,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
@@ -100,8 +99,6 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 				return flagErrorf("--threads must be >= 0, got %d", opts.Threads)
 			}
 			switch {
-			case opts.Latent && opts.Generator == "" && opts.ResumeFromCheckpoint == "":
-				return flagErrorf("--latent needs --generator <model.safetensors>: the latent reward model starts from the first blocks of that generator (no default generator is embedded yet)")
 			case !opts.Latent && opts.Generator != "":
 				return flagErrorf("--generator is only read with --latent")
 			case opts.LatentBlocks < 1:
@@ -146,7 +143,7 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 	f.IntVar(&t.ValPairs, "val-pairs", t.ValPairs, "validation pairs for the calibration at the end")
 	f.IntVar(&t.EvalPairs, "eval-pairs", t.EvalPairs, "held-out pairs evaluated at the end (0: skip)")
 	f.BoolVar(&opts.Latent, "latent", false, "train the noise-aware latent reward model (Flow-NRG) from --generator")
-	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent)")
+	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model)")
 	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
 	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
@@ -252,12 +249,9 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 // newLatentTrainer cuts a latent reward model from --generator and builds its trainer.
 func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []string) (*rewards.Trainer, error) {
 	tc := opts.Train
-	g, err := diffusion.LoadDiT(dev, opts.Generator)
+	g, _, err := loadGeneratorKind(dev, opts.Generator, opts.Video)
 	if err != nil {
 		return nil, err
-	}
-	if video := g.Config.Kind == diffusion.KindVideo; video != opts.Video {
-		return nil, usageError{fmt.Errorf("%s is a %s generator; --video is %v", opts.Generator, g.Config.Kind, opts.Video)}
 	}
 	if opts.LatentBlocks > g.Config.Depth {
 		return nil, usageError{fmt.Errorf("--latent-blocks %d: %s has %d blocks", opts.LatentBlocks, opts.Generator, g.Config.Depth)}

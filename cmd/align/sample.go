@@ -10,7 +10,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -166,7 +165,7 @@ candidate j draws from stream i*k+j.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
-	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain")
+	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain (default: the embedded image model)")
 	f.BoolVar(&opts.Video, "video", false, "generate videos (the model must be a video model)")
 	f.IntVar(&opts.NumInferenceSteps, "num-inference-steps", 28, "denoising steps")
 	f.Float64Var(&opts.GuidanceScale, "guidance-scale", 4.0, "classifier-free guidance scale (<= 1 disables guidance)")
@@ -299,28 +298,6 @@ func readPrompts(path string) ([]string, error) {
 	return out, nil
 }
 
-// errNoDefaultModel is returned when --model is not given.
-var errNoDefaultModel = errors.New("no default model is embedded in this build yet; pass --model PATH\n" +
-	"---> HINT: train one with `align pretrain --data data/emoji -o base/` and use base/model.safetensors")
-
-// loadSampleModel loads --model on dev and checks it against --video.
-func loadSampleModel(dev kernels.Device, path string, video bool) (*diffusion.DiT, error) {
-	if path == "" {
-		return nil, errNoDefaultModel
-	}
-	m, err := diffusion.LoadDiT(dev, path)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case video && m.Config.Kind != diffusion.KindVideo:
-		return nil, usageError{fmt.Errorf("--video given but %s is an %s model", path, m.Config.Kind)}
-	case !video && m.Config.Kind == diffusion.KindVideo:
-		return nil, usageError{fmt.Errorf("%s is a video model; add --video", path)}
-	}
-	return m, nil
-}
-
 // slug turns a prompt into a short file-name part: lower-case letters and digits joined by
 // '-', at most 40 bytes.
 func slug(s string) string {
@@ -361,7 +338,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := loadSampleModel(dev, opts.Model, opts.Video)
+	m, modelName, err := loadGeneratorKind(dev, opts.Model, opts.Video)
 	if err != nil {
 		return err
 	}
@@ -415,7 +392,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		}
 		return err
 	}
-	rep := sampleReport{Model: opts.Model, Kind: m.Config.Kind, Seed: opts.Seed, Sampler: opts.Sampler,
+	rep := sampleReport{Model: modelName, Kind: m.Config.Kind, Seed: opts.Seed, Sampler: opts.Sampler,
 		NumInferenceSteps: opts.NumInferenceSteps, GuidanceScale: opts.GuidanceScale, Shift: opts.Shift,
 		UnknownWords: enc.Unknown, Steering: st.report}
 	if rep.Shift == 0 {

@@ -192,11 +192,21 @@ func TestSampleEndToEnd(t *testing.T) {
 	if code := Main([]string{"sample", "--model", model, "--video", "--prompt", "red apple", "-o", out}, &stdout, &stderr); code != exitUsage {
 		t.Errorf("--video with an image model: exit %d", code)
 	}
-	// No --model yet.
+	// Without --model: the embedded default image model; --video has no default yet.
+	stdout.Reset()
 	stderr.Reset()
-	if code := Main([]string{"sample", "--prompt", "red apple", "-o", out}, &stdout, &stderr); code != exitError ||
-		!strings.Contains(stderr.String(), "no default model is embedded") {
-		t.Errorf("without --model: exit %d, %q", code, stderr.String())
+	def := filepath.Join(dir, "default")
+	if code := Main([]string{"sample", "--prompt", "red apple", "--num-inference-steps", "2", "-o", def, "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("default model: exit %d, %q", code, stderr.String())
+	}
+	var drep sampleReport
+	if err := json.Unmarshal(stdout.Bytes(), &drep); err != nil || !strings.Contains(drep.Model, "embedded") || len(drep.Files) != 1 {
+		t.Errorf("default model report %+v (%v)", drep, err)
+	}
+	stderr.Reset()
+	if code := Main([]string{"sample", "--video", "--prompt", "a red apple moving left", "-o", out}, &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "no default video model") {
+		t.Errorf("--video without --model: exit %d, %q", code, stderr.String())
 	}
 }
 
