@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
@@ -112,5 +113,41 @@ func TestRewardImageOnFixture(t *testing.T) {
 	t.Logf("visual quality: sharp beats blurred for %d of %d images", wins, len(d.Items))
 	if wins < len(d.Items)*8/10 {
 		t.Errorf("sharp image beats its blurred copy for %d of %d, want >= 80%%", wins, len(d.Items))
+	}
+}
+
+// The default generator loads with its tokenizer, knows the sample prompts of `make sample`,
+// and gives the same image for the same seed.
+func TestImageBase(t *testing.T) {
+	dev := kernels.NewCPU(0)
+	m, err := diffusion.LoadDiTFromBytes(dev, "image-base.safetensors", ImageBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.Kind != diffusion.KindImage || m.Config.ImageSize != 32 {
+		t.Fatalf("config %+v, want a 32x32 image model", m.Config)
+	}
+	for _, p := range []string{"grinning face", "red apple", "rocket", "four leaf clover"} {
+		if _, _, unk, _ := m.Tokenizer.Encode(p); len(unk) > 0 {
+			t.Errorf("prompt %q: unknown words %v", p, unk)
+		}
+	}
+	sample := func() []float32 {
+		x, _, err := diffusion.Sample(m, []string{"red apple"}, diffusion.SampleOptions{NumInferenceSteps: 8, GuidanceScale: 4, Seed: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := make([]float32, x.Len())
+		dev.CopyToHost(h, x)
+		return h
+	}
+	a, b := sample(), sample()
+	if !slices.Equal(a, b) {
+		t.Fatal("same seed, different images")
+	}
+	for _, v := range a {
+		if v != v || v < -3 || v > 3 {
+			t.Fatalf("sample value %v outside the data range", v)
+		}
 	}
 }
