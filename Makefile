@@ -50,9 +50,13 @@ test: setup vet
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Benchmarks print their baselines from the same run: GEMM against OpenBLAS called directly
-# and gonum; the DiT block against the GEMM rate and against JAX (from make pyenv).
+# and gonum; the DiT block against the GEMM rate and against JAX (from make pyenv); training
+# and sampling of the default image model as GFLOP/s, fraction of the GEMM rate and peak
+# memory (one process each, so that each peak is its own).
 bench: setup pyenv
 	ALIGN_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test -run '^$$' -bench 'GemmTable|DiTBlock|Attention' -benchtime 10x -timeout 30m ./kernels ./nn
+	$(GO) test -run '^$$' -bench 'TrainStep' -benchtime 5x ./diffusion
+	$(GO) test -run '^$$' -bench 'Sample$$' -benchtime 2x ./diffusion
 
 pyenv: $(PYTHON)
 $(PYTHON):

@@ -262,3 +262,32 @@ func (c ModelConfig) ParamCount() int {
 	n += C*F + F + 2*C*C + 2*C // final layer
 	return n
 }
+
+// ForwardFLOPs counts the matrix-multiply flops (2 per multiply-add) of one sample's forward
+// pass; a training step costs about three times this (backward = 2x forward). With P patch
+// tokens of F features, Lt text tokens, T = Lt + P, hidden sizes H = MLPRatio*C and
+// Ht = MLPRatio*Ct:
+//
+//	patch embedding 2*P*F*C;  timestep MLP 2*(256*C + C*C);  pooled text 2*C*C
+//	text block      2*Lt*(4*Ct^2 + 2*Ct*Ht) + 4*Lt^2*Ct   (+ 2*Lt*Ct*C projection if Ct != C)
+//	DiT block       2*T*(4*C^2 + 2*C*H) + 4*T^2*C + 2*C*6C (adaLN)
+//	final layer     2*C*2C + 2*P*C*F
+//	reward slot     2*(D*RewardFreq*C + C*C) when there are D reward dimensions
+func (c ModelConfig) ForwardFLOPs() float64 {
+	C, Ct := float64(c.Width), float64(c.TextWidth)
+	H, Ht := c.MLPRatio*C, c.MLPRatio*Ct
+	P, Lt := float64(c.NumPatches()), float64(c.MaxTextLen)
+	T := Lt + P
+	F := float64(c.Channels * c.TubeletFrames * c.PatchSize * c.PatchSize)
+	f := 2*P*F*C + 2*(256*C+C*C) + 2*C*C
+	f += float64(c.TextLayers) * (2*Lt*(4*Ct*Ct+2*Ct*Ht) + 4*Lt*Lt*Ct)
+	if c.TextWidth != c.Width {
+		f += 2 * Lt * Ct * C
+	}
+	f += float64(c.Depth) * (2*T*(4*C*C+2*C*H) + 4*T*T*C + 2*C*6*C)
+	f += 2*C*2*C + 2*P*C*F
+	if D := float64(len(c.RewardDims)); D > 0 {
+		f += 2 * (D*float64(c.RewardFreq)*C + C*C)
+	}
+	return f
+}

@@ -94,3 +94,22 @@ func TestConfigJSON(t *testing.T) {
 		t.Errorf("Diff = %q", diff)
 	}
 }
+
+func TestForwardFLOPsHandComputed(t *testing.T) {
+	// C = 8, Ct = 4, ratio 2 (H = 16, Ht = 8), 8x8 image, p = 4 (P = 4, F = 48), Lt = 2,
+	// T = 6, one block of each kind, no reward slot:
+	//   patch 2*4*48*8 = 3072; timestep 2*(256*8 + 64) = 4224; pooled 128
+	//   text  2*2*(4*16 + 2*4*8) + 4*4*4 = 512 + 64 = 576; projection 2*2*4*8 = 128
+	//   DiT   2*6*(4*64 + 2*8*16) + 4*36*8 + 2*8*48 = 6144 + 1152 + 768 = 8064
+	//   final 2*8*16 + 2*4*8*48 = 256 + 3072 = 3328
+	c := ModelConfig{Kind: KindImage, ImageSize: 8, Channels: 3, Frames: 1, PatchSize: 4, TubeletFrames: 1,
+		Width: 8, Depth: 1, Heads: 2, MLPRatio: 2, TextLayers: 1, TextWidth: 4, TextHeads: 2, MaxTextLen: 2}
+	want := 3072.0 + 4224 + 128 + 576 + 128 + 8064 + 3328
+	if got := c.ForwardFLOPs(); got != want {
+		t.Fatalf("ForwardFLOPs = %v, want %v", got, want)
+	}
+	c.RewardDims, c.RewardFreq = []string{"vq", "ta"}, 4 // + 2*(2*4*8 + 64) = 256
+	if got := c.ForwardFLOPs(); got != want+256 {
+		t.Fatalf("with a reward slot: %v, want %v", got, want+256)
+	}
+}

@@ -265,5 +265,6 @@ func BenchmarkTrainStep(b *testing.B) {
 	b.ReportMetric(bwd, "s/bwd")
 	b.ReportMetric(el, "s/step")
 	b.ReportMetric(float64(B)/el, "samples/s")
+	reportThroughput(b, 3*float64(B)*cfg.ForwardFLOPs(), el)
 	fmt.Fprintf(os.Stderr, "forward %.3f s, backward %.3f s, train step %.3f s, %.1f samples/s\n", fwd, bwd, el, float64(B)/el)
 }
