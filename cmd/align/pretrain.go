@@ -67,12 +67,12 @@ SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with co
 losses continue exactly as in an uninterrupted run.`,
 		Example: `  $ align pretrain --data data/emoji --max-train-steps 20000 -o base/
   $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --time-limit 2h
-  $ align pretrain --data data/emoji --video --width 256 --depth 6 -o video/
+  $ align pretrain --data data/emoji --video --hidden-size 256 --num-layers 6 -o video/
   $ align pretrain --data data/emoji --reward-dims vq,ta,mq -o rc/
   $ align pretrain --data data/emoji --config model.json -o custom/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, n := range []string{"width", "depth", "heads", "patch-size", "tubelet-frames", "mlp-ratio",
+			for _, n := range []string{"hidden-size", "num-layers", "num-attention-heads", "patch-size", "tubelet-frames", "mlp-ratio",
 				"text-layers", "text-width", "max-text-length", "reward-dims", "shift"} {
 				if cmd.Flags().Changed(n) {
 					opts.modelFlags = append(opts.modelFlags, "--"+n)
@@ -93,14 +93,14 @@ losses continue exactly as in an uninterrupted run.`,
 	f.BoolVar(&opts.Video, "video", false, "train a video model on the dataset's clips")
 	f.StringVar(&opts.ConfigFile, "config", "", "model config JSON instead of the size flags")
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "align-pretrain", "directory for the model, checkpoints and logs")
-	f.IntVar(&opts.Width, "width", img.Width, "transformer width (hidden size)")
-	f.IntVar(&opts.Depth, "depth", img.Depth, "DiT blocks")
-	f.IntVar(&opts.Heads, "heads", img.Heads, "attention heads")
+	f.IntVar(&opts.Width, "hidden-size", img.Width, "transformer width C")
+	f.IntVar(&opts.Depth, "num-layers", img.Depth, "DiT blocks")
+	f.IntVar(&opts.Heads, "num-attention-heads", img.Heads, "attention heads")
 	f.IntVar(&opts.PatchSize, "patch-size", 0, "patch size p (default 4)")
 	f.IntVar(&opts.TubeletFrames, "tubelet-frames", 2, "frames per tubelet (video)")
 	f.Float64Var(&opts.MLPRatio, "mlp-ratio", img.MLPRatio, "MLP hidden width / width")
 	f.IntVar(&opts.TextLayers, "text-layers", img.TextLayers, "text encoder blocks")
-	f.IntVar(&opts.TextWidth, "text-width", 0, "text encoder width (default: --width)")
+	f.IntVar(&opts.TextWidth, "text-width", 0, "text encoder width (default: --hidden-size)")
 	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
 	f.StringSliceVar(&opts.RewardDims, "reward-dims", nil, "reward-condition dimensions, e.g. vq,ta (empty: no reward slot)")
 	f.Float64Var(&opts.Shift, "shift", img.Shift, "timestep shift (training times and the model's sampling default)")

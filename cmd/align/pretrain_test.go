@@ -36,7 +36,7 @@ func TestNewCmdPretrainFlags(t *testing.T) {
 			}
 			return ""
 		}},
-		{args: []string{"--data", "d", "--video", "--width", "64", "--depth", "2", "--reward-dims", "vq,ta", "--train_batch_size", "8",
+		{args: []string{"--data", "d", "--video", "--hidden-size", "64", "--num-layers", "2", "--reward-dims", "vq,ta", "--train_batch_size", "8",
 			"--max-train-steps", "100", "--learning-rate", "1e-3", "--lr-scheduler", "cosine", "--ema-decay", "0.99",
 			"--checkpointing-steps", "10", "--resume-from-checkpoint", "", "--seed", "3", "--time-limit", "1h30m",
 			"--proportion-empty-prompts", "0.2", "--validation-prompt", "a", "-o", "out"},
@@ -44,13 +44,13 @@ func TestNewCmdPretrainFlags(t *testing.T) {
 				if !o.Video || o.Width != 64 || o.Depth != 2 || strings.Join(o.RewardDims, ",") != "vq,ta" || o.Train.TrainBatchSize != 8 ||
 					o.Train.MaxTrainSteps != 100 || o.Train.LRScheduler != "cosine" || o.Train.EMADecay != 0.99 || o.Train.Seed != 3 ||
 					o.TimeLimit != 90*time.Minute || o.Train.Objective.CaptionDropout != 0.2 || o.OutputDir != "out" ||
-					strings.Join(o.modelFlags, " ") != "--width --depth --reward-dims" || len(o.Train.ValidationPrompts) != 1 {
+					strings.Join(o.modelFlags, " ") != "--hidden-size --num-layers --reward-dims" || len(o.Train.ValidationPrompts) != 1 {
 					return "parsed"
 				}
 				return ""
 			}},
-		{args: []string{"--config", "m.json", "--width", "64"}, wantErr: "--config and --width"},
-		{args: []string{"--resume-from-checkpoint", "latest", "--depth", "3"}, wantErr: "a resumed run keeps the checkpoint's model"},
+		{args: []string{"--config", "m.json", "--hidden-size", "64"}, wantErr: "--config and --hidden-size"},
+		{args: []string{"--resume-from-checkpoint", "latest", "--num-layers", "3"}, wantErr: "a resumed run keeps the checkpoint's model"},
 		{args: []string{"--lr-scheduler", "step"}, wantErr: `--lr-scheduler "step"`},
 		{args: []string{"--learning-rate", "0"}, wantErr: "--learning-rate must be a positive number"},
 		{args: []string{"--weighting-scheme", "uniform"}, wantErr: `--weighting-scheme "uniform"`},
@@ -93,7 +93,7 @@ func fixtureDataset(t *testing.T) string {
 
 // tinyPretrainArgs is a model and run small enough for a test.
 func tinyPretrainArgs(data, out string, steps string) []string {
-	return []string{"pretrain", "--data", data, "-o", out, "--width", "16", "--depth", "1", "--heads", "2", "--patch-size", "8",
+	return []string{"pretrain", "--data", data, "-o", out, "--hidden-size", "16", "--num-layers", "1", "--num-attention-heads", "2", "--patch-size", "8",
 		"--text-layers", "1", "--max-text-length", "8", "--train-batch-size", "4", "--max-train-steps", steps,
 		"--checkpointing-steps", "2", "--validation-inference-steps", "2", "--lr-warmup-steps", "1"}
 }
