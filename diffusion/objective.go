@@ -196,6 +196,12 @@ func NewTrainStep(dev kernels.Device, o Objective) *TrainStep {
 // forward and backward, and accumulates (+=) the parameter gradients of the loss. The
 // caller zeroes the gradients before the first micro-batch of an optimizer step.
 func (s *TrainStep) ForwardBackward(m *DiT, rng *kernels.RNG, b *Batch) StepResult {
+	return s.ForwardBackwardScaled(m, rng, b, 1)
+}
+
+// ForwardBackwardScaled is ForwardBackward accumulating scale times the gradient (e.g.
+// 1/gradient_accumulation_steps); the reported loss is not scaled.
+func (s *TrainStep) ForwardBackwardScaled(m *DiT, rng *kernels.RNG, b *Batch, scale float64) StepResult {
 	dev := s.dev
 	cfg := &m.Config
 	B := b.X0.Shape[0]
@@ -228,7 +234,7 @@ func (s *TrainStep) ForwardBackward(m *DiT, rng *kernels.RNG, b *Batch) StepResu
 	dl := make([]float32, B)
 	for i := range per {
 		res.Loss += w[i] * float64(per[i])
-		dl[i] = float32(w[i] / float64(B))
+		dl[i] = float32(w[i] / float64(B) * scale)
 	}
 	res.Loss /= float64(B)
 	dloss := s.dloss.get(dev, B)

@@ -1,4 +1,5 @@
-// The fine-tuning loop of Flow-DPO, Flow-RWR and SFT: LoRA or full fine-tuning of a DiT,
+// The fine-tuning loop of Flow-DPO, Flow-RWR, SFT and reward-condition training
+// (rewardcond.go): LoRA or full fine-tuning of a DiT,
 // AdamW with a warmup and decay schedule, gradient accumulation and clipping, an optional
 // EMA, checkpoints that resume exactly (bit-identical losses), a JSONL log, a metrics plot
 // and the output model files. The schedule, EMA rule, checkpoint naming, log format and plot
@@ -10,14 +11,16 @@
 //	gradients zeroed; for each of gradient_accumulation_steps micro-batches:
 //	    next train_batch_size pairs (dpo) or samples (rwr, sft) of the data order (epoch e:
 //	    diffusion.EpochOrder(seed, e, N); batches run on across epoch ends)
-//	    DPOStep / RWRStep forward and backward, gradients scaled by 1/accumulation steps
+//	    DPOStep / RWRStep / diffusion.TrainStep (reward-cond) forward and backward,
+//	    gradients scaled by 1/accumulation steps
 //	norm = ClipGradNorm(max_grad_norm); a non-finite norm or loss skips the update (logged)
 //	lr(s) = ScheduledLR(learning_rate, lr_scheduler, lr_warmup_steps, max_train_steps, s)
 //	AdamW step; EMA of the trained parameters when ema_decay > 0
 //
 // Trained parameters: the LoRA adapters (the base frozen; the base with adapters off is the
 // Flow-DPO reference), or with full fine-tuning every weight (Flow-DPO then keeps a frozen
-// copy of the starting weights as its reference).
+// copy of the starting weights as its reference). Reward-condition runs also train the
+// reward-condition slot under LoRA.
 //
 // Output directory:
 //
@@ -26,7 +29,9 @@
 //	                               position; self-contained: a resume needs no --model
 //	adapter.safetensors            LoRA: the adapters (EMA values when on), lora.go's format
 //	model.safetensors              full fine-tuning, or LoRA with MergeLoRA: plain weights that
-//	                               `align sample --model` loads
+//	                               `align sample --model` loads; reward-cond always writes it
+//	                               (adapters merged, no adapter file: the slot is trained
+//	                               too) with the reward-condition maxima in the metadata
 //	logs.jsonl, metrics.png        one line per step; loss, implicit_acc, inside, w_diff,
 //	                               l_diff (dpo) or loss, mse (rwr, sft) per step
 //
@@ -80,7 +85,7 @@ type Config struct {
 	LoRA         LoRAConfig `json:"lora"` // ignored with FullFinetune
 
 	// Timesteps is the time density (weighting_scheme logit_normal, mode or none = uniform)
-	// and shift; its caption and reward dropouts are not used.
+	// and shift; its caption and reward dropouts are used by reward-cond only.
 	Timesteps diffusion.Objective `json:"timesteps"`
 }
 
@@ -224,6 +229,9 @@ type Trainer struct {
 	BaseModel string // the model file the run started from (recorded in outputs)
 	MergeLoRA bool   // also write model.safetensors with the adapters merged
 	Log       []LogEntry
+	// CondMax is the per-dimension maximum of the reward conditions (reward-cond; written
+	// into model.safetensors for --reward-condition vq=max).
+	CondMax []float64
 	// Resumed is the config of the run a resumed trainer continues (nil for a fresh run).
 	Resumed *Config
 	// Progress, when set, is called after every step; Notify receives one-line messages.
@@ -236,6 +244,8 @@ type Trainer struct {
 	ref   Reference
 	dpo   *DPOStep
 	rwr   *RWRStep
+	cond  *diffusion.TrainStep // reward-cond
+	rc    []float32            // (B*D) reward conditions of a batch
 	x0    *kernels.Tensor
 	host  []float32
 	caps  []string
@@ -264,6 +274,11 @@ func NewTrainer(dev kernels.Device, m *diffusion.DiT, cfg Config, data *Data, ou
 	case cfg.Method != MethodDPO && data.Items == nil:
 		return nil, fmt.Errorf("finetune: --method %s trains on samples, not pairs", cfg.Method)
 	}
+	if cfg.Method == MethodRewardCond {
+		if err := checkRewardCond(m, data); err != nil {
+			return nil, err
+		}
+	}
 	t := &Trainer{Cfg: cfg, Model: m, RNG: kernels.RNG{Seed: cfg.Seed}, OutputDir: outputDir, dev: dev, data: data}
 	if cfg.FullFinetune {
 		m.SetTrainable(true)
@@ -280,6 +295,9 @@ func NewTrainer(dev kernels.Device, m *diffusion.DiT, cfg Config, data *Data, ou
 	} else {
 		t.LoRA = EnableLoRA(m, &kernels.RNG{Seed: cfg.Seed ^ loraKey}, cfg.LoRA)
 		t.ref = &LoRAReference{m, t.LoRA}
+		if cfg.Method == MethodRewardCond {
+			m.Reward.SetTrainable(true)
+		}
 	}
 	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), Beta1: float32(cfg.AdamBeta1),
 		Beta2: float32(cfg.AdamBeta2), Eps: float32(cfg.AdamEpsilon), WeightDecay: float32(cfg.AdamWeightDecay)})
@@ -290,9 +308,13 @@ func NewTrainer(dev kernels.Device, m *diffusion.DiT, cfg Config, data *Data, ou
 			t.EMA = append(t.EMA, nn.Param{Name: p.Name, W: e})
 		}
 	}
-	if cfg.Method == MethodDPO {
+	switch cfg.Method {
+	case MethodDPO:
 		t.dpo = NewDPOStep(dev, cfg.Timesteps, cfg.BetaDPO, cfg.BetaSchedule)
-	} else {
+	case MethodRewardCond:
+		t.cond = diffusion.NewTrainStep(dev, cfg.Timesteps)
+		t.CondMax = RewardConditionMax(data, len(m.Config.RewardDims))
+	default:
 		t.rwr = NewRWRStep(dev, cfg.Timesteps)
 	}
 	return t, nil
@@ -392,6 +414,8 @@ func (t *Trainer) TrainOneStep() LogEntry {
 			m.ImplicitAcc = correct / float64(decisive)
 		}
 		e.DPOMetrics = m
+	} else if t.Cfg.Method == MethodRewardCond {
+		t.condStep(&e)
 	} else {
 		m := &RWRMetrics{}
 		for range GA {
@@ -535,7 +559,8 @@ func (t *Trainer) exportModel() (*diffusion.DiT, []*nn.Linear, error) {
 }
 
 // WriteOutputs writes adapter.safetensors (LoRA) and model.safetensors (full fine-tuning,
-// or LoRA with MergeLoRA) from the current (EMA) weights and returns their paths.
+// LoRA with MergeLoRA, or reward-cond: adapters merged, maxima added) from the current (EMA)
+// weights and returns their paths.
 func (t *Trainer) WriteOutputs() ([]string, error) {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return nil, err
@@ -545,7 +570,9 @@ func (t *Trainer) WriteOutputs() ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	if t.LoRA != nil {
+	if t.LoRA != nil && t.Cfg.Method == MethodRewardCond {
+		MergeLoRA(ls)
+	} else if t.LoRA != nil {
 		c, err := AdapterCheckpoint(m, t.Cfg.LoRA, t.BaseModel)
 		if err != nil {
 			return nil, err
@@ -559,7 +586,7 @@ func (t *Trainer) WriteOutputs() ([]string, error) {
 		}
 		MergeLoRA(ls)
 	}
-	if err := m.Save(t.ModelPath()); err != nil {
+	if err := t.saveModel(m); err != nil {
 		return nil, err
 	}
 	return append(out, t.ModelPath()), nil

@@ -29,10 +29,12 @@ const (
 	MethodDPO = "dpo"
 	MethodRWR = "rwr"
 	MethodSFT = "sft"
+	// MethodRewardCond teaches the reward-condition slot (rewardcond.go).
+	MethodRewardCond = "reward-cond"
 )
 
 // Methods lists the accepted --method values.
-var Methods = []string{MethodDPO, MethodRWR, MethodSFT}
+var Methods = []string{MethodDPO, MethodRWR, MethodSFT, MethodRewardCond}
 
 // PairItem is one training pair: sample indices into the store.
 type PairItem struct {
@@ -46,6 +48,10 @@ type Item struct {
 	Prompt string
 	Sample int
 	Weight float64
+	// Reward is the reward condition of the sample (--method reward-cond): one z-score per
+	// reward dimension of the model, in its order, NaN for a dimension without a score;
+	// nil for the other methods.
+	Reward []float32
 }
 
 // Data is a run's training set with its samples loaded.
@@ -63,8 +69,8 @@ func (d *Data) Len() int {
 	return len(d.Items)
 }
 
-// Fingerprint is the CRC-32C of the records (prompts, files, ties, weights), kept in
-// checkpoints so that a run resumes only on the data it started with.
+// Fingerprint is the CRC-32C of the records (prompts, files, ties, weights, reward
+// conditions), kept in checkpoints so that a run resumes only on the data it started with.
 func (d *Data) Fingerprint() uint32 {
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	var buf [8]byte
@@ -86,6 +92,10 @@ func (d *Data) Fingerprint() uint32 {
 		put(d.Store.Paths[it.Sample])
 		binary.LittleEndian.PutUint64(buf[:], math.Float64bits(it.Weight))
 		h.Write(buf[:])
+		for _, r := range it.Reward {
+			binary.LittleEndian.PutUint32(buf[:4], math.Float32bits(r))
+			h.Write(buf[:4])
+		}
 	}
 	return h.Sum32()
 }

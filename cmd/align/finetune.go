@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
@@ -37,6 +39,8 @@ const (
 type FinetuneOptions struct {
 	Pairs   string // --pairs: JSONL or VideoAlign CSV
 	Scored  string // --scored: scored-set JSONL
+	Data    string // --data: dataset directory (reward-cond builds its set from it)
+	Reward  string // --reward: reward model scoring the reward-cond set ("" or default: embedded)
 	Model   string // --model: the base model file
 	Weights string // per-dimension weights for labels (pairs) or scores (scored sets)
 	Combine string // scored sets: how scores become one reward
@@ -44,6 +48,8 @@ type FinetuneOptions struct {
 
 	Temperature float64
 	RWRGroups   string
+
+	CondSamples, CondDegraded, CondMismatched int // reward-cond set from --data
 
 	Train                dpo.Config
 	ResumeFromCheckpoint string
@@ -53,6 +59,7 @@ type FinetuneOptions struct {
 	JSON                 bool
 
 	loraFlags []string // LoRA and --full-finetune flags set on the command line
+	condFlags []string // reward-cond flags set on the command line
 }
 
 // finetuneReport is what `align finetune --json` prints.
@@ -74,7 +81,7 @@ func newCmdFinetune(runF func(*FinetuneOptions) error) *cobra.Command {
 	opts := &FinetuneOptions{Train: dpo.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "finetune",
-		Short: "Align a model with preferences (Flow-DPO, Flow-RWR or SFT)",
+		Short: "Align a model with preferences (Flow-DPO, Flow-RWR, SFT) or teach its reward-condition slot",
 		Long: `Fine-tune a DiT model file (--model) with preference data:
 
   dpo  Flow-DPO on pairs (--pairs): winner and loser share t and noise; the frozen
@@ -83,6 +90,16 @@ func newCmdFinetune(runF func(*FinetuneOptions) error) *cobra.Command {
   rwr  Flow-RWR on a scored set (--scored): per-sample errors weighted by
        softmax(reward / --temperature) within each prompt (--rwr-groups global: one softmax)
   sft  the winner-only baseline: the chosen sample of each pair, or the best of each prompt
+  reward-cond
+       teach the reward-condition slot (for align sample --reward-condition vq=max): the
+       flow-matching loss with the per-dimension z-scores r of each sample fed to the slot,
+       each dimension dropped to ∅ with --reward-dropout (default 0.1) and the caption with
+       --caption-dropout (0.1); t logit-normal. The set is a scored set (--scored) or is
+       built from a dataset (--data DIR): each training image with its caption, plus
+       --cond-degraded degraded copies (low vq) and --cond-mismatched copies under another
+       image's caption (low ta), all scored by --reward (default: the embedded model). The
+       slot is trained with LoRA too; model.safetensors (adapters merged) stores the 0.99
+       quantile of each dimension's conditions as its "max"
 
 Pairs are align's JSONL ({"prompt","chosen","rejected"} with optional per-dimension
 "labels" A/B/tie and scores) or VideoAlign's CSV (path_A, path_B, prompt, VQ, MQ, TA);
@@ -108,13 +125,23 @@ drifting away from the data, not learning the preference).`,
   $ align finetune --method dpo --pairs videoalign.csv --weights vq=1,mq=1,ta=1 --ties drop --model base/model.safetensors -o dpo/
   $ align finetune --method rwr --scored scored.jsonl --temperature 0.5 --model base/model.safetensors -o rwr/
   $ align finetune --method sft --pairs pairs.jsonl --full-finetune --model base/model.safetensors -o sft/
-  $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --resume-from-checkpoint latest --merge-lora`,
+  $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --resume-from-checkpoint latest --merge-lora
+  $ align finetune --method reward-cond --data data/emoji --full-finetune -o cond/
+  $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=max`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, n := range []string{"lora-rank", "lora-alpha", "lora-targets", "full-finetune"} {
 				if cmd.Flags().Changed(n) {
 					opts.loraFlags = append(opts.loraFlags, "--"+n)
 				}
+			}
+			for _, n := range []string{"data", "reward", "cond-samples", "cond-degraded", "cond-mismatched", "caption-dropout", "reward-dropout"} {
+				if cmd.Flags().Changed(n) {
+					opts.condFlags = append(opts.condFlags, "--"+n)
+				}
+			}
+			if opts.Train.Method == dpo.MethodRewardCond && !cmd.Flags().Changed("weighting-scheme") {
+				opts.Train.Timesteps.WeightingScheme = diffusion.WeightingLogitNormal // pre-training's density
 			}
 			if err := opts.validate(); err != nil {
 				return err
@@ -127,9 +154,17 @@ drifting away from the data, not learning the preference).`,
 	}
 	f := cmd.Flags()
 	t := &opts.Train
-	f.StringVar(&t.Method, "method", t.Method, "dpo, rwr or sft")
+	f.StringVar(&t.Method, "method", t.Method, "dpo, rwr, sft or reward-cond")
 	f.StringVar(&opts.Pairs, "pairs", "", "preference pairs: JSONL, or VideoAlign's CSV layout (.csv)")
 	f.StringVar(&opts.Scored, "scored", "", "scored set JSONL (rwr, sft): {\"prompt\",\"image\",\"scores\"} or align score output")
+	f.StringVar(&opts.Data, "data", "", "reward-cond: dataset directory (align data) to build the scored training set from")
+	f.StringVar(&opts.Reward, "reward", "default", "reward-cond with --data: reward model scoring the set (.safetensors, or default: embedded)")
+	f.IntVar(&opts.CondSamples, "cond-samples", 0, "reward-cond with --data: training images used, a random subset (0: all)")
+	f.IntVar(&opts.CondDegraded, "cond-degraded", 1, "reward-cond with --data: degraded copies per image (spread vq)")
+	f.IntVar(&opts.CondMismatched, "cond-mismatched", 1, "reward-cond with --data: copies under another image's caption (spread ta)")
+	t.Timesteps.CaptionDropout, t.Timesteps.RewardDropout = 0.1, 0.1 // used by reward-cond only
+	f.Float64Var(&t.Timesteps.CaptionDropout, "caption-dropout", 0.1, "reward-cond: probability of the empty caption")
+	f.Float64Var(&t.Timesteps.RewardDropout, "reward-dropout", 0.1, "reward-cond: probability of dropping each reward dimension (∅)")
 	f.StringVar(&opts.Model, "model", "", "base model file (.safetensors) written by align pretrain (default: the embedded image model)")
 	f.StringVar(&opts.Weights, "weights", "", "per-dimension weights, e.g. vq=1,ta=2, for labels or scores (default: equal)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "scored sets: "+strings.Join(rewards.Combiners, ", "))
@@ -167,7 +202,19 @@ drifting away from the data, not learning the preference).`,
 
 func (o *FinetuneOptions) validate() error {
 	t := &o.Train
+	cond := t.Method == dpo.MethodRewardCond
+	if !cond {
+		t.Timesteps.CaptionDropout, t.Timesteps.RewardDropout = 0, 0 // not used by these losses
+	}
 	switch {
+	case !cond && len(o.condFlags) > 0:
+		return flagErrorf("%s: only with --method reward-cond", strings.Join(o.condFlags, ", "))
+	case cond && o.Pairs != "":
+		return flagErrorf("--method reward-cond trains on scored samples: give --data DIR or --scored FILE, not --pairs")
+	case cond && (o.Data == "") == (o.Scored == ""):
+		return flagErrorf("--method reward-cond: give --data DIR (a set is built and scored) or --scored FILE")
+	case cond && (o.CondSamples < 0 || o.CondDegraded < 0 || o.CondMismatched < 0):
+		return flagErrorf("--cond-samples, --cond-degraded and --cond-mismatched must be >= 0")
 	case o.Pairs != "" && o.Scored != "":
 		return flagErrorf("--pairs and --scored: give one data file")
 	case t.Method == dpo.MethodDPO && o.Pairs == "":
@@ -204,8 +251,11 @@ func (o *FinetuneOptions) validate() error {
 }
 
 // finetuneData reads the data file and loads its samples for a model of config mc.
-func finetuneData(opts *FinetuneOptions, mc *diffusion.ModelConfig, stderr io.Writer) (*dpo.Data, error) {
+func finetuneData(dev kernels.Device, opts *FinetuneOptions, mc *diffusion.ModelConfig, stderr io.Writer) (*dpo.Data, error) {
 	method := opts.Train.Method
+	if method == dpo.MethodRewardCond {
+		return condData(dev, opts, mc, stderr)
+	}
 	if opts.Pairs != "" {
 		set, err := dpo.ReadPairs(opts.Pairs, dpo.PairOptions{Weights: opts.Weights, Ties: opts.Ties})
 		if err != nil {
@@ -243,6 +293,8 @@ type finetuneRecord struct {
 	BaseModel   string                `json:"base_model"`
 	Pairs       string                `json:"pairs,omitempty"`
 	Scored      string                `json:"scored,omitempty"`
+	Data        string                `json:"data,omitempty"`
+	CondMax     map[string]float64    `json:"reward_condition_max,omitempty"`
 	Weights     string                `json:"weights"`
 	Combine     string                `json:"combine,omitempty"`
 	Ties        string                `json:"ties,omitempty"`
@@ -280,7 +332,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if opts.Model != "" {
 			fmt.Fprintf(stderr, "align: warning: --model is ignored: a resumed run continues the checkpoint's model\n")
 		}
-		if data, err = finetuneData(opts, &mc, stderr); err != nil {
+		if data, err = finetuneData(dev, opts, &mc, stderr); err != nil {
 			return err
 		}
 		if tr, err = dpo.ResumeTrainer(dev, path, cfg, data, opts.OutputDir); err != nil {
@@ -301,7 +353,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if err != nil {
 			return err
 		}
-		if data, err = finetuneData(opts, &m.Config, stderr); err != nil {
+		if data, err = finetuneData(dev, opts, &m.Config, stderr); err != nil {
 			return err
 		}
 		if tr, err = dpo.NewTrainer(dev, m, cfg, data, opts.OutputDir); err != nil {
@@ -324,6 +376,10 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 			strings.Join(lc.Targets, ","), len(tr.LoRA), fmtCount(trainable), fmtCount(total))
 	}
 	unit := "samples"
+	if cfg.Method == dpo.MethodRewardCond {
+		unit = fmt.Sprintf("samples, reward dimensions %s, dropout %g per dimension, caption dropout %g",
+			strings.Join(tr.Model.Config.RewardDims, ","), cfg.Timesteps.RewardDropout, cfg.Timesteps.CaptionDropout)
+	}
 	if cfg.Method == dpo.MethodDPO {
 		unit = fmt.Sprintf("pairs, beta %g (%s)", cfg.BetaDPO, cfg.BetaSchedule)
 	}
@@ -335,9 +391,17 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	rec := finetuneRecord{Train: tr.Cfg, Model: tr.Model.Config, BaseModel: tr.BaseModel, Pairs: opts.Pairs, Scored: opts.Scored,
 		Weights: opts.Weights, Units: data.Len(), Trainable: trainable, Resumed: resumed,
 		Started: time.Now().UTC().Format(time.RFC3339), Version: version}
+	if tr.CondMax != nil {
+		rec.Data, rec.CondMax = opts.Data, map[string]float64{}
+		for d, v := range tr.CondMax {
+			if !math.IsNaN(v) {
+				rec.CondMax[tr.Model.Config.RewardDims[d]] = v
+			}
+		}
+	}
 	if opts.Pairs != "" {
 		rec.Ties = opts.Ties
-	} else {
+	} else if cfg.Method != dpo.MethodRewardCond {
 		rec.Combine, rec.Temperature, rec.RWRGroups = opts.Combine, opts.Temperature, opts.RWRGroups
 	}
 	if err := diffusion.WriteFileAtomic(filepath.Join(opts.OutputDir, "config.json"), func(w io.Writer) error {
@@ -406,15 +470,16 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	}
 
 	var outs []string
-	if tr.LoRA != nil {
+	cond := cfg.Method == dpo.MethodRewardCond
+	if tr.LoRA != nil && !cond {
 		outs = append(outs, tr.AdapterPath())
 	}
-	if tr.LoRA == nil || opts.MergeLoRA {
+	if tr.LoRA == nil || opts.MergeLoRA || cond {
 		outs = append(outs, tr.ModelPath())
 	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
-		rep := finetuneReport{Method: cfg.Method, BaseModel: tr.BaseModel, Data: opts.Pairs + opts.Scored, Units: data.Len(),
+		rep := finetuneReport{Method: cfg.Method, BaseModel: tr.BaseModel, Data: opts.Pairs + opts.Scored + opts.Data, Units: data.Len(),
 			Step: tr.Step, Outputs: outs, Checkpoint: tr.CheckpointPath(tr.Step), Log: filepath.Join(opts.OutputDir, "logs.jsonl"),
 			Plot: tr.PlotPath(), Seconds: time.Since(start).Seconds()}
 		if len(tr.Log) > 0 {
@@ -425,7 +490,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		return enc.Encode(rep)
 	}
 	fmt.Fprintf(out, "wrote %s (step %d)\n", strings.Join(outs, " and "), tr.Step)
-	if tr.LoRA != nil && !opts.MergeLoRA {
+	if tr.LoRA != nil && !opts.MergeLoRA && !cond {
 		fmt.Fprintf(stderr, "to sample, write plain weights: align finetune --resume-from-checkpoint latest -o %s --merge-lora %s\n",
 			opts.OutputDir, dataFlag(opts))
 	}
@@ -435,9 +500,12 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 // dataFlag repeats the data flags of a run for the hint that resumes it.
 func dataFlag(opts *FinetuneOptions) string {
 	s := "--method " + opts.Train.Method
-	if opts.Pairs != "" {
+	switch {
+	case opts.Pairs != "":
 		s += " --pairs " + opts.Pairs
-	} else {
+	case opts.Data != "":
+		s += " --data " + opts.Data
+	default:
 		s += " --scored " + opts.Scored
 	}
 	return s

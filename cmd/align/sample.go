@@ -136,7 +136,8 @@ clean image reward; FILE.safetensors; FILE.onnx or its manifest FILE.json):
                               --fk-resample-every steps or when ESS < k/2 (--fk-adaptive); the
                               particle with the highest final reward is kept
   --best-of-n N               N samples per image, the best under --combine is kept
-  --reward-condition vq=max   CFG over the reward-condition slot (max = z 3 unless known),
+  --reward-condition vq=max   CFG over the reward-condition slot (max = the model's
+                              training maximum, or z 3 when it stores none),
                               joint or --reward-condition-per-dim, scale --reward-condition-scale
 
 --reward-weights weigh the z-scored dimensions (λ_d for NRG); sample i of particle or
@@ -189,7 +190,7 @@ candidate j draws from stream i*k+j.`,
 	f.IntVar(&opts.FKResampleEvery, "fk-resample-every", guidance.DefaultResampleEvery, "FK steering: resample every n steps")
 	f.BoolVar(&opts.FKAdaptive, "fk-adaptive", false, "FK steering: score every step, resample when the ESS falls below half the particles")
 	f.IntVar(&opts.BestOfN, "best-of-n", 1, "generate N samples per image and keep the best (1: off)")
-	f.StringVar(&opts.RewardCondition, "reward-condition", "", "targets for the reward-condition slot, e.g. vq=max,ta=1.5 (z-scores; max = 3 unless known)")
+	f.StringVar(&opts.RewardCondition, "reward-condition", "", "targets for the reward-condition slot, e.g. vq=max,ta=1.5 (z-scores; max = the model's training maximum, else 3)")
 	f.Float64Var(&opts.RewardConditionScale, "reward-condition-scale", 3, "classifier-free guidance scale over the reward condition")
 	f.BoolVar(&opts.RewardConditionPerDim, "reward-condition-per-dim", false, "guide each named reward dimension separately (1 + D passes)")
 	return cmd
@@ -490,7 +491,14 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 	rep := &steeringReport{}
 	st.report = rep
 	if opts.RewardCondition != "" {
-		target, err := guidance.ParseRewardCondition(opts.RewardCondition, m.Config.RewardDims, nil)
+		var maxes []float64 // training maxima stored by align finetune --method reward-cond
+		if opts.Model != "" && len(m.Config.RewardDims) > 0 {
+			var err error
+			if maxes, err = diffusion.ReadRewardConditionMax(opts.Model, m.Config.RewardDims); err != nil {
+				return nil, err
+			}
+		}
+		target, err := guidance.ParseRewardCondition(opts.RewardCondition, m.Config.RewardDims, maxes)
 		if err != nil {
 			return nil, usageError{err}
 		}

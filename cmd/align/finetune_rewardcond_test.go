@@ -1,0 +1,119 @@
+// align finetune --method reward-cond on a scored set, then align sample reading the stored
+// maxima for --reward-condition vq=max; flag checks.
+//
+// Test: go test ./cmd/align -run FinetuneRewardCond
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/diffusion"
+)
+
+// saveCondModel writes saveTinyModel's model with the reward dimensions vq and ta.
+func saveCondModel(t *testing.T, dir string) string {
+	t.Helper()
+	m, err := diffusion.LoadDiT(testCPU, saveTinyModel(t, dir, diffusion.KindImage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := m.Config
+	cfg.RewardDims, cfg.RewardFreq = []string{"vq", "ta"}, 4
+	c, err := diffusion.NewDiT(testCPU, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Tokenizer = m.Tokenizer
+	byName := map[string]int{}
+	for i, p := range m.Params() {
+		byName[p.Name] = i
+	}
+	src := m.Params()
+	for _, p := range c.Params() {
+		if i, ok := byName[p.Name]; ok {
+			testCPU.Copy(p.W, src[i].W)
+		}
+	}
+	path := filepath.Join(dir, "cond-base.safetensors")
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestFinetuneRewardCondEndToEnd(t *testing.T) {
+	dir, _, _, scored := finetuneFixture(t)
+	model := saveCondModel(t, dir)
+	for _, extra := range [][]string{{"--lora-rank", "2"}, {"--full-finetune", "--reward-dropout", "0.3"}} {
+		out := filepath.Join(dir, "cond"+extra[0])
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"finetune", "--method", "reward-cond", "--scored", scored, "--model", model, "-o", out,
+			"--max-train-steps", "3", "--train-batch-size", "2"}, extra...)
+		if code := Main(args, &stdout, &stderr); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", extra, code, stderr.String())
+		}
+		if _, err := os.Stat(filepath.Join(out, "adapter.safetensors")); err == nil {
+			t.Errorf("%v: adapter.safetensors written", extra)
+		}
+		path := filepath.Join(out, "model.safetensors")
+		maxes, err := diffusion.ReadRewardConditionMax(path, []string{"vq", "ta"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Scored set: vq = 0, 0.1, ..., 0.5 (0.99 quantile 0.495), ta = 0,1,2,0,1,2 (2).
+		if math.Abs(maxes[0]-0.495) > 1e-6 || maxes[1] != 2 {
+			t.Errorf("%v: stored maxima %v, want [0.495 2]", extra, maxes)
+		}
+		var rec finetuneRecord
+		js, _ := os.ReadFile(filepath.Join(out, "config.json"))
+		if err := json.Unmarshal(js, &rec); err != nil || rec.Train.Timesteps.WeightingScheme != diffusion.WeightingLogitNormal ||
+			rec.Train.Timesteps.CaptionDropout != 0.1 || rec.CondMax["ta"] != 2 {
+			t.Errorf("%v: config.json %s (%v)", extra, js, err)
+		}
+		// align sample resolves vq=max to the stored maximum.
+		stdout.Reset()
+		stderr.Reset()
+		if code := Main([]string{"sample", "--model", path, "--prompt", "red apple", "--num-inference-steps", "2", "--reward-condition", "vq=max",
+			"-o", filepath.Join(out, "samples"), "--json"}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("sample: exit %d: %s", code, stderr.String())
+		}
+		var rep struct {
+			Steering struct {
+				RewardCondition map[string]float64 `json:"reward_condition"`
+			} `json:"steering"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if v := rep.Steering.RewardCondition["vq"]; math.Abs(v-0.495) > 1e-6 {
+			t.Errorf("%v: sample used vq=%v, want the stored 0.495 (%s)", extra, v, stdout.String())
+		}
+	}
+}
+
+func TestFinetuneRewardCondFlags(t *testing.T) {
+	dir, model, pairs, scored := finetuneFixture(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--method", "dpo", "--pairs", pairs, "--reward-dropout", "0.2"}, "only with --method reward-cond"},
+		{[]string{"--method", "rwr", "--scored", scored, "--data", dir}, "only with --method reward-cond"},
+		{[]string{"--method", "reward-cond", "--pairs", pairs}, "not --pairs"},
+		{[]string{"--method", "reward-cond"}, "give --data DIR"},
+		{[]string{"--method", "reward-cond", "--scored", scored, "--data", dir}, "give --data DIR"},
+		{[]string{"--method", "reward-cond", "--scored", scored, "--model", model}, "no reward-condition slot"},
+	} {
+		var stdout, stderr bytes.Buffer
+		Main(append([]string{"finetune", "-o", filepath.Join(dir, "x"), "--max-train-steps", "1"}, tc.args...), &stdout, &stderr)
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: stderr %q, want %q", tc.args, stderr.String(), tc.want)
+		}
+	}
+}

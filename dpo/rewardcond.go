@@ -1,0 +1,346 @@
+// Reward as a condition, training side (algorithms.md section 6, MRaC-style): fine-tuning
+// that teaches the DiT's reward-condition slot (diffusion/reward_embed.go) what the reward
+// values mean, so that sampling with --reward-condition vq=max,ta=1.5 and classifier-free
+// guidance over the condition (guidance/rewardcond.go) steers towards them.
+//
+// Training set: items (image, caption, r) with r the per-dimension z-scores of a reward
+// model on that image and caption. Real images alone score high on every dimension, so the
+// set adds variants whose scores spread:
+//
+//	clean       (x_i, c_i)              the training image with its caption
+//	degraded    (degrade(x_i), c_i)     a random rewards.DegradeKinds degradation, level 1..3
+//	mismatched  (x_i, c_j), c_j != c_i  a caption of another image
+//
+// and every item is scored as it stands (the reward model's z = (raw - mean)/std), so the
+// generator learns "low vq = degraded picture" and "low ta = an image of something else".
+//
+// Loss, per sample (diffusion.TrainStep, the pre-training objective):
+//
+//	r~_d   = NaN (∅) with probability reward_dropout, else r_d       (each dimension alone)
+//	c~     = empty prompt with probability caption_dropout, else c
+//	loss_b = mean (v_theta(x_t, t, c~, r~) - (eps - x0))^2
+//
+// The slot's MLP and null embeddings are trained with full fine-tuning and with LoRA (where
+// the rest of the base is frozen), so the dropped dimensions learn the ∅ branches that joint
+// and per-dimension guidance need.
+//
+// Maxima: the per-dimension RewardCondMaxQuantile quantile of the training conditions is
+// stored in the output model's metadata (diffusion.MetaRewardConditionMax), the value of
+// --reward-condition vq=max.
+//
+// Test: go test ./dpo -run RewardCond
+
+package dpo
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/rewards"
+)
+
+// RewardCondMaxQuantile is the quantile of the training conditions that "max" stands for.
+const RewardCondMaxQuantile = 0.99
+
+// Variant kinds of a built reward-condition set.
+const (
+	CondClean      = "clean"
+	CondDegraded   = "degraded"
+	CondMismatched = "mismatched"
+)
+
+// RewardConditionMax returns, per reward dimension (D), the RewardCondMaxQuantile quantile
+// (linear interpolation between order statistics) of the items' condition values, NaN
+// where a dimension has none.
+func RewardConditionMax(d *Data, D int) []float64 {
+	out := make([]float64, D)
+	for k := range D {
+		var v []float64
+		for _, it := range d.Items {
+			if k < len(it.Reward) && !math.IsNaN(float64(it.Reward[k])) {
+				v = append(v, float64(it.Reward[k]))
+			}
+		}
+		out[k] = quantile(v, RewardCondMaxQuantile)
+	}
+	return out
+}
+
+// quantile is the q quantile of v: sorted s, p = q (n-1), s[floor p] + frac(p) (s[ceil p] - s[floor p]).
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	p := q * float64(len(s)-1)
+	lo := int(math.Floor(p))
+	hi := min(lo+1, len(s)-1)
+	return s[lo] + (p-float64(lo))*(s[hi]-s[lo])
+}
+
+// CondScoredData loads a scored set as a reward-condition training set for a model with
+// config cfg: every sample, weight 1, its scores (taken as z-scores) as the condition in the
+// order of cfg.RewardDims. Model dimensions the set lacks are always ∅; at least one must be
+// present.
+func CondScoredData(set *ScoredSet, cfg *diffusion.ModelConfig) (*Data, error) {
+	dims := cfg.RewardDims
+	if len(dims) == 0 {
+		return nil, fmt.Errorf("--method %s: the model has no reward-condition slot (pretrain with --reward-dims)", MethodRewardCond)
+	}
+	col := make([]int, len(dims))
+	found := 0
+	for k, name := range dims {
+		col[k] = rewards.DimIndex(set.Dims, name)
+		if col[k] >= 0 {
+			found++
+		}
+	}
+	if found == 0 {
+		return nil, fmt.Errorf("the scored set's dimensions (%v) include none of the model's reward dimensions (%v)", set.Dims, dims)
+	}
+	refs := make([]Ref, len(set.Items))
+	for i, it := range set.Items {
+		refs[i] = Ref{it.Path, it.Source}
+	}
+	st, err := LoadStore(refs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Data{Store: st}
+	for _, it := range set.Items {
+		r := make([]float32, len(dims))
+		for k, c := range col {
+			r[k] = float32(math.NaN())
+			if c >= 0 {
+				r[k] = float32(it.Scores[c])
+			}
+		}
+		d.Items = append(d.Items, Item{Prompt: it.Prompt, Sample: st.Index(it.Path), Weight: 1, Reward: r})
+	}
+	return d, nil
+}
+
+// CondSetOptions control BuildCondData.
+type CondSetOptions struct {
+	Samples    int    // source images used, a random subset (0: all)
+	Degraded   int    // degraded copies per source image
+	Mismatched int    // wrong-caption copies per source image
+	Seed       uint64 // subset, degradations and wrong captions
+	BatchSize  int    // reward-model batch (0: 64)
+}
+
+// DefaultCondSetOptions is every image with one degraded and one mismatched copy.
+func DefaultCondSetOptions() CondSetOptions {
+	return CondSetOptions{Degraded: 1, Mismatched: 1, BatchSize: 64}
+}
+
+// CondSetStats summarises a built set: per variant kind and dimension the mean z-score,
+// and per dimension the stored maximum.
+type CondSetStats struct {
+	Dims  []string
+	Count map[string]int       // items per kind
+	Mean  map[string][]float64 // (D) mean z per kind
+	Max   []float64            // (D) RewardConditionMax
+}
+
+// condKey keys the builder's random stream apart from the run's.
+const condKey = 0x52c0_7d1a_9e37_0002
+
+// BuildCondData builds a reward-condition training set from src (an image model's training
+// data, 3 channels) scored with rm on dev. name labels the samples (Store paths
+// "name#i", "name#i/blur-2"), so the data fingerprint identifies the set. Item order:
+// per source image, the clean item, then its degraded, then its mismatched copies.
+func BuildCondData(dev kernels.Device, src diffusion.TrainingData, name string, rm rewards.Model, cfg *diffusion.ModelConfig,
+	o CondSetOptions) (*Data, *CondSetStats, error) {
+	dims := cfg.RewardDims
+	switch {
+	case len(dims) == 0:
+		return nil, nil, fmt.Errorf("--method %s: the model has no reward-condition slot (pretrain with --reward-dims)", MethodRewardCond)
+	case cfg.Kind != diffusion.KindImage || cfg.Channels != 3:
+		return nil, nil, fmt.Errorf("building a reward-condition set needs an RGB image model; for other models score a set with align score and pass --scored")
+	case src.Len() == 0:
+		return nil, nil, fmt.Errorf("no training images")
+	case o.Degraded < 0 || o.Mismatched < 0 || o.Samples < 0:
+		return nil, nil, fmt.Errorf("reward-condition set: negative counts (%d degraded, %d mismatched, %d samples)", o.Degraded, o.Mismatched, o.Samples)
+	}
+	col := make([]int, len(dims))
+	for k, n := range dims {
+		if col[k] = rewards.DimIndex(rm.Dims(), n); col[k] < 0 {
+			return nil, nil, fmt.Errorf("the reward model scores %v; the generator's reward dimension %q is not among them", rm.Dims(), n)
+		}
+	}
+	bs := o.BatchSize
+	if bs <= 0 {
+		bs = 64
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, condKey))
+	idx := rng.Perm(src.Len())
+	if o.Samples > 0 && o.Samples < len(idx) {
+		idx = idx[:o.Samples]
+	}
+	slices.Sort(idx)
+	S := cfg.SampleSize()
+	H, W := cfg.ImageSize, cfg.ImageSize
+	st := &Store{index: map[string]int{}}
+	add := func(path string, b []uint8) int {
+		st.index[path] = len(st.Paths)
+		st.Paths = append(st.Paths, path)
+		st.Data = append(st.Data, b)
+		return len(st.Paths) - 1
+	}
+	d := &Data{Store: st}
+	var kinds []string
+	f := make([]float32, S)
+	for _, i := range idx {
+		src.Sample(f, i)
+		clean := make([]uint8, S)
+		for j, v := range f {
+			clean[j] = uint8(math.Round(float64(min(max((v+1)*127.5, 0), 255))))
+		}
+		cap := src.Caption(i)
+		ci := add(fmt.Sprintf("%s#%d", name, i), clean)
+		d.Items = append(d.Items, Item{Prompt: cap, Sample: ci, Weight: 1})
+		kinds = append(kinds, CondClean)
+		for range o.Degraded {
+			c := rewards.Corruption{Kind: rewards.DegradeKinds[rng.IntN(len(rewards.DegradeKinds))], Level: 1 + rng.IntN(rewards.MaxLevel)}
+			b := slices.Clone(clean)
+			rewards.DegradeImage(b, W, H, c, rng.Uint64())
+			path := fmt.Sprintf("%s#%d/%s", name, i, c)
+			k, ok := st.index[path]
+			if !ok {
+				k = add(path, b)
+			}
+			d.Items = append(d.Items, Item{Prompt: cap, Sample: k, Weight: 1})
+			kinds = append(kinds, CondDegraded)
+		}
+		for range o.Mismatched {
+			other := cap
+			for try := 0; try < 16 && other == cap; try++ {
+				other = src.Caption(rng.IntN(src.Len()))
+			}
+			if other == cap {
+				continue // every caption alike: no mismatch to make
+			}
+			d.Items = append(d.Items, Item{Prompt: other, Sample: ci, Weight: 1})
+			kinds = append(kinds, CondMismatched)
+		}
+	}
+	// Score every item as it stands.
+	pix := dev.New(bs, 3, H, W)
+	defer dev.Free(pix)
+	host := make([]float32, bs*S)
+	for lo := 0; lo < len(d.Items); lo += bs {
+		hi := min(lo+bs, len(d.Items))
+		B := hi - lo
+		caps := make([]string, B)
+		for b := range B {
+			it := d.Items[lo+b]
+			st.Unit(host[b*S:(b+1)*S], it.Sample)
+			caps[b] = it.Prompt
+		}
+		x := pix.View(0, B, 3, H, W)
+		dev.CopyFromHost(x, host[:B*S])
+		sc, err := rewards.ScoreBatch(rm, rewards.Batch{Pixels: x, Prompts: caps})
+		if err != nil {
+			return nil, nil, err
+		}
+		for b := range B {
+			r := make([]float32, len(dims))
+			for k, c := range col {
+				r[k] = float32(sc.Z[b][c])
+			}
+			d.Items[lo+b].Reward = r
+		}
+	}
+	stats := &CondSetStats{Dims: slices.Clone(dims), Count: map[string]int{}, Mean: map[string][]float64{},
+		Max: RewardConditionMax(d, len(dims))}
+	for i, it := range d.Items {
+		k := kinds[i]
+		if stats.Mean[k] == nil {
+			stats.Mean[k] = make([]float64, len(dims))
+		}
+		stats.Count[k]++
+		for j, v := range it.Reward {
+			stats.Mean[k][j] += float64(v)
+		}
+	}
+	for k, m := range stats.Mean {
+		for j := range m {
+			m[j] /= float64(stats.Count[k])
+		}
+	}
+	return d, stats, nil
+}
+
+// ---- the trainer's side ----
+
+// checkRewardCond checks a reward-condition run's model and data.
+func checkRewardCond(m *diffusion.DiT, data *Data) error {
+	D := len(m.Config.RewardDims)
+	if m.Reward == nil || D == 0 {
+		return fmt.Errorf("finetune: --method %s needs a model with a reward-condition slot (pretrain with --reward-dims)", MethodRewardCond)
+	}
+	for i, it := range data.Items {
+		if len(it.Reward) != D {
+			return fmt.Errorf("finetune: training sample %d has %d reward values; the model has %d reward dimensions (%v)", i, len(it.Reward), D, m.Config.RewardDims)
+		}
+	}
+	return nil
+}
+
+// nextCondBatch fills a batch of TrainBatchSize samples with their reward conditions.
+func (t *Trainer) nextCondBatch() *diffusion.Batch {
+	B, cfg := t.Cfg.TrainBatchSize, t.Model.Config
+	D := cfg.SampleSize()
+	t.x0 = ensure(t.dev, t.x0, cfg.BatchShape(B)...)
+	if len(t.host) != B*D {
+		t.host = make([]float32, B*D)
+	}
+	t.caps, t.rc = t.caps[:0], t.rc[:0]
+	for b := range B {
+		it := t.data.Items[t.next()]
+		t.data.Store.Unit(t.host[b*D:(b+1)*D], it.Sample)
+		t.caps = append(t.caps, it.Prompt)
+		t.rc = append(t.rc, it.Reward...)
+	}
+	t.dev.CopyFromHost(t.x0, t.host)
+	return &diffusion.Batch{X0: t.x0, Prompts: diffusion.EncodePrompts(t.Model.Tokenizer, t.caps), Reward: t.rc}
+}
+
+// condStep runs the micro-batches of one reward-condition optimizer step; gradients are
+// scaled by 1/accumulation steps.
+func (t *Trainer) condStep(e *LogEntry) {
+	GA := t.Cfg.GradientAccumulationSteps
+	scale := 1 / float64(GA)
+	m := &RWRMetrics{WeightMean: 1}
+	for range GA {
+		r := t.cond.ForwardBackwardScaled(t.Model, &t.RNG, t.nextCondBatch(), scale)
+		e.Loss += r.Loss * scale
+		mse := 0.0
+		for _, v := range r.PerSample {
+			mse += float64(v)
+		}
+		m.MSE += mse / float64(len(r.PerSample)) * scale
+	}
+	e.RWRMetrics = m
+}
+
+// saveModel writes m to the model file; a reward-condition run adds the maxima.
+func (t *Trainer) saveModel(m *diffusion.DiT) error {
+	if t.Cfg.Method != MethodRewardCond {
+		return m.Save(t.ModelPath())
+	}
+	c, err := m.Checkpoint()
+	if err != nil {
+		return err
+	}
+	if err := diffusion.SetRewardConditionMax(c, m.Config.RewardDims, t.CondMax); err != nil {
+		return err
+	}
+	return c.Save(t.ModelPath())
+}
