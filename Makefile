@@ -103,8 +103,12 @@ clean:
 #                    third_party/): `make test` then checks that the PTX is fresh and that it assembles
 #   make vet-cuda    go vet of the tagged GPU code without a GPU or toolkit (cuda.h from pip when absent)
 #   make build-cuda  bin/align-cuda with the CUDA device (build tag cuda; CUDA 12 toolkit, a GPU to run)
-#   make test-cuda   the kernels/cuda tests with the GPU (conformance with the CPU device) besides the emulation
-#   make bench-cuda  GPU benchmarks of the kernels, with the CPU device on the same shapes in the same run
+#   make test-cuda   the kernels/cuda tests with the GPU besides the emulation: conformance of every kernel,
+#                    a DiT training step and a sampling run, each against the CPU device
+#   make bench-cuda  GPU benchmarks, each with its reference from the same run: kernels (and the CPU device on
+#                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,
+#                    training and sampling of a 132M-parameter DiT, and the same model in PyTorch where
+#                    ALIGN_PYTHON (default python3) has torch with CUDA
 CUDA_PKG     := ./kernels/cuda
 CLANG        ?= clang-19
 PTX_COMPILER ?= clang
@@ -167,10 +171,11 @@ build-cuda: cuda-check
 	$(CUDA_CGO) $(GO) build -tags cuda -o bin/align-cuda ./cmd/align
 
 test-cuda: cuda-check
-	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -v $(CUDA_PKG)
+	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -v -timeout 20m $(CUDA_PKG)
 
 bench-cuda: cuda-check
-	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench . -benchtime 20x $(CUDA_PKG)
+	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench 'LayerNorm|Attention|Gemm|Bandwidth' -benchtime 20x $(CUDA_PKG)
+	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench 'DiTBase' -benchtime 5x -timeout 30m $(CUDA_PKG)
 
 # ---- ONNX Runtime (rewards/onnx) ----
 #   make ort   ONNX Runtime's CPU library (libonnxruntime.so.1) from the onnxruntime-node npm

@@ -1,0 +1,308 @@
+//go:build cuda
+
+// GPU benchmarks against the hardware and the peers, each reference measured in the same run
+// (build tag cuda):
+//
+//	BenchmarkKernelBandwidth  memory-bound kernels at 302 MB per tensor (beyond any L2), GB/s
+//	                          as a fraction of the memory bandwidth from the device's memory
+//	                          clock and bus width (frac_of_peak) and of a device-to-device
+//	                          copy (frac_of_copy, what a kernel can reach)
+//	BenchmarkGemmVsCublas     Device.Gemm in FP32, TF32 and BF16 against cublasGemmEx called
+//	                          directly on the same operands (frac_of_cublas); BF16 includes the
+//	                          device's conversion of the FP32 operands, cuBLAS gets them
+//	                          converted beforehand
+//	BenchmarkDiTBase          a training step (batch 32) and sampling (28 Euler steps, batch
+//	                          16, guidance 4) of a DiT-B/2-sized model (ditBaseConfig, 132M
+//	                          parameters) in FP32 and TF32: samples/s, images/s, GFLOP/s from
+//	                          ModelConfig.ForwardFLOPs, the fraction of cuBLAS's rate on the
+//	                          model's MLP GEMM, peak device memory; then the same model in
+//	                          PyTorch (scripts/bench/dit_torch.py, when $ALIGN_PYTHON or
+//	                          python3 has torch with CUDA) and the ratios align/PyTorch
+//
+// Bench: make bench-cuda
+package cuda
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"gorgonia.org/cu"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
+)
+
+// gpuSeconds returns the mean seconds of fn over b.N calls, after one untimed call.
+func gpuSeconds(b *testing.B, dev kernels.Device, fn func()) float64 {
+	b.Helper()
+	fn()
+	if err := dev.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.StartTimer() // a previous call stopped it
+	for range b.N {
+		fn()
+	}
+	if err := dev.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	return b.Elapsed().Seconds() / float64(b.N)
+}
+
+// peakBandwidth is the memory bandwidth in GB/s from the memory clock (double data rate)
+// and the bus width, or 0 when the driver does not report them.
+func peakBandwidth(d *Device) float64 {
+	r, ok := d.drv.(*RealDriver)
+	if !ok {
+		return 0
+	}
+	clk, err1 := r.dev.Attribute(cu.MemoryClockRate)      // kHz
+	bus, err2 := r.dev.Attribute(cu.GlobalMemoryBusWidth) // bits
+	if err1 != nil || err2 != nil || clk <= 0 || bus <= 0 {
+		return 0
+	}
+	return 2 * float64(clk) * 1e3 * float64(bus) / 8 / 1e9
+}
+
+// copyBandwidth times device-to-device copies of 256 MiB and returns GB/s counting the
+// bytes read and written.
+func copyBandwidth(b *testing.B, d *Device) float64 {
+	const n, reps = 64 << 20, 20
+	src, dst := d.New(n), d.New(n)
+	defer func() { d.Free(src); d.Free(dst) }()
+	d.Copy(dst, src)
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	for range reps {
+		d.Copy(dst, src)
+	}
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	return 2 * 4 * n * reps / time.Since(t0).Seconds() / 1e9
+}
+
+func BenchmarkKernelBandwidth(b *testing.B) {
+	d := openGPU(b)
+	peak, cp := peakBandwidth(d), copyBandwidth(b, d)
+	b.Logf("%s: memory bandwidth %.0f GB/s (memory clock x bus width), device-to-device copy %.0f GB/s (read + write)",
+		d.Info().Name, peak, cp)
+	const B, T, C = 64, 1024, 1152 // 75.5M floats, 302 MB per tensor
+	N, n := B*T, B*T*C
+	x, y, out := d.FromHost(normals(1, n), n), d.FromHost(normals(2, n), n), d.New(n)
+	m, v := d.New(n), d.New(n)
+	w, bias := d.FromHost(normals(3, C), C), d.FromHost(normals(4, C), C)
+	shift, scale := d.FromHost(normals(5, B*C), B, C), d.FromHost(normals(6, B*C), B, C)
+	mean, rstd := d.New(N), d.New(N)
+	f := float64(n)
+	cases := []struct {
+		name  string
+		bytes float64
+		fn    func()
+	}{
+		{"Copy", 8 * f, func() { d.Copy(out, x) }},
+		{"Fill", 4 * f, func() { d.Fill(out, 1) }},
+		{"Add", 12 * f, func() { d.Add(out, x, y) }},
+		{"Axpby", 12 * f, func() { d.Axpby(out, 0.5, x, 2, y) }},
+		{"GeluForward", 8 * f, func() { d.GeluForward(out, x) }},
+		{"GeluBackward", 12 * f, func() { d.GeluBackward(out, x, y) }},
+		{"LayerNormForward", 8*f + 8*float64(N), func() { d.LayerNormForward(out, mean, rstd, x, w, bias, N, C, 1e-6) }},
+		{"ModulateForward", 8 * f, func() { d.ModulateForward(out, x, shift, scale, B, T, C) }},
+		{"SoftmaxForward", 8 * f, func() { d.SoftmaxForward(out, x, N, C) }},
+		{"AdamW", 28 * f, func() {
+			d.AdamW(out, y, m, v, kernels.AdamWParams{LR: 1e-6, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1})
+		}},
+		{"SumSquares", 4 * f, func() { d.SumSquares(x) }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			gbs := c.bytes / gpuSeconds(b, d, c.fn) / 1e9
+			b.ReportMetric(gbs, "GB/s")
+			if peak > 0 {
+				b.ReportMetric(gbs/peak, "frac_of_peak")
+			}
+			b.ReportMetric(gbs/cp, "frac_of_copy")
+		})
+	}
+}
+
+// cublasGemm returns a direct cublasGemmEx call computing the row-major c (m,n) = a (m,k)
+// b (k,n) in precision p (the operand mapping of gemm.go), with BF16 operands converted
+// once beforehand; release frees the converted operands.
+func cublasGemm(d *Device, p GemmPrecision, m, n, k int, a, bm, c *kernels.Tensor) (call, release func()) {
+	g := GemmArgs{M: n, N: m, K: k, Alpha: 1, A: d.ptr(bm), LDA: n, B: d.ptr(a), LDB: k, C: d.ptr(c), LDC: n, Batch: 1}
+	release = func() {}
+	switch p {
+	case GemmTF32:
+		g.Compute = ComputeTF32
+	case GemmBF16:
+		pa, relA := d.toBF16(d.ptr(a), m*k)
+		pb, relB := d.toBF16(d.ptr(bm), k*n)
+		g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
+		release = func() { relA(); relB() }
+	}
+	return func() { must("cublasGemmEx", d.drv.Gemm(g)) }, release
+}
+
+// cublasRate is cuBLAS's GFLOP/s on an (m,n,k) product in precision p.
+func cublasRate(b *testing.B, d *Device, p GemmPrecision, m, n, k int) float64 {
+	x, w, y := d.FromHost(normals(4, m*k), m, k), d.FromHost(normals(5, k*n), k, n), d.New(m, n)
+	defer func() { d.Free(x); d.Free(w); d.Free(y) }()
+	call, release := cublasGemm(d, p, m, n, k, x, w, y)
+	defer release()
+	const reps = 20
+	call()
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	for range reps {
+		call()
+	}
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	return 2 * float64(m) * float64(n) * float64(k) * reps / time.Since(t0).Seconds() / 1e9
+}
+
+func BenchmarkGemmVsCublas(b *testing.B) {
+	d := openGPU(b)
+	defer d.SetGemmPrecision(GemmFP32)
+	// A DiT-XL-like product, DiT-B/2's MLP at batch 32 (8704 tokens, 768 -> 3072), a square one.
+	for _, s := range [][3]int{{4096, 4608, 1152}, {8704, 3072, 768}, {8192, 8192, 8192}} {
+		m, n, k := s[0], s[1], s[2]
+		x, w, y := d.FromHost(normals(4, m*k), m, k), d.FromHost(normals(5, k*n), k, n), d.New(m, n)
+		flops := 2 * float64(m) * float64(n) * float64(k)
+		for _, p := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", m, n, k, p), func(b *testing.B) {
+				d.SetGemmPrecision(p)
+				call, release := cublasGemm(d, p, m, n, k, x, w, y)
+				defer release()
+				ref := flops / gpuSeconds(b, d, call) / 1e12
+				ours := flops / gpuSeconds(b, d, func() { d.Gemm(false, false, m, n, k, 1, x, w, 0, y) }) / 1e12
+				b.ReportMetric(ours, "TFLOP/s")
+				b.ReportMetric(ref, "cublas_TFLOP/s")
+				b.ReportMetric(ours/ref, "frac_of_cublas")
+			})
+		}
+		d.Free(x)
+		d.Free(w)
+		d.Free(y)
+	}
+}
+
+// Sizes of BenchmarkDiTBase (and of the PyTorch run).
+const (
+	ditTrainBatch  = 32
+	ditSampleBatch = 16
+	ditSteps       = 28
+)
+
+var (
+	ditMu      sync.Mutex
+	ditResults = map[string]float64{} // "train/fp32" -> samples/s, "sample/fp32" -> images/s
+	torchOnce  sync.Once
+	torchRes   *torchResult
+	torchErr   error
+)
+
+func BenchmarkDiTBase(b *testing.B) {
+	cfg := ditBaseConfig()
+	tok, err := diffusion.BuildTokenizer(ditBenchCaptions, 1, cfg.MaxTextLen)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.VocabSize = tok.VocabSize()
+	C, H, T := cfg.Width, int(cfg.MLPRatio*float64(cfg.Width)), cfg.SeqLen()
+	b.Logf("DiT: width %d, depth %d, heads %d, patch %d on %dx%d (%d tokens per sample), %.1fM parameters, %.1f GFLOP per sample forward",
+		C, cfg.Depth, cfg.Heads, cfg.PatchSize, cfg.ImageSize, cfg.ImageSize, T, float64(cfg.ParamCount())/1e6, cfg.ForwardFLOPs()/1e9)
+	precs := []GemmPrecision{GemmFP32, GemmTF32}
+	// setup opens the GPU in precision p and builds the workload; the device closes (and
+	// frees everything) when the sub-benchmark ends.
+	setup := func(b *testing.B, p GemmPrecision) (*Device, *ditWorkload) {
+		d := openGPU(b)
+		d.SetGemmPrecision(p)
+		w, err := newDiTWorkload(d, cfg, ditTrainBatch, ditSampleBatch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d, w
+	}
+	report := func(b *testing.B, d *Device, key string, perSec, flops, sec, gemm float64) {
+		g := flops / sec / 1e9
+		b.ReportMetric(g, "GFLOP/s")
+		b.ReportMetric(g/gemm, "frac_of_cublas")
+		b.ReportMetric(float64(d.MemStats().Peak)/(1<<30), "peak_GiB")
+		ditMu.Lock()
+		ditResults[key] = perSec
+		ditMu.Unlock()
+	}
+	for _, p := range precs {
+		b.Run("train/"+p.String(), func(b *testing.B) {
+			d, w := setup(b, p)
+			gemm := cublasRate(b, d, p, ditTrainBatch*T, H, C)
+			sec := gpuSeconds(b, d, func() { w.trainStep() })
+			b.ReportMetric(sec, "s/step")
+			b.ReportMetric(ditTrainBatch/sec, "samples/s")
+			report(b, d, "train/"+p.String(), ditTrainBatch/sec, 3*ditTrainBatch*cfg.ForwardFLOPs(), sec, gemm)
+		})
+	}
+	for _, p := range precs {
+		b.Run("sample/"+p.String(), func(b *testing.B) {
+			d, w := setup(b, p)
+			gemm := cublasRate(b, d, p, 2*ditSampleBatch*T, H, C)
+			var seed uint64
+			sec := gpuSeconds(b, d, func() {
+				seed++
+				if err := w.sample(ditSteps, seed); err != nil {
+					b.Fatal(err)
+				}
+			})
+			b.ReportMetric(sec, "s/run")
+			b.ReportMetric(ditSampleBatch/sec, "images/s")
+			// Each step evaluates the conditional and unconditional halves: 2B forward passes.
+			report(b, d, "sample/"+p.String(), ditSampleBatch/sec, ditSteps*2*ditSampleBatch*cfg.ForwardFLOPs(), sec, gemm)
+		})
+	}
+	b.Run("pytorch", func(b *testing.B) {
+		py, err := torchPython()
+		if err != nil {
+			b.Skip(err)
+		}
+		torchOnce.Do(func() { torchRes, torchErr = runTorch(py, torchArgs(cfg, ditTrainBatch, ditSampleBatch, ditSteps, 5)) })
+		if torchErr != nil {
+			b.Fatal(torchErr)
+		}
+		r := torchRes
+		if r.Params != cfg.ParamCount() {
+			b.Logf("the PyTorch model has %d parameters, align's %d: the comparison is off", r.Params, cfg.ParamCount())
+		}
+		ditMu.Lock()
+		defer ditMu.Unlock()
+		for _, p := range precs {
+			v, ok := r.Variants[p.String()]
+			if !ok {
+				b.Fatalf("%s: no %s result", torchScript, p)
+			}
+			b.ReportMetric(v.TrainSamplesPerS, "train_"+p.String()+"_samples/s")
+			b.ReportMetric(v.ImagesPerS, "sample_"+p.String()+"_images/s")
+			line := fmt.Sprintf("%s %s: PyTorch train %.1f samples/s, sample %.2f images/s", r.Framework, p, v.TrainSamplesPerS, v.ImagesPerS)
+			if ours, ok := ditResults["train/"+p.String()]; ok {
+				b.ReportMetric(ours/v.TrainSamplesPerS, "train_"+p.String()+"_align/torch")
+				line += fmt.Sprintf("; align train %.1f samples/s (%.2fx)", ours, ours/v.TrainSamplesPerS)
+			}
+			if ours, ok := ditResults["sample/"+p.String()]; ok {
+				b.ReportMetric(ours/v.ImagesPerS, "sample_"+p.String()+"_align/torch")
+				line += fmt.Sprintf(", sample %.2f images/s (%.2fx)", ours, ours/v.ImagesPerS)
+			}
+			b.Log(line)
+		}
+		b.Logf("PyTorch on %s, %d parameters, peak %.1f GiB allocated", r.Device, r.Params, r.PeakGiB)
+	})
+}
