@@ -78,10 +78,12 @@ $(DATA)/manifest.json:
 # run the same target again to continue where the last leg stopped. RUNS holds the
 # checkpoints (about 150 MB each) and logs.
 RUNS ?= runs
-resume = $$(ls $(1)/checkpoint-*.safetensors >/dev/null 2>&1 && echo --resume-from-checkpoint latest)
+comma := ,
+# The first leg sets the model ($(2)); later legs resume it, which keeps the checkpoint's model.
+resume_or = $$(if ls $(1)/checkpoint-*.safetensors >/dev/null 2>&1; then echo --resume-from-checkpoint latest; else echo $(2); fi)
 pretrain-image: build data
-	./$(BIN) pretrain --data $(DATA) --reward-dims vq,ta --max-train-steps 20000 --seed 1 \
-		--checkpointing-steps 500 --time-limit 110m -o $(RUNS)/image-base $(call resume,$(RUNS)/image-base)
+	./$(BIN) pretrain --data $(DATA) --max-train-steps 20000 --seed 1 --checkpointing-steps 500 \
+		--time-limit 110m -o $(RUNS)/image-base $(call resume_or,$(RUNS)/image-base,--reward-dims vq$(comma)ta)
 
 # The main job: images from the embedded default generator (no download, no training).
 sample: build
