@@ -574,26 +574,7 @@ const (
 
 // Checkpoint returns the model's weights (F32), config, tokenizer and calibration.
 func (m *Native) Checkpoint() (*nn.Checkpoint, error) {
-	cfg, err := json.Marshal(m.Config)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := json.Marshal(m.Tokenizer)
-	if err != nil {
-		return nil, err
-	}
-	extra := map[string]string{metaTokenizer: string(tok), metaModelType: ModelTypeNative}
-	if m.Calib != nil {
-		if err := m.Calib.Validate(); err != nil {
-			return nil, err
-		}
-		cal, err := json.Marshal(m.Calib)
-		if err != nil {
-			return nil, err
-		}
-		extra[metaCalibration] = string(cal)
-	}
-	return &nn.Checkpoint{Tensors: nn.HostParams(m.Params(), nn.F32), Config: cfg, Extra: extra}, nil
+	return modelCheckpoint(m.Config, m.Tokenizer, m.Calib, ModelTypeNative, m.Params())
 }
 
 // Save writes the model to path (safetensors, atomically).
