@@ -41,6 +41,16 @@ func ValidationConcept(concept string) bool {
 	return h.Sum64()%100 < ValPerCent
 }
 
+// ConceptPart returns the part (0..n-1) of n that a non-held-out concept falls in: FNV-1a 64
+// of "part/" + concept, modulo n. Two reward models trained on different parts of one n see
+// disjoint concepts (training and validation alike), so one can judge the other's
+// optimisation target without sharing its training images or captions.
+func ConceptPart(concept string, n int) int {
+	h := fnv.New64a()
+	h.Write([]byte("part/" + concept))
+	return int(h.Sum64() % uint64(n))
+}
+
 // Sample is one side of a pair: a dataset image (or clip), the prompt it is scored with, and
 // the corruption applied to it.
 type Sample struct {
@@ -87,6 +97,14 @@ type PairConfig struct {
 	// Negatives, when set, makes NegativeShare of the decisive VQ pairs real-against-generated.
 	Negatives     NegativeSource
 	NegativeShare float64
+	// Part of Parts (ConceptPart) restricts the training and validation splits to one part of
+	// the non-held-out concepts; Parts 0 or 1 keeps them all. The held-out split is shared.
+	Part, Parts int
+}
+
+// keeps reports whether a concept of split s is in the configured part.
+func (c PairConfig) keeps(s, concept string) bool {
+	return s == SplitHeldOut || c.Parts <= 1 || ConceptPart(concept, c.Parts) == c.Part
 }
 
 func (c PairConfig) tieShare() float64    { return defShare(c.TieShare, 0.15) }
@@ -153,6 +171,9 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 	}
 	for i, it := range images.Items {
 		s := splitOf(it.Split, it.Concept)
+		if !cfg.keeps(s, it.Concept) {
+			continue
+		}
 		if clips == nil {
 			g.pools[s] = append(g.pools[s], i)
 		}
@@ -182,6 +203,9 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 	if clips != nil {
 		for i, c := range clips.Clips {
 			s := splitOf(c.Split, c.Concept)
+			if !cfg.keeps(s, c.Concept) {
+				continue
+			}
 			g.pools[s] = append(g.pools[s], i)
 		}
 	}

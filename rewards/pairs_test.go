@@ -355,3 +355,54 @@ func TestValidationConcept(t *testing.T) {
 		t.Errorf("%d of 10000 concepts in validation, want about 500", n)
 	}
 }
+
+// Two halves of the training concepts share no image, caption or concept in their training
+// and validation pools, together cover the whole, and keep the held-out split intact.
+func TestConceptPartDisjoint(t *testing.T) {
+	d, _ := synthData(false)
+	all, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var half [2]*PairGen
+	for i := range half {
+		g, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}, Part: i, Parts: 2})
+		if err != nil {
+			t.Fatalf("part %d/2: %v", i, err)
+		}
+		half[i] = g
+	}
+	for _, s := range []string{SplitTrain, SplitVal} {
+		seen := map[string]int{}
+		for i, g := range half {
+			for _, idx := range g.pools[s] {
+				c := d.Items[idx].Concept
+				if p, ok := seen[c]; ok && p != i {
+					t.Fatalf("%s: concept %s in both parts", s, c)
+				}
+				seen[c] = i
+				if ConceptPart(c, 2) != i {
+					t.Fatalf("%s: concept %s of part %d kept in part %d", s, c, ConceptPart(c, 2), i)
+				}
+			}
+		}
+		if n := len(half[0].pools[s]) + len(half[1].pools[s]); n != len(all.pools[s]) {
+			t.Errorf("%s: parts hold %d items, the whole %d", s, n, len(all.pools[s]))
+		}
+		for _, c := range half[0].caps[s].all {
+			if slices.Contains(half[1].caps[s].all, c) {
+				t.Errorf("%s: caption %q drawn by both parts", s, c)
+			}
+		}
+	}
+	for _, g := range half {
+		if !slices.Equal(g.pools[SplitHeldOut], all.pools[SplitHeldOut]) {
+			t.Error("the held-out split depends on the part")
+		}
+	}
+	cfg := DefaultTrainConfig()
+	cfg.ConceptPart, cfg.ConceptParts = 2, 2
+	if err := cfg.Validate(); err == nil {
+		t.Error("part 2/2 accepted")
+	}
+}

@@ -69,6 +69,10 @@ type TrainConfig struct {
 	// TimestepSampling draws the noise level of each pair of a latent run: uniform ("" too)
 	// or logit_normal; clean models ignore it.
 	TimestepSampling string `json:"timestep_sampling,omitempty"`
+	// ConceptPart of ConceptParts (0/0 or 0/1: all) trains on one part of the training
+	// concepts (PairConfig.Part), e.g. a judge on 1/2 for a model trained on 0/2.
+	ConceptPart  int `json:"concept_part,omitempty"`
+	ConceptParts int `json:"concept_parts,omitempty"`
 }
 
 // DefaultTrainConfig returns the defaults of `align reward train`.
@@ -84,7 +88,7 @@ func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K:
 
 // PairConfig returns the pair mixture for dims.
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
-	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare)}
+	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts}
 }
 
 // Validate checks the hyper-parameters.
@@ -112,6 +116,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
 	case c.ValPairs < 1 || c.EvalPairs < 0:
 		return fmt.Errorf("--val-pairs must be >= 1 and --eval-pairs >= 0, got %d and %d", c.ValPairs, c.EvalPairs)
+	case c.ConceptParts < 0 || c.ConceptPart < 0 || (c.ConceptParts > 0 && c.ConceptPart >= c.ConceptParts):
+		return fmt.Errorf("--concept-part %d/%d: want i/n with 0 <= i < n", c.ConceptPart, c.ConceptParts)
 	case c.TimestepSampling != "" && !slices.Contains(TimestepSamplers, c.TimestepSampling):
 		return fmt.Errorf("--timestep-sampling %q: want one of %v", c.TimestepSampling, TimestepSamplers)
 	}
@@ -596,6 +602,10 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	}
 	if st.Seed != t.Cfg.Seed {
 		return fmt.Errorf("%s: run seed %d, --seed is %d; resume with the same seed", src, st.Seed, t.Cfg.Seed)
+	}
+	if st.Config != nil && (st.Config.ConceptPart != t.Cfg.ConceptPart || max(st.Config.ConceptParts, 1) != max(t.Cfg.ConceptParts, 1)) {
+		return fmt.Errorf("%s: trained on concept part %d/%d, --concept-part is %d/%d; resume with the same part", src,
+			st.Config.ConceptPart, max(st.Config.ConceptParts, 1), t.Cfg.ConceptPart, max(t.Cfg.ConceptParts, 1))
 	}
 	if err := c.CopyToParams(t.net().Params()); err != nil {
 		return err

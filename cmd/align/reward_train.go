@@ -24,6 +24,7 @@ import (
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/scoring"
 )
 
 // RewardTrainOptions are the flags of `align reward train`.
@@ -45,6 +46,7 @@ type RewardTrainOptions struct {
 	HeadHidden   int
 
 	Train                rewards.TrainConfig
+	ConceptPart          string // --concept-part i/n: train on one part of the training concepts
 	ResumeFromCheckpoint string
 	TimeLimit            time.Duration
 	Threads              int
@@ -82,10 +84,18 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 		Example: `  $ align reward train --data data/emoji -o reward/
   $ align reward train --data data/emoji --loss bt --max-train-steps 1000 -o reward-bt/
   $ align reward train --data data/emoji --video --dims vq,ta,mq -o reward-video/
+  $ align reward train --data data/emoji --concept-part 1/2 --seed 1 -o judge/   # disjoint judge of a 0/2 model
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.ConceptPart != "" {
+				i, n, err := scoring.ParseShard(opts.ConceptPart)
+				if err != nil {
+					return flagErrorf("--concept-part: %v", err)
+				}
+				opts.Train.ConceptPart, opts.Train.ConceptParts = i, n
+			}
 			if err := opts.Train.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -147,6 +157,7 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
 	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
+	f.StringVar(&opts.ConceptPart, "concept-part", "", "train on part i/n of the training concepts (e.g. a judge on 1/2 for a model trained on 0/2)")
 	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
 	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
