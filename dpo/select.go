@@ -65,6 +65,57 @@ func SelectPair(z [][]float64, w []float64, combine string, lscQuantile float64)
 	return chosen, rejected, true, nil
 }
 
+// PromptPair selects the pair of one prompt's scored candidates (all of one prompt, in
+// candidate order) with SelectPair; ok is false when they are all equally good.
+func PromptPair(cands []Scored, dims []string, w []float64, combine string, lscQuantile float64) (p Pair, ok bool, err error) {
+	z := make([][]float64, len(cands))
+	for k, c := range cands {
+		z[k] = c.Scores
+	}
+	c, r, ok, err := SelectPair(z, w, combine, lscQuantile)
+	if !ok || err != nil {
+		return Pair{}, false, err
+	}
+	return Pair{Prompt: cands[c].Prompt, Chosen: cands[c].Path, Rejected: cands[r].Path,
+		ChosenScores: dimMap(dims, z[c]), RejectedScores: dimMap(dims, z[r]), Seed: cands[c].Seed,
+		ChosenIndex: cands[c].Index, RejectedIndex: cands[r].Index}, true, nil
+}
+
+// PairsFromScored selects one pair per prompt of a scored set (prompts in order of first
+// appearance), so that one scored run gives pairs for any weights and combiner without
+// sampling again. noPair counts the prompts whose candidates are all equally good.
+func PairsFromScored(set *ScoredSet, w []float64, combine string, lscQuantile float64) (pairs []Pair, noPair int, err error) {
+	var order []string
+	groups := map[string][]Scored{}
+	for _, it := range set.Items {
+		if _, seen := groups[it.Prompt]; !seen {
+			order = append(order, it.Prompt)
+		}
+		groups[it.Prompt] = append(groups[it.Prompt], it)
+	}
+	for _, prompt := range order {
+		p, ok, err := PromptPair(groups[prompt], set.Dims, w, combine, lscQuantile)
+		if err != nil {
+			return nil, 0, fmt.Errorf("prompt %q: %w", prompt, err)
+		}
+		if !ok {
+			noPair++
+			continue
+		}
+		pairs = append(pairs, p)
+	}
+	return pairs, noPair, nil
+}
+
+// dimMap names the values of one sample's dimensions.
+func dimMap(dims []string, v []float64) map[string]float64 {
+	m := make(map[string]float64, len(dims))
+	for d, name := range dims {
+		m[name] = v[d]
+	}
+	return m
+}
+
 // argBy returns the member of idx with the largest (max) or smallest u, the first on ties.
 func argBy(idx []int, u []float64, max bool) int {
 	best := idx[0]

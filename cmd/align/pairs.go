@@ -47,11 +47,12 @@ type PairsOptions struct {
 	Shift             float64
 	Seed              uint64
 
-	Scored    bool
-	Shard     string
-	Output    string
-	ImagesDir string
-	BatchSize int
+	Scored     bool
+	FromScored string // --from-scored: select pairs from a scored set instead of sampling
+	Shard      string
+	Output     string
+	ImagesDir  string
+	BatchSize  int
 
 	shardI, shardN int
 }
@@ -72,11 +73,16 @@ and the JSONL (-o) names them relative to its own directory, with each sample's 
 --scored writes every candidate with its z-scores instead (a scored set for
 align finetune --method rwr). --shard i/n takes the i-th of n contiguous parts of the
 prompts; the candidates keep their stream indices, so shards concatenated in order equal
-one whole run.`,
+one whole run.
+
+--from-scored FILE selects the pairs from a scored set written by --scored (or align
+score output) instead of sampling: one scored run then gives pairs for any --weights and
+--combine, each referencing the same sample files.`,
 		Example: `  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward.onnx --weights ta=1 --num-candidates 16 -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --combine pareto -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --scored -o scored.jsonl
+  $ align pairs --from-scored scored.jsonl --weights vq=0,ta=1 -o pairs-ta.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --shard $JOB_COMPLETION_INDEX/8 -o pairs-$JOB_COMPLETION_INDEX.jsonl --images-dir images/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,6 +91,9 @@ one whole run.`,
 			}
 			if runF != nil {
 				return runF(opts)
+			}
+			if opts.FromScored != "" {
+				return pairsFromScoredRun(cmd, opts)
 			}
 			return pairsRun(cmd, opts)
 		},
@@ -107,6 +116,7 @@ one whole run.`,
 	f.Float64Var(&opts.Shift, "shift", 0, "timestep shift (0: the model's default)")
 	f.Uint64Var(&opts.Seed, "seed", 0, "random seed of the candidates' noise")
 	f.BoolVar(&opts.Scored, "scored", false, "write every candidate with its scores (a scored set) instead of pairs")
+	f.StringVar(&opts.FromScored, "from-scored", "", "select pairs from this scored set (JSONL) instead of sampling")
 	f.StringVar(&opts.Shard, "shard", "", "generate part i of n of the prompts, e.g. 0/4")
 	f.StringVarP(&opts.Output, "output", "o", "pairs.jsonl", "output JSONL file, written atomically")
 	f.StringVar(&opts.ImagesDir, "images-dir", "", "directory of the samples (default: <output without .jsonl>-images)")
@@ -115,6 +125,17 @@ one whole run.`,
 }
 
 func (o *PairsOptions) validate() error {
+	if o.FromScored != "" {
+		switch {
+		case len(o.Prompts) > 0 || o.PromptsFile != "" || o.Scored || o.Shard != "":
+			return flagErrorf("--from-scored selects pairs from its file: it takes no --prompt, --prompts, --scored or --shard")
+		case !slices.Contains(rewards.Combiners, o.Combine):
+			return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
+		case o.Output == "":
+			return flagErrorf("--output must not be empty")
+		}
+		return nil
+	}
 	for i, p := range o.Prompts {
 		if strings.TrimSpace(p) == "" {
 			return flagErrorf("--prompt %d is empty", i+1)
@@ -256,29 +277,25 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 		if err != nil {
 			return err
 		}
-		var z [][]float64
-		var ok []int
+		var cands []dpo.Scored
 		for k := range rows {
 			if !rows[k].OK() {
 				failed++
 				fmt.Fprintf(stderr, "align: warning: %s: %s\n", rows[k].Path, rows[k].Err)
 				continue
 			}
-			z = append(z, rows[k].Z)
-			ok = append(ok, k)
 			idx := rows[k].Index
-			set.Items = append(set.Items, dpo.Scored{Prompt: prompts[p], Path: rows[k].Path, Scores: rows[k].Z, Seed: &seed, Index: &idx})
+			cands = append(cands, dpo.Scored{Prompt: prompts[p], Path: rows[k].Path, Scores: rows[k].Z, Seed: &seed, Index: &idx})
 		}
-		c, r, found, err := dpo.SelectPair(z, w, opts.Combine, opts.LSCQuantile)
+		set.Items = append(set.Items, cands...)
+		pair, found, err := dpo.PromptPair(cands, dims, w, opts.Combine, opts.LSCQuantile)
 		if err != nil {
 			return err
 		}
-		if !found {
-			noPair++
+		if found {
+			pairs = append(pairs, pair)
 		} else {
-			ci, ri := ok[c]+p*K, ok[r]+p*K
-			pairs = append(pairs, dpo.Pair{Prompt: prompts[p], Chosen: rows[ok[c]].Path, Rejected: rows[ok[r]].Path,
-				ChosenScores: dimMap(dims, z[c]), RejectedScores: dimMap(dims, z[r]), Seed: &seed, ChosenIndex: &ci, RejectedIndex: &ri})
+			noPair++
 		}
 		bar.Update(p-first+1, fmt.Sprintf("%d pairs", len(pairs)))
 	}
@@ -308,11 +325,32 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	return nil
 }
 
-// dimMap names the values of one sample's dimensions.
-func dimMap(dims []string, v []float64) map[string]float64 {
-	m := make(map[string]float64, len(dims))
-	for d, name := range dims {
-		m[name] = v[d]
+// pairsFromScoredRun selects pairs from a scored set (--from-scored) and writes them with
+// paths relative to the output's directory.
+func pairsFromScoredRun(cmd *cobra.Command, opts *PairsOptions) error {
+	set, err := dpo.ReadScored(opts.FromScored)
+	if err != nil {
+		return err
 	}
-	return m
+	w, err := rewards.ParseWeights(opts.Weights, set.Dims)
+	if err != nil {
+		return usageError{fmt.Errorf("--weights: %w", err)}
+	}
+	pairs, noPair, err := dpo.PairsFromScored(set, w, opts.Combine, opts.LSCQuantile)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.FromScored, err)
+	}
+	if len(pairs) == 0 {
+		return fmt.Errorf("%s: no pairs: every prompt's candidates score alike under --weights %q", opts.FromScored, opts.Weights)
+	}
+	outDir := filepath.Dir(opts.Output)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	if err := writeOutputFile(opts.Output, func(wr io.Writer) error { return dpo.WritePairsJSONL(wr, pairs, outDir) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d pairs from %d scored samples, %d prompts without one)\n",
+		opts.Output, len(pairs), len(set.Items), noPair)
+	return nil
 }

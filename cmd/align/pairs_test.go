@@ -117,6 +117,39 @@ func TestPairsEndToEnd(t *testing.T) {
 	if err != nil || len(ss.Items) != 9 || strings.Join(ss.Dims, ",") != "ta,vq" || *ss.Items[8].Index != 8 {
 		t.Fatalf("scored set: %v %+v", err, ss)
 	}
+	// Pairs selected from the scored set are the pairs of the sampling run (same samples,
+	// same weights), and other weights need no sampling.
+	fromScored := filepath.Join(dir, "from-scored", "pairs.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--from-scored", scored, "-o", fromScored); code != exitOK {
+		t.Fatalf("--from-scored: exit %d: %s", code, stderr)
+	}
+	fs, err := dpo.ReadPairs(fromScored, dpo.PairOptions{})
+	if err != nil || len(fs.Pairs) != len(set.Pairs) {
+		t.Fatalf("from scored: %v, %d pairs, want %d", err, len(fs.Pairs), len(set.Pairs))
+	}
+	for i, p := range set.Pairs {
+		q := fs.Pairs[i]
+		if filepath.Base(p.Chosen) != filepath.Base(q.Chosen) || *p.ChosenIndex != *q.ChosenIndex || *p.RejectedIndex != *q.RejectedIndex ||
+			p.ChosenScores["vq"] != q.ChosenScores["vq"] {
+			t.Errorf("pair %d: sampled %+v, from scored %+v", i, p, q)
+		}
+	}
+	taOnly := filepath.Join(dir, "pairs-ta.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--from-scored", scored, "--weights", "vq=0,ta=1", "-o", taOnly); code != exitOK {
+		t.Fatalf("--from-scored --weights: exit %d: %s", code, stderr)
+	}
+	ta, err := dpo.ReadPairs(taOnly, dpo.PairOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ta.Pairs {
+		if p.ChosenScores["ta"] <= p.RejectedScores["ta"] {
+			t.Errorf("ta-only pair %+v: chosen ta not above rejected", p)
+		}
+	}
+	if code, _, _ := runAlign(t, "pairs", "--from-scored", scored, "--prompts", prompts, "-o", taOnly); code != exitUsage {
+		t.Errorf("--from-scored with --prompts: exit %d, want %d", code, exitUsage)
+	}
 	if code, _, stderr := runAlign(t, "finetune", "--method", "rwr", "--scored", scored, "--model", model, "-o", filepath.Join(dir, "rwr"),
 		"--lora-rank", "2", "--max-train-steps", "1", "--train-batch-size", "3"); code != exitOK {
 		t.Fatalf("rwr on the scored set: exit %d: %s", code, stderr)
