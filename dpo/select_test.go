@@ -52,6 +52,29 @@ func TestSelectPair(t *testing.T) {
 	}
 }
 
+// Pairs from a scored set: grouped by prompt in order of first appearance, whatever the
+// interleaving; a prompt whose candidates tie gives none.
+func TestPairsFromScored(t *testing.T) {
+	item := func(prompt, path string, ta, vq float64) Scored {
+		return Scored{Prompt: prompt, Path: path, Scores: []float64{ta, vq}}
+	}
+	set := &ScoredSet{Dims: []string{"ta", "vq"}, Items: []Scored{
+		item("dog", "d0", 1, -2), item("cat", "c0", 0, 0), item("dog", "d1", -1, 3),
+		item("cat", "c1", 0, 0), item("dog", "d2", 0, 0),
+	}}
+	// ta only: dog's ta are 1, -1, 0 -> d0 over d1; cat ties.
+	pairs, noPair, err := PairsFromScored(set, []float64{1, 0}, rewards.CombineLinear, 0.85)
+	if err != nil || noPair != 1 || len(pairs) != 1 || pairs[0].Chosen != "d0" || pairs[0].Rejected != "d1" ||
+		pairs[0].ChosenScores["vq"] != -2 || pairs[0].RejectedScores["ta"] != -1 {
+		t.Fatalf("ta only: %+v, %d without, %v", pairs, noPair, err)
+	}
+	// Equal weights: sums -1, 2, 0 -> d1 over d0.
+	pairs, _, _ = PairsFromScored(set, []float64{1, 1}, rewards.CombineLinear, 0.85)
+	if len(pairs) != 1 || pairs[0].Chosen != "d1" || pairs[0].Rejected != "d0" {
+		t.Fatalf("equal weights: %+v", pairs)
+	}
+}
+
 func TestWriteJSONLRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	seed, ci, ri := uint64(7), 3, 5
