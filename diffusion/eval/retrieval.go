@@ -100,29 +100,7 @@ type ImagePrompt struct {
 // whose primary caption ("waving hand: medium skin tone") is the prompt. The result depends
 // only on (the dataset, n, seed).
 func ImagePrompts(items []dataset.Item, n int, seed uint64) ([]ImagePrompt, error) {
-	type concept struct {
-		id       string
-		variants []int // item index of the first item of each variant
-	}
-	var concepts []*concept
-	byID := map[string]*concept{}
-	seen := map[string]bool{}
-	for i := range items {
-		it := &items[i]
-		if it.Split != dataset.SplitTrain {
-			continue
-		}
-		c := byID[it.Concept]
-		if c == nil {
-			c = &concept{id: it.Concept}
-			byID[it.Concept] = c
-			concepts = append(concepts, c)
-		}
-		if !seen[it.Unified] {
-			seen[it.Unified] = true
-			c.variants = append(c.variants, i)
-		}
-	}
+	concepts := dataset.GroupConcepts(items, dataset.SplitTrain)
 	if n < 1 || n > len(concepts) {
 		return nil, fmt.Errorf("%d prompts asked for, the training split has %d concepts", n, len(concepts))
 	}
@@ -130,7 +108,7 @@ func ImagePrompts(items []dataset.Item, n int, seed uint64) ([]ImagePrompt, erro
 	rng.Shuffle(len(concepts), func(i, j int) { concepts[i], concepts[j] = concepts[j], concepts[i] })
 	out := make([]ImagePrompt, n)
 	for i, c := range concepts[:n] {
-		it := &items[c.variants[rng.IntN(len(c.variants))]]
+		it := &items[c.Variants[rng.IntN(len(c.Variants))]]
 		out[i] = ImagePrompt{Caption: it.Caption, Unified: it.Unified, Concept: it.Concept}
 	}
 	return out, nil
