@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alignkit/align/internal/benchmem"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 )
@@ -208,9 +209,13 @@ func mean(x []float64) float64 {
 	return s / float64(len(x))
 }
 
-// BenchmarkTrainStep times forward+backward+AdamW of a candidate default model. Environment:
+// BenchmarkTrainStep times forward+backward+AdamW of the default image model (batch 32):
+// samples/s, GFLOP/s against the GEMM rate (throughput_bench_test.go) and the peak memory
+// from building the model to the last step (internal/benchmem). Environment:
 // ALIGN_BENCH_WIDTH, _DEPTH, _HEADS, _PATCH, _BATCH, _VIDEO=1 override the sizes.
 func BenchmarkTrainStep(b *testing.B) {
+	benchGemmRate()
+	mem := benchmem.Start()
 	cfg := DefaultImageConfig()
 	if os.Getenv("ALIGN_BENCH_VIDEO") == "1" {
 		cfg = DefaultVideoConfig()
@@ -266,5 +271,6 @@ func BenchmarkTrainStep(b *testing.B) {
 	b.ReportMetric(el, "s/step")
 	b.ReportMetric(float64(B)/el, "samples/s")
 	reportThroughput(b, 3*float64(B)*cfg.ForwardFLOPs(), el)
+	mem.Stop().Report(b, "")
 	fmt.Fprintf(os.Stderr, "forward %.3f s, backward %.3f s, train step %.3f s, %.1f samples/s\n", fwd, bwd, el, float64(B)/el)
 }
