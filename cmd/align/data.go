@@ -1,4 +1,5 @@
-// align data: build the emoji training sets (prepare) and look at a built one (inspect).
+// align data: build the emoji training sets (prepare), look at a built one (inspect) and list
+// prompt sets drawn from its concepts (prompts).
 //
 // `align data prepare` downloads the pinned Twemoji, Noto and emojilib npm packages (checked by
 // sha256), builds the 32x32 captioned image set and the 8-frame motion clips, and writes them to
@@ -22,6 +23,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/rewards/scoring"
 	"github.com/spf13/cobra"
 )
 
@@ -42,10 +44,22 @@ type DataInspectOptions struct {
 	JSON         bool
 }
 
+// DataPromptsOptions are the arguments and flags of `align data prompts`.
+type DataPromptsOptions struct {
+	Dir    string
+	Split  string // --split train|heldout
+	Part   string // --part i/n
+	Limit  int    // --limit (0: all)
+	Output string // -o (default: stdout)
+
+	part, parts int
+}
+
 // dataRunFuncs replace the run functions in flag tests; nil fields run the real commands.
 type dataRunFuncs struct {
 	prepare func(*DataPrepareOptions) error
 	inspect func(*DataInspectOptions) error
+	prompts func(*DataPromptsOptions) error
 }
 
 func newCmdData(runF *dataRunFuncs) *cobra.Command {
@@ -59,7 +73,7 @@ func newCmdData(runF *dataRunFuncs) *cobra.Command {
 			"Twemoji (CC-BY 4.0), Noto Emoji (Apache-2.0) and emojilib (MIT) npm packages.",
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newCmdDataPrepare(runF.prepare), newCmdDataInspect(runF.inspect))
+	cmd.AddCommand(newCmdDataPrepare(runF.prepare), newCmdDataInspect(runF.inspect), newCmdDataPrompts(runF.prompts))
 	return cmd
 }
 
@@ -328,5 +342,98 @@ func writeContactSheet(name string, img image.Image) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	return nil
+}
+
+func newCmdDataPrompts(runF func(*DataPromptsOptions) error) *cobra.Command {
+	opts := &DataPromptsOptions{}
+	cmd := &cobra.Command{
+		Use:   "prompts DIR",
+		Short: "Write the primary caption of every concept, in disjoint parts",
+		Long: `Write the primary caption of each concept of a split (the base emoji's caption, one per
+concept), one per line, for align sample --prompts and align pairs --prompts.
+
+--part i/n keeps the concepts with h mod n = i, where h is the first 8 bytes of
+sha256("prompts/" + concept) read big-endian, so the n parts are disjoint and together hold
+the whole split: fine-tune on one part, evaluate on another. The captions are sorted by h,
+which does not depend on the dataset's order, so --limit N keeps a stable prefix (the first
+200 stay the first 200 when more are asked for).`,
+		Example: `  $ align data prompts data/emoji --part 0/2 -o prompts/finetune.txt
+  $ align data prompts data/emoji --part 1/2 --limit 200 -o prompts/eval.txt
+  $ align data prompts data/emoji --split heldout --limit 50`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return flagErrorf("prompts takes one dataset directory, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Dir = args[0]
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return dataPromptsRun(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Split, "split", string(dataset.SplitTrain), "concepts of this split: train or heldout")
+	f.StringVar(&opts.Part, "part", "0/1", "keep part i/n of the concepts (hash of the concept mod n = i)")
+	f.IntVar(&opts.Limit, "limit", 0, "at most this many captions, the first by hash (0: all)")
+	f.StringVarP(&opts.Output, "output", "o", "", "file to write, atomically (default: stdout)")
+	return cmd
+}
+
+func (o *DataPromptsOptions) validate() error {
+	if o.Split != string(dataset.SplitTrain) && o.Split != string(dataset.SplitHeldOut) {
+		return flagErrorf("--split %q: want %s or %s", o.Split, dataset.SplitTrain, dataset.SplitHeldOut)
+	}
+	if o.Limit < 0 {
+		return flagErrorf("--limit must be >= 0 (0: all), got %d", o.Limit)
+	}
+	i, n, err := scoring.ParseShard(o.Part)
+	if err != nil {
+		return flagErrorf("--part: %v", err)
+	}
+	o.part, o.parts = i, n
+	return nil
+}
+
+func dataPromptsRun(cmd *cobra.Command, opts *DataPromptsOptions) error {
+	d, err := dataset.Load(opts.Dir)
+	if err != nil {
+		return err
+	}
+	split := dataset.Split(opts.Split)
+	ps, err := dataset.ConceptPrompts(d.Items, split, opts.part, opts.parts, opts.Limit)
+	if err != nil {
+		return err
+	}
+	if len(ps) == 0 {
+		return fmt.Errorf("%s: no %s concepts in part %s", opts.Dir, split, opts.Part)
+	}
+	write := func(w io.Writer) error {
+		for _, p := range ps {
+			if _, err := fmt.Fprintln(w, p.Caption); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if opts.Output == "" {
+		return write(cmd.OutOrStdout())
+	}
+	if dir := filepath.Dir(opts.Output); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := writeOutputFile(opts.Output, write); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d %s captions (part %d/%d of %d concepts)\n", opts.Output, len(ps), split,
+		opts.part, opts.parts, len(dataset.GroupConcepts(d.Items, split)))
 	return nil
 }
