@@ -25,13 +25,13 @@ import (
 )
 
 func BenchmarkFinetune(b *testing.B) {
+	b.StopTimer() // runs only while the timed loops do
 	type result struct {
 		pairsPerSec float64
 		mem         benchmem.Usage
 	}
 	// run builds everything it measures, so that nothing of one mode is alive in the other.
 	run := func(full bool) result {
-		b.StopTimer()
 		mem := benchmem.Start()
 		cfg := diffusion.DefaultImageConfig()
 		tok, err := diffusion.BuildTokenizer(prompts, 1, cfg.MaxTextLen)
