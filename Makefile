@@ -3,7 +3,8 @@
 #   make build   build bin/align
 #   make sample  images from the embedded default generator into out/sample
 #   make test    vet + the whole test suite (CPU; CUDA kernels through their CPU emulation)
-#   make bench   GEMM and layer benchmarks with ratios against baselines measured in the same run
+#   make bench   GEMM, layer, training, sampling, fine-tuning and scoring benchmarks with ratios
+#                against baselines measured in the same run
 #   make info    build and print backends, BLAS core and a GEMM probe
 #   make data    download the emoji packages and build the image and clip datasets
 #   make pretrain-image   one leg (<= 110 min) of the default image model's pre-training
@@ -51,12 +52,18 @@ test: setup vet
 
 # Benchmarks print their baselines from the same run: GEMM against OpenBLAS called directly
 # and gonum; the DiT block against the GEMM rate and against JAX (from make pyenv); training
-# and sampling of the default image model as GFLOP/s, fraction of the GEMM rate and peak
-# memory (one process each, so that each peak is its own).
-bench: setup pyenv
+# and sampling of the default image model as samples/s (images/s), GFLOP/s and fraction of
+# the GEMM rate; Flow-DPO fine-tuning as pairs/s with LoRA and full, and full/LoRA; align
+# score on 1,000 files natively and through ONNX Runtime (from make ort), and ONNX/native;
+# then the two reward models alone. Each measures its own peak memory (internal/benchmem).
+# -benchtime is kept small so that the whole target stays within about 10 minutes on 2 cores.
+bench: setup pyenv ort
 	ALIGN_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test -run '^$$' -bench 'GemmTable|DiTBlock|Attention' -benchtime 10x -timeout 30m ./kernels ./nn
 	$(GO) test -run '^$$' -bench 'TrainStep' -benchtime 5x ./diffusion
 	$(GO) test -run '^$$' -bench 'Sample$$' -benchtime 2x ./diffusion
+	$(GO) test -run '^$$' -bench 'Finetune' -benchtime 5x ./dpo
+	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 2x ./rewards/scoring
+	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 20x ./rewards/onnx
 
 pyenv: $(PYTHON)
 $(PYTHON):
