@@ -19,7 +19,7 @@
 // rss is the process's resident set from the kernel (Linux /proc/self/status; the peak is
 // reset by writing 5 to /proc/self/clear_refs), exact rather than sampled, and it also
 // counts memory outside the Go heap: ONNX Runtime's and OpenBLAS's C allocations, goroutine
-// stacks, the runtime's own structures. It is absent where /proc is.
+// stacks, the runtime's own structures. It is not reported where /proc is missing.
 //
 // Test: go test ./internal/benchmem
 package benchmem
