@@ -9,16 +9,24 @@
 //
 // Adapter file (adapter.safetensors): the lora_A and lora_B tensors only, the base model's
 // config (nn.Checkpoint Config), and the metadata keys model_type = "align.dit.lora",
-// lora = {"rank":16,"alpha":32,"targets":["qkv","proj"]}, base_model (the path trained from).
+// lora = {"rank":16,"alpha":32,"targets":["qkv","proj"]}, base_model (the model file trained
+// from; "" for the embedded default image model) and base_model_crc32c (the CRC-32C of the
+// base weights, baseFingerprint). An adapter applies only to the base it was trained on: a
+// base file rewritten since (a pre-training run that went on) fails the CRC check instead of
+// giving a model that was never trained.
 //
 // Test: go test ./dpo -run LoRA
 
 package dpo
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/alignkit/align/diffusion"
@@ -137,11 +145,35 @@ const (
 	metaTokenizer    = "tokenizer"  // diffusion's key for the tokenizer JSON
 	metaLoRA         = "lora"
 	metaBaseModel    = "base_model"
+	metaBaseCRC      = "base_model_crc32c" // 8 hex digits
 	modelTypeLoRA    = "align.dit.lora"
 	modelTypeFTState = "align.dit.finetune-state"
 )
 
-// AdapterCheckpoint returns the adapters of m (LoRA attached with c) as a checkpoint.
+// baseFingerprint is the CRC-32C (Castagnoli) of m's base weights: every parameter but the
+// adapters', in Params order, as little-endian float32 bits.
+func baseFingerprint(m *diffusion.DiT) uint32 {
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	var crc uint32
+	var host []float32
+	var buf []byte
+	for _, p := range m.Params() {
+		if isLoRAParam(p.Name) {
+			continue
+		}
+		host = slices.Grow(host[:0], p.W.Len())[:p.W.Len()]
+		p.W.Dev.CopyToHost(host, p.W)
+		buf = buf[:0]
+		for _, v := range host {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		crc = crc32.Update(crc, tab, buf)
+	}
+	return crc
+}
+
+// AdapterCheckpoint returns the adapters of m (LoRA attached with c) as a checkpoint;
+// baseModel is the file of m's base weights ("" for the embedded default model).
 func AdapterCheckpoint(m *diffusion.DiT, c LoRAConfig, baseModel string) (*nn.Checkpoint, error) {
 	var ps []nn.Param
 	for _, p := range m.Params() {
@@ -158,18 +190,26 @@ func AdapterCheckpoint(m *diffusion.DiT, c LoRAConfig, baseModel string) (*nn.Ch
 	}
 	lc, _ := json.Marshal(c)
 	return &nn.Checkpoint{Tensors: nn.HostParams(ps, nn.F32), Config: cfg,
-		Extra: map[string]string{metaModelType: modelTypeLoRA, metaLoRA: string(lc), metaBaseModel: baseModel}}, nil
+		Extra: map[string]string{metaModelType: modelTypeLoRA, metaLoRA: string(lc), metaBaseModel: baseModel,
+			metaBaseCRC: fmt.Sprintf("%08x", baseFingerprint(m))}}, nil
 }
 
-// ApplyAdapter reads an adapter file and attaches its adapters to m, whose config must be
-// the adapter's base model's. It returns the adapter's config and the adapted layers
-// (switched on); MergeLoRA turns m into a plain model.
-func ApplyAdapter(m *diffusion.DiT, path string) (LoRAConfig, []*nn.Linear, error) {
-	var lc LoRAConfig
-	c, err := nn.LoadCheckpoint(path)
-	if err != nil {
-		return lc, nil, err
+// AdapterBase reports whether c is an adapter file and returns the base model file it was
+// trained on ("" for the embedded default image model).
+func AdapterBase(c *nn.Checkpoint) (base string, ok bool) {
+	if c.Extra[metaModelType] != modelTypeLoRA {
+		return "", false
 	}
+	return c.Extra[metaBaseModel], true
+}
+
+// ApplyAdapter attaches the adapters of adapter file c to m, whose config must be the
+// adapter's base model's and whose weights must be that base's (base_model_crc32c; files
+// without the key are not checked). It returns the adapter's config and the adapted layers
+// (switched on); MergeLoRA turns m into a plain model.
+func ApplyAdapter(m *diffusion.DiT, c *nn.Checkpoint) (LoRAConfig, []*nn.Linear, error) {
+	var lc LoRAConfig
+	path := c.Path
 	if c.Extra[metaModelType] != modelTypeLoRA {
 		return lc, nil, fmt.Errorf("%s: not a LoRA adapter file (model_type %q)", path, c.Extra[metaModelType])
 	}
@@ -189,6 +229,16 @@ func ApplyAdapter(m *diffusion.DiT, path string) (LoRAConfig, []*nn.Linear, erro
 	for _, l := range LoRALayers(m, LoRATargets) {
 		if l.LoRA != nil {
 			return lc, nil, fmt.Errorf("%s: the model already carries adapters", path)
+		}
+	}
+	if hex, ok := c.Extra[metaBaseCRC]; ok {
+		want, err := strconv.ParseUint(hex, 16, 32)
+		if err != nil {
+			return lc, nil, fmt.Errorf("%s: metadata %s %q: %w", path, metaBaseCRC, hex, err)
+		}
+		if got := baseFingerprint(m); got != uint32(want) {
+			return lc, nil, fmt.Errorf("%s: trained on other base weights (CRC-32C %08x, these are %08x): the base model changed after the adapter was trained",
+				path, want, got)
 		}
 	}
 	ls := EnableLoRA(m, nil, lc)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -434,14 +435,32 @@ func TestOutputsLoadSampleAndApply(t *testing.T) {
 	}
 	// The adapter file on the base model gives the same velocities, adapters on or merged.
 	base, _ := diffusion.LoadDiT(testDev, basePath)
-	lc, ls, err := ApplyAdapter(base, tr.AdapterPath())
+	ad, err := nn.LoadCheckpoint(tr.AdapterPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := AdapterBase(ad); !ok || b != basePath {
+		t.Fatalf("AdapterBase = %q, %v; want %q", b, ok, basePath)
+	}
+	// Other base weights of the same architecture are refused.
+	if _, _, err := ApplyAdapter(tinyModel(t, 6), ad); err == nil || !strings.Contains(err.Error(), "other base weights") {
+		t.Errorf("adapter on another base: %v", err)
+	}
+	lc, ls, err := ApplyAdapter(base, ad)
 	if err != nil || lc.Rank != 2 || len(ls) != 5*len(base.Blocks) {
 		t.Fatalf("apply adapter: %v %+v %d", err, lc, len(ls))
 	}
 	close("adapter", velocity(base))
 	MergeLoRA(ls)
 	close("adapter merged", velocity(base))
-	if _, _, err := ApplyAdapter(merged, tr.CheckpointPath(4)); err == nil {
+	ck, err := nn.LoadCheckpoint(tr.CheckpointPath(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := AdapterBase(ck); ok {
+		t.Error("a checkpoint taken for an adapter file")
+	}
+	if _, _, err := ApplyAdapter(merged, ck); err == nil {
 		t.Error("a checkpoint accepted as an adapter")
 	}
 	// A finished run resumed writes its outputs again and trains no further.

@@ -108,8 +108,9 @@ set is JSONL {"prompt","image","scores":{...}} or the JSONL of align score; its 
 combined with --weights and --combine. Every malformed line is reported as file:line and
 every image is read before the first step. The output directory receives:
 
-  adapter.safetensors             LoRA adapters (the default)
-  model.safetensors               plain weights for align sample (--merge-lora, or --full-finetune)
+  adapter.safetensors             LoRA adapters (the default); align sample --model loads them
+                                  onto the base model of the run (recorded by its absolute path)
+  model.safetensors               plain weights (--merge-lora, or --full-finetune)
   checkpoint-<step>.safetensors   everything needed to resume exactly (no --model needed)
   logs.jsonl, metrics.png         loss, implicit_acc, inside, w_diff, l_diff, ... per step
   config.json                     the run's configuration
@@ -359,7 +360,11 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if tr, err = dpo.NewTrainer(dev, m, cfg, data, opts.OutputDir); err != nil {
 			return err
 		}
-		tr.BaseModel = opts.Model
+		if opts.Model != "" { // the adapter file names its base: absolute, to be found from any directory
+			if tr.BaseModel, err = filepath.Abs(opts.Model); err != nil {
+				return err
+			}
+		}
 	}
 	tr.MergeLoRA = opts.MergeLoRA
 	warnUnknownWords(stderr, tr.Model.Tokenizer, data)
@@ -491,8 +496,8 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	}
 	fmt.Fprintf(out, "wrote %s (step %d)\n", strings.Join(outs, " and "), tr.Step)
 	if tr.LoRA != nil && !opts.MergeLoRA && !cond {
-		fmt.Fprintf(stderr, "to sample, write plain weights: align finetune --resume-from-checkpoint latest -o %s --merge-lora %s\n",
-			opts.OutputDir, dataFlag(opts))
+		fmt.Fprintf(stderr, "align sample --model %s applies the adapters to their base model; plain weights: "+
+			"align finetune --resume-from-checkpoint latest -o %s --merge-lora %s\n", tr.AdapterPath(), opts.OutputDir, dataFlag(opts))
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 // Tests of `align finetune`: flag parsing and validation through runF, and end to end on a
 // tiny random model with tiny PNG pairs: Flow-DPO with LoRA whose merged model align sample
-// loads, resume, missing images reported before training, Flow-RWR and SFT on a scored set,
-// and SIGINT writing a checkpoint and exiting with code 2.
+// loads, its adapter file loading onto its base with the merged model's samples, resume,
+// missing images reported before training, Flow-RWR and SFT on a scored set, and SIGINT
+// writing a checkpoint and exiting with code 2.
 //
 // Test: go test ./cmd/align -run Finetune
 package main
@@ -199,6 +200,97 @@ func TestFinetuneDPOEndToEnd(t *testing.T) {
 		!strings.Contains(stderr.String(), "max_train_steps: 3 -> 5") || !strings.Contains(stdout.String(), "adapter.safetensors (step 5)") ||
 		!strings.Contains(stderr.String(), "--merge-lora") {
 		t.Errorf("after resume: %d log lines; stdout %q; stderr %q", n, stdout.String(), stderr.String())
+	}
+}
+
+// sampleHost samples captions with m (2 Euler steps, guidance 2, seed 3) and returns the
+// final samples on the host.
+func sampleHost(t *testing.T, m *diffusion.DiT, captions []string) []float32 {
+	t.Helper()
+	x, _, err := diffusion.Sample(m, captions, diffusion.SampleOptions{NumInferenceSteps: 2, GuidanceScale: 2, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, x.Len())
+	x.Dev.CopyToHost(v, x)
+	return v
+}
+
+// The adapter file of a LoRA run loads (onto its base, merged) as the --merge-lora model
+// file does: the same samples; a missing or rewritten base is an error naming both files.
+func TestFinetuneAdapterLoadsLikeMerged(t *testing.T) {
+	dir, model, pairs, _ := finetuneFixture(t)
+	base := filepath.Join(dir, "base.safetensors") // a copy: this test rewrites and removes it
+	if b, err := os.ReadFile(model); err != nil || os.WriteFile(base, b, 0o644) != nil {
+		t.Fatal(err)
+	}
+	train := func(out string, extra ...string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"finetune", "--pairs", pairs, "--model", base, "-o", out, "--lora-rank", "2", "--max-train-steps", "2",
+			"--train-batch-size", "2", "--lr-warmup-steps", "0", "--learning-rate", "1e-2"}, extra...)
+		if code := Main(args, &stdout, &stderr); code != exitOK {
+			t.Fatalf("finetune: exit %d: %s", code, stderr.String())
+		}
+		if len(extra) == 0 && (!strings.Contains(stdout.String(), "adapter.safetensors (step 2)") || strings.Contains(stdout.String(), "model.safetensors") ||
+			!strings.Contains(stderr.String(), "align sample --model "+filepath.Join(out, "adapter.safetensors"))) {
+			t.Errorf("without --merge-lora: stdout %q, stderr %q", stdout.String(), stderr.String())
+		}
+	}
+	merged := filepath.Join(dir, "merged")
+	train(merged, "--merge-lora")
+	a, name, err := loadGenerator(testCPU, filepath.Join(merged, "adapter.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(merged, "adapter.safetensors") + " (LoRA on " + base + ")"; name != want {
+		t.Errorf("name %q, want %q", name, want)
+	}
+	m, _, err := loadGenerator(testCPU, filepath.Join(merged, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _ := loadGenerator(testCPU, base)
+	if a.HasLoRA() || !a.Blocks[0].Attn.QKV.Trainable() {
+		t.Error("the adapter did not load as a plain model")
+	}
+	caps := []string{"red apple", "blue car"}
+	got, want, before := sampleHost(t, a, caps), sampleHost(t, m, caps), sampleHost(t, b, caps)
+	moved := 0.0
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+			t.Fatalf("sample value %d: %v from the adapter, %v from the --merge-lora model", i, got[i], want[i])
+		}
+		moved = max(moved, math.Abs(float64(want[i]-before[i])))
+	}
+	if moved < 1e-4 {
+		t.Fatalf("fine-tuning changed the samples by at most %g: the test would not see a missing adapter", moved)
+	}
+
+	// Without --merge-lora only the adapter is written, and align sample takes it.
+	plain := filepath.Join(dir, "plain")
+	train(plain)
+	adapter := filepath.Join(plain, "adapter.safetensors")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"sample", "--model", adapter, "--prompt", "red apple", "--num-inference-steps", "2", "-o",
+		filepath.Join(dir, "s"), "--json"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "(LoRA on "+base+")") {
+		t.Fatalf("sample --model adapter: exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+
+	// A rewritten base (other weights, same architecture) and a missing one are refused.
+	b.Blocks[0].Attn.Proj.Weight.Dev.Fill(b.Blocks[0].Attn.Proj.Weight, 0.5)
+	if err := b.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadGenerator(testCPU, adapter); err == nil || !strings.Contains(err.Error(), adapter) ||
+		!strings.Contains(err.Error(), "other base weights") || !strings.Contains(err.Error(), base) {
+		t.Errorf("adapter on a rewritten base: %v", err)
+	}
+	os.Remove(base)
+	stderr.Reset()
+	if code := Main([]string{"sample", "--model", adapter, "--prompt", "red apple", "-o", filepath.Join(dir, "s")}, &stdout, &stderr); code != exitError ||
+		!strings.Contains(stderr.String(), "adapter "+adapter+": its base model "+base+" does not exist") {
+		t.Errorf("missing base: exit %d: %s", code, stderr.String())
 	}
 }
 

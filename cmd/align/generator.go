@@ -1,32 +1,81 @@
 // The generator a command works on: --model PATH, or the embedded default image model when
-// no path is given (there is no default video model yet).
+// no path is given (there is no default video model yet). PATH may also be the adapter file
+// of a LoRA run of align finetune (adapter.safetensors, written without --merge-lora): it is
+// loaded onto the base model it names and merged, W += (alpha/r) B A, which gives the
+// weights of the --merge-lora model file.
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/alignkit/align/assets"
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
 )
 
 // defaultImageModel is the embedded default generator's file; tests swap it.
 var defaultImageModel = assets.ImageBase
+
+// defaultImageModelName names the embedded default generator in reports.
+const defaultImageModelName = "default (embedded image-base)"
 
 // errNoDefaultVideoModel is returned for --video without --model.
 var errNoDefaultVideoModel = errors.New("no default video model is embedded yet; pass --model PATH\n" +
 	"---> HINT: train one with `align pretrain --data data/emoji --video -o video/` and use video/model.safetensors")
 
 // loadGenerator loads the model at path, or the embedded default image model for "", on
-// dev. It returns the model and a name for reports.
+// dev; an adapter file is merged into its base model. It returns the model and a name for
+// reports.
 func loadGenerator(dev kernels.Device, path string) (*diffusion.DiT, string, error) {
+	return loadGeneratorVia(dev, path, nil)
+}
+
+// loadGeneratorVia is loadGenerator for a base model reached through the adapter files
+// adapters (outermost first), which guards against a chain that loops.
+func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diffusion.DiT, string, error) {
 	if path == "" {
 		m, err := diffusion.LoadDiTFromBytes(dev, "embedded default image model", defaultImageModel)
-		return m, "default (embedded image-base)", err
+		return m, defaultImageModelName, err
 	}
-	m, err := diffusion.LoadDiT(dev, path)
-	return m, path, err
+	c, err := nn.LoadCheckpoint(path)
+	if err != nil {
+		return nil, "", err
+	}
+	base, ok := dpo.AdapterBase(c)
+	if !ok {
+		m, err := diffusion.DiTFromCheckpoint(dev, c)
+		return m, path, err
+	}
+	if slices.Contains(adapters, path) {
+		return nil, "", fmt.Errorf("adapter files name each other as base model: %s -> %s", strings.Join(adapters, " -> "), path)
+	}
+	if base != "" {
+		if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("adapter %s: its base model %s does not exist\n"+
+				"---> HINT: an adapter file holds only the LoRA weights and is applied to the base it was trained on; restore that "+
+				"file, or write plain weights from the run's checkpoint (it holds the base): align finetune --resume-from-checkpoint "+
+				"latest -o RUN_DIR --merge-lora with the run's data flags", path, base)
+		}
+	}
+	m, baseName, err := loadGeneratorVia(dev, base, append(adapters, path))
+	if err != nil {
+		return nil, "", fmt.Errorf("adapter %s: base model %s: %w", path, cmp.Or(base, defaultImageModelName), err)
+	}
+	_, ls, err := dpo.ApplyAdapter(m, c)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (base model %s)", err, baseName)
+	}
+	dpo.MergeLoRA(ls)
+	m.SetTrainable(true) // as a plain model file loads
+	return m, fmt.Sprintf("%s (LoRA on %s)", path, baseName), nil
 }
 
 // loadGeneratorKind is loadGenerator for commands with --video: the model's kind must match.
