@@ -40,6 +40,9 @@ import (
 type DiT struct {
 	Config    ModelConfig
 	Tokenizer *Tokenizer // saved with the model; nil until set
+	// RewardConditionMax is, per reward dimension, the top of the conditions the slot was
+	// trained on (reward_max.go; NaN: none), saved with the model; nil for none.
+	RewardConditionMax []float64
 
 	XEmbedder      *nn.PatchEmbed       // "x_embedder"
 	TEmbedder      *nn.TimestepEmbedder // "t_embedder"
@@ -377,7 +380,8 @@ const (
 	modelTypeDiT  = "align.dit"
 )
 
-// Checkpoint returns the model's weights (F32), config and tokenizer as a checkpoint.
+// Checkpoint returns the model's weights (F32), config, tokenizer and reward-condition
+// maxima as a checkpoint.
 func (m *DiT) Checkpoint() (*nn.Checkpoint, error) {
 	if m.Tokenizer == nil {
 		return nil, errors.New("model has no tokenizer to save with it")
@@ -397,8 +401,12 @@ func (m *DiT) Checkpoint() (*nn.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nn.Checkpoint{Tensors: nn.HostParams(m.Params(), nn.F32), Config: cfg,
-		Extra: map[string]string{metaTokenizer: string(tok), metaModelType: modelTypeDiT}}, nil
+	c := &nn.Checkpoint{Tensors: nn.HostParams(m.Params(), nn.F32), Config: cfg,
+		Extra: map[string]string{metaTokenizer: string(tok), metaModelType: modelTypeDiT}}
+	if err := SetRewardConditionMax(c, m.Config.RewardDims, m.RewardConditionMax); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Save writes the model to path (safetensors, atomically) with its config and tokenizer.
@@ -427,6 +435,15 @@ func LoadDiTFromBytes(dev kernels.Device, name string, buf []byte) (*DiT, error)
 		return nil, err
 	}
 	return DiTFromCheckpoint(dev, c)
+}
+
+// modelMax reads the reward-condition maxima of a model checkpoint of config cfg.
+func modelMax(c *nn.Checkpoint, cfg *ModelConfig) ([]float64, error) {
+	maxes, err := RewardConditionMaxFromMeta(c.Extra, cfg.RewardDims)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Path, err)
+	}
+	return maxes, nil
 }
 
 // ModelMeta reads the config and tokenizer of a model checkpoint; errors name c.Path.
@@ -472,6 +489,9 @@ func DiTFromCheckpoint(dev kernels.Device, c *nn.Checkpoint) (*DiT, error) {
 		return nil, err
 	}
 	m.Tokenizer = tok
+	if m.RewardConditionMax, err = modelMax(c, &cfg); err != nil {
+		return nil, err
+	}
 	if err := c.CopyToParams(m.Params()); err != nil {
 		return nil, fmt.Errorf("weights do not match the config in the metadata: %w", err)
 	}
@@ -479,7 +499,7 @@ func DiTFromCheckpoint(dev kernels.Device, c *nn.Checkpoint) (*DiT, error) {
 }
 
 // LoadWeights copies the weights of a model checkpoint into m, whose config must equal
-// the checkpoint's; the tokenizer is taken over too.
+// the checkpoint's; the tokenizer and the reward-condition maxima are taken over too.
 func (m *DiT) LoadWeights(c *nn.Checkpoint) error {
 	cfg, tok, err := ModelMeta(c)
 	if err != nil {
@@ -488,10 +508,14 @@ func (m *DiT) LoadWeights(c *nn.Checkpoint) error {
 	if !m.Config.Equal(&cfg) {
 		return fmt.Errorf("%s: model config differs from this model's (%s)", c.Path, m.Config.Diff(&cfg))
 	}
+	maxes, err := modelMax(c, &cfg)
+	if err != nil {
+		return err
+	}
 	if err := c.CopyToParams(m.Params()); err != nil {
 		return err
 	}
-	m.Tokenizer = tok
+	m.Tokenizer, m.RewardConditionMax = tok, maxes
 	return nil
 }
 

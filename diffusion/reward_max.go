@@ -5,7 +5,9 @@
 //
 // Stored in the safetensors __metadata__ of the model file under "reward_condition_max" as a
 // JSON object of z-scores, e.g. {"ta":1.87,"vq":2.31}; dimensions missing from it fall back
-// to the default (NaN here).
+// to the default (NaN here). A loaded DiT carries them (DiT.RewardConditionMax) and saves
+// them again, so they survive everything that rewrites a model: fine-tuning (dpo), adapter
+// files, align export safetensors (which keeps all metadata).
 //
 // Test: go test ./diffusion -run RewardConditionMax
 
@@ -25,20 +27,43 @@ import (
 // MetaRewardConditionMax is the metadata key of the reward-condition maxima.
 const MetaRewardConditionMax = "reward_condition_max"
 
-// SetRewardConditionMax writes maxima (one per dims entry; NaN entries are left out) into
-// c's metadata.
-func SetRewardConditionMax(c *nn.Checkpoint, dims []string, maxes []float64) error {
-	if len(dims) != len(maxes) {
-		return fmt.Errorf("reward-condition maxima: %d values for %d dimensions", len(maxes), len(dims))
+// RewardConditionMaxMap returns maxes (one per dims entry) as the metadata's JSON object:
+// name -> value, NaN and infinite entries left out; nil when none is left or maxes is nil.
+func RewardConditionMaxMap(dims []string, maxes []float64) (map[string]float64, error) {
+	if maxes != nil && len(dims) != len(maxes) {
+		return nil, fmt.Errorf("reward-condition maxima: %d values for %d dimensions", len(maxes), len(dims))
 	}
-	m := map[string]float64{}
+	var m map[string]float64
 	for d, v := range maxes {
 		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			if m == nil {
+				m = map[string]float64{}
+			}
 			m[dims[d]] = v
 		}
 	}
-	if len(m) == 0 {
-		return nil
+	return m, nil
+}
+
+// RewardConditionMaxOf is the inverse of RewardConditionMaxMap: one value per dims entry,
+// NaN where m has none.
+func RewardConditionMaxOf(m map[string]float64, dims []string) []float64 {
+	out := make([]float64, len(dims))
+	for d, name := range dims {
+		out[d] = math.NaN()
+		if v, ok := m[name]; ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out[d] = v
+		}
+	}
+	return out
+}
+
+// SetRewardConditionMax writes maxima (one per dims entry; NaN entries are left out) into
+// c's metadata; nil maxes, or none finite, write nothing.
+func SetRewardConditionMax(c *nn.Checkpoint, dims []string, maxes []float64) error {
+	m, err := RewardConditionMaxMap(dims, maxes)
+	if err != nil || m == nil {
+		return err
 	}
 	js, err := json.Marshal(m)
 	if err != nil {
@@ -62,14 +87,7 @@ func RewardConditionMaxFromMeta(meta map[string]string, dims []string) ([]float6
 	if err := json.Unmarshal([]byte(js), &m); err != nil {
 		return nil, fmt.Errorf("metadata %q: %w", MetaRewardConditionMax, err)
 	}
-	out := make([]float64, len(dims))
-	for d, name := range dims {
-		out[d] = math.NaN()
-		if v, ok := m[name]; ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
-			out[d] = v
-		}
-	}
-	return out, nil
+	return RewardConditionMaxOf(m, dims), nil
 }
 
 // maxSafetensorsHeader bounds the header read by ReadRewardConditionMax (model headers are

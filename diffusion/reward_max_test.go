@@ -35,3 +35,47 @@ func TestRewardConditionMaxRoundTrip(t *testing.T) {
 		t.Error("two maxima for one dimension accepted")
 	}
 }
+
+// A model carries its maxima: Save writes them, LoadDiT and LoadWeights read them back; a
+// model without maxima saves none and loads nil.
+func TestDiTCarriesRewardConditionMax(t *testing.T) {
+	dir := t.TempDir()
+	m := newTinyModel(t, tinyConfig(KindImage, "vq", "ta"), 1)
+	m.RewardConditionMax = []float64{1.75, math.NaN()}
+	path := filepath.Join(dir, "m.safetensors")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	want := func(what string, got []float64) {
+		t.Helper()
+		if len(got) != 2 || got[0] != 1.75 || !math.IsNaN(got[1]) {
+			t.Errorf("%s: maxima %v, want [1.75 NaN]", what, got)
+		}
+	}
+	loaded, err := LoadDiT(testDev, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("LoadDiT", loaded.RewardConditionMax)
+	other := newTinyModel(t, tinyConfig(KindImage, "vq", "ta"), 2)
+	ck, err := nn.LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.LoadWeights(ck); err != nil {
+		t.Fatal(err)
+	}
+	want("LoadWeights", other.RewardConditionMax)
+
+	m.RewardConditionMax = nil
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if loaded, err := LoadDiT(testDev, path); err != nil || loaded.RewardConditionMax != nil {
+		t.Errorf("model saved without maxima loads %v (%v)", loaded.RewardConditionMax, err)
+	}
+	m.RewardConditionMax = []float64{1}
+	if err := m.Save(path); err == nil {
+		t.Error("one maximum for two dimensions saved")
+	}
+}

@@ -11,7 +11,8 @@
 // config (nn.Checkpoint Config), and the metadata keys model_type = "align.dit.lora",
 // lora = {"rank":16,"alpha":32,"targets":["qkv","proj"]}, base_model (the model file trained
 // from; "" for the embedded default image model) and base_model_crc32c (the CRC-32C of the
-// base weights, baseFingerprint). An adapter applies only to the base it was trained on: a
+// base weights, baseFingerprint), and reward_condition_max when the model has maxima
+// (diffusion/reward_max.go). An adapter applies only to the base it was trained on: a
 // base file rewritten since (a pre-training run that went on) fails the CRC check instead of
 // giving a model that was never trained.
 //
@@ -189,9 +190,13 @@ func AdapterCheckpoint(m *diffusion.DiT, c LoRAConfig, baseModel string) (*nn.Ch
 		return nil, err
 	}
 	lc, _ := json.Marshal(c)
-	return &nn.Checkpoint{Tensors: nn.HostParams(ps, nn.F32), Config: cfg,
+	ck := &nn.Checkpoint{Tensors: nn.HostParams(ps, nn.F32), Config: cfg,
 		Extra: map[string]string{metaModelType: modelTypeLoRA, metaLoRA: string(lc), metaBaseModel: baseModel,
-			metaBaseCRC: fmt.Sprintf("%08x", baseFingerprint(m))}}, nil
+			metaBaseCRC: fmt.Sprintf("%08x", baseFingerprint(m))}}
+	if err := diffusion.SetRewardConditionMax(ck, m.Config.RewardDims, m.RewardConditionMax); err != nil {
+		return nil, err
+	}
+	return ck, nil
 }
 
 // AdapterBase reports whether c is an adapter file and returns the base model file it was
@@ -205,8 +210,9 @@ func AdapterBase(c *nn.Checkpoint) (base string, ok bool) {
 
 // ApplyAdapter attaches the adapters of adapter file c to m, whose config must be the
 // adapter's base model's and whose weights must be that base's (base_model_crc32c; files
-// without the key are not checked). It returns the adapter's config and the adapted layers
-// (switched on); MergeLoRA turns m into a plain model.
+// without the key are not checked), and takes over the adapter's reward-condition maxima
+// when it has some. It returns the adapter's config and the adapted layers (switched on);
+// MergeLoRA turns m into a plain model.
 func ApplyAdapter(m *diffusion.DiT, c *nn.Checkpoint) (LoRAConfig, []*nn.Linear, error) {
 	var lc LoRAConfig
 	path := c.Path
@@ -241,6 +247,10 @@ func ApplyAdapter(m *diffusion.DiT, c *nn.Checkpoint) (LoRAConfig, []*nn.Linear,
 				path, want, got)
 		}
 	}
+	maxes, err := diffusion.RewardConditionMaxFromMeta(c.Extra, cfg.RewardDims)
+	if err != nil {
+		return lc, nil, fmt.Errorf("%s: %w", path, err)
+	}
 	ls := EnableLoRA(m, nil, lc)
 	var ps []nn.Param
 	for _, p := range m.Params() {
@@ -252,6 +262,9 @@ func ApplyAdapter(m *diffusion.DiT, c *nn.Checkpoint) (LoRAConfig, []*nn.Linear,
 		MergeLoRA(ls) // nothing was copied: B is zero, so this only removes the adapters
 		m.SetTrainable(true)
 		return lc, nil, err
+	}
+	if maxes != nil {
+		m.RewardConditionMax = maxes
 	}
 	return lc, ls, nil
 }

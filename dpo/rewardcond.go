@@ -24,9 +24,10 @@
 // the rest of the base is frozen), so the dropped dimensions learn the ∅ branches that joint
 // and per-dimension guidance need.
 //
-// Maxima: the per-dimension RewardCondMaxQuantile quantile of the training conditions is
-// stored in the output model's metadata (diffusion.MetaRewardConditionMax), the value of
-// --reward-condition vq=max.
+// Maxima: the per-dimension RewardCondMaxQuantile quantile of the training conditions
+// becomes the model's DiT.RewardConditionMax, stored in the output model's metadata
+// (diffusion.MetaRewardConditionMax), the value of --reward-condition vq=max. It replaces
+// the base model's; other methods keep the base model's.
 //
 // Test: go test ./dpo -run RewardCond
 
@@ -328,19 +329,4 @@ func (t *Trainer) condStep(e *LogEntry) {
 		m.MSE += mse / float64(len(r.PerSample)) * scale
 	}
 	e.RWRMetrics = m
-}
-
-// saveModel writes m to the model file; a reward-condition run adds the maxima.
-func (t *Trainer) saveModel(m *diffusion.DiT) error {
-	if t.Cfg.Method != MethodRewardCond {
-		return m.Save(t.ModelPath())
-	}
-	c, err := m.Checkpoint()
-	if err != nil {
-		return err
-	}
-	if err := diffusion.SetRewardConditionMax(c, m.Config.RewardDims, t.CondMax); err != nil {
-		return err
-	}
-	return c.Save(t.ModelPath())
 }

@@ -9,9 +9,11 @@ package dpo
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -225,7 +227,7 @@ func TestRewardCondLearnsCondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	mean := func(spec string, perDim bool) float64 {
-		target, err := guidance.ParseRewardCondition(spec, m.Config.RewardDims, tr.CondMax)
+		target, err := guidance.ParseRewardCondition(spec, m.Config.RewardDims, tr.Model.RewardConditionMax)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,8 +258,8 @@ func TestRewardCondLearnsCondition(t *testing.T) {
 	for range cfg.MaxTrainSteps {
 		tr.TrainOneStep()
 	}
-	if tr.CondMax[0] != 2 || tr.CondMax[1] != 0.5 {
-		t.Fatalf("maxima %v, want [2 0.5]", tr.CondMax)
+	if tr.Model.RewardConditionMax[0] != 2 || tr.Model.RewardConditionMax[1] != 0.5 {
+		t.Fatalf("maxima %v, want [2 0.5]", tr.Model.RewardConditionMax)
 	}
 	for _, perDim := range []bool{false, true} {
 		hi, lo := mean("vq=max", perDim), mean("vq=-2", perDim)
@@ -318,6 +320,56 @@ func TestRewardCondMaxRoundTrip(t *testing.T) {
 	// A file without maxima reads as nil (the default maximum applies).
 	if got, err := diffusion.ReadRewardConditionMax(tr.CheckpointPath(2), []string{"vq"}); err != nil || got != nil {
 		t.Fatalf("checkpoint maxima %v, %v; want none", got, err)
+	}
+}
+
+// Flow-DPO (LoRA) and Flow-RWR (full) of a model with reward-condition maxima keep them:
+// in the adapter file, the merged and the fully fine-tuned model files, and across a resume
+// (which does not read the base model file again).
+func TestFinetuneKeepsRewardConditionMax(t *testing.T) {
+	dims := []string{"vq", "ta"}
+	for _, method := range []string{MethodDPO, MethodRWR} {
+		m := condModel(t, 2)
+		m.RewardConditionMax = []float64{1.5, math.NaN()}
+		D := m.Config.SampleSize()
+		data := memPairs(4, D)
+		cfg := tinyConfig(method, 3)
+		if method == MethodRWR {
+			data, cfg.FullFinetune = memItems(6, D), true
+		}
+		dir := t.TempDir()
+		tr, err := NewTrainer(testDev, m, cfg, data, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := runTo(t, tr, 2); !errors.Is(err, diffusion.ErrInterrupted) {
+			t.Fatalf("%s: run to step 2: %v", method, err)
+		}
+		r, err := ResumeTrainer(testDev, tr.CheckpointPath(2), cfg, data, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.MergeLoRA = !cfg.FullFinetune
+		if err := r.Run(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		files := []string{r.ModelPath()}
+		if !cfg.FullFinetune {
+			files = append(files, r.AdapterPath())
+		}
+		for _, f := range files {
+			got, err := diffusion.ReadRewardConditionMax(f, dims)
+			if err != nil || len(got) != 2 || got[0] != 1.5 || !math.IsNaN(got[1]) {
+				t.Errorf("%s: %s: maxima %v (%v), want [1.5 NaN]", method, filepath.Base(f), got, err)
+			}
+		}
+		loaded, err := diffusion.LoadDiT(testDev, r.ModelPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loaded.RewardConditionMax; len(got) != 2 || got[0] != 1.5 || !math.IsNaN(got[1]) {
+			t.Errorf("%s: loaded model's maxima %v", method, got)
+		}
 	}
 }
 

@@ -31,9 +31,14 @@
 //	model.safetensors              full fine-tuning, or LoRA with MergeLoRA: plain weights that
 //	                               `align sample --model` loads; reward-cond always writes it
 //	                               (adapters merged, no adapter file: the slot is trained
-//	                               too) with the reward-condition maxima in the metadata
+//	                               too) with its new reward-condition maxima in the metadata
 //	logs.jsonl, metrics.png        one line per step; loss, implicit_acc, inside, w_diff,
 //	                               l_diff (dpo) or loss, mse (rwr, sft) per step
+//
+// The reward-condition maxima of the model (DiT.RewardConditionMax: the base model's, or
+// with reward-cond those of its data) go into the checkpoints (finetune_state), the adapter
+// file and the model file, so that --reward-condition vq=max means the same after Flow-DPO
+// or Flow-RWR of a reward-conditioned model.
 //
 // Test: go test ./dpo -run 'Trainer|Resume|Checkpoint|Output'
 
@@ -229,9 +234,6 @@ type Trainer struct {
 	BaseModel string // the model file the run started from (recorded in outputs)
 	MergeLoRA bool   // also write model.safetensors with the adapters merged
 	Log       []LogEntry
-	// CondMax is the per-dimension maximum of the reward conditions (reward-cond; written
-	// into model.safetensors for --reward-condition vq=max).
-	CondMax []float64
 	// Resumed is the config of the run a resumed trainer continues (nil for a fresh run).
 	Resumed *Config
 	// Progress, when set, is called after every step; Notify receives one-line messages.
@@ -313,7 +315,7 @@ func NewTrainer(dev kernels.Device, m *diffusion.DiT, cfg Config, data *Data, ou
 		t.dpo = NewDPOStep(dev, cfg.Timesteps, cfg.BetaDPO, cfg.BetaSchedule)
 	case MethodRewardCond:
 		t.cond = diffusion.NewTrainStep(dev, cfg.Timesteps)
-		t.CondMax = RewardConditionMax(data, len(m.Config.RewardDims))
+		m.RewardConditionMax = RewardConditionMax(data, len(m.Config.RewardDims))
 	default:
 		t.rwr = NewRWRStep(dev, cfg.Timesteps)
 	}
@@ -457,6 +459,9 @@ type finetuneState struct {
 	Seed            uint64  `json:"seed"`
 	BaseModel       string  `json:"base_model"`
 	Config          *Config `json:"finetune_config"`
+	// RewardConditionMax is the model's DiT.RewardConditionMax (the base file is not read
+	// again on resume).
+	RewardConditionMax map[string]float64 `json:"reward_condition_max,omitempty"`
 }
 
 const (
@@ -507,8 +512,12 @@ func (t *Trainer) SaveCheckpoint() ([]string, error) {
 		return nil, err
 	}
 	cfg := t.Cfg
+	maxes, err := diffusion.RewardConditionMaxMap(t.Model.Config.RewardDims, t.Model.RewardConditionMax)
+	if err != nil {
+		return nil, err
+	}
 	st, _ := json.Marshal(finetuneState{Epoch: t.Epoch, Position: t.Pos, DataLen: t.data.Len(),
-		DataFingerprint: t.data.Fingerprint(), Seed: t.Cfg.Seed, BaseModel: t.BaseModel, Config: &cfg})
+		DataFingerprint: t.data.Fingerprint(), Seed: t.Cfg.Seed, BaseModel: t.BaseModel, Config: &cfg, RewardConditionMax: maxes})
 	c := &nn.Checkpoint{Tensors: nn.HostParams(t.checkpointParams(), nn.F32), Config: mc, Step: t.Step,
 		RNG:   nn.RNGState{Seed: t.RNG.Seed, Offset: t.RNG.Offset},
 		AdamW: nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps),
@@ -540,7 +549,7 @@ func (t *Trainer) exportModel() (*diffusion.DiT, []*nn.Linear, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m.Tokenizer = t.Model.Tokenizer
+	m.Tokenizer, m.RewardConditionMax = t.Model.Tokenizer, t.Model.RewardConditionMax
 	var ls []*nn.Linear
 	if t.LoRA != nil {
 		ls = EnableLoRA(m, nil, t.Cfg.LoRA)
@@ -559,8 +568,8 @@ func (t *Trainer) exportModel() (*diffusion.DiT, []*nn.Linear, error) {
 }
 
 // WriteOutputs writes adapter.safetensors (LoRA) and model.safetensors (full fine-tuning,
-// LoRA with MergeLoRA, or reward-cond: adapters merged, maxima added) from the current (EMA)
-// weights and returns their paths.
+// LoRA with MergeLoRA, or reward-cond: adapters merged) from the current (EMA) weights, both
+// with the model's reward-condition maxima, and returns their paths.
 func (t *Trainer) WriteOutputs() ([]string, error) {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return nil, err
@@ -586,7 +595,7 @@ func (t *Trainer) WriteOutputs() ([]string, error) {
 		}
 		MergeLoRA(ls)
 	}
-	if err := t.saveModel(m); err != nil {
+	if err := m.Save(t.ModelPath()); err != nil {
 		return nil, err
 	}
 	return append(out, t.ModelPath()), nil
@@ -676,6 +685,9 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	t.RNG = kernels.RNG{Seed: c.RNG.Seed, Offset: c.RNG.Offset}
 	t.Step, t.Epoch, t.Pos = c.Step, st.Epoch, st.Position
 	t.Resumed, t.BaseModel = st.Config, st.BaseModel
+	if st.RewardConditionMax != nil { // reward-cond: equal to those of the (same) data
+		t.Model.RewardConditionMax = diffusion.RewardConditionMaxOf(st.RewardConditionMax, t.Model.Config.RewardDims)
+	}
 	t.order = diffusion.EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
 	t.Log = nil
 	if f, err := os.Open(t.logPath()); err == nil {

@@ -69,3 +69,26 @@ func TestExportSafetensorsErrors(t *testing.T) {
 		}
 	}
 }
+
+// The reward-condition maxima (metadata) survive a BF16 export: the file and the loaded
+// model still carry them.
+func TestExportSafetensorsKeepsRewardConditionMax(t *testing.T) {
+	dir := t.TempDir()
+	in := saveCondModelWithMax(t, dir, []float64{1.25, math.NaN()})
+	out := filepath.Join(dir, "bf16.safetensors")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"export", "safetensors", "--model", in, "--dtype", "bf16", "-o", out}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	got, err := diffusion.ReadRewardConditionMax(out, []string{"vq", "ta"})
+	if err != nil || len(got) != 2 || got[0] != 1.25 || !math.IsNaN(got[1]) {
+		t.Fatalf("exported maxima %v (%v), want [1.25 NaN]", got, err)
+	}
+	m, err := diffusion.LoadDiT(kernels.NewCPU(1), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.RewardConditionMax; len(r) != 2 || r[0] != 1.25 || !math.IsNaN(r[1]) {
+		t.Errorf("loaded maxima %v", r)
+	}
+}

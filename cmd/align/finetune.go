@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -394,15 +393,10 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		return err
 	}
 	rec := finetuneRecord{Train: tr.Cfg, Model: tr.Model.Config, BaseModel: tr.BaseModel, Pairs: opts.Pairs, Scored: opts.Scored,
-		Weights: opts.Weights, Units: data.Len(), Trainable: trainable, Resumed: resumed,
+		Data: opts.Data, Weights: opts.Weights, Units: data.Len(), Trainable: trainable, Resumed: resumed,
 		Started: time.Now().UTC().Format(time.RFC3339), Version: version}
-	if tr.CondMax != nil {
-		rec.Data, rec.CondMax = opts.Data, map[string]float64{}
-		for d, v := range tr.CondMax {
-			if !math.IsNaN(v) {
-				rec.CondMax[tr.Model.Config.RewardDims[d]] = v
-			}
-		}
+	if rec.CondMax, err = diffusion.RewardConditionMaxMap(tr.Model.Config.RewardDims, tr.Model.RewardConditionMax); err != nil {
+		return err
 	}
 	if opts.Pairs != "" {
 		rec.Ties = opts.Ties

@@ -1,5 +1,6 @@
 // align finetune --method reward-cond on a scored set, then align sample reading the stored
-// maxima for --reward-condition vq=max; flag checks.
+// maxima for --reward-condition vq=max; Flow-DPO and Flow-RWR keeping a model's maxima; flag
+// checks.
 //
 // Test: go test ./cmd/align -run FinetuneRewardCond
 package main
@@ -47,6 +48,74 @@ func saveCondModel(t *testing.T, dir string) string {
 	return path
 }
 
+// saveCondModelWithMax writes saveCondModel's model with reward-condition maxima (vq, ta).
+func saveCondModelWithMax(t *testing.T, dir string, maxes []float64) string {
+	t.Helper()
+	m, err := diffusion.LoadDiT(testCPU, saveCondModel(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RewardConditionMax = maxes
+	path := filepath.Join(dir, "cond-max.safetensors")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// sampleRewardCondition runs align sample --reward-condition spec on model and returns the
+// condition it used per dimension.
+func sampleRewardCondition(t *testing.T, model, spec, out string) map[string]float64 {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"sample", "--model", model, "--prompt", "red apple", "--num-inference-steps", "2", "--reward-condition", spec,
+		"-o", out, "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("sample: exit %d: %s", code, stderr.String())
+	}
+	var rep struct {
+		Steering struct {
+			RewardCondition map[string]float64 `json:"reward_condition"`
+		} `json:"steering"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep.Steering.RewardCondition
+}
+
+// Flow-DPO (LoRA adapter, no merge) and Flow-RWR (full) of a model with reward-condition
+// maxima keep them: vq=max still means the base's maximum, through the adapter file too.
+func TestFinetuneKeepsRewardConditionMax(t *testing.T) {
+	dir, _, pairs, scored := finetuneFixture(t)
+	model := saveCondModelWithMax(t, dir, []float64{1.25, math.NaN()})
+	for _, tc := range []struct {
+		args []string
+		file string
+	}{
+		{[]string{"--method", "dpo", "--pairs", pairs, "--lora-rank", "2"}, "adapter.safetensors"},
+		{[]string{"--method", "rwr", "--scored", scored, "--full-finetune"}, "model.safetensors"},
+	} {
+		out := filepath.Join(dir, tc.args[1])
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"finetune", "--model", model, "-o", out, "--max-train-steps", "2", "--train-batch-size", "2"}, tc.args...)
+		if code := Main(args, &stdout, &stderr); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, stderr.String())
+		}
+		path := filepath.Join(out, tc.file)
+		if got, err := diffusion.ReadRewardConditionMax(path, []string{"vq", "ta"}); err != nil || len(got) != 2 || got[0] != 1.25 || !math.IsNaN(got[1]) {
+			t.Errorf("%v: %s maxima %v (%v), want [1.25 NaN]", tc.args, tc.file, got, err)
+		}
+		var rec finetuneRecord
+		js, _ := os.ReadFile(filepath.Join(out, "config.json"))
+		if err := json.Unmarshal(js, &rec); err != nil || len(rec.CondMax) != 1 || rec.CondMax["vq"] != 1.25 {
+			t.Errorf("%v: config.json %s (%v)", tc.args, js, err)
+		}
+		if got := sampleRewardCondition(t, path, "vq=max", filepath.Join(out, "samples")); got["vq"] != 1.25 {
+			t.Errorf("%v: sample used %v, want vq 1.25", tc.args, got)
+		}
+	}
+}
+
 func TestFinetuneRewardCondEndToEnd(t *testing.T) {
 	dir, _, _, scored := finetuneFixture(t)
 	model := saveCondModel(t, dir)
@@ -77,22 +146,8 @@ func TestFinetuneRewardCondEndToEnd(t *testing.T) {
 			t.Errorf("%v: config.json %s (%v)", extra, js, err)
 		}
 		// align sample resolves vq=max to the stored maximum.
-		stdout.Reset()
-		stderr.Reset()
-		if code := Main([]string{"sample", "--model", path, "--prompt", "red apple", "--num-inference-steps", "2", "--reward-condition", "vq=max",
-			"-o", filepath.Join(out, "samples"), "--json"}, &stdout, &stderr); code != exitOK {
-			t.Fatalf("sample: exit %d: %s", code, stderr.String())
-		}
-		var rep struct {
-			Steering struct {
-				RewardCondition map[string]float64 `json:"reward_condition"`
-			} `json:"steering"`
-		}
-		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-			t.Fatal(err)
-		}
-		if v := rep.Steering.RewardCondition["vq"]; math.Abs(v-0.495) > 1e-6 {
-			t.Errorf("%v: sample used vq=%v, want the stored 0.495 (%s)", extra, v, stdout.String())
+		if v := sampleRewardCondition(t, path, "vq=max", filepath.Join(out, "samples"))["vq"]; math.Abs(v-0.495) > 1e-6 {
+			t.Errorf("%v: sample used vq=%v, want the stored 0.495", extra, v)
 		}
 	}
 }
