@@ -7,20 +7,18 @@
 package diffusion
 
 import (
-	"bufio"
 	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
 	"image/png"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/disintegration/imaging"
 
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
 )
 
 // unitToByte maps x in [-1, 1] to round((x+1)*127.5), clamped to [0, 255] (NaN -> 0).
@@ -111,41 +109,10 @@ func Grid(imgs []image.Image, cols, scale, pad int) *image.NRGBA {
 	return out
 }
 
-// WriteFileAtomic writes path through fill into a temporary file in the same directory,
-// syncs it and renames it into place. On error nothing is left behind.
-func WriteFileAtomic(path string, fill func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if err = fill(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+// WriteFileAtomic is nn.WriteFileAtomic: fill writes a temporary file beside path, which
+// is synced and renamed into place; on error nothing is left behind.
+func WriteFileAtomic(path string, fill func(w io.Writer) error) error {
+	return nn.WriteFileAtomic(path, fill)
 }
 
 // WritePNG writes img to path atomically.

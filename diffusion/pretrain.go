@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -350,7 +349,7 @@ func (t *Trainer) SaveCheckpoint() (string, error) {
 	if err := t.EMA.Save(t.ModelPath()); err != nil {
 		return "", err
 	}
-	if err := t.writeLog(); err != nil {
+	if err := nn.WriteLog(nn.LogPath(t.OutputDir), t.Log); err != nil {
 		return "", err
 	}
 	if err := WritePNG(filepath.Join(t.OutputDir, "loss.png"), LossCurve(t.Log, 640, 360)); err != nil {
@@ -405,21 +404,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	t.Step, t.Epoch, t.Pos = c.Step, st.Epoch, st.Position
 	t.Resumed = st.Config
 	t.order = EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
-	// The log up to the checkpoint.
-	t.Log = nil
-	if f, err := os.Open(t.logPath()); err == nil {
-		dec := json.NewDecoder(f)
-		for {
-			var e LogEntry
-			if err := dec.Decode(&e); err != nil {
-				break
-			}
-			if e.Step <= t.Step {
-				t.Log = append(t.Log, e)
-			}
-		}
-		f.Close()
-	}
+	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, func(e *LogEntry) int { return e.Step })
 	return nil
 }
 
@@ -455,35 +440,6 @@ func ConfigChanges(a, b any) []string {
 	return diffs
 }
 
-func (t *Trainer) logPath() string { return filepath.Join(t.OutputDir, "logs.jsonl") }
-
-// writeLog rewrites logs.jsonl with every entry so far.
-func (t *Trainer) writeLog() error {
-	return WriteFileAtomic(t.logPath(), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		for _, e := range t.Log {
-			if err := enc.Encode(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// appendLog appends one entry to logs.jsonl.
-func (t *Trainer) appendLog(e LogEntry) error {
-	f, err := os.OpenFile(t.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(e)
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // ---- the loop ----
 
 // ErrInterrupted is returned by Run when its context was cancelled; a checkpoint of the
@@ -502,7 +458,7 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return err
 	}
-	if err := t.writeLog(); err != nil { // drops entries past a resumed checkpoint
+	if err := nn.WriteLog(nn.LogPath(t.OutputDir), t.Log); err != nil { // drops entries past a resumed checkpoint
 		return err
 	}
 	start := time.Now()
@@ -512,7 +468,7 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		e := t.TrainOneStep()
 		e.SamplesPerSec = float64(t.Cfg.TrainBatchSize) / time.Since(stepStart).Seconds()
 		t.Log = append(t.Log, e)
-		if err := t.appendLog(e); err != nil {
+		if err := nn.AppendLog(nn.LogPath(t.OutputDir), e); err != nil {
 			return err
 		}
 		if t.Progress != nil {

@@ -2,9 +2,9 @@
 // (rewardcond.go): LoRA or full fine-tuning of a DiT,
 // AdamW with a warmup and decay schedule, gradient accumulation and clipping, an optional
 // EMA, checkpoints that resume exactly (bit-identical losses), a JSONL log, a metrics plot
-// and the output model files. The schedule, EMA rule, checkpoint naming, log format and plot
-// are the pre-training loop's (package diffusion: ScheduledLR, UpdateEMA, Checkpoints,
-// MetricCurve).
+// and the output model files. The schedule, EMA rule and plot are the pre-training loop's
+// (package diffusion: ScheduledLR, UpdateEMA, MetricCurve), the checkpoint directory and the
+// log every training loop's (package nn: CheckpointPath, PruneCheckpoints, WriteLog).
 //
 // One optimizer step s = 1, 2, ...:
 //
@@ -51,7 +51,6 @@ import (
 	"fmt"
 	"image"
 	"image/draw"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -530,7 +529,7 @@ func (t *Trainer) SaveCheckpoint() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.writeLog(); err != nil {
+	if err := nn.WriteLog(nn.LogPath(t.OutputDir), t.Log); err != nil {
 		return nil, err
 	}
 	if err := diffusion.WritePNG(t.PlotPath(), t.Plot(640, 200)); err != nil {
@@ -689,56 +688,14 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 		t.Model.RewardConditionMax = diffusion.RewardConditionMaxOf(st.RewardConditionMax, t.Model.Config.RewardDims)
 	}
 	t.order = diffusion.EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
-	t.Log = nil
-	if f, err := os.Open(t.logPath()); err == nil {
-		dec := json.NewDecoder(f)
-		for {
-			var e LogEntry
-			if err := dec.Decode(&e); err != nil {
-				break
-			}
-			if e.Step <= t.Step {
-				t.Log = append(t.Log, e)
-			}
-		}
-		f.Close()
-	}
+	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, func(e *LogEntry) int { return e.Step })
 	return nil
 }
 
 // ---- log and plot ----
 
-func (t *Trainer) logPath() string { return filepath.Join(t.OutputDir, "logs.jsonl") }
-
 // PlotPath is the metrics plot.
 func (t *Trainer) PlotPath() string { return filepath.Join(t.OutputDir, "metrics.png") }
-
-func (t *Trainer) writeLog() error {
-	return diffusion.WriteFileAtomic(t.logPath(), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		for _, e := range t.Log {
-			if err := enc.Encode(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func (t *Trainer) appendLog(e LogEntry) error {
-	f, err := os.OpenFile(t.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(e)
-	if err == nil {
-		_, err = f.Write(append(b, '\n'))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // Plot draws the logged metrics as stacked panels of w x h each: loss, implicit_acc,
 // inside, w_diff and l_diff for Flow-DPO; loss and mse for Flow-RWR and SFT.
@@ -795,7 +752,7 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return err
 	}
-	if err := t.writeLog(); err != nil { // drops entries past a resumed checkpoint
+	if err := nn.WriteLog(nn.LogPath(t.OutputDir), t.Log); err != nil { // drops entries past a resumed checkpoint
 		return err
 	}
 	if t.Step >= t.Cfg.MaxTrainSteps {
@@ -813,7 +770,7 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		e.SamplesPerSec = float64(t.samplesPerStep()) / time.Since(stepStart).Seconds()
 		e.sanitize()
 		t.Log = append(t.Log, e)
-		if err := t.appendLog(e); err != nil {
+		if err := nn.AppendLog(nn.LogPath(t.OutputDir), e); err != nil {
 			return err
 		}
 		if t.Progress != nil {

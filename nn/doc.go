@@ -4,7 +4,9 @@
 //
 // Layers (one per file, test beside it): Linear with an optional LoRA adapter, LayerNorm,
 // MLP, SelfAttention, DiTBlock (adaLN-Zero), FinalLayer, TokenEmbedding, PatchEmbed (fixed
-// sin-cos positions), TimestepEmbedder, MSELoss; AdamW, ZeroGrad and ClipGradNorm.
+// sin-cos positions), TimestepEmbedder, MSELoss; AdamW, ZeroGrad and ClipGradNorm. The
+// files every training loop writes: safetensors checkpoints (checkpoint.go), their
+// directory (checkpoint_dir.go), the JSONL log and atomic writes (trainlog.go).
 //
 // Shape legend used in comments:
 //

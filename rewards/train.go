@@ -566,7 +566,7 @@ func (t *Trainer) SaveCheckpoint() (string, error) {
 	if err := c.Save(path); err != nil {
 		return "", err
 	}
-	if err := t.writeLog(); err != nil {
+	if err := nn.WriteLog(nn.LogPath(t.OutputDir), t.Log); err != nil {
 		return "", err
 	}
 	return path, nn.PruneCheckpoints(t.OutputDir, t.Cfg.CheckpointsTotalLimit)
@@ -615,65 +615,14 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 		return err
 	}
 	t.Opt.Steps, t.Step, t.elapsed = steps, c.Step, st.Elapsed
-	t.Log = nil
-	if f, err := os.Open(t.logPath()); err == nil {
-		dec := json.NewDecoder(f)
-		for {
-			var e LogEntry
-			if err := dec.Decode(&e); err != nil {
-				break
-			}
-			if e.Step <= t.Step {
-				t.Log = append(t.Log, e)
-			}
-		}
-		f.Close()
-	}
+	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, func(e *LogEntry) int { return e.Step })
 	return nil
 }
 
-func (t *Trainer) logPath() string { return filepath.Join(t.OutputDir, "logs.jsonl") }
-
-func (t *Trainer) writeLog() error {
-	return writeFileAtomic(t.logPath(), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		for _, e := range t.Log {
-			if err := enc.Encode(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 func writeJSON(path string, v any) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return nn.WriteFileAtomic(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	})
-}
-
-// writeFileAtomic writes path through fill into a temporary file beside it and renames it
-// into place.
-func writeFileAtomic(path string, fill func(w io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if err := fill(f); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
