@@ -7,6 +7,7 @@
 //	native.go    the native vision-language reward model, forward and backward to the pixels
 //	degrade.go   graded image degradations and clip corruptions
 //	pairs.go     preference pairs from the emoji data, splits, the NegativeSource hook
+//	negatives.go vq negatives sampled from a generator with few steps, cached per run
 //	train.go     training, calibration on the validation split, evaluation
 //
 // # Dimensions
