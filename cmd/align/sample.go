@@ -436,6 +436,10 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		return fail(err)
 	}
 	rep.Seconds = time.Since(start).Seconds()
+	written = append(written, rep.Grid)
+	if err := writeSampleIndex(opts.OutputDir, rep); err != nil {
+		return fail(err)
+	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
 		enc := json.NewEncoder(out)
