@@ -62,6 +62,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newCmdRetrieval(nil))
 	root.AddCommand(newCmdPairs(nil))
 	root.AddCommand(newCmdFinetune(nil))
+	root.AddCommand(newCmdEval(nil))
 	return root
 }
 

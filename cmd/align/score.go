@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,8 @@ type ScoreOptions struct {
 	ORTLibrary  string
 
 	shardI, shardN int
+	// rewardFlag is the flag that named Reward, for errors ("": --reward; align eval's --judge).
+	rewardFlag string
 }
 
 func newCmdScore(runF func(*ScoreOptions) error) *cobra.Command {
@@ -202,6 +205,7 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 			geometry: onnx.Geometry{Height: m.Config.ImageSize, Width: m.Config.ImageSize, Resize: onnx.ResizeStretch, Filter: onnx.FilterBox},
 			describe: desc, close: func() error { return nil }}
 	}
+	flag := cmp.Or(opts.rewardFlag, "--reward")
 	ext := strings.ToLower(filepath.Ext(opts.Reward))
 	switch {
 	case opts.Reward == "default":
@@ -240,13 +244,13 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 		if ext == ".onnx" && opts.Manifest != "" {
 			if got, want := filepath.Clean(m.Manifest.Path(m.Manifest.Model)), filepath.Clean(opts.Reward); got != want {
 				m.Close()
-				return nil, usageError{fmt.Errorf("--reward %s but the manifest %s names the model %s", want, man, got)}
+				return nil, usageError{fmt.Errorf("%s %s but the manifest %s names the model %s", flag, want, man, got)}
 			}
 		}
 		return &loadedReward{model: m, dev: kernels.NewCPU(1), geometry: m.Geometry(), clips: m.IsClip(), frames: m.Frames(),
 			describe: opts.Reward + " (ONNX)", close: m.Close}, nil
 	}
-	return nil, usageError{fmt.Errorf("--reward %s: want default, a .safetensors, .onnx or .json (manifest) file", opts.Reward)}
+	return nil, usageError{fmt.Errorf("%s %s: want default, a .safetensors, .onnx or .json (manifest) file", flag, opts.Reward)}
 }
 
 // loadDefaultReward builds the embedded default reward model, frozen for scoring.
