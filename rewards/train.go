@@ -73,6 +73,13 @@ type TrainConfig struct {
 	// concepts (PairConfig.Part), e.g. a judge on 1/2 for a model trained on 0/2.
 	ConceptPart  int `json:"concept_part,omitempty"`
 	ConceptParts int `json:"concept_parts,omitempty"`
+	// Negatives "generator" makes NegativeShare of the decisive vq pairs real against a
+	// few-step sample of the generator file whose sha256 is NegativesGeneratorSHA256, from a
+	// pool of NegativesPerLevel items per split (0: all; negatives.go); "" draws none.
+	Negatives                string  `json:"negatives,omitempty"`
+	NegativeShare            float64 `json:"negative_share,omitempty"`
+	NegativesPerLevel        int     `json:"negatives_per_level,omitempty"`
+	NegativesGeneratorSHA256 string  `json:"negatives_generator_sha256,omitempty"`
 }
 
 // DefaultTrainConfig returns the defaults of `align reward train`.
@@ -80,7 +87,7 @@ func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: LRCosine,
 		LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2,
 		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048,
-		TimestepSampling: TimestepUniform}
+		TimestepSampling: TimestepUniform, NegativeShare: 0.25}
 }
 
 // Loss returns the loss configuration.
@@ -88,7 +95,8 @@ func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K:
 
 // PairConfig returns the pair mixture for dims.
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
-	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts}
+	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts,
+		NegativeShare: c.NegativeShare}
 }
 
 // Validate checks the hyper-parameters.
@@ -120,6 +128,9 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--concept-part %d/%d: want i/n with 0 <= i < n", c.ConceptPart, c.ConceptParts)
 	case c.TimestepSampling != "" && !slices.Contains(TimestepSamplers, c.TimestepSampling):
 		return fmt.Errorf("--timestep-sampling %q: want one of %v", c.TimestepSampling, TimestepSamplers)
+	}
+	if err := c.validateNegatives(); err != nil {
+		return err
 	}
 	return c.Loss().Validate()
 }
@@ -606,6 +617,9 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if st.Config != nil && (st.Config.ConceptPart != t.Cfg.ConceptPart || max(st.Config.ConceptParts, 1) != max(t.Cfg.ConceptParts, 1)) {
 		return fmt.Errorf("%s: trained on concept part %d/%d, --concept-part is %d/%d; resume with the same part", src,
 			st.Config.ConceptPart, max(st.Config.ConceptParts, 1), t.Cfg.ConceptPart, max(t.Cfg.ConceptParts, 1))
+	}
+	if err := t.Cfg.sameNegatives(st.Config); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
 	}
 	if err := c.CopyToParams(t.net().Params()); err != nil {
 		return err
