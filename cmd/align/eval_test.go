@@ -2,8 +2,8 @@
 // modes, pairing two sample runs (kinds, seeds, counts, prompts, order), end to end with a
 // tiny generator and tiny reward models (a set against itself and against an identical
 // rerun: win rate exactly 0.5 and no change; against another guidance scale: the counts and
-// means that align score's z-scores give by hand; a moved directory; eval sampling first),
-// and bad input named in the error.
+// means that align score's z-scores give by hand; a moved directory; eval sampling first;
+// video clips), and bad input named in the error.
 //
 // Test: go test ./cmd/align -run Eval
 package main
@@ -402,5 +402,26 @@ func TestEvalBadInput(t *testing.T) {
 	code, _, stderr := runAlign(t, "eval", "--baseline", base, "--candidate", bad, "--reward", reward)
 	if code != exitError || !strings.Contains(stderr, missing) {
 		t.Errorf("missing image: exit %d, %q", code, stderr)
+	}
+}
+
+func TestEvalVideo(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindVideo)
+	reward := writeRewardModel(t, dir, rewards.KindVideo)
+	prompts := filepath.Join(dir, "prompts.txt")
+	os.WriteFile(prompts, []byte("red apple moving left\nblue car\n"), 0o644)
+	out := filepath.Join(dir, "eval")
+	rep := runEval(t, "--baseline-model", model, "--candidate-model", model, "--video", "--prompts", prompts,
+		"--num-inference-steps", "2", "--output-dir", out, "--reward", reward)
+	checkNoChange(t, "video", rep, 2)
+	if rep.Kind != diffusion.KindVideo || len(rep.Models[0].Dims) != 3 || rep.Models[0].Dims[2].Dim != rewards.DimMQ {
+		t.Errorf("report %+v", rep)
+	}
+	// An image reward model does not read the clips.
+	image := writeRewardModel(t, dir, rewards.KindImage)
+	code, _, stderr := runAlign(t, "eval", "--baseline", rep.Baseline.Dir, "--candidate", rep.Candidate.Dir, "--reward", image)
+	if code != exitUsage || !strings.Contains(stderr, "--reward "+image+" reads images, the samples are videos") {
+		t.Errorf("image reward on clips: exit %d, %q", code, stderr)
 	}
 }
