@@ -69,7 +69,8 @@ func TestNewCmdEvalFlags(t *testing.T) {
 		}
 	}
 
-	// The sampling flags start from align sample's defaults.
+	// The sampling flags start from align sample's defaults (all but --output-dir, the last:
+	// eval's holds both sides).
 	ef, sf := newCmdEval(nil).Flags(), newCmdSample(nil).Flags()
 	for _, name := range evalSamplingFlags[:len(evalSamplingFlags)-1] {
 		if e, s := ef.Lookup(name).DefValue, sf.Lookup(name).DefValue; e != s {
