@@ -45,6 +45,10 @@ type RewardTrainOptions struct {
 	LatentBlocks int
 	HeadHidden   int
 
+	// NegativesGenerator is the generator file of --negatives generator ("": the embedded
+	// default image model).
+	NegativesGenerator string
+
 	Train                rewards.TrainConfig
 	ConceptPart          string // --concept-part i/n: train on one part of the training concepts
 	ResumeFromCheckpoint string
@@ -80,13 +84,23 @@ the same and exits 0. Resume with --resume-from-checkpoint latest.
 embedding, timestep embedder, text encoder and first --latent-blocks DiT blocks of the
 --generator file, then one MLP head per dimension, scoring x_t = (1-t) x0 + t eps at its
 noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
-logit_normal) and one eps; eval.json then also reports the accuracy per t bucket.`,
+logit_normal) and one eps; eval.json then also reports the accuracy per t bucket.
+
+--negatives generator adds the generator's own failure modes to the visual-quality pairs:
+--negative-share of the decisive vq pairs compare a real image with a sample of
+--negatives-generator (default: the embedded image model) for its caption, drawn with 1, 2,
+4 or 8 Euler steps (levels 3, 2, 1, 1) at align sample's guidance 4. The samples are drawn
+once before training, --negatives-per-level items per split (0: every item) at each step
+count, with a progress bar, from --seed and independent of batching, and cached in the
+output directory (negatives.u8, negatives.json with the generator's sha256); a resumed run
+reuses them and refuses a cache that does not match. Image reward models only.`,
 		Example: `  $ align reward train --data data/emoji -o reward/
   $ align reward train --data data/emoji --loss bt --max-train-steps 1000 -o reward-bt/
   $ align reward train --data data/emoji --video --dims vq,ta,mq -o reward-video/
   $ align reward train --data data/emoji --concept-part 1/2 --seed 1 -o judge/   # disjoint judge of a 0/2 model
   $ align reward train -o reward/ --resume-from-checkpoint latest
-  $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/`,
+  $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
+  $ align reward train --data data/emoji --negatives generator --negative-share 0.25 --negatives-per-level 2000 -o reward-gen/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.ConceptPart != "" {
@@ -95,6 +109,9 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 					return flagErrorf("--concept-part: %v", err)
 				}
 				opts.Train.ConceptPart, opts.Train.ConceptParts = i, n
+			}
+			if err := opts.checkNegatives(); err != nil {
+				return err
 			}
 			if err := opts.Train.Validate(); err != nil {
 				return usageError{err}
@@ -157,6 +174,10 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
 	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
+	f.StringVar(&t.Negatives, "negatives", "", "extra visual-quality negatives: generator (few-step samples of --negatives-generator) or none")
+	f.StringVar(&opts.NegativesGenerator, "negatives-generator", "", "generator file of --negatives generator (default: the embedded image model)")
+	f.Float64Var(&t.NegativeShare, "negative-share", t.NegativeShare, "share of decisive vq pairs that are real against generated (with --negatives)")
+	f.IntVar(&t.NegativesPerLevel, "negatives-per-level", 0, "items per split sampled at each step count for --negatives generator (0: all)")
 	f.StringVar(&opts.ConceptPart, "concept-part", "", "train on part i/n of the training concepts (e.g. a judge on 1/2 for a model trained on 0/2)")
 	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
 	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
@@ -185,6 +206,9 @@ func (o *RewardTrainOptions) modelConfig(dims []string) rewards.NativeConfig {
 func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 	stderr := cmd.ErrOrStderr()
 	dims, _ := parseDims(opts.Dims, opts.Video)
+	if err := opts.hashNegativesGenerator(); err != nil {
+		return err
+	}
 	tc := opts.Train
 	dev, err := deviceWithThreads(cmd, opts.Threads)
 	if err != nil {
@@ -229,6 +253,9 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		if err := tr.Resume(ck); err != nil {
 			return err
 		}
+		if err := attachNegatives(cmd, dev, opts, gen, true); err != nil {
+			return err
+		}
 		fmt.Fprintf(stderr, "resuming from %s at step %d\n", path, tr.Step)
 	} else {
 		if cs, _ := nn.Checkpoints(opts.OutputDir); len(cs) > 0 {
@@ -251,6 +278,9 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			return err
 		}
 		if tr, err = rewards.NewTrainer(dev, mcfg, tok, tc, gen, opts.OutputDir); err != nil {
+			return err
+		}
+		if err := attachNegatives(cmd, dev, opts, gen, false); err != nil {
 			return err
 		}
 	}
