@@ -177,6 +177,7 @@ deviation of the per-pair outcomes 0, 1/2, 1 or of the changes). The table goes 
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (default: $"+onnx.EnvLibrary+", third_party/onnxruntime from make ort, the system's)")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	f.StringVarP(&opts.Output, "output", "o", "", "also write the JSON report to this file, atomically")
+	cmd.AddCommand(newCmdEvalTable(nil))
 	return cmd
 }
 
