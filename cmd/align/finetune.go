@@ -178,20 +178,12 @@ drifting away from the data, not learning the preference).`,
 	f.StringSliceVar(&t.LoRA.Targets, "lora-targets", t.LoRA.Targets, "projections with adapters: "+strings.Join(dpo.LoRATargets, ", "))
 	f.BoolVar(&t.FullFinetune, "full-finetune", false, "train every weight instead of LoRA adapters")
 	f.BoolVar(&opts.MergeLoRA, "merge-lora", false, "also write model.safetensors with the adapters merged (plain weights)")
-	f.Uint64Var(&t.Seed, "seed", 0, "random seed (adapters, data order, times and noise)")
-	f.IntVar(&t.TrainBatchSize, "train-batch-size", t.TrainBatchSize, "pairs (dpo) or samples (rwr, sft) per micro-batch")
+	addTrainFlags(f, trainFlags{Seed: &t.Seed, SeedDraws: "adapters, data order, times and noise", TrainBatchSize: &t.TrainBatchSize,
+		BatchUnit: "pairs (dpo) or samples (rwr, sft) per micro-batch", MaxTrainSteps: &t.MaxTrainSteps, LearningRate: &t.LearningRate,
+		LRScheduler: &t.LRScheduler, LRWarmupSteps: &t.LRWarmupSteps, AdamWeightDecay: &t.AdamWeightDecay, MaxGradNorm: &t.MaxGradNorm,
+		EMADecay: &t.EMADecay, CheckpointingSteps: &t.CheckpointingSteps, CheckpointsTotalLimit: &t.CheckpointsTotalLimit,
+		ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
 	f.IntVar(&t.GradientAccumulationSteps, "gradient-accumulation-steps", t.GradientAccumulationSteps, "micro-batches per optimizer step")
-	f.IntVar(&t.MaxTrainSteps, "max-train-steps", t.MaxTrainSteps, "optimizer steps in all")
-	f.Float64Var(&t.LearningRate, "learning-rate", t.LearningRate, "peak learning rate")
-	f.StringVar(&t.LRScheduler, "lr-scheduler", t.LRScheduler, "constant, linear or cosine (after the warmup)")
-	f.IntVar(&t.LRWarmupSteps, "lr-warmup-steps", t.LRWarmupSteps, "linear warmup steps")
-	f.Float64Var(&t.AdamWeightDecay, "adam-weight-decay", t.AdamWeightDecay, "AdamW decoupled weight decay")
-	f.Float64Var(&t.MaxGradNorm, "max-grad-norm", t.MaxGradNorm, "clip the global gradient norm to this")
-	f.Float64Var(&t.EMADecay, "ema-decay", t.EMADecay, "EMA decay of the written weights (0: no EMA)")
-	f.IntVar(&t.CheckpointingSteps, "checkpointing-steps", t.CheckpointingSteps, "write a checkpoint every N steps")
-	f.IntVar(&t.CheckpointsTotalLimit, "checkpoints-total-limit", t.CheckpointsTotalLimit, "keep the newest N checkpoints (0: all)")
-	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
-	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
 	f.StringVar(&t.Timesteps.WeightingScheme, "weighting-scheme", t.Timesteps.WeightingScheme, "density of t: none (uniform, VideoAlign), logit_normal or mode")
 	f.Float64Var(&t.Timesteps.LogitMean, "logit-mean", t.Timesteps.LogitMean, "mean of the logit-normal density")
 	f.Float64Var(&t.Timesteps.LogitStd, "logit-std", t.Timesteps.LogitStd, "std of the logit-normal density")
@@ -235,11 +227,12 @@ func (o *FinetuneOptions) validate() error {
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 	case o.Ties != dpo.TiesKeep && o.Ties != dpo.TiesDrop:
 		return flagErrorf("--ties %q: want keep or drop", o.Ties)
-	case o.TimeLimit < 0:
-		return flagErrorf("--time-limit must be >= 0, got %v", o.TimeLimit)
 	case o.ResumeFromCheckpoint != "" && len(o.loraFlags) > 0:
 		return flagErrorf("%s with --resume-from-checkpoint: a resumed run keeps the checkpoint's adapters (or full fine-tuning)",
 			strings.Join(o.loraFlags, ", "))
+	}
+	if err := validateTimeLimit(o.TimeLimit); err != nil {
+		return err
 	}
 	if t.LoRA.Alpha == 0 {
 		t.LoRA.Alpha = 2 * float64(t.LoRA.Rank)
@@ -319,11 +312,9 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	var data *dpo.Data
 	resumed := ""
 	if opts.ResumeFromCheckpoint != "" {
-		path := opts.ResumeFromCheckpoint
-		if path == "latest" {
-			if path, err = nn.LatestCheckpoint(opts.OutputDir); err != nil {
-				return err
-			}
+		path, err := resumeCheckpoint(opts.ResumeFromCheckpoint, opts.OutputDir)
+		if err != nil {
+			return err
 		}
 		_, mc, _, _, err := dpo.ReadTrainingCheckpoint(path)
 		if err != nil {

@@ -104,22 +104,14 @@ losses continue exactly as in an uninterrupted run.`,
 	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
 	f.StringSliceVar(&opts.RewardDims, "reward-dims", nil, "reward-condition dimensions, e.g. vq,ta (empty: no reward slot)")
 	f.Float64Var(&opts.Shift, "shift", img.Shift, "timestep shift (training times and the model's sampling default)")
-	f.Uint64Var(&t.Seed, "seed", 0, "random seed of the run (weights, data order, noise)")
-	f.IntVar(&t.TrainBatchSize, "train-batch-size", t.TrainBatchSize, "samples per step")
-	f.IntVar(&t.MaxTrainSteps, "max-train-steps", t.MaxTrainSteps, "optimizer steps in all")
-	f.Float64Var(&t.LearningRate, "learning-rate", t.LearningRate, "peak learning rate")
-	f.StringVar(&t.LRScheduler, "lr-scheduler", t.LRScheduler, "constant, linear or cosine (after the warmup)")
-	f.IntVar(&t.LRWarmupSteps, "lr-warmup-steps", t.LRWarmupSteps, "linear warmup steps")
+	addTrainFlags(f, trainFlags{Seed: &t.Seed, SeedDraws: "weights, data order, noise", TrainBatchSize: &t.TrainBatchSize,
+		BatchUnit: "samples per step", MaxTrainSteps: &t.MaxTrainSteps, LearningRate: &t.LearningRate, LRScheduler: &t.LRScheduler,
+		LRWarmupSteps: &t.LRWarmupSteps, AdamWeightDecay: &t.AdamWeightDecay, MaxGradNorm: &t.MaxGradNorm, EMADecay: &t.EMADecay,
+		CheckpointingSteps: &t.CheckpointingSteps, CheckpointsTotalLimit: &t.CheckpointsTotalLimit,
+		ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
 	f.Float64Var(&t.AdamBeta1, "adam-beta1", t.AdamBeta1, "AdamW beta1")
 	f.Float64Var(&t.AdamBeta2, "adam-beta2", t.AdamBeta2, "AdamW beta2")
 	f.Float64Var(&t.AdamEpsilon, "adam-epsilon", t.AdamEpsilon, "AdamW epsilon")
-	f.Float64Var(&t.AdamWeightDecay, "adam-weight-decay", t.AdamWeightDecay, "AdamW decoupled weight decay")
-	f.Float64Var(&t.MaxGradNorm, "max-grad-norm", t.MaxGradNorm, "clip the global gradient norm to this")
-	f.Float64Var(&t.EMADecay, "ema-decay", t.EMADecay, "EMA decay of the saved weights (0: no averaging)")
-	f.IntVar(&t.CheckpointingSteps, "checkpointing-steps", t.CheckpointingSteps, "write a checkpoint every N steps")
-	f.IntVar(&t.CheckpointsTotalLimit, "checkpoints-total-limit", t.CheckpointsTotalLimit, "keep the newest N checkpoints (0: all)")
-	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
-	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
 	f.StringVar(&t.Objective.WeightingScheme, "weighting-scheme", t.Objective.WeightingScheme, "time density: logit_normal, mode, cosmap, sigma_sqrt or none")
 	f.Float64Var(&t.Objective.LogitMean, "logit-mean", t.Objective.LogitMean, "mean of the logit-normal density")
 	f.Float64Var(&t.Objective.LogitStd, "logit-std", t.Objective.LogitStd, "std of the logit-normal density")
@@ -148,8 +140,8 @@ func (o *PretrainOptions) validate() error {
 		}
 		return flagErrorf("%s with --resume-from-checkpoint: a resumed run keeps the checkpoint's model", what)
 	}
-	if o.TimeLimit < 0 {
-		return flagErrorf("--time-limit must be >= 0, got %v", o.TimeLimit)
+	if err := validateTimeLimit(o.TimeLimit); err != nil {
+		return err
 	}
 	o.Train.Objective.Shift = o.Shift
 	if err := o.Train.Validate(); err != nil {
@@ -293,11 +285,9 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	var tr *diffusion.Trainer
 	resumed := ""
 	if opts.ResumeFromCheckpoint != "" {
-		path := opts.ResumeFromCheckpoint
-		if path == "latest" {
-			if path, err = nn.LatestCheckpoint(opts.OutputDir); err != nil {
-				return err
-			}
+		path, err := resumeCheckpoint(opts.ResumeFromCheckpoint, opts.OutputDir)
+		if err != nil {
+			return err
 		}
 		ck, mcfg, tok, err := diffusion.ReadTrainingCheckpoint(path)
 		if err != nil {

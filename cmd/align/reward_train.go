@@ -122,6 +122,9 @@ reuses them and refuses a cache that does not match. Image reward models only.`,
 			if opts.OutputDir == "" {
 				return flagErrorf("--output-dir must not be empty")
 			}
+			if err := validateTimeLimit(opts.TimeLimit); err != nil {
+				return err
+			}
 			if opts.Threads < 0 {
 				return flagErrorf("--threads must be >= 0, got %d", opts.Threads)
 			}
@@ -155,16 +158,10 @@ reuses them and refuses a cache that does not match. Image reward models only.`,
 	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
 	f.StringVar(&t.LossType, "loss", t.LossType, "btt (Bradley-Terry with ties), bt (ties left out) or reg (MSE to target scores)")
 	f.Float64Var(&t.TieK, "k", t.TieK, "Rao-Kupper tie parameter k > 1 of btt")
-	f.Uint64Var(&t.Seed, "seed", 0, "random seed of the run (weights and pairs)")
-	f.IntVar(&t.TrainBatchSize, "train-batch-size", t.TrainBatchSize, "pairs per step")
-	f.IntVar(&t.MaxTrainSteps, "max-train-steps", t.MaxTrainSteps, "optimizer steps in all")
-	f.Float64Var(&t.LearningRate, "learning-rate", t.LearningRate, "peak learning rate")
-	f.StringVar(&t.LRScheduler, "lr-scheduler", t.LRScheduler, "constant, linear or cosine (after the warmup)")
-	f.IntVar(&t.LRWarmupSteps, "lr-warmup-steps", t.LRWarmupSteps, "linear warmup steps")
-	f.Float64Var(&t.AdamWeightDecay, "adam-weight-decay", t.AdamWeightDecay, "AdamW decoupled weight decay")
-	f.Float64Var(&t.MaxGradNorm, "max-grad-norm", t.MaxGradNorm, "clip the global gradient norm to this")
-	f.IntVar(&t.CheckpointingSteps, "checkpointing-steps", t.CheckpointingSteps, "write a checkpoint every N steps")
-	f.IntVar(&t.CheckpointsTotalLimit, "checkpoints-total-limit", t.CheckpointsTotalLimit, "keep the newest N checkpoints (0: all)")
+	addTrainFlags(f, trainFlags{Seed: &t.Seed, SeedDraws: "weights and pairs", TrainBatchSize: &t.TrainBatchSize, BatchUnit: "pairs per step",
+		MaxTrainSteps: &t.MaxTrainSteps, LearningRate: &t.LearningRate, LRScheduler: &t.LRScheduler, LRWarmupSteps: &t.LRWarmupSteps,
+		AdamWeightDecay: &t.AdamWeightDecay, MaxGradNorm: &t.MaxGradNorm, CheckpointingSteps: &t.CheckpointingSteps,
+		CheckpointsTotalLimit: &t.CheckpointsTotalLimit, ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
 	f.Float64Var(&t.TieShare, "tie-share", t.TieShare, "share of pairs built as ties")
 	f.Float64Var(&t.GradedShare, "graded-share", t.GradedShare, "share of quality pairs comparing two corruption levels")
 	f.IntVar(&t.ValPairs, "val-pairs", t.ValPairs, "validation pairs for the calibration at the end")
@@ -179,8 +176,6 @@ reuses them and refuses a cache that does not match. Image reward models only.`,
 	f.Float64Var(&t.NegativeShare, "negative-share", t.NegativeShare, "share of decisive vq pairs that are real against generated (with --negatives)")
 	f.IntVar(&t.NegativesPerLevel, "negatives-per-level", 0, "items per split sampled at each step count for --negatives generator (0: all)")
 	f.StringVar(&opts.ConceptPart, "concept-part", "", "train on part i/n of the training concepts (e.g. a judge on 1/2 for a model trained on 0/2)")
-	f.StringVar(&opts.ResumeFromCheckpoint, "resume-from-checkpoint", "", "checkpoint file, or \"latest\" in --output-dir")
-	f.DurationVar(&opts.TimeLimit, "time-limit", 0, "stop with a checkpoint after this long (e.g. 2h; 0: no limit)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
 	return cmd
 }
@@ -217,12 +212,9 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 
 	var tr *rewards.Trainer
 	if opts.ResumeFromCheckpoint != "" {
-		path := opts.ResumeFromCheckpoint
-		var err error
-		if path == "latest" {
-			if path, err = nn.LatestCheckpoint(opts.OutputDir); err != nil {
-				return err
-			}
+		path, err := resumeCheckpoint(opts.ResumeFromCheckpoint, opts.OutputDir)
+		if err != nil {
+			return err
 		}
 		if latent, err := rewards.IsLatentCheckpoint(path); err != nil {
 			return err
