@@ -8,6 +8,9 @@
 #   make info    build and print backends, BLAS core and a GEMM probe
 #   make data    download the emoji packages and build the image and clip datasets
 #   make pretrain-image   one leg (<= 110 min) of the default image model's pre-training
+#   make align-experiment Flow-DPO (TA-only, equal weights, (1-t)^2 beta), Flow-RWR and SFT against
+#                the base on held-out prompts, judged by the training reward and a held-out judge
+#   make dpo-beta-sweep   TA-only Flow-DPO for each beta in EXP_BETAS, same evaluation
 
 GO      ?= go
 BIN     := bin/align
@@ -19,7 +22,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image sample
+.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image sample align-experiment dpo-beta-sweep
 
 all: build
 
@@ -98,6 +101,76 @@ sample: build
 		--prompt "hamburger" --prompt "sun with face" --prompt "pile of poo" --prompt "four leaf clover" \
 		--num-images-per-prompt 2 --seed 1 -o out/sample
 	@echo "→ out/sample/grid.png"
+
+# ---- Alignment experiment: Flow-DPO, Flow-RWR and SFT on the embedded image model ----
+# Two reward models of one recipe on disjoint halves of the training concepts: the training
+# reward (part 0/2, seed 0) scores the candidates that pairs come from, the held-out judge
+# (part 1/2, seed 1) only judges. Pairs come from the prompts of prompt part 0/2 (K SDE
+# candidates each, scored once; pairs for each weighting are selected from that scored set),
+# evaluation from EXP_EVAL_PROMPTS prompts of part 1/2: concepts the generator knows, never
+# used for pairs or fine-tuning. Every file is a make target, so an interrupted experiment
+# continues where it stopped. The table lands in $(EXP)/table.md.
+EXP              ?= $(RUNS)/align-exp
+EXP_PAIR_PROMPTS ?= 0
+EXP_K            ?= 8
+EXP_EVAL_PROMPTS ?= 200
+EXP_IMAGES       ?= 2
+EXP_STEPS        ?= 400
+EXP_BETA         ?= 500
+EXP_BETAS        ?= 100 500 2000 5000
+EXP_REWARD_STEPS ?= 3000
+EXP_EVAL_SEED    ?= 1000
+EXP_METHODS      := dpo-ta dpo-eq rwr-ta sft-ta dpo-ta-tsq
+EXP_FINETUNE      = ./$(BIN) finetune --max-train-steps $(EXP_STEPS) --seed 0 --merge-lora $(call resume_or,$(@D),)
+.PRECIOUS: $(EXP)/%/model.safetensors $(EXP)/samples/%/samples.json $(EXP)/eval-%.json
+
+align-experiment: $(EXP)/table.md
+dpo-beta-sweep: $(EXP)/table-beta.md
+
+$(EXP)/prompts-pairs.txt: | build data
+	./$(BIN) data prompts $(DATA) --part 0/2 --limit $(EXP_PAIR_PROMPTS) -o $@
+$(EXP)/prompts-eval.txt: | build data
+	./$(BIN) data prompts $(DATA) --part 1/2 --limit $(EXP_EVAL_PROMPTS) -o $@
+$(EXP)/reward/model.safetensors: | build data
+	./$(BIN) reward train --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(EXP_REWARD_STEPS) \
+		-o $(EXP)/reward $(call resume_or,$(EXP)/reward,)
+$(EXP)/judge/model.safetensors: | build data
+	./$(BIN) reward train --data $(DATA) --concept-part 1/2 --seed 1 --max-train-steps $(EXP_REWARD_STEPS) \
+		-o $(EXP)/judge $(call resume_or,$(EXP)/judge,)
+$(EXP)/scored.jsonl: $(EXP)/prompts-pairs.txt $(EXP)/reward/model.safetensors
+	./$(BIN) pairs --prompts $< --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored -o $@
+$(EXP)/pairs-ta.jsonl: $(EXP)/scored.jsonl
+	./$(BIN) pairs --from-scored $< --weights vq=0,ta=1 -o $@
+$(EXP)/pairs-eq.jsonl: $(EXP)/scored.jsonl
+	./$(BIN) pairs --from-scored $< --weights vq=1,ta=1 -o $@
+
+$(EXP)/dpo-ta/model.safetensors: $(EXP)/pairs-ta.jsonl
+	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
+$(EXP)/dpo-eq/model.safetensors: $(EXP)/pairs-eq.jsonl
+	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
+$(EXP)/dpo-ta-tsq/model.safetensors: $(EXP)/pairs-ta.jsonl
+	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --beta-schedule one-minus-t-sq --pairs $< -o $(@D)
+$(EXP)/rwr-ta/model.safetensors: $(EXP)/scored.jsonl
+	$(EXP_FINETUNE) --method rwr --weights vq=0,ta=1 --scored $< -o $(@D)
+$(EXP)/sft-ta/model.safetensors: $(EXP)/pairs-ta.jsonl
+	$(EXP_FINETUNE) --method sft --pairs $< -o $(@D)
+$(EXP)/dpo-ta-b%/model.safetensors: $(EXP)/pairs-ta.jsonl
+	$(EXP_FINETUNE) --method dpo --beta-dpo $* --pairs $< -o $(@D)
+
+EXP_SAMPLE = ./$(BIN) sample --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
+$(EXP)/samples/base/samples.json: $(EXP)/prompts-eval.txt
+	$(EXP_SAMPLE) -o $(@D)
+$(EXP)/samples/%/samples.json: $(EXP)/%/model.safetensors $(EXP)/prompts-eval.txt
+	$(EXP_SAMPLE) --model $< -o $(@D)
+$(EXP)/eval-%.json: $(EXP)/samples/%/samples.json $(EXP)/samples/base/samples.json $(EXP)/reward/model.safetensors $(EXP)/judge/model.safetensors
+	./$(BIN) eval --baseline $(EXP)/samples/base --candidate $(<D) --reward $(EXP)/reward/model.safetensors \
+		--judge $(EXP)/judge/model.safetensors --output $@
+$(EXP)/table.md: $(foreach m,$(EXP_METHODS),$(EXP)/eval-$(m).json)
+	./$(BIN) eval table $(foreach m,$(EXP_METHODS),$(m)=$(EXP)/eval-$(m).json) > $@.tmp && mv $@.tmp $@
+	@cat $@
+$(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
+	./$(BIN) eval table $(foreach b,$(EXP_BETAS),beta-$(b)=$(EXP)/eval-dpo-ta-b$(b).json) > $@.tmp && mv $@.tmp $@
+	@cat $@
 
 info: setup build
 	./$(BIN) info
