@@ -1,7 +1,6 @@
 // The loss-curve plot of pre-training (loss.png), and MetricCurve, the same plot of any
 // logged metric: raw per-step values as grey dots, their exponential moving average as a
-// blue line, axes with a few labelled ticks. Drawn with image/draw and the 7x13 bitmap font
-// of golang.org/x/image.
+// blue line, in a frame of package internal/plot (axes with a few labelled ticks).
 //
 // Test: go test ./diffusion -run LossCurve
 
@@ -11,13 +10,10 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/draw"
 	"math"
 	"slices"
 
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
+	"github.com/alignkit/align/internal/plot"
 )
 
 // LossSmoothing is the EMA factor of the plotted curve: s_k = a s_{k-1} + (1-a) loss_k,
@@ -25,10 +21,8 @@ import (
 const LossSmoothing = 0.98
 
 var (
-	plotGrey  = color.RGBA{150, 150, 150, 255}
-	plotBlue  = color.RGBA{31, 90, 200, 255}
-	plotBlack = color.RGBA{0, 0, 0, 255}
-	plotLight = color.RGBA{235, 235, 235, 255}
+	plotGrey = color.RGBA{150, 150, 150, 255}
+	plotBlue = color.RGBA{31, 90, 200, 255}
 )
 
 // LossCurve draws the losses of log (skipped steps left out) on a w x h image.
@@ -49,11 +43,7 @@ func LossCurve(log []LogEntry, w, h int) *image.RGBA {
 // with negative values over its whole range. The loss plot of pre-training and the metric
 // panels of fine-tuning (package dpo) use it.
 func MetricCurve(title string, steps, values []float64, w, h int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	const left, right, top, bottom = 64, 16, 24, 36
-	pw, ph := w-left-right, h-top-bottom
-	drawText(img, left, 16, title, plotBlack)
+	f := plot.NewFrame(title, w, h)
 	var xs, losses, smooth []float64
 	s := 0.0
 	for i, v := range values {
@@ -65,15 +55,13 @@ func MetricCurve(title string, steps, values []float64, w, h int) *image.RGBA {
 		s = a*s + (1-a)*v
 		xs, losses, smooth = append(xs, steps[i]), append(losses, v), append(smooth, s)
 	}
-	if pw < 10 || ph < 10 {
-		return img
+	if f.TooSmall() {
+		return f.Img
 	}
-	// Axes.
-	hline(img, left, left+pw, top+ph, plotBlack)
-	vline(img, left, top, top+ph, plotBlack)
+	f.Axes()
 	if len(losses) == 0 {
-		drawText(img, left+10, top+ph/2, "no steps yet", plotBlack)
-		return img
+		plot.Text(f.Img, f.Left+10, f.Top+f.Height/2, "no steps yet", plot.Black)
+		return f.Img
 	}
 	x0, x1 := xs[0], xs[len(xs)-1]
 	if x1 == x0 {
@@ -93,88 +81,21 @@ func MetricCurve(title string, steps, values []float64, w, h int) *image.RGBA {
 		pad := 0.05 * (y1 - y0)
 		y0, y1 = y0-pad, y1+pad
 	}
-	px := func(x float64) int { return left + int(math.Round((x-x0)/(x1-x0)*float64(pw))) }
-	py := func(y float64) int {
-		y = math.Max(y0, math.Min(y, y1))
-		return top + ph - int(math.Round((y-y0)/(y1-y0)*float64(ph)))
-	}
-	// Ticks and grid lines.
+	f.X0, f.X1, f.Y0, f.Y1 = x0, x1, y0, y1
+	f.YTicks(4)
 	for k := 0; k <= 4; k++ {
-		y := y0 + (y1-y0)*float64(k)/4
-		yy := py(y)
-		if k > 0 {
-			hline(img, left+1, left+pw, yy, plotLight)
-		}
-		hline(img, left-4, left, yy, plotBlack)
-		drawText(img, 4, yy+4, fmt.Sprintf("%.3g", y), plotBlack)
 		x := x0 + (x1-x0)*float64(k)/4
-		xx := px(x)
-		vline(img, xx, top+ph, top+ph+4, plotBlack)
-		label := fmt.Sprintf("%d", int(math.Round(x)))
-		drawText(img, xx-len(label)*7/2, top+ph+18, label, plotBlack)
+		f.XTickAt(f.PX(x), fmt.Sprintf("%d", int(math.Round(x))))
 	}
-	drawText(img, left+pw-28, h-4, "step", plotBlack)
+	f.XLabel("step")
 	for i := range losses {
-		img.Set(px(xs[i]), py(losses[i]), plotGrey)
+		f.Img.Set(f.PX(xs[i]), f.PY(losses[i]), plotGrey)
 	}
 	for i := 1; i < len(smooth); i++ {
-		line(img, px(xs[i-1]), py(smooth[i-1]), px(xs[i]), py(smooth[i]), plotBlue)
+		plot.Line(f.Img, f.PX(xs[i-1]), f.PY(smooth[i-1]), f.PX(xs[i]), f.PY(smooth[i]), plotBlue)
 	}
 	if len(smooth) == 1 {
-		img.Set(px(xs[0]), py(smooth[0]), plotBlue)
+		f.Img.Set(f.PX(xs[0]), f.PY(smooth[0]), plotBlue)
 	}
-	return img
-}
-
-func hline(img *image.RGBA, xa, xb, y int, c color.RGBA) {
-	for x := xa; x <= xb; x++ {
-		img.SetRGBA(x, y, c)
-	}
-}
-
-func vline(img *image.RGBA, x, ya, yb int, c color.RGBA) {
-	for y := ya; y <= yb; y++ {
-		img.SetRGBA(x, y, c)
-	}
-}
-
-// line draws a segment with Bresenham's algorithm.
-func line(img *image.RGBA, xa, ya, xb, yb int, c color.RGBA) {
-	dx, dy := abs(xb-xa), -abs(yb-ya)
-	sx, sy := 1, 1
-	if xa > xb {
-		sx = -1
-	}
-	if ya > yb {
-		sy = -1
-	}
-	err := dx + dy
-	for {
-		img.SetRGBA(xa, ya, c)
-		if xa == xb && ya == yb {
-			return
-		}
-		e2 := 2 * err
-		if e2 >= dy {
-			err += dy
-			xa += sx
-		}
-		if e2 <= dx {
-			err += dx
-			ya += sy
-		}
-	}
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
-// drawText writes s with its baseline at (x, y).
-func drawText(img *image.RGBA, x, y int, s string, c color.RGBA) {
-	d := &font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
+	return f.Img
 }
