@@ -22,7 +22,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image sample align-experiment dpo-beta-sweep
+.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image sample align-experiment dpo-beta-sweep steering-experiment
 
 all: build
 
@@ -171,6 +171,100 @@ $(EXP)/table.md: $(foreach m,$(EXP_METHODS),$(EXP)/eval-$(m).json)
 $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 	./$(BIN) eval table $(foreach b,$(EXP_BETAS),beta-$(b)=$(EXP)/eval-dpo-ta-b$(b).json) > $@.tmp && mv $@.tmp $@
 	@cat $@
+
+# ---- Steering experiment: controllability of reward-steered sampling on the embedded image model ----
+# For each weighting of STEER_WEIGHTINGS (vq: vq=1,ta=0; ta: vq=0,ta=1; eq: vq=1,ta=1) and each
+# method of STEER_METHODS, one set of samples of the alignment experiment's eval prompts with its
+# seed, images per prompt and sampling command ($(EXP_SAMPLE)), compared by align eval with
+# unguided sampling of the same sampler, judged by the clean training reward ($(EXP)/reward, concept
+# part 0/2) and the held-out judge ($(EXP)/judge, part 1/2):
+#   nrg  Flow-NRG, w = STEER_NRG_SCALE, guided by the noise-aware latent reward model $(EXP)/latent
+#        (the embedded generator's first blocks, trained on part 0/2 with seed 0 like the training
+#        reward); judged by the clean models, never by the latent one it climbs. Euler, against
+#        $(EXP)/samples/base: each pair starts from the same noise.
+#   fk   FK steering with the clean training reward, STEER_PARTICLES particles, λ = STEER_FK_LAMBDA.
+#        FK needs the SDE sampler, and SDE against Euler would count the sampler's own effect as
+#        steering, so its baseline is $(EXP)/samples/base-sde: the SDE sampler unguided (as with
+#        --particles 1), same seed. Particle j of image i draws noise stream i*k+j and the
+#        baseline's image i stream i, so an FK pair is two independent draws (image 0 aside): its
+#        win rate is P(FK image beats an unguided SDE image), NRG's the same noise with and without.
+#   bon  best-of-STEER_BON_N with the clean training reward, Euler, against $(EXP)/samples/base
+#        (candidate j of image i draws stream i*N+j: independent pairs as for fk).
+# FK and best-of-N select by the training reward, so its columns are their own objective and the
+# judge's the held-out check. The table, with reward evaluations and seconds per image (the
+# baseline's in brackets): $(EXP)/table-steering.md. The curve: TA-only Flow-NRG at each scale of
+# STEER_NRG_SCALES, the base at w = 0, on a log axis (the scales double) -> $(EXP)/steering-curve.png.
+# Every file is a target, so a rerun continues. A small run that checks the plumbing (minutes):
+#   make steering-experiment EXP=/tmp/steer-mini EXP_EVAL_PROMPTS=4 EXP_IMAGES=1 EXP_REWARD_STEPS=5 \
+#     STEER_LATENT_STEPS=5 STEER_LATENT_FLAGS="--eval-pairs 64 --val-pairs 64" STEER_PARTICLES=2 \
+#     STEER_BON_N=2 STEER_NRG_SCALES="50 100"
+STEER_NRG_SCALE    ?= 100
+STEER_NRG_SCALES   ?= 25 50 100 200
+STEER_PARTICLES    ?= 4
+STEER_FK_LAMBDA    ?= 10
+STEER_BON_N        ?= 4
+STEER_LATENT_STEPS ?= 3000
+STEER_LATENT_FLAGS ?=
+STEER_WEIGHTINGS   ?= vq ta eq
+STEER_METHODS      ?= nrg fk bon
+STEER_W_vq := vq=1,ta=0
+STEER_W_ta := vq=0,ta=1
+STEER_W_eq := vq=1,ta=1
+STEER_NAME_vq  := VQ-only
+STEER_NAME_ta  := TA-only
+STEER_NAME_eq  := equal
+STEER_NAME_nrg  = Flow-NRG w $(STEER_NRG_SCALE)
+STEER_NAME_fk   = FK k $(STEER_PARTICLES) λ $(STEER_FK_LAMBDA) (vs SDE)
+STEER_NAME_bon  = best-of-$(STEER_BON_N)
+# The run of method $(1) with weighting $(2); Flow-NRG's carry their scale, so that the curve's
+# run at STEER_NRG_SCALE is the table's.
+steer_run = $(if $(filter nrg,$(1)),steer-nrg-s$(STEER_NRG_SCALE)-$(2),steer-$(1)-$(2))
+STEER_CURVE  = $(filter-out 0,$(STEER_NRG_SCALES))
+STEER_EVALS  = $(foreach m,$(STEER_METHODS),$(foreach w,$(STEER_WEIGHTINGS),$(EXP)/eval-$(call steer_run,$(m),$(w)).json))
+STEER_NRG    = $(sort $(foreach w,$(STEER_WEIGHTINGS),$(EXP)/samples/steer-nrg-s$(STEER_NRG_SCALE)-$(w)/samples.json) \
+		$(foreach s,$(STEER_CURVE),$(EXP)/samples/steer-nrg-s$(s)-ta/samples.json))
+STEER_FK     = $(foreach w,$(STEER_WEIGHTINGS),$(EXP)/samples/steer-fk-$(w)/samples.json)
+STEER_BON    = $(foreach w,$(STEER_WEIGHTINGS),$(EXP)/samples/steer-bon-$(w)/samples.json)
+STEER_MODELS = $(EXP)/reward/model.safetensors $(EXP)/judge/model.safetensors
+
+steering-experiment: $(EXP)/table-steering.md $(EXP)/steering-curve.png
+	@cat $(EXP)/table-steering.md
+	@echo "→ $(EXP)/steering-curve.png"
+
+$(EXP)/latent/model.safetensors: | build data
+	./$(BIN) reward train --latent --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
+		$(STEER_LATENT_FLAGS) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
+# The stem is SCALE-WEIGHTING.
+$(STEER_NRG): $(EXP)/samples/steer-nrg-s%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/latent/model.safetensors
+	$(EXP_SAMPLE) --reward $(EXP)/latent/model.safetensors --reward-guidance-scale $(word 1,$(subst -, ,$*)) \
+		--reward-weights $(STEER_W_$(word 2,$(subst -, ,$*))) -o $(@D)
+$(EXP)/samples/base-sde/samples.json: $(EXP)/prompts-eval.txt
+	$(EXP_SAMPLE) --sampler sde -o $(@D)
+$(STEER_FK): $(EXP)/samples/steer-fk-%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/reward/model.safetensors
+	$(EXP_SAMPLE) --sampler sde --reward $(EXP)/reward/model.safetensors --particles $(STEER_PARTICLES) \
+		--fk-lambda $(STEER_FK_LAMBDA) --reward-weights $(STEER_W_$*) -o $(@D)
+$(STEER_BON): $(EXP)/samples/steer-bon-%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/reward/model.safetensors
+	$(EXP_SAMPLE) --reward $(EXP)/reward/model.safetensors --best-of-n $(STEER_BON_N) --reward-weights $(STEER_W_$*) -o $(@D)
+# NRG and best-of-N are evaluated against the base by the alignment experiment's rule
+# ($(EXP)/eval-%.json), FK against the unguided SDE samples here.
+$(foreach w,$(STEER_WEIGHTINGS),$(EXP)/eval-steer-fk-$(w).json): $(EXP)/eval-steer-fk-%.json: \
+		$(EXP)/samples/steer-fk-%/samples.json $(EXP)/samples/base-sde/samples.json $(STEER_MODELS)
+	./$(BIN) eval --baseline $(EXP)/samples/base-sde --candidate $(<D) --reward $(EXP)/reward/model.safetensors \
+		--judge $(EXP)/judge/model.safetensors --output $@
+$(EXP)/table-steering.md: $(STEER_EVALS)
+	{ echo "Reward-steered sampling against unguided sampling with the same seed ($(EXP_EVAL_SEED)) on held-out prompts"; \
+	  echo "($(EXP_IMAGES) images per prompt): win rate [95% CI] and mean z-score change under the clean training reward (part 0/2) and the"; \
+	  echo "held-out judge (part 1/2). Flow-NRG is guided by the latent reward model (part 0/2), FK and best-of-N select"; \
+	  echo "by the clean training reward. Baselines: unguided Euler sampling for Flow-NRG (each pair from the same noise)"; \
+	  echo "and best-of-N (its candidates draw other noise streams: independent pairs); the unguided SDE sampler for FK,"; \
+	  echo "which needs SDE steps (independent pairs too). reward / image: clean-reward calls (FK, best-of-N; every"; \
+	  echo "particle or candidate) and latent-reward gradients (Flow-NRG) per image; s / image: sampling wall time, the"; \
+	  echo "baseline's in brackets."; echo; \
+	  ./$(BIN) eval table --cost $(foreach m,$(STEER_METHODS),$(foreach w,$(STEER_WEIGHTINGS),\
+		"$(STEER_NAME_$(m)), $(STEER_NAME_$(w))=$(EXP)/eval-$(call steer_run,$(m),$(w)).json")); } > $@.tmp && mv $@.tmp $@
+$(EXP)/steering-curve.png: $(foreach s,$(STEER_CURVE),$(EXP)/eval-steer-nrg-s$(s)-ta.json)
+	./$(BIN) eval plot $(foreach s,$(STEER_CURVE),$(s)=$(EXP)/eval-steer-nrg-s$(s)-ta.json) --log-x \
+		--x-label "reward guidance scale w" --title "Flow-NRG, TA-only weights: mean z-score against w" -o $@
 
 info: setup build
 	./$(BIN) info

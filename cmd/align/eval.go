@@ -68,7 +68,8 @@ const (
 	tieExact      = "exact"      // Δz = 0: the model has no tie threshold
 )
 
-// evalSide describes one compared set of samples.
+// evalSide describes one compared set of samples and what sampling it cost (from its
+// samples.json).
 type evalSide struct {
 	Dir               string   `json:"dir"`
 	Model             string   `json:"model"`
@@ -76,6 +77,55 @@ type evalSide struct {
 	NumInferenceSteps int      `json:"num_inference_steps"`
 	GuidanceScale     float64  `json:"guidance_scale"`
 	Steering          []string `json:"steering,omitempty"` // align sample's steering methods
+	Images            int      `json:"images"`             // samples in the set
+	Seconds           float64  `json:"seconds"`            // align sample's wall time for the whole set
+	// Clean-sample reward scorings per image (FK, best-of-N: k particles or N candidates
+	// scored at each scoring), and Flow-NRG reward forward+backward evaluations per image:
+	// each batched gradient call evaluates every one of the k samples behind an image, so
+	// per image it is gradient_calls * k (k = 1 without particles or candidates).
+	RewardCallsPerImage     float64 `json:"reward_calls_per_image,omitempty"`
+	RewardGradientsPerImage float64 `json:"reward_gradients_per_image,omitempty"`
+}
+
+// evalSideOf describes the set of samples in dir from its samples.json.
+func evalSideOf(dir string, r *sampleReport) evalSide {
+	s := evalSide{Dir: dir, Model: r.Model, Sampler: r.Sampler, NumInferenceSteps: r.NumInferenceSteps, GuidanceScale: r.GuidanceScale,
+		Images: len(r.Files), Seconds: r.Seconds}
+	if st := r.Steering; st != nil {
+		s.Steering = st.Methods
+		s.RewardCallsPerImage = st.CallsPerImage
+		s.RewardGradientsPerImage = float64(st.GradientCalls * max(st.Particles, st.BestOfN, 1))
+	}
+	return s
+}
+
+// rewardCost says the reward evaluations per image of the set: "8 calls", "27 gradients",
+// "8 calls + 27 gradients", "none" for sampling without a reward model, or "?" in a report
+// written before eval recorded them (no images counted).
+func (s *evalSide) rewardCost() string {
+	if s.Images == 0 {
+		return "?"
+	}
+	var parts []string
+	if s.RewardCallsPerImage > 0 {
+		parts = append(parts, fmt.Sprintf("%.4g calls", s.RewardCallsPerImage))
+	}
+	if s.RewardGradientsPerImage > 0 {
+		parts = append(parts, fmt.Sprintf("%.4g gradients", s.RewardGradientsPerImage))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " + ")
+}
+
+// secondsPerImage says the set's sampling wall time over its images, or "?" in a report
+// written before eval recorded them.
+func (s *evalSide) secondsPerImage() string {
+	if s.Images == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.3g", s.Seconds/float64(s.Images))
 }
 
 // evalDim is the comparison on one dimension of one model.
@@ -134,7 +184,9 @@ optional) is compared on z-scores (each model's calibration), over n pairs:
 
 with 95% normal-approximation intervals over the pairs (mean ± 1.96 s/√n, s the standard
 deviation of the per-pair outcomes 0, 1/2, 1 or of the changes). The table goes to stdout,
---json prints the report as JSON and --output writes it to a file.`,
+--json prints the report as JSON and --output writes it to a file. Both also give what each
+set cost to sample, from its samples.json: reward calls (clean-sample scorings of FK and
+best-of-N) and reward gradients (Flow-NRG) per image, and seconds per image.`,
 		Example: `  $ align data prompts data/emoji --part 1/2 --limit 200 -o eval.txt
   $ align sample --prompts eval.txt --seed 0 -o out/base
   $ align sample --model dpo/model.safetensors --prompts eval.txt --seed 0 -o out/dpo
@@ -178,6 +230,7 @@ deviation of the per-pair outcomes 0, 1/2, 1 or of the changes). The table goes 
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	f.StringVarP(&opts.Output, "output", "o", "", "also write the JSON report to this file, atomically")
 	cmd.AddCommand(newCmdEvalTable(nil))
+	cmd.AddCommand(newCmdEvalPlot(nil))
 	return cmd
 }
 
@@ -309,14 +362,7 @@ func evalRun(cmd *cobra.Command, opts *EvalOptions) error {
 		return fmt.Errorf("%s and %s hold %d pair of samples; a comparison needs at least 2 (more prompts or --num-images-per-prompt)",
 			opts.Baseline, opts.Candidate, len(pairs))
 	}
-	side := func(dir string, r *sampleReport) evalSide {
-		s := evalSide{Dir: dir, Model: r.Model, Sampler: r.Sampler, NumInferenceSteps: r.NumInferenceSteps, GuidanceScale: r.GuidanceScale}
-		if r.Steering != nil {
-			s.Steering = r.Steering.Methods
-		}
-		return s
-	}
-	rep := evalReport{Baseline: side(opts.Baseline, base), Candidate: side(opts.Candidate, cand), Kind: base.Kind, Seed: base.Seed, Pairs: len(pairs)}
+	rep := evalReport{Baseline: evalSideOf(opts.Baseline, base), Candidate: evalSideOf(opts.Candidate, cand), Kind: base.Kind, Seed: base.Seed, Pairs: len(pairs)}
 	prompts := map[string]bool{}
 	for _, p := range pairs {
 		prompts[p.base.Prompt] = true
@@ -482,6 +528,7 @@ func writeEvalTable(w io.Writer, r *evalReport) error {
 		if len(s.side.Steering) > 0 {
 			how += ", steering " + strings.Join(s.side.Steering, "+")
 		}
+		how += fmt.Sprintf("; per image: reward %s, %s s", s.side.rewardCost(), s.side.secondsPerImage())
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.name, s.side.Dir, how)
 	}
 	fmt.Fprintf(tw, "pairs\t%d %s pairs of %d prompts, seed %d\n", r.Pairs, r.Kind, r.Prompts, r.Seed)
