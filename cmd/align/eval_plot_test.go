@@ -6,7 +6,6 @@
 package main
 
 import (
-	"encoding/json"
 	"image/color"
 	"image/png"
 	"math"
@@ -19,24 +18,13 @@ import (
 	"github.com/alignkit/align/rewards/scoring"
 )
 
-// writePlotReport writes an eval report of 100 pairs with the models reward and judge on vq
-// and ta; v maps "role dim" to {baseline mean, candidate mean, change CI lo, change CI hi}.
+// writePlotReport writes an eval report on vq and ta of the models reward and judge; v maps
+// "role dim" to {baseline mean, candidate mean, change CI lo, change CI hi}.
 func writePlotReport(t *testing.T, path string, pairs int, v map[string][4]float64) {
-	t.Helper()
-	rep := evalReport{Pairs: pairs}
-	for _, role := range []string{"reward", "judge"} {
-		m := evalModel{Role: role}
-		for _, d := range []string{"vq", "ta"} {
-			x := v[role+" "+d]
-			m.Dims = append(m.Dims, evalDim{Dim: d, Paired: scoring.Paired{N: pairs, MeanBaseline: x[0], MeanCandidate: x[1],
-				MeanChange: x[1] - x[0], ChangeCI: [2]float64{x[2], x[3]}}})
-		}
-		rep.Models = append(rep.Models, m)
-	}
-	b, _ := json.Marshal(rep)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeReport(t, path, pairs, func(role, dim string) scoring.Paired {
+		x := v[role+" "+dim]
+		return scoring.Paired{MeanBaseline: x[0], MeanCandidate: x[1], MeanChange: x[1] - x[0], ChangeCI: [2]float64{x[2], x[3]}}
+	})
 }
 
 // plotFixture writes the reports of x = 25 and x = 50; their points span y in [-1, 1].

@@ -11,15 +11,17 @@ import (
 	"github.com/alignkit/align/rewards/scoring"
 )
 
-func writeEvalReport(t *testing.T, path string, pairs int, dims map[string][2]float64) {
+// writeReport writes an eval report of the given pairs with the models reward and judge on
+// vq and ta, each dimension's comparison from paired(role, dim).
+func writeReport(t *testing.T, path string, pairs int, paired func(role, dim string) scoring.Paired) {
 	t.Helper()
 	rep := evalReport{Pairs: pairs}
 	for _, role := range []string{"reward", "judge"} {
 		m := evalModel{Role: role}
 		for _, d := range []string{"vq", "ta"} {
-			v := dims[role+" "+d]
-			m.Dims = append(m.Dims, evalDim{Dim: d, Paired: scoring.Paired{N: pairs, WinRate: v[0],
-				WinRateCI: [2]float64{v[0] - 0.05, v[0] + 0.05}, MeanChange: v[1]}})
+			p := paired(role, d)
+			p.N = pairs
+			m.Dims = append(m.Dims, evalDim{Dim: d, Paired: p})
 		}
 		rep.Models = append(rep.Models, m)
 	}
@@ -27,6 +29,14 @@ func writeEvalReport(t *testing.T, path string, pairs int, dims map[string][2]fl
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeEvalReport: dims maps "role dim" to {win rate, mean change}; the interval is ±0.05.
+func writeEvalReport(t *testing.T, path string, pairs int, dims map[string][2]float64) {
+	writeReport(t, path, pairs, func(role, dim string) scoring.Paired {
+		v := dims[role+" "+dim]
+		return scoring.Paired{WinRate: v[0], WinRateCI: [2]float64{v[0] - 0.05, v[0] + 0.05}, MeanChange: v[1]}
+	})
 }
 
 func TestEvalTable(t *testing.T) {
