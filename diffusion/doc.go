@@ -9,7 +9,7 @@
 // Files:
 //
 //	config.go         ModelConfig (JSON in every model file), defaults, validation
-//	tokenizer.go      word-level Tokenizer; PadID, UnkID, NullID (the empty prompt)
+//	tokenizer.go      word-level Tokenizer (Extend keeps the ids, appends new words); PadID, UnkID, NullID
 //	text_encoder.go   TextEncoder: token embedding + fixed positions + pre-LN blocks
 //	reward_embed.go   RewardEmbedder: the zero-initialised reward-condition slot
 //	dit.go            DiT: Forward(x_t, t, ids, lengths, r), Backward(dv) -> dx_t, Params,
@@ -19,6 +19,7 @@
 //	sampler.go        Sample, Denoise (euler, heun, sde), GuidedVelocity (CFG in one 2B batch)
 //	imageio.go        samples to images, Grid, atomic PNG and animated GIF writers
 //	pretrain.go       Trainer: data order, LR schedule, AdamW, EMA, exact-resume checkpoints
+//	inflate.go        InflateImageModel: a video DiT started from an image DiT; Trainer.InflateFrom
 //	losscurve.go      LossCurve: the loss.png plot
 //
 // Shape legend: B batch, L = MaxTextLen text tokens, P patch tokens, C width, D values per

@@ -78,6 +78,9 @@ type PretrainConfig struct {
 	ValidationPrompts []string `json:"validation_prompts"`
 	ValidationSteps   int      `json:"validation_steps"` // denoising steps
 	ValidationScale   float64  `json:"validation_guidance_scale"`
+	// InitFrom is the image model a video run was inflated from (Trainer.InflateFrom); nil
+	// for a run from seeded weights. Checkpoints carry it, so a resume needs no --init-from.
+	InitFrom *InitSource `json:"init_from,omitempty"`
 }
 
 // DefaultPretrainConfig returns the defaults of `align pretrain`.
@@ -246,6 +249,23 @@ func NewTrainer(dev kernels.Device, mcfg ModelConfig, tok *Tokenizer, cfg Pretra
 	return t, nil
 }
 
+// InflateFrom starts a fresh video run from the image model src instead of the seeded
+// weights (InflateImageModel; the trainer's tokenizer must extend src's), with the EMA at
+// the inflated weights, and records source as the run's InitFrom. Call it before the
+// first step.
+func (t *Trainer) InflateFrom(src *DiT, source InitSource) error {
+	if t.Step != 0 {
+		return fmt.Errorf("pretrain: inflating after step %d; a run is inflated before its first step", t.Step)
+	}
+	if err := InflateImageModel(t.Model, src); err != nil {
+		return fmt.Errorf("%s: %w", source.Path, err)
+	}
+	t.EMA.CopyWeightsFrom(t.Model)
+	t.EMA.RewardConditionMax = slices.Clone(t.Model.RewardConditionMax)
+	t.Cfg.InitFrom = &source
+	return nil
+}
+
 // nextBatch fills x0 and the captions with the next TrainBatchSize samples of the order.
 func (t *Trainer) nextBatch() *Batch {
 	B, D := t.Cfg.TrainBatchSize, t.Model.Config.SampleSize()
@@ -391,10 +411,27 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if st.Seed != t.Cfg.Seed {
 		return fmt.Errorf("%s: run seed %d, --seed is %d; resume with the same seed", src, st.Seed, t.Cfg.Seed)
 	}
+	var was *InitSource
+	if st.Config != nil {
+		was = st.Config.InitFrom
+	}
+	switch want := t.Cfg.InitFrom; {
+	case want != nil && was == nil:
+		return fmt.Errorf("%s: the run was not initialised from a model; --init-from %s starts a new run", src, want.Path)
+	case want != nil && want.SHA256 != was.SHA256:
+		return fmt.Errorf("%s: the run was initialised from %s (sha256 %s), not from %s (sha256 %s); resume without --init-from",
+			src, was.Path, was.SHA256, want.Path, want.SHA256)
+	}
+	t.Cfg.InitFrom = was // the run's own record, whatever path named the same file
 	ps := append(t.Model.Params(), prefix("ema", t.EMA.Params())...)
 	if err := c.CopyToParams(ps); err != nil {
 		return err
 	}
+	maxes, err := modelMax(c, &t.Model.Config) // an inflated run's slot keeps its source's maxima
+	if err != nil {
+		return err
+	}
+	t.Model.RewardConditionMax, t.EMA.RewardConditionMax = maxes, slices.Clone(maxes)
 	steps, err := c.CopyToAdamW(t.Opt.Params, t.Opt.M, t.Opt.V)
 	if err != nil {
 		return err

@@ -63,12 +63,25 @@ func newTinyTrainer(t *testing.T, dir string, cfg PretrainConfig, data TrainingD
 }
 
 func TestPretrainExactResume(t *testing.T) {
-	const K = 8
 	data := newMemData(10, tinyConfig(KindImage).SampleSize(), 1) // batches of 4 cross epoch ends
+	_, resumed := checkExactResume(t, func(dir string, cfg PretrainConfig) *Trainer { return newTinyTrainer(t, dir, cfg, data) }, data)
+	if resumed.Log[len(resumed.Log)-1].Epoch != 2 { // step 8 takes samples 28..31: it starts in epoch 2
+		t.Errorf("epoch at step 8 is %d, want 2", resumed.Log[len(resumed.Log)-1].Epoch)
+	}
+}
+
+// checkExactResume runs tinyPretrain(8) with trainers from newTrainer straight through, and
+// again interrupted after step 4 and resumed from its checkpoint by a trainer built from
+// the checkpoint alone; it checks that the losses are bit-identical, the model files equal
+// and the log has every step once. It returns the interrupted run's directory and the
+// resumed trainer.
+func checkExactResume(t *testing.T, newTrainer func(dir string, cfg PretrainConfig) *Trainer, data TrainingData) (string, *Trainer) {
+	t.Helper()
+	const K = 8
 
 	// Straight through.
 	dirA := t.TempDir()
-	a := newTinyTrainer(t, dirA, tinyPretrain(K), data)
+	a := newTrainer(dirA, tinyPretrain(K))
 	if err := a.Run(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +90,7 @@ func TestPretrainExactResume(t *testing.T) {
 	dirB := t.TempDir()
 	cfg := tinyPretrain(K)
 	cfg.CheckpointingSteps = 3
-	b := newTinyTrainer(t, dirB, cfg, data)
+	b := newTrainer(dirB, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Progress = func(e LogEntry, _ time.Duration) {
 		if e.Step == K/2 {
@@ -95,7 +108,7 @@ func TestPretrainExactResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewTrainer(testDev, mcfg, tok, cfg, data, dirB)
+	c, err := NewTrainer(testDev, mcfg, tok, cfg, data, dirB) // cfg names no init source: the checkpoint has it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +139,7 @@ func TestPretrainExactResume(t *testing.T) {
 	if n := strings.Count(string(lb), "\n"); n != K {
 		t.Errorf("logs.jsonl has %d lines:\n%s", n, lb)
 	}
-	if a.Log[K-1].Epoch != 2 { // step 8 takes samples 28..31: it starts in epoch 2
-		t.Errorf("epoch at step %d is %d, want 2", K, a.Log[K-1].Epoch)
-	}
+	return dirB, c
 }
 
 func TestPretrainOutputs(t *testing.T) {

@@ -9,6 +9,7 @@ package diffusion
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -68,10 +69,34 @@ func BuildTokenizer(captions []string, minCount, maxLen int) (*Tokenizer, error)
 	if maxLen < 1 {
 		return nil, fmt.Errorf("tokenizer: max length must be >= 1, got %d", maxLen)
 	}
+	tok := &Tokenizer{Vocab: append(append([]string(nil), specialTokens...), rankWords(captions, minCount, nil)...), MaxLen: maxLen}
+	tok.reindex()
+	return tok, nil
+}
+
+// Extend returns a tokenizer that keeps every id of t and appends the words of captions
+// that t lacks, ordered as BuildTokenizer orders them (minCount 1); MaxLen is t's. A model
+// inflated from t's model (InflateImageModel) reads its old words as before and learns the
+// new ones (a video model's motion words, "moving", "left").
+func (t *Tokenizer) Extend(captions []string) *Tokenizer {
+	known := make(map[string]int, len(t.Vocab))
+	for i, w := range t.Vocab {
+		known[w] = i
+	}
+	out := &Tokenizer{Vocab: append(slices.Clone(t.Vocab), rankWords(captions, 1, known)...), MaxLen: t.MaxLen}
+	out.reindex()
+	return out
+}
+
+// rankWords lists the words of captions that occur at least minCount times and are not
+// keys of known, by descending frequency then alphabetically.
+func rankWords(captions []string, minCount int, known map[string]int) []string {
 	counts := map[string]int{}
 	for _, c := range captions {
 		for _, w := range Words(c) {
-			counts[w]++
+			if _, ok := known[w]; !ok {
+				counts[w]++
+			}
 		}
 	}
 	words := make([]string, 0, len(counts))
@@ -86,9 +111,7 @@ func BuildTokenizer(captions []string, minCount, maxLen int) (*Tokenizer, error)
 		}
 		return words[i] < words[j]
 	})
-	tok := &Tokenizer{Vocab: append(append([]string(nil), specialTokens...), words...), MaxLen: maxLen}
-	tok.reindex()
-	return tok, nil
+	return words
 }
 
 func (t *Tokenizer) reindex() {

@@ -4,6 +4,7 @@ package diffusion
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,32 @@ func TestTokenizerBuildEncode(t *testing.T) {
 	}
 	if _, err := BuildTokenizer(nil, 1, 0); err == nil {
 		t.Fatal("max length 0 accepted")
+	}
+}
+
+// Extend keeps every id and appends the new words, most frequent first, ties alphabetical.
+func TestTokenizerExtend(t *testing.T) {
+	base, _ := BuildTokenizer([]string{"a red apple", "a green apple", "a red car", "zebra"}, 1, 4)
+	ext := base.Extend([]string{"a red apple moving up", "a car zooming", "zooming moving", "zebra up", "zebra bouncing"})
+	want := append(slices.Clone(base.Vocab), "moving", "up", "zooming", "bouncing")
+	if !reflect.DeepEqual(ext.Vocab, want) || ext.MaxLen != 4 {
+		t.Fatalf("extended vocab %q (max len %d), want %q", ext.Vocab, ext.MaxLen, want)
+	}
+	for _, c := range []string{"a red apple", "green car zebra"} {
+		a, _, _, _ := base.Encode(c)
+		b, _, unk, _ := ext.Encode(c)
+		if !reflect.DeepEqual(a, b) || unk != nil {
+			t.Errorf("%q: ids %v before, %v after (unknown %q)", c, a, b, unk)
+		}
+	}
+	if ids, _, unk, _ := ext.Encode("red apple moving up"); !reflect.DeepEqual(ids, []int32{5, 4, 9, 10}) || unk != nil {
+		t.Errorf("new words encode as %v (unknown %q), want [5 4 9 10]", ids, unk)
+	}
+	if base.VocabSize() != 9 {
+		t.Errorf("Extend changed its receiver: %d words", base.VocabSize())
+	}
+	if same := base.Extend([]string{"apple red"}); !reflect.DeepEqual(same.Vocab, base.Vocab) {
+		t.Errorf("captions without new words changed the vocabulary: %q", same.Vocab)
 	}
 }
 
