@@ -1,12 +1,16 @@
 // align pretrain: train a DiT text-to-image (or text-to-video) model from scratch on an
 // `align data prepare` dataset with the flow-matching objective, with checkpoints that
-// resume exactly, an EMA model file, a JSONL log, a loss-curve PNG and sample grids.
+// resume exactly, an EMA model file, a JSONL log, a loss-curve PNG and sample grids. A
+// video model can start from a trained image model instead (--init-from, inflation:
+// diffusion/inflate.go).
 //
 // Test: go test ./cmd/align -run Pretrain
 package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +27,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 )
 
@@ -40,6 +45,10 @@ type PretrainOptions struct {
 	RewardDims                                    []string
 	Shift                                         float64
 
+	// InitFrom is the image model a --video run starts from: a model file, or "default"
+	// for the embedded one; "" for seeded weights.
+	InitFrom string
+
 	Train                diffusion.PretrainConfig
 	ResumeFromCheckpoint string
 	TimeLimit            time.Duration
@@ -52,7 +61,7 @@ func newCmdPretrain(runF func(*PretrainOptions) error) *cobra.Command {
 	img := diffusion.DefaultImageConfig()
 	cmd := &cobra.Command{
 		Use:   "pretrain",
-		Short: "Train a text-to-image or text-to-video DiT from scratch",
+		Short: "Train a text-to-image or text-to-video DiT from scratch, or a video DiT from an image DiT",
 		Long: `Train a DiT velocity model with the flow-matching objective on the training split of a
 dataset written by ` + "`align data prepare`" + `. The output directory receives:
 
@@ -64,10 +73,19 @@ dataset written by ` + "`align data prepare`" + `. The output directory receives
 
 SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2;
 --time-limit does the same and exits 0. Resume with --resume-from-checkpoint latest: the
-losses continue exactly as in an uninterrupted run.`,
+losses continue exactly as in an uninterrupted run.
+
+--video --init-from IMAGE_MODEL (a model file, or default for the embedded image model)
+starts the video model from a trained image model: its size is the image model's (size
+flags may only repeat it), the patch embedding is inflated to tubelets (the image kernel
+divided by the tubelet's frames on each frame), every other weight with the same meaning
+is copied, and the clip captions' new words get new ids after the image model's. The
+source's path and sha256 are recorded in config.json and in every checkpoint, so a resume
+needs no --init-from (and refuses a different one).`,
 		Example: `  $ align pretrain --data data/emoji --max-train-steps 20000 -o base/
   $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --time-limit 2h
   $ align pretrain --data data/emoji --video --hidden-size 256 --num-layers 6 -o video/
+  $ align pretrain --data data/emoji --video --init-from default -o video/
   $ align pretrain --data data/emoji --reward-dims vq,ta,mq -o rc/
   $ align pretrain --data data/emoji --config model.json -o custom/`,
 		Args: cobra.NoArgs,
@@ -92,6 +110,7 @@ losses continue exactly as in an uninterrupted run.`,
 	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
 	f.BoolVar(&opts.Video, "video", false, "train a video model on the dataset's clips")
 	f.StringVar(&opts.ConfigFile, "config", "", "model config JSON instead of the size flags")
+	f.StringVar(&opts.InitFrom, "init-from", "", "start the --video model from this image model (a model file, or default: the embedded one)")
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "align-pretrain", "directory for the model, checkpoints and logs")
 	f.IntVar(&opts.Width, "hidden-size", img.Width, "transformer width C")
 	f.IntVar(&opts.Depth, "num-layers", img.Depth, "DiT blocks")
@@ -132,6 +151,12 @@ func (o *PretrainOptions) validate() error {
 	}
 	if o.ConfigFile != "" && len(o.modelFlags) > 0 {
 		return flagErrorf("--config and %s: give the model size in one place", strings.Join(o.modelFlags, ", "))
+	}
+	if o.InitFrom != "" && !o.Video {
+		return flagErrorf("--init-from inflates an image model into a video model; add --video")
+	}
+	if o.InitFrom != "" && o.ConfigFile != "" {
+		return flagErrorf("--config and --init-from: the model's size comes from the --init-from model")
 	}
 	if o.ResumeFromCheckpoint != "" && (o.ConfigFile != "" || len(o.modelFlags) > 0) {
 		what := "--config"
@@ -200,6 +225,75 @@ func (o *PretrainOptions) modelConfig(m *dataset.Manifest) (diffusion.ModelConfi
 		c.Frames = m.Frames
 	}
 	c.VocabSize = max(c.VocabSize, 3)
+	if err := c.Validate(); err != nil {
+		return c, usageError{err}
+	}
+	return c, nil
+}
+
+// initSource names --init-from with the sha256 of its bytes ("default": the embedded
+// image model's).
+func initSource(flag string) (diffusion.InitSource, error) {
+	h := sha256.New()
+	if flag == "default" {
+		h.Write(defaultImageModel)
+	} else {
+		f, err := os.Open(flag)
+		if err != nil {
+			return diffusion.InitSource{}, fmt.Errorf("--init-from: %w", err)
+		}
+		defer f.Close()
+		if _, err := io.Copy(h, f); err != nil {
+			return diffusion.InitSource{}, fmt.Errorf("--init-from: %w", err)
+		}
+	}
+	return diffusion.InitSource{Path: flag, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// loadInitModel loads the image model of --init-from on dev (an adapter file is merged
+// into its base, as for align sample) with its InitSource.
+func loadInitModel(dev kernels.Device, flag string) (*diffusion.DiT, diffusion.InitSource, error) {
+	source, err := initSource(flag)
+	if err != nil {
+		return nil, source, err
+	}
+	path := flag
+	if flag == "default" {
+		path = ""
+	}
+	m, name, err := loadGenerator(dev, path)
+	if err != nil {
+		return nil, source, fmt.Errorf("--init-from %s: %w", flag, err)
+	}
+	if m.Config.Kind != diffusion.KindImage {
+		return nil, source, usageError{fmt.Errorf("--init-from %s is a %s model; a video model is inflated from an image model", name, m.Config.Kind)}
+	}
+	return m, source, nil
+}
+
+// inflatedConfig is the video config of a run inflated from an image model of config img
+// on the clips of manifest m. Size flags given with --init-from must repeat img's values.
+func (o *PretrainOptions) inflatedConfig(img diffusion.ModelConfig, m *dataset.Manifest) (diffusion.ModelConfig, error) {
+	textWidth := o.TextWidth
+	if textWidth == 0 {
+		textWidth = o.Width
+	}
+	given := map[string][2]any{ // flag -> (its value, the image model's)
+		"--hidden-size": {o.Width, img.Width}, "--num-layers": {o.Depth, img.Depth}, "--num-attention-heads": {o.Heads, img.Heads},
+		"--patch-size": {o.PatchSize, img.PatchSize}, "--mlp-ratio": {o.MLPRatio, img.MLPRatio}, "--text-layers": {o.TextLayers, img.TextLayers},
+		"--text-width": {textWidth, img.TextWidth}, "--max-text-length": {o.MaxTextLength, img.MaxTextLen},
+		"--reward-dims": {strings.Join(o.RewardDims, ","), strings.Join(img.RewardDims, ",")}, "--shift": {o.Shift, img.Shift},
+	}
+	for _, f := range o.modelFlags {
+		if v := given[f]; fmt.Sprint(v[0]) != fmt.Sprint(v[1]) {
+			return img, flagErrorf("%s %v differs from the --init-from model's %v; an inflated model keeps the image model's size (drop %s)", f, v[0], v[1], f)
+		}
+	}
+	if m.ImageSize != img.ImageSize || m.Channels != img.Channels {
+		return img, usageError{fmt.Errorf("--data %s: clips of %dx%d with %d channels; the --init-from model makes %dx%d with %d",
+			o.Data, m.ImageSize, m.ImageSize, m.Channels, img.ImageSize, img.ImageSize, img.Channels)}
+	}
+	c := diffusion.InflatedConfig(img, m.Frames, o.TubeletFrames)
 	if err := c.Validate(); err != nil {
 		return c, usageError{err}
 	}
@@ -285,6 +379,13 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	var tr *diffusion.Trainer
 	resumed := ""
 	if opts.ResumeFromCheckpoint != "" {
+		if opts.InitFrom != "" { // Resume checks it against the run's record
+			source, err := initSource(opts.InitFrom)
+			if err != nil {
+				return err
+			}
+			pc.InitFrom = &source
+		}
 		path, err := resumeCheckpoint(opts.ResumeFromCheckpoint, opts.OutputDir)
 		if err != nil {
 			return err
@@ -306,6 +407,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		if err := tr.Resume(ck); err != nil {
 			return err
 		}
+		pc.InitFrom = tr.Cfg.InitFrom
 		resumed = path
 		fmt.Fprintf(stderr, "resuming from %s at step %d\n", path, tr.Step)
 		if tr.Resumed != nil {
@@ -314,7 +416,19 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 			}
 		}
 	} else {
-		mcfg, err := opts.modelConfig(manifest)
+		var (
+			mcfg   diffusion.ModelConfig
+			src    *diffusion.DiT
+			source diffusion.InitSource
+		)
+		if opts.InitFrom != "" {
+			if src, source, err = loadInitModel(dev, opts.InitFrom); err != nil {
+				return err
+			}
+			mcfg, err = opts.inflatedConfig(src.Config, manifest)
+		} else {
+			mcfg, err = opts.modelConfig(manifest)
+		}
 		if err != nil {
 			return err
 		}
@@ -322,20 +436,35 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 			return usageError{fmt.Errorf("%s holds checkpoints of an earlier run (%s); resume it with "+
 				"--resume-from-checkpoint latest, or choose another --output-dir", opts.OutputDir, filepath.Base(cs[len(cs)-1]))}
 		}
-		pc.Objective.Shift = mcfg.Shift
 		caps := make([]string, data.Len())
 		for i := range caps {
 			caps[i] = data.Caption(i)
 		}
-		tok, err := diffusion.BuildTokenizer(caps, 1, mcfg.MaxTextLen)
-		if err != nil {
+		var tok *diffusion.Tokenizer
+		if src != nil {
+			tok = src.Tokenizer.Extend(caps)
+		} else if tok, err = diffusion.BuildTokenizer(caps, 1, mcfg.MaxTextLen); err != nil {
 			return err
 		}
+		pc.Objective.Shift = mcfg.Shift
 		if len(pc.ValidationPrompts) == 0 {
 			pc.ValidationPrompts = validationPrompts(data, 8)
 		}
 		if tr, err = diffusion.NewTrainer(dev, mcfg, tok, pc, data, opts.OutputDir); err != nil {
 			return err
+		}
+		if src != nil {
+			if err := tr.InflateFrom(src, source); err != nil {
+				return err
+			}
+			pc.InitFrom = tr.Cfg.InitFrom
+			added := tok.Vocab[src.Tokenizer.VocabSize():]
+			shown := strings.Join(added[:min(len(added), 10)], " ")
+			if len(added) > 10 {
+				shown += " ..."
+			}
+			fmt.Fprintf(stderr, "inflated from %s (sha256 %s): tubelets of %d frames; %d new words after its %d: %s\n",
+				source.Path, source.SHA256, mcfg.TubeletFrames, len(added), src.Tokenizer.VocabSize(), shown)
 		}
 	}
 	mc := tr.Model.Config

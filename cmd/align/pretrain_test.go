@@ -1,7 +1,8 @@
 // Tests of `align pretrain`: flag parsing and validation through runF, and end to end on
 // a small dataset built from the dataset package's fixture: a tiny image run whose model
-// `align sample` loads, a resumed run, a video run, and SIGINT writing a checkpoint and
-// exiting with code 2.
+// `align sample` loads, a resumed run, a video run, a video run inflated from an image
+// model (--init-from) and its resume, and SIGINT writing a checkpoint and exiting with
+// code 2.
 //
 // Test: go test ./cmd/align -run Pretrain
 package main
@@ -9,8 +10,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,6 +64,14 @@ func TestNewCmdPretrainFlags(t *testing.T) {
 		{args: []string{"--time-limit", "-1s"}, wantErr: "--time-limit must be >= 0"},
 		{args: []string{"--train-batch-size", "0"}, wantErr: "--train-batch-size must be >= 1"},
 		{args: []string{"--shift", "0"}, wantErr: "shift must be a positive number"},
+		{args: []string{"--video", "--init-from", "default", "--tubelet-frames", "4"}, check: func(o *PretrainOptions) string {
+			if o.InitFrom != "default" || o.TubeletFrames != 4 || len(o.modelFlags) != 1 {
+				return "--init-from"
+			}
+			return ""
+		}},
+		{args: []string{"--init-from", "default"}, wantErr: "--init-from inflates an image model into a video model; add --video"},
+		{args: []string{"--video", "--init-from", "default", "--config", "m.json"}, wantErr: "--config and --init-from"},
 	}
 	for _, tt := range tests {
 		got, err := runWithStub(t, "pretrain", newCmdPretrain, tt.args)
@@ -159,6 +173,108 @@ func TestPretrainVideoEndToEnd(t *testing.T) {
 	m, err := diffusion.LoadDiT(testCPU, filepath.Join(out, "model.safetensors"))
 	if err != nil || m.Config.Kind != diffusion.KindVideo || m.Config.Frames != 8 {
 		t.Errorf("video model: %v", err)
+	}
+}
+
+// readPretrainRecord reads config.json of a pretrain output directory.
+func readPretrainRecord(t *testing.T, dir string) pretrainRecord {
+	t.Helper()
+	var rec pretrainRecord
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func TestPretrainInitFrom(t *testing.T) {
+	data := fixtureDataset(t)
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	imgDir := filepath.Join(dir, "img")
+	if code := Main(tinyPretrainArgs(data, imgDir, "2"), &stdout, &stderr); code != exitOK {
+		t.Fatalf("image run: exit %d: %s", code, stderr.String())
+	}
+	imgPath := filepath.Join(imgDir, "model.safetensors")
+	imgBytes, _ := os.ReadFile(imgPath)
+	sum := sha256.Sum256(imgBytes)
+	img, err := diffusion.LoadDiT(testCPU, imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The size flags repeat the image model's: accepted. --tubelet-frames is the video's own.
+	out := filepath.Join(dir, "vid")
+	video := func(out, steps string, extra ...string) []string {
+		return append(tinyPretrainArgs(data, out, steps), append([]string{"--video", "--tubelet-frames", "4", "--train-batch-size", "2"}, extra...)...)
+	}
+	stderr.Reset()
+	if code := Main(video(out, "2", "--init-from", imgPath), &stdout, &stderr); code != exitOK {
+		t.Fatalf("inflated run: exit %d: %s", code, stderr.String())
+	}
+	vid, err := diffusion.LoadDiT(testCPU, filepath.Join(out, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, vc := img.Tokenizer.VocabSize(), vid.Config
+	if vc.Width != 16 || vc.Frames != 8 || vc.TubeletFrames != 4 || vc.VocabSize <= n ||
+		!slices.Equal(vid.Tokenizer.Vocab[:n], img.Tokenizer.Vocab) || !slices.Contains(vid.Tokenizer.Vocab[n:], "moving") {
+		t.Errorf("inflated model %+v, new words %q", vc, vid.Tokenizer.Vocab[n:])
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf("inflated from %s (sha256 %x): tubelets of 4 frames; %d new words after its %d: ",
+		imgPath, sum, vc.VocabSize-n, n)) {
+		t.Errorf("stderr %q", stderr.String())
+	}
+	want := diffusion.InitSource{Path: imgPath, SHA256: hex.EncodeToString(sum[:])}
+	if rec := readPretrainRecord(t, out); rec.Train.InitFrom == nil || *rec.Train.InitFrom != want || rec.Model.Kind != diffusion.KindVideo {
+		t.Errorf("config.json records init %+v for a %s model, want %+v", rec.Train.InitFrom, rec.Model.Kind, want)
+	}
+
+	// A resume needs no --init-from and keeps the record; another source is refused.
+	stderr.Reset()
+	resume := []string{"pretrain", "--data", data, "-o", out, "--video", "--train-batch-size", "2", "--max-train-steps", "4",
+		"--checkpointing-steps", "2", "--validation-inference-steps", "2", "--lr-warmup-steps", "1", "--resume-from-checkpoint", "latest"}
+	if code := Main(resume, &stdout, &stderr); code != exitOK {
+		t.Fatalf("resume %q: exit %d: %s", resume, code, stderr.String())
+	}
+	if rec := readPretrainRecord(t, out); rec.Train.InitFrom == nil || *rec.Train.InitFrom != want || rec.Resumed == "" {
+		t.Errorf("after resume config.json records init %+v, resumed from %q", rec.Train.InitFrom, rec.Resumed)
+	}
+	if strings.Contains(stderr.String(), "init_from") {
+		t.Errorf("resume reports a changed init: %q", stderr.String())
+	}
+	stderr.Reset()
+	if code := Main(append(resume, "--init-from", filepath.Join(out, "model.safetensors")), &stdout, &stderr); code == exitOK ||
+		!strings.Contains(stderr.String(), "initialised from "+imgPath) {
+		t.Errorf("resume with another --init-from: exit %d, %q", code, stderr.String())
+	}
+
+	// Sizes that differ from the image model's, and a video model as the source, are refused.
+	stderr.Reset()
+	args := video(filepath.Join(dir, "wide"), "1", "--init-from", imgPath)
+	args[slices.Index(args, "--hidden-size")+1] = "32"
+	if code := Main(args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--hidden-size 32 differs from the --init-from model's 16") {
+		t.Errorf("other width: exit %d, %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := Main(video(filepath.Join(dir, "v2"), "1", "--init-from", filepath.Join(out, "model.safetensors")), &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "is a video model") {
+		t.Errorf("video source: exit %d, %q", code, stderr.String())
+	}
+
+	// default is the embedded image model (here the tiny one).
+	defer func(b []byte) { defaultImageModel = b }(defaultImageModel)
+	defaultImageModel = imgBytes
+	out = filepath.Join(dir, "def")
+	stderr.Reset()
+	if code := Main(video(out, "1", "--init-from", "default"), &stdout, &stderr); code != exitOK {
+		t.Fatalf("--init-from default: exit %d: %s", code, stderr.String())
+	}
+	if rec := readPretrainRecord(t, out); rec.Train.InitFrom == nil || *rec.Train.InitFrom != (diffusion.InitSource{Path: "default", SHA256: want.SHA256}) {
+		t.Errorf("--init-from default recorded as %+v", rec.Train.InitFrom)
 	}
 }
 
