@@ -135,55 +135,31 @@ func (c *Checkpoint) Encode(w io.Writer) error {
 func (c *Checkpoint) Save(path string) error { return c.save(path, nil) }
 
 // save is Save with a hook that wraps the file's writer (tests inject failures).
-func (c *Checkpoint) save(path string, wrap func(io.Writer) io.Writer) (err error) {
+func (c *Checkpoint) save(path string, wrap func(io.Writer) io.Writer) error {
 	l, err := c.layout()
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
+	// A checkpoint replaced in place keeps the permissions its owner gave it.
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		mode = fi.Mode().Perm()
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	err = writeFileAtomic(path, mode, func(w io.Writer) error {
+		if wrap != nil {
+			w = wrap(w)
+		}
+		bw := bufio.NewWriterSize(w, 1<<20) // 1 MiB writes: checkpoints are large
+		if err := l.write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("save %s: %w", path, err)
-		}
-	}()
-	var w io.Writer = tmp
-	if wrap != nil {
-		w = wrap(w)
-	}
-	bw := bufio.NewWriterSize(w, 1<<20)
-	if err := l.write(bw); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
 	// Make the rename itself durable; not every file system can sync a directory.
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()
 		d.Close()
 	}

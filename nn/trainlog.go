@@ -82,21 +82,31 @@ func ReadLog[E any](path string, upTo int, step func(*E) int) []E {
 }
 
 // WriteFileAtomic writes path through fill into a temporary file in the same directory,
-// syncs it and renames it into place. On error nothing is left behind.
-func WriteFileAtomic(path string, fill func(w io.Writer) error) (err error) {
+// syncs it and renames it into place, readable by all (0644). On error nothing is left
+// behind.
+func WriteFileAtomic(path string, fill func(w io.Writer) error) error {
+	if err := writeFileAtomic(path, 0o644, fill); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeFileAtomic is WriteFileAtomic with the file's mode chosen by the caller and its
+// errors left for the caller to name: a checkpoint keeps the mode of the file it replaces
+// and reports a failure as a failed save.
+func writeFileAtomic(path string, mode os.FileMode, fill func(w io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(f.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
 		}
 	}()
 	bw := bufio.NewWriter(f)
@@ -106,7 +116,7 @@ func WriteFileAtomic(path string, fill func(w io.Writer) error) (err error) {
 	if err = bw.Flush(); err != nil {
 		return err
 	}
-	if err = f.Chmod(0o644); err != nil {
+	if err = f.Chmod(mode); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {
