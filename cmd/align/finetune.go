@@ -6,17 +6,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -402,24 +398,13 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		return err
 	}
 
-	// SIGINT/SIGTERM cancel ctx: the run finishes its step and writes a checkpoint. After the
-	// first signal the default handling returns, so a second Ctrl-C aborts at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	finished := make(chan struct{})
-	defer close(finished)
-	go func() {
-		select {
-		case <-ctx.Done():
-			stop()
-		case <-finished:
-		}
-	}()
+	in := newTrainInterrupt()
+	defer in.Stop()
 
 	bar := newProgressBar(stderr, "finetune "+cfg.Method, tr.Cfg.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
 	var smooth, acc, inside, mse float64
-	n, noted := 0, false
+	n := 0
 	tr.Progress = func(e dpo.LogEntry, _ time.Duration) {
 		if !e.Skipped {
 			n++
@@ -441,21 +426,14 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 			extra += fmt.Sprintf(" mse %.4f", mse)
 		}
 		bar.Update(e.Step, fmt.Sprintf("%s lr %.2e %.1f samples/s", extra, e.LR, e.SamplesPerSec))
-		if ctx.Err() != nil && !noted {
-			noted = true
-			bar.Note("interrupted: writing a checkpoint (Ctrl-C again aborts without one)")
-		}
+		in.Note(bar)
 	}
 	tr.Notify = func(msg string) { bar.Note(msg) }
-	err = tr.Run(ctx, opts.TimeLimit)
+	err = tr.Run(in.ctx, opts.TimeLimit)
 	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
-	switch {
-	case errors.Is(err, diffusion.ErrInterrupted):
-		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
-		return errCancelled
-	case errors.Is(err, diffusion.ErrTimeLimit):
-		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
-	case err != nil:
+	// A run stopped by the time limit goes on to report the outputs written with its
+	// checkpoint.
+	if _, err := runStopped(stderr, opts.OutputDir, err, diffusion.ErrInterrupted, diffusion.ErrTimeLimit); err != nil {
 		return err
 	}
 

@@ -8,19 +8,15 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -483,23 +479,12 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	fmt.Fprintf(stderr, "%s model: width %d, depth %d, heads %d, patch %d, %d tokens/sample, %.2fM parameters; %d training samples, %d words\n",
 		mc.Kind, mc.Width, mc.Depth, mc.Heads, mc.PatchSize, mc.SeqLen(), float64(mc.ParamCount())/1e6, data.Len(), mc.VocabSize)
 
-	// SIGINT/SIGTERM cancel ctx: the run finishes its step and writes a checkpoint. After the
-	// first signal the default handling returns, so a second Ctrl-C aborts at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	finished := make(chan struct{})
-	defer close(finished)
-	go func() {
-		select {
-		case <-ctx.Done():
-			stop()
-		case <-finished:
-		}
-	}()
+	in := newTrainInterrupt()
+	defer in.Stop()
 
 	bar := newProgressBar(stderr, "pretrain", pc.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
-	smooth, n, noted := 0.0, 0, false
+	smooth, n := 0.0, 0
 	tr.Progress = func(e diffusion.LogEntry, _ time.Duration) {
 		if !e.Skipped {
 			n++
@@ -507,22 +492,12 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 			smooth = a*smooth + (1-a)*e.Loss
 		}
 		bar.Update(e.Step, fmt.Sprintf("loss %.4f lr %.2e %.1f samples/s", smooth, e.LR, e.SamplesPerSec))
-		if ctx.Err() != nil && !noted {
-			noted = true
-			bar.Note("interrupted: writing a checkpoint (Ctrl-C again aborts without one)")
-		}
+		in.Note(bar)
 	}
 	tr.Notify = func(msg string) { bar.Note(msg) }
-	err = tr.Run(ctx, opts.TimeLimit)
+	err = tr.Run(in.ctx, opts.TimeLimit)
 	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
-	switch {
-	case errors.Is(err, diffusion.ErrInterrupted):
-		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
-		return errCancelled
-	case errors.Is(err, diffusion.ErrTimeLimit):
-		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
-		return nil
-	case err != nil:
+	if stopped, err := runStopped(stderr, opts.OutputDir, err, diffusion.ErrInterrupted, diffusion.ErrTimeLimit); stopped || err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (step %d)\n", tr.ModelPath(), tr.Step)

@@ -8,15 +8,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -349,6 +345,9 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 			tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], mc.VocabSize, tc.LossType)
 	}
 
+	in := newTrainInterrupt()
+	defer in.Stop()
+
 	bar := newProgressBar(stderr, "reward train", tc.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
 	smooth, n := 0.0, 0
@@ -372,21 +371,12 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 			}
 		}
 		bar.Update(e.Step, fmt.Sprintf("loss %.4f acc %s lr %.2e %.0f pairs/s", smooth, strings.Join(parts, " "), e.LR, e.PairsPerSec))
+		in.Note(bar)
 	}
 	tr.Notify = func(msg string) { bar.Note(msg) }
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := tr.Run(ctx, opts.TimeLimit)
+	err := tr.Run(in.ctx, opts.TimeLimit)
 	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
-	switch {
-	case errors.Is(err, rewards.ErrInterrupted):
-		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
-		return errCancelled
-	case errors.Is(err, rewards.ErrTimeLimit):
-		fmt.Fprintf(stderr, "%v; resume with --resume-from-checkpoint latest -o %s\n", err, opts.OutputDir)
-		return nil
-	case err != nil:
+	if stopped, err := runStopped(stderr, opts.OutputDir, err, rewards.ErrInterrupted, rewards.ErrTimeLimit); stopped || err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
