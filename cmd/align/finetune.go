@@ -390,11 +390,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	} else if cfg.Method != dpo.MethodRewardCond {
 		rec.Combine, rec.Temperature, rec.RWRGroups = opts.Combine, opts.Temperature, opts.RWRGroups
 	}
-	if err := diffusion.WriteFileAtomic(filepath.Join(opts.OutputDir, "config.json"), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rec)
-	}); err != nil {
+	if err := writeJSONFile(filepath.Join(opts.OutputDir, "config.json"), rec); err != nil {
 		return err
 	}
 

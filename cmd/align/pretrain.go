@@ -469,11 +469,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	}
 	rec := pretrainRecord{Model: mc, Train: pc, Data: opts.Data, Dataset: manifest.DatasetVersion, Samples: data.Len(),
 		Vocab: mc.VocabSize, Params: mc.ParamCount(), Resumed: resumed, Started: time.Now().UTC().Format(time.RFC3339), Version: version}
-	if err := diffusion.WriteFileAtomic(filepath.Join(opts.OutputDir, "config.json"), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rec)
-	}); err != nil {
+	if err := writeJSONFile(filepath.Join(opts.OutputDir, "config.json"), rec); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "%s model: width %d, depth %d, heads %d, patch %d, %d tokens/sample, %.2fM parameters; %d training samples, %d words\n",

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,11 +38,7 @@ func writeSampleIndex(dir string, rep sampleReport) error {
 		files[i] = f
 	}
 	rep.Files = files
-	return diffusion.WriteFileAtomic(filepath.Join(dir, sampleIndexFile), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	})
+	return writeJSONFile(filepath.Join(dir, sampleIndexFile), rep)
 }
 
 // readSampleIndex reads dir/samples.json and resolves its relative paths against dir.
