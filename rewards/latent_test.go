@@ -63,45 +63,6 @@ func perturb(ps []nn.Param, r *rand.Rand, std float64) {
 	}
 }
 
-// latentFD compares the analytic gradient of loss = sum_bd R_bd r_bd with central
-// differences for n random elements of x.
-func latentFD(t *testing.T, name string, m *LatentReward, xt *kernels.Tensor, ts []float32, prompts []string,
-	R [][]float32, x *kernels.Tensor, grad []float32, n int, r *rand.Rand) {
-	t.Helper()
-	loss := func() float64 {
-		s := m.Forward(xt, ts, prompts)
-		l := 0.0
-		for b := range s {
-			for d := range s[b] {
-				l += float64(R[b][d]) * float64(s[b][d])
-			}
-		}
-		return l
-	}
-	xs := toHost(x)
-	bad := 0
-	for range n {
-		i := r.IntN(len(xs))
-		const h = 1e-2
-		old := xs[i]
-		xs[i] = old + h
-		x.Dev.CopyFromHost(x, xs)
-		lp := loss()
-		xs[i] = old - h
-		x.Dev.CopyFromHost(x, xs)
-		lm := loss()
-		xs[i] = old
-		x.Dev.CopyFromHost(x, xs)
-		fd := (lp - lm) / (2 * h)
-		if d := math.Abs(float64(grad[i]) - fd); d > 2e-3+2e-2*math.Abs(fd) {
-			bad++
-			if bad <= 5 {
-				t.Errorf("%s[%d]: analytic %.6g, finite difference %.6g", name, i, grad[i], fd)
-			}
-		}
-	}
-}
-
 func TestLatentGradients(t *testing.T) {
 	for _, kind := range []string{KindImage, KindVideo} {
 		t.Run(kind, func(t *testing.T) {
@@ -128,16 +89,17 @@ func TestLatentGradients(t *testing.T) {
 				}
 			}
 			nn.ZeroGrad(m.Params())
-			m.Forward(xt, ts, prompts)
+			forward := func() [][]float32 { return m.Forward(xt, ts, prompts) }
+			forward()
 			dx := toHost(m.Backward(R))
-			latentFD(t, "x_t", m, xt, ts, prompts, R, xt, dx, 24, r)
+			fdCheck(t, "x_t", forward, R, xt, dx, 24, r)
 			checked := 0
 			for _, p := range m.Params() {
 				switch p.Name {
 				case "x_embedder.proj.weight", "t_embedder.mlp.0.weight", "text_encoder.token_embedding.weight",
 					"text_proj.weight", "pooled_text_proj.weight", "reward_embedder.null_embedding",
 					"blocks.0.attn.qkv.weight", "blocks.1.adaLN_modulation.1.weight", "heads.ta.fc1.weight", "heads.vq.norm.weight", "heads.vq.fc2.bias":
-					latentFD(t, p.Name, m, xt, ts, prompts, R, p.W, toHost(p.G), 8, r)
+					fdCheck(t, p.Name, forward, R, p.W, toHost(p.G), 8, r)
 					checked++
 				}
 			}
@@ -160,7 +122,7 @@ func TestLatentGradients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			latentFD(t, "ScoreAndGrad x_t", m, xt, ts, prompts, Rw, xt, toHost(g), 12, r)
+			fdCheck(t, "ScoreAndGrad x_t", forward, Rw, xt, toHost(g), 12, r)
 		})
 	}
 }
@@ -285,15 +247,12 @@ func TestLatentFromGeneratorFile(t *testing.T) {
 	}
 }
 
-// tinyLatentSetup is tinyTrainSetup for a latent model cut from a tiny 32x32 generator.
-func tinyLatentSetup(t *testing.T, dir string, steps int) *Trainer {
+// tinyGeneratorSetup returns a pair generator on the synthetic data and a tiny random 32x32
+// generator (patch 8, no reward slot) for its captions.
+func tinyGeneratorSetup(t *testing.T, pc PairConfig) (*PairGen, *diffusion.DiT) {
 	t.Helper()
 	d, _ := synthData(false)
-	cfg := DefaultTrainConfig()
-	cfg.TrainBatchSize, cfg.MaxTrainSteps, cfg.LRWarmupSteps, cfg.LearningRate = 6, steps, 2, 1e-3
-	cfg.CheckpointingSteps, cfg.ValPairs, cfg.EvalPairs, cfg.Seed = 2, 16, 40, 9
-	cfg.TimestepSampling = TimestepLogitNormal
-	gen, err := NewPairGen(d, nil, cfg.PairConfig([]string{DimVQ, DimTA}))
+	gen, err := NewPairGen(d, nil, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +262,17 @@ func tinyLatentSetup(t *testing.T, dir string, steps int) *Trainer {
 	}
 	gcfg := tinyGeneratorConfig(KindImage, 32, tok)
 	gcfg.PatchSize, gcfg.RewardDims = 8, []string{}
-	g := newTinyGenerator(t, gcfg, tok)
+	return gen, newTinyGenerator(t, gcfg, tok)
+}
+
+// tinyLatentSetup is tinyTrainSetup for a latent model cut from a tiny 32x32 generator.
+func tinyLatentSetup(t *testing.T, dir string, steps int) *Trainer {
+	t.Helper()
+	cfg := DefaultTrainConfig()
+	cfg.TrainBatchSize, cfg.MaxTrainSteps, cfg.LRWarmupSteps, cfg.LearningRate = 6, steps, 2, 1e-3
+	cfg.CheckpointingSteps, cfg.ValPairs, cfg.EvalPairs, cfg.Seed = 2, 16, 40, 9
+	cfg.TimestepSampling = TimestepLogitNormal
+	gen, g := tinyGeneratorSetup(t, cfg.PairConfig([]string{DimVQ, DimTA}))
 	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: cfg.Seed}, g, 2, 0, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)

@@ -53,13 +53,13 @@ func toHost(t *kernels.Tensor) []float32 {
 	return v
 }
 
-// fdCheck compares the analytic gradient of loss = sum_bd R_bd r_bd with central
-// differences for n random elements of x.
-func fdCheck(t *testing.T, name string, m *Native, pixels *kernels.Tensor, prompts []string, R [][]float32,
+// fdCheck compares the analytic gradient of loss = sum_bd R_bd r_bd, r the scores forward
+// returns, with central differences for n random elements of x.
+func fdCheck(t *testing.T, name string, forward func() [][]float32, R [][]float32,
 	x *kernels.Tensor, grad []float32, n int, r *rand.Rand) {
 	t.Helper()
 	loss := func() float64 {
-		s := m.Forward(pixels, prompts)
+		s := forward()
 		l := 0.0
 		for b := range s {
 			for d := range s[b] {
@@ -117,14 +117,15 @@ func TestNativeGradients(t *testing.T) {
 				}
 			}
 			nn.ZeroGrad(m.Params())
-			m.Forward(pixels, prompts)
+			forward := func() [][]float32 { return m.Forward(pixels, prompts) }
+			forward()
 			dx := toHost(m.Backward(R))
-			fdCheck(t, "pixels", m, pixels, prompts, R, pixels, dx, 24, r)
+			fdCheck(t, "pixels", forward, R, pixels, dx, 24, r)
 			for _, p := range m.Params() {
 				switch p.Name {
 				case "reward_tokens", "token_embedding.weight", "patch_embed.proj.weight", "heads.ta.weight",
 					"vision_blocks.0.attn.qkv.weight", "joint_blocks.0.mlp.fc1.weight", "vision_norm.weight", "final_norm.bias":
-					fdCheck(t, p.Name, m, pixels, prompts, R, p.W, toHost(p.G), 8, r)
+					fdCheck(t, p.Name, forward, R, p.W, toHost(p.G), 8, r)
 				}
 			}
 		})

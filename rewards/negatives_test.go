@@ -34,22 +34,11 @@ func TestNegativeLevel(t *testing.T) {
 	}
 }
 
-// negativesSetup returns a pair generator on the synthetic data and a tiny random 32x32
-// generator for its captions.
+// negativesSetup is tinyGeneratorSetup with the generator's weights perturbed, so that its
+// samples depend on their captions.
 func negativesSetup(t *testing.T, pc PairConfig) (*PairGen, *diffusion.DiT) {
 	t.Helper()
-	d, _ := synthData(false)
-	gen, err := NewPairGen(d, nil, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := BuildTokenizer(gen, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcfg := tinyGeneratorConfig(KindImage, 32, tok)
-	gcfg.PatchSize, gcfg.RewardDims = 8, []string{}
-	g := newTinyGenerator(t, gcfg, tok)
+	gen, g := tinyGeneratorSetup(t, pc)
 	perturb(g.Params(), rand.New(rand.NewPCG(4, 4)), 0.3)
 	return gen, g
 }
@@ -297,16 +286,7 @@ func TestTrainNegativesResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen.Cfg.Negatives = n
-	tok, err := BuildTokenizer(gen, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mcfg := NativeConfig{Kind: KindImage, ImageSize: 32, Channels: 3, Frames: 1, PatchSize: 8, TubeletFrames: 1,
-		Width: 16, VisionLayers: 1, JointLayers: 1, Heads: 2, MLPRatio: 2, Dims: []string{DimVQ, DimTA}}
-	tr, err := NewTrainer(testDev, mcfg, tok, cfg, gen, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := tinyNativeTrainer(t, cfg, gen, dir)
 	if err := tr.Run(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,13 @@ func tinyTrainSetup(t *testing.T, dir string, steps int) *Trainer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tinyNativeTrainer(t, cfg, gen, dir)
+}
+
+// tinyNativeTrainer is a trainer of a tiny native vq,ta model of the synthetic data's
+// 32x32 images, with a tokenizer of gen's captions.
+func tinyNativeTrainer(t *testing.T, cfg TrainConfig, gen *PairGen, dir string) *Trainer {
+	t.Helper()
 	tok, err := BuildTokenizer(gen, 8)
 	if err != nil {
 		t.Fatal(err)
