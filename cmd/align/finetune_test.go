@@ -29,11 +29,7 @@ import (
 )
 
 func TestNewCmdFinetuneFlags(t *testing.T) {
-	tests := []struct {
-		args    []string
-		check   func(o *FinetuneOptions) string
-		wantErr string
-	}{
+	tests := []flagCase[FinetuneOptions]{
 		{args: []string{"--pairs", "p.jsonl", "--model", "m"}, check: func(o *FinetuneOptions) string {
 			d := dpo.DefaultConfig()
 			if o.Train.Method != "dpo" || o.Train.BetaDPO != 500 || o.Train.BetaSchedule != "const" || o.Train.LoRA.Rank != 16 ||
@@ -84,22 +80,7 @@ func TestNewCmdFinetuneFlags(t *testing.T) {
 		{args: []string{"--pairs", "p", "--resume-from-checkpoint", "latest", "--lora-rank", "8"}, wantErr: "a resumed run keeps the checkpoint's adapters"},
 		{args: []string{"--method", "rwr", "--scored", "s", "--model", "m", "--temperature", "0"}, wantErr: "--temperature must be > 0"},
 	}
-	for _, tt := range tests {
-		got, err := runWithStub(t, "finetune", newCmdFinetune, tt.args)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("finetune %v: err = %v, want it to contain %q", tt.args, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("finetune %v: %v", tt.args, err)
-			continue
-		}
-		if what := tt.check(got); what != "" {
-			t.Errorf("finetune %v: wrong %s: %+v", tt.args, what, *got)
-		}
-	}
+	checkFlagCases(t, "finetune", newCmdFinetune, tests)
 }
 
 // writeSolidPNG writes an 8x8 image of one colour.

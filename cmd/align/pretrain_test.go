@@ -29,11 +29,7 @@ import (
 )
 
 func TestNewCmdPretrainFlags(t *testing.T) {
-	tests := []struct {
-		args    []string
-		check   func(o *PretrainOptions) string
-		wantErr string
-	}{
+	tests := []flagCase[PretrainOptions]{
 		{args: nil, check: func(o *PretrainOptions) string {
 			d := diffusion.DefaultPretrainConfig()
 			if o.Data != "data/emoji" || o.Train.TrainBatchSize != d.TrainBatchSize || o.Train.LearningRate != d.LearningRate ||
@@ -73,22 +69,7 @@ func TestNewCmdPretrainFlags(t *testing.T) {
 		{args: []string{"--init-from", "default"}, wantErr: "--init-from inflates an image model into a video model; add --video"},
 		{args: []string{"--video", "--init-from", "default", "--config", "m.json"}, wantErr: "--config and --init-from"},
 	}
-	for _, tt := range tests {
-		got, err := runWithStub(t, "pretrain", newCmdPretrain, tt.args)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("pretrain %v: err = %v, want it to contain %q", tt.args, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("pretrain %v: %v", tt.args, err)
-			continue
-		}
-		if what := tt.check(got); what != "" {
-			t.Errorf("pretrain %v: wrong %s: %+v", tt.args, what, *got)
-		}
-	}
+	checkFlagCases(t, "pretrain", newCmdPretrain, tests)
 }
 
 // fixtureDataset builds a dataset with a few clips from the dataset package's fixture emoji.

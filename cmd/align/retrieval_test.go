@@ -8,7 +8,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,7 +18,6 @@ import (
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
 	"github.com/alignkit/align/diffusion/eval"
-	"github.com/alignkit/align/kernels"
 )
 
 func TestNewCmdRetrievalFlags(t *testing.T) {
@@ -30,11 +28,7 @@ func TestNewCmdRetrievalFlags(t *testing.T) {
 		edit(&o)
 		return o
 	}
-	tests := []struct {
-		args    []string
-		want    RetrievalOptions
-		wantErr string
-	}{
+	tests := []flagCase[RetrievalOptions]{
 		{args: nil, want: def},
 		{args: []string{"--model", "m.safetensors", "--data", "d", "--video", "--num_prompts", "100", "--top-k", "10",
 			"--num-inference-steps", "20", "--guidance-scale", "0", "--sampler", "heun", "--shift", "3", "--seed", "7",
@@ -55,22 +49,7 @@ func TestNewCmdRetrievalFlags(t *testing.T) {
 		{args: []string{"--grid-scale", "17"}, wantErr: "--grid-scale must be in 1..16"},
 		{args: []string{"extra"}, wantErr: "unknown command"},
 	}
-	for _, tt := range tests {
-		got, err := runWithStub(t, "retrieval", newCmdRetrieval, tt.args)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("retrieval %v: err = %v, want it to contain %q", tt.args, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("retrieval %v: %v", tt.args, err)
-			continue
-		}
-		if !reflect.DeepEqual(*got, tt.want) {
-			t.Errorf("retrieval %v:\n got  %+v\n want %+v", tt.args, *got, tt.want)
-		}
-	}
+	checkFlagCases(t, "retrieval", newCmdRetrieval, tests)
 }
 
 // saveRetrievalModel writes a tiny random model of the data's size (32x32, 8 frames for
@@ -95,23 +74,8 @@ func saveRetrievalModel(t *testing.T, data, kind string) string {
 	if kind == diffusion.KindVideo {
 		cfg.Frames, cfg.TubeletFrames = 8, 4
 	}
-	m, err := diffusion.NewDiT(kernels.NewCPU(0), &kernels.RNG{Seed: 2}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Tokenizer = tok
-	r := rand.New(rand.NewPCG(2, 2))
-	for _, p := range m.Params() {
-		v := make([]float32, p.W.Len())
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * 0.2)
-		}
-		p.W.Dev.CopyFromHost(p.W, v)
-	}
 	path := filepath.Join(t.TempDir(), kind+".safetensors")
-	if err := m.Save(path); err != nil {
-		t.Fatal(err)
-	}
+	saveRandomModel(t, path, cfg, tok, 2)
 	return path
 }
 

@@ -14,12 +14,7 @@ import (
 )
 
 func TestNewCmdRewardLatentTrain(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		check   func(o *RewardTrainOptions) bool
-		wantErr string
-	}{
+	tests := []rewardTrainCase{
 		{name: "defaults", args: nil, check: func(o *RewardTrainOptions) bool {
 			return !o.Latent && o.Generator == "" && o.LatentBlocks == rewards.DefaultLatentBlocks && o.HeadHidden == 0 &&
 				o.Train.TimestepSampling == rewards.TimestepUniform
@@ -35,28 +30,7 @@ func TestNewCmdRewardLatentTrain(t *testing.T) {
 		{name: "blocks", args: []string{"--latent", "--generator", "g", "--latent-blocks", "0"}, wantErr: "--latent-blocks must be >= 1"},
 		{name: "sampling", args: []string{"--timestep-sampling", "cosmap"}, wantErr: `--timestep-sampling "cosmap"`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got *RewardTrainOptions
-			cmd := newCmdReward(&rewardRunFuncs{train: func(o *RewardTrainOptions) error { got = o; return nil }})
-			cmd.SetArgs(append([]string{"train"}, tt.args...))
-			cmd.SetOut(&bytes.Buffer{})
-			cmd.SetErr(&bytes.Buffer{})
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tt.check(got) {
-				t.Errorf("options %+v", *got)
-			}
-		})
-	}
+	checkRewardTrainCases(t, tests)
 }
 
 func TestPrintTimeBuckets(t *testing.T) {

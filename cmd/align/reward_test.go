@@ -18,12 +18,7 @@ import (
 )
 
 func TestNewCmdRewardTrain(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		check   func(o *RewardTrainOptions) bool
-		wantErr string
-	}{
+	tests := []rewardTrainCase{
 		{name: "defaults", args: nil, check: func(o *RewardTrainOptions) bool {
 			d := rewards.DefaultTrainConfig()
 			return o.Data == "data/emoji" && o.OutputDir == "reward" && o.Train == d && o.Width == 128 && !o.Video
@@ -46,6 +41,22 @@ func TestNewCmdRewardTrain(t *testing.T) {
 		{name: "batch", args: []string{"--train-batch-size", "0"}, wantErr: "--train-batch-size must be >= 1"},
 		{name: "argument", args: []string{"x"}, wantErr: "unknown command"},
 	}
+	checkRewardTrainCases(t, tests)
+}
+
+// rewardTrainCase is one row of a table-driven test of align reward train's flags: the
+// arguments and either a check of the options they parse to or a part of the error.
+type rewardTrainCase struct {
+	name    string
+	args    []string
+	check   func(o *RewardTrainOptions) bool
+	wantErr string
+}
+
+// checkRewardTrainCases runs align reward train with each case's arguments, its run
+// function replaced by one that captures the options.
+func checkRewardTrainCases(t *testing.T, tests []rewardTrainCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *RewardTrainOptions

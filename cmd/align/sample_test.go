@@ -39,6 +39,40 @@ func runWithStub[T any](t *testing.T, name string, newCmd func(func(*T) error) *
 	return got, err
 }
 
+// flagCase is one row of a table-driven flag test: the arguments and either the options
+// they parse to (want, or check, which names what is wrong) or a part of the error.
+type flagCase[T any] struct {
+	args    []string
+	want    T
+	check   func(o *T) string
+	wantErr string
+}
+
+// checkFlagCases runs each case through runWithStub and compares the outcome.
+func checkFlagCases[T any](t *testing.T, name string, newCmd func(func(*T) error) *cobra.Command, tests []flagCase[T]) {
+	t.Helper()
+	for _, tt := range tests {
+		got, err := runWithStub(t, name, newCmd, tt.args)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s %v: err = %v, want it to contain %q", name, tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s %v: %v", name, tt.args, err)
+			continue
+		}
+		if tt.check != nil {
+			if what := tt.check(got); what != "" {
+				t.Errorf("%s %v: wrong %s: %+v", name, tt.args, what, *got)
+			}
+		} else if !reflect.DeepEqual(*got, tt.want) {
+			t.Errorf("%s %v:\n got  %+v\n want %+v", name, tt.args, *got, tt.want)
+		}
+	}
+}
+
 func TestNewCmdSampleFlags(t *testing.T) {
 	def := SampleOptions{NumInferenceSteps: 28, GuidanceScale: 4, NumImagesPerPrompt: 1, Sampler: "euler",
 		OutputDir: "samples", GridScale: 2, Reward: "default", Combine: "linear", RewardGuidanceStart: 1,
@@ -48,11 +82,7 @@ func TestNewCmdSampleFlags(t *testing.T) {
 		edit(&o)
 		return o
 	}
-	tests := []struct {
-		args    []string
-		want    SampleOptions
-		wantErr string
-	}{
+	tests := []flagCase[SampleOptions]{
 		{args: []string{"--prompt", "red apple"}, want: with(func(o *SampleOptions) { o.Prompts = []string{"red apple"} })},
 		{args: []string{"--prompt", "a, b", "--prompt", "c", "--model", "m.safetensors", "--video", "--num_inference_steps", "10",
 			"--guidance-scale", "0", "--num-images-per-prompt", "3", "--seed", "7", "--sampler", "sde", "--shift", "3",
@@ -94,22 +124,7 @@ func TestNewCmdSampleFlags(t *testing.T) {
 		{args: []string{"--prompt", "x", "--seed", "-1"}, wantErr: "invalid argument"},
 		{args: []string{"--prompt", "x", "extra"}, wantErr: "unknown command"},
 	}
-	for _, tt := range tests {
-		got, err := runWithStub(t, "sample", newCmdSample, tt.args)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("sample %v: err = %v, want it to contain %q", tt.args, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("sample %v: %v", tt.args, err)
-			continue
-		}
-		if !reflect.DeepEqual(*got, tt.want) {
-			t.Errorf("sample %v:\n got  %+v\n want %+v", tt.args, *got, tt.want)
-		}
-	}
+	checkFlagCases(t, "sample", newCmdSample, tests)
 }
 
 // saveTinyModel writes a tiny randomly initialised model of the given kind and returns its path.
@@ -125,24 +140,32 @@ func saveTinyModel(t *testing.T, dir, kind string) string {
 	if kind == diffusion.KindVideo {
 		cfg.Frames, cfg.TubeletFrames = 4, 2
 	}
-	m, err := diffusion.NewDiT(kernels.NewCPU(0), &kernels.RNG{Seed: 1}, cfg)
+	path := filepath.Join(dir, kind+".safetensors")
+	saveRandomModel(t, path, cfg, tok, 1)
+	return path
+}
+
+// saveRandomModel saves a DiT of cfg with tokenizer tok to path, every weight drawn from
+// N(0, 0.2^2) with seed: a "trained" model (a fresh one's zero-initialised gates and output
+// layer would return every sample's initial noise).
+func saveRandomModel(t *testing.T, path string, cfg diffusion.ModelConfig, tok *diffusion.Tokenizer, seed uint64) {
+	t.Helper()
+	m, err := diffusion.NewDiT(kernels.NewCPU(0), &kernels.RNG{Seed: seed}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Tokenizer = tok
-	r := rand.New(rand.NewPCG(1, 1))
-	for _, p := range m.Params() { // a "trained" model: every weight random
+	r := rand.New(rand.NewPCG(seed, seed))
+	for _, p := range m.Params() {
 		v := make([]float32, p.W.Len())
 		for i := range v {
 			v[i] = float32(r.NormFloat64() * 0.2)
 		}
 		p.W.Dev.CopyFromHost(p.W, v)
 	}
-	path := filepath.Join(dir, kind+".safetensors")
 	if err := m.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	return path
 }
 
 func TestSampleEndToEnd(t *testing.T) {
