@@ -38,15 +38,7 @@ func TestDiTBlockParamNames(t *testing.T) {
 	want := []string{"attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
 		"mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
 		"adaLN_modulation.1.weight", "adaLN_modulation.1.bias"}
-	ps := d.Params()
-	if len(ps) != len(want) {
-		t.Fatalf("got %d params, want %d", len(ps), len(want))
-	}
-	for i, p := range ps {
-		if p.Name != want[i] || p.G == nil {
-			t.Errorf("param %d: %q (trainable %v), want %q", i, p.Name, p.G != nil, want[i])
-		}
-	}
+	checkParamNames(t, d.Params(), want)
 	if d.Hidden != 32 || d.Dc != 8 {
 		t.Errorf("defaults: hidden %d, Dc %d", d.Hidden, d.Dc)
 	}

@@ -1,6 +1,7 @@
 // Shared test helpers of package nn: a host-side random source, random device tensors,
-// tolerance-aware comparison, and gradCheck, which compares a layer's analytic Backward
-// with central finite differences of loss = sum(out ⊙ R) for a fixed random R.
+// parameter names, tolerance-aware comparison, and gradCheck, which compares a layer's
+// analytic Backward with central finite differences of loss = sum(out ⊙ R) for a fixed
+// random R.
 //
 // Test: go test ./nn
 package nn
@@ -64,6 +65,19 @@ func to64(x []float32) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// checkParamNames fails unless ps are trainable parameters named want, in that order.
+func checkParamNames(t *testing.T, ps []Param, want []string) {
+	t.Helper()
+	if len(ps) != len(want) {
+		t.Fatalf("got %d params, want %d", len(ps), len(want))
+	}
+	for i, p := range ps {
+		if p.Name != want[i] || p.G == nil {
+			t.Errorf("param %d: %q (trainable %v), want %q", i, p.Name, p.G != nil, want[i])
+		}
+	}
 }
 
 // assertClose checks |got - want| <= atol + rtol*|want| element by element and reports the

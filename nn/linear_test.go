@@ -12,20 +12,7 @@ import (
 
 // linearRef is y = x W^T + b in float64 (b may be nil).
 func linearRef(x, w, b []float32, N, in, out int) []float64 {
-	y := make([]float64, N*out)
-	for n := 0; n < N; n++ {
-		for o := 0; o < out; o++ {
-			s := 0.0
-			if b != nil {
-				s = float64(b[o])
-			}
-			for i := 0; i < in; i++ {
-				s += float64(x[n*in+i]) * float64(w[o*in+i])
-			}
-			y[n*out+o] = s
-		}
-	}
-	return y
+	return linear64(to64(x), w, b, N, in, out)
 }
 
 func TestLinearForward(t *testing.T) {

@@ -16,15 +16,7 @@ func TestTransformerBlockParamNames(t *testing.T) {
 	b := NewTransformerBlock(testDev, nil, TransformerBlockConfig{C: 8, NH: 2})
 	want := []string{"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
 		"attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"}
-	ps := b.Params()
-	if len(ps) != len(want) {
-		t.Fatalf("got %d params, want %d", len(ps), len(want))
-	}
-	for i, p := range ps {
-		if p.Name != want[i] || p.G == nil {
-			t.Errorf("param %d: %q (trainable %v), want %q", i, p.Name, p.G != nil, want[i])
-		}
-	}
+	checkParamNames(t, b.Params(), want)
 	if b.Hidden != 32 {
 		t.Errorf("default hidden %d, want 32", b.Hidden)
 	}
