@@ -135,7 +135,8 @@ func (c *PretrainConfig) LR(s int) float64 {
 //
 //	constant  lr        linear  lr (1 - p)        cosine  lr (1 + cos(pi p))/2
 //
-// Pre-training (PretrainConfig.LR) and fine-tuning (package dpo) share it.
+// Pre-training (PretrainConfig.LR), reward-model training (package rewards) and fine-tuning
+// (package dpo) share it.
 func ScheduledLR(lr float64, scheduler string, warmup, total, s int) float64 {
 	if warmup > 0 && s < warmup {
 		return lr * float64(s) / float64(warmup)

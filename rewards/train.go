@@ -8,7 +8,7 @@
 //	         (latent: LatentReward.Forward at one t and eps per pair, latent_train.go)
 //	loss   = LossConfig.PairLoss (btt, bt or reg), gradients zeroed first
 //	norm   = ClipGradNorm(max_grad_norm); a non-finite norm skips the update (logged)
-//	lr(s)  = learning_rate * min(1, s/warmup) * decay(s)     constant | linear | cosine decay
+//	lr(s)  = diffusion.ScheduledLR: linear warmup, then constant | linear | cosine decay
 //	AdamW step
 //
 // The pairs depend only on (seed, s), so a run resumed from checkpoint-<step>.safetensors
@@ -37,16 +37,6 @@ import (
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 )
-
-// LR schedules, all after a linear warmup.
-const (
-	LRConstant = "constant"
-	LRLinear   = "linear"
-	LRCosine   = "cosine"
-)
-
-// LRSchedulers lists the accepted --lr-scheduler values.
-var LRSchedulers = []string{LRConstant, LRLinear, LRCosine}
 
 // TrainConfig holds the hyper-parameters of a reward-model run (diffusers' flag names).
 type TrainConfig struct {
@@ -84,7 +74,7 @@ type TrainConfig struct {
 
 // DefaultTrainConfig returns the defaults of `align reward train`.
 func DefaultTrainConfig() TrainConfig {
-	return TrainConfig{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: LRCosine,
+	return TrainConfig{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: diffusion.LRCosine,
 		LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2,
 		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048,
 		TimestepSampling: TimestepUniform, NegativeShare: 0.25}
@@ -108,8 +98,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--max-train-steps must be >= 1, got %d", c.MaxTrainSteps)
 	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
 		return fmt.Errorf("--learning-rate must be a positive number, got %v", c.LearningRate)
-	case !slices.Contains(LRSchedulers, c.LRScheduler):
-		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, LRSchedulers)
+	case !slices.Contains(diffusion.LRSchedulers, c.LRScheduler):
+		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, diffusion.LRSchedulers)
 	case c.LRWarmupSteps < 0:
 		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
 	case !(c.AdamWeightDecay >= 0):
@@ -135,24 +125,10 @@ func (c *TrainConfig) Validate() error {
 	return c.Loss().Validate()
 }
 
-// LR returns the learning rate of optimizer step s (1-based).
+// LR returns the learning rate of optimizer step s (1-based): the schedule of pre-training
+// and fine-tuning (diffusion.ScheduledLR).
 func (c *TrainConfig) LR(s int) float64 {
-	lr := c.LearningRate
-	if c.LRWarmupSteps > 0 && s < c.LRWarmupSteps {
-		return lr * float64(s) / float64(c.LRWarmupSteps)
-	}
-	span := c.MaxTrainSteps - c.LRWarmupSteps
-	if span <= 0 {
-		return lr
-	}
-	p := math.Min(1, float64(s-c.LRWarmupSteps)/float64(span))
-	switch c.LRScheduler {
-	case LRLinear:
-		return lr * (1 - p)
-	case LRCosine:
-		return lr * 0.5 * (1 + math.Cos(math.Pi*p))
-	}
-	return lr
+	return diffusion.ScheduledLR(c.LearningRate, c.LRScheduler, c.LRWarmupSteps, c.MaxTrainSteps, s)
 }
 
 // share maps the config's 0 ("none") to PairConfig's "none" (negative; 0 is its default).
