@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
@@ -191,7 +192,7 @@ func (m *DiT) Forward(xt *kernels.Tensor, t []float32, ids []int32, lengths []in
 	dev := m.dev
 	B := xt.Shape[0]
 	want := cfg.BatchShape(B)
-	if len(xt.Shape) != len(want) || xt.Len() != B*cfg.SampleSize() || !sameInts(xt.Shape, want) {
+	if len(xt.Shape) != len(want) || xt.Len() != B*cfg.SampleSize() || !slices.Equal(xt.Shape, want) {
 		panic(fmt.Sprintf("diffusion: DiT.Forward: x_t %v, want shape %v", xt, want))
 	}
 	L, P, C := cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
@@ -282,7 +283,7 @@ func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor {
 	cfg := &m.Config
 	dev := m.dev
 	B := m.B
-	if !sameInts(dv.Shape, m.xShape) {
+	if !slices.Equal(dv.Shape, m.xShape) {
 		panic(fmt.Sprintf("diffusion: DiT.Backward: dv %v, want shape %v", dv, m.xShape))
 	}
 	L, P, C := cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
@@ -319,18 +320,6 @@ func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor {
 		m.Text.Backward(dText)
 	}
 	return dx
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // ---- prompts ----
@@ -526,7 +515,7 @@ func (m *DiT) CopyWeightsFrom(src *DiT) {
 		panic("diffusion: CopyWeightsFrom between different architectures")
 	}
 	for i := range dst {
-		if dst[i].Name != s[i].Name || !sameInts(dst[i].W.Shape, s[i].W.Shape) {
+		if dst[i].Name != s[i].Name || !slices.Equal(dst[i].W.Shape, s[i].W.Shape) {
 			panic(fmt.Sprintf("diffusion: CopyWeightsFrom: %s %v vs %s %v", dst[i].Name, dst[i].W.Shape, s[i].Name, s[i].W.Shape))
 		}
 		m.dev.Copy(dst[i].W, s[i].W)

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -204,7 +205,7 @@ func TestDiTShapesAndFreshOutput(t *testing.T) {
 		m := newTinyModel(t, tinyConfig(kind), 3)
 		x, ts, p, _ := tinyInputs(t, m, r)
 		v := m.Forward(x, ts, p.IDs, p.Lengths, nil)
-		if !sameInts(v.Shape, x.Shape) {
+		if !slices.Equal(v.Shape, x.Shape) {
 			t.Errorf("%s: v %v for x_t %v", kind, v.Shape, x.Shape)
 		}
 		for i, y := range toHost(v) {
@@ -213,14 +214,14 @@ func TestDiTShapesAndFreshOutput(t *testing.T) {
 			}
 		}
 		dx := m.Backward(testDev.FromHost(hostValues(r, v.Len(), 1), v.Shape...))
-		if !sameInts(dx.Shape, x.Shape) {
+		if !slices.Equal(dx.Shape, x.Shape) {
 			t.Errorf("%s: dx %v for x_t %v", kind, dx.Shape, x.Shape)
 		}
 	}
 	want := map[string][]int{KindImage: {2, 3, 4, 4}, KindVideo: {2, 4, 3, 4, 4}}
 	for kind, s := range want {
 		c := tinyConfig(kind)
-		if got := c.BatchShape(2); !sameInts(got, s) {
+		if got := c.BatchShape(2); !slices.Equal(got, s) {
 			t.Errorf("%s batch shape %v, want %v", kind, got, s)
 		}
 	}

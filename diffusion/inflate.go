@@ -118,7 +118,7 @@ func InflateImageModel(dst, src *DiT) error {
 			out = hostCopy(p.W)
 			copy(out, s.data)
 		default:
-			if !sameInts(s.shape, p.W.Shape) {
+			if !slices.Equal(s.shape, p.W.Shape) {
 				return fmt.Errorf("inflate: %s is %v in the image model and %v in the video model", p.Name, s.shape, p.W.Shape)
 			}
 			out = s.data

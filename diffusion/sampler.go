@@ -274,7 +274,7 @@ func Sample(m *DiT, captions []string, o SampleOptions) (*kernels.Tensor, Prompt
 	x := dev.New(m.Config.BatchShape(B)...)
 	D := m.Config.SampleSize()
 	if o.Latents != nil {
-		if !sameInts(o.Latents.Shape, x.Shape) {
+		if !slices.Equal(o.Latents.Shape, x.Shape) {
 			return nil, Prompts{}, fmt.Errorf("latents %v, want shape %v", o.Latents.Shape, x.Shape)
 		}
 		dev.Copy(x, o.Latents)

@@ -20,6 +20,7 @@ package dpo
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
@@ -57,24 +58,12 @@ func (r *CopyReference) Velocity(xt *kernels.Tensor, t []float32, ids []int32, l
 // ensure returns t if it has the shape, else a new zero tensor of it (freeing t).
 func ensure(dev kernels.Device, t *kernels.Tensor, shape ...int) *kernels.Tensor {
 	if t != nil {
-		if sameShape(t.Shape, shape) {
+		if slices.Equal(t.Shape, shape) {
 			return t
 		}
 		dev.Free(t)
 	}
 	return dev.New(shape...)
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // noiser draws times and noise and builds x_t and the velocity target.
