@@ -437,10 +437,7 @@ func modelMax(c *nn.Checkpoint, cfg *ModelConfig) ([]float64, error) {
 
 // ModelMeta reads the config and tokenizer of a model checkpoint; errors name c.Path.
 func ModelMeta(c *nn.Checkpoint) (ModelConfig, *Tokenizer, error) {
-	src := c.Path
-	if src == "" {
-		src = "checkpoint"
-	}
+	src := c.Source()
 	if len(c.Config) == 0 {
 		return ModelConfig{}, nil, fmt.Errorf("%s: no model config in the metadata; not an align DiT model file", src)
 	}

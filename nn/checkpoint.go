@@ -382,7 +382,7 @@ func (c *Checkpoint) CopyToAdamW(params []Param, m, v []*kernels.Tensor) (step i
 		panic(fmt.Sprintf("nn: CopyToAdamW: %d params, %d first and %d second moments", len(params), len(m), len(v)))
 	}
 	if c.AdamW == nil {
-		return 0, fmt.Errorf("%s: no AdamW state in the checkpoint", c.source())
+		return 0, fmt.Errorf("%s: no AdamW state in the checkpoint", c.Source())
 	}
 	if err := c.check(params, m, c.AdamW.M, "AdamW first moment"); err != nil {
 		return 0, err
@@ -395,7 +395,9 @@ func (c *Checkpoint) CopyToAdamW(params []Param, m, v []*kernels.Tensor) (step i
 	return c.AdamW.Step, nil
 }
 
-func (c *Checkpoint) source() string {
+// Source names the checkpoint in errors: its Path, or "checkpoint" when it was not read from
+// a file.
+func (c *Checkpoint) Source() string {
 	if c.Path == "" {
 		return "checkpoint"
 	}
@@ -416,11 +418,11 @@ func (c *Checkpoint) check(params []Param, dst []*kernels.Tensor, src []HostTens
 	for i := range src {
 		byName[src[i].Name] = &src[i]
 	}
-	e := &MismatchError{File: c.source(), What: what}
+	e := &MismatchError{File: c.Source(), What: what}
 	want := make(map[string]bool, len(params))
 	for i, p := range params {
 		if want[p.Name] {
-			return fmt.Errorf("%s: two parameters are named %q", c.source(), p.Name)
+			return fmt.Errorf("%s: two parameters are named %q", c.Source(), p.Name)
 		}
 		want[p.Name] = true
 		t, ok := byName[p.Name]

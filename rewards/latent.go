@@ -561,10 +561,7 @@ func LoadLatent(dev kernels.Device, path string) (*LatentReward, error) {
 // LatentFromCheckpoint builds the model a checkpoint describes and copies its weights in
 // (trainable).
 func LatentFromCheckpoint(dev kernels.Device, c *nn.Checkpoint) (*LatentReward, error) {
-	src := c.Path
-	if src == "" {
-		src = "checkpoint"
-	}
+	src := c.Source()
 	if t := c.Extra[metaModelType]; t != ModelTypeLatent {
 		return nil, fmt.Errorf("%s: model_type %q, want %q (a noise-aware latent reward model)", src, t, ModelTypeLatent)
 	}
@@ -572,26 +569,16 @@ func LatentFromCheckpoint(dev kernels.Device, c *nn.Checkpoint) (*LatentReward, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	tok := &diffusion.Tokenizer{}
-	if err := json.Unmarshal([]byte(c.Extra[metaTokenizer]), tok); err != nil {
-		return nil, fmt.Errorf("%s: tokenizer: %w", src, err)
+	tok, err := modelTokenizer(c, src)
+	if err != nil {
+		return nil, err
 	}
 	m, err := NewLatent(dev, nil, cfg, tok)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	if js, ok := c.Extra[metaCalibration]; ok {
-		cal := &Calibration{}
-		if err := json.Unmarshal([]byte(js), cal); err != nil {
-			return nil, fmt.Errorf("%s: calibration: %w", src, err)
-		}
-		if err := cal.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", src, err)
-		}
-		if !slices.Equal(cal.Dims, cfg.Dims) {
-			return nil, fmt.Errorf("%s: calibration dims %v, model dims %v", src, cal.Dims, cfg.Dims)
-		}
-		m.Calib = cal
+	if m.Calib, err = modelCalibration(c, src, cfg.Dims); err != nil {
+		return nil, err
 	}
 	if err := c.CopyToParams(m.Params()); err != nil {
 		return nil, fmt.Errorf("weights do not match the config in the metadata: %w", err)

@@ -1,5 +1,6 @@
 // The file of a reward model: weights (F32), the architecture config, the tokenizer, the
-// model type and the calibration in the safetensors metadata. Native and latent models share it.
+// model type and the calibration in the safetensors metadata. Native and latent models share
+// it: modelCheckpoint writes it, modelTokenizer and modelCalibration read it back.
 //
 // Test: go test ./rewards -run 'Native|Latent'
 
@@ -7,6 +8,8 @@ package rewards
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/nn"
@@ -34,4 +37,33 @@ func modelCheckpoint(config any, tok *diffusion.Tokenizer, calib *Calibration, m
 		extra[metaCalibration] = string(cal)
 	}
 	return &nn.Checkpoint{Tensors: nn.HostParams(params, nn.F32), Config: cfg, Extra: extra}, nil
+}
+
+// modelTokenizer reads the tokenizer modelCheckpoint stored; errors name src.
+func modelTokenizer(c *nn.Checkpoint, src string) (*diffusion.Tokenizer, error) {
+	tok := &diffusion.Tokenizer{}
+	if err := json.Unmarshal([]byte(c.Extra[metaTokenizer]), tok); err != nil {
+		return nil, fmt.Errorf("%s: tokenizer: %w", src, err)
+	}
+	return tok, nil
+}
+
+// modelCalibration reads the calibration modelCheckpoint stored and checks it against the
+// model's dims; nil when the file has none. Errors name src.
+func modelCalibration(c *nn.Checkpoint, src string, dims []string) (*Calibration, error) {
+	js, ok := c.Extra[metaCalibration]
+	if !ok {
+		return nil, nil
+	}
+	cal := &Calibration{}
+	if err := json.Unmarshal([]byte(js), cal); err != nil {
+		return nil, fmt.Errorf("%s: calibration: %w", src, err)
+	}
+	if err := cal.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	if !slices.Equal(cal.Dims, dims) {
+		return nil, fmt.Errorf("%s: calibration dims %v, model dims %v", src, cal.Dims, dims)
+	}
+	return cal, nil
 }

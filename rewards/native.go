@@ -604,10 +604,7 @@ func LoadNative(dev kernels.Device, path string) (*Native, error) {
 // NativeFromCheckpoint builds the model a checkpoint describes and copies its weights in
 // (trainable).
 func NativeFromCheckpoint(dev kernels.Device, c *nn.Checkpoint) (*Native, error) {
-	src := c.Path
-	if src == "" {
-		src = "checkpoint"
-	}
+	src := c.Source()
 	if t := c.Extra[metaModelType]; t != ModelTypeNative {
 		return nil, fmt.Errorf("%s: model_type %q, want %q (a native reward model)", src, t, ModelTypeNative)
 	}
@@ -615,26 +612,16 @@ func NativeFromCheckpoint(dev kernels.Device, c *nn.Checkpoint) (*Native, error)
 	if err := json.Unmarshal(c.Config, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: reward model config: %w", src, err)
 	}
-	tok := &diffusion.Tokenizer{}
-	if err := json.Unmarshal([]byte(c.Extra[metaTokenizer]), tok); err != nil {
-		return nil, fmt.Errorf("%s: tokenizer: %w", src, err)
+	tok, err := modelTokenizer(c, src)
+	if err != nil {
+		return nil, err
 	}
 	m, err := NewNative(dev, nil, cfg, tok)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	if js, ok := c.Extra[metaCalibration]; ok {
-		cal := &Calibration{}
-		if err := json.Unmarshal([]byte(js), cal); err != nil {
-			return nil, fmt.Errorf("%s: calibration: %w", src, err)
-		}
-		if err := cal.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", src, err)
-		}
-		if !slices.Equal(cal.Dims, cfg.Dims) {
-			return nil, fmt.Errorf("%s: calibration dims %v, model dims %v", src, cal.Dims, cfg.Dims)
-		}
-		m.Calib = cal
+	if m.Calib, err = modelCalibration(c, src, cfg.Dims); err != nil {
+		return nil, err
 	}
 	if err := c.CopyToParams(m.Params()); err != nil {
 		return nil, fmt.Errorf("weights do not match the config in the metadata: %w", err)
