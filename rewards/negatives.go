@@ -286,11 +286,7 @@ func (n *GeneratorNegatives) Save(dir string) error {
 	}); err != nil {
 		return err
 	}
-	return diffusion.WriteFileAtomic(filepath.Join(dir, NegativesHeaderFile), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(n.hdr)
-	})
+	return writeJSON(filepath.Join(dir, NegativesHeaderFile), n.hdr)
 }
 
 // errStaleNegatives marks a cache that does not match this run.

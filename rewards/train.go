@@ -609,6 +609,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	return nil
 }
 
+// writeJSON writes v as indented JSON to path, atomically: eval.json, negatives.json.
 func writeJSON(path string, v any) error {
 	return nn.WriteFileAtomic(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
