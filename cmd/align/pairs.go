@@ -182,13 +182,9 @@ func (o *PairsOptions) validate() error {
 func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	stderr := cmd.ErrOrStderr()
 	start := time.Now()
-	prompts := slices.Clone(opts.Prompts)
-	if opts.PromptsFile != "" {
-		ps, err := readPrompts(opts.PromptsFile)
-		if err != nil {
-			return err
-		}
-		prompts = append(prompts, ps...)
+	prompts, err := allPrompts(opts.Prompts, opts.PromptsFile)
+	if err != nil {
+		return err
 	}
 	N, K := len(prompts), opts.NumCandidates
 	first, last := opts.shardI*N/opts.shardN, (opts.shardI+1)*N/opts.shardN

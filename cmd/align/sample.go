@@ -259,6 +259,19 @@ func (o *SampleOptions) validateSteering() error {
 	return nil
 }
 
+// allPrompts is the --prompt values followed by the prompts of the --prompts file (if any).
+func allPrompts(given []string, file string) ([]string, error) {
+	prompts := slices.Clone(given)
+	if file == "" {
+		return prompts, nil
+	}
+	ps, err := readPrompts(file)
+	if err != nil {
+		return nil, err
+	}
+	return append(prompts, ps...), nil
+}
+
 // readPrompts reads a prompts file: JSONL objects with "prompt" when the name ends in
 // .jsonl, otherwise one prompt per line; blank lines are skipped.
 func readPrompts(path string) ([]string, error) {
@@ -327,13 +340,9 @@ func slug(s string) string {
 func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	stderr := cmd.ErrOrStderr()
 	start := time.Now()
-	prompts := slices.Clone(opts.Prompts)
-	if opts.PromptsFile != "" {
-		ps, err := readPrompts(opts.PromptsFile)
-		if err != nil {
-			return err
-		}
-		prompts = append(prompts, ps...)
+	prompts, err := allPrompts(opts.Prompts, opts.PromptsFile)
+	if err != nil {
+		return err
 	}
 	dev, err := deviceFromCmd(cmd)
 	if err != nil {
