@@ -296,21 +296,9 @@ func checkRewardCond(m *diffusion.DiT, data *Data) error {
 
 // nextCondBatch fills a batch of TrainBatchSize samples with their reward conditions.
 func (t *Trainer) nextCondBatch() *diffusion.Batch {
-	B, cfg := t.Cfg.TrainBatchSize, t.Model.Config
-	D := cfg.SampleSize()
-	t.x0 = ensure(t.dev, t.x0, cfg.BatchShape(B)...)
-	if len(t.host) != B*D {
-		t.host = make([]float32, B*D)
-	}
-	t.caps, t.rc = t.caps[:0], t.rc[:0]
-	for b := range B {
-		it := t.data.Items[t.next()]
-		t.data.Store.Unit(t.host[b*D:(b+1)*D], it.Sample)
-		t.caps = append(t.caps, it.Prompt)
-		t.rc = append(t.rc, it.Reward...)
-	}
-	t.dev.CopyFromHost(t.x0, t.host)
-	return &diffusion.Batch{X0: t.x0, Prompts: diffusion.EncodePrompts(t.Model.Tokenizer, t.caps), Reward: t.rc}
+	t.rc = t.rc[:0]
+	prompts := t.fillItems(func(it *Item) { t.rc = append(t.rc, it.Reward...) })
+	return &diffusion.Batch{X0: t.x0, Prompts: prompts, Reward: t.rc}
 }
 
 // condStep runs the micro-batches of one reward-condition optimizer step; gradients are

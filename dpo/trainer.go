@@ -361,21 +361,30 @@ func (t *Trainer) nextPairs() *PairBatch {
 
 // nextItems fills a batch of TrainBatchSize weighted samples.
 func (t *Trainer) nextItems() (*kernels.Tensor, diffusion.Prompts, []float64) {
+	t.ws = t.ws[:0]
+	prompts := t.fillItems(func(it *Item) { t.ws = append(t.ws, it.Weight) })
+	return t.x0, prompts, t.ws
+}
+
+// fillItems loads the next TrainBatchSize items into x0 and returns their encoded prompts;
+// each sees every item in batch order, for what else the batch takes from it (its weight,
+// its reward condition).
+func (t *Trainer) fillItems(each func(it *Item)) diffusion.Prompts {
 	B, cfg := t.Cfg.TrainBatchSize, t.Model.Config
 	D := cfg.SampleSize()
 	t.x0 = ensure(t.dev, t.x0, cfg.BatchShape(B)...)
 	if len(t.host) != B*D {
 		t.host = make([]float32, B*D)
 	}
-	t.caps, t.ws = t.caps[:0], t.ws[:0]
+	t.caps = t.caps[:0]
 	for b := range B {
-		it := t.data.Items[t.next()]
+		it := &t.data.Items[t.next()]
 		t.data.Store.Unit(t.host[b*D:(b+1)*D], it.Sample)
 		t.caps = append(t.caps, it.Prompt)
-		t.ws = append(t.ws, it.Weight)
+		each(it)
 	}
 	t.dev.CopyFromHost(t.x0, t.host)
-	return t.x0, diffusion.EncodePrompts(t.Model.Tokenizer, t.caps), t.ws
+	return diffusion.EncodePrompts(t.Model.Tokenizer, t.caps)
 }
 
 // samplesPerStep is the number of model samples one optimizer step processes.
