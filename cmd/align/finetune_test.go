@@ -20,7 +20,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
@@ -341,16 +340,7 @@ func TestFinetuneSIGINT(t *testing.T) {
 		done <- Main([]string{"finetune", "--pairs", pairs, "--model", model, "-o", out, "--lora-rank", "2",
 			"--max-train-steps", "100000", "--checkpointing-steps", "100000"}, &stdout, &stderr)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, err := os.ReadFile(filepath.Join(out, "logs.jsonl")); err == nil && len(b) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no step logged")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForFirstStep(t, out)
 	syscall.Kill(os.Getpid(), syscall.SIGINT)
 	if code := <-done; code != exitCancel {
 		t.Fatalf("exit %d, want %d: %s", code, exitCancel, stderr.String())

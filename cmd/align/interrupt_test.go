@@ -1,8 +1,10 @@
 // Tests of the training commands' signal handling: the first SIGINT cancels the run's
 // context, a second one ends the process (run in a child process of the test binary); and
-// the errors a stopped run returns.
+// the errors a stopped run returns; align reward train stopped by SIGINT (those of align
+// pretrain and align finetune are in their own tests, which wait for the first step with
+// waitForFirstStep as well).
 //
-// Test: go test ./cmd/align -run Interrupt
+// Test: go test ./cmd/align -run 'Interrupt|SIGINT'
 package main
 
 import (
@@ -12,10 +14,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alignkit/align/nn"
 )
 
 // interruptChildEnv makes the test binary play a training run that waits for signals.
@@ -96,5 +101,46 @@ func TestTrainInterruptRunStopped(t *testing.T) {
 		if msg := stderr.String(); c.wantMessage != strings.Contains(msg, "after step 3; resume with --resume-from-checkpoint latest -o out\n") {
 			t.Errorf("%v: stderr %q", c.err, msg)
 		}
+	}
+}
+
+// align reward train stops on SIGINT with a checkpoint and exit code 2 (on negativesDataset:
+// the committed fixture cannot be split). It writes its log with each checkpoint, so it
+// checkpoints every step here.
+func TestRewardTrainSIGINT(t *testing.T) {
+	data := negativesDataset(t)
+	out := filepath.Join(t.TempDir(), "int")
+	var stdout, stderr bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- Main([]string{"reward", "train", "--data", data, "-o", out, "--max-train-steps", "100000", "--checkpointing-steps", "1",
+			"--train-batch-size", "4", "--val-pairs", "8", "--eval-pairs", "0", "--hidden-size", "16", "--vision-layers", "1",
+			"--joint-layers", "1", "--num-attention-heads", "2", "--patch-size", "8", "--max-text-length", "8", "--threads", "1"},
+			&stdout, &stderr)
+	}()
+	waitForFirstStep(t, out)
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	if code := <-done; code != exitCancel {
+		t.Fatalf("exit %d, want %d: %s", code, exitCancel, stderr.String())
+	}
+	cs, _ := nn.Checkpoints(out)
+	if len(cs) == 0 || !strings.Contains(stderr.String(), "resume with --resume-from-checkpoint latest") {
+		t.Errorf("checkpoints %v; stderr %q", cs, stderr.String())
+	}
+}
+
+// waitForFirstStep waits until the training run writing to out has logged a step: its
+// signal handler is in place by then.
+func waitForFirstStep(t *testing.T, out string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(out, "logs.jsonl")); err == nil && len(b) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no step logged")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -267,17 +267,7 @@ func TestPretrainSIGINT(t *testing.T) {
 	go func() {
 		done <- Main(append(tinyPretrainArgs(data, out, "100000"), "--checkpointing-steps", "100000"), &stdout, &stderr)
 	}()
-	// Wait for the first logged step: the signal handler is in place by then.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, err := os.ReadFile(filepath.Join(out, "logs.jsonl")); err == nil && len(b) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no step logged")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForFirstStep(t, out)
 	syscall.Kill(os.Getpid(), syscall.SIGINT)
 	code := <-done
 	if code != exitCancel {
