@@ -7,9 +7,14 @@
 //	batch  = next TrainBatchSize indices of the data order (epoch e: a permutation of the
 //	         samples from the seed's data stream; batches run on across epoch ends)
 //	loss   = TrainStep.ForwardBackward (objective.go), gradients zeroed first
-//	norm   = ClipGradNorm(max_grad_norm); a non-finite norm skips the update (logged)
+//	norm   = ClipGradNorm(max_grad_norm)
 //	lr(s)  = learning_rate * min(1, s/warmup) * decay(s)     constant | linear | cosine decay
 //	AdamW step; then EMA: d = min(ema_decay, (1+s)/(10+s)),  ema = d*ema + (1-d)*w
+//
+// A step whose loss or norm is not finite is skipped (nn.SkipNonFinite): no AdamW step and
+// no EMA update, a log line marked "skipped" (its non-finite numbers written as 0, left out
+// of loss.png), and the run goes on with step s+1 and its learning rate; nn.MaxSkippedSteps
+// skipped steps in a row end it with nn.ErrDiverged.
 //
 // The EMA weights are the model: model.safetensors holds them (with the config and the
 // tokenizer) and the sample grids use them. A checkpoint (checkpoint-<step>.safetensors)
@@ -173,8 +178,12 @@ type LogEntry struct {
 	LR            float64 `json:"lr"`
 	GradNorm      float64 `json:"grad_norm"`
 	SamplesPerSec float64 `json:"samples_per_s"`
-	Skipped       bool    `json:"skipped,omitempty"` // non-finite gradient: no update
+	Skipped       bool    `json:"skipped,omitempty"` // non-finite loss or norm: no update (nn.SkipNonFinite)
 }
+
+// logStep and logSkipped read a log entry for nn.ReadLog and nn.CheckSkipped.
+func logStep(e *LogEntry) int     { return e.Step }
+func logSkipped(e *LogEntry) bool { return e.Skipped }
 
 // trainState is the "train_state" metadata of a checkpoint.
 type trainState struct {
@@ -298,16 +307,11 @@ func (t *Trainer) TrainOneStep() LogEntry {
 	s := t.Step + 1
 	lr := t.Cfg.LR(s)
 	e := LogEntry{Step: s, Epoch: epoch, Loss: res.Loss, LR: lr, GradNorm: norm}
-	if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(res.Loss) {
-		e.Skipped = true
-		if t.Notify != nil {
-			t.Notify(fmt.Sprintf("step %d: non-finite loss or gradient norm (%v); update skipped", s, norm))
-		}
-	} else {
+	e.Skipped = nn.SkipNonFinite(s, res.Loss, norm, t.Notify, func() {
 		t.Opt.LR = float32(lr)
 		t.Opt.Step()
 		t.updateEMA(s)
-	}
+	})
 	t.Step = s
 	return e
 }
@@ -442,7 +446,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	t.Step, t.Epoch, t.Pos = c.Step, st.Epoch, st.Position
 	t.Resumed = st.Config
 	t.order = EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
-	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, func(e *LogEntry) int { return e.Step })
+	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, logStep)
 	return nil
 }
 
@@ -491,7 +495,8 @@ var ErrTimeLimit = errors.New("time limit reached")
 // Run trains until MaxTrainSteps, writing a checkpoint (and a sample grid) every
 // CheckpointingSteps steps and at the end. On ctx cancellation or after timeLimit (0: none)
 // it finishes the current step, writes a checkpoint and returns ErrInterrupted or
-// ErrTimeLimit.
+// ErrTimeLimit. After nn.MaxSkippedSteps skipped steps in a row it returns nn.ErrDiverged
+// (wrapped) and writes no checkpoint for it.
 func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return err
@@ -505,12 +510,16 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		stepStart := time.Now()
 		e := t.TrainOneStep()
 		e.SamplesPerSec = float64(t.Cfg.TrainBatchSize) / time.Since(stepStart).Seconds()
+		nn.ZeroNonFinite(&e)
 		t.Log = append(t.Log, e)
 		if err := nn.AppendLog(nn.LogPath(t.OutputDir), e); err != nil {
 			return err
 		}
 		if t.Progress != nil {
 			t.Progress(e, time.Since(start))
+		}
+		if err := nn.CheckSkipped(t.Log, logStep, logSkipped); err != nil {
+			return err
 		}
 		final := t.Step == t.Cfg.MaxTrainSteps
 		if t.Step%t.Cfg.CheckpointingSteps == 0 || final {

@@ -1,6 +1,7 @@
 // Tests of pre-training: exact resume (K steps straight vs K/2, interrupt, resume, K/2 give
 // bit-identical losses and an identical model file), the files a run writes, checkpoint
-// pruning, the learning-rate schedules, the data order, resume errors and the loss plot.
+// pruning, the learning-rate schedules, the data order, resume errors, the loss plot, and
+// steps with a non-finite loss (skipped, logged, survived; too many in a row end the run).
 //
 // Test: go test ./diffusion -run 'Pretrain|LossCurve|EpochOrder'
 
@@ -11,10 +12,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -301,5 +304,76 @@ func TestPretrainConfigChanges(t *testing.T) {
 	ch := ConfigChanges(&a, &b)
 	if len(ch) != 2 || ch[0] != "learning_rate: 0.0003 -> 0.001" || ch[1] != "objective.logit_std: 1 -> 2" {
 		t.Errorf("changes %q", ch)
+	}
+}
+
+// trainSnapshot prints everything an optimizer step changes: the raw and EMA weights and the
+// AdamW moments and step count.
+func trainSnapshot(tr *Trainer) string {
+	ps := append(tr.Model.Params(), tr.EMA.Params()...)
+	return fmt.Sprint(nn.HostParams(ps, nn.F32), *nn.HostAdamW(tr.Opt.Params, tr.Opt.M, tr.Opt.V, tr.Opt.Steps))
+}
+
+// A step with a non-finite loss (a NaN in one of its samples) is skipped: the weights, the
+// EMA and the AdamW state stay as they were, the log marks it with its NaNs as 0, the run
+// goes on with the next step's learning rate, and a run resumed before it logs the same.
+func TestPretrainSkipsNonFiniteStep(t *testing.T) {
+	const B, K = 4, 8 // tinyPretrain's batch and checkExactResume's steps: one epoch of 32
+	data := newMemData(B*K, tinyConfig(KindImage).SampleSize(), 3)
+	order := EpochOrder(tinyPretrain(K).Seed, 0, data.Len())
+	bad := []int{2, 6} // before and after the checkpoint of step 4 that checkExactResume resumes
+	for _, s := range bad {
+		data.samples[order[(s-1)*B+1]][5] = float32(math.NaN())
+	}
+
+	tr := newTinyTrainer(t, t.TempDir(), tinyPretrain(K), data)
+	var notes []string
+	tr.Notify = func(m string) { notes = append(notes, m) }
+	tr.TrainOneStep()
+	before := trainSnapshot(tr)
+	if e := tr.TrainOneStep(); !e.Skipped || !math.IsNaN(e.Loss) || e.LR != tr.Cfg.LR(2) {
+		t.Fatalf("step 2: %+v", e)
+	}
+	if trainSnapshot(tr) != before {
+		t.Error("the skipped step changed the weights, the EMA or the AdamW state")
+	}
+	if e := tr.TrainOneStep(); e.Skipped || trainSnapshot(tr) == before || tr.Opt.Steps != 2 || e.LR != tr.Cfg.LR(3) {
+		t.Errorf("step 3 after the skipped one: %+v, %d AdamW steps", e, tr.Opt.Steps)
+	}
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "step 2: non-finite loss (NaN)") {
+		t.Errorf("notes %q", notes)
+	}
+
+	dir, c := checkExactResume(t, func(dir string, cfg PretrainConfig) *Trainer { return newTinyTrainer(t, dir, cfg, data) }, data)
+	for _, e := range c.Log {
+		if e.Skipped != slices.Contains(bad, e.Step) || (e.Skipped && (e.Loss != 0 || e.GradNorm != 0)) {
+			t.Errorf("log line %+v", e)
+		}
+	}
+	if got := nn.ReadLog(nn.LogPath(dir), K, logStep); !reflect.DeepEqual(got, c.Log) {
+		t.Errorf("logs.jsonl holds %+v, the trainer %+v", got, c.Log)
+	}
+}
+
+// A run whose every step is non-finite ends after nn.MaxSkippedSteps of them with
+// nn.ErrDiverged, their log written and no checkpoint.
+func TestPretrainDiverges(t *testing.T) {
+	data := newMemData(4, tinyConfig(KindImage).SampleSize(), 4)
+	for _, x := range data.samples {
+		x[0] = float32(math.Inf(1))
+	}
+	cfg := tinyPretrain(nn.MaxSkippedSteps + 10)
+	cfg.CheckpointingSteps, cfg.ValidationPrompts = 1000, nil
+	dir := t.TempDir()
+	tr := newTinyTrainer(t, dir, cfg, data)
+	err := tr.Run(context.Background(), 0)
+	if !errors.Is(err, nn.ErrDiverged) || tr.Step != nn.MaxSkippedSteps || !strings.HasPrefix(err.Error(), fmt.Sprintf("step %d: ", nn.MaxSkippedSteps)) {
+		t.Fatalf("err = %v at step %d", err, tr.Step)
+	}
+	if n := len(nn.ReadLog(nn.LogPath(dir), cfg.MaxTrainSteps, logStep)); n != nn.MaxSkippedSteps {
+		t.Errorf("%d log lines", n)
+	}
+	if cs, _ := nn.Checkpoints(dir); len(cs) != 0 {
+		t.Errorf("checkpoints %v", cs)
 	}
 }

@@ -13,9 +13,14 @@
 //	    diffusion.EpochOrder(seed, e, N); batches run on across epoch ends)
 //	    DPOStep / RWRStep / diffusion.TrainStep (reward-cond) forward and backward,
 //	    gradients scaled by 1/accumulation steps
-//	norm = ClipGradNorm(max_grad_norm); a non-finite norm or loss skips the update (logged)
+//	norm = ClipGradNorm(max_grad_norm)
 //	lr(s) = ScheduledLR(learning_rate, lr_scheduler, lr_warmup_steps, max_train_steps, s)
 //	AdamW step; EMA of the trained parameters when ema_decay > 0
+//
+// A step whose loss or norm is not finite is skipped (nn.SkipNonFinite, every training
+// loop's rule): no AdamW step and no EMA update, a log line marked "skipped" (its non-finite
+// numbers written as 0, left out of metrics.png), and the run goes on with step s+1 and its
+// learning rate; nn.MaxSkippedSteps skipped steps in a row end it with nn.ErrDiverged.
 //
 // Trained parameters: the LoRA adapters (the base frozen; the base with adapters off is the
 // Flow-DPO reference), or with full fine-tuning every weight (Flow-DPO then keeps a frozen
@@ -179,8 +184,8 @@ type RWRMetrics struct {
 	WeightMean float64 `json:"weight_mean"` // mean weight of the step's samples
 }
 
-// LogEntry is one line of logs.jsonl. Non-finite values are written as 0 (JSON has no NaN)
-// and the step is marked skipped.
+// LogEntry is one line of logs.jsonl. Non-finite values are written as 0 (JSON has no NaN;
+// nn.ZeroNonFinite).
 type LogEntry struct {
 	Step          int     `json:"step"`
 	Epoch         int     `json:"epoch"`
@@ -188,31 +193,14 @@ type LogEntry struct {
 	LR            float64 `json:"lr"`
 	GradNorm      float64 `json:"grad_norm"`
 	SamplesPerSec float64 `json:"samples_per_s"`
-	Skipped       bool    `json:"skipped,omitempty"`
+	Skipped       bool    `json:"skipped,omitempty"` // non-finite loss or norm: no update (nn.SkipNonFinite)
 	*DPOMetrics
 	*RWRMetrics
 }
 
-// sanitize replaces non-finite numbers by 0 (and marks the step skipped).
-func (e *LogEntry) sanitize() {
-	fix := func(p *float64) {
-		if math.IsNaN(*p) || math.IsInf(*p, 0) {
-			*p, e.Skipped = 0, true
-		}
-	}
-	for _, p := range []*float64{&e.Loss, &e.LR, &e.GradNorm, &e.SamplesPerSec} {
-		fix(p)
-	}
-	if d := e.DPOMetrics; d != nil {
-		for _, p := range []*float64{&d.ImplicitAcc, &d.Inside, &d.WDiff, &d.LDiff, &d.ModelMSEW, &d.ModelMSEL, &d.RefMSEW, &d.RefMSEL, &d.Beta} {
-			fix(p)
-		}
-	}
-	if r := e.RWRMetrics; r != nil {
-		fix(&r.MSE)
-		fix(&r.WeightMean)
-	}
-}
+// logStep and logSkipped read a log entry for nn.ReadLog and nn.CheckSkipped.
+func logStep(e *LogEntry) int     { return e.Step }
+func logSkipped(e *LogEntry) bool { return e.Skipped }
 
 // ---- trainer ----
 
@@ -440,18 +428,13 @@ func (t *Trainer) TrainOneStep() LogEntry {
 	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
 	lr := diffusion.ScheduledLR(t.Cfg.LearningRate, t.Cfg.LRScheduler, t.Cfg.LRWarmupSteps, t.Cfg.MaxTrainSteps, s)
 	e.LR, e.GradNorm = lr, norm
-	if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(e.Loss) || math.IsInf(e.Loss, 0) {
-		e.Skipped = true
-		if t.Notify != nil {
-			t.Notify(fmt.Sprintf("step %d: non-finite loss (%v) or gradient norm (%v); update skipped", s, e.Loss, norm))
-		}
-	} else {
+	e.Skipped = nn.SkipNonFinite(s, e.Loss, norm, t.Notify, func() {
 		t.Opt.LR = float32(lr)
 		t.Opt.Step()
 		if t.EMA != nil {
 			diffusion.UpdateEMA(t.EMA, t.Opt.Params, t.Cfg.EMADecay, s)
 		}
-	}
+	})
 	t.Step = s
 	return e
 }
@@ -697,7 +680,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 		t.Model.RewardConditionMax = diffusion.RewardConditionMaxOf(st.RewardConditionMax, t.Model.Config.RewardDims)
 	}
 	t.order = diffusion.EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
-	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, func(e *LogEntry) int { return e.Step })
+	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, logStep)
 	return nil
 }
 
@@ -755,8 +738,10 @@ func (t *Trainer) Plot(w, h int) *image.RGBA {
 // Run trains until MaxTrainSteps, writing a checkpoint and the outputs every
 // CheckpointingSteps steps and at the end. On ctx cancellation or after timeLimit (0: none)
 // it finishes the current step, writes a checkpoint and returns diffusion.ErrInterrupted or
-// diffusion.ErrTimeLimit (wrapped). A trainer already at MaxTrainSteps (a finished run
-// resumed, e.g. to merge its adapters) writes the outputs and returns.
+// diffusion.ErrTimeLimit (wrapped). After nn.MaxSkippedSteps skipped steps in a row it
+// returns nn.ErrDiverged (wrapped) and writes no checkpoint for it. A trainer already at
+// MaxTrainSteps (a finished run resumed, e.g. to merge its adapters) writes the outputs and
+// returns.
 func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return err
@@ -777,13 +762,16 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		stepStart := time.Now()
 		e := t.TrainOneStep()
 		e.SamplesPerSec = float64(t.samplesPerStep()) / time.Since(stepStart).Seconds()
-		e.sanitize()
+		nn.ZeroNonFinite(&e)
 		t.Log = append(t.Log, e)
 		if err := nn.AppendLog(nn.LogPath(t.OutputDir), e); err != nil {
 			return err
 		}
 		if t.Progress != nil {
 			t.Progress(e, time.Since(start))
+		}
+		if err := nn.CheckSkipped(t.Log, logStep, logSkipped); err != nil {
+			return err
 		}
 		final := t.Step == t.Cfg.MaxTrainSteps
 		if t.Step%t.Cfg.CheckpointingSteps == 0 || final {

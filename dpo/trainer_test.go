@@ -1,7 +1,8 @@
 // Tests of the steps and the loop on a tiny randomly initialised DiT: winner and loser share
 // t and noise, the reference is frozen and equals the policy at step 0 (inside = 0, loss =
 // ln 2), RWR weights scale the loss, exact resume (bit-identical losses and outputs), the
-// merged model loads and samples, adapters apply, the plot.
+// merged model loads and samples, adapters apply, the plot, and a step with a non-finite
+// loss skipped, logged and survived (too many in a row end the run).
 //
 // Test: go test ./dpo -run 'Step|Shared|Reference|Trainer|Resume|Output|Plot|Config'
 
@@ -11,11 +12,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/color"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -318,78 +321,174 @@ func TestTrainerExactResume(t *testing.T) {
 		{"full-dpo", MethodDPO, func(c *Config) { c.FullFinetune, c.LearningRate = true, 1e-3 }},
 		{"lora-rwr", MethodRWR, func(c *Config) { c.Timesteps.WeightingScheme = diffusion.WeightingLogitNormal }},
 	}
-	const K = 6
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := tinyConfig(tc.method, K)
+			cfg := tinyConfig(tc.method, resumeSteps)
 			tc.mutate(&cfg)
 			D := tinyModel(t, 1).Config.SampleSize()
 			data := memPairs(5, D) // batches of 3 pairs cross epoch ends
 			if tc.method != MethodDPO {
 				data = memItems(7, D)
 			}
-			dirA, dirB := t.TempDir(), t.TempDir()
-			a, err := NewTrainer(testDev, tinyModel(t, 1), cfg, data, dirA)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.MergeLoRA = true
-			if err := runTo(t, a, 0); err != nil {
-				t.Fatal(err)
-			}
-			cfgB := cfg
-			cfgB.CheckpointingSteps = 4
-			b, _ := NewTrainer(testDev, tinyModel(t, 1), cfgB, data, dirB)
-			b.MergeLoRA = true
-			if err := runTo(t, b, 3); !errors.Is(err, diffusion.ErrInterrupted) {
-				t.Fatalf("interrupted run: %v", err)
-			}
-			if _, err := os.Stat(b.CheckpointPath(3)); err != nil {
-				t.Fatalf("no checkpoint on interruption: %v", err)
-			}
-			c, err := ResumeTrainer(testDev, b.CheckpointPath(3), cfgB, data, dirB)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.MergeLoRA = true
-			if c.Step != 3 || len(c.Log) != 3 || c.Resumed == nil {
-				t.Fatalf("resumed at step %d with %d log lines", c.Step, len(c.Log))
-			}
-			if err := runTo(t, c, 0); err != nil {
-				t.Fatal(err)
-			}
-			if len(a.Log) != K || len(c.Log) != K {
-				t.Fatalf("logs of %d and %d steps", len(a.Log), len(c.Log))
-			}
-			for i := range K {
-				if a.Log[i].Loss != c.Log[i].Loss || a.Log[i].GradNorm != c.Log[i].GradNorm {
-					t.Errorf("step %d: loss %v / %v, grad norm %v / %v", i+1, a.Log[i].Loss, c.Log[i].Loss, a.Log[i].GradNorm, c.Log[i].GradNorm)
-				}
-			}
-			for _, f := range []string{"model.safetensors", "adapter.safetensors"} {
-				fa, errA := os.ReadFile(filepath.Join(dirA, f))
-				fb, errB := os.ReadFile(filepath.Join(dirB, f))
-				if (errA == nil) != (errB == nil) || !bytes.Equal(fa, fb) {
-					t.Errorf("%s differs between the straight and the resumed run (%v, %v)", f, errA, errB)
-				}
-			}
-			if _, err := os.Stat(filepath.Join(dirA, "metrics.png")); err != nil {
-				t.Error(err)
+			b, c, dirB := checkExactResume(t, cfg, data)
+			if c.Resumed == nil {
+				t.Error("the resumed trainer has no Resumed config")
 			}
 			// Resuming on other data, another seed or another method is refused.
 			other := memPairs(4, D)
 			if tc.method != MethodDPO {
 				other = memItems(6, D)
 			}
-			if _, err := ResumeTrainer(testDev, b.CheckpointPath(3), cfgB, other, dirB); err == nil {
+			if _, err := ResumeTrainer(testDev, b.CheckpointPath(3), b.Cfg, other, dirB); err == nil {
 				t.Error("resume on other data accepted")
 			}
-			seed := cfgB
+			seed := b.Cfg
 			seed.Seed++
 			if _, err := ResumeTrainer(testDev, b.CheckpointPath(3), seed, data, dirB); err == nil {
 				t.Error("resume with another seed accepted")
 			}
 		})
+	}
+}
+
+// resumeSteps is the length of the runs of checkExactResume.
+const resumeSteps = 6
+
+// checkExactResume runs cfg (resumeSteps steps) on data straight through, and again
+// interrupted after step 3 and resumed from its checkpoint, and checks that the losses, the
+// gradient norms and the output files are the same. It returns the interrupted and the
+// resumed trainer and their directory.
+func checkExactResume(t *testing.T, cfg Config, data *Data) (b, c *Trainer, dirB string) {
+	t.Helper()
+	const K = resumeSteps
+	dirA := t.TempDir()
+	dirB = t.TempDir()
+	a, err := NewTrainer(testDev, tinyModel(t, 1), cfg, data, dirA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MergeLoRA = true
+	if err := runTo(t, a, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfgB := cfg
+	cfgB.CheckpointingSteps = 4
+	b, _ = NewTrainer(testDev, tinyModel(t, 1), cfgB, data, dirB)
+	b.MergeLoRA = true
+	if err := runTo(t, b, 3); !errors.Is(err, diffusion.ErrInterrupted) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if _, err := os.Stat(b.CheckpointPath(3)); err != nil {
+		t.Fatalf("no checkpoint on interruption: %v", err)
+	}
+	c, err = ResumeTrainer(testDev, b.CheckpointPath(3), cfgB, data, dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MergeLoRA = true
+	if c.Step != 3 || len(c.Log) != 3 {
+		t.Fatalf("resumed at step %d with %d log lines", c.Step, len(c.Log))
+	}
+	if err := runTo(t, c, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Log) != K || len(c.Log) != K {
+		t.Fatalf("logs of %d and %d steps", len(a.Log), len(c.Log))
+	}
+	for i := range K {
+		if a.Log[i].Loss != c.Log[i].Loss || a.Log[i].GradNorm != c.Log[i].GradNorm || a.Log[i].Skipped != c.Log[i].Skipped {
+			t.Errorf("step %d: loss %v / %v, grad norm %v / %v", i+1, a.Log[i].Loss, c.Log[i].Loss, a.Log[i].GradNorm, c.Log[i].GradNorm)
+		}
+	}
+	for _, f := range []string{"model.safetensors", "adapter.safetensors"} {
+		fa, errA := os.ReadFile(filepath.Join(dirA, f))
+		fb, errB := os.ReadFile(filepath.Join(dirB, f))
+		if (errA == nil) != (errB == nil) || !bytes.Equal(fa, fb) {
+			t.Errorf("%s differs between the straight and the resumed run (%v, %v)", f, errA, errB)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dirA, "metrics.png")); err != nil {
+		t.Error(err)
+	}
+	return b, c, dirB
+}
+
+// trainSnapshot prints everything an optimizer step changes: the weights (base, adapters,
+// EMA, reference) and the AdamW moments and step count.
+func trainSnapshot(tr *Trainer) string {
+	return fmt.Sprint(nn.HostParams(tr.checkpointParams(), nn.F32), *nn.HostAdamW(tr.Opt.Params, tr.Opt.M, tr.Opt.V, tr.Opt.Steps))
+}
+
+// A step with a non-finite loss (an RWR sample of weight NaN) is skipped: the weights, the
+// EMA and the AdamW state stay as they were, the log marks it with its NaNs as 0, the run
+// goes on with the next step's learning rate, and a run resumed before it logs the same.
+func TestTrainerSkipsNonFiniteStep(t *testing.T) {
+	cfg := tinyConfig(MethodRWR, resumeSteps)
+	cfg.EMADecay = 0.9
+	B := cfg.TrainBatchSize
+	data := memItems(B*resumeSteps, tinyModel(t, 1).Config.SampleSize()) // one epoch
+	order := diffusion.EpochOrder(cfg.Seed, 0, data.Len())
+	bad := []int{2, 5} // before and after the checkpoint of step 3 that checkExactResume resumes
+	for _, s := range bad {
+		data.Items[order[(s-1)*B+1]].Weight = math.NaN()
+	}
+
+	tr, err := NewTrainer(testDev, tinyModel(t, 1), cfg, data, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	tr.Notify = func(m string) { notes = append(notes, m) }
+	tr.TrainOneStep()
+	before := trainSnapshot(tr)
+	if e := tr.TrainOneStep(); !e.Skipped || !math.IsNaN(e.Loss) || !math.IsNaN(e.RWRMetrics.WeightMean) {
+		t.Fatalf("step 2: %+v %+v", e, e.RWRMetrics)
+	}
+	if trainSnapshot(tr) != before {
+		t.Error("the skipped step changed the weights, the EMA or the AdamW state")
+	}
+	lr := diffusion.ScheduledLR(cfg.LearningRate, cfg.LRScheduler, cfg.LRWarmupSteps, cfg.MaxTrainSteps, 3)
+	if e := tr.TrainOneStep(); e.Skipped || trainSnapshot(tr) == before || tr.Opt.Steps != 2 || e.LR != lr {
+		t.Errorf("step 3 after the skipped one: %+v, %d AdamW steps", e, tr.Opt.Steps)
+	}
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "step 2: non-finite loss (NaN)") {
+		t.Errorf("notes %q", notes)
+	}
+
+	_, c, dir := checkExactResume(t, cfg, data)
+	for _, e := range c.Log {
+		if e.Skipped != slices.Contains(bad, e.Step) || (e.Skipped && (e.Loss != 0 || e.GradNorm != 0 || e.RWRMetrics.WeightMean != 0)) {
+			t.Errorf("log line %+v %+v", e, e.RWRMetrics)
+		}
+	}
+	if got := nn.ReadLog(nn.LogPath(dir), resumeSteps, logStep); !reflect.DeepEqual(got, c.Log) {
+		t.Errorf("logs.jsonl holds %+v, the trainer %+v", got, c.Log)
+	}
+}
+
+// A run whose every step is non-finite ends after nn.MaxSkippedSteps of them with
+// nn.ErrDiverged, their log written and no checkpoint.
+func TestTrainerDiverges(t *testing.T) {
+	cfg := tinyConfig(MethodRWR, nn.MaxSkippedSteps+10)
+	cfg.CheckpointingSteps = 1000
+	data := memItems(4, tinyModel(t, 1).Config.SampleSize())
+	for i := range data.Items {
+		data.Items[i].Weight = math.Inf(1)
+	}
+	dir := t.TempDir()
+	tr, err := NewTrainer(testDev, tinyModel(t, 1), cfg, data, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tr.Run(context.Background(), 0)
+	if !errors.Is(err, nn.ErrDiverged) || tr.Step != nn.MaxSkippedSteps || !strings.HasPrefix(err.Error(), fmt.Sprintf("step %d: ", nn.MaxSkippedSteps)) {
+		t.Fatalf("err = %v at step %d", err, tr.Step)
+	}
+	if n := len(nn.ReadLog(nn.LogPath(dir), tr.Step, logStep)); n != nn.MaxSkippedSteps {
+		t.Errorf("%d log lines", n)
+	}
+	if cs, _ := nn.Checkpoints(dir); len(cs) != 0 {
+		t.Errorf("checkpoints %v", cs)
 	}
 }
 

@@ -6,7 +6,9 @@
 // MLP, SelfAttention, DiTBlock (adaLN-Zero), FinalLayer, TokenEmbedding, PatchEmbed (fixed
 // sin-cos positions), TimestepEmbedder, MSELoss; AdamW, ZeroGrad and ClipGradNorm. The
 // files every training loop writes: safetensors checkpoints (checkpoint.go), their
-// directory (checkpoint_dir.go), the JSONL log and atomic writes (trainlog.go).
+// directory (checkpoint_dir.go), the JSONL log and atomic writes (trainlog.go); and the
+// rule every training loop applies to a step with a non-finite loss or gradient norm
+// (skipstep.go).
 //
 // Shape legend used in comments:
 //

@@ -7,7 +7,9 @@
 //	             the checkpoint it resumes) and with every checkpoint
 //	ReadLog      on resume, the lines up to the checkpoint's step
 //
-// and WriteFileAtomic, the atomic write it uses, serves every other output file too.
+// and WriteFileAtomic, the atomic write it uses, serves every other output file too. A step
+// skipped for a non-finite loss or gradient norm has its line like any other, marked
+// "skipped": true, its non-finite numbers written as 0 (skipstep.go).
 //
 // Test: go test ./nn -run 'TrainLog|WriteFileAtomic'
 

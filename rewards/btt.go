@@ -323,7 +323,8 @@ func AccuracyAt(deltas []float64, labels []Label, tau float64) (acc float64, n i
 // a_1 < a_2 < ... of |Δ|, a threshold just above each a_j: the midpoint (a_j + a_{j+1})/2, or
 // the next float above the largest; the smallest best tau wins. (calc_accuracy.py predicts a
 // tie for |Δ| <= a_j and does not try "no ties"; the accuracies it can reach are the same
-// except for that candidate.) O(n log n).
+// except for that candidate.) A NaN Δ (a model gone non-finite) is wrong at every tau, as
+// AccuracyAt counts it. O(n log n).
 func AccuracyWithTies(deltas []float64, labels []Label) (acc, tau float64, n int) {
 	type entry struct {
 		abs float64
@@ -336,21 +337,24 @@ func AccuracyWithTies(deltas []float64, labels []Label) (acc, tau float64, n int
 		if l == LabelNone {
 			continue
 		}
+		n++
+		if math.IsNaN(deltas[i]) { // no |Δ| to order by, and the search below needs one
+			continue
+		}
 		ok := l != LabelTie && l.Sign()*deltas[i] > 0
 		if ok {
 			correct++
 		}
 		es = append(es, entry{math.Abs(deltas[i]), l, ok})
 	}
-	n = len(es)
 	if n == 0 {
 		return math.NaN(), 0, 0
 	}
 	sort.Slice(es, func(i, j int) bool { return es[i].abs < es[j].abs })
 	best, tau := correct, 0.0
-	for i := 0; i < n; {
+	for i := 0; i < len(es); {
 		j := i
-		for ; j < n && es[j].abs == es[i].abs; j++ {
+		for ; j < len(es) && es[j].abs == es[i].abs; j++ {
 			// Entries with this |Δ| move to "tie predicted".
 			switch {
 			case es[j].l == LabelTie:
@@ -361,7 +365,7 @@ func AccuracyWithTies(deltas []float64, labels []Label) (acc, tau float64, n int
 		}
 		if correct > best {
 			best = correct
-			if j < n {
+			if j < len(es) {
 				tau = (es[i].abs + es[j].abs) / 2
 			} else {
 				tau = math.Nextafter(es[i].abs, math.Inf(1))

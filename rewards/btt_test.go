@@ -171,6 +171,11 @@ func TestAccuracy(t *testing.T) {
 	if acc != 1 || !(tau > 2) {
 		t.Errorf("all ties: %v at %v", acc, tau)
 	}
+	// A NaN Δ is wrong at every threshold (and ends the search): 4 of 6.
+	acc, tau, n = AccuracyWithTies(append(deltas, math.NaN()), append(labels, LabelTie))
+	if acc != 4.0/6 || tau != 0.3 || n != 6 {
+		t.Errorf("with a NaN: %v at tau %v over %d, want 4/6 at 0.3 over 6", acc, tau, n)
+	}
 	res := PairAccuracy([]string{"vq", "ta"}, [][]float32{{1, 0}, {0, 0}}, [][]float32{{0, 0}, {0, 0}},
 		[][]Label{{LabelA, LabelNone}, {LabelTie, LabelNone}}, []float64{0.5, 0.5})
 	if res[0].Pairs != 2 || res[0].AccWithTies != 1 || res[0].AccWithTiesAtEp != 1 || res[1].Pairs != 0 {

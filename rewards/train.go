@@ -7,9 +7,14 @@
 //	scores = Native.Forward([A samples | B samples])                    (2N, D)
 //	         (latent: LatentReward.Forward at one t and eps per pair, latent_train.go)
 //	loss   = LossConfig.PairLoss (btt, bt or reg), gradients zeroed first
-//	norm   = ClipGradNorm(max_grad_norm); a non-finite norm skips the update (logged)
+//	norm   = ClipGradNorm(max_grad_norm)
 //	lr(s)  = diffusion.ScheduledLR: linear warmup, then constant | linear | cosine decay
 //	AdamW step
+//
+// A step whose loss or norm is not finite is skipped (nn.SkipNonFinite): no AdamW step, a
+// log line marked "skipped" (its non-finite numbers written as 0), and the run goes on with
+// step s+1 and its learning rate; nn.MaxSkippedSteps skipped steps in a row end it with
+// nn.ErrDiverged.
 //
 // The pairs depend only on (seed, s), so a run resumed from checkpoint-<step>.safetensors
 // (weights, AdamW moments and step, the step) continues exactly. At the end the model is
@@ -148,9 +153,13 @@ type LogEntry struct {
 	LR          float64            `json:"lr"`
 	GradNorm    float64            `json:"grad_norm"`
 	PairsPerSec float64            `json:"pairs_per_s"`
-	Skipped     bool               `json:"skipped,omitempty"`
+	Skipped     bool               `json:"skipped,omitempty"` // non-finite loss or norm: no update (nn.SkipNonFinite)
 	ElapsedSecs float64            `json:"elapsed_s"`
 }
+
+// logStep and logSkipped read a log entry for nn.ReadLog and nn.CheckSkipped.
+func logStep(e *LogEntry) int     { return e.Step }
+func logSkipped(e *LogEntry) bool { return e.Skipped }
 
 // Trainer runs reward-model training. Create it with NewTrainer, optionally Resume, then Run.
 type Trainer struct {
@@ -289,15 +298,10 @@ func (t *Trainer) TrainOneStep() (LogEntry, error) {
 			e.DimAcc[a.Dim] = a.AccWithoutTies
 		}
 	}
-	if math.IsNaN(norm) || math.IsInf(norm, 0) || math.IsNaN(res.Loss) {
-		e.Skipped = true
-		if t.Notify != nil {
-			t.Notify(fmt.Sprintf("step %d: non-finite loss or gradient norm (%v); update skipped", s, norm))
-		}
-	} else {
+	e.Skipped = nn.SkipNonFinite(s, res.Loss, norm, t.Notify, func() {
 		t.Opt.LR = float32(lr)
 		t.Opt.Step()
-	}
+	})
 	t.Step = s
 	return e, nil
 }
@@ -311,7 +315,8 @@ var (
 // Run trains until MaxTrainSteps, writing a checkpoint every CheckpointingSteps, then
 // calibrates on the validation split and writes model.safetensors (and eval.json when
 // EvalPairs > 0). A cancelled ctx or an exceeded timeLimit (0: none) writes a checkpoint and
-// returns ErrInterrupted or ErrTimeLimit.
+// returns ErrInterrupted or ErrTimeLimit. After nn.MaxSkippedSteps skipped steps in a row it
+// writes the log and returns nn.ErrDiverged (wrapped), with no checkpoint for it.
 func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	start := time.Now()
 	for t.Step < t.Cfg.MaxTrainSteps {
@@ -322,9 +327,14 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		}
 		e.PairsPerSec = float64(t.Cfg.TrainBatchSize) / time.Since(t0).Seconds()
 		e.ElapsedSecs = t.elapsed + time.Since(start).Seconds()
+		nn.ZeroNonFinite(&e)
 		t.Log = append(t.Log, e)
 		if t.Progress != nil {
 			t.Progress(e)
+		}
+		if err := nn.CheckSkipped(t.Log, logStep, logSkipped); err != nil {
+			// The log is written at checkpoints; the steps since the last one go on record too.
+			return errors.Join(err, nn.WriteLog(nn.LogPath(t.OutputDir), t.Log))
 		}
 		stop := ctx.Err() != nil
 		over := timeLimit > 0 && time.Since(start) > timeLimit
@@ -605,7 +615,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 		return err
 	}
 	t.Opt.Steps, t.Step, t.elapsed = steps, c.Step, st.Elapsed
-	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, func(e *LogEntry) int { return e.Step })
+	t.Log = nn.ReadLog(nn.LogPath(t.OutputDir), t.Step, logStep)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 // Tests of reward-model training on the synthetic dataset of pairs_test.go: a run resumed
-// from a checkpoint matches an uninterrupted one bit for bit, the loss falls, and the end of
-// a run writes a calibrated model and the held-out evaluation.
+// from a checkpoint matches an uninterrupted one bit for bit, the loss falls, the end of a
+// run writes a calibrated model and the held-out evaluation, and a step with a non-finite
+// loss is skipped, logged and survived (too many in a row end the run).
 //
 // Run: go test ./rewards -run 'Train|Calibrate|Evaluate'
 package rewards
@@ -8,9 +9,14 @@ package rewards
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/alignkit/align/nn"
@@ -47,48 +53,7 @@ func tinyNativeTrainer(t *testing.T, cfg TrainConfig, gen *PairGen, dir string) 
 }
 
 func TestTrainResumeExact(t *testing.T) {
-	dirA, dirB := t.TempDir(), t.TempDir()
-	a := tinyTrainSetup(t, dirA, 4)
-	if err := a.Run(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
-	// Interrupted after step 2 (a cancelled context stops after the current step).
-	b := tinyTrainSetup(t, dirB, 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Progress = func(e LogEntry) {
-		if e.Step == 2 {
-			cancel()
-		}
-	}
-	if err := b.Run(ctx, 0); err != ErrInterrupted {
-		t.Fatalf("interrupted run: %v", err)
-	}
-	ck, mcfg, tok, err := ReadTrainingCheckpoint(filepath.Join(dirB, "checkpoint-2.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := tinyTrainSetup(t, dirB, 4)
-	c2, err := NewTrainer(testDev, mcfg, tok, c.Cfg, c.Gen, dirB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c2.Resume(ck); err != nil {
-		t.Fatal(err)
-	}
-	if err := c2.Run(context.Background(), 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := range a.Log {
-		if a.Log[i].Loss != c2.Log[i].Loss {
-			t.Errorf("step %d: loss %v uninterrupted, %v resumed", i+1, a.Log[i].Loss, c2.Log[i].Loss)
-		}
-	}
-	pa, pc := a.Model.Params(), c2.Model.Params()
-	for i := range pa {
-		if fmt.Sprint(toHost(pa[i].W)) != fmt.Sprint(toHost(pc[i].W)) {
-			t.Fatalf("%s differs after resume", pa[i].Name)
-		}
-	}
+	_, _, dirA, _ := checkTrainResume(t, func(dir string) *Trainer { return tinyTrainSetup(t, dir, 4) })
 	// The end of the run: a calibrated, loadable model and the held-out evaluation.
 	m, err := LoadNative(testDev, filepath.Join(dirA, "model.safetensors"))
 	if err != nil {
@@ -110,6 +75,178 @@ func TestTrainResumeExact(t *testing.T) {
 	}
 	if _, _, _, err := ReadTrainingCheckpoint(filepath.Join(dirA, "model.safetensors")); err == nil {
 		t.Error("model file read as a training checkpoint")
+	}
+}
+
+// checkTrainResume runs the 4 steps of a trainer from setup straight through, and again
+// interrupted after step 2 and resumed from its checkpoint, and checks that both give the
+// same log and weights. It returns the straight and the resumed trainer and their
+// directories.
+func checkTrainResume(t *testing.T, setup func(dir string) *Trainer) (a, c *Trainer, dirA, dirB string) {
+	t.Helper()
+	dirA, dirB = t.TempDir(), t.TempDir()
+	a = setup(dirA)
+	if err := a.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupted after step 2 (a cancelled context stops after the current step).
+	b := setup(dirB)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Progress = func(e LogEntry) {
+		if e.Step == 2 {
+			cancel()
+		}
+	}
+	if err := b.Run(ctx, 0); err != ErrInterrupted {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	ck, mcfg, tok, err := ReadTrainingCheckpoint(filepath.Join(dirB, "checkpoint-2.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = NewTrainer(testDev, mcfg, tok, b.Cfg, b.Gen, dirB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resume(ck); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Log) != 4 || len(c.Log) != 4 {
+		t.Fatalf("logs of %d and %d steps", len(a.Log), len(c.Log))
+	}
+	for i := range a.Log {
+		ea, ec := a.Log[i], c.Log[i]
+		if ea.Step != ec.Step || ea.Loss != ec.Loss || ea.GradNorm != ec.GradNorm || ea.Skipped != ec.Skipped {
+			t.Errorf("step %d: uninterrupted %+v, resumed %+v", i+1, ea, ec)
+		}
+	}
+	pa, pc := a.Model.Params(), c.Model.Params()
+	for i := range pa {
+		if fmt.Sprint(toHost(pa[i].W)) != fmt.Sprint(toHost(pc[i].W)) {
+			t.Fatalf("%s differs after resume", pa[i].Name)
+		}
+	}
+	return a, c, dirA, dirB
+}
+
+// trainSnapshot prints everything an optimizer step changes: the weights and the AdamW
+// moments and step count.
+func trainSnapshot(tr *Trainer) string {
+	return fmt.Sprint(nn.HostParams(tr.net().Params(), nn.F32), *nn.HostAdamW(tr.Opt.Params, tr.Opt.M, tr.Opt.V, tr.Opt.Steps))
+}
+
+// poisonSteps makes the given steps of tr's first `steps` non-finite: for each it sets the
+// embedding of a caption word that only that step's pairs use to NaN (a row no other step
+// reads, and no step updates: its steps are skipped).
+func poisonSteps(t *testing.T, tr *Trainer, steps int, bad ...int) {
+	t.Helper()
+	uses := map[int32][]int{} // token id -> the steps whose prompts have it
+	for s := 1; s <= steps; s++ {
+		pairs, err := tr.Gen.Pairs(SplitTrain, tr.Cfg.TrainBatchSize, tr.Cfg.Seed, uint64(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pairs {
+			for _, prompt := range []string{p.A.Prompt, p.B.Prompt} {
+				ids, n, _, _ := tr.Model.Tokenizer.Encode(prompt)
+				for _, id := range ids[:n] {
+					if !slices.Contains(uses[id], s) {
+						uses[id] = append(uses[id], s)
+					}
+				}
+			}
+		}
+	}
+	w := toHost(tr.Model.Text.Weight)
+	C := tr.Model.Text.C
+	for _, s := range bad {
+		found := false
+		for id := range int32(tr.Model.Text.V) {
+			if slices.Equal(uses[id], []int{s}) {
+				for j := range C {
+					w[int(id)*C+j] = float32(math.NaN())
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("no word of step %d's pairs only", s)
+		}
+	}
+	testDev.CopyFromHost(tr.Model.Text.Weight, w)
+}
+
+// A step with a non-finite loss is skipped: the weights and the AdamW state stay as they
+// were, the log marks it with its NaNs as 0, the run goes on with the next step's learning
+// rate, and a run resumed before it logs the same.
+func TestTrainSkipsNonFiniteStep(t *testing.T) {
+	const K = 4
+	bad := []int{2, 3} // before and after the checkpoint of step 2 that checkTrainResume resumes
+	setup := func(dir string) *Trainer {
+		tr := tinyTrainSetup(t, dir, K)
+		poisonSteps(t, tr, K, bad...)
+		return tr
+	}
+
+	tr := setup(t.TempDir())
+	var notes []string
+	tr.Notify = func(m string) { notes = append(notes, m) }
+	step := func() LogEntry {
+		e, err := tr.TrainOneStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	step()
+	before := trainSnapshot(tr)
+	for _, s := range bad {
+		if e := step(); !e.Skipped || !math.IsNaN(e.Loss) || e.LR != tr.Cfg.LR(s) {
+			t.Fatalf("step %d: %+v", s, e)
+		}
+		if trainSnapshot(tr) != before {
+			t.Errorf("skipped step %d changed the weights or the AdamW state", s)
+		}
+	}
+	if e := step(); e.Skipped || trainSnapshot(tr) == before || tr.Opt.Steps != 2 || e.LR != tr.Cfg.LR(4) {
+		t.Errorf("step 4 after the skipped ones: %+v, %d AdamW steps", e, tr.Opt.Steps)
+	}
+	if len(notes) != 2 || !strings.HasPrefix(notes[0], "step 2: non-finite loss (NaN)") {
+		t.Errorf("notes %q", notes)
+	}
+
+	_, c, _, dir := checkTrainResume(t, setup)
+	for _, e := range c.Log {
+		if e.Skipped != slices.Contains(bad, e.Step) || (e.Skipped && (e.Loss != 0 || e.GradNorm != 0)) {
+			t.Errorf("log line %+v", e)
+		}
+	}
+	if got := nn.ReadLog(nn.LogPath(dir), K, logStep); !reflect.DeepEqual(got, c.Log) {
+		t.Errorf("logs.jsonl holds %+v, the trainer %+v", got, c.Log)
+	}
+}
+
+// A run whose every step is non-finite ends after nn.MaxSkippedSteps of them with
+// nn.ErrDiverged, the log of every step written (there was no checkpoint to write it).
+func TestTrainDiverges(t *testing.T) {
+	dir := t.TempDir()
+	tr := tinyTrainSetup(t, dir, nn.MaxSkippedSteps+10)
+	tr.Cfg.CheckpointingSteps = 1000
+	q := tr.Model.Queries // every score reads them
+	testDev.CopyFromHost(q, slices.Repeat([]float32{float32(math.NaN())}, q.Len()))
+	err := tr.Run(context.Background(), 0)
+	if !errors.Is(err, nn.ErrDiverged) || tr.Step != nn.MaxSkippedSteps || !strings.HasPrefix(err.Error(), fmt.Sprintf("step %d: ", nn.MaxSkippedSteps)) {
+		t.Fatalf("err = %v at step %d", err, tr.Step)
+	}
+	if n := len(nn.ReadLog(nn.LogPath(dir), tr.Step, logStep)); n != nn.MaxSkippedSteps {
+		t.Errorf("%d log lines", n)
+	}
+	if cs, _ := nn.Checkpoints(dir); len(cs) != 0 {
+		t.Errorf("checkpoints %v", cs)
 	}
 }
 
