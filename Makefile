@@ -139,7 +139,7 @@ EXP_REWARD_STEPS ?= 3000
 EXP_EVAL_SEED    ?= 1000
 EXP_METHODS      := dpo-ta dpo-eq rwr-ta sft-ta dpo-ta-tsq
 EXP_FINETUNE      = ./$(BIN) finetune --max-train-steps $(EXP_STEPS) --seed 0 --merge-lora $(call resume_or,$(@D),)
-.PRECIOUS: $(EXP)/%/model.safetensors $(EXP)/samples/%/samples.json $(EXP)/eval-%.json
+.PRECIOUS: $(EXP)/scored-shard-%.jsonl $(EXP)/%/model.safetensors $(EXP)/samples/%/samples.json $(EXP)/eval-%.json
 
 align-experiment: $(EXP)/table.md
 dpo-beta-sweep: $(EXP)/table-beta.md
@@ -154,8 +154,14 @@ $(EXP)/reward/model.safetensors: | build data
 $(EXP)/judge/model.safetensors: | build data
 	./$(BIN) reward train --data $(DATA) --concept-part 1/2 --seed 1 --max-train-steps $(EXP_REWARD_STEPS) \
 		-o $(EXP)/judge $(call resume_or,$(EXP)/judge,)
-$(EXP)/scored.jsonl: $(EXP)/prompts-pairs.txt $(EXP)/reward/model.safetensors
-	./$(BIN) pairs --prompts $< --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored -o $@
+# The scored run in EXP_SHARDS parts (align pairs --shard: the same samples as one run), so an
+# interrupted experiment loses at most one part.
+EXP_SHARDS       ?= 8
+$(EXP)/scored-shard-%.jsonl: $(EXP)/prompts-pairs.txt $(EXP)/reward/model.safetensors
+	./$(BIN) pairs --prompts $< --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored \
+		--shard $*/$(EXP_SHARDS) --images-dir $(EXP)/scored-images -o $@
+$(EXP)/scored.jsonl: $(foreach i,$(shell seq 0 $$(($(EXP_SHARDS)-1))),$(EXP)/scored-shard-$(i).jsonl)
+	cat $^ > $@.tmp && mv $@.tmp $@
 $(EXP)/pairs-ta.jsonl: $(EXP)/scored.jsonl
 	./$(BIN) pairs --from-scored $< --weights vq=0,ta=1 -o $@
 $(EXP)/pairs-eq.jsonl: $(EXP)/scored.jsonl
