@@ -8,6 +8,7 @@
 #   make info    build and print backends, BLAS core and a GEMM probe
 #   make data    download the emoji packages and build the image and clip datasets
 #   make pretrain-image   one leg (<= 110 min) of the default image model's pre-training
+#   make pretrain-image-balanced   one leg of its second stage (concepts alike, to 30000 steps)
 #   make pretrain-video   one leg (<= 110 min) of the default video model's, inflated from the image model
 #   make align-experiment Flow-DPO (TA-only, equal weights, (1-t)^2 beta), Flow-RWR and SFT against
 #                the base on held-out prompts, judged by the training reward and a held-out judge
@@ -95,6 +96,20 @@ resume_or = $$(if ls $(1)/checkpoint-*.safetensors >/dev/null 2>&1; then echo --
 pretrain-image: build data
 	./$(BIN) pretrain --data $(DATA) --max-train-steps 20000 --seed 1 --checkpointing-steps 500 \
 		--time-limit 110m -o $(RUNS)/image-base $(call resume_or,$(RUNS)/image-base,--reward-dims vq$(comma)ta)
+
+# A second stage of the default image model, after pretrain-image has finished its 20000
+# steps. Its data order visits every sample once per epoch, so a people emoji with 50
+# skin-tone and gender variants gets 25x the updates of an object with two renderings, and
+# the quality measure (one prompt per concept, diffusion/eval/retrieval.go) asks for every
+# concept alike. This continues RUNS/image-base from its latest checkpoint with concepts
+# drawn alike (--concept-balance 1: p_i = 1/(concepts * n_c(i))) to 30000 steps; the
+# constant learning rate makes the extension the same schedule, and the resume warning
+# names both changes. The stage-1 weights stay the embedded model (assets/). Legs of at
+# most 110 minutes, as above: run again to resume, which keeps α = 1 and the exact order.
+.PHONY: pretrain-image-balanced
+pretrain-image-balanced: build data
+	./$(BIN) pretrain --data $(DATA) --max-train-steps 30000 --seed 1 --checkpointing-steps 500 \
+		--time-limit 110m -o $(RUNS)/image-base --resume-from-checkpoint latest --concept-balance 1
 
 # The default video model (8 frames of 32x32, tubelets of 2 frames x 4x4) starts from the
 # image model embedded in bin/align (--init-from default: its weights inflated to tubelets,

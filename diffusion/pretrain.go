@@ -5,7 +5,9 @@
 // One optimizer step s = 1, 2, ...:
 //
 //	batch  = next TrainBatchSize indices of the data order (epoch e: a permutation of the
-//	         samples from the seed's data stream; batches run on across epoch ends)
+//	         samples from the seed's data stream; batches run on across epoch ends), or with
+//	         --concept-balance α > 0 TrainBatchSize draws with p_i ∝ n_c(i)^-α keyed by
+//	         (seed, s) (concept_balance.go)
 //	loss   = TrainStep.ForwardBackward (objective.go), gradients zeroed first
 //	norm   = ClipGradNorm(max_grad_norm)
 //	lr(s)  = learning_rate * min(1, s/warmup) * decay(s)     constant | linear | cosine decay
@@ -79,6 +81,10 @@ type PretrainConfig struct {
 	CheckpointingSteps    int       `json:"checkpointing_steps"`
 	CheckpointsTotalLimit int       `json:"checkpoints_total_limit"` // 0 keeps all
 	Objective             Objective `json:"objective"`
+	// ConceptBalance is α of the data order (concept_balance.go): 0 visits every sample once
+	// per epoch, 1 draws concepts uniformly. A resumed run may change it: the steps after the
+	// checkpoint follow the new α.
+	ConceptBalance float64 `json:"concept_balance"`
 	// Validation sampling at checkpoints.
 	ValidationPrompts []string `json:"validation_prompts"`
 	ValidationSteps   int      `json:"validation_steps"` // denoising steps
@@ -123,6 +129,8 @@ func (c *PretrainConfig) Validate() error {
 		return fmt.Errorf("--checkpointing-steps must be >= 1, got %d", c.CheckpointingSteps)
 	case c.CheckpointsTotalLimit < 0:
 		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
+	case !(c.ConceptBalance >= 0 && c.ConceptBalance <= 1):
+		return fmt.Errorf("--concept-balance must be in [0, 1] (1 already draws every concept alike), got %v", c.ConceptBalance)
 	case c.ValidationSteps < 1:
 		return fmt.Errorf("validation steps must be >= 1, got %d", c.ValidationSteps)
 	}
@@ -221,13 +229,14 @@ type Trainer struct {
 	// Notify, when set, receives one-line messages (checkpoints written, skipped steps).
 	Notify func(msg string)
 
-	dev   kernels.Device
-	data  TrainingData
-	order []int
-	step  *TrainStep
-	x0    *kernels.Tensor
-	host  []float32
-	caps  []string
+	dev     kernels.Device
+	data    TrainingData
+	order   []int
+	balance *aliasTable // the draws of --concept-balance > 0; nil: the epoch order
+	step    *TrainStep
+	x0      *kernels.Tensor
+	host    []float32
+	caps    []string
 }
 
 // NewTrainer builds a fresh model for mcfg (the tokenizer's vocabulary and length are
@@ -252,6 +261,11 @@ func NewTrainer(dev kernels.Device, mcfg ModelConfig, tok *Tokenizer, cfg Pretra
 	ema.SetTrainable(false)
 	t := &Trainer{Cfg: cfg, Model: m, EMA: ema, RNG: rng, OutputDir: outputDir, dev: dev, data: data,
 		step: NewTrainStep(dev, cfg.Objective)}
+	if cfg.ConceptBalance > 0 {
+		if t.balance, err = conceptBalance(data, cfg.ConceptBalance); err != nil {
+			return nil, err
+		}
+	}
 	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), Beta1: float32(cfg.AdamBeta1),
 		Beta2: float32(cfg.AdamBeta2), Eps: float32(cfg.AdamEpsilon), WeightDecay: float32(cfg.AdamWeightDecay)})
 	t.x0 = dev.New(mcfg.BatchShape(cfg.TrainBatchSize)...)
@@ -276,11 +290,15 @@ func (t *Trainer) InflateFrom(src *DiT, source InitSource) error {
 	return nil
 }
 
-// nextBatch fills x0 and the captions with the next TrainBatchSize samples of the order.
-func (t *Trainer) nextBatch() *Batch {
-	B, D := t.Cfg.TrainBatchSize, t.Model.Config.SampleSize()
-	t.caps = t.caps[:0]
-	for b := range B {
+// batchIndices returns the samples of step t.Step+1: the balanced draws of that step, or
+// the next TrainBatchSize samples of the epoch order (which only α = 0 advances, so a
+// stage with α > 0 leaves Epoch and Pos where the stage before it stopped).
+func (t *Trainer) batchIndices() []int {
+	if t.balance != nil {
+		return t.balance.batch(t.Cfg.Seed, t.Step+1, t.Cfg.TrainBatchSize)
+	}
+	idx := make([]int, t.Cfg.TrainBatchSize)
+	for b := range idx {
 		if t.order == nil || t.Pos >= len(t.order) {
 			if t.order != nil {
 				t.Epoch++
@@ -288,8 +306,27 @@ func (t *Trainer) nextBatch() *Batch {
 			}
 			t.order = EpochOrder(t.Cfg.Seed, t.Epoch, t.data.Len())
 		}
-		i := t.order[t.Pos]
+		idx[b] = t.order[t.Pos]
 		t.Pos++
+	}
+	return idx
+}
+
+// logEpoch is the epoch of the log entry of step t.Step+1: the epoch order's, or with
+// balanced draws the passes over the data that the samples drawn so far amount to,
+// floor(t.Step*TrainBatchSize / Len).
+func (t *Trainer) logEpoch() int {
+	if t.balance != nil {
+		return t.Step * t.Cfg.TrainBatchSize / t.data.Len()
+	}
+	return t.Epoch
+}
+
+// nextBatch fills x0 and the captions with the samples of the next step.
+func (t *Trainer) nextBatch() *Batch {
+	D := t.Model.Config.SampleSize()
+	t.caps = t.caps[:0]
+	for b, i := range t.batchIndices() {
 		t.data.Sample(t.host[b*D:(b+1)*D], i)
 		t.caps = append(t.caps, t.data.Caption(i))
 	}
@@ -301,7 +338,7 @@ func (t *Trainer) nextBatch() *Batch {
 func (t *Trainer) TrainOneStep() LogEntry {
 	ps := t.Opt.Params
 	nn.ZeroGrad(ps)
-	epoch := t.Epoch
+	epoch := t.logEpoch()
 	res := t.step.ForwardBackward(t.Model, &t.RNG, t.nextBatch())
 	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
 	s := t.Step + 1

@@ -71,6 +71,12 @@ SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with co
 --time-limit does the same and exits 0. Resume with --resume-from-checkpoint latest: the
 losses continue exactly as in an uninterrupted run.
 
+--concept-balance α draws each step's samples with probability ∝ n_c^-α, n_c the number
+of training samples of the sample's concept (α = 1: every concept alike, a variant
+uniformly within it; 0: every sample once per epoch). The draws of step s depend on the
+seed and s only. A resume may change α (and extend --max-train-steps): a finished run
+continues as a second stage with balancing from its last checkpoint.
+
 --video --init-from IMAGE_MODEL (a model file, or default for the embedded image model)
 starts the video model from a trained image model: its size is the image model's (size
 flags may only repeat it), the patch embedding is inflated to tubelets (the image kernel
@@ -80,6 +86,7 @@ source's path and sha256 are recorded in config.json and in every checkpoint, so
 needs no --init-from (and refuses a different one).`,
 		Example: `  $ align pretrain --data data/emoji --max-train-steps 20000 -o base/
   $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --time-limit 2h
+  $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --concept-balance 1 --max-train-steps 30000
   $ align pretrain --data data/emoji --video --hidden-size 256 --num-layers 6 -o video/
   $ align pretrain --data data/emoji --video --init-from default -o video/
   $ align pretrain --data data/emoji --reward-dims vq,ta,mq -o rc/
@@ -133,6 +140,8 @@ needs no --init-from (and refuses a different one).`,
 	f.Float64Var(&t.Objective.ModeScale, "mode-scale", t.Objective.ModeScale, "scale of the mode density")
 	f.Float64Var(&t.Objective.CaptionDropout, "proportion-empty-prompts", t.Objective.CaptionDropout, "caption dropout for classifier-free guidance")
 	f.Float64Var(&t.Objective.RewardDropout, "reward-dropout", t.Objective.RewardDropout, "per-dimension reward-condition dropout")
+	f.Float64Var(&t.ConceptBalance, "concept-balance", 0, "α of the data order: sample i drawn with probability ∝ n_c^-α, n_c its concept's samples "+
+		"(0: each sample once per epoch; 1: concepts alike); a resume may change it")
 	f.StringArrayVar(&t.ValidationPrompts, "validation-prompt", nil, "prompt of the sample grids (repeatable; default: 8 training captions)")
 	f.IntVar(&t.ValidationSteps, "validation-inference-steps", t.ValidationSteps, "denoising steps of the sample grids")
 	return cmd
@@ -305,6 +314,7 @@ type imageTrainData struct {
 func (d *imageTrainData) Len() int                    { return len(d.idx) }
 func (d *imageTrainData) Caption(i int) string        { return d.ds.Items[d.idx[i]].Caption }
 func (d *imageTrainData) Sample(dst []float32, i int) { d.ds.ImageFloat32(dst, d.idx[i]) }
+func (d *imageTrainData) Concept(i int) string        { return d.ds.Items[d.idx[i]].Concept }
 
 // videoTrainData is the training split of the clip dataset.
 type videoTrainData struct {
@@ -315,6 +325,7 @@ type videoTrainData struct {
 func (d *videoTrainData) Len() int                    { return len(d.idx) }
 func (d *videoTrainData) Caption(i int) string        { return d.ds.Clips[d.idx[i]].Caption }
 func (d *videoTrainData) Sample(dst []float32, i int) { d.ds.ClipFloat32(dst, d.idx[i]) }
+func (d *videoTrainData) Concept(i int) string        { return d.ds.Clips[d.idx[i]].Concept }
 
 // loadTrainData opens the training split of --data.
 func loadTrainData(dir string, video bool) (diffusion.TrainingData, *dataset.Manifest, error) {
@@ -409,6 +420,10 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		if tr.Resumed != nil {
 			if ch := diffusion.ConfigChanges(tr.Resumed, &pc); len(ch) > 0 {
 				fmt.Fprintf(stderr, "align: warning: hyper-parameters differ from the checkpoint's run: %s\n", strings.Join(ch, "; "))
+			}
+			if a := tr.Resumed.ConceptBalance; a != pc.ConceptBalance {
+				fmt.Fprintf(stderr, "align: --concept-balance %g (the run had %g): steps %d on follow the new data order, a second stage of the run\n",
+					pc.ConceptBalance, a, tr.Step+1)
 			}
 		}
 	} else {

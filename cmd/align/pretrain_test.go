@@ -66,6 +66,13 @@ func TestNewCmdPretrainFlags(t *testing.T) {
 			}
 			return ""
 		}},
+		{args: []string{"--concept-balance", "0.5"}, check: func(o *PretrainOptions) string {
+			if o.Train.ConceptBalance != 0.5 {
+				return "--concept-balance"
+			}
+			return ""
+		}},
+		{args: []string{"--concept-balance", "2"}, wantErr: "--concept-balance must be in [0, 1]"},
 		{args: []string{"--init-from", "default"}, wantErr: "--init-from inflates an image model into a video model; add --video"},
 		{args: []string{"--video", "--init-from", "default", "--config", "m.json"}, wantErr: "--config and --init-from"},
 	}
@@ -134,6 +141,24 @@ func TestPretrainEndToEnd(t *testing.T) {
 		"--num-inference-steps", "2", "-o", filepath.Join(out, "s")}, &stdout, &stderr); code != exitOK {
 		t.Errorf("sample: exit %d: %s", code, stderr.String())
 	}
+	// A second stage: the finished run continues to 8 steps with concepts drawn alike; the
+	// changed α is reported and recorded in config.json and the checkpoint.
+	stderr.Reset()
+	stage2 := append(slices.Clone(args), "--concept-balance", "1", "--max-train-steps", "8")
+	if code := Main(stage2, &stdout, &stderr); code != exitOK {
+		t.Fatalf("second stage: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "concept_balance: 0 -> 1; max_train_steps: 6 -> 8") ||
+		!strings.Contains(stderr.String(), "--concept-balance 1 (the run had 0): steps 7 on follow the new data order") {
+		t.Errorf("second stage: stderr %q", stderr.String())
+	}
+	if rec := readPretrainRecord(t, out); rec.Train.ConceptBalance != 1 || rec.Train.MaxTrainSteps != 8 {
+		t.Errorf("config.json records α %v, %d steps", rec.Train.ConceptBalance, rec.Train.MaxTrainSteps)
+	}
+	ck, _, _, err := diffusion.ReadTrainingCheckpoint(filepath.Join(out, "checkpoint-8.safetensors"))
+	if err != nil || !strings.Contains(ck.Extra["train_state"], `"concept_balance":1`) {
+		t.Errorf("checkpoint-8: %v", err)
+	}
 	// A resume with model flags or the wrong kind is refused.
 	if code := Main(append(args, "--video"), &stdout, &stderr); code != exitUsage {
 		t.Errorf("resume with --video: exit %d", code)
@@ -144,9 +169,12 @@ func TestPretrainVideoEndToEnd(t *testing.T) {
 	data := fixtureDataset(t)
 	out := filepath.Join(t.TempDir(), "vid")
 	var stdout, stderr bytes.Buffer
-	args := append(tinyPretrainArgs(data, out, "2"), "--video", "--tubelet-frames", "4", "--train-batch-size", "2")
+	args := append(tinyPretrainArgs(data, out, "2"), "--video", "--tubelet-frames", "4", "--train-batch-size", "2", "--concept-balance", "1")
 	if code := Main(args, &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if rec := readPretrainRecord(t, out); rec.Train.ConceptBalance != 1 { // clips are drawn by their concepts too
+		t.Errorf("config.json records α %v", rec.Train.ConceptBalance)
 	}
 	if _, err := os.Stat(filepath.Join(out, "samples", "step-000002.gif")); err != nil {
 		t.Error(err)
