@@ -7,8 +7,11 @@ package main
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -94,4 +97,23 @@ func loadGeneratorKind(dev kernels.Device, path string, video bool) (*diffusion.
 		return nil, "", usageError{fmt.Errorf("%s is a video model; add --video", name)}
 	}
 	return m, name, nil
+}
+
+// generatorSHA256 is the hex sha256 of a generator file's bytes, or of the embedded default
+// image model's for "": what runs record so that a resume can tell the generator changed.
+func generatorSHA256(path string) (string, error) {
+	h := sha256.New()
+	if path == "" {
+		h.Write(defaultImageModel)
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

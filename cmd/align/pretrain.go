@@ -8,11 +8,8 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -239,20 +236,15 @@ func (o *PretrainOptions) modelConfig(m *dataset.Manifest) (diffusion.ModelConfi
 // initSource names --init-from with the sha256 of its bytes ("default": the embedded
 // image model's).
 func initSource(flag string) (diffusion.InitSource, error) {
-	h := sha256.New()
+	path := flag
 	if flag == "default" {
-		h.Write(defaultImageModel)
-	} else {
-		f, err := os.Open(flag)
-		if err != nil {
-			return diffusion.InitSource{}, fmt.Errorf("--init-from: %w", err)
-		}
-		defer f.Close()
-		if _, err := io.Copy(h, f); err != nil {
-			return diffusion.InitSource{}, fmt.Errorf("--init-from: %w", err)
-		}
+		path = ""
 	}
-	return diffusion.InitSource{Path: flag, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	sum, err := generatorSHA256(path)
+	if err != nil {
+		return diffusion.InitSource{}, fmt.Errorf("--init-from: %w", err)
+	}
+	return diffusion.InitSource{Path: flag, SHA256: sum}, nil
 }
 
 // loadInitModel loads the image model of --init-from on dev (an adapter file is merged

@@ -8,11 +8,8 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -55,20 +52,11 @@ func (o *RewardTrainOptions) hashNegativesGenerator() error {
 	if o.Train.Negatives != rewards.NegativesGenerator {
 		return nil
 	}
-	h := sha256.New()
-	if o.NegativesGenerator == "" {
-		h.Write(defaultImageModel)
-	} else {
-		f, err := os.Open(o.NegativesGenerator)
-		if err != nil {
-			return fmt.Errorf("--negatives-generator: %w", err)
-		}
-		defer f.Close()
-		if _, err := io.Copy(h, f); err != nil {
-			return fmt.Errorf("--negatives-generator: %w", err)
-		}
+	sum, err := generatorSHA256(o.NegativesGenerator)
+	if err != nil {
+		return fmt.Errorf("--negatives-generator: %w", err)
 	}
-	o.Train.NegativesGeneratorSHA256 = hex.EncodeToString(h.Sum(nil))
+	o.Train.NegativesGeneratorSHA256 = sum
 	return nil
 }
 
