@@ -319,6 +319,9 @@ clean:
 #   make build-cuda  bin/align-cuda with the CUDA device (build tag cuda; CUDA 12 toolkit, a GPU to run)
 #   make test-cuda   the kernels/cuda tests with the GPU besides the emulation: conformance of every kernel,
 #                    a DiT training step and a sampling run, each against the CPU device
+#   make cuda-test-binary  bin/cuda.test, the kernels/cuda test binary with the CUDA device, built here
+#                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas) for a GPU machine
+#                    without Go: scripts/gpu/run-tests.sh bin/cuda.test LOGDIR runs the GPU tests and benchmarks
 #   make bench-cuda  GPU benchmarks, each with its reference from the same run: kernels (and the CPU device on
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,
 #                    training and sampling of a 132M-parameter DiT, and the same model in PyTorch where
@@ -333,7 +336,7 @@ CUDA_H_PIP   := nvidia-cuda-runtime-cu12==12.9.79
 CUDA_H_DIR   := third_party/cuda-include
 CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
 
-.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda
+.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary
 
 test: ptx-tools
 
@@ -380,6 +383,9 @@ vet-cuda:
 	fi; \
 	echo "go vet -tags cuda $(CUDA_PKG) (headers from $$inc)"; \
 	CGO_CFLAGS="-I$$inc" $(GO) vet -tags cuda $(CUDA_PKG)
+
+cuda-test-binary: vet-cuda
+	sh scripts/gpu/build-tests.sh bin/cuda.test
 
 build-cuda: cuda-check
 	$(CUDA_CGO) $(GO) build -tags cuda -o bin/align-cuda ./cmd/align

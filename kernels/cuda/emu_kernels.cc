@@ -153,6 +153,9 @@ int emu_launch(const char* name, const char* sig, unsigned gx, unsigned gy, unsi
 uintptr_t emu_alloc(size_t bytes) {
   void* p = std::aligned_alloc(256, (bytes + kRedZone + 255) / 256 * 256);
   if (!p) return 0;
+  // Fresh device memory holds garbage on a GPU; fill it with NaN (all bits set) so that a
+  // kernel reading memory it never wrote fails its test here too.
+  std::memset(p, 0xFF, bytes);
   std::memset(static_cast<char*>(p) + bytes, kRedByte, kRedZone);
   std::lock_guard<std::mutex> lk(g_mem_mu);
   g_blocks[(uintptr_t)p] = bytes;

@@ -140,7 +140,7 @@ KM_FN double km_log(double x) {
 // km_sincos: reduction by pi/2 in three parts (exact for |x| < 2^20 pi/2), then Taylor series
 // of sin to r^17 and cos to r^18 on |r| <= pi/4.
 KM_FN void km_sincos(double x, double* sp, double* cp) {
-  if (!(x - x == 0.0)) {  // Inf or NaN
+  if ((__double_as_longlong(x) & 0x7ff0000000000000ll) == 0x7ff0000000000000ll) {  // Inf or NaN
     *sp = *cp = km_nan();
     return;
   }

@@ -1,0 +1,32 @@
+#!/bin/sh
+# build-tests.sh: builds the CUDA test binary of kernels/cuda (go test -c -tags cuda) on a
+# machine with neither a GPU nor the CUDA toolkit, for a GPU machine that has no Go.
+#   cuda.h:             $CUDA_INCLUDE (default third_party/cuda-include, from `make vet-cuda`)
+#   libcuda, libcublas: stubs with the sonames of the real libraries (libcuda.so.1,
+#                       $CUBLAS_SONAME, default libcublas.so.13), exporting every function the
+#                       binary calls; the names come from the undefined references of a first
+#                       link against empty stubs. On the GPU machine the dynamic loader binds
+#                       them to the driver and cuBLAS (run-tests.sh finds cuBLAS).
+# Usage: scripts/gpu/build-tests.sh OUT   (from the repository root; make cuda-test-binary)
+set -eu
+out=$1
+inc=${CUDA_INCLUDE:-third_party/cuda-include}
+soname=${CUBLAS_SONAME:-libcublas.so.13}
+test -f "$inc/cuda.h" || { echo "build-tests.sh: no cuda.h in $inc (make vet-cuda fetches it)" >&2; exit 1; }
+stub=$(mktemp -d)
+trap 'rm -rf "$stub"' EXIT
+link() {
+	CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go test -c -tags cuda -o "$out" ./kernels/cuda
+}
+echo 'void align_stub_unused(void) {}' >"$stub/empty.c"
+gcc -shared -fPIC -o "$stub/libcuda.so" "$stub/empty.c"
+gcc -shared -fPIC -o "$stub/libcublas.so" "$stub/empty.c"
+link >"$stub/link.log" 2>&1 || true
+grep -o "undefined reference to \`[A-Za-z0-9_]*'" "$stub/link.log" | sed "s/.*\`//; s/'\$//" | sort -u >"$stub/syms"
+test -s "$stub/syms" || { cat "$stub/link.log" >&2; echo "build-tests.sh: the first link named no CUDA functions" >&2; exit 1; }
+grep -v '^cublas' "$stub/syms" | sed 's/.*/void &(void) {}/' >"$stub/cuda.c"
+grep '^cublas' "$stub/syms" | sed 's/.*/void &(void) {}/' >"$stub/cublas.c"
+gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so" "$stub/cuda.c"
+gcc -shared -fPIC -Wl,-soname,"$soname" -o "$stub/libcublas.so" "$stub/cublas.c"
+link
+echo "wrote $out ($(wc -l <"$stub/syms") driver and cuBLAS functions; needs libcuda.so.1 and $soname)"

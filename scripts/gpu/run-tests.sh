@@ -1,0 +1,30 @@
+#!/bin/bash
+# run-tests.sh: on a GPU machine, runs the test binary from build-tests.sh: the GPU tests
+# (conformance of every kernel, a DiT training step and a sampling run against the CPU
+# device), the kernel and DiT benchmarks (PyTorch peer where python3 has torch with CUDA)
+# and the whole package; logs into LOGDIR.
+# Usage: scripts/gpu/run-tests.sh BINARY LOGDIR   (from the repository root)
+set -u
+bin=$(realpath "$1")
+logs=$(mkdir -p "$2" && realpath "$2")
+# cuBLAS: the toolkit's, else the pip package's; linked under the soname the binary asks for.
+cublas=$(ls /usr/local/cuda/lib64/libcublas.so.* 2>/dev/null | grep -v Lt | head -1)
+[ -n "$cublas" ] || cublas=$(find / -xdev -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
+want=$(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(libcublas[^]]*\)\].*/\1/p')
+lib=$(mktemp -d)
+ln -sf "$cublas" "$lib/$want"
+export LD_LIBRARY_PATH=$lib:$(dirname "$cublas"):${LD_LIBRARY_PATH:-}
+echo "cuBLAS: $cublas (as $want)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+cd kernels/cuda
+timeout 150 "$bin" -test.v -test.count=1 -test.run 'GPU' >"$logs/test-gpu.log" 2>&1
+echo "GPU tests: rc=$?"
+grep -E "^(--- |ok|FAIL|PASS)|model_test.go:(157|201|234)|gpu_test.go:28" "$logs/test-gpu.log" | head -40
+timeout 100 "$bin" -test.run '^$' -test.bench 'LayerNorm|Attention|Gemm|Bandwidth' -test.benchtime 20x >"$logs/bench-kernels.log" 2>&1
+echo "kernel benchmarks: rc=$?"
+timeout 200 "$bin" -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
+echo "DiT benchmarks: rc=$?"
+grep -E "^Benchmark|bench_model" "$logs/bench-dit.log" | sort -u
+timeout 150 "$bin" -test.count=1 -test.timeout 20m >"$logs/test-all.log" 2>&1
+echo "whole package: rc=$?"
+tail -3 "$logs/test-all.log"
