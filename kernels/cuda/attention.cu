@@ -25,6 +25,23 @@
 // The backward pass writes dQ and dK/dV from separate kernels, so no atomics are needed and
 // results are the same in every run.
 //
+// The GEMM path (attention.go, used when the (B,NH,T,T) score matrices fit a budget) does
+// the products with cuBLAS and the rest with the kernels below (and attention_backward_dd);
+// row r = (b*NH+h)*T+i of a (B,NH,T,T) score array is row r of lse and dd:
+//   attention_heads        between the packed layout x (B,T,W,NH,HS) (qkv with W = 3, out or
+//                          dout with W = 1) and W head-major arrays h_w (B,NH,T,HS) at h0, h1,
+//                          h2: to_heads = 1 gathers h_w[b,h,t,:] = x[b,t,w,h,:], 0 scatters
+//                          back. grid (B*T), block 256: a block per (b,t), a warp per (w,h)
+//   attention_softmax      in place on s = scale*Q K^T: s_ij += bias_j, m = max_j s_ij,
+//                          l = sum_j exp(s_ij - m), P_ij = exp(s_ij - m)/l, lse_i = m + log l;
+//                          a row with every key masked (m = -Inf) gets P = 0, lse = 0, as
+//                          attention_forward. One warp per row, grid ceil(rows/8), block 256
+//   attention_probs        in place: P_ij = exp(s_ij + bias_j - lse_i), the backward's
+//                          recomputation (masked keys and fully masked rows give 0).
+//                          One warp per row, grid ceil(rows/8), block 256
+//   attention_dscores      in place on dP: dS_ij = P_ij*(dP_ij - dd_i). One warp per row,
+//                          grid ceil(rows/8), block 256
+//
 // Test: go test ./kernels/cuda -run 'Conformance/Attention'
 #include "common.h"
 
@@ -254,3 +271,75 @@ KERNEL void attention_backward_dkv(float* dqkv, const float* dout, const float* 
   }
 }
 EMU_KERNEL(attention_backward_dkv);
+
+// ---- GEMM path: layout and row kernels ----
+
+#define ATT_ROWS 8  // rows (one warp each) per block of the row kernels
+
+KERNEL void attention_heads(float* x, float* h0, float* h1, float* h2, int B, int T, int NH, int HS, int W,
+                            int to_heads) {
+  const int row = blockIdx.x;  // row = b*T + t
+  if (row >= B * T) return;
+  const int b = row / T, t = row % T;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  float* xr = x + (long long)row * W * NH * HS;
+  // Segment seg = w*NH + h of the row is x[b,t,w,h,:], HS contiguous floats, one warp each.
+  for (int seg = warp; seg < W * NH; seg += nw) {
+    int w = seg / NH, h = seg % NH;
+    float* hw = w == 0 ? h0 : (w == 1 ? h1 : h2);
+    float* hp = hw + (((long long)b * NH + h) * T + t) * HS;
+    float* xp = xr + (long long)seg * HS;
+    for (int d = lane; d < HS; d += 32) {
+      if (to_heads)
+        hp[d] = xp[d];
+      else
+        xp[d] = hp[d];
+    }
+  }
+}
+EMU_KERNEL(attention_heads);
+
+KERNEL void attention_softmax(float* s, float* lse, const float* key_bias, int rows, int T, int NH) {
+  int row = blockIdx.x * ATT_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  float* x = s + (long long)row * T;
+  const float* kb = key_bias ? key_bias + (long long)(row / T / NH) * T : nullptr;
+  float m = -km_inff();
+  for (int j = lane; j < T; j += 32) {
+    float v = kb ? x[j] + kb[j] : x[j];
+    m = v > m ? v : m;
+  }
+  m = warp_max(m);
+  if (m == -km_inff()) {  // every key masked
+    for (int j = lane; j < T; j += 32) x[j] = 0.0f;
+    if (lane == 0) lse[row] = 0.0f;
+    return;
+  }
+  float l = 0.0f;
+  for (int j = lane; j < T; j += 32) l += km_expf((kb ? x[j] + kb[j] : x[j]) - m);
+  l = warp_sum(l);
+  float inv = 1.0f / l;
+  for (int j = lane; j < T; j += 32) x[j] = km_expf((kb ? x[j] + kb[j] : x[j]) - m) * inv;
+  if (lane == 0) lse[row] = m + km_logf(l);
+}
+EMU_KERNEL(attention_softmax);
+
+KERNEL void attention_probs(float* s, const float* lse, const float* key_bias, int rows, int T, int NH) {
+  int row = blockIdx.x * ATT_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  float* x = s + (long long)row * T;
+  const float* kb = key_bias ? key_bias + (long long)(row / T / NH) * T : nullptr;
+  const float li = lse[row];
+  for (int j = lane; j < T; j += 32) x[j] = km_expf((kb ? x[j] + kb[j] : x[j]) - li);
+}
+EMU_KERNEL(attention_probs);
+
+KERNEL void attention_dscores(float* dp, const float* p, const float* dd, int rows, int T) {
+  int row = blockIdx.x * ATT_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  float* g = dp + (long long)row * T;
+  const float* pr = p + (long long)row * T;
+  const float di = dd[row];
+  for (int j = lane; j < T; j += 32) g[j] = pr[j] * (g[j] - di);
+}
+EMU_KERNEL(attention_dscores);

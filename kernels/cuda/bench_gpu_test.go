@@ -51,17 +51,68 @@ func BenchmarkLayerNormForward(b *testing.B) {
 	}
 }
 
-func BenchmarkAttentionForward(b *testing.B) {
-	for _, T := range []int{256, 1024} {
-		B, NH, HS := 4, 16, 72
-		for _, dev := range benchDevices(b) {
-			b.Run(fmt.Sprintf("T%d/%s", T, dev.Name()), func(b *testing.B) {
-				qkv := dev.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
-				out, lse := dev.New(B, T, NH, HS), dev.New(B, NH, T)
-				flops := 4 * float64(B*NH) * float64(T) * float64(T) * float64(HS)
-				run(b, dev, 0, flops, func() { dev.AttentionForward(out, lse, qkv, nil, B, T, NH, HS) })
+// attnBenchShapes are the shapes of the attention benchmarks: long sequences, and DiT-B's
+// (batch 32, 272 tokens, 12 heads of 64; BenchmarkDiTBase).
+var attnBenchShapes = []attentionCase{{4, 256, 16, 72, false}, {4, 1024, 16, 72, false}, {32, 272, 12, 64, false}}
+
+// attnBenchVariants runs fn for the CPU device and, on the GPU, for the fused kernels and
+// the GEMM path in FP32 and TF32 (the budget lifted so that every shape takes it).
+func attnBenchVariants(b *testing.B, c attentionCase, fn func(b *testing.B, dev kernels.Device)) {
+	shape := fmt.Sprintf("B%d_T%d_NH%d_HS%d", c.B, c.T, c.NH, c.HS)
+	for _, dev := range benchDevices(b) {
+		d, ok := dev.(*Device)
+		if !ok {
+			b.Run(shape+"/"+dev.Name(), func(b *testing.B) { fn(b, dev) })
+			continue
+		}
+		for _, v := range []struct {
+			name   string
+			budget int
+			prec   GemmPrecision
+		}{{"fused", 0, GemmFP32}, {"gemm-fp32", 1 << 40, GemmFP32}, {"gemm-tf32", 1 << 40, GemmTF32}} {
+			b.Run(shape+"/"+dev.Name()+"/"+v.name, func(b *testing.B) {
+				d.attnBudget, d.prec = v.budget, v.prec
+				defer func() { d.attnBudget, d.prec = attnGemmBudget, GemmFP32 }()
+				fn(b, dev)
 			})
 		}
+	}
+}
+
+// BenchmarkAttentionForward reports GFLOP/s of the forward's two products (4*B*NH*T^2*HS).
+func BenchmarkAttentionForward(b *testing.B) {
+	for _, c := range attnBenchShapes {
+		attnBenchVariants(b, c, func(b *testing.B, dev kernels.Device) {
+			B, T, NH, HS := c.B, c.T, c.NH, c.HS
+			qkv := dev.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
+			out, lse := dev.New(B, T, NH, HS), dev.New(B, NH, T)
+			defer freeAll(dev, qkv, out, lse)
+			flops := 4 * float64(B*NH) * float64(T) * float64(T) * float64(HS)
+			run(b, dev, 0, flops, func() { dev.AttentionForward(out, lse, qkv, nil, B, T, NH, HS) })
+		})
+	}
+}
+
+// BenchmarkAttentionBackward reports GFLOP/s of the backward's five products
+// (10*B*NH*T^2*HS, the recomputed scores included).
+func BenchmarkAttentionBackward(b *testing.B) {
+	for _, c := range attnBenchShapes {
+		attnBenchVariants(b, c, func(b *testing.B, dev kernels.Device) {
+			B, T, NH, HS := c.B, c.T, c.NH, c.HS
+			qkv := dev.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
+			out, lse := dev.New(B, T, NH, HS), dev.New(B, NH, T)
+			dout, dqkv := dev.FromHost(normals(4, B*T*NH*HS), B, T, NH, HS), dev.New(B, T, 3, NH, HS)
+			defer freeAll(dev, qkv, out, lse, dout, dqkv)
+			dev.AttentionForward(out, lse, qkv, nil, B, T, NH, HS)
+			flops := 10 * float64(B*NH) * float64(T) * float64(T) * float64(HS)
+			run(b, dev, 0, flops, func() { dev.AttentionBackward(dqkv, dout, out, lse, qkv, nil, B, T, NH, HS) })
+		})
+	}
+}
+
+func freeAll(dev kernels.Device, ts ...*kernels.Tensor) {
+	for _, t := range ts {
+		dev.Free(t)
 	}
 }
 

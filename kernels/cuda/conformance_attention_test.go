@@ -1,5 +1,9 @@
-// Conformance of the fused attention kernels with the CPU device: no mask, a key mask with
-// -Inf and finite biases (one sample fully masked), odd head sizes, several key tiles.
+// Conformance of the attention paths with the CPU device: no mask, a key mask with -Inf and
+// finite biases (one sample fully masked), odd head sizes, several key tiles. Each case runs
+// the fused kernels, the GEMM path with the whole batch in one chunk and with one sample per
+// chunk, and the forward of one path with the backward of the other (the backward sees only
+// out and lse, whichever path wrote them). AttentionTF32 runs the GEMM path with TF32
+// products.
 //
 // Test: go test ./kernels/cuda -run 'Conformance/Attention'
 package cuda
@@ -20,17 +24,68 @@ func testAttention(e *env) {
 		{2, 37, 3, 24, true},
 		{1, 1, 2, 5, false},
 		{2, 70, 1, 40, true},
+		{3, 45, 2, 13, true},
 		{1, 9, 1, 128, false},
-	})
+	}, attnAllPaths, tol32, eps32)
 }
 
-func testAttentionSmall(e *env) { attentionCases(e, []attentionCase{{2, 37, 1, 24, true}}) }
+// testAttentionTF32 runs the GEMM path with TF32 products. TF32 keeps 11 significant bits
+// (rounding 2^-11 = 4.9e-4 per input), so a product of k standard normals is off by about
+// 2e-3*sqrt(k) (testGemm), a score scale*q.k by about 2e-3, and so, relatively, are the
+// probabilities; out, lse and the gradients (values up to about 6 here) are off by a few
+// 1e-3 (1.5e-3 at most on the emulated device): tolerance 5e-3 + 5e-3*|want|.
+func testAttentionTF32(e *env) {
+	e.dev.SetGemmPrecision(GemmTF32)
+	defer e.dev.SetGemmPrecision(GemmFP32)
+	attentionCases(e, []attentionCase{{2, 37, 3, 24, true}, {3, 45, 2, 13, true}},
+		[][2]attnPath{{attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked}}, 5e-3, 5e-3)
+}
 
-func attentionCases(e *env, cases []attentionCase) {
+func testAttentionSmall(e *env) {
+	attentionCases(e, []attentionCase{{2, 37, 1, 24, true}}, attnSweepPaths, tol32, eps32)
+}
+
+// attnPath is a way attention runs on the device under test, selected by its budget.
+type attnPath int
+
+const (
+	attnFused       attnPath = iota // budget 0: the fused kernels
+	attnGemm                        // the default budget: GEMM path, the test batches in one chunk
+	attnGemmChunked                 // one sample's scores: GEMM path, one chunk per sample
+)
+
+func (p attnPath) String() string {
+	return [...]string{"fused", "gemm", "gemm-chunked"}[p]
+}
+
+// budget is the device's attnBudget that selects p for T keys and NH heads.
+func (p attnPath) budget(T, NH int) int {
+	switch p {
+	case attnGemm:
+		return attnGemmBudget
+	case attnGemmChunked:
+		return 8 * NH * T * T
+	}
+	return 0
+}
+
+// attnAllPaths are the (forward, backward) path pairs of the conformance cases.
+var attnAllPaths = [][2]attnPath{
+	{attnFused, attnFused}, {attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked},
+	{attnGemm, attnFused}, {attnFused, attnGemm},
+}
+
+// attnSweepPaths are the pairs of the boundary sweep (sweep_test.go): each path on its own.
+var attnSweepPaths = [][2]attnPath{{attnFused, attnFused}, {attnGemm, attnGemm}}
+
+// attentionCases compares each case on every (forward, backward) path pair with the CPU
+// device, within tol + |want|*eps.
+func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps float64) {
+	defer func(b int) { e.dev.attnBudget = b }(e.dev.attnBudget)
+	nan := float32(math.NaN())
 	for _, c := range cases {
 		B, T, NH, HS := c.B, c.T, c.NH, c.HS
 		C := NH * HS
-		name := fmt.Sprintf("B%d T%d NH%d HS%d mask=%v", B, T, NH, HS, c.mask)
 		qkv := e.pair(normals(60, B*T*3*C), B, T, 3, NH, HS)
 		var kb pair
 		if c.mask {
@@ -46,14 +101,23 @@ func attentionCases(e *env, cases []attentionCase) {
 			kb = e.pair(bias, B, T)
 		}
 		out, lse := e.pair(nil, B, T, NH, HS), e.pair(nil, B, NH, T)
-		e.dev.AttentionForward(out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
-		e.cpu.AttentionForward(out.c, lse.c, qkv.c, kb.c, B, T, NH, HS)
-		e.check(name+" out", out, tol32, eps32)
-		e.check(name+" lse", lse, tol32, eps32)
 		dout, dqkv := e.pair(normals(62, B*T*C), B, T, NH, HS), e.pair(nil, B, T, 3, NH, HS)
-		e.dev.AttentionBackward(dqkv.d, dout.d, out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
+		e.cpu.AttentionForward(out.c, lse.c, qkv.c, kb.c, B, T, NH, HS)
 		e.cpu.AttentionBackward(dqkv.c, dout.c, out.c, lse.c, qkv.c, kb.c, B, T, NH, HS)
-		e.check(name+" dqkv", dqkv, tol32, eps32)
+		for _, p := range paths {
+			name := fmt.Sprintf("B%d T%d NH%d HS%d mask=%v %v/%v", B, T, NH, HS, c.mask, p[0], p[1])
+			// NaN in the outputs first: every element must be written by the path itself.
+			e.dev.Fill(out.d, nan)
+			e.dev.Fill(lse.d, nan)
+			e.dev.Fill(dqkv.d, nan)
+			e.dev.attnBudget = p[0].budget(T, NH)
+			e.dev.AttentionForward(out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
+			e.check(name+" out", out, tol, eps)
+			e.check(name+" lse", lse, tol, eps)
+			e.dev.attnBudget = p[1].budget(T, NH)
+			e.dev.AttentionBackward(dqkv.d, dout.d, out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
+			e.check(name+" dqkv", dqkv, tol, eps)
+		}
 		e.free(qkv, out, lse, dout, dqkv)
 		if c.mask {
 			e.free(kb)

@@ -55,6 +55,7 @@ var conformanceCases = []struct {
 	{"AdamW", testAdamW},
 	{"Rand", testRand},
 	{"Attention", testAttention},
+	{"AttentionTF32", testAttentionTF32},
 }
 
 func runConformance(t *testing.T, dev *Device) {

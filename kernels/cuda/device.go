@@ -55,12 +55,16 @@ type Device struct {
 	alloc     *allocator
 	maxBlocks int // cap of grid-stride grids
 	prec      GemmPrecision
+	// attnBudget is the most bytes of score matrices the GEMM path of attention may hold
+	// (attnGemmBudget; tests lower it to select the fused kernels or force chunks).
+	attnBudget int
 }
 
 // NewDevice returns a device over drv, called name (e.g. "cuda:0").
 func NewDevice(drv Driver, name string) *Device {
 	info := drv.Info()
-	return &Device{drv: drv, name: name, info: info, alloc: newAllocator(drv), maxBlocks: 32 * max(info.SMs, 1)}
+	return &Device{drv: drv, name: name, info: info, alloc: newAllocator(drv), maxBlocks: 32 * max(info.SMs, 1),
+		attnBudget: attnGemmBudget}
 }
 
 // NewEmulated returns a device over a fresh emulated driver (fibers), named "cuda-emu".

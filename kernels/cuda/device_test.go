@@ -6,6 +6,7 @@
 package cuda
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,10 +116,14 @@ func TestDeviceChecks(t *testing.T) {
 }
 
 // TestAttentionMemoryLinear checks that the fused attention allocates scratch linear in T
-// (the (T,T) score matrix is never stored).
+// (the (T,T) score matrix is never stored). The fused kernels run when one sample's scores
+// exceed the device's budget (256 MiB by default, T in the thousands, too slow to emulate),
+// so the test lowers the budget to one byte below this size's need; the GEMM path's scratch
+// at the size itself is checked by TestAttentionGemmScratch.
 func TestAttentionMemoryLinear(t *testing.T) {
 	d := NewEmulated()
 	B, T, NH, HS := 1, 200, 1, 8
+	d.attnBudget = 8*NH*T*T - 1
 	qkv := d.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
 	out, lse, dout, dqkv := d.New(B, T, NH, HS), d.New(B, NH, T), d.FromHost(normals(4, B*T*NH*HS), B, T, NH, HS), d.New(B, T, 3, NH, HS)
 	before := d.MemStats().Peak
@@ -126,6 +131,117 @@ func TestAttentionMemoryLinear(t *testing.T) {
 	d.AttentionBackward(dqkv, dout, out, lse, qkv, nil, B, T, NH, HS)
 	if extra := d.MemStats().Peak - before; extra > int64(4*B*NH*T+256) {
 		t.Errorf("attention used %d bytes of scratch for T=%d, want O(T)", extra, T)
+	}
+}
+
+// TestAttentionGemmScratch checks the GEMM path's scratch: exactly the blocks
+// attnGemmScratch names (in their allocator classes), the larger of the forward's and the
+// backward's, with score matrices within the budget, all of it handed back afterwards.
+func TestAttentionGemmScratch(t *testing.T) {
+	B, T, NH, HS := 3, 45, 2, 13
+	for _, bc := range []int{3, 2, 1} {
+		d := NewEmulated()
+		d.attnBudget = bc * 8 * NH * T * T
+		if got := d.attnGemmChunk(B, T, NH); got != bc {
+			t.Fatalf("budget for %d samples: chunks of %d", bc, got)
+		}
+		qkv := d.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
+		out, lse, dout, dqkv := d.New(B, T, NH, HS), d.New(B, NH, T), d.FromHost(normals(4, B*T*NH*HS), B, T, NH, HS), d.New(B, T, 3, NH, HS)
+		st := d.MemStats()
+		d.AttentionForward(out, lse, qkv, nil, B, T, NH, HS)
+		d.AttentionBackward(dqkv, dout, out, lse, qkv, nil, B, T, NH, HS)
+		fh, fs, bh, bs, bd := attnGemmScratch(bc, T, NH, HS)
+		want := max(sizeClass(fh)+sizeClass(fs), sizeClass(bh)+sizeClass(bs)+sizeClass(bd))
+		if extra := d.MemStats().Peak - st.Peak; extra != int64(want) {
+			t.Errorf("chunks of %d: %d bytes of scratch, want %d", bc, extra, want)
+		}
+		if bs > d.attnBudget {
+			t.Errorf("chunks of %d: %d bytes of scores over the budget %d", bc, bs, d.attnBudget)
+		}
+		if in := d.MemStats().InUse; in != st.InUse {
+			t.Errorf("chunks of %d: %d bytes in use after attention, %d before", bc, in, st.InUse)
+		}
+	}
+}
+
+// TestAttentionPath checks which kernels each budget launches: below one sample's scores
+// (8*NH*T*T bytes: S and dP) the fused kernels, from there the GEMM path in chunks of as
+// many samples as fit, as even as their count allows, the whole batch under the default.
+func TestAttentionPath(t *testing.T) {
+	B, T, NH, HS := 5, 37, 2, 13
+	per := 8 * NH * T * T
+	for _, c := range []struct {
+		budget int
+		chunk  int // samples per chunk, 0 for the fused kernels
+	}{
+		{0, 0},
+		{per - 1, 0},
+		{per, 1},
+		{2 * per, 2},
+		{4 * per, 3}, // 5 samples, 4 fit: 2 chunks, of 3 and 2
+		{5 * per, 5},
+		{attnGemmBudget, 5},
+	} {
+		drv := NewEmuDriver()
+		var launches []string
+		drv.Trace = func(k string, grid, block Dim3, shmem int) { launches = append(launches, k) }
+		d := NewDevice(drv, "path")
+		if d.attnBudget != attnGemmBudget {
+			t.Fatalf("default budget %d, want %d", d.attnBudget, attnGemmBudget)
+		}
+		d.attnBudget = c.budget
+		if got := d.attnGemmChunk(B, T, NH); got != c.chunk {
+			t.Errorf("budget %d: chunks of %d samples, want %d", c.budget, got, c.chunk)
+		}
+		qkv := d.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
+		out, lse, dout, dqkv := d.New(B, T, NH, HS), d.New(B, NH, T), d.FromHost(normals(4, B*T*NH*HS), B, T, NH, HS), d.New(B, T, 3, NH, HS)
+		launches = nil
+		d.AttentionForward(out, lse, qkv, nil, B, T, NH, HS)
+		fwd := launches
+		launches = nil
+		d.AttentionBackward(dqkv, dout, out, lse, qkv, nil, B, T, NH, HS)
+		bwd := launches
+		var wantF, wantB []string
+		if c.chunk == 0 {
+			wantF = []string{"attention_forward"}
+			wantB = []string{"attention_backward_dd", "attention_backward_dq", "attention_backward_dkv"}
+		} else {
+			for range (B + c.chunk - 1) / c.chunk {
+				wantF = append(wantF, "attention_heads", "attention_softmax", "attention_heads")
+				wantB = append(wantB, "attention_heads", "attention_heads", "attention_backward_dd",
+					"attention_probs", "attention_dscores", "attention_heads")
+			}
+		}
+		if strings.Join(fwd, ",") != strings.Join(wantF, ",") {
+			t.Errorf("budget %d: forward launches %v, want %v", c.budget, fwd, wantF)
+		}
+		if strings.Join(bwd, ",") != strings.Join(wantB, ",") {
+			t.Errorf("budget %d: backward launches %v, want %v", c.budget, bwd, wantB)
+		}
+	}
+}
+
+// TestAttentionGemmPrecision checks that the GEMM path computes its products at the
+// device's GemmPrecision (the emulated GEMM rounds TF32 inputs, so the result changes) and
+// that the fused kernels, FP32 throughout, do not depend on it.
+func TestAttentionGemmPrecision(t *testing.T) {
+	B, T, NH, HS := 2, 37, 2, 13
+	run := func(budget int, p GemmPrecision) []float32 {
+		d := NewEmulated()
+		d.attnBudget = budget
+		d.SetGemmPrecision(p)
+		qkv := d.FromHost(normals(3, B*T*3*NH*HS), B, T, 3, NH, HS)
+		out, lse := d.New(B, T, NH, HS), d.New(B, NH, T)
+		d.AttentionForward(out, lse, qkv, nil, B, T, NH, HS)
+		h := make([]float32, out.Len())
+		d.CopyToHost(h, out)
+		return h
+	}
+	if slices.Equal(run(attnGemmBudget, GemmFP32), run(attnGemmBudget, GemmTF32)) {
+		t.Error("GEMM path: the same output with FP32 and TF32 products")
+	}
+	if !slices.Equal(run(0, GemmFP32), run(0, GemmTF32)) {
+		t.Error("fused kernels: the output depends on the GEMM precision")
 	}
 }
 

@@ -17,7 +17,7 @@ func TestSweep(t *testing.T) {
 		e := newEnv(t, dev)
 		for _, T := range []int{1, 2, 31, 32, 33, 63, 64, 65, 97} {
 			for _, HS := range []int{1, 7, 31, 32, 33, 63, 64, 65, 96, 127, 128} {
-				attentionCases(e, []attentionCase{{2, T, 2, HS, T > 2}})
+				attentionCases(e, []attentionCase{{2, T, 2, HS, T > 2}}, attnSweepPaths, tol32, eps32)
 			}
 		}
 	})
