@@ -195,7 +195,9 @@ $(EXP)/sft-ta/model.safetensors: $(EXP)/pairs-ta.jsonl
 $(EXP)/dpo-ta-b%/model.safetensors: $(EXP)/pairs-ta.jsonl
 	$(EXP_FINETUNE) --method dpo --beta-dpo $* --pairs $< -o $(@D)
 
-EXP_SAMPLE = ./$(BIN) sample --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
+# ALIGN_DEVICE=cuda samples on a GPU (with BIN=bin/align-cuda from make cuda-cli-binary).
+ALIGN_DEVICE ?= cpu
+EXP_SAMPLE = ./$(BIN) sample --device $(ALIGN_DEVICE) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
 $(EXP)/samples/base/samples.json: $(EXP)/prompts-eval.txt
 	$(EXP_SAMPLE) -o $(@D)
 $(EXP)/samples/%/samples.json: $(EXP)/%/model.safetensors $(EXP)/prompts-eval.txt
@@ -218,7 +220,7 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 # part 0/2) and the held-out judge ($(EXP)/judge, part 1/2):
 #   nrg  Flow-NRG, w = STEER_NRG_SCALE, guided by the noise-aware latent reward model $(EXP)/latent
 #        (the embedded generator's first blocks, trained on part 0/2 with seed 0 like the training
-#        reward); judged by the clean models, never by the latent one it climbs. Euler, against
+#        reward; its BF16 copy, as embedded models are stored); judged by the clean models, never by the latent one it climbs. Euler, against
 #        $(EXP)/samples/base: each pair starts from the same noise.
 #   fk   FK steering with the clean training reward, STEER_PARTICLES particles, λ = STEER_FK_LAMBDA.
 #        FK needs the SDE sampler, and SDE against Euler would count the sampler's own effect as
@@ -273,8 +275,11 @@ $(EXP)/latent/model.safetensors: | build data
 	./$(BIN) reward train --latent --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
 		$(STEER_LATENT_FLAGS) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
 # The stem is SCALE-WEIGHTING.
-$(STEER_NRG): $(EXP)/samples/steer-nrg-s%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/latent/model.safetensors
-	$(EXP_SAMPLE) --reward $(EXP)/latent/model.safetensors --reward-guidance-scale $(word 1,$(subst -, ,$*)) \
+# Guidance uses the BF16 copy, the form in which a latent model is embedded under assets/.
+$(EXP)/latent-bf16.safetensors: $(EXP)/latent/model.safetensors
+	./$(BIN) export safetensors --model $< --dtype bf16 -o $@
+$(STEER_NRG): $(EXP)/samples/steer-nrg-s%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/latent-bf16.safetensors
+	$(EXP_SAMPLE) --reward $(EXP)/latent-bf16.safetensors --reward-guidance-scale $(word 1,$(subst -, ,$*)) \
 		--reward-weights $(STEER_W_$(word 2,$(subst -, ,$*))) -o $(@D)
 $(EXP)/samples/base-sde/samples.json: $(EXP)/prompts-eval.txt
 	$(EXP_SAMPLE) --sampler sde -o $(@D)
@@ -322,6 +327,7 @@ clean:
 #   make cuda-test-binary  bin/cuda.test, the kernels/cuda test binary with the CUDA device, built here
 #                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas) for a GPU machine
 #                    without Go: scripts/gpu/run-tests.sh bin/cuda.test LOGDIR runs the GPU tests and benchmarks
+#   make cuda-cli-binary   bin/align-cuda the same way: the align command with --device cuda
 #   make bench-cuda  GPU benchmarks, each with its reference from the same run: kernels (and the CPU device on
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,
 #                    training and sampling of a 132M-parameter DiT, and the same model in PyTorch where
@@ -336,7 +342,7 @@ CUDA_H_PIP   := nvidia-cuda-runtime-cu12==12.9.79
 CUDA_H_DIR   := third_party/cuda-include
 CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
 
-.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary
+.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary
 
 test: ptx-tools
 
@@ -385,7 +391,10 @@ vet-cuda:
 	CGO_CFLAGS="-I$$inc" $(GO) vet -tags cuda $(CUDA_PKG)
 
 cuda-test-binary: vet-cuda
-	sh scripts/gpu/build-tests.sh bin/cuda.test
+	sh scripts/gpu/build.sh test bin/cuda.test
+
+cuda-cli-binary: vet-cuda
+	sh scripts/gpu/build.sh cli bin/align-cuda
 
 build-cuda: cuda-check
 	$(CUDA_CGO) $(GO) build -tags cuda -o bin/align-cuda ./cmd/align

@@ -1,5 +1,5 @@
 #!/bin/bash
-# run-tests.sh: on a GPU machine, runs the test binary from build-tests.sh: the GPU tests
+# run-tests.sh: on a GPU machine, runs the test binary from build.sh: the GPU tests
 # (conformance of every kernel, a DiT training step and a sampling run against the CPU
 # device), the kernel and DiT benchmarks (PyTorch peer where python3 has torch with CUDA)
 # and the whole package; logs into LOGDIR.

@@ -1,29 +1,35 @@
 #!/bin/sh
-# build-tests.sh: builds the CUDA test binary of kernels/cuda (go test -c -tags cuda) on a
-# machine with neither a GPU nor the CUDA toolkit, for a GPU machine that has no Go.
+# build.sh: builds, with build tag cuda, the test binary of kernels/cuda (go test -c) or the
+# align command (go build ./cmd/align) on a machine with neither a GPU nor the CUDA toolkit,
+# for a GPU machine that has no Go.
 #   cuda.h:             $CUDA_INCLUDE (default third_party/cuda-include, from `make vet-cuda`)
 #   libcuda, libcublas: stubs with the sonames of the real libraries (libcuda.so.1,
 #                       $CUBLAS_SONAME, default libcublas.so.13), exporting every function the
 #                       binary calls; the names come from the undefined references of a first
 #                       link against empty stubs. On the GPU machine the dynamic loader binds
 #                       them to the driver and cuBLAS (run-tests.sh finds cuBLAS).
-# Usage: scripts/gpu/build-tests.sh OUT   (from the repository root; make cuda-test-binary)
+# Usage: scripts/gpu/build.sh test|cli OUT   (from the repository root; make cuda-test-binary,
+# make cuda-cli-binary)
 set -eu
-out=$1
+what=$1 out=$2
 inc=${CUDA_INCLUDE:-third_party/cuda-include}
 soname=${CUBLAS_SONAME:-libcublas.so.13}
-test -f "$inc/cuda.h" || { echo "build-tests.sh: no cuda.h in $inc (make vet-cuda fetches it)" >&2; exit 1; }
+test -f "$inc/cuda.h" || { echo "build.sh: no cuda.h in $inc (make vet-cuda fetches it)" >&2; exit 1; }
 stub=$(mktemp -d)
 trap 'rm -rf "$stub"' EXIT
 link() {
-	CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go test -c -tags cuda -o "$out" ./kernels/cuda
+	case $what in
+	test) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go test -c -tags cuda -o "$out" ./kernels/cuda ;;
+	cli) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go build -tags cuda -ldflags "-s -w" -o "$out" ./cmd/align ;;
+	*) echo "build.sh: build test or cli, not $what" >&2; return 2 ;;
+	esac
 }
 echo 'void align_stub_unused(void) {}' >"$stub/empty.c"
 gcc -shared -fPIC -o "$stub/libcuda.so" "$stub/empty.c"
 gcc -shared -fPIC -o "$stub/libcublas.so" "$stub/empty.c"
 link >"$stub/link.log" 2>&1 || true
 grep -o "undefined reference to \`[A-Za-z0-9_]*'" "$stub/link.log" | sed "s/.*\`//; s/'\$//" | sort -u >"$stub/syms"
-test -s "$stub/syms" || { cat "$stub/link.log" >&2; echo "build-tests.sh: the first link named no CUDA functions" >&2; exit 1; }
+test -s "$stub/syms" || { cat "$stub/link.log" >&2; echo "build.sh: the first link named no CUDA functions" >&2; exit 1; }
 grep -v '^cublas' "$stub/syms" | sed 's/.*/void &(void) {}/' >"$stub/cuda.c"
 grep '^cublas' "$stub/syms" | sed 's/.*/void &(void) {}/' >"$stub/cublas.c"
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stub/libcuda.so" "$stub/cuda.c"
