@@ -113,7 +113,8 @@ every image is read before the first step. The output directory receives:
 SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2. A
 finished LoRA run resumed with --merge-lora trains no further and writes model.safetensors.
 
---beta-dpo defaults to VideoAlign's constant 500; its effect depends on how the error is
+--beta-dpo defaults to 2000, the best of a sweep (100, 500, 2000, 5000) on the embedded image
+model: VideoAlign's 500 let visual quality fall. Its effect depends on how the error is
 reduced (here a mean over the sample's elements) and on the model, so sweep it for yours
 (watch implicit_acc, w_diff and l_diff: w_diff and l_diff both rising means the model is
 drifting away from the data, not learning the preference).`,

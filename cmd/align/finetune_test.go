@@ -31,7 +31,7 @@ func TestNewCmdFinetuneFlags(t *testing.T) {
 	tests := []flagCase[FinetuneOptions]{
 		{args: []string{"--pairs", "p.jsonl", "--model", "m"}, check: func(o *FinetuneOptions) string {
 			d := dpo.DefaultConfig()
-			if o.Train.Method != "dpo" || o.Train.BetaDPO != 500 || o.Train.BetaSchedule != "const" || o.Train.LoRA.Rank != 16 ||
+			if o.Train.Method != "dpo" || o.Train.BetaDPO != 2000 || o.Train.BetaSchedule != "const" || o.Train.LoRA.Rank != 16 ||
 				o.Train.LoRA.Alpha != 32 || strings.Join(o.Train.LoRA.Targets, ",") != "qkv,proj" || o.Train.LearningRate != d.LearningRate ||
 				o.Ties != "keep" || o.Combine != "linear" || o.Temperature != 1 || o.RWRGroups != "prompt" || o.OutputDir != "align-finetune" {
 				return "defaults"
