@@ -1,8 +1,8 @@
 // Tests of reward-steered sampling against hand-computed values, with small fake rewards:
 // the Flow-NRG update (the t/(1-t) factor, the window, the skip at t = 1), FK potentials,
 // weights, ESS, resampling and the final correction, best-of-N selection, reward-condition
-// parsing and CFG over reward conditions, determinism for a fixed seed, and clear errors
-// for bad input.
+// parsing and CFG over reward conditions, determinism for a fixed seed, Flow-NRG samples of
+// a batch of prompts equal to each prompt's sampled alone, and clear errors for bad input.
 //
 // Test: go test ./guidance
 
@@ -555,5 +555,45 @@ func TestSteeredSampleDeterministic(t *testing.T) {
 	}
 	if calls != 5 {
 		t.Fatalf("NRG guided %d steps, want 5 (all but t = 1)", calls)
+	}
+}
+
+// Flow-NRG with a latent reward model inside diffusion.Sample, several images per prompt:
+// every sample of a batch of distinct prompts equals the one sampled with its own prompt
+// alone (same noise stream), so the caption the reward model sees for row i is row i's.
+func TestNRGSampleRowsMatchTheirPrompts(t *testing.T) {
+	m := tinyDiT(t)
+	lat, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: 3}, m, 1, 0, []string{"vq", "ta"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &kernels.RNG{Seed: 4}
+	for _, p := range lat.Params() {
+		r.Normal(p.W)
+		dev.Scale(p.W, 0.3)
+	}
+	lat.SetTrainable(false)
+	caps := []string{"red apple", "red apple", "blue car", "blue car", "green apple moving left", "green apple moving left"}
+	run := func(c []string, first int, scale float64) []float32 {
+		nrg, err := NewNRG(lat, "ta=1", scale, 1, 0, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := diffusion.SampleOptions{NumInferenceSteps: 5, GuidanceScale: 2, Seed: 11, FirstIndex: first, Sampler: diffusion.SamplerEuler, Guidance: nrg}
+		x, _, err := diffusion.Sample(m, c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return host(x)
+	}
+	all := run(caps, 0, 1)
+	S := m.Config.SampleSize()
+	for i := 0; i < len(caps); i += 2 {
+		if alone := run(caps[i:i+2], i, 1); !slices.Equal(alone, all[i*S:(i+2)*S]) {
+			t.Errorf("samples %d, %d (%q) differ from the same prompt sampled alone", i, i+1, caps[i])
+		}
+	}
+	if slices.Equal(run(caps, 0, 0), all) {
+		t.Error("the guidance did not change the samples")
 	}
 }

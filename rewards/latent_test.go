@@ -1,8 +1,8 @@
 // Tests of the noise-aware latent reward model: finite-difference gradients of a tiny model
 // with respect to x_t and a few weights (image and video), weights copied from a generator
 // file, save/load, clean models refused by RequireNoiseAware, identical noise and t on both
-// sides of every training pair, exact resume of a latent run, and the t buckets of its
-// evaluation.
+// sides of every training pair, exact resume of a latent run, the t buckets of its
+// evaluation, and rows of a batch scored with their own captions only.
 //
 // Run: go test ./rewards -run Latent
 package rewards
@@ -462,5 +462,62 @@ func TestLatentTimestepSampling(t *testing.T) {
 	}
 	if !slices.Contains(TimestepSamplers, TimestepUniform) {
 		t.Error("uniform is not a sampler")
+	}
+}
+
+// TestLatentRowsIndependent: in a batch of distinct prompts (of different lengths, so that
+// the caption masks and key biases differ per row), row i's scores and x_t gradient are
+// those of row i scored alone with its own caption and t, and changing another row's
+// caption leaves them unchanged while changing row i's own caption does not: Flow-NRG's
+// gradient for a sample depends on its caption and only on it.
+func TestLatentRowsIndependent(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	tok := tinyTokenizer(t)
+	gen := tinyGenerator(t, KindImage, 8, tok)
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 6}, gen, 2, 12, []string{DimVQ, DimTA}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	perturb(m.Params(), r, 0.2)
+	m.SetTrainable(false)
+	prompts := []string{"red apple", "a dog moving left", "blue car", "green apple"}
+	ts := []float32{0.1, 0.4, 0.7, 0.95}
+	B, S := len(prompts), m.Config.Generator.SampleSize()
+	xt := hostTensor(r, 0.7, m.Config.Generator.BatchShape(B)...)
+	xh := toHost(xt)
+	w := []float64{0, 1} // ta only
+	grad := func(x []float32, ps []string, tt []float32) ([][]float32, []float32) {
+		t.Helper()
+		n := len(ps)
+		s, g, err := m.ScoreAndGrad(Batch{Pixels: testDev.FromHost(x, m.Config.Generator.BatchShape(n)...), Prompts: ps, Timesteps: tt}, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, toHost(g)
+	}
+	near := func(a, b []float32) bool {
+		for i := range a {
+			if math.Abs(float64(a[i]-b[i])) > 1e-5*(1+math.Abs(float64(b[i]))) {
+				return false
+			}
+		}
+		return true
+	}
+	s, g := grad(xh, prompts, ts)
+	for i := range B {
+		si, gi := grad(xh[i*S:(i+1)*S], prompts[i:i+1], ts[i:i+1])
+		if !near(s[i], si[0]) || !near(g[i*S:(i+1)*S], gi) {
+			t.Errorf("row %d (%q): batched scores %v, alone %v; gradients equal: %v", i, prompts[i], s[i], si[0], near(g[i*S:(i+1)*S], gi))
+		}
+	}
+	// Another caption for row 1 only.
+	other := slices.Clone(prompts)
+	other[1] = "blue car"
+	s2, g2 := grad(xh, other, ts)
+	for i := range B {
+		same := near(s2[i], s[i]) && near(g2[i*S:(i+1)*S], g[i*S:(i+1)*S])
+		if same != (i != 1) {
+			t.Errorf("row %d after changing row 1's caption: scores and gradient unchanged = %v, want %v", i, same, i != 1)
+		}
 	}
 }
