@@ -97,6 +97,13 @@ type PairConfig struct {
 	// Negatives, when set, makes NegativeShare of the decisive VQ pairs real-against-generated.
 	Negatives     NegativeSource
 	NegativeShare float64
+	// TAImageShare is the share of decisive TA pairs built as the image against another
+	// image (of another subcategory) under the image's own caption, instead of one image under
+	// its caption against a wrong one. Caption pairs leave whatever part of r_ta does not
+	// depend on the caption untrained (it cancels in the pair), and gradient guidance climbs
+	// that part too; image pairs train it. 0 (the default) builds caption pairs only and draws
+	// the same pairs as before the option existed.
+	TAImageShare float64
 	// Part of Parts (ConceptPart) restricts the training and validation splits to one part of
 	// the non-held-out concepts; Parts 0 or 1 keeps them all. The held-out split is shared.
 	Part, Parts int
@@ -367,6 +374,11 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 		return Pair{Note: "tie-random", A: Sample{Index: idx, Prompt: asCaption(a, ma)}, B: Sample{Index: idx, Prompt: asCaption(b, mb)},
 			Labels: ls, TargetA: ta, TargetB: tb}
 	}
+	if g.Cfg.TAImageShare > 0 && r.Float64() < g.Cfg.TAImageShare {
+		ls, ta, tb := g.labels(DimTA, LabelA, 1, 0)
+		return Pair{Note: "image", A: Sample{Index: idx, Prompt: caption}, B: Sample{Index: g.otherSubcategory(split, subcat, r), Prompt: caption},
+			Labels: ls, TargetA: ta, TargetB: tb}
+	}
 	// Candidate negatives, hardest first; one kind is drawn uniformly among those available.
 	type neg struct{ note, caption string }
 	var cands []neg
@@ -401,6 +413,19 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 	ls, ta, tb := g.labels(DimTA, LabelA, 1, 0)
 	return Pair{Note: n.note, A: Sample{Index: idx, Prompt: caption}, B: Sample{Index: idx, Prompt: n.caption},
 		Labels: ls, TargetA: ta, TargetB: tb}
+}
+
+// otherSubcategory draws an image (or clip) of the split whose subcategory is not subcat.
+func (g *PairGen) otherSubcategory(split, subcat string, r *rand.Rand) int {
+	pool := g.pools[split]
+	other := pool[0]
+	for range 1000 { // checkSplit guarantees a second subcategory
+		other = pool[r.IntN(len(pool))]
+		if _, _, _, s, _ := g.describe(other); s != subcat {
+			break
+		}
+	}
+	return other
 }
 
 func levelQuality(level int) float32 { return 1 - float32(level)/float32(MaxLevel+1) }

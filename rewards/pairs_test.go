@@ -406,3 +406,49 @@ func TestConceptPartDisjoint(t *testing.T) {
 		t.Error("part 2/2 accepted")
 	}
 }
+
+// TestPairsTAImageShare: with TAImageShare s, a share s of the decisive TA pairs compare the
+// image with an image of another subcategory under the first one's true caption, and s = 0
+// draws exactly the pairs of a configuration without image pairs.
+func TestPairsTAImageShare(t *testing.T) {
+	d, _ := synthData(false)
+	base, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimTA}, TieShare: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimTA}, TieShare: -1, TAImageShare: 0})
+	a, _ := base.Pairs(SplitTrain, 200, 3, 0)
+	b, _ := zero.Pairs(SplitTrain, 200, 3, 0)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatal("TAImageShare 0 changed the pairs")
+	}
+	g, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimTA}, TieShare: -1, TAImageShare: 0.5})
+	pairs, err := g.Pairs(SplitTrain, 1000, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := 0
+	for _, p := range pairs {
+		if p.Note != "image" {
+			continue
+		}
+		images++
+		better, worse := p.A, p.B
+		if p.Labels[0] == LabelB {
+			better, worse = p.B, p.A
+		}
+		if p.Labels[0] == LabelTie || p.Labels[0] == LabelNone {
+			t.Fatalf("image pair %+v is not decisive", p)
+		}
+		if better.Prompt != d0caption(g, better.Index) || worse.Prompt != better.Prompt {
+			t.Errorf("image pair %+v: both sides must carry the preferred image's true caption", p)
+		}
+		if d.Items[better.Index].Subcategory == d.Items[worse.Index].Subcategory {
+			t.Errorf("image pair %+v: the other image is of the same subcategory", p)
+		}
+	}
+	// Binomial(1000, 0.5): 5 standard deviations are 79.
+	if images < 421 || images > 579 {
+		t.Errorf("%d image pairs of 1000, want about 500", images)
+	}
+}

@@ -75,6 +75,9 @@ type TrainConfig struct {
 	NegativeShare            float64 `json:"negative_share,omitempty"`
 	NegativesPerLevel        int     `json:"negatives_per_level,omitempty"`
 	NegativesGeneratorSHA256 string  `json:"negatives_generator_sha256,omitempty"`
+	// TAImageShare is PairConfig.TAImageShare: the share of decisive TA pairs that compare two
+	// images under one caption.
+	TAImageShare float64 `json:"ta_image_share,omitempty"`
 }
 
 // DefaultTrainConfig returns the defaults of `align reward train`.
@@ -91,7 +94,7 @@ func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K:
 // PairConfig returns the pair mixture for dims.
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
 	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts,
-		NegativeShare: c.NegativeShare}
+		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare}
 }
 
 // Validate checks the hyper-parameters.
@@ -117,6 +120,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
 	case !(c.TieShare >= 0 && c.TieShare < 1) || !(c.GradedShare >= 0 && c.GradedShare <= 1):
 		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
+	case !(c.TAImageShare >= 0 && c.TAImageShare <= 1):
+		return fmt.Errorf("--ta-image-share must be in [0, 1], got %v", c.TAImageShare)
 	case c.ValPairs < 1 || c.EvalPairs < 0:
 		return fmt.Errorf("--val-pairs must be >= 1 and --eval-pairs >= 0, got %d and %d", c.ValPairs, c.EvalPairs)
 	case c.ConceptParts < 0 || c.ConceptPart < 0 || (c.ConceptParts > 0 && c.ConceptPart >= c.ConceptParts):
@@ -603,6 +608,10 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if st.Config != nil && (st.Config.ConceptPart != t.Cfg.ConceptPart || max(st.Config.ConceptParts, 1) != max(t.Cfg.ConceptParts, 1)) {
 		return fmt.Errorf("%s: trained on concept part %d/%d, --concept-part is %d/%d; resume with the same part", src,
 			st.Config.ConceptPart, max(st.Config.ConceptParts, 1), t.Cfg.ConceptPart, max(t.Cfg.ConceptParts, 1))
+	}
+	if st.Config != nil && st.Config.TAImageShare != t.Cfg.TAImageShare {
+		return fmt.Errorf("%s: trained with --ta-image-share %v, now %v; resume with the same share", src,
+			st.Config.TAImageShare, t.Cfg.TAImageShare)
 	}
 	if err := t.Cfg.sameNegatives(st.Config); err != nil {
 		return fmt.Errorf("%s: %w", src, err)
