@@ -244,6 +244,7 @@ STEER_PARTICLES    ?= 4
 STEER_FK_LAMBDA    ?= 10
 STEER_BON_N        ?= 4
 STEER_LATENT_STEPS ?= 3000
+# STEER_LATENT_FLAGS="--ta-image-share 0.5" trains the latent model with image pairs for TA (README).
 STEER_LATENT_FLAGS ?=
 STEER_WEIGHTINGS   ?= vq ta eq
 STEER_METHODS      ?= nrg fk bon
