@@ -117,7 +117,7 @@ finished LoRA run resumed with --merge-lora trains no further and writes model.s
 model: VideoAlign's 500 let visual quality fall. Its effect depends on how the error is
 reduced (here a mean over the sample's elements) and on the model, so sweep it for yours
 (watch implicit_acc, w_diff and l_diff: w_diff and l_diff both rising means the model is
-drifting away from the data, not learning the preference).`,
+drifting away from the data, not learning the preference).` + skippedStepsHelp,
 		Example: `  $ align finetune --method dpo --pairs pairs.jsonl --model base/model.safetensors -o dpo/
   $ align finetune --method dpo --pairs videoalign.csv --weights vq=1,mq=1,ta=1 --ties drop --model base/model.safetensors -o dpo/
   $ align finetune --method rwr --scored scored.jsonl --temperature 0.5 --model base/model.safetensors -o rwr/

@@ -80,7 +80,7 @@ flags may only repeat it), the patch embedding is inflated to tubelets (the imag
 divided by the tubelet's frames on each frame), every other weight with the same meaning
 is copied, and the clip captions' new words get new ids after the image model's. The
 source's path and sha256 are recorded in config.json and in every checkpoint, so a resume
-needs no --init-from (and refuses a different one).`,
+needs no --init-from (and refuses a different one).` + skippedStepsHelp,
 		Example: `  $ align pretrain --data data/emoji --max-train-steps 20000 -o base/
   $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --time-limit 2h
   $ align pretrain --data data/emoji -o base/ --resume-from-checkpoint latest --concept-balance 1 --max-train-steps 30000

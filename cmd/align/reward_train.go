@@ -89,7 +89,7 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 once before training, --negatives-per-level items per split (0: every item) at each step
 count, with a progress bar, from --seed and independent of batching, and cached in the
 output directory (negatives.u8, negatives.json with the generator's sha256); a resumed run
-reuses them and refuses a cache that does not match. Image reward models only.`,
+reuses them and refuses a cache that does not match. Image reward models only.` + skippedStepsHelp,
 		Example: `  $ align reward train --data data/emoji -o reward/
   $ align reward train --data data/emoji --loss bt --max-train-steps 1000 -o reward-bt/
   $ align reward train --data data/emoji --video --dims vq,ta,mq -o reward-video/

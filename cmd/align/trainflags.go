@@ -8,12 +8,21 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/alignkit/align/nn"
 )
+
+// skippedStepsHelp ends the help of every training command: the non-finite step rule of
+// nn/skipstep.go as a user meets it in the log.
+var skippedStepsHelp = fmt.Sprintf(`
+
+A step whose loss or gradient norm is NaN or infinite updates nothing; its logs.jsonl line
+has "skipped": true and zeros for the non-finite numbers (the plots leave it out). %d skipped
+steps in a row end the run with an error.`, nn.MaxSkippedSteps)
 
 // trainFlags points at the fields the shared flags set; each flag's default is the value
 // its field holds when addTrainFlags runs.
