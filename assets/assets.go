@@ -18,3 +18,10 @@ var RewardImage []byte
 //
 //go:embed image-base.safetensors
 var ImageBase []byte
+
+// RewardLatent is the default noise-aware latent reward model (dimensions vq, ta) for Flow-NRG
+// gradient guidance of the default image generator, BF16 weights, as written by `align reward
+// train --latent` then `align export safetensors`.
+//
+//go:embed reward-latent.safetensors
+var RewardLatent []byte

@@ -70,6 +70,42 @@ func score(t *testing.T, dev kernels.Device, m *rewards.Native, imgs [][]uint8, 
 func TestRewardImageOnFixture(t *testing.T) {
 	dev := kernels.NewCPU(0)
 	m := loadRewardImage(t, dev)
+	checkRewardOnFixture(t, func(imgs [][]uint8, prompts []string) [][]float32 { return score(t, dev, m, imgs, prompts) })
+}
+
+// The latent model, on clean images (t = 0), passes the same checks.
+func TestRewardLatentOnFixture(t *testing.T) {
+	dev := kernels.NewCPU(0)
+	c, err := nn.ReadCheckpoint("reward-latent.safetensors", RewardLatent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rewards.LatentFromCheckpoint(dev, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetTrainable(false)
+	if got := m.Dims(); !slices.Equal(got, []string{"vq", "ta"}) {
+		t.Fatalf("dims = %v, want [vq ta]", got)
+	}
+	checkRewardOnFixture(t, func(imgs [][]uint8, prompts []string) [][]float32 {
+		px := make([]float32, len(imgs)*dataset.ImageBytes)
+		for i, im := range imgs {
+			dataset.ToUnit(px[i*dataset.ImageBytes:(i+1)*dataset.ImageBytes], im)
+		}
+		b := rewards.Batch{Pixels: dev.FromHost(px, len(imgs), 3, dataset.ImageSize, dataset.ImageSize), Prompts: prompts,
+			Timesteps: make([]float32, len(imgs))}
+		s, err := m.Score(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// checkRewardOnFixture runs the fixture checks with score, which returns (vq, ta) per image.
+func checkRewardOnFixture(t *testing.T, score func(imgs [][]uint8, prompts []string) [][]float32) {
+	t.Helper()
 	d := fixtureImages(t)
 	var captions []string
 	for _, it := range d.Items {
@@ -83,7 +119,7 @@ func TestRewardImageOnFixture(t *testing.T) {
 		for k := range imgs {
 			imgs[k] = d.Image(i)
 		}
-		s := score(t, dev, m, imgs, captions)
+		s := score(imgs, captions)
 		best := 0
 		for k := range captions {
 			if s[k][1] > s[best][1] {
@@ -105,7 +141,7 @@ func TestRewardImageOnFixture(t *testing.T) {
 	for i, it := range d.Items {
 		blurred := slices.Clone(d.Image(i))
 		rewards.DegradeImage(blurred, dataset.ImageSize, dataset.ImageSize, rewards.Corruption{Kind: rewards.DegradeBlur, Level: 2}, 1)
-		s := score(t, dev, m, [][]uint8{d.Image(i), blurred}, []string{it.Caption, it.Caption})
+		s := score([][]uint8{d.Image(i), blurred}, []string{it.Caption, it.Caption})
 		if s[0][0] > s[1][0] {
 			wins++
 		}

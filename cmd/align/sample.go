@@ -23,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alignkit/align/assets"
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/guidance"
 	"github.com/alignkit/align/kernels"
@@ -126,11 +127,13 @@ all of them in --output-dir. Sample i (prompt-major order) draws its noise from 
 stream i, so a seed gives the same images every time, however many are generated.
 
 Reward steering (algorithms.md sections 5-8; --reward picks the model: default, the embedded
-clean image reward; FILE.safetensors; FILE.onnx or its manifest FILE.json):
+clean image reward, or with --reward-guidance-scale the embedded latent one; FILE.safetensors;
+FILE.onnx or its manifest FILE.json):
 
   --reward-guidance-scale w   Flow-NRG: v - w t/(1-t) grad sum_d λ_d r_d(x_t, t) after CFG,
                               none at t = 1, inside [--reward-guidance-end, --reward-guidance-start];
-                              needs a noise-aware latent reward model (paper: w = 100)
+                              needs a noise-aware latent reward model (paper: w = 100; on the
+                              default models VQ guidance works, TA guidance lowers TA: README)
   --particles k               FK steering on the SDE sampler: k particles per image scored on
                               x0_hat, potential --fk-potential, resampled every
                               --fk-resample-every steps or when ESS < k/2 (--fk-adaptive); the
@@ -147,6 +150,7 @@ candidate j draws from stream i*k+j.`,
   $ align sample --model video/model.safetensors --video --prompt "a red apple moving left" --sampler heun
   $ align sample --model base/model.safetensors --prompt "red apple" --particles 4 --fk-lambda 10 --reward-weights vq=1,ta=1 --json
   $ align sample --model base/model.safetensors --prompt "red apple" --best-of-n 8 --combine lsc
+  $ align sample --prompt "red apple" --reward-guidance-scale 100 --reward-weights vq=1
   $ align sample --model base/model.safetensors --prompt "red apple" --reward latent/model.safetensors --reward-guidance-scale 100 --reward-weights ta=1
   $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=1.5 --reward-condition-scale 3`,
 		Args: cobra.NoArgs,
@@ -546,11 +550,6 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 	rep.Reward, rep.Combine = describe, opts.Combine
 	var hooks guidance.Chain
 	if opts.RewardGuidanceScale > 0 {
-		if opts.Reward == "default" {
-			return nil, usageError{fmt.Errorf("%w; the embedded default reward model reads clean images and no default latent model is embedded yet\n"+
-				"---> HINT: pass --reward LATENT.safetensors (a latent reward model trained on the generator's noisy samples), "+
-				"or steer with the default reward through --particles or --best-of-n", guidance.ErrNotNoiseAware)}
-		}
 		st.nrg, err = guidance.NewNRG(model, opts.RewardWeights, opts.RewardGuidanceScale, opts.RewardGuidanceStart, opts.RewardGuidanceEnd, st.expanded)
 		if err != nil {
 			return nil, usageError{err}
@@ -651,8 +650,27 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 		}
 		return m, desc, none, nil
 	}
+	latent := func(m *rewards.LatentReward, desc string) (rewards.Model, string, func() error, error) {
+		m.SetTrainable(false)
+		if want, got := m.Config.Generator.BatchShape(1), gen.Config.BatchShape(1); !slices.Equal(want, got) {
+			return nil, "", nil, usageError{fmt.Errorf("--reward %s: the latent reward model reads samples of shape %v, the generator makes %v",
+				opts.Reward, want[1:], got[1:])}
+		}
+		return m, desc + " (noise-aware latent)", none, nil
+	}
 	ext := strings.ToLower(filepath.Ext(opts.Reward))
 	switch {
+	case opts.Reward == "default" && opts.RewardGuidanceScale > 0:
+		// Gradient guidance needs a noise-aware model: the embedded latent one.
+		c, err := nn.ReadCheckpoint("embedded default latent reward model", assets.RewardLatent)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		m, err := rewards.LatentFromCheckpoint(dev, c)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return latent(m, "default")
 	case opts.Reward == "default":
 		m, err := loadDefaultReward(dev)
 		if err != nil {
@@ -677,8 +695,7 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 			if err != nil {
 				return nil, "", nil, err
 			}
-			m.SetTrainable(false)
-			return m, opts.Reward + " (noise-aware latent)", none, nil
+			return latent(m, opts.Reward)
 		default:
 			return nil, "", nil, usageError{fmt.Errorf("--reward %s: model_type %q is not a reward model", opts.Reward, t)}
 		}

@@ -399,7 +399,7 @@ func TestSampleSteering(t *testing.T) {
 		want string
 	}{
 		{[]string{"--reward-guidance-scale", "100"}, "not noise-aware"},
-		{[]string{"--reward-guidance-scale", "100", "--reward", "default"}, "no default latent model"},
+		{[]string{"--reward-guidance-scale", "100", "--reward", "default"}, "the latent reward model reads samples of shape"},
 		{[]string{"--best-of-n", "2", "--reward-weights", "mq=1"}, `unknown reward dimension "mq"`},
 		{[]string{"--reward-condition", "vq=max"}, "no reward-condition slot"},
 	} {
@@ -430,5 +430,43 @@ func TestSampleSteeringVideo(t *testing.T) {
 				t.Fatalf("%v: %v %+v", args, err, rep)
 			}
 		}
+	}
+}
+
+// The embedded latent reward model guides the embedded generator when --reward is default and
+// --reward-guidance-scale is set: one gradient per step (none at t = 1), and the guidance
+// changes the image.
+func TestSampleDefaultLatentGuidance(t *testing.T) {
+	dir := t.TempDir()
+	run := func(out string, extra ...string) (sampleReport, string, int) {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"sample", "--prompt", "red apple", "--num-inference-steps", "3", "--seed", "5",
+			"-o", filepath.Join(dir, out), "--json"}, extra...)
+		code := Main(args, &stdout, &stderr)
+		var rep sampleReport
+		if code == exitOK {
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+				t.Fatalf("--json: %v\n%s", err, stdout.String())
+			}
+		}
+		return rep, stderr.String(), code
+	}
+	rep, errs, code := run("nrg", "--reward-guidance-scale", "100", "--reward-weights", "vq=1")
+	if code != exitOK || rep.Steering == nil || rep.Steering.GradientCalls != 2 || !strings.Contains(rep.Steering.Reward, "latent") {
+		t.Fatalf("default latent guidance: exit %d %s %+v", code, errs, rep.Steering)
+	}
+	if _, errs, code := run("plain"); code != exitOK {
+		t.Fatalf("unguided: exit %d %s", code, errs)
+	}
+	guided, err := os.ReadFile(rep.Files[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := os.ReadFile(filepath.Join(dir, "plain", filepath.Base(rep.Files[0].Path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(guided, plain) {
+		t.Error("guidance by the default latent model left the image unchanged")
 	}
 }
