@@ -339,17 +339,8 @@ func TestSampleSteering(t *testing.T) {
 	model := saveTinyModel(t, dir, diffusion.KindImage)
 	reward := writeRewardModel(t, dir, "image")
 	run := func(out string, extra ...string) (sampleReport, string, int) {
-		var stdout, stderr bytes.Buffer
-		args := append([]string{"sample", "--model", model, "--prompt", "red apple", "--prompt", "blue car",
-			"--num-inference-steps", "4", "--seed", "3", "--reward", reward, "-o", filepath.Join(dir, out), "--json"}, extra...)
-		code := Main(args, &stdout, &stderr)
-		var rep sampleReport
-		if code == exitOK {
-			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-				t.Fatalf("--json: %v\n%s", err, stdout.String())
-			}
-		}
-		return rep, stderr.String(), code
+		return sampleJSON(t, append([]string{"sample", "--model", model, "--prompt", "red apple", "--prompt", "blue car",
+			"--num-inference-steps", "4", "--seed", "3", "--reward", reward, "-o", filepath.Join(dir, out), "--json"}, extra...))
 	}
 	// FK: evaluations at step 2 of 0..3 plus the final scoring, 3 particles: 6 calls per image.
 	rep, errs, code := run("fk", "--particles", "3", "--fk-resample-every", "2", "--reward-weights", "vq=1,ta=1")
@@ -439,17 +430,8 @@ func TestSampleSteeringVideo(t *testing.T) {
 func TestSampleDefaultLatentGuidance(t *testing.T) {
 	dir := t.TempDir()
 	run := func(out string, extra ...string) (sampleReport, string, int) {
-		var stdout, stderr bytes.Buffer
-		args := append([]string{"sample", "--prompt", "red apple", "--num-inference-steps", "3", "--seed", "5",
-			"-o", filepath.Join(dir, out), "--json"}, extra...)
-		code := Main(args, &stdout, &stderr)
-		var rep sampleReport
-		if code == exitOK {
-			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-				t.Fatalf("--json: %v\n%s", err, stdout.String())
-			}
-		}
-		return rep, stderr.String(), code
+		return sampleJSON(t, append([]string{"sample", "--prompt", "red apple", "--num-inference-steps", "3", "--seed", "5",
+			"-o", filepath.Join(dir, out), "--json"}, extra...))
 	}
 	rep, errs, code := run("nrg", "--reward-guidance-scale", "100", "--reward-weights", "vq=1")
 	if code != exitOK || rep.Steering == nil || rep.Steering.GradientCalls != 2 || !strings.Contains(rep.Steering.Reward, "latent") {
@@ -469,4 +451,19 @@ func TestSampleDefaultLatentGuidance(t *testing.T) {
 	if bytes.Equal(guided, plain) {
 		t.Error("guidance by the default latent model left the image unchanged")
 	}
+}
+
+// sampleJSON runs align with args (a sample command with --json) and returns its report,
+// stderr and exit code.
+func sampleJSON(t *testing.T, args []string) (sampleReport, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(args, &stdout, &stderr)
+	var rep sampleReport
+	if code == exitOK {
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("--json: %v\n%s", err, stdout.String())
+		}
+	}
+	return rep, stderr.String(), code
 }
