@@ -261,16 +261,7 @@ func TestPretrainConceptBalanceSecondStage(t *testing.T) {
 	if err := c.Run(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Log) != K || len(c.Log) != K {
-		t.Fatalf("logs of %d and %d steps", len(a.Log), len(c.Log))
-	}
-	for i := range K {
-		ea, ec := a.Log[i], c.Log[i]
-		if ea.Step != i+1 || ec.Step != i+1 || math.Float64bits(ea.Loss) != math.Float64bits(ec.Loss) ||
-			math.Float64bits(ea.GradNorm) != math.Float64bits(ec.GradNorm) || ea.Epoch != ec.Epoch {
-			t.Errorf("step %d: straight %+v, resumed %+v", i+1, ea, ec)
-		}
-	}
+	checkSameLog(t, a.Log, c.Log, K)
 	// Epochs: steps 1..4 the epoch order's (8 samples, batches of 4), 5..8 floor((s-1)*4/8).
 	if got := []int{a.Log[0].Epoch, a.Log[3].Epoch, a.Log[4].Epoch, a.Log[7].Epoch}; !slices.Equal(got, []int{0, 1, 2, 3}) {
 		t.Errorf("epochs of steps 1, 4, 5, 8: %v", got)

@@ -122,16 +122,7 @@ func checkExactResume(t *testing.T, newTrainer func(dir string, cfg PretrainConf
 		t.Fatal(err)
 	}
 
-	if len(a.Log) != K || len(c.Log) != K {
-		t.Fatalf("logs of %d and %d steps", len(a.Log), len(c.Log))
-	}
-	for i := range K {
-		ea, ec := a.Log[i], c.Log[i]
-		if ea.Step != i+1 || ec.Step != i+1 || math.Float64bits(ea.Loss) != math.Float64bits(ec.Loss) ||
-			math.Float64bits(ea.GradNorm) != math.Float64bits(ec.GradNorm) || ea.LR != ec.LR || ea.Epoch != ec.Epoch {
-			t.Errorf("step %d: straight %+v, resumed %+v", i+1, ea, ec)
-		}
-	}
+	checkSameLog(t, a.Log, c.Log, K)
 	ma, _ := os.ReadFile(filepath.Join(dirA, "model.safetensors"))
 	mc, _ := os.ReadFile(filepath.Join(dirB, "model.safetensors"))
 	if len(ma) == 0 || !bytes.Equal(ma, mc) {
@@ -375,5 +366,21 @@ func TestPretrainDiverges(t *testing.T) {
 	}
 	if cs, _ := nn.Checkpoints(dir); len(cs) != 0 {
 		t.Errorf("checkpoints %v", cs)
+	}
+}
+
+// checkSameLog fails unless both logs hold steps 1..K with bit-identical losses and gradient
+// norms and the same learning rates and epochs (a resumed run against a straight one).
+func checkSameLog(t *testing.T, straight, resumed []LogEntry, K int) {
+	t.Helper()
+	if len(straight) != K || len(resumed) != K {
+		t.Fatalf("logs of %d and %d steps", len(straight), len(resumed))
+	}
+	for i := range K {
+		ea, ec := straight[i], resumed[i]
+		if ea.Step != i+1 || ec.Step != i+1 || math.Float64bits(ea.Loss) != math.Float64bits(ec.Loss) ||
+			math.Float64bits(ea.GradNorm) != math.Float64bits(ec.GradNorm) || ea.LR != ec.LR || ea.Epoch != ec.Epoch {
+			t.Errorf("step %d: straight %+v, resumed %+v", i+1, ea, ec)
+		}
 	}
 }
