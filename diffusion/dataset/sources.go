@@ -310,6 +310,9 @@ func SourcesFromDir(dir string) (*Sources, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("%s: no PNG under img/%s/64", dir, set)
+		}
 		sort.Strings(files)
 		imgs := map[string][]byte{}
 		for _, f := range files {
