@@ -123,9 +123,7 @@ pretrain-image-balanced: build data
 # checkpoint): a later, better image model embedded in bin/align changes the start of a
 # new run, not of this one, whose later legs resume without --init-from.
 pretrain-video: build data
-	./$(BIN) pretrain --video --data $(DATA) --max-train-steps 12000 --train-batch-size 32 --seed 1 \
-		--checkpointing-steps 500 --time-limit 110m -o $(RUNS)/video-base \
-		$(call resume_or,$(RUNS)/video-base,--init-from default)
+	sh scripts/pretrain-video.sh ./$(BIN) $(DATA) $(RUNS)/video-base --time-limit 110m
 
 # The main job: images from the embedded default generator (no download, no training).
 sample: build
@@ -329,6 +327,8 @@ clean:
 #                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas) for a GPU machine
 #                    without Go: scripts/gpu/run-tests.sh bin/cuda.test LOGDIR runs the GPU tests and benchmarks
 #   make cuda-cli-binary   bin/align-cuda the same way: the align command with --device cuda
+#   make cuda-cli-binary-noembed  bin/align-cuda-noembed: the same without the default models (33 MB
+#                    less to copy), which it reads from the checkout's assets/ (scripts/gpu/pretrain-video.sh)
 #   make bench-cuda  GPU benchmarks, each with its reference from the same run: kernels (and the CPU device on
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,
 #                    training and sampling of a 132M-parameter DiT, and the same model in PyTorch where
@@ -343,7 +343,7 @@ CUDA_H_PIP   := nvidia-cuda-runtime-cu12==12.9.79
 CUDA_H_DIR   := third_party/cuda-include
 CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
 
-.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary
+.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary cuda-cli-binary-noembed
 
 test: ptx-tools
 
@@ -396,6 +396,9 @@ cuda-test-binary: vet-cuda
 
 cuda-cli-binary: vet-cuda
 	sh scripts/gpu/build.sh cli bin/align-cuda
+
+cuda-cli-binary-noembed: vet-cuda
+	sh scripts/gpu/build.sh cli-noembed bin/align-cuda-noembed
 
 build-cuda: cuda-check
 	$(CUDA_CGO) $(GO) build -tags cuda -o bin/align-cuda ./cmd/align

@@ -8,8 +8,9 @@
 #                       binary calls; the names come from the undefined references of a first
 #                       link against empty stubs. On the GPU machine the dynamic loader binds
 #                       them to the driver and cuBLAS (run-tests.sh finds cuBLAS).
-# Usage: scripts/gpu/build.sh test|cli OUT   (from the repository root; make cuda-test-binary,
-# make cuda-cli-binary)
+# Usage: scripts/gpu/build.sh test|cli|cli-noembed OUT   (from the repository root; make
+# cuda-test-binary, make cuda-cli-binary; cli-noembed adds -tags noembed: 33 MB smaller, reads
+# the default models from the checkout's assets/, see assets/assets.go)
 set -eu
 what=$1 out=$2
 inc=${CUDA_INCLUDE:-third_party/cuda-include}
@@ -21,7 +22,8 @@ link() {
 	case $what in
 	test) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go test -c -tags cuda -o "$out" ./kernels/cuda ;;
 	cli) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go build -tags cuda -ldflags "-s -w" -o "$out" ./cmd/align ;;
-	*) echo "build.sh: build test or cli, not $what" >&2; return 2 ;;
+	cli-noembed) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go build -tags cuda,noembed -ldflags "-s -w" -o "$out" ./cmd/align ;;
+	*) echo "build.sh: build test, cli or cli-noembed, not $what" >&2; return 2 ;;
 	esac
 }
 echo 'void align_stub_unused(void) {}' >"$stub/empty.c"

@@ -7,14 +7,7 @@
 set -u
 bin=$(realpath "$1")
 logs=$(mkdir -p "$2" && realpath "$2")
-# cuBLAS: the toolkit's, else the pip package's; linked under the soname the binary asks for.
-cublas=$(ls /usr/local/cuda/lib64/libcublas.so.* 2>/dev/null | grep -v Lt | head -1)
-[ -n "$cublas" ] || cublas=$(find / -xdev -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
-want=$(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(libcublas[^]]*\)\].*/\1/p')
-lib=$(mktemp -d)
-ln -sf "$cublas" "$lib/$want"
-export LD_LIBRARY_PATH=$lib:$(dirname "$cublas"):${LD_LIBRARY_PATH:-}
-echo "cuBLAS: $cublas (as $want)"
+. "$(dirname "$0")/cublas-env.sh" "$bin"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
 cd kernels/cuda
 timeout 150 "$bin" -test.v -test.count=1 -test.run 'GPU' >"$logs/test-gpu.log" 2>&1

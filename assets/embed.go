@@ -1,0 +1,24 @@
+//go:build !noembed
+
+package assets
+
+import _ "embed"
+
+// RewardImage is the default image reward model (dimensions vq, ta): safetensors with its
+// config, tokenizer and calibration, as written by `align reward train`.
+//
+//go:embed reward-image.safetensors
+var RewardImage []byte
+
+// ImageBase is the default text-to-image generator (DiT, 32x32 RGB emoji) with its config
+// and tokenizer, BF16 weights, as written by `align pretrain` then `align export safetensors`.
+//
+//go:embed image-base.safetensors
+var ImageBase []byte
+
+// RewardLatent is the default noise-aware latent reward model (dimensions vq, ta) for Flow-NRG
+// gradient guidance of the default image generator, BF16 weights, as written by `align reward
+// train --latent` then `align export safetensors`.
+//
+//go:embed reward-latent.safetensors
+var RewardLatent []byte
