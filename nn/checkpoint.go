@@ -7,7 +7,8 @@
 //	 "config":{...},"adamw":{"step":1200},"data_crc32c":3735928559}
 //
 // and the Extra entries as further keys. Optimizer moments are F32 tensors named
-// "optim.m.<param>" and "optim.v.<param>"; weights are F32, F16 or BF16. data_crc32c is
+// "optim.m.<param>" and "optim.v.<param>"; weights are F32, F16, BF16 or I8 with per-row
+// scales (quantize.go), which load as float32 like the others. data_crc32c is
 // the CRC-32C of the data section, so flipped data bytes are refused as well as a broken
 // header. Save writes a temporary file beside the target, syncs it and renames it over
 // the target: a failed save leaves an existing checkpoint untouched.
@@ -196,7 +197,7 @@ func (c *Checkpoint) layout() (*stLayout, error) {
 		}
 	}
 	// The checksum covers the data section, which does not depend on the metadata.
-	l, err := stLayoutSafetensors(tensors, nil)
+	l, err := stLayoutTensors(tensors)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +218,10 @@ func (c *Checkpoint) layout() (*stLayout, error) {
 		md[k] = v
 	}
 	md[ckptMetaKey] = strings.TrimSuffix(js.String(), "\n")
-	return stLayoutSafetensors(tensors, md)
+	if err := l.setHeader(md); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // ---- reading ----
@@ -279,19 +283,17 @@ func ckptRead(name string, buf []byte) (*Checkpoint, error) {
 			c.AdamW = &AdamWState{Step: meta.AdamW.Step}
 		}
 	}
-	for i := range f.Tensors {
-		t := &f.Tensors[i]
-		data, err := t.Float32()
-		if err != nil {
-			return nil, err
-		}
-		ht := HostTensor{Name: t.Name, DType: t.DType, Shape: t.Shape, Data: data}
+	tensors, err := f.floatTensors()
+	if err != nil {
+		return nil, err
+	}
+	for _, ht := range tensors {
 		switch {
-		case c.AdamW != nil && strings.HasPrefix(t.Name, ckptOptimMPrefix):
-			ht.Name = strings.TrimPrefix(t.Name, ckptOptimMPrefix)
+		case c.AdamW != nil && strings.HasPrefix(ht.Name, ckptOptimMPrefix):
+			ht.Name = strings.TrimPrefix(ht.Name, ckptOptimMPrefix)
 			c.AdamW.M = append(c.AdamW.M, ht)
-		case c.AdamW != nil && strings.HasPrefix(t.Name, ckptOptimVPrefix):
-			ht.Name = strings.TrimPrefix(t.Name, ckptOptimVPrefix)
+		case c.AdamW != nil && strings.HasPrefix(ht.Name, ckptOptimVPrefix):
+			ht.Name = strings.TrimPrefix(ht.Name, ckptOptimVPrefix)
 			c.AdamW.V = append(c.AdamW.V, ht)
 		default:
 			c.Tensors = append(c.Tensors, ht)

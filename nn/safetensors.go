@@ -15,7 +15,9 @@
 // without copying the data, so embedded files (go:embed) cost no extra memory.
 //
 // Floats are read from F64, F32, F16, BF16, F8_E4M3 and F8_E5M2 into float32 and written
-// as F32, F16 or BF16, rounding to nearest with ties to even.
+// as F32, F16 or BF16, rounding to nearest with ties to even. Weights may also be written as
+// I8 with per-row scales in a companion tensor (quantize.go); the checkpoint reader turns
+// them back into float32.
 //
 // Test: go test ./nn -run Safetensors ; fuzz: go test -fuzz FuzzSafetensorsHeader ./nn
 
@@ -41,7 +43,8 @@ import (
 // DType is the element type of a tensor in a safetensors file, spelled as in the header.
 type DType string
 
-// The float element types align reads; F32, F16 and BF16 are also written.
+// The float element types align reads; F32, F16 and BF16 are also written. I8 holds
+// quantized weights with their per-row scales (quantize.go); it is read and written too.
 const (
 	F64    DType = "F64"
 	F32    DType = "F32"
@@ -49,12 +52,14 @@ const (
 	BF16   DType = "BF16"
 	F8E4M3 DType = "F8_E4M3" // 1 sign, 4 exponent (bias 7), 3 mantissa bits; no Inf
 	F8E5M2 DType = "F8_E5M2" // the upper byte of an F16
+	I8     DType = "I8"      // int8 two's complement
 )
 
 // dtypeSize is the element size in bytes of every dtype the reader accepts. Integer and
-// bool tensors parse (a file that holds some still opens) but cannot be read as floats.
+// bool tensors parse (a file that holds some still opens) but cannot be read as floats,
+// except I8 weights with their scales (quantize.go).
 var dtypeSize = map[DType]uint64{
-	"BOOL": 1, "U8": 1, "I8": 1, F8E4M3: 1, F8E5M2: 1,
+	"BOOL": 1, "U8": 1, I8: 1, F8E4M3: 1, F8E5M2: 1,
 	"I16": 2, "U16": 2, F16: 2, BF16: 2,
 	"I32": 4, "U32": 4, F32: 4,
 	"I64": 8, "U64": 8, F64: 8,
@@ -64,10 +69,11 @@ var dtypeSize = map[DType]uint64{
 func (d DType) Size() int { return int(dtypeSize[d]) }
 
 // Writable reports whether WriteSafetensors can store elements of dtype d.
-func (d DType) Writable() bool { return d == F32 || d == F16 || d == BF16 }
+func (d DType) Writable() bool { return d == F32 || d == F16 || d == BF16 || d == I8 }
 
 // HostTensor is a named float32 array in host memory. DType is its element type in a
-// file: the type it was read from, or the type it is to be written as.
+// file: the type it was read from, or the type it is to be written as. For I8, Data holds
+// the weights, not the int8 values: the writer quantizes them, the reader dequantizes.
 type HostTensor struct {
 	Name  string
 	DType DType
@@ -358,7 +364,8 @@ func stCmpU64(a, b uint64) int {
 // WriteSafetensors writes tensors and metadata (nil for none) to w in the safetensors
 // format. Tensors are stored in the order of the reference implementation: by descending
 // element size, then by name, so that every tensor is aligned to its element size. Each
-// tensor is written as its DType, which must be F32, F16 or BF16.
+// tensor is written as its DType, which must be F32, F16, BF16 or I8; an I8 tensor is
+// quantized and adds its F32 scales NAME.q_scale (quantize.go).
 func WriteSafetensors(w io.Writer, tensors []HostTensor, metadata map[string]string) error {
 	l, err := stLayoutSafetensors(tensors, metadata)
 	if err != nil {
@@ -370,11 +377,41 @@ func WriteSafetensors(w io.Writer, tensors []HostTensor, metadata map[string]str
 // stLayout is a validated, ordered set of tensors with its JSON header.
 type stLayout struct {
 	header  []byte // with the 8-byte length and the padding
-	tensors []*HostTensor
+	entries []stEntry
+}
+
+// stEntry is one tensor of a file as written: data encoded as dtype, or for I8 the
+// quantized bytes in q.
+type stEntry struct {
+	name  string
+	dtype DType
+	shape []int
+	data  []float32
+	q     []byte
+}
+
+func (e *stEntry) nbytes() int {
+	if e.dtype == I8 {
+		return len(e.q)
+	}
+	return len(e.data) * e.dtype.Size()
 }
 
 func stLayoutSafetensors(tensors []HostTensor, metadata map[string]string) (*stLayout, error) {
-	l := &stLayout{tensors: make([]*HostTensor, len(tensors))}
+	l, err := stLayoutTensors(tensors)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.setHeader(metadata); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// stLayoutTensors validates tensors, quantizes the I8 ones and orders them; the header
+// is left to setHeader.
+func stLayoutTensors(tensors []HostTensor) (*stLayout, error) {
+	l := &stLayout{entries: make([]stEntry, 0, len(tensors))}
 	seen := make(map[string]bool, len(tensors))
 	for i := range tensors {
 		t := &tensors[i]
@@ -385,15 +422,30 @@ func stLayoutSafetensors(tensors []HostTensor, metadata map[string]string) (*stL
 			return nil, fmt.Errorf("safetensors: two tensors are named %q", t.Name)
 		}
 		seen[t.Name] = true
-		l.tensors[i] = t
+		if t.DType != I8 {
+			l.entries = append(l.entries, stEntry{name: t.Name, dtype: t.DType, shape: t.Shape, data: t.Data})
+			continue
+		}
+		// The scales' name cannot be taken: stCheckWritable reserves the suffix.
+		q, scale, err := quantizeI8(t.Name, t.Data, t.Shape[0])
+		if err != nil {
+			return nil, fmt.Errorf("safetensors: %w", err)
+		}
+		l.entries = append(l.entries,
+			stEntry{name: t.Name, dtype: I8, shape: t.Shape, q: q},
+			stEntry{name: t.Name + qScaleSuffix, dtype: F32, shape: []int{t.Shape[0]}, data: scale})
 	}
-	slices.SortFunc(l.tensors, func(a, b *HostTensor) int {
-		if sa, sb := a.DType.Size(), b.DType.Size(); sa != sb {
+	slices.SortFunc(l.entries, func(a, b stEntry) int {
+		if sa, sb := a.dtype.Size(), b.dtype.Size(); sa != sb {
 			return sb - sa
 		}
-		return strings.Compare(a.Name, b.Name)
+		return strings.Compare(a.name, b.name)
 	})
+	return l, nil
+}
 
+// setHeader writes the JSON header of the laid-out tensors with metadata (nil for none).
+func (l *stLayout) setHeader(metadata map[string]string) error {
 	var h bytes.Buffer
 	h.Write(make([]byte, 8))
 	h.WriteByte('{')
@@ -402,7 +454,7 @@ func stLayoutSafetensors(tensors []HostTensor, metadata map[string]string) (*stL
 		for i, k := range slices.Sorted(maps.Keys(metadata)) {
 			v := metadata[k]
 			if !utf8.ValidString(k) || !utf8.ValidString(v) {
-				return nil, fmt.Errorf("safetensors: metadata %q is not valid UTF-8", k)
+				return fmt.Errorf("safetensors: metadata %q is not valid UTF-8", k)
 			}
 			if i > 0 {
 				h.WriteByte(',')
@@ -414,19 +466,20 @@ func stLayoutSafetensors(tensors []HostTensor, metadata map[string]string) (*stL
 		h.WriteByte('}')
 	}
 	var off uint64
-	for i, t := range l.tensors {
+	for i := range l.entries {
+		e := &l.entries[i]
 		if i > 0 || len(metadata) > 0 {
 			h.WriteByte(',')
 		}
-		stWriteJSONString(&h, t.Name)
-		fmt.Fprintf(&h, `:{"dtype":"%s","shape":[`, t.DType)
-		for j, d := range t.Shape {
+		stWriteJSONString(&h, e.name)
+		fmt.Fprintf(&h, `:{"dtype":"%s","shape":[`, e.dtype)
+		for j, d := range e.shape {
 			if j > 0 {
 				h.WriteByte(',')
 			}
 			fmt.Fprint(&h, d)
 		}
-		n := uint64(len(t.Data) * t.DType.Size())
+		n := uint64(e.nbytes())
 		fmt.Fprintf(&h, `],"data_offsets":[%d,%d]}`, off, off+n)
 		off += n
 	}
@@ -436,15 +489,21 @@ func stLayoutSafetensors(tensors []HostTensor, metadata map[string]string) (*stL
 	}
 	l.header = h.Bytes()
 	binary.LittleEndian.PutUint64(l.header, uint64(len(l.header)-8))
-	return l, nil
+	return nil
 }
 
 func stCheckWritable(t *HostTensor) error {
 	if !t.DType.Writable() {
-		return fmt.Errorf("safetensors: tensor %q: cannot write dtype %q (want F32, F16 or BF16)", t.Name, t.DType)
+		return fmt.Errorf("safetensors: tensor %q: cannot write dtype %q (want F32, F16, BF16 or I8)", t.Name, t.DType)
 	}
 	if t.Name == "__metadata__" || !utf8.ValidString(t.Name) {
 		return fmt.Errorf("safetensors: invalid tensor name %q", t.Name)
+	}
+	if strings.HasSuffix(t.Name, qScaleSuffix) {
+		return fmt.Errorf("safetensors: tensor %q: names ending in %q are reserved for the scales of I8 tensors", t.Name, qScaleSuffix)
+	}
+	if t.DType == I8 && len(t.Shape) == 0 {
+		return fmt.Errorf("safetensors: tensor %q: I8 needs a first dimension (rows) for its scales; a scalar has none", t.Name)
 	}
 	n := 1
 	for _, d := range t.Shape {
@@ -474,16 +533,23 @@ func (l *stLayout) write(w io.Writer) error {
 	return l.writeData(w)
 }
 
-// writeData encodes the tensor data in chunks of at most 64 KiB.
+// writeData encodes the tensor data in chunks of at most 64 KiB; quantized I8 bytes are
+// written as they are.
 func (l *stLayout) writeData(w io.Writer) error {
 	buf := make([]byte, 64<<10)
-	for _, t := range l.tensors {
-		size := t.DType.Size()
+	for _, e := range l.entries {
+		if e.dtype == I8 {
+			if _, err := w.Write(e.q); err != nil {
+				return err
+			}
+			continue
+		}
+		size := e.dtype.Size()
 		per := len(buf) / size
-		for lo := 0; lo < len(t.Data); lo += per {
-			hi := min(lo+per, len(t.Data))
+		for lo := 0; lo < len(e.data); lo += per {
+			hi := min(lo+per, len(e.data))
 			b := buf[:(hi-lo)*size]
-			stEncodeFloats(b, t.DType, t.Data[lo:hi])
+			stEncodeFloats(b, e.dtype, e.data[lo:hi])
 			if _, err := w.Write(b); err != nil {
 				return err
 			}

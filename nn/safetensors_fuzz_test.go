@@ -20,8 +20,9 @@ func FuzzSafetensorsHeader(f *testing.F) {
 	}
 	var ck bytes.Buffer
 	c := &Checkpoint{
-		Tensors: []HostTensor{{Name: "w", DType: F16, Shape: []int{2}, Data: []float32{1, -2}}},
-		Config:  []byte(`{"width":8}`), Step: 3, RNG: RNGState{Seed: 1, Offset: 2},
+		Tensors: []HostTensor{{Name: "w", DType: F16, Shape: []int{2}, Data: []float32{1, -2}},
+			{Name: "q", DType: I8, Shape: []int{2, 2}, Data: []float32{0.5, -1.27, 0, 0}}}, // with "q.q_scale"
+		Config: []byte(`{"width":8}`), Step: 3, RNG: RNGState{Seed: 1, Offset: 2},
 		AdamW: &AdamWState{Step: 3,
 			M: []HostTensor{{Name: "w", Shape: []int{2}, Data: []float32{0.5, 0}}},
 			V: []HostTensor{{Name: "w", Shape: []int{2}, Data: []float32{0.25, 0}}}},
@@ -37,6 +38,8 @@ func FuzzSafetensorsHeader(f *testing.F) {
 		`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`,
 		`{"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,8]}}`,
 		`{"__metadata__":{"align":"{\"format\":\"align.checkpoint\",\"version\":1,\"data_crc32c\":0}"}}`,
+		`{"a":{"dtype":"I8","shape":[1,4],"data_offsets":[4,8]},"a.q_scale":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
+		`{"a":{"dtype":"I8","shape":[2,4],"data_offsets":[0,8]}}`,
 	} {
 		f.Add(stRawFile(h, make([]byte, 8)))
 	}

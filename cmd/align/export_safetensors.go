@@ -1,6 +1,9 @@
-// align export safetensors: rewrite a model file with another weight dtype (BF16 or F16 for
-// distribution, F32 back), keeping its config, tokenizer and other metadata. Optimizer state
-// and the training position are dropped: the output is a model, not a resumable checkpoint.
+// align export safetensors: rewrite a model file with another weight dtype (BF16, F16 or
+// int8 for distribution, F32 back), keeping its config, tokenizer and other metadata.
+// Optimizer state and the training position are dropped: the output is a model, not a
+// resumable checkpoint. int8 quantizes every tensor of two or more dimensions with per-row
+// scales (nn/quantize.go) and writes the others (biases, norm gains) as BF16, where one F32
+// scale per element would outweigh the saving; every model loader reads such a file.
 package main
 
 import (
@@ -23,12 +26,15 @@ func newCmdExportSafetensors(runF func(*ExportSafetensorsOptions) error) *cobra.
 	opts := &ExportSafetensorsOptions{}
 	cmd := &cobra.Command{
 		Use:   "safetensors",
-		Short: "Rewrite a model file with BF16, F16 or F32 weights",
+		Short: "Rewrite a model file with BF16, F16, F32 or int8 weights",
 		Long: "Rewrite a model file (generator or reward model) with its weights in another dtype.\n" +
 			"BF16 halves the size and keeps float32's range; the weights load back as float32.\n" +
+			"int8 stores every tensor of 2 or more dimensions as int8 with one scale per row, at about\n" +
+			"half of BF16's size (1-D tensors stay BF16); it loads back as float32 too.\n" +
 			"Config, tokenizer and calibration are kept; optimizer state and the step are dropped.",
-		Example: `  $ align export safetensors --model base/model.safetensors --dtype bf16 -o assets/image-base.safetensors`,
-		Args:    cobra.NoArgs,
+		Example: `  $ align export safetensors --model base/model.safetensors --dtype bf16 -o assets/image-base.safetensors
+  $ align export safetensors --model base/model.safetensors --dtype int8 -o image-base-int8.safetensors`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Model == "" {
 				return flagErrorf("--model is required")
@@ -48,7 +54,7 @@ func newCmdExportSafetensors(runF func(*ExportSafetensorsOptions) error) *cobra.
 	}
 	cmd.Flags().StringVar(&opts.Model, "model", "", "model file to convert (.safetensors)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file")
-	cmd.Flags().StringVar(&opts.DType, "dtype", "bf16", "weight dtype: bf16, f16 or f32")
+	cmd.Flags().StringVar(&opts.DType, "dtype", "bf16", "weight dtype: bf16, f16, f32 or int8")
 	return cmd
 }
 
@@ -60,8 +66,10 @@ func parseDType(s string) (nn.DType, error) {
 		return nn.F16, nil
 	case "f32", "fp32":
 		return nn.F32, nil
+	case "int8":
+		return nn.I8, nil
 	}
-	return "", flagErrorf("--dtype %q: want bf16, f16 or f32", s)
+	return "", flagErrorf("--dtype %q: want bf16, f16, f32 or int8", s)
 }
 
 func exportSafetensorsRun(cmd *cobra.Command, opts *ExportSafetensorsOptions, dt nn.DType) error {
@@ -72,6 +80,9 @@ func exportSafetensorsRun(cmd *cobra.Command, opts *ExportSafetensorsOptions, dt
 	out := &nn.Checkpoint{Config: c.Config, Extra: c.Extra, Tensors: c.Tensors}
 	for i := range out.Tensors {
 		out.Tensors[i].DType = dt
+		if dt == nn.I8 && len(out.Tensors[i].Shape) < 2 {
+			out.Tensors[i].DType = nn.BF16
+		}
 	}
 	if err := out.Save(opts.Output); err != nil {
 		return err
@@ -81,7 +92,11 @@ func exportSafetensorsRun(cmd *cobra.Command, opts *ExportSafetensorsOptions, dt
 	if err != nil {
 		return err
 	}
+	as := string(dt)
+	if dt == nn.I8 {
+		as = "I8 (fewer than 2 dimensions as BF16)"
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d tensors as %s, %.1f MB (from %.1f MB)\n",
-		opts.Output, len(out.Tensors), dt, float64(o.Size())/1e6, float64(in.Size())/1e6)
+		opts.Output, len(out.Tensors), as, float64(o.Size())/1e6, float64(in.Size())/1e6)
 	return nil
 }
