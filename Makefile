@@ -125,12 +125,15 @@ pretrain-image-balanced: build data
 pretrain-video: build data
 	sh scripts/pretrain-video.sh ./$(BIN) $(DATA) $(RUNS)/video-base --time-limit 110m
 
-# The main job: images from the embedded default generator (no download, no training).
+# The main job: images and clips from the embedded default generators (no download, no training).
 sample: build
 	./$(BIN) sample --prompt "grinning face" --prompt "red apple" --prompt "rocket" --prompt "dog face" \
 		--prompt "hamburger" --prompt "sun with face" --prompt "pile of poo" --prompt "four leaf clover" \
 		--num-images-per-prompt 2 --seed 1 -o out/sample
-	@echo "→ out/sample/grid.png"
+	./$(BIN) sample --video --prompt "a red apple moving right" --prompt "a rocket moving up" --prompt "a dog face bouncing" \
+		--prompt "a sun with face rotating clockwise" --prompt "a hamburger zooming in" \
+		--prompt "a grinning face moving down and left" --seed 1 -o out/sample-video
+	@echo "→ out/sample/grid.png, out/sample-video/grid.gif"
 
 # ---- Alignment experiment: Flow-DPO, Flow-RWR and SFT on the embedded image model ----
 # Two reward models of one recipe on disjoint halves of the training concepts: the training
@@ -327,7 +330,7 @@ clean:
 #                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas) for a GPU machine
 #                    without Go: scripts/gpu/run-tests.sh bin/cuda.test LOGDIR runs the GPU tests and benchmarks
 #   make cuda-cli-binary   bin/align-cuda the same way: the align command with --device cuda
-#   make cuda-cli-binary-noembed  bin/align-cuda-noembed: the same without the default models (33 MB
+#   make cuda-cli-binary-noembed  bin/align-cuda-noembed: the same without the default models (45 MB
 #                    less to copy), which it reads from the checkout's assets/ (scripts/gpu/pretrain-video.sh)
 #   make bench-cuda  GPU benchmarks, each with its reference from the same run: kernels (and the CPU device on
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,

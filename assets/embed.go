@@ -22,3 +22,17 @@ var ImageBase []byte
 //
 //go:embed reward-latent.safetensors
 var RewardLatent []byte
+
+// VideoBase is the default text-to-video generator (DiT over tubelets, 8 frames of 32x32 RGB
+// emoji clips, inflated from ImageBase) with its config and tokenizer, int8 weights with
+// per-row scales, as written by `align pretrain --video` then `align export safetensors
+// --dtype int8`.
+//
+//go:embed video-base.safetensors
+var VideoBase []byte
+
+// RewardVideo is the default video reward model (dimensions vq, ta, mq), BF16 weights, as
+// written by `align reward train --video` then `align export safetensors`.
+//
+//go:embed reward-video.safetensors
+var RewardVideo []byte

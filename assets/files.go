@@ -11,7 +11,10 @@ import (
 // The default models of embed.go, read from $ALIGN_ASSETS (default ./assets) when the package
 // is initialised. A missing file leaves its variable empty: the command that needs that model
 // then fails reading it, and this message on stderr says where it was looked for.
-var RewardImage, ImageBase, RewardLatent = read(rewardImageFile), read(imageBaseFile), read(rewardLatentFile)
+var (
+	RewardImage, ImageBase, RewardLatent = read(rewardImageFile), read(imageBaseFile), read(rewardLatentFile)
+	VideoBase, RewardVideo               = read(videoBaseFile), read(rewardVideoFile)
+)
 
 func read(name string) []byte {
 	dir := os.Getenv("ALIGN_ASSETS")

@@ -320,7 +320,7 @@ func evalRun(cmd *cobra.Command, opts *EvalOptions) error {
 		models = append(models, &evalModelSpec{role: "judge", path: opts.Judge})
 	}
 	for _, m := range models {
-		lr, err := loadReward(cmd, &ScoreOptions{Reward: m.path, ORTLibrary: opts.ORTLibrary, rewardFlag: "--" + m.role})
+		lr, err := loadReward(cmd, &ScoreOptions{Reward: rewardForKind(m.path, opts.Video), ORTLibrary: opts.ORTLibrary, rewardFlag: "--" + m.role})
 		if err != nil {
 			return err
 		}

@@ -74,7 +74,7 @@ fails if any score differs from the Go model's by more than 1e-4.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Model, "model", "", "native reward model: a .safetensors file, a folder holding model.safetensors, or default")
+	f.StringVar(&opts.Model, "model", "", "native reward model: a .safetensors file, a folder holding model.safetensors, default or default-video")
 	f.StringVarP(&opts.Output, "output", "o", "", "ONNX file to write (.onnx)")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest to write (default: the output with .json)")
 	f.BoolVar(&opts.Verify, "verify", true, "compare ONNX Runtime's scores with the Go model's on random inputs (skipped with a note when ONNX Runtime is missing)")
@@ -90,8 +90,8 @@ func exportONNXRun(cmd *cobra.Command, opts *ExportONNXOptions) error {
 	}
 	var m *rewards.Native
 	switch path := opts.Model; {
-	case path == "default":
-		m, err = loadDefaultReward(dev)
+	case path == "default" || path == defaultVideoReward:
+		m, err = loadDefaultReward(dev, path == defaultVideoReward)
 	default:
 		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
 			path = filepath.Join(path, "model.safetensors")

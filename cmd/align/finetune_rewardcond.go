@@ -37,7 +37,7 @@ func condData(dev kernels.Device, opts *FinetuneOptions, mc *diffusion.ModelConf
 	var rm rewards.Model
 	desc := opts.Reward
 	if opts.Reward == "" || opts.Reward == "default" {
-		m, err := loadDefaultReward(dev)
+		m, err := loadDefaultReward(dev, mc.Kind == diffusion.KindVideo)
 		if err != nil {
 			return nil, err
 		}

@@ -1,5 +1,5 @@
 // The generator a command works on: --model PATH, or the embedded default image model when
-// no path is given (there is no default video model yet). PATH may also be the adapter file
+// no path is given (the embedded default video model with --video). PATH may also be the adapter file
 // of a LoRA run of align finetune (adapter.safetensors, written without --merge-lora): it is
 // loaded onto the base model it names and merged, W += (alpha/r) B A, which gives the
 // weights of the --merge-lora model file.
@@ -24,15 +24,18 @@ import (
 	"github.com/alignkit/align/nn"
 )
 
-// defaultImageModel is the embedded default generator's file; tests swap it.
-var defaultImageModel = assets.ImageBase
+// defaultImageModel and defaultVideoModel are the embedded default generators' files; tests
+// swap them.
+var (
+	defaultImageModel = assets.ImageBase
+	defaultVideoModel = assets.VideoBase
+)
 
-// defaultImageModelName names the embedded default generator in reports.
-const defaultImageModelName = "default (embedded image-base)"
-
-// errNoDefaultVideoModel is returned for --video without --model.
-var errNoDefaultVideoModel = errors.New("no default video model is embedded yet; pass --model PATH\n" +
-	"---> HINT: train one with `align pretrain --data data/emoji --video -o video/` and use video/model.safetensors")
+// The embedded default generators' names in reports.
+const (
+	defaultImageModelName = "default (embedded image-base)"
+	defaultVideoModelName = "default (embedded video-base)"
+)
 
 // loadGenerator loads the model at path, or the embedded default image model for "", on
 // dev; an adapter file is merged into its base model. It returns the model and a name for
@@ -81,10 +84,12 @@ func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diff
 	return m, fmt.Sprintf("%s (LoRA on %s)", path, baseName), nil
 }
 
-// loadGeneratorKind is loadGenerator for commands with --video: the model's kind must match.
+// loadGeneratorKind is loadGenerator for commands with --video: the model's kind must match,
+// and no path means the embedded default video model.
 func loadGeneratorKind(dev kernels.Device, path string, video bool) (*diffusion.DiT, string, error) {
 	if path == "" && video {
-		return nil, "", usageError{errNoDefaultVideoModel}
+		m, err := diffusion.LoadDiTFromBytes(dev, "embedded default video model", defaultVideoModel)
+		return m, defaultVideoModelName, err
 	}
 	m, name, err := loadGenerator(dev, path)
 	if err != nil {

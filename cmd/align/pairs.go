@@ -102,7 +102,7 @@ score output) instead of sampling: one scored run then gives pairs for any --wei
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
 	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain (default: the embedded image model)")
-	f.StringVar(&opts.Reward, "reward", "default", "reward model: default, FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded, for the generator's kind), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (ONNX reward models)")
 	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
@@ -197,7 +197,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 		return err
 	}
 	video := m.Config.Kind == diffusion.KindVideo
-	lr, err := loadReward(cmd, &ScoreOptions{Reward: opts.Reward, Manifest: opts.Manifest, ORTLibrary: opts.ORTLibrary, Threads: opts.Threads})
+	lr, err := loadReward(cmd, &ScoreOptions{Reward: rewardForKind(opts.Reward, video), Manifest: opts.Manifest, ORTLibrary: opts.ORTLibrary, Threads: opts.Threads})
 	if err != nil {
 		return err
 	}

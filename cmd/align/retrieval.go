@@ -162,10 +162,14 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 	if err != nil {
 		return err
 	}
+	// The model's kind decides; --video only checks it, or without --model picks the embedded
+	// video model.
+	var m *diffusion.DiT
 	if opts.Model == "" && opts.Video {
-		return usageError{errNoDefaultVideoModel}
+		m, _, err = loadGeneratorKind(dev, "", true)
+	} else {
+		m, _, err = loadGenerator(dev, opts.Model)
 	}
-	m, _, err := loadGenerator(dev, opts.Model) // the model's kind decides; --video only checks it
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -660,6 +661,10 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 	}
 	ext := strings.ToLower(filepath.Ext(opts.Reward))
 	switch {
+	case opts.Reward == "default" && opts.RewardGuidanceScale > 0 && video:
+		return nil, "", nil, usageError{errors.New("--reward-guidance-scale on a video model needs a noise-aware latent video reward model, " +
+			"and none is embedded\n---> HINT: train one with `align reward train --latent --video --data data/emoji -o reward-latent-video/` " +
+			"and pass --reward reward-latent-video/model.safetensors; or steer with a score-only reward (--particles, --best-of-n)")}
 	case opts.Reward == "default" && opts.RewardGuidanceScale > 0:
 		// Gradient guidance needs a noise-aware model: the embedded latent one.
 		c, err := nn.ReadCheckpoint("embedded default latent reward model", assets.RewardLatent)
@@ -671,8 +676,8 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 			return nil, "", nil, err
 		}
 		return latent(m, "default")
-	case opts.Reward == "default":
-		m, err := loadDefaultReward(dev)
+	case opts.Reward == "default" || opts.Reward == defaultVideoReward:
+		m, err := loadDefaultReward(dev, video)
 		if err != nil {
 			return nil, "", nil, err
 		}

@@ -226,10 +226,17 @@ func TestSampleEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &drep); err != nil || !strings.Contains(drep.Model, "embedded") || len(drep.Files) != 1 {
 		t.Errorf("default model report %+v (%v)", drep, err)
 	}
+	// --video without --model: the embedded video model, one GIF per clip.
 	stderr.Reset()
-	if code := Main([]string{"sample", "--video", "--prompt", "a red apple moving left", "-o", out}, &stdout, &stderr); code != exitUsage ||
-		!strings.Contains(stderr.String(), "no default video model") {
-		t.Errorf("--video without --model: exit %d, %q", code, stderr.String())
+	stdout.Reset()
+	vid := filepath.Join(dir, "default-video")
+	if code := Main([]string{"sample", "--video", "--prompt", "a red apple moving left", "--num-inference-steps", "2", "-o", vid, "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("--video without --model: exit %d, %q", code, stderr.String())
+	}
+	var vrep sampleReport
+	if err := json.Unmarshal(stdout.Bytes(), &vrep); err != nil || vrep.Model != defaultVideoModelName || len(vrep.Files) != 1 ||
+		!strings.HasSuffix(vrep.Files[0].Path, ".gif") {
+		t.Errorf("default video model report %+v (%v)", vrep, err)
 	}
 }
 
@@ -466,4 +473,29 @@ func sampleJSON(t *testing.T, args []string) (sampleReport, string, int) {
 		}
 	}
 	return rep, stderr.String(), code
+}
+
+func TestSampleVideoDefaultReward(t *testing.T) {
+	// A video model reads --reward default as the embedded video reward model (vq, ta, mq);
+	// gradient guidance refuses it (no latent video model is embedded) with a hint.
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"sample", "--video", "--prompt", "a red apple moving left", "--num-inference-steps", "2",
+		"--best-of-n", "2", "--reward-weights", "mq=1", "-o", filepath.Join(dir, "bon"), "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("best-of-n: exit %d, %q", code, stderr.String())
+	}
+	var rep sampleReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || rep.Steering == nil ||
+		!strings.Contains(rep.Steering.Reward, "video reward model") || rep.Steering.Weights != "mq=1" {
+		t.Errorf("report %+v (%v)", rep.Steering, err)
+	}
+	stderr.Reset()
+	out := filepath.Join(dir, "nrg")
+	if code := Main([]string{"sample", "--video", "--prompt", "a red apple moving left", "--reward-guidance-scale", "10", "-o", out},
+		&stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "align reward train --latent --video") {
+		t.Errorf("nrg with default reward: exit %d, %q", code, stderr.String())
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s written by a refused run (%v)", out, err)
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,9 +31,25 @@ import (
 	"github.com/alignkit/align/rewards/scoring"
 )
 
-// defaultRewardModel is the embedded default reward model (a native model's safetensors
-// bytes), used by --reward default; tests swap it.
-var defaultRewardModel = assets.RewardImage
+// defaultRewardModel and defaultVideoRewardModel are the embedded default reward models (native
+// models' safetensors bytes), used by --reward default and default-video; tests swap them.
+var (
+	defaultRewardModel      = assets.RewardImage
+	defaultVideoRewardModel = assets.RewardVideo
+)
+
+// defaultVideoReward is the --reward name of the embedded video reward model. Commands that
+// know their generator (sample, pairs, eval, finetune) read "default" as it for a video model.
+const defaultVideoReward = "default-video"
+
+// rewardForKind is the --reward value name for samples of a video (or image) generator:
+// "default" becomes default-video for a video model.
+func rewardForKind(name string, video bool) string {
+	if name == "default" && video {
+		return defaultVideoReward
+	}
+	return name
+}
 
 // Output formats of align score.
 const (
@@ -115,7 +130,7 @@ the whole list in order.`,
 	f.StringArrayVarP(&opts.Inputs, "input", "i", nil, "folder, glob, file, or .jsonl/.csv list of inputs (repeatable)")
 	f.StringVar(&opts.Prompt, "prompt", "", "prompt of every input that has none of its own")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to prompts")
-	f.StringVar(&opts.Reward, "reward", "default", "reward model: default, FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how the total combines dimensions: "+strings.Join(rewards.Combiners, ", "))
@@ -209,12 +224,12 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 	flag := cmp.Or(opts.rewardFlag, "--reward")
 	ext := strings.ToLower(filepath.Ext(opts.Reward))
 	switch {
-	case opts.Reward == "default":
+	case opts.Reward == "default" || opts.Reward == defaultVideoReward:
 		dev, err := deviceFromCmd(cmd)
 		if err != nil {
 			return nil, err
 		}
-		m, err := loadDefaultReward(dev)
+		m, err := loadDefaultReward(dev, opts.Reward == defaultVideoReward)
 		if err != nil {
 			return nil, err
 		}
@@ -254,14 +269,19 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 	return nil, usageError{fmt.Errorf("%s %s: want default, a .safetensors, .onnx or .json (manifest) file", flag, opts.Reward)}
 }
 
-// loadDefaultReward builds the embedded default reward model, frozen for scoring.
-func loadDefaultReward(dev kernels.Device) (*rewards.Native, error) {
-	if len(defaultRewardModel) == 0 {
-		return nil, errors.New("no default reward model is embedded in this build yet\n" +
-			"---> HINT: train one with `align reward train --data data/emoji -o reward/` and pass --reward reward/model.safetensors, " +
-			"or pass an ONNX model with --reward FILE.onnx")
+// loadDefaultReward builds the embedded default image (or video) reward model, frozen for
+// scoring.
+func loadDefaultReward(dev kernels.Device, video bool) (*rewards.Native, error) {
+	b, name, train := defaultRewardModel, "embedded default reward model", "align reward train --data data/emoji -o reward/"
+	if video {
+		b, name, train = defaultVideoRewardModel, "embedded default video reward model", "align reward train --data data/emoji --video -o reward/"
 	}
-	c, err := nn.ReadCheckpoint("embedded default reward model", defaultRewardModel)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("no %s in this build\n"+
+			"---> HINT: train one with `%s` and pass --reward reward/model.safetensors, "+
+			"or pass an ONNX model with --reward FILE.onnx", strings.TrimPrefix(name, "embedded "), train)
+	}
+	c, err := nn.ReadCheckpoint(name, b)
 	if err != nil {
 		return nil, err
 	}

@@ -164,17 +164,41 @@ func TestScoreFlags(t *testing.T) {
 }
 
 func TestScoreDefaultRewardMissing(t *testing.T) {
-	saved := defaultRewardModel
-	defaultRewardModel = nil
-	defer func() { defaultRewardModel = saved }()
+	saved, savedVideo := defaultRewardModel, defaultVideoRewardModel
+	defaultRewardModel, defaultVideoRewardModel = nil, nil
+	defer func() { defaultRewardModel, defaultVideoRewardModel = saved, savedVideo }()
 	dir := t.TempDir()
 	writeTestPNG(t, filepath.Join(dir, "a.png"), 8, 8, 1)
 	code, _, stderr := runAlign(t, "score", dir)
-	if code != exitError || !strings.Contains(stderr, "no default reward model is embedded") || !strings.Contains(stderr, "HINT") {
+	if code != exitError || !strings.Contains(stderr, "no default reward model in this build") || !strings.Contains(stderr, "HINT") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
-	if _, err := loadDefaultReward(kernels.NewCPU(1)); err == nil {
-		t.Error("loadDefaultReward without embedded bytes did not fail")
+	code, _, stderr = runAlign(t, "score", dir, "--reward", "default-video")
+	if code != exitError || !strings.Contains(stderr, "no default video reward model in this build") || !strings.Contains(stderr, "--video") {
+		t.Errorf("default-video: exit %d, stderr %q", code, stderr)
+	}
+	for _, video := range []bool{false, true} {
+		if _, err := loadDefaultReward(kernels.NewCPU(1), video); err == nil {
+			t.Errorf("loadDefaultReward(video %v) without embedded bytes did not fail", video)
+		}
+	}
+}
+
+func TestScoreDefaultVideoReward(t *testing.T) {
+	// --reward default-video scores clips with the embedded video model: three dimensions.
+	dir := t.TempDir()
+	writeTestGIF(t, filepath.Join(dir, "a-red-apple-moving-left.gif"), 8, 10)
+	code, stdout, stderr := runAlign(t, "score", dir, "--reward", "default-video", "--format", "jsonl")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, col := range []string{`"vq"`, `"ta_z"`, `"mq"`, `"mq_z"`, `"prompt":"a red apple moving left"`} {
+		if !strings.Contains(stdout, col) {
+			t.Errorf("score output lacks %s: %s", col, stdout)
+		}
+	}
+	if !strings.Contains(stdout, `"error":null`) {
+		t.Errorf("error row: %s", stdout)
 	}
 }
 
