@@ -143,7 +143,12 @@ sample: build
 # evaluation from EXP_EVAL_PROMPTS prompts of part 1/2: concepts the generator knows, never
 # used for pairs or fine-tuning. Every file is a make target, so an interrupted experiment
 # continues where it stopped. The table lands in $(EXP)/table.md.
-EXP              ?= $(RUNS)/align-exp
+# VIDEO=1 builds the same files for the embedded video model in $(RUNS)/video-exp: clip prompts
+# (align data prompts --video: the motions in turn), video reward models (vq, ta, mq), samples
+# with --video; the steering experiment then adds MQ-only weights.
+VIDEO            ?=
+VIDEO_FLAG        = $(if $(VIDEO),--video)
+EXP              ?= $(RUNS)/$(if $(VIDEO),video-exp,align-exp)
 EXP_PAIR_PROMPTS ?= 0
 EXP_K            ?= 8
 EXP_EVAL_PROMPTS ?= 200
@@ -161,14 +166,14 @@ align-experiment: $(EXP)/table.md
 dpo-beta-sweep: $(EXP)/table-beta.md
 
 $(EXP)/prompts-pairs.txt: | build data
-	./$(BIN) data prompts $(DATA) --part 0/2 --limit $(EXP_PAIR_PROMPTS) -o $@
+	./$(BIN) data prompts $(DATA) --part 0/2 --limit $(EXP_PAIR_PROMPTS) $(VIDEO_FLAG) -o $@
 $(EXP)/prompts-eval.txt: | build data
-	./$(BIN) data prompts $(DATA) --part 1/2 --limit $(EXP_EVAL_PROMPTS) -o $@
+	./$(BIN) data prompts $(DATA) --part 1/2 --limit $(EXP_EVAL_PROMPTS) $(VIDEO_FLAG) -o $@
 $(EXP)/reward/model.safetensors: | build data
-	./$(BIN) reward train --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(EXP_REWARD_STEPS) \
+	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(EXP_REWARD_STEPS) \
 		-o $(EXP)/reward $(call resume_or,$(EXP)/reward,)
 $(EXP)/judge/model.safetensors: | build data
-	./$(BIN) reward train --data $(DATA) --concept-part 1/2 --seed 1 --max-train-steps $(EXP_REWARD_STEPS) \
+	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) --concept-part 1/2 --seed 1 --max-train-steps $(EXP_REWARD_STEPS) \
 		-o $(EXP)/judge $(call resume_or,$(EXP)/judge,)
 # The scored run in EXP_SHARDS parts (align pairs --shard: the same samples as one run), so an
 # interrupted experiment loses at most one part.
@@ -198,7 +203,7 @@ $(EXP)/dpo-ta-b%/model.safetensors: $(EXP)/pairs-ta.jsonl
 
 # ALIGN_DEVICE=cuda samples on a GPU (with BIN=bin/align-cuda from make cuda-cli-binary).
 ALIGN_DEVICE ?= cpu
-EXP_SAMPLE = ./$(BIN) sample --device $(ALIGN_DEVICE) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
+EXP_SAMPLE = ./$(BIN) sample $(VIDEO_FLAG) --device $(ALIGN_DEVICE) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
 $(EXP)/samples/base/samples.json: $(EXP)/prompts-eval.txt
 	$(EXP_SAMPLE) -o $(@D)
 $(EXP)/samples/%/samples.json: $(EXP)/%/model.safetensors $(EXP)/prompts-eval.txt
@@ -214,7 +219,8 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 	@cat $@
 
 # ---- Steering experiment: controllability of reward-steered sampling on the embedded image model ----
-# For each weighting of STEER_WEIGHTINGS (vq: vq=1,ta=0; ta: vq=0,ta=1; eq: vq=1,ta=1) and each
+# (VIDEO=1: on the embedded video model, with video reward models and an MQ-only weighting.)
+# For each weighting of STEER_WEIGHTINGS (vq: vq=1; ta: ta=1; mq: mq=1; eq: all 1) and each
 # method of STEER_METHODS, one set of samples of the alignment experiment's eval prompts with its
 # seed, images per prompt and sampling command ($(EXP_SAMPLE)), compared by align eval with
 # unguided sampling of the same sampler, judged by the clean training reward ($(EXP)/reward, concept
@@ -239,6 +245,7 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 #   make steering-experiment EXP=/tmp/steer-mini EXP_EVAL_PROMPTS=4 EXP_IMAGES=1 EXP_REWARD_STEPS=5 \
 #     STEER_LATENT_STEPS=5 STEER_LATENT_FLAGS="--eval-pairs 64 --val-pairs 64" STEER_PARTICLES=2 \
 #     STEER_BON_N=2 STEER_NRG_SCALES="50 100"
+# (the same with VIDEO=1 and EXP=/tmp/vsteer-mini: 7 minutes on 2 cores).
 STEER_NRG_SCALE    ?= 100
 STEER_NRG_SCALES   ?= 25 50 100 200
 STEER_PARTICLES    ?= 4
@@ -247,13 +254,16 @@ STEER_BON_N        ?= 4
 STEER_LATENT_STEPS ?= 3000
 # STEER_LATENT_FLAGS="--ta-image-share 0.5" trains the latent model with image pairs for TA (README).
 STEER_LATENT_FLAGS ?=
-STEER_WEIGHTINGS   ?= vq ta eq
+STEER_WEIGHTINGS   ?= vq ta $(if $(VIDEO),mq) eq
 STEER_METHODS      ?= nrg fk bon
-STEER_W_vq := vq=1,ta=0
-STEER_W_ta := vq=0,ta=1
-STEER_W_eq := vq=1,ta=1
+# Dimensions not named weigh 0 (rewards.ParseWeights).
+STEER_W_vq := vq=1
+STEER_W_ta := ta=1
+STEER_W_mq := mq=1
+STEER_W_eq  = vq=1,ta=1$(if $(VIDEO),$(comma)mq=1)
 STEER_NAME_vq  := VQ-only
 STEER_NAME_ta  := TA-only
+STEER_NAME_mq  := MQ-only
 STEER_NAME_eq  := equal
 STEER_NAME_nrg  = Flow-NRG w $(STEER_NRG_SCALE)
 STEER_NAME_fk   = FK k $(STEER_PARTICLES) λ $(STEER_FK_LAMBDA) (vs SDE)
@@ -274,7 +284,7 @@ steering-experiment: $(EXP)/table-steering.md $(EXP)/steering-curve.png
 	@echo "→ $(EXP)/steering-curve.png"
 
 $(EXP)/latent/model.safetensors: | build data
-	./$(BIN) reward train --latent --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
+	./$(BIN) reward train --latent $(VIDEO_FLAG) --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
 		$(STEER_LATENT_FLAGS) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
 # The stem is SCALE-WEIGHTING.
 # Guidance uses the BF16 copy, the form in which a latent model is embedded under assets/.

@@ -52,6 +52,7 @@ type DataPromptsOptions struct {
 	Part   string // --part i/n
 	Limit  int    // --limit (0: all)
 	Output string // -o (default: stdout)
+	Video  bool   // --video: clip captions, the motions in turn
 
 	part, parts int
 }
@@ -371,10 +372,15 @@ concept), one per line, for align sample --prompts and align pairs --prompts.
 sha256("prompts/" + concept) read big-endian, so the n parts are disjoint and together hold
 the whole split: fine-tune on one part, evaluate on another. The captions are sorted by h,
 which does not depend on the dataset's order, so --limit N keeps a stable prefix (the first
-200 stay the first 200 when more are asked for).`,
+200 stay the first 200 when more are asked for).
+
+--video writes clip captions instead, for a video model: the k-th caption in that order gets
+the k-th motion of the dataset's 13 in turn ("a red apple moving left", "a rocket bouncing"),
+so every motion is asked for alike and a prefix keeps its captions.`,
 		Example: `  $ align data prompts data/emoji --part 0/2 -o prompts/finetune.txt
   $ align data prompts data/emoji --part 1/2 --limit 200 -o prompts/eval.txt
-  $ align data prompts data/emoji --split heldout --limit 50`,
+  $ align data prompts data/emoji --split heldout --limit 50
+  $ align data prompts data/emoji --part 1/2 --limit 200 --video -o prompts/eval-video.txt`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return flagErrorf("prompts takes one dataset directory, got %d arguments", len(args))
@@ -397,6 +403,7 @@ which does not depend on the dataset's order, so --limit N keeps a stable prefix
 	f.StringVar(&opts.Part, "part", "0/1", "keep part i/n of the concepts (hash of the concept mod n = i)")
 	f.IntVar(&opts.Limit, "limit", 0, "at most this many captions, the first by hash (0: all)")
 	f.StringVarP(&opts.Output, "output", "o", "", "file to write, atomically (default: stdout)")
+	f.BoolVar(&opts.Video, "video", false, "clip captions: each concept with a motion, the 13 motions in turn")
 	return cmd
 }
 
@@ -429,8 +436,12 @@ func dataPromptsRun(cmd *cobra.Command, opts *DataPromptsOptions) error {
 		return fmt.Errorf("%s: no %s concepts in part %s", opts.Dir, split, opts.Part)
 	}
 	write := func(w io.Writer) error {
-		for _, p := range ps {
-			if _, err := fmt.Fprintln(w, p.Caption); err != nil {
+		for k, p := range ps {
+			caption := p.Caption
+			if opts.Video {
+				caption = dataset.VideoCaption(caption, dataset.Motions[k%len(dataset.Motions)])
+			}
+			if _, err := fmt.Fprintln(w, caption); err != nil {
 				return err
 			}
 		}

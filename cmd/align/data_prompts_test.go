@@ -21,6 +21,7 @@ func TestDataPromptsFlags(t *testing.T) {
 		{args: []string{"d"}, want: DataPromptsOptions{Dir: "d", Split: "train", Part: "0/1", parts: 1}},
 		{args: []string{"d", "--split", "heldout", "--part", "1/2", "--limit", "200", "-o", "p.txt"},
 			want: DataPromptsOptions{Dir: "d", Split: "heldout", Part: "1/2", Limit: 200, Output: "p.txt", part: 1, parts: 2}},
+		{args: []string{"d", "--video"}, want: DataPromptsOptions{Dir: "d", Split: "train", Part: "0/1", parts: 1, Video: true}},
 		{args: []string{"d", "--split", "val"}, error: `--split "val"`},
 		{args: []string{"d", "--part", "2/2"}, error: "--part: shard"},
 		{args: []string{"d", "--limit", "-1"}, error: "--limit must be >= 0"},
@@ -67,6 +68,14 @@ func TestDataPrompts(t *testing.T) {
 	want := []string{"new moon symbol", "red apple", "people holding hands", "waving hand sign", "hash key", "large red square", "fork and knife with plate"}
 	if !slices.Equal(all, want) {
 		t.Errorf("all training prompts %q, want %q", all, want)
+	}
+	// --video: the same order, the motions of dataset.Motions in turn.
+	video := run("--video")
+	wantVideo := []string{"a new moon symbol moving left", "a red apple moving right", "a people holding hands moving up",
+		"a waving hand sign moving down", "a hash key moving up and left", "a large red square moving up and right",
+		"a fork and knife with plate moving down and left"}
+	if !slices.Equal(video, wantVideo) {
+		t.Errorf("--video prompts %q, want %q", video, wantVideo)
 	}
 	p0, p1 := run("--part", "0/2"), run("--part", "1/2")
 	if want := []string{"new moon symbol", "large red square"}; !slices.Equal(p0, want) {
