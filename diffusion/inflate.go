@@ -83,9 +83,9 @@ func InflateImageModel(dst, src *DiT) error {
 	if src.Tokenizer == nil || dst.Tokenizer == nil {
 		return errors.New("inflate: both models need their tokenizers")
 	}
-	nOld := src.Tokenizer.VocabSize()
-	if dst.Tokenizer.VocabSize() < nOld || !slices.Equal(dst.Tokenizer.Vocab[:nOld], src.Tokenizer.Vocab) {
-		return fmt.Errorf("inflate: the video tokenizer does not keep the image model's %d words and their ids (Tokenizer.Extend keeps them)", nOld)
+	if !dst.Tokenizer.Extends(src.Tokenizer) {
+		return fmt.Errorf("inflate: the video tokenizer does not keep the image model's %d words and their ids (Tokenizer.Extend keeps them)",
+			src.Tokenizer.VocabSize())
 	}
 	srcParams := map[string]*paramHost{}
 	sp, dp := src.Params(), dst.Params()
@@ -103,13 +103,10 @@ func InflateImageModel(dst, src *DiT) error {
 		}
 		var out []float32
 		switch p.Name {
-		case "x_embedder.proj.weight": // (C, Cin*p*p) -> (C, Cin*pt*p*p), divided by pt
-			out = tileTubelet(s.data, dc.Width, dc.Channels, pt, pp, 1/float32(pt))
+		case "x_embedder.proj.weight":
+			out = InflatePatchWeight(s.data, dc.Width, dc.Channels, pt, dc.PatchSize)
 		case "x_embedder.proj.bias":
-			out = slices.Clone(s.data)
-			for i, m := range meanTemporalCode(dc.Width, dc.Frames/pt) {
-				out[i] -= m
-			}
+			out = InflatePatchBias(s.data, dc.Frames/pt)
 		case "final_layer.linear.weight": // (Cin*p*p, C) -> (Cin*pt*p*p, C)
 			out = tileTubelet(s.data, 1, dc.Channels, pt, pp*dc.Width, 1)
 		case "final_layer.linear.bias": // (Cin*p*p) -> (Cin*pt*p*p)
@@ -132,17 +129,42 @@ func InflateImageModel(dst, src *DiT) error {
 	return nil
 }
 
-// meanTemporalCode is mean_t F(t) over the gt tubelet times, F(t) being what
-// nn.PosEmbed3D adds to the spatial table of the tokens of time t (zero when gt = 1).
-func meanTemporalCode(C, gt int) []float32 {
+// InflatePatchWeight maps the weight (C, cin*p*p) of an image nn.PatchEmbed to the
+// weight (C, cin*pt*p*p) of tubelets of pt frames: W_v[o, (c,dt,dy,dx)] = W_i[o, (c,dy,dx)] / pt,
+// so that a static tubelet embeds as the image patch does. The native reward model's
+// inflation (rewards.InflateNative) uses it too.
+func InflatePatchWeight(w []float32, width, cin, pt, patchSize int) []float32 {
+	return tileTubelet(w, width, cin, pt, patchSize*patchSize, 1/float32(pt))
+}
+
+// InflatePatchBias maps the bias (C) of an image nn.PatchEmbed to the bias of a clip of gt
+// tubelets in time: b_v = b_i - mean_t F(t), F(t) being what nn.PosEmbed3D adds to the
+// spatial table of the tokens of time t (no change when gt = 1).
+func InflatePatchBias(b []float32, gt int) []float32 {
+	C := len(b)
 	spatial, full := nn.PosEmbed3D(C, 1, 1, 1), nn.PosEmbed3D(C, gt, 1, 1)
-	mean := make([]float32, C)
+	out := slices.Clone(b)
 	for t := range gt {
-		for i := range mean {
-			mean[i] += (full[t*C+i] - spatial[i]) / float32(gt)
+		for i := range out {
+			out[i] -= (full[t*C+i] - spatial[i]) / float32(gt)
 		}
 	}
-	return mean
+	return out
+}
+
+// ResumedInitSource is the InitSource of a resumed run: was, the run's own record (nil: the
+// run started from seeded weights), whatever path named the same file. want is what
+// --init-from names on the resume (nil: nothing); naming another file, or naming one for a
+// run that was not initialised from a model, is an error.
+func ResumedInitSource(was, want *InitSource) (*InitSource, error) {
+	switch {
+	case want != nil && was == nil:
+		return nil, fmt.Errorf("the run was not initialised from a model; --init-from %s starts a new run", want.Path)
+	case want != nil && want.SHA256 != was.SHA256:
+		return nil, fmt.Errorf("the run was initialised from %s (sha256 %s), not from %s (sha256 %s); resume without --init-from",
+			was.Path, was.SHA256, want.Path, want.SHA256)
+	}
+	return was, nil
 }
 
 type paramHost struct {

@@ -457,14 +457,11 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if st.Config != nil {
 		was = st.Config.InitFrom
 	}
-	switch want := t.Cfg.InitFrom; {
-	case want != nil && was == nil:
-		return fmt.Errorf("%s: the run was not initialised from a model; --init-from %s starts a new run", src, want.Path)
-	case want != nil && want.SHA256 != was.SHA256:
-		return fmt.Errorf("%s: the run was initialised from %s (sha256 %s), not from %s (sha256 %s); resume without --init-from",
-			src, was.Path, was.SHA256, want.Path, want.SHA256)
+	from, err := ResumedInitSource(was, t.Cfg.InitFrom)
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
 	}
-	t.Cfg.InitFrom = was // the run's own record, whatever path named the same file
+	t.Cfg.InitFrom = from
 	ps := append(t.Model.Params(), prefix("ema", t.EMA.Params())...)
 	if err := c.CopyToParams(ps); err != nil {
 		return err

@@ -88,6 +88,13 @@ func (t *Tokenizer) Extend(captions []string) *Tokenizer {
 	return out
 }
 
+// Extends reports whether t keeps every word of base at base's id (as base.Extend makes it)
+// and base's MaxLen.
+func (t *Tokenizer) Extends(base *Tokenizer) bool {
+	n := base.VocabSize()
+	return t.MaxLen == base.MaxLen && t.VocabSize() >= n && slices.Equal(t.Vocab[:n], base.Vocab)
+}
+
 // rankWords lists the words of captions that occur at least minCount times and are not
 // keys of known, by descending frequency then alphabetically.
 func rankWords(captions []string, minCount int, known map[string]int) []string {

@@ -74,6 +74,12 @@ func TestTokenizerExtend(t *testing.T) {
 	if same := base.Extend([]string{"apple red"}); !reflect.DeepEqual(same.Vocab, base.Vocab) {
 		t.Errorf("captions without new words changed the vocabulary: %q", same.Vocab)
 	}
+	// Extends: ext keeps base's ids; base lacks ext's words; a tokenizer built from the same
+	// captions anew orders them by frequency, not by base's ids.
+	fresh, _ := BuildTokenizer([]string{"a red apple moving up", "a car zooming", "zooming moving", "zebra up", "zebra bouncing"}, 1, 4)
+	if !ext.Extends(base) || !base.Extends(base) || base.Extends(ext) || fresh.Extends(base) {
+		t.Errorf("Extends: ext %v, itself %v, base of ext %v, fresh %v", ext.Extends(base), base.Extends(base), base.Extends(ext), fresh.Extends(base))
+	}
 }
 
 func TestTokenizerJSONRoundTrip(t *testing.T) {

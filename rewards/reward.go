@@ -9,6 +9,7 @@
 //	pairs.go     preference pairs from the emoji data, splits, the NegativeSource hook
 //	negatives.go vq negatives sampled from a generator with few steps, cached per run
 //	train.go     training, calibration on the validation split, evaluation
+//	inflate.go   a video reward model started from a trained image reward model
 //
 // # Dimensions
 //

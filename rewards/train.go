@@ -78,6 +78,9 @@ type TrainConfig struct {
 	// TAImageShare is PairConfig.TAImageShare: the share of decisive TA pairs that compare two
 	// images under one caption.
 	TAImageShare float64 `json:"ta_image_share,omitempty"`
+	// InitFrom is the image reward model a video run was inflated from (Trainer.InflateFrom);
+	// nil for a run from seeded weights. Checkpoints carry it, so a resume needs no --init-from.
+	InitFrom *diffusion.InitSource `json:"init_from,omitempty"`
 }
 
 // DefaultTrainConfig returns the defaults of `align reward train`.
@@ -229,12 +232,17 @@ func NewTrainer(dev kernels.Device, mcfg NativeConfig, tok *diffusion.Tokenizer,
 // BuildTokenizer makes the caption vocabulary of a reward model from the training split's
 // captions (images: item captions; clips: clip captions), so held-out words stay unknown.
 func BuildTokenizer(gen *PairGen, maxLen int) (*diffusion.Tokenizer, error) {
+	return diffusion.BuildTokenizer(trainCaptions(gen), 1, maxLen)
+}
+
+// trainCaptions lists the captions of the training split's samples.
+func trainCaptions(gen *PairGen) []string {
 	var caps []string
 	for _, i := range gen.pools[SplitTrain] {
 		c, _, _, _, _ := gen.describe(i)
 		caps = append(caps, c)
 	}
-	return diffusion.BuildTokenizer(caps, 1, maxLen)
+	return caps
 }
 
 // renderPairs writes the A samples then the B samples of pairs into t.pixels.
@@ -616,6 +624,15 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if err := t.Cfg.sameNegatives(st.Config); err != nil {
 		return fmt.Errorf("%s: %w", src, err)
 	}
+	var was *diffusion.InitSource
+	if st.Config != nil {
+		was = st.Config.InitFrom
+	}
+	from, err := diffusion.ResumedInitSource(was, t.Cfg.InitFrom)
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	t.Cfg.InitFrom = from
 	if err := c.CopyToParams(t.net().Params()); err != nil {
 		return err
 	}

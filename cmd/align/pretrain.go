@@ -8,8 +8,11 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,24 +236,47 @@ func (o *PretrainOptions) modelConfig(m *dataset.Manifest) (diffusion.ModelConfi
 	return c, nil
 }
 
-// initSource names --init-from with the sha256 of its bytes ("default": the embedded
-// image model's).
-func initSource(flag string) (diffusion.InitSource, error) {
-	path := flag
+// initSource names --init-from with the sha256 of its bytes: the file's, or for "default"
+// those of embedded, the embedded model's.
+func initSource(flag string, embedded []byte) (diffusion.InitSource, error) {
 	if flag == "default" {
-		path = ""
+		sum := sha256.Sum256(embedded)
+		return diffusion.InitSource{Path: flag, SHA256: hex.EncodeToString(sum[:])}, nil
 	}
-	sum, err := generatorSHA256(path)
+	sum, err := generatorSHA256(flag)
 	if err != nil {
 		return diffusion.InitSource{}, fmt.Errorf("--init-from: %w", err)
 	}
 	return diffusion.InitSource{Path: flag, SHA256: sum}, nil
 }
 
+// checkInitSizeFlags refuses a size flag of set that --init-from's model fixes to another
+// value; given maps each such flag to (its value, the model's).
+func checkInitSizeFlags(set []string, given map[string][2]any) error {
+	for _, f := range set {
+		if v, ok := given[f]; ok && fmt.Sprint(v[0]) != fmt.Sprint(v[1]) {
+			return flagErrorf("%s %v differs from the --init-from model's %v; an inflated model keeps the image model's size (drop %s)", f, v[0], v[1], f)
+		}
+	}
+	return nil
+}
+
+// printInflated reports the source of an inflated run and the words its tokenizer tok added
+// after the source's nOld.
+func printInflated(w io.Writer, source diffusion.InitSource, tubeletFrames int, tok *diffusion.Tokenizer, nOld int) {
+	added := tok.Vocab[nOld:]
+	shown := strings.Join(added[:min(len(added), 10)], " ")
+	if len(added) > 10 {
+		shown += " ..."
+	}
+	fmt.Fprintf(w, "inflated from %s (sha256 %s): tubelets of %d frames; %d new words after its %d: %s\n",
+		source.Path, source.SHA256, tubeletFrames, len(added), nOld, shown)
+}
+
 // loadInitModel loads the image model of --init-from on dev (an adapter file is merged
 // into its base, as for align sample) with its InitSource.
 func loadInitModel(dev kernels.Device, flag string) (*diffusion.DiT, diffusion.InitSource, error) {
-	source, err := initSource(flag)
+	source, err := initSource(flag, defaultImageModel)
 	if err != nil {
 		return nil, source, err
 	}
@@ -281,10 +307,8 @@ func (o *PretrainOptions) inflatedConfig(img diffusion.ModelConfig, m *dataset.M
 		"--text-width": {textWidth, img.TextWidth}, "--max-text-length": {o.MaxTextLength, img.MaxTextLen},
 		"--reward-dims": {strings.Join(o.RewardDims, ","), strings.Join(img.RewardDims, ",")}, "--shift": {o.Shift, img.Shift},
 	}
-	for _, f := range o.modelFlags {
-		if v := given[f]; fmt.Sprint(v[0]) != fmt.Sprint(v[1]) {
-			return img, flagErrorf("%s %v differs from the --init-from model's %v; an inflated model keeps the image model's size (drop %s)", f, v[0], v[1], f)
-		}
+	if err := checkInitSizeFlags(o.modelFlags, given); err != nil {
+		return img, err
 	}
 	if m.ImageSize != img.ImageSize || m.Channels != img.Channels {
 		return img, usageError{fmt.Errorf("--data %s: clips of %dx%d with %d channels; the --init-from model makes %dx%d with %d",
@@ -379,7 +403,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	resumed := ""
 	if opts.ResumeFromCheckpoint != "" {
 		if opts.InitFrom != "" { // Resume checks it against the run's record
-			source, err := initSource(opts.InitFrom)
+			source, err := initSource(opts.InitFrom, defaultImageModel)
 			if err != nil {
 				return err
 			}
@@ -461,13 +485,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 				return err
 			}
 			pc.InitFrom = tr.Cfg.InitFrom
-			added := tok.Vocab[src.Tokenizer.VocabSize():]
-			shown := strings.Join(added[:min(len(added), 10)], " ")
-			if len(added) > 10 {
-				shown += " ..."
-			}
-			fmt.Fprintf(stderr, "inflated from %s (sha256 %s): tubelets of %d frames; %d new words after its %d: %s\n",
-				source.Path, source.SHA256, mcfg.TubeletFrames, len(added), src.Tokenizer.VocabSize(), shown)
+			printInflated(stderr, source, mcfg.TubeletFrames, tok, src.Tokenizer.VocabSize())
 		}
 	}
 	mc := tr.Model.Config

@@ -72,6 +72,12 @@ func TestRewardTrainNegativesFlags(t *testing.T) {
 // concept (a disc of its own colour), and no held-out concept.
 func negativesDataset(t *testing.T) string {
 	t.Helper()
+	return syntheticEmojiDataset(t, 0)
+}
+
+// syntheticEmojiDataset writes the emoji set of negativesDataset with clips clips.
+func syntheticEmojiDataset(t *testing.T, clips int) string {
+	t.Helper()
 	type entry struct {
 		Name          string `json:"name"`
 		Unified       string `json:"unified"`
@@ -122,7 +128,7 @@ func negativesDataset(t *testing.T) string {
 	}
 	src := &dataset.Sources{EmojiJSON: js, Keywords: []byte("{}"), Images: map[string]map[string][]byte{dataset.SetTwitter: imgs, dataset.SetGoogle: {}}}
 	dir := t.TempDir()
-	if _, err := dataset.Build(context.Background(), src, dataset.Options{OutputDir: dir}); err != nil {
+	if _, err := dataset.Build(context.Background(), src, dataset.Options{OutputDir: dir, VideoClips: clips}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -2,7 +2,9 @@
 // regression) on pairs built from the emoji data, with exact resume, a JSONL log, calibration
 // on the validation split and a held-out evaluation at the end. With --latent it trains the
 // noise-aware latent reward model of Flow-NRG instead, cut from the first blocks of
-// --generator, on pairs whose sides share one noise level t and one noise draw.
+// --generator, on pairs whose sides share one noise level t and one noise draw. A video
+// model can start from a trained image reward model instead (--init-from, inflation:
+// rewards/inflate.go).
 //
 // Test: go test ./cmd/align -run RewardTrain
 package main
@@ -17,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
@@ -34,6 +37,10 @@ type RewardTrainOptions struct {
 	Width, VisionLayers, JointLayers, Heads, PatchSize, TubeletFrames, MaxTextLength int
 	MLPRatio                                                                         float64
 
+	// InitFrom is the image reward model a --video run starts from: a native image reward
+	// model file, or "default" for the embedded one; "" for seeded weights.
+	InitFrom string
+
 	// Noise-aware latent model (--latent): the generator file it starts from, the blocks it
 	// keeps and the hidden width of its heads (0: the generator's width).
 	Latent       bool
@@ -50,6 +57,8 @@ type RewardTrainOptions struct {
 	ResumeFromCheckpoint string
 	TimeLimit            time.Duration
 	Threads              int
+
+	modelFlags []string // model-size flags set on the command line
 }
 
 func newCmdRewardTrain(runF func(*RewardTrainOptions) error) *cobra.Command {
@@ -89,16 +98,32 @@ logit_normal) and one eps; eval.json then also reports the accuracy per t bucket
 once before training, --negatives-per-level items per split (0: every item) at each step
 count, with a progress bar, from --seed and independent of batching, and cached in the
 output directory (negatives.u8, negatives.json with the generator's sha256); a resumed run
-reuses them and refuses a cache that does not match. Image reward models only.` + skippedStepsHelp,
+reuses them and refuses a cache that does not match. Image reward models only.
+
+--video --init-from IMAGE_REWARD_MODEL (a native image reward model file, or default for the
+embedded one) starts the video reward model from a trained image reward model: its size is
+the image model's (size flags may only repeat it), the patch embedding is inflated to
+tubelets (the image kernel divided by the tubelet's frames on each frame), every other
+weight with the same meaning is copied, the query tokens and heads of the image model's
+dimensions (vq, ta) carry over while a new one (mq) starts from the seeded draws of a fresh
+model, and the clip captions' new words get new ids after the image model's. The source's
+path and sha256 are recorded in every checkpoint, so a resume needs no --init-from (and
+refuses a different one).` + skippedStepsHelp,
 		Example: `  $ align reward train --data data/emoji -o reward/
   $ align reward train --data data/emoji --loss bt --max-train-steps 1000 -o reward-bt/
   $ align reward train --data data/emoji --video --dims vq,ta,mq -o reward-video/
+  $ align reward train --data data/emoji --video --init-from default -o reward-video/
   $ align reward train --data data/emoji --concept-part 1/2 --seed 1 -o judge/   # disjoint judge of a 0/2 model
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
   $ align reward train --data data/emoji --negatives generator --negative-share 0.25 --negatives-per-level 2000 -o reward-gen/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range []string{"hidden-size", "vision-layers", "joint-layers", "num-attention-heads", "patch-size", "mlp-ratio", "max-text-length"} {
+				if cmd.Flags().Changed(n) {
+					opts.modelFlags = append(opts.modelFlags, "--"+n)
+				}
+			}
 			if opts.ConceptPart != "" {
 				i, n, err := scoring.ParseShard(opts.ConceptPart)
 				if err != nil {
@@ -127,6 +152,10 @@ reuses them and refuses a cache that does not match. Image reward models only.` 
 			switch {
 			case !opts.Latent && opts.Generator != "":
 				return flagErrorf("--generator is only read with --latent")
+			case opts.InitFrom != "" && opts.Latent:
+				return flagErrorf("--init-from and --latent: a latent reward model starts from --generator")
+			case opts.InitFrom != "" && !opts.Video:
+				return flagErrorf("--init-from inflates an image reward model into a video reward model; add --video")
 			case opts.LatentBlocks < 1:
 				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentBlocks)
 			case opts.HeadHidden < 0:
@@ -150,6 +179,7 @@ reuses them and refuses a cache that does not match. Image reward models only.` 
 	f.IntVar(&opts.Heads, "num-attention-heads", img.Heads, "attention heads")
 	f.IntVar(&opts.PatchSize, "patch-size", img.PatchSize, "patch size p")
 	f.IntVar(&opts.TubeletFrames, "tubelet-frames", 2, "frames per tubelet (video)")
+	f.StringVar(&opts.InitFrom, "init-from", "", "start the --video reward model from this image reward model (a native model file, or default: the embedded one)")
 	f.Float64Var(&opts.MLPRatio, "mlp-ratio", img.MLPRatio, "MLP hidden width / width")
 	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
 	f.StringVar(&t.LossType, "loss", t.LossType, "btt (Bradley-Terry with ties), bt (ties left out) or reg (MSE to target scores)")
@@ -195,6 +225,46 @@ func (o *RewardTrainOptions) modelConfig(dims []string) rewards.NativeConfig {
 	return c
 }
 
+// inflatedConfig is the video config of a run inflated from an image reward model of config
+// img, for dims. Size flags given with --init-from must repeat img's values.
+func (o *RewardTrainOptions) inflatedConfig(img rewards.NativeConfig, dims []string) (rewards.NativeConfig, error) {
+	given := map[string][2]any{ // flag -> (its value, the image model's)
+		"--hidden-size": {o.Width, img.Width}, "--vision-layers": {o.VisionLayers, img.VisionLayers},
+		"--joint-layers": {o.JointLayers, img.JointLayers}, "--num-attention-heads": {o.Heads, img.Heads},
+		"--patch-size": {o.PatchSize, img.PatchSize}, "--mlp-ratio": {o.MLPRatio, img.MLPRatio}, "--max-text-length": {o.MaxTextLength, img.MaxTextLen},
+	}
+	if err := checkInitSizeFlags(o.modelFlags, given); err != nil {
+		return img, err
+	}
+	c := rewards.InflatedNativeConfig(img, rewards.DefaultNativeVideoConfig().Frames, o.TubeletFrames, dims)
+	if err := c.Validate(); err != nil {
+		return c, usageError{fmt.Errorf("--init-from %s: %w", o.InitFrom, err)}
+	}
+	return c, nil
+}
+
+// loadInitReward loads the image reward model of --init-from on dev (a native image reward
+// model file, or "default": the embedded one) with its InitSource.
+func loadInitReward(dev kernels.Device, flag string) (*rewards.Native, diffusion.InitSource, error) {
+	source, err := initSource(flag, defaultRewardModel)
+	if err != nil {
+		return nil, source, err
+	}
+	var m *rewards.Native
+	if flag == "default" {
+		m, err = loadDefaultReward(dev, false)
+	} else {
+		m, err = rewards.LoadNative(dev, flag)
+	}
+	if err != nil {
+		return nil, source, fmt.Errorf("--init-from %s: %w", flag, err)
+	}
+	if m.Config.Kind != rewards.KindImage {
+		return nil, source, usageError{fmt.Errorf("--init-from %s is a %s reward model; a video reward model starts from an image reward model", flag, m.Config.Kind)}
+	}
+	return m, source, nil
+}
+
 func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 	stderr := cmd.ErrOrStderr()
 	dims, _ := parseDims(opts.Dims, opts.Video)
@@ -209,6 +279,13 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 
 	var tr *rewards.Trainer
 	if opts.ResumeFromCheckpoint != "" {
+		if opts.InitFrom != "" { // Resume checks it against the run's record
+			source, err := initSource(opts.InitFrom, defaultRewardModel)
+			if err != nil {
+				return err
+			}
+			tc.InitFrom = &source
+		}
 		path, err := resumeCheckpoint(opts.ResumeFromCheckpoint, opts.OutputDir)
 		if err != nil {
 			return err
@@ -257,17 +334,37 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			}
 			return runRewardTrainer(cmd, opts, tr)
 		}
+		var (
+			src    *rewards.Native
+			source diffusion.InitSource
+			mcfg   = opts.modelConfig(dims)
+		)
+		if opts.InitFrom != "" {
+			if src, source, err = loadInitReward(dev, opts.InitFrom); err != nil {
+				return err
+			}
+			if mcfg, err = opts.inflatedConfig(src.Config, dims); err != nil {
+				return err
+			}
+		}
 		gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
 		if err != nil {
 			return err
 		}
-		mcfg := opts.modelConfig(dims)
-		tok, err := rewards.BuildTokenizer(gen, mcfg.MaxTextLen)
-		if err != nil {
+		var tok *diffusion.Tokenizer
+		if src != nil {
+			tok = rewards.ExtendTokenizer(src.Tokenizer, gen)
+		} else if tok, err = rewards.BuildTokenizer(gen, mcfg.MaxTextLen); err != nil {
 			return err
 		}
 		if tr, err = rewards.NewTrainer(dev, mcfg, tok, tc, gen, opts.OutputDir); err != nil {
 			return err
+		}
+		if src != nil {
+			if err := tr.InflateFrom(src, source); err != nil {
+				return err
+			}
+			printInflated(stderr, source, mcfg.TubeletFrames, tok, src.Tokenizer.VocabSize())
 		}
 		if err := attachNegatives(cmd, dev, opts, gen, false); err != nil {
 			return err
