@@ -227,7 +227,7 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 # part 0/2) and the held-out judge ($(EXP)/judge, part 1/2):
 #   nrg  Flow-NRG, w = STEER_NRG_SCALE, guided by the noise-aware latent reward model $(EXP)/latent
 #        (the embedded generator's first blocks, trained on part 0/2 with seed 0 like the training
-#        reward; its BF16 copy, as embedded models are stored); judged by the clean models, never by the latent one it climbs. Euler, against
+#        reward; its BF16 copy); judged by the clean models, never by the latent one it climbs. Euler, against
 #        $(EXP)/samples/base: each pair starts from the same noise.
 #   fk   FK steering with the clean training reward, STEER_PARTICLES particles, λ = STEER_FK_LAMBDA.
 #        FK needs the SDE sampler, and SDE against Euler would count the sampler's own effect as
@@ -287,7 +287,7 @@ $(EXP)/latent/model.safetensors: | build data
 	./$(BIN) reward train --latent $(VIDEO_FLAG) --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
 		$(STEER_LATENT_FLAGS) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
 # The stem is SCALE-WEIGHTING.
-# Guidance uses the BF16 copy, the form in which a latent model is embedded under assets/.
+# Guidance uses the BF16 copy (the form the embedded latent model had when the README's table was made).
 $(EXP)/latent-bf16.safetensors: $(EXP)/latent/model.safetensors
 	./$(BIN) export safetensors --model $< --dtype bf16 -o $@
 $(STEER_NRG): $(EXP)/samples/steer-nrg-s%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/latent-bf16.safetensors
@@ -340,7 +340,7 @@ clean:
 #                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas) for a GPU machine
 #                    without Go: scripts/gpu/run-tests.sh bin/cuda.test LOGDIR runs the GPU tests and benchmarks
 #   make cuda-cli-binary   bin/align-cuda the same way: the align command with --device cuda
-#   make cuda-cli-binary-noembed  bin/align-cuda-noembed: the same without the default models (45 MB
+#   make cuda-cli-binary-noembed  bin/align-cuda-noembed: the same without the default models (37 MB
 #                    less to copy), which it reads from the checkout's assets/ (scripts/gpu/pretrain-video.sh)
 #   make bench-cuda  GPU benchmarks, each with its reference from the same run: kernels (and the CPU device on
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,

@@ -2,7 +2,7 @@
 // without downloading weights. Each file's provenance (command, code version, data, log,
 // measured quality) is in assets/README.md; the data licences are in assets/NOTICE.
 //
-// A binary built with -tags noembed (files.go) leaves them out, 45 MB less, and reads them at
+// A binary built with -tags noembed (files.go) leaves them out, 37 MB less, and reads them at
 // start-up from the folder $ALIGN_ASSETS (default ./assets): for copying a binary to a machine
 // that already has a checkout.
 //

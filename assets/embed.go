@@ -5,7 +5,8 @@ package assets
 import _ "embed"
 
 // RewardImage is the default image reward model (dimensions vq, ta): safetensors with its
-// config, tokenizer and calibration, as written by `align reward train`.
+// config, tokenizer and calibration, int8 weights with per-row scales, as written by `align
+// reward train` then `align export safetensors --dtype int8`.
 //
 //go:embed reward-image.safetensors
 var RewardImage []byte
@@ -17,8 +18,8 @@ var RewardImage []byte
 var ImageBase []byte
 
 // RewardLatent is the default noise-aware latent reward model (dimensions vq, ta) for Flow-NRG
-// gradient guidance of the default image generator, BF16 weights, as written by `align reward
-// train --latent` then `align export safetensors`.
+// gradient guidance of the default image generator, int8 weights with per-row scales, as
+// written by `align reward train --latent` then `align export safetensors --dtype int8`.
 //
 //go:embed reward-latent.safetensors
 var RewardLatent []byte

@@ -9,7 +9,7 @@
 #                       link against empty stubs. On the GPU machine the dynamic loader binds
 #                       them to the driver and cuBLAS (run-tests.sh finds cuBLAS).
 # Usage: scripts/gpu/build.sh test|cli|cli-noembed OUT   (from the repository root; make
-# cuda-test-binary, make cuda-cli-binary; cli-noembed adds -tags noembed: 45 MB smaller, reads
+# cuda-test-binary, make cuda-cli-binary; cli-noembed adds -tags noembed: 37 MB smaller, reads
 # the default models from the checkout's assets/, see assets/assets.go)
 set -eu
 what=$1 out=$2
