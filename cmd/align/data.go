@@ -37,6 +37,12 @@ type DataPrepareOptions struct {
 	JSON       bool
 }
 
+// DataSourcesOptions are the flags of `align data sources`.
+type DataSourcesOptions struct {
+	CacheDir  string
+	OutputDir string
+}
+
 // DataInspectOptions are the arguments and flags of `align data inspect`.
 type DataInspectOptions struct {
 	Dir          string
@@ -60,6 +66,7 @@ type DataPromptsOptions struct {
 // dataRunFuncs replace the run functions in flag tests; nil fields run the real commands.
 type dataRunFuncs struct {
 	prepare func(*DataPrepareOptions) error
+	sources func(*DataSourcesOptions) error
 	inspect func(*DataInspectOptions) error
 	prompts func(*DataPromptsOptions) error
 }
@@ -75,7 +82,8 @@ func newCmdData(runF *dataRunFuncs) *cobra.Command {
 			"Twemoji (CC-BY 4.0), Noto Emoji (Apache-2.0) and emojilib (MIT) npm packages.",
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newCmdDataPrepare(runF.prepare), newCmdDataInspect(runF.inspect), newCmdDataPrompts(runF.prompts))
+	cmd.AddCommand(newCmdDataPrepare(runF.prepare), newCmdDataSources(runF.sources), newCmdDataInspect(runF.inspect),
+		newCmdDataPrompts(runF.prompts))
 	return cmd
 }
 
@@ -150,6 +158,59 @@ func dataPrepareRun(cmd *cobra.Command, opts *DataPrepareOptions) error {
 		return enc.Encode(s)
 	}
 	return printPrepareSummary(out, s)
+}
+
+func newCmdDataSources(runF func(*DataSourcesOptions) error) *cobra.Command {
+	opts := &DataSourcesOptions{}
+	cmd := &cobra.Command{
+		Use:   "sources",
+		Short: "Write the packages' members for align data prepare --sources-dir on another machine",
+		Long: "Download (or find in the cache directory, checked against the pinned sha256) the three\n" +
+			"packages and write the members align data prepare reads into the output directory, in the\n" +
+			"layout of --sources-dir: emoji.json, emoji-en-US.json, img/{twitter,google}/64/*.png. The\n" +
+			"PNGs are re-encoded without deflate compression (the same pixels), so that an archive of\n" +
+			"the folder compresses well: xz packs it into 15 MB, against 24 MB for the original PNGs\n" +
+			"and 136 MB for the tarballs. The dataset built from it is the one make data builds.",
+		Example: `  $ align data sources -o emoji-src
+  $ tar -C emoji-src -cf - . | xz -9 > sources.tar.xz   # copy it, then there:
+  $ mkdir emoji-src && tar -C emoji-src -xJf sources.tar.xz && align data prepare --sources-dir emoji-src`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.OutputDir == "" || opts.CacheDir == "" {
+				return flagErrorf("--output-dir and --cache-dir must not be empty")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return dataSourcesRun(cmd, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.CacheDir, "cache-dir", filepath.Join("data", "cache"), "where the downloaded package tarballs are kept")
+	cmd.Flags().StringVarP(&opts.OutputDir, "output-dir", "o", "", "directory to write the members to (required)")
+	return cmd
+}
+
+func dataSourcesRun(cmd *cobra.Command, opts *DataSourcesOptions) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	defer stop()
+	paths, err := dataset.EnsurePackages(ctx, opts.CacheDir, dataset.Packages, nil, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	src, err := dataset.SourcesFromTarballs(paths, dataset.Packages)
+	if err != nil {
+		return err
+	}
+	if err := dataset.WriteSourcesDir(src, opts.OutputDir); err != nil {
+		return err
+	}
+	n := 0
+	for _, set := range dataset.Sets {
+		n += len(src.Images[set])
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: emoji.json, emoji-en-US.json and %d PNGs (align data prepare --sources-dir %s)\n",
+		opts.OutputDir, n, opts.OutputDir)
+	return nil
 }
 
 func printPrepareSummary(out io.Writer, s *dataset.Summary) error {

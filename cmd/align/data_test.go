@@ -213,6 +213,51 @@ func TestDataPrepareSourcesDir(t *testing.T) {
 	}
 }
 
+func TestNewCmdDataSources(t *testing.T) {
+	for _, tt := range []struct {
+		args    []string
+		want    DataSourcesOptions
+		wantErr string
+	}{
+		{args: []string{"-o", "src"}, want: DataSourcesOptions{CacheDir: filepath.Join("data", "cache"), OutputDir: "src"}},
+		{args: []string{"-o", "src", "--cache-dir", "c"}, want: DataSourcesOptions{CacheDir: "c", OutputDir: "src"}},
+		{args: nil, wantErr: "--output-dir and --cache-dir must not be empty"},
+		{args: []string{"-o", "src", "extra"}, wantErr: "unknown command"},
+	} {
+		var got *DataSourcesOptions
+		cmd := newCmdData(&dataRunFuncs{sources: func(o *DataSourcesOptions) error { got = o; return nil }})
+		cmd.SetArgs(append([]string{"sources"}, tt.args...))
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%v: error %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got == nil || *got != tt.want {
+			t.Errorf("%v: %+v (%v), want %+v", tt.args, got, err, tt.want)
+		}
+	}
+}
+
+func TestDataSourcesOffline(t *testing.T) {
+	// Without the packages and without npm: a clear error, nothing written.
+	t.Setenv("PATH", t.TempDir())
+	out := filepath.Join(t.TempDir(), "src")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"data", "sources", "--cache-dir", t.TempDir(), "-o", out}, &stdout, &stderr); code != exitError {
+		t.Fatalf("exit %d, want %d", code, exitError)
+	}
+	if !strings.Contains(stderr.String(), "npm not found") {
+		t.Errorf("stderr %q", stderr.String())
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s exists after a failed run (%v)", out, err)
+	}
+}
+
 func TestDataPrepareOffline(t *testing.T) {
 	// A corrupted cached tarball is reported and downloaded again; with no npm that fails clearly.
 	cache := t.TempDir()

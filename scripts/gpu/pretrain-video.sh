@@ -6,7 +6,7 @@
 # printed), since the clips (469 MB) are larger than what can be copied to the machine.
 # Usage: scripts/gpu/pretrain-video.sh BINARY SOURCES.tar.xz WORKDIR LIMIT   (repository root)
 #   BINARY          make cuda-cli-binary-noembed (reads the default models from ./assets)
-#   SOURCES.tar.xz  emoji.json, emoji-en-US.json and img/{twitter,google}/64/*.png
+#   SOURCES.tar.xz  `align data sources -o DIR; tar -C DIR -cf - . | xz -9 > SOURCES.tar.xz` (15 MB)
 #   LIMIT           --time-limit of the run; a second call resumes from WORKDIR/video-base
 set -eu
 bin=$(realpath "$1") src=$2 work=$3 limit=$4
