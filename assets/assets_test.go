@@ -16,9 +16,11 @@ import (
 	"github.com/alignkit/align/rewards"
 )
 
-func loadRewardImage(t *testing.T, dev kernels.Device) *rewards.Native {
+// loadNative reads the embedded native reward model b (file name in errors) on dev, frozen,
+// and checks its dimensions.
+func loadNative(t *testing.T, dev kernels.Device, name string, b []byte, dims ...string) *rewards.Native {
 	t.Helper()
-	c, err := nn.ReadCheckpoint("reward-image.safetensors", RewardImage)
+	c, err := nn.ReadCheckpoint(name, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,23 +29,30 @@ func loadRewardImage(t *testing.T, dev kernels.Device) *rewards.Native {
 		t.Fatal(err)
 	}
 	m.SetTrainable(false)
-	if got := m.Dims(); !slices.Equal(got, []string{"vq", "ta"}) {
-		t.Fatalf("dims = %v, want [vq ta]", got)
+	if got := m.Dims(); !slices.Equal(got, dims) {
+		t.Fatalf("%s: dims = %v, want %v", name, got, dims)
 	}
 	return m
 }
 
-func fixtureImages(t *testing.T) *dataset.Dataset {
+// buildFixture builds the dataset of the fixture's 28 emoji (diffusion/dataset/testdata) with
+// the given number of clips and returns its directory.
+func buildFixture(t *testing.T, clips int) string {
 	t.Helper()
 	src, err := dataset.SourcesFromDir(filepath.Join("..", "diffusion", "dataset", "testdata", "fixture"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := dataset.Build(context.Background(), src, dataset.Options{OutputDir: dir}); err != nil {
+	if _, err := dataset.Build(context.Background(), src, dataset.Options{OutputDir: dir, VideoClips: clips}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := dataset.Load(dir)
+	return dir
+}
+
+func fixtureImages(t *testing.T) *dataset.Dataset {
+	t.Helper()
+	d, err := dataset.Load(buildFixture(t, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +78,7 @@ func score(t *testing.T, dev kernels.Device, m *rewards.Native, imgs [][]uint8, 
 // often than chance, and a blurred copy should lose visual quality.
 func TestRewardImageOnFixture(t *testing.T) {
 	dev := kernels.NewCPU(0)
-	m := loadRewardImage(t, dev)
+	m := loadNative(t, dev, "reward-image.safetensors", RewardImage, "vq", "ta")
 	checkRewardOnFixture(t, func(imgs [][]uint8, prompts []string) [][]float32 { return score(t, dev, m, imgs, prompts) })
 }
 

@@ -4,8 +4,6 @@
 package assets
 
 import (
-	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -13,7 +11,6 @@ import (
 	"github.com/alignkit/align/diffusion/dataset"
 	"github.com/alignkit/align/diffusion/eval"
 	"github.com/alignkit/align/kernels"
-	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -56,15 +53,7 @@ func TestVideoBase(t *testing.T) {
 // fixtureClips builds 26 clips (two of each motion) from the dataset fixture's sprites.
 func fixtureClips(t *testing.T) *dataset.VideoDataset {
 	t.Helper()
-	src, err := dataset.SourcesFromDir(filepath.Join("..", "diffusion", "dataset", "testdata", "fixture"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if _, err := dataset.Build(context.Background(), src, dataset.Options{OutputDir: dir, VideoClips: 2 * len(dataset.Motions)}); err != nil {
-		t.Fatal(err)
-	}
-	v, err := dataset.LoadVideo(dir)
+	v, err := dataset.LoadVideo(buildFixture(t, 2*len(dataset.Motions)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,18 +65,7 @@ func fixtureClips(t *testing.T) *dataset.VideoDataset {
 // for at least 80% of the clips (held-out accuracy: mq 95.5%, vq 99.8%).
 func TestRewardVideoOnFixture(t *testing.T) {
 	dev := kernels.NewCPU(0)
-	c, err := nn.ReadCheckpoint("reward-video.safetensors", RewardVideo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := rewards.NativeFromCheckpoint(dev, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.SetTrainable(false)
-	if got := m.Dims(); !slices.Equal(got, []string{"vq", "ta", "mq"}) {
-		t.Fatalf("dims = %v, want [vq ta mq]", got)
-	}
+	m := loadNative(t, dev, "reward-video.safetensors", RewardVideo, "vq", "ta", "mq")
 	v := fixtureClips(t)
 	score := func(clips [][]uint8, prompt string) [][]float32 {
 		px := make([]float32, len(clips)*dataset.ClipBytes)
