@@ -268,6 +268,43 @@ func TestDiTFreshRewardSlotIsNoOp(t *testing.T) {
 	}
 }
 
+// RemakeRewardSlot replaces an untaught slot (vq, ta) with a fresh one for other dimensions:
+// still a no-op, now taking 3 values per sample; a taught slot is refused and kept.
+func TestDiTRemakeRewardSlot(t *testing.T) {
+	m := newTinyModel(t, tinyConfig(KindVideo, "vq", "ta"), 7)
+	r := rand.New(rand.NewPCG(7, 1))
+	randomizeParams(m, r, 0.3, "reward_embedder")
+	x, ts, p, _ := tinyInputs(t, m, r)
+	without := toHost(m.Forward(x, ts, p.IDs, p.Lengths, nil))
+	if !m.Reward.Untaught() {
+		t.Fatal("a fresh slot reports taught")
+	}
+	if err := m.RemakeRewardSlot(&kernels.RNG{Seed: 1}, []string{"vq", "ta", "mq"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Config.RewardDims; !slices.Equal(got, []string{"vq", "ta", "mq"}) || len(m.Reward.Dims) != 3 || m.RewardConditionMax != nil {
+		t.Fatalf("remade slot: dims %v / %v, maxima %v", got, m.Reward.Dims, m.RewardConditionMax)
+	}
+	B := x.Shape[0]
+	cond := make([]float32, 3*B)
+	for i := range cond {
+		cond[i] = float32(i) - 1.5
+	}
+	if with := toHost(m.Forward(x, ts, p.IDs, p.Lengths, cond)); !slicesEqual(without, with) {
+		t.Fatal("the remade slot changed the output")
+	}
+	testDev.CopyFromHost(m.Reward.FC2.Bias, hostValues(r, m.Reward.FC2.Bias.Len(), 0.3))
+	if m.Reward.Untaught() {
+		t.Fatal("a slot with a non-zero output bias reports untaught")
+	}
+	if err := m.RemakeRewardSlot(&kernels.RNG{Seed: 1}, []string{"ta"}); err == nil || !strings.Contains(err.Error(), "has been taught") {
+		t.Fatalf("remaking a taught slot: %v", err)
+	}
+	if len(m.Config.RewardDims) != 3 {
+		t.Fatalf("a refused remake changed the dims to %v", m.Config.RewardDims)
+	}
+}
+
 func slicesEqual(a, b []float32) bool {
 	if len(a) != len(b) {
 		return false

@@ -9,6 +9,8 @@ package diffusion
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
@@ -159,4 +161,47 @@ func (e *RewardEmbedder) Backward(dy *kernels.Tensor) {
 			e.dev.Axpy(e.DNull.View(d*F, F), 1, demb.View(i*F, F))
 		}
 	}
+}
+
+// Untaught reports whether the embedder is still a no-op: its zero-initialised output layer
+// (mlp.2) is all zeros, so the conditioning vector it adds is 0 whatever r is.
+func (e *RewardEmbedder) Untaught() bool {
+	for _, t := range []*kernels.Tensor{e.FC2.Weight, e.FC2.Bias} {
+		if t == nil {
+			continue
+		}
+		h := make([]float32, t.Len())
+		e.dev.CopyToHost(h, t)
+		for _, v := range h {
+			if v != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// RemakeRewardSlot gives m a fresh reward-condition slot for dims (drawn from r, output layer
+// zero: a no-op until taught), replacing an untaught one. A video model inherits its image
+// model's slot (vq, ta), and conditioning on motion quality needs a slot that has mq. A taught
+// slot is an error (its training would be lost), and so are names the config refuses.
+func (m *DiT) RemakeRewardSlot(r nn.Rand, dims []string) error {
+	if m.Reward != nil && !m.Reward.Untaught() {
+		return fmt.Errorf("the model's reward-condition slot (%s) has been taught; it cannot be remade with %s",
+			strings.Join(m.Config.RewardDims, ","), strings.Join(dims, ","))
+	}
+	cfg := m.Config
+	cfg.RewardDims = slices.Clone(dims)
+	if cfg.RewardFreq == 0 {
+		cfg.RewardFreq = DefaultImageConfig().RewardFreq
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m.Config = cfg
+	m.Reward, m.RewardConditionMax = nil, nil
+	if len(dims) > 0 {
+		m.Reward = NewRewardEmbedder(m.dev, r, dims, cfg.RewardFreq, cfg.Width)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,7 +45,8 @@ type FinetuneOptions struct {
 	Temperature float64
 	RWRGroups   string
 
-	CondSamples, CondDegraded, CondMismatched int // reward-cond set from --data
+	CondSamples, CondDegraded, CondMismatched int      // reward-cond set from --data
+	RewardDims                                []string // --reward-dims: remake the untaught slot with these
 
 	Train                dpo.Config
 	ResumeFromCheckpoint string
@@ -132,7 +134,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 					opts.loraFlags = append(opts.loraFlags, "--"+n)
 				}
 			}
-			for _, n := range []string{"data", "reward", "cond-samples", "cond-degraded", "cond-mismatched", "caption-dropout", "reward-dropout"} {
+			for _, n := range []string{"data", "reward", "cond-samples", "cond-degraded", "cond-mismatched", "caption-dropout", "reward-dropout", "reward-dims"} {
 				if cmd.Flags().Changed(n) {
 					opts.condFlags = append(opts.condFlags, "--"+n)
 				}
@@ -162,6 +164,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	t.Timesteps.CaptionDropout, t.Timesteps.RewardDropout = 0.1, 0.1 // used by reward-cond only
 	f.Float64Var(&t.Timesteps.CaptionDropout, "caption-dropout", 0.1, "reward-cond: probability of the empty caption")
 	f.Float64Var(&t.Timesteps.RewardDropout, "reward-dropout", 0.1, "reward-cond: probability of dropping each reward dimension (∅)")
+	f.StringSliceVar(&opts.RewardDims, "reward-dims", nil, "reward-cond: remake the model's untaught reward-condition slot with these dimensions (e.g. vq,ta,mq for the video model, whose slot is its image model's vq,ta)")
 	f.StringVar(&opts.Model, "model", "", "base model file (.safetensors) written by align pretrain (default: the embedded image model)")
 	f.StringVar(&opts.Weights, "weights", "", "per-dimension weights, e.g. vq=1,ta=2, for labels or scores (default: equal)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "scored sets: "+strings.Join(rewards.Combiners, ", "))
@@ -317,6 +320,10 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if err != nil {
 			return err
 		}
+		if len(opts.RewardDims) > 0 && !slices.Equal(opts.RewardDims, mc.RewardDims) {
+			return usageError{fmt.Errorf("--reward-dims %s: the checkpoint's model conditions on %s; a resumed run keeps its slot",
+				strings.Join(opts.RewardDims, ","), strings.Join(mc.RewardDims, ","))}
+		}
 		if opts.Model != "" {
 			fmt.Fprintf(stderr, "align: warning: --model is ignored: a resumed run continues the checkpoint's model\n")
 		}
@@ -340,6 +347,15 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		m, _, err := loadGenerator(dev, opts.Model)
 		if err != nil {
 			return err
+		}
+		if len(opts.RewardDims) > 0 && !slices.Equal(opts.RewardDims, m.Config.RewardDims) {
+			// The slot's own stream (seed ^ "rewd"), so that remaking it draws the same weights
+			// whatever else the run initialises.
+			was := strings.Join(m.Config.RewardDims, ",")
+			if err := m.RemakeRewardSlot(&kernels.RNG{Seed: opts.Train.Seed ^ 0x72657764}, opts.RewardDims); err != nil {
+				return usageError{fmt.Errorf("--reward-dims: %w", err)}
+			}
+			fmt.Fprintf(stderr, "reward-condition slot remade with dimensions %s (was: %s)\n", strings.Join(opts.RewardDims, ","), cmp.Or(was, "none"))
 		}
 		if data, err = finetuneData(dev, opts, &m.Config, stderr); err != nil {
 			return err

@@ -160,6 +160,7 @@ func TestFinetuneRewardCondFlags(t *testing.T) {
 	}{
 		{[]string{"--method", "dpo", "--pairs", pairs, "--reward-dropout", "0.2"}, "only with --method reward-cond"},
 		{[]string{"--method", "rwr", "--scored", scored, "--data", dir}, "only with --method reward-cond"},
+		{[]string{"--method", "dpo", "--pairs", pairs, "--reward-dims", "vq"}, "only with --method reward-cond"},
 		{[]string{"--method", "reward-cond", "--pairs", pairs}, "not --pairs"},
 		{[]string{"--method", "reward-cond"}, "give --data DIR"},
 		{[]string{"--method", "reward-cond", "--scored", scored, "--data", dir}, "give --data DIR"},
@@ -170,5 +171,58 @@ func TestFinetuneRewardCondFlags(t *testing.T) {
 		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: stderr %q, want %q", tc.args, stderr.String(), tc.want)
 		}
+	}
+}
+
+// --reward-dims remakes an untaught slot (or adds one to a model without): the written model
+// conditions on the new dimensions; a taught slot is refused, and so is a resume that asks
+// for other dimensions than its checkpoint's.
+func TestFinetuneRewardCondRemakeSlot(t *testing.T) {
+	dir, plain, _, scored := finetuneFixture(t)
+	// run fine-tunes model fully (model "": resumes out's run).
+	run := func(model, out string, extra ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		args := []string{"finetune", "--method", "reward-cond", "--scored", scored, "-o", out, "--max-train-steps", "2", "--train-batch-size", "2"}
+		if model != "" {
+			args = append(args, "--model", model, "--full-finetune")
+		}
+		return Main(append(args, extra...), &stdout, &stderr), stderr.String()
+	}
+	for _, tc := range []struct {
+		name, model string
+	}{{"untaught vq,ta slot", saveCondModel(t, dir)}, {"no slot", plain}} {
+		out := filepath.Join(dir, "remade-"+strings.ReplaceAll(tc.name, " ", "-"))
+		code, stderr := run(tc.model, out, "--reward-dims", "ta")
+		if code != exitOK {
+			t.Fatalf("%s: exit %d: %s", tc.name, code, stderr)
+		}
+		if !strings.Contains(stderr, "reward-condition slot remade with dimensions ta") {
+			t.Errorf("%s: stderr lacks the remake line: %s", tc.name, stderr)
+		}
+		m, err := diffusion.LoadDiT(testCPU, filepath.Join(out, "model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Config.RewardDims; len(got) != 1 || got[0] != "ta" || m.Reward == nil || m.Reward.Untaught() {
+			t.Errorf("%s: model conditions on %v (taught %v), want [ta] taught", tc.name, got, m.Reward != nil && !m.Reward.Untaught())
+		}
+		if v := sampleRewardCondition(t, filepath.Join(out, "model.safetensors"), "ta=max", filepath.Join(out, "samples"))["ta"]; v != 2 {
+			t.Errorf("%s: sample used ta=%v, want the stored 2", tc.name, v)
+		}
+		// Resuming with other dimensions is refused.
+		if code, stderr := run("", out, "--resume-from-checkpoint", "latest", "--reward-dims", "vq,ta"); code != exitUsage ||
+			!strings.Contains(stderr, "a resumed run keeps its slot") {
+			t.Errorf("%s: resume with other --reward-dims: exit %d, %s", tc.name, code, stderr)
+		}
+	}
+	// The output above has a taught ta slot: remaking it would lose that.
+	taught := filepath.Join(dir, "remade-untaught-vq,ta-slot", "model.safetensors")
+	if code, stderr := run(taught, filepath.Join(dir, "again"), "--reward-dims", "vq,ta"); code != exitUsage ||
+		!strings.Contains(stderr, "has been taught") {
+		t.Errorf("taught slot: exit %d, %s", code, stderr)
+	}
+	if code, stderr := run(plain, filepath.Join(dir, "bad"), "--reward-dims", "VQ"); code != exitUsage ||
+		!strings.Contains(stderr, `reward dimension "VQ"`) {
+		t.Errorf("bad name: exit %d, %s", code, stderr)
 	}
 }
