@@ -163,31 +163,16 @@ func (e *RewardEmbedder) Backward(dy *kernels.Tensor) {
 	}
 }
 
-// Untaught reports whether the embedder is still a no-op: its zero-initialised output layer
-// (mlp.2) is all zeros, so the conditioning vector it adds is 0 whatever r is.
-func (e *RewardEmbedder) Untaught() bool {
-	for _, t := range []*kernels.Tensor{e.FC2.Weight, e.FC2.Bias} {
-		if t == nil {
-			continue
-		}
-		h := make([]float32, t.Len())
-		e.dev.CopyToHost(h, t)
-		for _, v := range h {
-			if v != 0 {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// RemakeRewardSlot gives m a fresh reward-condition slot for dims (drawn from r, output layer
-// zero: a no-op until taught), replacing an untaught one. A video model inherits its image
-// model's slot (vq, ta), and conditioning on motion quality needs a slot that has mq. A taught
-// slot is an error (its training would be lost), and so are names the config refuses.
+// RemakeRewardSlot gives m a fresh reward-condition slot for dims, drawn from r, that ignores
+// the condition until taught: its output layer's weight is zero and its bias is the old slot's
+// output for "no condition" (∅ in every dimension; zero without a slot), so the model computes
+// exactly what it did without a condition. Pre-training trains the slot on ∅ only (no scores),
+// and a video model inherits its image model's slot (vq, ta): conditioning on motion quality
+// needs a slot that has mq. A slot taught by reward-cond fine-tuning (it stores condition
+// maxima) is refused, as its training would be lost; so are names the config refuses.
 func (m *DiT) RemakeRewardSlot(r nn.Rand, dims []string) error {
-	if m.Reward != nil && !m.Reward.Untaught() {
-		return fmt.Errorf("the model's reward-condition slot (%s) has been taught; it cannot be remade with %s",
+	if m.Reward != nil && slices.ContainsFunc(m.RewardConditionMax, func(v float64) bool { return !math.IsNaN(v) }) {
+		return fmt.Errorf("the model's reward-condition slot (%s) has been taught (it stores condition maxima); it cannot be remade with %s",
 			strings.Join(m.Config.RewardDims, ","), strings.Join(dims, ","))
 	}
 	cfg := m.Config
@@ -198,10 +183,19 @@ func (m *DiT) RemakeRewardSlot(r nn.Rand, dims []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	var null []float32 // the old slot's output for ∅, (C)
+	if m.Reward != nil {
+		y := m.Reward.Forward(nil, 1)
+		null = make([]float32, y.Len())
+		m.dev.CopyToHost(null, y)
+	}
 	m.Config = cfg
 	m.Reward, m.RewardConditionMax = nil, nil
 	if len(dims) > 0 {
 		m.Reward = NewRewardEmbedder(m.dev, r, dims, cfg.RewardFreq, cfg.Width)
+		if null != nil {
+			m.dev.CopyFromHost(m.Reward.FC2.Bias, null)
+		}
 	}
 	return nil
 }

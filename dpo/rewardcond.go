@@ -52,6 +52,7 @@ const (
 	CondClean      = "clean"
 	CondDegraded   = "degraded"
 	CondMismatched = "mismatched"
+	CondCorrupted  = "corrupted" // clips only: motion corruptions (shuffle, jitter, flicker, freeze)
 )
 
 // RewardConditionMax returns, per reward dimension (D), the RewardCondMaxQuantile quantile
@@ -131,13 +132,15 @@ type CondSetOptions struct {
 	Samples    int    // source images used, a random subset (0: all)
 	Degraded   int    // degraded copies per source image
 	Mismatched int    // wrong-caption copies per source image
+	Corrupted  int    // motion-corrupted copies per source clip (video models only)
 	Seed       uint64 // subset, degradations and wrong captions
 	BatchSize  int    // reward-model batch (0: 64)
 }
 
-// DefaultCondSetOptions is every image with one degraded and one mismatched copy.
+// DefaultCondSetOptions is every image with one degraded and one mismatched copy (and a clip
+// with one motion-corrupted copy).
 func DefaultCondSetOptions() CondSetOptions {
-	return CondSetOptions{Degraded: 1, Mismatched: 1, BatchSize: 64}
+	return CondSetOptions{Degraded: 1, Mismatched: 1, Corrupted: 1, BatchSize: 64}
 }
 
 // CondSetStats summarises a built set: per variant kind and dimension the mean z-score,
@@ -152,22 +155,28 @@ type CondSetStats struct {
 // condKey keys the builder's random stream apart from the run's.
 const condKey = 0x52c0_7d1a_9e37_0002
 
-// BuildCondData builds a reward-condition training set from src (an image model's training
-// data, 3 channels) scored with rm on dev. name labels the samples (Store paths
+// BuildCondData builds a reward-condition training set from src (an image or video model's
+// training data, 3 channels) scored with rm on dev. name labels the samples (Store paths
 // "name#i", "name#i/blur-2"), so the data fingerprint identifies the set. Item order:
-// per source image, the clean item, then its degraded, then its mismatched copies.
+// per source sample, the clean item, then its degraded, its mismatched and (clips) its
+// motion-corrupted copies: degraded copies spread vq, mismatched ones ta, corrupted ones mq.
 func BuildCondData(dev kernels.Device, src diffusion.TrainingData, name string, rm rewards.Model, cfg *diffusion.ModelConfig,
 	o CondSetOptions) (*Data, *CondSetStats, error) {
 	dims := cfg.RewardDims
 	switch {
 	case len(dims) == 0:
 		return nil, nil, fmt.Errorf("--method %s: the model has no reward-condition slot (pretrain with --reward-dims)", MethodRewardCond)
-	case cfg.Kind != diffusion.KindImage || cfg.Channels != 3:
-		return nil, nil, fmt.Errorf("building a reward-condition set needs an RGB image model; for other models score a set with align score and pass --scored")
+	case cfg.Channels != 3:
+		return nil, nil, fmt.Errorf("building a reward-condition set needs an RGB model; for other models score a set with align score and pass --scored")
 	case src.Len() == 0:
-		return nil, nil, fmt.Errorf("no training images")
-	case o.Degraded < 0 || o.Mismatched < 0 || o.Samples < 0:
-		return nil, nil, fmt.Errorf("reward-condition set: negative counts (%d degraded, %d mismatched, %d samples)", o.Degraded, o.Mismatched, o.Samples)
+		return nil, nil, fmt.Errorf("no training samples")
+	case o.Degraded < 0 || o.Mismatched < 0 || o.Corrupted < 0 || o.Samples < 0:
+		return nil, nil, fmt.Errorf("reward-condition set: negative counts (%d degraded, %d mismatched, %d corrupted, %d samples)",
+			o.Degraded, o.Mismatched, o.Corrupted, o.Samples)
+	}
+	video := cfg.Kind == diffusion.KindVideo
+	if !video {
+		o.Corrupted = 0
 	}
 	col := make([]int, len(dims))
 	for k, n := range dims {
@@ -186,13 +195,20 @@ func BuildCondData(dev kernels.Device, src diffusion.TrainingData, name string, 
 	}
 	slices.Sort(idx)
 	S := cfg.SampleSize()
-	H, W := cfg.ImageSize, cfg.ImageSize
+	T, H, W := cfg.Frames, cfg.ImageSize, cfg.ImageSize
 	st := &Store{index: map[string]int{}}
 	add := func(path string, b []uint8) int {
 		st.index[path] = len(st.Paths)
 		st.Paths = append(st.Paths, path)
 		st.Data = append(st.Data, b)
 		return len(st.Paths) - 1
+	}
+	// addOnce adds a variant by its path once (the same corruption drawn twice is one sample).
+	addOnce := func(path string, b []uint8) int {
+		if k, ok := st.index[path]; ok {
+			return k
+		}
+		return add(path, b)
 	}
 	d := &Data{Store: st}
 	var kinds []string
@@ -210,13 +226,12 @@ func BuildCondData(dev kernels.Device, src diffusion.TrainingData, name string, 
 		for range o.Degraded {
 			c := rewards.Corruption{Kind: rewards.DegradeKinds[rng.IntN(len(rewards.DegradeKinds))], Level: 1 + rng.IntN(rewards.MaxLevel)}
 			b := slices.Clone(clean)
-			rewards.DegradeImage(b, W, H, c, rng.Uint64())
-			path := fmt.Sprintf("%s#%d/%s", name, i, c)
-			k, ok := st.index[path]
-			if !ok {
-				k = add(path, b)
+			if video {
+				rewards.DegradeClip(b, T, W, H, c, rng.Uint64())
+			} else {
+				rewards.DegradeImage(b, W, H, c, rng.Uint64())
 			}
-			d.Items = append(d.Items, Item{Prompt: cap, Sample: k, Weight: 1})
+			d.Items = append(d.Items, Item{Prompt: cap, Sample: addOnce(fmt.Sprintf("%s#%d/%s", name, i, c), b), Weight: 1})
 			kinds = append(kinds, CondDegraded)
 		}
 		for range o.Mismatched {
@@ -230,9 +245,17 @@ func BuildCondData(dev kernels.Device, src diffusion.TrainingData, name string, 
 			d.Items = append(d.Items, Item{Prompt: other, Sample: ci, Weight: 1})
 			kinds = append(kinds, CondMismatched)
 		}
+		for range o.Corrupted {
+			c := rewards.Corruption{Kind: rewards.CorruptKinds[rng.IntN(len(rewards.CorruptKinds))], Level: 1 + rng.IntN(rewards.MaxLevel)}
+			b := slices.Clone(clean)
+			rewards.CorruptClip(b, T, W, H, c, rng.Uint64())
+			d.Items = append(d.Items, Item{Prompt: cap, Sample: addOnce(fmt.Sprintf("%s#%d/%s", name, i, c), b), Weight: 1})
+			kinds = append(kinds, CondCorrupted)
+		}
 	}
 	// Score every item as it stands.
-	pix := dev.New(bs, 3, H, W)
+	shape := cfg.BatchShape(bs) // (bs,3,H,W) or (bs,T,3,H,W)
+	pix := dev.New(shape...)
 	defer dev.Free(pix)
 	host := make([]float32, bs*S)
 	for lo := 0; lo < len(d.Items); lo += bs {
@@ -244,7 +267,8 @@ func BuildCondData(dev kernels.Device, src diffusion.TrainingData, name string, 
 			st.Unit(host[b*S:(b+1)*S], it.Sample)
 			caps[b] = it.Prompt
 		}
-		x := pix.View(0, B, 3, H, W)
+		shape[0] = B
+		x := pix.View(0, shape...)
 		dev.CopyFromHost(x, host[:B*S])
 		sc, err := rewards.ScoreBatch(rm, rewards.Batch{Pixels: x, Prompts: caps})
 		if err != nil {

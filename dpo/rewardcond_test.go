@@ -492,3 +492,88 @@ func TestRewardCondBuildSet(t *testing.T) {
 		t.Error("another seed builds the same set")
 	}
 }
+
+// fakeClips is a TrainingData of n clips of 4 frames of 4x4 RGB: clip i's frame t is the
+// constant -0.9 + 0.2t + 0.01i, so its frames brighten in order.
+type fakeClips struct{ caps []string }
+
+func (f fakeClips) Len() int             { return len(f.caps) }
+func (f fakeClips) Caption(i int) string { return f.caps[i] }
+func (f fakeClips) Sample(d []float32, i int) {
+	n := len(d) / 4
+	for j := range d {
+		d[j] = -0.9 + 0.2*float32(j/n) + 0.01*float32(i)
+	}
+}
+
+// fakeClipReward scores ta = 1 for the clip's own caption (read from frame 0's first pixel),
+// vq = minus the spread of frame 0, mq = 1 when the frames' means strictly increase, else -1.
+type fakeClipReward struct{ caps []string }
+
+func (f fakeClipReward) Dims() []string { return []string{"vq", "ta", "mq"} }
+func (f fakeClipReward) Score(b rewards.Batch) ([][]float32, error) {
+	h := hostOf(b.Pixels)
+	S := len(h) / b.Len()
+	n := S / 4
+	out := make([][]float32, b.Len())
+	for i := range out {
+		clip := h[i*S : (i+1)*S]
+		f0 := clip[:n]
+		own := f.caps[min(max(int(math.Round(float64((f0[0]+0.9)/0.01))), 0), len(f.caps)-1)]
+		ta := float32(-1)
+		if b.Prompts[i] == own {
+			ta = 1
+		}
+		mq, last := float32(1), float32(math.Inf(-1))
+		for t := range 4 {
+			var mean float32
+			for _, v := range clip[t*n : (t+1)*n] {
+				mean += v / float32(n)
+			}
+			if mean <= last {
+				mq = -1
+			}
+			last = mean
+		}
+		out[i] = []float32{-(slices.Max(f0) - slices.Min(f0)), ta, mq}
+	}
+	return out, nil
+}
+
+// For a video model the set adds motion-corrupted copies, which lower mq.
+func TestRewardCondBuildSetVideo(t *testing.T) {
+	cfg := diffusion.ModelConfig{Kind: diffusion.KindVideo, ImageSize: 4, Channels: 3, Frames: 4, PatchSize: 2, TubeletFrames: 2,
+		RewardDims: []string{"vq", "ta", "mq"}}
+	src := fakeClips{[]string{"a red apple moving left", "a blue car bouncing", "a green apple zooming in"}}
+	o := DefaultCondSetOptions()
+	o.Corrupted, o.BatchSize = 2, 4
+	d, st, err := BuildCondData(testDev, src, "clips", fakeClipReward{src.caps}, &cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Items) != 3*5 || st.Count[CondClean] != 3 || st.Count[CondDegraded] != 3 || st.Count[CondMismatched] != 3 ||
+		st.Count[CondCorrupted] != 6 {
+		t.Fatalf("%d items, counts %v", len(d.Items), st.Count)
+	}
+	for i, it := range d.Items {
+		if kind := []string{CondClean, CondDegraded, CondMismatched, CondCorrupted, CondCorrupted}[i%5]; kind == CondCorrupted {
+			if path := d.Store.Paths[it.Sample]; it.Prompt != src.caps[i/5] || !strings.Contains(path, "clips#") || it.Sample == d.Items[i-i%5].Sample {
+				t.Errorf("corrupted item %d: %q, sample %s", i, it.Prompt, path)
+			}
+		}
+	}
+	const mq = 2
+	if st.Mean[CondClean][mq] != 1 || !(st.Mean[CondCorrupted][mq] < st.Mean[CondClean][mq]) {
+		t.Errorf("mq means %v (clean) and %v (corrupted): want corrupted below clean's 1", st.Mean[CondClean], st.Mean[CondCorrupted])
+	}
+	// An image model's set has no corrupted copies whatever the option says.
+	img := cfg
+	img.Kind, img.Frames, img.TubeletFrames, img.RewardDims = diffusion.KindImage, 1, 1, []string{"vq", "ta"}
+	di, sti, err := BuildCondData(testDev, fakeImages{src.caps}, "img", fakeReward{src.caps}, &img, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sti.Count[CondCorrupted] != 0 || len(di.Items) != 3*3 {
+		t.Errorf("image set: %d items, counts %v", len(di.Items), sti.Count)
+	}
+}

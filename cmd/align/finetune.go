@@ -46,6 +46,7 @@ type FinetuneOptions struct {
 	RWRGroups   string
 
 	CondSamples, CondDegraded, CondMismatched int      // reward-cond set from --data
+	CondCorrupted                             int      // reward-cond set from --data, video models
 	RewardDims                                []string // --reward-dims: remake the untaught slot with these
 
 	Train                dpo.Config
@@ -134,7 +135,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 					opts.loraFlags = append(opts.loraFlags, "--"+n)
 				}
 			}
-			for _, n := range []string{"data", "reward", "cond-samples", "cond-degraded", "cond-mismatched", "caption-dropout", "reward-dropout", "reward-dims"} {
+			for _, n := range []string{"data", "reward", "cond-samples", "cond-degraded", "cond-mismatched", "cond-corrupted", "caption-dropout", "reward-dropout", "reward-dims"} {
 				if cmd.Flags().Changed(n) {
 					opts.condFlags = append(opts.condFlags, "--"+n)
 				}
@@ -161,6 +162,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f.IntVar(&opts.CondSamples, "cond-samples", 0, "reward-cond with --data: training images used, a random subset (0: all)")
 	f.IntVar(&opts.CondDegraded, "cond-degraded", 1, "reward-cond with --data: degraded copies per image (spread vq)")
 	f.IntVar(&opts.CondMismatched, "cond-mismatched", 1, "reward-cond with --data: copies under another image's caption (spread ta)")
+	f.IntVar(&opts.CondCorrupted, "cond-corrupted", 1, "reward-cond with --data, video models: motion-corrupted copies per clip (spread mq)")
 	t.Timesteps.CaptionDropout, t.Timesteps.RewardDropout = 0.1, 0.1 // used by reward-cond only
 	f.Float64Var(&t.Timesteps.CaptionDropout, "caption-dropout", 0.1, "reward-cond: probability of the empty caption")
 	f.Float64Var(&t.Timesteps.RewardDropout, "reward-dropout", 0.1, "reward-cond: probability of dropping each reward dimension (∅)")

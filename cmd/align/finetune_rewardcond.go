@@ -50,13 +50,14 @@ func condData(dev kernels.Device, opts *FinetuneOptions, mc *diffusion.ModelConf
 		rm = m
 	}
 	o := dpo.DefaultCondSetOptions()
-	o.Samples, o.Degraded, o.Mismatched, o.Seed = opts.CondSamples, opts.CondDegraded, opts.CondMismatched, opts.Train.Seed
+	o.Samples, o.Degraded, o.Mismatched, o.Corrupted, o.Seed = opts.CondSamples, opts.CondDegraded, opts.CondMismatched,
+		opts.CondCorrupted, opts.Train.Seed
 	d, st, err := dpo.BuildCondData(dev, src, filepath.Clean(opts.Data), rm, mc, o)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "%s: %d training items scored with %s\n", opts.Data, len(d.Items), desc)
-	for _, k := range []string{dpo.CondClean, dpo.CondDegraded, dpo.CondMismatched} {
+	for _, k := range []string{dpo.CondClean, dpo.CondDegraded, dpo.CondMismatched, dpo.CondCorrupted} {
 		if st.Count[k] == 0 {
 			continue
 		}
