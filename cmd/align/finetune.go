@@ -95,9 +95,12 @@ func newCmdFinetune(runF func(*FinetuneOptions) error) *cobra.Command {
        --caption-dropout (0.1); t logit-normal. The set is a scored set (--scored) or is
        built from a dataset (--data DIR): each training image with its caption, plus
        --cond-degraded degraded copies (low vq) and --cond-mismatched copies under another
-       image's caption (low ta), all scored by --reward (default: the embedded model). The
-       slot is trained with LoRA too; model.safetensors (adapters merged) stores the 0.99
-       quantile of each dimension's conditions as its "max"
+       image's caption (low ta), for a video model also --cond-corrupted motion-corrupted
+       copies (low mq), all scored by --reward (default: the embedded model of the kind).
+       --reward-dims remakes a slot that reward-cond has not taught with other dimensions
+       (the video model's is its image model's vq,ta; add mq). The slot is trained with
+       LoRA too; model.safetensors (adapters merged) stores the 0.99 quantile of each
+       dimension's conditions as its "max"
 
 Pairs are align's JSONL ({"prompt","chosen","rejected"} with optional per-dimension
 "labels" A/B/tie and scores) or VideoAlign's CSV (path_A, path_B, prompt, VQ, MQ, TA);
@@ -127,7 +130,8 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
   $ align finetune --method sft --pairs pairs.jsonl --full-finetune --model base/model.safetensors -o sft/
   $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --resume-from-checkpoint latest --merge-lora
   $ align finetune --method reward-cond --data data/emoji --full-finetune -o cond/
-  $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=max`,
+  $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=max
+  $ align finetune --method reward-cond --model default-video --data data/emoji --reward-dims vq,ta,mq -o cond-video/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, n := range []string{"lora-rank", "lora-alpha", "lora-targets", "full-finetune"} {
@@ -167,7 +171,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f.Float64Var(&t.Timesteps.CaptionDropout, "caption-dropout", 0.1, "reward-cond: probability of the empty caption")
 	f.Float64Var(&t.Timesteps.RewardDropout, "reward-dropout", 0.1, "reward-cond: probability of dropping each reward dimension (∅)")
 	f.StringSliceVar(&opts.RewardDims, "reward-dims", nil, "reward-cond: remake the model's untaught reward-condition slot with these dimensions (e.g. vq,ta,mq for the video model, whose slot is its image model's vq,ta)")
-	f.StringVar(&opts.Model, "model", "", "base model file (.safetensors) written by align pretrain (default: the embedded image model)")
+	f.StringVar(&opts.Model, "model", "", "base model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
 	f.StringVar(&opts.Weights, "weights", "", "per-dimension weights, e.g. vq=1,ta=2, for labels or scores (default: equal)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "scored sets: "+strings.Join(rewards.Combiners, ", "))
 	f.StringVar(&opts.Ties, "ties", dpo.TiesKeep, "pairs whose labels collapse to a tie: keep (pushed towards equal) or drop")
@@ -365,7 +369,12 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if tr, err = dpo.NewTrainer(dev, m, cfg, data, opts.OutputDir); err != nil {
 			return err
 		}
-		if opts.Model != "" { // the adapter file names its base: absolute, to be found from any directory
+		// The adapter file names its base: a file as an absolute path, to be found from any
+		// directory; the embedded video model by its name ("" is the embedded image model).
+		switch {
+		case opts.Model == "default-video":
+			tr.BaseModel = opts.Model
+		case !isDefaultModel(opts.Model):
 			if tr.BaseModel, err = filepath.Abs(opts.Model); err != nil {
 				return err
 			}

@@ -386,3 +386,34 @@ func TestFinetuneEmulatedCUDAMatchesCPU(t *testing.T) {
 		}
 	}
 }
+
+// --model default-video fine-tunes the embedded video model; its adapter names that base, so
+// align sample --video loads it onto the video model from any directory.
+func TestFinetuneDefaultVideoAdapter(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.gif", "b.gif"} {
+		writeTestGIF(t, filepath.Join(dir, name), 8, 10)
+	}
+	pairs := filepath.Join(dir, "pairs.jsonl")
+	os.WriteFile(pairs, []byte(`{"prompt":"a red apple moving left","chosen":"a.gif","rejected":"b.gif"}`+"\n"), 0o644)
+	out := filepath.Join(dir, "run")
+	code, _, stderr := runAlign(t, "finetune", "--model", "default-video", "--pairs", pairs, "--lora-rank", "2",
+		"--max-train-steps", "1", "--train-batch-size", "1", "-o", out)
+	if code != exitOK {
+		t.Fatalf("finetune: exit %d: %s", code, stderr)
+	}
+	adapter := filepath.Join(out, "adapter.safetensors")
+	c, err := nn.LoadCheckpoint(adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base, ok := dpo.AdapterBase(c); !ok || base != "default-video" {
+		t.Errorf("adapter base %q (%v), want default-video", base, ok)
+	}
+	t.Chdir(t.TempDir()) // the base is found by name, not by a path
+	code, stdout, stderr := runAlign(t, "sample", "--video", "--model", adapter, "--prompt", "a red apple moving left",
+		"--num-inference-steps", "2", "-o", "s", "--json")
+	if code != exitOK || !strings.Contains(stdout, defaultVideoModelName) {
+		t.Errorf("sample with the adapter: exit %d, %s\n%s", code, stderr, stdout)
+	}
+}

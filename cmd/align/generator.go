@@ -1,5 +1,6 @@
 // The generator a command works on: --model PATH, or the embedded default image model when
-// no path is given (the embedded default video model with --video). PATH may also be the adapter file
+// no path is given (the embedded default video model with --video); "default" and
+// "default-video" name them where a path is asked for. PATH may also be the adapter file
 // of a LoRA run of align finetune (adapter.safetensors, written without --merge-lora): it is
 // loaded onto the base model it names and merged, W += (alpha/r) B A, which gives the
 // weights of the --merge-lora model file.
@@ -47,9 +48,13 @@ func loadGenerator(dev kernels.Device, path string) (*diffusion.DiT, string, err
 // loadGeneratorVia is loadGenerator for a base model reached through the adapter files
 // adapters (outermost first), which guards against a chain that loops.
 func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diffusion.DiT, string, error) {
-	if path == "" {
+	switch path {
+	case "", "default":
 		m, err := diffusion.LoadDiTFromBytes(dev, "embedded default image model", defaultImageModel)
 		return m, defaultImageModelName, err
+	case "default-video":
+		m, err := diffusion.LoadDiTFromBytes(dev, "embedded default video model", defaultVideoModel)
+		return m, defaultVideoModelName, err
 	}
 	c, err := nn.LoadCheckpoint(path)
 	if err != nil {
@@ -63,7 +68,7 @@ func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diff
 	if slices.Contains(adapters, path) {
 		return nil, "", fmt.Errorf("adapter files name each other as base model: %s -> %s", strings.Join(adapters, " -> "), path)
 	}
-	if base != "" {
+	if !isDefaultModel(base) {
 		if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
 			return nil, "", fmt.Errorf("adapter %s: its base model %s does not exist\n"+
 				"---> HINT: an adapter file holds only the LoRA weights and is applied to the base it was trained on; restore that "+
@@ -84,12 +89,17 @@ func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diff
 	return m, fmt.Sprintf("%s (LoRA on %s)", path, baseName), nil
 }
 
+// isDefaultModel reports whether --model names an embedded generator ("" and "default": the
+// image model, "default-video": the video model) rather than a file.
+func isDefaultModel(path string) bool {
+	return path == "" || path == "default" || path == "default-video"
+}
+
 // loadGeneratorKind is loadGenerator for commands with --video: the model's kind must match,
 // and no path means the embedded default video model.
 func loadGeneratorKind(dev kernels.Device, path string, video bool) (*diffusion.DiT, string, error) {
 	if path == "" && video {
-		m, err := diffusion.LoadDiTFromBytes(dev, "embedded default video model", defaultVideoModel)
-		return m, defaultVideoModelName, err
+		path = "default-video"
 	}
 	m, name, err := loadGenerator(dev, path)
 	if err != nil {

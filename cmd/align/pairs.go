@@ -101,7 +101,7 @@ score output) instead of sampling: one scored run then gives pairs for any --wei
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
-	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain (default: the embedded image model)")
+	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
 	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded, for the generator's kind), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (ONNX reward models)")

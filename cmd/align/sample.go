@@ -171,7 +171,7 @@ candidate j draws from stream i*k+j.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
-	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain (default: the embedded image model)")
+	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
 	f.BoolVar(&opts.Video, "video", false, "generate videos (the model must be a video model)")
 	f.IntVar(&opts.NumInferenceSteps, "num-inference-steps", 28, "denoising steps")
 	f.Float64Var(&opts.GuidanceScale, "guidance-scale", 4.0, "classifier-free guidance scale (<= 1 disables guidance)")
