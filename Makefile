@@ -239,7 +239,7 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 #        (candidate j of image i draws stream i*N+j: independent pairs as for fk).
 # FK and best-of-N select by the training reward, so its columns are their own objective and the
 # judge's the held-out check. The table, with reward evaluations and seconds per image (the
-# baseline's in brackets): $(EXP)/table-steering.md. The curve: TA-only Flow-NRG at each scale of
+# baseline's in brackets): $(EXP)/table-steering.md. The curve: Flow-NRG with STEER_CURVE_W weights (TA-only; MQ-only with VIDEO=1) at each scale of
 # STEER_NRG_SCALES, the base at w = 0, on a log axis (the scales double) -> $(EXP)/steering-curve.png.
 # Every file is a target, so a rerun continues. A small run that checks the plumbing (minutes):
 #   make steering-experiment EXP=/tmp/steer-mini EXP_EVAL_PROMPTS=4 EXP_IMAGES=1 EXP_REWARD_STEPS=5 \
@@ -272,9 +272,11 @@ STEER_NAME_bon  = best-of-$(STEER_BON_N)
 # run at STEER_NRG_SCALE is the table's.
 steer_run = $(if $(filter nrg,$(1)),steer-nrg-s$(STEER_NRG_SCALE)-$(2),steer-$(1)-$(2))
 STEER_CURVE  = $(filter-out 0,$(STEER_NRG_SCALES))
+# The curve's weighting: TA-only on the image model, MQ-only on the video model.
+STEER_CURVE_W ?= $(if $(VIDEO),mq,ta)
 STEER_EVALS  = $(foreach m,$(STEER_METHODS),$(foreach w,$(STEER_WEIGHTINGS),$(EXP)/eval-$(call steer_run,$(m),$(w)).json))
 STEER_NRG    = $(sort $(foreach w,$(STEER_WEIGHTINGS),$(EXP)/samples/steer-nrg-s$(STEER_NRG_SCALE)-$(w)/samples.json) \
-		$(foreach s,$(STEER_CURVE),$(EXP)/samples/steer-nrg-s$(s)-ta/samples.json))
+		$(foreach s,$(STEER_CURVE),$(EXP)/samples/steer-nrg-s$(s)-$(STEER_CURVE_W)/samples.json))
 STEER_FK     = $(foreach w,$(STEER_WEIGHTINGS),$(EXP)/samples/steer-fk-$(w)/samples.json)
 STEER_BON    = $(foreach w,$(STEER_WEIGHTINGS),$(EXP)/samples/steer-bon-$(w)/samples.json)
 STEER_MODELS = $(EXP)/reward/model.safetensors $(EXP)/judge/model.safetensors
@@ -317,9 +319,9 @@ $(EXP)/table-steering.md: $(STEER_EVALS)
 	  echo "baseline's in brackets."; echo; \
 	  ./$(BIN) eval table --cost $(foreach m,$(STEER_METHODS),$(foreach w,$(STEER_WEIGHTINGS),\
 		"$(STEER_NAME_$(m)), $(STEER_NAME_$(w))=$(EXP)/eval-$(call steer_run,$(m),$(w)).json")); } > $@.tmp && mv $@.tmp $@
-$(EXP)/steering-curve.png: $(foreach s,$(STEER_CURVE),$(EXP)/eval-steer-nrg-s$(s)-ta.json)
-	./$(BIN) eval plot $(foreach s,$(STEER_CURVE),$(s)=$(EXP)/eval-steer-nrg-s$(s)-ta.json) --log-x \
-		--x-label "reward guidance scale w" --title "Flow-NRG, TA-only weights: mean z-score against w" -o $@
+$(EXP)/steering-curve.png: $(foreach s,$(STEER_CURVE),$(EXP)/eval-steer-nrg-s$(s)-$(STEER_CURVE_W).json)
+	./$(BIN) eval plot $(foreach s,$(STEER_CURVE),$(s)=$(EXP)/eval-steer-nrg-s$(s)-$(STEER_CURVE_W).json) --log-x \
+		--x-label "reward guidance scale w" --title "Flow-NRG, $(STEER_NAME_$(STEER_CURVE_W)) weights: mean z-score against w" -o $@
 
 info: setup build
 	./$(BIN) info
