@@ -1,4 +1,5 @@
-// align info: what this build and machine offer (backends, BLAS, threads, GEMM speed).
+// align info: what this build and machine offer (backends, BLAS, threads, GEMM speed, the
+// embedded default models).
 package main
 
 import (
@@ -34,7 +35,8 @@ type infoReport struct {
 	GEMM        string   `json:"gemm_kernel"`
 	ONNXRuntime string   `json:"onnxruntime"`
 	// GemmGFLOPs is the CPU device's Gemm rate at 1024^3 over --probe-time (0 when skipped).
-	GemmGFLOPs float64 `json:"gemm_gflops"`
+	GemmGFLOPs float64         `json:"gemm_gflops"`
+	Models     []embeddedModel `json:"models"`
 }
 
 type blasJSON struct {
@@ -51,7 +53,7 @@ func newCmdInfo(runF func(*InfoOptions) error) *cobra.Command {
 	opts := &InfoOptions{}
 	cmd := &cobra.Command{
 		Use:   "info",
-		Short: "Show backends, BLAS library, threads and a GEMM speed probe",
+		Short: "Show backends, BLAS library, threads, a GEMM speed probe and the embedded models",
 		Example: `  $ align info
   $ align info --json
   $ align info --device cuda        # needs a binary built with -tags cuda
@@ -82,6 +84,7 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 		CPUs:      runtime.NumCPU(),
 		Threads:   runtime.GOMAXPROCS(0),
 		Backends:  kernels.DeviceNames(),
+		Models:    embeddedModels(),
 	}
 	dev, err := deviceFromCmd(cmd)
 	if err != nil {
@@ -119,6 +122,14 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	fmt.Fprintf(w, "onnxruntime\t%s\n", r.ONNXRuntime)
 	if opts.ProbeTime > 0 {
 		fmt.Fprintf(w, "gemm probe\t%.1f GFLOP/s on %s (1024^3, %v)\n", r.GemmGFLOPs, r.Device, opts.ProbeTime)
+	}
+	for _, m := range r.Models {
+		if m.Error != "" {
+			fmt.Fprintf(w, "model %s\tnot readable: %s\n", m.Name, m.Error)
+			continue
+		}
+		fmt.Fprintf(w, "model %s\t%s; %s parameters, %s, %s; %s\n", m.Name, m.What, fmtCount(m.Parameters), m.DType,
+			formatBytes(int64(m.Bytes)), m.Selects)
 	}
 	return w.Flush()
 }

@@ -64,6 +64,37 @@ func TestInfoJSON(t *testing.T) {
 	}
 }
 
+// info lists the five embedded models with what they are, read from their headers; a
+// damaged file is reported, not fatal.
+func TestInfoModels(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"info", "--json", "--probe-time", "0"}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	var r infoReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"image-base":    "image generator, 32x32, reward slot vq,ta",
+		"video-base":    "video generator, 8 frames of 32x32, reward slot vq,ta",
+		"reward-image":  "image reward vq,ta, 32x32",
+		"reward-latent": "noise-aware latent image reward vq,ta, 32x32",
+		"reward-video":  "video reward vq,ta,mq, 8 frames of 32x32",
+	}
+	if len(r.Models) != len(want) {
+		t.Fatalf("%d models, want %d: %+v", len(r.Models), len(want), r.Models)
+	}
+	for _, m := range r.Models {
+		if m.What != want[m.Name] || m.Error != "" || m.Parameters < 1e6 || m.Bytes < m.Parameters || m.Selects == "" {
+			t.Errorf("%+v, want %q", m, want[m.Name])
+		}
+	}
+	if m := describeModel("broken", []byte("not a model")); m.Error == "" || !strings.Contains(m.Error, "broken") {
+		t.Errorf("broken file: %+v", m)
+	}
+}
+
 func TestMainExitCodes(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
