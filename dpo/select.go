@@ -9,7 +9,8 @@
 //	                              its front (the best of the first, the worst of the last)
 //
 // (first index on ties). A prompt whose candidates are all equally good (equal u, or a
-// single front) gives no pair. As flow_grpo's DPO (best against worst of 24 SDE samples per
+// single front) gives no pair. Options (Selection): k pairs per prompt, the i-th best against
+// the i-th worst, and a minimum utility margin. As flow_grpo's DPO (best against worst of 24 SDE samples per
 // prompt) and Parrot (arXiv 2401.05675) for the Pareto variant.
 //
 // Test: go test ./dpo -run 'Select|Write'
@@ -17,74 +18,111 @@
 package dpo
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 
 	"github.com/alignkit/align/rewards"
 )
 
-// SelectPair returns the chosen and rejected candidates among z (K, D) (see the file
-// header); ok is false when the candidates are all equally good. lscQuantile is the
-// per-prompt reference quantile of the lsc combiner.
-func SelectPair(z [][]float64, w []float64, combine string, lscQuantile float64) (chosen, rejected int, ok bool, err error) {
-	if len(z) < 2 {
-		return 0, 0, false, nil
-	}
-	if combine == rewards.CombinePareto {
-		fronts, err := rewards.ParetoFronts(z, w)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		if len(fronts) < 2 {
-			return 0, 0, false, nil
-		}
-		u := rewards.Linear(z, w)
-		return argBy(fronts[0], u, true), argBy(fronts[len(fronts)-1], u, false), true, nil
-	}
-	var ref [][]float64
-	if combine == rewards.CombineLogSigmoid {
-		same := make([]string, len(z))
-		if ref, err = rewards.PromptReference(z, same, lscQuantile); err != nil {
-			return 0, 0, false, err
-		}
-	}
-	u, err := rewards.Combine(combine, z, w, ref)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	all := make([]int, len(z))
-	for i := range all {
-		all[i] = i
-	}
-	chosen, rejected = argBy(all, u, true), argBy(all, u, false)
-	if u[chosen] == u[rejected] {
-		return 0, 0, false, nil
-	}
-	return chosen, rejected, true, nil
+// Selection is how the pairs of one prompt's candidates are chosen.
+type Selection struct {
+	Weights     []float64 // one per dimension (rewards.ParseWeights)
+	Combine     string    // rewards.Combiners
+	LSCQuantile float64   // lsc: the per-prompt reference quantile
+	// PairsPerPrompt k > 1 pairs the i-th best candidate with the i-th worst, i < k, with
+	// distinct candidates (at most K/2 pairs of K): more pairs from the same samples. Scalar
+	// combiners only. 0 means 1.
+	PairsPerPrompt int
+	// MinMargin drops a pair whose combined utilities differ by less (u_chosen - u_rejected <
+	// MinMargin; the linear sum for pareto): its label is the least certain. 0 keeps every
+	// decisive pair.
+	MinMargin float64
 }
 
-// PromptPair selects the pair of one prompt's scored candidates (all of one prompt, in
-// candidate order) with SelectPair; ok is false when they are all equally good.
-func PromptPair(cands []Scored, dims []string, w []float64, combine string, lscQuantile float64) (p Pair, ok bool, err error) {
+// SelectPairs returns the (chosen, rejected) candidates among z (K, D) (see the file header
+// and Selection); none when the candidates are all equally good.
+func SelectPairs(z [][]float64, s Selection) ([][2]int, error) {
+	k := max(s.PairsPerPrompt, 1)
+	if len(z) < 2 {
+		return nil, nil
+	}
+	keep := func(u []float64, c, r int) bool { return u[c] > u[r] && u[c]-u[r] >= s.MinMargin }
+	if s.Combine == rewards.CombinePareto {
+		if k > 1 {
+			return nil, fmt.Errorf("%d pairs per prompt: the pareto combiner gives one (first front against last)", k)
+		}
+		fronts, err := rewards.ParetoFronts(z, s.Weights)
+		if err != nil {
+			return nil, err
+		}
+		if len(fronts) < 2 {
+			return nil, nil
+		}
+		u := rewards.Linear(z, s.Weights)
+		c, r := argBy(fronts[0], u, true), argBy(fronts[len(fronts)-1], u, false)
+		if u[c]-u[r] < s.MinMargin {
+			return nil, nil
+		}
+		return [][2]int{{c, r}}, nil
+	}
+	var ref [][]float64
+	if s.Combine == rewards.CombineLogSigmoid {
+		var err error
+		if ref, err = rewards.PromptReference(z, make([]string, len(z)), s.LSCQuantile); err != nil {
+			return nil, err
+		}
+	}
+	u, err := rewards.Combine(s.Combine, z, s.Weights, ref)
+	if err != nil {
+		return nil, err
+	}
+	// best: by u descending, worst: ascending, the first index first on ties in both. The
+	// i-th pair is (best[i], worst[i]) for i < K/2: a candidate could only be in two pairs
+	// within a group of equal u, whose pairs are not decisive and are dropped.
+	best, worst := make([]int, len(z)), make([]int, len(z))
+	for i := range best {
+		best[i], worst[i] = i, i
+	}
+	slices.SortStableFunc(best, func(a, b int) int { return cmp.Compare(u[b], u[a]) })
+	slices.SortStableFunc(worst, func(a, b int) int { return cmp.Compare(u[a], u[b]) })
+	var pairs [][2]int
+	for i := 0; i < k && i < len(z)/2; i++ {
+		if c, r := best[i], worst[i]; keep(u, c, r) {
+			pairs = append(pairs, [2]int{c, r})
+		}
+	}
+	return pairs, nil
+}
+
+// PromptPairs selects the pairs of one prompt's scored candidates (all of one prompt, in
+// candidate order) with SelectPairs; none when they are all equally good.
+func PromptPairs(cands []Scored, dims []string, s Selection) ([]Pair, error) {
 	z := make([][]float64, len(cands))
 	for k, c := range cands {
 		z[k] = c.Scores
 	}
-	c, r, ok, err := SelectPair(z, w, combine, lscQuantile)
-	if !ok || err != nil {
-		return Pair{}, false, err
+	sel, err := SelectPairs(z, s)
+	if err != nil {
+		return nil, err
 	}
-	return Pair{Prompt: cands[c].Prompt, Chosen: cands[c].Path, Rejected: cands[r].Path,
-		ChosenScores: dimMap(dims, z[c]), RejectedScores: dimMap(dims, z[r]), Seed: cands[c].Seed,
-		ChosenIndex: cands[c].Index, RejectedIndex: cands[r].Index}, true, nil
+	pairs := make([]Pair, len(sel))
+	for i, cr := range sel {
+		c, r := cr[0], cr[1]
+		pairs[i] = Pair{Prompt: cands[c].Prompt, Chosen: cands[c].Path, Rejected: cands[r].Path,
+			ChosenScores: dimMap(dims, z[c]), RejectedScores: dimMap(dims, z[r]), Seed: cands[c].Seed,
+			ChosenIndex: cands[c].Index, RejectedIndex: cands[r].Index}
+	}
+	return pairs, nil
 }
 
-// PairsFromScored selects one pair per prompt of a scored set (prompts in order of first
-// appearance), so that one scored run gives pairs for any weights and combiner without
-// sampling again. noPair counts the prompts whose candidates are all equally good.
-func PairsFromScored(set *ScoredSet, w []float64, combine string, lscQuantile float64) (pairs []Pair, noPair int, err error) {
+// PairsFromScored selects the pairs of every prompt of a scored set (prompts in order of
+// first appearance), so that one scored run gives pairs for any selection without sampling
+// again. noPair counts the prompts that give none.
+func PairsFromScored(set *ScoredSet, s Selection) (pairs []Pair, noPair int, err error) {
 	var order []string
 	groups := map[string][]Scored{}
 	for _, it := range set.Items {
@@ -94,15 +132,14 @@ func PairsFromScored(set *ScoredSet, w []float64, combine string, lscQuantile fl
 		groups[it.Prompt] = append(groups[it.Prompt], it)
 	}
 	for _, prompt := range order {
-		p, ok, err := PromptPair(groups[prompt], set.Dims, w, combine, lscQuantile)
+		ps, err := PromptPairs(groups[prompt], set.Dims, s)
 		if err != nil {
 			return nil, 0, fmt.Errorf("prompt %q: %w", prompt, err)
 		}
-		if !ok {
+		if len(ps) == 0 {
 			noPair++
-			continue
 		}
-		pairs = append(pairs, p)
+		pairs = append(pairs, ps...)
 	}
 	return pairs, noPair, nil
 }

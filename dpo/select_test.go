@@ -7,48 +7,75 @@ package dpo
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/alignkit/align/rewards"
 )
 
-func TestSelectPair(t *testing.T) {
+func TestSelectPairs(t *testing.T) {
 	z := [][]float64{{0, 0}, {2, -1}, {1, 1}, {-1, -1}, {0.5, 1.5}}
 	w := []float64{1, 1}
-	tests := []struct {
-		combine          string
-		w                []float64
-		chosen, rejected int
-		ok               bool
-	}{
-		{rewards.CombineLinear, w, 2, 3, true},               // sums 0, 1, 2, -2, 2: the first of the best
-		{rewards.CombineLinear, []float64{1, 0}, 1, 3, true}, // first dimension only
-		{rewards.CombineUnitDirection, []float64{3, 0}, 1, 3, true},
+	sel := func(combine string, w []float64) Selection {
+		return Selection{Weights: w, Combine: combine, LSCQuantile: 0.85}
+	}
+	type selCase struct {
+		s    Selection
+		want [][2]int
+	}
+	tests := []selCase{
+		{sel(rewards.CombineLinear, w), [][2]int{{2, 3}}},               // sums 0, 1, 2, -2, 2: the first of the best
+		{sel(rewards.CombineLinear, []float64{1, 0}), [][2]int{{1, 3}}}, // first dimension only
+		{sel(rewards.CombineUnitDirection, []float64{3, 0}), [][2]int{{1, 3}}},
 		// Fronts: {1, 2, 4} (non-dominated), {0}, {3}: the best of the first by sum (2: 2 and
 		// 4 tie, 2 first), the worst of the last (3).
-		{rewards.CombinePareto, w, 2, 3, true},
-		{rewards.CombineLogSigmoid, w, 2, 3, true},
+		{sel(rewards.CombinePareto, w), [][2]int{{2, 3}}},
+		{sel(rewards.CombineLogSigmoid, w), [][2]int{{2, 3}}},
 	}
+	// Two pairs per prompt: sums 0, 1, 2, -2, 2 ranked 2, 4, 1, 0, 3 (best first) and
+	// 3, 0, 1, 2, 4 (worst first): (2, 3) and (4, 0); at most 5/2 = 2 pairs.
+	two := sel(rewards.CombineLinear, w)
+	two.PairsPerPrompt = 2
+	tests = append(tests, selCase{two, [][2]int{{2, 3}, {4, 0}}})
+	three := two
+	three.PairsPerPrompt = 3
+	tests = append(tests, selCase{three, [][2]int{{2, 3}, {4, 0}}})
+	// A margin of 2.5 keeps (2, 3) (2 - -2 = 4) and drops (4, 0) (2 - 0 = 2).
+	margin := two
+	margin.MinMargin = 2.5
+	tests = append(tests, selCase{margin, [][2]int{{2, 3}}})
 	for _, tt := range tests {
-		c, r, ok, err := SelectPair(z, tt.w, tt.combine, 0.85)
-		if err != nil || c != tt.chosen || r != tt.rejected || ok != tt.ok {
-			t.Errorf("%s %v: (%d, %d, %v, %v), want (%d, %d, %v)", tt.combine, tt.w, c, r, ok, err, tt.chosen, tt.rejected, tt.ok)
+		got, err := SelectPairs(z, tt.s)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("%+v: %v (%v), want %v", tt.s, got, err, tt.want)
 		}
 	}
 	// All equally good: no pair.
 	flat := [][]float64{{1, 0}, {0, 1}, {1, 0}}
-	if _, _, ok, _ := SelectPair(flat, w, rewards.CombineLinear, 0.85); ok {
-		t.Error("equal sums gave a pair")
+	for _, c := range []string{rewards.CombineLinear, rewards.CombinePareto} {
+		if got, _ := SelectPairs(flat, sel(c, w)); len(got) != 0 {
+			t.Errorf("%s: equal candidates gave %v", c, got)
+		}
 	}
-	if _, _, ok, _ := SelectPair(flat, w, rewards.CombinePareto, 0.85); ok {
-		t.Error("one front gave a pair")
-	}
-	if _, _, ok, _ := SelectPair(z[:1], w, rewards.CombineLinear, 0.85); ok {
+	if got, _ := SelectPairs(z[:1], sel(rewards.CombineLinear, w)); len(got) != 0 {
 		t.Error("one candidate gave a pair")
 	}
-	if _, _, _, err := SelectPair(z, w, "best", 0.85); err == nil {
+	// A margin above the whole range: none.
+	wide := sel(rewards.CombineLinear, w)
+	wide.MinMargin = 5
+	if got, _ := SelectPairs(z, wide); len(got) != 0 {
+		t.Errorf("margin 5 kept %v", got)
+	}
+	if _, err := SelectPairs(z, sel("best", w)); err == nil {
 		t.Error("unknown combiner accepted")
+	}
+	paretoTwo := sel(rewards.CombinePareto, w)
+	paretoTwo.PairsPerPrompt = 2
+	if _, err := SelectPairs(z, paretoTwo); err == nil || !strings.Contains(err.Error(), "pareto") {
+		t.Errorf("pareto with 2 pairs per prompt: %v", err)
 	}
 }
 
@@ -63,15 +90,35 @@ func TestPairsFromScored(t *testing.T) {
 		item("cat", "c1", 0, 0), item("dog", "d2", 0, 0),
 	}}
 	// ta only: dog's ta are 1, -1, 0 -> d0 over d1; cat ties.
-	pairs, noPair, err := PairsFromScored(set, []float64{1, 0}, rewards.CombineLinear, 0.85)
+	sel := Selection{Weights: []float64{1, 0}, Combine: rewards.CombineLinear}
+	pairs, noPair, err := PairsFromScored(set, sel)
 	if err != nil || noPair != 1 || len(pairs) != 1 || pairs[0].Chosen != "d0" || pairs[0].Rejected != "d1" ||
 		pairs[0].ChosenScores["vq"] != -2 || pairs[0].RejectedScores["ta"] != -1 {
 		t.Fatalf("ta only: %+v, %d without, %v", pairs, noPair, err)
 	}
 	// Equal weights: sums -1, 2, 0 -> d1 over d0.
-	pairs, _, _ = PairsFromScored(set, []float64{1, 1}, rewards.CombineLinear, 0.85)
+	sel.Weights = []float64{1, 1}
+	pairs, _, _ = PairsFromScored(set, sel)
 	if len(pairs) != 1 || pairs[0].Chosen != "d1" || pairs[0].Rejected != "d0" {
 		t.Fatalf("equal weights: %+v", pairs)
+	}
+}
+
+// Two pairs per prompt from a scored set, and a margin that drops the closer one.
+func TestPairsFromScoredPerPrompt(t *testing.T) {
+	var items []Scored
+	for k, ta := range []float64{0.5, -1, 2, 0, -0.5} { // best 2, 0, 3, 4, 1; worst 1, 4, 3, 0, 2
+		items = append(items, Scored{Prompt: "dog", Path: fmt.Sprintf("d%d", k), Scores: []float64{ta}})
+	}
+	set := &ScoredSet{Dims: []string{"ta"}, Items: items}
+	sel := Selection{Weights: []float64{1}, Combine: rewards.CombineLinear, PairsPerPrompt: 2}
+	pairs, _, err := PairsFromScored(set, sel)
+	if err != nil || len(pairs) != 2 || pairs[0].Chosen != "d2" || pairs[0].Rejected != "d1" || pairs[1].Chosen != "d0" || pairs[1].Rejected != "d4" {
+		t.Fatalf("2 per prompt: %+v (%v)", pairs, err)
+	}
+	sel.MinMargin = 1.5 // 2 - -1 = 3 kept, 0.5 - -0.5 = 1 dropped
+	if pairs, _, _ = PairsFromScored(set, sel); len(pairs) != 1 || pairs[0].Chosen != "d2" {
+		t.Fatalf("margin 1.5: %+v", pairs)
 	}
 }
 

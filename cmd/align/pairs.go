@@ -40,6 +40,8 @@ type PairsOptions struct {
 	Weights       string
 	Combine       string
 	LSCQuantile   float64
+	PerPrompt     int     // --pairs-per-prompt
+	MinMargin     float64 // --min-margin
 
 	NumInferenceSteps int
 	GuidanceScale     float64
@@ -67,7 +69,9 @@ prompt p is sample p*K+k of --seed's stream, recorded as its index), score them 
 reward model, and write one pair per prompt: the best against the worst by the weighted
 z-scores (--weights, --combine linear, unit-direction or lsc), or with --combine pareto a
 sample of the first Pareto front against one of the last. A prompt whose candidates are all
-equally good gives no pair. The samples (PNG, or GIF for video models) go to --images-dir
+equally good gives no pair. --pairs-per-prompt k pairs the i-th best with the i-th worst,
+i < k (at most K/2 pairs; linear, unit-direction and lsc); --min-margin m drops a pair whose
+combined z-scores differ by less than m. The samples (PNG, or GIF for video models) go to --images-dir
 and the JSONL (-o) names them relative to its own directory, with each sample's z-scores.
 
 --scored writes every candidate with its z-scores instead (a scored set for
@@ -110,6 +114,8 @@ score output) instead of sampling: one scored run then gives pairs for any --wei
 	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how dimensions combine: "+strings.Join(rewards.Combiners, ", "))
 	f.Float64Var(&opts.LSCQuantile, "lsc-quantile", 0.85, "lsc: per-prompt reference quantile of each dimension")
+	f.IntVar(&opts.PerPrompt, "pairs-per-prompt", 1, "pairs per prompt: the i-th best against the i-th worst (at most --num-candidates/2)")
+	f.Float64Var(&opts.MinMargin, "min-margin", 0, "drop a pair whose combined z-scores differ by less than this")
 	f.IntVar(&opts.NumInferenceSteps, "num-inference-steps", 28, "denoising steps")
 	f.Float64Var(&opts.GuidanceScale, "guidance-scale", 4.0, "classifier-free guidance scale (<= 1 disables guidance)")
 	f.Float64Var(&opts.NoiseLevel, "noise-level", 0.7, "SDE noise level a (flow_grpo's 0.7)")
@@ -125,6 +131,16 @@ score output) instead of sampling: one scored run then gives pairs for any --wei
 }
 
 func (o *PairsOptions) validate() error {
+	switch {
+	case o.PerPrompt < 1:
+		return flagErrorf("--pairs-per-prompt must be >= 1, got %d", o.PerPrompt)
+	case o.PerPrompt > 1 && o.Combine == rewards.CombinePareto:
+		return flagErrorf("--pairs-per-prompt %d: --combine pareto gives one pair per prompt (first front against last)", o.PerPrompt)
+	case !(o.MinMargin >= 0):
+		return flagErrorf("--min-margin must be >= 0, got %v", o.MinMargin)
+	case o.Scored && (o.PerPrompt > 1 || o.MinMargin > 0):
+		return flagErrorf("--pairs-per-prompt and --min-margin select pairs; --scored writes every candidate (select later with --from-scored)")
+	}
 	if o.FromScored != "" {
 		switch {
 		case len(o.Prompts) > 0 || o.PromptsFile != "" || o.Scored || o.Shard != "":
@@ -146,6 +162,8 @@ func (o *PairsOptions) validate() error {
 		return flagErrorf("no prompts: give --prompt TEXT (repeatable) or --prompts FILE")
 	case o.NumCandidates < 2:
 		return flagErrorf("--num-candidates must be >= 2, got %d", o.NumCandidates)
+	case 2*o.PerPrompt > o.NumCandidates:
+		return flagErrorf("--pairs-per-prompt %d needs at least %d candidates, got --num-candidates %d", o.PerPrompt, 2*o.PerPrompt, o.NumCandidates)
 	case !slices.Contains(rewards.Combiners, o.Combine):
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 	case !(o.LSCQuantile >= 0 && o.LSCQuantile <= 1):
@@ -177,6 +195,11 @@ func (o *PairsOptions) validate() error {
 		o.ImagesDir = strings.TrimSuffix(o.Output, filepath.Ext(o.Output)) + "-images"
 	}
 	return nil
+}
+
+// selection is how pairs are chosen under the weights w.
+func (o *PairsOptions) selection(w []float64) dpo.Selection {
+	return dpo.Selection{Weights: w, Combine: o.Combine, LSCQuantile: o.LSCQuantile, PairsPerPrompt: o.PerPrompt, MinMargin: o.MinMargin}
 }
 
 func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
@@ -284,15 +307,14 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 			cands = append(cands, dpo.Scored{Prompt: prompts[p], Path: rows[k].Path, Scores: rows[k].Z, Seed: &seed, Index: &idx})
 		}
 		set.Items = append(set.Items, cands...)
-		pair, found, err := dpo.PromptPair(cands, dims, w, opts.Combine, opts.LSCQuantile)
+		ps, err := dpo.PromptPairs(cands, dims, opts.selection(w))
 		if err != nil {
 			return err
 		}
-		if found {
-			pairs = append(pairs, pair)
-		} else {
+		if len(ps) == 0 {
 			noPair++
 		}
+		pairs = append(pairs, ps...)
 		bar.Update(p-first+1, fmt.Sprintf("%d pairs", len(pairs)))
 	}
 	bar.Finish(fmt.Sprintf("%d pairs, %d prompts without one, %d samples not scored", len(pairs), noPair, failed))
@@ -332,7 +354,7 @@ func pairsFromScoredRun(cmd *cobra.Command, opts *PairsOptions) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--weights: %w", err)}
 	}
-	pairs, noPair, err := dpo.PairsFromScored(set, w, opts.Combine, opts.LSCQuantile)
+	pairs, noPair, err := dpo.PairsFromScored(set, opts.selection(w))
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.FromScored, err)
 	}

@@ -33,6 +33,11 @@ func TestNewCmdPairsFlags(t *testing.T) {
 		{[]string{"--prompt", "a", "--model", "m", "--combine", "max"}, `--combine "max"`},
 		{[]string{"--prompt", "a", "--model", "m", "--shard", "3/3"}, `shard "3/3"`},
 		{[]string{"--prompt", "a", "--model", "m", "--noise-level", "0"}, "--noise-level must be > 0"},
+		{[]string{"--prompt", "a", "--pairs-per-prompt", "0"}, "--pairs-per-prompt must be >= 1"},
+		{[]string{"--prompt", "a", "--pairs-per-prompt", "2", "--combine", "pareto"}, "gives one pair per prompt"},
+		{[]string{"--prompt", "a", "--pairs-per-prompt", "5"}, "needs at least 10 candidates, got --num-candidates 8"},
+		{[]string{"--prompt", "a", "--min-margin", "-1"}, "--min-margin must be >= 0"},
+		{[]string{"--prompt", "a", "--scored", "--pairs-per-prompt", "2"}, "select later with --from-scored"},
 	} {
 		if _, err := runWithStub(t, "pairs", newCmdPairs, tt.args); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("pairs %v: err = %v, want %q", tt.args, err, tt.wantErr)
@@ -146,6 +151,11 @@ func TestPairsEndToEnd(t *testing.T) {
 		if p.ChosenScores["ta"] <= p.RejectedScores["ta"] {
 			t.Errorf("ta-only pair %+v: chosen ta not above rejected", p)
 		}
+	}
+	// A margin above every prompt's spread leaves no pair: an error naming the file.
+	if code, _, stderr := runAlign(t, "pairs", "--from-scored", scored, "--min-margin", "100", "-o", taOnly); code != exitError ||
+		!strings.Contains(stderr, scored) {
+		t.Errorf("--min-margin 100: exit %d, %s", code, stderr)
 	}
 	if code, _, _ := runAlign(t, "pairs", "--from-scored", scored, "--prompts", prompts, "-o", taOnly); code != exitUsage {
 		t.Errorf("--from-scored with --prompts: exit %d, want %d", code, exitUsage)
