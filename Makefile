@@ -160,7 +160,10 @@ EXP_REWARD_STEPS ?= 3000
 EXP_EVAL_SEED    ?= 1000
 EXP_METHODS      := dpo-ta dpo-eq rwr-ta sft-ta dpo-ta-tsq
 EXP_FINETUNE      = ./$(BIN) finetune --max-train-steps $(EXP_STEPS) --seed 0 --merge-lora $(call resume_or,$(@D),)
-.PRECIOUS: $(EXP)/scored-shard-%.jsonl $(EXP)/%/model.safetensors $(EXP)/samples/%/samples.json $(EXP)/eval-%.json
+# Every file an experiment makes is kept: make would delete the ones it builds on the way
+# (models, pairs, samples) otherwise, and .PRECIOUS patterns only match rules of the same
+# pattern (the beta sweep's models were lost that way).
+.SECONDARY:
 
 align-experiment: $(EXP)/table.md
 dpo-beta-sweep: $(EXP)/table-beta.md
@@ -200,6 +203,12 @@ $(EXP)/sft-ta/model.safetensors: $(EXP)/pairs-ta.jsonl
 	$(EXP_FINETUNE) --method sft --pairs $< -o $(@D)
 $(EXP)/dpo-ta-b%/model.safetensors: $(EXP)/pairs-ta.jsonl
 	$(EXP_FINETUNE) --method dpo --beta-dpo $* --pairs $< -o $(@D)
+# More pairs from the same scored samples: the i-th best against the i-th worst of each
+# prompt's candidates, i < k (align pairs --pairs-per-prompt k; k = 4 uses all 8).
+$(EXP)/pairs-ta-k%.jsonl: $(EXP)/scored.jsonl
+	./$(BIN) pairs --from-scored $< --weights vq=0,ta=1 --pairs-per-prompt $* -o $@
+$(EXP)/dpo-ta-k%/model.safetensors: $(EXP)/pairs-ta-k%.jsonl
+	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
 
 # ALIGN_DEVICE=cuda samples on a GPU (with BIN=bin/align-cuda from make cuda-cli-binary).
 ALIGN_DEVICE ?= cpu
