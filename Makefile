@@ -209,6 +209,12 @@ $(EXP)/pairs-ta-k%.jsonl: $(EXP)/scored.jsonl
 	./$(BIN) pairs --from-scored $< --weights vq=0,ta=1 --pairs-per-prompt $* -o $@
 $(EXP)/dpo-ta-k%/model.safetensors: $(EXP)/pairs-ta-k%.jsonl
 	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
+# Fewer, surer pairs: those whose TA z-scores differ by at least m (align pairs --min-margin m;
+# the median margin of the best-against-worst pairs is 1.32).
+$(EXP)/pairs-ta-m%.jsonl: $(EXP)/scored.jsonl
+	./$(BIN) pairs --from-scored $< --weights vq=0,ta=1 --min-margin $* -o $@
+$(EXP)/dpo-ta-m%/model.safetensors: $(EXP)/pairs-ta-m%.jsonl
+	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
 
 # ALIGN_DEVICE=cuda samples on a GPU (with BIN=bin/align-cuda from make cuda-cli-binary).
 ALIGN_DEVICE ?= cpu
