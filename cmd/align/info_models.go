@@ -5,6 +5,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/alignkit/align/assets"
@@ -65,8 +67,9 @@ func describeModel(name string, b []byte) embeddedModel {
 		m.Parameters += n
 		bytesOf[t.DType] += len(t.Data)
 	}
-	for d, n := range bytesOf {
-		if m.DType == "" || n > bytesOf[nn.DType(m.DType)] {
+	// The dtype of most bytes; equal counts go to the first name, so the report is stable.
+	for _, d := range slices.Sorted(maps.Keys(bytesOf)) {
+		if m.DType == "" || bytesOf[d] > bytesOf[nn.DType(m.DType)] {
 			m.DType = string(d)
 		}
 	}
