@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -107,11 +109,21 @@ type PairConfig struct {
 	// Part of Parts (ConceptPart) restricts the training and validation splits to one part of
 	// the non-held-out concepts; Parts 0 or 1 keeps them all. The held-out split is shared.
 	Part, Parts int
+	// Set, when not empty, restricts the training and validation splits to the images (and
+	// the clips of the sprites) of one artwork set ("twitter" or "google" in the emoji data).
+	// Every concept is drawn by both sets, so two models trained on different sets know the
+	// same concepts from disjoint images: a judge that shares no training image with the
+	// reward model it checks, yet knows the prompts' concepts. The held-out split is shared.
+	Set string
 }
 
-// keeps reports whether a concept of split s is in the configured part.
-func (c PairConfig) keeps(s, concept string) bool {
-	return s == SplitHeldOut || c.Parts <= 1 || ConceptPart(concept, c.Parts) == c.Part
+// keeps reports whether an item of split s, concept and artwork set is in the configured
+// part and set.
+func (c PairConfig) keeps(s, concept, set string) bool {
+	if s == SplitHeldOut {
+		return true
+	}
+	return (c.Parts <= 1 || ConceptPart(concept, c.Parts) == c.Part) && (c.Set == "" || set == c.Set)
 }
 
 func (c PairConfig) tieShare() float64    { return defShare(c.TieShare, 0.15) }
@@ -176,11 +188,22 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 	for _, s := range []string{SplitTrain, SplitVal, SplitHeldOut} {
 		g.caps[s] = &captionIndex{subcat: map[string]string{}, bySubcat: map[string][]string{}, byConcept: map[string][]string{}}
 	}
+	if cfg.Set != "" {
+		sets := map[string]bool{}
+		for _, it := range images.Items {
+			sets[it.Set] = true
+		}
+		if !sets[cfg.Set] {
+			return nil, fmt.Errorf("pairs: no image of artwork set %q (the data has: %s)", cfg.Set, strings.Join(slices.Sorted(maps.Keys(sets)), ", "))
+		}
+	}
+	kept := map[int]bool{} // image items in some split's pool or caption index
 	for i, it := range images.Items {
 		s := splitOf(it.Split, it.Concept)
-		if !cfg.keeps(s, it.Concept) {
+		if !cfg.keeps(s, it.Concept, it.Set) {
 			continue
 		}
+		kept[i] = true
 		if clips == nil {
 			g.pools[s] = append(g.pools[s], i)
 		}
@@ -198,9 +221,13 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 			ci.byConcept[it.Concept] = append(ci.byConcept[it.Concept], it.Caption)
 		}
 	}
+	// Twins (the same variant in the other set) only among kept items: with Set, the
+	// training and validation splits have none.
 	byVariant := map[string][]int{}
 	for i, it := range images.Items {
-		byVariant[it.Unified] = append(byVariant[it.Unified], i)
+		if kept[i] {
+			byVariant[it.Unified] = append(byVariant[it.Unified], i)
+		}
 	}
 	for _, idx := range byVariant {
 		if len(idx) == 2 && images.Items[idx[0]].Set != images.Items[idx[1]].Set {
@@ -210,7 +237,7 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 	if clips != nil {
 		for i, c := range clips.Clips {
 			s := splitOf(c.Split, c.Concept)
-			if !cfg.keeps(s, c.Concept) {
+			if !cfg.keeps(s, c.Concept, c.Set) {
 				continue
 			}
 			g.pools[s] = append(g.pools[s], i)

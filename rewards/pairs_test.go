@@ -159,7 +159,7 @@ func synthData(withClips bool) (*dataset.Dataset, *dataset.VideoDataset) {
 		}
 		for k := range 4 {
 			m := dataset.Motions[(i+k)%len(dataset.Motions)]
-			v.Clips = append(v.Clips, dataset.Clip{Index: len(v.Clips), Item: i, Concept: it.Concept, Name: it.Name,
+			v.Clips = append(v.Clips, dataset.Clip{Index: len(v.Clips), Item: i, Concept: it.Concept, Set: it.Set, Name: it.Name,
 				Motion: m, Caption: dataset.VideoCaption(it.Name, m), Split: it.Split})
 			for range dataset.Frames {
 				v.Pixels = append(v.Pixels, testImage(i+k)...)
@@ -404,6 +404,75 @@ func TestConceptPartDisjoint(t *testing.T) {
 	cfg.ConceptPart, cfg.ConceptParts = 2, 2
 	if err := cfg.Validate(); err == nil {
 		t.Error("part 2/2 accepted")
+	}
+}
+
+// An artwork set keeps the training and validation pools (images and clips) to that set's
+// items, with no twin from the other set there; the held-out split and its twins stay whole;
+// an unknown set is an error that names the data's sets.
+func TestPairsImageSet(t *testing.T) {
+	d, v := synthData(true)
+	// Held-out concepts are drawn by one set in synthData: give one a twin.
+	for _, it := range d.Items {
+		if it.Split == dataset.SplitHeldOut {
+			it.Index, it.Set = len(d.Items), "google"
+			d.Items = append(d.Items, it)
+			d.Pixels = append(d.Pixels, testImage(it.Index)...)
+			break
+		}
+	}
+	for _, clips := range []*dataset.VideoDataset{nil, v} {
+		dims := []string{DimVQ, DimTA}
+		if clips != nil {
+			dims = append(dims, DimMQ)
+		}
+		all, err := NewPairGen(d, clips, PairConfig{Dims: dims})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := NewPairGen(d, clips, PairConfig{Dims: dims, Set: "google"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		setOf := func(idx int) string {
+			if clips != nil {
+				return clips.Clips[idx].Set
+			}
+			return d.Items[idx].Set
+		}
+		for _, s := range []string{SplitTrain, SplitVal} {
+			want := 0
+			for _, idx := range all.pools[s] {
+				if setOf(idx) == "google" {
+					want++
+				}
+			}
+			if len(g.pools[s]) != want || want == 0 {
+				t.Errorf("clips %v, %s: %d items kept, want the %d google ones", clips != nil, s, len(g.pools[s]), want)
+			}
+			for _, idx := range g.pools[s] {
+				if setOf(idx) != "google" {
+					t.Errorf("clips %v, %s: item %d of set %s kept", clips != nil, s, idx, setOf(idx))
+				}
+			}
+		}
+		if !slices.Equal(g.pools[SplitHeldOut], all.pools[SplitHeldOut]) {
+			t.Errorf("clips %v: the held-out split depends on the set", clips != nil)
+		}
+		if clips == nil {
+			for i, tw := range g.twin {
+				if d.Items[i].Split != dataset.SplitHeldOut || d.Items[tw].Split != dataset.SplitHeldOut {
+					t.Errorf("twins %d and %d outside the held-out split", i, tw)
+				}
+			}
+			if len(g.twin) == 0 {
+				t.Error("the held-out split lost its twins")
+			}
+		}
+	}
+	if _, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ}, Set: "apple"}); err == nil ||
+		!strings.Contains(err.Error(), `"apple"`) || !strings.Contains(err.Error(), "google, twitter") {
+		t.Errorf("unknown set: %v", err)
 	}
 }
 

@@ -68,6 +68,9 @@ type TrainConfig struct {
 	// concepts (PairConfig.Part), e.g. a judge on 1/2 for a model trained on 0/2.
 	ConceptPart  int `json:"concept_part,omitempty"`
 	ConceptParts int `json:"concept_parts,omitempty"`
+	// ImageSet ("": all) trains on one artwork set's images (PairConfig.Set), e.g. a reward
+	// model on twitter and its judge on google.
+	ImageSet string `json:"image_set,omitempty"`
 	// Negatives "generator" makes NegativeShare of the decisive vq pairs real against a
 	// few-step sample of the generator file whose sha256 is NegativesGeneratorSHA256, from a
 	// pool of NegativesPerLevel items per split (0: all; negatives.go); "" draws none.
@@ -96,7 +99,7 @@ func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K:
 
 // PairConfig returns the pair mixture for dims.
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
-	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts,
+	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts, Set: c.ImageSet,
 		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare}
 }
 
@@ -616,6 +619,9 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if st.Config != nil && (st.Config.ConceptPart != t.Cfg.ConceptPart || max(st.Config.ConceptParts, 1) != max(t.Cfg.ConceptParts, 1)) {
 		return fmt.Errorf("%s: trained on concept part %d/%d, --concept-part is %d/%d; resume with the same part", src,
 			st.Config.ConceptPart, max(st.Config.ConceptParts, 1), t.Cfg.ConceptPart, max(t.Cfg.ConceptParts, 1))
+	}
+	if st.Config != nil && st.Config.ImageSet != t.Cfg.ImageSet {
+		return fmt.Errorf("%s: trained on image set %q, --image-set is %q; resume with the same set", src, st.Config.ImageSet, t.Cfg.ImageSet)
 	}
 	if st.Config != nil && st.Config.TAImageShare != t.Cfg.TAImageShare {
 		return fmt.Errorf("%s: trained with --ta-image-share %v, now %v; resume with the same share", src,

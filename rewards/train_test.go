@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alignkit/align/diffusion/dataset"
 	"github.com/alignkit/align/nn"
 )
 
@@ -268,5 +269,48 @@ func TestTrainLossFalls(t *testing.T) {
 	}
 	if !(last < first-0.05) {
 		t.Errorf("mean loss %.3f over the first 15 steps, %.3f over the last 15", first, last)
+	}
+}
+
+// A run on one artwork set resumes only on that set: the other set of the same size is
+// refused by name.
+func TestTrainResumeSameImageSet(t *testing.T) {
+	d, _ := synthData(false)
+	// synthData draws odd concepts in one set only: give them the other so both sets hold
+	// the same number of items (the pool-size check would speak first otherwise).
+	for _, it := range slices.Clone(d.Items) {
+		if it.Set == "twitter" && !slices.ContainsFunc(d.Items, func(o dataset.Item) bool { return o.Unified == it.Unified && o.Set == "google" }) {
+			it.Index, it.Set = len(d.Items), "google"
+			d.Items = append(d.Items, it)
+			d.Pixels = append(d.Pixels, testImage(it.Index)...)
+		}
+	}
+	setup := func(dir, set string) *Trainer {
+		cfg := DefaultTrainConfig()
+		cfg.TrainBatchSize, cfg.MaxTrainSteps, cfg.CheckpointingSteps, cfg.ValPairs, cfg.EvalPairs, cfg.ImageSet = 4, 1, 1, 16, 0, set
+		gen, err := NewPairGen(d, nil, cfg.PairConfig([]string{DimVQ, DimTA}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tinyNativeTrainer(t, cfg, gen, dir)
+	}
+	dir := t.TempDir()
+	a := setup(dir, "google")
+	if err := a.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	ck, _, _, err := ReadTrainingCheckpoint(filepath.Join(dir, "checkpoint-1.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t.TempDir(), "twitter")
+	if b.Gen.PoolSize(SplitTrain) != a.Gen.PoolSize(SplitTrain) {
+		t.Fatalf("pools of %d and %d items", a.Gen.PoolSize(SplitTrain), b.Gen.PoolSize(SplitTrain))
+	}
+	if err := b.Resume(ck); err == nil || !strings.Contains(err.Error(), `image set "google", --image-set is "twitter"`) {
+		t.Errorf("resume on another set: %v", err)
+	}
+	if err := setup(t.TempDir(), "google").Resume(ck); err != nil {
+		t.Errorf("resume on the same set: %v", err)
 	}
 }

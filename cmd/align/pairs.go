@@ -51,6 +51,7 @@ type PairsOptions struct {
 
 	Scored     bool
 	FromScored string // --from-scored: select pairs from a scored set instead of sampling
+	Rescore    bool   // --rescore: score --from-scored's samples again with --reward
 	Shard      string
 	Output     string
 	ImagesDir  string
@@ -81,12 +82,16 @@ one whole run.
 
 --from-scored FILE selects the pairs from a scored set written by --scored (or align
 score output) instead of sampling: one scored run then gives pairs for any --weights and
---combine, each referencing the same sample files.`,
+--combine, each referencing the same sample files. With --rescore the set's samples are
+scored again by --reward first (its dimensions and calibration replace the file's), so
+another reward model selects from the same candidates without sampling them again; with
+--scored as well, the rescored set is written instead of pairs.`,
 		Example: `  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward.onnx --weights ta=1 --num-candidates 16 -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --combine pareto -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --scored -o scored.jsonl
   $ align pairs --from-scored scored.jsonl --weights vq=0,ta=1 -o pairs-ta.jsonl
+  $ align pairs --from-scored scored.jsonl --rescore --reward other/model.safetensors --scored -o scored-other.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --shard $JOB_COMPLETION_INDEX/8 -o pairs-$JOB_COMPLETION_INDEX.jsonl --images-dir images/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -123,6 +128,7 @@ score output) instead of sampling: one scored run then gives pairs for any --wei
 	f.Uint64Var(&opts.Seed, "seed", 0, "random seed of the candidates' noise")
 	f.BoolVar(&opts.Scored, "scored", false, "write every candidate with its scores (a scored set) instead of pairs")
 	f.StringVar(&opts.FromScored, "from-scored", "", "select pairs from this scored set (JSONL) instead of sampling")
+	f.BoolVar(&opts.Rescore, "rescore", false, "with --from-scored: score its samples again with --reward (with --scored: write the rescored set)")
 	f.StringVar(&opts.Shard, "shard", "", "generate part i of n of the prompts, e.g. 0/4")
 	f.StringVarP(&opts.Output, "output", "o", "pairs.jsonl", "output JSONL file, written atomically")
 	f.StringVar(&opts.ImagesDir, "images-dir", "", "directory of the samples (default: <output without .jsonl>-images)")
@@ -140,11 +146,19 @@ func (o *PairsOptions) validate() error {
 		return flagErrorf("--min-margin must be >= 0, got %v", o.MinMargin)
 	case o.Scored && (o.PerPrompt > 1 || o.MinMargin > 0):
 		return flagErrorf("--pairs-per-prompt and --min-margin select pairs; --scored writes every candidate (select later with --from-scored)")
+	case o.Rescore && o.FromScored == "":
+		return flagErrorf("--rescore scores the samples of --from-scored FILE again: give --from-scored")
 	}
 	if o.FromScored != "" {
 		switch {
-		case len(o.Prompts) > 0 || o.PromptsFile != "" || o.Scored || o.Shard != "":
-			return flagErrorf("--from-scored selects pairs from its file: it takes no --prompt, --prompts, --scored or --shard")
+		case len(o.Prompts) > 0 || o.PromptsFile != "" || o.Shard != "":
+			return flagErrorf("--from-scored selects pairs from its file: it takes no --prompt, --prompts or --shard")
+		case o.Scored && !o.Rescore:
+			return flagErrorf("--from-scored with --scored would copy the file: add --rescore to write it scored by --reward")
+		case o.Rescore && o.Reward == "":
+			return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
+		case o.BatchSize < 1:
+			return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
 		case !slices.Contains(rewards.Combiners, o.Combine):
 			return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 		case o.Output == "":
@@ -343,12 +357,29 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	return nil
 }
 
-// pairsFromScoredRun selects pairs from a scored set (--from-scored) and writes them with
-// paths relative to the output's directory.
+// pairsFromScoredRun selects pairs from a scored set (--from-scored), rescored first with
+// --rescore, and writes them (or, with --scored, the rescored set) with paths relative to the
+// output's directory.
 func pairsFromScoredRun(cmd *cobra.Command, opts *PairsOptions) error {
 	set, err := dpo.ReadScored(opts.FromScored)
 	if err != nil {
 		return err
+	}
+	if opts.Rescore {
+		if set, err = rescoreSet(cmd, opts, set); err != nil {
+			return err
+		}
+	}
+	outDir := filepath.Dir(opts.Output)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	if opts.Scored {
+		if err := writeOutputFile(opts.Output, func(wr io.Writer) error { return dpo.WriteScoredJSONL(wr, set, outDir) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d samples of %s scored by %s)\n", opts.Output, len(set.Items), opts.FromScored, opts.Reward)
+		return nil
 	}
 	w, err := rewards.ParseWeights(opts.Weights, set.Dims)
 	if err != nil {
@@ -361,14 +392,52 @@ func pairsFromScoredRun(cmd *cobra.Command, opts *PairsOptions) error {
 	if len(pairs) == 0 {
 		return fmt.Errorf("%s: no pairs: every prompt's candidates score alike under --weights %q", opts.FromScored, opts.Weights)
 	}
-	outDir := filepath.Dir(opts.Output)
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
-	}
 	if err := writeOutputFile(opts.Output, func(wr io.Writer) error { return dpo.WritePairsJSONL(wr, pairs, outDir) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d pairs from %d scored samples, %d prompts without one)\n",
 		opts.Output, len(pairs), len(set.Items), noPair)
 	return nil
+}
+
+// rescoreSet scores the samples of set again with --reward: the result keeps each sample's
+// prompt, file, seed and index, with the reward's dimensions and z-scores. A sample the
+// reward cannot read is an error naming its file (a pair would be missing a side).
+func rescoreSet(cmd *cobra.Command, opts *PairsOptions, set *dpo.ScoredSet) (*dpo.ScoredSet, error) {
+	if len(set.Items) == 0 {
+		return nil, fmt.Errorf("%s: no samples to rescore", opts.FromScored)
+	}
+	video := strings.EqualFold(filepath.Ext(set.Items[0].Path), ".gif")
+	lr, err := loadReward(cmd, &ScoreOptions{Reward: rewardForKind(opts.Reward, video), Manifest: opts.Manifest, ORTLibrary: opts.ORTLibrary, Threads: opts.Threads})
+	if err != nil {
+		return nil, err
+	}
+	defer lr.close()
+	if lr.clips != video {
+		return nil, usageError{fmt.Errorf("%s scores %s, but the samples of %s are %s", lr.describe,
+			map[bool]string{true: "clips", false: "images"}[lr.clips], opts.FromScored, map[bool]string{true: "GIF clips", false: "images"}[video])}
+	}
+	items := make([]scoring.Item, len(set.Items))
+	for i, it := range set.Items {
+		items[i] = scoring.Item{Index: i, Path: it.Path, Prompt: it.Prompt, HasPrompt: true}
+	}
+	stderr := cmd.ErrOrStderr()
+	fmt.Fprintf(stderr, "rescoring %d samples of %s with %s (%s)\n", len(items), opts.FromScored, lr.describe, strings.Join(lr.model.Dims(), ", "))
+	bar := newProgressBar(stderr, "rescore", len(items))
+	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
+		BatchSize: opts.BatchSize, Progress: func(done, total int) { bar.Update(done, "") }}
+	rows, err := sc.Run(context.Background(), items)
+	if err != nil {
+		return nil, err
+	}
+	bar.Finish("")
+	out := &dpo.ScoredSet{Dims: lr.model.Dims(), Items: make([]dpo.Scored, len(set.Items))}
+	for i, row := range rows {
+		if !row.OK() {
+			return nil, fmt.Errorf("%s: sample %s: %s", opts.FromScored, row.Path, row.Err)
+		}
+		out.Items[i] = set.Items[row.Index]
+		out.Items[i].Scores = row.Z
+	}
+	return out, nil
 }

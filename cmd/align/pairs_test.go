@@ -160,6 +160,64 @@ func TestPairsEndToEnd(t *testing.T) {
 	if code, _, _ := runAlign(t, "pairs", "--from-scored", scored, "--prompts", prompts, "-o", taOnly); code != exitUsage {
 		t.Errorf("--from-scored with --prompts: exit %d, want %d", code, exitUsage)
 	}
+
+	// --rescore: the same reward gives the same scores; another (the embedded default) gives
+	// its own, for the same files, prompts and indices, and the set it writes selects pairs.
+	same := filepath.Join(dir, "rescored-same.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--from-scored", scored, "--rescore", "--reward", reward, "--scored", "-o", same); code != exitOK {
+		t.Fatalf("--rescore: exit %d: %s", code, stderr)
+	}
+	rs, err := dpo.ReadScored(same)
+	if err != nil || len(rs.Items) != len(ss.Items) {
+		t.Fatalf("rescored set: %v, %d items", err, len(rs.Items))
+	}
+	for i := range ss.Items {
+		if rs.Items[i].Path != ss.Items[i].Path || rs.Items[i].Prompt != ss.Items[i].Prompt || *rs.Items[i].Index != *ss.Items[i].Index ||
+			fmt.Sprint(rs.Items[i].Scores) != fmt.Sprint(ss.Items[i].Scores) {
+			t.Errorf("item %d rescored by the same reward: %+v, was %+v", i, rs.Items[i], ss.Items[i])
+		}
+	}
+	other := filepath.Join(dir, "rescored-default.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--from-scored", scored, "--rescore", "--reward", "default", "--scored", "-o", other); code != exitOK {
+		t.Fatalf("--rescore --reward default: exit %d: %s", code, stderr)
+	}
+	ro, err := dpo.ReadScored(other)
+	if err != nil || len(ro.Items) != len(ss.Items) {
+		t.Fatalf("rescored set: %v, %d items", err, len(ro.Items))
+	}
+	changed := 0
+	for i := range ss.Items {
+		if ro.Items[i].Path != ss.Items[i].Path || *ro.Items[i].Index != *ss.Items[i].Index {
+			t.Errorf("item %d: %+v, was %+v", i, ro.Items[i], ss.Items[i])
+		}
+		if fmt.Sprint(ro.Items[i].Scores) != fmt.Sprint(ss.Items[i].Scores) {
+			changed++
+		}
+	}
+	if changed != len(ss.Items) {
+		t.Errorf("another reward changed %d of %d scores", changed, len(ss.Items))
+	}
+	rePairs := filepath.Join(dir, "pairs-rescored.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--from-scored", scored, "--rescore", "--reward", "default", "--weights", "vq=0,ta=1", "-o", rePairs); code != exitOK {
+		t.Fatalf("--rescore pairs: exit %d: %s", code, stderr)
+	}
+	rp, err := dpo.ReadPairs(rePairs, dpo.PairOptions{})
+	if err != nil || len(rp.Pairs) == 0 {
+		t.Fatalf("pairs from the rescored set: %v, %d", err, len(rp.Pairs))
+	}
+	for _, p := range rp.Pairs {
+		if p.ChosenScores["ta"] <= p.RejectedScores["ta"] {
+			t.Errorf("rescored ta-only pair %+v: chosen ta not above rejected", p)
+		}
+	}
+	for _, args := range [][]string{
+		{"--from-scored", scored, "--scored", "-o", same},            // --scored without --rescore copies
+		{"--prompt", "a", "--rescore", "--model", model, "-o", same}, // --rescore without --from-scored
+	} {
+		if code, _, stderr := runAlign(t, append([]string{"pairs"}, args...)...); code != exitUsage {
+			t.Errorf("pairs %v: exit %d, want %d: %s", args, code, exitUsage, stderr)
+		}
+	}
 	if code, _, stderr := runAlign(t, "finetune", "--method", "rwr", "--scored", scored, "--model", model, "-o", filepath.Join(dir, "rwr"),
 		"--lora-rank", "2", "--max-train-steps", "1", "--train-batch-size", "3"); code != exitOK {
 		t.Fatalf("rwr on the scored set: exit %d: %s", code, stderr)

@@ -114,6 +114,7 @@ refuses a different one).` + skippedStepsHelp,
   $ align reward train --data data/emoji --video --dims vq,ta,mq -o reward-video/
   $ align reward train --data data/emoji --video --init-from default -o reward-video/
   $ align reward train --data data/emoji --concept-part 1/2 --seed 1 -o judge/   # disjoint judge of a 0/2 model
+  $ align reward train --data data/emoji --image-set google --seed 1 -o judge/   # judge of a twitter model: same concepts, other images
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
   $ align reward train --data data/emoji --negatives generator --negative-share 0.25 --negatives-per-level 2000 -o reward-gen/`,
@@ -203,6 +204,7 @@ refuses a different one).` + skippedStepsHelp,
 	f.Float64Var(&t.NegativeShare, "negative-share", t.NegativeShare, "share of decisive vq pairs that are real against generated (with --negatives)")
 	f.IntVar(&t.NegativesPerLevel, "negatives-per-level", 0, "items per split sampled at each step count for --negatives generator (0: all)")
 	f.StringVar(&opts.ConceptPart, "concept-part", "", "train on part i/n of the training concepts (e.g. a judge on 1/2 for a model trained on 0/2)")
+	f.StringVar(&t.ImageSet, "image-set", "", "train on one artwork set's images only (twitter or google in the emoji data; e.g. a judge on google for a model trained on twitter)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
 	return cmd
 }
