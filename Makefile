@@ -146,9 +146,25 @@ sample: build
 # VIDEO=1 builds the same files for the embedded video model in $(RUNS)/video-exp: clip prompts
 # (align data prompts --video: the motions in turn), video reward models (vq, ta, mq), samples
 # with --video; the steering experiment then adds MQ-only weights.
+# EXP_SPLIT=set splits the reward models' data by artwork instead (in $(RUNS)/align-exp-set):
+# the training reward on the Twemoji images (--image-set twitter, seed 0), the judge on the
+# Noto ones (google, seed 1). Both then know every training concept, each from its own images:
+# the evaluation's concepts are no longer unseen by the training reward. EXP_SCORED_FROM=FILE
+# takes the candidates of an earlier scored set (the same generator, prompts and seed draw the
+# same samples) and scores them again with this experiment's reward (align pairs --rescore).
 VIDEO            ?=
 VIDEO_FLAG        = $(if $(VIDEO),--video)
-EXP              ?= $(RUNS)/$(if $(VIDEO),video-exp,align-exp)
+EXP_SPLIT        ?= concept
+EXP_REWARD_PART_concept := --concept-part 0/2
+EXP_JUDGE_PART_concept  := --concept-part 1/2
+EXP_REWARD_PART_set     := --image-set twitter
+EXP_JUDGE_PART_set      := --image-set google
+EXP_REWARD_PART   = $(EXP_REWARD_PART_$(EXP_SPLIT))
+EXP_JUDGE_PART    = $(EXP_JUDGE_PART_$(EXP_SPLIT))
+EXP              ?= $(RUNS)/$(if $(VIDEO),video-exp,align-exp)$(if $(filter set,$(EXP_SPLIT)),-set)
+EXP_SCORED_FROM  ?=
+# Extra flags of both reward models' training (e.g. "--ta-image-share 0.5 --ta-image-negatives hard").
+EXP_REWARD_FLAGS ?=
 EXP_PAIR_PROMPTS ?= 0
 EXP_K            ?= 8
 EXP_EVAL_PROMPTS ?= 200
@@ -173,10 +189,10 @@ $(EXP)/prompts-pairs.txt: | build data
 $(EXP)/prompts-eval.txt: | build data
 	./$(BIN) data prompts $(DATA) --part 1/2 --limit $(EXP_EVAL_PROMPTS) $(VIDEO_FLAG) -o $@
 $(EXP)/reward/model.safetensors: | build data
-	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(EXP_REWARD_STEPS) \
+	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) $(EXP_REWARD_PART) --seed 0 --max-train-steps $(EXP_REWARD_STEPS) $(EXP_REWARD_FLAGS) \
 		-o $(EXP)/reward $(call resume_or,$(EXP)/reward,)
 $(EXP)/judge/model.safetensors: | build data
-	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) --concept-part 1/2 --seed 1 --max-train-steps $(EXP_REWARD_STEPS) \
+	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) $(EXP_JUDGE_PART) --seed 1 --max-train-steps $(EXP_REWARD_STEPS) $(EXP_REWARD_FLAGS) \
 		-o $(EXP)/judge $(call resume_or,$(EXP)/judge,)
 # The scored run in EXP_SHARDS parts (align pairs --shard: the same samples as one run), so an
 # interrupted experiment loses at most one part.
@@ -184,8 +200,13 @@ EXP_SHARDS       ?= 8
 $(EXP)/scored-shard-%.jsonl: $(EXP)/prompts-pairs.txt $(EXP)/reward/model.safetensors
 	./$(BIN) pairs --prompts $< --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored \
 		--shard $*/$(EXP_SHARDS) --images-dir $(EXP)/scored-images -o $@
+ifeq ($(EXP_SCORED_FROM),)
 $(EXP)/scored.jsonl: $(foreach i,$(shell seq 0 $$(($(EXP_SHARDS)-1))),$(EXP)/scored-shard-$(i).jsonl)
 	cat $^ > $@.tmp && mv $@.tmp $@
+else
+$(EXP)/scored.jsonl: $(EXP_SCORED_FROM) $(EXP)/reward/model.safetensors
+	./$(BIN) pairs --from-scored $< --rescore --reward $(EXP)/reward/model.safetensors --scored -o $@
+endif
 $(EXP)/pairs-ta.jsonl: $(EXP)/scored.jsonl
 	./$(BIN) pairs --from-scored $< --weights vq=0,ta=1 -o $@
 $(EXP)/pairs-eq.jsonl: $(EXP)/scored.jsonl
@@ -301,7 +322,7 @@ steering-experiment: $(EXP)/table-steering.md $(EXP)/steering-curve.png
 	@echo "→ $(EXP)/steering-curve.png"
 
 $(EXP)/latent/model.safetensors: | build data
-	./$(BIN) reward train --latent $(VIDEO_FLAG) --data $(DATA) --concept-part 0/2 --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
+	./$(BIN) reward train --latent $(VIDEO_FLAG) --data $(DATA) $(EXP_REWARD_PART) --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
 		$(STEER_LATENT_FLAGS) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
 # The stem is SCALE-WEIGHTING.
 # Guidance uses the BF16 copy (the form the embedded latent model had when the README's table was made).

@@ -106,6 +106,14 @@ type PairConfig struct {
 	// that part too; image pairs train it. 0 (the default) builds caption pairs only and draws
 	// the same pairs as before the option existed.
 	TAImageShare float64
+	// TAImageNegatives is how the other image of a TA image pair is drawn: TAImageRandom
+	// ("" too) an image of another subcategory; TAImageHard, like the caption negatives, one of
+	// the kinds available for the image, uniformly: the same emoji with another skin tone, an
+	// emoji of the same subcategory, an image of another subcategory (for clips: the same
+	// sprite with another motion, a clip of the same subcategory, one of another). Samples of
+	// one prompt differ as little as hard negatives do, and ranking them is what pair selection
+	// and guidance ask of r_ta.
+	TAImageNegatives string
 	// Part of Parts (ConceptPart) restricts the training and validation splits to one part of
 	// the non-held-out concepts; Parts 0 or 1 keeps them all. The held-out split is shared.
 	Part, Parts int
@@ -116,6 +124,15 @@ type PairConfig struct {
 	// reward model it checks, yet knows the prompts' concepts. The held-out split is shared.
 	Set string
 }
+
+// Ways of drawing the other image of a TA image pair (PairConfig.TAImageNegatives).
+const (
+	TAImageRandom = "random"
+	TAImageHard   = "hard"
+)
+
+// TAImageNegativeKinds lists the values of PairConfig.TAImageNegatives.
+var TAImageNegativeKinds = []string{TAImageRandom, TAImageHard}
 
 // keeps reports whether an item of split s, concept and artwork set is in the configured
 // part and set.
@@ -154,6 +171,9 @@ type PairGen struct {
 	Clips  *dataset.VideoDataset // nil for an image reward model
 
 	pools map[string][]int // split -> image items or clips
+	// split -> key -> pool entries, for hard TA image negatives: key "c:"+concept or
+	// "s:"+subcategory.
+	groups map[string]map[string][]int
 	caps  map[string]*captionIndex
 	twin  map[int]int // image item -> the same variant drawn by the other set
 }
@@ -242,6 +262,16 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 			}
 			g.pools[s] = append(g.pools[s], i)
 		}
+	}
+	g.groups = map[string]map[string][]int{}
+	for s, pool := range g.pools {
+		grp := map[string][]int{}
+		for _, idx := range pool {
+			_, concept, _, subcat, _ := g.describe(idx)
+			grp["c:"+concept] = append(grp["c:"+concept], idx)
+			grp["s:"+subcat] = append(grp["s:"+subcat], idx)
+		}
+		g.groups[s] = grp
 	}
 	if err := g.checkSplit(SplitTrain); err != nil {
 		return nil, err
@@ -402,8 +432,12 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 			Labels: ls, TargetA: ta, TargetB: tb}
 	}
 	if g.Cfg.TAImageShare > 0 && r.Float64() < g.Cfg.TAImageShare {
+		note, other := "image", g.otherSubcategory(split, subcat, r)
+		if g.Cfg.TAImageNegatives == TAImageHard {
+			note, other = g.hardImageNegative(split, idx, other, r)
+		}
 		ls, ta, tb := g.labels(DimTA, LabelA, 1, 0)
-		return Pair{Note: "image", A: Sample{Index: idx, Prompt: caption}, B: Sample{Index: g.otherSubcategory(split, subcat, r), Prompt: caption},
+		return Pair{Note: note, A: Sample{Index: idx, Prompt: caption}, B: Sample{Index: other, Prompt: caption},
 			Labels: ls, TargetA: ta, TargetB: tb}
 	}
 	// Candidate negatives, hardest first; one kind is drawn uniformly among those available.
@@ -440,6 +474,45 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 	ls, ta, tb := g.labels(DimTA, LabelA, 1, 0)
 	return Pair{Note: n.note, A: Sample{Index: idx, Prompt: caption}, B: Sample{Index: idx, Prompt: n.caption},
 		Labels: ls, TargetA: ta, TargetB: tb}
+}
+
+// hardImageNegative draws, for the TA image pair of pool entry idx under its caption, the
+// other image (or clip) as PairConfig.TAImageHard describes: one kind uniformly among those
+// available, random the fallback that always is. Images: "image-tone" the same concept under
+// another caption (skin tone), "image-subcategory" another concept of the subcategory whose
+// caption does not start with the name (not a tone variant). Clips: "image-motion" the
+// same concept with another motion, "image-subcategory" another concept of the subcategory.
+func (g *PairGen) hardImageNegative(split string, idx, random int, r *rand.Rand) (string, int) {
+	caption, concept, name, subcat, motion := g.describe(idx)
+	grp := g.groups[split]
+	type neg struct {
+		note string
+		pool []int
+	}
+	var cands []neg
+	var same []int
+	for _, o := range grp["c:"+concept] {
+		oc, _, _, _, om := g.describe(o)
+		if (g.Clips == nil && oc != caption) || (g.Clips != nil && om != motion) {
+			same = append(same, o)
+		}
+	}
+	if len(same) > 0 {
+		cands = append(cands, neg{map[bool]string{true: "image-motion", false: "image-tone"}[g.Clips != nil], same})
+	}
+	var sibs []int
+	for _, o := range grp["s:"+subcat] {
+		_, oconcept, oname, _, _ := g.describe(o)
+		if oconcept != concept && oname != name && !strings.HasPrefix(oname, name+":") {
+			sibs = append(sibs, o)
+		}
+	}
+	if len(sibs) > 0 {
+		cands = append(cands, neg{"image-subcategory", sibs})
+	}
+	cands = append(cands, neg{"image", []int{random}})
+	n := cands[r.IntN(len(cands))]
+	return n.note, n.pool[r.IntN(len(n.pool))]
 }
 
 // otherSubcategory draws an image (or clip) of the split whose subcategory is not subcat.

@@ -476,6 +476,72 @@ func TestPairsImageSet(t *testing.T) {
 	}
 }
 
+// TestPairsTAImageHard: with hard image negatives the other image of a TA image pair is the
+// same concept under another caption (tone), another concept of the subcategory, or one of
+// another subcategory, each kind drawn about equally often where available; clips add the
+// same concept with another motion. Every pair keeps the preferred side's true caption.
+func TestPairsTAImageHard(t *testing.T) {
+	d, v := synthData(true)
+	for _, clips := range []*dataset.VideoDataset{nil, v} {
+		g, err := NewPairGen(d, clips, PairConfig{Dims: []string{DimTA}, TieShare: -1, TAImageShare: 1, TAImageNegatives: TAImageHard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs, err := g.Pairs(SplitTrain, 3000, 3, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, p := range pairs {
+			count[p.Note]++
+			better, worse := p.A, p.B
+			switch p.Labels[0] {
+			case LabelB:
+				better, worse = p.B, p.A
+			case LabelA:
+			default:
+				t.Fatalf("image pair %+v is not decisive", p)
+			}
+			bc, bconcept, _, bsub, bm := g.describe(better.Index)
+			wc, wconcept, _, wsub, wm := g.describe(worse.Index)
+			if better.Prompt != bc || worse.Prompt != bc {
+				t.Errorf("pair %+v: both sides must carry the preferred image's caption %q", p, bc)
+			}
+			var ok bool
+			switch p.Note {
+			case "image-tone":
+				ok = clips == nil && wconcept == bconcept && wc != bc
+			case "image-motion":
+				ok = clips != nil && wconcept == bconcept && wm != bm
+			case "image-subcategory":
+				ok = wconcept != bconcept && wsub == bsub
+			case "image":
+				ok = wsub != bsub
+			}
+			if !ok {
+				t.Errorf("clips %v: %s pair of %s (%s, %s) against %s (%s, %s)", clips != nil, p.Note, bconcept, bc, bsub, wconcept, wc, wsub)
+			}
+		}
+		want := []string{"image", "image-subcategory", "image-tone"}
+		if clips != nil {
+			want = []string{"image", "image-motion", "image-subcategory"}
+		}
+		for _, k := range want {
+			if count[k] < 300 {
+				t.Errorf("clips %v: %d %s pairs of 3000 (%v)", clips != nil, count[k], k, count)
+			}
+		}
+		if len(count) != len(want) {
+			t.Errorf("clips %v: kinds %v, want %v", clips != nil, count, want)
+		}
+	}
+	cfg := DefaultTrainConfig()
+	cfg.TAImageNegatives = "easy"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--ta-image-negatives") {
+		t.Errorf("unknown kind: %v", err)
+	}
+}
+
 // TestPairsTAImageShare: with TAImageShare s, a share s of the decisive TA pairs compare the
 // image with an image of another subcategory under the first one's true caption, and s = 0
 // draws exactly the pairs of a configuration without image pairs.

@@ -81,6 +81,8 @@ type TrainConfig struct {
 	// TAImageShare is PairConfig.TAImageShare: the share of decisive TA pairs that compare two
 	// images under one caption.
 	TAImageShare float64 `json:"ta_image_share,omitempty"`
+	// TAImageNegatives is PairConfig.TAImageNegatives ("" and "random": another subcategory).
+	TAImageNegatives string `json:"ta_image_negatives,omitempty"`
 	// InitFrom is the image reward model a video run was inflated from (Trainer.InflateFrom);
 	// nil for a run from seeded weights. Checkpoints carry it, so a resume needs no --init-from.
 	InitFrom *diffusion.InitSource `json:"init_from,omitempty"`
@@ -94,13 +96,21 @@ func DefaultTrainConfig() TrainConfig {
 		TimestepSampling: TimestepUniform, NegativeShare: 0.25}
 }
 
+// taImageNegatives is TAImageNegatives with "" (a run before the option) read as random.
+func (c *TrainConfig) taImageNegatives() string {
+	if c.TAImageNegatives == "" {
+		return TAImageRandom
+	}
+	return c.TAImageNegatives
+}
+
 // Loss returns the loss configuration.
 func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K: c.TieK} }
 
 // PairConfig returns the pair mixture for dims.
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
 	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts, Set: c.ImageSet,
-		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare}
+		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare, TAImageNegatives: c.TAImageNegatives}
 }
 
 // Validate checks the hyper-parameters.
@@ -128,6 +138,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
 	case !(c.TAImageShare >= 0 && c.TAImageShare <= 1):
 		return fmt.Errorf("--ta-image-share must be in [0, 1], got %v", c.TAImageShare)
+	case c.TAImageNegatives != "" && !slices.Contains(TAImageNegativeKinds, c.TAImageNegatives):
+		return fmt.Errorf("--ta-image-negatives %q: want one of %v", c.TAImageNegatives, TAImageNegativeKinds)
 	case c.ValPairs < 1 || c.EvalPairs < 0:
 		return fmt.Errorf("--val-pairs must be >= 1 and --eval-pairs >= 0, got %d and %d", c.ValPairs, c.EvalPairs)
 	case c.ConceptParts < 0 || c.ConceptPart < 0 || (c.ConceptParts > 0 && c.ConceptPart >= c.ConceptParts):
@@ -622,6 +634,10 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	}
 	if st.Config != nil && st.Config.ImageSet != t.Cfg.ImageSet {
 		return fmt.Errorf("%s: trained on image set %q, --image-set is %q; resume with the same set", src, st.Config.ImageSet, t.Cfg.ImageSet)
+	}
+	if st.Config != nil && st.Config.taImageNegatives() != t.Cfg.taImageNegatives() {
+		return fmt.Errorf("%s: trained with --ta-image-negatives %s, now %s; resume with the same kind", src,
+			st.Config.taImageNegatives(), t.Cfg.taImageNegatives())
 	}
 	if st.Config != nil && st.Config.TAImageShare != t.Cfg.TAImageShare {
 		return fmt.Errorf("%s: trained with --ta-image-share %v, now %v; resume with the same share", src,
