@@ -231,6 +231,7 @@ best-of-N) and reward gradients (Flow-NRG) per image, and seconds per image.`,
 	f.StringVarP(&opts.Output, "output", "o", "", "also write the JSON report to this file, atomically")
 	cmd.AddCommand(newCmdEvalTable(nil))
 	cmd.AddCommand(newCmdEvalPlot(nil))
+	cmd.AddCommand(newCmdEvalAgreement(nil))
 	return cmd
 }
 

@@ -63,7 +63,24 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newCmdPairs(nil))
 	root.AddCommand(newCmdFinetune(nil))
 	root.AddCommand(newCmdEval(nil))
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a wrong number of positional arguments a usage error (exit 3, like a bad
+// flag) for cmd and every command below it.
+func usageArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, c := range cmd.Commands() {
+		usageArgs(c)
+	}
 }
 
 // Main runs the command line and returns the process exit code.
