@@ -174,8 +174,8 @@ type PairGen struct {
 	// split -> key -> pool entries, for hard TA image negatives: key "c:"+concept or
 	// "s:"+subcategory.
 	groups map[string]map[string][]int
-	caps  map[string]*captionIndex
-	twin  map[int]int // image item -> the same variant drawn by the other set
+	caps   map[string]*captionIndex
+	twin   map[int]int // image item -> the same variant drawn by the other set
 }
 
 // NewPairGen indexes the dataset for pairs. clips may be nil (image model); dims must be
