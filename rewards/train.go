@@ -93,7 +93,7 @@ func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: diffusion.LRCosine,
 		LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2,
 		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048,
-		TimestepSampling: TimestepUniform, NegativeShare: 0.25}
+		TimestepSampling: TimestepUniform, NegativeShare: 0.25, TAImageNegatives: TAImageRandom}
 }
 
 // taImageNegatives is TAImageNegatives with "" (a run before the option) read as random.

@@ -201,7 +201,7 @@ refuses a different one).` + skippedStepsHelp,
 	f.StringVar(&t.Negatives, "negatives", "", "extra visual-quality negatives: generator (few-step samples of --negatives-generator) or none")
 	f.StringVar(&opts.NegativesGenerator, "negatives-generator", "", "generator file of --negatives generator (default: the embedded image model)")
 	f.Float64Var(&t.TAImageShare, "ta-image-share", 0, "share of decisive ta pairs comparing the image with another image under its caption (trains the image side of ta; for latent models used in guidance)")
-	f.StringVar(&t.TAImageNegatives, "ta-image-negatives", rewards.TAImageRandom, "the other image of those pairs: random (another subcategory) or hard (another skin tone, the same subcategory or random; clips: another motion too)")
+	f.StringVar(&t.TAImageNegatives, "ta-image-negatives", t.TAImageNegatives, "the other image of those pairs: random (another subcategory) or hard (another skin tone, the same subcategory or random; clips: another motion too)")
 	f.Float64Var(&t.NegativeShare, "negative-share", t.NegativeShare, "share of decisive vq pairs that are real against generated (with --negatives)")
 	f.IntVar(&t.NegativesPerLevel, "negatives-per-level", 0, "items per split sampled at each step count for --negatives generator (0: all)")
 	f.StringVar(&opts.ConceptPart, "concept-part", "", "train on part i/n of the training concepts (e.g. a judge on 1/2 for a model trained on 0/2)")
