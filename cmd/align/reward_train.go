@@ -115,6 +115,7 @@ refuses a different one).` + skippedStepsHelp,
   $ align reward train --data data/emoji --video --init-from default -o reward-video/
   $ align reward train --data data/emoji --concept-part 1/2 --seed 1 -o judge/   # disjoint judge of a 0/2 model
   $ align reward train --data data/emoji --image-set google --seed 1 -o judge/   # judge of a twitter model: same concepts, other images
+  $ align reward train --data data/emoji --ta-image-share 0.5 --ta-image-negatives hard -o reward/   # ta also ranks images under one caption
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
   $ align reward train --data data/emoji --negatives generator --negative-share 0.25 --negatives-per-level 2000 -o reward-gen/`,
