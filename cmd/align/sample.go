@@ -46,6 +46,7 @@ type SampleOptions struct {
 	Shift              float64 // 0: the model's default
 	OutputDir          string
 	GridScale          int
+	BatchSize          int // --batch-size: output images sampled together
 	JSON               bool
 
 	// Reward steering (package guidance).
@@ -91,7 +92,7 @@ type steeringReport struct {
 	Combine         string             `json:"combine,omitempty"`
 	RewardCalls     int                `json:"reward_calls"`             // clean-sample scorings (FK, best-of-N)
 	CallsPerImage   float64            `json:"reward_calls_per_image"`   // RewardCalls / images
-	GradientCalls   int                `json:"gradient_calls,omitempty"` // NRG forward+backward evaluations (batched)
+	GradientCalls   int                `json:"gradient_calls,omitempty"` // NRG forward+backward evaluations of each sample (one per guided step)
 	GuidanceScale   float64            `json:"reward_guidance_scale,omitempty"`
 	Particles       int                `json:"particles,omitempty"`
 	FKLambda        float64            `json:"fk_lambda,omitempty"`
@@ -181,6 +182,7 @@ candidate j draws from stream i*k+j.`,
 	f.Float64Var(&opts.Shift, "shift", 0, "timestep shift (0: the model's default)")
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "samples", "directory to write the files into")
 	f.IntVar(&opts.GridScale, "grid-scale", 2, "magnification of grid.png / grid.gif")
+	f.IntVar(&opts.BatchSize, "batch-size", 64, "output images sampled together (with --particles or --best-of-n, times k samples); the same images for any value")
 	f.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
 
 	f.StringVar(&opts.Reward, "reward", "default", "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json")
@@ -224,6 +226,9 @@ func (o *SampleOptions) validate() error {
 	}
 	if o.Shift < 0 {
 		return flagErrorf("--shift must be > 0 (or 0 for the model's default), got %v", o.Shift)
+	}
+	if o.BatchSize < 1 {
+		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
 	}
 	if o.GridScale < 1 || o.GridScale > 16 {
 		return flagErrorf("--grid-scale must be in 1..16, got %d", o.GridScale)
@@ -380,20 +385,38 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		return err
 	}
 	defer st.close()
-	so := diffusion.SampleOptions{NumInferenceSteps: opts.NumInferenceSteps, GuidanceScale: opts.GuidanceScale,
-		Shift: opts.Shift, Seed: opts.Seed, Sampler: opts.Sampler, Velocity: st.velocity, Guidance: st.guide}
-	bar := newProgressBar(stderr, "sampling", opts.NumInferenceSteps)
-	so.Progress = func(done, total int) { bar.Update(done, "") }
-	x, enc, err := diffusion.Sample(m, st.expanded, so)
-	if err != nil {
-		return err
-	}
-	x, err = st.finish(x)
-	if err != nil {
-		return err
+	// The images are sampled --batch-size at a time: image i (its k particles or candidates
+	// i*k..i*k+k-1) draws the same noise streams in any chunk, so the chunking changes memory,
+	// not the result.
+	chunks := (len(captions) + opts.BatchSize - 1) / opts.BatchSize
+	bar := newProgressBar(stderr, "sampling", chunks*opts.NumInferenceSteps)
+	var frames [][]*image.NRGBA
+	var unknown []string
+	for c := range chunks {
+		first, last := c*opts.BatchSize, min((c+1)*opts.BatchSize, len(captions))
+		if err := st.begin(captions[first:last], first); err != nil {
+			return err
+		}
+		so := diffusion.SampleOptions{NumInferenceSteps: opts.NumInferenceSteps, GuidanceScale: opts.GuidanceScale,
+			Shift: opts.Shift, Seed: opts.Seed, Sampler: opts.Sampler, Velocity: st.velocity, Guidance: st.guide,
+			FirstIndex: first * st.k}
+		so.Progress = func(done, total int) { bar.Update(c*opts.NumInferenceSteps+done, "") }
+		x, enc, err := diffusion.Sample(m, st.expanded, so)
+		if err != nil {
+			return err
+		}
+		if x, err = st.finish(x); err != nil {
+			return err
+		}
+		frames = append(frames, diffusion.SampleFrames(x, &m.Config)...)
+		dev.Free(x)
+		for _, w := range enc.Unknown {
+			if !slices.Contains(unknown, w) {
+				unknown = append(unknown, w)
+			}
+		}
 	}
 	bar.Finish(fmt.Sprintf("%d samples", len(captions)))
-	frames := diffusion.SampleFrames(x, &m.Config)
 
 	// Write everything; on failure remove what this run wrote.
 	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
@@ -409,7 +432,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	}
 	rep := sampleReport{Model: modelName, Kind: m.Config.Kind, Seed: opts.Seed, Sampler: opts.Sampler,
 		NumInferenceSteps: opts.NumInferenceSteps, GuidanceScale: opts.GuidanceScale, Shift: opts.Shift,
-		UnknownWords: enc.Unknown, Steering: st.report}
+		UnknownWords: unknown, Steering: st.report}
 	if rep.Shift == 0 {
 		rep.Shift = m.Config.Shift
 	}
@@ -477,15 +500,17 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 
 // ---- reward steering ----
 
-// sampleSteering holds what the reward-steering flags set up for one run: the batch of
-// expanded captions (k particles or N candidates per image, image-major), the sampler hooks
-// and the selection at the end.
+// sampleSteering holds what the reward-steering flags set up for one run (the reward model,
+// the report) and, for the chunk being sampled (begin), the batch of expanded captions (k
+// particles or N candidates per image, image-major), the sampler hooks and the selection at
+// the end.
 type sampleSteering struct {
 	opts     *SampleOptions
 	k        int      // samples per output image
-	expanded []string // (images*k) captions
+	expanded []string // (chunk images * k) captions
 	velocity func(m *diffusion.DiT, prompts diffusion.Prompts) diffusion.VelocityFunc
 	guide    diffusion.Guidance
+	model    rewards.Model // the steering reward (nil without steering)
 	nrg      *guidance.NRG
 	fk       *guidance.FK
 	scorer   *guidance.Scorer
@@ -496,13 +521,10 @@ type sampleSteering struct {
 	close    func() error
 }
 
+// newSampleSteering checks the steering flags against the model and loads the reward; the
+// hooks of each chunk are made by begin. captions are the run's output images.
 func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, m *diffusion.DiT, captions []string) (*sampleSteering, error) {
 	st := &sampleSteering{opts: opts, k: max(opts.Particles, opts.BestOfN), images: len(captions), close: func() error { return nil }}
-	for _, c := range captions {
-		for range st.k {
-			st.expanded = append(st.expanded, c)
-		}
-	}
 	if !opts.steering() && opts.RewardCondition == "" {
 		return st, nil
 	}
@@ -520,7 +542,7 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 		if err != nil {
 			return nil, usageError{err}
 		}
-		enc := diffusion.EncodePrompts(m.Tokenizer, st.expanded)
+		enc := diffusion.EncodePrompts(m.Tokenizer, captions[:1])
 		if _, err := guidance.NewRewardCFG(m, enc, target, opts.GuidanceScale, opts.RewardConditionScale, opts.RewardConditionPerDim); err != nil {
 			return nil, usageError{err}
 		}
@@ -548,14 +570,9 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 		return nil, err
 	}
 	st.close = closeFn
+	st.model = model
 	rep.Reward, rep.Combine = describe, opts.Combine
-	var hooks guidance.Chain
 	if opts.RewardGuidanceScale > 0 {
-		st.nrg, err = guidance.NewNRG(model, opts.RewardWeights, opts.RewardGuidanceScale, opts.RewardGuidanceStart, opts.RewardGuidanceEnd, st.expanded)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		hooks = append(hooks, st.nrg)
 		rep.Methods = append(rep.Methods, "nrg")
 		rep.GuidanceScale = opts.RewardGuidanceScale
 	}
@@ -565,25 +582,60 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 		}
 	}
 	if opts.Particles > 1 {
-		st.fk, err = guidance.NewFK(st.scorer, st.expanded, guidance.FKOptions{Particles: opts.Particles, Lambda: opts.FKLambda,
-			Potential: opts.FKPotential, ResampleEvery: opts.FKResampleEvery, Adaptive: opts.FKAdaptive, Seed: opts.Seed})
-		if err != nil {
-			return nil, usageError{err}
-		}
-		hooks = append(hooks, st.fk)
 		rep.Methods = append(rep.Methods, "fk")
-		rep.Particles, rep.FKLambda, rep.FKPotential = opts.Particles, opts.FKLambda, st.fk.Opt.Potential
+		rep.Particles, rep.FKLambda = opts.Particles, opts.FKLambda
 	}
 	if opts.BestOfN > 1 {
 		rep.Methods = append(rep.Methods, "best-of-n")
 		rep.BestOfN = opts.BestOfN
 	}
+	w, _ := rewards.ParseWeights(opts.RewardWeights, model.Dims())
+	rep.Weights = rewards.FormatWeights(model.Dims(), w)
+	// The first chunk's hooks now, so that a flag the reward refuses fails before sampling.
+	if err := st.begin(captions[:min(len(captions), opts.BatchSize)], 0); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// begin makes the expanded captions and the sampler hooks for the chunk of output images
+// captions, the first of which is image first of the run: Flow-NRG on the chunk's samples,
+// FK whose resampling streams are numbered from the run's image first.
+func (st *sampleSteering) begin(captions []string, first int) error {
+	opts := st.opts
+	st.expanded = st.expanded[:0]
+	for _, c := range captions {
+		for range st.k {
+			st.expanded = append(st.expanded, c)
+		}
+	}
+	if st.model == nil {
+		return nil
+	}
+	var hooks guidance.Chain
+	var err error
+	if opts.RewardGuidanceScale > 0 {
+		st.nrg, err = guidance.NewNRG(st.model, opts.RewardWeights, opts.RewardGuidanceScale, opts.RewardGuidanceStart, opts.RewardGuidanceEnd, st.expanded)
+		if err != nil {
+			return usageError{err}
+		}
+		hooks = append(hooks, st.nrg)
+	}
+	if opts.Particles > 1 {
+		st.fk, err = guidance.NewFK(st.scorer, st.expanded, guidance.FKOptions{Particles: opts.Particles, Lambda: opts.FKLambda,
+			Potential: opts.FKPotential, ResampleEvery: opts.FKResampleEvery, Adaptive: opts.FKAdaptive, Seed: opts.Seed,
+			FirstGroup: first})
+		if err != nil {
+			return usageError{err}
+		}
+		hooks = append(hooks, st.fk)
+		st.report.FKPotential = st.fk.Opt.Potential
+	}
+	st.guide = nil
 	if len(hooks) > 0 {
 		st.guide = hooks
 	}
-	w, _ := rewards.ParseWeights(opts.RewardWeights, model.Dims())
-	rep.Weights = rewards.FormatWeights(model.Dims(), w)
-	return st, nil
+	return nil
 }
 
 // finish selects one sample per image (FK: the highest final reward; best-of-N: the best
@@ -599,7 +651,7 @@ func (st *sampleSteering) finish(x *kernels.Tensor) (*kernels.Tensor, error) {
 			return nil, err
 		}
 		sel, u, sc = res.Selected, res.Utility, res.Scores
-		st.report.Resamples = st.fk.Resamples
+		st.report.Resamples += st.fk.Resamples
 	case st.opts.BestOfN > 1:
 		res, err := guidance.BestOfN(st.scorer, x, st.expanded, st.opts.BestOfN)
 		if err != nil {
@@ -613,7 +665,7 @@ func (st *sampleSteering) finish(x *kernels.Tensor) (*kernels.Tensor, error) {
 			st.report.CallsPerImage = float64(st.scorer.Samples) / float64(st.images)
 		}
 		if st.nrg != nil {
-			st.report.GradientCalls = st.nrg.Calls
+			st.report.GradientCalls = st.nrg.Calls // every chunk runs the same guided steps
 		}
 	}
 	if sel == nil {

@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -404,6 +405,61 @@ func TestSampleSteering(t *testing.T) {
 		if _, errs, code := run("bad", c.args...); code == exitOK || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, errs, c.want)
 		}
+	}
+}
+
+// --batch-size changes how many images are sampled together, not the images: plain sampling,
+// FK (resampling streams numbered by image), best-of-N and Flow-NRG with FK give the same
+// files, rewards and counts at 1, 4 (chunks of 4 and 2) and 64 (one chunk).
+func TestSampleBatchSize(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	reward := writeRewardModel(t, dir, "image")
+	gen, err := diffusion.LoadDiT(kernels.NewCPU(1), model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := rewards.NewLatentFromGenerator(kernels.NewCPU(1), &kernels.RNG{Seed: 4}, gen, 1, 8, []string{"vq", "ta"}, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latent := filepath.Join(dir, "latent.safetensors")
+	if err := lm.Save(latent); err != nil {
+		t.Fatal(err)
+	}
+	for name, extra := range map[string][]string{
+		"plain":  nil,
+		"fk":     {"--reward", reward, "--particles", "3", "--fk-resample-every", "2"},
+		"bon":    {"--reward", reward, "--best-of-n", "3"},
+		"nrg-fk": {"--reward", latent, "--reward-guidance-scale", "10", "--particles", "2", "--fk-adaptive"},
+	} {
+		var runs []sampleReport
+		for _, bs := range []string{"1", "4", "64"} {
+			rep, errs, code := sampleJSON(t, append([]string{"sample", "--model", model, "--prompt", "red apple", "--prompt", "blue car",
+				"--prompt", "green apple", "--num-images-per-prompt", "2", "--num-inference-steps", "4", "--seed", "3", "--batch-size", bs,
+				"-o", filepath.Join(dir, name+"-"+bs), "--json"}, extra...))
+			if code != exitOK || len(rep.Files) != 6 {
+				t.Fatalf("%s, --batch-size %s: exit %d: %s", name, bs, code, errs)
+			}
+			runs = append(runs, rep)
+		}
+		for _, r := range runs[1:] {
+			for i := range r.Files {
+				a, _ := os.ReadFile(runs[0].Files[i].Path)
+				b, _ := os.ReadFile(r.Files[i].Path)
+				if len(a) == 0 || !bytes.Equal(a, b) || fmt.Sprint(runs[0].Files[i].Rewards) != fmt.Sprint(r.Files[i].Rewards) {
+					t.Errorf("%s: image %d differs between --batch-size 1 and another", name, i)
+				}
+			}
+			if s0, s := runs[0].Steering, r.Steering; s0 != nil && (s0.RewardCalls != s.RewardCalls || s0.Resamples != s.Resamples ||
+				s0.GradientCalls != s.GradientCalls) {
+				t.Errorf("%s: steering %+v against %+v", name, s, s0)
+			}
+		}
+	}
+	if _, errs, code := sampleJSON(t, []string{"sample", "--model", model, "--prompt", "x", "--batch-size", "0", "-o", filepath.Join(dir, "bad")}); code != exitUsage ||
+		!strings.Contains(errs, "--batch-size must be >= 1") {
+		t.Errorf("--batch-size 0: exit %d: %s", code, errs)
 	}
 }
 
