@@ -76,7 +76,7 @@ func checkFlagCases[T any](t *testing.T, name string, newCmd func(func(*T) error
 
 func TestNewCmdSampleFlags(t *testing.T) {
 	def := SampleOptions{NumInferenceSteps: 28, GuidanceScale: 4, NumImagesPerPrompt: 1, Sampler: "euler",
-		OutputDir: "samples", GridScale: 2, Reward: "default", Combine: "linear", RewardGuidanceStart: 1,
+		OutputDir: "samples", GridScale: 2, BatchSize: 64, Reward: "default", Combine: "linear", RewardGuidanceStart: 1,
 		Particles: 1, FKLambda: 10, FKPotential: "diff", FKResampleEvery: 5, BestOfN: 1, RewardConditionScale: 3}
 	with := func(edit func(o *SampleOptions)) SampleOptions {
 		o := def
