@@ -27,8 +27,8 @@ func newCmdEvalAgreement(runF func(*EvalAgreementOptions) error) *cobra.Command 
 	cmd := &cobra.Command{
 		Use:   "agreement A.jsonl B.jsonl",
 		Short: "How two reward models agree on ranking the samples of each prompt",
-		Long: `Compare two scored sets of the same samples (align pairs --scored, --rescore, or align
-score output; samples matched by file) on each dimension both carry, within prompts: pair
+		Long: `Compare two scored sets of the same samples (align pairs --scored or --rescore, or align
+score --format jsonl output; samples matched by file) on each dimension both carry, within prompts: pair
 selection, best-of-N and particle steering only ever compare samples of one prompt, so a
 judge can confirm what optimising a reward did only as far as the two rank those alike.
 
