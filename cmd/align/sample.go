@@ -522,7 +522,8 @@ type sampleSteering struct {
 }
 
 // newSampleSteering checks the steering flags against the model and loads the reward; the
-// hooks of each chunk are made by begin. captions are the run's output images.
+// hooks of each chunk are made by begin (the first chunk's before anything is sampled, so a
+// flag the reward refuses fails there). captions are the run's output images.
 func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, m *diffusion.DiT, captions []string) (*sampleSteering, error) {
 	st := &sampleSteering{opts: opts, k: max(opts.Particles, opts.BestOfN), images: len(captions), close: func() error { return nil }}
 	if !opts.steering() && opts.RewardCondition == "" {
@@ -591,10 +592,6 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 	}
 	w, _ := rewards.ParseWeights(opts.RewardWeights, model.Dims())
 	rep.Weights = rewards.FormatWeights(model.Dims(), w)
-	// The first chunk's hooks now, so that a flag the reward refuses fails before sampling.
-	if err := st.begin(captions[:min(len(captions), opts.BatchSize)], 0); err != nil {
-		return nil, err
-	}
 	return st, nil
 }
 

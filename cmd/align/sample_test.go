@@ -373,18 +373,7 @@ func TestSampleSteering(t *testing.T) {
 		t.Fatalf("best-of-n: exit %d %s %+v", code, errs, rep.Steering)
 	}
 	// Flow-NRG with a latent reward model cut from the generator: every step but t = 1.
-	gen, err := diffusion.LoadDiT(kernels.NewCPU(1), model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lm, err := rewards.NewLatentFromGenerator(kernels.NewCPU(1), &kernels.RNG{Seed: 4}, gen, 1, 8, []string{"vq", "ta"}, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	latent := filepath.Join(dir, "latent.safetensors")
-	if err := lm.Save(latent); err != nil {
-		t.Fatal(err)
-	}
+	latent := saveTinyLatent(t, dir, model)
 	rep, errs, code = run("nrg", "--reward", latent, "--reward-guidance-scale", "100", "--reward-weights", "ta=1")
 	if code != exitOK || rep.Steering.GradientCalls != 3 || rep.Steering.Methods[0] != "nrg" || rep.Steering.Weights != "ta=1" {
 		t.Fatalf("nrg: exit %d %s %+v", code, errs, rep.Steering)
@@ -415,18 +404,7 @@ func TestSampleBatchSize(t *testing.T) {
 	dir := t.TempDir()
 	model := saveTinyModel(t, dir, diffusion.KindImage)
 	reward := writeRewardModel(t, dir, "image")
-	gen, err := diffusion.LoadDiT(kernels.NewCPU(1), model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lm, err := rewards.NewLatentFromGenerator(kernels.NewCPU(1), &kernels.RNG{Seed: 4}, gen, 1, 8, []string{"vq", "ta"}, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	latent := filepath.Join(dir, "latent.safetensors")
-	if err := lm.Save(latent); err != nil {
-		t.Fatal(err)
-	}
+	latent := saveTinyLatent(t, dir, model)
 	for name, extra := range map[string][]string{
 		"plain":  nil,
 		"fk":     {"--reward", reward, "--particles", "3", "--fk-resample-every", "2"},
@@ -461,6 +439,25 @@ func TestSampleBatchSize(t *testing.T) {
 		!strings.Contains(errs, "--batch-size must be >= 1") {
 		t.Errorf("--batch-size 0: exit %d: %s", code, errs)
 	}
+}
+
+// saveTinyLatent writes a latent (vq, ta) reward model cut from the first block of the
+// generator file model into dir and returns its path.
+func saveTinyLatent(t *testing.T, dir, model string) string {
+	t.Helper()
+	gen, err := diffusion.LoadDiT(kernels.NewCPU(1), model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := rewards.NewLatentFromGenerator(kernels.NewCPU(1), &kernels.RNG{Seed: 4}, gen, 1, 8, []string{"vq", "ta"}, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latent := filepath.Join(dir, "latent.safetensors")
+	if err := lm.Save(latent); err != nil {
+		t.Fatal(err)
+	}
+	return latent
 }
 
 // Video: FK and best-of-N with a clip reward (vq, ta, mq) and with an image reward scored
