@@ -1,5 +1,5 @@
-// align score: score images or clips with a reward model (the native model, or any ONNX model
-// with a manifest) and write one row per input: every dimension raw and z-scored plus the
+// align score: score images or clips with a reward model (the native model, a noise-aware
+// latent model at t = 0, or any ONNX model with a manifest) and write one row per input: every dimension raw and z-scored plus the
 // weighted total, as CSV, JSONL or a table.
 //
 // Test: go test ./cmd/align -run Score
@@ -130,7 +130,7 @@ the whole list in order.`,
 	f.StringArrayVarP(&opts.Inputs, "input", "i", nil, "folder, glob, file, or .jsonl/.csv list of inputs (repeatable)")
 	f.StringVar(&opts.Prompt, "prompt", "", "prompt of every input that has none of its own")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to prompts")
-	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train; a noise-aware latent model scores at t = 0), FILE.onnx or its manifest FILE.json")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how the total combines dimensions: "+strings.Join(rewards.Combiners, ", "))
@@ -216,10 +216,14 @@ type loadedReward struct {
 // loadReward opens --reward: the embedded default, a native .safetensors file, or an ONNX
 // model through its manifest.
 func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
-	native := func(m *rewards.Native, dev kernels.Device, desc string) *loadedReward {
-		return &loadedReward{model: m, dev: dev, clips: m.Config.Kind == rewards.KindVideo, frames: m.Config.Frames,
-			geometry: onnx.Geometry{Height: m.Config.ImageSize, Width: m.Config.ImageSize, Resize: onnx.ResizeStretch, Filter: onnx.FilterBox},
+	// inProcess is a Go model of square size x size samples (frames per clip for video).
+	inProcess := func(m rewards.Model, dev kernels.Device, video bool, frames, size int, desc string) *loadedReward {
+		return &loadedReward{model: m, dev: dev, clips: video, frames: frames,
+			geometry: onnx.Geometry{Height: size, Width: size, Resize: onnx.ResizeStretch, Filter: onnx.FilterBox},
 			describe: desc, close: func() error { return nil }}
+	}
+	native := func(m *rewards.Native, dev kernels.Device, desc string) *loadedReward {
+		return inProcess(m, dev, m.Config.Kind == rewards.KindVideo, m.Config.Frames, m.Config.ImageSize, desc)
 	}
 	flag := cmp.Or(opts.rewardFlag, "--reward")
 	ext := strings.ToLower(filepath.Ext(opts.Reward))
@@ -239,11 +243,19 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := rewards.LoadNative(dev, opts.Reward)
+		m, err := rewards.LoadModel(dev, opts.Reward)
 		if err != nil {
 			return nil, err
 		}
-		return native(m, dev, opts.Reward), nil
+		switch m := m.(type) {
+		case *rewards.Native:
+			return native(m, dev, opts.Reward), nil
+		case *rewards.LatentReward:
+			// A noise-aware model scores clean samples as x_t at t = 0 (Batch.Timesteps nil).
+			g := m.Config.Generator
+			return inProcess(m, dev, g.Kind == diffusion.KindVideo, g.Frames, g.ImageSize, opts.Reward+" (noise-aware, at t = 0)"), nil
+		}
+		return nil, fmt.Errorf("%s: reward model of type %T cannot score files", opts.Reward, m)
 	case ext == ".onnx" || ext == ".json":
 		man := opts.Manifest
 		if man == "" {

@@ -1,8 +1,9 @@
 // Tests of align score and align export onnx: flags, --reward default without an embedded
 // model, a folder of images of several sizes with an unreadable file (error row; --strict
 // fails; nothing written), shards that concatenate to the whole run, JSONL lists with
-// prompts, clips from GIFs and folders of frames at an explicit fps, and (with ONNX Runtime)
-// export + scoring through ONNX matching the native scores.
+// prompts, clips from GIFs and folders of frames at an explicit fps, a noise-aware latent
+// model scoring at t = 0, and (with ONNX Runtime) export + scoring through ONNX matching the
+// native scores.
 //
 // Test: go test ./cmd/align -run 'Score|Export'
 package main
@@ -475,5 +476,62 @@ func TestScoreDefaultRewardFromBytes(t *testing.T) {
 	_, byPath, _ := runAlign(t, "score", filepath.Join(dir, "red-apple.png"), "--format", "csv", "--reward", model)
 	if byDefault == "" || byDefault != byPath {
 		t.Errorf("default:\n%s\nby path:\n%s\n%s", byDefault, byPath, stderr)
+	}
+}
+
+// A noise-aware latent reward model scores files as clean samples (t = 0): the same raw
+// scores (to the CSV's 8 digits) as its forward on the decoded pixels with no timesteps.
+func TestScoreLatentModel(t *testing.T) {
+	dir := t.TempDir()
+	latent := saveTinyLatent(t, dir, saveTinyModel(t, dir, diffusion.KindImage))
+	dev := kernels.NewCPU(1)
+	m, err := rewards.LoadLatent(dev, latent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	const size = 8 // saveTinyModel's sample size
+	r := rand.New(rand.NewPCG(3, 4))
+	var pix []float32 // (2, 3, 8, 8)
+	for _, name := range []string{"000-red-apple.png", "001-blue-car.png"} {
+		img := image.NewNRGBA(image.Rect(0, 0, size, size))
+		chw := make([]float32, 3*size*size)
+		for p := range size * size {
+			for c := range 3 {
+				v := uint8(r.IntN(256))
+				img.Pix[4*p+c] = v
+				chw[c*size*size+p] = float32(v)/127.5 - 1
+			}
+			img.Pix[4*p+3] = 255
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(in, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pix = append(pix, chw...)
+	}
+	want, err := m.Score(rewards.Batch{Pixels: dev.FromHost(pix, 2, 3, size, size), Prompts: []string{"red apple", "blue car"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "scores.csv")
+	if code, _, stderr := runAlign(t, "score", in, "--reward", latent, "-o", out); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs := readCSV(t, out)
+	if got := strings.Join(recs[0], ","); got != "index,path,prompt,vq,vq_z,ta,ta_z,total,error" || len(recs) != 3 {
+		t.Fatalf("header %q, %d rows", got, len(recs)-1)
+	}
+	for i, rec := range recs[1:] {
+		for d, col := range []int{3, 5} {
+			got, err := strconv.ParseFloat(rec[col], 64)
+			if w := float64(want[i][d]); err != nil || math.Abs(got-w) > 1e-6+1e-5*math.Abs(w) {
+				t.Errorf("row %d %s: %q, want %.6f", i, recs[0][col], rec[col], want[i][d])
+			}
+		}
 	}
 }
