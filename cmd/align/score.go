@@ -1,6 +1,6 @@
 // align score: score images or clips with a reward model (the native model, a noise-aware
-// latent model at t = 0, or any ONNX model with a manifest) and write one row per input: every dimension raw and z-scored plus the
-// weighted total, as CSV, JSONL or a table.
+// latent model at t = 0, or any ONNX model with a manifest) and write one row per input:
+// every dimension raw and z-scored plus the weighted total, as CSV, JSONL or a table.
 //
 // Test: go test ./cmd/align -run Score
 package main
