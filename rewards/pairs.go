@@ -117,6 +117,12 @@ type PairConfig struct {
 	// Part of Parts (ConceptPart) restricts the training and validation splits to one part of
 	// the non-held-out concepts; Parts 0 or 1 keeps them all. The held-out split is shared.
 	Part, Parts int
+	// Teacher, when set, makes TeacherShare of the training split's pairs of each dimension it
+	// scores teacher pairs (teacher.go): two generated samples of one prompt labelled by the
+	// teacher's z-scores. Validation and held-out pairs stay real. nil draws the same pairs as
+	// before the option existed.
+	Teacher      *TeacherSet
+	TeacherShare float64
 	// Set, when not empty, restricts the training and validation splits to the images (and
 	// the clips of the sprites) of one artwork set ("twitter" or "google" in the emoji data).
 	// Every concept is drawn by both sets, so two models trained on different sets know the
@@ -338,12 +344,14 @@ func (g *PairGen) Pairs(split string, n int, seed, stream uint64) ([]Pair, error
 		idx := pool[r.IntN(len(pool))]
 		var p Pair
 		var err error
-		switch kind {
-		case DimTA:
+		switch {
+		case split == SplitTrain && g.Cfg.Teacher != nil && g.Cfg.Teacher.Has(kind) && r.Float64() < g.Cfg.TeacherShare:
+			p = g.teacherPair(kind, r)
+		case kind == DimTA:
 			p = g.taPair(split, idx, r)
-		case DimVQ:
+		case kind == DimVQ:
 			p, err = g.qualityPair(idx, r, true)
-		case DimMQ:
+		case kind == DimMQ:
 			p, err = g.qualityPair(idx, r, false)
 		}
 		if err != nil {

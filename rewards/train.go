@@ -83,6 +83,13 @@ type TrainConfig struct {
 	TAImageShare float64 `json:"ta_image_share,omitempty"`
 	// TAImageNegatives is PairConfig.TAImageNegatives ("" and "random": another subcategory).
 	TAImageNegatives string `json:"ta_image_negatives,omitempty"`
+	// TeacherScored is the scored set (align pairs --scored) whose samples make TeacherShare
+	// of the training pairs of each dimension it scores, labelled by its z-scores with ties
+	// within TeacherMargin (PairConfig.Teacher, teacher.go); TeacherSHA256 is its sha256.
+	TeacherScored string  `json:"teacher_scored,omitempty"`
+	TeacherSHA256 string  `json:"teacher_sha256,omitempty"`
+	TeacherShare  float64 `json:"teacher_share,omitempty"`
+	TeacherMargin float64 `json:"teacher_margin,omitempty"`
 	// InitFrom is the image reward model a video run was inflated from (Trainer.InflateFrom);
 	// nil for a run from seeded weights. Checkpoints carry it, so a resume needs no --init-from.
 	InitFrom *diffusion.InitSource `json:"init_from,omitempty"`
@@ -110,7 +117,7 @@ func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K:
 // PairConfig returns the pair mixture for dims.
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
 	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts, Set: c.ImageSet,
-		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare, TAImageNegatives: c.TAImageNegatives}
+		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare, TAImageNegatives: c.TAImageNegatives, TeacherShare: c.TeacherShare}
 }
 
 // Validate checks the hyper-parameters.
@@ -140,6 +147,12 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--ta-image-share must be in [0, 1], got %v", c.TAImageShare)
 	case c.TAImageNegatives != "" && !slices.Contains(TAImageNegativeKinds, c.TAImageNegatives):
 		return fmt.Errorf("--ta-image-negatives %q: want one of %v", c.TAImageNegatives, TAImageNegativeKinds)
+	case !(c.TeacherShare >= 0 && c.TeacherShare <= 1) || !(c.TeacherMargin >= 0) || math.IsInf(c.TeacherMargin, 0):
+		return fmt.Errorf("--teacher-share must be in [0, 1] and --teacher-margin a finite number >= 0, got %v and %v", c.TeacherShare, c.TeacherMargin)
+	case (c.TeacherScored == "") != (c.TeacherShare == 0):
+		return errors.New("--teacher-scored and --teacher-share > 0 go together")
+	case c.TeacherScored != "" && c.LossType == LossReg:
+		return fmt.Errorf("--teacher-scored labels pairs, which loss %s does not read; use %s or %s", LossReg, LossBTT, LossBT)
 	case c.ValPairs < 1 || c.EvalPairs < 0:
 		return fmt.Errorf("--val-pairs must be >= 1 and --eval-pairs >= 0, got %d and %d", c.ValPairs, c.EvalPairs)
 	case c.ConceptParts < 0 || c.ConceptPart < 0 || (c.ConceptParts > 0 && c.ConceptPart >= c.ConceptParts):
@@ -642,6 +655,13 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if st.Config != nil && st.Config.TAImageShare != t.Cfg.TAImageShare {
 		return fmt.Errorf("%s: trained with --ta-image-share %v, now %v; resume with the same share", src,
 			st.Config.TAImageShare, t.Cfg.TAImageShare)
+	}
+	if st.Config != nil && (st.Config.TeacherSHA256 != t.Cfg.TeacherSHA256 || st.Config.TeacherShare != t.Cfg.TeacherShare ||
+		st.Config.TeacherMargin != t.Cfg.TeacherMargin) {
+		return fmt.Errorf("%s: trained with teacher pairs from %q (sha256 %.12s, share %v, margin %v), now %q (sha256 %.12s, share %v, margin %v); "+
+			"resume with the same --teacher-scored file, --teacher-share and --teacher-margin", src,
+			st.Config.TeacherScored, st.Config.TeacherSHA256, st.Config.TeacherShare, st.Config.TeacherMargin,
+			t.Cfg.TeacherScored, t.Cfg.TeacherSHA256, t.Cfg.TeacherShare, t.Cfg.TeacherMargin)
 	}
 	if err := t.Cfg.sameNegatives(st.Config); err != nil {
 		return fmt.Errorf("%s: %w", src, err)

@@ -38,11 +38,7 @@ func TestRewardTrainInitFromFlags(t *testing.T) {
 func TestRewardTrainInitFrom(t *testing.T) {
 	data := syntheticEmojiDataset(t, 32)
 	dir := t.TempDir()
-	tiny := func(out string, extra ...string) []string {
-		return append([]string{"reward", "train", "--data", data, "-o", out, "--train-batch-size", "4", "--val-pairs", "8", "--eval-pairs", "0",
-			"--hidden-size", "16", "--vision-layers", "1", "--joint-layers", "1", "--num-attention-heads", "2", "--patch-size", "8",
-			"--max-text-length", "8", "--checkpointing-steps", "2", "--lr-warmup-steps", "1", "--threads", "1"}, extra...)
-	}
+	tiny := func(out string, extra ...string) []string { return tinyRewardTrainArgs(data, out, extra...) }
 	run := func(args []string) (int, string) {
 		var stdout, stderr bytes.Buffer
 		code := Main(args, &stdout, &stderr)

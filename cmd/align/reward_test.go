@@ -158,3 +158,12 @@ func rewardSubcommand(root interface{ Commands() []*cobra.Command }) *cobra.Comm
 	}
 	return nil
 }
+
+// tinyRewardTrainArgs are the arguments of align reward train for a tiny image reward model
+// on data written to out, checkpoints every 2 steps; extra flags come last (a repeated flag
+// takes its last value).
+func tinyRewardTrainArgs(data, out string, extra ...string) []string {
+	return append([]string{"reward", "train", "--data", data, "-o", out, "--train-batch-size", "4", "--val-pairs", "8", "--eval-pairs", "0",
+		"--hidden-size", "16", "--vision-layers", "1", "--joint-layers", "1", "--num-attention-heads", "2", "--patch-size", "8",
+		"--max-text-length", "8", "--checkpointing-steps", "2", "--lr-warmup-steps", "1", "--threads", "1"}, extra...)
+}

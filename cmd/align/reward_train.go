@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,6 +52,9 @@ type RewardTrainOptions struct {
 	// NegativesGenerator is the generator file of --negatives generator ("": the embedded
 	// default image model).
 	NegativesGenerator string
+
+	// teacher is the set of --teacher-scored (loadTeacher).
+	teacher *rewards.TeacherSet
 
 	Train                rewards.TrainConfig
 	ConceptPart          string // --concept-part i/n: train on one part of the training concepts
@@ -118,6 +122,7 @@ refuses a different one).` + skippedStepsHelp,
   $ align reward train --data data/emoji --ta-image-share 0.5 --ta-image-negatives hard -o reward/   # ta also ranks images under one caption
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
+  $ align reward train --latent --teacher-scored scored.jsonl -o reward-latent/   # also rank samples of one prompt as the scorer of scored.jsonl does
   $ align reward train --data data/emoji --negatives generator --negative-share 0.25 --negatives-per-level 2000 -o reward-gen/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -135,6 +140,16 @@ refuses a different one).` + skippedStepsHelp,
 			}
 			if err := opts.checkNegatives(); err != nil {
 				return err
+			}
+			if t := &opts.Train; t.TeacherScored != "" {
+				if !cmd.Flags().Changed("teacher-share") {
+					t.TeacherShare = rewards.DefaultTeacherShare
+				}
+				if !cmd.Flags().Changed("teacher-margin") {
+					t.TeacherMargin = rewards.DefaultTeacherMargin
+				}
+			} else if cmd.Flags().Changed("teacher-share") || cmd.Flags().Changed("teacher-margin") {
+				return flagErrorf("--teacher-share and --teacher-margin need --teacher-scored")
 			}
 			if err := opts.Train.Validate(); err != nil {
 				return usageError{err}
@@ -207,6 +222,9 @@ refuses a different one).` + skippedStepsHelp,
 	f.IntVar(&t.NegativesPerLevel, "negatives-per-level", 0, "items per split sampled at each step count for --negatives generator (0: all)")
 	f.StringVar(&opts.ConceptPart, "concept-part", "", "train on part i/n of the training concepts (e.g. a judge on 1/2 for a model trained on 0/2)")
 	f.StringVar(&t.ImageSet, "image-set", "", "train on one artwork set's images only (twitter or google in the emoji data; e.g. a judge on google for a model trained on twitter)")
+	f.StringVar(&t.TeacherScored, "teacher-scored", "", "scored set (align pairs --scored) whose samples, two of a prompt, make --teacher-share of the training pairs, labelled by its scores")
+	f.Float64Var(&t.TeacherShare, "teacher-share", 0, "share of the training pairs of each scored dimension drawn from --teacher-scored (default 0.5 with it)")
+	f.Float64Var(&t.TeacherMargin, "teacher-margin", 0, "z-score difference at or below which a teacher pair is a tie (default 0.1 with --teacher-scored)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
 	return cmd
 }
@@ -273,6 +291,10 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 	stderr := cmd.ErrOrStderr()
 	dims, _ := parseDims(opts.Dims, opts.Video)
 	if err := opts.hashNegativesGenerator(); err != nil {
+		return err
+	}
+	var err error
+	if opts.teacher, err = opts.loadTeacher(); err != nil {
 		return err
 	}
 	tc := opts.Train
@@ -435,7 +457,7 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 		g := lc.Generator
 		fmt.Fprintf(stderr, "noise-aware latent %s reward model %v: first %d of %d blocks of %s (width %d, %d tokens/sample), %.2fM parameters; "+
 			"%d training %s, %d words; t %s; loss %s\n",
-			g.Kind, lc.Dims, lc.Blocks, g.Depth, lc.Source, g.Width, g.SeqLen(), float64(paramCount(tr.Latent.Params()))/1e6,
+			g.Kind, lc.Dims, lc.Blocks, g.Depth, cmp.Or(lc.Source, "the embedded "+g.Kind+" model"), g.Width, g.SeqLen(), float64(paramCount(tr.Latent.Params()))/1e6,
 			tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], g.VocabSize,
 			tc.TimestepSampling, tc.LossType)
 	} else {
@@ -445,6 +467,15 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 			"%d training %s, %d words; loss %s\n",
 			mc.Kind, mc.Dims, mc.Width, mc.VisionLayers, mc.JointLayers, mc.SeqLen(), float64(paramCount(tr.Model.Params()))/1e6,
 			tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], mc.VocabSize, tc.LossType)
+	}
+
+	if t := opts.teacher; t != nil {
+		if !slices.ContainsFunc(dimNames, t.Has) {
+			return usageError{fmt.Errorf("--teacher-scored %s scores %v; the model's dimensions are %v", tc.TeacherScored, t.Dims, dimNames)}
+		}
+		tr.Gen.Cfg.Teacher = t
+		fmt.Fprintf(stderr, "teacher pairs: share %v of the training pairs of %v, from %d prompts of %s (ties within %v z)\n",
+			tc.TeacherShare, t.Dims, len(t.Groups), tc.TeacherScored, tc.TeacherMargin)
 	}
 
 	in := newTrainInterrupt()
