@@ -274,9 +274,13 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 # unguided sampling of the same sampler, judged by the clean training reward ($(EXP)/reward, concept
 # part 0/2) and the held-out judge ($(EXP)/judge, part 1/2):
 #   nrg  Flow-NRG, w = STEER_NRG_SCALE, guided by the noise-aware latent reward model $(EXP)/latent
-#        (the embedded generator's first blocks, trained on part 0/2 with seed 0 like the training
-#        reward; its BF16 copy); judged by the clean models, never by the latent one it climbs. Euler, against
-#        $(EXP)/samples/base: each pair starts from the same noise.
+#        (the embedded generator's first blocks, trained on part 0/2 with seed 0 and the reward
+#        models' pair recipe (EXP_REWARD_FLAGS) like the training reward, and with teacher pairs:
+#        half of its training pairs compare two candidates of one prompt of the alignment
+#        experiment's scored set ($(EXP)/scored.jsonl, part 0/2 prompts) as the training reward
+#        scored them; STEER_LATENT_TEACHER= leaves them out; its BF16 copy); judged by the clean
+#        models, never by the latent one it climbs. Euler, against $(EXP)/samples/base: each pair
+#        starts from the same noise.
 #   fk   FK steering with the clean training reward, STEER_PARTICLES particles, λ = STEER_FK_LAMBDA.
 #        FK needs the SDE sampler, and SDE against Euler would count the sampler's own effect as
 #        steering, so its baseline is $(EXP)/samples/base-sde: the SDE sampler unguided (as with
@@ -291,17 +295,19 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 # STEER_NRG_SCALES, the base at w = 0, on a log axis (the scales double) -> $(EXP)/steering-curve.png.
 # Every file is a target, so a rerun continues. A small run that checks the plumbing (minutes):
 #   make steering-experiment EXP=/tmp/steer-mini EXP_EVAL_PROMPTS=4 EXP_IMAGES=1 EXP_REWARD_STEPS=5 \
-#     STEER_LATENT_STEPS=5 STEER_LATENT_FLAGS="--eval-pairs 64 --val-pairs 64" STEER_PARTICLES=2 \
-#     STEER_BON_N=2 STEER_NRG_SCALES="50 100"
+#     EXP_PAIR_PROMPTS=4 EXP_K=2 EXP_SHARDS=1 STEER_LATENT_STEPS=5 \
+#     STEER_LATENT_FLAGS="--eval-pairs 64 --val-pairs 64" STEER_PARTICLES=2 STEER_BON_N=2 STEER_NRG_SCALES="5 10"
 # (the same with VIDEO=1 and EXP=/tmp/vsteer-mini: 7 minutes on 2 cores).
-STEER_NRG_SCALE    ?= 100
-STEER_NRG_SCALES   ?= 25 50 100 200
+# The paper's w = 100 is for its models; with teacher pairs the latent model's gradients are
+# larger, and at w = 100 TA-only guidance wrecks the images (README), so the table uses 10.
+STEER_NRG_SCALE    ?= 10
+STEER_NRG_SCALES   ?= 2.5 5 10 20 40 80
 STEER_PARTICLES    ?= 4
 STEER_FK_LAMBDA    ?= 10
 STEER_BON_N        ?= 4
 STEER_LATENT_STEPS ?= 3000
-# STEER_LATENT_FLAGS="--ta-image-share 0.5" trains the latent model with image pairs for TA (README).
-STEER_LATENT_FLAGS ?=
+STEER_LATENT_FLAGS ?= $(EXP_REWARD_FLAGS)
+STEER_LATENT_TEACHER ?= $(EXP)/scored.jsonl
 STEER_WEIGHTINGS   ?= vq ta $(if $(VIDEO),mq) eq
 STEER_METHODS      ?= nrg fk bon
 # Dimensions not named weigh 0 (rewards.ParseWeights).
@@ -333,9 +339,9 @@ steering-experiment: $(EXP)/table-steering.md $(EXP)/steering-curve.png
 	@cat $(EXP)/table-steering.md
 	@echo "→ $(EXP)/steering-curve.png"
 
-$(EXP)/latent/model.safetensors: | build data
+$(EXP)/latent/model.safetensors: $(STEER_LATENT_TEACHER) | build data
 	./$(BIN) reward train --latent $(VIDEO_FLAG) --data $(DATA) $(EXP_REWARD_PART) --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
-		$(STEER_LATENT_FLAGS) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
+		$(STEER_LATENT_FLAGS) $(if $(STEER_LATENT_TEACHER),--teacher-scored $(STEER_LATENT_TEACHER)) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
 # The stem is SCALE-WEIGHTING.
 # Guidance uses the BF16 copy (the form the embedded latent model had when the README's table was made).
 $(EXP)/latent-bf16.safetensors: $(EXP)/latent/model.safetensors
