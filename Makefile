@@ -203,7 +203,7 @@ $(EXP)/judge/model.safetensors: | build data
 # interrupted experiment loses at most one part.
 EXP_SHARDS       ?= 8
 $(EXP)/scored-shard-%.jsonl: $(EXP)/prompts-pairs.txt $(EXP)/reward/model.safetensors
-	./$(BIN) pairs --prompts $< --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored \
+	./$(BIN) pairs --prompts $< $(if $(VIDEO),--model default-video) --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored \
 		--shard $*/$(EXP_SHARDS) --images-dir $(EXP)/scored-images -o $@
 ifeq ($(EXP_SCORED_FROM),)
 $(EXP)/scored.jsonl: $(foreach i,$(shell seq 0 $$(($(EXP_SHARDS)-1))),$(EXP)/scored-shard-$(i).jsonl)

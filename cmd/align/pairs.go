@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -241,7 +242,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	defer lr.close()
 	if lr.clips != video {
 		return usageError{fmt.Errorf("%s scores %s but %s generates %ss", lr.describe,
-			map[bool]string{true: "clips", false: "images"}[lr.clips], opts.Model, m.Config.Kind)}
+			map[bool]string{true: "clips", false: "images"}[lr.clips], cmp.Or(opts.Model, defaultImageModelName), m.Config.Kind)}
 	}
 	dims := lr.model.Dims()
 	w, err := rewards.ParseWeights(opts.Weights, dims)

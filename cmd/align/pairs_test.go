@@ -223,3 +223,25 @@ func TestPairsEndToEnd(t *testing.T) {
 		t.Fatalf("rwr on the scored set: exit %d: %s", code, stderr)
 	}
 }
+
+// A clip reward model with an image generator (the embedded one when --model is not given)
+// is refused, naming both.
+func TestPairsKindMismatch(t *testing.T) {
+	dir := t.TempDir()
+	reward := writeRewardModel(t, dir, rewards.KindVideo)
+	prompts := filepath.Join(dir, "prompts.txt")
+	os.WriteFile(prompts, []byte("red apple\n"), 0o644)
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", model}, reward + " scores clips but " + model + " generates images"},
+		{nil, reward + " scores clips but " + defaultImageModelName + " generates images"},
+	} {
+		code, _, stderr := runAlign(t, append([]string{"pairs", "--prompts", prompts, "--reward", reward, "-o", filepath.Join(dir, "p.jsonl")}, c.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q, want %q", c.args, code, stderr, c.want)
+		}
+	}
+}
