@@ -188,7 +188,7 @@ candidate j draws from stream i*k+j.`,
 	f.StringVar(&opts.Reward, "reward", "default", "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json")
 	f.StringVar(&opts.RewardWeights, "reward-weights", "", "weights of the z-scored reward dimensions, e.g. vq=1,ta=0.5 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how FK and best-of-N combine dimensions: "+strings.Join(rewards.Combiners, ", "))
-	f.Float64Var(&opts.RewardGuidanceScale, "reward-guidance-scale", 0, "Flow-NRG strength w (0: off; the paper uses 100); needs a noise-aware latent reward model")
+	f.Float64Var(&opts.RewardGuidanceScale, "reward-guidance-scale", 0, "Flow-NRG strength w (0: off; the paper uses 100, too strong for a latent model trained with --teacher-scored: about 10); needs a noise-aware latent reward model")
 	f.Float64Var(&opts.RewardGuidanceStart, "reward-guidance-start", 1, "Flow-NRG acts for t <= start (t = 1 is noise; never at t = 1)")
 	f.Float64Var(&opts.RewardGuidanceEnd, "reward-guidance-end", 0, "Flow-NRG acts for t >= end")
 	f.IntVar(&opts.Particles, "particles", 1, "FK steering: particles per image (1: off; selects --sampler sde unless given)")
