@@ -153,7 +153,7 @@ candidate j draws from stream i*k+j.`,
   $ align sample --model base/model.safetensors --prompt "red apple" --particles 4 --fk-lambda 10 --reward-weights vq=1,ta=1 --json
   $ align sample --model base/model.safetensors --prompt "red apple" --best-of-n 8 --combine lsc
   $ align sample --prompt "red apple" --reward-guidance-scale 100 --reward-weights vq=1
-  $ align sample --model base/model.safetensors --prompt "red apple" --reward latent/model.safetensors --reward-guidance-scale 100 --reward-weights ta=1
+  $ align sample --model base/model.safetensors --prompt "red apple" --reward latent/model.safetensors --reward-guidance-scale 10 --reward-weights ta=1
   $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=1.5 --reward-condition-scale 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
