@@ -5,11 +5,12 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
@@ -23,17 +24,13 @@ func (o *RewardTrainOptions) loadTeacher() (*rewards.TeacherSet, error) {
 	if o.Train.TeacherScored == "" {
 		return nil, nil
 	}
-	f, err := os.Open(o.Train.TeacherScored)
+	path := o.Train.TeacherScored
+	b, err := os.ReadFile(path) // read once: the bytes hashed are the bytes parsed
 	if err != nil {
 		return nil, fmt.Errorf("--teacher-scored: %w", err)
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("--teacher-scored: %w", err)
-	}
-	set, err := dpo.ReadScored(o.Train.TeacherScored)
+	sum := sha256.Sum256(b)
+	set, err := dpo.ReadScoredJSONL(bytes.NewReader(b), path, filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +48,8 @@ func (o *RewardTrainOptions) loadTeacher() (*rewards.TeacherSet, error) {
 	}
 	t, err := rewards.NewTeacherSet(set.Dims, samples, o.Train.TeacherMargin)
 	if err != nil {
-		return nil, fmt.Errorf("--teacher-scored %s: %w", o.Train.TeacherScored, err)
+		return nil, fmt.Errorf("--teacher-scored %s: %w", path, err)
 	}
-	o.Train.TeacherSHA256 = hex.EncodeToString(h.Sum(nil))
+	o.Train.TeacherSHA256 = hex.EncodeToString(sum[:])
 	return t, nil
 }
