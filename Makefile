@@ -249,9 +249,10 @@ $(EXP)/pairs-ta-m%.jsonl: $(EXP)/scored.jsonl
 $(EXP)/dpo-ta-m%/model.safetensors: $(EXP)/pairs-ta-m%.jsonl
 	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
 
-# ALIGN_DEVICE=cuda samples on a GPU (with BIN=bin/align-cuda from make cuda-cli-binary).
-ALIGN_DEVICE ?= cpu
-EXP_SAMPLE = ./$(BIN) sample $(VIDEO_FLAG) --device $(ALIGN_DEVICE) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
+# ALIGN_DEVICE=cuda runs every command on a GPU (with BIN=bin/align-cuda from make
+# cuda-cli-binary): align takes --device's default from it (scripts/gpu/steering-experiment.sh).
+export ALIGN_DEVICE
+EXP_SAMPLE = ./$(BIN) sample $(VIDEO_FLAG) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
 $(EXP)/samples/base/samples.json: $(EXP)/prompts-eval.txt
 	$(EXP_SAMPLE) -o $(@D)
 $(EXP)/samples/%/samples.json: $(EXP)/%/model.safetensors $(EXP)/prompts-eval.txt

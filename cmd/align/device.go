@@ -4,16 +4,28 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/alignkit/align/kernels"
 	_ "github.com/alignkit/align/kernels/cuda" // registers the CUDA devices
 	"github.com/spf13/cobra"
 )
 
-const deviceFlagHelp = "compute device: cpu; cuda (a binary built with -tags cuda, see make build-cuda); cuda-emu (CUDA kernels emulated on the CPU, slow)"
+const deviceFlagHelp = "compute device: cpu; cuda (a binary built with -tags cuda, see make build-cuda); cuda-emu (CUDA kernels emulated on the CPU, slow); default $ALIGN_DEVICE, else cpu"
+
+// deviceEnv names the environment variable that sets --device's default, so that a script or
+// make target runs every command on one device without passing the flag to each
+// (ALIGN_DEVICE=cuda make steering-experiment).
+const deviceEnv = "ALIGN_DEVICE"
 
 // addDeviceFlag adds the persistent --device flag to the root command.
 func addDeviceFlag(root *cobra.Command) {
-	root.PersistentFlags().String("device", "cpu", deviceFlagHelp)
+	def := os.Getenv(deviceEnv)
+	if def == "" {
+		def = "cpu"
+	}
+	root.PersistentFlags().String("device", def, deviceFlagHelp)
 }
 
 // deviceFromCmd opens the device named by --device; an unknown name is a usage error that
@@ -25,6 +37,9 @@ func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
 	}
 	dev, err := kernels.Open(name)
 	if err != nil {
+		if f := cmd.Flags().Lookup("device"); f != nil && !f.Changed && os.Getenv(deviceEnv) != "" {
+			err = fmt.Errorf("$%s: %w", deviceEnv, err)
+		}
 		return nil, usageError{err}
 	}
 	return dev, nil
