@@ -46,13 +46,14 @@ A noise-aware latent model (align reward train --latent) scores x_t = (1-t) x0 +
 sides of a pair share t and eps, t is stratified over five buckets [0,.2), ..., [.8,1), and
 the report adds the accuracy per dimension per bucket (t_buckets in --json).`,
 		Example: `  $ align reward eval --model reward/model.safetensors
+  $ align reward eval --model default --pairs 8192
   $ align reward eval --model reward/model.safetensors --pairs 4096 --json
   $ align reward eval --model reward/model.safetensors --split val`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case opts.Model == "":
-				return flagErrorf("--model is required (no default reward model is embedded yet)")
+				return flagErrorf("--model is required: a reward model file, or default (default-video): the embedded image (video) reward model")
 			case opts.Split != rewards.SplitHeldOut && opts.Split != rewards.SplitVal && opts.Split != rewards.SplitTrain:
 				return flagErrorf("--split %q: want heldout, val or train", opts.Split)
 			case opts.Pairs < 1:
@@ -72,7 +73,7 @@ the report adds the accuracy per dimension per bucket (t_buckets in --json).`,
 	}
 	f := cmd.Flags()
 	def := rewards.DefaultTrainConfig()
-	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train)")
+	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones)")
 	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
 	f.StringVar(&opts.Split, "split", rewards.SplitHeldOut, "concepts to build pairs from: heldout, val or train")
 	f.IntVar(&opts.Pairs, "pairs", def.EvalPairs, "number of pairs (dimensions take turns)")
@@ -89,7 +90,13 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 	if err != nil {
 		return err
 	}
-	model, err := rewards.LoadModel(dev, opts.Model)
+	var model rewards.Differentiable
+	switch opts.Model {
+	case "default", defaultVideoReward:
+		model, err = loadDefaultReward(dev, opts.Model == defaultVideoReward)
+	default:
+		model, err = rewards.LoadModel(dev, opts.Model)
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alignkit/align/assets"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -166,4 +168,30 @@ func tinyRewardTrainArgs(data, out string, extra ...string) []string {
 	return append([]string{"reward", "train", "--data", data, "-o", out, "--train-batch-size", "4", "--val-pairs", "8", "--eval-pairs", "0",
 		"--hidden-size", "16", "--vision-layers", "1", "--joint-layers", "1", "--num-attention-heads", "2", "--patch-size", "8",
 		"--max-text-length", "8", "--checkpointing-steps", "2", "--lr-warmup-steps", "1", "--threads", "1"}, extra...)
+}
+
+// --model default evaluates the embedded image reward model like its file.
+func TestRewardEvalDefault(t *testing.T) {
+	data := fixtureDataset(t)
+	eval := func(model string) string {
+		t.Helper()
+		code, stdout, stderr := runAlign(t, "reward", "eval", "--model", model, "--data", data, "--split", "train", "--pairs", "16", "--json")
+		if code != exitOK {
+			t.Fatalf("--model %s: exit %d: %s", model, code, stderr)
+		}
+		var rep rewards.EvalReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Dims) != 2 {
+			t.Fatalf("--model %s: %v, %q", model, err, stdout)
+		}
+		rep.Seconds = 0
+		b, _ := json.Marshal(rep)
+		return string(b)
+	}
+	file := filepath.Join(t.TempDir(), "reward-image.safetensors")
+	if err := os.WriteFile(file, assets.RewardImage, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := eval("default"), eval(file); got != want {
+		t.Errorf("default:\n%s\nits file:\n%s", got, want)
+	}
 }
