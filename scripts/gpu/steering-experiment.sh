@@ -27,6 +27,6 @@ pid=$!
 timer=$!
 wait $pid
 rc=$?
-kill $timer 2>/dev/null
+kill -- -$timer 2>/dev/null # its sleep too (set -m: the timer has its own process group)
 echo "make: exit $rc after $SECONDS s"
 exit $rc
