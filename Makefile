@@ -193,12 +193,21 @@ $(EXP)/prompts-pairs.txt: | build data
 	./$(BIN) data prompts $(DATA) --part 0/2 --limit $(EXP_PAIR_PROMPTS) $(VIDEO_FLAG) -o $@
 $(EXP)/prompts-eval.txt: | build data
 	./$(BIN) data prompts $(DATA) --part 1/2 --limit $(EXP_EVAL_PROMPTS) $(VIDEO_FLAG) -o $@
-$(EXP)/reward/model.safetensors: | build data
+# EXP_INFLATE=1 (with VIDEO=1): the video reward and judge start from image reward models of
+# their own concepts ($(EXP)/reward-image, $(EXP)/judge-image: the same part, seed and steps),
+# inflated to tubelets (align reward train --init-from), so their TA reads the object as the
+# image models do. The judge's image model never sees the training reward's concepts.
+EXP_INFLATE      ?=
+exp_init = $(if $(and $(VIDEO),$(EXP_INFLATE)),$(EXP)/$(1)-image/model.safetensors)
+$(EXP)/reward-image/model.safetensors $(EXP)/judge-image/model.safetensors: $(EXP)/%-image/model.safetensors: | build data
+	./$(BIN) reward train --data $(DATA) $(EXP_$(if $(filter judge,$*),JUDGE,REWARD)_PART) --seed $(if $(filter judge,$*),1,0) \
+		--max-train-steps $(EXP_REWARD_STEPS) $(EXP_REWARD_FLAGS) -o $(@D) $(call resume_or,$(@D),)
+$(EXP)/reward/model.safetensors: $(call exp_init,reward) | build data
 	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) $(EXP_REWARD_PART) --seed 0 --max-train-steps $(EXP_REWARD_STEPS) $(EXP_REWARD_FLAGS) \
-		-o $(EXP)/reward $(call resume_or,$(EXP)/reward,)
-$(EXP)/judge/model.safetensors: | build data
+		$(if $<,--init-from $<) -o $(EXP)/reward $(call resume_or,$(EXP)/reward,)
+$(EXP)/judge/model.safetensors: $(call exp_init,judge) | build data
 	./$(BIN) reward train $(VIDEO_FLAG) --data $(DATA) $(EXP_JUDGE_PART) --seed 1 --max-train-steps $(EXP_REWARD_STEPS) $(EXP_REWARD_FLAGS) \
-		-o $(EXP)/judge $(call resume_or,$(EXP)/judge,)
+		$(if $<,--init-from $<) -o $(EXP)/judge $(call resume_or,$(EXP)/judge,)
 # The scored run in EXP_SHARDS parts (align pairs --shard: the same samples as one run), so an
 # interrupted experiment loses at most one part.
 EXP_SHARDS       ?= 8
