@@ -7,15 +7,8 @@
 //	c     = TimestepEmbedder(t) + Linear(MeanPool(txt))  (B,C)     copied (+ the reward slot's ∅)
 //	h     = [txt | PatchEmbed(x_t)]                      (B,L+P,C) copied x_embedder
 //	h     = DiTBlock_k(h, c)   k = 0..K-1                          the generator's first K blocks
-//	p, q  = MeanPool(h patches), MeanPool(h caption)     (B,C) each
-//	f     = [p | q]                                      (B,2C)    head_features "concat"
-//	      = [p | q | p⊙q]                                (B,3C)    head_features "product"
+//	f     = [MeanPool(h patches) | MeanPool(h caption)]  (B,2C)
 //	r_d   = W2_d GELU(W1_d LN_d(f) + b1_d) + b2_d        (B)       one head per dimension
-//
-// The product p⊙q hands the heads the agreement of image and caption features as a direct
-// (bilinear) input, as CLIP's cosine does; with [p | q] alone an MLP head has to build that
-// interaction from sums, and a model trained so reads colour words against the image at
-// chance (held-out skin-tone pairs 49.7% for the step-3000 default, 93% for the clean model).
 //
 // Guidance needs d/dx_t sum_d w_d r_d (ScoreAndGrad), one forward and backward through K
 // blocks: no decoder, no pass through the whole generator. Trained with Bradley-Terry (with
@@ -50,12 +43,6 @@ const ModelTypeLatent = "align.reward.latent"
 // DefaultLatentBlocks is K, the generator blocks the latent model keeps by default.
 const DefaultLatentBlocks = 2
 
-// Head feature layouts (LatentConfig.HeadFeatures).
-const (
-	HeadFeaturesConcat  = "concat"  // [p | q]
-	HeadFeaturesProduct = "product" // [p | q | p⊙q]
-)
-
 // LatentConfig sizes a latent reward model.
 type LatentConfig struct {
 	// Generator is the architecture of the generator the model was cut from; its num_layers
@@ -63,22 +50,18 @@ type LatentConfig struct {
 	Generator diffusion.ModelConfig `json:"generator"`
 	Blocks    int                   `json:"latent_blocks"` // K, 1..Generator.Depth
 	// HeadHidden is the hidden width of each dimension's MLP head (0: the generator's width).
-	HeadHidden int `json:"head_hidden"`
-	// HeadFeatures is what the heads read: concat or product (see the file header); files
-	// written before the field existed are concat.
-	HeadFeatures string   `json:"head_features,omitempty"`
-	Dims         []string `json:"dims"`             // reward dimensions in output order
-	Source       string   `json:"source,omitempty"` // the generator file it was initialised from
+	HeadHidden int      `json:"head_hidden"`
+	Dims       []string `json:"dims"`             // reward dimensions in output order
+	Source     string   `json:"source,omitempty"` // the generator file it was initialised from
 }
 
 // latentConfigJSON decodes the generator part with diffusion.ParseModelConfig (strict).
 type latentConfigJSON struct {
-	Generator    json.RawMessage `json:"generator"`
-	Blocks       int             `json:"latent_blocks"`
-	HeadHidden   int             `json:"head_hidden"`
-	HeadFeatures string          `json:"head_features,omitempty"`
-	Dims         []string        `json:"dims"`
-	Source       string          `json:"source,omitempty"`
+	Generator  json.RawMessage `json:"generator"`
+	Blocks     int             `json:"latent_blocks"`
+	HeadHidden int             `json:"head_hidden"`
+	Dims       []string        `json:"dims"`
+	Source     string          `json:"source,omitempty"`
 }
 
 // ParseLatentConfig decodes and validates a latent model config.
@@ -93,7 +76,7 @@ func ParseLatentConfig(b []byte) (LatentConfig, error) {
 	if err != nil {
 		return LatentConfig{}, fmt.Errorf("latent reward model config: generator: %w", err)
 	}
-	c := LatentConfig{Generator: g, Blocks: raw.Blocks, HeadHidden: raw.HeadHidden, HeadFeatures: raw.HeadFeatures, Dims: raw.Dims, Source: raw.Source}
+	c := LatentConfig{Generator: g, Blocks: raw.Blocks, HeadHidden: raw.HeadHidden, Dims: raw.Dims, Source: raw.Source}
 	return c, c.Validate()
 }
 
@@ -108,9 +91,6 @@ func (c *LatentConfig) Validate() error {
 	}
 	if c.HeadHidden < 0 {
 		errs = append(errs, fmt.Errorf("head_hidden must be >= 0, got %d", c.HeadHidden))
-	}
-	if c.HeadFeatures != "" && c.HeadFeatures != HeadFeaturesConcat && c.HeadFeatures != HeadFeaturesProduct {
-		errs = append(errs, fmt.Errorf("head_features must be %s or %s, got %q", HeadFeaturesConcat, HeadFeaturesProduct, c.HeadFeatures))
 	}
 	if c.Generator.Channels != 3 {
 		errs = append(errs, fmt.Errorf("the generator has %d channels; reward batches are RGB (3)", c.Generator.Channels))
@@ -142,25 +122,13 @@ func (c *LatentConfig) hidden() int {
 	return c.Generator.Width
 }
 
-// product reports whether the heads read p⊙q too.
-func (c *LatentConfig) product() bool { return c.HeadFeatures == HeadFeaturesProduct }
-
-// featureWidth is the heads' input width: 2C, or 3C with the product.
-func (c *LatentConfig) featureWidth() int {
-	if c.product() {
-		return 3 * c.Generator.Width
-	}
-	return 2 * c.Generator.Width
-}
-
 // SampleShape is (3,H,W) for an image generator and (T,3,H,W) for a video one.
 func (c *LatentConfig) SampleShape() []int { return c.Generator.SampleShape() }
 
 // Kind is "image" or "video".
 func (c *LatentConfig) Kind() string { return c.Generator.Kind }
 
-// latentHead is one dimension's readout: LN (F) -> Linear (F -> H) -> GELU -> Linear (H -> 1),
-// F = 2C or 3C (featureWidth).
+// latentHead is one dimension's readout: LN (2C) -> Linear (2C -> H) -> GELU -> Linear (H -> 1).
 type latentHead struct {
 	Norm *nn.LayerNorm // affine, "norm"
 	FC1  *nn.Linear    // "fc1"
@@ -215,9 +183,8 @@ type LatentReward struct {
 	hostKB, hostKJ, hostMask, hostT, hostOut []float32
 	tbuf, kbText, kbJoint, mask              devBuf
 	pooled, cond, seq, hText, hPatch         devBuf
-	fPatch, fText, fProd, fCat, feat         devBuf
-	dfeat, dfPatch, dfText, dfProd, dfCat    devBuf
-	dr, dterm                                devBuf
+	fPatch, fText, feat                      devBuf
+	dfeat, dfPatch, dfText, dr               devBuf
 	dhText, dhPatch, dseq, dcond, dPool      devBuf
 	dText, dPatch                            devBuf
 }
@@ -253,10 +220,10 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 	for range cfg.Blocks {
 		m.Blocks = append(m.Blocks, nn.NewDiTBlock(dev, r, nn.DiTBlockConfig{C: C, NH: g.Heads, MLPRatio: g.MLPRatio}))
 	}
-	H, F := cfg.hidden(), cfg.featureWidth()
+	H := cfg.hidden()
 	for range cfg.Dims {
-		hd := &latentHead{Norm: nn.NewLayerNorm(dev, F, 1e-5, true),
-			FC1: nn.NewLinear(dev, r, F, H, true), FC2: nn.NewLinear(dev, nil, H, 1, true)}
+		hd := &latentHead{Norm: nn.NewLayerNorm(dev, 2*C, 1e-5, true),
+			FC1: nn.NewLinear(dev, r, 2*C, H, true), FC2: nn.NewLinear(dev, nil, H, 1, true)}
 		hd.FC2.InitNormal(r, nn.DefaultEmbeddingStd)
 		m.heads = append(m.heads, hd)
 	}
@@ -265,14 +232,13 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 }
 
 // NewLatentFromGenerator cuts a latent reward model from gen: its patch embedding, timestep
-// embedder, text encoder (and projections, and the reward slot) and its first cfg.Blocks
-// blocks are copied; the heads are drawn from r. cfg.Generator is set to gen's config;
-// cfg.Source names the generator file.
-func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, cfg LatentConfig) (*LatentReward, error) {
+// embedder, text encoder (and projections, and the reward slot) and its first K blocks are
+// copied; the heads are drawn from r. source names the generator file in the config.
+func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, K, headHidden int, dims []string, source string) (*LatentReward, error) {
 	if gen.Tokenizer == nil {
 		return nil, errors.New("latent reward model: the generator has no tokenizer")
 	}
-	cfg.Generator = gen.Config
+	cfg := LatentConfig{Generator: gen.Config, Blocks: K, HeadHidden: headHidden, Dims: dims, Source: source}
 	m, err := NewLatent(dev, r, cfg, gen.Tokenizer)
 	if err != nil {
 		return nil, err
@@ -431,15 +397,8 @@ func (m *LatentReward) Forward(xt *kernels.Tensor, t []float32, prompts []string
 	fp, ft := m.fPatch.get(dev, B, C), m.fText.get(dev, B, C)
 	dev.MeanPoolForward(fp, hPatch, nil, B, P, C)
 	dev.MeanPoolForward(ft, hText, mask, B, L, C)
-	f := m.feat.get(dev, B, m.Config.featureWidth())
-	if m.Config.product() {
-		pq, fpq := m.fProd.get(dev, B, C), m.fCat.get(dev, B, 2*C)
-		dev.Mul(pq, fp, ft)
-		dev.Concat(fpq, fp, ft, B, C, C)
-		dev.Concat(f, fpq, pq, B, 2*C, C)
-	} else {
-		dev.Concat(f, fp, ft, B, C, C)
-	}
+	f := m.feat.get(dev, B, 2*C)
+	dev.Concat(f, fp, ft, B, C, C)
 	out := zeros(B, D)
 	m.hostOut = slices.Grow(m.hostOut[:0], B)[:B]
 	for d, hd := range m.heads {
@@ -462,7 +421,7 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 	if len(dscores) != B {
 		panic(fmt.Sprintf("rewards: LatentReward.Backward: %d score gradients for a batch of %d", len(dscores), B))
 	}
-	df := m.dfeat.get(dev, B, m.Config.featureWidth())
+	df := m.dfeat.get(dev, B, 2*C)
 	dev.Fill(df, 0)
 	col := slices.Grow(m.hostOut[:0], B)[:B]
 	for d, hd := range m.heads {
@@ -477,19 +436,7 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 		dev.Add(df, df, hd.backward(dev, dr))
 	}
 	dfp, dft := m.dfPatch.get(dev, B, C), m.dfText.get(dev, B, C)
-	if m.Config.product() {
-		// d p += d(p⊙q) ⊙ q,  d q += d(p⊙q) ⊙ p
-		dfpq, dpq, term := m.dfCat.get(dev, B, 2*C), m.dfProd.get(dev, B, C), m.dterm.get(dev, B, C)
-		dev.Split(dfpq, dpq, df, B, 2*C, C)
-		dev.Split(dfp, dft, dfpq, B, C, C)
-		fp, ft := m.fPatch.get(dev, B, C), m.fText.get(dev, B, C)
-		dev.Mul(term, dpq, ft)
-		dev.Add(dfp, dfp, term)
-		dev.Mul(term, dpq, fp)
-		dev.Add(dft, dft, term)
-	} else {
-		dev.Split(dfp, dft, df, B, C, C)
-	}
+	dev.Split(dfp, dft, df, B, C, C)
 	mask := m.mask.get(dev, B, L)
 	dhp, dht := m.dhPatch.get(dev, B, P, C), m.dhText.get(dev, B, L, C)
 	dev.MeanPoolBackward(dhp, dfp, nil, B, P, C)

@@ -64,11 +64,8 @@ func perturb(ps []nn.Param, r *rand.Rand, std float64) {
 }
 
 func TestLatentGradients(t *testing.T) {
-	for _, c := range []struct{ kind, features string }{
-		{KindImage, HeadFeaturesConcat}, {KindVideo, HeadFeaturesConcat}, {KindImage, HeadFeaturesProduct}, {KindVideo, HeadFeaturesProduct},
-	} {
-		kind, features := c.kind, c.features
-		t.Run(kind+"/"+features, func(t *testing.T) {
+	for _, kind := range []string{KindImage, KindVideo} {
+		t.Run(kind, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, 4))
 			tok := tinyTokenizer(t)
 			gen := tinyGenerator(t, kind, 8, tok)
@@ -76,7 +73,7 @@ func TestLatentGradients(t *testing.T) {
 			if kind == KindVideo {
 				dims = append(dims, DimMQ)
 			}
-			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentConfig{Blocks: 2, HeadHidden: 12, HeadFeatures: features, Dims: dims})
+			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, 2, 12, dims, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,13 +140,13 @@ func TestLatentFromGeneratorFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentConfig{Blocks: 4, Dims: []string{DimVQ}, Source: gpath}); err == nil {
+	if _, err := NewLatentFromGenerator(testDev, nil, g2, 4, 0, []string{DimVQ}, gpath); err == nil {
 		t.Error("K = 4 of a 3-block generator accepted")
 	}
-	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentConfig{Blocks: 0, Dims: []string{DimVQ}, Source: gpath}); err == nil {
+	if _, err := NewLatentFromGenerator(testDev, nil, g2, 0, 0, []string{DimVQ}, gpath); err == nil {
 		t.Error("K = 0 accepted")
 	}
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, g2, LatentConfig{Blocks: 2, Dims: []string{DimVQ, DimTA}, Source: gpath})
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, g2, 2, 0, []string{DimVQ, DimTA}, gpath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +273,7 @@ func tinyLatentSetup(t *testing.T, dir string, steps int) *Trainer {
 	cfg.CheckpointingSteps, cfg.ValPairs, cfg.EvalPairs, cfg.Seed = 2, 16, 40, 9
 	cfg.TimestepSampling = TimestepLogitNormal
 	gen, g := tinyGeneratorSetup(t, cfg.PairConfig([]string{DimVQ, DimTA}))
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: cfg.Seed}, g, LatentConfig{Blocks: 2, Dims: []string{DimVQ, DimTA}})
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: cfg.Seed}, g, 2, 0, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +474,7 @@ func TestLatentRowsIndependent(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
 	tok := tinyTokenizer(t)
 	gen := tinyGenerator(t, KindImage, 8, tok)
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 6}, gen, LatentConfig{Blocks: 2, HeadHidden: 12, Dims: []string{DimVQ, DimTA}})
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 6}, gen, 2, 12, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,56 +519,5 @@ func TestLatentRowsIndependent(t *testing.T) {
 		if same != (i != 1) {
 			t.Errorf("row %d after changing row 1's caption: scores and gradient unchanged = %v, want %v", i, same, i != 1)
 		}
-	}
-}
-
-// The product head layout: heads read 3C features, the layout survives save and load, an
-// unknown layout is refused, and a config without the field (files written before it) is
-// the concat layout.
-func TestLatentHeadFeatures(t *testing.T) {
-	tok := tinyTokenizer(t)
-	gen := tinyGenerator(t, KindImage, 8, tok)
-	C := gen.Config.Width
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentConfig{Blocks: 1, HeadFeatures: HeadFeaturesProduct, Dims: []string{DimVQ, DimTA}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m.Params(), rand.New(rand.NewPCG(8, 8)), 0.1)
-	for _, p := range m.Params() {
-		if p.Name == "heads.ta.fc1.weight" && p.W.Shape[1] != 3*C {
-			t.Errorf("%s %v, want %d inputs", p.Name, p.W.Shape, 3*C)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "latent.safetensors")
-	if err := m.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	back, err := LoadLatent(testDev, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(5, 5)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "green"}, Timesteps: []float32{0.2, 0.6}}
-	a, _ := m.Score(b)
-	c, err := back.Score(b)
-	if err != nil || fmt.Sprint(a) != fmt.Sprint(c) || back.Config.HeadFeatures != HeadFeaturesProduct {
-		t.Errorf("after load: scores %v (%v) against %v, head_features %q", c, err, a, back.Config.HeadFeatures)
-	}
-
-	cfg := back.Config
-	cfg.HeadFeatures = "bilinear"
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "head_features") {
-		t.Errorf("head_features bilinear: %v", err)
-	}
-	cfg.HeadFeatures = ""
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(raw), "head_features") {
-		t.Errorf("an empty layout is written: %s", raw)
-	}
-	old, err := ParseLatentConfig(raw)
-	if err != nil || old.product() || old.featureWidth() != 2*C {
-		t.Errorf("config without head_features: %+v, %v", old, err)
 	}
 }

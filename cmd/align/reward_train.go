@@ -43,12 +43,11 @@ type RewardTrainOptions struct {
 	InitFrom string
 
 	// Noise-aware latent model (--latent): the generator file it starts from, the blocks it
-	// keeps, the hidden width of its heads (0: the generator's width) and what they read.
+	// keeps and the hidden width of its heads (0: the generator's width).
 	Latent       bool
 	Generator    string
 	LatentBlocks int
 	HeadHidden   int
-	HeadFeatures string
 
 	// NegativesGenerator is the generator file of --negatives generator ("": the embedded
 	// default image model).
@@ -178,8 +177,6 @@ refuses a different one).` + skippedStepsHelp,
 				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentBlocks)
 			case opts.HeadHidden < 0:
 				return flagErrorf("--head-hidden must be >= 0, got %d", opts.HeadHidden)
-			case opts.HeadFeatures != rewards.HeadFeaturesConcat && opts.HeadFeatures != rewards.HeadFeaturesProduct:
-				return flagErrorf("--head-features must be %s or %s, got %q", rewards.HeadFeaturesConcat, rewards.HeadFeaturesProduct, opts.HeadFeatures)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -216,8 +213,6 @@ refuses a different one).` + skippedStepsHelp,
 	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model)")
 	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
 	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
-	f.StringVar(&opts.HeadFeatures, "head-features", rewards.HeadFeaturesConcat,
-		"what the latent heads read: concat ([pooled patches | pooled caption]) or product (also their elementwise product)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
 	f.StringVar(&t.Negatives, "negatives", "", "extra visual-quality negatives: generator (few-step samples of --negatives-generator) or none")
 	f.StringVar(&opts.NegativesGenerator, "negatives-generator", "", "generator file of --negatives generator (default: the embedded image model)")
@@ -418,8 +413,7 @@ func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []strin
 	if err != nil {
 		return nil, err
 	}
-	m, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: tc.Seed}, g, rewards.LatentConfig{
-		Blocks: opts.LatentBlocks, HeadHidden: opts.HeadHidden, HeadFeatures: opts.HeadFeatures, Dims: dims, Source: opts.Generator})
+	m, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: tc.Seed}, g, opts.LatentBlocks, opts.HeadHidden, dims, opts.Generator)
 	if err != nil {
 		return nil, err
 	}
