@@ -64,8 +64,11 @@ func perturb(ps []nn.Param, r *rand.Rand, std float64) {
 }
 
 func TestLatentGradients(t *testing.T) {
-	for _, kind := range []string{KindImage, KindVideo} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct{ kind, readout string }{
+		{KindImage, ReadoutMean}, {KindVideo, ReadoutMean}, {KindImage, ReadoutQuery}, {KindVideo, ReadoutQuery},
+	} {
+		kind := tc.kind
+		t.Run(kind+"/"+tc.readout, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, 4))
 			tok := tinyTokenizer(t)
 			gen := tinyGenerator(t, kind, 8, tok)
@@ -73,11 +76,15 @@ func TestLatentGradients(t *testing.T) {
 			if kind == KindVideo {
 				dims = append(dims, DimMQ)
 			}
-			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, 2, 12, dims, "")
+			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, Readout: tc.readout}, dims, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			perturb(m.Params(), r, 0.2)
+			want := 11
+			if tc.readout == ReadoutQuery {
+				want++ // query_tokens
+			}
 			B := 2
 			xt := hostTensor(r, 0.7, m.Config.Generator.BatchShape(B)...)
 			ts := []float32{0.3, 0.85}
@@ -98,13 +105,14 @@ func TestLatentGradients(t *testing.T) {
 				switch p.Name {
 				case "x_embedder.proj.weight", "t_embedder.mlp.0.weight", "text_encoder.token_embedding.weight",
 					"text_proj.weight", "pooled_text_proj.weight", "reward_embedder.null_embedding",
-					"blocks.0.attn.qkv.weight", "blocks.1.adaLN_modulation.1.weight", "heads.ta.fc1.weight", "heads.vq.norm.weight", "heads.vq.fc2.bias":
+					"blocks.0.attn.qkv.weight", "blocks.1.adaLN_modulation.1.weight", "heads.ta.fc1.weight", "heads.vq.norm.weight", "heads.vq.fc2.bias",
+					"query_tokens":
 					fdCheck(t, p.Name, forward, R, p.W, toHost(p.G), 8, r)
 					checked++
 				}
 			}
-			if checked != 11 {
-				t.Errorf("%d of the 11 weights checked", checked)
+			if checked != want {
+				t.Errorf("%d of the %d weights checked", checked, want)
 			}
 			// ScoreAndGrad of a frozen model gives the same x_t gradient for weights w = R's row.
 			m.SetTrainable(false)
@@ -140,13 +148,13 @@ func TestLatentFromGeneratorFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLatentFromGenerator(testDev, nil, g2, 4, 0, []string{DimVQ}, gpath); err == nil {
+	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentShape{Blocks: 4}, []string{DimVQ}, gpath); err == nil {
 		t.Error("K = 4 of a 3-block generator accepted")
 	}
-	if _, err := NewLatentFromGenerator(testDev, nil, g2, 0, 0, []string{DimVQ}, gpath); err == nil {
+	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentShape{}, []string{DimVQ}, gpath); err == nil {
 		t.Error("K = 0 accepted")
 	}
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, g2, 2, 0, []string{DimVQ, DimTA}, gpath)
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, g2, LatentShape{Blocks: 2}, []string{DimVQ, DimTA}, gpath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +281,7 @@ func tinyLatentSetup(t *testing.T, dir string, steps int) *Trainer {
 	cfg.CheckpointingSteps, cfg.ValPairs, cfg.EvalPairs, cfg.Seed = 2, 16, 40, 9
 	cfg.TimestepSampling = TimestepLogitNormal
 	gen, g := tinyGeneratorSetup(t, cfg.PairConfig([]string{DimVQ, DimTA}))
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: cfg.Seed}, g, 2, 0, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: cfg.Seed}, g, LatentShape{Blocks: 2}, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +482,7 @@ func TestLatentRowsIndependent(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
 	tok := tinyTokenizer(t)
 	gen := tinyGenerator(t, KindImage, 8, tok)
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 6}, gen, 2, 12, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 6}, gen, LatentShape{Blocks: 2, HeadHidden: 12}, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,4 +528,49 @@ func TestLatentRowsIndependent(t *testing.T) {
 			t.Errorf("row %d after changing row 1's caption: scores and gradient unchanged = %v, want %v", i, same, i != 1)
 		}
 	}
+}
+
+// The query readout survives save and load (config, query tokens, heads of width C), and a
+// file without the readout field reads as the mean readout.
+func TestLatentQueryReadoutSaveLoad(t *testing.T) {
+	tok := tinyTokenizer(t)
+	gen := tinyGenerator(t, KindImage, 8, tok)
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, Readout: ReadoutQuery}, []string{DimVQ, DimTA}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	perturb(m.Params(), rand.New(rand.NewPCG(2, 2)), 0.1)
+	path := filepath.Join(t.TempDir(), "latent.safetensors")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadLatent(testDev, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Config.Readout != ReadoutQuery || back.Queries == nil || back.DQueries != nil {
+		t.Fatalf("after load: readout %q, queries %v, query gradient %v", back.Config.Readout, back.Queries, back.DQueries)
+	}
+	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(5, 5)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "a dog"}, Timesteps: []float32{0.1, 0.6}}
+	a, _ := m.Score(b)
+	c, err := back.Score(b)
+	if err != nil || fmt.Sprint(a) != fmt.Sprint(c) {
+		t.Errorf("scores after load %v (%v), before %v", c, err, a)
+	}
+	cfg, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"dims":["vq"]}`))
+	if err != nil || cfg.query() || cfg.headInput() != 2*gen.Config.Width {
+		t.Errorf("config without readout: %+v, %v", cfg, err)
+	}
+	if _, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"readout":"max","dims":["vq"]}`)); err == nil || !strings.Contains(err.Error(), `readout "max"`) {
+		t.Errorf("readout max: %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

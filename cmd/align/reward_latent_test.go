@@ -16,18 +16,19 @@ import (
 func TestNewCmdRewardLatentTrain(t *testing.T) {
 	tests := []rewardTrainCase{
 		{name: "defaults", args: nil, check: func(o *RewardTrainOptions) bool {
-			return !o.Latent && o.Generator == "" && o.LatentBlocks == rewards.DefaultLatentBlocks && o.HeadHidden == 0 &&
+			return !o.Latent && o.Generator == "" && o.LatentShape == rewards.LatentShape{Blocks: rewards.DefaultLatentBlocks, Readout: rewards.ReadoutMean} &&
 				o.Train.TimestepSampling == rewards.TimestepUniform
 		}},
 		{name: "latent", args: []string{"--latent", "--generator", "base.safetensors", "--latent-blocks", "3", "--head-hidden", "64",
-			"--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
-			return o.Latent && o.Generator == "base.safetensors" && o.LatentBlocks == 3 && o.HeadHidden == 64 &&
+			"--latent-readout", "query", "--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
+			return o.Latent && o.Generator == "base.safetensors" && o.LatentShape == rewards.LatentShape{Blocks: 3, HeadHidden: 64, Readout: rewards.ReadoutQuery} &&
 				o.Train.TimestepSampling == rewards.TimestepLogitNormal
 		}},
 		{name: "latent resume", args: []string{"--latent", "--resume-from-checkpoint", "latest"},
 			check: func(o *RewardTrainOptions) bool { return o.Latent && o.ResumeFromCheckpoint == "latest" }},
 		{name: "generator alone", args: []string{"--generator", "g.safetensors"}, wantErr: "--generator is only read with --latent"},
 		{name: "blocks", args: []string{"--latent", "--generator", "g", "--latent-blocks", "0"}, wantErr: "--latent-blocks must be >= 1"},
+		{name: "readout", args: []string{"--latent", "--latent-readout", "max"}, wantErr: `--latent-readout "max": want mean or query`},
 		{name: "sampling", args: []string{"--timestep-sampling", "cosmap"}, wantErr: `--timestep-sampling "cosmap"`},
 	}
 	checkRewardTrainCases(t, tests)

@@ -42,12 +42,11 @@ type RewardTrainOptions struct {
 	// model file, or "default" for the embedded one; "" for seeded weights.
 	InitFrom string
 
-	// Noise-aware latent model (--latent): the generator file it starts from, the blocks it
-	// keeps and the hidden width of its heads (0: the generator's width).
-	Latent       bool
-	Generator    string
-	LatentBlocks int
-	HeadHidden   int
+	// Noise-aware latent model (--latent): the generator file it starts from, and the blocks
+	// it keeps, the hidden width of its heads (0: the generator's width) and their readout.
+	Latent      bool
+	Generator   string
+	LatentShape rewards.LatentShape
 
 	// NegativesGenerator is the generator file of --negatives generator ("": the embedded
 	// default image model).
@@ -91,8 +90,9 @@ the same and exits 0. Resume with --resume-from-checkpoint latest.
 
 --latent trains the noise-aware latent reward model that Flow-NRG guidance needs: the patch
 embedding, timestep embedder, text encoder and first --latent-blocks DiT blocks of the
---generator file, then one MLP head per dimension, scoring x_t = (1-t) x0 + t eps at its
-noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
+--generator file, then one MLP head per dimension (reading the mean patch and caption
+tokens, or with --latent-readout query one learned token per dimension added to the
+sequence), scoring x_t = (1-t) x0 + t eps at its noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
 logit_normal) and one eps; eval.json then also reports the accuracy per t bucket.
 
 --negatives generator adds the generator's own failure modes to the visual-quality pairs:
@@ -173,10 +173,12 @@ refuses a different one).` + skippedStepsHelp,
 				return flagErrorf("--init-from and --latent: a latent reward model starts from --generator")
 			case opts.InitFrom != "" && !opts.Video:
 				return flagErrorf("--init-from inflates an image reward model into a video reward model; add --video")
-			case opts.LatentBlocks < 1:
-				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentBlocks)
-			case opts.HeadHidden < 0:
-				return flagErrorf("--head-hidden must be >= 0, got %d", opts.HeadHidden)
+			case opts.LatentShape.Blocks < 1:
+				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentShape.Blocks)
+			case opts.LatentShape.HeadHidden < 0:
+				return flagErrorf("--head-hidden must be >= 0, got %d", opts.LatentShape.HeadHidden)
+			case opts.LatentShape.Readout != rewards.ReadoutMean && opts.LatentShape.Readout != rewards.ReadoutQuery:
+				return flagErrorf("--latent-readout %q: want %s or %s", opts.LatentShape.Readout, rewards.ReadoutMean, rewards.ReadoutQuery)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -211,8 +213,9 @@ refuses a different one).` + skippedStepsHelp,
 	f.IntVar(&t.EvalPairs, "eval-pairs", t.EvalPairs, "held-out pairs evaluated at the end (0: skip)")
 	f.BoolVar(&opts.Latent, "latent", false, "train the noise-aware latent reward model (Flow-NRG) from --generator")
 	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model)")
-	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
-	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
+	f.IntVar(&opts.LatentShape.Blocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
+	f.IntVar(&opts.LatentShape.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
+	f.StringVar(&opts.LatentShape.Readout, "latent-readout", rewards.ReadoutMean, "what the latent heads read: mean (pooled patch and caption tokens) or query (one learned token per dimension in the sequence)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
 	f.StringVar(&t.Negatives, "negatives", "", "extra visual-quality negatives: generator (few-step samples of --negatives-generator) or none")
 	f.StringVar(&opts.NegativesGenerator, "negatives-generator", "", "generator file of --negatives generator (default: the embedded image model)")
@@ -406,14 +409,14 @@ func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []strin
 	if err != nil {
 		return nil, err
 	}
-	if opts.LatentBlocks > g.Config.Depth {
-		return nil, usageError{fmt.Errorf("--latent-blocks %d: %s has %d blocks", opts.LatentBlocks, opts.Generator, g.Config.Depth)}
+	if opts.LatentShape.Blocks > g.Config.Depth {
+		return nil, usageError{fmt.Errorf("--latent-blocks %d: %s has %d blocks", opts.LatentShape.Blocks, opts.Generator, g.Config.Depth)}
 	}
 	gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
 	if err != nil {
 		return nil, err
 	}
-	m, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: tc.Seed}, g, opts.LatentBlocks, opts.HeadHidden, dims, opts.Generator)
+	m, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: tc.Seed}, g, opts.LatentShape, dims, opts.Generator)
 	if err != nil {
 		return nil, err
 	}
@@ -455,9 +458,9 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 		lc := &tr.Latent.Config
 		dimNames = lc.Dims
 		g := lc.Generator
-		fmt.Fprintf(stderr, "noise-aware latent %s reward model %v: first %d of %d blocks of %s (width %d, %d tokens/sample), %.2fM parameters; "+
+		fmt.Fprintf(stderr, "noise-aware latent %s reward model %v: first %d of %d blocks of %s (width %d, %d tokens/sample), %s readout, %.2fM parameters; "+
 			"%d training %s, %d words; t %s; loss %s\n",
-			g.Kind, lc.Dims, lc.Blocks, g.Depth, cmp.Or(lc.Source, "the embedded "+g.Kind+" model"), g.Width, g.SeqLen(), float64(paramCount(tr.Latent.Params()))/1e6,
+			g.Kind, lc.Dims, lc.Blocks, g.Depth, cmp.Or(lc.Source, "the embedded "+g.Kind+" model"), g.Width, g.SeqLen(), cmp.Or(lc.Readout, rewards.ReadoutMean), float64(paramCount(tr.Latent.Params()))/1e6,
 			tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], g.VocabSize,
 			tc.TimestepSampling, tc.LossType)
 	} else {
