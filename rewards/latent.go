@@ -3,7 +3,7 @@
 // noise level t and the prompt, and is built from the first K blocks of a pretrained generator
 // (diffusion.DiT) plus one small head per reward dimension:
 //
-//	txt   = TextEncoder(ids) [Wtp]                       (B,L,C)   copied from the generator
+//	txt   = TextEncoder(ids) [Wtp] (+ E_w[ids])          (B,L,C)   copied from the generator
 //	c     = TimestepEmbedder(t) + Linear(MeanPool(txt))  (B,C)     copied (+ the reward slot's ∅)
 //	h     = [txt | PatchEmbed(x_t)]                      (B,L+P,C) copied x_embedder
 //	h     = DiTBlock_k(h, c)   k = 0..K-1                          the generator's first K blocks
@@ -18,6 +18,12 @@
 //
 // A mean over 64 patches weighs the background as much as the object whose colour or kind
 // the caption names; a query token attends to the tokens it needs, at every block.
+//
+// With word_embedding the caption tokens also get a word vector of their own, E_w (V,C),
+// zero at the start (the model begins as the generator's cut): the generator's word vectors
+// are small next to its sin-cos position code (row norms about 1.5 against 11.3 in the
+// embedded image model), so a one-word difference such as the skin tone reaches the blocks
+// faintly; E_w adds each word at full strength where image and caption meet.
 //
 // Guidance needs d/dx_t sum_d w_d r_d (ScoreAndGrad), one forward and backward through K
 // blocks: no decoder, no pass through the whole generator. Trained with Bradley-Terry (with
@@ -62,9 +68,11 @@ type LatentConfig struct {
 	HeadHidden int `json:"head_hidden"`
 	// Readout is what the heads read: "mean" (or "", files before the option) the pooled
 	// patch and caption tokens, "query" one learned token per dimension.
-	Readout string   `json:"readout,omitempty"`
-	Dims    []string `json:"dims"`             // reward dimensions in output order
-	Source  string   `json:"source,omitempty"` // the generator file it was initialised from
+	Readout string `json:"readout,omitempty"`
+	// WordEmbedding adds E_w[ids] to the caption tokens (see the file header).
+	WordEmbedding bool     `json:"word_embedding,omitempty"`
+	Dims          []string `json:"dims"`             // reward dimensions in output order
+	Source        string   `json:"source,omitempty"` // the generator file it was initialised from
 }
 
 // Readouts of LatentConfig.Readout.
@@ -78,6 +86,8 @@ type LatentShape struct {
 	Blocks     int    // K, the generator blocks kept
 	HeadHidden int    // hidden width of each head (0: the generator's width)
 	Readout    string // ReadoutMean ("" too) or ReadoutQuery
+	// WordEmbedding adds a zero-initialised word vector to each caption token.
+	WordEmbedding bool
 }
 
 // latentConfigJSON decodes the generator part with diffusion.ParseModelConfig (strict).
@@ -86,6 +96,7 @@ type latentConfigJSON struct {
 	Blocks     int             `json:"latent_blocks"`
 	HeadHidden int             `json:"head_hidden"`
 	Readout    string          `json:"readout,omitempty"`
+	WordEmb    bool            `json:"word_embedding,omitempty"`
 	Dims       []string        `json:"dims"`
 	Source     string          `json:"source,omitempty"`
 }
@@ -102,7 +113,8 @@ func ParseLatentConfig(b []byte) (LatentConfig, error) {
 	if err != nil {
 		return LatentConfig{}, fmt.Errorf("latent reward model config: generator: %w", err)
 	}
-	c := LatentConfig{Generator: g, Blocks: raw.Blocks, HeadHidden: raw.HeadHidden, Readout: raw.Readout, Dims: raw.Dims, Source: raw.Source}
+	c := LatentConfig{Generator: g, Blocks: raw.Blocks, HeadHidden: raw.HeadHidden, Readout: raw.Readout,
+		WordEmbedding: raw.WordEmb, Dims: raw.Dims, Source: raw.Source}
 	return c, c.Validate()
 }
 
@@ -214,6 +226,7 @@ type LatentReward struct {
 	TextProj       *nn.Linear                // "text_proj"; nil when the text width is C
 	PooledTextProj *nn.Linear                // "pooled_text_proj"
 	Reward         *diffusion.RewardEmbedder // "reward_embedder", always fed ∅; nil without reward dims
+	Words          *nn.TokenEmbedding        // "word_embedding", E_w; nil without it
 	Blocks         []*nn.DiTBlock            // "blocks.N", N < K
 	Queries        *kernels.Tensor           // (D, C) "query_tokens"; nil for the mean readout
 	DQueries       *kernels.Tensor           // (D, C); nil when frozen or without queries
@@ -231,6 +244,7 @@ type LatentReward struct {
 	dhText, dhPatch, dseq, dcond, dPool      devBuf
 	dText, dPatch                            devBuf
 	q, tp, qRows, qd, dqd, dqRows, dtp       devBuf // query readout
+	txtW                                     devBuf // txt + E_w[ids]
 }
 
 // NewLatent builds a model for cfg and tok (the generator's tokenizer) with the backbone
@@ -264,6 +278,9 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 	for range cfg.Blocks {
 		m.Blocks = append(m.Blocks, nn.NewDiTBlock(dev, r, nn.DiTBlockConfig{C: C, NH: g.Heads, MLPRatio: g.MLPRatio}))
 	}
+	if cfg.WordEmbedding {
+		m.Words = nn.NewTokenEmbedding(dev, nil, g.VocabSize, C) // zeros: see the file header
+	}
 	if cfg.query() {
 		m.Queries = dev.New(len(cfg.Dims), C)
 		if r != nil {
@@ -288,7 +305,8 @@ func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, s
 	if gen.Tokenizer == nil {
 		return nil, errors.New("latent reward model: the generator has no tokenizer")
 	}
-	cfg := LatentConfig{Generator: gen.Config, Blocks: shape.Blocks, HeadHidden: shape.HeadHidden, Readout: shape.Readout, Dims: dims, Source: source}
+	cfg := LatentConfig{Generator: gen.Config, Blocks: shape.Blocks, HeadHidden: shape.HeadHidden, Readout: shape.Readout,
+		WordEmbedding: shape.WordEmbedding, Dims: dims, Source: source}
 	m, err := NewLatent(dev, r, cfg, gen.Tokenizer)
 	if err != nil {
 		return nil, err
@@ -330,6 +348,9 @@ func (m *LatentReward) backboneParams() []nn.Param {
 // Params lists every parameter with its file name.
 func (m *LatentReward) Params() []nn.Param {
 	ps := m.backboneParams()
+	if m.Words != nil {
+		ps = append(ps, pref("word_embedding", m.Words.Params())...)
+	}
 	if m.Queries != nil {
 		ps = append(ps, nn.Param{Name: "query_tokens", W: m.Queries, G: m.DQueries})
 	}
@@ -353,6 +374,9 @@ func (m *LatentReward) SetTrainable(on bool) {
 	}
 	if m.Reward != nil {
 		m.Reward.SetTrainable(on)
+	}
+	if m.Words != nil {
+		m.Words.SetTrainable(on)
 	}
 	for _, b := range m.Blocks {
 		b.SetTrainable(on)
@@ -431,6 +455,11 @@ func (m *LatentReward) Forward(xt *kernels.Tensor, t []float32, prompts []string
 	txt := m.Text.Forward(enc.IDs, kbText)
 	if m.TextProj != nil {
 		txt = m.TextProj.Forward(txt)
+	}
+	if m.Words != nil {
+		tw := m.txtW.get(dev, B, L, C)
+		dev.Add(tw, txt, m.Words.Forward(enc.IDs))
+		txt = tw
 	}
 	pooled := m.pooled.get(dev, B, C)
 	dev.MeanPoolForward(pooled, txt, mask, B, L, C)
@@ -533,6 +562,9 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 	dPool := m.dPool.get(dev, B, L, C)
 	dev.MeanPoolBackward(dPool, m.PooledTextProj.Backward(dcond), mask, B, L, C)
 	dev.Add(dText, dText, dPool)
+	if m.Words != nil {
+		m.Words.Backward(dText)
+	}
 	if m.TextProj != nil {
 		m.Text.Backward(m.TextProj.Backward(dText))
 	} else {

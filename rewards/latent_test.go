@@ -64,11 +64,15 @@ func perturb(ps []nn.Param, r *rand.Rand, std float64) {
 }
 
 func TestLatentGradients(t *testing.T) {
-	for _, tc := range []struct{ kind, readout string }{
-		{KindImage, ReadoutMean}, {KindVideo, ReadoutMean}, {KindImage, ReadoutQuery}, {KindVideo, ReadoutQuery},
+	for _, tc := range []struct {
+		kind, readout string
+		words         bool
+	}{
+		{KindImage, ReadoutMean, false}, {KindVideo, ReadoutMean, false}, {KindImage, ReadoutQuery, false}, {KindVideo, ReadoutQuery, true},
+		{KindImage, ReadoutMean, true},
 	} {
 		kind := tc.kind
-		t.Run(kind+"/"+tc.readout, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/words=%v", kind, tc.readout, tc.words), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, 4))
 			tok := tinyTokenizer(t)
 			gen := tinyGenerator(t, kind, 8, tok)
@@ -76,7 +80,7 @@ func TestLatentGradients(t *testing.T) {
 			if kind == KindVideo {
 				dims = append(dims, DimMQ)
 			}
-			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, Readout: tc.readout}, dims, "")
+			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, Readout: tc.readout, WordEmbedding: tc.words}, dims, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,6 +88,9 @@ func TestLatentGradients(t *testing.T) {
 			want := 11
 			if tc.readout == ReadoutQuery {
 				want++ // query_tokens
+			}
+			if tc.words {
+				want++ // word_embedding.weight
 			}
 			B := 2
 			xt := hostTensor(r, 0.7, m.Config.Generator.BatchShape(B)...)
@@ -106,7 +113,7 @@ func TestLatentGradients(t *testing.T) {
 				case "x_embedder.proj.weight", "t_embedder.mlp.0.weight", "text_encoder.token_embedding.weight",
 					"text_proj.weight", "pooled_text_proj.weight", "reward_embedder.null_embedding",
 					"blocks.0.attn.qkv.weight", "blocks.1.adaLN_modulation.1.weight", "heads.ta.fc1.weight", "heads.vq.norm.weight", "heads.vq.fc2.bias",
-					"query_tokens":
+					"query_tokens", "word_embedding.weight":
 					fdCheck(t, p.Name, forward, R, p.W, toHost(p.G), 8, r)
 					checked++
 				}
@@ -530,12 +537,12 @@ func TestLatentRowsIndependent(t *testing.T) {
 	}
 }
 
-// The query readout survives save and load (config, query tokens, heads of width C), and a
-// file without the readout field reads as the mean readout.
+// The query readout and the word embedding survive save and load (config, query tokens,
+// heads of width C, E_w), and a file without the readout field reads as the mean readout.
 func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 	tok := tinyTokenizer(t)
 	gen := tinyGenerator(t, KindImage, 8, tok)
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, Readout: ReadoutQuery}, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, Readout: ReadoutQuery, WordEmbedding: true}, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,8 +555,8 @@ func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Config.Readout != ReadoutQuery || back.Queries == nil || back.DQueries != nil {
-		t.Fatalf("after load: readout %q, queries %v, query gradient %v", back.Config.Readout, back.Queries, back.DQueries)
+	if back.Config.Readout != ReadoutQuery || back.Queries == nil || back.DQueries != nil || back.Words == nil || back.Words.DWeight != nil {
+		t.Fatalf("after load: config %+v, queries %v (gradient %v), word embedding %v", back.Config, back.Queries, back.DQueries, back.Words)
 	}
 	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(5, 5)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "a dog"}, Timesteps: []float32{0.1, 0.6}}
 	a, _ := m.Score(b)
@@ -558,7 +565,7 @@ func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 		t.Errorf("scores after load %v (%v), before %v", c, err, a)
 	}
 	cfg, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"dims":["vq"]}`))
-	if err != nil || cfg.query() || cfg.headInput() != 2*gen.Config.Width {
+	if err != nil || cfg.query() || cfg.headInput() != 2*gen.Config.Width || cfg.WordEmbedding {
 		t.Errorf("config without readout: %+v, %v", cfg, err)
 	}
 	if _, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"readout":"max","dims":["vq"]}`)); err == nil || !strings.Contains(err.Error(), `readout "max"`) {
@@ -573,4 +580,26 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// E_w starts at zero: a fresh model with the word embedding scores as the one without.
+func TestLatentWordEmbeddingStartsAsCut(t *testing.T) {
+	tok := tinyTokenizer(t)
+	gen := tinyGenerator(t, KindImage, 8, tok)
+	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(7, 7)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "a dog"}, Timesteps: []float32{0.2, 0.7}}
+	var scores [2]string
+	for i, words := range []bool{false, true} {
+		m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 3}, gen, LatentShape{Blocks: 2, WordEmbedding: words}, []string{DimVQ, DimTA}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Score(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scores[i] = fmt.Sprint(s)
+	}
+	if scores[0] != scores[1] {
+		t.Errorf("with a fresh word embedding %s, without %s", scores[1], scores[0])
+	}
 }
