@@ -3,7 +3,7 @@
 // noise level t and the prompt, and is built from the first K blocks of a pretrained generator
 // (diffusion.DiT) plus one small head per reward dimension:
 //
-//	txt   = TextEncoder(ids) [Wtp] (+ E_w[ids])          (B,L,C)   copied from the generator
+//	txt   = TextEncoder(ids) [Wtp] (+ s E_w[ids])        (B,L,C)   copied from the generator
 //	c     = TimestepEmbedder(t) + Linear(MeanPool(txt))  (B,C)     copied (+ the reward slot's ∅)
 //	h     = [txt | PatchEmbed(x_t)]                      (B,L+P,C) copied x_embedder
 //	h     = DiTBlock_k(h, c)   k = 0..K-1                          the generator's first K blocks
@@ -19,11 +19,13 @@
 // A mean over 64 patches weighs the background as much as the object whose colour or kind
 // the caption names; a query token attends to the tokens it needs, at every block.
 //
-// With word_embedding the caption tokens also get a word vector of their own, E_w (V,C),
-// zero at the start (the model begins as the generator's cut): the generator's word vectors
-// are small next to its sin-cos position code (row norms about 1.5 against 11.3 in the
-// embedded image model), so a one-word difference such as the skin tone reaches the blocks
-// faintly; E_w adds each word at full strength where image and caption meet.
+// With word_embedding_scale s > 0 the caption tokens also get a word vector of their own,
+// s E_w[ids] with E_w (V,C) zero at the start (the model begins as the generator's cut): the
+// generator's word vectors are small next to its sin-cos position code (row norms about 1.5
+// against 11.3 in the embedded image model), so a one-word difference such as the skin tone
+// reaches the blocks faintly; E_w adds each word where image and caption meet. AdamW moves
+// each entry by about the learning rate per step whatever the gradient's size, so s sets
+// how fast the word vectors grow.
 //
 // Guidance needs d/dx_t sum_d w_d r_d (ScoreAndGrad), one forward and backward through K
 // blocks: no decoder, no pass through the whole generator. Trained with Bradley-Terry (with
@@ -69,10 +71,10 @@ type LatentConfig struct {
 	// Readout is what the heads read: "mean" (or "", files before the option) the pooled
 	// patch and caption tokens, "query" one learned token per dimension.
 	Readout string `json:"readout,omitempty"`
-	// WordEmbedding adds E_w[ids] to the caption tokens (see the file header).
-	WordEmbedding bool     `json:"word_embedding,omitempty"`
-	Dims          []string `json:"dims"`             // reward dimensions in output order
-	Source        string   `json:"source,omitempty"` // the generator file it was initialised from
+	// WordScale s > 0 adds s E_w[ids] to the caption tokens (see the file header); 0: none.
+	WordScale float64  `json:"word_embedding_scale,omitempty"`
+	Dims      []string `json:"dims"`             // reward dimensions in output order
+	Source    string   `json:"source,omitempty"` // the generator file it was initialised from
 }
 
 // Readouts of LatentConfig.Readout.
@@ -86,8 +88,8 @@ type LatentShape struct {
 	Blocks     int    // K, the generator blocks kept
 	HeadHidden int    // hidden width of each head (0: the generator's width)
 	Readout    string // ReadoutMean ("" too) or ReadoutQuery
-	// WordEmbedding adds a zero-initialised word vector to each caption token.
-	WordEmbedding bool
+	// WordScale s > 0 adds s times a zero-initialised word vector to each caption token.
+	WordScale float64
 }
 
 // latentConfigJSON decodes the generator part with diffusion.ParseModelConfig (strict).
@@ -96,7 +98,7 @@ type latentConfigJSON struct {
 	Blocks     int             `json:"latent_blocks"`
 	HeadHidden int             `json:"head_hidden"`
 	Readout    string          `json:"readout,omitempty"`
-	WordEmb    bool            `json:"word_embedding,omitempty"`
+	WordScale  float64         `json:"word_embedding_scale,omitempty"`
 	Dims       []string        `json:"dims"`
 	Source     string          `json:"source,omitempty"`
 }
@@ -114,7 +116,7 @@ func ParseLatentConfig(b []byte) (LatentConfig, error) {
 		return LatentConfig{}, fmt.Errorf("latent reward model config: generator: %w", err)
 	}
 	c := LatentConfig{Generator: g, Blocks: raw.Blocks, HeadHidden: raw.HeadHidden, Readout: raw.Readout,
-		WordEmbedding: raw.WordEmb, Dims: raw.Dims, Source: raw.Source}
+		WordScale: raw.WordScale, Dims: raw.Dims, Source: raw.Source}
 	return c, c.Validate()
 }
 
@@ -129,6 +131,9 @@ func (c *LatentConfig) Validate() error {
 	}
 	if c.HeadHidden < 0 {
 		errs = append(errs, fmt.Errorf("head_hidden must be >= 0, got %d", c.HeadHidden))
+	}
+	if !(c.WordScale >= 0) || math.IsInf(c.WordScale, 0) {
+		errs = append(errs, fmt.Errorf("word_embedding_scale must be a number >= 0, got %v", c.WordScale))
 	}
 	if c.Readout != "" && c.Readout != ReadoutMean && c.Readout != ReadoutQuery {
 		errs = append(errs, fmt.Errorf("readout %q: want %s or %s", c.Readout, ReadoutMean, ReadoutQuery))
@@ -244,7 +249,7 @@ type LatentReward struct {
 	dhText, dhPatch, dseq, dcond, dPool      devBuf
 	dText, dPatch                            devBuf
 	q, tp, qRows, qd, dqd, dqRows, dtp       devBuf // query readout
-	txtW                                     devBuf // txt + E_w[ids]
+	txtW, dWords                             devBuf // txt + s E_w[ids], s dtxt
 }
 
 // NewLatent builds a model for cfg and tok (the generator's tokenizer) with the backbone
@@ -278,7 +283,7 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 	for range cfg.Blocks {
 		m.Blocks = append(m.Blocks, nn.NewDiTBlock(dev, r, nn.DiTBlockConfig{C: C, NH: g.Heads, MLPRatio: g.MLPRatio}))
 	}
-	if cfg.WordEmbedding {
+	if cfg.WordScale > 0 {
 		m.Words = nn.NewTokenEmbedding(dev, nil, g.VocabSize, C) // zeros: see the file header
 	}
 	if cfg.query() {
@@ -306,7 +311,7 @@ func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, s
 		return nil, errors.New("latent reward model: the generator has no tokenizer")
 	}
 	cfg := LatentConfig{Generator: gen.Config, Blocks: shape.Blocks, HeadHidden: shape.HeadHidden, Readout: shape.Readout,
-		WordEmbedding: shape.WordEmbedding, Dims: dims, Source: source}
+		WordScale: shape.WordScale, Dims: dims, Source: source}
 	m, err := NewLatent(dev, r, cfg, gen.Tokenizer)
 	if err != nil {
 		return nil, err
@@ -457,8 +462,10 @@ func (m *LatentReward) Forward(xt *kernels.Tensor, t []float32, prompts []string
 		txt = m.TextProj.Forward(txt)
 	}
 	if m.Words != nil {
+		w := m.Words.Forward(enc.IDs) // the table's own buffer, not read by its Backward
+		dev.Scale(w, float32(m.Config.WordScale))
 		tw := m.txtW.get(dev, B, L, C)
-		dev.Add(tw, txt, m.Words.Forward(enc.IDs))
+		dev.Add(tw, txt, w)
 		txt = tw
 	}
 	pooled := m.pooled.get(dev, B, C)
@@ -563,7 +570,10 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 	dev.MeanPoolBackward(dPool, m.PooledTextProj.Backward(dcond), mask, B, L, C)
 	dev.Add(dText, dText, dPool)
 	if m.Words != nil {
-		m.Words.Backward(dText)
+		dw := m.dWords.get(dev, B, L, C)
+		dev.Copy(dw, dText)
+		dev.Scale(dw, float32(m.Config.WordScale))
+		m.Words.Backward(dw)
 	}
 	if m.TextProj != nil {
 		m.Text.Backward(m.TextProj.Backward(dText))

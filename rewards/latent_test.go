@@ -66,13 +66,13 @@ func perturb(ps []nn.Param, r *rand.Rand, std float64) {
 func TestLatentGradients(t *testing.T) {
 	for _, tc := range []struct {
 		kind, readout string
-		words         bool
+		words         float64
 	}{
-		{KindImage, ReadoutMean, false}, {KindVideo, ReadoutMean, false}, {KindImage, ReadoutQuery, false}, {KindVideo, ReadoutQuery, true},
-		{KindImage, ReadoutMean, true},
+		{KindImage, ReadoutMean, 0}, {KindVideo, ReadoutMean, 0}, {KindImage, ReadoutQuery, 0}, {KindVideo, ReadoutQuery, 1},
+		{KindImage, ReadoutMean, 3},
 	} {
 		kind := tc.kind
-		t.Run(fmt.Sprintf("%s/%s/words=%v", kind, tc.readout, tc.words), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/word_scale=%v", kind, tc.readout, tc.words), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, 4))
 			tok := tinyTokenizer(t)
 			gen := tinyGenerator(t, kind, 8, tok)
@@ -80,7 +80,7 @@ func TestLatentGradients(t *testing.T) {
 			if kind == KindVideo {
 				dims = append(dims, DimMQ)
 			}
-			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, Readout: tc.readout, WordEmbedding: tc.words}, dims, "")
+			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, Readout: tc.readout, WordScale: tc.words}, dims, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +89,7 @@ func TestLatentGradients(t *testing.T) {
 			if tc.readout == ReadoutQuery {
 				want++ // query_tokens
 			}
-			if tc.words {
+			if tc.words > 0 {
 				want++ // word_embedding.weight
 			}
 			B := 2
@@ -542,7 +542,7 @@ func TestLatentRowsIndependent(t *testing.T) {
 func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 	tok := tinyTokenizer(t)
 	gen := tinyGenerator(t, KindImage, 8, tok)
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, Readout: ReadoutQuery, WordEmbedding: true}, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, Readout: ReadoutQuery, WordScale: 2}, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +555,7 @@ func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Config.Readout != ReadoutQuery || back.Queries == nil || back.DQueries != nil || back.Words == nil || back.Words.DWeight != nil {
+	if back.Config.Readout != ReadoutQuery || back.Queries == nil || back.DQueries != nil || back.Words == nil || back.Words.DWeight != nil || back.Config.WordScale != 2 {
 		t.Fatalf("after load: config %+v, queries %v (gradient %v), word embedding %v", back.Config, back.Queries, back.DQueries, back.Words)
 	}
 	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(5, 5)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "a dog"}, Timesteps: []float32{0.1, 0.6}}
@@ -565,7 +565,7 @@ func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 		t.Errorf("scores after load %v (%v), before %v", c, err, a)
 	}
 	cfg, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"dims":["vq"]}`))
-	if err != nil || cfg.query() || cfg.headInput() != 2*gen.Config.Width || cfg.WordEmbedding {
+	if err != nil || cfg.query() || cfg.headInput() != 2*gen.Config.Width || cfg.WordScale != 0 {
 		t.Errorf("config without readout: %+v, %v", cfg, err)
 	}
 	if _, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"readout":"max","dims":["vq"]}`)); err == nil || !strings.Contains(err.Error(), `readout "max"`) {
@@ -588,8 +588,8 @@ func TestLatentWordEmbeddingStartsAsCut(t *testing.T) {
 	gen := tinyGenerator(t, KindImage, 8, tok)
 	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(7, 7)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "a dog"}, Timesteps: []float32{0.2, 0.7}}
 	var scores [2]string
-	for i, words := range []bool{false, true} {
-		m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 3}, gen, LatentShape{Blocks: 2, WordEmbedding: words}, []string{DimVQ, DimTA}, "")
+	for i, scale := range []float64{0, 4} {
+		m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 3}, gen, LatentShape{Blocks: 2, WordScale: scale}, []string{DimVQ, DimTA}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
