@@ -10,15 +10,6 @@
 //	f     = [MeanPool(h patches) | MeanPool(h caption)]  (B,2C)
 //	r_d   = W2_d GELU(W1_d LN_d(f) + b1_d) + b2_d        (B)       one head per dimension
 //
-// With readout "query" the sequence also carries one learned token per dimension, as the
-// native model's does, and head d reads that token instead of the two means:
-//
-//	h     = [txt | PatchEmbed(x_t) | q_1..q_D]           (B,L+P+D,C)
-//	r_d   = W2_d GELU(W1_d LN_d(h[L+P+d]) + b1_d) + b2_d           head input C
-//
-// A mean over 64 patches weighs the background as much as the object whose colour or kind
-// the caption names; a query token attends to the tokens it needs, at every block.
-//
 // With word_embedding_scale s > 0 the caption tokens also get a word vector of their own,
 // s E_w[ids] with E_w (V,C) zero at the start (the model begins as the generator's cut): the
 // generator's word vectors are small next to its sin-cos position code (row norms about 1.5
@@ -68,26 +59,16 @@ type LatentConfig struct {
 	Blocks    int                   `json:"latent_blocks"` // K, 1..Generator.Depth
 	// HeadHidden is the hidden width of each dimension's MLP head (0: the generator's width).
 	HeadHidden int `json:"head_hidden"`
-	// Readout is what the heads read: "mean" (or "", files before the option) the pooled
-	// patch and caption tokens, "query" one learned token per dimension.
-	Readout string `json:"readout,omitempty"`
 	// WordScale s > 0 adds s E_w[ids] to the caption tokens (see the file header); 0: none.
 	WordScale float64  `json:"word_embedding_scale,omitempty"`
 	Dims      []string `json:"dims"`             // reward dimensions in output order
 	Source    string   `json:"source,omitempty"` // the generator file it was initialised from
 }
 
-// Readouts of LatentConfig.Readout.
-const (
-	ReadoutMean  = "mean"
-	ReadoutQuery = "query"
-)
-
 // LatentShape is what a latent model keeps of its generator and puts on top.
 type LatentShape struct {
-	Blocks     int    // K, the generator blocks kept
-	HeadHidden int    // hidden width of each head (0: the generator's width)
-	Readout    string // ReadoutMean ("" too) or ReadoutQuery
+	Blocks     int // K, the generator blocks kept
+	HeadHidden int // hidden width of each head (0: the generator's width)
 	// WordScale s > 0 adds s times a zero-initialised word vector to each caption token.
 	WordScale float64
 }
@@ -97,7 +78,6 @@ type latentConfigJSON struct {
 	Generator  json.RawMessage `json:"generator"`
 	Blocks     int             `json:"latent_blocks"`
 	HeadHidden int             `json:"head_hidden"`
-	Readout    string          `json:"readout,omitempty"`
 	WordScale  float64         `json:"word_embedding_scale,omitempty"`
 	Dims       []string        `json:"dims"`
 	Source     string          `json:"source,omitempty"`
@@ -115,8 +95,7 @@ func ParseLatentConfig(b []byte) (LatentConfig, error) {
 	if err != nil {
 		return LatentConfig{}, fmt.Errorf("latent reward model config: generator: %w", err)
 	}
-	c := LatentConfig{Generator: g, Blocks: raw.Blocks, HeadHidden: raw.HeadHidden, Readout: raw.Readout,
-		WordScale: raw.WordScale, Dims: raw.Dims, Source: raw.Source}
+	c := LatentConfig{Generator: g, Blocks: raw.Blocks, HeadHidden: raw.HeadHidden, WordScale: raw.WordScale, Dims: raw.Dims, Source: raw.Source}
 	return c, c.Validate()
 }
 
@@ -134,9 +113,6 @@ func (c *LatentConfig) Validate() error {
 	}
 	if !(c.WordScale >= 0) || math.IsInf(c.WordScale, 0) {
 		errs = append(errs, fmt.Errorf("word_embedding_scale must be a number >= 0, got %v", c.WordScale))
-	}
-	if c.Readout != "" && c.Readout != ReadoutMean && c.Readout != ReadoutQuery {
-		errs = append(errs, fmt.Errorf("readout %q: want %s or %s", c.Readout, ReadoutMean, ReadoutQuery))
 	}
 	if c.Generator.Channels != 3 {
 		errs = append(errs, fmt.Errorf("the generator has %d channels; reward batches are RGB (3)", c.Generator.Channels))
@@ -168,25 +144,13 @@ func (c *LatentConfig) hidden() int {
 	return c.Generator.Width
 }
 
-// query reports whether the heads read learned query tokens.
-func (c *LatentConfig) query() bool { return c.Readout == ReadoutQuery }
-
-// headInput is the width of a head's input: 2C (two means) or C (a query token).
-func (c *LatentConfig) headInput() int {
-	if c.query() {
-		return c.Generator.Width
-	}
-	return 2 * c.Generator.Width
-}
-
 // SampleShape is (3,H,W) for an image generator and (T,3,H,W) for a video one.
 func (c *LatentConfig) SampleShape() []int { return c.Generator.SampleShape() }
 
 // Kind is "image" or "video".
 func (c *LatentConfig) Kind() string { return c.Generator.Kind }
 
-// latentHead is one dimension's readout: LN (F) -> Linear (F -> H) -> GELU -> Linear (H -> 1),
-// F = 2C for the mean readout and C for the query one.
+// latentHead is one dimension's readout: LN (2C) -> Linear (2C -> H) -> GELU -> Linear (H -> 1).
 type latentHead struct {
 	Norm *nn.LayerNorm // affine, "norm"
 	FC1  *nn.Linear    // "fc1"
@@ -233,8 +197,6 @@ type LatentReward struct {
 	Reward         *diffusion.RewardEmbedder // "reward_embedder", always fed ∅; nil without reward dims
 	Words          *nn.TokenEmbedding        // "word_embedding", E_w; nil without it
 	Blocks         []*nn.DiTBlock            // "blocks.N", N < K
-	Queries        *kernels.Tensor           // (D, C) "query_tokens"; nil for the mean readout
-	DQueries       *kernels.Tensor           // (D, C); nil when frozen or without queries
 	heads          []*latentHead             // "heads.<dim>"
 
 	dev       kernels.Device
@@ -248,7 +210,6 @@ type LatentReward struct {
 	dfeat, dfPatch, dfText, dr               devBuf
 	dhText, dhPatch, dseq, dcond, dPool      devBuf
 	dText, dPatch                            devBuf
-	q, tp, qRows, qd, dqd, dqRows, dtp       devBuf // query readout
 	txtW, dWords                             devBuf // txt + s E_w[ids], s dtxt
 }
 
@@ -286,16 +247,10 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 	if cfg.WordScale > 0 {
 		m.Words = nn.NewTokenEmbedding(dev, nil, g.VocabSize, C) // zeros: see the file header
 	}
-	if cfg.query() {
-		m.Queries = dev.New(len(cfg.Dims), C)
-		if r != nil {
-			initStd(r, m.Queries, nn.DefaultEmbeddingStd)
-		}
-	}
-	H, F := cfg.hidden(), cfg.headInput()
+	H := cfg.hidden()
 	for range cfg.Dims {
-		hd := &latentHead{Norm: nn.NewLayerNorm(dev, F, 1e-5, true),
-			FC1: nn.NewLinear(dev, r, F, H, true), FC2: nn.NewLinear(dev, nil, H, 1, true)}
+		hd := &latentHead{Norm: nn.NewLayerNorm(dev, 2*C, 1e-5, true),
+			FC1: nn.NewLinear(dev, r, 2*C, H, true), FC2: nn.NewLinear(dev, nil, H, 1, true)}
 		hd.FC2.InitNormal(r, nn.DefaultEmbeddingStd)
 		m.heads = append(m.heads, hd)
 	}
@@ -310,7 +265,7 @@ func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, s
 	if gen.Tokenizer == nil {
 		return nil, errors.New("latent reward model: the generator has no tokenizer")
 	}
-	cfg := LatentConfig{Generator: gen.Config, Blocks: shape.Blocks, HeadHidden: shape.HeadHidden, Readout: shape.Readout,
+	cfg := LatentConfig{Generator: gen.Config, Blocks: shape.Blocks, HeadHidden: shape.HeadHidden,
 		WordScale: shape.WordScale, Dims: dims, Source: source}
 	m, err := NewLatent(dev, r, cfg, gen.Tokenizer)
 	if err != nil {
@@ -356,9 +311,6 @@ func (m *LatentReward) Params() []nn.Param {
 	if m.Words != nil {
 		ps = append(ps, pref("word_embedding", m.Words.Params())...)
 	}
-	if m.Queries != nil {
-		ps = append(ps, nn.Param{Name: "query_tokens", W: m.Queries, G: m.DQueries})
-	}
 	for d, hd := range m.heads {
 		ps = append(ps, pref("heads."+m.Config.Dims[d], hd.params())...)
 	}
@@ -385,12 +337,6 @@ func (m *LatentReward) SetTrainable(on bool) {
 	}
 	for _, b := range m.Blocks {
 		b.SetTrainable(on)
-	}
-	switch {
-	case m.Queries == nil || !on:
-		m.DQueries = nil
-	case m.DQueries == nil:
-		m.DQueries = m.dev.New(m.Queries.Shape...)
 	}
 	for _, hd := range m.heads {
 		hd.Norm.SetTrainable(on)
@@ -430,7 +376,6 @@ func (m *LatentReward) Forward(xt *kernels.Tensor, t []float32, prompts []string
 		panic(fmt.Sprintf("rewards: LatentReward.Forward: %d samples, %d times, %d prompts", B, len(t), len(prompts)))
 	}
 	L, P, C, D := g.MaxTextLen, g.NumPatches(), g.Width, len(m.Config.Dims)
-	Q := m.numQueries()
 	m.B = B
 	enc := diffusion.EncodePrompts(m.Tokenizer, prompts)
 
@@ -447,11 +392,11 @@ func (m *LatentReward) Forward(xt *kernels.Tensor, t []float32, prompts []string
 			m.hostKJ = append(m.hostKJ, kb)
 			m.hostMask = append(m.hostMask, mk)
 		}
-		for range P + Q {
+		for range P {
 			m.hostKJ = append(m.hostKJ, 0)
 		}
 	}
-	kbText, kbJoint, mask := m.kbText.get(dev, B, L), m.kbJoint.get(dev, B, L+P+Q), m.mask.get(dev, B, L)
+	kbText, kbJoint, mask := m.kbText.get(dev, B, L), m.kbJoint.get(dev, B, L+P), m.mask.get(dev, B, L)
 	dev.CopyFromHost(kbText, m.hostKB)
 	dev.CopyFromHost(kbJoint, m.hostKJ)
 	dev.CopyFromHost(mask, m.hostMask)
@@ -479,26 +424,26 @@ func (m *LatentReward) Forward(xt *kernels.Tensor, t []float32, prompts []string
 		dev.Add(cond, cond, m.Reward.Forward(nil, B))
 	}
 
-	// The first K blocks over [caption | patches] (| queries).
+	// The first K blocks over [caption | patches].
 	xp := m.XEmbedder.Forward(xt)
 	h := m.seq.get(dev, B, L+P, C)
 	dev.Concat(h, txt, xp, B, L*C, P*C)
-	if Q > 0 {
-		q := m.q.get(dev, B, Q*C)
-		dev.Fill(q, 0)
-		dev.AddBias(q, q, m.Queries, B, Q*C)
-		tp := m.tp.get(dev, B, L+P+Q, C)
-		dev.Concat(tp, h, q, B, (L+P)*C, Q*C)
-		h = tp
-	}
 	for _, blk := range m.Blocks {
 		h = blk.Forward(h, cond, kbJoint)
 	}
-	feats := m.features(h, mask)
+	hText, hPatch := m.hText.get(dev, B, L, C), m.hPatch.get(dev, B, P, C)
+	dev.Split(hText, hPatch, h, B, L*C, P*C)
+
+	// Pooled features and the heads.
+	fp, ft := m.fPatch.get(dev, B, C), m.fText.get(dev, B, C)
+	dev.MeanPoolForward(fp, hPatch, nil, B, P, C)
+	dev.MeanPoolForward(ft, hText, mask, B, L, C)
+	f := m.feat.get(dev, B, 2*C)
+	dev.Concat(f, fp, ft, B, C, C)
 	out := zeros(B, D)
 	m.hostOut = slices.Grow(m.hostOut[:0], B)[:B]
 	for d, hd := range m.heads {
-		dev.CopyToHost(m.hostOut, hd.forward(dev, feats(d)))
+		dev.CopyToHost(m.hostOut, hd.forward(dev, f))
 		for b := range B {
 			out[b][d] = m.hostOut[b]
 		}
@@ -517,11 +462,7 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 	if len(dscores) != B {
 		panic(fmt.Sprintf("rewards: LatentReward.Backward: %d score gradients for a batch of %d", len(dscores), B))
 	}
-	Q := m.numQueries()
-	df := m.dfeat.get(dev, B, m.Config.headInput())
-	if Q > 0 {
-		df = m.dqd.get(dev, D, B, C)
-	}
+	df := m.dfeat.get(dev, B, 2*C)
 	dev.Fill(df, 0)
 	col := slices.Grow(m.hostOut[:0], B)[:B]
 	for d, hd := range m.heads {
@@ -533,28 +474,22 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 		}
 		dr := m.dr.get(dev, B, 1)
 		dev.CopyFromHost(dr, col)
-		if Q > 0 {
-			dev.Copy(df.Row(d), hd.backward(dev, dr)) // each head reads its own token
-		} else {
-			dev.Add(df, df, hd.backward(dev, dr))
-		}
+		dev.Add(df, df, hd.backward(dev, dr))
 	}
+	dfp, dft := m.dfPatch.get(dev, B, C), m.dfText.get(dev, B, C)
+	dev.Split(dfp, dft, df, B, C, C)
 	mask := m.mask.get(dev, B, L)
-	dh := m.unpool(df, mask)
+	dhp, dht := m.dhPatch.get(dev, B, P, C), m.dhText.get(dev, B, L, C)
+	dev.MeanPoolBackward(dhp, dfp, nil, B, P, C)
+	dev.MeanPoolBackward(dht, dft, mask, B, L, C)
+	dh := m.dseq.get(dev, B, L+P, C)
+	dev.Concat(dh, dht, dhp, B, L*C, P*C)
 	dcond := m.dcond.get(dev, B, C)
 	dev.Fill(dcond, 0)
 	for i := len(m.Blocks) - 1; i >= 0; i-- {
 		var dc *kernels.Tensor
 		dh, dc = m.Blocks[i].Backward(dh)
 		dev.Add(dcond, dcond, dc)
-	}
-	if Q > 0 {
-		dtp, dq := m.dtp.get(dev, B, L+P, C), m.dqRows.get(dev, B, Q*C)
-		dev.Split(dtp, dq, dh, B, (L+P)*C, Q*C)
-		if m.DQueries != nil {
-			dev.BiasBackward(m.DQueries, dq, B, Q*C)
-		}
-		dh = dtp
 	}
 	dText, dPatch := m.dText.get(dev, B, L, C), m.dPatch.get(dev, B, P, C)
 	dev.Split(dText, dPatch, dh, B, L*C, P*C)
@@ -581,63 +516,6 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 		m.Text.Backward(dText)
 	}
 	return dx
-}
-
-// numQueries is the number of query tokens in the sequence: D for the query readout, else 0.
-func (m *LatentReward) numQueries() int {
-	if m.Queries == nil {
-		return 0
-	}
-	return len(m.Config.Dims)
-}
-
-// features returns the heads' inputs from the last block's output h (B,L+P+Q,C): head d
-// reads feats(d), (B,2C) [MeanPool(patches) | MeanPool(caption)] shared by all heads, or
-// (B,C) the d-th query token.
-func (m *LatentReward) features(h, mask *kernels.Tensor) func(d int) *kernels.Tensor {
-	g := &m.Config.Generator
-	dev, B := m.dev, m.B
-	L, P, C := g.MaxTextLen, g.NumPatches(), g.Width
-	if Q := m.numQueries(); Q > 0 {
-		rest, rows := m.dtp.get(dev, B, L+P, C), m.qRows.get(dev, B, Q, C) // dtp: scratch until Backward
-		dev.Split(rest, rows, h, B, (L+P)*C, Q*C)
-		qd := m.qd.get(dev, Q, B, C)
-		dev.Permute(qd, rows, []int{B, Q, C}, []int{1, 0, 2})
-		return qd.Row
-	}
-	hText, hPatch := m.hText.get(dev, B, L, C), m.hPatch.get(dev, B, P, C)
-	dev.Split(hText, hPatch, h, B, L*C, P*C)
-	fp, ft := m.fPatch.get(dev, B, C), m.fText.get(dev, B, C)
-	dev.MeanPoolForward(fp, hPatch, nil, B, P, C)
-	dev.MeanPoolForward(ft, hText, mask, B, L, C)
-	f := m.feat.get(dev, B, 2*C)
-	dev.Concat(f, fp, ft, B, C, C)
-	return func(int) *kernels.Tensor { return f }
-}
-
-// unpool is the backward of features: the heads' input gradient df, (B,2C) or (Q,B,C), to
-// the last block's output gradient (B,L+P+Q,C).
-func (m *LatentReward) unpool(df, mask *kernels.Tensor) *kernels.Tensor {
-	g := &m.Config.Generator
-	dev, B := m.dev, m.B
-	L, P, C := g.MaxTextLen, g.NumPatches(), g.Width
-	if Q := m.numQueries(); Q > 0 {
-		rows := m.dqRows.get(dev, B, Q*C)
-		dev.Permute(rows, df, []int{Q, B, C}, []int{1, 0, 2})
-		zero := m.dhText.get(dev, B, L+P, C)
-		dev.Fill(zero, 0)
-		dh := m.dseq.get(dev, B, L+P+Q, C)
-		dev.Concat(dh, zero, rows, B, (L+P)*C, Q*C)
-		return dh
-	}
-	dfp, dft := m.dfPatch.get(dev, B, C), m.dfText.get(dev, B, C)
-	dev.Split(dfp, dft, df, B, C, C)
-	dhp, dht := m.dhPatch.get(dev, B, P, C), m.dhText.get(dev, B, L, C)
-	dev.MeanPoolBackward(dhp, dfp, nil, B, P, C)
-	dev.MeanPoolBackward(dht, dft, mask, B, L, C)
-	dh := m.dseq.get(dev, B, L+P, C)
-	dev.Concat(dh, dht, dhp, B, L*C, P*C)
-	return dh
 }
 
 // timesteps returns b's noise levels, zeros (clean samples) when it has none.

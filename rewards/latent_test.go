@@ -65,14 +65,11 @@ func perturb(ps []nn.Param, r *rand.Rand, std float64) {
 
 func TestLatentGradients(t *testing.T) {
 	for _, tc := range []struct {
-		kind, readout string
-		words         float64
-	}{
-		{KindImage, ReadoutMean, 0}, {KindVideo, ReadoutMean, 0}, {KindImage, ReadoutQuery, 0}, {KindVideo, ReadoutQuery, 1},
-		{KindImage, ReadoutMean, 3},
-	} {
+		kind  string
+		words float64
+	}{{KindImage, 0}, {KindVideo, 0}, {KindImage, 3}, {KindVideo, 1}} {
 		kind := tc.kind
-		t.Run(fmt.Sprintf("%s/%s/word_scale=%v", kind, tc.readout, tc.words), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/word_scale=%v", kind, tc.words), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, 4))
 			tok := tinyTokenizer(t)
 			gen := tinyGenerator(t, kind, 8, tok)
@@ -80,15 +77,12 @@ func TestLatentGradients(t *testing.T) {
 			if kind == KindVideo {
 				dims = append(dims, DimMQ)
 			}
-			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, Readout: tc.readout, WordScale: tc.words}, dims, "")
+			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, WordScale: tc.words}, dims, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			perturb(m.Params(), r, 0.2)
 			want := 11
-			if tc.readout == ReadoutQuery {
-				want++ // query_tokens
-			}
 			if tc.words > 0 {
 				want++ // word_embedding.weight
 			}
@@ -113,7 +107,7 @@ func TestLatentGradients(t *testing.T) {
 				case "x_embedder.proj.weight", "t_embedder.mlp.0.weight", "text_encoder.token_embedding.weight",
 					"text_proj.weight", "pooled_text_proj.weight", "reward_embedder.null_embedding",
 					"blocks.0.attn.qkv.weight", "blocks.1.adaLN_modulation.1.weight", "heads.ta.fc1.weight", "heads.vq.norm.weight", "heads.vq.fc2.bias",
-					"query_tokens", "word_embedding.weight":
+					"word_embedding.weight":
 					fdCheck(t, p.Name, forward, R, p.W, toHost(p.G), 8, r)
 					checked++
 				}
@@ -537,12 +531,12 @@ func TestLatentRowsIndependent(t *testing.T) {
 	}
 }
 
-// The query readout and the word embedding survive save and load (config, query tokens,
-// heads of width C, E_w), and a file without the readout field reads as the mean readout.
-func TestLatentQueryReadoutSaveLoad(t *testing.T) {
+// The word embedding survives save and load (config, E_w), a file without the field reads
+// as none, and a negative scale is refused.
+func TestLatentWordEmbeddingSaveLoad(t *testing.T) {
 	tok := tinyTokenizer(t)
 	gen := tinyGenerator(t, KindImage, 8, tok)
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, Readout: ReadoutQuery, WordScale: 2}, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, WordScale: 2}, []string{DimVQ, DimTA}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,8 +549,8 @@ func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Config.Readout != ReadoutQuery || back.Queries == nil || back.DQueries != nil || back.Words == nil || back.Words.DWeight != nil || back.Config.WordScale != 2 {
-		t.Fatalf("after load: config %+v, queries %v (gradient %v), word embedding %v", back.Config, back.Queries, back.DQueries, back.Words)
+	if back.Words == nil || back.Words.DWeight != nil || back.Config.WordScale != 2 {
+		t.Fatalf("after load: config %+v, word embedding %v", back.Config, back.Words)
 	}
 	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(5, 5)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "a dog"}, Timesteps: []float32{0.1, 0.6}}
 	a, _ := m.Score(b)
@@ -565,11 +559,11 @@ func TestLatentQueryReadoutSaveLoad(t *testing.T) {
 		t.Errorf("scores after load %v (%v), before %v", c, err, a)
 	}
 	cfg, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"dims":["vq"]}`))
-	if err != nil || cfg.query() || cfg.headInput() != 2*gen.Config.Width || cfg.WordScale != 0 {
-		t.Errorf("config without readout: %+v, %v", cfg, err)
+	if err != nil || cfg.WordScale != 0 {
+		t.Errorf("config without word_embedding_scale: %+v, %v", cfg, err)
 	}
-	if _, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"readout":"max","dims":["vq"]}`)); err == nil || !strings.Contains(err.Error(), `readout "max"`) {
-		t.Errorf("readout max: %v", err)
+	if _, err := ParseLatentConfig([]byte(`{"generator":` + string(mustJSON(t, gen.Config)) + `,"latent_blocks":1,"head_hidden":0,"word_embedding_scale":-1,"dims":["vq"]}`)); err == nil || !strings.Contains(err.Error(), "word_embedding_scale must be") {
+		t.Errorf("word_embedding_scale -1: %v", err)
 	}
 }
 

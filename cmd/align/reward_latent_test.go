@@ -16,12 +16,12 @@ import (
 func TestNewCmdRewardLatentTrain(t *testing.T) {
 	tests := []rewardTrainCase{
 		{name: "defaults", args: nil, check: func(o *RewardTrainOptions) bool {
-			return !o.Latent && o.Generator == "" && o.LatentShape == rewards.LatentShape{Blocks: rewards.DefaultLatentBlocks, Readout: rewards.ReadoutMean} &&
+			return !o.Latent && o.Generator == "" && o.LatentShape == rewards.LatentShape{Blocks: rewards.DefaultLatentBlocks} &&
 				o.Train.TimestepSampling == rewards.TimestepUniform
 		}},
 		{name: "latent", args: []string{"--latent", "--generator", "base.safetensors", "--latent-blocks", "3", "--head-hidden", "64",
-			"--latent-readout", "query", "--latent-word-scale", "4", "--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
-			return o.Latent && o.Generator == "base.safetensors" && o.LatentShape == rewards.LatentShape{Blocks: 3, HeadHidden: 64, Readout: rewards.ReadoutQuery, WordScale: 4} &&
+			"--latent-word-scale", "4", "--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
+			return o.Latent && o.Generator == "base.safetensors" && o.LatentShape == rewards.LatentShape{Blocks: 3, HeadHidden: 64, WordScale: 4} &&
 				o.Train.TimestepSampling == rewards.TimestepLogitNormal
 		}},
 		{name: "latent resume", args: []string{"--latent", "--resume-from-checkpoint", "latest"},
@@ -29,7 +29,6 @@ func TestNewCmdRewardLatentTrain(t *testing.T) {
 		{name: "generator alone", args: []string{"--generator", "g.safetensors"}, wantErr: "--generator is only read with --latent"},
 		{name: "blocks", args: []string{"--latent", "--generator", "g", "--latent-blocks", "0"}, wantErr: "--latent-blocks must be >= 1"},
 		{name: "word scale", args: []string{"--latent", "--latent-word-scale", "-1"}, wantErr: "--latent-word-scale must be >= 0"},
-		{name: "readout", args: []string{"--latent", "--latent-readout", "max"}, wantErr: `--latent-readout "max": want mean or query`},
 		{name: "sampling", args: []string{"--timestep-sampling", "cosmap"}, wantErr: `--timestep-sampling "cosmap"`},
 	}
 	checkRewardTrainCases(t, tests)

@@ -43,7 +43,7 @@ type RewardTrainOptions struct {
 	InitFrom string
 
 	// Noise-aware latent model (--latent): the generator file it starts from, and the blocks
-	// it keeps, the hidden width of its heads (0: the generator's width) and their readout.
+	// it keeps, the hidden width of its heads (0: the generator's width) and its word embedding.
 	Latent      bool
 	Generator   string
 	LatentShape rewards.LatentShape
@@ -90,10 +90,9 @@ the same and exits 0. Resume with --resume-from-checkpoint latest.
 
 --latent trains the noise-aware latent reward model that Flow-NRG guidance needs: the patch
 embedding, timestep embedder, text encoder and first --latent-blocks DiT blocks of the
---generator file, then one MLP head per dimension (reading the mean patch and caption
-tokens, or with --latent-readout query one learned token per dimension added to the
-sequence; --latent-word-scale s adds s times a word vector of the model's own, zero at the
-start, to each caption token), scoring x_t = (1-t) x0 + t eps at its noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
+--generator file, then one MLP head per dimension over the mean patch and caption tokens
+(--latent-word-scale s adds s times a word vector of the model's own, zero at the start, to
+each caption token), scoring x_t = (1-t) x0 + t eps at its noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
 logit_normal) and one eps; eval.json then also reports the accuracy per t bucket.
 
 --negatives generator adds the generator's own failure modes to the visual-quality pairs:
@@ -180,8 +179,6 @@ refuses a different one).` + skippedStepsHelp,
 				return flagErrorf("--head-hidden must be >= 0, got %d", opts.LatentShape.HeadHidden)
 			case !(opts.LatentShape.WordScale >= 0):
 				return flagErrorf("--latent-word-scale must be >= 0, got %v", opts.LatentShape.WordScale)
-			case opts.LatentShape.Readout != rewards.ReadoutMean && opts.LatentShape.Readout != rewards.ReadoutQuery:
-				return flagErrorf("--latent-readout %q: want %s or %s", opts.LatentShape.Readout, rewards.ReadoutMean, rewards.ReadoutQuery)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -219,7 +216,6 @@ refuses a different one).` + skippedStepsHelp,
 	f.IntVar(&opts.LatentShape.Blocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
 	f.IntVar(&opts.LatentShape.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
 	f.Float64Var(&opts.LatentShape.WordScale, "latent-word-scale", 0, "give the latent model's caption tokens a word vector of its own, zero at the start, times this scale (0: none; the scale sets how fast it grows)")
-	f.StringVar(&opts.LatentShape.Readout, "latent-readout", rewards.ReadoutMean, "what the latent heads read: mean (pooled patch and caption tokens) or query (one learned token per dimension in the sequence)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
 	f.StringVar(&t.Negatives, "negatives", "", "extra visual-quality negatives: generator (few-step samples of --negatives-generator) or none")
 	f.StringVar(&opts.NegativesGenerator, "negatives-generator", "", "generator file of --negatives generator (default: the embedded image model)")
@@ -462,9 +458,9 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 		lc := &tr.Latent.Config
 		dimNames = lc.Dims
 		g := lc.Generator
-		fmt.Fprintf(stderr, "noise-aware latent %s reward model %v: first %d of %d blocks of %s (width %d, %d tokens/sample), %s readout%s, %.2fM parameters; "+
+		fmt.Fprintf(stderr, "noise-aware latent %s reward model %v: first %d of %d blocks of %s (width %d, %d tokens/sample)%s, %.2fM parameters; "+
 			"%d training %s, %d words; t %s; loss %s\n",
-			g.Kind, lc.Dims, lc.Blocks, g.Depth, cmp.Or(lc.Source, "the embedded "+g.Kind+" model"), g.Width, g.SeqLen(), cmp.Or(lc.Readout, rewards.ReadoutMean), wordScaleNote(lc.WordScale), float64(paramCount(tr.Latent.Params()))/1e6,
+			g.Kind, lc.Dims, lc.Blocks, g.Depth, cmp.Or(lc.Source, "the embedded "+g.Kind+" model"), g.Width, g.SeqLen(), wordScaleNote(lc.WordScale), float64(paramCount(tr.Latent.Params()))/1e6,
 			tr.Gen.PoolSize(rewards.SplitTrain), map[bool]string{false: "images", true: "clips"}[opts.Video], g.VocabSize,
 			tc.TimestepSampling, tc.LossType)
 	} else {
