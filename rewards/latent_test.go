@@ -597,3 +597,41 @@ func TestLatentWordEmbeddingStartsAsCut(t *testing.T) {
 		t.Errorf("with a fresh word embedding %s, without %s", scores[1], scores[0])
 	}
 }
+
+// FreshText draws the text encoder anew (word vectors at std 1) and copies the rest.
+func TestLatentFreshText(t *testing.T) {
+	tok := tinyTokenizer(t)
+	gen := tinyGenerator(t, KindImage, 8, tok)
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 4}, gen, LatentShape{Blocks: 2, FreshText: true}, []string{DimVQ, DimTA}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := map[string]string{}
+	for _, p := range gen.Params() {
+		gw[p.Name] = fmt.Sprint(toHost(p.W))
+	}
+	fresh, copied := 0, 0
+	for _, p := range m.Params() {
+		switch same := gw[p.Name] == fmt.Sprint(toHost(p.W)); {
+		case strings.HasPrefix(p.Name, "heads."):
+		case strings.HasPrefix(p.Name, "text_encoder.") && strings.HasSuffix(p.Name, "weight") && !strings.Contains(p.Name, "norm"):
+			if same {
+				t.Errorf("%s copied from the generator", p.Name)
+			}
+			fresh++
+		case !strings.HasPrefix(p.Name, "text_encoder."):
+			if !same {
+				t.Errorf("%s not copied", p.Name)
+			}
+			copied++
+		}
+	}
+	var sq float64
+	w := toHost(m.Text.Embed.Weight)
+	for _, v := range w {
+		sq += float64(v) * float64(v)
+	}
+	if std := math.Sqrt(sq / float64(len(w))); fresh == 0 || copied == 0 || math.Abs(std-textEmbedStd) > 0.1 {
+		t.Errorf("%d fresh and %d copied weights, word vector std %.3f", fresh, copied, std)
+	}
+}
