@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
@@ -72,10 +71,6 @@ type LatentShape struct {
 	HeadHidden int // hidden width of each head (0: the generator's width)
 	// WordScale s > 0 adds s times a zero-initialised word vector to each caption token.
 	WordScale float64
-	// FreshText draws the text encoder anew (word vectors at the native model's std 1)
-	// instead of copying the generator's, so that the caption side carries none of the
-	// generator's memory of its training concepts.
-	FreshText bool
 }
 
 // latentConfigJSON decodes the generator part with diffusion.ParseModelConfig (strict).
@@ -264,9 +259,8 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 }
 
 // NewLatentFromGenerator cuts a latent reward model from gen: its patch embedding, timestep
-// embedder, text encoder (drawn from r instead with shape.FreshText), text projections,
-// reward slot and first K blocks are copied; the heads are drawn from r. source names the
-// generator file in the config.
+// embedder, text encoder (and projections, and the reward slot) and its first K blocks are
+// copied; the heads are drawn from r. source names the generator file in the config.
 func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, shape LatentShape, dims []string, source string) (*LatentReward, error) {
 	if gen.Tokenizer == nil {
 		return nil, errors.New("latent reward model: the generator has no tokenizer")
@@ -282,9 +276,6 @@ func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, s
 		src[p.Name] = p
 	}
 	for _, p := range m.backboneParams() {
-		if shape.FreshText && strings.HasPrefix(p.Name, "text_encoder.") {
-			continue
-		}
 		s, ok := src[p.Name]
 		if !ok || !slices.Equal(s.W.Shape, p.W.Shape) {
 			return nil, fmt.Errorf("latent reward model: generator parameter %s missing or of another shape", p.Name)
@@ -292,9 +283,6 @@ func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, s
 		hs := make([]float32, s.W.Len())
 		s.W.Dev.CopyToHost(hs, s.W)
 		dev.CopyFromHost(p.W, hs)
-	}
-	if shape.FreshText && r != nil {
-		initStd(r, m.Text.Embed.Weight, textEmbedStd)
 	}
 	return m, nil
 }

@@ -20,8 +20,8 @@ func TestNewCmdRewardLatentTrain(t *testing.T) {
 				o.Train.TimestepSampling == rewards.TimestepUniform
 		}},
 		{name: "latent", args: []string{"--latent", "--generator", "base.safetensors", "--latent-blocks", "3", "--head-hidden", "64",
-			"--latent-word-scale", "4", "--latent-fresh-text", "--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
-			return o.Latent && o.Generator == "base.safetensors" && o.LatentShape == rewards.LatentShape{Blocks: 3, HeadHidden: 64, WordScale: 4, FreshText: true} &&
+			"--latent-word-scale", "4", "--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
+			return o.Latent && o.Generator == "base.safetensors" && o.LatentShape == rewards.LatentShape{Blocks: 3, HeadHidden: 64, WordScale: 4} &&
 				o.Train.TimestepSampling == rewards.TimestepLogitNormal
 		}},
 		{name: "latent resume", args: []string{"--latent", "--resume-from-checkpoint", "latest"},

@@ -92,7 +92,7 @@ the same and exits 0. Resume with --resume-from-checkpoint latest.
 embedding, timestep embedder, text encoder and first --latent-blocks DiT blocks of the
 --generator file, then one MLP head per dimension over the mean patch and caption tokens
 (--latent-word-scale s adds s times a word vector of the model's own, zero at the start, to
-each caption token; --latent-fresh-text draws the text encoder anew), scoring x_t = (1-t) x0 + t eps at its noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
+each caption token), scoring x_t = (1-t) x0 + t eps at its noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
 logit_normal) and one eps; eval.json then also reports the accuracy per t bucket.
 
 --negatives generator adds the generator's own failure modes to the visual-quality pairs:
@@ -215,7 +215,6 @@ refuses a different one).` + skippedStepsHelp,
 	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model)")
 	f.IntVar(&opts.LatentShape.Blocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
 	f.IntVar(&opts.LatentShape.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
-	f.BoolVar(&opts.LatentShape.FreshText, "latent-fresh-text", false, "draw the latent model's text encoder anew (word vectors at std 1) instead of copying the generator's")
 	f.Float64Var(&opts.LatentShape.WordScale, "latent-word-scale", 0, "give the latent model's caption tokens a word vector of its own, zero at the start, times this scale (0: none; the scale sets how fast it grows)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
 	f.StringVar(&t.Negatives, "negatives", "", "extra visual-quality negatives: generator (few-step samples of --negatives-generator) or none")
