@@ -424,6 +424,11 @@ func TestLatentTrainResumeExact(t *testing.T) {
 	if sum != a.Cfg.EvalPairs {
 		t.Errorf("buckets hold %d pairs, want %d", sum, a.Cfg.EvalPairs)
 	}
+	// t <= 0.5 holds the first two and a half buckets' pairs (t is uniform inside a bucket).
+	if lo := rep.LowNoise; lo == nil || lo.Hi != LowNoiseT || lo.Pairs <= rep.TimeBuckets[0].Pairs+rep.TimeBuckets[1].Pairs ||
+		lo.Pairs >= sum-rep.TimeBuckets[3].Pairs-rep.TimeBuckets[4].Pairs || lo.Dims[0].Pairs+lo.Dims[1].Pairs != lo.Pairs {
+		t.Errorf("t <= 0.5: %+v, buckets %+v", lo, rep.TimeBuckets)
+	}
 	// The same evaluation again gives the same numbers (noise from the seed alone), whatever the batch.
 	r1, err := EvaluateLatent(lm, a.Gen, SplitHeldOut, 20, 5, 8)
 	if err != nil {

@@ -271,17 +271,23 @@ func EvaluateLatent(m *LatentReward, gen *PairGen, split string, n int, seed uin
 	rep := pairReport(dims, pairs, rA, rB, eps)
 	rep.Split, rep.Pairs, rep.Seed, rep.NoiseAware = split, n, seed, true
 	labels, _, _ := pairLabels(pairs)
-	for k := range LatentEvalBuckets {
+	// timeBucket pools the pairs i with in(i).
+	timeBucket := func(lo, hi float64, in func(i int) bool) TimeBucket {
 		var a, b [][]float32
 		var ls [][]Label
 		for i := range pairs {
-			if bucket[i] == k {
+			if in(i) {
 				a, b, ls = append(a, rA[i]), append(b, rB[i]), append(ls, labels[i])
 			}
 		}
-		rep.TimeBuckets = append(rep.TimeBuckets, TimeBucket{Lo: float64(k) / LatentEvalBuckets, Hi: float64(k+1) / LatentEvalBuckets,
-			Pairs: len(ls), Dims: PairAccuracy(dims, a, b, ls, eps)})
+		return TimeBucket{Lo: lo, Hi: hi, Pairs: len(ls), Dims: PairAccuracy(dims, a, b, ls, eps)}
 	}
+	for k := range LatentEvalBuckets {
+		rep.TimeBuckets = append(rep.TimeBuckets, timeBucket(float64(k)/LatentEvalBuckets, float64(k+1)/LatentEvalBuckets,
+			func(i int) bool { return bucket[i] == k }))
+	}
+	low := timeBucket(0, LowNoiseT, func(i int) bool { return ts[i] <= LowNoiseT })
+	rep.LowNoise = &low
 	rep.Seconds = time.Since(t0).Seconds()
 	return rep, nil
 }

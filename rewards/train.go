@@ -524,7 +524,13 @@ type EvalReport struct {
 	// holds the accuracy per t bucket (EvaluateLatent).
 	NoiseAware  bool         `json:"noise_aware,omitempty"`
 	TimeBuckets []TimeBucket `json:"t_buckets,omitempty"`
+	// LowNoise pools the pairs at t <= LowNoiseT, the half of a trajectory nearer the clean
+	// sample (nil for a clean model).
+	LowNoise *TimeBucket `json:"t_low_noise,omitempty"`
 }
+
+// LowNoiseT is the upper end of EvalReport.LowNoise.
+const LowNoiseT = 0.5
 
 // Evaluate scores n pairs of split (seed) and reports the accuracy per dimension with and
 // without ties; the accuracy at the model's validation tie thresholds (Calibration.TieEps)

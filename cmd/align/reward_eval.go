@@ -151,12 +151,18 @@ func printTimeBuckets(w io.Writer, rep *rewards.EvalReport) error {
 		fmt.Fprintf(tw, "\t%s w/o ties\t%s with ties", a.Dim, a.Dim)
 	}
 	fmt.Fprintln(tw)
-	for _, b := range rep.TimeBuckets {
-		fmt.Fprintf(tw, "[%.1f,%.1f)\t%d", b.Lo, b.Hi, b.Pairs)
+	row := func(name string, b rewards.TimeBucket) {
+		fmt.Fprintf(tw, "%s\t%d", name, b.Pairs)
 		for _, a := range b.Dims {
 			fmt.Fprintf(tw, "\t%s\t%s", pct(a.AccWithoutTies), pct(a.AccWithTies))
 		}
 		fmt.Fprintln(tw)
+	}
+	for _, b := range rep.TimeBuckets {
+		row(fmt.Sprintf("[%.1f,%.1f)", b.Lo, b.Hi), b)
+	}
+	if rep.LowNoise != nil {
+		row(fmt.Sprintf("t <= %.1f", rep.LowNoise.Hi), *rep.LowNoise)
 	}
 	return tw.Flush()
 }
