@@ -122,6 +122,7 @@ refuses a different one).` + skippedStepsHelp,
   $ align reward train --data data/emoji --ta-image-share 0.5 --ta-image-negatives hard -o reward/   # ta also ranks images under one caption
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
+  $ align reward train --latent --latent-blocks 4 --latent-word-scale 8 --ta-image-share 0.5 -o reward-latent/   # the embedded latent model's recipe
   $ align reward train --latent --teacher-scored scored.jsonl -o reward-latent/   # also rank samples of one prompt as the scorer of scored.jsonl does
   $ align reward train --data data/emoji --negatives generator --negative-share 0.25 --negatives-per-level 2000 -o reward-gen/`,
 		Args: cobra.NoArgs,
