@@ -563,7 +563,7 @@ func TestSteeredSampleDeterministic(t *testing.T) {
 // alone (same noise stream), so the caption the reward model sees for row i is row i's.
 func TestNRGSampleRowsMatchTheirPrompts(t *testing.T) {
 	m := tinyDiT(t)
-	lat, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: 3}, m, rewards.LatentShape{Blocks: 1}, []string{"vq", "ta"}, "")
+	lat, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: 3}, m, rewards.LatentConfig{Blocks: 1, Dims: []string{"vq", "ta"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,14 +65,6 @@ type LatentConfig struct {
 	Source    string   `json:"source,omitempty"` // the generator file it was initialised from
 }
 
-// LatentShape is what a latent model keeps of its generator and puts on top.
-type LatentShape struct {
-	Blocks     int // K, the generator blocks kept
-	HeadHidden int // hidden width of each head (0: the generator's width)
-	// WordScale s > 0 adds s times a zero-initialised word vector to each caption token.
-	WordScale float64
-}
-
 // latentConfigJSON decodes the generator part with diffusion.ParseModelConfig (strict).
 type latentConfigJSON struct {
 	Generator  json.RawMessage `json:"generator"`
@@ -259,14 +251,14 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 }
 
 // NewLatentFromGenerator cuts a latent reward model from gen: its patch embedding, timestep
-// embedder, text encoder (and projections, and the reward slot) and its first K blocks are
-// copied; the heads are drawn from r. source names the generator file in the config.
-func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, shape LatentShape, dims []string, source string) (*LatentReward, error) {
+// embedder, text encoder (and projections, and the reward slot) and its first cfg.Blocks
+// blocks are copied; the heads are drawn from r. cfg.Generator is set to gen's config;
+// cfg.Source names the generator file.
+func NewLatentFromGenerator(dev kernels.Device, r nn.Rand, gen *diffusion.DiT, cfg LatentConfig) (*LatentReward, error) {
 	if gen.Tokenizer == nil {
 		return nil, errors.New("latent reward model: the generator has no tokenizer")
 	}
-	cfg := LatentConfig{Generator: gen.Config, Blocks: shape.Blocks, HeadHidden: shape.HeadHidden,
-		WordScale: shape.WordScale, Dims: dims, Source: source}
+	cfg.Generator = gen.Config
 	m, err := NewLatent(dev, r, cfg, gen.Tokenizer)
 	if err != nil {
 		return nil, err

@@ -77,7 +77,7 @@ func TestLatentGradients(t *testing.T) {
 			if kind == KindVideo {
 				dims = append(dims, DimMQ)
 			}
-			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentShape{Blocks: 2, HeadHidden: 12, WordScale: tc.words}, dims, "")
+			m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 5}, gen, LatentConfig{Blocks: 2, HeadHidden: 12, WordScale: tc.words, Dims: dims})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,13 +149,13 @@ func TestLatentFromGeneratorFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentShape{Blocks: 4}, []string{DimVQ}, gpath); err == nil {
+	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentConfig{Blocks: 4, Dims: []string{DimVQ}, Source: gpath}); err == nil {
 		t.Error("K = 4 of a 3-block generator accepted")
 	}
-	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentShape{}, []string{DimVQ}, gpath); err == nil {
+	if _, err := NewLatentFromGenerator(testDev, nil, g2, LatentConfig{Dims: []string{DimVQ}, Source: gpath}); err == nil {
 		t.Error("K = 0 accepted")
 	}
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, g2, LatentShape{Blocks: 2}, []string{DimVQ, DimTA}, gpath)
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, g2, LatentConfig{Blocks: 2, Dims: []string{DimVQ, DimTA}, Source: gpath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func tinyLatentSetup(t *testing.T, dir string, steps int) *Trainer {
 	cfg.CheckpointingSteps, cfg.ValPairs, cfg.EvalPairs, cfg.Seed = 2, 16, 40, 9
 	cfg.TimestepSampling = TimestepLogitNormal
 	gen, g := tinyGeneratorSetup(t, cfg.PairConfig([]string{DimVQ, DimTA}))
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: cfg.Seed}, g, LatentShape{Blocks: 2}, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: cfg.Seed}, g, LatentConfig{Blocks: 2, Dims: []string{DimVQ, DimTA}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestLatentRowsIndependent(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 9))
 	tok := tinyTokenizer(t)
 	gen := tinyGenerator(t, KindImage, 8, tok)
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 6}, gen, LatentShape{Blocks: 2, HeadHidden: 12}, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 6}, gen, LatentConfig{Blocks: 2, HeadHidden: 12, Dims: []string{DimVQ, DimTA}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +541,7 @@ func TestLatentRowsIndependent(t *testing.T) {
 func TestLatentWordEmbeddingSaveLoad(t *testing.T) {
 	tok := tinyTokenizer(t)
 	gen := tinyGenerator(t, KindImage, 8, tok)
-	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentShape{Blocks: 2, WordScale: 2}, []string{DimVQ, DimTA}, "")
+	m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 2}, gen, LatentConfig{Blocks: 2, WordScale: 2, Dims: []string{DimVQ, DimTA}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +588,7 @@ func TestLatentWordEmbeddingStartsAsCut(t *testing.T) {
 	b := Batch{Pixels: hostTensor(rand.New(rand.NewPCG(7, 7)), 0.5, 2, 3, 8, 8), Prompts: []string{"red apple", "a dog"}, Timesteps: []float32{0.2, 0.7}}
 	var scores [2]string
 	for i, scale := range []float64{0, 4} {
-		m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 3}, gen, LatentShape{Blocks: 2, WordScale: scale}, []string{DimVQ, DimTA}, "")
+		m, err := NewLatentFromGenerator(testDev, &kernels.RNG{Seed: 3}, gen, LatentConfig{Blocks: 2, WordScale: scale, Dims: []string{DimVQ, DimTA}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -116,7 +116,7 @@ func TestRewardTrainInitFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lm, err := rewards.NewLatentFromGenerator(testCPU, nil, g, rewards.LatentShape{Blocks: 1}, []string{"vq", "ta"}, gen)
+	lm, err := rewards.NewLatentFromGenerator(testCPU, nil, g, rewards.LatentConfig{Blocks: 1, Dims: []string{"vq", "ta"}, Source: gen})
 	if err != nil {
 		t.Fatal(err)
 	}

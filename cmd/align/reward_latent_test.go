@@ -16,12 +16,12 @@ import (
 func TestNewCmdRewardLatentTrain(t *testing.T) {
 	tests := []rewardTrainCase{
 		{name: "defaults", args: nil, check: func(o *RewardTrainOptions) bool {
-			return !o.Latent && o.Generator == "" && o.LatentShape == rewards.LatentShape{Blocks: rewards.DefaultLatentBlocks} &&
+			return !o.Latent && o.Generator == "" && o.LatentBlocks == rewards.DefaultLatentBlocks && o.HeadHidden == 0 && o.WordScale == 0 &&
 				o.Train.TimestepSampling == rewards.TimestepUniform
 		}},
 		{name: "latent", args: []string{"--latent", "--generator", "base.safetensors", "--latent-blocks", "3", "--head-hidden", "64",
 			"--latent-word-scale", "4", "--timestep-sampling", "logit_normal"}, check: func(o *RewardTrainOptions) bool {
-			return o.Latent && o.Generator == "base.safetensors" && o.LatentShape == rewards.LatentShape{Blocks: 3, HeadHidden: 64, WordScale: 4} &&
+			return o.Latent && o.Generator == "base.safetensors" && o.LatentBlocks == 3 && o.HeadHidden == 64 && o.WordScale == 4 &&
 				o.Train.TimestepSampling == rewards.TimestepLogitNormal
 		}},
 		{name: "latent resume", args: []string{"--latent", "--resume-from-checkpoint", "latest"},

@@ -42,11 +42,14 @@ type RewardTrainOptions struct {
 	// model file, or "default" for the embedded one; "" for seeded weights.
 	InitFrom string
 
-	// Noise-aware latent model (--latent): the generator file it starts from, and the blocks
-	// it keeps, the hidden width of its heads (0: the generator's width) and its word embedding.
-	Latent      bool
-	Generator   string
-	LatentShape rewards.LatentShape
+	// Noise-aware latent model (--latent): the generator file it starts from, the blocks it
+	// keeps, the hidden width of its heads (0: the generator's width) and the scale of its
+	// word embedding (0: none).
+	Latent       bool
+	Generator    string
+	LatentBlocks int
+	HeadHidden   int
+	WordScale    float64
 
 	// NegativesGenerator is the generator file of --negatives generator ("": the embedded
 	// default image model).
@@ -92,8 +95,9 @@ the same and exits 0. Resume with --resume-from-checkpoint latest.
 embedding, timestep embedder, text encoder and first --latent-blocks DiT blocks of the
 --generator file, then one MLP head per dimension over the mean patch and caption tokens
 (--latent-word-scale s adds s times a word vector of the model's own, zero at the start, to
-each caption token), scoring x_t = (1-t) x0 + t eps at its noise level t. Both sides of a pair share one t (--timestep-sampling uniform or
-logit_normal) and one eps; eval.json then also reports the accuracy per t bucket.
+each caption token), scoring x_t = (1-t) x0 + t eps at its noise level t. Both sides of a
+pair share one t (--timestep-sampling uniform or logit_normal) and one eps; eval.json then
+also reports the accuracy per t bucket and at t <= 0.5.
 
 --negatives generator adds the generator's own failure modes to the visual-quality pairs:
 --negative-share of the decisive vq pairs compare a real image with a sample of
@@ -174,12 +178,12 @@ refuses a different one).` + skippedStepsHelp,
 				return flagErrorf("--init-from and --latent: a latent reward model starts from --generator")
 			case opts.InitFrom != "" && !opts.Video:
 				return flagErrorf("--init-from inflates an image reward model into a video reward model; add --video")
-			case opts.LatentShape.Blocks < 1:
-				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentShape.Blocks)
-			case opts.LatentShape.HeadHidden < 0:
-				return flagErrorf("--head-hidden must be >= 0, got %d", opts.LatentShape.HeadHidden)
-			case !(opts.LatentShape.WordScale >= 0):
-				return flagErrorf("--latent-word-scale must be >= 0, got %v", opts.LatentShape.WordScale)
+			case opts.LatentBlocks < 1:
+				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentBlocks)
+			case opts.HeadHidden < 0:
+				return flagErrorf("--head-hidden must be >= 0, got %d", opts.HeadHidden)
+			case !(opts.WordScale >= 0):
+				return flagErrorf("--latent-word-scale must be >= 0, got %v", opts.WordScale)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -214,9 +218,9 @@ refuses a different one).` + skippedStepsHelp,
 	f.IntVar(&t.EvalPairs, "eval-pairs", t.EvalPairs, "held-out pairs evaluated at the end (0: skip)")
 	f.BoolVar(&opts.Latent, "latent", false, "train the noise-aware latent reward model (Flow-NRG) from --generator")
 	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model)")
-	f.IntVar(&opts.LatentShape.Blocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
-	f.IntVar(&opts.LatentShape.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
-	f.Float64Var(&opts.LatentShape.WordScale, "latent-word-scale", 0, "give the latent model's caption tokens a word vector of its own, zero at the start, times this scale (0: none; the scale sets how fast it grows)")
+	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
+	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
+	f.Float64Var(&opts.WordScale, "latent-word-scale", 0, "give the latent model's caption tokens a word vector of its own, zero at the start, times this scale (0: none; the scale sets how fast it grows)")
 	f.StringVar(&t.TimestepSampling, "timestep-sampling", t.TimestepSampling, "noise level of latent pairs: uniform or logit_normal")
 	f.StringVar(&t.Negatives, "negatives", "", "extra visual-quality negatives: generator (few-step samples of --negatives-generator) or none")
 	f.StringVar(&opts.NegativesGenerator, "negatives-generator", "", "generator file of --negatives generator (default: the embedded image model)")
@@ -410,14 +414,15 @@ func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []strin
 	if err != nil {
 		return nil, err
 	}
-	if opts.LatentShape.Blocks > g.Config.Depth {
-		return nil, usageError{fmt.Errorf("--latent-blocks %d: %s has %d blocks", opts.LatentShape.Blocks, opts.Generator, g.Config.Depth)}
+	if opts.LatentBlocks > g.Config.Depth {
+		return nil, usageError{fmt.Errorf("--latent-blocks %d: %s has %d blocks", opts.LatentBlocks, opts.Generator, g.Config.Depth)}
 	}
 	gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
 	if err != nil {
 		return nil, err
 	}
-	m, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: tc.Seed}, g, opts.LatentShape, dims, opts.Generator)
+	m, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: tc.Seed}, g, rewards.LatentConfig{
+		Blocks: opts.LatentBlocks, HeadHidden: opts.HeadHidden, WordScale: opts.WordScale, Dims: dims, Source: opts.Generator})
 	if err != nil {
 		return nil, err
 	}

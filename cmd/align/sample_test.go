@@ -449,7 +449,7 @@ func saveTinyLatent(t *testing.T, dir, model string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lm, err := rewards.NewLatentFromGenerator(kernels.NewCPU(1), &kernels.RNG{Seed: 4}, gen, rewards.LatentShape{Blocks: 1, HeadHidden: 8}, []string{"vq", "ta"}, model)
+	lm, err := rewards.NewLatentFromGenerator(kernels.NewCPU(1), &kernels.RNG{Seed: 4}, gen, rewards.LatentConfig{Blocks: 1, HeadHidden: 8, Dims: []string{"vq", "ta"}, Source: model})
 	if err != nil {
 		t.Fatal(err)
 	}
