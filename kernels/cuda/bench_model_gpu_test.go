@@ -13,7 +13,7 @@
 //	                          converted beforehand
 //	BenchmarkDiTBase          a training step (batch 32) and sampling (28 Euler steps, batch
 //	                          16, guidance 4) of a DiT-B/2-sized model (ditBaseConfig, 132M
-//	                          parameters) in FP32 and TF32: samples/s, images/s, GFLOP/s from
+//	                          parameters) in FP32, TF32 and BF16: samples/s, images/s, GFLOP/s from
 //	                          ModelConfig.ForwardFLOPs, the fraction of cuBLAS's rate on the
 //	                          model's MLP GEMM, peak device memory; then the same model in
 //	                          PyTorch (scripts/bench/dit_torch.py, when $ALIGN_PYTHON or
@@ -222,7 +222,7 @@ func BenchmarkDiTBase(b *testing.B) {
 	C, H, T := cfg.Width, int(cfg.MLPRatio*float64(cfg.Width)), cfg.SeqLen()
 	b.Logf("DiT: width %d, depth %d, heads %d, patch %d on %dx%d (%d tokens per sample), %.1fM parameters, %.1f GFLOP per sample forward",
 		C, cfg.Depth, cfg.Heads, cfg.PatchSize, cfg.ImageSize, cfg.ImageSize, T, float64(cfg.ParamCount())/1e6, cfg.ForwardFLOPs()/1e9)
-	precs := []GemmPrecision{GemmFP32, GemmTF32}
+	precs := []GemmPrecision{GemmFP32, GemmTF32, GemmBF16}
 	// setup opens the GPU in precision p and builds the workload; the device closes (and
 	// frees everything) when the sub-benchmark ends.
 	setup := func(b *testing.B, p GemmPrecision) (*Device, *ditWorkload) {

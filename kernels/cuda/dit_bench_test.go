@@ -106,7 +106,7 @@ func torchArgs(cfg diffusion.ModelConfig, trainB, sampleB, steps, repeats int) [
 		"--image-size", it(cfg.ImageSize), "--channels", it(cfg.Channels), "--text-len", it(cfg.MaxTextLen),
 		"--text-width", it(cfg.TextWidth), "--text-heads", it(cfg.TextHeads), "--text-layers", it(cfg.TextLayers),
 		"--vocab", it(cfg.VocabSize), "--train-batch", it(trainB), "--sample-batch", it(sampleB),
-		"--steps", it(steps), "--guidance", "4", "--repeats", it(repeats), "--variants", "fp32,tf32"}
+		"--steps", it(steps), "--guidance", "4", "--repeats", it(repeats), "--variants", "fp32,tf32,bf16"}
 }
 
 // torchVariant is the script's result for one precision.

@@ -15,7 +15,9 @@ Measured, as in the Go benchmark BenchmarkDiTBase (kernels/cuda):
           backward, clip_grad_norm_(1.0), AdamW: seconds per step and samples/s
   sample  Euler steps from sigma 1 to 0 with classifier-free guidance (conditional and
           unconditional halves as one batch of 2B): seconds per run and images/s
-for the variants fp32 (TF32 off for matmuls and cuDNN) and tf32. Attention is
+for the variants fp32 (TF32 off for matmuls and cuDNN), tf32, and bf16 (torch.autocast to
+bfloat16 around the forward passes and the loss: BF16 tensor-core products and BF16
+activations where autocast keeps them, FP32 weights and optimizer). Attention is
 torch.nn.functional.scaled_dot_product_attention, as a PyTorch user would write it.
 Prints one JSON line; the Go benchmark runs this script in the same run and prints ratios.
 
@@ -157,20 +159,24 @@ def prompts(a, B, dev, null=False):
     return ids.to(dev), kb.to(dev), mask.to(dev)
 
 
-def bench(a, model, dev):
+def bench(a, model, dev, bf16=False):
     shape = (a.channels, a.image_size, a.image_size)
     B = a.train_batch
     x0 = torch.rand(B, *shape, device=dev) * 2 - 1
     ids, kb, mask = prompts(a, B, dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0)
 
+    def autocast():
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+
     def train_step():
         t = torch.sigmoid(torch.randn(B, device=dev))
         eps = torch.randn_like(x0)
         tb = t[:, None, None, None]
         xt = (1 - tb) * x0 + tb * eps
-        v = model(xt, t, ids, kb, mask)
-        loss = ((v - (eps - x0)) ** 2).mean(dim=(1, 2, 3)).mean()
+        with autocast():
+            v = model(xt, t, ids, kb, mask)
+            loss = ((v.float() - (eps - x0)) ** 2).mean(dim=(1, 2, 3)).mean()
         opt.zero_grad(set_to_none=False)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -188,7 +194,8 @@ def bench(a, model, dev):
         x = torch.randn(S, *shape, device=dev)
         for i in range(a.steps):
             t = torch.full((2 * S,), sigmas[i], device=dev)
-            v2 = model(torch.cat([x, x]), t, ids2, kb2, mask2)
+            with autocast():
+                v2 = model(torch.cat([x, x]), t, ids2, kb2, mask2).float()
             vc, vu = v2[:S], v2[S:]
             x = x + (sigmas[i + 1] - sigmas[i]) * (vu + a.guidance * (vc - vu))
         return x
@@ -231,7 +238,7 @@ def main():
     ap.add_argument("--steps", type=int, default=28)
     ap.add_argument("--guidance", type=float, default=4)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--variants", default="fp32,tf32")
+    ap.add_argument("--variants", default="fp32,tf32,bf16")
     ap.add_argument("--device", default="cuda")
     a = ap.parse_args()
 
@@ -242,10 +249,12 @@ def main():
            "train_batch": a.train_batch, "sample_batch": a.sample_batch, "steps": a.steps, "variants": {}}
     out["device"] = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     for v in a.variants.split(","):
-        tf32 = v == "tf32"
+        if v not in ("fp32", "tf32", "bf16"):
+            ap.error(f"--variants: unknown variant {v!r} (fp32, tf32, bf16)")
+        tf32 = v != "fp32"
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-        out["variants"][v] = bench(a, model, dev)  # --device cpu: a quick check of the script
+        out["variants"][v] = bench(a, model, dev, bf16=v == "bf16")  # --device cpu: a quick check of the script
     if dev.type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
     print(json.dumps(out))
