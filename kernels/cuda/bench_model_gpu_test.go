@@ -17,13 +17,16 @@
 //	                          ModelConfig.ForwardFLOPs, the fraction of cuBLAS's rate on the
 //	                          model's MLP GEMM, peak device memory; then the same model in
 //	                          PyTorch (scripts/bench/dit_torch.py, when $ALIGN_PYTHON or
-//	                          python3 has torch with CUDA) and the ratios align/PyTorch
+//	                          python3 has torch with CUDA) and the ratios align/PyTorch;
+//	                          profile/<precision> logs where a step's and a sampling run's
+//	                          time goes, per kernel and GEMM shape (profile.go)
 //
 // Bench: make bench-cuda
 package cuda
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -268,6 +271,41 @@ func BenchmarkDiTBase(b *testing.B) {
 			b.ReportMetric(ditSampleBatch/sec, "images/s")
 			// Each step evaluates the conditional and unconditional halves: 2B forward passes.
 			report(b, d, "sample/"+p.String(), ditSampleBatch/sec, ditSteps*2*ditSampleBatch*cfg.ForwardFLOPs(), sec, gemm)
+		})
+	}
+	// Where the time goes: one training step and one sampling run per precision with every
+	// launch and GEMM timed on its own (profile.go; slower than the runs above, so no rates).
+	for _, p := range precs {
+		b.Run("profile/"+p.String(), func(b *testing.B) {
+			drv, err := NewRealDriver(0)
+			if err != nil {
+				b.Skipf("no GPU: %v", err)
+			}
+			prof := NewProfiler(drv)
+			d := NewDevice(prof, "cuda:0")
+			defer d.Close()
+			d.SetGemmPrecision(p)
+			w, err := newDiTWorkload(d, cfg, ditTrainBatch, ditSampleBatch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.trainStep() // warm-up: allocations, module loads
+			prof.Reset()
+			w.trainStep()
+			var sb strings.Builder
+			if err := prof.Report(&sb, 25); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("training step, batch %d, %s:\n%s", ditTrainBatch, p, sb.String())
+			prof.Reset()
+			sb.Reset()
+			if err := w.sample(ditSteps, 1); err != nil {
+				b.Fatal(err)
+			}
+			if err := prof.Report(&sb, 25); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("sampling, %d steps, batch %d, %s:\n%s", ditSteps, ditSampleBatch, p, sb.String())
 		})
 	}
 	b.Run("pytorch", func(b *testing.B) {

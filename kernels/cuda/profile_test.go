@@ -1,0 +1,107 @@
+package cuda
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// syncCounter is the emulated driver with its Synchronize calls counted in order with the
+// launches and GEMMs, to check that the profiler brackets each one.
+type syncCounter struct {
+	*EmuDriver
+	log []string
+}
+
+func (s *syncCounter) Synchronize() error {
+	s.log = append(s.log, "sync")
+	return s.EmuDriver.Synchronize()
+}
+
+func (s *syncCounter) Gemm(g GemmArgs) error {
+	s.log = append(s.log, "gemm")
+	return s.EmuDriver.Gemm(g)
+}
+
+func TestProfiler(t *testing.T) {
+	inner := &syncCounter{EmuDriver: NewEmuDriver()}
+	inner.Trace = func(k string, grid, block Dim3, shmem int) { inner.log = append(inner.log, k) }
+	prof := NewProfiler(inner)
+	// A clock whose readings advance by 0.5, 1, 1.5, 2, ... ms: the i-th operation (from 1)
+	// lasts the two steps between its readings, exactly i ms.
+	clock, step := time.Unix(0, 0), time.Duration(0)
+	prof.now = func() time.Time {
+		step += time.Millisecond / 2
+		clock = clock.Add(step)
+		return clock
+	}
+	d := NewDevice(prof, "profile")
+	N, C := 3, 5
+	x, y := d.FromHost(normals(1, N*C), N, C), d.FromHost(normals(2, N*C), N, C)
+	d.Add(x, x, y) // op 1: lasts 1 ms
+	d.Add(x, x, y) // op 2: 2 ms
+	m, n, k := 4, 3, 5
+	a, b, c := d.FromHost(normals(3, m*k), m, k), d.FromHost(normals(4, k*n), k, n), d.New(m, n)
+	d.Gemm(false, false, m, n, k, 1, a, b, 0, c) // op 3: lasts 3 ms
+
+	stats := prof.Stats()
+	if len(stats) != 2 {
+		t.Fatalf("groups %+v, want add and one GEMM", stats)
+	}
+	add, g := stats[0], stats[1] // both 3 ms: in name order, add_f32 first
+	if !strings.HasPrefix(g.Name, "gemm ") || g.Calls != 1 || g.Time != 3*time.Millisecond || g.FLOPs != 2*float64(m*n*k) {
+		t.Errorf("GEMM group %+v, want 1 call, 3ms, %d FLOPs", g, 2*m*n*k)
+	}
+	if add.Calls != 2 || add.Time != 3*time.Millisecond || add.FLOPs != 0 {
+		t.Errorf("kernel group %+v, want 2 calls, 3ms", add)
+	}
+	// Every launch and GEMM sits between two synchronisations.
+	for i, e := range inner.log {
+		if e == "sync" {
+			continue
+		}
+		if i == 0 || i == len(inner.log)-1 || inner.log[i-1] != "sync" || inner.log[i+1] != "sync" {
+			t.Errorf("operation %q at %d of %v is not bracketed by Synchronize", e, i, inner.log)
+		}
+	}
+
+	var sb strings.Builder
+	if err := prof.Report(&sb, 1); err != nil {
+		t.Fatal(err)
+	}
+	rep := sb.String()
+	// The top group (add, 3 of 6 ms), the GEMM summed into the rest, the total.
+	for _, want := range []string{add.Name, "50.0%", "(1 more)", "total", "6.000"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+	prof.Reset()
+	if len(prof.Stats()) != 0 {
+		t.Error("Reset left groups")
+	}
+}
+
+func TestProfilerGemmNames(t *testing.T) {
+	for _, c := range []struct {
+		g    GemmArgs
+		want string
+	}{
+		{GemmArgs{M: 8, N: 4, K: 2}, "gemm 8x4x2 fp32"},
+		{GemmArgs{M: 8, N: 4, K: 2, Batch: 1, Compute: ComputeTF32}, "gemm 8x4x2 tf32"},
+		{GemmArgs{M: 8, N: 4, K: 2, Batch: 6, AType: BFloat16, BType: BFloat16}, "gemm 8x4x2 x6 bf16"},
+	} {
+		prof := NewProfiler(nopGemmDriver{NewEmuDriver()})
+		if err := prof.Gemm(c.g); err != nil {
+			t.Fatal(err)
+		}
+		if s := prof.Stats(); len(s) != 1 || s[0].Name != c.want || s[0].FLOPs != 2*8*4*2*float64(max(c.g.Batch, 1)) {
+			t.Errorf("%+v: stats %+v, want one group %q", c.g, s, c.want)
+		}
+	}
+}
+
+// nopGemmDriver accepts any GEMM without touching memory (the names test passes no buffers).
+type nopGemmDriver struct{ *EmuDriver }
+
+func (nopGemmDriver) Gemm(GemmArgs) error { return nil }
