@@ -34,7 +34,9 @@ type DataPrepareOptions struct {
 	OutputDir  string
 	VideoClips int
 	Seed       uint64
-	JSON       bool
+	// SpriteScale (--clip-sprite-scale) multiplies the clips' sprite sizes.
+	SpriteScale float64
+	JSON        bool
 }
 
 // DataSourcesOptions are the flags of `align data sources`.
@@ -104,11 +106,15 @@ func newCmdDataPrepare(runF func(*DataPrepareOptions) error) *cobra.Command {
 		Example: `  $ align data prepare
   $ align data prepare --output-dir data/emoji --video-clips 20000 --seed 0
   $ align data prepare --video-clips 0 --json     # images only, summary as JSON
-  $ align data prepare --sources-dir emoji-src -o data/emoji   # offline, from unpacked packages`,
+  $ align data prepare --sources-dir emoji-src -o data/emoji   # offline, from unpacked packages
+  $ align data prepare --clip-sprite-scale 1.5 -o data/emoji-big   # clips with larger sprites`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.VideoClips < 0 {
 				return flagErrorf("--video-clips must be >= 0, got %d", opts.VideoClips)
+			}
+			if opts.SpriteScale < dataset.MinSpriteScale || opts.SpriteScale > dataset.MaxSpriteScale {
+				return flagErrorf("--clip-sprite-scale must be within [%g, %g], got %g", dataset.MinSpriteScale, dataset.MaxSpriteScale, opts.SpriteScale)
 			}
 			if opts.OutputDir == "" || opts.CacheDir == "" {
 				return flagErrorf("--output-dir and --cache-dir must not be empty")
@@ -124,6 +130,7 @@ func newCmdDataPrepare(runF func(*DataPrepareOptions) error) *cobra.Command {
 	cmd.Flags().StringVarP(&opts.OutputDir, "output-dir", "o", filepath.Join("data", "emoji"), "dataset directory to write")
 	cmd.Flags().IntVar(&opts.VideoClips, "video-clips", 20000, "number of 8-frame video clips (0: images only)")
 	cmd.Flags().Uint64Var(&opts.Seed, "seed", 0, "seed of the video clips (images and split do not depend on it)")
+	cmd.Flags().Float64Var(&opts.SpriteScale, "clip-sprite-scale", 1, "multiply the clips' sprite sizes (1: translations 12-18 px of the 32 px frame; larger sprites are easier to recognise and leave less room to move)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	return cmd
 }
@@ -132,11 +139,12 @@ func dataPrepareRun(cmd *cobra.Command, opts *DataPrepareOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
 	o := dataset.Options{
-		CacheDir:   opts.CacheDir,
-		OutputDir:  opts.OutputDir,
-		VideoClips: opts.VideoClips,
-		Seed:       opts.Seed,
-		Log:        cmd.ErrOrStderr(),
+		CacheDir:    opts.CacheDir,
+		OutputDir:   opts.OutputDir,
+		VideoClips:  opts.VideoClips,
+		Seed:        opts.Seed,
+		SpriteScale: opts.SpriteScale,
+		Log:         cmd.ErrOrStderr(),
 	}
 	var s *dataset.Summary
 	var err error

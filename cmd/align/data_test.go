@@ -21,7 +21,7 @@ import (
 )
 
 func TestNewCmdDataPrepare(t *testing.T) {
-	defaults := DataPrepareOptions{CacheDir: filepath.Join("data", "cache"), OutputDir: filepath.Join("data", "emoji"), VideoClips: 20000}
+	defaults := DataPrepareOptions{CacheDir: filepath.Join("data", "cache"), OutputDir: filepath.Join("data", "emoji"), VideoClips: 20000, SpriteScale: 1}
 	tests := []struct {
 		name    string
 		args    []string
@@ -31,12 +31,14 @@ func TestNewCmdDataPrepare(t *testing.T) {
 		{name: "defaults", args: nil, want: defaults},
 		{
 			name: "all flags",
-			args: []string{"--cache-dir", "c", "--sources-dir", "src", "-o", "out", "--video-clips", "64", "--seed", "9", "--json"},
-			want: DataPrepareOptions{CacheDir: "c", SourcesDir: "src", OutputDir: "out", VideoClips: 64, Seed: 9, JSON: true},
+			args: []string{"--cache-dir", "c", "--sources-dir", "src", "-o", "out", "--video-clips", "64", "--seed", "9", "--clip-sprite-scale", "1.5", "--json"},
+			want: DataPrepareOptions{CacheDir: "c", SourcesDir: "src", OutputDir: "out", VideoClips: 64, Seed: 9, SpriteScale: 1.5, JSON: true},
 		},
 		{name: "images only", args: []string{"--video-clips", "0"}, want: func() DataPrepareOptions { o := defaults; o.VideoClips = 0; return o }()},
 		{name: "negative clips", args: []string{"--video-clips", "-1"}, wantErr: "--video-clips must be >= 0"},
 		{name: "empty output", args: []string{"--output-dir", ""}, wantErr: "must not be empty"},
+		{name: "sprite scale too large", args: []string{"--clip-sprite-scale", "2"}, wantErr: "--clip-sprite-scale must be within [0.5, 1.5], got 2"},
+		{name: "sprite scale zero", args: []string{"--clip-sprite-scale", "0"}, wantErr: "--clip-sprite-scale must be within"},
 		{name: "extra argument", args: []string{"dir"}, wantErr: "unknown command"},
 	}
 	for _, tt := range tests {

@@ -22,13 +22,30 @@ import (
 
 // Options configure Prepare and Build.
 type Options struct {
-	CacheDir   string    // where the package tarballs are kept (Prepare only)
-	OutputDir  string    // the dataset directory
-	VideoClips int       // number of clips; 0 writes no video
-	Seed       uint64    // seeds the clips (the images and the split do not depend on it)
-	Workers    int       // goroutines for decoding and rendering; 0 means GOMAXPROCS
-	Fetch      Fetcher   // downloads a package; nil means NPMPack
-	Log        io.Writer // progress; nil discards it
+	CacheDir   string // where the package tarballs are kept (Prepare only)
+	OutputDir  string // the dataset directory
+	VideoClips int    // number of clips; 0 writes no video
+	Seed       uint64 // seeds the clips (the images and the split do not depend on it)
+	// SpriteScale multiplies the clips' sprite sizes (NewClipParams; 0 means 1, the default,
+	// else within [MinSpriteScale, MaxSpriteScale]).
+	SpriteScale float64
+	Workers     int       // goroutines for decoding and rendering; 0 means GOMAXPROCS
+	Fetch       Fetcher   // downloads a package; nil means NPMPack
+	Log         io.Writer // progress; nil discards it
+}
+
+// Bounds of Options.SpriteScale: past 1.5 a zoom's smallest box nears its largest (capped at
+// maxZoomSize).
+const (
+	MinSpriteScale = 0.5
+	MaxSpriteScale = 1.5
+)
+
+func (o Options) spriteScale() float64 {
+	if o.SpriteScale == 0 {
+		return 1
+	}
+	return o.SpriteScale
 }
 
 // Timings are the wall-clock seconds of each stage.
@@ -117,6 +134,9 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 	if o.VideoClips < 0 {
 		return nil, fmt.Errorf("video clips %d < 0", o.VideoClips)
 	}
+	if o.SpriteScale != 0 && (o.SpriteScale < MinSpriteScale || o.SpriteScale > MaxSpriteScale) {
+		return nil, fmt.Errorf("sprite scale %g outside [%g, %g]", o.SpriteScale, MinSpriteScale, MaxSpriteScale)
+	}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -161,7 +181,7 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 	t = time.Now()
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: DatasetVersion,
-		ImageSize: ImageSize, Channels: Channels, Frames: Frames, Seed: o.Seed,
+		ImageSize: ImageSize, Channels: Channels, Frames: Frames, Seed: o.Seed, SpriteScale: o.SpriteScale,
 		HeldOut: HeldOutInfo{Rule: HeldOutRule, PerMyriad: HeldOutPerMyriad},
 		Sources: src.Packages,
 	}
@@ -191,7 +211,7 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 			}
 		}
 		var spriteOf []int
-		clips, spriteOf = planClips(o.VideoClips, o.Seed, pool)
+		clips, spriteOf = planClips(o.VideoClips, o.Seed, pool, o.spriteScale())
 		fmt.Fprintf(log, "videos   rendering %d clips of %d frames from %d sprites\n", len(clips), Frames, len(pool))
 		if m.Files.Videos, err = writeFileAtomic(dir, VideosFile, func(w io.Writer) error {
 			const chunk = 1024

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -263,6 +264,38 @@ func TestWriteSourcesDir(t *testing.T) {
 		}
 		if !bytes.Equal(x, y) {
 			t.Errorf("%s differs between the original and the written sources", name)
+		}
+	}
+}
+
+func TestBuildSpriteScale(t *testing.T) {
+	src, err := SourcesFromDir(fixtureDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(context.Background(), src, Options{OutputDir: t.TempDir(), VideoClips: 1, SpriteScale: 2}); err == nil ||
+		!strings.Contains(err.Error(), "sprite scale 2 outside [0.5, 1.5]") {
+		t.Fatalf("sprite scale 2: error %v", err)
+	}
+	out := t.TempDir()
+	if _, err := Build(context.Background(), src, Options{OutputDir: out, VideoClips: len(Motions), SpriteScale: 1.5}); err != nil {
+		t.Fatal(err)
+	}
+	var m Manifest
+	b, err := os.ReadFile(filepath.Join(out, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.SpriteScale != 1.5 {
+		t.Fatalf("manifest clip_sprite_scale %g (%v), want 1.5", m.SpriteScale, err)
+	}
+	v, err := LoadVideo(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range v.Clips {
+		if c.Motion == MoveLeft && (c.Params.Size0 < 1.5*12-1e-3 || c.Params.Size0 > 1.5*18+1e-3) {
+			t.Errorf("clip %d: sprite size %.2f, want 1.5 x [12, 18]", c.Index, c.Params.Size0)
 		}
 	}
 }

@@ -112,6 +112,7 @@ type Manifest struct {
 	Channels       int         `json:"channels"`
 	Frames         int         `json:"frames"`
 	Seed           uint64      `json:"seed"`
+	SpriteScale    float64     `json:"clip_sprite_scale,omitempty"` // Options.SpriteScale; absent: 1
 	HeldOut        HeldOutInfo `json:"heldout"`
 	Sources        []Package   `json:"sources"`
 	Files          Files       `json:"files"`

@@ -138,16 +138,35 @@ func (p *ClipParams) At(m Motion, t, T int) (cx, cy, size, angle float64) {
 
 func uniform(rng *rand.Rand, lo, hi float64) float64 { return lo + (hi-lo)*rng.Float64() }
 
+// Sprite size caps of NewClipParams at spriteScale > 1, so that the motion keeps room: a
+// translation still travels 6 px, a bounce rises 4 px, a rotating sprite's drawing (0.6 of
+// its box from the centre) and a zoom's largest box stay inside the 32 px canvas.
+const (
+	maxTranslateSize = 26
+	maxBounceSize    = 24
+	maxRotateSize    = 26
+	maxZoomSize      = 30
+)
+
 // NewClipParams draws the trajectory of a clip of motion m. The whole sprite box stays inside
 // the canvas in every frame for translations, bounces and zooms.
-func NewClipParams(rng *rand.Rand, m Motion) ClipParams {
+//
+// spriteScale multiplies the sprite sizes (1: translations 12-18 px, bounces 12-16, rotations
+// 16-22, zooms between 8-12 and 20-26), capped per motion (maxTranslateSize, ...); larger
+// sprites leave less room, so a translation's speed range [1.25, 2] px per frame and a
+// bounce's height range [6, 12] px shrink to what fits. The draws from rng are the same at
+// every scale, and at scale 1 no cap or shrink applies: the clips of a seed are those of
+// datasets prepared before the option existed.
+func NewClipParams(rng *rand.Rand, m Motion, spriteScale float64) ClipParams {
 	const W = float64(ImageSize)
 	const steps = float64(Frames - 1)
+	scaled := func(lo, hi, cap float64) float64 { return math.Min(spriteScale*uniform(rng, lo, hi), cap) }
 	var p ClipParams
 	switch m {
 	case MoveLeft, MoveRight, MoveUp, MoveDown, MoveUpLeft, MoveUpRight, MoveDownLeft, MoveDownRight:
-		size := uniform(rng, 12, 18)
-		speed := uniform(rng, 1.25, math.Min(2, (W-size)/steps)) // px per frame
+		size := scaled(12, 18, maxTranslateSize)
+		fastest := math.Min(2, (W-size)/steps)
+		speed := uniform(rng, math.Min(1.25, fastest), fastest) // px per frame
 		ux, uy := m.Direction()
 		dx, dy := ux*speed*steps, uy*speed*steps
 		lo, hi := size/2, W-size/2
@@ -156,16 +175,17 @@ func NewClipParams(rng *rand.Rand, m Motion) ClipParams {
 		p.Y0 = uniform(rng, lo-math.Min(0, dy), hi-math.Max(0, dy))
 		p.X1, p.Y1 = p.X0+dx, p.Y0+dy
 	case Bounce:
-		size := uniform(rng, 12, 16)
+		size := scaled(12, 16, maxBounceSize)
 		p.Size0, p.Size1 = size, size
 		p.X0 = uniform(rng, size/2, W-size/2)
 		p.Y0 = W - size/2 - uniform(rng, 0, 1.5) // the floor
-		p.BounceHeight = uniform(rng, 6, math.Min(12, p.Y0-size/2))
+		highest := math.Min(12, p.Y0-size/2)
+		p.BounceHeight = uniform(rng, math.Min(6, highest), highest)
 		p.BouncePeriod = uniform(rng, 3.5, 5)
 		p.BouncePhase = rng.Float64()
 		p.X1 = p.X0
 	case RotateCW, RotateCCW:
-		size := uniform(rng, 16, 22)
+		size := scaled(16, 22, maxRotateSize)
 		p.Size0, p.Size1 = size, size
 		p.X0 = uniform(rng, 0.6*size, W-0.6*size)
 		p.Y0 = uniform(rng, 0.6*size, W-0.6*size)
@@ -177,7 +197,7 @@ func NewClipParams(rng *rand.Rand, m Motion) ClipParams {
 		p.Angle0 = uniform(rng, -30, 30)
 		p.Angle1 = p.Angle0 + omega*steps
 	case ZoomIn, ZoomOut:
-		small, big := uniform(rng, 8, 12), uniform(rng, 20, 26)
+		small, big := scaled(8, 12, maxZoomSize), scaled(20, 26, maxZoomSize)
 		p.X0 = uniform(rng, big/2, W-big/2)
 		p.Y0 = uniform(rng, big/2, W-big/2)
 		p.X1, p.Y1 = p.X0, p.Y0
@@ -339,7 +359,8 @@ type spriteRef struct {
 
 // planClips decides the motion, sprite and trajectory of n clips from seed. Clip i gets motion
 // Motions[i%13] and a sprite drawn uniformly from pool; the split is the sprite concept's.
-func planClips(n int, seed uint64, pool []spriteRef) ([]Clip, []int) {
+// spriteScale is NewClipParams's.
+func planClips(n int, seed uint64, pool []spriteRef, spriteScale float64) ([]Clip, []int) {
 	clips := make([]Clip, n)
 	spriteOf := make([]int, n)
 	for i := range clips {
@@ -356,7 +377,7 @@ func planClips(n int, seed uint64, pool []spriteRef) ([]Clip, []int) {
 			Motion:  m,
 			Caption: VideoCaption(ref.name, m),
 			Split:   ref.item.Split,
-			Params:  NewClipParams(rng, m),
+			Params:  NewClipParams(rng, m, spriteScale),
 		}
 		spriteOf[i] = s
 	}

@@ -7,6 +7,9 @@
 package dataset
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"image"
 	"image/color"
 	"math"
@@ -46,7 +49,7 @@ func centroid(f []uint8) (x, y float64, n int) {
 
 func renderTest(t *testing.T, sprite *image.RGBA, m Motion, seed uint64) ([]uint8, ClipParams) {
 	t.Helper()
-	p := NewClipParams(clipRNG(seed, 0), m)
+	p := NewClipParams(clipRNG(seed, 0), m, 1)
 	buf := make([]uint8, ClipBytes)
 	RenderClip(buf, sprite, m, &p)
 	return buf, p
@@ -177,17 +180,74 @@ func TestMotionZoom(t *testing.T) {
 }
 
 func TestClipParamsStayInFrame(t *testing.T) {
-	for _, m := range Motions {
-		for seed := uint64(0); seed < 300; seed++ {
-			p := NewClipParams(clipRNG(seed, 7), m)
-			for f := 0; f < Frames; f++ {
-				cx, cy, size, _ := p.At(m, f, Frames)
-				r := size / 2
-				if m == RotateCW || m == RotateCCW {
-					r = 0.6 * size // the drawing (not its corners) stays in the frame
+	for _, scale := range []float64{MinSpriteScale, 1, MaxSpriteScale} {
+		for _, m := range Motions {
+			for seed := uint64(0); seed < 300; seed++ {
+				p := NewClipParams(clipRNG(seed, 7), m, scale)
+				for f := 0; f < Frames; f++ {
+					cx, cy, size, _ := p.At(m, f, Frames)
+					r := size / 2
+					if m == RotateCW || m == RotateCCW {
+						r = 0.6 * size // the drawing (not its corners) stays in the frame
+					}
+					if cx-r < -1e-3 || cy-r < -1e-3 || cx+r > ImageSize+1e-3 || cy+r > ImageSize+1e-3 { // params have 3 decimals
+						t.Fatalf("scale %g, %s seed %d frame %d: centre (%.1f,%.1f) size %.1f leaves the frame", scale, m, seed, f, cx, cy, size)
+					}
 				}
-				if cx-r < -1e-3 || cy-r < -1e-3 || cx+r > ImageSize+1e-3 || cy+r > ImageSize+1e-3 { // params have 3 decimals
-					t.Fatalf("%s seed %d frame %d: centre (%.1f,%.1f) size %.1f leaves the frame", m, seed, f, cx, cy, size)
+			}
+		}
+	}
+}
+
+// At scale 1 NewClipParams draws what it drew before the sprite scale existed: the sha256 of
+// these params' JSON was taken from the code of that time.
+func TestClipParamsScaleOneUnchanged(t *testing.T) {
+	h := sha256.New()
+	for seed := uint64(0); seed < 20; seed++ {
+		for _, m := range Motions {
+			b, err := json.Marshal(NewClipParams(clipRNG(seed, 3), m, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Write(b)
+		}
+	}
+	if got, want := hex.EncodeToString(h.Sum(nil)), "4a3b5a5ef2033768d0d1c45436f58c226139b413f721e57eaad412279365612a"; got != want {
+		t.Errorf("params at scale 1: sha256 %s, want %s (the clips of existing datasets)", got, want)
+	}
+}
+
+// Larger sprites: every size is the scale-1 size times the scale, or the motion's cap; motion
+// keeps room (a translation travels at least 6 px, a bounce rises 4 px, a zoom's box changes
+// by at least 1.6x in side).
+func TestClipParamsSpriteScale(t *testing.T) {
+	const scale = MaxSpriteScale
+	caps := map[Motion]float64{Bounce: maxBounceSize, RotateCW: maxRotateSize, RotateCCW: maxRotateSize, ZoomIn: maxZoomSize, ZoomOut: maxZoomSize}
+	for _, m := range Motions {
+		limit, ok := caps[m]
+		if !ok {
+			limit = maxTranslateSize
+		}
+		for seed := uint64(0); seed < 200; seed++ {
+			one, big := NewClipParams(clipRNG(seed, 5), m, 1), NewClipParams(clipRNG(seed, 5), m, scale)
+			for _, s := range [][2]float64{{one.Size0, big.Size0}, {one.Size1, big.Size1}} {
+				if want := math.Min(scale*s[0], limit); math.Abs(s[1]-want) > 2e-3 { // 3 decimals each
+					t.Fatalf("%s seed %d: size %.3f at scale %g, want %.3f (%.3f at scale 1)", m, seed, s[1], scale, want, s[0])
+				}
+			}
+			dx, dy := m.Direction()
+			switch {
+			case dx != 0 || dy != 0:
+				if d := math.Hypot(big.X1-big.X0, big.Y1-big.Y0); d < 6-1e-3 {
+					t.Errorf("%s seed %d: travels %.2f px", m, seed, d)
+				}
+			case m == Bounce:
+				if big.BounceHeight < 4-1e-3 {
+					t.Errorf("bounce seed %d: height %.2f px", seed, big.BounceHeight)
+				}
+			case m == ZoomIn || m == ZoomOut:
+				if r := math.Max(big.Size0, big.Size1) / math.Min(big.Size0, big.Size1); r < 1.6 {
+					t.Errorf("%s seed %d: sizes %.1f -> %.1f", m, seed, big.Size0, big.Size1)
 				}
 			}
 		}
@@ -219,9 +279,9 @@ func TestVideoCaption(t *testing.T) {
 func TestPlanClipsDeterministic(t *testing.T) {
 	items := []Item{{Index: 0, Set: SetTwitter, Split: SplitTrain}, {Index: 1, Set: SetGoogle, Split: SplitHeldOut}}
 	pool := []spriteRef{{item: &items[0], concept: "A", name: "apple"}, {item: &items[1], concept: "B", name: "avocado"}}
-	a, sa := planClips(40, 3, pool)
-	b, sb := planClips(40, 3, pool)
-	c, _ := planClips(40, 4, pool)
+	a, sa := planClips(40, 3, pool, 1)
+	b, sb := planClips(40, 3, pool, 1)
+	c, _ := planClips(40, 4, pool, 1)
 	if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(sa, sb) {
 		t.Error("same seed, different clips")
 	}
@@ -241,7 +301,7 @@ func BenchmarkRenderClip(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		m := Motions[i%len(Motions)]
-		p := NewClipParams(clipRNG(1, i), m)
+		p := NewClipParams(clipRNG(1, i), m, 1)
 		RenderClip(buf, sprite, m, &p)
 		i++
 	}

@@ -48,7 +48,7 @@ func TestMotionEstimatorAllDirections(t *testing.T) {
 	sprites := []*image.RGBA{discSprite(color.RGBA{220, 30, 30, 255}), discSprite(color.RGBA{250, 210, 40, 255})}
 	for _, m := range Directions {
 		for trial := range 10 {
-			p := dataset.NewClipParams(rng, m)
+			p := dataset.NewClipParams(rng, m, 1)
 			e := EstimateMotion(renderClip(sprites[trial%2], m, &p), dataset.Frames, 3, 32, 32)
 			if !DirectionHit(e, m) || NearestDirection(e) != m {
 				t.Errorf("%s trial %d: estimate %+v (nearest %s)", m, trial, e, NearestDirection(e))
@@ -70,7 +70,7 @@ func TestMotionEstimatorAllDirections(t *testing.T) {
 	}
 	// A centred disc that rotates or zooms does not travel; a blank clip has no frames.
 	for _, m := range []dataset.Motion{dataset.RotateCW, dataset.ZoomIn, dataset.ZoomOut} {
-		p := dataset.NewClipParams(rng, m)
+		p := dataset.NewClipParams(rng, m, 1)
 		e := EstimateMotion(renderClip(discSprite(color.RGBA{20, 20, 200, 255}), m, &p), dataset.Frames, 3, 32, 32)
 		if e.Moving() || NearestDirection(e) != "" || DirectionHit(e, dataset.MoveLeft) {
 			t.Errorf("%s: %+v counts as moving", m, e)
@@ -122,7 +122,7 @@ func synthVideo(nConcepts int) *dataset.VideoDataset {
 	for c := range nConcepts {
 		sprite := discSprite(color.RGBA{uint8(40 * c), 120, 200, 255})
 		for _, m := range Directions {
-			p := dataset.NewClipParams(rng, m)
+			p := dataset.NewClipParams(rng, m, 1)
 			name := "thing " + string(rune('a'+c))
 			v.Clips = append(v.Clips, dataset.Clip{Index: len(v.Clips), Concept: name, Name: name, Motion: m,
 				Caption: dataset.VideoCaption(name, m), Split: dataset.SplitTrain, Params: p})

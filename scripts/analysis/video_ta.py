@@ -14,6 +14,8 @@ judge rank one prompt's candidates alike. This script takes a scored set of cand
              experiment's training reward and judge): the share of clips whose middle frame
              scores higher TA under its own caption (the prompt without article and motion)
              than under another prompt's, drawn at random; 50% is chance
+             and the same with each video reward model (--video-model) on the whole clip, the
+             other caption being another prompt's object with the clip's own motion phrase
   agreement  the within-prompt correlation of TA (Pearson of the scores centred on each
              prompt's mean, as align eval agreement) between every two score sources:
              the scored set itself, --rescored sets (align pairs --from-scored --rescore
@@ -47,13 +49,17 @@ PHRASES = list(DIRECTIONS) + ["bouncing", "rotating clockwise", "rotating counte
                               "zooming in", "zooming out"]
 
 
-def image_caption(prompt):
-    """The image caption of a clip prompt: "a red apple moving left" -> "red apple"."""
-    for p in PHRASES:
-        if prompt.endswith(" " + p):
-            prompt = prompt[: -len(p) - 1]
-            break
-    return re.sub(r"^(a|an) ", "", prompt)
+def split_prompt(prompt):
+    """A clip prompt's object and motion phrase: "a red apple moving left" -> ("red apple", "moving left")."""
+    motion = next((p for p in PHRASES if prompt.endswith(" " + p)), "")
+    obj = prompt[: len(prompt) - len(motion)].strip()
+    return re.sub(r"^(a|an) ", "", obj), motion
+
+
+def clip_caption(obj, motion):
+    """diffusion/dataset.VideoCaption's form: article, object, motion phrase."""
+    article = "a" if obj.startswith(("uni", "use", "eu", "one ")) or obj[:1] not in "aeiou" else "an"
+    return f"{article} {obj} {motion}"
 
 
 def frames(path):
@@ -109,6 +115,7 @@ def main():
     ap.add_argument("--scored", required=True, help="scored set of candidate clips")
     ap.add_argument("--rescored", action="append", default=[], help="the same set rescored by another model")
     ap.add_argument("--image-model", action="append", default=[], help="image reward model for the middle frames")
+    ap.add_argument("--video-model", action="append", default=[], help="video reward model for the whole clips")
     ap.add_argument("--seed", type=int, default=0, help="draw of the other prompts")
     a = ap.parse_args()
 
@@ -135,22 +142,33 @@ def main():
         sources[os.path.basename(f)] = [by_image[r["image"]] for r in rows]
 
     rng = random.Random(a.seed)
-    captions = [image_caption(p) for p in prompts]
-    distinct = sorted(set(captions))
+    objects = [split_prompt(p)[0] for p in prompts]
+    motions = [split_prompt(p)[1] for p in prompts]
+    distinct = sorted(set(objects))
+    others = [rng.choice([o for o in distinct if o != own]) for own in objects]
+
+    def readable(name, own, other):
+        share = np.mean([x > y for x, y in zip(own, other)])
+        print(f"readable: {name}: own caption above another prompt's on {100 * share:.1f}% of {len(own)} clips")
+
     with tempfile.TemporaryDirectory() as tmp:
+        own_out, other_out = os.path.join(tmp, "own.jsonl"), os.path.join(tmp, "other.jsonl")
         paths = []
         for i, fs in enumerate(clips):
             p = os.path.join(tmp, f"{i:06d}.png")
             Image.fromarray((fs[len(fs) // 2] * 255).round().astype(np.uint8)).save(p)
             paths.append(p)
-        others = [rng.choice([c for c in distinct if c != own]) for own in captions]
         for m in a.image_model:
+            name = os.path.relpath(m) + " (middle frames)"
+            own = score(a.align, m, list(zip(paths, objects)), own_out)
+            readable(name, own, score(a.align, m, list(zip(paths, others)), other_out))
+            sources[name] = own
+        gifs = [r["image"] for r in rows]
+        for m in a.video_model:
             name = os.path.relpath(m)
-            own = score(a.align, m, list(zip(paths, captions)), os.path.join(tmp, "own.jsonl"))
-            other = score(a.align, m, list(zip(paths, others)), os.path.join(tmp, "other.jsonl"))
-            share = np.mean([x > y for x, y in zip(own, other)])
-            print(f"readable: {name}: own caption above another prompt's on {100 * share:.1f}% of {len(own)} middle frames")
-            sources[name + " (frames)"] = own
+            own = score(a.align, m, list(zip(gifs, prompts)), own_out)
+            readable(name, own, score(a.align, m, [(g, clip_caption(o, mo)) for g, o, mo in zip(gifs, others, motions)], other_out))
+            sources[name] = own
 
     names = list(sources)
     for i in range(len(names)):
