@@ -119,6 +119,9 @@ type sampleReport struct {
 	Seconds           float64         `json:"seconds"`
 }
 
+// defaultSampleBatch is --batch-size's default: samples drawn together.
+const defaultSampleBatch = 64
+
 func newCmdSample(runF func(*SampleOptions) error) *cobra.Command {
 	opts := &SampleOptions{}
 	cmd := &cobra.Command{
@@ -163,6 +166,12 @@ candidate j draws from stream i*k+j.`,
 			if err := opts.validate(); err != nil {
 				return err
 			}
+			if k := max(opts.Particles, opts.BestOfN); k > 1 && !cmd.Flags().Changed("batch-size") {
+				// The default holds about as many samples as an unsteered batch: k candidates
+				// per output image cost k times the memory (a video sample's activations take
+				// about 80 MB on the CPU, so 64 x 4 clips overflowed 23 GB).
+				opts.BatchSize = max(1, defaultSampleBatch/k)
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -182,7 +191,7 @@ candidate j draws from stream i*k+j.`,
 	f.Float64Var(&opts.Shift, "shift", 0, "timestep shift (0: the model's default)")
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "samples", "directory to write the files into")
 	f.IntVar(&opts.GridScale, "grid-scale", 2, "magnification of grid.png / grid.gif")
-	f.IntVar(&opts.BatchSize, "batch-size", 64, "output images sampled together (with --particles or --best-of-n, times k samples); the same images for any value")
+	f.IntVar(&opts.BatchSize, "batch-size", defaultSampleBatch, "output images sampled together (with --particles or --best-of-n, times k samples; its default is then 64/k); the same images for any value")
 	f.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
 
 	f.StringVar(&opts.Reward, "reward", "default", "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json")

@@ -99,12 +99,16 @@ func TestNewCmdSampleFlags(t *testing.T) {
 			want: with(func(o *SampleOptions) {
 				o.Prompts, o.Particles, o.FKLambda, o.FKPotential, o.FKAdaptive = []string{"x"}, 4, 2, "max", true
 				o.Sampler, o.Reward, o.RewardWeights, o.Combine = "sde", "r.onnx", "vq=1,ta=2", "lsc"
+				o.BatchSize = 16 // k = 4 candidates per output image: 64/4 by default
 			})},
+		{args: []string{"--prompt", "x", "--best-of-n", "5", "--batch-size", "64"},
+			want: with(func(o *SampleOptions) { o.Prompts, o.BestOfN = []string{"x"}, 5 })}, // an explicit value stays
 		{args: []string{"--prompt", "x", "--reward-guidance-scale", "100", "--reward-guidance-start", "0.9", "--reward-guidance-end", "0.1",
 			"--best-of-n", "3", "--reward-condition", "vq=max", "--reward-condition-scale", "2", "--reward-condition-per-dim"},
 			want: with(func(o *SampleOptions) {
 				o.Prompts, o.RewardGuidanceScale, o.RewardGuidanceStart, o.RewardGuidanceEnd = []string{"x"}, 100, 0.9, 0.1
 				o.BestOfN, o.RewardCondition, o.RewardConditionScale, o.RewardConditionPerDim = 3, "vq=max", 2, true
+				o.BatchSize = 21
 			})},
 		{args: []string{"--prompt", "x", "--particles", "-2"}, wantErr: "--particles must be >= 1, got -2"},
 		{args: []string{"--prompt", "x", "--particles", "2", "--sampler", "euler"}, wantErr: "--particles needs --sampler sde"},
