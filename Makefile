@@ -196,8 +196,11 @@ $(EXP)/prompts-eval.txt: | build data
 # EXP_INFLATE=1 (with VIDEO=1): the video reward and judge start from image reward models of
 # their own concepts ($(EXP)/reward-image, $(EXP)/judge-image: the same part, seed and steps),
 # inflated to tubelets (align reward train --init-from), so their TA reads the object as the
-# image models do. The judge's image model never sees the training reward's concepts.
-EXP_INFLATE      ?=
+# image models do. The judge's image model never sees the training reward's concepts. On by
+# default with VIDEO=1 (EXP_INFLATE= turns it off): the two then agree 3x as much on the TA
+# ranking of a prompt's candidates, and best-of-4 TA-only raised the judge's TA to 58.0%
+# against 50.7% without (README, video).
+EXP_INFLATE      ?= $(if $(VIDEO),1)
 exp_init = $(if $(and $(VIDEO),$(EXP_INFLATE)),$(EXP)/$(1)-image/model.safetensors)
 $(EXP)/reward-image/model.safetensors $(EXP)/judge-image/model.safetensors: $(EXP)/%-image/model.safetensors: | build data
 	./$(BIN) reward train --data $(DATA) $(EXP_$(if $(filter judge,$*),JUDGE,REWARD)_PART) --seed $(if $(filter judge,$*),1,0) \
