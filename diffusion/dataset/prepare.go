@@ -181,9 +181,12 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 	t = time.Now()
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: DatasetVersion,
-		ImageSize: ImageSize, Channels: Channels, Frames: Frames, Seed: o.Seed, SpriteScale: o.SpriteScale,
+		ImageSize: ImageSize, Channels: Channels, Frames: Frames, Seed: o.Seed,
 		HeldOut: HeldOutInfo{Rule: HeldOutRule, PerMyriad: HeldOutPerMyriad},
 		Sources: src.Packages,
+	}
+	if sc := o.spriteScale(); sc != 1 {
+		m.SpriteScale = sc // absent at 1: the manifests of datasets prepared before the option
 	}
 	if m.Files.Images, err = writeFileAtomic(dir, ImagesFile, func(w io.Writer) error {
 		_, err := w.Write(pixels)
