@@ -18,22 +18,12 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import tempfile
 
 import numpy as np
 from PIL import Image
 
-
-def score(align, model, items, out):
-    """TA of each (path, prompt) item under an image reward model, via align score."""
-    lst = out + ".in.jsonl"
-    with open(lst, "w") as f:
-        for p, q in items:
-            f.write(json.dumps({"path": p, "prompt": q}) + "\n")
-    subprocess.run([align, "score", "--input", lst, "--reward", model, "--json", "-o", out],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return [json.loads(line)["ta"] for line in open(out)]
+from video_ta import score  # the same align score call
 
 
 def main():
