@@ -22,13 +22,11 @@ import (
 
 // Options configure Prepare and Build.
 type Options struct {
-	CacheDir   string // where the package tarballs are kept (Prepare only)
-	OutputDir  string // the dataset directory
-	VideoClips int    // number of clips; 0 writes no video
-	Seed       uint64 // seeds the clips (the images and the split do not depend on it)
-	// SpriteScale multiplies the clips' sprite sizes (NewClipParams; 0 means 1, the default,
-	// else within [MinSpriteScale, MaxSpriteScale]).
-	SpriteScale float64
+	CacheDir    string    // where the package tarballs are kept (Prepare only)
+	OutputDir   string    // the dataset directory
+	VideoClips  int       // number of clips; 0 writes no video
+	Seed        uint64    // seeds the clips (the images and the split do not depend on it)
+	SpriteScale float64   // multiplies the clips' sprite sizes (NewClipParams); 0 means 1, else within [MinSpriteScale, MaxSpriteScale]
 	Workers     int       // goroutines for decoding and rendering; 0 means GOMAXPROCS
 	Fetch       Fetcher   // downloads a package; nil means NPMPack
 	Log         io.Writer // progress; nil discards it
