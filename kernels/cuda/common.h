@@ -64,8 +64,15 @@ DEVFN double block_sum_d(double v) {
 
 // Column sums: kernels that sum a (rows, C) array over its rows use blocks of COL_WARPS
 // warps; lane l of every warp owns column 32*blockIdx.x + l and warp w the rows w,
-// w+COL_WARPS, ...; col_total adds the warps' partial sums (float64) in warp order.
+// w+COL_WARPS, ... of the block's rows; col_total adds the warps' partial sums (float64) in
+// warp order. Sums over one long array (bias_backward, layernorm_backward_params) split its
+// rows over blockIdx.y into gridDim.y runs of col_split_rows rows (the launcher picks the
+// count), so that a few dozen columns of thousands of rows still give every SM blocks to
+// run: col_store writes each split's total to part[split*C + c] and col_finish (reduce.cu)
+// adds the splits in order; with one split it adds the total to out directly. Either way the
+// sum is the same in every run.
 #define COL_WARPS 8
+DEVFN int col_split_rows(int N) { return (N + (int)gridDim.y - 1) / (int)gridDim.y; }
 DEVFN double col_total(double v, double (*part)[32]) {
   int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   part[w][lane] = v;
@@ -74,4 +81,12 @@ DEVFN double col_total(double v, double (*part)[32]) {
   for (int k = 0; k < COL_WARPS; k++) t += part[k][lane];
   __syncthreads();
   return t;
+}
+DEVFN void col_store(float* out, double* part, double s, int c, int C) {
+  if (threadIdx.x >= 32 || c >= C) return;
+  if (gridDim.y == 1) {
+    if (out) out[c] += (float)s;
+  } else {
+    part[(long long)blockIdx.y * C + c] = s;
+  }
 }

@@ -58,13 +58,16 @@ type Device struct {
 	// attnBudget is the most bytes of score matrices the GEMM path of attention may hold
 	// (attnGemmBudget; tests lower it to select the fused kernels or force chunks).
 	attnBudget int
+	// colBlocks is the number of blocks a column sum aims at (8 per SM: colSplits; tests
+	// raise it to force row splits).
+	colBlocks int
 }
 
 // NewDevice returns a device over drv, called name (e.g. "cuda:0").
 func NewDevice(drv Driver, name string) *Device {
 	info := drv.Info()
 	return &Device{drv: drv, name: name, info: info, alloc: newAllocator(drv), maxBlocks: 32 * max(info.SMs, 1),
-		attnBudget: attnGemmBudget}
+		attnBudget: attnGemmBudget, colBlocks: 8 * max(info.SMs, 1)}
 }
 
 // NewEmulated returns a device over a fresh emulated driver (fibers), named "cuda-emu".

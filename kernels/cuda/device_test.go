@@ -1,8 +1,8 @@
 // Tests of the CUDA device's own Go logic on the emulated driver: launch order, the caching
 // allocator (size classes, reuse, release on out-of-memory), freed tensors, shape checks,
-// and that memory stays linear in T for attention.
+// that memory stays linear in T for attention, and the row splits of column sums.
 //
-// Test: go test ./kernels/cuda -run 'Device|Alloc'
+// Test: go test ./kernels/cuda -run 'Device|Alloc|ColumnSum'
 package cuda
 
 import (
@@ -30,6 +30,65 @@ func TestDeviceLaunchOrder(t *testing.T) {
 	d.Add(d.New(0), d.New(0), d.New(0)) // empty: no launch (a GPU refuses a zero grid)
 	if len(order) != 0 {
 		t.Fatalf("launches for empty tensors: %v", order)
+	}
+}
+
+// TestColumnSumSplits checks the row splits of the column sums: their count, the launches
+// (col_finish once per output that is asked for, before LayerNorm's dinp), and BiasBackward
+// and LayerNormBackward's parameter gradients against the CPU device for one split, a few
+// uneven ones and the most the rows allow.
+func TestColumnSumSplits(t *testing.T) {
+	d := NewEmulated()
+	for _, c := range []struct{ blocks, N, C, want int }{
+		{8 * 132, 8704, 768, 44},  // DiT-B's bias gradient on an H100/H200: 24 column blocks
+		{8 * 132, 8704, 3072, 11}, // its MLP's first layer: 96 column blocks
+		{8 * 132, 32, 4608, 1},    // adaLN's bias over a batch of 32: too few rows to split
+		{8 * 132, 8704, 65536, 1}, // more column blocks than the target
+		{8, 1000, 45, 4},          // the emulation's one SM
+		{1 << 20, 1000, 45, 15},   // at most N/64 splits
+		{1 << 20, 63, 45, 1},
+	} {
+		d.colBlocks = c.blocks
+		if got := d.colSplits(c.N, c.C); got != c.want {
+			t.Errorf("colSplits(%d, %d) with %d blocks = %d, want %d", c.N, c.C, c.blocks, got, c.want)
+		}
+	}
+
+	drv := NewEmuDriver()
+	var order []string
+	drv.Trace = func(k string, grid, block Dim3, shmem int) { order = append(order, k) }
+	td := NewDevice(drv, "trace")
+	N, C := 1000, 45
+	x, w := td.FromHost(normals(1, N*C), N, C), td.FromHost(normals(2, C), C)
+	mean, rstd, dw, db := td.New(N), td.New(N), td.New(C), td.New(C)
+	td.LayerNormBackward(x, dw, db, x, x, w, mean, rstd, N, C)
+	td.LayerNormBackward(x, nil, db, x, x, w, mean, rstd, N, C)
+	want := "layernorm_backward_params,col_finish,col_finish,layernorm_backward_dx," +
+		"layernorm_backward_params,col_finish,layernorm_backward_dx"
+	if got := strings.Join(order, ","); got != want {
+		t.Errorf("launches %s, want %s", got, want)
+	}
+
+	for _, blocks := range []int{1, 8, 16, 1 << 20} {
+		d.colBlocks = blocks
+		e := newEnv(t, d)
+		N, C := 1001, 45 // 15 splits of 67 rows and one of 63 at the most
+		t.Logf("%d target blocks: %d splits", blocks, d.colSplits(N, C))
+		g, bias := e.pair(normals(3, N*C), N, C), e.pair(normals(4, C), C)
+		e.dev.BiasBackward(bias.d, g.d, N, C)
+		e.cpu.BiasBackward(bias.c, g.c, N, C)
+		e.check("BiasBackward", bias, tol32, eps32)
+		in, mean, rstd := e.pair(normals(5, N*C), N, C), e.pair(nil, N), e.pair(nil, N)
+		out, w, b := e.pair(nil, N, C), e.pair(normals(6, C), C), e.pair(normals(7, C), C)
+		e.dev.LayerNormForward(out.d, mean.d, rstd.d, in.d, w.d, b.d, N, C, 1e-5)
+		e.cpu.LayerNormForward(out.c, mean.c, rstd.c, in.c, w.c, b.c, N, C, 1e-5)
+		dw, db, dinp := e.pair(normals(8, C), C), e.pair(normals(9, C), C), e.pair(nil, N, C)
+		e.dev.LayerNormBackward(dinp.d, dw.d, db.d, g.d, in.d, w.d, mean.d, rstd.d, N, C)
+		e.cpu.LayerNormBackward(dinp.c, dw.c, db.c, g.c, in.c, w.c, mean.c, rstd.c, N, C)
+		e.check("LayerNormBackward dweight", dw, tol32, eps32)
+		e.check("LayerNormBackward dbias", db, tol32, eps32)
+		e.check("LayerNormBackward dinp", dinp, tol32, eps32)
+		e.free(g, bias, in, mean, rstd, out, w, b, dw, db, dinp)
 	}
 }
 

@@ -8,8 +8,9 @@
 //   mul_f32         out = a*b                        1-D grid-stride, block 256
 //   add_row_scaled  out[r,c] = x[r,c] + s[r]*y[r,c]  1-D grid-stride over rows*cols, block 256
 //   add_bias        out[n,c] = inp[n,c] + bias[c]    1-D grid-stride over N*C, block 256
-//   bias_backward   dbias[c] += sum_n dout[n,c]      grid ceil(C/32), block 32*COL_WARPS;
-//                                                    float64 sums, deterministic
+//   bias_backward   dbias[c] += sum_n dout[n,c]      grid (ceil(C/32), row splits), block
+//                                                    32*COL_WARPS; float64 sums, deterministic
+//                                                    (split totals in part, common.h)
 //   f32_to_bf16     bf16 bits of x (round to nearest even; NaN stays NaN), for BF16 GEMM
 //
 // Every output element is written by the thread that read its inputs, so outputs may alias
@@ -53,14 +54,15 @@ KERNEL void add_bias(float* out, const float* inp, const float* bias, int N, int
 }
 EMU_KERNEL(add_bias);
 
-KERNEL void bias_backward(float* dbias, const float* dout, int N, int C) {
-  __shared__ double part[COL_WARPS][32];
+KERNEL void bias_backward(float* dbias, double* part, const float* dout, int N, int C) {
+  __shared__ double tot[COL_WARPS][32];
   int c = blockIdx.x * 32 + (threadIdx.x & 31);
+  int rows = col_split_rows(N), n0 = blockIdx.y * rows, n1 = n0 + rows < N ? n0 + rows : N;
   double s = 0.0;
   if (c < C)
-    for (int n = threadIdx.x >> 5; n < N; n += COL_WARPS) s += dout[(long long)n * C + c];
-  s = col_total(s, part);
-  if (threadIdx.x < 32 && c < C) dbias[c] += (float)s;
+    for (int n = n0 + (threadIdx.x >> 5); n < n1; n += COL_WARPS) s += dout[(long long)n * C + c];
+  s = col_total(s, tot);
+  col_store(dbias, part, s, c, C);
 }
 EMU_KERNEL(bias_backward);
 

@@ -60,7 +60,7 @@ func (d *Device) BiasBackward(dbias, dout *kernels.Tensor, N, C int) {
 	if C == 0 {
 		return
 	}
-	d.launch("bias_backward", colGrid(C, 1), colBlock, 0, P(d.ptr(dbias)), P(d.ptr(dout)), I(N), I(C))
+	d.colSum("bias_backward", N, C, []DevPtr{d.ptr(dbias)}, P(d.ptr(dout)), I(N), I(C))
 }
 
 // colBlock is the block of the column-sum kernels (COL_WARPS = 8 warps in common.h).

@@ -8,8 +8,9 @@
 //                              dinp = (g - mean(g) - norm*mean(g*norm))*rstd.
 //                              grid ceil(N/8), block 256
 //   layernorm_backward_params  dweight[c] += sum_n dout*norm, dbias[c] += sum_n dout (either
-//                              pointer may be null); column sums in float64.
-//                              grid ceil(C/32), block 32*COL_WARPS
+//                              pointer may be null); column sums in float64, split totals
+//                              in part (dweight's) and part + splits*C (dbias's).
+//                              grid (ceil(C/32), row splits), block 32*COL_WARPS
 //
 // Row statistics are float32 sums over the warp. The launcher runs _params before _dx so
 // that dinp may overwrite dout.
@@ -69,22 +70,21 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const float* i
 }
 EMU_KERNEL(layernorm_backward_dx);
 
-KERNEL void layernorm_backward_params(float* dweight, float* dbias, const float* dout, const float* inp,
-                                      const float* mean, const float* rstd, int N, int C) {
-  __shared__ double part[COL_WARPS][32];
+KERNEL void layernorm_backward_params(float* dweight, float* dbias, double* part, const float* dout,
+                                      const float* inp, const float* mean, const float* rstd, int N, int C) {
+  __shared__ double tot[COL_WARPS][32];
   int c = blockIdx.x * 32 + (threadIdx.x & 31);
+  int rows = col_split_rows(N), n0 = blockIdx.y * rows, n1 = n0 + rows < N ? n0 + rows : N;
   double sw = 0.0, sb = 0.0;
   if (c < C)
-    for (int n = threadIdx.x >> 5; n < N; n += COL_WARPS) {
+    for (int n = n0 + (threadIdx.x >> 5); n < n1; n += COL_WARPS) {
       double g = dout[(long long)n * C + c];
       sw += g * ((double)inp[(long long)n * C + c] - mean[n]) * rstd[n];
       sb += g;
     }
-  sw = col_total(sw, part);
-  sb = col_total(sb, part);
-  if (threadIdx.x < 32 && c < C) {
-    if (dweight) dweight[c] += (float)sw;
-    if (dbias) dbias[c] += (float)sb;
-  }
+  sw = col_total(sw, tot);
+  sb = col_total(sb, tot);
+  col_store(dweight, part, sw, c, C);
+  col_store(dbias, part + (long long)gridDim.y * C, sb, c, C);
 }
 EMU_KERNEL(layernorm_backward_params);

@@ -49,7 +49,7 @@ func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean
 		return
 	}
 	if dweight != nil || dbias != nil {
-		d.launch("layernorm_backward_params", colGrid(C, 1), colBlock, 0, P(d.ptr(dweight)), P(d.ptr(dbias)),
+		d.colSum("layernorm_backward_params", N, C, []DevPtr{d.ptr(dweight), d.ptr(dbias)},
 			P(d.ptr(dout)), P(d.ptr(inp)), P(d.ptr(mean)), P(d.ptr(rstd)), I(N), I(C))
 	}
 	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.ptr(dout)), P(d.ptr(inp)),

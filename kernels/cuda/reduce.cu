@@ -1,11 +1,14 @@
 // reduce.cu: full reductions in float64 (reference kernels/reduce_cpu.go). Two launches,
-// no atomics, so the result is the same in every run.
+// no atomics, so the result is the same in every run. Also the second step of split column
+// sums (common.h).
 //
 //   sum_partial  part[blockIdx.x] = sum (or sum of squares when squares != 0) of the
 //                elements the block's grid-stride loop visits. grid G, block 256
 //   sum_final    out[0] = sum of part[0..nparts). grid 1, block 256
+//   col_finish   out[c] += sum_s part[s*C + c], s = 0..splits-1 in order (float64).
+//                1-D grid-stride over C, block 256
 //
-// Test: go test ./kernels/cuda -run 'Conformance/Sum'
+// Test: go test ./kernels/cuda -run 'Conformance/(Sum|BiasBackward|LayerNorm)|ColumnSum'
 #include "common.h"
 
 KERNEL void sum_partial(double* part, const float* x, int n, int squares) {
@@ -26,3 +29,12 @@ KERNEL void sum_final(double* out, const double* part, int nparts) {
   if (threadIdx.x == 0) out[0] = s;
 }
 EMU_KERNEL(sum_final);
+
+KERNEL void col_finish(float* out, const double* part, int splits, int C) {
+  GRID_STRIDE(c, C) {
+    double s = 0.0;
+    for (int k = 0; k < splits; k++) s += part[(long long)k * C + c];
+    out[c] += (float)s;
+  }
+}
+EMU_KERNEL(col_finish);

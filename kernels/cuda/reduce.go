@@ -1,7 +1,8 @@
 // Launchers of the reduction kernels (reduce.cu): Sum and SumSquares in float64, two
-// launches (per-block partial sums, then their total) and an 8-byte copy to the host.
+// launches (per-block partial sums, then their total) and an 8-byte copy to the host; the
+// row splits of column sums (colSum).
 //
-// Test: go test ./kernels/cuda -run 'Conformance/Sum'
+// Test: go test ./kernels/cuda -run 'Conformance/(Sum|BiasBackward|LayerNorm)|ColumnSum'
 package cuda
 
 import (
@@ -29,4 +30,45 @@ func (d *Device) reduce(x *kernels.Tensor, squares int) float64 {
 	var s float64
 	must("Sum", d.drv.DtoH(unsafe.Pointer(&s), total, 8))
 	return s
+}
+
+// colMinRows is the fewest rows a split of a column sum takes (8 per warp of the block).
+const colMinRows = 8 * 8
+
+// colSplits is the number of row splits of a column sum over N rows of C columns: enough
+// for d.colBlocks blocks in all, each split at least colMinRows rows. A bias gradient of
+// DiT-B (N = 8704 tokens, C = 768: 24 column blocks) then runs as 44 splits of 198 rows on
+// 132 SMs, where one split would leave 108 SMs idle and each block 8704 dependent loads
+// per warp.
+func (d *Device) colSplits(N, C int) int {
+	cb := (C + 31) / 32
+	return max(1, min((d.colBlocks+cb-1)/cb, N/colMinRows))
+}
+
+// colSum launches a column-sum kernel over N rows of C columns, whose parameters are the
+// outputs (one per float64 total of a column; DevPtr 0 skips one), part, then args, with
+// its row splits (common.h): with more than one, part is scratch for splits*C totals per
+// output and col_finish adds them to the outputs.
+func (d *Device) colSum(kernel string, N, C int, outs []DevPtr, args ...Arg) {
+	splits := d.colSplits(N, C)
+	var part DevPtr
+	if splits > 1 {
+		p, release := d.scratch(8 * splits * C * len(outs))
+		defer release()
+		part = p
+	}
+	all := make([]Arg, 0, len(outs)+1+len(args))
+	for _, o := range outs {
+		all = append(all, P(o))
+	}
+	all = append(all, P(part))
+	d.launch(kernel, colGrid(C, splits), colBlock, 0, append(all, args...)...)
+	if splits == 1 {
+		return
+	}
+	for k, o := range outs {
+		if o != 0 {
+			d.launch1("col_finish", C, P(o), P(part+DevPtr(8*k*splits*C)), I(splits), I(C))
+		}
+	}
 }
