@@ -1,5 +1,5 @@
 // Gradient clipping by global L2 norm, written against the Device interface so that it runs
-// on any device (the sums of squares come back to the host as float64).
+// on any device (the sums of squares come back to the host as float64, all at once).
 //
 // Test: go test ./kernels -run ClipGradNorm
 package kernels
@@ -12,10 +12,8 @@ import "math"
 // the caller can detect it and skip the step.
 func ClipGradNorm(dev Device, grads []*Tensor, maxNorm float64) (norm float64) {
 	ss := 0.0
-	for _, g := range grads {
-		if g != nil {
-			ss += dev.SumSquares(g)
-		}
+	for _, v := range dev.SumSquaresEach(grads) {
+		ss += v
 	}
 	norm = math.Sqrt(ss)
 	if norm > maxNorm && !math.IsInf(norm, 0) {

@@ -11,7 +11,7 @@
 // Conventions (as in llm.c): outputs come first, then inputs, then dimensions. Backward
 // operations write (=) activation gradients and accumulate (+=) parameter gradients.
 // Every operation may be asynchronous on devices that have streams; CopyToHost,
-// Sum, SumSquares and Synchronize wait for the work before them.
+// Sum, SumSquares, SumSquaresEach and Synchronize wait for the work before them.
 //
 // Test: go test ./kernels
 package kernels
@@ -165,6 +165,9 @@ type Device interface {
 	Sum(x *Tensor) float64
 	// SumSquares returns the sum of squares of all elements (accumulated in float64).
 	SumSquares(x *Tensor) float64
+	// SumSquaresEach returns SumSquares of each of xs (0 for a nil entry), the same values
+	// with one wait for all of them: gradient clipping sums a few hundred tensors per step.
+	SumSquaresEach(xs []*Tensor) []float64
 	// MSEForward: loss[b] = mean_d (pred[b,d]-target[b,d])^2; pred, target (B,D), loss (B).
 	// Per-sample means are what Flow-DPO and Flow-RWR weight.
 	MSEForward(loss, pred, target *Tensor, B, D int)

@@ -1,4 +1,4 @@
-// Full reductions of the CPU device: Sum and SumSquares in float64. The input is cut into
+// Full reductions of the CPU device: Sum, SumSquares and SumSquaresEach in float64. The input is cut into
 // fixed chunks of reduceChunk elements whatever the thread count; each chunk is summed on
 // its own and the chunk sums are added in order, so the result is bit-identical for any
 // number of threads.
@@ -14,6 +14,17 @@ func (d *CPU) Sum(x *Tensor) float64 { return d.reduce(Host(x), false) }
 
 // SumSquares returns sum_i x[i]^2, accumulated in float64.
 func (d *CPU) SumSquares(x *Tensor) float64 { return d.reduce(Host(x), true) }
+
+// SumSquaresEach returns SumSquares of each tensor (0 for nil).
+func (d *CPU) SumSquaresEach(xs []*Tensor) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		if x != nil {
+			out[i] = d.SumSquares(x)
+		}
+	}
+	return out
+}
 
 func (d *CPU) reduce(x []float32, squares bool) float64 {
 	nch := (len(x) + reduceChunk - 1) / reduceChunk

@@ -1,4 +1,4 @@
-// Tests of the CPU reductions: Sum and SumSquares against float64 references for empty,
+// Tests of the CPU reductions: Sum, SumSquares and SumSquaresEach against float64 references for empty,
 // tiny, odd and multi-chunk sizes on guarded views, and bit-identical results across thread
 // counts.
 //
@@ -35,6 +35,23 @@ func TestSumAndSumSquares(t *testing.T) {
 			} else if math.Float64bits(s) != math.Float64bits(firstS) || math.Float64bits(q) != math.Float64bits(firstQ) {
 				t.Errorf("%s: Sum/SumSquares %v %v differ from 1 thread's %v %v", tag, s, q, firstS, firstQ)
 			}
+		}
+	}
+}
+
+// TestSumSquaresEach checks that SumSquaresEach gives each tensor's SumSquares bit for bit
+// and 0 for nil and empty entries.
+func TestSumSquaresEach(t *testing.T) {
+	d := NewCPU(2)
+	xs := []*Tensor{d.FromHost(testNormals(142, 100003), 100003), nil, d.FromHost(nil, 0), d.FromHost([]float32{3, -4}, 2)}
+	got := d.SumSquaresEach(xs)
+	want := []float64{d.SumSquares(xs[0]), 0, 0, 25}
+	if len(got) != len(want) {
+		t.Fatalf("%d sums for %d tensors", len(got), len(xs))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("tensor %d: %.17g, want %.17g", i, got[i], want[i])
 		}
 	}
 }

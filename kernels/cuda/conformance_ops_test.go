@@ -7,6 +7,8 @@ package cuda
 import (
 	"math"
 	"slices"
+
+	"github.com/alignkit/align/kernels"
 )
 
 // activationInputs are normals scaled by 3 plus values far in the tails.
@@ -278,6 +280,21 @@ func testSum(e *env) {
 		}
 		e.free(x)
 	}
+	// SumSquaresEach: each tensor's SumSquares bit for bit (the same kernels and grids),
+	// 0 for nil and empty entries.
+	a, b, c := e.pair(normals(56, 10007), 10007), e.pair(normals(57, 37), 37), e.pair(nil, 0)
+	xs := []*kernels.Tensor{a.d, nil, c.d, b.d}
+	got := e.dev.SumSquaresEach(xs)
+	want := []float64{e.dev.SumSquares(a.d), 0, 0, e.dev.SumSquares(b.d)}
+	for i := range want {
+		if got[i] != want[i] {
+			e.t.Errorf("SumSquaresEach tensor %d: %.17g, want %.17g", i, got[i], want[i])
+		}
+	}
+	if cpu := e.cpu.SumSquares(a.c); math.Abs(got[0]-cpu) > 1e-12*(1+cpu) {
+		e.t.Errorf("SumSquaresEach tensor 0: %.17g, CPU %.17g", got[0], cpu)
+	}
+	e.free(a, b, c)
 }
 
 func testMSE(e *env) {

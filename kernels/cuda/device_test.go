@@ -1,14 +1,17 @@
 // Tests of the CUDA device's own Go logic on the emulated driver: launch order, the caching
 // allocator (size classes, reuse, release on out-of-memory), freed tensors, shape checks,
-// that memory stays linear in T for attention, and the row splits of column sums.
+// that memory stays linear in T for attention, the row splits of column sums, and one wait
+// for gradient clipping.
 //
-// Test: go test ./kernels/cuda -run 'Device|Alloc|ColumnSum'
+// Test: go test ./kernels/cuda -run 'Device|Alloc|ColumnSum|SumSquaresEach'
 package cuda
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/alignkit/align/kernels"
 )
@@ -89,6 +92,53 @@ func TestColumnSumSplits(t *testing.T) {
 		e.check("LayerNormBackward dbias", db, tol32, eps32)
 		e.check("LayerNormBackward dinp", dinp, tol32, eps32)
 		e.free(g, bias, in, mean, rstd, out, w, b, dw, db, dinp)
+	}
+}
+
+// countDtoH is a driver that counts the copies to the host (each one waits for the GPU).
+type countDtoH struct {
+	Driver
+	n int
+}
+
+func (c *countDtoH) DtoH(dst unsafe.Pointer, src DevPtr, bytes int) error {
+	c.n++
+	return c.Driver.DtoH(dst, src, bytes)
+}
+
+// TestSumSquaresEachOneWait checks that gradient clipping waits once per step on the CUDA
+// device: kernels.ClipGradNorm over five gradients makes one copy to the host and gives
+// the CPU device's norm and clipped gradients.
+func TestSumSquaresEachOneWait(t *testing.T) {
+	drv := &countDtoH{Driver: NewEmuDriver()}
+	d := NewDevice(drv, "count")
+	cpu := kernels.NewCPU(1)
+	var gd, gc []*kernels.Tensor
+	for i, n := range []int{7, 1000, 0, 33, 4096} {
+		x := normals(uint64(60+i), n)
+		gd, gc = append(gd, d.FromHost(x, n)), append(gc, cpu.FromHost(x, n))
+	}
+	gd, gc = append(gd, nil), append(gc, nil)
+	drv.n = 0
+	got := kernels.ClipGradNorm(d, gd, 1)
+	if drv.n != 1 {
+		t.Errorf("ClipGradNorm copied to the host %d times, want 1", drv.n)
+	}
+	want := kernels.ClipGradNorm(cpu, gc, 1)
+	if math.Abs(got-want) > 1e-12*want {
+		t.Errorf("norm %.17g, CPU %.17g", got, want)
+	}
+	for i := range gd {
+		if gd[i] == nil {
+			continue
+		}
+		h := make([]float32, gd[i].Len())
+		d.CopyToHost(h, gd[i])
+		for j, v := range kernels.Host(gc[i]) {
+			if math.Abs(float64(h[j]-v)) > 1e-6*(1+math.Abs(float64(v))) {
+				t.Fatalf("gradient %d element %d: %g, CPU %g", i, j, h[j], v)
+			}
+		}
 	}
 }
 

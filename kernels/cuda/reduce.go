@@ -1,8 +1,9 @@
 // Launchers of the reduction kernels (reduce.cu): Sum and SumSquares in float64, two
-// launches (per-block partial sums, then their total) and an 8-byte copy to the host; the
-// row splits of column sums (colSum).
+// launches (per-block partial sums, then their total) and an 8-byte copy to the host;
+// SumSquaresEach, the same for many tensors with one copy; the row splits of column sums
+// (colSum).
 //
-// Test: go test ./kernels/cuda -run 'Conformance/(Sum|BiasBackward|LayerNorm)|ColumnSum'
+// Test: go test ./kernels/cuda -run 'Conformance/(Sum|BiasBackward|LayerNorm)|ColumnSum|SumSquaresEach'
 package cuda
 
 import (
@@ -25,11 +26,50 @@ func (d *Device) reduce(x *kernels.Tensor, squares int) float64 {
 	part, release := d.scratch(8 * (g.X + 1))
 	defer release()
 	total := part + DevPtr(8*g.X)
-	d.launch("sum_partial", g, Dim3{blockSize, 1, 1}, 0, P(part), P(px), I(n), I(squares))
-	d.launch("sum_final", Dim3{1, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(total), P(part), I(g.X))
+	d.reduceInto(total, part, px, n, squares)
 	var s float64
 	must("Sum", d.drv.DtoH(unsafe.Pointer(&s), total, 8))
 	return s
+}
+
+// reduceInto launches the two kernels of a full reduction of n floats at px: partial sums
+// of the blocks of grid1(n) into part, their total into total.
+func (d *Device) reduceInto(total, part, px DevPtr, n, squares int) {
+	g := d.grid1(n)
+	d.launch("sum_partial", g, Dim3{blockSize, 1, 1}, 0, P(part), P(px), I(n), I(squares))
+	d.launch("sum_final", Dim3{1, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(total), P(part), I(g.X))
+}
+
+// SumSquaresEach runs SumSquares' kernels for every tensor into one scratch block (the
+// totals first, then each tensor's partial sums) and copies the totals to the host at once,
+// so a clipped training step waits for the GPU once instead of once per gradient.
+func (d *Device) SumSquaresEach(xs []*kernels.Tensor) []float64 {
+	out := make([]float64, len(xs))
+	parts := 0
+	for _, x := range xs {
+		if x != nil && x.Len() > 0 {
+			parts += d.grid1(x.Len()).X
+		}
+	}
+	if parts == 0 {
+		return out
+	}
+	buf, release := d.scratch(8 * (len(xs) + parts))
+	defer release()
+	part := buf + DevPtr(8*len(xs))
+	for i, x := range xs {
+		if x != nil && x.Len() > 0 {
+			d.reduceInto(buf+DevPtr(8*i), part, d.ptr(x), x.Len(), 1)
+			part += DevPtr(8 * d.grid1(x.Len()).X)
+		}
+	}
+	must("SumSquaresEach", d.drv.DtoH(unsafe.Pointer(&out[0]), buf, 8*len(xs)))
+	for i, x := range xs {
+		if x == nil || x.Len() == 0 {
+			out[i] = 0 // its slot was never written
+		}
+	}
+	return out
 }
 
 // colMinRows is the fewest rows a split of a column sum takes (8 per warp of the block).
