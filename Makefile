@@ -162,6 +162,10 @@ EXP_JUDGE_PART_set      := --image-set google
 EXP_REWARD_PART   = $(EXP_REWARD_PART_$(EXP_SPLIT))
 EXP_JUDGE_PART    = $(EXP_JUDGE_PART_$(EXP_SPLIT))
 EXP              ?= $(RUNS)/$(if $(VIDEO),video-exp,align-exp)$(if $(filter set,$(EXP_SPLIT)),-set)
+# The generator every experiment samples, scores and fine-tunes: the embedded image model, or
+# the embedded video model with VIDEO=1; EXP_MODEL=FILE takes another one (e.g. a video model
+# trained on larger sprites, with DATA= its dataset: scripts/gpu/steering-experiment.sh).
+EXP_MODEL        ?= $(if $(VIDEO),default-video,default)
 EXP_SCORED_FROM  ?=
 # Both reward models' TA learns from image pairs too: half of the decisive TA pairs compare
 # the image with another one under its caption, drawn like the caption negatives (another
@@ -180,7 +184,7 @@ EXP_BETAS        ?= 100 500 2000 5000
 EXP_REWARD_STEPS ?= 3000
 EXP_EVAL_SEED    ?= 1000
 EXP_METHODS      := dpo-ta dpo-eq rwr-ta sft-ta dpo-ta-tsq
-EXP_FINETUNE      = ./$(BIN) finetune --max-train-steps $(EXP_STEPS) --seed 0 --merge-lora $(call resume_or,$(@D),)
+EXP_FINETUNE      = ./$(BIN) finetune --max-train-steps $(EXP_STEPS) --seed 0 --merge-lora $(call resume_or,$(@D),--model $(EXP_MODEL))
 # Every file an experiment makes is kept: make would delete the ones it builds on the way
 # (models, pairs, samples) otherwise, and .PRECIOUS patterns only match rules of the same
 # pattern (the beta sweep's models were lost that way).
@@ -215,7 +219,7 @@ $(EXP)/judge/model.safetensors: $(call exp_init,judge) | build data
 # interrupted experiment loses at most one part.
 EXP_SHARDS       ?= 8
 $(EXP)/scored-shard-%.jsonl: $(EXP)/prompts-pairs.txt $(EXP)/reward/model.safetensors
-	./$(BIN) pairs --prompts $< $(if $(VIDEO),--model default-video) --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored \
+	./$(BIN) pairs --prompts $< --model $(EXP_MODEL) --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) --seed 0 --scored \
 		--shard $*/$(EXP_SHARDS) --images-dir $(EXP)/scored-images -o $@
 ifeq ($(EXP_SCORED_FROM),)
 $(EXP)/scored.jsonl: $(foreach i,$(shell seq 0 $$(($(EXP_SHARDS)-1))),$(EXP)/scored-shard-$(i).jsonl)
@@ -264,11 +268,13 @@ $(EXP)/dpo-ta-m%/model.safetensors: $(EXP)/pairs-ta-m%.jsonl
 # ALIGN_DEVICE=cuda runs every command on a GPU (with BIN=bin/align-cuda from make
 # cuda-cli-binary): align takes --device's default from it (scripts/gpu/steering-experiment.sh).
 export ALIGN_DEVICE
-EXP_SAMPLE = ./$(BIN) sample $(VIDEO_FLAG) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
+# The eval prompts' samples of generator $(1); EXP_SAMPLE: of EXP_MODEL.
+exp_sample = ./$(BIN) sample $(VIDEO_FLAG) --model $(1) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
+EXP_SAMPLE = $(call exp_sample,$(EXP_MODEL))
 $(EXP)/samples/base/samples.json: $(EXP)/prompts-eval.txt
 	$(EXP_SAMPLE) -o $(@D)
 $(EXP)/samples/%/samples.json: $(EXP)/%/model.safetensors $(EXP)/prompts-eval.txt
-	$(EXP_SAMPLE) --model $< -o $(@D)
+	$(call exp_sample,$<) -o $(@D)
 $(EXP)/eval-%.json: $(EXP)/samples/%/samples.json $(EXP)/samples/base/samples.json $(EXP)/reward/model.safetensors $(EXP)/judge/model.safetensors
 	./$(BIN) eval --baseline $(EXP)/samples/base --candidate $(<D) --reward $(EXP)/reward/model.safetensors \
 		--judge $(EXP)/judge/model.safetensors --output $@
@@ -353,7 +359,7 @@ steering-experiment: $(EXP)/table-steering.md $(EXP)/steering-curve.png
 	@echo "→ $(EXP)/steering-curve.png"
 
 $(EXP)/latent/model.safetensors: $(STEER_LATENT_TEACHER) | build data
-	./$(BIN) reward train --latent $(VIDEO_FLAG) --data $(DATA) $(EXP_REWARD_PART) --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
+	./$(BIN) reward train --latent $(VIDEO_FLAG) --generator $(EXP_MODEL) --data $(DATA) $(EXP_REWARD_PART) --seed 0 --max-train-steps $(STEER_LATENT_STEPS) \
 		$(STEER_LATENT_FLAGS) $(if $(STEER_LATENT_TEACHER),--teacher-scored $(STEER_LATENT_TEACHER)) -o $(EXP)/latent $(call resume_or,$(EXP)/latent,)
 # The stem is SCALE-WEIGHTING.
 # Guidance uses the BF16 copy (the form the embedded latent model had when the README's table was made).

@@ -10,18 +10,24 @@
 #                   of the experiment is a make target; reward training resumes from checkpoints)
 #   e.g. scripts/gpu/steering-experiment.sh bin/align-cuda-noembed sources.tar.xz 470 VIDEO=1 \
 #          EXP=runs/video-exp EXP_SHARDS=1 EXP_PAIR_PROMPTS=400     # the README's video table
-# MAKE names a make binary where the machine has none on its PATH.
+# MAKE names a make binary where the machine has none on its PATH. CLIP_SPRITE_SCALE=s builds
+# the clips with sprites s times as large (align data prepare --clip-sprite-scale) into
+# data/emoji-s<s> and runs the experiment on that dataset; pass the video model trained on it
+# as EXP_MODEL=FILE (scripts/gpu/pretrain-video.sh with the same CLIP_SPRITE_SCALE).
 set -u
 bin=$1 src=$2 limit=$3
 shift 3
 . "$(dirname "$0")/cublas-env.sh" "$bin"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-if [ ! -f data/emoji/manifest.json ]; then
+scale=${CLIP_SPRITE_SCALE:-1}
+data=data/emoji
+[ "$scale" = 1 ] || data=data/emoji-s$scale
+if [ ! -f "$data/manifest.json" ]; then
 	mkdir -p /tmp/align-sources && tar -xJf "$src" -C /tmp/align-sources
-	"$bin" data prepare --sources-dir /tmp/align-sources -o data/emoji 2>&1 | grep -E "^(clips|time)"
+	"$bin" data prepare --sources-dir /tmp/align-sources --clip-sprite-scale "$scale" -o "$data" 2>&1 | grep -E "^(clips|time)"
 fi
 set -m # make and its children in a process group of their own, interrupted together
-ALIGN_DEVICE=cuda "${MAKE:-make}" -k -j12 -o build -o data steering-experiment BIN="$bin" "$@" &
+ALIGN_DEVICE=cuda "${MAKE:-make}" -k -j12 -o build -o data -o "$data/manifest.json" steering-experiment BIN="$bin" DATA="$data" "$@" &
 pid=$!
 (sleep "$limit" && echo "steering-experiment.sh: $limit s, interrupting make" && kill -INT -- -$pid) &
 timer=$!
