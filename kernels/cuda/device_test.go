@@ -16,23 +16,36 @@ import (
 	"github.com/alignkit/align/kernels"
 )
 
-func TestDeviceLaunchOrder(t *testing.T) {
+// tracedDevice returns an emulated device and the names of the kernels it launches.
+func tracedDevice() (*Device, *[]string) {
 	drv := NewEmuDriver()
 	var order []string
 	drv.Trace = func(k string, grid, block Dim3, shmem int) { order = append(order, k) }
-	d := NewDevice(drv, "trace")
-	N, C := 3, 5
+	return NewDevice(drv, "trace"), &order
+}
+
+// layerNormBackwardLaunches returns the kernels of one LayerNormBackward over N rows of C
+// columns, comma-separated, with a weight gradient or with the weight frozen.
+func layerNormBackwardLaunches(N, C int, frozen bool) string {
+	d, order := tracedDevice()
 	x, w := d.FromHost(normals(1, N*C), N, C), d.FromHost(normals(2, C), C)
 	mean, rstd, dw, db := d.New(N), d.New(N), d.New(C), d.New(C)
-	d.LayerNormBackward(x, dw, db, x, x, w, mean, rstd, N, C)
-	want := []string{"layernorm_backward_params", "layernorm_backward_dx"}
-	if strings.Join(order, ",") != strings.Join(want, ",") {
-		t.Fatalf("launches %v, want %v (parameter gradients before dinp overwrites dout)", order, want)
+	if frozen {
+		dw = nil
 	}
-	order = nil
+	*order = nil
+	d.LayerNormBackward(x, dw, db, x, x, w, mean, rstd, N, C)
+	return strings.Join(*order, ",")
+}
+
+func TestDeviceLaunchOrder(t *testing.T) {
+	if got, want := layerNormBackwardLaunches(3, 5, false), "layernorm_backward_params,layernorm_backward_dx"; got != want {
+		t.Fatalf("launches %s, want %s (parameter gradients before dinp overwrites dout)", got, want)
+	}
+	d, order := tracedDevice()
 	d.Add(d.New(0), d.New(0), d.New(0)) // empty: no launch (a GPU refuses a zero grid)
-	if len(order) != 0 {
-		t.Fatalf("launches for empty tensors: %v", order)
+	if len(*order) != 0 {
+		t.Fatalf("launches for empty tensors: %v", *order)
 	}
 }
 
@@ -57,19 +70,13 @@ func TestColumnSumSplits(t *testing.T) {
 		}
 	}
 
-	drv := NewEmuDriver()
-	var order []string
-	drv.Trace = func(k string, grid, block Dim3, shmem int) { order = append(order, k) }
-	td := NewDevice(drv, "trace")
-	N, C := 1000, 45
-	x, w := td.FromHost(normals(1, N*C), N, C), td.FromHost(normals(2, C), C)
-	mean, rstd, dw, db := td.New(N), td.New(N), td.New(C), td.New(C)
-	td.LayerNormBackward(x, dw, db, x, x, w, mean, rstd, N, C)
-	td.LayerNormBackward(x, nil, db, x, x, w, mean, rstd, N, C)
-	want := "layernorm_backward_params,col_finish,col_finish,layernorm_backward_dx," +
-		"layernorm_backward_params,col_finish,layernorm_backward_dx"
-	if got := strings.Join(order, ","); got != want {
-		t.Errorf("launches %s, want %s", got, want)
+	for frozen, want := range map[bool]string{
+		false: "layernorm_backward_params,col_finish,col_finish,layernorm_backward_dx",
+		true:  "layernorm_backward_params,col_finish,layernorm_backward_dx",
+	} {
+		if got := layerNormBackwardLaunches(1000, 45, frozen); got != want {
+			t.Errorf("frozen weight %v: launches %s, want %s", frozen, got, want)
+		}
 	}
 
 	for _, blocks := range []int{1, 8, 16, 1 << 20} {
