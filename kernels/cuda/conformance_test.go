@@ -26,6 +26,16 @@ func TestConformanceReverse(t *testing.T) {
 	runConformance(t, NewDevice(drv, "cuda-emu-reverse"))
 }
 
+// TestConformanceOneBlock runs the suite with 1-D grids capped at one block of 256 threads,
+// so that each thread of a grid-stride loop takes many elements of the odd-sized cases and
+// the carried indices of GRID_STRIDE_BTC (common.h) wrap in every way (a stride of 256 over
+// C = 37 and T = 5 carries both the column and the row).
+func TestConformanceOneBlock(t *testing.T) {
+	d := NewEmulated()
+	d.maxBlocks = 1
+	runConformance(t, d)
+}
+
 // conformanceCases lists the subtests; each gets a fresh env on the same device.
 var conformanceCases = []struct {
 	name string

@@ -45,12 +45,14 @@ KERNEL void mul_f32(float* out, const float* a, const float* b, int n) {
 EMU_KERNEL(mul_f32);
 
 KERNEL void add_row_scaled(float* out, const float* x, const float* s, const float* y, int rows, int cols) {
-  GRID_STRIDE(i, (long long)rows * cols) out[i] = x[i] + s[i / cols] * y[i];
+  btc_t k = btc_start(1, cols);
+  GRID_STRIDE_BTC(i, k, (long long)rows * cols) out[i] = x[i] + s[k.b] * y[i];
 }
 EMU_KERNEL(add_row_scaled);
 
 KERNEL void add_bias(float* out, const float* inp, const float* bias, int N, int C) {
-  GRID_STRIDE(i, (long long)N * C) out[i] = inp[i] + bias[i % C];
+  btc_t k = btc_start(1, C);
+  GRID_STRIDE_BTC(i, k, (long long)N * C) out[i] = inp[i] + bias[k.c];
 }
 EMU_KERNEL(add_bias);
 

@@ -19,7 +19,8 @@
 #include "common.h"
 
 KERNEL void embedding_forward(float* out, const float* table, const int* ids, int n, int C) {
-  GRID_STRIDE(i, (long long)n * C) out[i] = table[(long long)ids[i / C] * C + i % C];
+  btc_t k = btc_start(1, C);
+  GRID_STRIDE_BTC(i, k, (long long)n * C) out[i] = table[(long long)ids[k.b] * C + k.c];
 }
 EMU_KERNEL(embedding_forward);
 
@@ -76,15 +77,14 @@ EMU_KERNEL(mean_pool_forward);
 
 KERNEL void mean_pool_backward(float* dinp, const float* dout, const float* mask, const double* den, int B, int T,
                                int C) {
-  GRID_STRIDE(i, (long long)B * T * C) {
-    long long r = i / C;
-    int b = (int)(r / T);
+  btc_t k = btc_start(T, C);
+  GRID_STRIDE_BTC(i, k, (long long)B * T * C) {
     double w = 0.0;
-    if (den[b] != 0.0) {
-      w = 1.0 / den[b];
-      if (mask) w *= (double)mask[r];
+    if (den[k.b] != 0.0) {
+      w = 1.0 / den[k.b];
+      if (mask) w *= (double)mask[k.b * T + k.t];
     }
-    dinp[i] = (float)(w * (double)dout[(long long)b * C + i % C]);
+    dinp[i] = (float)(w * (double)dout[k.b * C + k.c]);
   }
 }
 EMU_KERNEL(mean_pool_backward);

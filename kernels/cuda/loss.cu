@@ -23,8 +23,9 @@ KERNEL void mse_forward(float* loss, const float* pred, const float* target, int
 EMU_KERNEL(mse_forward);
 
 KERNEL void mse_backward(float* dpred, const float* dloss, const float* pred, const float* target, int B, int D) {
-  GRID_STRIDE(i, (long long)B * D) {
-    float k = dloss[i / D] * 2.0f / (float)D;
+  btc_t r = btc_start(1, D);
+  GRID_STRIDE_BTC(i, r, (long long)B * D) {
+    float k = dloss[r.b] * 2.0f / (float)D;
     dpred[i] = k * (pred[i] - target[i]);
   }
 }

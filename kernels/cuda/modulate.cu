@@ -16,8 +16,9 @@
 
 KERNEL void modulate_forward(float* out, const float* x, const float* shift, const float* scale, int B, int T,
                              int C) {
-  GRID_STRIDE(i, (long long)B * T * C) {
-    long long bc = (i / ((long long)T * C)) * C + i % C;
+  btc_t k = btc_start(T, C);
+  GRID_STRIDE_BTC(i, k, (long long)B * T * C) {
+    long long bc = k.b * C + k.c;
     out[i] = x[i] * (1.0f + scale[bc]) + shift[bc];
   }
 }
@@ -48,8 +49,9 @@ KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const flo
 EMU_KERNEL(modulate_backward);
 
 KERNEL void gate_forward(float* out, const float* x, const float* gate, const float* y, int B, int T, int C) {
-  GRID_STRIDE(i, (long long)B * T * C) {
-    long long bc = (i / ((long long)T * C)) * C + i % C;
+  btc_t k = btc_start(T, C);
+  GRID_STRIDE_BTC(i, k, (long long)B * T * C) {
+    long long bc = k.b * C + k.c;
     out[i] = x[i] + gate[bc] * y[i];
   }
 }
