@@ -316,10 +316,14 @@ KERNEL void attention_softmax(float* s, float* lse, const float* key_bias, int r
     return;
   }
   float l = 0.0f;
-  for (int j = lane; j < T; j += 32) l += km_expf((kb ? x[j] + kb[j] : x[j]) - m);
+  for (int j = lane; j < T; j += 32) {  // e = exp(s - m) kept in place: one exp per score
+    float e = km_expf((kb ? x[j] + kb[j] : x[j]) - m);
+    x[j] = e;
+    l += e;
+  }
   l = warp_sum(l);
   float inv = 1.0f / l;
-  for (int j = lane; j < T; j += 32) x[j] = km_expf((kb ? x[j] + kb[j] : x[j]) - m) * inv;
+  for (int j = lane; j < T; j += 32) x[j] *= inv;
   if (lane == 0) lse[row] = m + km_logf(l);
 }
 EMU_KERNEL(attention_softmax);
