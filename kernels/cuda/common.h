@@ -65,8 +65,8 @@ DEVFN double block_sum_d(double v) {
 // Division-free indices of a grid-stride loop over a (B, T, C) array: b = i / (T*C),
 // t = i / C % T, c = i % C, found by division once per thread and then carried along as i
 // advances by the grid's stride S = (db*T + dt)*C + dc. A 64-bit (or even 32-bit) integer
-// division is a long instruction sequence on the GPU; once per element it made the streaming
-// kernels instruction-bound (modulate_forward at 44% of the memory bandwidth on an H200).
+// division is a long instruction sequence on the GPU; once per element it likely kept the
+// streaming kernels from the memory bandwidth (modulate_forward at 44% of it on an H200).
 // T = 1 gives the (row, column) pair of a (B, C) array: b = i / C, c = i % C.
 //   btc_t k = btc_start(T, C);
 //   GRID_STRIDE_BTC(i, k, n) out[i] = ... k.b ... k.c ...;
