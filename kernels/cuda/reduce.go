@@ -33,11 +33,13 @@ func (d *Device) reduce(x *kernels.Tensor, squares int) float64 {
 }
 
 // reduceInto launches the two kernels of a full reduction of n floats at px: partial sums
-// of the blocks of grid1(n) into part, their total into total.
-func (d *Device) reduceInto(total, part, px DevPtr, n, squares int) {
+// of the blocks of grid1(n) into part, their total into total. It returns the number of
+// partial sums (part's length).
+func (d *Device) reduceInto(total, part, px DevPtr, n, squares int) int {
 	g := d.grid1(n)
 	d.launch("sum_partial", g, Dim3{blockSize, 1, 1}, 0, P(part), P(px), I(n), I(squares))
 	d.launch("sum_final", Dim3{1, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(total), P(part), I(g.X))
+	return g.X
 }
 
 // SumSquaresEach runs SumSquares' kernels for every tensor into one scratch block (the
@@ -59,8 +61,7 @@ func (d *Device) SumSquaresEach(xs []*kernels.Tensor) []float64 {
 	part := buf + DevPtr(8*len(xs))
 	for i, x := range xs {
 		if x != nil && x.Len() > 0 {
-			d.reduceInto(buf+DevPtr(8*i), part, d.ptr(x), x.Len(), 1)
-			part += DevPtr(8 * d.grid1(x.Len()).X)
+			part += DevPtr(8 * d.reduceInto(buf+DevPtr(8*i), part, d.ptr(x), x.Len(), 1))
 		}
 	}
 	must("SumSquaresEach", d.drv.DtoH(unsafe.Pointer(&out[0]), buf, 8*len(xs)))
