@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/alignkit/align/kernels"
 )
@@ -92,13 +93,13 @@ func (o *SampleOptions) Validate() error {
 		return fmt.Errorf("--guidance-scale must be a finite number >= 0, got %v", o.GuidanceScale)
 	}
 	if o.Shift < 0 || math.IsNaN(o.Shift) || math.IsInf(o.Shift, 0) {
-		return fmt.Errorf("--shift must be a positive number, got %v", o.Shift)
+		return fmt.Errorf("--shift must be a finite number > 0 (or 0 for the model's default), got %v", o.Shift)
 	}
 	if o.Sampler == "" {
 		o.Sampler = SamplerEuler
 	}
 	if !slices.Contains(Samplers, o.Sampler) {
-		return fmt.Errorf("--sampler %q: want one of %v", o.Sampler, Samplers)
+		return fmt.Errorf("--sampler %q: want one of %s", o.Sampler, strings.Join(Samplers, ", "))
 	}
 	if o.NoiseLevel < 0 || math.IsNaN(o.NoiseLevel) {
 		return fmt.Errorf("SDE noise level must be >= 0, got %v", o.NoiseLevel)

@@ -183,20 +183,17 @@ func (o *PairsOptions) validate() error {
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 	case !(o.LSCQuantile >= 0 && o.LSCQuantile <= 1):
 		return flagErrorf("--lsc-quantile must be in [0, 1], got %v", o.LSCQuantile)
-	case o.NumInferenceSteps < 1:
-		return flagErrorf("--num-inference-steps must be >= 1, got %d", o.NumInferenceSteps)
-	case !(o.GuidanceScale >= 0):
-		return flagErrorf("--guidance-scale must be >= 0, got %v", o.GuidanceScale)
 	case !(o.NoiseLevel > 0):
 		return flagErrorf("--noise-level must be > 0 (the SDE sampler), got %v", o.NoiseLevel)
-	case !(o.Shift >= 0):
-		return flagErrorf("--shift must be > 0 (or 0 for the model's default), got %v", o.Shift)
 	case o.Output == "":
 		return flagErrorf("--output must not be empty")
 	case o.BatchSize < 1:
 		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
 	case o.Reward == "":
 		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
+	}
+	if err := checkSampling(o.NumInferenceSteps, o.GuidanceScale, o.Shift, diffusion.SamplerSDE); err != nil {
+		return err
 	}
 	o.shardI, o.shardN = 0, 1
 	if o.Shard != "" {

@@ -134,17 +134,8 @@ func (o *RetrievalOptions) validate() error {
 	if o.TopK < 1 || o.TopK > 100 {
 		return flagErrorf("--top-k must be in 1..100, got %d", o.TopK)
 	}
-	if o.NumInferenceSteps < 1 {
-		return flagErrorf("--num-inference-steps must be >= 1, got %d", o.NumInferenceSteps)
-	}
-	if o.GuidanceScale < 0 {
-		return flagErrorf("--guidance-scale must be >= 0, got %v", o.GuidanceScale)
-	}
-	if !slices.Contains(diffusion.Samplers, o.Sampler) {
-		return flagErrorf("--sampler %q: want one of %s", o.Sampler, strings.Join(diffusion.Samplers, ", "))
-	}
-	if o.Shift < 0 {
-		return flagErrorf("--shift must be > 0 (or 0 for the model's default), got %v", o.Shift)
+	if err := checkSampling(o.NumInferenceSteps, o.GuidanceScale, o.Shift, o.Sampler); err != nil {
+		return err
 	}
 	if o.BatchSize < 1 {
 		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)

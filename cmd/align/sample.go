@@ -221,20 +221,11 @@ func (o *SampleOptions) validate() error {
 			return flagErrorf("--prompt %d is empty; give the text to generate", i+1)
 		}
 	}
-	if o.NumInferenceSteps < 1 {
-		return flagErrorf("--num-inference-steps must be >= 1, got %d", o.NumInferenceSteps)
-	}
-	if o.GuidanceScale < 0 {
-		return flagErrorf("--guidance-scale must be >= 0, got %v", o.GuidanceScale)
+	if err := checkSampling(o.NumInferenceSteps, o.GuidanceScale, o.Shift, o.Sampler); err != nil {
+		return err
 	}
 	if o.NumImagesPerPrompt < 1 {
 		return flagErrorf("--num-images-per-prompt must be >= 1, got %d", o.NumImagesPerPrompt)
-	}
-	if !slices.Contains(diffusion.Samplers, o.Sampler) {
-		return flagErrorf("--sampler %q: want one of %s", o.Sampler, strings.Join(diffusion.Samplers, ", "))
-	}
-	if o.Shift < 0 {
-		return flagErrorf("--shift must be > 0 (or 0 for the model's default), got %v", o.Shift)
 	}
 	if o.BatchSize < 1 {
 		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
