@@ -113,3 +113,35 @@ func TestForwardFLOPsHandComputed(t *testing.T) {
 		t.Fatalf("with a reward slot: %v, want %v", got, want+256)
 	}
 }
+
+// FuzzParseModelConfig: a config file that parses is valid and writes back to the same
+// architecture; a refused one says "model config" or which field is wrong.
+// Fuzz: go test ./diffusion -run '^$' -fuzz FuzzParseModelConfig -fuzztime 30s
+func FuzzParseModelConfig(f *testing.F) {
+	for _, c := range []ModelConfig{DefaultImageConfig(), DefaultVideoConfig(), tinyConfig(KindImage, "vq", "ta")} {
+		b, err := json.Marshal(c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"kind":"image","depthh":3}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseModelConfig(data)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted an invalid config: %v", err)
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseModelConfig(b)
+		if err != nil || !again.Equal(&c) {
+			t.Fatalf("round trip: %v; %s", err, again.Diff(&c))
+		}
+	})
+}

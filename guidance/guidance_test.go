@@ -419,6 +419,7 @@ func TestParseRewardCondition(t *testing.T) {
 		"":          "empty",
 		"vq":        "not name=value",
 		"vq=NaN":    "not a finite number",
+		"ta=1e39":   "not a finite number",
 	} {
 		if _, err := ParseRewardCondition(spec, dims, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", spec, err, want)
@@ -427,6 +428,42 @@ func TestParseRewardCondition(t *testing.T) {
 	if _, err := ParseRewardCondition("vq=1", nil, nil); err == nil || !strings.Contains(err.Error(), "no reward-condition slot") {
 		t.Errorf("model without slot: %v", err)
 	}
+}
+
+// FuzzParseRewardCondition: an accepted spec gives one target per dimension, each ∅ (NaN) or
+// a finite float32 (a value past float32's range would reach the embedding as Inf), and
+// names at least one; a refused one says which flag.
+// Fuzz: go test ./guidance -run '^$' -fuzz FuzzParseRewardCondition -fuzztime 30s
+func FuzzParseRewardCondition(f *testing.F) {
+	for _, s := range []string{"vq=max,ta=4.5", " TA = -1 ", "vq=1,vq=2", "vq", "", "ta=1e39", "vq=max,", "ta=-0x1p-149"} {
+		f.Add(s)
+	}
+	dims := []string{"vq", "ta"}
+	maxes := []float64{2.5, math.NaN()}
+	f.Fuzz(func(t *testing.T, spec string) {
+		r, err := ParseRewardCondition(spec, dims, maxes)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "--reward-condition") {
+				t.Fatalf("error without the flag's name: %v", err)
+			}
+			return
+		}
+		if len(r) != len(dims) {
+			t.Fatalf("%q: %d targets for %d dimensions", spec, len(r), len(dims))
+		}
+		named := 0
+		for d, v := range r {
+			if math.IsInf(float64(v), 0) {
+				t.Fatalf("%q: %s target %v", spec, dims[d], v)
+			}
+			if !math.IsNaN(float64(v)) {
+				named++
+			}
+		}
+		if named == 0 {
+			t.Fatalf("%q accepted without a target", spec)
+		}
+	})
 }
 
 // tinyDiT is a small image model with reward dimensions vq, ta and random weights

@@ -80,7 +80,8 @@ func ParseRewardCondition(spec string, dims []string, maxes []float64) ([]float3
 			continue
 		}
 		v, err := strconv.ParseFloat(val, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		// |v| past float32's range would become Inf in the float32 condition.
+		if err != nil || math.IsNaN(v) || math.Abs(v) > math.MaxFloat32 {
 			return nil, fmt.Errorf("--reward-condition %q: value %q of %s is not a finite number or max", spec, val, dims[d])
 		}
 		out[d] = float32(v)

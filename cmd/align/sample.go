@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -289,8 +290,13 @@ func readPrompts(path string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--prompts: %w", err)
 	}
+	return parsePrompts(path, b, strings.HasSuffix(strings.ToLower(path), ".jsonl"))
+}
+
+// parsePrompts reads the prompts of a file's contents (readPrompts; path names it in errors).
+func parsePrompts(path string, b []byte, jsonl bool) ([]string, error) {
 	var out []string
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	line := 0
 	for sc.Scan() {
@@ -299,7 +305,7 @@ func readPrompts(path string) ([]string, error) {
 		if text == "" {
 			continue
 		}
-		if strings.HasSuffix(strings.ToLower(path), ".jsonl") {
+		if jsonl {
 			var rec struct {
 				Prompt *string `json:"prompt"`
 			}

@@ -134,6 +134,59 @@ func TestNewCmdSampleFlags(t *testing.T) {
 	checkFlagCases(t, "sample", newCmdSample, tests)
 }
 
+func TestReadPrompts(t *testing.T) {
+	dir := t.TempDir()
+	txt := filepath.Join(dir, "p.txt")
+	os.WriteFile(txt, []byte("red apple\r\n\n  a cat  \n"), 0o644)
+	if got, err := readPrompts(txt); err != nil || !reflect.DeepEqual(got, []string{"red apple", "a cat"}) {
+		t.Errorf("text: %q %v", got, err)
+	}
+	jl := filepath.Join(dir, "p.JSONL")
+	os.WriteFile(jl, []byte(`{"prompt": "red apple", "id": 3}`+"\n\n"+`{"prompt": "a cat"}`+"\n"), 0o644)
+	if got, err := readPrompts(jl); err != nil || !reflect.DeepEqual(got, []string{"red apple", "a cat"}) {
+		t.Errorf("jsonl: %q %v", got, err)
+	}
+	for _, c := range []struct{ data, want string }{
+		{"\n \n", "p.jsonl: no prompts in the file"},
+		{`{"prompt": "a"}` + "\n" + `{"text": "b"}`, `p.jsonl:2: no "prompt"`},
+		{`{"prompt": " "}`, `p.jsonl:1: no "prompt"`},
+		{`{"prompt": "a"`, "p.jsonl:1: unexpected end of JSON input"},
+	} {
+		if _, err := parsePrompts("p.jsonl", []byte(c.data), true); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.data, err, c.want)
+		}
+	}
+	if _, err := readPrompts(filepath.Join(dir, "none.txt")); err == nil || !strings.Contains(err.Error(), "--prompts: open") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// FuzzParsePrompts: accepted prompts are non-empty after trimming; a refused file names
+// itself (and the line, for a bad record).
+// Fuzz: go test ./cmd/align -run '^$' -fuzz FuzzParsePrompts -fuzztime 30s
+func FuzzParsePrompts(f *testing.F) {
+	f.Add([]byte("red apple\n\n a cat\n"), false)
+	f.Add([]byte(`{"prompt": "red apple"}`+"\n"+`{"prompt": ""}`), true)
+	f.Add([]byte(`{"prompt": "a\u0000b"}`), true)
+	f.Fuzz(func(t *testing.T, data []byte, jsonl bool) {
+		got, err := parsePrompts("p", data, jsonl)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "p:") {
+				t.Fatalf("error without the file name: %v", err)
+			}
+			return
+		}
+		if len(got) == 0 {
+			t.Fatal("accepted without prompts")
+		}
+		for i, p := range got {
+			if strings.TrimSpace(p) == "" {
+				t.Fatalf("prompt %d is blank: %q", i, p)
+			}
+		}
+	})
+}
+
 // saveTinyModel writes a tiny randomly initialised model of the given kind and returns its path.
 func saveTinyModel(t *testing.T, dir, kind string) string {
 	t.Helper()

@@ -344,30 +344,42 @@ func FuzzParseImageIndex(f *testing.F) {
 	if err := writeJSONL(&buf, items); err != nil {
 		f.Fatal(err)
 	}
-	f.Add(buf.Bytes())
+	fuzzIndex(f, "images.jsonl", ParseImageIndex, buf.Bytes())
+}
+
+func FuzzParseVideoIndex(f *testing.F) {
+	clip := `{"index":0,"item":5516,"concept":"1F3E9","set":"twitter","name":"love hotel","motion":"move-left","caption":"a love hotel moving left","split":"train",` +
+		`"params":{"size0":16.923,"size1":16.923,"x0":21.915,"y0":18.599,"x1":11.303,"y1":18.599,"angle0":0,"angle1":0}}` + "\n"
+	bounce := strings.NewReplacer(`"index":0`, `"index":1`, "move-left", "bounce", `"angle1":0`, `"angle1":0,"bounce_height":6,"bounce_period":8`).Replace(clip)
+	fuzzIndex(f, "videos.jsonl", ParseVideoIndex, []byte(clip+bounce))
+}
+
+// fuzzIndex fuzzes an index parser from a good file: an error names the file (and line), and
+// what parses is written back and parses again to the same records.
+func fuzzIndex[T any](f *testing.F, name string, parse func(string, []byte) ([]T, error), good []byte) {
+	f.Add(good)
 	f.Add([]byte("\n"))
 	f.Add([]byte(`{"index":0}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := ParseImageIndex("images.jsonl", data)
+		got, err := parse(name, data)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "images.jsonl:") {
+			if !strings.HasPrefix(err.Error(), name+":") {
 				t.Fatalf("error without the file name: %v", err)
 			}
 			return
 		}
-		// What parses writes back and parses again to the same items.
 		var out bytes.Buffer
 		if err := writeJSONL(&out, got); err != nil {
 			t.Fatal(err)
 		}
-		again, err := ParseImageIndex("images.jsonl", out.Bytes())
+		again, err := parse(name, out.Bytes())
 		if err != nil || len(again) != len(got) {
-			t.Fatalf("re-parse: %v (%d vs %d items)", err, len(again), len(got))
+			t.Fatalf("re-parse: %v (%d vs %d records)", err, len(again), len(got))
 		}
 		a, _ := json.Marshal(got)
 		b, _ := json.Marshal(again)
 		if !bytes.Equal(a, b) {
-			t.Fatalf("round trip changed the items:\n%s\n%s", a, b)
+			t.Fatalf("round trip changed the records:\n%s\n%s", a, b)
 		}
 	})
 }

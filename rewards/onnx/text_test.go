@@ -9,6 +9,7 @@ package onnx
 import (
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -74,6 +75,34 @@ func TestTokenizerCLIPBPETiny(t *testing.T) {
 	if _, err := ParseMerges("a b c\n"); err == nil {
 		t.Error("a three-token merge line was accepted")
 	}
+}
+
+// FuzzParseMerges: accepted rules are pairs of non-empty tokens without spaces or line
+// breaks (what the BPE loop joins); a refused file says which line.
+// Fuzz: go test ./rewards/onnx -run '^$' -fuzz FuzzParseMerges -fuzztime 30s
+func FuzzParseMerges(f *testing.F) {
+	for _, s := range []string{"#version: 0.2\nr e\nre d</w>\n", "a b\r\n\nc d", "a b c\n", "", " a\n", "#version\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		merges, err := ParseMerges(text)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "clip-bpe merges") {
+				t.Fatalf("error without its source: %v", err)
+			}
+			return
+		}
+		if len(merges) == 0 {
+			t.Fatal("no rules accepted")
+		}
+		for _, m := range merges {
+			for _, tok := range m {
+				if tok == "" || strings.ContainsAny(tok, " \n") {
+					t.Fatalf("rule %q", m)
+				}
+			}
+		}
+	})
 }
 
 // Known ids of OpenAI CLIP's tokenizer (Hugging Face's CLIPTokenizer documentation example).

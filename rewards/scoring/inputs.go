@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -437,6 +438,13 @@ func ParseShard(s string) (i, n int, err error) {
 // shards' outputs concatenated in shard order are the whole list in order. Items keep their
 // Index in the whole list.
 func Shard(items []Item, i, n int) []Item {
-	N := len(items)
-	return items[i*N/n : (i+1)*N/n]
+	return items[shardStart(i, n, len(items)):shardStart(i+1, n, len(items))]
+}
+
+// shardStart is floor(i*N/n) for 0 <= i <= n, N >= 0, with the product in 128 bits: i*N
+// overflows an int for shard counts near 2^63 (--shard takes any int).
+func shardStart(i, n, N int) int {
+	hi, lo := bits.Mul64(uint64(i), uint64(N))
+	q, _ := bits.Div64(hi, lo, uint64(n)) // i <= n, so the quotient is at most N and fits
+	return int(q)
 }

@@ -182,6 +182,12 @@ func TestShard(t *testing.T) {
 	if len(Shard(items[:2], 0, 4)) != 0 || len(Shard(items[:2], 3, 4)) != 1 {
 		t.Error("more shards than items")
 	}
+	// Part i of n is [floor(i*N/n), floor((i+1)*N/n)): with n = 2^63-1 and N = 10, the last
+	// part holds the last item; i*N in an int would overflow.
+	const big = math.MaxInt64
+	if got := Shard(items, big-1, big); len(got) != 1 || got[0].Index != 9 {
+		t.Errorf("last of 2^63-1 parts: %+v", got)
+	}
 	for _, s := range []string{"1/2", " 0 / 1 "} {
 		if _, _, err := ParseShard(s); err != nil {
 			t.Errorf("%q: %v", s, err)
@@ -192,6 +198,28 @@ func TestShard(t *testing.T) {
 			t.Errorf("%q accepted", s)
 		}
 	}
+}
+
+// FuzzParseShard: an accepted i/n has 0 <= i < n, and Shard's parts i of n of a list are
+// in range at any n (i*N would overflow an int for n near 2^63).
+// Fuzz: go test ./rewards/scoring -run '^$' -fuzz FuzzParseShard -fuzztime 30s
+func FuzzParseShard(f *testing.F) {
+	for _, s := range []string{"0/4", " 3 / 4 ", "4/4", "-1/2", "1/0", "a/b", "", "1/2/3", "9223372036854775806/9223372036854775807"} {
+		f.Add(s)
+	}
+	items := make([]Item, 7)
+	f.Fuzz(func(t *testing.T, s string) {
+		i, n, err := ParseShard(s)
+		if err != nil {
+			return
+		}
+		if n < 1 || i < 0 || i >= n {
+			t.Fatalf("%q: accepted as %d/%d", s, i, n)
+		}
+		if got := len(Shard(items, i, n)); got > len(items)/n+1 {
+			t.Fatalf("%q: %d items in a part of %d/%d", s, got, len(items), n)
+		}
+	})
 }
 
 func TestSelectFrames(t *testing.T) {
