@@ -518,17 +518,9 @@ func ConfigChanges(a, b any) []string {
 
 // ---- the loop ----
 
-// ErrInterrupted is returned by Run when its context was cancelled; a checkpoint of the
-// last completed step has been written.
-var ErrInterrupted = errors.New("training interrupted")
-
-// ErrTimeLimit is returned by Run when its time limit was reached; a checkpoint of the
-// last completed step has been written.
-var ErrTimeLimit = errors.New("time limit reached")
-
-// Run trains until MaxTrainSteps, writing a checkpoint (and a sample grid) every
-// CheckpointingSteps steps and at the end. On ctx cancellation or after timeLimit (0: none)
-// it finishes the current step, writes a checkpoint and returns ErrInterrupted or
+// Run trains until MaxTrainSteps (RunTrainLoop), writing a checkpoint and a sample grid
+// every CheckpointingSteps steps and at the end. On ctx cancellation or after timeLimit (0:
+// none) it finishes the current step, writes a checkpoint and returns ErrInterrupted or
 // ErrTimeLimit. After nn.MaxSkippedSteps skipped steps in a row it returns nn.ErrDiverged
 // (wrapped) and writes no checkpoint for it.
 func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
@@ -538,45 +530,16 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	if err := nn.WriteLog(nn.LogPath(t.OutputDir), t.Log); err != nil { // drops entries past a resumed checkpoint
 		return err
 	}
-	start := time.Now()
-	startStep := t.Step
-	for t.Step < t.Cfg.MaxTrainSteps {
-		stepStart := time.Now()
-		e := t.TrainOneStep()
-		e.SamplesPerSec = float64(t.Cfg.TrainBatchSize) / time.Since(stepStart).Seconds()
-		nn.ZeroNonFinite(&e)
-		t.Log = append(t.Log, e)
-		if err := nn.AppendLog(nn.LogPath(t.OutputDir), e); err != nil {
-			return err
-		}
-		if t.Progress != nil {
-			t.Progress(e, time.Since(start))
-		}
-		if err := nn.CheckSkipped(t.Log, logStep, logSkipped); err != nil {
-			return err
-		}
-		final := t.Step == t.Cfg.MaxTrainSteps
-		if t.Step%t.Cfg.CheckpointingSteps == 0 || final {
-			if err := t.checkpointAndSample(); err != nil {
-				return err
-			}
-		}
-		var stop error
-		if ctx.Err() != nil {
-			stop = ErrInterrupted
-		} else if timeLimit > 0 && time.Since(start) >= timeLimit {
-			stop = ErrTimeLimit
-		}
-		if stop != nil && !final {
-			if t.Step%t.Cfg.CheckpointingSteps != 0 {
-				if err := t.checkpointAndSample(); err != nil {
-					return err
-				}
-			}
-			return fmt.Errorf("%w after step %d (%d this run)", stop, t.Step, t.Step-startStep)
-		}
-	}
-	return nil
+	return RunTrainLoop(ctx, timeLimit, TrainLoop[LogEntry]{
+		LogPath: nn.LogPath(t.OutputDir), MaxSteps: t.Cfg.MaxTrainSteps, Every: t.Cfg.CheckpointingSteps,
+		Step: &t.Step, Log: &t.Log, Checkpoint: t.checkpointAndSample, Progress: t.Progress,
+		StepOf: logStep, Skipped: logSkipped,
+		TrainOneStep: func() LogEntry {
+			stepStart := time.Now()
+			e := t.TrainOneStep()
+			e.SamplesPerSec = float64(t.Cfg.TrainBatchSize) / time.Since(stepStart).Seconds()
+			return e
+		}})
 }
 
 // checkpointAndSample saves a checkpoint and writes a sample grid of the validation prompts.

@@ -759,45 +759,16 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		}
 		return err
 	}
-	start := time.Now()
-	startStep := t.Step
-	for t.Step < t.Cfg.MaxTrainSteps {
-		stepStart := time.Now()
-		e := t.TrainOneStep()
-		e.SamplesPerSec = float64(t.samplesPerStep()) / time.Since(stepStart).Seconds()
-		nn.ZeroNonFinite(&e)
-		t.Log = append(t.Log, e)
-		if err := nn.AppendLog(nn.LogPath(t.OutputDir), e); err != nil {
-			return err
-		}
-		if t.Progress != nil {
-			t.Progress(e, time.Since(start))
-		}
-		if err := nn.CheckSkipped(t.Log, logStep, logSkipped); err != nil {
-			return err
-		}
-		final := t.Step == t.Cfg.MaxTrainSteps
-		if t.Step%t.Cfg.CheckpointingSteps == 0 || final {
-			if err := t.checkpoint(); err != nil {
-				return err
-			}
-		}
-		var stop error
-		if ctx.Err() != nil {
-			stop = diffusion.ErrInterrupted
-		} else if timeLimit > 0 && time.Since(start) >= timeLimit {
-			stop = diffusion.ErrTimeLimit
-		}
-		if stop != nil && !final {
-			if t.Step%t.Cfg.CheckpointingSteps != 0 {
-				if err := t.checkpoint(); err != nil {
-					return err
-				}
-			}
-			return fmt.Errorf("%w after step %d (%d this run)", stop, t.Step, t.Step-startStep)
-		}
-	}
-	return nil
+	return diffusion.RunTrainLoop(ctx, timeLimit, diffusion.TrainLoop[LogEntry]{
+		LogPath: nn.LogPath(t.OutputDir), MaxSteps: t.Cfg.MaxTrainSteps, Every: t.Cfg.CheckpointingSteps,
+		Step: &t.Step, Log: &t.Log, Checkpoint: t.checkpoint, Progress: t.Progress,
+		StepOf: logStep, Skipped: logSkipped,
+		TrainOneStep: func() LogEntry {
+			stepStart := time.Now()
+			e := t.TrainOneStep()
+			e.SamplesPerSec = float64(t.samplesPerStep()) / time.Since(stepStart).Seconds()
+			return e
+		}})
 }
 
 func (t *Trainer) checkpoint() error {
