@@ -72,60 +72,67 @@ func (d *CPU) Unpatchify(out, inp *Tensor, B, T, C, H, W, pt, p int) {
 }
 
 // maxPermuteDims is the largest rank Permute accepts.
-const maxPermuteDims = 6
+// MaxPermuteDims is the largest rank Permute takes.
+const MaxPermuteDims = 6
 
-// Permute writes out = inp transposed: inp has shape `shape` (1 to 6 dims), out has shape
-// shape[perm[0]], ..., shape[perm[k]] and out[i_perm[0], ..., i_perm[k]] = inp[i_0, ..., i_k]
-// (numpy's transpose(perm)). out must not alias inp.
-func (d *CPU) Permute(out, inp *Tensor, shape, perm []int) {
+// PermuteDims checks a Permute of an array of shape `shape` (1 to MaxPermuteDims dims) by
+// perm, and returns the copy's loop over the output, shared by the devices: the output's dims
+// in order, each with its stride in the input, size-1 dims dropped and a dim merged into the
+// one before it where the two are also neighbours in the input (so the inner loop is as long
+// as possible); at least one dim.
+func PermuteDims(shape, perm []int) (dims, strides []int) {
 	k := len(shape)
-	if k == 0 || k > maxPermuteDims || len(perm) != k {
-		panic(fmt.Sprintf("kernels: Permute: shape %v and perm %v must have the same rank, 1 to %d", shape, perm, maxPermuteDims))
+	if k == 0 || k > MaxPermuteDims || len(perm) != k {
+		panic(fmt.Sprintf("kernels: Permute: shape %v and perm %v must have the same rank, 1 to %d", shape, perm, MaxPermuteDims))
 	}
-	var seen [maxPermuteDims]bool
+	var seen [MaxPermuteDims]bool
 	for _, p := range perm {
 		if p < 0 || p >= k || seen[p] {
 			panic(fmt.Sprintf("kernels: Permute: %v is not a permutation of %d dims", perm, k))
 		}
 		seen[p] = true
 	}
+	var inStride [MaxPermuteDims]int
+	s := 1
+	for i := k - 1; i >= 0; i-- {
+		inStride[i] = s
+		s *= shape[i]
+	}
+	for _, p := range perm {
+		if shape[p] == 1 {
+			continue
+		}
+		if r := len(dims); r > 0 && strides[r-1] == inStride[p]*shape[p] {
+			dims[r-1] *= shape[p]
+			strides[r-1] = inStride[p]
+			continue
+		}
+		dims, strides = append(dims, shape[p]), append(strides, inStride[p])
+	}
+	if len(dims) == 0 {
+		return []int{1}, []int{1}
+	}
+	return dims, strides
+}
+
+// Permute writes out = inp transposed: inp has shape `shape` (1 to 6 dims), out has shape
+// shape[perm[0]], ..., shape[perm[k]] and out[i_perm[0], ..., i_perm[k]] = inp[i_0, ..., i_k]
+// (numpy's transpose(perm)). out must not alias inp.
+func (d *CPU) Permute(out, inp *Tensor, shape, perm []int) {
+	dims, strides := PermuteDims(shape, perm)
 	n := numel(shape)
 	mustLen("Permute inp", inp, n)
 	mustLen("Permute out", out, n)
 	if n == 0 {
 		return
 	}
-	// Output dims with their input strides; drop size-1 dims and merge neighbours that
-	// are also neighbours in the input, so the inner loop is as long as possible.
-	var inStride [maxPermuteDims]int
-	s := 1
-	for i := k - 1; i >= 0; i-- {
-		inStride[i] = s
-		s *= shape[i]
-	}
-	var dims, strides [maxPermuteDims]int
-	r := 0
-	for _, p := range perm {
-		if shape[p] == 1 {
-			continue
-		}
-		if r > 0 && strides[r-1] == inStride[p]*shape[p] {
-			dims[r-1] *= shape[p]
-			strides[r-1] = inStride[p]
-			continue
-		}
-		dims[r], strides[r] = shape[p], inStride[p]
-		r++
-	}
-	if r == 0 {
-		dims[0], strides[0], r = 1, 1, 1
-	}
+	r := len(dims)
 	L, ls := dims[r-1], strides[r-1]
 	rows := n / L
 	o, x := Host(out), Host(inp)
 	d.parallel(rows, rowGrain(L), func(lo, hi int) {
 		// Odometer over the outer output dims, started at row lo.
-		var idx [maxPermuteDims]int
+		var idx [MaxPermuteDims]int
 		base, rem := 0, lo
 		for j := r - 2; j >= 0; j-- {
 			idx[j] = rem % dims[j]

@@ -10,6 +10,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -160,6 +161,24 @@ func TestPermuteBadPermPanics(t *testing.T) {
 			}()
 			d.Permute(d.New(6), d.New(2, 3), []int{2, 3}, perm)
 		}()
+	}
+}
+
+// PermuteDims' loop by hand: (2,3,4,5) by (0,2,3,1) has output dims 2, 4, 5, 3 with input
+// strides 60, 5, 1, 20; 4 and 5 merge (5 == 1*5) into 20 of stride 1. Size-1 dims drop, an
+// identity merges into one dim, and an all-ones shape keeps one dim of 1.
+func TestPermuteDims(t *testing.T) {
+	for _, c := range []struct{ shape, perm, dims, strides []int }{
+		{[]int{2, 3, 4, 5}, []int{0, 2, 3, 1}, []int{2, 20, 3}, []int{60, 1, 20}},
+		{[]int{1, 3}, []int{1, 0}, []int{3}, []int{1}},
+		{[]int{2, 3, 4}, []int{0, 1, 2}, []int{24}, []int{1}},
+		{[]int{4, 1, 3}, []int{2, 1, 0}, []int{3, 4}, []int{1, 3}},
+		{[]int{1, 1}, []int{1, 0}, []int{1}, []int{1}},
+	} {
+		dims, strides := PermuteDims(c.shape, c.perm)
+		if !slices.Equal(dims, c.dims) || !slices.Equal(strides, c.strides) {
+			t.Errorf("PermuteDims(%v, %v) = %v, %v; want %v, %v", c.shape, c.perm, dims, strides, c.dims, c.strides)
+		}
 	}
 }
 

@@ -31,46 +31,18 @@ func (d *Device) Unpatchify(out, inp *kernels.Tensor, B, T, C, H, W, pt, p int) 
 	d.launch1("patchify", n, P(d.ptr(out)), P(d.ptr(inp)), I(B), I(T), I(C), I(H), I(W), I(pt), I(p), I(0))
 }
 
-const maxPermuteDims = 6
-
 func (d *Device) Permute(out, inp *kernels.Tensor, shape, perm []int) {
-	k := len(shape)
-	if k == 0 || k > maxPermuteDims || len(perm) != k {
-		panic(fmt.Sprintf("cuda: Permute: shape %v and perm %v must have the same rank, 1 to %d", shape, perm, maxPermuteDims))
-	}
-	var seen [maxPermuteDims]bool
-	for _, p := range perm {
-		if p < 0 || p >= k || seen[p] {
-			panic(fmt.Sprintf("cuda: Permute: %v is not a permutation of %d dims", perm, k))
-		}
-		seen[p] = true
-	}
+	dims, strides := kernels.PermuteDims(shape, perm)
 	n := numel(shape)
 	mustLen("Permute inp", inp, n)
 	mustLen("Permute out", out, n)
 	if n == 0 {
 		return
 	}
-	var inStride [maxPermuteDims]int
-	s := 1
-	for i := k - 1; i >= 0; i-- {
-		inStride[i] = s
-		s *= shape[i]
-	}
-	// Output dims in order with the input stride of each; size-1 dims are dropped.
-	dims := [maxPermuteDims]int{1, 1, 1, 1, 1, 1}
-	var strides [maxPermuteDims]int
-	r := 0
-	for _, p := range perm {
-		if shape[p] == 1 {
-			continue
-		}
-		dims[r], strides[r] = shape[p], inStride[p]
-		r++
-	}
-	if r == 0 {
-		dims[0], strides[0], r = 1, 1, 1
-	}
+	// The kernel takes MaxPermuteDims dims and strides; those past the rank are unused.
+	r := len(dims)
+	dims = append(dims, make([]int, kernels.MaxPermuteDims-r)...)
+	strides = append(strides, make([]int, kernels.MaxPermuteDims-r)...)
 	args := []Arg{P(d.ptr(out)), P(d.ptr(inp)), I(n), I(r)}
 	for _, v := range dims {
 		args = append(args, I(v))
