@@ -116,7 +116,7 @@ func (c *PretrainConfig) Validate() error {
 	case c.LRWarmupSteps < 0:
 		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
 	case !(c.AdamBeta1 >= 0 && c.AdamBeta1 < 1) || !(c.AdamBeta2 >= 0 && c.AdamBeta2 < 1):
-		return fmt.Errorf("Adam betas must be in [0, 1), got %v, %v", c.AdamBeta1, c.AdamBeta2)
+		return fmt.Errorf("--adam-beta1 and --adam-beta2 must be in [0, 1), got %v, %v", c.AdamBeta1, c.AdamBeta2)
 	case !(c.AdamEpsilon > 0):
 		return fmt.Errorf("--adam-epsilon must be > 0, got %v", c.AdamEpsilon)
 	case !(c.AdamWeightDecay >= 0):

@@ -98,14 +98,6 @@ func (es LineErrors) Error() string {
 	return b.String()
 }
 
-// errOrNil returns es as an error, or nil when it is empty.
-func (es LineErrors) errOrNil() error {
-	if len(es) == 0 {
-		return nil
-	}
-	return es
-}
-
 // Pair is one preference pair: two samples of the same prompt, the preferred one first.
 type Pair struct {
 	Prompt   string

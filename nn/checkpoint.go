@@ -235,9 +235,9 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	return ReadCheckpoint(path, buf)
 }
 
-// ReadCheckpoint reads a checkpoint from the bytes of a whole file, e.g. one embedded with
-// go:embed. name (a path or label) appears in errors and in the result's Path. The
-// tensors are copied out of buf.
+// ReadCheckpoint reads a checkpoint from the bytes of a whole file, e.g. one embedded in the
+// binary. name (a path or label) appears in errors and in the result's Path. The tensors are
+// copied out of buf.
 func ReadCheckpoint(name string, buf []byte) (*Checkpoint, error) {
 	c, err := ckptRead(name, buf)
 	if err != nil {

@@ -17,7 +17,7 @@ func activationInputs(n int) []float32 {
 	for i := range x {
 		x[i] *= 3
 	}
-	return append(x, 0, -0.0, 10, -10, 30, -30, 100, -100)
+	return append(x, 0, float32(math.Copysign(0, -1)), 10, -10, 30, -30, 100, -100)
 }
 
 func testGelu(e *env) {

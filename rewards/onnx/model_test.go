@@ -94,7 +94,7 @@ func testGraph(t *testing.T, idType pb.TensorProto_DataType) []byte {
 	g := newGraph()
 	c0 := g.op("Slice", "c0", []string{"img", g.vec("s0", 0), g.vec("e0", 1), g.vec("ax0", 3)})
 	a := g.op("ReduceMean", "a_keep", []string{c0}, attrInts("axes", 1, 2, 3), attrInt("keepdims", 0))
-	a = g.op("Identity", "a", []string{a})
+	g.op("Identity", "a", []string{a})
 	c2 := g.op("Slice", "c2", []string{"img", g.vec("s2", 2), g.vec("e2", 3), g.vec("ax2", 3)})
 	m2 := g.op("ReduceMean", "m2", []string{c2}, attrInts("axes", 1, 2, 3), attrInt("keepdims", 0))
 	ids := g.op("Cast", "ids_f", []string{"ids"}, attrInt("to", int64(pb.TensorProto_FLOAT)))
