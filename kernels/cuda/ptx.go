@@ -12,7 +12,6 @@ import (
 	"io/fs"
 
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -63,22 +62,6 @@ func ptxEntries(text string) map[string][]string {
 		out[m[1]] = params
 	}
 	return out
-}
-
-// ptxKernelModules maps every kernel name to the family (module) that defines it.
-func ptxKernelModules(mods map[string]string) map[string]string {
-	where := map[string]string{}
-	names := make([]string, 0, len(mods))
-	for f := range mods {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	for _, f := range names {
-		for k := range ptxEntries(mods[f]) {
-			where[k] = f
-		}
-	}
-	return where
 }
 
 // ptxType is the PTX parameter type of an emulation signature letter.
