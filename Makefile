@@ -24,7 +24,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet bench info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment
+.PHONY: all setup openblas build test vet lint bench info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment
 
 all: build
 
@@ -52,8 +52,18 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed on:"; gofmt -l .; exit 1)
 
-test: setup vet
+test: setup vet lint
 	$(GO) test -count=1 -timeout 20m ./...
+
+# staticcheck (pinned; staticcheck.conf) in the three build configurations, default, noembed and
+# cuda (cuda.h as for vet-cuda), merged: code that one configuration uses is not reported unused.
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: vet-cuda
+	@d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
+	$(STATICCHECK) -f binary ./... > $$d/default && \
+	$(STATICCHECK) -tags noembed -f binary ./... > $$d/noembed && \
+	CGO_CFLAGS="-I$(CUDA_INC)" $(STATICCHECK) -tags cuda -f binary ./... > $$d/cuda && \
+	$(STATICCHECK) -merge $$d/default $$d/noembed $$d/cuda && echo "✓ staticcheck: no findings"
 
 # Benchmarks print their baselines from the same run: GEMM against OpenBLAS called directly
 # and gonum; the DiT block against the GEMM rate and against JAX (from make pyenv); training
@@ -429,6 +439,8 @@ NVCC_PIP     := nvidia-cuda-nvcc-cu12==12.9.86
 PTXAS_DIR    := third_party/cuda-nvcc
 CUDA_H_PIP   := nvidia-cuda-runtime-cu12==12.9.79
 CUDA_H_DIR   := third_party/cuda-include
+# Where vet-cuda finds cuda.h: the toolkit's, or the one it fetched.
+CUDA_INC      = $(if $(wildcard $(CUDA_HOME)/include/cuda.h),$(CUDA_HOME)/include,$(CURDIR)/$(CUDA_H_DIR))
 CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
 
 .PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary cuda-cli-binary-noembed
