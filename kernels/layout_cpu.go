@@ -75,12 +75,12 @@ func (d *CPU) Unpatchify(out, inp *Tensor, B, T, C, H, W, pt, p int) {
 // MaxPermuteDims is the largest rank Permute takes.
 const MaxPermuteDims = 6
 
-// PermuteDims checks a Permute of an array of shape `shape` (1 to MaxPermuteDims dims) by
-// perm, and returns the copy's loop over the output, shared by the devices: the output's dims
-// in order, each with its stride in the input, size-1 dims dropped and a dim merged into the
-// one before it where the two are also neighbours in the input (so the inner loop is as long
-// as possible); at least one dim.
-func PermuteDims(shape, perm []int) (dims, strides []int) {
+// PermuteDims checks a Permute of inp, an array of shape `shape` (1 to MaxPermuteDims dims), by
+// perm into out, and returns the copy's loop over the output, shared by the devices: the
+// output's dims in order, each with its stride in the input, size-1 dims dropped and a dim
+// merged into the one before it where the two are also neighbours in the input (so the inner
+// loop is as long as possible; at least one dim), and the element count n.
+func PermuteDims(out, inp *Tensor, shape, perm []int) (dims, strides []int, n int) {
 	k := len(shape)
 	if k == 0 || k > MaxPermuteDims || len(perm) != k {
 		panic(fmt.Sprintf("kernels: Permute: shape %v and perm %v must have the same rank, 1 to %d", shape, perm, MaxPermuteDims))
@@ -92,6 +92,9 @@ func PermuteDims(shape, perm []int) (dims, strides []int) {
 		}
 		seen[p] = true
 	}
+	n = numel(shape)
+	mustLen("Permute inp", inp, n)
+	mustLen("Permute out", out, n)
 	var inStride [MaxPermuteDims]int
 	s := 1
 	for i := k - 1; i >= 0; i-- {
@@ -110,19 +113,16 @@ func PermuteDims(shape, perm []int) (dims, strides []int) {
 		dims, strides = append(dims, shape[p]), append(strides, inStride[p])
 	}
 	if len(dims) == 0 {
-		return []int{1}, []int{1}
+		return []int{1}, []int{1}, n
 	}
-	return dims, strides
+	return dims, strides, n
 }
 
 // Permute writes out = inp transposed: inp has shape `shape` (1 to 6 dims), out has shape
 // shape[perm[0]], ..., shape[perm[k]] and out[i_perm[0], ..., i_perm[k]] = inp[i_0, ..., i_k]
 // (numpy's transpose(perm)). out must not alias inp.
 func (d *CPU) Permute(out, inp *Tensor, shape, perm []int) {
-	dims, strides := PermuteDims(shape, perm)
-	n := numel(shape)
-	mustLen("Permute inp", inp, n)
-	mustLen("Permute out", out, n)
+	dims, strides, n := PermuteDims(out, inp, shape, perm)
 	if n == 0 {
 		return
 	}

@@ -175,7 +175,8 @@ func TestPermuteDims(t *testing.T) {
 		{[]int{4, 1, 3}, []int{2, 1, 0}, []int{3, 4}, []int{1, 3}},
 		{[]int{1, 1}, []int{1, 0}, []int{1}, []int{1}},
 	} {
-		dims, strides := PermuteDims(c.shape, c.perm)
+		d, n := NewCPU(1), numel(c.shape)
+		dims, strides, _ := PermuteDims(d.New(n), d.New(n), c.shape, c.perm)
 		if !slices.Equal(dims, c.dims) || !slices.Equal(strides, c.strides) {
 			t.Errorf("PermuteDims(%v, %v) = %v, %v; want %v, %v", c.shape, c.perm, dims, strides, c.dims, c.strides)
 		}
