@@ -9,6 +9,7 @@ package cuda
 import (
 	"math"
 	"testing"
+	"unsafe"
 
 	"github.com/alignkit/align/kernels"
 )
@@ -46,6 +47,7 @@ var conformanceCases = []struct {
 	{"AddRowScaled", testAddRowScaled},
 	{"AddBias", testAddBias},
 	{"BiasBackward", testBiasBackward},
+	{"ToBF16", testToBF16},
 	{"Gemm", testGemm},
 	{"GemmStridedBatched", testGemmStridedBatched},
 	{"Gelu", testGelu},
@@ -175,10 +177,83 @@ func testBiasBackward(e *env) {
 	}
 }
 
+// bf16Nearest is the bfloat16 nearest to f (ties to the even one), found by comparing the
+// two candidates around it rather than by the kernel's bit trick; NaN maps to 0x7fc0 or
+// 0xffc0 as a marker (any NaN of the same sign is accepted).
+func bf16Nearest(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign, mag := uint16(b>>16)&0x8000, b&0x7fffffff
+	switch {
+	case f != f:
+		return sign | 0x7fc0
+	case mag >= 0x7f800000: // Inf
+		return uint16(b >> 16)
+	}
+	value := func(bits uint32) float64 { // magnitude, Inf counted as 2^128 (IEEE's overflow rule)
+		if bits == 0x7f800000 {
+			return math.Ldexp(1, 128)
+		}
+		return float64(math.Float32frombits(bits))
+	}
+	lo := mag &^ 0xffff
+	hi := lo + 0x10000
+	x := float64(math.Float32frombits(mag))
+	dl, dh := x-value(lo), value(hi)-x
+	if dh < dl || dh == dl && (hi>>16)&1 == 0 {
+		return sign | uint16(hi>>16)
+	}
+	return sign | uint16(lo>>16)
+}
+
+// testToBF16 checks the conversion the BF16 GEMMs run on their operands, at every 16-byte
+// alignment (the kernel's vector path and its scalar loop) with ties, overflow, subnormals,
+// zeros, infinities and NaNs among ordinary values.
+func testToBF16(e *env) {
+	special := []float32{
+		math.Float32frombits(0x3f808000), // 1 + 2^-8: a tie, to 1 (even)
+		math.Float32frombits(0x3f818000), // a tie, up to the even 0x3f82
+		math.Float32frombits(0x3f808001), // just above a tie: up
+		math.MaxFloat32,                  // rounds to +Inf
+		-math.MaxFloat32,
+		math.Float32frombits(0x7f7f7fff), // stays finite
+		float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), math.Float32frombits(0xff800001), math.Float32frombits(0x7fffffff),
+		math.Float32frombits(0x00000001), math.Float32frombits(0x00008000), math.Float32frombits(0x00018000),
+		float32(math.Copysign(0, -1)), 0,
+	}
+	for _, n := range []int{1, 3, 4, 7, 16, 1029} {
+		for off := 0; off < 4; off++ {
+			x := append(normals(uint64(20+n), off), normals(uint64(21+n), n)...)
+			copy(x[off:], special)
+			t := e.dev.FromHost(x, len(x))
+			q, release := e.dev.toBF16(e.dev.ptr(t)+DevPtr(4*off), n)
+			got := make([]uint16, n)
+			if err := e.dev.drv.DtoH(unsafe.Pointer(&got[0]), q, 2*n); err != nil {
+				e.t.Fatal(err)
+			}
+			release()
+			e.dev.Free(t)
+			for i, v := range x[off:] {
+				want := bf16Nearest(v)
+				ok := got[i] == want
+				if v != v { // NaN: exponent all ones, a mantissa bit, the same sign
+					ok = got[i]&0x7f80 == 0x7f80 && got[i]&0x7f != 0 && got[i]&0x8000 == want&0x8000
+				}
+				if !ok {
+					e.t.Errorf("ToBF16 n=%d offset %d: element %d (%#08x) became %#04x, want %#04x",
+						n, off, i, math.Float32bits(v), got[i], want)
+				}
+			}
+		}
+	}
+}
+
 // gemmTol is the tolerance of products of k standard normals: the CPU sums in float32.
 func gemmTol(k int) float64 { return 2e-6 * math.Sqrt(float64(k)+1) * 4 }
 
 func testGemm(e *env) {
+	defer func(v float64) { e.dev.bf16Intensity = v }(e.dev.bf16Intensity)
+	e.dev.bf16Intensity = 0 // these small products in BF16 too
 	for _, prec := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
 		e.dev.SetGemmPrecision(prec)
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {

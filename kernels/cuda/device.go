@@ -32,7 +32,7 @@ type GemmPrecision int
 const (
 	GemmFP32 GemmPrecision = iota // full FP32 (the default)
 	GemmTF32                      // FP32 data, TF32 tensor-core products
-	GemmBF16                      // inputs rounded to BF16 by a kernel, then BF16 tensor cores
+	GemmBF16                      // inputs rounded to BF16 by a kernel, then BF16 tensor cores (TF32 for small products, bf16Pays)
 )
 
 func (p GemmPrecision) String() string {
@@ -61,13 +61,16 @@ type Device struct {
 	// colBlocks is the number of blocks a column sum aims at (8 per SM: colSplits; tests
 	// raise it to force row splits).
 	colBlocks int
+	// bf16Intensity is bf16MinIntensity (tests lower it to 0 to run every product in BF16).
+	bf16Intensity float64
+	closed        bool
 }
 
 // NewDevice returns a device over drv, called name (e.g. "cuda:0").
 func NewDevice(drv Driver, name string) *Device {
 	info := drv.Info()
 	return &Device{drv: drv, name: name, info: info, alloc: newAllocator(drv), maxBlocks: 32 * max(info.SMs, 1),
-		attnBudget: attnGemmBudget, colBlocks: 8 * max(info.SMs, 1)}
+		attnBudget: attnGemmBudget, colBlocks: 8 * max(info.SMs, 1), bf16Intensity: bf16MinIntensity}
 }
 
 // NewEmulated returns a device over a fresh emulated driver (fibers), named "cuda-emu".
@@ -101,10 +104,11 @@ func (d *Device) EmptyCache() error { return d.alloc.release() }
 // SetGemmPrecision selects FP32, TF32 or BF16 inputs for Gemm and GemmStridedBatched.
 func (d *Device) SetGemmPrecision(p GemmPrecision) { d.prec = p }
 
-// Close releases the cached memory and the driver. Tensors of the device are invalid
-// afterwards.
+// Close frees all memory of the device, its tensors' too, and releases the driver.
+// Tensors of the device are invalid afterwards (using one panics).
 func (d *Device) Close() error {
-	err := d.alloc.release()
+	d.closed = true
+	err := d.alloc.freeAll()
 	if cerr := d.drv.Close(); err == nil {
 		err = cerr
 	}
@@ -137,6 +141,8 @@ func (d *Device) ptr(t *kernels.Tensor) DevPtr {
 		panic(fmt.Sprintf("cuda: %v is not a tensor of a CUDA device", t))
 	case s.dev != d:
 		panic(fmt.Sprintf("cuda: %v belongs to another CUDA device", t))
+	case d.closed:
+		panic(fmt.Sprintf("cuda: %v belongs to a closed device", t))
 	case s.freed:
 		panic(fmt.Sprintf("cuda: %v was freed", t))
 	case t.Offset < 0 || t.Offset+t.Len() > s.n:
@@ -249,7 +255,7 @@ func (d *Device) Free(t *kernels.Tensor) {
 	if !ok || s.dev != d {
 		panic(fmt.Sprintf("cuda: Free of %v, which is not a tensor of this device", t))
 	}
-	if !s.freed {
+	if !s.freed && !d.closed { // Close freed it already
 		s.freed = true
 		d.alloc.put(s.ptr, s.size)
 	}

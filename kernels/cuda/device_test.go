@@ -199,6 +199,61 @@ func TestAllocReuseAndRelease(t *testing.T) {
 	d.New(1 << 20)
 }
 
+// In BF16 mode the products of a DiT-B step (B 32, T 272, width 768, 12 heads) convert
+// their operands where that pays: the linear layers do, attention's per-head products and
+// the conditioning's small-batch ones run in TF32.
+func TestBF16Pays(t *testing.T) {
+	d := NewEmulated()
+	const N, C, H = 32 * 272, 768, 3072
+	cases := []struct {
+		name           string
+		m, n, k, batch int
+		elemsA, elemsB int
+		want           bool
+	}{
+		{"qkv", N, 3 * C, C, 1, N * C, C * 3 * C, true},
+		{"out projection", N, C, C, 1, N * C, C * C, true},
+		{"mlp up", N, H, C, 1, N * C, C * H, true},
+		{"mlp down weight gradient", H, C, N, 1, N * H, N * C, true},
+		{"attention scores", 272, 272, 64, 384, 384 * 272 * 64, 384 * 272 * 64, false},
+		{"attention values", 272, 64, 272, 384, 384 * 272 * 272, 384 * 272 * 64, false},
+		{"adaLN modulation", 32, 6 * C, C, 1, 32 * C, C * 6 * C, false},
+		{"empty", 4, 4, 0, 1, 0, 0, false},
+	}
+	for _, c := range cases {
+		if got := d.bf16Pays(c.m, c.n, c.k, c.batch, c.elemsA+c.elemsB); got != c.want {
+			t.Errorf("%s (%dx%dx%d x%d): bf16Pays %v, want %v", c.name, c.m, c.n, c.k, c.batch, got, c.want)
+		}
+	}
+}
+
+// Close frees the tensors nobody freed too: the primary context outlives the device where
+// cuBLAS's runtime holds it, and their memory would leak with every device opened.
+func TestCloseFreesLiveTensors(t *testing.T) {
+	drv := NewEmuDriver()
+	d := NewDevice(drv, "close")
+	a := d.New(1000)
+	b := d.New(3000)
+	d.Free(d.New(500)) // cached
+	if drv.Used() != 4096+12032+2048 {
+		t.Fatalf("%d bytes allocated before Close", drv.Used())
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if drv.Used() != 0 {
+		t.Errorf("%d bytes still allocated after Close", drv.Used())
+	}
+	if st := d.MemStats(); st.InUse != 0 || st.Cached != 0 {
+		t.Errorf("stats after Close %+v", st)
+	}
+	d.Free(a) // a no-op: its block went back with Close, it must not enter the cache
+	if st := d.MemStats(); st.Cached != 0 {
+		t.Errorf("Free after Close cached a block: %+v", st)
+	}
+	mustPanic(t, "closed device", func() { d.ptr(b) })
+}
+
 func mustPanic(t *testing.T, want string, fn func()) {
 	t.Helper()
 	defer func() {

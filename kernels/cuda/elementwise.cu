@@ -11,7 +11,8 @@
 //   bias_backward   dbias[c] += sum_n dout[n,c]      grid (ceil(C/32), row splits), block
 //                                                    32*COL_WARPS; float64 sums, deterministic
 //                                                    (split totals in part, common.h)
-//   f32_to_bf16     bf16 bits of x (round to nearest even; NaN stays NaN), for BF16 GEMM
+//   f32_to_bf16     bf16 bits of x (round to nearest even; NaN stays NaN), for BF16 GEMM;
+//                   1-D grid-stride, 4 per thread where x is 16-byte aligned
 //
 // Every output element is written by the thread that read its inputs, so outputs may alias
 // inputs as the contract allows.
@@ -68,13 +69,33 @@ KERNEL void bias_backward(float* dbias, double* part, const float* dout, int N, 
 }
 EMU_KERNEL(bias_backward);
 
+// bf16_bits rounds x to bfloat16: the upper 16 bits after adding half a unit of the last
+// place, ties to even; a NaN keeps its sign and gets a quiet bit so it cannot become Inf.
+DEVFN unsigned bf16_bits(float x) {
+  unsigned u = __float_as_uint(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// Four floats per thread where x is 16-byte aligned (one 16-byte load, one 8-byte store;
+// out is scratch from the allocator, 256-byte aligned): the scalar loop moved 6 bytes per
+// element in two narrow accesses and ran at about 40% of the memory bandwidth in a BF16
+// training step. A view at another offset takes the scalar loop.
+typedef float f32x4 __attribute__((vector_size(16)));
+
 KERNEL void f32_to_bf16(unsigned short* out, const float* x, int n) {
-  GRID_STRIDE(i, n) {
-    unsigned u = __float_as_uint(x[i]);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-      out[i] = (unsigned short)((u >> 16) | 0x40u);
-    else
-      out[i] = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  if (((unsigned long long)x & 15) != 0) {
+    GRID_STRIDE(i, n) out[i] = (unsigned short)bf16_bits(x[i]);
+    return;
   }
+  int n4 = n / 4;
+  const f32x4* x4 = (const f32x4*)x;
+  unsigned long long* out4 = (unsigned long long*)out;
+  GRID_STRIDE(i, n4) {
+    f32x4 v = x4[i];
+    out4[i] = (unsigned long long)bf16_bits(v[0]) | (unsigned long long)bf16_bits(v[1]) << 16 |
+              (unsigned long long)bf16_bits(v[2]) << 32 | (unsigned long long)bf16_bits(v[3]) << 48;
+  }
+  GRID_STRIDE(i, n - 4 * n4) out[4 * n4 + i] = (unsigned short)bf16_bits(x[4 * n4 + i]);
 }
 EMU_KERNEL(f32_to_bf16);

@@ -2,7 +2,8 @@
 // tensors are row-major and cuBLAS is column-major: a row-major (r,c) matrix is the
 // column-major (c,r) matrix, so C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T, i.e.
 // cuBLAS gets B as its first operand and A as its second, with m and n swapped. With
-// GemmBF16 the operands are first rounded to bfloat16 by the f32_to_bf16 kernel into scratch.
+// GemmBF16 the operands are first rounded to bfloat16 by the f32_to_bf16 kernel into scratch,
+// where the product is large enough to pay for that (bf16Pays); smaller ones run in TF32.
 //
 // Test: go test ./kernels/cuda -run 'Conformance/Gemm'
 package cuda
@@ -90,16 +91,34 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 	case GemmTF32:
 		g.Compute = ComputeTF32
 	case GemmBF16:
-		if k > 0 {
-			na, nb := span(batch-1, strideA, m*k), span(batch-1, strideB, k*n)
-			pa, relA := d.toBF16(a, na)
-			defer relA()
-			pb, relB := d.toBF16(b, nb)
-			defer relB()
-			g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
+		na, nb := span(batch-1, strideA, m*k), span(batch-1, strideB, k*n)
+		if !d.bf16Pays(m, n, k, batch, na+nb) {
+			g.Compute = ComputeTF32
+			break
 		}
+		pa, relA := d.toBF16(a, na)
+		defer relA()
+		pb, relB := d.toBF16(b, nb)
+		defer relB()
+		g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
 	}
 	must("Gemm", d.drv.Gemm(g))
+}
+
+// bf16MinIntensity is the fewest flops per converted element at which a product in
+// GemmBF16 mode converts its operands and runs on BF16 tensor cores rather than in TF32.
+// Converting costs about 6 bytes of memory traffic per element beyond the product's own
+// reads (4 read, 2 written), about 1.7 ps at 3.5 TB/s; BF16 saves 1/R_tf32 - 1/R_bf16, about
+// 1.3e-15 s per flop (an H200 ran DiT-B's MLP product at 310 and 516 TFLOP/s through cuBLAS),
+// so the conversion pays from about 1300 flops per element. DiT-B's linear layers have
+// 1200 to 5000, its attention products (T = 272, 64 per head) at most 272: converting the
+// score matrices cost a BF16 training step more than their faster products saved.
+const bf16MinIntensity = 1024
+
+// bf16Pays reports whether a product of batch (m,n,k) products over elems operand elements
+// is worth converting to BF16 (2mnk*batch flops per element at least d.bf16Intensity).
+func (d *Device) bf16Pays(m, n, k, batch, elems int) bool {
+	return elems > 0 && 2*float64(m)*float64(n)*float64(k)*float64(batch) >= d.bf16Intensity*float64(elems)
 }
 
 // toBF16 converts n floats at p into bfloat16 scratch.
