@@ -2,7 +2,7 @@
 # run-tests.sh: on a GPU machine, runs the test binary from build.sh: the GPU tests
 # (conformance of every kernel, a DiT training step and a sampling run against the CPU
 # device), the kernel and DiT benchmarks (PyTorch peer where python3 has torch with CUDA)
-# and the whole package; logs into LOGDIR.
+# and the whole package; logs into LOGDIR (the DiT benchmark verbose: its profiles in full).
 # Usage: scripts/gpu/run-tests.sh BINARY LOGDIR   (from the repository root)
 set -u
 bin=$(realpath "$1")
@@ -15,9 +15,9 @@ echo "GPU tests: rc=$?"
 grep -E "^(--- |ok|FAIL|PASS)|model_test.go:(157|201|234)|gpu_test.go:28" "$logs/test-gpu.log" | head -40
 timeout 100 "$bin" -test.run '^$' -test.bench 'LayerNorm|Attention|Gemm|Bandwidth' -test.benchtime 20x >"$logs/bench-kernels.log" 2>&1
 echo "kernel benchmarks: rc=$?"
-timeout 200 "$bin" -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
+timeout 200 "$bin" -test.v -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
 echo "DiT benchmarks: rc=$?"
-grep -E "^Benchmark|bench_model" "$logs/bench-dit.log" | sort -u
+grep -E "^Benchmark.*ns/op|align train" "$logs/bench-dit.log" | sort -u
 timeout 150 "$bin" -test.count=1 -test.timeout 20m >"$logs/test-all.log" 2>&1
 echo "whole package: rc=$?"
 tail -3 "$logs/test-all.log"
