@@ -41,3 +41,14 @@ func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams) {
 		}
 	})
 }
+
+// AdamWEach runs AdamW on each parameter in turn.
+func (d *CPU) AdamWEach(params, grads, ms, vs []*Tensor, hs []AdamWParams) {
+	if len(grads) != len(params) || len(ms) != len(params) || len(vs) != len(params) || len(hs) != len(params) {
+		panic(fmt.Sprintf("kernels: AdamWEach: %d params, %d grads, %d m, %d v, %d hyper-parameter sets",
+			len(params), len(grads), len(ms), len(vs), len(hs)))
+	}
+	for i := range params {
+		d.AdamW(params[i], grads[i], ms[i], vs[i], hs[i])
+	}
+}

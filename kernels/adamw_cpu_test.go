@@ -57,3 +57,41 @@ func TestAdamWStepZeroPanics(t *testing.T) {
 	x := d.New(3)
 	d.AdamW(x, x, d.New(3), d.New(3), AdamWParams{LR: 1, Beta1: 0.9, Beta2: 0.99})
 }
+
+// TestAdamWEach checks that AdamWEach gives each parameter AdamW's values bit for bit, with
+// a weight decay of its own, and refuses lists of different lengths.
+func TestAdamWEach(t *testing.T) {
+	d := NewCPU(2)
+	sizes := []int{5, 0, 1003}
+	var ps, gs, ms, vs, ps1, ms1, vs1 []*Tensor
+	var hs []AdamWParams
+	for i, n := range sizes {
+		p0, g := testNormals(uint64(170+i), n), testNormals(uint64(180+i), n)
+		ps, gs = append(ps, d.FromHost(p0, n)), append(gs, d.FromHost(g, n))
+		ms, vs = append(ms, d.New(n)), append(vs, d.New(n))
+		ps1, ms1, vs1 = append(ps1, d.FromHost(p0, n)), append(ms1, d.New(n)), append(vs1, d.New(n))
+		hs = append(hs, AdamWParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1 * float32(i), Step: 1})
+	}
+	for step := 1; step <= 2; step++ {
+		for i := range hs {
+			hs[i].Step = step
+			d.AdamW(ps1[i], gs[i], ms1[i], vs1[i], hs[i])
+		}
+		d.AdamWEach(ps, gs, ms, vs, hs)
+	}
+	for i := range sizes {
+		for _, pair := range [][2]*Tensor{{ps[i], ps1[i]}, {ms[i], ms1[i]}, {vs[i], vs1[i]}} {
+			for j, v := range Host(pair[0]) {
+				if v != Host(pair[1])[j] {
+					t.Fatalf("tensor %d element %d: AdamWEach %g, AdamW %g", i, j, v, Host(pair[1])[j])
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("AdamWEach with fewer gradients than parameters did not panic")
+		}
+	}()
+	d.AdamWEach(ps, gs[:2], ms, vs, hs)
+}

@@ -17,12 +17,7 @@ func ClipGradNorm(dev Device, grads []*Tensor, maxNorm float64) (norm float64) {
 	}
 	norm = math.Sqrt(ss)
 	if norm > maxNorm && !math.IsInf(norm, 0) {
-		s := float32(maxNorm / (norm + 1e-6))
-		for _, g := range grads {
-			if g != nil {
-				dev.Scale(g, s)
-			}
-		}
+		dev.ScaleEach(grads, float32(maxNorm/(norm+1e-6)))
 	}
 	return norm
 }

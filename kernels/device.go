@@ -67,6 +67,8 @@ type Device interface {
 	Axpby(out *Tensor, a float32, x *Tensor, b float32, y *Tensor)
 	// Scale: x *= alpha.
 	Scale(x *Tensor, alpha float32)
+	// ScaleEach is Scale of every non-nil tensor of xs, in fewer launches (gradient clipping).
+	ScaleEach(xs []*Tensor, alpha float32)
 	// Mul: out = a ⊙ b.
 	Mul(out, a, b *Tensor)
 	// AddRowScaled: out[r,:] = x[r,:] + s[r]*y[r,:]; x, y, out (rows,cols), s (rows).
@@ -178,6 +180,9 @@ type Device interface {
 
 	// AdamW updates param in place from grad with moments m, v (decoupled weight decay).
 	AdamW(param, grad, m, v *Tensor, h AdamWParams)
+	// AdamWEach is AdamW of every params[i] with grads[i], ms[i], vs[i], hs[i], the same
+	// values in fewer launches: an optimizer step updates a few hundred tensors.
+	AdamWEach(params, grads, ms, vs []*Tensor, hs []AdamWParams)
 
 	// ---- random numbers (rng_cpu.go) ----
 

@@ -99,14 +99,20 @@ func NewAdamW(dev kernels.Device, ps []Param, cfg AdamWConfig) *AdamW {
 // It does not clear the gradients (ZeroGrad does).
 func (o *AdamW) Step() {
 	o.Steps++
-	h := kernels.AdamWParams{LR: o.LR, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, Step: o.Steps}
-	for i, p := range o.Params {
-		h.WeightDecay = 0
-		if o.Decay[i] {
-			h.WeightDecay = o.WeightDecay
-		}
-		p.W.Dev.AdamW(p.W, p.G, o.M[i], o.V[i], h)
+	if len(o.Params) == 0 {
+		return
 	}
+	params, grads := make([]*kernels.Tensor, len(o.Params)), make([]*kernels.Tensor, len(o.Params))
+	hs := make([]kernels.AdamWParams, len(o.Params))
+	for i, p := range o.Params {
+		params[i], grads[i] = p.W, p.G
+		hs[i] = kernels.AdamWParams{LR: o.LR, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, Step: o.Steps}
+		if o.Decay[i] {
+			hs[i].WeightDecay = o.WeightDecay
+		}
+	}
+	// One call for all parameters (one launch on a GPU); they share a device.
+	o.Params[0].W.Dev.AdamWEach(params, grads, o.M, o.V, hs)
 }
 
 // State lists the moment tensors by name, "<param>.exp_avg" (m) and "<param>.exp_avg_sq"

@@ -1,7 +1,8 @@
-// Launcher of the AdamW kernel (adamw.cu); the bias corrections are computed here in
-// float64, as on the CPU device.
+// Launchers of the AdamW kernels (adamw.cu): one parameter (adamw), or an optimizer step
+// over many with one launch (adamw_chunks, chunks.go). The bias corrections are computed
+// here in float64, as on the CPU device.
 //
-// Test: go test ./kernels/cuda -run 'Conformance/AdamW'
+// Test: go test ./kernels/cuda -run 'Conformance/AdamW|Chunk'
 package cuda
 
 import (
@@ -13,14 +14,60 @@ import (
 
 func (d *Device) AdamW(param, grad, m, v *kernels.Tensor, h kernels.AdamWParams) {
 	n := param.Len()
+	checkAdamW(param, grad, m, v, h)
+	bc1, bc2 := biasCorrections(h)
+	d.launch1("adamw", n, P(d.ptr(param)), P(d.ptr(grad)), P(d.ptr(m)), P(d.ptr(v)), I(n),
+		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(h.LR*h.WeightDecay), F(bc1), F(bc2))
+}
+
+// AdamWEach updates every parameter with one launch of adamw_chunks where all share the
+// hyper-parameters but the weight decay (an optimizer step), else with one AdamW each.
+func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels.AdamWParams) {
+	if len(grads) != len(params) || len(ms) != len(params) || len(vs) != len(params) || len(hs) != len(params) {
+		panic(fmt.Sprintf("cuda: AdamWEach: %d params, %d grads, %d m, %d v, %d hyper-parameter sets",
+			len(params), len(grads), len(ms), len(vs), len(hs)))
+	}
+	for i := range params {
+		checkAdamW(params[i], grads[i], ms[i], vs[i], hs[i])
+	}
+	for _, h := range hs {
+		if h.LR != hs[0].LR || h.Beta1 != hs[0].Beta1 || h.Beta2 != hs[0].Beta2 || h.Eps != hs[0].Eps || h.Step != hs[0].Step {
+			for i := range params {
+				d.AdamW(params[i], grads[i], ms[i], vs[i], hs[i])
+			}
+			return
+		}
+	}
+	var words []uint64
+	for i, p := range params {
+		pp, pg, pm, pv := uint64(d.ptr(p)), uint64(d.ptr(grads[i])), uint64(d.ptr(ms[i])), uint64(d.ptr(vs[i]))
+		wd := uint64(math.Float32bits(hs[i].WeightDecay))
+		d.eachChunk(p.Len(), func(off, size int) {
+			o := uint64(4 * off)
+			words = append(words, pp+o, pg+o, pm+o, pv+o, uint64(size), wd)
+		})
+	}
+	if len(words) == 0 {
+		return
+	}
+	h := hs[0]
+	bc1, bc2 := biasCorrections(h)
+	table := d.upload(&d.adamwTable, words)
+	d.launch("adamw_chunks", Dim3{len(words) / 6, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(table),
+		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(bc1), F(bc2))
+}
+
+func checkAdamW(param, grad, m, v *kernels.Tensor, h kernels.AdamWParams) {
+	n := param.Len()
 	mustLen("AdamW grad", grad, n)
 	mustLen("AdamW m", m, n)
 	mustLen("AdamW v", v, n)
 	if h.Step < 1 {
 		panic(fmt.Sprintf("cuda: AdamW: step %d, want >= 1", h.Step))
 	}
-	bc1 := float32(1 - math.Pow(float64(h.Beta1), float64(h.Step)))
-	bc2 := float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))
-	d.launch1("adamw", n, P(d.ptr(param)), P(d.ptr(grad)), P(d.ptr(m)), P(d.ptr(v)), I(n),
-		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(h.LR*h.WeightDecay), F(bc1), F(bc2))
+}
+
+// biasCorrections are 1 - b1^step and 1 - b2^step, computed in float64 as on the CPU device.
+func biasCorrections(h kernels.AdamWParams) (bc1, bc2 float32) {
+	return float32(1 - math.Pow(float64(h.Beta1), float64(h.Step))), float32(1 - math.Pow(float64(h.Beta2), float64(h.Step)))
 }

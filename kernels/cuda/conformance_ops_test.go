@@ -325,7 +325,16 @@ func testAdamW(e *env) {
 		e.check("AdamW m", m, tol32, eps32)
 		e.check("AdamW v", v, tol32, eps32)
 	}
-	e.free(p, g, m, v)
+	// AdamWEach over two parameters, one without weight decay (chunked on the device).
+	hs := []kernels.AdamWParams{kernelsAdamW(4), kernelsAdamW(4)}
+	hs[1].WeightDecay = 0
+	q, gq, mq, vq := e.pair(normals(59, 37), 37), e.pair(normals(60, 37), 37), e.pair(nil, 37), e.pair(nil, 37)
+	e.dev.AdamWEach([]*kernels.Tensor{p.d, q.d}, []*kernels.Tensor{g.d, gq.d}, []*kernels.Tensor{m.d, mq.d}, []*kernels.Tensor{v.d, vq.d}, hs)
+	e.cpu.AdamWEach([]*kernels.Tensor{p.c, q.c}, []*kernels.Tensor{g.c, gq.c}, []*kernels.Tensor{m.c, mq.c}, []*kernels.Tensor{v.c, vq.c}, hs)
+	for _, x := range []pair{p, m, v, q, mq, vq} {
+		e.check("AdamWEach", x, tol32, eps32)
+	}
+	e.free(p, g, m, v, q, gq, mq, vq)
 }
 
 func testRand(e *env) {

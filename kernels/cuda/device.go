@@ -63,14 +63,18 @@ type Device struct {
 	colBlocks int
 	// bf16Intensity is bf16MinIntensity (tests lower it to 0 to run every product in BF16).
 	bf16Intensity float64
-	closed        bool
+	// chunkElems is defaultChunkElems (tests lower it to make many chunks of small tensors);
+	// adamwTable, sumsTable and scaleTable are the chunked kernels' tables (chunks.go).
+	chunkElems                        int
+	adamwTable, sumsTable, scaleTable deviceTable
+	closed                bool
 }
 
 // NewDevice returns a device over drv, called name (e.g. "cuda:0").
 func NewDevice(drv Driver, name string) *Device {
 	info := drv.Info()
 	return &Device{drv: drv, name: name, info: info, alloc: newAllocator(drv), maxBlocks: 32 * max(info.SMs, 1),
-		attnBudget: attnGemmBudget, colBlocks: 8 * max(info.SMs, 1), bf16Intensity: bf16MinIntensity}
+		attnBudget: attnGemmBudget, colBlocks: 8 * max(info.SMs, 1), bf16Intensity: bf16MinIntensity, chunkElems: defaultChunkElems}
 }
 
 // NewEmulated returns a device over a fresh emulated driver (fibers), named "cuda-emu".

@@ -7,6 +7,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -102,22 +103,28 @@ func TestColumnSumSplits(t *testing.T) {
 	}
 }
 
-// countDtoH is a driver that counts the copies to the host (each one waits for the GPU).
-type countDtoH struct {
+// countCopies is a driver that counts the copies to the host (each one waits for the GPU)
+// and to the device.
+type countCopies struct {
 	Driver
-	n int
+	n, htod int // DtoH, HtoD
 }
 
-func (c *countDtoH) DtoH(dst unsafe.Pointer, src DevPtr, bytes int) error {
+func (c *countCopies) DtoH(dst unsafe.Pointer, src DevPtr, bytes int) error {
 	c.n++
 	return c.Driver.DtoH(dst, src, bytes)
+}
+
+func (c *countCopies) HtoD(dst DevPtr, src unsafe.Pointer, bytes int) error {
+	c.htod++
+	return c.Driver.HtoD(dst, src, bytes)
 }
 
 // TestSumSquaresEachOneWait checks that gradient clipping waits once per step on the CUDA
 // device: kernels.ClipGradNorm over five gradients makes one copy to the host and gives
 // the CPU device's norm and clipped gradients.
 func TestSumSquaresEachOneWait(t *testing.T) {
-	drv := &countDtoH{Driver: NewEmuDriver()}
+	drv := &countCopies{Driver: NewEmuDriver()}
 	d := NewDevice(drv, "count")
 	cpu := kernels.NewCPU(1)
 	var gd, gc []*kernels.Tensor
@@ -197,6 +204,88 @@ func TestAllocReuseAndRelease(t *testing.T) {
 		}
 	}()
 	d.New(1 << 20)
+}
+
+// TestChunkedKernels runs the multi-tensor kernels on chunks of 100 elements: AdamWEach
+// gives each parameter AdamW's bits (each with its own weight decay; with different
+// learning rates it falls back to one AdamW each), SumSquaresEach the CPU device's sums,
+// ScaleEach Scale's bits, and a second call over the same tensors copies no table to the
+// device.
+func TestChunkedKernels(t *testing.T) {
+	drv := &countCopies{Driver: NewEmuDriver()}
+	d := NewDevice(drv, "chunks")
+	d.chunkElems = 100
+	cpu := kernels.NewCPU(1)
+	sizes := []int{7, 1000, 0, 333, 4096}
+	var ps, gs, ms, vs, ps1, ms1, vs1, gc []*kernels.Tensor
+	var hs []kernels.AdamWParams
+	for i, n := range sizes {
+		p0, g := normals(uint64(70+i), n), normals(uint64(80+i), n)
+		ps, gs = append(ps, d.FromHost(p0, n)), append(gs, d.FromHost(g, n))
+		ms, vs = append(ms, d.New(n)), append(vs, d.New(n))
+		ps1, ms1, vs1 = append(ps1, d.FromHost(p0, n)), append(ms1, d.New(n)), append(vs1, d.New(n))
+		gc = append(gc, cpu.FromHost(g, n))
+		h := kernelsAdamW(1)
+		h.WeightDecay = 0.05 * float32(i)
+		hs = append(hs, h)
+	}
+	same := func(what string) {
+		t.Helper()
+		for i := range sizes {
+			for _, pair := range [][2]*kernels.Tensor{{ps[i], ps1[i]}, {ms[i], ms1[i]}, {vs[i], vs1[i]}} {
+				a, b := make([]float32, sizes[i]), make([]float32, sizes[i])
+				d.CopyToHost(a, pair[0])
+				d.CopyToHost(b, pair[1])
+				for j := range a {
+					if math.Float32bits(a[j]) != math.Float32bits(b[j]) {
+						t.Fatalf("%s: tensor %d element %d: AdamWEach %g, AdamW %g", what, i, j, a[j], b[j])
+					}
+				}
+			}
+		}
+	}
+	for step := 1; step <= 2; step++ {
+		for i := range hs {
+			hs[i].Step = step
+			d.AdamW(ps1[i], gs[i], ms1[i], vs1[i], hs[i])
+		}
+		drv.htod = 0
+		d.AdamWEach(ps, gs, ms, vs, hs)
+		if step == 2 && drv.htod != 0 {
+			t.Errorf("the second step copied %d tables to the device, want 0", drv.htod)
+		}
+		same(fmt.Sprintf("step %d", step))
+	}
+	hs[1].LR *= 2 // no longer shared: one AdamW each
+	for i := range hs {
+		hs[i].Step = 3
+		d.AdamW(ps1[i], gs[i], ms1[i], vs1[i], hs[i])
+	}
+	d.AdamWEach(ps, gs, ms, vs, hs)
+	same("different learning rates")
+
+	got := d.SumSquaresEach(append(gs, nil))
+	want := cpu.SumSquaresEach(append(gc, nil))
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12*(1+want[i]) {
+			t.Errorf("SumSquaresEach tensor %d: %.17g, CPU %.17g", i, got[i], want[i])
+		}
+	}
+	if one := d.SumSquares(gs[4]); one != got[4] {
+		t.Errorf("SumSquares %.17g, SumSquaresEach %.17g", one, got[4])
+	}
+
+	for round := range 2 {
+		for _, g := range ps1 {
+			d.Scale(g, 0.3)
+		}
+		drv.htod = 0
+		d.ScaleEach(append(ps, nil), 0.3)
+		if round == 1 && drv.htod != 0 {
+			t.Errorf("the second ScaleEach copied %d tables to the device, want 0", drv.htod)
+		}
+		same(fmt.Sprintf("ScaleEach round %d", round))
+	}
 }
 
 // In BF16 mode the products of a DiT-B step (B 32, T 272, width 768, 12 heads) convert

@@ -1,9 +1,9 @@
-// Launchers of the reduction kernels (reduce.cu): Sum and SumSquares in float64, two
-// launches (per-block partial sums, then their total) and an 8-byte copy to the host;
-// SumSquaresEach, the same for many tensors with one copy; the row splits of column sums
-// (colSum).
+// Launchers of the reduction kernels (reduce.cu), all in float64 and with two launches:
+// Sum (per-block partial sums, then their total, and an 8-byte copy to the host);
+// SumSquaresEach over the chunks of many tensors with one copy (SumSquares: of one); the row
+// splits of column sums (colSum).
 //
-// Test: go test ./kernels/cuda -run 'Conformance/(Sum|BiasBackward|LayerNorm)|ColumnSum|SumSquaresEach'
+// Test: go test ./kernels/cuda -run 'Conformance/(Sum|BiasBackward|LayerNorm)|ColumnSum|SumSquaresEach|Chunk'
 package cuda
 
 import (
@@ -12,11 +12,7 @@ import (
 	"github.com/alignkit/align/kernels"
 )
 
-func (d *Device) Sum(x *kernels.Tensor) float64 { return d.reduce(x, 0) }
-
-func (d *Device) SumSquares(x *kernels.Tensor) float64 { return d.reduce(x, 1) }
-
-func (d *Device) reduce(x *kernels.Tensor, squares int) float64 {
+func (d *Device) Sum(x *kernels.Tensor) float64 {
 	n := x.Len()
 	px := d.ptr(x)
 	if n == 0 {
@@ -26,50 +22,36 @@ func (d *Device) reduce(x *kernels.Tensor, squares int) float64 {
 	part, release := d.scratch(8 * (g.X + 1))
 	defer release()
 	total := part + DevPtr(8*g.X)
-	d.reduceInto(total, part, px, n, squares)
+	d.launch("sum_partial", g, Dim3{blockSize, 1, 1}, 0, P(part), P(px), I(n))
+	d.launch("sum_final", Dim3{1, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(total), P(part), I(g.X))
 	var s float64
 	must("Sum", d.drv.DtoH(unsafe.Pointer(&s), total, 8))
 	return s
 }
 
-// reduceInto launches the two kernels of a full reduction of n floats at px: partial sums
-// of the blocks of grid1(n) into part, their total into total. It returns the number of
-// partial sums (part's length).
-func (d *Device) reduceInto(total, part, px DevPtr, n, squares int) int {
-	g := d.grid1(n)
-	d.launch("sum_partial", g, Dim3{blockSize, 1, 1}, 0, P(part), P(px), I(n), I(squares))
-	d.launch("sum_final", Dim3{1, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(total), P(part), I(g.X))
-	return g.X
+// SumSquares is SumSquaresEach of one tensor, so that both give the same bits.
+func (d *Device) SumSquares(x *kernels.Tensor) float64 {
+	return d.SumSquaresEach([]*kernels.Tensor{x})[0]
 }
 
-// SumSquaresEach runs SumSquares' kernels for every tensor into one scratch block (the
-// totals first, then each tensor's partial sums) and copies the totals to the host at once,
-// so a clipped training step waits for the GPU once instead of once per gradient.
+// SumSquaresEach sums the squares of every chunk of every tensor with one launch
+// (sum_squares_chunks, chunks.go), each tensor's chunks in order with a second
+// (sum_chunks_final), and copies the totals to the host at once: a clipped training step
+// waits for the GPU once, after two launches instead of two per gradient.
 func (d *Device) SumSquaresEach(xs []*kernels.Tensor) []float64 {
 	out := make([]float64, len(xs))
-	parts := 0
-	for _, x := range xs {
-		if x != nil && x.Len() > 0 {
-			parts += d.grid1(x.Len()).X
-		}
-	}
-	if parts == 0 {
+	words, first := d.spanWords(xs)
+	chunks := len(words) / 2
+	if chunks == 0 {
 		return out
 	}
-	buf, release := d.scratch(8 * (len(xs) + parts))
+	table := d.upload(&d.sumsTable, append(words, first...))
+	buf, release := d.scratch(8 * (len(xs) + chunks))
 	defer release()
 	part := buf + DevPtr(8*len(xs))
-	for i, x := range xs {
-		if x != nil && x.Len() > 0 {
-			part += DevPtr(8 * d.reduceInto(buf+DevPtr(8*i), part, d.ptr(x), x.Len(), 1))
-		}
-	}
+	d.launch("sum_squares_chunks", Dim3{chunks, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(part), P(table))
+	d.launch("sum_chunks_final", Dim3{len(xs), 1, 1}, Dim3{blockSize, 1, 1}, 0, P(buf), P(part), P(table+DevPtr(8*len(words))))
 	must("SumSquaresEach", d.drv.DtoH(unsafe.Pointer(&out[0]), buf, 8*len(xs)))
-	for i, x := range xs {
-		if x == nil || x.Len() == 0 {
-			out[i] = 0 // its slot was never written
-		}
-	}
 	return out
 }
 
