@@ -52,6 +52,9 @@ type Device interface {
 	// op(A) is (m,k): A is (m,k), or (k,m) when transA. op(B) is (k,n): B is (k,n), or
 	// (n,k) when transB. C is (m,n). beta == 0 means C is not read (NaNs in C vanish).
 	Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *Tensor, beta float32, c *Tensor)
+	// Linear: y = x·Wᵀ + bias for x (N,in), w (out,in), bias (out) or nil, y (N,out), the
+	// same as Gemm then AddBias; a GPU adds the bias in the product's epilogue.
+	Linear(y, x, w, bias *Tensor, N, in, out int)
 	// GemmStridedBatched runs batch independent Gemms; matrix i of A starts at element
 	// i*strideA of a (likewise B and C).
 	GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a *Tensor, strideA int,

@@ -167,3 +167,11 @@ func GemmProbe(dev Device, d time.Duration) (gflops float64) {
 	}
 	return 2 * s * s * s * float64(runs) / time.Since(start).Seconds() / 1e9
 }
+
+// Linear is Gemm(false, true, N, out, in, 1, x, w, 0, y), then AddBias where bias is set.
+func (d *CPU) Linear(y, x, w, bias *Tensor, N, in, out int) {
+	d.Gemm(false, true, N, out, in, 1, x, w, 0, y)
+	if bias != nil {
+		d.AddBias(y, y, bias, N, out)
+	}
+}

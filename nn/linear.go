@@ -100,12 +100,14 @@ func (l *Linear) Params() []Param {
 func (l *Linear) Forward(x *kernels.Tensor) *kernels.Tensor {
 	N := rowsOf("Linear.Forward", x, l.In)
 	y := l.out.get(l.dev, withLast(x.Shape, l.Out)...)
-	l.dev.Gemm(false, true, N, l.Out, l.In, 1, x, l.Weight, 0, y)
-	if l.LoRA != nil && l.LoRA.Enabled {
+	if l.LoRA != nil && l.LoRA.Enabled { // the adapter's term before the bias, as it was trained
+		l.dev.Gemm(false, true, N, l.Out, l.In, 1, x, l.Weight, 0, y)
 		l.LoRA.forward(y, x, N)
-	}
-	if l.Bias != nil {
-		l.dev.AddBias(y, y, l.Bias, N, l.Out)
+		if l.Bias != nil {
+			l.dev.AddBias(y, y, l.Bias, N, l.Out)
+		}
+	} else {
+		l.dev.Linear(y, x, l.Weight, l.Bias, N, l.In, l.Out)
 	}
 	l.x = x
 	return y

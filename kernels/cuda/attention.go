@@ -167,10 +167,10 @@ func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
 		d.attnHeads(at(qkv, b0*T*3*C), [3]DevPtr{q, k, v}, n, T, NH, HS, 3, true)
-		d.gemm(false, true, T, T, HS, scale, q, th, k, th, 0, s, tt, nh)
+		d.gemm(false, true, T, T, HS, scale, q, th, k, th, 0, s, tt, nh, 0)
 		d.launch("attention_softmax", rowGrid(rows), rowBlock, 0, P(s), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			I(rows), I(T), I(NH))
-		d.gemm(false, false, T, HS, T, 1, s, tt, v, th, 0, q, th, nh)
+		d.gemm(false, false, T, HS, T, 1, s, tt, v, th, 0, q, th, nh, 0)
 		d.attnHeads(at(out, b0*T*C), [3]DevPtr{q}, n, T, NH, HS, 1, false)
 	}
 }
@@ -199,14 +199,14 @@ func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, 
 		d.attnHeads(at(dout, b0*T*C), [3]DevPtr{g}, n, T, NH, HS, 1, true)
 		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd),
 			P(at(dout, b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
-		d.gemm(false, true, T, T, HS, scale, q, th, k, th, 0, x, tt, nh)
+		d.gemm(false, true, T, T, HS, scale, q, th, k, th, 0, x, tt, nh, 0)
 		d.launch("attention_probs", rowGrid(rows), rowBlock, 0, P(x), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			I(rows), I(T), I(NH))
-		d.gemm(false, true, T, T, HS, 1, g, th, v, th, 0, y, tt, nh) // dP = dO V^T
-		d.gemm(true, false, T, HS, T, 1, x, tt, g, th, 0, v, th, nh) // dV = P^T dO
+		d.gemm(false, true, T, T, HS, 1, g, th, v, th, 0, y, tt, nh, 0) // dP = dO V^T
+		d.gemm(true, false, T, HS, T, 1, x, tt, g, th, 0, v, th, nh, 0) // dV = P^T dO
 		d.launch("attention_dscores", rowGrid(rows), rowBlock, 0, P(y), P(x), P(dd), I(rows), I(T))
-		d.gemm(false, false, T, HS, T, scale, y, tt, k, th, 0, g, th, nh) // dQ = scale dS K
-		d.gemm(true, false, T, HS, T, scale, y, tt, q, th, 0, k, th, nh)  // dK = scale dS^T Q
+		d.gemm(false, false, T, HS, T, scale, y, tt, k, th, 0, g, th, nh, 0) // dQ = scale dS K
+		d.gemm(true, false, T, HS, T, scale, y, tt, q, th, 0, k, th, nh, 0)  // dK = scale dS^T Q
 		d.attnHeads(at(dqkv, b0*T*3*C), [3]DevPtr{g, k, v}, n, T, NH, HS, 3, false)
 	}
 }

@@ -7,6 +7,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"unsafe"
@@ -50,6 +51,7 @@ var conformanceCases = []struct {
 	{"ToBF16", testToBF16},
 	{"Gemm", testGemm},
 	{"GemmStridedBatched", testGemmStridedBatched},
+	{"Linear", testLinear},
 	{"Gelu", testGelu},
 	{"Silu", testSilu},
 	{"LayerNorm", testLayerNorm},
@@ -280,6 +282,39 @@ func testGemm(e *env) {
 		}
 	}
 	e.dev.SetGemmPrecision(GemmFP32)
+}
+
+// testLinear checks the product with the bias in its epilogue against the CPU device's
+// Gemm then AddBias, without a bias too, in every precision (BF16 forced on these small
+// sizes).
+func testLinear(e *env) {
+	defer func(v float64) { e.dev.bf16Intensity = v }(e.dev.bf16Intensity)
+	e.dev.bf16Intensity = 0
+	N, in, out := 9, 13, 7
+	x, w, bias := e.pair(normals(17, N*in), N, in), e.pair(normals(18, out*in), out, in), e.pair(normals(19, out), out)
+	for _, prec := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
+		e.dev.SetGemmPrecision(prec)
+		tol := gemmTol(in)
+		switch prec {
+		case GemmTF32:
+			tol = 2 * math.Sqrt(float64(in)) * 1e-3
+		case GemmBF16:
+			tol = 2 * math.Sqrt(float64(in)) * 8e-3
+		}
+		for _, withBias := range []bool{true, false} {
+			y := e.pair(normals(20, N*out), N, out) // garbage the product must overwrite
+			bd, bc := bias.d, bias.c
+			if !withBias {
+				bd, bc = nil, nil
+			}
+			e.dev.Linear(y.d, x.d, w.d, bd, N, in, out)
+			e.cpu.Linear(y.c, x.c, w.c, bc, N, in, out)
+			e.check(fmt.Sprintf("%s Linear bias=%v", prec, withBias), y, tol, 1e-5)
+			e.free(y)
+		}
+	}
+	e.dev.SetGemmPrecision(GemmFP32)
+	e.free(x, w, bias)
 }
 
 func testGemmStridedBatched(e *env) {

@@ -3,12 +3,14 @@
 // The cuBLAS wrapper of the real driver (build tag cuda): handle creation, binding to the
 // device's stream, and GemmEx / GemmStridedBatchedEx with FP32 or BF16 inputs, FP32 output
 // and FP32 accumulation (CUBLAS_COMPUTE_32F, or CUBLAS_COMPUTE_32F_FAST_TF32 for TF32
-// tensor cores). gorgonia.org/cu/blas has none of these (toolchain.md §3), hence this file.
-// Device pointers cross as uintptr_t.
+// tensor cores); products with a bias (GemmArgs.Bias) go through cuBLASLt's matmul with the
+// BIAS epilogue, one plan (descriptor, layouts, heuristic's algorithm) per shape.
+// gorgonia.org/cu/blas has none of these (toolchain.md §3), hence this file. Device pointers
+// cross as uintptr_t.
 //
 // Headers and libraries come from the CUDA 12 toolkit (/usr/local/cuda by default; elsewhere
 // set CGO_CFLAGS=-I.../include and CGO_LDFLAGS=-L.../lib64). Without cublas_v2.h the file
-// declares the five functions it calls itself, so that `make vet-cuda` can type-check the
+// declares the functions it calls itself, so that `make vet-cuda` can type-check the
 // tagged code with cuda.h alone; with the header, a static assertion checks the enum values.
 //
 // Test: make test-cuda (on a GPU)
@@ -16,7 +18,7 @@ package cuda
 
 /*
 #cgo linux CFLAGS: -I/usr/local/cuda/include
-#cgo linux LDFLAGS: -L/usr/local/cuda/lib64 -lcublas
+#cgo linux LDFLAGS: -L/usr/local/cuda/lib64 -lcublas -lcublasLt
 #include <stdint.h>
 
 // cuBLAS enum values used below (stable across CUDA 11 and 12).
@@ -27,6 +29,15 @@ package cuda
 #define ALIGN_COMPUTE_32F 68          // CUBLAS_COMPUTE_32F
 #define ALIGN_COMPUTE_32F_FAST_TF32 77 // CUBLAS_COMPUTE_32F_FAST_TF32
 #define ALIGN_GEMM_DEFAULT (-1)       // CUBLAS_GEMM_DEFAULT
+// cuBLASLt enum values used below.
+#define ALIGN_LT_DESC_TRANSA 3        // CUBLASLT_MATMUL_DESC_TRANSA
+#define ALIGN_LT_DESC_TRANSB 4        // CUBLASLT_MATMUL_DESC_TRANSB
+#define ALIGN_LT_DESC_EPILOGUE 7      // CUBLASLT_MATMUL_DESC_EPILOGUE
+#define ALIGN_LT_DESC_BIAS_POINTER 8  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
+#define ALIGN_LT_EPILOGUE_BIAS 4      // CUBLASLT_EPILOGUE_BIAS
+#define ALIGN_LT_PREF_MAX_WORKSPACE 1 // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+#define ALIGN_LT_PREF_ALIGN_A 5       // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES (B, C, D follow)
+#define ALIGN_LT_NO_ALGO (-1)         // align_lt_plan: the heuristic found no algorithm
 
 #if __has_include(<cublas_v2.h>)
 #include <cublas_v2.h>
@@ -55,9 +66,117 @@ int cublasGemmStridedBatchedEx(cublasHandle_t handle, int transa, int transb, in
 #define cublasSetStream cublasSetStream_v2
 #endif
 
+#if __has_include(<cublasLt.h>)
+#include <cublasLt.h>
+_Static_assert(CUBLASLT_MATMUL_DESC_TRANSA == ALIGN_LT_DESC_TRANSA && CUBLASLT_MATMUL_DESC_TRANSB == ALIGN_LT_DESC_TRANSB &&
+                   CUBLASLT_MATMUL_DESC_EPILOGUE == ALIGN_LT_DESC_EPILOGUE &&
+                   CUBLASLT_MATMUL_DESC_BIAS_POINTER == ALIGN_LT_DESC_BIAS_POINTER &&
+                   CUBLASLT_EPILOGUE_BIAS == ALIGN_LT_EPILOGUE_BIAS &&
+                   CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == ALIGN_LT_PREF_MAX_WORKSPACE &&
+                   CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES == ALIGN_LT_PREF_ALIGN_A &&
+                   CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES == ALIGN_LT_PREF_ALIGN_A + 3,
+               "cuBLASLt enum values differ from the ones this wrapper assumes");
+#else
+// The declarations of cublasLt.h that this file uses (compile checks without the toolkit).
+typedef struct cublasLtContext* cublasLtHandle_t;
+typedef struct cublasLtMatmulDescOpaque_t* cublasLtMatmulDesc_t;
+typedef struct cublasLtMatrixLayoutOpaque_t* cublasLtMatrixLayout_t;
+typedef struct cublasLtMatmulPreferenceOpaque_t* cublasLtMatmulPreference_t;
+typedef struct { uint64_t data[8]; } cublasLtMatmulAlgo_t;
+typedef struct {
+  cublasLtMatmulAlgo_t algo;
+  size_t workspaceSize;
+  int state;
+  float wavesCount;
+  int reserved[4];
+} cublasLtMatmulHeuristicResult_t;
+int cublasLtCreate(cublasLtHandle_t* handle);
+int cublasLtDestroy(cublasLtHandle_t handle);
+int cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* desc, int computeType, int scaleType);
+int cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc);
+int cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, int attr, const void* buf, size_t size);
+int cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, int type, uint64_t rows, uint64_t cols, int64_t ld);
+int cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout);
+int cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* pref);
+int cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref);
+int cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref, int attr, const void* buf, size_t size);
+int cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                                   cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                                   cublasLtMatmulPreference_t pref, int requested,
+                                   cublasLtMatmulHeuristicResult_t* results, int* returned);
+int cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
+                   cublasLtMatrixLayout_t a, const void* B, cublasLtMatrixLayout_t b, const void* beta, const void* C,
+                   cublasLtMatrixLayout_t c, void* D, cublasLtMatrixLayout_t d, const cublasLtMatmulAlgo_t* algo,
+                   void* workspace, size_t workspaceSize, cudaStream_t stream);
+#endif
+
 static int align_blas_create(cublasHandle_t* h) { return (int)cublasCreate(h); }
 static int align_blas_destroy(cublasHandle_t h) { return (int)cublasDestroy(h); }
 static int align_blas_set_stream(cublasHandle_t h, void* s) { return (int)cublasSetStream(h, (cudaStream_t)s); }
+
+// align_lt_plan is a cuBLASLt matmul of one shape with the bias epilogue: C = alpha*op(A)*op(B)
+// + bias, C (m,n) column-major FP32, A and B FP32 or BF16 as stored (ta: A is (k,m)).
+typedef struct {
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatrixLayout_t a, b, c;
+  cublasLtMatmulAlgo_t algo;
+} align_lt_plan;
+
+static int align_lt_create(cublasLtHandle_t* h) { return (int)cublasLtCreate(h); }
+static int align_lt_destroy(cublasLtHandle_t h) { return (int)cublasLtDestroy(h); }
+
+static void align_lt_plan_free(align_lt_plan* p) {
+  if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+  if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+  if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+  if (p->c) cublasLtMatrixLayoutDestroy(p->c);
+}
+
+// align_lt_plan_make fills p (zeroed by the caller) and picks the heuristic's first algorithm
+// for operands aligned to at least ala, alb, alc bytes and a bias at the alignment of bias's
+// address (the heuristic reads it from the pointer); ALIGN_LT_NO_ALGO when there is none.
+static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, int ta, int tb, int m, int n, int k, int atype,
+                              int lda, int btype, int ldb, int ldc, int tf32, size_t ws, unsigned ala, unsigned alb,
+                              unsigned alc, uintptr_t bias) {
+  const void* bp = (const void*)bias;
+  int opa = ta ? ALIGN_OP_T : ALIGN_OP_N, opb = tb ? ALIGN_OP_T : ALIGN_OP_N;
+  int at = atype == 1 ? ALIGN_R_16BF : ALIGN_R_32F, bt = btype == 1 ? ALIGN_R_16BF : ALIGN_R_32F;
+  unsigned epi = ALIGN_LT_EPILOGUE_BIAS;
+  int rc = (int)cublasLtMatmulDescCreate(&p->desc, tf32 ? ALIGN_COMPUTE_32F_FAST_TF32 : ALIGN_COMPUTE_32F, ALIGN_R_32F);
+  if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_TRANSA, &opa, sizeof opa);
+  if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_TRANSB, &opb, sizeof opb);
+  if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_EPILOGUE, &epi, sizeof epi);
+  if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_BIAS_POINTER, &bp, sizeof bp);
+  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->a, at, ta ? k : m, ta ? m : k, lda);
+  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->b, bt, tb ? n : k, tb ? k : n, ldb);
+  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->c, ALIGN_R_32F, m, n, ldc);
+  if (rc) return rc;
+  cublasLtMatmulPreference_t pref;
+  if ((rc = (int)cublasLtMatmulPreferenceCreate(&pref))) return rc;
+  rc = (int)cublasLtMatmulPreferenceSetAttribute(pref, ALIGN_LT_PREF_MAX_WORKSPACE, &ws, sizeof ws);
+  unsigned al[4] = {ala, alb, alc, alc};  // A, B, C, D (D is C)
+  for (int i = 0; i < 4 && !rc; i++)
+    rc = (int)cublasLtMatmulPreferenceSetAttribute(pref, ALIGN_LT_PREF_ALIGN_A + i, &al[i], sizeof al[i]);
+  cublasLtMatmulHeuristicResult_t res;
+  int found = 0;
+  if (!rc)
+    rc = (int)cublasLtMatmulAlgoGetHeuristic(h, p->desc, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (rc) return rc;
+  if (found < 1) return ALIGN_LT_NO_ALGO;
+  p->algo = res.algo;
+  return 0;
+}
+
+static int align_lt_run(cublasLtHandle_t h, align_lt_plan* p, float alpha, uintptr_t a, uintptr_t b, uintptr_t c,
+                        uintptr_t bias, uintptr_t ws, size_t wsSize, void* stream) {
+  const void* bp = (const void*)bias;
+  float beta = 0;
+  int rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_BIAS_POINTER, &bp, sizeof bp);
+  if (rc) return rc;
+  return (int)cublasLtMatmul(h, p->desc, &alpha, (const void*)a, p->a, (const void*)b, p->b, &beta, (const void*)c,
+                             p->c, (void*)c, p->c, &p->algo, (void*)ws, wsSize, (cudaStream_t)stream);
+}
 
 static int align_blas_gemm(cublasHandle_t h, int ta, int tb, int m, int n, int k, float alpha,
                            uintptr_t a, int atype, int lda, long long sa, uintptr_t b, int btype, int ldb,
@@ -78,6 +197,8 @@ import "C"
 import (
 	"fmt"
 	"unsafe"
+
+	"gorgonia.org/cu"
 )
 
 // cublasStatus names the cublasStatus_t values.
@@ -98,13 +219,33 @@ func blasErr(op string, rc C.int) error {
 	return fmt.Errorf("%s: %s", op, name)
 }
 
-// cublas is a cuBLAS handle bound to one stream.
-type cublas struct{ h C.cublasHandle_t }
+// ltWorkspace is cuBLASLt's workspace: 32 MiB, what NVIDIA advises for Hopper.
+const ltWorkspace = 32 << 20
+
+// ltKey is what a cuBLASLt plan depends on: the shape, types, leading dimensions and the
+// alignments of the operands and the bias (the heuristic's algorithm may need them).
+type ltKey struct {
+	ta, tb                   bool
+	m, n, k, lda, ldb, ldc   int
+	at, bt                   DataType
+	tf32                     bool
+	ala, alb, alc, alignBias uint32
+}
+
+// cublas is a cuBLAS handle bound to one stream, and a cuBLASLt handle (nil where cuBLASLt
+// failed to start: products with a bias then return ErrNoEpilogue) with its plans.
+type cublas struct {
+	h      C.cublasHandle_t
+	lt     C.cublasLtHandle_t
+	stream unsafe.Pointer
+	ws     cu.DevicePtr
+	plans  map[ltKey]*C.align_lt_plan // nil: no algorithm for that key
+}
 
 // newCublas creates a handle on the current context and binds it to stream (a CUstream,
 // which is a cudaStream_t).
 func newCublas(stream unsafe.Pointer) (*cublas, error) {
-	b := &cublas{}
+	b := &cublas{stream: stream, plans: map[ltKey]*C.align_lt_plan{}}
 	if err := blasErr("cublasCreate", C.align_blas_create(&b.h)); err != nil {
 		return nil, err
 	}
@@ -112,10 +253,36 @@ func newCublas(stream unsafe.Pointer) (*cublas, error) {
 		C.align_blas_destroy(b.h)
 		return nil, err
 	}
+	if C.align_lt_create(&b.lt) != 0 {
+		b.lt = nil
+	} else if ws, err := cu.MemAlloc(ltWorkspace); err != nil {
+		C.align_lt_destroy(b.lt)
+		b.lt = nil
+	} else {
+		b.ws = ws
+	}
 	return b, nil
 }
 
-func (b *cublas) close() error { return blasErr("cublasDestroy", C.align_blas_destroy(b.h)) }
+func (b *cublas) close() error {
+	for _, p := range b.plans {
+		if p != nil {
+			C.align_lt_plan_free(p)
+		}
+	}
+	b.plans = nil
+	var first error
+	if b.lt != nil {
+		first = blasErr("cublasLtDestroy", C.align_lt_destroy(b.lt))
+		if err := cu.MemFree(b.ws); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := blasErr("cublasDestroy", C.align_blas_destroy(b.h)); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
 
 func bi(v bool) C.int {
 	if v {
@@ -125,10 +292,58 @@ func bi(v bool) C.int {
 }
 
 func (b *cublas) gemm(g GemmArgs) error {
+	if g.Bias != 0 {
+		return b.gemmBias(g)
+	}
 	rc := C.align_blas_gemm(b.h, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K), C.float(g.Alpha),
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
 		C.uintptr_t(g.B), C.int(g.BType), C.int(g.LDB), C.longlong(g.StrideB),
 		C.float(g.Beta), C.uintptr_t(g.C), C.int(g.LDC), C.longlong(g.StrideC), C.int(g.Batch),
 		bi(g.Compute == ComputeTF32))
 	return blasErr("cublasGemmEx", rc)
+}
+
+// alignment is the largest power of two up to 256 that divides p.
+func alignment(p DevPtr) uint32 {
+	a := uint32(256)
+	for a > 1 && uint64(p)%uint64(a) != 0 {
+		a >>= 1
+	}
+	return a
+}
+
+// gemmBias runs a product with a bias through cuBLASLt's BIAS epilogue, making the shape's
+// plan on first use. ErrNoEpilogue where cuBLASLt is missing, has no algorithm for the shape
+// or does not support it at run time: the device then adds the bias itself.
+func (b *cublas) gemmBias(g GemmArgs) error {
+	if b.lt == nil || g.Batch != 1 || g.Beta != 0 {
+		return ErrNoEpilogue
+	}
+	key := ltKey{ta: g.TransA, tb: g.TransB, m: g.M, n: g.N, k: g.K, lda: g.LDA, ldb: g.LDB, ldc: g.LDC,
+		at: g.AType, bt: g.BType, tf32: g.Compute == ComputeTF32,
+		ala: alignment(g.A), alb: alignment(g.B), alc: alignment(g.C), alignBias: alignment(g.Bias)}
+	p, ok := b.plans[key]
+	if !ok {
+		p = new(C.align_lt_plan)
+		rc := C.align_lt_plan_make(b.lt, p, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
+			C.int(g.AType), C.int(g.LDA), C.int(g.BType), C.int(g.LDB), C.int(g.LDC), bi(key.tf32),
+			C.size_t(ltWorkspace), C.uint(key.ala), C.uint(key.alb), C.uint(key.alc), C.uintptr_t(g.Bias))
+		if rc != 0 {
+			C.align_lt_plan_free(p)
+			if rc != C.ALIGN_LT_NO_ALGO && rc != 15 { // CUBLAS_STATUS_NOT_SUPPORTED
+				return blasErr("cublasLt plan", rc)
+			}
+			p = nil
+		}
+		b.plans[key] = p
+	}
+	if p == nil {
+		return ErrNoEpilogue
+	}
+	rc := C.align_lt_run(b.lt, p, C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.uintptr_t(g.C),
+		C.uintptr_t(g.Bias), C.uintptr_t(b.ws), C.size_t(ltWorkspace), b.stream)
+	if rc == 15 {
+		return ErrNoEpilogue
+	}
+	return blasErr("cublasLtMatmul", rc)
 }

@@ -67,7 +67,7 @@ type Device struct {
 	// adamwTable, sumsTable and scaleTable are the chunked kernels' tables (chunks.go).
 	chunkElems                        int
 	adamwTable, sumsTable, scaleTable deviceTable
-	closed                bool
+	closed                            bool
 }
 
 // NewDevice returns a device over drv, called name (e.g. "cuda:0").

@@ -288,6 +288,36 @@ func TestChunkedKernels(t *testing.T) {
 	}
 }
 
+// noEpilogue is a driver without a bias epilogue, as a cuBLASLt with no algorithm for a shape.
+type noEpilogue struct{ Driver }
+
+func (n noEpilogue) Gemm(g GemmArgs) error {
+	if g.Bias != 0 {
+		return ErrNoEpilogue
+	}
+	return n.Driver.Gemm(g)
+}
+
+// TestLinearWithoutEpilogue checks that Linear adds the bias with add_bias where the driver
+// refuses the epilogue, with the same bits as the epilogue gives.
+func TestLinearWithoutEpilogue(t *testing.T) {
+	N, in, out := 5, 11, 6
+	var ys [2][]float32
+	for i, drv := range []Driver{NewEmuDriver(), noEpilogue{NewEmuDriver()}} {
+		d := NewDevice(drv, "linear")
+		x, w, b := d.FromHost(normals(90, N*in), N, in), d.FromHost(normals(91, out*in), out, in), d.FromHost(normals(92, out), out)
+		y := d.New(N, out)
+		d.Linear(y, x, w, b, N, in, out)
+		ys[i] = make([]float32, N*out)
+		d.CopyToHost(ys[i], y)
+	}
+	for j := range ys[0] {
+		if math.Float32bits(ys[0][j]) != math.Float32bits(ys[1][j]) {
+			t.Fatalf("element %d: epilogue %g, add_bias %g", j, ys[0][j], ys[1][j])
+		}
+	}
+}
+
 // In BF16 mode the products of a DiT-B step (B 32, T 272, width 768, 12 heads) convert
 // their operands where that pays: the linear layers do, attention's per-head products and
 // the conditioning's small-batch ones run in TF32.

@@ -8,6 +8,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"unsafe"
@@ -67,7 +68,9 @@ const (
 
 // GemmArgs are the arguments of cublasGemmStridedBatchedEx on column-major matrices:
 // C_i = Alpha*op(A_i)*op(B_i) + Beta*C_i for i < Batch, op(A) (M,K), op(B) (K,N), C (M,N),
-// A_i at A + i*StrideA elements (likewise B, C). Beta == 0 means C is not read.
+// A_i at A + i*StrideA elements (likewise B, C). Beta == 0 means C is not read. Bias, where
+// not 0, is an FP32 vector of M added to every column of C (cuBLASLt's bias epilogue: a
+// linear layer's bias without a pass of its own); only with Batch 1 and Beta 0.
 type GemmArgs struct {
 	TransA, TransB bool
 	M, N, K        int
@@ -86,7 +89,13 @@ type GemmArgs struct {
 	StrideC        int64
 	Batch          int
 	Compute        ComputeType
+	Bias           DevPtr
 }
+
+// ErrNoEpilogue is what Driver.Gemm returns for a product with a bias that it cannot run with
+// the bias in the epilogue (no cuBLASLt algorithm for the shape); the device then adds the
+// bias with a kernel of its own.
+var ErrNoEpilogue = errors.New("cuda: no GEMM with a bias epilogue for this product")
 
 // Info describes the device behind a driver.
 type Info struct {

@@ -203,7 +203,8 @@ void emu_memset32(uintptr_t dst, unsigned v, size_t n) {
 // emu_gemm is cublasGemmStridedBatchedEx on column-major matrices: for each batch item,
 // C = alpha*op(A)*op(B) + beta*C with op(A) (m,k), op(B) (k,n), C (m,n). A and B are float32
 // (btype 0) or bfloat16 bits (1); compute 0 is FP32, 1 rounds the inputs to TF32 first.
-// Products are summed in float64. beta == 0 does not read C.
+// Products are summed in float64. beta == 0 does not read C. bias, where not 0, is a float32
+// vector of m added to every column of C after the product (cuBLASLt's bias epilogue).
 static float gemm_in(const void* base, int type, long long i, int compute) {
   float v;
   if (type == 1) {
@@ -223,7 +224,7 @@ static float gemm_in(const void* base, int type, long long i, int compute) {
 
 void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_t a, int atype, int lda,
               long long strideA, uintptr_t b, int btype, int ldb, long long strideB, float beta, uintptr_t c,
-              int ldc, long long strideC, int batch, int compute) {
+              int ldc, long long strideC, int batch, int compute, uintptr_t bias) {
   const int esA = atype == 1 ? 2 : 4, esB = btype == 1 ? 2 : 4;
   for (int bi = 0; bi < batch; bi++) {
     const char* A = reinterpret_cast<const char*>(a) + (long long)bi * strideA * esA;
@@ -240,6 +241,7 @@ void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_
         float* cij = C + i + (long long)j * ldc;
         float r = alpha * (float)s;
         if (beta != 0.0f) r += beta * *cij;
+        if (bias != 0) r += reinterpret_cast<const float*>(bias)[i];
         *cij = r;
       }
   }

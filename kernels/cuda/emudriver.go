@@ -207,6 +207,14 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 	if err := e.check("Gemm C", g.C, 4*span(g.M, g.N, g.LDC, g.StrideC)); err != nil {
 		return err
 	}
+	if g.Bias != 0 {
+		if g.Batch != 1 || g.Beta != 0 {
+			return fmt.Errorf("cuda-emu: Gemm: a bias with batch %d and beta %g (1 and 0 only)", g.Batch, g.Beta)
+		}
+		if err := e.check("Gemm bias", g.Bias, 4*g.M); err != nil {
+			return err
+		}
+	}
 	if g.LDA < max(1, ar) || g.LDB < max(1, br) || g.LDC < max(1, g.M) {
 		return fmt.Errorf("cuda-emu: Gemm: leading dimensions %d, %d, %d too small for %dx%d, %dx%d, %dx%d",
 			g.LDA, g.LDB, g.LDC, ar, ac, br, bc, g.M, g.N)

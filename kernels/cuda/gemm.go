@@ -9,6 +9,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/alignkit/align/kernels"
@@ -38,7 +39,24 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *ker
 	pa := d.gemmOperand("Gemm A", a, m*k, true)
 	pb := d.gemmOperand("Gemm B", b, k*n, true)
 	pc := d.gemmOperand("Gemm C", c, m*n, true)
-	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1)
+	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1, 0)
+}
+
+// Linear runs the product with the bias in its epilogue (GemmArgs.Bias): y (N,out) as
+// cuBLAS sees it is the column-major (out,N) matrix, and the bias a vector of its rows.
+func (d *Device) Linear(y, x, w, bias *kernels.Tensor, N, in, out int) {
+	if N < 0 || in < 0 || out < 0 {
+		panic(fmt.Sprintf("cuda: Linear with negative size N=%d in=%d out=%d", N, in, out))
+	}
+	px := d.gemmOperand("Linear x", x, N*in, true)
+	pw := d.gemmOperand("Linear w", w, out*in, true)
+	py := d.gemmOperand("Linear y", y, N*out, true)
+	var pb DevPtr
+	if bias != nil {
+		mustLen("Linear bias", bias, out)
+		pb = d.ptr(bias)
+	}
+	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, py, 0, 1, pb)
 }
 
 func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a *kernels.Tensor, strideA int,
@@ -57,7 +75,7 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 	pa := d.gemmOperand("GemmStridedBatched A", a, span(last, strideA, m*k), false)
 	pb := d.gemmOperand("GemmStridedBatched B", b, span(last, strideB, k*n), false)
 	pc := d.gemmOperand("GemmStridedBatched C", c, span(last, strideC, m*n), false)
-	d.gemm(transA, transB, m, n, k, alpha, pa, strideA, pb, strideB, beta, pc, strideC, batch)
+	d.gemm(transA, transB, m, n, k, alpha, pa, strideA, pb, strideB, beta, pc, strideC, batch, 0)
 }
 
 // span is the number of elements a strided batch needs: last*stride + size (0 if size is 0).
@@ -68,9 +86,11 @@ func span(last, stride, size int) int {
 	return last*stride + size
 }
 
-// gemm maps a row-major strided batch onto the column-major driver GEMM.
+// gemm maps a row-major strided batch onto the column-major driver GEMM. bias (0: none) is
+// added to every row of C (n values; batch 1 and beta 0 only): in the product's epilogue,
+// or by add_bias where the driver has no epilogue for this product (ErrNoEpilogue).
 func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, strideA int,
-	b DevPtr, strideB int, beta float32, c DevPtr, strideC int, batch int) {
+	b DevPtr, strideB int, beta float32, c DevPtr, strideC int, batch int, bias DevPtr) {
 	if m == 0 || n == 0 || batch == 0 {
 		return
 	}
@@ -85,7 +105,7 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
 		A: b, AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
 		B: a, BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
-		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch,
+		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch, Bias: bias,
 	}
 	switch d.prec {
 	case GemmTF32:
@@ -102,7 +122,14 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 		defer relB()
 		g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
 	}
-	must("Gemm", d.drv.Gemm(g))
+	err := d.drv.Gemm(g)
+	if bias != 0 && errors.Is(err, ErrNoEpilogue) {
+		g.Bias = 0
+		if err = d.drv.Gemm(g); err == nil {
+			d.launch1("add_bias", m*n, P(c), P(c), P(bias), I(m), I(n))
+		}
+	}
+	must("Gemm", err)
 }
 
 // bf16MinIntensity is the fewest flops per converted element at which a product in

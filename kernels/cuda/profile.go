@@ -82,6 +82,9 @@ func (p *Profiler) Gemm(g GemmArgs) error {
 		name += fmt.Sprintf(" x%d", batch)
 	}
 	name += " " + gemmInputs(g)
+	if g.Bias != 0 {
+		name += " +bias"
+	}
 	return p.timed(name, 2*float64(g.M)*float64(g.N)*float64(g.K)*float64(batch), func() error { return p.Driver.Gemm(g) })
 }
 
