@@ -138,8 +138,9 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 // reads (4 read, 2 written), about 1.7 ps at 3.5 TB/s; BF16 saves 1/R_tf32 - 1/R_bf16, about
 // 1.3e-15 s per flop (an H200 ran DiT-B's MLP product at 310 and 516 TFLOP/s through cuBLAS),
 // so the conversion pays from about 1300 flops per element. DiT-B's linear layers have
-// 1200 to 5000, its attention products (T = 272, 64 per head) at most 272: converting the
-// score matrices cost a BF16 training step more than their faster products saved.
+// 1200 to 5000 (the attention projection's weight gradient 770), its attention products
+// (T = 272, 64 per head) at most 272: converting the score matrices cost a BF16 training step
+// more than their faster products saved.
 const bf16MinIntensity = 1024
 
 // bf16Pays reports whether a product of batch (m,n,k) products over elems operand elements
