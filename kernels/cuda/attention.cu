@@ -28,10 +28,6 @@
 // The GEMM path (attention.go, used when the (B,NH,T,T) score matrices fit a budget) does
 // the products with cuBLAS and the rest with the kernels below (and attention_backward_dd);
 // row r = (b*NH+h)*T+i of a (B,NH,T,T) score array is row r of lse and dd:
-//   attention_heads        between the packed layout x (B,T,W,NH,HS) (qkv with W = 3, out or
-//                          dout with W = 1) and W head-major arrays h_w (B,NH,T,HS) at h0, h1,
-//                          h2: to_heads = 1 gathers h_w[b,h,t,:] = x[b,t,w,h,:], 0 scatters
-//                          back. grid (B*T), block 256: a block per (b,t), a warp per (w,h)
 //   attention_softmax      in place on s = scale*Q K^T: s_ij += bias_j, m = max_j s_ij,
 //                          l = sum_j exp(s_ij - m), P_ij = exp(s_ij - m)/l, lse_i = m + log l;
 //                          a row with every key masked (m = -Inf) gets P = 0, lse = 0, as
@@ -276,28 +272,6 @@ EMU_KERNEL(attention_backward_dkv);
 
 #define ATT_ROWS 8  // rows (one warp each) per block of the row kernels
 
-KERNEL void attention_heads(float* x, float* h0, float* h1, float* h2, int B, int T, int NH, int HS, int W,
-                            int to_heads) {
-  const int row = blockIdx.x;  // row = b*T + t
-  if (row >= B * T) return;
-  const int b = row / T, t = row % T;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  float* xr = x + (long long)row * W * NH * HS;
-  // Segment seg = w*NH + h of the row is x[b,t,w,h,:], HS contiguous floats, one warp each.
-  for (int seg = warp; seg < W * NH; seg += nw) {
-    int w = seg / NH, h = seg % NH;
-    float* hw = w == 0 ? h0 : (w == 1 ? h1 : h2);
-    float* hp = hw + (((long long)b * NH + h) * T + t) * HS;
-    float* xp = xr + (long long)seg * HS;
-    for (int d = lane; d < HS; d += 32) {
-      if (to_heads)
-        hp[d] = xp[d];
-      else
-        xp[d] = hp[d];
-    }
-  }
-}
-EMU_KERNEL(attention_heads);
 
 KERNEL void attention_softmax(float* s, float* lse, const float* key_bias, int rows, int T, int NH) {
   int row = blockIdx.x * ATT_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;

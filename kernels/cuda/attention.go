@@ -1,9 +1,10 @@
 // Launchers of the attention kernels (attention.cu), on one of two paths.
 //
 // GEMM path, when the score matrices of one sample fit the device's budget (attnGemmBudget):
-// Q, K, V (and dO) are gathered head-major (B,NH,T,HS) into scratch, the products are
-// strided-batched GEMMs over the B*NH heads at the device's GemmPrecision (TF32 tensor cores
-// in TF32 mode), and the softmax and dS are row kernels over the stored (B,NH,T,T) scores:
+// the products are batched GEMMs over the B*NH heads, each head's Q, K, V, dO, O and their
+// gradients read and written where they lie in the packed layouts (row stride 3C or C;
+// pointer arrays, gemmPtrs), in FP32, or TF32 in the TF32 and BF16 modes, and the softmax
+// and dS are row kernels over the stored (B,NH,T,T) scores:
 //
 //	forward   S = scale Q K^T, P = softmax(S + bias) (and lse), O = P V
 //	backward  P = exp(scale Q K^T + bias - lse), dV = P^T dO, dP = dO V^T,
@@ -58,12 +59,12 @@ func (d *Device) attnGemmChunk(B, T, NH int) int {
 	return (B + n - 1) / n
 }
 
-// attnGemmScratch returns the scratch bytes of the GEMM path for chunks of bc samples:
-// heads (3 or 4 (bc,NH,T,HS) arrays), scores (1 or 2 (bc,NH,T,T)) and, in the backward,
-// dd (bc,NH,T).
-func attnGemmScratch(bc, T, NH, HS int) (fwdHeads, fwdScores, bwdHeads, bwdScores, bwdDD int) {
-	heads, scores := 4*bc*NH*T*HS, 4*bc*NH*T*T
-	return 3 * heads, scores, 4 * heads, 2 * scores, 4 * bc * NH * T
+// attnGemmScratch returns the scratch bytes of the GEMM path for chunks of bc samples: the
+// scores (one (bc,NH,T,T) array in the forward, two in the backward), the backward's dd
+// (bc,NH,T) and one product's pointer arrays (3 per head).
+func attnGemmScratch(bc, T, NH int) (fwdScores, bwdScores, bwdDD, ptrs int) {
+	scores := 4 * bc * NH * T * T
+	return scores, 2 * scores, 4 * bc * NH * T, 8 * 3 * bc * NH
 }
 
 // at offsets p by n float32 elements; a null pointer stays null (an absent key bias).
@@ -74,15 +75,25 @@ func at(p DevPtr, n int) DevPtr {
 	return p + DevPtr(4*n)
 }
 
-// attnHeads gathers (toHeads) the W parts of x (n,T,W,NH,HS) into h[w] (n,NH,T,HS), or
-// scatters them back.
-func (d *Device) attnHeads(x DevPtr, h [3]DevPtr, n, T, NH, HS, W int, toHeads bool) {
-	to := 0
-	if toHeads {
-		to = 1
+// heads returns the address of head h of sample b, at index b*NH+h, in a packed array of n
+// samples of T rows of row floats each, head h's HS values at h*HS from base.
+func heads(base DevPtr, n, T, NH, HS, row int) []DevPtr {
+	ps := make([]DevPtr, 0, n*NH)
+	for b := range n {
+		for h := range NH {
+			ps = append(ps, at(base, b*T*row+h*HS))
+		}
 	}
-	d.launch("attention_heads", Dim3{n * T, 1, 1}, Dim3{256, 1, 1}, 0, P(x), P(h[0]), P(h[1]), P(h[2]),
-		I(n), I(T), I(NH), I(HS), I(W), I(to))
+	return ps
+}
+
+// mats returns the addresses of count consecutive matrices of size floats from base.
+func mats(base DevPtr, count, size int) []DevPtr {
+	ps := make([]DevPtr, count)
+	for i := range ps {
+		ps[i] = at(base, i*size)
+	}
+	return ps
 }
 
 // attentionCheck applies the fused kernels' head-size limit to both paths, so that a model
@@ -150,63 +161,53 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 }
 
 // attentionForwardGemm is the GEMM path of AttentionForward, bc samples at a time. Per
-// chunk: Q, K, V gathered into three head-major slots; S = scale Q K^T; attention_softmax
-// turns S into P and writes lse; O = P V into Q's slot (Q is no longer needed); O scattered
-// into out.
+// chunk: S = scale Q K^T; attention_softmax turns S into P and writes lse; O = P V, written
+// into out's heads.
 func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc int, scale float32) {
 	C := NH * HS
-	hb, sb, _, _, _ := attnGemmScratch(bc, T, NH, HS)
-	heads, relH := d.scratch(hb)
-	defer relH()
+	sb, _, _, _ := attnGemmScratch(bc, T, NH)
 	s, relS := d.scratch(sb)
 	defer relS()
-	slot := bc * NH * T * HS
-	q, k, v := heads, at(heads, slot), at(heads, 2*slot)
-	th, tt := T*HS, T*T // strides of one head's (T,HS) and (T,T) matrices
 	for b0 := 0; b0 < B; b0 += bc {
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
-		d.attnHeads(at(qkv, b0*T*3*C), [3]DevPtr{q, k, v}, n, T, NH, HS, 3, true)
-		d.gemm(false, true, T, T, HS, scale, q, th, k, th, 0, s, tt, nh, 0)
+		x := at(qkv, b0*T*3*C)
+		q, k, v := heads(x, n, T, NH, HS, 3*C), heads(at(x, C), n, T, NH, HS, 3*C), heads(at(x, 2*C), n, T, NH, HS, 3*C)
+		ss := mats(s, nh, T*T)
+		d.gemmPtrs(false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, ss, T)
 		d.launch("attention_softmax", rowGrid(rows), rowBlock, 0, P(s), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			I(rows), I(T), I(NH))
-		d.gemm(false, false, T, HS, T, 1, s, tt, v, th, 0, q, th, nh, 0)
-		d.attnHeads(at(out, b0*T*C), [3]DevPtr{q}, n, T, NH, HS, 1, false)
+		d.gemmPtrs(false, false, T, HS, T, 1, ss, T, v, 3*C, 0, heads(at(out, b0*T*C), n, T, NH, HS, C), C)
 	}
 }
 
-// attentionBackwardGemm is the GEMM path of AttentionBackward, bc samples at a time. Slots
-// of the head-major scratch, in order of use: Q, K, V, dO gathered; X = P recomputed from
-// lse; Y = dP = dO V^T; dV = X^T dO into V's slot (V done); Y = dS; dQ = scale Y K into dO's
-// slot (dO done); dK = scale Y^T Q into K's slot (K done); dQ, dK, dV scattered into dqkv.
+// attentionBackwardGemm is the GEMM path of AttentionBackward, bc samples at a time: X = P
+// recomputed from lse; Y = dP = dO V^T; dV = X^T dO; Y = dS; dQ = scale Y K; dK = scale Y^T Q,
+// the gradients written into dqkv's heads.
 func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, T, NH, HS, bc int, scale float32) {
 	C := NH * HS
-	_, _, hb, sb, db := attnGemmScratch(bc, T, NH, HS)
-	heads, relH := d.scratch(hb)
-	defer relH()
+	_, sb, db, _ := attnGemmScratch(bc, T, NH)
 	x, relS := d.scratch(sb)
 	defer relS()
 	dd, relD := d.scratch(db)
 	defer relD()
-	slot := bc * NH * T * HS
-	q, k, v, g := heads, at(heads, slot), at(heads, 2*slot), at(heads, 3*slot)
 	y := at(x, bc*NH*T*T)
-	th, tt := T*HS, T*T
 	for b0 := 0; b0 < B; b0 += bc {
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
-		d.attnHeads(at(qkv, b0*T*3*C), [3]DevPtr{q, k, v}, n, T, NH, HS, 3, true)
-		d.attnHeads(at(dout, b0*T*C), [3]DevPtr{g}, n, T, NH, HS, 1, true)
+		in, din := at(qkv, b0*T*3*C), at(dqkv, b0*T*3*C)
+		q, k, v := heads(in, n, T, NH, HS, 3*C), heads(at(in, C), n, T, NH, HS, 3*C), heads(at(in, 2*C), n, T, NH, HS, 3*C)
+		g := heads(at(dout, b0*T*C), n, T, NH, HS, C)
+		xs, ys := mats(x, nh, T*T), mats(y, nh, T*T)
 		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd),
 			P(at(dout, b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
-		d.gemm(false, true, T, T, HS, scale, q, th, k, th, 0, x, tt, nh, 0)
+		d.gemmPtrs(false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, xs, T)
 		d.launch("attention_probs", rowGrid(rows), rowBlock, 0, P(x), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			I(rows), I(T), I(NH))
-		d.gemm(false, true, T, T, HS, 1, g, th, v, th, 0, y, tt, nh, 0) // dP = dO V^T
-		d.gemm(true, false, T, HS, T, 1, x, tt, g, th, 0, v, th, nh, 0) // dV = P^T dO
+		d.gemmPtrs(false, true, T, T, HS, 1, g, C, v, 3*C, 0, ys, T)                                      // dP = dO V^T
+		d.gemmPtrs(true, false, T, HS, T, 1, xs, T, g, C, 0, heads(at(din, 2*C), n, T, NH, HS, 3*C), 3*C) // dV = P^T dO
 		d.launch("attention_dscores", rowGrid(rows), rowBlock, 0, P(y), P(x), P(dd), I(rows), I(T))
-		d.gemm(false, false, T, HS, T, scale, y, tt, k, th, 0, g, th, nh, 0) // dQ = scale dS K
-		d.gemm(true, false, T, HS, T, scale, y, tt, q, th, 0, k, th, nh, 0)  // dK = scale dS^T Q
-		d.attnHeads(at(dqkv, b0*T*3*C), [3]DevPtr{g, k, v}, n, T, NH, HS, 3, false)
+		d.gemmPtrs(false, false, T, HS, T, scale, ys, T, k, 3*C, 0, heads(din, n, T, NH, HS, 3*C), 3*C)       // dQ = scale dS K
+		d.gemmPtrs(true, false, T, HS, T, scale, ys, T, q, 3*C, 0, heads(at(din, C), n, T, NH, HS, 3*C), 3*C) // dK = scale dS^T Q
 	}
 }

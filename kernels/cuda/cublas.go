@@ -1,7 +1,7 @@
 //go:build cuda
 
 // The cuBLAS wrapper of the real driver (build tag cuda): handle creation, binding to the
-// device's stream, and GemmEx / GemmStridedBatchedEx with FP32 or BF16 inputs, FP32 output
+// device's stream, and GemmEx / GemmStridedBatchedEx / GemmBatchedEx with FP32 or BF16 inputs, FP32 output
 // and FP32 accumulation (CUBLAS_COMPUTE_32F, or CUBLAS_COMPUTE_32F_FAST_TF32 for TF32
 // tensor cores); products with a bias (GemmArgs.Bias) go through cuBLASLt's matmul with the
 // BIAS epilogue, one plan (descriptor, layouts, heuristic's algorithm) per shape.
@@ -57,6 +57,10 @@ int cublasSetStream_v2(cublasHandle_t handle, cudaStream_t stream);
 int cublasGemmEx(cublasHandle_t handle, int transa, int transb, int m, int n, int k, const void* alpha,
                  const void* A, int Atype, int lda, const void* B, int Btype, int ldb, const void* beta, void* C,
                  int Ctype, int ldc, int computeType, int algo);
+int cublasGemmBatchedEx(cublasHandle_t handle, int transa, int transb, int m, int n, int k, const void* alpha,
+                        const void* const Aarray[], int Atype, int lda, const void* const Barray[], int Btype, int ldb,
+                        const void* beta, void* const Carray[], int Ctype, int ldc, int batchCount, int computeType,
+                        int algo);
 int cublasGemmStridedBatchedEx(cublasHandle_t handle, int transa, int transb, int m, int n, int k,
                                const void* alpha, const void* A, int Atype, int lda, long long strideA,
                                const void* B, int Btype, int ldb, long long strideB, const void* beta, void* C,
@@ -180,10 +184,15 @@ static int align_lt_run(cublasLtHandle_t h, align_lt_plan* p, float alpha, uintp
 
 static int align_blas_gemm(cublasHandle_t h, int ta, int tb, int m, int n, int k, float alpha,
                            uintptr_t a, int atype, int lda, long long sa, uintptr_t b, int btype, int ldb,
-                           long long sb, float beta, uintptr_t c, int ldc, long long sc, int batch, int tf32) {
+                           long long sb, float beta, uintptr_t c, int ldc, long long sc, int batch, int tf32,
+                           int ptrs) {
   int opa = ta ? ALIGN_OP_T : ALIGN_OP_N, opb = tb ? ALIGN_OP_T : ALIGN_OP_N;
   int at = atype == 1 ? ALIGN_R_16BF : ALIGN_R_32F, bt = btype == 1 ? ALIGN_R_16BF : ALIGN_R_32F;
   int ct = tf32 ? ALIGN_COMPUTE_32F_FAST_TF32 : ALIGN_COMPUTE_32F;
+  if (ptrs)  // a, b, c: device arrays of batch addresses
+    return (int)cublasGemmBatchedEx(h, opa, opb, m, n, k, &alpha, (const void* const*)a, at, lda,
+                                    (const void* const*)b, bt, ldb, &beta, (void* const*)c, ALIGN_R_32F, ldc, batch,
+                                    ct, ALIGN_GEMM_DEFAULT);
   if (batch == 1)
     return (int)cublasGemmEx(h, opa, opb, m, n, k, &alpha, (const void*)a, at, lda, (const void*)b, bt, ldb, &beta,
                              (void*)c, ALIGN_R_32F, ldc, ct, ALIGN_GEMM_DEFAULT);
@@ -299,7 +308,7 @@ func (b *cublas) gemm(g GemmArgs) error {
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
 		C.uintptr_t(g.B), C.int(g.BType), C.int(g.LDB), C.longlong(g.StrideB),
 		C.float(g.Beta), C.uintptr_t(g.C), C.int(g.LDC), C.longlong(g.StrideC), C.int(g.Batch),
-		bi(g.Compute == ComputeTF32))
+		bi(g.Compute == ComputeTF32), bi(g.Ptrs))
 	return blasErr("cublasGemmEx", rc)
 }
 

@@ -70,7 +70,10 @@ const (
 // C_i = Alpha*op(A_i)*op(B_i) + Beta*C_i for i < Batch, op(A) (M,K), op(B) (K,N), C (M,N),
 // A_i at A + i*StrideA elements (likewise B, C). Beta == 0 means C is not read. Bias, where
 // not 0, is an FP32 vector of M added to every column of C (cuBLASLt's bias epilogue: a
-// linear layer's bias without a pass of its own); only with Batch 1 and Beta 0.
+// linear layer's bias without a pass of its own); only with Batch 1 and Beta 0. With Ptrs,
+// A, B and C are device arrays of Batch addresses, one matrix each (cublasGemmBatchedEx),
+// and the strides are unused: attention multiplies the heads where they lie in the packed
+// (B,T,3,NH,HS) layout, which no single stride reaches.
 type GemmArgs struct {
 	TransA, TransB bool
 	M, N, K        int
@@ -90,6 +93,7 @@ type GemmArgs struct {
 	Batch          int
 	Compute        ComputeType
 	Bias           DevPtr
+	Ptrs           bool
 }
 
 // ErrNoEpilogue is what Driver.Gemm returns for a product with a bias that it cannot run with

@@ -173,6 +173,9 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 	if g.M <= 0 || g.N <= 0 || g.Batch <= 0 {
 		return nil
 	}
+	if g.Ptrs {
+		return e.gemmPtrs(g)
+	}
 	es := func(t DataType) int {
 		if t == BFloat16 {
 			return 2
@@ -220,6 +223,30 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 			g.LDA, g.LDB, g.LDC, ar, ac, br, bc, g.M, g.N)
 	}
 	emuGemm(g)
+	return nil
+}
+
+// gemmPtrs reads the three pointer arrays and runs each product as a GEMM of its own, with
+// the same checks.
+func (e *EmuDriver) gemmPtrs(g GemmArgs) error {
+	if g.Bias != 0 {
+		return fmt.Errorf("cuda-emu: Gemm: a bias with pointer arrays")
+	}
+	ptrs := make([][]DevPtr, 3)
+	for i, arr := range []DevPtr{g.A, g.B, g.C} {
+		ptrs[i] = make([]DevPtr, g.Batch)
+		if err := e.DtoH(unsafe.Pointer(&ptrs[i][0]), arr, 8*g.Batch); err != nil {
+			return fmt.Errorf("cuda-emu: Gemm pointer array %c: %w", "ABC"[i], err)
+		}
+	}
+	one := g
+	one.Ptrs, one.Batch, one.StrideA, one.StrideB, one.StrideC = false, 1, 0, 0, 0
+	for i := range g.Batch {
+		one.A, one.B, one.C = ptrs[0][i], ptrs[1][i], ptrs[2][i]
+		if err := e.Gemm(one); err != nil {
+			return fmt.Errorf("batch item %d: %w", i, err)
+		}
+	}
 	return nil
 }
 

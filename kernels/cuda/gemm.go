@@ -11,6 +11,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/alignkit/align/kernels"
 )
@@ -130,6 +131,40 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 		}
 	}
 	must("Gemm", err)
+}
+
+// gemmPtrs is gemm over a batch of row-major matrices at arbitrary addresses with row
+// strides lda, ldb, ldc (A_i at as[i], ...): the addresses go to the device as three pointer
+// arrays in scratch. FP32 or TF32 products only (TF32 in BF16 mode: bf16Pays rules out the
+// attention products this serves, and converting scattered operands would need a pass each).
+func (d *Device) gemmPtrs(transA, transB bool, m, n, k int, alpha float32, as []DevPtr, lda int,
+	bs []DevPtr, ldb int, beta float32, cs []DevPtr, ldc int) {
+	batch := len(as)
+	if len(bs) != batch || len(cs) != batch {
+		panic(fmt.Sprintf("cuda: gemmPtrs: %d, %d and %d matrices", len(as), len(bs), len(cs)))
+	}
+	if m == 0 || n == 0 || batch == 0 {
+		return
+	}
+	words := make([]uint64, 0, 3*batch)
+	for _, l := range [][]DevPtr{bs, as, cs} { // cuBLAS's A is our B (gemm's mapping)
+		for _, p := range l {
+			words = append(words, uint64(p))
+		}
+	}
+	table, release := d.scratch(8 * len(words))
+	defer release()
+	must("gemmPtrs table", d.drv.HtoD(table, unsafe.Pointer(&words[0]), 8*len(words)))
+	g := GemmArgs{
+		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
+		A: table, AType: Float32, LDA: ldb,
+		B: table + DevPtr(8*batch), BType: Float32, LDB: lda,
+		Beta: beta, C: table + DevPtr(16*batch), LDC: ldc, Batch: batch, Ptrs: true,
+	}
+	if d.prec != GemmFP32 {
+		g.Compute = ComputeTF32
+	}
+	must("Gemm", d.drv.Gemm(g))
 }
 
 // bf16MinIntensity is the fewest flops per converted element at which a product in

@@ -85,6 +85,9 @@ func (p *Profiler) Gemm(g GemmArgs) error {
 	if g.Bias != 0 {
 		name += " +bias"
 	}
+	if g.Ptrs {
+		name += " ptrs"
+	}
 	return p.timed(name, 2*float64(g.M)*float64(g.N)*float64(g.K)*float64(batch), func() error { return p.Driver.Gemm(g) })
 }
 
