@@ -422,7 +422,7 @@ clean:
 #   make test-cuda   the kernels/cuda tests with the GPU besides the emulation: conformance of every kernel,
 #                    a DiT training step and a sampling run, each against the CPU device
 #   make cuda-test-binary  bin/cuda.test, the kernels/cuda test binary with the CUDA device, built here
-#                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas) for a GPU machine
+#                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas/libcublasLt) for a GPU machine
 #                    without Go: scripts/gpu/run-tests.sh bin/cuda.test LOGDIR runs the GPU tests and benchmarks
 #   make cuda-cli-binary   bin/align-cuda the same way: the align command with --device cuda
 #   make cuda-cli-binary-noembed  bin/align-cuda-noembed: the same without the default models (37 MB

@@ -8,7 +8,7 @@
 #                       libcublas.so.13 and libcublasLt.so.13), exporting every function the
 #                       binary calls; the names come from the undefined references of a first
 #                       link against empty stubs. On the GPU machine the dynamic loader binds
-#                       them to the driver and cuBLAS (run-tests.sh finds cuBLAS).
+#                       them to the driver, cuBLAS and cuBLASLt (cublas-env.sh finds them).
 # Usage: scripts/gpu/build.sh test|cli|cli-noembed OUT   (from the repository root; make
 # cuda-test-binary, make cuda-cli-binary; cli-noembed adds -tags noembed: 37 MB smaller, reads
 # the default models from the checkout's assets/, see assets/assets.go)
