@@ -31,7 +31,8 @@
 //   attention_softmax      in place on s = scale*Q K^T: s_ij += bias_j, m = max_j s_ij,
 //                          l = sum_j exp(s_ij - m), P_ij = exp(s_ij - m)/l, lse_i = m + log l;
 //                          a row with every key masked (m = -Inf) gets P = 0, lse = 0, as
-//                          attention_forward. One warp per row, grid ceil(rows/8), block 256
+//                          attention_forward; the row in registers up to T = 1024 (ROW_REG).
+//                          One warp per row, grid ceil(rows/8), block 256
 //   attention_probs        in place: P_ij = exp(s_ij + bias_j - lse_i), the backward's
 //                          recomputation (masked keys and fully masked rows give 0).
 //                          One warp per row, grid ceil(rows/8), block 256
@@ -278,10 +279,21 @@ KERNEL void attention_softmax(float* s, float* lse, const float* key_bias, int r
   if (row >= rows) return;
   float* x = s + (long long)row * T;
   const float* kb = key_bias ? key_bias + (long long)(row / T / NH) * T : nullptr;
+  const bool reg = T <= 32 * ROW_REG;  // the row in registers (common.h): one read of it
+  float xr[ROW_REG] = {};
   float m = -km_inff();
-  for (int j = lane; j < T; j += 32) {
-    float v = kb ? x[j] + kb[j] : x[j];
-    m = v > m ? v : m;
+  if (reg) {
+ROW_UNROLL
+    for (int k = 0; k < ROW_REG; k++) {
+      int j = lane + 32 * k;
+      xr[k] = j < T ? (kb ? x[j] + kb[j] : x[j]) : -km_inff();
+      m = xr[k] > m ? xr[k] : m;
+    }
+  } else {
+    for (int j = lane; j < T; j += 32) {
+      float v = kb ? x[j] + kb[j] : x[j];
+      m = v > m ? v : m;
+    }
   }
   m = warp_max(m);
   if (m == -km_inff()) {  // every key masked
@@ -289,15 +301,29 @@ KERNEL void attention_softmax(float* s, float* lse, const float* key_bias, int r
     if (lane == 0) lse[row] = 0.0f;
     return;
   }
-  float l = 0.0f;
-  for (int j = lane; j < T; j += 32) {  // e = exp(s - m) kept in place: one exp per score
-    float e = km_expf((kb ? x[j] + kb[j] : x[j]) - m);
-    x[j] = e;
-    l += e;
+  float l = 0.0f;  // e = exp(s - m): one exp per score
+  if (reg) {
+ROW_UNROLL
+    for (int k = 0; k < ROW_REG; k++) {
+      xr[k] = km_expf(xr[k] - m);  // exp(-Inf) = 0 past the row's end
+      if (lane + 32 * k < T) l += xr[k];
+    }
+  } else {
+    for (int j = lane; j < T; j += 32) {  // kept in place
+      float e = km_expf((kb ? x[j] + kb[j] : x[j]) - m);
+      x[j] = e;
+      l += e;
+    }
   }
   l = warp_sum(l);
   float inv = 1.0f / l;
-  for (int j = lane; j < T; j += 32) x[j] *= inv;
+  if (reg) {
+ROW_UNROLL
+    for (int k = 0; k < ROW_REG; k++)
+      if (lane + 32 * k < T) x[lane + 32 * k] = xr[k] * inv;
+  } else {
+    for (int j = lane; j < T; j += 32) x[j] *= inv;
+  }
   if (lane == 0) lse[row] = m + km_logf(l);
 }
 EMU_KERNEL(attention_softmax);

@@ -57,6 +57,18 @@ DEVFN double block_sum_d(double v) {
   return t;
 }
 
+// ROW_REG is how many values of a row each lane of a warp keeps in registers in the row
+// kernels that pass over a row more than once (layernorm_forward, attention_softmax): rows
+// up to 32*ROW_REG = 1024 are read from memory once, longer ones again on each pass. The
+// loops over the register slots are unrolled (ROW_UNROLL) so that the slots stay registers
+// (a slot indexed at run time would live in local memory).
+#define ROW_REG 32
+#if defined(EMU_CPU)
+#define ROW_UNROLL _Pragma("GCC unroll 32")
+#else
+#define ROW_UNROLL _Pragma("unroll")
+#endif
+
 // GRID_STRIDE loops i over [0, n) with every thread of the grid, blockDim.x*gridDim.x apart.
 #define GRID_STRIDE(i, n) \
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); \

@@ -2,7 +2,8 @@
 //
 //   layernorm_forward          one warp per row of inp (N,C): two-pass mean and biased
 //                              variance, rstd = 1/sqrt(var+eps), out = (x-mean)*rstd*w + b
-//                              (no affine when weight is null); writes mean, rstd (N).
+//                              (no affine when weight is null); writes mean, rstd (N). The
+//                              row in registers up to C = 1024 (ROW_REG).
 //                              grid ceil(N/8), block 256 (8 warps = 8 rows)
 //   layernorm_backward_dx      one warp per row: g = w*dout (dout without affine),
 //                              dinp = (g - mean(g) - norm*mean(g*norm))*rstd.
@@ -20,25 +21,44 @@
 
 #define LN_ROWS 8  // rows (warps) per block
 
+DEVFN void ln_store(float* o, const float* weight, const float* bias, int c, float nrm) {
+  o[c] = weight ? nrm * weight[c] + bias[c] : nrm;
+}
+
 KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                               const float* bias, int N, int C, float eps) {
   int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;  // whole warps leave together
   const float* x = inp + (long long)row * C;
-  float s = 0.0f;
-  for (int c = lane; c < C; c += 32) s += x[c];
-  float m = warp_sum(s) / (float)C;
-  float v = 0.0f;
-  for (int c = lane; c < C; c += 32) {
-    float d = x[c] - m;
-    v += d * d;
-  }
-  v = warp_sum(v) / (float)C;
-  float r = 1.0f / KM_SQRTF(v + eps);
   float* o = out + (long long)row * C;
-  for (int c = lane; c < C; c += 32) {
-    float nrm = (x[c] - m) * r;
-    o[c] = weight ? nrm * weight[c] + bias[c] : nrm;
+  float s = 0.0f, v = 0.0f, m, r;
+  if (C <= 32 * ROW_REG) {  // the row in registers (common.h): one read of it
+    float xr[ROW_REG];
+ROW_UNROLL
+    for (int k = 0; k < ROW_REG; k++) {
+      int c = lane + 32 * k;
+      xr[k] = c < C ? x[c] : 0.0f;
+      if (c < C) s += xr[k];
+    }
+    m = warp_sum(s) / (float)C;
+ROW_UNROLL
+    for (int k = 0; k < ROW_REG; k++) {
+      float d = xr[k] - m;
+      if (lane + 32 * k < C) v += d * d;
+    }
+    r = 1.0f / KM_SQRTF(warp_sum(v) / (float)C + eps);
+ROW_UNROLL
+    for (int k = 0; k < ROW_REG; k++)
+      if (lane + 32 * k < C) ln_store(o, weight, bias, lane + 32 * k, (xr[k] - m) * r);
+  } else {
+    for (int c = lane; c < C; c += 32) s += x[c];
+    m = warp_sum(s) / (float)C;
+    for (int c = lane; c < C; c += 32) {
+      float d = x[c] - m;
+      v += d * d;
+    }
+    r = 1.0f / KM_SQRTF(warp_sum(v) / (float)C + eps);
+    for (int c = lane; c < C; c += 32) ln_store(o, weight, bias, c, (x[c] - m) * r);
   }
   if (lane == 0) {
     mean[row] = m;
