@@ -98,13 +98,21 @@ func newEnv(t *testing.T, dev *Device) *env {
 	return &env{t: t, cpu: kernels.NewCPU(2), dev: dev}
 }
 
-// pair is one tensor on both devices; base is the guarded storage around d.
+// pair is one tensor on both devices; base is the guarded storage around d, pad the guard's
+// length on each side.
 type pair struct {
 	c, d, base *kernels.Tensor
+	pad        int
 }
 
-// pair returns data (zeros when nil) on both devices.
-func (e *env) pair(data []float32, shape ...int) pair {
+// pair returns data (zeros when nil) on both devices, d at an unaligned address.
+func (e *env) pair(data []float32, shape ...int) pair { return e.pairPad(guardPad, data, shape...) }
+
+// alignedPair is pair with d 16-byte aligned (guards of 4 elements in a 256-byte aligned
+// block), for the kernels' vector paths.
+func (e *env) alignedPair(data []float32, shape ...int) pair { return e.pairPad(4, data, shape...) }
+
+func (e *env) pairPad(pad int, data []float32, shape ...int) pair {
 	n := 1
 	for _, s := range shape {
 		n *= s
@@ -115,13 +123,13 @@ func (e *env) pair(data []float32, shape ...int) pair {
 	if len(data) != n {
 		panic(fmt.Sprintf("pair: %d values for shape %v", len(data), shape))
 	}
-	all := make([]float32, n+2*guardPad)
+	all := make([]float32, n+2*pad)
 	for i := range all {
 		all[i] = guardValue
 	}
-	copy(all[guardPad:], data)
-	base := e.dev.FromHost(all, n+2*guardPad)
-	return pair{c: e.cpu.FromHost(data, shape...), d: base.View(guardPad, shape...), base: base}
+	copy(all[pad:], data)
+	base := e.dev.FromHost(all, n+2*pad)
+	return pair{c: e.cpu.FromHost(data, shape...), d: base.View(pad, shape...), base: base, pad: pad}
 }
 
 // host returns the CUDA tensor's values.
@@ -163,7 +171,7 @@ func (e *env) checkGuard(name string, p pair) {
 	e.dev.CopyToHost(all, p.base)
 	n := p.d.Len()
 	for i, v := range all {
-		if i >= guardPad && i < guardPad+n {
+		if i >= p.pad && i < p.pad+n {
 			continue
 		}
 		if math.Float32bits(v) != math.Float32bits(guardValue) {

@@ -69,6 +69,11 @@ DEVFN double block_sum_d(double v) {
 #define ROW_UNROLL _Pragma("unroll")
 #endif
 
+// f32x4 is four floats loaded or stored as one 16-byte access, for the streaming kernels'
+// vector paths where their pointers are 16-byte aligned (aligned16) and rows a multiple of 4.
+typedef float f32x4 __attribute__((vector_size(16)));
+DEVFN bool aligned16(const void* p) { return ((unsigned long long)p & 15) == 0; }
+
 // GRID_STRIDE loops i over [0, n) with every thread of the grid, blockDim.x*gridDim.x apart.
 #define GRID_STRIDE(i, n) \
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); \

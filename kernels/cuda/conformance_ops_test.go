@@ -98,6 +98,22 @@ func layerNormCases(e *env, sizes [][2]int) {
 	}
 }
 
+// testModulateGateVec runs the forward kernels' vector paths (C % 4 == 0, aligned
+// tensors), bit for bit against the CPU device as their scalar loops are checked.
+func testModulateGateVec(e *env) {
+	B, T, C := 3, 7, 36
+	x, y := e.alignedPair(normals(30, B*T*C), B, T, C), e.alignedPair(normals(37, B*T*C), B, T, C)
+	sh, sc := e.alignedPair(normals(31, B*C), B, C), e.alignedPair(normals(32, B*C), B, C)
+	out := e.alignedPair(nil, B, T, C)
+	e.dev.ModulateForward(out.d, x.d, sh.d, sc.d, B, T, C)
+	e.cpu.ModulateForward(out.c, x.c, sh.c, sc.c, B, T, C)
+	e.same("ModulateForward (vector path)", out)
+	e.dev.GateForward(out.d, x.d, sh.d, y.d, B, T, C)
+	e.cpu.GateForward(out.c, x.c, sh.c, y.c, B, T, C)
+	e.same("GateForward (vector path)", out)
+	e.free(x, y, sh, sc, out)
+}
+
 func testModulate(e *env) {
 	B, T, C := 3, 5, 37
 	x, sh, sc := e.pair(normals(30, B*T*C), B, T, C), e.pair(normals(31, B*C), B, C), e.pair(normals(32, B*C), B, C)

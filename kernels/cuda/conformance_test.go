@@ -57,6 +57,7 @@ var conformanceCases = []struct {
 	{"LayerNorm", testLayerNorm},
 	{"Modulate", testModulate},
 	{"Gate", testGate},
+	{"ModulateGateVec", testModulateGateVec},
 	{"Softmax", testSoftmax},
 	{"Embedding", testEmbedding},
 	{"TimestepEmbedding", testTimestepEmbedding},

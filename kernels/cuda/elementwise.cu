@@ -92,10 +92,8 @@ DEVFN unsigned bf16_bits(float x) {
 // out is scratch from the allocator, 256-byte aligned): the scalar loop moved 6 bytes per
 // element in two narrow accesses and ran at about 40% of the memory bandwidth in a BF16
 // training step. A view at another offset takes the scalar loop.
-typedef float f32x4 __attribute__((vector_size(16)));
-
 KERNEL void f32_to_bf16(unsigned short* out, const float* x, int n) {
-  if (((unsigned long long)x & 15) != 0) {
+  if (!aligned16(x)) {
     GRID_STRIDE(i, n) out[i] = (unsigned short)bf16_bits(x[i]);
     return;
   }
