@@ -28,8 +28,9 @@
 // The GEMM path (attention.go, used when the (B,NH,T,T) score matrices fit a budget) does
 // the products with cuBLAS and the rest with the kernels below (and attention_backward_dd);
 // row r = (b*NH+h)*T+i of a (B,NH,T,T) score array is row r of lse and dd:
-//   attention_softmax      in place on s = scale*Q K^T: s_ij += bias_j, m = max_j s_ij,
+//   attention_softmax      on s = scale*Q K^T: s_ij += bias_j, m = max_j s_ij,
 //                          l = sum_j exp(s_ij - m), P_ij = exp(s_ij - m)/l, lse_i = m + log l;
+//                          P in place, or as bfloat16 bits into p16 when it is not null;
 //                          a row with every key masked (m = -Inf) gets P = 0, lse = 0, as
 //                          attention_forward; the row in registers up to T = 1024 (ROW_REG).
 //                          One warp per row, grid ceil(rows/8), block 256
@@ -274,7 +275,8 @@ EMU_KERNEL(attention_backward_dkv);
 #define ATT_ROWS 8  // rows (one warp each) per block of the row kernels
 
 
-KERNEL void attention_softmax(float* s, float* lse, const float* key_bias, int rows, int T, int NH) {
+KERNEL void attention_softmax(float* s, float* lse, const float* key_bias, unsigned short* p16, int rows, int T,
+                              int NH) {
   int row = blockIdx.x * ATT_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
   float* x = s + (long long)row * T;
@@ -296,8 +298,14 @@ ROW_UNROLL
     }
   }
   m = warp_max(m);
+  unsigned short* y = p16 ? p16 + (long long)row * T : nullptr;
   if (m == -km_inff()) {  // every key masked
-    for (int j = lane; j < T; j += 32) x[j] = 0.0f;
+    for (int j = lane; j < T; j += 32) {
+      if (y)
+        y[j] = 0;
+      else
+        x[j] = 0.0f;
+    }
     if (lane == 0) lse[row] = 0.0f;
     return;
   }
@@ -319,10 +327,20 @@ ROW_UNROLL
   float inv = 1.0f / l;
   if (reg) {
 ROW_UNROLL
-    for (int k = 0; k < ROW_REG; k++)
-      if (lane + 32 * k < T) x[lane + 32 * k] = xr[k] * inv;
+    for (int k = 0; k < ROW_REG; k++) {
+      int j = lane + 32 * k;
+      if (j < T && y)
+        y[j] = (unsigned short)bf16_bits(xr[k] * inv);
+      else if (j < T)
+        x[j] = xr[k] * inv;
+    }
   } else {
-    for (int j = lane; j < T; j += 32) x[j] *= inv;
+    for (int j = lane; j < T; j += 32) {
+      if (y)
+        y[j] = (unsigned short)bf16_bits(x[j] * inv);
+      else
+        x[j] *= inv;
+    }
   }
   if (lane == 0) lse[row] = m + km_logf(l);
 }

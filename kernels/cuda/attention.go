@@ -3,8 +3,9 @@
 // GEMM path, when the score matrices of one sample fit the device's budget (attnGemmBudget):
 // the products are batched GEMMs over the B*NH heads, each head's Q, K, V, dO, O and their
 // gradients read and written where they lie in the packed layouts (row stride 3C or C;
-// pointer arrays, gemmPtrs), in FP32, or TF32 in the TF32 and BF16 modes, and the softmax
-// and dS are row kernels over the stored (B,NH,T,T) scores:
+// pointer arrays, gemmPtrs), in FP32 or TF32 (the BF16 mode's forward: BF16 inputs, the
+// backward in TF32), and the softmax and dS are row kernels over the stored (B,NH,T,T)
+// scores:
 //
 //	forward   S = scale Q K^T, P = softmax(S + bias) (and lse), O = P V
 //	backward  P = exp(scale Q K^T + bias - lse), dV = P^T dO, dP = dO V^T,
@@ -76,22 +77,22 @@ func at(p DevPtr, n int) DevPtr {
 }
 
 // heads returns the address of head h of sample b, at index b*NH+h, in a packed array of n
-// samples of T rows of row floats each, head h's HS values at h*HS from base.
-func heads(base DevPtr, n, T, NH, HS, row int) []DevPtr {
+// samples of T rows of row elements of es bytes each, head h's HS values at h*HS from base.
+func heads(base DevPtr, es, n, T, NH, HS, row int) []DevPtr {
 	ps := make([]DevPtr, 0, n*NH)
 	for b := range n {
 		for h := range NH {
-			ps = append(ps, at(base, b*T*row+h*HS))
+			ps = append(ps, base+DevPtr(es*(b*T*row+h*HS)))
 		}
 	}
 	return ps
 }
 
-// mats returns the addresses of count consecutive matrices of size floats from base.
-func mats(base DevPtr, count, size int) []DevPtr {
+// mats returns the addresses of count consecutive matrices of size elements of es bytes.
+func mats(base DevPtr, es, count, size int) []DevPtr {
 	ps := make([]DevPtr, count)
 	for i := range ps {
-		ps[i] = at(base, i*size)
+		ps[i] = base + DevPtr(es*i*size)
 	}
 	return ps
 }
@@ -162,22 +163,41 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 
 // attentionForwardGemm is the GEMM path of AttentionForward, bc samples at a time. Per
 // chunk: S = scale Q K^T; attention_softmax turns S into P and writes lse; O = P V, written
-// into out's heads.
+// into out's heads. In BF16 mode both products take BF16 inputs: the chunk of qkv converted
+// once, and P written as BF16 by the softmax itself (no pass of its own over the scores,
+// which dominate the traffic: T^2 per head against 3*T*HS for Q, K, V).
 func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc int, scale float32) {
 	C := NH * HS
+	bf16 := d.prec == GemmBF16
 	sb, _, _, _ := attnGemmScratch(bc, T, NH)
 	s, relS := d.scratch(sb)
 	defer relS()
+	var p16 DevPtr
+	if bf16 {
+		var relP func()
+		p16, relP = d.scratch(sb / 2)
+		defer relP()
+	}
 	for b0 := 0; b0 < B; b0 += bc {
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
-		x := at(qkv, b0*T*3*C)
-		q, k, v := heads(x, n, T, NH, HS, 3*C), heads(at(x, C), n, T, NH, HS, 3*C), heads(at(x, 2*C), n, T, NH, HS, 3*C)
-		ss := mats(s, nh, T*T)
-		d.gemmPtrs(false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, ss, T)
+		x, typ, es, release := at(qkv, b0*T*3*C), Float32, 4, func() {}
+		if bf16 {
+			x, release = d.toBF16(x, n*T*3*C)
+			typ, es = BFloat16, 2
+		}
+		q := heads(x, es, n, T, NH, HS, 3*C)
+		k := heads(x+DevPtr(es*C), es, n, T, NH, HS, 3*C)
+		v := heads(x+DevPtr(2*es*C), es, n, T, NH, HS, 3*C)
+		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, mats(s, 4, nh, T*T), T)
 		d.launch("attention_softmax", rowGrid(rows), rowBlock, 0, P(s), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
-			I(rows), I(T), I(NH))
-		d.gemmPtrs(false, false, T, HS, T, 1, ss, T, v, 3*C, 0, heads(at(out, b0*T*C), n, T, NH, HS, C), C)
+			P(p16), I(rows), I(T), I(NH))
+		ps := mats(s, 4, nh, T*T)
+		if bf16 {
+			ps = mats(p16, 2, nh, T*T)
+		}
+		d.gemmPtrs(typ, false, false, T, HS, T, 1, ps, T, v, 3*C, 0, heads(at(out, b0*T*C), 4, n, T, NH, HS, C), C)
+		release()
 	}
 }
 
@@ -196,18 +216,18 @@ func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, 
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
 		in, din := at(qkv, b0*T*3*C), at(dqkv, b0*T*3*C)
-		q, k, v := heads(in, n, T, NH, HS, 3*C), heads(at(in, C), n, T, NH, HS, 3*C), heads(at(in, 2*C), n, T, NH, HS, 3*C)
-		g := heads(at(dout, b0*T*C), n, T, NH, HS, C)
-		xs, ys := mats(x, nh, T*T), mats(y, nh, T*T)
+		q, k, v := heads(in, 4, n, T, NH, HS, 3*C), heads(at(in, C), 4, n, T, NH, HS, 3*C), heads(at(in, 2*C), 4, n, T, NH, HS, 3*C)
+		g := heads(at(dout, b0*T*C), 4, n, T, NH, HS, C)
+		xs, ys := mats(x, 4, nh, T*T), mats(y, 4, nh, T*T)
 		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd),
 			P(at(dout, b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
-		d.gemmPtrs(false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, xs, T)
+		d.gemmPtrs(Float32, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, xs, T)
 		d.launch("attention_probs", rowGrid(rows), rowBlock, 0, P(x), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			I(rows), I(T), I(NH))
-		d.gemmPtrs(false, true, T, T, HS, 1, g, C, v, 3*C, 0, ys, T)                                      // dP = dO V^T
-		d.gemmPtrs(true, false, T, HS, T, 1, xs, T, g, C, 0, heads(at(din, 2*C), n, T, NH, HS, 3*C), 3*C) // dV = P^T dO
+		d.gemmPtrs(Float32, false, true, T, T, HS, 1, g, C, v, 3*C, 0, ys, T)                                         // dP = dO V^T
+		d.gemmPtrs(Float32, true, false, T, HS, T, 1, xs, T, g, C, 0, heads(at(din, 2*C), 4, n, T, NH, HS, 3*C), 3*C) // dV = P^T dO
 		d.launch("attention_dscores", rowGrid(rows), rowBlock, 0, P(y), P(x), P(dd), I(rows), I(T))
-		d.gemmPtrs(false, false, T, HS, T, scale, ys, T, k, 3*C, 0, heads(din, n, T, NH, HS, 3*C), 3*C)       // dQ = scale dS K
-		d.gemmPtrs(true, false, T, HS, T, scale, ys, T, q, 3*C, 0, heads(at(din, C), n, T, NH, HS, 3*C), 3*C) // dK = scale dS^T Q
+		d.gemmPtrs(Float32, false, false, T, HS, T, scale, ys, T, k, 3*C, 0, heads(din, 4, n, T, NH, HS, 3*C), 3*C)       // dQ = scale dS K
+		d.gemmPtrs(Float32, true, false, T, HS, T, scale, ys, T, q, 3*C, 0, heads(at(din, C), 4, n, T, NH, HS, 3*C), 3*C) // dK = scale dS^T Q
 	}
 }

@@ -74,6 +74,14 @@ DEVFN double block_sum_d(double v) {
 typedef float f32x4 __attribute__((vector_size(16)));
 DEVFN bool aligned16(const void* p) { return ((unsigned long long)p & 15) == 0; }
 
+// bf16_bits rounds x to bfloat16: the upper 16 bits after adding half a unit of the last
+// place, ties to even; a NaN keeps its sign and gets a quiet bit so it cannot become Inf.
+DEVFN unsigned bf16_bits(float x) {
+  unsigned u = __float_as_uint(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
 // GRID_STRIDE loops i over [0, n) with every thread of the grid, blockDim.x*gridDim.x apart.
 #define GRID_STRIDE(i, n) \
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); \

@@ -42,6 +42,18 @@ func testAttentionTF32(e *env) {
 		[][2]attnPath{{attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked}}, 5e-3, 5e-3)
 }
 
+// testAttentionBF16 runs the GEMM path in BF16 mode: the forward's products take BF16
+// inputs (qkv converted, P written as BF16 by the softmax), 8 significant bits, 8 times
+// TF32's rounding (testAttentionTF32), and the backward runs in TF32 from that forward's lse.
+// On the emulated device out is off by up to 1.6e-2, lse by 3.8e-3, dqkv by 1.2e-2 (values
+// up to about 6): tolerance 5e-2 + 5e-2*|want|.
+func testAttentionBF16(e *env) {
+	e.dev.SetGemmPrecision(GemmBF16)
+	defer e.dev.SetGemmPrecision(GemmFP32)
+	attentionCases(e, []attentionCase{{2, 37, 3, 24, true}, {3, 45, 2, 13, true}, {1, 1030, 1, 4, true}},
+		[][2]attnPath{{attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked}}, 5e-2, 5e-2)
+}
+
 func testAttentionSmall(e *env) {
 	attentionCases(e, []attentionCase{{2, 37, 1, 24, true}}, attnSweepPaths, tol32, eps32)
 }

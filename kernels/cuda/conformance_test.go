@@ -71,6 +71,7 @@ var conformanceCases = []struct {
 	{"Rand", testRand},
 	{"Attention", testAttention},
 	{"AttentionTF32", testAttentionTF32},
+	{"AttentionBF16", testAttentionBF16},
 }
 
 func runConformance(t *testing.T, dev *Device) {

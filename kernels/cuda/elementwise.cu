@@ -80,13 +80,6 @@ KERNEL void bias_backward(float* dbias, double* part, const float* dout, int N, 
 }
 EMU_KERNEL(bias_backward);
 
-// bf16_bits rounds x to bfloat16: the upper 16 bits after adding half a unit of the last
-// place, ties to even; a NaN keeps its sign and gets a quiet bit so it cannot become Inf.
-DEVFN unsigned bf16_bits(float x) {
-  unsigned u = __float_as_uint(x);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
-  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
 
 // Four floats per thread where x is 16-byte aligned (one 16-byte load, one 8-byte store;
 // out is scratch from the allocator, 256-byte aligned): the scalar loop moved 6 bytes per

@@ -134,10 +134,11 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 }
 
 // gemmPtrs is gemm over a batch of row-major matrices at arbitrary addresses with row
-// strides lda, ldb, ldc (A_i at as[i], ...): the addresses go to the device as three pointer
-// arrays in scratch. FP32 or TF32 products only (TF32 in BF16 mode: bf16Pays rules out the
-// attention products this serves, and converting scattered operands would need a pass each).
-func (d *Device) gemmPtrs(transA, transB bool, m, n, k int, alpha float32, as []DevPtr, lda int,
+// strides lda, ldb, ldc (A_i at as[i], ...), A and B of element type typ, C FP32: the
+// addresses go to the device as three pointer arrays in scratch. FP32 inputs multiply in
+// FP32, or TF32 in the TF32 and BF16 modes (attention's products, which bf16Pays rules out
+// converting one by one; its forward converts them itself where it can).
+func (d *Device) gemmPtrs(typ DataType, transA, transB bool, m, n, k int, alpha float32, as []DevPtr, lda int,
 	bs []DevPtr, ldb int, beta float32, cs []DevPtr, ldc int) {
 	batch := len(as)
 	if len(bs) != batch || len(cs) != batch {
@@ -157,11 +158,11 @@ func (d *Device) gemmPtrs(transA, transB bool, m, n, k int, alpha float32, as []
 	must("gemmPtrs table", d.drv.HtoD(table, unsafe.Pointer(&words[0]), 8*len(words)))
 	g := GemmArgs{
 		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
-		A: table, AType: Float32, LDA: ldb,
-		B: table + DevPtr(8*batch), BType: Float32, LDB: lda,
+		A: table, AType: typ, LDA: ldb,
+		B: table + DevPtr(8*batch), BType: typ, LDB: lda,
 		Beta: beta, C: table + DevPtr(16*batch), LDC: ldc, Batch: batch, Ptrs: true,
 	}
-	if d.prec != GemmFP32 {
+	if typ == Float32 && d.prec != GemmFP32 {
 		g.Compute = ComputeTF32
 	}
 	must("Gemm", d.drv.Gemm(g))
