@@ -35,9 +35,11 @@
 //                          attention_forward; the row in registers up to T = 1024 (ROW_REG).
 //                          One warp per row, grid ceil(rows/8), block 256
 //   attention_probs        in place: P_ij = exp(s_ij + bias_j - lse_i), the backward's
-//                          recomputation (masked keys and fully masked rows give 0).
+//                          recomputation (masked keys and fully masked rows give 0); also
+//                          as bfloat16 bits into p16 when it is not null.
 //                          One warp per row, grid ceil(rows/8), block 256
-//   attention_dscores      in place on dP: dS_ij = P_ij*(dP_ij - dd_i). One warp per row,
+//   attention_dscores      in place on dP: dS_ij = P_ij*(dP_ij - dd_i), or as bfloat16 bits
+//                          into ds16 (dP left as it was) when it is not null. One warp per row,
 //                          grid ceil(rows/8), block 256
 //
 // Test: go test ./kernels/cuda -run 'Conformance/Attention'
@@ -346,22 +348,34 @@ ROW_UNROLL
 }
 EMU_KERNEL(attention_softmax);
 
-KERNEL void attention_probs(float* s, const float* lse, const float* key_bias, int rows, int T, int NH) {
+KERNEL void attention_probs(float* s, const float* lse, const float* key_bias, unsigned short* p16, int rows, int T,
+                            int NH) {
   int row = blockIdx.x * ATT_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
   float* x = s + (long long)row * T;
+  unsigned short* y = p16 ? p16 + (long long)row * T : nullptr;
   const float* kb = key_bias ? key_bias + (long long)(row / T / NH) * T : nullptr;
   const float li = lse[row];
-  for (int j = lane; j < T; j += 32) x[j] = km_expf((kb ? x[j] + kb[j] : x[j]) - li);
+  for (int j = lane; j < T; j += 32) {
+    x[j] = km_expf((kb ? x[j] + kb[j] : x[j]) - li);
+    if (y) y[j] = (unsigned short)bf16_bits(x[j]);
+  }
 }
 EMU_KERNEL(attention_probs);
 
-KERNEL void attention_dscores(float* dp, const float* p, const float* dd, int rows, int T) {
+KERNEL void attention_dscores(float* dp, const float* p, const float* dd, unsigned short* ds16, int rows, int T) {
   int row = blockIdx.x * ATT_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
   float* g = dp + (long long)row * T;
+  unsigned short* y = ds16 ? ds16 + (long long)row * T : nullptr;
   const float* pr = p + (long long)row * T;
   const float di = dd[row];
-  for (int j = lane; j < T; j += 32) g[j] = pr[j] * (g[j] - di);
+  for (int j = lane; j < T; j += 32) {
+    float v = pr[j] * (g[j] - di);
+    if (y)
+      y[j] = (unsigned short)bf16_bits(v);
+    else
+      g[j] = v;
+  }
 }
 EMU_KERNEL(attention_dscores);

@@ -3,9 +3,9 @@
 // GEMM path, when the score matrices of one sample fit the device's budget (attnGemmBudget):
 // the products are batched GEMMs over the B*NH heads, each head's Q, K, V, dO, O and their
 // gradients read and written where they lie in the packed layouts (row stride 3C or C;
-// pointer arrays, gemmPtrs), in FP32 or TF32 (the BF16 mode's forward: BF16 inputs, the
-// backward in TF32), and the softmax and dS are row kernels over the stored (B,NH,T,T)
-// scores:
+// pointer arrays, gemmPtrs), in FP32, TF32, or BF16 in the BF16 mode (the row kernels write
+// P and dS as BF16 themselves), and the softmax and dS are row kernels over the stored
+// (B,NH,T,T) scores:
 //
 //	forward   S = scale Q K^T, P = softmax(S + bias) (and lse), O = P V
 //	backward  P = exp(scale Q K^T + bias - lse), dV = P^T dO, dP = dO V^T,
@@ -203,31 +203,51 @@ func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc
 
 // attentionBackwardGemm is the GEMM path of AttentionBackward, bc samples at a time: X = P
 // recomputed from lse; Y = dP = dO V^T; dV = X^T dO; Y = dS; dQ = scale Y K; dK = scale Y^T Q,
-// the gradients written into dqkv's heads.
+// the gradients written into dqkv's heads. In BF16 mode the products take BF16 inputs: the
+// chunks of qkv and dout converted once, P and dS written as BF16 by the row kernels (dS
+// over P's BF16 copy, which dV = P^T dO has used by then).
 func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, T, NH, HS, bc int, scale float32) {
 	C := NH * HS
+	bf16 := d.prec == GemmBF16
 	_, sb, db, _ := attnGemmScratch(bc, T, NH)
 	x, relS := d.scratch(sb)
 	defer relS()
 	dd, relD := d.scratch(db)
 	defer relD()
 	y := at(x, bc*NH*T*T)
+	var p16 DevPtr
+	if bf16 {
+		var relP func()
+		p16, relP = d.scratch(sb / 4)
+		defer relP()
+	}
 	for b0 := 0; b0 < B; b0 += bc {
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
-		in, din := at(qkv, b0*T*3*C), at(dqkv, b0*T*3*C)
-		q, k, v := heads(in, 4, n, T, NH, HS, 3*C), heads(at(in, C), 4, n, T, NH, HS, 3*C), heads(at(in, 2*C), 4, n, T, NH, HS, 3*C)
-		g := heads(at(dout, b0*T*C), 4, n, T, NH, HS, C)
-		xs, ys := mats(x, 4, nh, T*T), mats(y, 4, nh, T*T)
+		in, din, gin := at(qkv, b0*T*3*C), at(dqkv, b0*T*3*C), at(dout, b0*T*C)
+		typ, es, release := Float32, 4, func() {}
+		ps, dss := mats(x, 4, nh, T*T), mats(y, 4, nh, T*T) // P and dS as the products read them
+		if bf16 {
+			var relIn, relG func()
+			in, relIn = d.toBF16(in, n*T*3*C)
+			gin, relG = d.toBF16(gin, n*T*C)
+			typ, es, release = BFloat16, 2, func() { relIn(); relG() }
+			ps, dss = mats(p16, 2, nh, T*T), mats(p16, 2, nh, T*T)
+		}
+		q := heads(in, es, n, T, NH, HS, 3*C)
+		k := heads(in+DevPtr(es*C), es, n, T, NH, HS, 3*C)
+		v := heads(in+DevPtr(2*es*C), es, n, T, NH, HS, 3*C)
+		g := heads(gin, es, n, T, NH, HS, C)
 		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd),
 			P(at(dout, b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
-		d.gemmPtrs(Float32, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, xs, T)
+		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, mats(x, 4, nh, T*T), T)
 		d.launch("attention_probs", rowGrid(rows), rowBlock, 0, P(x), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
-			I(rows), I(T), I(NH))
-		d.gemmPtrs(Float32, false, true, T, T, HS, 1, g, C, v, 3*C, 0, ys, T)                                         // dP = dO V^T
-		d.gemmPtrs(Float32, true, false, T, HS, T, 1, xs, T, g, C, 0, heads(at(din, 2*C), 4, n, T, NH, HS, 3*C), 3*C) // dV = P^T dO
-		d.launch("attention_dscores", rowGrid(rows), rowBlock, 0, P(y), P(x), P(dd), I(rows), I(T))
-		d.gemmPtrs(Float32, false, false, T, HS, T, scale, ys, T, k, 3*C, 0, heads(din, 4, n, T, NH, HS, 3*C), 3*C)       // dQ = scale dS K
-		d.gemmPtrs(Float32, true, false, T, HS, T, scale, ys, T, q, 3*C, 0, heads(at(din, C), 4, n, T, NH, HS, 3*C), 3*C) // dK = scale dS^T Q
+			P(p16), I(rows), I(T), I(NH))
+		d.gemmPtrs(typ, false, true, T, T, HS, 1, g, C, v, 3*C, 0, mats(y, 4, nh, T*T), T)                        // dP = dO V^T
+		d.gemmPtrs(typ, true, false, T, HS, T, 1, ps, T, g, C, 0, heads(at(din, 2*C), 4, n, T, NH, HS, 3*C), 3*C) // dV = P^T dO
+		d.launch("attention_dscores", rowGrid(rows), rowBlock, 0, P(y), P(x), P(dd), P(p16), I(rows), I(T))
+		d.gemmPtrs(typ, false, false, T, HS, T, scale, dss, T, k, 3*C, 0, heads(din, 4, n, T, NH, HS, 3*C), 3*C)       // dQ = scale dS K
+		d.gemmPtrs(typ, true, false, T, HS, T, scale, dss, T, q, 3*C, 0, heads(at(din, C), 4, n, T, NH, HS, 3*C), 3*C) // dK = scale dS^T Q
+		release()
 	}
 }
