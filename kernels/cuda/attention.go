@@ -88,6 +88,13 @@ func heads(base DevPtr, es, n, T, NH, HS, row int) []DevPtr {
 	return ps
 }
 
+// qkvHeads returns the heads of Q, K and V in a packed (n,T,3,NH,HS) array of es-byte elements.
+func qkvHeads(x DevPtr, es, n, T, NH, HS int) (q, k, v []DevPtr) {
+	C := NH * HS
+	return heads(x, es, n, T, NH, HS, 3*C), heads(x+DevPtr(es*C), es, n, T, NH, HS, 3*C),
+		heads(x+DevPtr(2*es*C), es, n, T, NH, HS, 3*C)
+}
+
 // mats returns the addresses of count consecutive matrices of size elements of es bytes.
 func mats(base DevPtr, es, count, size int) []DevPtr {
 	ps := make([]DevPtr, count)
@@ -186,13 +193,12 @@ func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc
 			x, release = d.toBF16(x, n*T*3*C)
 			typ, es = BFloat16, 2
 		}
-		q := heads(x, es, n, T, NH, HS, 3*C)
-		k := heads(x+DevPtr(es*C), es, n, T, NH, HS, 3*C)
-		v := heads(x+DevPtr(2*es*C), es, n, T, NH, HS, 3*C)
-		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, mats(s, 4, nh, T*T), T)
+		q, k, v := qkvHeads(x, es, n, T, NH, HS)
+		ss := mats(s, 4, nh, T*T)
+		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, ss, T)
 		d.launch("attention_softmax", rowGrid(rows), rowBlock, 0, P(s), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			P(p16), I(rows), I(T), I(NH))
-		ps := mats(s, 4, nh, T*T)
+		ps := ss // P as the product reads it
 		if bf16 {
 			ps = mats(p16, 2, nh, T*T)
 		}
@@ -226,28 +232,29 @@ func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, 
 		nh, rows := n*NH, n*NH*T
 		in, din, gin := at(qkv, b0*T*3*C), at(dqkv, b0*T*3*C), at(dout, b0*T*C)
 		typ, es, release := Float32, 4, func() {}
-		ps, dss := mats(x, 4, nh, T*T), mats(y, 4, nh, T*T) // P and dS as the products read them
+		xs, ys := mats(x, 4, nh, T*T), mats(y, 4, nh, T*T)
+		ps, dss := xs, ys // P and dS as the products read them
 		if bf16 {
 			var relIn, relG func()
 			in, relIn = d.toBF16(in, n*T*3*C)
 			gin, relG = d.toBF16(gin, n*T*C)
 			typ, es, release = BFloat16, 2, func() { relIn(); relG() }
-			ps, dss = mats(p16, 2, nh, T*T), mats(p16, 2, nh, T*T)
+			ps = mats(p16, 2, nh, T*T)
+			dss = ps
 		}
-		q := heads(in, es, n, T, NH, HS, 3*C)
-		k := heads(in+DevPtr(es*C), es, n, T, NH, HS, 3*C)
-		v := heads(in+DevPtr(2*es*C), es, n, T, NH, HS, 3*C)
+		q, k, v := qkvHeads(in, es, n, T, NH, HS)
 		g := heads(gin, es, n, T, NH, HS, C)
+		dq, dk, dv := qkvHeads(din, 4, n, T, NH, HS)
 		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd),
 			P(at(dout, b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
-		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, mats(x, 4, nh, T*T), T)
+		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, xs, T)
 		d.launch("attention_probs", rowGrid(rows), rowBlock, 0, P(x), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			P(p16), I(rows), I(T), I(NH))
-		d.gemmPtrs(typ, false, true, T, T, HS, 1, g, C, v, 3*C, 0, mats(y, 4, nh, T*T), T)                        // dP = dO V^T
-		d.gemmPtrs(typ, true, false, T, HS, T, 1, ps, T, g, C, 0, heads(at(din, 2*C), 4, n, T, NH, HS, 3*C), 3*C) // dV = P^T dO
+		d.gemmPtrs(typ, false, true, T, T, HS, 1, g, C, v, 3*C, 0, ys, T)  // dP = dO V^T
+		d.gemmPtrs(typ, true, false, T, HS, T, 1, ps, T, g, C, 0, dv, 3*C) // dV = P^T dO
 		d.launch("attention_dscores", rowGrid(rows), rowBlock, 0, P(y), P(x), P(dd), P(p16), I(rows), I(T))
-		d.gemmPtrs(typ, false, false, T, HS, T, scale, dss, T, k, 3*C, 0, heads(din, 4, n, T, NH, HS, 3*C), 3*C)       // dQ = scale dS K
-		d.gemmPtrs(typ, true, false, T, HS, T, scale, dss, T, q, 3*C, 0, heads(at(din, C), 4, n, T, NH, HS, 3*C), 3*C) // dK = scale dS^T Q
+		d.gemmPtrs(typ, false, false, T, HS, T, scale, dss, T, k, 3*C, 0, dq, 3*C) // dQ = scale dS K
+		d.gemmPtrs(typ, true, false, T, HS, T, scale, dss, T, q, 3*C, 0, dk, 3*C)  // dK = scale dS^T Q
 		release()
 	}
 }

@@ -61,7 +61,12 @@ func (d *Device) AddBias(out, inp, bias *kernels.Tensor, N, C int) {
 	mustLen("AddBias out", out, N*C)
 	mustLen("AddBias inp", inp, N*C)
 	mustLen("AddBias bias", bias, C)
-	d.launch1("add_bias", N*C, P(d.ptr(out)), P(d.ptr(inp)), P(d.ptr(bias)), I(N), I(C))
+	d.addBias(d.ptr(out), d.ptr(inp), d.ptr(bias), N, C)
+}
+
+// addBias launches add_bias: out[n,c] = inp[n,c] + bias[c] over N rows of C.
+func (d *Device) addBias(out, inp, bias DevPtr, N, C int) {
+	d.launch1("add_bias", N*C, P(out), P(inp), P(bias), I(N), I(C))
 }
 
 func (d *Device) BiasBackward(dbias, dout *kernels.Tensor, N, C int) {

@@ -127,7 +127,7 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 	if bias != 0 && errors.Is(err, ErrNoEpilogue) {
 		g.Bias = 0
 		if err = d.drv.Gemm(g); err == nil {
-			d.launch1("add_bias", m*n, P(c), P(c), P(bias), I(m), I(n))
+			d.addBias(c, c, bias, m, n)
 		}
 	}
 	must("Gemm", err)
