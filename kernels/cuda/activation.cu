@@ -7,6 +7,9 @@
 //   silu_forward   out = x/(1 + exp(-x))
 //   silu_backward  dinp = dout*s*(1 + x*(1 - s)), s = sigmoid(x)
 //
+// gelu_forward and gelu_backward also write their output's BF16 copy to out16 / dinp16 where
+// not null (the next product's operand).
+//
 // Launch: 1-D grid-stride over n elements, block 256. The exponent -2u is capped at 80 as in
 // the reference, so that e*s never becomes Inf*0.
 //
@@ -22,21 +25,25 @@ DEVFN float gelu_exp(float x, float* u) {
   return km_expf(a < GELU_MAX_EXP ? a : GELU_MAX_EXP);
 }
 
-KERNEL void gelu_forward(float* out, const float* inp, int n) {
+KERNEL void gelu_forward(float* out, unsigned short* out16, const float* inp, int n) {
   GRID_STRIDE(i, n) {
     float x = inp[i], u;
-    out[i] = x / (1.0f + gelu_exp(x, &u));
+    float y = x / (1.0f + gelu_exp(x, &u));
+    out[i] = y;
+    if (out16) out16[i] = (unsigned short)bf16_bits(y);
   }
 }
 EMU_KERNEL(gelu_forward);
 
-KERNEL void gelu_backward(float* dinp, const float* inp, const float* dout, int n) {
+KERNEL void gelu_backward(float* dinp, unsigned short* dinp16, const float* inp, const float* dout, int n) {
   GRID_STRIDE(i, n) {
     float x = inp[i], u;
     float e = gelu_exp(x, &u);
     float s = 1.0f / (1.0f + e);
     float dg = s + 2.0f * x * s * (e * s) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-    dinp[i] = dg * dout[i];
+    float g = dg * dout[i];
+    dinp[i] = g;
+    if (dinp16) dinp16[i] = (unsigned short)bf16_bits(g);
   }
 }
 EMU_KERNEL(gelu_backward);

@@ -1,4 +1,6 @@
 // Launchers of the activation kernels (activation.cu): GELU and SiLU, forward and backward.
+// In BF16 mode the GELU kernels write the BF16 copy of their output (halfOut), the next
+// linear layer's input or output gradient.
 //
 // Test: go test ./kernels/cuda -run 'Conformance/(Gelu|Silu)'
 package cuda
@@ -8,14 +10,16 @@ import "github.com/alignkit/align/kernels"
 func (d *Device) GeluForward(out, inp *kernels.Tensor) {
 	n := out.Len()
 	mustLen("GeluForward inp", inp, n)
-	d.launch1("gelu_forward", n, P(d.ptr(out)), P(d.ptr(inp)), I(n))
+	po, pi := d.ptr(out), d.ptr(inp)
+	d.launch1("gelu_forward", n, P(po), P(d.halfOut(out)), P(pi), I(n))
 }
 
 func (d *Device) GeluBackward(dinp, inp, dout *kernels.Tensor) {
 	n := dinp.Len()
 	mustLen("GeluBackward inp", inp, n)
 	mustLen("GeluBackward dout", dout, n)
-	d.launch1("gelu_backward", n, P(d.ptr(dinp)), P(d.ptr(inp)), P(d.ptr(dout)), I(n))
+	pdi, pi, pdo := d.ptr(dinp), d.ptr(inp), d.ptr(dout)
+	d.launch1("gelu_backward", n, P(pdi), P(d.halfOut(dinp)), P(pi), P(pdo), I(n))
 }
 
 func (d *Device) SiluForward(out, inp *kernels.Tensor) {

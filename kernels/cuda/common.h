@@ -82,6 +82,14 @@ DEVFN unsigned bf16_bits(float x) {
   return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 
+// store_bf16x4 writes the BF16 roundings of v's four values as one 8-byte store (p 8-byte
+// aligned): the BF16 copy a streaming kernel's vector path writes beside its output.
+DEVFN void store_bf16x4(unsigned short* p, f32x4 v) {
+  *(unsigned long long*)p = (unsigned long long)bf16_bits(v[0]) | (unsigned long long)bf16_bits(v[1]) << 16 |
+                            (unsigned long long)bf16_bits(v[2]) << 32 | (unsigned long long)bf16_bits(v[3]) << 48;
+}
+DEVFN bool aligned8(const void* p) { return ((unsigned long long)p & 7) == 0; }
+
 // GRID_STRIDE loops i over [0, n) with every thread of the grid, blockDim.x*gridDim.x apart.
 #define GRID_STRIDE(i, n) \
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)(n); \

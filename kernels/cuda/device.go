@@ -67,7 +67,12 @@ type Device struct {
 	// adamwTable, sumsTable and scaleTable are the chunked kernels' tables (chunks.go).
 	chunkElems                        int
 	adamwTable, sumsTable, scaleTable deviceTable
-	closed                            bool
+	// noHalves turns off the BF16 copies written by producing kernels (halfOut); checkHalves
+	// makes every product that reads one compare it with a fresh conversion (tests);
+	// halfReads counts the operands read from a copy.
+	noHalves, checkHalves bool
+	halfReads             int
+	closed                bool
 }
 
 // NewDevice returns a device over drv, called name (e.g. "cuda:0").
@@ -128,15 +133,29 @@ type storage struct {
 	n     int // float32 elements
 	size  int // allocator class of the block
 	freed bool
+	half  halfCopy
 }
 
 func (s *storage) Cap() int { return s.n }
 
-// ptr returns the device address of t's first element (0 for a nil tensor).
-func (d *Device) ptr(t *kernels.Tensor) DevPtr {
-	if t == nil {
-		return 0
-	}
+// halfCopy is a BF16 copy of part of a storage, elements [off, off+n), written in GemmBF16
+// mode by the kernel that wrote those values (halfOut), so that a product reading them as an
+// operand skips the f32_to_bf16 pass. Element i of the storage has its copy at ptr + 2i; the
+// block (2 bytes per element of the storage) stays with the storage until it is freed.
+//
+// The copy is valid only until anything may have written the storage again: every address
+// a kernel may write through comes from Device.ptr, which invalidates it. Only the products'
+// input operands (read-only) take Device.rptr, which does not. So a copy is never stale; at
+// worst a product converts values a kernel read but did not change.
+type halfCopy struct {
+	ptr    DevPtr
+	size   int // allocator class of the block
+	off, n int
+	valid  bool
+}
+
+// storageOf returns t's storage after checking that t is a live tensor of d that fits it.
+func (d *Device) storageOf(t *kernels.Tensor) *storage {
 	s, ok := t.Mem.(*storage)
 	switch {
 	case t.Mem == nil:
@@ -152,7 +171,57 @@ func (d *Device) ptr(t *kernels.Tensor) DevPtr {
 	case t.Offset < 0 || t.Offset+t.Len() > s.n:
 		panic(fmt.Sprintf("cuda: %v at offset %d does not fit its storage of %d elements", t, t.Offset, s.n))
 	}
+	return s
+}
+
+// ptr returns the device address of t's first element (0 for a nil tensor), for a kernel
+// that may write t: its storage's BF16 copy is no longer valid (halfCopy).
+func (d *Device) ptr(t *kernels.Tensor) DevPtr {
+	if t == nil {
+		return 0
+	}
+	s := d.storageOf(t)
+	s.half.valid = false
 	return s.ptr + DevPtr(4*t.Offset)
+}
+
+// rptr is ptr for an operand a product only reads: the BF16 copy stays valid.
+func (d *Device) rptr(t *kernels.Tensor) DevPtr {
+	if t == nil {
+		return 0
+	}
+	return d.storageOf(t).ptr + DevPtr(4*t.Offset)
+}
+
+// halfOut returns the address at which a kernel writing t also writes t's values rounded to
+// BF16 (bf16_bits), or 0 outside GemmBF16 mode: the storage's copy then holds exactly t's
+// elements. Call it after every ptr of the launch (which would invalidate the copy again).
+func (d *Device) halfOut(t *kernels.Tensor) DevPtr {
+	if d.prec != GemmBF16 || d.noHalves || t.Len() == 0 {
+		return 0
+	}
+	s := d.storageOf(t)
+	if s.half.ptr == 0 {
+		p, size, err := d.alloc.get(2 * s.n)
+		if err != nil {
+			return 0 // no room for the copy: products convert as before
+		}
+		s.half.ptr, s.half.size = p, size
+	}
+	s.half.off, s.half.n, s.half.valid = t.Offset, t.Len(), true
+	return s.half.ptr + DevPtr(2*t.Offset)
+}
+
+// halfIn returns the address of the valid BF16 copy of the n elements from t's first, or 0.
+func (d *Device) halfIn(t *kernels.Tensor, n int) DevPtr {
+	if t == nil || d.prec != GemmBF16 {
+		return 0
+	}
+	s := d.storageOf(t)
+	if h := s.half; !h.valid || t.Offset < h.off || t.Offset+n > h.off+h.n {
+		return 0
+	}
+	return s.half.ptr + DevPtr(2*t.Offset)
 }
 
 // must panics on a driver error.
@@ -262,6 +331,9 @@ func (d *Device) Free(t *kernels.Tensor) {
 	if !s.freed && !d.closed { // Close freed it already
 		s.freed = true
 		d.alloc.put(s.ptr, s.size)
+		if s.half.ptr != 0 {
+			d.alloc.put(s.half.ptr, s.half.size)
+		}
 	}
 	t.Mem = nil
 }

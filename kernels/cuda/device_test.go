@@ -320,7 +320,7 @@ func TestLinearWithoutEpilogue(t *testing.T) {
 
 // In BF16 mode the products of a DiT-B step (B 32, T 272, width 768, 12 heads) convert
 // their operands where that pays: the linear layers do, attention's per-head products and
-// the conditioning's small-batch ones run in TF32.
+// the conditioning's small-batch ones run in TF32. Operands with a BF16 copy cost nothing.
 func TestBF16Pays(t *testing.T) {
 	d := NewEmulated()
 	const N, C, H = 32 * 272, 768, 3072
@@ -337,7 +337,9 @@ func TestBF16Pays(t *testing.T) {
 		{"attention scores", 272, 272, 64, 384, 384 * 272 * 64, 384 * 272 * 64, false},
 		{"attention values", 272, 64, 272, 384, 384 * 272 * 272, 384 * 272 * 64, false},
 		{"adaLN modulation", 32, 6 * C, C, 1, 32 * C, C * 6 * C, false},
-		{"empty", 4, 4, 0, 1, 0, 0, false},
+		{"adaLN modulation, input from a BF16 copy", 32, 6 * C, C, 1, 0, C * 6 * C, false},
+		{"mlp down, both operands from BF16 copies", N, C, H, 1, 0, 0, true},
+		{"nothing to convert", 4, 4, 1, 1, 0, 0, true},
 	}
 	for _, c := range cases {
 		if got := d.bf16Pays(c.m, c.n, c.k, c.batch, c.elemsA+c.elemsB); got != c.want {

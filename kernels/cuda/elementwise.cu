@@ -92,12 +92,7 @@ KERNEL void f32_to_bf16(unsigned short* out, const float* x, int n) {
   }
   int n4 = n / 4;
   const f32x4* x4 = (const f32x4*)x;
-  unsigned long long* out4 = (unsigned long long*)out;
-  GRID_STRIDE(i, n4) {
-    f32x4 v = x4[i];
-    out4[i] = (unsigned long long)bf16_bits(v[0]) | (unsigned long long)bf16_bits(v[1]) << 16 |
-              (unsigned long long)bf16_bits(v[2]) << 32 | (unsigned long long)bf16_bits(v[3]) << 48;
-  }
+  GRID_STRIDE(i, n4) store_bf16x4(out + 4 * i, x4[i]);
   GRID_STRIDE(i, n - 4 * n4) out[4 * n4 + i] = (unsigned short)bf16_bits(x[4 * n4 + i]);
 }
 EMU_KERNEL(f32_to_bf16);

@@ -16,12 +16,29 @@ import (
 	"github.com/alignkit/align/kernels"
 )
 
-// gemmOperand returns t's address after checking that it holds n elements (exactly n when
+// operand is a product's input: its FP32 values and, where valid, their BF16 copy (halfCopy).
+type operand struct{ f32, bf16 DevPtr }
+
+// gemmOperand returns the input t after checking that it holds n elements (exactly n when
 // exact); a nil tensor stands for an empty operand.
-func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) DevPtr {
+func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) operand {
+	if t == nil && n == 0 {
+		return operand{}
+	}
+	d.checkOperand(op, t, n, exact)
+	return operand{d.rptr(t), d.halfIn(t, n)}
+}
+
+// gemmOutput returns the address of the product's output t (n elements exactly).
+func (d *Device) gemmOutput(op string, t *kernels.Tensor, n int, exact bool) DevPtr {
 	if t == nil && n == 0 {
 		return 0
 	}
+	d.checkOperand(op, t, n, exact)
+	return d.ptr(t)
+}
+
+func (d *Device) checkOperand(op string, t *kernels.Tensor, n int, exact bool) {
 	if t == nil {
 		panic(fmt.Sprintf("cuda: %s: nil tensor where %d elements were expected", op, n))
 	}
@@ -30,7 +47,6 @@ func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) De
 	} else if t.Len() < n {
 		panic(fmt.Sprintf("cuda: %s: %v has %d elements, need at least %d", op, t, t.Len(), n))
 	}
-	return d.ptr(t)
 }
 
 func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *kernels.Tensor, beta float32, c *kernels.Tensor) {
@@ -39,7 +55,7 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *ker
 	}
 	pa := d.gemmOperand("Gemm A", a, m*k, true)
 	pb := d.gemmOperand("Gemm B", b, k*n, true)
-	pc := d.gemmOperand("Gemm C", c, m*n, true)
+	pc := d.gemmOutput("Gemm C", c, m*n, true)
 	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1, 0)
 }
 
@@ -51,7 +67,7 @@ func (d *Device) Linear(y, x, w, bias *kernels.Tensor, N, in, out int) {
 	}
 	px := d.gemmOperand("Linear x", x, N*in, true)
 	pw := d.gemmOperand("Linear w", w, out*in, true)
-	py := d.gemmOperand("Linear y", y, N*out, true)
+	py := d.gemmOutput("Linear y", y, N*out, true)
 	var pb DevPtr
 	if bias != nil {
 		mustLen("Linear bias", bias, out)
@@ -75,7 +91,7 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 	last := batch - 1
 	pa := d.gemmOperand("GemmStridedBatched A", a, span(last, strideA, m*k), false)
 	pb := d.gemmOperand("GemmStridedBatched B", b, span(last, strideB, k*n), false)
-	pc := d.gemmOperand("GemmStridedBatched C", c, span(last, strideC, m*n), false)
+	pc := d.gemmOutput("GemmStridedBatched C", c, span(last, strideC, m*n), false)
 	d.gemm(transA, transB, m, n, k, alpha, pa, strideA, pb, strideB, beta, pc, strideC, batch, 0)
 }
 
@@ -90,8 +106,8 @@ func span(last, stride, size int) int {
 // gemm maps a row-major strided batch onto the column-major driver GEMM. bias (0: none) is
 // added to every row of C (n values; batch 1 and beta 0 only): in the product's epilogue,
 // or by add_bias where the driver has no epilogue for this product (ErrNoEpilogue).
-func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, strideA int,
-	b DevPtr, strideB int, beta float32, c DevPtr, strideC int, batch int, bias DevPtr) {
+func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand, strideA int,
+	b operand, strideB int, beta float32, c DevPtr, strideC int, batch int, bias DevPtr) {
 	if m == 0 || n == 0 || batch == 0 {
 		return
 	}
@@ -104,8 +120,8 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 	}
 	g := GemmArgs{
 		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
-		A: b, AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
-		B: a, BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
+		A: b.f32, AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
+		B: a.f32, BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
 		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch, Bias: bias,
 	}
 	switch d.prec {
@@ -113,13 +129,13 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 		g.Compute = ComputeTF32
 	case GemmBF16:
 		na, nb := span(batch-1, strideA, m*k), span(batch-1, strideB, k*n)
-		if !d.bf16Pays(m, n, k, batch, na+nb) {
+		if !d.bf16Pays(m, n, k, batch, d.toConvert(a, na)+d.toConvert(b, nb)) {
 			g.Compute = ComputeTF32
 			break
 		}
-		pa, relA := d.toBF16(a, na)
+		pa, relA := d.bf16Operand(a, na)
 		defer relA()
-		pb, relB := d.toBF16(b, nb)
+		pb, relB := d.bf16Operand(b, nb)
 		defer relB()
 		g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
 	}
@@ -131,6 +147,42 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr,
 		}
 	}
 	must("Gemm", err)
+}
+
+// toConvert is the number of elements of operand x (n of them) a BF16 product converts: 0
+// where a kernel left their BF16 copy.
+func (d *Device) toConvert(x operand, n int) int {
+	if x.bf16 != 0 {
+		return 0
+	}
+	return n
+}
+
+// bf16Operand returns the BF16 values of operand x (n elements): its copy, or a conversion
+// into scratch. With checkHalves a copy is compared with a fresh conversion.
+func (d *Device) bf16Operand(x operand, n int) (DevPtr, func()) {
+	if x.bf16 == 0 {
+		return d.toBF16(x.f32, n)
+	}
+	d.halfReads++
+	if d.checkHalves {
+		d.verifyHalf(x, n)
+	}
+	return x.bf16, func() {}
+}
+
+// verifyHalf panics unless x's BF16 copy equals the conversion of its FP32 values.
+func (d *Device) verifyHalf(x operand, n int) {
+	q, release := d.toBF16(x.f32, n)
+	defer release()
+	want, got := make([]uint16, n), make([]uint16, n)
+	must("verifyHalf", d.drv.DtoH(unsafe.Pointer(&want[0]), q, 2*n))
+	must("verifyHalf", d.drv.DtoH(unsafe.Pointer(&got[0]), x.bf16, 2*n))
+	for i := range want {
+		if want[i] != got[i] {
+			panic(fmt.Sprintf("cuda: stale BF16 copy: element %d is %#04x, its FP32 value rounds to %#04x", i, got[i], want[i]))
+		}
+	}
 }
 
 // gemmPtrs is gemm over a batch of row-major matrices at arbitrary addresses with row
@@ -179,10 +231,11 @@ func (d *Device) gemmPtrs(typ DataType, transA, transB bool, m, n, k int, alpha 
 // more than their faster products saved.
 const bf16MinIntensity = 1024
 
-// bf16Pays reports whether a product of batch (m,n,k) products over elems operand elements
-// is worth converting to BF16 (2mnk*batch flops per element at least d.bf16Intensity).
+// bf16Pays reports whether a product of batch (m,n,k) products that has elems operand elements
+// to convert is worth running in BF16 (2mnk*batch flops per converted element at least
+// d.bf16Intensity; with nothing to convert, always).
 func (d *Device) bf16Pays(m, n, k, batch, elems int) bool {
-	return elems > 0 && 2*float64(m)*float64(n)*float64(k)*float64(batch) >= d.bf16Intensity*float64(elems)
+	return elems == 0 || 2*float64(m)*float64(n)*float64(k)*float64(batch) >= d.bf16Intensity*float64(elems)
 }
 
 // toBF16 converts n floats at p into bfloat16 scratch.

@@ -32,3 +32,10 @@ func TestConformanceGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The BF16 copies on the GPU: every copy read equals a fresh conversion (checkHalves), and
+// the block's results match those without copies (cuBLAS may pick other algorithms for the
+// copies' alignment, so within BF16 rounding rather than bit for bit).
+func TestHalfCopyDiTBlockGPU(t *testing.T) {
+	checkHalfCopyDiTBlock(t, func() *Device { return openGPU(t) }, 2e-2)
+}

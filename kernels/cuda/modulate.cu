@@ -2,23 +2,24 @@
 // (reference kernels/modulate_cpu.go). x, out, y, dout (B,T,C); shift, scale, gate (B,C).
 //
 //   modulate_forward   out = x*(1 + scale[b]) + shift[b]          1-D grid-stride, block 256;
-//                      4 columns a step where C % 4 == 0 and the pointers are 16-byte aligned
+//                      4 columns a step where C % 4 == 0 and the pointers are 16-byte aligned;
+//                      out16 (or null): out's BF16 copy, the next product's operand
 //   modulate_backward  dx = dout*(1 + scale[b]) (written); dshift[b] += sum_t dout,
 //                      dscale[b] += sum_t dout*x (float64 sums)
 //                      grid (ceil(C/32), B), block 32*COL_WARPS; warp w takes t = w, w+8, ...
 //   gate_forward       out = x + gate[b]*y                        1-D grid-stride, block 256;
 //                      4 columns a step as modulate_forward
 //   gate_backward      dy = gate[b]*dout (written); dgate[b] += sum_t dout*y
-//                      grid (ceil(C/32), B), block 32*COL_WARPS
+//                      grid (ceil(C/32), B), block 32*COL_WARPS; dy16 (or null): dy's BF16 copy
 //
 // Outputs may alias inputs: each element is written by the thread that read it.
 //
 // Test: go test ./kernels/cuda -run 'Conformance/(Modulate|Gate)'
 #include "common.h"
 
-KERNEL void modulate_forward(float* out, const float* x, const float* shift, const float* scale, int B, int T,
-                             int C) {
-  if (C % 4 == 0 && aligned16(out) && aligned16(x) && aligned16(shift) && aligned16(scale)) {
+KERNEL void modulate_forward(float* out, unsigned short* out16, const float* x, const float* shift,
+                             const float* scale, int B, int T, int C) {
+  if (C % 4 == 0 && aligned16(out) && aligned8(out16) && aligned16(x) && aligned16(shift) && aligned16(scale)) {
     const int C4 = C / 4;  // 4 columns per step (common.h f32x4): a quarter of the index work
     btc_t k = btc_start(T, C4);
     GRID_STRIDE_BTC(i, k, (long long)B * T * C4) {
@@ -26,13 +27,16 @@ KERNEL void modulate_forward(float* out, const float* x, const float* shift, con
       f32x4 v = ((const f32x4*)x)[i], sc = ((const f32x4*)scale)[bc], sh = ((const f32x4*)shift)[bc], r;
       for (int e = 0; e < 4; e++) r[e] = v[e] * (1.0f + sc[e]) + sh[e];
       ((f32x4*)out)[i] = r;
+      if (out16) store_bf16x4(out16 + 4 * i, r);
     }
     return;
   }
   btc_t k = btc_start(T, C);
   GRID_STRIDE_BTC(i, k, (long long)B * T * C) {
     long long bc = k.b * C + k.c;
-    out[i] = x[i] * (1.0f + scale[bc]) + shift[bc];
+    float r = x[i] * (1.0f + scale[bc]) + shift[bc];
+    out[i] = r;
+    if (out16) out16[i] = (unsigned short)bf16_bits(r);
   }
 }
 EMU_KERNEL(modulate_forward);
@@ -80,8 +84,8 @@ KERNEL void gate_forward(float* out, const float* x, const float* gate, const fl
 }
 EMU_KERNEL(gate_forward);
 
-KERNEL void gate_backward(float* dy, float* dgate, const float* dout, const float* gate, const float* y, int B,
-                          int T, int C) {
+KERNEL void gate_backward(float* dy, unsigned short* dy16, float* dgate, const float* dout, const float* gate,
+                          const float* y, int B, int T, int C) {
   __shared__ double part[COL_WARPS][32];
   int c = blockIdx.x * 32 + (threadIdx.x & 31), b = blockIdx.y;
   double ag = 0.0;
@@ -92,6 +96,7 @@ KERNEL void gate_backward(float* dy, float* dgate, const float* dout, const floa
       float g = dout[i];
       ag += (double)g * y[i];
       dy[i] = gt * g;
+      if (dy16) dy16[i] = (unsigned short)bf16_bits(gt * g);
     }
   }
   ag = col_total(ag, part);

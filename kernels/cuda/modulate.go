@@ -1,4 +1,6 @@
-// Launchers of the adaLN-Zero kernels (modulate.cu): modulation and gated residual.
+// Launchers of the adaLN-Zero kernels (modulate.cu): modulation and gated residual. In BF16
+// mode modulate_forward and gate_backward write the BF16 copy of their output (halfOut): a
+// linear layer's input and output gradient.
 //
 // Test: go test ./kernels/cuda -run 'Conformance/(Modulate|Gate)'
 package cuda
@@ -10,7 +12,8 @@ func (d *Device) ModulateForward(out, x, shift, scale *kernels.Tensor, B, T, C i
 	mustLen("ModulateForward x", x, B*T*C)
 	mustLen("ModulateForward shift", shift, B*C)
 	mustLen("ModulateForward scale", scale, B*C)
-	d.launch1("modulate_forward", B*T*C, P(d.ptr(out)), P(d.ptr(x)), P(d.ptr(shift)), P(d.ptr(scale)), I(B), I(T), I(C))
+	po, px, psh, psc := d.ptr(out), d.ptr(x), d.ptr(shift), d.ptr(scale)
+	d.launch1("modulate_forward", B*T*C, P(po), P(d.halfOut(out)), P(px), P(psh), P(psc), I(B), I(T), I(C))
 }
 
 func (d *Device) ModulateBackward(dx, dshift, dscale, dout, x, scale *kernels.Tensor, B, T, C int) {
@@ -44,6 +47,7 @@ func (d *Device) GateBackward(dy, dgate, dout, gate, y *kernels.Tensor, B, T, C 
 	if B == 0 || C == 0 {
 		return
 	}
-	d.launch("gate_backward", colGrid(C, B), colBlock, 0, P(d.ptr(dy)), P(d.ptr(dgate)), P(d.ptr(dout)),
-		P(d.ptr(gate)), P(d.ptr(y)), I(B), I(T), I(C))
+	pdy, pdg, pdo, pg, py := d.ptr(dy), d.ptr(dgate), d.ptr(dout), d.ptr(gate), d.ptr(y)
+	d.launch("gate_backward", colGrid(C, B), colBlock, 0, P(pdy), P(d.halfOut(dy)), P(pdg), P(pdo), P(pg), P(py),
+		I(B), I(T), I(C))
 }

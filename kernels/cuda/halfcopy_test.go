@@ -1,0 +1,150 @@
+// Tests of the BF16 copies that producing kernels write in BF16 mode (halfCopy): their values,
+// when they are valid, and that products reading them give bit for bit what converting gives.
+//
+// Test: go test ./kernels/cuda -run Half
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
+)
+
+// Each producer's copy equals the conversion of its output, on the vector path of
+// modulate_forward (C % 4 == 0, aligned) and off it (C odd, an unaligned view).
+func TestHalfCopyProducers(t *testing.T) {
+	d := NewEmulated()
+	d.SetGemmPrecision(GemmBF16)
+	valid := func(name string, x *kernels.Tensor) {
+		t.Helper()
+		h := d.halfIn(x, x.Len())
+		if h == 0 {
+			t.Fatalf("%s: no valid BF16 copy", name)
+		}
+		d.verifyHalf(operand{d.rptr(x), h}, x.Len()) // panics on a mismatch
+	}
+	for _, c := range []struct{ B, T, C, off int }{{2, 5, 8, 0}, {2, 5, 7, 0}, {1, 3, 8, 1}} {
+		n := c.B * c.T * c.C
+		outs := d.New(c.off + n)
+		out := outs.View(c.off, c.B, c.T, c.C)
+		x := d.FromHost(normals(1, n), c.B, c.T, c.C)
+		shift, scale := d.FromHost(normals(2, c.B*c.C), c.B, c.C), d.FromHost(normals(3, c.B*c.C), c.B, c.C)
+		d.ModulateForward(out, x, shift, scale, c.B, c.T, c.C)
+		valid("modulate_forward", out)
+		d.GeluForward(out, x)
+		valid("gelu_forward", out)
+		d.GeluBackward(out, x, x)
+	}
+	const B, T, C = 2, 6, 5
+	dy, dgate := d.New(B, T, C), d.New(B, C)
+	dout, gate, y := d.FromHost(normals(4, B*T*C), B, T, C), d.FromHost(normals(5, B*C), B, C), d.FromHost(normals(6, B*T*C), B, T, C)
+	d.GateBackward(dy, dgate, dout, gate, y, B, T, C)
+	valid("gate_backward", dy)
+}
+
+// A copy serves only the elements its producer wrote, and anything that may write the
+// storage afterwards (through any view) ends it; freeing the tensor returns its block.
+func TestHalfCopyValidity(t *testing.T) {
+	d := NewEmulated()
+	d.SetGemmPrecision(GemmBF16)
+	x := d.FromHost(normals(1, 64), 64)
+	out := d.New(2, 64)
+	first := out.View(0, 64)
+	d.GeluForward(first, x)
+	if d.halfIn(first, 64) == 0 || d.halfIn(first.View(8, 16), 16) == 0 {
+		t.Fatal("no copy after gelu_forward")
+	}
+	if d.halfIn(out, 128) != 0 || d.halfIn(out.View(64, 64), 64) != 0 {
+		t.Fatal("a copy for elements gelu_forward did not write")
+	}
+	d.Gemm(false, true, 1, 1, 64, 1, first.View(0, 1, 64), x.View(0, 1, 64), 0, d.New(1, 1))
+	if d.halfIn(first, 64) == 0 {
+		t.Fatal("a product reading the tensor ended its copy")
+	}
+	d.Scale(out.View(100, 4), 2) // another view of the same storage, elements the copy does not hold
+	if d.halfIn(first, 64) != 0 {
+		t.Fatal("the copy survived a kernel writing its storage")
+	}
+	d.GeluForward(first, x)
+	d.SetGemmPrecision(GemmTF32)
+	if d.halfIn(first, 64) != 0 {
+		t.Fatal("a copy served outside BF16 mode")
+	}
+	d.GeluForward(first, x)
+	d.SetGemmPrecision(GemmBF16)
+	if d.halfIn(first, 64) != 0 {
+		t.Fatal("a kernel outside BF16 mode left its storage's copy valid")
+	}
+	inUse := d.MemStats().InUse
+	d.Free(out)
+	if freed := inUse - d.MemStats().InUse; freed != 512+256 {
+		t.Errorf("Free returned %d bytes, want 768 (the values and their copy)", freed)
+	}
+}
+
+// A DiT block's forward and backward in BF16 mode, every product in BF16, with and without
+// the copies: the same bits, and the copies are read where the producers are modulate,
+// GELU and the gate's backward.
+func TestHalfCopyDiTBlock(t *testing.T) {
+	checkHalfCopyDiTBlock(t, func() *Device { return NewEmulated() }, 0)
+}
+
+// checkHalfCopyDiTBlock runs the block on two devices from open, one with the copies and
+// one without, and compares: bit for bit where tol is 0.
+func checkHalfCopyDiTBlock(t *testing.T, open func() *Device, tol float64) {
+	run := func(noHalves bool) (outs [][]float32, reads int) {
+		d := open()
+		d.SetGemmPrecision(GemmBF16)
+		d.bf16Intensity = 0
+		d.noHalves, d.checkHalves = noHalves, true
+		cfg := nn.DiTBlockConfig{C: 48, NH: 3}
+		const B, T = 2, 9
+		blk := nn.NewDiTBlock(d, &kernels.RNG{Seed: 5}, cfg)
+		for i, p := range blk.Params() {
+			w := normals(uint64(100+i), p.W.Len())
+			for j := range w {
+				w[j] *= 0.05
+			}
+			d.CopyFromHost(p.W, w)
+		}
+		bias := make([]float32, B*T)
+		bias[2*T-1] = float32(math.Inf(-1))
+		y := blk.Forward(d.FromHost(normals(1, B*T*cfg.C), B, T, cfg.C), d.FromHost(normals(2, B*cfg.C), B, cfg.C),
+			d.FromHost(bias, B, T))
+		dx, dc := blk.Backward(d.FromHost(normals(3, B*T*cfg.C), B, T, cfg.C))
+		for _, v := range []*kernels.Tensor{y, dx, dc} {
+			outs = append(outs, hostOf(d, v))
+		}
+		for _, p := range blk.Params() {
+			outs = append(outs, hostOf(d, p.G))
+		}
+		return outs, d.halfReads
+	}
+	want, none := run(true)
+	got, reads := run(false)
+	if none != 0 {
+		t.Fatalf("%d copies read with the copies off", none)
+	}
+	// Forward: the inputs of qkv and fc1 (modulate) and fc2 (GELU). Backward: fc2's output
+	// gradient (gate) in its two products and its input; fc1's output gradient (GELU's
+	// backward) in two and its input; the projection's output gradient (gate) in two; qkv's
+	// input in its weight gradient. Not: attention's output, qkv's output gradient, the
+	// modulation layer's input.
+	if reads != 12 {
+		t.Errorf("%d operands read from BF16 copies, want 12", reads)
+	}
+	for i := range want {
+		if tol > 0 {
+			assertClose(t, fmt.Sprintf("output %d", i), got[i], want[i], tol, tol)
+			continue
+		}
+		for j := range want[i] {
+			if math.Float32bits(got[i][j]) != math.Float32bits(want[i][j]) {
+				t.Fatalf("output %d element %d: %g with the copies, %g without", i, j, got[i][j], want[i][j])
+			}
+		}
+	}
+}
