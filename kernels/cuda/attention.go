@@ -130,7 +130,7 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 	attentionCheck("AttentionForward", HS)
 	scale := float32(1 / math.Sqrt(float64(HS)))
 	if bc := d.attnGemmChunk(B, T, NH); bc > 0 {
-		d.attentionForwardGemm(d.ptr(out), d.ptr(lse), d.ptr(qkv), d.ptr(keyBias), B, T, NH, HS, bc, scale)
+		d.attentionForwardGemm(d.ptr(out), d.ptr(lse), qkv, d.rptr(keyBias), B, T, NH, HS, bc, scale)
 		return
 	}
 	d.launch("attention_forward", attGrid(B, T, NH), attBlock, 4*(68*HS+192), P(d.ptr(out)), P(d.ptr(lse)),
@@ -153,7 +153,7 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 	attentionCheck("AttentionBackward", HS)
 	scale := float32(1 / math.Sqrt(float64(HS)))
 	if bc := d.attnGemmChunk(B, T, NH); bc > 0 {
-		d.attentionBackwardGemm(d.ptr(dqkv), d.ptr(dout), d.ptr(out), d.ptr(lse), d.ptr(qkv), d.ptr(keyBias),
+		d.attentionBackwardGemm(d.ptr(dqkv), dout, d.rptr(out), d.rptr(lse), qkv, d.rptr(keyBias),
 			B, T, NH, HS, bc, scale)
 		return
 	}
@@ -171,9 +171,9 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 // attentionForwardGemm is the GEMM path of AttentionForward, bc samples at a time. Per
 // chunk: S = scale Q K^T; attention_softmax turns S into P and writes lse; O = P V, written
 // into out's heads. In BF16 mode both products take BF16 inputs: the chunk of qkv converted
-// once, and P written as BF16 by the softmax itself (no pass of its own over the scores,
+// once (bf16Of: kept as qkv's BF16 copy, which the backward reads again), and P written as BF16 by the softmax itself (no pass of its own over the scores,
 // which dominate the traffic: T^2 per head against 3*T*HS for Q, K, V).
-func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc int, scale float32) {
+func (d *Device) attentionForwardGemm(out, lse DevPtr, qkv *kernels.Tensor, kb DevPtr, B, T, NH, HS, bc int, scale float32) {
 	C := NH * HS
 	bf16 := d.prec == GemmBF16
 	sb, _, _, _ := attnGemmScratch(bc, T, NH)
@@ -188,9 +188,9 @@ func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc
 	for b0 := 0; b0 < B; b0 += bc {
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
-		x, typ, es, release := at(qkv, b0*T*3*C), Float32, 4, func() {}
+		x, typ, es, release := at(d.rptr(qkv), b0*T*3*C), Float32, 4, func() {}
 		if bf16 {
-			x, release = d.toBF16(x, n*T*3*C)
+			x, release = d.bf16Of(qkv, b0*T*3*C, n*T*3*C)
 			typ, es = BFloat16, 2
 		}
 		q, k, v := qkvHeads(x, es, n, T, NH, HS)
@@ -210,9 +210,10 @@ func (d *Device) attentionForwardGemm(out, lse, qkv, kb DevPtr, B, T, NH, HS, bc
 // attentionBackwardGemm is the GEMM path of AttentionBackward, bc samples at a time: X = P
 // recomputed from lse; Y = dP = dO V^T; dV = X^T dO; Y = dS; dQ = scale Y K; dK = scale Y^T Q,
 // the gradients written into dqkv's heads. In BF16 mode the products take BF16 inputs: the
-// chunks of qkv and dout converted once, P and dS written as BF16 by the row kernels (dS
+// chunks of qkv and dout converted once (or qkv's copy from the forward), P and dS written as BF16 by the row kernels (dS
 // over P's BF16 copy, which dV = P^T dO has used by then).
-func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, T, NH, HS, bc int, scale float32) {
+func (d *Device) attentionBackwardGemm(dqkv DevPtr, dout *kernels.Tensor, out, lse DevPtr, qkv *kernels.Tensor, kb DevPtr,
+	B, T, NH, HS, bc int, scale float32) {
 	C := NH * HS
 	bf16 := d.prec == GemmBF16
 	_, sb, db, _ := attnGemmScratch(bc, T, NH)
@@ -230,14 +231,14 @@ func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, 
 	for b0 := 0; b0 < B; b0 += bc {
 		n := min(bc, B-b0)
 		nh, rows := n*NH, n*NH*T
-		in, din, gin := at(qkv, b0*T*3*C), at(dqkv, b0*T*3*C), at(dout, b0*T*C)
+		in, din, gin := at(d.rptr(qkv), b0*T*3*C), at(dqkv, b0*T*3*C), at(d.rptr(dout), b0*T*C)
 		typ, es, release := Float32, 4, func() {}
 		xs, ys := mats(x, 4, nh, T*T), mats(y, 4, nh, T*T)
 		ps, dss := xs, ys // P and dS as the products read them
 		if bf16 {
 			var relIn, relG func()
-			in, relIn = d.toBF16(in, n*T*3*C)
-			gin, relG = d.toBF16(gin, n*T*C)
+			in, relIn = d.bf16Of(qkv, b0*T*3*C, n*T*3*C)
+			gin, relG = d.bf16Of(dout, b0*T*C, n*T*C)
 			typ, es, release = BFloat16, 2, func() { relIn(); relG() }
 			ps = mats(p16, 2, nh, T*T)
 			dss = ps
@@ -246,7 +247,7 @@ func (d *Device) attentionBackwardGemm(dqkv, dout, out, lse, qkv, kb DevPtr, B, 
 		g := heads(gin, es, n, T, NH, HS, C)
 		dq, dk, dv := qkvHeads(din, 4, n, T, NH, HS)
 		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd),
-			P(at(dout, b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
+			P(at(d.rptr(dout), b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
 		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, xs, T)
 		d.launch("attention_probs", rowGrid(rows), rowBlock, 0, P(x), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			P(p16), I(rows), I(T), I(NH))

@@ -138,15 +138,19 @@ type storage struct {
 
 func (s *storage) Cap() int { return s.n }
 
-// halfCopy is a BF16 copy of part of a storage, elements [off, off+n), written in GemmBF16
-// mode by the kernel that wrote those values (halfOut), so that a product reading them as an
-// operand skips the f32_to_bf16 pass. Element i of the storage has its copy at ptr + 2i; the
-// block (2 bytes per element of the storage) stays with the storage until it is freed.
+// halfCopy is a BF16 copy of part of a storage, elements [off, off+n): written in GemmBF16
+// mode by the kernel that wrote those values (halfOut), or by a product's conversion of its
+// operand (bf16Of), so that later products reading the same values skip the f32_to_bf16
+// pass: a linear layer's weight is converted once per optimizer step (once per sampling
+// run), its input once for the forward and the weight gradient. Element i of the storage
+// has its copy at ptr + 2i; the block (2 bytes per element of the storage) stays with the
+// storage until it is freed.
 //
 // The copy is valid only until anything may have written the storage again: every address
-// a kernel may write through comes from Device.ptr, which invalidates it. Only the products'
-// input operands (read-only) take Device.rptr, which does not. So a copy is never stale; at
-// worst a product converts values a kernel read but did not change.
+// a kernel may write through comes from Device.ptr, which invalidates it. Only inputs that
+// are only read (the products' operands, attention's qkv and output gradient) take
+// Device.rptr, which does not. So a copy is never stale; at worst a value a kernel read but
+// did not change is converted again.
 type halfCopy struct {
 	ptr    DevPtr
 	size   int // allocator class of the block
@@ -201,27 +205,50 @@ func (d *Device) halfOut(t *kernels.Tensor) DevPtr {
 		return 0
 	}
 	s := d.storageOf(t)
+	return d.markHalf(s, t.Offset, t.Len())
+}
+
+// markHalf returns the address of element off's copy in s's block (allocated on first use)
+// and records [off, off+n) as the valid copy, which the caller is about to write; 0 where
+// there is no room for the block (products then convert into scratch).
+func (d *Device) markHalf(s *storage, off, n int) DevPtr {
 	if s.half.ptr == 0 {
 		p, size, err := d.alloc.get(2 * s.n)
 		if err != nil {
-			return 0 // no room for the copy: products convert as before
+			return 0
 		}
 		s.half.ptr, s.half.size = p, size
 	}
-	s.half.off, s.half.n, s.half.valid = t.Offset, t.Len(), true
-	return s.half.ptr + DevPtr(2*t.Offset)
+	s.half.off, s.half.n, s.half.valid = off, n, true
+	return s.half.ptr + DevPtr(2*off)
+}
+
+// bf16Of returns the BF16 values of the n elements from element off of t: the storage's
+// valid copy, else a conversion into the copy's block, kept for later reads (in scratch
+// with noHalves). release hands back scratch.
+func (d *Device) bf16Of(t *kernels.Tensor, off, n int) (p DevPtr, release func()) {
+	s := d.storageOf(t)
+	off += t.Offset
+	if off+n > s.n {
+		panic(fmt.Sprintf("cuda: BF16 values of [%d, %d) of a storage of %d elements", off, off+n, s.n))
+	}
+	return d.bf16Operand(operand{f32: s.ptr + DevPtr(4*off), bf16: d.halfAt(s, off, n), s: s, off: off}, n)
 }
 
 // halfIn returns the address of the valid BF16 copy of the n elements from t's first, or 0.
 func (d *Device) halfIn(t *kernels.Tensor, n int) DevPtr {
-	if t == nil || d.prec != GemmBF16 {
+	if t == nil {
 		return 0
 	}
-	s := d.storageOf(t)
-	if h := s.half; !h.valid || t.Offset < h.off || t.Offset+n > h.off+h.n {
+	return d.halfAt(d.storageOf(t), t.Offset, n)
+}
+
+// halfAt returns the address of the valid BF16 copy of s's elements [off, off+n), or 0.
+func (d *Device) halfAt(s *storage, off, n int) DevPtr {
+	if h := s.half; d.prec != GemmBF16 || d.noHalves || !h.valid || off < h.off || off+n > h.off+h.n {
 		return 0
 	}
-	return s.half.ptr + DevPtr(2*t.Offset)
+	return s.half.ptr + DevPtr(2*off)
 }
 
 // must panics on a driver error.

@@ -16,8 +16,13 @@ import (
 	"github.com/alignkit/align/kernels"
 )
 
-// operand is a product's input: its FP32 values and, where valid, their BF16 copy (halfCopy).
-type operand struct{ f32, bf16 DevPtr }
+// operand is a product's input: its FP32 values, where valid their BF16 copy (halfCopy),
+// and the storage and element offset they lie at (nil for memory that is not a tensor's).
+type operand struct {
+	f32, bf16 DevPtr
+	s         *storage
+	off       int
+}
 
 // gemmOperand returns the input t after checking that it holds n elements (exactly n when
 // exact); a nil tensor stands for an empty operand.
@@ -26,7 +31,7 @@ func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) op
 		return operand{}
 	}
 	d.checkOperand(op, t, n, exact)
-	return operand{d.rptr(t), d.halfIn(t, n)}
+	return operand{f32: d.rptr(t), bf16: d.halfIn(t, n), s: d.storageOf(t), off: t.Offset}
 }
 
 // gemmOutput returns the address of the product's output t (n elements exactly).
@@ -159,16 +164,24 @@ func (d *Device) toConvert(x operand, n int) int {
 }
 
 // bf16Operand returns the BF16 values of operand x (n elements): its copy, or a conversion
-// into scratch. With checkHalves a copy is compared with a fresh conversion.
+// into the copy's block of its storage, kept for later reads (into scratch for memory that is
+// not a tensor's, and with noHalves). With checkHalves a copy is compared with a fresh
+// conversion.
 func (d *Device) bf16Operand(x operand, n int) (DevPtr, func()) {
-	if x.bf16 == 0 {
-		return d.toBF16(x.f32, n)
+	if x.bf16 != 0 {
+		d.halfReads++
+		if d.checkHalves {
+			d.verifyHalf(x, n)
+		}
+		return x.bf16, func() {}
 	}
-	d.halfReads++
-	if d.checkHalves {
-		d.verifyHalf(x, n)
+	if x.s != nil && !d.noHalves {
+		if q := d.markHalf(x.s, x.off, n); q != 0 {
+			d.launch1("f32_to_bf16", n, P(q), P(x.f32), I(n))
+			return q, func() {}
+		}
 	}
-	return x.bf16, func() {}
+	return d.toBF16(x.f32, n)
 }
 
 // verifyHalf panics unless x's BF16 copy equals the conversion of its FP32 values.

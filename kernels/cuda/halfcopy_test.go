@@ -24,7 +24,7 @@ func TestHalfCopyProducers(t *testing.T) {
 		if h == 0 {
 			t.Fatalf("%s: no valid BF16 copy", name)
 		}
-		d.verifyHalf(operand{d.rptr(x), h}, x.Len()) // panics on a mismatch
+		d.verifyHalf(operand{f32: d.rptr(x), bf16: h}, x.Len()) // panics on a mismatch
 	}
 	for _, c := range []struct{ B, T, C, off int }{{2, 5, 8, 0}, {2, 5, 7, 0}, {1, 3, 8, 1}} {
 		n := c.B * c.T * c.C
@@ -45,11 +45,13 @@ func TestHalfCopyProducers(t *testing.T) {
 	valid("gate_backward", dy)
 }
 
-// A copy serves only the elements its producer wrote, and anything that may write the
-// storage afterwards (through any view) ends it; freeing the tensor returns its block.
+// A copy serves only the elements its producer wrote, a product's conversion is kept for the
+// next, and anything that may write the storage afterwards (through any view) ends the copy;
+// freeing the tensor returns its block.
 func TestHalfCopyValidity(t *testing.T) {
 	d := NewEmulated()
 	d.SetGemmPrecision(GemmBF16)
+	d.bf16Intensity = 0 // this test's tiny products in BF16 too
 	x := d.FromHost(normals(1, 64), 64)
 	out := d.New(2, 64)
 	first := out.View(0, 64)
@@ -63,6 +65,14 @@ func TestHalfCopyValidity(t *testing.T) {
 	d.Gemm(false, true, 1, 1, 64, 1, first.View(0, 1, 64), x.View(0, 1, 64), 0, d.New(1, 1))
 	if d.halfIn(first, 64) == 0 {
 		t.Fatal("a product reading the tensor ended its copy")
+	}
+	if d.halfIn(x, 64) == 0 {
+		t.Fatal("a product's conversion of its operand was not kept")
+	}
+	reads := d.halfReads
+	d.Gemm(false, true, 1, 1, 64, 1, x.View(0, 1, 64), first.View(0, 1, 64), 0, d.New(1, 1))
+	if d.halfReads != reads+2 {
+		t.Fatalf("the second product read %d operands from copies, want 2", d.halfReads-reads)
 	}
 	d.Scale(out.View(100, 4), 2) // another view of the same storage, elements the copy does not hold
 	if d.halfIn(first, 64) != 0 {
@@ -86,8 +96,8 @@ func TestHalfCopyValidity(t *testing.T) {
 }
 
 // A DiT block's forward and backward in BF16 mode, every product in BF16, with and without
-// the copies: the same bits, and the copies are read where the producers are modulate,
-// GELU and the gate's backward.
+// the copies: the same bits, and the copies are read wherever the values are unchanged since
+// a producer wrote them or a product converted them.
 func TestHalfCopyDiTBlock(t *testing.T) {
 	checkHalfCopyDiTBlock(t, func() *Device { return NewEmulated() }, 0)
 }
@@ -128,13 +138,17 @@ func checkHalfCopyDiTBlock(t *testing.T, open func() *Device, tol float64) {
 	if none != 0 {
 		t.Fatalf("%d copies read with the copies off", none)
 	}
-	// Forward: the inputs of qkv and fc1 (modulate) and fc2 (GELU). Backward: fc2's output
-	// gradient (gate) in its two products and its input; fc1's output gradient (GELU's
-	// backward) in two and its input; the projection's output gradient (gate) in two; qkv's
-	// input in its weight gradient. Not: attention's output, qkv's output gradient, the
-	// modulation layer's input.
-	if reads != 12 {
-		t.Errorf("%d operands read from BF16 copies, want 12", reads)
+	// The first read of every operand converts it and keeps the copy; the reads counted are
+	// the later ones. Forward: the inputs of qkv, fc1 (modulate) and fc2 (GELU). Backward:
+	// fc2 and fc1 read their output gradient (gate, GELU's backward) in both products, their
+	// weight and their input; the projection its output gradient (gate) in both, its weight and
+	// its input (attention's output, converted by its forward); attention qkv (converted by its
+	// forward); qkv its weight, its output gradient in the weight gradient (converted for the
+	// input gradient) and its input; the modulation layer the same three. Converted, not read:
+	// the five weights and the modulation's and the projection's inputs in the forward, qkv in
+	// attention's forward, attention's and qkv's and the modulation's output gradients once.
+	if reads != 22 {
+		t.Errorf("%d operands read from BF16 copies, want 22", reads)
 	}
 	for i := range want {
 		if tol > 0 {
