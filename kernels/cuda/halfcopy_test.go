@@ -9,6 +9,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 )
@@ -161,4 +162,46 @@ func checkHalfCopyDiTBlock(t *testing.T, open func() *Device, tol float64) {
 			}
 		}
 	}
+}
+
+// Two training steps and a sampling run of a whole model (text encoder, reward condition,
+// patch embedding, final layer) in BF16 mode, with and without the copies: the same bits.
+// The second step's products read weights the first step's AdamW changed, so a copy that
+// outlived its values would show here (and checkHalves would name it).
+func TestHalfCopyModel(t *testing.T) {
+	cfg := tinyModelConfig()
+	const B = 3
+	x0 := uniforms(7, B*cfg.SampleSize(), -1, 1)
+	run := func(noHalves bool) (outs [][]float32, reads int) {
+		d := NewEmulated()
+		d.SetGemmPrecision(GemmBF16)
+		d.bf16Intensity = 0
+		d.noHalves, d.checkHalves = noHalves, true
+		_, m := modelPair(t, kernels.NewCPU(0), d, cfg)
+		prompts := diffusion.EncodePrompts(m.Tokenizer, modelCaptions[:B])
+		for step := range 2 {
+			o := trainStep(m, x0, prompts, uniforms(8, B*len(cfg.RewardDims), 0, 1), B, uint64(11+step), 1, 1e-2)
+			outs = append(outs, []float32{float32(o.res.Loss)})
+			outs = append(outs, o.ws...)
+		}
+		x, _, err := diffusion.Sample(m, modelCaptions[:2], diffusion.SampleOptions{NumInferenceSteps: 3, GuidanceScale: 4,
+			Seed: 5, Sampler: diffusion.SamplerEuler})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(outs, hostOf(d, x)), d.halfReads
+	}
+	want, _ := run(true)
+	got, reads := run(false)
+	if reads == 0 {
+		t.Fatal("no operand read from a BF16 copy")
+	}
+	for i := range want {
+		for j := range want[i] {
+			if math.Float32bits(got[i][j]) != math.Float32bits(want[i][j]) {
+				t.Fatalf("output %d element %d: %g with the copies, %g without", i, j, got[i][j], want[i][j])
+			}
+		}
+	}
+	t.Logf("%d operands read from BF16 copies", reads)
 }
