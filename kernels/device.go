@@ -55,6 +55,10 @@ type Device interface {
 	// Linear: y = x·Wᵀ + bias for x (N,in), w (out,in), bias (out) or nil, y (N,out), the
 	// same as Gemm then AddBias; a GPU adds the bias in the product's epilogue.
 	Linear(y, x, w, bias *Tensor, N, in, out int)
+	// LinearBackward: Linear's gradients for dy (N,out): dx = dy·W (N,in), written; where not
+	// nil, dw += dyᵀ·x (out,in) and dbias[c] += sum_n dy[n,c]. The same as Gemm, Gemm and
+	// BiasBackward; a GPU sums the bias gradient in the weight gradient's epilogue.
+	LinearBackward(dx, dw, dbias, dy, x, w *Tensor, N, in, out int)
 	// GemmStridedBatched runs batch independent Gemms; matrix i of A starts at element
 	// i*strideA of a (likewise B and C).
 	GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a *Tensor, strideA int,

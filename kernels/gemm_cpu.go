@@ -175,3 +175,15 @@ func (d *CPU) Linear(y, x, w, bias *Tensor, N, in, out int) {
 		d.AddBias(y, y, bias, N, out)
 	}
 }
+
+// LinearBackward is Gemm(false, false, N, in, out, 1, dy, w, 0, dx), then where set
+// Gemm(true, false, out, in, N, 1, dy, x, 1, dw) and BiasBackward(dbias, dy, N, out).
+func (d *CPU) LinearBackward(dx, dw, dbias, dy, x, w *Tensor, N, in, out int) {
+	d.Gemm(false, false, N, in, out, 1, dy, w, 0, dx)
+	if dw != nil {
+		d.Gemm(true, false, out, in, N, 1, dy, x, 1, dw)
+	}
+	if dbias != nil {
+		d.BiasBackward(dbias, dy, N, out)
+	}
+}

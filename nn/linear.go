@@ -120,13 +120,7 @@ func (l *Linear) Backward(dy *kernels.Tensor) *kernels.Tensor {
 		panic("nn: Linear.Backward without a matching Forward")
 	}
 	dx := l.dx.get(l.dev, l.x.Shape...)
-	l.dev.Gemm(false, false, N, l.In, l.Out, 1, dy, l.Weight, 0, dx)
-	if l.DWeight != nil {
-		l.dev.Gemm(true, false, l.Out, l.In, N, 1, dy, l.x, 1, l.DWeight)
-	}
-	if l.DBias != nil {
-		l.dev.BiasBackward(l.DBias, dy, N, l.Out)
-	}
+	l.dev.LinearBackward(dx, l.DWeight, l.DBias, dy, l.x, l.Weight, N, l.In, l.Out)
 	if l.LoRA != nil && l.LoRA.Enabled {
 		l.LoRA.backward(dx, dy, l.x, N)
 	}

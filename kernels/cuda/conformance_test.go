@@ -52,6 +52,7 @@ var conformanceCases = []struct {
 	{"Gemm", testGemm},
 	{"GemmStridedBatched", testGemmStridedBatched},
 	{"Linear", testLinear},
+	{"LinearBackward", testLinearBackward},
 	{"Gelu", testGelu},
 	{"Silu", testSilu},
 	{"LayerNorm", testLayerNorm},
@@ -334,3 +335,43 @@ func testGemmStridedBatched(e *env) {
 }
 
 var _ kernels.Device = (*Device)(nil)
+
+// testLinearBackward checks the input gradient, and the weight and bias gradients accumulated
+// onto values already there (the bias gradient in the weight gradient's epilogue), against
+// the CPU device, with and without either, in every precision (BF16 forced).
+func testLinearBackward(e *env) {
+	defer func(v float64) { e.dev.bf16Intensity = v }(e.dev.bf16Intensity)
+	e.dev.bf16Intensity = 0
+	N, in, out := 11, 13, 7
+	dy, x, w := e.pair(normals(21, N*out), N, out), e.pair(normals(22, N*in), N, in), e.pair(normals(23, out*in), out, in)
+	for _, prec := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
+		e.dev.SetGemmPrecision(prec)
+		tol := gemmTol(N)
+		switch prec {
+		case GemmTF32:
+			tol = 2 * math.Sqrt(float64(N)) * 1e-3
+		case GemmBF16:
+			tol = 2 * math.Sqrt(float64(N)) * 8e-3
+		}
+		for _, c := range []struct{ dw, db bool }{{true, true}, {true, false}, {false, true}, {false, false}} {
+			name := fmt.Sprintf("%s LinearBackward dw=%v dbias=%v", prec, c.dw, c.db)
+			dx := e.pair(normals(24, N*in), N, in) // garbage the product must overwrite
+			dw, db := e.pair(normals(25, out*in), out, in), e.pair(normals(26, out), out)
+			dwd, dwc, dbd, dbc := dw.d, dw.c, db.d, db.c
+			if !c.dw {
+				dwd, dwc = nil, nil
+			}
+			if !c.db {
+				dbd, dbc = nil, nil
+			}
+			e.dev.LinearBackward(dx.d, dwd, dbd, dy.d, x.d, w.d, N, in, out)
+			e.cpu.LinearBackward(dx.c, dwc, dbc, dy.c, x.c, w.c, N, in, out)
+			e.check(name+" dx", dx, tol, 1e-5)
+			e.check(name+" dw", dw, tol, 1e-5)
+			e.check(name+" dbias", db, tol, 1e-5)
+			e.free(dx, dw, db)
+		}
+	}
+	e.dev.SetGemmPrecision(GemmFP32)
+	e.free(dy, x, w)
+}

@@ -3,8 +3,9 @@
 // The cuBLAS wrapper of the real driver (build tag cuda): handle creation, binding to the
 // device's stream, and GemmEx / GemmStridedBatchedEx / GemmBatchedEx with FP32 or BF16 inputs, FP32 output
 // and FP32 accumulation (CUBLAS_COMPUTE_32F, or CUBLAS_COMPUTE_32F_FAST_TF32 for TF32
-// tensor cores); products with a bias (GemmArgs.Bias) go through cuBLASLt's matmul with the
-// BIAS epilogue, one plan (descriptor, layouts, heuristic's algorithm) per shape.
+// tensor cores); products with a bias (GemmArgs.Bias) or a bias gradient (BiasGrad) go
+// through cuBLASLt's matmul with the BIAS or BGRADB epilogue, one plan (descriptor, layouts,
+// heuristic's algorithm) per epilogue and shape.
 // gorgonia.org/cu/blas has none of these (toolchain.md §3), hence this file. Device pointers
 // cross as uintptr_t.
 //
@@ -35,6 +36,7 @@ package cuda
 #define ALIGN_LT_DESC_EPILOGUE 7      // CUBLASLT_MATMUL_DESC_EPILOGUE
 #define ALIGN_LT_DESC_BIAS_POINTER 8  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
 #define ALIGN_LT_EPILOGUE_BIAS 4      // CUBLASLT_EPILOGUE_BIAS
+#define ALIGN_LT_EPILOGUE_BGRADB 512  // CUBLASLT_EPILOGUE_BGRADB
 #define ALIGN_LT_PREF_MAX_WORKSPACE 1 // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
 #define ALIGN_LT_PREF_ALIGN_A 5       // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES (B, C, D follow)
 #define ALIGN_LT_NO_ALGO (-1)         // align_lt_plan: the heuristic found no algorithm
@@ -75,7 +77,7 @@ int cublasGemmStridedBatchedEx(cublasHandle_t handle, int transa, int transb, in
 _Static_assert(CUBLASLT_MATMUL_DESC_TRANSA == ALIGN_LT_DESC_TRANSA && CUBLASLT_MATMUL_DESC_TRANSB == ALIGN_LT_DESC_TRANSB &&
                    CUBLASLT_MATMUL_DESC_EPILOGUE == ALIGN_LT_DESC_EPILOGUE &&
                    CUBLASLT_MATMUL_DESC_BIAS_POINTER == ALIGN_LT_DESC_BIAS_POINTER &&
-                   CUBLASLT_EPILOGUE_BIAS == ALIGN_LT_EPILOGUE_BIAS &&
+                   CUBLASLT_EPILOGUE_BIAS == ALIGN_LT_EPILOGUE_BIAS && CUBLASLT_EPILOGUE_BGRADB == ALIGN_LT_EPILOGUE_BGRADB &&
                    CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == ALIGN_LT_PREF_MAX_WORKSPACE &&
                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES == ALIGN_LT_PREF_ALIGN_A &&
                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES == ALIGN_LT_PREF_ALIGN_A + 3,
@@ -118,8 +120,10 @@ static int align_blas_create(cublasHandle_t* h) { return (int)cublasCreate(h); }
 static int align_blas_destroy(cublasHandle_t h) { return (int)cublasDestroy(h); }
 static int align_blas_set_stream(cublasHandle_t h, void* s) { return (int)cublasSetStream(h, (cudaStream_t)s); }
 
-// align_lt_plan is a cuBLASLt matmul of one shape with the bias epilogue: C = alpha*op(A)*op(B)
-// + bias, C (m,n) column-major FP32, A and B FP32 or BF16 as stored (ta: A is (k,m)).
+// align_lt_plan is a cuBLASLt matmul of one shape with an epilogue on a vector: the bias
+// (C = alpha*op(A)*op(B) + bias) or BGRADB (C = alpha*op(A)*op(B) + beta*C, and the vector gets
+// the sums over k of op(B)'s columns); C (m,n) column-major FP32, A and B FP32 or BF16 as
+// stored (ta: A is (k,m)). The vector is FP32, the type of C.
 typedef struct {
   cublasLtMatmulDesc_t desc;
   cublasLtMatrixLayout_t a, b, c;
@@ -137,15 +141,15 @@ static void align_lt_plan_free(align_lt_plan* p) {
 }
 
 // align_lt_plan_make fills p (zeroed by the caller) and picks the heuristic's first algorithm
-// for operands aligned to at least ala, alb, alc bytes and a bias at the alignment of bias's
-// address (the heuristic reads it from the pointer); ALIGN_LT_NO_ALGO when there is none.
-static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, int ta, int tb, int m, int n, int k, int atype,
-                              int lda, int btype, int ldb, int ldc, int tf32, size_t ws, unsigned ala, unsigned alb,
-                              unsigned alc, uintptr_t bias) {
-  const void* bp = (const void*)bias;
+// for epilogue epi (ALIGN_LT_EPILOGUE_BIAS or _BGRADB), operands aligned to at least ala,
+// alb, alc bytes and a vector at the alignment of vec's address (the heuristic reads it from
+// the pointer); ALIGN_LT_NO_ALGO when there is none.
+static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, unsigned epi, int ta, int tb, int m, int n, int k,
+                              int atype, int lda, int btype, int ldb, int ldc, int tf32, size_t ws, unsigned ala,
+                              unsigned alb, unsigned alc, uintptr_t vec) {
+  const void* bp = (const void*)vec;
   int opa = ta ? ALIGN_OP_T : ALIGN_OP_N, opb = tb ? ALIGN_OP_T : ALIGN_OP_N;
   int at = atype == 1 ? ALIGN_R_16BF : ALIGN_R_32F, bt = btype == 1 ? ALIGN_R_16BF : ALIGN_R_32F;
-  unsigned epi = ALIGN_LT_EPILOGUE_BIAS;
   int rc = (int)cublasLtMatmulDescCreate(&p->desc, tf32 ? ALIGN_COMPUTE_32F_FAST_TF32 : ALIGN_COMPUTE_32F, ALIGN_R_32F);
   if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_TRANSA, &opa, sizeof opa);
   if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_TRANSB, &opb, sizeof opb);
@@ -172,10 +176,9 @@ static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, int ta, int 
   return 0;
 }
 
-static int align_lt_run(cublasLtHandle_t h, align_lt_plan* p, float alpha, uintptr_t a, uintptr_t b, uintptr_t c,
-                        uintptr_t bias, uintptr_t ws, size_t wsSize, void* stream) {
-  const void* bp = (const void*)bias;
-  float beta = 0;
+static int align_lt_run(cublasLtHandle_t h, align_lt_plan* p, float alpha, uintptr_t a, uintptr_t b, float beta,
+                        uintptr_t c, uintptr_t vec, uintptr_t ws, size_t wsSize, void* stream) {
+  const void* bp = (const void*)vec;
   int rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_BIAS_POINTER, &bp, sizeof bp);
   if (rc) return rc;
   return (int)cublasLtMatmul(h, p->desc, &alpha, (const void*)a, p->a, (const void*)b, p->b, &beta, (const void*)c,
@@ -231,14 +234,16 @@ func blasErr(op string, rc C.int) error {
 // ltWorkspace is cuBLASLt's workspace: 32 MiB, what NVIDIA advises for Hopper.
 const ltWorkspace = 32 << 20
 
-// ltKey is what a cuBLASLt plan depends on: the shape, types, leading dimensions and the
-// alignments of the operands and the bias (the heuristic's algorithm may need them).
+// ltKey is what a cuBLASLt plan depends on: the epilogue, shape, types, leading dimensions
+// and the alignments of the operands and the epilogue's vector (the heuristic's algorithm
+// may need them).
 type ltKey struct {
-	ta, tb                   bool
-	m, n, k, lda, ldb, ldc   int
-	at, bt                   DataType
-	tf32                     bool
-	ala, alb, alc, alignBias uint32
+	epi                     uint32
+	ta, tb                  bool
+	m, n, k, lda, ldb, ldc  int
+	at, bt                  DataType
+	tf32                    bool
+	ala, alb, alc, alignVec uint32
 }
 
 // cublas is a cuBLAS handle bound to one stream, and a cuBLASLt handle (nil where cuBLASLt
@@ -301,8 +306,8 @@ func bi(v bool) C.int {
 }
 
 func (b *cublas) gemm(g GemmArgs) error {
-	if g.Bias != 0 {
-		return b.gemmBias(g)
+	if g.Bias != 0 || g.BiasGrad != 0 {
+		return b.gemmEpilogue(g)
 	}
 	rc := C.align_blas_gemm(b.h, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K), C.float(g.Alpha),
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
@@ -321,22 +326,27 @@ func alignment(p DevPtr) uint32 {
 	return a
 }
 
-// gemmBias runs a product with a bias through cuBLASLt's BIAS epilogue, making the shape's
-// plan on first use. ErrNoEpilogue where cuBLASLt is missing, has no algorithm for the shape
-// or does not support it at run time: the device then adds the bias itself.
-func (b *cublas) gemmBias(g GemmArgs) error {
-	if b.lt == nil || g.Batch != 1 || g.Beta != 0 {
+// gemmEpilogue runs a product with a bias (BIAS) or a bias gradient (BGRADB) through
+// cuBLASLt's epilogue, making the plan on first use. ErrNoEpilogue where cuBLASLt is
+// missing, has no algorithm for the product or does not support it at run time: the device
+// then adds the bias, or sums the gradient, itself.
+func (b *cublas) gemmEpilogue(g GemmArgs) error {
+	epi, vec := C.uint(C.ALIGN_LT_EPILOGUE_BIAS), g.Bias
+	if g.BiasGrad != 0 {
+		epi, vec = C.ALIGN_LT_EPILOGUE_BGRADB, g.BiasGrad
+	}
+	if b.lt == nil || g.Batch != 1 || g.Ptrs || (g.Bias != 0 && (g.Beta != 0 || g.BiasGrad != 0)) {
 		return ErrNoEpilogue
 	}
-	key := ltKey{ta: g.TransA, tb: g.TransB, m: g.M, n: g.N, k: g.K, lda: g.LDA, ldb: g.LDB, ldc: g.LDC,
+	key := ltKey{epi: uint32(epi), ta: g.TransA, tb: g.TransB, m: g.M, n: g.N, k: g.K, lda: g.LDA, ldb: g.LDB, ldc: g.LDC,
 		at: g.AType, bt: g.BType, tf32: g.Compute == ComputeTF32,
-		ala: alignment(g.A), alb: alignment(g.B), alc: alignment(g.C), alignBias: alignment(g.Bias)}
+		ala: alignment(g.A), alb: alignment(g.B), alc: alignment(g.C), alignVec: alignment(vec)}
 	p, ok := b.plans[key]
 	if !ok {
 		p = new(C.align_lt_plan)
-		rc := C.align_lt_plan_make(b.lt, p, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
+		rc := C.align_lt_plan_make(b.lt, p, epi, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
 			C.int(g.AType), C.int(g.LDA), C.int(g.BType), C.int(g.LDB), C.int(g.LDC), bi(key.tf32),
-			C.size_t(ltWorkspace), C.uint(key.ala), C.uint(key.alb), C.uint(key.alc), C.uintptr_t(g.Bias))
+			C.size_t(ltWorkspace), C.uint(key.ala), C.uint(key.alb), C.uint(key.alc), C.uintptr_t(vec))
 		if rc != 0 {
 			C.align_lt_plan_free(p)
 			if rc != C.ALIGN_LT_NO_ALGO && rc != 15 { // CUBLAS_STATUS_NOT_SUPPORTED
@@ -349,8 +359,8 @@ func (b *cublas) gemmBias(g GemmArgs) error {
 	if p == nil {
 		return ErrNoEpilogue
 	}
-	rc := C.align_lt_run(b.lt, p, C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.uintptr_t(g.C),
-		C.uintptr_t(g.Bias), C.uintptr_t(b.ws), C.size_t(ltWorkspace), b.stream)
+	rc := C.align_lt_run(b.lt, p, C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.float(g.Beta),
+		C.uintptr_t(g.C), C.uintptr_t(vec), C.uintptr_t(b.ws), C.size_t(ltWorkspace), b.stream)
 	if rc == 15 {
 		return ErrNoEpilogue
 	}

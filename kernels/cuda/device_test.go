@@ -288,11 +288,12 @@ func TestChunkedKernels(t *testing.T) {
 	}
 }
 
-// noEpilogue is a driver without a bias epilogue, as a cuBLASLt with no algorithm for a shape.
+// noEpilogue is a driver without bias or bias-gradient epilogues, as a cuBLASLt with no
+// algorithm for a shape.
 type noEpilogue struct{ Driver }
 
 func (n noEpilogue) Gemm(g GemmArgs) error {
-	if g.Bias != 0 {
+	if g.Bias != 0 || g.BiasGrad != 0 {
 		return ErrNoEpilogue
 	}
 	return n.Driver.Gemm(g)
@@ -314,6 +315,28 @@ func TestLinearWithoutEpilogue(t *testing.T) {
 	for j := range ys[0] {
 		if math.Float32bits(ys[0][j]) != math.Float32bits(ys[1][j]) {
 			t.Fatalf("element %d: epilogue %g, add_bias %g", j, ys[0][j], ys[1][j])
+		}
+	}
+}
+
+// TestLinearBackwardWithoutEpilogue checks that LinearBackward sums the bias gradient with
+// bias_backward where the driver refuses the epilogue, with the same bits as the epilogue
+// gives (both sum the column in float64 and round once), and accumulates it as the epilogue
+// path does.
+func TestLinearBackwardWithoutEpilogue(t *testing.T) {
+	N, in, out := 9, 5, 6
+	var dbs [2][]float32
+	for i, drv := range []Driver{NewEmuDriver(), noEpilogue{NewEmuDriver()}} {
+		d := NewDevice(drv, "linear-backward")
+		dy, x, w := d.FromHost(normals(93, N*out), N, out), d.FromHost(normals(94, N*in), N, in), d.FromHost(normals(95, out*in), out, in)
+		dx, dw, db := d.New(N, in), d.New(out, in), d.FromHost(normals(96, out), out)
+		d.LinearBackward(dx, dw, db, dy, x, w, N, in, out)
+		dbs[i] = make([]float32, out)
+		d.CopyToHost(dbs[i], db)
+	}
+	for j := range dbs[0] {
+		if math.Float32bits(dbs[0][j]) != math.Float32bits(dbs[1][j]) {
+			t.Fatalf("element %d: epilogue %g, bias_backward %g", j, dbs[0][j], dbs[1][j])
 		}
 	}
 }

@@ -70,7 +70,11 @@ const (
 // C_i = Alpha*op(A_i)*op(B_i) + Beta*C_i for i < Batch, op(A) (M,K), op(B) (K,N), C (M,N),
 // A_i at A + i*StrideA elements (likewise B, C). Beta == 0 means C is not read. Bias, where
 // not 0, is an FP32 vector of M added to every column of C (cuBLASLt's bias epilogue: a
-// linear layer's bias without a pass of its own); only with Batch 1 and Beta 0. With Ptrs,
+// linear layer's bias without a pass of its own); only with Batch 1 and Beta 0. BiasGrad,
+// where not 0, is an FP32 vector of N that receives the column sums of op(B), sum_l
+// op(B)[l,j] (cuBLASLt's BGRADB epilogue: a linear layer's bias gradient read from the
+// output gradient the weight gradient's product reads anyway); only with Batch 1 and no
+// Bias. A driver that cannot run an epilogue for a product returns ErrNoEpilogue. With Ptrs,
 // A, B and C are device arrays of Batch addresses, one matrix each (cublasGemmBatchedEx),
 // and the strides are unused: attention multiplies the heads where they lie in the packed
 // (B,T,3,NH,HS) layout, which no single stride reaches.
@@ -93,13 +97,14 @@ type GemmArgs struct {
 	Batch          int
 	Compute        ComputeType
 	Bias           DevPtr
+	BiasGrad       DevPtr
 	Ptrs           bool
 }
 
-// ErrNoEpilogue is what Driver.Gemm returns for a product with a bias that it cannot run with
-// the bias in the epilogue (no cuBLASLt algorithm for the shape); the device then adds the
-// bias with a kernel of its own.
-var ErrNoEpilogue = errors.New("cuda: no GEMM with a bias epilogue for this product")
+// ErrNoEpilogue is what Driver.Gemm returns for a product with a bias or a bias gradient
+// that it cannot run with that epilogue (no cuBLASLt algorithm for the shape); the device
+// then adds the bias, or sums its gradient, with a kernel of its own.
+var ErrNoEpilogue = errors.New("cuda: no GEMM with a bias or bias-gradient epilogue for this product")
 
 // Info describes the device behind a driver.
 type Info struct {

@@ -29,7 +29,7 @@ void emu_dtod(uintptr_t dst, uintptr_t src, size_t n);
 void emu_memset32(uintptr_t dst, unsigned v, size_t n);
 void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_t a, int atype, int lda,
               long long strideA, uintptr_t b, int btype, int ldb, long long strideB, float beta, uintptr_t c,
-              int ldc, long long strideC, int batch, int compute, uintptr_t bias);
+              int ldc, long long strideC, int batch, int compute, uintptr_t bias, uintptr_t bgrad);
 */
 import "C"
 
@@ -129,5 +129,5 @@ func emuGemm(g GemmArgs) {
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
 		C.uintptr_t(g.B), C.int(g.BType), C.int(g.LDB), C.longlong(g.StrideB),
 		C.float(g.Beta), C.uintptr_t(g.C), C.int(g.LDC), C.longlong(g.StrideC), C.int(g.Batch), C.int(g.Compute),
-		C.uintptr_t(g.Bias))
+		C.uintptr_t(g.Bias), C.uintptr_t(g.BiasGrad))
 }

@@ -204,7 +204,9 @@ void emu_memset32(uintptr_t dst, unsigned v, size_t n) {
 // C = alpha*op(A)*op(B) + beta*C with op(A) (m,k), op(B) (k,n), C (m,n). A and B are float32
 // (btype 0) or bfloat16 bits (1); compute 0 is FP32, 1 rounds the inputs to TF32 first.
 // Products are summed in float64. beta == 0 does not read C. bias, where not 0, is a float32
-// vector of m added to every column of C after the product (cuBLASLt's bias epilogue).
+// vector of m added to every column of C after the product (cuBLASLt's bias epilogue);
+// bgrad, where not 0, receives the n column sums of op(B) over k, summed in float64 from the
+// inputs as stored (cuBLASLt's BGRADB epilogue).
 static float gemm_in(const void* base, int type, long long i, int compute) {
   float v;
   if (type == 1) {
@@ -224,7 +226,7 @@ static float gemm_in(const void* base, int type, long long i, int compute) {
 
 void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_t a, int atype, int lda,
               long long strideA, uintptr_t b, int btype, int ldb, long long strideB, float beta, uintptr_t c,
-              int ldc, long long strideC, int batch, int compute, uintptr_t bias) {
+              int ldc, long long strideC, int batch, int compute, uintptr_t bias, uintptr_t bgrad) {
   const int esA = atype == 1 ? 2 : 4, esB = btype == 1 ? 2 : 4;
   for (int bi = 0; bi < batch; bi++) {
     const char* A = reinterpret_cast<const char*>(a) + (long long)bi * strideA * esA;
@@ -244,6 +246,12 @@ void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_
         if (bias != 0) r += reinterpret_cast<const float*>(bias)[i];
         *cij = r;
       }
+    if (bgrad == 0) continue;
+    for (int j = 0; j < n; j++) {
+      double s = 0;
+      for (int l = 0; l < k; l++) s += (double)gemm_in(B, btype, transb ? j + (long long)l * ldb : l + (long long)j * ldb, 0);
+      reinterpret_cast<float*>(bgrad)[j] = (float)s;
+    }
   }
 }
 

@@ -218,6 +218,14 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 			return err
 		}
 	}
+	if g.BiasGrad != 0 {
+		if g.Batch != 1 || g.Bias != 0 {
+			return fmt.Errorf("cuda-emu: Gemm: a bias gradient with batch %d or a bias (batch 1 and no bias only)", g.Batch)
+		}
+		if err := e.check("Gemm bias gradient", g.BiasGrad, 4*g.N); err != nil {
+			return err
+		}
+	}
 	if g.LDA < max(1, ar) || g.LDB < max(1, br) || g.LDC < max(1, g.M) {
 		return fmt.Errorf("cuda-emu: Gemm: leading dimensions %d, %d, %d too small for %dx%d, %dx%d, %dx%d",
 			g.LDA, g.LDB, g.LDC, ar, ac, br, bc, g.M, g.N)
@@ -229,8 +237,8 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 // gemmPtrs reads the three pointer arrays and runs each product as a GEMM of its own, with
 // the same checks.
 func (e *EmuDriver) gemmPtrs(g GemmArgs) error {
-	if g.Bias != 0 {
-		return fmt.Errorf("cuda-emu: Gemm: a bias with pointer arrays")
+	if g.Bias != 0 || g.BiasGrad != 0 {
+		return fmt.Errorf("cuda-emu: Gemm: a bias or bias gradient with pointer arrays")
 	}
 	ptrs := make([][]DevPtr, 3)
 	for i, arr := range []DevPtr{g.A, g.B, g.C} {

@@ -61,7 +61,7 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *ker
 	pa := d.gemmOperand("Gemm A", a, m*k, true)
 	pb := d.gemmOperand("Gemm B", b, k*n, true)
 	pc := d.gemmOutput("Gemm C", c, m*n, true)
-	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1, 0)
+	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1, epilogue{})
 }
 
 // Linear runs the product with the bias in its epilogue (GemmArgs.Bias): y (N,out) as
@@ -78,7 +78,43 @@ func (d *Device) Linear(y, x, w, bias *kernels.Tensor, N, in, out int) {
 		mustLen("Linear bias", bias, out)
 		pb = d.ptr(bias)
 	}
-	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, py, 0, 1, pb)
+	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, py, 0, 1, epilogue{bias: pb})
+}
+
+// LinearBackward runs the weight gradient's product with the bias gradient in its epilogue
+// (GemmArgs.BiasGrad, into scratch, then added to dbias, which accumulates): dy (N,out) is
+// the product's first operand, transposed, so the column sums of cuBLAS's op(B) are the
+// sums over the N rows. Where the driver has no such epilogue, BiasBackward sums them.
+func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, out int) {
+	if N < 0 || in < 0 || out < 0 {
+		panic(fmt.Sprintf("cuda: LinearBackward with negative size N=%d in=%d out=%d", N, in, out))
+	}
+	pdy := d.gemmOperand("LinearBackward dy", dy, N*out, true)
+	pw := d.gemmOperand("LinearBackward w", w, out*in, true)
+	pdx := d.gemmOutput("LinearBackward dx", dx, N*in, true)
+	d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, pdx, 0, 1, epilogue{})
+	if dw == nil {
+		if dbias != nil {
+			d.BiasBackward(dbias, dy, N, out)
+		}
+		return
+	}
+	pdy = d.gemmOperand("LinearBackward dy", dy, N*out, true) // again: the first product may have left its BF16 copy
+	px := d.gemmOperand("LinearBackward x", x, N*in, true)
+	pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true)
+	if dbias == nil || N == 0 || out == 0 {
+		d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, 1, pdw, 0, 1, epilogue{})
+		return
+	}
+	mustLen("LinearBackward dbias", dbias, out)
+	sums, release := d.scratch(4 * out)
+	defer release()
+	if d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, 1, pdw, 0, 1, epilogue{biasGrad: sums}) {
+		pdb := d.ptr(dbias)
+		d.addBias(pdb, pdb, sums, 1, out)
+	} else {
+		d.BiasBackward(dbias, dy, N, out)
+	}
 }
 
 func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a *kernels.Tensor, strideA int,
@@ -97,7 +133,7 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 	pa := d.gemmOperand("GemmStridedBatched A", a, span(last, strideA, m*k), false)
 	pb := d.gemmOperand("GemmStridedBatched B", b, span(last, strideB, k*n), false)
 	pc := d.gemmOutput("GemmStridedBatched C", c, span(last, strideC, m*n), false)
-	d.gemm(transA, transB, m, n, k, alpha, pa, strideA, pb, strideB, beta, pc, strideC, batch, 0)
+	d.gemm(transA, transB, m, n, k, alpha, pa, strideA, pb, strideB, beta, pc, strideC, batch, epilogue{})
 }
 
 // span is the number of elements a strided batch needs: last*stride + size (0 if size is 0).
@@ -108,13 +144,19 @@ func span(last, stride, size int) int {
 	return last*stride + size
 }
 
-// gemm maps a row-major strided batch onto the column-major driver GEMM. bias (0: none) is
-// added to every row of C (n values; batch 1 and beta 0 only): in the product's epilogue,
-// or by add_bias where the driver has no epilogue for this product (ErrNoEpilogue).
+// epilogue is what a product adds in cuBLASLt's epilogue (0: nothing): bias, added to every
+// row of C (n values; batch 1 and beta 0 only), or biasGrad, which receives the sums over k
+// of every row of op(A) (m values, batch 1): with A = dy and transA, the column sums of dy,
+// the bias gradient beside a linear layer's weight gradient dy^T x.
+type epilogue struct{ bias, biasGrad DevPtr }
+
+// gemm maps a row-major strided batch onto the column-major driver GEMM. Where the driver
+// has no epilogue for this product (ErrNoEpilogue), a bias is added by add_bias; a bias
+// gradient is not written, and gemm returns false (else true): the caller sums it.
 func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand, strideA int,
-	b operand, strideB int, beta float32, c DevPtr, strideC int, batch int, bias DevPtr) {
+	b operand, strideB int, beta float32, c DevPtr, strideC int, batch int, epi epilogue) bool {
 	if m == 0 || n == 0 || batch == 0 {
-		return
+		return epi.biasGrad == 0
 	}
 	lda, ldb := k, n // row-major leading dimensions of A and B as stored
 	if transA {
@@ -127,7 +169,7 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand
 		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
 		A: b.f32, AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
 		B: a.f32, BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
-		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch, Bias: bias,
+		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch, Bias: epi.bias, BiasGrad: epi.biasGrad,
 	}
 	switch d.prec {
 	case GemmTF32:
@@ -145,13 +187,15 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand
 		g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
 	}
 	err := d.drv.Gemm(g)
-	if bias != 0 && errors.Is(err, ErrNoEpilogue) {
-		g.Bias = 0
-		if err = d.drv.Gemm(g); err == nil {
-			d.addBias(c, c, bias, m, n)
+	ran := true
+	if (g.Bias != 0 || g.BiasGrad != 0) && errors.Is(err, ErrNoEpilogue) {
+		g.Bias, g.BiasGrad, ran = 0, 0, false
+		if err = d.drv.Gemm(g); err == nil && epi.bias != 0 {
+			d.addBias(c, c, epi.bias, m, n)
 		}
 	}
 	must("Gemm", err)
+	return ran || epi.biasGrad == 0
 }
 
 // toConvert is the number of elements of operand x (n of them) a BF16 product converts: 0
