@@ -1,4 +1,5 @@
-// Launchers of the attention kernels (attention.cu), on one of two paths.
+// Launchers of the attention kernels (attention.cu), on one of two paths (and a tensor-core
+// forward in BF16 mode).
 //
 // GEMM path, when the score matrices of one sample fit the device's budget (attnGemmBudget):
 // the products are batched GEMMs over the B*NH heads, each head's Q, K, V, dO, O and their
@@ -15,6 +16,11 @@
 //
 // Fused kernels otherwise: online softmax, scores never stored, memory linear in T.
 //
+// In BF16 mode with 64 dims per head (DiT-B's), the forward runs on tensor cores in one
+// kernel, attention_forward_mma: the flash-attention scheme of the fused kernels with Q K^T
+// and P V as mma.sync products over qkv's BF16 copy (bf16Of), so the scores never reach
+// memory; the backward takes one of the paths above, from its lse.
+//
 // Both paths give the forward's lse the same meaning (log sum_j exp(s_ij), 0 for a query
 // with every key masked) and the backward recomputes P from it, so a backward may take
 // another path than its forward. Both use the backward's dd = rowsum(dout*out) (B,NH,T).
@@ -29,10 +35,13 @@ import (
 	"github.com/alignkit/align/kernels"
 )
 
-// Attention kernel geometry (ATT_WARPS, ATT_HS_MAX in attention.cu).
+// Attention kernel geometry (ATT_WARPS, ATT_HS_MAX, MMA_WARPS, MMA_HS in attention.cu).
 const (
-	attWarps = 4
-	attHSMax = 128
+	attWarps      = 4
+	attHSMax      = 128
+	attMMAWarps   = 4
+	attMMAHS      = 64
+	attMMAQueries = 16 * attMMAWarps // queries per block of attention_forward_mma
 )
 
 // attnGemmBudget is the default of Device.attnBudget: the most bytes of (T,T) score
@@ -129,6 +138,13 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 	}
 	attentionCheck("AttentionForward", HS)
 	scale := float32(1 / math.Sqrt(float64(HS)))
+	if d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%2 == 0 {
+		q16, release := d.bf16Of(qkv, 0, B*T*3*C)
+		defer release()
+		d.launch("attention_forward_mma", Dim3{(T + attMMAQueries - 1) / attMMAQueries, NH, B}, Dim3{32 * attMMAWarps, 1, 1}, 0,
+			P(d.ptr(out)), P(d.ptr(lse)), P(q16), P(d.rptr(keyBias)), I(T), I(NH), F(scale))
+		return
+	}
 	if bc := d.attnGemmChunk(B, T, NH); bc > 0 {
 		d.attentionForwardGemm(d.ptr(out), d.ptr(lse), qkv, d.rptr(keyBias), B, T, NH, HS, bc, scale)
 		return

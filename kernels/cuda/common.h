@@ -60,13 +60,15 @@ DEVFN double block_sum_d(double v) {
 // ROW_REG is how many values of a row each lane of a warp keeps in registers in the row
 // kernels that pass over a row more than once (layernorm_forward, attention_softmax): rows
 // up to 32*ROW_REG = 1024 are read from memory once, longer ones again on each pass. The
-// loops over the register slots are unrolled (ROW_UNROLL) so that the slots stay registers
-// (a slot indexed at run time would live in local memory).
+// loops over the register slots are unrolled (UNROLL) so that the slots stay registers.
 #define ROW_REG 32
+
+// UNROLL before a loop of a fixed trip count unrolls it completely, so that the register
+// arrays it indexes stay registers (an array indexed at run time lives in local memory).
 #if defined(EMU_CPU)
-#define ROW_UNROLL _Pragma("GCC unroll 32")
+#define UNROLL _Pragma("GCC unroll 32")
 #else
-#define ROW_UNROLL _Pragma("unroll")
+#define UNROLL _Pragma("unroll")
 #endif
 
 // f32x4 is four floats loaded or stored as one 16-byte access, for the streaming kernels'
@@ -89,6 +91,32 @@ DEVFN void store_bf16x4(unsigned short* p, f32x4 v) {
                             (unsigned long long)bf16_bits(v[2]) << 32 | (unsigned long long)bf16_bits(v[3]) << 48;
 }
 DEVFN bool aligned8(const void* p) { return ((unsigned long long)p & 7) == 0; }
+
+// mma_bf16_16816 is the tensor cores' D = A*B + C for one warp: A (16,16) BF16 row-major, B
+// (16,8) BF16 column-major, C and D (16,8) FP32, in the fragments of PTX's
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (g = lane/4, q = lane%4): a[4] holds A's
+// elements (g, 2q..2q+1), (g+8, 2q..), (g, 2q+8..), (g+8, 2q+8..), two bfloat16 per register,
+// the lower column in the low half; b[2] holds B's (2q..2q+1, g) and (2q+8.., g); c and d
+// hold (g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1). Every lane of the warp must call it.
+// sm_80 and later; the emulation computes it in emu.h.
+#if defined(EMU_CPU)
+DEVFN void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]) {
+  emu::mma_bf16_16816(d, a, b, c);
+}
+#else
+DEVFN void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%10, %11, %12, %13};"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+        "f"(c[3]));
+}
+#endif
+
+// bf16x2 packs the bfloat16 roundings of lo and hi into one register, lo in the low half
+// (an mma fragment's two elements).
+DEVFN unsigned bf16x2(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
 
 // GRID_STRIDE loops i over [0, n) with every thread of the grid, blockDim.x*gridDim.x apart.
 #define GRID_STRIDE(i, n) \

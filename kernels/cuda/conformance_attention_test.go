@@ -11,6 +11,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 type attentionCase struct {
@@ -46,11 +47,17 @@ func testAttentionTF32(e *env) {
 // dout converted, P and dS written as BF16 by the row kernels), 8 significant bits, 8 times
 // TF32's rounding (testAttentionTF32). On the emulated device out is off by up to 1.6e-2,
 // lse by 9.6e-3, dqkv by 1.4e-2 (values up to about 6): tolerance 5e-2 + 5e-2*|want|.
+//
+// With 64 dims per head the forward runs on tensor cores (attention_forward_mma): cases of
+// two query blocks and two key tiles (T = 70, 130), a fully masked sample, one query; each
+// with the GEMM path's forward too and a backward from either forward.
 func testAttentionBF16(e *env) {
 	e.dev.SetGemmPrecision(GemmBF16)
 	defer e.dev.SetGemmPrecision(GemmFP32)
 	attentionCases(e, []attentionCase{{2, 37, 3, 24, true}, {3, 45, 2, 13, true}, {1, 1030, 1, 4, true}},
 		[][2]attnPath{{attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked}}, 5e-2, 5e-2)
+	attentionCases(e, []attentionCase{{2, 70, 2, 64, true}, {1, 130, 1, 64, false}, {1, 1, 1, 64, false}},
+		[][2]attnPath{{attnMMA, attnGemm}, {attnMMA, attnFused}, {attnGemm, attnGemm}}, 5e-2, 5e-2)
 }
 
 func testAttentionSmall(e *env) {
@@ -64,10 +71,11 @@ const (
 	attnFused       attnPath = iota // budget 0: the fused kernels
 	attnGemm                        // the default budget: GEMM path, the test batches in one chunk
 	attnGemmChunked                 // one sample's scores: GEMM path, one chunk per sample
+	attnMMA                         // BF16 mode, 64 dims per head: the forward on tensor cores
 )
 
 func (p attnPath) String() string {
-	return [...]string{"fused", "gemm", "gemm-chunked"}[p]
+	return [...]string{"fused", "gemm", "gemm-chunked", "mma"}[p]
 }
 
 // budget is the device's attnBudget that selects p for T keys and NH heads.
@@ -77,6 +85,8 @@ func (p attnPath) budget(T, NH int) int {
 		return attnGemmBudget
 	case attnGemmChunked:
 		return 8 * NH * T * T
+	case attnMMA:
+		return attnGemmBudget // for a backward after it; the forward ignores the budget
 	}
 	return 0
 }
@@ -99,6 +109,10 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 		B, T, NH, HS := c.B, c.T, c.NH, c.HS
 		C := NH * HS
 		qkv := e.pair(normals(60, B*T*3*C), B, T, 3, NH, HS)
+		if slices.ContainsFunc(paths, func(p [2]attnPath) bool { return p[0] == attnMMA }) {
+			e.free(qkv)
+			qkv = e.alignedPair(normals(60, B*T*3*C), B, T, 3, NH, HS) // the tensor-core kernel reads pairs of values
+		}
 		var kb pair
 		if c.mask {
 			bias := uniforms(61, B*T, -1, 1)
@@ -123,7 +137,9 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 			e.dev.Fill(lse.d, nan)
 			e.dev.Fill(dqkv.d, nan)
 			e.dev.attnBudget = p[0].budget(T, NH)
+			e.dev.noAttnMMA = p[0] != attnMMA
 			e.dev.AttentionForward(out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
+			e.dev.noAttnMMA = false
 			e.check(name+" out", out, tol, eps)
 			e.check(name+" lse", lse, tol, eps)
 			e.dev.attnBudget = p[1].budget(T, NH)

@@ -67,6 +67,9 @@ type Device struct {
 	// adamwTable, sumsTable and scaleTable are the chunked kernels' tables (chunks.go).
 	chunkElems                        int
 	adamwTable, sumsTable, scaleTable deviceTable
+	// noAttnMMA keeps the BF16 forward of attention off the tensor-core kernel (tests of the
+	// other paths).
+	noAttnMMA bool
 	// noHalves turns off the BF16 copies written by producing kernels (halfOut); checkHalves
 	// makes every product that reads one compare it with a fresh conversion (tests);
 	// halfReads counts the operands read from a copy.

@@ -78,6 +78,7 @@ struct Barrier {
 struct Warp {
   Barrier bar;
   uint64_t slot[32];  // shuffle exchange, one value per lane
+  unsigned mma_a[32][4], mma_b[32][2];  // mma_bf16_16816's fragments, one set per lane
 };
 
 // Thread is one CUDA thread of the running block.
@@ -154,6 +155,44 @@ inline T shuffle(T v, int src) {
   std::memcpy(&r, &w.slot[src], sizeof(T));
   wait(w.bar, "a warp shuffle");
   return r;
+}
+
+// bf16_value is the value of the bfloat16 in the low (half 0) or high (half 1) 16 bits of reg.
+inline float bf16_value(unsigned reg, int half) {
+  unsigned u = half ? (reg & 0xffff0000u) : (reg << 16);
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+// mma_bf16_16816 is mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 for the calling
+// warp: D = A*B + C with A (16,16), B (16,8), C and D (16,8), each lane holding the fragments
+// PTX defines (g = lane/4, q = lane%4): A element i (i < 8, two per register, the lower index
+// in the low half) at row g + 8*(i/2 % 2), column 2q + i%2 + 8*(i/4); B element i (i < 4) at
+// row 2q + i%2 + 8*(i/2), column g; C and D element i at row g + 8*(i/2), column 2q + i%2.
+// The lanes post their fragments, then each sums its four outputs in float64 (the products
+// of bfloat16 values are exact) and rounds once.
+inline void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]) {
+  Warp& w = warp();
+  const int lane = tcur->lane;
+  std::memcpy(w.mma_a[lane], a, sizeof w.mma_a[lane]);
+  std::memcpy(w.mma_b[lane], b, sizeof w.mma_b[lane]);
+  wait(w.bar, "mma_bf16_16816");
+  float r[4];
+  for (int i = 0; i < 4; i++) {
+    const int row = (lane >> 2) + 8 * (i >> 1), col = 2 * (lane & 3) + (i & 1);
+    double s = c[i];
+    for (int k = 0; k < 16; k++) {
+      const int ia = (k >= 8 ? 4 : 0) + (row >= 8 ? 2 : 0) + (k & 1);  // A(row, k)
+      const int la = (row & 7) * 4 + ((k & 7) >> 1);
+      const int ib = (k >= 8 ? 2 : 0) + (k & 1);  // B(k, col)
+      const int lb = col * 4 + ((k & 7) >> 1);
+      s += (double)bf16_value(w.mma_a[la][ia >> 1], ia & 1) * (double)bf16_value(w.mma_b[lb][ib >> 1], ib & 1);
+    }
+    r[i] = (float)s;
+  }
+  wait(w.bar, "mma_bf16_16816");  // every lane has read the fragments
+  for (int i = 0; i < 4; i++) d[i] = r[i];
 }
 
 }  // namespace emu

@@ -34,20 +34,20 @@ KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float*
   float s = 0.0f, v = 0.0f, m, r;
   if (C <= 32 * ROW_REG) {  // the row in registers (common.h): one read of it
     float xr[ROW_REG];
-ROW_UNROLL
+UNROLL
     for (int k = 0; k < ROW_REG; k++) {
       int c = lane + 32 * k;
       xr[k] = c < C ? x[c] : 0.0f;
       if (c < C) s += xr[k];
     }
     m = warp_sum(s) / (float)C;
-ROW_UNROLL
+UNROLL
     for (int k = 0; k < ROW_REG; k++) {
       float d = xr[k] - m;
       if (lane + 32 * k < C) v += d * d;
     }
     r = 1.0f / KM_SQRTF(warp_sum(v) / (float)C + eps);
-ROW_UNROLL
+UNROLL
     for (int k = 0; k < ROW_REG; k++)
       if (lane + 32 * k < C) ln_store(o, weight, bias, lane + 32 * k, (xr[k] - m) * r);
   } else {
