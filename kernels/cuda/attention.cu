@@ -30,6 +30,10 @@
 //                          attention_forward (up to BF16 rounding). Each warp takes 16 queries,
 //                          each block MMA_WARPS warps; K and V^T tiles of 64 keys in shared
 //                          memory. grid (ceil(T/(16*MMA_WARPS)), NH, B), block 32*MMA_WARPS
+//   attention_mma_tile     D = A B for one tile, A (16,16) row-major and B (16,8) row-major
+//                          bfloat16 bits, D (16,8) FP32, through mma_bf16_16816: each lane
+//                          loads its fragments by PTX's layout formulas, the check that the
+//                          GPU's tensor cores and the emulation agree on them. grid 1, block 32
 //
 // The backward pass writes dQ and dK/dV from separate kernels, so no atomics are needed and
 // results are the same in every run.
@@ -537,3 +541,23 @@ UNROLL
   }
 }
 EMU_KERNEL(attention_forward_mma);
+
+KERNEL void attention_mma_tile(float* d, const unsigned short* a, const unsigned short* b) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  unsigned af[4], bf[2];
+UNROLL
+  for (int r = 0; r < 4; r++) {  // A element i = 2r + e at row g + 8*(i/2 % 2), column 2q + e + 8*(i/4)
+    const int row = g + 8 * (r & 1), col = 2 * q + 8 * (r >> 1);
+    af[r] = (unsigned)a[row * 16 + col] | (unsigned)a[row * 16 + col + 1] << 16;
+  }
+UNROLL
+  for (int r = 0; r < 2; r++) {  // B element i = 2r + e at row 2q + e + 8*(i/2), column g
+    const int row = 2 * q + 8 * r;
+    bf[r] = (unsigned)b[row * 8 + g] | (unsigned)b[(row + 1) * 8 + g] << 16;
+  }
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f}, o[4];
+  mma_bf16_16816(o, af, bf, c);
+UNROLL
+  for (int i = 0; i < 4; i++) d[(g + 8 * (i >> 1)) * 8 + 2 * q + (i & 1)] = o[i];
+}
+EMU_KERNEL(attention_mma_tile);

@@ -49,6 +49,7 @@ var conformanceCases = []struct {
 	{"AddBias", testAddBias},
 	{"BiasBackward", testBiasBackward},
 	{"ToBF16", testToBF16},
+	{"MMATile", testMMATile},
 	{"Gemm", testGemm},
 	{"GemmStridedBatched", testGemmStridedBatched},
 	{"Linear", testLinear},
@@ -374,4 +375,42 @@ func testLinearBackward(e *env) {
 	}
 	e.dev.SetGemmPrecision(GemmFP32)
 	e.free(dy, x, w)
+}
+
+// testMMATile checks mma_bf16_16816's fragment layouts: one 16x16 by 16x8 product of small
+// integers (exact in BF16 and in the FP32 sums) through attention_mma_tile, against the
+// plain product. On a GPU this is the tensor cores' own layout.
+func testMMATile(e *env) {
+	a, b := make([]uint16, 16*16), make([]uint16, 16*8)
+	av, bv := make([]float64, len(a)), make([]float64, len(b))
+	for i := range a {
+		av[i] = float64((i*7)%11 - 5)
+		a[i] = bf16Nearest(float32(av[i]))
+	}
+	for i := range b {
+		bv[i] = float64((i*5)%13 - 6)
+		b[i] = bf16Nearest(float32(bv[i]))
+	}
+	pa, relA := e.dev.scratch(2 * len(a))
+	defer relA()
+	pb, relB := e.dev.scratch(2 * len(b))
+	defer relB()
+	pd, relD := e.dev.scratch(4 * 16 * 8)
+	defer relD()
+	must("MMATile", e.dev.drv.HtoD(pa, unsafe.Pointer(&a[0]), 2*len(a)))
+	must("MMATile", e.dev.drv.HtoD(pb, unsafe.Pointer(&b[0]), 2*len(b)))
+	e.dev.launch("attention_mma_tile", Dim3{1, 1, 1}, Dim3{32, 1, 1}, 0, P(pd), P(pa), P(pb))
+	got := make([]float32, 16*8)
+	must("MMATile", e.dev.drv.DtoH(unsafe.Pointer(&got[0]), pd, 4*len(got)))
+	for i := range 16 {
+		for j := range 8 {
+			var want float64
+			for k := range 16 {
+				want += av[i*16+k] * bv[k*8+j]
+			}
+			if float64(got[i*8+j]) != want {
+				e.t.Fatalf("D[%d][%d] = %g, want %g: the mma fragment layouts disagree", i, j, got[i*8+j], want)
+			}
+		}
+	}
 }
