@@ -30,6 +30,15 @@
 //                          attention_forward (up to BF16 rounding). Each warp takes 16 queries,
 //                          each block MMA_WARPS warps; K and V^T tiles of 64 keys in shared
 //                          memory. grid (ceil(T/(16*MMA_WARPS)), NH, B), block 32*MMA_WARPS
+//   attention_backward_dq_mma   the backward's dQ on tensor cores (BF16 mode, HS = 64), one
+//                          warp per 16 queries over tiles of 64 keys: S = Q K^T and dP = dO V^T
+//                          (mma), P = exp(scale*S + bias - lse), dS = P*(dP - dd) in registers,
+//                          dQ += dS K (mma, dS rounded to BF16); dQ*scale into dqkv. q16 and
+//                          do16: BF16 copies of qkv and dout (4-byte aligned); dd from
+//                          attention_backward_dd. grid (ceil(T/64), NH, B), block 128
+//   attention_backward_dkv_mma  dK and dV the same way, one warp per 16 keys over tiles of 64
+//                          queries: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += dS^T Q;
+//                          a key with bias -Inf gets dK = dV = 0. Same grid and block
 //   attention_mma_tile     D = A B for one tile, A (16,16) row-major and B (16,8) row-major
 //                          bfloat16 bits, D (16,8) FP32, through mma_bf16_16816: each lane
 //                          loads its fragments by PTX's layout formulas, the check that the
@@ -561,3 +570,187 @@ UNROLL
   for (int i = 0; i < 4; i++) d[(g + 8 * (i >> 1)) * 8 + 2 * q + (i & 1)] = o[i];
 }
 EMU_KERNEL(attention_mma_tile);
+
+// mma_a_frags loads a warp's A fragments of the 16 rows (r0 = row of lanes g, r1 = r0 + 8; rows
+// at or past T are zero) of a (T, stride) bfloat16 array x, 64 columns from x.
+DEVFN void mma_a_frags(unsigned fr[MMA_HS / 16][4], const unsigned short* x, long long stride, int r0, int T) {
+  const int q = (threadIdx.x & 31) & 3, r1 = r0 + 8;
+UNROLL
+  for (int ks = 0; ks < MMA_HS / 16; ks++) {
+    const int d = ks * 16 + 2 * q;
+    fr[ks][0] = r0 < T ? *(const unsigned*)(x + r0 * stride + d) : 0u;
+    fr[ks][1] = r1 < T ? *(const unsigned*)(x + r1 * stride + d) : 0u;
+    fr[ks][2] = r0 < T ? *(const unsigned*)(x + r0 * stride + d + 8) : 0u;
+    fr[ks][3] = r1 < T ? *(const unsigned*)(x + r1 * stride + d + 8) : 0u;
+  }
+}
+
+// mma_tile_load copies rows t0.. t0+63 (zero past T) of the 64 columns at x (row stride
+// stride, bfloat16) into shared memory, row-major into rm (row j at j*MMA_LD) and, when tr is
+// not null, transposed into tr (column d at d*MMA_LD): the B operands of the products that
+// reduce over columns and over rows.
+DEVFN void mma_tile_load(unsigned short* rm, unsigned short* tr, const unsigned short* x, long long stride, int t0,
+                         int T) {
+  for (int i = threadIdx.x; i < MMA_KEYS * MMA_HS / 2; i += blockDim.x) {
+    const int j = i / (MMA_HS / 2), d = 2 * (i % (MMA_HS / 2)), t = t0 + j;
+    const unsigned v = t < T ? *(const unsigned*)(x + t * stride + d) : 0u;
+    *(unsigned*)(rm + j * MMA_LD + d) = v;
+    if (tr) {
+      tr[d * MMA_LD + j] = (unsigned short)(v & 0xffffu);
+      tr[(d + 1) * MMA_LD + j] = (unsigned short)(v >> 16);
+    }
+  }
+}
+
+// mma_rows_by_tile: acc[nt] (8 groups of 8 tile rows) = A * tile^T, A the warp's 16 rows as
+// fragments over 64 columns, tile row-major in shared memory (rows of 64 columns).
+DEVFN void mma_rows_by_tile(float acc[MMA_KEYS / 8][4], const unsigned a[MMA_HS / 16][4], const unsigned short* tile) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+UNROLL
+  for (int nt = 0; nt < MMA_KEYS / 8; nt++) {
+UNROLL
+    for (int i = 0; i < 4; i++) acc[nt][i] = 0.0f;
+    const unsigned short* r = tile + (nt * 8 + g) * MMA_LD + 2 * q;
+UNROLL
+    for (int ks = 0; ks < MMA_HS / 16; ks++) {
+      const unsigned b[2] = {*(const unsigned*)(r + ks * 16), *(const unsigned*)(r + ks * 16 + 8)};
+      mma_bf16_16816(acc[nt], a[ks], b, acc[nt]);
+    }
+  }
+}
+
+// mma_acc_by_tile: acc[dt] (8 groups of 8 of the 64 columns) += X * tile, X (16 rows, 64
+// tile rows) given as C fragments x[nt] rounded to BF16 A fragments (two groups a step), tile
+// stored transposed in shared memory (column d at d*MMA_LD).
+DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile_t) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+UNROLL
+  for (int kt = 0; kt < MMA_KEYS / 16; kt++) {
+    const unsigned a[4] = {bf16x2(x[2 * kt][0], x[2 * kt][1]), bf16x2(x[2 * kt][2], x[2 * kt][3]),
+                           bf16x2(x[2 * kt + 1][0], x[2 * kt + 1][1]), bf16x2(x[2 * kt + 1][2], x[2 * kt + 1][3])};
+UNROLL
+    for (int dt = 0; dt < MMA_HS / 8; dt++) {
+      const unsigned short* r = tile_t + (dt * 8 + g) * MMA_LD + kt * 16 + 2 * q;
+      const unsigned b[2] = {*(const unsigned*)r, *(const unsigned*)(r + 8)};
+      mma_bf16_16816(acc[dt], a, b, acc[dt]);
+    }
+  }
+}
+
+// mma_store_rows writes acc*mul (rows r0 = g-lanes' row, r0 + 8; columns 8dt + 2q, +1) into
+// the rows below T of y (row stride stride).
+DEVFN void mma_store_rows(float* y, long long stride, const float acc[MMA_HS / 8][4], float mul, int r0, int T) {
+  const int q = (threadIdx.x & 31) & 3;
+UNROLL
+  for (int dt = 0; dt < MMA_HS / 8; dt++) {
+    const int d = dt * 8 + 2 * q;
+    if (r0 < T) {
+      y[r0 * stride + d] = acc[dt][0] * mul;
+      y[r0 * stride + d + 1] = acc[dt][1] * mul;
+    }
+    if (r0 + 8 < T) {
+      y[(r0 + 8) * stride + d] = acc[dt][2] * mul;
+      y[(r0 + 8) * stride + d + 1] = acc[dt][3] * mul;
+    }
+  }
+}
+
+KERNEL void attention_backward_dq_mma(float* dqkv, const unsigned short* q16, const unsigned short* do16,
+                                      const float* lse, const float* dd, const float* key_bias, int T, int NH,
+                                      float scale) {
+  __shared__ unsigned short sk[MMA_KEYS * MMA_LD], skt[MMA_HS * MMA_LD], sv[MMA_KEYS * MMA_LD];
+  __shared__ float skb[MMA_KEYS];
+  const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int r0 = blockIdx.x * 16 * MMA_WARPS + warp * 16 + g, r1 = r0 + 8;
+  const unsigned short* x = q16 + (long long)b * T * C3 + h * MMA_HS;
+  unsigned qa[MMA_HS / 16][4], da[MMA_HS / 16][4];
+  mma_a_frags(qa, x, C3, r0, T);
+  mma_a_frags(da, do16 + (long long)b * T * C + h * MMA_HS, C, r0, T);
+  const float* ls = lse + ((long long)b * NH + h) * T;
+  const float* dds = dd + ((long long)b * NH + h) * T;
+  const float lse0 = r0 < T ? ls[r0] : 0.0f, lse1 = r1 < T ? ls[r1] : 0.0f;
+  const float dd0 = r0 < T ? dds[r0] : 0.0f, dd1 = r1 < T ? dds[r1] : 0.0f;
+  float dq[MMA_HS / 8][4];
+UNROLL
+  for (int dt = 0; dt < MMA_HS / 8; dt++)
+UNROLL
+    for (int i = 0; i < 4; i++) dq[dt][i] = 0.0f;
+  for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
+    __syncthreads();  // the previous tile is consumed
+    mma_tile_load(sk, skt, x + C, C3, k0, T);
+    mma_tile_load(sv, nullptr, x + 2 * C, C3, k0, T);
+    if (threadIdx.x < MMA_KEYS) {
+      const int t = k0 + threadIdx.x;
+      skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
+    }
+    __syncthreads();
+    float s[MMA_KEYS / 8][4], dp[MMA_KEYS / 8][4];
+    mma_rows_by_tile(s, qa, sk);   // S = Q K^T
+    mma_rows_by_tile(dp, da, sv);  // dP = dO V^T
+UNROLL
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+UNROLL
+      for (int i = 0; i < 4; i++) {  // dS = P*(dP - dd), P = exp(scale*S + bias - lse); exp(-Inf) = 0
+        const float p = km_expf(s[nt][i] * scale + skb[nt * 8 + 2 * q + (i & 1)] - (i < 2 ? lse0 : lse1));
+        s[nt][i] = p * (dp[nt][i] - (i < 2 ? dd0 : dd1));
+      }
+    mma_acc_by_tile(dq, s, skt);  // dQ += dS K
+  }
+  mma_store_rows(dqkv + (long long)b * T * C3 + h * MMA_HS, C3, dq, scale, r0, T);
+}
+EMU_KERNEL(attention_backward_dq_mma);
+
+KERNEL void attention_backward_dkv_mma(float* dqkv, const unsigned short* q16, const unsigned short* do16,
+                                       const float* lse, const float* dd, const float* key_bias, int T, int NH,
+                                       float scale) {
+  __shared__ unsigned short sq[MMA_KEYS * MMA_LD], sqt[MMA_HS * MMA_LD], sdo[MMA_KEYS * MMA_LD],
+      sdot[MMA_HS * MMA_LD];
+  __shared__ float slse[MMA_KEYS], sdd[MMA_KEYS];
+  const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int r0 = blockIdx.x * 16 * MMA_WARPS + warp * 16 + g, r1 = r0 + 8;  // this lane's two keys
+  const unsigned short* x = q16 + (long long)b * T * C3 + h * MMA_HS;
+  const unsigned short* y = do16 + (long long)b * T * C + h * MMA_HS;
+  unsigned ka[MMA_HS / 16][4], va[MMA_HS / 16][4];
+  mma_a_frags(ka, x + C, C3, r0, T);
+  mma_a_frags(va, x + 2 * C, C3, r0, T);
+  const float* kbs = key_bias ? key_bias + (long long)b * T : nullptr;
+  const float kb0 = r0 < T ? (kbs ? kbs[r0] : 0.0f) : -km_inff(), kb1 = r1 < T ? (kbs ? kbs[r1] : 0.0f) : -km_inff();
+  const float* ls = lse + ((long long)b * NH + h) * T;
+  const float* dds = dd + ((long long)b * NH + h) * T;
+  float dk[MMA_HS / 8][4], dv[MMA_HS / 8][4];
+UNROLL
+  for (int dt = 0; dt < MMA_HS / 8; dt++)
+UNROLL
+    for (int i = 0; i < 4; i++) dk[dt][i] = dv[dt][i] = 0.0f;
+  for (int t0 = 0; t0 < T; t0 += MMA_KEYS) {
+    __syncthreads();  // the previous tile is consumed
+    mma_tile_load(sq, sqt, x, C3, t0, T);
+    mma_tile_load(sdo, sdot, y, C, t0, T);
+    if (threadIdx.x < MMA_KEYS) {  // queries past T: lse +Inf, so P = 0
+      const int t = t0 + threadIdx.x;
+      slse[threadIdx.x] = t < T ? ls[t] : km_inff();
+      sdd[threadIdx.x] = t < T ? dds[t] : 0.0f;
+    }
+    __syncthreads();
+    float st[MMA_KEYS / 8][4], dpt[MMA_KEYS / 8][4];
+    mma_rows_by_tile(st, ka, sq);    // S^T = K Q^T
+    mma_rows_by_tile(dpt, va, sdo);  // dP^T = V dO^T
+UNROLL
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+UNROLL
+      for (int i = 0; i < 4; i++) {  // P^T = exp(scale*S^T + bias_key - lse_query), dS^T = P^T*(dP^T - dd_query)
+        const int j = nt * 8 + 2 * q + (i & 1);
+        const float p = km_expf(st[nt][i] * scale + (i < 2 ? kb0 : kb1) - slse[j]);
+        st[nt][i] = p;
+        dpt[nt][i] = p * (dpt[nt][i] - sdd[j]);
+      }
+    mma_acc_by_tile(dv, st, sdot);  // dV += P^T dO
+    mma_acc_by_tile(dk, dpt, sqt);  // dK += dS^T Q
+  }
+  float* out = dqkv + (long long)b * T * C3 + h * MMA_HS;
+  mma_store_rows(out + C, C3, dk, scale, r0, T);
+  mma_store_rows(out + 2 * C, C3, dv, 1.0f, r0, T);
+}
+EMU_KERNEL(attention_backward_dkv_mma);

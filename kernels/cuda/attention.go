@@ -16,10 +16,11 @@
 //
 // Fused kernels otherwise: online softmax, scores never stored, memory linear in T.
 //
-// In BF16 mode with 64 dims per head (DiT-B's), the forward runs on tensor cores in one
-// kernel, attention_forward_mma: the flash-attention scheme of the fused kernels with Q K^T
-// and P V as mma.sync products over qkv's BF16 copy (bf16Of), so the scores never reach
-// memory; the backward takes one of the paths above, from its lse.
+// In BF16 mode with 64 dims per head (DiT-B's), attention runs on tensor cores instead
+// (useAttnMMA): the flash-attention scheme of the fused kernels with every product an
+// mma.sync over the BF16 copies of qkv and dout (bf16Of), so the scores never reach memory:
+// attention_forward_mma, then attention_backward_dq_mma and attention_backward_dkv_mma (dQ
+// per query block, dK and dV per key block, no atomics), which take the lse of any path.
 //
 // Both paths give the forward's lse the same meaning (log sum_j exp(s_ij), 0 for a query
 // with every key masked) and the backward recomputes P from it, so a backward may take
@@ -138,7 +139,7 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 	}
 	attentionCheck("AttentionForward", HS)
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	if d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%2 == 0 {
+	if d.useAttnMMA(qkv, HS) {
 		q16, release := d.bf16Of(qkv, 0, B*T*3*C)
 		defer release()
 		d.launch("attention_forward_mma", Dim3{(T + attMMAQueries - 1) / attMMAQueries, NH, B}, Dim3{32 * attMMAWarps, 1, 1}, 0,
@@ -151,6 +152,12 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 	}
 	d.launch("attention_forward", attGrid(B, T, NH), attBlock, 4*(68*HS+192), P(d.ptr(out)), P(d.ptr(lse)),
 		P(d.ptr(qkv)), P(d.ptr(keyBias)), I(T), I(NH), I(HS), F(scale))
+}
+
+// useAttnMMA reports whether attention runs on the tensor-core kernels: BF16 mode, 64 dims
+// per head, and qkv at an even element (the kernels read pairs of BF16 values).
+func (d *Device) useAttnMMA(qkv *kernels.Tensor, HS int) bool {
+	return d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%2 == 0
 }
 
 func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.Tensor, B, T, NH, HS int) {
@@ -168,6 +175,22 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 	}
 	attentionCheck("AttentionBackward", HS)
 	scale := float32(1 / math.Sqrt(float64(HS)))
+	if d.useAttnMMA(qkv, HS) && dout.Offset%2 == 0 {
+		dd, release := d.scratch(4 * B * NH * T)
+		defer release()
+		rows := B * T * NH
+		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd), P(d.rptr(dout)),
+			P(d.rptr(out)), I(B), I(T), I(NH), I(HS))
+		q16, relQ := d.bf16Of(qkv, 0, B*T*3*C)
+		defer relQ()
+		do16, relO := d.bf16Of(dout, 0, B*T*C)
+		defer relO()
+		args := []Arg{P(d.ptr(dqkv)), P(q16), P(do16), P(d.rptr(lse)), P(dd), P(d.rptr(keyBias)), I(T), I(NH), F(scale)}
+		grid, block := Dim3{(T + attMMAQueries - 1) / attMMAQueries, NH, B}, Dim3{32 * attMMAWarps, 1, 1}
+		d.launch("attention_backward_dq_mma", grid, block, 0, args...)
+		d.launch("attention_backward_dkv_mma", grid, block, 0, args...)
+		return
+	}
 	if bc := d.attnGemmChunk(B, T, NH); bc > 0 {
 		d.attentionBackwardGemm(d.ptr(dqkv), dout, d.rptr(out), d.rptr(lse), qkv, d.rptr(keyBias),
 			B, T, NH, HS, bc, scale)

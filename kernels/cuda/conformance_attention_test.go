@@ -48,16 +48,17 @@ func testAttentionTF32(e *env) {
 // TF32's rounding (testAttentionTF32). On the emulated device out is off by up to 1.6e-2,
 // lse by 9.6e-3, dqkv by 1.4e-2 (values up to about 6): tolerance 5e-2 + 5e-2*|want|.
 //
-// With 64 dims per head the forward runs on tensor cores (attention_forward_mma): cases of
-// two query blocks and two key tiles (T = 70, 130), a fully masked sample, one query; each
-// with the GEMM path's forward too and a backward from either forward.
+// With 64 dims per head attention runs on tensor cores (attention_forward_mma and the
+// backward's dq and dkv kernels): cases of two and three query blocks and key tiles (T = 70,
+// 130), a fully masked sample, one query; each pass also after or before another path's.
 func testAttentionBF16(e *env) {
 	e.dev.SetGemmPrecision(GemmBF16)
 	defer e.dev.SetGemmPrecision(GemmFP32)
 	attentionCases(e, []attentionCase{{2, 37, 3, 24, true}, {3, 45, 2, 13, true}, {1, 1030, 1, 4, true}},
 		[][2]attnPath{{attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked}}, 5e-2, 5e-2)
 	attentionCases(e, []attentionCase{{2, 70, 2, 64, true}, {1, 130, 1, 64, false}, {1, 1, 1, 64, false}},
-		[][2]attnPath{{attnMMA, attnGemm}, {attnMMA, attnFused}, {attnGemm, attnGemm}}, 5e-2, 5e-2)
+		[][2]attnPath{{attnMMA, attnMMA}, {attnMMA, attnGemm}, {attnGemm, attnMMA}, {attnFused, attnMMA}, {attnGemm, attnGemm}},
+		5e-2, 5e-2)
 }
 
 func testAttentionSmall(e *env) {
@@ -109,9 +110,10 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 		B, T, NH, HS := c.B, c.T, c.NH, c.HS
 		C := NH * HS
 		qkv := e.pair(normals(60, B*T*3*C), B, T, 3, NH, HS)
-		if slices.ContainsFunc(paths, func(p [2]attnPath) bool { return p[0] == attnMMA }) {
+		mma := slices.ContainsFunc(paths, func(p [2]attnPath) bool { return p[0] == attnMMA || p[1] == attnMMA })
+		if mma {
 			e.free(qkv)
-			qkv = e.alignedPair(normals(60, B*T*3*C), B, T, 3, NH, HS) // the tensor-core kernel reads pairs of values
+			qkv = e.alignedPair(normals(60, B*T*3*C), B, T, 3, NH, HS) // the tensor-core kernels read pairs of values
 		}
 		var kb pair
 		if c.mask {
@@ -128,6 +130,10 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 		}
 		out, lse := e.pair(nil, B, T, NH, HS), e.pair(nil, B, NH, T)
 		dout, dqkv := e.pair(normals(62, B*T*C), B, T, NH, HS), e.pair(nil, B, T, 3, NH, HS)
+		if mma {
+			e.free(dout)
+			dout = e.alignedPair(normals(62, B*T*C), B, T, NH, HS)
+		}
 		e.cpu.AttentionForward(out.c, lse.c, qkv.c, kb.c, B, T, NH, HS)
 		e.cpu.AttentionBackward(dqkv.c, dout.c, out.c, lse.c, qkv.c, kb.c, B, T, NH, HS)
 		for _, p := range paths {
@@ -139,11 +145,12 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 			e.dev.attnBudget = p[0].budget(T, NH)
 			e.dev.noAttnMMA = p[0] != attnMMA
 			e.dev.AttentionForward(out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
-			e.dev.noAttnMMA = false
 			e.check(name+" out", out, tol, eps)
 			e.check(name+" lse", lse, tol, eps)
 			e.dev.attnBudget = p[1].budget(T, NH)
+			e.dev.noAttnMMA = p[1] != attnMMA
 			e.dev.AttentionBackward(dqkv.d, dout.d, out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
+			e.dev.noAttnMMA = false
 			e.check(name+" dqkv", dqkv, tol, eps)
 		}
 		e.free(qkv, out, lse, dout, dqkv)
