@@ -408,148 +408,6 @@ EMU_KERNEL(attention_dscores);
 #define MMA_LD (MMA_HS + 8)     // row stride of the shared tiles in bfloat16: rows 16 bytes apart mod 128,
                                 // so the 8 rows a fragment load touches fall in different banks
 
-KERNEL void attention_forward_mma(float* out, float* lse, const unsigned short* q16, const float* key_bias, int T,
-                                  int NH, float scale) {
-  __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
-  __shared__ unsigned short svt[MMA_HS * MMA_LD];    // V^T tile: dim d, key j at d*MMA_LD + j
-  __shared__ float skb[MMA_KEYS];                    // key bias of the tile (-Inf past T)
-  const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  const int r0 = blockIdx.x * 16 * MMA_WARPS + warp * 16 + g, r1 = r0 + 8;  // this lane's two query rows
-  const unsigned short* x = q16 + (long long)b * T * C3 + h * MMA_HS;
-  // Q as A fragments over the 4 steps of 16 dims; rows past T are zero.
-  unsigned qa[MMA_HS / 16][4];
-UNROLL
-  for (int ks = 0; ks < MMA_HS / 16; ks++) {
-    const int d = ks * 16 + 2 * q;
-    qa[ks][0] = r0 < T ? *(const unsigned*)(x + (long long)r0 * C3 + d) : 0u;
-    qa[ks][1] = r1 < T ? *(const unsigned*)(x + (long long)r1 * C3 + d) : 0u;
-    qa[ks][2] = r0 < T ? *(const unsigned*)(x + (long long)r0 * C3 + d + 8) : 0u;
-    qa[ks][3] = r1 < T ? *(const unsigned*)(x + (long long)r1 * C3 + d + 8) : 0u;
-  }
-  float o[MMA_HS / 8][4];  // O: dims 8*dt + 2q, +1 of rows r0 (0, 1) and r1 (2, 3)
-UNROLL
-  for (int dt = 0; dt < MMA_HS / 8; dt++)
-UNROLL
-    for (int i = 0; i < 4; i++) o[dt][i] = 0.0f;
-  float m0 = -km_inff(), m1 = -km_inff(), l0 = 0.0f, l1 = 0.0f;
-  for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
-    __syncthreads();  // the previous tile is consumed
-    for (int i = threadIdx.x; i < MMA_KEYS * MMA_HS / 2; i += blockDim.x) {
-      const int j = i / (MMA_HS / 2), d = 2 * (i % (MMA_HS / 2)), t = k0 + j;
-      unsigned kv = 0u, vv = 0u;
-      if (t < T) {
-        kv = *(const unsigned*)(x + (long long)t * C3 + C + d);
-        vv = *(const unsigned*)(x + (long long)t * C3 + 2 * C + d);
-      }
-      *(unsigned*)(sk + j * MMA_LD + d) = kv;
-      svt[d * MMA_LD + j] = (unsigned short)(vv & 0xffffu);
-      svt[(d + 1) * MMA_LD + j] = (unsigned short)(vv >> 16);
-    }
-    if (threadIdx.x < MMA_KEYS) {
-      const int t = k0 + threadIdx.x;
-      skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
-    }
-    __syncthreads();
-    // S = Q K^T for the tile's 8 groups of 8 keys: s[nt] holds keys 8nt + 2q, +1 of r0, r1.
-    float s[MMA_KEYS / 8][4];
-UNROLL
-    for (int nt = 0; nt < MMA_KEYS / 8; nt++) {
-UNROLL
-      for (int i = 0; i < 4; i++) s[nt][i] = 0.0f;
-      const unsigned short* kr = sk + (nt * 8 + g) * MMA_LD + 2 * q;
-UNROLL
-      for (int ks = 0; ks < MMA_HS / 16; ks++) {
-        const unsigned kb[2] = {*(const unsigned*)(kr + ks * 16), *(const unsigned*)(kr + ks * 16 + 8)};
-        mma_bf16_16816(s[nt], qa[ks], kb, s[nt]);
-      }
-    }
-    float mt0 = -km_inff(), mt1 = -km_inff();
-UNROLL
-    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
-UNROLL
-      for (int i = 0; i < 4; i++) {
-        float v = s[nt][i] * scale + skb[nt * 8 + 2 * q + (i & 1)];
-        s[nt][i] = v;
-        if (i < 2)
-          mt0 = v > mt0 ? v : mt0;
-        else
-          mt1 = v > mt1 ? v : mt1;
-      }
-UNROLL
-    for (int off = 1; off < 4; off <<= 1) {  // over the 4 lanes of the row group
-      float w0 = __shfl_xor_sync(FULL_MASK, mt0, off), w1 = __shfl_xor_sync(FULL_MASK, mt1, off);
-      mt0 = w0 > mt0 ? w0 : mt0;
-      mt1 = w1 > mt1 ? w1 : mt1;
-    }
-    const float mn0 = mt0 > m0 ? mt0 : m0, mn1 = mt1 > m1 ? mt1 : m1;
-    // Rows with every key so far masked keep m = -Inf, p = 0 and the correction 1.
-    const float c0 = mn0 == -km_inff() ? 1.0f : km_expf(m0 - mn0), c1 = mn1 == -km_inff() ? 1.0f : km_expf(m1 - mn1);
-    float ps0 = 0.0f, ps1 = 0.0f;
-UNROLL
-    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
-UNROLL
-      for (int i = 0; i < 4; i++) {
-        const float mn = i < 2 ? mn0 : mn1;
-        const float p = mn == -km_inff() ? 0.0f : km_expf(s[nt][i] - mn);
-        s[nt][i] = p;
-        if (i < 2)
-          ps0 += p;
-        else
-          ps1 += p;
-      }
-UNROLL
-    for (int off = 1; off < 4; off <<= 1) {
-      ps0 += __shfl_xor_sync(FULL_MASK, ps0, off);
-      ps1 += __shfl_xor_sync(FULL_MASK, ps1, off);
-    }
-    l0 = l0 * c0 + ps0;
-    l1 = l1 * c1 + ps1;
-    m0 = mn0;
-    m1 = mn1;
-UNROLL
-    for (int dt = 0; dt < MMA_HS / 8; dt++) {
-      o[dt][0] *= c0;
-      o[dt][1] *= c0;
-      o[dt][2] *= c1;
-      o[dt][3] *= c1;
-    }
-    // O += P V over the tile's 4 steps of 16 keys: S fragments of two key groups are the A
-    // fragment of one step.
-UNROLL
-    for (int kt = 0; kt < MMA_KEYS / 16; kt++) {
-      const unsigned pa[4] = {bf16x2(s[2 * kt][0], s[2 * kt][1]), bf16x2(s[2 * kt][2], s[2 * kt][3]),
-                              bf16x2(s[2 * kt + 1][0], s[2 * kt + 1][1]), bf16x2(s[2 * kt + 1][2], s[2 * kt + 1][3])};
-UNROLL
-      for (int dt = 0; dt < MMA_HS / 8; dt++) {
-        const unsigned short* vr = svt + (dt * 8 + g) * MMA_LD + kt * 16 + 2 * q;
-        const unsigned vb[2] = {*(const unsigned*)vr, *(const unsigned*)(vr + 8)};
-        mma_bf16_16816(o[dt], pa, vb, o[dt]);
-      }
-    }
-  }
-  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-UNROLL
-  for (int dt = 0; dt < MMA_HS / 8; dt++) {
-    const int d = h * MMA_HS + dt * 8 + 2 * q;
-    if (r0 < T) {
-      float* y = out + ((long long)b * T + r0) * C + d;
-      y[0] = o[dt][0] * inv0;
-      y[1] = o[dt][1] * inv0;
-    }
-    if (r1 < T) {
-      float* y = out + ((long long)b * T + r1) * C + d;
-      y[0] = o[dt][2] * inv1;
-      y[1] = o[dt][3] * inv1;
-    }
-  }
-  if (q == 0) {
-    float* ls = lse + ((long long)b * NH + h) * T;
-    if (r0 < T) ls[r0] = l0 > 0.0f ? m0 + km_logf(l0) : 0.0f;
-    if (r1 < T) ls[r1] = l1 > 0.0f ? m1 + km_logf(l1) : 0.0f;
-  }
-}
-EMU_KERNEL(attention_forward_mma);
 
 KERNEL void attention_mma_tile(float* d, const unsigned short* a, const unsigned short* b) {
   const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -586,15 +444,15 @@ UNROLL
 }
 
 // mma_tile_load copies rows t0.. t0+63 (zero past T) of the 64 columns at x (row stride
-// stride, bfloat16) into shared memory, row-major into rm (row j at j*MMA_LD) and, when tr is
-// not null, transposed into tr (column d at d*MMA_LD): the B operands of the products that
+// stride, bfloat16) into shared memory, row-major into rm (row j at j*MMA_LD) and transposed
+// into tr (column d at d*MMA_LD), each where not null: the B operands of the products that
 // reduce over columns and over rows.
 DEVFN void mma_tile_load(unsigned short* rm, unsigned short* tr, const unsigned short* x, long long stride, int t0,
                          int T) {
   for (int i = threadIdx.x; i < MMA_KEYS * MMA_HS / 2; i += blockDim.x) {
     const int j = i / (MMA_HS / 2), d = 2 * (i % (MMA_HS / 2)), t = t0 + j;
     const unsigned v = t < T ? *(const unsigned*)(x + t * stride + d) : 0u;
-    *(unsigned*)(rm + j * MMA_LD + d) = v;
+    if (rm) *(unsigned*)(rm + j * MMA_LD + d) = v;
     if (tr) {
       tr[d * MMA_LD + j] = (unsigned short)(v & 0xffffu);
       tr[(d + 1) * MMA_LD + j] = (unsigned short)(v >> 16);
@@ -654,6 +512,103 @@ UNROLL
     }
   }
 }
+
+KERNEL void attention_forward_mma(float* out, float* lse, const unsigned short* q16, const float* key_bias, int T,
+                                  int NH, float scale) {
+  __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
+  __shared__ unsigned short svt[MMA_HS * MMA_LD];    // V^T tile: dim d, key j at d*MMA_LD + j
+  __shared__ float skb[MMA_KEYS];                    // key bias of the tile (-Inf past T)
+  const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, q = lane & 3;
+  const int r0 = blockIdx.x * 16 * MMA_WARPS + warp * 16 + (lane >> 2), r1 = r0 + 8;  // this lane's two queries
+  const unsigned short* x = q16 + (long long)b * T * C3 + h * MMA_HS;
+  unsigned qa[MMA_HS / 16][4];
+  mma_a_frags(qa, x, C3, r0, T);
+  float o[MMA_HS / 8][4];  // O: dims 8*dt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
+UNROLL
+  for (int dt = 0; dt < MMA_HS / 8; dt++)
+UNROLL
+    for (int i = 0; i < 4; i++) o[dt][i] = 0.0f;
+  float m0 = -km_inff(), m1 = -km_inff(), l0 = 0.0f, l1 = 0.0f;
+  for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
+    __syncthreads();  // the previous tile is consumed
+    mma_tile_load(sk, nullptr, x + C, C3, k0, T);
+    mma_tile_load(nullptr, svt, x + 2 * C, C3, k0, T);
+    if (threadIdx.x < MMA_KEYS) {
+      const int t = k0 + threadIdx.x;
+      skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
+    }
+    __syncthreads();
+    float s[MMA_KEYS / 8][4];  // keys 8nt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
+    mma_rows_by_tile(s, qa, sk);  // S = Q K^T
+    float mt0 = -km_inff(), mt1 = -km_inff();
+UNROLL
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+UNROLL
+      for (int i = 0; i < 4; i++) {
+        float v = s[nt][i] * scale + skb[nt * 8 + 2 * q + (i & 1)];
+        s[nt][i] = v;
+        if (i < 2)
+          mt0 = v > mt0 ? v : mt0;
+        else
+          mt1 = v > mt1 ? v : mt1;
+      }
+UNROLL
+    for (int off = 1; off < 4; off <<= 1) {  // over the 4 lanes of the row group
+      float w0 = __shfl_xor_sync(FULL_MASK, mt0, off), w1 = __shfl_xor_sync(FULL_MASK, mt1, off);
+      mt0 = w0 > mt0 ? w0 : mt0;
+      mt1 = w1 > mt1 ? w1 : mt1;
+    }
+    const float mn0 = mt0 > m0 ? mt0 : m0, mn1 = mt1 > m1 ? mt1 : m1;
+    // Rows with every key so far masked keep m = -Inf, p = 0 and the correction 1.
+    const float c0 = mn0 == -km_inff() ? 1.0f : km_expf(m0 - mn0), c1 = mn1 == -km_inff() ? 1.0f : km_expf(m1 - mn1);
+    float ps0 = 0.0f, ps1 = 0.0f;
+UNROLL
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+UNROLL
+      for (int i = 0; i < 4; i++) {
+        const float mn = i < 2 ? mn0 : mn1;
+        const float p = mn == -km_inff() ? 0.0f : km_expf(s[nt][i] - mn);
+        s[nt][i] = p;
+        if (i < 2)
+          ps0 += p;
+        else
+          ps1 += p;
+      }
+UNROLL
+    for (int off = 1; off < 4; off <<= 1) {
+      ps0 += __shfl_xor_sync(FULL_MASK, ps0, off);
+      ps1 += __shfl_xor_sync(FULL_MASK, ps1, off);
+    }
+    l0 = l0 * c0 + ps0;
+    l1 = l1 * c1 + ps1;
+    m0 = mn0;
+    m1 = mn1;
+UNROLL
+    for (int dt = 0; dt < MMA_HS / 8; dt++) {
+      o[dt][0] *= c0;
+      o[dt][1] *= c0;
+      o[dt][2] *= c1;
+      o[dt][3] *= c1;
+    }
+    mma_acc_by_tile(o, s, svt);  // O += P V
+  }
+  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+UNROLL
+  for (int dt = 0; dt < MMA_HS / 8; dt++) {  // inv0 on the r0 half, inv1 on the r1 half
+    o[dt][0] *= inv0;
+    o[dt][1] *= inv0;
+    o[dt][2] *= inv1;
+    o[dt][3] *= inv1;
+  }
+  mma_store_rows(out + (long long)b * T * C + h * MMA_HS, C, o, 1.0f, r0, T);
+  if (q == 0) {
+    float* ls = lse + ((long long)b * NH + h) * T;
+    if (r0 < T) ls[r0] = l0 > 0.0f ? m0 + km_logf(l0) : 0.0f;
+    if (r1 < T) ls[r1] = l1 > 0.0f ? m1 + km_logf(l1) : 0.0f;
+  }
+}
+EMU_KERNEL(attention_forward_mma);
 
 KERNEL void attention_backward_dq_mma(float* dqkv, const unsigned short* q16, const unsigned short* do16,
                                       const float* lse, const float* dd, const float* key_bias, int T, int NH,
