@@ -27,13 +27,15 @@
 //                          aligned), S = Q K^T and O += P V by mma.sync m16n8k16 (FP32
 //                          accumulation, P rounded to BF16 for its product), the online softmax
 //                          on the S fragments in registers; the same out and lse as
-//                          attention_forward (up to BF16 rounding). Each warp takes 16 queries,
+//                          attention_forward (up to BF16 rounding), and out's BF16 copy into out16
+//                          where not null. Each warp takes 16 queries,
 //                          each block MMA_WARPS warps; K and V^T tiles of 64 keys in shared
 //                          memory. grid (ceil(T/(16*MMA_WARPS)), NH, B), block 32*MMA_WARPS
 //   attention_backward_dq_mma   the backward's dQ on tensor cores (BF16 mode, HS = 64), one
 //                          warp per 16 queries over tiles of 64 keys: S = Q K^T and dP = dO V^T
 //                          (mma), P = exp(scale*S + bias - lse), dS = P*(dP - dd) in registers,
-//                          dQ += dS K (mma, dS rounded to BF16); dQ*scale into dqkv. q16 and
+//                          dQ += dS K (mma, dS rounded to BF16); dQ*scale into dqkv (and its BF16
+//                          copy into dqkv16 where not null, as dkv's part). q16 and
 //                          do16: BF16 copies of qkv and dout (4-byte aligned); dd from
 //                          attention_backward_dd. grid (ceil(T/64), NH, B), block 128
 //   attention_backward_dkv_mma  dK and dV the same way, one warp per 16 keys over tiles of 64
@@ -496,25 +498,27 @@ UNROLL
 }
 
 // mma_store_rows writes acc*mul (rows r0 = g-lanes' row, r0 + 8; columns 8dt + 2q, +1) into
-// the rows below T of y (row stride stride).
-DEVFN void mma_store_rows(float* y, long long stride, const float acc[MMA_HS / 8][4], float mul, int r0, int T) {
+// the rows below T of y (row stride stride), and its BF16 rounding into y16 where not null.
+DEVFN void mma_store_rows(float* y, unsigned short* y16, long long stride, const float acc[MMA_HS / 8][4], float mul,
+                          int r0, int T) {
   const int q = (threadIdx.x & 31) & 3;
 UNROLL
   for (int dt = 0; dt < MMA_HS / 8; dt++) {
-    const int d = dt * 8 + 2 * q;
-    if (r0 < T) {
-      y[r0 * stride + d] = acc[dt][0] * mul;
-      y[r0 * stride + d + 1] = acc[dt][1] * mul;
-    }
-    if (r0 + 8 < T) {
-      y[(r0 + 8) * stride + d] = acc[dt][2] * mul;
-      y[(r0 + 8) * stride + d + 1] = acc[dt][3] * mul;
+UNROLL
+    for (int half = 0; half < 2; half++) {  // rows r0 and r0 + 8
+      const int r = r0 + 8 * half;
+      if (r >= T) continue;
+      const long long i = r * stride + dt * 8 + 2 * q;
+      const float v0 = acc[dt][2 * half] * mul, v1 = acc[dt][2 * half + 1] * mul;
+      y[i] = v0;
+      y[i + 1] = v1;
+      if (y16) *(unsigned*)(y16 + i) = bf16x2(v0, v1);
     }
   }
 }
 
-KERNEL void attention_forward_mma(float* out, float* lse, const unsigned short* q16, const float* key_bias, int T,
-                                  int NH, float scale) {
+KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse, const unsigned short* q16,
+                                  const float* key_bias, int T, int NH, float scale) {
   __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
   __shared__ unsigned short svt[MMA_HS * MMA_LD];    // V^T tile: dim d, key j at d*MMA_LD + j
   __shared__ float skb[MMA_KEYS];                    // key bias of the tile (-Inf past T)
@@ -601,7 +605,8 @@ UNROLL
     o[dt][2] *= inv1;
     o[dt][3] *= inv1;
   }
-  mma_store_rows(out + (long long)b * T * C + h * MMA_HS, C, o, 1.0f, r0, T);
+  const long long base = (long long)b * T * C + h * MMA_HS;
+  mma_store_rows(out + base, out16 ? out16 + base : nullptr, C, o, 1.0f, r0, T);
   if (q == 0) {
     float* ls = lse + ((long long)b * NH + h) * T;
     if (r0 < T) ls[r0] = l0 > 0.0f ? m0 + km_logf(l0) : 0.0f;
@@ -610,7 +615,8 @@ UNROLL
 }
 EMU_KERNEL(attention_forward_mma);
 
-KERNEL void attention_backward_dq_mma(float* dqkv, const unsigned short* q16, const unsigned short* do16,
+KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const unsigned short* q16,
+                                      const unsigned short* do16,
                                       const float* lse, const float* dd, const float* key_bias, int T, int NH,
                                       float scale) {
   __shared__ unsigned short sk[MMA_KEYS * MMA_LD], skt[MMA_HS * MMA_LD], sv[MMA_KEYS * MMA_LD];
@@ -652,11 +658,13 @@ UNROLL
       }
     mma_acc_by_tile(dq, s, skt);  // dQ += dS K
   }
-  mma_store_rows(dqkv + (long long)b * T * C3 + h * MMA_HS, C3, dq, scale, r0, T);
+  const long long base = (long long)b * T * C3 + h * MMA_HS;
+  mma_store_rows(dqkv + base, dqkv16 ? dqkv16 + base : nullptr, C3, dq, scale, r0, T);
 }
 EMU_KERNEL(attention_backward_dq_mma);
 
-KERNEL void attention_backward_dkv_mma(float* dqkv, const unsigned short* q16, const unsigned short* do16,
+KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, const unsigned short* q16,
+                                       const unsigned short* do16,
                                        const float* lse, const float* dd, const float* key_bias, int T, int NH,
                                        float scale) {
   __shared__ unsigned short sq[MMA_KEYS * MMA_LD], sqt[MMA_HS * MMA_LD], sdo[MMA_KEYS * MMA_LD],
@@ -704,8 +712,8 @@ UNROLL
     mma_acc_by_tile(dv, st, sdot);  // dV += P^T dO
     mma_acc_by_tile(dk, dpt, sqt);  // dK += dS^T Q
   }
-  float* out = dqkv + (long long)b * T * C3 + h * MMA_HS;
-  mma_store_rows(out + C, C3, dk, scale, r0, T);
-  mma_store_rows(out + 2 * C, C3, dv, 1.0f, r0, T);
+  const long long base = (long long)b * T * C3 + h * MMA_HS;
+  mma_store_rows(dqkv + base + C, dqkv16 ? dqkv16 + base + C : nullptr, C3, dk, scale, r0, T);
+  mma_store_rows(dqkv + base + 2 * C, dqkv16 ? dqkv16 + base + 2 * C : nullptr, C3, dv, 1.0f, r0, T);
 }
 EMU_KERNEL(attention_backward_dkv_mma);

@@ -15,7 +15,8 @@ import (
 )
 
 // Each producer's copy equals the conversion of its output, on the vector path of
-// modulate_forward (C % 4 == 0, aligned) and off it (C odd, an unaligned view).
+// modulate_forward (C % 4 == 0, aligned) and off it (C odd, an unaligned view), and the
+// tensor-core attention's.
 func TestHalfCopyProducers(t *testing.T) {
 	d := NewEmulated()
 	d.SetGemmPrecision(GemmBF16)
@@ -44,6 +45,16 @@ func TestHalfCopyProducers(t *testing.T) {
 	dout, gate, y := d.FromHost(normals(4, B*T*C), B, T, C), d.FromHost(normals(5, B*C), B, C), d.FromHost(normals(6, B*T*C), B, T, C)
 	d.GateBackward(dy, dgate, dout, gate, y, B, T, C)
 	valid("gate_backward", dy)
+
+	// The tensor-core attention (64 dims per head) writes out's and dqkv's copies.
+	const AB, AT, NH, HS = 2, 19, 2, 64
+	qkv := d.FromHost(normals(7, AB*AT*3*NH*HS), AB, AT, 3, NH, HS)
+	out, lse := d.New(AB, AT, NH, HS), d.New(AB, NH, AT)
+	d.AttentionForward(out, lse, qkv, nil, AB, AT, NH, HS)
+	valid("attention_forward_mma", out)
+	dqkv := d.New(AB, AT, 3, NH, HS)
+	d.AttentionBackward(dqkv, d.FromHost(normals(8, AB*AT*NH*HS), AB, AT, NH, HS), out, lse, qkv, nil, AB, AT, NH, HS)
+	valid("attention_backward_dq_mma and _dkv_mma", dqkv)
 }
 
 // A copy serves only the elements its producer wrote, a product's conversion is kept for the
