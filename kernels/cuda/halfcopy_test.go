@@ -180,7 +180,14 @@ func checkHalfCopyDiTBlock(t *testing.T, open func() *Device, tol float64) {
 // The second step's products read weights the first step's AdamW changed, so a copy that
 // outlived its values would show here (and checkHalves would name it).
 func TestHalfCopyModel(t *testing.T) {
-	cfg := tinyModelConfig()
+	wide := tinyModelConfig() // 64 dims per head: attention on the tensor-core kernels
+	wide.Width, wide.Heads = 128, 2
+	for _, cfg := range []diffusion.ModelConfig{tinyModelConfig(), wide} {
+		t.Run(fmt.Sprintf("width%d-heads%d", cfg.Width, cfg.Heads), func(t *testing.T) { checkHalfCopyModel(t, cfg) })
+	}
+}
+
+func checkHalfCopyModel(t *testing.T, cfg diffusion.ModelConfig) {
 	const B = 3
 	x0 := uniforms(7, B*cfg.SampleSize(), -1, 1)
 	run := func(noHalves bool) (outs [][]float32, reads int) {

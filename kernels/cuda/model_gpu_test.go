@@ -50,3 +50,17 @@ func TestModelTrainStepGPU(t *testing.T) {
 func TestModelSampleGPU(t *testing.T) {
 	checkSample(t, openFP32GPU(t), gpuModelConfig(), 4, 8, gpuModelTol)
 }
+
+// The BF16 mode end to end on the GPU (every product in BF16 where it pays, attention on the
+// tensor-core kernels: 4 heads of 64), within the BF16 tolerance of the emulated run.
+func TestModelTrainStepBF16GPU(t *testing.T) {
+	cfg := gpuModelConfig()
+	cfg.Width, cfg.Heads = 256, 4
+	checkTrainStep(t, openBF16(openGPU(t)), cfg, 8, bf16ModelTol)
+}
+
+func TestModelSampleBF16GPU(t *testing.T) {
+	cfg := gpuModelConfig()
+	cfg.Width, cfg.Heads = 256, 4
+	checkSample(t, openBF16(openGPU(t)), cfg, 4, 8, bf16ModelTol)
+}
