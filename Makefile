@@ -24,7 +24,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet lint bench info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment
+.PHONY: all setup openblas build test vet lint bench info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost
 
 all: build
 
@@ -279,7 +279,7 @@ $(EXP)/dpo-ta-m%/model.safetensors: $(EXP)/pairs-ta-m%.jsonl
 # cuda-cli-binary): align takes --device's default from it (scripts/gpu/steering-experiment.sh).
 export ALIGN_DEVICE
 # The eval prompts' samples of generator $(1); EXP_SAMPLE: of EXP_MODEL.
-exp_sample = ./$(BIN) sample $(VIDEO_FLAG) --model $(1) --prompts $(EXP)/prompts-eval.txt --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
+exp_sample = ./$(BIN) sample $(VIDEO_FLAG) --model $(1) --prompts $(or $(2),$(EXP)/prompts-eval.txt) --num-images-per-prompt $(EXP_IMAGES) --seed $(EXP_EVAL_SEED)
 EXP_SAMPLE = $(call exp_sample,$(EXP_MODEL))
 $(EXP)/samples/base/samples.json: $(EXP)/prompts-eval.txt
 	$(EXP_SAMPLE) -o $(@D)
@@ -375,16 +375,19 @@ $(EXP)/latent/model.safetensors: $(STEER_LATENT_TEACHER) | build data
 # Guidance uses the BF16 copy (the form the embedded latent model had when the README's table was made).
 $(EXP)/latent-bf16.safetensors: $(EXP)/latent/model.safetensors
 	./$(BIN) export safetensors --model $< --dtype bf16 -o $@
+# The sampling flags of each method: steer_nrg with (scale, weighting), the others with a weighting.
+steer_nrg = --reward $(EXP)/latent-bf16.safetensors --reward-guidance-scale $(1) --reward-weights $(STEER_W_$(2))
+steer_fk  = --sampler sde --reward $(EXP)/reward/model.safetensors --particles $(STEER_PARTICLES) \
+	--fk-lambda $(STEER_FK_LAMBDA) --reward-weights $(STEER_W_$(1))
+steer_bon = --reward $(EXP)/reward/model.safetensors --best-of-n $(STEER_BON_N) --reward-weights $(STEER_W_$(1))
 $(STEER_NRG): $(EXP)/samples/steer-nrg-s%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/latent-bf16.safetensors
-	$(EXP_SAMPLE) --reward $(EXP)/latent-bf16.safetensors --reward-guidance-scale $(word 1,$(subst -, ,$*)) \
-		--reward-weights $(STEER_W_$(word 2,$(subst -, ,$*))) -o $(@D)
+	$(EXP_SAMPLE) $(call steer_nrg,$(word 1,$(subst -, ,$*)),$(word 2,$(subst -, ,$*))) -o $(@D)
 $(EXP)/samples/base-sde/samples.json: $(EXP)/prompts-eval.txt
 	$(EXP_SAMPLE) --sampler sde -o $(@D)
 $(STEER_FK): $(EXP)/samples/steer-fk-%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/reward/model.safetensors
-	$(EXP_SAMPLE) --sampler sde --reward $(EXP)/reward/model.safetensors --particles $(STEER_PARTICLES) \
-		--fk-lambda $(STEER_FK_LAMBDA) --reward-weights $(STEER_W_$*) -o $(@D)
+	$(EXP_SAMPLE) $(call steer_fk,$*) -o $(@D)
 $(STEER_BON): $(EXP)/samples/steer-bon-%/samples.json: $(EXP)/prompts-eval.txt $(EXP)/reward/model.safetensors
-	$(EXP_SAMPLE) --reward $(EXP)/reward/model.safetensors --best-of-n $(STEER_BON_N) --reward-weights $(STEER_W_$*) -o $(@D)
+	$(EXP_SAMPLE) $(call steer_bon,$*) -o $(@D)
 # NRG and best-of-N are evaluated against the base by the alignment experiment's rule
 # ($(EXP)/eval-%.json), FK against the unguided SDE samples here.
 $(foreach w,$(STEER_WEIGHTINGS),$(EXP)/eval-steer-fk-$(w).json): $(EXP)/eval-steer-fk-%.json: \
@@ -405,6 +408,36 @@ $(EXP)/table-steering.md: $(STEER_EVALS)
 $(EXP)/steering-curve.png: $(foreach s,$(STEER_CURVE),$(EXP)/eval-steer-nrg-s$(s)-$(STEER_CURVE_W).json)
 	./$(BIN) eval plot $(foreach s,$(STEER_CURVE),$(s)=$(EXP)/eval-steer-nrg-s$(s)-$(STEER_CURVE_W).json) --log-x \
 		--x-label "reward guidance scale w" --title "Flow-NRG, $(STEER_NAME_$(STEER_CURVE_W)) weights: mean z-score against w" -o $@
+
+# ---- Cost of the steering methods, timed on their own ----
+# The steering runs' wall times count whatever else shared the cores while they ran; this
+# target samples the first STEER_COST_PROMPTS eval prompts with each method (weights
+# STEER_COST_W; the reward calls per image do not depend on them) one after the other and
+# prints seconds per image: run it with nothing else on the machine.
+#   make steering-cost VIDEO=1 EXP=runs/video-exp
+STEER_COST_PROMPTS ?= 16
+STEER_COST_W       ?= $(STEER_CURVE_W)
+STEER_COST_RUNS    := base base-sde nrg fk bon
+STEER_COST_FLAGS_base     :=
+STEER_COST_FLAGS_base-sde := --sampler sde
+STEER_COST_FLAGS_nrg       = $(call steer_nrg,$(STEER_NRG_SCALE),$(STEER_COST_W))
+STEER_COST_FLAGS_fk        = $(call steer_fk,$(STEER_COST_W))
+STEER_COST_FLAGS_bon       = $(call steer_bon,$(STEER_COST_W))
+STEER_COST_NAME_base      := unguided (Euler)
+STEER_COST_NAME_base-sde  := unguided (SDE)
+STEER_COST_NAME_nrg        = $(STEER_NAME_nrg)
+STEER_COST_NAME_fk         = FK k $(STEER_PARTICLES) λ $(STEER_FK_LAMBDA)
+STEER_COST_NAME_bon        = $(STEER_NAME_bon)
+steering-cost: $(EXP)/prompts-eval.txt $(EXP)/latent-bf16.safetensors $(EXP)/reward/model.safetensors | build
+	mkdir -p $(EXP)/cost && head -n $(STEER_COST_PROMPTS) $(EXP)/prompts-eval.txt > $(EXP)/cost/prompts.txt
+	$(foreach r,$(STEER_COST_RUNS),$(call exp_sample,$(EXP_MODEL),$(EXP)/cost/prompts.txt) \
+		$(STEER_COST_FLAGS_$(r)) -o $(EXP)/cost/$(r) &&) true
+	{ echo "Seconds per image of each method, $(STEER_COST_PROMPTS) held-out prompts x $(EXP_IMAGES), one run after the other:"; \
+	  echo; echo "| method | s / image |"; echo "|---|---|"; \
+	  $(foreach r,$(STEER_COST_RUNS),awk -v n=$$(( $(STEER_COST_PROMPTS) * $(EXP_IMAGES) )) -v name="$(STEER_COST_NAME_$(r))" \
+		'/"seconds":/ { gsub(/[^0-9.e+-]/, "", $$2); printf "| %s | %.3g |\n", name, $$2 / n }' $(EXP)/cost/$(r)/samples.json &&) true; \
+	} > $(EXP)/cost/table.md.tmp && mv $(EXP)/cost/table.md.tmp $(EXP)/cost/table.md
+	@cat $(EXP)/cost/table.md
 
 info: setup build
 	./$(BIN) info
