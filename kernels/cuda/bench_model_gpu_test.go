@@ -200,6 +200,16 @@ func BenchmarkGemmVsCublas(b *testing.B) {
 	}
 }
 
+// bf16Ablations are the BF16 mode's features BenchmarkDiTBase turns off one at a time.
+var bf16Ablations = []struct {
+	name string
+	off  func(d *Device)
+}{
+	{"copies", func(d *Device) { d.noHalves = true }},          // BF16 copies kept with the tensors (halfCopy)
+	{"mma", func(d *Device) { d.noAttnMMA = true }},            // attention on tensor cores
+	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }}, // the bias gradient in the BGRADB epilogue
+}
+
 // Sizes of BenchmarkDiTBase (and of the PyTorch run).
 const (
 	ditTrainBatch  = 32
@@ -273,6 +283,49 @@ func BenchmarkDiTBase(b *testing.B) {
 			report(b, d, "sample/"+p.String(), ditSampleBatch/sec, ditSteps*2*ditSampleBatch*cfg.ForwardFLOPs(), sec, gemm)
 		})
 	}
+	// What each BF16 feature buys: the BF16 step and sampling run with one of them off, in the
+	// same run as the full BF16 figures above (ratios logged by "ablations").
+	for _, a := range bf16Ablations {
+		for _, kind := range []string{"train", "sample"} {
+			key := kind + "/bf16-" + a.name
+			b.Run(key, func(b *testing.B) {
+				d, w := setup(b, GemmBF16)
+				a.off(d)
+				if kind == "train" {
+					sec := gpuSeconds(b, d, func() { w.trainStep() })
+					b.ReportMetric(ditTrainBatch/sec, "samples/s")
+					ditMu.Lock()
+					ditResults[key] = ditTrainBatch / sec
+					ditMu.Unlock()
+					return
+				}
+				var seed uint64
+				sec := gpuSeconds(b, d, func() {
+					seed++
+					if err := w.sample(ditSteps, seed); err != nil {
+						b.Fatal(err)
+					}
+				})
+				b.ReportMetric(ditSampleBatch/sec, "images/s")
+				ditMu.Lock()
+				ditResults[key] = ditSampleBatch / sec
+				ditMu.Unlock()
+			})
+		}
+	}
+	b.Run("ablations", func(b *testing.B) {
+		ditMu.Lock()
+		defer ditMu.Unlock()
+		for _, a := range bf16Ablations {
+			for _, kind := range []string{"train", "sample"} {
+				full, okFull := ditResults[kind+"/bf16"]
+				off, okOff := ditResults[kind+"/bf16-"+a.name]
+				if okFull && okOff {
+					b.Logf("BF16 %s: %.4g/s, with %s off %.4g/s: %s buys %.2fx", kind, full, a.name, off, a.name, full/off)
+				}
+			}
+		}
+	})
 	// Where the time goes: one training step and one sampling run per precision with every
 	// launch and GEMM timed on its own (profile.go; slower than the runs above, so no rates).
 	// The testing package calls a sub-benchmark more than once (b.N = 1, then -benchtime's);

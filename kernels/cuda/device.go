@@ -67,9 +67,10 @@ type Device struct {
 	// adamwTable, sumsTable and scaleTable are the chunked kernels' tables (chunks.go).
 	chunkElems                        int
 	adamwTable, sumsTable, scaleTable deviceTable
-	// noAttnMMA keeps the BF16 forward of attention off the tensor-core kernel (tests of the
-	// other paths).
-	noAttnMMA bool
+	// noAttnMMA keeps attention in BF16 mode off the tensor-core kernels, noBiasGradEpilogue
+	// LinearBackward's bias gradient out of the product's epilogue (tests of the other paths,
+	// BenchmarkDiTBase's ablations).
+	noAttnMMA, noBiasGradEpilogue bool
 	// noHalves turns off the BF16 copies written by producing kernels (halfOut); checkHalves
 	// makes every product that reads one compare it with a fresh conversion (tests);
 	// halfReads counts the operands read from a copy.

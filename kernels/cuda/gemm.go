@@ -102,8 +102,11 @@ func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, 
 	pdy = d.gemmOperand("LinearBackward dy", dy, N*out, true) // again: the first product may have left its BF16 copy
 	px := d.gemmOperand("LinearBackward x", x, N*in, true)
 	pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true)
-	if dbias == nil || N == 0 || out == 0 {
+	if dbias == nil || N == 0 || out == 0 || d.noBiasGradEpilogue {
 		d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, 1, pdw, 0, 1, epilogue{})
+		if dbias != nil {
+			d.BiasBackward(dbias, dy, N, out)
+		}
 		return
 	}
 	mustLen("LinearBackward dbias", dbias, out)
