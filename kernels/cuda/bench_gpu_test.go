@@ -56,7 +56,8 @@ func BenchmarkLayerNormForward(b *testing.B) {
 var attnBenchShapes = []attentionCase{{4, 256, 16, 72, false}, {4, 1024, 16, 72, false}, {32, 272, 12, 64, false}}
 
 // attnBenchVariants runs fn for the CPU device and, on the GPU, for the fused kernels and
-// the GEMM path in FP32 and TF32 (the budget lifted so that every shape takes it).
+// the GEMM path in FP32, TF32 and BF16 (the budget lifted so that every shape takes it), and
+// for 64 dims per head the tensor-core kernels (BF16 mode).
 func attnBenchVariants(b *testing.B, c attentionCase, fn func(b *testing.B, dev kernels.Device)) {
 	shape := fmt.Sprintf("B%d_T%d_NH%d_HS%d", c.B, c.T, c.NH, c.HS)
 	for _, dev := range benchDevices(b) {
@@ -69,10 +70,15 @@ func attnBenchVariants(b *testing.B, c attentionCase, fn func(b *testing.B, dev 
 			name   string
 			budget int
 			prec   GemmPrecision
-		}{{"fused", 0, GemmFP32}, {"gemm-fp32", 1 << 40, GemmFP32}, {"gemm-tf32", 1 << 40, GemmTF32}} {
+			mma    bool
+		}{{"fused", 0, GemmFP32, false}, {"gemm-fp32", 1 << 40, GemmFP32, false}, {"gemm-tf32", 1 << 40, GemmTF32, false},
+			{"gemm-bf16", 1 << 40, GemmBF16, false}, {"mma-bf16", 1 << 40, GemmBF16, true}} {
+			if v.mma && c.HS != attMMAHS {
+				continue
+			}
 			b.Run(shape+"/"+dev.Name()+"/"+v.name, func(b *testing.B) {
-				d.attnBudget, d.prec = v.budget, v.prec
-				defer func() { d.attnBudget, d.prec = attnGemmBudget, GemmFP32 }()
+				d.attnBudget, d.prec, d.noAttnMMA = v.budget, v.prec, !v.mma
+				defer func() { d.attnBudget, d.prec, d.noAttnMMA = attnGemmBudget, GemmFP32, false }()
 				fn(b, dev)
 			})
 		}
