@@ -497,6 +497,23 @@ UNROLL
   }
 }
 
+// mma_zero clears a warp's 16 x 64 accumulator.
+DEVFN void mma_zero(float acc[MMA_HS / 8][4]) {
+UNROLL
+  for (int dt = 0; dt < MMA_HS / 8; dt++)
+UNROLL
+    for (int i = 0; i < 4; i++) acc[dt][i] = 0.0f;
+}
+
+// mma_key_bias_load copies sample b's key bias of keys k0.. k0+63 into skb (0 without a
+// bias, -Inf past T), by the block's first 64 threads.
+DEVFN void mma_key_bias_load(float* skb, const float* key_bias, int b, int k0, int T) {
+  if (threadIdx.x < MMA_KEYS) {
+    const int t = k0 + threadIdx.x;
+    skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
+  }
+}
+
 // mma_store_rows writes acc*mul (rows r0 = g-lanes' row, r0 + 8; columns 8dt + 2q, +1) into
 // the rows below T of y (row stride stride), and its BF16 rounding into y16 where not null.
 DEVFN void mma_store_rows(float* y, unsigned short* y16, long long stride, const float acc[MMA_HS / 8][4], float mul,
@@ -529,19 +546,13 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
   unsigned qa[MMA_HS / 16][4];
   mma_a_frags(qa, x, C3, r0, T);
   float o[MMA_HS / 8][4];  // O: dims 8*dt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
-UNROLL
-  for (int dt = 0; dt < MMA_HS / 8; dt++)
-UNROLL
-    for (int i = 0; i < 4; i++) o[dt][i] = 0.0f;
+  mma_zero(o);
   float m0 = -km_inff(), m1 = -km_inff(), l0 = 0.0f, l1 = 0.0f;
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
     mma_tile_load(sk, nullptr, x + C, C3, k0, T);
     mma_tile_load(nullptr, svt, x + 2 * C, C3, k0, T);
-    if (threadIdx.x < MMA_KEYS) {
-      const int t = k0 + threadIdx.x;
-      skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
-    }
+    mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
     float s[MMA_KEYS / 8][4];  // keys 8nt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
     mma_rows_by_tile(s, qa, sk);  // S = Q K^T
@@ -633,18 +644,12 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
   const float lse0 = r0 < T ? ls[r0] : 0.0f, lse1 = r1 < T ? ls[r1] : 0.0f;
   const float dd0 = r0 < T ? dds[r0] : 0.0f, dd1 = r1 < T ? dds[r1] : 0.0f;
   float dq[MMA_HS / 8][4];
-UNROLL
-  for (int dt = 0; dt < MMA_HS / 8; dt++)
-UNROLL
-    for (int i = 0; i < 4; i++) dq[dt][i] = 0.0f;
+  mma_zero(dq);
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
     mma_tile_load(sk, skt, x + C, C3, k0, T);
     mma_tile_load(sv, nullptr, x + 2 * C, C3, k0, T);
-    if (threadIdx.x < MMA_KEYS) {
-      const int t = k0 + threadIdx.x;
-      skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
-    }
+    mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
     float s[MMA_KEYS / 8][4], dp[MMA_KEYS / 8][4];
     mma_rows_by_tile(s, qa, sk);   // S = Q K^T
@@ -683,10 +688,8 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, cons
   const float* ls = lse + ((long long)b * NH + h) * T;
   const float* dds = dd + ((long long)b * NH + h) * T;
   float dk[MMA_HS / 8][4], dv[MMA_HS / 8][4];
-UNROLL
-  for (int dt = 0; dt < MMA_HS / 8; dt++)
-UNROLL
-    for (int i = 0; i < 4; i++) dk[dt][i] = dv[dt][i] = 0.0f;
+  mma_zero(dk);
+  mma_zero(dv);
   for (int t0 = 0; t0 < T; t0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
     mma_tile_load(sq, sqt, x, C3, t0, T);

@@ -261,6 +261,18 @@ func testToBF16(e *env) {
 // gemmTol is the tolerance of products of k standard normals: the CPU sums in float32.
 func gemmTol(k int) float64 { return 2e-6 * math.Sqrt(float64(k)+1) * 4 }
 
+// precTol is the tolerance of a product over k terms of standard normals in precision p:
+// gemmTol in FP32; TF32 and BF16 round each input to 2^-11 and 2^-8 (relative).
+func precTol(p GemmPrecision, k int) float64 {
+	switch p {
+	case GemmTF32:
+		return 2 * math.Sqrt(float64(k)) * 1e-3
+	case GemmBF16:
+		return 2 * math.Sqrt(float64(k)) * 8e-3
+	}
+	return gemmTol(k)
+}
+
 func testGemm(e *env) {
 	defer func(v float64) { e.dev.bf16Intensity = v }(e.dev.bf16Intensity)
 	e.dev.bf16Intensity = 0 // these small products in BF16 too
@@ -273,14 +285,7 @@ func testGemm(e *env) {
 				c := e.pair(normals(13, m*n), m, n)
 				e.dev.Gemm(tr[0], tr[1], m, n, k, 0.5, a.d, b.d, 0.25, c.d)
 				e.cpu.Gemm(tr[0], tr[1], m, n, k, 0.5, a.c, b.c, 0.25, c.c)
-				tol := gemmTol(k)
-				switch prec { // inputs rounded to 11 (TF32) or 8 (BF16) significant bits
-				case GemmTF32:
-					tol = 2 * math.Sqrt(float64(k)) * 1e-3
-				case GemmBF16:
-					tol = 2 * math.Sqrt(float64(k)) * 8e-3
-				}
-				e.check(prec.String()+" Gemm", c, tol, 1e-5)
+				e.check(prec.String()+" Gemm", c, precTol(prec, k), 1e-5)
 				e.free(a, b, c)
 			}
 		}
@@ -298,13 +303,7 @@ func testLinear(e *env) {
 	x, w, bias := e.pair(normals(17, N*in), N, in), e.pair(normals(18, out*in), out, in), e.pair(normals(19, out), out)
 	for _, prec := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
 		e.dev.SetGemmPrecision(prec)
-		tol := gemmTol(in)
-		switch prec {
-		case GemmTF32:
-			tol = 2 * math.Sqrt(float64(in)) * 1e-3
-		case GemmBF16:
-			tol = 2 * math.Sqrt(float64(in)) * 8e-3
-		}
+		tol := precTol(prec, in)
 		for _, withBias := range []bool{true, false} {
 			y := e.pair(normals(20, N*out), N, out) // garbage the product must overwrite
 			bd, bc := bias.d, bias.c
@@ -347,13 +346,7 @@ func testLinearBackward(e *env) {
 	dy, x, w := e.pair(normals(21, N*out), N, out), e.pair(normals(22, N*in), N, in), e.pair(normals(23, out*in), out, in)
 	for _, prec := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
 		e.dev.SetGemmPrecision(prec)
-		tol := gemmTol(N)
-		switch prec {
-		case GemmTF32:
-			tol = 2 * math.Sqrt(float64(N)) * 1e-3
-		case GemmBF16:
-			tol = 2 * math.Sqrt(float64(N)) * 8e-3
-		}
+		tol := precTol(prec, N)
 		for _, c := range []struct{ dw, db bool }{{true, true}, {true, false}, {false, true}, {false, false}} {
 			name := fmt.Sprintf("%s LinearBackward dw=%v dbias=%v", prec, c.dw, c.db)
 			dx := e.pair(normals(24, N*in), N, in) // garbage the product must overwrite
