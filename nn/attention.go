@@ -72,6 +72,7 @@ func (s *SelfAttention) Backward(dy *kernels.Tensor) *kernels.Tensor {
 	mustShape("SelfAttention.Backward", dy, s.B, s.T, s.C)
 	datt := s.Proj.Backward(dy)
 	dqkv := s.dqkv.get(s.dev, s.B, s.T, 3*s.C)
+	kernels.StoreHalf(s.dev, dqkv) // read by qkv's products only
 	s.dev.AttentionBackward(dqkv, datt, s.att.get(s.dev, s.B, s.T, s.C), s.lse.get(s.dev, s.B, s.NH, s.T),
 		s.qkv, s.keyBias, s.B, s.T, s.NH, s.HS)
 	return s.QKV.Backward(dqkv)

@@ -136,6 +136,7 @@ func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
 
 	d.h = d.Norm1.Forward(x)
 	hm := d.hm.get(dev, B, T, C)
+	kernels.StoreHalf(dev, hm) // read by qkv's products only
 	dev.ModulateForward(hm, d.h, d.chunk(mods, 0), d.chunk(mods, 1), B, T, C)
 	d.a = d.Attn.Forward(hm, keyBias)
 	x1 := d.x1.get(dev, B, T, C)
@@ -143,6 +144,7 @@ func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
 
 	d.h2 = d.Norm2.Forward(x1)
 	hm2 := d.hm2.get(dev, B, T, C)
+	kernels.StoreHalf(dev, hm2) // read by fc1's products only
 	dev.ModulateForward(hm2, d.h2, d.chunk(mods, 3), d.chunk(mods, 4), B, T, C)
 	d.m = d.MLP.Forward(hm2)
 	out := d.out.get(dev, B, T, C)
@@ -161,6 +163,7 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 
 	// out = x1 + gate_mlp ⊙ m
 	dm := d.dtmp.get(dev, B, T, C)
+	kernels.StoreHalf(dev, dm) // read by fc2's and then the projection's products only
 	dev.GateBackward(dm, d.chunk(dmods, 5), dout, d.chunk(mods, 5), d.m, B, T, C)
 	dhm2 := d.MLP.Backward(dm)
 	dh := d.dh.get(dev, B, T, C)

@@ -40,6 +40,7 @@ func (m *MLP) Params() []Param {
 func (m *MLP) Forward(x *kernels.Tensor) *kernels.Tensor {
 	m.h = m.FC1.Forward(x)
 	g := m.g.get(m.dev, m.h.Shape...)
+	kernels.StoreHalf(m.dev, g) // read by fc2's products only
 	m.dev.GeluForward(g, m.h)
 	return m.FC2.Forward(g)
 }
@@ -48,6 +49,7 @@ func (m *MLP) Forward(x *kernels.Tensor) *kernels.Tensor {
 func (m *MLP) Backward(dy *kernels.Tensor) *kernels.Tensor {
 	dg := m.FC2.Backward(dy)
 	dh := m.dh.get(m.dev, m.h.Shape...)
+	kernels.StoreHalf(m.dev, dh) // read by fc1's products only
 	m.dev.GeluBackward(dh, m.h, dg)
 	return m.FC1.Backward(dh)
 }

@@ -8,7 +8,7 @@
 //   silu_backward  dinp = dout*s*(1 + x*(1 - s)), s = sigmoid(x)
 //
 // gelu_forward and gelu_backward also write their output's BF16 copy to out16 / dinp16 where
-// not null (the next product's operand).
+// not null (the next product's operand), and with out / dinp null the copy alone.
 //
 // Launch: 1-D grid-stride over n elements, block 256. The exponent -2u is capped at 80 as in
 // the reference, so that e*s never becomes Inf*0.
@@ -29,7 +29,7 @@ KERNEL void gelu_forward(float* out, unsigned short* out16, const float* inp, in
   GRID_STRIDE(i, n) {
     float x = inp[i], u;
     float y = x / (1.0f + gelu_exp(x, &u));
-    out[i] = y;
+    if (out) out[i] = y;
     if (out16) out16[i] = (unsigned short)bf16_bits(y);
   }
 }
@@ -42,7 +42,7 @@ KERNEL void gelu_backward(float* dinp, unsigned short* dinp16, const float* inp,
     float s = 1.0f / (1.0f + e);
     float dg = s + 2.0f * x * s * (e * s) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
     float g = dg * dout[i];
-    dinp[i] = g;
+    if (dinp) dinp[i] = g;
     if (dinp16) dinp16[i] = (unsigned short)bf16_bits(g);
   }
 }

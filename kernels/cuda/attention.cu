@@ -515,7 +515,8 @@ DEVFN void mma_key_bias_load(float* skb, const float* key_bias, int b, int k0, i
 }
 
 // mma_store_rows writes acc*mul (rows r0 = g-lanes' row, r0 + 8; columns 8dt + 2q, +1) into
-// the rows below T of y (row stride stride), and its BF16 rounding into y16 where not null.
+// the rows below T of y (row stride stride) and its BF16 rounding into y16, each where not
+// null.
 DEVFN void mma_store_rows(float* y, unsigned short* y16, long long stride, const float acc[MMA_HS / 8][4], float mul,
                           int r0, int T) {
   const int q = (threadIdx.x & 31) & 3;
@@ -527,8 +528,10 @@ UNROLL
       if (r >= T) continue;
       const long long i = r * stride + dt * 8 + 2 * q;
       const float v0 = acc[dt][2 * half] * mul, v1 = acc[dt][2 * half + 1] * mul;
-      y[i] = v0;
-      y[i + 1] = v1;
+      if (y) {
+        y[i] = v0;
+        y[i + 1] = v1;
+      }
       if (y16) *(unsigned*)(y16 + i) = bf16x2(v0, v1);
     }
   }
@@ -617,7 +620,7 @@ UNROLL
     o[dt][3] *= inv1;
   }
   const long long base = (long long)b * T * C + h * MMA_HS;
-  mma_store_rows(out + base, out16 ? out16 + base : nullptr, C, o, 1.0f, r0, T);
+  mma_store_rows(out ? out + base : nullptr, out16 ? out16 + base : nullptr, C, o, 1.0f, r0, T);
   if (q == 0) {
     float* ls = lse + ((long long)b * NH + h) * T;
     if (r0 < T) ls[r0] = l0 > 0.0f ? m0 + km_logf(l0) : 0.0f;
@@ -664,7 +667,7 @@ UNROLL
     mma_acc_by_tile(dq, s, skt);  // dQ += dS K
   }
   const long long base = (long long)b * T * C3 + h * MMA_HS;
-  mma_store_rows(dqkv + base, dqkv16 ? dqkv16 + base : nullptr, C3, dq, scale, r0, T);
+  mma_store_rows(dqkv ? dqkv + base : nullptr, dqkv16 ? dqkv16 + base : nullptr, C3, dq, scale, r0, T);
 }
 EMU_KERNEL(attention_backward_dq_mma);
 
@@ -716,7 +719,8 @@ UNROLL
     mma_acc_by_tile(dk, dpt, sqt);  // dK += dS^T Q
   }
   const long long base = (long long)b * T * C3 + h * MMA_HS;
-  mma_store_rows(dqkv + base + C, dqkv16 ? dqkv16 + base + C : nullptr, C3, dk, scale, r0, T);
-  mma_store_rows(dqkv + base + 2 * C, dqkv16 ? dqkv16 + base + 2 * C : nullptr, C3, dv, 1.0f, r0, T);
+  mma_store_rows(dqkv ? dqkv + base + C : nullptr, dqkv16 ? dqkv16 + base + C : nullptr, C3, dk, scale, r0, T);
+  mma_store_rows(dqkv ? dqkv + base + 2 * C : nullptr, dqkv16 ? dqkv16 + base + 2 * C : nullptr, C3, dv, 1.0f, r0,
+                 T);
 }
 EMU_KERNEL(attention_backward_dkv_mma);

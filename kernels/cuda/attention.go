@@ -142,9 +142,10 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 	if d.useAttnMMA(qkv, HS) {
 		q16, release := d.bf16Of(qkv, 0, B*T*3*C)
 		defer release()
-		po, pl, pkb := d.ptr(out), d.ptr(lse), d.rptr(keyBias)
+		pl, pkb := d.ptr(lse), d.rptr(keyBias)
+		po, ph := d.pairOut(out)
 		d.launch("attention_forward_mma", Dim3{(T + attMMAQueries - 1) / attMMAQueries, NH, B}, Dim3{32 * attMMAWarps, 1, 1}, 0,
-			P(po), P(d.pairHalfOut(out)), P(pl), P(q16), P(pkb), I(T), I(NH), F(scale))
+			P(po), P(ph), P(pl), P(q16), P(pkb), I(T), I(NH), F(scale))
 		return
 	}
 	if bc := d.attnGemmChunk(B, T, NH); bc > 0 {
@@ -161,13 +162,13 @@ func (d *Device) useAttnMMA(qkv *kernels.Tensor, HS int) bool {
 	return d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%2 == 0
 }
 
-// pairHalfOut is halfOut for the tensor-core kernels, which store pairs of BF16 values as one
-// 4-byte word: 0 (no copy) where t starts at an odd element.
-func (d *Device) pairHalfOut(t *kernels.Tensor) DevPtr {
+// pairOut is outPair for the tensor-core kernels, which store pairs of BF16 values as one
+// 4-byte word: FP32 alone where t starts at an odd element.
+func (d *Device) pairOut(t *kernels.Tensor) (f32, bf16 DevPtr) {
 	if t.Offset%2 != 0 {
-		return 0
+		return d.ptr(t), 0
 	}
-	return d.halfOut(t)
+	return d.outPair(t)
 }
 
 func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.Tensor, B, T, NH, HS int) {
@@ -195,8 +196,9 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 		defer relQ()
 		do16, relO := d.bf16Of(dout, 0, B*T*C)
 		defer relO()
-		pdq := d.ptr(dqkv)
-		args := []Arg{P(pdq), P(d.pairHalfOut(dqkv)), P(q16), P(do16), P(d.rptr(lse)), P(dd), P(d.rptr(keyBias)), I(T), I(NH), F(scale)}
+		pl, pkb := d.rptr(lse), d.rptr(keyBias)
+		pdq, ph := d.pairOut(dqkv)
+		args := []Arg{P(pdq), P(ph), P(q16), P(do16), P(pl), P(dd), P(pkb), I(T), I(NH), F(scale)}
 		grid, block := Dim3{(T + attMMAQueries - 1) / attMMAQueries, NH, B}, Dim3{32 * attMMAWarps, 1, 1}
 		d.launch("attention_backward_dq_mma", grid, block, 0, args...)
 		d.launch("attention_backward_dkv_mma", grid, block, 0, args...)

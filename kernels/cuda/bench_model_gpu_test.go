@@ -206,6 +206,7 @@ var bf16Ablations = []struct {
 	off  func(d *Device)
 }{
 	{"copies", func(d *Device) { d.noHalves = true }},          // BF16 copies kept with the tensors (halfCopy)
+	{"bf16-only", func(d *Device) { d.noStoreHalf = true }},    // activations kept in BF16 alone (StoreHalf)
 	{"mma", func(d *Device) { d.noAttnMMA = true }},            // attention on tensor cores
 	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }}, // the bias gradient in the BGRADB epilogue
 }

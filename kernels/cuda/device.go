@@ -73,9 +73,11 @@ type Device struct {
 	noAttnMMA, noBiasGradEpilogue bool
 	// noHalves turns off the BF16 copies written by producing kernels (halfOut); checkHalves
 	// makes every product that reads one compare it with a fresh conversion (tests);
-	// halfReads counts the operands read from a copy.
+	// halfReads counts the operands read from a copy, halfRestores the FP32 restorations.
 	noHalves, checkHalves bool
+	noStoreHalf           bool // StoreHalf ignored (BenchmarkDiTBase's ablation)
 	halfReads             int
+	halfRestores          int // FP32 values restored from copies (freshF32)
 	closed                bool
 }
 
@@ -138,6 +140,9 @@ type storage struct {
 	size  int // allocator class of the block
 	freed bool
 	half  halfCopy
+	// halfOnly: StoreHalf's hint, read by products only; f32Stale: its producers wrote the
+	// BF16 copy alone, and the FP32 values of the copy's elements are not current (freshF32).
+	halfOnly, f32Stale bool
 }
 
 func (s *storage) Cap() int { return s.n }
@@ -155,6 +160,10 @@ func (s *storage) Cap() int { return s.n }
 // are only read (the products' operands, attention's qkv and output gradient) take
 // Device.rptr, which does not. So a copy is never stale; at worst a value a kernel read but
 // did not change is converted again.
+//
+// A storage marked by StoreHalf in BF16 mode goes further: its producers write the copy alone
+// (outPair), and the FP32 values are restored from it (bf16_to_f32) only if something other
+// than a product's BF16 operand reads them.
 type halfCopy struct {
 	ptr    DevPtr
 	size   int // allocator class of the block
@@ -183,22 +192,65 @@ func (d *Device) storageOf(t *kernels.Tensor) *storage {
 }
 
 // ptr returns the device address of t's first element (0 for a nil tensor), for a kernel
-// that may write t: its storage's BF16 copy is no longer valid (halfCopy).
+// that may write t: its storage's BF16 copy is no longer valid (halfCopy), and FP32 values
+// kept only in the copy are restored first.
 func (d *Device) ptr(t *kernels.Tensor) DevPtr {
 	if t == nil {
 		return 0
 	}
 	s := d.storageOf(t)
+	d.freshF32(s)
 	s.half.valid = false
 	return s.ptr + DevPtr(4*t.Offset)
 }
 
-// rptr is ptr for an operand a product only reads: the BF16 copy stays valid.
+// rptr is ptr for an input a kernel only reads: the BF16 copy stays valid.
 func (d *Device) rptr(t *kernels.Tensor) DevPtr {
 	if t == nil {
 		return 0
 	}
-	return d.storageOf(t).ptr + DevPtr(4*t.Offset)
+	s := d.storageOf(t)
+	d.freshF32(s)
+	return s.ptr + DevPtr(4*t.Offset)
+}
+
+// freshF32 restores the FP32 values of s that its producers left in the BF16 copy only.
+func (d *Device) freshF32(s *storage) {
+	if !s.f32Stale {
+		return
+	}
+	s.f32Stale = false
+	h := s.half
+	d.halfRestores++
+	d.launch1("bf16_to_f32", h.n, P(s.ptr+DevPtr(4*h.off)), P(h.ptr+DevPtr(2*h.off)), I(h.n))
+}
+
+// StoreHalf marks t's storage as read by products only (kernels.HalfStorer): in BF16 mode
+// its producers then write the BF16 copy alone (outPair).
+func (d *Device) StoreHalf(t *kernels.Tensor) {
+	if !d.noStoreHalf {
+		d.storageOf(t).halfOnly = true
+	}
+}
+
+// outPair returns the FP32 and BF16 addresses a producing kernel writes t's values to: t's
+// own and 0 outside BF16 mode; t's own and its copy's (halfOut) in BF16 mode; in BF16 mode
+// for a storage marked by StoreHalf, 0 and the copy's (the FP32 values not written). Call it
+// after every ptr of the launch, as halfOut.
+func (d *Device) outPair(t *kernels.Tensor) (f32, bf16 DevPtr) {
+	s := d.storageOf(t)
+	if !s.halfOnly || d.prec != GemmBF16 || d.noHalves || t.Len() == 0 {
+		return d.ptr(t), d.halfOut(t)
+	}
+	if h := s.half; s.f32Stale && (h.off < t.Offset || h.off+h.n > t.Offset+t.Len()) {
+		d.freshF32(s) // the copy's elements outside t are about to lose their copy
+	}
+	q := d.markHalf(s, t.Offset, t.Len())
+	if q == 0 {
+		return d.ptr(t), 0
+	}
+	s.f32Stale = true
+	return 0, q
 }
 
 // halfOut returns the address at which a kernel writing t also writes t's values rounded to
@@ -216,6 +268,9 @@ func (d *Device) halfOut(t *kernels.Tensor) DevPtr {
 // and records [off, off+n) as the valid copy, which the caller is about to write; 0 where
 // there is no room for the block (products then convert into scratch).
 func (d *Device) markHalf(s *storage, off, n int) DevPtr {
+	if h := s.half; s.f32Stale && (h.off < off || h.off+h.n > off+n) {
+		d.freshF32(s) // the copy is about to cover other elements
+	}
 	if s.half.ptr == 0 {
 		p, size, err := d.alloc.get(2 * s.n)
 		if err != nil {
@@ -236,7 +291,7 @@ func (d *Device) bf16Of(t *kernels.Tensor, off, n int) (p DevPtr, release func()
 	if off+n > s.n {
 		panic(fmt.Sprintf("cuda: BF16 values of [%d, %d) of a storage of %d elements", off, off+n, s.n))
 	}
-	return d.bf16Operand(operand{f32: s.ptr + DevPtr(4*off), bf16: d.halfAt(s, off, n), s: s, off: off}, n)
+	return d.bf16Operand(operand{bf16: d.halfAt(s, off, n), s: s, off: off}, n)
 }
 
 // halfIn returns the address of the valid BF16 copy of the n elements from t's first, or 0.

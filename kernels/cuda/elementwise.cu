@@ -13,6 +13,7 @@
 //   bias_backward   dbias[c] += sum_n dout[n,c]      grid (ceil(C/32), row splits), block
 //                                                    32*COL_WARPS; float64 sums, deterministic
 //                                                    (split totals in part, common.h)
+//   bf16_to_f32     the float of bf16 bits x (exact): FP32 values kept only as a BF16 copy;
 //   f32_to_bf16     bf16 bits of x (round to nearest even; NaN stays NaN), for BF16 GEMM;
 //                   1-D grid-stride, 4 per thread where x is 16-byte aligned
 //
@@ -85,6 +86,11 @@ EMU_KERNEL(bias_backward);
 // out is scratch from the allocator, 256-byte aligned): the scalar loop moved 6 bytes per
 // element in two narrow accesses and ran at about 40% of the memory bandwidth in a BF16
 // training step. A view at another offset takes the scalar loop.
+KERNEL void bf16_to_f32(float* out, const unsigned short* x, int n) {
+  GRID_STRIDE(i, n) out[i] = __uint_as_float((unsigned)x[i] << 16);
+}
+EMU_KERNEL(bf16_to_f32);
+
 KERNEL void f32_to_bf16(unsigned short* out, const float* x, int n) {
   if (!aligned16(x)) {
     GRID_STRIDE(i, n) out[i] = (unsigned short)bf16_bits(x[i]);

@@ -16,12 +16,23 @@ import (
 	"github.com/alignkit/align/kernels"
 )
 
-// operand is a product's input: its FP32 values, where valid their BF16 copy (halfCopy),
-// and the storage and element offset they lie at (nil for memory that is not a tensor's).
+// operand is a product's input: the storage and element offset its values lie at, and
+// where valid their BF16 copy (halfCopy). Its FP32 address (f32) is taken only where the
+// product reads FP32 values, which may have to be restored from the copy first.
 type operand struct {
-	f32, bf16 DevPtr
-	s         *storage
-	off       int
+	bf16 DevPtr
+	s    *storage
+	off  int
+}
+
+// f32 returns the address of x's FP32 values (0 for an empty operand), restored from the
+// BF16 copy where its producer wrote only that.
+func (d *Device) f32(x operand) DevPtr {
+	if x.s == nil {
+		return 0
+	}
+	d.freshF32(x.s)
+	return x.s.ptr + DevPtr(4*x.off)
 }
 
 // gemmOperand returns the input t after checking that it holds n elements (exactly n when
@@ -31,7 +42,7 @@ func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) op
 		return operand{}
 	}
 	d.checkOperand(op, t, n, exact)
-	return operand{f32: d.rptr(t), bf16: d.halfIn(t, n), s: d.storageOf(t), off: t.Offset}
+	return operand{bf16: d.halfIn(t, n), s: d.storageOf(t), off: t.Offset}
 }
 
 // gemmOutput returns the address of the product's output t (n elements exactly).
@@ -170,24 +181,23 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand
 	}
 	g := GemmArgs{
 		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
-		A: b.f32, AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
-		B: a.f32, BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
+		AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
+		BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
 		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch, Bias: epi.bias, BiasGrad: epi.biasGrad,
 	}
-	switch d.prec {
-	case GemmTF32:
-		g.Compute = ComputeTF32
-	case GemmBF16:
-		na, nb := span(batch-1, strideA, m*k), span(batch-1, strideB, k*n)
-		if !d.bf16Pays(m, n, k, batch, d.toConvert(a, na)+d.toConvert(b, nb)) {
-			g.Compute = ComputeTF32
-			break
-		}
+	na, nb := span(batch-1, strideA, m*k), span(batch-1, strideB, k*n)
+	switch {
+	case d.prec == GemmBF16 && d.bf16Pays(m, n, k, batch, d.toConvert(a, na)+d.toConvert(b, nb)):
 		pa, relA := d.bf16Operand(a, na)
 		defer relA()
 		pb, relB := d.bf16Operand(b, nb)
 		defer relB()
 		g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
+	default: // FP32 inputs: FP32, or TF32 in the TF32 mode and for BF16 mode's small products
+		g.A, g.B = d.f32(b), d.f32(a)
+		if d.prec != GemmFP32 {
+			g.Compute = ComputeTF32
+		}
 	}
 	err := d.drv.Gemm(g)
 	ran := true
@@ -222,18 +232,23 @@ func (d *Device) bf16Operand(x operand, n int) (DevPtr, func()) {
 		}
 		return x.bf16, func() {}
 	}
+	p := d.f32(x)
 	if x.s != nil && !d.noHalves {
 		if q := d.markHalf(x.s, x.off, n); q != 0 {
-			d.launch1("f32_to_bf16", n, P(q), P(x.f32), I(n))
+			d.launch1("f32_to_bf16", n, P(q), P(p), I(n))
 			return q, func() {}
 		}
 	}
-	return d.toBF16(x.f32, n)
+	return d.toBF16(p, n)
 }
 
-// verifyHalf panics unless x's BF16 copy equals the conversion of its FP32 values.
+// verifyHalf panics unless x's BF16 copy equals the conversion of its FP32 values (where it
+// has any: a copy its producer wrote alone is the values).
 func (d *Device) verifyHalf(x operand, n int) {
-	q, release := d.toBF16(x.f32, n)
+	if x.s.f32Stale {
+		return
+	}
+	q, release := d.toBF16(d.f32(x), n)
 	defer release()
 	want, got := make([]uint16, n), make([]uint16, n)
 	must("verifyHalf", d.drv.DtoH(unsafe.Pointer(&want[0]), q, 2*n))

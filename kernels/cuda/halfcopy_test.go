@@ -7,6 +7,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
@@ -26,7 +27,7 @@ func TestHalfCopyProducers(t *testing.T) {
 		if h == 0 {
 			t.Fatalf("%s: no valid BF16 copy", name)
 		}
-		d.verifyHalf(operand{f32: d.rptr(x), bf16: h}, x.Len()) // panics on a mismatch
+		d.verifyHalf(operand{bf16: h, s: d.storageOf(x), off: x.Offset}, x.Len()) // panics on a mismatch
 	}
 	for _, c := range []struct{ B, T, C, off int }{{2, 5, 8, 0}, {2, 5, 7, 0}, {1, 3, 8, 1}} {
 		n := c.B * c.T * c.C
@@ -190,7 +191,7 @@ func TestHalfCopyModel(t *testing.T) {
 func checkHalfCopyModel(t *testing.T, cfg diffusion.ModelConfig) {
 	const B = 3
 	x0 := uniforms(7, B*cfg.SampleSize(), -1, 1)
-	run := func(noHalves bool) (outs [][]float32, reads int) {
+	run := func(noHalves bool) (outs [][]float32, reads, restores int) {
 		d := NewEmulated()
 		d.SetGemmPrecision(GemmBF16)
 		d.bf16Intensity = 0
@@ -207,12 +208,19 @@ func checkHalfCopyModel(t *testing.T, cfg diffusion.ModelConfig) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return append(outs, hostOf(d, x)), d.halfReads
+		restores = d.halfRestores
+		return append(outs, hostOf(d, x)), d.halfReads, restores
 	}
-	want, _ := run(true)
-	got, reads := run(false)
+	want, _, _ := run(true)
+	got, reads, restores := run(false)
 	if reads == 0 {
 		t.Fatal("no operand read from a BF16 copy")
+	}
+	// Every product runs in BF16 here, so the tensors kept in BF16 only (StoreHalf: the
+	// modulations, GELU's output and gradient, the gate's and attention's gradients) are read
+	// by products alone: no FP32 values restored.
+	if restores != 0 {
+		t.Errorf("%d FP32 restorations of tensors kept in BF16 only, want 0", restores)
 	}
 	for i := range want {
 		for j := range want[i] {
@@ -222,4 +230,55 @@ func checkHalfCopyModel(t *testing.T, cfg diffusion.ModelConfig) {
 		}
 	}
 	t.Logf("%d operands read from BF16 copies", reads)
+}
+
+// A tensor kept in BF16 only (StoreHalf): its producer writes the copy alone, products read
+// it, any other read restores the FP32 values (the BF16 ones, widened), and a producer
+// writing other elements of the storage restores the first ones before their copy goes.
+// Outside BF16 mode the hint changes nothing.
+func TestHalfOnly(t *testing.T) {
+	d := NewEmulated()
+	d.SetGemmPrecision(GemmBF16)
+	d.bf16Intensity = 0
+	x1, x2 := d.FromHost(normals(1, 64), 64), d.FromHost(normals(2, 64), 64)
+	rounded := func(x *kernels.Tensor) []float32 { // GELU of x in FP32, rounded to BF16
+		prec := d.prec
+		d.SetGemmPrecision(GemmFP32)
+		u := d.New(x.Len())
+		d.GeluForward(u, x)
+		d.SetGemmPrecision(prec)
+		v := hostOf(d, u)
+		for i := range v {
+			v[i] = math.Float32frombits(uint32(bf16Nearest(v[i])) << 16)
+		}
+		return v
+	}
+	want := append(rounded(x1), rounded(x2)...)
+	out := d.New(2, 64)
+	d.StoreHalf(out)
+	first, second := out.View(0, 64), out.View(64, 64)
+	d.GeluForward(first, x1)
+	if !d.storageOf(out).f32Stale || d.halfIn(first, 64) == 0 {
+		t.Fatal("gelu_forward into a BF16-only tensor: no copy alone")
+	}
+	d.Gemm(false, true, 1, 1, 64, 1, first.View(0, 1, 64), x1.View(0, 1, 64), 0, d.New(1, 1))
+	if d.halfRestores != 0 {
+		t.Fatalf("a product restored FP32 values (%d)", d.halfRestores)
+	}
+	d.GeluForward(second, x2) // the copy moves to the second half: the first is restored
+	if d.halfRestores != 1 {
+		t.Fatalf("%d restorations after writing other elements, want 1", d.halfRestores)
+	}
+	if got := hostOf(d, out); !slices.Equal(got, want) {
+		t.Fatalf("BF16-only values read back %v..., want %v...", got[:4], want[:4])
+	}
+	if d.halfRestores != 2 || d.storageOf(out).f32Stale {
+		t.Fatalf("%d restorations after reading back, want 2", d.halfRestores)
+	}
+
+	d.SetGemmPrecision(GemmFP32)
+	d.GeluForward(first, x1)
+	if d.storageOf(out).f32Stale || d.halfIn(first, 64) != 0 {
+		t.Fatal("the hint acted outside BF16 mode")
+	}
 }

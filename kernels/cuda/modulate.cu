@@ -3,14 +3,16 @@
 //
 //   modulate_forward   out = x*(1 + scale[b]) + shift[b]          1-D grid-stride, block 256;
 //                      4 columns a step where C % 4 == 0 and the pointers are 16-byte aligned;
-//                      out16 (or null): out's BF16 copy, the next product's operand
+//                      out16 (or null): out's BF16 copy, the next product's operand; out null:
+//                      the copy alone (a tensor kept in BF16 only, Device.StoreHalf)
 //   modulate_backward  dx = dout*(1 + scale[b]) (written); dshift[b] += sum_t dout,
 //                      dscale[b] += sum_t dout*x (float64 sums)
 //                      grid (ceil(C/32), B), block 32*COL_WARPS; warp w takes t = w, w+8, ...
 //   gate_forward       out = x + gate[b]*y                        1-D grid-stride, block 256;
 //                      4 columns a step as modulate_forward
 //   gate_backward      dy = gate[b]*dout (written); dgate[b] += sum_t dout*y
-//                      grid (ceil(C/32), B), block 32*COL_WARPS; dy16 (or null): dy's BF16 copy
+//                      grid (ceil(C/32), B), block 32*COL_WARPS; dy16 (or null): dy's BF16 copy;
+//                      dy null: the copy alone
 //
 // Outputs may alias inputs: each element is written by the thread that read it.
 //
@@ -26,7 +28,7 @@ KERNEL void modulate_forward(float* out, unsigned short* out16, const float* x, 
       long long bc = k.b * C4 + k.c;
       f32x4 v = ((const f32x4*)x)[i], sc = ((const f32x4*)scale)[bc], sh = ((const f32x4*)shift)[bc], r;
       for (int e = 0; e < 4; e++) r[e] = v[e] * (1.0f + sc[e]) + sh[e];
-      ((f32x4*)out)[i] = r;
+      if (out) ((f32x4*)out)[i] = r;
       if (out16) store_bf16x4(out16 + 4 * i, r);
     }
     return;
@@ -35,7 +37,7 @@ KERNEL void modulate_forward(float* out, unsigned short* out16, const float* x, 
   GRID_STRIDE_BTC(i, k, (long long)B * T * C) {
     long long bc = k.b * C + k.c;
     float r = x[i] * (1.0f + scale[bc]) + shift[bc];
-    out[i] = r;
+    if (out) out[i] = r;
     if (out16) out16[i] = (unsigned short)bf16_bits(r);
   }
 }
@@ -95,7 +97,7 @@ KERNEL void gate_backward(float* dy, unsigned short* dy16, float* dgate, const f
       long long i = ((long long)b * T + t) * C + c;
       float g = dout[i];
       ag += (double)g * y[i];
-      dy[i] = gt * g;
+      if (dy) dy[i] = gt * g;
       if (dy16) dy16[i] = (unsigned short)bf16_bits(gt * g);
     }
   }

@@ -1,5 +1,5 @@
 // Launchers of the adaLN-Zero kernels (modulate.cu): modulation and gated residual. In BF16
-// mode modulate_forward and gate_backward write the BF16 copy of their output (halfOut): a
+// mode modulate_forward and gate_backward write the BF16 copy of their output (outPair): a
 // linear layer's input and output gradient.
 //
 // Test: go test ./kernels/cuda -run 'Conformance/(Modulate|Gate)'
@@ -12,8 +12,9 @@ func (d *Device) ModulateForward(out, x, shift, scale *kernels.Tensor, B, T, C i
 	mustLen("ModulateForward x", x, B*T*C)
 	mustLen("ModulateForward shift", shift, B*C)
 	mustLen("ModulateForward scale", scale, B*C)
-	po, px, psh, psc := d.ptr(out), d.ptr(x), d.ptr(shift), d.ptr(scale)
-	d.launch1("modulate_forward", B*T*C, P(po), P(d.halfOut(out)), P(px), P(psh), P(psc), I(B), I(T), I(C))
+	px, psh, psc := d.rptr(x), d.rptr(shift), d.rptr(scale)
+	po, ph := d.outPair(out)
+	d.launch1("modulate_forward", B*T*C, P(po), P(ph), P(px), P(psh), P(psc), I(B), I(T), I(C))
 }
 
 func (d *Device) ModulateBackward(dx, dshift, dscale, dout, x, scale *kernels.Tensor, B, T, C int) {
@@ -47,7 +48,7 @@ func (d *Device) GateBackward(dy, dgate, dout, gate, y *kernels.Tensor, B, T, C 
 	if B == 0 || C == 0 {
 		return
 	}
-	pdy, pdg, pdo, pg, py := d.ptr(dy), d.ptr(dgate), d.ptr(dout), d.ptr(gate), d.ptr(y)
-	d.launch("gate_backward", colGrid(C, B), colBlock, 0, P(pdy), P(d.halfOut(dy)), P(pdg), P(pdo), P(pg), P(py),
-		I(B), I(T), I(C))
+	pdg, pdo, pg, py := d.ptr(dgate), d.rptr(dout), d.rptr(gate), d.rptr(y)
+	pdy, ph := d.outPair(dy)
+	d.launch("gate_backward", colGrid(C, B), colBlock, 0, P(pdy), P(ph), P(pdg), P(pdo), P(pg), P(py), I(B), I(T), I(C))
 }

@@ -1,0 +1,22 @@
+// StoreHalf: the hint that a tensor is only ever read by matrix products, so that a device
+// whose products take BF16 inputs may keep it in BF16 alone.
+//
+// Test: go test ./kernels/cuda -run HalfOnly
+package kernels
+
+// HalfStorer is implemented by devices that can keep a tensor's values in BF16 only: the
+// CUDA device in its BF16 mode, whose producing kernels then write the BF16 values the
+// products read and no FP32 ones (half the traffic and memory). Any other read of the
+// tensor still works and sees the BF16 values widened back to FP32.
+type HalfStorer interface {
+	// StoreHalf marks t's storage as read by products only (Gemm, Linear and
+	// LinearBackward operands) until it is freed.
+	StoreHalf(t *Tensor)
+}
+
+// StoreHalf passes the hint to dev where it takes it; other devices keep t in FP32.
+func StoreHalf(dev Device, t *Tensor) {
+	if h, ok := dev.(HalfStorer); ok {
+		h.StoreHalf(t)
+	}
+}
