@@ -4,15 +4,17 @@
 //
 //   adamw         m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= decay*p  (decay = lr*wd);
 //                 p -= lr*(m/bc1)/(sqrt(v/bc2) + eps)        1-D grid-stride, block 256
-//   adamw_chunks  the same over a table of chunks of many parameters, 6 words per chunk:
+//   adamw_chunks  the same over a table of chunks of many parameters, 7 words per chunk:
 //                 param, grad, m, v (addresses of the chunk's first element), its length,
-//                 the parameter's wd (float bits). grid (chunks), block 256
+//                 the parameter's wd (float bits), and where not 0 the address of the
+//                 chunk in the parameter's BF16 copy, which gets the updated values rounded
+//                 (the next step's products read it). grid (chunks), block 256
 //
 // Test: go test ./kernels/cuda -run 'Conformance/AdamW'
 #include "common.h"
 
-DEVFN void adamw_elem(float* param, const float* grad, float* m, float* v, long long i, float lr, float b1,
-                      float b2, float eps, float decay, float bc1, float bc2) {
+DEVFN float adamw_elem(float* param, const float* grad, float* m, float* v, long long i, float lr, float b1,
+                       float b2, float eps, float decay, float bc1, float bc2) {
   float g = grad[i];
   float mi = b1 * m[i] + (1.0f - b1) * g;
   float vi = b2 * v[i] + (1.0f - b2) * g * g;
@@ -20,7 +22,9 @@ DEVFN void adamw_elem(float* param, const float* grad, float* m, float* v, long 
   v[i] = vi;
   float p = param[i] - decay * param[i];
   float den = KM_SQRTF(vi / bc2) + eps;
-  param[i] = p - lr * (mi / bc1) / den;
+  const float r = p - lr * (mi / bc1) / den;
+  param[i] = r;
+  return r;
 }
 
 KERNEL void adamw(float* param, const float* grad, float* m, float* v, int n, float lr, float b1, float b2,
@@ -34,13 +38,17 @@ EMU_KERNEL(adamw);
 // float32, as the host computes it for adamw, so both kernels give the same bits.
 KERNEL void adamw_chunks(const unsigned long long* table, float lr, float b1, float b2, float eps, float bc1,
                          float bc2) {
-  const unsigned long long* e = table + 6 * (long long)blockIdx.x;
+  const unsigned long long* e = table + 7 * (long long)blockIdx.x;
   float* param = (float*)e[0];
   const float* grad = (const float*)e[1];
   float* m = (float*)e[2];
   float* v = (float*)e[3];
   int n = (int)e[4];
   float decay = lr * __uint_as_float((unsigned)e[5]);
-  for (int i = threadIdx.x; i < n; i += blockDim.x) adamw_elem(param, grad, m, v, i, lr, b1, b2, eps, decay, bc1, bc2);
+  unsigned short* p16 = (unsigned short*)e[6];
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float r = adamw_elem(param, grad, m, v, i, lr, b1, b2, eps, decay, bc1, bc2);
+    if (p16) p16[i] = (unsigned short)bf16_bits(r);
+  }
 }
 EMU_KERNEL(adamw_chunks);

@@ -21,7 +21,9 @@ func (d *Device) AdamW(param, grad, m, v *kernels.Tensor, h kernels.AdamWParams)
 }
 
 // AdamWEach updates every parameter with one launch of adamw_chunks where all share the
-// hyper-parameters but the weight decay (an optimizer step), else with one AdamW each.
+// hyper-parameters but the weight decay (an optimizer step), else with one AdamW each. In
+// BF16 mode the launch also writes each parameter's BF16 copy (halfOut), so that the next
+// step's products do not convert the weights.
 func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels.AdamWParams) {
 	if len(grads) != len(params) || len(ms) != len(params) || len(vs) != len(params) || len(hs) != len(params) {
 		panic(fmt.Sprintf("cuda: AdamWEach: %d params, %d grads, %d m, %d v, %d hyper-parameter sets",
@@ -41,10 +43,14 @@ func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels
 	var words []uint64
 	for i, p := range params {
 		pp, pg, pm, pv := uint64(d.ptr(p)), uint64(d.ptr(grads[i])), uint64(d.ptr(ms[i])), uint64(d.ptr(vs[i]))
+		p16 := uint64(d.halfOut(p)) // in BF16 mode the next step's products read the weight's copy
 		wd := uint64(math.Float32bits(hs[i].WeightDecay))
 		d.eachChunk(p.Len(), func(off, size int) {
-			o := uint64(4 * off)
-			words = append(words, pp+o, pg+o, pm+o, pv+o, uint64(size), wd)
+			o, o16 := uint64(4*off), uint64(0)
+			if p16 != 0 {
+				o16 = p16 + uint64(2*off)
+			}
+			words = append(words, pp+o, pg+o, pm+o, pv+o, uint64(size), wd, o16)
 		})
 	}
 	if len(words) == 0 {
@@ -53,9 +59,12 @@ func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels
 	h := hs[0]
 	bc1, bc2 := biasCorrections(h)
 	table := d.upload(&d.adamwTable, words)
-	d.launch("adamw_chunks", Dim3{len(words) / 6, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(table),
+	d.launch("adamw_chunks", Dim3{len(words) / adamwWords, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(table),
 		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(bc1), F(bc2))
 }
+
+// adamwWords is the number of table words per chunk of adamw_chunks.
+const adamwWords = 7
 
 func checkAdamW(param, grad, m, v *kernels.Tensor, h kernels.AdamWParams) {
 	n := param.Len()

@@ -148,10 +148,11 @@ type storage struct {
 func (s *storage) Cap() int { return s.n }
 
 // halfCopy is a BF16 copy of part of a storage, elements [off, off+n): written in GemmBF16
-// mode by the kernel that wrote those values (halfOut), or by a product's conversion of its
-// operand (bf16Of), so that later products reading the same values skip the f32_to_bf16
-// pass: a linear layer's weight is converted once per optimizer step (once per sampling
-// run), its input once for the forward and the weight gradient. Element i of the storage
+// mode by the kernel that wrote those values (halfOut: the producers of layer inputs and
+// gradients, AdamW for the weights), or by a product's conversion of its operand (bf16Of),
+// so that later products reading the same values skip the f32_to_bf16 pass: a linear
+// layer's weight is converted once per sampling run, its input once for the forward and the
+// weight gradient. Element i of the storage
 // has its copy at ptr + 2i; the block (2 bytes per element of the storage) stays with the
 // storage until it is freed.
 //
@@ -362,7 +363,7 @@ func (d *Device) CopyToHost(dst []float32, src *kernels.Tensor) {
 	if len(dst) < n {
 		panic(fmt.Sprintf("cuda: CopyToHost into %d values from %v", len(dst), src))
 	}
-	p := d.ptr(src)
+	p := d.rptr(src)
 	if n > 0 {
 		must("CopyToHost", d.drv.DtoH(unsafe.Pointer(&dst[0]), p, 4*n))
 	}
@@ -383,7 +384,7 @@ func (d *Device) CopyFromHost(dst *kernels.Tensor, src []float32) {
 // cuMemcpyDtoD leaves overlapping copies undefined (the CPU device's copy is a memmove).
 func (d *Device) Copy(dst, src *kernels.Tensor) {
 	mustLen("Copy", dst, src.Len())
-	pd, ps := d.ptr(dst), d.ptr(src)
+	pd, ps := d.ptr(dst), d.rptr(src)
 	n := src.Len()
 	if n == 0 || pd == ps {
 		return

@@ -16,8 +16,8 @@ import (
 )
 
 // Each producer's copy equals the conversion of its output, on the vector path of
-// modulate_forward (C % 4 == 0, aligned) and off it (C odd, an unaligned view), and the
-// tensor-core attention's.
+// modulate_forward (C % 4 == 0, aligned) and off it (C odd, an unaligned view), AdamW's
+// and the tensor-core attention's.
 func TestHalfCopyProducers(t *testing.T) {
 	d := NewEmulated()
 	d.SetGemmPrecision(GemmBF16)
@@ -46,6 +46,20 @@ func TestHalfCopyProducers(t *testing.T) {
 	dout, gate, y := d.FromHost(normals(4, B*T*C), B, T, C), d.FromHost(normals(5, B*C), B, C), d.FromHost(normals(6, B*T*C), B, T, C)
 	d.GateBackward(dy, dgate, dout, gate, y, B, T, C)
 	valid("gate_backward", dy)
+
+	// AdamWEach writes the updated parameters' copies.
+	params := []*kernels.Tensor{d.FromHost(normals(9, 40), 40), d.FromHost(normals(10, 7), 7)}
+	var grads, ms, vs []*kernels.Tensor
+	var hs []kernels.AdamWParams
+	for i, p := range params {
+		grads = append(grads, d.FromHost(normals(uint64(11+i), p.Len()), p.Len()))
+		ms, vs = append(ms, d.New(p.Len())), append(vs, d.New(p.Len()))
+		hs = append(hs, kernels.AdamWParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1})
+	}
+	d.AdamWEach(params, grads, ms, vs, hs)
+	for _, p := range params {
+		valid("adamw_chunks", p)
+	}
 
 	// The tensor-core attention (64 dims per head) writes out's and dqkv's copies.
 	const AB, AT, NH, HS = 2, 19, 2, 64

@@ -14,7 +14,7 @@ import (
 
 func (d *Device) Sum(x *kernels.Tensor) float64 {
 	n := x.Len()
-	px := d.ptr(x)
+	px := d.rptr(x)
 	if n == 0 {
 		return 0
 	}
