@@ -63,6 +63,7 @@ func (s *SelfAttention) Forward(x, keyBias *kernels.Tensor) *kernels.Tensor {
 	s.B, s.T, s.keyBias = B, T, keyBias
 	s.qkv = s.QKV.Forward(x)
 	att := s.att.get(s.dev, B, T, s.C)
+	kernels.StoreHalf(s.dev, att) // read by the projection's products and attention's backward (its BF16 copy)
 	s.dev.AttentionForward(att, s.lse.get(s.dev, B, s.NH, T), s.qkv, keyBias, B, T, s.NH, s.HS)
 	return s.Proj.Forward(att)
 }

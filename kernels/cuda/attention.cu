@@ -11,7 +11,8 @@
 //                          m and sum l; writes out = acc/l and lse = m + log l.
 //                          grid (ceil(T/ATT_WARPS), NH, B), block 32*ATT_WARPS,
 //                          dynamic shared (68*HS + 192)*4 bytes
-//   attention_backward_dd  dd = sum_d dout*out per (b,t,h), one warp each.
+//   attention_backward_dd  dd = sum_d dout*out per (b,t,h), one warp each; from the BF16 copies
+//                          do16 and out16 instead where do16 is not null (the tensor-core path).
 //                          grid ceil(B*T*NH/8), block 256
 //   attention_backward_dq  one warp per query: P_ij = exp(s_ij - lse_i), dP_ij = dout_i.v_j,
 //                          dS = P*(dP - dd_i), dq_i = scale*sum_j dS_ij k_j.
@@ -135,14 +136,19 @@ KERNEL void attention_forward(float* out, float* lse, const float* qkv, const fl
 }
 EMU_KERNEL(attention_forward);
 
-KERNEL void attention_backward_dd(float* dd, const float* dout, const float* out, int B, int T, int NH, int HS) {
+KERNEL void attention_backward_dd(float* dd, const float* dout, const float* out, const unsigned short* do16,
+                                  const unsigned short* out16, int B, int T, int NH, int HS) {
   long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);  // row (b,t,h) of (B,T,NH)
   int lane = threadIdx.x & 31;
   if (row >= (long long)B * T * NH) return;
-  const float* g = dout + row * HS;
-  const float* o = out + row * HS;
   float s = 0.0f;
-  for (int d = lane; d < HS; d += 32) s += g[d] * o[d];
+  if (do16) {  // the BF16 copies the tensor-core backward reads
+    const unsigned short *g = do16 + row * HS, *o = out16 + row * HS;
+    for (int d = lane; d < HS; d += 32) s += __uint_as_float((unsigned)g[d] << 16) * __uint_as_float((unsigned)o[d] << 16);
+  } else {
+    const float *g = dout + row * HS, *o = out + row * HS;
+    for (int d = lane; d < HS; d += 32) s += g[d] * o[d];
+  }
   s = warp_sum(s);
   if (lane == 0) {
     int h = (int)(row % NH);

@@ -187,15 +187,17 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 	attentionCheck("AttentionBackward", HS)
 	scale := float32(1 / math.Sqrt(float64(HS)))
 	if d.useAttnMMA(qkv, HS) && dout.Offset%2 == 0 {
+		q16, relQ := d.bf16Of(qkv, 0, B*T*3*C)
+		defer relQ()
+		do16, relDO := d.bf16Of(dout, 0, B*T*C)
+		defer relDO()
+		out16, relO := d.bf16Of(out, 0, B*T*C)
+		defer relO()
 		dd, release := d.scratch(4 * B * NH * T)
 		defer release()
 		rows := B * T * NH
-		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd), P(d.rptr(dout)),
-			P(d.rptr(out)), I(B), I(T), I(NH), I(HS))
-		q16, relQ := d.bf16Of(qkv, 0, B*T*3*C)
-		defer relQ()
-		do16, relO := d.bf16Of(dout, 0, B*T*C)
-		defer relO()
+		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd), P(0), P(0), P(do16),
+			P(out16), I(B), I(T), I(NH), I(HS))
 		pl, pkb := d.rptr(lse), d.rptr(keyBias)
 		pdq, ph := d.pairOut(dqkv)
 		args := []Arg{P(pdq), P(ph), P(q16), P(do16), P(pl), P(dd), P(pkb), I(T), I(NH), F(scale)}
@@ -212,9 +214,9 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 	dd, release := d.scratch(4 * B * NH * T)
 	defer release()
 	rows := B * T * NH
-	d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd), P(d.ptr(dout)),
-		P(d.ptr(out)), I(B), I(T), I(NH), I(HS))
-	args := []Arg{P(d.ptr(dqkv)), P(d.ptr(dout)), P(d.ptr(lse)), P(dd), P(d.ptr(qkv)), P(d.ptr(keyBias)),
+	d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd), P(d.rptr(dout)),
+		P(d.rptr(out)), P(0), P(0), I(B), I(T), I(NH), I(HS))
+	args := []Arg{P(d.ptr(dqkv)), P(d.rptr(dout)), P(d.rptr(lse)), P(dd), P(d.rptr(qkv)), P(d.rptr(keyBias)),
 		I(T), I(NH), I(HS), F(scale)}
 	d.launch("attention_backward_dq", attGrid(B, T, NH), attBlock, 4*(72*HS+224), args...)
 	d.launch("attention_backward_dkv", attGrid(B, T, NH), attBlock, 4*(72*HS+384), args...)
@@ -299,7 +301,7 @@ func (d *Device) attentionBackwardGemm(dqkv DevPtr, dout *kernels.Tensor, out, l
 		g := heads(gin, es, n, T, NH, HS, C)
 		dq, dk, dv := qkvHeads(din, 4, n, T, NH, HS)
 		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd),
-			P(at(d.rptr(dout), b0*T*C)), P(at(out, b0*T*C)), I(n), I(T), I(NH), I(HS))
+			P(at(d.rptr(dout), b0*T*C)), P(at(out, b0*T*C)), P(0), P(0), I(n), I(T), I(NH), I(HS))
 		d.gemmPtrs(typ, false, true, T, T, HS, scale, q, 3*C, k, 3*C, 0, xs, T)
 		d.launch("attention_probs", rowGrid(rows), rowBlock, 0, P(x), P(at(lse, b0*NH*T)), P(at(kb, b0*T)),
 			P(p16), I(rows), I(T), I(NH))
