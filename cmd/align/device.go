@@ -1,6 +1,7 @@
-// The --device flag every command inherits from the root: which kernels.Device computes.
-// Importing kernels/cuda registers "cuda" (binaries built with -tags cuda) and "cuda-emu"
-// (the CUDA kernels emulated on the CPU; slow, for checking kernels without a GPU).
+// The --device and --precision flags every command inherits from the root: which
+// kernels.Device computes, and in what precision a CUDA device multiplies. Importing
+// kernels/cuda registers "cuda" (binaries built with -tags cuda) and "cuda-emu" (the CUDA
+// kernels emulated on the CPU; slow, for checking kernels without a GPU).
 package main
 
 import (
@@ -8,7 +9,7 @@ import (
 	"os"
 
 	"github.com/alignkit/align/kernels"
-	_ "github.com/alignkit/align/kernels/cuda" // registers the CUDA devices
+	"github.com/alignkit/align/kernels/cuda" // registers the CUDA devices
 	"github.com/spf13/cobra"
 )
 
@@ -19,17 +20,57 @@ const deviceFlagHelp = "compute device: cpu; cuda (a binary built with -tags cud
 // (ALIGN_DEVICE=cuda make steering-experiment).
 const deviceEnv = "ALIGN_DEVICE"
 
-// addDeviceFlag adds the persistent --device flag to the root command.
+const precisionFlagHelp = "matrix products on a CUDA device: fp32 (the CPU's numbers), tf32 or bf16 (tensor cores: faster, inputs rounded to 11 or 8 significant bits; bf16 also keeps some activations in BF16); the CPU device computes in fp32 only; default $ALIGN_PRECISION, else fp32"
+
+// precisionEnv names the environment variable that sets --precision's default.
+const precisionEnv = "ALIGN_PRECISION"
+
+// addDeviceFlag adds the persistent --device and --precision flags to the root command.
 func addDeviceFlag(root *cobra.Command) {
 	def := os.Getenv(deviceEnv)
 	if def == "" {
 		def = "cpu"
 	}
 	root.PersistentFlags().String("device", def, deviceFlagHelp)
+	prec := os.Getenv(precisionEnv)
+	if prec == "" {
+		prec = "fp32"
+	}
+	root.PersistentFlags().String("precision", prec, precisionFlagHelp)
 }
 
-// deviceFromCmd opens the device named by --device; an unknown name is a usage error that
-// lists the available ones.
+// fromEnv names the variable behind a usage error in a flag that was not given, whose
+// default came from the environment variable env.
+func fromEnv(cmd *cobra.Command, flag, env string, err error) error {
+	if f := cmd.Flags().Lookup(flag); f != nil && !f.Changed && os.Getenv(env) != "" {
+		return fmt.Errorf("$%s: %w", env, err)
+	}
+	return err
+}
+
+// applyPrecision sets --precision on dev: a CUDA device takes any, the others fp32 only.
+func applyPrecision(cmd *cobra.Command, dev kernels.Device) error {
+	name, err := cmd.Flags().GetString("precision")
+	if err != nil || name == "" {
+		name = "fp32"
+	}
+	p, err := cuda.ParseGemmPrecision(name)
+	if err != nil {
+		return usageError{fromEnv(cmd, "precision", precisionEnv, fmt.Errorf("--precision: %w", err))}
+	}
+	if d, ok := dev.(*cuda.Device); ok {
+		d.SetGemmPrecision(p)
+		return nil
+	}
+	if p != cuda.GemmFP32 {
+		return usageError{fromEnv(cmd, "precision", precisionEnv,
+			fmt.Errorf("--precision %s needs a CUDA device (--device cuda or cuda-emu); %s computes in fp32", name, dev.Name()))}
+	}
+	return nil
+}
+
+// deviceFromCmd opens the device named by --device in --precision; an unknown name is a
+// usage error that lists the available ones.
 func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
 	name, err := cmd.Flags().GetString("device")
 	if err != nil || name == "" {
@@ -37,10 +78,10 @@ func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
 	}
 	dev, err := kernels.Open(name)
 	if err != nil {
-		if f := cmd.Flags().Lookup("device"); f != nil && !f.Changed && os.Getenv(deviceEnv) != "" {
-			err = fmt.Errorf("$%s: %w", deviceEnv, err)
-		}
-		return nil, usageError{err}
+		return nil, usageError{fromEnv(cmd, "device", deviceEnv, err)}
+	}
+	if err := applyPrecision(cmd, dev); err != nil {
+		return nil, err
 	}
 	return dev, nil
 }
@@ -49,7 +90,11 @@ func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
 // threads > 0 limits the goroutines its operations use.
 func deviceWithThreads(cmd *cobra.Command, threads int) (kernels.Device, error) {
 	if name, _ := cmd.Flags().GetString("device"); (name == "" || name == "cpu") && threads > 0 {
-		return kernels.NewCPU(threads), nil
+		dev := kernels.NewCPU(threads)
+		if err := applyPrecision(cmd, dev); err != nil {
+			return nil, err
+		}
+		return dev, nil
 	}
 	return deviceFromCmd(cmd)
 }

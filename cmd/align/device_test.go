@@ -34,3 +34,29 @@ func TestDeviceFromEnv(t *testing.T) {
 		t.Errorf("--device nosuch: exit %d, %q (the error names the flag's value, not the variable)", code, stderr)
 	}
 }
+
+// --precision sets a CUDA device's products (align info shows it); the CPU device takes fp32
+// only, and an unknown name fails; $ALIGN_PRECISION sets the default and is named in errors.
+func TestPrecisionFlag(t *testing.T) {
+	code, stdout, stderr := runAlign(t, "info", "--device", "cuda-emu", "--precision", "bf16", "--probe-time", "0")
+	if code != exitOK || !strings.Contains(stdout, "GEMM bf16") {
+		t.Errorf("info --device cuda-emu --precision bf16: exit %d, %q %q", code, stdout, stderr)
+	}
+	code, _, stderr = runAlign(t, "info", "--precision", "bf16", "--probe-time", "0")
+	if code != exitUsage || !strings.Contains(stderr, "--precision bf16 needs a CUDA device") {
+		t.Errorf("--precision bf16 on the CPU: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = runAlign(t, "info", "--device", "cuda-emu", "--precision", "fp16", "--probe-time", "0")
+	if code != exitUsage || !strings.Contains(stderr, `unknown precision "fp16"`) {
+		t.Errorf("--precision fp16: exit %d, %q", code, stderr)
+	}
+	t.Setenv(precisionEnv, "tf32")
+	code, stdout, _ = runAlign(t, "info", "--device", "cuda-emu", "--probe-time", "0")
+	if code != exitOK || !strings.Contains(stdout, "GEMM tf32") {
+		t.Errorf("ALIGN_PRECISION=tf32: exit %d, %q", code, stdout)
+	}
+	code, _, stderr = runAlign(t, "info", "--probe-time", "0")
+	if code != exitUsage || !strings.Contains(stderr, "$ALIGN_PRECISION") {
+		t.Errorf("ALIGN_PRECISION=tf32 on the CPU: exit %d, %q (the error names the variable)", code, stderr)
+	}
+}

@@ -35,6 +35,16 @@ const (
 	GemmBF16                      // inputs rounded to BF16 by a kernel, then BF16 tensor cores (TF32 for small products, bf16Pays)
 )
 
+// ParseGemmPrecision reads "fp32", "tf32" or "bf16" (String's names).
+func ParseGemmPrecision(s string) (GemmPrecision, error) {
+	for _, p := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
+		if s == p.String() {
+			return p, nil
+		}
+	}
+	return GemmFP32, fmt.Errorf("unknown precision %q: fp32, tf32 or bf16", s)
+}
+
 func (p GemmPrecision) String() string {
 	switch p {
 	case GemmTF32:
