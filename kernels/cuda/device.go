@@ -162,9 +162,8 @@ func (s *storage) Cap() int { return s.n }
 // gradients, AdamW for the weights), or by a product's conversion of its operand (bf16Of),
 // so that later products reading the same values skip the f32_to_bf16 pass: a linear
 // layer's weight is converted once per sampling run, its input once for the forward and the
-// weight gradient. Element i of the storage
-// has its copy at ptr + 2i; the block (2 bytes per element of the storage) stays with the
-// storage until it is freed.
+// weight gradient. Element i of the storage has its copy at ptr + 2i; the block (2 bytes per
+// element of the storage) stays with the storage until it is freed.
 //
 // The copy is valid only until anything may have written the storage again: every address
 // a kernel may write through comes from Device.ptr, which invalidates it. Only inputs that
@@ -253,9 +252,6 @@ func (d *Device) outPair(t *kernels.Tensor) (f32, bf16 DevPtr) {
 	if !s.halfOnly || d.prec != GemmBF16 || d.noHalves || t.Len() == 0 {
 		return d.ptr(t), d.halfOut(t)
 	}
-	if h := s.half; s.f32Stale && (h.off < t.Offset || h.off+h.n > t.Offset+t.Len()) {
-		d.freshF32(s) // the copy's elements outside t are about to lose their copy
-	}
 	q := d.markHalf(s, t.Offset, t.Len())
 	if q == 0 {
 		return d.ptr(t), 0
@@ -277,7 +273,8 @@ func (d *Device) halfOut(t *kernels.Tensor) DevPtr {
 
 // markHalf returns the address of element off's copy in s's block (allocated on first use)
 // and records [off, off+n) as the valid copy, which the caller is about to write; 0 where
-// there is no room for the block (products then convert into scratch).
+// there is no room for the block (products then convert into scratch). FP32 values kept
+// only in the copy are restored first where the copy is to cover other elements.
 func (d *Device) markHalf(s *storage, off, n int) DevPtr {
 	if h := s.half; s.f32Stale && (h.off < off || h.off+h.n > off+n) {
 		d.freshF32(s) // the copy is about to cover other elements
