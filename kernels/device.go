@@ -112,6 +112,9 @@ type Device interface {
 	// ModulateForward: out[b,t,:] = x[b,t,:]*(1+scale[b,:]) + shift[b,:]; x, out (B,T,C),
 	// shift, scale (B,C).
 	ModulateForward(out, x, shift, scale *Tensor, B, T, C int)
+	// LayerNormModulateForward: h = LayerNormForward of x (B,T,C) without affine (mean, rstd
+	// (B*T) written), then out = ModulateForward of h; one pass over x on a GPU.
+	LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tensor, B, T, C int, eps float32)
 	// ModulateBackward: dx = dout*(1+scale); dshift[b] += sum_t dout; dscale[b] += sum_t dout*x.
 	ModulateBackward(dx, dshift, dscale, dout, x, scale *Tensor, B, T, C int)
 	// GateForward: out[b,t,:] = x[b,t,:] + gate[b,:]*y[b,t,:] (the gated residual of adaLN-Zero).

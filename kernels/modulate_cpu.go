@@ -38,6 +38,13 @@ func (d *CPU) ModulateForward(out, x, shift, scale *Tensor, B, T, C int) {
 	})
 }
 
+// LayerNormModulateForward is LayerNormForward (no affine) into h, then ModulateForward of h
+// into out.
+func (d *CPU) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tensor, B, T, C int, eps float32) {
+	d.LayerNormForward(h, mean, rstd, x, nil, nil, B*T, C, eps)
+	d.ModulateForward(out, h, shift, scale, B, T, C)
+}
+
 // ModulateBackward, for out = x*(1+scale) + shift:
 //
 //	dx[b,t,c] = dout[b,t,c]*(1 + scale[b,c])           (written)

@@ -134,18 +134,16 @@ func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
 	mods := d.mods.get(dev, 6, B, C)
 	dev.Permute(mods, mod, []int{B, 6, C}, []int{1, 0, 2})
 
-	d.h = d.Norm1.Forward(x)
 	hm := d.hm.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm) // read by qkv's products only
-	dev.ModulateForward(hm, d.h, d.chunk(mods, 0), d.chunk(mods, 1), B, T, C)
+	d.h = d.Norm1.ForwardModulate(x, d.chunk(mods, 0), d.chunk(mods, 1), hm)
 	d.a = d.Attn.Forward(hm, keyBias)
 	x1 := d.x1.get(dev, B, T, C)
 	dev.GateForward(x1, x, d.chunk(mods, 2), d.a, B, T, C)
 
-	d.h2 = d.Norm2.Forward(x1)
 	hm2 := d.hm2.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm2) // read by fc1's products only
-	dev.ModulateForward(hm2, d.h2, d.chunk(mods, 3), d.chunk(mods, 4), B, T, C)
+	d.h2 = d.Norm2.ForwardModulate(x1, d.chunk(mods, 3), d.chunk(mods, 4), hm2)
 	d.m = d.MLP.Forward(hm2)
 	out := d.out.get(dev, B, T, C)
 	dev.GateForward(out, x1, d.chunk(mods, 5), d.m, B, T, C)

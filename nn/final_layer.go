@@ -74,9 +74,9 @@ func (f *FinalLayer) Forward(x, c *kernels.Tensor) *kernels.Tensor {
 	dev.SiluForward(sc, c)
 	mods := f.mods.get(dev, 2, B, C)
 	dev.Permute(mods, f.Ada.Forward(sc), []int{B, 2, C}, []int{1, 0, 2})
-	f.h = f.Norm.Forward(x)
 	hm := f.hm.get(dev, B, T, C)
-	dev.ModulateForward(hm, f.h, mods.View(0, B, C), mods.View(B*C, B, C), B, T, C)
+	kernels.StoreHalf(dev, hm) // read by the linear layer's products only
+	f.h = f.Norm.ForwardModulate(x, mods.View(0, B, C), mods.View(B*C, B, C), hm)
 	return f.Linear.Forward(hm)
 }
 

@@ -4,7 +4,11 @@
 
 package nn
 
-import "github.com/alignkit/align/kernels"
+import (
+	"fmt"
+
+	"github.com/alignkit/align/kernels"
+)
 
 // LayerNorm normalises every row of x (..., C):
 //
@@ -70,6 +74,26 @@ func (n *LayerNorm) Forward(x *kernels.Tensor) *kernels.Tensor {
 	N := rowsOf("LayerNorm.Forward", x, n.C)
 	y := n.out.get(n.dev, x.Shape...)
 	n.dev.LayerNormForward(y, n.mean.get(n.dev, N), n.rstd.get(n.dev, N), x, n.Weight, n.Bias, N, n.C, n.Eps)
+	n.x = x
+	return y
+}
+
+// ForwardModulate normalises x (B,T,C) as Forward and writes its adaLN modulation
+// out = y*(1 + scale[b]) + shift[b] (shift, scale (B,C)) into out, in one device pass
+// without affine (LayerNormModulateForward); it returns y, which Backward and
+// ModulateBackward use as after Forward.
+func (n *LayerNorm) ForwardModulate(x, shift, scale, out *kernels.Tensor) *kernels.Tensor {
+	if len(x.Shape) != 3 || x.Shape[2] != n.C {
+		panic(fmt.Sprintf("nn: LayerNorm.ForwardModulate: input %v, want (B,T,%d)", x, n.C))
+	}
+	B, T := x.Shape[0], x.Shape[1]
+	if n.Weight != nil {
+		y := n.Forward(x)
+		n.dev.ModulateForward(out, y, shift, scale, B, T, n.C)
+		return y
+	}
+	y := n.out.get(n.dev, x.Shape...)
+	n.dev.LayerNormModulateForward(out, y, n.mean.get(n.dev, B*T), n.rstd.get(n.dev, B*T), x, shift, scale, B, T, n.C, n.Eps)
 	n.x = x
 	return y
 }

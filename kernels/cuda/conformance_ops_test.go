@@ -5,6 +5,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"slices"
 
@@ -133,6 +134,34 @@ func testModulate(e *env) {
 	e.check("ModulateBackward aliased dx", dout, tol32, eps32)
 	e.check("ModulateBackward aliased dscale", dsc, tol32, eps32)
 	e.free(x, sh, sc, out, dout, dx, dsh, dsc)
+}
+
+// testLayerNormModulate checks the fused pass against the CPU device, and bit for bit
+// against the device's own LayerNormForward then ModulateForward; rows past ROW_REG*32 too.
+func testLayerNormModulate(e *env) {
+	for _, c := range [][3]int{{3, 5, 37}, {2, 3, 1100}} {
+		B, T, C := c[0], c[1], c[2]
+		x, sh, sc := e.pair(normals(41, B*T*C), B, T, C), e.pair(normals(42, B*C), B, C), e.pair(normals(43, B*C), B, C)
+		out, h, mean, rstd := e.pair(nil, B, T, C), e.pair(nil, B, T, C), e.pair(nil, B*T), e.pair(nil, B*T)
+		e.dev.LayerNormModulateForward(out.d, h.d, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
+		e.cpu.LayerNormModulateForward(out.c, h.c, mean.c, rstd.c, x.c, sh.c, sc.c, B, T, C, 1e-6)
+		name := fmt.Sprintf("LayerNormModulateForward C=%d", C)
+		for _, p := range []struct {
+			what string
+			p    pair
+		}{{"out", out}, {"h", h}, {"mean", mean}, {"rstd", rstd}} {
+			e.check(name+" "+p.what, p.p, tol32, eps32)
+		}
+		// The unfused pair on the device, its results in the pairs' CPU halves: the same bits.
+		e.cpu.CopyFromHost(h.c, e.host(h))
+		e.dev.LayerNormForward(h.d, mean.d, rstd.d, x.d, nil, nil, B*T, C, 1e-6)
+		e.dev.ModulateForward(out.d, h.d, sh.d, sc.d, B, T, C)
+		e.cpu.CopyFromHost(out.c, e.host(out))
+		e.dev.LayerNormModulateForward(out.d, h.d, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
+		e.same(name+" out against LayerNormForward+ModulateForward", out)
+		e.same(name+" h against LayerNormForward", h)
+		e.free(x, sh, sc, out, h, mean, rstd)
+	}
 }
 
 func testGate(e *env) {

@@ -58,6 +58,7 @@ var conformanceCases = []struct {
 	{"Silu", testSilu},
 	{"LayerNorm", testLayerNorm},
 	{"Modulate", testModulate},
+	{"LayerNormModulate", testLayerNormModulate},
 	{"Gate", testGate},
 	{"ModulateGateVec", testModulateGateVec},
 	{"Softmax", testSoftmax},

@@ -3,8 +3,11 @@
 //   layernorm_forward          one warp per row of inp (N,C): two-pass mean and biased
 //                              variance, rstd = 1/sqrt(var+eps), out = (x-mean)*rstd*w + b
 //                              (no affine when weight is null); writes mean, rstd (N). The
-//                              row in registers up to C = 1024 (ROW_REG).
-//                              grid ceil(N/8), block 256 (8 warps = 8 rows)
+//                              row in registers up to C = 1024 (ROW_REG). Where shift is not
+//                              null (rows (b,t) of T per sample), also the adaLN modulation of
+//                              the normalised row, mout = out*(1 + scale[b]) + shift[b], as
+//                              modulate_forward computes it, into mout and its BF16 copy mout16
+//                              (each where not null). grid ceil(N/8), block 256 (8 warps = 8 rows)
 //   layernorm_backward_dx      one warp per row: g = w*dout (dout without affine),
 //                              dinp = (g - mean(g) - norm*mean(g*norm))*rstd.
 //                              grid ceil(N/8), block 256
@@ -21,16 +24,29 @@
 
 #define LN_ROWS 8  // rows (warps) per block
 
-DEVFN void ln_store(float* o, const float* weight, const float* bias, int c, float nrm) {
-  o[c] = weight ? nrm * weight[c] + bias[c] : nrm;
+// ln_store writes element c of the normalised row and, where sh is not null, its modulation.
+DEVFN void ln_store(float* o, const float* weight, const float* bias, float* mo, unsigned short* mo16,
+                    const float* sh, const float* sc, int c, float nrm) {
+  const float y = weight ? nrm * weight[c] + bias[c] : nrm;
+  o[c] = y;
+  if (sh) {
+    const float z = y * (1.0f + sc[c]) + sh[c];
+    if (mo) mo[c] = z;
+    if (mo16) mo16[c] = (unsigned short)bf16_bits(z);
+  }
 }
 
 KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int N, int C, float eps) {
+                              const float* bias, float* mout, unsigned short* mout16, const float* shift,
+                              const float* scale, int N, int T, int C, float eps) {
   int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;  // whole warps leave together
   const float* x = inp + (long long)row * C;
   float* o = out + (long long)row * C;
+  const long long b = shift ? row / T : 0, ro = (long long)row * C;  // the modulation's sample
+  float* mo = mout ? mout + ro : nullptr;
+  unsigned short* mo16 = mout16 ? mout16 + ro : nullptr;
+  const float *sh = shift ? shift + b * C : nullptr, *sc = shift ? scale + b * C : nullptr;
   float s = 0.0f, v = 0.0f, m, r;
   if (C <= 32 * ROW_REG) {  // the row in registers (common.h): one read of it
     float xr[ROW_REG];
@@ -49,7 +65,7 @@ UNROLL
     r = 1.0f / KM_SQRTF(warp_sum(v) / (float)C + eps);
 UNROLL
     for (int k = 0; k < ROW_REG; k++)
-      if (lane + 32 * k < C) ln_store(o, weight, bias, lane + 32 * k, (xr[k] - m) * r);
+      if (lane + 32 * k < C) ln_store(o, weight, bias, mo, mo16, sh, sc, lane + 32 * k, (xr[k] - m) * r);
   } else {
     for (int c = lane; c < C; c += 32) s += x[c];
     m = warp_sum(s) / (float)C;
@@ -58,7 +74,7 @@ UNROLL
       v += d * d;
     }
     r = 1.0f / KM_SQRTF(warp_sum(v) / (float)C + eps);
-    for (int c = lane; c < C; c += 32) ln_store(o, weight, bias, c, (x[c] - m) * r);
+    for (int c = lane; c < C; c += 32) ln_store(o, weight, bias, mo, mo16, sh, sc, c, (x[c] - m) * r);
   }
   if (lane == 0) {
     mean[row] = m;

@@ -29,7 +29,29 @@ func (d *Device) LayerNormForward(out, mean, rstd, inp, weight, bias *kernels.Te
 		return
 	}
 	d.launch("layernorm_forward", rowGrid(N), rowBlock, 0, P(d.ptr(out)), P(d.ptr(mean)), P(d.ptr(rstd)),
-		P(d.ptr(inp)), P(d.ptr(weight)), P(d.ptr(bias)), I(N), I(C), F(eps))
+		P(d.rptr(inp)), P(d.rptr(weight)), P(d.rptr(bias)), P(0), P(0), P(0), P(0), I(N), I(1), I(C), F(eps))
+}
+
+// LayerNormModulateForward is layernorm_forward with the modulation in the same pass: out
+// (or, in BF16 mode, its copy alone for a StoreHalf tensor: outPair) from the normalised row
+// still in registers, bit for bit what ModulateForward of h gives.
+func (d *Device) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *kernels.Tensor, B, T, C int, eps float32) {
+	N := B * T
+	mustLen("LayerNormModulateForward out", out, N*C)
+	mustLen("LayerNormModulateForward h", h, N*C)
+	mustLen("LayerNormModulateForward x", x, N*C)
+	mustLen("LayerNormModulateForward mean", mean, N)
+	mustLen("LayerNormModulateForward rstd", rstd, N)
+	mustLen("LayerNormModulateForward shift", shift, B*C)
+	mustLen("LayerNormModulateForward scale", scale, B*C)
+	if N == 0 || C == 0 {
+		return
+	}
+	ph, pm, pr := d.ptr(h), d.ptr(mean), d.ptr(rstd)
+	px, psh, psc := d.rptr(x), d.rptr(shift), d.rptr(scale)
+	po, po16 := d.outPair(out)
+	d.launch("layernorm_forward", rowGrid(N), rowBlock, 0, P(ph), P(pm), P(pr), P(px), P(0), P(0),
+		P(po), P(po16), P(psh), P(psc), I(N), I(T), I(C), F(eps))
 }
 
 // LayerNormBackward launches the parameter-gradient kernel first, so that dinp may alias
