@@ -205,10 +205,11 @@ var bf16Ablations = []struct {
 	name string
 	off  func(d *Device)
 }{
-	{"copies", func(d *Device) { d.noHalves = true }},          // BF16 copies kept with the tensors (halfCopy)
-	{"bf16-only", func(d *Device) { d.noStoreHalf = true }},    // activations kept in BF16 alone (StoreHalf)
-	{"mma", func(d *Device) { d.noAttnMMA = true }},            // attention on tensor cores
-	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }}, // the bias gradient in the BGRADB epilogue
+	{"copies", func(d *Device) { d.noHalves = true }},            // BF16 copies kept with the tensors (halfCopy)
+	{"bf16-only", func(d *Device) { d.noStoreHalf = true }},      // activations kept in BF16 alone (StoreHalf)
+	{"mma", func(d *Device) { d.noAttnMMA = true }},              // attention on tensor cores
+	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }},   // the bias gradient in the BGRADB epilogue
+	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }}, // LayerNorm and modulation in one pass
 }
 
 // Sizes of BenchmarkDiTBase (and of the PyTorch run).

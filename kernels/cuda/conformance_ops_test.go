@@ -160,6 +160,10 @@ func testLayerNormModulate(e *env) {
 		e.dev.LayerNormModulateForward(out.d, h.d, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
 		e.same(name+" out against LayerNormForward+ModulateForward", out)
 		e.same(name+" h against LayerNormForward", h)
+		e.dev.noFusedNormModulate = true // the benchmark's ablation: the two launches
+		e.dev.LayerNormModulateForward(out.d, h.d, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
+		e.dev.noFusedNormModulate = false
+		e.same(name+" out, unfused", out)
 		e.free(x, sh, sc, out, h, mean, rstd)
 	}
 }

@@ -86,6 +86,7 @@ type Device struct {
 	// halfReads counts the operands read from a copy, halfRestores the FP32 restorations.
 	noHalves, checkHalves bool
 	noStoreHalf           bool // StoreHalf ignored (BenchmarkDiTBase's ablation)
+	noFusedNormModulate   bool // LayerNormModulateForward as two launches (the same)
 	halfReads             int
 	halfRestores          int // FP32 values restored from copies (freshF32)
 	closed                bool

@@ -47,6 +47,11 @@ func (d *Device) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *k
 	if N == 0 || C == 0 {
 		return
 	}
+	if d.noFusedNormModulate {
+		d.LayerNormForward(h, mean, rstd, x, nil, nil, N, C, eps)
+		d.ModulateForward(out, h, shift, scale, B, T, C)
+		return
+	}
 	ph, pm, pr := d.ptr(h), d.ptr(mean), d.ptr(rstd)
 	px, psh, psc := d.rptr(x), d.rptr(shift), d.rptr(scale)
 	po, po16 := d.outPair(out)
