@@ -42,7 +42,8 @@ func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) op
 		return operand{}
 	}
 	d.checkOperand(op, t, n, exact)
-	return operand{bf16: d.halfIn(t, n), s: d.storageOf(t), off: t.Offset}
+	s := d.storageOf(t)
+	return operand{bf16: d.halfAt(s, t.Offset, n), s: s, off: t.Offset}
 }
 
 // gemmOutput returns the address of the product's output t (n elements exactly).
@@ -104,29 +105,26 @@ func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, 
 	pw := d.gemmOperand("LinearBackward w", w, out*in, true)
 	pdx := d.gemmOutput("LinearBackward dx", dx, N*in, true)
 	d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, pdx, 0, 1, epilogue{})
-	if dw == nil {
-		if dbias != nil {
-			d.BiasBackward(dbias, dy, N, out)
+	var sums DevPtr // the epilogue's bias gradient, 0 where bias_backward sums it
+	if dw != nil {
+		pdy = d.gemmOperand("LinearBackward dy", dy, N*out, true) // again: the first product may have left its BF16 copy
+		px := d.gemmOperand("LinearBackward x", x, N*in, true)
+		pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true)
+		if dbias != nil && N > 0 && out > 0 && !d.noBiasGradEpilogue {
+			mustLen("LinearBackward dbias", dbias, out)
+			var release func()
+			sums, release = d.scratch(4 * out)
+			defer release()
 		}
-		return
-	}
-	pdy = d.gemmOperand("LinearBackward dy", dy, N*out, true) // again: the first product may have left its BF16 copy
-	px := d.gemmOperand("LinearBackward x", x, N*in, true)
-	pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true)
-	if dbias == nil || N == 0 || out == 0 || d.noBiasGradEpilogue {
-		d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, 1, pdw, 0, 1, epilogue{})
-		if dbias != nil {
-			d.BiasBackward(dbias, dy, N, out)
+		if !d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, 1, pdw, 0, 1, epilogue{biasGrad: sums}) {
+			sums = 0
 		}
-		return
 	}
-	mustLen("LinearBackward dbias", dbias, out)
-	sums, release := d.scratch(4 * out)
-	defer release()
-	if d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, 1, pdw, 0, 1, epilogue{biasGrad: sums}) {
+	switch {
+	case sums != 0:
 		pdb := d.ptr(dbias)
 		d.addBias(pdb, pdb, sums, 1, out)
-	} else {
+	case dbias != nil:
 		d.BiasBackward(dbias, dy, N, out)
 	}
 }
