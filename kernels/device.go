@@ -59,6 +59,15 @@ type Device interface {
 	// nil, dw += dyᵀ·x (out,in) and dbias[c] += sum_n dy[n,c]. The same as Gemm, Gemm and
 	// BiasBackward; a GPU sums the bias gradient in the weight gradient's epilogue.
 	LinearBackward(dx, dw, dbias, dy, x, w *Tensor, N, in, out int)
+	// LinearGelu: h = x·Wᵀ + bias (N,out), then g = GeluForward(h): the same as Linear and
+	// GeluForward; a GPU applies GELU in the product's epilogue. h is kept for the backward.
+	LinearGelu(g, h, x, w, bias *Tensor, N, in, out int)
+	// GeluLinearBackward is LinearBackward for a layer whose input x (N,in) = gelu(h) came out
+	// of LinearGelu: instead of dx it writes dh = gelu'(h) ⊙ (dy·W) (N,in), and where not nil
+	// dbiasH[c] += sum_n dh[n,c] (the bias gradient of the layer that produced h); dw and
+	// dbias as in LinearBackward. The same as LinearBackward, GeluBackward and BiasBackward;
+	// a GPU applies gelu' and sums dbiasH in the epilogue of dh's product.
+	GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *Tensor, N, in, out int)
 	// GemmStridedBatched runs batch independent Gemms; matrix i of A starts at element
 	// i*strideA of a (likewise B and C).
 	GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a *Tensor, strideA int,

@@ -187,3 +187,19 @@ func (d *CPU) LinearBackward(dx, dw, dbias, dy, x, w *Tensor, N, in, out int) {
 		d.BiasBackward(dbias, dy, N, out)
 	}
 }
+
+// LinearGelu is Linear into h, then GeluForward(g, h).
+func (d *CPU) LinearGelu(g, h, x, w, bias *Tensor, N, in, out int) {
+	d.Linear(h, x, w, bias, N, in, out)
+	d.GeluForward(g, h)
+}
+
+// GeluLinearBackward is LinearBackward with dh in the place of dx (dh = dy·W), then
+// GeluBackward(dh, h, dh) in place and, where set, BiasBackward(dbiasH, dh, N, in).
+func (d *CPU) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *Tensor, N, in, out int) {
+	d.LinearBackward(dh, dw, dbias, dy, x, w, N, in, out)
+	d.GeluBackward(dh, h, dh)
+	if dbiasH != nil {
+		d.BiasBackward(dbiasH, dh, N, in)
+	}
+}

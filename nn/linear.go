@@ -100,7 +100,7 @@ func (l *Linear) Params() []Param {
 func (l *Linear) Forward(x *kernels.Tensor) *kernels.Tensor {
 	N := rowsOf("Linear.Forward", x, l.In)
 	y := l.out.get(l.dev, withLast(x.Shape, l.Out)...)
-	if l.LoRA != nil && l.LoRA.Enabled { // the adapter's term before the bias, as it was trained
+	if l.adapted() { // the adapter's term before the bias, as it was trained
 		l.dev.Gemm(false, true, N, l.Out, l.In, 1, x, l.Weight, 0, y)
 		l.LoRA.forward(y, x, N)
 		if l.Bias != nil {
@@ -114,15 +114,53 @@ func (l *Linear) Forward(x *kernels.Tensor) *kernels.Tensor {
 }
 
 // Backward takes dy (..., Out), accumulates the parameter gradients and returns dx (..., In).
-func (l *Linear) Backward(dy *kernels.Tensor) *kernels.Tensor {
+func (l *Linear) Backward(dy *kernels.Tensor) *kernels.Tensor { return l.backward(dy, l.DBias) }
+
+// backward is Backward with the bias gradient accumulated into dbias (nil: left to the
+// caller, as MLP's GeluLinearBackward sums it for fc1).
+func (l *Linear) backward(dy, dbias *kernels.Tensor) *kernels.Tensor {
+	N := l.rowsOfBackward(dy)
+	dx := l.dx.get(l.dev, l.x.Shape...)
+	l.dev.LinearBackward(dx, l.DWeight, dbias, dy, l.x, l.Weight, N, l.In, l.Out)
+	if l.adapted() {
+		l.LoRA.backward(dx, dy, l.x, N)
+	}
+	return dx
+}
+
+// rowsOfBackward returns the rows of dy (..., Out) after checking them against the last
+// Forward's input.
+func (l *Linear) rowsOfBackward(dy *kernels.Tensor) int {
 	N := rowsOf("Linear.Backward", dy, l.Out)
 	if l.x == nil || l.x.Len() != N*l.In {
 		panic("nn: Linear.Backward without a matching Forward")
 	}
-	dx := l.dx.get(l.dev, l.x.Shape...)
-	l.dev.LinearBackward(dx, l.DWeight, l.DBias, dy, l.x, l.Weight, N, l.In, l.Out)
-	if l.LoRA != nil && l.LoRA.Enabled {
-		l.LoRA.backward(dx, dy, l.x, N)
-	}
-	return dx
+	return N
+}
+
+// adapted reports whether an enabled LoRA adapter adds its term to the layer's product.
+func (l *Linear) adapted() bool { return l.LoRA != nil && l.LoRA.Enabled }
+
+// forwardGelu is Forward followed by GELU (Device.LinearGelu, one product on a GPU): it
+// writes g = gelu(y) and returns y = x W^T + b (..., Out), kept for backwardGelu. Layers
+// without an enabled adapter only.
+func (l *Linear) forwardGelu(x, g *kernels.Tensor) *kernels.Tensor {
+	N := rowsOf("Linear.Forward", x, l.In)
+	y := l.out.get(l.dev, withLast(x.Shape, l.Out)...)
+	kernels.StoreHalf(l.dev, y) // read by the next layer's GeluLinearBackward only
+	l.dev.LinearGelu(g, y, x, l.Weight, l.Bias, N, l.In, l.Out)
+	l.x = x
+	return y
+}
+
+// backwardGelu is Backward for a layer whose input x came out of gelu(h) (forwardGelu of the
+// layer before): it returns dh = gelu'(h) ⊙ dx (..., In) (Device.GeluLinearBackward, dx's
+// product with gelu' on a GPU) and adds dh's sums over the rows to dbiasH (nil: not at all),
+// the bias gradient of the layer before. Layers without an enabled adapter only.
+func (l *Linear) backwardGelu(dy, h, dbiasH *kernels.Tensor) *kernels.Tensor {
+	N := l.rowsOfBackward(dy)
+	dh := l.dx.get(l.dev, l.x.Shape...)
+	kernels.StoreHalf(l.dev, dh) // read by the layer before's products only
+	l.dev.GeluLinearBackward(dh, dbiasH, l.DWeight, l.DBias, dy, l.x, l.Weight, h, N, l.In, l.Out)
+	return dh
 }

@@ -11,7 +11,10 @@ import "github.com/alignkit/align/kernels"
 //	y = fc2(gelu(fc1(x))),  fc1: C -> Hidden, fc2: Hidden -> C, both with bias,
 //
 // with gelu(u) = 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3))) (the tanh approximation,
-// as DiT's approx_gelu).
+// as DiT's approx_gelu). Without LoRA adapters on its layers, GELU goes with the products
+// beside it: fc1's forward writes gelu(h) (Device.LinearGelu) and fc2's backward writes dh =
+// gelu'(h) ⊙ dg and sums fc1's bias gradient (Device.GeluLinearBackward), which on a GPU
+// are epilogues of the products.
 type MLP struct {
 	C, Hidden int // e.g. 384, 1536
 
@@ -21,7 +24,6 @@ type MLP struct {
 	dev kernels.Device
 	h   *kernels.Tensor // (N, Hidden) fc1 output of the last Forward (owned by FC1)
 	g   buffer          // (N, Hidden) gelu(h)
-	dh  buffer          // (N, Hidden)
 }
 
 // NewMLP allocates an MLP with Xavier-normal weights drawn from r and zero biases.
@@ -38,20 +40,26 @@ func (m *MLP) Params() []Param {
 
 // Forward maps x (..., C) to y (..., C).
 func (m *MLP) Forward(x *kernels.Tensor) *kernels.Tensor {
-	m.h = m.FC1.Forward(x)
-	g := m.g.get(m.dev, m.h.Shape...)
+	g := m.g.get(m.dev, withLast(x.Shape, m.Hidden)...)
 	kernels.StoreHalf(m.dev, g) // read by fc2's products only
-	m.dev.GeluForward(g, m.h)
+	if m.FC1.adapted() {
+		m.h = m.FC1.Forward(x)
+		m.dev.GeluForward(g, m.h)
+	} else {
+		m.h = m.FC1.forwardGelu(x, g)
+	}
 	return m.FC2.Forward(g)
 }
 
 // Backward takes dy (..., C) and returns dx (..., C).
 func (m *MLP) Backward(dy *kernels.Tensor) *kernels.Tensor {
-	dg := m.FC2.Backward(dy)
-	dh := m.dh.get(m.dev, m.h.Shape...)
-	kernels.StoreHalf(m.dev, dh) // read by fc1's products only
-	m.dev.GeluBackward(dh, m.h, dg)
-	return m.FC1.Backward(dh)
+	if m.FC2.adapted() {
+		dh := m.FC2.Backward(dy) // dg, turned into dh in place
+		m.dev.GeluBackward(dh, m.h, dh)
+		return m.FC1.Backward(dh)
+	}
+	dh := m.FC2.backwardGelu(dy, m.h, m.FC1.DBias)
+	return m.FC1.backward(dh, nil)
 }
 
 // SetTrainable freezes (false) or unfreezes both layers' weights and biases.

@@ -25,10 +25,22 @@ DEVFN float gelu_exp(float x, float* u) {
   return km_expf(a < GELU_MAX_EXP ? a : GELU_MAX_EXP);
 }
 
+// gelu_value is gelu(x); gelu_grad is gelu'(x). The emulated GEMM's GELU epilogues use them
+// too (emu_kernels.cc).
+DEVFN float gelu_value(float x) {
+  float u;
+  return x / (1.0f + gelu_exp(x, &u));
+}
+
+DEVFN float gelu_grad(float x) {
+  float u, e = gelu_exp(x, &u);
+  float s = 1.0f / (1.0f + e);
+  return s + 2.0f * x * s * (e * s) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
 KERNEL void gelu_forward(float* out, unsigned short* out16, const float* inp, int n) {
   GRID_STRIDE(i, n) {
-    float x = inp[i], u;
-    float y = x / (1.0f + gelu_exp(x, &u));
+    float y = gelu_value(inp[i]);
     if (out) out[i] = y;
     if (out16) out16[i] = (unsigned short)bf16_bits(y);
   }
@@ -37,11 +49,7 @@ EMU_KERNEL(gelu_forward);
 
 KERNEL void gelu_backward(float* dinp, unsigned short* dinp16, const float* inp, const float* dout, int n) {
   GRID_STRIDE(i, n) {
-    float x = inp[i], u;
-    float e = gelu_exp(x, &u);
-    float s = 1.0f / (1.0f + e);
-    float dg = s + 2.0f * x * s * (e * s) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-    float g = dg * dout[i];
+    float g = gelu_grad(inp[i]) * dout[i];
     if (dinp) dinp[i] = g;
     if (dinp16) dinp16[i] = (unsigned short)bf16_bits(g);
   }

@@ -210,6 +210,7 @@ var bf16Ablations = []struct {
 	{"mma", func(d *Device) { d.noAttnMMA = true }},              // attention on tensor cores
 	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }},   // the bias gradient in the BGRADB epilogue
 	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }}, // LayerNorm and modulation in one pass
+	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }},    // the MLP's GELU in its products' epilogues
 }
 
 // Sizes of BenchmarkDiTBase (and of the PyTorch run).

@@ -54,6 +54,7 @@ var conformanceCases = []struct {
 	{"GemmStridedBatched", testGemmStridedBatched},
 	{"Linear", testLinear},
 	{"LinearBackward", testLinearBackward},
+	{"LinearGelu", testLinearGelu},
 	{"Gelu", testGelu},
 	{"Silu", testSilu},
 	{"LayerNorm", testLayerNorm},
@@ -369,6 +370,55 @@ func testLinearBackward(e *env) {
 	}
 	e.dev.SetGemmPrecision(GemmFP32)
 	e.free(dy, x, w)
+}
+
+// testLinearGelu checks LinearGelu's g and h, and GeluLinearBackward's dh, dbiasH (onto
+// values already there), dw and dbias, against the CPU device in every precision (BF16
+// forced): with 16 hidden features the GELU epilogues run (the aux matrix's leading
+// dimension is a multiple of 8), with 13 the device falls back to separate kernels; in BF16
+// mode also with g, h and dh read by products only (StoreHalf), so that the epilogues write
+// BF16 (their values are then restored from BF16 for the comparison).
+func testLinearGelu(e *env) {
+	defer func(v float64) { e.dev.bf16Intensity = v }(e.dev.bf16Intensity)
+	e.dev.bf16Intensity = 0
+	const N, C = 11, 7
+	for _, H := range []int{16, 13} {
+		x, w1, b1 := e.pair(normals(31, N*C), N, C), e.pair(normals(32, H*C), H, C), e.pair(normals(33, H), H)
+		dy, w2 := e.pair(normals(34, N*C), N, C), e.pair(normals(35, C*H), C, H)
+		for _, prec := range []GemmPrecision{GemmFP32, GemmTF32, GemmBF16} {
+			for _, halfOnly := range []bool{false, true} {
+				if halfOnly && prec != GemmBF16 {
+					continue
+				}
+				e.dev.SetGemmPrecision(prec)
+				name := fmt.Sprintf("%s H=%d half-only=%v", prec, H, halfOnly)
+				g, h, dh := e.pair(normals(36, N*H), N, H), e.pair(normals(37, N*H), N, H), e.pair(normals(38, N*H), N, H)
+				db1, dw2, db2 := e.pair(normals(39, H), H), e.pair(normals(40, C*H), C, H), e.pair(normals(41, C), C)
+				if halfOnly {
+					e.dev.StoreHalf(g.d)
+					e.dev.StoreHalf(h.d)
+					e.dev.StoreHalf(dh.d)
+				}
+				e.dev.LinearGelu(g.d, h.d, x.d, w1.d, b1.d, N, C, H)
+				e.cpu.LinearGelu(g.c, h.c, x.c, w1.c, b1.c, N, C, H)
+				e.dev.GeluLinearBackward(dh.d, db1.d, dw2.d, db2.d, dy.d, g.d, w2.d, h.d, N, H, C)
+				e.cpu.GeluLinearBackward(dh.c, db1.c, dw2.c, db2.c, dy.c, g.c, w2.c, h.c, N, H, C)
+				eps := 1e-5 // and relative to the values in BF16, where dw's sums reach about 10
+				if prec == GemmBF16 {
+					eps = 1e-2
+				}
+				e.check(name+" LinearGelu h", h, precTol(prec, C), eps)
+				e.check(name+" LinearGelu g", g, precTol(prec, C), eps)
+				e.check(name+" GeluLinearBackward dh", dh, precTol(prec, C), eps)
+				e.check(name+" GeluLinearBackward dbiasH", db1, precTol(prec, N*C), eps)
+				e.check(name+" GeluLinearBackward dw", dw2, precTol(prec, N), eps)
+				e.check(name+" GeluLinearBackward dbias", db2, precTol(prec, N), eps)
+				e.free(g, h, dh, db1, dw2, db2)
+			}
+		}
+		e.free(x, w1, b1, dy, w2)
+	}
+	e.dev.SetGemmPrecision(GemmFP32)
 }
 
 // testMMATile checks mma_bf16_16816's fragment layouts: one 16x16 by 16x8 product of small

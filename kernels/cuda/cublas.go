@@ -3,9 +3,10 @@
 // The cuBLAS wrapper of the real driver (build tag cuda): handle creation, binding to the
 // device's stream, and GemmEx / GemmStridedBatchedEx / GemmBatchedEx with FP32 or BF16 inputs, FP32 output
 // and FP32 accumulation (CUBLAS_COMPUTE_32F, or CUBLAS_COMPUTE_32F_FAST_TF32 for TF32
-// tensor cores); products with a bias (GemmArgs.Bias) or a bias gradient (BiasGrad) go
-// through cuBLASLt's matmul with the BIAS or BGRADB epilogue, one plan (descriptor, layouts,
-// heuristic's algorithm) per epilogue and shape.
+// tensor cores); products with a bias (GemmArgs.Bias), a bias gradient (BiasGrad) or GELU
+// (GELU) go through cuBLASLt's matmul with the BIAS, BGRADB, GELU_AUX(_BIAS) or DGELU(_BGRAD)
+// epilogue, one plan (descriptor, layouts, heuristic's algorithm) per epilogue and shape;
+// their C may be BF16 (CType).
 // gorgonia.org/cu/blas has none of these (toolchain.md §3), hence this file. Device pointers
 // cross as uintptr_t.
 //
@@ -35,8 +36,14 @@ package cuda
 #define ALIGN_LT_DESC_TRANSB 4        // CUBLASLT_MATMUL_DESC_TRANSB
 #define ALIGN_LT_DESC_EPILOGUE 7      // CUBLASLT_MATMUL_DESC_EPILOGUE
 #define ALIGN_LT_DESC_BIAS_POINTER 8  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
+#define ALIGN_LT_DESC_AUX_POINTER 11  // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER
+#define ALIGN_LT_DESC_AUX_LD 12       // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD
 #define ALIGN_LT_EPILOGUE_BIAS 4      // CUBLASLT_EPILOGUE_BIAS
 #define ALIGN_LT_EPILOGUE_BGRADB 512  // CUBLASLT_EPILOGUE_BGRADB
+#define ALIGN_LT_EPILOGUE_GELU_AUX 160      // CUBLASLT_EPILOGUE_GELU_AUX
+#define ALIGN_LT_EPILOGUE_GELU_AUX_BIAS 164 // CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+#define ALIGN_LT_EPILOGUE_DGELU 192         // CUBLASLT_EPILOGUE_DGELU
+#define ALIGN_LT_EPILOGUE_DGELU_BGRAD 208   // CUBLASLT_EPILOGUE_DGELU_BGRAD
 #define ALIGN_LT_PREF_MAX_WORKSPACE 1 // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
 #define ALIGN_LT_PREF_ALIGN_A 5       // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES (B, C, D follow)
 #define ALIGN_LT_NO_ALGO (-1)         // align_lt_plan: the heuristic found no algorithm
@@ -78,6 +85,12 @@ _Static_assert(CUBLASLT_MATMUL_DESC_TRANSA == ALIGN_LT_DESC_TRANSA && CUBLASLT_M
                    CUBLASLT_MATMUL_DESC_EPILOGUE == ALIGN_LT_DESC_EPILOGUE &&
                    CUBLASLT_MATMUL_DESC_BIAS_POINTER == ALIGN_LT_DESC_BIAS_POINTER &&
                    CUBLASLT_EPILOGUE_BIAS == ALIGN_LT_EPILOGUE_BIAS && CUBLASLT_EPILOGUE_BGRADB == ALIGN_LT_EPILOGUE_BGRADB &&
+                   CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER == ALIGN_LT_DESC_AUX_POINTER &&
+                   CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD == ALIGN_LT_DESC_AUX_LD &&
+                   CUBLASLT_EPILOGUE_GELU_AUX == ALIGN_LT_EPILOGUE_GELU_AUX &&
+                   CUBLASLT_EPILOGUE_GELU_AUX_BIAS == ALIGN_LT_EPILOGUE_GELU_AUX_BIAS &&
+                   CUBLASLT_EPILOGUE_DGELU == ALIGN_LT_EPILOGUE_DGELU &&
+                   CUBLASLT_EPILOGUE_DGELU_BGRAD == ALIGN_LT_EPILOGUE_DGELU_BGRAD &&
                    CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == ALIGN_LT_PREF_MAX_WORKSPACE &&
                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES == ALIGN_LT_PREF_ALIGN_A &&
                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES == ALIGN_LT_PREF_ALIGN_A + 3,
@@ -120,10 +133,10 @@ static int align_blas_create(cublasHandle_t* h) { return (int)cublasCreate(h); }
 static int align_blas_destroy(cublasHandle_t h) { return (int)cublasDestroy(h); }
 static int align_blas_set_stream(cublasHandle_t h, void* s) { return (int)cublasSetStream(h, (cudaStream_t)s); }
 
-// align_lt_plan is a cuBLASLt matmul of one shape with an epilogue on a vector: the bias
-// (C = alpha*op(A)*op(B) + bias) or BGRADB (C = alpha*op(A)*op(B) + beta*C, and the vector gets
-// the sums over k of op(B)'s columns); C (m,n) column-major FP32, A and B FP32 or BF16 as
-// stored (ta: A is (k,m)). The vector is FP32, the type of C.
+// align_lt_plan is a cuBLASLt matmul of one shape with an epilogue (GemmArgs): C (m,n)
+// column-major of type ctype (FP32 or BF16), A and B FP32 or BF16 as stored (ta: A is (k,m));
+// the epilogue's vector (bias or bias gradient) and aux matrix (GELU's input, leading
+// dimension ldaux) have C's type, as cuBLASLt has them by default.
 typedef struct {
   cublasLtMatmulDesc_t desc;
   cublasLtMatrixLayout_t a, b, c;
@@ -140,24 +153,36 @@ static void align_lt_plan_free(align_lt_plan* p) {
   if (p->c) cublasLtMatrixLayoutDestroy(p->c);
 }
 
+static int align_type(int t) { return t == 1 ? ALIGN_R_16BF : ALIGN_R_32F; }
+
+// align_lt_pointers sets the epilogue's vector and aux matrix addresses (aux only where the
+// epilogue has one: ldaux > 0).
+static int align_lt_pointers(align_lt_plan* p, uintptr_t vec, uintptr_t aux, long long ldaux) {
+  const void* vp = (const void*)vec;
+  const void* ap = (const void*)aux;
+  int rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_BIAS_POINTER, &vp, sizeof vp);
+  if (!rc && ldaux > 0) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_AUX_POINTER, &ap, sizeof ap);
+  return rc;
+}
+
 // align_lt_plan_make fills p (zeroed by the caller) and picks the heuristic's first algorithm
-// for epilogue epi (ALIGN_LT_EPILOGUE_BIAS or _BGRADB), operands aligned to at least ala,
-// alb, alc bytes and a vector at the alignment of vec's address (the heuristic reads it from
-// the pointer); ALIGN_LT_NO_ALGO when there is none.
+// for epilogue epi (an ALIGN_LT_EPILOGUE_ value), operands aligned to at least ala, alb, alc
+// bytes, and a vector and aux matrix at the alignments of vec's and aux's addresses (the
+// heuristic reads them from the pointers); ALIGN_LT_NO_ALGO when there is none.
 static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, unsigned epi, int ta, int tb, int m, int n, int k,
-                              int atype, int lda, int btype, int ldb, int ldc, int tf32, size_t ws, unsigned ala,
-                              unsigned alb, unsigned alc, uintptr_t vec) {
-  const void* bp = (const void*)vec;
+                              int atype, int lda, int btype, int ldb, int ctype, int ldc, int tf32, size_t ws,
+                              unsigned ala, unsigned alb, unsigned alc, uintptr_t vec, uintptr_t aux,
+                              long long ldaux) {
   int opa = ta ? ALIGN_OP_T : ALIGN_OP_N, opb = tb ? ALIGN_OP_T : ALIGN_OP_N;
-  int at = atype == 1 ? ALIGN_R_16BF : ALIGN_R_32F, bt = btype == 1 ? ALIGN_R_16BF : ALIGN_R_32F;
   int rc = (int)cublasLtMatmulDescCreate(&p->desc, tf32 ? ALIGN_COMPUTE_32F_FAST_TF32 : ALIGN_COMPUTE_32F, ALIGN_R_32F);
   if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_TRANSA, &opa, sizeof opa);
   if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_TRANSB, &opb, sizeof opb);
   if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_EPILOGUE, &epi, sizeof epi);
-  if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_BIAS_POINTER, &bp, sizeof bp);
-  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->a, at, ta ? k : m, ta ? m : k, lda);
-  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->b, bt, tb ? n : k, tb ? k : n, ldb);
-  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->c, ALIGN_R_32F, m, n, ldc);
+  if (!rc && ldaux > 0) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_AUX_LD, &ldaux, sizeof ldaux);
+  if (!rc) rc = align_lt_pointers(p, vec, aux, ldaux);
+  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->a, align_type(atype), ta ? k : m, ta ? m : k, lda);
+  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->b, align_type(btype), tb ? n : k, tb ? k : n, ldb);
+  if (!rc) rc = (int)cublasLtMatrixLayoutCreate(&p->c, align_type(ctype), m, n, ldc);
   if (rc) return rc;
   cublasLtMatmulPreference_t pref;
   if ((rc = (int)cublasLtMatmulPreferenceCreate(&pref))) return rc;
@@ -177,9 +202,9 @@ static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, unsigned epi
 }
 
 static int align_lt_run(cublasLtHandle_t h, align_lt_plan* p, float alpha, uintptr_t a, uintptr_t b, float beta,
-                        uintptr_t c, uintptr_t vec, uintptr_t ws, size_t wsSize, void* stream) {
-  const void* bp = (const void*)vec;
-  int rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_BIAS_POINTER, &bp, sizeof bp);
+                        uintptr_t c, uintptr_t vec, uintptr_t aux, long long ldaux, uintptr_t ws, size_t wsSize,
+                        void* stream) {
+  int rc = align_lt_pointers(p, vec, aux, ldaux);
   if (rc) return rc;
   return (int)cublasLtMatmul(h, p->desc, &alpha, (const void*)a, p->a, (const void*)b, p->b, &beta, (const void*)c,
                              p->c, (void*)c, p->c, &p->algo, (void*)ws, wsSize, (cudaStream_t)stream);
@@ -235,15 +260,15 @@ func blasErr(op string, rc C.int) error {
 const ltWorkspace = 32 << 20
 
 // ltKey is what a cuBLASLt plan depends on: the epilogue, shape, types, leading dimensions
-// and the alignments of the operands and the epilogue's vector (the heuristic's algorithm
-// may need them).
+// and the alignments of the operands, the epilogue's vector and aux matrix (the heuristic's
+// algorithm may need them).
 type ltKey struct {
-	epi                     uint32
-	ta, tb                  bool
-	m, n, k, lda, ldb, ldc  int
-	at, bt                  DataType
-	tf32                    bool
-	ala, alb, alc, alignVec uint32
+	epi                           uint32
+	ta, tb                        bool
+	m, n, k, lda, ldb, ldc, ldaux int
+	at, bt, ct                    DataType
+	tf32                          bool
+	ala, alb, alc, alVec, alAux   uint32
 }
 
 // cublas is a cuBLAS handle bound to one stream, and a cuBLASLt handle (nil where cuBLASLt
@@ -306,8 +331,11 @@ func bi(v bool) C.int {
 }
 
 func (b *cublas) gemm(g GemmArgs) error {
-	if g.Bias != 0 || g.BiasGrad != 0 {
+	if g.epilogue() {
 		return b.gemmEpilogue(g)
+	}
+	if g.CType != Float32 {
+		return fmt.Errorf("cublasGemmEx: a BF16 C only in an epilogue product")
 	}
 	rc := C.align_blas_gemm(b.h, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K), C.float(g.Alpha),
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
@@ -326,30 +354,48 @@ func alignment(p DevPtr) uint32 {
 	return a
 }
 
-// gemmEpilogue runs a product with a bias (BIAS) or a bias gradient (BGRADB) through
-// cuBLASLt's epilogue, making the plan on first use. ErrNoEpilogue where cuBLASLt is
-// missing, has no algorithm for the product or does not support it at run time: the device
-// then adds the bias, or sums the gradient, itself.
+// gemmEpilogue runs a product with a bias (BIAS), a bias gradient (BGRADB) or GELU
+// (GELU_AUX(_BIAS), DGELU(_BGRAD)) through cuBLASLt's epilogue, making the plan on first use.
+// ErrNoEpilogue where cuBLASLt is missing, has no algorithm for the product or does not
+// support it at run time: the device then computes the epilogue's part itself.
 func (b *cublas) gemmEpilogue(g GemmArgs) error {
-	epi, vec := C.uint(C.ALIGN_LT_EPILOGUE_BIAS), g.Bias
-	if g.BiasGrad != 0 {
+	var epi C.uint
+	vec := g.Bias
+	switch {
+	case g.GELU == GeluForward && g.Bias != 0:
+		epi = C.ALIGN_LT_EPILOGUE_GELU_AUX_BIAS
+	case g.GELU == GeluForward:
+		epi = C.ALIGN_LT_EPILOGUE_GELU_AUX
+	case g.GELU == GeluBackward && g.BiasGrad != 0:
+		epi, vec = C.ALIGN_LT_EPILOGUE_DGELU_BGRAD, g.BiasGrad
+	case g.GELU == GeluBackward:
+		epi = C.ALIGN_LT_EPILOGUE_DGELU
+	case g.BiasGrad != 0:
 		epi, vec = C.ALIGN_LT_EPILOGUE_BGRADB, g.BiasGrad
+	default:
+		epi = C.ALIGN_LT_EPILOGUE_BIAS
 	}
-	if b.lt == nil || g.Batch != 1 || g.Ptrs || (g.Bias != 0 && (g.Beta != 0 || g.BiasGrad != 0)) {
+	ldaux := 0
+	if g.GELU != GeluNone {
+		ldaux = g.LDAux
+	}
+	if b.lt == nil || g.Batch != 1 || g.Ptrs || (g.Bias != 0 && (g.Beta != 0 || g.BiasGrad != 0)) ||
+		(g.GELU != GeluNone && (g.Beta != 0 || g.LDAux%8 != 0)) {
 		return ErrNoEpilogue
 	}
 	key := ltKey{epi: uint32(epi), ta: g.TransA, tb: g.TransB, m: g.M, n: g.N, k: g.K, lda: g.LDA, ldb: g.LDB, ldc: g.LDC,
-		at: g.AType, bt: g.BType, tf32: g.Compute == ComputeTF32,
-		ala: alignment(g.A), alb: alignment(g.B), alc: alignment(g.C), alignVec: alignment(vec)}
+		ldaux: ldaux, at: g.AType, bt: g.BType, ct: g.CType, tf32: g.Compute == ComputeTF32,
+		ala: alignment(g.A), alb: alignment(g.B), alc: alignment(g.C), alVec: alignment(vec), alAux: alignment(g.Aux)}
 	p, ok := b.plans[key]
 	if !ok {
 		p = new(C.align_lt_plan)
 		rc := C.align_lt_plan_make(b.lt, p, epi, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
-			C.int(g.AType), C.int(g.LDA), C.int(g.BType), C.int(g.LDB), C.int(g.LDC), bi(key.tf32),
-			C.size_t(ltWorkspace), C.uint(key.ala), C.uint(key.alb), C.uint(key.alc), C.uintptr_t(vec))
+			C.int(g.AType), C.int(g.LDA), C.int(g.BType), C.int(g.LDB), C.int(g.CType), C.int(g.LDC), bi(key.tf32),
+			C.size_t(ltWorkspace), C.uint(key.ala), C.uint(key.alb), C.uint(key.alc), C.uintptr_t(vec),
+			C.uintptr_t(g.Aux), C.longlong(ldaux))
 		if rc != 0 {
 			C.align_lt_plan_free(p)
-			if rc != C.ALIGN_LT_NO_ALGO && rc != 15 { // CUBLAS_STATUS_NOT_SUPPORTED
+			if rc != C.ALIGN_LT_NO_ALGO && rc != 15 && rc != 7 { // CUBLAS_STATUS_NOT_SUPPORTED, _INVALID_VALUE
 				return blasErr("cublasLt plan", rc)
 			}
 			p = nil
@@ -360,7 +406,8 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 		return ErrNoEpilogue
 	}
 	rc := C.align_lt_run(b.lt, p, C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.float(g.Beta),
-		C.uintptr_t(g.C), C.uintptr_t(vec), C.uintptr_t(b.ws), C.size_t(ltWorkspace), b.stream)
+		C.uintptr_t(g.C), C.uintptr_t(vec), C.uintptr_t(g.Aux), C.longlong(ldaux), C.uintptr_t(b.ws),
+		C.size_t(ltWorkspace), b.stream)
 	if rc == 15 {
 		return ErrNoEpilogue
 	}

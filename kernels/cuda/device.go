@@ -87,6 +87,7 @@ type Device struct {
 	noHalves, checkHalves bool
 	noStoreHalf           bool // StoreHalf ignored (BenchmarkDiTBase's ablation)
 	noFusedNormModulate   bool // LayerNormModulateForward as two launches (the same)
+	noGeluEpilogue        bool // LinearGelu and GeluLinearBackward without GELU epilogues (the same)
 	halfReads             int
 	halfRestores          int // FP32 values restored from copies (freshF32)
 	closed                bool
@@ -249,16 +250,22 @@ func (d *Device) StoreHalf(t *kernels.Tensor) {
 // for a storage marked by StoreHalf, 0 and the copy's (the FP32 values not written). Call it
 // after every ptr of the launch, as halfOut.
 func (d *Device) outPair(t *kernels.Tensor) (f32, bf16 DevPtr) {
-	s := d.storageOf(t)
-	if !s.halfOnly || d.prec != GemmBF16 || d.noHalves || t.Len() == 0 {
+	if !d.halfOnly(t) {
 		return d.ptr(t), d.halfOut(t)
 	}
+	s := d.storageOf(t)
 	q := d.markHalf(s, t.Offset, t.Len())
 	if q == 0 {
 		return d.ptr(t), 0
 	}
 	s.f32Stale = true
 	return 0, q
+}
+
+// halfOnly reports whether t's producers write its BF16 copy alone: in BF16 mode, for a
+// storage marked by StoreHalf.
+func (d *Device) halfOnly(t *kernels.Tensor) bool {
+	return d.storageOf(t).halfOnly && d.prec == GemmBF16 && !d.noHalves && t.Len() > 0
 }
 
 // halfOut returns the address at which a kernel writing t also writes t's values rounded to

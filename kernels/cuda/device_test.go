@@ -288,15 +288,111 @@ func TestChunkedKernels(t *testing.T) {
 	}
 }
 
-// noEpilogue is a driver without bias or bias-gradient epilogues, as a cuBLASLt with no
-// algorithm for a shape.
+// noEpilogue is a driver without cuBLASLt's epilogues, as a cuBLASLt with no algorithm for a
+// shape.
 type noEpilogue struct{ Driver }
 
 func (n noEpilogue) Gemm(g GemmArgs) error {
-	if g.Bias != 0 || g.BiasGrad != 0 {
+	if g.epilogue() {
 		return ErrNoEpilogue
 	}
 	return n.Driver.Gemm(g)
+}
+
+// gemmLog is an emulated driver that records the GELU epilogue products it ran ("gelu fp32",
+// "dgelu bf16", ...) and the kernels launched.
+type gemmLog struct {
+	*EmuDriver
+	gemms, kernels []string
+}
+
+func newGemmLog() *gemmLog {
+	l := &gemmLog{EmuDriver: NewEmuDriver()}
+	l.Trace = func(kernel string, _, _ Dim3, _ int) { l.kernels = append(l.kernels, kernel) }
+	return l
+}
+
+func (l *gemmLog) Gemm(g GemmArgs) error {
+	err := l.EmuDriver.Gemm(g)
+	if err == nil && g.GELU != GeluNone {
+		l.gemms = append(l.gemms, fmt.Sprintf("%s %s", map[GeluEpilogue]string{GeluForward: "gelu", GeluBackward: "dgelu"}[g.GELU],
+			map[DataType]string{Float32: "fp32", BFloat16: "bf16"}[g.CType]))
+	}
+	return err
+}
+
+// mlpPass runs LinearGelu and GeluLinearBackward of an MLP's layers (C 8, H hidden, N 6) on d
+// in precision prec, the hidden tensors marked StoreHalf where halfOnly, and returns g, h,
+// dh, dbiasH, dw and dbias.
+func mlpPass(d *Device, prec GemmPrecision, H int, halfOnly bool) [][]float32 {
+	const N, C = 6, 8
+	d.SetGemmPrecision(prec)
+	d.bf16Intensity = 0
+	x, w1, b1 := d.FromHost(normals(61, N*C), N, C), d.FromHost(normals(62, H*C), H, C), d.FromHost(normals(63, H), H)
+	dy, w2 := d.FromHost(normals(64, N*C), N, C), d.FromHost(normals(65, C*H), C, H)
+	g, h, dh := d.New(N, H), d.New(N, H), d.New(N, H)
+	db1, dw2, db2 := d.FromHost(normals(66, H), H), d.New(C, H), d.New(C)
+	if halfOnly {
+		for _, t := range []*kernels.Tensor{g, h, dh} {
+			d.StoreHalf(t)
+		}
+	}
+	d.LinearGelu(g, h, x, w1, b1, N, C, H)
+	d.GeluLinearBackward(dh, db1, dw2, db2, dy, g, w2, h, N, H, C)
+	var out [][]float32
+	for _, t := range []*kernels.Tensor{g, h, dh, db1, dw2, db2} {
+		v := make([]float32, t.Len())
+		d.CopyToHost(v, t)
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestGeluEpilogues checks which path LinearGelu and GeluLinearBackward take: GELU epilogues
+// with FP32 outputs, bit for bit the separate kernels' results (both apply gelu_value and
+// gelu_grad to the same FP32 values, and sum in float64); in BF16 mode for tensors read by
+// products only, epilogues with BF16 outputs; separate kernels where the aux matrix's leading
+// dimension is no multiple of 8.
+func TestGeluEpilogues(t *testing.T) {
+	names := []string{"g", "h", "dh", "dbiasH", "dw", "dbias"}
+	for _, c := range []struct {
+		prec        GemmPrecision
+		H           int
+		halfOnly    bool
+		wantGemms   string
+		wantKernels bool // gelu_forward and gelu_backward launched
+	}{
+		{GemmFP32, 16, false, "gelu fp32,dgelu fp32", false},
+		{GemmBF16, 16, false, "gelu fp32,dgelu fp32", false},
+		{GemmBF16, 16, true, "gelu bf16,dgelu bf16", false},
+		{GemmFP32, 12, false, "", true},
+	} {
+		name := fmt.Sprintf("%s H=%d half-only=%v", c.prec, c.H, c.halfOnly)
+		log := newGemmLog()
+		got := mlpPass(NewDevice(log, "mlp"), c.prec, c.H, c.halfOnly)
+		if s := strings.Join(log.gemms, ","); s != c.wantGemms {
+			t.Errorf("%s: GELU epilogues %q, want %q", name, s, c.wantGemms)
+		}
+		kernels := strings.Join(log.kernels, " ")
+		if has := strings.Contains(kernels, "gelu_forward") && strings.Contains(kernels, "gelu_backward"); has != c.wantKernels {
+			t.Errorf("%s: GELU kernels launched: %v, want %v (%s)", name, has, c.wantKernels, kernels)
+		}
+		fallback := mlpPass(NewDevice(noEpilogue{NewEmuDriver()}, "mlp"), c.prec, c.H, c.halfOnly)
+		for i := range got {
+			tol := 0.0 // FP32: the same bits
+			switch {
+			case c.halfOnly:
+				tol = 2e-2 // also the bias rounded to BF16 for the BF16 epilogue, and h kept in BF16 for gelu'
+			case c.prec == GemmBF16:
+				tol = 1e-2 // BGRADB sums dy's BF16 values
+			}
+			for j := range got[i] {
+				if d := math.Abs(float64(got[i][j] - fallback[i][j])); d > tol*(1+math.Abs(float64(fallback[i][j]))) {
+					t.Fatalf("%s: %s[%d] = %g with epilogues, %g without", name, names[i], j, got[i][j], fallback[i][j])
+				}
+			}
+		}
+	}
 }
 
 // TestLinearWithoutEpilogue checks that Linear adds the bias with add_bias where the driver

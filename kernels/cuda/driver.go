@@ -69,15 +69,23 @@ const (
 // GemmArgs are the arguments of cublasGemmStridedBatchedEx on column-major matrices:
 // C_i = Alpha*op(A_i)*op(B_i) + Beta*C_i for i < Batch, op(A) (M,K), op(B) (K,N), C (M,N),
 // A_i at A + i*StrideA elements (likewise B, C). Beta == 0 means C is not read. Bias, where
-// not 0, is an FP32 vector of M added to every column of C (cuBLASLt's bias epilogue: a
-// linear layer's bias without a pass of its own); only with Batch 1 and Beta 0. BiasGrad,
-// where not 0, is an FP32 vector of N that receives the column sums of op(B), sum_l
-// op(B)[l,j] (cuBLASLt's BGRADB epilogue: a linear layer's bias gradient read from the
-// output gradient the weight gradient's product reads anyway); only with Batch 1 and no
-// Bias. A driver that cannot run an epilogue for a product returns ErrNoEpilogue. With Ptrs,
-// A, B and C are device arrays of Batch addresses, one matrix each (cublasGemmBatchedEx),
-// and the strides are unused: attention multiplies the heads where they lie in the packed
-// (B,T,3,NH,HS) layout, which no single stride reaches.
+// not 0, is a vector of M added to every column of C (cuBLASLt's bias epilogue: a linear
+// layer's bias without a pass of its own); only with Batch 1 and Beta 0. BiasGrad, where not
+// 0, is a vector of N that receives the column sums of op(B), sum_l op(B)[l,j] (cuBLASLt's
+// BGRADB epilogue: a linear layer's bias gradient read from the output gradient the weight
+// gradient's product reads anyway); only with Batch 1 and no Bias. With Ptrs, A, B and C are
+// device arrays of Batch addresses, one matrix each (cublasGemmBatchedEx), and the strides
+// are unused: attention multiplies the heads where they lie in the packed (B,T,3,NH,HS)
+// layout, which no single stride reaches.
+//
+// GELU epilogues (Batch 1, Beta 0), with Aux an (M,N) matrix of leading dimension LDAux:
+// GeluForward writes P = op(A)op(B) (+ Bias) to Aux and gelu(P) to C (GELU_AUX_BIAS, or
+// GELU_AUX without a bias); GeluBackward writes op(A)op(B) ⊙ gelu'(Aux) to C and, where
+// BiasGrad is set, the sums of C's rows to that vector of M (DGELU_BGRAD, or DGELU).
+//
+// CType is the element type of C, and of the bias, the bias gradient and Aux, as cuBLASLt
+// has them (BFloat16 only in an epilogue product with BFloat16 inputs). A driver that cannot
+// run an epilogue for a product returns ErrNoEpilogue.
 type GemmArgs struct {
 	TransA, TransB bool
 	M, N, K        int
@@ -92,18 +100,34 @@ type GemmArgs struct {
 	StrideB        int64
 	Beta           float32
 	C              DevPtr
+	CType          DataType
 	LDC            int
 	StrideC        int64
 	Batch          int
 	Compute        ComputeType
 	Bias           DevPtr
 	BiasGrad       DevPtr
+	GELU           GeluEpilogue
+	Aux            DevPtr
+	LDAux          int
 	Ptrs           bool
 }
 
-// ErrNoEpilogue is what Driver.Gemm returns for a product with a bias or a bias gradient
-// that it cannot run with that epilogue (no cuBLASLt algorithm for the shape); the device
-// then adds the bias, or sums its gradient, with a kernel of its own.
+// GeluEpilogue selects GemmArgs's GELU epilogue.
+type GeluEpilogue int
+
+const (
+	GeluNone     GeluEpilogue = iota
+	GeluForward               // C = gelu(P), Aux = P
+	GeluBackward              // C = P ⊙ gelu'(Aux)
+)
+
+// epilogue reports whether g asks for any of cuBLASLt's epilogues.
+func (g GemmArgs) epilogue() bool { return g.Bias != 0 || g.BiasGrad != 0 || g.GELU != GeluNone }
+
+// ErrNoEpilogue is what Driver.Gemm returns for a product with an epilogue (bias, bias
+// gradient, GELU) that it cannot run (no cuBLASLt algorithm for the shape); the device then
+// computes the epilogue's part with kernels of its own.
 var ErrNoEpilogue = errors.New("cuda: no GEMM with a bias or bias-gradient epilogue for this product")
 
 // Info describes the device behind a driver.

@@ -75,7 +75,7 @@ func (d *Device) BiasBackward(dbias, dout *kernels.Tensor, N, C int) {
 	if C == 0 {
 		return
 	}
-	d.colSum("bias_backward", N, C, []DevPtr{d.ptr(dbias)}, P(d.ptr(dout)), I(N), I(C))
+	d.colSum("bias_backward", N, C, []DevPtr{d.ptr(dbias)}, P(d.rptr(dout)), I(N), I(C))
 }
 
 // colBlock is the block of the column-sum kernels (COL_WARPS = 8 warps in common.h).

@@ -29,7 +29,8 @@ void emu_dtod(uintptr_t dst, uintptr_t src, size_t n);
 void emu_memset32(uintptr_t dst, unsigned v, size_t n);
 void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_t a, int atype, int lda,
               long long strideA, uintptr_t b, int btype, int ldb, long long strideB, float beta, uintptr_t c,
-              int ldc, long long strideC, int batch, int compute, uintptr_t bias, uintptr_t bgrad);
+              int ctype, int ldc, long long strideC, int batch, int compute, uintptr_t bias, uintptr_t bgrad,
+              int gelu, uintptr_t aux, int ldaux);
 */
 import "C"
 
@@ -128,6 +129,6 @@ func emuGemm(g GemmArgs) {
 	C.emu_gemm(b2i(g.TransA), b2i(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K), C.float(g.Alpha),
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
 		C.uintptr_t(g.B), C.int(g.BType), C.int(g.LDB), C.longlong(g.StrideB),
-		C.float(g.Beta), C.uintptr_t(g.C), C.int(g.LDC), C.longlong(g.StrideC), C.int(g.Batch), C.int(g.Compute),
-		C.uintptr_t(g.Bias), C.uintptr_t(g.BiasGrad))
+		C.float(g.Beta), C.uintptr_t(g.C), C.int(g.CType), C.int(g.LDC), C.longlong(g.StrideC), C.int(g.Batch),
+		C.int(g.Compute), C.uintptr_t(g.Bias), C.uintptr_t(g.BiasGrad), C.int(g.GELU), C.uintptr_t(g.Aux), C.int(g.LDAux))
 }

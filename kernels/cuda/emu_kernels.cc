@@ -202,11 +202,14 @@ void emu_memset32(uintptr_t dst, unsigned v, size_t n) {
 
 // emu_gemm is cublasGemmStridedBatchedEx on column-major matrices: for each batch item,
 // C = alpha*op(A)*op(B) + beta*C with op(A) (m,k), op(B) (k,n), C (m,n). A and B are float32
-// (btype 0) or bfloat16 bits (1); compute 0 is FP32, 1 rounds the inputs to TF32 first.
-// Products are summed in float64. beta == 0 does not read C. bias, where not 0, is a float32
-// vector of m added to every column of C after the product (cuBLASLt's bias epilogue);
-// bgrad, where not 0, receives the n column sums of op(B) over k, summed in float64 from the
-// inputs as stored (cuBLASLt's BGRADB epilogue).
+// (type 0) or bfloat16 bits (1); compute 0 is FP32, 1 rounds the inputs to TF32 first.
+// Products are summed in float64. beta == 0 does not read C. C, the bias, the bias gradient
+// and aux have type ctype (a bfloat16 store rounds to nearest even, bf16_bits). Epilogues, as
+// cuBLASLt's (GemmArgs): bias, where not 0, is a vector of m added to every column of C; gelu
+// 1 stores P = op(A)op(B) + bias in aux (leading dimension ldaux) and gelu(P) in C; gelu 2
+// stores P * gelu'(aux) in C and, with bgrad, the m row sums of C (float64, from the values
+// before rounding); without gelu, bgrad receives the n column sums of op(B) over k, summed in
+// float64 from the inputs as stored (BGRADB).
 static float gemm_in(const void* base, int type, long long i, int compute) {
   float v;
   if (type == 1) {
@@ -224,14 +227,25 @@ static float gemm_in(const void* base, int type, long long i, int compute) {
   return v;
 }
 
+static void gemm_out(uintptr_t base, int type, long long i, float v) {
+  if (type == 1)
+    reinterpret_cast<unsigned short*>(base)[i] = (unsigned short)bf16_bits(v);
+  else
+    reinterpret_cast<float*>(base)[i] = v;
+}
+
 void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_t a, int atype, int lda,
               long long strideA, uintptr_t b, int btype, int ldb, long long strideB, float beta, uintptr_t c,
-              int ldc, long long strideC, int batch, int compute, uintptr_t bias, uintptr_t bgrad) {
-  const int esA = atype == 1 ? 2 : 4, esB = btype == 1 ? 2 : 4;
+              int ctype, int ldc, long long strideC, int batch, int compute, uintptr_t bias, uintptr_t bgrad,
+              int gelu, uintptr_t aux, int ldaux) {
+  const int esA = atype == 1 ? 2 : 4, esB = btype == 1 ? 2 : 4, esC = ctype == 1 ? 2 : 4;
+  const void* biasp = reinterpret_cast<const void*>(bias);
+  const void* auxp = reinterpret_cast<const void*>(aux);
+  std::vector<double> rows(gelu == 2 && bgrad != 0 ? m : 0, 0.0);
   for (int bi = 0; bi < batch; bi++) {
     const char* A = reinterpret_cast<const char*>(a) + (long long)bi * strideA * esA;
     const char* B = reinterpret_cast<const char*>(b) + (long long)bi * strideB * esB;
-    float* C = reinterpret_cast<float*>(c) + (long long)bi * strideC;
+    uintptr_t C = c + (uintptr_t)((long long)bi * strideC * esC);
     for (int j = 0; j < n; j++)
       for (int i = 0; i < m; i++) {
         double s = 0;
@@ -240,17 +254,28 @@ void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_
           long long ib = transb ? j + (long long)l * ldb : l + (long long)j * ldb;
           s += (double)gemm_in(A, atype, ia, compute) * (double)gemm_in(B, btype, ib, compute);
         }
-        float* cij = C + i + (long long)j * ldc;
+        long long ic = i + (long long)j * ldc, ix = i + (long long)j * ldaux;
         float r = alpha * (float)s;
-        if (beta != 0.0f) r += beta * *cij;
-        if (bias != 0) r += reinterpret_cast<const float*>(bias)[i];
-        *cij = r;
+        if (beta != 0.0f) r += beta * gemm_in(reinterpret_cast<const void*>(C), ctype, ic, 0);
+        if (bias != 0) r += gemm_in(biasp, ctype, i, 0);
+        if (gelu == 1) {
+          gemm_out(aux, ctype, ix, r);
+          r = gelu_value(r);
+        } else if (gelu == 2) {
+          r *= gelu_grad(gemm_in(auxp, ctype, ix, 0));
+          if (bgrad != 0) rows[i] += (double)r;
+        }
+        gemm_out(C, ctype, ic, r);
       }
     if (bgrad == 0) continue;
+    if (gelu == 2) {
+      for (int i = 0; i < m; i++) gemm_out(bgrad, ctype, i, (float)rows[i]);
+      continue;
+    }
     for (int j = 0; j < n; j++) {
       double s = 0;
       for (int l = 0; l < k; l++) s += (double)gemm_in(B, btype, transb ? j + (long long)l * ldb : l + (long long)j * ldb, 0);
-      reinterpret_cast<float*>(bgrad)[j] = (float)s;
+      gemm_out(bgrad, ctype, j, (float)s);
     }
   }
 }

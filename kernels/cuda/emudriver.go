@@ -207,14 +207,18 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 			return err
 		}
 	}
-	if err := e.check("Gemm C", g.C, 4*span(g.M, g.N, g.LDC, g.StrideC)); err != nil {
+	cs := es(g.CType)
+	if err := e.check("Gemm C", g.C, cs*span(g.M, g.N, g.LDC, g.StrideC)); err != nil {
 		return err
 	}
+	if g.CType == BFloat16 && (!g.epilogue() || g.AType != BFloat16 || g.BType != BFloat16) {
+		return fmt.Errorf("cuda-emu: Gemm: a BF16 C only in an epilogue product with BF16 inputs")
+	}
 	if g.Bias != 0 {
-		if g.Batch != 1 || g.Beta != 0 {
-			return fmt.Errorf("cuda-emu: Gemm: a bias with batch %d and beta %g (1 and 0 only)", g.Batch, g.Beta)
+		if g.Batch != 1 || g.Beta != 0 || g.GELU == GeluBackward {
+			return fmt.Errorf("cuda-emu: Gemm: a bias with batch %d, beta %g or GELU's backward (batch 1 and beta 0 only)", g.Batch, g.Beta)
 		}
-		if err := e.check("Gemm bias", g.Bias, 4*g.M); err != nil {
+		if err := e.check("Gemm bias", g.Bias, cs*g.M); err != nil {
 			return err
 		}
 	}
@@ -222,7 +226,23 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 		if g.Batch != 1 || g.Bias != 0 {
 			return fmt.Errorf("cuda-emu: Gemm: a bias gradient with batch %d or a bias (batch 1 and no bias only)", g.Batch)
 		}
-		if err := e.check("Gemm bias gradient", g.BiasGrad, 4*g.N); err != nil {
+		n := g.N // BGRADB: op(B)'s column sums; DGELU_BGRAD: C's row sums
+		if g.GELU == GeluBackward {
+			n = g.M
+		}
+		if err := e.check("Gemm bias gradient", g.BiasGrad, cs*n); err != nil {
+			return err
+		}
+	}
+	if g.GELU != GeluNone {
+		if g.Batch != 1 || g.Beta != 0 || g.Aux == 0 || g.LDAux < g.M {
+			return fmt.Errorf("cuda-emu: Gemm: a GELU epilogue with batch %d, beta %g, aux %#x of leading dimension %d (batch 1, beta 0 and aux of at least M = %d only)",
+				g.Batch, g.Beta, g.Aux, g.LDAux, g.M)
+		}
+		if g.LDAux%8 != 0 { // cuBLASLt's rule for the GELU input matrix (cublasLt.h)
+			return ErrNoEpilogue
+		}
+		if err := e.check("Gemm aux", g.Aux, cs*span(g.M, g.N, g.LDAux, 0)); err != nil {
 			return err
 		}
 	}
@@ -237,8 +257,8 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 // gemmPtrs reads the three pointer arrays and runs each product as a GEMM of its own, with
 // the same checks.
 func (e *EmuDriver) gemmPtrs(g GemmArgs) error {
-	if g.Bias != 0 || g.BiasGrad != 0 {
-		return fmt.Errorf("cuda-emu: Gemm: a bias or bias gradient with pointer arrays")
+	if g.epilogue() || g.CType != Float32 {
+		return fmt.Errorf("cuda-emu: Gemm: an epilogue or a BF16 C with pointer arrays")
 	}
 	ptrs := make([][]DevPtr, 3)
 	for i, arr := range []DevPtr{g.A, g.B, g.C} {

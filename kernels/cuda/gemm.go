@@ -93,10 +93,7 @@ func (d *Device) Linear(y, x, w, bias *kernels.Tensor, N, in, out int) {
 	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, py, 0, 1, epilogue{bias: pb})
 }
 
-// LinearBackward runs the weight gradient's product with the bias gradient in its epilogue
-// (GemmArgs.BiasGrad, into scratch, then added to dbias, which accumulates): dy (N,out) is
-// the product's first operand, transposed, so the column sums of cuBLAS's op(B) are the
-// sums over the N rows. Where the driver has no such epilogue, BiasBackward sums them.
+// LinearBackward runs dx's product, then the weight gradient's (linearWeightGrad).
 func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, out int) {
 	if N < 0 || in < 0 || out < 0 {
 		panic(fmt.Sprintf("cuda: LinearBackward with negative size N=%d in=%d out=%d", N, in, out))
@@ -105,9 +102,18 @@ func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, 
 	pw := d.gemmOperand("LinearBackward w", w, out*in, true)
 	pdx := d.gemmOutput("LinearBackward dx", dx, N*in, true)
 	d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, pdx, 0, 1, epilogue{})
+	d.linearWeightGrad(dw, dbias, dy, x, N, in, out)
+}
+
+// linearWeightGrad is LinearBackward's dw += dyᵀ·x, with dbias += the column sums of dy in
+// the product's epilogue (GemmArgs.BiasGrad, into scratch, then added to dbias, which
+// accumulates): dy (N,out) is the product's first operand, transposed, so the column sums of
+// cuBLAS's op(B) are the sums over the N rows. Where the driver has no such epilogue,
+// BiasBackward sums them.
+func (d *Device) linearWeightGrad(dw, dbias, dy, x *kernels.Tensor, N, in, out int) {
 	var sums DevPtr // the epilogue's bias gradient, 0 where bias_backward sums it
 	if dw != nil {
-		pdy = d.gemmOperand("LinearBackward dy", dy, N*out, true) // again: the first product may have left its BF16 copy
+		pdy := d.gemmOperand("LinearBackward dy", dy, N*out, true) // the dx product may have left dy's BF16 copy
 		px := d.gemmOperand("LinearBackward x", x, N*in, true)
 		pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true)
 		if dbias != nil && N > 0 && out > 0 && !d.noBiasGradEpilogue {
@@ -126,6 +132,137 @@ func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, 
 		d.addBias(pdb, pdb, sums, 1, out)
 	case dbias != nil:
 		d.BiasBackward(dbias, dy, N, out)
+	}
+}
+
+// LinearGelu runs the product with GELU in its epilogue (GemmArgs.GELU = GeluForward: g is
+// C, h the epilogue's aux matrix, the bias added before GELU). In BF16 mode, where g and h
+// are both read by products only (StoreHalf) and the product runs on BF16 inputs, C, aux and
+// the bias are BF16: g and h are then written to their BF16 copies alone, at half the bytes,
+// and nothing converts g for the next layer. Where the driver has no such epilogue (or with
+// noGeluEpilogue): Linear, then GeluForward.
+func (d *Device) LinearGelu(g, h, x, w, bias *kernels.Tensor, N, in, out int) {
+	if N < 0 || in < 0 || out < 0 {
+		panic(fmt.Sprintf("cuda: LinearGelu with negative size N=%d in=%d out=%d", N, in, out))
+	}
+	px := d.gemmOperand("LinearGelu x", x, N*in, true)
+	pw := d.gemmOperand("LinearGelu w", w, out*in, true)
+	d.checkOperand("LinearGelu g", g, N*out, true)
+	d.checkOperand("LinearGelu h", h, N*out, true)
+	if bias != nil {
+		mustLen("LinearGelu bias", bias, out)
+	}
+	if N > 0 && out > 0 && !d.noGeluEpilogue {
+		var ran bool
+		if c16, aux16 := d.halfPair(g, h, d.runsBF16(N, out, in, 1, px, N*in, pw, out*in)); c16 != 0 {
+			var b16 DevPtr
+			if bias != nil {
+				var release func()
+				b16, release = d.bf16Of(bias, 0, out)
+				defer release()
+			}
+			ran = d.gemmGelu(false, true, N, out, in, px, pw, c16,
+				epilogue{bias: b16, gelu: GeluForward, aux: aux16, half: true})
+			d.endHalfPair(ran, g, h)
+		} else {
+			ran = d.gemmGelu(false, true, N, out, in, px, pw, d.ptr(g),
+				epilogue{bias: d.rptr(bias), gelu: GeluForward, aux: d.ptr(h)})
+		}
+		if ran {
+			return
+		}
+	}
+	d.Linear(h, x, w, bias, N, in, out)
+	d.GeluForward(g, h)
+}
+
+// GeluLinearBackward runs dh's product with gelu' in its epilogue (GemmArgs.GELU =
+// GeluBackward, h the aux matrix, dbiasH's sums in the DGELU_BGRAD epilogue, into scratch,
+// then added), then the weight gradient's (linearWeightGrad). In BF16 mode, where dh is read
+// by products only, h's BF16 copy holds its values (LinearGelu's BF16 epilogue) and the
+// product runs on BF16 inputs, C, aux and the sums are BF16. Without the epilogue: dh's
+// product, gelu_backward in place and BiasBackward.
+func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.Tensor, N, in, out int) {
+	if N < 0 || in < 0 || out < 0 {
+		panic(fmt.Sprintf("cuda: GeluLinearBackward with negative size N=%d in=%d out=%d", N, in, out))
+	}
+	pdy := d.gemmOperand("GeluLinearBackward dy", dy, N*out, true)
+	pw := d.gemmOperand("GeluLinearBackward w", w, out*in, true)
+	d.checkOperand("GeluLinearBackward dh", dh, N*in, true)
+	d.checkOperand("GeluLinearBackward h", h, N*in, true)
+	if dbiasH != nil {
+		mustLen("GeluLinearBackward dbiasH", dbiasH, in)
+	}
+	ran := N == 0 || in == 0
+	if !ran && !d.noGeluEpilogue {
+		c16, _ := d.halfPair(dh, nil, d.runsBF16(N, in, out, 1, pdy, N*out, pw, out*in) && d.halfIn(h, N*in) != 0)
+		var sums DevPtr
+		if dbiasH != nil {
+			var release func()
+			sums, release = d.scratch(8 * in) // room for BF16 sums' FP32 values after them
+			defer release()
+		}
+		if c16 != 0 {
+			ran = d.gemmGelu(false, false, N, in, out, pdy, pw, c16,
+				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.halfIn(h, N*in), half: true})
+			d.endHalfPair(ran, dh, nil)
+			if ran && sums != 0 { // the BF16 sums to FP32, in the second half of the scratch
+				d.launch1("bf16_to_f32", in, P(sums+DevPtr(4*in)), P(sums), I(in))
+				sums += DevPtr(4 * in)
+			}
+		} else {
+			ran = d.gemmGelu(false, false, N, in, out, pdy, pw, d.ptr(dh),
+				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.rptr(h)})
+		}
+		if ran && sums != 0 {
+			pdb := d.ptr(dbiasH)
+			d.addBias(pdb, pdb, sums, 1, in)
+		}
+	}
+	if !ran { // gelu_backward in place writes the FP32 values, which bias_backward sums, and the BF16 copy
+		pdh := d.ptr(dh)
+		d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, pdh, 0, 1, epilogue{})
+		ph := d.rptr(h)
+		d.launch1("gelu_backward", N*in, P(pdh), P(d.halfOut(dh)), P(ph), P(pdh), I(N*in))
+		if dbiasH != nil {
+			d.BiasBackward(dbiasH, dh, N, in)
+		}
+	}
+	d.linearWeightGrad(dw, dbias, dy, x, N, in, out)
+}
+
+// halfPair returns the BF16 addresses at which a product writes c and aux (nil: none) as its
+// output when half (the product runs on BF16 inputs) and both are read by products only
+// (StoreHalf), marked as their storages' copies (markHalf); else 0, 0. endHalfPair settles
+// them after the product.
+func (d *Device) halfPair(c, aux *kernels.Tensor, half bool) (c16, aux16 DevPtr) {
+	if !half || !d.halfOnly(c) || (aux != nil && !d.halfOnly(aux)) {
+		return 0, 0
+	}
+	c16 = d.markHalf(d.storageOf(c), c.Offset, c.Len())
+	if aux != nil {
+		aux16 = d.markHalf(d.storageOf(aux), aux.Offset, aux.Len())
+	}
+	if c16 == 0 || (aux != nil && aux16 == 0) {
+		d.endHalfPair(false, c, aux)
+		return 0, 0
+	}
+	return c16, aux16
+}
+
+// endHalfPair leaves c and aux (nil: none) with their values in the BF16 copies alone where
+// the product ran, and drops the copies halfPair marked where it did not.
+func (d *Device) endHalfPair(ran bool, c, aux *kernels.Tensor) {
+	for _, t := range []*kernels.Tensor{c, aux} {
+		if t == nil {
+			continue
+		}
+		s := d.storageOf(t)
+		if ran {
+			s.f32Stale = true
+		} else {
+			s.half.valid = false
+		}
 	}
 }
 
@@ -159,17 +296,64 @@ func span(last, stride, size int) int {
 // epilogue is what a product adds in cuBLASLt's epilogue (0: nothing): bias, added to every
 // row of C (n values; batch 1 and beta 0 only), or biasGrad, which receives the sums over k
 // of every row of op(A) (m values, batch 1): with A = dy and transA, the column sums of dy,
-// the bias gradient beside a linear layer's weight gradient dy^T x.
-type epilogue struct{ bias, biasGrad DevPtr }
+// the bias gradient beside a linear layer's weight gradient dy^T x. gelu with aux (an (m,n)
+// matrix like C) is GemmArgs's GELU epilogue (gemmGelu; there biasGrad receives the sums of
+// C's n columns). half: C, aux, bias and biasGrad are BF16 (the product runs in BF16).
+type epilogue struct {
+	bias, biasGrad DevPtr
+	gelu           GeluEpilogue
+	aux            DevPtr
+	half           bool
+}
 
-// gemm maps a row-major strided batch onto the column-major driver GEMM. Where the driver
-// has no epilogue for this product (ErrNoEpilogue), a bias is added by add_bias; a bias
+// gemm maps a row-major strided batch onto the column-major driver GEMM (gemmArgs). Where the
+// driver has no epilogue for this product (ErrNoEpilogue), a bias is added by add_bias; a bias
 // gradient is not written, and gemm returns false (else true): the caller sums it.
 func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand, strideA int,
 	b operand, strideB int, beta float32, c DevPtr, strideC int, batch int, epi epilogue) bool {
 	if m == 0 || n == 0 || batch == 0 {
 		return epi.biasGrad == 0
 	}
+	g, release := d.gemmArgs(transA, transB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batch)
+	defer release()
+	g.Bias, g.BiasGrad = epi.bias, epi.biasGrad
+	err := d.drv.Gemm(g)
+	ran := true
+	if g.epilogue() && errors.Is(err, ErrNoEpilogue) {
+		g.Bias, g.BiasGrad, ran = 0, 0, false
+		if err = d.drv.Gemm(g); err == nil && epi.bias != 0 {
+			d.addBias(c, c, epi.bias, m, n)
+		}
+	}
+	must("Gemm", err)
+	return ran || epi.biasGrad == 0
+}
+
+// gemmGelu runs the row-major product c (m,n) = op(a) op(b) with epi's GELU epilogue
+// (alpha 1, beta 0, batch 1; aux's rows as long as c's); false, having run nothing, where
+// the driver has no such epilogue. With epi.half the product must run in BF16 (runsBF16).
+func (d *Device) gemmGelu(transA, transB bool, m, n, k int, a, b operand, c DevPtr, epi epilogue) bool {
+	g, release := d.gemmArgs(transA, transB, m, n, k, 1, a, 0, b, 0, 0, c, 0, 1)
+	defer release()
+	if epi.half {
+		if g.AType != BFloat16 {
+			panic("cuda: gemmGelu: BF16 outputs for a product that does not run in BF16")
+		}
+		g.CType = BFloat16
+	}
+	g.Bias, g.BiasGrad, g.GELU, g.Aux, g.LDAux = epi.bias, epi.biasGrad, epi.gelu, epi.aux, n
+	err := d.drv.Gemm(g)
+	if errors.Is(err, ErrNoEpilogue) {
+		return false
+	}
+	must("Gemm", err)
+	return true
+}
+
+// gemmArgs maps a row-major strided batch onto the column-major driver GEMM's arguments, its
+// operands in BF16 where runsBF16 (release hands back their conversions' scratch).
+func (d *Device) gemmArgs(transA, transB bool, m, n, k int, alpha float32, a operand, strideA int,
+	b operand, strideB int, beta float32, c DevPtr, strideC int, batch int) (GemmArgs, func()) {
 	lda, ldb := k, n // row-major leading dimensions of A and B as stored
 	if transA {
 		lda = m
@@ -181,32 +365,26 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand
 		TransA: transB, TransB: transA, M: n, N: m, K: k, Alpha: alpha,
 		AType: Float32, LDA: max(ldb, 1), StrideA: int64(strideB),
 		BType: Float32, LDB: max(lda, 1), StrideB: int64(strideA),
-		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch, Bias: epi.bias, BiasGrad: epi.biasGrad,
+		Beta: beta, C: c, LDC: max(n, 1), StrideC: int64(strideC), Batch: batch,
 	}
 	na, nb := span(batch-1, strideA, m*k), span(batch-1, strideB, k*n)
-	switch {
-	case d.prec == GemmBF16 && d.bf16Pays(m, n, k, batch, d.toConvert(a, na)+d.toConvert(b, nb)):
-		pa, relA := d.bf16Operand(a, na)
-		defer relA()
-		pb, relB := d.bf16Operand(b, nb)
-		defer relB()
-		g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
-	default: // FP32 inputs: FP32, or TF32 in the TF32 mode and for BF16 mode's small products
+	if !d.runsBF16(m, n, k, batch, a, na, b, nb) { // FP32, or TF32 in the TF32 mode and for BF16 mode's small products
 		g.A, g.B = d.f32(b), d.f32(a)
 		if d.prec != GemmFP32 {
 			g.Compute = ComputeTF32
 		}
+		return g, func() {}
 	}
-	err := d.drv.Gemm(g)
-	ran := true
-	if (g.Bias != 0 || g.BiasGrad != 0) && errors.Is(err, ErrNoEpilogue) {
-		g.Bias, g.BiasGrad, ran = 0, 0, false
-		if err = d.drv.Gemm(g); err == nil && epi.bias != 0 {
-			d.addBias(c, c, epi.bias, m, n)
-		}
-	}
-	must("Gemm", err)
-	return ran || epi.biasGrad == 0
+	pa, relA := d.bf16Operand(a, na)
+	pb, relB := d.bf16Operand(b, nb)
+	g.A, g.AType, g.B, g.BType = pb, BFloat16, pa, BFloat16
+	return g, func() { relA(); relB() }
+}
+
+// runsBF16 reports whether a product of operands a (na elements) and b (nb) runs on BF16
+// inputs: in BF16 mode, where that pays (bf16Pays).
+func (d *Device) runsBF16(m, n, k, batch int, a operand, na int, b operand, nb int) bool {
+	return d.prec == GemmBF16 && d.bf16Pays(m, n, k, batch, d.toConvert(a, na)+d.toConvert(b, nb))
 }
 
 // toConvert is the number of elements of operand x (n of them) a BF16 product converts: 0

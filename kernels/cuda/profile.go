@@ -85,6 +85,18 @@ func (p *Profiler) Gemm(g GemmArgs) error {
 	if g.Bias != 0 {
 		name += " +bias"
 	}
+	if g.BiasGrad != 0 {
+		name += " +bgrad"
+	}
+	switch g.GELU {
+	case GeluForward:
+		name += " +gelu"
+	case GeluBackward:
+		name += " +dgelu"
+	}
+	if g.CType == BFloat16 {
+		name += " >bf16"
+	}
 	if g.Ptrs {
 		name += " ptrs"
 	}
