@@ -115,6 +115,11 @@ type Device interface {
 	// LayerNormBackward writes dinp (N,C) and accumulates dweight, dbias (C); either may be
 	// nil (no affine, or a frozen affine). dinp may share dout's storage.
 	LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd *Tensor, N, C int)
+	// LayerNormBackwardResidual is LayerNormBackward without affine for a LayerNorm whose input
+	// also feeds a residual branch with gradient resid (N,C): dinp = resid + the LayerNorm's
+	// input gradient. The same as LayerNormBackward then Add(dinp, resid, dinp); one pass on a
+	// GPU. dinp may share dout's storage, not resid's.
+	LayerNormBackwardResidual(dinp, dout, resid, inp, mean, rstd *Tensor, N, C int)
 
 	// ---- adaLN (modulate_cpu.go) ----
 

@@ -167,7 +167,7 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 	dh := d.dh.get(dev, B, T, C)
 	dev.ModulateBackward(dh, d.chunk(dmods, 3), d.chunk(dmods, 4), dhm2, d.h2, d.chunk(mods, 4), B, T, C)
 	dx1 := d.dx1.get(dev, B, T, C)
-	dev.Add(dx1, dout, d.Norm2.Backward(dh))
+	d.Norm2.BackwardResidual(dx1, dh, dout) // dx1 = dout + LN2's input gradient
 
 	// x1 = x + gate_msa ⊙ a
 	da := d.dtmp.get(dev, B, T, C)
@@ -175,7 +175,7 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 	dhm := d.Attn.Backward(da)
 	dev.ModulateBackward(dh, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.h, d.chunk(mods, 1), B, T, C)
 	dx = d.dx.get(dev, B, T, C)
-	dev.Add(dx, dx1, d.Norm1.Backward(dh))
+	d.Norm1.BackwardResidual(dx, dh, dx1)
 
 	// mod = Ada(SiLU(c))
 	dmod := d.dmod.get(dev, B, 6*C)

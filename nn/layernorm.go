@@ -114,6 +114,20 @@ func (n *LayerNorm) Backward(dy *kernels.Tensor) *kernels.Tensor {
 	return dx
 }
 
+// BackwardResidual is Backward for a LayerNorm without affine whose input x also feeds a
+// residual branch with gradient resid (..., C): it writes resid + dx into dinp (one pass on a
+// GPU, Device.LayerNormBackwardResidual). dinp must not share resid's storage.
+func (n *LayerNorm) BackwardResidual(dinp, dy, resid *kernels.Tensor) {
+	N := rowsOf("LayerNorm.BackwardResidual", dy, n.C)
+	if n.x == nil || n.x.Len() != N*n.C {
+		panic("nn: LayerNorm.BackwardResidual without a matching Forward")
+	}
+	if n.Weight != nil {
+		panic("nn: LayerNorm.BackwardResidual of a LayerNorm with affine")
+	}
+	n.dev.LayerNormBackwardResidual(dinp, dy, resid, n.x, n.mean.get(n.dev, N), n.rstd.get(n.dev, N), N, n.C)
+}
+
 // scratch returns throw-away (C) gradient tensors for a frozen affine LayerNorm.
 func (n *LayerNorm) scratch() (*kernels.Tensor, *kernels.Tensor) {
 	if n.frozenG == nil {

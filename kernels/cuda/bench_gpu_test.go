@@ -51,6 +51,22 @@ func BenchmarkLayerNormForward(b *testing.B) {
 	}
 }
 
+// BenchmarkLayerNormBackward is the input gradient of DiT-B's no-affine LayerNorms (batch 32,
+// 272 tokens, width 768) with the residual branch's gradient added (16 bytes per element:
+// dout, inp and resid read, dinp written).
+func BenchmarkLayerNormBackward(b *testing.B) {
+	N, C := 32*272, 768
+	for _, dev := range benchDevices(b) {
+		b.Run(dev.Name(), func(b *testing.B) {
+			x, dout, resid, dinp := dev.FromHost(normals(1, N*C), N, C), dev.FromHost(normals(2, N*C), N, C),
+				dev.FromHost(normals(3, N*C), N, C), dev.New(N, C)
+			out, mean, rstd := dev.New(N, C), dev.New(N), dev.New(N)
+			dev.LayerNormForward(out, mean, rstd, x, nil, nil, N, C, 1e-6)
+			run(b, dev, 16*float64(N*C), 0, func() { dev.LayerNormBackwardResidual(dinp, dout, resid, x, mean, rstd, N, C) })
+		})
+	}
+}
+
 // attnBenchShapes are the shapes of the attention benchmarks: long sequences, and DiT-B's
 // (batch 32, 272 tokens, 12 heads of 64; BenchmarkDiTBase).
 var attnBenchShapes = []attentionCase{{4, 256, 16, 72, false}, {4, 1024, 16, 72, false}, {32, 272, 12, 64, false}}

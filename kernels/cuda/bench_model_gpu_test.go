@@ -200,6 +200,10 @@ func BenchmarkGemmVsCublas(b *testing.B) {
 	}
 }
 
+// profileRows is the number of operations BenchmarkDiTBase's profiles list before summing the
+// rest: the small kernels of a step are many, and together as long as the largest products.
+const profileRows = 45
+
 // bf16Ablations are the BF16 mode's features BenchmarkDiTBase turns off one at a time.
 var bf16Ablations = []struct {
 	name string
@@ -356,7 +360,7 @@ func BenchmarkDiTBase(b *testing.B) {
 			prof.Reset()
 			w.trainStep()
 			var sb strings.Builder
-			if err := prof.Report(&sb, 25); err != nil {
+			if err := prof.Report(&sb, profileRows); err != nil {
 				b.Fatal(err)
 			}
 			b.Logf("training step, batch %d, %s:\n%s", ditTrainBatch, p, sb.String())
@@ -365,7 +369,7 @@ func BenchmarkDiTBase(b *testing.B) {
 			if err := w.sample(ditSteps, 1); err != nil {
 				b.Fatal(err)
 			}
-			if err := prof.Report(&sb, 25); err != nil {
+			if err := prof.Report(&sb, profileRows); err != nil {
 				b.Fatal(err)
 			}
 			b.Logf("sampling, %d steps, batch %d, %s:\n%s", ditSteps, ditSampleBatch, p, sb.String())

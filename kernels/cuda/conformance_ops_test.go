@@ -93,6 +93,16 @@ func layerNormCases(e *env, sizes [][2]int) {
 				e.check("LayerNormBackward aliased dinp", dout, tol32, eps32)
 				e.check("LayerNormBackward aliased dbias", db, tol32, eps32)
 				e.free(w, b, dw, db)
+			} else {
+				// A residual branch's gradient added in the same pass; then dinp over dout.
+				resid := e.pair(normals(29, N*C), N, C)
+				e.dev.LayerNormBackwardResidual(dinp.d, dout.d, resid.d, in.d, mean.d, rstd.d, N, C)
+				e.cpu.LayerNormBackwardResidual(dinp.c, dout.c, resid.c, in.c, mean.c, rstd.c, N, C)
+				e.check("LayerNormBackwardResidual dinp", dinp, tol32, eps32)
+				e.dev.LayerNormBackwardResidual(dout.d, dout.d, resid.d, in.d, mean.d, rstd.d, N, C)
+				e.cpu.LayerNormBackwardResidual(dout.c, dout.c, resid.c, in.c, mean.c, rstd.c, N, C)
+				e.check("LayerNormBackwardResidual aliased dinp", dout, tol32, eps32)
+				e.free(resid)
 			}
 			e.free(in, out, mean, rstd, dout, dinp)
 		}

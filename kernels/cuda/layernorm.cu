@@ -9,8 +9,9 @@
 //                              modulate_forward computes it, into mout and its BF16 copy mout16
 //                              (each where not null). grid ceil(N/8), block 256 (8 warps = 8 rows)
 //   layernorm_backward_dx      one warp per row: g = w*dout (dout without affine),
-//                              dinp = (g - mean(g) - norm*mean(g*norm))*rstd.
-//                              grid ceil(N/8), block 256
+//                              dinp = (g - mean(g) - norm*mean(g*norm))*rstd, plus resid
+//                              where not null (a residual branch's gradient); rows up to
+//                              32*ROW_REG in registers. grid ceil(N/8), block 256
 //   layernorm_backward_params  dweight[c] += sum_n dout*norm, dbias[c] += sum_n dout (either
 //                              pointer may be null); column sums in float64, split totals
 //                              in part (dweight's) and part + splits*C (dbias's).
@@ -84,24 +85,48 @@ UNROLL
 EMU_KERNEL(layernorm_forward);
 
 KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const float* inp, const float* weight,
-                                  const float* mean, const float* rstd, int N, int C) {
+                                  const float* mean, const float* rstd, const float* resid, int N, int C) {
   int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;
   const float* x = inp + (long long)row * C;
   const float* g = dout + (long long)row * C;
+  const float* res = resid ? resid + (long long)row * C : nullptr;
+  float* dx = dinp + (long long)row * C;
   float m = mean[row], r = rstd[row];
   float sg = 0.0f, sgn = 0.0f;
+  if (C <= 32 * ROW_REG) {  // the row's g and x - mean in registers: one read of dout and inp
+    float gr[ROW_REG], xm[ROW_REG];
+UNROLL
+    for (int k = 0; k < ROW_REG; k++) {
+      int c = lane + 32 * k;
+      gr[k] = c < C ? (weight ? g[c] * weight[c] : g[c]) : 0.0f;
+      xm[k] = c < C ? x[c] - m : 0.0f;
+      if (c < C) {
+        sg += gr[k];
+        sgn += gr[k] * xm[k] * r;
+      }
+    }
+    float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
+UNROLL
+    for (int k = 0; k < ROW_REG; k++) {
+      int c = lane + 32 * k;
+      if (c >= C) continue;
+      float v = (gr[k] - mg - xm[k] * r * mgn) * r;
+      dx[c] = res ? res[c] + v : v;
+    }
+    return;
+  }
   for (int c = lane; c < C; c += 32) {
     float gv = weight ? g[c] * weight[c] : g[c];
     sg += gv;
     sgn += gv * (x[c] - m) * r;
   }
   float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
-  float* dx = dinp + (long long)row * C;
   for (int c = lane; c < C; c += 32) {
     float gv = weight ? g[c] * weight[c] : g[c];
     float nrm = (x[c] - m) * r;
-    dx[c] = (gv - mg - nrm * mgn) * r;
+    float v = (gv - mg - nrm * mgn) * r;
+    dx[c] = res ? res[c] + v : v;
   }
 }
 EMU_KERNEL(layernorm_backward_dx);

@@ -79,6 +79,21 @@ func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean
 		d.colSum("layernorm_backward_params", N, C, []DevPtr{d.ptr(dweight), d.ptr(dbias)},
 			P(d.ptr(dout)), P(d.ptr(inp)), P(d.ptr(mean)), P(d.ptr(rstd)), I(N), I(C))
 	}
-	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.ptr(dout)), P(d.ptr(inp)),
-		P(d.ptr(weight)), P(d.ptr(mean)), P(d.ptr(rstd)), I(N), I(C))
+	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.rptr(dout)), P(d.rptr(inp)),
+		P(d.rptr(weight)), P(d.rptr(mean)), P(d.rptr(rstd)), P(0), I(N), I(C))
+}
+
+// LayerNormBackwardResidual adds resid in layernorm_backward_dx's store.
+func (d *Device) LayerNormBackwardResidual(dinp, dout, resid, inp, mean, rstd *kernels.Tensor, N, C int) {
+	mustLen("LayerNormBackwardResidual dinp", dinp, N*C)
+	mustLen("LayerNormBackwardResidual dout", dout, N*C)
+	mustLen("LayerNormBackwardResidual resid", resid, N*C)
+	mustLen("LayerNormBackwardResidual inp", inp, N*C)
+	mustLen("LayerNormBackwardResidual mean", mean, N)
+	mustLen("LayerNormBackwardResidual rstd", rstd, N)
+	if N == 0 || C == 0 {
+		return
+	}
+	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.rptr(dout)), P(d.rptr(inp)),
+		P(0), P(d.rptr(mean)), P(d.rptr(rstd)), P(d.rptr(resid)), I(N), I(C))
 }
