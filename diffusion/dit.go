@@ -12,7 +12,8 @@
 //	     + RewardEmbedder(r)          (models with reward dims)          reward_embedder
 //	xp   = PatchEmbed(x_t)                                     (B,P,C)   x_embedder (+ fixed 3D sin-cos)
 //	h    = [txt | xp]                                          (B,L+P,C) one attention sequence
-//	h    = DiTBlock_k(h, c, keyBias)   k = 0..depth-1                    blocks.k (adaLN-Zero)
+//	h    = DiTBlock_k(h, c, keyBias)   k = 0..depth-1                    blocks.k (adaLN-Zero; the
+//	                                   blocks' modulations in one product, nn.AdaLNStack)
 //	y    = FinalLayer(h[:, L:], c)                             (B,P,F)   final_layer, F = Cin*pt*p*p
 //	v    = Unpatchify(y)                                        x_t's shape
 //
@@ -52,6 +53,7 @@ type DiT struct {
 	PooledTextProj *nn.Linear           // "pooled_text_proj": C -> C
 	Reward         *RewardEmbedder      // "reward_embedder"; nil without reward dims
 	Blocks         []*nn.DiTBlock       // "blocks.N"
+	AdaLN          *nn.AdaLNStack       // the blocks' modulations in one product; nil after UnstackAdaLN
 	Final          *nn.FinalLayer       // "final_layer"
 
 	dev    kernels.Device
@@ -99,6 +101,7 @@ func NewDiT(dev kernels.Device, r nn.Rand, cfg ModelConfig) (*DiT, error) {
 	for range cfg.Depth {
 		m.Blocks = append(m.Blocks, nn.NewDiTBlock(dev, r, nn.DiTBlockConfig{C: C, NH: cfg.Heads, MLPRatio: cfg.MLPRatio}))
 	}
+	m.AdaLN = nn.NewAdaLNStack(dev, m.Blocks)
 	F := cfg.Channels * cfg.TubeletFrames * cfg.PatchSize * cfg.PatchSize
 	m.Final = nn.NewFinalLayer(dev, C, C, F, 0)
 	return m, nil
@@ -120,7 +123,7 @@ func (m *DiT) Params() []nn.Param {
 		ps = append(ps, prefix("reward_embedder", m.Reward.Params())...)
 	}
 	for i, b := range m.Blocks {
-		ps = append(ps, prefix(fmt.Sprintf("blocks.%d", i), b.Params())...)
+		ps = append(ps, prefix(fmt.Sprintf("blocks.%d", i), nn.BlockParams(m.AdaLN, b, i))...)
 	}
 	return append(ps, prefix("final_layer", m.Final.Params())...)
 }
@@ -142,7 +145,20 @@ func (m *DiT) SetTrainable(on bool) {
 	for _, b := range m.Blocks {
 		b.SetTrainable(on)
 	}
+	if m.AdaLN != nil {
+		m.AdaLN.SetTrainable(on)
+	}
 	m.Final.SetTrainable(on)
+}
+
+// UnstackAdaLN gives every block its own modulation layer again (nn.AdaLNStack.Unstack),
+// for LoRA adapters on adaLN_modulation; the blocks then compute their modulations one by
+// one. Take Params() again afterwards.
+func (m *DiT) UnstackAdaLN() {
+	if m.AdaLN != nil {
+		m.AdaLN.Unstack(m.Blocks)
+		m.AdaLN = nil
+	}
 }
 
 // EnableLoRA freezes the whole model and attaches rank-r adapters (A from r, B zero) to
@@ -249,9 +265,7 @@ func (m *DiT) Forward(xt *kernels.Tensor, t []float32, ids []int32, lengths []in
 	xp := m.XEmbedder.Forward(xt)
 	h := m.seq.get(dev, B, L+P, C)
 	dev.Concat(h, txt, xp, B, L*C, P*C)
-	for _, blk := range m.Blocks {
-		h = blk.Forward(h, cond, kbJoint)
-	}
+	h = nn.ForwardBlocks(m.AdaLN, m.Blocks, h, cond, kbJoint)
 	hText, hPatch := m.hText.get(dev, B, L, C), m.hPatch.get(dev, B, P, C)
 	dev.Split(hText, hPatch, h, B, L*C, P*C)
 	y := m.Final.Forward(hPatch, cond)
@@ -299,10 +313,7 @@ func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor {
 	dev.Fill(dText, 0) // the final layer reads only the patch tokens
 	dh := m.dseq.get(dev, B, L+P, C)
 	dev.Concat(dh, dText, dhPatch, B, L*C, P*C)
-	for i := len(m.Blocks) - 1; i >= 0; i-- {
-		dh, dc = m.Blocks[i].Backward(dh)
-		dev.Add(dcond, dcond, dc)
-	}
+	dh = nn.BackwardBlocks(m.AdaLN, m.Blocks, dh, dcond)
 	dPatch := m.dPatch.get(dev, B, P, C)
 	dev.Split(dText, dPatch, dh, B, L*C, P*C)
 	dx := m.XEmbedder.Backward(dPatch)

@@ -101,7 +101,9 @@ func LoRALayers(m *diffusion.DiT, targets []string) []*nn.Linear {
 			case TargetFC2:
 				out = append(out, b.MLP.FC2)
 			case TargetAda:
-				out = append(out, b.Ada)
+				if b.Ada != nil { // nil: the modulations stacked (diffusion.DiT.UnstackAdaLN), no adapters
+					out = append(out, b.Ada)
+				}
 			}
 		}
 	}
@@ -112,6 +114,9 @@ func LoRALayers(m *diffusion.DiT, targets []string) []*nn.Linear {
 // A drawn from r (nil: zeros, for loading), B zero, so the model's output is unchanged. It
 // returns the adapted layers.
 func EnableLoRA(m *diffusion.DiT, r nn.Rand, c LoRAConfig) []*nn.Linear {
+	if slices.Contains(c.Targets, TargetAda) {
+		m.UnstackAdaLN()
+	}
 	m.SetTrainable(false)
 	ls := LoRALayers(m, c.Targets)
 	for _, l := range ls {

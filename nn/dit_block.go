@@ -55,11 +55,14 @@ type DiTBlock struct {
 	Attn  *SelfAttention // C, NH
 	Norm2 *LayerNorm     // no affine
 	MLP   *MLP           // C -> Hidden -> C
-	Ada   *Linear        // Dc -> 6C, zero-initialised ("adaLN_modulation.1")
+	// Ada: Dc -> 6C, zero-initialised ("adaLN_modulation.1"); nil where an AdaLNStack holds
+	// the block's modulation weights (ForwardMods, BackwardMods).
+	Ada *Linear
 
 	dev  kernels.Device
 	B, T int             // shape of the last Forward
-	x, c *kernels.Tensor // (B,T,C), (B,Dc) inputs of the last Forward
+	x, c *kernels.Tensor // (B,T,C), (B,Dc) inputs of the last Forward (c: Forward's only)
+	mod  *kernels.Tensor // (6,B,C) modulation of the last Forward (d.mods or the caller's)
 	h    *kernels.Tensor // (B,T,C) LN(x) (owned by Norm1)
 	h2   *kernels.Tensor // (B,T,C) LN(x1) (owned by Norm2)
 	a    *kernels.Tensor // (B,T,C) attention output (owned by Attn)
@@ -105,10 +108,14 @@ func NewDiTBlock(dev kernels.Device, r Rand, cfg DiTBlockConfig) *DiTBlock {
 		Ada:   NewLinear(dev, nil, cfg.Dc, 6*cfg.C, true)}
 }
 
-// Params lists "attn.*", "mlp.*" and "adaLN_modulation.1.*".
+// Params lists "attn.*", "mlp.*" and "adaLN_modulation.1.*" (the last not where an
+// AdaLNStack holds them).
 func (d *DiTBlock) Params() []Param {
 	ps := prefixed("attn", d.Attn.Params())
 	ps = append(ps, prefixed("mlp", d.MLP.Params())...)
+	if d.Ada == nil {
+		return ps
+	}
 	return append(ps, prefixed("adaLN_modulation.1", d.Ada.Params())...)
 }
 
@@ -120,19 +127,30 @@ func (d *DiTBlock) chunk(mods *kernels.Tensor, k int) *kernels.Tensor {
 // Forward maps x (B,T,C), conditioning c (B,Dc) and the optional key padding bias
 // keyBias (B,T) to out (B,T,C).
 func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
+	if d.Ada == nil {
+		panic("nn: DiTBlock.Forward of a block whose modulation an AdaLNStack holds (ForwardMods)")
+	}
+	B, dev := x.Dim(0), d.dev
+	mustShape("DiTBlock.Forward conditioning", c, B, d.Dc)
+	d.c = c
+	sc := d.sc.get(dev, B, d.Dc)
+	dev.SiluForward(sc, c)
+	mods := d.mods.get(dev, 6, B, d.C)
+	dev.Permute(mods, d.Ada.Forward(sc), []int{B, 6, d.C}, []int{1, 0, 2}) // (B,6C) -> (6,B,C)
+	return d.ForwardMods(x, mods, keyBias)
+}
+
+// ForwardMods is Forward with the modulation given: mods (6,B,C) holds the six chunks of
+// SiLU(c) Wada^T + bada in order, each a contiguous (B,C) (AdaLNStack computes those of a
+// whole stack of blocks in one product). mods must stay unchanged until BackwardMods.
+func (d *DiTBlock) ForwardMods(x, mods, keyBias *kernels.Tensor) *kernels.Tensor {
 	if len(x.Shape) != 3 || x.Shape[2] != d.C {
 		panic(fmt.Sprintf("nn: DiTBlock.Forward: input %v, want (B,T,%d)", x, d.C))
 	}
 	B, T, C := x.Shape[0], x.Shape[1], d.C
-	mustShape("DiTBlock.Forward conditioning", c, B, d.Dc)
-	d.B, d.T, d.x, d.c = B, T, x, c
+	mustShape("DiTBlock.Forward modulation", mods, 6, B, C)
+	d.B, d.T, d.x, d.mod = B, T, x, mods
 	dev := d.dev
-
-	sc := d.sc.get(dev, B, d.Dc)
-	dev.SiluForward(sc, c)
-	mod := d.Ada.Forward(sc) // (B,6C)
-	mods := d.mods.get(dev, 6, B, C)
-	dev.Permute(mods, mod, []int{B, 6, C}, []int{1, 0, 2})
 
 	hm := d.hm.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm) // read by qkv's products only
@@ -152,11 +170,27 @@ func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
 
 // Backward takes dout (B,T,C) and returns dx (B,T,C) and dc (B,Dc).
 func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
+	if d.Ada == nil || d.c == nil {
+		panic("nn: DiTBlock.Backward without a matching Forward (BackwardMods after ForwardMods)")
+	}
+	B, C, dev := d.B, d.C, d.dev
+	dmods := d.dmods.get(dev, 6, B, C)
+	dx = d.BackwardMods(dout, dmods)
+	dmod := d.dmod.get(dev, B, 6*C)
+	dev.Permute(dmod, dmods, []int{6, B, C}, []int{1, 0, 2})
+	dsc := d.Ada.Backward(dmod)
+	dc = d.dc.get(dev, B, d.Dc)
+	dev.SiluBackward(dc, d.c, dsc)
+	return dx, dc
+}
+
+// BackwardMods is Backward for ForwardMods: it returns dx (B,T,C) and writes the
+// modulation's gradient (6,B,C) into dmods.
+func (d *DiTBlock) BackwardMods(dout, dmods *kernels.Tensor) (dx *kernels.Tensor) {
 	B, T, C := d.B, d.T, d.C
 	mustShape("DiTBlock.Backward", dout, B, T, C)
-	dev := d.dev
-	mods := d.mods.get(dev, 6, B, C)
-	dmods := d.dmods.get(dev, 6, B, C)
+	mustShape("DiTBlock.Backward modulation gradient", dmods, 6, B, C)
+	dev, mods := d.dev, d.mod
 	dev.Fill(dmods, 0) // the modulate and gate backward ops accumulate into it
 
 	// out = x1 + gate_mlp ⊙ m
@@ -176,14 +210,7 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 	dev.ModulateBackward(dh, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.h, d.chunk(mods, 1), B, T, C)
 	dx = d.dx.get(dev, B, T, C)
 	d.Norm1.BackwardResidual(dx, dh, dx1)
-
-	// mod = Ada(SiLU(c))
-	dmod := d.dmod.get(dev, B, 6*C)
-	dev.Permute(dmod, dmods, []int{6, B, C}, []int{1, 0, 2})
-	dsc := d.Ada.Backward(dmod)
-	dc = d.dc.get(dev, B, d.Dc)
-	dev.SiluBackward(dc, d.c, dsc)
-	return dx, dc
+	return dx
 }
 
 // SetTrainable freezes (false) or unfreezes every base parameter of the block (LoRA
@@ -191,7 +218,9 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 func (d *DiTBlock) SetTrainable(on bool) {
 	d.Attn.SetTrainable(on)
 	d.MLP.SetTrainable(on)
-	d.Ada.SetTrainable(on)
+	if d.Ada != nil {
+		d.Ada.SetTrainable(on)
+	}
 }
 
 // EnableLoRA freezes the block and attaches rank-r adapters to the attention's qkv and

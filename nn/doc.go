@@ -3,7 +3,8 @@
 // operations and never index a buffer on the host, so they run unchanged on every device.
 //
 // Layers (one per file, test beside it): Linear with an optional LoRA adapter, LayerNorm,
-// MLP, SelfAttention, DiTBlock (adaLN-Zero), FinalLayer, TokenEmbedding, PatchEmbed (fixed
+// MLP, SelfAttention, DiTBlock (adaLN-Zero) and AdaLNStack (the modulations of a stack of
+// blocks in one product), FinalLayer, TokenEmbedding, PatchEmbed (fixed
 // sin-cos positions), TimestepEmbedder, MSELoss; AdamW, ZeroGrad and ClipGradNorm. The
 // files every training loop writes: safetensors checkpoints (checkpoint.go), their
 // directory (checkpoint_dir.go), the JSONL log and atomic writes (trainlog.go); and the

@@ -189,6 +189,7 @@ type LatentReward struct {
 	Reward         *diffusion.RewardEmbedder // "reward_embedder", always fed ∅; nil without reward dims
 	Words          *nn.TokenEmbedding        // "word_embedding", E_w; nil without it
 	Blocks         []*nn.DiTBlock            // "blocks.N", N < K
+	AdaLN          *nn.AdaLNStack            // the blocks' modulations ("blocks.N.adaLN_modulation.1")
 	heads          []*latentHead             // "heads.<dim>"
 
 	dev       kernels.Device
@@ -236,6 +237,7 @@ func NewLatent(dev kernels.Device, r nn.Rand, cfg LatentConfig, tok *diffusion.T
 	for range cfg.Blocks {
 		m.Blocks = append(m.Blocks, nn.NewDiTBlock(dev, r, nn.DiTBlockConfig{C: C, NH: g.Heads, MLPRatio: g.MLPRatio}))
 	}
+	m.AdaLN = nn.NewAdaLNStack(dev, m.Blocks)
 	if cfg.WordScale > 0 {
 		m.Words = nn.NewTokenEmbedding(dev, nil, g.VocabSize, C) // zeros: see the file header
 	}
@@ -292,7 +294,7 @@ func (m *LatentReward) backboneParams() []nn.Param {
 		ps = append(ps, pref("reward_embedder", m.Reward.Params())...)
 	}
 	for i, b := range m.Blocks {
-		ps = append(ps, pref(fmt.Sprintf("blocks.%d", i), b.Params())...)
+		ps = append(ps, pref(fmt.Sprintf("blocks.%d", i), nn.BlockParams(m.AdaLN, b, i))...)
 	}
 	return ps
 }
@@ -330,6 +332,7 @@ func (m *LatentReward) SetTrainable(on bool) {
 	for _, b := range m.Blocks {
 		b.SetTrainable(on)
 	}
+	m.AdaLN.SetTrainable(on)
 	for _, hd := range m.heads {
 		hd.Norm.SetTrainable(on)
 		hd.FC1.SetTrainable(on)
@@ -420,9 +423,7 @@ func (m *LatentReward) Forward(xt *kernels.Tensor, t []float32, prompts []string
 	xp := m.XEmbedder.Forward(xt)
 	h := m.seq.get(dev, B, L+P, C)
 	dev.Concat(h, txt, xp, B, L*C, P*C)
-	for _, blk := range m.Blocks {
-		h = blk.Forward(h, cond, kbJoint)
-	}
+	h = nn.ForwardBlocks(m.AdaLN, m.Blocks, h, cond, kbJoint)
 	hText, hPatch := m.hText.get(dev, B, L, C), m.hPatch.get(dev, B, P, C)
 	dev.Split(hText, hPatch, h, B, L*C, P*C)
 
@@ -478,11 +479,7 @@ func (m *LatentReward) Backward(dscores [][]float32) *kernels.Tensor {
 	dev.Concat(dh, dht, dhp, B, L*C, P*C)
 	dcond := m.dcond.get(dev, B, C)
 	dev.Fill(dcond, 0)
-	for i := len(m.Blocks) - 1; i >= 0; i-- {
-		var dc *kernels.Tensor
-		dh, dc = m.Blocks[i].Backward(dh)
-		dev.Add(dcond, dcond, dc)
-	}
+	dh = nn.BackwardBlocks(m.AdaLN, m.Blocks, dh, dcond)
 	dText, dPatch := m.dText.get(dev, B, L, C), m.dPatch.get(dev, B, P, C)
 	dev.Split(dText, dPatch, dh, B, L*C, P*C)
 	dx := m.XEmbedder.Backward(dPatch)
