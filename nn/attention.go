@@ -41,9 +41,11 @@ func NewSelfAttention(dev kernels.Device, r Rand, C, NH int) *SelfAttention {
 	if NH <= 0 || C%NH != 0 {
 		panic(fmt.Sprintf("nn: NewSelfAttention: %d channels do not split into %d heads", C, NH))
 	}
-	return &SelfAttention{C: C, NH: NH, HS: C / NH, dev: dev,
+	s := &SelfAttention{C: C, NH: NH, HS: C / NH, dev: dev,
 		QKV:  NewLinear(dev, r, C, 3*C, true),
 		Proj: NewLinear(dev, r, C, C, true)}
+	s.QKV.halfOut = true // read by AttentionForward and AttentionBackward only (their BF16 products)
+	return s
 }
 
 // Params lists "qkv.*" and "proj.*".

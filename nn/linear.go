@@ -27,6 +27,10 @@ type Linear struct {
 
 	LoRA *LoRA // nil without an adapter
 
+	// halfOut: Forward's output is read by products only (kernels.StoreHalf), as attention's
+	// qkv is (SelfAttention sets it).
+	halfOut bool
+
 	dev kernels.Device
 	x   *kernels.Tensor // (N, In) input of the last Forward
 	out buffer          // (N, Out)
@@ -100,6 +104,9 @@ func (l *Linear) Params() []Param {
 func (l *Linear) Forward(x *kernels.Tensor) *kernels.Tensor {
 	N := rowsOf("Linear.Forward", x, l.In)
 	y := l.out.get(l.dev, withLast(x.Shape, l.Out)...)
+	if l.halfOut {
+		kernels.StoreHalf(l.dev, y)
+	}
 	if l.adapted() { // the adapter's term before the bias, as it was trained
 		l.dev.Gemm(false, true, N, l.Out, l.In, 1, x, l.Weight, 0, y)
 		l.LoRA.forward(y, x, N)

@@ -153,7 +153,7 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 		return
 	}
 	d.launch("attention_forward", attGrid(B, T, NH), attBlock, 4*(68*HS+192), P(d.ptr(out)), P(d.ptr(lse)),
-		P(d.ptr(qkv)), P(d.ptr(keyBias)), I(T), I(NH), I(HS), F(scale))
+		P(d.rptr(qkv)), P(d.rptr(keyBias)), I(T), I(NH), I(HS), F(scale))
 }
 
 // useAttnMMA reports whether attention runs on the tensor-core kernels: BF16 mode, 64 dims

@@ -215,6 +215,7 @@ var bf16Ablations = []struct {
 	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }},   // the bias gradient in the BGRADB epilogue
 	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }}, // LayerNorm and modulation in one pass
 	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }},    // the MLP's GELU in its products' epilogues
+	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }},     // products writing BF16 outputs (qkv, GELU's)
 }
 
 // Sizes of BenchmarkDiTBase (and of the PyTorch run).

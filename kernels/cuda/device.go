@@ -88,6 +88,7 @@ type Device struct {
 	noStoreHalf           bool // StoreHalf ignored (BenchmarkDiTBase's ablation)
 	noFusedNormModulate   bool // LayerNormModulateForward as two launches (the same)
 	noGeluEpilogue        bool // LinearGelu and GeluLinearBackward without GELU epilogues (the same)
+	noHalfOutputs         bool // no product writes a BF16 output (linearHalf, LinearGelu's); the same
 	halfReads             int
 	halfRestores          int // FP32 values restored from copies (freshF32)
 	closed                bool

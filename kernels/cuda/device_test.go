@@ -314,11 +314,47 @@ func newGemmLog() *gemmLog {
 
 func (l *gemmLog) Gemm(g GemmArgs) error {
 	err := l.EmuDriver.Gemm(g)
-	if err == nil && g.GELU != GeluNone {
-		l.gemms = append(l.gemms, fmt.Sprintf("%s %s", map[GeluEpilogue]string{GeluForward: "gelu", GeluBackward: "dgelu"}[g.GELU],
-			map[DataType]string{Float32: "fp32", BFloat16: "bf16"}[g.CType]))
+	if err == nil && (g.GELU != GeluNone || g.CType == BFloat16) {
+		epi := map[GeluEpilogue]string{GeluNone: "bias", GeluForward: "gelu", GeluBackward: "dgelu"}[g.GELU]
+		l.gemms = append(l.gemms, fmt.Sprintf("%s %s", epi, map[DataType]string{Float32: "fp32", BFloat16: "bf16"}[g.CType]))
 	}
 	return err
+}
+
+// In BF16 mode Linear writes an output read by products only (StoreHalf) as BF16 alone, in
+// the bias epilogue (the bias rounded to BF16 too); the next product reads it without a
+// conversion. With noHalfOutputs, or without the mark, the FP32 product runs.
+func TestLinearHalf(t *testing.T) {
+	const N, in, out = 7, 16, 24
+	cpu := kernels.NewCPU(0)
+	xs, ws, bs := normals(81, N*in), normals(82, out*in), normals(83, out)
+	want := cpu.New(N, out)
+	cpu.Linear(want, cpu.FromHost(xs, N, in), cpu.FromHost(ws, out, in), cpu.FromHost(bs, out), N, in, out)
+	for _, c := range []struct {
+		mark, noHalfOutputs bool
+		wantGemms           string
+	}{{true, false, "bias bf16"}, {true, true, ""}, {false, false, ""}} {
+		log := newGemmLog()
+		d := NewDevice(log, "linear")
+		d.SetGemmPrecision(GemmBF16)
+		d.bf16Intensity, d.noHalfOutputs = 0, c.noHalfOutputs
+		x, w, b, y := d.FromHost(xs, N, in), d.FromHost(ws, out, in), d.FromHost(bs, out), d.New(N, out)
+		if c.mark {
+			d.StoreHalf(y)
+		}
+		d.Linear(y, x, w, b, N, in, out)
+		if got := strings.Join(log.gemms, ","); got != c.wantGemms {
+			t.Errorf("%+v: BF16-output products %q, want %q", c, got, c.wantGemms)
+		}
+		reads := d.halfReads
+		d.Gemm(false, false, N, 1, out, 1, y, d.FromHost(normals(84, out), out, 1), 0, d.New(N, 1))
+		if fromCopy := d.halfReads > reads; fromCopy != (c.wantGemms != "") {
+			t.Errorf("%+v: the next product read y's BF16 copy: %v", c, fromCopy)
+		}
+		got := make([]float32, N*out)
+		d.CopyToHost(got, y)
+		assertClose(t, fmt.Sprintf("%+v y", c), got, kernels.Host(want), precTol(GemmBF16, in), 1e-2)
+	}
 }
 
 // mlpPass runs LinearGelu and GeluLinearBackward of an MLP's layers (C 8, H hidden, N 6) on d

@@ -84,13 +84,35 @@ func (d *Device) Linear(y, x, w, bias *kernels.Tensor, N, in, out int) {
 	}
 	px := d.gemmOperand("Linear x", x, N*in, true)
 	pw := d.gemmOperand("Linear w", w, out*in, true)
-	py := d.gemmOutput("Linear y", y, N*out, true)
-	var pb DevPtr
+	d.checkOperand("Linear y", y, N*out, true)
 	if bias != nil {
 		mustLen("Linear bias", bias, out)
-		pb = d.ptr(bias)
 	}
-	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, py, 0, 1, epilogue{bias: pb})
+	if bias != nil && N > 0 && out > 0 && d.linearHalf(y, bias, px, pw, N, in, out) {
+		return
+	}
+	d.linearF32(y, bias, px, pw, N, in, out)
+}
+
+// linearF32 runs Linear with y's FP32 values written.
+func (d *Device) linearF32(y, bias *kernels.Tensor, px, pw operand, N, in, out int) {
+	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, d.ptr(y), 0, 1, epilogue{bias: d.rptr(bias)})
+}
+
+// linearHalf runs Linear with a BF16 output, where y is read by products only (StoreHalf),
+// the product runs on BF16 inputs and the driver has the bias epilogue for BF16 (C and the
+// bias BF16, as cuBLASLt has them): y's values then go to its BF16 copy alone, and the next
+// product reads them without a conversion. It reports whether it ran.
+func (d *Device) linearHalf(y, bias *kernels.Tensor, px, pw operand, N, in, out int) bool {
+	c16, _ := d.halfPair(y, nil, !d.noHalfOutputs && d.runsBF16(N, out, in, 1, px, N*in, pw, out*in))
+	if c16 == 0 {
+		return false
+	}
+	b16, release := d.bf16Of(bias, 0, out)
+	defer release()
+	ran := d.tryGemm(false, true, N, out, in, px, pw, c16, epilogue{bias: b16, half: true})
+	d.endHalfPair(ran, y, nil)
+	return ran
 }
 
 // LinearBackward runs dx's product, then the weight gradient's (linearWeightGrad).
@@ -154,25 +176,25 @@ func (d *Device) LinearGelu(g, h, x, w, bias *kernels.Tensor, N, in, out int) {
 	}
 	if N > 0 && out > 0 && !d.noGeluEpilogue {
 		var ran bool
-		if c16, aux16 := d.halfPair(g, h, d.runsBF16(N, out, in, 1, px, N*in, pw, out*in)); c16 != 0 {
+		if c16, aux16 := d.halfPair(g, h, !d.noHalfOutputs && d.runsBF16(N, out, in, 1, px, N*in, pw, out*in)); c16 != 0 {
 			var b16 DevPtr
 			if bias != nil {
 				var release func()
 				b16, release = d.bf16Of(bias, 0, out)
 				defer release()
 			}
-			ran = d.gemmGelu(false, true, N, out, in, px, pw, c16,
+			ran = d.tryGemm(false, true, N, out, in, px, pw, c16,
 				epilogue{bias: b16, gelu: GeluForward, aux: aux16, half: true})
 			d.endHalfPair(ran, g, h)
 		} else {
-			ran = d.gemmGelu(false, true, N, out, in, px, pw, d.ptr(g),
+			ran = d.tryGemm(false, true, N, out, in, px, pw, d.ptr(g),
 				epilogue{bias: d.rptr(bias), gelu: GeluForward, aux: d.ptr(h)})
 		}
 		if ran {
 			return
 		}
 	}
-	d.Linear(h, x, w, bias, N, in, out)
+	d.linearF32(h, bias, px, pw, N, in, out) // gelu_forward reads h's FP32 values
 	d.GeluForward(g, h)
 }
 
@@ -195,7 +217,7 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 	}
 	ran := N == 0 || in == 0
 	if !ran && !d.noGeluEpilogue {
-		c16, _ := d.halfPair(dh, nil, d.runsBF16(N, in, out, 1, pdy, N*out, pw, out*in) && d.halfIn(h, N*in) != 0)
+		c16, _ := d.halfPair(dh, nil, !d.noHalfOutputs && d.runsBF16(N, in, out, 1, pdy, N*out, pw, out*in) && d.halfIn(h, N*in) != 0)
 		var sums DevPtr
 		if dbiasH != nil {
 			var release func()
@@ -203,7 +225,7 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 			defer release()
 		}
 		if c16 != 0 {
-			ran = d.gemmGelu(false, false, N, in, out, pdy, pw, c16,
+			ran = d.tryGemm(false, false, N, in, out, pdy, pw, c16,
 				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.halfIn(h, N*in), half: true})
 			d.endHalfPair(ran, dh, nil)
 			if ran && sums != 0 { // the BF16 sums to FP32, in the second half of the scratch
@@ -211,7 +233,7 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 				sums += DevPtr(4 * in)
 			}
 		} else {
-			ran = d.gemmGelu(false, false, N, in, out, pdy, pw, d.ptr(dh),
+			ran = d.tryGemm(false, false, N, in, out, pdy, pw, d.ptr(dh),
 				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.rptr(h)})
 		}
 		if ran && sums != 0 {
@@ -297,7 +319,7 @@ func span(last, stride, size int) int {
 // row of C (n values; batch 1 and beta 0 only), or biasGrad, which receives the sums over k
 // of every row of op(A) (m values, batch 1): with A = dy and transA, the column sums of dy,
 // the bias gradient beside a linear layer's weight gradient dy^T x. gelu with aux (an (m,n)
-// matrix like C) is GemmArgs's GELU epilogue (gemmGelu; there biasGrad receives the sums of
+// matrix like C) is GemmArgs's GELU epilogue (tryGemm; there biasGrad receives the sums of
 // C's n columns). half: C, aux, bias and biasGrad are BF16 (the product runs in BF16).
 type epilogue struct {
 	bias, biasGrad DevPtr
@@ -329,19 +351,23 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand
 	return ran || epi.biasGrad == 0
 }
 
-// gemmGelu runs the row-major product c (m,n) = op(a) op(b) with epi's GELU epilogue
-// (alpha 1, beta 0, batch 1; aux's rows as long as c's); false, having run nothing, where
-// the driver has no such epilogue. With epi.half the product must run in BF16 (runsBF16).
-func (d *Device) gemmGelu(transA, transB bool, m, n, k int, a, b operand, c DevPtr, epi epilogue) bool {
+// tryGemm runs the row-major product c (m,n) = op(a) op(b) with epi's epilogue (alpha 1,
+// beta 0, batch 1; a GELU epilogue's aux rows as long as c's); false, having run nothing,
+// where the driver has no such epilogue. With epi.half the product must run in BF16
+// (runsBF16).
+func (d *Device) tryGemm(transA, transB bool, m, n, k int, a, b operand, c DevPtr, epi epilogue) bool {
 	g, release := d.gemmArgs(transA, transB, m, n, k, 1, a, 0, b, 0, 0, c, 0, 1)
 	defer release()
 	if epi.half {
 		if g.AType != BFloat16 {
-			panic("cuda: gemmGelu: BF16 outputs for a product that does not run in BF16")
+			panic("cuda: tryGemm: BF16 outputs for a product that does not run in BF16")
 		}
 		g.CType = BFloat16
 	}
-	g.Bias, g.BiasGrad, g.GELU, g.Aux, g.LDAux = epi.bias, epi.biasGrad, epi.gelu, epi.aux, n
+	g.Bias, g.BiasGrad, g.GELU, g.Aux = epi.bias, epi.biasGrad, epi.gelu, epi.aux
+	if epi.gelu != GeluNone {
+		g.LDAux = n
+	}
 	err := d.drv.Gemm(g)
 	if errors.Is(err, ErrNoEpilogue) {
 		return false

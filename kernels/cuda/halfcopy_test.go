@@ -124,9 +124,10 @@ func TestHalfCopyValidity(t *testing.T) {
 
 // A DiT block's forward and backward in BF16 mode, every product in BF16, with and without
 // the copies: the same bits, and the copies are read wherever the values are unchanged since
-// a producer wrote them or a product converted them. The MLP's GELU epilogues are off in
-// both runs: with the copies they would write BF16 outputs, rounding the bias and h
-// (TestGeluEpilogues covers them).
+// a producer wrote them or a product converted them. Products writing BF16 outputs are off
+// in both runs (noHalfOutputs: they round the bias and GELU's h; TestGeluEpilogues and
+// Conformance/Linear cover them), and so are the MLP's GELU epilogues (the reads counted
+// below are those of the separate GELU kernels).
 func TestHalfCopyDiTBlock(t *testing.T) {
 	checkHalfCopyDiTBlock(t, func() *Device { return NewEmulated() }, 0)
 }
@@ -138,7 +139,7 @@ func checkHalfCopyDiTBlock(t *testing.T, open func() *Device, tol float64) {
 		d := open()
 		d.SetGemmPrecision(GemmBF16)
 		d.bf16Intensity = 0
-		d.noHalves, d.checkHalves, d.noGeluEpilogue = noHalves, true, true
+		d.noHalves, d.checkHalves, d.noGeluEpilogue, d.noHalfOutputs = noHalves, true, true, true
 		cfg := nn.DiTBlockConfig{C: 48, NH: 3}
 		const B, T = 2, 9
 		blk := nn.NewDiTBlock(d, &kernels.RNG{Seed: 5}, cfg)
@@ -194,7 +195,7 @@ func checkHalfCopyDiTBlock(t *testing.T, open func() *Device, tol float64) {
 
 // Two training steps and a sampling run of a whole model (text encoder, reward condition,
 // patch embedding, final layer) in BF16 mode, with and without the copies: the same bits
-// (GELU epilogues off, as in TestHalfCopyDiTBlock). The second step's products read weights
+// (BF16 outputs off, as in TestHalfCopyDiTBlock). The second step's products read weights
 // the first step's AdamW changed, so a copy that outlived its values would show here (and
 // checkHalves would name it).
 func TestHalfCopyModel(t *testing.T) {
@@ -212,7 +213,7 @@ func checkHalfCopyModel(t *testing.T, cfg diffusion.ModelConfig) {
 		d := NewEmulated()
 		d.SetGemmPrecision(GemmBF16)
 		d.bf16Intensity = 0
-		d.noHalves, d.checkHalves, d.noGeluEpilogue = noHalves, true, true
+		d.noHalves, d.checkHalves, d.noHalfOutputs = noHalves, true, true
 		_, m := modelPair(t, kernels.NewCPU(0), d, cfg)
 		prompts := diffusion.EncodePrompts(m.Tokenizer, modelCaptions[:B])
 		for step := range 2 {
