@@ -45,6 +45,7 @@ func NewSelfAttention(dev kernels.Device, r Rand, C, NH int) *SelfAttention {
 		QKV:  NewLinear(dev, r, C, 3*C, true),
 		Proj: NewLinear(dev, r, C, C, true)}
 	s.QKV.halfOut = true // read by AttentionForward and AttentionBackward only (their BF16 products)
+	s.Proj.halfDx = true // the output's gradient: read by AttentionBackward only (the same)
 	return s
 }
 

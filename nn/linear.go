@@ -27,9 +27,10 @@ type Linear struct {
 
 	LoRA *LoRA // nil without an adapter
 
-	// halfOut: Forward's output is read by products only (kernels.StoreHalf), as attention's
-	// qkv is (SelfAttention sets it).
-	halfOut bool
+	// halfOut, halfDx: Forward's output, Backward's input gradient, is read by products only
+	// (kernels.StoreHalf), as attention's qkv and its output's gradient are (SelfAttention
+	// sets them).
+	halfOut, halfDx bool
 
 	dev kernels.Device
 	x   *kernels.Tensor // (N, In) input of the last Forward
@@ -128,6 +129,9 @@ func (l *Linear) Backward(dy *kernels.Tensor) *kernels.Tensor { return l.backwar
 func (l *Linear) backward(dy, dbias *kernels.Tensor) *kernels.Tensor {
 	N := l.rowsOfBackward(dy)
 	dx := l.dx.get(l.dev, l.x.Shape...)
+	if l.halfDx && !l.adapted() { // an adapter's backward adds its FP32 term to dx
+		kernels.StoreHalf(l.dev, dx)
+	}
 	l.dev.LinearBackward(dx, l.DWeight, dbias, dy, l.x, l.Weight, N, l.In, l.Out)
 	if l.adapted() {
 		l.LoRA.backward(dx, dy, l.x, N)

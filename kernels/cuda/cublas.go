@@ -38,6 +38,7 @@ package cuda
 #define ALIGN_LT_DESC_BIAS_POINTER 8  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
 #define ALIGN_LT_DESC_AUX_POINTER 11  // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER
 #define ALIGN_LT_DESC_AUX_LD 12       // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD
+#define ALIGN_LT_EPILOGUE_DEFAULT 1   // CUBLASLT_EPILOGUE_DEFAULT
 #define ALIGN_LT_EPILOGUE_BIAS 4      // CUBLASLT_EPILOGUE_BIAS
 #define ALIGN_LT_EPILOGUE_BGRADB 512  // CUBLASLT_EPILOGUE_BGRADB
 #define ALIGN_LT_EPILOGUE_GELU_AUX 160      // CUBLASLT_EPILOGUE_GELU_AUX
@@ -84,6 +85,7 @@ int cublasGemmStridedBatchedEx(cublasHandle_t handle, int transa, int transb, in
 _Static_assert(CUBLASLT_MATMUL_DESC_TRANSA == ALIGN_LT_DESC_TRANSA && CUBLASLT_MATMUL_DESC_TRANSB == ALIGN_LT_DESC_TRANSB &&
                    CUBLASLT_MATMUL_DESC_EPILOGUE == ALIGN_LT_DESC_EPILOGUE &&
                    CUBLASLT_MATMUL_DESC_BIAS_POINTER == ALIGN_LT_DESC_BIAS_POINTER &&
+                   CUBLASLT_EPILOGUE_DEFAULT == ALIGN_LT_EPILOGUE_DEFAULT &&
                    CUBLASLT_EPILOGUE_BIAS == ALIGN_LT_EPILOGUE_BIAS && CUBLASLT_EPILOGUE_BGRADB == ALIGN_LT_EPILOGUE_BGRADB &&
                    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER == ALIGN_LT_DESC_AUX_POINTER &&
                    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD == ALIGN_LT_DESC_AUX_LD &&
@@ -331,11 +333,8 @@ func bi(v bool) C.int {
 }
 
 func (b *cublas) gemm(g GemmArgs) error {
-	if g.epilogue() {
+	if g.epilogue() || g.CType != Float32 {
 		return b.gemmEpilogue(g)
-	}
-	if g.CType != Float32 {
-		return fmt.Errorf("cublasGemmEx: a BF16 C only in an epilogue product")
 	}
 	rc := C.align_blas_gemm(b.h, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K), C.float(g.Alpha),
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
@@ -354,8 +353,9 @@ func alignment(p DevPtr) uint32 {
 	return a
 }
 
-// gemmEpilogue runs a product with a bias (BIAS), a bias gradient (BGRADB) or GELU
-// (GELU_AUX(_BIAS), DGELU(_BGRAD)) through cuBLASLt's epilogue, making the plan on first use.
+// gemmEpilogue runs a product with a bias (BIAS), a bias gradient (BGRADB), GELU
+// (GELU_AUX(_BIAS), DGELU(_BGRAD)) or a BF16 C (DEFAULT) through cuBLASLt, making the plan on
+// first use.
 // ErrNoEpilogue where cuBLASLt is missing, has no algorithm for the product or does not
 // support it at run time: the device then computes the epilogue's part itself.
 func (b *cublas) gemmEpilogue(g GemmArgs) error {
@@ -372,14 +372,17 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 		epi = C.ALIGN_LT_EPILOGUE_DGELU
 	case g.BiasGrad != 0:
 		epi, vec = C.ALIGN_LT_EPILOGUE_BGRADB, g.BiasGrad
-	default:
+	case g.Bias != 0:
 		epi = C.ALIGN_LT_EPILOGUE_BIAS
+	default:
+		epi = C.ALIGN_LT_EPILOGUE_DEFAULT
 	}
 	ldaux := 0
 	if g.GELU != GeluNone {
 		ldaux = g.LDAux
 	}
 	if b.lt == nil || g.Batch != 1 || g.Ptrs || (g.Bias != 0 && (g.Beta != 0 || g.BiasGrad != 0)) ||
+		(g.CType != Float32 && g.Beta != 0) ||
 		(g.GELU != GeluNone && (g.Beta != 0 || g.LDAux%8 != 0)) {
 		return ErrNoEpilogue
 	}

@@ -315,15 +315,19 @@ func newGemmLog() *gemmLog {
 func (l *gemmLog) Gemm(g GemmArgs) error {
 	err := l.EmuDriver.Gemm(g)
 	if err == nil && (g.GELU != GeluNone || g.CType == BFloat16) {
-		epi := map[GeluEpilogue]string{GeluNone: "bias", GeluForward: "gelu", GeluBackward: "dgelu"}[g.GELU]
+		epi := map[GeluEpilogue]string{GeluNone: "plain", GeluForward: "gelu", GeluBackward: "dgelu"}[g.GELU]
+		if g.Bias != 0 && g.GELU == GeluNone {
+			epi = "bias"
+		}
 		l.gemms = append(l.gemms, fmt.Sprintf("%s %s", epi, map[DataType]string{Float32: "fp32", BFloat16: "bf16"}[g.CType]))
 	}
 	return err
 }
 
 // In BF16 mode Linear writes an output read by products only (StoreHalf) as BF16 alone, in
-// the bias epilogue (the bias rounded to BF16 too); the next product reads it without a
-// conversion. With noHalfOutputs, or without the mark, the FP32 product runs.
+// the bias epilogue (the bias rounded to BF16 too), and LinearBackward such an input
+// gradient; the next product reads them without a conversion. With noHalfOutputs, or
+// without the mark, the FP32 products run.
 func TestLinearHalf(t *testing.T) {
 	const N, in, out = 7, 16, 24
 	cpu := kernels.NewCPU(0)
@@ -333,27 +337,32 @@ func TestLinearHalf(t *testing.T) {
 	for _, c := range []struct {
 		mark, noHalfOutputs bool
 		wantGemms           string
-	}{{true, false, "bias bf16"}, {true, true, ""}, {false, false, ""}} {
+	}{{true, false, "bias bf16,plain bf16"}, {true, true, ""}, {false, false, ""}} {
 		log := newGemmLog()
 		d := NewDevice(log, "linear")
 		d.SetGemmPrecision(GemmBF16)
 		d.bf16Intensity, d.noHalfOutputs = 0, c.noHalfOutputs
-		x, w, b, y := d.FromHost(xs, N, in), d.FromHost(ws, out, in), d.FromHost(bs, out), d.New(N, out)
+		x, w, b, y, dx := d.FromHost(xs, N, in), d.FromHost(ws, out, in), d.FromHost(bs, out), d.New(N, out), d.New(N, in)
 		if c.mark {
 			d.StoreHalf(y)
+			d.StoreHalf(dx)
 		}
 		d.Linear(y, x, w, b, N, in, out)
-		if got := strings.Join(log.gemms, ","); got != c.wantGemms {
-			t.Errorf("%+v: BF16-output products %q, want %q", c, got, c.wantGemms)
-		}
 		reads := d.halfReads
 		d.Gemm(false, false, N, 1, out, 1, y, d.FromHost(normals(84, out), out, 1), 0, d.New(N, 1))
 		if fromCopy := d.halfReads > reads; fromCopy != (c.wantGemms != "") {
 			t.Errorf("%+v: the next product read y's BF16 copy: %v", c, fromCopy)
 		}
-		got := make([]float32, N*out)
+		d.LinearBackward(dx, nil, nil, y, nil, w, N, in, out)
+		if got := strings.Join(log.gemms, ","); got != c.wantGemms {
+			t.Errorf("%+v: BF16-output products %q, want %q", c, got, c.wantGemms)
+		}
+		got, gotDx, wantDx := make([]float32, N*out), make([]float32, N*in), cpu.New(N, in)
 		d.CopyToHost(got, y)
+		d.CopyToHost(gotDx, dx)
 		assertClose(t, fmt.Sprintf("%+v y", c), got, kernels.Host(want), precTol(GemmBF16, in), 1e-2)
+		cpu.LinearBackward(wantDx, nil, nil, cpu.FromHost(got, N, out), nil, cpu.FromHost(ws, out, in), N, in, out)
+		assertClose(t, fmt.Sprintf("%+v dx", c), gotDx, kernels.Host(wantDx), precTol(GemmBF16, out), 1e-2)
 	}
 }
 

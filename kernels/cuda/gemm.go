@@ -115,15 +115,27 @@ func (d *Device) linearHalf(y, bias *kernels.Tensor, px, pw operand, N, in, out 
 	return ran
 }
 
-// LinearBackward runs dx's product, then the weight gradient's (linearWeightGrad).
+// LinearBackward runs dx's product, then the weight gradient's (linearWeightGrad). Where dx
+// is read by products only (StoreHalf), the product runs on BF16 inputs and the driver can,
+// dx is written as BF16 alone (as linearHalf writes y).
 func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, out int) {
 	if N < 0 || in < 0 || out < 0 {
 		panic(fmt.Sprintf("cuda: LinearBackward with negative size N=%d in=%d out=%d", N, in, out))
 	}
 	pdy := d.gemmOperand("LinearBackward dy", dy, N*out, true)
 	pw := d.gemmOperand("LinearBackward w", w, out*in, true)
-	pdx := d.gemmOutput("LinearBackward dx", dx, N*in, true)
-	d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, pdx, 0, 1, epilogue{})
+	d.checkOperand("LinearBackward dx", dx, N*in, true)
+	ran := false
+	if N > 0 && in > 0 {
+		c16, _ := d.halfPair(dx, nil, !d.noHalfOutputs && d.runsBF16(N, in, out, 1, pdy, N*out, pw, out*in))
+		if c16 != 0 {
+			ran = d.tryGemm(false, false, N, in, out, pdy, pw, c16, epilogue{half: true})
+			d.endHalfPair(ran, dx, nil)
+		}
+	}
+	if !ran {
+		d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, d.ptr(dx), 0, 1, epilogue{})
+	}
 	d.linearWeightGrad(dw, dbias, dy, x, N, in, out)
 }
 
