@@ -217,6 +217,18 @@ func (d *Device) ptr(t *kernels.Tensor) DevPtr {
 	return s.ptr + DevPtr(4*t.Offset)
 }
 
+// wptr is ptr for an output a kernel overwrites whole (a product with beta 0): FP32 values
+// kept only in the copy are not restored where the copy lies within t, which is about to be
+// written (a tensor kept in BF16 alone by one product, in FP32 by the next: qkv with and
+// without a LoRA adapter in Flow-DPO's two passes).
+func (d *Device) wptr(t *kernels.Tensor) DevPtr {
+	s := d.storageOf(t)
+	if h := s.half; s.f32Stale && h.off >= t.Offset && h.off+h.n <= t.Offset+t.Len() {
+		s.f32Stale = false
+	}
+	return d.ptr(t)
+}
+
 // rptr is ptr for an input a kernel only reads: the BF16 copy stays valid.
 func (d *Device) rptr(t *kernels.Tensor) DevPtr {
 	if t == nil {

@@ -46,12 +46,16 @@ func (d *Device) gemmOperand(op string, t *kernels.Tensor, n int, exact bool) op
 	return operand{bf16: d.halfAt(s, t.Offset, n), s: s, off: t.Offset}
 }
 
-// gemmOutput returns the address of the product's output t (n elements exactly).
-func (d *Device) gemmOutput(op string, t *kernels.Tensor, n int, exact bool) DevPtr {
+// gemmOutput returns the address of the product's output t (n elements, exactly n when
+// exact): wptr's where beta is 0 and the product writes all of t.
+func (d *Device) gemmOutput(op string, t *kernels.Tensor, n int, exact bool, beta float32) DevPtr {
 	if t == nil && n == 0 {
 		return 0
 	}
 	d.checkOperand(op, t, n, exact)
+	if beta == 0 && t.Len() == n {
+		return d.wptr(t)
+	}
 	return d.ptr(t)
 }
 
@@ -72,7 +76,7 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *ker
 	}
 	pa := d.gemmOperand("Gemm A", a, m*k, true)
 	pb := d.gemmOperand("Gemm B", b, k*n, true)
-	pc := d.gemmOutput("Gemm C", c, m*n, true)
+	pc := d.gemmOutput("Gemm C", c, m*n, true, beta)
 	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1, epilogue{})
 }
 
@@ -96,7 +100,7 @@ func (d *Device) Linear(y, x, w, bias *kernels.Tensor, N, in, out int) {
 
 // linearF32 runs Linear with y's FP32 values written.
 func (d *Device) linearF32(y, bias *kernels.Tensor, px, pw operand, N, in, out int) {
-	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, d.ptr(y), 0, 1, epilogue{bias: d.rptr(bias)})
+	d.gemm(false, true, N, out, in, 1, px, 0, pw, 0, 0, d.wptr(y), 0, 1, epilogue{bias: d.rptr(bias)})
 }
 
 // linearHalf runs Linear with a BF16 output, where y is read by products only (StoreHalf),
@@ -134,7 +138,7 @@ func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, 
 		}
 	}
 	if !ran {
-		d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, d.ptr(dx), 0, 1, epilogue{})
+		d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, d.wptr(dx), 0, 1, epilogue{})
 	}
 	d.linearWeightGrad(dw, dbias, dy, x, N, in, out)
 }
@@ -149,7 +153,7 @@ func (d *Device) linearWeightGrad(dw, dbias, dy, x *kernels.Tensor, N, in, out i
 	if dw != nil {
 		pdy := d.gemmOperand("LinearBackward dy", dy, N*out, true) // the dx product may have left dy's BF16 copy
 		px := d.gemmOperand("LinearBackward x", x, N*in, true)
-		pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true)
+		pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true, 1)
 		if dbias != nil && N > 0 && out > 0 && !d.noBiasGradEpilogue {
 			mustLen("LinearBackward dbias", dbias, out)
 			var release func()
@@ -199,8 +203,8 @@ func (d *Device) LinearGelu(g, h, x, w, bias *kernels.Tensor, N, in, out int) {
 				epilogue{bias: b16, gelu: GeluForward, aux: aux16, half: true})
 			d.endHalfPair(ran, g, h)
 		} else {
-			ran = d.tryGemm(false, true, N, out, in, px, pw, d.ptr(g),
-				epilogue{bias: d.rptr(bias), gelu: GeluForward, aux: d.ptr(h)})
+			ran = d.tryGemm(false, true, N, out, in, px, pw, d.wptr(g),
+				epilogue{bias: d.rptr(bias), gelu: GeluForward, aux: d.wptr(h)})
 		}
 		if ran {
 			return
@@ -245,7 +249,7 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 				sums += DevPtr(4 * in)
 			}
 		} else {
-			ran = d.tryGemm(false, false, N, in, out, pdy, pw, d.ptr(dh),
+			ran = d.tryGemm(false, false, N, in, out, pdy, pw, d.wptr(dh),
 				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.rptr(h)})
 		}
 		if ran && sums != 0 {
@@ -254,7 +258,7 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 		}
 	}
 	if !ran { // gelu_backward in place writes the FP32 values, which bias_backward sums, and the BF16 copy
-		pdh := d.ptr(dh)
+		pdh := d.wptr(dh)
 		d.gemm(false, false, N, in, out, 1, pdy, 0, pw, 0, 0, pdh, 0, 1, epilogue{})
 		ph := d.rptr(h)
 		d.launch1("gelu_backward", N*in, P(pdh), P(d.halfOut(dh)), P(ph), P(pdh), I(N*in))
@@ -315,7 +319,7 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 	last := batch - 1
 	pa := d.gemmOperand("GemmStridedBatched A", a, span(last, strideA, m*k), false)
 	pb := d.gemmOperand("GemmStridedBatched B", b, span(last, strideB, k*n), false)
-	pc := d.gemmOutput("GemmStridedBatched C", c, span(last, strideC, m*n), false)
+	pc := d.gemmOutput("GemmStridedBatched C", c, span(last, strideC, m*n), false, beta)
 	d.gemm(transA, transB, m, n, k, alpha, pa, strideA, pb, strideB, beta, pc, strideC, batch, epilogue{})
 }
 

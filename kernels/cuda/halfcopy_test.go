@@ -251,8 +251,9 @@ func checkHalfCopyModel(t *testing.T, cfg diffusion.ModelConfig) {
 }
 
 // A tensor kept in BF16 only (StoreHalf): its producer writes the copy alone, products read
-// it, any other read restores the FP32 values (the BF16 ones, widened), and a producer
-// writing other elements of the storage restores the first ones before their copy goes.
+// it, any other read restores the FP32 values (the BF16 ones, widened), a producer writing
+// other elements of the storage restores the first ones before their copy goes, and a
+// product overwriting them all restores nothing.
 // Outside BF16 mode the hint changes nothing.
 func TestHalfOnly(t *testing.T) {
 	d := NewEmulated()
@@ -292,6 +293,17 @@ func TestHalfOnly(t *testing.T) {
 	}
 	if d.halfRestores != 2 || d.storageOf(out).f32Stale {
 		t.Fatalf("%d restorations after reading back, want 2", d.halfRestores)
+	}
+
+	// A product overwriting the whole BF16-only tensor with FP32 values restores nothing.
+	d.GeluForward(first, x1)
+	restores := d.halfRestores
+	d.Gemm(false, false, 64, 1, 1, 1, x1.View(0, 64, 1), d.FromHost([]float32{2}, 1, 1), 0, first.View(0, 64, 1))
+	if d.halfRestores != restores || d.storageOf(out).f32Stale {
+		t.Fatalf("a product overwriting the tensor restored it first (%d restorations)", d.halfRestores-restores)
+	}
+	if got, x := hostOf(d, first), hostOf(d, x1); math.Abs(float64(got[5]-2*x[5])) > 1e-2*math.Abs(float64(x[5])) {
+		t.Fatalf("product written over the BF16-only values: %g, want %g (x in BF16)", got[5], 2*x[5])
 	}
 
 	d.SetGemmPrecision(GemmFP32)
