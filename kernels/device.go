@@ -115,11 +115,6 @@ type Device interface {
 	// LayerNormBackward writes dinp (N,C) and accumulates dweight, dbias (C); either may be
 	// nil (no affine, or a frozen affine). dinp may share dout's storage.
 	LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd *Tensor, N, C int)
-	// LayerNormBackwardResidual is LayerNormBackward without affine for a LayerNorm whose input
-	// also feeds a residual branch with gradient resid (N,C): dinp = resid + the LayerNorm's
-	// input gradient. The same as LayerNormBackward then Add(dinp, resid, dinp); one pass on a
-	// GPU. dinp may share dout's storage, not resid's.
-	LayerNormBackwardResidual(dinp, dout, resid, inp, mean, rstd *Tensor, N, C int)
 
 	// ---- adaLN (modulate_cpu.go) ----
 
@@ -127,8 +122,18 @@ type Device interface {
 	// shift, scale (B,C).
 	ModulateForward(out, x, shift, scale *Tensor, B, T, C int)
 	// LayerNormModulateForward: h = LayerNormForward of x (B,T,C) without affine (mean, rstd
-	// (B*T) written), then out = ModulateForward of h; one pass over x on a GPU.
+	// (B*T) written), then out = ModulateForward of h; one pass over x on a GPU. h may be nil
+	// (not stored: LayerNormModulateBackward recomputes it).
 	LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tensor, B, T, C int, eps float32)
+	// LayerNormModulateBackward is LayerNormModulateForward's backward for dout (B,T,C), the
+	// gradient of out, with a residual branch's gradient resid (B,T,C; nil: none):
+	//	dinp = resid + LayerNormBackward of dout*(1+scale)          (written)
+	//	dshift[b] += sum_t dout;  dscale[b] += sum_t dout*h          (accumulated)
+	// with h the forward's normalised x, recomputed (the CPU device from x with eps as
+	// LayerNormForward computes it, a GPU from mean and rstd). The same as ModulateBackward,
+	// LayerNormBackward and Add; no pass writes the modulation's input gradient on a GPU.
+	// dinp may share dout's storage, not resid's.
+	LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *Tensor, B, T, C int, eps float32)
 	// ModulateBackward: dx = dout*(1+scale); dshift[b] += sum_t dout; dscale[b] += sum_t dout*x.
 	ModulateBackward(dx, dshift, dscale, dout, x, scale *Tensor, B, T, C int)
 	// GateForward: out[b,t,:] = x[b,t,:] + gate[b,:]*y[b,t,:] (the gated residual of adaLN-Zero).

@@ -128,10 +128,3 @@ func (d *CPU) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, r
 		}
 	})
 }
-
-// LayerNormBackwardResidual is LayerNormBackward (no affine) into dinp, then Add(dinp, resid, dinp).
-func (d *CPU) LayerNormBackwardResidual(dinp, dout, resid, inp, mean, rstd *Tensor, N, C int) {
-	mustLen("LayerNormBackwardResidual resid", resid, N*C)
-	d.LayerNormBackward(dinp, nil, nil, dout, inp, nil, mean, rstd, N, C)
-	d.Add(dinp, resid, dinp)
-}

@@ -38,11 +38,29 @@ func (d *CPU) ModulateForward(out, x, shift, scale *Tensor, B, T, C int) {
 	})
 }
 
-// LayerNormModulateForward is LayerNormForward (no affine) into h, then ModulateForward of h
-// into out.
+// LayerNormModulateForward is LayerNormForward (no affine) into h (into out where h is nil),
+// then ModulateForward of h into out.
 func (d *CPU) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tensor, B, T, C int, eps float32) {
+	if h == nil {
+		h = out
+	}
 	d.LayerNormForward(h, mean, rstd, x, nil, nil, B*T, C, eps)
 	d.ModulateForward(out, h, shift, scale, B, T, C)
+}
+
+// LayerNormModulateBackward recomputes h with LayerNormForward (into scratch: the same
+// values as the forward's), then runs ModulateBackward into dinp, LayerNormBackward in place
+// and, with resid, Add(dinp, resid, dinp).
+func (d *CPU) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *Tensor,
+	B, T, C int, eps float32) {
+	N := B * T
+	h, m, r := d.New(N, C), d.New(N), d.New(N)
+	d.LayerNormForward(h, m, r, x, nil, nil, N, C, eps)
+	d.ModulateBackward(dinp, dshift, dscale, dout, h, scale, B, T, C)
+	d.LayerNormBackward(dinp, nil, nil, dinp, x, nil, mean, rstd, N, C)
+	if resid != nil {
+		d.Add(dinp, resid, dinp)
+	}
 }
 
 // ModulateBackward, for out = x*(1+scale) + shift:

@@ -63,8 +63,6 @@ type DiTBlock struct {
 	B, T int             // shape of the last Forward
 	x, c *kernels.Tensor // (B,T,C), (B,Dc) inputs of the last Forward (c: Forward's only)
 	mod  *kernels.Tensor // (6,B,C) modulation of the last Forward (d.mods or the caller's)
-	h    *kernels.Tensor // (B,T,C) LN(x) (owned by Norm1)
-	h2   *kernels.Tensor // (B,T,C) LN(x1) (owned by Norm2)
 	a    *kernels.Tensor // (B,T,C) attention output (owned by Attn)
 	m    *kernels.Tensor // (B,T,C) MLP output (owned by MLP)
 
@@ -78,7 +76,6 @@ type DiTBlock struct {
 	dmods buffer // (6,B,C)
 	dmod  buffer // (B,6C)
 	dtmp  buffer // (B,T,C) gradient scratch (dm, then da)
-	dh    buffer // (B,T,C) gradient of a LayerNorm output
 	dx1   buffer // (B,T,C)
 	dx    buffer // (B,T,C)
 	dc    buffer // (B,Dc)
@@ -154,14 +151,14 @@ func (d *DiTBlock) ForwardMods(x, mods, keyBias *kernels.Tensor) *kernels.Tensor
 
 	hm := d.hm.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm) // read by qkv's products only
-	d.h = d.Norm1.ForwardModulate(x, d.chunk(mods, 0), d.chunk(mods, 1), hm)
+	d.Norm1.ForwardModulate(x, d.chunk(mods, 0), d.chunk(mods, 1), hm)
 	d.a = d.Attn.Forward(hm, keyBias)
 	x1 := d.x1.get(dev, B, T, C)
 	dev.GateForward(x1, x, d.chunk(mods, 2), d.a, B, T, C)
 
 	hm2 := d.hm2.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm2) // read by fc1's products only
-	d.h2 = d.Norm2.ForwardModulate(x1, d.chunk(mods, 3), d.chunk(mods, 4), hm2)
+	d.Norm2.ForwardModulate(x1, d.chunk(mods, 3), d.chunk(mods, 4), hm2)
 	d.m = d.MLP.Forward(hm2)
 	out := d.out.get(dev, B, T, C)
 	dev.GateForward(out, x1, d.chunk(mods, 5), d.m, B, T, C)
@@ -198,18 +195,15 @@ func (d *DiTBlock) BackwardMods(dout, dmods *kernels.Tensor) (dx *kernels.Tensor
 	kernels.StoreHalf(dev, dm) // read by fc2's and then the projection's products only
 	dev.GateBackward(dm, d.chunk(dmods, 5), dout, d.chunk(mods, 5), d.m, B, T, C)
 	dhm2 := d.MLP.Backward(dm)
-	dh := d.dh.get(dev, B, T, C)
-	dev.ModulateBackward(dh, d.chunk(dmods, 3), d.chunk(dmods, 4), dhm2, d.h2, d.chunk(mods, 4), B, T, C)
 	dx1 := d.dx1.get(dev, B, T, C)
-	d.Norm2.BackwardResidual(dx1, dh, dout) // dx1 = dout + LN2's input gradient
+	d.Norm2.BackwardModulate(dx1, d.chunk(dmods, 3), d.chunk(dmods, 4), dhm2, d.chunk(mods, 4), dout) // dx1 = dout + LN2's input gradient
 
 	// x1 = x + gate_msa ⊙ a
 	da := d.dtmp.get(dev, B, T, C)
 	dev.GateBackward(da, d.chunk(dmods, 2), dx1, d.chunk(mods, 2), d.a, B, T, C)
 	dhm := d.Attn.Backward(da)
-	dev.ModulateBackward(dh, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.h, d.chunk(mods, 1), B, T, C)
 	dx = d.dx.get(dev, B, T, C)
-	d.Norm1.BackwardResidual(dx, dh, dx1)
+	d.Norm1.BackwardModulate(dx, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.chunk(mods, 1), dx1)
 	return dx
 }
 

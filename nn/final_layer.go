@@ -29,13 +29,12 @@ type FinalLayer struct {
 	dev  kernels.Device
 	B, T int
 	c    *kernels.Tensor // (B,Dc) of the last Forward
-	h    *kernels.Tensor // (B,T,C) LN(x) (owned by Norm)
 	sc   buffer          // (B,Dc) SiLU(c)
 	mods buffer          // (2,B,C) shift, scale
 	hm   buffer          // (B,T,C) modulated
 	dmod buffer          // (B,2C)
 	dms  buffer          // (2,B,C)
-	dh   buffer          // (B,T,C)
+	dx   buffer          // (B,T,C)
 	dc   buffer          // (B,Dc)
 }
 
@@ -76,7 +75,7 @@ func (f *FinalLayer) Forward(x, c *kernels.Tensor) *kernels.Tensor {
 	dev.Permute(mods, f.Ada.Forward(sc), []int{B, 2, C}, []int{1, 0, 2})
 	hm := f.hm.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm) // read by the linear layer's products only
-	f.h = f.Norm.ForwardModulate(x, mods.View(0, B, C), mods.View(B*C, B, C), hm)
+	f.Norm.ForwardModulate(x, mods.View(0, B, C), mods.View(B*C, B, C), hm)
 	return f.Linear.Forward(hm)
 }
 
@@ -89,9 +88,8 @@ func (f *FinalLayer) Backward(dy *kernels.Tensor) (dx, dc *kernels.Tensor) {
 	dms := f.dms.get(dev, 2, B, C)
 	dev.Fill(dms, 0)
 	dhm := f.Linear.Backward(dy)
-	dh := f.dh.get(dev, B, T, C)
-	dev.ModulateBackward(dh, dms.View(0, B, C), dms.View(B*C, B, C), dhm, f.h, mods.View(B*C, B, C), B, T, C)
-	dx = f.Norm.Backward(dh)
+	dx = f.dx.get(dev, B, T, C)
+	f.Norm.BackwardModulate(dx, dms.View(0, B, C), dms.View(B*C, B, C), dhm, mods.View(B*C, B, C), nil)
 	dmod := f.dmod.get(dev, B, 2*C)
 	dev.Permute(dmod, dms, []int{2, B, C}, []int{1, 0, 2})
 	dsc := f.Ada.Backward(dmod)

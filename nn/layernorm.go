@@ -6,6 +6,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/alignkit/align/kernels"
 )
@@ -78,26 +79,6 @@ func (n *LayerNorm) Forward(x *kernels.Tensor) *kernels.Tensor {
 	return y
 }
 
-// ForwardModulate normalises x (B,T,C) as Forward and writes its adaLN modulation
-// out = y*(1 + scale[b]) + shift[b] (shift, scale (B,C)) into out, in one device pass
-// without affine (LayerNormModulateForward); it returns y, which Backward and
-// ModulateBackward use as after Forward.
-func (n *LayerNorm) ForwardModulate(x, shift, scale, out *kernels.Tensor) *kernels.Tensor {
-	if len(x.Shape) != 3 || x.Shape[2] != n.C {
-		panic(fmt.Sprintf("nn: LayerNorm.ForwardModulate: input %v, want (B,T,%d)", x, n.C))
-	}
-	B, T := x.Shape[0], x.Shape[1]
-	if n.Weight != nil {
-		y := n.Forward(x)
-		n.dev.ModulateForward(out, y, shift, scale, B, T, n.C)
-		return y
-	}
-	y := n.out.get(n.dev, x.Shape...)
-	n.dev.LayerNormModulateForward(out, y, n.mean.get(n.dev, B*T), n.rstd.get(n.dev, B*T), x, shift, scale, B, T, n.C, n.Eps)
-	n.x = x
-	return y
-}
-
 // Backward takes dy (..., C), accumulates dweight and dbias and returns dx (..., C).
 func (n *LayerNorm) Backward(dy *kernels.Tensor) *kernels.Tensor {
 	N := rowsOf("LayerNorm.Backward", dy, n.C)
@@ -114,18 +95,33 @@ func (n *LayerNorm) Backward(dy *kernels.Tensor) *kernels.Tensor {
 	return dx
 }
 
-// BackwardResidual is Backward for a LayerNorm without affine whose input x also feeds a
-// residual branch with gradient resid (..., C): it writes resid + dx into dinp (one pass on a
-// GPU, Device.LayerNormBackwardResidual). dinp must not share resid's storage.
-func (n *LayerNorm) BackwardResidual(dinp, dy, resid *kernels.Tensor) {
-	N := rowsOf("LayerNorm.BackwardResidual", dy, n.C)
-	if n.x == nil || n.x.Len() != N*n.C {
-		panic("nn: LayerNorm.BackwardResidual without a matching Forward")
+// ForwardModulate writes the adaLN modulation of x's norm, out = LN(x)*(1 + scale[b]) +
+// shift[b] (x, out (B,T,C); shift, scale (B,C)), in one device pass
+// (LayerNormModulateForward) that does not keep LN(x): BackwardModulate recomputes it. No
+// affine only.
+func (n *LayerNorm) ForwardModulate(x, shift, scale, out *kernels.Tensor) {
+	if len(x.Shape) != 3 || x.Shape[2] != n.C {
+		panic(fmt.Sprintf("nn: LayerNorm.ForwardModulate: input %v, want (B,T,%d)", x, n.C))
 	}
 	if n.Weight != nil {
-		panic("nn: LayerNorm.BackwardResidual of a LayerNorm with affine")
+		panic("nn: LayerNorm.ForwardModulate of a LayerNorm with affine")
 	}
-	n.dev.LayerNormBackwardResidual(dinp, dy, resid, n.x, n.mean.get(n.dev, N), n.rstd.get(n.dev, N), N, n.C)
+	B, T := x.Shape[0], x.Shape[1]
+	n.dev.LayerNormModulateForward(out, nil, n.mean.get(n.dev, B*T), n.rstd.get(n.dev, B*T), x, shift, scale, B, T, n.C, n.Eps)
+	n.x = x
+}
+
+// BackwardModulate is ForwardModulate's backward for dout (B,T,C), the gradient of out, where
+// x also feeds a residual branch with gradient resid (nil: none): it writes resid + dx into
+// dinp and accumulates the gradients of shift and scale into dshift and dscale
+// (LayerNormModulateBackward). dinp must not share resid's storage.
+func (n *LayerNorm) BackwardModulate(dinp, dshift, dscale, dout, scale, resid *kernels.Tensor) {
+	if n.x == nil || !slices.Equal(dout.Shape, n.x.Shape) {
+		panic(fmt.Sprintf("nn: LayerNorm.BackwardModulate: gradient %v without a matching ForwardModulate", dout))
+	}
+	B, T := n.x.Shape[0], n.x.Shape[1]
+	n.dev.LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, n.x, n.mean.get(n.dev, B*T), n.rstd.get(n.dev, B*T),
+		scale, B, T, n.C, n.Eps)
 }
 
 // scratch returns throw-away (C) gradient tensors for a frozen affine LayerNorm.

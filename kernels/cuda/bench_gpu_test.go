@@ -51,18 +51,23 @@ func BenchmarkLayerNormForward(b *testing.B) {
 	}
 }
 
-// BenchmarkLayerNormBackward is the input gradient of DiT-B's no-affine LayerNorms (batch 32,
-// 272 tokens, width 768) with the residual branch's gradient added (16 bytes per element:
-// dout, inp and resid read, dinp written).
+// BenchmarkLayerNormBackward is the backward of DiT-B's LayerNorm with the adaLN modulation
+// (batch 32, 272 tokens, width 768, LayerNormModulateBackward) with the residual branch's
+// gradient added: 24 bytes per element (the column sums read dout and x, the rows dout, x
+// and resid and write dinp).
 func BenchmarkLayerNormBackward(b *testing.B) {
-	N, C := 32*272, 768
+	const B, T, C = 32, 272, 768
+	N := B * T
 	for _, dev := range benchDevices(b) {
 		b.Run(dev.Name(), func(b *testing.B) {
 			x, dout, resid, dinp := dev.FromHost(normals(1, N*C), N, C), dev.FromHost(normals(2, N*C), N, C),
 				dev.FromHost(normals(3, N*C), N, C), dev.New(N, C)
+			shift, scale, dshift, dscale := dev.FromHost(normals(4, B*C), B, C), dev.FromHost(normals(5, B*C), B, C), dev.New(B, C), dev.New(B, C)
 			out, mean, rstd := dev.New(N, C), dev.New(N), dev.New(N)
-			dev.LayerNormForward(out, mean, rstd, x, nil, nil, N, C, 1e-6)
-			run(b, dev, 16*float64(N*C), 0, func() { dev.LayerNormBackwardResidual(dinp, dout, resid, x, mean, rstd, N, C) })
+			dev.LayerNormModulateForward(out, nil, mean, rstd, x, shift, scale, B, T, C, 1e-6)
+			run(b, dev, 24*float64(N*C), 0, func() {
+				dev.LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, B, T, C, 1e-6)
+			})
 		})
 	}
 }

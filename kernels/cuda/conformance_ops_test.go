@@ -93,16 +93,6 @@ func layerNormCases(e *env, sizes [][2]int) {
 				e.check("LayerNormBackward aliased dinp", dout, tol32, eps32)
 				e.check("LayerNormBackward aliased dbias", db, tol32, eps32)
 				e.free(w, b, dw, db)
-			} else {
-				// A residual branch's gradient added in the same pass; then dinp over dout.
-				resid := e.pair(normals(29, N*C), N, C)
-				e.dev.LayerNormBackwardResidual(dinp.d, dout.d, resid.d, in.d, mean.d, rstd.d, N, C)
-				e.cpu.LayerNormBackwardResidual(dinp.c, dout.c, resid.c, in.c, mean.c, rstd.c, N, C)
-				e.check("LayerNormBackwardResidual dinp", dinp, tol32, eps32)
-				e.dev.LayerNormBackwardResidual(dout.d, dout.d, resid.d, in.d, mean.d, rstd.d, N, C)
-				e.cpu.LayerNormBackwardResidual(dout.c, dout.c, resid.c, in.c, mean.c, rstd.c, N, C)
-				e.check("LayerNormBackwardResidual aliased dinp", dout, tol32, eps32)
-				e.free(resid)
 			}
 			e.free(in, out, mean, rstd, dout, dinp)
 		}
@@ -146,8 +136,9 @@ func testModulate(e *env) {
 	e.free(x, sh, sc, out, dout, dx, dsh, dsc)
 }
 
-// testLayerNormModulate checks the fused pass against the CPU device, and bit for bit
-// against the device's own LayerNormForward then ModulateForward; rows past ROW_REG*32 too.
+// testLayerNormModulate checks the fused forward (with and without h stored) and backward
+// (with and without a residual gradient, dinp over dout) against the CPU device, and bit for
+// bit against the device's own unfused operations; rows past ROW_REG*32 too.
 func testLayerNormModulate(e *env) {
 	for _, c := range [][3]int{{3, 5, 37}, {2, 3, 1100}} {
 		B, T, C := c[0], c[1], c[2]
@@ -170,11 +161,53 @@ func testLayerNormModulate(e *env) {
 		e.dev.LayerNormModulateForward(out.d, h.d, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
 		e.same(name+" out against LayerNormForward+ModulateForward", out)
 		e.same(name+" h against LayerNormForward", h)
+		e.dev.LayerNormModulateForward(out.d, nil, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
+		e.same(name+" out without h", out)
 		e.dev.noFusedNormModulate = true // the benchmark's ablation: the two launches
 		e.dev.LayerNormModulateForward(out.d, h.d, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
-		e.dev.noFusedNormModulate = false
 		e.same(name+" out, unfused", out)
-		e.free(x, sh, sc, out, h, mean, rstd)
+		e.dev.LayerNormModulateForward(out.d, nil, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
+		e.dev.noFusedNormModulate = false
+		e.same(name+" out, unfused without h", out)
+
+		name = fmt.Sprintf("LayerNormModulateBackward C=%d", C)
+		dout, resid, dinp := e.pair(normals(44, B*T*C), B, T, C), e.pair(normals(45, B*T*C), B, T, C), e.pair(nil, B, T, C)
+		dsh, dsc := e.pair(normals(46, B*C), B, C), e.pair(normals(47, B*C), B, C)
+		for _, withResid := range []bool{true, false} {
+			rd, rc := resid.d, resid.c
+			if !withResid {
+				rd, rc = nil, nil
+			}
+			e.dev.LayerNormModulateBackward(dinp.d, dsh.d, dsc.d, dout.d, rd, x.d, mean.d, rstd.d, sc.d, B, T, C, 1e-6)
+			e.cpu.LayerNormModulateBackward(dinp.c, dsh.c, dsc.c, dout.c, rc, x.c, mean.c, rstd.c, sc.c, B, T, C, 1e-6)
+			e.check(fmt.Sprintf("%s resid=%v dinp", name, withResid), dinp, tol32, eps32)
+			e.check(fmt.Sprintf("%s resid=%v dshift", name, withResid), dsh, tol32, eps32)
+			e.check(fmt.Sprintf("%s resid=%v dscale", name, withResid), dsc, tol32, eps32)
+		}
+		// Fused and unfused on the device: the same bits.
+		run := func(unfused bool) [][]float32 {
+			e.dev.Fill(dsh.d, 0)
+			e.dev.Fill(dsc.d, 0)
+			e.dev.noFusedNormModulate = unfused
+			defer func() { e.dev.noFusedNormModulate = false }()
+			e.dev.LayerNormModulateBackward(dinp.d, dsh.d, dsc.d, dout.d, resid.d, x.d, mean.d, rstd.d, sc.d, B, T, C, 1e-6)
+			return [][]float32{e.host(dinp), e.host(dsh), e.host(dsc)}
+		}
+		fused, unfused := run(false), run(true)
+		for i, what := range []string{"dinp", "dshift", "dscale"} {
+			for j := range fused[i] {
+				if math.Float32bits(fused[i][j]) != math.Float32bits(unfused[i][j]) {
+					e.t.Fatalf("%s %s[%d]: %g fused, %g unfused", name, what, j, fused[i][j], unfused[i][j])
+				}
+			}
+		}
+		e.cpu.CopyFromHost(dsh.c, fused[1])
+		e.cpu.CopyFromHost(dsc.c, fused[2])
+		// dinp over dout.
+		e.dev.LayerNormModulateBackward(dout.d, dsh.d, dsc.d, dout.d, resid.d, x.d, mean.d, rstd.d, sc.d, B, T, C, 1e-6)
+		e.cpu.LayerNormModulateBackward(dout.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c, B, T, C, 1e-6)
+		e.check(name+" aliased dinp", dout, tol32, eps32)
+		e.free(x, sh, sc, out, h, mean, rstd, dout, resid, dinp, dsh, dsc)
 	}
 }
 

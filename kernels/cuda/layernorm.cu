@@ -7,11 +7,14 @@
 //                              null (rows (b,t) of T per sample), also the adaLN modulation of
 //                              the normalised row, mout = out*(1 + scale[b]) + shift[b], as
 //                              modulate_forward computes it, into mout and its BF16 copy mout16
-//                              (each where not null). grid ceil(N/8), block 256 (8 warps = 8 rows)
-//   layernorm_backward_dx      one warp per row: g = w*dout (dout without affine),
-//                              dinp = (g - mean(g) - norm*mean(g*norm))*rstd, plus resid
-//                              where not null (a residual branch's gradient); rows up to
-//                              32*ROW_REG in registers. grid ceil(N/8), block 256
+//                              (each where not null); out null: the normalised row not stored.
+//                              grid ceil(N/8), block 256 (8 warps = 8 rows)
+//   layernorm_backward_dx      one warp per row: g = w*dout (dout without affine; with
+//                              scale, dout*(1 + scale[row/T]): the gradient of the adaLN
+//                              modulation that follows the norm), dinp = (g - mean(g) -
+//                              norm*mean(g*norm))*rstd, plus resid where not null (a
+//                              residual branch's gradient); rows up to 32*ROW_REG in
+//                              registers. grid ceil(N/8), block 256
 //   layernorm_backward_params  dweight[c] += sum_n dout*norm, dbias[c] += sum_n dout (either
 //                              pointer may be null); column sums in float64, split totals
 //                              in part (dweight's) and part + splits*C (dbias's).
@@ -29,7 +32,7 @@
 DEVFN void ln_store(float* o, const float* weight, const float* bias, float* mo, unsigned short* mo16,
                     const float* sh, const float* sc, int c, float nrm) {
   const float y = weight ? nrm * weight[c] + bias[c] : nrm;
-  o[c] = y;
+  if (o) o[c] = y;
   if (sh) {
     const float z = y * (1.0f + sc[c]) + sh[c];
     if (mo) mo[c] = z;
@@ -43,7 +46,7 @@ KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float*
   int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;  // whole warps leave together
   const float* x = inp + (long long)row * C;
-  float* o = out + (long long)row * C;
+  float* o = out ? out + (long long)row * C : nullptr;
   const long long b = shift ? row / T : 0, ro = (long long)row * C;  // the modulation's sample
   float* mo = mout ? mout + ro : nullptr;
   unsigned short* mo16 = mout16 ? mout16 + ro : nullptr;
@@ -84,13 +87,23 @@ UNROLL
 }
 EMU_KERNEL(layernorm_forward);
 
+// ln_grad is element c of the normalised row's gradient: dout, times the weight (affine) or
+// 1 + scale (the adaLN modulation after the norm).
+DEVFN float ln_grad(const float* g, const float* weight, const float* sc, int c) {
+  if (weight) return g[c] * weight[c];
+  return sc ? g[c] * (1.0f + sc[c]) : g[c];
+}
+
 KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const float* inp, const float* weight,
-                                  const float* mean, const float* rstd, const float* resid, int N, int C) {
+                                  const float* mean, const float* rstd, const float* resid, const float* scale,
+                                  int N, int T, int C) {
   int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;
   const float* x = inp + (long long)row * C;
   const float* g = dout + (long long)row * C;
   const float* res = resid ? resid + (long long)row * C : nullptr;
+  // With scale (no affine), dout is the modulation's gradient: the norm's is dout*(1 + scale[b]).
+  const float* sc = scale ? scale + (long long)(row / T) * C : nullptr;
   float* dx = dinp + (long long)row * C;
   float m = mean[row], r = rstd[row];
   float sg = 0.0f, sgn = 0.0f;
@@ -99,7 +112,7 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const float* i
 UNROLL
     for (int k = 0; k < ROW_REG; k++) {
       int c = lane + 32 * k;
-      gr[k] = c < C ? (weight ? g[c] * weight[c] : g[c]) : 0.0f;
+      gr[k] = c < C ? ln_grad(g, weight, sc, c) : 0.0f;
       xm[k] = c < C ? x[c] - m : 0.0f;
       if (c < C) {
         sg += gr[k];
@@ -117,13 +130,13 @@ UNROLL
     return;
   }
   for (int c = lane; c < C; c += 32) {
-    float gv = weight ? g[c] * weight[c] : g[c];
+    float gv = ln_grad(g, weight, sc, c);
     sg += gv;
     sgn += gv * (x[c] - m) * r;
   }
   float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
   for (int c = lane; c < C; c += 32) {
-    float gv = weight ? g[c] * weight[c] : g[c];
+    float gv = ln_grad(g, weight, sc, c);
     float nrm = (x[c] - m) * r;
     float v = (gv - mg - nrm * mgn) * r;
     dx[c] = res ? res[c] + v : v;

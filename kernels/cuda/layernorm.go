@@ -34,11 +34,13 @@ func (d *Device) LayerNormForward(out, mean, rstd, inp, weight, bias *kernels.Te
 
 // LayerNormModulateForward is layernorm_forward with the modulation in the same pass: out
 // (or, in BF16 mode, its copy alone for a StoreHalf tensor: outPair) from the normalised row
-// still in registers, bit for bit what ModulateForward of h gives.
+// still in registers, bit for bit what ModulateForward of h gives; h nil: not stored.
 func (d *Device) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *kernels.Tensor, B, T, C int, eps float32) {
 	N := B * T
 	mustLen("LayerNormModulateForward out", out, N*C)
-	mustLen("LayerNormModulateForward h", h, N*C)
+	if h != nil {
+		mustLen("LayerNormModulateForward h", h, N*C)
+	}
 	mustLen("LayerNormModulateForward x", x, N*C)
 	mustLen("LayerNormModulateForward mean", mean, N)
 	mustLen("LayerNormModulateForward rstd", rstd, N)
@@ -48,6 +50,9 @@ func (d *Device) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *k
 		return
 	}
 	if d.noFusedNormModulate {
+		if h == nil { // the norm into out, modulated in place
+			h = out
+		}
 		d.LayerNormForward(h, mean, rstd, x, nil, nil, N, C, eps)
 		d.ModulateForward(out, h, shift, scale, B, T, C)
 		return
@@ -80,20 +85,44 @@ func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean
 			P(d.ptr(dout)), P(d.ptr(inp)), P(d.ptr(mean)), P(d.ptr(rstd)), I(N), I(C))
 	}
 	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.rptr(dout)), P(d.rptr(inp)),
-		P(d.rptr(weight)), P(d.rptr(mean)), P(d.rptr(rstd)), P(0), I(N), I(C))
+		P(d.rptr(weight)), P(d.rptr(mean)), P(d.rptr(rstd)), P(0), P(0), I(N), I(1), I(C))
 }
 
-// LayerNormBackwardResidual adds resid in layernorm_backward_dx's store.
-func (d *Device) LayerNormBackwardResidual(dinp, dout, resid, inp, mean, rstd *kernels.Tensor, N, C int) {
-	mustLen("LayerNormBackwardResidual dinp", dinp, N*C)
-	mustLen("LayerNormBackwardResidual dout", dout, N*C)
-	mustLen("LayerNormBackwardResidual resid", resid, N*C)
-	mustLen("LayerNormBackwardResidual inp", inp, N*C)
-	mustLen("LayerNormBackwardResidual mean", mean, N)
-	mustLen("LayerNormBackwardResidual rstd", rstd, N)
+// LayerNormModulateBackward runs modulate_backward's column sums with the norm recomputed
+// from x, mean and rstd (eps is the CPU device's), then layernorm_backward_dx with dout*(1 +
+// scale) and resid: the modulation's input gradient is never stored. With
+// noFusedNormModulate: the norm, ModulateBackward, LayerNormBackward and Add, separately.
+func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *kernels.Tensor,
+	B, T, C int, eps float32) {
+	N := B * T
+	for _, t := range []*kernels.Tensor{dinp, dout, x} {
+		mustLen("LayerNormModulateBackward (B,T,C) operand", t, N*C)
+	}
+	if resid != nil {
+		mustLen("LayerNormModulateBackward resid", resid, N*C)
+	}
+	mustLen("LayerNormModulateBackward mean", mean, N)
+	mustLen("LayerNormModulateBackward rstd", rstd, N)
+	for _, t := range []*kernels.Tensor{dshift, dscale, scale} {
+		mustLen("LayerNormModulateBackward (B,C) operand", t, B*C)
+	}
 	if N == 0 || C == 0 {
 		return
 	}
-	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.rptr(dout)), P(d.rptr(inp)),
-		P(0), P(d.rptr(mean)), P(d.rptr(rstd)), P(d.rptr(resid)), I(N), I(C))
+	if d.noFusedNormModulate {
+		h, m, r := d.New(N, C), d.New(N), d.New(N)
+		defer func() { d.Free(h); d.Free(m); d.Free(r) }()
+		d.LayerNormForward(h, m, r, x, nil, nil, N, C, eps)
+		d.ModulateBackward(dinp, dshift, dscale, dout, h, scale, B, T, C)
+		d.LayerNormBackward(dinp, nil, nil, dinp, x, nil, mean, rstd, N, C)
+		if resid != nil {
+			d.Add(dinp, resid, dinp)
+		}
+		return
+	}
+	pdo, px, pm, pr, psc := d.rptr(dout), d.rptr(x), d.rptr(mean), d.rptr(rstd), d.rptr(scale)
+	d.launch("modulate_backward", colGrid(C, B), colBlock, 0, P(0), P(d.ptr(dshift)), P(d.ptr(dscale)),
+		P(pdo), P(px), P(psc), P(pm), P(pr), I(B), I(T), I(C))
+	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(pdo), P(px), P(0), P(pm), P(pr),
+		P(d.rptr(resid)), P(psc), I(N), I(T), I(C))
 }

@@ -5,8 +5,10 @@
 //                      4 columns a step where C % 4 == 0 and the pointers are 16-byte aligned;
 //                      out16 (or null): out's BF16 copy, the next product's operand; out null:
 //                      the copy alone (a tensor kept in BF16 only, Device.StoreHalf)
-//   modulate_backward  dx = dout*(1 + scale[b]) (written); dshift[b] += sum_t dout,
-//                      dscale[b] += sum_t dout*x (float64 sums)
+//   modulate_backward  dx = dout*(1 + scale[b]) (written, where dx is not null); dshift[b] +=
+//                      sum_t dout, dscale[b] += sum_t dout*x (float64 sums); with mean and
+//                      rstd, x is a LayerNorm's input and its output (x - mean)*rstd is used
+
 //                      grid (ceil(C/32), B), block 32*COL_WARPS; warp w takes t = w, w+8, ...
 //   gate_forward       out = x + gate[b]*y                        1-D grid-stride, block 256;
 //                      4 columns a step as modulate_forward
@@ -44,7 +46,7 @@ KERNEL void modulate_forward(float* out, unsigned short* out16, const float* x, 
 EMU_KERNEL(modulate_forward);
 
 KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const float* dout, const float* x,
-                              const float* scale, int B, int T, int C) {
+                              const float* scale, const float* mean, const float* rstd, int B, int T, int C) {
   __shared__ double part[COL_WARPS][32];
   int c = blockIdx.x * 32 + (threadIdx.x & 31), b = blockIdx.y;
   double ash = 0.0, asc = 0.0;
@@ -53,9 +55,11 @@ KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const flo
     for (int t = threadIdx.x >> 5; t < T; t += COL_WARPS) {
       long long i = ((long long)b * T + t) * C + c;
       float g = dout[i];
+      long long row = (long long)b * T + t;
+      float xv = mean ? (x[i] - mean[row]) * rstd[row] : x[i];  // the norm recomputed as layernorm_forward has it
       ash += g;
-      asc += (double)g * x[i];
-      dx[i] = g * sc;
+      asc += (double)g * xv;
+      if (dx) dx[i] = g * sc;
     }
   }
   ash = col_total(ash, part);
