@@ -1,5 +1,6 @@
-// StoreHalf: the hint that a tensor is only ever read by matrix products, so that a device
-// whose products take BF16 inputs may keep it in BF16 alone.
+// StoreHalf: the hint that a tensor is only ever read by matrix products (or by operations
+// that can read BF16 values: attention, the gate), so that a device whose products take BF16
+// inputs may keep it in BF16 alone.
 //
 // Test: go test ./kernels/cuda -run HalfOnly
 package kernels
@@ -10,7 +11,8 @@ package kernels
 // tensor still works and sees the BF16 values widened back to FP32.
 type HalfStorer interface {
 	// StoreHalf marks t's storage as read by products only (Gemm, Linear and
-	// LinearBackward operands) until it is freed.
+	// LinearBackward operands; attention's qkv and output gradient, the gates' y, which the
+	// CUDA device reads from BF16) until it is freed.
 	StoreHalf(t *Tensor)
 }
 

@@ -97,12 +97,16 @@ func NewDiTBlock(dev kernels.Device, r Rand, cfg DiTBlockConfig) *DiTBlock {
 	if hidden <= 0 {
 		panic(fmt.Sprintf("nn: NewDiTBlock: hidden width %d", hidden))
 	}
-	return &DiTBlock{C: cfg.C, NH: cfg.NH, Dc: cfg.Dc, Hidden: hidden, dev: dev,
+	d := &DiTBlock{C: cfg.C, NH: cfg.NH, Dc: cfg.Dc, Hidden: hidden, dev: dev,
 		Norm1: NewLayerNorm(dev, cfg.C, cfg.Eps, false),
 		Attn:  NewSelfAttention(dev, r, cfg.C, cfg.NH),
 		Norm2: NewLayerNorm(dev, cfg.C, cfg.Eps, false),
 		MLP:   NewMLP(dev, r, cfg.C, hidden),
 		Ada:   NewLinear(dev, nil, cfg.Dc, 6*cfg.C, true)}
+	// The attention's and the MLP's outputs are read by the gates only, whose kernels read a
+	// BF16 copy as well as FP32 values.
+	d.Attn.Proj.halfOut, d.MLP.FC2.halfOut = true, true
+	return d
 }
 
 // Params lists "attn.*", "mlp.*" and "adaLN_modulation.1.*" (the last not where an

@@ -27,9 +27,10 @@ type Linear struct {
 
 	LoRA *LoRA // nil without an adapter
 
-	// halfOut, halfDx: Forward's output, Backward's input gradient, is read by products only
-	// (kernels.StoreHalf), as attention's qkv and its output's gradient are (SelfAttention
-	// sets them).
+	// halfOut, halfDx: Forward's output, Backward's input gradient, is read by products and
+	// kernels that read BF16 copies only (kernels.StoreHalf), as attention's qkv and its
+	// output's gradient are (SelfAttention sets them), and a DiT block's attention and MLP
+	// outputs (DiTBlock).
 	halfOut, halfDx bool
 
 	dev kernels.Device

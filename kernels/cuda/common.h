@@ -92,6 +92,16 @@ DEVFN void store_bf16x4(unsigned short* p, f32x4 v) {
 }
 DEVFN bool aligned8(const void* p) { return ((unsigned long long)p & 7) == 0; }
 
+// bf16_value widens bfloat16 bits to the float they stand for (exact); load_bf16x4 reads four
+// as one 8-byte load (p 8-byte aligned): an input kept as a BF16 copy alone.
+DEVFN float bf16_value(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
+DEVFN f32x4 load_bf16x4(const unsigned short* p) {
+  unsigned long long u = *(const unsigned long long*)p;
+  f32x4 r;
+  for (int e = 0; e < 4; e++) r[e] = bf16_value((unsigned short)(u >> (16 * e)));
+  return r;
+}
+
 // mma_bf16_16816 is the tensor cores' D = A*B + C for one warp: A (16,16) BF16 row-major, B
 // (16,8) BF16 column-major, C and D (16,8) FP32, in the fragments of PTX's
 // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (g = lane/4, q = lane%4): a[4] holds A's

@@ -239,6 +239,18 @@ func (d *Device) rptr(t *kernels.Tensor) DevPtr {
 	return s.ptr + DevPtr(4*t.Offset)
 }
 
+// readPair returns the addresses a kernel that can read either takes for its input t: the
+// BF16 copy (0, copy) where t's values lie there alone (its producer kept it in BF16 only),
+// else its FP32 values (rptr, 0).
+func (d *Device) readPair(t *kernels.Tensor) (f32, bf16 DevPtr) {
+	if s := d.storageOf(t); s.f32Stale {
+		if q := d.halfAt(s, t.Offset, t.Len()); q != 0 {
+			return 0, q
+		}
+	}
+	return d.rptr(t), 0
+}
+
 // freshF32 restores the FP32 values of s that its producers left in the BF16 copy only.
 func (d *Device) freshF32(s *storage) {
 	if !s.f32Stale {

@@ -312,3 +312,45 @@ func TestHalfOnly(t *testing.T) {
 		t.Fatal("the hint acted outside BF16 mode")
 	}
 }
+
+// The gate's kernels read a y kept in BF16 alone from its copy: no restoration, and the
+// results of the BF16 values.
+func TestGateReadsHalf(t *testing.T) {
+	const B, T, C = 2, 3, 8
+	d := NewEmulated()
+	d.SetGemmPrecision(GemmBF16)
+	cpu := kernels.NewCPU(0)
+	u, x, g, dout := normals(51, B*T*C), normals(52, B*T*C), normals(53, B*C), normals(54, B*T*C)
+	y := d.New(B, T, C)
+	d.StoreHalf(y)
+	d.GeluForward(y, d.FromHost(u, B, T, C)) // y in BF16 alone
+	f32 := NewEmulated() // y's FP32 values, rounded: as the gate reads them
+	yf := f32.New(B, T, C)
+	f32.GeluForward(yf, f32.FromHost(u, B, T, C))
+	yh := hostOf(f32, yf)
+	for i, v := range yh {
+		yh[i] = math.Float32frombits(uint32(bf16Nearest(v)) << 16)
+	}
+	for _, vec := range []bool{true, false} { // 16-byte aligned rows of 4, and a view at an odd element
+		yy := y
+		if !vec {
+			yy = d.New(B*T*C + 1).View(1, B, T, C)
+			d.StoreHalf(yy)
+			d.GeluForward(yy, d.FromHost(u, B, T, C))
+		}
+		out, dy, dg := d.New(B, T, C), d.New(B, T, C), d.New(B, C)
+		wantOut, wantDy, wantDg := cpu.New(B, T, C), cpu.New(B, T, C), cpu.New(B, C)
+		restores := d.halfRestores
+		d.GateForward(out, d.FromHost(x, B, T, C), d.FromHost(g, B, C), yy, B, T, C)
+		d.GateBackward(dy, dg, d.FromHost(dout, B, T, C), d.FromHost(g, B, C), yy, B, T, C)
+		if d.halfRestores != restores {
+			t.Errorf("vector path %v: the gate restored y's FP32 values", vec)
+		}
+		cy := cpu.FromHost(yh, B, T, C)
+		cpu.GateForward(wantOut, cpu.FromHost(x, B, T, C), cpu.FromHost(g, B, C), cy, B, T, C)
+		cpu.GateBackward(wantDy, wantDg, cpu.FromHost(dout, B, T, C), cpu.FromHost(g, B, C), cy, B, T, C)
+		assertClose(t, "GateForward", hostOf(d, out), kernels.Host(wantOut), 1e-6, 1e-6)
+		assertClose(t, "GateBackward dy", hostOf(d, dy), kernels.Host(wantDy), 1e-6, 1e-6)
+		assertClose(t, "GateBackward dgate", hostOf(d, dg), kernels.Host(wantDg), 1e-6, 1e-6)
+	}
+}

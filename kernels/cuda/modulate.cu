@@ -11,10 +11,11 @@
 
 //                      grid (ceil(C/32), B), block 32*COL_WARPS; warp w takes t = w, w+8, ...
 //   gate_forward       out = x + gate[b]*y                        1-D grid-stride, block 256;
-//                      4 columns a step as modulate_forward
+//                      4 columns a step as modulate_forward; y read from its BF16 copy
+//                      y16 where that is not null (a tensor kept in BF16 only)
 //   gate_backward      dy = gate[b]*dout (written); dgate[b] += sum_t dout*y
 //                      grid (ceil(C/32), B), block 32*COL_WARPS; dy16 (or null): dy's BF16 copy;
-//                      dy null: the copy alone
+//                      dy null: the copy alone; y from y16 where not null, as gate_forward
 //
 // Outputs may alias inputs: each element is written by the thread that read it.
 //
@@ -71,12 +72,14 @@ KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const flo
 }
 EMU_KERNEL(modulate_backward);
 
-KERNEL void gate_forward(float* out, const float* x, const float* gate, const float* y, int B, int T, int C) {
-  if (C % 4 == 0 && aligned16(out) && aligned16(x) && aligned16(gate) && aligned16(y)) {
+KERNEL void gate_forward(float* out, const float* x, const float* gate, const float* y, const unsigned short* y16,
+                         int B, int T, int C) {
+  if (C % 4 == 0 && aligned16(out) && aligned16(x) && aligned16(gate) && (y16 ? aligned8(y16) : aligned16(y))) {
     const int C4 = C / 4;  // as modulate_forward
     btc_t k = btc_start(T, C4);
     GRID_STRIDE_BTC(i, k, (long long)B * T * C4) {
-      f32x4 v = ((const f32x4*)x)[i], g = ((const f32x4*)gate)[k.b * C4 + k.c], w = ((const f32x4*)y)[i], r;
+      f32x4 v = ((const f32x4*)x)[i], g = ((const f32x4*)gate)[k.b * C4 + k.c], r;
+      f32x4 w = y16 ? load_bf16x4(y16 + 4 * i) : ((const f32x4*)y)[i];
       for (int e = 0; e < 4; e++) r[e] = v[e] + g[e] * w[e];
       ((f32x4*)out)[i] = r;
     }
@@ -85,13 +88,13 @@ KERNEL void gate_forward(float* out, const float* x, const float* gate, const fl
   btc_t k = btc_start(T, C);
   GRID_STRIDE_BTC(i, k, (long long)B * T * C) {
     long long bc = k.b * C + k.c;
-    out[i] = x[i] + gate[bc] * y[i];
+    out[i] = x[i] + gate[bc] * (y16 ? bf16_value(y16[i]) : y[i]);
   }
 }
 EMU_KERNEL(gate_forward);
 
 KERNEL void gate_backward(float* dy, unsigned short* dy16, float* dgate, const float* dout, const float* gate,
-                          const float* y, int B, int T, int C) {
+                          const float* y, const unsigned short* y16, int B, int T, int C) {
   __shared__ double part[COL_WARPS][32];
   int c = blockIdx.x * 32 + (threadIdx.x & 31), b = blockIdx.y;
   double ag = 0.0;
@@ -100,7 +103,7 @@ KERNEL void gate_backward(float* dy, unsigned short* dy16, float* dgate, const f
     for (int t = threadIdx.x >> 5; t < T; t += COL_WARPS) {
       long long i = ((long long)b * T + t) * C + c;
       float g = dout[i];
-      ag += (double)g * y[i];
+      ag += (double)g * (y16 ? bf16_value(y16[i]) : y[i]);
       if (dy) dy[i] = gt * g;
       if (dy16) dy16[i] = (unsigned short)bf16_bits(gt * g);
     }

@@ -36,7 +36,8 @@ func (d *Device) GateForward(out, x, gate, y *kernels.Tensor, B, T, C int) {
 	mustLen("GateForward x", x, B*T*C)
 	mustLen("GateForward y", y, B*T*C)
 	mustLen("GateForward gate", gate, B*C)
-	d.launch1("gate_forward", B*T*C, P(d.ptr(out)), P(d.ptr(x)), P(d.ptr(gate)), P(d.ptr(y)), I(B), I(T), I(C))
+	py, py16 := d.readPair(y)
+	d.launch1("gate_forward", B*T*C, P(d.ptr(out)), P(d.rptr(x)), P(d.rptr(gate)), P(py), P(py16), I(B), I(T), I(C))
 }
 
 func (d *Device) GateBackward(dy, dgate, dout, gate, y *kernels.Tensor, B, T, C int) {
@@ -48,7 +49,9 @@ func (d *Device) GateBackward(dy, dgate, dout, gate, y *kernels.Tensor, B, T, C 
 	if B == 0 || C == 0 {
 		return
 	}
-	pdg, pdo, pg, py := d.ptr(dgate), d.rptr(dout), d.rptr(gate), d.rptr(y)
+	pdg, pdo, pg := d.ptr(dgate), d.rptr(dout), d.rptr(gate)
+	py, py16 := d.readPair(y)
 	pdy, ph := d.outPair(dy)
-	d.launch("gate_backward", colGrid(C, B), colBlock, 0, P(pdy), P(ph), P(pdg), P(pdo), P(pg), P(py), I(B), I(T), I(C))
+	d.launch("gate_backward", colGrid(C, B), colBlock, 0, P(pdy), P(ph), P(pdg), P(pdo), P(pg), P(py), P(py16),
+		I(B), I(T), I(C))
 }
