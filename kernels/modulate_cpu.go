@@ -48,14 +48,18 @@ func (d *CPU) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tens
 	d.ModulateForward(out, h, shift, scale, B, T, C)
 }
 
-// LayerNormModulateBackward recomputes h with LayerNormForward (into scratch: the same
-// values as the forward's), then runs ModulateBackward into dinp, LayerNormBackward in place
-// and, with resid, Add(dinp, resid, dinp).
+// LayerNormModulateBackward recomputes h with LayerNormForward (the same values as the
+// forward's) into dinp, then runs ModulateBackward from h into dinp (each element read before
+// it is written), LayerNormBackward in place and, with resid, Add(dinp, resid, dinp). Only a
+// dinp sharing dout's storage takes scratch for h.
 func (d *CPU) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *Tensor,
 	B, T, C int, eps float32) {
 	N := B * T
-	h, m, r := d.New(N, C), d.New(N), d.New(N)
-	d.LayerNormForward(h, m, r, x, nil, nil, N, C, eps)
+	h := dinp
+	if dinp.Mem == dout.Mem {
+		h = d.New(N, C)
+	}
+	d.LayerNormForward(h, d.New(N), d.New(N), x, nil, nil, N, C, eps)
 	d.ModulateBackward(dinp, dshift, dscale, dout, h, scale, B, T, C)
 	d.LayerNormBackward(dinp, nil, nil, dinp, x, nil, mean, rstd, N, C)
 	if resid != nil {
