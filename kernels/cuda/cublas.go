@@ -411,7 +411,9 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 	rc := C.align_lt_run(b.lt, p, C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.float(g.Beta),
 		C.uintptr_t(g.C), C.uintptr_t(vec), C.uintptr_t(g.Aux), C.longlong(ldaux), C.uintptr_t(b.ws),
 		C.size_t(ltWorkspace), b.stream)
-	if rc == 15 {
+	if rc == 15 || rc == 7 { // NOT_SUPPORTED, INVALID_VALUE: this combination refused at run time
+		C.align_lt_plan_free(p)
+		b.plans[key] = nil // the device's own kernels from now on (the profile names show which ran)
 		return ErrNoEpilogue
 	}
 	return blasErr("cublasLtMatmul", rc)
