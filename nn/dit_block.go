@@ -103,9 +103,11 @@ func NewDiTBlock(dev kernels.Device, r Rand, cfg DiTBlockConfig) *DiTBlock {
 		Norm2: NewLayerNorm(dev, cfg.C, cfg.Eps, false),
 		MLP:   NewMLP(dev, r, cfg.C, hidden),
 		Ada:   NewLinear(dev, nil, cfg.Dc, 6*cfg.C, true)}
-	// The attention's and the MLP's outputs are read by the gates only, whose kernels read a
-	// BF16 copy as well as FP32 values.
+	// The attention's and the MLP's outputs are read by the gates only, and the input
+	// gradients of qkv and fc1 by the LayerNorms' backward only, whose kernels read a BF16
+	// copy as well as FP32 values.
 	d.Attn.Proj.halfOut, d.MLP.FC2.halfOut = true, true
+	d.Attn.QKV.halfDx, d.MLP.FC1.halfDx = true, true
 	return d
 }
 

@@ -313,6 +313,22 @@ func TestHalfOnly(t *testing.T) {
 	}
 }
 
+// halfOnlyInput returns a tensor of d (in BF16 mode) holding gelu(u) in BF16 alone, at element
+// off of its storage, and those values as a kernel reading the copy sees them.
+func halfOnlyInput(d *Device, u []float32, off int, shape ...int) (*kernels.Tensor, []float32) {
+	y := d.New(len(u) + off).View(off, shape...)
+	d.StoreHalf(y)
+	d.GeluForward(y, d.FromHost(u, shape...))
+	f32 := NewEmulated()
+	yf := f32.New(shape...)
+	f32.GeluForward(yf, f32.FromHost(u, shape...))
+	yh := hostOf(f32, yf)
+	for i, v := range yh {
+		yh[i] = math.Float32frombits(uint32(bf16Nearest(v)) << 16)
+	}
+	return y, yh
+}
+
 // The gate's kernels read a y kept in BF16 alone from its copy: no restoration, and the
 // results of the BF16 values.
 func TestGateReadsHalf(t *testing.T) {
@@ -321,30 +337,15 @@ func TestGateReadsHalf(t *testing.T) {
 	d.SetGemmPrecision(GemmBF16)
 	cpu := kernels.NewCPU(0)
 	u, x, g, dout := normals(51, B*T*C), normals(52, B*T*C), normals(53, B*C), normals(54, B*T*C)
-	y := d.New(B, T, C)
-	d.StoreHalf(y)
-	d.GeluForward(y, d.FromHost(u, B, T, C)) // y in BF16 alone
-	f32 := NewEmulated() // y's FP32 values, rounded: as the gate reads them
-	yf := f32.New(B, T, C)
-	f32.GeluForward(yf, f32.FromHost(u, B, T, C))
-	yh := hostOf(f32, yf)
-	for i, v := range yh {
-		yh[i] = math.Float32frombits(uint32(bf16Nearest(v)) << 16)
-	}
-	for _, vec := range []bool{true, false} { // 16-byte aligned rows of 4, and a view at an odd element
-		yy := y
-		if !vec {
-			yy = d.New(B*T*C + 1).View(1, B, T, C)
-			d.StoreHalf(yy)
-			d.GeluForward(yy, d.FromHost(u, B, T, C))
-		}
+	for _, off := range []int{0, 1} { // 16-byte aligned rows of 4, and a view at an odd element
+		y, yh := halfOnlyInput(d, u, off, B, T, C)
 		out, dy, dg := d.New(B, T, C), d.New(B, T, C), d.New(B, C)
 		wantOut, wantDy, wantDg := cpu.New(B, T, C), cpu.New(B, T, C), cpu.New(B, C)
 		restores := d.halfRestores
-		d.GateForward(out, d.FromHost(x, B, T, C), d.FromHost(g, B, C), yy, B, T, C)
-		d.GateBackward(dy, dg, d.FromHost(dout, B, T, C), d.FromHost(g, B, C), yy, B, T, C)
+		d.GateForward(out, d.FromHost(x, B, T, C), d.FromHost(g, B, C), y, B, T, C)
+		d.GateBackward(dy, dg, d.FromHost(dout, B, T, C), d.FromHost(g, B, C), y, B, T, C)
 		if d.halfRestores != restores {
-			t.Errorf("vector path %v: the gate restored y's FP32 values", vec)
+			t.Errorf("offset %d: the gate restored y's FP32 values", off)
 		}
 		cy := cpu.FromHost(yh, B, T, C)
 		cpu.GateForward(wantOut, cpu.FromHost(x, B, T, C), cpu.FromHost(g, B, C), cy, B, T, C)
@@ -352,5 +353,39 @@ func TestGateReadsHalf(t *testing.T) {
 		assertClose(t, "GateForward", hostOf(d, out), kernels.Host(wantOut), 1e-6, 1e-6)
 		assertClose(t, "GateBackward dy", hostOf(d, dy), kernels.Host(wantDy), 1e-6, 1e-6)
 		assertClose(t, "GateBackward dgate", hostOf(d, dg), kernels.Host(wantDg), 1e-6, 1e-6)
+	}
+}
+
+// LayerNormModulateBackward reads a dout kept in BF16 alone from its copy, in both kernels:
+// no restoration, and the results of the BF16 values; rows past ROW_REG*32 too.
+func TestNormBackwardReadsHalf(t *testing.T) {
+	for _, C := range []int{40, 1100} {
+		const B, T = 2, 3
+		d := NewEmulated()
+		d.SetGemmPrecision(GemmBF16)
+		cpu := kernels.NewCPU(0)
+		x, sc, resid := normals(61, B*T*C), normals(62, B*C), normals(63, B*T*C)
+		dout, douth := halfOnlyInput(d, normals(64, B*T*C), 0, B, T, C)
+		pair := func(dev kernels.Device) (mean, rstd *kernels.Tensor) {
+			mean, rstd = dev.New(B*T), dev.New(B*T)
+			dev.LayerNormModulateForward(dev.New(B, T, C), nil, mean, rstd, dev.FromHost(x, B, T, C), dev.New(B, C),
+				dev.FromHost(sc, B, C), B, T, C, 1e-6)
+			return mean, rstd
+		}
+		dm, dr := pair(d)
+		cm, cr := pair(cpu)
+		dinp, dsh, dsc := d.New(B, T, C), d.New(B, C), d.New(B, C)
+		want, wsh, wsc := cpu.New(B, T, C), cpu.New(B, C), cpu.New(B, C)
+		restores := d.halfRestores
+		d.LayerNormModulateBackward(dinp, dsh, dsc, dout, d.FromHost(resid, B, T, C), d.FromHost(x, B, T, C), dm, dr,
+			d.FromHost(sc, B, C), B, T, C, 1e-6)
+		if d.halfRestores != restores {
+			t.Errorf("C=%d: dout's FP32 values restored", C)
+		}
+		cpu.LayerNormModulateBackward(want, wsh, wsc, cpu.FromHost(douth, B, T, C), cpu.FromHost(resid, B, T, C),
+			cpu.FromHost(x, B, T, C), cm, cr, cpu.FromHost(sc, B, C), B, T, C, 1e-6)
+		assertClose(t, fmt.Sprintf("C=%d dinp", C), hostOf(d, dinp), kernels.Host(want), tol32, eps32)
+		assertClose(t, fmt.Sprintf("C=%d dshift", C), hostOf(d, dsh), kernels.Host(wsh), tol32, eps32)
+		assertClose(t, fmt.Sprintf("C=%d dscale", C), hostOf(d, dsc), kernels.Host(wsc), tol32, eps32)
 	}
 }

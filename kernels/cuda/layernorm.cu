@@ -13,8 +13,9 @@
 //                              scale, dout*(1 + scale[row/T]): the gradient of the adaLN
 //                              modulation that follows the norm), dinp = (g - mean(g) -
 //                              norm*mean(g*norm))*rstd, plus resid where not null (a
-//                              residual branch's gradient); rows up to 32*ROW_REG in
-//                              registers. grid ceil(N/8), block 256
+//                              residual branch's gradient); dout from its BF16 copy dout16
+//                              where not null; rows up to 32*ROW_REG in registers.
+//                              grid ceil(N/8), block 256
 //   layernorm_backward_params  dweight[c] += sum_n dout*norm, dbias[c] += sum_n dout (either
 //                              pointer may be null); column sums in float64, split totals
 //                              in part (dweight's) and part + splits*C (dbias's).
@@ -87,20 +88,23 @@ UNROLL
 }
 EMU_KERNEL(layernorm_forward);
 
-// ln_grad is element c of the normalised row's gradient: dout, times the weight (affine) or
-// 1 + scale (the adaLN modulation after the norm).
-DEVFN float ln_grad(const float* g, const float* weight, const float* sc, int c) {
-  if (weight) return g[c] * weight[c];
-  return sc ? g[c] * (1.0f + sc[c]) : g[c];
+// ln_grad is element c of the normalised row's gradient: dout (g, or its BF16 copy g16 where
+// that is not null), times the weight (affine) or 1 + scale (the adaLN modulation after the
+// norm).
+DEVFN float ln_grad(const float* g, const unsigned short* g16, const float* weight, const float* sc, int c) {
+  float v = g16 ? bf16_value(g16[c]) : g[c];
+  if (weight) return v * weight[c];
+  return sc ? v * (1.0f + sc[c]) : v;
 }
 
-KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const float* inp, const float* weight,
-                                  const float* mean, const float* rstd, const float* resid, const float* scale,
-                                  int N, int T, int C) {
+KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned short* dout16, const float* inp,
+                                  const float* weight, const float* mean, const float* rstd, const float* resid,
+                                  const float* scale, int N, int T, int C) {
   int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;
   const float* x = inp + (long long)row * C;
-  const float* g = dout + (long long)row * C;
+  const float* g = dout16 ? nullptr : dout + (long long)row * C;
+  const unsigned short* g16 = dout16 ? dout16 + (long long)row * C : nullptr;
   const float* res = resid ? resid + (long long)row * C : nullptr;
   // With scale (no affine), dout is the modulation's gradient: the norm's is dout*(1 + scale[b]).
   const float* sc = scale ? scale + (long long)(row / T) * C : nullptr;
@@ -112,7 +116,7 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const float* i
 UNROLL
     for (int k = 0; k < ROW_REG; k++) {
       int c = lane + 32 * k;
-      gr[k] = c < C ? ln_grad(g, weight, sc, c) : 0.0f;
+      gr[k] = c < C ? ln_grad(g, g16, weight, sc, c) : 0.0f;
       xm[k] = c < C ? x[c] - m : 0.0f;
       if (c < C) {
         sg += gr[k];
@@ -130,13 +134,13 @@ UNROLL
     return;
   }
   for (int c = lane; c < C; c += 32) {
-    float gv = ln_grad(g, weight, sc, c);
+    float gv = ln_grad(g, g16, weight, sc, c);
     sg += gv;
     sgn += gv * (x[c] - m) * r;
   }
   float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
   for (int c = lane; c < C; c += 32) {
-    float gv = ln_grad(g, weight, sc, c);
+    float gv = ln_grad(g, g16, weight, sc, c);
     float nrm = (x[c] - m) * r;
     float v = (gv - mg - nrm * mgn) * r;
     dx[c] = res ? res[c] + v : v;

@@ -84,7 +84,7 @@ func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean
 		d.colSum("layernorm_backward_params", N, C, []DevPtr{d.ptr(dweight), d.ptr(dbias)},
 			P(d.ptr(dout)), P(d.ptr(inp)), P(d.ptr(mean)), P(d.ptr(rstd)), I(N), I(C))
 	}
-	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.rptr(dout)), P(d.rptr(inp)),
+	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(d.rptr(dout)), P(0), P(d.rptr(inp)),
 		P(d.rptr(weight)), P(d.rptr(mean)), P(d.rptr(rstd)), P(0), P(0), I(N), I(1), I(C))
 }
 
@@ -120,9 +120,10 @@ func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x,
 		}
 		return
 	}
-	pdo, px, pm, pr, psc := d.rptr(dout), d.rptr(x), d.rptr(mean), d.rptr(rstd), d.rptr(scale)
+	pdo, pdo16 := d.readPair(dout) // a dout kept in BF16 alone (StoreHalf) read from its copy
+	px, pm, pr, psc := d.rptr(x), d.rptr(mean), d.rptr(rstd), d.rptr(scale)
 	d.launch("modulate_backward", colGrid(C, B), colBlock, 0, P(0), P(d.ptr(dshift)), P(d.ptr(dscale)),
-		P(pdo), P(px), P(psc), P(pm), P(pr), I(B), I(T), I(C))
-	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(pdo), P(px), P(0), P(pm), P(pr),
-		P(d.rptr(resid)), P(psc), I(N), I(T), I(C))
+		P(pdo), P(pdo16), P(px), P(psc), P(pm), P(pr), I(B), I(T), I(C))
+	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(pdo), P(pdo16), P(px), P(0), P(pm),
+		P(pr), P(d.rptr(resid)), P(psc), I(N), I(T), I(C))
 }

@@ -7,7 +7,8 @@
 //                      the copy alone (a tensor kept in BF16 only, Device.StoreHalf)
 //   modulate_backward  dx = dout*(1 + scale[b]) (written, where dx is not null); dshift[b] +=
 //                      sum_t dout, dscale[b] += sum_t dout*x (float64 sums); with mean and
-//                      rstd, x is a LayerNorm's input and its output (x - mean)*rstd is used
+//                      rstd, x is a LayerNorm's input and its output (x - mean)*rstd is used;
+//                      dout from its BF16 copy dout16 where that is not null
 
 //                      grid (ceil(C/32), B), block 32*COL_WARPS; warp w takes t = w, w+8, ...
 //   gate_forward       out = x + gate[b]*y                        1-D grid-stride, block 256;
@@ -46,8 +47,9 @@ KERNEL void modulate_forward(float* out, unsigned short* out16, const float* x, 
 }
 EMU_KERNEL(modulate_forward);
 
-KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const float* dout, const float* x,
-                              const float* scale, const float* mean, const float* rstd, int B, int T, int C) {
+KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const float* dout, const unsigned short* dout16,
+                              const float* x, const float* scale, const float* mean, const float* rstd, int B, int T,
+                              int C) {
   __shared__ double part[COL_WARPS][32];
   int c = blockIdx.x * 32 + (threadIdx.x & 31), b = blockIdx.y;
   double ash = 0.0, asc = 0.0;
@@ -55,7 +57,7 @@ KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const flo
     float sc = 1.0f + scale[(long long)b * C + c];
     for (int t = threadIdx.x >> 5; t < T; t += COL_WARPS) {
       long long i = ((long long)b * T + t) * C + c;
-      float g = dout[i];
+      float g = dout16 ? bf16_value(dout16[i]) : dout[i];
       long long row = (long long)b * T + t;
       float xv = mean ? (x[i] - mean[row]) * rstd[row] : x[i];  // the norm recomputed as layernorm_forward has it
       ash += g;

@@ -28,7 +28,7 @@ func (d *Device) ModulateBackward(dx, dshift, dscale, dout, x, scale *kernels.Te
 		return
 	}
 	d.launch("modulate_backward", colGrid(C, B), colBlock, 0, P(d.ptr(dx)), P(d.ptr(dshift)), P(d.ptr(dscale)),
-		P(d.rptr(dout)), P(d.rptr(x)), P(d.rptr(scale)), P(0), P(0), I(B), I(T), I(C))
+		P(d.rptr(dout)), P(0), P(d.rptr(x)), P(d.rptr(scale)), P(0), P(0), I(B), I(T), I(C))
 }
 
 func (d *Device) GateForward(out, x, gate, y *kernels.Tensor, B, T, C int) {
