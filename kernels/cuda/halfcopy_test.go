@@ -316,7 +316,7 @@ func TestHalfOnly(t *testing.T) {
 // halfOnlyInput returns a tensor of d (in BF16 mode) holding gelu(u) in BF16 alone, at element
 // off of its storage, and those values as a kernel reading the copy sees them.
 func halfOnlyInput(d *Device, u []float32, off int, shape ...int) (*kernels.Tensor, []float32) {
-	y := d.New(len(u) + off).View(off, shape...)
+	y := d.New(len(u)+off).View(off, shape...)
 	d.StoreHalf(y)
 	d.GeluForward(y, d.FromHost(u, shape...))
 	f32 := NewEmulated()
