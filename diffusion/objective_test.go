@@ -263,8 +263,8 @@ func BenchmarkTrainStep(b *testing.B) {
 	el := best(func() {
 		nn.ZeroGrad(ps)
 		step.ForwardBackward(m, rng, batch)
-		nn.ClipGradNorm(ps, 1)
-		opt.Step()
+		_, clip := nn.ClipScale(ps, 1)
+		opt.StepScaled(clip)
 	})
 	b.ReportMetric(fwd, "s/fwd")
 	b.ReportMetric(bwd, "s/bwd")

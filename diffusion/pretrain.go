@@ -9,7 +9,7 @@
 //	         --concept-balance α > 0 TrainBatchSize draws with p_i ∝ n_c(i)^-α keyed by
 //	         (seed, s) (concept_balance.go)
 //	loss   = TrainStep.ForwardBackward (objective.go), gradients zeroed first
-//	norm   = ClipGradNorm(max_grad_norm)
+//	norm   = global gradient norm, clipped to max_grad_norm in the AdamW step (nn.ClipScale)
 //	lr(s)  = learning_rate * min(1, s/warmup) * decay(s)     constant | linear | cosine decay
 //	AdamW step; then EMA: d = min(ema_decay, (1+s)/(10+s)),  ema = d*ema + (1-d)*w
 //
@@ -340,13 +340,13 @@ func (t *Trainer) TrainOneStep() LogEntry {
 	nn.ZeroGrad(ps)
 	epoch := t.logEpoch()
 	res := t.step.ForwardBackward(t.Model, &t.RNG, t.nextBatch())
-	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
+	norm, clip := nn.ClipScale(ps, t.Cfg.MaxGradNorm)
 	s := t.Step + 1
 	lr := t.Cfg.LR(s)
 	e := LogEntry{Step: s, Epoch: epoch, Loss: res.Loss, LR: lr, GradNorm: norm}
 	e.Skipped = nn.SkipNonFinite(s, res.Loss, norm, t.Notify, func() {
 		t.Opt.LR = float32(lr)
-		t.Opt.Step()
+		t.Opt.StepScaled(clip)
 		t.updateEMA(s)
 	})
 	t.Step = s

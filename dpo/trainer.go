@@ -13,7 +13,7 @@
 //	    diffusion.EpochOrder(seed, e, N); batches run on across epoch ends)
 //	    DPOStep / RWRStep / diffusion.TrainStep (reward-cond) forward and backward,
 //	    gradients scaled by 1/accumulation steps
-//	norm = ClipGradNorm(max_grad_norm)
+//	norm = global gradient norm, clipped to max_grad_norm in the AdamW step (nn.ClipScale)
 //	lr(s) = ScheduledLR(learning_rate, lr_scheduler, lr_warmup_steps, max_train_steps, s)
 //	AdamW step; EMA of the trained parameters when ema_decay > 0
 //
@@ -428,12 +428,12 @@ func (t *Trainer) TrainOneStep() LogEntry {
 		}
 		e.RWRMetrics = m
 	}
-	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
+	norm, clip := nn.ClipScale(ps, t.Cfg.MaxGradNorm)
 	lr := diffusion.ScheduledLR(t.Cfg.LearningRate, t.Cfg.LRScheduler, t.Cfg.LRWarmupSteps, t.Cfg.MaxTrainSteps, s)
 	e.LR, e.GradNorm = lr, norm
 	e.Skipped = nn.SkipNonFinite(s, e.Loss, norm, t.Notify, func() {
 		t.Opt.LR = float32(lr)
-		t.Opt.Step()
+		t.Opt.StepScaled(clip)
 		if t.EMA != nil {
 			diffusion.UpdateEMA(t.EMA, t.Opt.Params, t.Cfg.EMADecay, s)
 		}

@@ -9,7 +9,8 @@ import (
 	"math"
 )
 
-// AdamW updates param in place from grad with the moments m and v (all the same length):
+// AdamW updates param in place from grad with the moments m and v (all the same length),
+// g = grad*h.GradScale (float32; 0 means 1):
 //
 //	p -= lr*wd*p
 //	m = b1*m + (1-b1)*g ;  v = b2*v + (1-b2)*g^2
@@ -28,10 +29,10 @@ func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams) {
 	b1, b2 := h.Beta1, h.Beta2
 	bc1 := float32(1 - math.Pow(float64(b1), float64(h.Step)))
 	bc2 := float32(1 - math.Pow(float64(b2), float64(h.Step)))
-	decay := h.LR * h.WeightDecay
+	decay, scale := h.LR*h.WeightDecay, h.Scale()
 	d.parallel(n, elemGrain/2, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			gi := g[i]
+			gi := g[i] * scale
 			mi := b1*mm[i] + (1-b1)*gi
 			vi := b2*vv[i] + (1-b2)*gi*gi
 			mm[i], vv[i] = mi, vi

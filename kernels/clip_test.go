@@ -1,7 +1,9 @@
-// Tests of ClipGradNorm on the CPU device: the returned global norm, scaling only above
-// maxNorm to maxNorm/(norm+1e-6), nil entries skipped, and a non-finite norm left alone.
+// Tests of ClipScale on the CPU device: the returned global norm, the factor only above
+// maxNorm (maxNorm/(norm+1e-6)), nil entries skipped, gradients untouched, a non-finite norm
+// reported with the factor 1; and AdamW with GradScale against AdamW of the scaled
+// gradients, bit for bit.
 //
-// Test: go test ./kernels -run ClipGradNorm
+// Test: go test ./kernels -run ClipScale
 package kernels
 
 import (
@@ -9,7 +11,7 @@ import (
 	"testing"
 )
 
-func TestClipGradNorm(t *testing.T) {
+func TestClipScale(t *testing.T) {
 	d := NewCPU(2)
 	a, b := testNormals(171, 37*67), testNormals(172, 20011)
 	ss := 0.0
@@ -18,42 +20,45 @@ func TestClipGradNorm(t *testing.T) {
 	}
 	want := math.Sqrt(ss)
 
-	// Below the threshold: unchanged.
 	ta, tb := guarded(d, a, 37, 67), guarded(d, b, 20011)
-	if got := ClipGradNorm(d, []*Tensor{ta, nil, tb}, want*2); math.Abs(got-want) > 1e-9*want {
-		t.Errorf("norm %v, want %v", got, want)
+	if got, s := ClipScale(d, []*Tensor{ta, nil, tb}, want*2); math.Abs(got-want) > 1e-9*want || s != 1 {
+		t.Errorf("below the threshold: norm %v, factor %v, want %v and 1", got, s, want)
 	}
-	assertSame(t, "unclipped a", Host(ta), a)
-	assertSame(t, "unclipped b", Host(tb), b)
-
-	// Above: scaled to maxNorm/(norm+1e-6).
 	const maxNorm = 1.5
-	got := ClipGradNorm(d, []*Tensor{ta, nil, tb}, maxNorm)
-	if math.Abs(got-want) > 1e-9*want {
-		t.Errorf("norm %v, want %v", got, want)
+	got, s := ClipScale(d, []*Tensor{ta, nil, tb}, maxNorm)
+	if math.Abs(got-want) > 1e-9*want || s != float32(maxNorm/(want+1e-6)) {
+		t.Errorf("above: norm %v, factor %v, want %v and %v", got, s, want, float32(maxNorm/(want+1e-6)))
 	}
-	s := maxNorm / (want + 1e-6)
-	wa, wb := f64s(a), f64s(b)
-	for i := range wa {
-		wa[i] *= s
-	}
-	for i := range wb {
-		wb[i] *= s
-	}
-	assertClose(t, "clipped a", Host(ta), wa, 1e-7, 1e-6)
-	assertClose(t, "clipped b", Host(tb), wb, 1e-7, 1e-6)
-	if after := ClipGradNorm(d, []*Tensor{ta, tb}, 1e9); math.Abs(after-maxNorm) > 1e-5 {
-		t.Errorf("norm after clipping %v, want %v", after, maxNorm)
-	}
+	assertSame(t, "a", Host(ta), a)
+	assertSame(t, "b", Host(tb), b)
 	assertGuard(t, "clip", ta)
 	assertGuard(t, "clip", tb)
 
-	// Non-finite: reported, gradients untouched.
 	bad := d.FromHost([]float32{1, float32(math.Inf(1))}, 2)
-	if n := ClipGradNorm(d, []*Tensor{bad}, 1); !math.IsInf(n, 1) {
-		t.Errorf("norm of an infinite gradient = %v", n)
+	if n, s := ClipScale(d, []*Tensor{bad}, 1); !math.IsInf(n, 1) || s != 1 {
+		t.Errorf("infinite gradient: norm %v, factor %v", n, s)
 	}
-	if Host(bad)[0] != 1 {
-		t.Errorf("infinite norm scaled the gradients: %v", Host(bad))
+}
+
+// AdamW with GradScale s gives the bits of AdamW after scaling the gradient by s in float32
+// (what clipping in place did), and GradScale 0 those of 1.
+func TestClipScaleInAdamW(t *testing.T) {
+	d := NewCPU(2)
+	const n = 1000
+	p0, g0 := testNormals(173, n), testNormals(174, n)
+	run := func(grad []float32, scale float32) []float32 {
+		p, m, v := d.FromHost(p0, n), d.New(n), d.New(n)
+		for step := 1; step <= 3; step++ {
+			d.AdamW(p, d.FromHost(grad, n), m, v, AdamWParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+				WeightDecay: 0.1, Step: step, GradScale: scale})
+		}
+		return Host(p)
 	}
+	const s = float32(0.37)
+	scaled := make([]float32, n)
+	for i, v := range g0 {
+		scaled[i] = v * s
+	}
+	assertSame(t, "GradScale 0.37", run(g0, s), run(scaled, 0))
+	assertSame(t, "GradScale 1", run(g0, 1), run(g0, 0))
 }

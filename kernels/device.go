@@ -83,8 +83,6 @@ type Device interface {
 	Axpby(out *Tensor, a float32, x *Tensor, b float32, y *Tensor)
 	// Scale: x *= alpha.
 	Scale(x *Tensor, alpha float32)
-	// ScaleEach is Scale of every non-nil tensor of xs, in fewer launches (gradient clipping).
-	ScaleEach(xs []*Tensor, alpha float32)
 	// Mul: out = a ⊙ b.
 	Mul(out, a, b *Tensor)
 	// AddRowScaled: out[r,:] = x[r,:] + s[r]*y[r,:]; x, y, out (rows,cols), s (rows).
@@ -224,7 +222,8 @@ type Device interface {
 	RandUniform(t *Tensor, seed, offset uint64)
 }
 
-// AdamWParams are the hyper-parameters of one AdamW step (Loshchilov & Hutter, 2019):
+// AdamWParams are the hyper-parameters of one AdamW step (Loshchilov & Hutter, 2019), for
+// g = grad*GradScale:
 //
 //	p -= lr*wd*p
 //	m = b1*m + (1-b1)*g ;  v = b2*v + (1-b2)*g^2
@@ -232,4 +231,15 @@ type Device interface {
 type AdamWParams struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32
 	Step                               int // 1 for the first update
+	// GradScale multiplies the gradient as the update reads it, g = grad*GradScale, in
+	// float32 (global-norm clipping: ClipScale, without a pass of its own); 0 means 1.
+	GradScale float32
+}
+
+// Scale is GradScale, 1 where it is 0.
+func (h AdamWParams) Scale() float32 {
+	if h.GradScale == 0 {
+		return 1
+	}
+	return h.GradScale
 }

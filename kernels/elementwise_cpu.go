@@ -72,15 +72,6 @@ func (d *CPU) Scale(x *Tensor, alpha float32) {
 	})
 }
 
-// ScaleEach scales every non-nil tensor of xs in turn.
-func (d *CPU) ScaleEach(xs []*Tensor, alpha float32) {
-	for _, x := range xs {
-		if x != nil {
-			d.Scale(x, alpha)
-		}
-	}
-}
-
 // Mul: out[i] = a[i] * b[i]. out may alias a or b.
 func (d *CPU) Mul(out, a, b *Tensor) {
 	n := out.Len()

@@ -97,7 +97,11 @@ func NewAdamW(dev kernels.Device, ps []Param, cfg AdamWConfig) *AdamW {
 
 // Step applies one update to every parameter with the current LR and increments Steps.
 // It does not clear the gradients (ZeroGrad does).
-func (o *AdamW) Step() {
+func (o *AdamW) Step() { o.StepScaled(1) }
+
+// StepScaled is Step with every gradient multiplied by gradScale as the update reads it
+// (ClipScale's factor; the gradients themselves are not changed).
+func (o *AdamW) StepScaled(gradScale float32) {
 	o.Steps++
 	if len(o.Params) == 0 {
 		return
@@ -106,7 +110,7 @@ func (o *AdamW) Step() {
 	hs := make([]kernels.AdamWParams, len(o.Params))
 	for i, p := range o.Params {
 		params[i], grads[i] = p.W, p.G
-		hs[i] = kernels.AdamWParams{LR: o.LR, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, Step: o.Steps}
+		hs[i] = kernels.AdamWParams{LR: o.LR, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, Step: o.Steps, GradScale: gradScale}
 		if o.Decay[i] {
 			hs[i].WeightDecay = o.WeightDecay
 		}
@@ -135,10 +139,11 @@ func ZeroGrad(ps []Param) {
 	}
 }
 
-// ClipGradNorm scales the gradients of ps so that their global L2 norm is at most maxNorm
-// (kernels.ClipGradNorm) and returns the norm before clipping; a non-finite norm leaves
-// them untouched so the caller can skip the step. Frozen parameters are skipped.
-func ClipGradNorm(ps []Param, maxNorm float64) float64 {
+// ClipScale returns the global L2 norm of the gradients of ps and the factor that clips it
+// to maxNorm (kernels.ClipScale; 1 where the norm is below, or not finite so that the caller
+// skips the step). The gradients are not changed: pass the factor to AdamW.StepScaled.
+// Frozen parameters are skipped.
+func ClipScale(ps []Param, maxNorm float64) (norm float64, scale float32) {
 	var gs []*kernels.Tensor
 	for _, p := range ps {
 		if p.G != nil {
@@ -146,7 +151,7 @@ func ClipGradNorm(ps []Param, maxNorm float64) float64 {
 		}
 	}
 	if len(gs) == 0 {
-		return 0
+		return 0, 1
 	}
-	return kernels.ClipGradNorm(gs[0].Dev, gs, maxNorm)
+	return kernels.ClipScale(gs[0].Dev, gs, maxNorm)
 }

@@ -1,8 +1,8 @@
 // Tests of AdamW: two steps against a float64 host reference (with and without weight
 // decay, learning rate changed between steps), the name rule for decay, frozen parameters
-// left out, the exported state, ZeroGrad and ClipGradNorm.
+// left out, the exported state, ZeroGrad and ClipScale.
 //
-// Test: go test ./nn -run 'AdamW|ZeroGrad|ClipGradNorm|DecayByName'
+// Test: go test ./nn -run 'AdamW|ZeroGrad|ClipScale|DecayByName'
 package nn
 
 import (
@@ -90,12 +90,11 @@ func TestZeroGradAndClip(t *testing.T) {
 	ps := l.Params()
 	testDev.CopyFromHost(l.DWeight, []float32{3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	testDev.CopyFromHost(l.DBias, []float32{0, 4, 0, 0})
-	if n := ClipGradNorm(ps, 1); math.Abs(n-5) > 1e-6 {
-		t.Errorf("norm %g, want 5", n)
+	if n, s := ClipScale(ps, 1); math.Abs(n-5) > 1e-6 || math.Abs(float64(s)-0.2) > 1e-6 {
+		t.Errorf("norm %g, factor %g, want 5 and 0.2", n, s)
 	}
-	g := toHost(l.DBias)
-	if math.Abs(float64(g[1])-0.8) > 1e-5 {
-		t.Errorf("clipped bias grad %g, want 0.8", g[1])
+	if g := toHost(l.DBias); g[1] != 4 {
+		t.Errorf("ClipScale changed the bias gradient: %g, want 4", g[1])
 	}
 	ZeroGrad(ps)
 	for _, p := range ps {

@@ -5,7 +5,7 @@
 // Layers (one per file, test beside it): Linear with an optional LoRA adapter, LayerNorm,
 // MLP, SelfAttention, DiTBlock (adaLN-Zero) and AdaLNStack (the modulations of a stack of
 // blocks in one product), FinalLayer, TokenEmbedding, PatchEmbed (fixed
-// sin-cos positions), TimestepEmbedder, MSELoss; AdamW, ZeroGrad and ClipGradNorm. The
+// sin-cos positions), TimestepEmbedder, MSELoss; AdamW, ZeroGrad and ClipScale. The
 // files every training loop writes: safetensors checkpoints (checkpoint.go), their
 // directory (checkpoint_dir.go), the JSONL log and atomic writes (trainlog.go); and the
 // rule every training loop applies to a step with a non-finite loss or gradient norm

@@ -7,7 +7,7 @@
 //	scores = Native.Forward([A samples | B samples])                    (2N, D)
 //	         (latent: LatentReward.Forward at one t and eps per pair, latent_train.go)
 //	loss   = LossConfig.PairLoss (btt, bt or reg), gradients zeroed first
-//	norm   = ClipGradNorm(max_grad_norm)
+//	norm   = global gradient norm, clipped to max_grad_norm in the AdamW step (nn.ClipScale)
 //	lr(s)  = diffusion.ScheduledLR: linear warmup, then constant | linear | cosine decay
 //	AdamW step
 //
@@ -325,7 +325,7 @@ func (t *Trainer) TrainOneStep() (LogEntry, error) {
 		return LogEntry{}, fmt.Errorf("step %d: %w", s, err)
 	}
 	net.backward(append(slices.Clone(res.DA), res.DB...))
-	norm := nn.ClipGradNorm(ps, t.Cfg.MaxGradNorm)
+	norm, clip := nn.ClipScale(ps, t.Cfg.MaxGradNorm)
 	lr := t.Cfg.LR(s)
 	dims := net.Dims()
 	e := LogEntry{Step: s, Loss: res.Loss, LR: lr, GradNorm: norm, DimLoss: map[string]float64{}, DimAcc: map[string]float64{}}
@@ -341,7 +341,7 @@ func (t *Trainer) TrainOneStep() (LogEntry, error) {
 	}
 	e.Skipped = nn.SkipNonFinite(s, res.Loss, norm, t.Notify, func() {
 		t.Opt.LR = float32(lr)
-		t.Opt.Step()
+		t.Opt.StepScaled(clip)
 	})
 	t.Step = s
 	return e, nil

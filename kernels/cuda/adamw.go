@@ -16,12 +16,13 @@ func (d *Device) AdamW(param, grad, m, v *kernels.Tensor, h kernels.AdamWParams)
 	n := param.Len()
 	checkAdamW(param, grad, m, v, h)
 	bc1, bc2 := biasCorrections(h)
-	d.launch1("adamw", n, P(d.ptr(param)), P(d.ptr(grad)), P(d.ptr(m)), P(d.ptr(v)), I(n),
+	d.launch1("adamw", n, P(d.ptr(param)), P(d.rptr(grad)), P(d.ptr(m)), P(d.ptr(v)), I(n), F(h.Scale()),
 		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(h.LR*h.WeightDecay), F(bc1), F(bc2))
 }
 
 // AdamWEach updates every parameter with one launch of adamw_chunks where all share the
-// hyper-parameters but the weight decay (an optimizer step), else with one AdamW each. In
+// hyper-parameters (and the gradient scale) but the weight decay (an optimizer step), else
+// with one AdamW each. In
 // BF16 mode the launch also writes each parameter's BF16 copy (halfOut), so that the next
 // step's products do not convert the weights.
 func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels.AdamWParams) {
@@ -33,7 +34,8 @@ func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels
 		checkAdamW(params[i], grads[i], ms[i], vs[i], hs[i])
 	}
 	for _, h := range hs {
-		if h.LR != hs[0].LR || h.Beta1 != hs[0].Beta1 || h.Beta2 != hs[0].Beta2 || h.Eps != hs[0].Eps || h.Step != hs[0].Step {
+		if h.LR != hs[0].LR || h.Beta1 != hs[0].Beta1 || h.Beta2 != hs[0].Beta2 || h.Eps != hs[0].Eps || h.Step != hs[0].Step ||
+			h.Scale() != hs[0].Scale() {
 			for i := range params {
 				d.AdamW(params[i], grads[i], ms[i], vs[i], hs[i])
 			}
@@ -42,7 +44,7 @@ func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels
 	}
 	var words []uint64
 	for i, p := range params {
-		pp, pg, pm, pv := uint64(d.ptr(p)), uint64(d.ptr(grads[i])), uint64(d.ptr(ms[i])), uint64(d.ptr(vs[i]))
+		pp, pg, pm, pv := uint64(d.ptr(p)), uint64(d.rptr(grads[i])), uint64(d.ptr(ms[i])), uint64(d.ptr(vs[i]))
 		p16 := uint64(d.halfOut(p)) // in BF16 mode the next step's products read the weight's copy
 		wd := uint64(math.Float32bits(hs[i].WeightDecay))
 		d.eachChunk(p.Len(), func(off, size int) {
@@ -60,7 +62,7 @@ func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels
 	bc1, bc2 := biasCorrections(h)
 	table := d.upload(&d.adamwTable, words)
 	d.launch("adamw_chunks", Dim3{len(words) / adamwWords, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(table),
-		F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(bc1), F(bc2))
+		F(h.Scale()), F(h.LR), F(h.Beta1), F(h.Beta2), F(h.Eps), F(bc1), F(bc2))
 }
 
 // adamwWords is the number of table words per chunk of adamw_chunks.

@@ -1,6 +1,6 @@
 // Multi-tensor launches: a table in device memory lists chunks of many tensors, so that one
 // launch covers an optimizer step or the clipping norms over every parameter of a model
-// (adamw_chunks, sum_squares_chunks, scale_chunks), where a launch per tensor cost more than the work on
+// (adamw_chunks, sum_squares_chunks), where a launch per tensor cost more than the work on
 // the small ones (DiT-B: 161 parameters, 644 launches per step for AdamW and clipping).
 // The tensors of a training step are the same in every step, so a table is copied to the
 // device only when its words change.
@@ -30,7 +30,7 @@ func (d *Device) eachChunk(n int, fn func(off, size int)) {
 
 // spanWords lists the chunks of the non-empty tensors of xs as 2 words each (address of
 // the first element, length), and for each tensor the index of its first chunk, then the
-// number of chunks (len(xs)+1 entries): the table of sum_squares_chunks and scale_chunks.
+// number of chunks (len(xs)+1 entries): the table of sum_squares_chunks.
 func (d *Device) spanWords(xs []*kernels.Tensor) (words, first []uint64) {
 	first = make([]uint64, 0, len(xs)+1)
 	for _, x := range xs {

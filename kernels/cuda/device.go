@@ -74,9 +74,9 @@ type Device struct {
 	// bf16Intensity is bf16MinIntensity (tests lower it to 0 to run every product in BF16).
 	bf16Intensity float64
 	// chunkElems is defaultChunkElems (tests lower it to make many chunks of small tensors);
-	// adamwTable, sumsTable and scaleTable are the chunked kernels' tables (chunks.go).
-	chunkElems                        int
-	adamwTable, sumsTable, scaleTable deviceTable
+	// adamwTable and sumsTable are the chunked kernels' tables (chunks.go).
+	chunkElems            int
+	adamwTable, sumsTable deviceTable
 	// noAttnMMA keeps attention in BF16 mode off the tensor-core kernels, noBiasGradEpilogue
 	// LinearBackward's bias gradient out of the product's epilogue (tests of the other paths,
 	// BenchmarkDiTBase's ablations).

@@ -121,8 +121,8 @@ func (c *countCopies) HtoD(dst DevPtr, src unsafe.Pointer, bytes int) error {
 }
 
 // TestSumSquaresEachOneWait checks that gradient clipping waits once per step on the CUDA
-// device: kernels.ClipGradNorm over five gradients makes one copy to the host and gives
-// the CPU device's norm and clipped gradients.
+// device: kernels.ClipScale over five gradients makes one copy to the host and gives the
+// CPU device's norm and factor.
 func TestSumSquaresEachOneWait(t *testing.T) {
 	drv := &countCopies{Driver: NewEmuDriver()}
 	d := NewDevice(drv, "count")
@@ -134,25 +134,13 @@ func TestSumSquaresEachOneWait(t *testing.T) {
 	}
 	gd, gc = append(gd, nil), append(gc, nil)
 	drv.n = 0
-	got := kernels.ClipGradNorm(d, gd, 1)
+	got, gotScale := kernels.ClipScale(d, gd, 1)
 	if drv.n != 1 {
-		t.Errorf("ClipGradNorm copied to the host %d times, want 1", drv.n)
+		t.Errorf("ClipScale copied to the host %d times, want 1", drv.n)
 	}
-	want := kernels.ClipGradNorm(cpu, gc, 1)
-	if math.Abs(got-want) > 1e-12*want {
-		t.Errorf("norm %.17g, CPU %.17g", got, want)
-	}
-	for i := range gd {
-		if gd[i] == nil {
-			continue
-		}
-		h := make([]float32, gd[i].Len())
-		d.CopyToHost(h, gd[i])
-		for j, v := range kernels.Host(gc[i]) {
-			if math.Abs(float64(h[j]-v)) > 1e-6*(1+math.Abs(float64(v))) {
-				t.Fatalf("gradient %d element %d: %g, CPU %g", i, j, h[j], v)
-			}
-		}
+	want, wantScale := kernels.ClipScale(cpu, gc, 1)
+	if math.Abs(got-want) > 1e-12*want || math.Abs(float64(gotScale-wantScale)) > 1e-6*float64(wantScale) {
+		t.Errorf("norm %.17g, factor %g; CPU %.17g, %g", got, gotScale, want, wantScale)
 	}
 }
 
@@ -208,9 +196,9 @@ func TestAllocReuseAndRelease(t *testing.T) {
 
 // TestChunkedKernels runs the multi-tensor kernels on chunks of 100 elements: AdamWEach
 // gives each parameter AdamW's bits (each with its own weight decay; with different
-// learning rates it falls back to one AdamW each), SumSquaresEach the CPU device's sums,
-// ScaleEach Scale's bits, and a second call over the same tensors copies no table to the
-// device.
+// learning rates it falls back to one AdamW each; with a gradient scale it takes it as
+// AdamW does), SumSquaresEach the CPU device's sums, and a second call over the same
+// tensors copies no table to the device.
 func TestChunkedKernels(t *testing.T) {
 	drv := &countCopies{Driver: NewEmuDriver()}
 	d := NewDevice(drv, "chunks")
@@ -275,17 +263,17 @@ func TestChunkedKernels(t *testing.T) {
 		t.Errorf("SumSquares %.17g, SumSquaresEach %.17g", one, got[4])
 	}
 
-	for round := range 2 {
-		for _, g := range ps1 {
-			d.Scale(g, 0.3)
-		}
-		drv.htod = 0
-		d.ScaleEach(append(ps, nil), 0.3)
-		if round == 1 && drv.htod != 0 {
-			t.Errorf("the second ScaleEach copied %d tables to the device, want 0", drv.htod)
-		}
-		same(fmt.Sprintf("ScaleEach round %d", round))
+	hs[1].LR = hs[0].LR // shared again, with a clipping factor: one launch, AdamW's bits
+	for i := range hs {
+		hs[i].Step, hs[i].GradScale = 4, 0.37
+		d.AdamW(ps1[i], gs[i], ms1[i], vs1[i], hs[i])
 	}
+	drv.htod = 0
+	d.AdamWEach(ps, gs, ms, vs, hs)
+	if drv.htod != 0 {
+		t.Errorf("a step with a gradient scale copied %d tables to the device, want 0", drv.htod)
+	}
+	same("gradient scale")
 }
 
 // noEpilogue is a driver without cuBLASLt's epilogues, as a cuBLASLt with no algorithm for a

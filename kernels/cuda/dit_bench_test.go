@@ -79,8 +79,8 @@ func (w *ditWorkload) trainStep() float64 {
 	ps := w.m.Params()
 	nn.ZeroGrad(ps)
 	res := w.step.ForwardBackward(w.m, w.rng, w.batch)
-	nn.ClipGradNorm(ps, 1)
-	w.opt.Step()
+	_, clip := nn.ClipScale(ps, 1)
+	w.opt.StepScaled(clip)
 	return res.Loss
 }
 

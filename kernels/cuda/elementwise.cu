@@ -5,8 +5,6 @@
 //   axpy_f32        y += alpha*x                     1-D grid-stride, block 256
 //   axpby_f32       out = a*x + b*y                  1-D grid-stride, block 256
 //   scale_f32       x *= alpha                       1-D grid-stride, block 256
-//   scale_chunks    x *= alpha over a table of chunks of many tensors (2 words per chunk:
-//                   address, length; chunks.go)   grid (chunks), block 256
 //   mul_f32         out = a*b                        1-D grid-stride, block 256
 //   add_row_scaled  out[r,c] = x[r,c] + s[r]*y[r,c]  1-D grid-stride over rows*cols, block 256
 //   add_bias        out[n,c] = inp[n,c] + bias[c]    1-D grid-stride over N*C, block 256
@@ -42,15 +40,6 @@ KERNEL void scale_f32(float* x, float alpha, int n) {
   GRID_STRIDE(i, n) x[i] *= alpha;
 }
 EMU_KERNEL(scale_f32);
-
-// scale_chunks: gradient clipping scales every gradient of a model with one launch.
-KERNEL void scale_chunks(const unsigned long long* table, float alpha) {
-  const unsigned long long* e = table + 2 * (long long)blockIdx.x;
-  float* x = (float*)e[0];
-  int n = (int)e[1];
-  for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] *= alpha;
-}
-EMU_KERNEL(scale_chunks);
 
 KERNEL void mul_f32(float* out, const float* a, const float* b, int n) {
   GRID_STRIDE(i, n) out[i] = a[i] * b[i];

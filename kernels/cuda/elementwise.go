@@ -31,16 +31,6 @@ func (d *Device) Scale(x *kernels.Tensor, alpha float32) {
 	d.launch1("scale_f32", n, P(d.ptr(x)), F(alpha), I(n))
 }
 
-// ScaleEach scales every tensor of xs with one launch of scale_chunks (chunks.go).
-func (d *Device) ScaleEach(xs []*kernels.Tensor, alpha float32) {
-	words, _ := d.spanWords(xs)
-	if len(words) == 0 {
-		return
-	}
-	table := d.upload(&d.scaleTable, words)
-	d.launch("scale_chunks", Dim3{len(words) / 2, 1, 1}, Dim3{blockSize, 1, 1}, 0, P(table), F(alpha))
-}
-
 func (d *Device) Mul(out, a, b *kernels.Tensor) {
 	n := out.Len()
 	mustLen("Mul a", a, n)

@@ -117,8 +117,9 @@ func trainStep(m *diffusion.DiT, x0 []float32, prompts diffusion.Prompts, reward
 	nn.ZeroGrad(ps)
 	var out stepOutcome
 	out.res = diffusion.NewTrainStep(dev, obj).ForwardBackward(m, &kernels.RNG{Seed: seed}, batch)
-	out.norm = nn.ClipGradNorm(ps, maxNorm)
-	opt.Step()
+	var clip float32
+	out.norm, clip = nn.ClipScale(ps, maxNorm)
+	opt.StepScaled(clip)
 	for _, p := range ps {
 		out.grads = append(out.grads, hostOf(dev, p.G))
 		out.ws = append(out.ws, hostOf(dev, p.W))
