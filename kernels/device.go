@@ -123,6 +123,10 @@ type Device interface {
 	// (B*T) written), then out = ModulateForward of h; one pass over x on a GPU. h may be nil
 	// (not stored: LayerNormModulateBackward recomputes it).
 	LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tensor, B, T, C int, eps float32)
+	// GateLayerNormModulateForward is GateForward (x1 = x + gate*y, written) then
+	// LayerNormModulateForward of x1 with a nil h; on a GPU one pass that does not read x1
+	// back.
+	GateLayerNormModulateForward(x1, out, mean, rstd, x, gate, y, shift, scale *Tensor, B, T, C int, eps float32)
 	// LayerNormModulateBackward is LayerNormModulateForward's backward for dout (B,T,C), the
 	// gradient of out, with a residual branch's gradient resid (B,T,C; nil: none):
 	//	dinp = resid + LayerNormBackward of dout*(1+scale)          (written)

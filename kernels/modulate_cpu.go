@@ -48,6 +48,12 @@ func (d *CPU) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tens
 	d.ModulateForward(out, h, shift, scale, B, T, C)
 }
 
+// GateLayerNormModulateForward is GateForward into x1, then LayerNormModulateForward of x1.
+func (d *CPU) GateLayerNormModulateForward(x1, out, mean, rstd, x, gate, y, shift, scale *Tensor, B, T, C int, eps float32) {
+	d.GateForward(x1, x, gate, y, B, T, C)
+	d.LayerNormModulateForward(out, nil, mean, rstd, x1, shift, scale, B, T, C, eps)
+}
+
 // LayerNormModulateBackward recomputes h with LayerNormForward (the same values as the
 // forward's) into dinp, then runs ModulateBackward from h into dinp (each element read before
 // it is written), LayerNormBackward in place and, with resid, Add(dinp, resid, dinp). Only a

@@ -160,11 +160,10 @@ func (d *DiTBlock) ForwardMods(x, mods, keyBias *kernels.Tensor) *kernels.Tensor
 	d.Norm1.ForwardModulate(x, d.chunk(mods, 0), d.chunk(mods, 1), hm)
 	d.a = d.Attn.Forward(hm, keyBias)
 	x1 := d.x1.get(dev, B, T, C)
-	dev.GateForward(x1, x, d.chunk(mods, 2), d.a, B, T, C)
-
 	hm2 := d.hm2.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm2) // read by fc1's products only
-	d.Norm2.ForwardModulate(x1, d.chunk(mods, 3), d.chunk(mods, 4), hm2)
+	// x1 = x + gate_msa ⊙ a, and LN(x1) modulated, in one pass.
+	d.Norm2.ForwardGateModulate(x1, x, d.chunk(mods, 2), d.a, d.chunk(mods, 3), d.chunk(mods, 4), hm2)
 	d.m = d.MLP.Forward(hm2)
 	out := d.out.get(dev, B, T, C)
 	dev.GateForward(out, x1, d.chunk(mods, 5), d.m, B, T, C)

@@ -111,6 +111,23 @@ func (n *LayerNorm) ForwardModulate(x, shift, scale, out *kernels.Tensor) {
 	n.x = x
 }
 
+// ForwardGateModulate is ForwardModulate of the gated residual x1 = x + gate[b]*y (x, y, x1
+// (B,T,C); gate (B,C)), which it writes into x1: one device pass
+// (GateLayerNormModulateForward) that does not read x1 back. BackwardModulate follows as
+// after ForwardModulate(x1, ...).
+func (n *LayerNorm) ForwardGateModulate(x1, x, gate, y, shift, scale, out *kernels.Tensor) {
+	if len(x.Shape) != 3 || x.Shape[2] != n.C {
+		panic(fmt.Sprintf("nn: LayerNorm.ForwardGateModulate: input %v, want (B,T,%d)", x, n.C))
+	}
+	if n.Weight != nil {
+		panic("nn: LayerNorm.ForwardGateModulate of a LayerNorm with affine")
+	}
+	B, T := x.Shape[0], x.Shape[1]
+	n.dev.GateLayerNormModulateForward(x1, out, n.mean.get(n.dev, B*T), n.rstd.get(n.dev, B*T), x, gate, y, shift, scale,
+		B, T, n.C, n.Eps)
+	n.x = x1
+}
+
 // BackwardModulate is ForwardModulate's backward for dout (B,T,C), the gradient of out, where
 // x also feeds a residual branch with gradient resid (nil: none): it writes resid + dx into
 // dinp and accumulates the gradients of shift and scale into dshift and dscale

@@ -170,6 +170,29 @@ func testLayerNormModulate(e *env) {
 		e.dev.noFusedNormModulate = false
 		e.same(name+" out, unfused without h", out)
 
+		// The gated residual in the same pass: against the CPU device, and bit for bit against
+		// the device's GateForward then LayerNormModulateForward.
+		name = fmt.Sprintf("GateLayerNormModulateForward C=%d", C)
+		x0, gt, y := e.pair(normals(48, B*T*C), B, T, C), e.pair(normals(49, B*C), B, C), e.pair(normals(50, B*T*C), B, T, C)
+		x1, gout, gmean, grstd := e.pair(nil, B, T, C), e.pair(nil, B, T, C), e.pair(nil, B*T), e.pair(nil, B*T)
+		e.dev.GateLayerNormModulateForward(x1.d, gout.d, gmean.d, grstd.d, x0.d, gt.d, y.d, sh.d, sc.d, B, T, C, 1e-6)
+		e.cpu.GateLayerNormModulateForward(x1.c, gout.c, gmean.c, grstd.c, x0.c, gt.c, y.c, sh.c, sc.c, B, T, C, 1e-6)
+		for _, p := range []struct {
+			what string
+			p    pair
+		}{{"x1", x1}, {"out", gout}, {"mean", gmean}, {"rstd", grstd}} {
+			e.check(name+" "+p.what, p.p, tol32, eps32)
+		}
+		fusedOut, fusedX1 := e.host(gout), e.host(x1)
+		e.dev.noFusedNormModulate = true
+		e.dev.GateLayerNormModulateForward(x1.d, gout.d, gmean.d, grstd.d, x0.d, gt.d, y.d, sh.d, sc.d, B, T, C, 1e-6)
+		e.dev.noFusedNormModulate = false
+		e.cpu.CopyFromHost(gout.c, fusedOut)
+		e.cpu.CopyFromHost(x1.c, fusedX1)
+		e.same(name+" out against the unfused operations", gout)
+		e.same(name+" x1 against GateForward", x1)
+		e.free(x0, gt, y, x1, gout, gmean, grstd)
+
 		name = fmt.Sprintf("LayerNormModulateBackward C=%d", C)
 		dout, resid, dinp := e.pair(normals(44, B*T*C), B, T, C), e.pair(normals(45, B*T*C), B, T, C), e.pair(nil, B, T, C)
 		dsh, dsc := e.pair(normals(46, B*C), B, C), e.pair(normals(47, B*C), B, C)

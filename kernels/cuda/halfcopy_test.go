@@ -329,8 +329,8 @@ func halfOnlyInput(d *Device, u []float32, off int, shape ...int) (*kernels.Tens
 	return y, yh
 }
 
-// The gate's kernels read a y kept in BF16 alone from its copy: no restoration, and the
-// results of the BF16 values.
+// The gate's kernels (and the LayerNorm's pass with the gate) read a y kept in BF16 alone
+// from its copy: no restoration, and the results of the BF16 values.
 func TestGateReadsHalf(t *testing.T) {
 	const B, T, C = 2, 3, 8
 	d := NewEmulated()
@@ -353,6 +353,19 @@ func TestGateReadsHalf(t *testing.T) {
 		assertClose(t, "GateForward", hostOf(d, out), kernels.Host(wantOut), 1e-6, 1e-6)
 		assertClose(t, "GateBackward dy", hostOf(d, dy), kernels.Host(wantDy), 1e-6, 1e-6)
 		assertClose(t, "GateBackward dgate", hostOf(d, dg), kernels.Host(wantDg), 1e-6, 1e-6)
+
+		// The same gate inside the LayerNorm's pass.
+		x1, mo, mean, rstd := d.New(B, T, C), d.New(B, T, C), d.New(B*T), d.New(B*T)
+		wx1, wmo, wmean, wrstd := cpu.New(B, T, C), cpu.New(B, T, C), cpu.New(B*T), cpu.New(B*T)
+		d.GateLayerNormModulateForward(x1, mo, mean, rstd, d.FromHost(x, B, T, C), d.FromHost(g, B, C), y,
+			d.FromHost(dout[:B*C], B, C), d.FromHost(g, B, C), B, T, C, 1e-6)
+		cpu.GateLayerNormModulateForward(wx1, wmo, wmean, wrstd, cpu.FromHost(x, B, T, C), cpu.FromHost(g, B, C), cy,
+			cpu.FromHost(dout[:B*C], B, C), cpu.FromHost(g, B, C), B, T, C, 1e-6)
+		if d.halfRestores != restores {
+			t.Errorf("offset %d: GateLayerNormModulateForward restored y's FP32 values", off)
+		}
+		assertClose(t, "GateLayerNormModulateForward x1", hostOf(d, x1), kernels.Host(wx1), 1e-6, 1e-6)
+		assertClose(t, "GateLayerNormModulateForward out", hostOf(d, mo), kernels.Host(wmo), 1e-5, 1e-5)
 	}
 }
 

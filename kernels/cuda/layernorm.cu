@@ -8,6 +8,8 @@
 //                              the normalised row, mout = out*(1 + scale[b]) + shift[b], as
 //                              modulate_forward computes it, into mout and its BF16 copy mout16
 //                              (each where not null); out null: the normalised row not stored.
+//                              Where gate is not null the input is x + gate[b]*y (y or its
+//                              BF16 copy gy16, as gate_forward), written to xsum.
 //                              grid ceil(N/8), block 256 (8 warps = 8 rows)
 //   layernorm_backward_dx      one warp per row: g = w*dout (dout without affine; with
 //                              scale, dout*(1 + scale[row/T]): the gradient of the adaLN
@@ -41,25 +43,38 @@ DEVFN void ln_store(float* o, const float* weight, const float* bias, float* mo,
   }
 }
 
+// ln_gated is element c of the norm's input: x, or with gate, x + gate*y (y from y16 where
+// that is not null), the gated residual of gate_forward, computed as it computes it.
+DEVFN float ln_gated(const float* x, const float* gate, const float* y, const unsigned short* y16, int c) {
+  if (!gate) return x[c];
+  return x[c] + gate[c] * (y16 ? bf16_value(y16[c]) : y[c]);
+}
+
 KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                               const float* bias, float* mout, unsigned short* mout16, const float* shift,
-                              const float* scale, int N, int T, int C, float eps) {
+                              const float* scale, const float* gate, const float* gy, const unsigned short* gy16,
+                              float* xsum, int N, int T, int C, float eps) {
   int row = blockIdx.x * LN_ROWS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;  // whole warps leave together
   const float* x = inp + (long long)row * C;
   float* o = out ? out + (long long)row * C : nullptr;
-  const long long b = shift ? row / T : 0, ro = (long long)row * C;  // the modulation's sample
+  const long long b = shift || gate ? row / T : 0, ro = (long long)row * C;  // the modulation's sample
   float* mo = mout ? mout + ro : nullptr;
   unsigned short* mo16 = mout16 ? mout16 + ro : nullptr;
   const float *sh = shift ? shift + b * C : nullptr, *sc = shift ? scale + b * C : nullptr;
+  const float* gt = gate ? gate + b * C : nullptr;  // with gate: the input is x + gate*y, stored in xsum
+  const float* y = gy ? gy + ro : nullptr;
+  const unsigned short* y16 = gy16 ? gy16 + ro : nullptr;
+  float* xs = xsum ? xsum + ro : nullptr;
   float s = 0.0f, v = 0.0f, m, r;
   if (C <= 32 * ROW_REG) {  // the row in registers (common.h): one read of it
     float xr[ROW_REG];
 UNROLL
     for (int k = 0; k < ROW_REG; k++) {
       int c = lane + 32 * k;
-      xr[k] = c < C ? x[c] : 0.0f;
+      xr[k] = c < C ? ln_gated(x, gt, y, y16, c) : 0.0f;
       if (c < C) s += xr[k];
+      if (xs && c < C) xs[c] = xr[k];
     }
     m = warp_sum(s) / (float)C;
 UNROLL
@@ -71,8 +86,13 @@ UNROLL
 UNROLL
     for (int k = 0; k < ROW_REG; k++)
       if (lane + 32 * k < C) ln_store(o, weight, bias, mo, mo16, sh, sc, lane + 32 * k, (xr[k] - m) * r);
-  } else {
-    for (int c = lane; c < C; c += 32) s += x[c];
+  } else {  // longer rows: the gated input stored in the first pass, read back in the others
+    for (int c = lane; c < C; c += 32) {
+      float xv = ln_gated(x, gt, y, y16, c);
+      if (xs) xs[c] = xv;
+      s += xv;
+    }
+    if (xs) x = xs;
     m = warp_sum(s) / (float)C;
     for (int c = lane; c < C; c += 32) {
       float d = x[c] - m;

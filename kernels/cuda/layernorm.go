@@ -29,7 +29,8 @@ func (d *Device) LayerNormForward(out, mean, rstd, inp, weight, bias *kernels.Te
 		return
 	}
 	d.launch("layernorm_forward", rowGrid(N), rowBlock, 0, P(d.ptr(out)), P(d.ptr(mean)), P(d.ptr(rstd)),
-		P(d.rptr(inp)), P(d.rptr(weight)), P(d.rptr(bias)), P(0), P(0), P(0), P(0), I(N), I(1), I(C), F(eps))
+		P(d.rptr(inp)), P(d.rptr(weight)), P(d.rptr(bias)), P(0), P(0), P(0), P(0), P(0), P(0), P(0), P(0),
+		I(N), I(1), I(C), F(eps))
 }
 
 // LayerNormModulateForward is layernorm_forward with the modulation in the same pass: out
@@ -61,7 +62,37 @@ func (d *Device) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *k
 	px, psh, psc := d.rptr(x), d.rptr(shift), d.rptr(scale)
 	po, po16 := d.outPair(out)
 	d.launch("layernorm_forward", rowGrid(N), rowBlock, 0, P(ph), P(pm), P(pr), P(px), P(0), P(0),
-		P(po), P(po16), P(psh), P(psc), I(N), I(T), I(C), F(eps))
+		P(po), P(po16), P(psh), P(psc), P(0), P(0), P(0), P(0), I(N), I(T), I(C), F(eps))
+}
+
+// GateLayerNormModulateForward is layernorm_forward with the gated residual x1 = x + gate*y
+// formed as the row is read (y from its BF16 copy where it is kept there alone: readPair)
+// and stored, and the modulation as in LayerNormModulateForward: x1 is not read back.
+func (d *Device) GateLayerNormModulateForward(x1, out, mean, rstd, x, gate, y, shift, scale *kernels.Tensor,
+	B, T, C int, eps float32) {
+	N := B * T
+	for _, t := range []*kernels.Tensor{x1, out, x, y} {
+		mustLen("GateLayerNormModulateForward (B,T,C) operand", t, N*C)
+	}
+	for _, t := range []*kernels.Tensor{gate, shift, scale} {
+		mustLen("GateLayerNormModulateForward (B,C) operand", t, B*C)
+	}
+	mustLen("GateLayerNormModulateForward mean", mean, N)
+	mustLen("GateLayerNormModulateForward rstd", rstd, N)
+	if N == 0 || C == 0 {
+		return
+	}
+	if d.noFusedNormModulate {
+		d.GateForward(x1, x, gate, y, B, T, C)
+		d.LayerNormModulateForward(out, nil, mean, rstd, x1, shift, scale, B, T, C, eps)
+		return
+	}
+	py, py16 := d.readPair(y)
+	px, pg, psh, psc := d.rptr(x), d.rptr(gate), d.rptr(shift), d.rptr(scale)
+	px1, pm, pr := d.ptr(x1), d.ptr(mean), d.ptr(rstd)
+	po, po16 := d.outPair(out)
+	d.launch("layernorm_forward", rowGrid(N), rowBlock, 0, P(0), P(pm), P(pr), P(px), P(0), P(0),
+		P(po), P(po16), P(psh), P(psc), P(pg), P(py), P(py16), P(px1), I(N), I(T), I(C), F(eps))
 }
 
 // LayerNormBackward launches the parameter-gradient kernel first, so that dinp may alias
