@@ -98,7 +98,8 @@ func BlockParams(stack *AdaLNStack, b *DiTBlock, k int) []Param {
 }
 
 // ForwardBlocks runs blocks in sequence from h (B,T,C) under the conditioning c (B,Dc):
-// their modulations from stack, in one product, or with a nil stack each block's Forward.
+// their modulations from stack, in one product, each block's output formed in the next
+// block's first LayerNorm pass (gatedOut); with a nil stack each block's Forward.
 func ForwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, h, c, keyBias *kernels.Tensor) *kernels.Tensor {
 	if stack == nil {
 		for _, b := range blocks {
@@ -107,10 +108,12 @@ func ForwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, h, c, keyBias *kernels
 		return h
 	}
 	stack.Forward(c)
+	var prev *gatedOut
 	for k, b := range blocks {
-		h = b.ForwardMods(h, stack.Mods(k), keyBias)
+		g := b.forwardMods(h, prev, stack.Mods(k), keyBias)
+		prev = &g
 	}
-	return h
+	return prev.form(stack.dev)
 }
 
 // BackwardBlocks is ForwardBlocks' backward: it returns the gradient of h and adds that of c,

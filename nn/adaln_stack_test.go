@@ -21,21 +21,16 @@ func stackedBlocks(seed uint64) (plain, stacked []*DiTBlock, s *AdaLNStack) {
 	return plain, stacked, NewAdaLNStack(testDev, stacked)
 }
 
-// stackForward runs the stacked blocks from x under c.
+// stackForward runs the stacked blocks from x under c (ForwardBlocks: each block's output
+// formed in the next one's first LayerNorm).
 func stackForward(s *AdaLNStack, blocks []*DiTBlock, x, c, kb *kernels.Tensor) *kernels.Tensor {
-	s.Forward(c)
-	for k, b := range blocks {
-		x = b.ForwardMods(x, s.Mods(k), kb)
-	}
-	return x
+	return ForwardBlocks(s, blocks, x, c, kb)
 }
 
 // stackBackward is stackForward's backward: dx and dc.
 func stackBackward(s *AdaLNStack, blocks []*DiTBlock, dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
-	for k := len(blocks) - 1; k >= 0; k-- {
-		dout = blocks[k].BackwardMods(dout, s.DMods(k))
-	}
-	return dout, s.Backward()
+	dc = testDev.New(dout.Dim(0), s.Dc)
+	return BackwardBlocks(s, blocks, dout, dc), dc
 }
 
 // stackParams lists the blocks' parameters as DiT names them ("k.attn...",

@@ -147,6 +147,25 @@ func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
 // SiLU(c) Wada^T + bada in order, each a contiguous (B,C) (AdaLNStack computes those of a
 // whole stack of blocks in one product). mods must stay unchanged until BackwardMods.
 func (d *DiTBlock) ForwardMods(x, mods, keyBias *kernels.Tensor) *kernels.Tensor {
+	return d.forwardMods(x, nil, mods, keyBias).form(d.dev)
+}
+
+// gatedOut is a block's output not formed yet: out = x1 + gate ⊙ m, which the next block's
+// first LayerNorm forms as it reads it (GateLayerNormModulateForward), storing it in out, so
+// that it is not read back (ForwardBlocks); form forms it on its own (GateForward).
+type gatedOut struct{ out, x1, gate, m *kernels.Tensor }
+
+func (g gatedOut) form(dev kernels.Device) *kernels.Tensor {
+	dev.GateForward(g.out, g.x1, g.gate, g.m, g.out.Dim(0), g.out.Dim(1), g.out.Dim(2))
+	return g.out
+}
+
+// forwardMods is ForwardMods with the input x (B,T,C), or where prev is not nil the previous
+// block's output to be formed, and its own output left to form.
+func (d *DiTBlock) forwardMods(x *kernels.Tensor, prev *gatedOut, mods, keyBias *kernels.Tensor) gatedOut {
+	if prev != nil {
+		x = prev.out
+	}
 	if len(x.Shape) != 3 || x.Shape[2] != d.C {
 		panic(fmt.Sprintf("nn: DiTBlock.Forward: input %v, want (B,T,%d)", x, d.C))
 	}
@@ -157,7 +176,11 @@ func (d *DiTBlock) ForwardMods(x, mods, keyBias *kernels.Tensor) *kernels.Tensor
 
 	hm := d.hm.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm) // read by qkv's products only
-	d.Norm1.ForwardModulate(x, d.chunk(mods, 0), d.chunk(mods, 1), hm)
+	if prev != nil {           // x = the previous block's x1 + gate_mlp ⊙ m, formed in this pass
+		d.Norm1.ForwardGateModulate(x, prev.x1, prev.gate, prev.m, d.chunk(mods, 0), d.chunk(mods, 1), hm)
+	} else {
+		d.Norm1.ForwardModulate(x, d.chunk(mods, 0), d.chunk(mods, 1), hm)
+	}
 	d.a = d.Attn.Forward(hm, keyBias)
 	x1 := d.x1.get(dev, B, T, C)
 	hm2 := d.hm2.get(dev, B, T, C)
@@ -165,9 +188,7 @@ func (d *DiTBlock) ForwardMods(x, mods, keyBias *kernels.Tensor) *kernels.Tensor
 	// x1 = x + gate_msa ⊙ a, and LN(x1) modulated, in one pass.
 	d.Norm2.ForwardGateModulate(x1, x, d.chunk(mods, 2), d.a, d.chunk(mods, 3), d.chunk(mods, 4), hm2)
 	d.m = d.MLP.Forward(hm2)
-	out := d.out.get(dev, B, T, C)
-	dev.GateForward(out, x1, d.chunk(mods, 5), d.m, B, T, C)
-	return out
+	return gatedOut{out: d.out.get(dev, B, T, C), x1: x1, gate: d.chunk(mods, 5), m: d.m}
 }
 
 // Backward takes dout (B,T,C) and returns dx (B,T,C) and dc (B,Dc).
