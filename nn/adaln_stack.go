@@ -35,13 +35,9 @@ type AdaLNStack struct {
 	Ada      *Linear // Dc -> L*6C; rows [6kC, 6(k+1)C) are block k's
 
 	dev   kernels.Device
-	B     int             // batch of the last Forward
-	c     *kernels.Tensor // (B,Dc) conditioning of the last Forward
-	sc    buffer          // (B,Dc) SiLU(c)
-	mods  buffer          // (L*6,B,C)
-	dmods buffer          // (L*6,B,C)
-	dmod  buffer          // (B,L*6C)
-	dc    buffer          // (B,Dc)
+	B     int        // batch of the last Forward
+	mods  modulation // (L*6,B,C) from c
+	dmods buffer     // (L*6,B,C)
 }
 
 // NewAdaLNStack takes over the modulation weights of blocks (all of one width and
@@ -167,16 +163,13 @@ func (s *AdaLNStack) SetTrainable(on bool) { s.Ada.SetTrainable(on) }
 func (s *AdaLNStack) Forward(c *kernels.Tensor) {
 	B := c.Dim(0)
 	mustShape("AdaLNStack.Forward conditioning", c, B, s.Dc)
-	s.B, s.c = B, c
-	sc := s.sc.get(s.dev, B, s.Dc)
-	s.dev.SiluForward(sc, c)
-	mods := s.mods.get(s.dev, 6*s.L, B, s.C)
-	s.dev.Permute(mods, s.Ada.Forward(sc), []int{B, 6 * s.L, s.C}, []int{1, 0, 2})
+	s.B = B
+	s.mods.forward(s.Ada, c, 6*s.L, s.C)
 }
 
 // Mods returns block k's modulation (6,B,C) of the last Forward, for DiTBlock.ForwardMods.
 func (s *AdaLNStack) Mods(k int) *kernels.Tensor {
-	return s.mods.get(s.dev, 6*s.L, s.B, s.C).View(k*6*s.B*s.C, 6, s.B, s.C)
+	return s.mods.out.View(k*6*s.B*s.C, 6, s.B, s.C)
 }
 
 // DMods returns where block k's BackwardMods writes its modulation gradient (6,B,C).
@@ -187,14 +180,8 @@ func (s *AdaLNStack) DMods(k int) *kernels.Tensor {
 // Backward takes the blocks' modulation gradients (DMods, every block's written),
 // accumulates the weights' gradients and returns dc (B,Dc).
 func (s *AdaLNStack) Backward() *kernels.Tensor {
-	if s.c == nil {
+	if s.mods.c == nil {
 		panic("nn: AdaLNStack.Backward without a Forward")
 	}
-	B, n := s.B, 6*s.L*s.C
-	dmod := s.dmod.get(s.dev, B, n)
-	s.dev.Permute(dmod, s.dmods.get(s.dev, 6*s.L, B, s.C), []int{6 * s.L, B, s.C}, []int{1, 0, 2})
-	dsc := s.Ada.Backward(dmod)
-	dc := s.dc.get(s.dev, B, s.Dc)
-	s.dev.SiluBackward(dc, s.c, dsc)
-	return dc
+	return s.mods.backward(s.Ada, s.dmods.get(s.dev, 6*s.L, s.B, s.C))
 }

@@ -61,24 +61,20 @@ type DiTBlock struct {
 
 	dev  kernels.Device
 	B, T int             // shape of the last Forward
-	x, c *kernels.Tensor // (B,T,C), (B,Dc) inputs of the last Forward (c: Forward's only)
-	mod  *kernels.Tensor // (6,B,C) modulation of the last Forward (d.mods or the caller's)
+	mod  *kernels.Tensor // (6,B,C) modulation of the last Forward (d.mods.out or the caller's)
 	a    *kernels.Tensor // (B,T,C) attention output (owned by Attn)
 	m    *kernels.Tensor // (B,T,C) MLP output (owned by MLP)
 
-	sc   buffer // (B,Dc) SiLU(c)
-	mods buffer // (6,B,C) the six modulation chunks, each a contiguous (B,C)
-	hm   buffer // (B,T,C) modulate(h, shift_msa, scale_msa)
-	x1   buffer // (B,T,C)
-	hm2  buffer // (B,T,C) modulate(h2, shift_mlp, scale_mlp)
-	out  buffer // (B,T,C)
+	mods modulation // Forward's: the six chunks (6,B,C) from c
+	hm   buffer     // (B,T,C) modulate(h, shift_msa, scale_msa)
+	x1   buffer     // (B,T,C)
+	hm2  buffer     // (B,T,C) modulate(h2, shift_mlp, scale_mlp)
+	out  buffer     // (B,T,C)
 
 	dmods buffer // (6,B,C)
-	dmod  buffer // (B,6C)
 	dtmp  buffer // (B,T,C) gradient scratch (dm, then da)
 	dx1   buffer // (B,T,C)
 	dx    buffer // (B,T,C)
-	dc    buffer // (B,Dc)
 }
 
 // NewDiTBlock allocates a block: attention and MLP weights Xavier-normal from r, biases
@@ -133,14 +129,8 @@ func (d *DiTBlock) Forward(x, c, keyBias *kernels.Tensor) *kernels.Tensor {
 	if d.Ada == nil {
 		panic("nn: DiTBlock.Forward of a block whose modulation an AdaLNStack holds (ForwardMods)")
 	}
-	B, dev := x.Dim(0), d.dev
-	mustShape("DiTBlock.Forward conditioning", c, B, d.Dc)
-	d.c = c
-	sc := d.sc.get(dev, B, d.Dc)
-	dev.SiluForward(sc, c)
-	mods := d.mods.get(dev, 6, B, d.C)
-	dev.Permute(mods, d.Ada.Forward(sc), []int{B, 6, d.C}, []int{1, 0, 2}) // (B,6C) -> (6,B,C)
-	return d.ForwardMods(x, mods, keyBias)
+	mustShape("DiTBlock.Forward conditioning", c, x.Dim(0), d.Dc)
+	return d.ForwardMods(x, d.mods.forward(d.Ada, c, 6, d.C), keyBias)
 }
 
 // ForwardMods is Forward with the modulation given: mods (6,B,C) holds the six chunks of
@@ -171,7 +161,7 @@ func (d *DiTBlock) forwardMods(x *kernels.Tensor, prev *gatedOut, mods, keyBias 
 	}
 	B, T, C := x.Shape[0], x.Shape[1], d.C
 	mustShape("DiTBlock.Forward modulation", mods, 6, B, C)
-	d.B, d.T, d.x, d.mod = B, T, x, mods
+	d.B, d.T, d.mod = B, T, mods
 	dev := d.dev
 
 	hm := d.hm.get(dev, B, T, C)
@@ -193,18 +183,12 @@ func (d *DiTBlock) forwardMods(x *kernels.Tensor, prev *gatedOut, mods, keyBias 
 
 // Backward takes dout (B,T,C) and returns dx (B,T,C) and dc (B,Dc).
 func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
-	if d.Ada == nil || d.c == nil {
+	if d.Ada == nil || d.mods.c == nil {
 		panic("nn: DiTBlock.Backward without a matching Forward (BackwardMods after ForwardMods)")
 	}
-	B, C, dev := d.B, d.C, d.dev
-	dmods := d.dmods.get(dev, 6, B, C)
+	dmods := d.dmods.get(d.dev, 6, d.B, d.C)
 	dx = d.BackwardMods(dout, dmods)
-	dmod := d.dmod.get(dev, B, 6*C)
-	dev.Permute(dmod, dmods, []int{6, B, C}, []int{1, 0, 2})
-	dsc := d.Ada.Backward(dmod)
-	dc = d.dc.get(dev, B, d.Dc)
-	dev.SiluBackward(dc, d.c, dsc)
-	return dx, dc
+	return dx, d.mods.backward(d.Ada, dmods)
 }
 
 // BackwardMods is Backward for ForwardMods: it returns dx (B,T,C) and writes the

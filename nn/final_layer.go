@@ -28,14 +28,10 @@ type FinalLayer struct {
 
 	dev  kernels.Device
 	B, T int
-	c    *kernels.Tensor // (B,Dc) of the last Forward
-	sc   buffer          // (B,Dc) SiLU(c)
-	mods buffer          // (2,B,C) shift, scale
-	hm   buffer          // (B,T,C) modulated
-	dmod buffer          // (B,2C)
-	dms  buffer          // (2,B,C)
-	dx   buffer          // (B,T,C)
-	dc   buffer          // (B,Dc)
+	mods modulation // (2,B,C) shift, scale from c
+	hm   buffer     // (B,T,C) modulated
+	dms  buffer     // (2,B,C)
+	dx   buffer     // (B,T,C)
 }
 
 // NewFinalLayer allocates the head with zero weights (DiT's initialisation); eps 0 means 1e-6.
@@ -67,12 +63,9 @@ func (f *FinalLayer) Forward(x, c *kernels.Tensor) *kernels.Tensor {
 	}
 	B, T, C := x.Shape[0], x.Shape[1], f.C
 	mustShape("FinalLayer.Forward conditioning", c, B, f.Dc)
-	f.B, f.T, f.c = B, T, c
+	f.B, f.T = B, T
 	dev := f.dev
-	sc := f.sc.get(dev, B, f.Dc)
-	dev.SiluForward(sc, c)
-	mods := f.mods.get(dev, 2, B, C)
-	dev.Permute(mods, f.Ada.Forward(sc), []int{B, 2, C}, []int{1, 0, 2})
+	mods := f.mods.forward(f.Ada, c, 2, C)
 	hm := f.hm.get(dev, B, T, C)
 	kernels.StoreHalf(dev, hm) // read by the linear layer's products only
 	f.Norm.ForwardModulate(x, mods.View(0, B, C), mods.View(B*C, B, C), hm)
@@ -84,16 +77,11 @@ func (f *FinalLayer) Backward(dy *kernels.Tensor) (dx, dc *kernels.Tensor) {
 	B, T, C := f.B, f.T, f.C
 	mustShape("FinalLayer.Backward", dy, B, T, f.Out)
 	dev := f.dev
-	mods := f.mods.get(dev, 2, B, C)
+	mods := f.mods.out
 	dms := f.dms.get(dev, 2, B, C)
 	dev.Fill(dms, 0)
 	dhm := f.Linear.Backward(dy)
 	dx = f.dx.get(dev, B, T, C)
 	f.Norm.BackwardModulate(dx, dms.View(0, B, C), dms.View(B*C, B, C), dhm, mods.View(B*C, B, C), nil)
-	dmod := f.dmod.get(dev, B, 2*C)
-	dev.Permute(dmod, dms, []int{2, B, C}, []int{1, 0, 2})
-	dsc := f.Ada.Backward(dmod)
-	dc = f.dc.get(dev, B, f.Dc)
-	dev.SiluBackward(dc, f.c, dsc)
-	return dx, dc
+	return dx, f.mods.backward(f.Ada, dms)
 }
