@@ -94,6 +94,14 @@ func (d *CPU) Fill(t *Tensor, v float32) {
 	})
 }
 
+func (d *CPU) FillEach(xs []*Tensor, v float32) {
+	for _, x := range xs {
+		if x != nil {
+			d.Fill(x, v)
+		}
+	}
+}
+
 func (d *CPU) Free(t *Tensor) { t.Mem = nil }
 
 func (d *CPU) Synchronize() error { return nil }

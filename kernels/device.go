@@ -40,6 +40,9 @@ type Device interface {
 	Copy(dst, src *Tensor)
 	// Fill sets every element of t to v.
 	Fill(t *Tensor, v float32)
+	// FillEach is Fill of each of xs (nil entries skipped), the same values in fewer
+	// launches: clearing the gradients of a model sets a few hundred tensors per step.
+	FillEach(xs []*Tensor, v float32)
 	// Free returns t's storage to the device; t must not be used afterwards. Views of a
 	// freed tensor are invalid too. Freeing is optional on the CPU (the GC reclaims it).
 	Free(t *Tensor)

@@ -130,12 +130,17 @@ func (o *AdamW) State() []Param {
 	return st
 }
 
-// ZeroGrad sets every gradient of ps to zero (frozen parameters are skipped).
+// ZeroGrad sets every gradient of ps to zero (frozen parameters are skipped), in one
+// FillEach.
 func ZeroGrad(ps []Param) {
+	var gs []*kernels.Tensor
 	for _, p := range ps {
 		if p.G != nil {
-			p.G.Dev.Fill(p.G, 0)
+			gs = append(gs, p.G)
 		}
+	}
+	if len(gs) > 0 {
+		gs[0].Dev.FillEach(gs, 0)
 	}
 }
 

@@ -274,6 +274,39 @@ func TestChunkedKernels(t *testing.T) {
 		t.Errorf("a step with a gradient scale copied %d tables to the device, want 0", drv.htod)
 	}
 	same("gradient scale")
+
+	// FillEach: every chunk of every listed tensor (a view inside a larger one among them),
+	// nothing around them, and the table copied only when the list changes.
+	big := normals(90, 1000)
+	bt := d.FromHost(big, 1000)
+	fills := append(gs, nil, bt.View(301, 250))
+	for round, v := range []float32{2.5, -1} {
+		drv.htod = 0
+		d.FillEach(fills, v)
+		if round == 1 && drv.htod != 0 {
+			t.Errorf("a second FillEach of the same tensors copied %d tables to the device, want 0", drv.htod)
+		}
+		for i, n := range sizes {
+			got := make([]float32, n)
+			d.CopyToHost(got, gs[i])
+			for j, x := range got {
+				if x != v {
+					t.Fatalf("FillEach(%g): tensor %d element %d is %g", v, i, j, x)
+				}
+			}
+		}
+		got := make([]float32, 1000)
+		d.CopyToHost(got, bt)
+		for j, x := range got {
+			want := big[j]
+			if j >= 301 && j < 551 {
+				want = v
+			}
+			if x != want {
+				t.Fatalf("FillEach(%g): element %d of the tensor around the view is %g, want %g", v, j, x, want)
+			}
+		}
+	}
 }
 
 // noEpilogue is a driver without cuBLASLt's epilogues, as a cuBLASLt with no algorithm for a

@@ -14,6 +14,8 @@
 //   bf16_to_f32     the float of bf16 bits x (exact): FP32 values kept only as a BF16 copy;
 //   f32_to_bf16     bf16 bits of x (round to nearest even; NaN stays NaN), for BF16 GEMM;
 //                   1-D grid-stride, 4 per thread where x is 16-byte aligned
+//   fill_chunks     every element of chunk b of a table (2 words per chunk: the address of
+//                   its first element, its length) set to v. grid (chunks), block 256
 //
 // Every output element is written by the thread that read its inputs, so outputs may alias
 // inputs as the contract allows.
@@ -91,3 +93,11 @@ KERNEL void f32_to_bf16(unsigned short* out, const float* x, int n) {
   GRID_STRIDE(i, n - 4 * n4) out[4 * n4 + i] = (unsigned short)bf16_bits(x[4 * n4 + i]);
 }
 EMU_KERNEL(f32_to_bf16);
+
+KERNEL void fill_chunks(const unsigned long long* table, float v) {
+  const unsigned long long* e = table + 2 * (long long)blockIdx.x;
+  float* x = (float*)e[0];
+  const int n = (int)e[1];
+  for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] = v;
+}
+EMU_KERNEL(fill_chunks);
