@@ -34,6 +34,13 @@ func ditBaseConfig() diffusion.ModelConfig {
 	return c
 }
 
+// Sizes of BenchmarkDiTBase (and of the PyTorch run and BenchmarkHostCost).
+const (
+	ditTrainBatch  = 32
+	ditSampleBatch = 16
+	ditSteps       = 28
+)
+
 var ditBenchCaptions = []string{"red apple", "grinning face", "rocket", "green apple moving left", "blue car"}
 
 // ditWorkload is one model with a training batch and sampling prompts on one device.

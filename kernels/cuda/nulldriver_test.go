@@ -1,0 +1,203 @@
+// The host's share of a GPU step, measured without a GPU: BenchmarkDiTBase's workload on the
+// CUDA device over nullDriver, a driver that accepts every call and does no work, so the time
+// per step is what the device's Go code costs the host (allocation, argument packing, the
+// BF16 copies' bookkeeping, the layers' own Go) before any cgo call or kernel. On a GPU the
+// host issues work ahead of the stream; wherever its kernels run shorter than the host takes
+// to issue them (the cgo launch included, a few µs each) the stream waits on the host, so
+// this figure and the launches per step bound how short a step can get.
+//
+//	go test ./kernels/cuda -run '^$' -bench HostCost -benchtime 5x
+package cuda
+
+import (
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// nullDriver accepts every call without doing it and counts them. Allocations are
+// addresses of nothing (256-byte aligned, as cuMemAlloc's), copies to the host write
+// zeros, and it reports an H200's shape (sm_90, 132 multiprocessors, 141 GiB) so that the
+// device sizes its grids and picks its kernels as it would there.
+type nullDriver struct {
+	next                         DevPtr
+	launches, gemms, htod, dtoh  int
+	dtod, memsets, allocs, frees int
+	syncs                        int
+	// With record set, the launches' kernels and last arguments (a 1-D kernel's n) and
+	// the products' arguments are kept.
+	record  bool
+	kernels []nullLaunch
+	prods   []GemmArgs
+}
+
+type nullLaunch struct {
+	name string
+	last uint64
+}
+
+func newNullDriver() *nullDriver { return &nullDriver{next: 1 << 40} }
+
+func (n *nullDriver) Info() Info {
+	return Info{Name: "null driver (no work)", Major: 9, Minor: 0, SMs: 132, TotalMem: 141 << 30}
+}
+
+func (n *nullDriver) Alloc(bytes int) (DevPtr, error) {
+	n.allocs++
+	p := n.next
+	n.next += DevPtr((bytes + 255) &^ 255)
+	return p, nil
+}
+
+func (n *nullDriver) Free(DevPtr) error                      { n.frees++; return nil }
+func (n *nullDriver) HtoD(DevPtr, unsafe.Pointer, int) error { n.htod++; return nil }
+func (n *nullDriver) DtoD(DevPtr, DevPtr, int) error         { n.dtod++; return nil }
+func (n *nullDriver) Memset32(DevPtr, uint32, int) error     { n.memsets++; return nil }
+func (n *nullDriver) Synchronize() error                     { n.syncs++; return nil }
+func (n *nullDriver) Close() error                           { return nil }
+
+func (n *nullDriver) Gemm(g GemmArgs) error {
+	n.gemms++
+	if n.record {
+		n.prods = append(n.prods, g)
+	}
+	return nil
+}
+
+func (n *nullDriver) DtoH(dst unsafe.Pointer, _ DevPtr, bytes int) error {
+	n.dtoh++
+	clear(unsafe.Slice((*byte)(dst), bytes))
+	return nil
+}
+
+func (n *nullDriver) Launch(kernel string, grid, block Dim3, shmem int, args []Arg) error {
+	if err := checkLaunch(kernel, grid, block, shmem); err != nil {
+		return err
+	}
+	n.launches++
+	if n.record {
+		n.kernels = append(n.kernels, nullLaunch{kernel, args[len(args)-1].Bits})
+	}
+	return nil
+}
+
+// counts is a snapshot of the driver's counters.
+func (n *nullDriver) counts() [9]int {
+	return [9]int{n.launches, n.gemms, n.htod, n.dtoh, n.dtod, n.memsets, n.allocs, n.frees, n.syncs}
+}
+
+func BenchmarkHostCost(b *testing.B) {
+	cfg := ditBaseConfig()
+	for _, c := range []struct {
+		name string
+		prec GemmPrecision
+	}{{"train/fp32", GemmFP32}, {"train/bf16", GemmBF16}, {"sample/bf16", GemmBF16}} {
+		b.Run(c.name, func(b *testing.B) {
+			drv := newNullDriver()
+			d := NewDevice(drv, "cuda:0")
+			defer d.Close()
+			d.SetGemmPrecision(c.prec)
+			w, err := newDiTWorkload(d, cfg, ditTrainBatch, ditSampleBatch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			train := c.name[:5] == "train"
+			run := func() {
+				if train {
+					w.trainStep()
+				} else if err := w.sample(ditSteps, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			run() // the first two steps allocate and fill the caches
+			run()
+			before := drv.counts()
+			b.ResetTimer()
+			t0 := time.Now()
+			for range b.N {
+				run()
+			}
+			sec := time.Since(t0).Seconds() / float64(b.N)
+			b.StopTimer()
+			after := drv.counts()
+			per := func(i int) float64 { return float64(after[i]-before[i]) / float64(b.N) }
+			unit := "step"
+			if !train {
+				unit = "run"
+			}
+			b.ReportMetric(sec*1e3, "host_ms/"+unit)
+			b.ReportMetric(per(0), "launches/"+unit)
+			b.ReportMetric(per(1), "gemms/"+unit)
+			b.ReportMetric(per(2)+per(4)+per(5), "copies+sets/"+unit)
+			b.ReportMetric(per(3), "dtoh/"+unit)
+			b.ReportMetric(per(6), "driver_allocs/"+unit)
+			b.ReportMetric(sec*1e6/(per(0)+per(1)), "host_µs/op")
+		})
+	}
+}
+
+// TestDiTBaseBF16Step checks what a BF16 training step of DiT-B (BenchmarkDiTBase's
+// workload) issues once it is in its steady state (the third step), without a GPU: no
+// allocation from the driver (each cuMemAlloc synchronises the GPU), at most two waits (the
+// loss and the clipping norm), every product of at least a GFLOP on BF16 operands where
+// converting both would pay (bf16MinIntensity; not the adaLN modulations' 64 flops per
+// weight),
+// attention on tensor cores, conversions of fewer values than one activation tensor holds
+// (copies and BF16 outputs make most of them unnecessary), and a budget of stream
+// operations (each costs the GPU a launch's latency).
+func TestDiTBaseBF16Step(t *testing.T) {
+	drv := newNullDriver()
+	d := NewDevice(drv, "cuda:0")
+	defer d.Close()
+	d.SetGemmPrecision(GemmBF16)
+	cfg := ditBaseConfig()
+	w, err := newDiTWorkload(d, cfg, ditTrainBatch, ditSampleBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.trainStep()
+	w.trainStep()
+	before := drv.counts()
+	drv.record = true
+	w.trainStep()
+	after := drv.counts()
+	per := func(i int) int { return after[i] - before[i] }
+	if n := per(6); n != 0 {
+		t.Errorf("%d driver allocations in the third step, want 0", n)
+	}
+	if n := per(3); n > 2 {
+		t.Errorf("%d waits for the device (DtoH) in a step, want at most 2", n)
+	}
+	for _, g := range drv.prods {
+		flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
+		elems := float64(max(g.Batch, 1)) * float64(g.M*g.K+g.N*g.K)
+		if flops >= 1e9 && flops >= bf16MinIntensity*elems && (g.AType != BFloat16 || g.BType != BFloat16) {
+			t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands, want BF16", g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
+		}
+	}
+	kernels := map[string]int{}
+	converted := 0
+	for _, l := range drv.kernels {
+		kernels[l.name]++
+		if l.name == "f32_to_bf16" || l.name == "bf16_to_f32" {
+			converted += int(l.last)
+		}
+	}
+	for _, k := range []string{"attention_forward_mma", "attention_backward_dq_mma", "attention_backward_dkv_mma"} {
+		if kernels[k] < cfg.Depth {
+			t.Errorf("%d launches of %s, want one per DiT block at least (%d)", kernels[k], k, cfg.Depth)
+		}
+	}
+	if act := ditTrainBatch * cfg.SeqLen() * cfg.Width; converted >= act {
+		t.Errorf("%d values converted between FP32 and BF16 in a step, want fewer than one activation (%d)", converted, act)
+	}
+	// 544 when this budget was set: 328 launches, 192 products, 24 copies and sets. Raise
+	// it only for work that cannot join another operation.
+	const budget = 560
+	if ops := per(0) + per(1) + per(2) + per(4) + per(5); ops > budget {
+		t.Errorf("%d stream operations in a step (%d launches, %d products, %d copies and sets), budget %d",
+			ops, per(0), per(1), per(2)+per(4)+per(5), budget)
+	}
+	t.Logf("a BF16 step: %d launches, %d products, %d copies and sets, %d waits, %d values converted",
+		per(0), per(1), per(2)+per(4)+per(5), per(3), converted)
+}
