@@ -75,6 +75,14 @@ func (b *buffer) get(dev kernels.Device, shape ...int) *kernels.Tensor {
 	return b.t.View(0, shape...)
 }
 
+// free returns the buffer's tensor to its device.
+func (b *buffer) free() {
+	if b.t != nil {
+		b.t.Dev.Free(b.t)
+		b.t = nil
+	}
+}
+
 // NewRewardEmbedder allocates the embedder; W1 is Xavier-normal from r, the rest zero.
 func NewRewardEmbedder(dev kernels.Device, r nn.Rand, dims []string, freq, C int) *RewardEmbedder {
 	D := len(dims)

@@ -143,6 +143,13 @@ func NewGuidedVelocity(m *DiT, cond Prompts, reward []float32, scale float64) *G
 	return g
 }
 
+// Free returns the evaluation's buffers to the device (device memory is not reclaimed by
+// the garbage collector).
+func (g *GuidedVelocity) Free() {
+	g.x2.free()
+	g.out.free()
+}
+
 // Velocity implements VelocityFunc.
 func (g *GuidedVelocity) Velocity(x *kernels.Tensor, sigma float64) *kernels.Tensor {
 	m, dev := g.Model, g.Model.dev
@@ -291,7 +298,9 @@ func Sample(m *DiT, captions []string, o SampleOptions) (*kernels.Tensor, Prompt
 	if o.Velocity != nil {
 		vel = o.Velocity(m, prompts)
 	} else {
-		vel = NewGuidedVelocity(m, prompts, o.Reward, o.GuidanceScale).Velocity
+		g := NewGuidedVelocity(m, prompts, o.Reward, o.GuidanceScale)
+		defer g.Free()
+		vel = g.Velocity
 	}
 	var gerr error
 	if o.Guidance != nil {

@@ -23,5 +23,20 @@
 // Shape legend: B samples (B = groups * particles or candidates), D reward dimensions,
 // k particles per output, N candidates per output.
 //
+// Device memory: NRG, FK, RewardCFG and Scorer keep buffers on the samples' device between
+// calls; their Free returns them (a GPU's memory is not reclaimed by the garbage collector),
+// and a buffer of the wrong size is freed when it is replaced.
+//
 // Test: go test ./guidance
 package guidance
+
+import "github.com/alignkit/align/kernels"
+
+// freeAll returns the non-nil tensors to their devices.
+func freeAll(ts ...*kernels.Tensor) {
+	for _, t := range ts {
+		if t != nil {
+			t.Dev.Free(t)
+		}
+	}
+}

@@ -285,6 +285,7 @@ func (f *FK) Guide(x, v *kernels.Tensor, step int, sigma float64) (*kernels.Tens
 	}
 	dev := x.Dev
 	if f.x0 == nil || f.x0.Dev != dev || f.x0.Len() != x.Len() {
+		f.Free()
 		f.x0, f.tx, f.tv = dev.New(x.Shape...), dev.New(x.Shape...), dev.New(x.Shape...)
 	}
 	dev.Axpby(f.x0, 1, x, float32(-sigma), v) // x0_hat = x_t - t v
@@ -339,6 +340,12 @@ func (f *FK) Guide(x, v *kernels.Tensor, step int, sigma float64) (*kernels.Tens
 		}
 	}
 	return v, nil
+}
+
+// Free returns the buffers of x0_hat and of the resampling to their device.
+func (f *FK) Free() {
+	freeAll(f.x0, f.tx, f.tv)
+	f.x0, f.tx, f.tv = nil, nil, nil
 }
 
 // FKResult is the outcome of a steered run.

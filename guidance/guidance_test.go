@@ -468,7 +468,10 @@ func FuzzParseRewardCondition(f *testing.F) {
 
 // tinyDiT is a small image model with reward dimensions vq, ta and random weights
 // everywhere (the reward MLP's zero-initialised last layer included).
-func tinyDiT(t testing.TB) *diffusion.DiT {
+func tinyDiT(t testing.TB) *diffusion.DiT { return tinyDiTOn(t, dev) }
+
+// tinyDiTOn is tinyDiT on device d.
+func tinyDiTOn(t testing.TB, d kernels.Device) *diffusion.DiT {
 	cfg := diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: 4, Channels: 3, Frames: 1, PatchSize: 2, TubeletFrames: 1,
 		Width: 8, Depth: 1, Heads: 2, MLPRatio: 2, TextLayers: 1, TextWidth: 8, TextHeads: 2, MaxTextLen: 4,
 		VocabSize: 11, RewardFreq: 4, RewardDims: []string{"vq", "ta"}, Shift: 1}
@@ -477,7 +480,7 @@ func tinyDiT(t testing.TB) *diffusion.DiT {
 		t.Fatal(err)
 	}
 	cfg.VocabSize = tok.VocabSize()
-	m, err := diffusion.NewDiT(dev, &kernels.RNG{Seed: 1}, cfg)
+	m, err := diffusion.NewDiT(d, &kernels.RNG{Seed: 1}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +488,7 @@ func tinyDiT(t testing.TB) *diffusion.DiT {
 	r := &kernels.RNG{Seed: 2}
 	for _, p := range m.Params() {
 		r.Normal(p.W)
-		dev.Scale(p.W, 0.3)
+		d.Scale(p.W, 0.3)
 	}
 	return m
 }

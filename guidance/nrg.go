@@ -122,11 +122,18 @@ func (g *NRG) Guide(x, v *kernels.Tensor, step int, sigma float64) (*kernels.Ten
 	}
 	dev := v.Dev
 	if g.out == nil || g.out.Dev != dev || g.out.Len() < v.Len() {
+		freeAll(g.out)
 		g.out = dev.New(v.Len())
 	}
 	out := g.out.View(0, v.Shape...)
 	dev.Axpby(out, 1, v, float32(-g.Scale*NRGFactor(sigma)), grad.Reshape(v.Shape...))
 	return out, nil
+}
+
+// Free returns the guided velocity's buffer to its device.
+func (g *NRG) Free() {
+	freeAll(g.out)
+	g.out = nil
 }
 
 // Chain applies several hooks in order (for example Flow-NRG, then FK steering, which then

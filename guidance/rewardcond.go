@@ -175,12 +175,19 @@ func NewRewardCFG(m *diffusion.DiT, cond diffusion.Prompts, target []float32, te
 // Passes is the number of model branches per evaluation.
 func (g *RewardCFG) Passes() int { return len(g.passes) }
 
+// Free returns the batched input's and the output's buffers to their device.
+func (g *RewardCFG) Free() {
+	freeAll(g.xs, g.out)
+	g.xs, g.out = nil, nil
+}
+
 // Velocity implements diffusion.VelocityFunc.
 func (g *RewardCFG) Velocity(x *kernels.Tensor, sigma float64) *kernels.Tensor {
 	m := g.Model
 	dev := m.Device()
 	B, P, n := x.Shape[0], len(g.passes), x.Len()
 	if g.xs == nil || g.xs.Len() != P*n {
+		g.Free()
 		g.xs = dev.New(append([]int{P * B}, x.Shape[1:]...)...)
 		g.out = dev.New(x.Shape...)
 	}

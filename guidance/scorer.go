@@ -61,6 +61,7 @@ func NewScorer(m rewards.Model, weights, combine string) (*Scorer, error) {
 func (s *Scorer) clamped(x *kernels.Tensor) *kernels.Tensor {
 	dev := x.Dev
 	if s.buf == nil || s.buf.Dev != dev || s.buf.Len() < x.Len() {
+		s.Free()
 		s.buf = dev.New(x.Len())
 	}
 	s.host = slices.Grow(s.host[:0], x.Len())[:x.Len()]
@@ -71,6 +72,12 @@ func (s *Scorer) clamped(x *kernels.Tensor) *kernels.Tensor {
 	out := s.buf.View(0, x.Shape...)
 	dev.CopyFromHost(out, s.host)
 	return out
+}
+
+// Free returns the buffer of the clamped samples to its device.
+func (s *Scorer) Free() {
+	freeAll(s.buf)
+	s.buf = nil
 }
 
 // Utility scores x (B, ...) with one prompt per sample and returns one utility per sample,

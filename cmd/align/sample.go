@@ -411,7 +411,9 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		if err != nil {
 			return err
 		}
-		if x, err = st.finish(x); err != nil {
+		x, err = st.finish(x)
+		st.end()
+		if err != nil {
 			return err
 		}
 		frames = append(frames, diffusion.SampleFrames(x, &m.Config)...)
@@ -519,19 +521,20 @@ type sampleSteering struct {
 	model    rewards.Model // the steering reward (nil without steering)
 	nrg      *guidance.NRG
 	fk       *guidance.FK
+	rcfg     *guidance.RewardCFG // the chunk's reward-condition guidance
 	scorer   *guidance.Scorer
 	report   *steeringReport
 	images   int
 	utility  []float64            // (images) combined reward of the kept samples
 	z        []map[string]float64 // (images)
-	close    func() error
+	closeRwd func() error         // closes the reward model
 }
 
 // newSampleSteering checks the steering flags against the model and loads the reward; the
 // hooks of each chunk are made by begin (the first chunk's before anything is sampled, so a
 // flag the reward refuses fails there). captions are the run's output images.
 func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, m *diffusion.DiT, captions []string) (*sampleSteering, error) {
-	st := &sampleSteering{opts: opts, k: max(opts.Particles, opts.BestOfN), images: len(captions), close: func() error { return nil }}
+	st := &sampleSteering{opts: opts, k: max(opts.Particles, opts.BestOfN), images: len(captions), closeRwd: func() error { return nil }}
 	if !opts.steering() && opts.RewardCondition == "" {
 		return st, nil
 	}
@@ -558,6 +561,7 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 			if err != nil {
 				panic(err) // checked above with the same inputs
 			}
+			st.rcfg = g // its buffers are freed when the chunk ends
 			return g.Velocity
 		}
 		rep.Methods = append(rep.Methods, "reward-condition")
@@ -576,7 +580,7 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 	if err != nil {
 		return nil, err
 	}
-	st.close = closeFn
+	st.closeRwd = closeFn
 	st.model = model
 	rep.Reward, rep.Combine = describe, opts.Combine
 	if opts.RewardGuidanceScale > 0 {
@@ -639,6 +643,30 @@ func (st *sampleSteering) begin(captions []string, first int) error {
 		st.guide = hooks
 	}
 	return nil
+}
+
+// end returns the device memory of the chunk's hooks (a GPU's is not reclaimed by the
+// garbage collector; a run samples many chunks).
+func (st *sampleSteering) end() {
+	if st.nrg != nil {
+		st.nrg.Free()
+	}
+	if st.fk != nil {
+		st.fk.Free()
+	}
+	if st.rcfg != nil {
+		st.rcfg.Free()
+		st.rcfg = nil
+	}
+}
+
+// close frees what the run's steering holds on the device and closes the reward model.
+func (st *sampleSteering) close() error {
+	st.end()
+	if st.scorer != nil {
+		st.scorer.Free()
+	}
+	return st.closeRwd()
 }
 
 // finish selects one sample per image (FK: the highest final reward; best-of-N: the best

@@ -201,3 +201,33 @@ func TestDiTBaseBF16Step(t *testing.T) {
 	t.Logf("a BF16 step: %d launches, %d products, %d copies and sets, %d waits, %d values converted",
 		per(0), per(1), per(2)+per(4)+per(5), per(3), converted)
 }
+
+// TestDiTBaseSampleSteady checks that a BF16 sampling run of DiT-B, once the caches are
+// warm, takes nothing from the driver and leaves the device holding what the run before
+// left: a process sampling batch after batch keeps its memory.
+func TestDiTBaseSampleSteady(t *testing.T) {
+	drv := newNullDriver()
+	d := NewDevice(drv, "cuda:0")
+	defer d.Close()
+	d.SetGemmPrecision(GemmBF16)
+	w, err := newDiTWorkload(d, ditBaseConfig(), ditTrainBatch, ditSampleBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inUse int64
+	for run := range 3 {
+		allocs := drv.allocs
+		if err := w.sample(2, uint64(run)); err != nil {
+			t.Fatal(err)
+		}
+		if run == 2 {
+			if n := drv.allocs - allocs; n != 0 {
+				t.Errorf("%d driver allocations in the third run, want 0", n)
+			}
+			if got := d.MemStats().InUse; got != inUse {
+				t.Errorf("%d bytes in use after the third run, %d after the second", got, inUse)
+			}
+		}
+		inUse = d.MemStats().InUse
+	}
+}
