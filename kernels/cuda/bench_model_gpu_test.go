@@ -334,13 +334,13 @@ func BenchmarkDiTBase(b *testing.B) {
 	// launch and GEMM timed on its own (profile.go; slower than the runs above, so no rates).
 	// The testing package calls a sub-benchmark more than once (b.N = 1, then -benchtime's);
 	// the profile is taken on the first call only.
-	profiled := map[GemmPrecision]bool{}
-	for _, p := range precs {
-		b.Run("profile/"+p.String(), func(b *testing.B) {
-			if profiled[p] {
+	profiled := map[string]bool{}
+	profile := func(name string, p GemmPrecision, tune int) {
+		b.Run("profile/"+name, func(b *testing.B) {
+			if profiled[name] {
 				return
 			}
-			profiled[p] = true
+			profiled[name] = true
 			drv, err := NewRealDriver(0)
 			if err != nil {
 				b.Skipf("no GPU: %v", err)
@@ -349,6 +349,7 @@ func BenchmarkDiTBase(b *testing.B) {
 			d := NewDevice(prof, "cuda:0")
 			defer d.Close()
 			d.SetGemmPrecision(p)
+			d.SetGemmTuning(tune)
 			w, err := newDiTWorkload(d, cfg, ditTrainBatch, ditSampleBatch)
 			if err != nil {
 				b.Fatal(err)
@@ -360,7 +361,7 @@ func BenchmarkDiTBase(b *testing.B) {
 			if err := prof.Report(&sb, profileRows); err != nil {
 				b.Fatal(err)
 			}
-			b.Logf("training step, batch %d, %s:\n%s", ditTrainBatch, p, sb.String())
+			b.Logf("training step, batch %d, %s:\n%s", ditTrainBatch, name, sb.String())
 			prof.Reset()
 			sb.Reset()
 			if err := w.sample(ditSteps, 1); err != nil {
@@ -369,8 +370,11 @@ func BenchmarkDiTBase(b *testing.B) {
 			if err := prof.Report(&sb, profileRows); err != nil {
 				b.Fatal(err)
 			}
-			b.Logf("sampling, %d steps, batch %d, %s:\n%s", ditSteps, ditSampleBatch, p, sb.String())
+			b.Logf("sampling, %d steps, batch %d, %s:\n%s", ditSteps, ditSampleBatch, name, sb.String())
 		})
+	}
+	for _, p := range precs {
+		profile(p.String(), p, 0)
 	}
 	b.Run("pytorch", func(b *testing.B) {
 		py, err := torchPython()
@@ -407,4 +411,39 @@ func BenchmarkDiTBase(b *testing.B) {
 		}
 		b.Logf("PyTorch on %s, %d parameters, peak %.1f GiB allocated", r.Device, r.Params, r.PeakGiB)
 	})
+	// GEMM tuning: the BF16 step and sampling run with the fastest of cuBLASLt's first
+	// gemmTuneAlgos algorithms for each product shape (timed in the warm-up calls), against
+	// the untuned BF16 figures above, and the tuned step's profile. Last, so that a failure
+	// of the tuning costs no other figure.
+	for _, kind := range []string{"train", "sample"} {
+		b.Run(kind+"/bf16-tuned", func(b *testing.B) {
+			d, w := setup(b, GemmBF16)
+			if !d.SetGemmTuning(gemmTuneAlgos) {
+				b.Skip("the driver does not tune")
+			}
+			var perSec float64
+			if kind == "train" {
+				perSec = ditTrainBatch / gpuSeconds(b, d, func() { w.trainStep() })
+				b.ReportMetric(perSec, "samples/s")
+			} else {
+				var seed uint64
+				perSec = ditSampleBatch / gpuSeconds(b, d, func() {
+					seed++
+					if err := w.sample(ditSteps, seed); err != nil {
+						b.Fatal(err)
+					}
+				})
+				b.ReportMetric(perSec, "images/s")
+			}
+			ditMu.Lock()
+			defer ditMu.Unlock()
+			if full, ok := ditResults[kind+"/bf16"]; ok {
+				b.Logf("BF16 %s: %.4g/s tuned, %.4g/s untuned: tuning buys %.2fx", kind, perSec, full, perSec/full)
+			}
+		})
+	}
+	profile("bf16-tuned", GemmBF16, gemmTuneAlgos)
 }
+
+// gemmTuneAlgos is how many of cuBLASLt's algorithms per product shape the tuned runs time.
+const gemmTuneAlgos = 8

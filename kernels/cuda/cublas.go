@@ -48,6 +48,7 @@ package cuda
 #define ALIGN_LT_PREF_MAX_WORKSPACE 1 // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
 #define ALIGN_LT_PREF_ALIGN_A 5       // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES (B, C, D follow)
 #define ALIGN_LT_NO_ALGO (-1)         // align_lt_plan: the heuristic found no algorithm
+#define ALIGN_LT_MAX_ALGOS 8          // the most candidates a plan keeps from the heuristic
 
 #if __has_include(<cublas_v2.h>)
 #include <cublas_v2.h>
@@ -142,7 +143,9 @@ static int align_blas_set_stream(cublasHandle_t h, void* s) { return (int)cublas
 typedef struct {
   cublasLtMatmulDesc_t desc;
   cublasLtMatrixLayout_t a, b, c;
-  cublasLtMatmulAlgo_t algo;
+  cublasLtMatmulAlgo_t algos[ALIGN_LT_MAX_ALGOS];  // the heuristic's candidates, its best first
+  int nalgos;
+  int algo;  // the candidate that runs
 } align_lt_plan;
 
 static int align_lt_create(cublasLtHandle_t* h) { return (int)cublasLtCreate(h); }
@@ -167,14 +170,15 @@ static int align_lt_pointers(align_lt_plan* p, uintptr_t vec, uintptr_t aux, lon
   return rc;
 }
 
-// align_lt_plan_make fills p (zeroed by the caller) and picks the heuristic's first algorithm
+// align_lt_plan_make fills p (zeroed by the caller) with the heuristic's first `requested`
+// algorithms (at most ALIGN_LT_MAX_ALGOS; the first runs until the caller picks another)
 // for epilogue epi (an ALIGN_LT_EPILOGUE_ value), operands aligned to at least ala, alb, alc
 // bytes, and a vector and aux matrix at the alignments of vec's and aux's addresses (the
 // heuristic reads them from the pointers); ALIGN_LT_NO_ALGO when there is none.
 static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, unsigned epi, int ta, int tb, int m, int n, int k,
                               int atype, int lda, int btype, int ldb, int ctype, int ldc, int tf32, size_t ws,
                               unsigned ala, unsigned alb, unsigned alc, uintptr_t vec, uintptr_t aux,
-                              long long ldaux) {
+                              long long ldaux, int requested) {
   int opa = ta ? ALIGN_OP_T : ALIGN_OP_N, opb = tb ? ALIGN_OP_T : ALIGN_OP_N;
   int rc = (int)cublasLtMatmulDescCreate(&p->desc, tf32 ? ALIGN_COMPUTE_32F_FAST_TF32 : ALIGN_COMPUTE_32F, ALIGN_R_32F);
   if (!rc) rc = (int)cublasLtMatmulDescSetAttribute(p->desc, ALIGN_LT_DESC_TRANSA, &opa, sizeof opa);
@@ -192,24 +196,30 @@ static int align_lt_plan_make(cublasLtHandle_t h, align_lt_plan* p, unsigned epi
   unsigned al[4] = {ala, alb, alc, alc};  // A, B, C, D (D is C)
   for (int i = 0; i < 4 && !rc; i++)
     rc = (int)cublasLtMatmulPreferenceSetAttribute(pref, ALIGN_LT_PREF_ALIGN_A + i, &al[i], sizeof al[i]);
-  cublasLtMatmulHeuristicResult_t res;
+  cublasLtMatmulHeuristicResult_t res[ALIGN_LT_MAX_ALGOS];
   int found = 0;
+  if (requested < 1) requested = 1;
+  if (requested > ALIGN_LT_MAX_ALGOS) requested = ALIGN_LT_MAX_ALGOS;
   if (!rc)
-    rc = (int)cublasLtMatmulAlgoGetHeuristic(h, p->desc, p->a, p->b, p->c, p->c, pref, 1, &res, &found);
+    rc = (int)cublasLtMatmulAlgoGetHeuristic(h, p->desc, p->a, p->b, p->c, p->c, pref, requested, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (rc) return rc;
-  if (found < 1) return ALIGN_LT_NO_ALGO;
-  p->algo = res.algo;
+  for (int i = 0; i < found; i++)
+    if (res[i].state == 0) p->algos[p->nalgos++] = res[i].algo;  // CUBLAS_STATUS_SUCCESS
+  if (p->nalgos < 1) return ALIGN_LT_NO_ALGO;
+  p->algo = 0;
   return 0;
 }
 
-static int align_lt_run(cublasLtHandle_t h, align_lt_plan* p, float alpha, uintptr_t a, uintptr_t b, float beta,
-                        uintptr_t c, uintptr_t vec, uintptr_t aux, long long ldaux, uintptr_t ws, size_t wsSize,
-                        void* stream) {
+// align_lt_run runs candidate algo of p: D = epilogue(alpha A B + beta C), D at d (c for the
+// product itself; scratch when timing candidates, which leaves C as it was).
+static int align_lt_run(cublasLtHandle_t h, align_lt_plan* p, int algo, float alpha, uintptr_t a, uintptr_t b,
+                        float beta, uintptr_t c, uintptr_t d, uintptr_t vec, uintptr_t aux, long long ldaux,
+                        uintptr_t ws, size_t wsSize, void* stream) {
   int rc = align_lt_pointers(p, vec, aux, ldaux);
   if (rc) return rc;
   return (int)cublasLtMatmul(h, p->desc, &alpha, (const void*)a, p->a, (const void*)b, p->b, &beta, (const void*)c,
-                             p->c, (void*)c, p->c, &p->algo, (void*)ws, wsSize, (cudaStream_t)stream);
+                             p->c, (void*)d, p->c, &p->algos[algo], (void*)ws, wsSize, (cudaStream_t)stream);
 }
 
 static int align_blas_gemm(cublasHandle_t h, int ta, int tb, int m, int n, int k, float alpha,
@@ -234,7 +244,9 @@ static int align_blas_gemm(cublasHandle_t h, int ta, int tb, int m, int n, int k
 import "C"
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -276,17 +288,22 @@ type ltKey struct {
 // cublas is a cuBLAS handle bound to one stream, and a cuBLASLt handle (nil where cuBLASLt
 // failed to start: products with a bias then return ErrNoEpilogue) with its plans.
 type cublas struct {
-	h      C.cublasHandle_t
-	lt     C.cublasLtHandle_t
-	stream unsafe.Pointer
-	ws     cu.DevicePtr
-	plans  map[ltKey]*C.align_lt_plan // nil: no algorithm for that key
+	h        C.cublasHandle_t
+	lt       C.cublasLtHandle_t
+	stream   unsafe.Pointer // cuStream's CUstream, a cudaStream_t
+	cuStream cu.Stream
+	ws       cu.DevicePtr
+	plans    map[ltKey]*C.align_lt_plan // nil: no algorithm for that key
+	// tune > 1: a new plan times the heuristic's first tune algorithms (at most
+	// ALIGN_LT_MAX_ALGOS) and keeps the fastest, and products without an epilogue run
+	// through cuBLASLt too, so that they are tuned as well (SetGemmTuning).
+	tune int
 }
 
-// newCublas creates a handle on the current context and binds it to stream (a CUstream,
-// which is a cudaStream_t).
-func newCublas(stream unsafe.Pointer) (*cublas, error) {
-	b := &cublas{stream: stream, plans: map[ltKey]*C.align_lt_plan{}}
+// newCublas creates a handle on the current context and binds it to s.
+func newCublas(s cu.Stream) (*cublas, error) {
+	stream := unsafe.Pointer(s.C())
+	b := &cublas{stream: stream, cuStream: s, plans: map[ltKey]*C.align_lt_plan{}}
 	if err := blasErr("cublasCreate", C.align_blas_create(&b.h)); err != nil {
 		return nil, err
 	}
@@ -335,6 +352,11 @@ func bi(v bool) C.int {
 func (b *cublas) gemm(g GemmArgs) error {
 	if g.epilogue() || g.CType != Float32 {
 		return b.gemmEpilogue(g)
+	}
+	if b.tune > 1 && g.Batch == 1 && !g.Ptrs {
+		if err := b.gemmEpilogue(g); !errors.Is(err, ErrNoEpilogue) {
+			return err
+		}
 	}
 	rc := C.align_blas_gemm(b.h, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K), C.float(g.Alpha),
 		C.uintptr_t(g.A), C.int(g.AType), C.int(g.LDA), C.longlong(g.StrideA),
@@ -395,7 +417,10 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 		rc := C.align_lt_plan_make(b.lt, p, epi, bi(g.TransA), bi(g.TransB), C.int(g.M), C.int(g.N), C.int(g.K),
 			C.int(g.AType), C.int(g.LDA), C.int(g.BType), C.int(g.LDB), C.int(g.CType), C.int(g.LDC), bi(key.tf32),
 			C.size_t(ltWorkspace), C.uint(key.ala), C.uint(key.alb), C.uint(key.alc), C.uintptr_t(vec),
-			C.uintptr_t(g.Aux), C.longlong(ldaux))
+			C.uintptr_t(g.Aux), C.longlong(ldaux), C.int(b.tune))
+		if rc == 0 && p.nalgos > 1 {
+			p.algo = C.int(b.fastest(p, g, epi, vec, ldaux))
+		}
 		if rc != 0 {
 			C.align_lt_plan_free(p)
 			if rc != C.ALIGN_LT_NO_ALGO && rc != 15 && rc != 7 { // CUBLAS_STATUS_NOT_SUPPORTED, _INVALID_VALUE
@@ -408,8 +433,8 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 	if p == nil {
 		return ErrNoEpilogue
 	}
-	rc := C.align_lt_run(b.lt, p, C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.float(g.Beta),
-		C.uintptr_t(g.C), C.uintptr_t(vec), C.uintptr_t(g.Aux), C.longlong(ldaux), C.uintptr_t(b.ws),
+	rc := C.align_lt_run(b.lt, p, p.algo, C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.float(g.Beta),
+		C.uintptr_t(g.C), C.uintptr_t(g.C), C.uintptr_t(vec), C.uintptr_t(g.Aux), C.longlong(ldaux), C.uintptr_t(b.ws),
 		C.size_t(ltWorkspace), b.stream)
 	if rc == 15 || rc == 7 { // NOT_SUPPORTED, INVALID_VALUE: this combination refused at run time
 		C.align_lt_plan_free(p)
@@ -417,4 +442,81 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 		return ErrNoEpilogue
 	}
 	return blasErr("cublasLtMatmul", rc)
+}
+
+// tuneRepeats is how many times each candidate algorithm runs in its timing (after one
+// untimed run): DiT-B's products take 10 to 100 µs, so a candidate costs at most about
+// 0.4 ms, a plan of 8 candidates a few ms, once per shape.
+const tuneRepeats = 3
+
+// fastest times each of p's candidate algorithms on g's operands and returns the index of
+// the fastest (0, the heuristic's own choice, where timing fails). The candidates write
+// into scratch (D, and the epilogue's outputs: the bias gradient of BGRADB and DGELU_BGRAD,
+// GELU's pre-activation) and read C where beta is not 0, so g's outputs keep their values.
+// A candidate that fails to run is skipped.
+func (b *cublas) fastest(p *C.align_lt_plan, g GemmArgs, epi C.uint, vec DevPtr, ldaux int) int {
+	var scratch []cu.DevicePtr
+	defer func() {
+		for _, s := range scratch {
+			cu.MemFree(s)
+		}
+	}()
+	alloc := func(bytes int) (DevPtr, bool) {
+		s, err := cu.MemAlloc(int64(max(bytes, 1)))
+		if err != nil {
+			return 0, false
+		}
+		scratch = append(scratch, s)
+		return DevPtr(s), true
+	}
+	// Sizes as FP32, enough for either type: D is (M, N) column-major with leading
+	// dimension LDC, the bias gradient has M or N entries, the aux matrix N columns of LDAux.
+	d, ok := alloc(4 * g.LDC * g.N)
+	if !ok {
+		return 0
+	}
+	vecOut, auxOut := vec, g.Aux
+	if epi == C.ALIGN_LT_EPILOGUE_BGRADB || epi == C.ALIGN_LT_EPILOGUE_DGELU_BGRAD {
+		if vecOut, ok = alloc(4 * max(g.M, g.N)); !ok {
+			return 0
+		}
+	}
+	if epi == C.ALIGN_LT_EPILOGUE_GELU_AUX || epi == C.ALIGN_LT_EPILOGUE_GELU_AUX_BIAS {
+		if auxOut, ok = alloc(4 * ldaux * g.N); !ok {
+			return 0
+		}
+	}
+	start, err := cu.MakeEvent(cu.DefaultEvent)
+	if err != nil {
+		return 0
+	}
+	defer cu.DestroyEvent(&start)
+	end, err := cu.MakeEvent(cu.DefaultEvent)
+	if err != nil {
+		return 0
+	}
+	defer cu.DestroyEvent(&end)
+	run := func(algo int) bool {
+		return C.align_lt_run(b.lt, p, C.int(algo), C.float(g.Alpha), C.uintptr_t(g.A), C.uintptr_t(g.B), C.float(g.Beta),
+			C.uintptr_t(g.C), C.uintptr_t(d), C.uintptr_t(vecOut), C.uintptr_t(auxOut), C.longlong(ldaux),
+			C.uintptr_t(b.ws), C.size_t(ltWorkspace), b.stream) == 0
+	}
+	best, bestMs := 0, math.Inf(1)
+	for algo := range int(p.nalgos) {
+		if !run(algo) {
+			continue
+		}
+		ok := start.Record(b.cuStream) == nil
+		for range tuneRepeats {
+			ok = ok && run(algo)
+		}
+		ok = ok && end.Record(b.cuStream) == nil && end.Synchronize() == nil
+		if !ok {
+			continue
+		}
+		if ms, err := start.Elapsed(end); err == nil && ms < bestMs {
+			best, bestMs = algo, ms
+		}
+	}
+	return best
 }

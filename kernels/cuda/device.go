@@ -132,6 +132,18 @@ func (d *Device) EmptyCache() error { return d.alloc.release() }
 // SetGemmPrecision selects FP32, TF32 or BF16 inputs for Gemm and GemmStridedBatched.
 func (d *Device) SetGemmPrecision(p GemmPrecision) { d.prec = p }
 
+// gemmTuner is a driver that may time several GEMM algorithms per shape (RealDriver); its
+// SetGemmTuning reports whether it can.
+type gemmTuner interface{ SetGemmTuning(n int) bool }
+
+// SetGemmTuning has the driver time up to n of cuBLASLt's algorithms for each product shape
+// planned from now on and keep the fastest (RealDriver.SetGemmTuning); it reports whether
+// the driver can (the emulated one has one algorithm).
+func (d *Device) SetGemmTuning(n int) bool {
+	t, ok := d.drv.(gemmTuner)
+	return ok && t.SetGemmTuning(n)
+}
+
 // Close frees all memory of the device, its tensors' too, and releases the driver.
 // Tensors of the device are invalid afterwards (using one panics).
 func (d *Device) Close() error {

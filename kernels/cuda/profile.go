@@ -46,6 +46,12 @@ func NewProfiler(drv Driver) *Profiler {
 	return &Profiler{Driver: drv, now: time.Now, stats: map[string]*OpStat{}}
 }
 
+// SetGemmTuning passes the setting on to the profiled driver where it has one.
+func (p *Profiler) SetGemmTuning(n int) bool {
+	t, ok := p.Driver.(gemmTuner)
+	return ok && t.SetGemmTuning(n)
+}
+
 // timed runs op between two synchronisations and adds its time to the group name.
 func (p *Profiler) timed(name string, flops float64, op func() error) error {
 	if err := p.Driver.Synchronize(); err != nil {

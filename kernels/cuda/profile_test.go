@@ -107,3 +107,29 @@ func TestProfilerGemmNames(t *testing.T) {
 type nopGemmDriver struct{ *EmuDriver }
 
 func (nopGemmDriver) Gemm(GemmArgs) error { return nil }
+
+// tunerDriver is an emulated driver that records the GEMM tuning asked of it.
+type tunerDriver struct {
+	*EmuDriver
+	n int
+}
+
+func (t *tunerDriver) SetGemmTuning(n int) bool {
+	t.n = n
+	return true
+}
+
+// Device.SetGemmTuning reaches a driver that tunes, through a profiler too, and reports
+// false where the driver cannot (the emulation has one algorithm per product).
+func TestSetGemmTuning(t *testing.T) {
+	if NewDevice(NewEmuDriver(), "emu").SetGemmTuning(8) {
+		t.Error("the emulated driver reports that it tunes")
+	}
+	if NewDevice(NewProfiler(NewEmuDriver()), "emu").SetGemmTuning(8) {
+		t.Error("a profiler over the emulated driver reports that it tunes")
+	}
+	drv := &tunerDriver{EmuDriver: NewEmuDriver()}
+	if !NewDevice(NewProfiler(drv), "tuner").SetGemmTuning(5) || drv.n != 5 {
+		t.Errorf("a profiler over a tuning driver: the driver got %d, want 5", drv.n)
+	}
+}

@@ -112,7 +112,7 @@ func NewRealDriver(ordinal int) (*RealDriver, error) {
 			r.fns[name] = fn
 		}
 	}
-	if r.blas, err = newCublas(unsafe.Pointer(r.stream.C())); err != nil {
+	if r.blas, err = newCublas(r.stream); err != nil {
 		return fail(fmt.Errorf("cuda: %w", err))
 	}
 	return r, nil
@@ -183,6 +183,16 @@ func (r *RealDriver) Launch(kernel string, grid, block Dim3, shmem int, args []A
 	}
 	defer r.enter()()
 	return fn.Launch(grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, shmem, r.stream, params)
+}
+
+// SetGemmTuning makes each product planned from now on time the first n algorithms
+// cuBLASLt's heuristic proposes for its shape and keep the fastest (n <= 1: the heuristic's
+// first, the default). Tuned choices depend on timings, so two processes may multiply with
+// different algorithms and their results differ in the last bits. It returns true.
+func (r *RealDriver) SetGemmTuning(n int) bool {
+	defer r.enter()()
+	r.blas.tune = n
+	return true
 }
 
 func (r *RealDriver) Gemm(g GemmArgs) error {
