@@ -33,7 +33,7 @@ type TextEncoder struct {
 	pos *kernels.Tensor // (L*C) fixed position table
 	B   int             // batch of the last Forward
 	h0  *kernels.Tensor // (B,L,C)
-	h0b *kernels.Tensor // storage of h0, grown on demand
+	h0b buffer          // storage of h0, grown on demand (the smaller one freed)
 }
 
 // NewTextEncoder allocates an encoder with weights drawn from r.
@@ -78,10 +78,7 @@ func (e *TextEncoder) Forward(ids []int32, keyBias *kernels.Tensor) *kernels.Ten
 	B := len(ids) / e.L
 	e.B = B
 	emb := e.Embed.Forward(ids)
-	if e.h0b == nil || e.h0b.Len() < B*e.L*e.C {
-		e.h0b = e.dev.New(B * e.L * e.C)
-	}
-	e.h0 = e.h0b.View(0, B, e.L, e.C)
+	e.h0 = e.h0b.get(e.dev, B, e.L, e.C)
 	e.dev.AddBias(e.h0, emb, e.pos, B, e.L*e.C)
 	h := e.h0
 	for _, b := range e.Layers {

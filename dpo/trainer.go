@@ -534,12 +534,16 @@ func (t *Trainer) SaveCheckpoint() ([]string, error) {
 }
 
 // exportModel returns a copy of the policy with the EMA values in place of the trained
-// ones (when the EMA is on), adapters still attached.
+// ones (when the EMA is on), adapters still attached. The copy lives on the CPU whatever
+// the run's device: it is only merged and written to files, and a copy on a GPU would hold
+// a model's worth of device memory, which the garbage collector does not reclaim, at every
+// checkpoint.
 func (t *Trainer) exportModel() (*diffusion.DiT, []*nn.Linear, error) {
 	if t.EMA == nil && t.LoRA == nil {
 		return t.Model, nil, nil
 	}
-	m, err := diffusion.NewDiT(t.dev, nil, t.Model.Config)
+	host := kernels.NewCPU(0)
+	m, err := diffusion.NewDiT(host, nil, t.Model.Config)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -548,15 +552,22 @@ func (t *Trainer) exportModel() (*diffusion.DiT, []*nn.Linear, error) {
 	if t.LoRA != nil {
 		ls = EnableLoRA(m, nil, t.Cfg.LoRA)
 	}
-	m.CopyWeightsFrom(t.Model)
-	if t.EMA != nil {
-		byName := map[string]*kernels.Tensor{}
-		for _, p := range m.Params() {
-			byName[p.Name] = p.W
+	src := map[string]*kernels.Tensor{}
+	for _, p := range t.Model.Params() {
+		src[p.Name] = p.W
+	}
+	for _, p := range t.EMA {
+		src[p.Name] = p.W
+	}
+	var buf []float32
+	for _, p := range m.Params() {
+		w := src[p.Name]
+		if w == nil || !kernels.SameShape(w, p.W) {
+			return nil, nil, fmt.Errorf("finetune: the policy has no parameter %s %v to export", p.Name, p.W.Shape)
 		}
-		for _, p := range t.EMA {
-			t.dev.Copy(byName[p.Name], p.W)
-		}
+		buf = slices.Grow(buf[:0], w.Len())[:w.Len()]
+		w.Dev.CopyToHost(buf, w)
+		host.CopyFromHost(p.W, buf)
 	}
 	return m, ls, nil
 }

@@ -31,7 +31,10 @@ import (
 
 // tinyModel is a 4x4 RGB image DiT with every weight drawn from N(0, 0.2^2) (a "trained"
 // model: a fresh one predicts v = 0).
-func tinyModel(t testing.TB, seed uint64) *diffusion.DiT {
+func tinyModel(t testing.TB, seed uint64) *diffusion.DiT { return tinyModelOn(t, testDev, seed) }
+
+// tinyModelOn is tinyModel on device dev.
+func tinyModelOn(t testing.TB, dev kernels.Device, seed uint64) *diffusion.DiT {
 	t.Helper()
 	tok, err := diffusion.BuildTokenizer([]string{"red apple", "blue car", "green apple"}, 1, 4)
 	if err != nil {
@@ -40,7 +43,7 @@ func tinyModel(t testing.TB, seed uint64) *diffusion.DiT {
 	cfg := diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: 4, Channels: 3, Frames: 1, PatchSize: 2, TubeletFrames: 1,
 		Width: 8, Depth: 2, Heads: 2, MLPRatio: 2, TextLayers: 1, TextWidth: 6, TextHeads: 2, MaxTextLen: 4,
 		VocabSize: tok.VocabSize(), RewardFreq: 4, RewardDims: []string{}, Shift: 1}
-	m, err := diffusion.NewDiT(testDev, nil, cfg)
+	m, err := diffusion.NewDiT(dev, nil, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,13 +208,16 @@ func IsLatentCheckpoint(path string) (bool, error) {
 func scoreNoisyPairs(m *LatentReward, gen *PairGen, pairs []Pair, ts []float32, seed, stream uint64, batch int) (rA, rB [][]float32, err error) {
 	half := max(batch/2, 1)
 	host := make([]float32, 2*half*gen.SampleLen())
-	var pix *kernels.Tensor
+	// One buffer for the largest chunk, a view of it for each: device memory is not
+	// reclaimed by the garbage collector.
+	shape := append([]int{2 * min(half, len(pairs))}, gen.SampleShape()...)
+	buf := m.dev.New(shape...)
+	defer m.dev.Free(buf)
 	for lo := 0; lo < len(pairs); lo += half {
 		chunk := pairs[lo:min(lo+half, len(pairs))]
 		n := len(chunk)
-		if pix == nil || pix.Shape[0] != 2*n {
-			pix = m.dev.New(append([]int{2 * n}, gen.SampleShape()...)...)
-		}
+		shape[0] = 2 * n
+		pix := buf.View(0, shape...)
 		prompts, t2 := renderNoisyPairs(gen, chunk, ts[lo:lo+n], seed, stream, lo, host, pix)
 		s, err := m.Score(Batch{Pixels: pix, Prompts: prompts, Timesteps: t2})
 		if err != nil {

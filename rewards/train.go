@@ -457,13 +457,16 @@ func ScorePairs(dev kernels.Device, m Model, gen *PairGen, pairs []Pair, batch i
 	half := max(batch/2, 1)
 	L := gen.SampleLen()
 	host := make([]float32, 2*half*L)
-	var pix *kernels.Tensor
+	// One buffer for the largest chunk, a view of it for each: device memory is not
+	// reclaimed by the garbage collector.
+	shape := append([]int{2 * min(half, len(pairs))}, gen.SampleShape()...)
+	buf := dev.New(shape...)
+	defer dev.Free(buf)
 	for lo := 0; lo < len(pairs); lo += half {
 		chunk := pairs[lo:min(lo+half, len(pairs))]
 		n := len(chunk)
-		if pix == nil || pix.Shape[0] != 2*n {
-			pix = dev.New(append([]int{2 * n}, gen.SampleShape()...)...)
-		}
+		shape[0] = 2 * n
+		pix := buf.View(0, shape...)
 		prompts := renderPairs(gen, chunk, host, pix)
 		s, err := m.Score(Batch{Pixels: pix, Prompts: prompts})
 		if err != nil {
