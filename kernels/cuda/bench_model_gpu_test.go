@@ -219,6 +219,7 @@ var bf16Ablations = []struct {
 	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }}, // LayerNorm and modulation in one pass
 	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }},    // the MLP's GELU in its products' epilogues
 	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }},     // products writing BF16 outputs (qkv, GELU's)
+	{"lazy-zero", func(d *Device) { d.noLazyZero = true }},       // ZeroGrad's zeros left pending (lazyZero)
 }
 
 var (

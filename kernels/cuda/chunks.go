@@ -72,3 +72,55 @@ func (d *Device) upload(t *deviceTable, words []uint64) DevPtr {
 	must("upload table", d.drv.HtoD(t.ptr, unsafe.Pointer(&t.words[0]), 8*len(t.words)))
 	return t.ptr
 }
+
+// lazyZero leaves the zeros of every storage that xs cover whole pending (storage.zero)
+// instead of writing them, and returns the tensors of the other storages, which FillEach
+// fills. A pending storage is written with zeros (one memset) only when a kernel, a copy or
+// the host first touches it (freshF32); a product that accumulates into all of it, as a
+// weight gradient's after ZeroGrad, overwrites it instead (takeZero). For DiT-B that
+// removes the gradients' fill (0.5 GB written per step) and the read of the weight gradients
+// by their first products (0.5 GB more).
+func (d *Device) lazyZero(xs []*kernels.Tensor) []*kernels.Tensor {
+	type span struct{ off, end int }
+	spans := map[*storage][]span{}
+	for _, x := range xs {
+		if x != nil && x.Len() > 0 {
+			s := d.storageOf(x)
+			spans[s] = append(spans[s], span{x.Offset, x.Offset + x.Len()})
+		}
+	}
+	whole := map[*storage]bool{}
+	for s, ss := range spans {
+		slices.SortFunc(ss, func(a, b span) int { return a.off - b.off })
+		covered := 0 // [0, covered) is covered
+		for _, sp := range ss {
+			if sp.off > covered {
+				break
+			}
+			covered = max(covered, sp.end)
+		}
+		if covered == s.n {
+			whole[s] = true
+			s.zero, s.f32Stale, s.half.valid = true, false, false
+		}
+	}
+	var rest []*kernels.Tensor
+	for _, x := range xs {
+		if x != nil && x.Len() > 0 && !whole[d.storageOf(x)] {
+			rest = append(rest, x)
+		}
+	}
+	return rest
+}
+
+// takeZero reports whether t's storage has its zeros pending and t covers it whole; if so,
+// the caller's kernel is about to write all of t (a product with beta 0), which ends the
+// pending state without the fill.
+func (d *Device) takeZero(t *kernels.Tensor) bool {
+	s := d.storageOf(t)
+	if !s.zero || t.Offset != 0 || t.Len() != s.n {
+		return false
+	}
+	s.zero = false
+	return true
+}

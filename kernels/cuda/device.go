@@ -89,8 +89,10 @@ type Device struct {
 	noFusedNormModulate   bool // LayerNormModulateForward as two launches (the same)
 	noGeluEpilogue        bool // LinearGelu and GeluLinearBackward without GELU epilogues (the same)
 	noHalfOutputs         bool // no product writes a BF16 output (linearHalf, LinearGelu's); the same
+	noLazyZero            bool // FillEach(xs, 0) writes its zeros at once (the same)
 	halfReads             int
 	halfRestores          int // FP32 values restored from copies (freshF32)
+	zeroFills             int // pending zeros written (freshF32)
 	closed                bool
 }
 
@@ -168,6 +170,8 @@ type storage struct {
 	// halfOnly: StoreHalf's hint, read by products only; f32Stale: its producers wrote the
 	// BF16 copy alone, and the FP32 values of the copy's elements are not current (freshF32).
 	halfOnly, f32Stale bool
+	// zero: every element is 0 but not yet written (FillEach; lazyZero in chunks.go).
+	zero bool
 }
 
 func (s *storage) Cap() int { return s.n }
@@ -263,8 +267,14 @@ func (d *Device) readPair(t *kernels.Tensor) (f32, bf16 DevPtr) {
 	return d.rptr(t), 0
 }
 
-// freshF32 restores the FP32 values of s that its producers left in the BF16 copy only.
+// freshF32 makes the FP32 values of s current: it writes the zeros FillEach left pending,
+// and restores the values its producers left in the BF16 copy only.
 func (d *Device) freshF32(s *storage) {
+	if s.zero {
+		s.zero = false
+		d.zeroFills++
+		must("zero fill", d.drv.Memset32(s.ptr, 0, s.n))
+	}
 	if !s.f32Stale {
 		return
 	}
@@ -459,7 +469,11 @@ func (d *Device) Fill(t *kernels.Tensor, v float32) {
 
 // FillEach is Fill of each of xs in one launch over a table of their chunks (fill_chunks),
 // where a memset each cost a launch's latency per tensor: ZeroGrad of DiT-B was 185 of them.
+// Zeros of storages that xs cover whole are left pending instead (lazyZero).
 func (d *Device) FillEach(xs []*kernels.Tensor, v float32) {
+	if v == 0 && !d.noLazyZero {
+		xs = d.lazyZero(xs)
+	}
 	words, _ := d.spanWords(xs)
 	if len(words) == 0 {
 		return

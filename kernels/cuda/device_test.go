@@ -727,3 +727,120 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe() = %q", s)
 	}
 }
+
+// countSets counts a driver's memsets.
+type countSets struct {
+	Driver
+	n int
+}
+
+func (c *countSets) Memset32(dst DevPtr, v uint32, n int) error {
+	c.n++
+	return c.Driver.Memset32(dst, v, n)
+}
+
+// lazyMLP is an MLP's forward and backward (LinearGelu, GeluLinearBackward, LinearBackward)
+// on a device over drv whose four parameter gradients hold other values until FillEach(0)
+// clears them, so that a read of zeros left pending (lazyZero) would see those values; it
+// returns dh, fc1's bias gradient, fc2's weight and bias gradients, fc1's weight gradient
+// and dx, and the memsets from the FillEach on.
+func lazyMLP(drv Driver, prec GemmPrecision, H int, halfOnly, lazy bool) ([][]float32, int) {
+	const N, C = 6, 8
+	cs := &countSets{Driver: drv}
+	d := NewDevice(cs, "lazy")
+	d.SetGemmPrecision(prec)
+	d.bf16Intensity = 0
+	d.noLazyZero = !lazy
+	x, w1, b1 := d.FromHost(normals(61, N*C), N, C), d.FromHost(normals(62, H*C), H, C), d.FromHost(normals(63, H), H)
+	dy, w2 := d.FromHost(normals(64, N*C), N, C), d.FromHost(normals(65, C*H), C, H)
+	g, h, dh, dx := d.New(N, H), d.New(N, H), d.New(N, H), d.New(N, C)
+	db1, dw2, db2, dw1 := d.FromHost(normals(66, H), H), d.FromHost(normals(67, C*H), C, H), d.FromHost(normals(68, C), C), d.FromHost(normals(69, H*C), H, C)
+	if halfOnly {
+		for _, t := range []*kernels.Tensor{g, h, dh} {
+			d.StoreHalf(t)
+		}
+	}
+	sets := cs.n
+	d.FillEach([]*kernels.Tensor{db1, dw2, db2, dw1}, 0)
+	d.LinearGelu(g, h, x, w1, b1, N, C, H)
+	d.GeluLinearBackward(dh, db1, dw2, db2, dy, g, w2, h, N, H, C)
+	d.LinearBackward(dx, dw1, nil, dh, x, w1, N, C, H)
+	var out [][]float32
+	sets = cs.n - sets
+	for _, t := range []*kernels.Tensor{dh, db1, dw2, db2, dw1, dx} {
+		out = append(out, hostOf(d, t))
+	}
+	return out, sets
+}
+
+// TestLazyZero checks FillEach's pending zeros (lazyZero): left pending only for storages
+// the tensors cover whole (views together too), written before a kernel, a copy or the host
+// touches them, and overwritten without the fill by the products that accumulate the
+// gradients (beta 0, the bias gradient written by the epilogue itself): every gradient of an
+// MLP's backward is the same as with the zeros written, in every precision, with BF16
+// outputs, without the GELU epilogue (no multiple-of-8 aux) and without any epilogue.
+func TestLazyZero(t *testing.T) {
+	d := NewDevice(NewEmuDriver(), "lazy")
+	whole := d.FromHost(normals(1, 100), 100)
+	stack := d.FromHost(normals(2, 100), 100)
+	partVals := normals(3, 100)
+	part := d.FromHost(partVals, 100)
+	d.FillEach([]*kernels.Tensor{whole, stack.View(0, 60), stack.View(40, 60), part.View(10, 50)}, 0)
+	if !d.storageOf(whole).zero || !d.storageOf(stack).zero || d.storageOf(part).zero {
+		t.Fatalf("pending zeros: whole %v, two views covering a storage %v, a view of part of one %v; want true, true, false",
+			d.storageOf(whole).zero, d.storageOf(stack).zero, d.storageOf(part).zero)
+	}
+	for i, v := range hostOf(d, part) {
+		if want := partVals[i]; (i >= 10 && i < 60 && v != 0) || ((i < 10 || i >= 60) && v != want) {
+			t.Fatalf("the filled view: element %d is %g", i, v)
+		}
+	}
+	ones := d.FromHost(slices.Repeat([]float32{1}, 10), 10)
+	d.Axpy(stack.View(0, 10), 2, ones) // a kernel writing part of a pending storage
+	for i, v := range hostOf(d, stack) {
+		if want := float32(0); i < 10 && v != 2 || i >= 10 && v != want {
+			t.Fatalf("after an axpy into the first 10 of a pending storage: element %d is %g", i, v)
+		}
+	}
+	for i, v := range hostOf(d, whole) {
+		if v != 0 {
+			t.Fatalf("a pending storage read by the host: element %d is %g", i, v)
+		}
+	}
+	if d.zeroFills != 2 {
+		t.Errorf("%d zero fills, want 2 (the axpy's, the host read's)", d.zeroFills)
+	}
+
+	names := []string{"dh", "dbiasH", "dw2", "db2", "dw1", "dx"}
+	for _, c := range []struct {
+		prec     GemmPrecision
+		H        int
+		halfOnly bool
+		noEpi    bool
+	}{
+		{GemmFP32, 16, false, false}, {GemmBF16, 16, false, false}, {GemmBF16, 16, true, false},
+		{GemmFP32, 12, false, false}, {GemmBF16, 16, true, true}, {GemmFP32, 16, false, true},
+	} {
+		name := fmt.Sprintf("%s H=%d half-only=%v without epilogues=%v", c.prec, c.H, c.halfOnly, c.noEpi)
+		open := func() Driver {
+			if c.noEpi {
+				return noEpilogue{NewEmuDriver()}
+			}
+			return NewEmuDriver()
+		}
+		lazy, sets := lazyMLP(open(), c.prec, c.H, c.halfOnly, true)
+		eager, _ := lazyMLP(open(), c.prec, c.H, c.halfOnly, false)
+		for i := range lazy {
+			for j := range lazy[i] {
+				if lazy[i][j] != eager[i][j] {
+					t.Fatalf("%s: %s[%d] = %g with the zeros pending, %g written", name, names[i], j, lazy[i][j], eager[i][j])
+				}
+			}
+		}
+		// With the epilogues every gradient is overwritten whole: no zeros written. Without
+		// them the bias gradients' zeros are, before bias_backward adds to them.
+		if want := c.noEpi || c.H%8 != 0; (sets > 0) != want {
+			t.Errorf("%s: %d memsets after FillEach", name, sets)
+		}
+	}
+}

@@ -76,6 +76,9 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *ker
 	}
 	pa := d.gemmOperand("Gemm A", a, m*k, true)
 	pb := d.gemmOperand("Gemm B", b, k*n, true)
+	if beta != 0 && m*n > 0 && d.takeZero(c) {
+		beta = 0 // C's zeros were pending: the product overwrites it
+	}
 	pc := d.gemmOutput("Gemm C", c, m*n, true, beta)
 	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1, epilogue{})
 }
@@ -148,27 +151,43 @@ func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, 
 // accumulates): dy (N,out) is the product's first operand, transposed, so the column sums of
 // cuBLAS's op(B) are the sums over the N rows. Where the driver has no such epilogue,
 // BiasBackward sums them.
+//
+// Where dw's or dbias's zeros are pending (FillEach after ZeroGrad: lazyZero), the product
+// overwrites dw (beta 0) and the epilogue writes dbias itself, so neither is read, nor
+// filled with zeros first, nor added to.
 func (d *Device) linearWeightGrad(dw, dbias, dy, x *kernels.Tensor, N, in, out int) {
 	var sums DevPtr // the epilogue's bias gradient, 0 where bias_backward sums it
+	direct := false // sums is dbias itself
 	if dw != nil {
 		pdy := d.gemmOperand("LinearBackward dy", dy, N*out, true) // the dx product may have left dy's BF16 copy
 		px := d.gemmOperand("LinearBackward x", x, N*in, true)
-		pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true, 1)
+		beta := float32(1)
+		if out*in > 0 && N > 0 && d.takeZero(dw) {
+			beta = 0
+		}
+		pdw := d.gemmOutput("LinearBackward dw", dw, out*in, true, beta)
 		if dbias != nil && N > 0 && out > 0 && !d.noBiasGradEpilogue {
 			mustLen("LinearBackward dbias", dbias, out)
-			var release func()
-			sums, release = d.scratch(4 * out)
-			defer release()
+			if d.takeZero(dbias) {
+				sums, direct = d.wptr(dbias), true
+			} else {
+				var release func()
+				sums, release = d.scratch(4 * out)
+				defer release()
+			}
 		}
-		if !d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, 1, pdw, 0, 1, epilogue{biasGrad: sums}) {
+		if !d.gemm(true, false, out, in, N, 1, pdy, 0, px, 0, beta, pdw, 0, 1, epilogue{biasGrad: sums}) {
+			if direct {
+				d.Fill(dbias, 0) // the zeros the epilogue was to overwrite
+			}
 			sums = 0
 		}
 	}
 	switch {
-	case sums != 0:
+	case sums != 0 && !direct:
 		pdb := d.ptr(dbias)
 		d.addBias(pdb, pdb, sums, 1, out)
-	case dbias != nil:
+	case sums == 0 && dbias != nil:
 		d.BiasBackward(dbias, dy, N, out)
 	}
 }
@@ -235,7 +254,11 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 	if !ran && !d.noGeluEpilogue {
 		c16, _ := d.halfPair(dh, nil, !d.noHalfOutputs && d.runsBF16(N, in, out, 1, pdy, N*out, pw, out*in) && d.halfIn(h, N*in) != 0)
 		var sums DevPtr
-		if dbiasH != nil {
+		direct := false // the FP32 sums are written into dbiasH, whose zeros were pending
+		switch {
+		case dbiasH != nil && c16 == 0 && d.takeZero(dbiasH):
+			sums, direct = d.wptr(dbiasH), true
+		case dbiasH != nil:
 			var release func()
 			sums, release = d.scratch(8 * in) // room for BF16 sums' FP32 values after them
 			defer release()
@@ -244,7 +267,11 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 			ran = d.tryGemm(false, false, N, in, out, pdy, pw, c16,
 				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.halfIn(h, N*in), half: true})
 			d.endHalfPair(ran, dh, nil)
-			if ran && sums != 0 { // the BF16 sums to FP32, in the second half of the scratch
+			switch { // the BF16 sums to FP32: into dbiasH where its zeros are pending, else after them
+			case ran && sums != 0 && d.takeZero(dbiasH):
+				d.launch1("bf16_to_f32", in, P(d.wptr(dbiasH)), P(sums), I(in))
+				sums = 0
+			case ran && sums != 0:
 				d.launch1("bf16_to_f32", in, P(sums+DevPtr(4*in)), P(sums), I(in))
 				sums += DevPtr(4 * in)
 			}
@@ -252,9 +279,12 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 			ran = d.tryGemm(false, false, N, in, out, pdy, pw, d.wptr(dh),
 				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.rptr(h)})
 		}
-		if ran && sums != 0 {
+		if ran && sums != 0 && !direct {
 			pdb := d.ptr(dbiasH)
 			d.addBias(pdb, pdb, sums, 1, in)
+		}
+		if !ran && direct {
+			d.Fill(dbiasH, 0) // the zeros the epilogue was to overwrite
 		}
 	}
 	if !ran { // gelu_backward in place writes the FP32 values, which bias_backward sums, and the BF16 copy

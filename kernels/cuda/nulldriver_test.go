@@ -191,9 +191,9 @@ func TestDiTBaseBF16Step(t *testing.T) {
 	if act := ditTrainBatch * cfg.SeqLen() * cfg.Width; converted >= act {
 		t.Errorf("%d values converted between FP32 and BF16 in a step, want fewer than one activation (%d)", converted, act)
 	}
-	// 544 when this budget was set: 328 launches, 192 products, 24 copies and sets. Raise
+	// 490 when this budget was set: 263 launches, 192 products, 35 copies and sets. Raise
 	// it only for work that cannot join another operation.
-	const budget = 560
+	const budget = 500
 	if ops := per(0) + per(1) + per(2) + per(4) + per(5); ops > budget {
 		t.Errorf("%d stream operations in a step (%d launches, %d products, %d copies and sets), budget %d",
 			ops, per(0), per(1), per(2)+per(4)+per(5), budget)
