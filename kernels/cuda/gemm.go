@@ -76,7 +76,7 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *ker
 	}
 	pa := d.gemmOperand("Gemm A", a, m*k, true)
 	pb := d.gemmOperand("Gemm B", b, k*n, true)
-	if beta != 0 && m*n > 0 && d.takeZero(c) {
+	if beta != 0 && m*n > 0 && k > 0 && d.takeZero(c) {
 		beta = 0 // C's zeros were pending: the product overwrites it
 	}
 	pc := d.gemmOutput("Gemm C", c, m*n, true, beta)
