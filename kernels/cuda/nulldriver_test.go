@@ -1,12 +1,16 @@
-// The host's share of a GPU step, measured without a GPU: BenchmarkDiTBase's workload on the
-// CUDA device over nullDriver, a driver that accepts every call and does no work, so the time
-// per step is what the device's Go code costs the host (allocation, argument packing, the
-// BF16 copies' bookkeeping, the layers' own Go) before any cgo call or kernel. On a GPU the
-// host issues work ahead of the stream; wherever its kernels run shorter than the host takes
-// to issue them (the cgo launch included, a few µs each) the stream waits on the host, so
-// this figure and the launches per step bound how short a step can get.
+// BenchmarkDiTBase's workload at DiT-B's size on the CUDA device over nullDriver, a driver
+// that accepts every call and does no work, so that what a GPU step issues is checked and
+// the host's share of it measured without a GPU. TestDiTBaseBF16Step checks what a steady
+// BF16 training step issues (allocations, waits, the products' operand types, attention's
+// kernels, conversions, stream operations), TestDiTBaseSampleSteady that a sampling run
+// takes and keeps no memory. In BenchmarkHostCost the time per step is what the device's Go
+// code costs the host (allocation, argument packing, the BF16 copies' bookkeeping, the
+// layers' own Go) before any cgo call or kernel. On a GPU the host issues work ahead of the
+// stream; wherever the kernels run shorter than the host takes to issue them (the cgo
+// launch included, a few µs each) the stream waits on the host, so this figure and the
+// operations per step bound how short a step can get.
 //
-//	go test ./kernels/cuda -run '^$' -bench HostCost -benchtime 5x
+//	go test ./kernels/cuda -run 'DiTBase(BF16Step|SampleSteady)' -bench HostCost -benchtime 5x
 package cuda
 
 import (
