@@ -32,23 +32,31 @@
 //                          where not null. Each warp takes 16 queries,
 //                          each block MMA_WARPS warps; K and V^T tiles of 64 keys in shared
 //                          memory. grid (ceil(T/(16*MMA_WARPS)), NH, B), block 32*MMA_WARPS
-//   attention_backward_dq_mma   the backward's dQ on tensor cores (BF16 mode, HS = 64), one
-//                          warp per 16 queries over tiles of 64 keys: S = Q K^T and dP = dO V^T
-//                          (mma), P = exp(scale*S + bias - lse), dS = P*(dP - dd) in registers,
-//                          dQ += dS K (mma, dS rounded to BF16); dQ*scale into dqkv (and its BF16
-//                          copy into dqkv16 where not null, as dkv's part). q16 and
-//                          do16: BF16 copies of qkv and dout (4-byte aligned); dd from
+//   attention_backward_dkv_mma  the backward on tensor cores (BF16 mode, HS = 64), one warp per
+//                          16 keys over tiles of 64 queries: S^T = K Q^T and dP^T = V dO^T (mma),
+//                          P^T = exp(scale*S^T + bias - lse), dS^T = P^T*(dP^T - dd) in registers,
+//                          dV += P^T dO, dK += dS^T Q (mma, P and dS rounded to BF16); dK*scale
+//                          and dV into dqkv (and their BF16 copies into dqkv16 where not null);
+//                          a key with bias -Inf gets dK = dV = 0. Where dq_part is not null, also
+//                          each block's share of dQ: dS (its 64 keys by the tile's 64 queries)
+//                          through shared memory, dS K (mma) into dq_part (B,NH,blocks,T,64),
+//                          unscaled; attention_dq_sum then adds the blocks' shares. q16 and do16:
+//                          BF16 copies of qkv and dout (4-byte aligned); dd from
 //                          attention_backward_dd. grid (ceil(T/64), NH, B), block 128
-//   attention_backward_dkv_mma  dK and dV the same way, one warp per 16 keys over tiles of 64
-//                          queries: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += dS^T Q;
-//                          a key with bias -Inf gets dK = dV = 0. Same grid and block
+//   attention_dq_sum       dQ = scale * the sum of dq_part over its blocks, in block order, into
+//                          dqkv and its BF16 copy dqkv16 (each where not null). 1-D grid-stride
+//                          over B*T*NH*64, block 256
+//   attention_backward_dq_mma   dQ where dq_part would not fit (long sequences: it holds
+//                          B*NH*T^2 floats): one warp per 16 queries over tiles of 64 keys,
+//                          S = Q K^T and dP = dO V^T formed again, dQ += dS K. Same grid and
+//                          block as attention_backward_dkv_mma
 //   attention_mma_tile     D = A B for one tile, A (16,16) row-major and B (16,8) row-major
 //                          bfloat16 bits, D (16,8) FP32, through mma_bf16_16816: each lane
 //                          loads its fragments by PTX's layout formulas, the check that the
 //                          GPU's tensor cores and the emulation agree on them. grid 1, block 32
 //
-// The backward pass writes dQ and dK/dV from separate kernels, so no atomics are needed and
-// results are the same in every run.
+// The backward pass writes dQ and dK/dV from separate kernels (dQ's per-block shares summed in
+// a fixed order), so no atomics are needed and results are the same in every run.
 //
 // The GEMM path (attention.go, used when the (B,NH,T,T) score matrices fit a budget) does
 // the products with cuBLAS and the rest with the kernels below (and attention_backward_dd);
@@ -485,22 +493,33 @@ UNROLL
   }
 }
 
-// mma_acc_by_tile: acc[dt] (8 groups of 8 of the 64 columns) += X * tile, X (16 rows, 64
-// tile rows) given as C fragments x[nt] rounded to BF16 A fragments (two groups a step), tile
-// stored transposed in shared memory (column d at d*MMA_LD).
-DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile_t) {
+// mma_acc_frags: acc[dt] (8 groups of 8 of the 64 columns) += A * tile, A (16 rows, 64 tile
+// rows) as A fragments a[kt] (k-steps of 16 tile rows), tile stored transposed in shared
+// memory (column d at d*MMA_LD).
+DEVFN void mma_acc_frags(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], const unsigned short* tile_t) {
   const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
 UNROLL
-  for (int kt = 0; kt < MMA_KEYS / 16; kt++) {
-    const unsigned a[4] = {bf16x2(x[2 * kt][0], x[2 * kt][1]), bf16x2(x[2 * kt][2], x[2 * kt][3]),
-                           bf16x2(x[2 * kt + 1][0], x[2 * kt + 1][1]), bf16x2(x[2 * kt + 1][2], x[2 * kt + 1][3])};
+  for (int kt = 0; kt < MMA_KEYS / 16; kt++)
 UNROLL
     for (int dt = 0; dt < MMA_HS / 8; dt++) {
       const unsigned short* r = tile_t + (dt * 8 + g) * MMA_LD + kt * 16 + 2 * q;
       const unsigned b[2] = {*(const unsigned*)r, *(const unsigned*)(r + 8)};
-      mma_bf16_16816(acc[dt], a, b, acc[dt]);
+      mma_bf16_16816(acc[dt], a[kt], b, acc[dt]);
     }
+}
+
+// mma_acc_by_tile is mma_acc_frags with A given as C fragments x[nt] (16 rows, 64 tile rows),
+// rounded to BF16 A fragments (two groups of 8 a k-step).
+DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile_t) {
+  unsigned a[MMA_KEYS / 16][4];
+UNROLL
+  for (int kt = 0; kt < MMA_KEYS / 16; kt++) {
+    a[kt][0] = bf16x2(x[2 * kt][0], x[2 * kt][1]);
+    a[kt][1] = bf16x2(x[2 * kt][2], x[2 * kt][3]);
+    a[kt][2] = bf16x2(x[2 * kt + 1][0], x[2 * kt + 1][1]);
+    a[kt][3] = bf16x2(x[2 * kt + 1][2], x[2 * kt + 1][3]);
   }
+  mma_acc_frags(acc, a, tile_t);
 }
 
 // mma_zero clears a warp's 16 x 64 accumulator.
@@ -677,21 +696,25 @@ UNROLL
 }
 EMU_KERNEL(attention_backward_dq_mma);
 
-KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, const unsigned short* q16,
-                                       const unsigned short* do16,
+KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, float* dq_part,
+                                       const unsigned short* q16, const unsigned short* do16,
                                        const float* lse, const float* dd, const float* key_bias, int T, int NH,
                                        float scale) {
+  // sq holds a query tile for S^T = K Q^T, then (dq_part) the tile's dS for dQ = dS K.
   __shared__ unsigned short sq[MMA_KEYS * MMA_LD], sqt[MMA_HS * MMA_LD], sdo[MMA_KEYS * MMA_LD],
-      sdot[MMA_HS * MMA_LD];
+      sdot[MMA_HS * MMA_LD], skt[MMA_HS * MMA_LD];
   __shared__ float slse[MMA_KEYS], sdd[MMA_KEYS];
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  const int r0 = blockIdx.x * 16 * MMA_WARPS + warp * 16 + g, r1 = r0 + 8;  // this lane's two keys
+  const int k0 = blockIdx.x * 16 * MMA_WARPS, r0 = k0 + warp * 16 + g, r1 = r0 + 8;  // this lane's two keys
   const unsigned short* x = q16 + (long long)b * T * C3 + h * MMA_HS;
   const unsigned short* y = do16 + (long long)b * T * C + h * MMA_HS;
   unsigned ka[MMA_HS / 16][4], va[MMA_HS / 16][4];
   mma_a_frags(ka, x + C, C3, r0, T);
   mma_a_frags(va, x + 2 * C, C3, r0, T);
+  if (dq_part) mma_tile_load(nullptr, skt, x + C, C3, k0, T);  // K^T of the block's keys, read after the first sync
+  // dq_part + t*64 + d: this block's dQ contribution to query t (its keys only, unscaled).
+  float* part = dq_part ? dq_part + (((long long)b * NH + h) * gridDim.x + blockIdx.x) * T * MMA_HS : nullptr;
   const float* kbs = key_bias ? key_bias + (long long)b * T : nullptr;
   const float kb0 = r0 < T ? (kbs ? kbs[r0] : 0.0f) : -km_inff(), kb1 = r1 < T ? (kbs ? kbs[r1] : 0.0f) : -km_inff();
   const float* ls = lse + ((long long)b * NH + h) * T;
@@ -723,6 +746,22 @@ UNROLL
       }
     mma_acc_by_tile(dv, st, sdot);  // dV += P^T dO
     mma_acc_by_tile(dk, dpt, sqt);  // dK += dS^T Q
+    if (part) {  // uniform across the block
+      __syncthreads();  // every warp has read sq: it takes dS, query-major (query i at i*MMA_LD)
+UNROLL
+      for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+UNROLL
+        for (int i = 0; i < 4; i++)  // key: row g (+8) of the warp's 16; query: column 8nt + 2q (+1)
+          sq[(nt * 8 + 2 * q + (i & 1)) * MMA_LD + warp * 16 + g + 8 * (i >> 1)] =
+              (unsigned short)bf16_bits(dpt[nt][i]);
+      __syncthreads();
+      unsigned da[MMA_KEYS / 16][4];  // dS rows of the warp's 16 queries of the tile, over the block's keys
+      mma_a_frags(da, sq + warp * 16 * MMA_LD, MMA_LD, g, 16);
+      float dq[MMA_HS / 8][4];
+      mma_zero(dq);
+      mma_acc_frags(dq, da, skt);  // dQ = dS K
+      mma_store_rows(part, nullptr, MMA_HS, dq, 1.0f, t0 + warp * 16 + g, T);
+    }
   }
   const long long base = (long long)b * T * C3 + h * MMA_HS;
   mma_store_rows(dqkv ? dqkv + base + C : nullptr, dqkv16 ? dqkv16 + base + C : nullptr, C3, dk, scale, r0, T);
@@ -730,3 +769,20 @@ UNROLL
                  T);
 }
 EMU_KERNEL(attention_backward_dkv_mma);
+
+KERNEL void attention_dq_sum(float* dqkv, unsigned short* dqkv16, const float* dq_part, int B, int T, int NH,
+                             int blocks, float scale) {
+  const int C = NH * MMA_HS;
+  btc_t k = btc_start(T, C);
+  GRID_STRIDE_BTC(i, k, (long long)B * T * C) {
+    const long long h = k.c / MMA_HS, d = k.c % MMA_HS;
+    const float* p = dq_part + ((k.b * NH + h) * blocks * T + k.t) * MMA_HS + d;
+    float s = 0.0f;
+    for (int kb = 0; kb < blocks; kb++) s += p[(long long)kb * T * MMA_HS];
+    s *= scale;
+    const long long o = (k.b * T + k.t) * 3 * C + k.c;
+    if (dqkv) dqkv[o] = s;
+    if (dqkv16) dqkv16[o] = (unsigned short)bf16_bits(s);
+  }
+}
+EMU_KERNEL(attention_dq_sum);

@@ -19,8 +19,10 @@
 // In BF16 mode with 64 dims per head (DiT-B's), attention runs on tensor cores instead
 // (useAttnMMA): the flash-attention scheme of the fused kernels with every product an
 // mma.sync over the BF16 copies of qkv and dout (bf16Of), so the scores never reach memory:
-// attention_forward_mma, then attention_backward_dq_mma and attention_backward_dkv_mma (dQ
-// per query block, dK and dV per key block, no atomics), which take the lse of any path.
+// attention_forward_mma, then attention_backward_dkv_mma (dK and dV per key block, and each
+// key block's share of dQ into scratch, which attention_dq_sum adds in a fixed order: no
+// atomics; where the shares would exceed the budget, attention_backward_dq_mma forms dQ per
+// query block instead), which take the lse of any path.
 //
 // Both paths give the forward's lse the same meaning (log sum_j exp(s_ij), 0 for a query
 // with every key masked) and the backward recomputes P from it, so a backward may take
@@ -58,7 +60,21 @@ const attnGemmBudget = 256 << 20
 // their count allows, and the forward and the backward use the same ones, so that they
 // compute the scores with the same GEMM shapes.
 func (d *Device) attnGemmChunk(B, T, NH int) int {
-	perSample := 8 * NH * T * T // S and dP of the backward, float32
+	return d.attnChunk(B, 8*NH*T*T) // S and dP of the backward, float32
+}
+
+// attnMMAChunk returns the number of samples per launch of the tensor-core backward with
+// dQ's shares (attention_backward_dkv_mma with dq_part, NH*blocks*T*64 floats a sample,
+// about NH*T^2), or 0 when one sample's exceed the device's budget: dQ is then formed by
+// attention_backward_dq_mma.
+func (d *Device) attnMMAChunk(B, T, NH int) int {
+	blocks := (T + attMMAQueries - 1) / attMMAQueries
+	return d.attnChunk(B, 4*NH*blocks*T*attMMAHS)
+}
+
+// attnChunk returns the samples per chunk when each needs perSample bytes of the budget:
+// chunks as even as their count allows, 0 when one sample does not fit.
+func (d *Device) attnChunk(B, perSample int) int {
 	bc := d.attnBudget / max(perSample, 1)
 	if bc < 1 {
 		return 0
@@ -200,10 +216,33 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 			P(out16), I(B), I(T), I(NH), I(HS))
 		pl, pkb := d.rptr(lse), d.rptr(keyBias)
 		pdq, ph := d.pairOut(dqkv)
-		args := []Arg{P(pdq), P(ph), P(q16), P(do16), P(pl), P(dd), P(pkb), I(T), I(NH), F(scale)}
-		grid, block := Dim3{(T + attMMAQueries - 1) / attMMAQueries, NH, B}, Dim3{32 * attMMAWarps, 1, 1}
-		d.launch("attention_backward_dq_mma", grid, block, 0, args...)
-		d.launch("attention_backward_dkv_mma", grid, block, 0, args...)
+		blocks, block := (T+attMMAQueries-1)/attMMAQueries, Dim3{32 * attMMAWarps, 1, 1}
+		bc := d.attnMMAChunk(B, T, NH)
+		if bc == 0 {
+			grid := Dim3{blocks, NH, B}
+			d.launch("attention_backward_dq_mma", grid, block, 0, P(pdq), P(ph), P(q16), P(do16), P(pl), P(dd), P(pkb),
+				I(T), I(NH), F(scale))
+			d.launch("attention_backward_dkv_mma", grid, block, 0, P(pdq), P(ph), P(0), P(q16), P(do16), P(pl), P(dd),
+				P(pkb), I(T), I(NH), F(scale))
+			return
+		}
+		// S and dP formed once: each key block's share of dQ into part, summed by attention_dq_sum.
+		part, relPart := d.scratch(4 * bc * NH * blocks * T * attMMAHS)
+		defer relPart()
+		half := func(p DevPtr, n int) DevPtr { // p offset by n BF16 elements; null stays null
+			if p == 0 {
+				return 0
+			}
+			return p + DevPtr(2*n)
+		}
+		for b0 := 0; b0 < B; b0 += bc {
+			n := min(bc, B-b0)
+			dq, dq16 := at(pdq, b0*T*3*C), half(ph, b0*T*3*C)
+			d.launch("attention_backward_dkv_mma", Dim3{blocks, NH, n}, block, 0, P(dq), P(dq16), P(part),
+				P(half(q16, b0*T*3*C)), P(half(do16, b0*T*C)), P(at(pl, b0*NH*T)), P(at(dd, b0*NH*T)), P(at(pkb, b0*T)),
+				I(T), I(NH), F(scale))
+			d.launch1("attention_dq_sum", n*T*C, P(dq), P(dq16), P(part), I(n), I(T), I(NH), I(blocks), F(scale))
+		}
 		return
 	}
 	if bc := d.attnGemmChunk(B, T, NH); bc > 0 {

@@ -220,6 +220,7 @@ var bf16Ablations = []struct {
 	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }},    // the MLP's GELU in its products' epilogues
 	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }},     // products writing BF16 outputs (qkv, GELU's)
 	{"lazy-zero", func(d *Device) { d.noLazyZero = true }},       // ZeroGrad's zeros left pending (lazyZero)
+	{"dq-shares", func(d *Device) { d.attnBudget = 0 }},          // dQ from dkv's shares, not attention_backward_dq_mma
 }
 
 var (

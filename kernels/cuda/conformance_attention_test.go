@@ -48,16 +48,19 @@ func testAttentionTF32(e *env) {
 // TF32's rounding (testAttentionTF32). On the emulated device out is off by up to 1.6e-2,
 // lse by 9.6e-3, dqkv by 1.4e-2 (values up to about 6): tolerance 5e-2 + 5e-2*|want|.
 //
-// With 64 dims per head attention runs on tensor cores (attention_forward_mma and the
-// backward's dq and dkv kernels): cases of two and three query blocks and key tiles (T = 70,
-// 130), a fully masked sample, one query; each pass also after or before another path's.
+// With 64 dims per head attention runs on tensor cores (attention_forward_mma, the backward's
+// dkv kernel with dQ's shares and attention_dq_sum, per sample where the budget holds one
+// sample's shares, and the dq kernel where it holds none): cases of two and three query
+// blocks and key tiles (T = 70, 130), a fully masked sample, one query; each pass also after
+// or before another path's.
 func testAttentionBF16(e *env) {
 	e.dev.SetGemmPrecision(GemmBF16)
 	defer e.dev.SetGemmPrecision(GemmFP32)
 	attentionCases(e, []attentionCase{{2, 37, 3, 24, true}, {3, 45, 2, 13, true}, {1, 1030, 1, 4, true}},
 		[][2]attnPath{{attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked}}, 5e-2, 5e-2)
 	attentionCases(e, []attentionCase{{2, 70, 2, 64, true}, {1, 130, 1, 64, false}, {1, 1, 1, 64, false}},
-		[][2]attnPath{{attnMMA, attnMMA}, {attnMMA, attnGemm}, {attnGemm, attnMMA}, {attnFused, attnMMA}, {attnGemm, attnGemm}},
+		[][2]attnPath{{attnMMA, attnMMA}, {attnMMA, attnMMAChunked}, {attnMMA, attnMMASplit}, {attnMMA, attnGemm},
+			{attnGemm, attnMMA}, {attnFused, attnMMA}, {attnGemm, attnGemm}},
 		5e-2, 5e-2)
 }
 
@@ -72,12 +75,17 @@ const (
 	attnFused       attnPath = iota // budget 0: the fused kernels
 	attnGemm                        // the default budget: GEMM path, the test batches in one chunk
 	attnGemmChunked                 // one sample's scores: GEMM path, one chunk per sample
-	attnMMA                         // BF16 mode, 64 dims per head: the forward on tensor cores
+	attnMMA                         // BF16 mode, 64 dims per head: on tensor cores, dQ's shares summed
+	attnMMAChunked                  // the same, one sample's dQ shares at a time
+	attnMMASplit                    // the same with dQ formed by its own kernel (no room for the shares)
 )
 
 func (p attnPath) String() string {
-	return [...]string{"fused", "gemm", "gemm-chunked", "mma"}[p]
+	return [...]string{"fused", "gemm", "gemm-chunked", "mma", "mma-chunked", "mma-split"}[p]
 }
+
+// mma reports whether p runs on tensor cores.
+func (p attnPath) mma() bool { return p >= attnMMA }
 
 // budget is the device's attnBudget that selects p for T keys and NH heads.
 func (p attnPath) budget(T, NH int) int {
@@ -88,6 +96,8 @@ func (p attnPath) budget(T, NH int) int {
 		return 8 * NH * T * T
 	case attnMMA:
 		return attnGemmBudget // for a backward after it; the forward ignores the budget
+	case attnMMAChunked:
+		return 4 * NH * T * ((T + attMMAQueries - 1) / attMMAQueries) * attMMAHS
 	}
 	return 0
 }
@@ -110,7 +120,7 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 		B, T, NH, HS := c.B, c.T, c.NH, c.HS
 		C := NH * HS
 		qkv := e.pair(normals(60, B*T*3*C), B, T, 3, NH, HS)
-		mma := slices.ContainsFunc(paths, func(p [2]attnPath) bool { return p[0] == attnMMA || p[1] == attnMMA })
+		mma := slices.ContainsFunc(paths, func(p [2]attnPath) bool { return p[0].mma() || p[1].mma() })
 		if mma {
 			e.free(qkv)
 			qkv = e.alignedPair(normals(60, B*T*3*C), B, T, 3, NH, HS) // the tensor-core kernels read pairs of values
@@ -143,12 +153,12 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 			e.dev.Fill(lse.d, nan)
 			e.dev.Fill(dqkv.d, nan)
 			e.dev.attnBudget = p[0].budget(T, NH)
-			e.dev.noAttnMMA = p[0] != attnMMA
+			e.dev.noAttnMMA = !p[0].mma()
 			e.dev.AttentionForward(out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
 			e.check(name+" out", out, tol, eps)
 			e.check(name+" lse", lse, tol, eps)
 			e.dev.attnBudget = p[1].budget(T, NH)
-			e.dev.noAttnMMA = p[1] != attnMMA
+			e.dev.noAttnMMA = !p[1].mma()
 			e.dev.AttentionBackward(dqkv.d, dout.d, out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
 			e.dev.noAttnMMA = false
 			e.check(name+" dqkv", dqkv, tol, eps)
