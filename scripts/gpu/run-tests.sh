@@ -15,9 +15,9 @@ echo "GPU tests: rc=$? (${SECONDS} s in)"
 grep -E "^(--- |ok|FAIL|PASS)|params, batch|largest relative|samples, [0-9]+ steps|compute capability|out of tolerance|disagree" "$logs/test-gpu.log" | head -60
 timeout 100 "$bin" -test.run '^$' -test.bench 'LayerNorm|Attention|Gemm|Bandwidth' -test.benchtime 20x >"$logs/bench-kernels.log" 2>&1
 echo "kernel benchmarks: rc=$? (${SECONDS} s in)"
-timeout 240 "$bin" -test.v -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
+timeout 260 "$bin" -test.v -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
 echo "DiT benchmarks: rc=$? (${SECONDS} s in)"
 grep -E "^Benchmark.*ns/op|align train|buys" "$logs/bench-dit.log" | sort -u
-timeout 110 "$bin" -test.count=1 -test.timeout 20m >"$logs/test-all.log" 2>&1
+timeout 90 "$bin" -test.count=1 -test.timeout 20m >"$logs/test-all.log" 2>&1
 echo "whole package: rc=$? (${SECONDS} s in)"
 tail -3 "$logs/test-all.log"
