@@ -476,14 +476,23 @@ DEVFN void mma_tile_load(unsigned short* rm, unsigned short* tr, const unsigned 
   }
 }
 
+// The tiles' rows past T are zero (mma_tile_load), and so are the P and dS values of keys
+// and queries past T: the products below skip the groups of tile rows that lie wholly past
+// the tile's first `rows` (T - the tile's first row), which would add exact zeros. The
+// condition is the same in every lane of a warp, as mma.sync requires. At DiT-B's T = 272
+// the last of five tiles has 16 such rows of 64.
+
 // mma_rows_by_tile: acc[nt] (8 groups of 8 tile rows) = A * tile^T, A the warp's 16 rows as
-// fragments over 64 columns, tile row-major in shared memory (rows of 64 columns).
-DEVFN void mma_rows_by_tile(float acc[MMA_KEYS / 8][4], const unsigned a[MMA_HS / 16][4], const unsigned short* tile) {
+// fragments over 64 columns, tile row-major in shared memory (rows of 64 columns); groups
+// of rows at or past `rows` are 0.
+DEVFN void mma_rows_by_tile(float acc[MMA_KEYS / 8][4], const unsigned a[MMA_HS / 16][4], const unsigned short* tile,
+                            int rows) {
   const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
 UNROLL
   for (int nt = 0; nt < MMA_KEYS / 8; nt++) {
 UNROLL
     for (int i = 0; i < 4; i++) acc[nt][i] = 0.0f;
+    if (nt * 8 >= rows) continue;
     const unsigned short* r = tile + (nt * 8 + g) * MMA_LD + 2 * q;
 UNROLL
     for (int ks = 0; ks < MMA_HS / 16; ks++) {
@@ -495,13 +504,15 @@ UNROLL
 
 // mma_acc_frags: acc[dt] (8 groups of 8 of the 64 columns) += A * tile, A (16 rows, 64 tile
 // rows) as A fragments a[kt] (k-steps of 16 tile rows), tile stored transposed in shared
-// memory (column d at d*MMA_LD).
-DEVFN void mma_acc_frags(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], const unsigned short* tile_t) {
+// memory (column d at d*MMA_LD); k-steps at or past `rows` skipped (A is 0 there).
+DEVFN void mma_acc_frags(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], const unsigned short* tile_t,
+                         int rows) {
   const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
 UNROLL
   for (int kt = 0; kt < MMA_KEYS / 16; kt++)
 UNROLL
     for (int dt = 0; dt < MMA_HS / 8; dt++) {
+      if (kt * 16 >= rows) continue;
       const unsigned short* r = tile_t + (dt * 8 + g) * MMA_LD + kt * 16 + 2 * q;
       const unsigned b[2] = {*(const unsigned*)r, *(const unsigned*)(r + 8)};
       mma_bf16_16816(acc[dt], a[kt], b, acc[dt]);
@@ -510,7 +521,8 @@ UNROLL
 
 // mma_acc_by_tile is mma_acc_frags with A given as C fragments x[nt] (16 rows, 64 tile rows),
 // rounded to BF16 A fragments (two groups of 8 a k-step).
-DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile_t) {
+DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile_t,
+                           int rows) {
   unsigned a[MMA_KEYS / 16][4];
 UNROLL
   for (int kt = 0; kt < MMA_KEYS / 16; kt++) {
@@ -519,7 +531,7 @@ UNROLL
     a[kt][2] = bf16x2(x[2 * kt + 1][0], x[2 * kt + 1][1]);
     a[kt][3] = bf16x2(x[2 * kt + 1][2], x[2 * kt + 1][3]);
   }
-  mma_acc_frags(acc, a, tile_t);
+  mma_acc_frags(acc, a, tile_t, rows);
 }
 
 // mma_zero clears a warp's 16 x 64 accumulator.
@@ -583,7 +595,7 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
     mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
     float s[MMA_KEYS / 8][4];  // keys 8nt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
-    mma_rows_by_tile(s, qa, sk);  // S = Q K^T
+    mma_rows_by_tile(s, qa, sk, T - k0);  // S = Q K^T
     float mt0 = -km_inff(), mt1 = -km_inff();
 UNROLL
     for (int nt = 0; nt < MMA_KEYS / 8; nt++)
@@ -634,7 +646,7 @@ UNROLL
       o[dt][2] *= c1;
       o[dt][3] *= c1;
     }
-    mma_acc_by_tile(o, s, svt);  // O += P V
+    mma_acc_by_tile(o, s, svt, T - k0);  // O += P V
   }
   const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
 UNROLL
@@ -680,8 +692,8 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
     mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
     float s[MMA_KEYS / 8][4], dp[MMA_KEYS / 8][4];
-    mma_rows_by_tile(s, qa, sk);   // S = Q K^T
-    mma_rows_by_tile(dp, da, sv);  // dP = dO V^T
+    mma_rows_by_tile(s, qa, sk, T - k0);   // S = Q K^T
+    mma_rows_by_tile(dp, da, sv, T - k0);  // dP = dO V^T
 UNROLL
     for (int nt = 0; nt < MMA_KEYS / 8; nt++)
 UNROLL
@@ -689,7 +701,7 @@ UNROLL
         const float p = km_expf(s[nt][i] * scale + skb[nt * 8 + 2 * q + (i & 1)] - (i < 2 ? lse0 : lse1));
         s[nt][i] = p * (dp[nt][i] - (i < 2 ? dd0 : dd1));
       }
-    mma_acc_by_tile(dq, s, skt);  // dQ += dS K
+    mma_acc_by_tile(dq, s, skt, T - k0);  // dQ += dS K
   }
   const long long base = (long long)b * T * C3 + h * MMA_HS;
   mma_store_rows(dqkv ? dqkv + base : nullptr, dqkv16 ? dqkv16 + base : nullptr, C3, dq, scale, r0, T);
@@ -733,8 +745,8 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
     }
     __syncthreads();
     float st[MMA_KEYS / 8][4], dpt[MMA_KEYS / 8][4];
-    mma_rows_by_tile(st, ka, sq);    // S^T = K Q^T
-    mma_rows_by_tile(dpt, va, sdo);  // dP^T = V dO^T
+    mma_rows_by_tile(st, ka, sq, T - t0);    // S^T = K Q^T
+    mma_rows_by_tile(dpt, va, sdo, T - t0);  // dP^T = V dO^T
 UNROLL
     for (int nt = 0; nt < MMA_KEYS / 8; nt++)
 UNROLL
@@ -744,8 +756,8 @@ UNROLL
         st[nt][i] = p;
         dpt[nt][i] = p * (dpt[nt][i] - sdd[j]);
       }
-    mma_acc_by_tile(dv, st, sdot);  // dV += P^T dO
-    mma_acc_by_tile(dk, dpt, sqt);  // dK += dS^T Q
+    mma_acc_by_tile(dv, st, sdot, T - t0);  // dV += P^T dO
+    mma_acc_by_tile(dk, dpt, sqt, T - t0);  // dK += dS^T Q
     if (part) {  // uniform across the block
       __syncthreads();  // every warp has read sq: it takes dS, query-major (query i at i*MMA_LD)
 UNROLL
@@ -755,12 +767,14 @@ UNROLL
           sq[(nt * 8 + 2 * q + (i & 1)) * MMA_LD + warp * 16 + g + 8 * (i >> 1)] =
               (unsigned short)bf16_bits(dpt[nt][i]);
       __syncthreads();
-      unsigned da[MMA_KEYS / 16][4];  // dS rows of the warp's 16 queries of the tile, over the block's keys
-      mma_a_frags(da, sq + warp * 16 * MMA_LD, MMA_LD, g, 16);
-      float dq[MMA_HS / 8][4];
-      mma_zero(dq);
-      mma_acc_frags(dq, da, skt);  // dQ = dS K
-      mma_store_rows(part, nullptr, MMA_HS, dq, 1.0f, t0 + warp * 16 + g, T);
+      if (t0 + warp * 16 < T) {  // the warp's 16 queries of the tile, unless all past T
+        unsigned da[MMA_KEYS / 16][4];  // their dS rows over the block's keys
+        mma_a_frags(da, sq + warp * 16 * MMA_LD, MMA_LD, g, 16);
+        float dq[MMA_HS / 8][4];
+        mma_zero(dq);
+        mma_acc_frags(dq, da, skt, T - k0);  // dQ = dS K
+        mma_store_rows(part, nullptr, MMA_HS, dq, 1.0f, t0 + warp * 16 + g, T);
+      }
     }
   }
   const long long base = (long long)b * T * C3 + h * MMA_HS;
