@@ -581,7 +581,8 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
   __shared__ float skb[MMA_KEYS];                    // key bias of the tile (-Inf past T)
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, q = lane & 3;
-  const int r0 = blockIdx.x * 16 * MMA_WARPS + warp * 16 + (lane >> 2), r1 = r0 + 8;  // this lane's two queries
+  const int w0 = blockIdx.x * 16 * MMA_WARPS + warp * 16;  // the warp's first query
+  const int r0 = w0 + (lane >> 2), r1 = r0 + 8;                // this lane's two queries
   const unsigned short* x = q16 + (long long)b * T * C3 + h * MMA_HS;
   unsigned qa[MMA_HS / 16][4];
   mma_a_frags(qa, x, C3, r0, T);
@@ -594,6 +595,7 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
     mma_tile_load(nullptr, svt, x + 2 * C, C3, k0, T);
     mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
+    if (w0 >= T) continue;     // every query of the warp past T: none of its work is stored
     float s[MMA_KEYS / 8][4];  // keys 8nt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
     mma_rows_by_tile(s, qa, sk, T - k0);  // S = Q K^T
     float mt0 = -km_inff(), mt1 = -km_inff();
@@ -691,6 +693,7 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
     mma_tile_load(sv, nullptr, x + 2 * C, C3, k0, T);
     mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
+    if (r0 - g >= T) continue;  // every query of the warp past T
     float s[MMA_KEYS / 8][4], dp[MMA_KEYS / 8][4];
     mma_rows_by_tile(s, qa, sk, T - k0);   // S = Q K^T
     mma_rows_by_tile(dp, da, sv, T - k0);  // dP = dO V^T
