@@ -30,7 +30,7 @@
 //                          on the S fragments in registers; the same out and lse as
 //                          attention_forward (up to BF16 rounding), and out's BF16 copy into out16
 //                          where not null. Each warp takes 16 queries,
-//                          each block MMA_WARPS warps; K and V^T tiles of 64 keys in shared
+//                          each block MMA_WARPS warps; K and V tiles of 64 keys in shared
 //                          memory. grid (ceil(T/(16*MMA_WARPS)), NH, B), block 32*MMA_WARPS
 //   attention_backward_dkv_mma  the backward on tensor cores (BF16 mode, HS = 64), one warp per
 //                          16 keys over tiles of 64 queries: S^T = K Q^T and dP^T = V dO^T (mma),
@@ -50,10 +50,12 @@
 //                          B*NH*T^2 floats): one warp per 16 queries over tiles of 64 keys,
 //                          S = Q K^T and dP = dO V^T formed again, dQ += dS K. Same grid and
 //                          block as attention_backward_dkv_mma
-//   attention_mma_tile     D = A B for one tile, A (16,16) row-major and B (16,8) row-major
-//                          bfloat16 bits, D (16,8) FP32, through mma_bf16_16816: each lane
-//                          loads its fragments by PTX's layout formulas, the check that the
-//                          GPU's tensor cores and the emulation agree on them. grid 1, block 32
+//   attention_mma_tile     D = A B for one tile, A (16,16) and B (16,16) row-major bfloat16 bits,
+//                          through mma_bf16_16816: d[0..128) = A by B's first 8 columns (16,8),
+//                          each lane loading its fragments by PTX's layout formulas; d[128..384)
+//                          = A B (16,16), B's fragments from shared memory by
+//                          ldmatrix_x4_trans: the check that the GPU's tensor cores and
+//                          ldmatrix and the emulation agree on the layouts. grid 1, block 32
 //
 // The backward pass writes dQ and dK/dV from separate kernels (dQ's per-block shares summed in
 // a fixed order), so no atomics are needed and results are the same in every run.
@@ -426,6 +428,7 @@ EMU_KERNEL(attention_dscores);
 
 
 KERNEL void attention_mma_tile(float* d, const unsigned short* a, const unsigned short* b) {
+  alignas(16) __shared__ unsigned short sb[16 * MMA_LD];  // B row-major, rows MMA_LD apart as in the kernels' tiles
   const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   unsigned af[4], bf[2];
 UNROLL
@@ -436,12 +439,24 @@ UNROLL
 UNROLL
   for (int r = 0; r < 2; r++) {  // B element i = 2r + e at row 2q + e + 8*(i/2), column g
     const int row = 2 * q + 8 * r;
-    bf[r] = (unsigned)b[row * 8 + g] | (unsigned)b[(row + 1) * 8 + g] << 16;
+    bf[r] = (unsigned)b[row * 16 + g] | (unsigned)b[(row + 1) * 16 + g] << 16;
   }
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f}, o[4];
   mma_bf16_16816(o, af, bf, c);
 UNROLL
   for (int i = 0; i < 4; i++) d[(g + 8 * (i >> 1)) * 8 + 2 * q + (i & 1)] = o[i];
+  // The same A by all of B, its fragments from ldmatrix_x4_trans: lane l points at row l%16,
+  // columns 8*(l/16)..: matrices 0 and 1 are B's first 8 columns, 2 and 3 its last 8.
+  for (int i = lane; i < 16 * 16; i += 32) sb[(i / 16) * MMA_LD + i % 16] = b[i];
+  __syncwarp();
+  unsigned bt[4];
+  ldmatrix_x4_trans(bt, sb + (lane & 15) * MMA_LD + 8 * (lane >> 4));
+UNROLL
+  for (int half = 0; half < 2; half++) {
+    mma_bf16_16816(o, af, bt + 2 * half, c);
+UNROLL
+    for (int i = 0; i < 4; i++) d[128 + (g + 8 * (i >> 1)) * 16 + 8 * half + 2 * q + (i & 1)] = o[i];
+  }
 }
 EMU_KERNEL(attention_mma_tile);
 
@@ -459,20 +474,16 @@ UNROLL
   }
 }
 
+// The tiles are 16-byte aligned (alignas), as ldmatrix_x4_trans needs its rows.
+
 // mma_tile_load copies rows t0.. t0+63 (zero past T) of the 64 columns at x (row stride
-// stride, bfloat16) into shared memory, row-major into rm (row j at j*MMA_LD) and transposed
-// into tr (column d at d*MMA_LD), each where not null: the B operands of the products that
-// reduce over columns and over rows.
-DEVFN void mma_tile_load(unsigned short* rm, unsigned short* tr, const unsigned short* x, long long stride, int t0,
-                         int T) {
+// stride, bfloat16) into shared memory, row j at tile + j*MMA_LD: the B operand both of the
+// products that reduce over its columns (mma_rows_by_tile) and, through ldmatrix_x4_trans,
+// of those that reduce over its rows (mma_acc_frags).
+DEVFN void mma_tile_load(unsigned short* tile, const unsigned short* x, long long stride, int t0, int T) {
   for (int i = threadIdx.x; i < MMA_KEYS * MMA_HS / 2; i += blockDim.x) {
     const int j = i / (MMA_HS / 2), d = 2 * (i % (MMA_HS / 2)), t = t0 + j;
-    const unsigned v = t < T ? *(const unsigned*)(x + t * stride + d) : 0u;
-    if (rm) *(unsigned*)(rm + j * MMA_LD + d) = v;
-    if (tr) {
-      tr[d * MMA_LD + j] = (unsigned short)(v & 0xffffu);
-      tr[(d + 1) * MMA_LD + j] = (unsigned short)(v >> 16);
-    }
+    *(unsigned*)(tile + j * MMA_LD + d) = t < T ? *(const unsigned*)(x + t * stride + d) : 0u;
   }
 }
 
@@ -503,25 +514,29 @@ UNROLL
 }
 
 // mma_acc_frags: acc[dt] (8 groups of 8 of the 64 columns) += A * tile, A (16 rows, 64 tile
-// rows) as A fragments a[kt] (k-steps of 16 tile rows), tile stored transposed in shared
-// memory (column d at d*MMA_LD); k-steps at or past `rows` skipped (A is 0 there).
-DEVFN void mma_acc_frags(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], const unsigned short* tile_t,
+// rows) as A fragments a[kt] (k-steps of 16 tile rows), tile row-major in shared memory
+// (mma_tile_load), B's fragments by ldmatrix_x4_trans two column groups at a time (lane l
+// points at row l%16 of the k-step, column group 2*dp + l/16); k-steps at or past `rows`
+// skipped (A is 0 there).
+DEVFN void mma_acc_frags(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], const unsigned short* tile,
                          int rows) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int lane = threadIdx.x & 31;
+  const unsigned short* row = opaque(tile + (lane & 15) * MMA_LD + 8 * (lane >> 4));
 UNROLL
   for (int kt = 0; kt < MMA_KEYS / 16; kt++)
 UNROLL
-    for (int dt = 0; dt < MMA_HS / 8; dt++) {
+    for (int dp = 0; dp < MMA_HS / 16; dp++) {
       if (kt * 16 >= rows) continue;
-      const unsigned short* r = tile_t + (dt * 8 + g) * MMA_LD + kt * 16 + 2 * q;
-      const unsigned b[2] = {*(const unsigned*)r, *(const unsigned*)(r + 8)};
-      mma_bf16_16816(acc[dt], a[kt], b, acc[dt]);
+      unsigned b[4];  // column groups 2dp (b[0], b[1]) and 2dp + 1 (b[2], b[3])
+      ldmatrix_x4_trans(b, row + kt * 16 * MMA_LD + dp * 16);
+      mma_bf16_16816(acc[2 * dp], a[kt], b, acc[2 * dp]);
+      mma_bf16_16816(acc[2 * dp + 1], a[kt], b + 2, acc[2 * dp + 1]);
     }
 }
 
 // mma_acc_by_tile is mma_acc_frags with A given as C fragments x[nt] (16 rows, 64 tile rows),
 // rounded to BF16 A fragments (two groups of 8 a k-step).
-DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile_t,
+DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile,
                            int rows) {
   unsigned a[MMA_KEYS / 16][4];
 UNROLL
@@ -531,7 +546,7 @@ UNROLL
     a[kt][2] = bf16x2(x[2 * kt + 1][0], x[2 * kt + 1][1]);
     a[kt][3] = bf16x2(x[2 * kt + 1][2], x[2 * kt + 1][3]);
   }
-  mma_acc_frags(acc, a, tile_t, rows);
+  mma_acc_frags(acc, a, tile, rows);
 }
 
 // mma_zero clears a warp's 16 x 64 accumulator.
@@ -576,8 +591,8 @@ UNROLL
 
 KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse, const unsigned short* q16,
                                   const float* key_bias, int T, int NH, float scale) {
-  __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
-  __shared__ unsigned short svt[MMA_HS * MMA_LD];    // V^T tile: dim d, key j at d*MMA_LD + j
+  alignas(16) __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
+  alignas(16) __shared__ unsigned short sv[MMA_KEYS * MMA_LD];   // V tile: key j, dim d at j*MMA_LD + d
   __shared__ float skb[MMA_KEYS];                    // key bias of the tile (-Inf past T)
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, q = lane & 3;
@@ -591,8 +606,8 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
   float m0 = -km_inff(), m1 = -km_inff(), l0 = 0.0f, l1 = 0.0f;
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
-    mma_tile_load(sk, nullptr, x + C, C3, k0, T);
-    mma_tile_load(nullptr, svt, x + 2 * C, C3, k0, T);
+    mma_tile_load(sk, x + C, C3, k0, T);
+    mma_tile_load(sv, x + 2 * C, C3, k0, T);
     mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
     if (w0 >= T) continue;     // every query of the warp past T: none of its work is stored
@@ -648,7 +663,7 @@ UNROLL
       o[dt][2] *= c1;
       o[dt][3] *= c1;
     }
-    mma_acc_by_tile(o, s, svt, T - k0);  // O += P V
+    mma_acc_by_tile(o, s, sv, T - k0);  // O += P V
   }
   const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
 UNROLL
@@ -672,7 +687,7 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
                                       const unsigned short* do16,
                                       const float* lse, const float* dd, const float* key_bias, int T, int NH,
                                       float scale) {
-  __shared__ unsigned short sk[MMA_KEYS * MMA_LD], skt[MMA_HS * MMA_LD], sv[MMA_KEYS * MMA_LD];
+  alignas(16) __shared__ unsigned short sk[MMA_KEYS * MMA_LD], sv[MMA_KEYS * MMA_LD];
   __shared__ float skb[MMA_KEYS];
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -689,8 +704,8 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
   mma_zero(dq);
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
-    mma_tile_load(sk, skt, x + C, C3, k0, T);
-    mma_tile_load(sv, nullptr, x + 2 * C, C3, k0, T);
+    mma_tile_load(sk, x + C, C3, k0, T);
+    mma_tile_load(sv, x + 2 * C, C3, k0, T);
     mma_key_bias_load(skb, key_bias, b, k0, T);
     __syncthreads();
     if (r0 - g >= T) continue;  // every query of the warp past T
@@ -704,7 +719,7 @@ UNROLL
         const float p = km_expf(s[nt][i] * scale + skb[nt * 8 + 2 * q + (i & 1)] - (i < 2 ? lse0 : lse1));
         s[nt][i] = p * (dp[nt][i] - (i < 2 ? dd0 : dd1));
       }
-    mma_acc_by_tile(dq, s, skt, T - k0);  // dQ += dS K
+    mma_acc_by_tile(dq, s, sk, T - k0);  // dQ += dS K
   }
   const long long base = (long long)b * T * C3 + h * MMA_HS;
   mma_store_rows(dqkv ? dqkv + base : nullptr, dqkv16 ? dqkv16 + base : nullptr, C3, dq, scale, r0, T);
@@ -715,19 +730,19 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
                                        const unsigned short* q16, const unsigned short* do16,
                                        const float* lse, const float* dd, const float* key_bias, int T, int NH,
                                        float scale) {
-  // sq holds a query tile for S^T = K Q^T, then (dq_part) the tile's dS for dQ = dS K.
-  __shared__ unsigned short sq[MMA_KEYS * MMA_LD], sqt[MMA_HS * MMA_LD], sdo[MMA_KEYS * MMA_LD],
-      sdot[MMA_HS * MMA_LD], skt[MMA_HS * MMA_LD];
+  // sq holds a query tile for S^T = K Q^T, then (dq_part) the tile's dS for dQ = dS K; sk and
+  // sv the block's keys and values, whose A fragments each warp takes from there on every
+  // tile rather than holding them in 32 registers for the whole kernel.
+  alignas(16) __shared__ unsigned short sq[MMA_KEYS * MMA_LD], sdo[MMA_KEYS * MMA_LD], sk[MMA_KEYS * MMA_LD],
+      sv[MMA_KEYS * MMA_LD];
   __shared__ float slse[MMA_KEYS], sdd[MMA_KEYS];
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int k0 = blockIdx.x * 16 * MMA_WARPS, r0 = k0 + warp * 16 + g, r1 = r0 + 8;  // this lane's two keys
   const unsigned short* x = q16 + (long long)b * T * C3 + h * MMA_HS;
   const unsigned short* y = do16 + (long long)b * T * C + h * MMA_HS;
-  unsigned ka[MMA_HS / 16][4], va[MMA_HS / 16][4];
-  mma_a_frags(ka, x + C, C3, r0, T);
-  mma_a_frags(va, x + 2 * C, C3, r0, T);
-  if (dq_part) mma_tile_load(nullptr, skt, x + C, C3, k0, T);  // K^T of the block's keys, read after the first sync
+  mma_tile_load(sk, x + C, C3, k0, T);  // read after the loop's first sync
+  mma_tile_load(sv, x + 2 * C, C3, k0, T);
   // dq_part + t*64 + d: this block's dQ contribution to query t (its keys only, unscaled).
   float* part = dq_part ? dq_part + (((long long)b * NH + h) * gridDim.x + blockIdx.x) * T * MMA_HS : nullptr;
   const float* kbs = key_bias ? key_bias + (long long)b * T : nullptr;
@@ -739,8 +754,8 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
   mma_zero(dv);
   for (int t0 = 0; t0 < T; t0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
-    mma_tile_load(sq, sqt, x, C3, t0, T);
-    mma_tile_load(sdo, sdot, y, C, t0, T);
+    mma_tile_load(sq, x, C3, t0, T);
+    mma_tile_load(sdo, y, C, t0, T);
     if (threadIdx.x < MMA_KEYS) {  // queries past T: lse +Inf, so P = 0
       const int t = t0 + threadIdx.x;
       slse[threadIdx.x] = t < T ? ls[t] : km_inff();
@@ -748,7 +763,10 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
     }
     __syncthreads();
     float st[MMA_KEYS / 8][4], dpt[MMA_KEYS / 8][4];
-    mma_rows_by_tile(st, ka, sq, T - t0);    // S^T = K Q^T
+    unsigned ka[MMA_HS / 16][4], va[MMA_HS / 16][4];  // the warp's 16 keys and values
+    mma_a_frags(ka, opaque(sk + warp * 16 * MMA_LD), MMA_LD, g, 16);
+    mma_rows_by_tile(st, ka, sq, T - t0);  // S^T = K Q^T
+    mma_a_frags(va, opaque(sv + warp * 16 * MMA_LD), MMA_LD, g, 16);
     mma_rows_by_tile(dpt, va, sdo, T - t0);  // dP^T = V dO^T
 UNROLL
     for (int nt = 0; nt < MMA_KEYS / 8; nt++)
@@ -759,8 +777,8 @@ UNROLL
         st[nt][i] = p;
         dpt[nt][i] = p * (dpt[nt][i] - sdd[j]);
       }
-    mma_acc_by_tile(dv, st, sdot, T - t0);  // dV += P^T dO
-    mma_acc_by_tile(dk, dpt, sqt, T - t0);  // dK += dS^T Q
+    mma_acc_by_tile(dv, st, sdo, T - t0);  // dV += P^T dO
+    mma_acc_by_tile(dk, dpt, sq, T - t0);   // dK += dS^T Q
     if (part) {  // uniform across the block
       __syncthreads();  // every warp has read sq: it takes dS, query-major (query i at i*MMA_LD)
 UNROLL
@@ -775,7 +793,7 @@ UNROLL
         mma_a_frags(da, sq + warp * 16 * MMA_LD, MMA_LD, g, 16);
         float dq[MMA_HS / 8][4];
         mma_zero(dq);
-        mma_acc_frags(dq, da, skt, T - k0);  // dQ = dS K
+        mma_acc_frags(dq, da, sk, T - k0);  // dQ = dS K
         mma_store_rows(part, nullptr, MMA_HS, dq, 1.0f, t0 + warp * 16 + g, T);
       }
     }

@@ -124,6 +124,35 @@ DEVFN void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2], 
 }
 #endif
 
+// ldmatrix_x4_trans loads four 8x8 matrices of 16-bit values from shared memory, transposed,
+// for the calling warp (ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16): lane l gives p, the
+// address of row l%8 of matrix l/8 (16 bytes, 16-byte aligned), and receives in r[m] matrix
+// m's elements (2(l%4), l/4) and (2(l%4)+1, l/4), the lower row in the low half. Matrices of
+// rows k..k+7 and k+8..k+15 of a row-major (k, n) tile, at columns n0..n0+7, give the B
+// fragment of mma_bf16_16816 for that 16x8 block, without a transposed copy of the tile.
+// Every lane of the warp must call it; sm_75 and later; the emulation is in emu.h.
+//
+// opaque returns p, hidden from the compiler's analysis: a tile's base address made opaque
+// where a helper starts keeps the compiler from computing every address it derives from it
+// once, ahead of the caller's loop, and holding them all in registers (with inline assembly
+// taking the address, it cannot fold the constant offsets into the instructions).
+#if defined(EMU_CPU)
+DEVFN void ldmatrix_x4_trans(unsigned r[4], const unsigned short* p) { emu::ldmatrix_x4_trans(r, p); }
+DEVFN const unsigned short* opaque(const unsigned short* p) { return p; }
+#else
+DEVFN const unsigned short* opaque(const unsigned short* p) {
+  asm volatile("" : "+l"(p));
+  return p;
+}
+DEVFN void ldmatrix_x4_trans(unsigned r[4], const unsigned short* p) {
+  asm volatile(
+      "{ .reg .u64 s; cvta.to.shared.u64 s, %4; ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, "
+      "[s]; }"
+      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+      : "l"(p));
+}
+#endif
+
 // bf16x2 packs the bfloat16 roundings of lo and hi into one register, lo in the low half
 // (an mma fragment's two elements).
 DEVFN unsigned bf16x2(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }

@@ -79,6 +79,7 @@ struct Warp {
   Barrier bar;
   uint64_t slot[32];  // shuffle exchange, one value per lane
   unsigned mma_a[32][4], mma_b[32][2];  // mma_bf16_16816's fragments, one set per lane
+  const unsigned short* ldm[32];         // ldmatrix_x4_trans's row addresses, one per lane
 };
 
 // Thread is one CUDA thread of the running block.
@@ -193,6 +194,24 @@ inline void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2],
   }
   wait(w.bar, "mma_bf16_16816");  // every lane has read the fragments
   for (int i = 0; i < 4; i++) d[i] = r[i];
+}
+
+// ldmatrix_x4_trans is ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 for the calling warp:
+// lane l posts the address of row l%8 of matrix l/8 (8 consecutive 16-bit values), and each
+// lane t receives in register m matrix m's elements (row 2(t%4), column t/4) in the low half
+// and (row 2(t%4)+1, column t/4) in the high half: the transpose's fragment, as mma's B.
+inline void ldmatrix_x4_trans(unsigned r[4], const unsigned short* p) {
+  Warp& w = warp();
+  const int lane = tcur->lane;
+  w.ldm[lane] = p;
+  wait(w.bar, "ldmatrix_x4_trans");
+  unsigned v[4];
+  for (int m = 0; m < 4; m++) {
+    const unsigned short *lo = w.ldm[m * 8 + 2 * (lane & 3)], *hi = w.ldm[m * 8 + 2 * (lane & 3) + 1];
+    v[m] = (unsigned)lo[lane >> 2] | (unsigned)hi[lane >> 2] << 16;
+  }
+  wait(w.bar, "ldmatrix_x4_trans");  // every lane has read the addresses
+  for (int m = 0; m < 4; m++) r[m] = v[m];
 }
 
 }  // namespace emu
