@@ -175,7 +175,7 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 // useAttnMMA reports whether attention runs on the tensor-core kernels: BF16 mode, 64 dims
 // per head, and qkv at an even element (the kernels read pairs of BF16 values).
 func (d *Device) useAttnMMA(qkv *kernels.Tensor, HS int) bool {
-	return d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%2 == 0
+	return d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%2 == 0 && d.mmaOK()
 }
 
 // pairOut is outPair for the tensor-core kernels, which store pairs of BF16 values as one

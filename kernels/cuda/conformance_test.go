@@ -417,45 +417,13 @@ func testLinearGelu(e *env) {
 	e.dev.SetGemmPrecision(GemmFP32)
 }
 
-// testMMATile checks mma_bf16_16816's and ldmatrix_x4_trans's fragment layouts: a 16x16 by
-// 16x8 product of small integers (exact in BF16 and in the FP32 sums) with the fragments
-// loaded by PTX's formulas, and the 16x16 by 16x16 product with B's loaded by
-// ldmatrix_x4_trans, through attention_mma_tile, against the plain products. On a GPU these
-// are the tensor cores' and ldmatrix's own layouts.
+// testMMATile checks mma_bf16_16816's and ldmatrix_x4_trans's fragment layouts
+// (mmaTileCheck): a 16x16 by 16x8 product of small integers with the fragments loaded by
+// PTX's formulas, and the 16x16 by 16x16 product with B's loaded by ldmatrix_x4_trans,
+// through attention_mma_tile, against the plain products. On a GPU these are the tensor
+// cores' and ldmatrix's own layouts.
 func testMMATile(e *env) {
-	a, b := make([]uint16, 16*16), make([]uint16, 16*16)
-	av, bv := make([]float64, len(a)), make([]float64, len(b))
-	for i := range a {
-		av[i] = float64((i*7)%11 - 5)
-		a[i] = bf16Nearest(float32(av[i]))
-	}
-	for i := range b {
-		bv[i] = float64((i*5)%13 - 6)
-		b[i] = bf16Nearest(float32(bv[i]))
-	}
-	pa, relA := e.dev.scratch(2 * len(a))
-	defer relA()
-	pb, relB := e.dev.scratch(2 * len(b))
-	defer relB()
-	pd, relD := e.dev.scratch(4 * (16*8 + 16*16))
-	defer relD()
-	must("MMATile", e.dev.drv.HtoD(pa, unsafe.Pointer(&a[0]), 2*len(a)))
-	must("MMATile", e.dev.drv.HtoD(pb, unsafe.Pointer(&b[0]), 2*len(b)))
-	e.dev.launch("attention_mma_tile", Dim3{1, 1, 1}, Dim3{32, 1, 1}, 0, P(pd), P(pa), P(pb))
-	got := make([]float32, 16*8+16*16)
-	must("MMATile", e.dev.drv.DtoH(unsafe.Pointer(&got[0]), pd, 4*len(got)))
-	for i := range 16 {
-		for j := range 16 {
-			var want float64
-			for k := range 16 {
-				want += av[i*16+k] * bv[k*16+j]
-			}
-			if j < 8 && float64(got[i*8+j]) != want {
-				e.t.Fatalf("D[%d][%d] = %g, want %g: the mma fragment layouts disagree", i, j, got[i*8+j], want)
-			}
-			if g := got[128+i*16+j]; float64(g) != want {
-				e.t.Fatalf("D[%d][%d] = %g with B from ldmatrix_x4_trans, want %g: its layout disagrees", i, j, g, want)
-			}
-		}
+	if err := e.dev.mmaTileCheck(); err != nil {
+		e.t.Fatal(err)
 	}
 }

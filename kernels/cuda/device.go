@@ -81,6 +81,8 @@ type Device struct {
 	// LinearBackward's bias gradient out of the product's epilogue (tests of the other paths,
 	// BenchmarkDiTBase's ablations).
 	noAttnMMA, noBiasGradEpilogue bool
+	// mmaState is mmaOK's finding: 0 not yet checked, 1 the layouts agree, -1 they do not.
+	mmaState int
 	// noHalves turns off the BF16 copies written by producing kernels (halfOut); checkHalves
 	// makes every product that reads one compare it with a fresh conversion (tests);
 	// halfReads counts the operands read from a copy, halfRestores the FP32 restorations.

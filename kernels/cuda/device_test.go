@@ -844,3 +844,42 @@ func TestLazyZero(t *testing.T) {
 		}
 	}
 }
+
+// wrongMMA is an emulated driver whose attention_mma_tile returns a wrong value, as a GPU
+// whose fragment layouts differed from the kernels' would.
+type wrongMMA struct{ *EmuDriver }
+
+func (w wrongMMA) Launch(kernel string, grid, block Dim3, shmem int, args []Arg) error {
+	if err := w.EmuDriver.Launch(kernel, grid, block, shmem, args); err != nil || kernel != "attention_mma_tile" {
+		return err
+	}
+	bad := float32(1e9)
+	return w.HtoD(DevPtr(args[0].Bits), unsafe.Pointer(&bad), 4)
+}
+
+// TestMMACheckFallsBack checks that a device whose tensor cores disagree with the kernels'
+// fragment layouts (mmaTileCheck) runs BF16 attention without the tensor-core kernels: the
+// same results as a device told not to use them.
+func TestMMACheckFallsBack(t *testing.T) {
+	const B, T, NH, HS = 2, 19, 2, 64
+	run := func(d *Device) []float32 {
+		d.SetGemmPrecision(GemmBF16)
+		qkv := d.FromHost(normals(7, B*T*3*NH*HS), B, T, 3, NH, HS)
+		out, lse := d.New(B, T, NH, HS), d.New(B, NH, T)
+		d.AttentionForward(out, lse, qkv, nil, B, T, NH, HS)
+		return hostOf(d, out)
+	}
+	if d := NewDevice(NewEmuDriver(), "emu"); !d.mmaOK() {
+		t.Fatal("the emulation disagrees with itself")
+	}
+	bad := NewDevice(wrongMMA{NewEmuDriver()}, "wrong")
+	got := run(bad)
+	if bad.mmaState != -1 {
+		t.Fatalf("mmaState %d after a wrong tile, want -1", bad.mmaState)
+	}
+	off := NewDevice(NewEmuDriver(), "off")
+	off.noAttnMMA = true
+	if want := run(off); !slices.Equal(got, want) {
+		t.Error("attention on a device with wrong layouts differs from attention without the tensor cores")
+	}
+}
