@@ -207,20 +207,30 @@ func BenchmarkGemmVsCublas(b *testing.B) {
 // rest: the small kernels of a step are many, and together as long as the largest products.
 const profileRows = 45
 
-// bf16Ablations are the BF16 mode's features BenchmarkDiTBase turns off one at a time.
+// bf16Ablations are the BF16 mode's features BenchmarkDiTBase turns off one at a time, in
+// the training step, and in sampling too unless they concern the backward pass alone.
 var bf16Ablations = []struct {
-	name string
-	off  func(d *Device)
+	name      string
+	off       func(d *Device)
+	trainOnly bool
 }{
-	{"copies", func(d *Device) { d.noHalves = true }},            // BF16 copies kept with the tensors (halfCopy)
-	{"bf16-only", func(d *Device) { d.noStoreHalf = true }},      // activations kept in BF16 alone (StoreHalf)
-	{"mma", func(d *Device) { d.noAttnMMA = true }},              // attention on tensor cores
-	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }},   // the bias gradient in the BGRADB epilogue
-	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }}, // LayerNorm and modulation in one pass
-	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }},    // the MLP's GELU in its products' epilogues
-	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }},     // products writing BF16 outputs (qkv, GELU's)
-	{"lazy-zero", func(d *Device) { d.noLazyZero = true }},       // ZeroGrad's zeros left pending (lazyZero)
-	{"dq-shares", func(d *Device) { d.attnBudget = 0 }},          // dQ from dkv's shares, not attention_backward_dq_mma
+	{"copies", func(d *Device) { d.noHalves = true }, false},            // BF16 copies kept with the tensors (halfCopy)
+	{"bf16-only", func(d *Device) { d.noStoreHalf = true }, false},      // activations kept in BF16 alone (StoreHalf)
+	{"mma", func(d *Device) { d.noAttnMMA = true }, false},              // attention on tensor cores
+	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }, true},    // the bias gradient in the BGRADB epilogue
+	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }, false}, // LayerNorm and modulation in one pass
+	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }, false},    // the MLP's GELU in its products' epilogues
+	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }, false},     // products writing BF16 outputs (qkv, GELU's)
+	{"lazy-zero", func(d *Device) { d.noLazyZero = true }, true},        // ZeroGrad's zeros left pending (lazyZero)
+	{"dq-shares", func(d *Device) { d.attnBudget = 0 }, true},           // dQ from dkv's shares, not attention_backward_dq_mma
+}
+
+// ablationKinds are the runs of ablation a: "train", and "sample" unless a.trainOnly.
+func ablationKinds(trainOnly bool) []string {
+	if trainOnly {
+		return []string{"train"}
+	}
+	return []string{"train", "sample"}
 }
 
 var (
@@ -292,7 +302,7 @@ func BenchmarkDiTBase(b *testing.B) {
 	// What each BF16 feature buys: the BF16 step and sampling run with one of them off, in the
 	// same run as the full BF16 figures above (ratios logged by "ablations").
 	for _, a := range bf16Ablations {
-		for _, kind := range []string{"train", "sample"} {
+		for _, kind := range ablationKinds(a.trainOnly) {
 			key := kind + "/bf16-" + a.name
 			b.Run(key, func(b *testing.B) {
 				d, w := setup(b, GemmBF16)
@@ -323,7 +333,7 @@ func BenchmarkDiTBase(b *testing.B) {
 		ditMu.Lock()
 		defer ditMu.Unlock()
 		for _, a := range bf16Ablations {
-			for _, kind := range []string{"train", "sample"} {
+			for _, kind := range ablationKinds(a.trainOnly) {
 				full, okFull := ditResults[kind+"/bf16"]
 				off, okOff := ditResults[kind+"/bf16-"+a.name]
 				if okFull && okOff {
