@@ -71,6 +71,8 @@ lint: vet-cuda
 # the GEMM rate; Flow-DPO fine-tuning as pairs/s with LoRA and full, and full/LoRA; align
 # score on 1,000 files natively and through ONNX Runtime (from make ort), and ONNX/native;
 # then the two reward models alone. Each measures its own peak memory (internal/benchmem).
+# Last, the CUDA device's host cost per DiT-B step and sampling run over a driver that does
+# no work (kernels/cuda BenchmarkHostCost: what the Go side costs before any GPU).
 # -benchtime is kept small so that the whole target stays within about 10 minutes on 2 cores.
 bench: setup pyenv ort
 	ALIGN_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test -run '^$$' -bench 'GemmTable|DiTBlock|Attention' -benchtime 10x -timeout 30m ./kernels ./nn
@@ -79,6 +81,7 @@ bench: setup pyenv ort
 	$(GO) test -run '^$$' -bench 'Finetune' -benchtime 5x ./dpo
 	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 2x ./rewards/scoring
 	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 20x ./rewards/onnx
+	$(GO) test -run '^$$' -bench 'HostCost' -benchtime 20x ./kernels/cuda
 
 pyenv: $(PYTHON)
 $(PYTHON):
