@@ -566,6 +566,15 @@ DEVFN void mma_key_bias_load(float* skb, const float* key_bias, int b, int k0, i
   }
 }
 
+// mma_kv_load fills the shared tiles of keys and values k0.. k0+63 (sk, sv: zero past T) and
+// their key bias (skb) from x, sample b's part of q16 at its head, by the whole block.
+DEVFN void mma_kv_load(unsigned short* sk, unsigned short* sv, float* skb, const unsigned short* x, int C,
+                       const float* key_bias, int b, int k0, int T) {
+  mma_tile_load(sk, x + C, 3 * C, k0, T);
+  mma_tile_load(sv, x + 2 * C, 3 * C, k0, T);
+  mma_key_bias_load(skb, key_bias, b, k0, T);
+}
+
 // mma_store_rows writes acc*mul (rows r0 = g-lanes' row, r0 + 8; columns 8dt + 2q, +1) into
 // the rows below T of y (row stride stride) and its BF16 rounding into y16, each where not
 // null.
@@ -606,9 +615,7 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
   float m0 = -km_inff(), m1 = -km_inff(), l0 = 0.0f, l1 = 0.0f;
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
-    mma_tile_load(sk, x + C, C3, k0, T);
-    mma_tile_load(sv, x + 2 * C, C3, k0, T);
-    mma_key_bias_load(skb, key_bias, b, k0, T);
+    mma_kv_load(sk, sv, skb, x, C, key_bias, b, k0, T);
     __syncthreads();
     if (w0 >= T) continue;     // every query of the warp past T: none of its work is stored
     float s[MMA_KEYS / 8][4];  // keys 8nt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
@@ -704,11 +711,9 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
   mma_zero(dq);
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
-    mma_tile_load(sk, x + C, C3, k0, T);
-    mma_tile_load(sv, x + 2 * C, C3, k0, T);
-    mma_key_bias_load(skb, key_bias, b, k0, T);
+    mma_kv_load(sk, sv, skb, x, C, key_bias, b, k0, T);
     __syncthreads();
-    if (r0 - g >= T) continue;  // every query of the warp past T
+    if (r0 - g >= T) continue;  // every query of the warp (its first is r0 - g) past T
     float s[MMA_KEYS / 8][4], dp[MMA_KEYS / 8][4];
     mma_rows_by_tile(s, qa, sk, T - k0);   // S = Q K^T
     mma_rows_by_tile(dp, da, sv, T - k0);  // dP = dO V^T
