@@ -32,31 +32,8 @@ func TestRewardModelsMatchCPU(t *testing.T) {
 		ScoreAndGrad(Batch, []float64) ([][]float32, *kernels.Tensor, error)
 	}
 	build := map[string]func(dev kernels.Device) model{
-		"native": func(dev kernels.Device) model {
-			m, err := NewNative(dev, &kernels.RNG{Seed: 1}, NativeConfig{Kind: KindImage, ImageSize: 32, Channels: 3, Frames: 1,
-				PatchSize: 8, TubeletFrames: 1, Width: 16, VisionLayers: 1, JointLayers: 1, Heads: 2, MLPRatio: 2,
-				Dims: []string{DimVQ, DimTA}}, tok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.SetTrainable(false)
-			return m
-		},
-		"latent": func(dev kernels.Device) model {
-			gcfg := tinyGeneratorConfig(KindImage, 32, tok)
-			gcfg.PatchSize, gcfg.Depth, gcfg.RewardDims = 8, 1, []string{}
-			g, err := diffusion.NewDiT(dev, &kernels.RNG{Seed: 2}, gcfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.Tokenizer = tok
-			m, err := NewLatentFromGenerator(dev, &kernels.RNG{Seed: 3}, g, LatentConfig{Blocks: 1, Dims: []string{DimVQ, DimTA}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.SetTrainable(false)
-			return m
-		},
+		"native": func(dev kernels.Device) model { nat, _ := tinyRewardModels(t, dev, tok); return nat },
+		"latent": func(dev kernels.Device) model { _, lat := tinyRewardModels(t, dev, tok); return lat },
 	}
 	const B = 3
 	r := rand.New(rand.NewPCG(4, 4))
@@ -111,4 +88,30 @@ func TestRewardModelsMatchCPU(t *testing.T) {
 			t.Errorf("%s: the pixels' gradient differs from the CPU's by %.3g (relative L2, |g|^2 = %g)", name, math.Sqrt(d2/max(w2, 1e-30)), w2)
 		}
 	}
+}
+
+// tinyRewardModels builds, frozen, a native image reward model of width 16 on 32x32 images
+// and a latent one on a one-block generator, each from fixed seeds, on dev.
+func tinyRewardModels(t *testing.T, dev kernels.Device, tok *diffusion.Tokenizer) (*Native, *LatentReward) {
+	t.Helper()
+	nat, err := NewNative(dev, &kernels.RNG{Seed: 1}, NativeConfig{Kind: KindImage, ImageSize: 32, Channels: 3, Frames: 1,
+		PatchSize: 8, TubeletFrames: 1, Width: 16, VisionLayers: 1, JointLayers: 1, Heads: 2, MLPRatio: 2,
+		Dims: []string{DimVQ, DimTA}}, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nat.SetTrainable(false)
+	gcfg := tinyGeneratorConfig(KindImage, 32, tok)
+	gcfg.PatchSize, gcfg.Depth, gcfg.RewardDims = 8, 1, []string{}
+	g, err := diffusion.NewDiT(dev, &kernels.RNG{Seed: 2}, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Tokenizer = tok
+	lat, err := NewLatentFromGenerator(dev, &kernels.RNG{Seed: 3}, g, LatentConfig{Blocks: 1, Dims: []string{DimVQ, DimTA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lat.SetTrainable(false)
+	return nat, lat
 }

@@ -3,8 +3,6 @@ package rewards
 import (
 	"testing"
 
-	"github.com/alignkit/align/diffusion"
-	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/kernels/cuda"
 )
 
@@ -27,24 +25,7 @@ func TestEvaluateFreesDeviceMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nat, err := NewNative(ed, &kernels.RNG{Seed: 1}, NativeConfig{Kind: KindImage, ImageSize: 32, Channels: 3, Frames: 1, PatchSize: 8,
-		TubeletFrames: 1, Width: 16, VisionLayers: 1, JointLayers: 1, Heads: 2, MLPRatio: 2, Dims: []string{DimVQ, DimTA}}, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nat.SetTrainable(false)
-	gcfg := tinyGeneratorConfig(KindImage, 32, tok)
-	gcfg.PatchSize, gcfg.Depth, gcfg.RewardDims = 8, 1, []string{}
-	g, err := diffusion.NewDiT(ed, &kernels.RNG{Seed: 2}, gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Tokenizer = tok
-	lat, err := NewLatentFromGenerator(ed, &kernels.RNG{Seed: 3}, g, LatentConfig{Blocks: 1, Dims: []string{DimVQ, DimTA}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lat.SetTrainable(false)
+	nat, lat := tinyRewardModels(t, ed, tok)
 	for _, c := range []struct {
 		name string
 		eval func() (*EvalReport, error)
