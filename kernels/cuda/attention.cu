@@ -27,14 +27,17 @@
 //                          read as the BF16 copy of qkv (q16: (B,T,3,NH,64) bfloat16 bits, 4-byte
 //                          aligned), S = Q K^T and O += P V by mma.sync m16n8k16 (FP32
 //                          accumulation, P rounded to BF16 for its product), the online softmax
-//                          on the S fragments in registers; the same out and lse as
+//                          on the S fragments in registers, in base 2 (scores times log2 e,
+//                          powers by exp2_approx, the special function unit's one instruction;
+//                          lse written in natural log as every path's); the same out and lse as
 //                          attention_forward (up to BF16 rounding), and out's BF16 copy into out16
 //                          where not null. Each warp takes 16 queries,
 //                          each block MMA_WARPS warps; K and V tiles of 64 keys in shared
 //                          memory. grid (ceil(T/(16*MMA_WARPS)), NH, B), block 32*MMA_WARPS
 //   attention_backward_dkv_mma  the backward on tensor cores (BF16 mode, HS = 64), one warp per
 //                          16 keys over tiles of 64 queries: S^T = K Q^T and dP^T = V dO^T (mma),
-//                          P^T = exp(scale*S^T + bias - lse), dS^T = P^T*(dP^T - dd) in registers,
+//                          P^T = exp(scale*S^T + bias - lse) (as a power of 2, exp2_approx),
+//                          dS^T = P^T*(dP^T - dd) in registers,
 //                          dV += P^T dO, dK += dS^T Q (mma, P and dS rounded to BF16); dK*scale
 //                          and dV into dqkv (and their BF16 copies into dqkv16 where not null);
 //                          a key with bias -Inf gets dK = dV = 0. Where dq_part is not null, also
@@ -557,12 +560,13 @@ UNROLL
     for (int i = 0; i < 4; i++) acc[dt][i] = 0.0f;
 }
 
-// mma_key_bias_load copies sample b's key bias of keys k0.. k0+63 into skb (0 without a
-// bias, -Inf past T), by the block's first 64 threads.
+// mma_key_bias_load copies sample b's key bias of keys k0.. k0+63, times log2(e) (the
+// tensor-core kernels' exponentials are powers of 2), into skb (0 without a bias, -Inf past
+// T), by the block's first 64 threads.
 DEVFN void mma_key_bias_load(float* skb, const float* key_bias, int b, int k0, int T) {
   if (threadIdx.x < MMA_KEYS) {
     const int t = k0 + threadIdx.x;
-    skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] : 0.0f) : -km_inff();
+    skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] * KM_LOG2E : 0.0f) : -km_inff();
   }
 }
 
@@ -602,7 +606,7 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
                                   const float* key_bias, int T, int NH, float scale) {
   alignas(16) __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
   alignas(16) __shared__ unsigned short sv[MMA_KEYS * MMA_LD];   // V tile: key j, dim d at j*MMA_LD + d
-  __shared__ float skb[MMA_KEYS];                    // key bias of the tile (-Inf past T)
+  alignas(8) __shared__ float skb[MMA_KEYS];         // key bias*log2(e) of the tile (-Inf past T)
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, q = lane & 3;
   const int w0 = blockIdx.x * 16 * MMA_WARPS + warp * 16;  // the warp's first query
@@ -612,6 +616,9 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
   mma_a_frags(qa, x, C3, r0, T);
   float o[MMA_HS / 8][4];  // O: dims 8*dt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
   mma_zero(o);
+  // The online softmax in base 2: scores v = s*scale*log2(e) + bias*log2(e) (skb holds the
+  // latter), running max m and sum l of 2^(v - m); exp(x) = 2^(x log2 e) by exp2_approx.
+  const float sl2 = scale * KM_LOG2E;
   float m0 = -km_inff(), m1 = -km_inff(), l0 = 0.0f, l1 = 0.0f;
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
@@ -622,16 +629,18 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
     mma_rows_by_tile(s, qa, sk, T - k0);  // S = Q K^T
     float mt0 = -km_inff(), mt1 = -km_inff();
 UNROLL
-    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++) {
+      const f32x2 kb = *(const f32x2*)(skb + nt * 8 + 2 * q);  // keys 8nt + 2q, +1
 UNROLL
       for (int i = 0; i < 4; i++) {
-        float v = s[nt][i] * scale + skb[nt * 8 + 2 * q + (i & 1)];
+        const float v = fma_rn(s[nt][i], sl2, kb[i & 1]);
         s[nt][i] = v;
         if (i < 2)
           mt0 = v > mt0 ? v : mt0;
         else
           mt1 = v > mt1 ? v : mt1;
       }
+    }
 UNROLL
     for (int off = 1; off < 4; off <<= 1) {  // over the 4 lanes of the row group
       float w0 = __shfl_xor_sync(FULL_MASK, mt0, off), w1 = __shfl_xor_sync(FULL_MASK, mt1, off);
@@ -639,15 +648,16 @@ UNROLL
       mt1 = w1 > mt1 ? w1 : mt1;
     }
     const float mn0 = mt0 > m0 ? mt0 : m0, mn1 = mt1 > m1 ? mt1 : m1;
-    // Rows with every key so far masked keep m = -Inf, p = 0 and the correction 1.
-    const float c0 = mn0 == -km_inff() ? 1.0f : km_expf(m0 - mn0), c1 = mn1 == -km_inff() ? 1.0f : km_expf(m1 - mn1);
+    // A row with every key so far masked (max -Inf) subtracts 0 instead: its scores are -Inf,
+    // so p = 0, and its o and l are 0 whatever the correction c (2^-Inf = 0 there).
+    const float ms0 = mn0 == -km_inff() ? 0.0f : mn0, ms1 = mn1 == -km_inff() ? 0.0f : mn1;
+    const float c0 = exp2_approx(m0 - ms0), c1 = exp2_approx(m1 - ms1);
     float ps0 = 0.0f, ps1 = 0.0f;
 UNROLL
     for (int nt = 0; nt < MMA_KEYS / 8; nt++)
 UNROLL
       for (int i = 0; i < 4; i++) {
-        const float mn = i < 2 ? mn0 : mn1;
-        const float p = mn == -km_inff() ? 0.0f : km_expf(s[nt][i] - mn);
+        const float p = exp2_approx(s[nt][i] - (i < 2 ? ms0 : ms1));
         s[nt][i] = p;
         if (i < 2)
           ps0 += p;
@@ -684,8 +694,8 @@ UNROLL
   mma_store_rows(out ? out + base : nullptr, out16 ? out16 + base : nullptr, C, o, 1.0f, r0, T);
   if (q == 0) {
     float* ls = lse + ((long long)b * NH + h) * T;
-    if (r0 < T) ls[r0] = l0 > 0.0f ? m0 + km_logf(l0) : 0.0f;
-    if (r1 < T) ls[r1] = l1 > 0.0f ? m1 + km_logf(l1) : 0.0f;
+    if (r0 < T) ls[r0] = l0 > 0.0f ? m0 * KM_LN2 + km_logf(l0) : 0.0f;  // natural log, as every path's
+    if (r1 < T) ls[r1] = l1 > 0.0f ? m1 * KM_LN2 + km_logf(l1) : 0.0f;
   }
 }
 EMU_KERNEL(attention_forward_mma);
@@ -695,7 +705,7 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
                                       const float* lse, const float* dd, const float* key_bias, int T, int NH,
                                       float scale) {
   alignas(16) __shared__ unsigned short sk[MMA_KEYS * MMA_LD], sv[MMA_KEYS * MMA_LD];
-  __shared__ float skb[MMA_KEYS];
+  alignas(8) __shared__ float skb[MMA_KEYS];
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int r0 = blockIdx.x * 16 * MMA_WARPS + warp * 16 + g, r1 = r0 + 8;
@@ -705,7 +715,9 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
   mma_a_frags(da, do16 + (long long)b * T * C + h * MMA_HS, C, r0, T);
   const float* ls = lse + ((long long)b * NH + h) * T;
   const float* dds = dd + ((long long)b * NH + h) * T;
-  const float lse0 = r0 < T ? ls[r0] : 0.0f, lse1 = r1 < T ? ls[r1] : 0.0f;
+  // P = exp(scale*S + bias - lse) = 2^(S*scale*log2(e) + (bias - lse)*log2(e)).
+  const float sl2 = scale * KM_LOG2E;
+  const float lse0 = r0 < T ? ls[r0] * KM_LOG2E : 0.0f, lse1 = r1 < T ? ls[r1] * KM_LOG2E : 0.0f;
   const float dd0 = r0 < T ? dds[r0] : 0.0f, dd1 = r1 < T ? dds[r1] : 0.0f;
   float dq[MMA_HS / 8][4];
   mma_zero(dq);
@@ -718,12 +730,14 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
     mma_rows_by_tile(s, qa, sk, T - k0);   // S = Q K^T
     mma_rows_by_tile(dp, da, sv, T - k0);  // dP = dO V^T
 UNROLL
-    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++) {
+      const f32x2 kb = *(const f32x2*)(skb + nt * 8 + 2 * q);  // keys 8nt + 2q, +1
 UNROLL
-      for (int i = 0; i < 4; i++) {  // dS = P*(dP - dd), P = exp(scale*S + bias - lse); exp(-Inf) = 0
-        const float p = km_expf(s[nt][i] * scale + skb[nt * 8 + 2 * q + (i & 1)] - (i < 2 ? lse0 : lse1));
+      for (int i = 0; i < 4; i++) {  // dS = P*(dP - dd), P = exp(scale*S + bias - lse); 2^-Inf = 0
+        const float p = exp2_approx(fma_rn(s[nt][i], sl2, kb[i & 1] - (i < 2 ? lse0 : lse1)));
         s[nt][i] = p * (dp[nt][i] - (i < 2 ? dd0 : dd1));
       }
+    }
     mma_acc_by_tile(dq, s, sk, T - k0);  // dQ += dS K
   }
   const long long base = (long long)b * T * C3 + h * MMA_HS;
@@ -740,7 +754,7 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
   // tile rather than holding them in 32 registers for the whole kernel.
   alignas(16) __shared__ unsigned short sq[MMA_KEYS * MMA_LD], sdo[MMA_KEYS * MMA_LD], sk[MMA_KEYS * MMA_LD],
       sv[MMA_KEYS * MMA_LD];
-  __shared__ float slse[MMA_KEYS], sdd[MMA_KEYS];
+  alignas(8) __shared__ float slse[MMA_KEYS], sdd[MMA_KEYS];  // the tile's lse*log2(e) and dd
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int k0 = blockIdx.x * 16 * MMA_WARPS, r0 = k0 + warp * 16 + g, r1 = r0 + 8;  // this lane's two keys
@@ -751,7 +765,10 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
   // dq_part + t*64 + d: this block's dQ contribution to query t (its keys only, unscaled).
   float* part = dq_part ? dq_part + (((long long)b * NH + h) * gridDim.x + blockIdx.x) * T * MMA_HS : nullptr;
   const float* kbs = key_bias ? key_bias + (long long)b * T : nullptr;
-  const float kb0 = r0 < T ? (kbs ? kbs[r0] : 0.0f) : -km_inff(), kb1 = r1 < T ? (kbs ? kbs[r1] : 0.0f) : -km_inff();
+  // P^T = exp(scale*S^T + bias - lse) = 2^(S^T*scale*log2(e) + (bias - lse)*log2(e)).
+  const float sl2 = scale * KM_LOG2E;
+  const float kb0 = r0 < T ? (kbs ? kbs[r0] * KM_LOG2E : 0.0f) : -km_inff();
+  const float kb1 = r1 < T ? (kbs ? kbs[r1] * KM_LOG2E : 0.0f) : -km_inff();
   const float* ls = lse + ((long long)b * NH + h) * T;
   const float* dds = dd + ((long long)b * NH + h) * T;
   float dk[MMA_HS / 8][4], dv[MMA_HS / 8][4];
@@ -763,7 +780,7 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
     mma_tile_load(sdo, y, C, t0, T);
     if (threadIdx.x < MMA_KEYS) {  // queries past T: lse +Inf, so P = 0
       const int t = t0 + threadIdx.x;
-      slse[threadIdx.x] = t < T ? ls[t] : km_inff();
+      slse[threadIdx.x] = t < T ? ls[t] * KM_LOG2E : km_inff();
       sdd[threadIdx.x] = t < T ? dds[t] : 0.0f;
     }
     __syncthreads();
@@ -774,14 +791,15 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
     mma_a_frags(va, opaque(sv + warp * 16 * MMA_LD), MMA_LD, g, 16);
     mma_rows_by_tile(dpt, va, sdo, T - t0);  // dP^T = V dO^T
 UNROLL
-    for (int nt = 0; nt < MMA_KEYS / 8; nt++)
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++) {  // queries 8nt + 2q, +1
+      const f32x2 l2 = *(const f32x2*)(slse + nt * 8 + 2 * q), d2 = *(const f32x2*)(sdd + nt * 8 + 2 * q);
 UNROLL
       for (int i = 0; i < 4; i++) {  // P^T = exp(scale*S^T + bias_key - lse_query), dS^T = P^T*(dP^T - dd_query)
-        const int j = nt * 8 + 2 * q + (i & 1);
-        const float p = km_expf(st[nt][i] * scale + (i < 2 ? kb0 : kb1) - slse[j]);
+        const float p = exp2_approx(fma_rn(st[nt][i], sl2, (i < 2 ? kb0 : kb1) - l2[i & 1]));
         st[nt][i] = p;
-        dpt[nt][i] = p * (dpt[nt][i] - sdd[j]);
+        dpt[nt][i] = p * (dpt[nt][i] - d2[i & 1]);
       }
+    }
     mma_acc_by_tile(dv, st, sdo, T - t0);  // dV += P^T dO
     mma_acc_by_tile(dk, dpt, sq, T - t0);   // dK += dS^T Q
     if (part) {  // uniform across the block

@@ -74,6 +74,8 @@ DEVFN double block_sum_d(double v) {
 // f32x4 is four floats loaded or stored as one 16-byte access, for the streaming kernels'
 // vector paths where their pointers are 16-byte aligned (aligned16) and rows a multiple of 4.
 typedef float f32x4 __attribute__((vector_size(16)));
+// f32x2: two floats as one 8-byte access (8-byte aligned).
+typedef float f32x2 __attribute__((vector_size(8)));
 DEVFN bool aligned16(const void* p) { return ((unsigned long long)p & 15) == 0; }
 
 // bf16_bits rounds x to bfloat16: the upper 16 bits after adding half a unit of the last
@@ -154,8 +156,43 @@ DEVFN void ldmatrix_x4_trans(unsigned r[4], const unsigned short* p) {
 #endif
 
 // bf16x2 packs the bfloat16 roundings of lo and hi into one register, lo in the low half
-// (an mma fragment's two elements).
+// (an mma fragment's two elements). On the GPU one cvt.rn.bf16x2.f32 (sm_80 and later) where
+// bf16_bits takes about five integer instructions a value; the same bits but for a NaN's
+// (the GPU's is canonical, bf16_bits keeps the sign and payload: both stay NaN).
+#if defined(EMU_CPU)
 DEVFN unsigned bf16x2(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
+#else
+DEVFN unsigned bf16x2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+#endif
+
+// exp2_approx is 2^x by the GPU's special function unit (ex2.approx.ftz.f32: relative error
+// about 2^-22, results below 2^-126 flushed to 0, 2^-Inf = 0): one instruction where km_expf
+// takes about thirty. For the tensor-core attention kernels only, whose probabilities are
+// rounded to BF16 for their products anyway and which compute exp(x) as 2^(x log2 e) with
+// the factor folded into the scores' scale. The emulation rounds the exact 2^x to float and
+// flushes the same way, so it may differ from a GPU in the last bit or two.
+//
+// fma_rn is a*b + c rounded once (fma.rn.f32; the emulation's fmaf gives the same bits). The
+// kernels are compiled with contraction off, so a fused multiply-add is written out.
+#define KM_LOG2E 1.44269504f
+#define KM_LN2 0.693147181f
+DEVFN float fma_rn(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+#if defined(EMU_CPU)
+DEVFN float exp2_approx(float x) {
+  const float r = (float)__builtin_exp2((double)x);
+  return r < 1.17549435e-38f ? 0.0f : r;
+}
+#else
+DEVFN float exp2_approx(float x) {
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+#endif
 
 // GRID_STRIDE loops i over [0, n) with every thread of the grid, blockDim.x*gridDim.x apart.
 #define GRID_STRIDE(i, n) \

@@ -5,7 +5,7 @@
 //   emu_test_spin      spins until *flag != 0 (for the watchdog)
 //   emu_test_race      every thread adds 1 to *counter, plain and atomically; block sums of
 //                      the thread indices through shared memory, shuffles and barriers
-//   kmath_eval_f       out[i] = f(x[i]) for f = km_expf (0), km_logf (1)
+//   kmath_eval_f       out[i] = f(x[i]) for f = km_expf (0), km_logf (1), exp2_approx (2)
 //   kmath_eval_d       out[i] = f(x[i]) for f = km_exp (0), km_log (1), sin (2), cos (3) of km_sincos
 //
 // Test: go test ./kernels/cuda -run 'Emu|KMath'
@@ -46,7 +46,7 @@ KERNEL void emu_test_race(double* out, int* counter) {
 EMU_KERNEL(emu_test_race);
 
 KERNEL void kmath_eval_f(float* out, const float* x, int n, int fn) {
-  GRID_STRIDE(i, n) out[i] = fn == 0 ? km_expf(x[i]) : km_logf(x[i]);
+  GRID_STRIDE(i, n) out[i] = fn == 0 ? km_expf(x[i]) : fn == 1 ? km_logf(x[i]) : exp2_approx(x[i]);
 }
 EMU_KERNEL(kmath_eval_f);
 

@@ -197,7 +197,7 @@ func TestKMathFloat(t *testing.T) {
 	for x := -104.0; x < 89; x += 0.0137 {
 		xs = append(xs, float32(x))
 	}
-	for _, v := range []float64{0, 1, 1e-30, 1e-40, 3e38, math.Inf(1), math.Inf(-1), math.NaN(), -1} {
+	for _, v := range []float64{0, 1, 1e-30, 1e-40, 3e38, math.Inf(1), math.Inf(-1), math.NaN(), -1, -126.5, -149, 127.9} {
 		xs = append(xs, float32(v))
 	}
 	n := len(xs)
@@ -205,7 +205,7 @@ func TestKMathFloat(t *testing.T) {
 	if err := drv.HtoD(in, unsafe.Pointer(&xs[0]), 4*n); err != nil {
 		t.Fatal(err)
 	}
-	for fn, name := range []string{"km_expf", "km_logf"} {
+	for fn, name := range []string{"km_expf", "km_logf", "exp2_approx"} {
 		if err := drv.Launch("kmath_eval_f", Dim3{8, 1, 1}, Dim3{256, 1, 1}, 0, []Arg{P(out), P(in), I(n), I(fn)}); err != nil {
 			t.Fatal(err)
 		}
@@ -216,10 +216,13 @@ func TestKMathFloat(t *testing.T) {
 		worst := int64(0)
 		for i, x := range xs {
 			var want float32
-			if fn == 0 {
+			switch fn {
+			case 0:
 				want = float32(math.Exp(float64(x)))
-			} else {
+			case 1:
 				want = float32(math.Log(float64(x)))
+			default:
+				want = float32(math.Exp2(float64(x)))
 			}
 			switch {
 			case math.IsNaN(float64(want)):
