@@ -453,7 +453,7 @@ UNROLL
   for (int i = lane; i < 16 * 16; i += 32) sb[(i / 16) * MMA_LD + i % 16] = b[i];
   __syncwarp();
   unsigned bt[4];
-  ldmatrix_x4_trans(bt, sb + (lane & 15) * MMA_LD + 8 * (lane >> 4));
+  ldmatrix_x4_trans(bt, smem_of(sb + (lane & 15) * MMA_LD + 8 * (lane >> 4)));
 UNROLL
   for (int half = 0; half < 2; half++) {
     mma_bf16_16816(o, af, bt + 2 * half, c);
@@ -477,7 +477,28 @@ UNROLL
   }
 }
 
-// The tiles are 16-byte aligned (alignas), as ldmatrix_x4_trans needs its rows.
+// mma_a_frags_tile loads a warp's A fragments of 16 rows of a tile in shared memory (row-major,
+// rows MMA_LD apart; 64 columns) by ldmatrix_x4: lane l points at row l%8 + 8*(l/8%2),
+// column 8*(l/16) of each k-step.
+DEVFN void mma_a_frags_tile(unsigned fr[MMA_HS / 16][4], const unsigned short* tile) {
+  const int lane = threadIdx.x & 31;
+  const smem_t row = smem_of(tile + ((lane & 7) + 8 * ((lane >> 3) & 1)) * MMA_LD + 8 * (lane >> 4));
+UNROLL
+  for (int ks = 0; ks < MMA_HS / 16; ks++) ldmatrix_x4(fr[ks], smem_at(row, ks * 16));
+}
+
+// mma_a_frags_tile_trans loads a warp's A fragments of the 16 columns from c0 of a tile in
+// shared memory (row-major, rows MMA_LD apart, 64 rows: A = those columns transposed, the
+// tile's rows its k-steps) by ldmatrix_x4_trans: lane l points at row l%8 + 8*(l/16), column
+// c0 + 8*(l/8%2) of each k-step.
+DEVFN void mma_a_frags_tile_trans(unsigned fr[MMA_KEYS / 16][4], const unsigned short* tile, int c0) {
+  const int lane = threadIdx.x & 31;
+  const smem_t row = smem_of(tile + ((lane & 7) + 8 * (lane >> 4)) * MMA_LD + c0 + 8 * ((lane >> 3) & 1));
+UNROLL
+  for (int kt = 0; kt < MMA_KEYS / 16; kt++) ldmatrix_x4_trans(fr[kt], smem_at(row, kt * 16 * MMA_LD));
+}
+
+// The tiles are 16-byte aligned (alignas), as ldmatrix needs its rows.
 
 // mma_tile_load copies rows t0.. t0+63 (zero past T) of the 64 columns at x (row stride
 // stride, bfloat16) into shared memory, row j at tile + j*MMA_LD: the B operand both of the
@@ -499,21 +520,38 @@ DEVFN void mma_tile_load(unsigned short* tile, const unsigned short* x, long lon
 // mma_rows_by_tile: acc[nt] (8 groups of 8 tile rows) = A * tile^T, A the warp's 16 rows as
 // fragments over 64 columns, tile row-major in shared memory (rows of 64 columns); groups
 // of rows at or past `rows` are 0.
-DEVFN void mma_rows_by_tile(float acc[MMA_KEYS / 8][4], const unsigned a[MMA_HS / 16][4], const unsigned short* tile,
-                            int rows) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+DEVFN void mma_rows_by_tile_n(float acc[MMA_KEYS / 8][4], const unsigned a[MMA_HS / 16][4], smem_t row, int rows) {
 UNROLL
-  for (int nt = 0; nt < MMA_KEYS / 8; nt++) {
+  for (int nt = 0; nt < MMA_KEYS / 8; nt++)
 UNROLL
     for (int i = 0; i < 4; i++) acc[nt][i] = 0.0f;
-    if (nt * 8 >= rows) continue;
-    const unsigned short* r = tile + (nt * 8 + g) * MMA_LD + 2 * q;
+  // k-steps outer: the eight groups' products are independent of one another, so they
+  // overlap where one group's chain would wait on each product.
 UNROLL
-    for (int ks = 0; ks < MMA_HS / 16; ks++) {
-      const unsigned b[2] = {*(const unsigned*)(r + ks * 16), *(const unsigned*)(r + ks * 16 + 8)};
-      mma_bf16_16816(acc[nt], a[ks], b, acc[nt]);
+  for (int kp = 0; kp < MMA_HS / 32; kp++)
+UNROLL
+    for (int nt = 0; nt < MMA_KEYS / 8; nt++) {
+      if (nt * 8 >= rows) continue;
+      unsigned b[4];  // k-steps 2kp (b[0], b[1]) and 2kp + 1 (b[2], b[3])
+      ldmatrix_x4(b, smem_at(row, nt * 8 * MMA_LD + kp * 32));
+      mma_bf16_16816(acc[nt], a[2 * kp], b, acc[nt]);
+      mma_bf16_16816(acc[nt], a[2 * kp + 1], b + 2, acc[nt]);
     }
-  }
+}
+
+// Each product over a tile runs in one of two inlined copies: the full tiles' with rows the
+// constant MMA_KEYS, where no group is skipped and none is tested (a test per group puts a
+// branch, and a reconvergence, around each group's products), and the last tile's.
+DEVFN void mma_rows_by_tile(float acc[MMA_KEYS / 8][4], const unsigned a[MMA_HS / 16][4], const unsigned short* tile,
+                            int rows) {
+  const int lane = threadIdx.x & 31;
+  // B's fragments by ldmatrix_x4, two k-steps at a time: lane l points at row l%8 of the
+  // group of 8 tile rows, columns 8*(l/8).. of the pair of k-steps.
+  const smem_t row = smem_of(tile + (lane & 7) * MMA_LD + 8 * (lane >> 3));
+  if (rows >= MMA_KEYS)
+    mma_rows_by_tile_n(acc, a, row, MMA_KEYS);
+  else
+    mma_rows_by_tile_n(acc, a, row, rows);
 }
 
 // mma_acc_frags: acc[dt] (8 groups of 8 of the 64 columns) += A * tile, A (16 rows, 64 tile
@@ -521,27 +559,33 @@ UNROLL
 // (mma_tile_load), B's fragments by ldmatrix_x4_trans two column groups at a time (lane l
 // points at row l%16 of the k-step, column group 2*dp + l/16); k-steps at or past `rows`
 // skipped (A is 0 there).
-DEVFN void mma_acc_frags(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], const unsigned short* tile,
-                         int rows) {
-  const int lane = threadIdx.x & 31;
-  const unsigned short* row = opaque(tile + (lane & 15) * MMA_LD + 8 * (lane >> 4));
+DEVFN void mma_acc_frags_n(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], smem_t row, int rows) {
 UNROLL
   for (int kt = 0; kt < MMA_KEYS / 16; kt++)
 UNROLL
     for (int dp = 0; dp < MMA_HS / 16; dp++) {
       if (kt * 16 >= rows) continue;
       unsigned b[4];  // column groups 2dp (b[0], b[1]) and 2dp + 1 (b[2], b[3])
-      ldmatrix_x4_trans(b, row + kt * 16 * MMA_LD + dp * 16);
+      ldmatrix_x4_trans(b, smem_at(row, kt * 16 * MMA_LD + dp * 16));
       mma_bf16_16816(acc[2 * dp], a[kt], b, acc[2 * dp]);
       mma_bf16_16816(acc[2 * dp + 1], a[kt], b + 2, acc[2 * dp + 1]);
     }
 }
 
-// mma_acc_by_tile is mma_acc_frags with A given as C fragments x[nt] (16 rows, 64 tile rows),
-// rounded to BF16 A fragments (two groups of 8 a k-step).
-DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile,
-                           int rows) {
-  unsigned a[MMA_KEYS / 16][4];
+DEVFN void mma_acc_frags(float acc[MMA_HS / 8][4], const unsigned a[MMA_KEYS / 16][4], const unsigned short* tile,
+                         int rows) {
+  const int lane = threadIdx.x & 31;
+  const smem_t row = smem_of(tile + (lane & 15) * MMA_LD + 8 * (lane >> 4));
+  if (rows >= MMA_KEYS)  // the full tiles' copy (mma_rows_by_tile)
+    mma_acc_frags_n(acc, a, row, MMA_KEYS);
+  else
+    mma_acc_frags_n(acc, a, row, rows);
+}
+
+// mma_c_to_a rounds C fragments x[nt] (16 rows, 64 columns in 8 groups of 8) to BF16 A
+// fragments a[kt] (k-steps of 16 columns, two groups of 8 each): a C fragment's pairs are
+// an A fragment's.
+DEVFN void mma_c_to_a(unsigned a[MMA_KEYS / 16][4], const float x[MMA_KEYS / 8][4]) {
 UNROLL
   for (int kt = 0; kt < MMA_KEYS / 16; kt++) {
     a[kt][0] = bf16x2(x[2 * kt][0], x[2 * kt][1]);
@@ -549,6 +593,13 @@ UNROLL
     a[kt][2] = bf16x2(x[2 * kt + 1][0], x[2 * kt + 1][1]);
     a[kt][3] = bf16x2(x[2 * kt + 1][2], x[2 * kt + 1][3]);
   }
+}
+
+// mma_acc_by_tile is mma_acc_frags with A given as C fragments x[nt] (16 rows, 64 tile rows).
+DEVFN void mma_acc_by_tile(float acc[MMA_HS / 8][4], const float x[MMA_KEYS / 8][4], const unsigned short* tile,
+                           int rows) {
+  unsigned a[MMA_KEYS / 16][4];
+  mma_c_to_a(a, x);
   mma_acc_frags(acc, a, tile, rows);
 }
 
@@ -580,11 +631,13 @@ DEVFN void mma_kv_load(unsigned short* sk, unsigned short* sv, float* skb, const
 }
 
 // mma_store_rows writes acc*mul (rows r0 = g-lanes' row, r0 + 8; columns 8dt + 2q, +1) into
-// the rows below T of y (row stride stride) and its BF16 rounding into y16, each where not
-// null.
+// the rows below T of y (row stride stride; a lane's two values as one 8-byte store where y
+// and the stride allow, which `aligned` asserts for a caller that knows) and its BF16 rounding
+// into y16, each where not null.
 DEVFN void mma_store_rows(float* y, unsigned short* y16, long long stride, const float acc[MMA_HS / 8][4], float mul,
-                          int r0, int T) {
+                          int r0, int T, bool aligned = false) {
   const int q = (threadIdx.x & 31) & 3;
+  const bool pairs = aligned || (aligned8(y) && stride % 2 == 0);
 UNROLL
   for (int dt = 0; dt < MMA_HS / 8; dt++) {
 UNROLL
@@ -593,7 +646,9 @@ UNROLL
       if (r >= T) continue;
       const long long i = r * stride + dt * 8 + 2 * q;
       const float v0 = acc[dt][2 * half] * mul, v1 = acc[dt][2 * half + 1] * mul;
-      if (y) {
+      if (y && pairs) {
+        *(f32x2*)(y + i) = f32x2{v0, v1};
+      } else if (y) {
         y[i] = v0;
         y[i + 1] = v1;
       }
@@ -749,7 +804,7 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
                                        const unsigned short* q16, const unsigned short* do16,
                                        const float* lse, const float* dd, const float* key_bias, int T, int NH,
                                        float scale) {
-  // sq holds a query tile for S^T = K Q^T, then (dq_part) the tile's dS for dQ = dS K; sk and
+  // sq holds a query tile for S^T = K Q^T, then (dq_part) the tile's dS^T for dQ = dS K; sk and
   // sv the block's keys and values, whose A fragments each warp takes from there on every
   // tile rather than holding them in 32 registers for the whole kernel.
   alignas(16) __shared__ unsigned short sq[MMA_KEYS * MMA_LD], sdo[MMA_KEYS * MMA_LD], sk[MMA_KEYS * MMA_LD],
@@ -786,9 +841,9 @@ KERNEL void attention_backward_dkv_mma(float* dqkv, unsigned short* dqkv16, floa
     __syncthreads();
     float st[MMA_KEYS / 8][4], dpt[MMA_KEYS / 8][4];
     unsigned ka[MMA_HS / 16][4], va[MMA_HS / 16][4];  // the warp's 16 keys and values
-    mma_a_frags(ka, opaque(sk + warp * 16 * MMA_LD), MMA_LD, g, 16);
+    mma_a_frags_tile(ka, sk + warp * 16 * MMA_LD);
     mma_rows_by_tile(st, ka, sq, T - t0);  // S^T = K Q^T
-    mma_a_frags(va, opaque(sv + warp * 16 * MMA_LD), MMA_LD, g, 16);
+    mma_a_frags_tile(va, sv + warp * 16 * MMA_LD);
     mma_rows_by_tile(dpt, va, sdo, T - t0);  // dP^T = V dO^T
 UNROLL
     for (int nt = 0; nt < MMA_KEYS / 8; nt++) {  // queries 8nt + 2q, +1
@@ -801,23 +856,27 @@ UNROLL
       }
     }
     mma_acc_by_tile(dv, st, sdo, T - t0);  // dV += P^T dO
-    mma_acc_by_tile(dk, dpt, sq, T - t0);   // dK += dS^T Q
+    unsigned dsa[MMA_KEYS / 16][4];  // dS^T in BF16: the warp's 16 keys by the tile's queries
+    mma_c_to_a(dsa, dpt);
+    mma_acc_frags(dk, dsa, sq, T - t0);  // dK += dS^T Q
     if (part) {  // uniform across the block
-      __syncthreads();  // every warp has read sq: it takes dS, query-major (query i at i*MMA_LD)
+      __syncthreads();  // every warp has read sq: it takes dS^T, key-major (key j at j*MMA_LD)
+      unsigned short* ks = sq + (warp * 16 + g) * MMA_LD + 2 * q;  // key g of the warp's, queries 2q, 2q+1
 UNROLL
-      for (int nt = 0; nt < MMA_KEYS / 8; nt++)
-UNROLL
-        for (int i = 0; i < 4; i++)  // key: row g (+8) of the warp's 16; query: column 8nt + 2q (+1)
-          sq[(nt * 8 + 2 * q + (i & 1)) * MMA_LD + warp * 16 + g + 8 * (i >> 1)] =
-              (unsigned short)bf16_bits(dpt[nt][i]);
+      for (int kt = 0; kt < MMA_KEYS / 16; kt++) {  // the A fragments' pairs, as they are
+        *(unsigned*)(ks + kt * 16) = dsa[kt][0];
+        *(unsigned*)(ks + 8 * MMA_LD + kt * 16) = dsa[kt][1];
+        *(unsigned*)(ks + kt * 16 + 8) = dsa[kt][2];
+        *(unsigned*)(ks + 8 * MMA_LD + kt * 16 + 8) = dsa[kt][3];
+      }
       __syncthreads();
       if (t0 + warp * 16 < T) {  // the warp's 16 queries of the tile, unless all past T
         unsigned da[MMA_KEYS / 16][4];  // their dS rows over the block's keys
-        mma_a_frags(da, sq + warp * 16 * MMA_LD, MMA_LD, g, 16);
+        mma_a_frags_tile_trans(da, sq, warp * 16);
         float dq[MMA_HS / 8][4];
         mma_zero(dq);
         mma_acc_frags(dq, da, sk, T - k0);  // dQ = dS K
-        mma_store_rows(part, nullptr, MMA_HS, dq, 1.0f, t0 + warp * 16 + g, T);
+        mma_store_rows(part, nullptr, MMA_HS, dq, 1.0f, t0 + warp * 16 + g, T, true);  // scratch: aligned
       }
     }
   }

@@ -128,30 +128,45 @@ DEVFN void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2], 
 
 // ldmatrix_x4_trans loads four 8x8 matrices of 16-bit values from shared memory, transposed,
 // for the calling warp (ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16): lane l gives p, the
-// address of row l%8 of matrix l/8 (16 bytes, 16-byte aligned), and receives in r[m] matrix
+// address (smem_t) of row l%8 of matrix l/8 (16 bytes, 16-byte aligned), and receives in r[m] matrix
 // m's elements (2(l%4), l/4) and (2(l%4)+1, l/4), the lower row in the low half. Matrices of
 // rows k..k+7 and k+8..k+15 of a row-major (k, n) tile, at columns n0..n0+7, give the B
 // fragment of mma_bf16_16816 for that 16x8 block, without a transposed copy of the tile.
 // Every lane of the warp must call it; sm_75 and later; the emulation is in emu.h.
 //
-// opaque returns p, hidden from the compiler's analysis: a tile's base address made opaque
-// where a helper starts keeps the compiler from computing every address it derives from it
-// once, ahead of the caller's loop, and holding them all in registers (with inline assembly
-// taking the address, it cannot fold the constant offsets into the instructions).
+// ldmatrix_x4 (ldmatrix.sync.aligned.m8n8.x4.shared.b16) is the same without the transpose:
+// lane l receives in r[m] matrix m's elements (l/4, 2(l%4)) and (l/4, 2(l%4)+1), the lower
+// column in the low half. Matrices of rows r..r+7 and r+8..r+15 at columns c and c+8 of a
+// row-major tile give an A fragment of mma_bf16_16816 (matrices (r, c), (r+8, c), (r, c+8),
+// (r+8, c+8)); rows n..n+7 at columns c, c+8, c+16, c+24 give the B fragments of two k-steps
+// for a B whose columns are the tile's rows (B = tile^T).
+//
+// smem_t is an address in shared memory as ldmatrix takes it: on the GPU the 32-bit shared
+// address (smem_of converts a generic pointer once; smem_at adds elements as bytes, so that
+// ptxas folds constant offsets into the loads), in the emulation the pointer itself.
 #if defined(EMU_CPU)
-DEVFN void ldmatrix_x4_trans(unsigned r[4], const unsigned short* p) { emu::ldmatrix_x4_trans(r, p); }
-DEVFN const unsigned short* opaque(const unsigned short* p) { return p; }
+typedef const unsigned short* smem_t;
+DEVFN smem_t smem_of(const unsigned short* p) { return p; }
+DEVFN smem_t smem_at(smem_t s, int elems) { return s + elems; }
+DEVFN void ldmatrix_x4(unsigned r[4], smem_t p) { emu::ldmatrix_x4(r, p); }
+DEVFN void ldmatrix_x4_trans(unsigned r[4], smem_t p) { emu::ldmatrix_x4_trans(r, p); }
 #else
-DEVFN const unsigned short* opaque(const unsigned short* p) {
-  asm volatile("" : "+l"(p));
-  return p;
+typedef unsigned smem_t;
+DEVFN smem_t smem_of(const unsigned short* p) {
+  unsigned s;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(s) : "l"(p));
+  return s;
 }
-DEVFN void ldmatrix_x4_trans(unsigned r[4], const unsigned short* p) {
-  asm volatile(
-      "{ .reg .u64 s; cvta.to.shared.u64 s, %4; ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, "
-      "[s]; }"
-      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-      : "l"(p));
+DEVFN smem_t smem_at(smem_t s, int elems) { return s + 2u * (unsigned)elems; }
+DEVFN void ldmatrix_x4(unsigned r[4], smem_t p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(p));
+}
+DEVFN void ldmatrix_x4_trans(unsigned r[4], smem_t p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(p));
 }
 #endif
 
