@@ -57,7 +57,9 @@
 //                          through mma_bf16_16816: d[0..128) = A by B's first 8 columns (16,8),
 //                          each lane loading its fragments by PTX's layout formulas; d[128..384)
 //                          = A B (16,16), B's fragments from shared memory by
-//                          ldmatrix_x4_trans: the check that the GPU's tensor cores and
+//                          ldmatrix_x4_trans; d[384..1152) = A B three times more, B's fragments
+//                          by ldmatrix_x4 from B^T, then A's by ldmatrix_x4 from A, then A's by
+//                          ldmatrix_x4_trans from A^T: the check that the GPU's tensor cores and
 //                          ldmatrix and the emulation agree on the layouts. grid 1, block 32
 //
 // The backward pass writes dQ and dK/dV from separate kernels (dQ's per-block shares summed in
@@ -454,12 +456,34 @@ UNROLL
   __syncwarp();
   unsigned bt[4];
   ldmatrix_x4_trans(bt, smem_of(sb + (lane & 15) * MMA_LD + 8 * (lane >> 4)));
-UNROLL
-  for (int half = 0; half < 2; half++) {
-    mma_bf16_16816(o, af, bt + 2 * half, c);
-UNROLL
-    for (int i = 0; i < 4; i++) d[128 + (g + 8 * (i >> 1)) * 16 + 8 * half + 2 * q + (i & 1)] = o[i];
+  // Each of the other loads is checked against a product whose other operand came by the
+  // formulas or by a load already checked (with both operands from one wrong layout, a
+  // consistent reordering of k would cancel): d[384..640) = A (formulas) by B's fragments by
+  // ldmatrix_x4 from B^T (row-major: B's columns as rows); d[640..896) = A's by ldmatrix_x4
+  // from A by B's as in d[128..); d[896..1152) = A's by ldmatrix_x4_trans from A^T by the same.
+  alignas(16) __shared__ unsigned short sa[16 * MMA_LD], sat[16 * MMA_LD], sbt[16 * MMA_LD];
+  for (int i = lane; i < 16 * 16; i += 32) {
+    sa[(i / 16) * MMA_LD + i % 16] = a[i];
+    sat[(i % 16) * MMA_LD + i / 16] = a[i];
+    sbt[(i % 16) * MMA_LD + i / 16] = b[i];
   }
+  __syncwarp();
+  unsigned a1[4], a2[4], b1[4];
+  // Lane l points at row l%8 + 8*(l/8%2), column 8*(l/16): matrices (rows 0-7, 8-15) x (columns 0-7, 8-15).
+  ldmatrix_x4(a1, smem_of(sa + ((lane & 7) + 8 * ((lane >> 3) & 1)) * MMA_LD + 8 * (lane >> 4)));
+  // Lane l points at row l%8 + 8*(l/16), column 8*(l/8%2): B^T's columns 0-7, 8-15 of each 8 rows.
+  ldmatrix_x4(b1, smem_of(sbt + ((lane & 7) + 8 * (lane >> 4)) * MMA_LD + 8 * ((lane >> 3) & 1)));
+  ldmatrix_x4_trans(a2, smem_of(sat + ((lane & 7) + 8 * (lane >> 4)) * MMA_LD + 8 * ((lane >> 3) & 1)));
+  const unsigned* as[4] = {af, af, a1, a2};
+  const unsigned* bs[4] = {bt, b1, bt, bt};
+UNROLL
+  for (int k = 0; k < 4; k++)
+UNROLL
+    for (int half = 0; half < 2; half++) {
+      mma_bf16_16816(o, as[k], bs[k] + 2 * half, c);
+UNROLL
+      for (int i = 0; i < 4; i++) d[128 + 256 * k + (g + 8 * (i >> 1)) * 16 + 8 * half + 2 * q + (i & 1)] = o[i];
+    }
 }
 EMU_KERNEL(attention_mma_tile);
 

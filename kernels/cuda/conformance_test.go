@@ -417,11 +417,11 @@ func testLinearGelu(e *env) {
 	e.dev.SetGemmPrecision(GemmFP32)
 }
 
-// testMMATile checks mma_bf16_16816's and ldmatrix_x4_trans's fragment layouts
-// (mmaTileCheck): a 16x16 by 16x8 product of small integers with the fragments loaded by
-// PTX's formulas, and the 16x16 by 16x16 product with B's loaded by ldmatrix_x4_trans,
-// through attention_mma_tile, against the plain products. On a GPU these are the tensor
-// cores' and ldmatrix's own layouts.
+// testMMATile checks mma_bf16_16816's, ldmatrix_x4's and ldmatrix_x4_trans's fragment
+// layouts (mmaTileCheck): a 16x16 by 16x8 product of small integers with the fragments
+// loaded by PTX's formulas, and the 16x16 by 16x16 product with each ldmatrix load of A or
+// B in turn, through attention_mma_tile, against the plain products. On a GPU these are the
+// tensor cores' and ldmatrix's own layouts.
 func testMMATile(e *env) {
 	if err := e.dev.mmaTileCheck(); err != nil {
 		e.t.Fatal(err)

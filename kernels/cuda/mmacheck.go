@@ -1,5 +1,6 @@
 // The tensor-core attention kernels (attention.cu) assume the fragment layouts PTX documents
-// for mma.sync.aligned.m16n8k16 and ldmatrix.trans, which the emulation implements (emu.h).
+// for mma.sync.aligned.m16n8k16 and ldmatrix (plain and .trans), which the emulation
+// implements (emu.h).
 // Before they first run on a device, the device multiplies tiles of small integers through
 // attention_mma_tile and compares with the exact products; a device whose tensor cores
 // disagree runs attention on the other paths instead of computing wrong values.
@@ -17,7 +18,8 @@ import (
 // mmaTileCheck runs attention_mma_tile on A (16,16) and B (16,16) of small integers (exact in
 // BF16 and in FP32 sums) and returns an error naming the first element that differs from the
 // plain product: A by B's first 8 columns with the fragments loaded by PTX's formulas, and
-// A by B with B's fragments from ldmatrix_x4_trans.
+// A by B with B's fragments from ldmatrix_x4_trans, with B's from ldmatrix_x4 (from B^T),
+// with A's from ldmatrix_x4, and with A's from ldmatrix_x4_trans (from A^T).
 func (d *Device) mmaTileCheck() error {
 	var a, b [16 * 16]uint16
 	var av, bv [16 * 16]float64
@@ -30,7 +32,7 @@ func (d *Device) mmaTileCheck() error {
 	defer relA()
 	pb, relB := d.scratch(2 * len(b))
 	defer relB()
-	const n = 16*8 + 16*16
+	const n = 16*8 + 4*16*16
 	pd, relD := d.scratch(4 * n)
 	defer relD()
 	must("MMA check", d.drv.HtoD(pa, unsafe.Pointer(&a[0]), 2*len(a)))
@@ -47,8 +49,10 @@ func (d *Device) mmaTileCheck() error {
 			if j < 8 && float64(got[i*8+j]) != want {
 				return fmt.Errorf("the tensor cores' mma fragment layouts differ from the kernels': D[%d][%d] = %g, want %g", i, j, got[i*8+j], want)
 			}
-			if g := got[128+i*16+j]; float64(g) != want {
-				return fmt.Errorf("ldmatrix's fragment layout differs from the kernels': D[%d][%d] = %g, want %g", i, j, g, want)
+			for k, how := range []string{"ldmatrix.trans for B", "ldmatrix for B", "ldmatrix for A", "ldmatrix.trans for A"} {
+				if g := got[128+k*256+i*16+j]; float64(g) != want {
+					return fmt.Errorf("ldmatrix's fragment layout differs from the kernels' (%s): D[%d][%d] = %g, want %g", how, i, j, g, want)
+				}
 			}
 		}
 	}
