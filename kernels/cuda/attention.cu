@@ -715,18 +715,18 @@ UNROLL
         const float v = fma_rn(s[nt][i], sl2, kb[i & 1]);
         s[nt][i] = v;
         if (i < 2)
-          mt0 = v > mt0 ? v : mt0;
+          mt0 = max_f(mt0, v);
         else
-          mt1 = v > mt1 ? v : mt1;
+          mt1 = max_f(mt1, v);
       }
     }
 UNROLL
     for (int off = 1; off < 4; off <<= 1) {  // over the 4 lanes of the row group
       float w0 = __shfl_xor_sync(FULL_MASK, mt0, off), w1 = __shfl_xor_sync(FULL_MASK, mt1, off);
-      mt0 = w0 > mt0 ? w0 : mt0;
-      mt1 = w1 > mt1 ? w1 : mt1;
+      mt0 = max_f(mt0, w0);
+      mt1 = max_f(mt1, w1);
     }
-    const float mn0 = mt0 > m0 ? mt0 : m0, mn1 = mt1 > m1 ? mt1 : m1;
+    const float mn0 = max_f(mt0, m0), mn1 = max_f(mt1, m1);
     // A row with every key so far masked (max -Inf) subtracts 0 instead: its scores are -Inf,
     // so p = 0, and its o and l are 0 whatever the correction c (2^-Inf = 0 there).
     const float ms0 = mn0 == -km_inff() ? 0.0f : mn0, ms1 = mn1 == -km_inff() ? 0.0f : mn1;

@@ -196,6 +196,10 @@ DEVFN unsigned bf16x2(float lo, float hi) {
 #define KM_LOG2E 1.44269504f
 #define KM_LN2 0.693147181f
 DEVFN float fma_rn(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+
+// max_f is the larger of a and b, or the one that is not NaN (max.f32, one instruction where
+// a comparison and a select take two; the emulation's fmaxf is the same).
+DEVFN float max_f(float a, float b) { return __builtin_fmaxf(a, b); }
 #if defined(EMU_CPU)
 DEVFN float exp2_approx(float x) {
   const float r = (float)__builtin_exp2((double)x);
