@@ -467,6 +467,10 @@ clean:
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,
 #                    training and sampling of a 132M-parameter DiT, and the same model in PyTorch where
 #                    ALIGN_PYTHON (default python3) has torch with CUDA
+#   make sass-stats  without a GPU: registers, shared memory, spills and each loop's instruction mix
+#                    (instructions per HMMA) of the tensor-core attention kernels as ptxas assembles
+#                    them for sm_90 (SASS_FAMILY, SASS_KERNELS to pick others; cuobjdump and nvdisasm
+#                    from pip)
 CUDA_PKG     := ./kernels/cuda
 CLANG        ?= clang-19
 PTX_COMPILER ?= clang
@@ -479,7 +483,7 @@ CUDA_H_DIR   := third_party/cuda-include
 CUDA_INC      = $(if $(wildcard $(CUDA_HOME)/include/cuda.h),$(CUDA_HOME)/include,$(CURDIR)/$(CUDA_H_DIR))
 CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
 
-.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary cuda-cli-binary-noembed
+.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary cuda-cli-binary-noembed sass-stats
 
 test: ptx-tools
 
@@ -545,6 +549,26 @@ test-cuda: cuda-check
 bench-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench 'LayerNorm|Attention|Gemm|Bandwidth' -benchtime 20x $(CUDA_PKG)
 	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench 'DiTBase' -benchtime 5x -timeout 30m $(CUDA_PKG)
+
+SASS_PIP      := nvidia-cuda-cuobjdump==13.5.37 nvidia-cuda-nvdisasm==13.5.37
+SASS_DIR      := third_party/cuda-sass
+SASS_BIN      := $(SASS_DIR)/nvidia/cu13/bin
+SASS_FAMILY   ?= attention
+SASS_KERNELS  ?= attention_forward_mma attention_backward_dkv_mma attention_backward_dq_mma
+
+sass-stats: ptx-tools
+	@if [ ! -x $(SASS_BIN)/nvdisasm ]; then \
+		echo "→ fetching cuobjdump and nvdisasm ($(SASS_PIP)) into $(SASS_DIR)"; \
+		mkdir -p $(SASS_DIR) && cd $(SASS_DIR) && python3 -m pip download -q --no-deps -d . $(SASS_PIP) \
+			&& python3 -c "import glob, zipfile; [zipfile.ZipFile(w).extract('nvidia/cu13/bin/' + t) for t in ('cuobjdump', 'nvdisasm') for w in glob.glob('*' + t + '*.whl')]" \
+			&& chmod +x nvidia/cu13/bin/* && rm -f *.whl; \
+	fi
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	$(PTXAS_DIR)/nvidia/cuda_nvcc/bin/ptxas -arch=sm_90 -v kernels/cuda/ptx/sm_90/$(SASS_FAMILY).ptx -o $$d/k.cubin 2>&1 \
+		| awk '/Compiling entry function/ { gsub(/\047/, "", $$7); k = $$7 } /Used [0-9]+ registers/ { print k ": " $$5 " registers, " $$10 " bytes shared" } /spill/ && !/ 0 bytes spill stores/ { print k ": " $$0 }' \
+		| grep -E "^($$(echo $(SASS_KERNELS) | tr ' ' '|')):" && \
+	PATH=$(CURDIR)/$(SASS_BIN):$$PATH cuobjdump -sass $$d/k.cubin > $$d/k.sass 2>/dev/null && \
+	python3 scripts/ptx/sass_loops.py $$d/k.sass $(SASS_KERNELS)
 
 # ---- ONNX Runtime (rewards/onnx) ----
 #   make ort   ONNX Runtime's CPU library (libonnxruntime.so.1) from the onnxruntime-node npm
