@@ -565,7 +565,7 @@ sass-stats: ptx-tools
 	fi
 	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
 	$(PTXAS_DIR)/nvidia/cuda_nvcc/bin/ptxas -arch=sm_90 -v kernels/cuda/ptx/sm_90/$(SASS_FAMILY).ptx -o $$d/k.cubin 2>&1 \
-		| awk '/Compiling entry function/ { gsub(/\047/, "", $$7); k = $$7 } /Used [0-9]+ registers/ { print k ": " $$5 " registers, " $$10 " bytes shared" } /spill/ && !/ 0 bytes spill stores/ { print k ": " $$0 }' \
+		| awk '/Compiling entry function/ { gsub(/\047/, "", $$7); k = $$7 } /Used [0-9]+ registers/ { sm = 0; if (match($$0, /[0-9]+ bytes smem/)) sm = substr($$0, RSTART, RLENGTH - 11); print k ": " $$5 " registers, " sm " bytes shared" } /spill/ && !/ 0 bytes spill stores/ { print k ": " $$0 }' \
 		| grep -E "^($$(echo $(SASS_KERNELS) | tr ' ' '|')):" && \
 	PATH=$(CURDIR)/$(SASS_BIN):$$PATH cuobjdump -sass $$d/k.cubin > $$d/k.sass 2>/dev/null && \
 	python3 scripts/ptx/sass_loops.py $$d/k.sass $(SASS_KERNELS)
