@@ -19,10 +19,14 @@
 // In BF16 mode with 64 dims per head (DiT-B's), attention runs on tensor cores instead
 // (useAttnMMA): the flash-attention scheme of the fused kernels with every product an
 // mma.sync over the BF16 copies of qkv and dout (bf16Of), so the scores never reach memory:
-// attention_forward_mma, then attention_backward_dkv_mma (dK and dV per key block, and each
-// key block's share of dQ into scratch, which attention_dq_sum adds in a fixed order: no
-// atomics; where the shares would exceed the budget, attention_backward_dq_mma forms dQ per
-// query block instead), which take the lse of any path.
+// attention_forward_mma, then attention_backward_dq_mma (dQ per query block) and
+// attention_backward_dkv_mma (dK and dV per key block), which take the lse of any path. With
+// Device.dqShares the dkv kernel also writes each key block's share of dQ into scratch, which
+// attention_dq_sum adds in a fixed order (no atomics), where the shares fit the budget: S
+// and dP are then formed once instead of twice, for 4*NH*T^2 bytes of shares a sample
+// written and read (DiT-B: 134 MB a layer). At a few instructions per mma in both kernels
+// (make sass-stats) the two products cost less than that traffic by estimate, so the
+// default forms dQ on its own; BenchmarkDiTBase's ablation dq-split measures the choice.
 //
 // Both paths give the forward's lse the same meaning (log sum_j exp(s_ij), 0 for a query
 // with every key masked) and the backward recomputes P from it, so a backward may take
@@ -217,7 +221,10 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 		pl, pkb := d.rptr(lse), d.rptr(keyBias)
 		pdq, ph := d.pairOut(dqkv)
 		blocks, block := (T+attMMAQueries-1)/attMMAQueries, Dim3{32 * attMMAWarps, 1, 1}
-		bc := d.attnMMAChunk(B, T, NH)
+		bc := 0
+		if d.dqShares {
+			bc = d.attnMMAChunk(B, T, NH)
+		}
 		if bc == 0 {
 			grid := Dim3{blocks, NH, B}
 			d.launch("attention_backward_dq_mma", grid, block, 0, P(pdq), P(ph), P(q16), P(do16), P(pl), P(dd), P(pkb),

@@ -222,7 +222,7 @@ var bf16Ablations = []struct {
 	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }, false},    // the MLP's GELU in its products' epilogues
 	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }, false},     // products writing BF16 outputs (qkv, GELU's)
 	{"lazy-zero", func(d *Device) { d.noLazyZero = true }, true},        // ZeroGrad's zeros left pending (lazyZero)
-	{"dq-shares", func(d *Device) { d.attnBudget = 0 }, true},           // dQ from dkv's shares, not attention_backward_dq_mma
+	{"dq-split", func(d *Device) { d.dqShares = true }, true},           // dQ by attention_backward_dq_mma, not from dkv's shares
 }
 
 // ablationKinds are the runs of ablation a: "train", and "sample" unless a.trainOnly.

@@ -49,17 +49,18 @@ func testAttentionTF32(e *env) {
 // lse by 9.6e-3, dqkv by 1.4e-2 (values up to about 6): tolerance 5e-2 + 5e-2*|want|.
 //
 // With 64 dims per head attention runs on tensor cores (attention_forward_mma, the backward's
-// dkv kernel with dQ's shares and attention_dq_sum, per sample where the budget holds one
-// sample's shares, and the dq kernel where it holds none): cases of two and three query
-// blocks and key tiles (T = 70, 130), a fully masked sample, one query; each pass also after
-// or before another path's.
+// dq and dkv kernels, or with dqShares the dkv kernel with dQ's shares and attention_dq_sum,
+// in one launch, per sample where the budget holds one sample's shares, and by the dq kernel
+// where it holds none): cases of two and three query blocks and key tiles (T = 70, 130), a
+// fully masked sample, one query; each pass also after or before another path's.
 func testAttentionBF16(e *env) {
 	e.dev.SetGemmPrecision(GemmBF16)
 	defer e.dev.SetGemmPrecision(GemmFP32)
 	attentionCases(e, []attentionCase{{2, 37, 3, 24, true}, {3, 45, 2, 13, true}, {1, 1030, 1, 4, true}},
 		[][2]attnPath{{attnGemm, attnGemm}, {attnGemmChunked, attnGemmChunked}}, 5e-2, 5e-2)
 	attentionCases(e, []attentionCase{{2, 70, 2, 64, true}, {1, 130, 1, 64, false}, {1, 1, 1, 64, false}},
-		[][2]attnPath{{attnMMA, attnMMA}, {attnMMA, attnMMAChunked}, {attnMMA, attnMMASplit}, {attnMMA, attnGemm},
+		[][2]attnPath{{attnMMA, attnMMA}, {attnMMA, attnMMAShares}, {attnMMA, attnMMASharesChunked},
+			{attnMMA, attnMMASharesNoRoom}, {attnMMA, attnGemm},
 			{attnGemm, attnMMA}, {attnFused, attnMMA}, {attnGemm, attnGemm}},
 		5e-2, 5e-2)
 }
@@ -75,17 +76,22 @@ const (
 	attnFused       attnPath = iota // budget 0: the fused kernels
 	attnGemm                        // the default budget: GEMM path, the test batches in one chunk
 	attnGemmChunked                 // one sample's scores: GEMM path, one chunk per sample
-	attnMMA                         // BF16 mode, 64 dims per head: on tensor cores, dQ's shares summed
-	attnMMAChunked                  // the same, one sample's dQ shares at a time
-	attnMMASplit                    // the same with dQ formed by its own kernel (no room for the shares)
+	attnMMA                         // BF16 mode, 64 dims per head: on tensor cores, dQ by its own kernel
+	attnMMAShares                   // the same with dqShares: dQ's shares summed, the test batches in one launch
+	attnMMASharesChunked            // the same, one sample's dQ shares at a time
+	attnMMASharesNoRoom             // dqShares without room for one sample's shares: dQ by its own kernel
 )
 
 func (p attnPath) String() string {
-	return [...]string{"fused", "gemm", "gemm-chunked", "mma", "mma-chunked", "mma-split"}[p]
+	return [...]string{"fused", "gemm", "gemm-chunked", "mma", "mma-shares", "mma-shares-chunked",
+		"mma-shares-no-room"}[p]
 }
 
 // mma reports whether p runs on tensor cores.
 func (p attnPath) mma() bool { return p >= attnMMA }
+
+// shares reports whether p's backward is asked for dQ's shares (Device.dqShares).
+func (p attnPath) shares() bool { return p > attnMMA }
 
 // budget is the device's attnBudget that selects p for T keys and NH heads.
 func (p attnPath) budget(T, NH int) int {
@@ -94,9 +100,9 @@ func (p attnPath) budget(T, NH int) int {
 		return attnGemmBudget
 	case attnGemmChunked:
 		return 8 * NH * T * T
-	case attnMMA:
+	case attnMMA, attnMMAShares:
 		return attnGemmBudget // for a backward after it; the forward ignores the budget
-	case attnMMAChunked:
+	case attnMMASharesChunked:
 		return 4 * NH * T * ((T + attMMAQueries - 1) / attMMAQueries) * attMMAHS
 	}
 	return 0
@@ -158,9 +164,9 @@ func attentionCases(e *env, cases []attentionCase, paths [][2]attnPath, tol, eps
 			e.check(name+" out", out, tol, eps)
 			e.check(name+" lse", lse, tol, eps)
 			e.dev.attnBudget = p[1].budget(T, NH)
-			e.dev.noAttnMMA = !p[1].mma()
+			e.dev.noAttnMMA, e.dev.dqShares = !p[1].mma(), p[1].shares()
 			e.dev.AttentionBackward(dqkv.d, dout.d, out.d, lse.d, qkv.d, kb.d, B, T, NH, HS)
-			e.dev.noAttnMMA = false
+			e.dev.noAttnMMA, e.dev.dqShares = false, false
 			e.check(name+" dqkv", dqkv, tol, eps)
 		}
 		e.free(qkv, out, lse, dout, dqkv)

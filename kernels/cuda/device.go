@@ -66,8 +66,12 @@ type Device struct {
 	maxBlocks int // cap of grid-stride grids
 	prec      GemmPrecision
 	// attnBudget is the most bytes of score matrices the GEMM path of attention may hold
-	// (attnGemmBudget; tests lower it to select the fused kernels or force chunks).
+	// (attnGemmBudget; tests lower it to select the fused kernels or force chunks), and of
+	// dQ's shares with dqShares.
 	attnBudget int
+	// dqShares has the tensor-core attention backward take dQ from the dkv kernel's
+	// per-block shares (attention_dq_sum) instead of attention_backward_dq_mma (attention.go).
+	dqShares bool
 	// colBlocks is the number of blocks a column sum aims at (8 per SM: colSplits; tests
 	// raise it to force row splits).
 	colBlocks int

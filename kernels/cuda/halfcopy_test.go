@@ -69,6 +69,9 @@ func TestHalfCopyProducers(t *testing.T) {
 	valid("attention_forward_mma", out)
 	dqkv := d.New(AB, AT, 3, NH, HS)
 	d.AttentionBackward(dqkv, d.FromHost(normals(8, AB*AT*NH*HS), AB, AT, NH, HS), out, lse, qkv, nil, AB, AT, NH, HS)
+	valid("attention_backward_dq_mma and attention_backward_dkv_mma", dqkv)
+	d.dqShares = true
+	d.AttentionBackward(dqkv, d.FromHost(normals(8, AB*AT*NH*HS), AB, AT, NH, HS), out, lse, qkv, nil, AB, AT, NH, HS)
 	valid("attention_backward_dkv_mma and attention_dq_sum", dqkv)
 }
 
