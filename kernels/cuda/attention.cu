@@ -24,7 +24,7 @@
 //                          dynamic shared (72*HS + 384)*4 bytes
 //
 //   attention_forward_mma  attention_forward on tensor cores for HS = 64 in BF16 mode: Q, K, V
-//                          read as the BF16 copy of qkv (q16: (B,T,3,NH,64) bfloat16 bits, 4-byte
+//                          read as the BF16 copy of qkv (q16: (B,T,3,NH,64) bfloat16 bits, 16-byte
 //                          aligned), S = Q K^T and O += P V by mma.sync m16n8k16 (FP32
 //                          accumulation, P rounded to BF16 for its product), the online softmax
 //                          on the S fragments in registers, in base 2 (scores times log2 e,
@@ -44,7 +44,7 @@
 //                          each block's share of dQ: dS (its 64 keys by the tile's 64 queries)
 //                          through shared memory, dS K (mma) into dq_part (B,NH,blocks,T,64),
 //                          unscaled; attention_dq_sum then adds the blocks' shares. q16 and do16:
-//                          BF16 copies of qkv and dout (4-byte aligned); dd from
+//                          BF16 copies of qkv and dout (16-byte aligned); dd from
 //                          attention_backward_dd. grid (ceil(T/64), NH, B), block 128
 //   attention_dq_sum       dQ = scale * the sum of dq_part over its blocks, in block order, into
 //                          dqkv and its BF16 copy dqkv16 (each where not null). 1-D grid-stride
@@ -524,15 +524,40 @@ UNROLL
 
 // The tiles are 16-byte aligned (alignas), as ldmatrix needs its rows.
 
-// mma_tile_load copies rows t0.. t0+63 (zero past T) of the 64 columns at x (row stride
-// stride, bfloat16) into shared memory, row j at tile + j*MMA_LD: the B operand both of the
-// products that reduce over its columns (mma_rows_by_tile) and, through ldmatrix_x4_trans,
-// of those that reduce over its rows (mma_acc_frags).
-DEVFN void mma_tile_load(unsigned short* tile, const unsigned short* x, long long stride, int t0, int T) {
-  for (int i = threadIdx.x; i < MMA_KEYS * MMA_HS / 2; i += blockDim.x) {
-    const int j = i / (MMA_HS / 2), d = 2 * (i % (MMA_HS / 2)), t = t0 + j;
-    *(unsigned*)(tile + j * MMA_LD + d) = t < T ? *(const unsigned*)(x + t * stride + d) : 0u;
+// A tile (64 rows of 64 BF16 values) moves from global to shared memory in MMA_PIECES
+// 16-byte pieces per thread of a block (piece p: row p/8, columns 8*(p%8)..+7), held in
+// registers in between: mma_tile_fetch loads them, mma_tile_put stores them, so a kernel can
+// fetch the next tile before the products of this one and have the loads' latency covered.
+#define MMA_PIECES (MMA_KEYS * MMA_HS / 8 / (32 * MMA_WARPS))
+typedef unsigned u32x4 __attribute__((vector_size(16)));
+
+// mma_tile_fetch loads this thread's pieces of rows t0.. t0+63 (zero past T) of the 64
+// columns at x (row stride stride, a multiple of 8; x 16-byte aligned) by 16-byte loads.
+DEVFN void mma_tile_fetch(u32x4 r[MMA_PIECES], const unsigned short* x, long long stride, int t0, int T) {
+UNROLL
+  for (int i = 0; i < MMA_PIECES; i++) {
+    const int p = threadIdx.x + i * 32 * MMA_WARPS, t = t0 + (p >> 3);
+    r[i] = t < T ? *(const u32x4*)(x + t * stride + 8 * (p & 7)) : u32x4{0u, 0u, 0u, 0u};
   }
+}
+
+// mma_tile_put stores the pieces of mma_tile_fetch into a shared tile, row j at tile +
+// j*MMA_LD: the B operand both of the products that reduce over its columns
+// (mma_rows_by_tile) and, through ldmatrix_x4_trans, of those that reduce over its rows
+// (mma_acc_frags).
+DEVFN void mma_tile_put(unsigned short* tile, const u32x4 r[MMA_PIECES]) {
+UNROLL
+  for (int i = 0; i < MMA_PIECES; i++) {
+    const int p = threadIdx.x + i * 32 * MMA_WARPS;
+    *(u32x4*)(tile + (p >> 3) * MMA_LD + 8 * (p & 7)) = r[i];
+  }
+}
+
+// mma_tile_load copies rows t0.. t0+63 (zero past T) of x into a shared tile at once.
+DEVFN void mma_tile_load(unsigned short* tile, const unsigned short* x, long long stride, int t0, int T) {
+  u32x4 r[MMA_PIECES];
+  mma_tile_fetch(r, x, stride, t0, T);
+  mma_tile_put(tile, r);
 }
 
 // The tiles' rows past T are zero (mma_tile_load), and so are the P and dS values of keys
@@ -635,23 +660,28 @@ UNROLL
     for (int i = 0; i < 4; i++) acc[dt][i] = 0.0f;
 }
 
-// mma_key_bias_load copies sample b's key bias of keys k0.. k0+63, times log2(e) (the
-// tensor-core kernels' exponentials are powers of 2), into skb (0 without a bias, -Inf past
-// T), by the block's first 64 threads.
-DEVFN void mma_key_bias_load(float* skb, const float* key_bias, int b, int k0, int T) {
-  if (threadIdx.x < MMA_KEYS) {
-    const int t = k0 + threadIdx.x;
-    skb[threadIdx.x] = t < T ? (key_bias ? key_bias[(long long)b * T + t] * KM_LOG2E : 0.0f) : -km_inff();
-  }
+// The keys' tiles of the forward and the dq kernel, fetched one tile ahead (mma_kv_fetch:
+// keys and values k0.. k0+63 of x, sample b's part of q16 at its head, and the first 64
+// threads' key bias times log2(e), as the tensor-core kernels' exponentials are powers of 2:
+// 0 without a bias, -Inf past T) and stored by mma_kv_put into sk, sv (zero past T) and skb.
+struct mma_kv_regs {
+  u32x4 k[MMA_PIECES], v[MMA_PIECES];
+  float kb;
+};
+
+DEVFN void mma_kv_fetch(mma_kv_regs& r, const unsigned short* x, int C, const float* key_bias, int b, int k0, int T) {
+  mma_tile_fetch(r.k, x + C, 3 * C, k0, T);
+  mma_tile_fetch(r.v, x + 2 * C, 3 * C, k0, T);
+  const int t = k0 + threadIdx.x;
+  r.kb = threadIdx.x >= MMA_KEYS ? 0.0f
+         : t < T                 ? (key_bias ? key_bias[(long long)b * T + t] * KM_LOG2E : 0.0f)
+                                 : -km_inff();
 }
 
-// mma_kv_load fills the shared tiles of keys and values k0.. k0+63 (sk, sv: zero past T) and
-// their key bias (skb) from x, sample b's part of q16 at its head, by the whole block.
-DEVFN void mma_kv_load(unsigned short* sk, unsigned short* sv, float* skb, const unsigned short* x, int C,
-                       const float* key_bias, int b, int k0, int T) {
-  mma_tile_load(sk, x + C, 3 * C, k0, T);
-  mma_tile_load(sv, x + 2 * C, 3 * C, k0, T);
-  mma_key_bias_load(skb, key_bias, b, k0, T);
+DEVFN void mma_kv_put(unsigned short* sk, unsigned short* sv, float* skb, const mma_kv_regs& r) {
+  mma_tile_put(sk, r.k);
+  mma_tile_put(sv, r.v);
+  if (threadIdx.x < MMA_KEYS) skb[threadIdx.x] = r.kb;
 }
 
 // mma_store_rows writes acc*mul (rows r0 = g-lanes' row, r0 + 8; columns 8dt + 2q, +1) into
@@ -681,7 +711,9 @@ UNROLL
   }
 }
 
-KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse, const unsigned short* q16,
+// Three blocks per SM (at most 168 registers: ptxas spills two values, outside the loop),
+// where the next tile's registers (mma_kv_regs) would otherwise leave room for two.
+KERNEL void __launch_bounds__(32 * MMA_WARPS, 3) attention_forward_mma(float* out, unsigned short* out16, float* lse, const unsigned short* q16,
                                   const float* key_bias, int T, int NH, float scale) {
   alignas(16) __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
   alignas(16) __shared__ unsigned short sv[MMA_KEYS * MMA_LD];   // V tile: key j, dim d at j*MMA_LD + d
@@ -699,10 +731,13 @@ KERNEL void attention_forward_mma(float* out, unsigned short* out16, float* lse,
   // latter), running max m and sum l of 2^(v - m); exp(x) = 2^(x log2 e) by exp2_approx.
   const float sl2 = scale * KM_LOG2E;
   float m0 = -km_inff(), m1 = -km_inff(), l0 = 0.0f, l1 = 0.0f;
+  mma_kv_regs next;
+  mma_kv_fetch(next, x, C, key_bias, b, 0, T);
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
-    mma_kv_load(sk, sv, skb, x, C, key_bias, b, k0, T);
+    mma_kv_put(sk, sv, skb, next);
     __syncthreads();
+    if (k0 + MMA_KEYS < T) mma_kv_fetch(next, x, C, key_bias, b, k0 + MMA_KEYS, T);  // in flight meanwhile
     if (w0 >= T) continue;     // every query of the warp past T: none of its work is stored
     float s[MMA_KEYS / 8][4];  // keys 8nt + 2q, +1 of r0 (0, 1) and r1 (2, 3)
     mma_rows_by_tile(s, qa, sk, T - k0);  // S = Q K^T
@@ -800,10 +835,13 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
   const float dd0 = r0 < T ? dds[r0] : 0.0f, dd1 = r1 < T ? dds[r1] : 0.0f;
   float dq[MMA_HS / 8][4];
   mma_zero(dq);
+  mma_kv_regs next;
+  mma_kv_fetch(next, x, C, key_bias, b, 0, T);
   for (int k0 = 0; k0 < T; k0 += MMA_KEYS) {
     __syncthreads();  // the previous tile is consumed
-    mma_kv_load(sk, sv, skb, x, C, key_bias, b, k0, T);
+    mma_kv_put(sk, sv, skb, next);
     __syncthreads();
+    if (k0 + MMA_KEYS < T) mma_kv_fetch(next, x, C, key_bias, b, k0 + MMA_KEYS, T);  // in flight meanwhile
     if (r0 - g >= T) continue;  // every query of the warp (its first is r0 - g) past T
     float s[MMA_KEYS / 8][4], dp[MMA_KEYS / 8][4];
     mma_rows_by_tile(s, qa, sk, T - k0);   // S = Q K^T

@@ -177,9 +177,10 @@ func (d *Device) AttentionForward(out, lse, qkv, keyBias *kernels.Tensor, B, T, 
 }
 
 // useAttnMMA reports whether attention runs on the tensor-core kernels: BF16 mode, 64 dims
-// per head, and qkv at an even element (the kernels read pairs of BF16 values).
+// per head, and qkv at an element that is a multiple of 8 (the kernels read 16-byte pieces
+// of its BF16 copy, and of dout's, whose storages' copies start 256-byte aligned).
 func (d *Device) useAttnMMA(qkv *kernels.Tensor, HS int) bool {
-	return d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%2 == 0 && d.mmaOK()
+	return d.prec == GemmBF16 && HS == attMMAHS && !d.noAttnMMA && qkv.Offset%8 == 0 && d.mmaOK()
 }
 
 // pairOut is outPair for the tensor-core kernels, which store pairs of BF16 values as one
@@ -206,7 +207,7 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 	}
 	attentionCheck("AttentionBackward", HS)
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	if d.useAttnMMA(qkv, HS) && dout.Offset%2 == 0 {
+	if d.useAttnMMA(qkv, HS) && dout.Offset%8 == 0 {
 		q16, relQ := d.bf16Of(qkv, 0, B*T*3*C)
 		defer relQ()
 		do16, relDO := d.bf16Of(dout, 0, B*T*C)

@@ -108,9 +108,9 @@ type pair struct {
 // pair returns data (zeros when nil) on both devices, d at an unaligned address.
 func (e *env) pair(data []float32, shape ...int) pair { return e.pairPad(guardPad, data, shape...) }
 
-// alignedPair is pair with d 16-byte aligned (guards of 4 elements in a 256-byte aligned
-// block), for the kernels' vector paths.
-func (e *env) alignedPair(data []float32, shape ...int) pair { return e.pairPad(4, data, shape...) }
+// alignedPair is pair with d 32-byte aligned (guards of 8 elements in a 256-byte aligned
+// block), for the kernels' vector paths: its FP32 values and their BF16 copy 16-byte aligned.
+func (e *env) alignedPair(data []float32, shape ...int) pair { return e.pairPad(8, data, shape...) }
 
 func (e *env) pairPad(pad int, data []float32, shape ...int) pair {
 	n := 1

@@ -883,3 +883,37 @@ func TestMMACheckFallsBack(t *testing.T) {
 		t.Error("attention on a device with wrong layouts differs from attention without the tensor cores")
 	}
 }
+
+// The tensor-core kernels read 16-byte pieces of qkv's and dout's BF16 copies, so they run
+// only where those tensors start at a multiple of 8 elements; elsewhere attention takes the
+// GEMM path (which gives the same values up to BF16 rounding, Conformance/AttentionBF16).
+func TestAttentionMMAAlignment(t *testing.T) {
+	const B, T, NH, HS = 2, 19, 2, 64
+	n := B * T * 3 * NH * HS
+	for _, c := range []struct{ qkvOff, doutOff, fwd, bwd int }{
+		{0, 0, 1, 1}, {8, 8, 1, 1}, {4, 0, 0, 0}, {2, 0, 0, 0}, {0, 4, 1, 0},
+	} {
+		drv := NewEmuDriver()
+		mma := map[string]int{}
+		drv.Trace = func(k string, grid, block Dim3, shmem int) {
+			if strings.HasSuffix(k, "_mma") {
+				mma[k]++
+			}
+		}
+		d := NewDevice(drv, "align")
+		d.SetGemmPrecision(GemmBF16)
+		qkv := d.FromHost(normals(3, n+c.qkvOff), n+c.qkvOff).View(c.qkvOff, B, T, 3, NH, HS)
+		dout := d.FromHost(normals(4, B*T*NH*HS+c.doutOff), B*T*NH*HS+c.doutOff).View(c.doutOff, B, T, NH, HS)
+		out, lse, dqkv := d.New(B, T, NH, HS), d.New(B, NH, T), d.New(B, T, 3, NH, HS)
+		d.AttentionForward(out, lse, qkv, nil, B, T, NH, HS)
+		d.AttentionBackward(dqkv, dout, out, lse, qkv, nil, B, T, NH, HS)
+		if got := mma["attention_forward_mma"]; got != c.fwd {
+			t.Errorf("qkv at element %d: %d launches of attention_forward_mma, want %d", c.qkvOff, got, c.fwd)
+		}
+		if got := mma["attention_backward_dkv_mma"]; got != c.bwd {
+			t.Errorf("qkv at element %d, dout at %d: %d launches of attention_backward_dkv_mma, want %d",
+				c.qkvOff, c.doutOff, got, c.bwd)
+		}
+		d.Close()
+	}
+}
