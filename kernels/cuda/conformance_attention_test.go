@@ -73,13 +73,13 @@ func testAttentionSmall(e *env) {
 type attnPath int
 
 const (
-	attnFused       attnPath = iota // budget 0: the fused kernels
-	attnGemm                        // the default budget: GEMM path, the test batches in one chunk
-	attnGemmChunked                 // one sample's scores: GEMM path, one chunk per sample
-	attnMMA                         // BF16 mode, 64 dims per head: on tensor cores, dQ by its own kernel
-	attnMMAShares                   // the same with dqShares: dQ's shares summed, the test batches in one launch
-	attnMMASharesChunked            // the same, one sample's dQ shares at a time
-	attnMMASharesNoRoom             // dqShares without room for one sample's shares: dQ by its own kernel
+	attnFused            attnPath = iota // budget 0: the fused kernels
+	attnGemm                             // the default budget: GEMM path, the test batches in one chunk
+	attnGemmChunked                      // one sample's scores: GEMM path, one chunk per sample
+	attnMMA                              // BF16 mode, 64 dims per head: on tensor cores, dQ by its own kernel
+	attnMMAShares                        // the same with dqShares: dQ's shares summed, the test batches in one launch
+	attnMMASharesChunked                 // the same, one sample's dQ shares at a time
+	attnMMASharesNoRoom                  // dqShares without room for one sample's shares: dQ by its own kernel
 )
 
 func (p attnPath) String() string {
