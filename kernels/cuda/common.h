@@ -148,8 +148,8 @@ DEVFN void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2], 
 typedef const unsigned short* smem_t;
 DEVFN smem_t smem_of(const unsigned short* p) { return p; }
 DEVFN smem_t smem_at(smem_t s, int elems) { return s + elems; }
-DEVFN void ldmatrix_x4(unsigned r[4], smem_t p) { emu::ldmatrix_x4(r, p); }
-DEVFN void ldmatrix_x4_trans(unsigned r[4], smem_t p) { emu::ldmatrix_x4_trans(r, p); }
+DEVFN void ldmatrix_x4(unsigned r[4], smem_t p) { emu::ldmatrix_x4(r, p, false); }
+DEVFN void ldmatrix_x4_trans(unsigned r[4], smem_t p) { emu::ldmatrix_x4(r, p, true); }
 #else
 typedef unsigned smem_t;
 DEVFN smem_t smem_of(const unsigned short* p) {

@@ -79,7 +79,7 @@ struct Warp {
   Barrier bar;
   uint64_t slot[32];  // shuffle exchange, one value per lane
   unsigned mma_a[32][4], mma_b[32][2];  // mma_bf16_16816's fragments, one set per lane
-  const unsigned short* ldm[32];         // ldmatrix_x4(_trans)'s row addresses, one per lane
+  const unsigned short* ldm[32];         // ldmatrix_x4's row addresses, one per lane
 };
 
 // Thread is one CUDA thread of the running block.
@@ -196,39 +196,30 @@ inline void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2],
   for (int i = 0; i < 4; i++) d[i] = r[i];
 }
 
-// ldmatrix_x4 is ldmatrix.sync.aligned.m8n8.x4.shared.b16 for the calling warp: lane l posts
-// the address of row l%8 of matrix l/8, and each lane t receives in register m matrix m's
-// elements (row t/4, column 2(t%4)) in the low half and (row t/4, column 2(t%4)+1) in the
-// high half: mma's A and B fragments of row-major tiles.
-inline void ldmatrix_x4(unsigned r[4], const unsigned short* p) {
+// ldmatrix_x4 is ldmatrix.sync.aligned.m8n8.x4.shared.b16 for the calling warp, and with trans
+// its .trans form: lane l posts the address of row l%8 of matrix l/8 (8 consecutive 16-bit
+// values), and each lane t receives in register m matrix m's elements (row t/4, column
+// 2(t%4)) and (row t/4, column 2(t%4)+1), the first in the low half: mma's A and B fragments
+// of row-major tiles; with trans (row 2(t%4), column t/4) and (row 2(t%4)+1, column t/4):
+// the transpose's fragment.
+inline void ldmatrix_x4(unsigned r[4], const unsigned short* p, bool trans) {
   Warp& w = warp();
   const int lane = tcur->lane;
   w.ldm[lane] = p;
   wait(w.bar, "ldmatrix_x4");
   unsigned v[4];
   for (int m = 0; m < 4; m++) {
-    const unsigned short* row = w.ldm[m * 8 + (lane >> 2)];
-    v[m] = (unsigned)row[2 * (lane & 3)] | (unsigned)row[2 * (lane & 3) + 1] << 16;
+    const unsigned short *lo, *hi;  // the two 16-bit values' addresses
+    if (trans) {
+      lo = w.ldm[m * 8 + 2 * (lane & 3)] + (lane >> 2);
+      hi = w.ldm[m * 8 + 2 * (lane & 3) + 1] + (lane >> 2);
+    } else {
+      lo = w.ldm[m * 8 + (lane >> 2)] + 2 * (lane & 3);
+      hi = lo + 1;
+    }
+    v[m] = (unsigned)*lo | (unsigned)*hi << 16;
   }
   wait(w.bar, "ldmatrix_x4");  // every lane has read the addresses
-  for (int m = 0; m < 4; m++) r[m] = v[m];
-}
-
-// ldmatrix_x4_trans is ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 for the calling warp:
-// lane l posts the address of row l%8 of matrix l/8 (8 consecutive 16-bit values), and each
-// lane t receives in register m matrix m's elements (row 2(t%4), column t/4) in the low half
-// and (row 2(t%4)+1, column t/4) in the high half: the transpose's fragment, as mma's B.
-inline void ldmatrix_x4_trans(unsigned r[4], const unsigned short* p) {
-  Warp& w = warp();
-  const int lane = tcur->lane;
-  w.ldm[lane] = p;
-  wait(w.bar, "ldmatrix_x4_trans");
-  unsigned v[4];
-  for (int m = 0; m < 4; m++) {
-    const unsigned short *lo = w.ldm[m * 8 + 2 * (lane & 3)], *hi = w.ldm[m * 8 + 2 * (lane & 3) + 1];
-    v[m] = (unsigned)lo[lane >> 2] | (unsigned)hi[lane >> 2] << 16;
-  }
-  wait(w.bar, "ldmatrix_x4_trans");  // every lane has read the addresses
   for (int m = 0; m < 4; m++) r[m] = v[m];
 }
 
