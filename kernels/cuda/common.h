@@ -268,7 +268,15 @@ DEVFN void btc_next(btc_t* x) {
 // run: col_store writes each split's total to part[split*C + c] and col_finish (reduce.cu)
 // adds the splits in order; with one split it adds the total to out directly. Either way the
 // sum is the same in every run.
+//
+// COL_UNROLL: the column kernels of the DiT block's backward (modulate_backward,
+// gate_backward) load a warp's next COL_UNROLL rows before they add any (rows w, w+8, ...,
+// w+8*(COL_UNROLL-1): the same rows in the same order), so that each warp has that many
+// rows' loads in flight rather than one: with one, a warp's 200 or so bytes at a time kept
+// these kernels at about a quarter of the memory bandwidth (41 and 37 µs on DiT-B's
+// activations in the H200 profile of 2026-11-27, 1.1 to 1.3 TB/s).
 #define COL_WARPS 8
+#define COL_UNROLL 4
 DEVFN int col_split_rows(int N) { return (N + (int)gridDim.y - 1) / (int)gridDim.y; }
 DEVFN double col_total(double v, double (*part)[32]) {
   int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
