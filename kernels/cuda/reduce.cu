@@ -36,9 +36,21 @@ KERNEL void sum_squares_chunks(double* part, const unsigned long long* table) {
   const float* x = (const float*)e[0];
   int n = (int)e[1];
   double s = 0.0;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    double v = x[i];
-    s += v * v;
+  // Four of a thread's values loaded before any is added, in the order they are added (as
+  // COL_UNROLL): four loads in flight per thread instead of one.
+  for (int i0 = threadIdx.x; i0 < n; i0 += 4 * blockDim.x) {
+    float v[4];
+UNROLL
+    for (int u = 0; u < 4; u++) {
+      const int i = i0 + u * blockDim.x;
+      v[u] = i < n ? x[i] : 0.0f;
+    }
+UNROLL
+    for (int u = 0; u < 4; u++) {
+      if (i0 + u * (int)blockDim.x >= n) break;
+      const double d = v[u];
+      s += d * d;
+    }
   }
   s = block_sum_d(s);
   if (threadIdx.x == 0) part[blockIdx.x] = s;
