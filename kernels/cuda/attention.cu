@@ -713,8 +713,9 @@ UNROLL
 
 // Three blocks per SM (at most 168 registers: ptxas spills two values, outside the loop),
 // where the next tile's registers (mma_kv_regs) would otherwise leave room for two.
-KERNEL void __launch_bounds__(32 * MMA_WARPS, 3) attention_forward_mma(float* out, unsigned short* out16, float* lse, const unsigned short* q16,
-                                  const float* key_bias, int T, int NH, float scale) {
+KERNEL void __launch_bounds__(32 * MMA_WARPS, 3)
+    attention_forward_mma(float* out, unsigned short* out16, float* lse, const unsigned short* q16,
+                          const float* key_bias, int T, int NH, float scale) {
   alignas(16) __shared__ unsigned short sk[MMA_KEYS * MMA_LD];   // K tile: key j, dim d at j*MMA_LD + d
   alignas(16) __shared__ unsigned short sv[MMA_KEYS * MMA_LD];   // V tile: key j, dim d at j*MMA_LD + d
   alignas(8) __shared__ float skb[MMA_KEYS];         // key bias*log2(e) of the tile (-Inf past T)
