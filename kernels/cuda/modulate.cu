@@ -56,7 +56,7 @@ KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const flo
   if (c < C) {
     const float sc = 1.0f + scale[(long long)b * C + c];
     for (int t0 = threadIdx.x >> 5; t0 < T; t0 += COL_WARPS * COL_UNROLL) {
-      float g[COL_UNROLL], xv[COL_UNROLL];  // the rows' loads first (COL_UNROLL in common.h)
+      float g[COL_UNROLL] = {}, xv[COL_UNROLL] = {};  // the rows' loads first (COL_UNROLL in common.h)
 UNROLL
       for (int u = 0; u < COL_UNROLL; u++) {
         const int t = t0 + u * COL_WARPS;
@@ -113,7 +113,7 @@ KERNEL void gate_backward(float* dy, unsigned short* dy16, float* dgate, const f
   if (c < C) {
     const float gt = gate[(long long)b * C + c];
     for (int t0 = threadIdx.x >> 5; t0 < T; t0 += COL_WARPS * COL_UNROLL) {
-      float g[COL_UNROLL], yv[COL_UNROLL];  // the rows' loads first (COL_UNROLL in common.h)
+      float g[COL_UNROLL] = {}, yv[COL_UNROLL] = {};  // the rows' loads first (COL_UNROLL in common.h)
 UNROLL
       for (int u = 0; u < COL_UNROLL; u++) {
         const int t = t0 + u * COL_WARPS;
