@@ -8,7 +8,9 @@
 // the ranking of the large ones is what it is for. Memory copies and sets are not timed.
 //
 // Operations are grouped by kernel name; GEMMs by shape (m x n x k, times the batch count)
-// and compute type, with their arithmetic rate 2*m*n*k*batch / time.
+// and compute type, with their arithmetic rate 2*m*n*k*batch / time. The report ends with
+// the time by kind of work (products, attention, norms and gates, optimizer, conversions,
+// other: Classes), the first thing to read against a step's budget.
 //
 //	d := NewDevice(NewProfiler(drv), "cuda:0")
 //	... work on d ...
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -135,12 +138,61 @@ func (p *Profiler) Stats() []OpStat {
 	return out
 }
 
+// opClasses are the kinds of work Report sums the groups into, each with the name prefixes
+// of its groups (the first class whose prefix matches); "other" takes the rest.
+var opClasses = []opClass{
+	{"products (cuBLAS)", []string{"gemm "}},
+	{"attention kernels", []string{"attention_"}},
+	{"norms, modulation, gates", []string{"layernorm_", "modulate_", "gate_", "col_finish"}},
+	{"optimizer, clipping, zeros", []string{"adamw", "sum_", "fill_"}},
+	{"BF16 conversions", []string{"f32_to_bf16", "bf16_to_f32"}},
+}
+
+type opClass struct {
+	name     string
+	prefixes []string
+}
+
+// has reports whether the group name is of this kind.
+func (c opClass) has(name string) bool {
+	return slices.ContainsFunc(c.prefixes, func(pre string) bool { return strings.HasPrefix(name, pre) })
+}
+
+// ClassStat is the time of one kind of work (opClasses) and the groups in it.
+type ClassStat struct {
+	Name   string
+	Groups int
+	Calls  int
+	Time   time.Duration
+	FLOPs  float64
+}
+
+// Classes sums the groups by kind of work, in opClasses' order, then "other".
+func (p *Profiler) Classes() []ClassStat {
+	out := make([]ClassStat, len(opClasses)+1)
+	for i, c := range opClasses {
+		out[i].Name = c.name
+	}
+	out[len(opClasses)].Name = "other"
+	for _, s := range p.stats {
+		i := slices.IndexFunc(opClasses, func(c opClass) bool { return c.has(s.Name) })
+		if i < 0 {
+			i = len(opClasses)
+		}
+		out[i].Groups++
+		out[i].Calls += s.Calls
+		out[i].Time += s.Time
+		out[i].FLOPs += s.FLOPs
+	}
+	return out
+}
+
 // Reset forgets every group (e.g. after a warm-up).
 func (p *Profiler) Reset() { clear(p.stats) }
 
 // Report writes the top groups (all with top <= 0) as a table: calls, total milliseconds,
 // mean microseconds per call, share of the profiled time, and GFLOP/s for GEMMs; then the
-// rest summed and the total.
+// rest summed and the total; then the time by kind of work (Classes).
 func (p *Profiler) Report(w io.Writer, top int) error {
 	stats := p.Stats()
 	var total time.Duration
@@ -181,6 +233,21 @@ func (p *Profiler) Report(w io.Writer, top int) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(w, "%-40s %7s %10.3f\n", "total", "", ms(total))
-	return err
+	if _, err := fmt.Fprintf(w, "%-40s %7s %10.3f\n", "total", "", ms(total)); err != nil {
+		return err
+	}
+	for _, c := range p.Classes() {
+		if c.Calls == 0 {
+			continue
+		}
+		rate := ""
+		if c.FLOPs > 0 && c.Time > 0 {
+			rate = fmt.Sprintf("%.0f", c.FLOPs/c.Time.Seconds()/1e9)
+		}
+		if _, err := fmt.Fprintf(w, "%-40s %7d %10.3f %10s %6.1f%% %9s\n", "by kind: "+c.Name, c.Calls, ms(c.Time), "",
+			share(c.Time), rate); err != nil {
+			return err
+		}
+	}
+	return nil
 }

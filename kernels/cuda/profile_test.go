@@ -70,15 +70,49 @@ func TestProfiler(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := sb.String()
-	// The top group (add, 3 of 6 ms), the GEMM summed into the rest, the total.
-	for _, want := range []string{add.Name, "50.0%", "(1 more)", "total", "6.000"} {
+	// The top group (add, 3 of 6 ms), the GEMM summed into the rest, the total, and the two
+	// kinds of work (the GEMM a product, add_f32 other).
+	for _, want := range []string{add.Name, "50.0%", "(1 more)", "total", "6.000", "by kind: products (cuBLAS)",
+		"by kind: other"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
 		}
 	}
+	cls := prof.Classes()
+	if p, o := cls[0], cls[len(cls)-1]; p.Calls != 1 || p.Time != 3*time.Millisecond || p.FLOPs != g.FLOPs ||
+		o.Name != "other" || o.Calls != 2 || o.Groups != 1 || o.Time != 3*time.Millisecond {
+		t.Errorf("classes %+v, want the GEMM in products and add_f32's two calls in other", cls)
+	}
 	prof.Reset()
 	if len(prof.Stats()) != 0 {
 		t.Error("Reset left groups")
+	}
+}
+
+// Every kernel of the device's families falls in the kind of work its name says.
+func TestProfilerClasses(t *testing.T) {
+	prof := NewProfiler(NewEmuDriver())
+	for _, c := range []struct{ name, class string }{
+		{"gemm 8x4x2 bf16", "products (cuBLAS)"},
+		{"attention_forward_mma", "attention kernels"},
+		{"attention_backward_dd", "attention kernels"},
+		{"layernorm_backward_dx", "norms, modulation, gates"},
+		{"modulate_backward", "norms, modulation, gates"},
+		{"gate_backward", "norms, modulation, gates"},
+		{"col_finish", "norms, modulation, gates"},
+		{"adamw_chunks", "optimizer, clipping, zeros"},
+		{"sum_squares_chunks", "optimizer, clipping, zeros"},
+		{"fill_chunks", "optimizer, clipping, zeros"},
+		{"f32_to_bf16", "BF16 conversions"},
+		{"permute", "other"},
+	} {
+		prof.Reset()
+		prof.stats[c.name] = &OpStat{Name: c.name, Calls: 1, Time: time.Millisecond}
+		for _, k := range prof.Classes() {
+			if (k.Calls == 1) != (k.Name == c.class) {
+				t.Errorf("%s: class %q has %d calls, want it in %q", c.name, k.Name, k.Calls, c.class)
+			}
+		}
 	}
 }
 
