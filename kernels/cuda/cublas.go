@@ -65,6 +65,7 @@ typedef struct CUstream_st* cudaStream_t;
 int cublasCreate_v2(cublasHandle_t* handle);
 int cublasDestroy_v2(cublasHandle_t handle);
 int cublasSetStream_v2(cublasHandle_t handle, cudaStream_t stream);
+int cublasSetWorkspace_v2(cublasHandle_t handle, void* workspace, size_t workspaceSizeInBytes);
 int cublasGemmEx(cublasHandle_t handle, int transa, int transb, int m, int n, int k, const void* alpha,
                  const void* A, int Atype, int lda, const void* B, int Btype, int ldb, const void* beta, void* C,
                  int Ctype, int ldc, int computeType, int algo);
@@ -79,6 +80,7 @@ int cublasGemmStridedBatchedEx(cublasHandle_t handle, int transa, int transb, in
 #define cublasCreate cublasCreate_v2
 #define cublasDestroy cublasDestroy_v2
 #define cublasSetStream cublasSetStream_v2
+#define cublasSetWorkspace cublasSetWorkspace_v2
 #endif
 
 #if __has_include(<cublasLt.h>)
@@ -135,6 +137,9 @@ int cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const voi
 static int align_blas_create(cublasHandle_t* h) { return (int)cublasCreate(h); }
 static int align_blas_destroy(cublasHandle_t h) { return (int)cublasDestroy(h); }
 static int align_blas_set_stream(cublasHandle_t h, void* s) { return (int)cublasSetStream(h, (cudaStream_t)s); }
+static int align_blas_set_workspace(cublasHandle_t h, uintptr_t ws, size_t size) {
+  return (int)cublasSetWorkspace(h, (void*)ws, size);
+}
 
 // align_lt_plan is a cuBLASLt matmul of one shape with an epilogue (GemmArgs): C (m,n)
 // column-major of type ctype (FP32 or BF16), A and B FP32 or BF16 as stored (ta: A is (k,m));
@@ -270,7 +275,8 @@ func blasErr(op string, rc C.int) error {
 	return fmt.Errorf("%s: %s", op, name)
 }
 
-// ltWorkspace is cuBLASLt's workspace: 32 MiB, what NVIDIA advises for Hopper.
+// ltWorkspace is cuBLASLt's workspace, and cuBLAS's (cublasSetWorkspace): 32 MiB, what
+// NVIDIA advises for Hopper.
 const ltWorkspace = 32 << 20
 
 // ltKey is what a cuBLASLt plan depends on: the epilogue, shape, types, leading dimensions
@@ -318,6 +324,10 @@ func newCublas(s cu.Stream) (*cublas, error) {
 		b.lt = nil
 	} else {
 		b.ws = ws
+		// The plain products (cublasGemmEx) use the same 32 MiB rather than cuBLAS's own
+		// default pool: one stream runs both, one product at a time. Without it they keep the
+		// default, so a failure here is not an error.
+		C.align_blas_set_workspace(b.h, C.uintptr_t(ws), C.size_t(ltWorkspace))
 	}
 	return b, nil
 }
