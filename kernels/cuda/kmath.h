@@ -1,7 +1,8 @@
 // kmath.h: the transcendental functions the kernels use (exp, log in float and double;
 // sin/cos in double), written with arithmetic and bit operations only. clang's PTX build
 // has no libdevice (toolchain.md §4), and the CPU emulation should compute exactly what the
-// GPU computes, so every kernel calls these instead of expf/logf/sin from a library.
+// GPU computes, so every kernel calls these instead of expf/logf/sin from a library (but the
+// tensor-core attention, which takes the special function unit's 2^x: exp2_approx, common.h).
 //
 // Accuracy (checked in emu_test.go against Go's math package): km_expf, km_logf within 2 ulp
 // of the float result; km_exp, km_log, km_sincos within about 2e-16 relative (sincos on
