@@ -279,7 +279,12 @@ func BenchmarkDiTBase(b *testing.B) {
 			sec := gpuSeconds(b, d, func() { w.trainStep() })
 			b.ReportMetric(sec, "s/step")
 			b.ReportMetric(ditTrainBatch/sec, "samples/s")
-			report(b, d, "train/"+p.String(), ditTrainBatch/sec, 3*ditTrainBatch*cfg.ForwardFLOPs(), sec, gemm)
+			flops := 3 * ditTrainBatch * cfg.ForwardFLOPs()
+			report(b, d, "train/"+p.String(), ditTrainBatch/sec, flops, sec, gemm)
+			if peak := denseBF16Peak(d.Info().Name); p == GemmBF16 && peak > 0 {
+				b.Logf("BF16 training step: %.2f ms, %.1f TFLOP/s: %.1f%% of the %s's dense BF16 peak (%.0f TFLOP/s; the goal is 30%%, a %.1f ms step)",
+					1e3*sec, flops/sec/1e12, 100*flops/sec/1e12/peak, d.Info().Name, peak, 1e3*flops/(0.3*peak*1e12))
+			}
 		})
 	}
 	for _, p := range precs {

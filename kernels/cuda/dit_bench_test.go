@@ -34,6 +34,25 @@ func ditBaseConfig() diffusion.ModelConfig {
 	return c
 }
 
+// denseBF16Peak is the dense BF16 tensor-core peak in TFLOP/s of the GPU a device names
+// (NVIDIA's datasheets, boost clock), 0 for one not listed: the reference of the training
+// step's goal (30% of it).
+func denseBF16Peak(name string) float64 {
+	switch {
+	case strings.Contains(name, "H200"):
+		return 989
+	case strings.Contains(name, "H100") && strings.Contains(name, "PCIe"):
+		return 756
+	case strings.Contains(name, "H100") && strings.Contains(name, "NVL"):
+		return 835
+	case strings.Contains(name, "H100"): // SXM
+		return 989
+	case strings.Contains(name, "A100"):
+		return 312
+	}
+	return 0
+}
+
 // Sizes of BenchmarkDiTBase (and of the PyTorch run and BenchmarkHostCost).
 const (
 	ditTrainBatch  = 32
@@ -201,6 +220,17 @@ func TestDiTBenchWorkload(t *testing.T) {
 	for _, a := range torchArgs(w.cfg, 3, 2, 2, 1) {
 		if strings.HasPrefix(a, "--") && !known[a] {
 			t.Errorf("%s has no flag %s", torchScript, a)
+		}
+	}
+}
+
+func TestDiTBenchPeak(t *testing.T) {
+	for name, want := range map[string]float64{
+		"NVIDIA H200": 989, "NVIDIA H100 80GB HBM3": 989, "NVIDIA H100 PCIe": 756, "NVIDIA H100 NVL": 835,
+		"NVIDIA A100-SXM4-80GB": 312, "NVIDIA L4": 0, "emulated": 0,
+	} {
+		if got := denseBF16Peak(name); got != want {
+			t.Errorf("denseBF16Peak(%q) = %g, want %g", name, got, want)
 		}
 	}
 }

@@ -17,7 +17,7 @@ timeout 100 "$bin" -test.run '^$' -test.bench 'LayerNorm|Attention|Gemm|Bandwidt
 echo "kernel benchmarks: rc=$? (${SECONDS} s in)"
 timeout 260 "$bin" -test.v -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
 echo "DiT benchmarks: rc=$? (${SECONDS} s in)"
-grep -E "^Benchmark.*ns/op|align train|buys" "$logs/bench-dit.log" | sort -u
+grep -E "^Benchmark.*ns/op|align train|buys|dense BF16 peak" "$logs/bench-dit.log" | sort -u
 timeout 90 "$bin" -test.count=1 -test.timeout 20m >"$logs/test-all.log" 2>&1
 echo "whole package: rc=$? (${SECONDS} s in)"
 tail -3 "$logs/test-all.log"
