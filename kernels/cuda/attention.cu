@@ -12,7 +12,8 @@
 //                          grid (ceil(T/ATT_WARPS), NH, B), block 32*ATT_WARPS,
 //                          dynamic shared (68*HS + 192)*4 bytes
 //   attention_backward_dd  dd = sum_d dout*out per (b,t,h), one warp each; from the BF16 copies
-//                          do16 and out16 instead where do16 is not null (the tensor-core path).
+//                          do16 and out16 instead where do16 is not null (the tensor-core path
+//                          with dQ's shares; without them the dq kernel forms dd).
 //                          grid ceil(B*T*NH/8), block 256
 //   attention_backward_dq  one warp per query: P_ij = exp(s_ij - lse_i), dP_ij = dout_i.v_j,
 //                          dS = P*(dP - dd_i), dq_i = scale*sum_j dS_ij k_j.
@@ -49,10 +50,12 @@
 //   attention_dq_sum       dQ = scale * the sum of dq_part over its blocks, in block order, into
 //                          dqkv and its BF16 copy dqkv16 (each where not null). 1-D grid-stride
 //                          over B*T*NH*64, block 256
-//   attention_backward_dq_mma   dQ where dq_part would not fit (long sequences: it holds
-//                          B*NH*T^2 floats): one warp per 16 queries over tiles of 64 keys,
-//                          S = Q K^T and dP = dO V^T formed again, dQ += dS K. Same grid and
-//                          block as attention_backward_dkv_mma
+//   attention_backward_dq_mma   dQ (by default; with dQ's shares where they would not fit):
+//                          one warp per 16 queries over tiles of 64 keys, S = Q K^T and
+//                          dP = dO V^T formed again, dQ += dS K; first dd = rowsum(dO O) of
+//                          its queries from do16 and out16 (out16 2-byte aligned), written to
+//                          dd for attention_backward_dkv_mma, launched after it. Same grid
+//                          and block as attention_backward_dkv_mma
 //   attention_mma_tile     D = A B for one tile, A (16,16) and B (16,16) row-major bfloat16 bits,
 //                          through mma_bf16_16816: d[0..128) = A by B's first 8 columns (16,8),
 //                          each lane loading its fragments by PTX's layout formulas; d[128..384)
@@ -816,9 +819,8 @@ UNROLL
 EMU_KERNEL(attention_forward_mma);
 
 KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const unsigned short* q16,
-                                      const unsigned short* do16,
-                                      const float* lse, const float* dd, const float* key_bias, int T, int NH,
-                                      float scale) {
+                                      const unsigned short* do16, const unsigned short* out16, const float* lse,
+                                      float* dd, const float* key_bias, int T, int NH, float scale) {
   alignas(16) __shared__ unsigned short sk[MMA_KEYS * MMA_LD], sv[MMA_KEYS * MMA_LD];
   alignas(8) __shared__ float skb[MMA_KEYS];
   const int C = NH * MMA_HS, C3 = 3 * C, h = blockIdx.y, b = blockIdx.z;
@@ -829,11 +831,32 @@ KERNEL void attention_backward_dq_mma(float* dqkv, unsigned short* dqkv16, const
   mma_a_frags(qa, x, C3, r0, T);
   mma_a_frags(da, do16 + (long long)b * T * C + h * MMA_HS, C, r0, T);
   const float* ls = lse + ((long long)b * NH + h) * T;
-  const float* dds = dd + ((long long)b * NH + h) * T;
+  // dd = rowsum(dO O) of rows r0 and r1 from the BF16 copies: the lane's 16 values of each
+  // row in da by O's at the same places, summed over the row group's 4 lanes. The dkv kernel,
+  // launched after this one, reads it from dd.
+  const unsigned short* o = out16 + (long long)b * T * C + h * MMA_HS;
+  float dd0 = 0.0f, dd1 = 0.0f;
+UNROLL
+  for (int ks = 0; ks < MMA_HS / 16; ks++)
+UNROLL
+    for (int half = 0; half < 2; half++) {  // columns ks*16 + 8*half + 2q, +1 (da[ks][2*half], [2*half + 1])
+      const int c = ks * 16 + 8 * half + 2 * q;
+      if (r0 < T) dd0 += dot_bf16x2(da[ks][2 * half], bf16_pair(o + (long long)r0 * C + c));
+      if (r1 < T) dd1 += dot_bf16x2(da[ks][2 * half + 1], bf16_pair(o + (long long)r1 * C + c));
+    }
+UNROLL
+  for (int off = 1; off < 4; off <<= 1) {
+    dd0 += __shfl_xor_sync(FULL_MASK, dd0, off);
+    dd1 += __shfl_xor_sync(FULL_MASK, dd1, off);
+  }
+  if (q == 0) {
+    float* dds = dd + ((long long)b * NH + h) * T;
+    if (r0 < T) dds[r0] = dd0;
+    if (r1 < T) dds[r1] = dd1;
+  }
   // P = exp(scale*S + bias - lse) = 2^(S*scale*log2(e) + (bias - lse)*log2(e)).
   const float sl2 = scale * KM_LOG2E;
   const float lse0 = r0 < T ? ls[r0] * KM_LOG2E : 0.0f, lse1 = r1 < T ? ls[r1] * KM_LOG2E : 0.0f;
-  const float dd0 = r0 < T ? dds[r0] : 0.0f, dd1 = r1 < T ? dds[r1] : 0.0f;
   float dq[MMA_HS / 8][4];
   mma_zero(dq);
   mma_kv_regs next;

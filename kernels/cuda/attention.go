@@ -216,9 +216,6 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 		defer relO()
 		dd, release := d.scratch(4 * B * NH * T)
 		defer release()
-		rows := B * T * NH
-		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd), P(0), P(0), P(do16),
-			P(out16), I(B), I(T), I(NH), I(HS))
 		pl, pkb := d.rptr(lse), d.rptr(keyBias)
 		pdq, ph := d.pairOut(dqkv)
 		blocks, block := (T+attMMAQueries-1)/attMMAQueries, Dim3{32 * attMMAWarps, 1, 1}
@@ -226,15 +223,18 @@ func (d *Device) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *kernels.T
 		if d.dqShares {
 			bc = d.attnMMAChunk(B, T, NH)
 		}
-		if bc == 0 {
+		if bc == 0 { // the dq kernel forms dd = rowsum(dO O) for itself and writes it for dkv's
 			grid := Dim3{blocks, NH, B}
-			d.launch("attention_backward_dq_mma", grid, block, 0, P(pdq), P(ph), P(q16), P(do16), P(pl), P(dd), P(pkb),
-				I(T), I(NH), F(scale))
+			d.launch("attention_backward_dq_mma", grid, block, 0, P(pdq), P(ph), P(q16), P(do16), P(out16), P(pl), P(dd),
+				P(pkb), I(T), I(NH), F(scale))
 			d.launch("attention_backward_dkv_mma", grid, block, 0, P(pdq), P(ph), P(0), P(q16), P(do16), P(pl), P(dd),
 				P(pkb), I(T), I(NH), F(scale))
 			return
 		}
 		// S and dP formed once: each key block's share of dQ into part, summed by attention_dq_sum.
+		rows := B * T * NH
+		d.launch("attention_backward_dd", Dim3{(rows + 7) / 8, 1, 1}, Dim3{256, 1, 1}, 0, P(dd), P(0), P(0), P(do16),
+			P(out16), I(B), I(T), I(NH), I(HS))
 		part, relPart := d.scratch(4 * bc * NH * blocks * T * attMMAHS)
 		defer relPart()
 		half := func(p DevPtr, n int) DevPtr { // p offset by n BF16 elements; null stays null

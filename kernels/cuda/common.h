@@ -97,6 +97,15 @@ DEVFN bool aligned8(const void* p) { return ((unsigned long long)p & 7) == 0; }
 // bf16_value widens bfloat16 bits to the float they stand for (exact); load_bf16x4 reads four
 // as one 8-byte load (p 8-byte aligned): an input kept as a BF16 copy alone.
 DEVFN float bf16_value(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
+
+// bf16_pair reads p[0] and p[1] (bfloat16, p 2-byte aligned) into one register, p[0] low.
+DEVFN unsigned bf16_pair(const unsigned short* p) { return (unsigned)p[0] | (unsigned)p[1] << 16; }
+
+// dot_bf16x2 is a.x*b.x + a.y*b.y of two registers of two bfloat16 each (low half first).
+DEVFN float dot_bf16x2(unsigned a, unsigned b) {
+  return bf16_value((unsigned short)a) * bf16_value((unsigned short)b) +
+         bf16_value((unsigned short)(a >> 16)) * bf16_value((unsigned short)(b >> 16));
+}
 DEVFN f32x4 load_bf16x4(const unsigned short* p) {
   unsigned long long u = *(const unsigned long long*)p;
   f32x4 r;
