@@ -286,6 +286,24 @@ DEVFN void btc_next(btc_t* x) {
 // activations in the H200 profile of 2026-11-27, 1.1 to 1.3 TB/s).
 #define COL_WARPS 8
 #define COL_UNROLL 4
+// col_rows is the row loop of those kernels for warp w: load(u, t) for the next COL_UNROLL
+// of its rows t = w, w+COL_WARPS, ... below T (u = 0, 1, ...), then add(u, t) for the same
+// rows in the same order.
+template <class Load, class Add>
+DEVFN void col_rows(int T, Load load, Add add) {
+  for (int t0 = threadIdx.x >> 5; t0 < T; t0 += COL_WARPS * COL_UNROLL) {
+UNROLL
+    for (int u = 0; u < COL_UNROLL; u++) {
+      if (t0 + u * COL_WARPS >= T) break;
+      load(u, t0 + u * COL_WARPS);
+    }
+UNROLL
+    for (int u = 0; u < COL_UNROLL; u++) {
+      if (t0 + u * COL_WARPS >= T) break;
+      add(u, t0 + u * COL_WARPS);
+    }
+  }
+}
 DEVFN int col_split_rows(int N) { return (N + (int)gridDim.y - 1) / (int)gridDim.y; }
 DEVFN double col_total(double v, double (*part)[32]) {
   int lane = threadIdx.x & 31, w = threadIdx.x >> 5;

@@ -55,25 +55,19 @@ KERNEL void modulate_backward(float* dx, float* dshift, float* dscale, const flo
   double ash = 0.0, asc = 0.0;
   if (c < C) {
     const float sc = 1.0f + scale[(long long)b * C + c];
-    for (int t0 = threadIdx.x >> 5; t0 < T; t0 += COL_WARPS * COL_UNROLL) {
-      float g[COL_UNROLL] = {}, xv[COL_UNROLL] = {};  // the rows' loads first (COL_UNROLL in common.h)
-UNROLL
-      for (int u = 0; u < COL_UNROLL; u++) {
-        const int t = t0 + u * COL_WARPS;
-        if (t >= T) break;
-        const long long row = (long long)b * T + t, i = row * C + c;
-        g[u] = dout16 ? bf16_value(dout16[i]) : dout[i];
-        xv[u] = mean ? (x[i] - mean[row]) * rstd[row] : x[i];  // the norm recomputed as layernorm_forward has it
-      }
-UNROLL
-      for (int u = 0; u < COL_UNROLL; u++) {
-        const int t = t0 + u * COL_WARPS;
-        if (t >= T) break;
-        ash += g[u];
-        asc += (double)g[u] * xv[u];
-        if (dx) dx[((long long)b * T + t) * C + c] = g[u] * sc;
-      }
-    }
+    float g[COL_UNROLL] = {}, xv[COL_UNROLL] = {};
+    col_rows(
+        T,
+        [&](int u, int t) {
+          const long long row = (long long)b * T + t, i = row * C + c;
+          g[u] = dout16 ? bf16_value(dout16[i]) : dout[i];
+          xv[u] = mean ? (x[i] - mean[row]) * rstd[row] : x[i];  // the norm recomputed as layernorm_forward has it
+        },
+        [&](int u, int t) {
+          ash += g[u];
+          asc += (double)g[u] * xv[u];
+          if (dx) dx[((long long)b * T + t) * C + c] = g[u] * sc;
+        });
   }
   ash = col_total(ash, part);
   asc = col_total(asc, part);
@@ -112,26 +106,20 @@ KERNEL void gate_backward(float* dy, unsigned short* dy16, float* dgate, const f
   double ag = 0.0;
   if (c < C) {
     const float gt = gate[(long long)b * C + c];
-    for (int t0 = threadIdx.x >> 5; t0 < T; t0 += COL_WARPS * COL_UNROLL) {
-      float g[COL_UNROLL] = {}, yv[COL_UNROLL] = {};  // the rows' loads first (COL_UNROLL in common.h)
-UNROLL
-      for (int u = 0; u < COL_UNROLL; u++) {
-        const int t = t0 + u * COL_WARPS;
-        if (t >= T) break;
-        const long long i = ((long long)b * T + t) * C + c;
-        g[u] = dout[i];
-        yv[u] = y16 ? bf16_value(y16[i]) : y[i];
-      }
-UNROLL
-      for (int u = 0; u < COL_UNROLL; u++) {
-        const int t = t0 + u * COL_WARPS;
-        if (t >= T) break;
-        const long long i = ((long long)b * T + t) * C + c;
-        ag += (double)g[u] * yv[u];
-        if (dy) dy[i] = gt * g[u];
-        if (dy16) dy16[i] = (unsigned short)bf16_bits(gt * g[u]);
-      }
-    }
+    float g[COL_UNROLL] = {}, yv[COL_UNROLL] = {};
+    col_rows(
+        T,
+        [&](int u, int t) {
+          const long long i = ((long long)b * T + t) * C + c;
+          g[u] = dout[i];
+          yv[u] = y16 ? bf16_value(y16[i]) : y[i];
+        },
+        [&](int u, int t) {
+          const long long i = ((long long)b * T + t) * C + c;
+          ag += (double)g[u] * yv[u];
+          if (dy) dy[i] = gt * g[u];
+          if (dy16) dy16[i] = (unsigned short)bf16_bits(gt * g[u]);
+        });
   }
   ag = col_total(ag, part);
   if (threadIdx.x < 32 && c < C) dgate[(long long)b * C + c] += (float)ag;
