@@ -152,7 +152,9 @@ DEVFN void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2], 
 //
 // smem_t is an address in shared memory as ldmatrix takes it: on the GPU the 32-bit shared
 // address (smem_of converts a generic pointer once; smem_at adds elements as bytes, so that
-// ptxas folds constant offsets into the loads), in the emulation the pointer itself.
+// ptxas folds constant offsets into the loads), in the emulation the pointer itself. The
+// ldmatrix assembly declares that it reads memory ("memory"), so that the compiler keeps it
+// after the stores and barriers before it (the committed PTX is the same with and without).
 #if defined(EMU_CPU)
 typedef const unsigned short* smem_t;
 DEVFN smem_t smem_of(const unsigned short* p) { return p; }
@@ -170,12 +172,14 @@ DEVFN smem_t smem_at(smem_t s, int elems) { return s + 2u * (unsigned)elems; }
 DEVFN void ldmatrix_x4(unsigned r[4], smem_t p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(p));
+               : "r"(p)
+               : "memory");
 }
 DEVFN void ldmatrix_x4_trans(unsigned r[4], smem_t p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(p));
+               : "r"(p)
+               : "memory");
 }
 #endif
 
