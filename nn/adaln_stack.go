@@ -116,6 +116,9 @@ func ForwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, h, c, keyBias *kernels
 // summed over the blocks, to dc (B,Dc).
 func BackwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, dh, dc *kernels.Tensor) *kernels.Tensor {
 	dev := dc.Dev
+	if stack != nil {
+		dev.Fill(stack.dmods.get(dev, 6*stack.L, stack.B, stack.C), 0) // every block's DMods at once
+	}
 	for k := len(blocks) - 1; k >= 0; k-- {
 		if stack == nil {
 			var dck *kernels.Tensor
@@ -172,7 +175,8 @@ func (s *AdaLNStack) Mods(k int) *kernels.Tensor {
 	return s.mods.out.View(k*6*s.B*s.C, 6, s.B, s.C)
 }
 
-// DMods returns where block k's BackwardMods writes its modulation gradient (6,B,C).
+// DMods returns where block k's BackwardMods adds its modulation gradient (6,B,C), which
+// BackwardBlocks zeroes for every block at once.
 func (s *AdaLNStack) DMods(k int) *kernels.Tensor {
 	return s.dmods.get(s.dev, 6*s.L, s.B, s.C).View(k*6*s.B*s.C, 6, s.B, s.C)
 }

@@ -187,18 +187,19 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 		panic("nn: DiTBlock.Backward without a matching Forward (BackwardMods after ForwardMods)")
 	}
 	dmods := d.dmods.get(d.dev, 6, d.B, d.C)
+	d.dev.Fill(dmods, 0)
 	dx = d.BackwardMods(dout, dmods)
 	return dx, d.mods.backward(d.Ada, dmods)
 }
 
-// BackwardMods is Backward for ForwardMods: it returns dx (B,T,C) and writes the
-// modulation's gradient (6,B,C) into dmods.
+// BackwardMods is Backward for ForwardMods: it returns dx (B,T,C) and adds the modulation's
+// gradient (6,B,C) to dmods (the modulate and gate backward ops accumulate; the caller zeroes
+// it, a stack all its blocks' at once).
 func (d *DiTBlock) BackwardMods(dout, dmods *kernels.Tensor) (dx *kernels.Tensor) {
 	B, T, C := d.B, d.T, d.C
 	mustShape("DiTBlock.Backward", dout, B, T, C)
 	mustShape("DiTBlock.Backward modulation gradient", dmods, 6, B, C)
 	dev, mods := d.dev, d.mod
-	dev.Fill(dmods, 0) // the modulate and gate backward ops accumulate into it
 
 	// out = x1 + gate_mlp ⊙ m
 	dm := d.dtmp.get(dev, B, T, C)
