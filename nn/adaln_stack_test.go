@@ -91,6 +91,13 @@ func TestAdaLNStackMatchesBlocks(t *testing.T) {
 		assertClose(t, p.Name, toHost(got[i].W), to64(toHost(p.W)), 0, 0)
 		assertClose(t, p.Name+" gradient", toHost(got[i].G), to64(toHost(p.G)), 1e-5, 1e-5)
 	}
+
+	// A second pass gives the same dx and dc: every block's modulation gradient starts from
+	// zero again (BackwardBlocks zeroes them all, BackwardMods adds to them).
+	stackForward(s, stacked, x, c, kb)
+	dx, dc = stackBackward(s, stacked, g)
+	assertClose(t, "second pass dx", toHost(dx), wantDX, 1e-6, 1e-5)
+	assertClose(t, "second pass dc", toHost(dc), wantDC, 1e-5, 1e-5)
 }
 
 func TestAdaLNStackGrad(t *testing.T) {
