@@ -59,6 +59,9 @@ type DiT struct {
 	dev    kernels.Device
 	B      int   // batch of the last Forward
 	xShape []int // x_t's shape in the last Forward
+	// textExternal: the last Forward took its captions from a TextCond (ForwardText), or
+	// EncodeText ran since, so the text encoder holds no activations of it for Backward.
+	textExternal bool
 
 	tbuf          buffer // (B) times
 	kbText        buffer // (B,L) key bias of the text encoder
@@ -204,24 +207,90 @@ func (m *DiT) HasLoRA() bool {
 // NaN = dimension dropped) or nil (all dropped). It panics on shape errors. The result is
 // a view of a model-owned buffer, valid until the next Forward.
 func (m *DiT) Forward(xt *kernels.Tensor, t []float32, ids []int32, lengths []int, r []float32) *kernels.Tensor {
+	B := m.begin(xt, t, r, len(lengths))
+	if L := m.Config.MaxTextLen; len(ids) != B*L {
+		panic(fmt.Sprintf("diffusion: DiT.Forward: batch %d with %d ids, want %d", B, len(ids), B*L))
+	}
+	m.textExternal = false
+	return m.forward(xt, t, m.textPath(ids, lengths), r)
+}
+
+// TextCond is captions run through the model's text path once (EncodeText): the text
+// tokens (B,L,C), their pooled projection (B,C) and the blocks' key bias (B,L+P) of their
+// lengths, for ForwardText. A sampling run evaluates the same captions at every step;
+// encoding them once leaves out the text encoder's work and the masks' uploads of every
+// step but the first, with the same results. Valid while the model's weights do not change;
+// Free returns its device memory.
+type TextCond struct {
+	B                    int
+	txt, pooled, kbJoint *kernels.Tensor
+}
+
+// Free returns the encoding's buffers to the device.
+func (c *TextCond) Free() {
+	for _, t := range []*kernels.Tensor{c.txt, c.pooled, c.kbJoint} {
+		if t != nil {
+			t.Dev.Free(t)
+		}
+	}
+	*c = TextCond{}
+}
+
+// EncodeText runs the text path for ids and lengths (as Forward takes them) into a TextCond
+// of its own. It uses the text encoder as a Forward does, so Backward panics until the
+// next Forward.
+func (m *DiT) EncodeText(ids []int32, lengths []int) *TextCond {
+	cfg, dev := &m.Config, m.dev
+	B, L, P, C := len(lengths), cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
+	if len(ids) != B*L {
+		panic(fmt.Sprintf("diffusion: DiT.EncodeText: %d ids for %d captions, want %d", len(ids), B, B*L))
+	}
+	m.textExternal = true
+	own := m.textPath(ids, lengths)
+	c := &TextCond{B: B, txt: dev.New(B, L, C), pooled: dev.New(B, C), kbJoint: dev.New(B, L+P)}
+	dev.Copy(c.txt, own.txt)
+	dev.Copy(c.pooled, own.pooled)
+	dev.Copy(c.kbJoint, own.kbJoint)
+	return c
+}
+
+// ForwardText is Forward with the captions of c (EncodeText), the same values without the
+// text encoder's work. Backward panics after it (the text encoder did not run).
+func (m *DiT) ForwardText(xt *kernels.Tensor, t []float32, c *TextCond, r []float32) *kernels.Tensor {
+	if B := m.begin(xt, t, r, c.B); B != c.B {
+		panic(fmt.Sprintf("diffusion: DiT.ForwardText: batch %d with an encoding of %d captions", B, c.B))
+	}
+	m.textExternal = true
+	return m.forward(xt, t, *c, r)
+}
+
+// begin checks Forward's inputs but the ids (nLengths captions) and records the batch and
+// x_t's shape; it returns the batch.
+func (m *DiT) begin(xt *kernels.Tensor, t []float32, r []float32, nLengths int) int {
 	cfg := &m.Config
-	dev := m.dev
 	B := xt.Shape[0]
 	want := cfg.BatchShape(B)
 	if len(xt.Shape) != len(want) || xt.Len() != B*cfg.SampleSize() || !slices.Equal(xt.Shape, want) {
 		panic(fmt.Sprintf("diffusion: DiT.Forward: x_t %v, want shape %v", xt, want))
 	}
-	L, P, C := cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
-	if len(t) != B || len(ids) != B*L || len(lengths) != B {
-		panic(fmt.Sprintf("diffusion: DiT.Forward: batch %d with %d times, %d ids (want %d), %d lengths", B, len(t), len(ids), B*L, len(lengths)))
+	if len(t) != B || nLengths != B {
+		panic(fmt.Sprintf("diffusion: DiT.Forward: batch %d with %d times, %d lengths", B, len(t), nLengths))
 	}
 	if r != nil && m.Reward == nil {
 		panic("diffusion: DiT.Forward: a reward condition for a model without reward dimensions")
 	}
 	m.B = B
 	m.xShape = append(m.xShape[:0], xt.Shape...)
+	return B
+}
 
-	// Masks from the caption lengths.
+// textPath runs the text path for ids and lengths into the model's buffers: the key biases
+// and mask of the lengths (uploaded; Backward reads the mask), the text tokens (through
+// TextProj where the widths differ) and their masked mean through PooledTextProj. The
+// tensors are the model's, valid until the next call.
+func (m *DiT) textPath(ids []int32, lengths []int) TextCond {
+	cfg, dev := &m.Config, m.dev
+	B, L, P, C := len(lengths), cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
 	m.hostKB, m.hostKJ, m.hostMask = m.hostKB[:0], m.hostKJ[:0], m.hostMask[:0]
 	ninf := float32(math.Inf(-1))
 	for b, n := range lengths {
@@ -248,24 +317,30 @@ func (m *DiT) Forward(xt *kernels.Tensor, t []float32, ids []int32, lengths []in
 	mask := m.mask.get(dev, B, L)
 	dev.CopyFromHost(mask, m.hostMask)
 
-	// Text tokens and the conditioning vector.
 	txt := m.Text.Forward(ids, kbText)
 	if m.TextProj != nil {
 		txt = m.TextProj.Forward(txt)
 	}
 	pooled := m.pooled.get(dev, B, C)
 	dev.MeanPoolForward(pooled, txt, mask, B, L, C)
+	return TextCond{B: B, txt: txt, pooled: m.PooledTextProj.Forward(pooled), kbJoint: kbJoint}
+}
+
+// forward is Forward after the text path: the conditioning vector, then one sequence of
+// text and patch tokens through the blocks and the final layer.
+func (m *DiT) forward(xt *kernels.Tensor, t []float32, text TextCond, r []float32) *kernels.Tensor {
+	cfg, dev := &m.Config, m.dev
+	B, L, P, C := m.B, cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
 	cond := m.cond.get(dev, B, C)
-	dev.Add(cond, m.PooledTextProj.Forward(pooled), m.timeEmbed(t))
+	dev.Add(cond, text.pooled, m.timeEmbed(t))
 	if m.Reward != nil {
 		dev.Add(cond, cond, m.Reward.Forward(r, B))
 	}
 
-	// One sequence of text and patch tokens through the blocks.
 	xp := m.XEmbedder.Forward(xt)
 	h := m.seq.get(dev, B, L+P, C)
-	dev.Concat(h, txt, xp, B, L*C, P*C)
-	h = nn.ForwardBlocks(m.AdaLN, m.Blocks, h, cond, kbJoint)
+	dev.Concat(h, text.txt, xp, B, L*C, P*C)
+	h = nn.ForwardBlocks(m.AdaLN, m.Blocks, h, cond, text.kbJoint)
 	hText, hPatch := m.hText.get(dev, B, L, C), m.hPatch.get(dev, B, P, C)
 	dev.Split(hText, hPatch, h, B, L*C, P*C)
 	y := m.Final.Forward(hPatch, cond)
@@ -299,6 +374,9 @@ func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor {
 	B := m.B
 	if !slices.Equal(dv.Shape, m.xShape) {
 		panic(fmt.Sprintf("diffusion: DiT.Backward: dv %v, want shape %v", dv, m.xShape))
+	}
+	if m.textExternal {
+		panic("diffusion: DiT.Backward after ForwardText or EncodeText: the text encoder holds no activations of that Forward")
 	}
 	L, P, C := cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
 	F := m.Final.Out

@@ -487,3 +487,39 @@ func TestDiTFrozenInputGradient(t *testing.T) {
 		t.Fatal("frozen model gives another dx_t")
 	}
 }
+
+// ForwardText with the captions encoded once gives Forward's velocity bit for bit, step
+// after step, with and without text_proj and a reward condition; Backward after it panics,
+// and a Forward restores it.
+func TestForwardTextMatchesForward(t *testing.T) {
+	video := tinyConfig(KindVideo)
+	video.TextWidth = video.Width // no text_proj
+	for name, cfg := range map[string]ModelConfig{"image": tinyConfig(KindImage, "vq", "ta"), "video": video} {
+		m := newTinyModel(t, cfg, 3)
+		r := rand.New(rand.NewPCG(4, 5))
+		randomizeParams(m, r, 0.3) // no zero-initialized projection hides a part of the text path
+		x, ts, p, rw := tinyInputs(t, m, r)
+		enc := m.EncodeText(p.IDs, p.Lengths)
+		for step := range 3 {
+			ts := []float32{ts[0] / float32(step+1), ts[1] / float32(step+1)}
+			want := toHost(m.Forward(x, ts, p.IDs, p.Lengths, rw))
+			got := toHost(m.ForwardText(x, ts, enc, rw))
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s step %d: ForwardText differs from Forward", name, step)
+			}
+			dev := x.Dev
+			dev.Scale(x, 0.9) // the next step's x
+		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: Backward after ForwardText did not panic", name)
+				}
+			}()
+			m.Backward(testDev.FromHost(make([]float32, x.Len()), x.Shape...))
+		}()
+		m.Forward(x, ts, p.IDs, p.Lengths, rw)
+		m.Backward(testDev.FromHost(make([]float32, x.Len()), x.Shape...)) // must not panic
+		enc.Free()
+	}
+}

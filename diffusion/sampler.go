@@ -124,6 +124,7 @@ type GuidedVelocity struct {
 	out    buffer    // (B, ...)
 	ts     []float32
 	hasCFG bool
+	text   *TextCond // the captions encoded at the first step (Cond, or both with CFG)
 }
 
 // NewGuidedVelocity prepares the batched conditional/unconditional evaluation.
@@ -148,6 +149,10 @@ func NewGuidedVelocity(m *DiT, cond Prompts, reward []float32, scale float64) *G
 func (g *GuidedVelocity) Free() {
 	g.x2.free()
 	g.out.free()
+	if g.text != nil {
+		g.text.Free()
+		g.text = nil
+	}
 }
 
 // Velocity implements VelocityFunc.
@@ -159,7 +164,10 @@ func (g *GuidedVelocity) Velocity(x *kernels.Tensor, sigma float64) *kernels.Ten
 		for range B {
 			g.ts = append(g.ts, float32(sigma))
 		}
-		return m.Forward(x, g.ts, g.Cond.IDs, g.Cond.Lengths, g.Reward)
+		if g.text == nil {
+			g.text = m.EncodeText(g.Cond.IDs, g.Cond.Lengths)
+		}
+		return m.ForwardText(x, g.ts, g.text, g.Reward)
 	}
 	for range 2 * B {
 		g.ts = append(g.ts, float32(sigma))
@@ -168,7 +176,10 @@ func (g *GuidedVelocity) Velocity(x *kernels.Tensor, sigma float64) *kernels.Ten
 	x2 := g.x2.get(dev, append([]int{2 * B}, x.Shape[1:]...)...)
 	dev.Copy(x2.View(0, n), x)
 	dev.Copy(x2.View(n, n), x)
-	v2 := m.Forward(x2, g.ts, g.both.IDs, g.both.Lengths, g.rBoth)
+	if g.text == nil {
+		g.text = m.EncodeText(g.both.IDs, g.both.Lengths)
+	}
+	v2 := m.ForwardText(x2, g.ts, g.text, g.rBoth)
 	out := g.out.get(dev, x.Shape...)
 	s := float32(g.GuidanceScale)
 	dev.Axpby(out, s, v2.View(0, n), 1-s, v2.View(n, n)) // v_u + s (v_c - v_u)

@@ -106,6 +106,7 @@ type RewardCFG struct {
 	ts      []float32
 	xs      *kernels.Tensor
 	out     *kernels.Tensor
+	text    *diffusion.TextCond // ids and lengths encoded at the first evaluation
 }
 
 // rcPass is one branch of the batch: text conditional or not, and its reward condition.
@@ -175,10 +176,15 @@ func NewRewardCFG(m *diffusion.DiT, cond diffusion.Prompts, target []float32, te
 // Passes is the number of model branches per evaluation.
 func (g *RewardCFG) Passes() int { return len(g.passes) }
 
-// Free returns the batched input's and the output's buffers to their device.
+// Free returns the batched input's, the output's and the encoded captions' buffers to their
+// device.
 func (g *RewardCFG) Free() {
 	freeAll(g.xs, g.out)
 	g.xs, g.out = nil, nil
+	if g.text != nil {
+		g.text.Free()
+		g.text = nil
+	}
 }
 
 // Velocity implements diffusion.VelocityFunc.
@@ -198,7 +204,10 @@ func (g *RewardCFG) Velocity(x *kernels.Tensor, sigma float64) *kernels.Tensor {
 			g.ts = append(g.ts, float32(sigma))
 		}
 	}
-	v := m.Forward(g.xs, g.ts, g.ids, g.lengths, g.r)
+	if g.text == nil {
+		g.text = m.EncodeText(g.ids, g.lengths)
+	}
+	v := m.ForwardText(g.xs, g.ts, g.text, g.r)
 	base := v.View(0, n) // (c, ∅_r)
 	next := 1
 	out := g.out

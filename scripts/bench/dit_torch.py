@@ -14,7 +14,8 @@ Measured, as in the Go benchmark BenchmarkDiTBase (kernels/cuda):
   train   flow-matching loss (logit-normal t, x_t = (1-t) x0 + t eps, target eps - x0, MSE),
           backward, clip_grad_norm_(1.0), AdamW: seconds per step and samples/s
   sample  Euler steps from sigma 1 to 0 with classifier-free guidance (conditional and
-          unconditional halves as one batch of 2B): seconds per run and images/s
+          unconditional halves as one batch of 2B; the captions through the text encoder
+          once per run, as align's sampler does): seconds per run and images/s
 for the variants fp32 (TF32 off for matmuls and cuDNN), tf32, and bf16 (torch.autocast to
 bfloat16 around the forward passes and the loss: BF16 tensor-core products and BF16
 activations where autocast keeps them, FP32 weights and optimizer). Attention is
@@ -124,10 +125,8 @@ class DiT(nn.Module):
         half = 128
         self.register_buffer("freqs", torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half))
 
-    def forward(self, x, t, ids, kb_text, mask):
-        a, B = self.a, x.shape[0]
-        g, p, Cin = self.grid, a.patch, a.channels
-        # Text tokens, then the conditioning vector.
+    def encode_text(self, ids, kb_text, mask):
+        """The text tokens and their pooled projection (align's DiT.EncodeText)."""
         txt = self.token_embedding(ids) + self.text_pos
         for blk in self.text_layers:
             txt = blk(txt, kb_text)
@@ -135,9 +134,17 @@ class DiT(nn.Module):
         if self.text_proj is not None:
             txt = self.text_proj(txt)
         pooled = (txt * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return txt, self.pooled_text_proj(pooled)
+
+    def forward(self, x, t, ids, kb_text, mask, text=None):
+        """v for x_t; text from encode_text (a sampling run encodes its captions once, as
+        align's does) or None to encode ids here (training)."""
+        a, B = self.a, x.shape[0]
+        g, p, Cin = self.grid, a.patch, a.channels
+        txt, pooled = text if text is not None else self.encode_text(ids, kb_text, mask)
         s = 1000 * t[:, None] * self.freqs[None]
         temb = self.t_fc2(F.silu(self.t_fc1(torch.cat([torch.cos(s), torch.sin(s)], 1))))
-        c = self.pooled_text_proj(pooled) + temb
+        c = pooled + temb
         # Patch tokens (features ordered c, dy, dx), one sequence with the text.
         xp = x.reshape(B, Cin, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(B, g * g, self.Fp)
         h = torch.cat([txt, self.x_embedder(xp) + self.pos], 1)
@@ -193,10 +200,12 @@ def bench(a, model, dev, bf16=False):
     @torch.inference_mode()
     def sample():
         x = torch.randn(S, *shape, device=dev)
+        with autocast():
+            text = model.encode_text(ids2, kb2, mask2)
         for i in range(a.steps):
             t = torch.full((2 * S,), sigmas[i], device=dev)
             with autocast():
-                v2 = model(torch.cat([x, x]), t, ids2, kb2, mask2).float()
+                v2 = model(torch.cat([x, x]), t, ids2, kb2, mask2, text).float()
             vc, vu = v2[:S], v2[S:]
             x = x + (sigmas[i + 1] - sigmas[i]) * (vu + a.guidance * (vc - vu))
         return x
