@@ -257,9 +257,7 @@ func (m *DiT) EncodeText(ids []int32, lengths []int) *TextCond {
 // ForwardText is Forward with the captions of c (EncodeText), the same values without the
 // text encoder's work. Backward panics after it (the text encoder did not run).
 func (m *DiT) ForwardText(xt *kernels.Tensor, t []float32, c *TextCond, r []float32) *kernels.Tensor {
-	if B := m.begin(xt, t, r, c.B); B != c.B {
-		panic(fmt.Sprintf("diffusion: DiT.ForwardText: batch %d with an encoding of %d captions", B, c.B))
-	}
+	m.begin(xt, t, r, c.B)
 	m.textExternal = true
 	return m.forward(xt, t, *c, r)
 }
@@ -274,7 +272,7 @@ func (m *DiT) begin(xt *kernels.Tensor, t []float32, r []float32, nLengths int) 
 		panic(fmt.Sprintf("diffusion: DiT.Forward: x_t %v, want shape %v", xt, want))
 	}
 	if len(t) != B || nLengths != B {
-		panic(fmt.Sprintf("diffusion: DiT.Forward: batch %d with %d times, %d lengths", B, len(t), nLengths))
+		panic(fmt.Sprintf("diffusion: DiT.Forward: batch %d with %d times and %d captions", B, len(t), nLengths))
 	}
 	if r != nil && m.Reward == nil {
 		panic("diffusion: DiT.Forward: a reward condition for a model without reward dimensions")
