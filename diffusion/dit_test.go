@@ -520,6 +520,16 @@ func TestForwardTextMatchesForward(t *testing.T) {
 		}()
 		m.Forward(x, ts, p.IDs, p.Lengths, rw)
 		m.Backward(testDev.FromHost(make([]float32, x.Len()), x.Shape...)) // must not panic
+		one := m.EncodeText(p.IDs[:m.Config.MaxTextLen], p.Lengths[:1])
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: ForwardText of a batch of 2 with 1 caption did not panic", name)
+				}
+			}()
+			m.ForwardText(x, ts, one, rw)
+		}()
+		one.Free()
 		enc.Free()
 	}
 }
