@@ -274,20 +274,37 @@ func (c ModelConfig) ParamCount() int {
 //	final layer     2*C*2C + 2*P*C*F
 //	reward slot     2*(D*RewardFreq*C + C*C) when there are D reward dimensions
 func (c ModelConfig) ForwardFLOPs() float64 {
-	C, Ct := float64(c.Width), float64(c.TextWidth)
-	H, Ht := c.MLPRatio*C, c.MLPRatio*Ct
+	C := float64(c.Width)
+	H := c.MLPRatio * C
 	P, Lt := float64(c.NumPatches()), float64(c.MaxTextLen)
 	T := Lt + P
 	F := float64(c.Channels * c.TubeletFrames * c.PatchSize * c.PatchSize)
-	f := 2*P*F*C + 2*(256*C+C*C) + 2*C*C
-	f += float64(c.TextLayers) * (2*Lt*(4*Ct*Ct+2*Ct*Ht) + 4*Lt*Lt*Ct)
-	if c.TextWidth != c.Width {
-		f += 2 * Lt * Ct * C
-	}
+	f := 2*P*F*C + 2*(256*C+C*C) + c.TextFLOPs()
 	f += float64(c.Depth) * (2*T*(4*C*C+2*C*H) + 4*T*T*C + 2*C*6*C)
 	f += 2*C*2*C + 2*P*C*F
 	if D := float64(len(c.RewardDims)); D > 0 {
 		f += 2 * (D*float64(c.RewardFreq)*C + C*C)
 	}
 	return f
+}
+
+// TextFLOPs is the part of ForwardFLOPs that depends on the captions alone (the text
+// blocks, the projection, the pooled text's): a sampling run encodes its captions once
+// (DiT.EncodeText), so its flops are steps*(ForwardFLOPs - TextFLOPs) + TextFLOPs a
+// sample and branch (SampleFLOPs).
+func (c ModelConfig) TextFLOPs() float64 {
+	C, Ct := float64(c.Width), float64(c.TextWidth)
+	Ht, Lt := c.MLPRatio*Ct, float64(c.MaxTextLen)
+	f := float64(c.TextLayers)*(2*Lt*(4*Ct*Ct+2*Ct*Ht)+4*Lt*Lt*Ct) + 2*C*C
+	if c.TextWidth != c.Width {
+		f += 2 * Lt * Ct * C
+	}
+	return f
+}
+
+// SampleFLOPs counts a sampling run's matrix-multiply flops for n model evaluations of a
+// sample per step (2 with classifier-free guidance) over steps steps, the captions encoded
+// once per run.
+func (c ModelConfig) SampleFLOPs(steps, n int) float64 {
+	return float64(n) * (float64(steps)*(c.ForwardFLOPs()-c.TextFLOPs()) + c.TextFLOPs())
 }

@@ -108,6 +108,14 @@ func TestForwardFLOPsHandComputed(t *testing.T) {
 	if got := c.ForwardFLOPs(); got != want {
 		t.Fatalf("ForwardFLOPs = %v, want %v", got, want)
 	}
+	// The captions' part: pooled 128 + text 576 + projection 128; a 3-step guided run
+	// encodes them once per branch.
+	if got := c.TextFLOPs(); got != 832 {
+		t.Fatalf("TextFLOPs = %v, want 832", got)
+	}
+	if got, want := c.SampleFLOPs(3, 2), 2*(3*(want-832)+832); got != want {
+		t.Fatalf("SampleFLOPs(3, 2) = %v, want %v", got, want)
+	}
 	c.RewardDims, c.RewardFreq = []string{"vq", "ta"}, 4 // + 2*(2*4*8 + 64) = 256
 	if got := c.ForwardFLOPs(); got != want+256 {
 		t.Fatalf("with a reward slot: %v, want %v", got, want+256)

@@ -63,7 +63,8 @@ func BenchmarkSample(b *testing.B) {
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(B/sec, "images/s")
-	// Each step evaluates the conditional and unconditional halves: 2*B forward passes.
-	reportThroughput(b, steps*2*B*cfg.ForwardFLOPs(), sec)
+	// Each step evaluates the conditional and unconditional halves: 2*B forward passes, the
+	// captions encoded once.
+	reportThroughput(b, float64(B)*cfg.SampleFLOPs(steps, 2), sec)
 	mem.Stop().Report(b, "")
 }

@@ -300,8 +300,9 @@ func BenchmarkDiTBase(b *testing.B) {
 			})
 			b.ReportMetric(sec, "s/run")
 			b.ReportMetric(ditSampleBatch/sec, "images/s")
-			// Each step evaluates the conditional and unconditional halves: 2B forward passes.
-			report(b, d, "sample/"+p.String(), ditSampleBatch/sec, ditSteps*2*ditSampleBatch*cfg.ForwardFLOPs(), sec, gemm)
+			// Each step evaluates the conditional and unconditional halves: 2B forward passes,
+			// the captions encoded once per run.
+			report(b, d, "sample/"+p.String(), ditSampleBatch/sec, ditSampleBatch*cfg.SampleFLOPs(ditSteps, 2), sec, gemm)
 		})
 	}
 	// What each BF16 feature buys: the BF16 step and sampling run with one of them off, in the
