@@ -17,16 +17,7 @@ import (
 // L2 norm. The device's operations are checked one by one in kernels/cuda; this is the
 // models around them (patching, the text tower, pooling, the heads, their backward).
 func TestRewardModelsMatchCPU(t *testing.T) {
-	d, _ := synthData(false)
-	cfg := DefaultTrainConfig()
-	gen, err := NewPairGen(d, nil, cfg.PairConfig([]string{DimVQ, DimTA}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := BuildTokenizer(gen, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tok := synthPairGen(t)
 	type model interface {
 		Score(Batch) ([][]float32, error)
 		ScoreAndGrad(Batch, []float64) ([][]float32, *kernels.Tensor, error)
@@ -88,6 +79,23 @@ func TestRewardModelsMatchCPU(t *testing.T) {
 			t.Errorf("%s: the pixels' gradient differs from the CPU's by %.3g (relative L2, |g|^2 = %g)", name, math.Sqrt(d2/max(w2, 1e-30)), w2)
 		}
 	}
+}
+
+// synthPairGen is the synthetic data's vq,ta pairs (the default training config's) and a
+// tokenizer of their captions.
+func synthPairGen(t *testing.T) (*PairGen, *diffusion.Tokenizer) {
+	t.Helper()
+	d, _ := synthData(false)
+	cfg := DefaultTrainConfig()
+	gen, err := NewPairGen(d, nil, cfg.PairConfig([]string{DimVQ, DimTA}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := BuildTokenizer(gen, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gen, tok
 }
 
 // tinyRewardModels builds, frozen, a native image reward model of width 16 on 32x32 images

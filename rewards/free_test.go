@@ -15,16 +15,7 @@ import (
 func TestEvaluateFreesDeviceMemory(t *testing.T) {
 	ed := cuda.NewEmulated()
 	defer ed.Close()
-	d, _ := synthData(false)
-	cfg := DefaultTrainConfig()
-	gen, err := NewPairGen(d, nil, cfg.PairConfig([]string{DimVQ, DimTA}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := BuildTokenizer(gen, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gen, tok := synthPairGen(t)
 	nat, lat := tinyRewardModels(t, ed, tok)
 	for _, c := range []struct {
 		name string
