@@ -53,22 +53,39 @@ func BenchmarkLayerNormForward(b *testing.B) {
 
 // BenchmarkLayerNormBackward is the backward of DiT-B's LayerNorm with the adaLN modulation
 // (batch 32, 272 tokens, width 768, LayerNormModulateBackward) with the residual branch's
-// gradient added: 24 bytes per element (the column sums read dout and x, the rows dout, x
-// and resid and write dinp).
+// gradient added. On the GPU in one pass (layernorm_modulate_backward: 16 bytes per element,
+// dout, x and resid read and dinp written) and, as the baseline of the same run, in two
+// kernels (noNormColumns: 24 bytes, modulate_backward's column sums read dout and x first);
+// time/op is the figure to compare.
 func BenchmarkLayerNormBackward(b *testing.B) {
 	const B, T, C = 32, 272, 768
 	N := B * T
 	for _, dev := range benchDevices(b) {
-		b.Run(dev.Name(), func(b *testing.B) {
-			x, dout, resid, dinp := dev.FromHost(normals(1, N*C), N, C), dev.FromHost(normals(2, N*C), N, C),
-				dev.FromHost(normals(3, N*C), N, C), dev.New(N, C)
-			shift, scale, dshift, dscale := dev.FromHost(normals(4, B*C), B, C), dev.FromHost(normals(5, B*C), B, C), dev.New(B, C), dev.New(B, C)
-			out, mean, rstd := dev.New(N, C), dev.New(N), dev.New(N)
-			dev.LayerNormModulateForward(out, nil, mean, rstd, x, shift, scale, B, T, C, 1e-6)
-			run(b, dev, 24*float64(N*C), 0, func() {
-				dev.LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, B, T, C, 1e-6)
+		type variant struct {
+			name    string
+			columns bool // noNormColumns
+			bytes   float64
+		}
+		variants := []variant{{dev.Name(), false, 16}}
+		if _, ok := dev.(*Device); ok {
+			variants = []variant{{dev.Name() + "/one-pass", false, 16}, {dev.Name() + "/two-kernels", true, 24}}
+		}
+		for _, v := range variants {
+			b.Run(v.name, func(b *testing.B) {
+				if gpu, ok := dev.(*Device); ok {
+					gpu.noNormColumns = v.columns
+					defer func() { gpu.noNormColumns = false }()
+				}
+				x, dout, resid, dinp := dev.FromHost(normals(1, N*C), N, C), dev.FromHost(normals(2, N*C), N, C),
+					dev.FromHost(normals(3, N*C), N, C), dev.New(N, C)
+				shift, scale, dshift, dscale := dev.FromHost(normals(4, B*C), B, C), dev.FromHost(normals(5, B*C), B, C), dev.New(B, C), dev.New(B, C)
+				out, mean, rstd := dev.New(N, C), dev.New(N), dev.New(N)
+				dev.LayerNormModulateForward(out, nil, mean, rstd, x, shift, scale, B, T, C, 1e-6)
+				run(b, dev, v.bytes*float64(N*C), 0, func() {
+					dev.LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, B, T, C, 1e-6)
+				})
 			})
-		})
+		}
 	}
 }
 

@@ -207,23 +207,34 @@ func testLayerNormModulate(e *env) {
 			e.check(fmt.Sprintf("%s resid=%v dshift", name, withResid), dsh, tol32, eps32)
 			e.check(fmt.Sprintf("%s resid=%v dscale", name, withResid), dsc, tol32, eps32)
 		}
-		// Fused and unfused on the device: the same bits.
-		run := func(unfused bool) [][]float32 {
+		// On the device, the one pass (layernorm_modulate_backward), the column sums by their
+		// own kernel (noNormColumns) and the unfused operations: the same dinp bit for bit (the
+		// same arithmetic per row); the column sums of the last two too (modulate_backward's),
+		// the one pass's within the tolerance (each warp's sums in float; checked against the
+		// CPU above).
+		run := func(unfused, columns bool) [][]float32 {
 			e.dev.Fill(dsh.d, 0)
 			e.dev.Fill(dsc.d, 0)
-			e.dev.noFusedNormModulate = unfused
-			defer func() { e.dev.noFusedNormModulate = false }()
+			e.dev.noFusedNormModulate, e.dev.noNormColumns = unfused, columns
+			defer func() { e.dev.noFusedNormModulate, e.dev.noNormColumns = false, false }()
 			e.dev.LayerNormModulateBackward(dinp.d, dsh.d, dsc.d, dout.d, resid.d, x.d, mean.d, rstd.d, sc.d, B, T, C, 1e-6)
 			return [][]float32{e.host(dinp), e.host(dsh), e.host(dsc)}
 		}
-		fused, unfused := run(false), run(true)
+		onePass, columns, unfused := run(false, false), run(false, true), run(true, false)
 		for i, what := range []string{"dinp", "dshift", "dscale"} {
-			for j := range fused[i] {
-				if math.Float32bits(fused[i][j]) != math.Float32bits(unfused[i][j]) {
-					e.t.Fatalf("%s %s[%d]: %g fused, %g unfused", name, what, j, fused[i][j], unfused[i][j])
+			for j := range unfused[i] {
+				u := unfused[i][j]
+				if c := columns[i][j]; math.Float32bits(c) != math.Float32bits(u) {
+					e.t.Fatalf("%s %s[%d]: %g with modulate_backward, %g unfused", name, what, j, c, u)
+				}
+				o := onePass[i][j]
+				if i == 0 && math.Float32bits(o) != math.Float32bits(u) ||
+					math.Abs(float64(o-u)) > tol32*(1+math.Abs(float64(u))) {
+					e.t.Fatalf("%s %s[%d]: %g in one pass, %g unfused", name, what, j, o, u)
 				}
 			}
 		}
+		fused := onePass
 		e.cpu.CopyFromHost(dsh.c, fused[1])
 		e.cpu.CopyFromHost(dsc.c, fused[2])
 		// dinp over dout.

@@ -91,11 +91,13 @@ type Device struct {
 	// makes every product that reads one compare it with a fresh conversion (tests);
 	// halfReads counts the operands read from a copy, halfRestores the FP32 restorations.
 	noHalves, checkHalves bool
-	noStoreHalf           bool // StoreHalf ignored (BenchmarkDiTBase's ablation)
-	noFusedNormModulate   bool // LayerNormModulateForward as two launches (the same)
-	noGeluEpilogue        bool // LinearGelu and GeluLinearBackward without GELU epilogues (the same)
-	noHalfOutputs         bool // no product writes a BF16 output (linearHalf, LinearGelu's); the same
-	noLazyZero            bool // FillEach(xs, 0) writes its zeros at once (the same)
+	noStoreHalf           bool        // StoreHalf ignored (BenchmarkDiTBase's ablation)
+	noFusedNormModulate   bool        // LayerNormModulateForward as two launches (the same)
+	noNormColumns         bool        // LayerNormModulateBackward's column sums by their own kernel
+	lnmCounts             deviceTable // layernorm_modulate_backward's block counters, zeros
+	noGeluEpilogue        bool        // LinearGelu and GeluLinearBackward without GELU epilogues (the same)
+	noHalfOutputs         bool        // no product writes a BF16 output (linearHalf, LinearGelu's); the same
+	noLazyZero            bool        // FillEach(xs, 0) writes its zeros at once (the same)
 	halfReads             int
 	halfRestores          int // FP32 values restored from copies (freshF32)
 	zeroFills             int // pending zeros written (freshF32)

@@ -372,8 +372,9 @@ func TestGateReadsHalf(t *testing.T) {
 	}
 }
 
-// LayerNormModulateBackward reads a dout kept in BF16 alone from its copy, in both kernels:
-// no restoration, and the results of the BF16 values; rows past ROW_REG*32 too.
+// LayerNormModulateBackward reads a dout kept in BF16 alone from its copy, in its one pass
+// and, for rows past ROW_REG*32, in its two kernels: no restoration, and the results of the
+// BF16 values.
 func TestNormBackwardReadsHalf(t *testing.T) {
 	for _, C := range []int{40, 1100} {
 		const B, T = 2, 3

@@ -18,6 +18,19 @@
 //                              residual branch's gradient); dout from its BF16 copy dout16
 //                              where not null; rows up to 32*ROW_REG in registers.
 //                              grid ceil(N/8), block 256
+//   layernorm_modulate_backward  layernorm_backward_dx with scale (the adaLN modulation after
+//                              the norm) and modulate_backward's column sums of the same rows
+//                              in one pass, for C <= 32*ROW_REG: dshift[b] += sum_t dout,
+//                              dscale[b] += sum_t dout*norm. Block (b, s) takes rows
+//                              [s*rows, (s+1)*rows) of sample b (rows = ceil(T/S), S =
+//                              gridDim.y), warp w every LNM_WARPS-th of them from the w-th;
+//                              each warp sums its rows in float in shared memory, the warps'
+//                              sums are added in float64 and, with S > 1, written to part
+//                              (dshift's at part[s*B*C + b*C + c], dscale's S*B*C further);
+//                              the last block of sample b to finish (count[b], zero before
+//                              and after) adds the S of them in order s = 0, 1, ...
+//                              grid (B, S), block 32*LNM_WARPS, at most 168 registers so that
+//                              three blocks fit a multiprocessor
 //   layernorm_backward_params  dweight[c] += sum_n dout*norm, dbias[c] += sum_n dout (either
 //                              pointer may be null); column sums in float64, split totals
 //                              in part (dweight's) and part + splits*C (dbias's).
@@ -29,7 +42,9 @@
 // Test: go test ./kernels/cuda -run 'Conformance/LayerNorm'
 #include "common.h"
 
-#define LN_ROWS 8  // rows (warps) per block
+#define LN_ROWS 8    // rows (warps) per block
+#define LNM_WARPS 4  // warps per block of layernorm_modulate_backward
+#define LNM_COLS (32 * ROW_REG)
 
 // ln_store writes element c of the normalised row and, where sh is not null, its modulation.
 DEVFN void ln_store(float* o, const float* weight, const float* bias, float* mo, unsigned short* mo16,
@@ -108,13 +123,58 @@ UNROLL
 }
 EMU_KERNEL(layernorm_forward);
 
-// ln_grad is element c of the normalised row's gradient: dout (g, or its BF16 copy g16 where
-// that is not null), times the weight (affine) or 1 + scale (the adaLN modulation after the
-// norm).
-DEVFN float ln_grad(const float* g, const unsigned short* g16, const float* weight, const float* sc, int c) {
-  float v = g16 ? bf16_value(g16[c]) : g[c];
+// ln_load is element c of dout: g, or its BF16 copy g16 where that is not null.
+DEVFN float ln_load(const float* g, const unsigned short* g16, int c) { return g16 ? bf16_value(g16[c]) : g[c]; }
+
+// ln_scaled is the normalised row's gradient of dout's element v: v times the weight
+// (affine) or 1 + scale (the adaLN modulation after the norm).
+DEVFN float ln_scaled(float v, const float* weight, const float* sc, int c) {
   if (weight) return v * weight[c];
   return sc ? v * (1.0f + sc[c]) : v;
+}
+
+// ln_backward_row is the backward of one row of C <= 32*ROW_REG, in registers: dx = (g -
+// mean(g) - norm*mean(g*norm))*rstd (+ res where not null), g = ln_scaled(dout). Where acc
+// is not null it also adds the row's terms of the modulation's gradient to the warp's
+// column sums, acc[c] += dout and acc[LNM_COLS + c] += dout*norm, after every load of the
+// row (stores to shared memory before them would hold them back). HALF: dout read from its
+// BF16 copy g16, chosen once per row rather than per element.
+template <bool HALF>
+DEVFN void ln_backward_row(float* dx, const float* g, const unsigned short* g16, const float* x, const float* weight,
+                           const float* sc, const float* res, float m, float r, int C, float* acc) {
+  const int lane = threadIdx.x & 31;
+  float gr[ROW_REG], xm[ROW_REG], sg = 0.0f, sgn = 0.0f;
+UNROLL
+  for (int k = 0; k < ROW_REG; k++) {
+    int c = lane + 32 * k;
+    gr[k] = c < C ? (HALF ? bf16_value(g16[c]) : g[c]) : 0.0f;
+    xm[k] = c < C ? x[c] - m : 0.0f;
+  }
+  if (acc) {
+UNROLL
+    for (int k = 0; k < ROW_REG; k++) {
+      int c = lane + 32 * k;
+      if (c >= C) continue;
+      acc[c] += gr[k];
+      acc[LNM_COLS + c] += gr[k] * (xm[k] * r);
+    }
+  }
+UNROLL
+  for (int k = 0; k < ROW_REG; k++) {
+    int c = lane + 32 * k;
+    if (c >= C) continue;
+    gr[k] = ln_scaled(gr[k], weight, sc, c);
+    sg += gr[k];
+    sgn += gr[k] * xm[k] * r;
+  }
+  float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
+UNROLL
+  for (int k = 0; k < ROW_REG; k++) {
+    int c = lane + 32 * k;
+    if (c >= C) continue;
+    float v = (gr[k] - mg - xm[k] * r * mgn) * r;
+    dx[c] = res ? res[c] + v : v;
+  }
 }
 
 KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned short* dout16, const float* inp,
@@ -130,43 +190,84 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned
   const float* sc = scale ? scale + (long long)(row / T) * C : nullptr;
   float* dx = dinp + (long long)row * C;
   float m = mean[row], r = rstd[row];
-  float sg = 0.0f, sgn = 0.0f;
   if (C <= 32 * ROW_REG) {  // the row's g and x - mean in registers: one read of dout and inp
-    float gr[ROW_REG], xm[ROW_REG];
-UNROLL
-    for (int k = 0; k < ROW_REG; k++) {
-      int c = lane + 32 * k;
-      gr[k] = c < C ? ln_grad(g, g16, weight, sc, c) : 0.0f;
-      xm[k] = c < C ? x[c] - m : 0.0f;
-      if (c < C) {
-        sg += gr[k];
-        sgn += gr[k] * xm[k] * r;
-      }
-    }
-    float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
-UNROLL
-    for (int k = 0; k < ROW_REG; k++) {
-      int c = lane + 32 * k;
-      if (c >= C) continue;
-      float v = (gr[k] - mg - xm[k] * r * mgn) * r;
-      dx[c] = res ? res[c] + v : v;
-    }
+    if (g16)
+      ln_backward_row<true>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr);
+    else
+      ln_backward_row<false>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr);
     return;
   }
+  float sg = 0.0f, sgn = 0.0f;
   for (int c = lane; c < C; c += 32) {
-    float gv = ln_grad(g, g16, weight, sc, c);
+    float gv = ln_scaled(ln_load(g, g16, c), weight, sc, c);
     sg += gv;
     sgn += gv * (x[c] - m) * r;
   }
   float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
   for (int c = lane; c < C; c += 32) {
-    float gv = ln_grad(g, g16, weight, sc, c);
+    float gv = ln_scaled(ln_load(g, g16, c), weight, sc, c);
     float nrm = (x[c] - m) * r;
     float v = (gv - mg - nrm * mgn) * r;
     dx[c] = res ? res[c] + v : v;
   }
 }
 EMU_KERNEL(layernorm_backward_dx);
+
+KERNEL void __launch_bounds__(32 * LNM_WARPS, 3) layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, double* part, int* count,
+                                        const float* dout, const unsigned short* dout16, const float* inp,
+                                        const float* mean, const float* rstd, const float* resid, const float* scale,
+                                        int T, int C) {
+  __shared__ float acc[LNM_WARPS][2 * LNM_COLS];  // each warp's column sums of dout, dout*norm
+  __shared__ int last;
+  const int b = blockIdx.x, B = gridDim.x, s = blockIdx.y, S = gridDim.y;
+  const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int rows = (T + S - 1) / S, t1 = (s + 1) * rows < T ? (s + 1) * rows : T;
+  float* a = acc[w];
+  for (int c = lane; c < C; c += 32) a[c] = a[LNM_COLS + c] = 0.0f;  // the lane's own columns
+  const float* sc = scale + (long long)b * C;
+  for (int t = s * rows + w; t < t1; t += LNM_WARPS) {
+    const long long row = (long long)b * T + t, o = row * C;
+    const float* res = resid ? resid + o : nullptr;
+    if (dout16)
+      ln_backward_row<true>(dinp + o, nullptr, dout16 + o, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a);
+    else
+      ln_backward_row<false>(dinp + o, dout + o, nullptr, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a);
+  }
+  __syncthreads();
+  const long long BC = (long long)B * C, bc = (long long)b * C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    double ssh = 0.0, ssc = 0.0;
+    for (int k = 0; k < LNM_WARPS; k++) {
+      ssh += acc[k][c];
+      ssc += acc[k][LNM_COLS + c];
+    }
+    if (S == 1) {
+      dshift[bc + c] += (float)ssh;
+      dscale[bc + c] += (float)ssc;
+    } else {
+      part[s * BC + bc + c] = ssh;
+      part[(S + s) * BC + bc + c] = ssc;
+    }
+  }
+  if (S == 1) return;
+  __threadfence();  // this block's totals visible to the block that adds them
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(count + b, 1) == S - 1;
+  __syncthreads();
+  if (!last) return;
+  const volatile double* vp = part;  // written by other blocks: not from this SM's L1
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    double ssh = 0.0, ssc = 0.0;
+    for (int k = 0; k < S; k++) {
+      ssh += vp[k * BC + bc + c];
+      ssc += vp[(S + k) * BC + bc + c];
+    }
+    dshift[bc + c] += (float)ssh;
+    dscale[bc + c] += (float)ssc;
+  }
+  if (threadIdx.x == 0) count[b] = 0;
+}
+EMU_KERNEL(layernorm_modulate_backward);
 
 KERNEL void layernorm_backward_params(float* dweight, float* dbias, double* part, const float* dout,
                                       const float* inp, const float* mean, const float* rstd, int N, int C) {

@@ -119,10 +119,12 @@ func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean
 		P(d.rptr(weight)), P(d.rptr(mean)), P(d.rptr(rstd)), P(0), P(0), I(N), I(1), I(C))
 }
 
-// LayerNormModulateBackward runs modulate_backward's column sums with the norm recomputed
-// from x, mean and rstd (eps is the CPU device's), then layernorm_backward_dx with dout*(1 +
-// scale) and resid: the modulation's input gradient is never stored. With
-// noFusedNormModulate: the norm, ModulateBackward, LayerNormBackward and Add, separately.
+// LayerNormModulateBackward is layernorm_modulate_backward: the norm's input gradient of
+// dout*(1 + scale) plus resid and the modulation's column sums in one pass over the rows,
+// the norm recomputed from x, mean and rstd (eps is the CPU device's); the modulation's input
+// gradient is never stored. Rows longer than 32*ROW_REG, or with noNormColumns: the column
+// sums by modulate_backward, then layernorm_backward_dx. With noFusedNormModulate: the norm,
+// ModulateBackward, LayerNormBackward and Add, separately.
 func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *kernels.Tensor,
 	B, T, C int, eps float32) {
 	N := B * T
@@ -153,8 +155,45 @@ func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x,
 	}
 	pdo, pdo16 := d.readPair(dout) // a dout kept in BF16 alone (StoreHalf) read from its copy
 	px, pm, pr, psc := d.rptr(x), d.rptr(mean), d.rptr(rstd), d.rptr(scale)
+	if C <= lnmMaxCols && !d.noNormColumns {
+		d.layerNormModulateBackward(d.lnmSplits(B, T), d.ptr(dinp), d.ptr(dshift), d.ptr(dscale), pdo, pdo16, px, pm, pr,
+			d.rptr(resid), psc, B, T, C)
+		return
+	}
 	d.launch("modulate_backward", colGrid(C, B), colBlock, 0, P(0), P(d.ptr(dshift)), P(d.ptr(dscale)),
 		P(pdo), P(pdo16), P(px), P(psc), P(pm), P(pr), I(B), I(T), I(C))
 	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(pdo), P(pdo16), P(px), P(0), P(pm),
 		P(pr), P(d.rptr(resid)), P(psc), I(N), I(T), I(C))
+}
+
+// lnmMaxCols is the longest row layernorm_modulate_backward takes (32*ROW_REG, layernorm.cu);
+// lnmWarps its warps per block, lnmMinRows the fewest rows it gives a warp.
+const (
+	lnmMaxCols = 32 * 32
+	lnmWarps   = 4
+	lnmMinRows = 8
+)
+
+// lnmSplits is layernorm_modulate_backward's blocks per sample: about a quarter of the
+// column sums' target (colBlocks, 8 per multiprocessor) over the batch, each warp at least
+// lnmMinRows rows, since every block beyond the first of a sample writes and reads 16 bytes
+// per column (its two float64 totals).
+func (d *Device) lnmSplits(B, T int) int {
+	return max(1, min((d.colBlocks+4*B-1)/(4*B), T/(lnmWarps*lnmMinRows)))
+}
+
+// layerNormModulateBackward launches layernorm_modulate_backward with splits blocks per
+// sample, part the scratch of their totals and count the samples' zeroed block counters
+// (a table of zeros the kernel leaves zero, uploaded once).
+func (d *Device) layerNormModulateBackward(splits int, dinp, dshift, dscale, dout, dout16, x, mean, rstd, resid,
+	scale DevPtr, B, T, C int) {
+	var part, count DevPtr
+	if splits > 1 {
+		p, release := d.scratch(8 * 2 * splits * B * C)
+		defer release()
+		part = p
+		count = d.upload(&d.lnmCounts, make([]uint64, (B+1)/2))
+	}
+	d.launch("layernorm_modulate_backward", Dim3{B, splits, 1}, Dim3{32 * lnmWarps, 1, 1}, 0, P(dinp), P(dshift),
+		P(dscale), P(part), P(count), P(dout), P(dout16), P(x), P(mean), P(rstd), P(resid), P(scale), I(T), I(C))
 }
