@@ -139,6 +139,12 @@ type Device interface {
 	// LayerNormBackward and Add; no pass writes the modulation's input gradient on a GPU.
 	// dinp may share dout's storage, not resid's.
 	LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *Tensor, B, T, C int, eps float32)
+	// LayerNormModulateGateBackward is LayerNormModulateBackward, then GateBackward(dy, dgate,
+	// dinp, gate, y) of its dinp: the backward of a norm whose input x is the output of a
+	// gated branch (x = x0 + gate*y), dinp the gradient of x and of x0 (written), dy that of y;
+	// on a GPU one pass that does not read dinp back.
+	LayerNormModulateGateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, dy, dgate, gate, y *Tensor,
+		B, T, C int, eps float32)
 	// ModulateBackward: dx = dout*(1+scale); dshift[b] += sum_t dout; dscale[b] += sum_t dout*x.
 	ModulateBackward(dx, dshift, dscale, dout, x, scale *Tensor, B, T, C int)
 	// GateForward: out[b,t,:] = x[b,t,:] + gate[b,:]*y[b,t,:] (the gated residual of adaLN-Zero).

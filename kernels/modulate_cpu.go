@@ -73,6 +73,13 @@ func (d *CPU) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, me
 	}
 }
 
+// LayerNormModulateGateBackward is LayerNormModulateBackward, then GateBackward of its dinp.
+func (d *CPU) LayerNormModulateGateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, dy, dgate, gate,
+	y *Tensor, B, T, C int, eps float32) {
+	d.LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, B, T, C, eps)
+	d.GateBackward(dy, dgate, dinp, gate, y, B, T, C)
+}
+
 // ModulateBackward, for out = x*(1+scale) + shift:
 //
 //	dx[b,t,c] = dout[b,t,c]*(1 + scale[b,c])           (written)

@@ -125,7 +125,14 @@ func BackwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, dh, dc *kernels.Tenso
 			dh, dck = blocks[k].Backward(dh)
 			dev.Add(dc, dc, dck)
 		} else {
-			dh = blocks[k].BackwardMods(dh, stack.DMods(k))
+			// Block k's first norm forms the output gate's backward of block k-1 (so block
+			// k-1 starts with it done) as it writes dh.
+			var prev *gateGrad
+			if k > 0 {
+				g := blocks[k-1].outGate(stack.DMods(k - 1))
+				prev = &g
+			}
+			dh = blocks[k].backwardMods(dh, stack.DMods(k), k < len(blocks)-1, prev)
 		}
 	}
 	if stack != nil {

@@ -196,25 +196,50 @@ func (d *DiTBlock) Backward(dout *kernels.Tensor) (dx, dc *kernels.Tensor) {
 // gradient (6,B,C) to dmods (the modulate and gate backward ops accumulate; the caller zeroes
 // it, a stack all its blocks' at once).
 func (d *DiTBlock) BackwardMods(dout, dmods *kernels.Tensor) (dx *kernels.Tensor) {
+	return d.backwardMods(dout, dmods, false, nil)
+}
+
+// gateGrad is the backward of a gated residual out = x + gate ⊙ y for out's gradient dout:
+// dy = gate ⊙ dout (written), dgate += sum_t dout ⊙ y, which the norm backward that writes
+// dout forms in the same pass (LayerNorm.BackwardModulateGate).
+type gateGrad struct{ dy, dgate, gate, y *kernels.Tensor }
+
+// outGate is the backward of the block's output, out = x1 + gate_mlp ⊙ m, with dm in dtmp,
+// kept in BF16 alone (read by fc2's and then the projection's products only).
+func (d *DiTBlock) outGate(dmods *kernels.Tensor) gateGrad {
+	dm := d.dtmp.get(d.dev, d.B, d.T, d.C)
+	kernels.StoreHalf(d.dev, dm)
+	return gateGrad{dy: dm, dgate: d.chunk(dmods, 5), gate: d.chunk(d.mod, 5), y: d.m}
+}
+
+// backwardMods is BackwardMods where, with formed, the output gate's backward (outGate) is
+// done already (the next block's first norm formed it: BackwardBlocks), and where prev is
+// not nil the first norm's backward also forms prev, the output gate's backward of the block
+// before, from dx.
+func (d *DiTBlock) backwardMods(dout, dmods *kernels.Tensor, formed bool, prev *gateGrad) (dx *kernels.Tensor) {
 	B, T, C := d.B, d.T, d.C
 	mustShape("DiTBlock.Backward", dout, B, T, C)
 	mustShape("DiTBlock.Backward modulation gradient", dmods, 6, B, C)
 	dev, mods := d.dev, d.mod
 
 	// out = x1 + gate_mlp ⊙ m
-	dm := d.dtmp.get(dev, B, T, C)
-	kernels.StoreHalf(dev, dm) // read by fc2's and then the projection's products only
-	dev.GateBackward(dm, d.chunk(dmods, 5), dout, d.chunk(mods, 5), d.m, B, T, C)
-	dhm2 := d.MLP.Backward(dm)
-	dx1 := d.dx1.get(dev, B, T, C)
-	d.Norm2.BackwardModulate(dx1, d.chunk(dmods, 3), d.chunk(dmods, 4), dhm2, d.chunk(mods, 4), dout) // dx1 = dout + LN2's input gradient
-
-	// x1 = x + gate_msa ⊙ a
-	da := d.dtmp.get(dev, B, T, C)
-	dev.GateBackward(da, d.chunk(dmods, 2), dx1, d.chunk(mods, 2), d.a, B, T, C)
+	g := d.outGate(dmods)
+	if !formed {
+		dev.GateBackward(g.dy, g.dgate, dout, g.gate, g.y, B, T, C)
+	}
+	dhm2 := d.MLP.Backward(g.dy)
+	// dx1 = dout + LN2's input gradient; x1 = x + gate_msa ⊙ a, so da = gate_msa ⊙ dx1 (in
+	// dtmp, free again), formed in the same pass.
+	dx1, da := d.dx1.get(dev, B, T, C), d.dtmp.get(dev, B, T, C)
+	d.Norm2.BackwardModulateGate(dx1, d.chunk(dmods, 3), d.chunk(dmods, 4), dhm2, d.chunk(mods, 4), dout,
+		gateGrad{dy: da, dgate: d.chunk(dmods, 2), gate: d.chunk(mods, 2), y: d.a})
 	dhm := d.Attn.Backward(da)
 	dx = d.dx.get(dev, B, T, C)
-	d.Norm1.BackwardModulate(dx, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.chunk(mods, 1), dx1)
+	if prev != nil {
+		d.Norm1.BackwardModulateGate(dx, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.chunk(mods, 1), dx1, *prev)
+	} else {
+		d.Norm1.BackwardModulate(dx, d.chunk(dmods, 0), d.chunk(dmods, 1), dhm, d.chunk(mods, 1), dx1)
+	}
 	return dx
 }
 

@@ -141,6 +141,18 @@ func (n *LayerNorm) BackwardModulate(dinp, dshift, dscale, dout, scale, resid *k
 		scale, B, T, n.C, n.Eps)
 }
 
+// BackwardModulateGate is BackwardModulate where x is a gated residual's output, x = x0 +
+// gate ⊙ y: it also forms g's backward from dinp, the gradient of x (g.dy = g.gate ⊙ dinp,
+// g.dgate += sum_t dinp ⊙ g.y; LayerNormModulateGateBackward, one device pass).
+func (n *LayerNorm) BackwardModulateGate(dinp, dshift, dscale, dout, scale, resid *kernels.Tensor, g gateGrad) {
+	if n.x == nil || !slices.Equal(dout.Shape, n.x.Shape) {
+		panic(fmt.Sprintf("nn: LayerNorm.BackwardModulateGate: gradient %v without a matching ForwardModulate", dout))
+	}
+	B, T := n.x.Shape[0], n.x.Shape[1]
+	n.dev.LayerNormModulateGateBackward(dinp, dshift, dscale, dout, resid, n.x, n.mean.get(n.dev, B*T),
+		n.rstd.get(n.dev, B*T), scale, g.dy, g.dgate, g.gate, g.y, B, T, n.C, n.Eps)
+}
+
 // scratch returns throw-away (C) gradient tensors for a frozen affine LayerNorm.
 func (n *LayerNorm) scratch() (*kernels.Tensor, *kernels.Tensor) {
 	if n.frozenG == nil {

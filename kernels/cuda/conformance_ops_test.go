@@ -237,6 +237,48 @@ func testLayerNormModulate(e *env) {
 		fused := onePass
 		e.cpu.CopyFromHost(dsh.c, fused[1])
 		e.cpu.CopyFromHost(dsc.c, fused[2])
+		// The gate's backward of dinp in the same pass: against the CPU device, and against the
+		// device's LayerNormModulateBackward then GateBackward (dinp and dy the same bits, dgate
+		// within the tolerance: each warp's sums in float).
+		name = fmt.Sprintf("LayerNormModulateGateBackward C=%d", C)
+		y, gate, dy, dg := e.pair(normals(81, B*T*C), B, T, C), e.pair(normals(82, B*C), B, C), e.pair(nil, B, T, C),
+			e.pair(normals(83, B*C), B, C)
+		e.dev.LayerNormModulateGateBackward(dinp.d, dsh.d, dsc.d, dout.d, resid.d, x.d, mean.d, rstd.d, sc.d, dy.d, dg.d,
+			gate.d, y.d, B, T, C, 1e-6)
+		e.cpu.LayerNormModulateGateBackward(dinp.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c, dy.c, dg.c,
+			gate.c, y.c, B, T, C, 1e-6)
+		for _, p := range []struct {
+			what string
+			p    pair
+		}{{"dinp", dinp}, {"dshift", dsh}, {"dscale", dsc}, {"dy", dy}, {"dgate", dg}} {
+			e.check(name+" "+p.what, p.p, tol32, eps32)
+		}
+		gated := func(apart bool) [][]float32 {
+			e.dev.Fill(dg.d, 0)
+			if apart {
+				e.dev.LayerNormModulateBackward(dinp.d, dsh.d, dsc.d, dout.d, resid.d, x.d, mean.d, rstd.d, sc.d, B, T, C, 1e-6)
+				e.dev.GateBackward(dy.d, dg.d, dinp.d, gate.d, y.d, B, T, C)
+			} else {
+				e.dev.LayerNormModulateGateBackward(dinp.d, dsh.d, dsc.d, dout.d, resid.d, x.d, mean.d, rstd.d, sc.d, dy.d,
+					dg.d, gate.d, y.d, B, T, C, 1e-6)
+			}
+			return [][]float32{e.host(dinp), e.host(dy), e.host(dg)}
+		}
+		together, apart := gated(false), gated(true)
+		for i, what := range []string{"dinp", "dy", "dgate"} {
+			for j, u := range apart[i] {
+				o := together[i][j]
+				if i < 2 && math.Float32bits(o) != math.Float32bits(u) ||
+					math.Abs(float64(o-u)) > tol32*(1+math.Abs(float64(u))) {
+					e.t.Fatalf("%s %s[%d]: %g in one pass, %g apart", name, what, j, o, u)
+				}
+			}
+		}
+		e.cpu.CopyFromHost(dsh.c, e.host(dsh))
+		e.cpu.CopyFromHost(dsc.c, e.host(dsc))
+		e.free(y, gate, dy, dg)
+		name = fmt.Sprintf("LayerNormModulateBackward C=%d", C)
+
 		// dinp over dout.
 		e.dev.LayerNormModulateBackward(dout.d, dsh.d, dsc.d, dout.d, resid.d, x.d, mean.d, rstd.d, sc.d, B, T, C, 1e-6)
 		e.cpu.LayerNormModulateBackward(dout.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c, B, T, C, 1e-6)

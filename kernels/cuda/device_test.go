@@ -52,9 +52,9 @@ func TestDeviceLaunchOrder(t *testing.T) {
 
 // TestLayerNormModulateSplits checks layernorm_modulate_backward's blocks per sample
 // (lnmSplits) and the kernel over several of them (the last one short; blocks with fewer
-// rows than warps): against the CPU device, dinp the same bits for every split, and a second
-// run right after the first right too (the block counters left at zero; the column sums
-// accumulate, so it adds them again).
+// rows than warps), without and with the gate's backward: against the CPU device, dinp the
+// same bits for every split, and a second run right after the first right too (the block
+// counters left at zero; the column sums accumulate, so it adds them again).
 func TestLayerNormModulateSplits(t *testing.T) {
 	d := NewEmulated()
 	for _, c := range []struct{ blocks, B, T, want int }{
@@ -75,34 +75,49 @@ func TestLayerNormModulateSplits(t *testing.T) {
 	const C = 45
 	var dinp1 []float32
 	for _, c := range []struct{ B, T, splits int }{{2, 37, 1}, {2, 37, 2}, {2, 37, 5}, {2, 37, 37}, {3, 64, 7}, {1, 9, 9}} {
-		B, T := c.B, c.T
-		x, sc, sh := e.pair(normals(71, B*T*C), B, T, C), e.pair(normals(72, B*C), B, C), e.pair(normals(73, B*C), B, C)
-		out, mean, rstd := e.pair(nil, B, T, C), e.pair(nil, B*T), e.pair(nil, B*T)
-		e.dev.LayerNormModulateForward(out.d, nil, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
-		e.cpu.LayerNormModulateForward(out.c, nil, mean.c, rstd.c, x.c, sh.c, sc.c, B, T, C, 1e-6)
-		dout, resid, dinp := e.pair(normals(74, B*T*C), B, T, C), e.pair(normals(75, B*T*C), B, T, C), e.pair(nil, B, T, C)
-		dsh, dsc := e.pair(normals(76, B*C), B, C), e.pair(normals(77, B*C), B, C)
-		for run := 1; run <= 2; run++ {
-			name := fmt.Sprintf("B=%d T=%d, %d splits, run %d:", B, T, c.splits, run)
-			d.layerNormModulateBackward(c.splits, d.ptr(dinp.d), d.ptr(dsh.d), d.ptr(dsc.d), d.ptr(dout.d), 0, d.ptr(x.d),
-				d.ptr(mean.d), d.ptr(rstd.d), d.ptr(resid.d), d.ptr(sc.d), B, T, C)
-			e.cpu.LayerNormModulateBackward(dinp.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c, B, T, C, 1e-6)
-			e.check(name+" dinp", dinp, tol32, eps32)
-			e.check(name+" dshift", dsh, tol32, eps32)
-			e.check(name+" dscale", dsc, tol32, eps32)
-		}
-		if B == 2 && T == 37 {
-			got := e.host(dinp)
-			if dinp1 == nil {
-				dinp1 = got
+		for _, gated := range []bool{false, true} {
+			B, T := c.B, c.T
+			x, sc, sh := e.pair(normals(71, B*T*C), B, T, C), e.pair(normals(72, B*C), B, C), e.pair(normals(73, B*C), B, C)
+			out, mean, rstd := e.pair(nil, B, T, C), e.pair(nil, B*T), e.pair(nil, B*T)
+			e.dev.LayerNormModulateForward(out.d, nil, mean.d, rstd.d, x.d, sh.d, sc.d, B, T, C, 1e-6)
+			e.cpu.LayerNormModulateForward(out.c, nil, mean.c, rstd.c, x.c, sh.c, sc.c, B, T, C, 1e-6)
+			dout, resid, dinp := e.pair(normals(74, B*T*C), B, T, C), e.pair(normals(75, B*T*C), B, T, C), e.pair(nil, B, T, C)
+			dsh, dsc := e.pair(normals(76, B*C), B, C), e.pair(normals(77, B*C), B, C)
+			y, gate, dy, dg := e.pair(normals(78, B*T*C), B, T, C), e.pair(normals(79, B*C), B, C), e.pair(nil, B, T, C),
+				e.pair(normals(80, B*C), B, C)
+			var g lnmGate
+			if gated {
+				g = lnmGate{dy: d.ptr(dy.d), dgate: d.ptr(dg.d), gate: d.ptr(gate.d), y: d.ptr(y.d)}
 			}
-			for i := range got {
-				if math.Float32bits(got[i]) != math.Float32bits(dinp1[i]) {
-					t.Fatalf("%d splits: dinp[%d] = %g, %g with one", c.splits, i, got[i], dinp1[i])
+			for run := 1; run <= 2; run++ {
+				name := fmt.Sprintf("B=%d T=%d, %d splits, gate %v, run %d:", B, T, c.splits, gated, run)
+				d.layerNormModulateBackward(c.splits, d.ptr(dinp.d), d.ptr(dsh.d), d.ptr(dsc.d), d.ptr(dout.d), 0, d.ptr(x.d),
+					d.ptr(mean.d), d.ptr(rstd.d), d.ptr(resid.d), d.ptr(sc.d), g, B, T, C)
+				if gated {
+					e.cpu.LayerNormModulateGateBackward(dinp.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c,
+						dy.c, dg.c, gate.c, y.c, B, T, C, 1e-6)
+					e.check(name+" dy", dy, tol32, eps32)
+					e.check(name+" dgate", dg, tol32, eps32)
+				} else {
+					e.cpu.LayerNormModulateBackward(dinp.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c, B, T, C, 1e-6)
+				}
+				e.check(name+" dinp", dinp, tol32, eps32)
+				e.check(name+" dshift", dsh, tol32, eps32)
+				e.check(name+" dscale", dsc, tol32, eps32)
+			}
+			if B == 2 && T == 37 {
+				got := e.host(dinp)
+				if dinp1 == nil {
+					dinp1 = got
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(dinp1[i]) {
+						t.Fatalf("%d splits, gate %v: dinp[%d] = %g, %g with one", c.splits, gated, i, got[i], dinp1[i])
+					}
 				}
 			}
+			e.free(x, sc, sh, out, mean, rstd, dout, resid, dinp, dsh, dsc, y, gate, dy, dg)
 		}
-		e.free(x, sc, sh, out, mean, rstd, dout, resid, dinp, dsh, dsc)
 	}
 }
 

@@ -404,5 +404,28 @@ func TestNormBackwardReadsHalf(t *testing.T) {
 		assertClose(t, fmt.Sprintf("C=%d dinp", C), hostOf(d, dinp), kernels.Host(want), tol32, eps32)
 		assertClose(t, fmt.Sprintf("C=%d dshift", C), hostOf(d, dsh), kernels.Host(wsh), tol32, eps32)
 		assertClose(t, fmt.Sprintf("C=%d dscale", C), hostOf(d, dsc), kernels.Host(wsc), tol32, eps32)
+
+		// With the gate's backward: y kept in BF16 alone read from its copy, dy kept in BF16
+		// alone written as BF16 only.
+		y, yh := halfOnlyInput(d, normals(65, B*T*C), 0, B, T, C)
+		gate := normals(66, B*C)
+		dy, dg := d.New(B, T, C), d.New(B, C)
+		d.StoreHalf(dy)
+		wdy, wdg := cpu.New(B, T, C), cpu.New(B, C)
+		d.LayerNormModulateGateBackward(dinp, dsh, dsc, dout, d.FromHost(resid, B, T, C), d.FromHost(x, B, T, C), dm, dr,
+			d.FromHost(sc, B, C), dy, dg, d.FromHost(gate, B, C), y, B, T, C, 1e-6)
+		if d.halfRestores != restores {
+			t.Errorf("C=%d: y's or dout's FP32 values restored", C)
+		}
+		cpu.LayerNormModulateGateBackward(want, wsh, wsc, cpu.FromHost(douth, B, T, C), cpu.FromHost(resid, B, T, C),
+			cpu.FromHost(x, B, T, C), cm, cr, cpu.FromHost(sc, B, C), wdy, wdg, cpu.FromHost(gate, B, C),
+			cpu.FromHost(yh, B, T, C), B, T, C, 1e-6)
+		wantDy := kernels.Host(wdy)
+		for i, v := range wantDy {
+			wantDy[i] = math.Float32frombits(uint32(bf16Nearest(v)) << 16)
+		}
+		assertClose(t, fmt.Sprintf("C=%d dy", C), hostOf(d, dy), wantDy, 1e-2, 1e-6)
+		assertClose(t, fmt.Sprintf("C=%d dgate", C), hostOf(d, dg), kernels.Host(wdg), tol32, eps32)
+		assertClose(t, fmt.Sprintf("C=%d dinp with the gate", C), hostOf(d, dinp), kernels.Host(want), tol32, eps32)
 	}
 }

@@ -21,14 +21,18 @@
 //   layernorm_modulate_backward  layernorm_backward_dx with scale (the adaLN modulation after
 //                              the norm) and modulate_backward's column sums of the same rows
 //                              in one pass, for C <= 32*ROW_REG: dshift[b] += sum_t dout,
-//                              dscale[b] += sum_t dout*norm. Block (b, s) takes rows
-//                              [s*rows, (s+1)*rows) of sample b (rows = ceil(T/S), S =
-//                              gridDim.y), warp w every LNM_WARPS-th of them from the w-th;
-//                              each warp sums its rows in float in shared memory, the warps'
-//                              sums are added in float64 and, with S > 1, written to part
-//                              (dshift's at part[s*B*C + b*C + c], dscale's S*B*C further);
-//                              the last block of sample b to finish (count[b], zero before
-//                              and after) adds the S of them in order s = 0, 1, ...
+//                              dscale[b] += sum_t dout*norm. Where gate is not null, also
+//                              gate_backward of the result (a gated branch whose output is the
+//                              norm's input, dinp its gradient): dy = gate[b]*dinp (dy and/or
+//                              its BF16 copy dy16), dgate[b] += sum_t dinp*y (y or its BF16
+//                              copy y16). Block (b, s) takes rows [s*rows, (s+1)*rows) of
+//                              sample b (rows = ceil(T/S), S = gridDim.y), warp w every
+//                              LNM_WARPS-th of them from the w-th; each warp sums its rows in
+//                              float in shared memory, the warps' sums are added in float64
+//                              and, with S > 1, written to part (sum o of block s at
+//                              part[(o*S + s)*B*C + b*C + c]); the last block of sample b to
+//                              finish (count[b], zero before and after) adds the S of them in
+//                              order s = 0, 1, ...
 //                              grid (B, S), block 32*LNM_WARPS, at most 168 registers so that
 //                              three blocks fit a multiprocessor
 //   layernorm_backward_params  dweight[c] += sum_n dout*norm, dbias[c] += sum_n dout (either
@@ -133,15 +137,27 @@ DEVFN float ln_scaled(float v, const float* weight, const float* sc, int c) {
   return sc ? v * (1.0f + sc[c]) : v;
 }
 
+// ln_gate is a gated branch whose output's gradient is a norm's input gradient dinp (the
+// row's, in ln_backward_row): dy = g*dinp into dy and/or its BF16 copy dy16, and the
+// column sums of dinp*y (y or its BF16 copy y16) for dgate. g null: none.
+struct ln_gate {
+  const float* g;
+  const float* y;
+  const unsigned short* y16;
+  float* dy;
+  unsigned short* dy16;
+};
+
 // ln_backward_row is the backward of one row of C <= 32*ROW_REG, in registers: dx = (g -
 // mean(g) - norm*mean(g*norm))*rstd (+ res where not null), g = ln_scaled(dout). Where acc
 // is not null it also adds the row's terms of the modulation's gradient to the warp's
-// column sums, acc[c] += dout and acc[LNM_COLS + c] += dout*norm, after every load of the
-// row (stores to shared memory before them would hold them back). HALF: dout read from its
-// BF16 copy g16, chosen once per row rather than per element.
+// column sums, acc[c] += dout and acc[LNM_COLS + c] += dout*norm, and with gt.g those of the
+// gate's, acc[2*LNM_COLS + c] += dx*y. Each loop's loads come before its stores (a store
+// before a load could be to the same address, so the load would wait for it). HALF: dout
+// read from its BF16 copy g16, chosen once per row rather than per element.
 template <bool HALF>
 DEVFN void ln_backward_row(float* dx, const float* g, const unsigned short* g16, const float* x, const float* weight,
-                           const float* sc, const float* res, float m, float r, int C, float* acc) {
+                           const float* sc, const float* res, float m, float r, int C, float* acc, ln_gate gt) {
   const int lane = threadIdx.x & 31;
   float gr[ROW_REG], xm[ROW_REG], sg = 0.0f, sgn = 0.0f;
 UNROLL
@@ -169,11 +185,30 @@ UNROLL
   }
   float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
 UNROLL
+  for (int k = 0; k < ROW_REG; k++) gr[k] = (gr[k] - mg - xm[k] * r * mgn) * r;  // xm free from here
+  if (res) {
+UNROLL
+    for (int k = 0; k < ROW_REG; k++) xm[k] = lane + 32 * k < C ? res[lane + 32 * k] : 0.0f;
+UNROLL
+    for (int k = 0; k < ROW_REG; k++) gr[k] = xm[k] + gr[k];
+  }
+UNROLL
+  for (int k = 0; k < ROW_REG; k++)
+    if (lane + 32 * k < C) dx[lane + 32 * k] = gr[k];
+  if (!gt.g) return;
+UNROLL
+  for (int k = 0; k < ROW_REG; k++) {
+    int c = lane + 32 * k;
+    xm[k] = c < C ? (gt.y16 ? bf16_value(gt.y16[c]) : gt.y[c]) : 0.0f;
+  }
+UNROLL
   for (int k = 0; k < ROW_REG; k++) {
     int c = lane + 32 * k;
     if (c >= C) continue;
-    float v = (gr[k] - mg - xm[k] * r * mgn) * r;
-    dx[c] = res ? res[c] + v : v;
+    const float e = gt.g[c] * gr[k];
+    acc[2 * LNM_COLS + c] += gr[k] * xm[k];
+    if (gt.dy) gt.dy[c] = e;
+    if (gt.dy16) gt.dy16[c] = (unsigned short)bf16_bits(e);
   }
 }
 
@@ -192,9 +227,9 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned
   float m = mean[row], r = rstd[row];
   if (C <= 32 * ROW_REG) {  // the row's g and x - mean in registers: one read of dout and inp
     if (g16)
-      ln_backward_row<true>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr);
+      ln_backward_row<true>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr, ln_gate{});
     else
-      ln_backward_row<false>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr);
+      ln_backward_row<false>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr, ln_gate{});
     return;
   }
   float sg = 0.0f, sgn = 0.0f;
@@ -213,58 +248,62 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned
 }
 EMU_KERNEL(layernorm_backward_dx);
 
-KERNEL void __launch_bounds__(32 * LNM_WARPS, 3) layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, double* part, int* count,
-                                        const float* dout, const unsigned short* dout16, const float* inp,
-                                        const float* mean, const float* rstd, const float* resid, const float* scale,
-                                        int T, int C) {
-  __shared__ float acc[LNM_WARPS][2 * LNM_COLS];  // each warp's column sums of dout, dout*norm
-  __shared__ int last;
+// lnm_shared is layernorm_modulate_backward's shared memory: each warp's column sums
+// (dout, dout*norm, and with a gate dinp*y), then, once they are read, whether the block
+// is its sample's last.
+union lnm_shared {
+  float acc[LNM_WARPS][3 * LNM_COLS];
+  int last;
+};
+
+KERNEL void __launch_bounds__(32 * LNM_WARPS, 3)
+    layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, double* part, int* count, const float* dout,
+                                const unsigned short* dout16, const float* inp, const float* mean, const float* rstd,
+                                const float* resid, const float* scale, float* dy, unsigned short* dy16, float* dgate,
+                                const float* gate, const float* y, const unsigned short* y16, int T, int C) {
+  __shared__ lnm_shared sm;
   const int b = blockIdx.x, B = gridDim.x, s = blockIdx.y, S = gridDim.y;
-  const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, sums = gate ? 3 : 2;
   const int rows = (T + S - 1) / S, t1 = (s + 1) * rows < T ? (s + 1) * rows : T;
-  float* a = acc[w];
-  for (int c = lane; c < C; c += 32) a[c] = a[LNM_COLS + c] = 0.0f;  // the lane's own columns
-  const float* sc = scale + (long long)b * C;
+  float* a = sm.acc[w];
+  for (int o = 0; o < sums; o++)
+    for (int c = lane; c < C; c += 32) a[o * LNM_COLS + c] = 0.0f;  // the lane's own columns
+  const long long BC = (long long)B * C, bc = (long long)b * C;
+  const float *sc = scale + bc, *gb = gate ? gate + bc : nullptr;
   for (int t = s * rows + w; t < t1; t += LNM_WARPS) {
     const long long row = (long long)b * T + t, o = row * C;
     const float* res = resid ? resid + o : nullptr;
+    ln_gate gt{gb, y ? y + o : nullptr, y16 ? y16 + o : nullptr, dy ? dy + o : nullptr, dy16 ? dy16 + o : nullptr};
     if (dout16)
-      ln_backward_row<true>(dinp + o, nullptr, dout16 + o, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a);
+      ln_backward_row<true>(dinp + o, nullptr, dout16 + o, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a, gt);
     else
-      ln_backward_row<false>(dinp + o, dout + o, nullptr, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a);
+      ln_backward_row<false>(dinp + o, dout + o, nullptr, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a, gt);
   }
   __syncthreads();
-  const long long BC = (long long)B * C, bc = (long long)b * C;
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    double ssh = 0.0, ssc = 0.0;
-    for (int k = 0; k < LNM_WARPS; k++) {
-      ssh += acc[k][c];
-      ssc += acc[k][LNM_COLS + c];
+  // out(o) is sum o's output (a select, where an array of the three would live in local memory)
+  auto out = [&](int o) { return o == 0 ? dshift : o == 1 ? dscale : dgate; };
+  for (int c = threadIdx.x; c < C; c += blockDim.x)
+    for (int o = 0; o < sums; o++) {
+      double v = 0.0;
+      for (int k = 0; k < LNM_WARPS; k++) v += sm.acc[k][o * LNM_COLS + c];
+      if (S == 1)
+        out(o)[bc + c] += (float)v;
+      else
+        part[((long long)o * S + s) * BC + bc + c] = v;
     }
-    if (S == 1) {
-      dshift[bc + c] += (float)ssh;
-      dscale[bc + c] += (float)ssc;
-    } else {
-      part[s * BC + bc + c] = ssh;
-      part[(S + s) * BC + bc + c] = ssc;
-    }
-  }
   if (S == 1) return;
   __threadfence();  // this block's totals visible to the block that adds them
+  __syncthreads();  // and every warp's sums read: sm.acc free
+  if (threadIdx.x == 0) sm.last = atomicAdd(count + b, 1) == S - 1;
   __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(count + b, 1) == S - 1;
-  __syncthreads();
-  if (!last) return;
+  if (!sm.last) return;
   const volatile double* vp = part;  // written by other blocks: not from this SM's L1
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    double ssh = 0.0, ssc = 0.0;
-    for (int k = 0; k < S; k++) {
-      ssh += vp[k * BC + bc + c];
-      ssc += vp[(S + k) * BC + bc + c];
+  for (int c = threadIdx.x; c < C; c += blockDim.x)
+    for (int o = 0; o < sums; o++) {
+      double v = 0.0;
+      for (int k = 0; k < S; k++) v += vp[((long long)o * S + k) * BC + bc + c];
+      out(o)[bc + c] += (float)v;
     }
-    dshift[bc + c] += (float)ssh;
-    dscale[bc + c] += (float)ssc;
-  }
   if (threadIdx.x == 0) count[b] = 0;
 }
 EMU_KERNEL(layernorm_modulate_backward);

@@ -157,7 +157,7 @@ func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x,
 	px, pm, pr, psc := d.rptr(x), d.rptr(mean), d.rptr(rstd), d.rptr(scale)
 	if C <= lnmMaxCols && !d.noNormColumns {
 		d.layerNormModulateBackward(d.lnmSplits(B, T), d.ptr(dinp), d.ptr(dshift), d.ptr(dscale), pdo, pdo16, px, pm, pr,
-			d.rptr(resid), psc, B, T, C)
+			d.rptr(resid), psc, lnmGate{}, B, T, C)
 		return
 	}
 	d.launch("modulate_backward", colGrid(C, B), colBlock, 0, P(0), P(d.ptr(dshift)), P(d.ptr(dscale)),
@@ -182,18 +182,65 @@ func (d *Device) lnmSplits(B, T int) int {
 	return max(1, min((d.colBlocks+4*B-1)/(4*B), T/(lnmWarps*lnmMinRows)))
 }
 
+// LayerNormModulateGateBackward is LayerNormModulateBackward, then GateBackward(dy, dgate,
+// dinp, gate, y), in layernorm_modulate_backward's one pass: dinp is not read back. Rows
+// longer than 32*ROW_REG, noNormColumns or noFusedNormModulate: the two operations.
+func (d *Device) LayerNormModulateGateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, dy, dgate, gate,
+	y *kernels.Tensor, B, T, C int, eps float32) {
+	mustLen("LayerNormModulateGateBackward dy", dy, B*T*C)
+	mustLen("LayerNormModulateGateBackward y", y, B*T*C)
+	mustLen("LayerNormModulateGateBackward dgate", dgate, B*C)
+	mustLen("LayerNormModulateGateBackward gate", gate, B*C)
+	if C > lnmMaxCols || d.noNormColumns || d.noFusedNormModulate {
+		d.LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, B, T, C, eps)
+		d.GateBackward(dy, dgate, dinp, gate, y, B, T, C)
+		return
+	}
+	for _, t := range []*kernels.Tensor{dinp, dout, x} {
+		mustLen("LayerNormModulateGateBackward (B,T,C) operand", t, B*T*C)
+	}
+	if resid != nil {
+		mustLen("LayerNormModulateGateBackward resid", resid, B*T*C)
+	}
+	mustLen("LayerNormModulateGateBackward mean", mean, B*T)
+	mustLen("LayerNormModulateGateBackward rstd", rstd, B*T)
+	for _, t := range []*kernels.Tensor{dshift, dscale, scale} {
+		mustLen("LayerNormModulateGateBackward (B,C) operand", t, B*C)
+	}
+	if B*T == 0 || C == 0 {
+		return
+	}
+	pdo, pdo16 := d.readPair(dout)
+	var g lnmGate
+	g.y, g.y16 = d.readPair(y)
+	g.gate = d.rptr(gate)
+	g.dy, g.dy16 = d.outPair(dy)
+	g.dgate = d.ptr(dgate)
+	d.layerNormModulateBackward(d.lnmSplits(B, T), d.ptr(dinp), d.ptr(dshift), d.ptr(dscale), pdo, pdo16, d.rptr(x),
+		d.rptr(mean), d.rptr(rstd), d.rptr(resid), d.rptr(scale), g, B, T, C)
+}
+
+// lnmGate is the gated branch layernorm_modulate_backward forms from dinp (gate 0: none).
+type lnmGate struct{ dy, dy16, dgate, gate, y, y16 DevPtr }
+
 // layerNormModulateBackward launches layernorm_modulate_backward with splits blocks per
-// sample, part the scratch of their totals and count the samples' zeroed block counters
-// (a table of zeros the kernel leaves zero, uploaded once).
+// sample, part the scratch of their totals (two per column and sample, three with a gate)
+// and count the samples' zeroed block counters (a table of zeros the kernel leaves zero,
+// uploaded once).
 func (d *Device) layerNormModulateBackward(splits int, dinp, dshift, dscale, dout, dout16, x, mean, rstd, resid,
-	scale DevPtr, B, T, C int) {
+	scale DevPtr, g lnmGate, B, T, C int) {
 	var part, count DevPtr
 	if splits > 1 {
-		p, release := d.scratch(8 * 2 * splits * B * C)
+		sums := 2
+		if g.gate != 0 {
+			sums = 3
+		}
+		p, release := d.scratch(8 * sums * splits * B * C)
 		defer release()
 		part = p
 		count = d.upload(&d.lnmCounts, make([]uint64, (B+1)/2))
 	}
 	d.launch("layernorm_modulate_backward", Dim3{B, splits, 1}, Dim3{32 * lnmWarps, 1, 1}, 0, P(dinp), P(dshift),
-		P(dscale), P(part), P(count), P(dout), P(dout16), P(x), P(mean), P(rstd), P(resid), P(scale), I(T), I(C))
+		P(dscale), P(part), P(count), P(dout), P(dout16), P(x), P(mean), P(rstd), P(resid), P(scale), P(g.dy), P(g.dy16),
+		P(g.dgate), P(g.gate), P(g.y), P(g.y16), I(T), I(C))
 }
