@@ -372,11 +372,50 @@ func TestGateReadsHalf(t *testing.T) {
 	}
 }
 
+// TestLayerNormWidths checks the LayerNorm forward with the modulation and the gate, its
+// output written in BF16 (kept in BF16 alone, and as an FP32 tensor with its BF16 copy), at
+// any width and at the widths compiled on their own (ln_forward_width), against the CPU
+// device.
+func TestLayerNormWidths(t *testing.T) {
+	for _, C := range []int{40, 384, 768, 1024} {
+		const B, T = 2, 3
+		d := NewEmulated()
+		d.SetGemmPrecision(GemmBF16)
+		cpu := kernels.NewCPU(0)
+		x, g, sh, sc := normals(91, B*T*C), normals(92, B*C), normals(93, B*C), normals(94, B*C)
+		y, yh := halfOnlyInput(d, normals(95, B*T*C), 0, B, T, C)
+		for _, halfOnly := range []bool{true, false} {
+			name := fmt.Sprintf("C=%d, output in BF16 alone %v:", C, halfOnly)
+			x1, mo, mean, rstd := d.New(B, T, C), d.New(B, T, C), d.New(B*T), d.New(B*T)
+			if halfOnly {
+				d.StoreHalf(mo)
+			}
+			wx1, wmo, wmean, wrstd := cpu.New(B, T, C), cpu.New(B, T, C), cpu.New(B*T), cpu.New(B*T)
+			d.GateLayerNormModulateForward(x1, mo, mean, rstd, d.FromHost(x, B, T, C), d.FromHost(g, B, C), y,
+				d.FromHost(sh, B, C), d.FromHost(sc, B, C), B, T, C, 1e-6)
+			cpu.GateLayerNormModulateForward(wx1, wmo, wmean, wrstd, cpu.FromHost(x, B, T, C), cpu.FromHost(g, B, C),
+				cpu.FromHost(yh, B, T, C), cpu.FromHost(sh, B, C), cpu.FromHost(sc, B, C), B, T, C, 1e-6)
+			want := kernels.Host(wmo)
+			tol := 1e-5
+			if halfOnly {
+				for i, v := range want {
+					want[i] = math.Float32frombits(uint32(bf16Nearest(v)) << 16)
+				}
+				tol = 1e-2
+			}
+			assertClose(t, name+" x1", hostOf(d, x1), kernels.Host(wx1), 1e-6, 1e-6)
+			assertClose(t, name+" mean", hostOf(d, mean), kernels.Host(wmean), 1e-5, 1e-6)
+			assertClose(t, name+" rstd", hostOf(d, rstd), kernels.Host(wrstd), 1e-5, 1e-6)
+			assertClose(t, name+" out", hostOf(d, mo), want, tol, 1e-5)
+		}
+	}
+}
+
 // LayerNormModulateBackward reads a dout kept in BF16 alone from its copy, in its one pass
-// and, for rows past ROW_REG*32, in its two kernels: no restoration, and the results of the
-// BF16 values.
+// (at any width and at those compiled on their own) and, for rows past ROW_REG*32, in its
+// two kernels: no restoration, and the results of the BF16 values.
 func TestNormBackwardReadsHalf(t *testing.T) {
-	for _, C := range []int{40, 1100} {
+	for _, C := range []int{40, 384, 768, 1024, 1100} { // 384, 768, 1024: ln_backward_width's own copies
 		const B, T = 2, 3
 		d := NewEmulated()
 		d.SetGemmPrecision(GemmBF16)

@@ -69,6 +69,54 @@ DEVFN float ln_gated(const float* x, const float* gate, const float* y, const un
   return x[c] + gate[c] * (y16 ? bf16_value(y16[c]) : y[c]);
 }
 
+// ln_forward_row is layernorm_forward's work on a row of C <= 32*K in registers, its mean
+// and rstd into m and r; EXACT: C == 32*K (no test per column).
+#define IN(c) (EXACT || (c) < C)
+template <int K, bool EXACT>
+DEVFN void ln_forward_row(float* o, const float* weight, const float* bias, float* mo, unsigned short* mo16,
+                          const float* sh, const float* sc, const float* x, const float* gt, const float* y,
+                          const unsigned short* y16, float* xs, int C, float eps, float& m, float& r) {
+  const int lane = threadIdx.x & 31;
+  float xr[K], s = 0.0f, v = 0.0f;
+UNROLL
+  for (int k = 0; k < K; k++) {
+    int c = lane + 32 * k;
+    xr[k] = IN(c) ? ln_gated(x, gt, y, y16, c) : 0.0f;
+    if (IN(c)) s += xr[k];
+  }
+  if (xs)
+UNROLL
+    for (int k = 0; k < K; k++)
+      if (IN(lane + 32 * k)) xs[lane + 32 * k] = xr[k];
+  m = warp_sum(s) / (float)C;
+UNROLL
+  for (int k = 0; k < K; k++) {
+    float d = xr[k] - m;
+    if (IN(lane + 32 * k)) v += d * d;
+  }
+  r = 1.0f / KM_SQRTF(warp_sum(v) / (float)C + eps);
+UNROLL
+  for (int k = 0; k < K; k++)
+    if (IN(lane + 32 * k)) ln_store(o, weight, bias, mo, mo16, sh, sc, lane + 32 * k, (xr[k] - m) * r);
+}
+#undef IN
+
+// ln_forward_width is ln_forward_row compiled for the row's width where that is a common
+// one and the output is written in BF16 (a DiT-S, -B or -L block in BF16: 384, 768, 1024),
+// else for any C up to 32*ROW_REG (ln_backward_width's reasons).
+DEVFN void ln_forward_width(float* o, const float* weight, const float* bias, float* mo, unsigned short* mo16,
+                            const float* sh, const float* sc, const float* x, const float* gt, const float* y,
+                            const unsigned short* y16, float* xs, int C, float eps, float& m, float& r) {
+  if (mo16 && C == 384)
+    ln_forward_row<12, true>(o, weight, bias, mo, mo16, sh, sc, x, gt, y, y16, xs, C, eps, m, r);
+  else if (mo16 && C == 768)
+    ln_forward_row<24, true>(o, weight, bias, mo, mo16, sh, sc, x, gt, y, y16, xs, C, eps, m, r);
+  else if (mo16 && C == 1024)
+    ln_forward_row<32, true>(o, weight, bias, mo, mo16, sh, sc, x, gt, y, y16, xs, C, eps, m, r);
+  else
+    ln_forward_row<ROW_REG, false>(o, weight, bias, mo, mo16, sh, sc, x, gt, y, y16, xs, C, eps, m, r);
+}
+
 KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                               const float* bias, float* mout, unsigned short* mout16, const float* shift,
                               const float* scale, const float* gate, const float* gy, const unsigned short* gy16,
@@ -87,24 +135,7 @@ KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float*
   float* xs = xsum ? xsum + ro : nullptr;
   float s = 0.0f, v = 0.0f, m, r;
   if (C <= 32 * ROW_REG) {  // the row in registers (common.h): one read of it
-    float xr[ROW_REG];
-UNROLL
-    for (int k = 0; k < ROW_REG; k++) {
-      int c = lane + 32 * k;
-      xr[k] = c < C ? ln_gated(x, gt, y, y16, c) : 0.0f;
-      if (c < C) s += xr[k];
-      if (xs && c < C) xs[c] = xr[k];
-    }
-    m = warp_sum(s) / (float)C;
-UNROLL
-    for (int k = 0; k < ROW_REG; k++) {
-      float d = xr[k] - m;
-      if (lane + 32 * k < C) v += d * d;
-    }
-    r = 1.0f / KM_SQRTF(warp_sum(v) / (float)C + eps);
-UNROLL
-    for (int k = 0; k < ROW_REG; k++)
-      if (lane + 32 * k < C) ln_store(o, weight, bias, mo, mo16, sh, sc, lane + 32 * k, (xr[k] - m) * r);
+    ln_forward_width(o, weight, bias, mo, mo16, sh, sc, x, gt, y, y16, xs, C, eps, m, r);
   } else {  // longer rows: the gated input stored in the first pass, read back in the others
     for (int c = lane; c < C; c += 32) {
       float xv = ln_gated(x, gt, y, y16, c);
@@ -155,62 +186,64 @@ struct ln_gate {
 // gate's, acc[2*LNM_COLS + c] += dx*y. Each loop's loads come before its stores (a store
 // before a load could be to the same address, so the load would wait for it). HALF: dout
 // read from its BF16 copy g16, chosen once per row rather than per element.
-template <bool HALF>
+#define IN(c) (EXACT || (c) < C)  // in ln_backward_row: column c of the row (always, where C == 32*K)
+template <bool HALF, int K, bool EXACT>
 DEVFN void ln_backward_row(float* dx, const float* g, const unsigned short* g16, const float* x, const float* weight,
                            const float* sc, const float* res, float m, float r, int C, float* acc, ln_gate gt) {
   const int lane = threadIdx.x & 31;
-  float gr[ROW_REG], xm[ROW_REG], sg = 0.0f, sgn = 0.0f;
+  float gr[K], xm[K], sg = 0.0f, sgn = 0.0f;
 UNROLL
-  for (int k = 0; k < ROW_REG; k++) {
+  for (int k = 0; k < K; k++) {
     int c = lane + 32 * k;
-    gr[k] = c < C ? (HALF ? bf16_value(g16[c]) : g[c]) : 0.0f;
-    xm[k] = c < C ? x[c] - m : 0.0f;
+    gr[k] = IN(c) ? (HALF ? bf16_value(g16[c]) : g[c]) : 0.0f;
+    xm[k] = IN(c) ? x[c] - m : 0.0f;
   }
   if (acc) {
 UNROLL
-    for (int k = 0; k < ROW_REG; k++) {
+    for (int k = 0; k < K; k++) {
       int c = lane + 32 * k;
-      if (c >= C) continue;
+      if (!IN(c)) continue;
       acc[c] += gr[k];
       acc[LNM_COLS + c] += gr[k] * (xm[k] * r);
     }
   }
 UNROLL
-  for (int k = 0; k < ROW_REG; k++) {
+  for (int k = 0; k < K; k++) {
     int c = lane + 32 * k;
-    if (c >= C) continue;
+    if (!IN(c)) continue;
     gr[k] = ln_scaled(gr[k], weight, sc, c);
     sg += gr[k];
     sgn += gr[k] * xm[k] * r;
   }
   float mg = warp_sum(sg) / (float)C, mgn = warp_sum(sgn) / (float)C;
 UNROLL
-  for (int k = 0; k < ROW_REG; k++) gr[k] = (gr[k] - mg - xm[k] * r * mgn) * r;  // xm free from here
+  for (int k = 0; k < K; k++) gr[k] = (gr[k] - mg - xm[k] * r * mgn) * r;  // xm free from here
   if (res) {
 UNROLL
-    for (int k = 0; k < ROW_REG; k++) xm[k] = lane + 32 * k < C ? res[lane + 32 * k] : 0.0f;
+    for (int k = 0; k < K; k++) xm[k] = IN(lane + 32 * k) ? res[lane + 32 * k] : 0.0f;
 UNROLL
-    for (int k = 0; k < ROW_REG; k++) gr[k] = xm[k] + gr[k];
+    for (int k = 0; k < K; k++) gr[k] = xm[k] + gr[k];
   }
 UNROLL
-  for (int k = 0; k < ROW_REG; k++)
-    if (lane + 32 * k < C) dx[lane + 32 * k] = gr[k];
+  for (int k = 0; k < K; k++)
+    if (IN(lane + 32 * k)) dx[lane + 32 * k] = gr[k];
   if (!gt.g) return;
 UNROLL
-  for (int k = 0; k < ROW_REG; k++) {
+  for (int k = 0; k < K; k++) {
     int c = lane + 32 * k;
-    xm[k] = c < C ? (gt.y16 ? bf16_value(gt.y16[c]) : gt.y[c]) : 0.0f;
+    xm[k] = IN(c) ? (gt.y16 ? bf16_value(gt.y16[c]) : gt.y[c]) : 0.0f;
   }
 UNROLL
-  for (int k = 0; k < ROW_REG; k++) {
+  for (int k = 0; k < K; k++) {
     int c = lane + 32 * k;
-    if (c >= C) continue;
+    if (!IN(c)) continue;
     const float e = gt.g[c] * gr[k];
     acc[2 * LNM_COLS + c] += gr[k] * xm[k];
     if (gt.dy) gt.dy[c] = e;
     if (gt.dy16) gt.dy16[c] = (unsigned short)bf16_bits(e);
   }
 }
+#undef IN
 
 KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned short* dout16, const float* inp,
                                   const float* weight, const float* mean, const float* rstd, const float* resid,
@@ -227,9 +260,9 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned
   float m = mean[row], r = rstd[row];
   if (C <= 32 * ROW_REG) {  // the row's g and x - mean in registers: one read of dout and inp
     if (g16)
-      ln_backward_row<true>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr, ln_gate{});
+      ln_backward_row<true, ROW_REG, false>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr, ln_gate{});
     else
-      ln_backward_row<false>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr, ln_gate{});
+      ln_backward_row<false, ROW_REG, false>(dx, g, g16, x, weight, sc, res, m, r, C, nullptr, ln_gate{});
     return;
   }
   float sg = 0.0f, sgn = 0.0f;
@@ -247,6 +280,25 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned
   }
 }
 EMU_KERNEL(layernorm_backward_dx);
+
+// ln_backward_width is ln_backward_row without affine, compiled for the row's width where
+// that is a common one and dout is read from its BF16 copy (a DiT-S, -B or -L training step
+// in BF16: 384, 768 or 1024, no test per column, which halves the instructions per row: 1428
+// against 3000 at 768 on sm_90), else for any C up to 32*ROW_REG. The width is the same for
+// every row, so each warp takes the same branch. (Every width's own copy would make the
+// PTX, and the driver's compilation of it at the first start, several times larger.)
+template <bool HALF>
+DEVFN void ln_backward_width(float* dx, const float* g, const unsigned short* g16, const float* x, const float* sc,
+                             const float* res, float m, float r, int C, float* acc, ln_gate gt) {
+  if (HALF && C == 384)
+    ln_backward_row<HALF, 12, true>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+  else if (HALF && C == 768)
+    ln_backward_row<HALF, 24, true>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+  else if (HALF && C == 1024)
+    ln_backward_row<HALF, 32, true>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+  else
+    ln_backward_row<HALF, ROW_REG, false>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+}
 
 // lnm_shared is layernorm_modulate_backward's shared memory: each warp's column sums
 // (dout, dout*norm, and with a gate dinp*y), then, once they are read, whether the block
@@ -275,9 +327,9 @@ KERNEL void __launch_bounds__(32 * LNM_WARPS, 3)
     const float* res = resid ? resid + o : nullptr;
     ln_gate gt{gb, y ? y + o : nullptr, y16 ? y16 + o : nullptr, dy ? dy + o : nullptr, dy16 ? dy16 + o : nullptr};
     if (dout16)
-      ln_backward_row<true>(dinp + o, nullptr, dout16 + o, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a, gt);
+      ln_backward_width<true>(dinp + o, nullptr, dout16 + o, inp + o, sc, res, mean[row], rstd[row], C, a, gt);
     else
-      ln_backward_row<false>(dinp + o, dout + o, nullptr, inp + o, nullptr, sc, res, mean[row], rstd[row], C, a, gt);
+      ln_backward_width<false>(dinp + o, dout + o, nullptr, inp + o, sc, res, mean[row], rstd[row], C, a, gt);
   }
   __syncthreads();
   // out(o) is sum o's output (a select, where an array of the three would live in local memory)
