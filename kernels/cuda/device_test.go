@@ -54,9 +54,11 @@ func TestDeviceLaunchOrder(t *testing.T) {
 // (lnmSplits) and the kernel over several of them (the last one short; blocks with fewer
 // rows than warps), without and with the gate's backward: against the CPU device, dinp the
 // same bits for every split, and a second run right after the first right too (the block
-// counters left at zero; the column sums accumulate, so it adds them again).
+// counters left at zero; the column sums accumulate, so it adds them again). The counters'
+// table is copied to the device twice in all: first, and when a larger batch needs more.
 func TestLayerNormModulateSplits(t *testing.T) {
-	d := NewEmulated()
+	drv := &countCopies{Driver: NewEmuDriver()}
+	d := NewDevice(drv, "splits")
 	for _, c := range []struct{ blocks, B, T, want int }{
 		{8 * 132, 32, 272, 8}, // DiT-B on an H100/H200: 9 by the target, 8 by the rows
 		{8 * 132, 256, 272, 2},
@@ -74,6 +76,7 @@ func TestLayerNormModulateSplits(t *testing.T) {
 	e := newEnv(t, d)
 	const C = 45
 	var dinp1 []float32
+	uploads := 0
 	for _, c := range []struct{ B, T, splits int }{{2, 37, 1}, {2, 37, 2}, {2, 37, 5}, {2, 37, 37}, {3, 64, 7}, {1, 9, 9}} {
 		for _, gated := range []bool{false, true} {
 			B, T := c.B, c.T
@@ -91,8 +94,10 @@ func TestLayerNormModulateSplits(t *testing.T) {
 			}
 			for run := 1; run <= 2; run++ {
 				name := fmt.Sprintf("B=%d T=%d, %d splits, gate %v, run %d:", B, T, c.splits, gated, run)
+				before := drv.htod
 				d.layerNormModulateBackward(c.splits, d.ptr(dinp.d), d.ptr(dsh.d), d.ptr(dsc.d), d.ptr(dout.d), 0, d.ptr(x.d),
 					d.ptr(mean.d), d.ptr(rstd.d), d.ptr(resid.d), d.ptr(sc.d), g, B, T, C)
+				uploads += drv.htod - before
 				if gated {
 					e.cpu.LayerNormModulateGateBackward(dinp.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c,
 						dy.c, dg.c, gate.c, y.c, B, T, C, 1e-6)
@@ -118,6 +123,9 @@ func TestLayerNormModulateSplits(t *testing.T) {
 			}
 			e.free(x, sc, sh, out, mean, rstd, dout, resid, dinp, dsh, dsc, y, gate, dy, dg)
 		}
+	}
+	if uploads != 2 {
+		t.Errorf("the block counters copied to the device %d times, want 2 (batches of 2, then 3, then 1)", uploads)
 	}
 }
 

@@ -226,7 +226,7 @@ type lnmGate struct{ dy, dy16, dgate, gate, y, y16 DevPtr }
 // layerNormModulateBackward launches layernorm_modulate_backward with splits blocks per
 // sample, part the scratch of their totals (two per column and sample, three with a gate)
 // and count the samples' zeroed block counters (a table of zeros the kernel leaves zero,
-// uploaded once).
+// uploaded once and again only to grow).
 func (d *Device) layerNormModulateBackward(splits int, dinp, dshift, dscale, dout, dout16, x, mean, rstd, resid,
 	scale DevPtr, g lnmGate, B, T, C int) {
 	var part, count DevPtr
@@ -238,7 +238,9 @@ func (d *Device) layerNormModulateBackward(splits int, dinp, dshift, dscale, dou
 		p, release := d.scratch(8 * sums * splits * B * C)
 		defer release()
 		part = p
-		count = d.upload(&d.lnmCounts, make([]uint64, (B+1)/2))
+		// Never shorter than the table already is: a shorter one would differ from it and be
+		// copied again (a copy from the host waits for the stream).
+		count = d.upload(&d.lnmCounts, make([]uint64, max((B+1)/2, len(d.lnmCounts.words))))
 	}
 	d.launch("layernorm_modulate_backward", Dim3{B, splits, 1}, Dim3{32 * lnmWarps, 1, 1}, 0, P(dinp), P(dshift),
 		P(dscale), P(part), P(count), P(dout), P(dout16), P(x), P(mean), P(rstd), P(resid), P(scale), P(g.dy), P(g.dy16),
