@@ -185,7 +185,8 @@ struct ln_gate {
 // column sums, acc[c] += dout and acc[LNM_COLS + c] += dout*norm, and with gt.g those of the
 // gate's, acc[2*LNM_COLS + c] += dx*y. Each loop's loads come before its stores (a store
 // before a load could be to the same address, so the load would wait for it). HALF: dout
-// read from its BF16 copy g16, chosen once per row rather than per element.
+// read from its BF16 copy g16, chosen once per row rather than per element; K values per
+// lane (C <= 32*K); EXACT: C == 32*K.
 #define IN(c) (EXACT || (c) < C)  // in ln_backward_row: column c of the row (always, where C == 32*K)
 template <bool HALF, int K, bool EXACT>
 DEVFN void ln_backward_row(float* dx, const float* g, const unsigned short* g16, const float* x, const float* weight,
