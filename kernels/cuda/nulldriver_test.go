@@ -154,7 +154,8 @@ func BenchmarkHostCost(b *testing.B) {
 // loss and the clipping norm), every product of at least a GFLOP on BF16 operands where
 // converting both would pay (bf16MinIntensity; not the adaLN modulations' 64 flops per
 // weight), attention on tensor cores (dQ by attention_backward_dq_mma, not from shares: the
-// default, Device.dqShares), conversions of fewer values than one activation tensor holds
+// default, Device.dqShares), the norms' backward passes with the column sums and gates,
+// conversions of fewer values than one activation tensor holds
 // (copies and BF16 outputs make most of them unnecessary), and a budget of stream
 // operations (each costs the GPU a launch's latency).
 func TestDiTBaseBF16Step(t *testing.T) {
@@ -199,6 +200,15 @@ func TestDiTBaseBF16Step(t *testing.T) {
 		if kernels[k] < cfg.Depth {
 			t.Errorf("%d launches of %s, want one per DiT block at least (%d)", kernels[k], k, cfg.Depth)
 		}
+	}
+	// Each block's norms form the modulation's column sums and the gates' backward in their
+	// backward passes (LayerNormModulateGateBackward): the last block's output gate alone is
+	// left to gate_backward.
+	if n := kernels["layernorm_modulate_backward"]; n < 2*cfg.Depth {
+		t.Errorf("%d launches of layernorm_modulate_backward, want two per DiT block at least (%d)", n, 2*cfg.Depth)
+	}
+	if n, m := kernels["gate_backward"], kernels["modulate_backward"]; n > 1 || m > 0 {
+		t.Errorf("%d launches of gate_backward and %d of modulate_backward, want at most 1 and none", n, m)
 	}
 	if n := kernels["attention_dq_sum"]; n > 0 {
 		t.Errorf("%d launches of attention_dq_sum: dQ's shares are not the default (Device.dqShares)", n)
