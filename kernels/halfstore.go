@@ -1,6 +1,7 @@
 // StoreHalf: the hint that a tensor is only ever read by matrix products (or by operations
 // that can read BF16 values: attention, the gate), so that a device whose products take BF16
-// inputs may keep it in BF16 alone.
+// inputs may keep it in BF16 alone. KeepHalf: the hint that a tensor is read by many products
+// between two writes (a weight), so that such a device converts it once.
 //
 // Test: go test ./kernels/cuda -run HalfOnly
 package kernels
@@ -20,5 +21,22 @@ type HalfStorer interface {
 func StoreHalf(dev Device, t *Tensor) {
 	if h, ok := dev.(HalfStorer); ok {
 		h.StoreHalf(t)
+	}
+}
+
+// HalfKeeper is implemented by devices that can keep a BF16 copy of a tensor beside its FP32
+// values: the CUDA device in its BF16 mode.
+type HalfKeeper interface {
+	// KeepHalf marks t's storage as read by many products between two writes (a layer's
+	// weight: every sampling step, every training step until the optimizer's update), so
+	// that a product converts it to BF16 once, into the copy later products read, whatever
+	// that one product's own cost of converting it.
+	KeepHalf(t *Tensor)
+}
+
+// KeepHalf passes the hint to dev where it takes it.
+func KeepHalf(dev Device, t *Tensor) {
+	if h, ok := dev.(HalfKeeper); ok {
+		h.KeepHalf(t)
 	}
 }

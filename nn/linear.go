@@ -45,6 +45,7 @@ type Linear struct {
 func NewLinear(dev kernels.Device, r Rand, in, out int, bias bool) *Linear {
 	l := &Linear{In: in, Out: out, dev: dev}
 	l.Weight = dev.New(out, in)
+	kernels.KeepHalf(dev, l.Weight) // read by every forward and input gradient until it changes
 	if bias {
 		l.Bias = dev.New(out)
 	}

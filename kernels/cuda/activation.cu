@@ -7,8 +7,9 @@
 //   silu_forward   out = x/(1 + exp(-x))
 //   silu_backward  dinp = dout*s*(1 + x*(1 - s)), s = sigmoid(x)
 //
-// gelu_forward and gelu_backward also write their output's BF16 copy to out16 / dinp16 where
-// not null (the next product's operand), and with out / dinp null the copy alone.
+// gelu_forward, gelu_backward and silu_forward also write their output's BF16 copy to out16
+// / dinp16 where not null (the next product's operand: an MLP's, the adaLN modulation's), and
+// with out / dinp null the copy alone.
 //
 // Launch: 1-D grid-stride over n elements, block 256. The exponent -2u is capped at 80 as in
 // the reference, so that e*s never becomes Inf*0.
@@ -56,10 +57,11 @@ KERNEL void gelu_backward(float* dinp, unsigned short* dinp16, const float* inp,
 }
 EMU_KERNEL(gelu_backward);
 
-KERNEL void silu_forward(float* out, const float* inp, int n) {
+KERNEL void silu_forward(float* out, unsigned short* out16, const float* inp, int n) {
   GRID_STRIDE(i, n) {
-    float x = inp[i];
-    out[i] = x / (1.0f + km_expf(-x));
+    float x = inp[i], y = x / (1.0f + km_expf(-x));
+    if (out) out[i] = y;
+    if (out16) out16[i] = (unsigned short)bf16_bits(y);
   }
 }
 EMU_KERNEL(silu_forward);

@@ -27,7 +27,9 @@ func (d *Device) GeluBackward(dinp, inp, dout *kernels.Tensor) {
 func (d *Device) SiluForward(out, inp *kernels.Tensor) {
 	n := out.Len()
 	mustLen("SiluForward inp", inp, n)
-	d.launch1("silu_forward", n, P(d.ptr(out)), P(d.ptr(inp)), I(n))
+	pi := d.rptr(inp)
+	po, ph := d.outPair(out)
+	d.launch1("silu_forward", n, P(po), P(ph), P(pi), I(n))
 }
 
 func (d *Device) SiluBackward(dinp, inp, dout *kernels.Tensor) {

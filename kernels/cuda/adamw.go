@@ -43,9 +43,18 @@ func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels
 		}
 	}
 	var words []uint64
+	spans := map[*storage][3]int{} // first element, end, elements: the BF16 copies written in each storage
 	for i, p := range params {
 		pp, pg, pm, pv := uint64(d.ptr(p)), uint64(d.rptr(grads[i])), uint64(d.ptr(ms[i])), uint64(d.ptr(vs[i]))
 		p16 := uint64(d.halfOut(p)) // in BF16 mode the next step's products read the weight's copy
+		if p16 != 0 {
+			s, lo, hi := d.storageOf(p), p.Offset, p.Offset+p.Len()
+			if sp, ok := spans[s]; ok {
+				spans[s] = [3]int{min(lo, sp[0]), max(hi, sp[1]), sp[2] + p.Len()}
+			} else {
+				spans[s] = [3]int{lo, hi, p.Len()}
+			}
+		}
 		wd := uint64(math.Float32bits(hs[i].WeightDecay))
 		d.eachChunk(p.Len(), func(off, size int) {
 			o, o16 := uint64(4*off), uint64(0)
@@ -57,6 +66,14 @@ func (d *Device) AdamWEach(params, grads, ms, vs []*kernels.Tensor, hs []kernels
 	}
 	if len(words) == 0 {
 		return
+	}
+	// Parameters that are views of one storage (an AdaLNStack's blocks' rows) each marked
+	// their own range as the copy; where together they cover a contiguous span, the launch
+	// writes the copy of all of it, and a product reading the whole storage reads it.
+	for s, sp := range spans {
+		if sp[2] == sp[1]-sp[0] {
+			s.half.off, s.half.n = sp[0], sp[2]
+		}
 	}
 	h := hs[0]
 	bc1, bc2 := biasCorrections(h)

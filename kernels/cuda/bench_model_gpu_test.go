@@ -220,6 +220,7 @@ var bf16Ablations = []struct {
 	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }, true},    // the bias gradient in the BGRADB epilogue
 	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }, false}, // LayerNorm and modulation in one pass
 	{"ln-cols", func(d *Device) { d.noNormColumns = true }, true},       // the modulation's and gates' column sums in the norm's backward pass
+	{"keep-half", func(d *Device) { d.noKeepHalf = true }, false},       // weights converted once (KeepHalf), whatever one product's cost
 	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }, false},    // the MLP's GELU in its products' epilogues
 	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }, false},     // products writing BF16 outputs (qkv, GELU's)
 	{"lazy-zero", func(d *Device) { d.noLazyZero = true }, true},        // ZeroGrad's zeros left pending (lazyZero)

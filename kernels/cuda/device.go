@@ -92,6 +92,7 @@ type Device struct {
 	// halfReads counts the operands read from a copy, halfRestores the FP32 restorations.
 	noHalves, checkHalves bool
 	noStoreHalf           bool        // StoreHalf ignored (BenchmarkDiTBase's ablation)
+	noKeepHalf            bool        // KeepHalf ignored (the same)
 	noFusedNormModulate   bool        // LayerNormModulateForward as two launches (the same)
 	noNormColumns         bool        // LayerNormModulateBackward's column sums by their own kernel
 	lnmCounts             deviceTable // layernorm_modulate_backward's block counters, zeros
@@ -178,6 +179,8 @@ type storage struct {
 	// halfOnly: StoreHalf's hint, read by products only; f32Stale: its producers wrote the
 	// BF16 copy alone, and the FP32 values of the copy's elements are not current (freshF32).
 	halfOnly, f32Stale bool
+	// keepHalf: KeepHalf's hint, read by many products between two writes (a weight).
+	keepHalf bool
 	// zero: every element is 0 but not yet written (FillEach; lazyZero in chunks.go).
 	zero bool
 }
@@ -297,6 +300,15 @@ func (d *Device) freshF32(s *storage) {
 func (d *Device) StoreHalf(t *kernels.Tensor) {
 	if !d.noStoreHalf {
 		d.storageOf(t).halfOnly = true
+	}
+}
+
+// KeepHalf marks t's storage as a weight's (kernels.HalfKeeper): in BF16 mode a product
+// reading it converts it into its copy whatever the product's own cost (toConvert), since
+// the products after it read the copy until the storage is written.
+func (d *Device) KeepHalf(t *kernels.Tensor) {
+	if !d.noKeepHalf {
+		d.storageOf(t).keepHalf = true
 	}
 }
 

@@ -584,29 +584,52 @@ func TestLinearBackwardWithoutEpilogue(t *testing.T) {
 
 // In BF16 mode the products of a DiT-B step (B 32, T 272, width 768, 12 heads) convert
 // their operands where that pays: the linear layers do, attention's per-head products and
-// the conditioning's small-batch ones run in TF32. Operands with a BF16 copy cost nothing.
+// the conditioning's small-batch ones run in TF32, unless their weight keeps a BF16 copy and
+// is large enough that reading it in half the bytes pays for converting the input (the
+// adaLN stack's 42M weights, not a text encoder's 0.8M), or TF32 would have to restore an
+// operand kept in BF16 alone. Operands with a BF16 copy cost nothing to convert.
 func TestBF16Pays(t *testing.T) {
 	d := NewEmulated()
 	const N, C, H = 32 * 272, 768, 3072
+	// An operand's elements are converted ('c'), read from a BF16 copy or a weight that keeps
+	// one ('k'), or kept in BF16 alone ('r': TF32 restores them).
 	cases := []struct {
 		name           string
 		m, n, k, batch int
 		elemsA, elemsB int
+		kindA, kindB   byte
 		want           bool
 	}{
-		{"qkv", N, 3 * C, C, 1, N * C, C * 3 * C, true},
-		{"out projection", N, C, C, 1, N * C, C * C, true},
-		{"mlp up", N, H, C, 1, N * C, C * H, true},
-		{"mlp down weight gradient", H, C, N, 1, N * H, N * C, true},
-		{"attention scores", 272, 272, 64, 384, 384 * 272 * 64, 384 * 272 * 64, false},
-		{"attention values", 272, 64, 272, 384, 384 * 272 * 272, 384 * 272 * 64, false},
-		{"adaLN modulation", 32, 6 * C, C, 1, 32 * C, C * 6 * C, false},
-		{"adaLN modulation, input from a BF16 copy", 32, 6 * C, C, 1, 0, C * 6 * C, false},
-		{"mlp down, both operands from BF16 copies", N, C, H, 1, 0, 0, true},
-		{"nothing to convert", 4, 4, 1, 1, 0, 0, true},
+		{"qkv", N, 3 * C, C, 1, N * C, C * 3 * C, 'c', 'c', true},
+		{"out projection", N, C, C, 1, N * C, C * C, 'c', 'c', true},
+		{"mlp up", N, H, C, 1, N * C, C * H, 'c', 'c', true},
+		{"mlp down weight gradient", H, C, N, 1, N * H, N * C, 'c', 'c', true},
+		{"attention scores", 272, 272, 64, 384, 384 * 272 * 64, 384 * 272 * 64, 'c', 'c', false},
+		{"attention values", 272, 64, 272, 384, 384 * 272 * 272, 384 * 272 * 64, 'c', 'c', false},
+		{"adaLN modulation", 32, 6 * C, C, 1, 32 * C, C * 6 * C, 'c', 'c', false},
+		{"adaLN modulation, input from a BF16 copy", 32, 6 * C, C, 1, 32 * C, C * 6 * C, 'k', 'c', false},
+		{"adaLN stack of 12 blocks, its weight kept", 32, 12 * 6 * C, C, 1, 32 * C, 12 * 6 * C * C, 'c', 'k', true},
+		{"text encoder qkv (256 tokens, width 512), its weight kept", 256, 3 * 512, 512, 1, 256 * 512, 3 * 512 * 512, 'c', 'k', false},
+		{"its weight gradient, the output gradient in BF16 alone", 3 * 512, 512, 256, 1, 256 * 3 * 512, 256 * 512, 'r', 'c', true},
+		{"mlp down, both operands from BF16 copies", N, C, H, 1, N * H, H * C, 'k', 'k', true},
+		{"nothing to convert", 4, 4, 1, 1, 4, 4, 'k', 'r', true},
 	}
 	for _, c := range cases {
-		if got := d.bf16Pays(c.m, c.n, c.k, c.batch, c.elemsA+c.elemsB); got != c.want {
+		var ops bf16Operands
+		for _, op := range []struct {
+			n    int
+			kind byte
+		}{{c.elemsA, c.kindA}, {c.elemsB, c.kindB}} {
+			switch op.kind {
+			case 'c':
+				ops.convert, ops.converts = ops.convert+op.n, ops.converts+1
+			case 'k':
+				ops.copied += op.n
+			case 'r':
+				ops.restore, ops.restores = ops.restore+op.n, ops.restores+1
+			}
+		}
+		if got := d.bf16Pays(c.m, c.n, c.k, c.batch, ops); got != c.want {
 			t.Errorf("%s (%dx%dx%d x%d): bf16Pays %v, want %v", c.name, c.m, c.n, c.k, c.batch, got, c.want)
 		}
 	}

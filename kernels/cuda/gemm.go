@@ -456,13 +456,31 @@ func (d *Device) gemmArgs(transA, transB bool, m, n, k int, alpha float32, a ope
 // runsBF16 reports whether a product of operands a (na elements) and b (nb) runs on BF16
 // inputs: in BF16 mode, where that pays (bf16Pays).
 func (d *Device) runsBF16(m, n, k, batch int, a operand, na int, b operand, nb int) bool {
-	return d.prec == GemmBF16 && d.bf16Pays(m, n, k, batch, d.toConvert(a, na)+d.toConvert(b, nb))
+	if d.prec != GemmBF16 {
+		return false
+	}
+	var ops bf16Operands
+	for _, x := range []struct {
+		op operand
+		n  int
+	}{{a, na}, {b, nb}} {
+		switch c := d.toConvert(x.op, x.n); {
+		case c > 0:
+			ops.convert, ops.converts = ops.convert+c, ops.converts+1
+		case x.op.s != nil && x.op.s.f32Stale: // kept in BF16 alone: TF32 would restore it
+			ops.restore, ops.restores = ops.restore+x.n, ops.restores+1
+		default:
+			ops.copied += x.n
+		}
+	}
+	return d.bf16Pays(m, n, k, batch, ops)
 }
 
-// toConvert is the number of elements of operand x (n of them) a BF16 product converts: 0
-// where a kernel left their BF16 copy.
+// toConvert is the number of elements of operand x (n of them) a BF16 product converts, as
+// far as its choice of BF16 is concerned: 0 where a kernel left their BF16 copy, and for a
+// weight (KeepHalf), whose conversion is paid once for many products.
 func (d *Device) toConvert(x operand, n int) int {
-	if x.bf16 != 0 {
+	if x.bf16 != 0 || x.s != nil && x.s.keepHalf && !d.noHalves {
 		return 0
 	}
 	return n
@@ -554,11 +572,32 @@ func (d *Device) gemmPtrs(typ DataType, transA, transB bool, m, n, k int, alpha 
 // more than their faster products saved.
 const bf16MinIntensity = 1024
 
-// bf16Pays reports whether a product of batch (m,n,k) products that has elems operand elements
-// to convert is worth running in BF16 (2mnk*batch flops per converted element at least
-// d.bf16Intensity; with nothing to convert, always).
-func (d *Device) bf16Pays(m, n, k, batch, elems int) bool {
-	return elems == 0 || 2*float64(m)*float64(n)*float64(k)*float64(batch) >= d.bf16Intensity*float64(elems)
+// bf16LaunchElems is a conversion's launch in converted elements: the GPU spends about 2 µs
+// on a launch whatever its size (an estimate), as long as converting about 1.2 million
+// elements takes at 1.7 ps each. It keeps products of a few hundred MFLOP (a text encoder's,
+// a timestep embedding's) off conversions that cost more than BF16 saves them.
+const bf16LaunchElems = 1.2e6
+
+// bf16Operands is what running a product in BF16 rather than TF32 changes about its
+// operands' elements: convert of them converted to BF16 in converts launches, copied read
+// from BF16 copies (or weights that keep one, KeepHalf) in 2 bytes instead of 4, and restore
+// kept in BF16 alone, whose FP32 values TF32 would restore in restores launches.
+type bf16Operands struct{ convert, converts, copied, restore, restores int }
+
+// bf16Pays reports whether a batch of (m,n,k) products on operands ops is worth running in
+// BF16: with nothing to convert, always; else where the gain, 2mnk*batch flops, a third of
+// bf16Intensity per copied element (2 of a conversion's 6 bytes: what a product limited by
+// its weights' reads saves) and the restorations TF32 would need, is at least the cost of
+// the conversions, bf16Intensity per element and bf16LaunchElems of them per launch (a
+// restoration costs the same). Tests set bf16Intensity to 0: BF16 always.
+func (d *Device) bf16Pays(m, n, k, batch int, ops bf16Operands) bool {
+	if ops.convert == 0 {
+		return true
+	}
+	I := d.bf16Intensity
+	gain := 2*float64(m)*float64(n)*float64(k)*float64(batch) + I/3*float64(ops.copied) +
+		I*(float64(ops.restore)+bf16LaunchElems*float64(ops.restores))
+	return gain >= I*(float64(ops.convert)+bf16LaunchElems*float64(ops.converts))
 }
 
 // toBF16 converts n floats at p into bfloat16 scratch.

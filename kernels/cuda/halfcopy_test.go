@@ -172,16 +172,17 @@ func checkHalfCopyDiTBlock(t *testing.T, open func() *Device, tol float64) {
 		t.Fatalf("%d copies read with the copies off", none)
 	}
 	// The first read of every operand converts it and keeps the copy; the reads counted are
-	// the later ones. Forward: the inputs of qkv, fc1 (modulate) and fc2 (GELU). Backward:
+	// the later ones. Forward: the inputs of qkv, fc1 (modulate), fc2 (GELU) and the
+	// modulation layer (SiLU). Backward:
 	// fc2 and fc1 read their output gradient (gate, GELU's backward) in both products, their
 	// weight and their input; the projection its output gradient (gate) in both, its weight and
 	// its input (attention's output, converted by its forward); attention qkv (converted by its
 	// forward); qkv its weight, its output gradient in the weight gradient (converted for the
 	// input gradient) and its input; the modulation layer the same three. Converted, not read:
-	// the five weights and the modulation's and the projection's inputs in the forward, qkv in
-	// attention's forward, attention's and qkv's and the modulation's output gradients once.
-	if reads != 22 {
-		t.Errorf("%d operands read from BF16 copies, want 22", reads)
+	// the five weights and the projection's input in the forward, qkv in attention's forward,
+	// attention's and qkv's and the modulation's output gradients once.
+	if reads != 23 {
+		t.Errorf("%d operands read from BF16 copies, want 23", reads)
 	}
 	for i := range want {
 		if tol > 0 {
@@ -466,5 +467,68 @@ func TestNormBackwardReadsHalf(t *testing.T) {
 		assertClose(t, fmt.Sprintf("C=%d dy", C), hostOf(d, dy), wantDy, 1e-2, 1e-6)
 		assertClose(t, fmt.Sprintf("C=%d dgate", C), hostOf(d, dg), kernels.Host(wdg), tol32, eps32)
 		assertClose(t, fmt.Sprintf("C=%d dinp with the gate", C), hostOf(d, dinp), kernels.Host(want), tol32, eps32)
+	}
+}
+
+// TestKeepHalf checks KeepHalf's weights in BF16 mode: a product of two rows by a 4M-element
+// weight (17 MFLOP), whose own conversion of the weight would not pay, stays in TF32 and
+// converts nothing; with the weight marked, reading it in half the bytes pays for converting
+// the input (bf16Pays), so it runs on BF16, converting the weight (and its input) once; the
+// next product reads both copies, and after the weight is written only the weight is
+// converted again. The results: with the weight marked, the CPU device's on the BF16
+// roundings of the operands; without, the CPU device's within TF32's rounding.
+func TestKeepHalf(t *testing.T) {
+	const N, in, out = 2, 1024, 4096
+	cpu := kernels.NewCPU(0)
+	xs, ws := normals(96, N*in), normals(97, out*in)
+	reference := func(round bool) []float32 {
+		x, w := slices.Clone(xs), slices.Clone(ws)
+		if round {
+			for _, v := range [][]float32{x, w} {
+				for i := range v {
+					v[i] = math.Float32frombits(uint32(bf16Nearest(v[i])) << 16)
+				}
+			}
+		}
+		y := cpu.New(N, out)
+		cpu.Linear(y, cpu.FromHost(x, N, in), cpu.FromHost(w, out, in), nil, N, in, out)
+		return kernels.Host(y)
+	}
+	for _, keep := range []bool{false, true} {
+		d, order := tracedDevice()
+		d.SetGemmPrecision(GemmBF16)
+		x, w, y := d.FromHost(xs, N, in), d.FromHost(ws, out, in), d.New(N, out)
+		want, tol, eps := reference(false), 0.1, 0.0 // TF32: 11 significant bits, 1024 terms of about 1
+		if keep {
+			kernels.KeepHalf(d, w)
+			want, tol, eps = reference(true), 1e-4, 1e-5 // the same products, summed in another order
+		}
+		conversions := func() int {
+			n := 0
+			for _, k := range *order {
+				if k == "f32_to_bf16" {
+					n++
+				}
+			}
+			*order = nil
+			return n
+		}
+		var got []int
+		for i := 0; i < 3; i++ {
+			if i == 2 {
+				d.Copy(w, d.FromHost(ws, out, in)) // written: its copy is stale
+				*order = nil
+			}
+			d.Linear(y, x, w, nil, N, in, out)
+			got = append(got, conversions())
+			assertClose(t, fmt.Sprintf("keep %v, product %d", keep, i), hostOf(d, y), want, tol, eps)
+		}
+		wantConv := []int{0, 0, 0}
+		if keep {
+			wantConv = []int{2, 0, 1}
+		}
+		if !slices.Equal(got, wantConv) {
+			t.Errorf("KeepHalf %v: conversions per product %v, want %v", keep, got, wantConv)
+		}
 	}
 }

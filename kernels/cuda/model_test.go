@@ -34,7 +34,8 @@ import (
 
 // modelTol are the tolerances of a whole-model comparison (relative unless noted).
 type modelTol struct {
-	Loss      float64 // loss, per-sample losses and the gradient norm
+	Loss      float64 // loss and per-sample losses
+	Norm      float64 // the gradient norm (0: Loss)
 	Grad      float64 // per-tensor L2 norm of the gradient difference over that of the CPU's gradient
 	Sample    float64 // L2 norm of the sample difference over that of the CPU's samples
 	SampleMax float64 // largest absolute difference of one sample value (values are O(1))
@@ -168,8 +169,12 @@ func checkTrainStep(t *testing.T, dev kernels.Device, cfg diffusion.ModelConfig,
 			t.Errorf("sample %d: loss %.9g on %s, %.9g on the CPU", i, d.res.PerSample[i], dev.Name(), c.res.PerSample[i])
 		}
 	}
-	if r := rel(d.norm, c.norm); !(r <= tol.Loss) {
-		t.Errorf("gradient norm %.9g on %s, %.9g on the CPU: relative difference %.3g > %g", d.norm, dev.Name(), c.norm, r, tol.Loss)
+	normTol := tol.Norm
+	if normTol == 0 {
+		normTol = tol.Loss
+	}
+	if r := rel(d.norm, c.norm); !(r <= normTol) {
+		t.Errorf("gradient norm %.9g on %s, %.9g on the CPU: relative difference %.3g > %g", d.norm, dev.Name(), c.norm, r, normTol)
 	}
 
 	const adamEps = 1e-8 // nn.AdamWConfig's default
@@ -277,13 +282,16 @@ func bf16ModelConfig() diffusion.ModelConfig {
 	return cfg
 }
 
-// bf16ModelTol: BF16 keeps 8 significant bits. The emulated device in BF16 mode had a loss
-// within 1e-4 of the CPU's, every gradient within 3.8e-3 (relative L2) and samples within
-// 6.7e-4 (relative L2), 1.9e-3 (largest difference), with the activations the layers mark
-// kept in BF16 only (kernels.StoreHalf); with every product in BF16 (openBF16All: the
-// products' BF16 outputs too, their biases rounded to BF16) a loss within 1e-4, gradients
-// within 8.7e-3, samples within 1.2e-3 and 3.6e-3.
-var bf16ModelTol = modelTol{Loss: 1e-3, Grad: 2e-2, Sample: 2e-3, SampleMax: 1e-2, NoUpdateBound: true}
+// bf16ModelTol: BF16 keeps 8 significant bits (a relative rounding of up to 2^-9, 2e-3). The
+// emulated device in BF16 mode had a loss within 1e-4 of the CPU's, the gradient norm within
+// 1.0e-3, every gradient within 5.2e-3 (relative L2) and samples within 8.6e-4 (relative L2),
+// 2.3e-3 (largest difference), with the activations the layers mark kept in BF16 only
+// (kernels.StoreHalf) and the weights converted once (kernels.KeepHalf; before that, with
+// fewer products in BF16, the norm within 8e-5, the gradients within 3.8e-3); with every
+// product in BF16 (openBF16All: the products' BF16 outputs too, their biases rounded to
+// BF16) a loss within 1e-4, the norm within 8.7e-4, gradients within 8.4e-3, samples within
+// 1.2e-3 and 3.6e-3.
+var bf16ModelTol = modelTol{Loss: 1e-3, Norm: 2e-3, Grad: 2e-2, Sample: 2e-3, SampleMax: 1e-2, NoUpdateBound: true}
 
 func openBF16(d *Device) *Device {
 	d.SetGemmPrecision(GemmBF16)

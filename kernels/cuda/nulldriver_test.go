@@ -151,9 +151,9 @@ func BenchmarkHostCost(b *testing.B) {
 // TestDiTBaseBF16Step checks what a BF16 training step of DiT-B (BenchmarkDiTBase's
 // workload) issues once it is in its steady state (the third step), without a GPU: no
 // allocation from the driver (each cuMemAlloc synchronises the GPU), at most two waits (the
-// loss and the clipping norm), every product of at least a GFLOP on BF16 operands where
-// converting both would pay (bf16MinIntensity; not the adaLN modulations' 64 flops per
-// weight), attention on tensor cores (dQ by attention_backward_dq_mma, not from shares: the
+// loss and the clipping norm), every product of at least a GFLOP on BF16 operands (the adaLN
+// modulations' too, at 64 flops per weight: the weights' copies are AdamW's, KeepHalf),
+// attention on tensor cores (dQ by attention_backward_dq_mma, not from shares: the
 // default, Device.dqShares), the norms' backward passes with the column sums and gates,
 // conversions of fewer values than one activation tensor holds
 // (copies and BF16 outputs make most of them unnecessary), and a budget of stream
@@ -183,8 +183,7 @@ func TestDiTBaseBF16Step(t *testing.T) {
 	}
 	for _, g := range drv.prods {
 		flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
-		elems := float64(max(g.Batch, 1)) * float64(g.M*g.K+g.N*g.K)
-		if flops >= 1e9 && flops >= bf16MinIntensity*elems && (g.AType != BFloat16 || g.BType != BFloat16) {
+		if flops >= 1e9 && (g.AType != BFloat16 || g.BType != BFloat16) {
 			t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands, want BF16", g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
 		}
 	}
@@ -216,7 +215,7 @@ func TestDiTBaseBF16Step(t *testing.T) {
 	if act := ditTrainBatch * cfg.SeqLen() * cfg.Width; converted >= act {
 		t.Errorf("%d values converted between FP32 and BF16 in a step, want fewer than one activation (%d)", converted, act)
 	}
-	// 490 when this budget was set (263 launches, 192 products, 35 copies and sets), 417 now. Raise
+	// 490 when this budget was set (263 launches, 192 products, 35 copies and sets), 404 now. Raise
 	// it only for work that cannot join another operation.
 	const budget = 500
 	if ops := per(0) + per(1) + per(2) + per(4) + per(5); ops > budget {
