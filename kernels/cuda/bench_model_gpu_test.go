@@ -350,6 +350,36 @@ func BenchmarkDiTBase(b *testing.B) {
 			}
 		}
 	})
+	// Sampling one image at a time (with CFG, two passes of 272 tokens a step: the products
+	// limited by their weights' reads), BF16 with and without the weights converted once
+	// (KeepHalf), in the same run.
+	small := map[bool]float64{}
+	for _, keep := range []bool{true, false} {
+		b.Run(fmt.Sprintf("sample-batch-1/bf16-keep-half-%v", keep), func(b *testing.B) {
+			d := openGPU(b)
+			d.SetGemmPrecision(GemmBF16)
+			d.noKeepHalf = !keep
+			w, err := newDiTWorkload(d, cfg, ditTrainBatch, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var seed uint64
+			sec := gpuSeconds(b, d, func() {
+				seed++
+				if err := w.sample(ditSteps, seed); err != nil {
+					b.Fatal(err)
+				}
+			})
+			b.ReportMetric(1/sec, "images/s")
+			small[keep] = 1 / sec
+			if keep {
+				return
+			}
+			if on, ok := small[true]; ok {
+				b.Logf("BF16 sampling at batch 1: %.4g images/s, with keep-half off %.4g/s: keep-half buys %.2fx", on, 1/sec, on*sec)
+			}
+		})
+	}
 	// Where the time goes: one training step and one sampling run per precision with every
 	// launch and GEMM timed on its own (profile.go; slower than the runs above, so no rates).
 	// The testing package calls a sub-benchmark more than once (b.N = 1, then -benchtime's);
