@@ -26,9 +26,11 @@ func tracedDevice() (*Device, *[]string) {
 }
 
 // layerNormBackwardLaunches returns the kernels of one LayerNormBackward over N rows of C
-// columns, comma-separated, with a weight gradient or with the weight frozen.
-func layerNormBackwardLaunches(N, C int, frozen bool) string {
+// columns, comma-separated, with a weight gradient or with the weight frozen, in one pass or
+// (twoKernels: noNormColumns) as the column sums and then the rows.
+func layerNormBackwardLaunches(N, C int, frozen, twoKernels bool) string {
 	d, order := tracedDevice()
+	d.noNormColumns = twoKernels
 	x, w := d.FromHost(normals(1, N*C), N, C), d.FromHost(normals(2, C), C)
 	mean, rstd, dw, db := d.New(N), d.New(N), d.New(C), d.New(C)
 	if frozen {
@@ -40,8 +42,11 @@ func layerNormBackwardLaunches(N, C int, frozen bool) string {
 }
 
 func TestDeviceLaunchOrder(t *testing.T) {
-	if got, want := layerNormBackwardLaunches(3, 5, false), "layernorm_backward_params,layernorm_backward_dx"; got != want {
+	if got, want := layerNormBackwardLaunches(3, 5, false, true), "layernorm_backward_params,layernorm_backward_dx"; got != want {
 		t.Fatalf("launches %s, want %s (parameter gradients before dinp overwrites dout)", got, want)
+	}
+	if got, want := layerNormBackwardLaunches(3, 5, false, false), "layernorm_modulate_backward"; got != want {
+		t.Fatalf("launches %s, want %s (one pass: each row read before it is written)", got, want)
 	}
 	d, order := tracedDevice()
 	d.Add(d.New(0), d.New(0), d.New(0)) // empty: no launch (a GPU refuses a zero grid)
@@ -96,7 +101,7 @@ func TestLayerNormModulateSplits(t *testing.T) {
 				name := fmt.Sprintf("B=%d T=%d, %d splits, gate %v, run %d:", B, T, c.splits, gated, run)
 				before := drv.htod
 				d.layerNormModulateBackward(c.splits, d.ptr(dinp.d), d.ptr(dsh.d), d.ptr(dsc.d), d.ptr(dout.d), 0, d.ptr(x.d),
-					d.ptr(mean.d), d.ptr(rstd.d), d.ptr(resid.d), d.ptr(sc.d), g, B, T, C)
+					d.ptr(mean.d), d.ptr(rstd.d), d.ptr(resid.d), d.ptr(sc.d), 0, g, B, T, C)
 				uploads += drv.htod - before
 				if gated {
 					e.cpu.LayerNormModulateGateBackward(dinp.c, dsh.c, dsc.c, dout.c, resid.c, x.c, mean.c, rstd.c, sc.c,
@@ -132,7 +137,8 @@ func TestLayerNormModulateSplits(t *testing.T) {
 // TestColumnSumSplits checks the row splits of the column sums: their count, the launches
 // (col_finish once per output that is asked for, before LayerNorm's dinp), and BiasBackward
 // and LayerNormBackward's parameter gradients against the CPU device for one split, a few
-// uneven ones and the most the rows allow.
+// uneven ones and the most the rows allow; LayerNormBackward in one pass too, whose blocks
+// the same targets set (1 to 31 of them).
 func TestColumnSumSplits(t *testing.T) {
 	d := NewEmulated()
 	for _, c := range []struct{ blocks, N, C, want int }{
@@ -154,7 +160,7 @@ func TestColumnSumSplits(t *testing.T) {
 		false: "layernorm_backward_params,col_finish,col_finish,layernorm_backward_dx",
 		true:  "layernorm_backward_params,col_finish,layernorm_backward_dx",
 	} {
-		if got := layerNormBackwardLaunches(1000, 45, frozen); got != want {
+		if got := layerNormBackwardLaunches(1000, 45, frozen, true); got != want {
 			t.Errorf("frozen weight %v: launches %s, want %s", frozen, got, want)
 		}
 	}
@@ -173,11 +179,19 @@ func TestColumnSumSplits(t *testing.T) {
 		e.dev.LayerNormForward(out.d, mean.d, rstd.d, in.d, w.d, b.d, N, C, 1e-5)
 		e.cpu.LayerNormForward(out.c, mean.c, rstd.c, in.c, w.c, b.c, N, C, 1e-5)
 		dw, db, dinp := e.pair(normals(8, C), C), e.pair(normals(9, C), C), e.pair(nil, N, C)
-		e.dev.LayerNormBackward(dinp.d, dw.d, db.d, g.d, in.d, w.d, mean.d, rstd.d, N, C)
-		e.cpu.LayerNormBackward(dinp.c, dw.c, db.c, g.c, in.c, w.c, mean.c, rstd.c, N, C)
-		e.check("LayerNormBackward dweight", dw, tol32, eps32)
-		e.check("LayerNormBackward dbias", db, tol32, eps32)
-		e.check("LayerNormBackward dinp", dinp, tol32, eps32)
+		for _, twoKernels := range []bool{true, false} { // the column sums' splits, then the one pass's blocks (lnmSplits)
+			d.noNormColumns = twoKernels
+			e.dev.LayerNormBackward(dinp.d, dw.d, db.d, g.d, in.d, w.d, mean.d, rstd.d, N, C)
+			e.cpu.LayerNormBackward(dinp.c, dw.c, db.c, g.c, in.c, w.c, mean.c, rstd.c, N, C)
+			e.check(fmt.Sprintf("LayerNormBackward (two kernels %v) dweight", twoKernels), dw, tol32, eps32)
+			e.check(fmt.Sprintf("LayerNormBackward (two kernels %v) dbias", twoKernels), db, tol32, eps32)
+			e.check(fmt.Sprintf("LayerNormBackward (two kernels %v) dinp", twoKernels), dinp, tol32, eps32)
+			// A frozen weight: no dweight, dbias still summed.
+			e.dev.LayerNormBackward(dinp.d, nil, db.d, g.d, in.d, w.d, mean.d, rstd.d, N, C)
+			e.cpu.LayerNormBackward(dinp.c, nil, db.c, g.c, in.c, w.c, mean.c, rstd.c, N, C)
+			e.check(fmt.Sprintf("LayerNormBackward (two kernels %v), frozen weight, dbias", twoKernels), db, tol32, eps32)
+		}
+		d.noNormColumns = false
 		e.free(g, bias, in, mean, rstd, out, w, b, dw, db, dinp)
 	}
 }

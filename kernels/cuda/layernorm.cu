@@ -21,7 +21,10 @@
 //   layernorm_modulate_backward  layernorm_backward_dx with scale (the adaLN modulation after
 //                              the norm) and modulate_backward's column sums of the same rows
 //                              in one pass, for C <= 32*ROW_REG: dshift[b] += sum_t dout,
-//                              dscale[b] += sum_t dout*norm. Where gate is not null, also
+//                              dscale[b] += sum_t dout*norm. With weight instead of scale (an
+//                              affine norm, B = 1 sample of all the rows), the same sums are
+//                              layernorm_backward_params' dbias and dweight (either output may
+//                              be null). Where gate is not null, also
 //                              gate_backward of the result (a gated branch whose output is the
 //                              norm's input, dinp its gradient): dy = gate[b]*dinp (dy and/or
 //                              its BF16 copy dy16), dgate[b] += sum_t dinp*y (y or its BF16
@@ -282,23 +285,23 @@ KERNEL void layernorm_backward_dx(float* dinp, const float* dout, const unsigned
 }
 EMU_KERNEL(layernorm_backward_dx);
 
-// ln_backward_width is ln_backward_row without affine, compiled for the row's width where
+// ln_backward_width is ln_backward_row, compiled for the row's width where
 // that is a common one and dout is read from its BF16 copy (a DiT-S, -B or -L training step
 // in BF16: 384, 768 or 1024, no test per column, which halves the instructions per row: 1428
 // against 3000 at 768 on sm_90), else for any C up to 32*ROW_REG. The width is the same for
 // every row, so each warp takes the same branch. (Every width's own copy would make the
 // PTX, and the driver's compilation of it at the first start, several times larger.)
 template <bool HALF>
-DEVFN void ln_backward_width(float* dx, const float* g, const unsigned short* g16, const float* x, const float* sc,
-                             const float* res, float m, float r, int C, float* acc, ln_gate gt) {
+DEVFN void ln_backward_width(float* dx, const float* g, const unsigned short* g16, const float* x, const float* weight,
+                             const float* sc, const float* res, float m, float r, int C, float* acc, ln_gate gt) {
   if (HALF && C == 384)
-    ln_backward_row<HALF, 12, true>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+    ln_backward_row<HALF, 12, true>(dx, g, g16, x, weight, sc, res, m, r, C, acc, gt);
   else if (HALF && C == 768)
-    ln_backward_row<HALF, 24, true>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+    ln_backward_row<HALF, 24, true>(dx, g, g16, x, weight, sc, res, m, r, C, acc, gt);
   else if (HALF && C == 1024)
-    ln_backward_row<HALF, 32, true>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+    ln_backward_row<HALF, 32, true>(dx, g, g16, x, weight, sc, res, m, r, C, acc, gt);
   else
-    ln_backward_row<HALF, ROW_REG, false>(dx, g, g16, x, nullptr, sc, res, m, r, C, acc, gt);
+    ln_backward_row<HALF, ROW_REG, false>(dx, g, g16, x, weight, sc, res, m, r, C, acc, gt);
 }
 
 // lnm_shared is layernorm_modulate_backward's shared memory: each warp's column sums
@@ -312,8 +315,9 @@ union lnm_shared {
 KERNEL void __launch_bounds__(32 * LNM_WARPS, 3)
     layernorm_modulate_backward(float* dinp, float* dshift, float* dscale, double* part, int* count, const float* dout,
                                 const unsigned short* dout16, const float* inp, const float* mean, const float* rstd,
-                                const float* resid, const float* scale, float* dy, unsigned short* dy16, float* dgate,
-                                const float* gate, const float* y, const unsigned short* y16, int T, int C) {
+                                const float* resid, const float* scale, const float* weight, float* dy,
+                                unsigned short* dy16, float* dgate, const float* gate, const float* y,
+                                const unsigned short* y16, int T, int C) {
   __shared__ lnm_shared sm;
   const int b = blockIdx.x, B = gridDim.x, s = blockIdx.y, S = gridDim.y;
   const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, sums = gate ? 3 : 2;
@@ -322,15 +326,15 @@ KERNEL void __launch_bounds__(32 * LNM_WARPS, 3)
   for (int o = 0; o < sums; o++)
     for (int c = lane; c < C; c += 32) a[o * LNM_COLS + c] = 0.0f;  // the lane's own columns
   const long long BC = (long long)B * C, bc = (long long)b * C;
-  const float *sc = scale + bc, *gb = gate ? gate + bc : nullptr;
+  const float *sc = scale ? scale + bc : nullptr, *gb = gate ? gate + bc : nullptr;
   for (int t = s * rows + w; t < t1; t += LNM_WARPS) {
     const long long row = (long long)b * T + t, o = row * C;
     const float* res = resid ? resid + o : nullptr;
     ln_gate gt{gb, y ? y + o : nullptr, y16 ? y16 + o : nullptr, dy ? dy + o : nullptr, dy16 ? dy16 + o : nullptr};
     if (dout16)
-      ln_backward_width<true>(dinp + o, nullptr, dout16 + o, inp + o, sc, res, mean[row], rstd[row], C, a, gt);
+      ln_backward_width<true>(dinp + o, nullptr, dout16 + o, inp + o, weight, sc, res, mean[row], rstd[row], C, a, gt);
     else
-      ln_backward_width<false>(dinp + o, dout + o, nullptr, inp + o, sc, res, mean[row], rstd[row], C, a, gt);
+      ln_backward_width<false>(dinp + o, dout + o, nullptr, inp + o, weight, sc, res, mean[row], rstd[row], C, a, gt);
   }
   __syncthreads();
   // out(o) is sum o's output (a select, where an array of the three would live in local memory)
@@ -339,10 +343,10 @@ KERNEL void __launch_bounds__(32 * LNM_WARPS, 3)
     for (int o = 0; o < sums; o++) {
       double v = 0.0;
       for (int k = 0; k < LNM_WARPS; k++) v += sm.acc[k][o * LNM_COLS + c];
-      if (S == 1)
-        out(o)[bc + c] += (float)v;
-      else
+      if (S > 1)
         part[((long long)o * S + s) * BC + bc + c] = v;
+      else if (out(o))
+        out(o)[bc + c] += (float)v;
     }
   if (S == 1) return;
   __threadfence();  // this block's totals visible to the block that adds them
@@ -355,7 +359,7 @@ KERNEL void __launch_bounds__(32 * LNM_WARPS, 3)
     for (int o = 0; o < sums; o++) {
       double v = 0.0;
       for (int k = 0; k < S; k++) v += vp[((long long)o * S + k) * BC + bc + c];
-      out(o)[bc + c] += (float)v;
+      if (out(o)) out(o)[bc + c] += (float)v;
     }
   if (threadIdx.x == 0) count[b] = 0;
 }

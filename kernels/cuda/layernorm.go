@@ -111,6 +111,15 @@ func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean
 	if N == 0 || C == 0 {
 		return
 	}
+	if weight != nil && C <= lnmMaxCols && !d.noNormColumns {
+		// One pass: the rows as one sample, the sums layernorm_modulate_backward's (dbias
+		// its dshift, dweight its dscale).
+		pdw, pdb := d.ptr(dweight), d.ptr(dbias)
+		pdo, pdo16 := d.readPair(dout)
+		d.layerNormModulateBackward(d.lnmSplits(1, N), d.ptr(dinp), pdb, pdw, pdo, pdo16, d.rptr(inp), d.rptr(mean),
+			d.rptr(rstd), 0, 0, d.rptr(weight), lnmGate{}, 1, N, C)
+		return
+	}
 	if dweight != nil || dbias != nil {
 		d.colSum("layernorm_backward_params", N, C, []DevPtr{d.ptr(dweight), d.ptr(dbias)},
 			P(d.ptr(dout)), P(d.ptr(inp)), P(d.ptr(mean)), P(d.ptr(rstd)), I(N), I(C))
@@ -157,7 +166,7 @@ func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x,
 	px, pm, pr, psc := d.rptr(x), d.rptr(mean), d.rptr(rstd), d.rptr(scale)
 	if C <= lnmMaxCols && !d.noNormColumns {
 		d.layerNormModulateBackward(d.lnmSplits(B, T), d.ptr(dinp), d.ptr(dshift), d.ptr(dscale), pdo, pdo16, px, pm, pr,
-			d.rptr(resid), psc, lnmGate{}, B, T, C)
+			d.rptr(resid), psc, 0, lnmGate{}, B, T, C)
 		return
 	}
 	d.launch("modulate_backward", colGrid(C, B), colBlock, 0, P(0), P(d.ptr(dshift)), P(d.ptr(dscale)),
@@ -217,7 +226,7 @@ func (d *Device) LayerNormModulateGateBackward(dinp, dshift, dscale, dout, resid
 	g.dy, g.dy16 = d.outPair(dy)
 	g.dgate = d.ptr(dgate)
 	d.layerNormModulateBackward(d.lnmSplits(B, T), d.ptr(dinp), d.ptr(dshift), d.ptr(dscale), pdo, pdo16, d.rptr(x),
-		d.rptr(mean), d.rptr(rstd), d.rptr(resid), d.rptr(scale), g, B, T, C)
+		d.rptr(mean), d.rptr(rstd), d.rptr(resid), d.rptr(scale), 0, g, B, T, C)
 }
 
 // lnmGate is the gated branch layernorm_modulate_backward forms from dinp (gate 0: none).
@@ -228,7 +237,7 @@ type lnmGate struct{ dy, dy16, dgate, gate, y, y16 DevPtr }
 // and count the samples' zeroed block counters (a table of zeros the kernel leaves zero,
 // uploaded once and again only to grow).
 func (d *Device) layerNormModulateBackward(splits int, dinp, dshift, dscale, dout, dout16, x, mean, rstd, resid,
-	scale DevPtr, g lnmGate, B, T, C int) {
+	scale, weight DevPtr, g lnmGate, B, T, C int) {
 	var part, count DevPtr
 	if splits > 1 {
 		sums := 2
@@ -243,6 +252,6 @@ func (d *Device) layerNormModulateBackward(splits int, dinp, dshift, dscale, dou
 		count = d.upload(&d.lnmCounts, make([]uint64, max((B+1)/2, len(d.lnmCounts.words))))
 	}
 	d.launch("layernorm_modulate_backward", Dim3{B, splits, 1}, Dim3{32 * lnmWarps, 1, 1}, 0, P(dinp), P(dshift),
-		P(dscale), P(part), P(count), P(dout), P(dout16), P(x), P(mean), P(rstd), P(resid), P(scale), P(g.dy), P(g.dy16),
-		P(g.dgate), P(g.gate), P(g.y), P(g.y16), I(T), I(C))
+		P(dscale), P(part), P(count), P(dout), P(dout16), P(x), P(mean), P(rstd), P(resid), P(scale), P(weight), P(g.dy),
+		P(g.dy16), P(g.dgate), P(g.gate), P(g.y), P(g.y16), I(T), I(C))
 }
