@@ -95,8 +95,10 @@ func (d *Device) GateLayerNormModulateForward(x1, out, mean, rstd, x, gate, y, s
 		P(po), P(po16), P(psh), P(psc), P(pg), P(py), P(py16), P(px1), I(N), I(T), I(C), F(eps))
 }
 
-// LayerNormBackward launches the parameter-gradient kernel first, so that dinp may alias
-// dout.
+// LayerNormBackward is one pass of layernorm_modulate_backward where it takes the rows (an
+// affine norm of rows up to 32*ROW_REG), which reads each row before it writes it; else it
+// launches the parameter-gradient kernel first, then layernorm_backward_dx. Either way dinp
+// may alias dout.
 func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd *kernels.Tensor, N, C int) {
 	mustLen("LayerNormBackward dinp", dinp, N*C)
 	mustLen("LayerNormBackward dout", dout, N*C)
