@@ -228,7 +228,8 @@ func TestDiTBaseBF16Step(t *testing.T) {
 
 // TestDiTBaseSampleSteady checks that a BF16 sampling run of DiT-B, once the caches are
 // warm, takes nothing from the driver and leaves the device holding what the run before
-// left: a process sampling batch after batch keeps its memory.
+// left (a process sampling batch after batch keeps its memory), and runs every product of a
+// GFLOP or more on BF16 (the adaLN stack's on its weights' copy).
 func TestDiTBaseSampleSteady(t *testing.T) {
 	drv := newNullDriver()
 	d := newNullDevice(drv)
@@ -241,12 +242,20 @@ func TestDiTBaseSampleSteady(t *testing.T) {
 	var inUse int64
 	for run := range 3 {
 		allocs := drv.allocs
+		drv.record, drv.prods = run == 2, nil
 		if err := w.sample(2, uint64(run)); err != nil {
 			t.Fatal(err)
 		}
 		if run == 2 {
 			if n := drv.allocs - allocs; n != 0 {
 				t.Errorf("%d driver allocations in the third run, want 0", n)
+			}
+			for _, g := range drv.prods { // the weights converted once (KeepHalf)
+				flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
+				if flops >= 1e9 && (g.AType != BFloat16 || g.BType != BFloat16) {
+					t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands in a sampling run, want BF16",
+						g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
+				}
 			}
 			if got := d.MemStats().InUse; got != inUse {
 				t.Errorf("%d bytes in use after the third run, %d after the second", got, inUse)
