@@ -139,17 +139,7 @@ func (d *Device) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean
 func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *kernels.Tensor,
 	B, T, C int, eps float32) {
 	N := B * T
-	for _, t := range []*kernels.Tensor{dinp, dout, x} {
-		mustLen("LayerNormModulateBackward (B,T,C) operand", t, N*C)
-	}
-	if resid != nil {
-		mustLen("LayerNormModulateBackward resid", resid, N*C)
-	}
-	mustLen("LayerNormModulateBackward mean", mean, N)
-	mustLen("LayerNormModulateBackward rstd", rstd, N)
-	for _, t := range []*kernels.Tensor{dshift, dscale, scale} {
-		mustLen("LayerNormModulateBackward (B,C) operand", t, B*C)
-	}
+	checkNormModulateBackward("LayerNormModulateBackward", dinp, dshift, dscale, dout, resid, x, mean, rstd, scale, B, T, C)
 	if N == 0 || C == 0 {
 		return
 	}
@@ -175,6 +165,24 @@ func (d *Device) LayerNormModulateBackward(dinp, dshift, dscale, dout, resid, x,
 		P(pdo), P(pdo16), P(px), P(psc), P(pm), P(pr), I(B), I(T), I(C))
 	d.launch("layernorm_backward_dx", rowGrid(N), rowBlock, 0, P(d.ptr(dinp)), P(pdo), P(pdo16), P(px), P(0), P(pm),
 		P(pr), P(d.rptr(resid)), P(psc), I(N), I(T), I(C))
+}
+
+// checkNormModulateBackward panics unless the operands of op (LayerNormModulateBackward's)
+// have their lengths: (B,T,C), (B*T) and (B,C); resid may be nil.
+func checkNormModulateBackward(op string, dinp, dshift, dscale, dout, resid, x, mean, rstd, scale *kernels.Tensor,
+	B, T, C int) {
+	N := B * T
+	for _, t := range []*kernels.Tensor{dinp, dout, x} {
+		mustLen(op+" (B,T,C) operand", t, N*C)
+	}
+	if resid != nil {
+		mustLen(op+" resid", resid, N*C)
+	}
+	mustLen(op+" mean", mean, N)
+	mustLen(op+" rstd", rstd, N)
+	for _, t := range []*kernels.Tensor{dshift, dscale, scale} {
+		mustLen(op+" (B,C) operand", t, B*C)
+	}
 }
 
 // lnmMaxCols is the longest row layernorm_modulate_backward takes (32*ROW_REG, layernorm.cu);
@@ -207,28 +215,18 @@ func (d *Device) LayerNormModulateGateBackward(dinp, dshift, dscale, dout, resid
 		d.GateBackward(dy, dgate, dinp, gate, y, B, T, C)
 		return
 	}
-	for _, t := range []*kernels.Tensor{dinp, dout, x} {
-		mustLen("LayerNormModulateGateBackward (B,T,C) operand", t, B*T*C)
-	}
-	if resid != nil {
-		mustLen("LayerNormModulateGateBackward resid", resid, B*T*C)
-	}
-	mustLen("LayerNormModulateGateBackward mean", mean, B*T)
-	mustLen("LayerNormModulateGateBackward rstd", rstd, B*T)
-	for _, t := range []*kernels.Tensor{dshift, dscale, scale} {
-		mustLen("LayerNormModulateGateBackward (B,C) operand", t, B*C)
-	}
+	checkNormModulateBackward("LayerNormModulateGateBackward", dinp, dshift, dscale, dout, resid, x, mean, rstd, scale,
+		B, T, C)
 	if B*T == 0 || C == 0 {
 		return
 	}
 	pdo, pdo16 := d.readPair(dout)
-	var g lnmGate
+	g := lnmGate{gate: d.rptr(gate), dgate: d.ptr(dgate)}
 	g.y, g.y16 = d.readPair(y)
-	g.gate = d.rptr(gate)
-	g.dy, g.dy16 = d.outPair(dy)
-	g.dgate = d.ptr(dgate)
-	d.layerNormModulateBackward(d.lnmSplits(B, T), d.ptr(dinp), d.ptr(dshift), d.ptr(dscale), pdo, pdo16, d.rptr(x),
-		d.rptr(mean), d.rptr(rstd), d.rptr(resid), d.rptr(scale), 0, g, B, T, C)
+	pdinp, pdsh, pdsc := d.ptr(dinp), d.ptr(dshift), d.ptr(dscale)
+	g.dy, g.dy16 = d.outPair(dy) // after every ptr of the launch (outPair)
+	d.layerNormModulateBackward(d.lnmSplits(B, T), pdinp, pdsh, pdsc, pdo, pdo16, d.rptr(x), d.rptr(mean), d.rptr(rstd),
+		d.rptr(resid), d.rptr(scale), 0, g, B, T, C)
 }
 
 // lnmGate is the gated branch layernorm_modulate_backward forms from dinp (gate 0: none).
