@@ -19,7 +19,8 @@
 //	                          PyTorch (scripts/bench/dit_torch.py, when $ALIGN_PYTHON or
 //	                          python3 has torch with CUDA) and the ratios align/PyTorch;
 //	                          profile/<precision> logs where a step's and a sampling run's
-//	                          time goes, per kernel and GEMM shape (profile.go)
+//	                          time goes, per kernel and GEMM shape, timed in the stream
+//	                          (profile.go), profile/bf16-isolated each operation on its own
 //
 // Bench: make bench-cuda
 package cuda
@@ -381,11 +382,12 @@ func BenchmarkDiTBase(b *testing.B) {
 		})
 	}
 	// Where the time goes: one training step and one sampling run per precision with every
-	// launch and GEMM timed on its own (profile.go; slower than the runs above, so no rates).
-	// The testing package calls a sub-benchmark more than once (b.N = 1, then -benchtime's);
-	// the profile is taken on the first call only.
+	// launch and GEMM timed in the stream (profile.go: the shares of a plain run), and the
+	// BF16 ones again with every operation timed on its own ("isolated": each kernel's own
+	// time, of a slower run). The testing package calls a sub-benchmark more than once
+	// (b.N = 1, then -benchtime's); the profile is taken on the first call only.
 	profiled := map[string]bool{}
-	profile := func(name string, p GemmPrecision, tune int) {
+	profile := func(name string, p GemmPrecision, tune int, isolated bool) {
 		b.Run("profile/"+name, func(b *testing.B) {
 			if profiled[name] {
 				return
@@ -396,6 +398,11 @@ func BenchmarkDiTBase(b *testing.B) {
 				b.Skipf("no GPU: %v", err)
 			}
 			prof := NewProfiler(drv)
+			if !isolated {
+				if prof, err = NewStreamProfiler(drv); err != nil {
+					b.Fatal(err)
+				}
+			}
 			d := NewDevice(prof, "cuda:0")
 			defer d.Close()
 			d.SetGemmPrecision(p)
@@ -424,8 +431,9 @@ func BenchmarkDiTBase(b *testing.B) {
 		})
 	}
 	for _, p := range precs {
-		profile(p.String(), p, 0)
+		profile(p.String(), p, 0, false)
 	}
+	profile("bf16-isolated", GemmBF16, 0, true)
 	b.Run("pytorch", func(b *testing.B) {
 		py, err := torchPython()
 		if err != nil {
@@ -492,7 +500,7 @@ func BenchmarkDiTBase(b *testing.B) {
 			}
 		})
 	}
-	profile("bf16-tuned", GemmBF16, gemmTuneAlgos)
+	profile("bf16-tuned", GemmBF16, gemmTuneAlgos, false)
 }
 
 // gemmTuneAlgos is how many of cuBLASLt's algorithms per product shape the tuned runs time.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 	"unsafe"
 )
 
@@ -156,6 +157,16 @@ type Driver interface {
 	Gemm(g GemmArgs) error
 	Synchronize() error
 	Close() error
+}
+
+// StreamMarker is a driver that times its stream's work without waiting for it, for the
+// in-stream profile (NewStreamProfiler). The marks of a run are read together at its end.
+type StreamMarker interface {
+	// Mark records a timing event into the stream after the work issued so far.
+	Mark() error
+	// MarkGaps waits for the stream and returns, in order, the time between each mark and
+	// the one before it (one fewer than the marks), then forgets the marks.
+	MarkGaps() ([]time.Duration, error)
 }
 
 // Launch limits every CUDA GPU of compute capability 8.0 and later accepts without opt-in.

@@ -32,6 +32,7 @@ type EmuDriver struct {
 	mu     sync.Mutex
 	blocks map[DevPtr]int
 	used   int64
+	marks  []time.Time // StreamMarker: the emulation runs each operation before returning
 }
 
 // EmuMode is how the emulation runs the threads of a block.
@@ -279,6 +280,26 @@ func (e *EmuDriver) gemmPtrs(g GemmArgs) error {
 }
 
 func (e *EmuDriver) Synchronize() error { return nil }
+
+// Mark reads the clock: an emulated operation has finished when its call returns.
+func (e *EmuDriver) Mark() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.marks = append(e.marks, time.Now())
+	return nil
+}
+
+// MarkGaps returns the time between consecutive marks and forgets them.
+func (e *EmuDriver) MarkGaps() ([]time.Duration, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var gaps []time.Duration
+	for i := 1; i < len(e.marks); i++ {
+		gaps = append(gaps, e.marks[i].Sub(e.marks[i-1]))
+	}
+	e.marks = e.marks[:0]
+	return gaps, nil
+}
 
 // Close frees nothing: blocks still allocated belong to devices that may be used later.
 func (e *EmuDriver) Close() error { return nil }

@@ -1,18 +1,31 @@
 // Profiler: a Driver that times every kernel launch and GEMM of the driver it wraps, to find
-// where a training step or a sampling run spends its time (which kernels to fuse next).
+// where a training step or a sampling run spends its time (which kernels to fuse next). It
+// has two modes.
 //
-// Each Launch and Gemm is bracketed by Synchronize calls, so an operation's time is its own:
-// the stream is drained before the clock starts and after it stops. That serialises the
-// stream and adds a synchronisation's latency (some microseconds on a GPU) to every call, so
-// a profiled run is slower than a plain one and the small kernels' shares are upper bounds;
-// the ranking of the large ones is what it is for. Memory copies and sets are not timed.
+// In-stream (NewStreamProfiler, on a driver that is a StreamMarker): an event is recorded
+// into the stream after each operation, nothing waits, and the events are read when the
+// device waits anyway (Synchronize, DtoH) or a report is asked for. An operation's time is
+// then the time from the end of the one before it on the stream to its own end: its run,
+// and the gap before it (its launch, or the GPU waiting for the host to issue it). The
+// times add up to the run's time on the GPU, so the shares are those of a plain run.
+// Copies and sets are timed too (they are in the stream); the time the GPU waits after a
+// synchronisation, while the host works, is left out (the next operation starts a new
+// series of events).
+//
+// Isolated (NewProfiler): each launch and GEMM is bracketed by Synchronize calls, so an
+// operation's time is its own: the stream is drained before the clock starts and after it
+// stops. That serialises the stream and adds a synchronisation's latency (some
+// microseconds on a GPU) to every call, so a profiled run is slower than a plain one and the
+// small kernels' shares are upper bounds; a kernel's own rate is what it is for. Memory
+// copies and sets are not timed.
 //
 // Operations are grouped by kernel name; GEMMs by shape (m x n x k, times the batch count)
 // and compute type, with their arithmetic rate 2*m*n*k*batch / time. The report ends with
 // the time by kind of work (products, attention, norms and gates, optimizer, conversions,
 // other: Classes), the first thing to read against a step's budget.
 //
-//	d := NewDevice(NewProfiler(drv), "cuda:0")
+//	prof, err := NewStreamProfiler(drv)
+//	d := NewDevice(prof, "cuda:0")
 //	... work on d ...
 //	prof.Report(os.Stderr, 20)
 //
@@ -26,6 +39,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // OpStat is the accumulated time of one operation group.
@@ -40,14 +54,39 @@ type OpStat struct {
 // (the Device issues its work from one goroutine at a time).
 type Profiler struct {
 	Driver
-	now   func() time.Time // time.Now, replaced in tests
+	now   func() time.Time // time.Now, replaced in tests (isolated mode)
 	stats map[string]*OpStat
+
+	marker  StreamMarker // in-stream mode; nil when isolated
+	pending []pendingOp  // operations marked since the last read of the marks
+	err     error        // the first failure to read the marks, returned by Report
 }
 
-// NewProfiler returns a profiler over drv.
+// pendingOp is an operation whose end is marked in the stream and not yet read.
+type pendingOp struct {
+	name  string
+	flops float64
+}
+
+// NewProfiler returns a profiler over drv that times each operation on its own.
 func NewProfiler(drv Driver) *Profiler {
 	return &Profiler{Driver: drv, now: time.Now, stats: map[string]*OpStat{}}
 }
+
+// NewStreamProfiler returns a profiler over drv that times the operations in the stream,
+// by events, without waiting between them; drv must be a StreamMarker.
+func NewStreamProfiler(drv Driver) (*Profiler, error) {
+	m, ok := drv.(StreamMarker)
+	if !ok {
+		return nil, fmt.Errorf("cuda: the %s driver cannot time its stream", drv.Info().Name)
+	}
+	p := NewProfiler(drv)
+	p.marker = m
+	return p, nil
+}
+
+// InStream reports whether the profiler times in the stream (NewStreamProfiler).
+func (p *Profiler) InStream() bool { return p.marker != nil }
 
 // SetGemmTuning passes the setting on to the profiled driver where it has one.
 func (p *Profiler) SetGemmTuning(n int) bool {
@@ -55,8 +94,36 @@ func (p *Profiler) SetGemmTuning(n int) bool {
 	return ok && t.SetGemmTuning(n)
 }
 
-// timed runs op between two synchronisations and adds its time to the group name.
+// add adds one call of time t to the group name.
+func (p *Profiler) add(name string, flops float64, t time.Duration) {
+	s := p.stats[name]
+	if s == nil {
+		s = &OpStat{Name: name}
+		p.stats[name] = s
+	}
+	s.Calls++
+	s.Time += t
+	s.FLOPs += flops
+}
+
+// timed runs op and adds its time to the group name: between two synchronisations, or in
+// the stream up to a mark after it (the first operation of a series marks its start too).
 func (p *Profiler) timed(name string, flops float64, op func() error) error {
+	if p.marker != nil {
+		if len(p.pending) == 0 {
+			if err := p.marker.Mark(); err != nil {
+				return err
+			}
+		}
+		if err := op(); err != nil {
+			return err
+		}
+		if err := p.marker.Mark(); err != nil {
+			return err
+		}
+		p.pending = append(p.pending, pendingOp{name, flops})
+		return nil
+	}
 	if err := p.Driver.Synchronize(); err != nil {
 		return err
 	}
@@ -67,15 +134,71 @@ func (p *Profiler) timed(name string, flops float64, op func() error) error {
 	if err := p.Driver.Synchronize(); err != nil {
 		return err
 	}
-	s := p.stats[name]
-	if s == nil {
-		s = &OpStat{Name: name}
-		p.stats[name] = s
-	}
-	s.Calls++
-	s.Time += p.now().Sub(t0)
-	s.FLOPs += flops
+	p.add(name, flops, p.now().Sub(t0))
 	return nil
+}
+
+// flush reads the marks of the pending operations (waiting for the stream) and adds their
+// times; the next operation starts a new series.
+func (p *Profiler) flush() error {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	gaps, err := p.marker.MarkGaps()
+	if err == nil && len(gaps) != len(p.pending) {
+		err = fmt.Errorf("cuda: profile: %d times read for %d operations", len(gaps), len(p.pending))
+	}
+	if err == nil {
+		for i, op := range p.pending {
+			p.add(op.name, op.flops, gaps[i])
+		}
+	} else if p.err == nil {
+		p.err = err
+	}
+	p.pending = p.pending[:0]
+	return err
+}
+
+// Synchronize waits for the stream, then reads the pending marks.
+func (p *Profiler) Synchronize() error {
+	if err := p.Driver.Synchronize(); err != nil {
+		return err
+	}
+	return p.flush()
+}
+
+// DtoH copies (and waits: in the stream, the copy is timed with its wait), then reads the
+// pending marks.
+func (p *Profiler) DtoH(dst unsafe.Pointer, src DevPtr, bytes int) error {
+	if p.marker == nil {
+		return p.Driver.DtoH(dst, src, bytes)
+	}
+	if err := p.timed("copy to host", 0, func() error { return p.Driver.DtoH(dst, src, bytes) }); err != nil {
+		return err
+	}
+	return p.flush()
+}
+
+// HtoD, DtoD and Memset32 are timed in the stream only.
+func (p *Profiler) HtoD(dst DevPtr, src unsafe.Pointer, bytes int) error {
+	if p.marker == nil {
+		return p.Driver.HtoD(dst, src, bytes)
+	}
+	return p.timed("copy from host", 0, func() error { return p.Driver.HtoD(dst, src, bytes) })
+}
+
+func (p *Profiler) DtoD(dst, src DevPtr, bytes int) error {
+	if p.marker == nil {
+		return p.Driver.DtoD(dst, src, bytes)
+	}
+	return p.timed("copy", 0, func() error { return p.Driver.DtoD(dst, src, bytes) })
+}
+
+func (p *Profiler) Memset32(dst DevPtr, v uint32, n int) error {
+	if p.marker == nil {
+		return p.Driver.Memset32(dst, v, n)
+	}
+	return p.timed("memset", 0, func() error { return p.Driver.Memset32(dst, v, n) })
 }
 
 // Launch times the launch under the kernel's name.
@@ -123,8 +246,12 @@ func gemmInputs(g GemmArgs) string {
 	return "fp32"
 }
 
-// Stats returns the groups, longest total time first (name order among equal times).
+// Stats returns the groups, longest total time first (name order among equal times). In
+// the stream, it reads the pending marks first (waiting for the stream).
 func (p *Profiler) Stats() []OpStat {
+	if p.marker != nil {
+		p.flush() // a failure is kept in p.err for Report
+	}
 	out := make([]OpStat, 0, len(p.stats))
 	for _, s := range p.stats {
 		out = append(out, *s)
@@ -169,6 +296,9 @@ type ClassStat struct {
 
 // Classes sums the groups by kind of work, in opClasses' order, then "other".
 func (p *Profiler) Classes() []ClassStat {
+	if p.marker != nil {
+		p.flush()
+	}
 	out := make([]ClassStat, len(opClasses)+1)
 	for i, c := range opClasses {
 		out[i].Name = c.name
@@ -187,14 +317,31 @@ func (p *Profiler) Classes() []ClassStat {
 	return out
 }
 
-// Reset forgets every group (e.g. after a warm-up).
-func (p *Profiler) Reset() { clear(p.stats) }
+// Reset forgets every group (e.g. after a warm-up), and in the stream the pending marks
+// (read and dropped).
+func (p *Profiler) Reset() {
+	if p.marker != nil {
+		p.flush()
+	}
+	clear(p.stats)
+	p.err = nil
+}
 
 // Report writes the top groups (all with top <= 0) as a table: calls, total milliseconds,
 // mean microseconds per call, share of the profiled time, and GFLOP/s for GEMMs; then the
 // rest summed and the total; then the time by kind of work (Classes).
 func (p *Profiler) Report(w io.Writer, top int) error {
 	stats := p.Stats()
+	if p.err != nil {
+		return p.err
+	}
+	mode := "each operation timed on its own (synchronised): shares of a slower run"
+	if p.marker != nil {
+		mode = "times in the stream (events): each operation from the end of the one before it, its launch gap included"
+	}
+	if _, err := fmt.Fprintln(w, mode); err != nil {
+		return err
+	}
 	var total time.Duration
 	for _, s := range stats {
 		total += s.Time

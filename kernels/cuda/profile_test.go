@@ -1,9 +1,11 @@
 package cuda
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // syncCounter is the emulated driver with its Synchronize calls counted in order with the
@@ -165,5 +167,148 @@ func TestSetGemmTuning(t *testing.T) {
 	drv := &tunerDriver{EmuDriver: NewEmuDriver()}
 	if !NewDevice(NewProfiler(drv), "tuner").SetGemmTuning(5) || drv.n != 5 {
 		t.Errorf("a profiler over a tuning driver: the driver got %d, want 5", drv.n)
+	}
+}
+
+// clockDriver is the emulated driver on a made-up GPU clock: each launch takes 2 ms of it,
+// each GEMM 3 ms, each copy or set 1 ms, and its marks read that clock; the test moves the
+// clock for time the GPU waits on the host. It counts its synchronisations.
+type clockDriver struct {
+	*EmuDriver
+	clock time.Duration
+	marks []time.Duration
+	syncs int
+}
+
+func (c *clockDriver) Launch(kernel string, grid, block Dim3, shmem int, args []Arg) error {
+	c.clock += 2 * time.Millisecond
+	return c.EmuDriver.Launch(kernel, grid, block, shmem, args)
+}
+
+func (c *clockDriver) Gemm(g GemmArgs) error {
+	c.clock += 3 * time.Millisecond
+	return c.EmuDriver.Gemm(g)
+}
+
+func (c *clockDriver) DtoD(dst, src DevPtr, bytes int) error {
+	c.clock += time.Millisecond
+	return c.EmuDriver.DtoD(dst, src, bytes)
+}
+
+func (c *clockDriver) DtoH(dst unsafe.Pointer, src DevPtr, bytes int) error {
+	c.clock += time.Millisecond
+	return c.EmuDriver.DtoH(dst, src, bytes)
+}
+
+func (c *clockDriver) Synchronize() error {
+	c.syncs++
+	return nil
+}
+
+func (c *clockDriver) Mark() error {
+	c.marks = append(c.marks, c.clock)
+	return nil
+}
+
+func (c *clockDriver) MarkGaps() ([]time.Duration, error) {
+	c.syncs++
+	var gaps []time.Duration
+	for i := 1; i < len(c.marks); i++ {
+		gaps = append(gaps, c.marks[i]-c.marks[i-1])
+	}
+	c.marks = nil
+	return gaps, nil
+}
+
+// In the stream, an operation's time runs from the end of the one before it: the GPU's
+// wait for the host inside a series goes to the next operation, the wait after a
+// synchronisation to none; nothing waits until the marks are read; copies are timed.
+func TestStreamProfiler(t *testing.T) {
+	if _, err := NewStreamProfiler(struct{ Driver }{NewEmuDriver()}); err == nil {
+		t.Error("a profiler in the stream over a driver without marks")
+	}
+	drv := &clockDriver{EmuDriver: NewEmuDriver()}
+	prof, err := NewStreamProfiler(drv)
+	if err != nil || !prof.InStream() {
+		t.Fatalf("NewStreamProfiler: %v", err)
+	}
+	d := NewDevice(prof, "stream")
+	N, C := 3, 5
+	x, y := d.FromHost(normals(1, N*C), N, C), d.FromHost(normals(2, N*C), N, C)
+	m, n, k := 4, 3, 5
+	a, b, c := d.FromHost(normals(3, m*k), m, k), d.FromHost(normals(4, k*n), k, n), d.New(m, n)
+	prof.Reset() // the uploads' marks, read and dropped
+	drv.syncs = 0
+	d.Add(x, x, y)                    // 2 ms
+	drv.clock += 5 * time.Millisecond // the GPU waits 5 ms for the host: the next operation's
+	d.Add(x, x, y)                    // 5 + 2 ms
+	d.Gemm(false, false, m, n, k, 1, a, b, 0, c)
+	d.Copy(y, x) // 1 ms
+	if drv.syncs != 0 {
+		t.Errorf("%d waits while profiling in the stream, want none", drv.syncs)
+	}
+	got := make([]float32, N*C)
+	d.CopyToHost(got, x)                // 1 ms, and the marks are read
+	drv.clock += 100 * time.Millisecond // after a wait: counted nowhere
+	d.Add(x, x, y)                      // 2 ms
+	stats := map[string]OpStat{}
+	for _, s := range prof.Stats() {
+		stats[s.Name] = s
+	}
+	g := "gemm 3x4x5 fp32" // cuBLAS's column-major shape: n x m x k
+	want := map[string]OpStat{
+		"add_f32":      {Name: "add_f32", Calls: 3, Time: 11 * time.Millisecond},
+		g:              {Name: g, Calls: 1, Time: 3 * time.Millisecond, FLOPs: 2 * float64(m*n*k)},
+		"copy":         {Name: "copy", Calls: 1, Time: time.Millisecond},
+		"copy to host": {Name: "copy to host", Calls: 1, Time: time.Millisecond},
+	}
+	if len(stats) != len(want) {
+		t.Errorf("groups %+v, want %+v", stats, want)
+	}
+	for name, w := range want {
+		if s := stats[name]; s != w {
+			t.Errorf("group %q: %+v, want %+v", name, s, w)
+		}
+	}
+	var sb strings.Builder
+	if err := prof.Report(&sb, 0); err != nil {
+		t.Fatal(err)
+	}
+	if rep := sb.String(); !strings.Contains(rep, "times in the stream") || !strings.Contains(rep, "16.000") {
+		t.Errorf("report lacks its mode or the 16 ms total:\n%s", rep)
+	}
+}
+
+// A profile whose marks do not match its operations fails its report instead of
+// misattributing the times.
+func TestStreamProfilerLostMarks(t *testing.T) {
+	drv := &clockDriver{EmuDriver: NewEmuDriver()}
+	prof, _ := NewStreamProfiler(drv)
+	d := NewDevice(prof, "stream")
+	x := d.FromHost(normals(1, 8), 2, 4)
+	d.Add(x, x, x)
+	drv.marks = drv.marks[:1]
+	if err := prof.Report(io.Discard, 0); err == nil || !strings.Contains(err.Error(), "times read") {
+		t.Errorf("report with lost marks: %v", err)
+	}
+	prof.Reset()
+	d.Add(x, x, x)
+	if err := prof.Report(io.Discard, 0); err != nil {
+		t.Errorf("after Reset: %v", err)
+	}
+}
+
+// The emulated driver's marks read the host clock, one gap fewer than the marks.
+func TestEmuMarks(t *testing.T) {
+	e := NewEmuDriver()
+	for range 3 {
+		e.Mark()
+	}
+	gaps, err := e.MarkGaps()
+	if err != nil || len(gaps) != 2 || gaps[0] < 0 || gaps[1] < 0 {
+		t.Errorf("gaps %v, %v: want two, not negative", gaps, err)
+	}
+	if gaps, _ := e.MarkGaps(); len(gaps) != 0 {
+		t.Errorf("gaps %v after a read, want none", gaps)
 	}
 }

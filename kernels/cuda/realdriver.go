@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -46,6 +47,8 @@ type RealDriver struct {
 	fns    map[string]cu.Function
 	blas   *cublas
 	info   Info
+	events []cu.Event // StreamMarker: a pool, reused from run to run
+	marked int        // events recorded since the last MarkGaps
 }
 
 // NewRealDriver opens GPU ordinal: its primary context, a stream, the PTX modules for its
@@ -205,6 +208,43 @@ func (r *RealDriver) Synchronize() error {
 	return r.stream.Synchronize()
 }
 
+// Mark records the next event of the pool into the stream (made on first use).
+func (r *RealDriver) Mark() error {
+	defer r.enter()()
+	if r.marked == len(r.events) {
+		ev, err := cu.MakeEvent(cu.DefaultEvent)
+		if err != nil {
+			return fmt.Errorf("cuda: event: %w", err)
+		}
+		r.events = append(r.events, ev)
+	}
+	if err := r.events[r.marked].Record(r.stream); err != nil {
+		return err
+	}
+	r.marked++
+	return nil
+}
+
+// MarkGaps waits for the stream and reads the time between consecutive events (a
+// resolution of about half a microsecond).
+func (r *RealDriver) MarkGaps() ([]time.Duration, error) {
+	defer r.enter()()
+	n := r.marked
+	r.marked = 0
+	if err := r.stream.Synchronize(); err != nil {
+		return nil, err
+	}
+	var gaps []time.Duration
+	for i := 1; i < n; i++ {
+		ms, err := r.events[i-1].Elapsed(r.events[i])
+		if err != nil {
+			return nil, fmt.Errorf("cuda: event time: %w", err)
+		}
+		gaps = append(gaps, time.Duration(ms*float64(time.Millisecond)))
+	}
+	return gaps, nil
+}
+
 func (r *RealDriver) Close() error {
 	defer r.enter()()
 	return r.release()
@@ -222,6 +262,10 @@ func (r *RealDriver) release() error {
 		keep(r.blas.close())
 		r.blas = nil
 	}
+	for i := range r.events {
+		keep(cu.DestroyEvent(&r.events[i]))
+	}
+	r.events = nil
 	for _, m := range r.mods {
 		keep(m.Unload())
 	}
