@@ -456,10 +456,12 @@ clean:
 #   make vet-cuda    go vet of the tagged GPU code without a GPU or toolkit (cuda.h from pip when absent)
 #   make build-cuda  bin/align-cuda with the CUDA device (build tag cuda; CUDA 12 toolkit, a GPU to run)
 #   make test-cuda   the kernels/cuda tests with the GPU besides the emulation: conformance of every kernel,
-#                    a DiT training step and a sampling run, each against the CPU device
-#   make cuda-test-binary  bin/cuda.test, the kernels/cuda test binary with the CUDA device, built here
-#                    without a GPU or toolkit (cuda.h from pip, stub libcuda/libcublas/libcublasLt) for a GPU machine
-#                    without Go: scripts/gpu/run-tests.sh bin/cuda.test LOGDIR runs the GPU tests and benchmarks
+#                    a DiT training step and a sampling run, each against the CPU device; then the align
+#                    command's sampling, fine-tuning and scoring on the GPU against the CPU
+#   make cuda-test-binary  bin/cuda.test, the kernels/cuda test binary with the CUDA device, and bin/cmd.test,
+#                    the align command's (its *CUDAMatchesCPU tests), built here without a GPU or toolkit (cuda.h
+#                    from pip, stub libcuda/libcublas/libcublasLt) for a GPU machine without Go:
+#                    scripts/gpu/run-tests.sh bin/cuda.test LOGDIR bin/cmd.test runs the GPU tests and benchmarks
 #   make cuda-cli-binary   bin/align-cuda the same way: the align command with --device cuda
 #   make cuda-cli-binary-noembed  bin/align-cuda-noembed: the same without the default models (37 MB
 #                    less to copy), which it reads from the checkout's assets/ (scripts/gpu/pretrain-video.sh)
@@ -533,6 +535,7 @@ vet-cuda:
 
 cuda-test-binary: vet-cuda
 	sh scripts/gpu/build.sh test bin/cuda.test
+	sh scripts/gpu/build.sh cmd-test bin/cmd.test
 
 cuda-cli-binary: vet-cuda
 	sh scripts/gpu/build.sh cli bin/align-cuda
@@ -545,6 +548,7 @@ build-cuda: cuda-check
 
 test-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -v -timeout 20m $(CUDA_PKG)
+	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -run 'CUDAMatchesCPU' -v ./cmd/align
 
 bench-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench 'LayerNorm|Attention|Gemm|Bandwidth' -benchtime 20x $(CUDA_PKG)

@@ -23,7 +23,6 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
-	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 )
 
@@ -351,39 +350,6 @@ func TestFinetuneSIGINT(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "adapter.safetensors")); err != nil {
 		t.Error(err)
-	}
-}
-
-// The CUDA kernels emulated on the CPU train like the CPU device: the same losses to
-// float32 rounding.
-func TestFinetuneEmulatedCUDAMatchesCPU(t *testing.T) {
-	if _, err := kernels.Open("cuda-emu"); err != nil {
-		t.Skipf("no cuda-emu device: %v", err)
-	}
-	dir, model, pairs, _ := finetuneFixture(t)
-	losses := map[string][]float64{}
-	for _, dev := range []string{"cpu", "cuda-emu"} {
-		out := filepath.Join(dir, dev)
-		var stdout, stderr bytes.Buffer
-		if code := Main([]string{"--device", dev, "finetune", "--pairs", pairs, "--model", model, "-o", out, "--lora-rank", "2",
-			"--max-train-steps", "3", "--train-batch-size", "2", "--lr-warmup-steps", "0", "--learning-rate", "1e-2"}, &stdout, &stderr); code != exitOK {
-			t.Fatalf("%s: exit %d: %s", dev, code, stderr.String())
-		}
-		logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
-		for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
-			var e dpo.LogEntry
-			json.Unmarshal([]byte(l), &e)
-			losses[dev] = append(losses[dev], e.Loss)
-		}
-	}
-	a, b := losses["cpu"], losses["cuda-emu"]
-	if len(a) != 3 || len(b) != 3 {
-		t.Fatalf("losses %v", losses)
-	}
-	for i := range a {
-		if math.Abs(a[i]-b[i]) > 1e-4*(1+math.Abs(a[i])) {
-			t.Errorf("step %d: loss %v on the CPU, %v on cuda-emu", i+1, a[i], b[i])
-		}
 	}
 }
 

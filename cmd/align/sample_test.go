@@ -376,27 +376,6 @@ func TestSlug(t *testing.T) {
 	}
 }
 
-// The CUDA kernels emulated on the CPU give the same images as the CPU device.
-func TestSampleEmulatedCUDAMatchesCPU(t *testing.T) {
-	if _, err := kernels.Open("cuda-emu"); err != nil {
-		t.Skipf("no cuda-emu device: %v", err)
-	}
-	dir := t.TempDir()
-	model := saveTinyModel(t, dir, diffusion.KindImage)
-	var stdout, stderr bytes.Buffer
-	for _, dev := range []string{"cpu", "cuda-emu"} {
-		if code := Main([]string{"--device", dev, "sample", "--model", model, "--prompt", "red apple", "--num-inference-steps", "3",
-			"--sampler", "sde", "-o", filepath.Join(dir, dev)}, &stdout, &stderr); code != exitOK {
-			t.Fatalf("%s: exit %d: %s", dev, code, stderr.String())
-		}
-	}
-	a, _ := os.ReadFile(filepath.Join(dir, "cpu", "000-red-apple.png"))
-	b, _ := os.ReadFile(filepath.Join(dir, "cuda-emu", "000-red-apple.png"))
-	if len(a) == 0 || !bytes.Equal(a, b) {
-		t.Error("cuda-emu image differs from the CPU's")
-	}
-}
-
 // Reward steering end to end with a tiny native reward model: FK particles and best-of-N
 // report their reward calls per image, a fixed seed gives the same files, and the errors
 // for Flow-NRG without a noise-aware model, a weight for a missing dimension and a reward

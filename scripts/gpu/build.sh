@@ -1,6 +1,6 @@
 #!/bin/sh
-# build.sh: builds, with build tag cuda, the test binary of kernels/cuda (go test -c) or the
-# align command (go build ./cmd/align) on a machine with neither a GPU nor the CUDA toolkit,
+# build.sh: builds, with build tag cuda, the test binary of kernels/cuda or cmd/align (go test
+# -c) or the align command (go build ./cmd/align) on a machine with neither a GPU nor the CUDA toolkit,
 # for a GPU machine that has no Go.
 #   cuda.h:             $CUDA_INCLUDE (default third_party/cuda-include, from `make vet-cuda`)
 #   libcuda, libcublas, libcublasLt: stubs with the sonames of the real libraries
@@ -9,9 +9,10 @@
 #                       binary calls; the names come from the undefined references of a first
 #                       link against empty stubs. On the GPU machine the dynamic loader binds
 #                       them to the driver, cuBLAS and cuBLASLt (cublas-env.sh finds them).
-# Usage: scripts/gpu/build.sh test|cli|cli-noembed OUT   (from the repository root; make
-# cuda-test-binary, make cuda-cli-binary; cli-noembed adds -tags noembed: 37 MB smaller, reads
-# the default models from the checkout's assets/, see assets/assets.go)
+# Usage: scripts/gpu/build.sh test|cmd-test|cli|cli-noembed OUT   (from the repository root;
+# make cuda-test-binary, make cuda-cli-binary; cli-noembed adds -tags noembed: 37 MB smaller,
+# reads the default models from the checkout's assets/, see assets/assets.go; cmd-test is
+# the align command's test binary without the default models, for its *CUDAMatchesCPU tests)
 set -eu
 what=$1 out=$2
 inc=${CUDA_INCLUDE:-third_party/cuda-include}
@@ -25,7 +26,8 @@ link() {
 	test) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go test -c -tags cuda -o "$out" ./kernels/cuda ;;
 	cli) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go build -tags cuda -ldflags "-s -w" -o "$out" ./cmd/align ;;
 	cli-noembed) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go build -tags cuda,noembed -ldflags "-s -w" -o "$out" ./cmd/align ;;
-	*) echo "build.sh: build test, cli or cli-noembed, not $what" >&2; return 2 ;;
+	cmd-test) CGO_CFLAGS="-I$(cd "$inc" && pwd)" CGO_LDFLAGS="-L$stub" go test -c -tags cuda,noembed -ldflags "-s -w" -o "$out" ./cmd/align ;;
+	*) echo "build.sh: build test, cmd-test, cli or cli-noembed, not $what" >&2; return 2 ;;
 	esac
 }
 echo 'void align_stub_unused(void) {}' >"$stub/empty.c"

@@ -3,10 +3,13 @@
 # (conformance of every kernel, a DiT training step and a sampling run against the CPU
 # device), the kernel and DiT benchmarks (PyTorch peer where python3 has torch with CUDA)
 # and the whole package; logs into LOGDIR (the DiT benchmark verbose: its profiles in full).
-# Usage: scripts/gpu/run-tests.sh BINARY LOGDIR   (from the repository root)
+# With CMD_BINARY (bin/cmd.test), after the benchmarks, the align command's sampling,
+# fine-tuning and scoring on the GPU against the CPU (its *CUDAMatchesCPU tests).
+# Usage: scripts/gpu/run-tests.sh BINARY LOGDIR [CMD_BINARY]   (from the repository root)
 set -u
 bin=$(realpath "$1")
 logs=$(mkdir -p "$2" && realpath "$2")
+cmdbin=${3:+$(realpath "$3")}
 . "$(dirname "$0")/cublas-env.sh" "$bin"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
 cd kernels/cuda
@@ -20,6 +23,11 @@ echo "DiT benchmarks: rc=$? (${SECONDS} s in)"
 grep -E "^Benchmark.*ns/op|align train|buys|dense BF16 peak" "$logs/bench-dit.log" | sort -u
 # where the BF16 step's time goes, by kind of work (the profile timed in the stream)
 awk '/training step, batch [0-9]+, bf16:/ {p = 1} p && /by kind/ {print} p && /sampling, / {exit}' "$logs/bench-dit.log"
+if [ -n "$cmdbin" ]; then
+	(cd ../../cmd/align && timeout 120 "$cmdbin" -test.v -test.count=1 -test.run 'CUDAMatchesCPU' >"$logs/test-cmd.log" 2>&1)
+	echo "align command on the GPU against the CPU: rc=$? (${SECONDS} s in)"
+	grep -E "^(--- |ok|FAIL|PASS)|levels from|the CPU" "$logs/test-cmd.log" | head -20
+fi
 timeout 90 "$bin" -test.count=1 -test.timeout 20m >"$logs/test-all.log" 2>&1
 echo "whole package: rc=$? (${SECONDS} s in)"
 tail -3 "$logs/test-all.log"

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/rewards"
+)
+
+// The CUDA devices against the CPU at the command line: sampling (plain, and Flow-NRG with
+// FK), fine-tuning and scoring give the CPU's results. The emulation runs in every test
+// run; a GPU where this test binary is built with -tags cuda (scripts/gpu/build.sh
+// cmd-test) and runs on a GPU machine (scripts/gpu/run-tests.sh).
+
+// cudaTarget is a CUDA device these tests compare with the CPU.
+type cudaTarget struct {
+	name string
+	// exact: the emulation follows the CPU's arithmetic, so a plain sample's PNG is the
+	// same file; a GPU's products sum in their own order, so its pixels are compared
+	// within maxPixelDiff.
+	exact bool
+}
+
+// maxPixelDiff is how far, in 8-bit levels, a pixel of a GPU's sample may be from the CPU's:
+// float32 differences of 1e-6 move a value across a rounding boundary now and then.
+const maxPixelDiff = 2
+
+// cudaTargets lists the CUDA devices this binary can open: the emulation always, the GPU
+// where there is one.
+func cudaTargets(t *testing.T) []cudaTarget {
+	t.Helper()
+	var out []cudaTarget
+	for _, c := range []cudaTarget{{"cuda-emu", true}, {"cuda", false}} {
+		d, err := kernels.Open(c.name)
+		if err != nil {
+			continue
+		}
+		if cl, ok := d.(io.Closer); ok {
+			cl.Close()
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		t.Skip("no CUDA device, not even the emulation")
+	}
+	return out
+}
+
+// readPNG decodes a PNG file as NRGBA.
+func readPNG(t *testing.T, path string) *image.NRGBA {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	n, ok := img.(*image.NRGBA)
+	if !ok {
+		n = image.NewNRGBA(img.Bounds())
+		for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+			for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+				n.Set(x, y, img.At(x, y))
+			}
+		}
+	}
+	return n
+}
+
+// pixelDiff is the largest difference between two images' bytes, -1 if their sizes differ.
+func pixelDiff(a, b *image.NRGBA) int {
+	if a.Bounds() != b.Bounds() || len(a.Pix) != len(b.Pix) {
+		return -1
+	}
+	worst := 0
+	for i := range a.Pix {
+		worst = max(worst, int(max(a.Pix[i], b.Pix[i])-min(a.Pix[i], b.Pix[i])))
+	}
+	return worst
+}
+
+// closeTo reports whether b is within tol of a, relative to 1 + |a|.
+func closeTo(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(a)) }
+
+func TestSampleCUDAMatchesCPU(t *testing.T) {
+	targets := cudaTargets(t)
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	latent := saveTinyLatent(t, dir, model)
+	runs := map[string][]string{
+		"plain": {"--sampler", "sde"},
+		// Flow-NRG's gradient through the latent reward model and the generator, with FK's
+		// particles resampled by the rewards.
+		"nrg-fk": {"--reward", latent, "--reward-guidance-scale", "10", "--particles", "2", "--reward-weights", "ta=1"},
+	}
+	for name, extra := range runs {
+		sample := func(dev string) sampleReport {
+			args := append([]string{"--device", dev, "sample", "--model", model, "--prompt", "red apple", "--prompt", "blue car",
+				"--num-inference-steps", "3", "--seed", "4", "--json", "-o", filepath.Join(dir, name, dev)}, extra...)
+			rep, errs, code := sampleJSON(t, args)
+			if code != exitOK {
+				t.Fatalf("%s on %s: exit %d: %s", name, dev, code, errs)
+			}
+			return rep
+		}
+		cpu := sample("cpu")
+		for _, c := range targets {
+			rep := sample(c.name)
+			if len(rep.Files) != len(cpu.Files) {
+				t.Fatalf("%s on %s: %d files, the CPU %d", name, c.name, len(rep.Files), len(cpu.Files))
+			}
+			for i, f := range rep.Files {
+				want := cpu.Files[i]
+				if c.exact && name == "plain" {
+					a, _ := os.ReadFile(want.Path)
+					b, _ := os.ReadFile(f.Path)
+					if len(a) == 0 || !bytes.Equal(a, b) {
+						t.Errorf("%s on %s: %s differs from the CPU's file", name, c.name, filepath.Base(f.Path))
+					}
+				}
+				if d := pixelDiff(readPNG(t, want.Path), readPNG(t, f.Path)); d < 0 || d > maxPixelDiff {
+					t.Errorf("%s on %s: %s is %d levels from the CPU's (at most %d)", name, c.name, filepath.Base(f.Path), d, maxPixelDiff)
+				}
+				switch {
+				case (want.Reward == nil) != (f.Reward == nil):
+					t.Errorf("%s on %s: image %d has a reward %t, the CPU's %t", name, c.name, i, f.Reward != nil, want.Reward != nil)
+				case want.Reward != nil && !closeTo(*want.Reward, *f.Reward, 1e-3):
+					t.Errorf("%s on %s: image %d reward %v, the CPU's %v", name, c.name, i, *f.Reward, *want.Reward)
+				}
+			}
+		}
+	}
+}
+
+func TestFinetuneCUDAMatchesCPU(t *testing.T) {
+	targets := cudaTargets(t)
+	dir, model, pairs, _ := finetuneFixture(t)
+	finetune := func(dev string) []float64 {
+		out := filepath.Join(dir, dev)
+		var stdout, stderr bytes.Buffer
+		if code := Main([]string{"--device", dev, "finetune", "--pairs", pairs, "--model", model, "-o", out, "--lora-rank", "2",
+			"--max-train-steps", "3", "--train-batch-size", "2", "--lr-warmup-steps", "0", "--learning-rate", "1e-2"}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("%s: exit %d: %s", dev, code, stderr.String())
+		}
+		logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
+		var losses []float64
+		for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
+			var e dpo.LogEntry
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("%s: logs.jsonl: %v", dev, err)
+			}
+			losses = append(losses, e.Loss)
+		}
+		if len(losses) != 3 {
+			t.Fatalf("%s: %d losses logged, want 3", dev, len(losses))
+		}
+		return losses
+	}
+	cpu := finetune("cpu")
+	for _, c := range targets {
+		for i, l := range finetune(c.name) {
+			if !closeTo(cpu[i], l, 1e-4) {
+				t.Errorf("step %d: loss %v on the CPU, %v on %s", i+1, cpu[i], l, c.name)
+			}
+		}
+	}
+}
+
+func TestScoreCUDAMatchesCPU(t *testing.T) {
+	targets := cudaTargets(t)
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	for i, name := range []string{"x.png", "y.png", "z.png"} {
+		writeTestPNG(t, filepath.Join(dir, name), 8, 8, uint64(i+1))
+	}
+	score := func(dev string) []map[string]any {
+		code, stdout, stderr := runAlign(t, "--device", dev, "score", "--input", dir, "--reward", model, "--prompt", "red apple", "--json")
+		if code != exitOK {
+			t.Fatalf("%s: exit %d: %s", dev, code, stderr)
+		}
+		var rows []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+			var r map[string]any
+			if err := json.Unmarshal([]byte(l), &r); err != nil {
+				t.Fatalf("%s: %v: %s", dev, err, l)
+			}
+			rows = append(rows, r)
+		}
+		return rows
+	}
+	cpu := score("cpu")
+	if len(cpu) != 3 {
+		t.Fatalf("%d rows on the CPU, want 3", len(cpu))
+	}
+	for _, c := range targets {
+		rows := score(c.name)
+		if len(rows) != len(cpu) {
+			t.Fatalf("%s: %d rows, the CPU %d", c.name, len(rows), len(cpu))
+		}
+		for i, r := range rows {
+			for _, k := range []string{rewards.DimVQ, rewards.DimTA, "total"} {
+				a, okA := cpu[i][k].(float64)
+				b, okB := r[k].(float64)
+				if !okA || !okB || !closeTo(a, b, 1e-4) {
+					t.Errorf("%s: row %d %s: %v, the CPU's %v", c.name, i, k, r[k], cpu[i][k])
+				}
+			}
+		}
+	}
+}
