@@ -110,12 +110,9 @@ func (l *Linear) Forward(x *kernels.Tensor) *kernels.Tensor {
 	if l.halfOut {
 		kernels.StoreHalf(l.dev, y)
 	}
-	if l.adapted() { // the adapter's term before the bias, as it was trained
-		l.dev.Gemm(false, true, N, l.Out, l.In, 1, x, l.Weight, 0, y)
-		l.LoRA.forward(y, x, N)
-		if l.Bias != nil {
-			l.dev.AddBias(y, y, l.Bias, N, l.Out)
-		}
+	if l.adapted() { // the adapter's term and the bias, then the base product added (LoRA)
+		l.LoRA.forward(y, x, l.Bias, N)
+		l.dev.Gemm(false, true, N, l.Out, l.In, 1, x, l.Weight, 1, y)
 	} else {
 		l.dev.Linear(y, x, l.Weight, l.Bias, N, l.In, l.Out)
 	}
@@ -131,12 +128,17 @@ func (l *Linear) Backward(dy *kernels.Tensor) *kernels.Tensor { return l.backwar
 func (l *Linear) backward(dy, dbias *kernels.Tensor) *kernels.Tensor {
 	N := l.rowsOfBackward(dy)
 	dx := l.dx.get(l.dev, l.x.Shape...)
-	if l.halfDx && !l.adapted() { // an adapter's backward adds its FP32 term to dx
+	if l.halfDx {
 		kernels.StoreHalf(l.dev, dx)
+	}
+	if l.adapted() && l.DWeight == nil && dbias == nil { // a frozen base: its dx added to the adapter's, as in Forward
+		l.LoRA.backward(dx, dy, l.x, N, 0)
+		l.dev.Gemm(false, false, N, l.In, l.Out, 1, dy, l.Weight, 1, dx)
+		return dx
 	}
 	l.dev.LinearBackward(dx, l.DWeight, dbias, dy, l.x, l.Weight, N, l.In, l.Out)
 	if l.adapted() {
-		l.LoRA.backward(dx, dy, l.x, N)
+		l.LoRA.backward(dx, dy, l.x, N, 1)
 	}
 	return dx
 }

@@ -12,10 +12,13 @@ import (
 )
 
 // LoRA adds (alpha/r) (x A^T) B^T to a Linear layer's output. A starts random and B at
-// zero, so a fresh adapter leaves the layer unchanged. Backward, with s = alpha/r and
-// xa = x A^T (cached):
+// zero, so a fresh adapter leaves the layer unchanged. With s = alpha/r and xs = s x A^T
+// (cached), the layer's output is y = (xs B^T + b) + x W^T: the adapter's term and the bias
+// first, the base product added to them, so that on a GPU in BF16 mode each product writes
+// y's BF16 copy alone (the last one reading it back as its C) where an FP32 sum would be
+// converted for the next layer. Backward:
 //
-//	dxa = s dy B ;  dB += s dy^T xa ;  dA += dxa^T x ;  dx += dxa A
+//	dxs = dy B ;  dB += dy^T xs ;  dA += s dxs^T x ;  dx = s dxs A (+ dy W, the base's)
 type LoRA struct {
 	Rank    int     // r, e.g. 16
 	Alpha   float32 // e.g. 2*r
@@ -28,8 +31,8 @@ type LoRA struct {
 
 	in, out int
 	dev     kernels.Device
-	xa      buffer // (N, r) = x A^T, cached for Backward
-	dxa     buffer // (N, r)
+	xs      buffer // (N, r) = s x A^T, cached for Backward
+	dxs     buffer // (N, r) = dy B
 }
 
 // Scale is alpha/r.
@@ -56,6 +59,8 @@ func (l *Linear) EnableLoRA(r Rand, rank int, alpha float32) *LoRA {
 	a.A, a.DA = l.dev.New(rank, l.In), l.dev.New(rank, l.In)
 	a.B, a.DB = l.dev.New(l.Out, rank), l.dev.New(l.Out, rank)
 	initNormal(r, a.A, 1/float32(rank))
+	kernels.KeepHalf(l.dev, a.A) // read by every forward and input gradient until AdamW writes them
+	kernels.KeepHalf(l.dev, a.B)
 	l.LoRA = a
 	l.SetTrainable(false)
 	return a
@@ -77,25 +82,27 @@ func (l *Linear) MergeLoRA() {
 		return
 	}
 	l.dev.Gemm(false, false, l.Out, l.In, a.Rank, a.Scale(), a.B, a.A, 1, l.Weight)
-	a.xa.release()
-	a.dxa.release()
+	a.xs.release()
+	a.dxs.release()
 	l.LoRA = nil
 }
 
-// forward adds s (x A^T) B^T to y (N, Out).
-func (a *LoRA) forward(y, x *kernels.Tensor, N int) {
-	xa := a.xa.get(a.dev, N, a.Rank)
-	a.dev.Gemm(false, true, N, a.Rank, a.in, 1, x, a.A, 0, xa)
-	a.dev.Gemm(false, true, N, a.out, a.Rank, a.Scale(), xa, a.B, 1, y)
+// forward writes y = xs B^T + bias (N, Out), xs = s x A^T; bias may be nil.
+func (a *LoRA) forward(y, x, bias *kernels.Tensor, N int) {
+	xs := a.xs.get(a.dev, N, a.Rank)
+	kernels.StoreHalf(a.dev, xs) // read by products only
+	a.dev.Gemm(false, true, N, a.Rank, a.in, a.Scale(), x, a.A, 0, xs)
+	a.dev.Linear(y, xs, a.B, bias, N, a.Rank, a.out)
 }
 
-// backward accumulates dA, dB and adds the adapter's share to dx (N, In).
-func (a *LoRA) backward(dx, dy, x *kernels.Tensor, N int) {
-	s := a.Scale()
-	xa := a.xa.get(a.dev, N, a.Rank)
-	dxa := a.dxa.get(a.dev, N, a.Rank)
-	a.dev.Gemm(false, false, N, a.Rank, a.out, s, dy, a.B, 0, dxa)
-	a.dev.Gemm(true, false, a.out, a.Rank, N, s, dy, xa, 1, a.DB)
-	a.dev.Gemm(true, false, a.Rank, a.in, N, 1, dxa, x, 1, a.DA)
-	a.dev.Gemm(false, false, N, a.in, a.Rank, 1, dxa, a.A, 1, dx)
+// backward accumulates dA and dB and writes the adapter's share of dx (N, In): dx = s dxs A
+// + beta dx (beta 0: dx's first term, 1: added to it).
+func (a *LoRA) backward(dx, dy, x *kernels.Tensor, N int, beta float32) {
+	xs := a.xs.get(a.dev, N, a.Rank)
+	dxs := a.dxs.get(a.dev, N, a.Rank)
+	kernels.StoreHalf(a.dev, dxs) // read by products only
+	a.dev.Gemm(false, false, N, a.Rank, a.out, 1, dy, a.B, 0, dxs)
+	a.dev.Gemm(true, false, a.out, a.Rank, N, 1, dy, xs, 1, a.DB)
+	a.dev.Gemm(true, false, a.Rank, a.in, N, a.Scale(), dxs, x, 1, a.DA)
+	a.dev.Gemm(false, false, N, a.in, a.Rank, a.Scale(), dxs, a.A, beta, dx)
 }

@@ -18,6 +18,8 @@
 //	                          model's MLP GEMM, peak device memory; then the same model in
 //	                          PyTorch (scripts/bench/dit_torch.py, when $ALIGN_PYTHON or
 //	                          python3 has torch with CUDA) and the ratios align/PyTorch;
+//	                          finetune-lora/bf16 and finetune-full/bf16: Flow-DPO steps
+//	                          (align finetune's defaults), ms/step and pairs/s;
 //	                          profile/<precision> logs where a step's and a sampling run's
 //	                          time goes, per kernel and GEMM shape, timed in the stream
 //	                          (profile.go), profile/bf16-isolated each operation on its own
@@ -35,6 +37,7 @@ import (
 	"gorgonia.org/cu"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/kernels"
 )
 
@@ -379,6 +382,25 @@ func BenchmarkDiTBase(b *testing.B) {
 			if on, ok := small[true]; ok {
 				b.Logf("BF16 sampling at batch 1: %.4g images/s, with keep-half off %.4g/s: keep-half buys %.2fx", on, 1/sec, on*sec)
 			}
+		})
+	}
+	// Flow-DPO fine-tuning in BF16 with align finetune's defaults (8 pairs a step: the
+	// policy's forward and backward and the reference's forward on 16 samples), through a
+	// LoRA adapter of rank 16 on qkv and proj, and of every weight.
+	for _, full := range []bool{false, true} {
+		name := map[bool]string{false: "lora", true: "full"}[full]
+		b.Run("finetune-"+name+"/bf16", func(b *testing.B) {
+			d := openGPU(b)
+			d.SetGemmPrecision(GemmBF16)
+			tr, err := newDPOTrainer(d, cfg, full, b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			sec := gpuSeconds(b, d, func() { tr.TrainOneStep() })
+			pairs := float64(dpo.DefaultConfig().TrainBatchSize)
+			b.ReportMetric(1e3*sec, "ms/step")
+			b.ReportMetric(pairs/sec, "pairs/s")
+			b.Logf("Flow-DPO fine-tuning (%s), BF16: %.2f ms a step of %.0f pairs, %.1f pairs/s", name, 1e3*sec, pairs, pairs/sec)
 		})
 	}
 	// Where the time goes: one training step and one sampling run per precision with every

@@ -414,7 +414,7 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 		ldaux = g.LDAux
 	}
 	if b.lt == nil || g.Batch != 1 || g.Ptrs || (g.Bias != 0 && (g.Beta != 0 || g.BiasGrad != 0)) ||
-		(g.CType != Float32 && g.Beta != 0) ||
+		(g.CType != Float32 && g.Beta != 0 && epi != C.ALIGN_LT_EPILOGUE_DEFAULT) ||
 		(g.GELU != GeluNone && (g.Beta != 0 || g.LDAux%8 != 0)) {
 		return ErrNoEpilogue
 	}

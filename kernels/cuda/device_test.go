@@ -1033,3 +1033,50 @@ func TestAttentionMMAAlignment(t *testing.T) {
 		d.Close()
 	}
 }
+
+// In BF16 mode Gemm writes a C read by products only (StoreHalf) as BF16 alone, and with
+// beta 1 reads it from there: a LoRA adapter's term, then the base product added to it
+// (nn.Linear). Where C's values are not in its copy, with noHalfOutputs or without the
+// mark, the product writes FP32.
+func TestGemmHalf(t *testing.T) {
+	const m, n, k, r = 5, 24, 16, 3
+	cpu := kernels.NewCPU(0)
+	as, bs, us, vs := normals(91, m*k), normals(92, n*k), normals(93, m*r), normals(94, n*r)
+	want := cpu.New(m, n) // U V^T * 0.5, then A B^T added
+	cpu.Gemm(false, true, m, n, r, 0.5, cpu.FromHost(us, m, r), cpu.FromHost(vs, n, r), 0, want)
+	cpu.Gemm(false, true, m, n, k, 1, cpu.FromHost(as, m, k), cpu.FromHost(bs, n, k), 1, want)
+	for _, c := range []struct {
+		name                string
+		mark, noHalfOutputs bool
+		f32First            bool // the first product's C written in FP32: the second cannot read a copy
+		wantGemms           string
+		wantStale           bool
+	}{
+		{"both BF16", true, false, false, "plain bf16,plain bf16", true},
+		{"C in FP32 first", true, false, true, "", false},
+		{"noHalfOutputs", true, true, false, "", false},
+		{"unmarked", false, false, false, "", false},
+	} {
+		log := newGemmLog()
+		d := NewDevice(log, "gemm")
+		d.SetGemmPrecision(GemmBF16)
+		d.bf16Intensity, d.noHalfOutputs = 0, c.noHalfOutputs
+		a, b, u, v, y := d.FromHost(as, m, k), d.FromHost(bs, n, k), d.FromHost(us, m, r), d.FromHost(vs, n, r), d.New(m, n)
+		if c.mark {
+			d.StoreHalf(y)
+		}
+		d.noHalfOutputs = c.noHalfOutputs || c.f32First
+		d.Gemm(false, true, m, n, r, 0.5, u, v, 0, y)
+		d.noHalfOutputs = c.noHalfOutputs
+		d.Gemm(false, true, m, n, k, 1, a, b, 1, y)
+		if got := strings.Join(log.gemms, ","); got != c.wantGemms {
+			t.Errorf("%s: BF16-output products %q, want %q", c.name, got, c.wantGemms)
+		}
+		if stale := d.storageOf(y).f32Stale; stale != c.wantStale {
+			t.Errorf("%s: values in the BF16 copy alone: %v, want %v", c.name, stale, c.wantStale)
+		}
+		got := make([]float32, m*n)
+		d.CopyToHost(got, y)
+		assertClose(t, c.name, got, kernels.Host(want), precTol(GemmBF16, k), 1e-2)
+	}
+}

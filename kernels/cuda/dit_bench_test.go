@@ -1,9 +1,10 @@
 // The DiT workload of the GPU benchmark BenchmarkDiTBase (bench_model_gpu_test.go): a
 // training step (forward, backward, clipping, AdamW) and a sampling run (Euler steps with
 // classifier-free guidance) of a model on any device, and the PyTorch peer
-// (scripts/bench/dit_torch.py) run as a subprocess with the same sizes. The workload is
-// device-independent, so the ordinary suite runs it once at a tiny size on the CPU device,
-// and checks that every flag passed to the script exists there.
+// (scripts/bench/dit_torch.py) run as a subprocess with the same sizes; and the same model
+// fine-tuned by Flow-DPO (newDPOTrainer). The workload is device-independent, so the
+// ordinary suite runs it once at a tiny size on the CPU device, and checks that every flag
+// passed to the script exists there.
 //
 // Test: go test ./kernels/cuda -run DiTBench
 package cuda
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 )
@@ -120,6 +123,40 @@ func (w *ditWorkload) sample(steps int, seed uint64) error {
 	return nil
 }
 
+// newDPOTrainer builds cfg on dev (vocabulary from the captions) as a Flow-DPO trainer with
+// align finetune's defaults (dpo.DefaultConfig: 8 pairs a step, a LoRA adapter of rank 16 on
+// every block's qkv and proj), or fine-tuning every weight (full), over 32 pairs of random
+// samples; its output directory dir is written only by checkpoints.
+func newDPOTrainer(dev kernels.Device, cfg diffusion.ModelConfig, full bool, dir string) (*dpo.Trainer, error) {
+	tok, err := diffusion.BuildTokenizer(ditBenchCaptions, 1, cfg.MaxTextLen)
+	if err != nil {
+		return nil, err
+	}
+	cfg.VocabSize = tok.VocabSize()
+	m, err := diffusion.NewDiT(dev, &kernels.RNG{Seed: 1}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.Tokenizer = tok
+	const pairs = 32
+	r := rand.New(rand.NewPCG(4, 5))
+	data := &dpo.Data{Store: &dpo.Store{}}
+	for i := range 2 * pairs {
+		b := make([]uint8, cfg.SampleSize())
+		for j := range b {
+			b[j] = uint8(r.IntN(256))
+		}
+		data.Store.Paths = append(data.Store.Paths, fmt.Sprintf("%d.png", i))
+		data.Store.Data = append(data.Store.Data, b)
+	}
+	for i := range pairs {
+		data.Pairs = append(data.Pairs, dpo.PairItem{Prompt: ditBenchCaptions[i%len(ditBenchCaptions)], Chosen: 2 * i, Rejected: 2*i + 1})
+	}
+	c := dpo.DefaultConfig()
+	c.Seed, c.FullFinetune = 1, full
+	return dpo.NewTrainer(dev, m, c, data, dir)
+}
+
 // torchScript is the PyTorch peer, relative to this package's directory (go test's
 // working directory).
 const torchScript = "../../scripts/bench/dit_torch.py"
@@ -207,6 +244,16 @@ func TestDiTBenchWorkload(t *testing.T) {
 	}
 	if err := w.sample(2, 1); err != nil {
 		t.Fatal(err)
+	}
+	// The Flow-DPO step of BenchmarkDiTBase's finetune runs, LoRA and full.
+	for _, full := range []bool{false, true} {
+		tr, err := newDPOTrainer(kernels.NewCPU(0), cfg, full, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := tr.TrainOneStep(); e.Step != 1 || !(e.Loss > 0) || math.IsInf(e.Loss, 0) {
+			t.Errorf("Flow-DPO step (full %v): %+v", full, e)
+		}
 	}
 	// The PyTorch script accepts every flag the benchmark passes.
 	src, err := os.ReadFile(filepath.FromSlash(torchScript))

@@ -85,8 +85,8 @@ const (
 // BiasGrad is set, the sums of C's rows to that vector of M (DGELU_BGRAD, or DGELU).
 //
 // CType is the element type of C, and of the bias, the bias gradient and Aux, as cuBLASLt
-// has them (BFloat16 only with BFloat16 inputs, Batch 1 and Beta 0). A driver that cannot run
-// an epilogue, or a BF16 C, for a product returns ErrNoEpilogue.
+// has them (BFloat16 only with BFloat16 inputs and Batch 1; with an epilogue, Beta 0). A
+// driver that cannot run an epilogue, or a BF16 C, for a product returns ErrNoEpilogue.
 type GemmArgs struct {
 	TransA, TransB bool
 	M, N, K        int

@@ -212,8 +212,8 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 	if err := e.check("Gemm C", g.C, cs*span(g.M, g.N, g.LDC, g.StrideC)); err != nil {
 		return err
 	}
-	if g.CType == BFloat16 && (g.AType != BFloat16 || g.BType != BFloat16 || g.Batch != 1 || g.Beta != 0) {
-		return fmt.Errorf("cuda-emu: Gemm: a BF16 C only with BF16 inputs, batch 1 and beta 0")
+	if g.CType == BFloat16 && (g.AType != BFloat16 || g.BType != BFloat16 || g.Batch != 1 || g.Beta != 0 && g.epilogue()) {
+		return fmt.Errorf("cuda-emu: Gemm: a BF16 C only with BF16 inputs, batch 1, and beta 0 with an epilogue")
 	}
 	if g.Bias != 0 {
 		if g.Batch != 1 || g.Beta != 0 || g.GELU == GeluBackward {

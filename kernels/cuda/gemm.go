@@ -79,8 +79,35 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *ker
 	if beta != 0 && m*n > 0 && k > 0 && d.takeZero(c) {
 		beta = 0 // C's zeros were pending: the product overwrites it
 	}
+	if m*n > 0 && k > 0 && d.gemmHalf(transA, transB, m, n, k, alpha, pa, pb, beta, c) {
+		return
+	}
 	pc := d.gemmOutput("Gemm C", c, m*n, true, beta)
 	d.gemm(transA, transB, m, n, k, alpha, pa, 0, pb, 0, beta, pc, 0, 1, epilogue{})
+}
+
+// gemmHalf runs Gemm with C in BF16 where c is read by products only (StoreHalf) and the
+// product runs on BF16 inputs: C's values go to its BF16 copy alone, as linearHalf writes
+// y, and with beta != 0 they are read from there too (C = alpha A B + beta C in FP32, then
+// rounded), where the copy holds them. A LoRA adapter's output is so summed: its term first,
+// the base product added (nn.Linear). It reports whether it ran.
+func (d *Device) gemmHalf(transA, transB bool, m, n, k int, alpha float32, a, b operand, beta float32, c *kernels.Tensor) bool {
+	if d.noHalfOutputs || c.Len() != m*n || !d.halfOnly(c) || !d.runsBF16(m, n, k, 1, a, m*k, b, k*n) {
+		return false
+	}
+	if beta != 0 && d.halfIn(c, m*n) == 0 {
+		return false // C's values are not in its BF16 copy
+	}
+	c16, _ := d.halfPair(c, nil, true)
+	if c16 == 0 {
+		return false
+	}
+	ran := d.tryGemm(transA, transB, m, n, k, alpha, a, b, beta, c16, epilogue{half: true})
+	if !ran && beta != 0 {
+		return false // the copy keeps C's values: the FP32 product's ptr restores them
+	}
+	d.endHalfPair(ran, c, nil)
+	return ran
 }
 
 // Linear runs the product with the bias in its epilogue (GemmArgs.Bias): y (N,out) as
@@ -117,7 +144,7 @@ func (d *Device) linearHalf(y, bias *kernels.Tensor, px, pw operand, N, in, out 
 	}
 	b16, release := d.bf16Of(bias, 0, out)
 	defer release()
-	ran := d.tryGemm(false, true, N, out, in, px, pw, c16, epilogue{bias: b16, half: true})
+	ran := d.tryGemm(false, true, N, out, in, 1, px, pw, 0, c16, epilogue{bias: b16, half: true})
 	d.endHalfPair(ran, y, nil)
 	return ran
 }
@@ -136,7 +163,7 @@ func (d *Device) LinearBackward(dx, dw, dbias, dy, x, w *kernels.Tensor, N, in, 
 	if N > 0 && in > 0 {
 		c16, _ := d.halfPair(dx, nil, !d.noHalfOutputs && d.runsBF16(N, in, out, 1, pdy, N*out, pw, out*in))
 		if c16 != 0 {
-			ran = d.tryGemm(false, false, N, in, out, pdy, pw, c16, epilogue{half: true})
+			ran = d.tryGemm(false, false, N, in, out, 1, pdy, pw, 0, c16, epilogue{half: true})
 			d.endHalfPair(ran, dx, nil)
 		}
 	}
@@ -218,11 +245,11 @@ func (d *Device) LinearGelu(g, h, x, w, bias *kernels.Tensor, N, in, out int) {
 				b16, release = d.bf16Of(bias, 0, out)
 				defer release()
 			}
-			ran = d.tryGemm(false, true, N, out, in, px, pw, c16,
+			ran = d.tryGemm(false, true, N, out, in, 1, px, pw, 0, c16,
 				epilogue{bias: b16, gelu: GeluForward, aux: aux16, half: true})
 			d.endHalfPair(ran, g, h)
 		} else {
-			ran = d.tryGemm(false, true, N, out, in, px, pw, d.wptr(g),
+			ran = d.tryGemm(false, true, N, out, in, 1, px, pw, 0, d.wptr(g),
 				epilogue{bias: d.rptr(bias), gelu: GeluForward, aux: d.wptr(h)})
 		}
 		if ran {
@@ -264,7 +291,7 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 			defer release()
 		}
 		if c16 != 0 {
-			ran = d.tryGemm(false, false, N, in, out, pdy, pw, c16,
+			ran = d.tryGemm(false, false, N, in, out, 1, pdy, pw, 0, c16,
 				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.halfIn(h, N*in), half: true})
 			d.endHalfPair(ran, dh, nil)
 			switch { // the BF16 sums to FP32: into dbiasH where its zeros are pending, else after them
@@ -276,7 +303,7 @@ func (d *Device) GeluLinearBackward(dh, dbiasH, dw, dbias, dy, x, w, h *kernels.
 				sums += DevPtr(4 * in)
 			}
 		} else {
-			ran = d.tryGemm(false, false, N, in, out, pdy, pw, d.wptr(dh),
+			ran = d.tryGemm(false, false, N, in, out, 1, pdy, pw, 0, d.wptr(dh),
 				epilogue{biasGrad: sums, gelu: GeluBackward, aux: d.rptr(h)})
 		}
 		if ran && sums != 0 && !direct {
@@ -401,8 +428,8 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a operand
 // beta 0, batch 1; a GELU epilogue's aux rows as long as c's); false, having run nothing,
 // where the driver has no such epilogue. With epi.half the product must run in BF16
 // (runsBF16).
-func (d *Device) tryGemm(transA, transB bool, m, n, k int, a, b operand, c DevPtr, epi epilogue) bool {
-	g, release := d.gemmArgs(transA, transB, m, n, k, 1, a, 0, b, 0, 0, c, 0, 1)
+func (d *Device) tryGemm(transA, transB bool, m, n, k int, alpha float32, a, b operand, beta float32, c DevPtr, epi epilogue) bool {
+	g, release := d.gemmArgs(transA, transB, m, n, k, alpha, a, 0, b, 0, beta, c, 0, 1)
 	defer release()
 	if epi.half {
 		if g.AType != BFloat16 {

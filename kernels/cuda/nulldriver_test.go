@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/alignkit/align/dpo"
 )
 
 // nullDriver accepts every call without doing it and counts them. Allocations are
@@ -223,6 +225,59 @@ func TestDiTBaseBF16Step(t *testing.T) {
 			ops, per(0), per(1), per(2)+per(4)+per(5), budget)
 	}
 	t.Logf("a BF16 step: %d launches, %d products, %d copies and sets, %d waits, %d values converted",
+		per(0), per(1), per(2)+per(4)+per(5), per(3), converted)
+}
+
+// TestDiTBaseDPOStep checks what a steady Flow-DPO step with align finetune's defaults (a
+// LoRA adapter of rank 16 on qkv and proj, 8 pairs: the policy's forward and backward and
+// the reference's forward on 16 samples) issues in BF16 mode at DiT-B's size: no driver
+// allocation, every product of a GFLOP or more on BF16 operands, the adapted layers' outputs
+// and input gradients written in BF16 (the adapter's term first, nn.Linear), so that hardly
+// anything is converted, and a budget of stream operations.
+func TestDiTBaseDPOStep(t *testing.T) {
+	drv := newNullDriver()
+	d := newNullDevice(drv)
+	defer d.Close()
+	d.SetGemmPrecision(GemmBF16)
+	cfg := ditBaseConfig()
+	tr, err := newDPOTrainer(d, cfg, false, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.TrainOneStep()
+	tr.TrainOneStep()
+	before := drv.counts()
+	drv.record = true
+	tr.TrainOneStep()
+	after := drv.counts()
+	per := func(i int) int { return after[i] - before[i] }
+	if n := per(6); n != 0 {
+		t.Errorf("%d driver allocations in the third step, want 0", n)
+	}
+	for _, g := range drv.prods {
+		flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
+		if flops >= 1e9 && (g.AType != BFloat16 || g.BType != BFloat16) {
+			t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands, want BF16", g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
+		}
+	}
+	converted := 0
+	for _, l := range drv.kernels {
+		if l.name == "f32_to_bf16" || l.name == "bf16_to_f32" {
+			converted += int(l.last)
+		}
+	}
+	// 165.6M values (and 346 launches) when the adapter's term was added to the base's FP32
+	// output, which attention then converted.
+	rows := 2 * dpo.DefaultConfig().TrainBatchSize * cfg.SeqLen()
+	if act := rows * cfg.Width; converted >= act {
+		t.Errorf("%d values converted between FP32 and BF16 in a step, want fewer than one activation (%d)", converted, act)
+	}
+	const budget = 600 // 562 when set: 226 launches, 336 products
+	if ops := per(0) + per(1) + per(2) + per(4) + per(5); ops > budget {
+		t.Errorf("%d stream operations in a step (%d launches, %d products, %d copies and sets), budget %d",
+			ops, per(0), per(1), per(2)+per(4)+per(5), budget)
+	}
+	t.Logf("a Flow-DPO step (LoRA, BF16): %d launches, %d products, %d copies and sets, %d waits, %d values converted",
 		per(0), per(1), per(2)+per(4)+per(5), per(3), converted)
 }
 
