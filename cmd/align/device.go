@@ -1,11 +1,13 @@
-// The --device and --precision flags every command inherits from the root: which
-// kernels.Device computes, and in what precision a CUDA device multiplies. Importing
+// The --device, --precision and --profile flags every command inherits from the root: which
+// kernels.Device computes, in what precision a CUDA device multiplies, and whether its GPU
+// time is reported per kernel. Importing
 // kernels/cuda registers "cuda" (binaries built with -tags cuda) and "cuda-emu" (the CUDA
 // kernels emulated on the CPU; slow, for checking kernels without a GPU).
 package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/alignkit/align/kernels"
@@ -25,6 +27,52 @@ const precisionFlagHelp = "matrix products on a CUDA device: fp32 (the CPU's num
 // precisionEnv names the environment variable that sets --precision's default.
 const precisionEnv = "ALIGN_PRECISION"
 
+const profileFlagHelp = "on a CUDA device, write where the GPU's time went to stderr when the command ends: each kernel and matrix product timed in the stream by events (launch gaps included, so the times add up to the run's), the largest first, then the totals by kind of work"
+
+// profiles collects the profilers of the devices a command opened with --profile, for Main
+// to report when the command ends; it travels in the command's context.
+type profiles struct {
+	names []string
+	profs []*cuda.Profiler
+}
+
+type profilesKey struct{}
+
+// profileRows is how many operations a --profile report lists before summing the rest.
+const profileRows = 30
+
+// report writes each profile to w.
+func (ps *profiles) report(w io.Writer) {
+	for i, p := range ps.profs {
+		fmt.Fprintf(w, "profile of %s (--profile):\n", ps.names[i])
+		if err := p.Report(w, profileRows); err != nil {
+			fmt.Fprintf(w, "align: --profile: %v\n", err)
+		}
+	}
+}
+
+// applyProfile starts dev's profile where --profile is set: a CUDA device's only.
+func applyProfile(cmd *cobra.Command, dev kernels.Device) error {
+	on, err := cmd.Flags().GetBool("profile")
+	if err != nil || !on {
+		return nil
+	}
+	d, ok := dev.(*cuda.Device)
+	if !ok {
+		return usageError{fmt.Errorf("--profile times a CUDA device's kernels (--device cuda or cuda-emu); %s has none", dev.Name())}
+	}
+	ps, ok := cmd.Context().Value(profilesKey{}).(*profiles)
+	if !ok {
+		return fmt.Errorf("--profile: no report for this command")
+	}
+	p, err := d.Profile()
+	if err != nil {
+		return fmt.Errorf("--profile: %w", err)
+	}
+	ps.names, ps.profs = append(ps.names, d.Name()), append(ps.profs, p)
+	return nil
+}
+
 // addDeviceFlag adds the persistent --device and --precision flags to the root command.
 func addDeviceFlag(root *cobra.Command) {
 	def := os.Getenv(deviceEnv)
@@ -37,6 +85,7 @@ func addDeviceFlag(root *cobra.Command) {
 		prec = "fp32"
 	}
 	root.PersistentFlags().String("precision", prec, precisionFlagHelp)
+	root.PersistentFlags().Bool("profile", false, profileFlagHelp)
 }
 
 // fromEnv names the variable behind a usage error in a flag that was not given, whose
@@ -83,6 +132,9 @@ func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
 	if err := applyPrecision(cmd, dev); err != nil {
 		return nil, err
 	}
+	if err := applyProfile(cmd, dev); err != nil {
+		return nil, err
+	}
 	return dev, nil
 }
 
@@ -92,6 +144,9 @@ func deviceWithThreads(cmd *cobra.Command, threads int) (kernels.Device, error) 
 	if name, _ := cmd.Flags().GetString("device"); (name == "" || name == "cpu") && threads > 0 {
 		dev := kernels.NewCPU(threads)
 		if err := applyPrecision(cmd, dev); err != nil {
+			return nil, err
+		}
+		if err := applyProfile(cmd, dev); err != nil {
 			return nil, err
 		}
 		return dev, nil

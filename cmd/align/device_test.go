@@ -60,3 +60,25 @@ func TestPrecisionFlag(t *testing.T) {
 		t.Errorf("ALIGN_PRECISION=tf32 on the CPU: exit %d, %q (the error names the variable)", code, stderr)
 	}
 }
+
+// --profile reports a CUDA device's GPU time per kernel and product to stderr when the
+// command ends, leaving stdout (--json) alone; the CPU device has nothing to profile.
+func TestProfileFlag(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	args := []string{"--profile", "sample", "--model", model, "--prompt", "red apple", "--num-inference-steps", "2", "--json"}
+	rep, stderr, code := sampleJSON(t, append([]string{"--device", "cuda-emu"}, append(args, "-o", filepath.Join(dir, "emu"))...))
+	if code != exitOK || len(rep.Files) != 1 {
+		t.Fatalf("--device cuda-emu --profile: exit %d, %d files: %s", code, len(rep.Files), stderr)
+	}
+	for _, want := range []string{"profile of cuda-emu (--profile):", "times in the stream", "layernorm_forward", "total",
+		"by kind: products (cuBLAS)", "by kind: norms, modulation, gates"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("--profile's report lacks %q:\n%s", want, stderr)
+		}
+	}
+	code, _, stderr = runAlign(t, append([]string{"--device", "cpu"}, append(args, "-o", filepath.Join(dir, "cpu"))...)...)
+	if code != exitUsage || !strings.Contains(stderr, "--profile times a CUDA device") {
+		t.Errorf("--device cpu --profile: exit %d, %q", code, stderr)
+	}
+}

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -87,7 +88,9 @@ func usageArgs(cmd *cobra.Command) {
 func Main(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
+	ps := &profiles{}
+	cmd, err := root.ExecuteContextC(context.WithValue(context.Background(), profilesKey{}, ps))
+	ps.report(stderr)
 	if err == nil {
 		return exitOK
 	}

@@ -155,6 +155,21 @@ func (d *Device) SetGemmTuning(n int) bool {
 	return ok && t.SetGemmTuning(n)
 }
 
+// Profile makes d time its launches, products and copies in the stream from now on (a
+// NewStreamProfiler over its driver; the same profiler on a second call) and returns the
+// profiler, whose Report says where the GPU's time went (align --profile).
+func (d *Device) Profile() (*Profiler, error) {
+	if p, ok := d.drv.(*Profiler); ok && p.InStream() {
+		return p, nil
+	}
+	p, err := NewStreamProfiler(d.drv)
+	if err != nil {
+		return nil, err
+	}
+	d.drv = p
+	return p, nil
+}
+
 // Close frees all memory of the device, its tensors' too, and releases the driver.
 // Tensors of the device are invalid afterwards (using one panics).
 func (d *Device) Close() error {

@@ -22,7 +22,7 @@
 // Operations are grouped by kernel name; GEMMs by shape (m x n x k, times the batch count)
 // and compute type, with their arithmetic rate 2*m*n*k*batch / time. The report ends with
 // the time by kind of work (products, attention, norms and gates, optimizer, conversions,
-// other: Classes), the first thing to read against a step's budget.
+// copies, other: Classes), the first thing to read against a step's budget.
 //
 //	prof, err := NewStreamProfiler(drv)
 //	d := NewDevice(prof, "cuda:0")
@@ -273,6 +273,7 @@ var opClasses = []opClass{
 	{"norms, modulation, gates", []string{"layernorm_", "modulate_", "gate_", "col_finish"}},
 	{"optimizer, clipping, zeros", []string{"adamw", "sum_", "fill_"}},
 	{"BF16 conversions", []string{"f32_to_bf16", "bf16_to_f32"}},
+	{"copies and sets", []string{"copy", "memset"}}, // in the stream only
 }
 
 type opClass struct {

@@ -106,6 +106,8 @@ func TestProfilerClasses(t *testing.T) {
 		{"sum_squares_chunks", "optimizer, clipping, zeros"},
 		{"fill_chunks", "optimizer, clipping, zeros"},
 		{"f32_to_bf16", "BF16 conversions"},
+		{"copy to host", "copies and sets"},
+		{"memset", "copies and sets"},
 		{"permute", "other"},
 	} {
 		prof.Reset()
