@@ -311,6 +311,114 @@ func BenchmarkDiTBase(b *testing.B) {
 			report(b, d, "sample/"+p.String(), ditSampleBatch/sec, ditSampleBatch*cfg.SampleFLOPs(ditSteps, 2), sec, gemm)
 		})
 	}
+	// The order puts first what a GPU run must not lose to a time limit: the figures above,
+	// PyTorch on the same model, the BF16 profile and Flow-DPO; then the ablations, the other
+	// profiles and the tuning.
+
+	// Where the time goes: one training step and one sampling run per precision with every
+	// launch and GEMM timed in the stream (profile.go: the shares of a plain run), and the
+	// BF16 ones again with every operation timed on its own ("isolated": each kernel's own
+	// time, of a slower run). The testing package calls a sub-benchmark more than once
+	// (b.N = 1, then -benchtime's); the profile is taken on the first call only.
+	profiled := map[string]bool{}
+	profile := func(name string, p GemmPrecision, tune int, isolated bool) {
+		b.Run("profile/"+name, func(b *testing.B) {
+			if profiled[name] {
+				return
+			}
+			profiled[name] = true
+			drv, err := NewRealDriver(0)
+			if err != nil {
+				b.Skipf("no GPU: %v", err)
+			}
+			prof := NewProfiler(drv)
+			if !isolated {
+				if prof, err = NewStreamProfiler(drv); err != nil {
+					b.Fatal(err)
+				}
+			}
+			d := NewDevice(prof, "cuda:0")
+			defer d.Close()
+			d.SetGemmPrecision(p)
+			d.SetGemmTuning(tune)
+			w, err := newDiTWorkload(d, cfg, ditTrainBatch, ditSampleBatch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.trainStep() // warm-up: allocations, module loads
+			prof.Reset()
+			w.trainStep()
+			var sb strings.Builder
+			if err := prof.Report(&sb, profileRows); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("training step, batch %d, %s:\n%s", ditTrainBatch, name, sb.String())
+			prof.Reset()
+			sb.Reset()
+			if err := w.sample(ditSteps, 1); err != nil {
+				b.Fatal(err)
+			}
+			if err := prof.Report(&sb, profileRows); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("sampling, %d steps, batch %d, %s:\n%s", ditSteps, ditSampleBatch, name, sb.String())
+		})
+	}
+	b.Run("pytorch", func(b *testing.B) {
+		py, err := torchPython()
+		if err != nil {
+			b.Skip(err)
+		}
+		torchOnce.Do(func() { torchRes, torchErr = runTorch(py, torchArgs(cfg, ditTrainBatch, ditSampleBatch, ditSteps, 5)) })
+		if torchErr != nil {
+			b.Fatal(torchErr)
+		}
+		r := torchRes
+		if r.Params != cfg.ParamCount() {
+			b.Logf("the PyTorch model has %d parameters, align's %d: the comparison is off", r.Params, cfg.ParamCount())
+		}
+		ditMu.Lock()
+		defer ditMu.Unlock()
+		for _, p := range precs {
+			v, ok := r.Variants[p.String()]
+			if !ok {
+				b.Fatalf("%s: no %s result", torchScript, p)
+			}
+			b.ReportMetric(v.TrainSamplesPerS, "train_"+p.String()+"_samples/s")
+			b.ReportMetric(v.ImagesPerS, "sample_"+p.String()+"_images/s")
+			line := fmt.Sprintf("%s %s: PyTorch train %.1f samples/s, sample %.2f images/s", r.Framework, p, v.TrainSamplesPerS, v.ImagesPerS)
+			if ours, ok := ditResults["train/"+p.String()]; ok {
+				b.ReportMetric(ours/v.TrainSamplesPerS, "train_"+p.String()+"_align/torch")
+				line += fmt.Sprintf("; align train %.1f samples/s (%.2fx)", ours, ours/v.TrainSamplesPerS)
+			}
+			if ours, ok := ditResults["sample/"+p.String()]; ok {
+				b.ReportMetric(ours/v.ImagesPerS, "sample_"+p.String()+"_align/torch")
+				line += fmt.Sprintf(", sample %.2f images/s (%.2fx)", ours, ours/v.ImagesPerS)
+			}
+			b.Log(line)
+		}
+		b.Logf("PyTorch on %s, %d parameters, peak %.1f GiB allocated", r.Device, r.Params, r.PeakGiB)
+	})
+	profile(GemmBF16.String(), GemmBF16, 0, false)
+	// Flow-DPO fine-tuning in BF16 with align finetune's defaults (8 pairs a step: the
+	// policy's forward and backward and the reference's forward on 16 samples), through a
+	// LoRA adapter of rank 16 on qkv and proj, and of every weight.
+	for _, full := range []bool{false, true} {
+		name := map[bool]string{false: "lora", true: "full"}[full]
+		b.Run("finetune-"+name+"/bf16", func(b *testing.B) {
+			d := openGPU(b)
+			d.SetGemmPrecision(GemmBF16)
+			tr, err := newDPOTrainer(d, cfg, full, b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			sec := gpuSeconds(b, d, func() { tr.TrainOneStep() })
+			pairs := float64(dpo.DefaultConfig().TrainBatchSize)
+			b.ReportMetric(1e3*sec, "ms/step")
+			b.ReportMetric(pairs/sec, "pairs/s")
+			b.Logf("Flow-DPO fine-tuning (%s), BF16: %.2f ms a step of %.0f pairs, %.1f pairs/s", name, 1e3*sec, pairs, pairs/sec)
+		})
+	}
 	// What each BF16 feature buys: the BF16 step and sampling run with one of them off, in the
 	// same run as the full BF16 figures above (ratios logged by "ablations").
 	for _, a := range bf16Ablations {
@@ -384,113 +492,10 @@ func BenchmarkDiTBase(b *testing.B) {
 			}
 		})
 	}
-	// Flow-DPO fine-tuning in BF16 with align finetune's defaults (8 pairs a step: the
-	// policy's forward and backward and the reference's forward on 16 samples), through a
-	// LoRA adapter of rank 16 on qkv and proj, and of every weight.
-	for _, full := range []bool{false, true} {
-		name := map[bool]string{false: "lora", true: "full"}[full]
-		b.Run("finetune-"+name+"/bf16", func(b *testing.B) {
-			d := openGPU(b)
-			d.SetGemmPrecision(GemmBF16)
-			tr, err := newDPOTrainer(d, cfg, full, b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			sec := gpuSeconds(b, d, func() { tr.TrainOneStep() })
-			pairs := float64(dpo.DefaultConfig().TrainBatchSize)
-			b.ReportMetric(1e3*sec, "ms/step")
-			b.ReportMetric(pairs/sec, "pairs/s")
-			b.Logf("Flow-DPO fine-tuning (%s), BF16: %.2f ms a step of %.0f pairs, %.1f pairs/s", name, 1e3*sec, pairs, pairs/sec)
-		})
-	}
-	// Where the time goes: one training step and one sampling run per precision with every
-	// launch and GEMM timed in the stream (profile.go: the shares of a plain run), and the
-	// BF16 ones again with every operation timed on its own ("isolated": each kernel's own
-	// time, of a slower run). The testing package calls a sub-benchmark more than once
-	// (b.N = 1, then -benchtime's); the profile is taken on the first call only.
-	profiled := map[string]bool{}
-	profile := func(name string, p GemmPrecision, tune int, isolated bool) {
-		b.Run("profile/"+name, func(b *testing.B) {
-			if profiled[name] {
-				return
-			}
-			profiled[name] = true
-			drv, err := NewRealDriver(0)
-			if err != nil {
-				b.Skipf("no GPU: %v", err)
-			}
-			prof := NewProfiler(drv)
-			if !isolated {
-				if prof, err = NewStreamProfiler(drv); err != nil {
-					b.Fatal(err)
-				}
-			}
-			d := NewDevice(prof, "cuda:0")
-			defer d.Close()
-			d.SetGemmPrecision(p)
-			d.SetGemmTuning(tune)
-			w, err := newDiTWorkload(d, cfg, ditTrainBatch, ditSampleBatch)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w.trainStep() // warm-up: allocations, module loads
-			prof.Reset()
-			w.trainStep()
-			var sb strings.Builder
-			if err := prof.Report(&sb, profileRows); err != nil {
-				b.Fatal(err)
-			}
-			b.Logf("training step, batch %d, %s:\n%s", ditTrainBatch, name, sb.String())
-			prof.Reset()
-			sb.Reset()
-			if err := w.sample(ditSteps, 1); err != nil {
-				b.Fatal(err)
-			}
-			if err := prof.Report(&sb, profileRows); err != nil {
-				b.Fatal(err)
-			}
-			b.Logf("sampling, %d steps, batch %d, %s:\n%s", ditSteps, ditSampleBatch, name, sb.String())
-		})
-	}
-	for _, p := range precs {
+	for _, p := range []GemmPrecision{GemmFP32, GemmTF32} {
 		profile(p.String(), p, 0, false)
 	}
 	profile("bf16-isolated", GemmBF16, 0, true)
-	b.Run("pytorch", func(b *testing.B) {
-		py, err := torchPython()
-		if err != nil {
-			b.Skip(err)
-		}
-		torchOnce.Do(func() { torchRes, torchErr = runTorch(py, torchArgs(cfg, ditTrainBatch, ditSampleBatch, ditSteps, 5)) })
-		if torchErr != nil {
-			b.Fatal(torchErr)
-		}
-		r := torchRes
-		if r.Params != cfg.ParamCount() {
-			b.Logf("the PyTorch model has %d parameters, align's %d: the comparison is off", r.Params, cfg.ParamCount())
-		}
-		ditMu.Lock()
-		defer ditMu.Unlock()
-		for _, p := range precs {
-			v, ok := r.Variants[p.String()]
-			if !ok {
-				b.Fatalf("%s: no %s result", torchScript, p)
-			}
-			b.ReportMetric(v.TrainSamplesPerS, "train_"+p.String()+"_samples/s")
-			b.ReportMetric(v.ImagesPerS, "sample_"+p.String()+"_images/s")
-			line := fmt.Sprintf("%s %s: PyTorch train %.1f samples/s, sample %.2f images/s", r.Framework, p, v.TrainSamplesPerS, v.ImagesPerS)
-			if ours, ok := ditResults["train/"+p.String()]; ok {
-				b.ReportMetric(ours/v.TrainSamplesPerS, "train_"+p.String()+"_align/torch")
-				line += fmt.Sprintf("; align train %.1f samples/s (%.2fx)", ours, ours/v.TrainSamplesPerS)
-			}
-			if ours, ok := ditResults["sample/"+p.String()]; ok {
-				b.ReportMetric(ours/v.ImagesPerS, "sample_"+p.String()+"_align/torch")
-				line += fmt.Sprintf(", sample %.2f images/s (%.2fx)", ours, ours/v.ImagesPerS)
-			}
-			b.Log(line)
-		}
-		b.Logf("PyTorch on %s, %d parameters, peak %.1f GiB allocated", r.Device, r.Params, r.PeakGiB)
-	})
 	// GEMM tuning: the BF16 step and sampling run with the fastest of cuBLASLt's first
 	// gemmTuneAlgos algorithms for each product shape (timed in the warm-up calls), against
 	// the untuned BF16 figures above, and the tuned step's profile. Last, so that a failure
