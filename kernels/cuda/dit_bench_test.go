@@ -76,9 +76,8 @@ type ditWorkload struct {
 	prompts []string
 }
 
-// newDiTWorkload builds cfg (vocabulary from the captions) on dev with a training batch of
-// trainB and sampleB sampling prompts.
-func newDiTWorkload(dev kernels.Device, cfg diffusion.ModelConfig, trainB, sampleB int) (*ditWorkload, error) {
+// newBenchModel builds cfg on dev with the captions' vocabulary, its weights drawn from seed 1.
+func newBenchModel(dev kernels.Device, cfg diffusion.ModelConfig) (*diffusion.DiT, error) {
 	tok, err := diffusion.BuildTokenizer(ditBenchCaptions, 1, cfg.MaxTextLen)
 	if err != nil {
 		return nil, err
@@ -89,6 +88,17 @@ func newDiTWorkload(dev kernels.Device, cfg diffusion.ModelConfig, trainB, sampl
 		return nil, err
 	}
 	m.Tokenizer = tok
+	return m, nil
+}
+
+// newDiTWorkload builds cfg (vocabulary from the captions) on dev with a training batch of
+// trainB and sampleB sampling prompts.
+func newDiTWorkload(dev kernels.Device, cfg diffusion.ModelConfig, trainB, sampleB int) (*ditWorkload, error) {
+	m, err := newBenchModel(dev, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg, tok := m.Config, m.Tokenizer
 	w := &ditWorkload{cfg: cfg, m: m, step: diffusion.NewTrainStep(dev, diffusion.DefaultObjective()), rng: &kernels.RNG{Seed: 2}}
 	w.opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: 1e-4})
 	caps := make([]string, trainB)
@@ -128,16 +138,11 @@ func (w *ditWorkload) sample(steps int, seed uint64) error {
 // every block's qkv and proj), or fine-tuning every weight (full), over 32 pairs of random
 // samples; its output directory dir is written only by checkpoints.
 func newDPOTrainer(dev kernels.Device, cfg diffusion.ModelConfig, full bool, dir string) (*dpo.Trainer, error) {
-	tok, err := diffusion.BuildTokenizer(ditBenchCaptions, 1, cfg.MaxTextLen)
+	m, err := newBenchModel(dev, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cfg.VocabSize = tok.VocabSize()
-	m, err := diffusion.NewDiT(dev, &kernels.RNG{Seed: 1}, cfg)
-	if err != nil {
-		return nil, err
-	}
-	m.Tokenizer = tok
+	cfg = m.Config
 	const pairs = 32
 	r := rand.New(rand.NewPCG(4, 5))
 	data := &dpo.Data{Store: &dpo.Store{}}

@@ -170,33 +170,16 @@ func TestDiTBaseBF16Step(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.trainStep()
-	w.trainStep()
-	before := drv.counts()
-	drv.record = true
-	w.trainStep()
-	after := drv.counts()
-	per := func(i int) int { return after[i] - before[i] }
-	if n := per(6); n != 0 {
-		t.Errorf("%d driver allocations in the third step, want 0", n)
-	}
+	per := steadyStep(t, drv, func() { w.trainStep() })
 	if n := per(3); n > 2 {
 		t.Errorf("%d waits for the device (DtoH) in a step, want at most 2", n)
 	}
-	for _, g := range drv.prods {
-		flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
-		if flops >= 1e9 && (g.AType != BFloat16 || g.BType != BFloat16) {
-			t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands, want BF16", g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
-		}
-	}
+	checkBF16Products(t, drv)
 	kernels := map[string]int{}
-	converted := 0
 	for _, l := range drv.kernels {
 		kernels[l.name]++
-		if l.name == "f32_to_bf16" || l.name == "bf16_to_f32" {
-			converted += int(l.last)
-		}
 	}
+	converted := convertedValues(drv)
 	for _, k := range []string{"attention_forward_mma", "attention_backward_dq_mma", "attention_backward_dkv_mma"} {
 		if kernels[k] < cfg.Depth {
 			t.Errorf("%d launches of %s, want one per DiT block at least (%d)", kernels[k], k, cfg.Depth)
@@ -228,6 +211,47 @@ func TestDiTBaseBF16Step(t *testing.T) {
 		per(0), per(1), per(2)+per(4)+per(5), per(3), converted)
 }
 
+// steadyStep runs step three times on drv's device, recording the third (drv.kernels,
+// drv.prods), checks that the third allocates nothing from the driver and returns its
+// counters' differences by nullDriver.counts' index.
+func steadyStep(t *testing.T, drv *nullDriver, step func()) func(i int) int {
+	t.Helper()
+	step()
+	step()
+	before := drv.counts()
+	drv.record = true
+	step()
+	after := drv.counts()
+	per := func(i int) int { return after[i] - before[i] }
+	if n := per(6); n != 0 {
+		t.Errorf("%d driver allocations in the third step, want 0", n)
+	}
+	return per
+}
+
+// checkBF16Products fails every recorded product of a GFLOP or more whose operands are not
+// BF16.
+func checkBF16Products(t *testing.T, drv *nullDriver) {
+	t.Helper()
+	for _, g := range drv.prods {
+		flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
+		if flops >= 1e9 && (g.AType != BFloat16 || g.BType != BFloat16) {
+			t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands, want BF16", g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
+		}
+	}
+}
+
+// convertedValues is how many values the recorded launches converted between FP32 and BF16.
+func convertedValues(drv *nullDriver) int {
+	n := 0
+	for _, l := range drv.kernels {
+		if l.name == "f32_to_bf16" || l.name == "bf16_to_f32" {
+			n += int(l.last)
+		}
+	}
+	return n
+}
+
 // TestDiTBaseDPOStep checks what a steady Flow-DPO step with align finetune's defaults (a
 // LoRA adapter of rank 16 on qkv and proj, 8 pairs: the policy's forward and backward and
 // the reference's forward on 16 samples) issues in BF16 mode at DiT-B's size: no driver
@@ -244,28 +268,9 @@ func TestDiTBaseDPOStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.TrainOneStep()
-	tr.TrainOneStep()
-	before := drv.counts()
-	drv.record = true
-	tr.TrainOneStep()
-	after := drv.counts()
-	per := func(i int) int { return after[i] - before[i] }
-	if n := per(6); n != 0 {
-		t.Errorf("%d driver allocations in the third step, want 0", n)
-	}
-	for _, g := range drv.prods {
-		flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
-		if flops >= 1e9 && (g.AType != BFloat16 || g.BType != BFloat16) {
-			t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands, want BF16", g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
-		}
-	}
-	converted := 0
-	for _, l := range drv.kernels {
-		if l.name == "f32_to_bf16" || l.name == "bf16_to_f32" {
-			converted += int(l.last)
-		}
-	}
+	per := steadyStep(t, drv, func() { tr.TrainOneStep() })
+	checkBF16Products(t, drv)
+	converted := convertedValues(drv)
 	// 165.6M values (and 346 launches) when the adapter's term was added to the base's FP32
 	// output, which attention then converted.
 	rows := 2 * dpo.DefaultConfig().TrainBatchSize * cfg.SeqLen()
@@ -305,13 +310,7 @@ func TestDiTBaseSampleSteady(t *testing.T) {
 			if n := drv.allocs - allocs; n != 0 {
 				t.Errorf("%d driver allocations in the third run, want 0", n)
 			}
-			for _, g := range drv.prods { // the weights converted once (KeepHalf)
-				flops := 2 * float64(g.M) * float64(g.N) * float64(g.K) * float64(max(g.Batch, 1))
-				if flops >= 1e9 && (g.AType != BFloat16 || g.BType != BFloat16) {
-					t.Errorf("product %dx%dx%d (%.1f GFLOP) on %v and %v operands in a sampling run, want BF16",
-						g.M, g.N, g.K, flops/1e9, g.AType, g.BType)
-				}
-			}
+			checkBF16Products(t, drv) // the weights converted once (KeepHalf)
 			if got := d.MemStats().InUse; got != inUse {
 				t.Errorf("%d bytes in use after the third run, %d after the second", got, inUse)
 			}
