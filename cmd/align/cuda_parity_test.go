@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"image"
+	"image/color"
 	"image/png"
 	"io"
 	"math"
@@ -57,8 +58,8 @@ func cudaTargets(t *testing.T) []cudaTarget {
 	return out
 }
 
-// readPNG decodes a PNG file as NRGBA.
-func readPNG(t *testing.T, path string) *image.NRGBA {
+// readPNG decodes a PNG file.
+func readPNG(t *testing.T, path string) image.Image {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -69,26 +70,26 @@ func readPNG(t *testing.T, path string) *image.NRGBA {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	n, ok := img.(*image.NRGBA)
-	if !ok {
-		n = image.NewNRGBA(img.Bounds())
-		for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
-			for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
-				n.Set(x, y, img.At(x, y))
-			}
-		}
-	}
-	return n
+	return img
 }
 
-// pixelDiff is the largest difference between two images' bytes, -1 if their sizes differ.
-func pixelDiff(a, b *image.NRGBA) int {
-	if a.Bounds() != b.Bounds() || len(a.Pix) != len(b.Pix) {
+// pixelDiff is the largest difference between two images' 8-bit channels (non-premultiplied),
+// -1 if their sizes differ.
+func pixelDiff(a, b image.Image) int {
+	if a.Bounds() != b.Bounds() {
 		return -1
 	}
 	worst := 0
-	for i := range a.Pix {
-		worst = max(worst, int(max(a.Pix[i], b.Pix[i])-min(a.Pix[i], b.Pix[i])))
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			ca := color.NRGBAModel.Convert(a.At(x, y)).(color.NRGBA)
+			cb := color.NRGBAModel.Convert(b.At(x, y)).(color.NRGBA)
+			for i, va := range []uint8{ca.R, ca.G, ca.B, ca.A} {
+				vb := []uint8{cb.R, cb.G, cb.B, cb.A}[i]
+				worst = max(worst, int(max(va, vb)-min(va, vb)))
+			}
+		}
 	}
 	return worst
 }

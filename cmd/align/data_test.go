@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"image/png"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -129,14 +128,8 @@ func TestDataInspect(t *testing.T) {
 	if r.MeanPixel[0] < 150 || r.MeanPixel[0] > 255 {
 		t.Errorf("mean pixel %v: the images are mostly white background", r.MeanPixel)
 	}
-	f, err := os.Open(sheet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil || img.Bounds().Dx() < 12*32 {
-		t.Fatalf("contact sheet: %v %v", err, img.Bounds())
+	if img := readPNG(t, sheet); img.Bounds().Dx() < 12*32 {
+		t.Fatalf("contact sheet: %v", img.Bounds())
 	}
 	// The text report names every split.
 	stdout.Reset()

@@ -7,7 +7,6 @@ package main
 
 import (
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -94,15 +93,7 @@ func TestEvalPlotPNG(t *testing.T) {
 	if code != exitOK || stdout != "" || !strings.Contains(stderr, "wrote "+out) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := readPNG(t, out)
 	if b := img.Bounds(); b.Dx() != 800 || b.Dy() != 440 {
 		t.Fatalf("size %v, want 800x440", b)
 	}
