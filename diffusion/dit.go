@@ -366,7 +366,17 @@ func (m *DiT) frames() int {
 // Backward takes dv (x_t's shape) for the last Forward, accumulates the parameter
 // gradients (+=) and returns dx_t = (dv/dx_t)^T dv with x_t's shape (a model-owned buffer,
 // valid until the next Backward). Times, ids and reward values get no gradient.
-func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor {
+func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor { return m.backward(dv, true) }
+
+// BackwardParams is Backward for a caller that needs the parameters' gradients alone: it
+// leaves out dx_t and every pass whose gradients reach no trainable parameter, the
+// conditioning's (the timestep, caption and reward embedders, the text encoder, through the
+// adaLN stack) and the patch embedding's where they are frozen, as a LoRA adapter on the
+// blocks leaves them (Flow-DPO's default). The gradients it accumulates are Backward's.
+func (m *DiT) BackwardParams(dv *kernels.Tensor) { m.backward(dv, false) }
+
+// backward is Backward, with dx_t only where wantDx (else nil).
+func (m *DiT) backward(dv *kernels.Tensor, wantDx bool) *kernels.Tensor {
 	cfg := &m.Config
 	dev := m.dev
 	B := m.B
@@ -379,21 +389,38 @@ func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor {
 	L, P, C := cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
 	F := m.Final.Out
 	T, H := m.frames(), cfg.ImageSize
+	// What the gradient must reach: the text tokens' share goes to the text encoder (and its
+	// projection) alone; the conditioning's to the embedders and, through the pooled
+	// caption, the text encoder too.
+	text := wantDx || learns(m.Text.Params()) || m.TextProj != nil && learns(m.TextProj.Params())
+	cond := text || learns(m.TEmbedder.Params()) || learns(m.PooledTextProj.Params()) || m.Reward != nil && learns(m.Reward.Params())
+	patch := wantDx || learns(m.XEmbedder.Params())
 
 	dy := m.dy.get(dev, B, P, F)
 	dev.Patchify(dy, dv, B, T, cfg.Channels, H, H, cfg.TubeletFrames, cfg.PatchSize)
 	dhPatch, dc := m.Final.Backward(dy)
-	dcond := m.dcond.get(dev, B, C)
-	dev.Copy(dcond, dc)
+	var dcond *kernels.Tensor // nil: BackwardBlocks leaves the conditioning's gradient out
+	if cond {
+		dcond = m.dcond.get(dev, B, C)
+		dev.Copy(dcond, dc)
+	}
 	dText := m.dText.get(dev, B, L, C)
 	dev.Fill(dText, 0) // the final layer reads only the patch tokens
 	dh := m.dseq.get(dev, B, L+P, C)
 	dev.Concat(dh, dText, dhPatch, B, L*C, P*C)
 	dh = nn.BackwardBlocks(m.AdaLN, m.Blocks, dh, dcond)
+	if !text && !patch && !cond {
+		return nil
+	}
 	dPatch := m.dPatch.get(dev, B, P, C)
 	dev.Split(dText, dPatch, dh, B, L*C, P*C)
-	dx := m.XEmbedder.Backward(dPatch)
-
+	var dx *kernels.Tensor
+	if patch {
+		dx = m.XEmbedder.Backward(dPatch)
+	}
+	if !cond {
+		return dx
+	}
 	m.TEmbedder.Backward(dcond)
 	if m.Reward != nil {
 		m.Reward.Backward(dcond)
@@ -407,6 +434,11 @@ func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor {
 		m.Text.Backward(dText)
 	}
 	return dx
+}
+
+// learns reports whether any of ps has a gradient (is trainable).
+func learns(ps []nn.Param) bool {
+	return slices.ContainsFunc(ps, func(p nn.Param) bool { return p.G != nil })
 }
 
 // ---- prompts ----

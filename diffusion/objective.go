@@ -239,6 +239,6 @@ func (s *TrainStep) ForwardBackwardScaled(m *DiT, rng *kernels.RNG, b *Batch, sc
 	res.Loss /= float64(B)
 	dloss := s.dloss.get(dev, B)
 	dev.CopyFromHost(dloss, dl)
-	m.Backward(s.mse.Backward(dloss))
+	m.BackwardParams(s.mse.Backward(dloss))
 	return res
 }

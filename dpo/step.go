@@ -170,7 +170,7 @@ func (s *DPOStep) ForwardBackward(policy *diffusion.DiT, ref Reference, rng *ker
 	}
 	s.dloss = ensure(dev, s.dloss, B)
 	dev.CopyFromHost(s.dloss, s.host)
-	policy.Backward(s.mse.Backward(s.dloss))
+	policy.BackwardParams(s.mse.Backward(s.dloss))
 	return res
 }
 
@@ -240,6 +240,6 @@ func (s *RWRStep) ForwardBackward(policy *diffusion.DiT, rng *kernels.RNG, x0 *k
 	res.WeightMean /= float64(B)
 	s.dloss = ensure(s.dev, s.dloss, B)
 	s.dev.CopyFromHost(s.dloss, s.host)
-	policy.Backward(s.mse.Backward(s.dloss))
+	policy.BackwardParams(s.mse.Backward(s.dloss))
 	return res
 }

@@ -113,9 +113,10 @@ func ForwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, h, c, keyBias *kernels
 }
 
 // BackwardBlocks is ForwardBlocks' backward: it returns the gradient of h and adds that of c,
-// summed over the blocks, to dc (B,Dc).
+// summed over the blocks, to dc (B,Dc). A nil dc leaves c's gradient out (the caller has
+// nothing to learn from it), and with it the stack's backward where the stack is frozen.
 func BackwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, dh, dc *kernels.Tensor) *kernels.Tensor {
-	dev := dc.Dev
+	dev := dh.Dev
 	if stack != nil {
 		dev.Fill(stack.dmods.get(dev, 6*stack.L, stack.B, stack.C), 0) // every block's DMods at once
 	}
@@ -123,7 +124,9 @@ func BackwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, dh, dc *kernels.Tenso
 		if stack == nil {
 			var dck *kernels.Tensor
 			dh, dck = blocks[k].Backward(dh)
-			dev.Add(dc, dc, dck)
+			if dc != nil {
+				dev.Add(dc, dc, dck)
+			}
 		} else {
 			// Block k's first norm forms the output gate's backward of block k-1 (so block
 			// k-1 starts with it done) as it writes dh.
@@ -135,8 +138,11 @@ func BackwardBlocks(stack *AdaLNStack, blocks []*DiTBlock, dh, dc *kernels.Tenso
 			dh = blocks[k].backwardMods(dh, stack.DMods(k), k < len(blocks)-1, prev)
 		}
 	}
-	if stack != nil {
+	switch {
+	case stack != nil && dc != nil:
 		dev.Add(dc, dc, stack.Backward())
+	case stack != nil && stack.learns():
+		stack.Backward() // its weights' gradients; c's is not wanted
 	}
 	return dh
 }
@@ -168,6 +174,9 @@ func (s *AdaLNStack) Unstack(blocks []*DiTBlock) {
 
 // SetTrainable freezes (false) or unfreezes the stacked weights.
 func (s *AdaLNStack) SetTrainable(on bool) { s.Ada.SetTrainable(on) }
+
+// learns reports whether the stack's weights have gradients.
+func (s *AdaLNStack) learns() bool { return s.Ada.Trainable() }
 
 // Forward computes every block's modulation from c (B,Dc); Mods(k) returns block k's.
 func (s *AdaLNStack) Forward(c *kernels.Tensor) {
