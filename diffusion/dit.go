@@ -369,10 +369,10 @@ func (m *DiT) frames() int {
 func (m *DiT) Backward(dv *kernels.Tensor) *kernels.Tensor { return m.backward(dv, true) }
 
 // BackwardParams is Backward for a caller that needs the parameters' gradients alone: it
-// leaves out dx_t and every pass whose gradients reach no trainable parameter, the
-// conditioning's (the timestep, caption and reward embedders, the text encoder, through the
-// adaLN stack) and the patch embedding's where they are frozen, as a LoRA adapter on the
-// blocks leaves them (Flow-DPO's default). The gradients it accumulates are Backward's.
+// leaves out dx_t and the patch embedding's pass where that is frozen. Both leave out every
+// pass whose gradient reaches no trainable parameter: the conditioning's (the timestep,
+// caption and reward embedders, the text encoder, through the adaLN stack) where they are
+// frozen, as a LoRA adapter on the blocks leaves them (Flow-DPO's default).
 func (m *DiT) BackwardParams(dv *kernels.Tensor) { m.backward(dv, false) }
 
 // backward is Backward, with dx_t only where wantDx (else nil).
@@ -389,11 +389,14 @@ func (m *DiT) backward(dv *kernels.Tensor, wantDx bool) *kernels.Tensor {
 	L, P, C := cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
 	F := m.Final.Out
 	T, H := m.frames(), cfg.ImageSize
-	// What the gradient must reach: the text tokens' share goes to the text encoder (and its
-	// projection) alone; the conditioning's to the embedders and, through the pooled
-	// caption, the text encoder too.
-	text := wantDx || learns(m.Text.Params()) || m.TextProj != nil && learns(m.TextProj.Params())
-	cond := text || learns(m.TEmbedder.Params()) || learns(m.PooledTextProj.Params()) || m.Reward != nil && learns(m.Reward.Params())
+	// Which passes feed a trainable parameter: the text encoder's (and its projection's)
+	// gradient comes from the text tokens and, through the pooled caption, from the
+	// conditioning, whose gradient also reaches the timestep and reward embedders.
+	text := learns(m.Text.Params()) || m.TextProj != nil && learns(m.TextProj.Params())
+	pooled := text || learns(m.PooledTextProj.Params())
+	temb := learns(m.TEmbedder.Params())
+	remb := m.Reward != nil && learns(m.Reward.Params())
+	cond := pooled || temb || remb
 	patch := wantDx || learns(m.XEmbedder.Params())
 
 	dy := m.dy.get(dev, B, P, F)
@@ -409,29 +412,31 @@ func (m *DiT) backward(dv *kernels.Tensor, wantDx bool) *kernels.Tensor {
 	dh := m.dseq.get(dev, B, L+P, C)
 	dev.Concat(dh, dText, dhPatch, B, L*C, P*C)
 	dh = nn.BackwardBlocks(m.AdaLN, m.Blocks, dh, dcond)
-	if !text && !patch && !cond {
-		return nil
-	}
-	dPatch := m.dPatch.get(dev, B, P, C)
-	dev.Split(dText, dPatch, dh, B, L*C, P*C)
 	var dx *kernels.Tensor
-	if patch {
-		dx = m.XEmbedder.Backward(dPatch)
+	if text || patch {
+		dPatch := m.dPatch.get(dev, B, P, C)
+		dev.Split(dText, dPatch, dh, B, L*C, P*C)
+		if patch {
+			dx = m.XEmbedder.Backward(dPatch)
+		}
 	}
-	if !cond {
-		return dx
+	if temb {
+		m.TEmbedder.Backward(dcond)
 	}
-	m.TEmbedder.Backward(dcond)
-	if m.Reward != nil {
+	if remb {
 		m.Reward.Backward(dcond)
 	}
-	dPool := m.dPool.get(dev, B, L, C)
-	dev.MeanPoolBackward(dPool, m.PooledTextProj.Backward(dcond), m.mask.get(dev, B, L), B, L, C)
-	dev.Add(dText, dText, dPool)
-	if m.TextProj != nil {
-		m.Text.Backward(m.TextProj.Backward(dText))
-	} else {
-		m.Text.Backward(dText)
+	if pooled {
+		dPool := m.dPool.get(dev, B, L, C)
+		dev.MeanPoolBackward(dPool, m.PooledTextProj.Backward(dcond), m.mask.get(dev, B, L), B, L, C)
+		if text {
+			dev.Add(dText, dText, dPool)
+			if m.TextProj != nil {
+				m.Text.Backward(m.TextProj.Backward(dText))
+			} else {
+				m.Text.Backward(dText)
+			}
+		}
 	}
 	return dx
 }
