@@ -252,54 +252,67 @@ func convertedValues(drv *nullDriver) int {
 	return n
 }
 
-// TestDiTBaseDPOStep checks what a steady Flow-DPO step with align finetune's defaults (a
-// LoRA adapter of rank 16 on qkv and proj, 8 pairs: the policy's forward and backward and
-// the reference's forward on 16 samples) issues in BF16 mode at DiT-B's size: no driver
-// allocation, every product of a GFLOP or more on BF16 operands, the adapted layers' outputs
-// and input gradients written in BF16 (the adapter's term first, nn.Linear), so that hardly
-// anything is converted, no backward pass of the frozen parts before the blocks, and a
-// budget of stream operations.
+// TestDiTBaseDPOStep checks what a steady Flow-DPO step with align finetune's defaults (8
+// pairs: the policy's forward and backward and the reference's forward on 16 samples)
+// issues in BF16 mode at DiT-B's size, through a LoRA adapter of rank 16 on qkv and proj and
+// fine-tuning every weight: no driver allocation, every product of a GFLOP or more on BF16
+// operands, hardly anything converted (with LoRA: the adapted layers' outputs and input
+// gradients written in BF16, the adapter's term first, nn.Linear), with LoRA no backward pass
+// of the frozen parts before the blocks, and a budget of stream operations.
 func TestDiTBaseDPOStep(t *testing.T) {
-	drv := newNullDriver()
-	d := newNullDevice(drv)
-	defer d.Close()
-	d.SetGemmPrecision(GemmBF16)
-	cfg := ditBaseConfig()
-	tr, err := newDPOTrainer(d, cfg, false, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name   string
+		full   bool
+		budget int
+	}{
+		// LoRA: 562 when set (226 launches, 336 products), 541 since the frozen parts' backward
+		// went; 165.6M values converted and 346 launches when the adapter's term was added to
+		// the base's FP32 output, which attention then converted. Full: 531 when set.
+		{"lora", false, 600},
+		{"full", true, 560},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			drv := newNullDriver()
+			d := newNullDevice(drv)
+			defer d.Close()
+			d.SetGemmPrecision(GemmBF16)
+			cfg := ditBaseConfig()
+			tr, err := newDPOTrainer(d, cfg, c.full, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := steadyStep(t, drv, func() { tr.TrainOneStep() })
+			checkBF16Products(t, drv)
+			converted := convertedValues(drv)
+			rows := 2 * dpo.DefaultConfig().TrainBatchSize * cfg.SeqLen()
+			if act := rows * cfg.Width; converted >= act {
+				t.Errorf("%d values converted between FP32 and BF16 in a step, want fewer than one activation (%d)", converted, act)
+			}
+			if !c.full {
+				// The frozen conditioning, text encoder and patch embedding get no backward
+				// pass (DiT.BackwardParams): the blocks' and the final layer's norms are the
+				// only ones, the captions' embedding and pooling are not differentiated.
+				kernels := map[string]int{}
+				for _, l := range drv.kernels {
+					kernels[l.name]++
+				}
+				if n := kernels["layernorm_modulate_backward"]; n != 2*cfg.Depth+1 {
+					t.Errorf("%d launches of layernorm_modulate_backward, want the blocks' and the final layer's %d", n, 2*cfg.Depth+1)
+				}
+				for _, k := range []string{"embedding_backward", "mean_pool_backward"} {
+					if kernels[k] != 0 {
+						t.Errorf("%d launches of %s: a frozen part of the model differentiated", kernels[k], k)
+					}
+				}
+			}
+			if ops := per(0) + per(1) + per(2) + per(4) + per(5); ops > c.budget {
+				t.Errorf("%d stream operations in a step (%d launches, %d products, %d copies and sets), budget %d",
+					ops, per(0), per(1), per(2)+per(4)+per(5), c.budget)
+			}
+			t.Logf("a Flow-DPO step (%s, BF16): %d launches, %d products, %d copies and sets, %d waits, %d values converted",
+				c.name, per(0), per(1), per(2)+per(4)+per(5), per(3), converted)
+		})
 	}
-	per := steadyStep(t, drv, func() { tr.TrainOneStep() })
-	checkBF16Products(t, drv)
-	converted := convertedValues(drv)
-	// The frozen conditioning, text encoder and patch embedding get no backward pass
-	// (DiT.BackwardParams): the blocks' and the final layer's norms are the only ones, the
-	// captions' embedding and pooling are not differentiated.
-	kernels := map[string]int{}
-	for _, l := range drv.kernels {
-		kernels[l.name]++
-	}
-	if n := kernels["layernorm_modulate_backward"]; n != 2*cfg.Depth+1 {
-		t.Errorf("%d launches of layernorm_modulate_backward, want the blocks' and the final layer's %d", n, 2*cfg.Depth+1)
-	}
-	for _, k := range []string{"embedding_backward", "mean_pool_backward"} {
-		if kernels[k] != 0 {
-			t.Errorf("%d launches of %s: a frozen part of the model differentiated", kernels[k], k)
-		}
-	}
-	// 165.6M values (and 346 launches) when the adapter's term was added to the base's FP32
-	// output, which attention then converted.
-	rows := 2 * dpo.DefaultConfig().TrainBatchSize * cfg.SeqLen()
-	if act := rows * cfg.Width; converted >= act {
-		t.Errorf("%d values converted between FP32 and BF16 in a step, want fewer than one activation (%d)", converted, act)
-	}
-	const budget = 600 // 562 when set (226 launches, 336 products), 541 since the frozen parts' backward went
-	if ops := per(0) + per(1) + per(2) + per(4) + per(5); ops > budget {
-		t.Errorf("%d stream operations in a step (%d launches, %d products, %d copies and sets), budget %d",
-			ops, per(0), per(1), per(2)+per(4)+per(5), budget)
-	}
-	t.Logf("a Flow-DPO step (LoRA, BF16): %d launches, %d products, %d copies and sets, %d waits, %d values converted",
-		per(0), per(1), per(2)+per(4)+per(5), per(3), converted)
 }
 
 // TestDiTBaseSampleSteady checks that a BF16 sampling run of DiT-B, once the caches are
