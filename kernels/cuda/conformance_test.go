@@ -52,6 +52,7 @@ var conformanceCases = []struct {
 	{"MMATile", testMMATile},
 	{"Gemm", testGemm},
 	{"GemmStridedBatched", testGemmStridedBatched},
+	{"GemmHalf", testGemmHalf},
 	{"Linear", testLinear},
 	{"LinearBackward", testLinearBackward},
 	{"LinearGelu", testLinearGelu},
@@ -316,6 +317,30 @@ func testLinear(e *env) {
 	}
 	e.dev.SetGemmPrecision(GemmFP32)
 	e.free(x, w, bias)
+}
+
+// testGemmHalf: in BF16 mode a product into a C read by products only (StoreHalf) writes C's
+// BF16 copy alone, and a second one with beta 1 reads it back (a LoRA layer's sum, nn.Linear),
+// which on a GPU is cuBLASLt's default epilogue with a BF16 C in place; against the CPU.
+func testGemmHalf(e *env) {
+	defer func(v float64) { e.dev.bf16Intensity = v }(e.dev.bf16Intensity)
+	e.dev.bf16Intensity = 0
+	e.dev.SetGemmPrecision(GemmBF16)
+	defer e.dev.SetGemmPrecision(GemmFP32)
+	m, n, k, r := 16, 24, 32, 8
+	a, b := e.alignedPair(normals(41, m*k), m, k), e.alignedPair(normals(42, n*k), n, k)
+	u, v := e.alignedPair(normals(43, m*r), m, r), e.alignedPair(normals(44, n*r), n, r)
+	c := e.alignedPair(normals(45, m*n), m, n) // garbage the first product must overwrite
+	e.dev.StoreHalf(c.d)
+	e.dev.Gemm(false, true, m, n, r, 0.5, u.d, v.d, 0, c.d)
+	e.dev.Gemm(false, true, m, n, k, 1, a.d, b.d, 1, c.d)
+	if !e.dev.storageOf(c.d).f32Stale {
+		e.t.Error("GemmHalf: C was not written in BF16 alone (the driver refused a BF16 C, with beta 0 or 1)")
+	}
+	e.cpu.Gemm(false, true, m, n, r, 0.5, u.c, v.c, 0, c.c)
+	e.cpu.Gemm(false, true, m, n, k, 1, a.c, b.c, 1, c.c)
+	e.check("GemmHalf", c, precTol(GemmBF16, k), 1e-2)
+	e.free(a, b, u, v, c)
 }
 
 func testGemmStridedBatched(e *env) {
