@@ -39,3 +39,6 @@ func TestConformanceGPU(t *testing.T) {
 func TestHalfCopyDiTBlockGPU(t *testing.T) {
 	checkHalfCopyDiTBlock(t, func() *Device { return openGPU(t) }, 2e-2)
 }
+
+// The profile timed in the stream on the GPU: the real driver's events (checkStreamProfile).
+func TestStreamProfilerGPU(t *testing.T) { checkStreamProfile(t, openGPU(t)) }

@@ -314,3 +314,48 @@ func TestEmuMarks(t *testing.T) {
 		t.Errorf("gaps %v after a read, want none", gaps)
 	}
 }
+
+// checkStreamProfile profiles a few operations on d in the stream (Device.Profile): every
+// launch and product gets a time, and their sum is at most the wall time from the first to
+// the wait that reads them. TestStreamProfilerGPU runs it on the real driver's events.
+func checkStreamProfile(t *testing.T, d *Device) {
+	prof, err := d.Profile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := d.Profile(); again != prof {
+		t.Error("a second Profile made another profiler")
+	}
+	const n = 1 << 14
+	x, y := d.FromHost(normals(1, n), n), d.FromHost(normals(2, n), n)
+	a := d.FromHost(normals(3, 64*64), 64, 64)
+	c := d.New(64, 64)
+	if err := d.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	prof.Reset()
+	t0 := time.Now()
+	for range 5 {
+		d.Add(x, x, y)
+		d.Gemm(false, false, 64, 64, 64, 1, a, a, 0, c)
+	}
+	if err := d.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Since(t0)
+	var total time.Duration
+	calls := 0
+	for _, s := range prof.Stats() {
+		if s.Time <= 0 {
+			t.Errorf("%s: %v over %d calls", s.Name, s.Time, s.Calls)
+		}
+		total += s.Time
+		calls += s.Calls
+	}
+	if calls != 10 || total > wall {
+		t.Errorf("%d operations timed, %v in all, in %v of wall time; want 10, at most the wall time", calls, total, wall)
+	}
+	t.Logf("10 operations: %v in the stream, %v of wall time", total, wall)
+}
+
+func TestStreamProfilerEmulated(t *testing.T) { checkStreamProfile(t, NewEmulated()) }
