@@ -250,3 +250,39 @@ func TestScoreCUDAMatchesCPU(t *testing.T) {
 		}
 	}
 }
+
+// Pretraining a tiny model on the fixture dataset for 3 steps logs the CPU's losses (a mean
+// squared error, to float32 rounding), in FP32.
+func TestPretrainCUDAMatchesCPU(t *testing.T) {
+	targets := cudaTargets(t)
+	data := fixtureDataset(t)
+	dir := t.TempDir()
+	pretrain := func(dev string) []float64 {
+		out := filepath.Join(dir, dev)
+		var stdout, stderr bytes.Buffer
+		if code := Main(append([]string{"--device", dev}, tinyPretrainArgs(data, out, "3")...), &stdout, &stderr); code != exitOK {
+			t.Fatalf("%s: exit %d: %s", dev, code, stderr.String())
+		}
+		logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
+		var losses []float64
+		for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
+			var e diffusion.LogEntry
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("%s: logs.jsonl: %v: %s", dev, err, l)
+			}
+			losses = append(losses, e.Loss)
+		}
+		if len(losses) != 3 {
+			t.Fatalf("%s: %d steps logged, want 3", dev, len(losses))
+		}
+		return losses
+	}
+	cpu := pretrain("cpu")
+	for _, c := range targets {
+		for i, l := range pretrain(c.name) {
+			if !closeTo(cpu[i], l, 1e-4) {
+				t.Errorf("step %d: loss %v on the CPU, %v on %s", i+1, cpu[i], l, c.name)
+			}
+		}
+	}
+}
