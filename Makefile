@@ -457,7 +457,7 @@ clean:
 #   make build-cuda  bin/align-cuda with the CUDA device (build tag cuda; CUDA 12 toolkit, a GPU to run)
 #   make test-cuda   the kernels/cuda tests with the GPU besides the emulation: conformance of every kernel,
 #                    a DiT training step and a sampling run, each against the CPU device; then the align
-#                    command's sampling, fine-tuning and scoring on the GPU against the CPU
+#                    command's sampling, pretraining, fine-tuning and scoring on the GPU against the CPU
 #   make cuda-test-binary  bin/cuda.test, the kernels/cuda test binary with the CUDA device, and bin/cmd.test,
 #                    the align command's (its *CUDAMatchesCPU tests), built here without a GPU or toolkit (cuda.h
 #                    from pip, stub libcuda/libcublas/libcublasLt) for a GPU machine without Go:

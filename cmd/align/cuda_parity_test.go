@@ -20,9 +20,9 @@ import (
 )
 
 // The CUDA devices against the CPU at the command line: sampling (plain, and Flow-NRG with
-// FK), fine-tuning and scoring give the CPU's results. The emulation runs in every test
-// run; a GPU where this test binary is built with -tags cuda (scripts/gpu/build.sh
-// cmd-test) and runs on a GPU machine (scripts/gpu/run-tests.sh).
+// FK), pretraining, fine-tuning and scoring give the CPU's results. The emulation runs in
+// every test run; a GPU where this test binary is built with -tags cuda
+// (scripts/gpu/build.sh cmd-test) and runs on a GPU machine (scripts/gpu/run-tests.sh).
 
 // cudaTarget is a CUDA device these tests compare with the CPU.
 type cudaTarget struct {

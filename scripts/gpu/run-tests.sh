@@ -4,7 +4,7 @@
 # device), the kernel and DiT benchmarks (PyTorch peer where python3 has torch with CUDA)
 # and the whole package; logs into LOGDIR (the DiT benchmark verbose: its profiles in full).
 # With CMD_BINARY (bin/cmd.test), after the benchmarks, the align command's sampling,
-# fine-tuning and scoring on the GPU against the CPU (its *CUDAMatchesCPU tests).
+# pretraining, fine-tuning and scoring on the GPU against the CPU (its *CUDAMatchesCPU tests).
 # Usage: scripts/gpu/run-tests.sh BINARY LOGDIR [CMD_BINARY]   (from the repository root)
 set -u
 bin=$(realpath "$1")
