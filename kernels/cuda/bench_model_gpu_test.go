@@ -19,7 +19,9 @@
 //	                          PyTorch (scripts/bench/dit_torch.py, when $ALIGN_PYTHON or
 //	                          python3 has torch with CUDA) and the ratios align/PyTorch;
 //	                          finetune-lora/bf16 and finetune-full/bf16: Flow-DPO steps
-//	                          (align finetune's defaults), ms/step and pairs/s;
+//	                          (align finetune's defaults), ms/step and pairs/s, and
+//	                          pytorch-dpo the LoRA step in PyTorch (dit_torch.py
+//	                          --dpo-pairs) as a ratio;
 //	                          profile/<precision> logs where a step's and a sampling run's
 //	                          time goes, per kernel and GEMM shape, timed in the stream
 //	                          (profile.go), profile/bf16-isolated each operation on its own
@@ -245,6 +247,10 @@ var (
 	torchOnce  sync.Once
 	torchRes   *torchResult
 	torchErr   error
+	// The PyTorch peer's Flow-DPO run (--dpo-pairs), a process of its own.
+	torchDPOOnce sync.Once
+	torchDPORes  *torchResult
+	torchDPOErr  error
 )
 
 func BenchmarkDiTBase(b *testing.B) {
@@ -417,8 +423,36 @@ func BenchmarkDiTBase(b *testing.B) {
 			b.ReportMetric(1e3*sec, "ms/step")
 			b.ReportMetric(pairs/sec, "pairs/s")
 			b.Logf("Flow-DPO fine-tuning (%s), BF16: %.2f ms a step of %.0f pairs, %.1f pairs/s", name, 1e3*sec, pairs, pairs/sec)
+			ditMu.Lock()
+			ditResults["finetune-"+name+"/bf16"] = pairs / sec
+			ditMu.Unlock()
 		})
 	}
+	// The same LoRA step in PyTorch (PEFT's way of computing the adapters, autocast to
+	// bfloat16), as a ratio.
+	b.Run("pytorch-dpo", func(b *testing.B) {
+		py, err := torchPython()
+		if err != nil {
+			b.Skip(err)
+		}
+		torchDPOOnce.Do(func() { torchDPORes, torchDPOErr = runTorch(py, torchDPOArgs(cfg, 5)) })
+		if torchDPOErr != nil {
+			b.Fatal(torchDPOErr)
+		}
+		v, ok := torchDPORes.Variants["bf16"]
+		if !ok || !(v.DPOPairsPerS > 0) {
+			b.Fatalf("%s --dpo-pairs: no bf16 result", torchScript)
+		}
+		b.ReportMetric(v.DPOPairsPerS, "dpo_lora_bf16_pairs/s")
+		line := fmt.Sprintf("%s Flow-DPO fine-tuning (lora), bf16: PyTorch %.1f pairs/s", torchDPORes.Framework, v.DPOPairsPerS)
+		ditMu.Lock()
+		if ours, ok := ditResults["finetune-lora/bf16"]; ok {
+			b.ReportMetric(ours/v.DPOPairsPerS, "dpo_lora_bf16_align/torch")
+			line += fmt.Sprintf("; align %.1f pairs/s (%.2fx)", ours, ours/v.DPOPairsPerS)
+		}
+		ditMu.Unlock()
+		b.Log(line)
+	})
 	// What each BF16 feature buys: the BF16 step and sampling run with one of them off, in the
 	// same run as the full BF16 figures above (ratios logged by "ablations").
 	for _, a := range bf16Ablations {

@@ -177,12 +177,24 @@ func torchArgs(cfg diffusion.ModelConfig, trainB, sampleB, steps, repeats int) [
 		"--steps", it(steps), "--guidance", "4", "--repeats", it(repeats), "--variants", "fp32,tf32,bf16"}
 }
 
+// torchDPOArgs are the script's flags for its Flow-DPO steps (newDPOTrainer's: align
+// finetune's defaults), in BF16.
+func torchDPOArgs(cfg diffusion.ModelConfig, repeats int) []string {
+	c := dpo.DefaultConfig()
+	args := torchArgs(cfg, ditTrainBatch, ditSampleBatch, ditSteps, repeats)
+	args = append(args[:len(args)-2], "--variants", "bf16", "--dpo-pairs", strconv.Itoa(c.TrainBatchSize),
+		"--lora-rank", strconv.Itoa(c.LoRA.Rank), "--beta-dpo", strconv.FormatFloat(c.BetaDPO, 'g', -1, 64))
+	return args
+}
+
 // torchVariant is the script's result for one precision.
 type torchVariant struct {
 	TrainS           float64 `json:"train_s"`
 	TrainSamplesPerS float64 `json:"train_samples_per_s"`
 	SampleS          float64 `json:"sample_s"`
 	ImagesPerS       float64 `json:"images_per_s"`
+	DPOS             float64 `json:"dpo_s"` // with --dpo-pairs
+	DPOPairsPerS     float64 `json:"dpo_pairs_per_s"`
 }
 
 // torchResult is the script's JSON line.
@@ -269,10 +281,14 @@ func TestDiTBenchWorkload(t *testing.T) {
 	for _, m := range regexp.MustCompile(`add_argument\("(--[a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
 		known[m[1]] = true
 	}
-	for _, a := range torchArgs(w.cfg, 3, 2, 2, 1) {
+	for _, a := range append(torchArgs(w.cfg, 3, 2, 2, 1), torchDPOArgs(w.cfg, 1)...) {
 		if strings.HasPrefix(a, "--") && !known[a] {
 			t.Errorf("%s has no flag %s", torchScript, a)
 		}
+	}
+	// align finetune's LoRA alpha is the script's: 2*rank.
+	if c := dpo.DefaultLoRAConfig(); c.Alpha != 2*float64(c.Rank) {
+		t.Errorf("LoRA alpha %v for rank %d: the PyTorch peer's adapters use 2*rank", c.Alpha, c.Rank)
 	}
 }
 

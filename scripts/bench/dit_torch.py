@@ -22,7 +22,16 @@ activations where autocast keeps them, FP32 weights and optimizer). Attention is
 torch.nn.functional.scaled_dot_product_attention, as a PyTorch user would write it.
 Prints one JSON line; the Go benchmark runs this script in the same run and prints ratios.
 
+With --dpo-pairs P, the script measures instead a Flow-DPO step as align finetune's defaults
+run it (dpo/): LoRA adapters of rank --lora-rank (alpha 2*rank) on every block's qkv and proj,
+written as PEFT's LoRA layers compute them (the base frozen, y = base(x) + s B(A(x))), the
+reference's forward with the adapters off and without gradients, then the policy's forward
+and backward on the 2P samples (winners, then losers, one t and noise per pair), the loss
+-log sigmoid(-beta/2 ((e_w - e_ref_w) - (e_l - e_ref_l))), clip_grad_norm_(1.0) and AdamW on
+the adapters: seconds per step and pairs/s per variant.
+
     python3 scripts/bench/dit_torch.py --width 768 --depth 12 --heads 12 --patch 2 --image-size 32
+    python3 scripts/bench/dit_torch.py ... --dpo-pairs 8 --variants bf16
 """
 import argparse
 import json
@@ -80,6 +89,26 @@ class TransformerBlock(nn.Module):
     def forward(self, x, kb):
         x = x + self.attn(self.norm1(x), kb)
         return x + self.mlp(self.norm2(x))
+
+
+class LoRALinear(nn.Module):
+    """A frozen nn.Linear with a LoRA adapter, as PEFT computes it: base(x) + s B(A(x)), A
+    drawn from N(0, 1/r^2) and B zero (nn/lora.go's initialisation)."""
+
+    def __init__(self, base, r):
+        super().__init__()
+        self.base = base
+        self.base.requires_grad_(False)
+        self.A = nn.Parameter(torch.randn(r, base.in_features, device=base.weight.device) / r)
+        self.B = nn.Parameter(torch.zeros(base.out_features, r, device=base.weight.device))
+        self.s = 2.0  # alpha / r with alpha = 2 r
+        self.enabled = True
+
+    def forward(self, x):
+        y = self.base(x)
+        if self.enabled:
+            y = y + self.s * F.linear(F.linear(x, self.A), self.B)
+        return y
 
 
 def modulate(x, shift, scale):
@@ -167,6 +196,29 @@ def prompts(a, B, dev, null=False):
     return ids.to(dev), kb.to(dev), mask.to(dev)
 
 
+def timed(fn, warmup, n):
+    """The median of n timed calls of fn after warmup untimed ones, and the n times. Each
+    repeat is timed on its own and the median reported: eager PyTorch is limited by its
+    host-side dispatch at this size, and one slow repeat (seen: a BF16 step at 643 samples/s
+    in one run, 945 in another) would otherwise count against it. align's side reports the
+    mean, so the ratio errs in PyTorch's favour."""
+
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
 def bench(a, model, dev, bf16=False):
     shape = (a.channels, a.image_size, a.image_size)
     B = a.train_batch
@@ -210,30 +262,61 @@ def bench(a, model, dev, bf16=False):
             x = x + (sigmas[i + 1] - sigmas[i]) * (vu + a.guidance * (vc - vu))
         return x
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    # Each repeat is timed on its own and the median reported: eager PyTorch is limited by its
-    # host-side dispatch at this size, and one slow repeat (seen: a BF16 step at 643 samples/s
-    # in one run, 945 in another) would otherwise count against it. align's side reports the
-    # mean, so the ratio errs in PyTorch's favour.
-    def timed(fn, warmup, n):
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(n):
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times), times
-
     ts, tr = timed(train_step, 3, a.repeats)
     ss, sr = timed(sample, 1, max(1, a.repeats // 2))
     return {"train_s": ts, "train_samples_per_s": B / ts, "sample_s": ss, "images_per_s": S / ss,
             "train_repeats_s": tr, "sample_repeats_s": sr}
+
+
+def bench_dpo(a, model, dev, bf16=False):
+    """Flow-DPO steps through LoRA adapters on model (apply_lora): pairs/s."""
+    shape = (a.channels, a.image_size, a.image_size)
+    P = a.dpo_pairs
+    x0 = torch.rand(2 * P, *shape, device=dev) * 2 - 1  # winners, then losers
+    ids, kb, mask = prompts(a, P, dev)
+    ids, kb, mask = torch.cat([ids, ids]), torch.cat([kb, kb]), torch.cat([mask, mask])
+    loras = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    params = [p for m in loras for p in (m.A, m.B)]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0)
+
+    def autocast():
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def errors(v, target):
+        return ((v.float() - target) ** 2).mean(dim=(1, 2, 3))
+
+    def step():
+        t = torch.sigmoid(torch.randn(P, device=dev)).repeat(2)
+        eps = torch.randn(P, *shape, device=dev).repeat(2, 1, 1, 1)
+        tb = t[:, None, None, None]
+        xt = (1 - tb) * x0 + tb * eps
+        target = eps - x0
+        with torch.no_grad(), autocast():
+            for m in loras:
+                m.enabled = False
+            e_ref = errors(model(xt, t, ids, kb, mask), target)
+            for m in loras:
+                m.enabled = True
+        with autocast():
+            e = errors(model(xt, t, ids, kb, mask), target)
+        d = (e - e_ref)[:P] - (e - e_ref)[P:]
+        loss = -F.logsigmoid(-a.beta_dpo / 2 * d).mean()
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss
+
+    sec, reps = timed(step, 3, a.repeats)
+    return {"dpo_s": sec, "dpo_pairs_per_s": P / sec, "dpo_repeats_s": reps}
+
+
+def apply_lora(model, r):
+    """LoRA adapters on every DiT block's qkv and proj (align finetune's default targets)."""
+    model.requires_grad_(False)
+    for blk in model.blocks:
+        blk.attn.qkv = LoRALinear(blk.attn.qkv, r)
+        blk.attn.proj = LoRALinear(blk.attn.proj, r)
 
 
 def main():
@@ -257,6 +340,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--variants", default="fp32,tf32,bf16")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--dpo-pairs", type=int, default=0)
+    ap.add_argument("--lora-rank", type=int, default=16)
+    ap.add_argument("--beta-dpo", type=float, default=2000)
     a = ap.parse_args()
 
     dev = torch.device(a.device)
@@ -264,6 +350,9 @@ def main():
     model = DiT(a).to(dev)
     out = {"framework": "torch " + torch.__version__, "params": sum(p.numel() for p in model.parameters()),
            "train_batch": a.train_batch, "sample_batch": a.sample_batch, "steps": a.steps, "variants": {}}
+    if a.dpo_pairs > 0:
+        apply_lora(model, a.lora_rank)
+        out["dpo_pairs"] = a.dpo_pairs
     out["device"] = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     for v in a.variants.split(","):
         if v not in ("fp32", "tf32", "bf16"):
@@ -271,7 +360,8 @@ def main():
         tf32 = v != "fp32"
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-        out["variants"][v] = bench(a, model, dev, bf16=v == "bf16")  # --device cpu: a quick check of the script
+        run = bench_dpo if a.dpo_pairs > 0 else bench
+        out["variants"][v] = run(a, model, dev, bf16=v == "bf16")  # --device cpu: a quick check of the script
     if dev.type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
     print(json.dumps(out))
