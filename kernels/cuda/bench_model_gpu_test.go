@@ -21,7 +21,8 @@
 //	                          finetune-lora/bf16 and finetune-full/bf16: Flow-DPO steps
 //	                          (align finetune's defaults), ms/step and pairs/s, and
 //	                          pytorch-dpo the LoRA step in PyTorch (dit_torch.py
-//	                          --dpo-pairs) as a ratio;
+//	                          --dpo-pairs) as a ratio; pytorch-batch-1 PyTorch's sampling
+//	                          one image at a time against align's;
 //	                          profile/<precision> logs where a step's and a sampling run's
 //	                          time goes, per kernel and GEMM shape, timed in the stream
 //	                          (profile.go), profile/bf16-isolated each operation on its own
@@ -247,10 +248,14 @@ var (
 	torchOnce  sync.Once
 	torchRes   *torchResult
 	torchErr   error
-	// The PyTorch peer's Flow-DPO run (--dpo-pairs), a process of its own.
+	// The PyTorch peer's Flow-DPO run (--dpo-pairs) and batch-1 sampling (--sample-only),
+	// processes of their own.
 	torchDPOOnce sync.Once
 	torchDPORes  *torchResult
 	torchDPOErr  error
+	torchB1Once  sync.Once
+	torchB1Res   *torchResult
+	torchB1Err   error
 )
 
 func BenchmarkDiTBase(b *testing.B) {
@@ -526,6 +531,29 @@ func BenchmarkDiTBase(b *testing.B) {
 			}
 		})
 	}
+	// Sampling one image at a time in PyTorch (its host-side dispatch at every operation), as a
+	// ratio.
+	b.Run("pytorch-batch-1", func(b *testing.B) {
+		py, err := torchPython()
+		if err != nil {
+			b.Skip(err)
+		}
+		torchB1Once.Do(func() { torchB1Res, torchB1Err = runTorch(py, torchBatch1Args(cfg, 5)) })
+		if torchB1Err != nil {
+			b.Fatal(torchB1Err)
+		}
+		v, ok := torchB1Res.Variants["bf16"]
+		if !ok || !(v.ImagesPerS > 0) {
+			b.Fatalf("%s --sample-only: no bf16 result", torchScript)
+		}
+		b.ReportMetric(v.ImagesPerS, "sample_batch1_bf16_images/s")
+		line := fmt.Sprintf("%s BF16 sampling at batch 1: PyTorch %.2f images/s", torchB1Res.Framework, v.ImagesPerS)
+		if on, ok := small[true]; ok {
+			b.ReportMetric(on/v.ImagesPerS, "sample_batch1_bf16_align/torch")
+			line += fmt.Sprintf("; align %.2f images/s (%.2fx)", on, on/v.ImagesPerS)
+		}
+		b.Log(line)
+	})
 	for _, p := range []GemmPrecision{GemmFP32, GemmTF32} {
 		profile(p.String(), p, 0, false)
 	}

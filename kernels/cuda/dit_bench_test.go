@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,6 +188,13 @@ func torchDPOArgs(cfg diffusion.ModelConfig, repeats int) []string {
 	return args
 }
 
+// torchBatch1Args are the script's flags for sampling one image at a time in BF16, without
+// the training step.
+func torchBatch1Args(cfg diffusion.ModelConfig, repeats int) []string {
+	args := torchArgs(cfg, ditTrainBatch, 1, ditSteps, repeats)
+	return append(args[:len(args)-2], "--variants", "bf16", "--sample-only")
+}
+
 // torchVariant is the script's result for one precision.
 type torchVariant struct {
 	TrainS           float64 `json:"train_s"`
@@ -281,7 +289,7 @@ func TestDiTBenchWorkload(t *testing.T) {
 	for _, m := range regexp.MustCompile(`add_argument\("(--[a-z0-9-]+)"`).FindAllStringSubmatch(string(src), -1) {
 		known[m[1]] = true
 	}
-	for _, a := range append(torchArgs(w.cfg, 3, 2, 2, 1), torchDPOArgs(w.cfg, 1)...) {
+	for _, a := range slices.Concat(torchArgs(w.cfg, 3, 2, 2, 1), torchDPOArgs(w.cfg, 1), torchBatch1Args(w.cfg, 1)) {
 		if strings.HasPrefix(a, "--") && !known[a] {
 			t.Errorf("%s has no flag %s", torchScript, a)
 		}

@@ -32,6 +32,8 @@ the adapters: seconds per step and pairs/s per variant.
 
     python3 scripts/bench/dit_torch.py --width 768 --depth 12 --heads 12 --patch 2 --image-size 32
     python3 scripts/bench/dit_torch.py ... --dpo-pairs 8 --variants bf16
+
+--sample-only leaves out the training step (sampling one image at a time: --sample-batch 1).
 """
 import argparse
 import json
@@ -262,10 +264,13 @@ def bench(a, model, dev, bf16=False):
             x = x + (sigmas[i + 1] - sigmas[i]) * (vu + a.guidance * (vc - vu))
         return x
 
-    ts, tr = timed(train_step, 3, a.repeats)
+    out = {}
+    if not a.sample_only:
+        ts, tr = timed(train_step, 3, a.repeats)
+        out.update(train_s=ts, train_samples_per_s=B / ts, train_repeats_s=tr)
     ss, sr = timed(sample, 1, max(1, a.repeats // 2))
-    return {"train_s": ts, "train_samples_per_s": B / ts, "sample_s": ss, "images_per_s": S / ss,
-            "train_repeats_s": tr, "sample_repeats_s": sr}
+    out.update(sample_s=ss, images_per_s=S / ss, sample_repeats_s=sr)
+    return out
 
 
 def bench_dpo(a, model, dev, bf16=False):
@@ -340,6 +345,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--variants", default="fp32,tf32,bf16")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--sample-only", action="store_true")
     ap.add_argument("--dpo-pairs", type=int, default=0)
     ap.add_argument("--lora-rank", type=int, default=16)
     ap.add_argument("--beta-dpo", type=float, default=2000)

@@ -20,7 +20,7 @@ timeout 100 "$bin" -test.run '^$' -test.bench 'LayerNorm|Attention|Gemm|Bandwidt
 echo "kernel benchmarks: rc=$? (${SECONDS} s in)"
 timeout 330 "$bin" -test.v -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
 echo "DiT benchmarks: rc=$? (${SECONDS} s in)"
-grep -E "^Benchmark.*ns/op|align train|buys|dense BF16 peak|Flow-DPO" "$logs/bench-dit.log" | sort -u
+grep -E "^Benchmark.*ns/op|align train|buys|dense BF16 peak|Flow-DPO|PyTorch" "$logs/bench-dit.log" | sort -u
 # where the BF16 step's time goes, by kind of work (the profile timed in the stream)
 awk '/training step, batch [0-9]+, bf16:/ {p = 1} p && /by kind/ {print} p && /sampling, / {exit}' "$logs/bench-dit.log"
 if [ -n "$cmdbin" ]; then
