@@ -245,18 +245,32 @@ func ablationKinds(trainOnly bool) []string {
 var (
 	ditMu      sync.Mutex
 	ditResults = map[string]float64{} // "train/fp32" -> samples/s, "sample/fp32" -> images/s
-	torchOnce  sync.Once
-	torchRes   *torchResult
-	torchErr   error
-	// The PyTorch peer's Flow-DPO run (--dpo-pairs) and batch-1 sampling (--sample-only),
-	// processes of their own.
-	torchDPOOnce sync.Once
-	torchDPORes  *torchResult
-	torchDPOErr  error
-	torchB1Once  sync.Once
-	torchB1Res   *torchResult
-	torchB1Err   error
+	// The PyTorch peer's runs, each a process of its own: pretraining and sampling, the
+	// Flow-DPO step (--dpo-pairs), sampling one image at a time (--sample-only).
+	torchMain, torchDPO, torchBatch1 torchRun
 )
+
+// torchRun is one run of the PyTorch peer, shared by the calls of its sub-benchmark (the
+// testing package calls one more than once).
+type torchRun struct {
+	once sync.Once
+	res  *torchResult
+	err  error
+}
+
+// result runs the script with args on the first call and returns its result; it skips b
+// where no PyTorch with CUDA is at hand.
+func (r *torchRun) result(b *testing.B, args []string) *torchResult {
+	py, err := torchPython()
+	if err != nil {
+		b.Skip(err)
+	}
+	r.once.Do(func() { r.res, r.err = runTorch(py, args) })
+	if r.err != nil {
+		b.Fatal(r.err)
+	}
+	return r.res
+}
 
 func BenchmarkDiTBase(b *testing.B) {
 	cfg := ditBaseConfig()
@@ -376,15 +390,7 @@ func BenchmarkDiTBase(b *testing.B) {
 		})
 	}
 	b.Run("pytorch", func(b *testing.B) {
-		py, err := torchPython()
-		if err != nil {
-			b.Skip(err)
-		}
-		torchOnce.Do(func() { torchRes, torchErr = runTorch(py, torchArgs(cfg, ditTrainBatch, ditSampleBatch, ditSteps, 5)) })
-		if torchErr != nil {
-			b.Fatal(torchErr)
-		}
-		r := torchRes
+		r := torchMain.result(b, torchArgs(cfg, ditTrainBatch, ditSampleBatch, ditSteps, 5))
 		if r.Params != cfg.ParamCount() {
 			b.Logf("the PyTorch model has %d parameters, align's %d: the comparison is off", r.Params, cfg.ParamCount())
 		}
@@ -436,20 +442,13 @@ func BenchmarkDiTBase(b *testing.B) {
 	// The same LoRA step in PyTorch (PEFT's way of computing the adapters, autocast to
 	// bfloat16), as a ratio.
 	b.Run("pytorch-dpo", func(b *testing.B) {
-		py, err := torchPython()
-		if err != nil {
-			b.Skip(err)
-		}
-		torchDPOOnce.Do(func() { torchDPORes, torchDPOErr = runTorch(py, torchDPOArgs(cfg, 5)) })
-		if torchDPOErr != nil {
-			b.Fatal(torchDPOErr)
-		}
-		v, ok := torchDPORes.Variants["bf16"]
+		r := torchDPO.result(b, torchDPOArgs(cfg, 5))
+		v, ok := r.Variants["bf16"]
 		if !ok || !(v.DPOPairsPerS > 0) {
 			b.Fatalf("%s --dpo-pairs: no bf16 result", torchScript)
 		}
 		b.ReportMetric(v.DPOPairsPerS, "dpo_lora_bf16_pairs/s")
-		line := fmt.Sprintf("%s Flow-DPO fine-tuning (lora), bf16: PyTorch %.1f pairs/s", torchDPORes.Framework, v.DPOPairsPerS)
+		line := fmt.Sprintf("%s Flow-DPO fine-tuning (lora), bf16: PyTorch %.1f pairs/s", r.Framework, v.DPOPairsPerS)
 		ditMu.Lock()
 		if ours, ok := ditResults["finetune-lora/bf16"]; ok {
 			b.ReportMetric(ours/v.DPOPairsPerS, "dpo_lora_bf16_align/torch")
@@ -534,20 +533,13 @@ func BenchmarkDiTBase(b *testing.B) {
 	// Sampling one image at a time in PyTorch (its host-side dispatch at every operation), as a
 	// ratio.
 	b.Run("pytorch-batch-1", func(b *testing.B) {
-		py, err := torchPython()
-		if err != nil {
-			b.Skip(err)
-		}
-		torchB1Once.Do(func() { torchB1Res, torchB1Err = runTorch(py, torchBatch1Args(cfg, 5)) })
-		if torchB1Err != nil {
-			b.Fatal(torchB1Err)
-		}
-		v, ok := torchB1Res.Variants["bf16"]
+		r := torchBatch1.result(b, torchBatch1Args(cfg, 5))
+		v, ok := r.Variants["bf16"]
 		if !ok || !(v.ImagesPerS > 0) {
 			b.Fatalf("%s --sample-only: no bf16 result", torchScript)
 		}
 		b.ReportMetric(v.ImagesPerS, "sample_batch1_bf16_images/s")
-		line := fmt.Sprintf("%s BF16 sampling at batch 1: PyTorch %.2f images/s", torchB1Res.Framework, v.ImagesPerS)
+		line := fmt.Sprintf("%s BF16 sampling at batch 1: PyTorch %.2f images/s", r.Framework, v.ImagesPerS)
 		if on, ok := small[true]; ok {
 			b.ReportMetric(on/v.ImagesPerS, "sample_batch1_bf16_align/torch")
 			line += fmt.Sprintf("; align %.2f images/s (%.2fx)", on, on/v.ImagesPerS)
