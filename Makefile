@@ -469,6 +469,10 @@ clean:
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,
 #                    training and sampling of a 132M-parameter DiT, and the same model in PyTorch where
 #                    ALIGN_PYTHON (default python3) has torch with CUDA
+#   make test-sanitize  the kernels/cuda tests with the emulated kernels (and the device's Go) under
+#                    AddressSanitizer and UndefinedBehaviorSanitizer: a GPU faults on a misaligned vector
+#                    access and reads garbage past a buffer where x86 would not; here each fails the test
+#                    with the kernel's file and line (CI runs it after make test)
 #   make sass-stats  without a GPU: registers, shared memory, spills and each loop's instruction mix
 #                    (instructions per HMMA) of the tensor-core attention kernels as ptxas assembles
 #                    them for sm_90 (SASS_FAMILY, SASS_KERNELS to pick others; cuobjdump and nvdisasm
@@ -485,7 +489,7 @@ CUDA_H_DIR   := third_party/cuda-include
 CUDA_INC      = $(if $(wildcard $(CUDA_HOME)/include/cuda.h),$(CUDA_HOME)/include,$(CURDIR)/$(CUDA_H_DIR))
 CUDA_CGO     := CGO_CFLAGS="-I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs"
 
-.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary cuda-cli-binary-noembed sass-stats
+.PHONY: ptx ptx-tools cuda-check vet-cuda build-cuda test-cuda bench-cuda cuda-test-binary cuda-cli-binary cuda-cli-binary-noembed sass-stats test-sanitize
 
 test: ptx-tools
 
@@ -549,6 +553,11 @@ build-cuda: cuda-check
 test-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -v -timeout 20m $(CUDA_PKG)
 	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -run 'CUDAMatchesCPU' -v ./cmd/align
+
+# -fsanitize=undefined includes the alignment check; vptr needs RTTI the kernels do not use.
+SANITIZE_CXXFLAGS := -O1 -fsanitize=undefined -fno-sanitize=vptr -fno-sanitize-recover=all
+test-sanitize: setup
+	CGO_CXXFLAGS="$(SANITIZE_CXXFLAGS)" CGO_LDFLAGS="-fsanitize=undefined" $(GO) test -asan -count=1 -timeout 20m $(CUDA_PKG)
 
 bench-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench 'LayerNorm|Attention|Gemm|Bandwidth' -benchtime 20x $(CUDA_PKG)

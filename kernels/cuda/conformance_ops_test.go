@@ -99,20 +99,31 @@ func layerNormCases(e *env, sizes [][2]int) {
 	}
 }
 
-// testModulateGateVec runs the forward kernels' vector paths (C % 4 == 0, aligned
-// tensors), bit for bit against the CPU device as their scalar loops are checked.
+// testModulateGateVec runs the forward kernels at a width their vector paths take (C % 4 ==
+// 0), bit for bit against the CPU device as their scalar loops are checked: on aligned tensors
+// (the vector path), then with each operand in turn one float off (the scalar loop: a GPU
+// faults on a 16-byte access to an address that is not a multiple of 16, which make
+// test-sanitize's alignment check finds in the emulation).
 func testModulateGateVec(e *env) {
 	B, T, C := 3, 7, 36
-	x, y := e.alignedPair(normals(30, B*T*C), B, T, C), e.alignedPair(normals(37, B*T*C), B, T, C)
-	sh, sc := e.alignedPair(normals(31, B*C), B, C), e.alignedPair(normals(32, B*C), B, C)
-	out := e.alignedPair(nil, B, T, C)
-	e.dev.ModulateForward(out.d, x.d, sh.d, sc.d, B, T, C)
-	e.cpu.ModulateForward(out.c, x.c, sh.c, sc.c, B, T, C)
-	e.same("ModulateForward (vector path)", out)
-	e.dev.GateForward(out.d, x.d, sh.d, y.d, B, T, C)
-	e.cpu.GateForward(out.c, x.c, sh.c, y.c, B, T, C)
-	e.same("GateForward (vector path)", out)
-	e.free(x, y, sh, sc, out)
+	for off := -1; off < 5; off++ { // the operand one float off (out, x, shift, scale, y), none at -1
+		newPair := func(i int) func([]float32, ...int) pair {
+			if i == off {
+				return e.pair
+			}
+			return e.alignedPair
+		}
+		out, x := newPair(0)(nil, B, T, C), newPair(1)(normals(30, B*T*C), B, T, C)
+		sh, sc := newPair(2)(normals(31, B*C), B, C), newPair(3)(normals(32, B*C), B, C)
+		y := newPair(4)(normals(37, B*T*C), B, T, C)
+		e.dev.ModulateForward(out.d, x.d, sh.d, sc.d, B, T, C)
+		e.cpu.ModulateForward(out.c, x.c, sh.c, sc.c, B, T, C)
+		e.same(fmt.Sprintf("ModulateForward (operand %d off)", off), out)
+		e.dev.GateForward(out.d, x.d, sh.d, y.d, B, T, C)
+		e.cpu.GateForward(out.c, x.c, sh.c, y.c, B, T, C)
+		e.same(fmt.Sprintf("GateForward (operand %d off)", off), out)
+		e.free(x, y, sh, sc, out)
+	}
 }
 
 func testModulate(e *env) {
@@ -505,6 +516,27 @@ func testAdamW(e *env) {
 		e.check("AdamWEach", x, tol32, eps32)
 	}
 	e.free(p, g, m, v, q, gq, mq, vq)
+	// adamw_chunks at a length its vector path takes (n % 4 == 0): aligned, then each of
+	// param, grad, m and v in turn one float off (testModulateGateVec says why).
+	for off := -1; off < 4; off++ {
+		n := 1000
+		ts := make([]pair, 4)
+		for i, data := range [][]float32{normals(61, n), normals(62, n), nil, nil} {
+			if i == off {
+				ts[i] = e.pair(data, n)
+			} else {
+				ts[i] = e.alignedPair(data, n)
+			}
+		}
+		p, g, m, v := ts[0], ts[1], ts[2], ts[3]
+		h := []kernels.AdamWParams{kernelsAdamW(2)}
+		e.dev.AdamWEach([]*kernels.Tensor{p.d}, []*kernels.Tensor{g.d}, []*kernels.Tensor{m.d}, []*kernels.Tensor{v.d}, h)
+		e.cpu.AdamWEach([]*kernels.Tensor{p.c}, []*kernels.Tensor{g.c}, []*kernels.Tensor{m.c}, []*kernels.Tensor{v.c}, h)
+		for _, x := range []pair{p, m, v} {
+			e.check(fmt.Sprintf("AdamWEach (n %% 4 == 0, operand %d off)", off), x, tol32, eps32)
+		}
+		e.free(ts...)
+	}
 }
 
 func testRand(e *env) {
