@@ -469,7 +469,7 @@ clean:
 #                    the same shapes), GB/s against the memory bandwidth, GEMM against cuBLAS called directly,
 #                    training and sampling of a 132M-parameter DiT, and the same model in PyTorch where
 #                    ALIGN_PYTHON (default python3) has torch with CUDA
-#   make test-sanitize  the kernels/cuda tests with the emulated kernels (and the device's Go) under
+#   make test-sanitize  the kernels/cuda tests and the align command's on the emulated device under
 #                    AddressSanitizer and UndefinedBehaviorSanitizer: a GPU faults on a misaligned vector
 #                    access and reads garbage past a buffer where x86 would not; here each fails the test
 #                    with the kernel's file and line (CI runs it after make test)
@@ -558,6 +558,7 @@ test-cuda: cuda-check
 SANITIZE_CXXFLAGS := -O1 -fsanitize=undefined -fno-sanitize=vptr -fno-sanitize-recover=all
 test-sanitize: setup
 	CGO_CXXFLAGS="$(SANITIZE_CXXFLAGS)" CGO_LDFLAGS="-fsanitize=undefined" $(GO) test -asan -count=1 -timeout 20m $(CUDA_PKG)
+	CGO_CXXFLAGS="$(SANITIZE_CXXFLAGS)" CGO_LDFLAGS="-fsanitize=undefined" $(GO) test -asan -count=1 -run 'CUDAMatchesCPU|ProfileFlag' ./cmd/align
 
 bench-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -run '^$$' -bench 'LayerNorm|Attention|Gemm|Bandwidth' -benchtime 20x $(CUDA_PKG)
