@@ -214,26 +214,6 @@ func BenchmarkGemmVsCublas(b *testing.B) {
 // rest: the small kernels of a step are many, and together as long as the largest products.
 const profileRows = 45
 
-// bf16Ablations are the BF16 mode's features BenchmarkDiTBase turns off one at a time, in
-// the training step, and in sampling too unless they concern the backward pass alone.
-var bf16Ablations = []struct {
-	name      string
-	off       func(d *Device)
-	trainOnly bool
-}{
-	{"copies", func(d *Device) { d.noHalves = true }, false},            // BF16 copies kept with the tensors (halfCopy)
-	{"bf16-only", func(d *Device) { d.noStoreHalf = true }, false},      // activations kept in BF16 alone (StoreHalf)
-	{"mma", func(d *Device) { d.noAttnMMA = true }, false},              // attention on tensor cores
-	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }, true},    // the bias gradient in the BGRADB epilogue
-	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }, false}, // LayerNorm and modulation in one pass
-	{"ln-cols", func(d *Device) { d.noNormColumns = true }, true},       // the modulation's and gates' column sums in the norm's backward pass
-	{"keep-half", func(d *Device) { d.noKeepHalf = true }, false},       // weights converted once (KeepHalf), whatever one product's cost
-	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }, false},    // the MLP's GELU in its products' epilogues
-	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }, false},     // products writing BF16 outputs (qkv, GELU's)
-	{"lazy-zero", func(d *Device) { d.noLazyZero = true }, true},        // ZeroGrad's zeros left pending (lazyZero)
-	{"dq-split", func(d *Device) { d.dqShares = true }, true},           // dQ by attention_backward_dq_mma, not from dkv's shares
-}
-
 // ablationKinds are the runs of ablation a: "train", and "sample" unless a.trainOnly.
 func ablationKinds(trainOnly bool) []string {
 	if trainOnly {
@@ -457,9 +437,9 @@ func BenchmarkDiTBase(b *testing.B) {
 		ditMu.Unlock()
 		b.Log(line)
 	})
-	// What each BF16 feature buys: the BF16 step and sampling run with one of them off, in the
+	// What each feature buys: the BF16 step and sampling run with one of them off, in the
 	// same run as the full BF16 figures above (ratios logged by "ablations").
-	for _, a := range bf16Ablations {
+	for _, a := range deviceFeatures {
 		for _, kind := range ablationKinds(a.trainOnly) {
 			key := kind + "/bf16-" + a.name
 			b.Run(key, func(b *testing.B) {
@@ -490,7 +470,7 @@ func BenchmarkDiTBase(b *testing.B) {
 	b.Run("ablations", func(b *testing.B) {
 		ditMu.Lock()
 		defer ditMu.Unlock()
-		for _, a := range bf16Ablations {
+		for _, a := range deviceFeatures {
 			for _, kind := range ablationKinds(a.trainOnly) {
 				full, okFull := ditResults[kind+"/bf16"]
 				off, okOff := ditResults[kind+"/bf16-"+a.name]

@@ -44,23 +44,33 @@ func openFP32GPU(t *testing.T) *Device {
 }
 
 func TestModelTrainStepGPU(t *testing.T) {
-	checkTrainStep(t, openFP32GPU(t), gpuModelConfig(), 8, gpuModelTol)
+	checkBisecting(t, true, openFP32GPU, func(t *testing.T, d *Device) {
+		checkTrainStep(t, d, gpuModelConfig(), 8, gpuModelTol)
+	})
 }
 
 func TestModelSampleGPU(t *testing.T) {
-	checkSample(t, openFP32GPU(t), gpuModelConfig(), 4, 8, gpuModelTol)
+	checkBisecting(t, false, openFP32GPU, func(t *testing.T, d *Device) {
+		checkSample(t, d, gpuModelConfig(), 4, 8, gpuModelTol)
+	})
 }
 
 // The BF16 mode end to end on the GPU (every product in BF16 where it pays, attention on the
 // tensor-core kernels: 4 heads of 64), within the BF16 tolerance of the emulated run.
-func TestModelTrainStepBF16GPU(t *testing.T) {
+func gpuBF16ModelConfig() diffusion.ModelConfig {
 	cfg := gpuModelConfig()
 	cfg.Width, cfg.Heads = 256, 4
-	checkTrainStep(t, openBF16(openGPU(t)), cfg, 8, bf16ModelTol)
+	return cfg
+}
+
+func TestModelTrainStepBF16GPU(t *testing.T) {
+	checkBisecting(t, true, func(t *testing.T) *Device { return openBF16(openGPU(t)) }, func(t *testing.T, d *Device) {
+		checkTrainStep(t, d, gpuBF16ModelConfig(), 8, bf16ModelTol)
+	})
 }
 
 func TestModelSampleBF16GPU(t *testing.T) {
-	cfg := gpuModelConfig()
-	cfg.Width, cfg.Heads = 256, 4
-	checkSample(t, openBF16(openGPU(t)), cfg, 4, 8, bf16ModelTol)
+	checkBisecting(t, false, func(t *testing.T) *Device { return openBF16(openGPU(t)) }, func(t *testing.T, d *Device) {
+		checkSample(t, d, gpuBF16ModelConfig(), 4, 8, bf16ModelTol)
+	})
 }

@@ -25,6 +25,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
@@ -266,12 +267,19 @@ func tinyModelConfig() diffusion.ModelConfig {
 // loop, so it agrees with the CPU more closely than a GPU does (model_gpu_test.go).
 var emuModelTol = modelTol{Loss: 1e-5, Grad: 1e-4, Sample: 1e-5, SampleMax: 1e-4}
 
+// emulated opens the emulated device (checkBisecting's open).
+func emulated(*testing.T) *Device { return NewEmulated() }
+
 func TestModelTrainStepEmulated(t *testing.T) {
-	checkTrainStep(t, NewEmulated(), tinyModelConfig(), 3, emuModelTol)
+	checkBisecting(t, true, emulated, func(t *testing.T, d *Device) {
+		checkTrainStep(t, d, tinyModelConfig(), 3, emuModelTol)
+	})
 }
 
 func TestModelSampleEmulated(t *testing.T) {
-	checkSample(t, NewEmulated(), tinyModelConfig(), 2, 8, emuModelTol)
+	checkBisecting(t, false, emulated, func(t *testing.T, d *Device) {
+		checkSample(t, d, tinyModelConfig(), 2, 8, emuModelTol)
+	})
 }
 
 // bf16ModelConfig is tinyModelConfig with 64 dims per head, so that BF16 mode runs attention
@@ -299,16 +307,18 @@ func openBF16(d *Device) *Device {
 }
 
 func TestModelTrainStepBF16Emulated(t *testing.T) {
-	checkTrainStep(t, openBF16(NewEmulated()), bf16ModelConfig(), 3, bf16ModelTol)
+	check := func(t *testing.T, d *Device) { checkTrainStep(t, d, bf16ModelConfig(), 3, bf16ModelTol) }
+	checkBisecting(t, true, func(*testing.T) *Device { return openBF16(NewEmulated()) }, check)
 	t.Run("every product in BF16", func(t *testing.T) {
-		checkTrainStep(t, openBF16All(NewEmulated()), bf16ModelConfig(), 3, bf16ModelTol)
+		checkBisecting(t, true, func(*testing.T) *Device { return openBF16All(NewEmulated()) }, check)
 	})
 }
 
 func TestModelSampleBF16Emulated(t *testing.T) {
-	checkSample(t, openBF16(NewEmulated()), bf16ModelConfig(), 2, 8, bf16ModelTol)
+	check := func(t *testing.T, d *Device) { checkSample(t, d, bf16ModelConfig(), 2, 8, bf16ModelTol) }
+	checkBisecting(t, false, func(*testing.T) *Device { return openBF16(NewEmulated()) }, check)
 	t.Run("every product in BF16", func(t *testing.T) {
-		checkSample(t, openBF16All(NewEmulated()), bf16ModelConfig(), 2, 8, bf16ModelTol)
+		checkBisecting(t, false, func(*testing.T) *Device { return openBF16All(NewEmulated()) }, check)
 	})
 }
 
@@ -318,4 +328,56 @@ func TestModelSampleBF16Emulated(t *testing.T) {
 func openBF16All(d *Device) *Device {
 	d.bf16Intensity = 0
 	return openBF16(d)
+}
+
+// deviceFeatures are the device's fusions and BF16 features that can be turned off, one at a
+// time: BenchmarkDiTBase measures what each buys in the BF16 training step, and in sampling
+// too unless it concerns the backward pass alone (trainOnly); after a failed model test,
+// bisectFeatures runs the test again without each.
+var deviceFeatures = []struct {
+	name      string
+	off       func(d *Device)
+	trainOnly bool
+}{
+	{"copies", func(d *Device) { d.noHalves = true }, false},            // BF16 copies kept with the tensors (halfCopy)
+	{"bf16-only", func(d *Device) { d.noStoreHalf = true }, false},      // activations kept in BF16 alone (StoreHalf)
+	{"mma", func(d *Device) { d.noAttnMMA = true }, false},              // attention on tensor cores
+	{"bgrad", func(d *Device) { d.noBiasGradEpilogue = true }, true},    // the bias gradient in the BGRADB epilogue
+	{"ln-mod", func(d *Device) { d.noFusedNormModulate = true }, false}, // LayerNorm and modulation in one pass
+	{"ln-cols", func(d *Device) { d.noNormColumns = true }, true},       // the modulation's and gates' column sums in the norm's backward pass
+	{"keep-half", func(d *Device) { d.noKeepHalf = true }, false},       // weights converted once (KeepHalf), whatever one product's cost
+	{"gelu-epi", func(d *Device) { d.noGeluEpilogue = true }, false},    // the MLP's GELU in its products' epilogues
+	{"bf16-out", func(d *Device) { d.noHalfOutputs = true }, false},     // products writing BF16 outputs (qkv, GELU's)
+	{"lazy-zero", func(d *Device) { d.noLazyZero = true }, true},        // ZeroGrad's zeros left pending (lazyZero)
+	{"dq-split", func(d *Device) { d.dqShares = true }, true},           // dQ by attention_backward_dq_mma, not from dkv's shares
+}
+
+// checkBisecting runs check on a device from open and, where it fails, again as subtests on
+// a fresh device with each of deviceFeatures off in turn (those that concern the backward pass
+// alone only where train): a GPU run whose model test fails then names the features without
+// which it passes ("--- PASS: TestModelTrainStepBF16GPU/without-mma") in the same run.
+func checkBisecting(t *testing.T, train bool, open func(t *testing.T) *Device, check func(t *testing.T, d *Device)) {
+	t.Helper()
+	check(t, open(t))
+	if !t.Failed() {
+		return
+	}
+	var passes []string
+	for _, f := range deviceFeatures {
+		if f.trainOnly && !train {
+			continue
+		}
+		if t.Run("without-"+f.name, func(t *testing.T) {
+			d := open(t)
+			f.off(d)
+			check(t, d)
+		}) {
+			passes = append(passes, f.name)
+		}
+	}
+	if len(passes) == 0 {
+		t.Log("bisection: the check fails with each feature off in turn: no single feature is at fault")
+	} else {
+		t.Logf("bisection: the check passes with %s off", strings.Join(passes, ", or with "))
+	}
 }
