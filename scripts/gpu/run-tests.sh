@@ -15,7 +15,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 cd kernels/cuda
 timeout 150 "$bin" -test.v -test.count=1 -test.run 'GPU' >"$logs/test-gpu.log" 2>&1
 echo "GPU tests: rc=$? (${SECONDS} s in)"
-grep -E "^(--- |ok|FAIL|PASS)|params, batch|largest relative|samples, [0-9]+ steps|compute capability|out of tolerance|disagree" "$logs/test-gpu.log" | head -60
+grep -E "^(--- |ok|FAIL|PASS)|params, batch|largest relative|samples, [0-9]+ steps|compute capability|out of tolerance|disagree|bisection" "$logs/test-gpu.log" | head -60
 timeout 100 "$bin" -test.run '^$' -test.bench 'LayerNorm|Attention|Gemm|Bandwidth' -test.benchtime 20x >"$logs/bench-kernels.log" 2>&1
 echo "kernel benchmarks: rc=$? (${SECONDS} s in)"
 timeout 330 "$bin" -test.v -test.run '^$' -test.bench 'DiTBase' -test.benchtime 5x -test.timeout 30m >"$logs/bench-dit.log" 2>&1
