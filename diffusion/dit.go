@@ -59,9 +59,10 @@ type DiT struct {
 	dev    kernels.Device
 	B      int   // batch of the last Forward
 	xShape []int // x_t's shape in the last Forward
-	// textExternal: the last Forward took its captions from a TextCond (ForwardText), or
-	// EncodeText ran since, so the text encoder holds no activations of it for Backward.
-	textExternal bool
+	// forwardOnly: the last forward pass kept nothing for Backward: it was ForwardText (its
+	// captions from a TextCond, so the text encoder holds no activations of it) or
+	// ForwardNoGrad, or EncodeText ran since. Such passes run the MLPs ForwardOnly.
+	forwardOnly bool
 
 	tbuf          buffer // (B) times
 	kbText        buffer // (B,L) key bias of the text encoder
@@ -211,8 +212,32 @@ func (m *DiT) Forward(xt *kernels.Tensor, t []float32, ids []int32, lengths []in
 	if L := m.Config.MaxTextLen; len(ids) != B*L {
 		panic(fmt.Sprintf("diffusion: DiT.Forward: batch %d with %d ids, want %d", B, len(ids), B*L))
 	}
-	m.textExternal = false
+	m.setForwardOnly(false)
 	return m.forward(xt, t, m.textPath(ids, lengths), r)
+}
+
+// ForwardNoGrad is Forward for a pass no Backward follows (a Flow-DPO reference): the same
+// velocity, without keeping what Backward would read (the MLPs' pre-activations), so
+// Backward panics until the next Forward.
+func (m *DiT) ForwardNoGrad(xt *kernels.Tensor, t []float32, ids []int32, lengths []int, r []float32) *kernels.Tensor {
+	B := m.begin(xt, t, r, len(lengths))
+	if L := m.Config.MaxTextLen; len(ids) != B*L {
+		panic(fmt.Sprintf("diffusion: DiT.ForwardNoGrad: batch %d with %d ids, want %d", B, len(ids), B*L))
+	}
+	m.setForwardOnly(true)
+	return m.forward(xt, t, m.textPath(ids, lengths), r)
+}
+
+// setForwardOnly records whether the pass starting keeps what Backward reads, and sets the
+// text encoder's and the blocks' MLPs to keep their pre-activations or not.
+func (m *DiT) setForwardOnly(on bool) {
+	m.forwardOnly = on
+	for _, l := range m.Text.Layers {
+		l.MLP.ForwardOnly = on
+	}
+	for _, b := range m.Blocks {
+		b.MLP.ForwardOnly = on
+	}
 }
 
 // TextCond is captions run through the model's text path once (EncodeText): the text
@@ -245,7 +270,7 @@ func (m *DiT) EncodeText(ids []int32, lengths []int) *TextCond {
 	if len(ids) != B*L {
 		panic(fmt.Sprintf("diffusion: DiT.EncodeText: %d ids for %d captions, want %d", len(ids), B, B*L))
 	}
-	m.textExternal = true
+	m.setForwardOnly(true)
 	own := m.textPath(ids, lengths)
 	c := &TextCond{B: B, txt: dev.New(B, L, C), pooled: dev.New(B, C), kbJoint: dev.New(B, L+P)}
 	dev.Copy(c.txt, own.txt)
@@ -258,7 +283,7 @@ func (m *DiT) EncodeText(ids []int32, lengths []int) *TextCond {
 // text encoder's work. Backward panics after it (the text encoder did not run).
 func (m *DiT) ForwardText(xt *kernels.Tensor, t []float32, c *TextCond, r []float32) *kernels.Tensor {
 	m.begin(xt, t, r, c.B)
-	m.textExternal = true
+	m.setForwardOnly(true)
 	return m.forward(xt, t, *c, r)
 }
 
@@ -383,8 +408,8 @@ func (m *DiT) backward(dv *kernels.Tensor, wantDx bool) *kernels.Tensor {
 	if !slices.Equal(dv.Shape, m.xShape) {
 		panic(fmt.Sprintf("diffusion: DiT.Backward: dv %v, want shape %v", dv, m.xShape))
 	}
-	if m.textExternal {
-		panic("diffusion: DiT.Backward after ForwardText or EncodeText: the text encoder holds no activations of that Forward")
+	if m.forwardOnly {
+		panic("diffusion: DiT.Backward after ForwardText, ForwardNoGrad or EncodeText: that pass kept no activations for it")
 	}
 	L, P, C := cfg.MaxTextLen, cfg.NumPatches(), cfg.Width
 	F := m.Final.Out

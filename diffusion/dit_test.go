@@ -488,9 +488,9 @@ func TestDiTFrozenInputGradient(t *testing.T) {
 	}
 }
 
-// ForwardText with the captions encoded once gives Forward's velocity bit for bit, step
-// after step, with and without text_proj and a reward condition; Backward after it panics,
-// and a Forward restores it.
+// ForwardText with the captions encoded once, and ForwardNoGrad, give Forward's velocity
+// bit for bit, step after step, with and without text_proj and a reward condition (their
+// MLPs keep no pre-activations); Backward after either panics, and a Forward restores it.
 func TestForwardTextMatchesForward(t *testing.T) {
 	video := tinyConfig(KindVideo)
 	video.TextWidth = video.Width // no text_proj
@@ -507,17 +507,27 @@ func TestForwardTextMatchesForward(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("%s step %d: ForwardText differs from Forward", name, step)
 			}
+			if got := toHost(m.ForwardNoGrad(x, ts, p.IDs, p.Lengths, rw)); !slices.Equal(got, want) {
+				t.Fatalf("%s step %d: ForwardNoGrad differs from Forward", name, step)
+			}
 			dev := x.Dev
 			dev.Scale(x, 0.9) // the next step's x
 		}
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: Backward after ForwardText did not panic", name)
-				}
+		for _, last := range []string{"ForwardText", "ForwardNoGrad"} {
+			if last == "ForwardText" {
+				m.ForwardText(x, ts, enc, rw)
+			} else {
+				m.ForwardNoGrad(x, ts, p.IDs, p.Lengths, rw)
+			}
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s: Backward after %s did not panic", name, last)
+					}
+				}()
+				m.Backward(testDev.FromHost(make([]float32, x.Len()), x.Shape...))
 			}()
-			m.Backward(testDev.FromHost(make([]float32, x.Len()), x.Shape...))
-		}()
+		}
 		m.Forward(x, ts, p.IDs, p.Lengths, rw)
 		m.Backward(testDev.FromHost(make([]float32, x.Len()), x.Shape...)) // must not panic
 		one := m.EncodeText(p.IDs[:m.Config.MaxTextLen], p.Lengths[:1])

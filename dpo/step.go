@@ -44,7 +44,7 @@ type LoRAReference struct {
 func (r *LoRAReference) Velocity(xt *kernels.Tensor, t []float32, ids []int32, lengths []int) *kernels.Tensor {
 	SetLoRAEnabled(r.Layers, false)
 	defer SetLoRAEnabled(r.Layers, true)
-	return r.Model.Forward(xt, t, ids, lengths, nil)
+	return r.Model.ForwardNoGrad(xt, t, ids, lengths, nil)
 }
 
 // CopyReference is a separate frozen copy of the starting weights (full fine-tuning).
@@ -52,7 +52,7 @@ type CopyReference struct{ Model *diffusion.DiT }
 
 // Velocity runs the copy.
 func (r *CopyReference) Velocity(xt *kernels.Tensor, t []float32, ids []int32, lengths []int) *kernels.Tensor {
-	return r.Model.Forward(xt, t, ids, lengths, nil)
+	return r.Model.ForwardNoGrad(xt, t, ids, lengths, nil)
 }
 
 // ensure returns t if it has the shape, else a new zero tensor of it (freeing t).

@@ -63,7 +63,8 @@ type Device interface {
 	// BiasBackward; a GPU sums the bias gradient in the weight gradient's epilogue.
 	LinearBackward(dx, dw, dbias, dy, x, w *Tensor, N, in, out int)
 	// LinearGelu: h = x·Wᵀ + bias (N,out), then g = GeluForward(h): the same as Linear and
-	// GeluForward; a GPU applies GELU in the product's epilogue. h is kept for the backward.
+	// GeluForward; a GPU applies GELU in the product's epilogue. h is kept for the backward;
+	// h nil keeps nothing (a forward without a backward: g alone is written).
 	LinearGelu(g, h, x, w, bias *Tensor, N, in, out int)
 	// GeluLinearBackward is LinearBackward for a layer whose input x (N,in) = gelu(h) came out
 	// of LinearGelu: instead of dx it writes dh = gelu'(h) ⊙ (dy·W) (N,in), and where not nil

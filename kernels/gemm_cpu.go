@@ -188,8 +188,12 @@ func (d *CPU) LinearBackward(dx, dw, dbias, dy, x, w *Tensor, N, in, out int) {
 	}
 }
 
-// LinearGelu is Linear into h, then GeluForward(g, h).
+// LinearGelu is Linear into h, then GeluForward(g, h); with h nil, Linear into g and GELU in
+// place.
 func (d *CPU) LinearGelu(g, h, x, w, bias *Tensor, N, in, out int) {
+	if h == nil {
+		h = g
+	}
 	d.Linear(h, x, w, bias, N, in, out)
 	d.GeluForward(g, h)
 }

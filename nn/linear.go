@@ -157,12 +157,16 @@ func (l *Linear) rowsOfBackward(dy *kernels.Tensor) int {
 func (l *Linear) adapted() bool { return l.LoRA != nil && l.LoRA.Enabled }
 
 // forwardGelu is Forward followed by GELU (Device.LinearGelu, one product on a GPU): it
-// writes g = gelu(y) and returns y = x W^T + b (..., Out), kept for backwardGelu. Layers
-// without an enabled adapter only.
-func (l *Linear) forwardGelu(x, g *kernels.Tensor) *kernels.Tensor {
+// writes g = gelu(y) and returns y = x W^T + b (..., Out), kept for backwardGelu; with keep
+// false it keeps nothing (y is not stored: a forward without a backward) and returns nil.
+// Layers without an enabled adapter only.
+func (l *Linear) forwardGelu(x, g *kernels.Tensor, keep bool) *kernels.Tensor {
 	N := rowsOf("Linear.Forward", x, l.In)
-	y := l.out.get(l.dev, withLast(x.Shape, l.Out)...)
-	kernels.StoreHalf(l.dev, y) // read by the next layer's GeluLinearBackward only
+	var y *kernels.Tensor
+	if keep {
+		y = l.out.get(l.dev, withLast(x.Shape, l.Out)...)
+		kernels.StoreHalf(l.dev, y) // read by the next layer's GeluLinearBackward only
+	}
 	l.dev.LinearGelu(g, y, x, l.Weight, l.Bias, N, l.In, l.Out)
 	l.x = x
 	return y

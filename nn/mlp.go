@@ -21,8 +21,13 @@ type MLP struct {
 	FC1 *Linear // C -> Hidden
 	FC2 *Linear // Hidden -> C
 
+	// ForwardOnly: Forward keeps no pre-activation h for Backward (which then panics): g
+	// alone is written, where a GPU's GELU epilogue would also write h. A model sets it for
+	// forward passes that no backward follows (sampling; a Flow-DPO reference).
+	ForwardOnly bool
+
 	dev kernels.Device
-	h   *kernels.Tensor // (N, Hidden) fc1 output of the last Forward (owned by FC1)
+	h   *kernels.Tensor // (N, Hidden) fc1 output of the last Forward (owned by FC1); nil after a ForwardOnly one
 	g   buffer          // (N, Hidden) gelu(h)
 }
 
@@ -46,13 +51,16 @@ func (m *MLP) Forward(x *kernels.Tensor) *kernels.Tensor {
 		m.h = m.FC1.Forward(x)
 		m.dev.GeluForward(g, m.h)
 	} else {
-		m.h = m.FC1.forwardGelu(x, g)
+		m.h = m.FC1.forwardGelu(x, g, !m.ForwardOnly)
 	}
 	return m.FC2.Forward(g)
 }
 
 // Backward takes dy (..., C) and returns dx (..., C).
 func (m *MLP) Backward(dy *kernels.Tensor) *kernels.Tensor {
+	if m.h == nil {
+		panic("nn: MLP.Backward after a ForwardOnly Forward (no pre-activation kept)")
+	}
 	if m.FC2.adapted() {
 		dh := m.FC2.Backward(dy) // dg, turned into dh in place
 		m.dev.GeluBackward(dh, m.h, dh)

@@ -36,3 +36,34 @@ func TestMLPParamNames(t *testing.T) {
 		}
 	}
 }
+
+// ForwardOnly gives Forward's output bit for bit without allocating or keeping the
+// pre-activation h (fc1's output buffer), and Backward after it panics; a plain Forward
+// after it keeps h again, and its Backward runs.
+func TestMLPForwardOnly(t *testing.T) {
+	r := newHostRand(31)
+	m := NewMLP(testDev, r, 12, 20)
+	r.Normal(m.FC1.Bias)
+	x := r.tensor(1, 2, 7, 12)
+	m.ForwardOnly = true
+	got := append([]float32(nil), kernels.Host(m.Forward(x))...)
+	if m.h != nil || m.FC1.out.t != nil {
+		t.Fatal("a ForwardOnly Forward kept or allocated the pre-activation h")
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Backward after a ForwardOnly Forward did not panic")
+			}
+		}()
+		m.Backward(r.tensor(1, 2, 7, 12))
+	}()
+	m.ForwardOnly = false
+	want := kernels.Host(m.Forward(x))
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: %g with ForwardOnly, %g without", i, got[i], want[i])
+		}
+	}
+	m.Backward(r.tensor(1, 2, 7, 12))
+}

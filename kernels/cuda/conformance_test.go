@@ -393,7 +393,7 @@ func testLinearBackward(e *env) {
 	e.free(dy, x, w)
 }
 
-// testLinearGelu checks LinearGelu's g and h, and GeluLinearBackward's dh, dbiasH (onto
+// testLinearGelu checks LinearGelu's g and h (and g with h nil), and GeluLinearBackward's dh, dbiasH (onto
 // values already there), dw and dbias, against the CPU device in every precision (BF16
 // forced): with 16 hidden features the GELU epilogues run (the aux matrix's leading
 // dimension is a multiple of 8), with 13 the device falls back to separate kernels; in BF16
@@ -434,7 +434,15 @@ func testLinearGelu(e *env) {
 				e.check(name+" GeluLinearBackward dbiasH", db1, precTol(prec, N*C), eps)
 				e.check(name+" GeluLinearBackward dw", dw2, precTol(prec, N), eps)
 				e.check(name+" GeluLinearBackward dbias", db2, precTol(prec, N), eps)
-				e.free(g, h, dh, db1, dw2, db2)
+				// Without h (a forward no backward follows): g alone, against the CPU's g.
+				g2 := e.pair(normals(42, N*H), N, H)
+				if halfOnly {
+					e.dev.StoreHalf(g2.d)
+				}
+				e.dev.LinearGelu(g2.d, nil, x.d, w1.d, b1.d, N, C, H)
+				e.cpu.Copy(g2.c, g.c)
+				e.check(name+" LinearGelu g without h", g2, precTol(prec, C), eps)
+				e.free(g, h, dh, db1, dw2, db2, g2)
 			}
 		}
 		e.free(x, w1, b1, dy, w2)

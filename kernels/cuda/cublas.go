@@ -41,6 +41,8 @@ package cuda
 #define ALIGN_LT_EPILOGUE_DEFAULT 1   // CUBLASLT_EPILOGUE_DEFAULT
 #define ALIGN_LT_EPILOGUE_BIAS 4      // CUBLASLT_EPILOGUE_BIAS
 #define ALIGN_LT_EPILOGUE_BGRADB 512  // CUBLASLT_EPILOGUE_BGRADB
+#define ALIGN_LT_EPILOGUE_GELU 32           // CUBLASLT_EPILOGUE_GELU
+#define ALIGN_LT_EPILOGUE_GELU_BIAS 36      // CUBLASLT_EPILOGUE_GELU_BIAS
 #define ALIGN_LT_EPILOGUE_GELU_AUX 160      // CUBLASLT_EPILOGUE_GELU_AUX
 #define ALIGN_LT_EPILOGUE_GELU_AUX_BIAS 164 // CUBLASLT_EPILOGUE_GELU_AUX_BIAS
 #define ALIGN_LT_EPILOGUE_DGELU 192         // CUBLASLT_EPILOGUE_DGELU
@@ -92,6 +94,8 @@ _Static_assert(CUBLASLT_MATMUL_DESC_TRANSA == ALIGN_LT_DESC_TRANSA && CUBLASLT_M
                    CUBLASLT_EPILOGUE_BIAS == ALIGN_LT_EPILOGUE_BIAS && CUBLASLT_EPILOGUE_BGRADB == ALIGN_LT_EPILOGUE_BGRADB &&
                    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER == ALIGN_LT_DESC_AUX_POINTER &&
                    CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD == ALIGN_LT_DESC_AUX_LD &&
+                   CUBLASLT_EPILOGUE_GELU == ALIGN_LT_EPILOGUE_GELU &&
+                   CUBLASLT_EPILOGUE_GELU_BIAS == ALIGN_LT_EPILOGUE_GELU_BIAS &&
                    CUBLASLT_EPILOGUE_GELU_AUX == ALIGN_LT_EPILOGUE_GELU_AUX &&
                    CUBLASLT_EPILOGUE_GELU_AUX_BIAS == ALIGN_LT_EPILOGUE_GELU_AUX_BIAS &&
                    CUBLASLT_EPILOGUE_DGELU == ALIGN_LT_EPILOGUE_DGELU &&
@@ -394,6 +398,10 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 	var epi C.uint
 	vec := g.Bias
 	switch {
+	case g.GELU == GeluForward && g.Aux == 0 && g.Bias != 0:
+		epi = C.ALIGN_LT_EPILOGUE_GELU_BIAS
+	case g.GELU == GeluForward && g.Aux == 0:
+		epi = C.ALIGN_LT_EPILOGUE_GELU
 	case g.GELU == GeluForward && g.Bias != 0:
 		epi = C.ALIGN_LT_EPILOGUE_GELU_AUX_BIAS
 	case g.GELU == GeluForward:
@@ -409,13 +417,13 @@ func (b *cublas) gemmEpilogue(g GemmArgs) error {
 	default:
 		epi = C.ALIGN_LT_EPILOGUE_DEFAULT
 	}
-	ldaux := 0
-	if g.GELU != GeluNone {
+	ldaux := 0 // no aux matrix: its attributes stay unset
+	if g.GELU != GeluNone && g.Aux != 0 {
 		ldaux = g.LDAux
 	}
 	if b.lt == nil || g.Batch != 1 || g.Ptrs || (g.Bias != 0 && (g.Beta != 0 || g.BiasGrad != 0)) ||
 		(g.CType != Float32 && g.Beta != 0 && epi != C.ALIGN_LT_EPILOGUE_DEFAULT) ||
-		(g.GELU != GeluNone && (g.Beta != 0 || g.LDAux%8 != 0)) {
+		(g.GELU != GeluNone && (g.Beta != 0 || ldaux%8 != 0)) {
 		return ErrNoEpilogue
 	}
 	key := ltKey{epi: uint32(epi), ta: g.TransA, tb: g.TransB, m: g.M, n: g.N, k: g.K, lda: g.LDA, ldb: g.LDB, ldc: g.LDC,

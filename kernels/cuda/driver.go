@@ -81,7 +81,7 @@ const (
 //
 // GELU epilogues (Batch 1, Beta 0), with Aux an (M,N) matrix of leading dimension LDAux:
 // GeluForward writes P = op(A)op(B) (+ Bias) to Aux and gelu(P) to C (GELU_AUX_BIAS, or
-// GELU_AUX without a bias); GeluBackward writes op(A)op(B) ⊙ gelu'(Aux) to C and, where
+// GELU_AUX without a bias), or where Aux is 0 gelu(P) alone (GELU_BIAS, GELU); GeluBackward writes op(A)op(B) ⊙ gelu'(Aux) to C and, where
 // BiasGrad is set, the sums of C's rows to that vector of M (DGELU_BGRAD, or DGELU).
 //
 // CType is the element type of C, and of the bias, the bias gradient and Aux, as cuBLASLt

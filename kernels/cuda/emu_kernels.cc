@@ -206,7 +206,8 @@ void emu_memset32(uintptr_t dst, unsigned v, size_t n) {
 // Products are summed in float64. beta == 0 does not read C. C, the bias, the bias gradient
 // and aux have type ctype (a bfloat16 store rounds to nearest even, bf16_bits). Epilogues, as
 // cuBLASLt's (GemmArgs): bias, where not 0, is a vector of m added to every column of C; gelu
-// 1 stores P = op(A)op(B) + bias in aux (leading dimension ldaux) and gelu(P) in C; gelu 2
+// 1 stores P = op(A)op(B) + bias in aux (leading dimension ldaux; not where aux is 0) and
+// gelu(P) in C; gelu 2
 // stores P * gelu'(aux) in C and, with bgrad, the m row sums of C (float64, from the values
 // before rounding); without gelu, bgrad receives the n column sums of op(B) over k, summed in
 // float64 from the inputs as stored (BGRADB).
@@ -259,7 +260,7 @@ void emu_gemm(int transa, int transb, int m, int n, int k, float alpha, uintptr_
         if (beta != 0.0f) r += beta * gemm_in(reinterpret_cast<const void*>(C), ctype, ic, 0);
         if (bias != 0) r += gemm_in(biasp, ctype, i, 0);
         if (gelu == 1) {
-          gemm_out(aux, ctype, ix, r);
+          if (aux != 0) gemm_out(aux, ctype, ix, r);
           r = gelu_value(r);
         } else if (gelu == 2) {
           r *= gelu_grad(gemm_in(auxp, ctype, ix, 0));

@@ -236,15 +236,19 @@ func (e *EmuDriver) Gemm(g GemmArgs) error {
 		}
 	}
 	if g.GELU != GeluNone {
-		if g.Batch != 1 || g.Beta != 0 || g.Aux == 0 || g.LDAux < g.M {
-			return fmt.Errorf("cuda-emu: Gemm: a GELU epilogue with batch %d, beta %g, aux %#x of leading dimension %d (batch 1, beta 0 and aux of at least M = %d only)",
+		// GELU's forward may go without an aux matrix (GELU_BIAS, GELU); its backward reads it.
+		noAux := g.GELU == GeluForward && g.Aux == 0 && g.LDAux == 0
+		if g.Batch != 1 || g.Beta != 0 || !noAux && (g.Aux == 0 || g.LDAux < g.M) {
+			return fmt.Errorf("cuda-emu: Gemm: a GELU epilogue with batch %d, beta %g, aux %#x of leading dimension %d (batch 1, beta 0 and aux of at least M = %d only, or no aux for the forward)",
 				g.Batch, g.Beta, g.Aux, g.LDAux, g.M)
 		}
-		if g.LDAux%8 != 0 { // cuBLASLt's rule for the GELU input matrix (cublasLt.h)
+		if !noAux && g.LDAux%8 != 0 { // cuBLASLt's rule for the GELU input matrix (cublasLt.h)
 			return ErrNoEpilogue
 		}
-		if err := e.check("Gemm aux", g.Aux, cs*span(g.M, g.N, g.LDAux, 0)); err != nil {
-			return err
+		if !noAux {
+			if err := e.check("Gemm aux", g.Aux, cs*span(g.M, g.N, g.LDAux, 0)); err != nil {
+				return err
+			}
 		}
 	}
 	if g.LDA < max(1, ar) || g.LDB < max(1, br) || g.LDC < max(1, g.M) {

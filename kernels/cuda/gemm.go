@@ -223,8 +223,10 @@ func (d *Device) linearWeightGrad(dw, dbias, dy, x *kernels.Tensor, N, in, out i
 // C, h the epilogue's aux matrix, the bias added before GELU). In BF16 mode, where g and h
 // are both read by products only (StoreHalf) and the product runs on BF16 inputs, C, aux and
 // the bias are BF16: g and h are then written to their BF16 copies alone, at half the bytes,
-// and nothing converts g for the next layer. Where the driver has no such epilogue (or with
-// noGeluEpilogue): Linear, then GeluForward.
+// and nothing converts g for the next layer. With h nil the epilogue keeps no aux matrix
+// (GELU_BIAS: a forward without a backward writes g alone). Where the driver has no such
+// epilogue (or with noGeluEpilogue): Linear, then GeluForward (in place into g where h is
+// nil).
 func (d *Device) LinearGelu(g, h, x, w, bias *kernels.Tensor, N, in, out int) {
 	if N < 0 || in < 0 || out < 0 {
 		panic(fmt.Sprintf("cuda: LinearGelu with negative size N=%d in=%d out=%d", N, in, out))
@@ -232,7 +234,9 @@ func (d *Device) LinearGelu(g, h, x, w, bias *kernels.Tensor, N, in, out int) {
 	px := d.gemmOperand("LinearGelu x", x, N*in, true)
 	pw := d.gemmOperand("LinearGelu w", w, out*in, true)
 	d.checkOperand("LinearGelu g", g, N*out, true)
-	d.checkOperand("LinearGelu h", h, N*out, true)
+	if h != nil {
+		d.checkOperand("LinearGelu h", h, N*out, true)
+	}
 	if bias != nil {
 		mustLen("LinearGelu bias", bias, out)
 	}
@@ -249,12 +253,19 @@ func (d *Device) LinearGelu(g, h, x, w, bias *kernels.Tensor, N, in, out int) {
 				epilogue{bias: b16, gelu: GeluForward, aux: aux16, half: true})
 			d.endHalfPair(ran, g, h)
 		} else {
+			var aux DevPtr
+			if h != nil {
+				aux = d.wptr(h)
+			}
 			ran = d.tryGemm(false, true, N, out, in, 1, px, pw, 0, d.wptr(g),
-				epilogue{bias: d.rptr(bias), gelu: GeluForward, aux: d.wptr(h)})
+				epilogue{bias: d.rptr(bias), gelu: GeluForward, aux: aux})
 		}
 		if ran {
 			return
 		}
+	}
+	if h == nil {
+		h = g
 	}
 	d.linearF32(h, bias, px, pw, N, in, out) // gelu_forward reads h's FP32 values
 	d.GeluForward(g, h)
@@ -438,7 +449,7 @@ func (d *Device) tryGemm(transA, transB bool, m, n, k int, alpha float32, a, b o
 		g.CType = BFloat16
 	}
 	g.Bias, g.BiasGrad, g.GELU, g.Aux = epi.bias, epi.biasGrad, epi.gelu, epi.aux
-	if epi.gelu != GeluNone {
+	if epi.aux != 0 {
 		g.LDAux = n
 	}
 	err := d.drv.Gemm(g)

@@ -241,6 +241,21 @@ func checkBF16Products(t *testing.T, drv *nullDriver) {
 	}
 }
 
+// geluForwards counts the recorded products with GELU in their epilogue that write its aux
+// matrix (the pre-activation, for a backward) and those that do not (a forward no backward
+// follows: nn.MLP.ForwardOnly).
+func geluForwards(drv *nullDriver) (withAux, without int) {
+	for _, g := range drv.prods {
+		switch {
+		case g.GELU == GeluForward && g.Aux != 0:
+			withAux++
+		case g.GELU == GeluForward:
+			without++
+		}
+	}
+	return withAux, without
+}
+
 // convertedValues is how many values the recorded launches converted between FP32 and BF16.
 func convertedValues(drv *nullDriver) int {
 	n := 0
@@ -283,6 +298,12 @@ func TestDiTBaseDPOStep(t *testing.T) {
 			}
 			per := steadyStep(t, drv, func() { tr.TrainOneStep() })
 			checkBF16Products(t, drv)
+			// The reference's forward keeps nothing for a backward (ForwardNoGrad): its MLPs'
+			// products write no GELU pre-activation; the policy's do.
+			if aux, noAux := geluForwards(drv); aux < cfg.Depth || noAux < cfg.Depth {
+				t.Errorf("%d GELU products with their pre-activation kept and %d without, want the policy's and the reference's blocks' (%d each) at least",
+					aux, noAux, cfg.Depth)
+			}
 			converted := convertedValues(drv)
 			rows := 2 * dpo.DefaultConfig().TrainBatchSize * cfg.SeqLen()
 			if act := rows * cfg.Width; converted >= act {
@@ -340,6 +361,11 @@ func TestDiTBaseSampleSteady(t *testing.T) {
 				t.Errorf("%d driver allocations in the third run, want 0", n)
 			}
 			checkBF16Products(t, drv) // the weights converted once (KeepHalf)
+			// Sampling keeps no GELU pre-activation for a backward (nn.MLP.ForwardOnly).
+			if aux, noAux := geluForwards(drv); aux != 0 || noAux < 2*ditBaseConfig().Depth {
+				t.Errorf("%d GELU products write their pre-activation and %d do not, want none and one per block and step (%d)",
+					aux, noAux, 2*ditBaseConfig().Depth)
+			}
 			if got := d.MemStats().InUse; got != inUse {
 				t.Errorf("%d bytes in use after the third run, %d after the second", got, inUse)
 			}
