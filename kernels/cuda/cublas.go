@@ -4,9 +4,9 @@
 // device's stream, and GemmEx / GemmStridedBatchedEx / GemmBatchedEx with FP32 or BF16 inputs, FP32 output
 // and FP32 accumulation (CUBLAS_COMPUTE_32F, or CUBLAS_COMPUTE_32F_FAST_TF32 for TF32
 // tensor cores); products with a bias (GemmArgs.Bias), a bias gradient (BiasGrad) or GELU
-// (GELU) go through cuBLASLt's matmul with the BIAS, BGRADB, GELU_AUX(_BIAS), GELU(_BIAS) (no aux) or DGELU(_BGRAD)
-// epilogue, one plan (descriptor, layouts, heuristic's algorithm) per epilogue and shape;
-// their C may be BF16 (CType).
+// (GELU) go through cuBLASLt's matmul with the BIAS, BGRADB, GELU_AUX(_BIAS), GELU(_BIAS)
+// (no aux matrix) or DGELU(_BGRAD) epilogue, one plan (descriptor, layouts, heuristic's
+// algorithm) per epilogue and shape; their C may be BF16 (CType).
 // gorgonia.org/cu/blas has none of these (toolchain.md §3), hence this file. Device pointers
 // cross as uintptr_t.
 //
@@ -390,8 +390,8 @@ func alignment(p DevPtr) uint32 {
 }
 
 // gemmEpilogue runs a product with a bias (BIAS), a bias gradient (BGRADB), GELU
-// (GELU_AUX(_BIAS), GELU(_BIAS) without an aux matrix, DGELU(_BGRAD)) or a BF16 C (DEFAULT) through cuBLASLt, making the plan on
-// first use.
+// (GELU_AUX(_BIAS), GELU(_BIAS) without an aux matrix, DGELU(_BGRAD)) or a BF16 C (DEFAULT)
+// through cuBLASLt, making the plan on first use.
 // ErrNoEpilogue where cuBLASLt is missing, has no algorithm for the product or does not
 // support it at run time: the device then computes the epilogue's part itself.
 func (b *cublas) gemmEpilogue(g GemmArgs) error {
