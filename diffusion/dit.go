@@ -229,14 +229,20 @@ func (m *DiT) ForwardNoGrad(xt *kernels.Tensor, t []float32, ids []int32, length
 }
 
 // setForwardOnly records whether the pass starting keeps what Backward reads, and sets the
-// text encoder's and the blocks' MLPs to keep their pre-activations or not.
+// text encoder's and the blocks' MLPs to keep their pre-activations or not; forward-only,
+// every block runs in the first block's buffers (nn.DiTBlock.ShareForwardBuffers).
 func (m *DiT) setForwardOnly(on bool) {
 	m.forwardOnly = on
 	for _, l := range m.Text.Layers {
 		l.MLP.ForwardOnly = on
 	}
-	for _, b := range m.Blocks {
+	for k, b := range m.Blocks {
 		b.MLP.ForwardOnly = on
+		var src *nn.DiTBlock
+		if on && k > 0 {
+			src = m.Blocks[0]
+		}
+		b.ShareForwardBuffers(src)
 	}
 }
 

@@ -489,13 +489,23 @@ func TestDiTFrozenInputGradient(t *testing.T) {
 }
 
 // ForwardText with the captions encoded once, and ForwardNoGrad, give Forward's velocity
-// bit for bit, step after step, with and without text_proj and a reward condition (their
-// MLPs keep no pre-activations); Backward after either panics, and a Forward restores it.
+// bit for bit, step after step, with and without text_proj and a reward condition, the
+// blocks' modulations stacked or not (their MLPs keep no pre-activations, the blocks past
+// the first two run in the buffers of the first two); Backward after either panics, and a
+// Forward restores it.
 func TestForwardTextMatchesForward(t *testing.T) {
-	video := tinyConfig(KindVideo)
+	image, video := tinyConfig(KindImage, "vq", "ta"), tinyConfig(KindVideo)
 	video.TextWidth = video.Width // no text_proj
-	for name, cfg := range map[string]ModelConfig{"image": tinyConfig(KindImage, "vq", "ta"), "video": video} {
+	image.Depth, video.Depth = 5, 4
+	for _, name := range []string{"image", "video", "image unstacked"} {
+		cfg := image
+		if name == "video" {
+			cfg = video
+		}
 		m := newTinyModel(t, cfg, 3)
+		if name == "image unstacked" {
+			m.UnstackAdaLN()
+		}
 		r := rand.New(rand.NewPCG(4, 5))
 		randomizeParams(m, r, 0.3) // no zero-initialized projection hides a part of the text path
 		x, ts, p, rw := tinyInputs(t, m, r)

@@ -35,6 +35,12 @@ type SelfAttention struct {
 	dqkv    buffer          // (B,T,3C)
 }
 
+// forwardBuffers are the buffers Forward writes, its layers' with them
+// (DiTBlock.ShareForwardBuffers).
+func (s *SelfAttention) forwardBuffers() []*buffer {
+	return append(append([]*buffer{&s.att, &s.lse}, s.QKV.forwardBuffers()...), s.Proj.forwardBuffers()...)
+}
+
 // NewSelfAttention allocates an attention layer with NH heads over C channels, Xavier-normal
 // weights drawn from r and zero biases.
 func NewSelfAttention(dev kernels.Device, r Rand, C, NH int) *SelfAttention {

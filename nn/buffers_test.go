@@ -6,6 +6,7 @@
 package nn
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/alignkit/align/kernels"
@@ -80,4 +81,44 @@ func TestDiTBlockLoRA(t *testing.T) {
 	d.SetLoRAEnabled(true)
 	d.MergeLoRA()
 	assertClose(t, "merged = tuned", toHost(d.Forward(x, c, nil)), to64(tuned), 1e-5, 1e-4)
+}
+
+// Blocks running in the first block's buffers (ShareForwardBuffers) compute the same outputs
+// as in their own, with the modulations stacked (each block's output formed by the next
+// block's first norm) and not, and allocate no forward buffers of their own; unshared again,
+// they run in their own.
+func TestShareForwardBuffers(t *testing.T) {
+	cfg := DiTBlockConfig{C: 12, NH: 3, Dc: 5, MLPRatio: 2}
+	r := newHostRand(120)
+	x, c := r.tensor(1, 2, 7, 12), r.tensor(1, 2, 5)
+	for _, stacked := range []bool{false, true} {
+		r := newHostRand(121)
+		var blocks []*DiTBlock
+		for range 5 {
+			blocks = append(blocks, newTrainedDiTBlock(r, cfg))
+		}
+		var s *AdaLNStack
+		if stacked {
+			s = NewAdaLNStack(testDev, blocks)
+		}
+		for _, b := range blocks[1:] {
+			b.ShareForwardBuffers(blocks[0])
+		}
+		got := toHost(ForwardBlocks(s, blocks, x, c, nil))
+		for k, b := range blocks[1:] {
+			for i, buf := range b.forwardBuffers() {
+				if buf.t != nil {
+					t.Errorf("stacked %v: block %d allocated its forward buffer %d while sharing", stacked, k+1, i)
+				}
+			}
+		}
+		for _, b := range blocks {
+			b.ShareForwardBuffers(nil)
+		}
+		want := toHost(ForwardBlocks(s, blocks, x, c, nil))
+		assertClose(t, fmt.Sprintf("stacked %v: shared buffers' output", stacked), got, to64(want), 0, 0)
+		if blocks[4].hm.t == nil {
+			t.Errorf("stacked %v: an unshared block did not run in its own buffers", stacked)
+		}
+	}
 }

@@ -107,6 +107,31 @@ func NewDiTBlock(dev kernels.Device, r Rand, cfg DiTBlockConfig) *DiTBlock {
 	return d
 }
 
+// ShareForwardBuffers runs the block's forward passes in src's buffers (its norms', attention's
+// and MLP's with them), or with src nil in its own again. In a forward pass no backward
+// follows, a block's buffers are dead once the next block has read what it needs of them:
+// its output (the next block's input, read by that block's norms, in place of which that
+// block's own output is then formed), and its residual and MLP output (read as the next
+// block's first norm forms that output). So every block of a stack can run in the first
+// one's buffers, one block's activations kept instead of all (DiT.ForwardText,
+// DiT.ForwardNoGrad); a backward needs each block's own.
+func (d *DiTBlock) ShareForwardBuffers(src *DiTBlock) {
+	var from []*buffer
+	if src != nil {
+		from = src.forwardBuffers()
+	}
+	shareBuffers(d.forwardBuffers(), from)
+}
+
+// forwardBuffers are the buffers ForwardMods writes, in a fixed order.
+func (d *DiTBlock) forwardBuffers() []*buffer {
+	bs := []*buffer{&d.hm, &d.x1, &d.hm2, &d.out}
+	bs = append(bs, d.Norm1.forwardBuffers()...)
+	bs = append(bs, d.Norm2.forwardBuffers()...)
+	bs = append(bs, d.Attn.forwardBuffers()...)
+	return append(bs, d.MLP.forwardBuffers()...)
+}
+
 // Params lists "attn.*", "mlp.*" and "adaLN_modulation.1.*" (the last not where an
 // AdaLNStack holds them).
 func (d *DiTBlock) Params() []Param {

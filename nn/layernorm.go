@@ -35,6 +35,9 @@ type LayerNorm struct {
 	frozenG *kernels.Tensor // (2, C) discarded gradients of a frozen affine
 }
 
+// forwardBuffers are the buffers Forward writes (DiTBlock.ShareForwardBuffers).
+func (n *LayerNorm) forwardBuffers() []*buffer { return []*buffer{&n.mean, &n.rstd, &n.out} }
+
 // NewLayerNorm allocates a LayerNorm over C channels; affine adds weight (ones) and bias
 // (zeros), trainable.
 func NewLayerNorm(dev kernels.Device, C int, eps float32, affine bool) *LayerNorm {

@@ -39,6 +39,10 @@ type Linear struct {
 	dx  buffer          // (N, In)
 }
 
+// forwardBuffers are the buffers Forward writes (DiTBlock.ShareForwardBuffers); an adapter's
+// are left out.
+func (l *Linear) forwardBuffers() []*buffer { return []*buffer{&l.out} }
+
 // NewLinear allocates a trainable Linear layer on dev. The weight is drawn from r with
 // the Xavier (Glorot) normal rule, std = sqrt(2/(In+Out)); the bias starts at zero. A nil r
 // leaves the weight zero (adaLN-Zero, or weights loaded afterwards).

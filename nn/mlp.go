@@ -31,6 +31,12 @@ type MLP struct {
 	g   buffer          // (N, Hidden) gelu(h)
 }
 
+// forwardBuffers are the buffers Forward writes, its layers' with them
+// (DiTBlock.ShareForwardBuffers).
+func (m *MLP) forwardBuffers() []*buffer {
+	return append(append([]*buffer{&m.g}, m.FC1.forwardBuffers()...), m.FC2.forwardBuffers()...)
+}
+
 // NewMLP allocates an MLP with Xavier-normal weights drawn from r and zero biases.
 func NewMLP(dev kernels.Device, r Rand, C, hidden int) *MLP {
 	return &MLP{C: C, Hidden: hidden, dev: dev,
