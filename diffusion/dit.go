@@ -208,23 +208,24 @@ func (m *DiT) HasLoRA() bool {
 // NaN = dimension dropped) or nil (all dropped). It panics on shape errors. The result is
 // a view of a model-owned buffer, valid until the next Forward.
 func (m *DiT) Forward(xt *kernels.Tensor, t []float32, ids []int32, lengths []int, r []float32) *kernels.Tensor {
-	B := m.begin(xt, t, r, len(lengths))
-	if L := m.Config.MaxTextLen; len(ids) != B*L {
-		panic(fmt.Sprintf("diffusion: DiT.Forward: batch %d with %d ids, want %d", B, len(ids), B*L))
-	}
-	m.setForwardOnly(false)
-	return m.forward(xt, t, m.textPath(ids, lengths), r)
+	return m.forwardIDs("Forward", xt, t, ids, lengths, r, false)
 }
 
 // ForwardNoGrad is Forward for a pass no Backward follows (a Flow-DPO reference): the same
-// velocity, without keeping what Backward would read (the MLPs' pre-activations), so
-// Backward panics until the next Forward.
+// velocity, without keeping what Backward would read (every block runs in the first one's
+// buffers, the MLPs keep no pre-activations), so Backward panics until the next Forward.
 func (m *DiT) ForwardNoGrad(xt *kernels.Tensor, t []float32, ids []int32, lengths []int, r []float32) *kernels.Tensor {
+	return m.forwardIDs("ForwardNoGrad", xt, t, ids, lengths, r, true)
+}
+
+// forwardIDs is Forward (forwardOnly false) and ForwardNoGrad (true), named op in errors.
+func (m *DiT) forwardIDs(op string, xt *kernels.Tensor, t []float32, ids []int32, lengths []int, r []float32,
+	forwardOnly bool) *kernels.Tensor {
 	B := m.begin(xt, t, r, len(lengths))
 	if L := m.Config.MaxTextLen; len(ids) != B*L {
-		panic(fmt.Sprintf("diffusion: DiT.ForwardNoGrad: batch %d with %d ids, want %d", B, len(ids), B*L))
+		panic(fmt.Sprintf("diffusion: DiT.%s: batch %d with %d ids, want %d", op, B, len(ids), B*L))
 	}
-	m.setForwardOnly(true)
+	m.setForwardOnly(forwardOnly)
 	return m.forward(xt, t, m.textPath(ids, lengths), r)
 }
 
