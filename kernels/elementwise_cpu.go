@@ -24,6 +24,35 @@ func colGrain(rows int) int {
 	return max(1, elemGrain/rows)
 }
 
+// addInto sets o[i] = x[i] + y[i] over o's length, eight at a time by the vector loop where
+// the CPU has one (addAsm), the rest in Go: the same bits either way. o may equal x or y.
+func addInto(o, x, y []float32) {
+	x, y = x[:len(o)], y[:len(o)]
+	i := 0
+	if n8 := len(o) &^ 7; addAsm != nil && n8 > 0 {
+		addAsm(&o[0], &x[0], &y[0], n8)
+		i = n8
+	}
+	for ; i < len(o); i++ {
+		o[i] = x[i] + y[i]
+	}
+}
+
+// mulAddInto sets o[i] = x[i]*s[i] + t[i] over o's length, the product rounded to float32
+// before the sum (never fused), by the vector loop where the CPU has one (mulAddAsm). o may
+// equal any input.
+func mulAddInto(o, x, s, t []float32) {
+	x, s, t = x[:len(o)], s[:len(o)], t[:len(o)]
+	i := 0
+	if n8 := len(o) &^ 7; mulAddAsm != nil && n8 > 0 {
+		mulAddAsm(&o[0], &x[0], &s[0], &t[0], n8)
+		i = n8
+	}
+	for ; i < len(o); i++ {
+		o[i] = float32(x[i]*s[i]) + t[i]
+	}
+}
+
 // Add: out[i] = a[i] + b[i]. out may alias a or b.
 func (d *CPU) Add(out, a, b *Tensor) {
 	n := out.Len()
@@ -31,9 +60,7 @@ func (d *CPU) Add(out, a, b *Tensor) {
 	mustLen("Add b", b, n)
 	o, x, y := Host(out), Host(a), Host(b)
 	d.parallel(n, elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			o[i] = x[i] + y[i]
-		}
+		addInto(o[lo:hi], x[lo:hi], y[lo:hi])
 	})
 }
 
@@ -113,10 +140,7 @@ func (d *CPU) AddBias(out, inp, bias *Tensor, N, C int) {
 	o, x, b := Host(out), Host(inp), Host(bias)
 	d.parallel(N, rowGrain(C), func(lo, hi int) {
 		for n := lo; n < hi; n++ {
-			or, xr := o[n*C:(n+1)*C], x[n*C:(n+1)*C]
-			for c := range or {
-				or[c] = xr[c] + b[c]
-			}
+			addInto(o[n*C:(n+1)*C], x[n*C:(n+1)*C], b)
 		}
 	})
 }

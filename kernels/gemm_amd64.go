@@ -38,9 +38,20 @@ var (
 	geluBackwardAsm func(dx, x, dout *float32, n int)
 )
 
+// Vector elementwise loops (internal/gemmasm/elementwise_amd64.s) for the bias and residual
+// adds, the modulation and the gate (nil: none; the callers loop in Go). Each handles a
+// multiple of 8 elements and rounds as the Go loop does.
+var (
+	addAsm    func(dst, a, b *float32, n int)
+	mulAddAsm func(dst, x, s, t *float32, n int)
+)
+
 func init() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		expSumAsm, geluAsm, geluBackwardAsm = gemmasm.ExpSumAVX2, gemmasm.GeluAVX2, gemmasm.GeluBackwardAVX2
+	}
+	if cpu.X86.HasAVX2 {
+		addAsm, mulAddAsm = gemmasm.AddAVX2, gemmasm.MulAddAVX2
 	}
 }
 

@@ -15,6 +15,12 @@ var transposeAsm func(dst *float32, ds int, src *float32, ss int, rows, cols int
 // copyAsm: no assembly copy; packing copies with the copy builtin.
 var copyAsm func(dst *float32, ds int, src *float32, ss int, rows, cols int)
 
+// No vector elementwise loops: bias and residual adds, modulation and gate loop in Go.
+var (
+	addAsm    func(dst, a, b *float32, n int)
+	mulAddAsm func(dst, x, s, t *float32, n int)
+)
+
 // No vector exp loops: GELU and the attention softmax use exp32 one element at a time.
 var (
 	expSumAsm       func(dst, src *float32, n int, sub float32) float32

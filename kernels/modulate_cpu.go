@@ -27,13 +27,15 @@ func (d *CPU) ModulateForward(out, x, shift, scale *Tensor, B, T, C int) {
 	mustLen("ModulateForward scale", scale, B*C)
 	o, xx, sh, sc := Host(out), Host(x), Host(shift), Host(scale)
 	d.parallel(B*T, rowGrain(C), func(lo, hi int) {
+		sc1, b1 := make([]float32, C), -1 // 1 + scale of sample b1
 		for r := lo; r < hi; r++ {
-			b := r / T
-			or, xr := o[r*C:(r+1)*C], xx[r*C:(r+1)*C]
-			shb, scb := sh[b*C:(b+1)*C], sc[b*C:(b+1)*C]
-			for c := range or {
-				or[c] = xr[c]*(1+scb[c]) + shb[c]
+			if b := r / T; b != b1 {
+				for c, v := range sc[b*C : (b+1)*C] {
+					sc1[c] = 1 + v
+				}
+				b1 = b
 			}
+			mulAddInto(o[r*C:(r+1)*C], xx[r*C:(r+1)*C], sc1, sh[b1*C:(b1+1)*C])
 		}
 	})
 }
@@ -131,10 +133,7 @@ func (d *CPU) GateForward(out, x, gate, y *Tensor, B, T, C int) {
 	d.parallel(B*T, rowGrain(C), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			b := r / T
-			or, xr, yr, gb := o[r*C:(r+1)*C], xx[r*C:(r+1)*C], yy[r*C:(r+1)*C], gt[b*C:(b+1)*C]
-			for c := range or {
-				or[c] = xr[c] + gb[c]*yr[c]
-			}
+			mulAddInto(o[r*C:(r+1)*C], yy[r*C:(r+1)*C], gt[b*C:(b+1)*C], xx[r*C:(r+1)*C]) // x + gate*y
 		}
 	})
 }
