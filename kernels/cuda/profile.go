@@ -220,10 +220,12 @@ func (p *Profiler) Gemm(g GemmArgs) error {
 	if g.BiasGrad != 0 {
 		name += " +bgrad"
 	}
-	switch g.GELU {
-	case GeluForward:
-		name += " +gelu"
-	case GeluBackward:
+	switch {
+	case g.GELU == GeluForward && g.Aux == 0:
+		name += " +gelu" // a forward no backward follows: no aux matrix
+	case g.GELU == GeluForward:
+		name += " +gelu+aux"
+	case g.GELU == GeluBackward:
 		name += " +dgelu"
 	}
 	if g.CType == BFloat16 {

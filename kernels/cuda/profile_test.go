@@ -129,6 +129,7 @@ func TestProfilerGemmNames(t *testing.T) {
 		{GemmArgs{M: 8, N: 4, K: 2, Batch: 1, Compute: ComputeTF32}, "gemm 8x4x2 tf32"},
 		{GemmArgs{M: 8, N: 4, K: 2, Batch: 6, AType: BFloat16, BType: BFloat16}, "gemm 8x4x2 x6 bf16"},
 		{GemmArgs{M: 8, N: 4, K: 2, Batch: 1, Bias: 64, GELU: GeluForward, CType: BFloat16, AType: BFloat16}, "gemm 8x4x2 bf16 +bias +gelu >bf16"},
+		{GemmArgs{M: 8, N: 4, K: 2, Batch: 1, GELU: GeluForward, Aux: 128, LDAux: 8}, "gemm 8x4x2 fp32 +gelu+aux"},
 		{GemmArgs{M: 8, N: 4, K: 2, Batch: 1, BiasGrad: 64, GELU: GeluBackward}, "gemm 8x4x2 fp32 +bgrad +dgelu"},
 	} {
 		prof := NewProfiler(nopGemmDriver{NewEmuDriver()})
