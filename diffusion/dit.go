@@ -102,8 +102,12 @@ func NewDiT(dev kernels.Device, r nn.Rand, cfg ModelConfig) (*DiT, error) {
 	if len(cfg.RewardDims) > 0 {
 		m.Reward = NewRewardEmbedder(dev, r, cfg.RewardDims, cfg.RewardFreq, C)
 	}
-	for range cfg.Depth {
-		m.Blocks = append(m.Blocks, nn.NewDiTBlock(dev, r, nn.DiTBlockConfig{C: C, NH: cfg.Heads, MLPRatio: cfg.MLPRatio}))
+	for k := range cfg.Depth {
+		b := nn.NewDiTBlock(dev, r, nn.DiTBlockConfig{C: C, NH: cfg.Heads, MLPRatio: cfg.MLPRatio})
+		if k > 0 {
+			b.ShareBackwardBuffers(m.Blocks[0]) // one block's gradients at a time
+		}
+		m.Blocks = append(m.Blocks, b)
 	}
 	m.AdaLN = nn.NewAdaLNStack(dev, m.Blocks)
 	F := cfg.Channels * cfg.TubeletFrames * cfg.PatchSize * cfg.PatchSize

@@ -41,6 +41,12 @@ func (s *SelfAttention) forwardBuffers() []*buffer {
 	return append(append([]*buffer{&s.att, &s.lse}, s.QKV.forwardBuffers()...), s.Proj.forwardBuffers()...)
 }
 
+// backwardBuffers are the buffers Backward writes, its layers' with them
+// (DiTBlock.ShareBackwardBuffers).
+func (s *SelfAttention) backwardBuffers() []*buffer {
+	return append(append([]*buffer{&s.dqkv}, s.QKV.backwardBuffers()...), s.Proj.backwardBuffers()...)
+}
+
 // NewSelfAttention allocates an attention layer with NH heads over C channels, Xavier-normal
 // weights drawn from r and zero biases.
 func NewSelfAttention(dev kernels.Device, r Rand, C, NH int) *SelfAttention {

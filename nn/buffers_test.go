@@ -122,3 +122,59 @@ func TestShareForwardBuffers(t *testing.T) {
 		}
 	}
 }
+
+// Blocks running their backward in the first block's buffers (ShareBackwardBuffers, as a DiT
+// sets them) give the same input gradient, conditioning gradient and parameter gradients, bit
+// for bit, as blocks in their own, with the modulations stacked (each block's output gate
+// formed by the next block's first norm) and not; they allocate no backward buffers of their
+// own.
+func TestShareBackwardBuffers(t *testing.T) {
+	cfg := DiTBlockConfig{C: 12, NH: 3, Dc: 5, MLPRatio: 2}
+	r := newHostRand(122)
+	x, c, g := r.tensor(1, 2, 7, 12), r.tensor(1, 2, 5), r.tensor(1, 2, 7, 12)
+	for _, stacked := range []bool{false, true} {
+		type result struct {
+			dx, dc []float32
+			grads  [][]float32
+		}
+		run := func(share bool) result {
+			r := newHostRand(123)
+			var blocks []*DiTBlock
+			for k := range 5 {
+				blocks = append(blocks, newTrainedDiTBlock(r, cfg))
+				if share && k > 0 {
+					blocks[k].ShareBackwardBuffers(blocks[0])
+				}
+			}
+			var s *AdaLNStack
+			if stacked {
+				s = NewAdaLNStack(testDev, blocks)
+			}
+			ps := stackParams(s, blocks)
+			ZeroGrad(ps)
+			ForwardBlocks(s, blocks, x, c, nil)
+			dc := testDev.New(2, 5)
+			res := result{dx: toHost(BackwardBlocks(s, blocks, g, dc)), dc: toHost(dc)}
+			for _, p := range ps {
+				res.grads = append(res.grads, toHost(p.G))
+			}
+			if share {
+				for k, b := range blocks[1:] {
+					for i, buf := range b.backwardBuffers() {
+						if buf.t != nil {
+							t.Errorf("stacked %v: block %d allocated its backward buffer %d while sharing", stacked, k+1, i)
+						}
+					}
+				}
+			}
+			return res
+		}
+		got, want := run(true), run(false)
+		name := fmt.Sprintf("stacked %v: shared backward buffers' ", stacked)
+		assertClose(t, name+"dx", got.dx, to64(want.dx), 0, 0)
+		assertClose(t, name+"dc", got.dc, to64(want.dc), 0, 0)
+		for i := range want.grads {
+			assertClose(t, fmt.Sprintf("%sgradient %d", name, i), got.grads[i], to64(want.grads[i]), 0, 0)
+		}
+	}
+}

@@ -123,6 +123,30 @@ func (d *DiTBlock) ShareForwardBuffers(src *DiTBlock) {
 	shareBuffers(d.forwardBuffers(), from)
 }
 
+// ShareBackwardBuffers runs the block's backward passes in src's buffers (its norms',
+// attention's and MLP's with them), or with src nil in its own again. A block's backward
+// buffers are dead once the block before has read its input gradient (the output gradient
+// of the block before, read by that block's output gate and second norm), its gradient
+// scratch written last by the block after's first norm (the block before's output gate, which
+// the block before reads first); so every block of a stack can run its backward in the first
+// one's buffers (DiT shares them from the start): one block's gradients kept instead of all.
+func (d *DiTBlock) ShareBackwardBuffers(src *DiTBlock) {
+	var from []*buffer
+	if src != nil {
+		from = src.backwardBuffers()
+	}
+	shareBuffers(d.backwardBuffers(), from)
+}
+
+// backwardBuffers are the buffers backwardMods and Backward write, in a fixed order.
+func (d *DiTBlock) backwardBuffers() []*buffer {
+	bs := []*buffer{&d.dmods, &d.dtmp, &d.dx1, &d.dx}
+	bs = append(bs, d.Norm1.backwardBuffers()...)
+	bs = append(bs, d.Norm2.backwardBuffers()...)
+	bs = append(bs, d.Attn.backwardBuffers()...)
+	return append(bs, d.MLP.backwardBuffers()...)
+}
+
 // forwardBuffers are the buffers ForwardMods writes, in a fixed order.
 func (d *DiTBlock) forwardBuffers() []*buffer {
 	bs := []*buffer{&d.hm, &d.x1, &d.hm2, &d.out}

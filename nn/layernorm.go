@@ -38,6 +38,9 @@ type LayerNorm struct {
 // forwardBuffers are the buffers Forward writes (DiTBlock.ShareForwardBuffers).
 func (n *LayerNorm) forwardBuffers() []*buffer { return []*buffer{&n.mean, &n.rstd, &n.out} }
 
+// backwardBuffers are the buffers Backward writes (DiTBlock.ShareBackwardBuffers).
+func (n *LayerNorm) backwardBuffers() []*buffer { return []*buffer{&n.dx} }
+
 // NewLayerNorm allocates a LayerNorm over C channels; affine adds weight (ones) and bias
 // (zeros), trainable.
 func NewLayerNorm(dev kernels.Device, C int, eps float32, affine bool) *LayerNorm {

@@ -43,6 +43,10 @@ type Linear struct {
 // are left out.
 func (l *Linear) forwardBuffers() []*buffer { return []*buffer{&l.out} }
 
+// backwardBuffers are the buffers Backward writes (DiTBlock.ShareBackwardBuffers); an
+// adapter's are left out.
+func (l *Linear) backwardBuffers() []*buffer { return []*buffer{&l.dx} }
+
 // NewLinear allocates a trainable Linear layer on dev. The weight is drawn from r with
 // the Xavier (Glorot) normal rule, std = sqrt(2/(In+Out)); the bias starts at zero. A nil r
 // leaves the weight zero (adaLN-Zero, or weights loaded afterwards).

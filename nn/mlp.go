@@ -37,6 +37,11 @@ func (m *MLP) forwardBuffers() []*buffer {
 	return append(append([]*buffer{&m.g}, m.FC1.forwardBuffers()...), m.FC2.forwardBuffers()...)
 }
 
+// backwardBuffers are the buffers Backward writes: its layers' (DiTBlock.ShareBackwardBuffers).
+func (m *MLP) backwardBuffers() []*buffer {
+	return append(m.FC1.backwardBuffers(), m.FC2.backwardBuffers()...)
+}
+
 // NewMLP allocates an MLP with Xavier-normal weights drawn from r and zero biases.
 func NewMLP(dev kernels.Device, r Rand, C, hidden int) *MLP {
 	return &MLP{C: C, Hidden: hidden, dev: dev,
