@@ -34,6 +34,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/alignkit/align/kernels"
 )
@@ -115,13 +116,7 @@ func NewDiTBlock(dev kernels.Device, r Rand, cfg DiTBlockConfig) *DiTBlock {
 // block's first norm forms that output). So every block of a stack can run in the first
 // one's buffers, one block's activations kept instead of all (DiT.ForwardText,
 // DiT.ForwardNoGrad); a backward needs each block's own.
-func (d *DiTBlock) ShareForwardBuffers(src *DiTBlock) {
-	var from []*buffer
-	if src != nil {
-		from = src.forwardBuffers()
-	}
-	shareBuffers(d.forwardBuffers(), from)
-}
+func (d *DiTBlock) ShareForwardBuffers(src *DiTBlock) { d.share(src, (*DiTBlock).forwardBuffers) }
 
 // ShareBackwardBuffers runs the block's backward passes in src's buffers (its norms',
 // attention's and MLP's with them), or with src nil in its own again. A block's backward
@@ -130,30 +125,27 @@ func (d *DiTBlock) ShareForwardBuffers(src *DiTBlock) {
 // scratch written last by the block after's first norm (the block before's output gate, which
 // the block before reads first); so every block of a stack can run its backward in the first
 // one's buffers (DiT shares them from the start): one block's gradients kept instead of all.
-func (d *DiTBlock) ShareBackwardBuffers(src *DiTBlock) {
+func (d *DiTBlock) ShareBackwardBuffers(src *DiTBlock) { d.share(src, (*DiTBlock).backwardBuffers) }
+
+// share points the buffers list gives of d at those of src (nil: d's own again).
+func (d *DiTBlock) share(src *DiTBlock, list func(*DiTBlock) []*buffer) {
 	var from []*buffer
 	if src != nil {
-		from = src.backwardBuffers()
+		from = list(src)
 	}
-	shareBuffers(d.backwardBuffers(), from)
+	shareBuffers(list(d), from)
 }
 
 // backwardBuffers are the buffers backwardMods and Backward write, in a fixed order.
 func (d *DiTBlock) backwardBuffers() []*buffer {
-	bs := []*buffer{&d.dmods, &d.dtmp, &d.dx1, &d.dx}
-	bs = append(bs, d.Norm1.backwardBuffers()...)
-	bs = append(bs, d.Norm2.backwardBuffers()...)
-	bs = append(bs, d.Attn.backwardBuffers()...)
-	return append(bs, d.MLP.backwardBuffers()...)
+	return slices.Concat([]*buffer{&d.dmods, &d.dtmp, &d.dx1, &d.dx}, d.Norm1.backwardBuffers(),
+		d.Norm2.backwardBuffers(), d.Attn.backwardBuffers(), d.MLP.backwardBuffers())
 }
 
 // forwardBuffers are the buffers ForwardMods writes, in a fixed order.
 func (d *DiTBlock) forwardBuffers() []*buffer {
-	bs := []*buffer{&d.hm, &d.x1, &d.hm2, &d.out}
-	bs = append(bs, d.Norm1.forwardBuffers()...)
-	bs = append(bs, d.Norm2.forwardBuffers()...)
-	bs = append(bs, d.Attn.forwardBuffers()...)
-	return append(bs, d.MLP.forwardBuffers()...)
+	return slices.Concat([]*buffer{&d.hm, &d.x1, &d.hm2, &d.out}, d.Norm1.forwardBuffers(),
+		d.Norm2.forwardBuffers(), d.Attn.forwardBuffers(), d.MLP.forwardBuffers())
 }
 
 // Params lists "attn.*", "mlp.*" and "adaLN_modulation.1.*" (the last not where an
