@@ -30,7 +30,14 @@ func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams) {
 	bc1 := float32(1 - math.Pow(float64(b1), float64(h.Step)))
 	bc2 := float32(1 - math.Pow(float64(b2), float64(h.Step)))
 	decay, scale := h.LR*h.WeightDecay, h.Scale()
+	// The vector loop's constants, in its order (gemmasm.AdamWAVX2): the same float32 values
+	// the loop below computes with, so its results are the same bits.
+	k := [10]float32{scale, b1, 1 - b1, b2, 1 - b2, decay, bc2, h.Eps, h.LR, bc1}
 	d.parallel(n, elemGrain/2, func(lo, hi int) {
+		if n8 := (hi - lo) &^ 7; adamwAsm != nil && n8 > 0 {
+			adamwAsm(&p[lo], &g[lo], &mm[lo], &vv[lo], n8, &k)
+			lo += n8
+		}
 		for i := lo; i < hi; i++ {
 			gi := g[i] * scale
 			mi := b1*mm[i] + (1-b1)*gi

@@ -155,8 +155,13 @@ func (d *CPU) BiasBackward(dbias, dout *Tensor, N, C int) {
 		acc := make([]float64, hi-lo)
 		for n := 0; n < N; n++ {
 			row := g[n*C+lo : n*C+hi]
-			for j, v := range row {
-				acc[j] += float64(v)
+			j := 0
+			if n4 := len(row) &^ 3; accumAsm != nil && n4 > 0 {
+				accumAsm(&acc[0], &row[0], n4)
+				j = n4
+			}
+			for ; j < len(row); j++ {
+				acc[j] += float64(row[j])
 			}
 		}
 		for j, v := range acc {

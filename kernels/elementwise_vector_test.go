@@ -1,8 +1,8 @@
 // Tests of the vector elementwise loops (internal/gemmasm/elementwise_amd64.s, where the CPU
-// has AVX2): the device's Add, AddBias, ModulateForward and GateForward give the scalar Go
-// loop's bits exactly, on every length around the eight-float steps, with special values
-// (infinities, NaN, subnormals, signed zeros, products that round differently fused), at
-// unaligned offsets and in place.
+// has AVX2): the device's Add, AddBias, ModulateForward, GateForward, BiasBackward and AdamW
+// give the scalar Go loop's bits exactly, on every length around the vector steps, with
+// special values (infinities, NaN, subnormals, signed zeros, products that round differently
+// fused), at unaligned offsets and in place.
 //
 // Test: go test ./kernels -run Vector
 package kernels
@@ -73,5 +73,50 @@ func TestVectorElementwise(t *testing.T) {
 		// In place: out is x.
 		d.GateForward(tx, tx, tsc, ty, B, T, C)
 		sameBits(t, "GateForward in place "+name, Host(tx), gate)
+	}
+}
+
+func TestVectorColumnSumsAndAdamW(t *testing.T) {
+	d := NewCPU(2)
+	for _, C := range []int{1, 3, 4, 5, 8, 9, 37, 256} {
+		const N = 6
+		dout, db0 := vectorInputs(5, N*C), vectorInputs(6, C)
+		want := make([]float32, C)
+		for c := range C {
+			acc := 0.0
+			for n := range N {
+				acc += float64(dout[n*C+c])
+			}
+			want[c] = db0[c] + float32(acc)
+		}
+		db := guarded(d, db0, C)
+		d.BiasBackward(db, guarded(d, dout, N*C), N, C)
+		sameBits(t, fmt.Sprintf("BiasBackward C=%d", C), Host(db), want)
+	}
+	for _, n := range []int{1, 7, 8, 9, 17, 1003, 40000} {
+		p0, g, m0, v0 := vectorInputs(7, n), vectorInputs(8, n), testNormals(9, n), testNormals(10, n)
+		for i := range v0 {
+			v0[i] = float32(math.Abs(float64(v0[i])))
+		}
+		h := AdamWParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 3, GradScale: 0.7}
+		b1, b2 := h.Beta1, h.Beta2
+		bc1 := float32(1 - math.Pow(float64(b1), float64(h.Step)))
+		bc2 := float32(1 - math.Pow(float64(b2), float64(h.Step)))
+		decay, scale := h.LR*h.WeightDecay, h.Scale()
+		wp, wm, wv := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range n { // the update as AdamW writes it, every product rounded on its own
+			gi := g[i] * scale
+			mi := float32(b1*m0[i]) + float32((1-b1)*gi)
+			vi := float32(b2*v0[i]) + float32(float32((1-b2)*gi)*gi)
+			pi := p0[i] - float32(decay*p0[i])
+			den := float32(math.Sqrt(float64(vi/bc2))) + h.Eps
+			wp[i], wm[i], wv[i] = pi-float32(h.LR*(mi/bc1))/den, mi, vi
+		}
+		p, m, v := guarded(d, p0, n), guarded(d, m0, n), guarded(d, v0, n)
+		d.AdamW(p, guarded(d, g, n), m, v, h)
+		name := fmt.Sprintf("AdamW n=%d", n)
+		sameBits(t, name+" param", Host(p), wp)
+		sameBits(t, name+" m", Host(m), wm)
+		sameBits(t, name+" v", Host(v), wv)
 	}
 }

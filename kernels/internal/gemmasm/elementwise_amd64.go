@@ -1,10 +1,10 @@
 // Declarations of the vector elementwise loops in elementwise_amd64.s (AVX2, written by
-// hand): the CPU device's bias adds, residual adds, modulations and gates, eight floats a
-// step. Each rounds as the scalar Go it replaces (a multiply and an add rounded one after the
-// other, never fused), so the results are the same bit for bit.
+// hand): the CPU device's bias adds, residual adds, modulations, gates, bias gradients and
+// AdamW, eight floats a step. Each rounds as the scalar Go it replaces (every multiply and add
+// rounded one after the other, never fused), so the results are the same bit for bit.
 //
-// The caller checks CPU support (AVX2) and that n is a multiple of 8. dst may equal any
-// input (each element is read before it is written).
+// The caller checks CPU support (AVX2) and that n is a multiple of 8 (of 4 for
+// AccumF64AVX2). dst may equal any input (each element is read before it is written).
 //
 // Test: go test -run 'Vector' ./kernels
 
@@ -21,3 +21,21 @@ func AddAVX2(dst, a, b *float32, n int)
 //
 //go:noescape
 func MulAddAVX2(dst, x, s, t *float32, n int)
+
+// AccumF64AVX2 sets acc[i] += float64(x[i]) for i < n (n a multiple of 4): a column sum's
+// step, each column's sum in its own order.
+//
+//go:noescape
+func AccumF64AVX2(acc *float64, x *float32, n int)
+
+// AdamWAVX2 runs the CPU device's AdamW update on p = param, g = grad, m and v for i < n,
+// with k = {scale, b1, 1-b1, b2, 1-b2, decay, bc2, eps, lr, bc1} as the scalar update has
+// them (float32):
+//
+//	gi = g*scale;  m = b1*m + (1-b1)*gi;  v = b2*v + ((1-b2)*gi)*gi
+//	p = (p - decay*p) - (lr*(m/bc1)) / (sqrt(v/bc2) + eps)
+//
+// (sqrt correctly rounded to float32, as float32(math.Sqrt(float64(x))) is).
+//
+//go:noescape
+func AdamWAVX2(param, grad, m, v *float32, n int, k *[10]float32)

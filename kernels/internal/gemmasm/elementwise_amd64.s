@@ -1,4 +1,4 @@
-// Vector elementwise loops (AVX2, eight floats a step), see
+// Vector elementwise loops (AVX2, eight floats a step; four doubles in AccumF64AVX2), see
 // elementwise_amd64.go.
 // Test: go test -run 'Vector' ./kernels
 
@@ -52,5 +52,81 @@ muladd_loop:
 	JNZ     muladd_loop
 
 muladd_done:
+	VZEROUPPER
+	RET
+
+// func AccumF64AVX2(acc *float64, x *float32, n int)
+TEXT ·AccumF64AVX2(SB), NOSPLIT, $0-24
+	MOVQ acc+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $2, CX
+	JZ   accum_done
+
+accum_loop:
+	VCVTPS2PD (SI), Y0
+	VADDPD    (DI), Y0, Y0
+	VMOVUPD   Y0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       accum_loop
+
+accum_done:
+	VZEROUPPER
+	RET
+
+// func AdamWAVX2(param, grad, m, v *float32, n int, k *[10]float32)
+// Y6-Y15 hold k's constants in order; Go's operand order is src2, src1, dst.
+TEXT ·AdamWAVX2(SB), NOSPLIT, $0-48
+	MOVQ param+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ m+16(FP), DX
+	MOVQ v+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ k+40(FP), AX
+	VBROADCASTSS 0(AX), Y6
+	VBROADCASTSS 4(AX), Y7
+	VBROADCASTSS 8(AX), Y8
+	VBROADCASTSS 12(AX), Y9
+	VBROADCASTSS 16(AX), Y10
+	VBROADCASTSS 20(AX), Y11
+	VBROADCASTSS 24(AX), Y12
+	VBROADCASTSS 28(AX), Y13
+	VBROADCASTSS 32(AX), Y14
+	VBROADCASTSS 36(AX), Y15
+	SHRQ $3, CX
+	JZ   adamw_done
+
+adamw_loop:
+	VMULPS  (SI), Y6, Y0   // gi = g*scale
+	VMULPS  (DX), Y7, Y1   // b1*m
+	VMULPS  Y0, Y8, Y2     // (1-b1)*gi
+	VADDPS  Y2, Y1, Y1     // m
+	VMOVUPS Y1, (DX)
+	VMULPS  (R8), Y9, Y2   // b2*v
+	VMULPS  Y0, Y10, Y3    // (1-b2)*gi
+	VMULPS  Y0, Y3, Y3     // ((1-b2)*gi)*gi
+	VADDPS  Y3, Y2, Y2     // v
+	VMOVUPS Y2, (R8)
+	VMOVUPS (DI), Y3       // p
+	VMULPS  Y3, Y11, Y4    // decay*p
+	VSUBPS  Y4, Y3, Y3     // p - decay*p
+	VDIVPS  Y12, Y2, Y2    // v/bc2
+	VSQRTPS Y2, Y2
+	VADDPS  Y13, Y2, Y2    // sqrt(v/bc2) + eps
+	VDIVPS  Y15, Y1, Y1    // m/bc1
+	VMULPS  Y1, Y14, Y1    // lr*(m/bc1)
+	VDIVPS  Y2, Y1, Y1     // / (sqrt(v/bc2) + eps)
+	VSUBPS  Y1, Y3, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, R8
+	DECQ    CX
+	JNZ     adamw_loop
+
+adamw_done:
 	VZEROUPPER
 	RET
