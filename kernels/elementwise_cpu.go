@@ -53,6 +53,48 @@ func mulAddInto(o, x, s, t []float32) {
 	}
 }
 
+// mulInto sets o[i] = a[i] * b[i] over o's length (mulAsm where the CPU has it). o may equal
+// a or b.
+func mulInto(o, a, b []float32) {
+	a, b = a[:len(o)], b[:len(o)]
+	i := 0
+	if n8 := len(o) &^ 7; mulAsm != nil && n8 > 0 {
+		mulAsm(&o[0], &a[0], &b[0], n8)
+		i = n8
+	}
+	for ; i < len(o); i++ {
+		o[i] = a[i] * b[i]
+	}
+}
+
+// accumInto adds float64(x[j]) to acc[j] over acc's length: a step of column sums, each
+// column summed in its own order (accumAsm where the CPU has it: the same sums).
+func accumInto(acc []float64, x []float32) {
+	x = x[:len(acc)]
+	j := 0
+	if n4 := len(acc) &^ 3; accumAsm != nil && n4 > 0 {
+		accumAsm(&acc[0], &x[0], n4)
+		j = n4
+	}
+	for ; j < len(acc); j++ {
+		acc[j] += float64(x[j])
+	}
+}
+
+// accumMulInto adds float64(x[j])*float64(y[j]) (exact) to acc[j] over acc's length
+// (accumMulAsm where the CPU has it).
+func accumMulInto(acc []float64, x, y []float32) {
+	x, y = x[:len(acc)], y[:len(acc)]
+	j := 0
+	if n4 := len(acc) &^ 3; accumMulAsm != nil && n4 > 0 {
+		accumMulAsm(&acc[0], &x[0], &y[0], n4)
+		j = n4
+	}
+	for ; j < len(acc); j++ {
+		acc[j] += float64(x[j]) * float64(y[j])
+	}
+}
+
 // Add: out[i] = a[i] + b[i]. out may alias a or b.
 func (d *CPU) Add(out, a, b *Tensor) {
 	n := out.Len()
@@ -154,15 +196,7 @@ func (d *CPU) BiasBackward(dbias, dout *Tensor, N, C int) {
 	d.parallel(C, colGrain(N), func(lo, hi int) {
 		acc := make([]float64, hi-lo)
 		for n := 0; n < N; n++ {
-			row := g[n*C+lo : n*C+hi]
-			j := 0
-			if n4 := len(row) &^ 3; accumAsm != nil && n4 > 0 {
-				accumAsm(&acc[0], &row[0], n4)
-				j = n4
-			}
-			for ; j < len(row); j++ {
-				acc[j] += float64(row[j])
-			}
+			accumInto(acc, g[n*C+lo:n*C+hi])
 		}
 		for j, v := range acc {
 			db[lo+j] += float32(v)

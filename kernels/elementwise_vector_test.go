@@ -1,5 +1,6 @@
 // Tests of the vector elementwise loops (internal/gemmasm/elementwise_amd64.s, where the CPU
-// has AVX2): the device's Add, AddBias, ModulateForward, GateForward, BiasBackward and AdamW
+// has AVX2): the device's Add, AddBias, ModulateForward, GateForward, BiasBackward,
+// ModulateBackward, GateBackward and AdamW
 // give the scalar Go loop's bits exactly, on every length around the vector steps, with
 // special values (infinities, NaN, subnormals, signed zeros, products that round differently
 // fused), at unaligned offsets and in place.
@@ -76,7 +77,9 @@ func TestVectorElementwise(t *testing.T) {
 	}
 }
 
-func TestVectorColumnSumsAndAdamW(t *testing.T) {
+// The column sums (BiasBackward; ModulateBackward's and GateBackward's, with their
+// elementwise products, in place where allowed) and AdamW against the Go loops.
+func TestVectorBackwardAndAdamW(t *testing.T) {
 	d := NewCPU(2)
 	for _, C := range []int{1, 3, 4, 5, 8, 9, 37, 256} {
 		const N = 6
@@ -92,6 +95,39 @@ func TestVectorColumnSumsAndAdamW(t *testing.T) {
 		db := guarded(d, db0, C)
 		d.BiasBackward(db, guarded(d, dout, N*C), N, C)
 		sameBits(t, fmt.Sprintf("BiasBackward C=%d", C), Host(db), want)
+	}
+	for _, C := range []int{1, 4, 5, 9, 37} {
+		const B, T = 2, 5
+		n := B * T * C
+		dout, x, sc := vectorInputs(11, n), vectorInputs(12, n), vectorInputs(13, B*C)
+		dsh0, dsc0 := vectorInputs(14, B*C), vectorInputs(15, B*C)
+		wdx, wdsh, wdsc, wdy, wdg := make([]float32, n), make([]float32, B*C), make([]float32, B*C), make([]float32, n), make([]float32, B*C)
+		for b := range B {
+			for c := range C {
+				var sh, sx float64
+				for t := range T {
+					i := (b*T+t)*C + c
+					sh += float64(dout[i])
+					sx += float64(dout[i]) * float64(x[i])
+					wdx[i] = dout[i] * (1 + sc[b*C+c])
+					wdy[i] = sc[b*C+c] * dout[i]
+				}
+				wdsh[b*C+c] = dsh0[b*C+c] + float32(sh)
+				wdsc[b*C+c] = dsc0[b*C+c] + float32(sx)
+				wdg[b*C+c] = dsc0[b*C+c] + float32(sx)
+			}
+		}
+		name := fmt.Sprintf("C=%d", C)
+		tdout, tx, tsc := guarded(d, dout, n), guarded(d, x, n), guarded(d, sc, B*C)
+		dx, dsh, dsc := guarded(d, nil, n), guarded(d, dsh0, B*C), guarded(d, dsc0, B*C)
+		d.ModulateBackward(dx, dsh, dsc, tdout, tx, tsc, B, T, C)
+		sameBits(t, "ModulateBackward dx "+name, Host(dx), wdx)
+		sameBits(t, "ModulateBackward dshift "+name, Host(dsh), wdsh)
+		sameBits(t, "ModulateBackward dscale "+name, Host(dsc), wdsc)
+		dg := guarded(d, dsc0, B*C)
+		d.GateBackward(tdout, dg, tdout, tsc, tx, B, T, C) // dy in place of dout
+		sameBits(t, "GateBackward dy "+name, Host(tdout), wdy)
+		sameBits(t, "GateBackward dgate "+name, Host(dg), wdg)
 	}
 	for _, n := range []int{1, 7, 8, 9, 17, 1003, 40000} {
 		p0, g, m0, v0 := vectorInputs(7, n), vectorInputs(8, n), testNormals(9, n), testNormals(10, n)

@@ -39,14 +39,16 @@ var (
 )
 
 // Vector elementwise loops (internal/gemmasm/elementwise_amd64.s) for the bias and residual
-// adds, the modulation, the gate, the bias gradient's column sums and AdamW (nil: none; the
-// callers loop in Go). Each handles a multiple of 8 elements (accumAsm of 4) and rounds as
-// the Go loop does.
+// adds, the modulation, the gate and their backward, the column sums of gradients and AdamW
+// (nil: none; the callers loop in Go). Each handles a multiple of 8 elements (the float64
+// sums of 4) and rounds as the Go loop does.
 var (
-	addAsm    func(dst, a, b *float32, n int)
-	mulAddAsm func(dst, x, s, t *float32, n int)
-	accumAsm  func(acc *float64, x *float32, n int)
-	adamwAsm  func(p, g, m, v *float32, n int, k *[10]float32)
+	addAsm      func(dst, a, b *float32, n int)
+	mulAddAsm   func(dst, x, s, t *float32, n int)
+	mulAsm      func(dst, a, b *float32, n int)
+	accumAsm    func(acc *float64, x *float32, n int)
+	accumMulAsm func(acc *float64, x, y *float32, n int)
+	adamwAsm    func(p, g, m, v *float32, n int, k *[10]float32)
 )
 
 func init() {
@@ -54,7 +56,8 @@ func init() {
 		expSumAsm, geluAsm, geluBackwardAsm = gemmasm.ExpSumAVX2, gemmasm.GeluAVX2, gemmasm.GeluBackwardAVX2
 	}
 	if cpu.X86.HasAVX2 {
-		addAsm, mulAddAsm, accumAsm, adamwAsm = gemmasm.AddAVX2, gemmasm.MulAddAVX2, gemmasm.AccumF64AVX2, gemmasm.AdamWAVX2
+		addAsm, mulAsm, mulAddAsm = gemmasm.AddAVX2, gemmasm.MulAVX2, gemmasm.MulAddAVX2
+		accumAsm, accumMulAsm, adamwAsm = gemmasm.AccumF64AVX2, gemmasm.AccumMulF64AVX2, gemmasm.AdamWAVX2
 	}
 }
 

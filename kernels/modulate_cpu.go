@@ -98,21 +98,22 @@ func (d *CPU) ModulateBackward(dx, dshift, dscale, dout, x, scale *Tensor, B, T,
 	mustLen("ModulateBackward scale", scale, B*C)
 	dxx, dsh, dsc, g, xx, sc := Host(dx), Host(dshift), Host(dscale), Host(dout), Host(x), Host(scale)
 	d.parallel(B*C, colGrain(T), func(lo, hi int) {
-		acc := make([]float64, 2*(hi-lo))
+		acc, sc1 := make([]float64, 2*(hi-lo)), make([]float32, hi-lo)
 		forEachBC(lo, hi, C, func(b, c0, c1 int) {
 			w := c1 - c0
 			aSh, aSc := acc[:w], acc[w:2*w]
 			clear(aSh)
 			clear(aSc)
-			scb := sc[b*C+c0 : b*C+c1]
+			sc1 := sc1[:w] // 1 + scale
+			for j, v := range sc[b*C+c0 : b*C+c1] {
+				sc1[j] = 1 + v
+			}
 			for t := 0; t < T; t++ {
 				base := (b*T+t)*C + c0
 				gr, xr, dr := g[base:base+w], xx[base:base+w], dxx[base:base+w]
-				for j, gv := range gr {
-					aSh[j] += float64(gv)
-					aSc[j] += float64(gv) * float64(xr[j])
-					dr[j] = gv * (1 + scb[j])
-				}
+				accumInto(aSh, gr)
+				accumMulInto(aSc, gr, xr)
+				mulInto(dr, gr, sc1) // after gr's reads: dx may alias dout
 			}
 			for j := 0; j < w; j++ {
 				dsh[b*C+c0+j] += float32(aSh[j])
@@ -161,10 +162,8 @@ func (d *CPU) GateBackward(dy, dgate, dout, gate, y *Tensor, B, T, C int) {
 			for t := 0; t < T; t++ {
 				base := (b*T+t)*C + c0
 				gr, yr, dr := g[base:base+w], yy[base:base+w], dyy[base:base+w]
-				for j, gv := range gr {
-					a[j] += float64(gv) * float64(yr[j])
-					dr[j] = gb[j] * gv
-				}
+				accumMulInto(a, gr, yr)
+				mulInto(dr, gb, gr) // after gr's read: dy may alias dout
 			}
 			for j := 0; j < w; j++ {
 				dg[b*C+c0+j] += float32(a[j])

@@ -3,8 +3,8 @@
 // AdamW, eight floats a step. Each rounds as the scalar Go it replaces (every multiply and add
 // rounded one after the other, never fused), so the results are the same bit for bit.
 //
-// The caller checks CPU support (AVX2) and that n is a multiple of 8 (of 4 for
-// AccumF64AVX2). dst may equal any input (each element is read before it is written).
+// The caller checks CPU support (AVX2) and that n is a multiple of 8 (of 4 for the float64
+// sums, Accum*F64AVX2). dst may equal any input (each element is read before it is written).
 //
 // Test: go test -run 'Vector' ./kernels
 
@@ -27,6 +27,17 @@ func MulAddAVX2(dst, x, s, t *float32, n int)
 //
 //go:noescape
 func AccumF64AVX2(acc *float64, x *float32, n int)
+
+// AccumMulF64AVX2 sets acc[i] += float64(x[i])*float64(y[i]) for i < n (n a multiple of 4;
+// the product is exact in float64).
+//
+//go:noescape
+func AccumMulF64AVX2(acc *float64, x, y *float32, n int)
+
+// MulAVX2 sets dst[i] = a[i] * b[i] for i < n.
+//
+//go:noescape
+func MulAVX2(dst, a, b *float32, n int)
 
 // AdamWAVX2 runs the CPU device's AdamW update on p = param, g = grad, m and v for i < n,
 // with k = {scale, b1, 1-b1, b2, 1-b2, decay, bc2, eps, lr, bc1} as the scalar update has

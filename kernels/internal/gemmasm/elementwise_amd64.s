@@ -76,6 +76,54 @@ accum_done:
 	VZEROUPPER
 	RET
 
+// func AccumMulF64AVX2(acc *float64, x, y *float32, n int)
+TEXT ·AccumMulF64AVX2(SB), NOSPLIT, $0-32
+	MOVQ acc+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $2, CX
+	JZ   accummul_done
+
+accummul_loop:
+	VCVTPS2PD (SI), Y0
+	VCVTPS2PD (DX), Y1
+	VMULPD    Y1, Y0, Y0
+	VADDPD    (DI), Y0, Y0
+	VMOVUPD   Y0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $16, DX
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       accummul_loop
+
+accummul_done:
+	VZEROUPPER
+	RET
+
+// func MulAVX2(dst, a, b *float32, n int)
+TEXT ·MulAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   mul_done
+
+mul_loop:
+	VMOVUPS (SI), Y0
+	VMULPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     mul_loop
+
+mul_done:
+	VZEROUPPER
+	RET
+
 // func AdamWAVX2(param, grad, m, v *float32, n int, k *[10]float32)
 // Y6-Y15 hold k's constants in order; Go's operand order is src2, src1, dst.
 TEXT ·AdamWAVX2(SB), NOSPLIT, $0-48
