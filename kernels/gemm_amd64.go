@@ -29,28 +29,7 @@ var copyAsm = func() func(dst *float32, ds int, src *float32, ss int, rows, cols
 	return nil
 }()
 
-// Vector exp loops (internal/gemmasm/exp_amd64.s) for GELU and the attention softmax
-// (nil: none; the callers fall back to exp32 one element at a time). Each handles a
-// multiple of 8 elements.
-var (
-	expSumAsm       func(dst, src *float32, n int, sub float32) float32
-	geluAsm         func(dst, src *float32, n int)
-	geluBackwardAsm func(dx, x, dout *float32, n int)
-)
-
-// Vector elementwise loops (internal/gemmasm/elementwise_amd64.s) for the bias and residual
-// adds, the modulation, the gate and their backward, the column sums of gradients and AdamW
-// (nil: none; the callers loop in Go). Each handles a multiple of 8 elements (the float64
-// sums of 4) and rounds as the Go loop does.
-var (
-	addAsm      func(dst, a, b *float32, n int)
-	mulAddAsm   func(dst, x, s, t *float32, n int)
-	mulAsm      func(dst, a, b *float32, n int)
-	accumAsm    func(acc *float64, x *float32, n int)
-	accumMulAsm func(acc *float64, x, y *float32, n int)
-	adamwAsm    func(p, g, m, v *float32, n int, k *[10]float32)
-)
-
+// init picks the vector loops of vector_loops.go this CPU can run.
 func init() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		expSumAsm, geluAsm, geluBackwardAsm = gemmasm.ExpSumAVX2, gemmasm.GeluAVX2, gemmasm.GeluBackwardAVX2

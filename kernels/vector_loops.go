@@ -1,0 +1,27 @@
+// The vector loops of the CPU device's elementwise work, in Go assembly (package
+// internal/gemmasm): set by gemm_amd64.go's init where the CPU has the instructions, nil
+// elsewhere (other architectures, gccgo, the purego build tag), where the callers loop in
+// Go. Each handles a multiple of 8 elements (the float64 sums of 4); the callers do the rest.
+//
+// Test: go test -run 'Gelu|Attention|Exp|Vector' ./kernels
+package kernels
+
+// Exp loops (exp_amd64.s) for GELU and the attention softmax; without them exp32 one
+// element at a time.
+var (
+	expSumAsm       func(dst, src *float32, n int, sub float32) float32
+	geluAsm         func(dst, src *float32, n int)
+	geluBackwardAsm func(dx, x, dout *float32, n int)
+)
+
+// Elementwise loops (elementwise_amd64.s) for the bias and residual adds, the modulation,
+// the gate and their backward, the column sums of gradients and AdamW, each rounding as the
+// Go loop it replaces does (the same bits).
+var (
+	addAsm      func(dst, a, b *float32, n int)
+	mulAddAsm   func(dst, x, s, t *float32, n int)
+	mulAsm      func(dst, a, b *float32, n int)
+	accumAsm    func(acc *float64, x *float32, n int)
+	accumMulAsm func(acc *float64, x, y *float32, n int)
+	adamwAsm    func(p, g, m, v *float32, n int, k *[10]float32)
+)
