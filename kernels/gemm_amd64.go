@@ -37,6 +37,7 @@ func init() {
 	if cpu.X86.HasAVX2 {
 		addAsm, mulAsm, mulAddAsm = gemmasm.AddAVX2, gemmasm.MulAVX2, gemmasm.MulAddAVX2
 		accumAsm, accumMulAsm, adamwAsm = gemmasm.AccumF64AVX2, gemmasm.AccumMulF64AVX2, gemmasm.AdamWAVX2
+		rowMeanVar8Asm, normRowAsm, normRowAffineAsm = gemmasm.RowMeanVar8AVX2, gemmasm.NormRowAVX2, gemmasm.NormRowAffineAVX2
 	}
 }
 

@@ -29,32 +29,67 @@ func (d *CPU) LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C 
 	}
 	o, x, mu, rs := Host(out), Host(inp), Host(mean), Host(rstd)
 	w, b := host(weight), host(bias)
+	// finish normalises row n from its mean m and sum of squared deviations v2.
+	finish := func(n int, m, v2 float64) {
+		r := 1 / math.Sqrt(v2/float64(C)+float64(eps))
+		normRow(o[n*C:(n+1)*C], x[n*C:(n+1)*C], w, b, m, r)
+		mu[n], rs[n] = float32(m), float32(r)
+	}
 	d.parallel(N, rowGrain(C), func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			xr, or := x[n*C:(n+1)*C], o[n*C:(n+1)*C]
-			s := 0.0
-			for _, v := range xr {
-				s += float64(v)
-			}
-			m := s / float64(C)
-			v2 := 0.0
-			for _, v := range xr {
-				dv := float64(v) - m
-				v2 += dv * dv
-			}
-			r := 1 / math.Sqrt(v2/float64(C)+float64(eps))
-			if w != nil {
-				for c, v := range xr {
-					or[c] = float32((float64(v)-m)*r*float64(w[c]) + float64(b[c]))
-				}
-			} else {
-				for c, v := range xr {
-					or[c] = float32((float64(v) - m) * r)
+		n := lo
+		if rowMeanVar8Asm != nil && C > 0 && C%4 == 0 {
+			var mv [16]float64 // eight rows' means, then their sums of squared deviations
+			for ; n+8 <= hi; n += 8 {
+				rowMeanVar8Asm(&x[n*C], C, &mv)
+				for k := range 8 {
+					finish(n+k, mv[k], mv[8+k])
 				}
 			}
-			mu[n], rs[n] = float32(m), float32(r)
+		}
+		for ; n < hi; n++ {
+			m, v2 := rowMeanVar(x[n*C : (n+1)*C])
+			finish(n, m, v2)
 		}
 	})
+}
+
+// rowMeanVar returns the mean m of xr and sum_c (xr[c]-m)^2, float64 sums in column order
+// (rowMeanVar8Asm's four lanes add in the same order).
+func rowMeanVar(xr []float32) (m, v2 float64) {
+	s := 0.0
+	for _, v := range xr {
+		s += float64(v)
+	}
+	m = s / float64(len(xr))
+	for _, v := range xr {
+		dv := float64(v) - m
+		v2 += dv * dv
+	}
+	return m, v2
+}
+
+// normRow sets or = (xr-m)*r*w + b (w, b nil: no affine), in float64 rounded to float32; the
+// multiple of 4 by the vector loop where the CPU has one, the rest in Go, the same bits.
+// or may equal xr.
+func normRow(or, xr, w, b []float32, m, r float64) {
+	c0 := 0
+	if normRowAsm != nil && len(xr) >= 4 {
+		c0 = len(xr) &^ 3
+		if w != nil {
+			normRowAffineAsm(&or[0], &xr[0], &w[0], &b[0], c0, m, r)
+		} else {
+			normRowAsm(&or[0], &xr[0], c0, m, r)
+		}
+	}
+	if w != nil {
+		for c := c0; c < len(xr); c++ {
+			or[c] = float32((float64(xr[c])-m)*r*float64(w[c]) + float64(b[c]))
+		}
+	} else {
+		for c := c0; c < len(xr); c++ {
+			or[c] = float32((float64(xr[c]) - m) * r)
+		}
+	}
 }
 
 // LayerNormBackward, with norm = (x-mean)*rstd and g = weight*dout (g = dout without affine):

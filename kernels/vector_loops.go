@@ -25,3 +25,12 @@ var (
 	accumMulAsm func(acc *float64, x, y *float32, n int)
 	adamwAsm    func(p, g, m, v *float32, n int, k *[10]float32)
 )
+
+// Layer normalisation loops (layernorm_amd64.s) for LayerNormForward: eight rows' float64
+// statistics at once, each in its own lane and order, and the normalising passes along a
+// row; the same bits as the Go loops.
+var (
+	rowMeanVar8Asm   func(x *float32, C int, mv *[16]float64)
+	normRowAsm       func(out, x *float32, n int, m, r float64)
+	normRowAffineAsm func(out, x, w, b *float32, n int, m, r float64)
+)

@@ -1,0 +1,38 @@
+// Declarations of the layer normalisation loops in layernorm_amd64.s (AVX2, written by hand)
+// for the CPU device's LayerNormForward. A row's statistics are float64 sums that the scalar
+// Go adds one column after the other, a chain of dependent adds that leaves the CPU waiting
+// on each; RowMeanVar8AVX2 puts eight rows in the lanes of two registers instead, each lane
+// adding its row's columns in the Go loop's order, so the sums are the same bits. The
+// normalising passes go along a row, four columns a step, every operation rounded as the Go
+// expression does (never fused).
+//
+// The caller checks CPU support (AVX2) and that C or n is a multiple of 4.
+//
+// Test: go test -run 'LayerNorm' ./kernels
+
+//go:build amd64 && gc && !purego
+
+package gemmasm
+
+// RowMeanVar8AVX2 reads eight rows of C floats at x, x+C, ..., x+7C (C a positive multiple
+// of 4) and sets, for row k,
+//
+//	mv[k]   = m = (sum_c float64(x_c)) / float64(C)
+//	mv[8+k] = sum_c (float64(x_c) - m)^2
+//
+// each sum over c in order from 0.
+//
+//go:noescape
+func RowMeanVar8AVX2(x *float32, C int, mv *[16]float64)
+
+// NormRowAVX2 sets out[i] = float32((float64(x[i]) - m) * r) for i < n (n a multiple of 4).
+// out may equal x.
+//
+//go:noescape
+func NormRowAVX2(out, x *float32, n int, m, r float64)
+
+// NormRowAffineAVX2 sets out[i] = float32((float64(x[i])-m)*r*float64(w[i]) + float64(b[i]))
+// for i < n (n a multiple of 4), the products from the left. out may equal x.
+//
+//go:noescape
+func NormRowAffineAVX2(out, x, w, b *float32, n int, m, r float64)
