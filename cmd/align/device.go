@@ -1,6 +1,7 @@
-// The --device, --precision and --profile flags every command inherits from the root: which
-// kernels.Device computes, in what precision a CUDA device multiplies, and whether its GPU
-// time is reported per kernel. Importing
+// The --device, --precision, --gemm-tuning and --profile flags every command inherits from
+// the root: which kernels.Device computes, in what precision a CUDA device multiplies, whether
+// its GPU times several product algorithms per shape, and whether its GPU time is reported
+// per kernel. Importing
 // kernels/cuda registers "cuda" (binaries built with -tags cuda) and "cuda-emu" (the CUDA
 // kernels emulated on the CPU; slow, for checking kernels without a GPU).
 package main
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/kernels/cuda" // registers the CUDA devices
@@ -26,6 +28,11 @@ const precisionFlagHelp = "matrix products on a CUDA device: fp32 (the CPU's num
 
 // precisionEnv names the environment variable that sets --precision's default.
 const precisionEnv = "ALIGN_PRECISION"
+
+const gemmTuningFlagHelp = "on a CUDA GPU, time up to `N` of cuBLASLt's algorithms for each new shape of matrix product and keep the fastest (0: cuBLASLt's first choice); faster products where the first choice is not the best, but the choice follows timings, so two runs may differ in the last bits; default $ALIGN_GEMM_TUNING, else 0"
+
+// gemmTuningEnv names the environment variable that sets --gemm-tuning's default.
+const gemmTuningEnv = "ALIGN_GEMM_TUNING"
 
 const profileFlagHelp = "on a CUDA device, write where the GPU's time went to stderr when the command ends: each kernel and matrix product timed in the stream by events (launch gaps included, so the times add up to the run's), the largest first, then the totals by kind of work"
 
@@ -73,7 +80,8 @@ func applyProfile(cmd *cobra.Command, dev kernels.Device) error {
 	return nil
 }
 
-// addDeviceFlag adds the persistent --device and --precision flags to the root command.
+// addDeviceFlag adds the persistent --device, --precision, --gemm-tuning and --profile flags
+// to the root command.
 func addDeviceFlag(root *cobra.Command) {
 	def := os.Getenv(deviceEnv)
 	if def == "" {
@@ -85,6 +93,13 @@ func addDeviceFlag(root *cobra.Command) {
 		prec = "fp32"
 	}
 	root.PersistentFlags().String("precision", prec, precisionFlagHelp)
+	// An unparsable $ALIGN_GEMM_TUNING is kept as the flag's text and refused by
+	// applyGemmTuning, which names the variable.
+	tuning := os.Getenv(gemmTuningEnv)
+	if tuning == "" {
+		tuning = "0"
+	}
+	root.PersistentFlags().String("gemm-tuning", tuning, gemmTuningFlagHelp)
 	root.PersistentFlags().Bool("profile", false, profileFlagHelp)
 }
 
@@ -118,6 +133,28 @@ func applyPrecision(cmd *cobra.Command, dev kernels.Device) error {
 	return nil
 }
 
+// applyGemmTuning sets --gemm-tuning on dev: a CUDA device on the GPU's driver only (the
+// emulation multiplies with one algorithm, the CPU has its own GEMM).
+func applyGemmTuning(cmd *cobra.Command, dev kernels.Device) error {
+	text, err := cmd.Flags().GetString("gemm-tuning")
+	if err != nil || text == "" {
+		text = "0"
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 0 {
+		return usageError{fromEnv(cmd, "gemm-tuning", gemmTuningEnv,
+			fmt.Errorf("--gemm-tuning %q: want a number of algorithms, 0 or more", text))}
+	}
+	if n == 0 {
+		return nil
+	}
+	if d, ok := dev.(*cuda.Device); ok && d.SetGemmTuning(n) {
+		return nil
+	}
+	return usageError{fromEnv(cmd, "gemm-tuning", gemmTuningEnv,
+		fmt.Errorf("--gemm-tuning %d times cuBLASLt's algorithms on a GPU (--device cuda); %s has none to choose from", n, dev.Name()))}
+}
+
 // deviceFromCmd opens the device named by --device in --precision; an unknown name is a
 // usage error that lists the available ones.
 func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
@@ -132,6 +169,9 @@ func deviceFromCmd(cmd *cobra.Command) (kernels.Device, error) {
 	if err := applyPrecision(cmd, dev); err != nil {
 		return nil, err
 	}
+	if err := applyGemmTuning(cmd, dev); err != nil {
+		return nil, err
+	}
 	if err := applyProfile(cmd, dev); err != nil {
 		return nil, err
 	}
@@ -144,6 +184,9 @@ func deviceWithThreads(cmd *cobra.Command, threads int) (kernels.Device, error) 
 	if name, _ := cmd.Flags().GetString("device"); (name == "" || name == "cpu") && threads > 0 {
 		dev := kernels.NewCPU(threads)
 		if err := applyPrecision(cmd, dev); err != nil {
+			return nil, err
+		}
+		if err := applyGemmTuning(cmd, dev); err != nil {
 			return nil, err
 		}
 		if err := applyProfile(cmd, dev); err != nil {

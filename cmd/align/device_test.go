@@ -61,6 +61,58 @@ func TestPrecisionFlag(t *testing.T) {
 	}
 }
 
+// --gemm-tuning has a GPU's driver time cuBLASLt's algorithms per product shape: align info
+// says so, and a sample stays within maxPixelDiff of the CPU's. The emulation (one algorithm
+// per product) and the CPU refuse it, naming $ALIGN_GEMM_TUNING where the value came from
+// there; a count below 0 or not a number is refused too.
+func TestGemmTuningFlag(t *testing.T) {
+	dir := t.TempDir()
+	model := saveTinyModel(t, dir, diffusion.KindImage)
+	args := []string{"sample", "--model", model, "--prompt", "red apple", "--num-inference-steps", "2", "--json"}
+	for _, c := range cudaTargets(t) {
+		code, stdout, stderr := runAlign(t, "info", "--device", c.name, "--gemm-tuning", "4", "--probe-time", "0")
+		if c.exact { // the emulation
+			if code != exitUsage || !strings.Contains(stderr, "--gemm-tuning 4 times cuBLASLt's algorithms on a GPU") {
+				t.Errorf("info --device %s --gemm-tuning 4: exit %d, %q", c.name, code, stderr)
+			}
+			continue
+		}
+		if code != exitOK || !strings.Contains(stdout, "tuned over 4 algorithms") {
+			t.Errorf("info --device %s --gemm-tuning 4: exit %d, %q %q", c.name, code, stdout, stderr)
+		}
+		tuned, stderr, code := sampleJSON(t, append([]string{"--device", c.name, "--gemm-tuning", "4"},
+			append(args, "-o", filepath.Join(dir, "tuned"))...))
+		if code != exitOK || len(tuned.Files) != 1 {
+			t.Fatalf("sample --device %s --gemm-tuning 4: exit %d: %s", c.name, code, stderr)
+		}
+		cpu, stderr, code := sampleJSON(t, append([]string{"--device", "cpu"}, append(args, "-o", filepath.Join(dir, "cpu"))...))
+		if code != exitOK || len(cpu.Files) != 1 {
+			t.Fatalf("sample --device cpu: exit %d: %s", code, stderr)
+		}
+		if d := pixelDiff(readPNG(t, tuned.Files[0].Path), readPNG(t, cpu.Files[0].Path)); d < 0 || d > maxPixelDiff {
+			t.Errorf("--gemm-tuning 4 on %s: pixels %d levels from the CPU's (at most %d)", c.name, d, maxPixelDiff)
+		}
+	}
+	code, _, stderr := runAlign(t, "info", "--gemm-tuning", "4", "--probe-time", "0")
+	if code != exitUsage || !strings.Contains(stderr, "cpu has none to choose from") {
+		t.Errorf("--gemm-tuning 4 on the CPU: exit %d, %q", code, stderr)
+	}
+	for _, bad := range []string{"-1", "many"} {
+		code, _, stderr = runAlign(t, "info", "--device", "cuda-emu", "--gemm-tuning", bad, "--probe-time", "0")
+		if code != exitUsage || !strings.Contains(stderr, "want a number of algorithms") {
+			t.Errorf("--gemm-tuning %s: exit %d, %q", bad, code, stderr)
+		}
+	}
+	if code, _, stderr = runAlign(t, "info", "--gemm-tuning", "0", "--probe-time", "0"); code != exitOK {
+		t.Errorf("--gemm-tuning 0 on the CPU: exit %d, %q", code, stderr)
+	}
+	t.Setenv(gemmTuningEnv, "8")
+	code, _, stderr = runAlign(t, "info", "--probe-time", "0")
+	if code != exitUsage || !strings.Contains(stderr, "$ALIGN_GEMM_TUNING") {
+		t.Errorf("ALIGN_GEMM_TUNING=8 on the CPU: exit %d, %q (the error names the variable)", code, stderr)
+	}
+}
+
 // --profile reports a CUDA device's GPU time per kernel and product to stderr when the
 // command ends, leaving stdout (--json) alone; the CPU device has nothing to profile.
 func TestProfileFlag(t *testing.T) {

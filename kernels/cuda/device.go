@@ -65,6 +65,7 @@ type Device struct {
 	alloc     *allocator
 	maxBlocks int // cap of grid-stride grids
 	prec      GemmPrecision
+	tune      int // algorithms timed per product shape (SetGemmTuning); 0 or 1: none
 	// attnBudget is the most bytes of score matrices the GEMM path of attention may hold
 	// (attnGemmBudget; tests lower it to select the fused kernels or force chunks), and of
 	// dQ's shares with dqShares.
@@ -124,14 +125,19 @@ func (d *Device) Driver() Driver { return d.drv }
 func (d *Device) Info() Info { return d.info }
 
 // Describe is a one-line summary for `align info`, e.g. "NVIDIA H100 80GB HBM3, compute
-// capability 9.0, 132 SMs, 79 GiB, CUDA driver 12.4, GEMM fp32".
+// capability 9.0, 132 SMs, 79 GiB, CUDA driver 12.4, GEMM fp32" (with "tuned over 8
+// algorithms" after SetGemmTuning(8)).
 func (d *Device) Describe() string {
 	i := d.info
 	s := fmt.Sprintf("%s, compute capability %d.%d, %d SMs, %d GiB", i.Name, i.Major, i.Minor, i.SMs, i.TotalMem>>30)
 	if i.DriverVersion > 0 {
 		s += fmt.Sprintf(", CUDA driver %d.%d", i.DriverVersion/1000, i.DriverVersion%1000/10)
 	}
-	return s + ", GEMM " + d.prec.String()
+	s += ", GEMM " + d.prec.String()
+	if d.tune > 1 {
+		s += fmt.Sprintf(" tuned over %d algorithms", d.tune)
+	}
+	return s
 }
 
 // MemStats returns the caching allocator's counts.
@@ -152,7 +158,11 @@ type gemmTuner interface{ SetGemmTuning(n int) bool }
 // the driver can (the emulated one has one algorithm).
 func (d *Device) SetGemmTuning(n int) bool {
 	t, ok := d.drv.(gemmTuner)
-	return ok && t.SetGemmTuning(n)
+	if !ok || !t.SetGemmTuning(n) {
+		return false
+	}
+	d.tune = n
+	return true
 }
 
 // Profile makes d time its launches, products and copies in the stream from now on (a

@@ -168,8 +168,12 @@ func TestSetGemmTuning(t *testing.T) {
 		t.Error("a profiler over the emulated driver reports that it tunes")
 	}
 	drv := &tunerDriver{EmuDriver: NewEmuDriver()}
-	if !NewDevice(NewProfiler(drv), "tuner").SetGemmTuning(5) || drv.n != 5 {
+	d := NewDevice(NewProfiler(drv), "tuner")
+	if !d.SetGemmTuning(5) || drv.n != 5 {
 		t.Errorf("a profiler over a tuning driver: the driver got %d, want 5", drv.n)
+	}
+	if got := d.Describe(); !strings.HasSuffix(got, "GEMM fp32 tuned over 5 algorithms") {
+		t.Errorf("Describe after SetGemmTuning(5): %q", got)
 	}
 }
 

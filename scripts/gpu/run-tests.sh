@@ -4,7 +4,8 @@
 # device), the kernel and DiT benchmarks (PyTorch peer where python3 has torch with CUDA)
 # and the whole package; logs into LOGDIR (the DiT benchmark verbose: its profiles in full).
 # With CMD_BINARY (bin/cmd.test), after the benchmarks, the align command's sampling,
-# pretraining, fine-tuning and scoring on the GPU against the CPU (its *CUDAMatchesCPU tests).
+# pretraining, fine-tuning and scoring on the GPU against the CPU (its *CUDAMatchesCPU tests),
+# and sampling with --gemm-tuning (TestGemmTuningFlag).
 # RUN_BUDGET (seconds, default 570) bounds the whole run: each stage's time limit is cut to
 # what is left of it, and a stage with less than 15 s left is skipped, so that the run ends,
 # its summary printed, before a caller's own limit (a device call of 600 s) kills it.
@@ -38,7 +39,7 @@ grep -E "^Benchmark.*ns/op|align train|buys|dense BF16 peak|Flow-DPO|PyTorch" "$
 # where the BF16 step's time goes, by kind of work (the profile timed in the stream)
 awk '/training step, batch [0-9]+, bf16:/ {p = 1} p && /by kind/ {print} p && /sampling, / {exit}' "$logs/bench-dit.log"
 if [ -n "$cmdbin" ]; then
-	(t=$(limit 120) && cd ../../cmd/align && timeout "$t" "$cmdbin" -test.v -test.count=1 -test.run 'CUDAMatchesCPU' >"$logs/test-cmd.log" 2>&1)
+	(t=$(limit 120) && cd ../../cmd/align && timeout "$t" "$cmdbin" -test.v -test.count=1 -test.run 'CUDAMatchesCPU|GemmTuningFlag' >"$logs/test-cmd.log" 2>&1)
 	echo "align command on the GPU against the CPU: rc=$? (${SECONDS} s in)"
 	grep -E "^(--- |ok|FAIL|PASS)|levels from|the CPU" "$logs/test-cmd.log" | head -20
 fi
