@@ -23,10 +23,19 @@ func (d *CPU) GeluForward(out, inp *Tensor) {
 	n := out.Len()
 	mustLen("GeluForward inp", inp, n)
 	o, x := Host(out), Host(inp)
-	d.parallel(n, elemGrain/4, func(lo, hi int) {
+	d.parallel(geluBlocks(n), elemGrain/4/geluBlock, func(lo, hi int) {
+		lo, hi = lo*geluBlock, min(hi*geluBlock, n)
 		geluForward(o[lo:hi], x[lo:hi])
 	})
 }
+
+// geluBlock is the vector loops' step: the GELU passes split their work over threads in
+// blocks of it, so that the vector loop and exp32 (whose results differ in the last bit now
+// and then) take the same elements, only the last n%8, whatever the number of threads.
+const geluBlock = 8
+
+// geluBlocks is the number of geluBlock blocks that cover n elements.
+func geluBlocks(n int) int { return (n + geluBlock - 1) / geluBlock }
 
 // geluForward is GeluForward on host slices of equal length.
 func geluForward(o, x []float32) {
@@ -51,7 +60,8 @@ func (d *CPU) GeluBackward(dinp, inp, dout *Tensor) {
 	mustLen("GeluBackward inp", inp, n)
 	mustLen("GeluBackward dout", dout, n)
 	dx, x, g := Host(dinp), Host(inp), Host(dout)
-	d.parallel(n, elemGrain/4, func(lo, hi int) {
+	d.parallel(geluBlocks(n), elemGrain/4/geluBlock, func(lo, hi int) {
+		lo, hi = lo*geluBlock, min(hi*geluBlock, n)
 		geluBackward(dx[lo:hi], x[lo:hi], g[lo:hi])
 	})
 }

@@ -28,14 +28,14 @@ func vectorInputs(seed uint64, n int) []float32 {
 	return x
 }
 
-// sameBits reports the first element where got and want differ in their bits (any NaN
-// matches any NaN: x86 and Go keep different payloads).
+// sameBits reports the first element where got and want (the Go loop's, or one thread's)
+// differ in their bits (any NaN matches any NaN: x86 and Go keep different payloads).
 func sameBits(t *testing.T, name string, got, want []float32) {
 	t.Helper()
 	for i := range want {
 		g, w := got[i], want[i]
 		if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
-			t.Errorf("%s: element %d is %g (%#08x), the Go loop gives %g (%#08x)", name, i, g, math.Float32bits(g), w, math.Float32bits(w))
+			t.Errorf("%s: element %d is %g (%#08x), want %g (%#08x)", name, i, g, math.Float32bits(g), w, math.Float32bits(w))
 			return
 		}
 	}
