@@ -54,6 +54,11 @@ vet:
 
 test: setup vet lint
 	$(GO) test -count=1 -timeout 20m ./...
+	@# The vector loops' Go twins again, compiled for x86-64-v3, where the compiler may fuse a
+	@# multiply and an add that the loops round apart (where this CPU can run such code).
+	@if [ "$$($(GO) env GOARCH)" = amd64 ] && (for f in avx2 bmi1 bmi2 f16c fma abm movbe; do grep -qw $$f /proc/cpuinfo || exit 1; done); then \
+		GOAMD64=v3 $(GO) test -count=1 -run 'Vector|ThreadIndependence|LayerNorm' ./kernels; \
+	else echo "skipped: the GOAMD64=v3 build of the vector loops' tests (this CPU cannot run it)"; fi
 
 # staticcheck (pinned; staticcheck.conf) in the three build configurations, default, noembed and
 # cuda (cuda.h as for vet-cuda), merged: code that one configuration uses is not reported unused.

@@ -38,12 +38,14 @@ func (d *CPU) AdamW(param, grad, m, v *Tensor, h AdamWParams) {
 			adamwAsm(&p[lo], &g[lo], &mm[lo], &vv[lo], n8, &k)
 			lo += n8
 		}
+		// Each product rounded before it is added, as the vector loop does: the conversions
+		// keep the compiler from fusing them (with GOAMD64=v3 it would).
 		for i := lo; i < hi; i++ {
 			gi := g[i] * scale
-			mi := b1*mm[i] + (1-b1)*gi
-			vi := b2*vv[i] + (1-b2)*gi*gi
+			mi := float32(b1*mm[i]) + float32((1-b1)*gi)
+			vi := float32(b2*vv[i]) + float32(float32((1-b2)*gi)*gi)
 			mm[i], vv[i] = mi, vi
-			pi := p[i] - decay*p[i]
+			pi := p[i] - float32(decay*p[i])
 			den := float32(math.Sqrt(float64(vi/bc2))) + h.Eps
 			p[i] = pi - h.LR*(mi/bc1)/den
 		}

@@ -54,7 +54,8 @@ func (d *CPU) LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C 
 }
 
 // rowMeanVar returns the mean m of xr and sum_c (xr[c]-m)^2, float64 sums in column order
-// (rowMeanVar8Asm's four lanes add in the same order).
+// (rowMeanVar8Asm's eight lanes add in the same order). Each square is rounded before it is
+// added, as in the vector loop: the conversion keeps the compiler from fusing the two.
 func rowMeanVar(xr []float32) (m, v2 float64) {
 	s := 0.0
 	for _, v := range xr {
@@ -63,7 +64,7 @@ func rowMeanVar(xr []float32) (m, v2 float64) {
 	m = s / float64(len(xr))
 	for _, v := range xr {
 		dv := float64(v) - m
-		v2 += dv * dv
+		v2 += float64(dv * dv)
 	}
 	return m, v2
 }
@@ -83,7 +84,7 @@ func normRow(or, xr, w, b []float32, m, r float64) {
 	}
 	if w != nil {
 		for c := c0; c < len(xr); c++ {
-			or[c] = float32((float64(xr[c])-m)*r*float64(w[c]) + float64(b[c]))
+			or[c] = float32(float64((float64(xr[c])-m)*r*float64(w[c])) + float64(b[c])) // not fused
 		}
 	} else {
 		for c := c0; c < len(xr); c++ {

@@ -84,12 +84,12 @@ func layerNormGoLoop(x, w, b []float32, N, C int, eps float32) (out, mean, rstd 
 		v2 := 0.0
 		for _, v := range xr {
 			dv := float64(v) - m
-			v2 += dv * dv
+			v2 += float64(dv * dv)
 		}
 		r := 1 / math.Sqrt(v2/float64(C)+float64(eps))
 		for c, v := range xr {
 			if w != nil {
-				out[n*C+c] = float32((float64(v)-m)*r*float64(w[c]) + float64(b[c]))
+				out[n*C+c] = float32(float64((float64(v)-m)*r*float64(w[c])) + float64(b[c]))
 			} else {
 				out[n*C+c] = float32((float64(v) - m) * r)
 			}
