@@ -38,6 +38,7 @@ func init() {
 		addAsm, mulAsm, mulAddAsm = gemmasm.AddAVX2, gemmasm.MulAVX2, gemmasm.MulAddAVX2
 		accumAsm, accumMulAsm, adamwAsm = gemmasm.AccumF64AVX2, gemmasm.AccumMulF64AVX2, gemmasm.AdamWAVX2
 		rowMeanVar8Asm, normRowAsm, normRowAffineAsm = gemmasm.RowMeanVar8AVX2, gemmasm.NormRowAVX2, gemmasm.NormRowAffineAVX2
+		normModulateRowAsm = gemmasm.NormModulateRowAVX2
 	}
 }
 

@@ -27,12 +27,21 @@ func (d *CPU) LayerNormForward(out, mean, rstd, inp, weight, bias *Tensor, N, C 
 		mustLen("LayerNormForward weight", weight, C)
 		mustLen("LayerNormForward bias", bias, C)
 	}
-	o, x, mu, rs := Host(out), Host(inp), Host(mean), Host(rstd)
+	o, x := Host(out), Host(inp)
 	w, b := host(weight), host(bias)
+	d.layerNormRows(x, Host(mean), Host(rstd), N, C, eps, func(n int, m, r float64) {
+		normRow(o[n*C:(n+1)*C], x[n*C:(n+1)*C], w, b, m, r)
+	})
+}
+
+// layerNormRows computes the mean and rstd of each row of x (N,C) as LayerNormForward
+// defines them, writes them to mu and rs, and calls norm(n, mean, rstd) to write row n's
+// output; rows are split over threads. norm may overwrite row n of x.
+func (d *CPU) layerNormRows(x, mu, rs []float32, N, C int, eps float32, norm func(n int, m, r float64)) {
 	// finish normalises row n from its mean m and sum of squared deviations v2.
 	finish := func(n int, m, v2 float64) {
 		r := 1 / math.Sqrt(v2/float64(C)+float64(eps))
-		normRow(o[n*C:(n+1)*C], x[n*C:(n+1)*C], w, b, m, r)
+		norm(n, m, r)
 		mu[n], rs[n] = float32(m), float32(r)
 	}
 	d.parallel(N, rowGrain(C), func(lo, hi int) {
@@ -90,6 +99,22 @@ func normRow(or, xr, w, b []float32, m, r float64) {
 		for c := c0; c < len(xr); c++ {
 			or[c] = float32((float64(xr[c]) - m) * r)
 		}
+	}
+}
+
+// normModulateRow sets or = float32((xr-m)*r)*s + t, the normalised row modulated: each
+// product rounded to float32 before the add (the vector loop where the CPU has one, the rest
+// in Go; the same bits), as LayerNormForward then ModulateForward round them. or may equal
+// xr.
+func normModulateRow(or, xr, s, t []float32, m, r float64) {
+	c0 := 0
+	if normModulateRowAsm != nil && len(xr) >= 4 {
+		c0 = len(xr) &^ 3
+		normModulateRowAsm(&or[0], &xr[0], &s[0], &t[0], c0, m, r)
+	}
+	for c := c0; c < len(xr); c++ {
+		h := float32((float64(xr[c]) - m) * r)
+		or[c] = float32(h*s[c]) + t[c]
 	}
 }
 

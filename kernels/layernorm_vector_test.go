@@ -1,10 +1,10 @@
 // Tests of the layer normalisation's vector loops (internal/gemmasm/layernorm_amd64.s, where
 // the CPU has AVX2): LayerNormForward gives the bits of the scalar Go loop, written out here,
-// for every row count around the eight rows the statistics take at once, widths on and off
-// the multiples of 4, with and without the affine parameters, at unaligned offsets and in
-// place.
+// and LayerNormModulateForward's one pass those of LayerNormForward then ModulateForward, for
+// every row count around the eight rows the statistics take at once, widths on and off the
+// multiples of 4, with and without the affine parameters, at unaligned offsets and in place.
 //
-// Test: go test ./kernels -run LayerNormVector
+// Test: go test ./kernels -run 'LayerNorm(Modulate)?Vector|RowMeanVar'
 package kernels
 
 import (
@@ -131,6 +131,38 @@ func TestLayerNormVector(t *testing.T) {
 				sameBits(t, name+" in place", Host(tx), wantY)
 				assertGuard(t, name+" in place", tx)
 			}
+		}
+	}
+}
+
+// LayerNormModulateForward without h (one pass over each row) gives the bits of
+// LayerNormForward then ModulateForward (its path with h), out of place and in place.
+func TestLayerNormModulateVector(t *testing.T) {
+	const eps = 1e-6
+	d := NewCPU(2)
+	for _, C := range []int{1, 3, 4, 8, 13, 256, 260} {
+		for _, bt := range [][2]int{{1, 1}, {1, 9}, {2, 8}, {3, 7}, {2, 17}} {
+			B, T := bt[0], bt[1]
+			N := B * T
+			x := layerNormInputs(uint64(N*1000+C), N*C, C)
+			shift, scale := testNormals(1, B*C), testNormals(2, B*C)
+			name := fmt.Sprintf("B=%d T=%d C=%d", B, T, C)
+			tsh, tsc := guarded(d, shift, B, C), guarded(d, scale, B, C)
+
+			h, want, wantM, wantR := d.New(N, C), d.New(N, C), d.New(N), d.New(N)
+			d.LayerNormModulateForward(want, h, wantM, wantR, d.FromHost(x, N, C), tsh, tsc, B, T, C, eps)
+
+			tx, out := guarded(d, x, N, C), guarded(d, nil, N, C)
+			mean, rstd := guarded(d, nil, N), guarded(d, nil, N)
+			d.LayerNormModulateForward(out, nil, mean, rstd, tx, tsh, tsc, B, T, C, eps)
+			sameBits(t, name+" out", Host(out), Host(want))
+			sameBits(t, name+" mean", Host(mean), Host(wantM))
+			sameBits(t, name+" rstd", Host(rstd), Host(wantR))
+			assertGuard(t, name+" out", out)
+
+			d.LayerNormModulateForward(tx, nil, mean, rstd, tx, tsh, tsc, B, T, C, eps) // in place
+			sameBits(t, name+" in place", Host(tx), Host(want))
+			assertGuard(t, name+" in place", tx)
 		}
 	}
 }

@@ -40,14 +40,29 @@ func (d *CPU) ModulateForward(out, x, shift, scale *Tensor, B, T, C int) {
 	})
 }
 
-// LayerNormModulateForward is LayerNormForward (no affine) into h (into out where h is nil),
-// then ModulateForward of h into out.
+// LayerNormModulateForward is LayerNormForward (no affine) into h, then ModulateForward of h
+// into out; with h nil, the two in one pass over each row (normModulateRow), the same bits.
 func (d *CPU) LayerNormModulateForward(out, h, mean, rstd, x, shift, scale *Tensor, B, T, C int, eps float32) {
-	if h == nil {
-		h = out
+	if h != nil {
+		d.LayerNormForward(h, mean, rstd, x, nil, nil, B*T, C, eps)
+		d.ModulateForward(out, h, shift, scale, B, T, C)
+		return
 	}
-	d.LayerNormForward(h, mean, rstd, x, nil, nil, B*T, C, eps)
-	d.ModulateForward(out, h, shift, scale, B, T, C)
+	mustLen("LayerNormModulateForward out", out, B*T*C)
+	mustLen("LayerNormModulateForward x", x, B*T*C)
+	mustLen("LayerNormModulateForward mean", mean, B*T)
+	mustLen("LayerNormModulateForward rstd", rstd, B*T)
+	mustLen("LayerNormModulateForward shift", shift, B*C)
+	mustLen("LayerNormModulateForward scale", scale, B*C)
+	o, xx, sh := Host(out), Host(x), Host(shift)
+	sc1 := make([]float32, B*C) // 1 + scale, as ModulateForward rounds it
+	for i, v := range Host(scale) {
+		sc1[i] = 1 + v
+	}
+	d.layerNormRows(xx, Host(mean), Host(rstd), B*T, C, eps, func(n int, m, r float64) {
+		b := n / T
+		normModulateRow(o[n*C:(n+1)*C], xx[n*C:(n+1)*C], sc1[b*C:(b+1)*C], sh[b*C:(b+1)*C], m, r)
+	})
 }
 
 // GateLayerNormModulateForward is GateForward into x1, then LayerNormModulateForward of x1.

@@ -33,4 +33,6 @@ var (
 	rowMeanVar8Asm   func(x *float32, C int, mv *[16]float64)
 	normRowAsm       func(out, x *float32, n int, m, r float64)
 	normRowAffineAsm func(out, x, w, b *float32, n int, m, r float64)
+	// LayerNormModulateForward's row: the normalised row modulated.
+	normModulateRowAsm func(out, x, s, t *float32, n int, m, r float64)
 )

@@ -36,3 +36,10 @@ func NormRowAVX2(out, x *float32, n int, m, r float64)
 //
 //go:noescape
 func NormRowAffineAVX2(out, x, w, b *float32, n int, m, r float64)
+
+// NormModulateRowAVX2 sets out[i] = float32((float64(x[i])-m)*r)*s[i] + t[i] for i < n (n a
+// multiple of 4), the float32 product rounded before the add: LayerNormModulateForward's row,
+// the normalised value modulated by s = 1 + scale and t = shift. out may equal x.
+//
+//go:noescape
+func NormModulateRowAVX2(out, x, s, t *float32, n int, m, r float64)

@@ -176,3 +176,34 @@ affine_loop:
 affine_done:
 	VZEROUPPER
 	RET
+
+// func NormModulateRowAVX2(out, x, s, t *float32, n int, m, r float64)
+TEXT ·NormModulateRowAVX2(SB), NOSPLIT, $0-56
+	MOVQ         out+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         s+16(FP), DX
+	MOVQ         t+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSD m+40(FP), Y8
+	VBROADCASTSD r+48(FP), Y9
+	SHRQ         $2, CX
+	JZ           modulate_done
+
+modulate_loop:
+	VCVTPS2PD  (SI), Y0
+	VSUBPD     Y8, Y0, Y0
+	VMULPD     Y9, Y0, Y0
+	VCVTPD2PSY Y0, X0
+	VMULPS     (DX), X0, X0
+	VADDPS     (R8), X0, X0
+	VMOVUPS    X0, (DI)
+	ADDQ       $16, SI
+	ADDQ       $16, DX
+	ADDQ       $16, R8
+	ADDQ       $16, DI
+	DECQ       CX
+	JNZ        modulate_loop
+
+modulate_done:
+	VZEROUPPER
+	RET
