@@ -168,8 +168,12 @@ func GemmProbe(dev Device, d time.Duration) (gflops float64) {
 	return 2 * s * s * s * float64(runs) / time.Since(start).Seconds() / 1e9
 }
 
-// Linear is Gemm(false, true, N, out, in, 1, x, w, 0, y), then AddBias where bias is set.
+// Linear is Gemm(false, true, N, out, in, 1, x, w, 0, y), then AddBias where bias is set
+// (in the Go GEMM's epilogue where it multiplies: gemm_epilogue.go).
 func (d *CPU) Linear(y, x, w, bias *Tensor, N, in, out int) {
+	if bias != nil && d.linearEpilogue(y, nil, x, w, bias, N, in, out) {
+		return
+	}
 	d.Gemm(false, true, N, out, in, 1, x, w, 0, y)
 	if bias != nil {
 		d.AddBias(y, y, bias, N, out)
@@ -189,10 +193,13 @@ func (d *CPU) LinearBackward(dx, dw, dbias, dy, x, w *Tensor, N, in, out int) {
 }
 
 // LinearGelu is Linear into h, then GeluForward(g, h); with h nil, Linear into g and GELU in
-// place.
+// place (both in the Go GEMM's epilogue where it multiplies and GELU is fusable).
 func (d *CPU) LinearGelu(g, h, x, w, bias *Tensor, N, in, out int) {
 	if h == nil {
 		h = g
+	}
+	if d.linearEpilogue(h, g, x, w, bias, N, in, out) {
+		return
 	}
 	d.Linear(h, x, w, bias, N, in, out)
 	d.GeluForward(g, h)

@@ -92,12 +92,20 @@ func gemmGo(threads int, transA, transB bool, m, n, k int, alpha float32, a []fl
 // gemmGoKernel is gemmGo with an explicit micro-kernel (tests run every available one).
 func gemmGoKernel(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemmGoEpilogue(kern, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
+}
+
+// gemmGoEpilogue is gemmGoKernel followed by epi (nil: none) on every row of C, each band of
+// rows as soon as its last k block is done, while it is in the cache.
+func gemmGoEpilogue(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, epi *gemmEpilogue) {
 	checkGemmArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 || alpha == 0 {
 		scaleMatrix(m, n, beta, c, ldc)
+		epi.apply(c, ldc, 0, 0, m, n)
 		return
 	}
 	if threads < 1 {
@@ -109,7 +117,7 @@ func gemmGoKernel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 	}
 	tm, tn := gemmGrid(threads, m, n, kern.mr, kern.nr)
 	if tm*tn == 1 {
-		kern.serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		kern.serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epi.at(0, 0))
 		return
 	}
 	// Rectangle (x, y) holds rows [x*rs, min(m,(x+1)*rs)) and columns [y*cs, ...).
@@ -136,7 +144,7 @@ func gemmGoKernel(kern *gemmKernel, threads int, transA, transB bool, m, n, k in
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				kern.serial(transA, transB, mm, nn, k, alpha, a[ao:], lda, b[bo:], ldb, beta, c[co:], ldc)
+				kern.serial(transA, transB, mm, nn, k, alpha, a[ao:], lda, b[bo:], ldb, beta, c[co:], ldc, epi.at(i0, j0))
 			}()
 		}
 	}
@@ -170,9 +178,10 @@ func gemmGrid(threads, m, n, mr, nr int) (tm, tn int) {
 	return tm, tn
 }
 
-// serial runs the five blocked loops on one goroutine.
+// serial runs the five blocked loops on one goroutine, and epi (nil: none) on each band of
+// mr rows after its last k block.
 func (kern *gemmKernel) serial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
-	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	b []float32, ldb int, beta float32, c []float32, ldc int, epi *gemmEpilogue) {
 	w := kern.work()
 	defer kern.pool.Put(w)
 	mr, nr, fn := kern.mr, kern.nr, kern.fn
@@ -201,6 +210,9 @@ func (kern *gemmKernel) serial(transA, transB bool, m, n, k int, alpha float32, 
 							fn(kc, ap, bp, &w.tmp[0], nr, alpha, 0)
 							mergeTile(c[ci:], ldc, w.tmp, nr, rows, cols, bet)
 						}
+					}
+					if pc+kc == k { // the band's rows are final
+						epi.apply(c, ldc, ic+ir, jc, min(mr, mc-ir), nc)
 					}
 				}
 			}
