@@ -31,15 +31,16 @@ func RowMeanVar8AVX2(x *float32, C int, mv *[16]float64)
 //go:noescape
 func NormRowAVX2(out, x *float32, n int, m, r float64)
 
-// NormRowAffineAVX2 sets out[i] = float32((float64(x[i])-m)*r*float64(w[i]) + float64(b[i]))
-// for i < n (n a multiple of 4), the products from the left. out may equal x.
+// NormRowAffineAVX2 sets out[i] = float32((float64(x[i])-m)*r*float64(p[i]) + float64(q[i]))
+// for i < n (n a multiple of 4), the products from the left: p is the weight, q the bias.
+// out may equal x.
 //
 //go:noescape
-func NormRowAffineAVX2(out, x, w, b *float32, n int, m, r float64)
+func NormRowAffineAVX2(out, x, p, q *float32, n int, m, r float64)
 
-// NormModulateRowAVX2 sets out[i] = float32((float64(x[i])-m)*r)*s[i] + t[i] for i < n (n a
+// NormModulateRowAVX2 sets out[i] = float32((float64(x[i])-m)*r)*p[i] + q[i] for i < n (n a
 // multiple of 4), the float32 product rounded before the add: LayerNormModulateForward's row,
-// the normalised value modulated by s = 1 + scale and t = shift. out may equal x.
+// the normalised value modulated by p = 1 + scale and q = shift. out may equal x.
 //
 //go:noescape
-func NormModulateRowAVX2(out, x, s, t *float32, n int, m, r float64)
+func NormModulateRowAVX2(out, x, p, q *float32, n int, m, r float64)

@@ -119,6 +119,20 @@ var_loop:
 	VZEROUPPER
 	RET
 
+// NORM_X sets Y0 = (float64(x[i:i+4]) - m) * r for x at SI, m in Y8, r in Y9.
+#define NORM_X \
+	VCVTPS2PD (SI), Y0 \
+	VSUBPD    Y8, Y0, Y0 \
+	VMULPD    Y9, Y0, Y0
+
+// ROW4_NEXT moves the four pointers on by four floats and counts the step down.
+#define ROW4_NEXT \
+	ADDQ $16, SI \
+	ADDQ $16, DX \
+	ADDQ $16, R8 \
+	ADDQ $16, DI \
+	DECQ CX
+
 // func NormRowAVX2(out, x *float32, n int, m, r float64)
 TEXT ·NormRowAVX2(SB), NOSPLIT, $0-40
 	MOVQ         out+0(FP), DI
@@ -130,26 +144,24 @@ TEXT ·NormRowAVX2(SB), NOSPLIT, $0-40
 	JZ           norm_done
 
 norm_loop:
-	VCVTPS2PD (SI), Y0
-	VSUBPD    Y8, Y0, Y0
-	VMULPD    Y9, Y0, Y0
+	NORM_X
 	VCVTPD2PSY Y0, X0
-	VMOVUPS   X0, (DI)
-	ADDQ      $16, SI
-	ADDQ      $16, DI
-	DECQ      CX
-	JNZ       norm_loop
+	VMOVUPS    X0, (DI)
+	ADDQ       $16, SI
+	ADDQ       $16, DI
+	DECQ       CX
+	JNZ        norm_loop
 
 norm_done:
 	VZEROUPPER
 	RET
 
-// func NormRowAffineAVX2(out, x, w, b *float32, n int, m, r float64)
+// func NormRowAffineAVX2(out, x, p, q *float32, n int, m, r float64): p = w, q = b.
 TEXT ·NormRowAffineAVX2(SB), NOSPLIT, $0-56
 	MOVQ         out+0(FP), DI
 	MOVQ         x+8(FP), SI
-	MOVQ         w+16(FP), DX
-	MOVQ         b+24(FP), R8
+	MOVQ         p+16(FP), DX
+	MOVQ         q+24(FP), R8
 	MOVQ         n+32(FP), CX
 	VBROADCASTSD m+40(FP), Y8
 	VBROADCASTSD r+48(FP), Y9
@@ -157,32 +169,26 @@ TEXT ·NormRowAffineAVX2(SB), NOSPLIT, $0-56
 	JZ           affine_done
 
 affine_loop:
-	VCVTPS2PD (SI), Y0
-	VSUBPD    Y8, Y0, Y0
-	VMULPD    Y9, Y0, Y0
-	VCVTPS2PD (DX), Y1
-	VMULPD    Y1, Y0, Y0
-	VCVTPS2PD (R8), Y2
-	VADDPD    Y2, Y0, Y0
+	NORM_X
+	VCVTPS2PD  (DX), Y1
+	VMULPD     Y1, Y0, Y0
+	VCVTPS2PD  (R8), Y2
+	VADDPD     Y2, Y0, Y0
 	VCVTPD2PSY Y0, X0
-	VMOVUPS   X0, (DI)
-	ADDQ      $16, SI
-	ADDQ      $16, DX
-	ADDQ      $16, R8
-	ADDQ      $16, DI
-	DECQ      CX
-	JNZ       affine_loop
+	VMOVUPS    X0, (DI)
+	ROW4_NEXT
+	JNZ        affine_loop
 
 affine_done:
 	VZEROUPPER
 	RET
 
-// func NormModulateRowAVX2(out, x, s, t *float32, n int, m, r float64)
+// func NormModulateRowAVX2(out, x, p, q *float32, n int, m, r float64): p = s, q = t.
 TEXT ·NormModulateRowAVX2(SB), NOSPLIT, $0-56
 	MOVQ         out+0(FP), DI
 	MOVQ         x+8(FP), SI
-	MOVQ         s+16(FP), DX
-	MOVQ         t+24(FP), R8
+	MOVQ         p+16(FP), DX
+	MOVQ         q+24(FP), R8
 	MOVQ         n+32(FP), CX
 	VBROADCASTSD m+40(FP), Y8
 	VBROADCASTSD r+48(FP), Y9
@@ -190,18 +196,12 @@ TEXT ·NormModulateRowAVX2(SB), NOSPLIT, $0-56
 	JZ           modulate_done
 
 modulate_loop:
-	VCVTPS2PD  (SI), Y0
-	VSUBPD     Y8, Y0, Y0
-	VMULPD     Y9, Y0, Y0
+	NORM_X
 	VCVTPD2PSY Y0, X0
 	VMULPS     (DX), X0, X0
 	VADDPS     (R8), X0, X0
 	VMOVUPS    X0, (DI)
-	ADDQ       $16, SI
-	ADDQ       $16, DX
-	ADDQ       $16, R8
-	ADDQ       $16, DI
-	DECQ       CX
+	ROW4_NEXT
 	JNZ        modulate_loop
 
 modulate_done:
