@@ -86,7 +86,7 @@ func TestSampleSeeds(t *testing.T) {
 		o1.FirstIndex = 1
 		single, _, _ := Sample(m, []string{"blue car"}, o1)
 		D := m.Config.SampleSize()
-		if !slicesEqual(toHost(a)[D:], toHost(single)) {
+		if kernels.BatchInvariant() && !slicesEqual(toHost(a)[D:], toHost(single)) {
 			t.Fatalf("%s: sample 1 depends on its batch", sampler)
 		}
 		o2 := o

@@ -602,6 +602,9 @@ func TestSteeredSampleDeterministic(t *testing.T) {
 // every sample of a batch of distinct prompts equals the one sampled with its own prompt
 // alone (same noise stream), so the caption the reward model sees for row i is row i's.
 func TestNRGSampleRowsMatchTheirPrompts(t *testing.T) {
+	if !kernels.BatchInvariant() {
+		t.Skip("OpenBLAS multiplies here: a row's result depends on the batch (kernels.BatchInvariant)")
+	}
 	m := tinyDiT(t)
 	lat, err := rewards.NewLatentFromGenerator(dev, &kernels.RNG{Seed: 3}, m, rewards.LatentConfig{Blocks: 1, Dims: []string{"vq", "ta"}})
 	if err != nil {

@@ -3,12 +3,17 @@
 // takes over). This file holds the build-independent part: the environment rules, the
 // choice of OPENBLAS_CORETYPE, BLASInfo for `align info`, and the host-slice entry point.
 //
-// Which GEMM the device uses: on a CPU where the Go GEMM runs its AVX-512 kernel, the Go
-// GEMM (it matches OpenBLAS at 1024^3, BenchmarkGemmTable, and a transformer block runs
-// faster on it: OpenBLAS's threads keep spinning after each call and take the cores from
-// the goroutines of the operations that follow; DiT block forward+backward, B16 T272 C256,
-// 2 cores: 275-298 against 420-512 ms of CPU time per step); elsewhere OpenBLAS when it
-// loads, since the AVX2 and generic Go kernels are well behind it.
+// Which GEMM the device uses: on a CPU where the Go GEMM runs an assembly kernel (AVX-512, or
+// AVX2 with FMA), the Go GEMM; elsewhere (the portable Go kernel: no AVX2, other
+// architectures) OpenBLAS when it loads. The Go kernels match OpenBLAS at 1024^3
+// (BenchmarkGemmTable: AVX-512 at 458 against OpenBLAS's 255 GFLOP/s, and, on the same
+// 2-core machine, the AVX2 kernel at 245-252 against OpenBLAS's Haswell kernel at 248-261
+// with OPENBLAS_CORETYPE=Haswell), a transformer block runs faster on them (OpenBLAS's threads
+// keep spinning after each call and take the cores from the goroutines of the operations
+// that follow; DiT block forward+backward, B16 T272 C256, 2 cores: 275-298 against 420-512 ms
+// of CPU time per step), and their results do not depend on the number of threads or on a
+// product's other rows, where OpenBLAS's do: a sample then depends on the batch it is drawn
+// in (the tests that check it skip where OpenBLAS multiplies).
 //
 // Environment:
 //
@@ -119,9 +124,15 @@ func LoadBLAS() BLASInfo {
 	return loadOpenBLAS()
 }
 
-// goGemmPreferred reports whether the Go GEMM runs its AVX-512 kernel here, which makes it
+// BatchInvariant reports whether the CPU device's products give each row of a result the
+// same bits whatever the product's other rows and the number of threads, so that a sample or
+// a score does not depend on the batch it is computed in: true with the Go GEMM, false where
+// OpenBLAS multiplies (its kernels and blocking follow the sizes and the threads).
+func BatchInvariant() bool { return !useOpenBLAS() }
+
+// goGemmPreferred reports whether the Go GEMM runs an assembly kernel here, which makes it
 // the default over OpenBLAS.
-func goGemmPreferred() bool { return strings.HasPrefix(gemmDefault.name, "avx512") }
+func goGemmPreferred() bool { return gemmDefault != genericGemmKernel }
 
 // openblasAvailable reports whether OpenBLAS can be called (gemmOpenBLAS), ignoring ALIGN_BLAS.
 func openblasAvailable() bool { return loadOpenBLAS().Used }

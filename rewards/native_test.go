@@ -133,6 +133,9 @@ func TestNativeGradients(t *testing.T) {
 }
 
 func TestNativePromptFree(t *testing.T) {
+	if !kernels.BatchInvariant() {
+		t.Skip("OpenBLAS multiplies here: a row's result depends on the batch (kernels.BatchInvariant)")
+	}
 	m, err := NewNative(testDev, &kernels.RNG{Seed: 5}, tinyConfig(KindVideo), tinyTokenizer(t))
 	if err != nil {
 		t.Fatal(err)

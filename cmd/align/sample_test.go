@@ -439,6 +439,9 @@ func TestSampleSteering(t *testing.T) {
 // FK (resampling streams numbered by image), best-of-N and Flow-NRG with FK give the same
 // files, rewards and counts at 1, 4 (chunks of 4 and 2) and 64 (one chunk).
 func TestSampleBatchSize(t *testing.T) {
+	if !kernels.BatchInvariant() {
+		t.Skip("OpenBLAS multiplies here: a row's result depends on the batch (kernels.BatchInvariant)")
+	}
 	dir := t.TempDir()
 	model := saveTinyModel(t, dir, diffusion.KindImage)
 	reward := writeRewardModel(t, dir, "image")
