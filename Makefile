@@ -59,6 +59,10 @@ test: setup vet lint
 	@if [ "$$($(GO) env GOARCH)" = amd64 ] && (for f in avx2 bmi1 bmi2 f16c fma abm movbe; do grep -qw $$f /proc/cpuinfo || exit 1; done); then \
 		GOAMD64=v3 $(GO) test -count=1 -run 'Vector|ThreadIndependence|LayerNorm' ./kernels; \
 	else echo "skipped: the GOAMD64=v3 build of the vector loops' tests (this CPU cannot run it)"; fi
+	@# The packages that check batch and thread invariance again with OpenBLAS multiplying, as
+	@# it does by default on CPUs without AVX2: what OpenBLAS does not give must skip
+	@# (kernels.BatchInvariant), the rest pass. Without OpenBLAS this repeats the Go GEMM's run.
+	ALIGN_BLAS=openblas $(GO) test -count=1 ./kernels ./diffusion ./guidance ./rewards ./cmd/align
 
 # staticcheck (pinned; staticcheck.conf) in the three build configurations, default, noembed and
 # cuda (cuda.h as for vet-cuda), merged: code that one configuration uses is not reported unused.
