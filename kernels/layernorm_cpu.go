@@ -164,28 +164,64 @@ func (d *CPU) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, r
 		})
 	}
 
+	// float64(weight), or 1 without affine (gv*1 is gv exactly): one multiply either way.
+	w64 := make([]float64, C)
+	for c := range w64 {
+		w64[c] = 1
+		if w != nil {
+			w64[c] = float64(w[c])
+		}
+	}
+	// finish writes row n's dinp from its sums.
+	finish := func(n int, sumG, sumGN float64) {
+		m, r := float64(mu[n]), float64(rs[n])
+		gradRow(dx[n*C:(n+1)*C], g[n*C:(n+1)*C], x[n*C:(n+1)*C], w64, m, r, sumG/float64(C), sumGN/float64(C))
+	}
 	d.parallel(N, rowGrain(C), func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			m, r := float64(mu[n]), float64(rs[n])
-			xr, gr, dr := x[n*C:(n+1)*C], g[n*C:(n+1)*C], dx[n*C:(n+1)*C]
-			sumG, sumGN := 0.0, 0.0
-			for c, v := range xr {
-				gv := float64(gr[c])
-				if w != nil {
-					gv *= float64(w[c])
+		n := lo
+		if rowGradSums4Asm != nil && C > 0 && C%4 == 0 {
+			var mr, sums [8]float64 // four rows' mean and rstd; their sums of g and g*norm
+			for ; n+4 <= hi; n += 4 {
+				for k := range 4 {
+					mr[k], mr[4+k] = float64(mu[n+k]), float64(rs[n+k])
 				}
-				sumG += gv
-				sumGN += gv * (float64(v) - m) * r
-			}
-			meanG, meanGN := sumG/float64(C), sumGN/float64(C)
-			for c, v := range xr {
-				gv := float64(gr[c])
-				if w != nil {
-					gv *= float64(w[c])
+				rowGradSums4Asm(&g[n*C], &x[n*C], &w64[0], C, &mr, &sums)
+				for k := range 4 {
+					finish(n+k, sums[k], sums[4+k])
 				}
-				norm := (float64(v) - m) * r
-				dr[c] = float32((gv - meanG - norm*meanGN) * r)
 			}
 		}
+		for ; n < hi; n++ {
+			sumG, sumGN := rowGradSums(g[n*C:(n+1)*C], x[n*C:(n+1)*C], w64, float64(mu[n]), float64(rs[n]))
+			finish(n, sumG, sumGN)
+		}
 	})
+}
+
+// rowGradSums returns sum_c gv and sum_c gv*norm for one row, gv = g*w and norm = (x-m)*r,
+// float64 sums in column order (rowGradSums4Asm's four lanes add in the same order); each
+// product rounded before it is added (the conversion keeps the compiler from fusing them).
+func rowGradSums(gr, xr []float32, w64 []float64, m, r float64) (sumG, sumGN float64) {
+	for c, v := range xr {
+		gv := float64(gr[c]) * w64[c]
+		sumG += gv
+		sumGN += float64(gv * (float64(v) - m) * r)
+	}
+	return sumG, sumGN
+}
+
+// gradRow sets dr = ((gv - meanG) - norm*meanGN) * r, gv = g*w, norm = (x-m)*r, in float64
+// rounded to float32; the multiple of 4 by the vector loop where the CPU has one, the rest in
+// Go, the same bits. dr may equal gr.
+func gradRow(dr, gr, xr []float32, w64 []float64, m, r, meanG, meanGN float64) {
+	c0 := 0
+	if gradRowAsm != nil && len(xr) >= 4 {
+		c0 = len(xr) &^ 3
+		gradRowAsm(&dr[0], &gr[0], &xr[0], &w64[0], c0, &[4]float64{m, r, meanG, meanGN})
+	}
+	for c := c0; c < len(xr); c++ {
+		gv := float64(gr[c]) * w64[c]
+		norm := (float64(xr[c]) - m) * r
+		dr[c] = float32((gv - meanG - float64(norm*meanGN)) * r) // not fused
+	}
 }

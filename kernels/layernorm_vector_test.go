@@ -166,3 +166,117 @@ func TestLayerNormModulateVector(t *testing.T) {
 		}
 	}
 }
+
+// layerNormBackwardGoLoop is LayerNormBackward's input gradient one row and one column at a
+// time: gv = g*w (w 1 without affine), norm = (x-m)*r, each product rounded before its add.
+func layerNormBackwardGoLoop(g, x, w, mean, rstd []float32, N, C int) []float32 {
+	dx := make([]float32, N*C)
+	for n := range N {
+		m, r := float64(mean[n]), float64(rstd[n])
+		wc := func(c int) float64 {
+			if w == nil {
+				return 1
+			}
+			return float64(w[c])
+		}
+		sumG, sumGN := 0.0, 0.0
+		for c := range C {
+			gv := float64(g[n*C+c]) * wc(c)
+			sumG += gv
+			sumGN += float64(gv * (float64(x[n*C+c]) - m) * r)
+		}
+		meanG, meanGN := sumG/float64(C), sumGN/float64(C)
+		for c := range C {
+			gv := float64(g[n*C+c]) * wc(c)
+			norm := (float64(x[n*C+c]) - m) * r
+			dx[n*C+c] = float32((gv - meanG - float64(norm*meanGN)) * r)
+		}
+	}
+	return dx
+}
+
+// LayerNormBackward's input gradient gives the Go loop's bits, four rows' sums at a time,
+// in place (dinp = dout) or not; its parameter gradients are checked against the reference
+// in TestLayerNormCPU.
+func TestLayerNormBackwardVector(t *testing.T) {
+	const eps = 1e-5
+	d := NewCPU(2)
+	for _, C := range []int{1, 3, 4, 8, 12, 13, 256, 260} {
+		for _, N := range []int{1, 3, 4, 5, 8, 9, 17} {
+			x := layerNormInputs(uint64(N*1000+C), N*C, C)
+			g := testNormals(uint64(C), N*C)
+			for i := range g { // gradients whose sums change with the order too
+				if i%7 == 3 {
+					g[i] = float32(math.Ldexp(float64(g[i]), 40))
+				}
+			}
+			w := layerNormInputs(1, C, C)
+			for _, affine := range []bool{false, true} {
+				var wr []float32
+				var tw *Tensor
+				if affine {
+					wr, tw = w, guarded(d, w, C)
+				}
+				tx, mean, rstd := guarded(d, x, N, C), guarded(d, nil, N), guarded(d, nil, N)
+				d.LayerNormForward(guarded(d, nil, N, C), mean, rstd, tx, tw, tw, N, C, eps)
+				want := layerNormBackwardGoLoop(g, x, wr, Host(mean), Host(rstd), N, C)
+				name := fmt.Sprintf("N=%d C=%d affine=%v", N, C, affine)
+
+				tg, dx := guarded(d, g, N, C), guarded(d, nil, N, C)
+				d.LayerNormBackward(dx, nil, nil, tg, tx, tw, mean, rstd, N, C)
+				sameBits(t, name+" dinp", Host(dx), want)
+				assertGuard(t, name+" dinp", dx)
+				d.LayerNormBackward(tg, nil, nil, tg, tx, tw, mean, rstd, N, C) // in place
+				sameBits(t, name+" dinp in place", Host(tg), want)
+				assertGuard(t, name+" dinp in place", tg)
+			}
+		}
+	}
+}
+
+// TestRowGradSumsVector compares the four-row sums with rowGradSums's float64 sums bit for
+// bit.
+func TestRowGradSumsVector(t *testing.T) {
+	if rowGradSums4Asm == nil {
+		t.Skip("no vector loops on this CPU")
+	}
+	for _, C := range []int{4, 8, 12, 256, 260} {
+		x, g := layerNormInputs(uint64(C), 4*C, C), layerNormInputs(uint64(C+1), 4*C, C)
+		w64 := make([]float64, C)
+		for c, v := range testNormals(3, C) {
+			w64[c] = float64(v)
+		}
+		mr := [8]float64{0.5, -3, 1e10, 0, 2, 1e-9, 0.25, 7}
+		var sums [8]float64
+		rowGradSums4Asm(&g[0], &x[0], &w64[0], C, &mr, &sums)
+		for k := range 4 {
+			sG, sGN := rowGradSums(g[k*C:(k+1)*C], x[k*C:(k+1)*C], w64, mr[k], mr[4+k])
+			same := func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) || (a != a && b != b) }
+			if !same(sums[k], sG) || !same(sums[4+k], sGN) {
+				t.Errorf("C=%d row %d: sums %g, %g; the Go loop gives %g, %g", C, k, sums[k], sums[4+k], sG, sGN)
+			}
+		}
+	}
+}
+
+// TestGradRowVector gives the input gradient's row loop operands whose float64 rounding
+// shows in float32: meanG (just above 2^40) and norm*meanGN (just below 2^40 in magnitude)
+// cancel to leave about gv - 0.5, and gv - meanG rounds gv to a grid twice as fine as gv -
+// norm*meanGN would, so subtracting in the other order changes the result's last bits.
+func TestGradRowVector(t *testing.T) {
+	const n = 16
+	g, x, dx, want := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+	w64 := make([]float64, n)
+	m, r, meanGN := -math.Ldexp(1, -10), 1.0, 1.0
+	meanG := math.Ldexp(1, 40) + 0.5 - math.Ldexp(1, -10)
+	for i := range n {
+		g[i], x[i], w64[i] = 1+float32(i)/7, float32(-math.Ldexp(1, 40)), 1+float64(i)/9
+	}
+	for i := range n {
+		gv := float64(g[i]) * w64[i]
+		norm := (float64(x[i]) - m) * r
+		want[i] = float32((gv - meanG - float64(norm*meanGN)) * r)
+	}
+	gradRow(dx, g, x, w64, m, r, meanG, meanGN)
+	sameBits(t, "gradRow", dx, want)
+}

@@ -26,7 +26,7 @@ var (
 	adamwAsm    func(p, g, m, v *float32, n int, k *[10]float32)
 )
 
-// Layer normalisation loops (layernorm_amd64.s) for LayerNormForward: eight rows' float64
+// Layer normalisation loops (layernorm_amd64.s) for LayerNormForward (and its backward): eight rows' float64
 // statistics at once, each in its own lane and order, and the normalising passes along a
 // row; the same bits as the Go loops.
 var (
@@ -35,4 +35,7 @@ var (
 	normRowAffineAsm func(out, x, w, b *float32, n int, m, r float64)
 	// LayerNormModulateForward's row: the normalised row modulated.
 	normModulateRowAsm func(out, x, s, t *float32, n int, m, r float64)
+	// LayerNormBackward: four rows' sums of g*w and g*w*norm, then a row's input gradient.
+	rowGradSums4Asm func(g, x *float32, w *float64, C int, mr, sums *[8]float64)
+	gradRowAsm      func(dx, g, x *float32, w *float64, n int, k *[4]float64)
 )

@@ -44,3 +44,27 @@ func NormRowAffineAVX2(out, x, p, q *float32, n int, m, r float64)
 //
 //go:noescape
 func NormModulateRowAVX2(out, x, p, q *float32, n int, m, r float64)
+
+// RowGradSums4AVX2 reads four rows of C floats of dout and of x (row k at dout+kC, x+kC; C a
+// positive multiple of 4), the float64 weights w (C) and mr = {m_0..m_3, r_0..r_3}, and sets,
+// with gv = float64(dout_c)*w_c,
+//
+//	sums[k]   = sum_c gv
+//	sums[4+k] = sum_c (gv*(float64(x_c) - m_k))*r_k
+//
+// each sum over c in order from 0, each product rounded before it is added: LayerNormBackward's
+// row sums, a row in each lane.
+//
+//go:noescape
+func RowGradSums4AVX2(dout, x *float32, w *float64, C int, mr, sums *[8]float64)
+
+// GradRowAVX2 sets, with {m, r, meanG, meanGN} = k, gv = float64(dout[i])*w[i] and norm =
+// (float64(x[i]) - m)*r,
+//
+//	dx[i] = float32(((gv - meanG) - norm*meanGN) * r)
+//
+// for i < n (n a multiple of 4), every operation rounded in that order: LayerNormBackward's
+// input gradient. dx may equal dout.
+//
+//go:noescape
+func GradRowAVX2(dx, dout, x *float32, w *float64, n int, k *[4]float64)

@@ -207,3 +207,114 @@ modulate_loop:
 modulate_done:
 	VZEROUPPER
 	RET
+
+// LOAD4_TO(a, b, c, d) loads four columns from each of the rows at SI, SI+R8, SI+2*R8 and
+// SI+R9 into a..d.
+#define LOAD4_TO(a, b, c, d) \
+	VMOVUPS (SI), a \
+	VMOVUPS (SI)(R8*1), b \
+	VMOVUPS (SI)(R8*2), c \
+	VMOVUPS (SI)(R9*1), d
+
+// TRANSPOSE4_TO(a, b, c, d) turns a..d, four columns of four rows each, into the four rows
+// of one column each, in a..d (a = a0 b0 c0 d0), through X8..X11.
+#define TRANSPOSE4_TO(a, b, c, d) \
+	VUNPCKLPS b, a, X8 \
+	VUNPCKHPS b, a, X9 \
+	VUNPCKLPS d, c, X10 \
+	VUNPCKHPS d, c, X11 \
+	VUNPCKLPD X10, X8, a \
+	VUNPCKHPD X10, X8, b \
+	VUNPCKLPD X11, X9, c \
+	VUNPCKHPD X11, X9, d
+
+// GRAD_COL(woff, gx, gy, xx, xy) adds a column of the group (g's in gx, x's in xx, its
+// weight at woff(DX), broadcast in Y8) to the sums: Y12 += gv = g*w, Y13 += (gv*(x - m))*r,
+// m in Y14, r in Y15.
+#define GRAD_COL(woff, gx, gy, xx, xy) \
+	VBROADCASTSD woff(DX), Y8 \
+	VCVTPS2PD    gx, gy \
+	VMULPD       Y8, gy, gy \
+	VADDPD       gy, Y12, Y12 \
+	VCVTPS2PD    xx, xy \
+	VSUBPD       Y14, xy, xy \
+	VMULPD       xy, gy, xy \
+	VMULPD       Y15, xy, xy \
+	VADDPD       xy, Y13, Y13
+
+// func RowGradSums4AVX2(dout, x *float32, w *float64, C int, mr, sums *[8]float64)
+TEXT ·RowGradSums4AVX2(SB), NOSPLIT, $0-48
+	MOVQ    dout+0(FP), AX
+	MOVQ    x+8(FP), BX
+	MOVQ    w+16(FP), DX
+	MOVQ    C+24(FP), CX
+	MOVQ    mr+32(FP), DI
+	VMOVUPD (DI), Y14   // m of the four rows
+	VMOVUPD 32(DI), Y15 // r
+	MOVQ    CX, R8
+	SHLQ    $2, R8          // row stride in bytes
+	LEAQ    (R8)(R8*2), R9  // three rows
+	SHRQ    $2, CX          // column groups of 4
+	VXORPD  Y12, Y12, Y12
+	VXORPD  Y13, Y13, Y13
+
+gradsums_loop:
+	MOVQ AX, SI
+	LOAD4_TO(X4, X5, X6, X7)
+	TRANSPOSE4_TO(X4, X5, X6, X7)
+	MOVQ BX, SI
+	LOAD4_TO(X0, X1, X2, X3)
+	TRANSPOSE4_TO(X0, X1, X2, X3)
+	GRAD_COL(0, X4, Y4, X0, Y0)
+	GRAD_COL(8, X5, Y5, X1, Y1)
+	GRAD_COL(16, X6, Y6, X2, Y2)
+	GRAD_COL(24, X7, Y7, X3, Y3)
+	ADDQ $16, AX
+	ADDQ $16, BX
+	ADDQ $32, DX
+	DECQ CX
+	JNZ  gradsums_loop
+
+	MOVQ    sums+40(FP), DI
+	VMOVUPD Y12, (DI)
+	VMOVUPD Y13, 32(DI)
+	VZEROUPPER
+	RET
+
+// func GradRowAVX2(dx, dout, x *float32, w *float64, n int, k *[4]float64)
+TEXT ·GradRowAVX2(SB), NOSPLIT, $0-48
+	MOVQ         dx+0(FP), DI
+	MOVQ         dout+8(FP), SI
+	MOVQ         x+16(FP), BX
+	MOVQ         w+24(FP), DX
+	MOVQ         n+32(FP), CX
+	MOVQ         k+40(FP), AX
+	VBROADCASTSD (AX), Y8   // m
+	VBROADCASTSD 8(AX), Y9  // r
+	VBROADCASTSD 16(AX), Y10 // meanG
+	VBROADCASTSD 24(AX), Y11 // meanGN
+	SHRQ         $2, CX
+	JZ           gradrow_done
+
+gradrow_loop:
+	VCVTPS2PD  (SI), Y0
+	VMULPD     (DX), Y0, Y0 // gv = g*w
+	VCVTPS2PD  (BX), Y1
+	VSUBPD     Y8, Y1, Y1
+	VMULPD     Y9, Y1, Y1   // norm = (x-m)*r
+	VMULPD     Y11, Y1, Y1  // norm*meanGN
+	VSUBPD     Y10, Y0, Y0  // gv - meanG
+	VSUBPD     Y1, Y0, Y0
+	VMULPD     Y9, Y0, Y0
+	VCVTPD2PSY Y0, X0
+	VMOVUPS    X0, (DI)
+	ADDQ       $16, SI
+	ADDQ       $16, BX
+	ADDQ       $32, DX
+	ADDQ       $16, DI
+	DECQ       CX
+	JNZ        gradrow_loop
+
+gradrow_done:
+	VZEROUPPER
+	RET
