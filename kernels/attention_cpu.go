@@ -87,9 +87,7 @@ func (sc *attnScratch) forwardBlock(o, l, x []float32, b, h, q0, q1, T, NH, HS i
 		return
 	}
 	q, s := sc.q[:nq*HS], sc.s[:nq*nk]
-	for i := range nq {
-		copy(q[i*HS:(i+1)*HS], x[((b*T+q0+i)*3)*C+h*HS:])
-	}
+	copyInto(q, HS, x[((b*T+q0)*3)*C+h*HS:], 3*C, nq, HS) // the block's queries, 3C apart in qkv
 	sgemmSerial(false, true, nq, nk, HS, scale, q, HS, sc.k, HS, 0, s, nk)
 	for i := range nq {
 		row := s[i*nk : (i+1)*nk]
@@ -220,11 +218,11 @@ func (sc *attnScratch) backwardBlock(dx, dk, dv, dO, o, l, x []float32, b, h, q0
 	}
 	q, do, s, dp, dd := sc.q[:nq*HS], sc.do[:nq*HS], sc.s[:nq*nk], sc.dp[:nq*nk], sc.dd[:nq]
 	lrow := l[(b*NH+h)*T+q0:]
+	copyInto(q, HS, x[((b*T+q0)*3)*C+h*HS:], 3*C, nq, HS)
+	copyInto(do, HS, dO[(b*T+q0)*C+h*HS:], C, nq, HS)
 	for i := range nq {
-		copy(q[i*HS:(i+1)*HS], x[((b*T+q0+i)*3)*C+h*HS:])
 		orow := o[(b*T+q0+i)*C+h*HS:][:HS]
 		dorow := dO[(b*T+q0+i)*C+h*HS:][:HS]
-		copy(do[i*HS:(i+1)*HS], dorow)
 		var dot float32
 		for c, g := range dorow {
 			dot += g * orow[c]
@@ -307,22 +305,33 @@ func (sc *attnScratch) gatherKeys(x, keyBias []float32, b, h, T, NH, HS int) {
 	sc.kidx, sc.biased = sc.kidx[:0], false
 	sc.kb, sc.k, sc.v = sc.kb[:T], sc.k[:T*HS], sc.v[:T*HS]
 	n := 0
+	// copyRun copies the keys and values of the kept tokens [t0, t1) (3C apart in qkv) after
+	// the n already gathered.
+	copyRun := func(t0, t1 int) {
+		if t1 == t0 {
+			return
+		}
+		base := ((b*T+t0)*3)*C + h*HS
+		copyInto(sc.k[n*HS:], HS, x[base+C:], 3*C, t1-t0, HS)
+		copyInto(sc.v[n*HS:], HS, x[base+2*C:], 3*C, t1-t0, HS)
+		n += t1 - t0
+	}
+	run := 0 // the first kept token not copied yet
 	for t := range T {
 		var bias float32
 		if keyBias != nil {
 			bias = keyBias[b*T+t]
 			if math.IsInf(float64(bias), -1) {
+				copyRun(run, t)
+				run = t + 1
 				continue
 			}
 		}
-		base := ((b*T+t)*3)*C + h*HS
-		copy(sc.k[n*HS:(n+1)*HS], x[base+C:])
-		copy(sc.v[n*HS:(n+1)*HS], x[base+2*C:])
-		sc.kb[n] = bias
+		sc.kb[len(sc.kidx)] = bias
 		sc.biased = sc.biased || bias != 0
 		sc.kidx = append(sc.kidx, t)
-		n++
 	}
+	copyRun(run, T)
 	sc.kb = sc.kb[:n]
 	sc.k, sc.v = sc.k[:n*HS], sc.v[:n*HS]
 }

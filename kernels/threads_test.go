@@ -87,7 +87,8 @@ func TestThreadIndependence(t *testing.T) {
 		}},
 		{"AttentionForward, AttentionBackward", func(d *CPU) []*Tensor {
 			bias := make([]float32, Ba*Ta)
-			bias[Ta-1], bias[2*Ta-3] = float32(math.Inf(-1)), 0.5
+			// Masked keys in the middle and at the very end of qkv (the gather copies runs).
+			bias[Ta-1], bias[2*Ta-3], bias[Ba*Ta-1] = float32(math.Inf(-1)), 0.5, float32(math.Inf(-1))
 			qkv, kb := d.FromHost(in(1, Ba*Ta*3*NH*HS), Ba, Ta, 3, NH, HS), d.FromHost(bias, Ba, Ta)
 			out, lse, dqkv := d.New(Ba, Ta, NH, HS), d.New(Ba, NH, Ta), d.New(Ba, Ta, 3, NH, HS)
 			d.AttentionForward(out, lse, qkv, kb, Ba, Ta, NH, HS)
