@@ -22,18 +22,21 @@ type InfoOptions struct {
 
 // infoReport is what `align info --json` prints.
 type infoReport struct {
-	Version     string   `json:"version"`
-	GoVersion   string   `json:"go_version"`
-	OS          string   `json:"os"`
-	Arch        string   `json:"arch"`
-	CPUs        int      `json:"cpus"`
-	Threads     int      `json:"threads"`
-	Backends    []string `json:"backends"`
-	Device      string   `json:"device"`
-	DeviceInfo  string   `json:"device_info,omitempty"`
-	BLAS        blasJSON `json:"blas"`
-	GEMM        string   `json:"gemm_kernel"`
-	ONNXRuntime string   `json:"onnxruntime"`
+	Version    string   `json:"version"`
+	GoVersion  string   `json:"go_version"`
+	OS         string   `json:"os"`
+	Arch       string   `json:"arch"`
+	CPUs       int      `json:"cpus"`
+	Threads    int      `json:"threads"`
+	Backends   []string `json:"backends"`
+	Device     string   `json:"device"`
+	DeviceInfo string   `json:"device_info,omitempty"`
+	BLAS       blasJSON `json:"blas"`
+	GEMM       string   `json:"gemm_kernel"`
+	// BatchInvariant: the CPU device's results for a sample do not depend on the batch it is
+	// computed in or on the number of threads (kernels.BatchInvariant: the Go GEMM multiplies).
+	BatchInvariant bool   `json:"batch_invariant"`
+	ONNXRuntime    string `json:"onnxruntime"`
 	// GemmGFLOPs is the CPU device's Gemm rate at 1024^3 over --probe-time (0 when skipped).
 	GemmGFLOPs float64         `json:"gemm_gflops"`
 	Models     []embeddedModel `json:"models"`
@@ -99,6 +102,7 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	bi := kernels.LoadBLAS()
 	r.BLAS = blasJSON(bi)
 	r.GEMM = kernels.GoGemmKernel()
+	r.BatchInvariant = kernels.BatchInvariant()
 	if opts.ProbeTime > 0 {
 		r.GemmGFLOPs = kernels.GemmProbe(dev, opts.ProbeTime)
 	}
@@ -119,6 +123,11 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	}
 	fmt.Fprintf(w, "blas\t%s\n", bi)
 	fmt.Fprintf(w, "go gemm kernel\t%s\n", r.GEMM)
+	if r.BatchInvariant {
+		fmt.Fprintf(w, "batch invariant\tyes: on the CPU a sample's numbers do not depend on its batch or the thread count\n")
+	} else {
+		fmt.Fprintf(w, "batch invariant\tno: OpenBLAS multiplies, so a sample's last bits depend on its batch and the thread count (ALIGN_BLAS=go)\n")
+	}
 	fmt.Fprintf(w, "onnxruntime\t%s\n", r.ONNXRuntime)
 	if opts.ProbeTime > 0 {
 		fmt.Fprintf(w, "gemm probe\t%.1f GFLOP/s on %s (1024^3, %v)\n", r.GemmGFLOPs, r.Device, opts.ProbeTime)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alignkit/align/kernels"
 )
 
 func TestNewCmdInfoFlags(t *testing.T) {
@@ -57,10 +59,13 @@ func TestInfoJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("info --json printed invalid JSON: %v\n%s", err, out.String())
 	}
-	for _, k := range []string{"version", "go_version", "threads", "backends"} {
+	for _, k := range []string{"version", "go_version", "threads", "backends", "batch_invariant"} {
 		if _, ok := r[k]; !ok {
 			t.Errorf("info --json lacks %q: %s", k, out.String())
 		}
+	}
+	if r["batch_invariant"] != kernels.BatchInvariant() {
+		t.Errorf("batch_invariant %v, the device says %v", r["batch_invariant"], kernels.BatchInvariant())
 	}
 }
 
