@@ -49,11 +49,11 @@ func asmGemmKernels() []*gemmKernel {
 	var ks []*gemmKernel
 	if cpu.X86.HasAVX512F {
 		ks = append(ks, &gemmKernel{name: "avx512-12x32", mr: 12, nr: 32, kc: 384, mc: 384, nc: 640,
-			fn: gemmasm.Sgemm12x32AVX512})
+			fn: gemmasm.Sgemm12x32AVX512, direct: gemmasm.Sgemm12x32DirectAVX512})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ks = append(ks, &gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 384, mc: 384, nc: 640,
-			fn: gemmasm.Sgemm6x16AVX2})
+			fn: gemmasm.Sgemm6x16AVX2, direct: gemmasm.Sgemm6x16DirectAVX2})
 	}
 	return ks
 }

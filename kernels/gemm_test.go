@@ -423,3 +423,29 @@ func TestGemmCopy(t *testing.T) {
 		}
 	}
 }
+
+// The kernels that read A in place give the bits of the packed path: every kernel with a
+// direct variant, A with rows padded (lda > k), partial row panels and column tiles, k
+// across the kc block, beta 0, 1 and other, 1 to 3 threads.
+func TestGemmDirectSameBits(t *testing.T) {
+	for _, kern := range gemmKernels {
+		if kern.direct == nil {
+			continue
+		}
+		for _, s := range [][4]int{{13, 40, 7, 7}, {37, 70, 390, 401}, {400, 65, 45, 48}, {24, 32, 384, 384}, {5, 700, 20, 33}} {
+			m, n, k, lda := s[0], s[1], s[2], s[3]
+			a, b := testNormals(1, m*lda), testNormals(2, n*k)
+			for _, beta := range []float32{0, 1, -0.75} {
+				for _, threads := range []int{1, 2, 3} {
+					want, got := testNormals(3, m*n), testNormals(3, m*n)
+					direct := kern.direct
+					kern.direct = nil
+					gemmGoKernel(kern, threads, false, true, m, n, k, 1.5, a, lda, b, k, beta, want, n)
+					kern.direct = direct
+					gemmGoKernel(kern, threads, false, true, m, n, k, 1.5, a, lda, b, k, beta, got, n)
+					sameBits(t, fmt.Sprintf("%s m=%d n=%d k=%d lda=%d beta=%g threads=%d", kern.name, m, n, k, lda, beta, threads), got, want)
+				}
+			}
+		}
+	}
+}

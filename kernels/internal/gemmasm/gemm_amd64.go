@@ -34,3 +34,15 @@ func TransposeAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)
 //
 //go:noescape
 func CopyAVX(dst *float32, ds int, src *float32, ss int, rows, cols int)
+
+// Sgemm6x16DirectAVX2 is Sgemm6x16AVX2 reading A in place: row r of the tile's A is
+// a[r*lda : r*lda+k] (row-major, lda elements between rows) instead of a packed panel. The
+// same products and sums in the same order, so the same bits.
+//
+//go:noescape
+func Sgemm6x16DirectAVX2(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+
+// Sgemm12x32DirectAVX512 is Sgemm12x32AVX512 reading A in place (see Sgemm6x16DirectAVX2).
+//
+//go:noescape
+func Sgemm12x32DirectAVX512(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)

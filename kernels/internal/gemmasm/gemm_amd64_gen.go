@@ -24,6 +24,15 @@
 // AVX2: 16 ymm, 6x16 tile -> 12 + 2 + 2 = 16. AVX-512: 32 zmm, 12x32 tile -> 24 + 2 + 2 = 28.
 // One k step does nv loads, mr broadcasts and mr*nv FMAs; the k loop is unrolled by 4.
 //
+// Each kernel also has a Direct variant,
+//
+//	func nameDirect(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+//
+// that broadcasts a[r*lda + p] from A in place (row-major, rows lda apart) instead of a
+// packed panel: the rows are reached from four base registers three rows apart (SI, R11,
+// R12, R13) plus 0, 1 or 2 times lda (R10), so the caller need not pack an A that is not
+// transposed. Everything else, the order of the FMAs included, is the packed kernel's.
+//
 // It also emits TransposeAVX and CopyAVX, the two halves of packing (see transpose and
 // copy2D below).
 
@@ -59,7 +68,8 @@ func main() {
 	fmt.Fprintf(&w, "//go:build amd64 && gc && !purego\n\n")
 	fmt.Fprintf(&w, "#include \"textflag.h\"\n")
 	for _, s := range specs {
-		gen(&w, s)
+		gen(&w, s, false)
+		gen(&w, s, true)
 	}
 	transpose(&w)
 	copy2D(&w)
@@ -69,25 +79,77 @@ func main() {
 	}
 }
 
-func gen(w *bytes.Buffer, s kernelSpec) {
+// gen emits kernel s; with direct, its variant that reads A unpacked (directName).
+func gen(w *bytes.Buffer, s kernelSpec, direct bool) {
 	nr := s.nv * s.lanes
 	vbytes := s.lanes * 4
 	acc := func(r, v int) string { return fmt.Sprintf("%s%d", s.reg, r*s.nv+v) }
 	breg := func(v int) string { return fmt.Sprintf("%s%d", s.reg, s.mr*s.nv+v) }
 	bc := func(i int) string { return fmt.Sprintf("%s%d", s.reg, s.mr*s.nv+s.nv+i%2) }
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
-	label := func(l string) { fmt.Fprintf(w, "%s_%s:\n", s.name, l) }
-	lbl := func(l string) string { return s.name + "_" + l }
+	name := s.name
+	if direct {
+		name = directName(s)
+	}
+	label := func(l string) { fmt.Fprintf(w, "%s_%s:\n", name, l) }
+	lbl := func(l string) string { return name + "_" + l }
 
-	fmt.Fprintf(w, "\n// func %s(k int, a, b, c *float32, ldc int, alpha, beta float32)\n", s.name)
-	fmt.Fprintf(w, "// %dx%d tile, %d-lane vectors.\n", s.mr, nr, s.lanes)
-	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-48\n", s.name)
-	p("MOVQ k+0(FP), CX")
-	p("MOVQ a+8(FP), SI")
-	p("MOVQ b+16(FP), DI")
-	p("MOVQ c+24(FP), DX")
-	p("MOVQ ldc+32(FP), R8")
-	p("SHLQ $2, R8") // ldc in bytes
+	// aAt(r, u) is the address of A's element for row r at k step u of the unrolled loop.
+	// Packed: a[u*mr + r] at SI. Direct: row r of A (lda bytes apart, in R10) at its base
+	// register (SI for rows 0-2, R11 for 3-5, R12 for 6-8, R13 for 9-11) plus 0, 1 or 2
+	// times lda, at byte u*4 along the row.
+	bases := []string{"SI", "R11", "R12", "R13"}
+	aAt := func(r, u int) string {
+		if !direct {
+			return fmt.Sprintf("%d(SI)", (u*s.mr+r)*4)
+		}
+		base := bases[r/3]
+		if r%3 == 0 {
+			return fmt.Sprintf("%d(%s)", u*4, base)
+		}
+		return fmt.Sprintf("%d(%s)(R10*%d)", u*4, base, r%3)
+	}
+	// advanceA moves A's pointers on by n k steps.
+	advanceA := func(n int) {
+		if !direct {
+			p("ADDQ $%d, SI", n*s.mr*4)
+			return
+		}
+		for _, b := range bases[:(s.mr+2)/3] {
+			p("ADDQ $%d, %s", n*4, b)
+		}
+	}
+
+	if direct {
+		fmt.Fprintf(w, "\n// func %s(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)\n", name)
+		fmt.Fprintf(w, "// %dx%d tile, %d-lane vectors, A read in place (rows lda apart).\n", s.mr, nr, s.lanes)
+		fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+		p("MOVQ k+0(FP), CX")
+		p("MOVQ a+8(FP), SI")
+		p("MOVQ lda+16(FP), R10")
+		p("SHLQ $2, R10") // lda in bytes
+		p("MOVQ b+24(FP), DI")
+		p("MOVQ c+32(FP), DX")
+		p("MOVQ ldc+40(FP), R8")
+		p("SHLQ $2, R8") // ldc in bytes
+		// The row bases three rows apart: R9 = 3*lda.
+		p("LEAQ (R10)(R10*2), R9")
+		prev := "SI"
+		for _, b := range bases[1:((s.mr + 2) / 3)] {
+			p("LEAQ (%s)(R9*1), %s", prev, b)
+			prev = b
+		}
+	} else {
+		fmt.Fprintf(w, "\n// func %s(k int, a, b, c *float32, ldc int, alpha, beta float32)\n", name)
+		fmt.Fprintf(w, "// %dx%d tile, %d-lane vectors.\n", s.mr, nr, s.lanes)
+		fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
+		p("MOVQ k+0(FP), CX")
+		p("MOVQ a+8(FP), SI")
+		p("MOVQ b+16(FP), DI")
+		p("MOVQ c+24(FP), DX")
+		p("MOVQ ldc+32(FP), R8")
+		p("SHLQ $2, R8") // ldc in bytes
+	}
 
 	// Prefetch the C tile: it is read (beta != 0) and written after the k loop.
 	p("MOVQ DX, R9")
@@ -106,15 +168,14 @@ func gen(w *bytes.Buffer, s kernelSpec) {
 		}
 	}
 
-	// step emits one k step reading a at aoff(SI) and b at boff(DI).
+	// step emits k step u of the unrolled loop: A at aAt(r, u), b at boff(DI).
 	step := func(u int) {
-		aoff := u * s.mr * 4
 		boff := u * nr * 4
 		for v := 0; v < s.nv; v++ {
 			p("VMOVUPS %d(DI), %s", boff+v*vbytes, breg(v))
 		}
 		for r := 0; r < s.mr; r++ {
-			p("VBROADCASTSS %d(SI), %s", aoff+r*4, bc(r))
+			p("VBROADCASTSS %s, %s", aAt(r, u), bc(r))
 			for v := 0; v < s.nv; v++ {
 				p("VFMADD231PS %s, %s, %s", breg(v), bc(r), acc(r, v))
 			}
@@ -129,7 +190,7 @@ func gen(w *bytes.Buffer, s kernelSpec) {
 	for u := 0; u < unroll; u++ {
 		step(u)
 	}
-	p("ADDQ $%d, SI", unroll*s.mr*4)
+	advanceA(unroll)
 	p("ADDQ $%d, DI", unroll*nr*4)
 	p("DECQ BX")
 	p("JNZ %s", lbl("loop4"))
@@ -138,7 +199,7 @@ func gen(w *bytes.Buffer, s kernelSpec) {
 	p("JZ %s", lbl("store"))
 	label("loop1")
 	step(0)
-	p("ADDQ $%d, SI", s.mr*4)
+	advanceA(1)
 	p("ADDQ $%d, DI", nr*4)
 	p("DECQ CX")
 	p("JNZ %s", lbl("loop1"))
@@ -148,11 +209,15 @@ func gen(w *bytes.Buffer, s kernelSpec) {
 	// NaN beta takes the general path, exactly as the Go test beta == 0.
 	label("store")
 	alpha, beta := breg(0), breg(1)
-	p("VBROADCASTSS alpha+40(FP), %s", alpha)
-	p("MOVL beta+44(FP), AX")
+	ab := 40 // alpha's offset in the frame, beta's 4 further
+	if direct {
+		ab = 48
+	}
+	p("VBROADCASTSS alpha+%d(FP), %s", ab, alpha)
+	p("MOVL beta+%d(FP), AX", ab+4)
 	p("ANDL $0x7fffffff, AX")
 	p("JZ %s", lbl("store0"))
-	p("VBROADCASTSS beta+44(FP), %s", beta)
+	p("VBROADCASTSS beta+%d(FP), %s", ab+4, beta)
 	for r := 0; r < s.mr; r++ {
 		for v := 0; v < s.nv; v++ {
 			a := acc(r, v)
@@ -179,6 +244,16 @@ func gen(w *bytes.Buffer, s kernelSpec) {
 	}
 	p("VZEROUPPER")
 	p("RET")
+}
+
+// directName is the name of kernel s's variant that reads A in place, e.g.
+// Sgemm12x32DirectAVX512.
+func directName(s kernelSpec) string {
+	i := len(s.name) - len("AVX2")
+	if s.reg == "Z" {
+		i = len(s.name) - len("AVX512")
+	}
+	return s.name[:i] + "Direct" + s.name[i:]
 }
 
 // transpose emits
