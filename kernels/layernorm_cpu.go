@@ -217,7 +217,7 @@ func gradRow(dr, gr, xr []float32, w64 []float64, m, r, meanG, meanGN float64) {
 	c0 := 0
 	if gradRowAsm != nil && len(xr) >= 4 {
 		c0 = len(xr) &^ 3
-		gradRowAsm(&dr[0], &gr[0], &xr[0], &w64[0], c0, &[4]float64{m, r, meanG, meanGN})
+		gradRowAsm(&dr[0], &gr[0], &xr[0], &w64[0], c0, m, r, meanG, meanGN)
 	}
 	for c := c0; c < len(xr); c++ {
 		gv := float64(gr[c]) * w64[c]

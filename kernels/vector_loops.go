@@ -37,5 +37,5 @@ var (
 	normModulateRowAsm func(out, x, s, t *float32, n int, m, r float64)
 	// LayerNormBackward: four rows' sums of g*w and g*w*norm, then a row's input gradient.
 	rowGradSums4Asm func(g, x *float32, w *float64, C int, mr, sums *[8]float64)
-	gradRowAsm      func(dx, g, x *float32, w *float64, n int, k *[4]float64)
+	gradRowAsm      func(dx, g, x *float32, w *float64, n int, m, r, meanG, meanGN float64)
 )

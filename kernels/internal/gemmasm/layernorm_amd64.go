@@ -58,7 +58,7 @@ func NormModulateRowAVX2(out, x, p, q *float32, n int, m, r float64)
 //go:noescape
 func RowGradSums4AVX2(dout, x *float32, w *float64, C int, mr, sums *[8]float64)
 
-// GradRowAVX2 sets, with {m, r, meanG, meanGN} = k, gv = float64(dout[i])*w[i] and norm =
+// GradRowAVX2 sets, with gv = float64(dout[i])*w[i] and norm =
 // (float64(x[i]) - m)*r,
 //
 //	dx[i] = float32(((gv - meanG) - norm*meanGN) * r)
@@ -67,4 +67,4 @@ func RowGradSums4AVX2(dout, x *float32, w *float64, C int, mr, sums *[8]float64)
 // input gradient. dx may equal dout.
 //
 //go:noescape
-func GradRowAVX2(dx, dout, x *float32, w *float64, n int, k *[4]float64)
+func GradRowAVX2(dx, dout, x *float32, w *float64, n int, m, r, meanG, meanGN float64)

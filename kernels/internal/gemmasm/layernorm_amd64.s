@@ -281,18 +281,17 @@ gradsums_loop:
 	VZEROUPPER
 	RET
 
-// func GradRowAVX2(dx, dout, x *float32, w *float64, n int, k *[4]float64)
-TEXT ·GradRowAVX2(SB), NOSPLIT, $0-48
+// func GradRowAVX2(dx, dout, x *float32, w *float64, n int, m, r, meanG, meanGN float64)
+TEXT ·GradRowAVX2(SB), NOSPLIT, $0-72
 	MOVQ         dx+0(FP), DI
 	MOVQ         dout+8(FP), SI
 	MOVQ         x+16(FP), BX
 	MOVQ         w+24(FP), DX
 	MOVQ         n+32(FP), CX
-	MOVQ         k+40(FP), AX
-	VBROADCASTSD (AX), Y8   // m
-	VBROADCASTSD 8(AX), Y9  // r
-	VBROADCASTSD 16(AX), Y10 // meanG
-	VBROADCASTSD 24(AX), Y11 // meanGN
+	VBROADCASTSD m+40(FP), Y8
+	VBROADCASTSD r+48(FP), Y9
+	VBROADCASTSD meanG+56(FP), Y10
+	VBROADCASTSD meanGN+64(FP), Y11
 	SHRQ         $2, CX
 	JZ           gradrow_done
 
