@@ -120,18 +120,23 @@ func gen(w *bytes.Buffer, s kernelSpec, direct bool) {
 		}
 	}
 
+	// The direct kernels take lda after a, which moves the later arguments 8 bytes on.
+	sig, what, off := "a, b, c *float32", "", 0
 	if direct {
-		fmt.Fprintf(w, "\n// func %s(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)\n", name)
-		fmt.Fprintf(w, "// %dx%d tile, %d-lane vectors, A read in place (rows lda apart).\n", s.mr, nr, s.lanes)
-		fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
-		p("MOVQ k+0(FP), CX")
-		p("MOVQ a+8(FP), SI")
+		sig, what, off = "a *float32, lda int, b, c *float32", ", A read in place (rows lda apart)", 8
+	}
+	fmt.Fprintf(w, "\n// func %s(k int, %s, ldc int, alpha, beta float32)\n", name, sig)
+	fmt.Fprintf(w, "// %dx%d tile, %d-lane vectors%s.\n", s.mr, nr, s.lanes, what)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-%d\n", name, 48+off)
+	p("MOVQ k+0(FP), CX")
+	p("MOVQ a+8(FP), SI")
+	p("MOVQ b+%d(FP), DI", 16+off)
+	p("MOVQ c+%d(FP), DX", 24+off)
+	p("MOVQ ldc+%d(FP), R8", 32+off)
+	p("SHLQ $2, R8") // ldc in bytes
+	if direct {
 		p("MOVQ lda+16(FP), R10")
 		p("SHLQ $2, R10") // lda in bytes
-		p("MOVQ b+24(FP), DI")
-		p("MOVQ c+32(FP), DX")
-		p("MOVQ ldc+40(FP), R8")
-		p("SHLQ $2, R8") // ldc in bytes
 		// The row bases three rows apart: R9 = 3*lda.
 		p("LEAQ (R10)(R10*2), R9")
 		prev := "SI"
@@ -139,16 +144,6 @@ func gen(w *bytes.Buffer, s kernelSpec, direct bool) {
 			p("LEAQ (%s)(R9*1), %s", prev, b)
 			prev = b
 		}
-	} else {
-		fmt.Fprintf(w, "\n// func %s(k int, a, b, c *float32, ldc int, alpha, beta float32)\n", name)
-		fmt.Fprintf(w, "// %dx%d tile, %d-lane vectors.\n", s.mr, nr, s.lanes)
-		fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
-		p("MOVQ k+0(FP), CX")
-		p("MOVQ a+8(FP), SI")
-		p("MOVQ b+16(FP), DI")
-		p("MOVQ c+24(FP), DX")
-		p("MOVQ ldc+32(FP), R8")
-		p("SHLQ $2, R8") // ldc in bytes
 	}
 
 	// Prefetch the C tile: it is read (beta != 0) and written after the k loop.
@@ -209,10 +204,7 @@ func gen(w *bytes.Buffer, s kernelSpec, direct bool) {
 	// NaN beta takes the general path, exactly as the Go test beta == 0.
 	label("store")
 	alpha, beta := breg(0), breg(1)
-	ab := 40 // alpha's offset in the frame, beta's 4 further
-	if direct {
-		ab = 48
-	}
+	ab := 40 + off // alpha's offset in the frame, beta's 4 further
 	p("VBROADCASTSS alpha+%d(FP), %s", ab, alpha)
 	p("MOVL beta+%d(FP), AX", ab+4)
 	p("ANDL $0x7fffffff, AX")
