@@ -18,6 +18,7 @@ func (s *cpuStorage) Cap() int { return len(s.data) }
 // CPU is the reference device. The zero value is not usable; call NewCPU.
 type CPU struct {
 	threads int
+	bf16    bool // matrix products on BF16 inputs (SetGemmBF16)
 }
 
 // NewCPU returns a CPU device that runs on the given number of goroutines

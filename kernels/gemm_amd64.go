@@ -42,6 +42,16 @@ func init() {
 	}
 }
 
+// init picks the BF16 kernel and conversions where the CPU has AVX512_BF16 (which
+// golang.org/x/sys/cpu reports only where the OS saves the AVX-512 registers).
+func init() {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512BF16 {
+		toBF16Asm, pairBF16Asm = gemmasm.ToBF16AVX512, gemmasm.PairBF16AVX512
+		bf16GemmKernel = &gemmKernel{name: "avx512bf16-12x32", mr: 12, nr: 32, kc: 384, mc: 384, nc: 640,
+			bf16: &bf16Fns{fn: gemmasm.Sbgemm12x32AVX512BF16, direct: gemmasm.Sbgemm12x32DirectAVX512BF16}}
+	}
+}
+
 // asmGemmKernels returns the assembly kernels this CPU (and OS) can run, fastest first.
 // Blocking: the A micro-panel kc*mr*4 bytes (18 KiB, 9 KiB) sits in the 32-48 KiB L1 and
 // the B block kc*nc*4 bytes (~1 MiB) in a 1-2 MiB L2.

@@ -233,7 +233,7 @@ func BenchmarkGemmBatched(b *testing.B) {
 		b.Run("loop/"+name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				for j := 0; j < s.batch; j++ {
-					gemmHost(d.threads, false, false, s.m, s.n, s.k, 1, x[j*sa:], s.k, y[j*sb:], s.n, 0, z[j*sc:], s.n)
+					d.gemmHost(d.threads, false, false, s.m, s.n, s.k, 1, x[j*sa:], s.k, y[j*sb:], s.n, 0, z[j*sc:], s.n)
 				}
 			}
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")

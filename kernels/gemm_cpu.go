@@ -15,12 +15,17 @@ import (
 // useOpenBLAS is decided once per process: OpenBLAS chosen (blas.go) and loaded.
 var useOpenBLAS = sync.OnceValue(func() bool { return LoadBLAS().Used })
 
-// gemmHost is the CPU device's GEMM on host slices (contract of gemmGo). OpenBLAS, when
+// gemmHost is the CPU device's GEMM on host slices (contract of gemmGo), in BF16 where the
+// device is set to (gemm_bf16.go). Otherwise OpenBLAS, when
 // chosen (blas.go: not where the Go GEMM has its AVX-512 kernel), is used at every size:
 // its small-matrix kernels beat the Go GEMM even at 8^3 (BenchmarkGemmSmall: 73 ns against
 // 206 ns; 64^3: 155 against 78 GFLOP/s).
-func gemmHost(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+func (d *CPU) gemmHost(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if d.bf16 {
+		gemmGoKernel(bf16GemmKernel, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	if useOpenBLAS() {
 		gemmOpenBLAS(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
@@ -66,7 +71,7 @@ func (d *CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a, b *Tensor
 	hb := gemmOperand("Gemm B", b, k*n, true)
 	hc := gemmOperand("Gemm C", c, m*n, true)
 	lda, ldb := gemmLDs(transA, transB, m, n, k)
-	gemmHost(d.threads, transA, transB, m, n, k, alpha, ha, lda, hb, ldb, beta, hc, max(n, 1))
+	d.gemmHost(d.threads, transA, transB, m, n, k, alpha, ha, lda, hb, ldb, beta, hc, max(n, 1))
 }
 
 // Batched strategy (BenchmarkGemmBatched, 2 threads): single-threaded Go products spread
@@ -111,9 +116,9 @@ func (d *CPU) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32
 		}
 		ci := hc[i*strideC:]
 		if threads == 1 {
-			gemmGo(1, transA, transB, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc)
+			gemmGoKernel(d.goKernel(), 1, transA, transB, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc)
 		} else {
-			gemmHost(threads, transA, transB, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc)
+			d.gemmHost(threads, transA, transB, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc)
 		}
 	}
 	// Fraction of thread time used when the batch is split evenly over the threads.

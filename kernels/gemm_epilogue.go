@@ -54,10 +54,11 @@ func geluFusable(kern *gemmKernel, n int) bool {
 }
 
 // linearEpilogue runs y = x wᵀ + bias and, where g is set, g = GELU(y) (g may be y), with the
-// bias and GELU in the Go GEMM's epilogue; it does nothing and reports false where OpenBLAS
-// multiplies or GELU is not fusable.
+// bias and GELU in the Go GEMM's epilogue (BF16 or FP32, as the device multiplies); it does
+// nothing and reports false where OpenBLAS multiplies or GELU is not fusable.
 func (d *CPU) linearEpilogue(y, g, x, w, bias *Tensor, N, in, out int) bool {
-	if useOpenBLAS() || (g != nil && !geluFusable(gemmDefault, out)) {
+	kern := d.goKernel()
+	if (useOpenBLAS() && !d.bf16) || (g != nil && !geluFusable(kern, out)) {
 		return false
 	}
 	hx := gemmOperand("Linear x", x, N*in, true)
@@ -72,6 +73,6 @@ func (d *CPU) linearEpilogue(y, g, x, w, bias *Tensor, N, in, out int) bool {
 		mustLen("LinearGelu g", g, N*out)
 		epi.gelu, epi.g, epi.ldg = true, Host(g), out
 	}
-	gemmGoEpilogue(gemmDefault, d.threads, false, true, N, out, in, 1, hx, max(in, 1), hw, max(in, 1), 0, hy, max(out, 1), epi)
+	gemmGoEpilogue(kern, d.threads, false, true, N, out, in, 1, hx, max(in, 1), hw, max(in, 1), 0, hy, max(out, 1), epi)
 	return true
 }

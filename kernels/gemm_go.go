@@ -51,12 +51,17 @@ type gemmKernel struct {
 	// direct, where set, is fn reading op(A) in place (row-major, rows lda apart) instead of
 	// a packed panel: the same bits, without packing A when it is not transposed.
 	direct func(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
-	pool   sync.Pool // of *gemmWork
+	// bf16, where set, makes this a BF16 kernel (gemm_bf16.go): op(A) and op(B) rounded to
+	// BF16 and packed in pairs along k; fn and direct are then unused.
+	bf16 *bf16Fns
+	pool sync.Pool // of *gemmWork
 }
 
-// gemmWork holds one goroutine's packing buffers.
+// gemmWork holds one goroutine's packing buffers: a and b for an FP32 kernel, a16, b16 and
+// t16 (a conversion's scratch) for a BF16 one; tmp for edge tiles.
 type gemmWork struct {
-	a, b, tmp []float32
+	a, b, tmp     []float32
+	a16, b16, t16 []uint32
 }
 
 // gemmKernels lists the micro-kernels this CPU can run, fastest first; the generic Go
@@ -73,6 +78,15 @@ func (kern *gemmKernel) work() *gemmWork {
 	if w, ok := kern.pool.Get().(*gemmWork); ok {
 		return w
 	}
+	if kern.bf16 != nil {
+		kp := ceilDiv(kern.kc, 2)
+		return &gemmWork{
+			a16: alignedWords(roundUp(kern.mc, kern.mr) * kp),
+			b16: alignedWords(kern.nc * kp),
+			t16: alignedWords(max(kern.nr, kern.mc) * kp),
+			tmp: alignedFloats(kern.mr * kern.nr),
+		}
+	}
 	return &gemmWork{
 		a:   alignedFloats(kern.mc * kern.kc),
 		b:   alignedFloats(kern.kc * kern.nc),
@@ -86,6 +100,12 @@ func alignedFloats(n int) []float32 {
 	buf := make([]float32, n+16)
 	off := int((64 - uintptr(unsafe.Pointer(&buf[0]))%64) % 64 / 4)
 	return buf[off : off+n : off+n]
+}
+
+// alignedWords is alignedFloats for uint32 (BF16 pairs).
+func alignedWords(n int) []uint32 {
+	f := alignedFloats(n)
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(f))), n)
 }
 
 // gemmGo is the pure-Go SGEMM on host slices: C = alpha*op(A)*op(B) + beta*C, row-major,
@@ -121,9 +141,25 @@ func gemmGoEpilogue(kern *gemmKernel, threads int, transA, transB bool, m, n, k 
 	if lim := 2 * m * n * k >> 21; lim < threads {
 		threads = max(lim, 1)
 	}
-	tm, tn := gemmGrid(threads, m, n, kern.mr, kern.nr)
+	// packer(i0, j0) packs the operands of the rectangle whose first element of C is row i0,
+	// column j0.
+	packer := func(i0, j0 int) gemmPacker {
+		ao := i0 * lda // op(A) row i0
+		if transA {
+			ao = i0
+		}
+		bo := j0 // op(B) column j0
+		if transB {
+			bo = j0 * ldb
+		}
+		if kern.bf16 != nil {
+			return &bf16Packer{kern: kern, transA: transA, transB: transB, a: a[ao:], lda: lda, b: b[bo:], ldb: ldb, alpha: alpha}
+		}
+		return &f32Packer{kern: kern, transA: transA, transB: transB, a: a[ao:], lda: lda, b: b[bo:], ldb: ldb, alpha: alpha}
+	}
+	tm, tn := gemmGrid(threads, m, n, kern)
 	if tm*tn == 1 {
-		kern.serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epi.at(0, 0))
+		kern.serial(packer(0, 0), m, n, k, beta, c, ldc, epi.at(0, 0))
 		return
 	}
 	// Rectangle (x, y) holds rows [x*rs, min(m,(x+1)*rs)) and columns [y*cs, ...).
@@ -137,20 +173,11 @@ func gemmGoEpilogue(kern *gemmKernel, threads int, transA, transB bool, m, n, k 
 				continue
 			}
 			mm, nn := min(rs, m-i0), min(cs, n-j0)
-			// Offsets of the rectangle's first element in each operand.
-			ao := i0 * lda // op(A) row i0
-			if transA {
-				ao = i0
-			}
-			bo := j0 // op(B) column j0
-			if transB {
-				bo = j0 * ldb
-			}
-			co := i0*ldc + j0
+			ops, co := packer(i0, j0), i0*ldc+j0
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				kern.serial(transA, transB, mm, nn, k, alpha, a[ao:], lda, b[bo:], ldb, beta, c[co:], ldc, epi.at(i0, j0))
+				kern.serial(ops, mm, nn, k, beta, c[co:], ldc, epi.at(i0, j0))
 			}()
 		}
 	}
@@ -158,12 +185,16 @@ func gemmGoEpilogue(kern *gemmKernel, threads int, transA, transB bool, m, n, k 
 }
 
 // gemmGrid picks tm x tn <= threads rectangles for an m x n product: the largest
-// rectangle (in padded tiles) is as small as possible, then the packing work
-// k*(rows + columns) of one rectangle is as small as possible.
-func gemmGrid(threads, m, n, mr, nr int) (tm, tn int) {
-	tilesM, tilesN := ceilDiv(m, mr), ceilDiv(n, nr)
-	best, bestPerim := -1, -1
-	tm, tn = 1, 1
+// rectangle (in padded tiles) is as small as possible, then kern's packing work for one
+// rectangle (packCost) is as small as possible. A BF16 kernel accepts rectangles up to
+// 3% larger for less packing: its packing converts, and a rectangle converts every row of A
+// it multiplies (BenchmarkGemmBF16's 4352 x 256 x 1024 took 1.4x the FP32 time split in
+// columns, where each goroutine converts all of A, 1.67x split in rows).
+func gemmGrid(threads, m, n int, kern *gemmKernel) (tm, tn int) {
+	tilesM, tilesN := ceilDiv(m, kern.mr), ceilDiv(n, kern.nr)
+	type grid struct{ x, y, rows, cols int }
+	var grids []grid
+	minArea := -1
 	for t := threads; t >= 1; t-- {
 		for x := 1; x <= t; x++ {
 			if t%x != 0 {
@@ -173,61 +204,68 @@ func gemmGrid(threads, m, n, mr, nr int) (tm, tn int) {
 			if x > tilesM || y > tilesN {
 				continue
 			}
-			rows := ceilDiv(tilesM, x) * mr
-			cols := ceilDiv(tilesN, y) * nr
-			area, perim := rows*cols, rows+cols
-			if best < 0 || area < best || (area == best && perim < bestPerim) {
-				best, bestPerim, tm, tn = area, perim, x, y
+			g := grid{x, y, ceilDiv(tilesM, x) * kern.mr, ceilDiv(tilesN, y) * kern.nr}
+			grids = append(grids, g)
+			if a := g.rows * g.cols; minArea < 0 || a < minArea {
+				minArea = a
 			}
+		}
+	}
+	slack := 0
+	if kern.bf16 != nil {
+		slack = minArea * 3 / 100
+	}
+	best := -1
+	tm, tn = 1, 1
+	for _, g := range grids {
+		if g.rows*g.cols > minArea+slack {
+			continue
+		}
+		if c := kern.packCost(g.rows, g.cols); best < 0 || c < best {
+			best, tm, tn = c, g.x, g.y
 		}
 	}
 	return tm, tn
 }
 
-// serial runs the five blocked loops on one goroutine, and epi (nil: none) on each band of
-// mr rows after its last k block.
-func (kern *gemmKernel) serial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
-	b []float32, ldb int, beta float32, c []float32, ldc int, epi *gemmEpilogue) {
+// packCost is the elements kern packs per k for a rectangle of rows x cols: an FP32 kernel
+// copies B's columns and at most A's rows; a BF16 kernel converts B's columns once and A's
+// rows once per block of nc columns.
+func (kern *gemmKernel) packCost(rows, cols int) int {
+	if kern.bf16 != nil {
+		return rows*ceilDiv(cols, kern.nc) + cols
+	}
+	return rows + cols
+}
+
+// serial runs the five blocked loops on one goroutine, with ops packing the operands and
+// running the micro-kernel, and epi (nil: none) on each band of mr rows after its last k
+// block.
+func (kern *gemmKernel) serial(ops gemmPacker, m, n, k int, beta float32, c []float32, ldc int, epi *gemmEpilogue) {
 	w := kern.work()
 	defer kern.pool.Put(w)
-	mr, nr, fn, direct := kern.mr, kern.nr, kern.fn, kern.direct
+	mr, nr := kern.mr, kern.nr
 	for jc := 0; jc < n; jc += kern.nc {
 		nc := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kern.kc {
 			kc := min(kern.kc, k-pc)
-			packB(w.b, b, ldb, transB, pc, jc, kc, nc, nr)
+			ops.packB(w, pc, jc, kc, nc)
 			bet := beta
 			if pc > 0 {
 				bet = 1
 			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mc := min(kern.mc, m-ic)
-				// Full panels of an A that is not transposed are read in place by the
-				// direct kernel; only a last partial panel is packed.
-				full := 0
-				if direct != nil && !transA {
-					full = mc / mr * mr
-				}
-				if full < mc {
-					packA(w.a[full*kc:], a, lda, transA, ic+full, pc, mc-full, kc, mr)
-				}
+				ops.packA(w, ic, pc, mc, kc)
 				for ir := 0; ir < mc; ir += mr {
 					rows := min(mr, mc-ir)
-					// tile computes the tile at column jr into t (ldt apart) with beta b.
-					tile := func(jr int, t *float32, ldt int, b float32) {
-						if ir < full {
-							direct(kc, &a[(ic+ir)*lda+pc], lda, &w.b[jr*kc], t, ldt, alpha, b)
-						} else {
-							fn(kc, &w.a[ir*kc], &w.b[jr*kc], t, ldt, alpha, b)
-						}
-					}
 					for jr := 0; jr < nc; jr += nr {
 						cols := min(nr, nc-jr)
 						ci := (ic+ir)*ldc + jc + jr
 						if rows == mr && cols == nr {
-							tile(jr, &c[ci], ldc, bet)
+							ops.tile(w, ir, jr, &c[ci], ldc, bet)
 						} else {
-							tile(jr, &w.tmp[0], nr, 0)
+							ops.tile(w, ir, jr, &w.tmp[0], nr, 0)
 							mergeTile(c[ci:], ldc, w.tmp, nr, rows, cols, bet)
 						}
 					}
@@ -237,6 +275,54 @@ func (kern *gemmKernel) serial(transA, transB bool, m, n, k int, alpha float32, 
 				}
 			}
 		}
+	}
+}
+
+// gemmPacker packs one kind of micro-kernel's operands into a goroutine's buffers w and runs
+// it: the part of the blocked loops (serial) that depends on the kernel's input type.
+type gemmPacker interface {
+	// packB packs op(B)[pc:pc+kc, jc:jc+nc] for the tiles of the block.
+	packB(w *gemmWork, pc, jc, kc, nc int)
+	// packA packs (or prepares to read in place) op(A)[ic:ic+mc, pc:pc+kc].
+	packA(w *gemmWork, ic, pc, mc, kc int)
+	// tile runs the micro-kernel on the A block's rows ir.. and the B block's columns jr..
+	// into t (rows ldt apart) with beta b: t = alpha*acc + b*t.
+	tile(w *gemmWork, ir, jr int, t *float32, ldt int, b float32)
+}
+
+// f32Packer packs FP32 panels for the FP32 micro-kernels (fn, direct).
+type f32Packer struct {
+	kern           *gemmKernel
+	transA, transB bool
+	a, b           []float32
+	lda, ldb       int
+	alpha          float32
+	ic, pc, kc     int // the current A block
+	full           int // rows of the block read in place by the direct kernel
+}
+
+func (o *f32Packer) packB(w *gemmWork, pc, jc, kc, nc int) {
+	packB(w.b, o.b, o.ldb, o.transB, pc, jc, kc, nc, o.kern.nr)
+}
+
+func (o *f32Packer) packA(w *gemmWork, ic, pc, mc, kc int) {
+	o.ic, o.pc, o.kc = ic, pc, kc
+	// Full panels of an A that is not transposed are read in place by the direct kernel;
+	// only a last partial panel is packed.
+	o.full = 0
+	if o.kern.direct != nil && !o.transA {
+		o.full = mc / o.kern.mr * o.kern.mr
+	}
+	if o.full < mc {
+		packA(w.a[o.full*kc:], o.a, o.lda, o.transA, ic+o.full, pc, mc-o.full, kc, o.kern.mr)
+	}
+}
+
+func (o *f32Packer) tile(w *gemmWork, ir, jr int, t *float32, ldt int, b float32) {
+	if ir < o.full {
+		o.kern.direct(o.kc, &o.a[(o.ic+ir)*o.lda+o.pc], o.lda, &w.b[jr*o.kc], t, ldt, o.alpha, b)
+	} else {
+		o.kern.fn(o.kc, &w.a[ir*o.kc], &w.b[jr*o.kc], t, ldt, o.alpha, b)
 	}
 }
 

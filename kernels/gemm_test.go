@@ -48,7 +48,7 @@ func gemmPaths() []gemmPath {
 	ps = append(ps, ob)
 	ps = append(ps, gemmPath{name: "gemmHost", fn: func(ta, tb bool, m, n, k int, alpha float32, a []float32, lda int,
 		b []float32, ldb int, beta float32, c []float32, ldc int) {
-		gemmHost(2, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		NewCPU(2).gemmHost(2, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}})
 	return ps
 }

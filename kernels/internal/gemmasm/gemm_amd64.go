@@ -46,3 +46,31 @@ func Sgemm6x16DirectAVX2(k int, a *float32, lda int, b, c *float32, ldc int, alp
 //
 //go:noescape
 func Sgemm12x32DirectAVX512(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+
+// Sbgemm12x32AVX512BF16 computes a 12x32 tile from packed panels of k pairs of BF16 values
+// (each uint32 holds the even k's value in its low half and the odd k's in its high half)
+// with AVX512_BF16's VDPBF16PS: for each pair, acc += a1*b1, then acc += a0*b0, each sum
+// rounded (the products are exact), denormal sums flushed to zero. The store is
+// Sgemm12x32AVX512's: C = alpha*acc + beta*C.
+//
+//go:noescape
+func Sbgemm12x32AVX512BF16(k int, a, b *uint32, c *float32, ldc int, alpha, beta float32)
+
+// Sbgemm12x32DirectAVX512BF16 is Sbgemm12x32AVX512BF16 reading A's pairs in place (rows lda
+// uint32 apart), as Sgemm12x32DirectAVX512 does.
+//
+//go:noescape
+func Sbgemm12x32DirectAVX512BF16(k int, a *uint32, lda int, b *uint32, c *float32, ldc int, alpha, beta float32)
+
+// ToBF16AVX512 sets dst[i] to src[i] rounded to BF16 (to nearest even, denormals to zero,
+// NaNs quieted: VCVTNEPS2BF16) for i < n, a multiple of 16. It needs AVX512_BF16.
+//
+//go:noescape
+func ToBF16AVX512(dst *uint16, src *float32, n int)
+
+// PairBF16AVX512 sets dst[i] = BF16(even[i]) | BF16(odd[i])<<16 for i < n, a multiple of
+// 16, with ToBF16AVX512's rounding: the pairs of two k rows, as the BF16 kernels read them.
+// It needs AVX512_BF16.
+//
+//go:noescape
+func PairBF16AVX512(dst *uint32, even, odd *float32, n int)
