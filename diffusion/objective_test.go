@@ -214,6 +214,7 @@ func mean(x []float64) float64 {
 // from building the model to the last step (internal/benchmem). Environment:
 // ALIGN_BENCH_WIDTH, _DEPTH, _HEADS, _PATCH, _BATCH, _VIDEO=1 override the sizes.
 func BenchmarkTrainStep(b *testing.B) {
+	dev := benchDevice(b)
 	benchGemmRate()
 	mem := benchmem.Start()
 	cfg := DefaultImageConfig()
@@ -229,14 +230,14 @@ func BenchmarkTrainStep(b *testing.B) {
 	cfg.TextWidth, cfg.TextHeads = cfg.Width, cfg.Heads
 	tok, _ := BuildTokenizer([]string{"red apple", "green apple moving left", "blue car", "a"}, 1, cfg.MaxTextLen)
 	cfg.VocabSize = tok.VocabSize()
-	m, err := NewDiT(testDev, &kernels.RNG{Seed: 1}, cfg)
+	m, err := NewDiT(dev, &kernels.RNG{Seed: 1}, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	m.Tokenizer = tok
 	batch := tinyBatch(m, B, 1)
-	step := NewTrainStep(testDev, DefaultObjective())
-	opt := nn.NewAdamW(testDev, m.Params(), nn.AdamWConfig{LR: 1e-4})
+	step := NewTrainStep(dev, DefaultObjective())
+	opt := nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: 1e-4})
 	rng := &kernels.RNG{Seed: 1}
 	ps := m.Params()
 	b.Logf("config %s: width %d depth %d heads %d patch %d, %d tokens/sample, %.2fM params, batch %d",

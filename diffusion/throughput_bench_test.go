@@ -5,9 +5,11 @@
 // building the model to its last step (internal/benchmem: Go heap and resident set).
 //
 // Run: go test ./diffusion -run '^$' -bench Sample -benchtime 2x
+// In BF16 (a CPU with AVX512_BF16): ALIGN_BENCH_PRECISION=bf16 go test ./diffusion ...
 package diffusion
 
 import (
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -21,13 +23,37 @@ var (
 	gemmRate     float64
 )
 
+// benchCPU is the device of the throughput benchmarks: testDev, or with
+// ALIGN_BENCH_PRECISION=bf16 a CPU device whose products take BF16 inputs (nil with the
+// reason where the CPU cannot).
+var benchCPU = sync.OnceValues(func() (kernels.Device, error) {
+	if os.Getenv("ALIGN_BENCH_PRECISION") != "bf16" {
+		return testDev, nil
+	}
+	d := kernels.NewCPU(0)
+	return d, d.SetGemmBF16(true)
+})
+
+// benchDevice is benchCPU's device; it skips b where that cannot be had.
+func benchDevice(b *testing.B) kernels.Device {
+	d, err := benchCPU()
+	if err != nil {
+		b.Skip(err)
+	}
+	return d
+}
+
 // benchGemmRate is the device's GEMM GFLOP/s at 1024^3 (kernels.GemmProbe, the rate `align
 // info` and the DiT-block benchmark use), measured once per run. The model's largest GEMMs
 // are of that order (the MLP's at batch 32: 2560x256 by 256x1024), and even a 256^3 product
 // reaches 0.89 of the 1024^3 rate (README, GEMM table). Call it before benchmem.Start, so
 // that the probe's buffers are not counted as the model's memory.
 func benchGemmRate() float64 {
-	gemmRateOnce.Do(func() { gemmRate = kernels.GemmProbe(testDev, time.Second) })
+	gemmRateOnce.Do(func() {
+		if d, err := benchCPU(); err == nil {
+			gemmRate = kernels.GemmProbe(d, time.Second)
+		}
+	})
 	return gemmRate
 }
 
@@ -40,12 +66,13 @@ func reportThroughput(b *testing.B, flops, seconds float64) {
 }
 
 func BenchmarkSample(b *testing.B) {
+	dev := benchDevice(b)
 	benchGemmRate()
 	mem := benchmem.Start()
 	cfg := DefaultImageConfig()
 	tok, _ := BuildTokenizer([]string{"red apple", "grinning face", "rocket"}, 1, cfg.MaxTextLen)
 	cfg.VocabSize = tok.VocabSize()
-	m, err := NewDiT(testDev, &kernels.RNG{Seed: 1}, cfg)
+	m, err := NewDiT(dev, &kernels.RNG{Seed: 1}, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

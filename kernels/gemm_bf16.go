@@ -46,6 +46,14 @@ func (d *CPU) SetGemmBF16(on bool) error {
 // GemmBF16 reports whether the device multiplies in BF16 (SetGemmBF16).
 func (d *CPU) GemmBF16() bool { return d.bf16 }
 
+// Describe says how the device multiplies (align info's "device info").
+func (d *CPU) Describe() string {
+	if d.bf16 {
+		return "GEMM bf16 (" + bf16GemmKernel.name + " kernel, FP32 sums; attention's products in fp32)"
+	}
+	return "GEMM fp32"
+}
+
 // CPUHasBF16 reports whether this CPU can multiply in BF16 (SetGemmBF16).
 func CPUHasBF16() bool { return bf16GemmKernel != nil }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -218,11 +219,7 @@ func TestGemmBF16(t *testing.T) {
 				got := append([]float32(nil), c0...)
 				gemmGoKernel(kern, threads, transA, transB, m, n, k, gc.alpha, a, lda, b, ldb, gc.beta, got, ldc)
 				name := fmt.Sprintf("%v/tA=%v,tB=%v/%d threads", gc, transA, transB, threads)
-				for i, v := range got {
-					if math.Float32bits(v) != math.Float32bits(want[i]) && !(v != v && want[i] != want[i]) {
-						t.Fatalf("%s: C[%d][%d] = %g, want %g", name, i/ldc, i%ldc, v, want[i])
-					}
-				}
+				sameBits(t, name, got, want)
 			}
 		}
 	}
@@ -272,6 +269,96 @@ func TestGemmBF16SmallIntegers(t *testing.T) {
 				t.Fatalf("C[%d][%d]: bf16 %g, fp32 %g, want %d", i, j, c16[i*n+j], c32[i*n+j], s)
 			}
 		}
+	}
+}
+
+// TestCPUBF16Device: in BF16 mode the CPU device's products (Gemm, GemmStridedBatched, the
+// linear layers forward, with GELU and backward) are gemmBF16Ref's, bit for bit, on 1 and 3
+// threads (so thread and batch independence hold: the reference sums each element on its
+// own), and the bias, GELU and bias gradient are FP32's.
+func TestCPUBF16Device(t *testing.T) {
+	needBF16(t)
+	const N, in, out = 37, 130, 70
+	kc := bf16GemmKernel.kc
+	x := testUniforms(51, N*in, -1, 1)
+	w := testUniforms(52, out*in, -1, 1)
+	bias := testUniforms(53, out, -1, 1)
+	dy := testUniforms(54, N*out, -1, 1)
+	dw0 := testUniforms(55, out*in, -1, 1)
+	for _, threads := range []int{1, 3} {
+		d := NewCPU(threads)
+		if err := d.SetGemmBF16(true); err != nil {
+			t.Fatal(err)
+		}
+		f32 := NewCPU(threads)
+		name := fmt.Sprintf("%d threads", threads)
+
+		// Linear: y = x wᵀ + bias (bias in the epilogue).
+		y := guarded(d, nil, N, out)
+		d.Linear(y, guarded(d, x, N, in), guarded(d, w, out, in), guarded(d, bias, out), N, in, out)
+		want := make([]float32, N*out)
+		gemmBF16Ref(kc, false, true, N, out, in, 1, x, in, w, in, 0, want, out)
+		for i := range want {
+			want[i] += bias[i%out]
+		}
+		sameBits(t, name+"/Linear", Host(y), want)
+		assertGuard(t, name+"/Linear", y)
+
+		// LinearGelu: GELU of the same pre-activation, with FP32's GELU.
+		g, h := guarded(d, nil, N, out), guarded(d, nil, N, out)
+		d.LinearGelu(g, h, guarded(d, x, N, in), guarded(d, w, out, in), guarded(d, bias, out), N, in, out)
+		sameBits(t, name+"/LinearGelu h", Host(h), want)
+		wantG := f32.New(N, out)
+		f32.GeluForward(wantG, f32.FromHost(want, N, out))
+		sameBits(t, name+"/LinearGelu g", Host(g), Host(wantG))
+
+		// LinearBackward: dx = dy w, dw += dyᵀ x (A transposed), dbias = column sums.
+		dx, dw, db := guarded(d, nil, N, in), guarded(d, dw0, out, in), guarded(d, nil, out)
+		d.LinearBackward(dx, dw, db, guarded(d, dy, N, out), guarded(d, x, N, in), guarded(d, w, out, in), N, in, out)
+		wantDx := make([]float32, N*in)
+		gemmBF16Ref(kc, false, false, N, in, out, 1, dy, out, w, in, 0, wantDx, in)
+		sameBits(t, name+"/dx", Host(dx), wantDx)
+		wantDw := append([]float32(nil), dw0...)
+		gemmBF16Ref(kc, true, false, out, in, N, 1, dy, out, x, in, 1, wantDw, in)
+		sameBits(t, name+"/dw", Host(dw), wantDw)
+		wantDb := f32.New(out)
+		f32.BiasBackward(wantDb, f32.FromHost(dy, N, out), N, out)
+		sameBits(t, name+"/dbias", Host(db), Host(wantDb))
+
+		// GemmStridedBatched: three products of N x out x in with a shared B.
+		const batch = 3
+		xs := testUniforms(56, batch*N*in, -1, 1)
+		c := guarded(d, nil, batch, N, out)
+		d.GemmStridedBatched(false, true, N, out, in, 1, guarded(d, xs, batch, N, in), N*in, guarded(d, w, out, in), 0, 0, c, N*out, batch)
+		wantC := make([]float32, batch*N*out)
+		for i := 0; i < batch; i++ {
+			gemmBF16Ref(kc, false, true, N, out, in, 1, xs[i*N*in:], in, w, in, 0, wantC[i*N*out:], out)
+		}
+		sameBits(t, name+"/GemmStridedBatched", Host(c), wantC)
+	}
+}
+
+// TestSetGemmBF16 covers the mode's switch and its refusal on a CPU without AVX512_BF16
+// (simulated by hiding the kernel).
+func TestSetGemmBF16(t *testing.T) {
+	d := NewCPU(1)
+	if d.GemmBF16() || d.Describe() != "GEMM fp32" {
+		t.Fatalf("a new CPU device multiplies in fp32: %v, %q", d.GemmBF16(), d.Describe())
+	}
+	if bf16GemmKernel != nil {
+		if err := d.SetGemmBF16(true); err != nil || !d.GemmBF16() || !strings.Contains(d.Describe(), "GEMM bf16") {
+			t.Fatalf("SetGemmBF16(true): %v, %v, %q", err, d.GemmBF16(), d.Describe())
+		}
+	}
+	saved := bf16GemmKernel
+	bf16GemmKernel = nil
+	defer func() { bf16GemmKernel = saved }()
+	d = NewCPU(1)
+	if err := d.SetGemmBF16(true); err == nil || !strings.Contains(err.Error(), "AVX512_BF16") || d.GemmBF16() {
+		t.Fatalf("SetGemmBF16(true) without the kernel: %v, %v", err, d.GemmBF16())
+	}
+	if err := d.SetGemmBF16(false); err != nil {
+		t.Fatalf("SetGemmBF16(false): %v", err)
 	}
 }
 

@@ -24,7 +24,7 @@ const deviceFlagHelp = "compute device: cpu; cuda (a binary built with -tags cud
 // (ALIGN_DEVICE=cuda make steering-experiment).
 const deviceEnv = "ALIGN_DEVICE"
 
-const precisionFlagHelp = "matrix products on a CUDA device: fp32 (the CPU's numbers), tf32 or bf16 (tensor cores: faster, inputs rounded to 11 or 8 significant bits; bf16 also keeps some activations in BF16); the CPU device computes in fp32 only; default $ALIGN_PRECISION, else fp32"
+const precisionFlagHelp = "matrix products' inputs: fp32 (the default numbers), tf32 (CUDA tensor cores, inputs rounded to 11 significant bits) or bf16 (8 bits, FP32 sums: CUDA tensor cores, which also keep some activations in BF16, or a CPU with AVX512_BF16, about 1.5-1.9x the CPU's fp32 products); default $ALIGN_PRECISION, else fp32"
 
 // precisionEnv names the environment variable that sets --precision's default.
 const precisionEnv = "ALIGN_PRECISION"
@@ -112,7 +112,8 @@ func fromEnv(cmd *cobra.Command, flag, env string, err error) error {
 	return err
 }
 
-// applyPrecision sets --precision on dev: a CUDA device takes any, the others fp32 only.
+// applyPrecision sets --precision on dev: a CUDA device takes any, the CPU device fp32 and,
+// where the CPU has AVX512_BF16, bf16.
 func applyPrecision(cmd *cobra.Command, dev kernels.Device) error {
 	name, err := cmd.Flags().GetString("precision")
 	if err != nil || name == "" {
@@ -126,9 +127,15 @@ func applyPrecision(cmd *cobra.Command, dev kernels.Device) error {
 		d.SetGemmPrecision(p)
 		return nil
 	}
+	if d, ok := dev.(*kernels.CPU); ok && p != cuda.GemmTF32 {
+		if err := d.SetGemmBF16(p == cuda.GemmBF16); err != nil {
+			return usageError{fromEnv(cmd, "precision", precisionEnv, fmt.Errorf("--precision %s on the CPU: %w", name, err))}
+		}
+		return nil
+	}
 	if p != cuda.GemmFP32 {
 		return usageError{fromEnv(cmd, "precision", precisionEnv,
-			fmt.Errorf("--precision %s needs a CUDA device (--device cuda or cuda-emu); %s computes in fp32", name, dev.Name()))}
+			fmt.Errorf("--precision %s needs a CUDA device (--device cuda or cuda-emu); %s computes in fp32 or bf16", name, dev.Name()))}
 	}
 	return nil
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"image/color"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
 )
 
 // $ALIGN_DEVICE sets --device's default: an unknown name in it fails like the flag, naming the
@@ -36,15 +38,15 @@ func TestDeviceFromEnv(t *testing.T) {
 }
 
 // --precision sets a CUDA device's products (align info shows it); the CPU device takes fp32
-// only, and an unknown name fails; $ALIGN_PRECISION sets the default and is named in errors.
+// and bf16 (TestCPUBF16Precision), not tf32, and an unknown name fails; $ALIGN_PRECISION sets the default and is named in errors.
 func TestPrecisionFlag(t *testing.T) {
 	code, stdout, stderr := runAlign(t, "info", "--device", "cuda-emu", "--precision", "bf16", "--probe-time", "0")
 	if code != exitOK || !strings.Contains(stdout, "GEMM bf16") {
 		t.Errorf("info --device cuda-emu --precision bf16: exit %d, %q %q", code, stdout, stderr)
 	}
-	code, _, stderr = runAlign(t, "info", "--precision", "bf16", "--probe-time", "0")
-	if code != exitUsage || !strings.Contains(stderr, "--precision bf16 needs a CUDA device") {
-		t.Errorf("--precision bf16 on the CPU: exit %d, %q", code, stderr)
+	code, _, stderr = runAlign(t, "info", "--precision", "tf32", "--probe-time", "0")
+	if code != exitUsage || !strings.Contains(stderr, "--precision tf32 needs a CUDA device") {
+		t.Errorf("--precision tf32 on the CPU: exit %d, %q", code, stderr)
 	}
 	code, _, stderr = runAlign(t, "info", "--device", "cuda-emu", "--precision", "fp16", "--probe-time", "0")
 	if code != exitUsage || !strings.Contains(stderr, `unknown precision "fp16"`) {
@@ -64,6 +66,59 @@ func TestPrecisionFlag(t *testing.T) {
 // --gemm-tuning has a GPU's driver time cuBLASLt's algorithms per product shape: align info
 // says so, and a sample stays within maxPixelDiff of the CPU's. The emulation (one algorithm
 // per product) and the CPU refuse it, naming $ALIGN_GEMM_TUNING where the value came from
+// --precision bf16 on the CPU: where the CPU has AVX512_BF16, align info says so and the
+// embedded model's samples change (the products really take BF16 inputs) but stay within a
+// level on average of fp32's (0.26 levels over make sample's 16 images); elsewhere a usage
+// error names the instruction set.
+func TestCPUBF16Precision(t *testing.T) {
+	code, stdout, stderr := runAlign(t, "info", "--precision", "bf16", "--probe-time", "0")
+	if !kernels.CPUHasBF16() {
+		if code != exitUsage || !strings.Contains(stderr, "--precision bf16 on the CPU: this CPU has no AVX512_BF16") {
+			t.Errorf("--precision bf16 without AVX512_BF16: exit %d, %q", code, stderr)
+		}
+		return
+	}
+	if code != exitOK || !strings.Contains(stdout, "GEMM bf16") {
+		t.Fatalf("info --precision bf16: exit %d, %q %q", code, stdout, stderr)
+	}
+	dir := t.TempDir()
+	args := []string{"sample", "--prompt", "red apple", "--prompt", "rocket", "--num-inference-steps", "8", "--seed", "3", "--json"}
+	run := func(prec string) []string {
+		res, stderr, code := sampleJSON(t, append(args, "--precision", prec, "-o", filepath.Join(dir, prec)))
+		if code != exitOK || len(res.Files) != 2 {
+			t.Fatalf("sample --precision %s: exit %d: %s", prec, code, stderr)
+		}
+		var paths []string
+		for _, f := range res.Files {
+			paths = append(paths, f.Path)
+		}
+		return paths
+	}
+	f32, bf16 := run("fp32"), run("bf16")
+	var sum, n, differ int
+	for i := range f32 {
+		a, b := readPNG(t, f32[i]), readPNG(t, bf16[i])
+		r := a.Bounds()
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				ca := color.NRGBAModel.Convert(a.At(x, y)).(color.NRGBA)
+				cb := color.NRGBAModel.Convert(b.At(x, y)).(color.NRGBA)
+				for c, va := range []uint8{ca.R, ca.G, ca.B} {
+					vb := []uint8{cb.R, cb.G, cb.B}[c]
+					d := int(max(va, vb) - min(va, vb))
+					sum, n = sum+d, n+1
+					if d > 0 {
+						differ++
+					}
+				}
+			}
+		}
+	}
+	if mean := float64(sum) / float64(n); differ == 0 || mean > 1 {
+		t.Errorf("bf16 against fp32: %d of %d values differ, mean difference %.2f levels (want some, at most 1)", differ, n, mean)
+	}
+}
+
 // there; a count below 0 or not a number is refused too.
 func TestGemmTuningFlag(t *testing.T) {
 	dir := t.TempDir()
