@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alignkit/align/internal/benchdev"
 	"github.com/alignkit/align/internal/benchmem"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
@@ -214,8 +215,8 @@ func mean(x []float64) float64 {
 // from building the model to the last step (internal/benchmem). Environment:
 // ALIGN_BENCH_WIDTH, _DEPTH, _HEADS, _PATCH, _BATCH, _VIDEO=1 override the sizes.
 func BenchmarkTrainStep(b *testing.B) {
-	dev := benchDevice(b)
-	benchGemmRate()
+	dev := benchdev.Device(b, testDev)
+	benchGemmRate(dev)
 	mem := benchmem.Start()
 	cfg := DefaultImageConfig()
 	if os.Getenv("ALIGN_BENCH_VIDEO") == "1" {

@@ -5,15 +5,15 @@
 // building the model to its last step (internal/benchmem: Go heap and resident set).
 //
 // Run: go test ./diffusion -run '^$' -bench Sample -benchtime 2x
-// In BF16 (a CPU with AVX512_BF16): ALIGN_BENCH_PRECISION=bf16 go test ./diffusion ...
+// In BF16 (a CPU with AVX512_BF16): ALIGN_BENCH_PRECISION=bf16 (internal/benchdev).
 package diffusion
 
 import (
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/alignkit/align/internal/benchdev"
 	"github.com/alignkit/align/internal/benchmem"
 	"github.com/alignkit/align/kernels"
 )
@@ -23,51 +23,28 @@ var (
 	gemmRate     float64
 )
 
-// benchCPU is the device of the throughput benchmarks: testDev, or with
-// ALIGN_BENCH_PRECISION=bf16 a CPU device whose products take BF16 inputs (nil with the
-// reason where the CPU cannot).
-var benchCPU = sync.OnceValues(func() (kernels.Device, error) {
-	if os.Getenv("ALIGN_BENCH_PRECISION") != "bf16" {
-		return testDev, nil
-	}
-	d := kernels.NewCPU(0)
-	return d, d.SetGemmBF16(true)
-})
-
-// benchDevice is benchCPU's device; it skips b where that cannot be had.
-func benchDevice(b *testing.B) kernels.Device {
-	d, err := benchCPU()
-	if err != nil {
-		b.Skip(err)
-	}
-	return d
-}
-
 // benchGemmRate is the device's GEMM GFLOP/s at 1024^3 (kernels.GemmProbe, the rate `align
 // info` and the DiT-block benchmark use), measured once per run. The model's largest GEMMs
 // are of that order (the MLP's at batch 32: 2560x256 by 256x1024), and even a 256^3 product
 // reaches 0.89 of the 1024^3 rate (README, GEMM table). Call it before benchmem.Start, so
 // that the probe's buffers are not counted as the model's memory.
-func benchGemmRate() float64 {
-	gemmRateOnce.Do(func() {
-		if d, err := benchCPU(); err == nil {
-			gemmRate = kernels.GemmProbe(d, time.Second)
-		}
-	})
+func benchGemmRate(dev kernels.Device) float64 {
+	gemmRateOnce.Do(func() { gemmRate = kernels.GemmProbe(dev, time.Second) })
 	return gemmRate
 }
 
-// reportThroughput adds GFLOP/s, the GEMM rate and the fraction of it to b.
+// reportThroughput adds GFLOP/s, the GEMM rate (benchGemmRate's, measured before) and the
+// fraction of it to b.
 func reportThroughput(b *testing.B, flops, seconds float64) {
 	g := flops / seconds / 1e9
 	b.ReportMetric(g, "GFLOP/s")
-	b.ReportMetric(benchGemmRate(), "gemm_GFLOP/s")
-	b.ReportMetric(g/benchGemmRate(), "frac_of_gemm")
+	b.ReportMetric(gemmRate, "gemm_GFLOP/s")
+	b.ReportMetric(g/gemmRate, "frac_of_gemm")
 }
 
 func BenchmarkSample(b *testing.B) {
-	dev := benchDevice(b)
-	benchGemmRate()
+	dev := benchdev.Device(b, testDev)
+	benchGemmRate(dev)
 	mem := benchmem.Start()
 	cfg := DefaultImageConfig()
 	tok, _ := BuildTokenizer([]string{"red apple", "grinning face", "rocket"}, 1, cfg.MaxTextLen)

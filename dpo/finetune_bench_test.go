@@ -12,7 +12,8 @@
 //
 // ns/op is the time of one LoRA step plus one full step.
 //
-// Run: go test ./dpo -run '^$' -bench Finetune -benchtime 3x
+// Run: go test ./dpo -run '^$' -bench Finetune -benchtime 3x (in BF16 where the CPU has
+// AVX512_BF16: ALIGN_BENCH_PRECISION=bf16, internal/benchdev)
 package dpo
 
 import (
@@ -20,12 +21,14 @@ import (
 	"time"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/internal/benchdev"
 	"github.com/alignkit/align/internal/benchmem"
 	"github.com/alignkit/align/kernels"
 )
 
 func BenchmarkFinetune(b *testing.B) {
 	b.StopTimer() // runs only while the timed loops do
+	dev := benchdev.Device(b, testDev)
 	type result struct {
 		pairsPerSec float64
 		mem         benchmem.Usage
@@ -39,14 +42,14 @@ func BenchmarkFinetune(b *testing.B) {
 			b.Fatal(err)
 		}
 		cfg.VocabSize = tok.VocabSize()
-		m, err := diffusion.NewDiT(testDev, &kernels.RNG{Seed: 1}, cfg)
+		m, err := diffusion.NewDiT(dev, &kernels.RNG{Seed: 1}, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		m.Tokenizer = tok
 		c := DefaultConfig()
 		c.Seed, c.FullFinetune = 1, full
-		tr, err := NewTrainer(testDev, m, c, memPairs(4*c.TrainBatchSize, cfg.SampleSize()), b.TempDir())
+		tr, err := NewTrainer(dev, m, c, memPairs(4*c.TrainBatchSize, cfg.SampleSize()), b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -218,57 +218,72 @@ func TestSharedNoiseGivesZeroInsideOnIdenticalPairs(t *testing.T) {
 	}
 }
 
+// TestReferenceFrozenAndEqualAtStart: the policy starts as the reference bit for bit, so the
+// first loss is exactly ln 2, in fp32 and, where the CPU has AVX512_BF16, with the products in
+// BF16 (the two passes round alike); then the policy moves and the reference does not.
 func TestReferenceFrozenAndEqualAtStart(t *testing.T) {
-	for _, full := range []bool{false, true} {
-		m := tinyModel(t, 2)
-		start := velocity(m)
-		var base [][]float32
-		for _, p := range m.Params() {
-			base = append(base, hostOf(p.W))
-		}
-		cfg := tinyConfig(MethodDPO, 6)
-		cfg.FullFinetune = full
-		tr, err := NewTrainer(testDev, m, cfg, memPairs(6, m.Config.SampleSize()), t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := tr.TrainOneStep()
-		if e.Loss != math.Ln2 || e.Inside != 0 || e.ImplicitAcc != 0 || e.WDiff != 0 || e.LDiff != 0 || e.ModelMSEW != e.RefMSEW {
-			t.Errorf("full=%v: step 1 %+v %+v, want inside 0, loss ln 2, implicit_acc 0", full, e, *e.DPOMetrics)
-		}
-		if e.GradNorm == 0 {
-			t.Errorf("full=%v: no gradient at step 1", full)
-		}
-		for range 5 {
-			e = tr.TrainOneStep()
-		}
-		if e.Inside == 0 || e.Loss == math.Ln2 {
-			t.Errorf("full=%v: the policy did not move: %+v", full, *e.DPOMetrics)
-		}
-		// The reference still computes the starting model, bit for bit.
-		x, ts, p := fixedInput(m)
-		if !slices.Equal(hostOf(tr.Reference().Velocity(x, ts, p.IDs, p.Lengths)), start) {
-			t.Errorf("full=%v: the reference changed", full)
-		}
-		if slices.Equal(velocity(m), start) {
-			t.Errorf("full=%v: the policy equals the reference after training", full)
-		}
-		if !full {
-			// LoRA: every base weight untouched, adapters switched back on.
-			k := 0
-			for _, p := range m.Params() {
-				if isLoRAParam(p.Name) {
-					continue
-				}
-				if !slices.Equal(hostOf(p.W), base[k]) {
-					t.Errorf("base weight %s changed", p.Name)
-				}
-				k++
+	devs := map[string]kernels.Device{"fp32": testDev}
+	if bf := kernels.NewCPU(0); bf.SetGemmBF16(true) == nil {
+		devs["bf16"] = bf
+	}
+	for _, prec := range []string{"fp32", "bf16"} {
+		for _, full := range []bool{false, true} {
+			if dev := devs[prec]; dev != nil {
+				t.Run(fmt.Sprintf("%s/full=%v", prec, full), func(t *testing.T) { referenceFrozen(t, dev, full) })
 			}
-			for _, l := range tr.LoRA {
-				if !l.LoRA.Enabled {
-					t.Fatal("an adapter was left switched off")
-				}
+		}
+	}
+}
+
+func referenceFrozen(t *testing.T, dev kernels.Device, full bool) {
+	m := tinyModelOn(t, dev, 2)
+	start := velocity(m)
+	var base [][]float32
+	for _, p := range m.Params() {
+		base = append(base, hostOf(p.W))
+	}
+	cfg := tinyConfig(MethodDPO, 6)
+	cfg.FullFinetune = full
+	tr, err := NewTrainer(dev, m, cfg, memPairs(6, m.Config.SampleSize()), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := tr.TrainOneStep()
+	if e.Loss != math.Ln2 || e.Inside != 0 || e.ImplicitAcc != 0 || e.WDiff != 0 || e.LDiff != 0 || e.ModelMSEW != e.RefMSEW {
+		t.Errorf("full=%v: step 1 %+v %+v, want inside 0, loss ln 2, implicit_acc 0", full, e, *e.DPOMetrics)
+	}
+	if e.GradNorm == 0 {
+		t.Errorf("full=%v: no gradient at step 1", full)
+	}
+	for range 5 {
+		e = tr.TrainOneStep()
+	}
+	if e.Inside == 0 || e.Loss == math.Ln2 {
+		t.Errorf("full=%v: the policy did not move: %+v", full, *e.DPOMetrics)
+	}
+	// The reference still computes the starting model, bit for bit.
+	x, ts, p := fixedInput(m)
+	if !slices.Equal(hostOf(tr.Reference().Velocity(x, ts, p.IDs, p.Lengths)), start) {
+		t.Errorf("full=%v: the reference changed", full)
+	}
+	if slices.Equal(velocity(m), start) {
+		t.Errorf("full=%v: the policy equals the reference after training", full)
+	}
+	if !full {
+		// LoRA: every base weight untouched, adapters switched back on.
+		k := 0
+		for _, p := range m.Params() {
+			if isLoRAParam(p.Name) {
+				continue
+			}
+			if !slices.Equal(hostOf(p.W), base[k]) {
+				t.Errorf("base weight %s changed", p.Name)
+			}
+			k++
+		}
+		for _, l := range tr.LoRA {
+			if !l.LoRA.Enabled {
+				t.Fatal("an adapter was left switched off")
 			}
 		}
 	}
