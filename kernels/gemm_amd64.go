@@ -8,6 +8,8 @@
 package kernels
 
 import (
+	"unsafe"
+
 	"golang.org/x/sys/cpu"
 
 	"github.com/alignkit/align/kernels/internal/gemmasm"
@@ -34,6 +36,9 @@ func init() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		expSumAsm, geluAsm, geluBackwardAsm = gemmasm.ExpSumAVX2, gemmasm.GeluAVX2, gemmasm.GeluBackwardAVX2
 	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX512F {
+		geluAsm, geluBackwardAsm = gelu512, geluBackward512
+	}
 	if cpu.X86.HasAVX2 {
 		addAsm, mulAsm, mulAddAsm = gemmasm.AddAVX2, gemmasm.MulAVX2, gemmasm.MulAddAVX2
 		accumAsm, accumMulAsm, adamwAsm = gemmasm.AccumF64AVX2, gemmasm.AccumMulF64AVX2, gemmasm.AdamWAVX2
@@ -51,6 +56,33 @@ func init() {
 			bf16: &bf16Fns{fn: gemmasm.Sbgemm12x32AVX512BF16, direct: gemmasm.Sbgemm12x32DirectAVX512BF16}}
 	}
 }
+
+// gelu512 is GeluAVX2's contract (n a multiple of 8) with sixteen lanes a step: GeluAVX512
+// on the multiple of 16, GeluAVX2 on the last 8. Lane by lane the same operations, so
+// GeluForward's bits do not depend on the vector width.
+func gelu512(dst, src *float32, n int) {
+	n16 := n &^ 15
+	if n16 > 0 {
+		gemmasm.GeluAVX512(dst, src, n16)
+	}
+	if n > n16 {
+		gemmasm.GeluAVX2(floatAt(dst, n16), floatAt(src, n16), n-n16)
+	}
+}
+
+// geluBackward512 is gelu512 for GeluBackwardAVX2.
+func geluBackward512(dx, x, dout *float32, n int) {
+	n16 := n &^ 15
+	if n16 > 0 {
+		gemmasm.GeluBackwardAVX512(dx, x, dout, n16)
+	}
+	if n > n16 {
+		gemmasm.GeluBackwardAVX2(floatAt(dx, n16), floatAt(x, n16), floatAt(dout, n16), n-n16)
+	}
+}
+
+// floatAt is &p[i] for a pointer into a slice of float32.
+func floatAt(p *float32, i int) *float32 { return (*float32)(unsafe.Add(unsafe.Pointer(p), 4*i)) }
 
 // asmGemmKernels returns the assembly kernels this CPU (and OS) can run, fastest first.
 // Blocking: the A micro-panel kc*mr*4 bytes (18 KiB, 9 KiB) sits in the 32-48 KiB L1 and

@@ -4,7 +4,8 @@
 // clamping x to [-87, hi]; n goes straight into the exponent bits. Below -87 the result is
 // 0 (never a denormal); NaN stays NaN.
 //
-// The caller checks CPU support (AVX2 and FMA) and that n is a multiple of 8.
+// The caller checks CPU support (AVX2 and FMA; AVX-512F for the AVX512 loops) and that n is
+// a multiple of 8 (16 for the AVX512 loops).
 //
 // Test: go test -run 'Gelu|Attention|Exp' ./kernels
 
@@ -31,3 +32,15 @@ func GeluAVX2(dst, src *float32, n int)
 //
 //go:noescape
 func GeluBackwardAVX2(dx, x, dout *float32, n int)
+
+// GeluAVX512 is GeluAVX2 on sixteen lanes (AVX-512F, n a multiple of 16): the same
+// operations on each element, so the same bits.
+//
+//go:noescape
+func GeluAVX512(dst, src *float32, n int)
+
+// GeluBackwardAVX512 is GeluBackwardAVX2 on sixteen lanes (AVX-512F, n a multiple of 16),
+// the same bits.
+//
+//go:noescape
+func GeluBackwardAVX512(dx, x, dout *float32, n int)

@@ -310,3 +310,97 @@ gelub_loop:
 gelub_done:
 	VZEROUPPER
 	RET
+
+// EXP512 is EXP on sixteen lanes (Z registers, the constants broadcast from their first
+// lane): the same operations lane by lane, so the same bits. The mask of lanes not below
+// Z15 goes to K1.
+#define EXP512 \
+	VCMPPS $5, Z15, Z0, K1; \
+	VMAXPS Z0, Z15, Z0; \
+	VMINPS Z0, Z14, Z0; \
+	VMOVAPS Z12, Z1; \
+	VFMADD231PS Z13, Z0, Z1; \
+	VSUBPS Z12, Z1, Z4; \
+	VPSLLD $23, Z1, Z1; \
+	VFNMADD231PS.BCST ln2hi<>(SB), Z4, Z0; \
+	VFNMADD231PS.BCST ln2lo<>(SB), Z4, Z0; \
+	VBROADCASTSS p5<>(SB), Z3; \
+	VFMADD213PS.BCST p4<>(SB), Z0, Z3; \
+	VFMADD213PS.BCST p3<>(SB), Z0, Z3; \
+	VFMADD213PS.BCST p2<>(SB), Z0, Z3; \
+	VFMADD213PS.BCST p1<>(SB), Z0, Z3; \
+	VFMADD213PS.BCST p0<>(SB), Z0, Z3; \
+	VMULPS Z0, Z0, Z5; \
+	VFMADD213PS Z0, Z5, Z3; \
+	VADDPS.BCST one<>(SB), Z3, Z3; \
+	VPADDD Z1, Z3, Z0; \
+	VMOVAPS.Z Z0, K1, Z0
+
+// func GeluAVX512(dst, src *float32, n int)
+TEXT ·GeluAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS explo<>(SB), Z15
+	VBROADCASTSS gelhi<>(SB), Z14
+	VBROADCASTSS log2e<>(SB), Z13
+	VBROADCASTSS magic<>(SB), Z12
+	SHRQ $4, CX
+	JZ gelu512_done
+gelu512_loop:
+	VMOVUPS (SI), Z6
+	VMULPS Z6, Z6, Z0
+	VMULPS.BCST gelc1<>(SB), Z0, Z0
+	VADDPS.BCST gelc0<>(SB), Z0, Z0
+	VMULPS Z6, Z0, Z0
+	EXP512
+	VADDPS.BCST one<>(SB), Z0, Z0
+	VDIVPS Z0, Z6, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ gelu512_loop
+gelu512_done:
+	VZEROUPPER
+	RET
+
+// func GeluBackwardAVX512(dx, x, dout *float32, n int)
+TEXT ·GeluBackwardAVX512(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dout+16(FP), DX
+	MOVQ n+24(FP), CX
+	VBROADCASTSS explo<>(SB), Z15
+	VBROADCASTSS gelhi<>(SB), Z14
+	VBROADCASTSS log2e<>(SB), Z13
+	VBROADCASTSS magic<>(SB), Z12
+	SHRQ $4, CX
+	JZ gelub512_done
+gelub512_loop:
+	VMOVUPS (SI), Z6
+	VMULPS Z6, Z6, Z7
+	VMULPS.BCST gelc1<>(SB), Z7, Z0
+	VADDPS.BCST gelc0<>(SB), Z0, Z0
+	VMULPS Z6, Z0, Z0
+	EXP512
+	VADDPS.BCST one<>(SB), Z0, Z2
+	VBROADCASTSS one<>(SB), Z3
+	VDIVPS Z2, Z3, Z3
+	VMULPS Z3, Z0, Z0
+	VMULPS.BCST geld1<>(SB), Z7, Z7
+	VADDPS.BCST geld0<>(SB), Z7, Z7
+	VMULPS Z6, Z7, Z7
+	VMULPS Z3, Z7, Z7
+	VMULPS Z0, Z7, Z7
+	VADDPS Z3, Z7, Z7
+	VMULPS (DX), Z7, Z7
+	VMOVUPS Z7, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ gelub512_loop
+gelub512_done:
+	VZEROUPPER
+	RET
