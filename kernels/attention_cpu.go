@@ -96,12 +96,7 @@ func (sc *attnScratch) forwardBlock(o, l, x []float32, b, h, q0, q1, T, NH, HS i
 				row[j] += bj
 			}
 		}
-		m := row[0]
-		for _, v := range row[1:] {
-			if v > m { // not the max builtin: its NaN and ±0 handling is several times slower
-				m = v
-			}
-		}
+		m := rowMax(row)
 		sum := attnExpRow(row, m)
 		sc.dd[i] = 1 / sum
 		lrow[q0+i] = m + float32(math.Log(float64(sum)))
@@ -110,10 +105,7 @@ func (sc *attnScratch) forwardBlock(o, l, x []float32, b, h, q0, q1, T, NH, HS i
 	// out rows of this head are C apart in (B,T,NH,HS): write them in place.
 	sgemmSerial(false, false, nq, HS, nk, 1, s, nk, sc.v, HS, 0, o[(b*T+q0)*C+h*HS:], C)
 	for i := range nq {
-		orow := o[(b*T+q0+i)*C+h*HS:][:HS]
-		for c := range orow {
-			orow[c] *= sc.dd[i]
-		}
+		scaleInto(o[(b*T+q0+i)*C+h*HS:][:HS], sc.dd[i])
 	}
 }
 

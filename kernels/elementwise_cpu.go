@@ -38,6 +38,39 @@ func addInto(o, x, y []float32) {
 	}
 }
 
+// scaleInto sets o[i] *= s, eight at a time by the vector loop where the CPU has one
+// (scaleAsm), the rest in Go: the same bits either way.
+func scaleInto(o []float32, s float32) {
+	i := 0
+	if n8 := len(o) &^ 7; scaleAsm != nil && n8 > 0 {
+		scaleAsm(&o[0], n8, s)
+		i = n8
+	}
+	for ; i < len(o); i++ {
+		o[i] *= s
+	}
+}
+
+// rowMax is the largest value of a non-empty row as `m := row[0]; for each later v: if v > m
+// { m = v }` finds it (NaNs after the first element never win; a NaN first stays), eight at
+// a time by the vector loop where the CPU has one (maxAsm). Between zeros of both signs,
+// the only equal values with other bits, the vector loop may keep the other one: as a
+// softmax's shift, +0 and -0 give the same bits (v - ±0 is v, or for v = ±0 a zero, whose
+// exp is 1; and m + log(sum) with log(sum) = +0 is +0 either way).
+func rowMax(row []float32) float32 {
+	m, rest := row[0], row[1:]
+	if n8 := len(rest) &^ 7; maxAsm != nil && n8 > 0 && m == m {
+		m = maxAsm(&rest[0], n8, m)
+		rest = rest[n8:]
+	}
+	for _, v := range rest {
+		if v > m { // not the max builtin: its NaN and ±0 handling is several times slower
+			m = v
+		}
+	}
+	return m
+}
+
 // mulAddInto sets o[i] = x[i]*s[i] + t[i] over o's length, the product rounded to float32
 // before the sum (never fused), by the vector loop where the CPU has one (mulAddAsm). o may
 // equal any input.

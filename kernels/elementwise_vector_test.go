@@ -156,3 +156,49 @@ func TestVectorBackwardAndAdamW(t *testing.T) {
 		sameBits(t, name+" v", Host(v), wv)
 	}
 }
+
+// TestVectorScaleMax: scaleInto gives the Go loop's bits at every length, and rowMax the Go
+// loop's maximum with NaNs, infinities and the maximum at every position (either zero
+// where the maximum is a zero of both signs; a NaN first stays NaN).
+func TestVectorScaleMax(t *testing.T) {
+	if scaleAsm == nil || maxAsm == nil {
+		t.Skip("no vector loops on this CPU")
+	}
+	x := testUniforms(71, 64, -3, 3)
+	for n := 0; n <= 40; n++ {
+		got, want := append([]float32(nil), x[:n]...), append([]float32(nil), x[:n]...)
+		scaleInto(got, 0.37)
+		for i := range want {
+			want[i] *= 0.37
+		}
+		sameBits(t, fmt.Sprintf("scale n=%d", n), got, want)
+	}
+	goMax := func(row []float32) float32 {
+		m := row[0]
+		for _, v := range row[1:] {
+			if v > m {
+				m = v
+			}
+		}
+		return m
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for n := 1; n <= 40; n++ {
+		for pos := 0; pos < n; pos++ {
+			for _, special := range []float32{9, nan, inf, -inf, 0} {
+				row := append([]float32(nil), x[:n]...)
+				if special == 0 {
+					for i := range row {
+						row[i] = -1
+					}
+					row[(pos+1)%n] = float32(math.Copysign(0, -1))
+				}
+				row[pos] = special
+				got, want := rowMax(row), goMax(row)
+				if math.Float32bits(got) != math.Float32bits(want) && !(got == 0 && want == 0) && !(got != got && want != want) {
+					t.Fatalf("rowMax n=%d, %v at %d: %v, want %v", n, special, pos, got, want)
+				}
+			}
+		}
+	}
+}

@@ -41,6 +41,7 @@ func init() {
 	}
 	if cpu.X86.HasAVX2 {
 		addAsm, mulAsm, mulAddAsm = gemmasm.AddAVX2, gemmasm.MulAVX2, gemmasm.MulAddAVX2
+		scaleAsm, maxAsm = gemmasm.ScaleAVX2, gemmasm.MaxAVX2
 		accumAsm, accumMulAsm, adamwAsm = gemmasm.AccumF64AVX2, gemmasm.AccumMulF64AVX2, gemmasm.AdamWAVX2
 		rowMeanVar8Asm, normRowAsm, normRowAffineAsm = gemmasm.RowMeanVar8AVX2, gemmasm.NormRowAVX2, gemmasm.NormRowAffineAVX2
 		normModulateRowAsm, rowGradSums4Asm, gradRowAsm = gemmasm.NormModulateRowAVX2, gemmasm.RowGradSums4AVX2, gemmasm.GradRowAVX2

@@ -21,6 +21,8 @@ var (
 	addAsm      func(dst, a, b *float32, n int)
 	mulAddAsm   func(dst, x, s, t *float32, n int)
 	mulAsm      func(dst, a, b *float32, n int)
+	scaleAsm    func(dst *float32, n int, s float32)
+	maxAsm      func(x *float32, n int, m float32) float32
 	accumAsm    func(acc *float64, x *float32, n int)
 	accumMulAsm func(acc *float64, x, y *float32, n int)
 	adamwAsm    func(p, g, m, v *float32, n int, k *[10]float32)

@@ -50,3 +50,15 @@ func MulAVX2(dst, a, b *float32, n int)
 //
 //go:noescape
 func AdamWAVX2(param, grad, m, v *float32, n int, k *[10]float32)
+
+// ScaleAVX2 sets dst[i] *= s for i < n.
+//
+//go:noescape
+func ScaleAVX2(dst *float32, n int, s float32)
+
+// MaxAVX2 returns the largest of m and x[0:n] as the Go loop `if v > m { m = v }` over them
+// finds it, for a m that is not NaN: NaN elements never win; between zeros of both signs
+// (the only equal values it can tell apart) either may be returned.
+//
+//go:noescape
+func MaxAVX2(x *float32, n int, m float32) float32

@@ -178,3 +178,50 @@ adamw_loop:
 adamw_done:
 	VZEROUPPER
 	RET
+
+// func ScaleAVX2(dst *float32, n int, s float32)
+TEXT ·ScaleAVX2(SB), NOSPLIT, $0-20
+	MOVQ         dst+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y1
+	SHRQ         $3, CX
+	JZ           scale_done
+
+scale_loop:
+	VMULPS  (DI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     scale_loop
+
+scale_done:
+	VZEROUPPER
+	RET
+
+// func MaxAVX2(x *float32, n int, m float32) float32
+// Each lane keeps (v > m) ? v : m over its elements (VMAXPS with v first returns m when v is
+// NaN), then the lanes are folded the same way.
+TEXT ·MaxAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y0
+	SHRQ         $3, CX
+	JZ           max_fold
+
+max_loop:
+	VMOVUPS (SI), Y1
+	VMAXPS  Y0, Y1, Y0
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     max_loop
+
+max_fold:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X0, X1, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X0, X1, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X0, X1, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
