@@ -37,7 +37,7 @@ func init() {
 		expSumAsm, geluAsm, geluBackwardAsm = gemmasm.ExpSumAVX2, gemmasm.GeluAVX2, gemmasm.GeluBackwardAVX2
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX512F {
-		geluAsm, geluBackwardAsm = gelu512, geluBackward512
+		geluAsm, geluBackwardAsm, expSumAsm = gelu512, geluBackward512, gemmasm.ExpSumAVX512
 	}
 	if cpu.X86.HasAVX2 {
 		addAsm, mulAsm, mulAddAsm = gemmasm.AddAVX2, gemmasm.MulAVX2, gemmasm.MulAddAVX2

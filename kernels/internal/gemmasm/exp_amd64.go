@@ -5,7 +5,7 @@
 // 0 (never a denormal); NaN stays NaN.
 //
 // The caller checks CPU support (AVX2 and FMA; AVX-512F for the AVX512 loops) and that n is
-// a multiple of 8 (16 for the AVX512 loops).
+// a multiple of 8 (16 for the AVX512 GELU loops).
 //
 // Test: go test -run 'Gelu|Attention|Exp' ./kernels
 
@@ -44,3 +44,9 @@ func GeluAVX512(dst, src *float32, n int)
 //
 //go:noescape
 func GeluBackwardAVX512(dx, x, dout *float32, n int)
+
+// ExpSumAVX512 is ExpSumAVX2 with sixteen exps a step (AVX-512F; n a multiple of 8), the
+// sum taken in ExpSumAVX2's order: the same bits.
+//
+//go:noescape
+func ExpSumAVX512(dst, src *float32, n int, sub float32) float32

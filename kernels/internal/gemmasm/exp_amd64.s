@@ -404,3 +404,48 @@ gelub512_loop:
 gelub512_done:
 	VZEROUPPER
 	RET
+
+// func ExpSumAVX512(dst, src *float32, n int, sub float32) float32
+// Sixteen exps a step (EXP512), added to the eight-lane sum as ExpSumAVX2 adds them: the
+// low eight, then the high eight; a last eight by EXP. The same bits.
+TEXT ·ExpSumAVX512(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS sub+24(FP), Z11
+	VBROADCASTSS explo<>(SB), Z15
+	VBROADCASTSS exphi<>(SB), Z14
+	VBROADCASTSS log2e<>(SB), Z13
+	VBROADCASTSS magic<>(SB), Z12
+	VXORPS Y10, Y10, Y10
+	MOVQ CX, BX
+	SHRQ $4, BX
+	JZ expsum512_tail
+expsum512_loop:
+	VMOVUPS (SI), Z0
+	VSUBPS Z11, Z0, Z0
+	EXP512
+	VMOVUPS Z0, (DI)
+	VADDPS Y0, Y10, Y10
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y10, Y10
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ BX
+	JNZ expsum512_loop
+expsum512_tail:
+	TESTQ $8, CX
+	JZ expsum512_done
+	VMOVUPS (SI), Y0
+	VSUBPS Y11, Y0, Y0
+	EXP
+	VMOVUPS Y0, (DI)
+	VADDPS Y0, Y10, Y10
+expsum512_done:
+	VEXTRACTF128 $1, Y10, X1
+	VADDPS X1, X10, X10
+	VHADDPS X10, X10, X10
+	VHADDPS X10, X10, X10
+	VZEROUPPER
+	MOVSS X10, ret+32(FP)
+	RET

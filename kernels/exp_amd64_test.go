@@ -11,11 +11,11 @@ import (
 	"github.com/alignkit/align/kernels/internal/gemmasm"
 )
 
-// TestGeluAVX512SameBits: the sixteen-lane GELU loops (gelu512, geluBackward512) give the
-// eight-lane ones' bits on every length (the last 8 through the AVX2 loop), on ordinary
-// values and on the clamps' and NaN's edges, so GeluForward does not depend on the CPU's
-// vector width.
-func TestGeluAVX512SameBits(t *testing.T) {
+// TestExpLoopsAVX512SameBits: the sixteen-lane GELU loops (gelu512, geluBackward512) and
+// ExpSumAVX512 give the eight-lane ones' bits (the exps and their sum) on every length (the
+// last 8 through the eight-lane code), on ordinary values and on the clamps' and NaN's edges,
+// so the results do not depend on the CPU's vector width.
+func TestExpLoopsAVX512SameBits(t *testing.T) {
 	if !cpu.X86.HasAVX512F || !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
 		t.Skip("no AVX-512F")
 	}
@@ -36,6 +36,12 @@ func TestGeluAVX512SameBits(t *testing.T) {
 			gemmasm.GeluBackwardAVX2(&want[0], &src[0], &g[0], n)
 			geluBackward512(&got[0], &src[0], &g[0], n)
 			sameBits(t, "gelu backward", got, want)
+			for _, sub := range []float32{0, 3.25, -40} {
+				s2 := gemmasm.ExpSumAVX2(&want[0], &src[0], n, sub)
+				s5 := gemmasm.ExpSumAVX512(&got[0], &src[0], n, sub)
+				sameBits(t, "exp", got, want)
+				sameBits(t, "exp sum", []float32{s5}, []float32{s2})
+			}
 		}
 	}
 }
