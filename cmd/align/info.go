@@ -35,8 +35,10 @@ type infoReport struct {
 	GEMM       string   `json:"gemm_kernel"`
 	// BatchInvariant: the CPU device's results for a sample do not depend on the batch it is
 	// computed in or on the number of threads (kernels.BatchInvariant: the Go GEMM multiplies).
-	BatchInvariant bool   `json:"batch_invariant"`
-	ONNXRuntime    string `json:"onnxruntime"`
+	BatchInvariant bool `json:"batch_invariant"`
+	// CPUBF16: the CPU can multiply in BF16 (--precision bf16 on the CPU: AVX512_BF16).
+	CPUBF16     bool   `json:"cpu_bf16"`
+	ONNXRuntime string `json:"onnxruntime"`
 	// GemmGFLOPs is the CPU device's Gemm rate at 1024^3 over --probe-time (0 when skipped).
 	GemmGFLOPs float64         `json:"gemm_gflops"`
 	Models     []embeddedModel `json:"models"`
@@ -102,7 +104,11 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	bi := kernels.LoadBLAS()
 	r.BLAS = blasJSON(bi)
 	r.GEMM = kernels.GoGemmKernel()
-	r.BatchInvariant = kernels.BatchInvariant()
+	// The BF16 products always run the Go GEMM's kernel, so they are invariant even where
+	// OpenBLAS would multiply in fp32.
+	cpu, onCPU := dev.(*kernels.CPU)
+	r.BatchInvariant = kernels.BatchInvariant() || (onCPU && cpu.GemmBF16())
+	r.CPUBF16 = kernels.CPUHasBF16()
 	if opts.ProbeTime > 0 {
 		r.GemmGFLOPs = kernels.GemmProbe(dev, opts.ProbeTime)
 	}
@@ -127,6 +133,11 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 		fmt.Fprintf(w, "batch invariant\tyes: on the CPU a sample's numbers do not depend on its batch or the thread count\n")
 	} else {
 		fmt.Fprintf(w, "batch invariant\tno: OpenBLAS multiplies, so a sample's last bits depend on its batch and the thread count (ALIGN_BLAS=go)\n")
+	}
+	if r.CPUBF16 {
+		fmt.Fprintf(w, "cpu bf16\tyes: --precision bf16 multiplies with AVX512_BF16\n")
+	} else {
+		fmt.Fprintf(w, "cpu bf16\tno: this CPU has no AVX512_BF16, --precision bf16 needs a CUDA device\n")
 	}
 	fmt.Fprintf(w, "onnxruntime\t%s\n", r.ONNXRuntime)
 	if opts.ProbeTime > 0 {

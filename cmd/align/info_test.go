@@ -67,6 +67,20 @@ func TestInfoJSON(t *testing.T) {
 	if r["batch_invariant"] != kernels.BatchInvariant() {
 		t.Errorf("batch_invariant %v, the device says %v", r["batch_invariant"], kernels.BatchInvariant())
 	}
+	if r["cpu_bf16"] != kernels.CPUHasBF16() {
+		t.Errorf("cpu_bf16 %v, the CPU says %v", r["cpu_bf16"], kernels.CPUHasBF16())
+	}
+	// The BF16 products run the Go GEMM's BF16 kernel even where OpenBLAS multiplies in fp32
+	// (make test reruns this package with ALIGN_BLAS=openblas), so they are batch invariant.
+	if kernels.CPUHasBF16() {
+		out.Reset()
+		if code := Main([]string{"info", "--json", "--precision", "bf16", "--probe-time", "0"}, &out, &errOut); code != exitOK {
+			t.Fatalf("info --precision bf16: exit %d, stderr %s", code, errOut.String())
+		}
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil || r["batch_invariant"] != true {
+			t.Errorf("info --precision bf16: batch_invariant %v (%v), want true", r["batch_invariant"], err)
+		}
+	}
 }
 
 // info lists the five embedded models with what they are, read from their headers; a
