@@ -19,7 +19,7 @@
 //	A transposed                 a16[ir*kp + p*mr + r]  (panels, as gemm_go.go's packA)
 //
 // A column of the parallel split converts all of A's rows it multiplies, a row of it all of
-// B's columns: bf16Grid prefers the split that converts less.
+// B's columns: gemmGrid prefers the split that converts less (packCost).
 //
 // Test: go test ./kernels -run BF16
 package kernels
