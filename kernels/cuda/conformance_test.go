@@ -272,6 +272,30 @@ func precTol(p GemmPrecision, k int) float64 {
 	return gemmTol(k)
 }
 
+// bf16Reference is a CPU device whose products take BF16 inputs (nil where the CPU has no
+// AVX512_BF16): it rounds the inputs as the device's BF16 mode does (to nearest even), so
+// only the order and rounding of the FP32 sums differ, and the BF16 products are checked
+// within bf16SumTol as well as precTol's allowance for the inputs' rounding, which a wrong
+// conversion fits in nearly everywhere (truncating instead of rounding to nearest: no Gemm
+// value outside precTol, every one outside bf16SumTol).
+func bf16Reference() *kernels.CPU {
+	d := kernels.NewCPU(2)
+	if d.SetGemmBF16(true) != nil {
+		return nil
+	}
+	return d
+}
+
+// bf16SumTol is the tolerance of a BF16 product over k terms of standard normals against
+// bf16Reference's: FP32 sums in another order (tensor cores' own rounding included).
+func bf16SumTol(k int) float64 { return 4 * gemmTol(k) }
+
+// checkBF16 compares p's device values with want, bf16Reference's, within bf16SumTol(k).
+func (e *env) checkBF16(name string, p pair, want *kernels.Tensor, k int) {
+	e.t.Helper()
+	assertClose(e.t, name+" (against the CPU's BF16 products)", e.host(p), kernels.Host(want), bf16SumTol(k), 1e-5)
+}
+
 func testGemm(e *env) {
 	defer func(v float64) { e.dev.bf16Intensity = v }(e.dev.bf16Intensity)
 	e.dev.bf16Intensity = 0 // these small products in BF16 too
@@ -283,6 +307,11 @@ func testGemm(e *env) {
 				a, b := e.pair(normals(11, m*k), m*k), e.pair(normals(12, k*n), k*n)
 				c := e.pair(normals(13, m*n), m, n)
 				e.dev.Gemm(tr[0], tr[1], m, n, k, 0.5, a.d, b.d, 0.25, c.d)
+				if bf := bf16Reference(); prec == GemmBF16 && bf != nil {
+					want := bf.FromHost(normals(13, m*n), m, n)
+					bf.Gemm(tr[0], tr[1], m, n, k, 0.5, a.c, b.c, 0.25, want)
+					e.checkBF16("bf16 Gemm", c, want, k)
+				}
 				e.cpu.Gemm(tr[0], tr[1], m, n, k, 0.5, a.c, b.c, 0.25, c.c)
 				e.check(prec.String()+" Gemm", c, precTol(prec, k), 1e-5)
 				e.free(a, b, c)
@@ -312,6 +341,11 @@ func testLinear(e *env) {
 			e.dev.Linear(y.d, x.d, w.d, bd, N, in, out)
 			e.cpu.Linear(y.c, x.c, w.c, bc, N, in, out)
 			e.check(fmt.Sprintf("%s Linear bias=%v", prec, withBias), y, tol, 1e-5)
+			if bf := bf16Reference(); prec == GemmBF16 && bf != nil {
+				want := bf.New(N, out)
+				bf.Linear(want, x.c, w.c, bc, N, in, out)
+				e.checkBF16(fmt.Sprintf("bf16 Linear bias=%v", withBias), y, want, in)
+			}
 			e.free(y)
 		}
 	}
@@ -382,6 +416,20 @@ func testLinearBackward(e *env) {
 				dbd, dbc = nil, nil
 			}
 			e.dev.LinearBackward(dx.d, dwd, dbd, dy.d, x.d, w.d, N, in, out)
+			if bf := bf16Reference(); prec == GemmBF16 && bf != nil {
+				// dx and dw; the bias gradient sums dy as the device holds it (in BF16 on a
+				// GPU, in the weight gradient's epilogue), which precTol covers below.
+				wantDx, wantDw := bf.New(N, in), bf.FromHost(normals(25, out*in), out, in)
+				var bw *kernels.Tensor
+				if c.dw {
+					bw = wantDw
+				}
+				bf.LinearBackward(wantDx, bw, nil, dy.c, x.c, w.c, N, in, out)
+				e.checkBF16(name+" dx", dx, wantDx, out)
+				if c.dw {
+					e.checkBF16(name+" dw", dw, wantDw, N)
+				}
+			}
 			e.cpu.LinearBackward(dx.c, dwc, dbc, dy.c, x.c, w.c, N, in, out)
 			e.check(name+" dx", dx, tol, 1e-5)
 			e.check(name+" dw", dw, tol, 1e-5)
