@@ -129,6 +129,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
   $ align finetune --method rwr --scored scored.jsonl --temperature 0.5 --model base/model.safetensors -o rwr/
   $ align finetune --method sft --pairs pairs.jsonl --full-finetune --model base/model.safetensors -o sft/
   $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --resume-from-checkpoint latest --merge-lora
+  $ align finetune --method dpo --pairs pairs.jsonl -o dpo-bf16/ --precision bf16   # BF16 products (resume in the same precision)
   $ align finetune --method reward-cond --data data/emoji --full-finetune -o cond/
   $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=max
   $ align finetune --method reward-cond --model default-video --data data/emoji --reward-dims vq,ta,mq -o cond-video/`,

@@ -158,7 +158,8 @@ candidate j draws from stream i*k+j.`,
   $ align sample --model base/model.safetensors --prompt "red apple" --best-of-n 8 --combine lsc
   $ align sample --prompt "red apple" --reward-guidance-scale 100 --reward-weights vq=1
   $ align sample --model base/model.safetensors --prompt "red apple" --reward latent/model.safetensors --reward-guidance-scale 10 --reward-weights ta=1
-  $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=1.5 --reward-condition-scale 3`,
+  $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=1.5 --reward-condition-scale 3
+  $ align sample --prompts prompts.txt --precision bf16   # BF16 products: a CPU with AVX512_BF16 (align info: cpu bf16) or a GPU`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Particles > 1 && !cmd.Flags().Changed("sampler") {
