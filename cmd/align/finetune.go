@@ -112,9 +112,10 @@ every image is read before the first step. The output directory receives:
   adapter.safetensors             LoRA adapters (the default); align sample --model loads them
                                   onto the base model of the run (recorded by its absolute path)
   model.safetensors               plain weights (--merge-lora, or --full-finetune)
-  checkpoint-<step>.safetensors   everything needed to resume exactly (no --model needed)
+  checkpoint-<step>.safetensors   everything needed to resume exactly (no --model needed; on
+                                  the same --device and --precision, or a warning says not)
   logs.jsonl, metrics.png         loss, implicit_acc, inside, w_diff, l_diff, ... per step
-  config.json                     the run's configuration
+  config.json                     the run's configuration, device and precision
 
 SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2. A
 finished LoRA run resumed with --merge-lora trains no further and writes model.safetensors.
@@ -305,6 +306,7 @@ type finetuneRecord struct {
 	Resumed     string                `json:"resumed_from,omitempty"`
 	Started     string                `json:"started"`
 	Version     string                `json:"align_version"`
+	computeRecord
 }
 
 func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
@@ -337,6 +339,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if data, err = finetuneData(dev, opts, &mc, stderr); err != nil {
 			return err
 		}
+		warnComputeChange(stderr, path, computeOf(cmd, dev))
 		if tr, err = dpo.ResumeTrainer(dev, path, cfg, data, opts.OutputDir); err != nil {
 			return err
 		}
@@ -410,7 +413,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	}
 	rec := finetuneRecord{Train: tr.Cfg, Model: tr.Model.Config, BaseModel: tr.BaseModel, Pairs: opts.Pairs, Scored: opts.Scored,
 		Data: opts.Data, Weights: opts.Weights, Units: data.Len(), Trainable: trainable, Resumed: resumed,
-		Started: time.Now().UTC().Format(time.RFC3339), Version: version}
+		Started: time.Now().UTC().Format(time.RFC3339), Version: version, computeRecord: computeOf(cmd, dev)}
 	if rec.CondMax, err = diffusion.RewardConditionMaxMap(tr.Model.Config.RewardDims, tr.Model.RewardConditionMax); err != nil {
 		return err
 	}

@@ -177,8 +177,21 @@ func TestFinetuneDPOEndToEnd(t *testing.T) {
 	logs, _ = os.ReadFile(filepath.Join(out, "logs.jsonl"))
 	if n := strings.Count(string(logs), "\n"); n != 5 || !strings.Contains(stderr.String(), "at step 3") ||
 		!strings.Contains(stderr.String(), "max_train_steps: 3 -> 5") || !strings.Contains(stdout.String(), "adapter.safetensors (step 5)") ||
-		!strings.Contains(stderr.String(), "--merge-lora") {
+		!strings.Contains(stderr.String(), "--merge-lora") || strings.Contains(stderr.String(), "warning: the run of") {
 		t.Errorf("after resume: %d log lines; stdout %q; stderr %q", n, stdout.String(), stderr.String())
+	}
+	// config.json records the device and precision; a resume on another device says that the
+	// numbers will differ from one uninterrupted run's.
+	var rec computeRecord
+	if b, err := os.ReadFile(filepath.Join(out, "config.json")); err != nil || json.Unmarshal(b, &rec) != nil ||
+		rec != (computeRecord{Device: "cpu", Precision: "fp32"}) {
+		t.Errorf("config.json: %+v, %v", rec, err)
+	}
+	stderr.Reset()
+	if code := Main(append(append([]string{}, base...), "--max-train-steps", "6", "--resume-from-checkpoint", "latest",
+		"--device", "cuda-emu"), &stdout, &stderr); code != exitOK ||
+		!strings.Contains(stderr.String(), "warning: the run of checkpoint-5.safetensors computed on cpu in fp32, this one on cuda-emu in fp32") {
+		t.Errorf("resume on cuda-emu: exit %d, %q", code, stderr.String())
 	}
 }
 

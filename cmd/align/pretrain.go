@@ -65,11 +65,12 @@ dataset written by ` + "`align data prepare`" + `. The output directory receives
   checkpoint-<step>.safetensors   raw + EMA weights, AdamW moments, RNG, step, data position
   logs.jsonl                      step, loss, lr, grad_norm, samples/s per step
   loss.png, samples/step-N.png    loss curve and validation samples at each checkpoint
-  config.json                     model and training configuration of the run
+  config.json                     model and training configuration, device and precision of the run
 
 SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2;
 --time-limit does the same and exits 0. Resume with --resume-from-checkpoint latest: the
-losses continue exactly as in an uninterrupted run.
+losses continue exactly as in an uninterrupted run (on the same --device and --precision; a
+resume on others continues with a warning).
 
 --concept-balance α draws each step's samples with probability ∝ n_c^-α, n_c the number
 of training samples of the sample's concept (α = 1: every concept alike, a variant
@@ -383,6 +384,7 @@ type pretrainRecord struct {
 	Resumed string                   `json:"resumed_from,omitempty"`
 	Started string                   `json:"started"`
 	Version string                   `json:"align_version"`
+	computeRecord
 }
 
 func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
@@ -417,6 +419,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		if err != nil {
 			return err
 		}
+		warnComputeChange(stderr, path, computeOf(cmd, dev))
 		if opts.Video != (mcfg.Kind == diffusion.KindVideo) {
 			return usageError{fmt.Errorf("%s holds a %s model; --video is %v", path, mcfg.Kind, opts.Video)}
 		}
@@ -493,7 +496,8 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		return err
 	}
 	rec := pretrainRecord{Model: mc, Train: pc, Data: opts.Data, Dataset: manifest.DatasetVersion, Samples: data.Len(),
-		Vocab: mc.VocabSize, Params: mc.ParamCount(), Resumed: resumed, Started: time.Now().UTC().Format(time.RFC3339), Version: version}
+		Vocab: mc.VocabSize, Params: mc.ParamCount(), Resumed: resumed, Started: time.Now().UTC().Format(time.RFC3339), Version: version,
+		computeRecord: computeOf(cmd, dev)}
 	if err := writeJSONFile(filepath.Join(opts.OutputDir, "config.json"), rec); err != nil {
 		return err
 	}

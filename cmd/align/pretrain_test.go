@@ -132,8 +132,13 @@ func TestPretrainEndToEnd(t *testing.T) {
 	}
 	logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
 	if n := strings.Count(string(logs), "\n"); n != 6 || !strings.Contains(stderr.String(), "at step 4") ||
-		!strings.Contains(stderr.String(), "max_train_steps: 4 -> 6") {
+		!strings.Contains(stderr.String(), "max_train_steps: 4 -> 6") || strings.Contains(stderr.String(), "warning: the run of") {
 		t.Errorf("after resume: %d log lines; stderr %q", n, stderr.String())
+	}
+	var rec computeRecord
+	if b, err := os.ReadFile(filepath.Join(out, "config.json")); err != nil || json.Unmarshal(b, &rec) != nil ||
+		rec != (computeRecord{Device: "cpu", Precision: "fp32"}) {
+		t.Errorf("config.json: %+v, %v", rec, err)
 	}
 
 	// The model samples.
