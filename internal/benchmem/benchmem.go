@@ -14,7 +14,10 @@
 // Go slice (kernels.CPU.New), so this is the device's memory as well: package kernels keeps
 // no allocation counter of its own (the CUDA device's MemStats peak is reported by
 // kernels/cuda's benchmarks). A goroutine samples it every millisecond; a peak between two
-// samples is missed by at most what is allocated in one millisecond.
+// samples is missed by at most what is allocated in one millisecond. Its wake-ups slow the
+// work beside them (on 2 cores the default model's training step ran at 101 samples/s with
+// it, 127 with a 100 ms period), so a benchmark stops its stretch after untimed warm-up
+// iterations and times the others without it.
 //
 // rss is the process's resident set from the kernel (Linux /proc/self/status; the peak is
 // reset by writing 5 to /proc/self/clear_refs), exact rather than sampled, and it also
