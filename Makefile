@@ -5,6 +5,7 @@
 #   make test    vet + the whole test suite (CPU; CUDA kernels through their CPU emulation)
 #   make bench   GEMM, layer, training, sampling, fine-tuning and scoring benchmarks with ratios
 #                against baselines measured in the same run
+#   make bench-torch   the default model's training and sampling against PyTorch on the same CPU
 #   make info    build and print backends, BLAS core and a GEMM probe
 #   make data    download the emoji packages and build the image and clip datasets
 #   make pretrain-image   one leg (<= 110 min) of the default image model's pre-training
@@ -24,7 +25,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet lint bench info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost
+.PHONY: all setup openblas build test vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost
 
 all: build
 
@@ -94,6 +95,24 @@ bench: setup pyenv ort
 	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 2x ./rewards/scoring
 	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 20x ./rewards/onnx
 	$(GO) test -run '^$$' -bench 'HostCost' -benchtime 20x ./kernels/cuda
+
+# make bench-torch: the default image model's training step and sampling against PyTorch eager
+# on the same CPU (BenchmarkTorchCPU), fp32 and, with AVX512_BF16, bf16. PyTorch goes into a
+# venv of its own: the CPU-only wheel (about 200 MB) where download.pytorch.org answers, else
+# PyPI's, which brings its CUDA libraries (about 5 GB; its import needs them).
+TORCH_DIR := third_party/torch
+TORCH_PIP := torch==2.15.0
+torch-cpu: $(TORCH_DIR)/bin/python
+
+$(TORCH_DIR)/bin/python:
+	python3 -m venv $(TORCH_DIR)
+	$(TORCH_DIR)/bin/pip install -q $(TORCH_PIP) numpy --index-url https://download.pytorch.org/whl/cpu \
+		|| { echo "→ the CPU-only wheel is out of reach: PyPI's torch, with its CUDA libraries (about 5 GB)"; \
+		     $(TORCH_DIR)/bin/pip install -q $(TORCH_PIP) numpy; }
+	$(TORCH_DIR)/bin/python -c "import torch; print('torch', torch.__version__)"
+
+bench-torch: setup torch-cpu
+	$(GO) test -run '^$$' -bench 'TorchCPU' -benchtime 1x -timeout 30m ./diffusion
 
 pyenv: $(PYTHON)
 $(PYTHON):
