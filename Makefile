@@ -106,9 +106,10 @@ torch-cpu: $(TORCH_DIR)/bin/python
 
 $(TORCH_DIR)/bin/python:
 	python3 -m venv $(TORCH_DIR)
-	$(TORCH_DIR)/bin/pip install -q $(TORCH_PIP) numpy --index-url https://download.pytorch.org/whl/cpu \
+	$(TORCH_DIR)/bin/pip install -q $(TORCH_PIP) --index-url https://download.pytorch.org/whl/cpu \
 		|| { echo "→ the CPU-only wheel is out of reach: PyPI's torch, with its CUDA libraries (about 5 GB)"; \
-		     $(TORCH_DIR)/bin/pip install -q $(TORCH_PIP) numpy; }
+		     $(TORCH_DIR)/bin/pip install -q $(TORCH_PIP); }
+	$(TORCH_DIR)/bin/pip install -q numpy
 	$(TORCH_DIR)/bin/python -c "import torch; print('torch', torch.__version__)"
 
 bench-torch: setup torch-cpu
