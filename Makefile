@@ -98,8 +98,8 @@ bench: setup pyenv ort
 
 # make bench-torch: the default image model's training step and sampling against PyTorch eager
 # on the same CPU (BenchmarkTorchCPU), fp32 and, with AVX512_BF16, bf16. PyTorch goes into a
-# venv of its own: the CPU-only wheel (about 200 MB) where download.pytorch.org answers, else
-# PyPI's, which brings its CUDA libraries (about 5 GB; its import needs them).
+# venv of its own: the CPU-only wheel where download.pytorch.org answers, else PyPI's, which
+# brings its CUDA libraries (its import needs them; 5.4 GB installed).
 TORCH_DIR := third_party/torch
 TORCH_PIP := torch==2.15.0
 torch-cpu: $(TORCH_DIR)/bin/python
@@ -107,7 +107,7 @@ torch-cpu: $(TORCH_DIR)/bin/python
 $(TORCH_DIR)/bin/python:
 	python3 -m venv $(TORCH_DIR)
 	$(TORCH_DIR)/bin/pip install -q $(TORCH_PIP) --index-url https://download.pytorch.org/whl/cpu \
-		|| { echo "→ the CPU-only wheel is out of reach: PyPI's torch, with its CUDA libraries (about 5 GB)"; \
+		|| { echo "→ the CPU-only wheel is out of reach: PyPI's torch, with its CUDA libraries (5.4 GB installed)"; \
 		     $(TORCH_DIR)/bin/pip install -q $(TORCH_PIP); }
 	$(TORCH_DIR)/bin/pip install -q numpy
 	$(TORCH_DIR)/bin/python -c "import torch; print('torch', torch.__version__)"
