@@ -53,7 +53,7 @@ func init() {
 func init() {
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512BF16 {
 		toBF16Asm, pairBF16Asm = gemmasm.ToBF16AVX512, gemmasm.PairBF16AVX512
-		bf16GemmKernel = &gemmKernel{name: "avx512bf16-12x32", mr: 12, nr: 32, kc: 384, mc: 384, nc: 640,
+		bf16GemmKernel = &gemmKernel{name: "avx512bf16-12x32", mr: 12, nr: pairPanel, kc: 384, mc: 384, nc: 640,
 			bf16: &bf16Fns{fn: gemmasm.Sbgemm12x32AVX512BF16, direct: gemmasm.Sbgemm12x32DirectAVX512BF16}}
 	}
 }

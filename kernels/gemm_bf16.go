@@ -107,8 +107,12 @@ var bf16GemmKernel *gemmKernel
 // (n a multiple of 16), nil elsewhere.
 var (
 	toBF16Asm   func(dst *uint16, src *float32, n int)
-	pairBF16Asm func(dst *uint32, even, odd *float32, n int)
+	pairBF16Asm func(dst *uint32, ds int, even, odd *float32, n int)
 )
+
+// pairPanel is the width of pairBF16's panels: the BF16 kernel's nr (gemm_amd64.go), which
+// packB's panels assume.
+const pairPanel = 32
 
 // toBF16 sets dst[i] = bf16Bits(src[i]).
 func toBF16(dst []uint16, src []float32) {
@@ -126,27 +130,31 @@ func toBF16(dst []uint16, src []float32) {
 	}
 }
 
-// pairBF16 sets dst[i] = bf16Bits(even[i]) | bf16Bits(odd[i])<<16, the pairs of two rows
-// of k; with odd nil (k's last row, when k is odd) the high halves are 0.
-func pairBF16(dst []uint32, even, odd []float32) {
-	if len(even) == 0 {
+// pairBF16 sets dst[(i/32)*ds + i%32] = bf16Bits(even[i]) | bf16Bits(odd[i])<<16 for i <
+// len(even): the pairs of two rows of k into panels of pairPanel columns ds words apart (ds =
+// pairPanel: one contiguous row); with odd nil (k's last row, when k is odd) the high
+// halves are 0.
+func pairBF16(dst []uint32, ds int, even, odd []float32) {
+	n := len(even)
+	if n == 0 {
 		return
 	}
-	_ = dst[len(even)-1]
+	at := func(i int) int { return i/pairPanel*ds + i%pairPanel }
+	_ = dst[at(n-1)]
 	if odd == nil {
 		for i, v := range even {
-			dst[i] = uint32(bf16Bits(v))
+			dst[at(i)] = uint32(bf16Bits(v))
 		}
 		return
 	}
-	_ = odd[len(even)-1]
+	_ = odd[n-1]
 	done := 0
-	if pairBF16Asm != nil && len(even) >= 16 {
-		done = len(even) &^ 15
-		pairBF16Asm(&dst[0], &even[0], &odd[0], done)
+	if pairBF16Asm != nil && n >= 16 {
+		done = n &^ 15
+		pairBF16Asm(&dst[0], ds, &even[0], &odd[0], done)
 	}
-	for i := done; i < len(even); i++ {
-		dst[i] = uint32(bf16Bits(even[i])) | uint32(bf16Bits(odd[i]))<<16
+	for i := done; i < n; i++ {
+		dst[at(i)] = uint32(bf16Bits(even[i])) | uint32(bf16Bits(odd[i]))<<16
 	}
 }
 
@@ -169,14 +177,15 @@ func wordsAsFloats(w []uint32) []float32 {
 }
 
 // pairRow converts rows q and q+1 of k (the odd one zero where q+1 = k) of an operand
-// stored with k along its rows (row q's n values at s[q*ld+off:]) into n pairs.
-func pairRow(dst []uint32, s []float32, ld, off, q, k, n int) {
+// stored with k along its rows (row q's n values at s[q*ld+off:]) into n pairs, in panels ds
+// words apart as pairBF16 writes them.
+func pairRow(dst []uint32, ds int, s []float32, ld, off, q, k, n int) {
 	even := s[q*ld+off : q*ld+off+n]
 	var odd []float32
 	if q+1 < k {
 		odd = s[(q+1)*ld+off : (q+1)*ld+off+n]
 	}
-	pairBF16(dst[:n], even, odd)
+	pairBF16(dst, ds, even, odd)
 }
 
 // rowPairs converts a row of kc values along k (contiguous) into ceil(kc/2) pairs.
@@ -201,17 +210,21 @@ func (o *bf16Packer) packB(w *gemmWork, pc, jc, kc, nc int) {
 	nr := o.kern.nr
 	kp := ceilDiv(kc, 2)
 	o.kp = kp
+	if !o.transB {
+		// op(B)[q, j] = b[q*ldb + j]: two rows of k give a row of pairs, written across the
+		// panels (kp*nr words apart) in one call; a last partial panel's columns past nc are 0.
+		for p := 0; p < kp; p++ {
+			pairRow(w.b16[p*nr:], kp*nr, o.b, o.ldb, jc, pc+2*p, pc+kc, nc)
+			if cols := nc % nr; cols > 0 {
+				d := w.b16[(nc-cols)*kp+p*nr:]
+				clear(d[cols:nr])
+			}
+		}
+		return
+	}
 	for jr := 0; jr < nc; jr += nr {
 		cols := min(nr, nc-jr)
 		d := w.b16[jr*kp : jr*kp+kp*nr]
-		if !o.transB {
-			// op(B)[q, j] = b[q*ldb + j]: two rows of k give a row of pairs.
-			for p := 0; p < kp; p++ {
-				pairRow(d[p*nr:], o.b, o.ldb, jc+jr, pc+2*p, pc+kc, cols)
-				clear(d[p*nr+cols : p*nr+nr])
-			}
-			continue
-		}
 		// op(B)[q, j] = b[j*ldb + q]: column j's k values are contiguous; convert each into
 		// a row of pairs, then transpose the rows into the panel.
 		t := w.t16[:cols*kp]
@@ -244,7 +257,7 @@ func (o *bf16Packer) packA(w *gemmWork, ic, pc, mc, kc int) {
 	// rows; each panel copies its mr columns of them.
 	t := w.t16[:kp*mc]
 	for p := 0; p < kp; p++ {
-		pairRow(t[p*mc:], o.a, o.lda, ic, pc+2*p, pc+kc, mc)
+		pairRow(t[p*mc:], pairPanel, o.a, o.lda, ic, pc+2*p, pc+kc, mc)
 	}
 	for ir := 0; ir < mc; ir += mr {
 		rows := min(mr, mc-ir)

@@ -87,29 +87,42 @@ func TestToBF16Vector(t *testing.T) {
 	}
 }
 
+// TestPairBF16: the pairs of two rows, contiguous (ds = pairPanel) and across panels ds
+// words apart, at every length around the vector and panel widths, with and without an odd
+// row; nothing outside the panels' columns is written.
 func TestPairBF16(t *testing.T) {
-	even := testUniforms(3, 50, -4, 4)
-	odd := testUniforms(4, 50, -4, 4)
-	for n := 0; n <= 40; n++ {
-		for _, withOdd := range []bool{true, false} {
-			d := make([]uint32, n+1)
-			d[n] = 0xdeadbeef
-			var o []float32
-			if withOdd {
-				o = odd[1 : 1+n]
-			}
-			pairBF16(d[:n], even[1:1+n], o)
-			for i := 0; i < n; i++ {
-				want := uint32(bf16Bits(even[1+i]))
+	even := testUniforms(3, 120, -4, 4)
+	odd := testUniforms(4, 120, -4, 4)
+	const sentinel = 0xdeadbeef
+	for _, ds := range []int{pairPanel, pairPanel + 5, 3 * pairPanel} {
+		for n := 0; n <= 100; n++ {
+			for _, withOdd := range []bool{true, false} {
+				d := make([]uint32, (n/pairPanel+1)*ds+1)
+				for i := range d {
+					d[i] = sentinel
+				}
+				var o []float32
 				if withOdd {
-					want |= uint32(bf16Bits(odd[1+i])) << 16
+					o = odd[1 : 1+n]
 				}
-				if d[i] != want {
-					t.Fatalf("n=%d odd=%v: pair %d = %08x, want %08x", n, withOdd, i, d[i], want)
+				pairBF16(d, ds, even[1:1+n], o)
+				written := map[int]bool{}
+				for i := 0; i < n; i++ {
+					want := uint32(bf16Bits(even[1+i]))
+					if withOdd {
+						want |= uint32(bf16Bits(odd[1+i])) << 16
+					}
+					at := i/pairPanel*ds + i%pairPanel
+					written[at] = true
+					if d[at] != want {
+						t.Fatalf("ds=%d n=%d odd=%v: pair %d = %08x, want %08x", ds, n, withOdd, i, d[at], want)
+					}
 				}
-			}
-			if d[n] != 0xdeadbeef {
-				t.Fatalf("n=%d: wrote past the end", n)
+				for i, v := range d {
+					if !written[i] && v != sentinel {
+						t.Fatalf("ds=%d n=%d odd=%v: wrote word %d outside the panels", ds, n, withOdd, i)
+					}
+				}
 			}
 		}
 	}

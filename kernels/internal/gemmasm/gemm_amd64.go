@@ -68,9 +68,10 @@ func Sbgemm12x32DirectAVX512BF16(k int, a *uint32, lda int, b *uint32, c *float3
 //go:noescape
 func ToBF16AVX512(dst *uint16, src *float32, n int)
 
-// PairBF16AVX512 sets dst[i] = BF16(even[i]) | BF16(odd[i])<<16 for i < n, a multiple of
-// 16, with ToBF16AVX512's rounding: the pairs of two k rows, as the BF16 kernels read them.
-// It needs AVX512_BF16.
+// PairBF16AVX512 sets dst[(i/32)*ds + i%32] = BF16(even[i]) | BF16(odd[i])<<16 for i < n, a
+// multiple of 16, with ToBF16AVX512's rounding: the pairs of two k rows, as the BF16 kernels
+// read them, into panels of 32 columns ds words apart (ds = 32: contiguous). It needs
+// AVX512_BF16.
 //
 //go:noescape
-func PairBF16AVX512(dst *uint32, even, odd *float32, n int)
+func PairBF16AVX512(dst *uint32, ds int, even, odd *float32, n int)

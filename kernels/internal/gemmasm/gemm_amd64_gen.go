@@ -568,35 +568,49 @@ func toBF16(w *bytes.Buffer) {
 
 // pairBF16 emits
 //
-//	func PairBF16AVX512(dst *uint32, even, odd *float32, n int)
+//	func PairBF16AVX512(dst *uint32, ds int, even, odd *float32, n int)
 //
-// which sets dst[i] = BF16(even[i]) | BF16(odd[i])<<16 for i < n, a multiple of 16: the
-// pairs the BF16 kernels read, from two rows of k.
+// which sets dst[(i/32)*ds + i%32] = BF16(even[i]) | BF16(odd[i])<<16 for i < n, a multiple
+// of 16: the pairs of two rows of k, as the BF16 kernels read them, into panels of 32 columns
+// ds words apart (ds = 32: one contiguous row).
 func pairBF16(w *bytes.Buffer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
-	fmt.Fprintf(w, "\n// func PairBF16AVX512(dst *uint32, even, odd *float32, n int)\n")
-	fmt.Fprintf(w, "TEXT ·PairBF16AVX512(SB), NOSPLIT, $0-32\n")
+	// chunk converts the 16 values at off bytes into even and odd and stores their pairs
+	// at off bytes into the panel.
+	chunk := func(off int) {
+		p("VMOVUPS %d(SI), Z0", off)
+		p("VMOVUPS %d(DX), Z1", off)
+		p("%s", vcvtneps2bf16(0, 2))
+		p("%s", vcvtneps2bf16(1, 3))
+		p("VPMOVZXWD Y2, Z2")
+		p("VPMOVZXWD Y3, Z3")
+		p("VPSLLD $16, Z3, Z3")
+		p("VPORD Z2, Z3, Z3")
+		p("VMOVDQU32 Z3, %d(DI)", off)
+	}
+	fmt.Fprintf(w, "\n// func PairBF16AVX512(dst *uint32, ds int, even, odd *float32, n int)\n")
+	fmt.Fprintf(w, "TEXT ·PairBF16AVX512(SB), NOSPLIT, $0-40\n")
 	p("MOVQ dst+0(FP), DI")
-	p("MOVQ even+8(FP), SI")
-	p("MOVQ odd+16(FP), DX")
-	p("MOVQ n+24(FP), CX")
-	p("SHRQ $4, CX")
-	p("JZ pairbf16_done")
+	p("MOVQ ds+8(FP), R8")
+	p("SHLQ $2, R8") // ds in bytes
+	p("MOVQ even+16(FP), SI")
+	p("MOVQ odd+24(FP), DX")
+	p("MOVQ n+32(FP), CX")
+	p("MOVQ CX, BX")
+	p("SHRQ $5, BX")
+	p("JZ pairbf16_tail")
 	fmt.Fprintf(w, "pairbf16_loop:\n")
-	p("VMOVUPS (SI), Z0")
-	p("VMOVUPS (DX), Z1")
-	p("%s", vcvtneps2bf16(0, 2))
-	p("%s", vcvtneps2bf16(1, 3))
-	p("VPMOVZXWD Y2, Z2")
-	p("VPMOVZXWD Y3, Z3")
-	p("VPSLLD $16, Z3, Z3")
-	p("VPORD Z2, Z3, Z3")
-	p("VMOVDQU32 Z3, (DI)")
-	p("ADDQ $64, SI")
-	p("ADDQ $64, DX")
-	p("ADDQ $64, DI")
-	p("DECQ CX")
+	chunk(0)
+	chunk(64)
+	p("ADDQ $128, SI")
+	p("ADDQ $128, DX")
+	p("ADDQ R8, DI")
+	p("DECQ BX")
 	p("JNZ pairbf16_loop")
+	fmt.Fprintf(w, "pairbf16_tail:\n")
+	p("TESTQ $16, CX")
+	p("JZ pairbf16_done")
+	chunk(0)
 	fmt.Fprintf(w, "pairbf16_done:\n")
 	p("VZEROUPPER")
 	p("RET")
