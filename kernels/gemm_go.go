@@ -191,9 +191,12 @@ func gemmGoEpilogue(kern *gemmKernel, threads int, transA, transB bool, m, n, k 
 // it multiplies (BenchmarkGemmBF16's 4352 x 256 x 1024 took 1.4x the FP32 time split in
 // columns, where each goroutine converts all of A, 1.67x split in rows).
 func gemmGrid(threads, m, n int, kern *gemmKernel) (tm, tn int) {
+	if threads <= 1 {
+		return 1, 1
+	}
 	tilesM, tilesN := ceilDiv(m, kern.mr), ceilDiv(n, kern.nr)
 	type grid struct{ x, y, rows, cols int }
-	var grids []grid
+	grids := make([]grid, 0, 64) // on the stack for up to 19 threads (the divisors of 1..19)
 	minArea := -1
 	for t := threads; t >= 1; t-- {
 		for x := 1; x <= t; x++ {
