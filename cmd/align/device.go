@@ -26,7 +26,7 @@ const deviceFlagHelp = "compute device: cpu; cuda (a binary built with -tags cud
 // (ALIGN_DEVICE=cuda make steering-experiment).
 const deviceEnv = "ALIGN_DEVICE"
 
-const precisionFlagHelp = "matrix products' inputs: fp32 (the default numbers), tf32 (CUDA tensor cores, inputs rounded to 11 significant bits) or bf16 (8 bits, FP32 sums: CUDA tensor cores, which also keep some activations in BF16, or a CPU with AVX512_BF16, about 1.5-1.9x the CPU's fp32 products); default $ALIGN_PRECISION, else fp32"
+const precisionFlagHelp = "matrix products' inputs: fp32 (the default numbers), tf32 (CUDA tensor cores, inputs rounded to 11 significant bits) or bf16 (8 bits, FP32 sums: CUDA tensor cores, which also keep some activations in BF16, or a CPU with AVX512_BF16, 1.5-2x the CPU's fp32 products); default $ALIGN_PRECISION, else fp32"
 
 // precisionEnv names the environment variable that sets --precision's default.
 const precisionEnv = "ALIGN_PRECISION"
