@@ -5,7 +5,7 @@
 #   make test    vet + the whole test suite (CPU; CUDA kernels through their CPU emulation)
 #   make bench   GEMM, layer, training, sampling, fine-tuning and scoring benchmarks with ratios
 #                against baselines measured in the same run
-#   make bench-torch   the default model's training and sampling against PyTorch on the same CPU
+#   make bench-torch   the default model's training, sampling and Flow-DPO against PyTorch on the same CPU
 #   make info    build and print backends, BLAS core and a GEMM probe
 #   make data    download the emoji packages and build the image and clip datasets
 #   make pretrain-image   one leg (<= 110 min) of the default image model's pre-training
@@ -96,8 +96,9 @@ bench: setup pyenv ort
 	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 20x ./rewards/onnx
 	$(GO) test -run '^$$' -bench 'HostCost' -benchtime 20x ./kernels/cuda
 
-# make bench-torch: the default image model's training step and sampling against PyTorch eager
-# on the same CPU (BenchmarkTorchCPU), fp32 and, with AVX512_BF16, bf16. PyTorch goes into a
+# make bench-torch: the default image model's training step, sampling and Flow-DPO step against
+# PyTorch eager on the same CPU (BenchmarkTorchCPU, BenchmarkTorchCPUFinetune), fp32 and, with
+# AVX512_BF16, bf16. PyTorch goes into a
 # venv of its own: the CPU-only wheel where download.pytorch.org answers, else PyPI's, which
 # brings its CUDA libraries (its import needs them; 5.4 GB installed).
 TORCH_DIR := third_party/torch
@@ -113,7 +114,7 @@ $(TORCH_DIR)/bin/python:
 	$(TORCH_DIR)/bin/python -c "import torch; print('torch', torch.__version__)"
 
 bench-torch: setup torch-cpu
-	$(GO) test -run '^$$' -bench 'TorchCPU' -benchtime 1x -timeout 30m ./diffusion
+	$(GO) test -run '^$$' -bench 'TorchCPU' -benchtime 1x -timeout 30m ./diffusion ./dpo
 
 pyenv: $(PYTHON)
 $(PYTHON):

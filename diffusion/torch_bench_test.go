@@ -7,65 +7,28 @@
 // PyTorch's samples/s and images/s and "<variant>_train_x", "<variant>_sample_x", align's
 // rate over PyTorch's (> 1: align is faster). Both sides report the median of their repeats.
 //
-// The interpreter is $ALIGN_TORCH_PYTHON, else third_party/torch/bin/python (make torch-cpu),
-// else python3; without an importable torch the benchmark skips.
+// The interpreter is benchdev.Torch's ($ALIGN_TORCH_PYTHON, else make torch-cpu's); without
+// an importable torch the benchmark skips. dpo's BenchmarkTorchCPUFinetune does the same for
+// a Flow-DPO step.
 //
 // Run: go test ./diffusion -run '^$' -bench TorchCPU -benchtime 1x
 package diffusion
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strconv"
+	"strings"
 	"testing"
-	"time"
 
+	"github.com/alignkit/align/internal/benchdev"
 	"github.com/alignkit/align/kernels"
 )
 
-// torchPython is the interpreter with PyTorch for the peer benchmark, or "" and why not.
-func torchPython() (string, string) {
-	py := os.Getenv("ALIGN_TORCH_PYTHON")
-	if py == "" {
-		py = filepath.Join("..", "third_party", "torch", "bin", "python")
-		if _, err := os.Stat(py); err != nil {
-			py = "python3"
-		}
-	}
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		return "", "torch not importable by " + py + " (make torch-cpu, or set ALIGN_TORCH_PYTHON)"
-	}
-	return py, ""
-}
-
-// medianSeconds is the median of n timed calls of f after warmup untimed ones.
-func medianSeconds(f func(), warmup, n int) float64 {
-	for range warmup {
-		f()
-	}
-	ts := make([]float64, n)
-	for i := range ts {
-		t0 := time.Now()
-		f()
-		ts[i] = time.Since(t0).Seconds()
-	}
-	slices.Sort(ts)
-	return ts[n/2]
-}
-
 func BenchmarkTorchCPU(b *testing.B) {
-	py, why := torchPython()
-	if py == "" {
-		b.Skip(why)
-	}
+	py := benchdev.Torch(b, "..")
 	const trainB, repeats = 32, 5
 	variants := map[string]kernels.Device{"fp32": testDev}
 	names := []string{"fp32"}
-	if bf := kernels.NewCPU(0); bf.SetGemmBF16(true) == nil {
+	if bf := benchdev.BF16(); bf != nil {
 		variants["bf16"] = bf
 		names = append(names, "bf16")
 	}
@@ -76,28 +39,19 @@ func BenchmarkTorchCPU(b *testing.B) {
 		for _, v := range names {
 			step, m, _ := newBenchTrainStep(b, variants[v], DefaultImageConfig(), trainB)
 			cfg = m.Config
-			train := medianSeconds(step, 3, repeats)
+			train := benchdev.Median(step, 3, repeats)
 			sample, _ := newBenchSampler(b, variants[v])
 			i := 0
 			run := func() { sample(i); i++ }
-			ours[v] = rates{trainB / train, benchSampleB / medianSeconds(run, 1, max(1, repeats/2))}
+			ours[v] = rates{trainB / train, benchSampleB / benchdev.Median(run, 1, max(1, repeats/2))}
 		}
 	}
+	tm := benchdev.TorchModel{Width: cfg.Width, Depth: cfg.Depth, Heads: cfg.Heads, MLPRatio: cfg.MLPRatio,
+		Patch: cfg.PatchSize, ImageSize: cfg.ImageSize, Channels: cfg.Channels, TextLen: cfg.MaxTextLen,
+		TextWidth: cfg.TextWidth, TextHeads: cfg.TextHeads, Layers: cfg.TextLayers, Vocab: cfg.VocabSize}
 	it := strconv.Itoa
-	args := []string{filepath.Join("..", "scripts", "bench", "dit_torch.py"), "--device", "cpu",
-		"--width", it(cfg.Width), "--depth", it(cfg.Depth), "--heads", it(cfg.Heads), "--mlp-ratio", strconv.FormatFloat(cfg.MLPRatio, 'g', -1, 64),
-		"--patch", it(cfg.PatchSize), "--image-size", it(cfg.ImageSize), "--channels", it(cfg.Channels),
-		"--text-len", it(cfg.MaxTextLen), "--text-width", it(cfg.TextWidth), "--text-heads", it(cfg.TextHeads),
-		"--text-layers", it(cfg.TextLayers), "--vocab", it(cfg.VocabSize), "--train-batch", it(trainB),
-		"--sample-batch", it(benchSampleB), "--steps", it(benchSampleSteps), "--guidance", "4",
-		"--repeats", it(repeats), "--variants", names[0]}
-	if len(names) > 1 {
-		args[len(args)-1] += "," + names[1]
-	}
-	out, err := exec.Command(py, args...).Output()
-	if err != nil {
-		b.Fatalf("%s %v: %v", py, args, err)
-	}
+	args := append(tm.Args(), "--train-batch", it(trainB), "--sample-batch", it(benchSampleB),
+		"--steps", it(benchSampleSteps), "--guidance", "4", "--repeats", it(repeats), "--variants", strings.Join(names, ","))
 	var peer struct {
 		Framework string `json:"framework"`
 		Params    int    `json:"params"`
@@ -106,9 +60,7 @@ func BenchmarkTorchCPU(b *testing.B) {
 			Sample float64 `json:"images_per_s"`
 		} `json:"variants"`
 	}
-	if err := json.Unmarshal(bytes.TrimSpace(out), &peer); err != nil {
-		b.Fatalf("dit_torch.py printed %q: %v", out, err)
-	}
+	benchdev.TorchScript(b, py, "..", args, &peer)
 	if peer.Params != cfg.ParamCount() {
 		b.Fatalf("PyTorch's model has %d parameters, align's %d: not the same model", peer.Params, cfg.ParamCount())
 	}
