@@ -89,9 +89,9 @@ bench: setup pyenv ort
 	$(GO) test -run '^$$' -bench 'TrainStep' -benchtime 5x ./diffusion
 	$(GO) test -run '^$$' -bench 'Sample$$' -benchtime 2x ./diffusion
 	ALIGN_BENCH_PRECISION=bf16 $(GO) test -run '^$$' -bench 'TrainStep|Sample$$' -benchtime 3x ./diffusion
-	ALIGN_BENCH_PRECISION=bf16 $(GO) test -run '^$$' -bench 'Finetune' -benchtime 5x ./dpo
+	ALIGN_BENCH_PRECISION=bf16 $(GO) test -run '^$$' -bench '^BenchmarkFinetune$$' -benchtime 5x ./dpo
 	$(GO) test -run '^$$' -bench 'GemmBF16' -benchtime 3x ./kernels
-	$(GO) test -run '^$$' -bench 'Finetune' -benchtime 5x ./dpo
+	$(GO) test -run '^$$' -bench '^BenchmarkFinetune$$' -benchtime 5x ./dpo
 	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 2x ./rewards/scoring
 	ALIGN_ONNXRUNTIME=$(CURDIR)/$(ORT_LIB) $(GO) test -run '^$$' -bench 'Score' -benchtime 20x ./rewards/onnx
 	$(GO) test -run '^$$' -bench 'HostCost' -benchtime 20x ./kernels/cuda

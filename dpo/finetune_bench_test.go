@@ -12,7 +12,7 @@
 //
 // ns/op is the time of one LoRA step plus one full step.
 //
-// Run: go test ./dpo -run '^$' -bench Finetune -benchtime 3x (in BF16 where the CPU has
+// Run: go test ./dpo -run '^$' -bench '^BenchmarkFinetune$' -benchtime 3x (in BF16 where the CPU has
 // AVX512_BF16: ALIGN_BENCH_PRECISION=bf16, internal/benchdev)
 package dpo
 
