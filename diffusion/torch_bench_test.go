@@ -20,18 +20,12 @@ import (
 	"testing"
 
 	"github.com/alignkit/align/internal/benchdev"
-	"github.com/alignkit/align/kernels"
 )
 
 func BenchmarkTorchCPU(b *testing.B) {
 	py := benchdev.Torch(b, "..")
 	const trainB, repeats = 32, 5
-	variants := map[string]kernels.Device{"fp32": testDev}
-	names := []string{"fp32"}
-	if bf := benchdev.BF16(); bf != nil {
-		variants["bf16"] = bf
-		names = append(names, "bf16")
-	}
+	names, variants := benchdev.Variants(testDev)
 	type rates struct{ train, sample float64 }
 	ours := map[string]rates{}
 	var cfg ModelConfig

@@ -22,12 +22,7 @@ import (
 func BenchmarkTorchCPUFinetune(b *testing.B) {
 	py := benchdev.Torch(b, "..")
 	const repeats = 5
-	variants := map[string]kernels.Device{"fp32": testDev}
-	names := []string{"fp32"}
-	if bf := benchdev.BF16(); bf != nil {
-		variants["bf16"] = bf
-		names = append(names, "bf16")
-	}
+	names, variants := benchdev.Variants(testDev)
 	c := DefaultConfig()
 	c.Seed = 1
 	cfg := diffusion.DefaultImageConfig()

@@ -198,12 +198,8 @@ func rowPairs(dst []uint32, src []float32) {
 
 // bf16Packer converts and packs BF16 pairs for a BF16 kernel (see the layouts above).
 type bf16Packer struct {
-	kern           *gemmKernel
-	transA, transB bool
-	a, b           []float32
-	lda, ldb       int
-	alpha          float32
-	kp             int // pairs in the current k block
+	gemmOperands
+	kp int // pairs in the current k block
 }
 
 func (o *bf16Packer) packB(w *gemmWork, pc, jc, kc, nc int) {

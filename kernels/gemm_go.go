@@ -152,10 +152,11 @@ func gemmGoEpilogue(kern *gemmKernel, threads int, transA, transB bool, m, n, k 
 		if transB {
 			bo = j0 * ldb
 		}
+		ops := gemmOperands{kern: kern, transA: transA, transB: transB, a: a[ao:], lda: lda, b: b[bo:], ldb: ldb, alpha: alpha}
 		if kern.bf16 != nil {
-			return &bf16Packer{kern: kern, transA: transA, transB: transB, a: a[ao:], lda: lda, b: b[bo:], ldb: ldb, alpha: alpha}
+			return &bf16Packer{gemmOperands: ops}
 		}
-		return &f32Packer{kern: kern, transA: transA, transB: transB, a: a[ao:], lda: lda, b: b[bo:], ldb: ldb, alpha: alpha}
+		return &f32Packer{gemmOperands: ops}
 	}
 	tm, tn := gemmGrid(threads, m, n, kern)
 	if tm*tn == 1 {
@@ -295,13 +296,19 @@ type gemmPacker interface {
 
 // f32Packer packs FP32 panels for the FP32 micro-kernels (fn, direct).
 type f32Packer struct {
+	gemmOperands
+	ic, pc, kc int // the current A block
+	full       int // rows of the block read in place by the direct kernel
+}
+
+// gemmOperands are what every packer reads: one rectangle's op(A) rows and op(B) columns
+// (from its first element on), the kernel and alpha.
+type gemmOperands struct {
 	kern           *gemmKernel
 	transA, transB bool
 	a, b           []float32
 	lda, ldb       int
 	alpha          float32
-	ic, pc, kc     int // the current A block
-	full           int // rows of the block read in place by the direct kernel
 }
 
 func (o *f32Packer) packB(w *gemmWork, pc, jc, kc, nc int) {

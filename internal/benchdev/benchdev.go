@@ -45,10 +45,14 @@ func Device(tb testing.TB, fp32 kernels.Device) kernels.Device {
 	return d
 }
 
-// BF16 returns the BF16 CPU device, or nil where the CPU has no AVX512_BF16.
-func BF16() kernels.Device {
-	d, _ := bf16()
-	return d
+// Variants are the precisions a peer comparison runs, in order, and their devices: "fp32"
+// on fp32, and "bf16" on the BF16 CPU device where the CPU has AVX512_BF16.
+func Variants(fp32 kernels.Device) (names []string, devs map[string]kernels.Device) {
+	names, devs = []string{"fp32"}, map[string]kernels.Device{"fp32": fp32}
+	if d, err := bf16(); err == nil {
+		names, devs["bf16"] = append(names, "bf16"), d
+	}
+	return names, devs
 }
 
 // Torch returns the interpreter with PyTorch for the peer benchmarks: $ALIGN_TORCH_PYTHON,
