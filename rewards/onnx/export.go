@@ -67,7 +67,7 @@ func ExportNative(m *rewards.Native, modelFile string) ([]byte, *Manifest, error
 		t := g.op("Transpose", "patch.order", []string{r}, attrInts("perm", 0, 2, 4, 1, 3, 5))
 		patches = g.op("Reshape", "patch.tokens", []string{t, g.vec("patch.tokens_shape", 0, int64(P), F)})
 	}
-	xp := g.linear("patch_embed.proj", patches, w["patch_embed.proj.weight"], C, int(F), w["patch_embed.proj.bias"])
+	xp := g.linear("patch_embed.proj", patches, P, w["patch_embed.proj.weight"], C, int(F), w["patch_embed.proj.bias"])
 	pos := nn.PosEmbed3D(C, cfg.Frames/cfg.TubeletFrames, int(gs), int(gs))
 	xp = g.op("Add", "patch_embed.out", []string{xp, g.floats("patch_embed.pos", []int64{int64(P), int64(C)}, pos)})
 
@@ -99,7 +99,7 @@ func ExportNative(m *rewards.Native, modelFile string) ([]byte, *Manifest, error
 	block := func(prefix, x, bias string, b *nn.TransformerBlock) string {
 		eps := b.Norm1.Eps
 		u := g.layerNorm(prefix+".norm1", x, w[prefix+".norm1.weight"], w[prefix+".norm1.bias"], eps)
-		qkv := g.linear(prefix+".attn.qkv", u, w[prefix+".attn.qkv.weight"], 3*C, C, w[prefix+".attn.qkv.bias"])
+		qkv := g.linear(prefix+".attn.qkv", u, S, w[prefix+".attn.qkv.weight"], 3*C, C, w[prefix+".attn.qkv.bias"])
 		r := g.op("Reshape", prefix+".attn.heads", []string{qkv, g.vec(prefix+".attn.heads_shape", 0, int64(S), 3, int64(NH), int64(HS))})
 		t := g.op("Transpose", prefix+".attn.qkv_first", []string{r}, attrInts("perm", 2, 0, 3, 1, 4)) // (3,B,NH,S,HS)
 		qh := g.op("Gather", prefix+".attn.q", []string{t, g.ints(prefix+".attn.i0", nil, 0)}, attrInt("axis", 0))
@@ -113,12 +113,12 @@ func ExportNative(m *rewards.Native, modelFile string) ([]byte, *Manifest, error
 		a = g.op("MatMul", prefix+".attn.av", []string{a, vh})
 		a = g.op("Transpose", prefix+".attn.merge", []string{a}, attrInts("perm", 0, 2, 1, 3))
 		a = g.op("Reshape", prefix+".attn.flat", []string{a, g.vec(prefix+".attn.flat_shape", 0, int64(S), int64(C))})
-		y := g.linear(prefix+".attn.proj", a, w[prefix+".attn.proj.weight"], C, C, w[prefix+".attn.proj.bias"])
+		y := g.linear(prefix+".attn.proj", a, S, w[prefix+".attn.proj.weight"], C, C, w[prefix+".attn.proj.bias"])
 		x1 := g.op("Add", prefix+".x1", []string{x, y})
 		u2 := g.layerNorm(prefix+".norm2", x1, w[prefix+".norm2.weight"], w[prefix+".norm2.bias"], b.Norm2.Eps)
 		hid := b.MLP.Hidden
-		f1 := g.linear(prefix+".mlp.fc1", u2, w[prefix+".mlp.fc1.weight"], hid, C, w[prefix+".mlp.fc1.bias"])
-		f2 := g.linear(prefix+".mlp.fc2", g.geluTanh(prefix+".mlp.gelu", f1), w[prefix+".mlp.fc2.weight"], C, hid, w[prefix+".mlp.fc2.bias"])
+		f1 := g.linear(prefix+".mlp.fc1", u2, S, w[prefix+".mlp.fc1.weight"], hid, C, w[prefix+".mlp.fc1.bias"])
+		f2 := g.linear(prefix+".mlp.fc2", g.geluTanh(prefix+".mlp.gelu", f1), S, w[prefix+".mlp.fc2.weight"], C, hid, w[prefix+".mlp.fc2.bias"])
 		return g.op("Add", prefix+".out", []string{x1, f2})
 	}
 	readout := func(hint, x string, norm *nn.LayerNorm, name string) string {
@@ -146,7 +146,7 @@ func ExportNative(m *rewards.Native, modelFile string) ([]byte, *Manifest, error
 			src = q1
 		}
 		row := g.op("Gather", "heads."+name+".in", []string{src, g.ints("heads."+name+".index", nil, int64(d))}, attrInt("axis", 1)) // (B,C)
-		cols = append(cols, g.linear("heads."+name, row, w["heads."+name+".weight"], 1, C, w["heads."+name+".bias"]))
+		cols = append(cols, g.linear("heads."+name, row, 0, w["heads."+name+".weight"], 1, C, w["heads."+name+".bias"]))
 	}
 	out := g.op("Concat", ExportScores, cols, attrInt("axis", 1))
 	if out != ExportScores {

@@ -1,6 +1,7 @@
 // Tests of the ONNX export: the exported native reward model (image and video, tiny and default
 // sizes, random weights) run by ONNX Runtime through the manifest matches the Go model's
-// scores to 1e-4; the graph uses IR 9 / opset 17; the manifest round-trips.
+// scores to 1e-4; the graph uses IR 9 / opset 17; the manifest round-trips; ONNX Runtime
+// fuses the GELU into one kernel and every linear layer is one Gemm.
 //
 // Needs ONNX Runtime (make ort): skipped without it, failed under CI=true.
 //
@@ -15,6 +16,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/kernels"
@@ -187,5 +190,56 @@ func TestExportNativeMatchesGo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExportFusesInONNXRuntime reads back the graph ONNX Runtime runs after its
+// optimisations: every MLP's GELU is one FastGelu (the export writes the tanh form in the
+// shape its fusion recognises: eight elementwise passes otherwise, a seventh of the default
+// model's time in ONNX Runtime), and every linear layer is one Gemm with its bias, no MatMul
+// followed by an Add.
+func TestExportFusesInONNXRuntime(t *testing.T) {
+	requireORT(t)
+	cfg := rewards.DefaultNativeImageConfig()
+	cfg.VocabSize, cfg.MaxTextLen = 0, 0
+	m := randomNative(t, cfg, testTokenizer(t, 16), 5)
+	data, _, err := ExportNative(m, "reward.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Destroy()
+	optimized := filepath.Join(t.TempDir(), "optimized.onnx")
+	if err := so.SetOptimizedModelFilePath(optimized); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ExportPixels, ExportIDs}, []string{ExportScores}, so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.Destroy()
+	raw, err := os.ReadFile(optimized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mp pb.ModelProto
+	if err := proto.Unmarshal(raw, &mp); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range mp.GetGraph().GetNode() {
+		ops[n.GetOpType()]++
+	}
+	blocks := cfg.VisionLayers + cfg.JointLayers
+	// patch embedding, four per block, a head per dimension
+	linears := 1 + 4*blocks + len(cfg.Dims)
+	if ops["FastGelu"] != blocks || ops["Tanh"] != 0 {
+		t.Errorf("%d FastGelu and %d Tanh nodes, want %d and 0 (the GELU was not fused): %v", ops["FastGelu"], ops["Tanh"], blocks, ops)
+	}
+	if ops["Gemm"] != linears {
+		t.Errorf("%d Gemm nodes, want %d (one per linear layer): %v", ops["Gemm"], linears, ops)
 	}
 }

@@ -156,18 +156,21 @@ func (g *graph) model(name, doc string, inputs, outputs []*pb.ValueInfoProto, me
 
 // ---- layers ----
 
-// linear is y = x W^T + b for a weight (Out, In) stored row-major; W^T is stored so that
-// MatMul applies it to the last axis of x (..., In).
-func (g *graph) linear(hint, x string, w []float32, out, in int, b []float32) string {
-	wt := make([]float32, len(w))
-	for o := range out {
-		for i := range in {
-			wt[i*out+o] = w[o*in+i]
-		}
+// linear is y = x W^T + b for a weight (Out, In) stored row-major, on x of (B, In), or of
+// (B, tokens, In) where tokens > 0: one Gemm (transB) on the rows, which adds the bias in
+// the product, where MatMul then Add would pass over y again (ONNX Runtime fuses the two
+// only on 2-D inputs); the reshapes around it move no data.
+func (g *graph) linear(hint, x string, tokens int, w []float32, out, in int, b []float32) string {
+	if tokens > 0 {
+		x = g.op("Reshape", hint+".rows", []string{x, g.vec(hint+".rows_shape", -1, int64(in))})
 	}
-	y := g.op("MatMul", hint+".matmul", []string{x, g.floats(hint+".weight_t", []int64{int64(in), int64(out)}, wt)})
+	ins := []string{x, g.floats(hint+".weight", []int64{int64(out), int64(in)}, w)}
 	if b != nil {
-		y = g.op("Add", hint+".out", []string{y, g.floats(hint+".bias", []int64{int64(out)}, b)})
+		ins = append(ins, g.floats(hint+".bias", []int64{int64(out)}, b))
+	}
+	y := g.op("Gemm", hint+".gemm", ins, attrInt("transB", 1))
+	if tokens > 0 {
+		y = g.op("Reshape", hint+".out", []string{y, g.vec(hint+".out_shape", -1, int64(tokens), int64(out))})
 	}
 	return y
 }
@@ -182,12 +185,16 @@ func (g *graph) layerNorm(hint, x string, w, b []float32, eps float32) string {
 }
 
 // geluTanh is 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3))), nn.MLP's activation, from
-// opset-17 elementwise ops (Gelu with approximate="tanh" arrived in opset 20).
+// opset-17 elementwise ops (Gelu with approximate="tanh" arrived in opset 20), written as
+// (0.5 u) (1 + tanh((sqrt(2/pi) u) (1 + 0.044715 u u))): the form, and the constants' float32
+// values, that ONNX Runtime's FastGelu fusion recognises, so that it runs as one kernel
+// instead of eight elementwise passes.
 func (g *graph) geluTanh(hint, u string) string {
-	u2 := g.op("Mul", hint+".u2", []string{u, u})
-	u3 := g.op("Mul", hint+".u3", []string{u2, u})
-	inner := g.op("Add", hint+".inner", []string{u, g.op("Mul", hint+".cu3", []string{u3, g.scalar(hint+".c1", 0.044715)})})
-	t := g.op("Tanh", hint+".tanh", []string{g.op("Mul", hint+".arg", []string{inner, g.scalar(hint+".c0", float32(math.Sqrt(2/math.Pi)))})})
+	cu := g.op("Mul", hint+".c1u", []string{u, g.scalar(hint+".c1", 0.044715)})
+	cu2 := g.op("Mul", hint+".c1u2", []string{cu, u})
+	poly := g.op("Add", hint+".poly", []string{cu2, g.scalar(hint+".one", 1)})
+	su := g.op("Mul", hint+".c0u", []string{u, g.scalar(hint+".c0", float32(math.Sqrt(2/math.Pi)))})
+	t := g.op("Tanh", hint+".tanh", []string{g.op("Mul", hint+".arg", []string{poly, su})})
 	half := g.op("Mul", hint+".half", []string{u, g.scalar(hint+".c_half", 0.5)})
-	return g.op("Mul", hint, []string{half, g.op("Add", hint+".one_plus", []string{t, g.scalar(hint+".c_one", 1)})})
+	return g.op("Mul", hint, []string{g.op("Add", hint+".one_plus", []string{t, g.scalar(hint+".c_one", 1)}), half})
 }
