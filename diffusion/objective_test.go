@@ -180,7 +180,9 @@ func TestObjectiveTinyModelLearns(t *testing.T) {
 		o := DefaultObjective()
 		o.CaptionDropout = 0
 		step := NewTrainStep(testDev, o)
-		opt := nn.NewAdamW(testDev, m.Params(), nn.AdamWConfig{LR: 1e-2})
+		cfg := nn.DefaultAdamWConfig()
+		cfg.LR = 1e-2
+		opt := nn.NewAdamW(testDev, m.Params(), cfg)
 		rng := &kernels.RNG{Seed: 3}
 		var losses []float64
 		for range 60 {
@@ -227,7 +229,7 @@ func newBenchTrainStep(b *testing.B, dev kernels.Device, cfg ModelConfig, B int)
 	m.Tokenizer = tok
 	batch = tinyBatch(m, B, 1)
 	ts := NewTrainStep(dev, DefaultObjective())
-	opt := nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: 1e-4})
+	opt := nn.NewAdamW(dev, m.Params(), nn.DefaultAdamWConfig())
 	rng := &kernels.RNG{Seed: 1}
 	ps := m.Params()
 	return func() {

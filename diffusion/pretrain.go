@@ -54,33 +54,12 @@ type TrainingData interface {
 	Sample(dst []float32, i int)
 }
 
-// LR schedules (--lr-scheduler), all after a linear warmup.
-const (
-	LRConstant = "constant"
-	LRLinear   = "linear"
-	LRCosine   = "cosine"
-)
-
-// LRSchedulers lists the accepted --lr-scheduler values.
-var LRSchedulers = []string{LRConstant, LRLinear, LRCosine}
-
 // PretrainConfig holds the hyper-parameters of a pre-training run (diffusers' flag names).
 type PretrainConfig struct {
-	Seed                  uint64    `json:"seed"`
-	TrainBatchSize        int       `json:"train_batch_size"`
-	MaxTrainSteps         int       `json:"max_train_steps"`
-	LearningRate          float64   `json:"learning_rate"`
-	LRScheduler           string    `json:"lr_scheduler"`
-	LRWarmupSteps         int       `json:"lr_warmup_steps"`
-	AdamBeta1             float64   `json:"adam_beta1"`
-	AdamBeta2             float64   `json:"adam_beta2"`
-	AdamEpsilon           float64   `json:"adam_epsilon"`
-	AdamWeightDecay       float64   `json:"adam_weight_decay"`
-	MaxGradNorm           float64   `json:"max_grad_norm"`
-	EMADecay              float64   `json:"ema_decay"` // 0: the EMA is the raw weights
-	CheckpointingSteps    int       `json:"checkpointing_steps"`
-	CheckpointsTotalLimit int       `json:"checkpoints_total_limit"` // 0 keeps all
-	Objective             Objective `json:"objective"`
+	nn.TrainLoop
+	nn.AdamBetas
+	EMADecay  float64   `json:"ema_decay"` // 0: the EMA is the raw weights
+	Objective Objective `json:"objective"`
 	// ConceptBalance is α of the data order (concept_balance.go): 0 visits every sample once
 	// per epoch, 1 draws concepts uniformly. A resumed run may change it: the steps after the
 	// checkpoint follow the new α.
@@ -96,76 +75,29 @@ type PretrainConfig struct {
 
 // DefaultPretrainConfig returns the defaults of `align pretrain`.
 func DefaultPretrainConfig() PretrainConfig {
-	return PretrainConfig{TrainBatchSize: 32, MaxTrainSteps: 20000, LearningRate: 3e-4, LRScheduler: LRConstant,
-		LRWarmupSteps: 500, AdamBeta1: 0.9, AdamBeta2: 0.999, AdamEpsilon: 1e-8, AdamWeightDecay: 0.01,
-		MaxGradNorm: 1, EMADecay: 0.999, CheckpointingSteps: 500, CheckpointsTotalLimit: 3,
-		Objective: DefaultObjective(), ValidationSteps: 28, ValidationScale: 4}
+	return PretrainConfig{
+		TrainLoop: nn.TrainLoop{TrainBatchSize: 32, MaxTrainSteps: 20000, LearningRate: 3e-4, LRScheduler: nn.LRConstant,
+			LRWarmupSteps: 500, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 3},
+		AdamBetas: nn.DefaultAdamBetas(), EMADecay: 0.999, Objective: DefaultObjective(), ValidationSteps: 28, ValidationScale: 4}
 }
 
 // Validate checks the hyper-parameters.
 func (c *PretrainConfig) Validate() error {
+	if err := c.TrainLoop.Validate(); err != nil {
+		return err
+	}
+	if err := c.AdamBetas.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.TrainBatchSize < 1:
-		return fmt.Errorf("--train-batch-size must be >= 1, got %d", c.TrainBatchSize)
-	case c.MaxTrainSteps < 1:
-		return fmt.Errorf("--max-train-steps must be >= 1, got %d", c.MaxTrainSteps)
-	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
-		return fmt.Errorf("--learning-rate must be a positive number, got %v", c.LearningRate)
-	case !slices.Contains(LRSchedulers, c.LRScheduler):
-		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, LRSchedulers)
-	case c.LRWarmupSteps < 0:
-		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
-	case !(c.AdamBeta1 >= 0 && c.AdamBeta1 < 1) || !(c.AdamBeta2 >= 0 && c.AdamBeta2 < 1):
-		return fmt.Errorf("--adam-beta1 and --adam-beta2 must be in [0, 1), got %v, %v", c.AdamBeta1, c.AdamBeta2)
-	case !(c.AdamEpsilon > 0):
-		return fmt.Errorf("--adam-epsilon must be > 0, got %v", c.AdamEpsilon)
-	case !(c.AdamWeightDecay >= 0):
-		return fmt.Errorf("--adam-weight-decay must be >= 0, got %v", c.AdamWeightDecay)
-	case !(c.MaxGradNorm > 0):
-		return fmt.Errorf("--max-grad-norm must be > 0, got %v", c.MaxGradNorm)
 	case !(c.EMADecay >= 0 && c.EMADecay < 1):
 		return fmt.Errorf("--ema-decay must be in [0, 1), got %v", c.EMADecay)
-	case c.CheckpointingSteps < 1:
-		return fmt.Errorf("--checkpointing-steps must be >= 1, got %d", c.CheckpointingSteps)
-	case c.CheckpointsTotalLimit < 0:
-		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
 	case !(c.ConceptBalance >= 0 && c.ConceptBalance <= 1):
 		return fmt.Errorf("--concept-balance must be in [0, 1] (1 already draws every concept alike), got %v", c.ConceptBalance)
 	case c.ValidationSteps < 1:
 		return fmt.Errorf("validation steps must be >= 1, got %d", c.ValidationSteps)
 	}
 	return c.Objective.Validate()
-}
-
-// LR returns the learning rate of optimizer step s (1-based).
-func (c *PretrainConfig) LR(s int) float64 {
-	return ScheduledLR(c.LearningRate, c.LRScheduler, c.LRWarmupSteps, c.MaxTrainSteps, s)
-}
-
-// ScheduledLR is the learning rate of optimizer step s (1-based) of a run of total steps with
-// peak rate lr: a linear warmup lr*s/warmup for s < warmup, then the scheduler over the
-// remaining steps, p = (s - warmup)/(total - warmup) capped at 1:
-//
-//	constant  lr        linear  lr (1 - p)        cosine  lr (1 + cos(pi p))/2
-//
-// Pre-training (PretrainConfig.LR), reward-model training (package rewards) and fine-tuning
-// (package dpo) share it.
-func ScheduledLR(lr float64, scheduler string, warmup, total, s int) float64 {
-	if warmup > 0 && s < warmup {
-		return lr * float64(s) / float64(warmup)
-	}
-	span := total - warmup
-	if span <= 0 {
-		return lr
-	}
-	p := math.Min(1, float64(s-warmup)/float64(span))
-	switch scheduler {
-	case LRLinear:
-		return lr * (1 - p)
-	case LRCosine:
-		return lr * 0.5 * (1 + math.Cos(math.Pi*p))
-	}
-	return lr
 }
 
 // dataKey keys the data-order stream apart from the main RNG's (same seed).
@@ -266,8 +198,7 @@ func NewTrainer(dev kernels.Device, mcfg ModelConfig, tok *Tokenizer, cfg Pretra
 			return nil, err
 		}
 	}
-	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), Beta1: float32(cfg.AdamBeta1),
-		Beta2: float32(cfg.AdamBeta2), Eps: float32(cfg.AdamEpsilon), WeightDecay: float32(cfg.AdamWeightDecay)})
+	t.Opt = nn.NewAdamW(dev, m.Params(), cfg.AdamW(cfg.AdamBetas))
 	t.x0 = dev.New(mcfg.BatchShape(cfg.TrainBatchSize)...)
 	t.host = make([]float32, t.x0.Len())
 	return t, nil

@@ -50,7 +50,7 @@ func (d *memData) Sample(dst []float32, i int) { copy(dst, d.samples[i]) }
 func tinyPretrain(steps int) PretrainConfig {
 	c := DefaultPretrainConfig()
 	c.Seed, c.TrainBatchSize, c.MaxTrainSteps = 5, 4, steps
-	c.LearningRate, c.LRScheduler, c.LRWarmupSteps = 3e-3, LRCosine, 2
+	c.LearningRate, c.LRScheduler, c.LRWarmupSteps = 3e-3, nn.LRCosine, 2
 	c.EMADecay, c.CheckpointingSteps, c.CheckpointsTotalLimit = 0.9, 2, 2
 	c.ValidationPrompts, c.ValidationSteps = []string{"red apple", "blue car"}, 2
 	return c
@@ -222,29 +222,6 @@ func TestPretrainTimeLimit(t *testing.T) {
 	}
 	if _, err := os.Stat(tr.CheckpointPath(1)); err != nil {
 		t.Error("no checkpoint at the time limit")
-	}
-}
-
-func TestPretrainLRSchedule(t *testing.T) {
-	c := DefaultPretrainConfig()
-	c.LearningRate, c.LRWarmupSteps, c.MaxTrainSteps = 1, 10, 110
-	for _, tt := range []struct {
-		sched string
-		step  int
-		want  float64
-	}{
-		{LRConstant, 5, 0.5}, {LRConstant, 10, 1}, {LRConstant, 110, 1},
-		{LRLinear, 60, 0.5}, {LRLinear, 110, 0},
-		{LRCosine, 60, 0.5}, {LRCosine, 110, 0}, {LRCosine, 1, 0.1},
-	} {
-		c.LRScheduler = tt.sched
-		if got := c.LR(tt.step); math.Abs(got-tt.want) > 1e-12 {
-			t.Errorf("%s step %d: lr %v, want %v", tt.sched, tt.step, got, tt.want)
-		}
-	}
-	c.LRScheduler = "step"
-	if err := c.Validate(); err == nil {
-		t.Error("unknown scheduler accepted")
 	}
 }
 

@@ -2,9 +2,10 @@
 // (rewardcond.go): LoRA or full fine-tuning of a DiT,
 // AdamW with a warmup and decay schedule, gradient accumulation and clipping, an optional
 // EMA, checkpoints that resume exactly (bit-identical losses), a JSONL log, a metrics plot
-// and the output model files. The schedule, EMA rule and plot are the pre-training loop's
-// (package diffusion: ScheduledLR, UpdateEMA, MetricCurve), the checkpoint directory and the
-// log every training loop's (package nn: CheckpointPath, PruneCheckpoints, WriteLog).
+// and the output model files. The EMA rule and plot are the pre-training loop's (package
+// diffusion: UpdateEMA, MetricCurve); the hyper-parameters and their schedule, the checkpoint
+// directory and the log every training loop's (package nn: TrainLoop, ScheduledLR,
+// CheckpointPath, PruneCheckpoints, WriteLog).
 //
 // One optimizer step s = 1, 2, ...:
 //
@@ -70,22 +71,12 @@ import (
 
 // Config holds the hyper-parameters of a fine-tuning run (diffusers' flag names).
 type Config struct {
-	Method                    string  `json:"method"`
-	Seed                      uint64  `json:"seed"`
-	TrainBatchSize            int     `json:"train_batch_size"` // pairs (dpo) or samples per micro-batch
+	Method string `json:"method"`
+	// TrainLoop's TrainBatchSize counts pairs (dpo) or samples per micro-batch.
+	nn.TrainLoop
+	nn.AdamBetas
 	GradientAccumulationSteps int     `json:"gradient_accumulation_steps"`
-	MaxTrainSteps             int     `json:"max_train_steps"`
-	LearningRate              float64 `json:"learning_rate"`
-	LRScheduler               string  `json:"lr_scheduler"`
-	LRWarmupSteps             int     `json:"lr_warmup_steps"`
-	AdamBeta1                 float64 `json:"adam_beta1"`
-	AdamBeta2                 float64 `json:"adam_beta2"`
-	AdamEpsilon               float64 `json:"adam_epsilon"`
-	AdamWeightDecay           float64 `json:"adam_weight_decay"`
-	MaxGradNorm               float64 `json:"max_grad_norm"`
 	EMADecay                  float64 `json:"ema_decay"` // 0: no EMA
-	CheckpointingSteps        int     `json:"checkpointing_steps"`
-	CheckpointsTotalLimit     int     `json:"checkpoints_total_limit"` // 0 keeps all
 
 	BetaDPO      float64 `json:"beta_dpo"`
 	BetaSchedule string  `json:"beta_schedule"`
@@ -110,9 +101,10 @@ const DefaultBetaDPO = 2000
 func DefaultConfig() Config {
 	t := diffusion.DefaultObjective()
 	t.WeightingScheme, t.CaptionDropout, t.RewardDropout = diffusion.WeightingNone, 0, 0
-	return Config{Method: MethodDPO, TrainBatchSize: 8, GradientAccumulationSteps: 1, MaxTrainSteps: 1000,
-		LearningRate: 1e-4, LRScheduler: diffusion.LRConstant, LRWarmupSteps: 50, AdamBeta1: 0.9, AdamBeta2: 0.999,
-		AdamEpsilon: 1e-8, MaxGradNorm: 1, CheckpointingSteps: 250, CheckpointsTotalLimit: 3,
+	return Config{Method: MethodDPO,
+		TrainLoop: nn.TrainLoop{TrainBatchSize: 8, MaxTrainSteps: 1000, LearningRate: 1e-4, LRScheduler: nn.LRConstant,
+			LRWarmupSteps: 50, MaxGradNorm: 1, CheckpointingSteps: 250, CheckpointsTotalLimit: 3},
+		AdamBetas: nn.DefaultAdamBetas(), GradientAccumulationSteps: 1,
 		BetaDPO: DefaultBetaDPO, BetaSchedule: BetaConst, LoRA: DefaultLoRAConfig(), Timesteps: t}
 }
 
@@ -122,35 +114,20 @@ var timeDensities = []string{diffusion.WeightingLogitNormal, diffusion.Weighting
 
 // Validate checks the hyper-parameters.
 func (c *Config) Validate() error {
-	switch {
-	case !slices.Contains(Methods, c.Method):
+	if !slices.Contains(Methods, c.Method) {
 		return fmt.Errorf("--method %q: want one of %v", c.Method, Methods)
-	case c.TrainBatchSize < 1:
-		return fmt.Errorf("--train-batch-size must be >= 1, got %d", c.TrainBatchSize)
+	}
+	if err := c.TrainLoop.Validate(); err != nil {
+		return err
+	}
+	if err := c.AdamBetas.Validate(); err != nil {
+		return err
+	}
+	switch {
 	case c.GradientAccumulationSteps < 1:
 		return fmt.Errorf("--gradient-accumulation-steps must be >= 1, got %d", c.GradientAccumulationSteps)
-	case c.MaxTrainSteps < 1:
-		return fmt.Errorf("--max-train-steps must be >= 1, got %d", c.MaxTrainSteps)
-	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
-		return fmt.Errorf("--learning-rate must be a positive number, got %v", c.LearningRate)
-	case !slices.Contains(diffusion.LRSchedulers, c.LRScheduler):
-		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, diffusion.LRSchedulers)
-	case c.LRWarmupSteps < 0:
-		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
-	case !(c.AdamBeta1 >= 0 && c.AdamBeta1 < 1) || !(c.AdamBeta2 >= 0 && c.AdamBeta2 < 1):
-		return fmt.Errorf("--adam-beta1 and --adam-beta2 must be in [0, 1), got %v, %v", c.AdamBeta1, c.AdamBeta2)
-	case !(c.AdamEpsilon > 0):
-		return fmt.Errorf("--adam-epsilon must be > 0, got %v", c.AdamEpsilon)
-	case !(c.AdamWeightDecay >= 0):
-		return fmt.Errorf("--adam-weight-decay must be >= 0, got %v", c.AdamWeightDecay)
-	case !(c.MaxGradNorm > 0):
-		return fmt.Errorf("--max-grad-norm must be > 0, got %v", c.MaxGradNorm)
 	case !(c.EMADecay >= 0 && c.EMADecay < 1):
 		return fmt.Errorf("--ema-decay must be in [0, 1), got %v", c.EMADecay)
-	case c.CheckpointingSteps < 1:
-		return fmt.Errorf("--checkpointing-steps must be >= 1, got %d", c.CheckpointingSteps)
-	case c.CheckpointsTotalLimit < 0:
-		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
 	case !(c.BetaDPO > 0) || math.IsInf(c.BetaDPO, 0):
 		return fmt.Errorf("--beta-dpo must be a positive number, got %v", c.BetaDPO)
 	case !slices.Contains(BetaSchedules, c.BetaSchedule):
@@ -291,8 +268,7 @@ func NewTrainer(dev kernels.Device, m *diffusion.DiT, cfg Config, data *Data, ou
 			m.Reward.SetTrainable(true)
 		}
 	}
-	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), Beta1: float32(cfg.AdamBeta1),
-		Beta2: float32(cfg.AdamBeta2), Eps: float32(cfg.AdamEpsilon), WeightDecay: float32(cfg.AdamWeightDecay)})
+	t.Opt = nn.NewAdamW(dev, m.Params(), cfg.AdamW(cfg.AdamBetas))
 	if cfg.EMADecay > 0 {
 		for _, p := range t.Opt.Params {
 			e := dev.New(p.W.Shape...)
@@ -429,7 +405,7 @@ func (t *Trainer) TrainOneStep() LogEntry {
 		e.RWRMetrics = m
 	}
 	norm, clip := nn.ClipScale(ps, t.Cfg.MaxGradNorm)
-	lr := diffusion.ScheduledLR(t.Cfg.LearningRate, t.Cfg.LRScheduler, t.Cfg.LRWarmupSteps, t.Cfg.MaxTrainSteps, s)
+	lr := t.Cfg.LR(s)
 	e.LR, e.GradNorm = lr, norm
 	e.Skipped = nn.SkipNonFinite(s, e.Loss, norm, t.Notify, func() {
 		t.Opt.LR = float32(lr)

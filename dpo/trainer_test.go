@@ -103,7 +103,7 @@ func memItems(n, D int) *Data {
 func tinyConfig(method string, steps int) Config {
 	c := DefaultConfig()
 	c.Method, c.Seed, c.TrainBatchSize, c.MaxTrainSteps = method, 3, 3, steps
-	c.LearningRate, c.LRWarmupSteps, c.LRScheduler = 1e-2, 2, diffusion.LRCosine
+	c.LearningRate, c.LRWarmupSteps, c.LRScheduler = 1e-2, 2, nn.LRCosine
 	c.BetaDPO, c.CheckpointingSteps, c.CheckpointsTotalLimit = 50, 2, 2
 	c.LoRA = LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{TargetQKV, TargetProj, TargetFC1}}
 	return c
@@ -465,7 +465,7 @@ func TestTrainerSkipsNonFiniteStep(t *testing.T) {
 	if trainSnapshot(tr) != before {
 		t.Error("the skipped step changed the weights, the EMA or the AdamW state")
 	}
-	lr := diffusion.ScheduledLR(cfg.LearningRate, cfg.LRScheduler, cfg.LRWarmupSteps, cfg.MaxTrainSteps, 3)
+	lr := cfg.LR(3)
 	if e := tr.TrainOneStep(); e.Skipped || trainSnapshot(tr) == before || tr.Opt.Steps != 2 || e.LR != lr {
 		t.Errorf("step 3 after the skipped one: %+v, %d AdamW steps", e, tr.Opt.Steps)
 	}

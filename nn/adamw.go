@@ -33,15 +33,21 @@ type AdamW struct {
 	Decay  []bool            // whether weight decay applies to each parameter
 }
 
-// AdamWConfig holds the hyper-parameters; zero fields take the defaults in brackets.
+// AdamWConfig holds the hyper-parameters, taken as they are (a zero beta is a zero beta);
+// DefaultAdamWConfig has the usual values.
 type AdamWConfig struct {
-	LR          float32 // [1e-4]
-	Beta1       float32 // [0.9]
-	Beta2       float32 // [0.999]
-	Eps         float32 // [1e-8]
+	LR          float32
+	Beta1       float32
+	Beta2       float32
+	Eps         float32
 	WeightDecay float32 // 0 means none
 	// Decay reports whether a parameter is decayed, from its name; nil means DecayByName.
 	Decay func(name string) bool
+}
+
+// DefaultAdamWConfig returns LR 1e-4, betas 0.9 and 0.999, epsilon 1e-8, no weight decay.
+func DefaultAdamWConfig() AdamWConfig {
+	return AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 }
 
 // DecayByName is the default weight-decay rule: decay every parameter except biases (last
@@ -64,18 +70,6 @@ func DecayByName(name string) bool {
 // NewAdamW allocates zero moments on dev for every parameter of ps that has a gradient.
 func NewAdamW(dev kernels.Device, ps []Param, cfg AdamWConfig) *AdamW {
 	o := &AdamW{LR: cfg.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}
-	if o.LR == 0 {
-		o.LR = 1e-4
-	}
-	if o.Beta1 == 0 {
-		o.Beta1 = 0.9
-	}
-	if o.Beta2 == 0 {
-		o.Beta2 = 0.999
-	}
-	if o.Eps == 0 {
-		o.Eps = 1e-8
-	}
 	decay := cfg.Decay
 	if decay == nil {
 		decay = DecayByName

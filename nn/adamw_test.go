@@ -33,7 +33,9 @@ func TestAdamWSteps(t *testing.T) {
 	frozen := NewLinear(testDev, r, 2, 2, false)
 	frozen.SetTrainable(false)
 	ps := append(prefixed("fc", l.Params()), prefixed("frozen", frozen.Params())...)
-	opt := NewAdamW(testDev, ps, AdamWConfig{LR: 1e-2, WeightDecay: 0.1})
+	cfg := DefaultAdamWConfig()
+	cfg.LR, cfg.WeightDecay = 1e-2, 0.1
+	opt := NewAdamW(testDev, ps, cfg)
 	if len(opt.Params) != 2 {
 		t.Fatalf("optimizer holds %d params, want the 2 trainable ones", len(opt.Params))
 	}

@@ -14,7 +14,7 @@
 //
 // A skipped step is still a step of the run: it consumed its batch and its random draws, its
 // log line is written like any other, and the next step is s+1 with the learning rate and
-// EMA decay of s+1 (both functions of the run's step alone: diffusion.ScheduledLR,
+// EMA decay of s+1 (both functions of the run's step alone: ScheduledLR,
 // diffusion.UpdateEMA). AdamW.Steps, the t of the bias correction, counts the updates done
 // and so falls behind the run's step by the steps skipped (as with PyTorch's GradScaler,
 // which skips optimizer.step() while the LR scheduler steps on). All of it is in the

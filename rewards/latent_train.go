@@ -168,7 +168,7 @@ func NewLatentTrainer(dev kernels.Device, m *LatentReward, cfg TrainConfig, gen 
 	}
 	m.SetTrainable(true)
 	t := &Trainer{Cfg: cfg, Latent: m, Gen: gen, OutputDir: outputDir, dev: dev}
-	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), WeightDecay: float32(cfg.AdamWeightDecay)})
+	t.Opt = nn.NewAdamW(dev, m.Params(), cfg.AdamW(nn.DefaultAdamBetas()))
 	t.pixels = dev.New(append([]int{2 * cfg.TrainBatchSize}, m.Config.SampleShape()...)...)
 	t.host = make([]float32, t.pixels.Len())
 	return t, nil

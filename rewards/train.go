@@ -8,7 +8,7 @@
 //	         (latent: LatentReward.Forward at one t and eps per pair, latent_train.go)
 //	loss   = LossConfig.PairLoss (btt, bt or reg), gradients zeroed first
 //	norm   = global gradient norm, clipped to max_grad_norm in the AdamW step (nn.ClipScale)
-//	lr(s)  = diffusion.ScheduledLR: linear warmup, then constant | linear | cosine decay
+//	lr(s)  = nn.ScheduledLR: linear warmup, then constant | linear | cosine decay
 //	AdamW step
 //
 // A step whose loss or norm is not finite is skipped (nn.SkipNonFinite): no AdamW step, a
@@ -45,22 +45,13 @@ import (
 
 // TrainConfig holds the hyper-parameters of a reward-model run (diffusers' flag names).
 type TrainConfig struct {
-	Seed                  uint64  `json:"seed"`
-	TrainBatchSize        int     `json:"train_batch_size"` // pairs per step
-	MaxTrainSteps         int     `json:"max_train_steps"`
-	LearningRate          float64 `json:"learning_rate"`
-	LRScheduler           string  `json:"lr_scheduler"`
-	LRWarmupSteps         int     `json:"lr_warmup_steps"`
-	AdamWeightDecay       float64 `json:"adam_weight_decay"`
-	MaxGradNorm           float64 `json:"max_grad_norm"`
-	CheckpointingSteps    int     `json:"checkpointing_steps"`
-	CheckpointsTotalLimit int     `json:"checkpoints_total_limit"` // 0 keeps all
-	LossType              string  `json:"loss_type"`               // btt, bt, reg
-	TieK                  float64 `json:"tie_k"`                   // Rao-Kupper k of btt
-	TieShare              float64 `json:"tie_share"`               // share of tie pairs (PairConfig)
-	GradedShare           float64 `json:"graded_share"`            // share of two-level quality pairs
-	ValPairs              int     `json:"val_pairs"`               // validation pairs for calibration
-	EvalPairs             int     `json:"eval_pairs"`              // held-out pairs evaluated at the end (0: none)
+	nn.TrainLoop         // TrainBatchSize counts pairs; AdamW's betas are nn.DefaultAdamBetas
+	LossType     string  `json:"loss_type"`    // btt, bt, reg
+	TieK         float64 `json:"tie_k"`        // Rao-Kupper k of btt
+	TieShare     float64 `json:"tie_share"`    // share of tie pairs (PairConfig)
+	GradedShare  float64 `json:"graded_share"` // share of two-level quality pairs
+	ValPairs     int     `json:"val_pairs"`    // validation pairs for calibration
+	EvalPairs    int     `json:"eval_pairs"`   // held-out pairs evaluated at the end (0: none)
 	// TimestepSampling draws the noise level of each pair of a latent run: uniform ("" too)
 	// or logit_normal; clean models ignore it.
 	TimestepSampling string `json:"timestep_sampling,omitempty"`
@@ -97,8 +88,9 @@ type TrainConfig struct {
 
 // DefaultTrainConfig returns the defaults of `align reward train`.
 func DefaultTrainConfig() TrainConfig {
-	return TrainConfig{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: diffusion.LRCosine,
-		LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2,
+	return TrainConfig{
+		TrainLoop: nn.TrainLoop{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: nn.LRCosine,
+			LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2},
 		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048,
 		TimestepSampling: TimestepUniform, NegativeShare: 0.25, TAImageNegatives: TAImageRandom}
 }
@@ -122,25 +114,10 @@ func (c *TrainConfig) PairConfig(dims []string) PairConfig {
 
 // Validate checks the hyper-parameters.
 func (c *TrainConfig) Validate() error {
+	if err := c.TrainLoop.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.TrainBatchSize < 1:
-		return fmt.Errorf("--train-batch-size must be >= 1, got %d", c.TrainBatchSize)
-	case c.MaxTrainSteps < 1:
-		return fmt.Errorf("--max-train-steps must be >= 1, got %d", c.MaxTrainSteps)
-	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
-		return fmt.Errorf("--learning-rate must be a positive number, got %v", c.LearningRate)
-	case !slices.Contains(diffusion.LRSchedulers, c.LRScheduler):
-		return fmt.Errorf("--lr-scheduler %q: want one of %v", c.LRScheduler, diffusion.LRSchedulers)
-	case c.LRWarmupSteps < 0:
-		return fmt.Errorf("--lr-warmup-steps must be >= 0, got %d", c.LRWarmupSteps)
-	case !(c.AdamWeightDecay >= 0):
-		return fmt.Errorf("--adam-weight-decay must be >= 0, got %v", c.AdamWeightDecay)
-	case !(c.MaxGradNorm > 0):
-		return fmt.Errorf("--max-grad-norm must be > 0, got %v", c.MaxGradNorm)
-	case c.CheckpointingSteps < 1:
-		return fmt.Errorf("--checkpointing-steps must be >= 1, got %d", c.CheckpointingSteps)
-	case c.CheckpointsTotalLimit < 0:
-		return fmt.Errorf("--checkpoints-total-limit must be >= 0, got %d", c.CheckpointsTotalLimit)
 	case !(c.TieShare >= 0 && c.TieShare < 1) || !(c.GradedShare >= 0 && c.GradedShare <= 1):
 		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
 	case !(c.TAImageShare >= 0 && c.TAImageShare <= 1):
@@ -164,12 +141,6 @@ func (c *TrainConfig) Validate() error {
 		return err
 	}
 	return c.Loss().Validate()
-}
-
-// LR returns the learning rate of optimizer step s (1-based): the schedule of pre-training
-// and fine-tuning (diffusion.ScheduledLR).
-func (c *TrainConfig) LR(s int) float64 {
-	return diffusion.ScheduledLR(c.LearningRate, c.LRScheduler, c.LRWarmupSteps, c.MaxTrainSteps, s)
 }
 
 // share maps the config's 0 ("none") to PairConfig's "none" (negative; 0 is its default).
@@ -250,7 +221,7 @@ func NewTrainer(dev kernels.Device, mcfg NativeConfig, tok *diffusion.Tokenizer,
 		return nil, err
 	}
 	t := &Trainer{Cfg: cfg, Model: m, Gen: gen, OutputDir: outputDir, dev: dev}
-	t.Opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: float32(cfg.LearningRate), WeightDecay: float32(cfg.AdamWeightDecay)})
+	t.Opt = nn.NewAdamW(dev, m.Params(), cfg.AdamW(nn.DefaultAdamBetas()))
 	shape := append([]int{2 * cfg.TrainBatchSize}, mcfg.SampleShape()...)
 	t.pixels = dev.New(shape...)
 	t.host = make([]float32, t.pixels.Len())

@@ -186,10 +186,8 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f.StringSliceVar(&t.LoRA.Targets, "lora-targets", t.LoRA.Targets, "projections with adapters: "+strings.Join(dpo.LoRATargets, ", "))
 	f.BoolVar(&t.FullFinetune, "full-finetune", false, "train every weight instead of LoRA adapters")
 	f.BoolVar(&opts.MergeLoRA, "merge-lora", false, "also write model.safetensors with the adapters merged (plain weights)")
-	addTrainFlags(f, trainFlags{Seed: &t.Seed, SeedDraws: "adapters, data order, times and noise", TrainBatchSize: &t.TrainBatchSize,
-		BatchUnit: "pairs (dpo) or samples (rwr, sft) per micro-batch", MaxTrainSteps: &t.MaxTrainSteps, LearningRate: &t.LearningRate,
-		LRScheduler: &t.LRScheduler, LRWarmupSteps: &t.LRWarmupSteps, AdamWeightDecay: &t.AdamWeightDecay, MaxGradNorm: &t.MaxGradNorm,
-		EMADecay: &t.EMADecay, CheckpointingSteps: &t.CheckpointingSteps, CheckpointsTotalLimit: &t.CheckpointsTotalLimit,
+	addTrainFlags(f, trainFlags{Loop: &t.TrainLoop, SeedDraws: "adapters, data order, times and noise",
+		BatchUnit: "pairs (dpo) or samples (rwr, sft) per micro-batch", Betas: &t.AdamBetas, EMADecay: &t.EMADecay,
 		ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
 	f.IntVar(&t.GradientAccumulationSteps, "gradient-accumulation-steps", t.GradientAccumulationSteps, "micro-batches per optimizer step")
 	f.StringVar(&t.Timesteps.WeightingScheme, "weighting-scheme", t.Timesteps.WeightingScheme, "density of t: none (uniform, VideoAlign), logit_normal or mode")

@@ -127,14 +127,8 @@ needs no --init-from (and refuses a different one).` + skippedStepsHelp,
 	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
 	f.StringSliceVar(&opts.RewardDims, "reward-dims", nil, "reward-condition dimensions, e.g. vq,ta (empty: no reward slot)")
 	f.Float64Var(&opts.Shift, "shift", img.Shift, "timestep shift (training times and the model's sampling default)")
-	addTrainFlags(f, trainFlags{Seed: &t.Seed, SeedDraws: "weights, data order, noise", TrainBatchSize: &t.TrainBatchSize,
-		BatchUnit: "samples per step", MaxTrainSteps: &t.MaxTrainSteps, LearningRate: &t.LearningRate, LRScheduler: &t.LRScheduler,
-		LRWarmupSteps: &t.LRWarmupSteps, AdamWeightDecay: &t.AdamWeightDecay, MaxGradNorm: &t.MaxGradNorm, EMADecay: &t.EMADecay,
-		CheckpointingSteps: &t.CheckpointingSteps, CheckpointsTotalLimit: &t.CheckpointsTotalLimit,
-		ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
-	f.Float64Var(&t.AdamBeta1, "adam-beta1", t.AdamBeta1, "AdamW beta1")
-	f.Float64Var(&t.AdamBeta2, "adam-beta2", t.AdamBeta2, "AdamW beta2")
-	f.Float64Var(&t.AdamEpsilon, "adam-epsilon", t.AdamEpsilon, "AdamW epsilon")
+	addTrainFlags(f, trainFlags{Loop: &t.TrainLoop, SeedDraws: "weights, data order, noise", BatchUnit: "samples per step",
+		Betas: &t.AdamBetas, EMADecay: &t.EMADecay, ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
 	f.StringVar(&t.Objective.WeightingScheme, "weighting-scheme", t.Objective.WeightingScheme, "time density: logit_normal, mode, cosmap, sigma_sqrt or none")
 	f.Float64Var(&t.Objective.LogitMean, "logit-mean", t.Objective.LogitMean, "mean of the logit-normal density")
 	f.Float64Var(&t.Objective.LogitStd, "logit-std", t.Objective.LogitStd, "std of the logit-normal density")

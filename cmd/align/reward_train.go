@@ -208,10 +208,8 @@ refuses a different one).` + skippedStepsHelp,
 	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
 	f.StringVar(&t.LossType, "loss", t.LossType, "btt (Bradley-Terry with ties), bt (ties left out) or reg (MSE to target scores)")
 	f.Float64Var(&t.TieK, "k", t.TieK, "Rao-Kupper tie parameter k > 1 of btt")
-	addTrainFlags(f, trainFlags{Seed: &t.Seed, SeedDraws: "weights and pairs", TrainBatchSize: &t.TrainBatchSize, BatchUnit: "pairs per step",
-		MaxTrainSteps: &t.MaxTrainSteps, LearningRate: &t.LearningRate, LRScheduler: &t.LRScheduler, LRWarmupSteps: &t.LRWarmupSteps,
-		AdamWeightDecay: &t.AdamWeightDecay, MaxGradNorm: &t.MaxGradNorm, CheckpointingSteps: &t.CheckpointingSteps,
-		CheckpointsTotalLimit: &t.CheckpointsTotalLimit, ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
+	addTrainFlags(f, trainFlags{Loop: &t.TrainLoop, SeedDraws: "weights and pairs", BatchUnit: "pairs per step",
+		ResumeFromCheckpoint: &opts.ResumeFromCheckpoint, TimeLimit: &opts.TimeLimit})
 	f.Float64Var(&t.TieShare, "tie-share", t.TieShare, "share of pairs built as ties")
 	f.Float64Var(&t.GradedShare, "graded-share", t.GradedShare, "share of quality pairs comparing two corruption levels")
 	f.IntVar(&t.ValPairs, "val-pairs", t.ValPairs, "validation pairs for the calibration at the end")

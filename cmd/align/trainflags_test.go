@@ -39,16 +39,18 @@ func TestTrainFlags(t *testing.T) {
 		cmd      *cobra.Command
 		seed     string
 		batch    string
-		defaults map[string]any // flag -> the command's default; "ema-decay" absent: no such flag
+		defaults map[string]any // flag -> the command's default; "ema-decay" or "adam-beta1" absent: no such flag
 	}{
 		{"pretrain", newCmdPretrain(nil), "random seed of the run (weights, data order, noise)", "samples per step",
 			map[string]any{"learning-rate": pc.LearningRate, "lr-scheduler": pc.LRScheduler, "lr-warmup-steps": pc.LRWarmupSteps,
 				"max-train-steps": pc.MaxTrainSteps, "train-batch-size": pc.TrainBatchSize, "adam-weight-decay": pc.AdamWeightDecay,
-				"checkpoints-total-limit": pc.CheckpointsTotalLimit, "ema-decay": pc.EMADecay, "seed": 0, "time-limit": "0s"}},
+				"checkpoints-total-limit": pc.CheckpointsTotalLimit, "ema-decay": pc.EMADecay, "seed": 0, "time-limit": "0s",
+				"adam-beta1": pc.AdamBeta1, "adam-beta2": pc.AdamBeta2, "adam-epsilon": pc.AdamEpsilon}},
 		{"finetune", newCmdFinetune(nil), "random seed of the run (adapters, data order, times and noise)", "pairs (dpo) or samples (rwr, sft) per micro-batch",
 			map[string]any{"learning-rate": fc.LearningRate, "lr-scheduler": fc.LRScheduler, "lr-warmup-steps": fc.LRWarmupSteps,
 				"max-train-steps": fc.MaxTrainSteps, "train-batch-size": fc.TrainBatchSize, "adam-weight-decay": fc.AdamWeightDecay,
-				"checkpoints-total-limit": fc.CheckpointsTotalLimit, "ema-decay": fc.EMADecay, "seed": 0, "time-limit": "0s"}},
+				"checkpoints-total-limit": fc.CheckpointsTotalLimit, "ema-decay": fc.EMADecay, "seed": 0, "time-limit": "0s",
+				"adam-beta1": fc.AdamBeta1, "adam-beta2": fc.AdamBeta2, "adam-epsilon": fc.AdamEpsilon}},
 		{"reward train", newCmdRewardTrain(nil), "random seed of the run (weights and pairs)", "pairs per step",
 			map[string]any{"learning-rate": rc.LearningRate, "lr-scheduler": rc.LRScheduler, "lr-warmup-steps": rc.LRWarmupSteps,
 				"max-train-steps": rc.MaxTrainSteps, "train-batch-size": rc.TrainBatchSize, "adam-weight-decay": rc.AdamWeightDecay,
@@ -63,6 +65,15 @@ func TestTrainFlags(t *testing.T) {
 			want["ema-decay"] = "EMA decay of the written weights (0: no averaging)"
 		} else if f.Lookup("ema-decay") != nil {
 			t.Errorf("%s: has --ema-decay", tc.name)
+		}
+		betas := map[string]string{"adam-beta1": "AdamW beta1, the first moment's decay (0: none, as RMSprop)",
+			"adam-beta2": "AdamW beta2, the second moment's decay", "adam-epsilon": "AdamW epsilon"}
+		for n, u := range betas {
+			if _, ok := tc.defaults["adam-beta1"]; ok {
+				want[n] = u
+			} else if f.Lookup(n) != nil {
+				t.Errorf("%s: has --%s", tc.name, n)
+			}
 		}
 		for n, u := range want {
 			fl := f.Lookup(n)

@@ -101,7 +101,7 @@ func newDiTWorkload(dev kernels.Device, cfg diffusion.ModelConfig, trainB, sampl
 	}
 	cfg, tok := m.Config, m.Tokenizer
 	w := &ditWorkload{cfg: cfg, m: m, step: diffusion.NewTrainStep(dev, diffusion.DefaultObjective()), rng: &kernels.RNG{Seed: 2}}
-	w.opt = nn.NewAdamW(dev, m.Params(), nn.AdamWConfig{LR: 1e-4})
+	w.opt = nn.NewAdamW(dev, m.Params(), nn.DefaultAdamWConfig())
 	caps := make([]string, trainB)
 	for i := range caps {
 		caps[i] = ditBenchCaptions[i%len(ditBenchCaptions)]

@@ -115,7 +115,9 @@ func trainStep(m *diffusion.DiT, x0 []float32, prompts diffusion.Prompts, reward
 	obj.CaptionDropout, obj.RewardDropout = 0.3, 0.3 // dropped captions and rewards in a small batch
 	batch := &diffusion.Batch{X0: dev.FromHost(x0, m.Config.BatchShape(B)...), Prompts: prompts, Reward: reward}
 	ps := m.Params()
-	opt := nn.NewAdamW(dev, ps, nn.AdamWConfig{LR: lr, WeightDecay: 0.01})
+	cfg := nn.DefaultAdamWConfig()
+	cfg.LR, cfg.WeightDecay = lr, 0.01
+	opt := nn.NewAdamW(dev, ps, cfg)
 	nn.ZeroGrad(ps)
 	var out stepOutcome
 	out.res = diffusion.NewTrainStep(dev, obj).ForwardBackward(m, &kernels.RNG{Seed: seed}, batch)
