@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/rewards/scoring"
 )
 
-// sampleIndexFile is the name of the report in a sample output directory.
-const sampleIndexFile = "samples.json"
+// sampleIndexFile is the name of the report in a sample output directory (align score reads
+// its prompts and grid too).
+const sampleIndexFile = scoring.SampleIndexFile
 
 // writeSampleIndex writes rep, its paths made relative to dir, to dir/samples.json atomically.
 func writeSampleIndex(dir string, rep sampleReport) error {

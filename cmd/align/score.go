@@ -100,7 +100,9 @@ Inputs (--input, repeatable, or arguments): a folder (its images; for a video re
 its GIFs and folders of frames), a glob pattern, a single file, or a .jsonl/.csv list with
 a path and optionally prompt, fps, num_frames and source_fps per row. The prompt of an input
 is, in this order: its list row's, the --prompts file's entry for its path, name or stem,
---prompt, or its file name ("003-red-apple.png" reads "red apple").
+--prompt, the prompt align sample wrote it for (an output folder of align sample: its
+samples.json, which also keeps its grid out of the inputs), or its file name
+("003-red-apple.png" reads "red apple").
 
 Clips: --num-frames frames (the model's count) are sampled at --fps frames per second from
 the start, or spread over the whole clip with --fps 0. GIFs carry their timing; folders of
@@ -111,6 +113,7 @@ it). The output file is written atomically. --shard i/n scores the i-th of n con
 of the input list, for a scheduler's array jobs; concatenated in shard order the outputs are
 the whole list in order.`,
 		Example: `  $ align score samples/ --reward reward/model.safetensors
+  $ align sample --prompt "a dog's face, smiling" --num-images-per-prompt 4 -o out/dog && align score out/dog
   $ align score --input 'out/*.png' --prompt "red apple" --reward reward/model.safetensors --json
   $ align score --input list.csv --reward pickscore.onnx --weights pickscore=1 -o scores.csv
   $ align score --input clips/ --reward video-reward/model.safetensors --fps 4 --num-frames 8 --weights vq=1,mq=1,ta=2

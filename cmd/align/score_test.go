@@ -217,6 +217,31 @@ func TestScoreDefaultRewardEmbedded(t *testing.T) {
 	}
 }
 
+// TestScoreSampleFolder scores what align sample wrote: one row per sample with the prompt
+// as given (the file names keep only letters and digits), and no row for the grid.
+func TestScoreSampleFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	const prompt = "a dog's face, smiling"
+	code, _, stderr := runAlign(t, "sample", "--prompt", prompt, "--num-images-per-prompt", "2", "--num-inference-steps", "2", "-o", dir)
+	if code != exitOK {
+		t.Fatalf("sample: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr := runAlign(t, "score", dir, "--format", "jsonl")
+	if code != exitOK {
+		t.Fatalf("score: exit %d, stderr %q", code, stderr)
+	}
+	rows := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(rows) != 2 || strings.Contains(stdout, "grid") {
+		t.Fatalf("want the 2 samples' rows and no grid: %s", stdout)
+	}
+	for _, r := range rows {
+		var row struct{ Prompt string }
+		if err := json.Unmarshal([]byte(r), &row); err != nil || row.Prompt != prompt {
+			t.Errorf("row %s: prompt %q (%v), want %q", r, row.Prompt, err, prompt)
+		}
+	}
+}
+
 func TestScoreFolderWithBadFile(t *testing.T) {
 	dir := t.TempDir()
 	model := writeRewardModel(t, dir, rewards.KindImage)

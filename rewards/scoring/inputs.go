@@ -27,13 +27,16 @@ import (
 
 // Item is one input to score.
 type Item struct {
-	Index     int     // position in the whole input list (before sharding)
-	Path      string  // image, GIF, or folder of frames
-	Prompt    string  // resolved prompt
-	HasPrompt bool    // the list named a prompt for this input
-	FPS       float64 // frames per second to sample a clip at (0: the run's default)
-	NumFrames int     // frames to sample (0: the run's default)
-	SourceFPS float64 // frame rate of a folder of frames (0: the run's default)
+	Index     int    // position in the whole input list (before sharding)
+	Path      string // image, GIF, or folder of frames
+	Prompt    string // resolved prompt
+	HasPrompt bool   // the list named a prompt for this input
+	// SamplePrompt is the prompt align sample gave this file, from the samples.json of its
+	// folder ("" where there is none): below the flags, above the file-stem rule.
+	SamplePrompt string
+	FPS          float64 // frames per second to sample a clip at (0: the run's default)
+	NumFrames    int     // frames to sample (0: the run's default)
+	SourceFPS    float64 // frame rate of a folder of frames (0: the run's default)
 }
 
 // Image file extensions read as inputs.
@@ -54,7 +57,8 @@ type ListOptions struct {
 }
 
 // List expands input specs, in order, into items: a folder (its image files, or for clips its
-// GIFs and sub-folders, sorted by name; hidden entries skipped), a glob pattern (matches
+// GIFs and sub-folders, sorted by name; hidden entries skipped; in an output folder of align
+// sample, the prompts of its samples.json and without its grid), a glob pattern (matches
 // sorted), a .jsonl or .csv list of inputs with prompts (ParseList), or a single file. A spec
 // that matches nothing is an error. Prompts are resolved by ResolvePrompt.
 func List(specs []string, o ListOptions) ([]Item, error) {
@@ -133,10 +137,11 @@ func listDir(dir string, o ListOptions) ([]Item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("input folder: %w", err)
 	}
+	idx := readSampleIndex(dir)
 	var items []Item
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") {
+		if strings.HasPrefix(name, ".") || name == idx.Grid {
 			continue
 		}
 		p := filepath.Join(dir, name)
@@ -153,7 +158,7 @@ func listDir(dir string, o ListOptions) ([]Item, error) {
 			if o.Clips && strings.ToLower(filepath.Ext(name)) != ".gif" {
 				continue // a clip model's folder: still images there are not clips
 			}
-			items = append(items, Item{Path: p})
+			items = append(items, Item{Path: p, SamplePrompt: idx.prompts[name]})
 		}
 	}
 	if len(items) == 0 {
@@ -164,6 +169,47 @@ func listDir(dir string, o ListOptions) ([]Item, error) {
 		return nil, fmt.Errorf("input folder %s holds no %s", dir, what)
 	}
 	return items, nil
+}
+
+// SampleIndexFile is the report align sample writes into its output folder: the prompt of
+// every file it wrote (exact, where a file name keeps only letters and digits) and its grid.
+const SampleIndexFile = "samples.json"
+
+// sampleIndex is what listing reads of a folder's SampleIndexFile: its files' prompts by
+// name and the grid's name ("" and none where the folder has no index).
+type sampleIndex struct {
+	prompts map[string]string
+	Grid    string
+}
+
+// readSampleIndex reads dir's SampleIndexFile where align sample wrote one (an object whose
+// files have a path and a prompt); anything else by that name is some other file, and the
+// folder is listed as any other.
+func readSampleIndex(dir string) sampleIndex {
+	var rep struct {
+		Files []struct {
+			Path   string `json:"path"`
+			Prompt string `json:"prompt"`
+		} `json:"files"`
+		Grid string `json:"grid"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, SampleIndexFile))
+	if err != nil || len(b) > MaxListBytes || json.Unmarshal(b, &rep) != nil || len(rep.Files) == 0 {
+		return sampleIndex{}
+	}
+	idx := sampleIndex{prompts: map[string]string{}}
+	for _, f := range rep.Files {
+		// align sample writes paths relative to the folder, its own files in it
+		name := filepath.FromSlash(f.Path)
+		if f.Prompt == "" || filepath.IsAbs(name) || filepath.Base(name) != name {
+			return sampleIndex{}
+		}
+		idx.prompts[name] = f.Prompt
+	}
+	if g := filepath.FromSlash(rep.Grid); filepath.Base(g) == g {
+		idx.Grid = g
+	}
+	return idx
 }
 
 // ---- input lists ----
@@ -380,7 +426,8 @@ func ReadPrompts(path string) (map[string]string, error) {
 }
 
 // ResolvePrompt picks an item's prompt: the one its list gave; else the --prompts entry for
-// its path, base name or stem; else the run's --prompt; else PromptFromStem of the file name.
+// its path, base name or stem; else the run's --prompt; else the prompt align sample gave it
+// (SamplePrompt); else PromptFromStem of the file name.
 func ResolvePrompt(it *Item, o ListOptions) string {
 	if it.HasPrompt {
 		return it.Prompt
@@ -393,6 +440,9 @@ func ResolvePrompt(it *Item, o ListOptions) string {
 	}
 	if o.Prompt != "" {
 		return o.Prompt
+	}
+	if it.SamplePrompt != "" {
+		return it.SamplePrompt
 	}
 	return PromptFromStem(it.Path)
 }

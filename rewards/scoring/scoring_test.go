@@ -1,5 +1,6 @@
 // Tests of batch scoring: input lists (JSONL, CSV, VideoAlign's CSV layout, errors, fuzz),
-// folders and globs, prompts from lists, --prompts files and file stems, shards, frame
+// folders and globs, prompts from lists, --prompts files, align sample's samples.json and
+// file stems, shards, frame
 // selection, GIF compositing, the pipeline with a fake model (order kept across workers,
 // error rows, Strict, a panicking model), totals and the writers.
 //
@@ -162,6 +163,70 @@ func TestListFoldersGlobsPrompts(t *testing.T) {
 	items, err = List([]string{list}, ListOptions{Prompt: "ignored"})
 	if err != nil || items[0].Path != filepath.Join(dir, "a-dog.jpg") || items[0].Prompt != "a wolf" {
 		t.Errorf("list paths relative to the list: %+v %v", items, err)
+	}
+}
+
+// TestListSampleFolder lists an output folder of align sample: the prompts its samples.json
+// gives (exact, where the file names lost the punctuation), without its grid, below the
+// flags; a file the index does not name reads its stem; an index of another shape, or one
+// naming files outside the folder, is ignored.
+func TestListSampleFolder(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"000-a-dog-s-face-smiling.png", "001-red-apple.png", "grid.png", "extra-cat.png"} {
+		writePNG(t, filepath.Join(dir, n), 2, 2, color.White)
+	}
+	index := func(js string) {
+		if err := os.WriteFile(filepath.Join(dir, SampleIndexFile), []byte(js), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(o ListOptions) string {
+		items, err := List([]string{dir}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		for _, it := range items {
+			rows = append(rows, filepath.Base(it.Path)+"="+it.Prompt)
+		}
+		return strings.Join(rows, "; ")
+	}
+	index(`{"kind": "image", "files": [{"path": "000-a-dog-s-face-smiling.png", "prompt": "a dog's face, smiling"},
+		{"path": "001-red-apple.png", "prompt": "red apple"}], "grid": "grid.png"}`)
+	for _, tt := range []struct {
+		o    ListOptions
+		want string
+	}{
+		{ListOptions{}, "000-a-dog-s-face-smiling.png=a dog's face, smiling; 001-red-apple.png=red apple; extra-cat.png=extra cat"},
+		{ListOptions{Prompt: "x"}, "000-a-dog-s-face-smiling.png=x; 001-red-apple.png=x; extra-cat.png=x"},
+		{ListOptions{Prompts: map[string]string{"001-red-apple": "green apple"}},
+			"000-a-dog-s-face-smiling.png=a dog's face, smiling; 001-red-apple.png=green apple; extra-cat.png=extra cat"},
+	} {
+		if got := list(tt.o); got != tt.want {
+			t.Errorf("%+v:\n got %s\nwant %s", tt.o, got, tt.want)
+		}
+	}
+	stems := "000-a-dog-s-face-smiling.png=a dog s face smiling; 001-red-apple.png=red apple; extra-cat.png=extra cat; grid.png=grid"
+	for _, js := range []string{
+		`[1, 2]`, `not json`, `{"files": []}`,
+		`{"files": [{"path": "../001-red-apple.png", "prompt": "red apple"}], "grid": "grid.png"}`,
+		`{"files": [{"path": "001-red-apple.png", "prompt": ""}], "grid": "grid.png"}`,
+	} {
+		index(js)
+		if got := list(ListOptions{}); got != stems {
+			t.Errorf("index %s:\n got %s\nwant %s", js, got, stems)
+		}
+	}
+	// A video sample folder: the GIFs without the grid's.
+	vdir := t.TempDir()
+	for _, n := range []string{"000-a-rocket-moving-up.gif", "grid.gif"} {
+		writePNG(t, filepath.Join(vdir, n), 2, 2, color.White) // listing does not decode
+	}
+	os.WriteFile(filepath.Join(vdir, SampleIndexFile), []byte(`{"kind": "video", "files": [{"path": "000-a-rocket-moving-up.gif",
+		"prompt": "a rocket moving up"}], "grid": "grid.gif"}`), 0o644)
+	items, err := List([]string{vdir}, ListOptions{Clips: true})
+	if err != nil || len(items) != 1 || items[0].Prompt != "a rocket moving up" {
+		t.Errorf("video sample folder: %+v %v", items, err)
 	}
 }
 
