@@ -492,9 +492,12 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	kind := "images"
+	kind := "image"
 	if video {
-		kind = "videos"
+		kind = "video"
+	}
+	if len(rep.Files) != 1 {
+		kind += "s"
 	}
 	fmt.Fprintf(out, "wrote %d %s and %s to %s\n", len(rep.Files), kind, filepath.Base(rep.Grid), opts.OutputDir)
 	if r := rep.Steering; r != nil {

@@ -286,6 +286,11 @@ func TestSampleEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &drep); err != nil || !strings.Contains(drep.Model, "embedded") || len(drep.Files) != 1 {
 		t.Errorf("default model report %+v (%v)", drep, err)
 	}
+	stdout.Reset()
+	if code := Main([]string{"sample", "--prompt", "red apple", "--num-inference-steps", "2", "-o", def}, &stdout, &stderr); code != exitOK ||
+		!strings.Contains(stdout.String(), "wrote 1 image and grid.png") {
+		t.Errorf("one image: exit %d, stdout %q", code, stdout.String())
+	}
 	// --video without --model: the embedded video model, one GIF per clip.
 	stderr.Reset()
 	stdout.Reset()
