@@ -25,7 +25,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost
+.PHONY: all setup openblas build test test-race vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost
 
 all: build
 
@@ -586,6 +586,13 @@ build-cuda: cuda-check
 test-cuda: cuda-check
 	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -v -timeout 20m $(CUDA_PKG)
 	$(CUDA_CGO) $(GO) test -tags cuda -count=1 -run 'CUDAMatchesCPU' -v ./cmd/align
+
+# The race detector over every package: the CPU device's parallel loops and pools, the
+# scoring pipeline's workers, the trainers and the commands (-short leaves out the CUDA
+# emulation's run with one OS thread per CUDA thread, whose cgo threads it cannot see into).
+# CI runs it after make test, about 4 min on 2 cores.
+test-race: setup ort
+	$(GO) test -race -short -count=1 -timeout 30m ./...
 
 # -fsanitize=undefined includes the alignment check; vptr needs RTTI the kernels do not use.
 SANITIZE_CXXFLAGS := -O1 -fsanitize=undefined -fno-sanitize=vptr -fno-sanitize-recover=all

@@ -1,0 +1,5 @@
+//go:build !race
+
+package benchmem
+
+const raceDetector = false
