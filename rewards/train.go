@@ -118,6 +118,8 @@ func (c *TrainConfig) Validate() error {
 		return err
 	}
 	switch {
+	case c.LossType == LossBTT && !(c.TieK > 1): // LossConfig would read 0 as its default
+		return fmt.Errorf("--k must be > 1 (the Rao-Kupper tie parameter of loss btt), got %v", c.TieK)
 	case !(c.TieShare >= 0 && c.TieShare < 1) || !(c.GradedShare >= 0 && c.GradedShare <= 1):
 		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
 	case !(c.TAImageShare >= 0 && c.TAImageShare <= 1):

@@ -37,6 +37,7 @@ func TestNewCmdRewardTrain(t *testing.T) {
 		{name: "underscores", args: []string{"--train_batch_size", "4"}, check: func(o *RewardTrainOptions) bool { return o.Train.TrainBatchSize == 4 }},
 		{name: "bad loss", args: []string{"--loss", "hinge"}, wantErr: `unknown loss "hinge"`},
 		{name: "bad k", args: []string{"--k", "1"}, wantErr: "k must be > 1"},
+		{name: "k 0", args: []string{"--k", "0"}, wantErr: "--k must be > 1"}, // not the loss's default
 		{name: "mq without video", args: []string{"--dims", "vq,mq"}, wantErr: "mq (motion quality) needs --video"},
 		{name: "unknown dim", args: []string{"--dims", "aesthetic"}, wantErr: `unknown dimension "aesthetic"`},
 		{name: "repeated dim", args: []string{"--dims", "ta,ta"}, wantErr: "ta given twice"},
