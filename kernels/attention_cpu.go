@@ -3,7 +3,7 @@
 // log-sum-exp of every score row and the backward recomputes the probabilities from it.
 //
 // Work is split over (batch, head) pairs, in the forward also over blocks of queries, and
-// in the backward over query ranges when there are fewer heads than threads. Queries are
+// in the backward over ranges of query blocks when there are fewer heads than threads. Queries are
 // processed attnQueryBlock at a time, so scratch memory is linear in T. Each goroutine
 // gathers a head's Q, K, V rows out of the packed qkv into contiguous scratch and
 // multiplies them with sgemmSerial. Keys masked with -Inf are dropped while gathering, so
@@ -130,18 +130,20 @@ func (d *CPU) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *Tensor, B, T
 	}
 	dx, dO, o, l, x, kb := Host(dqkv), Host(dout), Host(out), Host(lse), Host(qkv), host(keyBias)
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	_, bq := attnBlocks(T)
+	nqb, bq := attnBlocks(T)
 
-	// dK and dV of a head sum over all its queries. With at least as many heads as
-	// threads, one item is one head. Otherwise each head's queries are split into nsplit
-	// ranges whose partial dK, dV (over kept keys) are summed in a second pass.
+	// dK and dV of a head sum over all its query blocks, each block's share added to the
+	// sum of those before it (backwardBlock). With at least as many heads as threads, one
+	// item is one head. Otherwise each head's blocks are split into nsplit ranges that
+	// write every block's share apart, and a second pass adds them in block order: the
+	// same additions in the same order, so the bits do not depend on the thread count.
 	BNH, nsplit := B*NH, 1
-	if BNH < d.threads && T > 1 {
-		nsplit = min((d.threads+BNH-1)/BNH, T)
+	if BNH < d.threads && nqb > 1 {
+		nsplit = min((d.threads+BNH-1)/BNH, nqb)
 	}
-	var part []float32 // (BNH, nsplit, 2, T, HS) when nsplit > 1
+	var part []float32 // (BNH, nqb, 2, T, HS) when nsplit > 1: each block's dK, dV
 	if nsplit > 1 {
-		part = make([]float32, BNH*nsplit*2*T*HS)
+		part = make([]float32, BNH*nqb*2*T*HS)
 	}
 	d.parallel(BNH*nsplit, 1, func(lo, hi int) {
 		sc := attnGetScratch(T, HS, bq)
@@ -154,19 +156,18 @@ func (d *CPU) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *Tensor, B, T
 				sc.gatherKeys(x, kb, b, h, T, NH, HS)
 				cur = bh
 			}
-			dk, dv := sc.dk, sc.dv
-			if nsplit > 1 {
-				p := part[w*2*T*HS:]
-				dk, dv = p[:T*HS], p[T*HS:2*T*HS]
-			}
-			first := true
-			for q0 := sp * T / nsplit; q0 < (sp+1)*T/nsplit; q0 += bq {
-				q1 := min(q0+bq, (sp+1)*T/nsplit)
-				sc.backwardBlock(dx, dk, dv, dO, o, l, x, b, h, q0, q1, T, NH, HS, scale, first)
-				first = false
+			for qb := sp * nqb / nsplit; qb < (sp+1)*nqb/nsplit; qb++ {
+				q0 := qb * bq
+				q1 := min(q0+bq, T)
+				if nsplit > 1 {
+					p := part[(bh*nqb+qb)*2*T*HS:]
+					sc.backwardBlock(dx, p[:T*HS], p[T*HS:2*T*HS], dO, o, l, x, b, h, q0, q1, T, NH, HS, scale, true)
+				} else {
+					sc.backwardBlock(dx, sc.dk, sc.dv, dO, o, l, x, b, h, q0, q1, T, NH, HS, scale, qb == 0)
+				}
 			}
 			if nsplit == 1 {
-				sc.scatterKeyGrads(dx, b, h, T, NH, HS, dk, dv)
+				sc.scatterKeyGrads(dx, b, h, T, NH, HS, sc.dk, sc.dv)
 			}
 		}
 	})
@@ -181,13 +182,14 @@ func (d *CPU) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *Tensor, B, T
 			sc.gatherKeys(x, kb, b, h, T, NH, HS)
 			n := len(sc.kidx) * HS
 			dk, dv := sc.dk[:n], sc.dv[:n]
-			clear(dk)
-			clear(dv)
-			for sp := range nsplit {
-				p := part[(bh*nsplit+sp)*2*T*HS:]
-				for i := range n {
-					dk[i] += p[i]
-					dv[i] += p[T*HS+i]
+			for qb := range nqb {
+				p := part[(bh*nqb+qb)*2*T*HS:]
+				if qb == 0 {
+					copy(dk, p[:n])
+					copy(dv, p[T*HS:T*HS+n])
+				} else {
+					addInto(dk, dk, p[:n])
+					addInto(dv, dv, p[T*HS:T*HS+n])
 				}
 			}
 			sc.scatterKeyGrads(dx, b, h, T, NH, HS, dk, dv)
@@ -196,8 +198,8 @@ func (d *CPU) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *Tensor, B, T
 }
 
 // backwardBlock handles queries [q0,q1) of head (b,h): it writes their dQ into dx and
-// adds their share of dK, dV (kept keys, compacted, (nk,HS)) to dk, dv, or overwrites
-// dk, dv when first.
+// their share of dK, dV (kept keys, compacted, (nk,HS)) into dk, dv when first, else into
+// scratch that it then adds to dk, dv (addInto: the same addition as the thread split's).
 func (sc *attnScratch) backwardBlock(dx, dk, dv, dO, o, l, x []float32, b, h, q0, q1, T, NH, HS int,
 	scale float32, first bool) {
 	C := NH * HS
@@ -221,9 +223,10 @@ func (sc *attnScratch) backwardBlock(dx, dk, dv, dO, o, l, x []float32, b, h, q0
 		}
 		dd[i] = dot
 	}
-	beta := float32(1)
-	if first {
-		beta = 0
+	// dK, dV: this block's shares, added to dk, dv at the end unless first.
+	sk, sv := dk, dv
+	if !first {
+		sk, sv = sc.tk[:nk*HS], sc.tv[:nk*HS]
 	}
 	// P = exp(scale*Q K^T + bias - lse).
 	sgemmSerial(false, true, nq, nk, HS, scale, q, HS, sc.k, HS, 0, s, nk)
@@ -237,7 +240,7 @@ func (sc *attnScratch) backwardBlock(dx, dk, dv, dO, o, l, x []float32, b, h, q0
 		}
 		attnExpRow(row, li)
 	}
-	sgemmSerial(true, false, nk, HS, nq, 1, s, nk, do, HS, beta, dv, HS) // dV += P^T dO
+	sgemmSerial(true, false, nk, HS, nq, 1, s, nk, do, HS, 0, sv, HS)    // P^T dO
 	sgemmSerial(false, true, nq, nk, HS, 1, do, HS, sc.v, HS, 0, dp, nk) // dP = dO V^T
 	for i := range nq {
 		prow, dprow, di := s[i*nk:(i+1)*nk], dp[i*nk:(i+1)*nk], dd[i]
@@ -247,7 +250,11 @@ func (sc *attnScratch) backwardBlock(dx, dk, dv, dO, o, l, x []float32, b, h, q0
 	}
 	// dQ rows are 3C apart in dqkv: write them in place.
 	sgemmSerial(false, false, nq, HS, nk, scale, dp, nk, sc.k, HS, 0, dx[((b*T+q0)*3)*C+h*HS:], 3*C)
-	sgemmSerial(true, false, nk, HS, nq, scale, dp, nk, q, HS, beta, dk, HS) // dK += dS^T Q/sqrt(HS)
+	sgemmSerial(true, false, nk, HS, nq, scale, dp, nk, q, HS, 0, sk, HS) // dS^T Q/sqrt(HS)
+	if !first {
+		addInto(dk[:nk*HS], dk, sk)
+		addInto(dv[:nk*HS], dv, sv)
+	}
 }
 
 // ---- scratch ----
@@ -265,6 +272,7 @@ type attnScratch struct {
 	dp     []float32 // (bq,nk) backward: dP, then dS
 	dd     []float32 // (bq) forward: 1/sum_j exp(s_ij - m_i); backward: D_i
 	dk, dv []float32 // (T,HS) backward: dK, dV of the kept keys
+	tk, tv []float32 // (T,HS) backward: a query block's shares of them
 }
 
 var attnScratchPool = sync.Pool{New: func() any { return new(attnScratch) }}
@@ -284,6 +292,7 @@ func attnGetScratch(T, HS, bq int) *attnScratch {
 	sc.s, sc.dp = grow(sc.s, bq*T), grow(sc.dp, bq*T)
 	sc.dd = grow(sc.dd, bq)
 	sc.dk, sc.dv = grow(sc.dk, T*HS), grow(sc.dv, T*HS)
+	sc.tk, sc.tv = grow(sc.tk, T*HS), grow(sc.tv, T*HS)
 	if cap(sc.kidx) < T {
 		sc.kidx = make([]int, 0, T)
 	}

@@ -95,6 +95,16 @@ func TestThreadIndependence(t *testing.T) {
 			d.AttentionBackward(dqkv, d.FromHost(in(2, Ba*Ta*NH*HS), Ba, Ta, NH, HS), out, lse, qkv, kb, Ba, Ta, NH, HS)
 			return []*Tensor{out, lse, dqkv}
 		}},
+		{"AttentionBackward, fewer heads than threads", func(d *CPU) []*Tensor {
+			// One sample of 2 heads and 137 tokens (3 query blocks): on 3 and 5 threads each
+			// head's blocks are split between threads and their dK, dV shares added after.
+			const T1, NH1 = 137, 2
+			qkv := d.FromHost(in(3, T1*3*NH1*HS), 1, T1, 3, NH1, HS)
+			out, lse, dqkv := d.New(1, T1, NH1, HS), d.New(1, NH1, T1), d.New(1, T1, 3, NH1, HS)
+			d.AttentionForward(out, lse, qkv, nil, 1, T1, NH1, HS)
+			d.AttentionBackward(dqkv, d.FromHost(in(4, T1*NH1*HS), 1, T1, NH1, HS), out, lse, qkv, nil, 1, T1, NH1, HS)
+			return []*Tensor{dqkv}
+		}},
 		{"AdamW", func(d *CPU) []*Tensor {
 			p, m, v := d.FromHost(in(1, n), n), d.FromHost(in(2, n), n), d.FromHost(in(3, n), n)
 			d.Mul(v, v, v)
