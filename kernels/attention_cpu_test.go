@@ -442,3 +442,97 @@ func TestAttentionExpEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestAttentionBF16 runs attention in BF16 mode (SetGemmBF16): forward and backward bit for
+// bit as with every product replaced by the reference BF16 product (gemmBF16Ref: inputs
+// rounded to BF16, VDPBF16PS's sums), on 1 and 3 threads; and close to, but not equal to,
+// FP32 attention (so the products do run in BF16). The cases have masked keys, key biases,
+// several query blocks, and more keys than a k block of the kernel (kc), so P V sums over
+// two blocks.
+func TestAttentionBF16(t *testing.T) {
+	needBF16(t)
+	for ci, c := range []attnCase{
+		{name: "B2T37NH3HS13/textmask", B: 2, T: 37, NH: 3, HS: 13, textLen: 8, masked: []int{2, 7}, finiteBias: true},
+		{name: "B1T70NH2HS64", B: 1, T: 70, NH: 2, HS: 64},
+		{name: "B1T401NH1HS16", B: 1, T: 401, NH: 1, HS: 16},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			B, T, NH, HS := c.B, c.T, c.NH, c.HS
+			C := NH * HS
+			rng := rand.New(rand.NewPCG(uint64(ci)+7, 0xbf16))
+			qkv, dout := make([]float32, B*T*3*C), make([]float32, B*T*C)
+			for i := range qkv {
+				qkv[i] = float32(1.5 * rng.NormFloat64())
+			}
+			for i := range dout {
+				dout[i] = float32(rng.NormFloat64())
+			}
+			var bias []float32
+			if c.masked != nil {
+				bias = make([]float32, B*T)
+				for b := range B {
+					for j := range T {
+						bias[b*T+j] = float32(-0.5 * rng.Float64())
+						if j < c.textLen && j >= c.textLen-c.masked[b] {
+							bias[b*T+j] = float32(math.Inf(-1))
+						}
+					}
+				}
+			}
+			// run returns out, lse and dqkv on d.
+			run := func(d *CPU) (out, lse, dx []float32) {
+				g := &attnGuard{d: d}
+				tQKV, tDO := g.tensor(qkv, B, T, 3, NH, HS), g.tensor(dout, B, T, NH, HS)
+				var tBias *Tensor
+				if bias != nil {
+					tBias = g.tensor(bias, B, T)
+				}
+				tOut, tLSE := g.tensor(attnNaNs(B*T*C), B, T, NH, HS), g.tensor(attnNaNs(B*NH*T), B, NH, T)
+				tDX := g.tensor(attnNaNs(B*T*3*C), B, T, 3, NH, HS)
+				d.AttentionForward(tOut, tLSE, tQKV, tBias, B, T, NH, HS)
+				d.AttentionBackward(tDX, tDO, tOut, tLSE, tQKV, tBias, B, T, NH, HS)
+				g.check(t)
+				return Host(tOut), Host(tLSE), Host(tDX)
+			}
+			bf16 := func(threads int) *CPU {
+				d := NewCPU(threads)
+				if err := d.SetGemmBF16(true); err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			asm := attnProductBF16
+			attnProductBF16 = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+				b []float32, ldb int, beta float32, c []float32, ldc int) {
+				gemmBF16Ref(bf16GemmKernel.kc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			}
+			wantOut, wantLSE, wantDX := run(bf16(1))
+			attnProductBF16 = asm
+			for _, threads := range []int{1, 3} {
+				out, lse, dx := run(bf16(threads))
+				name := fmt.Sprintf("%d threads", threads)
+				sameBits(t, name+"/out", out, wantOut)
+				sameBits(t, name+"/lse", lse, wantLSE)
+				sameBits(t, name+"/dqkv", dx, wantDX)
+			}
+			f32Out, _, f32DX := run(NewCPU(1))
+			for _, v := range []struct {
+				what      string
+				got, want []float32
+			}{{"out", wantOut, f32Out}, {"dqkv", wantDX, f32DX}} {
+				differ, maxDiff, maxAbs := 0, 0.0, 0.0
+				for i, w := range v.want {
+					if v.got[i] != w {
+						differ++
+					}
+					maxDiff = math.Max(maxDiff, math.Abs(float64(v.got[i]-w)))
+					maxAbs = math.Max(maxAbs, math.Abs(float64(w)))
+				}
+				t.Logf("%s: %d of %d values differ from FP32 attention's, by up to %.3g (values up to %.3g)", v.what, differ, len(v.want), maxDiff, maxAbs)
+				if differ == 0 || maxDiff > 0.05*maxAbs {
+					t.Errorf("%s: %d values differ from FP32 attention's, by up to %.3g of %.3g (want some, within 5%%)", v.what, differ, maxDiff, maxAbs)
+				}
+			}
+		})
+	}
+}

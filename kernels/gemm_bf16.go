@@ -30,9 +30,9 @@ import (
 	"unsafe"
 )
 
-// SetGemmBF16 sets whether the device's matrix products (Gemm, GemmStridedBatched and the
-// linear layers' products; not attention's, which stay FP32) round their inputs to BF16 and
-// multiply them with the BF16 kernel, about twice the FP32 kernel's rate, with FP32 sums.
+// SetGemmBF16 sets whether the device's matrix products (Gemm, GemmStridedBatched, the
+// linear layers' and attention's) round their inputs to BF16 and multiply them with the
+// BF16 kernel, about twice the FP32 kernel's rate, with FP32 sums.
 // It fails where the CPU has no AVX512_BF16: a slower path with the same bits would defeat
 // the purpose.
 func (d *CPU) SetGemmBF16(on bool) error {
@@ -49,7 +49,7 @@ func (d *CPU) GemmBF16() bool { return d.bf16 }
 // Describe says how the device multiplies (align info's "device info").
 func (d *CPU) Describe() string {
 	if d.bf16 {
-		return "GEMM bf16 (" + bf16GemmKernel.name + " kernel, FP32 sums; attention's products in fp32)"
+		return "GEMM bf16 (" + bf16GemmKernel.name + " kernel, FP32 sums; attention's products too)"
 	}
 	return "GEMM fp32"
 }
