@@ -185,7 +185,6 @@ func (d *CPU) AttentionBackward(dqkv, dout, out, lse, qkv, keyBias *Tensor, B, T
 	}
 	d.parallel(BNH, 1, func(lo, hi int) {
 		sc := attnGetScratch(T, HS, bq)
-		sc.product = d.attnProduct()
 		defer attnScratchPool.Put(sc)
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/NH, bh%NH
