@@ -64,6 +64,10 @@ test: setup vet lint
 	@# it does by default on CPUs without AVX2: what OpenBLAS does not give must skip
 	@# (kernels.BatchInvariant), the rest pass. Without OpenBLAS this repeats the Go GEMM's run.
 	ALIGN_BLAS=openblas $(GO) test -count=1 ./kernels ./diffusion ./guidance ./rewards ./cmd/align
+	@# The batch and thread invariance tests again on 12 threads, more than the small batches'
+	@# heads (a split within a head's work that 2 cores never take: attention's backward
+	@# once summed it in another order, and align sample's images depended on --batch-size).
+	GOMAXPROCS=12 $(GO) test -count=1 -run 'BatchSize|ThreadIndependen|Invarian' ./kernels ./diffusion ./cmd/align
 
 # staticcheck (pinned; staticcheck.conf) in the three build configurations, default, noembed and
 # cuda (cuda.h as for vet-cuda), merged: code that one configuration uses is not reported unused.
