@@ -13,13 +13,7 @@ import (
 
 func BenchmarkScore(b *testing.B) {
 	requireORT(b)
-	cfg := rewards.DefaultNativeImageConfig()
-	cfg.VocabSize, cfg.MaxTextLen = 0, 0
-	m := randomNative(b, cfg, testTokenizer(b, 16), 3)
-	data, man, err := ExportNative(m, "r.onnx")
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, data, man := exportDefault(b, 3)
 	const B = 64
 	r := rand.New(rand.NewPCG(1, 1))
 	pixels := randomPixels(r, append([]int{B}, m.Config.SampleShape()...)...)

@@ -47,6 +47,19 @@ func testTokenizer(t testing.TB, maxLen int) *diffusion.Tokenizer {
 	return tok
 }
 
+// exportDefault exports a default-size image model of random weights (randomNative, seed).
+func exportDefault(t testing.TB, seed uint64) (*rewards.Native, []byte, *Manifest) {
+	t.Helper()
+	cfg := rewards.DefaultNativeImageConfig()
+	cfg.VocabSize, cfg.MaxTextLen = 0, 0
+	m := randomNative(t, cfg, testTokenizer(t, 16), seed)
+	data, man, err := ExportNative(m, "reward.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, data, man
+}
+
 // randomNative builds a model whose every parameter is redrawn from N(0, std^2) (LayerNorm
 // scales around 1), so that no part of the graph is trivially zero or identity.
 func randomNative(t testing.TB, cfg rewards.NativeConfig, tok *diffusion.Tokenizer, seed uint64) *rewards.Native {
@@ -200,13 +213,8 @@ func TestExportNativeMatchesGo(t *testing.T) {
 // followed by an Add.
 func TestExportFusesInONNXRuntime(t *testing.T) {
 	requireORT(t)
-	cfg := rewards.DefaultNativeImageConfig()
-	cfg.VocabSize, cfg.MaxTextLen = 0, 0
-	m := randomNative(t, cfg, testTokenizer(t, 16), 5)
-	data, _, err := ExportNative(m, "reward.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, data, _ := exportDefault(t, 5)
+	cfg := m.Config
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		t.Fatal(err)
