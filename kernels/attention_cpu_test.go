@@ -49,28 +49,7 @@ func attnRunCase(t *testing.T, c attnCase, seed uint64) {
 	B, T, NH, HS := c.B, c.T, c.NH, c.HS
 	C := NH * HS
 	rng := rand.New(rand.NewPCG(seed, 0xa77e))
-	qkv := make([]float32, B*T*3*C)
-	for i := range qkv {
-		qkv[i] = float32(1.5 * rng.NormFloat64())
-	}
-	R := make([]float32, B*T*C) // dout, and the weights of the loss sum(out ⊙ R)
-	for i := range R {
-		R[i] = float32(rng.NormFloat64())
-	}
-	var bias []float32
-	if c.masked != nil {
-		bias = make([]float32, B*T)
-		for b := range B {
-			for j := range T {
-				if c.finiteBias {
-					bias[b*T+j] = float32(-0.5 * rng.Float64())
-				}
-				if c.masked[b] < 0 || (j < c.textLen && j >= c.textLen-c.masked[b]) {
-					bias[b*T+j] = float32(math.Inf(-1))
-				}
-			}
-		}
-	}
+	qkv, R, bias := attnInputs(c, rng) // R: dout, and the weights of the loss sum(out ⊙ R)
 
 	x64, r64, bias64 := attnF64(qkv), attnF64(R), attnF64(bias)
 	wantOut, wantLSE, wantDX := attnRef(x64, bias64, r64, B, T, NH, HS)
@@ -124,6 +103,35 @@ func attnRunCase(t *testing.T, c attnCase, seed uint64) {
 			g.check(t)
 		})
 	}
+}
+
+// attnInputs draws a case's qkv (N(0, 1.5^2)), dout (N(0, 1)) and key bias (nil without
+// c.masked: c.masked[b] padding keys at the end of sample b's text, all its keys where -1,
+// and with c.finiteBias small negative biases on the others).
+func attnInputs(c attnCase, rng *rand.Rand) (qkv, dout, bias []float32) {
+	B, T, C := c.B, c.T, c.NH*c.HS
+	qkv = make([]float32, B*T*3*C)
+	for i := range qkv {
+		qkv[i] = float32(1.5 * rng.NormFloat64())
+	}
+	dout = make([]float32, B*T*C)
+	for i := range dout {
+		dout[i] = float32(rng.NormFloat64())
+	}
+	if c.masked != nil {
+		bias = make([]float32, B*T)
+		for b := range B {
+			for j := range T {
+				if c.finiteBias {
+					bias[b*T+j] = float32(-0.5 * rng.Float64())
+				}
+				if c.masked[b] < 0 || (j < c.textLen && j >= c.textLen-c.masked[b]) {
+					bias[b*T+j] = float32(math.Inf(-1))
+				}
+			}
+		}
+	}
+	return qkv, dout, bias
 }
 
 // ---- float64 reference ----
@@ -459,26 +467,7 @@ func TestAttentionBF16(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			B, T, NH, HS := c.B, c.T, c.NH, c.HS
 			C := NH * HS
-			rng := rand.New(rand.NewPCG(uint64(ci)+7, 0xbf16))
-			qkv, dout := make([]float32, B*T*3*C), make([]float32, B*T*C)
-			for i := range qkv {
-				qkv[i] = float32(1.5 * rng.NormFloat64())
-			}
-			for i := range dout {
-				dout[i] = float32(rng.NormFloat64())
-			}
-			var bias []float32
-			if c.masked != nil {
-				bias = make([]float32, B*T)
-				for b := range B {
-					for j := range T {
-						bias[b*T+j] = float32(-0.5 * rng.Float64())
-						if j < c.textLen && j >= c.textLen-c.masked[b] {
-							bias[b*T+j] = float32(math.Inf(-1))
-						}
-					}
-				}
-			}
+			qkv, dout, bias := attnInputs(c, rand.New(rand.NewPCG(uint64(ci)+7, 0xbf16)))
 			// run returns out, lse and dqkv on d.
 			run := func(d *CPU) (out, lse, dx []float32) {
 				g := &attnGuard{d: d}
