@@ -82,7 +82,7 @@ lint: vet-cuda
 # Benchmarks print their baselines from the same run: GEMM against OpenBLAS called directly
 # and gonum; the DiT block against the GEMM rate and against JAX (from make pyenv); training
 # and sampling of the default image model as samples/s (images/s), GFLOP/s and fraction of
-# the GEMM rate; Flow-DPO fine-tuning as pairs/s with LoRA and full, and full/LoRA; align
+# the GEMM rate, and the default video model's sampling (videos/s); Flow-DPO fine-tuning as pairs/s with LoRA and full, and full/LoRA; align
 # score on 1,000 files natively and through ONNX Runtime (from make ort), and ONNX/native;
 # then the two reward models alone. Each measures its own peak memory (internal/benchmem).
 # Last, the CUDA device's host cost per DiT-B step and sampling run over a driver that does
@@ -91,8 +91,8 @@ lint: vet-cuda
 bench: setup pyenv ort
 	ALIGN_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test -run '^$$' -bench 'GemmTable|DiTBlock|Attention' -benchtime 10x -timeout 30m ./kernels ./nn
 	$(GO) test -run '^$$' -bench 'TrainStep' -benchtime 5x ./diffusion
-	$(GO) test -run '^$$' -bench 'Sample$$' -benchtime 2x ./diffusion
-	ALIGN_BENCH_PRECISION=bf16 $(GO) test -run '^$$' -bench 'TrainStep|Sample$$' -benchtime 3x ./diffusion
+	$(GO) test -run '^$$' -bench 'Sample$$|SampleVideo' -benchtime 2x ./diffusion
+	ALIGN_BENCH_PRECISION=bf16 $(GO) test -run '^$$' -bench 'TrainStep|Sample$$|SampleVideo' -benchtime 3x ./diffusion
 	ALIGN_BENCH_PRECISION=bf16 $(GO) test -run '^$$' -bench '^BenchmarkFinetune$$' -benchtime 5x ./dpo
 	$(GO) test -run '^$$' -bench 'GemmBF16' -benchtime 3x ./kernels
 	$(GO) test -run '^$$' -bench '^BenchmarkFinetune$$' -benchtime 5x ./dpo

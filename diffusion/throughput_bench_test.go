@@ -1,10 +1,11 @@
 // Throughput of the default image generator: sampling images/s (28 steps, batch 16, with
 // classifier-free guidance) and, with BenchmarkTrainStep (objective_test.go), training
-// samples/s; both as achieved GFLOP/s (ModelConfig.ForwardFLOPs) and as a fraction of the
+// samples/s; and of the default video generator's sampling (BenchmarkSampleVideo: videos/s,
+// 8 clips of 8 frames, 28 steps, guidance); both as achieved GFLOP/s (ModelConfig.ForwardFLOPs) and as a fraction of the
 // device's GEMM rate measured in the same run, plus the peak memory of the benchmark from
 // building the model to an untimed first run (internal/benchmem: Go heap and resident set).
 //
-// Run: go test ./diffusion -run '^$' -bench Sample -benchtime 2x
+// Run: go test ./diffusion -run '^$' -bench Sample -benchtime 2x (both sampling benchmarks)
 // In BF16 (a CPU with AVX512_BF16): ALIGN_BENCH_PRECISION=bf16 (internal/benchdev).
 package diffusion
 
@@ -43,14 +44,19 @@ func reportThroughput(b *testing.B, flops, seconds float64) {
 }
 
 // benchSampleB and benchSampleSteps are the sampling benchmarks' batch and Euler steps (with
-// guidance 4, the conditional and unconditional halves as one batch).
-const benchSampleB, benchSampleSteps = 16, 28
+// guidance 4, the conditional and unconditional halves as one batch); benchVideoB is the
+// video benchmark's batch.
+const benchSampleB, benchSampleSteps, benchVideoB = 16, 28, 8
 
-// newBenchSampler builds the default image model on dev and returns one sampling run of
-// benchSampleB prompts (seed i) and the model's config.
-func newBenchSampler(b *testing.B, dev kernels.Device) (sample func(i int), cfg ModelConfig) {
+// newBenchSampler builds the default image model (or video model) on dev and returns one
+// sampling run of B prompts (seed i) and the model's config.
+func newBenchSampler(b *testing.B, dev kernels.Device, video bool, B int) (sample func(i int), cfg ModelConfig) {
 	captions := []string{"red apple", "grinning face", "rocket"}
 	cfg = DefaultImageConfig()
+	if video {
+		captions = []string{"a red apple moving right", "a rocket moving up", "a grinning face bouncing"}
+		cfg = DefaultVideoConfig()
+	}
 	tok, _ := BuildTokenizer(captions, 1, cfg.MaxTextLen)
 	cfg.VocabSize = tok.VocabSize()
 	m, err := NewDiT(dev, &kernels.RNG{Seed: 1}, cfg)
@@ -58,7 +64,7 @@ func newBenchSampler(b *testing.B, dev kernels.Device) (sample func(i int), cfg 
 		b.Fatal(err)
 	}
 	m.Tokenizer = tok
-	prompts := make([]string, benchSampleB)
+	prompts := make([]string, B)
 	for i := range prompts {
 		prompts[i] = captions[i%len(captions)]
 	}
@@ -70,11 +76,16 @@ func newBenchSampler(b *testing.B, dev kernels.Device) (sample func(i int), cfg 
 	}, cfg
 }
 
-func BenchmarkSample(b *testing.B) {
+func BenchmarkSample(b *testing.B) { benchSample(b, false, benchSampleB, "images/s") }
+
+func BenchmarkSampleVideo(b *testing.B) { benchSample(b, true, benchVideoB, "videos/s") }
+
+// benchSample times sampling runs of B prompts of the default image or video model.
+func benchSample(b *testing.B, video bool, B int, unit string) {
 	dev := benchdev.Device(b, testDev)
 	benchGemmRate(dev)
 	mem := benchmem.Start()
-	sample, cfg := newBenchSampler(b, dev)
+	sample, cfg := newBenchSampler(b, dev, video, B)
 	sample(0) // untimed; ends the memory's stretch, whose sampler would slow the timed runs
 	usage := mem.Stop()
 	b.ResetTimer()
@@ -82,9 +93,9 @@ func BenchmarkSample(b *testing.B) {
 		sample(i + 1)
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(benchSampleB/sec, "images/s")
+	b.ReportMetric(float64(B)/sec, unit)
 	// Each step evaluates the conditional and unconditional halves: 2*B forward passes, the
 	// captions encoded once.
-	reportThroughput(b, float64(benchSampleB)*cfg.SampleFLOPs(benchSampleSteps, 2), sec)
+	reportThroughput(b, float64(B)*cfg.SampleFLOPs(benchSampleSteps, 2), sec)
 	usage.Report(b, "")
 }

@@ -34,7 +34,7 @@ func BenchmarkTorchCPU(b *testing.B) {
 			step, m, _ := newBenchTrainStep(b, variants[v], DefaultImageConfig(), trainB)
 			cfg = m.Config
 			train := benchdev.Median(step, 3, repeats)
-			sample, _ := newBenchSampler(b, variants[v])
+			sample, _ := newBenchSampler(b, variants[v], false, benchSampleB)
 			i := 0
 			run := func() { sample(i); i++ }
 			ours[v] = rates{trainB / train, benchSampleB / benchdev.Median(run, 1, max(1, repeats/2))}
