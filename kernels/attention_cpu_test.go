@@ -490,13 +490,16 @@ func TestAttentionBF16(t *testing.T) {
 				}
 				return d
 			}
-			asm := attnProductBF16
-			attnProductBF16 = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
-				b []float32, ldb int, beta float32, c []float32, ldc int) {
-				gemmBF16Ref(bf16GemmKernel.kc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			// The reference: every product gemmBF16Ref (put back even if the run fails).
+			refRun := func() (out, lse, dx []float32) {
+				defer func(asm attnProduct) { attnProductBF16 = asm }(attnProductBF16)
+				attnProductBF16 = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+					b []float32, ldb int, beta float32, c []float32, ldc int) {
+					gemmBF16Ref(bf16GemmKernel.kc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+				}
+				return run(bf16(1))
 			}
-			wantOut, wantLSE, wantDX := run(bf16(1))
-			attnProductBF16 = asm
+			wantOut, wantLSE, wantDX := refRun()
 			for _, threads := range []int{1, 3} {
 				out, lse, dx := run(bf16(threads))
 				name := fmt.Sprintf("%d threads", threads)

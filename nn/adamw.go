@@ -45,9 +45,9 @@ type AdamWConfig struct {
 	Decay func(name string) bool
 }
 
-// DefaultAdamWConfig returns LR 1e-4, betas 0.9 and 0.999, epsilon 1e-8, no weight decay.
+// DefaultAdamWConfig returns LR 1e-4, DefaultAdamBetas, no weight decay.
 func DefaultAdamWConfig() AdamWConfig {
-	return AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	return (&TrainLoop{LearningRate: 1e-4}).AdamW(DefaultAdamBetas())
 }
 
 // DecayByName is the default weight-decay rule: decay every parameter except biases (last
