@@ -331,6 +331,7 @@ func (t *Trainer) SaveCheckpoint() (string, error) {
 	c.AdamW = nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps)
 	c.RNG = nn.RNGState{Seed: t.RNG.Seed, Offset: t.RNG.Offset}
 	c.Step = t.Step
+	c.Compute = nn.ComputeOf(t.dev)
 	cfg := t.Cfg
 	st, _ := json.Marshal(trainState{Epoch: t.Epoch, Position: t.Pos, DataLen: t.data.Len(), Seed: t.Cfg.Seed, Config: &cfg})
 	c.Extra[metaTrainState] = string(st)

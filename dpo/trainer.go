@@ -489,9 +489,10 @@ func (t *Trainer) SaveCheckpoint() ([]string, error) {
 	st, _ := json.Marshal(finetuneState{Epoch: t.Epoch, Position: t.Pos, DataLen: t.data.Len(),
 		DataFingerprint: t.data.Fingerprint(), Seed: t.Cfg.Seed, BaseModel: t.BaseModel, Config: &cfg, RewardConditionMax: maxes})
 	c := &nn.Checkpoint{Tensors: nn.HostParams(t.checkpointParams(), nn.F32), Config: mc, Step: t.Step,
-		RNG:   nn.RNGState{Seed: t.RNG.Seed, Offset: t.RNG.Offset},
-		AdamW: nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps),
-		Extra: map[string]string{metaTokenizer: string(tok), metaModelType: modelTypeFTState, metaFTState: string(st)}}
+		RNG:     nn.RNGState{Seed: t.RNG.Seed, Offset: t.RNG.Offset},
+		AdamW:   nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps),
+		Compute: nn.ComputeOf(t.dev),
+		Extra:   map[string]string{metaTokenizer: string(tok), metaModelType: modelTypeFTState, metaFTState: string(st)}}
 	path := t.CheckpointPath(t.Step)
 	if err := c.Save(path); err != nil {
 		return nil, err

@@ -46,6 +46,14 @@ func (d *CPU) SetGemmBF16(on bool) error {
 // GemmBF16 reports whether the device multiplies in BF16 (SetGemmBF16).
 func (d *CPU) GemmBF16() bool { return d.bf16 }
 
+// Precision implements Precisioner: "bf16" after SetGemmBF16(true), else "fp32".
+func (d *CPU) Precision() string {
+	if d.bf16 {
+		return "bf16"
+	}
+	return "fp32"
+}
+
 // Describe says how the device multiplies (align info's "device info").
 func (d *CPU) Describe() string {
 	if d.bf16 {

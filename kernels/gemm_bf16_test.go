@@ -355,12 +355,12 @@ func TestCPUBF16Device(t *testing.T) {
 // (simulated by hiding the kernel).
 func TestSetGemmBF16(t *testing.T) {
 	d := NewCPU(1)
-	if d.GemmBF16() || d.Describe() != "GEMM fp32" {
-		t.Fatalf("a new CPU device multiplies in fp32: %v, %q", d.GemmBF16(), d.Describe())
+	if d.GemmBF16() || d.Describe() != "GEMM fp32" || PrecisionOf(d) != "fp32" {
+		t.Fatalf("a new CPU device multiplies in fp32: %v, %q, %q", d.GemmBF16(), d.Describe(), PrecisionOf(d))
 	}
 	if bf16GemmKernel != nil {
-		if err := d.SetGemmBF16(true); err != nil || !d.GemmBF16() || !strings.Contains(d.Describe(), "GEMM bf16") {
-			t.Fatalf("SetGemmBF16(true): %v, %v, %q", err, d.GemmBF16(), d.Describe())
+		if err := d.SetGemmBF16(true); err != nil || !d.GemmBF16() || !strings.Contains(d.Describe(), "GEMM bf16") || PrecisionOf(d) != "bf16" {
+			t.Fatalf("SetGemmBF16(true): %v, %v, %q, %q", err, d.GemmBF16(), d.Describe(), PrecisionOf(d))
 		}
 	}
 	saved := bf16GemmKernel

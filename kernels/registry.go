@@ -49,6 +49,20 @@ type Describer interface {
 	Describe() string
 }
 
+// Precisioner is implemented by devices whose matrix products can take their inputs in less
+// than FP32: Precision names the current setting, "fp32", "tf32" or "bf16" (--precision).
+type Precisioner interface {
+	Precision() string
+}
+
+// PrecisionOf is d's Precision, or "fp32" for a device that has no other.
+func PrecisionOf(d Device) string {
+	if p, ok := d.(Precisioner); ok {
+		return p.Precision()
+	}
+	return "fp32"
+}
+
 // Open returns a new device of the registered name ("cpu", "cuda", ...).
 func Open(name string) (Device, error) {
 	registryMu.Lock()

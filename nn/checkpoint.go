@@ -4,7 +4,8 @@
 // The file's __metadata__ holds one key "align" whose value is a JSON object
 //
 //	{"format":"align.checkpoint","version":1,"step":1200,"rng":{"seed":7,"offset":96},
-//	 "config":{...},"adamw":{"step":1200},"data_crc32c":3735928559}
+//	 "config":{...},"adamw":{"step":1200},"compute":{"device":"cpu","precision":"fp32"},
+//	 "data_crc32c":3735928559}
 //
 // and the Extra entries as further keys. Optimizer moments are F32 tensors named
 // "optim.m.<param>" and "optim.v.<param>"; weights are F32, F16, BF16 or I8 with per-row
@@ -42,6 +43,7 @@ type Checkpoint struct {
 	Step    int               // training steps taken
 	RNG     RNGState          // position of the run's random stream
 	AdamW   *AdamWState       // optimizer state; nil for none
+	Compute Compute           // where the run that wrote it computed; zero for unknown
 	Extra   map[string]string // further __metadata__ entries (dims, calibration, notes)
 
 	// Path is the file the checkpoint was read from (set by LoadCheckpoint and
@@ -54,6 +56,19 @@ type Checkpoint struct {
 type RNGState struct {
 	Seed   uint64 `json:"seed"`
 	Offset uint64 `json:"offset"`
+}
+
+// Compute is where a run computes: the device's name and its products' precision. A training
+// checkpoint records the run that wrote it, so that a run resumed on another device or in
+// another precision can say that its numbers are not those of one uninterrupted run.
+type Compute struct {
+	Device    string `json:"device"`
+	Precision string `json:"precision"`
+}
+
+// ComputeOf is where dev computes.
+func ComputeOf(dev kernels.Device) Compute {
+	return Compute{Device: dev.Name(), Precision: kernels.PrecisionOf(dev)}
 }
 
 // AdamWState is AdamW's state: the number of updates taken and, per parameter, the first
@@ -81,7 +96,8 @@ type ckptMeta struct {
 	AdamW   *struct {
 		Step int `json:"step"`
 	} `json:"adamw,omitempty"`
-	DataCRC32C *uint32 `json:"data_crc32c,omitempty"`
+	Compute    *Compute `json:"compute,omitempty"`
+	DataCRC32C *uint32  `json:"data_crc32c,omitempty"`
 }
 
 var ckptCastagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -177,6 +193,9 @@ func (c *Checkpoint) layout() (*stLayout, error) {
 	}
 	tensors := slices.Clone(c.Tensors)
 	meta := ckptMeta{Format: ckptFormat, Version: ckptVersion, Step: c.Step, RNG: c.RNG, Config: c.Config}
+	if c.Compute != (Compute{}) {
+		meta.Compute = &c.Compute
+	}
 	if a := c.AdamW; a != nil {
 		meta.AdamW = &struct {
 			Step int `json:"step"`
@@ -281,6 +300,9 @@ func ckptRead(name string, buf []byte) (*Checkpoint, error) {
 		c.Step, c.RNG, c.Config = meta.Step, meta.RNG, meta.Config
 		if meta.AdamW != nil {
 			c.AdamW = &AdamWState{Step: meta.AdamW.Step}
+		}
+		if meta.Compute != nil {
+			c.Compute = *meta.Compute
 		}
 	}
 	tensors, err := f.floatTensors()

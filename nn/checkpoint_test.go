@@ -147,6 +147,30 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 }
 
+// A checkpoint keeps where its run computed; one saved without the record loads without one
+// (and its metadata has no "compute" key).
+func TestCheckpointCompute(t *testing.T) {
+	if got := ComputeOf(kernels.NewCPU(1)); got != (Compute{Device: "cpu", Precision: "fp32"}) {
+		t.Errorf("ComputeOf(CPU) = %+v", got)
+	}
+	md := newCkptModel(1, ckptShapes)
+	for _, want := range []Compute{{Device: "cuda:0", Precision: "bf16"}, {}} {
+		c := ckptExample(md, F32)
+		c.Compute = want
+		var buf bytes.Buffer
+		if err := c.Encode(&buf); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadCheckpoint("ck", buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Compute != want || strings.Contains(buf.String(), "compute") != (want != Compute{}) {
+			t.Errorf("saved %+v, loaded %+v", want, got.Compute)
+		}
+	}
+}
+
 func TestCheckpointReadBytes(t *testing.T) {
 	md := newCkptModel(3, map[string][]int{"w": {2, 2}})
 	c := &Checkpoint{Tensors: HostParams(md.params, F32)}

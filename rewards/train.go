@@ -579,6 +579,7 @@ func (t *Trainer) SaveCheckpoint() (string, error) {
 	c.AdamW = nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps)
 	c.RNG = nn.RNGState{Seed: t.Cfg.Seed, Offset: uint64(t.Step)}
 	c.Step = t.Step
+	c.Compute = nn.ComputeOf(t.dev)
 	cfg := t.Cfg
 	st, _ := json.Marshal(trainState{Seed: t.Cfg.Seed, Pool: t.Gen.PoolSize(SplitTrain), Elapsed: t.elapsed, Config: &cfg})
 	c.Extra[metaTrainState] = string(st)

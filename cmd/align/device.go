@@ -7,7 +7,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/kernels/cuda" // registers the CUDA devices
+	"github.com/alignkit/align/nn"
 	"github.com/spf13/cobra"
 )
 
@@ -206,35 +206,15 @@ func deviceWithThreads(cmd *cobra.Command, threads int) (kernels.Device, error) 
 	return deviceFromCmd(cmd)
 }
 
-// computeRecord is where a training run computes, kept in its config.json: a run resumed on
-// another device or in another precision continues, but without the bits of one
-// uninterrupted run (warnComputeChange).
-type computeRecord struct {
-	Device    string `json:"device"`
-	Precision string `json:"precision"`
-}
-
-// computeOf is the record of dev, opened by deviceFromCmd from cmd's flags.
-func computeOf(cmd *cobra.Command, dev kernels.Device) computeRecord {
-	prec, err := cmd.Flags().GetString("precision")
-	if err != nil || prec == "" {
-		prec = "fp32"
-	}
-	return computeRecord{Device: dev.Name(), Precision: prec}
-}
-
-// warnComputeChange warns on w where the config.json beside checkpoint records another
-// device or precision than now (nothing where it records none, as runs before the record).
-func warnComputeChange(w io.Writer, checkpoint string, now computeRecord) {
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(checkpoint), "config.json"))
-	if err != nil {
-		return
-	}
-	var was computeRecord
-	if json.Unmarshal(b, &was) != nil || was.Device == "" || was == now {
+// warnComputeChange warns on w where checkpoint was written by a run on another device or in
+// another precision than dev's: the run continues, but without the bits of one uninterrupted
+// run. A checkpoint without the record (written before checkpoints kept it) gives nothing.
+func warnComputeChange(w io.Writer, checkpoint *nn.Checkpoint, dev kernels.Device) {
+	was, now := checkpoint.Compute, nn.ComputeOf(dev)
+	if was == (nn.Compute{}) || was == now {
 		return
 	}
 	fmt.Fprintf(w, "align: warning: the run of %s computed on %s in %s, this one on %s in %s: it continues, "+
 		"but its numbers will differ from one run on a single device and precision\n",
-		filepath.Base(checkpoint), was.Device, was.Precision, now.Device, now.Precision)
+		filepath.Base(checkpoint.Path), was.Device, was.Precision, now.Device, now.Precision)
 }

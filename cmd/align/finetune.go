@@ -266,7 +266,7 @@ func finetuneData(dev kernels.Device, opts *FinetuneOptions, mc *diffusion.Model
 				strings.Join(set.Dims, ","), rewards.FormatWeights(set.Dims, set.Weights), set.Swapped,
 				set.Ties()+set.TiesDropped, map[bool]string{true: "dropped", false: "kept"}[opts.Ties == dpo.TiesDrop], set.Uninformative)
 		}
-		fmt.Fprintf(stderr, "%s: %d pairs%s\n", opts.Pairs, len(set.Pairs), note)
+		fmt.Fprintf(stderr, "%s: %s%s\n", opts.Pairs, counted(len(set.Pairs), "pair"), note)
 		if method == dpo.MethodSFT {
 			return dpo.WinnerData(set, mc)
 		}
@@ -304,7 +304,7 @@ type finetuneRecord struct {
 	Resumed     string                `json:"resumed_from,omitempty"`
 	Started     string                `json:"started"`
 	Version     string                `json:"align_version"`
-	computeRecord
+	nn.Compute
 }
 
 func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
@@ -323,7 +323,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if err != nil {
 			return err
 		}
-		_, mc, _, _, err := dpo.ReadTrainingCheckpoint(path)
+		ck, mc, _, _, err := dpo.ReadTrainingCheckpoint(path)
 		if err != nil {
 			return err
 		}
@@ -337,7 +337,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if data, err = finetuneData(dev, opts, &mc, stderr); err != nil {
 			return err
 		}
-		warnComputeChange(stderr, path, computeOf(cmd, dev))
+		warnComputeChange(stderr, ck, dev)
 		if tr, err = dpo.ResumeTrainer(dev, path, cfg, data, opts.OutputDir); err != nil {
 			return err
 		}
@@ -411,7 +411,7 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	}
 	rec := finetuneRecord{Train: tr.Cfg, Model: tr.Model.Config, BaseModel: tr.BaseModel, Pairs: opts.Pairs, Scored: opts.Scored,
 		Data: opts.Data, Weights: opts.Weights, Units: data.Len(), Trainable: trainable, Resumed: resumed,
-		Started: time.Now().UTC().Format(time.RFC3339), Version: version, computeRecord: computeOf(cmd, dev)}
+		Started: time.Now().UTC().Format(time.RFC3339), Version: version, Compute: nn.ComputeOf(dev)}
 	if rec.CondMax, err = diffusion.RewardConditionMaxMap(tr.Model.Config.RewardDims, tr.Model.RewardConditionMax); err != nil {
 		return err
 	}
@@ -429,34 +429,30 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 
 	bar := newProgressBar(stderr, "finetune "+cfg.Method, tr.Cfg.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
-	var smooth, acc, inside, mse float64
-	n := 0
+	var loss, acc, inside, mse runningAverage
 	tr.Progress = func(e dpo.LogEntry, _ time.Duration) {
 		if !e.Skipped {
-			n++
-			a := min(diffusion.LossSmoothing, 1-1/float64(n))
-			ema := func(s *float64, v float64) { *s = a**s + (1-a)*v }
-			ema(&smooth, e.Loss)
+			loss.add(e.Loss)
 			if d := e.DPOMetrics; d != nil {
-				ema(&acc, d.ImplicitAcc)
-				ema(&inside, d.Inside)
+				acc.add(d.ImplicitAcc)
+				inside.add(d.Inside)
 			}
 			if r := e.RWRMetrics; r != nil {
-				ema(&mse, r.MSE)
+				mse.add(r.MSE)
 			}
 		}
-		extra := fmt.Sprintf("loss %.4f", smooth)
+		extra := fmt.Sprintf("loss %.4f", loss.value)
 		if e.DPOMetrics != nil {
-			extra += fmt.Sprintf(" implicit_acc %.2f inside %.3g", acc, inside)
+			extra += fmt.Sprintf(" implicit_acc %.2f inside %.3g", acc.value, inside.value)
 		} else {
-			extra += fmt.Sprintf(" mse %.4f", mse)
+			extra += fmt.Sprintf(" mse %.4f", mse.value)
 		}
 		bar.Update(e.Step, fmt.Sprintf("%s lr %.2e %.1f samples/s", extra, e.LR, e.SamplesPerSec))
 		in.Note(bar)
 	}
 	tr.Notify = func(msg string) { bar.Note(msg) }
 	err = tr.Run(in.ctx, opts.TimeLimit)
-	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
+	bar.Finish(loss.lossNote())
 	// A run stopped by the time limit goes on to report the outputs written with its
 	// checkpoint.
 	if _, err := runStopped(stderr, opts.OutputDir, err, diffusion.ErrInterrupted, diffusion.ErrTimeLimit); err != nil {

@@ -182,9 +182,9 @@ func TestFinetuneDPOEndToEnd(t *testing.T) {
 	}
 	// config.json records the device and precision; a resume on another device says that the
 	// numbers will differ from one uninterrupted run's.
-	var rec computeRecord
+	var rec nn.Compute
 	if b, err := os.ReadFile(filepath.Join(out, "config.json")); err != nil || json.Unmarshal(b, &rec) != nil ||
-		rec != (computeRecord{Device: "cpu", Precision: "fp32"}) {
+		rec != (nn.Compute{Device: "cpu", Precision: "fp32"}) {
 		t.Errorf("config.json: %+v, %v", rec, err)
 	}
 	stderr.Reset()
@@ -192,6 +192,23 @@ func TestFinetuneDPOEndToEnd(t *testing.T) {
 		"--device", "cuda-emu"), &stdout, &stderr); code != exitOK ||
 		!strings.Contains(stderr.String(), "warning: the run of checkpoint-5.safetensors computed on cpu in fp32, this one on cuda-emu in fp32") {
 		t.Errorf("resume on cuda-emu: exit %d, %q", code, stderr.String())
+	}
+	// The record is the checkpoint's own: a resume that trains no further on the CPU leaves
+	// checkpoint-6 a cuda-emu one (config.json, rewritten by that run, says cpu), and the
+	// resume after it is told so; the checkpoint that run writes is the CPU's. The bar's
+	// closing line gives a loss only where the run took a step.
+	for _, c := range []struct {
+		steps       string
+		warn, train bool
+	}{{"6", true, false}, {"7", true, true}, {"8", false, true}} {
+		stderr.Reset()
+		code := Main(append(append([]string{}, base...), "--max-train-steps", c.steps, "--resume-from-checkpoint", "latest"), &stdout, &stderr)
+		warned, lossed := strings.Contains(stderr.String(), "warning: the run of checkpoint-"), strings.Contains(stderr.String(), ", loss ")
+		if code != exitOK || warned != c.warn || lossed != c.train ||
+			c.warn && !strings.Contains(stderr.String(), "computed on cuda-emu in fp32, this one on cpu in fp32") {
+			t.Errorf("resume to step %s on the CPU: exit %d, warned %v (want %v), loss %v (want %v), %q",
+				c.steps, code, warned, c.warn, lossed, c.train, stderr.String())
+		}
 	}
 }
 

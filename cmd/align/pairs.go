@@ -327,9 +327,9 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 			noPair++
 		}
 		pairs = append(pairs, ps...)
-		bar.Update(p-first+1, fmt.Sprintf("%d pairs", len(pairs)))
+		bar.Update(p-first+1, counted(len(pairs), "pair"))
 	}
-	bar.Finish(fmt.Sprintf("%d pairs, %d prompts without one, %d samples not scored", len(pairs), noPair, failed))
+	bar.Finish(fmt.Sprintf("%s, %s without one, %s not scored", counted(len(pairs), "pair"), counted(noPair, "prompt"), counted(failed, "sample")))
 
 	write := func(wr io.Writer) error {
 		if opts.Scored {
@@ -340,9 +340,9 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	if err := writeOutputFile(opts.Output, write); err != nil {
 		return err
 	}
-	what := fmt.Sprintf("%d pairs", len(pairs))
+	what := counted(len(pairs), "pair")
 	if opts.Scored {
-		what = fmt.Sprintf("%d scored samples", len(set.Items))
+		what = counted(len(set.Items), "scored sample")
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s; samples in %s) in %s\n", opts.Output, what, opts.ImagesDir, fmtDuration(time.Since(start)))
 	if interrupted {

@@ -378,7 +378,7 @@ type pretrainRecord struct {
 	Resumed string                   `json:"resumed_from,omitempty"`
 	Started string                   `json:"started"`
 	Version string                   `json:"align_version"`
-	computeRecord
+	nn.Compute
 }
 
 func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
@@ -413,7 +413,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		if err != nil {
 			return err
 		}
-		warnComputeChange(stderr, path, computeOf(cmd, dev))
+		warnComputeChange(stderr, ck, dev)
 		if opts.Video != (mcfg.Kind == diffusion.KindVideo) {
 			return usageError{fmt.Errorf("%s holds a %s model; --video is %v", path, mcfg.Kind, opts.Video)}
 		}
@@ -491,7 +491,7 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 	}
 	rec := pretrainRecord{Model: mc, Train: pc, Data: opts.Data, Dataset: manifest.DatasetVersion, Samples: data.Len(),
 		Vocab: mc.VocabSize, Params: mc.ParamCount(), Resumed: resumed, Started: time.Now().UTC().Format(time.RFC3339), Version: version,
-		computeRecord: computeOf(cmd, dev)}
+		Compute: nn.ComputeOf(dev)}
 	if err := writeJSONFile(filepath.Join(opts.OutputDir, "config.json"), rec); err != nil {
 		return err
 	}
@@ -503,19 +503,17 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 
 	bar := newProgressBar(stderr, "pretrain", pc.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
-	smooth, n := 0.0, 0
+	var loss runningAverage
 	tr.Progress = func(e diffusion.LogEntry, _ time.Duration) {
 		if !e.Skipped {
-			n++
-			a := min(diffusion.LossSmoothing, 1-1/float64(n))
-			smooth = a*smooth + (1-a)*e.Loss
+			loss.add(e.Loss)
 		}
-		bar.Update(e.Step, fmt.Sprintf("loss %.4f lr %.2e %.1f samples/s", smooth, e.LR, e.SamplesPerSec))
+		bar.Update(e.Step, fmt.Sprintf("loss %.4f lr %.2e %.1f samples/s", loss.value, e.LR, e.SamplesPerSec))
 		in.Note(bar)
 	}
 	tr.Notify = func(msg string) { bar.Note(msg) }
 	err = tr.Run(in.ctx, opts.TimeLimit)
-	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
+	bar.Finish(loss.lossNote())
 	if stopped, err := runStopped(stderr, opts.OutputDir, err, diffusion.ErrInterrupted, diffusion.ErrTimeLimit); stopped || err != nil {
 		return err
 	}

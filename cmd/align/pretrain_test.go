@@ -135,9 +135,9 @@ func TestPretrainEndToEnd(t *testing.T) {
 		!strings.Contains(stderr.String(), "max_train_steps: 4 -> 6") || strings.Contains(stderr.String(), "warning: the run of") {
 		t.Errorf("after resume: %d log lines; stderr %q", n, stderr.String())
 	}
-	var rec computeRecord
+	var rec nn.Compute
 	if b, err := os.ReadFile(filepath.Join(out, "config.json")); err != nil || json.Unmarshal(b, &rec) != nil ||
-		rec != (computeRecord{Device: "cpu", Precision: "fp32"}) {
+		rec != (nn.Compute{Device: "cpu", Precision: "fp32"}) {
 		t.Errorf("config.json: %+v, %v", rec, err)
 	}
 

@@ -288,7 +288,7 @@ func sampleInBatches(m *diffusion.DiT, captions []string, opts *RetrievalOptions
 			}
 		}
 	}
-	bar.Finish(fmt.Sprintf("%d samples", len(captions)))
+	bar.Finish(counted(len(captions), "sample"))
 	return out, unknown, nil
 }
 

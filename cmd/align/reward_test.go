@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 
 	"github.com/alignkit/align/assets"
+	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -194,5 +196,40 @@ func TestRewardEvalDefault(t *testing.T) {
 	}
 	if got, want := eval("default"), eval(file); got != want {
 		t.Errorf("default:\n%s\nits file:\n%s", got, want)
+	}
+}
+
+// A reward model's training resumed on another device says that its numbers will differ from
+// one uninterrupted run's, for the native and the latent model (the record is the
+// checkpoint's); resumed where it ran, it says nothing.
+func TestRewardTrainResumeOtherDevice(t *testing.T) {
+	data := syntheticEmojiDataset(t, 32)
+	dir := t.TempDir()
+	gen := saveRetrievalModel(t, data, diffusion.KindImage)
+	for _, c := range []struct {
+		name  string
+		extra []string
+	}{{"native", nil}, {"latent", []string{"--latent", "--generator", gen, "--latent-blocks", "1"}}} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, c.name)
+			run := func(steps string, extra ...string) string {
+				t.Helper()
+				args := tinyRewardTrainArgs(data, out, append(append(slices.Clone(c.extra), "--max-train-steps", steps), extra...)...)
+				code, _, stderr := runAlign(t, args...)
+				if code != exitOK {
+					t.Fatalf("%v: exit %d: %s", args, code, stderr)
+				}
+				return stderr
+			}
+			run("2")
+			resume := []string{"--resume-from-checkpoint", "latest"}
+			if stderr := run("4", resume...); strings.Contains(stderr, "warning: the run of") {
+				t.Errorf("resumed on the same device: %s", stderr)
+			}
+			if stderr := run("6", append(resume, "--device", "cuda-emu")...); !strings.Contains(stderr,
+				"warning: the run of checkpoint-4.safetensors computed on cpu in fp32, this one on cuda-emu in fp32") {
+				t.Errorf("resumed on cuda-emu: %s", stderr)
+			}
+		})
 	}
 }

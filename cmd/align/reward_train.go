@@ -12,6 +12,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -325,7 +326,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		if latent, err := rewards.IsLatentCheckpoint(path); err != nil {
 			return err
 		} else if latent {
-			if tr, err = resumeLatent(dev, opts, path); err != nil {
+			if tr, err = resumeLatent(dev, opts, path, stderr); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "resuming the latent run from %s at step %d\n", path, tr.Step)
@@ -335,6 +336,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		if err != nil {
 			return err
 		}
+		warnComputeChange(stderr, ck, dev)
 		if opts.Video != (mcfg.Kind == rewards.KindVideo) {
 			return usageError{fmt.Errorf("%s holds a %s reward model; --video is %v", path, mcfg.Kind, opts.Video)}
 		}
@@ -427,12 +429,13 @@ func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []strin
 	return rewards.NewLatentTrainer(dev, m, tc, gen, opts.OutputDir)
 }
 
-// resumeLatent rebuilds the trainer of a latent run from its checkpoint.
-func resumeLatent(dev kernels.Device, opts *RewardTrainOptions, path string) (*rewards.Trainer, error) {
+// resumeLatent rebuilds the trainer of a latent run from its checkpoint (warnings to stderr).
+func resumeLatent(dev kernels.Device, opts *RewardTrainOptions, path string, stderr io.Writer) (*rewards.Trainer, error) {
 	ck, m, err := rewards.ReadLatentTrainingCheckpoint(dev, path)
 	if err != nil {
 		return nil, err
 	}
+	warnComputeChange(stderr, ck, dev)
 	if opts.Video != (m.Config.Kind() == rewards.KindVideo) {
 		return nil, usageError{fmt.Errorf("%s holds a %s latent reward model; --video is %v", path, m.Config.Kind(), opts.Video)}
 	}
@@ -490,32 +493,30 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 
 	bar := newProgressBar(stderr, "reward train", tc.MaxTrainSteps)
 	bar.base, bar.done = tr.Step, tr.Step
-	smooth, n := 0.0, 0
-	accs := map[string]float64{}
+	var loss runningAverage
+	accs := map[string]*runningAverage{}
 	tr.Progress = func(e rewards.LogEntry) {
 		if !e.Skipped {
-			n++
-			a := min(0.98, 1-1/float64(n))
-			smooth = a*smooth + (1-a)*e.Loss
+			loss.add(e.Loss)
 			for d, v := range e.DimAcc {
-				if _, ok := accs[d]; !ok {
-					accs[d] = v
+				if accs[d] == nil {
+					accs[d] = &runningAverage{}
 				}
-				accs[d] = a*accs[d] + (1-a)*v
+				accs[d].add(v)
 			}
 		}
 		var parts []string
 		for _, d := range dimNames {
-			if v, ok := accs[d]; ok {
-				parts = append(parts, fmt.Sprintf("%s %.2f", d, v))
+			if r := accs[d]; r != nil {
+				parts = append(parts, fmt.Sprintf("%s %.2f", d, r.value))
 			}
 		}
-		bar.Update(e.Step, fmt.Sprintf("loss %.4f acc %s lr %.2e %.0f pairs/s", smooth, strings.Join(parts, " "), e.LR, e.PairsPerSec))
+		bar.Update(e.Step, fmt.Sprintf("loss %.4f acc %s lr %.2e %.0f pairs/s", loss.value, strings.Join(parts, " "), e.LR, e.PairsPerSec))
 		in.Note(bar)
 	}
 	tr.Notify = func(msg string) { bar.Note(msg) }
 	err := tr.Run(in.ctx, opts.TimeLimit)
-	bar.Finish(fmt.Sprintf("loss %.4f", smooth))
+	bar.Finish(loss.lossNote())
 	if stopped, err := runStopped(stderr, opts.OutputDir, err, rewards.ErrInterrupted, rewards.ErrTimeLimit); stopped || err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -425,7 +424,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 			}
 		}
 	}
-	bar.Finish(fmt.Sprintf("%d samples", len(captions)))
+	bar.Finish(counted(len(captions), "sample"))
 
 	// Write everything; on failure remove what this run wrote.
 	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
@@ -496,10 +495,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	if video {
 		kind = "video"
 	}
-	if len(rep.Files) != 1 {
-		kind += "s"
-	}
-	fmt.Fprintf(out, "wrote %d %s and %s to %s\n", len(rep.Files), kind, filepath.Base(rep.Grid), opts.OutputDir)
+	fmt.Fprintf(out, "wrote %s and %s to %s\n", counted(len(rep.Files), kind), filepath.Base(rep.Grid), opts.OutputDir)
 	if r := rep.Steering; r != nil {
 		fmt.Fprintf(out, "steering %s: %.1f reward calls per %s", strings.Join(r.Methods, "+"), r.CallsPerImage, strings.TrimSuffix(kind, "s"))
 		if r.GradientCalls > 0 {
@@ -797,96 +793,4 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 		return nil, "", nil, err
 	}
 	return lr.model, lr.describe, lr.close, nil
-}
-
-// ---- progress bar ----
-
-// progressBar draws "label [=====>    ] done/total elapsed<eta extra" on a terminal,
-// redrawn in place; on anything else (a file, a pipe, a test buffer) it prints a plain line
-// at most every 30 seconds and at the end.
-type progressBar struct {
-	w      io.Writer
-	tty    bool
-	label  string
-	total  int
-	start  time.Time
-	last   time.Time
-	every  time.Duration
-	base   int // units done before this run (a resumed run): the rate counts only the rest
-	done   int
-	closed bool
-}
-
-func newProgressBar(w io.Writer, label string, total int) *progressBar {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	now := time.Now()
-	return &progressBar{w: w, tty: tty, label: label, total: max(total, 1), start: now, last: now, every: 30 * time.Second}
-}
-
-func fmtDuration(d time.Duration) string {
-	s := int(d.Round(time.Second).Seconds())
-	if s >= 3600 {
-		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
-	}
-	return fmt.Sprintf("%02d:%02d", s/60, s%60)
-}
-
-// Update reports done of total units with an extra note (e.g. the loss).
-func (p *progressBar) Update(done int, extra string) {
-	p.done = done
-	now := time.Now()
-	if !p.tty && now.Sub(p.last) < p.every {
-		return
-	}
-	p.last = now
-	el := now.Sub(p.start)
-	eta := "--:--"
-	if done > p.base {
-		eta = fmtDuration(time.Duration(float64(el) / float64(done-p.base) * float64(p.total-done)))
-	}
-	if extra != "" {
-		extra = " " + extra
-	}
-	if p.tty {
-		const width = 24
-		fill := width * done / p.total
-		bar := strings.Repeat("=", fill)
-		if fill < width {
-			bar += ">" + strings.Repeat(" ", width-fill-1)
-		}
-		fmt.Fprintf(p.w, "\r%s [%s] %d/%d %s<%s%s\x1b[K", p.label, bar, done, p.total, fmtDuration(el), eta, extra)
-		return
-	}
-	fmt.Fprintf(p.w, "%s: %d/%d %s<%s%s\n", p.label, done, p.total, fmtDuration(el), eta, extra)
-}
-
-// Note prints a message line without breaking the bar (it is redrawn on the next Update).
-func (p *progressBar) Note(msg string) {
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\x1b[K%s\n", msg)
-		p.last = time.Time{}
-		return
-	}
-	fmt.Fprintln(p.w, msg)
-}
-
-// Finish ends the bar with a summary line.
-func (p *progressBar) Finish(extra string) {
-	if p.closed {
-		return
-	}
-	p.closed = true
-	if extra != "" {
-		extra = ", " + extra
-	}
-	prefix := ""
-	if p.tty {
-		prefix = "\r\x1b[K"
-	}
-	fmt.Fprintf(p.w, "%s%s: %d/%d in %s%s\n", prefix, p.label, p.done, p.total, fmtDuration(time.Since(p.start)), extra)
 }

@@ -339,12 +339,12 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 		return usageError{err}
 	}
 	items := scoring.Shard(all, opts.shardI, opts.shardN)
-	what := "images"
+	what := "image"
 	if lr.clips {
-		what = "clips"
+		what = "clip"
 	}
 	if opts.shardN > 1 {
-		fmt.Fprintf(stderr, "shard %d/%d: %d of %d %s\n", opts.shardI, opts.shardN, len(items), len(all), what)
+		fmt.Fprintf(stderr, "shard %d/%d: %d of %s\n", opts.shardI, opts.shardN, len(items), counted(len(all), what))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -368,7 +368,7 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 			failed++
 		}
 	}
-	bar.Finish(fmt.Sprintf("%d %s, %d errors, %.1f/s", len(rows)-failed, what, failed, float64(len(rows)-failed)/max(elapsed.Seconds(), 1e-9)))
+	bar.Finish(fmt.Sprintf("%s, %s, %.1f/s", counted(len(rows)-failed, what), counted(failed, "error"), float64(len(rows)-failed)/max(elapsed.Seconds(), 1e-9)))
 
 	total, err := scoring.Totals(rows, w, opts.Combine, opts.LSCQuantile)
 	if err != nil {

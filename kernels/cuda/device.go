@@ -149,6 +149,9 @@ func (d *Device) EmptyCache() error { return d.alloc.release() }
 // SetGemmPrecision selects FP32, TF32 or BF16 inputs for Gemm and GemmStridedBatched.
 func (d *Device) SetGemmPrecision(p GemmPrecision) { d.prec = p }
 
+// Precision implements kernels.Precisioner: the GemmPrecision's name.
+func (d *Device) Precision() string { return d.prec.String() }
+
 // gemmTuner is a driver that may time several GEMM algorithms per shape (RealDriver); its
 // SetGemmTuning reports whether it can.
 type gemmTuner interface{ SetGemmTuning(n int) bool }

@@ -838,6 +838,24 @@ func TestAttentionGemmPrecision(t *testing.T) {
 	}
 }
 
+// --precision's names parse to the precision the device then reports (checkpoints record it).
+func TestGemmPrecisionNames(t *testing.T) {
+	d := NewEmulated()
+	for _, name := range []string{"fp32", "tf32", "bf16"} {
+		p, err := ParseGemmPrecision(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.SetGemmPrecision(p)
+		if got := kernels.PrecisionOf(d); got != name {
+			t.Errorf("SetGemmPrecision(%s): the device reports %q", name, got)
+		}
+	}
+	if _, err := ParseGemmPrecision("fp16"); err == nil {
+		t.Error("fp16 parsed")
+	}
+}
+
 func TestDescribe(t *testing.T) {
 	if s := NewEmulated().Describe(); !strings.HasPrefix(s, "CPU emulation (fibers), compute capability 9.0") {
 		t.Errorf("Describe() = %q", s)
