@@ -186,10 +186,16 @@ func ReadPairs(path string, o PairOptions) (*PairSet, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return DecodePairs(f, path, o)
+}
+
+// DecodePairs reads the pairs file at path from r (its bytes read already, e.g. to hash
+// them), in the layout ReadPairs would; relative paths are resolved against path's folder.
+func DecodePairs(r io.Reader, path string, o PairOptions) (*PairSet, error) {
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		return ReadVideoAlignCSV(f, path, filepath.Dir(path), o)
+		return ReadVideoAlignCSV(r, path, filepath.Dir(path), o)
 	}
-	return ReadPairsJSONL(f, path, filepath.Dir(path), o)
+	return ReadPairsJSONL(r, path, filepath.Dir(path), o)
 }
 
 // resolve joins a relative path to dir, unless only p itself (relative to the working

@@ -261,6 +261,7 @@ func EvaluateLatent(m *LatentReward, gen *PairGen, split string, n int, seed uin
 	if err != nil {
 		return nil, err
 	}
+	n = len(pairs) // SplitPreferences gives all of its pairs
 	dims := m.Dims()
 	ts, bucket := evalTimes(n, len(dims), seed, 0)
 	rA, rB, err := scoreNoisyPairs(m, gen, pairs, ts, seed, 0, batch)

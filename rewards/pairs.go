@@ -6,7 +6,8 @@
 //
 // Splits: "train" and "val" are training concepts (val is a fixed 5% of them, by a hash of
 // the concept, used for calibration and never trained on); "heldout" is the dataset's
-// held-out concepts, never seen in training.
+// held-out concepts, never seen in training; "preferences" is the held-out part of a
+// preference file (preferences.go).
 //
 // Test: go test ./rewards -run 'Pair|Validation'
 package rewards
@@ -30,6 +31,9 @@ const (
 	SplitTrain   = "train"
 	SplitVal     = "val"
 	SplitHeldOut = "heldout"
+	// SplitPreferences is the held-out pairs of PairConfig.Preferences, each once per
+	// dimension it labels, in file order (Pairs' n and seed do not apply).
+	SplitPreferences = "preferences"
 )
 
 // ValPerCent is the share of training concepts kept for validation.
@@ -123,6 +127,12 @@ type PairConfig struct {
 	// before the option existed.
 	Teacher      *TeacherSet
 	TeacherShare float64
+	// Preferences, when set, makes PreferenceShare of the training split's pairs of each
+	// dimension it labels (of those not drawn from the teacher) pairs of a preference file
+	// (preferences.go); its held-out pairs are the split SplitPreferences. nil draws the same
+	// pairs as before the option existed.
+	Preferences     *PreferenceSet
+	PreferenceShare float64
 	// Set, when not empty, restricts the training and validation splits to the images (and
 	// the clips of the sprites) of one artwork set ("twitter" or "google" in the emoji data).
 	// Every concept is drawn by both sets, so two models trained on different sets know the
@@ -332,6 +342,9 @@ func (g *PairGen) SampleLen() int {
 // Pairs returns n pairs of a split, a pure function of (split, n, seed, stream): training
 // draws stream = step so a resumed run sees the same pairs.
 func (g *PairGen) Pairs(split string, n int, seed, stream uint64) ([]Pair, error) {
+	if split == SplitPreferences {
+		return g.heldOutPreferences()
+	}
 	if err := g.checkSplit(split); err != nil {
 		return nil, err
 	}
@@ -347,6 +360,8 @@ func (g *PairGen) Pairs(split string, n int, seed, stream uint64) ([]Pair, error
 		switch {
 		case split == SplitTrain && g.Cfg.Teacher != nil && g.Cfg.Teacher.Has(kind) && r.Float64() < g.Cfg.TeacherShare:
 			p = g.teacherPair(kind, r)
+		case split == SplitTrain && g.Cfg.Preferences != nil && g.Cfg.Preferences.Has(kind) && r.Float64() < g.Cfg.PreferenceShare:
+			p = g.preferencePair(kind, r)
 		case kind == DimTA:
 			p = g.taPair(split, idx, r)
 		case kind == DimVQ:

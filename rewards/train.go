@@ -81,6 +81,13 @@ type TrainConfig struct {
 	TeacherSHA256 string  `json:"teacher_sha256,omitempty"`
 	TeacherShare  float64 `json:"teacher_share,omitempty"`
 	TeacherMargin float64 `json:"teacher_margin,omitempty"`
+	// Pairs is the preference file (align's pairs JSONL with labels, or VideoAlign's CSV)
+	// whose training pairs make PairsShare of the training pairs of each dimension it labels
+	// (of those not drawn from the teacher; PairConfig.Preferences, preferences.go) and whose
+	// held-out pairs are evaluated at the end (eval-preferences.json); PairsSHA256 is its sha256.
+	Pairs       string  `json:"pairs,omitempty"`
+	PairsSHA256 string  `json:"pairs_sha256,omitempty"`
+	PairsShare  float64 `json:"pairs_share,omitempty"`
 	// InitFrom is the image reward model a video run was inflated from (Trainer.InflateFrom);
 	// nil for a run from seeded weights. Checkpoints carry it, so a resume needs no --init-from.
 	InitFrom *diffusion.InitSource `json:"init_from,omitempty"`
@@ -109,7 +116,8 @@ func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K:
 // PairConfig returns the pair mixture for dims.
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
 	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts, Set: c.ImageSet,
-		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare, TAImageNegatives: c.TAImageNegatives, TeacherShare: c.TeacherShare}
+		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare, TAImageNegatives: c.TAImageNegatives, TeacherShare: c.TeacherShare,
+		PreferenceShare: c.PairsShare}
 }
 
 // Validate checks the hyper-parameters.
@@ -132,6 +140,12 @@ func (c *TrainConfig) Validate() error {
 		return errors.New("--teacher-scored and --teacher-share > 0 go together")
 	case c.TeacherScored != "" && c.LossType == LossReg:
 		return fmt.Errorf("--teacher-scored labels pairs, which loss %s does not read; use %s or %s", LossReg, LossBTT, LossBT)
+	case !(c.PairsShare >= 0 && c.PairsShare <= 1):
+		return fmt.Errorf("--pairs-share must be in [0, 1], got %v", c.PairsShare)
+	case (c.Pairs == "") != (c.PairsShare == 0):
+		return errors.New("--pairs and --pairs-share > 0 go together")
+	case c.Pairs != "" && c.LossType == LossReg:
+		return fmt.Errorf("--pairs gives labels, which loss %s does not read; use %s or %s", LossReg, LossBTT, LossBT)
 	case c.ValPairs < 1 || c.EvalPairs < 0:
 		return fmt.Errorf("--val-pairs must be >= 1 and --eval-pairs >= 0, got %d and %d", c.ValPairs, c.EvalPairs)
 	case c.ConceptParts < 0 || c.ConceptPart < 0 || (c.ConceptParts > 0 && c.ConceptPart >= c.ConceptParts):
@@ -184,6 +198,9 @@ type Trainer struct {
 	Log       []LogEntry
 	// Eval is the held-out evaluation written by Finish (nil before, or with EvalPairs 0).
 	Eval *EvalReport
+	// PreferenceEval is the evaluation of the held-out preference pairs written by Finish
+	// (nil before, or without any: Gen.Cfg.Preferences).
+	PreferenceEval *EvalReport
 	// Progress, when set, is called after every step; Notify receives one-line messages.
 	Progress func(e LogEntry)
 	Notify   func(msg string)
@@ -236,12 +253,16 @@ func BuildTokenizer(gen *PairGen, maxLen int) (*diffusion.Tokenizer, error) {
 	return diffusion.BuildTokenizer(trainCaptions(gen), 1, maxLen)
 }
 
-// trainCaptions lists the captions of the training split's samples.
+// trainCaptions lists the captions of the training split's samples, then the prompts of the
+// training preference pairs.
 func trainCaptions(gen *PairGen) []string {
 	var caps []string
 	for _, i := range gen.pools[SplitTrain] {
 		c, _, _, _, _ := gen.describe(i)
 		caps = append(caps, c)
+	}
+	if p := gen.Cfg.Preferences; p != nil {
+		caps = append(caps, p.prompts()...)
 	}
 	return caps
 }
@@ -402,12 +423,7 @@ func (t *Trainer) Finish() error {
 		if t.Notify != nil {
 			t.Notify(fmt.Sprintf("evaluating %d held-out pairs", t.Cfg.EvalPairs))
 		}
-		var rep *EvalReport
-		if t.Latent != nil {
-			rep, err = EvaluateLatent(t.Latent, t.Gen, SplitHeldOut, t.Cfg.EvalPairs, EvalSeed(t.Cfg.Seed), 2*t.Cfg.TrainBatchSize)
-		} else {
-			rep, err = Evaluate(t.Model, t.Gen, SplitHeldOut, t.Cfg.EvalPairs, EvalSeed(t.Cfg.Seed), 2*t.Cfg.TrainBatchSize)
-		}
+		rep, err := t.evaluate(SplitHeldOut, t.Cfg.EvalPairs, EvalSeed(t.Cfg.Seed))
 		if err != nil {
 			return err
 		}
@@ -416,7 +432,28 @@ func (t *Trainer) Finish() error {
 		}
 		t.Eval = rep
 	}
+	if n := t.Gen.HeldOutPreferencePairs(); n > 0 {
+		if t.Notify != nil {
+			t.Notify(fmt.Sprintf("evaluating %d held-out preference pairs", n))
+		}
+		rep, err := t.evaluate(SplitPreferences, n, EvalSeed(t.Cfg.Seed))
+		if err != nil {
+			return err
+		}
+		if err := writeJSON(filepath.Join(t.OutputDir, "eval-preferences.json"), rep); err != nil {
+			return err
+		}
+		t.PreferenceEval = rep
+	}
 	return nil
+}
+
+// evaluate is Evaluate, or EvaluateLatent in a latent run, of the trained model.
+func (t *Trainer) evaluate(split string, n int, seed uint64) (*EvalReport, error) {
+	if t.Latent != nil {
+		return EvaluateLatent(t.Latent, t.Gen, split, n, seed, 2*t.Cfg.TrainBatchSize)
+	}
+	return Evaluate(t.Model, t.Gen, split, n, seed, 2*t.Cfg.TrainBatchSize)
 }
 
 // ---- calibration and evaluation ----
@@ -517,6 +554,7 @@ func Evaluate(m *Native, gen *PairGen, split string, n int, seed uint64, batch i
 	if err != nil {
 		return nil, err
 	}
+	n = len(pairs) // SplitPreferences gives all of its pairs
 	rA, rB, err := ScorePairs(m.dev, m, gen, pairs, batch)
 	if err != nil {
 		return nil, err
@@ -645,6 +683,11 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 			"resume with the same --teacher-scored file, --teacher-share and --teacher-margin", src,
 			st.Config.TeacherScored, st.Config.TeacherSHA256, st.Config.TeacherShare, st.Config.TeacherMargin,
 			t.Cfg.TeacherScored, t.Cfg.TeacherSHA256, t.Cfg.TeacherShare, t.Cfg.TeacherMargin)
+	}
+	if st.Config != nil && (st.Config.PairsSHA256 != t.Cfg.PairsSHA256 || st.Config.PairsShare != t.Cfg.PairsShare) {
+		return fmt.Errorf("%s: trained with preference pairs from %q (sha256 %.12s, share %v), now %q (sha256 %.12s, share %v); "+
+			"resume with the same --pairs file and --pairs-share", src,
+			st.Config.Pairs, st.Config.PairsSHA256, st.Config.PairsShare, t.Cfg.Pairs, t.Cfg.PairsSHA256, t.Cfg.PairsShare)
 	}
 	if err := t.Cfg.sameNegatives(st.Config); err != nil {
 		return fmt.Errorf("%s: %w", src, err)

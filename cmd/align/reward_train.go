@@ -56,8 +56,10 @@ type RewardTrainOptions struct {
 	// default image model).
 	NegativesGenerator string
 
-	// teacher is the set of --teacher-scored (loadTeacher).
-	teacher *rewards.TeacherSet
+	// teacher is the set of --teacher-scored (loadTeacher), preferences the pairs of --pairs
+	// (loadPreferences).
+	teacher     *rewards.TeacherSet
+	preferences *rewards.PreferenceSet
 
 	Train                rewards.TrainConfig
 	ConceptPart          string // --concept-part i/n: train on one part of the training concepts
@@ -88,6 +90,16 @@ held-out concepts measure the accuracy. The output directory receives:
   checkpoint-<step>.safetensors   weights, AdamW moments and step (resume exactly)
   logs.jsonl                      step, loss and accuracy per dimension, lr, grad_norm, pairs/s
   eval.json                       held-out accuracy per dimension with and without ties
+  eval-preferences.json           with --pairs: the same on the file's held-out pairs
+
+--pairs FILE trains on the annotators' pairs too (human or AI feedback): align's pairs JSONL
+with a label per dimension ({"prompt","chosen","rejected","labels":{"vq":"A","ta":"tie"}},
+A the chosen sample) or VideoAlign's CSV (path_A, path_B, prompt, VQ, MQ, TA). Its pairs make
+--pairs-share (default 0.5) of the training pairs of each dimension they label, each drawn
+for one dimension; 10% of them (by a hash of the prompt and the two files, so the same
+pairs whatever the line order) never train and give eval-preferences.json: how often the
+model agrees with the labels of pairs it has not seen. Their prompts join the vocabulary;
+labels of dimensions the model does not score are left out.
 
 SIGINT finishes the current step, writes a checkpoint and exits with code 2; --time-limit does
 the same and exits 0. Resume with --resume-from-checkpoint latest.
@@ -125,6 +137,7 @@ refuses a different one).` + skippedStepsHelp,
   $ align reward train --data data/emoji --concept-part 1/2 --seed 1 -o judge/   # disjoint judge of a 0/2 model
   $ align reward train --data data/emoji --image-set google --seed 1 -o judge/   # judge of a twitter model: same concepts, other images
   $ align reward train --data data/emoji --ta-image-share 0.5 --ta-image-negatives hard -o reward/   # ta also ranks images under one caption
+  $ align reward train --data data/emoji --pairs labelled.jsonl -o reward-human/   # learn the annotators' preferences too
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
   $ align reward train --latent --latent-blocks 4 --latent-word-scale 8 --ta-image-share 0.5 -o reward-latent/   # the embedded latent model's recipe
@@ -156,6 +169,11 @@ refuses a different one).` + skippedStepsHelp,
 				}
 			} else if cmd.Flags().Changed("teacher-share") || cmd.Flags().Changed("teacher-margin") {
 				return flagErrorf("--teacher-share and --teacher-margin need --teacher-scored")
+			}
+			if t := &opts.Train; t.Pairs != "" && !cmd.Flags().Changed("pairs-share") {
+				t.PairsShare = rewards.DefaultPairsShare
+			} else if t.Pairs == "" && cmd.Flags().Changed("pairs-share") {
+				return flagErrorf("--pairs-share needs --pairs")
 			}
 			if err := opts.Train.Validate(); err != nil {
 				return usageError{err}
@@ -232,6 +250,8 @@ refuses a different one).` + skippedStepsHelp,
 	f.StringVar(&t.TeacherScored, "teacher-scored", "", "scored set (align pairs --scored) whose samples, two of a prompt, make --teacher-share of the training pairs, labelled by its scores")
 	f.Float64Var(&t.TeacherShare, "teacher-share", 0, "share of the training pairs of each scored dimension drawn from --teacher-scored (default 0.5 with it)")
 	f.Float64Var(&t.TeacherMargin, "teacher-margin", 0, "z-score difference at or below which a teacher pair is a tie (default 0.1 with --teacher-scored)")
+	f.StringVar(&t.Pairs, "pairs", "", "labelled preference pairs (align's pairs JSONL with \"labels\", or VideoAlign's CSV): --pairs-share of the training pairs of each dimension they label; 10% held out and evaluated")
+	f.Float64Var(&t.PairsShare, "pairs-share", 0, "share of the training pairs of each labelled dimension drawn from --pairs (default 0.5 with it)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
 	return cmd
 }
@@ -304,6 +324,9 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 	if opts.teacher, err = opts.loadTeacher(); err != nil {
 		return err
 	}
+	if opts.preferences, err = opts.loadPreferences(); err != nil {
+		return err
+	}
 	tc := opts.Train
 	dev, err := deviceWithThreads(cmd, opts.Threads)
 	if err != nil {
@@ -343,7 +366,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		if cmd.Flags().Changed("dims") && !slices.Equal(dims, mcfg.Dims) {
 			return usageError{fmt.Errorf("%s has dimensions %v; --dims is %v", path, mcfg.Dims, dims)}
 		}
-		gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(mcfg.Dims))
+		gen, _, err := loadPairGen(opts.Data, opts.Video, opts.pairConfig(mcfg.Dims))
 		if err != nil {
 			return err
 		}
@@ -381,7 +404,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 				return err
 			}
 		}
-		gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
+		gen, _, err := loadPairGen(opts.Data, opts.Video, opts.pairConfig(dims))
 		if err != nil {
 			return err
 		}
@@ -417,7 +440,7 @@ func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []strin
 	if opts.LatentBlocks > g.Config.Depth {
 		return nil, usageError{fmt.Errorf("--latent-blocks %d: %s has %d blocks", opts.LatentBlocks, opts.Generator, g.Config.Depth)}
 	}
-	gen, _, err := loadPairGen(opts.Data, opts.Video, tc.PairConfig(dims))
+	gen, _, err := loadPairGen(opts.Data, opts.Video, opts.pairConfig(dims))
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +462,7 @@ func resumeLatent(dev kernels.Device, opts *RewardTrainOptions, path string, std
 	if opts.Video != (m.Config.Kind() == rewards.KindVideo) {
 		return nil, usageError{fmt.Errorf("%s holds a %s latent reward model; --video is %v", path, m.Config.Kind(), opts.Video)}
 	}
-	gen, _, err := loadPairGen(opts.Data, opts.Video, opts.Train.PairConfig(m.Config.Dims))
+	gen, _, err := loadPairGen(opts.Data, opts.Video, opts.pairConfig(m.Config.Dims))
 	if err != nil {
 		return nil, err
 	}
@@ -483,9 +506,29 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 		if !slices.ContainsFunc(dimNames, t.Has) {
 			return usageError{fmt.Errorf("--teacher-scored %s scores %v; the model's dimensions are %v", tc.TeacherScored, t.Dims, dimNames)}
 		}
-		tr.Gen.Cfg.Teacher = t
 		fmt.Fprintf(stderr, "teacher pairs: share %v of the training pairs of %v, from %d prompts of %s (ties within %v z)\n",
 			tc.TeacherShare, t.Dims, len(t.Groups), tc.TeacherScored, tc.TeacherMargin)
+	}
+	if p := opts.preferences; p != nil {
+		var used, unused []string
+		for _, d := range dimNames {
+			if p.Has(d) {
+				used = append(used, fmt.Sprintf("%s (%s)", d, counted(p.Count(d), "pair")))
+			}
+		}
+		for _, d := range p.Dims {
+			if !slices.Contains(dimNames, d) {
+				unused = append(unused, d)
+			}
+		}
+		if len(used) == 0 {
+			return usageError{fmt.Errorf("--pairs %s labels %v in its training pairs; the model's dimensions are %v", tc.Pairs, p.Dims, dimNames)}
+		}
+		fmt.Fprintf(stderr, "preference pairs: share %v of the training pairs of %s from %s; %s held out\n",
+			tc.PairsShare, strings.Join(used, ", "), tc.Pairs, counted(len(p.HeldOut), "pair"))
+		if len(unused) > 0 {
+			fmt.Fprintf(stderr, "align: warning: --pairs %s labels %v, which the model does not score: those labels are left out\n", tc.Pairs, unused)
+		}
 	}
 
 	in := newTrainInterrupt()
@@ -522,12 +565,24 @@ func runRewardTrainer(cmd *cobra.Command, opts *RewardTrainOptions, tr *rewards.
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "wrote %s (step %d)\n", tr.ModelPath(), tr.Step)
-	if rep := tr.Eval; rep != nil {
-		fmt.Fprintf(out, "held-out accuracy (%d pairs, %s):\n", rep.Pairs, filepath.Join(opts.OutputDir, "eval.json"))
-		if err := printAccuracy(out, rep); err != nil {
+	for _, r := range []struct {
+		rep              *rewards.EvalReport
+		what, unit, file string
+	}{
+		{tr.Eval, "held-out accuracy", "pair", "eval.json"},
+		// a held-out pair counts once for each dimension it labels
+		{tr.PreferenceEval, "held-out preference pairs of " + tc.Pairs, "label", "eval-preferences.json"},
+	} {
+		if r.rep == nil {
+			continue
+		}
+		fmt.Fprintf(out, "%s (%s, %s):\n", r.what, counted(r.rep.Pairs, r.unit), filepath.Join(opts.OutputDir, r.file))
+		if err := printAccuracy(out, r.rep); err != nil {
 			return err
 		}
-		return printTimeBuckets(out, rep)
+		if err := printTimeBuckets(out, r.rep); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -546,4 +601,12 @@ func wordScaleNote(s float64) string {
 		return ""
 	}
 	return fmt.Sprintf(", word embedding x%g", s)
+}
+
+// pairConfig is the pair mixture of the run for dims, with the teacher and preference pairs
+// of --teacher-scored and --pairs.
+func (o *RewardTrainOptions) pairConfig(dims []string) rewards.PairConfig {
+	c := o.Train.PairConfig(dims)
+	c.Teacher, c.Preferences = o.teacher, o.preferences
+	return c
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/rewards"
+)
+
+// writePreferenceFile writes n labelled pairs of random 32x32 PNGs into dir as pairs.jsonl
+// (vq A, B or tie by turns; ta A), with extra lines appended, and returns its path.
+func writePreferenceFile(t *testing.T, dir string, n int, extra ...string) string {
+	t.Helper()
+	var lines []string
+	for i := range n {
+		a, b := fmt.Sprintf("img/%d-a.png", i), fmt.Sprintf("img/%d-b.png", i)
+		os.MkdirAll(filepath.Join(dir, "img"), 0o755)
+		writeTestPNG(t, filepath.Join(dir, a), 32, 32, uint64(2*i))
+		writeTestPNG(t, filepath.Join(dir, b), 32, 32, uint64(2*i+1))
+		lines = append(lines, fmt.Sprintf(`{"prompt":"red apple %d","chosen":%q,"rejected":%q,"labels":{"vq":%q,"ta":"A"}}`,
+			i%5, a, b, []string{"A", "B", "tie"}[i%3]))
+	}
+	path := filepath.Join(dir, "pairs.jsonl")
+	if err := os.WriteFile(path, []byte(strings.Join(append(lines, extra...), "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// align reward train --pairs: the file's pairs train (the start-of-run line counts them), its
+// held-out part is evaluated (eval-preferences.json and stdout), a resume with another file
+// is refused, and bad files and flags fail naming the file, line or flag.
+func TestRewardTrainPreferences(t *testing.T) {
+	data := syntheticEmojiDataset(t, 32)
+	dir := t.TempDir()
+	pairs := writePreferenceFile(t, dir, 60)
+	out := filepath.Join(dir, "rm")
+	args := func(extra ...string) []string {
+		return tinyRewardTrainArgs(data, out, append([]string{"--max-train-steps", "2"}, extra...)...)
+	}
+	code, stdout, stderr := runAlign(t, args("--pairs", pairs)...)
+	if code != exitOK || !strings.Contains(stderr, "preference pairs: share 0.5 of the training pairs of vq (") ||
+		!strings.Contains(stderr, "held out") || !strings.Contains(stdout, "held-out preference pairs of "+pairs) {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	var rep rewards.EvalReport
+	if b, err := os.ReadFile(filepath.Join(out, "eval-preferences.json")); err != nil || json.Unmarshal(b, &rep) != nil ||
+		rep.Split != rewards.SplitPreferences || rep.Pairs == 0 || len(rep.Dims) != 2 {
+		t.Errorf("eval-preferences.json: %+v, %v", rep, err)
+	}
+
+	// A resume with another file (here: one pair more) is refused; with the same, it goes on.
+	other := writePreferenceFile(t, filepath.Join(dir, "other"), 61)
+	if code, _, stderr := runAlign(t, args("--pairs", other, "--max-train-steps", "4", "--resume-from-checkpoint", "latest")...); code == exitOK ||
+		!strings.Contains(stderr, "resume with the same --pairs file") {
+		t.Errorf("resume with another file: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runAlign(t, args("--pairs", pairs, "--max-train-steps", "4", "--resume-from-checkpoint", "latest")...); code != exitOK {
+		t.Errorf("resume with the same file: exit %d, %s", code, stderr)
+	}
+
+	unlabelled := writePreferenceFile(t, filepath.Join(dir, "u"), 3, `{"prompt":"x","chosen":"img/0-a.png","rejected":"img/0-b.png"}`)
+	mqOnly := filepath.Join(dir, "u", "mq.jsonl")
+	os.WriteFile(mqOnly, []byte(`{"prompt":"x","chosen":"img/0-a.png","rejected":"img/0-b.png","labels":{"mq":"A"}}`+"\n"), 0o644)
+	for _, c := range []struct {
+		extra []string
+		code  int
+		want  string
+	}{
+		{[]string{"--pairs", unlabelled}, exitError, unlabelled + ":4: no labels"},
+		{[]string{"--pairs", filepath.Join(dir, "none.jsonl")}, exitError, "--pairs: open " + filepath.Join(dir, "none.jsonl")},
+		{[]string{"--pairs-share", "0.3"}, exitUsage, "--pairs-share needs --pairs"},
+		{[]string{"--pairs", pairs, "--pairs-share", "1.5"}, exitUsage, "--pairs-share must be in [0, 1]"},
+		{[]string{"--pairs", pairs, "--loss", "reg"}, exitUsage, "--pairs gives labels"},
+	} {
+		code, _, stderr := runAlign(t, tinyRewardTrainArgs(data, filepath.Join(dir, "bad"), append([]string{"--max-train-steps", "1"}, c.extra...)...)...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q, want %d and %q", c.extra, code, stderr, c.code, c.want)
+		}
+	}
+	// A file whose labels the model does not score: the pair labels mq only, and is not held
+	// out, or the set would be empty first.
+	if rewards.HeldOutPreference("x\x00img/0-a.png\x00img/0-b.png") {
+		t.Fatal("the mq-only pair is held out; change its prompt")
+	}
+	if code, _, stderr := runAlign(t, tinyRewardTrainArgs(data, filepath.Join(dir, "mq"), "--max-train-steps", "1", "--pairs", mqOnly)...); code != exitUsage ||
+		!strings.Contains(stderr, "labels [mq] in its training pairs; the model's dimensions are [vq ta]") {
+		t.Errorf("mq labels for a vq, ta model: exit %d, %q", code, stderr)
+	}
+}

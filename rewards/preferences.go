@@ -1,0 +1,162 @@
+// Preference pairs: two samples of one prompt with a label per dimension from a file of the
+// user's (human or AI feedback: align's pairs JSONL with "labels", or VideoAlign's CSV), for
+// align reward train --pairs.
+//
+// A reward model trained on the emoji data's pairs learns what those pairs teach; the
+// annotators' pairs teach what they prefer. VideoAlign trains its reward model on such pairs
+// with Bradley-Terry with ties, one label per dimension (algorithms.md section 4). Here they
+// make PreferenceShare of the training pairs of each dimension they label, drawn uniformly
+// among the training pairs labelled in it, the pair labelled for that dimension alone (as
+// every other training pair). A fixed part of the file never trains (HeldOutPreference, by a
+// hash of the pair, so it does not move when lines are added or reordered) and measures, at
+// the end of the run, how often the model agrees with the annotators on pairs it has not
+// seen: the number a user of human feedback asks for.
+//
+// Test: go test ./rewards -run Preference
+package rewards
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// PreferencePair is one pair of a preference file: the samples' bytes (SampleShape) and a
+// label per dimension of PreferenceSet.Dims (LabelNone where the file gives none), A the
+// first sample.
+type PreferencePair struct {
+	Prompt string
+	A, B   []uint8
+	Labels []Label
+	// Key identifies the pair for the held-out split (the prompt and the two files).
+	Key string
+	// Source is where the pair was read ("pairs.jsonl:12"), for messages.
+	Source string
+}
+
+// PreferenceSet is a preference file's pairs, split into training and held-out ones.
+type PreferenceSet struct {
+	Dims    []string
+	Train   []PreferencePair
+	HeldOut []PreferencePair
+	byDim   map[string][]int // training pairs labelled in each dimension
+}
+
+// HeldOutPreferencePerCent is the share of a preference file's pairs kept out of training
+// (HeldOutPreference).
+const HeldOutPreferencePerCent = 10
+
+// HeldOutPreference reports whether the pair with key is held out: FNV-1a 64 of
+// "prefs/" + key, modulo 100, below HeldOutPreferencePerCent.
+func HeldOutPreference(key string) bool {
+	h := fnv.New64a()
+	h.Write([]byte("prefs/" + key))
+	return h.Sum64()%100 < HeldOutPreferencePerCent
+}
+
+// NewPreferenceSet splits pairs into training and held-out ones. It fails when a pair's
+// labels do not match dims, when a pair labels no dimension, or when no training pair is left.
+func NewPreferenceSet(dims []string, pairs []PreferencePair) (*PreferenceSet, error) {
+	if len(dims) == 0 {
+		return nil, errors.New("preference pairs: no dimensions")
+	}
+	s := &PreferenceSet{Dims: dims, byDim: map[string][]int{}}
+	for _, p := range pairs {
+		switch {
+		case len(p.Labels) != len(dims):
+			return nil, fmt.Errorf("%s: %d labels for %d dimensions", p.Source, len(p.Labels), len(dims))
+		case !slices.ContainsFunc(p.Labels, func(l Label) bool { return l != LabelNone }):
+			return nil, fmt.Errorf("%s: the pair labels no dimension", p.Source)
+		case len(p.A) == 0 || len(p.A) != len(p.B):
+			return nil, fmt.Errorf("%s: samples of %d and %d bytes", p.Source, len(p.A), len(p.B))
+		}
+		if HeldOutPreference(p.Key) {
+			s.HeldOut = append(s.HeldOut, p)
+			continue
+		}
+		for d, l := range p.Labels {
+			if l != LabelNone {
+				s.byDim[dims[d]] = append(s.byDim[dims[d]], len(s.Train))
+			}
+		}
+		s.Train = append(s.Train, p)
+	}
+	if len(s.Train) == 0 {
+		return nil, fmt.Errorf("preference pairs: all %d pairs fall in the held-out %d%%; a file of so few pairs cannot train",
+			len(pairs), HeldOutPreferencePerCent)
+	}
+	return s, nil
+}
+
+// Has reports whether some training pair labels dimension d.
+func (s *PreferenceSet) Has(d string) bool { return len(s.byDim[d]) > 0 }
+
+// Count is the number of training pairs labelled in dimension d.
+func (s *PreferenceSet) Count(d string) int { return len(s.byDim[d]) }
+
+// prompts lists the prompts of the training pairs (for the tokenizer's vocabulary).
+func (s *PreferenceSet) prompts() []string {
+	out := make([]string, len(s.Train))
+	for i, p := range s.Train {
+		out[i] = p.Prompt
+	}
+	return out
+}
+
+// preferencePair draws a training pair labelled in dimension kind, labelled for kind alone
+// (regression targets NaN).
+func (g *PairGen) preferencePair(kind string, r *rand.Rand) Pair {
+	s := g.Cfg.Preferences
+	at := s.byDim[kind]
+	p := s.Train[at[r.IntN(len(at))]]
+	return g.preferenceAs(p, kind)
+}
+
+// preferenceAs is pair p labelled for dimension kind of the preference file.
+func (g *PairGen) preferenceAs(p PreferencePair, kind string) Pair {
+	l := p.Labels[slices.Index(g.Cfg.Preferences.Dims, kind)]
+	ls, ta, tb := g.labels(kind, l, float32(math.NaN()), float32(math.NaN()))
+	note := "preference"
+	if l == LabelTie {
+		note = "tie-preference"
+	}
+	return Pair{Kind: kind, Note: note, A: Sample{Index: -1, Prompt: p.Prompt, Source: "preference", Pixels: p.A},
+		B: Sample{Index: -1, Prompt: p.Prompt, Source: "preference", Pixels: p.B}, Labels: ls, TargetA: ta, TargetB: tb}
+}
+
+// heldOutPreferences lists every held-out pair once for each of the model's dimensions it
+// labels, in file order (the SplitPreferences "split" of Pairs).
+func (g *PairGen) heldOutPreferences() ([]Pair, error) {
+	s := g.Cfg.Preferences
+	if s == nil {
+		return nil, errors.New("pairs: no preference pairs (--pairs)")
+	}
+	var out []Pair
+	for _, p := range s.HeldOut {
+		for d, l := range p.Labels {
+			if l != LabelNone && slices.Contains(g.Cfg.Dims, s.Dims[d]) {
+				out = append(out, g.preferenceAs(p, s.Dims[d]))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("pairs: no held-out preference pair labels a dimension of the model")
+	}
+	return out, nil
+}
+
+// HeldOutPreferencePairs is the number of pairs of the SplitPreferences evaluation: the
+// held-out preference pairs, once per labelled dimension of the model (0 without them).
+func (g *PairGen) HeldOutPreferencePairs() int {
+	pairs, err := g.heldOutPreferences()
+	if err != nil {
+		return 0
+	}
+	return len(pairs)
+}
+
+// DefaultPairsShare is the default of align reward train --pairs-share.
+const DefaultPairsShare = 0.5

@@ -1,0 +1,277 @@
+// Tests of preference pairs: the held-out split, the set's errors, the pairs drawn (share,
+// the training split only, labelled dimensions only, the file's label for the pair's kind),
+// unchanged pairs without a file, the held-out evaluation, the tokenizer's vocabulary and
+// the resume check.
+package rewards
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// prefPair is a pair of 3x32x32 samples of constant bytes a and b, labelled (vq, ta), its
+// key and source naming i.
+func prefPair(i int, prompt string, a, b uint8, vq, ta Label) PreferencePair {
+	return PreferencePair{Prompt: prompt, A: bytes.Repeat([]byte{a}, 3*32*32), B: bytes.Repeat([]byte{b}, 3*32*32),
+		Labels: []Label{vq, ta}, Key: fmt.Sprintf("pair %d", i), Source: fmt.Sprintf("p.jsonl:%d", i+1)}
+}
+
+// prefPairs are n pairs whose A byte is 2i and B byte 2i+1 (mod 256): vq A, B or tie by i mod
+// 3, ta LabelNone for every third pair.
+func prefPairs(n int) []PreferencePair {
+	var out []PreferencePair
+	for i := range n {
+		vq := []Label{LabelA, LabelB, LabelTie}[i%3]
+		ta := LabelA
+		if i%3 == 2 {
+			ta = LabelNone
+		}
+		out = append(out, prefPair(i, fmt.Sprintf("word%d apple", i%7), uint8(2*i), uint8(2*i+1), vq, ta))
+	}
+	return out
+}
+
+func TestHeldOutPreference(t *testing.T) {
+	// The split is a pure function of the key, about HeldOutPreferencePerCent of keys.
+	held := 0
+	for i := range 10000 {
+		k := fmt.Sprintf("prompt %d\x00a.png\x00b.png", i)
+		if HeldOutPreference(k) != HeldOutPreference(k) {
+			t.Fatal("not deterministic")
+		}
+		if HeldOutPreference(k) {
+			held++
+		}
+	}
+	// Binomial(10000, 0.1): 5 standard deviations are 150.
+	if held < 850 || held > 1150 {
+		t.Errorf("%d of 10000 held out, want about 1000", held)
+	}
+}
+
+func TestNewPreferenceSet(t *testing.T) {
+	pairs := prefPairs(300)
+	s, err := NewPreferenceSet([]string{DimVQ, DimTA}, pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Train)+len(s.HeldOut) != 300 || len(s.HeldOut) == 0 {
+		t.Fatalf("%d training and %d held-out pairs of 300", len(s.Train), len(s.HeldOut))
+	}
+	for _, p := range s.HeldOut {
+		if !HeldOutPreference(p.Key) {
+			t.Fatalf("%s held out", p.Key)
+		}
+	}
+	ta := 0
+	for _, p := range s.Train {
+		if HeldOutPreference(p.Key) {
+			t.Fatalf("%s trains", p.Key)
+		}
+		if p.Labels[1] != LabelNone {
+			ta++
+		}
+	}
+	if s.Count(DimVQ) != len(s.Train) || s.Count(DimTA) != ta || !s.Has(DimTA) || s.Has(DimMQ) {
+		t.Errorf("counts vq %d ta %d (want %d, %d), has mq %v", s.Count(DimVQ), s.Count(DimTA), len(s.Train), ta, s.Has(DimMQ))
+	}
+
+	none := prefPair(0, "p", 0, 1, LabelNone, LabelNone)
+	short := prefPair(1, "p", 0, 1, LabelA, LabelA)
+	short.B = short.B[:10]
+	var heldOnly []PreferencePair
+	for i := 0; len(heldOnly) < 2; i++ {
+		if p := prefPair(i, "p", 0, 1, LabelA, LabelA); HeldOutPreference(p.Key) {
+			heldOnly = append(heldOnly, p)
+		}
+	}
+	for _, c := range []struct {
+		dims  []string
+		pairs []PreferencePair
+		want  string
+	}{
+		{nil, pairs, "no dimensions"},
+		{[]string{DimVQ}, pairs, "p.jsonl:1: 2 labels for 1 dimensions"},
+		{[]string{DimVQ, DimTA}, []PreferencePair{none}, "p.jsonl:1: the pair labels no dimension"},
+		{[]string{DimVQ, DimTA}, []PreferencePair{short}, "p.jsonl:2: samples of 3072 and 10 bytes"},
+		{[]string{DimVQ, DimTA}, heldOnly, "all 2 pairs fall in the held-out 10%"},
+	} {
+		if _, err := NewPreferenceSet(c.dims, c.pairs); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.dims, err, c.want)
+		}
+	}
+}
+
+func TestPairsPreferences(t *testing.T) {
+	d, _ := synthData(false)
+	// The file labels ta and mq; the model scores vq and ta. 120 pairs: every sample's byte
+	// is its own.
+	file := prefPairs(120) // ta A, B or tie; mq A or none
+	prefs, err := NewPreferenceSet([]string{DimTA, DimMQ}, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byByte := map[uint8]PreferencePair{}
+	for _, p := range file {
+		byByte[p.A[0]] = p
+	}
+
+	// Without a file, the pairs of before.
+	base, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}})
+	noFile, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}, PreferenceShare: 0.5})
+	a, _ := base.Pairs(SplitTrain, 200, 3, 0)
+	b, _ := noFile.Pairs(SplitTrain, 200, 3, 0)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatal("a share without a file changed the pairs")
+	}
+
+	g, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}, Preferences: prefs, PreferenceShare: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := g.Pairs(SplitTrain, 2000, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ties := 0, 0
+	for _, p := range pairs {
+		if p.A.Source != "preference" {
+			if p.B.Source == "preference" || strings.HasSuffix(p.Note, "preference") {
+				t.Fatalf("pair %s %s mixes a file sample with a real one", p.Kind, p.Note)
+			}
+			continue
+		}
+		n++
+		// The sides may be swapped: find the file's pair by either byte.
+		f, ok := byByte[p.A.Pixels[0]]
+		swapped := false
+		if !ok {
+			f, swapped = byByte[p.B.Pixels[0]], true
+		}
+		if p.Kind != DimTA || HeldOutPreference(f.Key) || p.A.Prompt != f.Prompt || f.Labels[0] == LabelNone {
+			t.Fatalf("file pair of kind %s, prompt %q: want a training pair labelled in ta (file pair %s)", p.Kind, p.A.Prompt, f.Key)
+		}
+		want := f.Labels[0]
+		if swapped && want != LabelTie {
+			want = map[Label]Label{LabelA: LabelB, LabelB: LabelA}[want]
+		}
+		if p.Labels[0] != LabelNone || p.Labels[1] != want {
+			t.Fatalf("file pair %s: labels %v, want [none %v]", f.Key, p.Labels, want)
+		}
+		if want == LabelTie {
+			ties++
+			if p.Note != "tie-preference" {
+				t.Fatalf("tie of note %s", p.Note)
+			}
+		}
+	}
+	// Binomial(1000 ta pairs, 0.5): 5 standard deviations are 79.
+	if n < 421 || n > 579 {
+		t.Errorf("%d file pairs of 1000 ta pairs, want about 500", n)
+	}
+	if ties == 0 {
+		t.Error("no tie among the file's ta pairs")
+	}
+	for _, split := range []string{SplitVal, SplitHeldOut} {
+		ps, err := g.Pairs(split, 200, 3, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(ps, func(p Pair) bool { return p.A.Source == "preference" }) {
+			t.Errorf("%s pairs drawn from the file", split)
+		}
+	}
+
+	// The held-out split: every held-out pair that labels ta, once, in file order; mq (not
+	// the model's) is left out.
+	held, err := g.Pairs(SplitPreferences, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []uint8
+	for _, p := range file {
+		if HeldOutPreference(p.Key) && p.Labels[0] != LabelNone {
+			want = append(want, p.A[0])
+		}
+	}
+	var got []uint8
+	for _, p := range held {
+		if p.Kind != DimTA {
+			t.Fatalf("held-out pair of kind %s", p.Kind)
+		}
+		got = append(got, p.A.Pixels[0])
+	}
+	if len(want) == 0 || !slices.Equal(got, want) || g.HeldOutPreferencePairs() != len(want) {
+		t.Errorf("held-out pairs %v (count %d), want %v", got, g.HeldOutPreferencePairs(), want)
+	}
+	if _, err := base.Pairs(SplitPreferences, 0, 0, 0); err == nil || base.HeldOutPreferencePairs() != 0 {
+		t.Error("held-out preference pairs without a file")
+	}
+
+	// The training pairs' prompts join the vocabulary: "word3" names no emoji.
+	tok, err := BuildTokenizer(g, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseTok, _ := BuildTokenizer(base, 8)
+	if tok.VocabSize() <= baseTok.VocabSize() {
+		t.Errorf("vocabulary %d with the file's prompts, %d without", tok.VocabSize(), baseTok.VocabSize())
+	}
+}
+
+// A run on preference pairs evaluates their held-out part at the end (eval-preferences.json),
+// and resumes only with the same file and share.
+func TestTrainPreferences(t *testing.T) {
+	d, _ := synthData(false)
+	prefs, err := NewPreferenceSet([]string{DimVQ, DimTA}, prefPairs(120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup := func(dir, sha string, share float64) *Trainer {
+		cfg := DefaultTrainConfig()
+		cfg.TrainBatchSize, cfg.MaxTrainSteps, cfg.CheckpointingSteps, cfg.ValPairs, cfg.EvalPairs = 4, 1, 1, 16, 0
+		cfg.Pairs, cfg.PairsSHA256, cfg.PairsShare = "p.jsonl", sha, share
+		pc := cfg.PairConfig([]string{DimVQ, DimTA})
+		pc.Preferences = prefs
+		gen, err := NewPairGen(d, nil, pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tinyNativeTrainer(t, cfg, gen, dir)
+	}
+	dir := t.TempDir()
+	tr := setup(dir, "aaaa", 0.5)
+	if err := tr.Run(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	rep := tr.PreferenceEval
+	if rep == nil || rep.Split != SplitPreferences || rep.Pairs != tr.Gen.HeldOutPreferencePairs() || rep.Pairs == 0 {
+		t.Fatalf("preference evaluation %+v", rep)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "eval-preferences.json")); err != nil {
+		t.Error(err)
+	}
+	ck, _, _, err := ReadTrainingCheckpoint(filepath.Join(dir, "checkpoint-1.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sha   string
+		share float64
+		ok    bool
+	}{{"aaaa", 0.5, true}, {"bbbb", 0.5, false}, {"aaaa", 0.25, false}} {
+		err := setup(t.TempDir(), c.sha, c.share).Resume(ck)
+		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "resume with the same --pairs file") {
+			t.Errorf("resume with sha %s share %v: %v", c.sha, c.share, err)
+		}
+	}
+}
