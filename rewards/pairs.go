@@ -192,6 +192,7 @@ type PairGen struct {
 	groups map[string]map[string][]int
 	caps   map[string]*captionIndex
 	twin   map[int]int // image item -> the same variant drawn by the other set
+	video  bool        // samples are clips (Clips, or NewPreferenceGen's video)
 }
 
 // NewPairGen indexes the dataset for pairs. clips may be nil (image model); dims must be
@@ -211,7 +212,7 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 			return nil, fmt.Errorf("pairs: no pair builder for dimension %q (known: vq, ta, mq)", d)
 		}
 	}
-	g := &PairGen{Cfg: cfg, Images: images, Clips: clips, pools: map[string][]int{}, caps: map[string]*captionIndex{}, twin: map[int]int{}}
+	g := &PairGen{Cfg: cfg, Images: images, Clips: clips, video: clips != nil, pools: map[string][]int{}, caps: map[string]*captionIndex{}, twin: map[int]int{}}
 	splitOf := func(s dataset.Split, concept string) string {
 		switch {
 		case s == dataset.SplitHeldOut:
@@ -324,7 +325,7 @@ func (g *PairGen) PoolSize(split string) int { return len(g.pools[split]) }
 
 // SampleShape is (3,32,32) for images and (T,3,32,32) for clips.
 func (g *PairGen) SampleShape() []int {
-	if g.Clips != nil {
+	if g.video {
 		return []int{dataset.Frames, dataset.Channels, dataset.ImageSize, dataset.ImageSize}
 	}
 	return []int{dataset.Channels, dataset.ImageSize, dataset.ImageSize}

@@ -60,6 +60,36 @@ func HeldOutPreference(key string) bool {
 // NewPreferenceSet splits pairs into training and held-out ones. It fails when a pair's
 // labels do not match dims, when a pair labels no dimension, or when no training pair is left.
 func NewPreferenceSet(dims []string, pairs []PreferencePair) (*PreferenceSet, error) {
+	s, err := newPreferenceSet(dims, pairs, HeldOutPreference)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Train) == 0 {
+		return nil, fmt.Errorf("preference pairs: all %d pairs fall in the held-out %d%%; a file of so few pairs cannot train",
+			len(pairs), HeldOutPreferencePerCent)
+	}
+	return s, nil
+}
+
+// NewPreferenceEvalSet is the set whose held-out pairs (the SplitPreferences evaluation)
+// are every pair (all) or those NewPreferenceSet holds out, for evaluating a model.
+func NewPreferenceEvalSet(dims []string, pairs []PreferencePair, all bool) (*PreferenceSet, error) {
+	heldOut := HeldOutPreference
+	if all {
+		heldOut = func(string) bool { return true }
+	}
+	s, err := newPreferenceSet(dims, pairs, heldOut)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.HeldOut) == 0 {
+		return nil, fmt.Errorf("preference pairs: none of the %d pairs is held out", len(pairs))
+	}
+	return s, nil
+}
+
+// newPreferenceSet checks pairs and splits them by heldOut of their keys.
+func newPreferenceSet(dims []string, pairs []PreferencePair, heldOut func(key string) bool) (*PreferenceSet, error) {
 	if len(dims) == 0 {
 		return nil, errors.New("preference pairs: no dimensions")
 	}
@@ -73,7 +103,7 @@ func NewPreferenceSet(dims []string, pairs []PreferencePair) (*PreferenceSet, er
 		case len(p.A) == 0 || len(p.A) != len(p.B):
 			return nil, fmt.Errorf("%s: samples of %d and %d bytes", p.Source, len(p.A), len(p.B))
 		}
-		if HeldOutPreference(p.Key) {
+		if heldOut(p.Key) {
 			s.HeldOut = append(s.HeldOut, p)
 			continue
 		}
@@ -84,11 +114,13 @@ func NewPreferenceSet(dims []string, pairs []PreferencePair) (*PreferenceSet, er
 		}
 		s.Train = append(s.Train, p)
 	}
-	if len(s.Train) == 0 {
-		return nil, fmt.Errorf("preference pairs: all %d pairs fall in the held-out %d%%; a file of so few pairs cannot train",
-			len(pairs), HeldOutPreferencePerCent)
-	}
 	return s, nil
+}
+
+// NewPreferenceGen is a pair generator for evaluating a model of dims on the held-out pairs
+// of prefs alone (split SplitPreferences), without a dataset; video: the samples are clips.
+func NewPreferenceGen(dims []string, video bool, prefs *PreferenceSet) *PairGen {
+	return &PairGen{Cfg: PairConfig{Dims: dims, Preferences: prefs}, video: video}
 }
 
 // Has reports whether some training pair labels dimension d.

@@ -1,7 +1,8 @@
 // align reward eval: pairwise accuracy of a reward model per dimension, with and without
-// ties, on pairs built from held-out (or validation) concepts of the emoji data. A
-// noise-aware latent model is scored on noised pairs (one t and one eps per pair) and its
-// accuracy is also reported per t bucket [0,.2), ..., [.8,1).
+// ties, on pairs built from held-out (or validation) concepts of the emoji data, or on the
+// pairs of a labelled preference file (--preferences). A noise-aware latent model is scored
+// on noised pairs (one t and one eps per pair) and its accuracy is also reported per t
+// bucket [0,.2), ..., [.8,1).
 //
 // Test: go test ./cmd/align -run RewardEval
 package main
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -19,15 +21,16 @@ import (
 
 // RewardEvalOptions are the flags of `align reward eval`.
 type RewardEvalOptions struct {
-	Model     string
-	Data      string
-	Split     string
-	Pairs     int
-	Seed      uint64
-	BatchSize int
-	TieShare  float64
-	Threads   int
-	JSON      bool
+	Model       string
+	Data        string
+	Preferences string // a labelled pairs file evaluated instead of the dataset's pairs
+	Split       string
+	Pairs       int
+	Seed        uint64
+	BatchSize   int
+	TieShare    float64
+	Threads     int
+	JSON        bool
 }
 
 func newCmdRewardEval(runF func(*RewardEvalOptions) error) *cobra.Command {
@@ -44,18 +47,30 @@ runs are comparable; --seed 0 gives the set that reward train evaluates at its e
 
 A noise-aware latent model (align reward train --latent) scores x_t = (1-t) x0 + t eps; both
 sides of a pair share t and eps, t is stratified over five buckets [0,.2), ..., [.8,1), and
-the report adds the accuracy per dimension per bucket (t_buckets in --json).`,
+the report adds the accuracy per dimension per bucket (t_buckets in --json).
+
+--preferences FILE measures the agreement with the labels of a preference file instead (align's
+pairs JSONL with "labels", or VideoAlign's CSV; e.g. human annotators'), each pair once for
+every dimension it labels that the model scores; no dataset is read. --split all (its default
+there) takes every pair, --split heldout the 10% that align reward train --pairs holds out.`,
 		Example: `  $ align reward eval --model reward/model.safetensors
   $ align reward eval --model default --pairs 8192
   $ align reward eval --model reward/model.safetensors --pairs 4096 --json
-  $ align reward eval --model reward/model.safetensors --split val`,
+  $ align reward eval --model reward/model.safetensors --split val
+  $ align reward eval --model default --preferences labelled.jsonl   # does the embedded model agree with the annotators?
+  $ align reward eval --model reward-human/model.safetensors --preferences labelled.jsonl --split heldout`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Preferences != "" && !cmd.Flags().Changed("split") {
+				opts.Split = splitAll
+			}
 			switch {
 			case opts.Model == "":
 				return flagErrorf("--model is required: a reward model file, or default (default-video): the embedded image (video) reward model")
-			case opts.Split != rewards.SplitHeldOut && opts.Split != rewards.SplitVal && opts.Split != rewards.SplitTrain:
-				return flagErrorf("--split %q: want heldout, val or train", opts.Split)
+			case opts.Preferences != "" && opts.Split != splitAll && opts.Split != rewards.SplitHeldOut:
+				return flagErrorf("--split %q with --preferences: want all or heldout", opts.Split)
+			case opts.Preferences == "" && opts.Split != rewards.SplitHeldOut && opts.Split != rewards.SplitVal && opts.Split != rewards.SplitTrain:
+				return flagErrorf("--split %q: want heldout, val or train (all with --preferences)", opts.Split)
 			case opts.Pairs < 1:
 				return flagErrorf("--pairs must be >= 1, got %d", opts.Pairs)
 			case opts.BatchSize < 2:
@@ -75,7 +90,8 @@ the report adds the accuracy per dimension per bucket (t_buckets in --json).`,
 	def := rewards.DefaultTrainConfig()
 	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones)")
 	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
-	f.StringVar(&opts.Split, "split", rewards.SplitHeldOut, "concepts to build pairs from: heldout, val or train")
+	f.StringVar(&opts.Split, "split", rewards.SplitHeldOut, "concepts to build pairs from: heldout, val or train; with --preferences all (its default) or heldout")
+	f.StringVar(&opts.Preferences, "preferences", "", "labelled preference pairs (align's pairs JSONL with \"labels\", or VideoAlign's CSV) to measure the agreement with, instead of the dataset's")
 	f.IntVar(&opts.Pairs, "pairs", def.EvalPairs, "number of pairs (dimensions take turns)")
 	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the pairs (0: the set reward train evaluates with --seed 0)")
 	f.IntVar(&opts.BatchSize, "batch-size", 64, "samples scored at once")
@@ -100,31 +116,28 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 	if err != nil {
 		return err
 	}
-	tc := rewards.DefaultTrainConfig()
-	tc.TieShare = opts.TieShare
-	kind := ""
-	var rep *rewards.EvalReport
+	var kind string
+	var video bool
 	switch m := model.(type) {
 	case *rewards.LatentReward:
-		kind = "noise-aware latent " + m.Config.Kind()
-		gen, _, err := loadPairGen(opts.Data, m.Config.Kind() == rewards.KindVideo, tc.PairConfig(m.Dims()))
-		if err != nil {
-			return err
-		}
-		if rep, err = rewards.EvaluateLatent(m, gen, opts.Split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize); err != nil {
-			return err
-		}
+		kind, video = "noise-aware latent "+m.Config.Kind(), m.Config.Kind() == rewards.KindVideo
 	case *rewards.Native:
-		kind = m.Config.Kind
-		gen, _, err := loadPairGen(opts.Data, m.Config.Kind == rewards.KindVideo, tc.PairConfig(m.Dims()))
-		if err != nil {
-			return err
-		}
-		if rep, err = rewards.Evaluate(m, gen, opts.Split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize); err != nil {
-			return err
-		}
+		kind, video = m.Config.Kind, m.Config.Kind == rewards.KindVideo
 	default:
 		return fmt.Errorf("%s: no pairwise evaluation for %T", opts.Model, model)
+	}
+	gen, split, err := opts.pairGen(model.Dims(), video)
+	if err != nil {
+		return err
+	}
+	var rep *rewards.EvalReport
+	if m, ok := model.(*rewards.LatentReward); ok {
+		rep, err = rewards.EvaluateLatent(m, gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+	} else {
+		rep, err = rewards.Evaluate(model.(*rewards.Native), gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+	}
+	if err != nil {
+		return err
 	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
@@ -132,7 +145,12 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (seed %d, %.1fs)\n", opts.Model, kind, rep.Pairs, rep.Split, opts.Seed, rep.Seconds)
+	if opts.Preferences != "" {
+		which := map[string]string{splitAll: "every pair", rewards.SplitHeldOut: "the pairs reward train --pairs holds out"}[opts.Split]
+		fmt.Fprintf(out, "%s: %s agreement with %s of %s (%s; %.1fs)\n", opts.Model, kind, counted(rep.Pairs, "label"), opts.Preferences, which, rep.Seconds)
+	} else {
+		fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (seed %d, %.1fs)\n", opts.Model, kind, rep.Pairs, rep.Split, opts.Seed, rep.Seconds)
+	}
 	if err := printAccuracy(out, rep); err != nil {
 		return err
 	}
@@ -165,4 +183,31 @@ func printTimeBuckets(w io.Writer, rep *rewards.EvalReport) error {
 		row(fmt.Sprintf("t <= %.1f", rep.LowNoise.Hi), *rep.LowNoise)
 	}
 	return tw.Flush()
+}
+
+// splitAll is --split all with --preferences: every pair of the file.
+const splitAll = "all"
+
+// pairGen builds the pairs of the evaluation for a model of dims and returns the split to
+// evaluate: the dataset's (--data, --split), or the preference file's (--preferences: every
+// pair, or the held-out ones), read as clips for a video model.
+func (o *RewardEvalOptions) pairGen(dims []string, video bool) (*rewards.PairGen, string, error) {
+	if o.Preferences == "" {
+		tc := rewards.DefaultTrainConfig()
+		tc.TieShare = o.TieShare
+		gen, _, err := loadPairGen(o.Data, video, tc.PairConfig(dims))
+		return gen, o.Split, err
+	}
+	f, err := readPreferenceFile(o.Preferences, video)
+	if err != nil {
+		return nil, "", fmt.Errorf("--preferences: %w", err)
+	}
+	if !slices.ContainsFunc(f.dims, func(d string) bool { return slices.Contains(dims, d) }) {
+		return nil, "", usageError{fmt.Errorf("--preferences %s labels %v; the model's dimensions are %v", o.Preferences, f.dims, dims)}
+	}
+	s, err := rewards.NewPreferenceEvalSet(f.dims, f.pairs, o.Split == splitAll)
+	if err != nil {
+		return nil, "", fmt.Errorf("--preferences %s: %w", o.Preferences, err)
+	}
+	return rewards.NewPreferenceGen(dims, video, s), rewards.SplitPreferences, nil
 }

@@ -1,6 +1,5 @@
-// Preference pairs of align reward train (--pairs): a labelled pairs file read at the
-// reward model's geometry, its pairs split into training and held-out ones
-// (rewards/preferences.go).
+// Preference pairs of align reward train --pairs and align reward eval --preferences: a
+// labelled pairs file read at the reward model's geometry (rewards/preferences.go).
 //
 // Test: go test ./cmd/align -run Preference
 package main
@@ -20,17 +19,21 @@ import (
 	"github.com/alignkit/align/rewards"
 )
 
-// loadPreferences reads --pairs (nil, nil without it) and records its sha256 in opts.Train,
-// so that checkpoints hold it and a resume compares it. Every pair must carry labels: a
-// pair without them says which sample is better, not in which dimension.
-func (o *RewardTrainOptions) loadPreferences() (*rewards.PreferenceSet, error) {
-	if o.Train.Pairs == "" {
-		return nil, nil
-	}
-	path := o.Train.Pairs
+// preferenceFile is a labelled pairs file read: its label dimensions, its pairs and the
+// sha256 of its bytes.
+type preferenceFile struct {
+	dims   []string
+	pairs  []rewards.PreferencePair
+	sha256 string
+}
+
+// readPreferenceFile reads the pairs file at path (align's pairs JSONL or VideoAlign's CSV,
+// dpo.ReadPairs) with its samples as clips (video) or images. Every pair must carry labels:
+// a pair without them says which sample is better, not in which dimension.
+func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
 	b, err := os.ReadFile(path) // read once: the bytes hashed are the bytes parsed
 	if err != nil {
-		return nil, fmt.Errorf("--pairs: %w", err)
+		return nil, err
 	}
 	sum := sha256.Sum256(b)
 	set, err := dpo.DecodePairs(bytes.NewReader(b), path, dpo.PairOptions{Ties: dpo.TiesKeep})
@@ -38,10 +41,10 @@ func (o *RewardTrainOptions) loadPreferences() (*rewards.PreferenceSet, error) {
 		return nil, err
 	}
 	geom := &diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: dataset.ImageSize, Channels: dataset.Channels, Frames: 1}
-	if o.Video {
+	if video {
 		geom.Kind, geom.Frames = diffusion.KindVideo, dataset.Frames
 	}
-	pairs := make([]rewards.PreferencePair, len(set.Pairs))
+	f := &preferenceFile{dims: set.Dims, pairs: make([]rewards.PreferencePair, len(set.Pairs)), sha256: hex.EncodeToString(sum[:])}
 	for i, p := range set.Pairs {
 		if p.Labels == nil {
 			return nil, fmt.Errorf("%s: no labels; a reward model learns from a label per dimension, e.g. \"labels\": {\"vq\": \"A\", \"ta\": \"tie\"}", p.Source)
@@ -56,17 +59,30 @@ func (o *RewardTrainOptions) loadPreferences() (*rewards.PreferenceSet, error) {
 		if q.B, err = dpo.LoadSample(p.Rejected, geom); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Source, err)
 		}
-		// The held-out split follows the pair's prompt and files as the file names them, in
-		// either order: not its line, nor the folder the file is read from.
+		// The held-out split follows the pair's prompt and files as named relative to the
+		// file, in either order: not its line, nor the folder the file is read from.
 		files := []string{filepath.ToSlash(relTo(path, p.Chosen)), filepath.ToSlash(relTo(path, p.Rejected))}
 		slices.Sort(files)
 		q.Key = p.Prompt + "\x00" + files[0] + "\x00" + files[1]
-		pairs[i] = q
+		f.pairs[i] = q
 	}
-	s, err := rewards.NewPreferenceSet(set.Dims, pairs)
+	return f, nil
+}
+
+// loadPreferences reads --pairs (nil, nil without it) and records its sha256 in opts.Train,
+// so that checkpoints hold it and a resume compares it.
+func (o *RewardTrainOptions) loadPreferences() (*rewards.PreferenceSet, error) {
+	if o.Train.Pairs == "" {
+		return nil, nil
+	}
+	f, err := readPreferenceFile(o.Train.Pairs, o.Video)
 	if err != nil {
-		return nil, fmt.Errorf("--pairs %s: %w", path, err)
+		return nil, fmt.Errorf("--pairs: %w", err)
 	}
-	o.Train.PairsSHA256 = hex.EncodeToString(sum[:])
+	s, err := rewards.NewPreferenceSet(f.dims, f.pairs)
+	if err != nil {
+		return nil, fmt.Errorf("--pairs %s: %w", o.Train.Pairs, err)
+	}
+	o.Train.PairsSHA256 = f.sha256
 	return s, nil
 }

@@ -53,6 +53,27 @@ func TestRewardTrainPreferences(t *testing.T) {
 		t.Errorf("eval-preferences.json: %+v, %v", rep, err)
 	}
 
+	// align reward eval --preferences gives the same report for the trained model on the
+	// held-out pairs (no dataset read), and counts every pair with --split all.
+	model := filepath.Join(out, "model.safetensors")
+	code, stdout, stderr = runAlign(t, "reward", "eval", "--model", model, "--preferences", pairs, "--split", "heldout", "--json")
+	var got rewards.EvalReport
+	if code != exitOK || json.Unmarshal([]byte(stdout), &got) != nil {
+		t.Fatalf("reward eval --preferences: exit %d, %s%s", code, stdout, stderr)
+	}
+	got.Seconds, rep.Seconds = 0, 0
+	if a, b := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", rep); a != b {
+		t.Errorf("reward eval --preferences --split heldout:\n%s\nreward train's eval-preferences.json:\n%s", a, b)
+	}
+	if code, stdout, _ := runAlign(t, "reward", "eval", "--model", model, "--preferences", pairs); code != exitOK ||
+		!strings.Contains(stdout, "agreement with 120 labels of "+pairs+" (every pair;") {
+		t.Errorf("--split all: exit %d, %s", code, stdout)
+	}
+	if code, _, stderr := runAlign(t, "reward", "eval", "--model", model, "--preferences", pairs, "--split", "val"); code != exitUsage ||
+		!strings.Contains(stderr, `--split "val" with --preferences: want all or heldout`) {
+		t.Errorf("--split val: exit %d, %s", code, stderr)
+	}
+
 	// A resume with another file (here: one pair more) is refused; with the same, it goes on.
 	other := writePreferenceFile(t, filepath.Join(dir, "other"), 61)
 	if code, _, stderr := runAlign(t, args("--pairs", other, "--max-train-steps", "4", "--resume-from-checkpoint", "latest")...); code == exitOK ||
