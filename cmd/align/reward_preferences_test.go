@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -82,6 +83,17 @@ func TestRewardTrainPreferences(t *testing.T) {
 	}
 	if code, _, stderr := runAlign(t, args("--pairs", pairs, "--max-train-steps", "4", "--resume-from-checkpoint", "latest")...); code != exitOK {
 		t.Errorf("resume with the same file: exit %d, %s", code, stderr)
+	}
+
+	// A latent model learns from them too, and is evaluated on them noised.
+	latentOut := filepath.Join(dir, "latent")
+	gen := saveRetrievalModel(t, data, diffusion.KindImage)
+	code, _, stderr = runAlign(t, tinyRewardTrainArgs(data, latentOut, "--max-train-steps", "2", "--latent", "--generator", gen,
+		"--latent-blocks", "1", "--pairs", pairs)...)
+	var latentRep rewards.EvalReport
+	if b, err := os.ReadFile(filepath.Join(latentOut, "eval-preferences.json")); code != exitOK || err != nil || json.Unmarshal(b, &latentRep) != nil ||
+		!latentRep.NoiseAware || latentRep.Pairs != rep.Pairs || len(latentRep.TimeBuckets) == 0 {
+		t.Errorf("latent run: exit %d, report %+v, %s", code, latentRep, stderr)
 	}
 
 	unlabelled := writePreferenceFile(t, filepath.Join(dir, "u"), 3, `{"prompt":"x","chosen":"img/0-a.png","rejected":"img/0-b.png"}`)
