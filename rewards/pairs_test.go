@@ -587,3 +587,50 @@ func TestPairsTAImageShare(t *testing.T) {
 		t.Errorf("%d image pairs of 1000, want about 500", images)
 	}
 }
+
+// checkShareWithoutSource fails where cfg, a share of pairs from a source set without the
+// source, draws other training pairs than the same dims without either.
+func checkShareWithoutSource(t *testing.T, d *dataset.Dataset, cfg PairConfig) {
+	t.Helper()
+	base, _ := NewPairGen(d, nil, PairConfig{Dims: cfg.Dims})
+	with, _ := NewPairGen(d, nil, cfg)
+	a, _ := base.Pairs(SplitTrain, 200, 3, 0)
+	b, _ := with.Pairs(SplitTrain, 200, 3, 0)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatal("a share without its source changed the pairs")
+	}
+}
+
+// checkTrainingOnly fails where a validation or held-out pair of g has a sample of source.
+func checkTrainingOnly(t *testing.T, g *PairGen, source string) {
+	t.Helper()
+	for _, split := range []string{SplitVal, SplitHeldOut} {
+		ps, err := g.Pairs(split, 200, 3, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(ps, func(p Pair) bool { return p.A.Source == source || p.B.Source == source }) {
+			t.Errorf("%s pairs drawn from %s", split, source)
+		}
+	}
+}
+
+// sourcePairs draws n training pairs of g (seed 3) and returns those of source, failing
+// where a pair mixes a sample of source with a real one.
+func sourcePairs(t *testing.T, g *PairGen, n int, source string) []Pair {
+	t.Helper()
+	pairs, err := g.Pairs(SplitTrain, n, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Pair
+	for _, p := range pairs {
+		if (p.A.Source == source) != (p.B.Source == source) || (p.A.Source == source) != strings.HasSuffix(p.Note, source) {
+			t.Fatalf("a %s pair (%s) mixes a sample of %s with a real one", p.Kind, p.Note, source)
+		}
+		if p.A.Source == source {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -122,32 +122,15 @@ func TestPairsPreferences(t *testing.T) {
 		byByte[p.A[0]] = p
 	}
 
-	// Without a file, the pairs of before.
-	base, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}})
-	noFile, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}, PreferenceShare: 0.5})
-	a, _ := base.Pairs(SplitTrain, 200, 3, 0)
-	b, _ := noFile.Pairs(SplitTrain, 200, 3, 0)
-	if fmt.Sprint(a) != fmt.Sprint(b) {
-		t.Fatal("a share without a file changed the pairs")
-	}
+	checkShareWithoutSource(t, d, PairConfig{Dims: []string{DimVQ, DimTA}, PreferenceShare: 0.5})
 
 	g, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}, Preferences: prefs, PreferenceShare: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs, err := g.Pairs(SplitTrain, 2000, 3, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, ties := 0, 0
+	pairs := sourcePairs(t, g, 2000, "preference")
+	ties := 0
 	for _, p := range pairs {
-		if p.A.Source != "preference" {
-			if p.B.Source == "preference" || strings.HasSuffix(p.Note, "preference") {
-				t.Fatalf("pair %s %s mixes a file sample with a real one", p.Kind, p.Note)
-			}
-			continue
-		}
-		n++
 		// The sides may be swapped: find the file's pair by either byte.
 		f, ok := byByte[p.A.Pixels[0]]
 		swapped := false
@@ -172,21 +155,13 @@ func TestPairsPreferences(t *testing.T) {
 		}
 	}
 	// Binomial(1000 ta pairs, 0.5): 5 standard deviations are 79.
-	if n < 421 || n > 579 {
+	if n := len(pairs); n < 421 || n > 579 {
 		t.Errorf("%d file pairs of 1000 ta pairs, want about 500", n)
 	}
 	if ties == 0 {
 		t.Error("no tie among the file's ta pairs")
 	}
-	for _, split := range []string{SplitVal, SplitHeldOut} {
-		ps, err := g.Pairs(split, 200, 3, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.ContainsFunc(ps, func(p Pair) bool { return p.A.Source == "preference" }) {
-			t.Errorf("%s pairs drawn from the file", split)
-		}
-	}
+	checkTrainingOnly(t, g, "preference")
 
 	// The held-out split: every held-out pair that labels ta, once, in file order; mq (not
 	// the model's) is left out.
@@ -210,6 +185,7 @@ func TestPairsPreferences(t *testing.T) {
 	if len(want) == 0 || !slices.Equal(got, want) || g.HeldOutPreferencePairs() != len(want) {
 		t.Errorf("held-out pairs %v (count %d), want %v", got, g.HeldOutPreferencePairs(), want)
 	}
+	base, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}})
 	if _, err := base.Pairs(SplitPreferences, 0, 0, 0); err == nil || base.HeldOutPreferencePairs() != 0 {
 		t.Error("held-out preference pairs without a file")
 	}

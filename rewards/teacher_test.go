@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -95,32 +94,15 @@ func TestPairsTeacher(t *testing.T) {
 		byByte[s.Pixels[0]] = s
 	}
 
-	// Without a teacher, the pairs of before.
-	base, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}})
-	none, _ := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}, TeacherShare: 0.5})
-	a, _ := base.Pairs(SplitTrain, 200, 3, 0)
-	b, _ := none.Pairs(SplitTrain, 200, 3, 0)
-	if fmt.Sprint(a) != fmt.Sprint(b) {
-		t.Fatal("a share without a teacher changed the pairs")
-	}
+	checkShareWithoutSource(t, d, PairConfig{Dims: []string{DimVQ, DimTA}, TeacherShare: 0.5})
 
 	g, err := NewPairGen(d, nil, PairConfig{Dims: []string{DimVQ, DimTA}, Teacher: teacher, TeacherShare: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs, err := g.Pairs(SplitTrain, 2000, 3, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, ties := 0, 0
+	pairs := sourcePairs(t, g, 2000, "teacher")
+	ties := 0
 	for _, p := range pairs {
-		if p.A.Source != "teacher" {
-			if p.B.Source == "teacher" || strings.HasSuffix(p.Note, "teacher") {
-				t.Fatalf("pair %+v mixes a teacher sample with a real one", p)
-			}
-			continue
-		}
-		n++
 		x, y := byByte[p.A.Pixels[0]], byByte[p.B.Pixels[0]]
 		if x.Prompt != y.Prompt || p.A.Prompt != x.Prompt || p.B.Prompt != x.Prompt || x.Pixels[0] == y.Pixels[0] {
 			t.Fatalf("teacher pair %+v: want two samples of one prompt", p)
@@ -148,21 +130,13 @@ func TestPairsTeacher(t *testing.T) {
 		}
 	}
 	// Binomial(2000, 0.5): 5 standard deviations are 112.
-	if n < 888 || n > 1112 {
+	if n := len(pairs); n < 888 || n > 1112 {
 		t.Errorf("%d teacher pairs of 2000, want about 1000", n)
 	}
 	if ties == 0 {
 		t.Error("no tie among the ta teacher pairs")
 	}
-	for _, split := range []string{SplitVal, SplitHeldOut} {
-		ps, err := g.Pairs(split, 200, 3, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.ContainsFunc(ps, func(p Pair) bool { return p.A.Source == "teacher" }) {
-			t.Errorf("%s pairs drawn from the teacher", split)
-		}
-	}
+	checkTrainingOnly(t, g, "teacher")
 
 	// A teacher of vq only leaves the ta pairs real.
 	vqOnly, _ := NewTeacherSet([]string{DimVQ}, []TeacherSample{
