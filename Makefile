@@ -14,6 +14,8 @@
 #   make align-experiment Flow-DPO (TA-only, equal weights, (1-t)^2 beta), Flow-RWR and SFT against
 #                the base on held-out prompts, judged by the training reward and a held-out judge
 #   make dpo-beta-sweep   TA-only Flow-DPO for each beta in EXP_BETAS, same evaluation
+#   make preference-experiment   a reward model taught an annotator's labelled pairs (reward train
+#                --pairs) against one without, on held-out labels and in best-of-4 sampling
 
 GO      ?= go
 BIN     := bin/align
@@ -25,7 +27,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test test-race vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost
+.PHONY: all setup openblas build test test-race vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost preference-experiment
 
 all: build
 
@@ -478,6 +480,33 @@ steering-cost: $(EXP)/prompts-eval.txt $(EXP)/latent-bf16.safetensors $(EXP)/rew
 		'/"seconds":/ { gsub(/[^0-9.e+-]/, "", $$2); printf "| %s | %.3g |\n", name, $$2 / n }' $(EXP)/cost/$(r)/samples.json &&) true; \
 	} > $(EXP)/cost/table.md.tmp && mv $(EXP)/cost/table.md.tmp $(EXP)/cost/table.md
 	@cat $(EXP)/cost/table.md
+
+# ---- Learning labelled preferences (align reward train --pairs) ----
+# PREF_PROMPTS training prompts x 4 samples of the default image model; every two samples of
+# a prompt labelled for vq by a simulated annotator that prefers warm images
+# (scripts/analysis/warmth_labels.py; the emoji data's pairs never teach warmth); two reward
+# models of the same seed and steps, with and without the labelled pairs, and the embedded
+# one, measured on the 10% of pairs held out; then best-of-4 with each trained model (vq
+# only) and without on PREF_EVAL_PROMPTS held-out concepts, and the mean warmth of the picks.
+#   make preference-experiment RUNS=runs
+PREF              ?= $(RUNS)/pref
+PREF_PROMPTS      ?= 400
+PREF_EVAL_PROMPTS ?= 100
+pref_sample = ./$(BIN) sample --prompts $(PREF)/prompts-eval.txt --num-inference-steps 16 --seed 2 $(1) -o $(2)
+preference-experiment: | build data
+	mkdir -p $(PREF)
+	test -f $(PREF)/warm.jsonl || { ./$(BIN) data prompts $(DATA) --limit $(PREF_PROMPTS) -o $(PREF)/prompts.txt && \
+		./$(BIN) sample --prompts $(PREF)/prompts.txt --num-images-per-prompt 4 --num-inference-steps 16 --seed 1 -o $(PREF)/samples && \
+		python3 scripts/analysis/warmth_labels.py $(PREF)/samples -o $(PREF)/warm.jsonl; }
+	test -f $(PREF)/rm-warm/model.safetensors || ./$(BIN) reward train --data $(DATA) --pairs $(PREF)/warm.jsonl --seed 0 \
+		-o $(PREF)/rm-warm $(call resume_or,$(PREF)/rm-warm,)
+	test -f $(PREF)/rm-base/model.safetensors || ./$(BIN) reward train --data $(DATA) --seed 0 -o $(PREF)/rm-base $(call resume_or,$(PREF)/rm-base,)
+	$(foreach m,default $(PREF)/rm-base/model.safetensors $(PREF)/rm-warm/model.safetensors,\
+		./$(BIN) reward eval --model $(m) --preferences $(PREF)/warm.jsonl --split heldout &&) true
+	./$(BIN) data prompts $(DATA) --split heldout --limit $(PREF_EVAL_PROMPTS) -o $(PREF)/prompts-eval.txt
+	$(call pref_sample,,$(PREF)/bon-none)
+	$(foreach m,base warm,$(call pref_sample,--best-of-n 4 --reward $(PREF)/rm-$(m)/model.safetensors --reward-weights vq=1,$(PREF)/bon-$(m)) &&) true
+	$(foreach m,none base warm,python3 scripts/analysis/warmth_labels.py $(PREF)/bon-$(m) &&) true
 
 info: setup build
 	./$(BIN) info

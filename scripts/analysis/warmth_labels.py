@@ -12,6 +12,9 @@ model can agree with it on held-out pairs only if it learned it from the file. S
 library only (PNG decoding by zlib: 8-bit RGB or RGBA, not interlaced, as align writes).
 
     python3 scripts/analysis/warmth_labels.py out/samples -o warm.jsonl
+
+Without -o it prints the mean warmth of the folder's samples (how warm a reward model's
+best-of-N picks are).
 """
 import argparse
 import itertools
@@ -71,7 +74,7 @@ def warmth(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("samples", help="output folder of align sample (with samples.json)")
-    ap.add_argument("-o", "--output", required=True, help="pairs JSONL to write")
+    ap.add_argument("-o", "--output", help="pairs JSONL to write (without: print the samples' mean warmth)")
     ap.add_argument("--margin", type=float, default=0.02, help="warmth difference at or below which a pair is a tie")
     args = ap.parse_args()
     with open(os.path.join(args.samples, "samples.json")) as f:
@@ -79,6 +82,10 @@ def main():
     by_prompt = {}
     for it in index["files"]:
         by_prompt.setdefault(it["prompt"], []).append(os.path.join(args.samples, it["path"]))
+    if not args.output:
+        ws = [warmth(p) for files in by_prompt.values() for p in files]
+        print(f"{args.samples}: mean warmth {sum(ws) / len(ws):.4f} over {len(ws)} samples")
+        return
     out_dir = os.path.dirname(os.path.abspath(args.output))
     n, labels = 0, {"A": 0, "B": 0, "tie": 0}
     with open(args.output + ".tmp", "w") as out:
