@@ -41,6 +41,10 @@
 // (ta/random 57.3%), mq 76.3% inflated against vq 99.5%, ta 42.4% (45.7%), mq 79.4% from
 // scratch.
 //
+// An image reward model starts from another the same way with nothing to inflate: the patch
+// embedding is copied too, so with the same dimensions and words it scores as its source
+// (a run that goes on from a trained model with other pairs, e.g. an annotator's: --pairs).
+//
 // Test: go test ./rewards -run Inflate
 package rewards
 
@@ -75,22 +79,25 @@ func ExtendTokenizer(base *diffusion.Tokenizer, gen *PairGen) *diffusion.Tokeniz
 
 // InflateNative writes the weights of the image reward model src into the video reward
 // model dst (see the file header): dst's config must be InflatedNativeConfig of src's with a
-// vocabulary of at least src's, and dst's tokenizer must keep src's words at their ids.
-// dst's calibration is left as it is (a trained model is calibrated at the end of its run).
+// vocabulary of at least src's, and dst's tokenizer must keep src's words at their ids. An
+// image reward model dst takes them as they are: its config must be src's but for its
+// dimensions and vocabulary. dst's calibration is left as it is (a trained model is
+// calibrated at the end of its run).
 func InflateNative(dst, src *Native) error {
 	sc, dc := &src.Config, &dst.Config
 	if sc.Kind != KindImage {
 		return errors.New("inflate: the source is a video reward model; it must be an image reward model")
 	}
-	if dc.Kind != KindVideo {
-		return errors.New("inflate: the destination is an image reward model; it must be a video reward model")
+	want, what := *sc, "the image model's"
+	want.Dims = slices.Clone(dc.Dims)
+	if dc.Kind == KindVideo {
+		want, what = InflatedNativeConfig(*sc, dc.Frames, dc.TubeletFrames, dc.Dims), "the image model's inflated one"
 	}
-	want := InflatedNativeConfig(*sc, dc.Frames, dc.TubeletFrames, dc.Dims)
 	want.VocabSize = dc.VocabSize
 	if !reflect.DeepEqual(want, *dc) {
 		w, _ := json.Marshal(want)
 		d, _ := json.Marshal(dc)
-		return fmt.Errorf("inflate: the video reward model's config %s is not the image model's inflated one %s", d, w)
+		return fmt.Errorf("inflate: the %s reward model's config %s is not %s %s", dc.Kind, d, what, w)
 	}
 	if !dst.Tokenizer.Extends(src.Tokenizer) {
 		return fmt.Errorf("inflate: the video tokenizer does not keep the image model's %d words and their ids (Tokenizer.Extend keeps them)",
@@ -110,9 +117,9 @@ func InflateNative(dst, src *Native) error {
 		s, ok := srcW[p.Name]
 		var out []float32
 		switch {
-		case p.Name == "patch_embed.proj.weight":
+		case p.Name == "patch_embed.proj.weight" && dc.Kind == KindVideo:
 			out = diffusion.InflatePatchWeight(s, C, dc.Channels, pt, dc.PatchSize)
-		case p.Name == "patch_embed.proj.bias":
+		case p.Name == "patch_embed.proj.bias" && dc.Kind == KindVideo:
 			out = diffusion.InflatePatchBias(s, dc.Frames/pt)
 		case p.Name == "token_embedding.weight": // the image model's rows, then the new words' as built
 			out = host(p.W)

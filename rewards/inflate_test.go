@@ -192,6 +192,35 @@ func TestInflateNativeVocabulary(t *testing.T) {
 	}
 }
 
+// An image reward model started from another (new words appended) scores as its source on
+// the source's words.
+func TestInflateNativeImage(t *testing.T) {
+	img := randomImageModel(t)
+	tok := img.Tokenizer.Extend([]string{"purple zebra"})
+	cfg := img.Config
+	cfg.VocabSize = tok.VocabSize()
+	dst, err := NewNative(testDev, &kernels.RNG{Seed: 9}, cfg, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := InflateNative(dst, img); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	B := 3
+	x := toHost(hostTensor(r, 0.5, B, 3, 8, 8))
+	prompts := []string{"red apple", "a dog moving left", "blue car"}
+	want := img.Forward(testDev.FromHost(x, B, 3, 8, 8), prompts)
+	got := dst.Forward(testDev.FromHost(x, B, 3, 8, 8), prompts)
+	for b := range B {
+		for d := range want[b] {
+			if g, w := float64(got[b][d]), float64(want[b][d]); math.Abs(g-w) > 1e-6*(1+math.Abs(w)) {
+				t.Errorf("sample %d dimension %d: %.7g, source %.7g", b, d, g, w)
+			}
+		}
+	}
+}
+
 func TestInflateNativeErrors(t *testing.T) {
 	img := randomImageModel(t)
 	vid, _ := inflatedNativePair(t, img, 4, 2, []string{DimVQ, DimTA, DimMQ}, 1)
@@ -212,12 +241,22 @@ func TestInflateNativeErrors(t *testing.T) {
 		}
 		return m
 	}
+	imageOf := func(edit func(*NativeConfig)) *Native {
+		t.Helper()
+		cfg := img.Config
+		edit(&cfg)
+		m, err := NewNative(testDev, nil, cfg, img.Tokenizer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
 	for name, c := range map[string]struct {
 		dst, src *Native
 		want     string
 	}{
 		"video source":  {build(func(*NativeConfig) {}), vid, "the source is a video reward model"},
-		"image dst":     {img, img, "the destination is an image reward model"},
+		"image width":   {imageOf(func(c *NativeConfig) { c.Width, c.Heads = 8, 2 }), img, "is not the image model's"},
 		"width":         {build(func(c *NativeConfig) { c.Width, c.Heads = 8, 2 }), img, "is not the image model's inflated one"},
 		"joint layers":  {build(func(c *NativeConfig) { c.JointLayers = 2 }), img, "is not the image model's inflated one"},
 		"moved word id": {build(func(*NativeConfig) {}, "zooming"), img, "does not keep the image model's"},

@@ -256,16 +256,19 @@ func checkInitSizeFlags(set []string, given map[string][2]any) error {
 	return nil
 }
 
-// printInflated reports the source of an inflated run and the words its tokenizer tok added
-// after the source's nOld.
+// printInflated reports the source of an inflated run (tubeletFrames 0: a run started from a
+// model of its own kind) and the words its tokenizer tok added after the source's nOld.
 func printInflated(w io.Writer, source diffusion.InitSource, tubeletFrames int, tok *diffusion.Tokenizer, nOld int) {
 	added := tok.Vocab[nOld:]
 	shown := strings.Join(added[:min(len(added), 10)], " ")
 	if len(added) > 10 {
 		shown += " ..."
 	}
-	fmt.Fprintf(w, "inflated from %s (sha256 %s): tubelets of %d frames; %d new words after its %d: %s\n",
-		source.Path, source.SHA256, tubeletFrames, len(added), nOld, shown)
+	how := fmt.Sprintf("inflated from %s (sha256 %s): tubelets of %d frames", source.Path, source.SHA256, tubeletFrames)
+	if tubeletFrames == 0 {
+		how = fmt.Sprintf("started from %s (sha256 %s)", source.Path, source.SHA256)
+	}
+	fmt.Fprintf(w, "%s; %d new words after its %d: %s\n", how, len(added), nOld, shown)
 }
 
 // loadInitModel loads the image model of --init-from on dev (an adapter file is merged

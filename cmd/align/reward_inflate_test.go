@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
@@ -30,7 +32,7 @@ func TestRewardTrainInitFromFlags(t *testing.T) {
 			check: func(o *RewardTrainOptions) bool {
 				return o.InitFrom == "default" && slices.Equal(o.modelFlags, []string{"--hidden-size"})
 			}},
-		{name: "without video", args: []string{"--init-from", "default"}, wantErr: "--init-from inflates an image reward model into a video reward model; add --video"},
+		{name: "image", args: []string{"--init-from", "default"}, check: func(o *RewardTrainOptions) bool { return o.InitFrom == "default" && !o.Video }},
 		{name: "latent", args: []string{"--video", "--latent", "--init-from", "default"}, wantErr: "--init-from and --latent"},
 	})
 }
@@ -133,6 +135,43 @@ func TestRewardTrainInitFrom(t *testing.T) {
 		code, stderr := run(tiny(filepath.Join(dir, "bad"), "--video", "--max-train-steps", "1", "--init-from", c.path))
 		if code == exitOK || !strings.Contains(stderr, c.want) {
 			t.Errorf("--init-from %s: exit %d, %q, want %q", c.path, code, stderr, c.want)
+		}
+	}
+
+	// An image run starts from the image model as it is: after one step at a learning rate of
+	// 1e-12 its weights are the source's, its words first.
+	out = filepath.Join(dir, "img2")
+	imgOut := out
+	prefs := writePreferenceFile(t, filepath.Join(dir, "prefs"), 20)
+	if code, stderr := run(tiny(imgOut, "--max-train-steps", "1", "--learning-rate", "1e-12", "--adam-weight-decay", "0",
+		"--init-from", imgPath, "--pairs", prefs)); code != exitOK ||
+		!strings.Contains(stderr, fmt.Sprintf("started from %s (sha256 %s); ", imgPath, want.SHA256)) {
+		t.Fatalf("image run started from an image model: exit %d: %s", code, stderr)
+	}
+	checkInitRecord(1, want)
+	started, err := rewards.LoadNative(testCPU, filepath.Join(imgOut, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := started.Config; sc.Kind != rewards.KindImage || sc.Width != 16 || !slices.Equal(started.Tokenizer.Vocab[:n], img.Tokenizer.Vocab) {
+		t.Errorf("started model %+v, new words %q", sc, started.Tokenizer.Vocab[n:])
+	}
+	srcW := map[string][]float32{}
+	for _, p := range img.Params() {
+		srcW[p.Name] = kernels.Host(p.W)
+	}
+	for _, p := range started.Params() {
+		got, s := kernels.Host(p.W), srcW[p.Name]
+		if p.Name == "token_embedding.weight" {
+			got = got[:len(s)]
+		}
+		if len(got) != len(s) {
+			t.Fatalf("%s: %d values, the source %d", p.Name, len(got), len(s))
+		}
+		for i := range s {
+			if math.Abs(float64(got[i]-s[i])) > 1e-6 {
+				t.Fatalf("%s[%d] = %g, the source's %g", p.Name, i, got[i], s[i])
+			}
 		}
 	}
 

@@ -39,8 +39,8 @@ type RewardTrainOptions struct {
 	Width, VisionLayers, JointLayers, Heads, PatchSize, TubeletFrames, MaxTextLength int
 	MLPRatio                                                                         float64
 
-	// InitFrom is the image reward model a --video run starts from: a native image reward
-	// model file, or "default" for the embedded one; "" for seeded weights.
+	// InitFrom is the image reward model the run starts from (inflated for --video): a native
+	// image reward model file, or "default" for the embedded one; "" for seeded weights.
 	InitFrom string
 
 	// Noise-aware latent model (--latent): the generator file it starts from, the blocks it
@@ -129,7 +129,9 @@ weight with the same meaning is copied, the query tokens and heads of the image 
 dimensions (vq, ta) carry over while a new one (mq) starts from the seeded draws of a fresh
 model, and the clip captions' new words get new ids after the image model's. The source's
 path and sha256 are recorded in every checkpoint, so a resume needs no --init-from (and
-refuses a different one).` + skippedStepsHelp,
+refuses a different one). Without --video, --init-from starts an image reward model from the
+trained one as it is (its size, its weights, its words with the new ones appended): to teach
+a trained model an annotator's --pairs in fewer steps than a model from scratch needs.` + skippedStepsHelp,
 		Example: `  $ align reward train --data data/emoji -o reward/
   $ align reward train --data data/emoji --loss bt --max-train-steps 1000 -o reward-bt/
   $ align reward train --data data/emoji --video --dims vq,ta,mq -o reward-video/
@@ -138,6 +140,7 @@ refuses a different one).` + skippedStepsHelp,
   $ align reward train --data data/emoji --image-set google --seed 1 -o judge/   # judge of a twitter model: same concepts, other images
   $ align reward train --data data/emoji --ta-image-share 0.5 --ta-image-negatives hard -o reward/   # ta also ranks images under one caption
   $ align reward train --data data/emoji --pairs labelled.jsonl -o reward-human/   # learn the annotators' preferences too
+  $ align reward train --data data/emoji --init-from default --pairs labelled.jsonl --max-train-steps 500 -o reward-human/   # from the embedded model
   $ align reward train -o reward/ --resume-from-checkpoint latest
   $ align reward train --latent --generator base/model.safetensors --latent-blocks 2 -o reward-latent/
   $ align reward train --latent --latent-blocks 4 --latent-word-scale 8 --ta-image-share 0.5 -o reward-latent/   # the embedded latent model's recipe
@@ -195,8 +198,6 @@ refuses a different one).` + skippedStepsHelp,
 				return flagErrorf("--generator is only read with --latent")
 			case opts.InitFrom != "" && opts.Latent:
 				return flagErrorf("--init-from and --latent: a latent reward model starts from --generator")
-			case opts.InitFrom != "" && !opts.Video:
-				return flagErrorf("--init-from inflates an image reward model into a video reward model; add --video")
 			case opts.LatentBlocks < 1:
 				return flagErrorf("--latent-blocks must be >= 1, got %d", opts.LatentBlocks)
 			case opts.HeadHidden < 0:
@@ -222,7 +223,7 @@ refuses a different one).` + skippedStepsHelp,
 	f.IntVar(&opts.Heads, "num-attention-heads", img.Heads, "attention heads")
 	f.IntVar(&opts.PatchSize, "patch-size", img.PatchSize, "patch size p")
 	f.IntVar(&opts.TubeletFrames, "tubelet-frames", 2, "frames per tubelet (video)")
-	f.StringVar(&opts.InitFrom, "init-from", "", "start the --video reward model from this image reward model (a native model file, or default: the embedded one)")
+	f.StringVar(&opts.InitFrom, "init-from", "", "start from this image reward model (a native model file, or default: the embedded one), inflated for --video")
 	f.Float64Var(&opts.MLPRatio, "mlp-ratio", img.MLPRatio, "MLP hidden width / width")
 	f.IntVar(&opts.MaxTextLength, "max-text-length", img.MaxTextLen, "tokens per caption")
 	f.StringVar(&t.LossType, "loss", t.LossType, "btt (Bradley-Terry with ties), bt (ties left out) or reg (MSE to target scores)")
@@ -274,9 +275,10 @@ func (o *RewardTrainOptions) modelConfig(dims []string) rewards.NativeConfig {
 	return c
 }
 
-// inflatedConfig is the video config of a run inflated from an image reward model of config
-// img, for dims. Size flags given with --init-from must repeat img's values.
-func (o *RewardTrainOptions) inflatedConfig(img rewards.NativeConfig, dims []string) (rewards.NativeConfig, error) {
+// initConfig is the config of a run started from an image reward model of config img, for
+// dims: img's inflated for --video, else img's. Size flags given with --init-from must repeat
+// img's values.
+func (o *RewardTrainOptions) initConfig(img rewards.NativeConfig, dims []string) (rewards.NativeConfig, error) {
 	given := map[string][2]any{ // flag -> (its value, the image model's)
 		"--hidden-size": {o.Width, img.Width}, "--vision-layers": {o.VisionLayers, img.VisionLayers},
 		"--joint-layers": {o.JointLayers, img.JointLayers}, "--num-attention-heads": {o.Heads, img.Heads},
@@ -285,7 +287,11 @@ func (o *RewardTrainOptions) inflatedConfig(img rewards.NativeConfig, dims []str
 	if err := checkInitSizeFlags(o.modelFlags, given); err != nil {
 		return img, err
 	}
-	c := rewards.InflatedNativeConfig(img, rewards.DefaultNativeVideoConfig().Frames, o.TubeletFrames, dims)
+	c := img
+	c.Dims = slices.Clone(dims)
+	if o.Video {
+		c = rewards.InflatedNativeConfig(img, rewards.DefaultNativeVideoConfig().Frames, o.TubeletFrames, dims)
+	}
 	if err := c.Validate(); err != nil {
 		return c, usageError{fmt.Errorf("--init-from %s: %w", o.InitFrom, err)}
 	}
@@ -309,7 +315,7 @@ func loadInitReward(dev kernels.Device, flag string) (*rewards.Native, diffusion
 		return nil, source, fmt.Errorf("--init-from %s: %w", flag, err)
 	}
 	if m.Config.Kind != rewards.KindImage {
-		return nil, source, usageError{fmt.Errorf("--init-from %s is a %s reward model; a video reward model starts from an image reward model", flag, m.Config.Kind)}
+		return nil, source, usageError{fmt.Errorf("--init-from %s is a %s reward model; a reward model starts from an image reward model", flag, m.Config.Kind)}
 	}
 	return m, source, nil
 }
@@ -400,7 +406,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			if src, source, err = loadInitReward(dev, opts.InitFrom); err != nil {
 				return err
 			}
-			if mcfg, err = opts.inflatedConfig(src.Config, dims); err != nil {
+			if mcfg, err = opts.initConfig(src.Config, dims); err != nil {
 				return err
 			}
 		}
@@ -421,7 +427,11 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			if err := tr.InflateFrom(src, source); err != nil {
 				return err
 			}
-			printInflated(stderr, source, mcfg.TubeletFrames, tok, src.Tokenizer.VocabSize())
+			tubelet := 0 // an image model: nothing inflated
+			if opts.Video {
+				tubelet = mcfg.TubeletFrames
+			}
+			printInflated(stderr, source, tubelet, tok, src.Tokenizer.VocabSize())
 		}
 		if err := attachNegatives(cmd, dev, opts, gen, false); err != nil {
 			return err
