@@ -92,6 +92,9 @@ func printAccuracy(w io.Writer, rep *rewards.EvalReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "dim\tpairs\tties\tacc w/o ties\tacc with ties\ttie eps\tacc with ties @ val eps\n")
 	for _, a := range rep.Dims {
+		if a.Pairs == 0 { // a dimension a preference file does not label
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.4g\t%s\n", a.Dim, a.Pairs, a.Ties, pct(a.AccWithoutTies), pct(a.AccWithTies),
 			a.TieEps, pct(a.AccWithTiesAtEp))
 	}
