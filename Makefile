@@ -485,9 +485,10 @@ steering-cost: $(EXP)/prompts-eval.txt $(EXP)/latent-bf16.safetensors $(EXP)/rew
 # PREF_PROMPTS training prompts x 4 samples of the default image model; every two samples of
 # a prompt labelled for vq by a simulated annotator that prefers warm images
 # (scripts/analysis/warmth_labels.py; the emoji data's pairs never teach warmth); two reward
-# models of the same seed and steps, with and without the labelled pairs, and the embedded
-# one, measured on the 10% of pairs held out; then best-of-4 with each trained model (vq
-# only) and without on PREF_EVAL_PROMPTS held-out concepts, and the mean warmth of the picks.
+# models of the same seed and steps, with and without the labelled pairs, the embedded one,
+# and the embedded one taught the pairs in 500 steps (--init-from default), measured on the
+# 10% of pairs held out; then best-of-4 with the two trained from scratch (vq only) and
+# without on PREF_EVAL_PROMPTS held-out concepts, and the mean warmth of the picks.
 #   make preference-experiment RUNS=runs
 PREF              ?= $(RUNS)/pref
 PREF_PROMPTS      ?= 400
@@ -501,7 +502,9 @@ preference-experiment: | build data
 	test -f $(PREF)/rm-warm/model.safetensors || ./$(BIN) reward train --data $(DATA) --pairs $(PREF)/warm.jsonl --seed 0 \
 		-o $(PREF)/rm-warm $(call resume_or,$(PREF)/rm-warm,)
 	test -f $(PREF)/rm-base/model.safetensors || ./$(BIN) reward train --data $(DATA) --seed 0 -o $(PREF)/rm-base $(call resume_or,$(PREF)/rm-base,)
-	$(foreach m,default $(PREF)/rm-base/model.safetensors $(PREF)/rm-warm/model.safetensors,\
+	test -f $(PREF)/rm-warm-ft/model.safetensors || ./$(BIN) reward train --data $(DATA) --pairs $(PREF)/warm.jsonl --seed 0 \
+		--max-train-steps 500 -o $(PREF)/rm-warm-ft $(call resume_or,$(PREF)/rm-warm-ft,--init-from default)
+	$(foreach m,default $(PREF)/rm-base/model.safetensors $(PREF)/rm-warm/model.safetensors $(PREF)/rm-warm-ft/model.safetensors,\
 		./$(BIN) reward eval --model $(m) --preferences $(PREF)/warm.jsonl --split heldout &&) true
 	./$(BIN) data prompts $(DATA) --split heldout --limit $(PREF_EVAL_PROMPTS) -o $(PREF)/prompts-eval.txt
 	$(call pref_sample,,$(PREF)/bon-none)
