@@ -146,8 +146,8 @@ func InflateNative(dst, src *Native) error {
 	return nil
 }
 
-// InflateFrom starts a fresh video run from the image reward model src instead of the
-// seeded weights (InflateNative; the trainer's tokenizer must extend src's, ExtendTokenizer)
+// InflateFrom starts a fresh run from the image reward model src (inflated for a video
+// run) instead of the seeded weights (InflateNative; the trainer's tokenizer must extend src's, ExtendTokenizer)
 // and records source as the run's InitFrom. Call it before the first step.
 func (t *Trainer) InflateFrom(src *Native, source diffusion.InitSource) error {
 	if t.Model == nil {

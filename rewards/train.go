@@ -88,8 +88,8 @@ type TrainConfig struct {
 	Pairs       string  `json:"pairs,omitempty"`
 	PairsSHA256 string  `json:"pairs_sha256,omitempty"`
 	PairsShare  float64 `json:"pairs_share,omitempty"`
-	// InitFrom is the image reward model a video run was inflated from (Trainer.InflateFrom);
-	// nil for a run from seeded weights. Checkpoints carry it, so a resume needs no --init-from.
+	// InitFrom is the image reward model the run started from (Trainer.InflateFrom: inflated
+	// for a video run); nil for a run from seeded weights. Checkpoints carry it, so a resume needs no --init-from.
 	InitFrom *diffusion.InitSource `json:"init_from,omitempty"`
 }
 

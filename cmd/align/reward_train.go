@@ -2,9 +2,10 @@
 // regression) on pairs built from the emoji data, with exact resume, a JSONL log, calibration
 // on the validation split and a held-out evaluation at the end. With --latent it trains the
 // noise-aware latent reward model of Flow-NRG instead, cut from the first blocks of
-// --generator, on pairs whose sides share one noise level t and one noise draw. A video
-// model can start from a trained image reward model instead (--init-from, inflation:
-// rewards/inflate.go).
+// --generator, on pairs whose sides share one noise level t and one noise draw. A model can
+// start from a trained image reward model instead (--init-from; a video model inflated from
+// it: rewards/inflate.go), and learn a labelled preference file's pairs too (--pairs:
+// reward_preferences.go, rewards/preferences.go).
 //
 // Test: go test ./cmd/align -run RewardTrain
 package main
