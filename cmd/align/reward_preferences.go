@@ -31,20 +31,16 @@ type preferenceFile struct {
 // dpo.ReadPairs) with its samples as clips (video) or images. Every pair must carry labels:
 // a pair without them says which sample is better, not in which dimension.
 func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
-	b, err := os.ReadFile(path) // read once: the bytes hashed are the bytes parsed
+	b, sum, err := readHashed(path)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(b)
 	set, err := dpo.DecodePairs(bytes.NewReader(b), path, dpo.PairOptions{Ties: dpo.TiesKeep})
 	if err != nil {
 		return nil, err
 	}
-	geom := &diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: dataset.ImageSize, Channels: dataset.Channels, Frames: 1}
-	if video {
-		geom.Kind, geom.Frames = diffusion.KindVideo, dataset.Frames
-	}
-	f := &preferenceFile{dims: set.Dims, pairs: make([]rewards.PreferencePair, len(set.Pairs)), sha256: hex.EncodeToString(sum[:])}
+	geom := rewardSampleGeometry(video)
+	f := &preferenceFile{dims: set.Dims, pairs: make([]rewards.PreferencePair, len(set.Pairs)), sha256: sum}
 	for i, p := range set.Pairs {
 		if p.Labels == nil {
 			return nil, fmt.Errorf("%s: no labels; a reward model learns from a label per dimension, e.g. \"labels\": {\"vq\": \"A\", \"ta\": \"tie\"}", p.Source)
@@ -67,6 +63,27 @@ func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
 		f.pairs[i] = q
 	}
 	return f, nil
+}
+
+// readHashed reads the file at path once, so that the bytes hashed are the bytes parsed, and
+// returns them with their sha256 in hex.
+func readHashed(path string) ([]byte, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:]), nil
+}
+
+// rewardSampleGeometry is the geometry the reward models' samples are read at: the emoji
+// data's images, or its clips (video).
+func rewardSampleGeometry(video bool) *diffusion.ModelConfig {
+	geom := &diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: dataset.ImageSize, Channels: dataset.Channels, Frames: 1}
+	if video {
+		geom.Kind, geom.Frames = diffusion.KindVideo, dataset.Frames
+	}
+	return geom
 }
 
 // loadPreferences reads --pairs (nil, nil without it) and records its sha256 in opts.Train,

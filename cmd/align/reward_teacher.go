@@ -6,14 +6,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 
-	"github.com/alignkit/align/diffusion"
-	"github.com/alignkit/align/diffusion/dataset"
 	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/rewards"
 )
@@ -25,19 +20,15 @@ func (o *RewardTrainOptions) loadTeacher() (*rewards.TeacherSet, error) {
 		return nil, nil
 	}
 	path := o.Train.TeacherScored
-	b, err := os.ReadFile(path) // read once: the bytes hashed are the bytes parsed
+	b, sum, err := readHashed(path)
 	if err != nil {
 		return nil, fmt.Errorf("--teacher-scored: %w", err)
 	}
-	sum := sha256.Sum256(b)
 	set, err := dpo.ReadScoredJSONL(bytes.NewReader(b), path, filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
-	geom := &diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: dataset.ImageSize, Channels: dataset.Channels, Frames: 1}
-	if o.Video {
-		geom.Kind, geom.Frames = diffusion.KindVideo, dataset.Frames
-	}
+	geom := rewardSampleGeometry(o.Video)
 	samples := make([]rewards.TeacherSample, len(set.Items))
 	for i, it := range set.Items {
 		pix, err := dpo.LoadSample(it.Path, geom)
@@ -50,6 +41,6 @@ func (o *RewardTrainOptions) loadTeacher() (*rewards.TeacherSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--teacher-scored %s: %w", path, err)
 	}
-	o.Train.TeacherSHA256 = hex.EncodeToString(sum[:])
+	o.Train.TeacherSHA256 = sum
 	return t, nil
 }
