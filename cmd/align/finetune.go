@@ -514,12 +514,7 @@ func warnUnknownWords(w io.Writer, tok *diffusion.Tokenizer, data *dpo.Data) {
 	if len(unk) == 0 {
 		return
 	}
-	more := ""
-	if len(unk) > 12 {
-		more = fmt.Sprintf(" and %d more", len(unk)-12)
-		unk = unk[:12]
-	}
-	fmt.Fprintf(w, "align: warning: prompt words not in the model's vocabulary (%d words): %s%s\n", tok.VocabSize(), strings.Join(unk, ", "), more)
+	fmt.Fprintf(w, "align: warning: prompt words not in the model's vocabulary (%d words): %s\n", tok.VocabSize(), wordList(unk))
 }
 
 // fmtCount prints a parameter count: 950, 12.3k, 9.51M.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -368,17 +369,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range prompts {
-		_, _, unk, trunc := m.Tokenizer.Encode(p)
-		if len(unk) > 0 {
-			fmt.Fprintf(stderr, "align: warning: prompt %q: words not in the model's vocabulary (%d words): %s\n",
-				p, m.Tokenizer.VocabSize(), strings.Join(unk, ", "))
-		}
-		if trunc > 0 {
-			fmt.Fprintf(stderr, "align: warning: prompt %q: %d words beyond the model's %d-token limit are ignored\n",
-				p, trunc, m.Tokenizer.MaxLen)
-		}
-	}
+	warnPromptWords(stderr, m.Tokenizer, prompts)
 	var captions []string
 	for _, p := range prompts {
 		for range opts.NumImagesPerPrompt {
@@ -793,4 +784,64 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 		return nil, "", nil, err
 	}
 	return lr.model, lr.describe, lr.close, nil
+}
+
+// promptWarnings is how many prompts warnPromptWords names one by one.
+const promptWarnings = 3
+
+// warnPromptWords warns about prompt words outside the model's vocabulary and beyond its
+// token limit: a line for each of the first promptWarnings prompts with either, then one line
+// for the rest (a prompts file of held-out concepts would print a line per prompt).
+func warnPromptWords(w io.Writer, tok *diffusion.Tokenizer, prompts []string) {
+	rest, truncated := 0, 0
+	var words []string
+	seen := map[string]bool{}
+	for _, p := range prompts {
+		_, _, unk, trunc := tok.Encode(p)
+		if len(unk) == 0 && trunc == 0 {
+			continue
+		}
+		if rest++; rest <= promptWarnings {
+			if len(unk) > 0 {
+				fmt.Fprintf(w, "align: warning: prompt %q: words not in the model's vocabulary (%d words): %s\n",
+					p, tok.VocabSize(), strings.Join(unk, ", "))
+			}
+			if trunc > 0 {
+				fmt.Fprintf(w, "align: warning: prompt %q: %s beyond the model's %d-token limit left out\n", p, counted(trunc, "word"), tok.MaxLen)
+			}
+			continue
+		}
+		if trunc > 0 {
+			truncated++
+		}
+		for _, u := range unk {
+			if !seen[u] {
+				seen[u] = true
+				words = append(words, u)
+			}
+		}
+	}
+	if rest -= promptWarnings; rest <= 0 {
+		return
+	}
+	note := ""
+	if len(words) > 0 {
+		note = ": " + wordList(words)
+	}
+	if truncated > 0 {
+		note += fmt.Sprintf("; %s longer than the %d-token limit", counted(truncated, "prompt"), tok.MaxLen)
+	}
+	more := fmt.Sprintf("%d more prompts", rest)
+	if rest == 1 {
+		more = "1 more prompt"
+	}
+	fmt.Fprintf(w, "align: warning: %s with words not in the model's vocabulary or beyond its token limit%s\n", more, note)
+}
+
+// wordList is words joined by commas, the first 12 of them and a count of the rest.
+func wordList(words []string) string {
+	if len(words) <= 12 {
+		return strings.Join(words, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(words[:12], ", "), len(words)-12)
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -596,5 +597,31 @@ func TestSampleVideoDefaultReward(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("%s written by a refused run (%v)", out, err)
+	}
+}
+
+// Prompt-word warnings: a line for each of the first three prompts with unknown words or
+// too many, then one line for the rest, its unknown words listed once each.
+func TestWarnPromptWords(t *testing.T) {
+	tok, err := diffusion.BuildTokenizer([]string{"red apple car"}, 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	warnPromptWords(&b, tok, []string{"red apple", "red zebra", "blue car", "red apple car red apple", "zebra", "green apple", "zebra car", "red"})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := []string{
+		`align: warning: prompt "red zebra": words not in the model's vocabulary (` + fmt.Sprint(tok.VocabSize()) + ` words): zebra`,
+		`align: warning: prompt "blue car": words not in the model's vocabulary (` + fmt.Sprint(tok.VocabSize()) + ` words): blue`,
+		`align: warning: prompt "red apple car red apple": 1 word beyond the model's 4-token limit left out`,
+		`align: warning: 3 more prompts with words not in the model's vocabulary or beyond its token limit: zebra, green`,
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	b.Reset()
+	warnPromptWords(&b, tok, []string{"red apple", "car"})
+	if b.Len() != 0 {
+		t.Errorf("known words warned: %q", b.String())
 	}
 }
