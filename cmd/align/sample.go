@@ -793,7 +793,7 @@ const promptWarnings = 3
 // token limit: a line for each of the first promptWarnings prompts with either, then one line
 // for the rest (a prompts file of held-out concepts would print a line per prompt).
 func warnPromptWords(w io.Writer, tok *diffusion.Tokenizer, prompts []string) {
-	rest, truncated := 0, 0
+	named, rest, truncated := 0, 0, 0
 	var words []string
 	seen := map[string]bool{}
 	for _, p := range prompts {
@@ -801,7 +801,8 @@ func warnPromptWords(w io.Writer, tok *diffusion.Tokenizer, prompts []string) {
 		if len(unk) == 0 && trunc == 0 {
 			continue
 		}
-		if rest++; rest <= promptWarnings {
+		if named < promptWarnings {
+			named++
 			if len(unk) > 0 {
 				fmt.Fprintf(w, "align: warning: prompt %q: words not in the model's vocabulary (%d words): %s\n",
 					p, tok.VocabSize(), strings.Join(unk, ", "))
@@ -811,6 +812,7 @@ func warnPromptWords(w io.Writer, tok *diffusion.Tokenizer, prompts []string) {
 			}
 			continue
 		}
+		rest++
 		if trunc > 0 {
 			truncated++
 		}
@@ -821,7 +823,7 @@ func warnPromptWords(w io.Writer, tok *diffusion.Tokenizer, prompts []string) {
 			}
 		}
 	}
-	if rest -= promptWarnings; rest <= 0 {
+	if rest == 0 {
 		return
 	}
 	note := ""
