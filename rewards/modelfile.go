@@ -67,3 +67,39 @@ func modelCalibration(c *nn.Checkpoint, src string, dims []string) (*Calibration
 	}
 	return cal, nil
 }
+
+// SetCalibration replaces the calibration in the file of a native reward model (c, as read)
+// with cal, which must be valid and name the model's dimensions in order; the weights and
+// every other metadata entry are kept as they are. A noise-aware latent model is refused:
+// its statistics span the noise levels it guides at (CalibrateLatent), which clean samples
+// cannot stand for.
+func SetCalibration(c *nn.Checkpoint, cal *Calibration) error {
+	src := c.Source()
+	switch t := ModelTypeOf(c); t {
+	case ModelTypeNative:
+	case ModelTypeLatent:
+		return fmt.Errorf("%s: a noise-aware latent reward model keeps the statistics of noisy samples at every noise level "+
+			"(align reward train --latent fits them); clean samples cannot recalibrate it", src)
+	default:
+		return fmt.Errorf("%s: model_type %q is not a native reward model (%q)", src, t, ModelTypeNative)
+	}
+	var cfg NativeConfig
+	if err := json.Unmarshal(c.Config, &cfg); err != nil {
+		return fmt.Errorf("%s: config: %w", src, err)
+	}
+	if err := cal.Validate(); err != nil {
+		return err
+	}
+	if !slices.Equal(cal.Dims, cfg.Dims) {
+		return fmt.Errorf("%s: calibration dims %v, model dims %v", src, cal.Dims, cfg.Dims)
+	}
+	js, err := json.Marshal(cal)
+	if err != nil {
+		return err
+	}
+	if c.Extra == nil {
+		c.Extra = map[string]string{}
+	}
+	c.Extra[metaCalibration] = string(js)
+	return nil
+}

@@ -18,8 +18,9 @@ import (
 
 // rewardRunFuncs replace the run functions in flag tests; nil fields run the real commands.
 type rewardRunFuncs struct {
-	train func(*RewardTrainOptions) error
-	eval  func(*RewardEvalOptions) error
+	train     func(*RewardTrainOptions) error
+	eval      func(*RewardEvalOptions) error
+	calibrate func(*RewardCalibrateOptions) error
 }
 
 func newCmdReward(runF *rewardRunFuncs) *cobra.Command {
@@ -28,13 +29,14 @@ func newCmdReward(runF *rewardRunFuncs) *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "reward",
-		Short: "Train and evaluate multi-dimensional reward models",
+		Short: "Train, evaluate and calibrate multi-dimensional reward models",
 		Long: "Train the native reward model (visual quality vq, text alignment ta, motion quality mq)\n" +
-			"with Bradley-Terry-with-ties on preference pairs built from the emoji dataset, and\n" +
-			"measure its pairwise accuracy with and without ties on held-out concepts.",
+			"with Bradley-Terry-with-ties on preference pairs built from the emoji dataset (and your\n" +
+			"labelled pairs), measure its pairwise accuracy with and without ties on held-out concepts\n" +
+			"or your labels, and fit any reward model's z-scores (native or ONNX) to your samples.",
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newCmdRewardTrain(runF.train), newCmdRewardEval(runF.eval))
+	cmd.AddCommand(newCmdRewardTrain(runF.train), newCmdRewardEval(runF.eval), newCmdRewardCalibrate(runF.calibrate))
 	return cmd
 }
 

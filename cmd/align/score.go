@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/alignkit/align/assets"
 	"github.com/alignkit/align/diffusion"
@@ -130,32 +131,57 @@ the whole list in order.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&opts.Inputs, "input", "i", nil, "folder, glob, file, or .jsonl/.csv list of inputs (repeatable)")
-	f.StringVar(&opts.Prompt, "prompt", "", "prompt of every input that has none of its own")
-	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to prompts")
-	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train; a noise-aware latent model scores at t = 0), FILE.onnx or its manifest FILE.json")
-	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
+	addInputFlags(f, opts, "FILE.safetensors (align reward train; a noise-aware latent model scores at t = 0)")
 	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how the total combines dimensions: "+strings.Join(rewards.Combiners, ", "))
 	f.Float64Var(&opts.LSCQuantile, "lsc-quantile", 0.85, "lsc: per-prompt reference quantile of each dimension")
 	f.StringVar(&opts.Format, "format", "", "csv, jsonl or table (default: from the -o extension, else table)")
 	f.BoolVar(&opts.JSON, "json", false, "JSONL output (same as --format jsonl)")
 	f.StringVarP(&opts.Output, "output", "o", "", "output file, written atomically (default: stdout)")
+	f.StringVar(&opts.Shard, "shard", "", "score part i of n of the inputs, e.g. 0/4")
+	return cmd
+}
+
+// addInputFlags registers the flags that say what to score and how to read it, which
+// align score and align reward calibrate share; safetensors describes the .safetensors
+// models the command takes.
+func addInputFlags(f *pflag.FlagSet, opts *ScoreOptions, safetensors string) {
+	f.StringArrayVarP(&opts.Inputs, "input", "i", nil, "folder, glob, file, or .jsonl/.csv list of inputs (repeatable)")
+	f.StringVar(&opts.Prompt, "prompt", "", "prompt of every input that has none of its own")
+	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to prompts")
+	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), "+safetensors+", FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.IntVar(&opts.BatchSize, "batch-size", 16, "samples per model call")
 	f.IntVar(&opts.Workers, "workers", 0, "decoding goroutines (0: one per CPU)")
 	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	f.IntVar(&opts.NumFrames, "num-frames", 0, "frames per clip (0: the reward model's count)")
 	f.Float64Var(&opts.FPS, "fps", 0, "clip sampling rate in frames per second (0: spread the frames over the whole clip)")
 	f.Float64Var(&opts.SourceFPS, "source-fps", 0, "frame rate of folders of frames (needed with --fps > 0)")
-	f.StringVar(&opts.Shard, "shard", "", "score part i of n of the inputs, e.g. 0/4")
 	f.BoolVar(&opts.Strict, "strict", false, "stop at the first input that cannot be read")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (default: $"+onnx.EnvLibrary+", third_party/onnxruntime from make ort, the system's)")
-	return cmd
+}
+
+// validateInputs checks the flags addInputFlags registers.
+func (o *ScoreOptions) validateInputs() error {
+	switch {
+	case len(o.Inputs) == 0:
+		return flagErrorf("no inputs: give a folder, glob, file or list with --input (or as arguments)")
+	case o.BatchSize < 1:
+		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
+	case o.Workers < 0 || o.Threads < 0 || o.NumFrames < 0:
+		return flagErrorf("--workers, --threads and --num-frames must be >= 0")
+	case !(o.FPS >= 0 && o.FPS <= 1e4) || !(o.SourceFPS >= 0 && o.SourceFPS <= 1e4):
+		return flagErrorf("--fps and --source-fps must be in [0, 10000]")
+	case o.Reward == "":
+		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
+	}
+	o.shardI, o.shardN = 0, 1
+	return nil
 }
 
 func (o *ScoreOptions) validate() error {
-	if len(o.Inputs) == 0 {
-		return flagErrorf("no inputs: give a folder, glob, file or list with --input (or as arguments)")
+	if err := o.validateInputs(); err != nil {
+		return err
 	}
 	if o.JSON {
 		if o.Format != "" && o.Format != formatJSONL {
@@ -185,16 +211,7 @@ func (o *ScoreOptions) validate() error {
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 	case !(o.LSCQuantile >= 0 && o.LSCQuantile <= 1):
 		return flagErrorf("--lsc-quantile must be in [0, 1], got %v", o.LSCQuantile)
-	case o.BatchSize < 1:
-		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
-	case o.Workers < 0 || o.Threads < 0 || o.NumFrames < 0:
-		return flagErrorf("--workers, --threads and --num-frames must be >= 0")
-	case !(o.FPS >= 0 && o.FPS <= 1e4) || !(o.SourceFPS >= 0 && o.SourceFPS <= 1e4):
-		return flagErrorf("--fps and --source-fps must be in [0, 10000]")
-	case o.Reward == "":
-		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
 	}
-	o.shardI, o.shardN = 0, 1
 	if o.Shard != "" {
 		i, n, err := scoring.ParseShard(o.Shard)
 		if err != nil {
@@ -321,55 +338,10 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--weights: %w", err)}
 	}
-	if opts.NumFrames > 0 && !lr.clips {
-		return flagErrorf("--num-frames %d: %s scores images", opts.NumFrames, lr.describe)
-	}
-	if lr.clips && opts.NumFrames > 0 && opts.NumFrames != lr.frames {
-		return flagErrorf("--num-frames %d: %s reads clips of %d frames", opts.NumFrames, lr.describe, lr.frames)
-	}
-
-	lo := scoring.ListOptions{Clips: lr.clips, Prompt: opts.Prompt}
-	if opts.PromptsFile != "" {
-		if lo.Prompts, err = scoring.ReadPrompts(opts.PromptsFile); err != nil {
-			return usageError{fmt.Errorf("--prompts: %w", err)}
-		}
-	}
-	all, err := scoring.List(opts.Inputs, lo)
+	rows, failed, err := scoreInputs(cmd, opts, lr)
 	if err != nil {
-		return usageError{err}
-	}
-	items := scoring.Shard(all, opts.shardI, opts.shardN)
-	what := "image"
-	if lr.clips {
-		what = "clip"
-	}
-	if opts.shardN > 1 {
-		fmt.Fprintf(stderr, "shard %d/%d: %d of %s\n", opts.shardI, opts.shardN, len(items), counted(len(all), what))
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	bar := newProgressBar(stderr, "score", len(items))
-	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
-		FPS: opts.FPS, SourceFPS: opts.SourceFPS, BatchSize: opts.BatchSize, Workers: opts.Workers, Strict: opts.Strict,
-		Progress: func(done, total int) { bar.Update(done, "") }}
-	scoreStart := time.Now()
-	rows, err := sc.Run(ctx, items)
-	if err != nil {
-		if ctx.Err() != nil {
-			return errCancelled
-		}
 		return err
 	}
-	elapsed := time.Since(scoreStart)
-	failed := 0
-	for i := range rows {
-		if !rows[i].OK() {
-			failed++
-		}
-	}
-	bar.Finish(fmt.Sprintf("%s, %s, %.1f/s", counted(len(rows)-failed, what), counted(failed, "error"), float64(len(rows)-failed)/max(elapsed.Seconds(), 1e-9)))
-
 	total, err := scoring.Totals(rows, w, opts.Combine, opts.LSCQuantile)
 	if err != nil {
 		return err
@@ -400,6 +372,58 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 		}
 	}
 	return nil
+}
+
+// scoreInputs scores the inputs the flags name (this shard's) with lr, a progress bar on
+// stderr, and returns a row per input and how many failed.
+func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, lr *loadedReward) (rows []scoring.Result, failed int, err error) {
+	stderr := cmd.ErrOrStderr()
+	if opts.NumFrames > 0 && !lr.clips {
+		return nil, 0, flagErrorf("--num-frames %d: %s scores images", opts.NumFrames, lr.describe)
+	}
+	if lr.clips && opts.NumFrames > 0 && opts.NumFrames != lr.frames {
+		return nil, 0, flagErrorf("--num-frames %d: %s reads clips of %d frames", opts.NumFrames, lr.describe, lr.frames)
+	}
+	lo := scoring.ListOptions{Clips: lr.clips, Prompt: opts.Prompt}
+	if opts.PromptsFile != "" {
+		if lo.Prompts, err = scoring.ReadPrompts(opts.PromptsFile); err != nil {
+			return nil, 0, usageError{fmt.Errorf("--prompts: %w", err)}
+		}
+	}
+	all, err := scoring.List(opts.Inputs, lo)
+	if err != nil {
+		return nil, 0, usageError{err}
+	}
+	items := scoring.Shard(all, opts.shardI, opts.shardN)
+	what := "image"
+	if lr.clips {
+		what = "clip"
+	}
+	if opts.shardN > 1 {
+		fmt.Fprintf(stderr, "shard %d/%d: %d of %s\n", opts.shardI, opts.shardN, len(items), counted(len(all), what))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bar := newProgressBar(stderr, "score", len(items))
+	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
+		FPS: opts.FPS, SourceFPS: opts.SourceFPS, BatchSize: opts.BatchSize, Workers: opts.Workers, Strict: opts.Strict,
+		Progress: func(done, total int) { bar.Update(done, "") }}
+	start := time.Now()
+	if rows, err = sc.Run(ctx, items); err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, errCancelled
+		}
+		return nil, 0, err
+	}
+	elapsed := time.Since(start)
+	for i := range rows {
+		if !rows[i].OK() {
+			failed++
+		}
+	}
+	bar.Finish(fmt.Sprintf("%s, %s, %.1f/s", counted(len(rows)-failed, what), counted(failed, "error"), float64(len(rows)-failed)/max(elapsed.Seconds(), 1e-9)))
+	return rows, failed, nil
 }
 
 // writeOutputFile writes a result file atomically (diffusion.WriteFileAtomic: a temporary
