@@ -79,6 +79,23 @@ func SampleFrames(x *kernels.Tensor, cfg *ModelConfig) [][]*image.NRGBA {
 	return out
 }
 
+// WriteSampleGrid writes samples x (B, SampleShape...) of a model with config cfg as one
+// grid in rows of cols (0: about square), each sample scaled 2x: base+".png" for an image
+// model, base+".gif" (0.12 s a frame) for a video model. It returns the file written.
+func WriteSampleGrid(base string, x *kernels.Tensor, cfg *ModelConfig, cols int) (string, error) {
+	frames := SampleFrames(x, cfg)
+	if cfg.Kind == KindVideo {
+		p := base + ".gif"
+		return p, WriteGIF(p, GridFrames(frames, cols, 2, 2), 12)
+	}
+	imgs := make([]*image.NRGBA, len(frames))
+	for i, f := range frames {
+		imgs[i] = f[0]
+	}
+	p := base + ".png"
+	return p, WritePNG(p, Grid(ToImages(imgs), cols, 2, 2))
+}
+
 // Grid lays images out in rows of cols (0 chooses about a square), each scaled by scale
 // (nearest neighbour) with pad white pixels between and around them.
 func Grid(imgs []image.Image, cols, scale, pad int) *image.NRGBA {

@@ -32,7 +32,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -510,15 +509,5 @@ func (t *Trainer) SampleGrid() (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	frames := SampleFrames(x, &t.EMA.Config)
-	if t.EMA.Config.Kind == KindVideo {
-		p := filepath.Join(dir, fmt.Sprintf("step-%06d.gif", t.Step))
-		return p, WriteGIF(p, GridFrames(frames, 0, 2, 2), 12)
-	}
-	imgs := make([]*image.NRGBA, len(frames))
-	for i, f := range frames {
-		imgs[i] = f[0]
-	}
-	p := filepath.Join(dir, fmt.Sprintf("step-%06d.png", t.Step))
-	return p, WritePNG(p, Grid(ToImages(imgs), 0, 2, 2))
+	return WriteSampleGrid(filepath.Join(dir, fmt.Sprintf("step-%06d", t.Step)), x, &t.EMA.Config, 0)
 }

@@ -206,6 +206,10 @@ type Trainer struct {
 	// Progress, when set, is called after every step; Notify receives one-line messages.
 	Progress func(e LogEntry, elapsed time.Duration)
 	Notify   func(msg string)
+	// Validation, when set, samples and scores fixed prompts before the first step and at
+	// every checkpoint (validation.go); ValLog holds the run's validations so far.
+	Validation *Validation
+	ValLog     []ValidationEntry
 
 	dev   kernels.Device
 	data  *Data
@@ -747,6 +751,22 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		}
 		return err
 	}
+	if t.Validation != nil {
+		var err error
+		if t.ValLog, err = readValidationLog(t.OutputDir, t.Step, t.Validation); err != nil {
+			return err
+		}
+		if err := nn.WriteLog(filepath.Join(t.OutputDir, ValidationFile), t.ValLog); err != nil { // drops entries past a resumed checkpoint
+			return err
+		}
+		// The first validation is the baseline of the win rates: the starting model on a
+		// fresh run (or where a resumed run first validates).
+		if len(t.ValLog) == 0 {
+			if err := t.validate(); err != nil {
+				return err
+			}
+		}
+	}
 	return diffusion.RunTrainLoop(ctx, timeLimit, diffusion.TrainLoop[LogEntry]{
 		LogPath: nn.LogPath(t.OutputDir), MaxSteps: t.Cfg.MaxTrainSteps, Every: t.Cfg.CheckpointingSteps,
 		Step: &t.Step, Log: &t.Log, Checkpoint: t.checkpoint, Progress: t.Progress,
@@ -766,6 +786,9 @@ func (t *Trainer) checkpoint() error {
 	}
 	if t.Notify != nil {
 		t.Notify(fmt.Sprintf("step %d: wrote %s", t.Step, strings.Join(files, ", ")))
+	}
+	if t.validationDue() {
+		return t.validate()
 	}
 	return nil
 }

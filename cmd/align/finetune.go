@@ -20,6 +20,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/guidance"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
@@ -49,6 +50,15 @@ type FinetuneOptions struct {
 	CondCorrupted                             int      // reward-cond set from --data, video models
 	RewardDims                                []string // --reward-dims: remake the untaught slot with these
 
+	// Validation (before the first step and at every checkpoint): --validation-prompt,
+	// --num-validation-images, --validation-inference-steps, --validation-guidance-scale,
+	// --validation-reward ("none": grids only).
+	ValidationPrompts   []string
+	NumValidationImages int
+	ValidationSteps     int
+	ValidationScale     float64
+	ValidationReward    string
+
 	Train                dpo.Config
 	ResumeFromCheckpoint string
 	MergeLoRA            bool
@@ -72,7 +82,10 @@ type finetuneReport struct {
 	Log        string        `json:"log"`
 	Plot       string        `json:"plot"`
 	Last       *dpo.LogEntry `json:"last_step,omitempty"`
-	Seconds    float64       `json:"seconds"`
+	// The run's last validation and its log (with --validation-prompt).
+	Validation    *dpo.ValidationEntry `json:"last_validation,omitempty"`
+	ValidationLog string               `json:"validation_log,omitempty"`
+	Seconds       float64              `json:"seconds"`
 }
 
 func newCmdFinetune(runF func(*FinetuneOptions) error) *cobra.Command {
@@ -116,6 +129,14 @@ every image is read before the first step. The output directory receives:
                                   the same --device and --precision, or a warning says not)
   logs.jsonl, metrics.png         loss, implicit_acc, inside, w_diff, l_diff, ... per step
   config.json                     the run's configuration, device and precision
+  validation/step-<step>.png, validation.jsonl
+                                  with --validation-prompt: before the first step and at every
+                                  checkpoint, the policy as written (EMA when averaging) samples
+                                  each prompt with --num-validation-images fixed seeds; the grid,
+                                  and --validation-reward's mean score and z-score per dimension
+                                  with the win rate against the first validation (the same
+                                  prompt and seed scoring higher; ties half), one line on stderr:
+                                  a dimension falling while another rises shows as it happens
 
 SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2. A
 finished LoRA run resumed with --merge-lora trains no further and writes model.safetensors.
@@ -129,6 +150,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
   $ align finetune --method dpo --pairs videoalign.csv --weights vq=1,mq=1,ta=1 --ties drop --model base/model.safetensors -o dpo/
   $ align finetune --method rwr --scored scored.jsonl --temperature 0.5 --model base/model.safetensors -o rwr/
   $ align finetune --method sft --pairs pairs.jsonl --full-finetune --model base/model.safetensors -o sft/
+  $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --validation-prompt "red apple" --validation-prompt rocket
   $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --resume-from-checkpoint latest --merge-lora
   $ align finetune --method dpo --pairs pairs.jsonl -o dpo-bf16/ --precision bf16   # BF16 products (resume in the same precision)
   $ align finetune --method reward-cond --data data/emoji --full-finetune -o cond/
@@ -195,6 +217,11 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f.Float64Var(&t.Timesteps.LogitStd, "logit-std", t.Timesteps.LogitStd, "std of the logit-normal density")
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "align-finetune", "directory for the outputs, checkpoints and logs")
 	f.BoolVar(&opts.JSON, "json", false, "print a JSON report of the run on stdout")
+	f.StringArrayVar(&opts.ValidationPrompts, "validation-prompt", nil, "sample and score this prompt before the first step and at every checkpoint (repeatable; none: no validation)")
+	f.IntVar(&opts.NumValidationImages, "num-validation-images", 2, "validation: images per prompt (fixed seeds)")
+	f.IntVar(&opts.ValidationSteps, "validation-inference-steps", 28, "validation: denoising steps")
+	f.Float64Var(&opts.ValidationScale, "validation-guidance-scale", 4, "validation: classifier-free guidance scale")
+	f.StringVar(&opts.ValidationReward, "validation-reward", "default", "validation: reward model scoring the samples per dimension (default: the embedded one of the model's kind; FILE.safetensors, FILE.onnx; none: grids only)")
 	return cmd
 }
 
@@ -233,6 +260,10 @@ func (o *FinetuneOptions) validate() error {
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 	case o.Ties != dpo.TiesKeep && o.Ties != dpo.TiesDrop:
 		return flagErrorf("--ties %q: want keep or drop", o.Ties)
+	case o.NumValidationImages < 1:
+		return flagErrorf("--num-validation-images must be >= 1, got %d", o.NumValidationImages)
+	case len(o.ValidationPrompts) > 0 && slices.Contains(o.ValidationPrompts, ""):
+		return flagErrorf("--validation-prompt must not be empty")
 	case o.ResumeFromCheckpoint != "" && len(o.loraFlags) > 0:
 		return flagErrorf("%s with --resume-from-checkpoint: a resumed run keeps the checkpoint's adapters (or full fine-tuning)",
 			strings.Join(o.loraFlags, ", "))
@@ -384,6 +415,11 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 	}
 	tr.MergeLoRA = opts.MergeLoRA
 	warnUnknownWords(stderr, tr.Model.Tokenizer, data)
+	closeValidation, err := finetuneValidation(cmd, opts, dev, tr)
+	if err != nil {
+		return err
+	}
+	defer closeValidation()
 
 	trainable := 0
 	for _, p := range tr.Opt.Params {
@@ -475,6 +511,9 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		if len(tr.Log) > 0 {
 			rep.Last = &tr.Log[len(tr.Log)-1]
 		}
+		if n := len(tr.ValLog); n > 0 {
+			rep.Validation, rep.ValidationLog = &tr.ValLog[n-1], filepath.Join(opts.OutputDir, dpo.ValidationFile)
+		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -485,6 +524,51 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 			"align finetune --resume-from-checkpoint latest -o %s --merge-lora %s\n", tr.AdapterPath(), opts.OutputDir, dataFlag(opts))
 	}
 	return nil
+}
+
+// finetuneValidation sets the trainer's validation from the flags (none without
+// --validation-prompt): the sampling options and the reward model scoring the samples. The
+// function it returns releases the reward model.
+func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.Device, tr *dpo.Trainer) (func(), error) {
+	none := func() {}
+	if len(opts.ValidationPrompts) == 0 {
+		return none, nil
+	}
+	m := tr.Model
+	o := diffusion.DefaultSampleOptions()
+	o.NumInferenceSteps, o.GuidanceScale = opts.ValidationSteps, opts.ValidationScale
+	if err := o.Validate(); err != nil {
+		return nil, usageError{fmt.Errorf("validation: %w", err)}
+	}
+	warnPromptWords(cmd.ErrOrStderr(), m.Tokenizer, opts.ValidationPrompts)
+	tr.Validation = &dpo.Validation{Prompts: opts.ValidationPrompts, NumImages: opts.NumValidationImages, Options: o, Reward: opts.ValidationReward}
+	if opts.ValidationReward == "none" {
+		return none, nil
+	}
+	video := m.Config.Kind == diffusion.KindVideo
+	rm, desc, closeReward, err := loadSampleReward(cmd, &SampleOptions{Reward: rewardForKind(opts.ValidationReward, video)}, dev, m)
+	if err != nil {
+		return nil, fmt.Errorf("--validation-reward: %w", err)
+	}
+	sc, err := guidance.NewScorer(rm, "", "")
+	if err == nil {
+		// A model that cannot read the generator's samples fails here, not after a run's
+		// first checkpoint: one sample of zeros scored.
+		x := dev.New(m.Config.BatchShape(1)...)
+		_, _, err = sc.Utility(x, opts.ValidationPrompts[:1], 1)
+		dev.Free(x)
+		if err != nil {
+			sc.Free()
+			err = usageError{fmt.Errorf("--validation-reward %s cannot score the samples of this %s model (%v): %w",
+				opts.ValidationReward, m.Config.Kind, m.Config.SampleShape(), err)}
+		}
+	}
+	if err != nil {
+		closeReward()
+		return nil, err
+	}
+	tr.Validation.Scorer, tr.Validation.Reward = sc, desc
+	return func() { sc.Free(); closeReward() }, nil
 }
 
 // dataFlag repeats the data flags of a run for the hint that resumes it.

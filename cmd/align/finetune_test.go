@@ -24,6 +24,7 @@ import (
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/nn"
+	"github.com/alignkit/align/rewards"
 )
 
 func TestNewCmdFinetuneFlags(t *testing.T) {
@@ -411,5 +412,56 @@ func TestFinetuneDefaultVideoAdapter(t *testing.T) {
 		"--num-inference-steps", "2", "-o", "s", "--json")
 	if code != exitOK || !strings.Contains(stdout, defaultVideoModelName) {
 		t.Errorf("sample with the adapter: exit %d, %s\n%s", code, stderr, stdout)
+	}
+}
+
+// --validation-prompt: validations before the first step, at the checkpoints and at the
+// end, each a grid, a line on stderr and an entry of validation.jsonl (the last in --json);
+// a reward model that cannot read the model's samples fails before the first step.
+func TestFinetuneValidation(t *testing.T) {
+	dir, model, pairs, _ := finetuneFixture(t)
+	reward := writeRewardModel(t, dir, rewards.KindImage) // 8x8, as the tiny model's samples
+	out := filepath.Join(dir, "run")
+	args := []string{"finetune", "--pairs", pairs, "--model", model, "-o", out, "--train-batch-size", "2", "--lora-rank", "2",
+		"--max-train-steps", "3", "--checkpointing-steps", "2", "--validation-prompt", "red apple", "--validation-prompt", "blue car",
+		"--num-validation-images", "1", "--validation-inference-steps", "2", "--validation-reward", reward, "--json"}
+	code, stdout, stderr := runAlign(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep finetuneReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Validation
+	if v == nil || v.Step != 3 || v.Images != 2 || len(v.WinRate) != 2 || v.Against != 0 || rep.ValidationLog != filepath.Join(out, dpo.ValidationFile) {
+		t.Fatalf("last validation %+v, log %q", v, rep.ValidationLog)
+	}
+	for _, step := range []int{0, 2, 3} {
+		if !strings.Contains(stderr, fmt.Sprintf("validation at step %d (2 images): vq z ", step)) {
+			t.Errorf("stderr has no validation line for step %d:\n%s", step, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(out, "validation", fmt.Sprintf("step-%06d.png", step))); err != nil {
+			t.Error(err)
+		}
+	}
+	if b, _ := os.ReadFile(rep.ValidationLog); strings.Count(string(b), "\n") != 3 {
+		t.Errorf("validation.jsonl:\n%s", b)
+	}
+
+	// The embedded reward model reads 32x32 samples, not the tiny model's 8x8: refused before
+	// the first step.
+	other := filepath.Join(dir, "other")
+	code, _, stderr = runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", other, "--max-train-steps", "1",
+		"--validation-prompt", "red apple")
+	if code != exitUsage || !strings.Contains(stderr, "--validation-reward default cannot score the samples of this image model") {
+		t.Errorf("default reward on an 8x8 model: exit %d, %s", code, stderr)
+	}
+	if cs, _ := nn.Checkpoints(other); len(cs) > 0 {
+		t.Errorf("a refused run wrote %v", cs)
+	}
+	if code, _, stderr := runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", other, "--num-validation-images", "0"); code != exitUsage ||
+		!strings.Contains(stderr, "--num-validation-images must be >= 1") {
+		t.Errorf("--num-validation-images 0: exit %d, %s", code, stderr)
 	}
 }
