@@ -12,6 +12,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/guidance"
+	"github.com/alignkit/align/kernels/cuda"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
@@ -180,4 +181,40 @@ func TestValidationRun(t *testing.T) {
 func nnReadValidation(t *testing.T, dir string) []ValidationEntry {
 	t.Helper()
 	return nn.ReadLog(filepath.Join(dir, ValidationFile), 1<<30, validationStep)
+}
+
+// On the CUDA device (emulated) in BF16, where weights keep BF16 copies and activations are
+// stored in BF16 alone, validation leaves the run's numbers as they were too: the EMA values
+// swapped in and out, a forward-only sampling run between the steps.
+func TestValidationLeavesDeviceRun(t *testing.T) {
+	run := func(validate bool) []LogEntry {
+		ed := cuda.NewEmulated()
+		defer ed.Close()
+		ed.SetGemmPrecision(cuda.GemmBF16)
+		cfg := tinyConfig(MethodDPO, 3)
+		cfg.EMADecay = 0.5
+		m := tinyModelOn(t, ed, 1)
+		tr, err := NewTrainer(ed, m, cfg, memPairs(5, m.Config.SampleSize()), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if validate {
+			tr.Validation = tinyValidation(t, "red apple")
+			defer tr.Validation.Scorer.Free()
+		}
+		if err := runTo(t, tr, 0); err != nil {
+			t.Fatal(err)
+		}
+		if validate && len(tr.ValLog) != 3 {
+			t.Errorf("%d validations, want 3 (steps 0, 2, 3)", len(tr.ValLog))
+		}
+		return tr.Log
+	}
+	plain, validated := run(false), run(true)
+	for i := range plain {
+		if plain[i].Loss != validated[i].Loss || plain[i].GradNorm != validated[i].GradNorm {
+			t.Errorf("step %d: loss %v, grad norm %v without validation; %v, %v with", i+1,
+				plain[i].Loss, plain[i].GradNorm, validated[i].Loss, validated[i].GradNorm)
+		}
+	}
 }
