@@ -546,7 +546,7 @@ func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.D
 		return none, nil
 	}
 	video := m.Config.Kind == diffusion.KindVideo
-	rm, desc, closeReward, err := loadSampleReward(cmd, &SampleOptions{Reward: rewardForKind(opts.ValidationReward, video)}, dev, m)
+	rm, desc, closeReward, err := loadSampleReward(cmd, rewardForKind(opts.ValidationReward, video), false, dev, m)
 	if err != nil {
 		return nil, fmt.Errorf("--validation-reward: %w", err)
 	}

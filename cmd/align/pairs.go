@@ -33,7 +33,7 @@ type PairsOptions struct {
 	Prompts       []string // --prompt, repeatable
 	PromptsFile   string   // --prompts: text (one per line) or JSONL ({"prompt": ...})
 	Model         string
-	Reward        string
+	Rewards       []string // --reward (repeatable): one model, or several side by side
 	Manifest      string
 	ORTLibrary    string
 	Threads       int
@@ -112,7 +112,7 @@ another reward model selects from the same candidates without sampling them agai
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
 	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
-	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded, for the generator's kind), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json")
+	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded, for the generator's kind), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json; repeat it to score with several (their dimensions side by side under --weights)")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (ONNX reward models)")
 	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
@@ -156,7 +156,7 @@ func (o *PairsOptions) validate() error {
 			return flagErrorf("--from-scored selects pairs from its file: it takes no --prompt, --prompts or --shard")
 		case o.Scored && !o.Rescore:
 			return flagErrorf("--from-scored with --scored would copy the file: add --rescore to write it scored by --reward")
-		case o.Rescore && o.Reward == "":
+		case o.Rescore && o.emptyReward():
 			return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
 		case o.BatchSize < 1:
 			return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
@@ -189,7 +189,7 @@ func (o *PairsOptions) validate() error {
 		return flagErrorf("--output must not be empty")
 	case o.BatchSize < 1:
 		return flagErrorf("--batch-size must be >= 1, got %d", o.BatchSize)
-	case o.Reward == "":
+	case o.emptyReward():
 		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
 	}
 	if err := checkSampling(o.NumInferenceSteps, o.GuidanceScale, o.Shift, diffusion.SamplerSDE); err != nil {
@@ -207,6 +207,23 @@ func (o *PairsOptions) validate() error {
 		o.ImagesDir = strings.TrimSuffix(o.Output, filepath.Ext(o.Output)) + "-images"
 	}
 	return nil
+}
+
+// emptyReward reports an empty --reward (or none).
+func (o *PairsOptions) emptyReward() bool {
+	return len(o.Rewards) == 0 || slices.Contains(o.Rewards, "")
+}
+
+// loadRewards opens the --reward models for samples of a video (or image) generator.
+func (o *PairsOptions) loadRewards(cmd *cobra.Command, video bool) (*rewardSet, error) {
+	if o.Manifest != "" && len(o.Rewards) > 1 {
+		return nil, flagErrorf("--manifest names the manifest of one ONNX model; with several --reward, name each manifest (FILE.json) as the --reward")
+	}
+	specs := make([]string, len(o.Rewards))
+	for i, r := range o.Rewards {
+		specs[i] = rewardForKind(r, video)
+	}
+	return loadRewardSet(cmd, &ScoreOptions{Manifest: o.Manifest, ORTLibrary: o.ORTLibrary, Threads: o.Threads}, specs)
 }
 
 // selection is how pairs are chosen under the weights w.
@@ -232,16 +249,16 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 		return err
 	}
 	video := m.Config.Kind == diffusion.KindVideo
-	lr, err := loadReward(cmd, &ScoreOptions{Reward: rewardForKind(opts.Reward, video), Manifest: opts.Manifest, ORTLibrary: opts.ORTLibrary, Threads: opts.Threads})
+	set, err := opts.loadRewards(cmd, video)
 	if err != nil {
 		return err
 	}
-	defer lr.close()
-	if lr.clips != video {
-		return usageError{fmt.Errorf("%s scores %s but %s generates %ss", lr.describe,
-			map[bool]string{true: "clips", false: "images"}[lr.clips], cmp.Or(opts.Model, defaultImageModelName), m.Config.Kind)}
+	defer set.close()
+	if set.clips != video {
+		return usageError{fmt.Errorf("%s scores %s but %s generates %ss", set.describe,
+			map[bool]string{true: "clips", false: "images"}[set.clips], cmp.Or(opts.Model, defaultImageModelName), m.Config.Kind)}
 	}
-	dims := lr.model.Dims()
+	dims := set.model.Dims()
 	w, err := rewards.ParseWeights(opts.Weights, dims)
 	if err != nil {
 		return usageError{fmt.Errorf("--weights: %w", err)}
@@ -257,14 +274,13 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 		fmt.Fprintf(stderr, "shard %d/%d: prompts %d..%d of %d\n", opts.shardI, opts.shardN, first, last-1, N)
 	}
 	fmt.Fprintf(stderr, "%d prompts x %d candidates (SDE, noise level %g, %d steps, guidance %g, seed %d); reward %s (%s); %s\n",
-		last-first, K, opts.NoiseLevel, opts.NumInferenceSteps, opts.GuidanceScale, opts.Seed, lr.describe, strings.Join(dims, ", "), dev.Name())
+		last-first, K, opts.NoiseLevel, opts.NumInferenceSteps, opts.GuidanceScale, opts.Seed, set.describe, strings.Join(dims, ", "), dev.Name())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	bar := newProgressBar(stderr, "pairs", last-first)
-	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
-		BatchSize: opts.BatchSize}
-	set := &dpo.ScoredSet{Dims: dims}
+	sc := scoring.Scorer{BatchSize: opts.BatchSize}
+	scored := &dpo.ScoredSet{Dims: dims}
 	var pairs []dpo.Pair
 	noPair, failed := 0, 0
 	seed := opts.Seed
@@ -304,7 +320,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 			}
 			items[k] = scoring.Item{Index: idx, Path: path, Prompt: prompts[p], HasPrompt: true}
 		}
-		rows, err := sc.Run(context.Background(), items)
+		rows, err := set.run(context.Background(), items, sc, nil)
 		if err != nil {
 			return err
 		}
@@ -318,7 +334,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 			idx := rows[k].Index
 			cands = append(cands, dpo.Scored{Prompt: prompts[p], Path: rows[k].Path, Scores: rows[k].Z, Seed: &seed, Index: &idx})
 		}
-		set.Items = append(set.Items, cands...)
+		scored.Items = append(scored.Items, cands...)
 		ps, err := dpo.PromptPairs(cands, dims, opts.selection(w))
 		if err != nil {
 			return err
@@ -333,7 +349,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 
 	write := func(wr io.Writer) error {
 		if opts.Scored {
-			return dpo.WriteScoredJSONL(wr, set, outDir)
+			return dpo.WriteScoredJSONL(wr, scored, outDir)
 		}
 		return dpo.WritePairsJSONL(wr, pairs, outDir)
 	}
@@ -342,7 +358,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	}
 	what := counted(len(pairs), "pair")
 	if opts.Scored {
-		what = counted(len(set.Items), "scored sample")
+		what = counted(len(scored.Items), "scored sample")
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s; samples in %s) in %s\n", opts.Output, what, opts.ImagesDir, fmtDuration(time.Since(start)))
 	if interrupted {
@@ -376,7 +392,7 @@ func pairsFromScoredRun(cmd *cobra.Command, opts *PairsOptions) error {
 		if err := writeOutputFile(opts.Output, func(wr io.Writer) error { return dpo.WriteScoredJSONL(wr, set, outDir) }); err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d samples of %s scored by %s)\n", opts.Output, len(set.Items), opts.FromScored, opts.Reward)
+		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d samples of %s scored by %s)\n", opts.Output, len(set.Items), opts.FromScored, strings.Join(opts.Rewards, " + "))
 		return nil
 	}
 	w, err := rewards.ParseWeights(opts.Weights, set.Dims)
@@ -406,30 +422,28 @@ func rescoreSet(cmd *cobra.Command, opts *PairsOptions, set *dpo.ScoredSet) (*dp
 		return nil, fmt.Errorf("%s: no samples to rescore", opts.FromScored)
 	}
 	video := strings.EqualFold(filepath.Ext(set.Items[0].Path), ".gif")
-	lr, err := loadReward(cmd, &ScoreOptions{Reward: rewardForKind(opts.Reward, video), Manifest: opts.Manifest, ORTLibrary: opts.ORTLibrary, Threads: opts.Threads})
+	rs, err := opts.loadRewards(cmd, video)
 	if err != nil {
 		return nil, err
 	}
-	defer lr.close()
-	if lr.clips != video {
-		return nil, usageError{fmt.Errorf("%s scores %s, but the samples of %s are %s", lr.describe,
-			map[bool]string{true: "clips", false: "images"}[lr.clips], opts.FromScored, map[bool]string{true: "GIF clips", false: "images"}[video])}
+	defer rs.close()
+	if rs.clips != video {
+		return nil, usageError{fmt.Errorf("%s scores %s, but the samples of %s are %s", rs.describe,
+			map[bool]string{true: "clips", false: "images"}[rs.clips], opts.FromScored, map[bool]string{true: "GIF clips", false: "images"}[video])}
 	}
 	items := make([]scoring.Item, len(set.Items))
 	for i, it := range set.Items {
 		items[i] = scoring.Item{Index: i, Path: it.Path, Prompt: it.Prompt, HasPrompt: true}
 	}
 	stderr := cmd.ErrOrStderr()
-	fmt.Fprintf(stderr, "rescoring %d samples of %s with %s (%s)\n", len(items), opts.FromScored, lr.describe, strings.Join(lr.model.Dims(), ", "))
-	bar := newProgressBar(stderr, "rescore", len(items))
-	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
-		BatchSize: opts.BatchSize, Progress: func(done, total int) { bar.Update(done, "") }}
-	rows, err := sc.Run(context.Background(), items)
+	fmt.Fprintf(stderr, "rescoring %d samples of %s with %s (%s)\n", len(items), opts.FromScored, rs.describe, strings.Join(rs.model.Dims(), ", "))
+	bar := newProgressBar(stderr, "rescore", len(items)*len(rs.members))
+	rows, err := rs.run(context.Background(), items, scoring.Scorer{BatchSize: opts.BatchSize}, func(done int) { bar.Update(done, "") })
 	if err != nil {
 		return nil, err
 	}
 	bar.Finish("")
-	out := &dpo.ScoredSet{Dims: lr.model.Dims(), Items: make([]dpo.Scored, len(set.Items))}
+	out := &dpo.ScoredSet{Dims: rs.model.Dims(), Items: make([]dpo.Scored, len(set.Items))}
 	for i, row := range rows {
 		if !row.OK() {
 			return nil, fmt.Errorf("%s: sample %s: %s", opts.FromScored, row.Path, row.Err)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func TestNewCmdPairsFlags(t *testing.T) {
 	got, err := runWithStub(t, "pairs", newCmdPairs, []string{"--prompt", "red apple", "--model", "m", "-o", "out/p.jsonl",
 		"--num-candidates", "4", "--combine", "pareto", "--shard", "1/3", "--scored"})
 	if err != nil || got.NumCandidates != 4 || got.Combine != "pareto" || got.shardI != 1 || got.shardN != 3 || !got.Scored ||
-		got.ImagesDir != "out/p-images" || got.NoiseLevel != 0.7 || got.Reward != "default" {
+		got.ImagesDir != "out/p-images" || got.NoiseLevel != 0.7 || !slices.Equal(got.Rewards, []string{"default"}) {
 		t.Errorf("parsed %+v, %v", got, err)
 	}
 	for _, tt := range []struct {

@@ -75,7 +75,8 @@ model is refused: its statistics span the noise levels it guides at.`,
 		},
 	}
 	f := cmd.Flags()
-	addInputFlags(f, &opts.ScoreOptions, "FILE.safetensors (align reward train; native models)")
+	addInputFlags(f, &opts.ScoreOptions)
+	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train; native models), FILE.onnx or its manifest FILE.json")
 	f.StringVarP(&opts.Output, "output", "o", "", "the calibrated model: FILE.safetensors (native) or FILE.json (ONNX manifest)")
 	f.BoolVar(&opts.JSON, "json", false, "print the calibration as one JSON object")
 	return cmd
@@ -140,7 +141,11 @@ func rewardCalibrateRun(cmd *cobra.Command, opts *RewardCalibrateOptions) error 
 		return fmt.Errorf("--reward %s: a %T cannot be calibrated", opts.Reward, m)
 	}
 
-	rows, failed, err := scoreInputs(cmd, &opts.ScoreOptions, lr)
+	set, err := newRewardSet([]*loadedReward{lr})
+	if err != nil {
+		return err
+	}
+	rows, failed, err := scoreInputs(cmd, &opts.ScoreOptions, set)
 	if err != nil {
 		return err
 	}

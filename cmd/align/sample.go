@@ -51,13 +51,13 @@ type SampleOptions struct {
 	JSON               bool
 
 	// Reward steering (package guidance).
-	Reward                string  // --reward: default, FILE.safetensors, FILE.onnx or FILE.json
-	RewardWeights         string  // --reward-weights vq=1,ta=0.5 (z-scored dimensions)
-	Combine               string  // --combine (FK and best-of-N)
-	RewardGuidanceScale   float64 // --reward-guidance-scale: Flow-NRG's w (0: off)
-	RewardGuidanceStart   float64 // NRG window in t: start (1) ...
-	RewardGuidanceEnd     float64 // ... down to end (0)
-	Particles             int     // --particles: FK steering with k particles (1: off)
+	Rewards               []string // --reward (repeatable): default, FILE.safetensors, FILE.onnx or FILE.json
+	RewardWeights         string   // --reward-weights vq=1,ta=0.5 (z-scored dimensions)
+	Combine               string   // --combine (FK and best-of-N)
+	RewardGuidanceScale   float64  // --reward-guidance-scale: Flow-NRG's w (0: off)
+	RewardGuidanceStart   float64  // NRG window in t: start (1) ...
+	RewardGuidanceEnd     float64  // ... down to end (0)
+	Particles             int      // --particles: FK steering with k particles (1: off)
 	FKLambda              float64
 	FKPotential           string
 	FKResampleEvery       int
@@ -134,7 +134,8 @@ stream i, so a seed gives the same images every time, however many are generated
 
 Reward steering (algorithms.md sections 5-8; --reward picks the model: default, the embedded
 clean image reward, or with --reward-guidance-scale the embedded latent one; FILE.safetensors;
-FILE.onnx or its manifest FILE.json):
+FILE.onnx or its manifest FILE.json; repeated, several models as one, their dimensions side
+by side under --reward-weights, e.g. --reward default --reward aesthetic.json):
 
   --reward-guidance-scale w   Flow-NRG: v - w t/(1-t) grad sum_d λ_d r_d(x_t, t) after CFG,
                               none at t = 1, inside [--reward-guidance-end, --reward-guidance-start];
@@ -196,7 +197,7 @@ candidate j draws from stream i*k+j.`,
 	f.IntVar(&opts.BatchSize, "batch-size", defaultSampleBatch, "output images sampled together (with --particles or --best-of-n, times k samples; its default is then 64/k); the same images for any value where the CPU multiplies with the Go GEMM (align info: on x86-64 with AVX2)")
 	f.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
 
-	f.StringVar(&opts.Reward, "reward", "default", "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json")
+	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json (repeatable: several models, their dimensions side by side)")
 	f.StringVar(&opts.RewardWeights, "reward-weights", "", "weights of the z-scored reward dimensions, e.g. vq=1,ta=0.5 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how FK and best-of-N combine dimensions: "+strings.Join(rewards.Combiners, ", "))
 	f.Float64Var(&opts.RewardGuidanceScale, "reward-guidance-scale", 0, "Flow-NRG strength w (0: off; the paper uses 100, too strong for a latent model trained with --teacher-scored: about 10); needs a noise-aware latent reward model")
@@ -260,7 +261,7 @@ func (o *SampleOptions) validateSteering() error {
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 	case o.RewardCondition != "" && (!(o.RewardConditionScale >= 0) || math.IsInf(o.RewardConditionScale, 0)):
 		return flagErrorf("--reward-condition-scale must be a finite number >= 0, got %v", o.RewardConditionScale)
-	case o.Reward == "":
+	case len(o.Rewards) == 0 || slices.Contains(o.Rewards, ""):
 		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
 	}
 	fk := guidance.FKOptions{Particles: o.Particles, Lambda: o.FKLambda, Potential: o.FKPotential,
@@ -567,7 +568,7 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 	if !opts.steering() {
 		return st, nil
 	}
-	model, describe, closeFn, err := loadSampleReward(cmd, opts, dev, m)
+	model, describe, closeFn, err := loadSampleRewards(cmd, opts.Rewards, opts.RewardGuidanceScale > 0, dev, m)
 	if err != nil {
 		return nil, err
 	}
@@ -714,9 +715,40 @@ func (st *sampleSteering) annotate(f *sampleFile, i int) {
 	}
 }
 
-// loadSampleReward opens --reward on the generator's device (native and latent models) or
-// through ONNX Runtime. A clean image reward scores a video model's clips frame by frame.
-func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, gen *diffusion.DiT) (rewards.Model, string, func() error, error) {
+// loadSampleRewards opens each of specs (loadSampleReward) and makes them one model
+// (rewards.NewEnsemble), described by their descriptions joined with " + ".
+func loadSampleRewards(cmd *cobra.Command, specs []string, nrg bool, dev kernels.Device, gen *diffusion.DiT) (rewards.Model, string, func() error, error) {
+	var models []rewards.Model
+	var descs []string
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}
+	for _, spec := range specs {
+		m, desc, closeFn, err := loadSampleReward(cmd, spec, nrg, dev, gen)
+		if err != nil {
+			closeAll()
+			return nil, "", nil, err
+		}
+		models, descs, closers = append(models, m), append(descs, desc), append(closers, closeFn)
+	}
+	ens, err := rewards.NewEnsemble(models)
+	if err != nil {
+		closeAll()
+		return nil, "", nil, usageError{fmt.Errorf("--reward: %w", err)}
+	}
+	return ens, strings.Join(descs, " + "), closeAll, nil
+}
+
+// loadSampleReward opens the reward model spec (a --reward value) on the generator's device
+// (native and latent models) or through ONNX Runtime; with nrg (gradient guidance), default
+// is the embedded noise-aware latent model. A clean image reward scores a video model's
+// clips frame by frame.
+func loadSampleReward(cmd *cobra.Command, spec string, nrg bool, dev kernels.Device, gen *diffusion.DiT) (rewards.Model, string, func() error, error) {
 	none := func() error { return nil }
 	video := gen.Config.Kind == diffusion.KindVideo
 	native := func(m *rewards.Native, desc string) (rewards.Model, string, func() error, error) {
@@ -729,17 +761,17 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 		m.SetTrainable(false)
 		if want, got := m.Config.Generator.BatchShape(1), gen.Config.BatchShape(1); !slices.Equal(want, got) {
 			return nil, "", nil, usageError{fmt.Errorf("--reward %s: the latent reward model reads samples of shape %v, the generator makes %v",
-				opts.Reward, want[1:], got[1:])}
+				spec, want[1:], got[1:])}
 		}
 		return m, desc + " (noise-aware latent)", none, nil
 	}
-	ext := strings.ToLower(filepath.Ext(opts.Reward))
+	ext := strings.ToLower(filepath.Ext(spec))
 	switch {
-	case opts.Reward == "default" && opts.RewardGuidanceScale > 0 && video:
+	case spec == "default" && nrg && video:
 		return nil, "", nil, usageError{errors.New("--reward-guidance-scale on a video model needs a noise-aware latent video reward model, " +
 			"and none is embedded\n---> HINT: train one with `align reward train --latent --video --data data/emoji -o reward-latent-video/` " +
 			"and pass --reward reward-latent-video/model.safetensors; or steer with a score-only reward (--particles, --best-of-n)")}
-	case opts.Reward == "default" && opts.RewardGuidanceScale > 0:
+	case spec == "default" && nrg:
 		// Gradient guidance needs a noise-aware model: the embedded latent one.
 		c, err := nn.ReadCheckpoint("embedded default latent reward model", assets.RewardLatent)
 		if err != nil {
@@ -750,14 +782,14 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 			return nil, "", nil, err
 		}
 		return latent(m, "default")
-	case opts.Reward == "default" || opts.Reward == defaultVideoReward:
+	case spec == "default" || spec == defaultVideoReward:
 		m, err := loadDefaultReward(dev, video)
 		if err != nil {
 			return nil, "", nil, err
 		}
 		return native(m, "default (embedded) "+m.Config.Kind+" reward model")
 	case ext == ".safetensors":
-		c, err := nn.LoadCheckpoint(opts.Reward)
+		c, err := nn.LoadCheckpoint(spec)
 		if err != nil {
 			return nil, "", nil, err
 		}
@@ -768,18 +800,18 @@ func loadSampleReward(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devic
 				return nil, "", nil, err
 			}
 			m.SetTrainable(false)
-			return native(m, opts.Reward)
+			return native(m, spec)
 		case rewards.ModelTypeLatent:
 			m, err := rewards.LatentFromCheckpoint(dev, c)
 			if err != nil {
 				return nil, "", nil, err
 			}
-			return latent(m, opts.Reward)
+			return latent(m, spec)
 		default:
-			return nil, "", nil, usageError{fmt.Errorf("--reward %s: model_type %q is not a reward model", opts.Reward, t)}
+			return nil, "", nil, usageError{fmt.Errorf("--reward %s: model_type %q is not a reward model", spec, t)}
 		}
 	}
-	lr, err := loadReward(cmd, &ScoreOptions{Reward: opts.Reward})
+	lr, err := loadReward(cmd, &ScoreOptions{Reward: spec})
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -77,7 +77,7 @@ func checkFlagCases[T any](t *testing.T, name string, newCmd func(func(*T) error
 
 func TestNewCmdSampleFlags(t *testing.T) {
 	def := SampleOptions{NumInferenceSteps: 28, GuidanceScale: 4, NumImagesPerPrompt: 1, Sampler: "euler",
-		OutputDir: "samples", GridScale: 2, BatchSize: 64, Reward: "default", Combine: "linear", RewardGuidanceStart: 1,
+		OutputDir: "samples", GridScale: 2, BatchSize: 64, Rewards: []string{"default"}, Combine: "linear", RewardGuidanceStart: 1,
 		Particles: 1, FKLambda: 10, FKPotential: "diff", FKResampleEvery: 5, BestOfN: 1, RewardConditionScale: 3}
 	with := func(edit func(o *SampleOptions)) SampleOptions {
 		o := def
@@ -99,7 +99,7 @@ func TestNewCmdSampleFlags(t *testing.T) {
 			"--reward", "r.onnx", "--reward-weights", "vq=1,ta=2", "--combine", "lsc"},
 			want: with(func(o *SampleOptions) {
 				o.Prompts, o.Particles, o.FKLambda, o.FKPotential, o.FKAdaptive = []string{"x"}, 4, 2, "max", true
-				o.Sampler, o.Reward, o.RewardWeights, o.Combine = "sde", "r.onnx", "vq=1,ta=2", "lsc"
+				o.Sampler, o.Rewards, o.RewardWeights, o.Combine = "sde", []string{"r.onnx"}, "vq=1,ta=2", "lsc"
 				o.BatchSize = 16 // k = 4 candidates per output image: 64/4 by default
 			})},
 		{args: []string{"--prompt", "x", "--best-of-n", "5", "--batch-size", "64"},
@@ -390,9 +390,15 @@ func TestSampleSteering(t *testing.T) {
 	dir := t.TempDir()
 	model := saveTinyModel(t, dir, diffusion.KindImage)
 	reward := writeRewardModel(t, dir, "image")
+	// run samples with the native reward model unless extra names its own (--reward is
+	// repeatable: two would be an ensemble).
 	run := func(out string, extra ...string) (sampleReport, string, int) {
-		return sampleJSON(t, append([]string{"sample", "--model", model, "--prompt", "red apple", "--prompt", "blue car",
-			"--num-inference-steps", "4", "--seed", "3", "--reward", reward, "-o", filepath.Join(dir, out), "--json"}, extra...))
+		args := []string{"sample", "--model", model, "--prompt", "red apple", "--prompt", "blue car",
+			"--num-inference-steps", "4", "--seed", "3", "-o", filepath.Join(dir, out), "--json"}
+		if !slices.Contains(extra, "--reward") {
+			args = append(args, "--reward", reward)
+		}
+		return sampleJSON(t, append(args, extra...))
 	}
 	// FK: evaluations at step 2 of 0..3 plus the final scoring, 3 particles: 6 calls per image.
 	rep, errs, code := run("fk", "--particles", "3", "--fk-resample-every", "2", "--reward-weights", "vq=1,ta=1")

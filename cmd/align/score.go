@@ -64,7 +64,8 @@ type ScoreOptions struct {
 	Inputs      []string // --input (repeatable) and positional arguments
 	Prompt      string
 	PromptsFile string
-	Reward      string
+	Reward      string   // the reward model (align reward calibrate, and each of Rewards in turn)
+	Rewards     []string // align score's --reward (repeatable): one model, or an ensemble
 	Manifest    string
 	Weights     string
 	Combine     string
@@ -131,7 +132,10 @@ the whole list in order.`,
 		},
 	}
 	f := cmd.Flags()
-	addInputFlags(f, opts, "FILE.safetensors (align reward train; a noise-aware latent model scores at t = 0)")
+	addInputFlags(f, opts)
+	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded image model), default-video (embedded video model), "+
+		"FILE.safetensors (align reward train; a noise-aware latent model scores at t = 0), FILE.onnx or its manifest FILE.json; "+
+		"repeat it to score with several (their dimensions side by side, weighed together by --weights)")
 	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how the total combines dimensions: "+strings.Join(rewards.Combiners, ", "))
 	f.Float64Var(&opts.LSCQuantile, "lsc-quantile", 0.85, "lsc: per-prompt reference quantile of each dimension")
@@ -143,13 +147,11 @@ the whole list in order.`,
 }
 
 // addInputFlags registers the flags that say what to score and how to read it, which
-// align score and align reward calibrate share; safetensors describes the .safetensors
-// models the command takes.
-func addInputFlags(f *pflag.FlagSet, opts *ScoreOptions, safetensors string) {
+// align score and align reward calibrate share (each registers its own --reward).
+func addInputFlags(f *pflag.FlagSet, opts *ScoreOptions) {
 	f.StringArrayVarP(&opts.Inputs, "input", "i", nil, "folder, glob, file, or .jsonl/.csv list of inputs (repeatable)")
 	f.StringVar(&opts.Prompt, "prompt", "", "prompt of every input that has none of its own")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to prompts")
-	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), "+safetensors+", FILE.onnx or its manifest FILE.json")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.IntVar(&opts.BatchSize, "batch-size", 16, "samples per model call")
 	f.IntVar(&opts.Workers, "workers", 0, "decoding goroutines (0: one per CPU)")
@@ -172,8 +174,10 @@ func (o *ScoreOptions) validateInputs() error {
 		return flagErrorf("--workers, --threads and --num-frames must be >= 0")
 	case !(o.FPS >= 0 && o.FPS <= 1e4) || !(o.SourceFPS >= 0 && o.SourceFPS <= 1e4):
 		return flagErrorf("--fps and --source-fps must be in [0, 10000]")
-	case o.Reward == "":
+	case o.Reward == "" && len(o.Rewards) == 0 || slices.Contains(o.Rewards, ""):
 		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
+	case o.Manifest != "" && len(o.Rewards) > 1:
+		return flagErrorf("--manifest names the manifest of one ONNX model; with several --reward, name each manifest (FILE.json) as the --reward")
 	}
 	o.shardI, o.shardN = 0, 1
 	return nil
@@ -328,17 +332,17 @@ func loadDefaultReward(dev kernels.Device, video bool) (*rewards.Native, error) 
 func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	stderr := cmd.ErrOrStderr()
 	start := time.Now()
-	lr, err := loadReward(cmd, opts)
+	set, err := loadRewardSet(cmd, opts, opts.Rewards)
 	if err != nil {
 		return err
 	}
-	defer lr.close()
-	dims := lr.model.Dims()
+	defer set.close()
+	dims := set.model.Dims()
 	w, err := rewards.ParseWeights(opts.Weights, dims)
 	if err != nil {
 		return usageError{fmt.Errorf("--weights: %w", err)}
 	}
-	rows, failed, err := scoreInputs(cmd, opts, lr)
+	rows, failed, err := scoreInputs(cmd, opts, set)
 	if err != nil {
 		return err
 	}
@@ -346,7 +350,7 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	if err != nil {
 		return err
 	}
-	t := &scoring.Table{Dims: dims, Clips: lr.clips, Rows: rows, Total: total, Weights: w, Combine: opts.Combine}
+	t := &scoring.Table{Dims: dims, Clips: set.clips, Rows: rows, Total: total, Weights: w, Combine: opts.Combine}
 	write := func(out io.Writer) error {
 		switch opts.Format {
 		case formatCSV:
@@ -374,17 +378,19 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	return nil
 }
 
-// scoreInputs scores the inputs the flags name (this shard's) with lr, a progress bar on
-// stderr, and returns a row per input and how many failed.
-func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, lr *loadedReward) (rows []scoring.Result, failed int, err error) {
+// scoreInputs scores the inputs the flags name (this shard's) with every model of set, a
+// progress bar on stderr, and returns a row per input and how many failed.
+func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, set *rewardSet) (rows []scoring.Result, failed int, err error) {
 	stderr := cmd.ErrOrStderr()
-	if opts.NumFrames > 0 && !lr.clips {
-		return nil, 0, flagErrorf("--num-frames %d: %s scores images", opts.NumFrames, lr.describe)
+	for _, lr := range set.members {
+		if opts.NumFrames > 0 && !lr.clips {
+			return nil, 0, flagErrorf("--num-frames %d: %s scores images", opts.NumFrames, lr.describe)
+		}
+		if lr.clips && opts.NumFrames > 0 && opts.NumFrames != lr.frames {
+			return nil, 0, flagErrorf("--num-frames %d: %s reads clips of %d frames", opts.NumFrames, lr.describe, lr.frames)
+		}
 	}
-	if lr.clips && opts.NumFrames > 0 && opts.NumFrames != lr.frames {
-		return nil, 0, flagErrorf("--num-frames %d: %s reads clips of %d frames", opts.NumFrames, lr.describe, lr.frames)
-	}
-	lo := scoring.ListOptions{Clips: lr.clips, Prompt: opts.Prompt}
+	lo := scoring.ListOptions{Clips: set.clips, Prompt: opts.Prompt}
 	if opts.PromptsFile != "" {
 		if lo.Prompts, err = scoring.ReadPrompts(opts.PromptsFile); err != nil {
 			return nil, 0, usageError{fmt.Errorf("--prompts: %w", err)}
@@ -396,7 +402,7 @@ func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, lr *loadedReward) (rows
 	}
 	items := scoring.Shard(all, opts.shardI, opts.shardN)
 	what := "image"
-	if lr.clips {
+	if set.clips {
 		what = "clip"
 	}
 	if opts.shardN > 1 {
@@ -405,12 +411,10 @@ func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, lr *loadedReward) (rows
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	bar := newProgressBar(stderr, "score", len(items))
-	sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
-		FPS: opts.FPS, SourceFPS: opts.SourceFPS, BatchSize: opts.BatchSize, Workers: opts.Workers, Strict: opts.Strict,
-		Progress: func(done, total int) { bar.Update(done, "") }}
+	bar := newProgressBar(stderr, "score", len(items)*len(set.members))
+	sc := scoring.Scorer{FPS: opts.FPS, SourceFPS: opts.SourceFPS, BatchSize: opts.BatchSize, Workers: opts.Workers, Strict: opts.Strict}
 	start := time.Now()
-	if rows, err = sc.Run(ctx, items); err != nil {
+	if rows, err = set.run(ctx, items, sc, func(done int) { bar.Update(done, "") }); err != nil {
 		if ctx.Err() != nil {
 			return nil, 0, errCancelled
 		}

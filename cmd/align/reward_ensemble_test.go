@@ -1,0 +1,174 @@
+// Tests of several --reward models as one (rewards.NewEnsemble): align score's columns and
+// totals from a native model and an ONNX model with other dimension names, each model's
+// scores as it gives them alone; best-of-N in align sample weighing dimensions of both; the
+// errors (a dimension scored twice, images and clips mixed, --manifest with several).
+//
+// Test: go test ./cmd/align -run Ensemble
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/onnx"
+)
+
+// renamedONNX exports the native model to ONNX with its dimensions renamed (vq -> aes, ta ->
+// clip): a second model whose dimensions an ensemble can hold beside the first's.
+func renamedONNX(t *testing.T, dir, model string) string {
+	t.Helper()
+	if err := onnx.Init(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but ONNX Runtime cannot be loaded (make test runs make ort): %v", err)
+		}
+		t.Skipf("ONNX Runtime not available, skipping (run `make ort`): %v", err)
+	}
+	out := filepath.Join(dir, "renamed.onnx")
+	if code, _, stderr := runAlign(t, "export", "onnx", "--model", model, "-o", out); code != exitOK {
+		t.Fatal(stderr)
+	}
+	man := filepath.Join(dir, "renamed.json")
+	m, err := onnx.LoadManifest(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Outputs[0].Dims = []string{"aes", "clip"}
+	m.Calibration.Dims = []string{"aes", "clip"}
+	m.Calibration.Mean[0] = 1 // so that its z-scores differ from the native model's
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(man, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return man
+}
+
+func TestScoreEnsemble(t *testing.T) {
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	other := renamedONNX(t, dir, model)
+	in := calibrationInputs(t, dir)
+	both := scoreJSONL(t, in, "--reward", model, "--reward", other, "--weights", "vq=1,clip=2")
+	alone := [][]map[string]any{scoreJSONL(t, in, "--reward", model), scoreJSONL(t, in, "--reward", other)}
+	if len(both) != 7 {
+		t.Fatalf("%d rows, want 7", len(both))
+	}
+	for i, row := range both {
+		for k, dims := range [][]string{{"vq", "ta"}, {"aes", "clip"}} {
+			for _, d := range dims {
+				for _, col := range []string{d, d + "_z"} {
+					if row[col] != alone[k][i][col] {
+						t.Errorf("row %d %s: %v together, %v alone", i, col, row[col], alone[k][i][col])
+					}
+				}
+			}
+		}
+		// The unreadable file: one error, no scores.
+		if (row["error"] != nil) != (alone[0][i]["error"] != nil) {
+			t.Errorf("row %d: error %v together, %v alone", i, row["error"], alone[0][i]["error"])
+		}
+		if row["error"] != nil {
+			continue
+		}
+		want := row["vq_z"].(float64) + 2*row["clip_z"].(float64)
+		if got := row["total"].(float64); got-want > 1e-3 || want-got > 1e-3 {
+			t.Errorf("row %d: total %v, want vq_z + 2 clip_z = %v", i, got, want)
+		}
+	}
+
+	video := writeRewardModel(t, dir, rewards.KindVideo)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--reward", model, "--reward", model}, `both score a dimension "vq"`},
+		{[]string{"--reward", model, "--reward", video}, "score images and clips in separate runs"},
+		{[]string{"--reward", model, "--reward", other, "--manifest", other}, "--manifest names the manifest of one ONNX model"},
+		{[]string{"--reward", model, "--reward", other, "--weights", "vq=1,pickscore=1"}, `unknown reward dimension "pickscore" (known: vq, ta, aes, clip)`},
+	} {
+		code, _, stderr := runAlign(t, append([]string{"score", in}, c.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q does not say %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+// Best-of-N over an ensemble: the kept image's rewards name the dimensions of both models,
+// and the weights of the run name dimensions of each.
+func TestSampleEnsemble(t *testing.T) {
+	dir := t.TempDir()
+	gen := saveTinyModel(t, dir, diffusion.KindImage)
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	other := renamedONNX(t, dir, model)
+	code, stdout, stderr := runAlign(t, "sample", "--model", gen, "--prompt", "red apple", "--num-inference-steps", "2",
+		"--best-of-n", "3", "--reward", model, "--reward", other, "--reward-weights", "ta=1,aes=0.5", "-o", filepath.Join(dir, "bon"), "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep sampleReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Steering
+	if s == nil || s.Weights != "ta=1,aes=0.5" || !strings.Contains(s.Reward, " + ") || s.CallsPerImage != 3 || len(rep.Files) != 1 {
+		t.Fatalf("steering %+v", s)
+	}
+	f := rep.Files[0]
+	if len(f.Rewards) != 4 || f.Reward == nil {
+		t.Fatalf("kept image's rewards %v", f.Rewards)
+	}
+	if want := f.Rewards["ta"] + 0.5*f.Rewards["aes"]; *f.Reward-want > 1e-9 || want-*f.Reward > 1e-9 {
+		t.Errorf("reward %v, want ta + 0.5 aes = %v", *f.Reward, want)
+	}
+	// Gradient guidance needs every model noise-aware.
+	code, _, stderr = runAlign(t, "sample", "--model", gen, "--prompt", "red apple", "--num-inference-steps", "2",
+		"--reward-guidance-scale", "10", "--reward", model, "--reward", other, "-o", filepath.Join(dir, "nrg"))
+	if code == exitOK || !strings.Contains(stderr, "noise-aware") {
+		t.Errorf("Flow-NRG with an ensemble of clean models: exit %d, %s", code, stderr)
+	}
+}
+
+// align pairs with two models: the scored set holds the dimensions of both, each sample's
+// z-scores those align score gives its file; --rescore with both gives them again.
+func TestPairsEnsemble(t *testing.T) {
+	dir := t.TempDir()
+	gen := saveTinyModel(t, dir, diffusion.KindImage)
+	model := writeRewardModel(t, dir, rewards.KindImage)
+	other := renamedONNX(t, dir, model)
+	out := filepath.Join(dir, "scored.jsonl")
+	code, _, stderr := runAlign(t, "pairs", "--prompt", "red apple", "--prompt", "blue car", "--model", gen, "--num-candidates", "3",
+		"--num-inference-steps", "2", "--reward", model, "--reward", other, "--weights", "ta=1,aes=1", "--scored", "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	set, err := dpo.ReadScored(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Items) != 6 || strings.Join(set.Dims, ",") != "aes,clip,ta,vq" {
+		t.Fatalf("%d samples of dimensions %v", len(set.Items), set.Dims)
+	}
+	it := set.Items[4]
+	row := scoreJSONL(t, it.Path, "--reward", model, "--reward", other, "--prompt", it.Prompt)[0]
+	for d, dim := range set.Dims {
+		if z := row[dim+"_z"].(float64); z-it.Scores[d] > 1e-6 || it.Scores[d]-z > 1e-6 {
+			t.Errorf("%s: %v in the scored set, align score %v", dim, it.Scores[d], z)
+		}
+	}
+	again := filepath.Join(dir, "again.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--from-scored", out, "--rescore", "--reward", model, "--reward", other, "--scored", "-o", again); code != exitOK {
+		t.Fatalf("rescore: exit %d: %s", code, stderr)
+	}
+	if re, err := dpo.ReadScored(again); err != nil || !slices.EqualFunc(re.Items, set.Items, func(a, b dpo.Scored) bool { return slices.Equal(a.Scores, b.Scores) }) {
+		t.Errorf("rescored with the same models: %v", err)
+	}
+}

@@ -1,0 +1,125 @@
+// Several reward models scoring files as one (repeated --reward in align score and align
+// pairs). Each model reads the inputs decoded for it (its own size, resize and frame count)
+// and the rows are joined side by side in the order of the flags, as rewards.NewEnsemble
+// joins the scores of models that read tensors in memory (align sample). The dimensions must
+// differ across the models.
+//
+// Test: go test ./cmd/align -run Ensemble
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/scoring"
+)
+
+// rewardSet is the models of the --reward flags.
+type rewardSet struct {
+	members  []*loadedReward
+	model    rewards.Model // their ensemble: the dimensions and calibration, side by side
+	describe string
+	clips    bool
+}
+
+// loadRewardSet opens each of specs as align score opens --reward (base's ONNX Runtime
+// options apply to each); they must all score images or all clips.
+func loadRewardSet(cmd *cobra.Command, base *ScoreOptions, specs []string) (*rewardSet, error) {
+	var lrs []*loadedReward
+	closeAll := func() {
+		for _, lr := range lrs {
+			lr.close()
+		}
+	}
+	for _, spec := range specs {
+		o := *base
+		o.Reward = spec
+		lr, err := loadReward(cmd, &o)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		lrs = append(lrs, lr)
+	}
+	set, err := newRewardSet(lrs)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return set, nil
+}
+
+// newRewardSet makes loaded models one set.
+func newRewardSet(lrs []*loadedReward) (*rewardSet, error) {
+	kind := func(clips bool) string { return map[bool]string{false: "images", true: "clips"}[clips] }
+	s := &rewardSet{members: lrs, clips: lrs[0].clips}
+	var models []rewards.Model
+	var descs []string
+	for _, lr := range lrs {
+		if lr.clips != s.clips {
+			return nil, usageError{fmt.Errorf("%s reads %s, %s %s: score images and clips in separate runs",
+				lr.describe, kind(lr.clips), lrs[0].describe, kind(s.clips))}
+		}
+		models, descs = append(models, lr.model), append(descs, lr.describe)
+	}
+	var err error
+	if s.model, err = rewards.NewEnsemble(models); err != nil {
+		return nil, usageError{fmt.Errorf("--reward: %w", err)}
+	}
+	s.describe = strings.Join(descs, " + ")
+	return s, nil
+}
+
+func (s *rewardSet) close() {
+	for _, lr := range s.members {
+		lr.close()
+	}
+}
+
+// run scores items with every model in turn, each through a copy of template (batch size,
+// workers, clip sampling) set up for it, and joins the rows; progress gets the items done
+// over all models.
+func (s *rewardSet) run(ctx context.Context, items []scoring.Item, template scoring.Scorer, progress func(done int)) ([]scoring.Result, error) {
+	var rows []scoring.Result
+	for k, lr := range s.members {
+		sc := template
+		sc.Model, sc.Dev, sc.Geometry, sc.Clips, sc.Frames = lr.model, lr.dev, lr.geometry, lr.clips, lr.frames
+		if progress != nil {
+			sc.Progress = func(done, _ int) { progress(k*len(items) + done) }
+		}
+		r, err := sc.Run(ctx, items)
+		if err != nil {
+			return nil, err
+		}
+		if rows, err = joinRows(rows, r); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// joinRows puts the next model's rows r beside rows (nil: r itself): the scores side by
+// side, the first error of an input kept.
+func joinRows(rows, r []scoring.Result) ([]scoring.Result, error) {
+	if rows == nil {
+		return r, nil
+	}
+	if len(r) != len(rows) {
+		return nil, fmt.Errorf("score: %d rows from one reward model, %d from another", len(r), len(rows))
+	}
+	for i := range rows {
+		a, b := &rows[i], &r[i]
+		switch {
+		case !a.OK():
+		case !b.OK():
+			a.Raw, a.Z, a.Err = nil, nil, b.Err
+		default:
+			a.Raw, a.Z = append(a.Raw, b.Raw...), append(a.Z, b.Z...)
+		}
+	}
+	return rows, nil
+}
