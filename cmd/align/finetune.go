@@ -57,7 +57,7 @@ type FinetuneOptions struct {
 	NumValidationImages int
 	ValidationSteps     int
 	ValidationScale     float64
-	ValidationReward    string
+	ValidationRewards   []string
 
 	Train                dpo.Config
 	ResumeFromCheckpoint string
@@ -221,7 +221,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f.IntVar(&opts.NumValidationImages, "num-validation-images", 2, "validation: images per prompt (fixed seeds)")
 	f.IntVar(&opts.ValidationSteps, "validation-inference-steps", 28, "validation: denoising steps")
 	f.Float64Var(&opts.ValidationScale, "validation-guidance-scale", 4, "validation: classifier-free guidance scale")
-	f.StringVar(&opts.ValidationReward, "validation-reward", "default", "validation: reward model scoring the samples per dimension (default: the embedded one of the model's kind; FILE.safetensors, FILE.onnx; none: grids only)")
+	f.StringArrayVar(&opts.ValidationRewards, "validation-reward", []string{"default"}, "validation: reward model scoring the samples per dimension (default: the embedded one of the model's kind; FILE.safetensors, FILE.onnx; repeatable: several side by side; none: grids only)")
 	return cmd
 }
 
@@ -264,6 +264,9 @@ func (o *FinetuneOptions) validate() error {
 		return flagErrorf("--num-validation-images must be >= 1, got %d", o.NumValidationImages)
 	case len(o.ValidationPrompts) > 0 && slices.Contains(o.ValidationPrompts, ""):
 		return flagErrorf("--validation-prompt must not be empty")
+	case len(o.ValidationRewards) == 0 || slices.Contains(o.ValidationRewards, "") ||
+		len(o.ValidationRewards) > 1 && slices.Contains(o.ValidationRewards, "none"):
+		return flagErrorf("--validation-reward: give reward models, or none alone (grids only)")
 	case o.ResumeFromCheckpoint != "" && len(o.loraFlags) > 0:
 		return flagErrorf("%s with --resume-from-checkpoint: a resumed run keeps the checkpoint's adapters (or full fine-tuning)",
 			strings.Join(o.loraFlags, ", "))
@@ -541,12 +544,16 @@ func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.D
 		return nil, usageError{fmt.Errorf("validation: %w", err)}
 	}
 	warnPromptWords(cmd.ErrOrStderr(), m.Tokenizer, opts.ValidationPrompts)
-	tr.Validation = &dpo.Validation{Prompts: opts.ValidationPrompts, NumImages: opts.NumValidationImages, Options: o, Reward: opts.ValidationReward}
-	if opts.ValidationReward == "none" {
+	tr.Validation = &dpo.Validation{Prompts: opts.ValidationPrompts, NumImages: opts.NumValidationImages, Options: o}
+	if slices.Equal(opts.ValidationRewards, []string{"none"}) {
 		return none, nil
 	}
 	video := m.Config.Kind == diffusion.KindVideo
-	rm, desc, closeReward, err := loadSampleReward(cmd, rewardForKind(opts.ValidationReward, video), false, dev, m)
+	specs := make([]string, len(opts.ValidationRewards))
+	for i, r := range opts.ValidationRewards {
+		specs[i] = rewardForKind(r, video)
+	}
+	rm, desc, closeReward, err := loadSampleRewards(cmd, specs, false, dev, m)
 	if err != nil {
 		return nil, fmt.Errorf("--validation-reward: %w", err)
 	}
@@ -560,7 +567,7 @@ func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.D
 		if err != nil {
 			sc.Free()
 			err = usageError{fmt.Errorf("--validation-reward %s cannot score the samples of this %s model (%v): %w",
-				opts.ValidationReward, m.Config.Kind, m.Config.SampleShape(), err)}
+				desc, m.Config.Kind, m.Config.SampleShape(), err)}
 		}
 	}
 	if err != nil {

@@ -78,6 +78,7 @@ func TestNewCmdFinetuneFlags(t *testing.T) {
 		{args: []string{"--pairs", "p", "--model", "m", "--weighting-scheme", "cosmap"}, wantErr: "fine-tuning samples t from one of"},
 		{args: []string{"--pairs", "p", "--resume-from-checkpoint", "latest", "--lora-rank", "8"}, wantErr: "a resumed run keeps the checkpoint's adapters"},
 		{args: []string{"--method", "rwr", "--scored", "s", "--model", "m", "--temperature", "0"}, wantErr: "--temperature must be > 0"},
+		{args: []string{"--pairs", "p", "--validation-prompt", "x", "--validation-reward", "none", "--validation-reward", "default"}, wantErr: "or none alone"},
 	}
 	checkFlagCases(t, "finetune", newCmdFinetune, tests)
 }
@@ -454,7 +455,7 @@ func TestFinetuneValidation(t *testing.T) {
 	other := filepath.Join(dir, "other")
 	code, _, stderr = runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", other, "--max-train-steps", "1",
 		"--validation-prompt", "red apple")
-	if code != exitUsage || !strings.Contains(stderr, "--validation-reward default cannot score the samples of this image model") {
+	if code != exitUsage || !strings.Contains(stderr, "--validation-reward default (embedded) image reward model cannot score the samples of this image model") {
 		t.Errorf("default reward on an 8x8 model: exit %d, %s", code, stderr)
 	}
 	if cs, _ := nn.Checkpoints(other); len(cs) > 0 {
