@@ -186,19 +186,9 @@ func TestRewardCalibrateErrors(t *testing.T) {
 }
 
 func TestRewardCalibrateONNX(t *testing.T) {
-	if err := onnx.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but ONNX Runtime cannot be loaded (make test runs make ort): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available, skipping (run `make ort`): %v", err)
-	}
 	dir := t.TempDir()
 	model := writeRewardModel(t, dir, rewards.KindImage)
-	exported := filepath.Join(dir, "export", "reward.onnx")
-	os.Mkdir(filepath.Dir(exported), 0o755)
-	if code, _, stderr := runAlign(t, "export", "onnx", "--model", model, "-o", exported); code != exitOK {
-		t.Fatal(stderr)
-	}
+	exported := exportONNX(t, dir, model)
 	in := calibrationInputs(t, dir)
 	os.Remove(filepath.Join(in, "6-blue-car.png"))
 	native := filepath.Join(dir, "native.safetensors")

@@ -24,17 +24,7 @@ import (
 // clip): a second model whose dimensions an ensemble can hold beside the first's.
 func renamedONNX(t *testing.T, dir, model string) string {
 	t.Helper()
-	if err := onnx.Init(""); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but ONNX Runtime cannot be loaded (make test runs make ort): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available, skipping (run `make ort`): %v", err)
-	}
-	out := filepath.Join(dir, "renamed.onnx")
-	if code, _, stderr := runAlign(t, "export", "onnx", "--model", model, "-o", out); code != exitOK {
-		t.Fatal(stderr)
-	}
-	man := filepath.Join(dir, "renamed.json")
+	man := onnx.ManifestPathFor(exportONNX(t, dir, model))
 	m, err := onnx.LoadManifest(man)
 	if err != nil {
 		t.Fatal(err)

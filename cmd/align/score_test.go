@@ -406,13 +406,33 @@ func TestScoreClips(t *testing.T) {
 	}
 }
 
-func TestExportAndScoreONNX(t *testing.T) {
+// requireONNX skips a test where ONNX Runtime cannot be loaded, and fails it under CI=true
+// (make test runs make ort first).
+func requireONNX(t *testing.T) {
+	t.Helper()
 	if err := onnx.Init(""); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true but ONNX Runtime cannot be loaded (make test runs make ort): %v", err)
 		}
 		t.Skipf("ONNX Runtime not available, skipping (run `make ort`): %v", err)
 	}
+}
+
+// exportONNX exports the native reward model to dir/export/reward.onnx (and its manifest
+// reward.json beside it), skipping the test without ONNX Runtime.
+func exportONNX(t *testing.T, dir, model string) string {
+	t.Helper()
+	requireONNX(t)
+	out := filepath.Join(dir, "export", "reward.onnx")
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	if code, _, stderr := runAlign(t, "export", "onnx", "--model", model, "-o", out); code != exitOK {
+		t.Fatalf("export onnx: exit %d: %s", code, stderr)
+	}
+	return out
+}
+
+func TestExportAndScoreONNX(t *testing.T) {
+	requireONNX(t)
 	dir := t.TempDir()
 	model := writeRewardModel(t, dir, rewards.KindImage)
 	out := filepath.Join(dir, "export", "reward.onnx")
