@@ -62,6 +62,10 @@ model is refused: its statistics span the noise levels it guides at.`,
   $ align reward calibrate clips/ --reward default-video --fps 0 -o video-reward-ref.safetensors --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs = append(opts.Inputs, args...)
+			if len(opts.Rewards) != 1 {
+				return flagErrorf("--reward given %d times: calibrate one model at a time (each is written with its own statistics)", len(opts.Rewards))
+			}
+			opts.Reward = opts.Rewards[0]
 			if err := opts.validateInputs(); err != nil {
 				return err
 			}
@@ -76,7 +80,7 @@ model is refused: its statistics span the noise levels it guides at.`,
 	}
 	f := cmd.Flags()
 	addInputFlags(f, &opts.ScoreOptions)
-	f.StringVar(&opts.Reward, "reward", "default", "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train; native models), FILE.onnx or its manifest FILE.json")
+	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train; native models), FILE.onnx or its manifest FILE.json")
 	f.StringVarP(&opts.Output, "output", "o", "", "the calibrated model: FILE.safetensors (native) or FILE.json (ONNX manifest)")
 	f.BoolVar(&opts.JSON, "json", false, "print the calibration as one JSON object")
 	return cmd

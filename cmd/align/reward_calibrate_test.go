@@ -169,6 +169,7 @@ func TestRewardCalibrateErrors(t *testing.T) {
 		want string
 	}{
 		{"no output", []string{in, "--reward", model}, exitUsage, "--output is required"},
+		{"two models", []string{in, "--reward", model, "--reward", "default", "-o", out}, exitUsage, "calibrate one model at a time"},
 		{"no inputs", []string{"--reward", model, "-o", out}, exitUsage, "no inputs"},
 		{"manifest for a native model", []string{in, "--reward", model, "-o", filepath.Join(dir, "m.json")}, exitUsage, "native model is written as a .safetensors"},
 		{"latent", []string{in, "--reward", latent, "-o", out}, exitUsage, "noise-aware latent model"},
