@@ -90,6 +90,7 @@ another reward model selects from the same candidates without sampling them agai
 		Example: `  $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward.onnx --weights ta=1 --num-candidates 16 -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --combine pareto -o pairs.jsonl
+  $ align pairs --prompts prompts.txt --reward default --reward aesthetic.json --weights ta=1,aesthetic=1 -o pairs.jsonl
   $ align pairs --prompts prompts.txt --model base/model.safetensors --reward reward/model.safetensors --scored -o scored.jsonl
   $ align pairs --from-scored scored.jsonl --weights vq=0,ta=1 -o pairs-ta.jsonl
   $ align pairs --from-scored scored.jsonl --rescore --reward other/model.safetensors --scored -o scored-other.jsonl

@@ -118,6 +118,7 @@ the whole list in order.`,
   $ align sample --prompt "a dog's face, smiling" --num-images-per-prompt 4 -o out/dog && align score out/dog
   $ align score --input 'out/*.png' --prompt "red apple" --reward reward/model.safetensors --json
   $ align score --input list.csv --reward pickscore.onnx --weights pickscore=1 -o scores.csv
+  $ align score out/ --reward default --reward aesthetic.json --weights vq=1,ta=1,aesthetic=2   # two models as one
   $ align score --input clips/ --reward video-reward/model.safetensors --fps 4 --num-frames 8 --weights vq=1,mq=1,ta=2
   $ align score --input list.jsonl --reward reward.onnx --shard $JOB_COMPLETION_INDEX/8 -o scores-$JOB_COMPLETION_INDEX.csv`,
 		RunE: func(cmd *cobra.Command, args []string) error {
