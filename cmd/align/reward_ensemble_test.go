@@ -1,16 +1,19 @@
 // Tests of several --reward models as one (rewards.NewEnsemble): align score's columns and
 // totals from a native model and an ONNX model with other dimension names, each model's
-// scores as it gives them alone; best-of-N in align sample weighing dimensions of both; the
-// errors (a dimension scored twice, images and clips mixed, --manifest with several).
+// scores as it gives them alone, an image model beside a video model scoring a clip's frames
+// and averaging; best-of-N in align sample and align pairs weighing dimensions of both; the
+// errors (a dimension scored twice, an image model rejecting clips, --manifest with several).
 //
 // Test: go test ./cmd/align -run Ensemble
 package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -76,12 +79,13 @@ func TestScoreEnsemble(t *testing.T) {
 	}
 
 	video := writeRewardModel(t, dir, rewards.KindVideo)
+	checkClipsWithImageModel(t, dir, video, other)
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--reward", model, "--reward", model}, `both score a dimension "vq"`},
-		{[]string{"--reward", model, "--reward", video}, "score images and clips in separate runs"},
+		{[]string{"--reward", model, "--reward", video}, `both score a dimension "vq"`},
 		{[]string{"--reward", model, "--reward", other, "--manifest", other}, "--manifest names the manifest of one ONNX model"},
 		{[]string{"--reward", model, "--reward", other, "--weights", "vq=1,pickscore=1"}, `unknown reward dimension "pickscore" (known: vq, ta, aes, clip)`},
 	} {
@@ -89,6 +93,42 @@ func TestScoreEnsemble(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %q does not say %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// checkClipsWithImageModel scores a clip (a folder of four frames) with a video model and an
+// image model together: the image model scores every frame and averages; an image model
+// whose manifest rejects clips is refused.
+func checkClipsWithImageModel(t *testing.T, dir, video, image string) {
+	t.Helper()
+	clip := filepath.Join(dir, "clips", "red-apple")
+	os.MkdirAll(clip, 0o755)
+	want := map[string]float64{}
+	for i := range 4 {
+		frame := filepath.Join(clip, strconv.Itoa(i)+".png")
+		writeTestPNG(t, frame, 8, 8, uint64(5+i))
+		alone := scoreJSONL(t, frame, "--reward", image, "--prompt", "red apple")[0]
+		for _, d := range []string{"aes", "clip"} {
+			want[d] += alone[d].(float64) / 4
+		}
+	}
+	row := scoreJSONL(t, filepath.Dir(clip), "--reward", video, "--reward", image, "--prompt", "red apple")[0]
+	for _, d := range []string{"aes", "clip"} {
+		if got, ok := row[d].(float64); !ok || math.Abs(got-want[d]) > 1e-5*(1+math.Abs(want[d])) || row["mq"] == nil {
+			t.Errorf("%s of a clip: %v, the mean of its frames' %v (mq %v)", d, row[d], want[d], row["mq"])
+		}
+	}
+	m, err := onnx.LoadManifest(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Image.ClipReduce = onnx.ClipReject
+	data, _ := m.Marshal()
+	reject := filepath.Join(filepath.Dir(image), "reject.json")
+	os.WriteFile(reject, data, 0o644)
+	code, _, stderr := runAlign(t, "score", filepath.Dir(clip), "--reward", video, "--reward", reject)
+	if code != exitUsage || !strings.Contains(stderr, "rejects clips") {
+		t.Errorf("an image model rejecting clips with a video model: exit %d, %s", code, stderr)
 	}
 }
 

@@ -10,11 +10,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/alignkit/align/guidance"
 	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/onnx"
 	"github.com/alignkit/align/rewards/scoring"
 )
 
@@ -53,16 +56,27 @@ func loadRewardSet(cmd *cobra.Command, base *ScoreOptions, specs []string) (*rew
 	return set, nil
 }
 
-// newRewardSet makes loaded models one set.
+// newRewardSet makes loaded models one set. Where some read clips and others images, the
+// set scores clips: an image model scores each clip's frames (sampled as the first clip
+// model samples them, at its own size) and averages them, as align sample's steering does
+// (guidance.PerFrame); an ONNX image model whose manifest rejects clips is an error.
 func newRewardSet(lrs []*loadedReward) (*rewardSet, error) {
-	kind := func(clips bool) string { return map[bool]string{false: "images", true: "clips"}[clips] }
-	s := &rewardSet{members: lrs, clips: lrs[0].clips}
+	s := &rewardSet{members: lrs}
+	first := slices.IndexFunc(lrs, func(lr *loadedReward) bool { return lr.clips })
+	s.clips = first >= 0
 	var models []rewards.Model
 	var descs []string
-	for _, lr := range lrs {
-		if lr.clips != s.clips {
-			return nil, usageError{fmt.Errorf("%s reads %s, %s %s: score images and clips in separate runs",
-				lr.describe, kind(lr.clips), lrs[0].describe, kind(s.clips))}
+	for i, lr := range lrs {
+		if s.clips && !lr.clips {
+			if m, ok := lr.model.(*onnx.Model); ok && m.Manifest.Image.ClipReduce == onnx.ClipReject {
+				return nil, usageError{fmt.Errorf("%s reads images and its manifest rejects clips (clip_reduce reject), %s reads clips: score them in separate runs",
+					lr.describe, lrs[first].describe)}
+			}
+			perFrame := *lr
+			perFrame.model, perFrame.clips, perFrame.frames = guidance.PerFrame{Model: lr.model}, true, lrs[first].frames
+			perFrame.describe += " (per frame)"
+			lrs[i] = &perFrame
+			lr = lrs[i]
 		}
 		models, descs = append(models, lr.model), append(descs, lr.describe)
 	}
