@@ -169,3 +169,46 @@ func TestEnsembleGradient(t *testing.T) {
 		t.Error("a second call does not give the same gradient in the same buffer")
 	}
 }
+
+// awareReward is a noise-aware momentReward that records the timesteps it was given.
+type awareReward struct {
+	momentReward
+	seen []float32
+}
+
+func (m *awareReward) NoiseAware() {}
+
+func (m *awareReward) ScoreAndGrad(b Batch, w []float64) ([][]float32, *kernels.Tensor, error) {
+	m.seen = b.Timesteps
+	return m.momentReward.ScoreAndGrad(b, w)
+}
+
+// An ensemble of noise-aware members is noise-aware (Flow-NRG takes it) and hands each
+// member the batch's timesteps.
+func TestEnsembleNoiseAware(t *testing.T) {
+	a := &awareReward{momentReward: momentReward{dim: "mean", pow: 1}}
+	b := &awareReward{momentReward: momentReward{dim: "power", pow: 2}}
+	m, err := NewEnsemble([]Model{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	na, ok := m.(NoiseAware)
+	if !ok {
+		t.Fatal("an ensemble of noise-aware models is not noise-aware")
+	}
+	ts := []float32{0.25, 0.75}
+	x := testDev.FromHost([]float32{1, 2, 3, 4, 5, 6, 7, 8}, 2, 1, 2, 2)
+	if _, _, err := na.ScoreAndGrad(Batch{Pixels: x, Prompts: []string{"a", "b"}, Timesteps: ts}, []float64{1, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a.seen, ts) || !slices.Equal(b.seen, ts) {
+		t.Errorf("members saw timesteps %v and %v, want %v", a.seen, b.seen, ts)
+	}
+	if mixed, _ := NewEnsemble([]Model{a, &momentReward{dim: "cube", pow: 3}}); mixed == nil {
+		t.Fatal("no ensemble")
+	} else if _, ok := mixed.(NoiseAware); ok {
+		t.Error("an ensemble with a clean member is noise-aware")
+	} else if _, ok := mixed.(Differentiable); !ok {
+		t.Error("an ensemble of differentiable members (one clean) is not differentiable")
+	}
+}
