@@ -6,6 +6,7 @@
 //
 //	validation/step-<step>.png (.gif)   the prompts in rows, NumImages seeds in columns
 //	validation.jsonl                    one ValidationEntry per validation
+//	validation.png                      the mean z-scores and win rates by step (validation_plot.go)
 //
 // Per dimension: the mean raw score and z-score over the images and, against the run's
 // first validation (the starting model on a fresh run), the win rate: the share of images
@@ -132,6 +133,11 @@ func (t *Trainer) validate() error {
 	t.ValLog = append(t.ValLog, e)
 	if err := nn.WriteLog(filepath.Join(t.OutputDir, ValidationFile), t.ValLog); err != nil {
 		return err
+	}
+	if v.Scorer != nil {
+		if err := diffusion.WritePNG(filepath.Join(t.OutputDir, ValidationPlotFile), ValidationPlot(t.ValLog, 720, 260)); err != nil {
+			return err
+		}
 	}
 	if t.Notify != nil {
 		t.Notify(e.summary())

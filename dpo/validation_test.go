@@ -123,6 +123,9 @@ func TestValidationRun(t *testing.T) {
 	if got := nnReadValidation(t, valDir); len(got) != 4 {
 		t.Errorf("validation.jsonl holds %d entries, want 4", len(got))
 	}
+	if _, err := os.Stat(filepath.Join(valDir, ValidationPlotFile)); err != nil {
+		t.Error(err)
+	}
 
 	// The policy as written: the exported (EMA) model's samples score as the last validation.
 	m, _, err := a.exportModel()

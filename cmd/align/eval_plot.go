@@ -196,9 +196,6 @@ func plotAxisPositions(xs []float64, logX bool) []float64 {
 	return u
 }
 
-// Curve colours by dimension: blue, orange, green, purple, red, then again.
-var plotPalette = []color.RGBA{{31, 90, 200, 255}, {220, 110, 20, 255}, {40, 150, 60, 255}, {150, 60, 170, 255}, {200, 40, 40, 255}}
-
 // Look of the curves: markers of 2*evalPlotMarker+1 pixels, dashes of evalPlotDash pixels.
 const evalPlotMarker, evalPlotDash = 3, 4
 
@@ -253,7 +250,7 @@ func drawEvalPlot(curves []plotCurve, opts *EvalPlotOptions) *image.RGBA {
 		}
 	}
 	style := func(c plotCurve) (color.RGBA, bool) {
-		return plotPalette[slices.Index(dims, c.Dim)%len(plotPalette)], slices.Index(roles, c.Role)%2 == 0
+		return plot.Palette[slices.Index(dims, c.Dim)%len(plot.Palette)], slices.Index(roles, c.Role)%2 == 0
 	}
 	dash := func(solid bool) int {
 		if solid {

@@ -129,14 +129,15 @@ every image is read before the first step. The output directory receives:
                                   the same --device and --precision, or a warning says not)
   logs.jsonl, metrics.png         loss, implicit_acc, inside, w_diff, l_diff, ... per step
   config.json                     the run's configuration, device and precision
-  validation/step-<step>.png, validation.jsonl
+  validation/step-<step>.png, validation.jsonl, validation.png
                                   with --validation-prompt: before the first step and at every
                                   checkpoint, the policy as written (EMA when averaging) samples
                                   each prompt with --num-validation-images fixed seeds; the grid,
                                   and --validation-reward's mean score and z-score per dimension
                                   with the win rate against the first validation (the same
-                                  prompt and seed scoring higher; ties half), one line on stderr:
-                                  a dimension falling while another rises shows as it happens
+                                  prompt and seed scoring higher; ties half), one line on stderr
+                                  and both by step in validation.png: a dimension falling while
+                                  another rises shows as it happens
 
 SIGINT (Ctrl-C) finishes the current step, writes a checkpoint and exits with code 2. A
 finished LoRA run resumed with --merge-lora trains no further and writes model.safetensors.

@@ -26,6 +26,10 @@ var (
 	Light = color.RGBA{235, 235, 235, 255} // grid lines
 )
 
+// Palette colours the series of a plot with several (one per reward dimension), in order:
+// blue, orange, green, purple, red, then again.
+var Palette = []color.RGBA{{31, 90, 200, 255}, {220, 110, 20, 255}, {40, 150, 60, 255}, {150, 60, 170, 255}, {200, 40, 40, 255}}
+
 // Margins of the plot area in a Frame's canvas: y tick labels on the left, the title above,
 // x tick labels and the x label below.
 const (
