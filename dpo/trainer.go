@@ -210,6 +210,7 @@ type Trainer struct {
 	// every checkpoint (validation.go); ValLog holds the run's validations so far.
 	Validation *Validation
 	ValLog     []ValidationEntry
+	valLoaded  bool // ValLog read from the output directory (LoadValidationLog)
 
 	dev   kernels.Device
 	data  *Data
@@ -741,6 +742,12 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return err
 	}
+	// A validation log that does not fit refuses the run before any file is rewritten.
+	if t.Validation != nil && !t.valLoaded {
+		if err := t.LoadValidationLog(); err != nil {
+			return err
+		}
+	}
 	if err := nn.WriteLog(nn.LogPath(t.OutputDir), t.Log); err != nil { // drops entries past a resumed checkpoint
 		return err
 	}
@@ -752,10 +759,6 @@ func (t *Trainer) Run(ctx context.Context, timeLimit time.Duration) error {
 		return err
 	}
 	if t.Validation != nil {
-		var err error
-		if t.ValLog, err = readValidationLog(t.OutputDir, t.Step, t.Validation); err != nil {
-			return err
-		}
 		if err := nn.WriteLog(filepath.Join(t.OutputDir, ValidationFile), t.ValLog); err != nil { // drops entries past a resumed checkpoint
 			return err
 		}

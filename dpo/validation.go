@@ -54,6 +54,7 @@ type ValidationEntry struct {
 	Grid    string   `json:"grid"` // relative to the output directory
 	Prompts []string `json:"prompts"`
 	Images  int      `json:"images"`
+	Reward  string   `json:"reward,omitempty"` // the reward model ("": grids only)
 	// Per dimension (Dims), over the images; absent without a reward model.
 	Dims    []string  `json:"dims,omitempty"`
 	RawMean []float64 `json:"raw_mean,omitempty"`
@@ -78,7 +79,8 @@ func (v *Validation) captions() []string {
 	return out
 }
 
-// validationDue reports whether step s gets a validation: the checkpoint steps and the last.
+// validationDue reports whether the trainer's step gets a validation: the checkpoint steps
+// and the last, once.
 func (t *Trainer) validationDue() bool {
 	if t.Validation == nil || t.Step%t.Cfg.CheckpointingSteps != 0 && t.Step != t.Cfg.MaxTrainSteps {
 		return false
@@ -112,7 +114,7 @@ func (t *Trainer) validate() error {
 		if err != nil {
 			return fmt.Errorf("validation at step %d: %s: %w", t.Step, v.Reward, err)
 		}
-		e.Dims, e.Z = sc.Dims, sc.Z
+		e.Reward, e.Dims, e.Z = v.Reward, sc.Dims, sc.Z
 		D := len(sc.Dims)
 		e.RawMean, e.ZMean = make([]float64, D), make([]float64, D)
 		for b := range sc.Z {
@@ -216,16 +218,35 @@ func (t *Trainer) swapInEMA() (restore func()) {
 	}
 }
 
+// LoadValidationLog reads the run's validation log up to the trainer's step into ValLog (a
+// fresh run: none), refusing a log of other prompts, images or reward model. Run calls it
+// unless the caller did, before it rewrites any file.
+func (t *Trainer) LoadValidationLog() error {
+	log, err := readValidationLog(t.OutputDir, t.Step, t.Validation)
+	if err != nil {
+		return err
+	}
+	t.ValLog, t.valLoaded = log, true
+	return nil
+}
+
 // readValidationLog returns the entries of the run's validation log up to step (those a
-// resumed run keeps); their prompts and images must be v's, or the win rates would pair
-// other images.
+// resumed run keeps). Their prompts, images and reward model must be v's, or the win rates
+// would pair other images or other scores.
 func readValidationLog(dir string, step int, v *Validation) ([]ValidationEntry, error) {
 	path := filepath.Join(dir, ValidationFile)
 	log := nn.ReadLog(path, step, validationStep)
-	if len(log) > 0 && (!slices.Equal(log[0].Prompts, v.Prompts) || log[0].Images != len(v.Prompts)*v.NumImages) {
+	if len(log) == 0 {
+		return log, nil
+	}
+	if e := log[0]; !slices.Equal(e.Prompts, v.Prompts) || e.Images != len(v.Prompts)*v.NumImages {
 		return nil, fmt.Errorf("%s: the run validated %d images of the prompts %q; this one would validate %d of %q: "+
 			"resume with the same --validation-prompt flags and --num-validation-images, or validate in another --output-dir",
-			path, log[0].Images, log[0].Prompts, len(v.Prompts)*v.NumImages, v.Prompts)
+			path, e.Images, e.Prompts, len(v.Prompts)*v.NumImages, v.Prompts)
+	}
+	if i := slices.IndexFunc(log, func(e ValidationEntry) bool { return e.Z != nil }); i >= 0 && v.Scorer != nil && log[i].Reward != v.Reward {
+		return nil, fmt.Errorf("%s: the run validated with %s, this one would with %s: resume with the same --validation-reward, or validate in another --output-dir",
+			path, log[i].Reward, v.Reward)
 	}
 	return log, nil
 }

@@ -170,7 +170,17 @@ func TestValidationRun(t *testing.T) {
 		}
 	}
 
-	// Resuming with other prompts is refused: the win rates would pair other images.
+	// Resuming with another reward model or other prompts is refused: the win rates would
+	// pair other scores or other images.
+	e, err := ResumeTrainer(testDev, b.CheckpointPath(4), cfg, data, bDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Validation = tinyValidation(t, prompts...)
+	e.Validation.Reward = "another model"
+	if err := runTo(t, e, 0); err == nil || !strings.Contains(err.Error(), "same --validation-reward") {
+		t.Errorf("resume with another validation reward: %v", err)
+	}
 	d, err := ResumeTrainer(testDev, b.CheckpointPath(4), cfg, data, bDir)
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +188,10 @@ func TestValidationRun(t *testing.T) {
 	d.Validation = tinyValidation(t, "green apple", "blue car")
 	if err := runTo(t, d, 0); err == nil || !strings.Contains(err.Error(), "same --validation-prompt") {
 		t.Errorf("resume with other validation prompts: %v", err)
+	}
+	// The refused resumes rewrote nothing: the logs still run to step 6.
+	if n, m := len(nn.ReadLog(nn.LogPath(bDir), 1<<30, logStep)), len(nnReadValidation(t, bDir)); n != resumeSteps || m != 4 {
+		t.Errorf("after the refused resumes: %d log lines, %d validations; want %d and 4", n, m, resumeSteps)
 	}
 }
 

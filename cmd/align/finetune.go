@@ -424,6 +424,13 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 		return err
 	}
 	defer closeValidation()
+	if tr.Validation != nil {
+		// A resumed run's validations must be of the same prompts and model: checked before
+		// config.json or a log is rewritten.
+		if err := tr.LoadValidationLog(); err != nil {
+			return usageError{err}
+		}
+	}
 
 	trainable := 0
 	for _, p := range tr.Opt.Params {
