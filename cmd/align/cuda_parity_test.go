@@ -16,6 +16,7 @@ import (
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -150,14 +151,21 @@ func TestSampleCUDAMatchesCPU(t *testing.T) {
 func TestFinetuneCUDAMatchesCPU(t *testing.T) {
 	targets := cudaTargets(t)
 	dir, model, pairs, _ := finetuneFixture(t)
+	reward := writeRewardModel(t, dir, rewards.KindImage)
+	// Each run validates too (sampling and scoring on the device at steps 0, 2 and 3), so
+	// that validation's numbers are compared as well as the steps'.
+	validations := map[string][]dpo.ValidationEntry{}
 	finetune := func(dev, precision string) []dpo.LogEntry {
 		out := filepath.Join(dir, dev+"-"+precision)
 		var stdout, stderr bytes.Buffer
 		if code := Main([]string{"--device", dev, "--precision", precision, "finetune", "--pairs", pairs, "--model", model, "-o", out,
-			"--lora-rank", "2", "--max-train-steps", "3", "--train-batch-size", "2", "--lr-warmup-steps", "0", "--learning-rate", "1e-2"},
+			"--lora-rank", "2", "--max-train-steps", "3", "--train-batch-size", "2", "--lr-warmup-steps", "0", "--learning-rate", "1e-2",
+			"--checkpointing-steps", "2", "--validation-prompt", "red apple", "--validation-prompt", "blue car",
+			"--validation-inference-steps", "3", "--validation-reward", reward},
 			&stdout, &stderr); code != exitOK {
 			t.Fatalf("%s: exit %d: %s", dev, code, stderr.String())
 		}
+		validations[dev+"-"+precision] = nn.ReadLog(filepath.Join(out, dpo.ValidationFile), 1<<30, func(e *dpo.ValidationEntry) int { return e.Step })
 		logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
 		var steps []dpo.LogEntry
 		for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
@@ -182,7 +190,24 @@ func TestFinetuneCUDAMatchesCPU(t *testing.T) {
 		if !c.exact {
 			lossTol = 1e-2
 		}
-		for i, e := range finetune(c.name, "fp32") {
+		got := finetune(c.name, "fp32")
+		// Validation: the same images (sampling within float32 rounding of the CPU's, as
+		// TestSampleCUDAMatchesCPU finds) scored alike.
+		want, have := validations["cpu-fp32"], validations[c.name+"-fp32"]
+		if len(want) != 3 || len(have) != 3 {
+			t.Fatalf("%s: %d validations, the CPU %d; want 3", c.name, len(have), len(want))
+		}
+		for i := range want {
+			for b := range want[i].Z {
+				for d := range want[i].Z[b] {
+					if !closeTo(want[i].Z[b][d], have[i].Z[b][d], lossTol) {
+						t.Errorf("validation at step %d, image %d, %s: z %v on the CPU, %v on %s", want[i].Step, b, want[i].Dims[d],
+							want[i].Z[b][d], have[i].Z[b][d], c.name)
+					}
+				}
+			}
+		}
+		for i, e := range got {
 			w := cpu[i]
 			for _, v := range []struct {
 				name           string
