@@ -123,6 +123,12 @@ func TestRewardCalibrateNative(t *testing.T) {
 		}
 	}
 
+	// align score's summary line: the calibrated model's mean z-scores on its own set are 0.
+	if _, _, stderr := runAlign(t, "score", in, "--reward", out); !strings.Contains(stderr, "mean of 6 scored images: vq ") ||
+		strings.Count(stderr, "(z +0.000)") != 2 {
+		t.Errorf("score's summary of the calibration set:\n%s", stderr)
+	}
+
 	// The file: the source's tensors and metadata, but for the calibration.
 	src, err := nn.LoadCheckpoint(model)
 	if err != nil {

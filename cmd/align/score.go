@@ -370,6 +370,9 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	} else if err := write(cmd.OutOrStdout()); err != nil {
 		return err
 	}
+	if sum := t.Summarize(); sum.N > 0 {
+		fmt.Fprintln(stderr, sum.Line(dims, map[bool]string{false: "images", true: "clips"}[set.clips]))
+	}
 	for i := range rows {
 		if !rows[i].OK() {
 			fmt.Fprintf(stderr, "align: %d of %d inputs could not be scored (error column), e.g. %s\n", failed, len(rows), rows[i].Err)

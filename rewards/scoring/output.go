@@ -274,3 +274,54 @@ func (t *Table) WriteTable(w io.Writer) error {
 	}
 	return tw.Flush()
 }
+
+// Summary is the mean of each column over the table's scored rows (N of them): raw scores,
+// z-scores and the total. With no scored row the means are NaN.
+type Summary struct {
+	N       int
+	RawMean []float64 // (D)
+	ZMean   []float64 // (D)
+	Total   float64
+}
+
+// Summarize averages the scored rows' columns.
+func (t *Table) Summarize() Summary {
+	D := len(t.Dims)
+	s := Summary{RawMean: make([]float64, D), ZMean: make([]float64, D)}
+	for i := range t.Rows {
+		r := &t.Rows[i]
+		if !r.OK() {
+			continue
+		}
+		s.N++
+		for d := range D {
+			s.RawMean[d] += float64(r.Raw[d])
+			s.ZMean[d] += r.Z[d]
+		}
+		s.Total += t.Total[i]
+	}
+	n := float64(s.N) // 0 makes every mean NaN (0/0)
+	for d := range D {
+		s.RawMean[d] /= n
+		s.ZMean[d] /= n
+	}
+	s.Total /= n
+	return s
+}
+
+// Line is the summary in one line, the scored rows named by the plural noun: "mean of 3
+// scored images: vq 1.5 (z +0.250), ta -2 (z -1.000); total +0.123".
+func (s Summary) Line(dims []string, noun string) string {
+	// A mean that rounds to zero prints as +0.000, not -0.000.
+	z := func(v float64) float64 {
+		if math.Abs(v) < 5e-4 {
+			return 0
+		}
+		return v
+	}
+	var parts []string
+	for d, dim := range dims {
+		parts = append(parts, fmt.Sprintf("%s %.4g (z %+.3f)", dim, s.RawMean[d], z(s.ZMean[d])))
+	}
+	return fmt.Sprintf("mean of %d scored %s: %s; total %+.3f", s.N, noun, strings.Join(parts, ", "), z(s.Total))
+}

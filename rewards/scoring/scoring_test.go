@@ -488,3 +488,27 @@ func TestTotalsAndWriters(t *testing.T) {
 		t.Errorf("table:\n%s", b.String())
 	}
 }
+
+// Summarize averages the scored rows only: here rows 0 and 2 (row 1 failed).
+func TestSummarize(t *testing.T) {
+	tb := &Table{Dims: []string{"vq", "ta"}, Rows: []Result{
+		{Raw: []float32{1, -2}, Z: []float64{0.5, -1}},
+		{Err: "unreadable"},
+		{Raw: []float32{3, 0}, Z: []float64{-0.5, 2}},
+	}, Total: []float64{-0.5, math.NaN(), 1.5}}
+	s := tb.Summarize()
+	if s.N != 2 || !slices.Equal(s.RawMean, []float64{2, -1}) || !slices.Equal(s.ZMean, []float64{0, 0.5}) || s.Total != 0.5 {
+		t.Errorf("summary %+v, want n 2, raw [2 -1], z [0 0.5], total 0.5", s)
+	}
+	if got, want := s.Line(tb.Dims, "images"), "mean of 2 scored images: vq 2 (z +0.000), ta -1 (z +0.500); total +0.500"; got != want {
+		t.Errorf("line %q, want %q", got, want)
+	}
+	// A mean of -1e-17 (rounding of a calibrated set's z-scores) prints as +0.000.
+	s.ZMean[0] = -1e-17
+	if got := s.Line(tb.Dims, "images"); strings.Contains(got, "-0.000") {
+		t.Errorf("line %q prints a negative zero", got)
+	}
+	if e := (&Table{Dims: []string{"vq"}, Rows: []Result{{Err: "x"}}, Total: []float64{math.NaN()}}).Summarize(); e.N != 0 || !math.IsNaN(e.ZMean[0]) {
+		t.Errorf("no scored row: %+v, want n 0 and NaN means", e)
+	}
+}
