@@ -53,11 +53,12 @@ type FinetuneOptions struct {
 	// Validation (before the first step and at every checkpoint): --validation-prompt,
 	// --num-validation-images, --validation-inference-steps, --validation-guidance-scale,
 	// --validation-reward ("none": grids only).
-	ValidationPrompts   []string
-	NumValidationImages int
-	ValidationSteps     int
-	ValidationScale     float64
-	ValidationRewards   []string
+	ValidationPrompts     []string
+	ValidationPromptsFile string // --validation-prompts: one per line, or JSONL with "prompt"
+	NumValidationImages   int
+	ValidationSteps       int
+	ValidationScale       float64
+	ValidationRewards     []string
 
 	Train                dpo.Config
 	ResumeFromCheckpoint string
@@ -219,6 +220,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "align-finetune", "directory for the outputs, checkpoints and logs")
 	f.BoolVar(&opts.JSON, "json", false, "print a JSON report of the run on stdout")
 	f.StringArrayVar(&opts.ValidationPrompts, "validation-prompt", nil, "sample and score this prompt before the first step and at every checkpoint (repeatable; none: no validation)")
+	f.StringVar(&opts.ValidationPromptsFile, "validation-prompts", "", "file of validation prompts: one per line, or JSONL with a \"prompt\" field (after any --validation-prompt)")
 	f.IntVar(&opts.NumValidationImages, "num-validation-images", 2, "validation: images per prompt (fixed seeds)")
 	f.IntVar(&opts.ValidationSteps, "validation-inference-steps", 28, "validation: denoising steps")
 	f.Float64Var(&opts.ValidationScale, "validation-guidance-scale", 4, "validation: classifier-free guidance scale")
@@ -538,11 +540,23 @@ func finetuneRun(cmd *cobra.Command, opts *FinetuneOptions) error {
 }
 
 // finetuneValidation sets the trainer's validation from the flags (none without
-// --validation-prompt): the sampling options and the reward model scoring the samples. The
-// function it returns releases the reward model.
+// --validation-prompt or --validation-prompts): the prompts, the sampling options and the
+// reward model scoring the samples. The function it returns releases the reward model.
 func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.Device, tr *dpo.Trainer) (func(), error) {
 	none := func() {}
-	if len(opts.ValidationPrompts) == 0 {
+	prompts := slices.Clone(opts.ValidationPrompts)
+	if f := opts.ValidationPromptsFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--validation-prompts: %w", err)}
+		}
+		ps, err := parsePrompts(f, b, strings.HasSuffix(strings.ToLower(f), ".jsonl")) // an empty file is an error
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--validation-prompts: %w", err)}
+		}
+		prompts = append(prompts, ps...)
+	}
+	if len(prompts) == 0 {
 		return none, nil
 	}
 	m := tr.Model
@@ -551,8 +565,8 @@ func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.D
 	if err := o.Validate(); err != nil {
 		return nil, usageError{fmt.Errorf("validation: %w", err)}
 	}
-	warnPromptWords(cmd.ErrOrStderr(), m.Tokenizer, opts.ValidationPrompts)
-	tr.Validation = &dpo.Validation{Prompts: opts.ValidationPrompts, NumImages: opts.NumValidationImages, Options: o}
+	warnPromptWords(cmd.ErrOrStderr(), m.Tokenizer, prompts)
+	tr.Validation = &dpo.Validation{Prompts: prompts, NumImages: opts.NumValidationImages, Options: o}
 	if slices.Equal(opts.ValidationRewards, []string{"none"}) {
 		return none, nil
 	}

@@ -450,6 +450,21 @@ func TestFinetuneValidation(t *testing.T) {
 		t.Errorf("validation.jsonl:\n%s", b)
 	}
 
+	// --validation-prompts adds a file's prompts after the flags'.
+	list := filepath.Join(dir, "validation.txt")
+	os.WriteFile(list, []byte("blue car\n\ngreen apple\n"), 0o644)
+	code, _, stderr = runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", filepath.Join(dir, "listed"), "--max-train-steps", "1",
+		"--lora-rank", "2", "--validation-prompt", "red apple", "--validation-prompts", list, "--num-validation-images", "1",
+		"--validation-inference-steps", "2", "--validation-reward", reward)
+	if code != exitOK || !strings.Contains(stderr, "validation at step 1 (3 images)") {
+		t.Errorf("--validation-prompts: exit %d, %s", code, stderr)
+	}
+	os.WriteFile(list, []byte("\n"), 0o644)
+	if code, _, stderr := runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", filepath.Join(dir, "empty"),
+		"--validation-prompts", list); code != exitUsage || !strings.Contains(stderr, "--validation-prompts: "+list+": no prompts") {
+		t.Errorf("an empty --validation-prompts: exit %d, %s", code, stderr)
+	}
+
 	// The embedded reward model reads 32x32 samples, not the tiny model's 8x8: refused before
 	// the first step.
 	other := filepath.Join(dir, "other")
