@@ -570,12 +570,8 @@ func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.D
 	if slices.Equal(opts.ValidationRewards, []string{"none"}) {
 		return none, nil
 	}
-	video := m.Config.Kind == diffusion.KindVideo
-	specs := make([]string, len(opts.ValidationRewards))
-	for i, r := range opts.ValidationRewards {
-		specs[i] = rewardForKind(r, video)
-	}
-	rm, desc, closeReward, err := loadSampleRewards(cmd, specs, false, dev, m)
+	// loadSampleReward reads default as the embedded model of the generator's kind.
+	rm, desc, closeReward, err := loadSampleRewards(cmd, opts.ValidationRewards, false, dev, m)
 	if err != nil {
 		return nil, fmt.Errorf("--validation-reward: %w", err)
 	}
@@ -584,7 +580,7 @@ func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.D
 		// A model that cannot read the generator's samples fails here, not after a run's
 		// first checkpoint: one sample of zeros scored.
 		x := dev.New(m.Config.BatchShape(1)...)
-		_, _, err = sc.Utility(x, opts.ValidationPrompts[:1], 1)
+		_, _, err = sc.Utility(x, prompts[:1], 1)
 		dev.Free(x)
 		if err != nil {
 			sc.Free()

@@ -459,6 +459,12 @@ func TestFinetuneValidation(t *testing.T) {
 	if code != exitOK || !strings.Contains(stderr, "validation at step 1 (3 images)") {
 		t.Errorf("--validation-prompts: exit %d, %s", code, stderr)
 	}
+	// The file alone (no --validation-prompt) is enough.
+	code, _, stderr = runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", filepath.Join(dir, "file-only"), "--max-train-steps", "1",
+		"--lora-rank", "2", "--validation-prompts", list, "--num-validation-images", "1", "--validation-inference-steps", "2", "--validation-reward", reward)
+	if code != exitOK || !strings.Contains(stderr, "validation at step 1 (2 images)") {
+		t.Errorf("--validation-prompts without --validation-prompt: exit %d, %s", code, stderr)
+	}
 	os.WriteFile(list, []byte("\n"), 0o644)
 	if code, _, stderr := runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", filepath.Join(dir, "empty"),
 		"--validation-prompts", list); code != exitUsage || !strings.Contains(stderr, "--validation-prompts: "+list+": no prompts") {

@@ -30,7 +30,7 @@ type rewardSet struct {
 }
 
 // loadRewardSet opens each of specs as align score opens --reward (base's ONNX Runtime
-// options apply to each); they must all score images or all clips.
+// options apply to each) and makes them one set (newRewardSet).
 func loadRewardSet(cmd *cobra.Command, base *ScoreOptions, specs []string) (*rewardSet, error) {
 	var lrs []*loadedReward
 	closeAll := func() {
