@@ -217,8 +217,8 @@ func (o *PairsOptions) emptyReward() bool {
 
 // loadRewards opens the --reward models for samples of a video (or image) generator.
 func (o *PairsOptions) loadRewards(cmd *cobra.Command, video bool) (*rewardSet, error) {
-	if o.Manifest != "" && len(o.Rewards) > 1 {
-		return nil, flagErrorf("--manifest names the manifest of one ONNX model; with several --reward, name each manifest (FILE.json) as the --reward")
+	if err := checkManifestFlag(o.Manifest, o.Rewards); err != nil {
+		return nil, err
 	}
 	specs := make([]string, len(o.Rewards))
 	for i, r := range o.Rewards {

@@ -56,6 +56,15 @@ func loadRewardSet(cmd *cobra.Command, base *ScoreOptions, specs []string) (*rew
 	return set, nil
 }
 
+// checkManifestFlag refuses --manifest with several --reward models: it names the manifest
+// of one ONNX model.
+func checkManifestFlag(manifest string, specs []string) error {
+	if manifest != "" && len(specs) > 1 {
+		return flagErrorf("--manifest names the manifest of one ONNX model; with several --reward, name each manifest (FILE.json) as the --reward")
+	}
+	return nil
+}
+
 // newRewardSet makes loaded models one set. Where some read clips and others images, the
 // set scores clips: an image model scores each clip's frames (sampled as the first clip
 // model samples them, at its own size) and averages them, as align sample's steering does

@@ -177,8 +177,9 @@ func (o *ScoreOptions) validateInputs() error {
 		return flagErrorf("--fps and --source-fps must be in [0, 10000]")
 	case o.Reward == "" && len(o.Rewards) == 0 || slices.Contains(o.Rewards, ""):
 		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
-	case o.Manifest != "" && len(o.Rewards) > 1:
-		return flagErrorf("--manifest names the manifest of one ONNX model; with several --reward, name each manifest (FILE.json) as the --reward")
+	}
+	if err := checkManifestFlag(o.Manifest, o.Rewards); err != nil {
+		return err
 	}
 	o.shardI, o.shardN = 0, 1
 	return nil
