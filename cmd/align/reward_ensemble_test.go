@@ -132,13 +132,20 @@ func checkClipsWithImageModel(t *testing.T, dir, video, image string) {
 	}
 }
 
+// ensembleFixture writes a tiny generator, a native reward model of its size and that model
+// renamed in ONNX (renamedONNX), for the tests that generate and score with both.
+func ensembleFixture(t *testing.T) (dir, gen, model, other string) {
+	t.Helper()
+	dir = t.TempDir()
+	gen = saveTinyModel(t, dir, diffusion.KindImage)
+	model = writeRewardModel(t, dir, rewards.KindImage)
+	return dir, gen, model, renamedONNX(t, dir, model)
+}
+
 // Best-of-N over an ensemble: the kept image's rewards name the dimensions of both models,
 // and the weights of the run name dimensions of each.
 func TestSampleEnsemble(t *testing.T) {
-	dir := t.TempDir()
-	gen := saveTinyModel(t, dir, diffusion.KindImage)
-	model := writeRewardModel(t, dir, rewards.KindImage)
-	other := renamedONNX(t, dir, model)
+	dir, gen, model, other := ensembleFixture(t)
 	code, stdout, stderr := runAlign(t, "sample", "--model", gen, "--prompt", "red apple", "--num-inference-steps", "2",
 		"--best-of-n", "3", "--reward", model, "--reward", other, "--reward-weights", "ta=1,aes=0.5", "-o", filepath.Join(dir, "bon"), "--json")
 	if code != exitOK {
@@ -170,10 +177,7 @@ func TestSampleEnsemble(t *testing.T) {
 // align pairs with two models: the scored set holds the dimensions of both, each sample's
 // z-scores those align score gives its file; --rescore with both gives them again.
 func TestPairsEnsemble(t *testing.T) {
-	dir := t.TempDir()
-	gen := saveTinyModel(t, dir, diffusion.KindImage)
-	model := writeRewardModel(t, dir, rewards.KindImage)
-	other := renamedONNX(t, dir, model)
+	dir, gen, model, other := ensembleFixture(t)
 	out := filepath.Join(dir, "scored.jsonl")
 	code, _, stderr := runAlign(t, "pairs", "--prompt", "red apple", "--prompt", "blue car", "--model", gen, "--num-candidates", "3",
 		"--num-inference-steps", "2", "--reward", model, "--reward", other, "--weights", "ta=1,aes=1", "--scored", "-o", out)
