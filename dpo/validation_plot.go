@@ -41,7 +41,10 @@ func ValidationPlot(entries []ValidationEntry, w, h int) *image.RGBA {
 		y0, y1 float64 // fixed range; NaN: the values' own
 	}{
 		{"validation: mean z-score by step", func(e *ValidationEntry, d int) (float64, bool) {
-			return e.ZMean[d], e.ZMean != nil
+			if e.ZMean == nil {
+				return 0, false
+			}
+			return e.ZMean[d], true
 		}, math.NaN(), math.NaN()},
 		{"validation: win rate against the first validation (same prompt and seed)", func(e *ValidationEntry, d int) (float64, bool) {
 			if e.WinRate == nil {

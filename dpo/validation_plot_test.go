@@ -46,6 +46,12 @@ func TestValidationPlot(t *testing.T) {
 			t.Errorf("%s panel: vq %d pixels at mean row %.1f, ta %d at %.1f; want both drawn, vq above", panel, nv, rv, nt, rt)
 		}
 	}
+	// A grids-only validation before the scored ones (a run resumed with a reward model) is
+	// left out.
+	mixed := ValidationPlot(append([]ValidationEntry{{Step: 0}}, entries[1:]...), w, h)
+	if _, n := meanRow(mixed, vq, 0, h); n < 50 {
+		t.Errorf("with a grids-only entry first: %d pixels of vq", n)
+	}
 	// A run validating with grids only has no scores to draw.
 	bare := ValidationPlot([]ValidationEntry{{Step: 0}, {Step: 10}}, w, h)
 	if _, n := meanRow(bare, vq, 0, 2*h); n != 0 {
