@@ -393,13 +393,19 @@ func (g *PairGen) Pairs(split string, n int, seed, stream uint64) ([]Pair, error
 
 // labels returns labels and targets with only dimension kind set.
 func (g *PairGen) labels(kind string, l Label, ta, tb float32) ([]Label, []float32, []float32) {
-	D := len(g.Cfg.Dims)
+	return kindLabels(g.Cfg.Dims, kind, l, ta, tb)
+}
+
+// kindLabels are the labels and regression targets over dims of a pair labelled l (targets
+// ta, tb) in dimension kind alone: LabelNone and NaN in every other dimension.
+func kindLabels(dims []string, kind string, l Label, ta, tb float32) ([]Label, []float32, []float32) {
+	D := len(dims)
 	ls := make([]Label, D)
 	a, b := make([]float32, D), make([]float32, D)
 	for d := range D {
 		a[d], b[d] = float32(math.NaN()), float32(math.NaN())
 	}
-	d := DimIndex(g.Cfg.Dims, kind)
+	d := DimIndex(dims, kind)
 	ls[d], a[d], b[d] = l, ta, tb
 	return ls, a, b
 }

@@ -143,14 +143,14 @@ func (s *PreferenceSet) prompts() []string {
 func (g *PairGen) preferencePair(kind string, r *rand.Rand) Pair {
 	s := g.Cfg.Preferences
 	at := s.byDim[kind]
-	p := s.Train[at[r.IntN(len(at))]]
-	return g.preferenceAs(p, kind)
+	return preferenceAs(g.Cfg.Dims, s.Dims, s.Train[at[r.IntN(len(at))]], kind)
 }
 
-// preferenceAs is pair p labelled for dimension kind of the preference file.
-func (g *PairGen) preferenceAs(p PreferencePair, kind string) Pair {
-	l := p.Labels[slices.Index(g.Cfg.Preferences.Dims, kind)]
-	ls, ta, tb := g.labels(kind, l, float32(math.NaN()), float32(math.NaN()))
+// preferenceAs is pair p (of a file labelling fileDims) labelled for dimension kind alone,
+// over the model's dims.
+func preferenceAs(dims, fileDims []string, p PreferencePair, kind string) Pair {
+	l := p.Labels[slices.Index(fileDims, kind)]
+	ls, ta, tb := kindLabels(dims, kind, l, float32(math.NaN()), float32(math.NaN()))
 	note := "preference"
 	if l == LabelTie {
 		note = "tie-preference"
@@ -159,6 +159,24 @@ func (g *PairGen) preferenceAs(p PreferencePair, kind string) Pair {
 		B: Sample{Index: -1, Prompt: p.Prompt, Source: "preference", Pixels: p.B}, Labels: ls, TargetA: ta, TargetB: tb}
 }
 
+// preferenceEntries lists pairs (of a file labelling fileDims) once for every dimension of
+// dims they label, in file order, with the index in pairs of each: the pairs of a
+// SplitPreferences evaluation.
+func preferenceEntries(dims, fileDims []string, pairs []PreferencePair) (entries []Pair, from []int) {
+	for i, p := range pairs {
+		for d, l := range p.Labels {
+			if l != LabelNone && slices.Contains(dims, fileDims[d]) {
+				entries, from = append(entries, preferenceAs(dims, fileDims, p, fileDims[d])), append(from, i)
+			}
+		}
+	}
+	return entries, from
+}
+
+// errNoPreferenceLabel is the error of an evaluation none of whose pairs labels a dimension
+// of the model.
+var errNoPreferenceLabel = errors.New("pairs: no held-out preference pair labels a dimension of the model")
+
 // heldOutPreferences lists every held-out pair once for each of the model's dimensions it
 // labels, in file order (the SplitPreferences "split" of Pairs).
 func (g *PairGen) heldOutPreferences() ([]Pair, error) {
@@ -166,18 +184,36 @@ func (g *PairGen) heldOutPreferences() ([]Pair, error) {
 	if s == nil {
 		return nil, errors.New("pairs: no preference pairs (--pairs)")
 	}
-	var out []Pair
-	for _, p := range s.HeldOut {
-		for d, l := range p.Labels {
-			if l != LabelNone && slices.Contains(g.Cfg.Dims, s.Dims[d]) {
-				out = append(out, g.preferenceAs(p, s.Dims[d]))
-			}
-		}
-	}
+	out, _ := preferenceEntries(g.Cfg.Dims, s.Dims, s.HeldOut)
 	if len(out) == 0 {
-		return nil, errors.New("pairs: no held-out preference pair labels a dimension of the model")
+		return nil, errNoPreferenceLabel
 	}
 	return out, nil
+}
+
+// EvaluateScoredPreferences reports the agreement of a model of dims with preference pairs
+// it has scored itself (any Model, e.g. an ONNX one reading the files at its own size), as
+// Evaluate reports it on the SplitPreferences pairs: pairs of a file labelling fileDims,
+// rA and rB (len(pairs), len(dims)) the raw scores of their samples A and B, eps the model's
+// tie thresholds (nil: none).
+func EvaluateScoredPreferences(dims, fileDims []string, pairs []PreferencePair, rA, rB [][]float32, eps []float64) (*EvalReport, error) {
+	if len(rA) != len(pairs) || len(rB) != len(pairs) {
+		return nil, fmt.Errorf("preference pairs: %d pairs, scores of %d and %d", len(pairs), len(rA), len(rB))
+	}
+	entries, from := preferenceEntries(dims, fileDims, pairs)
+	if len(entries) == 0 {
+		return nil, errNoPreferenceLabel
+	}
+	a, b := make([][]float32, len(entries)), make([][]float32, len(entries))
+	for i, k := range from {
+		if len(rA[k]) != len(dims) || len(rB[k]) != len(dims) {
+			return nil, fmt.Errorf("%s: %d and %d scores for %d dimensions", pairs[k].Source, len(rA[k]), len(rB[k]), len(dims))
+		}
+		a[i], b[i] = rA[k], rB[k]
+	}
+	rep := pairReport(dims, entries, a, b, eps)
+	rep.Split, rep.Pairs = SplitPreferences, len(entries)
+	return rep, nil
 }
 
 // HeldOutPreferencePairs is the number of pairs of the SplitPreferences evaluation: the

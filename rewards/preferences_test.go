@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -251,6 +252,68 @@ func TestTrainPreferences(t *testing.T) {
 		err := setup(t.TempDir(), c.sha, c.share).Resume(ck)
 		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "resume with the same --pairs file") {
 			t.Errorf("resume with sha %s share %v: %v", c.sha, c.share, err)
+		}
+	}
+}
+
+// EvaluateScoredPreferences on hand-computed scores: each pair once per labelled dimension of
+// the model (the file's mq left out), the accuracies with and without ties, the searched and
+// the given tie thresholds, the kinds; and its errors.
+func TestEvaluateScoredPreferences(t *testing.T) {
+	dims, fileDims := []string{DimVQ, DimTA}, []string{DimTA, DimVQ, "mq"}
+	pairs := []PreferencePair{
+		{Labels: []Label{LabelA, LabelB, LabelA}, Source: "p:1"},         // ta right (+1), vq right (-2)
+		{Labels: []Label{LabelTie, LabelNone, LabelNone}, Source: "p:2"}, // ta tie at |0.1|
+		{Labels: []Label{LabelB, LabelA, LabelNone}, Source: "p:3"},      // ta wrong (+1), vq wrong (-0.5)
+	}
+	// Rows over dims (vq, ta).
+	rA := [][]float32{{1, 2}, {0, 0.5}, {0.5, 1}}
+	rB := [][]float32{{3, 1}, {0, 0.4}, {1, 0}}
+	rep, err := EvaluateScoredPreferences(dims, fileDims, pairs, rA, rB, []float64{1.5, 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Split != SplitPreferences || rep.Pairs != 5 {
+		t.Errorf("split %q, %d pairs; want %q, 5 (2 vq + 3 ta labels)", rep.Split, rep.Pairs, SplitPreferences)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	vq, ta := rep.Dims[0], rep.Dims[1]
+	// vq: deltas -2 (B, right) and -0.5 (A, wrong): 1/2 without ties; no threshold does better
+	// (tau 0); at 1.5 the -0.5 pair is called a tie, still wrong: 1/2.
+	if vq.Dim != DimVQ || vq.Pairs != 2 || vq.Ties != 0 || !near(vq.AccWithoutTies, 0.5) || !near(vq.AccWithTies, 0.5) ||
+		vq.TieEps != 0 || !near(vq.AccWithTiesAtEp, 0.5) || !near(vq.MeanAbsDelta, 1.25) || !near(vq.MeanChosenDelta, 0.75) {
+		t.Errorf("vq: %+v", vq)
+	}
+	// ta: deltas +1 (A, right), 0.1 (tie), +1 (B, wrong): 1/2 without ties; tau in (0.1, 1)
+	// gets the tie right, 2/3, at the midpoint 0.55; at 0.05 no tie is called: 1/3.
+	if ta.Dim != DimTA || ta.Pairs != 3 || ta.Ties != 1 || ta.Decisive != 2 || !near(ta.AccWithoutTies, 0.5) ||
+		!near(ta.AccWithTies, 2.0/3) || !near(ta.TieEps, 0.55) || !near(ta.AccWithTiesAtEp, 1.0/3) {
+		t.Errorf("ta: %+v", ta)
+	}
+	wantKinds := map[string]int{"vq/preference": 2, "ta/preference": 2, "ta/tie": 1}
+	wantAcc := map[string]float64{"vq/preference": 0.5, "ta/preference": 0.5, "ta/tie": 0}
+	if fmt.Sprint(rep.ByNote) != fmt.Sprint(wantKinds) || fmt.Sprint(rep.AccByNote) != fmt.Sprint(wantAcc) {
+		t.Errorf("kinds %v, accuracy %v; want %v, %v", rep.ByNote, rep.AccByNote, wantKinds, wantAcc)
+	}
+	// Without thresholds, the tie kind has no accuracy and the given-threshold one is NaN.
+	rep, err = EvaluateScoredPreferences(dims, fileDims, pairs, rA, rB, nil)
+	if err != nil || !math.IsNaN(rep.Dims[1].AccWithTiesAtEp) {
+		t.Errorf("without eps: %v, %+v", err, rep)
+	} else if _, ok := rep.AccByNote["ta/tie"]; ok {
+		t.Errorf("without eps: accuracy of ta/tie %v", rep.AccByNote)
+	}
+
+	for name, c := range map[string]struct {
+		dims   []string
+		rA, rB [][]float32
+		want   string
+	}{
+		"rows":       {dims, rA[:2], rB, "3 pairs, scores of 2 and 3"},
+		"short row":  {dims, [][]float32{{1}, {0, 0}, {0, 0}}, rB, "p:1: 1 and 2 scores for 2 dimensions"},
+		"no overlap": {[]string{"aesthetic"}, rA, rB, "labels a dimension of the model"},
+	} {
+		if _, err := EvaluateScoredPreferences(c.dims, fileDims, pairs, c.rA, c.rB, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
 		}
 	}
 }

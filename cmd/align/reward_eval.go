@@ -11,7 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -52,13 +53,18 @@ the report adds the accuracy per dimension per bucket (t_buckets in --json).
 --preferences FILE measures the agreement with the labels of a preference file instead (align's
 pairs JSONL with "labels", or VideoAlign's CSV; e.g. human annotators'), each pair once for
 every dimension it labels that the model scores; no dataset is read. --split all (its default
-there) takes every pair, --split heldout the 10% that align reward train --pairs holds out.`,
+there) takes every pair, --split heldout the 10% that align reward train --pairs holds out.
+With --preferences, --model may also be an ONNX model (FILE.onnx with its manifest beside it,
+or the manifest FILE.json): each sample is read at the model's own input size with its pair's
+prompt, as align score reads it, and the tie thresholds are searched (or a manifest's
+calibration gives them).`,
 		Example: `  $ align reward eval --model reward/model.safetensors
   $ align reward eval --model default --pairs 8192
   $ align reward eval --model reward/model.safetensors --pairs 4096 --json
   $ align reward eval --model reward/model.safetensors --split val
   $ align reward eval --model default --preferences labelled.jsonl   # does the embedded model agree with the annotators?
-  $ align reward eval --model reward-human/model.safetensors --preferences labelled.jsonl --split heldout`,
+  $ align reward eval --model reward-human/model.safetensors --preferences labelled.jsonl --split heldout
+  $ align reward eval --model pickscore.json --preferences labelled.jsonl   # an ONNX scorer against the same labels`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Preferences != "" && !cmd.Flags().Changed("split") {
@@ -88,7 +94,7 @@ there) takes every pair, --split heldout the 10% that align reward train --pairs
 	}
 	f := cmd.Flags()
 	def := rewards.DefaultTrainConfig()
-	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones)")
+	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones); with --preferences also an ONNX model (.onnx or its manifest .json)")
 	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
 	f.StringVar(&opts.Split, "split", rewards.SplitHeldOut, "concepts to build pairs from: heldout, val or train; with --preferences all (its default) or heldout")
 	f.StringVar(&opts.Preferences, "preferences", "", "labelled preference pairs (align's pairs JSONL with \"labels\", or VideoAlign's CSV) to measure the agreement with, instead of the dataset's")
@@ -102,39 +108,17 @@ there) takes every pair, --split heldout the 10% that align reward train --pairs
 }
 
 func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
-	dev, err := deviceWithThreads(cmd, opts.Threads)
-	if err != nil {
-		return err
-	}
-	var model rewards.Differentiable
-	switch opts.Model {
-	case "default", defaultVideoReward:
-		model, err = loadDefaultReward(dev, opts.Model == defaultVideoReward)
-	default:
-		model, err = rewards.LoadModel(dev, opts.Model)
-	}
-	if err != nil {
-		return err
-	}
-	var kind string
-	var video bool
-	switch m := model.(type) {
-	case *rewards.LatentReward:
-		kind, video = "noise-aware latent "+m.Config.Kind(), m.Config.Kind() == rewards.KindVideo
-	case *rewards.Native:
-		kind, video = m.Config.Kind, m.Config.Kind == rewards.KindVideo
-	default:
-		return fmt.Errorf("%s: no pairwise evaluation for %T", opts.Model, model)
-	}
-	gen, split, err := opts.pairGen(model.Dims(), video)
-	if err != nil {
-		return err
-	}
 	var rep *rewards.EvalReport
-	if m, ok := model.(*rewards.LatentReward); ok {
-		rep, err = rewards.EvaluateLatent(m, gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
-	} else {
-		rep, err = rewards.Evaluate(model.(*rewards.Native), gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+	var kind string
+	var err error
+	switch ext := strings.ToLower(filepath.Ext(opts.Model)); {
+	case ext != ".onnx" && ext != ".json":
+		rep, kind, err = rewardEvalNative(cmd, opts)
+	case opts.Preferences == "":
+		return usageError{fmt.Errorf("--model %s: an ONNX model is evaluated on the pairs of a labelled preference file (--preferences FILE); "+
+			"the emoji data's pairs are built for align's own models", opts.Model)}
+	default:
+		rep, kind, err = rewardEvalFiles(cmd, opts)
 	}
 	if err != nil {
 		return err
@@ -155,6 +139,47 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 		return err
 	}
 	return printTimeBuckets(out, rep)
+}
+
+// rewardEvalNative evaluates align's own model opts.Model (a file or default) on the
+// dataset's pairs or the preference file's, read at the emoji data's geometry, and returns
+// the report and the kind of model.
+func rewardEvalNative(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.EvalReport, string, error) {
+	dev, err := deviceWithThreads(cmd, opts.Threads)
+	if err != nil {
+		return nil, "", err
+	}
+	var model rewards.Differentiable
+	switch opts.Model {
+	case "default", defaultVideoReward:
+		model, err = loadDefaultReward(dev, opts.Model == defaultVideoReward)
+	default:
+		model, err = rewards.LoadModel(dev, opts.Model)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	var kind string
+	var video bool
+	switch m := model.(type) {
+	case *rewards.LatentReward:
+		kind, video = "noise-aware latent "+m.Config.Kind(), m.Config.Kind() == rewards.KindVideo
+	case *rewards.Native:
+		kind, video = m.Config.Kind, m.Config.Kind == rewards.KindVideo
+	default:
+		return nil, "", fmt.Errorf("%s: no pairwise evaluation for %T", opts.Model, model)
+	}
+	gen, split, err := opts.pairGen(model.Dims(), video)
+	if err != nil {
+		return nil, "", err
+	}
+	var rep *rewards.EvalReport
+	if m, ok := model.(*rewards.LatentReward); ok {
+		rep, err = rewards.EvaluateLatent(m, gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+	} else {
+		rep, err = rewards.Evaluate(model.(*rewards.Native), gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+	}
+	return rep, kind, err
 }
 
 // printTimeBuckets writes the accuracy per t bucket of a latent model's report (nothing for
@@ -202,8 +227,8 @@ func (o *RewardEvalOptions) pairGen(dims []string, video bool) (*rewards.PairGen
 	if err != nil {
 		return nil, "", fmt.Errorf("--preferences: %w", err)
 	}
-	if !slices.ContainsFunc(f.dims, func(d string) bool { return slices.Contains(dims, d) }) {
-		return nil, "", usageError{fmt.Errorf("--preferences %s labels %v; the model's dimensions are %v", o.Preferences, f.dims, dims)}
+	if err := checkPreferenceDims(o.Preferences, f.dims, dims); err != nil {
+		return nil, "", err
 	}
 	s, err := rewards.NewPreferenceEvalSet(f.dims, f.pairs, o.Split == splitAll)
 	if err != nil {

@@ -19,18 +19,19 @@ import (
 	"github.com/alignkit/align/rewards"
 )
 
-// preferenceFile is a labelled pairs file read: its label dimensions, its pairs and the
-// sha256 of its bytes.
+// preferenceFile is a labelled pairs file read: its label dimensions, its pairs (with the
+// files of their samples A and B, A the chosen one) and the sha256 of its bytes.
 type preferenceFile struct {
 	dims   []string
 	pairs  []rewards.PreferencePair
+	files  [][2]string
 	sha256 string
 }
 
-// readPreferenceFile reads the pairs file at path (align's pairs JSONL or VideoAlign's CSV,
-// dpo.ReadPairs) with its samples as clips (video) or images. Every pair must carry labels:
-// a pair without them says which sample is better, not in which dimension.
-func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
+// readPreferenceLabels reads the pairs file at path (align's pairs JSONL or VideoAlign's CSV,
+// dpo.ReadPairs) without its samples. Every pair must carry labels: a pair without them says
+// which sample is better, not in which dimension.
+func readPreferenceLabels(path string) (*preferenceFile, error) {
 	b, sum, err := readHashed(path)
 	if err != nil {
 		return nil, err
@@ -39,8 +40,7 @@ func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	geom := rewardSampleGeometry(video)
-	f := &preferenceFile{dims: set.Dims, pairs: make([]rewards.PreferencePair, len(set.Pairs)), sha256: sum}
+	f := &preferenceFile{dims: set.Dims, pairs: make([]rewards.PreferencePair, len(set.Pairs)), files: make([][2]string, len(set.Pairs)), sha256: sum}
 	for i, p := range set.Pairs {
 		if p.Labels == nil {
 			return nil, fmt.Errorf("%s: no labels; a reward model learns from a label per dimension, e.g. \"labels\": {\"vq\": \"A\", \"ta\": \"tie\"}", p.Source)
@@ -49,20 +49,43 @@ func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
 		for d, dim := range set.Dims {
 			q.Labels[d] = p.Labels[dim]
 		}
-		if q.A, err = dpo.LoadSample(p.Chosen, geom); err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Source, err)
-		}
-		if q.B, err = dpo.LoadSample(p.Rejected, geom); err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Source, err)
-		}
 		// The held-out split follows the pair's prompt and files as named relative to the
 		// file, in either order: not its line, nor the folder the file is read from.
 		files := []string{filepath.ToSlash(relTo(path, p.Chosen)), filepath.ToSlash(relTo(path, p.Rejected))}
 		slices.Sort(files)
 		q.Key = p.Prompt + "\x00" + files[0] + "\x00" + files[1]
-		f.pairs[i] = q
+		f.pairs[i], f.files[i] = q, [2]string{p.Chosen, p.Rejected}
 	}
 	return f, nil
+}
+
+// readPreferenceFile reads the pairs file at path (readPreferenceLabels) with its samples,
+// as clips (video) or images at the emoji data's geometry.
+func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
+	f, err := readPreferenceLabels(path)
+	if err != nil {
+		return nil, err
+	}
+	geom := rewardSampleGeometry(video)
+	for i := range f.pairs {
+		q := &f.pairs[i]
+		if q.A, err = dpo.LoadSample(f.files[i][0], geom); err != nil {
+			return nil, fmt.Errorf("%s: %w", q.Source, err)
+		}
+		if q.B, err = dpo.LoadSample(f.files[i][1], geom); err != nil {
+			return nil, fmt.Errorf("%s: %w", q.Source, err)
+		}
+	}
+	return f, nil
+}
+
+// checkPreferenceDims refuses a preference file (path) labelling fileDims for a model of
+// dims when they have no dimension in common.
+func checkPreferenceDims(path string, fileDims, dims []string) error {
+	if !slices.ContainsFunc(fileDims, func(d string) bool { return slices.Contains(dims, d) }) {
+		return usageError{fmt.Errorf("--preferences %s labels %v; the model's dimensions are %v", path, fileDims, dims)}
+	}
+	return nil
 }
 
 // readHashed reads the file at path once, so that the bytes hashed are the bytes parsed, and

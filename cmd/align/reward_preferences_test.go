@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +126,67 @@ func TestRewardTrainPreferences(t *testing.T) {
 	if code, _, stderr := runAlign(t, tinyRewardTrainArgs(data, filepath.Join(dir, "mq"), "--max-train-steps", "1", "--pairs", mqOnly)...); code != exitUsage ||
 		!strings.Contains(stderr, "labels [mq] in its training pairs; the model's dimensions are [vq ta]") {
 		t.Errorf("mq labels for a vq, ta model: exit %d, %q", code, stderr)
+	}
+}
+
+// align reward eval --preferences with an ONNX model: the embedded model exported to ONNX
+// agrees with the labels as the embedded model does (every pair and the held-out ones; two
+// lines share files the other way round and with another prompt), its manifest names it as
+// well, and the errors name the flag, file or pair.
+func TestRewardEvalPreferencesONNX(t *testing.T) {
+	dir := t.TempDir()
+	onnxModel := exportONNX(t, dir, "default")
+	pairs := writePreferenceFile(t, dir, 40,
+		`{"prompt":"red apple 1","chosen":"img/1-b.png","rejected":"img/0-a.png","labels":{"vq":"B","ta":"tie"}}`,
+		`{"prompt":"blue car","chosen":"img/0-a.png","rejected":"img/1-b.png","labels":{"ta":"A"}}`)
+	eval := func(model string, extra ...string) (rep rewards.EvalReport) {
+		t.Helper()
+		code, stdout, stderr := runAlign(t, append([]string{"reward", "eval", "--model", model, "--preferences", pairs, "--json"}, extra...)...)
+		if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil {
+			t.Fatalf("reward eval --model %s %v: exit %d\n%s%s", model, extra, code, stdout, stderr)
+		}
+		return rep
+	}
+	for _, split := range []string{"all", "heldout"} {
+		want, got := eval("default", "--split", split), eval(onnxModel, "--split", split)
+		if got.Split != want.Split || got.Pairs != want.Pairs || fmt.Sprint(got.ByNote) != fmt.Sprint(want.ByNote) ||
+			fmt.Sprint(got.AccByNote) != fmt.Sprint(want.AccByNote) || len(got.Dims) != len(want.Dims) {
+			t.Fatalf("--split %s: ONNX %+v\nnative %+v", split, got, want)
+		}
+		// The scores agree to float rounding (3.8e-6 at export), not to the bit: the accuracies
+		// are the same, the searched thresholds midpoints of nearly equal |Δ|.
+		for d, w := range want.Dims {
+			g := got.Dims[d]
+			if g.Pairs != w.Pairs || g.Ties != w.Ties || g.AccWithoutTies != w.AccWithoutTies || g.AccWithTies != w.AccWithTies ||
+				fmt.Sprint(g.AccWithTiesAtEp) != fmt.Sprint(w.AccWithTiesAtEp) || math.Abs(g.TieEps-w.TieEps) > 1e-4*(1+w.TieEps) {
+				t.Errorf("--split %s, %s: ONNX %+v\nnative %+v", split, w.Dim, g, w)
+			}
+		}
+		if split == "all" && (got.Pairs != 2*40+2+1 || got.Dims[1].Ties != 1) {
+			t.Errorf("--split all: %d labels, %d ta ties; want 83 and 1", got.Pairs, got.Dims[1].Ties)
+		}
+	}
+	manifest := strings.TrimSuffix(onnxModel, ".onnx") + ".json"
+	if code, stdout, _ := runAlign(t, "reward", "eval", "--model", manifest, "--preferences", pairs); code != exitOK ||
+		!strings.Contains(stdout, manifest+": ONNX image agreement with 83 labels of "+pairs+" (every pair;") {
+		t.Errorf("manifest as --model: exit %d, %s", code, stdout)
+	}
+
+	missing := writePreferenceFile(t, filepath.Join(dir, "m"), 2, `{"prompt":"x","chosen":"img/0-a.png","rejected":"img/9-b.png","labels":{"vq":"A"}}`)
+	mqOnly := filepath.Join(dir, "mq.jsonl")
+	os.WriteFile(mqOnly, []byte(`{"prompt":"x","chosen":"img/0-a.png","rejected":"img/0-b.png","labels":{"mq":"A"}}`+"\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--model", onnxModel}, exitUsage, "--model " + onnxModel + ": an ONNX model is evaluated on the pairs of a labelled preference file (--preferences FILE)"},
+		{[]string{"--model", onnxModel, "--preferences", missing}, exitError, missing + ":3: stat " + filepath.Join(dir, "m", "img", "9-b.png")},
+		{[]string{"--model", onnxModel, "--preferences", mqOnly}, exitUsage, "--preferences " + mqOnly + " labels [mq]; the model's dimensions are [vq ta]"},
+		{[]string{"--model", filepath.Join(dir, "none.onnx"), "--preferences", pairs}, exitError, "manifest " + filepath.Join(dir, "none.json")},
+	} {
+		if code, _, stderr := runAlign(t, append([]string{"reward", "eval"}, c.args...)...); code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q, want %d and %q", c.args, code, stderr, c.code, c.want)
+		}
 	}
 }
