@@ -704,6 +704,31 @@ $(ORT_LIB):
 	rm -f $(ORT_DIR)/onnxruntime-node-$(ORT_VERSION).tgz
 	echo "$(ORT_SHA256)  $(ORT_LIB)" | sha256sum -c - || { rm -f $(ORT_LIB); exit 1; }
 
+# ffmpeg decodes video files (MP4, MOV, WebM, MKV, AVI) for align score and the pairs files:
+# a static x86-64 Linux build from the @ffmpeg-installer/linux-x64 npm package (GPLv3, run as
+# a separate program, never linked), checksummed. align finds it here, beside its binary, in
+# $$ALIGN_FFMPEG or on the PATH; the video tests need one (CI=true fails without it).
+FFMPEG_VERSION := 4.1.0
+FFMPEG_SHA256  := 6d0c625dbd3f604ed2618981ba6fee7e29678855ab741d654cfc9effb0226624
+FFMPEG_DIR     := third_party/ffmpeg
+FFMPEG_BIN     := $(FFMPEG_DIR)/ffmpeg
+
+.PHONY: ffmpeg
+test: ffmpeg
+
+ffmpeg:
+	@if [ -x $(FFMPEG_BIN) ]; then \
+		echo "✓ ffmpeg present ($(FFMPEG_BIN))"; \
+	elif [ "$$(uname -sm)" != "Linux x86_64" ]; then \
+		echo "✗ no ffmpeg build for $$(uname -sm) here: install ffmpeg on the PATH for video files"; \
+	else \
+		echo "→ fetching ffmpeg $(FFMPEG_VERSION) (@ffmpeg-installer/linux-x64, npm)"; \
+		mkdir -p $(FFMPEG_DIR) && cd $(FFMPEG_DIR) && npm pack --silent @ffmpeg-installer/linux-x64@$(FFMPEG_VERSION) >/dev/null && \
+		tar -xzf ffmpeg-installer-linux-x64-$(FFMPEG_VERSION).tgz --strip-components=1 package/ffmpeg && \
+		rm -f ffmpeg-installer-linux-x64-$(FFMPEG_VERSION).tgz && \
+		{ echo "$(FFMPEG_SHA256)  ffmpeg" | sha256sum -c --quiet - || { rm -f ffmpeg; exit 1; }; } && chmod +x ffmpeg; \
+	fi
+
 # ---- quality measure (align retrieval; the README's numbers) ----
 #   make retrieval   nearest-training-image hit rate of 200 held-in prompts (28 Euler steps,
 #                    guidance 4, seed 0) for RETRIEVAL_MODEL, with the grid of samples and

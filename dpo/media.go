@@ -1,6 +1,7 @@
 // Reading the samples that preference data names, at the geometry of the model being
-// fine-tuned: images (PNG, JPEG, GIF) for image models; animated GIFs or directories of PNG
-// frames for video models. Every file is read before training starts, so a missing or
+// fine-tuned: images (PNG, JPEG, GIF) for image models; animated GIFs, directories of PNG
+// frames or video files (MP4, MOV, WebM, MKV, AVI; through ffmpeg, rewards/scoring) for video
+// models. Every file is read before training starts, so a missing or
 // unreadable one is reported (with the data line that names it) before the first step.
 //
 //   - Transparent pixels are composited over white (as the emoji dataset is).
@@ -33,6 +34,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/rewards/scoring"
 )
 
 // Store holds every sample a run trains on, once per file, as bytes at the model's geometry.
@@ -103,8 +105,24 @@ func LoadSample(path string, cfg *diffusion.ModelConfig) ([]uint8, error) {
 		}
 		return nil, err
 	}
+	T := 1
+	if cfg.Kind == diffusion.KindVideo {
+		T = cfg.Frames
+	}
 	var frames []image.Image
 	switch {
+	case !fi.IsDir() && scoring.IsVideoFile(path):
+		// Only the T frames picked are decoded; the rule below then picks them again.
+		frames, err = scoring.LoadVideoFrames(path, func(n int, _ []float64, _ float64) ([]int, error) {
+			if n < T {
+				return nil, fmt.Errorf("%s: %d frames, the video model needs %d", path, n, T)
+			}
+			idx := make([]int, T)
+			for t := range idx {
+				idx[t] = t * n / T
+			}
+			return idx, nil
+		})
 	case fi.IsDir():
 		frames, err = readFrameDir(path)
 	case strings.EqualFold(filepath.Ext(path), ".gif"):
@@ -117,9 +135,7 @@ func LoadSample(path string, cfg *diffusion.ModelConfig) ([]uint8, error) {
 	if err != nil {
 		return nil, err
 	}
-	T := 1
 	if cfg.Kind == diffusion.KindVideo {
-		T = cfg.Frames
 		if len(frames) < T {
 			return nil, fmt.Errorf("%s: %d frames, the video model needs %d", path, len(frames), T)
 		}

@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/internal/testvideo"
 )
 
 // writePNG writes a w x h image filled by f.
@@ -104,7 +105,8 @@ func TestLoadSampleClips(t *testing.T) {
 		t.Fatal(err)
 	}
 	fh.Close()
-	got, err := LoadSample(gp, cfg)
+	gifSample, err := LoadSample(gp, cfg)
+	got := gifSample
 	if err != nil || len(got) != 2*3*4 {
 		t.Fatalf("gif: %v, %d bytes", err, len(got))
 	}
@@ -128,6 +130,19 @@ func TestLoadSampleClips(t *testing.T) {
 	writePNG(t, filepath.Join(dir, "i.png"), 2, 2, solid(color.NRGBA{0, 0, 0, 255}))
 	if _, err := LoadSample(filepath.Join(dir, "i.png"), cfg); err == nil {
 		t.Error("an image for a video model accepted")
+	}
+	// The same GIF as a video file (lossless; only the frames taken are decoded); last, as it
+	// skips without ffmpeg.
+	bin := testvideo.Require(t)
+	mp4 := filepath.Join(dir, "c.mp4")
+	testvideo.Encode(t, bin, gp, mp4)
+	cfg.Frames = 2
+	if v, err := LoadSample(mp4, cfg); err != nil || string(v) != string(gifSample) {
+		t.Errorf("mp4: %v, %v; the GIF's %v", v, err, gifSample)
+	}
+	cfg.Frames = 5
+	if _, err := LoadSample(mp4, cfg); err == nil || !strings.Contains(err.Error(), "c.mp4: 4 frames, the video model needs 5") {
+		t.Errorf("mp4 too short: %v", err)
 	}
 }
 

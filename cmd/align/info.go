@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alignkit/align/internal/ffmpeg"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/rewards/onnx"
 	"github.com/spf13/cobra"
@@ -39,6 +40,7 @@ type infoReport struct {
 	// CPUBF16: the CPU can multiply in BF16 (--precision bf16 on the CPU: AVX512_BF16).
 	CPUBF16     bool   `json:"cpu_bf16"`
 	ONNXRuntime string `json:"onnxruntime"`
+	FFmpeg      string `json:"ffmpeg"` // the ffmpeg that reads video files, or why there is none
 	// GemmGFLOPs is the CPU device's Gemm rate at 1024^3 over --probe-time (0 when skipped).
 	GemmGFLOPs float64         `json:"gemm_gflops"`
 	Models     []embeddedModel `json:"models"`
@@ -101,6 +103,7 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 	}
 	_ = onnx.Init("") // loading takes ~25 ms and lets the report give the version; failures are in RuntimeInfo
 	r.ONNXRuntime = onnx.RuntimeInfo()
+	r.FFmpeg = ffmpeg.Describe()
 	bi := kernels.LoadBLAS()
 	r.BLAS = blasJSON(bi)
 	r.GEMM = kernels.GoGemmKernel()
@@ -140,6 +143,7 @@ func infoRun(cmd *cobra.Command, opts *InfoOptions) error {
 		fmt.Fprintf(w, "cpu bf16\tno: this CPU has no AVX512_BF16, --precision bf16 needs a CUDA device\n")
 	}
 	fmt.Fprintf(w, "onnxruntime\t%s\n", r.ONNXRuntime)
+	fmt.Fprintf(w, "ffmpeg\t%s\n", r.FFmpeg)
 	if opts.ProbeTime > 0 {
 		fmt.Fprintf(w, "gemm probe\t%.1f GFLOP/s on %s (1024^3, %v)\n", r.GemmGFLOPs, r.Device, opts.ProbeTime)
 	}

@@ -422,7 +422,7 @@ func rescoreSet(cmd *cobra.Command, opts *PairsOptions, set *dpo.ScoredSet) (*dp
 	if len(set.Items) == 0 {
 		return nil, fmt.Errorf("%s: no samples to rescore", opts.FromScored)
 	}
-	video := strings.EqualFold(filepath.Ext(set.Items[0].Path), ".gif")
+	video := strings.EqualFold(filepath.Ext(set.Items[0].Path), ".gif") || scoring.IsVideoFile(set.Items[0].Path)
 	rs, err := opts.loadRewards(cmd, video)
 	if err != nil {
 		return nil, err
@@ -430,7 +430,7 @@ func rescoreSet(cmd *cobra.Command, opts *PairsOptions, set *dpo.ScoredSet) (*dp
 	defer rs.close()
 	if rs.clips != video {
 		return nil, usageError{fmt.Errorf("%s scores %s, but the samples of %s are %s", rs.describe,
-			map[bool]string{true: "clips", false: "images"}[rs.clips], opts.FromScored, map[bool]string{true: "GIF clips", false: "images"}[video])}
+			map[bool]string{true: "clips", false: "images"}[rs.clips], opts.FromScored, map[bool]string{true: "clips", false: "images"}[video])}
 	}
 	items := make([]scoring.Item, len(set.Items))
 	for i, it := range set.Items {

@@ -99,7 +99,7 @@ calibration (<dim>, <dim>_z), the weighted total of the z-scores (--weights, --c
 an error column.
 
 Inputs (--input, repeatable, or arguments): a folder (its images; for a video reward model
-its GIFs and folders of frames), a glob pattern, a single file, or a .jsonl/.csv list with
+its GIFs, folders of frames and video files), a glob pattern, a single file, or a .jsonl/.csv list with
 a path and optionally prompt, fps, num_frames and source_fps per row. The prompt of an input
 is, in this order: its list row's, the --prompts file's entry for its path, name or stem,
 --prompt, the prompt align sample wrote it for (an output folder of align sample: its
@@ -107,8 +107,9 @@ samples.json, which also keeps its grid out of the inputs), or its file name
 ("003-red-apple.png" reads "red apple").
 
 Clips: --num-frames frames (the model's count) are sampled at --fps frames per second from
-the start, or spread over the whole clip with --fps 0. GIFs carry their timing; folders of
-frames need --source-fps (or a source_fps column) when --fps > 0.
+the start, or spread over the whole clip with --fps 0. GIFs and video files (.mp4, .mov,
+.webm, .mkv, .avi: read with ffmpeg, only the frames sampled decoded; make ffmpeg fetches one)
+carry their timing; folders of frames need --source-fps (or a source_fps column) when --fps > 0.
 
 An input that cannot be read gives a row with the error (the run goes on; --strict stops
 it). The output file is written atomically. --shard i/n scores the i-th of n contiguous parts
@@ -120,6 +121,7 @@ the whole list in order.`,
   $ align score --input list.csv --reward pickscore.onnx --weights pickscore=1 -o scores.csv
   $ align score out/ --reward default --reward aesthetic.json --weights vq=1,ta=1,aesthetic=2   # two models as one
   $ align score --input clips/ --reward video-reward/model.safetensors --fps 4 --num-frames 8 --weights vq=1,mq=1,ta=2
+  $ align score 'videos/*.mp4' --reward default-video --prompts prompts.jsonl
   $ align score --input list.jsonl --reward reward.onnx --shard $JOB_COMPLETION_INDEX/8 -o scores-$JOB_COMPLETION_INDEX.csv`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs = append(opts.Inputs, args...)

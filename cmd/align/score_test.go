@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
@@ -26,6 +27,7 @@ import (
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/internal/testvideo"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/onnx"
@@ -200,6 +202,42 @@ func TestScoreDefaultVideoReward(t *testing.T) {
 	}
 	if !strings.Contains(stdout, `"error":null`) {
 		t.Errorf("error row: %s", stdout)
+	}
+}
+
+// Video files score as the GIF they were made from (lossless, so to the bit) with the
+// embedded video model, at fps 0 and at a given fps; a corrupt one is an error row naming
+// it; an image model skips them in a folder and names them when given one.
+func TestScoreVideoFiles(t *testing.T) {
+	bin := testvideo.Require(t)
+	dir := t.TempDir()
+	gifPath := filepath.Join(dir, "a-red-apple-moving-left.gif")
+	writeTestGIF(t, gifPath, 24, 10)
+	testvideo.Encode(t, bin, gifPath, filepath.Join(dir, "a-red-apple-moving-left.mp4"))
+	for _, fps := range []string{"0", "4"} {
+		rows := scoreJSONL(t, dir, "--reward", "default-video", "--fps", fps)
+		if len(rows) != 2 || rows[0]["error"] != nil || rows[1]["error"] != nil {
+			t.Fatalf("--fps %s: %v", fps, rows)
+		}
+		for _, col := range []string{"prompt", "num_frames", "fps", "vq", "ta", "mq"} {
+			if fmt.Sprint(rows[0][col]) != fmt.Sprint(rows[1][col]) {
+				t.Errorf("--fps %s, %s: GIF %v, MP4 %v", fps, col, rows[0][col], rows[1][col])
+			}
+		}
+	}
+	corrupt := filepath.Join(dir, "broken.webm")
+	os.WriteFile(corrupt, []byte("not a video"), 0o644)
+	rows := scoreJSONL(t, dir, "--reward", "default-video")
+	if len(rows) != 3 || rows[0]["error"] != nil || fmt.Sprint(rows[2]["error"]) != corrupt+": ffmpeg: Invalid data found when processing input" {
+		t.Errorf("corrupt video: %v", rows)
+	}
+	writeTestPNG(t, filepath.Join(dir, "red-apple.png"), 32, 32, 1)
+	if rows := scoreJSONL(t, dir); len(rows) != 2 || rows[0]["error"] != nil || rows[1]["error"] != nil {
+		t.Errorf("image model on the folder (the PNG and the GIF's first frame): %v", rows)
+	}
+	mp4 := filepath.Join(dir, "a-red-apple-moving-left.mp4")
+	if rows := scoreJSONL(t, mp4); len(rows) != 1 || !strings.Contains(fmt.Sprint(rows[0]["error"]), mp4+" is a video file; this reward model reads images") {
+		t.Errorf("image model on a video file: %v", rows)
 	}
 }
 

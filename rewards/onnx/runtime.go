@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/alignkit/align/internal/thirdparty"
 )
 
 // Environment variables naming the library, read in this order.
@@ -46,24 +48,8 @@ func FindLibrary(explicit string) (path string, found bool) {
 			return p, err == nil
 		}
 	}
-	rel := filepath.Join("third_party", "onnxruntime", LibraryName)
-	var dirs []string
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			dirs = append(dirs, d)
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Dir(exe), filepath.Dir(filepath.Dir(exe)))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, true
-		}
+	if p, ok := thirdparty.Find(filepath.Join("onnxruntime", LibraryName)); ok {
+		return p, true
 	}
 	return LibraryName, false
 }

@@ -1,5 +1,6 @@
 // Decoding inputs: still images (PNG, JPEG, GIF's first frame, WebP, BMP) and clips (animated
-// GIFs composited frame by frame with their disposal methods; folders of frames), transparent
+// GIFs composited frame by frame with their disposal methods; folders of frames; video files
+// through ffmpeg, video.go), transparent
 // pixels composited over white as align's datasets are, frames sampled at an explicit fps
 // and count, everything mapped to [-1, 1] (C,H,W) planes of the model's input size.
 //
@@ -85,6 +86,9 @@ func checkConfig(r io.ReadSeeker, path string) error {
 
 // LoadImage decodes one still image (a GIF's first frame).
 func LoadImage(path string) (image.Image, error) {
+	if IsVideoFile(path) {
+		return nil, fmt.Errorf("%s is a video file; this reward model reads images", path)
+	}
 	f, err := openLimited(path)
 	if err != nil {
 		return nil, err
@@ -110,7 +114,7 @@ func LoadClip(path string, sourceFPS float64) (*Clip, error) {
 	}
 	if !st.IsDir() {
 		if strings.ToLower(filepath.Ext(path)) != ".gif" {
-			return nil, fmt.Errorf("%s: not a clip (give an animated GIF or a folder of frames)", path)
+			return nil, fmt.Errorf("%s: not a clip (give an animated GIF, a folder of frames or a video file: .mp4, .mov, .webm, .mkv, .avi)", path)
 		}
 		return loadGIF(path)
 	}
@@ -240,6 +244,35 @@ func leadingDigits(s string) (uint64, string) {
 		v = math.MaxUint64
 	}
 	return v, s[i:]
+}
+
+// LoadClipFrames reads the T frames of the clip at path that SelectFrames picks at fps: from
+// an animated GIF or a folder of frames (LoadClip; sourceFPS the folder's frame rate) or a
+// video file (LoadVideoFrames: only those frames are decoded).
+func LoadClipFrames(path string, sourceFPS float64, T int, fps float64) ([]image.Image, error) {
+	pick := func(n int, starts []float64, duration float64) ([]int, error) {
+		idx, err := SelectFrames(n, starts, duration, T, fps)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return idx, nil
+	}
+	if IsVideoFile(path) {
+		return LoadVideoFrames(path, pick)
+	}
+	c, err := LoadClip(path, sourceFPS)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := pick(len(c.Frames), c.Starts, c.Duration)
+	if err != nil {
+		return nil, err
+	}
+	frames := make([]image.Image, len(idx))
+	for i, k := range idx {
+		frames[i] = c.Frames[k]
+	}
+	return frames, nil
 }
 
 // SelectFrames picks T frame indices from a clip of n frames:

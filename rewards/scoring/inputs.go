@@ -154,6 +154,8 @@ func listDir(dir string, o ListOptions) ([]Item, error) {
 		switch {
 		case isDir && o.Clips:
 			items = append(items, Item{Path: p})
+		case !isDir && o.Clips && IsVideoFile(name):
+			items = append(items, Item{Path: p, SamplePrompt: idx.prompts[name]})
 		case !isDir && IsImageFile(name):
 			if o.Clips && strings.ToLower(filepath.Ext(name)) != ".gif" {
 				continue // a clip model's folder: still images there are not clips
@@ -164,7 +166,7 @@ func listDir(dir string, o ListOptions) ([]Item, error) {
 	if len(items) == 0 {
 		what := "image files (.png, .jpg, .gif, .webp, .bmp)"
 		if o.Clips {
-			what = "clips (GIF files or folders of frames)"
+			what = "clips (GIF files, folders of frames, video files .mp4 .mov .webm .mkv .avi)"
 		}
 		return nil, fmt.Errorf("input folder %s holds no %s", dir, what)
 	}

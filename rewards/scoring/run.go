@@ -192,25 +192,20 @@ func (s *Scorer) decode(it *Item) (smp sample) {
 		smp.err = fmt.Errorf("%s: the list asks for %d frames, the reward model reads %d", it.Path, T, s.Frames)
 		return smp
 	}
-	c, err := LoadClip(it.Path, src)
+	frames, err := LoadClipFrames(it.Path, src, T, fps)
 	if err != nil {
 		smp.err = err
 		return smp
 	}
-	idx, err := SelectFrames(len(c.Frames), c.Starts, c.Duration, T, fps)
-	if err != nil {
-		smp.err = fmt.Errorf("%s: %w", it.Path, err)
-		return smp
-	}
 	n := 3 * g.Height * g.Width
 	smp.pix = make([]float32, 0, T*n)
-	for _, k := range idx {
-		fr, err := Fit(c.Frames[k], g)
+	for k, fr := range frames {
+		pix, err := Fit(fr, g)
 		if err != nil {
 			smp.err = fmt.Errorf("%s frame %d: %w", it.Path, k, err)
 			return smp
 		}
-		smp.pix = append(smp.pix, fr...)
+		smp.pix = append(smp.pix, pix...)
 	}
 	return smp
 }

@@ -1,0 +1,207 @@
+// Package ffmpeg runs an ffmpeg executable to read video files: the frames' timings of a
+// video stream (one decoding pass that lists every frame, in presentation order, none
+// duplicated or dropped: -vsync 0, framecrc) and chosen frames as images (a second pass whose
+// select filter counts the same frames, writing PNG on a pipe). Only the chosen frames are
+// held in memory, so a long high-resolution video costs what those frames cost; decoding
+// twice is cheap next to scoring for the short clips reward models read.
+//
+// Test: go test ./internal/ffmpeg
+package ffmpeg
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/alignkit/align/internal/thirdparty"
+)
+
+// EnvVar names the ffmpeg executable to use.
+const EnvVar = "ALIGN_FFMPEG"
+
+// MaxFrames is the most frames a video file may have (their timings are held, not the
+// frames).
+const MaxFrames = 1 << 20
+
+// MaxPixels is the most pixels of a frame read.
+const MaxPixels = 40 << 20
+
+// Find returns the ffmpeg executable: $ALIGN_FFMPEG, else third_party/ffmpeg/ffmpeg
+// (make ffmpeg) in the working folder or a folder above it or beside the executable (or
+// one folder up), else ffmpeg on the PATH.
+func Find() (string, error) {
+	if p := os.Getenv(EnvVar); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("$%s: %w", EnvVar, err)
+		}
+		return p, nil
+	}
+	if p, ok := thirdparty.Find(filepath.Join("ffmpeg", "ffmpeg")); ok {
+		return p, nil
+	}
+	if p, err := exec.LookPath("ffmpeg"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("video files need ffmpeg, and none was found\n" +
+		"---> HINT: `make ffmpeg` fetches a static build into third_party/ffmpeg; or install ffmpeg on the PATH, " +
+		"or name one with $" + EnvVar + "; or give the clips as GIFs or folders of frames")
+}
+
+// Describe says which ffmpeg video files are read with and its version ("ffmpeg version
+// 4.1 ..."), or why there is none, for align info.
+func Describe() string {
+	bin, err := Find()
+	if err != nil {
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		return "none: " + first + " (make ffmpeg, or $" + EnvVar + ")"
+	}
+	out, err := exec.Command(bin, "-version").Output()
+	if err != nil {
+		return bin + ": " + err.Error()
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	version, _, _ := strings.Cut(strings.TrimPrefix(first, "ffmpeg version "), " ")
+	return bin + " (" + version + ")"
+}
+
+// Timing is what the first pass learns of a video file's frames.
+type Timing struct {
+	Starts   []float64 // start of each frame in seconds, the first at 0, in presentation order
+	Duration float64   // end of the last frame
+}
+
+// Probe decodes the first video stream of path with ffmpeg and returns its frames'
+// timings (framecrc: "#tb 0: num/den", then "stream, dts, pts, duration, size, crc" per frame).
+func Probe(ffmpeg, path string) (*Timing, error) {
+	out, err := run(ffmpeg, path, "-map", "0:v:0", "-vsync", "0", "-f", "framecrc", "-")
+	if err != nil {
+		return nil, err
+	}
+	return parseFrameCRC(path, out)
+}
+
+// parseFrameCRC reads ffmpeg's framecrc output of the video file path.
+func parseFrameCRC(path string, out []byte) (*Timing, error) {
+	var num, den int64
+	var pts, dur []int64
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "#tb 0:"); ok {
+			n, d, ok := strings.Cut(strings.TrimSpace(rest), "/")
+			var err1, err2 error
+			num, err1 = strconv.ParseInt(n, 10, 64)
+			den, err2 = strconv.ParseInt(d, 10, 64)
+			if !ok || err1 != nil || err2 != nil || num < 1 || den < 1 {
+				return nil, fmt.Errorf("%s: ffmpeg gave the time base %q", path, rest)
+			}
+			continue
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Split(line, ",")
+		if len(f) < 4 || strings.TrimSpace(f[0]) != "0" {
+			continue
+		}
+		p, err1 := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
+		d, err2 := strconv.ParseInt(strings.TrimSpace(f[3]), 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s: ffmpeg gave the frame line %q", path, line)
+		}
+		if len(pts) == MaxFrames {
+			return nil, fmt.Errorf("%s: more than %d frames", path, MaxFrames)
+		}
+		pts, dur = append(pts, p), append(dur, d)
+	}
+	if den == 0 {
+		return nil, fmt.Errorf("%s: ffmpeg gave no time base for its video stream", path)
+	}
+	if len(pts) == 0 {
+		return nil, fmt.Errorf("%s: no video frames", path)
+	}
+	tb := float64(num) / float64(den)
+	t := &Timing{Starts: make([]float64, len(pts))}
+	for i, p := range pts {
+		if i > 0 && p < pts[i-1] {
+			return nil, fmt.Errorf("%s: frame %d starts before frame %d", path, i, i-1)
+		}
+		t.Starts[i] = float64(p-pts[0]) * tb
+	}
+	last := dur[len(dur)-1]
+	if last <= 0 && len(pts) > 1 { // no duration on the last frame: the mean frame time
+		last = (pts[len(pts)-1] - pts[0]) / int64(len(pts)-1)
+	}
+	t.Duration = float64(pts[len(pts)-1]-pts[0]+last) * tb
+	return t, nil
+}
+
+// Frames decodes the frames idx (indices into the n frames of path that Probe found, in
+// presentation order, repeats allowed) and returns one image per index.
+func Frames(ffmpeg, path string, idx []int, n int) ([]image.Image, error) {
+	want := slices.Clone(idx)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	if len(want) == 0 || want[0] < 0 || want[len(want)-1] >= n {
+		return nil, fmt.Errorf("%s: frames %v picked of %d", path, idx, n)
+	}
+	terms := make([]string, len(want))
+	for i, k := range want {
+		terms[i] = "eq(n\\," + strconv.Itoa(k) + ")"
+	}
+	out, err := run(ffmpeg, path, "-map", "0:v:0", "-vf", "select='"+strings.Join(terms, "+")+"'",
+		"-vsync", "0", "-c:v", "png", "-f", "image2pipe", "-")
+	if err != nil {
+		return nil, err
+	}
+	r := bufio.NewReader(bytes.NewReader(out))
+	frames := make(map[int]image.Image, len(want))
+	for _, k := range want {
+		img, err := png.Decode(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: frame %d of %d from ffmpeg: %w", path, k, n, err)
+		}
+		if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 || int64(b.Dx())*int64(b.Dy()) > MaxPixels {
+			return nil, fmt.Errorf("%s: frame of %dx%d pixels is empty or too large", path, b.Dx(), b.Dy())
+		}
+		frames[k] = img
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return nil, fmt.Errorf("%s: ffmpeg wrote more than the %d frames picked", path, len(want))
+	}
+	imgs := make([]image.Image, len(idx))
+	for i, k := range idx {
+		imgs[i] = frames[k]
+	}
+	return imgs, nil
+}
+
+// run runs ffmpeg on input path with args (the output's) and returns its standard
+// output; an error carries the last lines ffmpeg wrote to standard error. The input is named
+// with the file: protocol, so that a file called "concat:a|b" or "http://x" is read as a file.
+func run(ffmpeg, path string, args ...string) ([]byte, error) {
+	cmd := exec.Command(ffmpeg, append([]string{"-nostdin", "-v", "error", "-i", "file:" + path}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		// ffmpeg names the input in its messages; the error names it once, in front.
+		msg := strings.TrimSpace(strings.ReplaceAll(stderr.String(), "file:"+path+": ", ""))
+		if lines := strings.Split(msg, "\n"); len(lines) > 3 {
+			msg = strings.Join(lines[len(lines)-3:], "\n")
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return nil, fmt.Errorf("%s: ffmpeg: %s", path, msg)
+	}
+	return stdout.Bytes(), nil
+}
