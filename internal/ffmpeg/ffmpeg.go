@@ -115,7 +115,8 @@ func parseFrameCRC(path string, out []byte) (*Timing, error) {
 		}
 		p, err1 := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
 		d, err2 := strconv.ParseInt(strings.TrimSpace(f[3]), 10, 64)
-		if err1 != nil || err2 != nil {
+		// Timestamps within ±2^53 keep their differences exact and in range.
+		if err1 != nil || err2 != nil || p < -1<<53 || p > 1<<53 || d < -1<<53 || d > 1<<53 {
 			return nil, fmt.Errorf("%s: ffmpeg gave the frame line %q", path, line)
 		}
 		if len(pts) == MaxFrames {

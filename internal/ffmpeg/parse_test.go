@@ -35,3 +35,28 @@ func TestParseFrameCRC(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseFrameCRC: any output is parsed without panicking, and what parses has one start
+// per frame, from 0, in order, within a finite duration.
+func FuzzParseFrameCRC(f *testing.F) {
+	f.Add("#tb 0: 1/12800\n0, 1024, 1024, 512, 9216, 0xaa\n0, 1536, 1536, 512, 9216, 0xbb\n")
+	f.Add("#tb 0: 1/25\n0, 0, 0, 0, 1, 0x1\n")
+	f.Add("#tb 0: 1/1\n0, 0, -5, 1, 1, 0x1\n0, 0, 9223372036854775807, 1, 1, 0x1\n")
+	f.Fuzz(func(t *testing.T, out string) {
+		tm, err := parseFrameCRC("f.mp4", []byte(out))
+		if err != nil {
+			return
+		}
+		if len(tm.Starts) == 0 || tm.Starts[0] != 0 {
+			t.Fatalf("starts %v", tm.Starts)
+		}
+		for i := 1; i < len(tm.Starts); i++ {
+			if !(tm.Starts[i] >= tm.Starts[i-1]) {
+				t.Fatalf("starts out of order: %v", tm.Starts)
+			}
+		}
+		if math.IsNaN(tm.Duration) || math.IsInf(tm.Duration, 0) {
+			t.Fatalf("duration %v", tm.Duration)
+		}
+	})
+}
