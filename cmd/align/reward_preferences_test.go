@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/internal/testvideo"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -188,5 +189,52 @@ func TestRewardEvalPreferencesONNX(t *testing.T) {
 		if code, _, stderr := runAlign(t, append([]string{"reward", "eval"}, c.args...)...); code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %q, want %d and %q", c.args, code, stderr, c.code, c.want)
 		}
+	}
+}
+
+// A VideoAlign CSV naming MP4 files (VideoGen-RewardBench's layout) is evaluated with the
+// embedded video model, and an export of it to ONNX, as the same CSV naming the GIFs the
+// videos were losslessly made from.
+func TestRewardEvalPreferencesVideoFiles(t *testing.T) {
+	bin := testvideo.Require(t)
+	dir := t.TempDir()
+	var gifRows, mp4Rows []string
+	labels := []string{"A,B,same", "B,A,A", "same,same,B", "A,A,A", "B,B,same", "A,same,B"}
+	for i := range 6 {
+		name := func(side, ext string) string { return fmt.Sprintf("%d-%s.%s", i, side, ext) }
+		for k, side := range []string{"a", "b"} {
+			g := filepath.Join(dir, name(side, "gif"))
+			writeTestGIF(t, g, 8+2*i+k, 10)
+			testvideo.Encode(t, bin, g, filepath.Join(dir, name(side, "mp4")))
+		}
+		prompt := []string{"a red apple moving left", "a dog face moving up"}[i%2]
+		gifRows = append(gifRows, fmt.Sprintf("%s,%s,%s,%s", name("a", "gif"), name("b", "gif"), prompt, labels[i]))
+		mp4Rows = append(mp4Rows, fmt.Sprintf("%s,%s,%s,%s", name("a", "mp4"), name("b", "mp4"), prompt, labels[i]))
+	}
+	write := func(name string, rows []string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("path_A,path_B,prompt,VQ,MQ,TA\n"+strings.Join(rows, "\n")+"\n"), 0o644)
+		return p
+	}
+	gifCSV, mp4CSV := write("gif.csv", gifRows), write("mp4.csv", mp4Rows)
+	eval := func(model, csv string) string {
+		t.Helper()
+		code, stdout, stderr := runAlign(t, "reward", "eval", "--model", model, "--preferences", csv, "--json")
+		var rep rewards.EvalReport
+		if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil {
+			t.Fatalf("reward eval --model %s --preferences %s: exit %d\n%s%s", model, csv, code, stdout, stderr)
+		}
+		if rep.Pairs != 18 {
+			t.Errorf("%s: %d labels, want 18", csv, rep.Pairs)
+		}
+		rep.Seconds = 0
+		return fmt.Sprintf("%+v", rep)
+	}
+	if a, b := eval("default-video", mp4CSV), eval("default-video", gifCSV); a != b {
+		t.Errorf("native, MP4:\n%s\nGIF:\n%s", a, b)
+	}
+	onnxModel := exportONNX(t, dir, "default-video")
+	if a, b := eval(onnxModel, mp4CSV), eval(onnxModel, gifCSV); a != b {
+		t.Errorf("ONNX, MP4:\n%s\nGIF:\n%s", a, b)
 	}
 }
