@@ -47,7 +47,8 @@ type SampleOptions struct {
 	Shift              float64 // 0: the model's default
 	OutputDir          string
 	GridScale          int
-	BatchSize          int // --batch-size: output images sampled together
+	VideoFormat        string // --video-format: gif or mp4 (a video model's clips and grid)
+	BatchSize          int    // --batch-size: output images sampled together
 	JSON               bool
 
 	// Reward steering (package guidance).
@@ -194,6 +195,7 @@ candidate j draws from stream i*k+j.`,
 	f.Float64Var(&opts.Shift, "shift", 0, "timestep shift (0: the model's default)")
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "samples", "directory to write the files into")
 	f.IntVar(&opts.GridScale, "grid-scale", 2, "magnification of grid.png / grid.gif")
+	f.StringVar(&opts.VideoFormat, "video-format", videoFormatGIF, "file format of a video model's clips and grid: gif, or mp4 (H.264 through ffmpeg, for players and video tools)")
 	f.IntVar(&opts.BatchSize, "batch-size", defaultSampleBatch, "output images sampled together (with --particles or --best-of-n, times k samples; its default is then 64/k); the same images for any value where the CPU multiplies with the Go GEMM (align info: on x86-64 with AVX2)")
 	f.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
 
@@ -238,6 +240,9 @@ func (o *SampleOptions) validate() error {
 	}
 	if o.OutputDir == "" {
 		return flagErrorf("--output-dir must not be empty")
+	}
+	if o.VideoFormat != videoFormatGIF && o.VideoFormat != videoFormatMP4 {
+		return flagErrorf("--video-format %q: want gif or mp4", o.VideoFormat)
 	}
 	return o.validateSteering()
 }
@@ -370,6 +375,15 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	if err != nil {
 		return err
 	}
+	var clips *clipWriter
+	switch {
+	case m.Config.Kind == diffusion.KindVideo:
+		if clips, err = newClipWriter(opts.VideoFormat); err != nil {
+			return err
+		}
+	case cmd.Flags().Changed("video-format"):
+		return flagErrorf("--video-format sets the file format of a video model's clips; %s is an image model", modelName)
+	}
 	warnPromptWords(stderr, m.Tokenizer, prompts)
 	var captions []string
 	for _, p := range prompts {
@@ -439,11 +453,11 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	for i, fr := range frames {
 		ext := ".png"
 		if video {
-			ext = ".gif"
+			ext = "." + opts.VideoFormat
 		}
 		path := filepath.Join(opts.OutputDir, fmt.Sprintf("%03d-%s%s", i, slug(captions[i]), ext))
 		if video {
-			err = diffusion.WriteGIF(path, diffusion.ToImages(fr), 12)
+			err = clips.write(path, diffusion.ToImages(fr))
 		} else {
 			err = diffusion.WritePNG(path, fr[0])
 		}
@@ -459,8 +473,8 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		cols = 0
 	}
 	if video {
-		rep.Grid = filepath.Join(opts.OutputDir, "grid.gif")
-		err = diffusion.WriteGIF(rep.Grid, diffusion.GridFrames(frames, cols, opts.GridScale, 2), 12)
+		rep.Grid = filepath.Join(opts.OutputDir, "grid."+opts.VideoFormat)
+		err = clips.write(rep.Grid, diffusion.GridFrames(frames, cols, opts.GridScale, 2))
 	} else {
 		firsts := make([]image.Image, len(frames))
 		for i, fr := range frames {

@@ -1,9 +1,10 @@
-// Package ffmpeg runs an ffmpeg executable to read video files: the frames' timings of a
+// Package ffmpeg runs an ffmpeg executable to read and write video files. Reading: the frames' timings of a
 // video stream (one decoding pass that lists every frame, in presentation order, none
 // duplicated or dropped: -vsync 0, framecrc) and chosen frames as images (a second pass whose
 // select filter counts the same frames, writing PNG on a pipe). Only the chosen frames are
 // held in memory, so a long high-resolution video costs what those frames cost; decoding
-// twice is cheap next to scoring for the short clips reward models read.
+// twice is cheap next to scoring for the short clips reward models read. Writing: frames as
+// H.264 in MP4 (yuv420p, the format browsers and players take), fed as raw RGB on a pipe.
 //
 // Test: go test ./internal/ffmpeg
 package ffmpeg
@@ -11,6 +12,7 @@ package ffmpeg
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"image"
@@ -184,6 +186,52 @@ func Frames(ffmpeg, path string, idx []int, n int) ([]image.Image, error) {
 		imgs[i] = frames[k]
 	}
 	return imgs, nil
+}
+
+// WriteMP4 writes frames (one size) to path as an H.264 MP4 of fps frames per second, through
+// a temporary file renamed into place: yuv420p at CRF 18 (near-transparent quality), an odd
+// width or height made even by repeating the last column or row (4:2:0 chroma needs it; the
+// padding is part of the video), the index at
+// the front (+faststart) so that players start before the end has arrived.
+func WriteMP4(bin, path string, frames []image.Image, fps float64) error {
+	if len(frames) == 0 {
+		return fmt.Errorf("%s: no frames", path)
+	}
+	b0 := frames[0].Bounds()
+	W, H := b0.Dx(), b0.Dy()
+	W2, H2 := W+W%2, H+H%2 // the last column and row repeated where odd
+	raw := make([]byte, 0, len(frames)*W2*H2*3)
+	for k, f := range frames {
+		b := f.Bounds()
+		if b.Dx() != W || b.Dy() != H {
+			return fmt.Errorf("%s: frame %d is %dx%d, frame 0 %dx%d", path, k, b.Dx(), b.Dy(), W, H)
+		}
+		for y := range H2 {
+			for x := range W2 {
+				r, g, bl, _ := f.At(b.Min.X+min(x, W-1), b.Min.Y+min(y, H-1)).RGBA()
+				raw = append(raw, uint8(r>>8), uint8(g>>8), uint8(bl>>8))
+			}
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name()) // nothing to remove once renamed
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp's 0600, as the other outputs are not
+		return err
+	}
+	cmd := exec.Command(bin, "-nostdin", "-v", "error", "-y",
+		"-f", "rawvideo", "-pix_fmt", "rgb24", "-s", fmt.Sprintf("%dx%d", W2, H2), "-framerate", strconv.FormatFloat(fps, 'g', -1, 64), "-i", "-",
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-movflags", "+faststart", "-f", "mp4", "file:"+tmp.Name())
+	cmd.Stdin = bytes.NewReader(raw)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: ffmpeg: %s", path, cmp.Or(strings.TrimSpace(stderr.String()), err.Error()))
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // run runs ffmpeg on input path with args (the output's) and returns its standard

@@ -56,3 +56,70 @@ func TestProbeAndFrames(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+// WriteMP4 of 6 solid frames of 7x5 at 10 fps reads back as 6 frames 0.1 s apart, 8x6 (the
+// odd sizes evened), each within a few levels of its colour; its errors name the file.
+func TestWriteMP4(t *testing.T) {
+	bin := testvideo.Require(t)
+	dir := t.TempDir()
+	colours := []color.NRGBA{{200, 30, 30, 255}, {30, 200, 30, 255}, {30, 30, 200, 255}, {250, 250, 250, 255}, {10, 10, 10, 255}, {128, 90, 200, 255}}
+	var frames []image.Image
+	for _, c := range colours {
+		img := image.NewNRGBA(image.Rect(0, 0, 7, 5))
+		for i := 0; i < len(img.Pix); i += 4 {
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
+		}
+		frames = append(frames, img)
+	}
+	path := filepath.Join(dir, "out.mp4")
+	if err := ffmpeg.WriteMP4(bin, path, frames, 10); err != nil {
+		t.Fatal(err)
+	}
+	tm, err := ffmpeg.Probe(bin, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tm.Starts) != 6 || math.Abs(tm.Starts[3]-0.3) > 1e-9 || math.Abs(tm.Duration-0.6) > 1e-9 {
+		t.Errorf("starts %v, duration %v; want 6 frames 0.1 s apart", tm.Starts, tm.Duration)
+	}
+	got, err := ffmpeg.Frames(bin, path, []int{0, 1, 2, 3, 4, 5}, len(tm.Starts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, img := range got {
+		if b := img.Bounds(); b.Dx() != 8 || b.Dy() != 6 {
+			t.Fatalf("frame %d is %v, want 8x6", k, b)
+		}
+		c := color.NRGBAModel.Convert(img.At(7, 5)).(color.NRGBA) // a padded corner
+		w := colours[k]
+		if d := max(absDiff(c.R, w.R), absDiff(c.G, w.G), absDiff(c.B, w.B)); d > 4 {
+			t.Errorf("frame %d: %v, want %v", k, c, w)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("left in the folder: %v", entries)
+	}
+
+	other := image.NewNRGBA(image.Rect(0, 0, 6, 5))
+	for name, c := range map[string]struct {
+		path   string
+		frames []image.Image
+		want   string
+	}{
+		"no frames": {path, nil, path + ": no frames"},
+		"sizes":     {path, []image.Image{frames[0], other}, path + ": frame 1 is 6x5, frame 0 7x5"},
+		"no folder": {filepath.Join(dir, "none", "x.mp4"), frames, filepath.Join(dir, "none")},
+	} {
+		if err := ffmpeg.WriteMP4(bin, c.path, c.frames, 10); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
+	}
+}
+
+func absDiff(a, b uint8) int {
+	if a > b {
+		return int(a - b)
+	}
+	return int(b - a)
+}
