@@ -218,7 +218,7 @@ func WriteMP4(bin, path string, frames []image.Image, fps float64) error {
 		return err
 	}
 	tmp.Close()
-	defer os.Remove(tmp.Name()) // nothing to remove once renamed
+	defer os.Remove(tmp.Name())                         // nothing to remove once renamed
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp's 0600, as the other outputs are not
 		return err
 	}
