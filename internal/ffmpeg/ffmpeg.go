@@ -218,8 +218,9 @@ func WriteMP4(bin, path string, frames []image.Image, fps float64) error {
 		return err
 	}
 	tmp.Close()
-	defer os.Remove(tmp.Name())                         // nothing to remove once renamed
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil { // CreateTemp's 0600, as the other outputs are not
+	defer os.Remove(tmp.Name()) // nothing to remove once renamed
+	// CreateTemp makes it 0600; the other outputs are 0644.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return err
 	}
 	cmd := exec.Command(bin, "-nostdin", "-v", "error", "-y",
