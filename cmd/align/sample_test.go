@@ -81,7 +81,7 @@ func checkFlagCases[T any](t *testing.T, name string, newCmd func(func(*T) error
 
 func TestNewCmdSampleFlags(t *testing.T) {
 	def := SampleOptions{NumInferenceSteps: 28, GuidanceScale: 4, NumImagesPerPrompt: 1, Sampler: "euler",
-		OutputDir: "samples", GridScale: 2, BatchSize: 64, Rewards: []string{"default"}, Combine: "linear", RewardGuidanceStart: 1,
+		OutputDir: "samples", GridScale: 2, VideoFormat: "gif", BatchSize: 64, Rewards: []string{"default"}, Combine: "linear", RewardGuidanceStart: 1,
 		Particles: 1, FKLambda: 10, FKPotential: "diff", FKResampleEvery: 5, BestOfN: 1, RewardConditionScale: 3}
 	with := func(edit func(o *SampleOptions)) SampleOptions {
 		o := def
@@ -98,6 +98,7 @@ func TestNewCmdSampleFlags(t *testing.T) {
 				o.GuidanceScale, o.NumImagesPerPrompt, o.Seed, o.Sampler, o.Shift = 0, 3, 7, "sde", 3
 				o.OutputDir, o.JSON = "out", true
 			})},
+		{args: []string{"--prompt", "x", "--video-format", "mp4"}, want: with(func(o *SampleOptions) { o.Prompts, o.VideoFormat = []string{"x"}, "mp4" })},
 		{args: []string{"--prompts", "p.txt"}, want: with(func(o *SampleOptions) { o.PromptsFile = "p.txt" })},
 		{args: []string{"--prompt", "x", "--particles", "4", "--fk-lambda", "2", "--fk-potential", "max", "--fk-adaptive",
 			"--reward", "r.onnx", "--reward-weights", "vq=1,ta=2", "--combine", "lsc"},
@@ -125,6 +126,7 @@ func TestNewCmdSampleFlags(t *testing.T) {
 		{args: []string{"--prompt", "x", "--reward-guidance-end", "0.8", "--reward-guidance-start", "0.5"}, wantErr: "want 0 <= end <= start <= 1"},
 		{args: []string{"--prompt", "x", "--combine", "max"}, wantErr: `--combine "max"`},
 		{args: nil, wantErr: "no prompts"},
+		{args: []string{"--prompt", "x", "--video-format", "avi"}, wantErr: `--video-format "avi": want gif or mp4`},
 		{args: []string{"--prompt", "  "}, wantErr: "--prompt 1 is empty"},
 		{args: []string{"--prompt", "x", "--num-inference-steps", "0"}, wantErr: "--num-inference-steps must be >= 1"},
 		{args: []string{"--prompt", "x", "--guidance-scale", "-1"}, wantErr: "--guidance-scale must be a finite number >= 0"},

@@ -368,7 +368,7 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 		if err := writeOutputFile(opts.Output, write); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "wrote %s (%d rows, %s, total = %s of %s) in %s\n", opts.Output, len(rows), opts.Format, opts.Combine,
+		fmt.Fprintf(stderr, "wrote %s (%s, %s, total = %s of %s) in %s\n", opts.Output, counted(len(rows), "row"), opts.Format, opts.Combine,
 			rewards.FormatWeights(dims, w), fmtDuration(time.Since(start)))
 	} else if err := write(cmd.OutOrStdout()); err != nil {
 		return err
@@ -378,6 +378,9 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	}
 	for i := range rows {
 		if !rows[i].OK() {
+			if failed == len(rows) { // a script reading the exit status must not take this for a result
+				return fmt.Errorf("none of the %d inputs could be scored (error column), e.g. %s", len(rows), rows[i].Err)
+			}
 			fmt.Fprintf(stderr, "align: %d of %d inputs could not be scored (error column), e.g. %s\n", failed, len(rows), rows[i].Err)
 			break
 		}

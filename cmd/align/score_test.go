@@ -236,8 +236,14 @@ func TestScoreVideoFiles(t *testing.T) {
 		t.Errorf("image model on the folder (the PNG and the GIF's first frame): %v", rows)
 	}
 	mp4 := filepath.Join(dir, "a-red-apple-moving-left.mp4")
-	if rows := scoreJSONL(t, mp4); len(rows) != 1 || !strings.Contains(fmt.Sprint(rows[0]["error"]), mp4+" is a video file; this reward model reads images") {
-		t.Errorf("image model on a video file: %v", rows)
+	if code, stdout, stderr := runAlign(t, "score", mp4, "--json"); code != exitError || !strings.Contains(stdout, mp4+" is a video file; this reward model reads images") ||
+		!strings.Contains(stderr, "none of the 1 inputs could be scored") {
+		t.Errorf("image model on a video file: exit %d, %s%s", code, stdout, stderr)
+	}
+	os.Remove(gifPath)
+	os.Remove(filepath.Join(dir, "red-apple.png"))
+	if code, _, stderr := runAlign(t, "score", dir); code != exitUsage || !strings.Contains(stderr, "its video files need a video reward model (e.g. --reward default-video)") {
+		t.Errorf("image model on a folder of videos: exit %d, %s", code, stderr)
 	}
 }
 
@@ -433,11 +439,13 @@ func TestScoreClips(t *testing.T) {
 	if recs[1][12] != "" || !strings.Contains(recs[2][12], "--source-fps") {
 		t.Errorf("fps 10 rows: %v", recs[1:])
 	}
-	// At 5 fps the GIF is too short (0.6 s < 0.6 s needed); the folder at 25 fps too.
-	code, _, _ = runAlign(t, "score", in, "--reward", model, "--fps", "5", "--source-fps", "25", "-o", out)
+	// At 5 fps the GIF is too short (0.6 s < 0.6 s needed); the folder at 25 fps too: the
+	// rows are written, and with no input scored the run fails.
+	code, _, stderr = runAlign(t, "score", in, "--reward", model, "--fps", "5", "--source-fps", "25", "-o", out)
 	recs = readCSV(t, out)
-	if code != exitOK || !strings.Contains(recs[1][12], "lower --fps") || !strings.Contains(recs[2][12], "lower --fps") {
-		t.Errorf("too-short clips: %v", recs[1:])
+	if code != exitError || !strings.Contains(stderr, "none of the 2 inputs could be scored") ||
+		!strings.Contains(recs[1][12], "lower --fps") || !strings.Contains(recs[2][12], "lower --fps") {
+		t.Errorf("too-short clips: exit %d, %v", code, recs[1:])
 	}
 	if code, _, stderr := runAlign(t, "score", in, "--reward", model, "--num-frames", "3"); code != exitUsage {
 		t.Errorf("--num-frames 3 for a 4-frame model: exit %d, %s", code, stderr)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,6 +168,8 @@ func listDir(dir string, o ListOptions) ([]Item, error) {
 		what := "image files (.png, .jpg, .gif, .webp, .bmp)"
 		if o.Clips {
 			what = "clips (GIF files, folders of frames, video files .mp4 .mov .webm .mkv .avi)"
+		} else if slices.ContainsFunc(ents, func(e os.DirEntry) bool { return IsVideoFile(e.Name()) }) {
+			what += "; its video files need a video reward model (e.g. --reward default-video)"
 		}
 		return nil, fmt.Errorf("input folder %s holds no %s", dir, what)
 	}
