@@ -11,8 +11,9 @@
 //
 // VideoAlign CSV (KwaiVGI/VideoAlign, a header line, columns in any order, names matched
 // case-insensitively): path_A, path_B, prompt and per-dimension labels VQ, MQ, TA in
-// {A, B, same}; optional MOS_A_<dim> and MOS_B_<dim> scores; other columns (fps_A,
-// num_frames_A, ...) are ignored.
+// {A, B, same}; optional MOS_A_<dim> and MOS_B_<dim> scores; with PairOptions.Overall an
+// Overall label column (VideoGen-RewardBench's) too; other columns (fps_A, num_frames_A, ...)
+// are ignored.
 //
 // Labels are collapsed into one preference with the run's weights (CollapseLabels); a pair
 // whose labels favour its second sample is turned round, a tie is kept or dropped
@@ -121,6 +122,9 @@ type PairOptions struct {
 	Weights string
 	// Ties is TiesKeep (default for "") or TiesDrop.
 	Ties string
+	// Overall reads a VideoAlign CSV's Overall column, where there is one, as the label
+	// dimension "overall" (rewards.DimOverall; align reward eval --preferences).
+	Overall bool
 }
 
 // PairSet is the result of reading pairs.
@@ -487,6 +491,9 @@ func ReadVideoAlignCSV(r io.Reader, name, dir string, o PairOptions) (*PairSet, 
 		if _, ok := col[d]; ok {
 			dims = append(dims, d)
 		}
+	}
+	if _, ok := col[rewards.DimOverall]; ok && o.Overall && len(dims) > 0 {
+		dims = append(dims, rewards.DimOverall)
 	}
 	if len(dims) == 0 {
 		missing = append(missing, "a label column (VQ, MQ or TA)")

@@ -423,40 +423,57 @@ func PairAccuracy(dims []string, rA, rB [][]float32, labels [][]Label, atEps []f
 	for d, name := range dims {
 		var deltas []float64
 		var ls []Label
-		a := DimAccuracy{Dim: name}
-		sumAbs, sumChosen := 0.0, 0.0
 		for n := range labels {
-			l := labels[n][d]
-			if l == LabelNone {
-				continue
-			}
-			m := float64(rA[n][d]) - float64(rB[n][d])
-			deltas = append(deltas, m)
-			ls = append(ls, l)
-			sumAbs += math.Abs(m)
-			if l == LabelTie {
-				a.Ties++
-			} else {
-				a.Decisive++
-				sumChosen += l.Sign() * m
+			if l := labels[n][d]; l != LabelNone {
+				deltas = append(deltas, float64(rA[n][d])-float64(rB[n][d]))
+				ls = append(ls, l)
 			}
 		}
-		a.Pairs = len(ls)
-		a.AccWithoutTies, _ = AccuracyWithoutTies(deltas, ls)
-		a.AccWithTies, a.TieEps, _ = AccuracyWithTies(deltas, ls)
-		a.MeanAbsDelta, a.MeanChosenDelta = math.NaN(), math.NaN()
-		if a.Pairs > 0 {
-			a.MeanAbsDelta = sumAbs / float64(a.Pairs)
-		}
-		if a.Decisive > 0 {
-			a.MeanChosenDelta = sumChosen / float64(a.Decisive)
-		}
-		a.AccWithTiesAtEp, a.AtEps = math.NaN(), math.NaN()
+		eps := math.NaN()
 		if atEps != nil {
-			a.AtEps = atEps[d]
-			a.AccWithTiesAtEp, _ = AccuracyAt(deltas, ls, atEps[d])
+			eps = atEps[d]
 		}
-		out[d] = a
+		out[d] = DeltaAccuracy(name, deltas, ls, eps)
 	}
 	return out
+}
+
+// DeltaAccuracy is the accuracy of one dimension, name, from the score differences
+// deltas = r_A - r_B of labelled entries ls (LabelNone left out); atEps is a fixed tie
+// threshold for AccWithTiesAtEp (NaN: none).
+func DeltaAccuracy(name string, deltas []float64, ls []Label, atEps float64) DimAccuracy {
+	a := DimAccuracy{Dim: name}
+	var ds []float64
+	var labels []Label
+	sumAbs, sumChosen := 0.0, 0.0
+	for i, l := range ls {
+		if l == LabelNone {
+			continue
+		}
+		m := deltas[i]
+		ds, labels = append(ds, m), append(labels, l)
+		sumAbs += math.Abs(m)
+		if l == LabelTie {
+			a.Ties++
+		} else {
+			a.Decisive++
+			sumChosen += l.Sign() * m
+		}
+	}
+	a.Pairs = len(labels)
+	a.AccWithoutTies, _ = AccuracyWithoutTies(ds, labels)
+	a.AccWithTies, a.TieEps, _ = AccuracyWithTies(ds, labels)
+	a.MeanAbsDelta, a.MeanChosenDelta = math.NaN(), math.NaN()
+	if a.Pairs > 0 {
+		a.MeanAbsDelta = sumAbs / float64(a.Pairs)
+	}
+	if a.Decisive > 0 {
+		a.MeanChosenDelta = sumChosen / float64(a.Decisive)
+	}
+	a.AccWithTiesAtEp, a.AtEps = math.NaN(), math.NaN()
+	if !math.IsNaN(atEps) {
+		a.AtEps = atEps
+		a.AccWithTiesAtEp, _ = AccuracyAt(ds, labels, atEps)
+	}
+	return a
 }

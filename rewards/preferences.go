@@ -22,6 +22,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/alignkit/align/kernels"
 )
 
 // PreferencePair is one pair of a preference file: the samples' bytes (SampleShape) and a
@@ -155,8 +157,15 @@ func preferenceAs(dims, fileDims []string, p PreferencePair, kind string) Pair {
 	if l == LabelTie {
 		note = "tie-preference"
 	}
-	return Pair{Kind: kind, Note: note, A: Sample{Index: -1, Prompt: p.Prompt, Source: "preference", Pixels: p.A},
-		B: Sample{Index: -1, Prompt: p.Prompt, Source: "preference", Pixels: p.B}, Labels: ls, TargetA: ta, TargetB: tb}
+	q := p.unlabelled()
+	q.Kind, q.Note, q.Labels, q.TargetA, q.TargetB = kind, note, ls, ta, tb
+	return q
+}
+
+// unlabelled is p's two samples as a Pair without labels.
+func (p PreferencePair) unlabelled() Pair {
+	return Pair{A: Sample{Index: -1, Prompt: p.Prompt, Source: "preference", Pixels: p.A},
+		B: Sample{Index: -1, Prompt: p.Prompt, Source: "preference", Pixels: p.B}}
 }
 
 // preferenceEntries lists pairs (of a file labelling fileDims) once for every dimension of
@@ -228,3 +237,44 @@ func (g *PairGen) HeldOutPreferencePairs() int {
 
 // DefaultPairsShare is the default of align reward train --pairs-share.
 const DefaultPairsShare = 0.5
+
+// DimOverall is the label dimension of a preference file's overall judgement of a pair
+// (VideoGen-RewardBench's Overall column), against which a model's dimensions are judged
+// together (OverallAccuracy) where the model has no dimension of that name.
+const DimOverall = "overall"
+
+// OverallAccuracy is the accuracy of a model's overall score, sum_d w_d z_d over its dims
+// (VideoReward's Overall = VQ + MQ + TA with weights 1), against the overall labels of pairs
+// (of a file labelling fileDims): the difference between A and B is
+// sum_d (w_d / std_d)(r_A,d - r_B,d), the means cancelling (cal nil: z = raw). rA, rB
+// (len(pairs), len(dims)) are the raw scores. ok is false where the file has no overall
+// label or the model a dimension of that name.
+func OverallAccuracy(dims []string, weights []float64, cal *Calibration, fileDims []string, pairs []PreferencePair, rA, rB [][]float32) (acc DimAccuracy, ok bool) {
+	o := slices.Index(fileDims, DimOverall)
+	if o < 0 || slices.Contains(dims, DimOverall) {
+		return DimAccuracy{}, false
+	}
+	w := weights
+	if cal != nil {
+		w = cal.RawWeights(weights)
+	}
+	deltas, ls := make([]float64, len(pairs)), make([]Label, len(pairs))
+	for i, p := range pairs {
+		for d := range dims {
+			deltas[i] += w[d] * (float64(rA[i][d]) - float64(rB[i][d]))
+		}
+		ls[i] = p.Labels[o]
+	}
+	acc = DeltaAccuracy(DimOverall, deltas, ls, math.NaN())
+	return acc, acc.Pairs > 0
+}
+
+// ScorePreferences scores both samples of each pair with a model of gen's samples (a
+// native one) on dev, in batches of batch samples: rA, rB (len(pairs), D) raw.
+func ScorePreferences(dev kernels.Device, m Model, gen *PairGen, pairs []PreferencePair, batch int) (rA, rB [][]float32, err error) {
+	ps := make([]Pair, len(pairs))
+	for i, p := range pairs {
+		ps[i] = p.unlabelled()
+	}
+	return ScorePairs(dev, m, gen, ps, batch)
+}

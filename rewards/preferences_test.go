@@ -317,3 +317,39 @@ func TestEvaluateScoredPreferences(t *testing.T) {
 		}
 	}
 }
+
+// OverallAccuracy on hand values: the weighted z-sum's differences (means cancel), the
+// accuracies with and without ties, a pair without an overall label left out; without a
+// calibration the weights act on raw scores; no overall labels, or a model with an overall
+// dimension, give none.
+func TestOverallAccuracy(t *testing.T) {
+	dims, fileDims := []string{DimVQ, DimTA}, []string{DimVQ, DimOverall}
+	cal := &Calibration{Dims: dims, Mean: []float64{5, -3}, Std: []float64{2, 4}}
+	w := []float64{1, 2} // on z: raw weights 1/2 and 2/4
+	pairs := []PreferencePair{
+		{Labels: []Label{LabelA, LabelA}},      // Δ = 0.5·4 + 0.5·(-2) = 1: right
+		{Labels: []Label{LabelA, LabelB}},      // Δ = 0.5·(-2) = -1: right
+		{Labels: []Label{LabelNone, LabelTie}}, // Δ = 0.5·0.2 = 0.1: a tie
+		{Labels: []Label{LabelB, LabelA}},      // Δ = 0.5·(-4) = -2: wrong
+		{Labels: []Label{LabelA, LabelNone}},   // no overall label
+	}
+	rA := [][]float32{{4, 0}, {0, 0}, {1, 1}, {0, 0}, {9, 9}}
+	rB := [][]float32{{0, 2}, {2, 0}, {1, 0.8}, {0, 4}, {0, 0}}
+	acc, ok := OverallAccuracy(dims, w, cal, fileDims, pairs, rA, rB)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	// Without ties 2 of 3; with ties a threshold in (0.1, 1) gets the tie too: 3 of 4.
+	if !ok || acc.Dim != DimOverall || acc.Pairs != 4 || acc.Ties != 1 || !near(acc.AccWithoutTies, 2.0/3) || !near(acc.AccWithTies, 0.75) ||
+		!near(acc.TieEps, 0.55) || !near(acc.MeanAbsDelta, 1.025) || !near(acc.MeanChosenDelta, 0) || !math.IsNaN(acc.AccWithTiesAtEp) {
+		t.Errorf("overall: %v %+v", ok, acc)
+	}
+	// Raw weights 1 and 2 without a calibration: the first pair's Δ = 4 - 4 = 0 is wrong.
+	if acc, _ := OverallAccuracy(dims, w, nil, fileDims, pairs, rA, rB); !near(acc.AccWithoutTies, 1.0/3) {
+		t.Errorf("without calibration: %+v", acc)
+	}
+	if _, ok := OverallAccuracy(dims, w, cal, []string{DimVQ, DimTA}, pairs, rA, rB); ok {
+		t.Error("a file without overall labels gave an overall accuracy")
+	}
+	if _, ok := OverallAccuracy([]string{DimVQ, DimOverall}, w, nil, fileDims, pairs, rA, rB); ok {
+		t.Error("a model with an overall dimension got a computed one")
+	}
+}

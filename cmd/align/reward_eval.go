@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -25,6 +26,7 @@ type RewardEvalOptions struct {
 	Model       string
 	Data        string
 	Preferences string // a labelled pairs file evaluated instead of the dataset's pairs
+	Weights     string // the weights of the overall score against a file's overall labels
 	Split       string
 	Pairs       int
 	Seed        uint64
@@ -54,6 +56,10 @@ the report adds the accuracy per dimension per bucket (t_buckets in --json).
 pairs JSONL with "labels", or VideoAlign's CSV; e.g. human annotators'), each pair once for
 every dimension it labels that the model scores; no dataset is read. --split all (its default
 there) takes every pair, --split heldout the 10% that align reward train --pairs holds out.
+A file that also labels "overall" (VideoGen-RewardBench's Overall column; "overall" in the
+JSONL's labels) adds an overall row: the model's overall score is the sum of its z-scored
+dimensions (VideoReward's Overall = VQ + MQ + TA; --weights weighs them), its accuracy
+measured as the dimensions' are.
 With --preferences, --model may also be an ONNX model (FILE.onnx with its manifest beside it,
 or the manifest FILE.json): each sample is read at the model's own input size with its pair's
 prompt, as align score reads it, and the tie thresholds are searched (or a manifest's
@@ -64,7 +70,8 @@ calibration gives them).`,
   $ align reward eval --model reward/model.safetensors --split val
   $ align reward eval --model default --preferences labelled.jsonl   # does the embedded model agree with the annotators?
   $ align reward eval --model reward-human/model.safetensors --preferences labelled.jsonl --split heldout
-  $ align reward eval --model pickscore.json --preferences labelled.jsonl   # an ONNX scorer against the same labels`,
+  $ align reward eval --model pickscore.json --preferences labelled.jsonl   # an ONNX scorer against the same labels
+  $ align reward eval --model default-video --preferences videogen-rewardbench.csv   # VQ, MQ, TA and Overall accuracy`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Preferences != "" && !cmd.Flags().Changed("split") {
@@ -75,6 +82,8 @@ calibration gives them).`,
 				return flagErrorf("--model is required: a reward model file, or default (default-video): the embedded image (video) reward model")
 			case opts.Preferences != "" && opts.Split != splitAll && opts.Split != rewards.SplitHeldOut:
 				return flagErrorf("--split %q with --preferences: want all or heldout", opts.Split)
+			case opts.Weights != "" && opts.Preferences == "":
+				return flagErrorf("--weights weighs the model's overall score against a preference file's overall labels: give --preferences")
 			case opts.Preferences == "" && opts.Split != rewards.SplitHeldOut && opts.Split != rewards.SplitVal && opts.Split != rewards.SplitTrain:
 				return flagErrorf("--split %q: want heldout, val or train (all with --preferences)", opts.Split)
 			case opts.Pairs < 1:
@@ -97,6 +106,7 @@ calibration gives them).`,
 	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones); with --preferences also an ONNX model (.onnx or its manifest .json)")
 	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
 	f.StringVar(&opts.Split, "split", rewards.SplitHeldOut, "concepts to build pairs from: heldout, val or train; with --preferences all (its default) or heldout")
+	f.StringVar(&opts.Weights, "weights", "", "with --preferences labelling \"overall\": weights of the z-scored dimensions in the model's overall score, e.g. vq=1,mq=1,ta=1 (default: 1 each, VideoReward's Overall)")
 	f.StringVar(&opts.Preferences, "preferences", "", "labelled preference pairs (align's pairs JSONL with \"labels\", or VideoAlign's CSV) to measure the agreement with, instead of the dataset's")
 	f.IntVar(&opts.Pairs, "pairs", def.EvalPairs, "number of pairs (dimensions take turns)")
 	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the pairs (0: the set reward train evaluates with --seed 0)")
@@ -173,13 +183,60 @@ func rewardEvalNative(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.Eva
 	if err != nil {
 		return nil, "", err
 	}
-	var rep *rewards.EvalReport
 	if m, ok := model.(*rewards.LatentReward); ok {
-		rep, err = rewards.EvaluateLatent(m, gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
-	} else {
-		rep, err = rewards.Evaluate(model.(*rewards.Native), gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+		if opts.Preferences != "" && slices.Contains(gen.Cfg.Preferences.Dims, rewards.DimOverall) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: the overall labels of %s are not evaluated for a noise-aware model (its dimensions are, on noised pairs)\n", opts.Preferences)
+		}
+		rep, err := rewards.EvaluateLatent(m, gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+		return rep, kind, err
 	}
-	return rep, kind, err
+	var w []float64
+	if opts.Preferences != "" {
+		if w, err = opts.overallWeights(model, gen.Cfg.Preferences.Dims); err != nil {
+			return nil, "", err
+		}
+	}
+	rep, err := rewards.Evaluate(model.(*rewards.Native), gen, split, opts.Pairs, rewards.EvalSeed(opts.Seed), opts.BatchSize)
+	if err != nil || w == nil {
+		return rep, kind, err
+	}
+	s := gen.Cfg.Preferences
+	rA, rB, err := rewards.ScorePreferences(dev, model, gen, s.HeldOut, opts.BatchSize)
+	if err != nil {
+		return nil, "", err
+	}
+	appendOverall(rep, model, w, s.Dims, s.HeldOut, rA, rB)
+	return rep, kind, nil
+}
+
+// overallWeights are the weights of m's overall score (the sum of its z-scored dimensions
+// weighted by --weights) against the overall labels of a preference file labelling
+// fileDims; nil where none is evaluated: the file has no overall labels, or m a dimension of
+// that name.
+func (o *RewardEvalOptions) overallWeights(m rewards.Model, fileDims []string) ([]float64, error) {
+	if !slices.Contains(fileDims, rewards.DimOverall) || slices.Contains(m.Dims(), rewards.DimOverall) {
+		if o.Weights != "" {
+			return nil, flagErrorf("--weights weighs the model's overall score against overall labels, and %s has none", o.Preferences)
+		}
+		return nil, nil
+	}
+	w, err := rewards.ParseWeights(o.Weights, m.Dims())
+	if err != nil {
+		return nil, flagErrorf("--weights: %v", err)
+	}
+	return w, nil
+}
+
+// appendOverall appends to rep the accuracy of m's overall score with weights w against
+// the overall labels of pairs (rewards.OverallAccuracy), rA and rB their raw scores.
+func appendOverall(rep *rewards.EvalReport, m rewards.Model, w []float64, fileDims []string, pairs []rewards.PreferencePair, rA, rB [][]float32) {
+	var cal *rewards.Calibration
+	if c, ok := m.(rewards.Calibrated); ok {
+		cal = c.Calibration()
+	}
+	if acc, ok := rewards.OverallAccuracy(m.Dims(), w, cal, fileDims, pairs, rA, rB); ok {
+		rep.Dims = append(rep.Dims, acc)
+	}
 }
 
 // printTimeBuckets writes the accuracy per t bucket of a latent model's report (nothing for

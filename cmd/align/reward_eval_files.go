@@ -56,6 +56,10 @@ func rewardEvalFiles(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.Eval
 	if err := checkPreferenceDims(opts.Preferences, f.dims, dims); err != nil {
 		return nil, "", err
 	}
+	w, err := opts.overallWeights(set.model, f.dims)
+	if err != nil {
+		return nil, "", err
+	}
 
 	// Each sample is scored once with its pair's prompt, however many pairs share it.
 	var items []scoring.Item
@@ -98,6 +102,9 @@ func rewardEvalFiles(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.Eval
 	rep, err := rewards.EvaluateScoredPreferences(dims, f.dims, pairs, rA, rB, eps)
 	if err != nil {
 		return nil, "", fmt.Errorf("--preferences %s: %w", opts.Preferences, err)
+	}
+	if w != nil {
+		appendOverall(rep, set.model, w, f.dims, pairs, rA, rB)
 	}
 	rep.Seconds = time.Since(t0).Seconds()
 	kind := "ONNX image"

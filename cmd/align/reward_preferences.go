@@ -28,15 +28,15 @@ type preferenceFile struct {
 	sha256 string
 }
 
-// readPreferenceLabels reads the pairs file at path (align's pairs JSONL or VideoAlign's CSV,
-// dpo.ReadPairs) without its samples. Every pair must carry labels: a pair without them says
+// readPreferenceLabels reads the pairs file at path (align's pairs JSONL or VideoAlign's CSV
+// with its Overall column where it has one, dpo.ReadPairs) without its samples. Every pair must carry labels: a pair without them says
 // which sample is better, not in which dimension.
 func readPreferenceLabels(path string) (*preferenceFile, error) {
 	b, sum, err := readHashed(path)
 	if err != nil {
 		return nil, err
 	}
-	set, err := dpo.DecodePairs(bytes.NewReader(b), path, dpo.PairOptions{Ties: dpo.TiesKeep})
+	set, err := dpo.DecodePairs(bytes.NewReader(b), path, dpo.PairOptions{Ties: dpo.TiesKeep, Overall: true})
 	if err != nil {
 		return nil, err
 	}

@@ -238,3 +238,85 @@ func TestRewardEvalPreferencesVideoFiles(t *testing.T) {
 		t.Errorf("ONNX, MP4:\n%s\nGIF:\n%s", a, b)
 	}
 }
+
+// An Overall column (VideoGen-RewardBench's) is evaluated against the sum of the model's
+// z-scores, as align score computes them, by the native model and its ONNX export alike;
+// --weights vq=1,ta=0 with the Overall labels equal to the VQ ones gives the vq row's
+// accuracies; --weights without overall labels or without --preferences is refused.
+func TestRewardEvalPreferencesOverall(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "img"), 0o755)
+	ls := []string{"A", "B", "same"}
+	var rows, sameRows, list []string
+	for i := range 30 {
+		a, b := fmt.Sprintf("img/%d-a.png", i), fmt.Sprintf("img/%d-b.png", i)
+		writeTestPNG(t, filepath.Join(dir, a), 32, 32, uint64(3*i))
+		writeTestPNG(t, filepath.Join(dir, b), 32, 32, uint64(3*i+1))
+		prompt := fmt.Sprintf("red apple %d", i%4)
+		vq, ta, overall := ls[i%3], ls[(i/3)%3], ls[(i*7/5)%3]
+		rows = append(rows, fmt.Sprintf("%s,%s,%s,%s,%s,%s", a, b, prompt, vq, ta, overall))
+		sameRows = append(sameRows, fmt.Sprintf("%s,%s,%s,%s,%s,%s", a, b, prompt, vq, ta, vq))
+		list = append(list, fmt.Sprintf(`{"path":%q,"prompt":%q}`, a, prompt), fmt.Sprintf(`{"path":%q,"prompt":%q}`, b, prompt))
+	}
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	csv := write("bench.csv", "path_A,path_B,prompt,VQ,TA,Overall\n"+strings.Join(rows, "\n")+"\n")
+	same := write("same.csv", "path_A,path_B,prompt,VQ,TA,Overall\n"+strings.Join(sameRows, "\n")+"\n")
+	eval := func(model, file string, extra ...string) rewards.EvalReport {
+		t.Helper()
+		code, stdout, stderr := runAlign(t, append([]string{"reward", "eval", "--model", model, "--preferences", file, "--json"}, extra...)...)
+		var rep rewards.EvalReport
+		if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil {
+			t.Fatalf("reward eval --model %s %v: exit %d\n%s%s", model, extra, code, stdout, stderr)
+		}
+		return rep
+	}
+	rep := eval("default", csv)
+	if len(rep.Dims) != 3 || rep.Dims[2].Dim != rewards.DimOverall || rep.Dims[2].Pairs != 30 || rep.Dims[2].Ties != 10 {
+		t.Fatalf("dims %+v", rep.Dims)
+	}
+	// The expected decisive accuracy from align score's z-scores.
+	z := map[string]float64{}
+	for _, r := range scoreJSONL(t, write("list.jsonl", strings.Join(list, "\n")+"\n")) {
+		z[filepath.ToSlash(strings.TrimPrefix(r["path"].(string), dir+string(filepath.Separator)))] = r["vq_z"].(float64) + r["ta_z"].(float64)
+	}
+	right, decisive := 0, 0
+	for _, row := range rows {
+		f := strings.Split(row, ",")
+		if f[5] == "same" {
+			continue
+		}
+		decisive++
+		if d := z[f[0]] - z[f[1]]; (f[5] == "A") == (d > 0) && d != 0 {
+			right++
+		}
+	}
+	if got, want := rep.Dims[2].AccWithoutTies, float64(right)/float64(decisive); math.Abs(got-want) > 1e-12 {
+		t.Errorf("overall without ties %v, from align score's z-scores %v (%d of %d)", got, want, right, decisive)
+	}
+	if onnxRep := eval(exportONNX(t, dir, "default"), csv); len(onnxRep.Dims) != 3 || onnxRep.Dims[2].AccWithoutTies != rep.Dims[2].AccWithoutTies ||
+		onnxRep.Dims[2].AccWithTies != rep.Dims[2].AccWithTies {
+		t.Errorf("ONNX overall %+v, native %+v", onnxRep.Dims[2:], rep.Dims[2:])
+	}
+	rep = eval("default", same, "--weights", "vq=1,ta=0")
+	if o, v := rep.Dims[2], rep.Dims[0]; o.AccWithoutTies != v.AccWithoutTies || o.AccWithTies != v.AccWithTies || o.Pairs != v.Pairs {
+		t.Errorf("overall = vq labels with vq alone weighed: overall %+v, vq %+v", o, v)
+	}
+
+	noOverall := write("plain.csv", "path_A,path_B,prompt,VQ\nimg/0-a.png,img/0-b.png,x,A\n")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", "default", "--weights", "vq=1"}, "--weights weighs the model's overall score against a preference file's overall labels: give --preferences"},
+		{[]string{"--model", "default", "--preferences", noOverall, "--weights", "vq=1"}, "--weights weighs the model's overall score against overall labels, and " + noOverall + " has none"},
+		{[]string{"--model", "default", "--preferences", csv, "--weights", "mq=1"}, "--weights: "},
+	} {
+		if code, _, stderr := runAlign(t, append([]string{"reward", "eval"}, c.args...)...); code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q", c.args, code, stderr)
+		}
+	}
+}
