@@ -151,6 +151,15 @@ e.gif,f.gif,blue car,same,same,same,8,8,8,8,2,2
 	if err != nil || len(set.Pairs) != 1 || set.Pairs[0].Chosen != "b.gif" || set.TiesDropped != 2 {
 		t.Errorf("ta=1, ties dropped: %v %+v", err, set)
 	}
+	// An Overall column is a label dimension with PairOptions.Overall, ignored without it.
+	overall := "path_A,path_B,prompt,VQ,Overall\na.gif,b.gif,p,A,B\n"
+	if set, err := ReadVideoAlignCSV(strings.NewReader(overall), "o.csv", "", PairOptions{Overall: true}); err != nil ||
+		strings.Join(set.Dims, ",") != "vq,overall" || set.Pairs[0].Labels["overall"] != rewards.LabelB {
+		t.Errorf("Overall read: %v %+v", err, set)
+	}
+	if set, err := ReadVideoAlignCSV(strings.NewReader(overall), "o.csv", "", PairOptions{}); err != nil || strings.Join(set.Dims, ",") != "vq" {
+		t.Errorf("Overall ignored: %v %+v", err, set)
+	}
 	bad := `path_A,path_B,prompt,VQ
 a,b,p,A
 a,b,p,X
