@@ -4,10 +4,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alignkit/align/internal/ffmpeg"
 	"github.com/alignkit/align/kernels"
 )
 
@@ -70,6 +72,19 @@ func TestInfoJSON(t *testing.T) {
 	if r["cpu_bf16"] != kernels.CPUHasBF16() {
 		t.Errorf("cpu_bf16 %v, the CPU says %v", r["cpu_bf16"], kernels.CPUHasBF16())
 	}
+	// ffmpeg: the one found and its version, or why there is none.
+	if bin, err := ffmpeg.Find(); err == nil && !strings.HasPrefix(fmt.Sprint(r["ffmpeg"]), bin+" (") {
+		t.Errorf("ffmpeg %q, want %s and its version", r["ffmpeg"], bin)
+	} else if err != nil && !strings.HasPrefix(fmt.Sprint(r["ffmpeg"]), "none: ") {
+		t.Errorf("ffmpeg %q without one", r["ffmpeg"])
+	}
+	t.Setenv(ffmpeg.EnvVar, "/no/ffmpeg")
+	out.Reset()
+	if code := Main([]string{"info", "--json", "--probe-time", "0"}, &out, &errOut); code != exitOK || json.Unmarshal(out.Bytes(), &r) != nil ||
+		r["ffmpeg"] != "none: $"+ffmpeg.EnvVar+": stat /no/ffmpeg: no such file or directory (make ffmpeg, or $"+ffmpeg.EnvVar+")" {
+		t.Errorf("$%s naming nothing: exit %d, ffmpeg %q", ffmpeg.EnvVar, code, r["ffmpeg"])
+	}
+	t.Setenv(ffmpeg.EnvVar, "")
 	// The BF16 products run the Go GEMM's BF16 kernel even where OpenBLAS multiplies in fp32
 	// (make test reruns this package with ALIGN_BLAS=openblas), so they are batch invariant.
 	if kernels.CPUHasBF16() {
