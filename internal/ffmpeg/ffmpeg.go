@@ -82,10 +82,11 @@ type Timing struct {
 	Duration float64   // end of the last frame
 }
 
-// Probe decodes the first video stream of path with ffmpeg and returns its frames'
+// Probe decodes the first video stream of path (0:V:0: not an attached picture, the cover
+// some MP4 files carry as a video stream of one frame) with ffmpeg and returns its frames'
 // timings (framecrc: "#tb 0: num/den", then "stream, dts, pts, duration, size, crc" per frame).
 func Probe(ffmpeg, path string) (*Timing, error) {
-	out, err := run(ffmpeg, path, "-map", "0:v:0", "-vsync", "0", "-f", "framecrc", "-")
+	out, err := run(ffmpeg, path, "-map", "0:V:0", "-vsync", "0", "-f", "framecrc", "-")
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +162,7 @@ func Frames(ffmpeg, path string, idx []int, n int) ([]image.Image, error) {
 	for i, k := range want {
 		terms[i] = "eq(n\\," + strconv.Itoa(k) + ")"
 	}
-	out, err := run(ffmpeg, path, "-map", "0:v:0", "-vf", "select='"+strings.Join(terms, "+")+"'",
+	out, err := run(ffmpeg, path, "-map", "0:V:0", "-vf", "select='"+strings.Join(terms, "+")+"'",
 		"-vsync", "0", "-c:v", "png", "-f", "image2pipe", "-")
 	if err != nil {
 		return nil, err
