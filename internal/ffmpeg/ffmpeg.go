@@ -1,10 +1,12 @@
-// Package ffmpeg runs an ffmpeg executable to read and write video files. Reading: the frames' timings of a
-// video stream (one decoding pass that lists every frame, in presentation order, none
-// duplicated or dropped: -vsync 0, framecrc) and chosen frames as images (a second pass whose
-// select filter counts the same frames, writing PNG on a pipe). Only the chosen frames are
-// held in memory, so a long high-resolution video costs what those frames cost; decoding
-// twice is cheap next to scoring for the short clips reward models read. Writing: frames as
-// H.264 in MP4 (yuv420p, the format browsers and players take), fed as raw RGB on a pipe.
+// Package ffmpeg runs an ffmpeg executable to read and write video files.
+//
+// Reading takes two decoding passes: the first lists every frame's timestamp and duration,
+// in presentation order, none duplicated or dropped (framecrc, -vsync 0); the second writes
+// only the frames picked from those timings, as PNG on a pipe (its select filter counts the
+// same frames). Only the picked frames are held in memory, so a long high-resolution video
+// costs what those frames cost; decoding twice is cheap next to scoring for the short clips
+// reward models read. Writing feeds raw RGB frames on a pipe to H.264 in MP4 (yuv420p, the
+// format browsers and players take).
 //
 // Test: go test ./internal/ffmpeg
 package ffmpeg
@@ -56,11 +58,11 @@ func Find() (string, error) {
 	}
 	return "", errors.New("video files need ffmpeg, and none was found\n" +
 		"---> HINT: `make ffmpeg` fetches a static build into third_party/ffmpeg; or install ffmpeg on the PATH, " +
-		"or name one with $" + EnvVar + "; or give the clips as GIFs or folders of frames")
+		"or name one with $" + EnvVar + "; or use GIFs (or folders of frames) for clips")
 }
 
-// Describe says which ffmpeg video files are read with and its version ("ffmpeg version
-// 4.1 ..."), or why there is none, for align info.
+// Describe says which ffmpeg is used and its version ("/usr/bin/ffmpeg (5.1.6-0+deb12u1)"),
+// or why there is none, for align info.
 func Describe() string {
 	bin, err := Find()
 	if err != nil {
