@@ -223,7 +223,7 @@ best-of-N) and reward gradients (Flow-NRG) per image, and seconds per image.`,
 	f.IntVar(&opts.NumInferenceSteps, "num-inference-steps", 28, "sampling: denoising steps")
 	f.Float64Var(&opts.GuidanceScale, "guidance-scale", 4.0, "sampling: classifier-free guidance scale")
 	f.StringVar(&opts.OutputDir, "output-dir", "eval", "sampling: write the samples to DIR/baseline and DIR/candidate")
-	f.StringVar(&opts.Reward, "reward", "default", "reward model used for alignment: default, FILE.safetensors, FILE.onnx or its manifest FILE.json")
+	f.StringVar(&opts.Reward, "reward", "default", "reward model used for alignment: default, FILE.safetensors, FILE.onnx or its manifest FILE.json, or a remote model's manifest FILE.json")
 	f.StringVar(&opts.Judge, "judge", "", "held-out judge reward model (same formats; default: none)")
 	f.IntVar(&opts.BatchSize, "batch-size", 16, "samples per reward-model call")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (default: $"+onnx.EnvLibrary+", third_party/onnxruntime from make ort, the system's)")

@@ -113,7 +113,7 @@ another reward model selects from the same candidates without sampling them agai
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
 	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
-	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded, for the generator's kind), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json; repeat it to score with several (their dimensions side by side under --weights)")
+	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded, for the generator's kind), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json, or a remote model's manifest FILE.json; repeat it to score with several (their dimensions side by side under --weights)")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (ONNX reward models)")
 	f.IntVar(&opts.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per core)")

@@ -23,6 +23,7 @@ import (
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/onnx"
+	"github.com/alignkit/align/rewards/remote"
 )
 
 // minSteadyCalibration is the sample count under which calibrate warns: the standard error
@@ -80,8 +81,8 @@ model is refused: its statistics span the noise levels it guides at.`,
 	}
 	f := cmd.Flags()
 	addInputFlags(f, &opts.ScoreOptions)
-	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train; native models), FILE.onnx or its manifest FILE.json")
-	f.StringVarP(&opts.Output, "output", "o", "", "the calibrated model: FILE.safetensors (native) or FILE.json (ONNX manifest)")
+	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded image model), default-video (embedded video model), FILE.safetensors (align reward train; native models), FILE.onnx or its manifest FILE.json, or a remote model's manifest FILE.json")
+	f.StringVarP(&opts.Output, "output", "o", "", "the calibrated model: FILE.safetensors (native) or FILE.json (an ONNX or remote model's manifest)")
 	f.BoolVar(&opts.JSON, "json", false, "print the calibration as one JSON object")
 	return cmd
 }
@@ -124,6 +125,22 @@ func rewardCalibrateRun(cmd *cobra.Command, opts *RewardCalibrateOptions) error 
 			return flagErrorf("--output %s: an ONNX model's calibration lives in its manifest: give a .json file", opts.Output)
 		}
 		write = func(cal *rewards.Calibration) error { return writeCalibratedManifest(m.Manifest, cal, opts.Output) }
+	case *remote.Model:
+		if ext != ".json" {
+			return flagErrorf("--output %s: a remote model's calibration lives in its manifest: give a .json file", opts.Output)
+		}
+		write = func(cal *rewards.Calibration) error {
+			out := *m.Manifest
+			out.Calibration = cal
+			data, err := out.Marshal()
+			if err != nil {
+				return err
+			}
+			if _, err := remote.ParseManifest(data); err != nil { // what is written must load
+				return fmt.Errorf("calibrated manifest for %s: %w", opts.Output, err)
+			}
+			return writeOutputFile(opts.Output, func(w io.Writer) error { _, err := w.Write(data); return err })
+		}
 	case *rewards.Native:
 		if ext != ".safetensors" {
 			return flagErrorf("--output %s: a native model is written as a .safetensors file", opts.Output)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/alignkit/align/guidance"
 	"github.com/alignkit/align/rewards"
-	"github.com/alignkit/align/rewards/onnx"
 	"github.com/alignkit/align/rewards/scoring"
 )
 
@@ -77,7 +76,7 @@ func newRewardSet(lrs []*loadedReward) (*rewardSet, error) {
 	var descs []string
 	for i, lr := range lrs {
 		if s.clips && !lr.clips {
-			if m, ok := lr.model.(*onnx.Model); ok && m.Manifest.Image.ClipReduce == onnx.ClipReject {
+			if m, ok := lr.model.(interface{ RejectsClips() bool }); ok && m.RejectsClips() {
 				return nil, usageError{fmt.Errorf("%s reads images and its manifest rejects clips (clip_reduce reject), %s reads clips: score them in separate runs",
 					lr.describe, lrs[first].describe)}
 			}

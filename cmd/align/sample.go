@@ -135,8 +135,9 @@ stream i, so a seed gives the same images every time, however many are generated
 
 Reward steering (algorithms.md sections 5-8; --reward picks the model: default, the embedded
 clean image reward, or with --reward-guidance-scale the embedded latent one; FILE.safetensors;
-FILE.onnx or its manifest FILE.json; repeated, several models as one, their dimensions side
-by side under --reward-weights, e.g. --reward default --reward aesthetic.json):
+FILE.onnx or its manifest FILE.json, or a remote model's manifest FILE.json; repeated,
+several models as one, their dimensions side by side under --reward-weights, e.g. --reward
+default --reward aesthetic.json):
 
   --reward-guidance-scale w   Flow-NRG: v - w t/(1-t) grad sum_d λ_d r_d(x_t, t) after CFG,
                               none at t = 1, inside [--reward-guidance-end, --reward-guidance-start];
@@ -199,7 +200,7 @@ candidate j draws from stream i*k+j.`,
 	f.IntVar(&opts.BatchSize, "batch-size", defaultSampleBatch, "output images sampled together (with --particles or --best-of-n, times k samples; its default is then 64/k); the same images for any value where the CPU multiplies with the Go GEMM (align info: on x86-64 with AVX2)")
 	f.BoolVar(&opts.JSON, "json", false, "print what was written as JSON")
 
-	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json (repeatable: several models, their dimensions side by side)")
+	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model for steering: default, FILE.safetensors, FILE.onnx or its manifest FILE.json, or a remote model's manifest FILE.json (repeatable: several models, their dimensions side by side)")
 	f.StringVar(&opts.RewardWeights, "reward-weights", "", "weights of the z-scored reward dimensions, e.g. vq=1,ta=0.5 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how FK and best-of-N combine dimensions: "+strings.Join(rewards.Combiners, ", "))
 	f.Float64Var(&opts.RewardGuidanceScale, "reward-guidance-scale", 0, "Flow-NRG strength w (0: off; the paper uses 100, too strong for a latent model trained with --teacher-scored: about 10); needs a noise-aware latent reward model")

@@ -29,6 +29,7 @@ import (
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/onnx"
+	"github.com/alignkit/align/rewards/remote"
 	"github.com/alignkit/align/rewards/scoring"
 )
 
@@ -137,7 +138,7 @@ the whole list in order.`,
 	f := cmd.Flags()
 	addInputFlags(f, opts)
 	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded image model), default-video (embedded video model), "+
-		"FILE.safetensors (align reward train; a noise-aware latent model scores at t = 0), FILE.onnx or its manifest FILE.json; "+
+		"FILE.safetensors (align reward train; a noise-aware latent model scores at t = 0), FILE.onnx or its manifest FILE.json, or a remote model's manifest FILE.json; "+
 		"repeat it to score with several (their dimensions side by side, weighed together by --weights)")
 	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how the total combines dimensions: "+strings.Join(rewards.Combiners, ", "))
@@ -284,6 +285,13 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 			return inProcess(m, dev, g.Kind == diffusion.KindVideo, g.Frames, g.ImageSize, opts.Reward+" (noise-aware, at t = 0)"), nil
 		}
 		return nil, fmt.Errorf("%s: reward model of type %T cannot score files", opts.Reward, m)
+	case ext == ".json" && remote.IsManifest(opts.Reward):
+		m, err := remote.Load(opts.Reward)
+		if err != nil {
+			return nil, err
+		}
+		return &loadedReward{model: m, dev: kernels.NewCPU(1), geometry: m.Geometry(), clips: m.IsClip(), frames: m.Frames(),
+			describe: opts.Reward + " (remote, " + m.Manifest.URL + ")", close: m.Close}, nil
 	case ext == ".onnx" || ext == ".json":
 		man := opts.Manifest
 		if man == "" {

@@ -239,6 +239,9 @@ func (mod *Model) Geometry() Geometry { return mod.Manifest.Image.Geometry() }
 // Frames is the number of frames of a clip model (0 for an image model).
 func (mod *Model) Frames() int { return mod.Manifest.Image.Frames }
 
+// RejectsClips reports whether an image model's manifest refuses clips (clip_reduce reject).
+func (mod *Model) RejectsClips() bool { return mod.Manifest.Image.ClipReduce == ClipReject }
+
 // IsClip reports whether the model reads clips.
 func (mod *Model) IsClip() bool { return mod.Manifest.Image.IsClip() }
 

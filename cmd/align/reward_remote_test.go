@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/alignkit/align/rewards"
+	"github.com/alignkit/align/rewards/scoring"
+)
+
+// meanLevelServer answers align's remote reward protocol: vq is the mean level (0-255) of a
+// sample's pixels, ta the length of its prompt; it keeps every vq it gave.
+type meanLevelServer struct {
+	mu  sync.Mutex
+	vqs []float64
+}
+
+func (s *meanLevelServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Samples []struct {
+			Prompt string   `json:"prompt"`
+			Frames []string `json:"frames"`
+		} `json:"samples"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var scores []map[string]float64
+	for _, smp := range req.Samples {
+		sum, n := 0.0, 0
+		for _, f := range smp.Frames {
+			b, _ := base64.StdEncoding.DecodeString(f)
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			for y := range img.Bounds().Dy() {
+				for x := range img.Bounds().Dx() {
+					r, g, b, _ := img.At(x, y).RGBA()
+					sum += float64(r>>8+g>>8+b>>8) / 3
+					n++
+				}
+			}
+		}
+		s.mu.Lock()
+		s.vqs = append(s.vqs, sum/float64(n))
+		s.mu.Unlock()
+		scores = append(scores, map[string]float64{"vq": sum / float64(n), "ta": float64(len(smp.Prompt))})
+	}
+	json.NewEncoder(w).Encode(map[string]any{"scores": scores})
+}
+
+// A remote reward model (a manifest naming a server) in align score, best-of-N sampling,
+// reward calibrate and reward eval --preferences; refused for Flow-NRG (no gradient).
+func TestRemoteReward(t *testing.T) {
+	srv := &meanLevelServer{}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "remote.json")
+	os.WriteFile(manifest, []byte(`{"format": "align.remote-reward", "version": 1, "url": "`+ts.URL+`/score",
+		"dims": ["vq", "ta"], "image": {"size": 32, "resize": "stretch", "filter": "box"}, "max_batch": 3}`), 0o644)
+
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	for i := range 5 {
+		writeTestPNG(t, filepath.Join(in, fmt.Sprintf("%d-red-apple.png", i)), 32, 32, uint64(i))
+	}
+	rows := scoreJSONL(t, in, "--reward", manifest)
+	// The server's numbers (float32) as raw scores, and as z-scores without a calibration;
+	// each input's own mean level (the batches answer in any order).
+	for i, r := range rows {
+		vq, vqz := r["vq"].(float64), r["vq_z"].(float64)
+		if r["ta"] != float64(len("red apple")) || math.Abs(vq-meanLevel(t, r["path"].(string))) > 1e-4 || math.Abs(vqz-vq) > 1e-4 {
+			t.Errorf("row %d: %v", i, r)
+		}
+	}
+
+	// Best-of-3 keeps the candidate the server gave the highest vq.
+	srv.vqs = nil
+	out := filepath.Join(dir, "bon")
+	code, stdout, stderr := runAlign(t, "sample", "--prompt", "red apple", "--best-of-n", "3", "--reward", manifest, "--reward-weights", "vq=1,ta=0",
+		"--num-inference-steps", "2", "-o", out, "--json")
+	var rep sampleReport
+	if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil {
+		t.Fatalf("best-of-3: exit %d, %s%s", code, stdout, stderr)
+	}
+	if len(srv.vqs) != 3 || math.Abs(rep.Files[0].Rewards["vq"]-slices.Max(srv.vqs)) > 1e-4 {
+		t.Errorf("best-of-3 kept vq %v of the server's %v", rep.Files[0].Rewards, srv.vqs)
+	}
+	if code, _, stderr := runAlign(t, "sample", "--prompt", "red apple", "--reward", manifest, "--reward-guidance-scale", "10", "-o", out); code == exitOK ||
+		!strings.Contains(stderr, "score-only (it gives no gradient)") {
+		t.Errorf("Flow-NRG with a remote model: exit %d, %s", code, stderr)
+	}
+
+	// reward calibrate writes a manifest with the statistics of the inputs' scores.
+	cal := filepath.Join(dir, "cal.json")
+	if code, _, stderr := runAlign(t, "reward", "calibrate", in, "--reward", manifest, "-o", cal); code != exitOK {
+		t.Fatalf("calibrate: exit %d, %s", code, stderr)
+	}
+	if mean, std, n := columnStats(scoreJSONL(t, in, "--reward", cal), "vq_z"); n != 5 || math.Abs(mean) > 1e-6 || math.Abs(std-1) > 1e-6 {
+		t.Errorf("calibrated z-scores: mean %v, std %v over %d", mean, std, n)
+	}
+	if code, _, stderr := runAlign(t, "reward", "calibrate", in, "--reward", manifest, "-o", filepath.Join(dir, "cal.onnx")); code != exitUsage ||
+		!strings.Contains(stderr, "a remote model's calibration lives in its manifest") {
+		t.Errorf("calibrate to .onnx: exit %d, %s", code, stderr)
+	}
+
+	// reward eval --preferences: the agreement is that of the server's numbers.
+	pairs := writePreferenceFile(t, filepath.Join(dir, "p"), 12)
+	code, stdout, stderr = runAlign(t, "reward", "eval", "--model", manifest, "--preferences", pairs, "--json")
+	var ev rewards.EvalReport
+	if code != exitOK || json.Unmarshal([]byte(stdout), &ev) != nil || ev.Pairs != 24 {
+		t.Errorf("reward eval: exit %d, %s%s", code, stdout, stderr)
+	}
+}
+
+// meanLevel is the mean of an image's R, G and B levels (0-255) as align reads it (over white).
+func meanLevel(t *testing.T, path string) float64 {
+	t.Helper()
+	img, err := scoring.LoadImage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chw, _, _ := scoring.ToCHW(img)
+	sum := 0.0
+	for _, v := range chw {
+		sum += math.Round((float64(v) + 1) * 127.5)
+	}
+	return sum / float64(len(chw))
+}
