@@ -25,9 +25,13 @@ import zlib
 
 
 def read_png_rgb(path):
-    """Returns (width, height, bytes of R, G, B per pixel) of an 8-bit RGB(A) PNG."""
+    """Returns (width, height, bytes of R, G, B per pixel) of an 8-bit RGB(A) PNG file."""
     with open(path, "rb") as f:
-        data = f.read()
+        return decode_png_rgb(f.read(), path)
+
+
+def decode_png_rgb(data, path="PNG"):
+    """read_png_rgb of a PNG's bytes (path names it in errors)."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError(f"{path}: not a PNG")
     pos, idat, w = 8, b"", 0
@@ -66,7 +70,11 @@ def read_png_rgb(path):
 
 
 def warmth(path):
-    _, _, rgb = read_png_rgb(path)
+    return rgb_warmth(read_png_rgb(path)[2])
+
+
+def rgb_warmth(rgb):
+    """mean (R - B) / 255 of R, G, B bytes."""
     n = len(rgb) // 3
     return sum(rgb[3 * i] - rgb[3 * i + 2] for i in range(n)) / (255 * n)
 
