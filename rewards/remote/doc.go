@@ -9,7 +9,7 @@
 //	 "url": "http://127.0.0.1:8000/score",
 //	 "dims": ["vq", "mq", "ta"],
 //	 "image": {"size": 448, "resize": "shorter", "filter": "bicubic", "frames": 8},
-//	 "max_batch": 8, "concurrency": 4, "timeout_seconds": 300,
+//	 "max_batch": 8, "concurrency": 4, "timeout_seconds": 300, "retries": 2,
 //	 "headers": {"Authorization": "Bearer ${REWARD_API_KEY}"},
 //	 "calibration": {"mean": [...], "std": [...]}}
 //
@@ -23,7 +23,9 @@
 //	          "samples": [{"prompt": "a red apple moving left", "frames": ["<base64 PNG>", ...]}, ...]}
 //	answer   {"scores": [{"vq": 1.25, "mq": -0.5, "ta": 2.0}, ...]}      (200, one per sample, in order)
 //
-// Any other status is an error carrying the start of the answer. A server for a model in
+// Any other status is an error carrying the start of the answer; a connection error or a
+// 429, 500, 502, 503 or 504 is tried again (retries times, after 1, 2, 4, ... s or the
+// answer's Retry-After). A server for a model in
 // Python is some twenty lines around its inference call.
 //
 // The openai-chat protocol sends one chat completion per sample: the frames as PNG data URLs

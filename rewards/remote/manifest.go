@@ -52,6 +52,10 @@ type Manifest struct {
 	Concurrency int `json:"concurrency,omitempty"`
 	// TimeoutSeconds bounds each request (default 300).
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	// Retries is how many times a request is sent again after a connection error or a 429,
+	// 500, 502, 503 or 504 answer, after 1, 2, 4, ... s (or the answer's Retry-After);
+	// default 2, -1 for none.
+	Retries int `json:"retries,omitempty"`
 	// Chat is the judging request of ProtocolChat.
 	Chat *ChatSpec `json:"chat,omitempty"`
 	// Calibration is the per-dimension mean and std of raw scores (dims in order); nil:
@@ -172,6 +176,14 @@ func (m *Manifest) Validate() error {
 	}
 	if m.TimeoutSeconds == 0 {
 		m.TimeoutSeconds = 300
+	}
+	switch {
+	case m.Retries == 0:
+		m.Retries = 2
+	case m.Retries == -1:
+		m.Retries = 0
+	case m.Retries < 0 || m.Retries > 10:
+		bad("retries must be in [1, 10], or -1 for none, got %d", m.Retries)
 	}
 	if m.MaxBatch < 1 || m.MaxBatch > 4096 || m.Concurrency < 1 || m.Concurrency > 256 {
 		bad("max_batch must be in [1, 4096] and concurrency in [1, 256], got %d and %d", m.MaxBatch, m.Concurrency)

@@ -34,6 +34,7 @@ type Model struct {
 	Manifest *Manifest
 	client   *http.Client
 	headers  http.Header
+	backoff  time.Duration // the first wait before a retry, doubled after each
 }
 
 // Load reads the manifest at path. Nothing is sent until the first Score.
@@ -63,7 +64,7 @@ func New(m *Manifest) (*Model, error) {
 		}
 	}
 	h.Set("Content-Type", "application/json")
-	return &Model{Manifest: m, headers: h,
+	return &Model{Manifest: m, headers: h, backoff: time.Second,
 		client: &http.Client{Timeout: time.Duration(m.TimeoutSeconds * float64(time.Second))}}, nil
 }
 
@@ -215,34 +216,59 @@ func (mod *Model) scoreSamples(samples []sample) ([][]float32, error) {
 }
 
 // post sends body as JSON to the model's url and decodes the 200 answer into out; another
-// status is an error carrying the start of the answer.
+// status is an error carrying the start of the answer. A connection error or a 429, 500,
+// 502, 503 or 504 answer is tried again Manifest.Retries times.
 func (mod *Model) post(body, out any) error {
 	data, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
+	for attempt := 0; ; attempt++ {
+		ans, wait, err := mod.send(data)
+		if err == nil {
+			if err := json.Unmarshal(ans, out); err != nil {
+				return fmt.Errorf("the answer is not the JSON expected (%v): %s", err, snippet(ans))
+			}
+			return nil
+		}
+		if wait < 0 || attempt >= mod.Manifest.Retries {
+			if attempt > 0 {
+				err = fmt.Errorf("%w (after %d tries)", err, attempt+1)
+			}
+			return err
+		}
+		time.Sleep(max(wait, mod.backoff<<attempt))
+	}
+}
+
+// send posts data once and returns the 200 answer; on an error, wait >= 0 says it may be
+// tried again after that long (the answer's Retry-After seconds, else 0), < 0 that it may not.
+func (mod *Model) send(data []byte) (ans []byte, wait time.Duration, err error) {
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, mod.Manifest.URL, bytes.NewReader(data))
 	if err != nil {
-		return err
+		return nil, -1, err
 	}
 	req.Header = mod.headers.Clone()
 	resp, err := mod.client.Do(req)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	const maxAnswer = 64 << 20
-	ans, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	ans, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(ans))
+	if resp.StatusCode == http.StatusOK {
+		return ans, 0, nil
 	}
-	if err := json.Unmarshal(ans, out); err != nil {
-		return fmt.Errorf("the answer is not the JSON expected (%v): %s", err, snippet(ans))
+	err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, snippet(ans))
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return nil, time.Duration(min(max(secs, 0), 60)) * time.Second, err
 	}
-	return nil
+	return nil, -1, err
 }
 
 // snippet is the start of an answer, for errors.

@@ -234,14 +234,16 @@ func TestAlignProtocolErrors(t *testing.T) {
 		srv  *alignServer
 		want string
 	}{
-		"status":   {&alignServer{status: http.StatusServiceUnavailable}, `HTTP 503: "model not loaded"`},
+		"status":   {&alignServer{status: http.StatusServiceUnavailable}, `HTTP 503: "model not loaded" (after 3 tries)`},
+		"refused":  {&alignServer{status: http.StatusUnprocessableEntity}, `HTTP 422: "model not loaded"`},
 		"count":    {&alignServer{answer: `{"scores": [{"vq": 1, "ta": 2}]}`}, "2 samples sent, 1 scores answered"},
 		"missing":  {&alignServer{answer: `{"scores": [{"vq": 1, "ta": 2}, {"vq": 1}]}`}, `score 1 of the answer has no number for "ta"`},
 		"not json": {&alignServer{answer: `<html>`}, `the answer is not the JSON expected`},
-		"timeout":  {&alignServer{delay: time.Second}, "Client.Timeout"},
+		"timeout":  {&alignServer{delay: 400 * time.Millisecond}, "Client.Timeout"},
 	} {
 		ts := httptest.NewServer(c.srv)
 		mod := newTestModel(t, manifestJSON(ts.URL, `, "timeout_seconds": 0.3`))
+		mod.backoff = time.Millisecond
 		if _, err := mod.Score(batchOf(2, 0)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", name, err, c.want)
 		}
@@ -302,5 +304,35 @@ func TestReadScores(t *testing.T) {
 		if _, err := readScores(reply, m.Dims, m.Chat.patterns); err == nil || !strings.Contains(err.Error(), "is not a number") {
 			t.Errorf("%q: %v", reply, err)
 		}
+	}
+}
+
+// A server that answers 503 twice, then scores: three tries with the default retries, one
+// (and the error) with retries -1; a 400 is not tried again.
+func TestRetries(t *testing.T) {
+	var calls atomic.Int64
+	ok := &alignServer{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1)%3 != 0 {
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
+		r.Header.Set("Authorization", "Bearer sekret")
+		ok.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	mod := newTestModel(t, manifestJSON(ts.URL, ""))
+	mod.backoff = time.Millisecond
+	if rows, err := mod.Score(batchOf(2, 0)); err != nil || calls.Load() != 3 || rows[1][1] != 2 {
+		t.Errorf("with retries: %v, %v after %d calls", rows, err, calls.Load())
+	}
+	calls.Store(0)
+	none := newTestModel(t, manifestJSON(ts.URL, `, "retries": -1`))
+	if _, err := none.Score(batchOf(2, 0)); err == nil || calls.Load() != 1 || !strings.Contains(err.Error(), `HTTP 503: "warming up"`) {
+		t.Errorf("retries -1: %v after %d calls", err, calls.Load())
+	}
+	if _, err := ParseManifest([]byte(manifestJSON(ts.URL, `, "retries": 11`))); err == nil || !strings.Contains(err.Error(), "retries must be in [1, 10]") {
+		t.Errorf("retries 11: %v", err)
 	}
 }
