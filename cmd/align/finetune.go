@@ -224,7 +224,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f.IntVar(&opts.NumValidationImages, "num-validation-images", 2, "validation: images per prompt (fixed seeds)")
 	f.IntVar(&opts.ValidationSteps, "validation-inference-steps", 28, "validation: denoising steps")
 	f.Float64Var(&opts.ValidationScale, "validation-guidance-scale", 4, "validation: classifier-free guidance scale")
-	f.StringArrayVar(&opts.ValidationRewards, "validation-reward", []string{"default"}, "validation: reward model scoring the samples per dimension (default: the embedded one of the model's kind; FILE.safetensors, FILE.onnx; repeatable: several side by side; none: grids only)")
+	f.StringArrayVar(&opts.ValidationRewards, "validation-reward", []string{"default"}, "validation: reward model scoring the samples per dimension (default: the embedded one of the model's kind; FILE.safetensors, FILE.onnx, or an ONNX or remote model's manifest FILE.json; repeatable: several side by side; none: grids only)")
 	return cmd
 }
 
