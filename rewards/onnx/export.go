@@ -189,11 +189,8 @@ func NativeManifest(m *rewards.Native, modelFile string) *Manifest {
 		Image: ImageSpec{
 			Input:  ExportPixels,
 			Layout: layout,
-			Height: cfg.ImageSize,
-			Width:  cfg.ImageSize,
+			Sizing: Sizing{Height: cfg.ImageSize, Width: cfg.ImageSize, Resize: ResizeStretch, Filter: FilterBox},
 			Frames: frames,
-			Resize: ResizeStretch,
-			Filter: FilterBox,
 			Mean:   []float64{0.5, 0.5, 0.5},
 			Std:    []float64{0.5, 0.5, 0.5},
 		},

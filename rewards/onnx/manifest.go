@@ -7,16 +7,15 @@
 package onnx
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/alignkit/align/internal/strictjson"
 	"github.com/alignkit/align/rewards"
 )
 
@@ -88,24 +87,74 @@ type Manifest struct {
 
 // ImageSpec is the pixel input.
 type ImageSpec struct {
-	Input  string `json:"input"`            // the graph input's name, e.g. "pixel_values"
-	Layout string `json:"layout"`           // one of Layouts
-	Size   int    `json:"size,omitempty"`   // shorthand for Height = Width = Size
-	Height int    `json:"height,omitempty"` // H
-	Width  int    `json:"width,omitempty"`  // W
-	Frames int    `json:"frames,omitempty"` // T, clip layouts only
-	Resize string `json:"resize,omitempty"` // default "shorter"
-	Filter string `json:"filter,omitempty"` // default "bicubic"
-	// PadValue fills the border of ResizeLonger, in [0, 1] pixel units before normalisation.
-	PadValue float64 `json:"pad_value,omitempty"`
+	Input  string `json:"input"`  // the graph input's name, e.g. "pixel_values"
+	Layout string `json:"layout"` // one of Layouts
+	Sizing
+	Frames int `json:"frames,omitempty"` // T, clip layouts only
 	// Range is the largest pixel value before normalisation: 1 (default) or 255.
 	Range float64 `json:"range,omitempty"`
 	// Mean and Std normalise each channel: x' = (x - mean_c)/std_c with x in [0, Range].
 	// Absent: mean 0, std 1.
 	Mean []float64 `json:"mean,omitempty"`
 	Std  []float64 `json:"std,omitempty"`
+}
+
+// Sizing is how a frame of any size becomes the model's input size, and what an image model
+// does with clips: the part of the image block an ONNX manifest and a remote model's
+// (rewards/remote) share.
+type Sizing struct {
+	Size   int    `json:"size,omitempty"`   // shorthand for Height = Width = Size
+	Height int    `json:"height,omitempty"` // H
+	Width  int    `json:"width,omitempty"`  // W
+	Resize string `json:"resize,omitempty"` // default "shorter"
+	Filter string `json:"filter,omitempty"` // default "bicubic"
+	// PadValue fills the border of ResizeLonger, in [0, 1] pixel units before normalisation.
+	PadValue float64 `json:"pad_value,omitempty"`
 	// ClipReduce says what an image model does with clips: "mean" (default) or "reject".
 	ClipReduce string `json:"clip_reduce,omitempty"`
+}
+
+// Validate fills the defaults and returns every problem found (fields named image.*).
+func (s *Sizing) Validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if s.Size != 0 {
+		if (s.Height != 0 && s.Height != s.Size) || (s.Width != 0 && s.Width != s.Size) {
+			bad("image.size %d contradicts image.height %d / image.width %d", s.Size, s.Height, s.Width)
+		}
+		s.Height, s.Width = s.Size, s.Size
+	}
+	const maxSide = 8192
+	if s.Height < 1 || s.Width < 1 || s.Height > maxSide || s.Width > maxSide {
+		bad("image height and width must be in [1, %d], got %d x %d", maxSide, s.Height, s.Width)
+	}
+	if s.Resize == "" {
+		s.Resize = ResizeShorter
+	}
+	if !slices.Contains([]string{ResizeStretch, ResizeShorter, ResizeLonger, ResizeNone}, s.Resize) {
+		bad("image.resize %q: want stretch, shorter, longer or none", s.Resize)
+	}
+	if s.Filter == "" {
+		s.Filter = FilterBicubic
+	}
+	if !slices.Contains([]string{FilterNearest, FilterBilinear, FilterBicubic, FilterBox}, s.Filter) {
+		bad("image.filter %q: want nearest, bilinear, bicubic or box", s.Filter)
+	}
+	if !finite(s.PadValue) || s.PadValue < 0 || s.PadValue > 1 {
+		bad("image.pad_value must be in [0, 1], got %v", s.PadValue)
+	}
+	if s.ClipReduce == "" {
+		s.ClipReduce = ClipMean
+	}
+	if s.ClipReduce != ClipMean && s.ClipReduce != ClipReject {
+		bad("image.clip_reduce %q: want mean or reject", s.ClipReduce)
+	}
+	return errs
+}
+
+// Geometry is the resize it asks for.
+func (s *Sizing) Geometry() Geometry {
+	return Geometry{Height: s.Height, Width: s.Width, Resize: s.Resize, Filter: s.Filter, PadValue: s.PadValue}
 }
 
 // TextSpec is the token-id input.
@@ -139,31 +188,19 @@ type OutputSpec struct {
 
 // LoadManifest reads and validates a manifest file.
 func LoadManifest(path string) (*Manifest, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reward manifest: %w", err)
-	}
-	m, err := ParseManifest(data)
-	if err != nil {
-		return nil, fmt.Errorf("reward manifest %s: %w", path, err)
+	m := &Manifest{}
+	if err := strictjson.Load("reward manifest", path, m); err != nil {
+		return nil, err
 	}
 	m.dir = filepath.Dir(path)
 	return m, nil
 }
 
 // ParseManifest decodes and validates a manifest (unknown fields are errors, so a typo does
-// not silently fall back to a default), then fills the defaults.
+// not fall back to a default), then fills the defaults.
 func ParseManifest(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	m := &Manifest{}
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("invalid JSON: data after the manifest object")
-	}
-	if err := m.Validate(); err != nil {
+	if err := strictjson.Parse(data, m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -193,16 +230,7 @@ func (m *Manifest) Validate() error {
 	if !slices.Contains(Layouts, im.Layout) {
 		bad("image.layout %q: want one of %s", im.Layout, strings.Join(Layouts, ", "))
 	}
-	if im.Size != 0 {
-		if (im.Height != 0 && im.Height != im.Size) || (im.Width != 0 && im.Width != im.Size) {
-			bad("image.size %d contradicts image.height %d / image.width %d", im.Size, im.Height, im.Width)
-		}
-		im.Height, im.Width = im.Size, im.Size
-	}
-	const maxSide = 8192
-	if im.Height < 1 || im.Width < 1 || im.Height > maxSide || im.Width > maxSide {
-		bad("image height and width must be in [1, %d], got %d x %d", maxSide, im.Height, im.Width)
-	}
+	errs = append(errs, im.Sizing.Validate()...)
 	if im.IsClip() {
 		if im.Frames < 1 || im.Frames > 1024 {
 			bad("image.frames must be in [1, 1024] for layout %s, got %d", im.Layout, im.Frames)
@@ -210,26 +238,11 @@ func (m *Manifest) Validate() error {
 	} else if im.Frames != 0 {
 		bad("image.frames is only for clip layouts (NTCHW, NCTHW, NTHWC), got %d with %s", im.Frames, im.Layout)
 	}
-	if im.Resize == "" {
-		im.Resize = ResizeShorter
-	}
-	if !slices.Contains([]string{ResizeStretch, ResizeShorter, ResizeLonger, ResizeNone}, im.Resize) {
-		bad("image.resize %q: want stretch, shorter, longer or none", im.Resize)
-	}
-	if im.Filter == "" {
-		im.Filter = FilterBicubic
-	}
-	if !slices.Contains([]string{FilterNearest, FilterBilinear, FilterBicubic, FilterBox}, im.Filter) {
-		bad("image.filter %q: want nearest, bilinear, bicubic or box", im.Filter)
-	}
 	if im.Range == 0 {
 		im.Range = 1
 	}
 	if im.Range != 1 && im.Range != 255 {
 		bad("image.range must be 1 or 255, got %v", im.Range)
-	}
-	if !finite(im.PadValue) || im.PadValue < 0 || im.PadValue > 1 {
-		bad("image.pad_value must be in [0, 1], got %v", im.PadValue)
 	}
 	if im.Mean == nil {
 		im.Mean = []float64{0, 0, 0}
@@ -245,12 +258,6 @@ func (m *Manifest) Validate() error {
 				bad("image channel %d: mean %v, std %v (std must be positive and finite)", c, im.Mean[c], im.Std[c])
 			}
 		}
-	}
-	if im.ClipReduce == "" {
-		im.ClipReduce = ClipMean
-	}
-	if im.ClipReduce != ClipMean && im.ClipReduce != ClipReject {
-		bad("image.clip_reduce %q: want mean or reject", im.ClipReduce)
 	}
 
 	if t := m.Text; t != nil {
@@ -362,11 +369,6 @@ func checkDimName(d string) error {
 // IsClip reports whether the layout carries frames.
 func (s *ImageSpec) IsClip() bool {
 	return s.Layout == LayoutNTCHW || s.Layout == LayoutNCTHW || s.Layout == LayoutNTHWC
-}
-
-// Geometry is the resize the image input asks for.
-func (s *ImageSpec) Geometry() Geometry {
-	return Geometry{Height: s.Height, Width: s.Width, Resize: s.Resize, Filter: s.Filter, PadValue: s.PadValue}
 }
 
 // Dims lists the dimensions in output order (skipped columns left out).

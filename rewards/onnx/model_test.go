@@ -120,7 +120,7 @@ func testGraph(t *testing.T, idType pb.TensorProto_DataType) []byte {
 
 func testManifest() *Manifest {
 	return &Manifest{Format: ManifestFormat, Version: 1, Model: "t.onnx", MaxBatch: 2,
-		Image: ImageSpec{Input: "img", Layout: LayoutNHWC, Size: 4, Resize: ResizeStretch, Filter: FilterBox, Range: 255,
+		Image: ImageSpec{Input: "img", Layout: LayoutNHWC, Sizing: Sizing{Size: 4, Resize: ResizeStretch, Filter: FilterBox}, Range: 255,
 			Mean: []float64{10, 0, 100}, Std: []float64{2, 1, 5}},
 		Text: &TextSpec{Input: "ids", Tokenizer: TokenizerWord, Vocab: []string{"<pad>", "<unk>", "<null>", "red", "apple"},
 			MaxLen: 4, AttentionMask: "mask"},

@@ -7,7 +7,6 @@
 package remote
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/alignkit/align/internal/strictjson"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/onnx"
 )
@@ -63,18 +63,11 @@ type Manifest struct {
 	Calibration *rewards.Calibration `json:"calibration,omitempty"`
 }
 
-// ImageSpec is the size the frames are sent at (PNG).
+// ImageSpec is the size the frames are sent at (PNG), as an ONNX manifest's image block
+// gives it, and the frames of a clip model.
 type ImageSpec struct {
-	Size   int    `json:"size,omitempty"` // shorthand for Height = Width = Size
-	Height int    `json:"height,omitempty"`
-	Width  int    `json:"width,omitempty"`
-	Frames int    `json:"frames,omitempty"` // > 0: the model reads clips of this many frames
-	Resize string `json:"resize,omitempty"` // as an ONNX manifest's; default "shorter"
-	Filter string `json:"filter,omitempty"` // default "bicubic"
-	// PadValue fills the border of resize "longer", in [0, 1].
-	PadValue float64 `json:"pad_value,omitempty"`
-	// ClipReduce says what an image model does with clips: "mean" (default) or "reject".
-	ClipReduce string `json:"clip_reduce,omitempty"`
+	onnx.Sizing
+	Frames int `json:"frames,omitempty"` // > 0: the model reads clips of this many frames
 }
 
 // ChatSpec is the request of an OpenAI-style chat endpoint (vLLM, SGLang, Ollama, OpenAI):
@@ -107,13 +100,9 @@ func IsManifest(path string) bool {
 
 // LoadManifest reads and validates a manifest file.
 func LoadManifest(path string) (*Manifest, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reward manifest: %w", err)
-	}
-	m, err := ParseManifest(data)
-	if err != nil {
-		return nil, fmt.Errorf("reward manifest %s: %w", path, err)
+	m := &Manifest{}
+	if err := strictjson.Load("reward manifest", path, m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -121,16 +110,8 @@ func LoadManifest(path string) (*Manifest, error) {
 // ParseManifest decodes and validates a manifest (unknown fields are errors, so a typo does
 // not fall back to a default), then fills the defaults.
 func ParseManifest(data []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	m := &Manifest{}
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("invalid JSON: data after the manifest object")
-	}
-	if err := m.Validate(); err != nil {
+	if err := strictjson.Parse(data, m); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -193,39 +174,9 @@ func (m *Manifest) Validate() error {
 	}
 
 	im := &m.Image
-	if im.Size != 0 {
-		if (im.Height != 0 && im.Height != im.Size) || (im.Width != 0 && im.Width != im.Size) {
-			bad("image.size %d contradicts image.height %d / image.width %d", im.Size, im.Height, im.Width)
-		}
-		im.Height, im.Width = im.Size, im.Size
-	}
-	const maxSide = 8192
-	if im.Height < 1 || im.Width < 1 || im.Height > maxSide || im.Width > maxSide {
-		bad("image height and width must be in [1, %d], got %d x %d", maxSide, im.Height, im.Width)
-	}
+	errs = append(errs, im.Sizing.Validate()...)
 	if im.Frames < 0 || im.Frames > 1024 {
 		bad("image.frames must be in [0, 1024] (0: an image model), got %d", im.Frames)
-	}
-	if im.Resize == "" {
-		im.Resize = onnx.ResizeShorter
-	}
-	if !slices.Contains([]string{onnx.ResizeStretch, onnx.ResizeShorter, onnx.ResizeLonger, onnx.ResizeNone}, im.Resize) {
-		bad("image.resize %q: want stretch, shorter, longer or none", im.Resize)
-	}
-	if im.Filter == "" {
-		im.Filter = onnx.FilterBicubic
-	}
-	if !slices.Contains([]string{onnx.FilterNearest, onnx.FilterBilinear, onnx.FilterBicubic, onnx.FilterBox}, im.Filter) {
-		bad("image.filter %q: want nearest, bilinear, bicubic or box", im.Filter)
-	}
-	if math.IsNaN(im.PadValue) || im.PadValue < 0 || im.PadValue > 1 {
-		bad("image.pad_value must be in [0, 1], got %v", im.PadValue)
-	}
-	if im.ClipReduce == "" {
-		im.ClipReduce = onnx.ClipMean
-	}
-	if im.ClipReduce != onnx.ClipMean && im.ClipReduce != onnx.ClipReject {
-		bad("image.clip_reduce %q: want mean or reject", im.ClipReduce)
 	}
 
 	switch c := m.Chat; {
@@ -283,9 +234,4 @@ func (m *Manifest) Validate() error {
 func (m *Manifest) Marshal() ([]byte, error) {
 	data, err := json.MarshalIndent(m, "", "  ")
 	return append(data, '\n'), err
-}
-
-// geometry is the resize of the frames sent.
-func (im *ImageSpec) geometry() onnx.Geometry {
-	return onnx.Geometry{Height: im.Height, Width: im.Width, Resize: im.Resize, Filter: im.Filter, PadValue: im.PadValue}
 }

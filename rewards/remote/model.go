@@ -75,7 +75,7 @@ func (mod *Model) Dims() []string { return slices.Clone(mod.Manifest.Dims) }
 func (mod *Model) Calibration() *rewards.Calibration { return mod.Manifest.Calibration }
 
 // Geometry is the size the frames are sent at, for align score's decoding.
-func (mod *Model) Geometry() onnx.Geometry { return mod.Manifest.Image.geometry() }
+func (mod *Model) Geometry() onnx.Geometry { return mod.Manifest.Image.Geometry() }
 
 // Frames is the clip length a clip model reads (0 for an image model).
 func (mod *Model) Frames() int { return mod.Manifest.Image.Frames }
@@ -121,7 +121,7 @@ func (mod *Model) Score(b rewards.Batch) ([][]float32, error) {
 	}
 	host := make([]float32, b.Pixels.Len())
 	b.Pixels.Dev.CopyToHost(host, b.Pixels)
-	frames, err := encodeFrames(host, B*T, H, W, im.geometry())
+	frames, err := encodeFrames(host, B*T, H, W, im.Geometry())
 	if err != nil {
 		return nil, err
 	}
