@@ -90,6 +90,9 @@ type Timing struct {
 func Probe(ffmpeg, path string) (*Timing, error) {
 	out, err := run(ffmpeg, path, "-map", "0:V:0", "-vsync", "0", "-f", "framecrc", "-")
 	if err != nil {
+		if strings.Contains(err.Error(), "matches no streams") { // ffmpeg's words for it
+			return nil, fmt.Errorf("%s: no video stream", path)
+		}
 		return nil, err
 	}
 	return parseFrameCRC(path, out)

@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,6 +55,14 @@ func TestProbeAndFrames(t *testing.T) {
 	}
 	if _, err := ffmpeg.Probe(bin, filepath.Join(dir, "none.mp4")); err == nil || !strings.Contains(err.Error(), "none.mp4: ffmpeg: ") {
 		t.Errorf("missing: %v", err)
+	}
+	// A file of sound alone.
+	audio := filepath.Join(dir, "sound.mp4")
+	if out, err := exec.Command(bin, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.2", audio).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if _, err := ffmpeg.Probe(bin, audio); err == nil || err.Error() != audio+": no video stream" {
+		t.Errorf("sound alone: %v", err)
 	}
 }
 
