@@ -42,8 +42,9 @@ func newClipWriter(format string) (*clipWriter, error) {
 	return w, nil
 }
 
-// mp4MinSide is the side an MP4's frames are enlarged to at least.
-const mp4MinSide = 256
+// mp4MinSide is the side an MP4's frames are enlarged to at least (a variable for the test
+// that measures what the enlargement buys).
+var mp4MinSide = 256
 
 // write writes frames to path (with the format's extension) atomically. An MP4's frames are
 // enlarged by the integer factor that brings their shorter side to mp4MinSide or more, each
