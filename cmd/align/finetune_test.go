@@ -23,6 +23,7 @@ import (
 
 	"github.com/alignkit/align/diffusion"
 	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/internal/testvideo"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
@@ -413,6 +414,31 @@ func TestFinetuneDefaultVideoAdapter(t *testing.T) {
 		"--num-inference-steps", "2", "-o", "s", "--json")
 	if code != exitOK || !strings.Contains(stdout, defaultVideoModelName) {
 		t.Errorf("sample with the adapter: exit %d, %s\n%s", code, stderr, stdout)
+	}
+}
+
+// align pairs --video-format mp4 writes the video model's candidates as MP4, which the pairs
+// file names and a Flow-DPO run reads; an image model refuses the flag.
+func TestPairsVideoFormatFinetune(t *testing.T) {
+	testvideo.Require(t)
+	dir := t.TempDir()
+	pairs := filepath.Join(dir, "pairs.jsonl")
+	code, _, stderr := runAlign(t, "pairs", "--model", "default-video", "--reward", "default-video", "--prompt", "a red apple moving left",
+		"--num-candidates", "2", "--num-inference-steps", "2", "--video-format", "mp4", "-o", pairs)
+	if code != exitOK {
+		t.Fatalf("pairs: exit %d: %s", code, stderr)
+	}
+	if b, err := os.ReadFile(pairs); err != nil || strings.Count(string(b), ".mp4") != 2 {
+		t.Fatalf("pairs file: %s (%v)", b, err)
+	}
+	code, _, stderr = runAlign(t, "finetune", "--model", "default-video", "--pairs", pairs, "--lora-rank", "2",
+		"--max-train-steps", "1", "--train-batch-size", "1", "-o", filepath.Join(dir, "run"))
+	if code != exitOK {
+		t.Errorf("finetune on MP4 pairs: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runAlign(t, "pairs", "--prompt", "red apple", "--video-format", "mp4", "-o", filepath.Join(dir, "img.jsonl")); code != exitUsage ||
+		!strings.Contains(stderr, "--video-format sets the file format of a video model's candidates") {
+		t.Errorf("image model with --video-format: exit %d, %s", code, stderr)
 	}
 }
 

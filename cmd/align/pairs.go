@@ -50,13 +50,14 @@ type PairsOptions struct {
 	Shift             float64
 	Seed              uint64
 
-	Scored     bool
-	FromScored string // --from-scored: select pairs from a scored set instead of sampling
-	Rescore    bool   // --rescore: score --from-scored's samples again with --reward
-	Shard      string
-	Output     string
-	ImagesDir  string
-	BatchSize  int
+	Scored      bool
+	FromScored  string // --from-scored: select pairs from a scored set instead of sampling
+	Rescore     bool   // --rescore: score --from-scored's samples again with --reward
+	Shard       string
+	Output      string
+	ImagesDir   string
+	VideoFormat string // --video-format: gif or mp4 (a video model's candidates)
+	BatchSize   int
 
 	shardI, shardN int
 }
@@ -73,8 +74,9 @@ z-scores (--weights, --combine linear, unit-direction or lsc), or with --combine
 sample of the first Pareto front against one of the last. A prompt whose candidates are all
 equally good gives no pair. --pairs-per-prompt k pairs the i-th best with the i-th worst,
 i < k (at most K/2 pairs; linear, unit-direction and lsc); --min-margin m drops a pair whose
-combined z-scores differ by less than m. The samples (PNG, or GIF for video models) go to --images-dir
-and the JSONL (-o) names them relative to its own directory, with each sample's z-scores.
+combined z-scores differ by less than m. The samples (PNG; for video models GIF, or MP4
+with --video-format mp4) go to --images-dir and the JSONL (-o) names them relative to its
+own directory, with each sample's z-scores.
 
 --scored writes every candidate with its z-scores instead (a scored set for
 align finetune --method rwr). --shard i/n takes the i-th of n contiguous parts of the
@@ -134,6 +136,7 @@ another reward model selects from the same candidates without sampling them agai
 	f.StringVar(&opts.Shard, "shard", "", "generate part i of n of the prompts, e.g. 0/4")
 	f.StringVarP(&opts.Output, "output", "o", "pairs.jsonl", "output JSONL file, written atomically")
 	f.StringVar(&opts.ImagesDir, "images-dir", "", "directory of the samples (default: <output without .jsonl>-images)")
+	f.StringVar(&opts.VideoFormat, "video-format", videoFormatGIF, "file format of a video model's candidates: gif, or mp4 (H.264 through ffmpeg; nearer the samples than GIF's palette: README)")
 	f.IntVar(&opts.BatchSize, "batch-size", 16, "samples per reward-model call")
 	return cmd
 }
@@ -207,6 +210,9 @@ func (o *PairsOptions) validate() error {
 	if o.ImagesDir == "" {
 		o.ImagesDir = strings.TrimSuffix(o.Output, filepath.Ext(o.Output)) + "-images"
 	}
+	if o.VideoFormat != videoFormatGIF && o.VideoFormat != videoFormatMP4 {
+		return flagErrorf("--video-format %q: want gif or mp4", o.VideoFormat)
+	}
 	return nil
 }
 
@@ -264,6 +270,15 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--weights: %w", err)}
 	}
+	var clips *clipWriter
+	switch {
+	case video:
+		if clips, err = newClipWriter(opts.VideoFormat); err != nil {
+			return err
+		}
+	case cmd.Flags().Changed("video-format"):
+		return flagErrorf("--video-format sets the file format of a video model's candidates; %s generates images", cmp.Or(opts.Model, defaultImageModelName))
+	}
 	if err := os.MkdirAll(opts.ImagesDir, 0o755); err != nil {
 		return err
 	}
@@ -308,11 +323,11 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 			idx := p*K + k
 			ext := ".png"
 			if video {
-				ext = ".gif"
+				ext = "." + opts.VideoFormat
 			}
 			path := filepath.Join(opts.ImagesDir, fmt.Sprintf("%06d-%02d-%s%s", p, k, slug(prompts[p]), ext))
 			if video {
-				err = diffusion.WriteGIF(path, diffusion.ToImages(fr), 12)
+				err = clips.write(path, diffusion.ToImages(fr))
 			} else {
 				err = diffusion.WritePNG(path, fr[0])
 			}

@@ -24,7 +24,7 @@ func TestNewCmdPairsFlags(t *testing.T) {
 	got, err := runWithStub(t, "pairs", newCmdPairs, []string{"--prompt", "red apple", "--model", "m", "-o", "out/p.jsonl",
 		"--num-candidates", "4", "--combine", "pareto", "--shard", "1/3", "--scored"})
 	if err != nil || got.NumCandidates != 4 || got.Combine != "pareto" || got.shardI != 1 || got.shardN != 3 || !got.Scored ||
-		got.ImagesDir != "out/p-images" || got.NoiseLevel != 0.7 || !slices.Equal(got.Rewards, []string{"default"}) {
+		got.ImagesDir != "out/p-images" || got.NoiseLevel != 0.7 || !slices.Equal(got.Rewards, []string{"default"}) || got.VideoFormat != "gif" {
 		t.Errorf("parsed %+v, %v", got, err)
 	}
 	for _, tt := range []struct {
@@ -44,6 +44,7 @@ func TestNewCmdPairsFlags(t *testing.T) {
 		{[]string{"--prompt", "a", "--pairs-per-prompt", "5"}, "needs at least 10 candidates, got --num-candidates 8"},
 		{[]string{"--prompt", "a", "--min-margin", "-1"}, "--min-margin must be >= 0"},
 		{[]string{"--prompt", "a", "--scored", "--pairs-per-prompt", "2"}, "select later with --from-scored"},
+		{[]string{"--prompt", "a", "--video-format", "webm"}, `--video-format "webm": want gif or mp4`},
 	} {
 		if _, err := runWithStub(t, "pairs", newCmdPairs, tt.args); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("pairs %v: err = %v, want %q", tt.args, err, tt.wantErr)
