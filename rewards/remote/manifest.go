@@ -158,12 +158,10 @@ func (m *Manifest) Validate() error {
 	if m.TimeoutSeconds == 0 {
 		m.TimeoutSeconds = 300
 	}
-	switch {
-	case m.Retries == 0:
+	if m.Retries == 0 {
 		m.Retries = 2
-	case m.Retries == -1:
-		m.Retries = 0
-	case m.Retries < 0 || m.Retries > 10:
+	}
+	if m.Retries < -1 || m.Retries > 10 {
 		bad("retries must be in [1, 10], or -1 for none, got %d", m.Retries)
 	}
 	if m.MaxBatch < 1 || m.MaxBatch > 4096 || m.Concurrency < 1 || m.Concurrency > 256 {

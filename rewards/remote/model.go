@@ -231,7 +231,7 @@ func (mod *Model) post(body, out any) error {
 			}
 			return nil
 		}
-		if wait < 0 || attempt >= mod.Manifest.Retries {
+		if wait < 0 || attempt >= max(mod.Manifest.Retries, 0) { // -1: none
 			if attempt > 0 {
 				err = fmt.Errorf("%w (after %d tries)", err, attempt+1)
 			}

@@ -335,4 +335,9 @@ func TestRetries(t *testing.T) {
 	if _, err := ParseManifest([]byte(manifestJSON(ts.URL, `, "retries": 11`))); err == nil || !strings.Contains(err.Error(), "retries must be in [1, 10]") {
 		t.Errorf("retries 11: %v", err)
 	}
+	// What Marshal writes reads back the same, "none" included (reward calibrate rewrites it).
+	data, err := none.Manifest.Marshal()
+	if again, err2 := ParseManifest(data); err != nil || err2 != nil || again.Retries != -1 || again.MaxBatch != 8 {
+		t.Errorf("marshalled and parsed: %v %v %+v", err, err2, again)
+	}
 }
