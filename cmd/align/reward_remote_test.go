@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"image/png"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/scoring"
@@ -142,4 +145,62 @@ func meanLevel(t *testing.T, path string) float64 {
 		sum += math.Round((float64(v) + 1) * 127.5)
 	}
 	return sum / float64(len(chw))
+}
+
+// The example server of scripts/remote_reward (Python, standard library) answers the
+// protocol as align speaks it: its warmth of each input is mean(R - B)/255 of the pixels
+// align sends.
+func TestRemoteExampleServer(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but no python3")
+		}
+		t.Skip("no python3")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv := exec.Command(python, filepath.Join("..", "..", "scripts", "remote_reward", "server.py"), "--port", fmt.Sprint(port))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	for i := 0; ; i++ { // until it listens
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		} else if i == 100 {
+			t.Fatalf("the example server does not listen: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	example, err := os.ReadFile(filepath.Join("..", "..", "scripts", "remote_reward", "example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "example.json")
+	os.WriteFile(manifest, bytes.Replace(example, []byte("http://127.0.0.1:8000/"), []byte(url), 1), 0o644)
+	for i := range 3 {
+		writeTestPNG(t, filepath.Join(dir, fmt.Sprintf("%d-red-apple.png", i)), 32, 32, uint64(i))
+	}
+	for _, r := range scoreJSONL(t, filepath.Join(dir, "*.png"), "--reward", manifest) {
+		img, err := scoring.LoadImage(r["path"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chw, H, W := scoring.ToCHW(img)
+		sum := 0.0
+		for i := range H * W {
+			sum += math.Round((float64(chw[i])+1)*127.5) - math.Round((float64(chw[2*H*W+i])+1)*127.5)
+		}
+		if want := sum / 255 / float64(H*W); math.Abs(r["warmth"].(float64)-want) > 1e-6 {
+			t.Errorf("%s: warmth %v, want %v", r["path"], r["warmth"], want)
+		}
+	}
 }
