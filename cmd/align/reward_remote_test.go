@@ -93,6 +93,11 @@ func TestRemoteReward(t *testing.T) {
 		}
 	}
 
+	if code, _, stderr := runAlign(t, "score", in, "--reward", manifest, "--manifest", manifest); code != exitUsage ||
+		!strings.Contains(stderr, "is a remote model's manifest itself") {
+		t.Errorf("--manifest with a remote model: exit %d, %s", code, stderr)
+	}
+
 	// Best-of-3 keeps the candidate the server gave the highest vq.
 	srv.vqs = nil
 	out := filepath.Join(dir, "bon")

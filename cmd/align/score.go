@@ -286,6 +286,9 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 		}
 		return nil, fmt.Errorf("%s: reward model of type %T cannot score files", opts.Reward, m)
 	case ext == ".json" && remote.IsManifest(opts.Reward):
+		if opts.Manifest != "" {
+			return nil, usageError{fmt.Errorf("--manifest names an ONNX model's manifest; %s is a remote model's manifest itself", opts.Reward)}
+		}
 		m, err := remote.Load(opts.Reward)
 		if err != nil {
 			return nil, err
