@@ -201,6 +201,13 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 	if images == nil {
 		return nil, errors.New("pairs: no image dataset")
 	}
+	if clips != nil {
+		// Clip pairs are built from the clips' motions and source images (captions re-worded
+		// with another motion, the same concept moving otherwise).
+		if err := clips.CheckMotionLabels("video reward training"); err != nil {
+			return nil, err
+		}
+	}
 	if len(cfg.Dims) == 0 {
 		return nil, errors.New("pairs: no dimensions")
 	}

@@ -71,6 +71,7 @@ type dataRunFuncs struct {
 	sources func(*DataSourcesOptions) error
 	inspect func(*DataInspectOptions) error
 	prompts func(*DataPromptsOptions) error
+	imprt   func(*DataImportOptions) error
 }
 
 func newCmdData(runF *dataRunFuncs) *cobra.Command {
@@ -79,13 +80,14 @@ func newCmdData(runF *dataRunFuncs) *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "data",
-		Short: "Build and inspect the emoji training data",
+		Short: "Build, import and inspect training data",
 		Long: "Build the 32x32 captioned emoji image set and the 8-frame motion clips from the pinned\n" +
-			"Twemoji (CC-BY 4.0), Noto Emoji (Apache-2.0) and emojilib (MIT) npm packages.",
+			"Twemoji (CC-BY 4.0), Noto Emoji (Apache-2.0) and emojilib (MIT) npm packages, or import\n" +
+			"your own captioned images or clips in the same layout.",
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newCmdDataPrepare(runF.prepare), newCmdDataSources(runF.sources), newCmdDataInspect(runF.inspect),
-		newCmdDataPrompts(runF.prompts))
+		newCmdDataPrompts(runF.prompts), newCmdDataImport(runF.imprt))
 	return cmd
 }
 
@@ -307,6 +309,7 @@ type inspectReport struct {
 	Dir            string                    `json:"dir"`
 	DatasetVersion string                    `json:"dataset_version"`
 	Sources        []dataset.Package         `json:"sources"`
+	Import         *dataset.ImportInfo       `json:"import,omitempty"` // how an imported dataset was made
 	Counts         dataset.Counts            `json:"counts"`
 	ImagesPerSet   map[string]int            `json:"images_per_set"`
 	PerCategory    map[string]map[string]int `json:"images_per_category_and_split"`
@@ -321,7 +324,7 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		return err
 	}
 	r := inspectReport{
-		Dir: opts.Dir, DatasetVersion: d.Manifest.DatasetVersion, Sources: d.Manifest.Sources,
+		Dir: opts.Dir, DatasetVersion: d.Manifest.DatasetVersion, Sources: d.Manifest.Sources, Import: d.Manifest.Import,
 		Counts: d.Manifest.Counts, ImagesPerSet: map[string]int{}, PerCategory: map[string]map[string]int{},
 	}
 	for _, it := range d.Items {
@@ -343,7 +346,12 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		}
 	}
 	for c := range r.MeanPixel {
-		r.MeanPixel[c] /= float64(d.Len() * plane)
+		r.MeanPixel[c] /= float64(max(d.Len(), 1) * plane) // 0 for a dataset of clips alone
+	}
+	// The contact sheet shows the images, or the clips' first frames where there are none.
+	sheet := make([][]uint8, d.Len())
+	for i := range sheet {
+		sheet[i] = d.Image(i)
 	}
 	if d.Manifest.Files.Videos != nil {
 		v, err := dataset.LoadVideo(opts.Dir)
@@ -357,12 +365,17 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 			}
 			r.Motions[string(c.Motion)][string(c.Split)]++
 		}
+		if d.Len() == 0 {
+			for i := range v.Clips {
+				sheet = append(sheet, v.Clip(i)[:dataset.ImageBytes])
+			}
+		}
 	}
 	if opts.ContactSheet != "" {
-		n := min(opts.SheetImages, d.Len())
+		n := min(opts.SheetImages, len(sheet))
 		imgs := make([][]uint8, n)
 		for k := range imgs {
-			imgs[k] = d.Image(k * d.Len() / n)
+			imgs[k] = sheet[k*len(sheet)/n]
 		}
 		if err := writeContactSheet(opts.ContactSheet, dataset.ContactSheet(imgs, 16, 2)); err != nil {
 			return err
@@ -382,9 +395,21 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 	for _, p := range r.Sources {
 		fmt.Fprintf(w, "source\t%s@%s\t%s\n", p.Name, p.Version, p.License)
 	}
+	if im := r.Import; im != nil {
+		fmt.Fprintf(w, "imported\t%s; resize %s", strings.Join(im.Inputs, " "), im.Resize)
+		if r.Motions != nil {
+			fmt.Fprintf(w, ", fps %g", im.FPS)
+		}
+		if im.Skipped > 0 {
+			fmt.Fprintf(w, "; %d unreadable files left out", im.Skipped)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
-	fmt.Fprintf(w, "images\t%d: train %d, heldout %d (%s)\n", c.Images, c.ImagesTrain, c.ImagesHeldOut, formatCounts(r.ImagesPerSet))
-	fmt.Fprintf(w, "mean pixel\t%.1f %.1f %.1f\n", r.MeanPixel[0], r.MeanPixel[1], r.MeanPixel[2])
+	if c.Images > 0 || r.Motions == nil {
+		fmt.Fprintf(w, "images\t%d: train %d, heldout %d (%s)\n", c.Images, c.ImagesTrain, c.ImagesHeldOut, formatCounts(r.ImagesPerSet))
+		fmt.Fprintf(w, "mean pixel\t%.1f %.1f %.1f\n", r.MeanPixel[0], r.MeanPixel[1], r.MeanPixel[2])
+	}
 	cats := make([]string, 0, len(r.PerCategory))
 	for k := range r.PerCategory {
 		cats = append(cats, k)

@@ -391,6 +391,9 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		return err
 	}
 	if data.Len() == 0 {
+		if !opts.Video && manifest.Counts.Clips > 0 {
+			return fmt.Errorf("%s: no training images, %d clips\n---> HINT: add --video", opts.Data, manifest.Counts.Clips)
+		}
 		return fmt.Errorf("%s: no training samples", opts.Data)
 	}
 	pc := opts.Train

@@ -194,6 +194,9 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 		if vidData, err = dataset.LoadVideo(opts.Data); err != nil {
 			return err
 		}
+		if err := vidData.CheckMotionLabels("the video measure (motion direction)"); err != nil {
+			return err
+		}
 		rep.DatasetVersion = vidData.Manifest.DatasetVersion
 		if vidPrompts, err = eval.VideoPrompts(vidData.Clips, opts.NumPrompts, opts.Seed); err != nil {
 			return usageError{fmt.Errorf("--num-prompts: %w", err)}

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -170,12 +168,6 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 
 	// Write: the manifest leaves first and comes back last.
 	dir := o.OutputDir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.Remove(filepath.Join(dir, ManifestFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
 	t = time.Now()
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: DatasetVersion,
@@ -186,16 +178,7 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 	if sc := o.spriteScale(); sc != 1 {
 		m.SpriteScale = sc // absent at 1: the manifests of datasets prepared before the option
 	}
-	if m.Files.Images, err = writeFileAtomic(dir, ImagesFile, func(w io.Writer) error {
-		_, err := w.Write(pixels)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	m.Files.Images.Shape, m.Files.Images.DType = []int{len(items), Channels, ImageSize, ImageSize}, "uint8"
-	if m.Files.ImageIndex, err = writeFileAtomic(dir, ImageIndexFile, func(w io.Writer) error {
-		return writeJSONL(w, items)
-	}); err != nil {
+	if err := writeImages(dir, m, items, pixels); err != nil {
 		return nil, err
 	}
 	writeSec := time.Since(t).Seconds()
@@ -214,7 +197,7 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 		var spriteOf []int
 		clips, spriteOf = planClips(o.VideoClips, o.Seed, pool, o.spriteScale())
 		fmt.Fprintf(log, "videos   rendering %d clips of %d frames from %d sprites\n", len(clips), Frames, len(pool))
-		if m.Files.Videos, err = writeFileAtomic(dir, VideosFile, func(w io.Writer) error {
+		err := writeVideos(dir, m, clips, func(w io.Writer) error {
 			const chunk = 1024
 			buf := make([]uint8, chunk*ClipBytes)
 			for lo := 0; lo < len(clips); lo += chunk {
@@ -235,28 +218,14 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 				}
 			}
 			return nil
-		}); err != nil {
-			return nil, err
-		}
-		m.Files.Videos.Shape, m.Files.Videos.DType = []int{len(clips), Frames, Channels, ImageSize, ImageSize}, "uint8"
-		if m.Files.VideoIndex, err = writeFileAtomic(dir, VideoIndexFile, func(w io.Writer) error {
-			return writeJSONL(w, clips)
-		}); err != nil {
-			return nil, err
-		}
-		if m.Files.Preview, err = writeFileAtomic(dir, PreviewFile, func(w io.Writer) error {
-			return WritePreviewGIF(w, previewClips(clips, spriteOf, pool), 5, 2, 15)
-		}); err != nil {
+		}, previewClips(clips, spriteOf, pool))
+		if err != nil {
 			return nil, err
 		}
 		videosSec = time.Since(t).Seconds()
 		fmt.Fprintf(log, "videos   %d done in %.1fs\n", len(clips), videosSec)
-	} else {
-		for _, name := range []string{VideosFile, VideoIndexFile, PreviewFile} {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, err
-			}
-		}
+	} else if err := removeVideos(dir); err != nil {
+		return nil, err
 	}
 
 	s := summarize(concepts, items, clips)

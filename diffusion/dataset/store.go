@@ -113,6 +113,7 @@ type Manifest struct {
 	Frames         int         `json:"frames"`
 	Seed           uint64      `json:"seed"`
 	SpriteScale    float64     `json:"clip_sprite_scale,omitempty"` // Options.SpriteScale; absent: 1
+	Import         *ImportInfo `json:"import,omitempty"`            // an imported dataset's inputs
 	HeldOut        HeldOutInfo `json:"heldout"`
 	Sources        []Package   `json:"sources"`
 	Files          Files       `json:"files"`
@@ -179,6 +180,58 @@ func writeJSONL[T any](w io.Writer, recs []T) error {
 	return nil
 }
 
+// writeImages starts writing a dataset into dir: it removes the manifest (so that a directory
+// half rewritten never loads), then writes images.u8 and images.jsonl and records them in m.
+func writeImages(dir string, m *Manifest, items []Item, pixels []uint8) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, ManifestFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var err error
+	if m.Files.Images, err = writeFileAtomic(dir, ImagesFile, func(w io.Writer) error {
+		_, err := w.Write(pixels)
+		return err
+	}); err != nil {
+		return err
+	}
+	m.Files.Images.Shape, m.Files.Images.DType = []int{len(items), Channels, ImageSize, ImageSize}, "uint8"
+	m.Files.ImageIndex, err = writeFileAtomic(dir, ImageIndexFile, func(w io.Writer) error {
+		return writeJSONL(w, items)
+	})
+	return err
+}
+
+// writeVideos writes videos.u8 through fill (the clips' (T,3,32,32) bytes in order),
+// videos.jsonl and preview.gif of the preview clips, and records them in m.
+func writeVideos(dir string, m *Manifest, clips []Clip, fill func(w io.Writer) error, preview [][]uint8) error {
+	var err error
+	if m.Files.Videos, err = writeFileAtomic(dir, VideosFile, fill); err != nil {
+		return err
+	}
+	m.Files.Videos.Shape, m.Files.Videos.DType = []int{len(clips), Frames, Channels, ImageSize, ImageSize}, "uint8"
+	if m.Files.VideoIndex, err = writeFileAtomic(dir, VideoIndexFile, func(w io.Writer) error {
+		return writeJSONL(w, clips)
+	}); err != nil {
+		return err
+	}
+	m.Files.Preview, err = writeFileAtomic(dir, PreviewFile, func(w io.Writer) error {
+		return WritePreviewGIF(w, preview, 5, 2, 15)
+	})
+	return err
+}
+
+// removeVideos deletes the video files of a dataset rewritten without clips.
+func removeVideos(dir string) error {
+	for _, name := range []string{VideosFile, VideoIndexFile, PreviewFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeManifest writes manifest.json (atomically).
 func writeManifest(dir string, m *Manifest) error {
 	_, err := writeFileAtomic(dir, ManifestFile, func(w io.Writer) error {
@@ -201,7 +254,8 @@ func ReadManifest(dir string) (*Manifest, error) {
 	name := filepath.Join(dir, ManifestFile)
 	b, err := os.ReadFile(name)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w (missing or incomplete)\n---> HINT: run `align data prepare --output-dir %s`", name, ErrNoDataset, dir)
+		return nil, fmt.Errorf("%s: %w (missing or incomplete)\n---> HINT: run `align data prepare --output-dir %s` (the emoji set) "+
+			"or `align data import YOUR-FILES --output-dir %s` (your own captioned images or clips)", name, ErrNoDataset, dir, dir)
 	}
 	if err != nil {
 		return nil, err
@@ -294,7 +348,7 @@ func ParseImageIndex(name string, data []byte) ([]Item, error) {
 			return fmt.Errorf("index %d, want %d", it.Index, i)
 		case it.Caption == "" || it.Concept == "":
 			return fmt.Errorf("item %d has no caption or concept", i)
-		case it.Set != SetTwitter && it.Set != SetGoogle:
+		case it.Set != SetTwitter && it.Set != SetGoogle && it.Set != SetImport:
 			return fmt.Errorf("item %d: unknown set %q", i, it.Set)
 		}
 		return checkSplit(it.Split)
@@ -307,7 +361,7 @@ func ParseVideoIndex(name string, data []byte) ([]Clip, error) {
 		switch {
 		case c.Index != i:
 			return fmt.Errorf("index %d, want %d", c.Index, i)
-		case !c.Motion.Valid():
+		case !c.Motion.Valid() && !(c.Motion == "" && c.Set == SetImport):
 			return fmt.Errorf("clip %d: unknown motion %q", i, c.Motion)
 		case c.Caption == "":
 			return fmt.Errorf("clip %d has no caption", i)
@@ -422,6 +476,17 @@ func (v *VideoDataset) Len() int { return len(v.Clips) }
 
 // Clip returns clip i as (T,3,32,32) bytes (a view into Pixels).
 func (v *VideoDataset) Clip(i int) []uint8 { return v.Pixels[i*ClipBytes : (i+1)*ClipBytes] }
+
+// CheckMotionLabels fails where the clips carry no motion labels (those of align data
+// import): use, what needs them, cannot run on them.
+func (v *VideoDataset) CheckMotionLabels(use string) error {
+	for _, c := range v.Clips {
+		if c.Motion == "" {
+			return fmt.Errorf("%s: its clips carry no motion labels (imported clips); %s needs the labelled clips of `align data prepare`", v.Dir, use)
+		}
+	}
+	return nil
+}
 
 // Indices returns the indices of the clips of one split, in order.
 func (v *VideoDataset) Indices(s Split) []int {

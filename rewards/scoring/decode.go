@@ -77,8 +77,11 @@ func checkConfig(r io.ReadSeeker, path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if cfg.Width < 1 || cfg.Height < 1 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return fmt.Errorf("%s: image of %dx%d pixels is empty or too large", path, cfg.Width, cfg.Height)
+	if cfg.Width < 1 || cfg.Height < 1 {
+		return fmt.Errorf("%s: empty image (%dx%d pixels)", path, cfg.Width, cfg.Height)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
+		return fmt.Errorf("%s: image of %dx%d pixels, more than the %d Mpixel limit", path, cfg.Width, cfg.Height, MaxPixels>>20)
 	}
 	_, err = r.Seek(0, io.SeekStart)
 	return err

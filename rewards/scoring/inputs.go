@@ -221,7 +221,7 @@ func readSampleIndex(dir string) sampleIndex {
 
 // Column (or JSON key) names of an input list, first match wins.
 var (
-	pathKeys      = []string{"path", "file", "image", "video", "filename"}
+	pathKeys      = []string{"path", "file", "image", "video", "filename", "file_name"} // file_name: Hugging Face's imagefolder
 	promptKeys    = []string{"prompt", "caption", "text"}
 	fpsKeys       = []string{"fps"}
 	framesKeys    = []string{"num_frames", "frames", "nframes"}
@@ -365,7 +365,7 @@ func buildItem(get func(keys []string) (string, bool, error)) (Item, error) {
 		return it, err
 	}
 	if !ok || strings.TrimSpace(p) == "" {
-		return it, errors.New("no path (columns or keys: path, file, image, video)")
+		return it, errors.New("no path (columns or keys: path, file, image, video, file_name)")
 	}
 	it.Path = p
 	if it.Prompt, it.HasPrompt, err = get(promptKeys); err != nil {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
@@ -47,6 +48,11 @@ func TestParseList(t *testing.T) {
 	if len(items) != 2 || items[0].Prompt != "a dog, running" || items[0].FPS != 2 || items[1].HasPrompt || items[1].NumFrames != 0 {
 		t.Errorf("csv: %+v", items)
 	}
+	// Hugging Face's imagefolder metadata: file_name, text.
+	items, err = ParseList("metadata.jsonl", []byte(`{"file_name": "train/0.png", "text": "a blue square"}`+"\n"))
+	if err != nil || len(items) != 1 || items[0].Path != "train/0.png" || items[0].Prompt != "a blue square" {
+		t.Errorf("imagefolder metadata: %+v, %v", items, err)
+	}
 	for name, data := range map[string]string{
 		"l.jsonl": "{\"prompt\": \"x\"}\n",
 		"m.jsonl": "{\"path\": \"a\", \"fps\": -1}\n",
@@ -81,6 +87,33 @@ func FuzzParseList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// pngHeader is the start of a PNG announcing w x h pixels: enough for image.DecodeConfig.
+func pngHeader(w, h uint32) []byte {
+	ihdr := []byte{'I', 'H', 'D', 'R', byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h), 8, 2, 0, 0, 0}
+	crc := crc32.ChecksumIEEE(ihdr)
+	b := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
+	return append(b, byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc))
+}
+
+func TestLoadImageTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.png")
+	if err := os.WriteFile(big, pngHeader(16000, 14464), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadImage(big); err == nil || err.Error() != big+": image of 16000x14464 pixels, more than the 40 Mpixel limit" {
+		t.Errorf("a 231 Mpixel image: %v", err)
+	}
+	// Within the limit the header passes and the missing pixel data is what fails.
+	ok := filepath.Join(dir, "ok.png")
+	if err := os.WriteFile(ok, pngHeader(6000, 6000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadImage(ok); err == nil || strings.Contains(err.Error(), "limit") {
+		t.Errorf("a 36 Mpixel image without data: %v", err)
+	}
 }
 
 func TestPromptFromStem(t *testing.T) {

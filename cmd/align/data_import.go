@@ -1,0 +1,391 @@
+// align data import: the user's own captioned images (or clips) as a dataset directory that
+// pretrain, reward train, retrieval, data prompts and reward-cond fine-tuning read as they
+// read the emoji set (dataset.Import does the decoding, resizing and writing).
+//
+// Inputs and their captions: a folder is walked (sub-folders too; hidden entries skipped),
+// unless it holds metadata.jsonl or metadata.csv (Hugging Face's imagefolder layout), which
+// then lists its files; a .jsonl or .csv list, a glob or a single file are read as align score
+// reads them. A file's caption is, first found: its list row's prompt/caption/text, its
+// --prompts entry, the text of a .txt file beside it with the same stem (the layout of
+// LoRA trainers), its file name (scoring.PromptFromStem).
+//
+// Test: go test ./cmd/align -run DataImport
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/internal/ffmpeg"
+	"github.com/alignkit/align/rewards/scoring"
+	"github.com/spf13/cobra"
+)
+
+// DataImportOptions are the arguments and flags of `align data import`.
+type DataImportOptions struct {
+	Inputs      []string
+	OutputDir   string
+	Video       bool
+	PromptsFile string // --prompts
+	Resize      string
+	FPS         float64
+	SourceFPS   float64
+	SkipErrors  bool
+	JSON        bool
+}
+
+// Caption sources, in the order they are tried.
+const (
+	captionFromList     = "list"
+	captionFromPrompts  = "prompts"
+	captionFromTextFile = "txt"
+	captionFromFileName = "file name"
+)
+
+// metadataFiles are the lists a folder's own metadata may be in (imagefolder's names).
+var metadataFiles = []string{"metadata.jsonl", "metadata.csv"}
+
+func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
+	opts := &DataImportOptions{}
+	cmd := &cobra.Command{
+		Use:   "import INPUT... -o DIR",
+		Short: "Make a dataset of your own captioned images or clips",
+		Long: "Decode your own images (PNG, JPEG, GIF, WebP, BMP) or, with --video, clips (video files\n" +
+			"through ffmpeg, animated GIFs, folders of frames named in a list), bring them to the\n" +
+			"dataset's 32x32 RGB over white (clips: 8 frames), and write a dataset directory that\n" +
+			"align pretrain, reward train, retrieval, data prompts and finetune --method reward-cond\n" +
+			"read as they read the emoji set. Images whose caption (lower-cased) is the same form one\n" +
+			"concept: the held-out split (5% of concepts, by a hash) keeps each concept on one side.\n\n" +
+			"An INPUT is a folder (walked with its sub-folders, unless it holds metadata.jsonl or\n" +
+			"metadata.csv, Hugging Face's imagefolder layout, which then lists its files), a .jsonl or\n" +
+			".csv list of files with captions (columns path/file_name and prompt/caption/text), a glob\n" +
+			"or a file. A file's caption is the first of: its list's caption, its --prompts entry, the\n" +
+			"text of NAME.txt beside it, its file name (\"red-apple_2.png\": \"red apple\"). The\n" +
+			"summary counts the captions of each source. A file's sub-folder within a walked INPUT is\n" +
+			"its group: the reward model's hard text-alignment negatives are captions of one group.\n\n" +
+			"--resize crop scales the shorter side to 32 and keeps the centre, pad scales the longer\n" +
+			"side and pads with white, stretch ignores the aspect ratio. An unreadable file fails the\n" +
+			"import, naming it, unless --skip-errors (then the summary lists it). Files are written to\n" +
+			"temporary names and renamed, the manifest last.",
+		Example: `  $ align data import photos/ -o data/photos                 # captions from photos/*.txt or file names
+  $ align data import hf-dataset/ -o data/hf                 # hf-dataset/metadata.jsonl: file_name, text
+  $ align data import list.csv --resize pad -o data/icons    # path,caption rows
+  $ align data import --video clips/ --fps 8 -o data/clips   # 8 frames at 8 fps from each MP4 or GIF
+  $ align pretrain --data data/photos -o photos-model/
+  $ align data inspect data/photos --contact-sheet sheet.png`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return flagErrorf("import takes at least one INPUT (a folder, a list, a glob or a file)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Inputs = args
+			switch {
+			case opts.OutputDir == "":
+				return flagErrorf("--output-dir (-o) is required: the dataset directory to write")
+			case !slices.Contains(dataset.ResizeModes, opts.Resize):
+				return flagErrorf("--resize %q: want one of %s", opts.Resize, strings.Join(dataset.ResizeModes, ", "))
+			case !(opts.FPS >= 0 && opts.FPS <= 1e4) || !(opts.SourceFPS >= 0 && opts.SourceFPS <= 1e4):
+				return flagErrorf("--fps and --source-fps must be within [0, 10000]")
+			case !opts.Video && (cmd.Flags().Changed("fps") || cmd.Flags().Changed("source-fps")):
+				return flagErrorf("--fps and --source-fps sample clips: add --video")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return dataImportRun(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.OutputDir, "output-dir", "o", "", "dataset directory to write (required)")
+	f.BoolVar(&opts.Video, "video", false, "import clips (video files, GIFs) of 8 frames instead of images")
+	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to captions")
+	f.StringVar(&opts.Resize, "resize", dataset.ResizeCrop, "how an image becomes 32x32: crop, pad or stretch")
+	f.Float64Var(&opts.FPS, "fps", 0, "clips: take the 8 frames at this rate from the start (0: spread over the whole clip)")
+	f.Float64Var(&opts.SourceFPS, "source-fps", 0, "clips: frame rate of folders of frames (needed with --fps > 0)")
+	f.BoolVar(&opts.SkipErrors, "skip-errors", false, "leave out files that cannot be read (listed in the summary) instead of failing")
+	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+// importItem is one listed input: the scoring item (path, caption if its list gave one, clip
+// sampling) and its group.
+type importItem struct {
+	scoring.Item
+	Group string
+}
+
+// listImportInputs expands the INPUTs into items, in order. out is the output directory,
+// never read as an input.
+func listImportInputs(specs []string, video bool, out string) ([]importItem, error) {
+	outAbs, _ := filepath.Abs(out)
+	var items []importItem
+	for _, spec := range specs {
+		st, err := os.Stat(spec)
+		if err != nil || !st.IsDir() {
+			got, err := scoring.List([]string{spec}, scoring.ListOptions{Clips: video})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range got {
+				items = append(items, importItem{Item: it})
+			}
+			continue
+		}
+		got, err := listImportFolder(spec, video, outAbs)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, got...)
+	}
+	for i := range items {
+		if n := items[i].NumFrames; n != 0 && n != dataset.Frames {
+			return nil, fmt.Errorf("%s: num_frames %d: the dataset's clips have %d frames", items[i].Path, n, dataset.Frames)
+		}
+	}
+	return items, nil
+}
+
+// listImportFolder lists a folder: its metadata list where it has one, else its image files
+// (or for video its video files and GIFs) with those of its sub-folders, in lexical order.
+func listImportFolder(dir string, video bool, outAbs string) ([]importItem, error) {
+	for _, name := range metadataFiles {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		got, err := scoring.List([]string{p}, scoring.ListOptions{Clips: video})
+		if err != nil {
+			return nil, err
+		}
+		items := make([]importItem, len(got))
+		for i, it := range got {
+			items[i] = importItem{Item: it, Group: groupOf(dir, it.Path)}
+		}
+		return items, nil
+	}
+	var items []importItem
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if abs, _ := filepath.Abs(p); abs == outAbs {
+				return filepath.SkipDir // a dataset written inside its own input
+			}
+			return nil
+		}
+		name := d.Name()
+		ok := scoring.IsImageFile(name)
+		if video {
+			ok = scoring.IsVideoFile(name) || strings.EqualFold(filepath.Ext(name), ".gif")
+		}
+		if ok {
+			items = append(items, importItem{Item: scoring.Item{Path: p}, Group: groupOf(dir, p)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		what := "image files (.png, .jpg, .gif, .webp, .bmp)"
+		if video {
+			what = "clips (video files .mp4 .mov .webm .mkv .avi, GIFs)"
+		}
+		return nil, fmt.Errorf("input folder %s holds no %s, in it or below", dir, what)
+	}
+	return items, nil
+}
+
+// groupOf is p's folder relative to the input folder dir ("" for dir itself), with slashes.
+func groupOf(dir, p string) string {
+	rel, err := filepath.Rel(dir, filepath.Dir(p))
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return ""
+	}
+	return filepath.ToSlash(rel)
+}
+
+// importCaptions resolves each item's caption and names its source.
+func importCaptions(items []importItem, prompts map[string]string) ([]dataset.ImportInput, []string, error) {
+	inputs := make([]dataset.ImportInput, len(items))
+	sources := make([]string, len(items))
+	for i := range items {
+		it := &items[i]
+		caption, src := it.Prompt, captionFromList
+		if !it.HasPrompt {
+			caption, src = "", ""
+			base := filepath.Base(it.Path)
+			stem := strings.TrimSuffix(base, filepath.Ext(base))
+			for _, k := range []string{filepath.Clean(it.Path), base, stem} {
+				if p, ok := prompts[k]; ok {
+					caption, src = p, captionFromPrompts
+					break
+				}
+			}
+			if src == "" {
+				txt := strings.TrimSuffix(it.Path, filepath.Ext(it.Path)) + ".txt"
+				switch b, err := os.ReadFile(txt); {
+				case err == nil:
+					if caption = strings.Join(strings.Fields(string(b)), " "); caption == "" {
+						return nil, nil, fmt.Errorf("%s: empty caption file (for %s)", txt, it.Path)
+					}
+					src = captionFromTextFile
+				case !errors.Is(err, os.ErrNotExist):
+					return nil, nil, err
+				default:
+					caption, src = scoring.PromptFromStem(it.Path), captionFromFileName
+				}
+			}
+		}
+		if strings.TrimSpace(caption) == "" {
+			return nil, nil, fmt.Errorf("%s: no caption (its %s gives none)", it.Path, src)
+		}
+		inputs[i] = dataset.ImportInput{Path: it.Path, Caption: caption, Group: it.Group}
+		sources[i] = src
+	}
+	return inputs, sources, nil
+}
+
+// dataImportReport is the summary `align data import` prints (--json: as is).
+type dataImportReport struct {
+	*dataset.ImportSummary
+	CaptionSources map[string]int `json:"caption_sources"` // imported inputs by where their caption came from
+}
+
+func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	defer stop()
+	stderr := cmd.ErrOrStderr()
+	items, err := listImportInputs(opts.Inputs, opts.Video, opts.OutputDir)
+	if err != nil {
+		return err
+	}
+	var prompts map[string]string
+	if opts.PromptsFile != "" {
+		if prompts, err = scoring.ReadPrompts(opts.PromptsFile); err != nil {
+			return err
+		}
+	}
+	inputs, sources, err := importCaptions(items, prompts)
+	if err != nil {
+		return err
+	}
+	if opts.Video && slices.ContainsFunc(items, func(it importItem) bool { return scoring.IsVideoFile(it.Path) }) {
+		if _, err := ffmpeg.Find(); err != nil {
+			return err // before decoding: --skip-errors would otherwise leave out every video file
+		}
+	}
+	decode := func(i int) ([]image.Image, error) {
+		it := &items[i]
+		if !opts.Video {
+			img, err := scoring.LoadImage(it.Path)
+			return []image.Image{img}, err
+		}
+		fps, sourceFPS := opts.FPS, opts.SourceFPS
+		if it.FPS > 0 {
+			fps = it.FPS
+		}
+		if it.SourceFPS > 0 {
+			sourceFPS = it.SourceFPS
+		}
+		return scoring.LoadClipFrames(it.Path, sourceFPS, dataset.Frames, fps)
+	}
+	noun := "images"
+	if opts.Video {
+		noun = "clips"
+	}
+	bar := newProgressBar(stderr, "import", len(inputs))
+	var mu sync.Mutex
+	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
+		OutputDir: opts.OutputDir, Video: opts.Video, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
+		Info: dataset.ImportInfo{Inputs: opts.Inputs, FPS: opts.FPS},
+		Progress: func(done int) {
+			mu.Lock()
+			defer mu.Unlock()
+			bar.Update(done, noun)
+		},
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return errCancelled
+		}
+		return err
+	}
+	bar.Finish(noun)
+	rep := dataImportReport{ImportSummary: s, CaptionSources: map[string]int{}}
+	skipped := map[string]bool{}
+	for _, sk := range s.Skipped {
+		skipped[sk.Path] = true
+	}
+	for i, src := range sources {
+		if !skipped[inputs[i].Path] {
+			rep.CaptionSources[src]++
+		}
+	}
+	out := cmd.OutOrStdout()
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printImportSummary(out, &rep, opts.Video)
+}
+
+func printImportSummary(out io.Writer, r *dataImportReport, video bool) error {
+	c := r.Counts
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "dataset\t%s (%s)\n", r.OutputDir, r.DatasetVersion)
+	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
+	if video {
+		fmt.Fprintf(w, "clips\t%d: train %d, heldout %d\n", c.Clips, c.ClipsTrain, c.ClipsHeldOut)
+	} else {
+		fmt.Fprintf(w, "images\t%d: train %d, heldout %d\n", c.Images, c.ImagesTrain, c.ImagesHeldOut)
+	}
+	var parts []string
+	for _, src := range []string{captionFromList, captionFromPrompts, captionFromTextFile, captionFromFileName} {
+		if n := r.CaptionSources[src]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d from %s", n, map[string]string{
+				captionFromList: "lists", captionFromPrompts: "--prompts", captionFromTextFile: ".txt files",
+				captionFromFileName: "file names"}[src]))
+		}
+	}
+	fmt.Fprintf(w, "captions\t%d distinct; %s\n", r.Captions, strings.Join(parts, ", "))
+	if len(r.Skipped) > 0 {
+		fmt.Fprintf(w, "skipped\t%d unreadable:\n", len(r.Skipped))
+		for _, sk := range r.Skipped {
+			fmt.Fprintf(w, "\t%s\n", sk.Error)
+		}
+	}
+	for _, f := range []*dataset.FileInfo{r.Files.Images, r.Files.ImageIndex, r.Files.Videos, r.Files.VideoIndex, r.Files.Preview} {
+		if f != nil {
+			fmt.Fprintf(w, "file\t%s\t%s\t%s\n", f.Name, formatBytes(f.Bytes), f.SHA256)
+		}
+	}
+	fmt.Fprintf(w, "time\t%.1fs\n", r.Seconds)
+	if c.ImagesTrain+c.ClipsTrain == 0 {
+		fmt.Fprintf(w, "warning\tno input is in the training split: every concept fell among the held-out 5%%\n")
+	}
+	return w.Flush()
+}

@@ -1,0 +1,249 @@
+// Tests of `align data import`: its flags; a folder walked with its sub-folders, a Hugging
+// Face imagefolder folder and a CSV list imported together, each caption from the source the
+// rules give, an unreadable file failing the import or left out with --skip-errors, and the
+// result pretrained on; MP4 clips imported frame for frame and pretrained on with --video.
+//
+// Run: go test ./cmd/align -run DataImport
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/diffusion/dataset"
+	"github.com/alignkit/align/internal/testvideo"
+)
+
+func TestDataImportFlags(t *testing.T) {
+	cases := []struct {
+		args  []string
+		check func(o *DataImportOptions) bool
+		error string
+	}{
+		{args: []string{"in/", "-o", "d"}, check: func(o *DataImportOptions) bool {
+			return slices.Equal(o.Inputs, []string{"in/"}) && o.OutputDir == "d" && o.Resize == dataset.ResizeCrop && !o.Video && o.FPS == 0
+		}},
+		{args: []string{"a/", "b.csv", "-o", "d", "--video", "--fps", "8", "--resize", "pad", "--skip-errors", "--prompts", "p.jsonl"},
+			check: func(o *DataImportOptions) bool {
+				return len(o.Inputs) == 2 && o.Video && o.FPS == 8 && o.Resize == "pad" && o.SkipErrors && o.PromptsFile == "p.jsonl"
+			}},
+		{args: []string{"-o", "d"}, error: "at least one INPUT"},
+		{args: []string{"in/"}, error: "--output-dir (-o) is required"},
+		{args: []string{"in/", "-o", "d", "--resize", "squash"}, error: `--resize "squash": want one of crop, pad, stretch`},
+		{args: []string{"in/", "-o", "d", "--fps", "8"}, error: "add --video"},
+		{args: []string{"in/", "-o", "d", "--video", "--fps", "-1"}, error: "--fps and --source-fps must be within"},
+	}
+	for _, c := range cases {
+		var got *DataImportOptions
+		root := newRootCmd(&strings.Builder{}, &strings.Builder{})
+		for _, cmd := range root.Commands() {
+			if cmd.Name() == "data" {
+				root.RemoveCommand(cmd)
+			}
+		}
+		root.AddCommand(newCmdData(&dataRunFuncs{imprt: func(o *DataImportOptions) error { got = o; return nil }}))
+		root.SetArgs(append([]string{"data", "import"}, c.args...))
+		err := root.Execute()
+		if c.error != "" {
+			if err == nil || !strings.Contains(err.Error(), c.error) {
+				t.Errorf("%v: err %v, want %q", c.args, err, c.error)
+			}
+			continue
+		}
+		if err != nil || got == nil || !c.check(got) {
+			t.Errorf("%v: %+v, %v", c.args, got, err)
+		}
+	}
+}
+
+// writeImportPNG writes a w x h image of one colour, making its folder.
+func writeImportPNG(t *testing.T, path string, w, h int, c color.NRGBA) {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	writeImportFile(t, path, "")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeImportFile writes text to path, making its folder.
+func writeImportFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDataImportImages(t *testing.T) {
+	root := t.TempDir()
+	walked := filepath.Join(root, "photos")
+	red := color.NRGBA{200, 10, 10, 255}
+	writeImportPNG(t, filepath.Join(walked, "red-apple_2.png"), 40, 30, red)                              // caption from its name
+	writeImportPNG(t, filepath.Join(walked, "fruit", "IMG_1.png"), 16, 16, color.NRGBA{250, 200, 0, 255}) // from IMG_1.txt
+	writeImportFile(t, filepath.Join(walked, "fruit", "IMG_1.txt"), "a yellow\n  lemon\n")
+	writeImportPNG(t, filepath.Join(walked, "fruit", "IMG_2.png"), 16, 16, color.NRGBA{0, 150, 0, 255}) // from --prompts
+	writeImportPNG(t, filepath.Join(walked, "fruit", "IMG_3.png"), 16, 16, color.NRGBA{90, 0, 90, 255}) // --prompts before .txt
+	writeImportFile(t, filepath.Join(walked, "fruit", "IMG_3.txt"), "not this caption")
+	writeImportPNG(t, filepath.Join(walked, ".hidden", "x.png"), 8, 8, red) // skipped
+	writeImportFile(t, filepath.Join(walked, "notes.md"), "not an image")   // skipped
+	prompts := filepath.Join(root, "prompts.jsonl")
+	writeImportFile(t, prompts, `{"path":"IMG_2.png","prompt":"a green pear"}`+"\n"+`{"path":"IMG_3","prompt":"a ripe plum"}`+"\n")
+
+	hf := filepath.Join(root, "hf") // imagefolder: metadata.jsonl lists the files
+	writeImportPNG(t, filepath.Join(hf, "train", "0.png"), 8, 8, color.NRGBA{0, 0, 255, 255})
+	writeImportPNG(t, filepath.Join(hf, "train", "unlisted.png"), 8, 8, red)
+	writeImportFile(t, filepath.Join(hf, "train", "0.txt"), "not this caption") // the list's caption first
+	writeImportFile(t, filepath.Join(hf, "metadata.jsonl"), `{"file_name":"train/0.png","text":"a blue square"}`+"\n")
+
+	list := filepath.Join(root, "list.csv")
+	writeImportPNG(t, filepath.Join(root, "b.png"), 8, 8, color.NRGBA{0, 0, 0, 255})
+	writeImportFile(t, filepath.Join(root, "broken.png"), "not a png")
+	writeImportFile(t, list, "path,caption\nb.png,A Black Square\nbroken.png,broken\n")
+
+	out := filepath.Join(root, "photos", "ds") // inside a walked input: never read as one
+	args := []string{"data", "import", walked, hf, list, "--prompts", prompts, "-o", out}
+	code, _, stderr := runAlign(t, args...)
+	if code != exitError || !strings.Contains(stderr, filepath.Join(root, "broken.png")) {
+		t.Fatalf("an unreadable file: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, dataset.ManifestFile)); !os.IsNotExist(err) {
+		t.Fatalf("a failed import left a manifest: %v", err)
+	}
+	code, stdout, stderr := runAlign(t, append(args, "--skip-errors", "--json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep dataImportReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	wantSources := map[string]int{captionFromFileName: 1, captionFromTextFile: 1, captionFromPrompts: 2, captionFromList: 2}
+	if fmt.Sprint(rep.CaptionSources) != fmt.Sprint(wantSources) || rep.Counts.Images != 6 || len(rep.Skipped) != 1 ||
+		!strings.Contains(rep.Skipped[0].Path, "broken.png") {
+		t.Errorf("report: sources %v, counts %+v, skipped %+v", rep.CaptionSources, rep.Counts, rep.Skipped)
+	}
+
+	d, err := dataset.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ caption, group string }
+	var got []row
+	for _, it := range d.Items {
+		got = append(got, row{it.Caption, it.Subcategory})
+	}
+	want := []row{
+		{"a yellow lemon", "fruit"}, {"a green pear", "fruit"}, {"a ripe plum", "fruit"},
+		{"red apple", "red apple"},           // walked: fruit/ before red-apple_2.png
+		{"a blue square", "train"},           // the metadata's folder of the file
+		{"A Black Square", "a black square"}, // a list: no group, so the concept
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("items (caption, group):\n got %v\nwant %v", got, want)
+	}
+	// The 40x30 red image, centre-cropped, is red in every pixel; the yellow 16x16 one is
+	// enlarged to yellow everywhere.
+	for i, c := range map[int]color.NRGBA{3: red, 0: {250, 200, 0, 255}} {
+		im := d.Image(i)
+		plane := dataset.ImageSize * dataset.ImageSize
+		for _, o := range []int{0, plane / 2, plane - 1} {
+			if im[o] != c.R || im[plane+o] != c.G || im[2*plane+o] != c.B {
+				t.Errorf("image %d (%s) pixel %d: %d %d %d, want %v", i, d.Items[i].Caption, o, im[o], im[plane+o], im[2*plane+o], c)
+			}
+		}
+	}
+
+	// The text summary, and the dataset trains.
+	code, stdout, stderr = runAlign(t, append(args, "--skip-errors")...)
+	if code != exitOK || !strings.Contains(stdout, "captions  6 distinct; 2 from lists, 2 from --prompts, 1 from .txt files, 1 from file names") ||
+		!strings.Contains(stdout, "skipped   1 unreadable") {
+		t.Errorf("summary: exit %d\n%s%s", code, stdout, stderr)
+	}
+	run := filepath.Join(root, "run")
+	if code, _, stderr := runAlign(t, tinyPretrainArgs(out, run, "2")...); code != exitOK {
+		t.Fatalf("pretrain on the import: exit %d, %s", code, stderr)
+	}
+
+	// Errors name what is wrong.
+	writeImportFile(t, filepath.Join(walked, "fruit", "IMG_2.txt"), " \n")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{walked, "-o", out}, "IMG_2.txt: empty caption file"},
+		{[]string{filepath.Join(root, "empty"), "-o", out}, "empty"},
+		{[]string{hf + "/metadata.jsonl", "-o", out, "--video"}, "0.png"},
+	} {
+		os.MkdirAll(filepath.Join(root, "empty"), 0o755)
+		code, _, stderr := runAlign(t, append([]string{"data", "import"}, c.args...)...)
+		if code != exitError || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %s; want %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+func TestDataImportVideo(t *testing.T) {
+	bin := testvideo.Require(t)
+	root := t.TempDir()
+	// 10 frames of 32x32, frame k of red 20k: fps 0 takes round(k*9/7) = 0 1 3 4 5 6 8 9.
+	frames := filepath.Join(root, "frames")
+	for k := range 10 {
+		writeImportPNG(t, filepath.Join(frames, fmt.Sprintf("%03d.png", k)), 32, 32, color.NRGBA{uint8(20 * k), 60, 90, 255})
+	}
+	clips := filepath.Join(root, "clips")
+	os.MkdirAll(clips, 0o755)
+	testvideo.Encode(t, bin, filepath.Join(frames, "%03d.png"), filepath.Join(clips, "a-wave-rolling-in.mp4"), "-framerate", "10")
+	testvideo.Encode(t, bin, filepath.Join(frames, "%03d.png"), filepath.Join(clips, "a-wave-rolling-out.mp4"), "-framerate", "10")
+	writeImportFile(t, filepath.Join(clips, "ignored.png"), "a still image is not a clip")
+	out := filepath.Join(clips, "ds") // inside its input: its preview.gif is never read as a clip
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	v, err := dataset.LoadVideo(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Clips) != 2 || v.Clips[0].Caption != "a wave rolling in" || v.Clips[1].Caption != "a wave rolling out" {
+		t.Fatalf("clips %+v", v.Clips)
+	}
+	for t0, k := range []int{0, 1, 3, 4, 5, 6, 8, 9} {
+		f := v.Clip(0)[t0*dataset.ImageBytes:]
+		if f[0] != uint8(20*k) || f[dataset.ImageSize*dataset.ImageSize] != 60 || f[2*dataset.ImageSize*dataset.ImageSize+100] != 90 {
+			t.Errorf("frame %d: %d %d, want source frame %d (red %d)", t0, f[0], f[dataset.ImageSize*dataset.ImageSize], k, 20*k)
+		}
+	}
+	// --fps 10 takes the first 8 frames.
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--fps", "10", "-o", out); code != exitOK {
+		t.Fatalf("--fps 10: exit %d: %s", code, stderr)
+	}
+	if v, err = dataset.LoadVideo(out); err != nil || len(v.Clips) != 2 || v.Clip(1)[7*dataset.ImageBytes] != 140 || v.Manifest.Import.FPS != 10 {
+		t.Fatalf("--fps 10: %d clips, manifest %+v, %v", len(v.Clips), v.Manifest.Import, err)
+	}
+	args := append(tinyPretrainArgs(out, filepath.Join(root, "run"), "2"), "--video", "--train-batch-size", "2")
+	if code, _, stderr := runAlign(t, args...); code != exitOK {
+		t.Fatalf("pretrain --video on the import: exit %d, %s", code, stderr)
+	}
+	code, _, stderr := runAlign(t, "reward", "train", "--video", "--data", out, "--max-train-steps", "1", "-o", filepath.Join(root, "rw"))
+	if code != exitError || !strings.Contains(stderr, "carry no motion labels") {
+		t.Errorf("reward train --video on imported clips: exit %d, %s", code, stderr)
+	}
+}

@@ -1,0 +1,311 @@
+// Importing a user's own captioned images or clips into the dataset layout of Prepare (32x32
+// RGB over white, clips of Frames frames), so that every command that reads --data (pretrain,
+// reward train, retrieval, data prompts, reward-cond fine-tuning) trains on them as it does on
+// the emoji set.
+//
+// Each input becomes one item (or, for a video import, one clip):
+//
+//	caption      as given (whitespace runs read as one space)
+//	concept      Concept where given, else the caption, lower-cased: the unit of the held-out
+//	             split (IsHeldOut), so every image of one caption lands on one side
+//	unified      the concept (retrieval's key: a sample's nearest image has the prompted concept)
+//	set          SetImport
+//	subcategory  Group where given (e.g. the input's folder), else the concept: the reward's
+//	             hard text-alignment negatives are captions of the same subcategory
+//
+// Images are composited over white (transparent pixels become white, as the emoji are), then
+// brought to 32x32 with imaging's box filter (the area average, which is what a large
+// downscale needs to avoid aliasing) by one of three rules: ResizeCrop scales the shorter side
+// to 32 and keeps the centre (diffusers' --center_crop), ResizePad scales the longer side to 32
+// and pads the rest with white, ResizeStretch ignores the aspect ratio.
+//
+// Test: go test ./diffusion/dataset -run Import
+
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"math"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/disintegration/imaging"
+)
+
+// Imported datasets.
+const (
+	SetImport            = "import"      // Item.Set and Clip.Set of imported inputs
+	ImportDatasetVersion = "import32-v1" // Manifest.DatasetVersion of an imported dataset
+)
+
+// Resize rules of an import.
+const (
+	ResizeCrop    = "crop"    // shorter side to 32, centre kept
+	ResizePad     = "pad"     // longer side to 32, white borders
+	ResizeStretch = "stretch" // both sides to 32, aspect ratio ignored
+)
+
+// ResizeModes lists the resize rules, the default first.
+var ResizeModes = []string{ResizeCrop, ResizePad, ResizeStretch}
+
+// ImportInput is one image or clip to import.
+type ImportInput struct {
+	Path    string // what Decode reads; also the item's ID
+	Caption string
+	Concept string // the held-out split's unit; "" means the caption
+	Group   string // the subcategory; "" means the concept
+}
+
+// ImportInfo is what the manifest records of an import.
+type ImportInfo struct {
+	Inputs  []string `json:"inputs"` // the input specs as given
+	Resize  string   `json:"resize"`
+	FPS     float64  `json:"fps,omitempty"` // clips: frames at this rate (0: spread over the clip)
+	Skipped int      `json:"skipped,omitempty"`
+}
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	OutputDir string
+	Video     bool   // the inputs are clips
+	Resize    string // one of ResizeModes; "" means ResizeCrop
+	// Decode reads input i: one image, or for Video the clip's Frames frames in order.
+	Decode func(i int) ([]image.Image, error)
+	// SkipErrors drops an input that cannot be read (ImportSummary.Skipped says which and
+	// why) instead of failing the import.
+	SkipErrors bool
+	Info       ImportInfo     // recorded in the manifest (Resize and Skipped are filled in)
+	Workers    int            // decoding goroutines; 0 means GOMAXPROCS
+	Progress   func(done int) // called from the decoding goroutines after each input
+}
+
+// ImportSkip is one input left out by ImportOptions.SkipErrors.
+type ImportSkip struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+// ImportSummary is what Import reports.
+type ImportSummary struct {
+	OutputDir      string       `json:"output_dir"`
+	DatasetVersion string       `json:"dataset_version"`
+	Counts         Counts       `json:"counts"`
+	Captions       int          `json:"captions"` // distinct captions
+	Skipped        []ImportSkip `json:"skipped,omitempty"`
+	Files          Files        `json:"files"`
+	Seconds        float64      `json:"seconds"`
+}
+
+// ConceptOf is the concept of a caption: lower-cased, whitespace runs as one space.
+func ConceptOf(caption string) string {
+	return strings.ToLower(strings.Join(strings.Fields(caption), " "))
+}
+
+// FitImage composites img over white and brings it to size x size by the resize rule.
+func FitImage(img image.Image, size int, resize string) (*image.NRGBA, error) {
+	b := img.Bounds()
+	if b.Dx() < 1 || b.Dy() < 1 {
+		return nil, fmt.Errorf("empty image %v", b)
+	}
+	src := CompositeOnWhite(img)
+	switch resize {
+	case ResizeCrop, "":
+		return imaging.Fill(src, size, size, imaging.Center, imaging.Box), nil
+	case ResizePad:
+		s := math.Min(float64(size)/float64(b.Dx()), float64(size)/float64(b.Dy()))
+		w := min(size, max(1, int(math.Round(float64(b.Dx())*s))))
+		h := min(size, max(1, int(math.Round(float64(b.Dy())*s))))
+		return imaging.PasteCenter(imaging.New(size, size, color.White), imaging.Resize(src, w, h, imaging.Box)), nil
+	case ResizeStretch:
+		return imaging.Resize(src, size, size, imaging.Box), nil
+	}
+	return nil, fmt.Errorf("resize %q: want one of %s", resize, strings.Join(ResizeModes, ", "))
+}
+
+// Import decodes the inputs, in parallel, and writes them as a dataset into o.OutputDir
+// (the layout of Prepare; files written atomically, the manifest last). Inputs are kept in
+// the order given.
+func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*ImportSummary, error) {
+	start := time.Now()
+	switch {
+	case o.OutputDir == "":
+		return nil, errors.New("no output directory")
+	case o.Decode == nil:
+		return nil, errors.New("import: no decoder")
+	case len(inputs) == 0:
+		return nil, errors.New("import: no inputs")
+	}
+	resize := o.Resize
+	if resize == "" {
+		resize = ResizeCrop
+	}
+	if _, err := FitImage(image.NewRGBA(image.Rect(0, 0, 1, 1)), 1, resize); err != nil {
+		return nil, err
+	}
+	for _, in := range inputs {
+		if strings.TrimSpace(in.Caption) == "" {
+			return nil, fmt.Errorf("%s: no caption", in.Path)
+		}
+	}
+	frames, unit := 1, ImageBytes
+	if o.Video {
+		frames, unit = Frames, ClipBytes
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+
+	// Decode into fixed slots, so the output does not depend on the workers' timing; errors
+	// are kept per input and the first in input order is the one reported.
+	pixels := make([]uint8, len(inputs)*unit)
+	errs := make([]error, len(inputs))
+	var done atomic.Int64
+	err := parallelFor(ctx, len(inputs), workers, func(i int) error {
+		errs[i] = importOne(pixels[i*unit:(i+1)*unit], inputs[i].Path, func() ([]image.Image, error) { return o.Decode(i) }, frames, resize)
+		if o.Progress != nil {
+			o.Progress(int(done.Add(1)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	s := &ImportSummary{OutputDir: o.OutputDir, DatasetVersion: ImportDatasetVersion}
+	var items []Item
+	var clips []Clip
+	kept := pixels[:0]
+	captions := map[string]bool{}
+	for i, in := range inputs {
+		if errs[i] != nil {
+			if !o.SkipErrors {
+				return nil, errs[i]
+			}
+			s.Skipped = append(s.Skipped, ImportSkip{Path: in.Path, Error: errs[i].Error()})
+			continue
+		}
+		caption := strings.Join(strings.Fields(in.Caption), " ")
+		concept := ConceptOf(in.Concept)
+		if concept == "" {
+			concept = ConceptOf(caption)
+		}
+		group := in.Group
+		if group == "" {
+			group = concept
+		}
+		split := SplitTrain
+		if IsHeldOut(concept) {
+			split = SplitHeldOut
+		}
+		captions[caption] = true
+		kept = append(kept, pixels[i*unit:(i+1)*unit]...) // in place: kept never passes i*unit
+		if o.Video {
+			clips = append(clips, Clip{Index: len(clips), Item: -1, Concept: concept, Set: SetImport, Name: caption,
+				Caption: caption, Split: split})
+			continue
+		}
+		items = append(items, Item{Index: len(items), ID: in.Path, Concept: concept, Unified: concept, Set: SetImport,
+			Name: caption, Caption: caption, Category: group, Subcategory: group, Split: split})
+	}
+	if len(items)+len(clips) == 0 {
+		return nil, fmt.Errorf("import: none of the %d inputs could be read (the first: %v)", len(inputs), errs[0])
+	}
+	s.Captions = len(captions)
+
+	info := o.Info
+	info.Resize, info.Skipped = resize, len(s.Skipped)
+	m := &Manifest{
+		Format: Format, FormatVersion: FormatVersion, DatasetVersion: ImportDatasetVersion,
+		ImageSize: ImageSize, Channels: Channels, Frames: Frames,
+		HeldOut: HeldOutInfo{Rule: HeldOutRule, PerMyriad: HeldOutPerMyriad},
+		Import:  &info,
+	}
+	dir := o.OutputDir
+	if o.Video {
+		if err := writeImages(dir, m, nil, nil); err != nil {
+			return nil, err
+		}
+		var preview [][]uint8
+		for i := 0; i < len(clips) && len(preview) < 10; i++ {
+			preview = append(preview, kept[i*ClipBytes:(i+1)*ClipBytes])
+		}
+		if err := writeVideos(dir, m, clips, func(w io.Writer) error {
+			_, err := w.Write(kept)
+			return err
+		}, preview); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := writeImages(dir, m, items, kept); err != nil {
+			return nil, err
+		}
+		if err := removeVideos(dir); err != nil {
+			return nil, err
+		}
+	}
+	m.Counts = importCounts(items, clips)
+	if err := writeManifest(dir, m); err != nil {
+		return nil, err
+	}
+	s.Counts, s.Files = m.Counts, m.Files
+	s.Seconds = time.Since(start).Seconds()
+	return s, nil
+}
+
+// importOne decodes one input and writes its frames into dst as (frames,3,32,32) bytes.
+func importOne(dst []uint8, path string, decode func() ([]image.Image, error), frames int, resize string) error {
+	imgs, err := decode()
+	if err == nil && len(imgs) != frames {
+		err = fmt.Errorf("%d frames decoded, want %d", len(imgs), frames)
+	}
+	for t := 0; err == nil && t < frames; t++ {
+		var fit *image.NRGBA
+		if fit, err = FitImage(imgs[t], ImageSize, resize); err == nil {
+			PutCHW(dst[t*ImageBytes:(t+1)*ImageBytes], fit)
+		}
+	}
+	if err != nil && !strings.Contains(err.Error(), path) {
+		err = fmt.Errorf("%s: %w", path, err)
+	}
+	return err
+}
+
+// importCounts counts concepts (those of the images, or of the clips for a video import),
+// images and clips per split.
+func importCounts(items []Item, clips []Clip) Counts {
+	var c Counts
+	concepts := map[string]Split{}
+	for _, it := range items {
+		concepts[it.Concept] = it.Split
+		c.Images++
+		if it.Split == SplitHeldOut {
+			c.ImagesHeldOut++
+		} else {
+			c.ImagesTrain++
+		}
+	}
+	for _, cl := range clips {
+		concepts[cl.Concept] = cl.Split
+		c.Clips++
+		if cl.Split == SplitHeldOut {
+			c.ClipsHeldOut++
+		} else {
+			c.ClipsTrain++
+		}
+	}
+	c.Concepts = len(concepts)
+	for _, s := range concepts {
+		if s == SplitHeldOut {
+			c.ConceptsHeldOut++
+		}
+	}
+	return c
+}
