@@ -166,6 +166,9 @@ func NewLatentTrainer(dev kernels.Device, m *LatentReward, cfg TrainConfig, gen 
 	if want := gen.SampleShape(); !slices.Equal(want, m.Config.SampleShape()) {
 		return nil, fmt.Errorf("reward train: data samples %v, the generator's samples %v", want, m.Config.SampleShape())
 	}
+	if err := gen.checkEvalSplits(cfg); err != nil {
+		return nil, err
+	}
 	m.SetTrainable(true)
 	t := &Trainer{Cfg: cfg, Latent: m, Gen: gen, OutputDir: outputDir, dev: dev}
 	t.Opt = nn.NewAdamW(dev, m.Params(), cfg.AdamW(nn.DefaultAdamBetas()))

@@ -318,6 +318,21 @@ func (g *PairGen) checkSplit(s string) error {
 	return nil
 }
 
+// checkEvalSplits fails, before any training, where the validation split (the calibration
+// at the end) or, with EvalPairs > 0, the held-out split cannot give pairs: both are hashes
+// of the concepts, so a dataset of few concepts (a small import) may leave one empty.
+func (g *PairGen) checkEvalSplits(cfg TrainConfig) error {
+	if err := g.checkSplit(SplitVal); err != nil {
+		return fmt.Errorf("%w: the validation concepts (5%% of the training ones, by a hash) calibrate the scores; the data needs more concepts", err)
+	}
+	if cfg.EvalPairs > 0 {
+		if err := g.checkSplit(SplitHeldOut); err != nil {
+			return fmt.Errorf("%w\n---> HINT: --eval-pairs 0 skips the held-out evaluation", err)
+		}
+	}
+	return nil
+}
+
 func contains(s []string, x string) bool {
 	for _, v := range s {
 		if v == x {

@@ -235,6 +235,9 @@ func NewTrainer(dev kernels.Device, mcfg NativeConfig, tok *diffusion.Tokenizer,
 	if want := gen.SampleShape(); !slices.Equal(want, mcfg.SampleShape()) {
 		return nil, fmt.Errorf("reward train: data samples %v, model expects %v", want, mcfg.SampleShape())
 	}
+	if err := gen.checkEvalSplits(cfg); err != nil {
+		return nil, err
+	}
 	m, err := NewNative(dev, &kernels.RNG{Seed: cfg.Seed}, mcfg, tok)
 	if err != nil {
 		return nil, err

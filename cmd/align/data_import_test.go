@@ -183,6 +183,17 @@ func TestDataImportImages(t *testing.T) {
 		t.Fatalf("pretrain on the import: exit %d, %s", code, stderr)
 	}
 
+	// Six concepts leave the reward's validation split (5% of them by a hash) empty: refused
+	// before any training step.
+	rw := filepath.Join(root, "rw")
+	code, _, stderr = runAlign(t, "reward", "train", "--data", out, "--max-train-steps", "1", "-o", rw)
+	if code != exitError || !strings.Contains(stderr, "the val split has 1 captions") || !strings.Contains(stderr, "needs more concepts") {
+		t.Errorf("reward train on 6 concepts: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(rw, "checkpoint-1.safetensors")); !os.IsNotExist(err) {
+		t.Errorf("a checkpoint was written before the refusal: %v", err)
+	}
+
 	// Errors name what is wrong.
 	writeImportFile(t, filepath.Join(walked, "fruit", "IMG_2.txt"), " \n")
 	for _, c := range []struct {

@@ -191,7 +191,7 @@ func TestRewardTrainNegativesEndToEnd(t *testing.T) {
 	if code, stderr := run(resume); code != exitError || !strings.Contains(stderr, "--negatives-generator has") {
 		t.Errorf("resume with another generator: exit %d: %s", code, stderr)
 	}
-	if code, stderr := run([]string{"reward", "train", "--data", data, "-o", out, "--max-train-steps", "4", "--resume-from-checkpoint", "latest"}); code != exitError ||
+	if code, stderr := run([]string{"reward", "train", "--data", data, "-o", out, "--max-train-steps", "4", "--resume-from-checkpoint", "latest", "--eval-pairs", "0"}); code != exitError ||
 		!strings.Contains(stderr, "trained with --negatives generator") {
 		t.Errorf("resume without --negatives: exit %d: %s", code, stderr)
 	}
