@@ -193,6 +193,13 @@ type PairGen struct {
 	caps   map[string]*captionIndex
 	twin   map[int]int // image item -> the same variant drawn by the other set
 	video  bool        // samples are clips (Clips, or NewPreferenceGen's video)
+	// unlabelled: the clips carry no motion labels (align data import's): their captions are
+	// their own, indexed from the clips, and no caption is re-worded with another motion.
+	unlabelled bool
+	// imported: the data is align data import's, whose captions of one concept are not
+	// variants of each other that exclude one another (as skin tones are), so none is
+	// another's negative.
+	imported bool
 }
 
 // NewPairGen indexes the dataset for pairs. clips may be nil (image model); dims must be
@@ -200,13 +207,6 @@ type PairGen struct {
 func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairConfig) (*PairGen, error) {
 	if images == nil {
 		return nil, errors.New("pairs: no image dataset")
-	}
-	if clips != nil {
-		// Clip pairs are built from the clips' motions and source images (captions re-worded
-		// with another motion, the same concept moving otherwise).
-		if err := clips.CheckMotionLabels("video reward training"); err != nil {
-			return nil, err
-		}
 	}
 	if len(cfg.Dims) == 0 {
 		return nil, errors.New("pairs: no dimensions")
@@ -241,29 +241,44 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 			return nil, fmt.Errorf("pairs: no image of artwork set %q (the data has: %s)", cfg.Set, strings.Join(slices.Sorted(maps.Keys(sets)), ", "))
 		}
 	}
+	g.imported = slices.ContainsFunc(images.Items, func(it dataset.Item) bool { return it.Set == dataset.SetImport })
+	if clips != nil && len(clips.Clips) > 0 {
+		g.unlabelled = clips.Clips[0].Motion == ""
+		g.imported = g.imported || g.unlabelled
+		for _, c := range clips.Clips {
+			if (c.Motion == "") != g.unlabelled {
+				return nil, fmt.Errorf("pairs: %s mixes clips with and without motion labels", clips.Dir)
+			}
+		}
+	}
+	// index adds a caption to split s's caption index (key: the caption, or the name a
+	// labelled clip's caption is built from).
+	index := func(s, key, caption, concept, subcat string) {
+		ci := g.caps[s]
+		if _, ok := ci.subcat[key]; !ok {
+			ci.subcat[key] = subcat
+			ci.all = append(ci.all, key)
+			ci.bySubcat[subcat] = append(ci.bySubcat[subcat], key)
+		}
+		if !contains(ci.byConcept[concept], caption) {
+			ci.byConcept[concept] = append(ci.byConcept[concept], caption)
+		}
+	}
 	kept := map[int]bool{} // image items in some split's pool or caption index
 	for i, it := range images.Items {
 		s := splitOf(it.Split, it.Concept)
-		if !cfg.keeps(s, it.Concept, it.Set) {
+		if g.unlabelled || !cfg.keeps(s, it.Concept, it.Set) {
 			continue
 		}
 		kept[i] = true
 		if clips == nil {
 			g.pools[s] = append(g.pools[s], i)
 		}
-		ci := g.caps[s]
 		key := it.Caption
 		if clips != nil {
-			key = it.Name // video captions are built from names and motions
+			key = it.Name // labelled clips' captions are built from names and motions
 		}
-		if _, ok := ci.subcat[key]; !ok {
-			ci.subcat[key] = it.Subcategory
-			ci.all = append(ci.all, key)
-			ci.bySubcat[it.Subcategory] = append(ci.bySubcat[it.Subcategory], key)
-		}
-		if !contains(ci.byConcept[it.Concept], it.Caption) {
-			ci.byConcept[it.Concept] = append(ci.byConcept[it.Concept], it.Caption)
-		}
+		index(s, key, it.Caption, it.Concept, it.Subcategory)
 	}
 	// Twins (the same variant in the other set) only among kept items: with Set, the
 	// training and validation splits have none.
@@ -285,6 +300,9 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 				continue
 			}
 			g.pools[s] = append(g.pools[s], i)
+			if g.unlabelled {
+				index(s, c.Caption, c.Caption, c.Concept, c.Subcategory)
+			}
 		}
 	}
 	g.groups = map[string]map[string][]int{}
@@ -436,6 +454,9 @@ func kindLabels(dims []string, kind string, l Label, ta, tb float32) ([]Label, [
 func (g *PairGen) describe(idx int) (caption, concept, name, subcat string, motion dataset.Motion) {
 	if g.Clips != nil {
 		c := g.Clips.Clips[idx]
+		if g.unlabelled {
+			return c.Caption, c.Concept, c.Name, c.Subcategory, ""
+		}
 		it := g.Images.Items[c.Item]
 		return c.Caption, c.Concept, c.Name, it.Subcategory, c.Motion
 	}
@@ -447,13 +468,18 @@ func (g *PairGen) describe(idx int) (caption, concept, name, subcat string, moti
 func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 	ci := g.caps[split]
 	caption, concept, name, subcat, motion := g.describe(idx)
-	video := g.Clips != nil
-	// randomOther draws a caption (or, for clips, a name) of another subcategory.
+	video := g.Clips != nil && !g.unlabelled // captions are names and motions
+	self := caption
+	if video {
+		self = name
+	}
+	// randomOther draws a caption (or, for labelled clips, a name) of another subcategory
+	// and concept (an imported concept's captions may differ in case or spacing).
 	randomOther := func(avoid string) string {
 		c := ""
 		for range 1000 { // checkSplit guarantees another subcategory exists
 			c = ci.all[r.IntN(len(ci.all))]
-			if ci.subcat[c] != subcat && c != avoid {
+			if ci.subcat[c] != subcat && c != avoid && dataset.ConceptOf(c) != dataset.ConceptOf(self) {
 				break
 			}
 		}
@@ -484,7 +510,7 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 			Labels: ls, TargetA: ta, TargetB: tb}
 	}
 	if g.Cfg.TAImageShare > 0 && r.Float64() < g.Cfg.TAImageShare {
-		note, other := "image", g.otherSubcategory(split, subcat, r)
+		note, other := "image", g.otherSubcategory(split, subcat, concept, r)
 		if g.Cfg.TAImageNegatives == TAImageHard {
 			note, other = g.hardImageNegative(split, idx, other, r)
 		}
@@ -497,7 +523,7 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 	var cands []neg
 	if video {
 		cands = append(cands, neg{"motion", dataset.VideoCaption(name, randomMotion(motion))})
-	} else {
+	} else if !g.imported {
 		var tones []string
 		for _, c := range ci.byConcept[concept] {
 			if c != caption {
@@ -509,12 +535,8 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 		}
 	}
 	var sibs []string
-	self := caption
-	if video {
-		self = name
-	}
 	for _, c := range ci.bySubcat[subcat] {
-		if c != self && !strings.HasPrefix(c, name+":") && c != name {
+		if c != self && !strings.HasPrefix(c, name+":") && c != name && dataset.ConceptOf(c) != dataset.ConceptOf(self) {
 			sibs = append(sibs, c)
 		}
 	}
@@ -549,7 +571,7 @@ func (g *PairGen) hardImageNegative(split string, idx, random int, r *rand.Rand)
 			same = append(same, o)
 		}
 	}
-	if len(same) > 0 {
+	if len(same) > 0 && !g.imported { // an imported concept's images all show its caption
 		cands = append(cands, neg{map[bool]string{true: "image-motion", false: "image-tone"}[g.Clips != nil], same})
 	}
 	var sibs []int
@@ -567,13 +589,14 @@ func (g *PairGen) hardImageNegative(split string, idx, random int, r *rand.Rand)
 	return n.note, n.pool[r.IntN(len(n.pool))]
 }
 
-// otherSubcategory draws an image (or clip) of the split whose subcategory is not subcat.
-func (g *PairGen) otherSubcategory(split, subcat string, r *rand.Rand) int {
+// otherSubcategory draws an image (or clip) of the split whose subcategory is not subcat and
+// concept not concept (an imported concept may span folders, its groups).
+func (g *PairGen) otherSubcategory(split, subcat, concept string, r *rand.Rand) int {
 	pool := g.pools[split]
 	other := pool[0]
 	for range 1000 { // checkSplit guarantees a second subcategory
 		other = pool[r.IntN(len(pool))]
-		if _, _, _, s, _ := g.describe(other); s != subcat {
+		if _, c, _, s, _ := g.describe(other); s != subcat && c != concept {
 			break
 		}
 	}

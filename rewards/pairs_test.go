@@ -634,3 +634,107 @@ func sourcePairs(t *testing.T, g *PairGen, n int, source string) []Pair {
 	}
 	return out
 }
+
+// importedData is what align data import makes of 30 captions in 6 folders (groups), each
+// caption twice in different case (one concept, in one folder or two): images, or clips
+// without motion labels.
+func importedData(clips bool) (*dataset.Dataset, *dataset.VideoDataset) {
+	d, v := &dataset.Dataset{}, &dataset.VideoDataset{Dir: "imported"}
+	for i := range 60 {
+		caption := fmt.Sprintf("Object %d", i/2)
+		if i%2 == 1 {
+			caption = strings.ToLower(caption)
+		}
+		// The two captions of an even concept share a folder, those of an odd one do not.
+		concept, group := dataset.ConceptOf(caption), fmt.Sprintf("folder-%d", i/2%6)
+		if i/2%2 == 1 {
+			group = fmt.Sprintf("folder-%d", i%6)
+		}
+		split := dataset.SplitTrain
+		if dataset.IsHeldOut(concept) {
+			split = dataset.SplitHeldOut
+		}
+		if !clips {
+			d.Items = append(d.Items, dataset.Item{Index: i, ID: caption, Concept: concept, Unified: concept, Set: dataset.SetImport,
+				Name: caption, Caption: caption, Category: group, Subcategory: group, Split: split})
+			d.Pixels = append(d.Pixels, testImage(i)...)
+			continue
+		}
+		v.Clips = append(v.Clips, dataset.Clip{Index: i, Item: -1, Concept: concept, Set: dataset.SetImport, Name: caption,
+			Caption: caption, Split: split, Subcategory: group})
+		for k := range dataset.Frames {
+			v.Pixels = append(v.Pixels, testImage(i+k)...)
+		}
+	}
+	if !clips {
+		return d, nil
+	}
+	return d, v
+}
+
+// Imported captions: no caption of the sample's own concept is its negative (a case variant
+// is the same caption), no "tone" negatives; clips keep their captions whole (no motion
+// re-wording) and give mq pairs.
+func TestPairsImported(t *testing.T) {
+	for _, clips := range []bool{false, true} {
+		d, v := importedData(clips)
+		dims := []string{DimVQ, DimTA}
+		if clips {
+			dims = append(dims, DimMQ)
+		}
+		g, err := NewPairGen(d, v, PairConfig{Dims: dims, TAImageShare: 0.3, TAImageNegatives: TAImageHard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		captions := map[string]bool{}
+		for i := range 60 {
+			c, _, _, _, _ := g.describe(i)
+			captions[c] = true
+		}
+		pairs, err := g.Pairs(SplitTrain, 6000, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stats := PairStats(pairs)
+		for _, k := range []string{"ta/subcategory", "ta/random", "vq/blur"} {
+			if stats[k] == 0 {
+				t.Errorf("clips %v: no %s pair (%v)", clips, k, stats)
+			}
+		}
+		if clips && stats["mq/shuffle"]+stats["mq/freeze"] == 0 {
+			t.Errorf("no mq pairs: %v", stats)
+		}
+		for _, p := range pairs {
+			if p.Kind != DimTA {
+				continue
+			}
+			if !captions[p.A.Prompt] || !captions[p.B.Prompt] {
+				t.Fatalf("clips %v: %s pair with a caption not in the data: %q, %q", clips, p.Note, p.A.Prompt, p.B.Prompt)
+			}
+			if _, ca, _, _, _ := g.describe(p.A.Index); p.A.Index != p.B.Index {
+				if _, cb, _, _, _ := g.describe(p.B.Index); ca == cb {
+					t.Fatalf("clips %v: %s pair of two samples of concept %q", clips, p.Note, ca)
+				}
+			}
+			if p.A.Index == p.B.Index && p.Labels[DimIndex(dims, DimTA)] != LabelTie {
+				own, _, _, _, _ := g.describe(p.A.Index)
+				neg := p.B.Prompt
+				if neg == own {
+					neg = p.A.Prompt
+				}
+				if dataset.ConceptOf(neg) == dataset.ConceptOf(own) {
+					t.Fatalf("clips %v: %s pair gives %q a negative of its own concept, %q", clips, p.Note, own, neg)
+				}
+			}
+		}
+		if stats["ta/image"] == 0 || stats["ta/tone"]+stats["ta/motion"] != 0 {
+			t.Errorf("clips %v: no image pairs, or tone or motion negatives of imported data: %v", clips, stats)
+		}
+	}
+	// Clips with and without motion labels do not mix.
+	d, v := synthData(true)
+	v.Clips[3].Motion = ""
+	if _, err := NewPairGen(d, v, PairConfig{Dims: []string{DimMQ}}); err == nil || !strings.Contains(err.Error(), "mixes clips") {
+		t.Errorf("mixed clips: %v", err)
+	}
+}

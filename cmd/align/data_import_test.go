@@ -1,7 +1,8 @@
 // Tests of `align data import`: its flags; a folder walked with its sub-folders, a Hugging
 // Face imagefolder folder and a CSV list imported together, each caption from the source the
 // rules give, an unreadable file failing the import or left out with --skip-errors, and the
-// result pretrained on; MP4 clips imported frame for frame and pretrained on with --video.
+// result pretrained on; MP4 clips imported frame for frame and pretrained on with --video;
+// a video reward model trained on imported GIFs.
 //
 // Run: go test ./cmd/align -run DataImport
 package main
@@ -20,6 +21,7 @@ import (
 
 	"github.com/alignkit/align/diffusion/dataset"
 	"github.com/alignkit/align/internal/testvideo"
+	"github.com/alignkit/align/rewards"
 )
 
 func TestDataImportFlags(t *testing.T) {
@@ -253,8 +255,62 @@ func TestDataImportVideo(t *testing.T) {
 	if code, _, stderr := runAlign(t, args...); code != exitOK {
 		t.Fatalf("pretrain --video on the import: exit %d, %s", code, stderr)
 	}
-	code, _, stderr := runAlign(t, "reward", "train", "--video", "--data", out, "--max-train-steps", "1", "-o", filepath.Join(root, "rw"))
-	if code != exitError || !strings.Contains(stderr, "carry no motion labels") {
-		t.Errorf("reward train --video on imported clips: exit %d, %s", code, stderr)
+}
+
+// A video reward model trains on imported GIFs, captions from .txt files, each split given
+// three captions in two folders at least: vq, ta and mq pairs from clips without motion
+// labels.
+func TestDataImportVideoReward(t *testing.T) {
+	root := t.TempDir()
+	clips := filepath.Join(root, "clips")
+	need := map[string]int{rewards.SplitTrain: 12, rewards.SplitVal: 4, rewards.SplitHeldOut: 4}
+	for k := 0; need[rewards.SplitTrain]+need[rewards.SplitVal]+need[rewards.SplitHeldOut] > 0; k++ {
+		caption := fmt.Sprintf("a clip number %d", k)
+		split := rewards.SplitTrain
+		switch concept := dataset.ConceptOf(caption); {
+		case dataset.IsHeldOut(concept):
+			split = rewards.SplitHeldOut
+		case rewards.ValidationConcept(concept):
+			split = rewards.SplitVal
+		}
+		if need[split] == 0 {
+			continue
+		}
+		need[split]--
+		stem := filepath.Join(clips, fmt.Sprintf("folder-%d", need[split]%2), fmt.Sprintf("c%d", k))
+		os.MkdirAll(filepath.Dir(stem), 0o755)
+		writeTestGIF(t, stem+".gif", 8+k%3, 10)
+		writeImportFile(t, stem+".txt", caption)
+	}
+	out := filepath.Join(root, "ds")
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out); code != exitOK {
+		t.Fatalf("import: exit %d: %s", code, stderr)
+	}
+	rw := filepath.Join(root, "rw")
+	args := append(tinyRewardTrainArgs(out, rw, "--video", "--max-train-steps", "2"), "--eval-pairs", "48")
+	code, _, stderr := runAlign(t, args...)
+	if code != exitOK {
+		t.Fatalf("reward train --video on imported clips: exit %d, %s", code, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(rw, "eval.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep rewards.EvalReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for k := range rep.ByNote {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, prefix := range []string{"mq/", "ta/random", "vq/"} {
+		if !slices.ContainsFunc(kinds, func(k string) bool { return strings.HasPrefix(k, prefix) }) {
+			t.Errorf("held-out pairs by kind %v: none of %s", kinds, prefix)
+		}
+	}
+	if slices.Contains(kinds, "ta/motion") {
+		t.Errorf("motion negatives from clips without motion labels: %v", kinds)
 	}
 }

@@ -12,6 +12,7 @@
 //	set          SetImport
 //	subcategory  Group where given (e.g. the input's folder), else the concept: the reward's
 //	             hard text-alignment negatives are captions of the same subcategory
+//	motion       none (a clip's): video reward pairs then keep each clip's caption whole
 //
 // Images are composited over white (transparent pixels become white, as the emoji are), then
 // brought to 32x32 with imaging's box filter (the area average, which is what a large
@@ -209,7 +210,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 		kept = append(kept, pixels[i*unit:(i+1)*unit]...) // in place: kept never passes i*unit
 		if o.Video {
 			clips = append(clips, Clip{Index: len(clips), Item: -1, Concept: concept, Set: SetImport, Name: caption,
-				Caption: caption, Split: split})
+				Caption: caption, Split: split, Subcategory: group})
 			continue
 		}
 		items = append(items, Item{Index: len(items), ID: in.Path, Concept: concept, Unified: concept, Set: SetImport,

@@ -264,7 +264,8 @@ func TestImportClips(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := v.Clips[0]
-	if c.Item != -1 || c.Motion != "" || c.Set != SetImport || c.Caption != "a wave rolling in" || c.Concept != "a wave rolling in" {
+	if c.Item != -1 || c.Motion != "" || c.Set != SetImport || c.Caption != "a wave rolling in" || c.Concept != "a wave rolling in" ||
+		c.Subcategory != "a wave rolling in" {
 		t.Errorf("clip %+v", c)
 	}
 	if v.Manifest.Import.FPS != 8 || v.Manifest.Files.Preview == nil {

@@ -231,6 +231,8 @@ type Clip struct {
 	Caption string     `json:"caption"`
 	Split   Split      `json:"split"`
 	Params  ClipParams `json:"params"`
+	// Subcategory is an imported clip's group (a labelled clip's is its source image's).
+	Subcategory string `json:"subcategory,omitempty"`
 }
 
 // supersample is the number of samples per output pixel along each axis.
