@@ -44,6 +44,7 @@ type DataImportOptions struct {
 	FPS         float64
 	SourceFPS   float64
 	SkipErrors  bool
+	Overwrite   bool
 	JSON        bool
 }
 
@@ -78,8 +79,9 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 			"its group: the reward model's hard text-alignment negatives are captions of one group.\n\n" +
 			"--resize crop scales the shorter side to 32 and keeps the centre, pad scales the longer\n" +
 			"side and pads with white, stretch ignores the aspect ratio. An unreadable file fails the\n" +
-			"import, naming it, unless --skip-errors (then the summary lists it). Files are written to\n" +
-			"temporary names and renamed, the manifest last.",
+			"import, naming it, unless --skip-errors (then the summary lists it). A dataset already in\n" +
+			"the output directory is replaced only with --overwrite. Files are written to temporary\n" +
+			"names and renamed, the manifest last.",
 		Example: `  $ align data import photos/ -o data/photos                 # captions from photos/*.txt or file names
   $ align data import hf-dataset/ -o data/hf                 # hf-dataset/metadata.jsonl: file_name, text
   $ align data import list.csv --resize pad -o data/icons    # path,caption rows
@@ -118,6 +120,7 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 	f.Float64Var(&opts.FPS, "fps", 0, "clips: take the 8 frames at this rate from the start (0: spread over the whole clip)")
 	f.Float64Var(&opts.SourceFPS, "source-fps", 0, "clips: frame rate of folders of frames (needed with --fps > 0)")
 	f.BoolVar(&opts.SkipErrors, "skip-errors", false, "leave out files that cannot be read (listed in the summary) instead of failing")
+	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace the dataset the output directory already holds")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	return cmd
 }
@@ -278,6 +281,10 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
 	stderr := cmd.ErrOrStderr()
+	if m, err := dataset.ReadManifest(opts.OutputDir); err == nil && !opts.Overwrite {
+		return usageError{fmt.Errorf("%s already holds a dataset (%s, %d images, %d clips); --overwrite replaces it",
+			opts.OutputDir, m.DatasetVersion, m.Counts.Images, m.Counts.Clips)}
+	}
 	items, err := listImportInputs(opts.Inputs, opts.Video, opts.OutputDir)
 	if err != nil {
 		return err
@@ -316,7 +323,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	if opts.Video {
 		noun = "clips"
 	}
-	bar := newProgressBar(stderr, "import", len(inputs))
+	bar := newProgressBar(stderr, "import "+noun, len(inputs))
 	var mu sync.Mutex
 	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
 		OutputDir: opts.OutputDir, Video: opts.Video, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
@@ -324,7 +331,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		Progress: func(done int) {
 			mu.Lock()
 			defer mu.Unlock()
-			bar.Update(done, noun)
+			bar.Update(done, "")
 		},
 	})
 	if err != nil {
@@ -333,7 +340,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		}
 		return err
 	}
-	bar.Finish(noun)
+	bar.Finish("")
 	rep := dataImportReport{ImportSummary: s, CaptionSources: map[string]int{}}
 	skipped := map[string]bool{}
 	for _, sk := range s.Skipped {

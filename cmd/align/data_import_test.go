@@ -174,8 +174,17 @@ func TestDataImportImages(t *testing.T) {
 		}
 	}
 
+	// A second import into the same directory needs --overwrite (nothing is changed without).
+	before, _ := os.ReadFile(filepath.Join(out, dataset.ManifestFile))
+	code, _, stderr = runAlign(t, append(args, "--skip-errors")...)
+	after, _ := os.ReadFile(filepath.Join(out, dataset.ManifestFile))
+	if code != exitUsage || !strings.Contains(stderr, "already holds a dataset (import32-v1, 6 images, 0 clips); --overwrite replaces it") ||
+		string(before) != string(after) {
+		t.Errorf("import over a dataset: exit %d, %s", code, stderr)
+	}
+
 	// The text summary, and the dataset trains.
-	code, stdout, stderr = runAlign(t, append(args, "--skip-errors")...)
+	code, stdout, stderr = runAlign(t, append(args, "--skip-errors", "--overwrite")...)
 	if code != exitOK || !strings.Contains(stdout, "captions  6 distinct; 2 from lists, 2 from --prompts, 1 from .txt files, 1 from file names") ||
 		!strings.Contains(stdout, "skipped   1 unreadable") {
 		t.Errorf("summary: exit %d\n%s%s", code, stdout, stderr)
@@ -202,9 +211,9 @@ func TestDataImportImages(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{walked, "-o", out}, "IMG_2.txt: empty caption file"},
-		{[]string{filepath.Join(root, "empty"), "-o", out}, "empty"},
-		{[]string{hf + "/metadata.jsonl", "-o", out, "--video"}, "0.png"},
+		{[]string{walked, "-o", out, "--overwrite"}, "IMG_2.txt: empty caption file"},
+		{[]string{filepath.Join(root, "empty"), "-o", out, "--overwrite"}, "empty"},
+		{[]string{hf + "/metadata.jsonl", "-o", out, "--video", "--overwrite"}, "0.png"},
 	} {
 		os.MkdirAll(filepath.Join(root, "empty"), 0o755)
 		code, _, stderr := runAlign(t, append([]string{"data", "import"}, c.args...)...)
@@ -245,7 +254,7 @@ func TestDataImportVideo(t *testing.T) {
 		}
 	}
 	// --fps 10 takes the first 8 frames.
-	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--fps", "10", "-o", out); code != exitOK {
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--fps", "10", "-o", out, "--overwrite"); code != exitOK {
 		t.Fatalf("--fps 10: exit %d: %s", code, stderr)
 	}
 	if v, err = dataset.LoadVideo(out); err != nil || len(v.Clips) != 2 || v.Clip(1)[7*dataset.ImageBytes] != 140 || v.Manifest.Import.FPS != 10 {
