@@ -59,7 +59,8 @@ func newCmdPretrain(runF func(*PretrainOptions) error) *cobra.Command {
 		Use:   "pretrain",
 		Short: "Train a text-to-image or text-to-video DiT from scratch, or a video DiT from an image DiT",
 		Long: `Train a DiT velocity model with the flow-matching objective on the training split of a
-dataset written by ` + "`align data prepare`" + `. The output directory receives:
+dataset written by ` + "`align data prepare`" + ` (the emoji) or ` + "`align data import`" + ` (your own captioned
+images or clips). The output directory receives:
 
   model.safetensors               EMA weights with config and tokenizer (what align sample loads)
   checkpoint-<step>.safetensors   raw + EMA weights, AdamW moments, RNG, step, data position
@@ -111,7 +112,7 @@ needs no --init-from (and refuses a different one).` + skippedStepsHelp,
 	}
 	f := cmd.Flags()
 	t := &opts.Train
-	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
+	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare, or align data import of your own)")
 	f.BoolVar(&opts.Video, "video", false, "train a video model on the dataset's clips")
 	f.StringVar(&opts.ConfigFile, "config", "", "model config JSON instead of the size flags")
 	f.StringVar(&opts.InitFrom, "init-from", "", "start the --video model from this image model (a model file, or default: the embedded one)")

@@ -108,7 +108,7 @@ Everything (prompts, noise, controls) follows from --seed.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
-	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory the model was trained on (align data prepare)")
+	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory the model was trained on (align data prepare or import)")
 	f.BoolVar(&opts.Video, "video", false, "expect a video model (the model file decides the kind)")
 	f.IntVar(&opts.NumPrompts, "num-prompts", 200, "held-in prompts, one per training concept (report with >= 100)")
 	f.IntVar(&opts.TopK, "top-k", 5, "neighbours that may show the prompted emoji (images)")

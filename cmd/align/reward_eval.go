@@ -104,7 +104,7 @@ calibration gives them).`,
 	f := cmd.Flags()
 	def := rewards.DefaultTrainConfig()
 	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones); with --preferences also an ONNX model (.onnx or its manifest .json)")
-	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
+	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare, or align data import of your own)")
 	f.StringVar(&opts.Split, "split", rewards.SplitHeldOut, "concepts to build pairs from: heldout, val or train; with --preferences all (its default) or heldout")
 	f.StringVar(&opts.Weights, "weights", "", "with --preferences labelling \"overall\": weights of the z-scored dimensions in the model's overall score, e.g. vq=1,mq=1,ta=1 (default: 1 each, VideoReward's Overall)")
 	f.StringVar(&opts.Preferences, "preferences", "", "labelled preference pairs (align's pairs JSONL with \"labels\", or VideoAlign's CSV) to measure the agreement with, instead of the dataset's")

@@ -214,7 +214,7 @@ a trained model an annotator's --pairs in fewer steps than a model from scratch 
 	}
 	f := cmd.Flags()
 	t := &opts.Train
-	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare)")
+	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare, or align data import of your own)")
 	f.BoolVar(&opts.Video, "video", false, "train a clip reward model (8 frames) instead of an image one")
 	f.StringVar(&opts.Dims, "dims", "", "reward dimensions, comma-separated (default vq,ta; with --video vq,ta,mq)")
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "reward", "directory for the model, checkpoints and logs")
