@@ -23,7 +23,8 @@ import (
 
 // RewardEvalOptions are the flags of `align reward eval`.
 type RewardEvalOptions struct {
-	Model       string
+	Models      []string // --model, repeated: each evaluated on the same pairs
+	Model       string   // the model being evaluated
 	Data        string
 	Preferences string // a labelled pairs file evaluated instead of the dataset's pairs
 	Weights     string // the weights of the overall score against a file's overall labels
@@ -63,7 +64,10 @@ measured as the dimensions' are.
 With --preferences, --model may also be an ONNX model (FILE.onnx with its manifest beside it,
 or the manifest FILE.json): each sample is read at the model's own input size with its pair's
 prompt, as align score reads it, and the tie thresholds are searched (or a manifest's
-calibration gives them).`,
+calibration gives them).
+
+--model repeated evaluates each model on the same pairs, one report after another, and ends
+with their accuracies side by side (--json: a list of the reports, each with its model).`,
 		Example: `  $ align reward eval --model reward/model.safetensors
   $ align reward eval --model default --pairs 8192
   $ align reward eval --model reward/model.safetensors --pairs 4096 --json
@@ -71,14 +75,18 @@ calibration gives them).`,
   $ align reward eval --model default --preferences labelled.jsonl   # does the embedded model agree with the annotators?
   $ align reward eval --model reward-human/model.safetensors --preferences labelled.jsonl --split heldout
   $ align reward eval --model pickscore.json --preferences labelled.jsonl   # an ONNX scorer against the same labels
-  $ align reward eval --model default-video --preferences videogen-rewardbench.csv   # VQ, MQ, TA and Overall accuracy`,
+  $ align reward eval --model default-video --preferences videogen-rewardbench.csv   # VQ, MQ, TA and Overall accuracy
+  $ align reward eval --model default --model reward-human/model.safetensors --model pickscore.json --preferences labelled.jsonl   # side by side`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Preferences != "" && !cmd.Flags().Changed("split") {
 				opts.Split = splitAll
 			}
+			if len(opts.Models) > 0 {
+				opts.Model = opts.Models[0]
+			}
 			switch {
-			case opts.Model == "":
+			case opts.Model == "" || slices.Contains(opts.Models, ""):
 				return flagErrorf("--model is required: a reward model file, or default (default-video): the embedded image (video) reward model")
 			case opts.Preferences != "" && opts.Split != splitAll && opts.Split != rewards.SplitHeldOut:
 				return flagErrorf("--split %q with --preferences: want all or heldout", opts.Split)
@@ -103,7 +111,7 @@ calibration gives them).`,
 	}
 	f := cmd.Flags()
 	def := rewards.DefaultTrainConfig()
-	f.StringVar(&opts.Model, "model", "", "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones); with --preferences also an ONNX model (.onnx or its manifest .json)")
+	f.StringArrayVar(&opts.Models, "model", nil, "reward model file (model.safetensors of align reward train), or default / default-video (the embedded ones); with --preferences also an ONNX model (.onnx or its manifest .json); repeat it to compare models on the same pairs")
 	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory (align data prepare, or align data import of your own)")
 	f.StringVar(&opts.Split, "split", rewards.SplitHeldOut, "concepts to build pairs from: heldout, val or train; with --preferences all (its default) or heldout")
 	f.StringVar(&opts.Weights, "weights", "", "with --preferences labelling \"overall\": weights of the z-scored dimensions in the model's overall score, e.g. vq=1,mq=1,ta=1 (default: 1 each, VideoReward's Overall)")
@@ -117,28 +125,69 @@ calibration gives them).`,
 	return cmd
 }
 
+// modelEval is one model's report in a comparison (--model repeated; --json: a list of them).
+type modelEval struct {
+	Model string `json:"model"`
+	Kind  string `json:"kind"`
+	*rewards.EvalReport
+}
+
 func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
-	var rep *rewards.EvalReport
-	var kind string
-	var err error
-	switch ext := strings.ToLower(filepath.Ext(opts.Model)); {
-	case ext != ".onnx" && ext != ".json":
-		rep, kind, err = rewardEvalNative(cmd, opts)
-	case opts.Preferences == "":
-		return usageError{fmt.Errorf("--model %s: an ONNX model is evaluated on the pairs of a labelled preference file (--preferences FILE); "+
-			"the emoji data's pairs are built for align's own models", opts.Model)}
-	default:
-		rep, kind, err = rewardEvalFiles(cmd, opts)
+	models := opts.Models
+	if len(models) == 0 {
+		models = []string{opts.Model}
 	}
-	if err != nil {
-		return err
+	evals := make([]modelEval, len(models))
+	for i, m := range models {
+		o := *opts
+		o.Model = m
+		rep, kind, err := rewardEvalModel(cmd, &o)
+		if err != nil {
+			return err
+		}
+		evals[i] = modelEval{Model: m, Kind: kind, EvalReport: rep}
 	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if len(evals) == 1 {
+			return enc.Encode(evals[0].EvalReport)
+		}
+		return enc.Encode(evals)
 	}
+	for i, e := range evals {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		o := *opts
+		o.Model = e.Model
+		if err := printEval(out, &o, e.Kind, e.EvalReport); err != nil {
+			return err
+		}
+	}
+	if len(evals) > 1 {
+		fmt.Fprintln(out)
+		return printComparison(out, evals)
+	}
+	return nil
+}
+
+// rewardEvalModel evaluates opts.Model: align's own on the dataset's pairs or a preference
+// file's, an ONNX one on a preference file's.
+func rewardEvalModel(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.EvalReport, string, error) {
+	switch ext := strings.ToLower(filepath.Ext(opts.Model)); {
+	case ext != ".onnx" && ext != ".json":
+		return rewardEvalNative(cmd, opts)
+	case opts.Preferences == "":
+		return nil, "", usageError{fmt.Errorf("--model %s: an ONNX model is evaluated on the pairs of a labelled preference file (--preferences FILE); "+
+			"the emoji data's pairs are built for align's own models", opts.Model)}
+	}
+	return rewardEvalFiles(cmd, opts)
+}
+
+// printEval writes one model's report: what was evaluated, the accuracy table, the t buckets.
+func printEval(out io.Writer, opts *RewardEvalOptions, kind string, rep *rewards.EvalReport) error {
 	if opts.Preferences != "" {
 		which := map[string]string{splitAll: "every pair", rewards.SplitHeldOut: "the pairs reward train --pairs holds out"}[opts.Split]
 		fmt.Fprintf(out, "%s: %s agreement with %s of %s (%s; %.1fs)\n", opts.Model, kind, counted(rep.Pairs, "label"), opts.Preferences, which, rep.Seconds)
@@ -149,6 +198,38 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 		return err
 	}
 	return printTimeBuckets(out, rep)
+}
+
+// printComparison writes one row per model and, for each dimension any of them was
+// evaluated on, its accuracy without and with ties ("-" where a model has no such row).
+func printComparison(out io.Writer, evals []modelEval) error {
+	var dims []string
+	for _, e := range evals {
+		for _, a := range e.Dims {
+			if a.Pairs > 0 && !slices.Contains(dims, a.Dim) {
+				dims = append(dims, a.Dim)
+			}
+		}
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "model")
+	for _, d := range dims {
+		fmt.Fprintf(tw, "\t%s w/o ties\t%s with ties", d, d)
+	}
+	fmt.Fprintln(tw)
+	for _, e := range evals {
+		fmt.Fprintf(tw, "%s", e.Model)
+		for _, d := range dims {
+			i := slices.IndexFunc(e.Dims, func(a rewards.DimAccuracy) bool { return a.Dim == d && a.Pairs > 0 })
+			if i < 0 {
+				fmt.Fprintf(tw, "\t-\t-")
+				continue
+			}
+			fmt.Fprintf(tw, "\t%s\t%s", pct(e.Dims[i].AccWithoutTies), pct(e.Dims[i].AccWithTies))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
 }
 
 // rewardEvalNative evaluates align's own model opts.Model (a file or default) on the

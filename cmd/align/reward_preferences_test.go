@@ -167,6 +167,33 @@ func TestRewardEvalPreferencesONNX(t *testing.T) {
 			t.Errorf("--split all: %d labels, %d ta ties; want 83 and 1", got.Pairs, got.Dims[1].Ties)
 		}
 	}
+	// --model repeated: each report as on its own, in order, with its model; the text ends
+	// with a row per model.
+	code, stdout, stderr := runAlign(t, "reward", "eval", "--model", "default", "--model", onnxModel, "--preferences", pairs, "--json")
+	var both []struct {
+		Model string `json:"model"`
+		Kind  string `json:"kind"`
+		rewards.EvalReport
+	}
+	if code != exitOK || json.Unmarshal([]byte(stdout), &both) != nil || len(both) != 2 {
+		t.Fatalf("two models: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for i, c := range []struct{ model, kind string }{{"default", "image"}, {onnxModel, "ONNX image"}} {
+		one := eval(c.model)
+		one.Seconds, both[i].Seconds = 0, 0
+		if both[i].Model != c.model || both[i].Kind != c.kind || fmt.Sprint(both[i].EvalReport) != fmt.Sprint(one) {
+			t.Errorf("model %d: %s (%s) %+v\nwant %s (%s) %+v", i, both[i].Model, both[i].Kind, both[i].EvalReport, c.model, c.kind, one)
+		}
+	}
+	code, stdout, stderr = runAlign(t, "reward", "eval", "--model", "default", "--model", onnxModel, "--preferences", pairs)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	last := lines[len(lines)-3:]
+	vq := pct(both[0].Dims[0].AccWithoutTies)
+	if code != exitOK || !strings.HasPrefix(last[0], "model") || !strings.Contains(last[0], "ta with ties") ||
+		!strings.HasPrefix(last[1], "default ") || !strings.HasPrefix(last[2], onnxModel+" ") || !strings.Contains(last[1], vq) {
+		t.Errorf("two models, text: exit %d\n%s%s", code, stdout, stderr)
+	}
+
 	manifest := strings.TrimSuffix(onnxModel, ".onnx") + ".json"
 	if code, stdout, _ := runAlign(t, "reward", "eval", "--model", manifest, "--preferences", pairs); code != exitOK ||
 		!strings.Contains(stdout, manifest+": ONNX image agreement with 83 labels of "+pairs+" (every pair;") {

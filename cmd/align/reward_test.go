@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -93,11 +94,14 @@ func TestNewCmdRewardEval(t *testing.T) {
 		want    RewardEvalOptions
 		wantErr string
 	}{
-		{name: "defaults", args: []string{"--model", "m"}, want: RewardEvalOptions{Model: "m", Data: "data/emoji", Split: "heldout",
+		{name: "defaults", args: []string{"--model", "m"}, want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "heldout",
 			Pairs: 2048, BatchSize: 64, TieShare: 0.15}},
 		{name: "flags", args: []string{"--model", "m", "--split", "val", "--pairs", "10", "--seed", "3", "--json", "--batch-size", "8"},
-			want: RewardEvalOptions{Model: "m", Data: "data/emoji", Split: "val", Pairs: 10, Seed: 3, JSON: true, BatchSize: 8, TieShare: 0.15}},
+			want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "val", Pairs: 10, Seed: 3, JSON: true, BatchSize: 8, TieShare: 0.15}},
+		{name: "models", args: []string{"--model", "m", "--model", "n.onnx"}, want: RewardEvalOptions{Models: []string{"m", "n.onnx"}, Model: "m",
+			Data: "data/emoji", Split: "heldout", Pairs: 2048, BatchSize: 64, TieShare: 0.15}},
 		{name: "no model", args: nil, wantErr: "--model is required"},
+		{name: "empty model", args: []string{"--model", "m", "--model", ""}, wantErr: "--model is required"},
 		{name: "split", args: []string{"--model", "m", "--split", "test"}, wantErr: `--split "test"`},
 		{name: "pairs", args: []string{"--model", "m", "--pairs", "0"}, wantErr: "--pairs must be >= 1"},
 	}
@@ -118,7 +122,7 @@ func TestNewCmdRewardEval(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("options %+v, want %+v", *got, tt.want)
 			}
 		})
