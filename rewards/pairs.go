@@ -473,13 +473,14 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 	if video {
 		self = name
 	}
+	selfConcept := dataset.ConceptOf(self)
 	// randomOther draws a caption (or, for labelled clips, a name) of another subcategory
 	// and concept (an imported concept's captions may differ in case or spacing).
 	randomOther := func(avoid string) string {
 		c := ""
 		for range 1000 { // checkSplit guarantees another subcategory exists
 			c = ci.all[r.IntN(len(ci.all))]
-			if ci.subcat[c] != subcat && c != avoid && dataset.ConceptOf(c) != dataset.ConceptOf(self) {
+			if ci.subcat[c] != subcat && c != avoid && dataset.ConceptOf(c) != selfConcept {
 				break
 			}
 		}
@@ -536,7 +537,7 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 	}
 	var sibs []string
 	for _, c := range ci.bySubcat[subcat] {
-		if c != self && !strings.HasPrefix(c, name+":") && c != name && dataset.ConceptOf(c) != dataset.ConceptOf(self) {
+		if c != self && !strings.HasPrefix(c, name+":") && c != name && dataset.ConceptOf(c) != selfConcept {
 			sibs = append(sibs, c)
 		}
 	}
