@@ -193,6 +193,7 @@ type PairGen struct {
 	caps   map[string]*captionIndex
 	twin   map[int]int // image item -> the same variant drawn by the other set
 	video  bool        // samples are clips (Clips, or NewPreferenceGen's video)
+	shape  []int       // of a sample: (3,S,S), or (T,3,S,S) for clips
 	// unlabelled: the clips carry no motion labels (align data import's): their captions are
 	// their own, indexed from the clips, and no caption is re-worded with another motion.
 	unlabelled bool
@@ -219,7 +220,11 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 			return nil, fmt.Errorf("pairs: no pair builder for dimension %q (known: vq, ta, mq)", d)
 		}
 	}
-	g := &PairGen{Cfg: cfg, Images: images, Clips: clips, video: clips != nil, pools: map[string][]int{}, caps: map[string]*captionIndex{}, twin: map[int]int{}}
+	g := &PairGen{Cfg: cfg, Images: images, Clips: clips, video: clips != nil, pools: map[string][]int{}, caps: map[string]*captionIndex{}, twin: map[int]int{},
+		shape: []int{dataset.Channels, images.Size(), images.Size()}}
+	if clips != nil {
+		g.shape = []int{clips.NumFrames(), dataset.Channels, clips.Size(), clips.Size()}
+	}
 	splitOf := func(s dataset.Split, concept string) string {
 		switch {
 		case s == dataset.SplitHeldOut:
@@ -363,13 +368,9 @@ func contains(s []string, x string) bool {
 // PoolSize is the number of images (or clips) in a split.
 func (g *PairGen) PoolSize(split string) int { return len(g.pools[split]) }
 
-// SampleShape is (3,32,32) for images and (T,3,32,32) for clips.
-func (g *PairGen) SampleShape() []int {
-	if g.video {
-		return []int{dataset.Frames, dataset.Channels, dataset.ImageSize, dataset.ImageSize}
-	}
-	return []int{dataset.Channels, dataset.ImageSize, dataset.ImageSize}
-}
+// SampleShape is (3,S,S) for images and (T,3,S,S) for clips, S the dataset's size (32 for
+// the emoji set).
+func (g *PairGen) SampleShape() []int { return slices.Clone(g.shape) }
 
 // SampleLen is the number of values of one sample.
 func (g *PairGen) SampleLen() int {
@@ -675,15 +676,16 @@ func (g *PairGen) RenderBytes(s Sample) []uint8 {
 	if s.Pixels != nil {
 		return append([]uint8(nil), s.Pixels...)
 	}
-	W := dataset.ImageSize
 	if g.Clips == nil {
+		W := g.Images.Size()
 		pix := append([]uint8(nil), g.Images.Image(s.Index)...)
 		DegradeImage(pix, W, W, s.Degrade, s.Seed)
 		return pix
 	}
+	W, T := g.Clips.Size(), g.Clips.NumFrames()
 	clip := append([]uint8(nil), g.Clips.Clip(s.Index)...)
-	CorruptClip(clip, dataset.Frames, W, W, s.Motion, s.Seed)
-	DegradeClip(clip, dataset.Frames, W, W, s.Degrade, s.Seed^0x5eed)
+	CorruptClip(clip, T, W, W, s.Motion, s.Seed)
+	DegradeClip(clip, T, W, W, s.Degrade, s.Seed^0x5eed)
 	return clip
 }
 

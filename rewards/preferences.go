@@ -120,9 +120,10 @@ func newPreferenceSet(dims []string, pairs []PreferencePair, heldOut func(key st
 }
 
 // NewPreferenceGen is a pair generator for evaluating a model of dims on the held-out pairs
-// of prefs alone (split SplitPreferences), without a dataset; video: the samples are clips.
-func NewPreferenceGen(dims []string, video bool, prefs *PreferenceSet) *PairGen {
-	return &PairGen{Cfg: PairConfig{Dims: dims, Preferences: prefs}, video: video}
+// of prefs alone (split SplitPreferences), without a dataset; shape is the samples' ((3,S,S)
+// for images, (T,3,S,S) for clips).
+func NewPreferenceGen(dims []string, shape []int, prefs *PreferenceSet) *PairGen {
+	return &PairGen{Cfg: PairConfig{Dims: dims, Preferences: prefs}, video: len(shape) == 4, shape: slices.Clone(shape)}
 }
 
 // Has reports whether some training pair labels dimension d.

@@ -334,7 +334,8 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		}
 		r.PerCategory[it.Category][string(it.Split)]++
 	}
-	plane := dataset.ImageSize * dataset.ImageSize
+	size := d.Size()
+	plane := size * size
 	for i := 0; i < d.Len(); i++ {
 		img := d.Image(i)
 		for c := 0; c < 3; c++ {
@@ -367,7 +368,7 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		}
 		if d.Len() == 0 {
 			for i := range v.Clips {
-				sheet = append(sheet, v.Clip(i)[:dataset.ImageBytes])
+				sheet = append(sheet, v.Clip(i)[:dataset.Channels*plane])
 			}
 		}
 	}
@@ -377,7 +378,7 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		for k := range imgs {
 			imgs[k] = sheet[k*len(sheet)/n]
 		}
-		if err := writeContactSheet(opts.ContactSheet, dataset.ContactSheet(imgs, 16, 2)); err != nil {
+		if err := writeContactSheet(opts.ContactSheet, dataset.ContactSheet(imgs, size, 16, max(1, 64/size))); err != nil {
 			return err
 		}
 		r.ContactSheet = opts.ContactSheet

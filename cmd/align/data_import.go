@@ -39,6 +39,7 @@ type DataImportOptions struct {
 	Inputs      []string
 	OutputDir   string
 	Video       bool
+	Resolution  int
 	PromptsFile string // --prompts
 	Resize      string
 	FPS         float64
@@ -65,11 +66,12 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 		Use:   "import INPUT... -o DIR",
 		Short: "Make a dataset of your own captioned images or clips",
 		Long: "Decode your own images (PNG, JPEG, GIF, WebP, BMP) or, with --video, clips (video files\n" +
-			"through ffmpeg, animated GIFs, folders of frames named in a list), bring them to the\n" +
-			"dataset's 32x32 RGB over white (clips: 8 frames), and write a dataset directory that\n" +
-			"align pretrain, reward train, retrieval, data prompts and finetune --method reward-cond\n" +
-			"read as they read the emoji set. Images whose caption (lower-cased) is the same form one\n" +
-			"concept: the held-out split (5% of concepts, by a hash) keeps each concept on one side.\n\n" +
+			"through ffmpeg, animated GIFs, folders of frames named in a list), bring them to RGB over\n" +
+			"white at --resolution (32x32 by default; clips: 8 frames) and write a dataset directory\n" +
+			"that align pretrain, reward train, data prompts, finetune --method reward-cond and (at\n" +
+			"32x32) retrieval read as they read the emoji set. Images whose caption (lower-cased) is\n" +
+			"the same form one concept: the held-out split (5% of concepts, by a hash) keeps each\n" +
+			"concept on one side.\n\n" +
 			"An INPUT is a folder (walked with its sub-folders, unless it holds metadata.jsonl or\n" +
 			"metadata.csv, Hugging Face's imagefolder layout, which then lists its files), a .jsonl or\n" +
 			".csv list of files with captions (columns path/file_name and prompt/caption/text), a glob\n" +
@@ -77,15 +79,16 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 			"text of NAME.txt beside it, its file name (\"red-apple_2.png\": \"red apple\"). The\n" +
 			"summary counts the captions of each source. A file's sub-folder within a walked INPUT is\n" +
 			"its group: the reward model's hard text-alignment negatives are captions of one group.\n\n" +
-			"--resize crop scales the shorter side to 32 and keeps the centre, pad scales the longer\n" +
-			"side and pads with white, stretch ignores the aspect ratio. An unreadable file fails the\n" +
-			"import, naming it, unless --skip-errors (then the summary lists it). A dataset already in\n" +
-			"the output directory is replaced only with --overwrite. Files are written to temporary\n" +
-			"names and renamed, the manifest last.",
+			"--resize crop scales the shorter side to the resolution and keeps the centre, pad scales\n" +
+			"the longer side and pads with white, stretch ignores the aspect ratio. An unreadable file\n" +
+			"fails the import, naming it, unless --skip-errors (then the summary lists it). A dataset\n" +
+			"already in the output directory is replaced only with --overwrite. Files are written to\n" +
+			"temporary names and renamed, the manifest last.",
 		Example: `  $ align data import photos/ -o data/photos                 # captions from photos/*.txt or file names
   $ align data import hf-dataset/ -o data/hf                 # hf-dataset/metadata.jsonl: file_name, text
   $ align data import list.csv --resize pad -o data/icons    # path,caption rows
   $ align data import --video clips/ --fps 8 -o data/clips   # 8 frames at 8 fps from each MP4 or GIF
+  $ align data import photos/ --resolution 64 -o data/photos64   # a 64x64 dataset: pretrain makes a 64x64 model
   $ align pretrain --data data/photos -o photos-model/
   $ align data inspect data/photos --contact-sheet sheet.png`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -99,6 +102,8 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 			switch {
 			case opts.OutputDir == "":
 				return flagErrorf("--output-dir (-o) is required: the dataset directory to write")
+			case opts.Resolution < dataset.MinImageSize || opts.Resolution > dataset.MaxImageSize:
+				return flagErrorf("--resolution %d: want %d to %d", opts.Resolution, dataset.MinImageSize, dataset.MaxImageSize)
 			case !slices.Contains(dataset.ResizeModes, opts.Resize):
 				return flagErrorf("--resize %q: want one of %s", opts.Resize, strings.Join(dataset.ResizeModes, ", "))
 			case !(opts.FPS >= 0 && opts.FPS <= 1e4) || !(opts.SourceFPS >= 0 && opts.SourceFPS <= 1e4):
@@ -115,6 +120,7 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "", "dataset directory to write (required)")
 	f.BoolVar(&opts.Video, "video", false, "import clips (video files, GIFs) of 8 frames instead of images")
+	f.IntVar(&opts.Resolution, "resolution", dataset.ImageSize, fmt.Sprintf("side of the images and frames, %d to %d (the embedded models: %d)", dataset.MinImageSize, dataset.MaxImageSize, dataset.ImageSize))
 	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to captions")
 	f.StringVar(&opts.Resize, "resize", dataset.ResizeCrop, "how an image becomes 32x32: crop, pad or stretch")
 	f.Float64Var(&opts.FPS, "fps", 0, "clips: take the 8 frames at this rate from the start (0: spread over the whole clip)")
@@ -326,7 +332,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	bar := newProgressBar(stderr, "import "+noun, len(inputs))
 	var mu sync.Mutex
 	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
-		OutputDir: opts.OutputDir, Video: opts.Video, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
+		OutputDir: opts.OutputDir, Video: opts.Video, Size: opts.Resolution, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
 		Info: dataset.ImportInfo{Inputs: opts.Inputs, FPS: opts.FPS},
 		Progress: func(done int) {
 			mu.Lock()
@@ -363,7 +369,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 func printImportSummary(out io.Writer, r *dataImportReport, video bool) error {
 	c := r.Counts
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "dataset\t%s (%s)\n", r.OutputDir, r.DatasetVersion)
+	fmt.Fprintf(w, "dataset\t%s (%s, %dx%d)\n", r.OutputDir, r.DatasetVersion, r.ImageSize, r.ImageSize)
 	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
 	if video {
 		fmt.Fprintf(w, "clips\t%d: train %d, heldout %d\n", c.Clips, c.ClipsTrain, c.ClipsHeldOut)

@@ -178,7 +178,7 @@ func TestDataImportImages(t *testing.T) {
 	before, _ := os.ReadFile(filepath.Join(out, dataset.ManifestFile))
 	code, _, stderr = runAlign(t, append(args, "--skip-errors")...)
 	after, _ := os.ReadFile(filepath.Join(out, dataset.ManifestFile))
-	if code != exitUsage || !strings.Contains(stderr, "already holds a dataset (import32-v1, 6 images, 0 clips); --overwrite replaces it") ||
+	if code != exitUsage || !strings.Contains(stderr, "already holds a dataset (import-v1, 6 images, 0 clips); --overwrite replaces it") ||
 		string(before) != string(after) {
 		t.Errorf("import over a dataset: exit %d, %s", code, stderr)
 	}
@@ -266,15 +266,17 @@ func TestDataImportVideo(t *testing.T) {
 	}
 }
 
-// A video reward model trains on imported GIFs, captions from .txt files, each split given
-// three captions in two folders at least: vq, ta and mq pairs from clips without motion
-// labels.
-func TestDataImportVideoReward(t *testing.T) {
-	root := t.TempDir()
-	clips := filepath.Join(root, "clips")
+// splitCaption is a caption and the folder to put its file in.
+type splitCaption struct{ caption, folder string }
+
+// rewardSplitCaptions picks captions "<prefix> k" (searched, so that no hash value is written
+// by hand) for 12 training, 4 validation and 4 held-out concepts of the reward's splits, each
+// split's in two folders: what reward train needs to build pairs of every split.
+func rewardSplitCaptions(prefix string) []splitCaption {
 	need := map[string]int{rewards.SplitTrain: 12, rewards.SplitVal: 4, rewards.SplitHeldOut: 4}
+	var out []splitCaption
 	for k := 0; need[rewards.SplitTrain]+need[rewards.SplitVal]+need[rewards.SplitHeldOut] > 0; k++ {
-		caption := fmt.Sprintf("a clip number %d", k)
+		caption := fmt.Sprintf("%s %d", prefix, k)
 		split := rewards.SplitTrain
 		switch concept := dataset.ConceptOf(caption); {
 		case dataset.IsHeldOut(concept):
@@ -286,10 +288,22 @@ func TestDataImportVideoReward(t *testing.T) {
 			continue
 		}
 		need[split]--
-		stem := filepath.Join(clips, fmt.Sprintf("folder-%d", need[split]%2), fmt.Sprintf("c%d", k))
+		out = append(out, splitCaption{caption, fmt.Sprintf("folder-%d", need[split]%2)})
+	}
+	return out
+}
+
+// A video reward model trains on imported GIFs, captions from .txt files, each split given
+// three captions in two folders at least: vq, ta and mq pairs from clips without motion
+// labels.
+func TestDataImportVideoReward(t *testing.T) {
+	root := t.TempDir()
+	clips := filepath.Join(root, "clips")
+	for k, c := range rewardSplitCaptions("a clip number") {
+		stem := filepath.Join(clips, c.folder, fmt.Sprintf("c%d", k))
 		os.MkdirAll(filepath.Dir(stem), 0o755)
 		writeTestGIF(t, stem+".gif", 8+k%3, 10)
-		writeImportFile(t, stem+".txt", caption)
+		writeImportFile(t, stem+".txt", c.caption)
 	}
 	out := filepath.Join(root, "ds")
 	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out); code != exitOK {
@@ -321,5 +335,88 @@ func TestDataImportVideoReward(t *testing.T) {
 	}
 	if slices.Contains(kinds, "ta/motion") {
 		t.Errorf("motion negatives from clips without motion labels: %v", kinds)
+	}
+}
+
+// A 16x16 import: pretrain makes a 16x16 model whose samples are 16x16, reward train a 16x16
+// reward model; retrieval (defined at 32x32) and a model of another size are refused.
+func TestDataImportResolution(t *testing.T) {
+	root := t.TempDir()
+	in := filepath.Join(root, "in")
+	for k, c := range rewardSplitCaptions("a tiny thing") {
+		stem := filepath.Join(in, c.folder, fmt.Sprintf("i%d", k))
+		writeImportPNG(t, stem+".png", 24, 20, color.NRGBA{uint8(10 * k), 200, 50, 255})
+		writeImportFile(t, stem+".txt", c.caption)
+	}
+	out := filepath.Join(root, "ds")
+	code, stdout, stderr := runAlign(t, "data", "import", in, "--resolution", "16", "--resize", "stretch", "-o", out)
+	if code != exitOK || !strings.Contains(stdout, "(import-v1, 16x16)") {
+		t.Fatalf("import: exit %d\n%s%s", code, stdout, stderr)
+	}
+	d, err := dataset.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Size() != 16 || len(d.Pixels) != d.Len()*3*16*16 {
+		t.Fatalf("size %d, %d bytes for %d images", d.Size(), len(d.Pixels), d.Len())
+	}
+	for i, it := range d.Items { // iK.png is red 10K, green 200 everywhere
+		var k int
+		fmt.Sscanf(filepath.Base(it.ID), "i%d.png", &k)
+		if im := d.Image(i); im[0] != uint8(10*k) || im[16*16+255] != 200 {
+			t.Fatalf("%s: red %d, green %d; want %d and 200", it.ID, im[0], im[16*16+255], 10*k)
+		}
+	}
+	if code, _, stderr := runAlign(t, "data", "import", in, "--resolution", "300", "-o", out); code != exitUsage || !strings.Contains(stderr, "--resolution 300: want 8 to 256") {
+		t.Errorf("--resolution 300: exit %d, %s", code, stderr)
+	}
+
+	run := filepath.Join(root, "run")
+	if code, _, stderr := runAlign(t, tinyPretrainArgs(out, run, "2")...); code != exitOK {
+		t.Fatalf("pretrain: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr = runAlign(t, "sample", "--model", filepath.Join(run, "model.safetensors"), "--prompt", "a tiny thing 3",
+		"--num-inference-steps", "2", "-o", filepath.Join(root, "s"), "--json")
+	var rep sampleReport
+	if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil || len(rep.Files) != 1 {
+		t.Fatalf("sample: exit %d\n%s%s", code, stdout, stderr)
+	}
+	f, err := os.Open(rep.Files[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := png.DecodeConfig(f)
+	f.Close()
+	if err != nil || cfg.Width != 16 || cfg.Height != 16 {
+		t.Errorf("sample %s: %dx%d, %v; want 16x16", rep.Files[0].Path, cfg.Width, cfg.Height, err)
+	}
+
+	rw := filepath.Join(root, "rw")
+	if code, _, stderr := runAlign(t, tinyRewardTrainArgs(out, rw, "--max-train-steps", "2")...); code != exitOK {
+		t.Fatalf("reward train: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr = runAlign(t, "reward", "eval", "--model", filepath.Join(rw, "model.safetensors"), "--data", out, "--pairs", "16", "--json")
+	var ev rewards.EvalReport
+	if code != exitOK || json.Unmarshal([]byte(stdout), &ev) != nil || ev.Pairs != 16 {
+		t.Errorf("reward eval of the 16x16 model: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// The embedded reward model reads 32x32: not these pairs.
+	if code, _, stderr := runAlign(t, "reward", "eval", "--model", "default", "--data", out, "--pairs", "16"); code != exitError ||
+		!strings.Contains(stderr, "samples of [3 16 16], the model reads [3 32 32]") {
+		t.Errorf("reward eval of a 32x32 model on 16x16 data: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runAlign(t, "retrieval", "--model", filepath.Join(run, "model.safetensors"), "--data", out, "--num-prompts", "4"); code != exitError ||
+		!strings.Contains(stderr, "makes 3x16x16 samples of 1 frames; the retrieval measure takes 3x32x32") {
+		t.Errorf("retrieval of a 16x16 model: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runAlign(t, "retrieval", "--model", "default", "--data", out, "--num-prompts", "4"); code != exitError ||
+		!strings.Contains(stderr, "holds 16x16 images; the retrieval measure's feature spaces are defined at 32x32") {
+		t.Errorf("retrieval of 16x16 data: exit %d, %s", code, stderr)
+	}
+	// Resuming the 16x16 run on the 32x32 emoji fixture is refused before a step.
+	if code, _, stderr := runAlign(t, "pretrain", "--data", fixtureDataset(t), "-o", run, "--resume-from-checkpoint", "latest",
+		"--max-train-steps", "4"); code != exitUsage ||
+		!strings.Contains(stderr, "samples of 1 frames of 3x32x32; the model makes 1 frames of 3x16x16") {
+		t.Errorf("resume on 32x32 data: exit %d, %s", code, stderr)
 	}
 }

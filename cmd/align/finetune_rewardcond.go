@@ -30,8 +30,11 @@ func condData(dev kernels.Device, opts *FinetuneOptions, mc *diffusion.ModelConf
 			strings.Join(set.Dims, ", "), strings.Join(mc.RewardDims, ", "))
 		return dpo.CondScoredData(set, mc)
 	}
-	src, _, err := loadTrainData(opts.Data, mc.Kind == diffusion.KindVideo)
+	src, manifest, err := loadTrainData(opts.Data, mc.Kind == diffusion.KindVideo)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkDataGeometry(opts.Data, manifest, *mc); err != nil {
 		return nil, err
 	}
 	var rm rewards.Model

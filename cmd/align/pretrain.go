@@ -342,6 +342,20 @@ func (d *videoTrainData) Caption(i int) string        { return d.ds.Clips[d.idx[
 func (d *videoTrainData) Sample(dst []float32, i int) { d.ds.ClipFloat32(dst, d.idx[i]) }
 func (d *videoTrainData) Concept(i int) string        { return d.ds.Clips[d.idx[i]].Concept }
 
+// checkDataGeometry refuses a dataset (at dir, manifest m) whose samples are not those the
+// model of config c makes: another size, or clips of other frames.
+func checkDataGeometry(dir string, m *dataset.Manifest, c diffusion.ModelConfig) error {
+	frames := 1
+	if c.Kind == diffusion.KindVideo {
+		frames = m.Frames
+	}
+	if m.ImageSize != c.ImageSize || m.Channels != c.Channels || frames != c.Frames {
+		return usageError{fmt.Errorf("--data %s: samples of %d frames of %dx%dx%d; the model makes %d frames of %dx%dx%d",
+			dir, frames, m.Channels, m.ImageSize, m.ImageSize, c.Frames, c.Channels, c.ImageSize, c.ImageSize)}
+	}
+	return nil
+}
+
 // loadTrainData opens the training split of --data.
 func loadTrainData(dir string, video bool) (diffusion.TrainingData, *dataset.Manifest, error) {
 	if video {
@@ -423,6 +437,9 @@ func pretrainRun(cmd *cobra.Command, opts *PretrainOptions) error {
 		warnComputeChange(stderr, ck, dev)
 		if opts.Video != (mcfg.Kind == diffusion.KindVideo) {
 			return usageError{fmt.Errorf("%s holds a %s model; --video is %v", path, mcfg.Kind, opts.Video)}
+		}
+		if err := checkDataGeometry(opts.Data, manifest, mcfg); err != nil {
+			return err
 		}
 		pc.Objective.Shift = mcfg.Shift // training times follow the model's shift
 		if len(pc.ValidationPrompts) == 0 {

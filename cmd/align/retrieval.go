@@ -170,7 +170,7 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 	case opts.Video && !video:
 		return usageError{fmt.Errorf("--video given but %s is an %s model", opts.Model, cfg.Kind)}
 	case cfg.ImageSize != dataset.ImageSize || cfg.Channels != dataset.Channels || (video && cfg.Frames != dataset.Frames):
-		return fmt.Errorf("%s makes %dx%dx%d samples of %d frames; the emoji data is %dx%dx%d (%d frames for video)",
+		return fmt.Errorf("%s makes %dx%dx%d samples of %d frames; the retrieval measure takes %dx%dx%d (%d frames for video)",
 			opts.Model, cfg.Channels, cfg.ImageSize, cfg.ImageSize, cfg.Frames, dataset.Channels, dataset.ImageSize,
 			dataset.ImageSize, dataset.Frames)
 	}
@@ -207,6 +207,9 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 	} else {
 		if imgData, err = dataset.Load(opts.Data); err != nil {
 			return err
+		}
+		if S := imgData.Size(); S != dataset.ImageSize {
+			return fmt.Errorf("%s holds %dx%d images; the retrieval measure's feature spaces are defined at %dx%d", opts.Data, S, S, dataset.ImageSize, dataset.ImageSize)
 		}
 		rep.DatasetVersion = imgData.Manifest.DatasetVersion
 		if imgPrompts, err = eval.ImagePrompts(imgData.Items, opts.NumPrompts, opts.Seed); err != nil {

@@ -152,7 +152,7 @@ func TestRetrievalImageEndToEnd(t *testing.T) {
 	}{
 		{append(slices.Clone(args), "--video"), exitUsage, "is an image model"},
 		{[]string{"--model", model, "--data", data, "--num-prompts", "8"}, exitUsage, "has 7 concepts"},
-		{[]string{"--model", saveTinyModel(t, t.TempDir(), diffusion.KindImage), "--data", data}, exitError, "the emoji data is 3x32x32"},
+		{[]string{"--model", saveTinyModel(t, t.TempDir(), diffusion.KindImage), "--data", data}, exitError, "the retrieval measure takes 3x32x32"},
 		{[]string{"--data", data, "--video"}, exitUsage, "the training clips have 7 concepts"}, // the embedded video model
 	} {
 		stdout.Reset()

@@ -251,16 +251,16 @@ func rewardEvalNative(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.Eva
 		return nil, "", err
 	}
 	var kind string
-	var video bool
+	var shape []int
 	switch m := model.(type) {
 	case *rewards.LatentReward:
-		kind, video = "noise-aware latent "+m.Config.Kind(), m.Config.Kind() == rewards.KindVideo
+		kind, shape = "noise-aware latent "+m.Config.Kind(), m.Config.SampleShape()
 	case *rewards.Native:
-		kind, video = m.Config.Kind, m.Config.Kind == rewards.KindVideo
+		kind, shape = m.Config.Kind, m.Config.SampleShape()
 	default:
 		return nil, "", fmt.Errorf("%s: no pairwise evaluation for %T", opts.Model, model)
 	}
-	gen, split, err := opts.pairGen(model.Dims(), video)
+	gen, split, err := opts.pairGen(model.Dims(), shape)
 	if err != nil {
 		return nil, "", err
 	}
@@ -351,17 +351,21 @@ func printTimeBuckets(w io.Writer, rep *rewards.EvalReport) error {
 // splitAll is --split all with --preferences: every pair of the file.
 const splitAll = "all"
 
-// pairGen builds the pairs of the evaluation for a model of dims and returns the split to
-// evaluate: the dataset's (--data, --split), or the preference file's (--preferences: every
-// pair, or the held-out ones), read as clips for a video model.
-func (o *RewardEvalOptions) pairGen(dims []string, video bool) (*rewards.PairGen, string, error) {
+// pairGen builds the pairs of the evaluation for a model of dims reading samples of shape
+// and returns the split to evaluate: the dataset's (--data, --split), or the preference
+// file's (--preferences: every pair, or the held-out ones), read at the model's shape.
+func (o *RewardEvalOptions) pairGen(dims []string, shape []int) (*rewards.PairGen, string, error) {
+	video := len(shape) == 4
 	if o.Preferences == "" {
 		tc := rewards.DefaultTrainConfig()
 		tc.TieShare = o.TieShare
 		gen, _, err := loadPairGen(o.Data, video, tc.PairConfig(dims))
+		if err == nil && !slices.Equal(gen.SampleShape(), shape) {
+			err = fmt.Errorf("%s: samples of %v, the model reads %v", o.Data, gen.SampleShape(), shape)
+		}
 		return gen, o.Split, err
 	}
-	f, err := readPreferenceFile(o.Preferences, video)
+	f, err := readPreferenceFile(o.Preferences, rewardSampleGeometry(shape))
 	if err != nil {
 		return nil, "", fmt.Errorf("--preferences: %w", err)
 	}
@@ -372,5 +376,5 @@ func (o *RewardEvalOptions) pairGen(dims []string, video bool) (*rewards.PairGen
 	if err != nil {
 		return nil, "", fmt.Errorf("--preferences %s: %w", o.Preferences, err)
 	}
-	return rewards.NewPreferenceGen(dims, video, s), rewards.SplitPreferences, nil
+	return rewards.NewPreferenceGen(dims, shape, s), rewards.SplitPreferences, nil
 }

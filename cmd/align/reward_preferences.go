@@ -59,14 +59,13 @@ func readPreferenceLabels(path string) (*preferenceFile, error) {
 	return f, nil
 }
 
-// readPreferenceFile reads the pairs file at path (readPreferenceLabels) with its samples,
-// as clips (video) or images at the emoji data's geometry.
-func readPreferenceFile(path string, video bool) (*preferenceFile, error) {
+// readPreferenceFile reads the pairs file at path (readPreferenceLabels) with its samples at
+// geom (rewardSampleGeometry).
+func readPreferenceFile(path string, geom *diffusion.ModelConfig) (*preferenceFile, error) {
 	f, err := readPreferenceLabels(path)
 	if err != nil {
 		return nil, err
 	}
-	geom := rewardSampleGeometry(video)
 	for i := range f.pairs {
 		q := &f.pairs[i]
 		if q.A, err = dpo.LoadSample(f.files[i][0], geom); err != nil {
@@ -99,14 +98,28 @@ func readHashed(path string) ([]byte, string, error) {
 	return b, hex.EncodeToString(sum[:]), nil
 }
 
-// rewardSampleGeometry is the geometry the reward models' samples are read at: the emoji
-// data's images, or its clips (video).
-func rewardSampleGeometry(video bool) *diffusion.ModelConfig {
-	geom := &diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: dataset.ImageSize, Channels: dataset.Channels, Frames: 1}
-	if video {
-		geom.Kind, geom.Frames = diffusion.KindVideo, dataset.Frames
+// rewardSampleGeometry is the geometry a reward model's samples are read at: a sample shape
+// (3,S,S) for images or (T,3,S,S) for clips.
+func rewardSampleGeometry(shape []int) *diffusion.ModelConfig {
+	n := len(shape)
+	geom := &diffusion.ModelConfig{Kind: diffusion.KindImage, ImageSize: shape[n-1], Channels: shape[n-3], Frames: 1}
+	if n == 4 {
+		geom.Kind, geom.Frames = diffusion.KindVideo, shape[0]
 	}
 	return geom
+}
+
+// dataSampleShape is the sample shape of the dataset at dir (its manifest's size; clips of
+// its frames for video): what a reward model trained on it reads.
+func dataSampleShape(dir string, video bool) ([]int, error) {
+	m, err := dataset.ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	if video {
+		return []int{m.Frames, m.Channels, m.ImageSize, m.ImageSize}, nil
+	}
+	return []int{m.Channels, m.ImageSize, m.ImageSize}, nil
 }
 
 // loadPreferences reads --pairs (nil, nil without it) and records its sha256 in opts.Train,
@@ -115,7 +128,11 @@ func (o *RewardTrainOptions) loadPreferences() (*rewards.PreferenceSet, error) {
 	if o.Train.Pairs == "" {
 		return nil, nil
 	}
-	f, err := readPreferenceFile(o.Train.Pairs, o.Video)
+	shape, err := dataSampleShape(o.Data, o.Video)
+	if err != nil {
+		return nil, err
+	}
+	f, err := readPreferenceFile(o.Train.Pairs, rewardSampleGeometry(shape))
 	if err != nil {
 		return nil, fmt.Errorf("--pairs: %w", err)
 	}

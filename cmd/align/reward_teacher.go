@@ -28,7 +28,11 @@ func (o *RewardTrainOptions) loadTeacher() (*rewards.TeacherSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	geom := rewardSampleGeometry(o.Video)
+	shape, err := dataSampleShape(o.Data, o.Video)
+	if err != nil {
+		return nil, err
+	}
+	geom := rewardSampleGeometry(shape)
 	samples := make([]rewards.TeacherSample, len(set.Items))
 	for i, it := range set.Items {
 		pix, err := dpo.LoadSample(it.Path, geom)

@@ -415,6 +415,13 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 		if err != nil {
 			return err
 		}
+		if src == nil { // a new model reads the data's samples (an inflated one its source's)
+			shape := gen.SampleShape()
+			mcfg.ImageSize = shape[len(shape)-1]
+			if opts.Video {
+				mcfg.Frames = shape[0]
+			}
+		}
 		var tok *diffusion.Tokenizer
 		if src != nil {
 			tok = rewards.ExtendTokenizer(src.Tokenizer, gen)

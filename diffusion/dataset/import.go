@@ -1,5 +1,5 @@
-// Importing a user's own captioned images or clips into the dataset layout of Prepare (32x32
-// RGB over white, clips of Frames frames), so that every command that reads --data (pretrain,
+// Importing a user's own captioned images or clips into the dataset layout of Prepare (RGB over
+// white, 32x32 or another size, clips of Frames frames), so that every command that reads --data (pretrain,
 // reward train, retrieval, data prompts, reward-cond fine-tuning) trains on them as it does on
 // the emoji set.
 //
@@ -15,10 +15,11 @@
 //	motion       none (a clip's): video reward pairs then keep each clip's caption whole
 //
 // Images are composited over white (transparent pixels become white, as the emoji are), then
-// brought to 32x32 with imaging's box filter (the area average, which is what a large
-// downscale needs to avoid aliasing) by one of three rules: ResizeCrop scales the shorter side
-// to 32 and keeps the centre (diffusers' --center_crop), ResizePad scales the longer side to 32
-// and pads the rest with white, ResizeStretch ignores the aspect ratio.
+// brought to the dataset's size S (ImportOptions.Size, 32 by default) with imaging's box filter
+// (the area average, which is what a large downscale needs to avoid aliasing) by one of three
+// rules: ResizeCrop scales the shorter side to S and keeps the centre (diffusers'
+// --center_crop), ResizePad scales the longer side to S and pads the rest with white,
+// ResizeStretch ignores the aspect ratio.
 //
 // Test: go test ./diffusion/dataset -run Import
 
@@ -42,15 +43,15 @@ import (
 
 // Imported datasets.
 const (
-	SetImport            = "import"      // Item.Set and Clip.Set of imported inputs
-	ImportDatasetVersion = "import32-v1" // Manifest.DatasetVersion of an imported dataset
+	SetImport            = "import"    // Item.Set and Clip.Set of imported inputs
+	ImportDatasetVersion = "import-v1" // Manifest.DatasetVersion of an imported dataset (its size: Manifest.ImageSize)
 )
 
 // Resize rules of an import.
 const (
-	ResizeCrop    = "crop"    // shorter side to 32, centre kept
-	ResizePad     = "pad"     // longer side to 32, white borders
-	ResizeStretch = "stretch" // both sides to 32, aspect ratio ignored
+	ResizeCrop    = "crop"    // shorter side to the size, centre kept
+	ResizePad     = "pad"     // longer side to the size, white borders
+	ResizeStretch = "stretch" // both sides to the size, aspect ratio ignored
 )
 
 // ResizeModes lists the resize rules, the default first.
@@ -76,6 +77,7 @@ type ImportInfo struct {
 type ImportOptions struct {
 	OutputDir string
 	Video     bool   // the inputs are clips
+	Size      int    // side of the images and frames, within [MinImageSize, MaxImageSize]; 0 means ImageSize
 	Resize    string // one of ResizeModes; "" means ResizeCrop
 	// Decode reads input i: one image, or for Video the clip's Frames frames in order.
 	Decode func(i int) ([]image.Image, error)
@@ -97,6 +99,7 @@ type ImportSkip struct {
 type ImportSummary struct {
 	OutputDir      string       `json:"output_dir"`
 	DatasetVersion string       `json:"dataset_version"`
+	ImageSize      int          `json:"image_size"`
 	Counts         Counts       `json:"counts"`
 	Captions       int          `json:"captions"` // distinct captions
 	Skipped        []ImportSkip `json:"skipped,omitempty"`
@@ -155,9 +158,16 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 			return nil, fmt.Errorf("%s: no caption", in.Path)
 		}
 	}
-	frames, unit := 1, ImageBytes
+	size := o.Size
+	if size == 0 {
+		size = ImageSize
+	}
+	if size < MinImageSize || size > MaxImageSize {
+		return nil, fmt.Errorf("import: size %d outside [%d, %d]", size, MinImageSize, MaxImageSize)
+	}
+	frames, unit := 1, Channels*size*size
 	if o.Video {
-		frames, unit = Frames, ClipBytes
+		frames, unit = Frames, Frames*Channels*size*size
 	}
 	workers := o.Workers
 	if workers <= 0 {
@@ -170,7 +180,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	errs := make([]error, len(inputs))
 	var done atomic.Int64
 	err := parallelFor(ctx, len(inputs), workers, func(i int) error {
-		errs[i] = importOne(pixels[i*unit:(i+1)*unit], inputs[i].Path, func() ([]image.Image, error) { return o.Decode(i) }, frames, resize)
+		errs[i] = importOne(pixels[i*unit:(i+1)*unit], inputs[i].Path, func() ([]image.Image, error) { return o.Decode(i) }, frames, size, resize)
 		if o.Progress != nil {
 			o.Progress(int(done.Add(1)))
 		}
@@ -180,7 +190,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 		return nil, err
 	}
 
-	s := &ImportSummary{OutputDir: o.OutputDir, DatasetVersion: ImportDatasetVersion}
+	s := &ImportSummary{OutputDir: o.OutputDir, DatasetVersion: ImportDatasetVersion, ImageSize: size}
 	var items []Item
 	var clips []Clip
 	kept := pixels[:0]
@@ -225,7 +235,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	info.Resize, info.Skipped = resize, len(s.Skipped)
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: ImportDatasetVersion,
-		ImageSize: ImageSize, Channels: Channels, Frames: Frames,
+		ImageSize: size, Channels: Channels, Frames: Frames,
 		HeldOut: HeldOutInfo{Rule: HeldOutRule, PerMyriad: HeldOutPerMyriad},
 		Import:  &info,
 	}
@@ -236,7 +246,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 		}
 		var preview [][]uint8
 		for i := 0; i < len(clips) && len(preview) < 10; i++ {
-			preview = append(preview, kept[i*ClipBytes:(i+1)*ClipBytes])
+			preview = append(preview, kept[i*unit:(i+1)*unit])
 		}
 		if err := writeVideos(dir, m, clips, func(w io.Writer) error {
 			_, err := w.Write(kept)
@@ -261,16 +271,17 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	return s, nil
 }
 
-// importOne decodes one input and writes its frames into dst as (frames,3,32,32) bytes.
-func importOne(dst []uint8, path string, decode func() ([]image.Image, error), frames int, resize string) error {
+// importOne decodes one input and writes its frames into dst as (frames,3,size,size) bytes.
+func importOne(dst []uint8, path string, decode func() ([]image.Image, error), frames, size int, resize string) error {
 	imgs, err := decode()
 	if err == nil && len(imgs) != frames {
 		err = fmt.Errorf("%d frames decoded, want %d", len(imgs), frames)
 	}
 	for t := 0; err == nil && t < frames; t++ {
 		var fit *image.NRGBA
-		if fit, err = FitImage(imgs[t], ImageSize, resize); err == nil {
-			PutCHW(dst[t*ImageBytes:(t+1)*ImageBytes], fit)
+		if fit, err = FitImage(imgs[t], size, resize); err == nil {
+			n := Channels * size * size
+			PutCHW(dst[t*n:(t+1)*n], fit)
 		}
 	}
 	if err != nil && !strings.Contains(err.Error(), path) {

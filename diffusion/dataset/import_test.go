@@ -296,3 +296,38 @@ func TestParseVideoIndexMotion(t *testing.T) {
 		}
 	}
 }
+
+// An import at another size: Load reads its size from the manifest; sizes outside
+// [MinImageSize, MaxImageSize] are refused, by Import and by Load.
+func TestImportSize(t *testing.T) {
+	dec := fakeDecoder{imgs: map[string][]image.Image{"a.png": {columns(4, color.NRGBA{255, 0, 0, 255}, color.NRGBA{0, 0, 255, 255})}}}
+	in := []ImportInput{{Path: "a.png", Caption: "red and blue"}}
+	dir := t.TempDir()
+	o := ImportOptions{OutputDir: dir, Size: 8, Resize: ResizeStretch, Decode: dec.decoder(in)}
+	if _, err := Import(context.Background(), in, o); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Red in the left half, blue in the right, of an 8x8 image.
+	if im := d.Image(0); d.Size() != 8 || d.ImageLen() != 192 || len(im) != 192 || im[0] != 255 || im[7] != 0 || im[2*64+7] != 255 {
+		t.Fatalf("size %d, %d bytes", d.Size(), len(d.Pixels))
+	}
+	for _, size := range []int{MinImageSize - 1, MaxImageSize + 1} {
+		o.Size = size
+		if _, err := Import(context.Background(), in, o); err == nil || !strings.Contains(err.Error(), "outside [8, 256]") {
+			t.Errorf("size %d: %v", size, err)
+		}
+	}
+	// A manifest of 4 px images is refused naming the file and the bounds.
+	b, _ := os.ReadFile(filepath.Join(dir, ManifestFile))
+	b = bytes.Replace(b, []byte(`"image_size": 8`), []byte(`"image_size": 4`), 1)
+	if err := os.WriteFile(filepath.Join(dir, ManifestFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "manifest.json: images of 3x4x4") {
+		t.Errorf("4 px manifest: %v", err)
+	}
+}

@@ -14,9 +14,9 @@ import (
 	"sort"
 )
 
-// ContactSheet tiles images given as (3,32,32) bytes into a grid of cols columns, each scaled up
-// by scale (nearest neighbour) with a 1 px light-gray gutter.
-func ContactSheet(images [][]uint8, cols, scale int) *image.RGBA {
+// ContactSheet tiles images given as (3,size,size) bytes into a grid of cols columns, each
+// scaled up by scale (nearest neighbour) with a 1 px light-gray gutter.
+func ContactSheet(images [][]uint8, size, cols, scale int) *image.RGBA {
 	if cols < 1 {
 		cols = 1
 	}
@@ -24,17 +24,17 @@ func ContactSheet(images [][]uint8, cols, scale int) *image.RGBA {
 		scale = 1
 	}
 	rows := (len(images) + cols - 1) / cols
-	cell := ImageSize*scale + 1
+	cell := size*scale + 1
 	sheet := image.NewRGBA(image.Rect(0, 0, cols*cell+1, rows*cell+1))
 	for i := range sheet.Pix {
 		sheet.Pix[i] = 200
 	}
 	for n, src := range images {
 		ox, oy := 1+(n%cols)*cell, 1+(n/cols)*cell
-		plane := ImageSize * ImageSize
-		for y := 0; y < ImageSize*scale; y++ {
-			for x := 0; x < ImageSize*scale; x++ {
-				o := (y/scale)*ImageSize + x/scale
+		plane := size * size
+		for y := 0; y < size*scale; y++ {
+			for x := 0; x < size*scale; x++ {
+				o := (y/scale)*size + x/scale
 				sheet.SetRGBA(ox+x, oy+y, color.RGBA{src[o], src[plane+o], src[2*plane+o], 255})
 			}
 		}
@@ -45,21 +45,22 @@ func ContactSheet(images [][]uint8, cols, scale int) *image.RGBA {
 // WritePNG encodes img as PNG.
 func WritePNG(w io.Writer, img image.Image) error { return png.Encode(w, img) }
 
-// WritePreviewGIF writes an animated GIF of clips ((T,3,32,32) bytes each) laid out in a grid of
-// cols columns, scaled by scale, delay in 1/100 s per frame. The palette is built from the
+// WritePreviewGIF writes an animated GIF of clips ((T,3,size,size) bytes each) laid out in a
+// grid of cols columns, scaled by scale, delay in 1/100 s per frame. The palette is built from the
 // clips' own colours (the 256 most frequent colours at 5 bits per channel), which
 // suits flat emoji art better than a fixed palette with dithering.
-func WritePreviewGIF(w io.Writer, clips [][]uint8, cols, scale, delay int) error {
+func WritePreviewGIF(w io.Writer, clips [][]uint8, T, size, cols, scale, delay int) error {
 	if len(clips) == 0 {
 		return fmt.Errorf("preview: no clips")
 	}
-	frames := make([]*image.RGBA, Frames)
+	frames := make([]*image.RGBA, T)
+	n := Channels * size * size
 	for t := range frames {
 		imgs := make([][]uint8, len(clips))
 		for i, c := range clips {
-			imgs[i] = c[t*ImageBytes : (t+1)*ImageBytes]
+			imgs[i] = c[t*n : (t+1)*n]
 		}
-		frames[t] = ContactSheet(imgs, cols, scale)
+		frames[t] = ContactSheet(imgs, size, cols, scale)
 	}
 	pal, lut := buildPalette(frames)
 	anim := &gif.GIF{LoopCount: 0}

@@ -45,10 +45,18 @@ const (
 	PreviewFile    = "preview.gif"
 )
 
-// ImageBytes is the size of one stored image (3,32,32); ClipBytes of one clip (8,3,32,32).
+// ImageBytes is the size of one image of the emoji set (3,32,32); ClipBytes of one clip
+// (8,3,32,32). An imported dataset has its own size (Manifest.ImageSize; Dataset.ImageLen).
 const (
 	ImageBytes = Channels * ImageSize * ImageSize
 	ClipBytes  = Frames * ImageBytes
+)
+
+// Bounds of a dataset's geometry (Manifest.ImageSize, Manifest.Frames) that Load accepts.
+const (
+	MinImageSize = 8
+	MaxImageSize = 256
+	MaxFrames    = 64
 )
 
 // Item is one image's record in images.jsonl.
@@ -196,28 +204,28 @@ func writeImages(dir string, m *Manifest, items []Item, pixels []uint8) error {
 	}); err != nil {
 		return err
 	}
-	m.Files.Images.Shape, m.Files.Images.DType = []int{len(items), Channels, ImageSize, ImageSize}, "uint8"
+	m.Files.Images.Shape, m.Files.Images.DType = []int{len(items), Channels, m.ImageSize, m.ImageSize}, "uint8"
 	m.Files.ImageIndex, err = writeFileAtomic(dir, ImageIndexFile, func(w io.Writer) error {
 		return writeJSONL(w, items)
 	})
 	return err
 }
 
-// writeVideos writes videos.u8 through fill (the clips' (T,3,32,32) bytes in order),
+// writeVideos writes videos.u8 through fill (the clips' (T,3,H,W) bytes in order),
 // videos.jsonl and preview.gif of the preview clips, and records them in m.
 func writeVideos(dir string, m *Manifest, clips []Clip, fill func(w io.Writer) error, preview [][]uint8) error {
 	var err error
 	if m.Files.Videos, err = writeFileAtomic(dir, VideosFile, fill); err != nil {
 		return err
 	}
-	m.Files.Videos.Shape, m.Files.Videos.DType = []int{len(clips), Frames, Channels, ImageSize, ImageSize}, "uint8"
+	m.Files.Videos.Shape, m.Files.Videos.DType = []int{len(clips), m.Frames, Channels, m.ImageSize, m.ImageSize}, "uint8"
 	if m.Files.VideoIndex, err = writeFileAtomic(dir, VideoIndexFile, func(w io.Writer) error {
 		return writeJSONL(w, clips)
 	}); err != nil {
 		return err
 	}
 	m.Files.Preview, err = writeFileAtomic(dir, PreviewFile, func(w io.Writer) error {
-		return WritePreviewGIF(w, preview, 5, 2, 15)
+		return WritePreviewGIF(w, preview, m.Frames, m.ImageSize, 5, 2, 15)
 	})
 	return err
 }
@@ -271,9 +279,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: dataset format version %d, this build reads version %d\n"+
 			"---> HINT: run `align data prepare --output-dir %s` again", name, m.FormatVersion, FormatVersion, dir)
 	}
-	if m.ImageSize != ImageSize || m.Channels != Channels || m.Frames != Frames {
-		return nil, fmt.Errorf("%s: image %dx%dx%d with %d frames, this build reads %dx%dx%d with %d",
-			name, m.Channels, m.ImageSize, m.ImageSize, m.Frames, Channels, ImageSize, ImageSize, Frames)
+	if m.Channels != Channels || m.ImageSize < MinImageSize || m.ImageSize > MaxImageSize || m.Frames < 1 || m.Frames > MaxFrames {
+		return nil, fmt.Errorf("%s: images of %dx%dx%d with %d frames, this build reads %d channels of %d to %d pixels a side, 1 to %d frames",
+			name, m.Channels, m.ImageSize, m.ImageSize, m.Frames, Channels, MinImageSize, MaxImageSize, MaxFrames)
 	}
 	if m.Files.Images == nil || m.Files.ImageIndex == nil {
 		return nil, fmt.Errorf("%s: lists no images", name)
@@ -375,7 +383,7 @@ type Dataset struct {
 	Dir      string
 	Manifest *Manifest
 	Items    []Item
-	Pixels   []uint8 // (N,3,32,32)
+	Pixels   []uint8 // (N,3,Size,Size)
 }
 
 // Load reads the image part of a dataset directory written by Prepare, checking the format
@@ -393,7 +401,7 @@ func Load(dir string) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if want := int64(len(items)) * ImageBytes; m.Files.Images.Bytes != want {
+	if want := int64(len(items)) * int64(Channels*m.ImageSize*m.ImageSize); m.Files.Images.Bytes != want {
 		return nil, fmt.Errorf("%s: %d bytes for %d items in %s, want %d",
 			filepath.Join(dir, m.Files.Images.Name), m.Files.Images.Bytes, len(items), m.Files.ImageIndex.Name, want)
 	}
@@ -407,8 +415,20 @@ func Load(dir string) (*Dataset, error) {
 // Len is the number of images.
 func (d *Dataset) Len() int { return len(d.Items) }
 
-// Image returns image i as (3,32,32) bytes (a view into Pixels).
-func (d *Dataset) Image(i int) []uint8 { return d.Pixels[i*ImageBytes : (i+1)*ImageBytes] }
+// Size is the side of the images: the manifest's, or ImageSize for a dataset built in memory
+// without one (or none, nil).
+func (d *Dataset) Size() int {
+	if d == nil || d.Manifest == nil {
+		return ImageSize
+	}
+	return d.Manifest.ImageSize
+}
+
+// ImageLen is the number of bytes of one image, Channels·Size².
+func (d *Dataset) ImageLen() int { return Channels * d.Size() * d.Size() }
+
+// Image returns image i as (3,Size,Size) bytes (a view into Pixels).
+func (d *Dataset) Image(i int) []uint8 { n := d.ImageLen(); return d.Pixels[i*n : (i+1)*n] }
 
 // Indices returns the indices of the items of one split, in order.
 func (d *Dataset) Indices(s Split) []int {
@@ -421,16 +441,17 @@ func (d *Dataset) Indices(s Split) []int {
 	return out
 }
 
-// ImageFloat32 writes image i into dst as (3,32,32) float32 in [-1, 1] (x/127.5 − 1).
+// ImageFloat32 writes image i into dst as (3,Size,Size) float32 in [-1, 1] (x/127.5 − 1).
 func (d *Dataset) ImageFloat32(dst []float32, i int) { ToUnit(dst, d.Image(i)) }
 
-// BatchFloat32 writes the images idx into dst as (B,3,32,32) float32 in [-1, 1].
+// BatchFloat32 writes the images idx into dst as (B,3,Size,Size) float32 in [-1, 1].
 func (d *Dataset) BatchFloat32(dst []float32, idx []int) {
-	if len(dst) != len(idx)*ImageBytes {
-		panic(fmt.Sprintf("BatchFloat32: dst has %d values, want %d", len(dst), len(idx)*ImageBytes))
+	n := d.ImageLen()
+	if len(dst) != len(idx)*n {
+		panic(fmt.Sprintf("BatchFloat32: dst has %d values, want %d", len(dst), len(idx)*n))
 	}
 	for b, i := range idx {
-		ToUnit(dst[b*ImageBytes:(b+1)*ImageBytes], d.Image(i))
+		ToUnit(dst[b*n:(b+1)*n], d.Image(i))
 	}
 }
 
@@ -439,7 +460,7 @@ type VideoDataset struct {
 	Dir      string
 	Manifest *Manifest
 	Clips    []Clip
-	Pixels   []uint8 // (B,T,3,32,32)
+	Pixels   []uint8 // (B,T,3,Size,Size)
 }
 
 // LoadVideo reads the video part of a dataset directory, with the same checks as Load.
@@ -460,7 +481,7 @@ func LoadVideo(dir string) (*VideoDataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if want := int64(len(clips)) * ClipBytes; m.Files.Videos.Bytes != want {
+	if want := int64(len(clips)) * int64(m.Frames*Channels*m.ImageSize*m.ImageSize); m.Files.Videos.Bytes != want {
 		return nil, fmt.Errorf("%s: %d bytes for %d clips in %s, want %d",
 			filepath.Join(dir, m.Files.Videos.Name), m.Files.Videos.Bytes, len(clips), m.Files.VideoIndex.Name, want)
 	}
@@ -474,8 +495,28 @@ func LoadVideo(dir string) (*VideoDataset, error) {
 // Len is the number of clips.
 func (v *VideoDataset) Len() int { return len(v.Clips) }
 
-// Clip returns clip i as (T,3,32,32) bytes (a view into Pixels).
-func (v *VideoDataset) Clip(i int) []uint8 { return v.Pixels[i*ClipBytes : (i+1)*ClipBytes] }
+// Size is the side of the frames, NumFrames the frames of a clip: the manifest's, or ImageSize
+// and Frames for a dataset built in memory without one.
+func (v *VideoDataset) Size() int {
+	if v == nil || v.Manifest == nil {
+		return ImageSize
+	}
+	return v.Manifest.ImageSize
+}
+
+// NumFrames is the number of frames of a clip (see Size).
+func (v *VideoDataset) NumFrames() int {
+	if v == nil || v.Manifest == nil {
+		return Frames
+	}
+	return v.Manifest.Frames
+}
+
+// ClipLen is the number of bytes of one clip, NumFrames·Channels·Size².
+func (v *VideoDataset) ClipLen() int { return v.NumFrames() * Channels * v.Size() * v.Size() }
+
+// Clip returns clip i as (T,3,Size,Size) bytes (a view into Pixels).
+func (v *VideoDataset) Clip(i int) []uint8 { n := v.ClipLen(); return v.Pixels[i*n : (i+1)*n] }
 
 // CheckMotionLabels fails where the clips carry no motion labels (those of align data
 // import): use, what needs them, cannot run on them.
@@ -499,16 +540,17 @@ func (v *VideoDataset) Indices(s Split) []int {
 	return out
 }
 
-// ClipFloat32 writes clip i into dst as (T,3,32,32) float32 in [-1, 1].
+// ClipFloat32 writes clip i into dst as (T,3,Size,Size) float32 in [-1, 1].
 func (v *VideoDataset) ClipFloat32(dst []float32, i int) { ToUnit(dst, v.Clip(i)) }
 
-// BatchFloat32 writes the clips idx into dst as (B,T,3,32,32) float32 in [-1, 1].
+// BatchFloat32 writes the clips idx into dst as (B,T,3,Size,Size) float32 in [-1, 1].
 func (v *VideoDataset) BatchFloat32(dst []float32, idx []int) {
-	if len(dst) != len(idx)*ClipBytes {
-		panic(fmt.Sprintf("BatchFloat32: dst has %d values, want %d", len(dst), len(idx)*ClipBytes))
+	n := v.ClipLen()
+	if len(dst) != len(idx)*n {
+		panic(fmt.Sprintf("BatchFloat32: dst has %d values, want %d", len(dst), len(idx)*n))
 	}
 	for b, i := range idx {
-		ToUnit(dst[b*ClipBytes:(b+1)*ClipBytes], v.Clip(i))
+		ToUnit(dst[b*n:(b+1)*n], v.Clip(i))
 	}
 }
 

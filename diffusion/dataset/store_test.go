@@ -418,7 +418,7 @@ func TestContactSheetAndPreview(t *testing.T) {
 		img[i] = 255
 	}
 	img[0] = 0 // top-left pixel red channel off: cyan
-	sheet := ContactSheet([][]uint8{img, img, img}, 2, 3)
+	sheet := ContactSheet([][]uint8{img, img, img}, ImageSize, 2, 3)
 	if b := sheet.Bounds(); b.Dx() != 2*(32*3+1)+1 || b.Dy() != 2*(32*3+1)+1 {
 		t.Errorf("sheet %v", b)
 	}
@@ -430,14 +430,14 @@ func TestContactSheetAndPreview(t *testing.T) {
 		clip[i] = uint8(i)
 	}
 	var buf bytes.Buffer
-	if err := WritePreviewGIF(&buf, [][]uint8{clip, clip}, 2, 1, 10); err != nil {
+	if err := WritePreviewGIF(&buf, [][]uint8{clip, clip}, Frames, ImageSize, 2, 1, 10); err != nil {
 		t.Fatal(err)
 	}
 	g, err := gif.DecodeAll(&buf)
 	if err != nil || len(g.Image) != Frames || g.Delay[0] != 10 {
 		t.Fatalf("gif: %v", err)
 	}
-	if err := WritePreviewGIF(&buf, nil, 2, 1, 10); err == nil {
+	if err := WritePreviewGIF(&buf, nil, Frames, ImageSize, 2, 1, 10); err == nil {
 		t.Error("empty preview: want an error")
 	}
 }
