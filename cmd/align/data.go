@@ -308,6 +308,7 @@ func newCmdDataInspect(runF func(*DataInspectOptions) error) *cobra.Command {
 type inspectReport struct {
 	Dir            string                    `json:"dir"`
 	DatasetVersion string                    `json:"dataset_version"`
+	ImageSize      int                       `json:"image_size"`
 	Sources        []dataset.Package         `json:"sources"`
 	Import         *dataset.ImportInfo       `json:"import,omitempty"` // how an imported dataset was made
 	Counts         dataset.Counts            `json:"counts"`
@@ -324,7 +325,7 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		return err
 	}
 	r := inspectReport{
-		Dir: opts.Dir, DatasetVersion: d.Manifest.DatasetVersion, Sources: d.Manifest.Sources, Import: d.Manifest.Import,
+		Dir: opts.Dir, DatasetVersion: d.Manifest.DatasetVersion, ImageSize: d.Size(), Sources: d.Manifest.Sources, Import: d.Manifest.Import,
 		Counts: d.Manifest.Counts, ImagesPerSet: map[string]int{}, PerCategory: map[string]map[string]int{},
 	}
 	for _, it := range d.Items {
@@ -392,7 +393,7 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 	}
 	c := r.Counts
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "dataset\t%s (%s)\n", r.Dir, r.DatasetVersion)
+	fmt.Fprintf(w, "dataset\t%s (%s, %dx%d)\n", r.Dir, r.DatasetVersion, r.ImageSize, r.ImageSize)
 	for _, p := range r.Sources {
 		fmt.Fprintf(w, "source\t%s@%s\t%s\n", p.Name, p.Version, p.License)
 	}
