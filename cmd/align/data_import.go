@@ -40,6 +40,7 @@ type DataImportOptions struct {
 	OutputDir   string
 	Video       bool
 	Resolution  int
+	NumFrames   int
 	PromptsFile string // --prompts
 	Resize      string
 	FPS         float64
@@ -67,11 +68,11 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 		Short: "Make a dataset of your own captioned images or clips",
 		Long: "Decode your own images (PNG, JPEG, GIF, WebP, BMP) or, with --video, clips (video files\n" +
 			"through ffmpeg, animated GIFs, folders of frames named in a list), bring them to RGB over\n" +
-			"white at --resolution (32x32 by default; clips: 8 frames) and write a dataset directory\n" +
-			"that align pretrain, reward train, data prompts, finetune --method reward-cond and (at\n" +
-			"32x32) retrieval read as they read the emoji set. Images whose caption (lower-cased) is\n" +
-			"the same form one concept: the held-out split (5% of concepts, by a hash) keeps each\n" +
-			"concept on one side.\n\n" +
+			"white at --resolution (32x32 by default; clips of --num-frames frames, 8 by default) and\n" +
+			"write a dataset directory that align pretrain, reward train, data prompts, finetune\n" +
+			"--method reward-cond and (at 32x32) retrieval read as they read the emoji set. Images\n" +
+			"whose caption (lower-cased) is the same form one concept: the held-out split (5% of\n" +
+			"concepts, by a hash) keeps each concept on one side.\n\n" +
 			"An INPUT is a folder (walked with its sub-folders, unless it holds metadata.jsonl or\n" +
 			"metadata.csv, Hugging Face's imagefolder layout, which then lists its files), a .jsonl or\n" +
 			".csv list of files with captions (columns path/file_name and prompt/caption/text), a glob\n" +
@@ -89,6 +90,7 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
   $ align data import list.csv --resize pad -o data/icons    # path,caption rows
   $ align data import --video clips/ --fps 8 -o data/clips   # 8 frames at 8 fps from each MP4 or GIF
   $ align data import photos/ --resolution 64 -o data/photos64   # a 64x64 dataset: pretrain makes a 64x64 model
+  $ align data import --video clips/ --num-frames 16 --fps 8 -o data/clips16   # 2 s of each clip
   $ align pretrain --data data/photos -o photos-model/
   $ align data inspect data/photos --contact-sheet sheet.png`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -108,8 +110,10 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 				return flagErrorf("--resize %q: want one of %s", opts.Resize, strings.Join(dataset.ResizeModes, ", "))
 			case !(opts.FPS >= 0 && opts.FPS <= 1e4) || !(opts.SourceFPS >= 0 && opts.SourceFPS <= 1e4):
 				return flagErrorf("--fps and --source-fps must be within [0, 10000]")
-			case !opts.Video && (cmd.Flags().Changed("fps") || cmd.Flags().Changed("source-fps")):
-				return flagErrorf("--fps and --source-fps sample clips: add --video")
+			case !opts.Video && (cmd.Flags().Changed("fps") || cmd.Flags().Changed("source-fps") || cmd.Flags().Changed("num-frames")):
+				return flagErrorf("--fps, --source-fps and --num-frames sample clips: add --video")
+			case opts.NumFrames < 1 || opts.NumFrames > dataset.MaxFrames:
+				return flagErrorf("--num-frames %d: want 1 to %d", opts.NumFrames, dataset.MaxFrames)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -120,6 +124,7 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&opts.OutputDir, "output-dir", "o", "", "dataset directory to write (required)")
 	f.BoolVar(&opts.Video, "video", false, "import clips (video files, GIFs) of 8 frames instead of images")
+	f.IntVar(&opts.NumFrames, "num-frames", dataset.Frames, fmt.Sprintf("clips: frames of each, 1 to %d (the embedded video model: %d)", dataset.MaxFrames, dataset.Frames))
 	f.IntVar(&opts.Resolution, "resolution", dataset.ImageSize, fmt.Sprintf("side of the images and frames, %d to %d (the embedded models: %d)", dataset.MinImageSize, dataset.MaxImageSize, dataset.ImageSize))
 	f.StringVar(&opts.PromptsFile, "prompts", "", "JSONL or CSV file mapping inputs (path, name or stem) to captions")
 	f.StringVar(&opts.Resize, "resize", dataset.ResizeCrop, "how an image becomes 32x32: crop, pad or stretch")
@@ -140,7 +145,7 @@ type importItem struct {
 
 // listImportInputs expands the INPUTs into items, in order. out is the output directory,
 // never read as an input.
-func listImportInputs(specs []string, video bool, out string) ([]importItem, error) {
+func listImportInputs(specs []string, video bool, numFrames int, out string) ([]importItem, error) {
 	outAbs, _ := filepath.Abs(out)
 	var items []importItem
 	for _, spec := range specs {
@@ -162,8 +167,8 @@ func listImportInputs(specs []string, video bool, out string) ([]importItem, err
 		items = append(items, got...)
 	}
 	for i := range items {
-		if n := items[i].NumFrames; n != 0 && n != dataset.Frames {
-			return nil, fmt.Errorf("%s: num_frames %d: the dataset's clips have %d frames", items[i].Path, n, dataset.Frames)
+		if n := items[i].NumFrames; n != 0 && n != numFrames {
+			return nil, fmt.Errorf("%s: num_frames %d: the dataset's clips have %d frames (--num-frames)", items[i].Path, n, numFrames)
 		}
 	}
 	return items, nil
@@ -291,7 +296,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		return usageError{fmt.Errorf("%s already holds a dataset (%s, %d images, %d clips); --overwrite replaces it",
 			opts.OutputDir, m.DatasetVersion, m.Counts.Images, m.Counts.Clips)}
 	}
-	items, err := listImportInputs(opts.Inputs, opts.Video, opts.OutputDir)
+	items, err := listImportInputs(opts.Inputs, opts.Video, opts.NumFrames, opts.OutputDir)
 	if err != nil {
 		return err
 	}
@@ -323,7 +328,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		if it.SourceFPS > 0 {
 			sourceFPS = it.SourceFPS
 		}
-		return scoring.LoadClipFrames(it.Path, sourceFPS, dataset.Frames, fps)
+		return scoring.LoadClipFrames(it.Path, sourceFPS, opts.NumFrames, fps)
 	}
 	noun := "images"
 	if opts.Video {
@@ -332,7 +337,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	bar := newProgressBar(stderr, "import "+noun, len(inputs))
 	var mu sync.Mutex
 	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
-		OutputDir: opts.OutputDir, Video: opts.Video, Size: opts.Resolution, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
+		OutputDir: opts.OutputDir, Video: opts.Video, Size: opts.Resolution, NumFrames: opts.NumFrames, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
 		Info: dataset.ImportInfo{Inputs: opts.Inputs, FPS: opts.FPS},
 		Progress: func(done int) {
 			mu.Lock()

@@ -42,6 +42,9 @@ func TestDataImportFlags(t *testing.T) {
 		{args: []string{"in/", "-o", "d", "--resize", "squash"}, error: `--resize "squash": want one of crop, pad, stretch`},
 		{args: []string{"in/", "-o", "d", "--fps", "8"}, error: "add --video"},
 		{args: []string{"in/", "-o", "d", "--video", "--fps", "-1"}, error: "--fps and --source-fps must be within"},
+		{args: []string{"in/", "-o", "d", "--num-frames", "4"}, error: "add --video"},
+		{args: []string{"in/", "-o", "d", "--video", "--num-frames", "65"}, error: "--num-frames 65: want 1 to 64"},
+		{args: []string{"in/", "-o", "d", "--resolution", "7"}, error: "--resolution 7: want 8 to 256"},
 	}
 	for _, c := range cases {
 		var got *DataImportOptions
@@ -263,6 +266,23 @@ func TestDataImportVideo(t *testing.T) {
 	args := append(tinyPretrainArgs(out, filepath.Join(root, "run"), "2"), "--video", "--train-batch-size", "2")
 	if code, _, stderr := runAlign(t, args...); code != exitOK {
 		t.Fatalf("pretrain --video on the import: exit %d, %s", code, stderr)
+	}
+	// --num-frames 4 spreads 4 frames over the 10: round(k*9/3) = 0 3 6 9; a video model of 4
+	// frames trains on them.
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--num-frames", "4", "-o", out, "--overwrite"); code != exitOK {
+		t.Fatalf("--num-frames 4: exit %d: %s", code, stderr)
+	}
+	if v, err = dataset.LoadVideo(out); err != nil || v.NumFrames() != 4 || len(v.Clip(0)) != 4*dataset.ImageBytes {
+		t.Fatalf("--num-frames 4: %v", err)
+	}
+	for t0, k := range []int{0, 3, 6, 9} {
+		if got := v.Clip(0)[t0*dataset.ImageBytes]; got != uint8(20*k) {
+			t.Errorf("--num-frames 4, frame %d: red %d, want %d (source frame %d)", t0, got, 20*k, k)
+		}
+	}
+	args = append(tinyPretrainArgs(out, filepath.Join(root, "run4"), "2"), "--video", "--train-batch-size", "2")
+	if code, _, stderr := runAlign(t, args...); code != exitOK {
+		t.Fatalf("pretrain --video on 4-frame clips: exit %d, %s", code, stderr)
 	}
 }
 

@@ -1,5 +1,6 @@
 // Importing a user's own captioned images or clips into the dataset layout of Prepare (RGB over
-// white, 32x32 or another size, clips of Frames frames), so that every command that reads --data (pretrain,
+// white, 32x32 or another size, clips of 8 frames or another count), so that every command that
+// reads --data (pretrain,
 // reward train, retrieval, data prompts, reward-cond fine-tuning) trains on them as it does on
 // the emoji set.
 //
@@ -78,8 +79,9 @@ type ImportOptions struct {
 	OutputDir string
 	Video     bool   // the inputs are clips
 	Size      int    // side of the images and frames, within [MinImageSize, MaxImageSize]; 0 means ImageSize
+	NumFrames int    // frames of a clip, within [1, MaxFrames]; 0 means Frames
 	Resize    string // one of ResizeModes; "" means ResizeCrop
-	// Decode reads input i: one image, or for Video the clip's Frames frames in order.
+	// Decode reads input i: one image, or for Video the clip's NumFrames frames in order.
 	Decode func(i int) ([]image.Image, error)
 	// SkipErrors drops an input that cannot be read (ImportSummary.Skipped says which and
 	// why) instead of failing the import.
@@ -165,9 +167,16 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	if size < MinImageSize || size > MaxImageSize {
 		return nil, fmt.Errorf("import: size %d outside [%d, %d]", size, MinImageSize, MaxImageSize)
 	}
+	T := o.NumFrames
+	if T == 0 {
+		T = Frames
+	}
+	if T < 1 || T > MaxFrames {
+		return nil, fmt.Errorf("import: %d frames outside [1, %d]", T, MaxFrames)
+	}
 	frames, unit := 1, Channels*size*size
 	if o.Video {
-		frames, unit = Frames, Frames*Channels*size*size
+		frames, unit = T, T*Channels*size*size
 	}
 	workers := o.Workers
 	if workers <= 0 {
@@ -235,7 +244,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	info.Resize, info.Skipped = resize, len(s.Skipped)
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: ImportDatasetVersion,
-		ImageSize: size, Channels: Channels, Frames: Frames,
+		ImageSize: size, Channels: Channels, Frames: T,
 		HeldOut: HeldOutInfo{Rule: HeldOutRule, PerMyriad: HeldOutPerMyriad},
 		Import:  &info,
 	}
