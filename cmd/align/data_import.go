@@ -318,7 +318,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	decode := func(i int) ([]image.Image, error) {
 		it := &items[i]
 		if !opts.Video {
-			img, err := scoring.LoadImage(it.Path)
+			img, err := scoring.LoadImageUpright(it.Path)
 			return []image.Image{img}, err
 		}
 		fps, sourceFPS := opts.FPS, opts.SourceFPS

@@ -8,10 +8,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -438,5 +440,39 @@ func TestDataImportResolution(t *testing.T) {
 		"--max-train-steps", "4"); code != exitUsage ||
 		!strings.Contains(stderr, "samples of 1 frames of 3x32x32; the model makes 1 frames of 3x16x16") {
 		t.Errorf("resume on 32x32 data: exit %d, %s", code, stderr)
+	}
+}
+
+// A phone's JPEG stored sideways (EXIF orientation 6) is imported as a viewer shows it: its
+// stored left half, red, is the top of the imported image.
+func TestDataImportUpright(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 64, 32))
+	for y := range 32 {
+		for x := range 64 {
+			img.SetRGBA(x, y, map[bool]color.RGBA{true: {255, 0, 0, 255}, false: {0, 0, 255, 255}}[x < 32])
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	tiff := []byte{'I', 'I', 0x2a, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0} // orientation 6
+	app1 := append([]byte{0xff, 0xe1, 0, byte(2 + 6 + len(tiff))}, append([]byte("Exif\x00\x00"), tiff...)...)
+	root := t.TempDir()
+	in := filepath.Join(root, "a-red-over-blue-photo.jpg")
+	writeImportFile(t, in, string(b.Bytes()[:2])+string(app1)+string(b.Bytes()[2:]))
+	out := filepath.Join(root, "ds")
+	if code, _, stderr := runAlign(t, "data", "import", in, "--resize", "stretch", "-o", out); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	d, err := dataset.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	S := dataset.ImageSize
+	im, plane := d.Image(0), S*S
+	top, bottom := 4*S+16, 28*S+16 // (16,4) and (16,28)
+	if im[top] < 200 || im[2*plane+top] > 60 || im[bottom] > 60 || im[2*plane+bottom] < 200 {
+		t.Errorf("top: red %d blue %d; bottom: red %d blue %d; want red over blue", im[top], im[2*plane+top], im[bottom], im[2*plane+bottom])
 	}
 }

@@ -28,6 +28,8 @@ import (
 	_ "golang.org/x/image/bmp"  // registers BMP
 	_ "golang.org/x/image/webp" // registers WebP
 
+	"github.com/disintegration/imaging"
+
 	"github.com/alignkit/align/rewards/onnx"
 )
 
@@ -87,8 +89,16 @@ func checkConfig(r io.ReadSeeker, path string) error {
 	return err
 }
 
-// LoadImage decodes one still image (a GIF's first frame).
-func LoadImage(path string) (image.Image, error) {
+// LoadImage decodes one still image (a GIF's first frame), its pixels as stored: a JPEG's
+// EXIF orientation is not applied, as PIL's Image.open, which reward models' own pipelines
+// read with, does not apply it.
+func LoadImage(path string) (image.Image, error) { return loadImage(path, false) }
+
+// LoadImageUpright is LoadImage with a JPEG's EXIF orientation applied (imaging's
+// AutoOrientation): a photo taken sideways comes out as a viewer shows it.
+func LoadImageUpright(path string) (image.Image, error) { return loadImage(path, true) }
+
+func loadImage(path string, upright bool) (image.Image, error) {
 	if IsVideoFile(path) {
 		return nil, fmt.Errorf("%s is a video file; this reward model reads images", path)
 	}
@@ -100,7 +110,7 @@ func LoadImage(path string) (image.Image, error) {
 	if err := checkConfig(f, path); err != nil {
 		return nil, err
 	}
-	img, _, err := image.Decode(f)
+	img, err := imaging.Decode(f, imaging.AutoOrientation(upright))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"os"
@@ -113,6 +114,52 @@ func TestLoadImageTooLarge(t *testing.T) {
 	}
 	if _, err := LoadImage(ok); err == nil || strings.Contains(err.Error(), "limit") {
 		t.Errorf("a 36 Mpixel image without data: %v", err)
+	}
+}
+
+// TestLoadImageUpright: a JPEG whose EXIF orientation is 6 (rotate 90 degrees clockwise to
+// show) is read as stored by LoadImage and upright by LoadImageUpright: its left half, red,
+// becomes the top half.
+func TestLoadImageUpright(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 32, 16))
+	for y := range 16 {
+		for x := range 32 {
+			c := color.RGBA{255, 0, 0, 255}
+			if x >= 16 {
+				c = color.RGBA{0, 0, 255, 255}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	// APP1 "Exif": a little-endian TIFF header, IFD0 of one entry, tag 0x0112 SHORT = 6.
+	tiff := []byte{'I', 'I', 0x2a, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0}
+	app1 := append([]byte{0xff, 0xe1, 0, byte(2 + 6 + len(tiff))}, append([]byte("Exif\x00\x00"), tiff...)...)
+	data := append(append(append([]byte{}, b.Bytes()[:2]...), app1...), b.Bytes()[2:]...)
+	path := filepath.Join(t.TempDir(), "photo.jpg")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	red := func(m image.Image, x, y int) bool {
+		r, _, bl, _ := m.At(x, y).RGBA()
+		return r>>8 > 200 && bl>>8 < 60
+	}
+	stored, err := LoadImage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Bounds().Dx() != 32 || !red(stored, 4, 8) || red(stored, 28, 8) {
+		t.Errorf("as stored: %v, red at left %v, right %v", stored.Bounds(), red(stored, 4, 8), red(stored, 28, 8))
+	}
+	up, err := LoadImageUpright(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Bounds().Dx() != 16 || up.Bounds().Dy() != 32 || !red(up, 8, 4) || red(up, 8, 28) {
+		t.Errorf("upright: %v, red at top %v, bottom %v", up.Bounds(), red(up, 8, 4), red(up, 8, 28))
 	}
 }
 
