@@ -35,6 +35,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -152,8 +153,8 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	if resize == "" {
 		resize = ResizeCrop
 	}
-	if _, err := FitImage(image.NewRGBA(image.Rect(0, 0, 1, 1)), 1, resize); err != nil {
-		return nil, err
+	if !slices.Contains(ResizeModes, resize) {
+		return nil, fmt.Errorf("resize %q: want one of %s", resize, strings.Join(ResizeModes, ", "))
 	}
 	for _, in := range inputs {
 		if strings.TrimSpace(in.Caption) == "" {
