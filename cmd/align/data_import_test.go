@@ -413,6 +413,13 @@ func TestDataImportResolution(t *testing.T) {
 		t.Errorf("sample %s: %dx%d, %v; want 16x16", rep.Files[0].Path, cfg.Width, cfg.Height, err)
 	}
 
+	// Best-of-N scores the samples in memory, as made: a 32x32 reward model is refused before
+	// sampling.
+	if code, _, stderr := runAlign(t, "sample", "--model", filepath.Join(run, "model.safetensors"), "--prompt", "a tiny thing 3",
+		"--best-of-n", "2", "--reward", "default", "-o", filepath.Join(root, "bon")); code != exitUsage ||
+		!strings.Contains(stderr, "the reward model reads samples of shape [3 32 32], the generator makes [3 16 16]") {
+		t.Errorf("best-of-2 with a 32x32 reward: exit %d, %s", code, stderr)
+	}
 	rw := filepath.Join(root, "rw")
 	if code, _, stderr := runAlign(t, tinyRewardTrainArgs(out, rw, "--max-train-steps", "2")...); code != exitOK {
 		t.Fatalf("reward train: exit %d, %s", code, stderr)
@@ -421,6 +428,11 @@ func TestDataImportResolution(t *testing.T) {
 	var ev rewards.EvalReport
 	if code != exitOK || json.Unmarshal([]byte(stdout), &ev) != nil || ev.Pairs != 16 {
 		t.Errorf("reward eval of the 16x16 model: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr = runAlign(t, "sample", "--model", filepath.Join(run, "model.safetensors"), "--prompt", "a tiny thing 3",
+		"--num-inference-steps", "2", "--best-of-n", "2", "--reward", filepath.Join(rw, "model.safetensors"), "-o", filepath.Join(root, "bon"))
+	if code != exitOK {
+		t.Errorf("best-of-2 with the 16x16 reward: exit %d, %s", code, stderr)
 	}
 	// The embedded reward model reads 32x32: not these pairs.
 	if code, _, stderr := runAlign(t, "reward", "eval", "--model", "default", "--data", out, "--pairs", "16"); code != exitError ||

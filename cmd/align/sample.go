@@ -767,7 +767,17 @@ func loadSampleReward(cmd *cobra.Command, spec string, nrg bool, dev kernels.Dev
 	none := func() error { return nil }
 	video := gen.Config.Kind == diffusion.KindVideo
 	native := func(m *rewards.Native, desc string) (rewards.Model, string, func() error, error) {
-		if video && m.Config.Kind != rewards.KindVideo {
+		// The samples are scored as the generator makes them (no resize in memory): the model
+		// reads their shape, or for an image model on clips the shape of one frame.
+		perFrame := video && m.Config.Kind != rewards.KindVideo
+		got := gen.Config.BatchShape(1)[1:]
+		if perFrame {
+			got = got[1:]
+		}
+		if want := m.Config.SampleShape(); !slices.Equal(want, got) {
+			return nil, "", nil, usageError{fmt.Errorf("--reward %s: the reward model reads samples of shape %v, the generator makes %v", spec, want, got)}
+		}
+		if perFrame {
 			return guidance.PerFrame{Model: m}, desc + " (per frame)", none, nil
 		}
 		return m, desc, none, nil
