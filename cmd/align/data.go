@@ -472,7 +472,10 @@ which does not depend on the dataset's order, so --limit N keeps a stable prefix
 
 --video writes clip captions instead, for a video model: the k-th caption in that order gets
 the k-th motion of the dataset's 13 in turn ("a red apple moving left", "a rocket bouncing"),
-so every motion is asked for alike and a prefix keeps its captions.`,
+so every motion is asked for alike and a prefix keeps its captions.
+
+A dataset of clips made by align data import gives its clips' captions as they are (one per
+concept); --video is for the emoji set's clips.`,
 		Example: `  $ align data prompts data/emoji --part 0/2 -o prompts/finetune.txt
   $ align data prompts data/emoji --part 1/2 --limit 200 -o prompts/eval.txt
   $ align data prompts data/emoji --split heldout --limit 50
@@ -523,8 +526,23 @@ func dataPromptsRun(cmd *cobra.Command, opts *DataPromptsOptions) error {
 	if err != nil {
 		return err
 	}
+	items, compose := d.Items, opts.Video
+	if d.Len() == 0 && d.Manifest.Files.Videos != nil {
+		// A clip import: its clips' captions are the prompts, as they are.
+		v, err := dataset.LoadVideo(opts.Dir)
+		if err != nil {
+			return err
+		}
+		for _, c := range v.Clips {
+			items = append(items, dataset.Item{Concept: c.Concept, Unified: c.Concept, Caption: c.Caption, Split: c.Split})
+		}
+		compose = false
+	} else if opts.Video && d.Manifest.Import != nil {
+		return usageError{fmt.Errorf("--video words the emoji clips' captions (\"a red apple moving left\"); %s is an import of images: "+
+			"import clips (align data import --video) for video prompts", opts.Dir)}
+	}
 	split := dataset.Split(opts.Split)
-	ps, err := dataset.ConceptPrompts(d.Items, split, opts.part, opts.parts, opts.Limit)
+	ps, err := dataset.ConceptPrompts(items, split, opts.part, opts.parts, opts.Limit)
 	if err != nil {
 		return err
 	}
@@ -534,7 +552,7 @@ func dataPromptsRun(cmd *cobra.Command, opts *DataPromptsOptions) error {
 	write := func(w io.Writer) error {
 		for k, p := range ps {
 			caption := p.Caption
-			if opts.Video {
+			if compose {
 				caption = dataset.VideoCaption(caption, dataset.Motions[k%len(dataset.Motions)])
 			}
 			if _, err := fmt.Fprintln(w, caption); err != nil {
@@ -555,6 +573,6 @@ func dataPromptsRun(cmd *cobra.Command, opts *DataPromptsOptions) error {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d %s captions (part %d/%d of %d concepts)\n", opts.Output, len(ps), split,
-		opts.part, opts.parts, len(dataset.GroupConcepts(d.Items, split)))
+		opts.part, opts.parts, len(dataset.GroupConcepts(items, split)))
 	return nil
 }

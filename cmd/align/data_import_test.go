@@ -199,6 +199,10 @@ func TestDataImportImages(t *testing.T) {
 		t.Fatalf("pretrain on the import: exit %d, %s", code, stderr)
 	}
 
+	if code, _, stderr := runAlign(t, "data", "prompts", out, "--video"); code != exitUsage || !strings.Contains(stderr, "is an import of images") {
+		t.Errorf("data prompts --video of an image import: exit %d, %s", code, stderr)
+	}
+
 	// Six concepts leave the reward's validation split (5% of them by a hash) empty: refused
 	// before any training step.
 	rw := filepath.Join(root, "rw")
@@ -331,9 +335,16 @@ func TestDataImportVideoReward(t *testing.T) {
 	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out); code != exitOK {
 		t.Fatalf("import: exit %d: %s", code, stderr)
 	}
+	// data prompts lists the clips' captions as they are, one per training concept.
+	code, stdout, stderr := runAlign(t, "data", "prompts", out)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if code != exitOK || len(lines) != 16 || !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "a clip number ") }) ||
+		slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "moving") }) {
+		t.Errorf("data prompts of a clip import: exit %d, %d lines\n%s%s", code, len(lines), stdout, stderr)
+	}
 	rw := filepath.Join(root, "rw")
 	args := append(tinyRewardTrainArgs(out, rw, "--video", "--max-train-steps", "2"), "--eval-pairs", "48")
-	code, _, stderr := runAlign(t, args...)
+	code, _, stderr = runAlign(t, args...)
 	if code != exitOK {
 		t.Fatalf("reward train --video on imported clips: exit %d, %s", code, stderr)
 	}
