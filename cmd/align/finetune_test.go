@@ -502,7 +502,7 @@ func TestFinetuneValidation(t *testing.T) {
 	other := filepath.Join(dir, "other")
 	code, _, stderr = runAlign(t, "finetune", "--pairs", pairs, "--model", model, "-o", other, "--max-train-steps", "1",
 		"--validation-prompt", "red apple")
-	if code != exitUsage || !strings.Contains(stderr, "--validation-reward default (embedded) image reward model cannot score the samples of this image model") {
+	if code != exitUsage || !strings.Contains(stderr, "--validation-reward: --reward default: the reward model reads samples of shape [3 32 32], the generator makes [3 8 8]") {
 		t.Errorf("default reward on an 8x8 model: exit %d, %s", code, stderr)
 	}
 	if cs, _ := nn.Checkpoints(other); len(cs) > 0 {
