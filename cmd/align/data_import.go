@@ -371,6 +371,9 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	return printImportSummary(out, &rep, opts.Video)
 }
 
+// maxSkippedShown bounds the unreadable files the text summary names (--json names all).
+const maxSkippedShown = 20
+
 func printImportSummary(out io.Writer, r *dataImportReport, video bool) error {
 	c := r.Counts
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -392,8 +395,11 @@ func printImportSummary(out io.Writer, r *dataImportReport, video bool) error {
 	fmt.Fprintf(w, "captions\t%d distinct; %s\n", r.Captions, strings.Join(parts, ", "))
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(w, "skipped\t%d unreadable:\n", len(r.Skipped))
-		for _, sk := range r.Skipped {
+		for _, sk := range r.Skipped[:min(len(r.Skipped), maxSkippedShown)] {
 			fmt.Fprintf(w, "\t%s\n", sk.Error)
+		}
+		if n := len(r.Skipped) - maxSkippedShown; n > 0 {
+			fmt.Fprintf(w, "\tand %d more (--json lists every one)\n", n)
 		}
 	}
 	for _, f := range []*dataset.FileInfo{r.Files.Images, r.Files.ImageIndex, r.Files.Videos, r.Files.VideoIndex, r.Files.Preview} {

@@ -232,6 +232,27 @@ func TestDataImportImages(t *testing.T) {
 	}
 }
 
+// The text summary names the first 20 unreadable files and counts the rest; --json lists
+// every one.
+func TestDataImportManySkipped(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "in")
+	writeImportPNG(t, filepath.Join(dir, "good.png"), 8, 8, color.NRGBA{1, 2, 3, 255})
+	for k := range 23 {
+		writeImportFile(t, filepath.Join(dir, fmt.Sprintf("bad-%02d.png", k)), "not a png")
+	}
+	out := filepath.Join(t.TempDir(), "ds")
+	code, stdout, stderr := runAlign(t, "data", "import", dir, "--skip-errors", "-o", out)
+	if code != exitOK || !strings.Contains(stdout, "skipped   23 unreadable:") || !strings.Contains(stdout, "bad-19.png") ||
+		strings.Contains(stdout, "bad-20.png") || !strings.Contains(stdout, "and 3 more (--json lists every one)") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runAlign(t, "data", "import", dir, "--skip-errors", "-o", out, "--overwrite", "--json")
+	var rep dataImportReport
+	if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil || len(rep.Skipped) != 23 || rep.Counts.Images != 1 {
+		t.Errorf("--json: exit %d, %d skipped", code, len(rep.Skipped))
+	}
+}
+
 func TestDataImportVideo(t *testing.T) {
 	bin := testvideo.Require(t)
 	root := t.TempDir()
