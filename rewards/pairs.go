@@ -178,6 +178,7 @@ type captionIndex struct {
 	subcat    map[string]string   // caption or name -> subcategory
 	bySubcat  map[string][]string // subcategory -> captions or names
 	byConcept map[string][]string // concept -> distinct captions of its variants (image only)
+	lower     map[string]string   // caption or name -> dataset.ConceptOf of it (own-concept negatives refused)
 }
 
 // PairGen builds pairs from a loaded dataset.
@@ -235,7 +236,8 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 		return SplitTrain
 	}
 	for _, s := range []string{SplitTrain, SplitVal, SplitHeldOut} {
-		g.caps[s] = &captionIndex{subcat: map[string]string{}, bySubcat: map[string][]string{}, byConcept: map[string][]string{}}
+		g.caps[s] = &captionIndex{subcat: map[string]string{}, bySubcat: map[string][]string{}, byConcept: map[string][]string{},
+			lower: map[string]string{}}
 	}
 	if cfg.Set != "" {
 		sets := map[string]bool{}
@@ -262,6 +264,7 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 		ci := g.caps[s]
 		if _, ok := ci.subcat[key]; !ok {
 			ci.subcat[key] = subcat
+			ci.lower[key] = dataset.ConceptOf(key)
 			ci.all = append(ci.all, key)
 			ci.bySubcat[subcat] = append(ci.bySubcat[subcat], key)
 		}
@@ -481,7 +484,7 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 		c := ""
 		for range 1000 { // checkSplit guarantees another subcategory exists
 			c = ci.all[r.IntN(len(ci.all))]
-			if ci.subcat[c] != subcat && c != avoid && dataset.ConceptOf(c) != selfConcept {
+			if ci.subcat[c] != subcat && c != avoid && ci.lower[c] != selfConcept {
 				break
 			}
 		}
@@ -538,7 +541,7 @@ func (g *PairGen) taPair(split string, idx int, r *rand.Rand) Pair {
 	}
 	var sibs []string
 	for _, c := range ci.bySubcat[subcat] {
-		if c != self && !strings.HasPrefix(c, name+":") && c != name && dataset.ConceptOf(c) != selfConcept {
+		if c != self && !strings.HasPrefix(c, name+":") && c != name && ci.lower[c] != selfConcept {
 			sibs = append(sibs, c)
 		}
 	}
