@@ -249,16 +249,9 @@ func importCaptions(items []importItem, prompts map[string]string) ([]dataset.Im
 		it := &items[i]
 		caption, src := it.Prompt, captionFromList
 		if !it.HasPrompt {
-			caption, src = "", ""
-			base := filepath.Base(it.Path)
-			stem := strings.TrimSuffix(base, filepath.Ext(base))
-			for _, k := range []string{filepath.Clean(it.Path), base, stem} {
-				if p, ok := prompts[k]; ok {
-					caption, src = p, captionFromPrompts
-					break
-				}
-			}
-			if src == "" {
+			if p, ok := scoring.LookupPrompt(prompts, it.Path); ok {
+				caption, src = p, captionFromPrompts
+			} else {
 				txt := strings.TrimSuffix(it.Path, filepath.Ext(it.Path)) + ".txt"
 				switch b, err := os.ReadFile(txt); {
 				case err == nil:

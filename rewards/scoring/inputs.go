@@ -437,11 +437,8 @@ func ResolvePrompt(it *Item, o ListOptions) string {
 	if it.HasPrompt {
 		return it.Prompt
 	}
-	base := filepath.Base(it.Path)
-	for _, k := range []string{filepath.Clean(it.Path), base, strings.TrimSuffix(base, filepath.Ext(base))} {
-		if p, ok := o.Prompts[k]; ok {
-			return p
-		}
+	if p, ok := LookupPrompt(o.Prompts, it.Path); ok {
+		return p
 	}
 	if o.Prompt != "" {
 		return o.Prompt
@@ -450,6 +447,18 @@ func ResolvePrompt(it *Item, o ListOptions) string {
 		return it.SamplePrompt
 	}
 	return PromptFromStem(it.Path)
+}
+
+// LookupPrompt finds path's prompt in a --prompts map (ReadPrompts) by its path, base name or
+// stem, in that order.
+func LookupPrompt(prompts map[string]string, path string) (string, bool) {
+	base := filepath.Base(path)
+	for _, k := range []string{filepath.Clean(path), base, strings.TrimSuffix(base, filepath.Ext(base))} {
+		if p, ok := prompts[k]; ok {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 var (
