@@ -160,9 +160,7 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 		if i > 0 {
 			fmt.Fprintln(out)
 		}
-		o := *opts
-		o.Model = e.Model
-		if err := printEval(out, &o, e.Kind, e.EvalReport); err != nil {
+		if err := printEval(out, opts, e); err != nil {
 			return err
 		}
 	}
@@ -186,13 +184,15 @@ func rewardEvalModel(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.Eval
 	return rewardEvalFiles(cmd, opts)
 }
 
-// printEval writes one model's report: what was evaluated, the accuracy table, the t buckets.
-func printEval(out io.Writer, opts *RewardEvalOptions, kind string, rep *rewards.EvalReport) error {
+// printEval writes one model's report (e): what was evaluated, the accuracy table, the t
+// buckets.
+func printEval(out io.Writer, opts *RewardEvalOptions, e modelEval) error {
+	rep := e.EvalReport
 	if opts.Preferences != "" {
 		which := map[string]string{splitAll: "every pair", rewards.SplitHeldOut: "the pairs reward train --pairs holds out"}[opts.Split]
-		fmt.Fprintf(out, "%s: %s agreement with %s of %s (%s; %.1fs)\n", opts.Model, kind, counted(rep.Pairs, "label"), opts.Preferences, which, rep.Seconds)
+		fmt.Fprintf(out, "%s: %s agreement with %s of %s (%s; %.1fs)\n", e.Model, e.Kind, counted(rep.Pairs, "label"), opts.Preferences, which, rep.Seconds)
 	} else {
-		fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (seed %d, %.1fs)\n", opts.Model, kind, rep.Pairs, rep.Split, opts.Seed, rep.Seconds)
+		fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (seed %d, %.1fs)\n", e.Model, e.Kind, rep.Pairs, rep.Split, opts.Seed, rep.Seconds)
 	}
 	if err := printAccuracy(out, rep); err != nil {
 		return err
