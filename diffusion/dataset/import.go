@@ -305,23 +305,20 @@ func importOne(dst []uint8, path string, decode func() ([]image.Image, error), f
 func importCounts(items []Item, clips []Clip) Counts {
 	var c Counts
 	concepts := map[string]Split{}
-	for _, it := range items {
-		concepts[it.Concept] = it.Split
-		c.Images++
-		if it.Split == SplitHeldOut {
-			c.ImagesHeldOut++
+	count := func(concept string, s Split, all, train, heldOut *int) {
+		concepts[concept] = s
+		*all++
+		if s == SplitHeldOut {
+			*heldOut++
 		} else {
-			c.ImagesTrain++
+			*train++
 		}
 	}
+	for _, it := range items {
+		count(it.Concept, it.Split, &c.Images, &c.ImagesTrain, &c.ImagesHeldOut)
+	}
 	for _, cl := range clips {
-		concepts[cl.Concept] = cl.Split
-		c.Clips++
-		if cl.Split == SplitHeldOut {
-			c.ClipsHeldOut++
-		} else {
-			c.ClipsTrain++
-		}
+		count(cl.Concept, cl.Split, &c.Clips, &c.ClipsTrain, &c.ClipsHeldOut)
 	}
 	c.Concepts = len(concepts)
 	for _, s := range concepts {
