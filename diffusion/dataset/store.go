@@ -416,9 +416,9 @@ func Load(dir string) (*Dataset, error) {
 func (d *Dataset) Len() int { return len(d.Items) }
 
 // Size is the side of the images: the manifest's, or ImageSize for a dataset built in memory
-// without one (or none, nil).
+// without one.
 func (d *Dataset) Size() int {
-	if d == nil || d.Manifest == nil {
+	if d.Manifest == nil {
 		return ImageSize
 	}
 	return d.Manifest.ImageSize
@@ -498,7 +498,7 @@ func (v *VideoDataset) Len() int { return len(v.Clips) }
 // Size is the side of the frames, NumFrames the frames of a clip: the manifest's, or ImageSize
 // and Frames for a dataset built in memory without one.
 func (v *VideoDataset) Size() int {
-	if v == nil || v.Manifest == nil {
+	if v.Manifest == nil {
 		return ImageSize
 	}
 	return v.Manifest.ImageSize
@@ -506,7 +506,7 @@ func (v *VideoDataset) Size() int {
 
 // NumFrames is the number of frames of a clip (see Size).
 func (v *VideoDataset) NumFrames() int {
-	if v == nil || v.Manifest == nil {
+	if v.Manifest == nil {
 		return Frames
 	}
 	return v.Manifest.Frames
