@@ -402,6 +402,13 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		if r.Motions != nil {
 			fmt.Fprintf(w, ", fps %g", im.FPS)
 		}
+		switch n := im.ClipsPerVideo; {
+		case n == nil || *n == 1:
+		case *n == 0:
+			fmt.Fprintf(w, ", every window of each clip")
+		default:
+			fmt.Fprintf(w, ", up to %d windows of each clip", *n)
+		}
 		if im.Skipped > 0 {
 			fmt.Fprintf(w, "; %d unreadable files left out", im.Skipped)
 		}

@@ -36,18 +36,19 @@ import (
 
 // DataImportOptions are the arguments and flags of `align data import`.
 type DataImportOptions struct {
-	Inputs      []string
-	OutputDir   string
-	Video       bool
-	Resolution  int
-	NumFrames   int
-	PromptsFile string // --prompts
-	Resize      string
-	FPS         float64
-	SourceFPS   float64
-	SkipErrors  bool
-	Overwrite   bool
-	JSON        bool
+	Inputs        []string
+	OutputDir     string
+	Video         bool
+	Resolution    int
+	NumFrames     int
+	PromptsFile   string // --prompts
+	Resize        string
+	FPS           float64
+	SourceFPS     float64
+	ClipsPerVideo int
+	SkipErrors    bool
+	Overwrite     bool
+	JSON          bool
 }
 
 // Caption sources, in the order they are tried.
@@ -84,13 +85,18 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 			"the longer side and pads with white, stretch ignores the aspect ratio. An unreadable file\n" +
 			"fails the import, naming it, unless --skip-errors (then the summary lists it). A dataset\n" +
 			"already in the output directory is replaced only with --overwrite. Files are written to\n" +
-			"temporary names and renamed, the manifest last.",
+			"temporary names and renamed, the manifest last.\n\n" +
+			"A clip gives one clip of --num-frames frames: spread over the whole clip (--fps 0), or at\n" +
+			"--fps from its start. --clips-per-video N cuts windows of --num-frames frames at --fps\n" +
+			"back to back from the start and keeps N of them spread over the clip (0: every window),\n" +
+			"all with the clip's caption; the index records each window's file and start.",
 		Example: `  $ align data import photos/ -o data/photos                 # captions from photos/*.txt or file names
   $ align data import hf-dataset/ -o data/hf                 # hf-dataset/metadata.jsonl: file_name, text
   $ align data import list.csv --resize pad -o data/icons    # path,caption rows
   $ align data import --video clips/ --fps 8 -o data/clips   # 8 frames at 8 fps from each MP4 or GIF
   $ align data import photos/ --resolution 64 -o data/photos64   # a 64x64 dataset: pretrain makes a 64x64 model
   $ align data import --video clips/ --num-frames 16 --fps 8 -o data/clips16   # 2 s of each clip
+  $ align data import --video talks/ --fps 4 --clips-per-video 0 -o data/talks   # every 2 s window of long videos
   $ align pretrain --data data/photos -o photos-model/
   $ align data inspect data/photos --contact-sheet sheet.png`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -110,8 +116,12 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 				return flagErrorf("--resize %q: want one of %s", opts.Resize, strings.Join(dataset.ResizeModes, ", "))
 			case !(opts.FPS >= 0 && opts.FPS <= 1e4) || !(opts.SourceFPS >= 0 && opts.SourceFPS <= 1e4):
 				return flagErrorf("--fps and --source-fps must be within [0, 10000]")
-			case !opts.Video && (cmd.Flags().Changed("fps") || cmd.Flags().Changed("source-fps") || cmd.Flags().Changed("num-frames")):
-				return flagErrorf("--fps, --source-fps and --num-frames sample clips: add --video")
+			case !opts.Video && (cmd.Flags().Changed("fps") || cmd.Flags().Changed("source-fps") || cmd.Flags().Changed("num-frames") || cmd.Flags().Changed("clips-per-video")):
+				return flagErrorf("--fps, --source-fps, --num-frames and --clips-per-video sample clips: add --video")
+			case opts.ClipsPerVideo < 0:
+				return flagErrorf("--clips-per-video %d: want 1 or more, or 0 for every window", opts.ClipsPerVideo)
+			case opts.ClipsPerVideo != 1 && opts.FPS == 0:
+				return flagErrorf("--clips-per-video %d cuts windows at --fps: give the rate (--fps 0 spreads one clip over the whole video)", opts.ClipsPerVideo)
 			case opts.NumFrames < 1 || opts.NumFrames > dataset.MaxFrames:
 				return flagErrorf("--num-frames %d: want 1 to %d", opts.NumFrames, dataset.MaxFrames)
 			}
@@ -130,6 +140,7 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 	f.StringVar(&opts.Resize, "resize", dataset.ResizeCrop, "how an image becomes 32x32: crop, pad or stretch")
 	f.Float64Var(&opts.FPS, "fps", 0, "clips: take the 8 frames at this rate from the start (0: spread over the whole clip)")
 	f.Float64Var(&opts.SourceFPS, "source-fps", 0, "clips: frame rate of folders of frames (needed with --fps > 0)")
+	f.IntVar(&opts.ClipsPerVideo, "clips-per-video", 1, "clips: windows of --num-frames frames at --fps taken from each clip, spread over it (0: every window)")
 	f.BoolVar(&opts.SkipErrors, "skip-errors", false, "leave out files that cannot be read (listed in the summary) instead of failing")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace the dataset the output directory already holds")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
@@ -308,11 +319,14 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 			return err // before decoding: --skip-errors would otherwise leave out every video file
 		}
 	}
-	decode := func(i int) ([]image.Image, error) {
+	decode := func(i int, fit func(image.Image) (image.Image, error)) (*dataset.Decoded, error) {
 		it := &items[i]
 		if !opts.Video {
 			img, err := scoring.LoadImageUpright(it.Path)
-			return []image.Image{img}, err
+			if err == nil {
+				img, err = fit(img)
+			}
+			return &dataset.Decoded{Frames: []image.Image{img}}, err
 		}
 		fps, sourceFPS := opts.FPS, opts.SourceFPS
 		if it.FPS > 0 {
@@ -321,17 +335,25 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		if it.SourceFPS > 0 {
 			sourceFPS = it.SourceFPS
 		}
-		return scoring.LoadClipFrames(it.Path, sourceFPS, opts.NumFrames, fps)
+		w, err := scoring.LoadClipWindows(it.Path, sourceFPS, opts.NumFrames, fps, opts.ClipsPerVideo, fit)
+		if err != nil {
+			return nil, err
+		}
+		return &dataset.Decoded{Frames: w.Frames, Starts: w.Starts}, nil
 	}
 	noun := "images"
 	if opts.Video {
 		noun = "clips"
 	}
+	info := dataset.ImportInfo{Inputs: opts.Inputs, FPS: opts.FPS}
+	if opts.Video {
+		info.ClipsPerVideo = &opts.ClipsPerVideo
+	}
 	bar := newProgressBar(stderr, "import "+noun, len(inputs))
 	var mu sync.Mutex
 	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
 		OutputDir: opts.OutputDir, Video: opts.Video, Size: opts.Resolution, NumFrames: opts.NumFrames, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
-		Info: dataset.ImportInfo{Inputs: opts.Inputs, FPS: opts.FPS},
+		Info: info,
 		Progress: func(done int) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -373,7 +395,7 @@ func printImportSummary(out io.Writer, r *dataImportReport, video bool) error {
 	fmt.Fprintf(w, "dataset\t%s (%s, %dx%d)\n", r.OutputDir, r.DatasetVersion, r.ImageSize, r.ImageSize)
 	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
 	if video {
-		fmt.Fprintf(w, "clips\t%d: train %d, heldout %d\n", c.Clips, c.ClipsTrain, c.ClipsHeldOut)
+		fmt.Fprintf(w, "clips\t%d of %d files: train %d, heldout %d\n", c.Clips, r.Inputs, c.ClipsTrain, c.ClipsHeldOut)
 	} else {
 		fmt.Fprintf(w, "images\t%d: train %d, heldout %d\n", c.Images, c.ImagesTrain, c.ImagesHeldOut)
 	}

@@ -47,6 +47,13 @@ func TestDataImportFlags(t *testing.T) {
 		{args: []string{"in/", "-o", "d", "--num-frames", "4"}, error: "add --video"},
 		{args: []string{"in/", "-o", "d", "--video", "--num-frames", "65"}, error: "--num-frames 65: want 1 to 64"},
 		{args: []string{"in/", "-o", "d", "--resolution", "7"}, error: "--resolution 7: want 8 to 256"},
+		{args: []string{"in/", "-o", "d", "--video", "--fps", "4", "--clips-per-video", "0"}, check: func(o *DataImportOptions) bool {
+			return o.ClipsPerVideo == 0 && o.FPS == 4
+		}},
+		{args: []string{"in/", "-o", "d", "--video"}, check: func(o *DataImportOptions) bool { return o.ClipsPerVideo == 1 }},
+		{args: []string{"in/", "-o", "d", "--clips-per-video", "2"}, error: "add --video"},
+		{args: []string{"in/", "-o", "d", "--video", "--clips-per-video", "2"}, error: "--clips-per-video 2 cuts windows at --fps"},
+		{args: []string{"in/", "-o", "d", "--video", "--fps", "4", "--clips-per-video", "-1"}, error: "--clips-per-video -1: want 1 or more"},
 	}
 	for _, c := range cases {
 		var got *DataImportOptions
@@ -310,6 +317,43 @@ func TestDataImportVideo(t *testing.T) {
 	args = append(tinyPretrainArgs(out, filepath.Join(root, "run4"), "2"), "--video", "--train-batch-size", "2")
 	if code, _, stderr := runAlign(t, args...); code != exitOK {
 		t.Fatalf("pretrain --video on 4-frame clips: exit %d, %s", code, stderr)
+	}
+
+	// Windows of 2 frames at 5 fps from each 1 s video: every 0.4 s while 0.2 s more is left,
+	// so frames 0 2 and 4 6 of each; 3 windows of 1 frame at 10 fps of the 10: 0, 5 and 9.
+	for _, c := range []struct {
+		args   []string
+		starts string
+		frames []int
+	}{
+		{[]string{"--num-frames", "2", "--fps", "5", "--clips-per-video", "0"}, "[0 0.4 0 0.4]", []int{0, 2, 4, 6, 0, 2, 4, 6}},
+		{[]string{"--num-frames", "1", "--fps", "10", "--clips-per-video", "3"}, "[0 0.5 0.9 0 0.5 0.9]", []int{0, 5, 9, 0, 5, 9}},
+	} {
+		code, stdout, stderr := runAlign(t, append([]string{"data", "import", "--video", clips, "-o", out, "--overwrite"}, c.args...)...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", c.args, code, stderr)
+		}
+		if v, err = dataset.LoadVideo(out); err != nil {
+			t.Fatal(err)
+		}
+		var starts []float64
+		for _, cl := range v.Clips {
+			starts = append(starts, cl.Start)
+			if cl.Source != filepath.Join(clips, "a-wave-rolling-in.mp4") && cl.Source != filepath.Join(clips, "a-wave-rolling-out.mp4") {
+				t.Errorf("%v: clip %d from %q", c.args, cl.Index, cl.Source)
+			}
+		}
+		if fmt.Sprint(starts) != c.starts || !strings.Contains(stdout, fmt.Sprintf("%d of 2 files", len(starts))) {
+			t.Errorf("%v: clips starting %v, want %s; summary:\n%s", c.args, starts, c.starts, stdout)
+		}
+		for i, k := range c.frames {
+			if got := v.Pixels[i*dataset.ImageBytes]; got != uint8(20*k) {
+				t.Errorf("%v: frame %d of the clips: red %d, want %d (source frame %d)", c.args, i, got, 20*k, k)
+			}
+		}
+	}
+	if code, stdout, stderr := runAlign(t, "data", "inspect", out); code != exitOK || !strings.Contains(stdout, "fps 10, up to 3 windows of each clip") {
+		t.Errorf("data inspect: exit %d, %s%s", code, stdout, stderr)
 	}
 }
 

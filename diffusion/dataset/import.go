@@ -4,7 +4,8 @@
 // reward train, retrieval, data prompts, reward-cond fine-tuning) trains on them as it does on
 // the emoji set.
 //
-// Each input becomes one item (or, for a video import, one clip):
+// Each input becomes one item (or, for a video import, one clip or several: windows of a
+// video):
 //
 //	caption      as given (whitespace runs read as one space)
 //	concept      Concept where given, else the caption, lower-cased: the unit of the held-out
@@ -14,6 +15,7 @@
 //	subcategory  Group where given (e.g. the input's folder), else the concept: the reward's
 //	             hard text-alignment negatives are captions of the same subcategory
 //	motion       none (a clip's): video reward pairs then keep each clip's caption whole
+//	source       a clip's input, and start its start in seconds within it
 //
 // Images are composited over white (transparent pixels become white, as the emoji are), then
 // brought to the dataset's size S (ImportOptions.Size, 32 by default) with imaging's box filter
@@ -69,10 +71,12 @@ type ImportInput struct {
 
 // ImportInfo is what the manifest records of an import.
 type ImportInfo struct {
-	Inputs  []string `json:"inputs"` // the input specs as given
-	Resize  string   `json:"resize"`
-	FPS     float64  `json:"fps,omitempty"` // clips: frames at this rate (0: spread over the clip)
-	Skipped int      `json:"skipped,omitempty"`
+	Inputs []string `json:"inputs"` // the input specs as given
+	Resize string   `json:"resize"`
+	FPS    float64  `json:"fps,omitempty"` // clips: frames at this rate (0: spread over the clip)
+	// ClipsPerVideo is the most windows taken from one clip, 0 for every one (clips only).
+	ClipsPerVideo *int `json:"clips_per_video,omitempty"`
+	Skipped       int  `json:"skipped,omitempty"`
 }
 
 // ImportOptions configure Import.
@@ -82,14 +86,23 @@ type ImportOptions struct {
 	Size      int    // side of the images and frames, within [MinImageSize, MaxImageSize]; 0 means ImageSize
 	NumFrames int    // frames of a clip, within [1, MaxFrames]; 0 means Frames
 	Resize    string // one of ResizeModes; "" means ResizeCrop
-	// Decode reads input i: one image, or for Video the clip's NumFrames frames in order.
-	Decode func(i int) ([]image.Image, error)
+	// Decode reads input i, passing each image or frame it keeps through fit as it is
+	// decoded (so that a long video's frames are not all held at full size).
+	Decode func(i int, fit func(image.Image) (image.Image, error)) (*Decoded, error)
 	// SkipErrors drops an input that cannot be read (ImportSummary.Skipped says which and
 	// why) instead of failing the import.
 	SkipErrors bool
 	Info       ImportInfo     // recorded in the manifest (Resize and Skipped are filled in)
 	Workers    int            // decoding goroutines; 0 means GOMAXPROCS
 	Progress   func(done int) // called from the decoding goroutines after each input
+}
+
+// Decoded is one input as ImportOptions.Decode returns it.
+type Decoded struct {
+	// Frames, each as fit returned it: one image, or for Video one or more clips of
+	// NumFrames frames, clip after clip.
+	Frames []image.Image
+	Starts []float64 // Video: each clip's start in seconds within the input
 }
 
 // ImportSkip is one input left out by ImportOptions.SkipErrors.
@@ -104,6 +117,7 @@ type ImportSummary struct {
 	DatasetVersion string       `json:"dataset_version"`
 	ImageSize      int          `json:"image_size"`
 	Counts         Counts       `json:"counts"`
+	Inputs         int          `json:"inputs"`   // inputs read (a video's windows are one)
 	Captions       int          `json:"captions"` // distinct captions
 	Skipped        []ImportSkip `json:"skipped,omitempty"`
 	Files          Files        `json:"files"`
@@ -175,10 +189,6 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	if T < 1 || T > MaxFrames {
 		return nil, fmt.Errorf("import: %d frames outside [1, %d]", T, MaxFrames)
 	}
-	frames, unit := 1, Channels*size*size
-	if o.Video {
-		frames, unit = T, T*Channels*size*size
-	}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -186,11 +196,11 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 
 	// Decode into fixed slots, so the output does not depend on the workers' timing; errors
 	// are kept per input and the first in input order is the one reported.
-	pixels := make([]uint8, len(inputs)*unit)
-	errs := make([]error, len(inputs))
+	decoded := make([]importedInput, len(inputs))
 	var done atomic.Int64
 	err := parallelFor(ctx, len(inputs), workers, func(i int) error {
-		errs[i] = importOne(pixels[i*unit:(i+1)*unit], inputs[i].Path, func() ([]image.Image, error) { return o.Decode(i) }, frames, size, resize)
+		decoded[i] = importOne(inputs[i].Path, func(fit func(image.Image) (image.Image, error)) (*Decoded, error) { return o.Decode(i, fit) },
+			o.Video, T, size, resize)
 		if o.Progress != nil {
 			o.Progress(int(done.Add(1)))
 		}
@@ -203,14 +213,15 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	s := &ImportSummary{OutputDir: o.OutputDir, DatasetVersion: ImportDatasetVersion, ImageSize: size}
 	var items []Item
 	var clips []Clip
-	kept := pixels[:0]
+	var kept []uint8
 	captions := map[string]bool{}
 	for i, in := range inputs {
-		if errs[i] != nil {
+		d := &decoded[i]
+		if d.err != nil {
 			if !o.SkipErrors {
-				return nil, errs[i]
+				return nil, d.err
 			}
-			s.Skipped = append(s.Skipped, ImportSkip{Path: in.Path, Error: errs[i].Error()})
+			s.Skipped = append(s.Skipped, ImportSkip{Path: in.Path, Error: d.err.Error()})
 			continue
 		}
 		caption := strings.Join(strings.Fields(in.Caption), " ")
@@ -226,18 +237,22 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 		if IsHeldOut(concept) {
 			split = SplitHeldOut
 		}
+		s.Inputs++
 		captions[caption] = true
-		kept = append(kept, pixels[i*unit:(i+1)*unit]...) // in place: kept never passes i*unit
+		kept = append(kept, d.pixels...)
+		d.pixels = nil
 		if o.Video {
-			clips = append(clips, Clip{Index: len(clips), Item: -1, Concept: concept, Set: SetImport, Name: caption,
-				Caption: caption, Split: split, Subcategory: group})
+			for _, start := range d.starts {
+				clips = append(clips, Clip{Index: len(clips), Item: -1, Concept: concept, Set: SetImport, Name: caption,
+					Caption: caption, Split: split, Subcategory: group, Source: in.Path, Start: start})
+			}
 			continue
 		}
 		items = append(items, Item{Index: len(items), ID: in.Path, Concept: concept, Unified: concept, Set: SetImport,
 			Name: caption, Caption: caption, Category: group, Subcategory: group, Split: split})
 	}
 	if len(items)+len(clips) == 0 {
-		return nil, fmt.Errorf("import: none of the %d inputs could be read (the first: %v)", len(inputs), errs[0])
+		return nil, fmt.Errorf("import: none of the %d inputs could be read (the first: %v)", len(inputs), decoded[0].err)
 	}
 	s.Captions = len(captions)
 
@@ -255,6 +270,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 			return nil, err
 		}
 		var preview [][]uint8
+		unit := T * Channels * size * size
 		for i := 0; i < len(clips) && len(preview) < 10; i++ {
 			preview = append(preview, kept[i*unit:(i+1)*unit])
 		}
@@ -281,23 +297,43 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	return s, nil
 }
 
-// importOne decodes one input and writes its frames into dst as (frames,3,size,size) bytes.
-func importOne(dst []uint8, path string, decode func() ([]image.Image, error), frames, size int, resize string) error {
-	imgs, err := decode()
-	if err == nil && len(imgs) != frames {
-		err = fmt.Errorf("%d frames decoded, want %d", len(imgs), frames)
+// importedInput is one input decoded: its clips' (or image's) bytes and starts, or why it
+// could not be read.
+type importedInput struct {
+	pixels []uint8   // (clips·frames, 3, size, size)
+	starts []float64 // a clip's start in seconds, per clip
+	err    error
+}
+
+// importOne decodes one input: an image, or for video clips of T frames, of size x size.
+func importOne(path string, decode func(fit func(image.Image) (image.Image, error)) (*Decoded, error), video bool, T, size int, resize string) importedInput {
+	d, err := decode(func(img image.Image) (image.Image, error) { return FitImage(img, size, resize) })
+	switch {
+	case err != nil:
+	case video && (len(d.Starts) == 0 || len(d.Frames) != len(d.Starts)*T):
+		err = fmt.Errorf("%d frames decoded for %d clip(s), want %d per clip", len(d.Frames), len(d.Starts), T)
+	case !video && len(d.Frames) != 1:
+		err = fmt.Errorf("%d images decoded, want 1", len(d.Frames))
 	}
-	for t := 0; err == nil && t < frames; t++ {
-		var fit *image.NRGBA
-		if fit, err = FitImage(imgs[t], size, resize); err == nil {
-			n := Channels * size * size
-			PutCHW(dst[t*n:(t+1)*n], fit)
+	n := Channels * size * size
+	var pixels []uint8
+	if err == nil {
+		pixels = make([]uint8, len(d.Frames)*n)
+	}
+	for t := 0; err == nil && t < len(d.Frames); t++ {
+		if b := d.Frames[t].Bounds(); b.Dx() != size || b.Dy() != size {
+			err = fmt.Errorf("frame %d decoded at %dx%d, want %dx%d", t, b.Dx(), b.Dy(), size, size)
+		} else {
+			PutCHW(pixels[t*n:(t+1)*n], d.Frames[t])
 		}
 	}
-	if err != nil && !strings.Contains(err.Error(), path) {
-		err = fmt.Errorf("%s: %w", path, err)
+	if err != nil {
+		if !strings.Contains(err.Error(), path) {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+		return importedInput{err: err}
 	}
-	return err
+	return importedInput{pixels: pixels, starts: d.Starts}
 }
 
 // importCounts counts concepts (those of the images, or of the clips for a video import),

@@ -94,25 +94,34 @@ func solid(w, h int, c color.NRGBA) *image.NRGBA {
 	return img
 }
 
-// fakeDecoder decodes an input's path to the images registered for it, or fails with its
-// error.
+// fakeDecoder decodes an input's path to the images registered for it, each through fit,
+// with the clip starts registered for it, or fails with its error.
 type fakeDecoder struct {
-	imgs map[string][]image.Image
-	errs map[string]error
+	imgs   map[string][]image.Image
+	starts map[string][]float64
+	errs   map[string]error
 }
 
-func (f fakeDecoder) decoder(inputs []ImportInput) func(i int) ([]image.Image, error) {
-	return func(i int) ([]image.Image, error) { return f.decode(inputs[i].Path) }
-}
-
-func (f fakeDecoder) decode(path string) ([]image.Image, error) {
-	if err := f.errs[path]; err != nil {
-		return nil, err
+func (f fakeDecoder) decoder(inputs []ImportInput) func(i int, fit func(image.Image) (image.Image, error)) (*Decoded, error) {
+	return func(i int, fit func(image.Image) (image.Image, error)) (*Decoded, error) {
+		path := inputs[i].Path
+		if err := f.errs[path]; err != nil {
+			return nil, err
+		}
+		imgs, ok := f.imgs[path]
+		if !ok {
+			return nil, errors.New("no such input")
+		}
+		d := &Decoded{Starts: f.starts[path]}
+		for _, img := range imgs {
+			g, err := fit(img)
+			if err != nil {
+				return nil, err
+			}
+			d.Frames = append(d.Frames, g)
+		}
+		return d, nil
 	}
-	if imgs, ok := f.imgs[path]; ok {
-		return imgs, nil
-	}
-	return nil, errors.New("no such input")
 }
 
 func TestImportImages(t *testing.T) {
@@ -239,14 +248,16 @@ func TestImportClips(t *testing.T) {
 		}
 		return out
 	}
-	dec := fakeDecoder{imgs: map[string][]image.Image{"a.mp4": frames(Frames), "short.gif": frames(3)}}
+	// long.mp4: two windows, the second of frames 8 to 15, from 2.5 s.
+	dec := fakeDecoder{imgs: map[string][]image.Image{"a.mp4": frames(Frames), "short.gif": frames(3), "long.mp4": frames(2 * Frames)},
+		starts: map[string][]float64{"a.mp4": {0}, "short.gif": {0}, "long.mp4": {0, 2.5}}}
 	dir := t.TempDir()
 	o := ImportOptions{OutputDir: dir, Video: true, Info: ImportInfo{Inputs: []string{"clips/"}, FPS: 8}}
 	run := func(in ...ImportInput) (*ImportSummary, error) {
 		o.Decode = dec.decoder(in)
 		return Import(context.Background(), in, o)
 	}
-	if _, err := run(ImportInput{Path: "short.gif", Caption: "x"}); err == nil || err.Error() != "short.gif: 3 frames decoded, want 8" {
+	if _, err := run(ImportInput{Path: "short.gif", Caption: "x"}); err == nil || err.Error() != "short.gif: 3 frames decoded for 1 clip(s), want 8 per clip" {
 		t.Fatalf("a clip of 3 frames: %v", err)
 	}
 	if _, err := run(ImportInput{Path: "a.mp4", Caption: " "}); err == nil || err.Error() != "a.mp4: no caption" {
@@ -280,6 +291,34 @@ func TestImportClips(t *testing.T) {
 	d, err := Load(dir)
 	if err != nil || d.Len() != 0 {
 		t.Errorf("the images of a clip import: %v, %v", d, err)
+	}
+
+	// The windows of a long video are clips of one caption, each with its start.
+	o.OutputDir = t.TempDir()
+	s, err = run(ImportInput{Path: "a.mp4", Caption: "a wave"}, ImportInput{Path: "long.mp4", Caption: "surf", Group: "sea"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Counts{Concepts: 2, Clips: 3, ClipsTrain: 3}); s.Counts != want || s.Inputs != 2 {
+		t.Errorf("windows: counts %+v, %d inputs", s.Counts, s.Inputs)
+	}
+	if v, err = LoadVideo(o.OutputDir); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []Clip{
+		{Index: 0, Caption: "a wave", Subcategory: "a wave", Source: "a.mp4"},
+		{Index: 1, Caption: "surf", Subcategory: "sea", Source: "long.mp4"},
+		{Index: 2, Caption: "surf", Subcategory: "sea", Source: "long.mp4", Start: 2.5},
+	} {
+		c := v.Clips[i]
+		if c.Index != want.Index || c.Caption != want.Caption || c.Subcategory != want.Subcategory || c.Source != want.Source || c.Start != want.Start {
+			t.Errorf("clip %d: %+v", i, c)
+		}
+	}
+	for clip, first := range []int{0, 0, Frames} { // frame 0's red level of each clip
+		if got, want := v.Clip(clip)[5*ImageSize+7], uint8(30*first); got != want {
+			t.Errorf("clip %d starts with red %d, want %d", clip, got, want)
+		}
 	}
 }
 

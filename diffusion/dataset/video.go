@@ -233,6 +233,9 @@ type Clip struct {
 	Params  ClipParams `json:"params"`
 	// Subcategory is an imported clip's group (a labelled clip's is its source image's).
 	Subcategory string `json:"subcategory,omitempty"`
+	// Source is an imported clip's input file, Start its start in seconds within it.
+	Source string  `json:"source,omitempty"`
+	Start  float64 `json:"start,omitempty"`
 }
 
 // supersample is the number of samples per output pixel along each axis.

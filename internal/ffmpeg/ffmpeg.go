@@ -3,9 +3,9 @@
 // Reading takes two decoding passes: the first lists every frame's timestamp and duration,
 // in presentation order, none duplicated or dropped (framecrc, -vsync 0); the second writes
 // only the frames picked from those timings, as PNG on a pipe (its select filter counts the
-// same frames). Only the picked frames are held in memory, so a long high-resolution video
-// costs what those frames cost; decoding twice is cheap next to scoring for the short clips
-// reward models read. Writing feeds raw RGB frames on a pipe to H.264 in MP4 (yuv420p, the
+// same frames). Only the picked frames are held in memory (Frames), or one at a time as they
+// arrive (Decode), so a long high-resolution video costs what those frames cost; decoding
+// twice is cheap next to scoring for the short clips reward models read. Writing feeds raw RGB frames on a pipe to H.264 in MP4 (yuv420p, the
 // format browsers and players take).
 //
 // Test: go test ./internal/ffmpeg
@@ -160,38 +160,76 @@ func Frames(ffmpeg, path string, idx []int, n int) ([]image.Image, error) {
 	want := slices.Clone(idx)
 	slices.Sort(want)
 	want = slices.Compact(want)
-	if len(want) == 0 || want[0] < 0 || want[len(want)-1] >= n {
-		return nil, fmt.Errorf("%s: frames %v picked of %d", path, idx, n)
-	}
-	terms := make([]string, len(want))
-	for i, k := range want {
-		terms[i] = "eq(n\\," + strconv.Itoa(k) + ")"
-	}
-	out, err := run(ffmpeg, path, "-map", "0:V:0", "-vf", "select='"+strings.Join(terms, "+")+"'",
-		"-vsync", "0", "-c:v", "png", "-f", "image2pipe", "-")
-	if err != nil {
-		return nil, err
-	}
-	r := bufio.NewReader(bytes.NewReader(out))
 	frames := make(map[int]image.Image, len(want))
-	for _, k := range want {
-		img, err := png.Decode(r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: frame %d of %d from ffmpeg: %w", path, k, n, err)
-		}
-		if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 || int64(b.Dx())*int64(b.Dy()) > MaxPixels {
-			return nil, fmt.Errorf("%s: frame of %dx%d pixels is empty or too large", path, b.Dx(), b.Dy())
-		}
+	if err := Decode(ffmpeg, path, want, n, func(k int, img image.Image) error {
 		frames[k] = img
-	}
-	if _, err := r.ReadByte(); err != io.EOF {
-		return nil, fmt.Errorf("%s: ffmpeg wrote more than the %d frames picked", path, len(want))
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	imgs := make([]image.Image, len(idx))
 	for i, k := range idx {
 		imgs[i] = frames[k]
 	}
 	return imgs, nil
+}
+
+// Decode decodes the frames want (indices into the n frames of path that Probe found,
+// increasing) and calls fn with each as ffmpeg writes it, so that one frame at full size is
+// held at a time however many are picked (the windows of a long video). An error of fn
+// stops ffmpeg and is returned as it is.
+func Decode(ffmpeg, path string, want []int, n int, fn func(k int, img image.Image) error) error {
+	ok := len(want) > 0 && want[0] >= 0 && want[len(want)-1] < n
+	for i := 1; ok && i < len(want); i++ {
+		ok = want[i] > want[i-1]
+	}
+	if !ok {
+		return fmt.Errorf("%s: frames %v picked of %d", path, want, n)
+	}
+	terms := make([]string, len(want))
+	for i, k := range want {
+		terms[i] = "eq(n\\," + strconv.Itoa(k) + ")"
+	}
+	cmd, stderr := command(ffmpeg, path, "-map", "0:V:0", "-vf", "select='"+strings.Join(terms, "+")+"'",
+		"-vsync", "0", "-c:v", "png", "-f", "image2pipe", "-")
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: ffmpeg: %w", path, err)
+	}
+	r := bufio.NewReader(pipe)
+	var readErr, fnErr error
+	for _, k := range want {
+		img, err := png.Decode(r)
+		if err != nil {
+			readErr = fmt.Errorf("%s: frame %d of %d from ffmpeg: %w", path, k, n, err)
+			break
+		}
+		if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 || int64(b.Dx())*int64(b.Dy()) > MaxPixels {
+			readErr = fmt.Errorf("%s: frame of %dx%d pixels is empty or too large", path, b.Dx(), b.Dy())
+			break
+		}
+		if fnErr = fn(k, img); fnErr != nil {
+			cmd.Process.Kill()
+			break
+		}
+	}
+	if readErr == nil && fnErr == nil {
+		if _, err := r.ReadByte(); err != io.EOF {
+			readErr = fmt.Errorf("%s: ffmpeg wrote more than the %d frames picked", path, len(want))
+		}
+	}
+	io.Copy(io.Discard, r) // to the end, so that Wait does not cut ffmpeg's last words
+	waitErr := cmd.Wait()
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case waitErr != nil: // ffmpeg's own reason comes before what its output lacked
+		return ffmpegError(path, stderr, waitErr)
+	}
+	return readErr
 }
 
 // WriteMP4 writes frames (one size) to path as an H.264 MP4 of fps frames per second, through
@@ -242,22 +280,37 @@ func WriteMP4(bin, path string, frames []image.Image, fps float64) error {
 }
 
 // run runs ffmpeg on input path with args (the output's) and returns its standard
-// output; an error carries the last lines ffmpeg wrote to standard error. The input is named
-// with the file: protocol, so that a file called "concat:a|b" or "http://x" is read as a file.
+// output; an error carries the last lines ffmpeg wrote to standard error.
 func run(ffmpeg, path string, args ...string) ([]byte, error) {
-	cmd := exec.Command(ffmpeg, append([]string{"-nostdin", "-v", "error", "-i", "file:" + path}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd, stderr := command(ffmpeg, path, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
 	if err := cmd.Run(); err != nil {
-		// ffmpeg names the input in its messages; the error names it once, in front.
-		msg := strings.TrimSpace(strings.ReplaceAll(stderr.String(), "file:"+path+": ", ""))
-		if lines := strings.Split(msg, "\n"); len(lines) > 3 {
-			msg = strings.Join(lines[len(lines)-3:], "\n")
-		}
-		if msg == "" {
-			msg = err.Error()
-		}
-		return nil, fmt.Errorf("%s: ffmpeg: %s", path, msg)
+		return nil, ffmpegError(path, stderr, err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// command is ffmpeg reading input path with args (the output's), its standard error kept.
+// The input is named with the file: protocol, so that a file called "concat:a|b" or
+// "http://x" is read as a file.
+func command(ffmpeg, path string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	cmd := exec.Command(ffmpeg, append([]string{"-nostdin", "-v", "error", "-i", "file:" + path}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	return cmd, &stderr
+}
+
+// ffmpegError is the error of an ffmpeg run on path that failed with err: the last lines
+// of its standard error, where it wrote any.
+func ffmpegError(path string, stderr *bytes.Buffer, err error) error {
+	// ffmpeg names the input in its messages; the error names it once, in front.
+	msg := strings.TrimSpace(strings.ReplaceAll(stderr.String(), "file:"+path+": ", ""))
+	if lines := strings.Split(msg, "\n"); len(lines) > 3 {
+		msg = strings.Join(lines[len(lines)-3:], "\n")
+	}
+	if msg == "" {
+		msg = err.Error()
+	}
+	return fmt.Errorf("%s: ffmpeg: %s", path, msg)
 }

@@ -3,6 +3,7 @@
 package ffmpeg_test
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -52,6 +53,36 @@ func TestProbeAndFrames(t *testing.T) {
 	}
 	if _, err := ffmpeg.Frames(bin, video, []int{7}, 7); err == nil || !strings.Contains(err.Error(), "frames [7] picked of 7") {
 		t.Errorf("out of range: %v", err)
+	}
+	// Decode hands over each frame as it comes, and stops at fn's error.
+	var seen []int
+	err = ffmpeg.Decode(bin, video, []int{0, 2, 3, 6}, 7, func(k int, img image.Image) error {
+		if got := color.NRGBAModel.Convert(img.At(0, 0)).(color.NRGBA); got.R != uint8(30*k) {
+			t.Errorf("Decode: frame %d has red %d", k, got.R)
+		}
+		seen = append(seen, k)
+		return nil
+	})
+	if err != nil || fmt.Sprint(seen) != "[0 2 3 6]" {
+		t.Errorf("Decode: frames %v, %v", seen, err)
+	}
+	stop := errors.New("enough")
+	seen = nil
+	err = ffmpeg.Decode(bin, video, []int{1, 2, 4}, 7, func(k int, _ image.Image) error {
+		seen = append(seen, k)
+		if k == 2 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || fmt.Sprint(seen) != "[1 2]" {
+		t.Errorf("Decode stopped by fn: frames %v, %v", seen, err)
+	}
+	for _, want := range [][]int{{2, 2}, {3, 1}, {}} {
+		err := ffmpeg.Decode(bin, video, want, 7, func(int, image.Image) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("frames %v picked of 7", want)) {
+			t.Errorf("Decode %v: %v", want, err)
+		}
 	}
 	if _, err := ffmpeg.Probe(bin, filepath.Join(dir, "none.mp4")); err == nil || !strings.Contains(err.Error(), "none.mp4: ffmpeg: ") {
 		t.Errorf("missing: %v", err)

@@ -17,9 +17,11 @@ import (
 	_ "image/jpeg" // registers JPEG with image.Decode
 	_ "image/png"  // registers PNG with image.Decode
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -261,31 +263,90 @@ func leadingDigits(s string) (uint64, string) {
 
 // LoadClipFrames reads the T frames of the clip at path that SelectFrames picks at fps: from
 // an animated GIF or a folder of frames (LoadClip; sourceFPS the folder's frame rate) or a
-// video file (LoadVideoFrames: only those frames are decoded).
+// video file (only those frames are decoded).
 func LoadClipFrames(path string, sourceFPS float64, T int, fps float64) ([]image.Image, error) {
-	pick := func(n int, starts []float64, duration float64) ([]int, error) {
-		idx, err := SelectFrames(n, starts, duration, T, fps)
-		if err != nil {
+	w, err := LoadClipWindows(path, sourceFPS, T, fps, 1, nil)
+	if err != nil {
+		return nil, err
+	}
+	return w.Frames, nil
+}
+
+// ClipWindows are windows of T frames read from one clip.
+type ClipWindows struct {
+	Frames []image.Image // window after window, T frames each
+	Starts []float64     // each window's start in seconds
+}
+
+// LoadClipWindows reads the windows of T frames at fps that SelectWindows picks from the clip
+// at path (at most maxClips; 0: every one that fits), as LoadClipFrames reads one. Each frame
+// picked goes through fit (nil: kept as decoded) as it is decoded, so that the frames of a
+// long video are not all held at full size at once; a frame in two windows is read once.
+func LoadClipWindows(path string, sourceFPS float64, T int, fps float64, maxClips int, fit func(image.Image) (image.Image, error)) (*ClipWindows, error) {
+	if fit == nil {
+		fit = func(img image.Image) (image.Image, error) { return img, nil }
+	}
+	var (
+		windows [][]int
+		starts  []float64
+		frames  = map[int]image.Image{}
+	)
+	pick := func(n int, frameStarts []float64, duration float64) ([]int, error) {
+		var err error
+		if windows, starts, err = SelectWindows(n, frameStarts, duration, T, fps, maxClips); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		return idx, nil
+		want := slices.Sorted(maps.Keys(setOf(windows)))
+		if len(want) > MaxClipFrames {
+			return nil, fmt.Errorf("%s: %d windows of %d frames pick %d frames, at most %d are read from one clip", path, len(windows), T, len(want), MaxClipFrames)
+		}
+		return want, nil
+	}
+	keep := func(k int, img image.Image) error {
+		f, err := fit(img)
+		if err != nil {
+			return fmt.Errorf("%s: frame %d: %w", path, k, err)
+		}
+		frames[k] = f
+		return nil
 	}
 	if IsVideoFile(path) {
-		return LoadVideoFrames(path, pick)
+		if err := decodeVideoFrames(path, pick, keep); err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := LoadClip(path, sourceFPS)
+		if err != nil {
+			return nil, err
+		}
+		want, err := pick(len(c.Frames), c.Starts, c.Duration)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range want {
+			if err := keep(k, c.Frames[k]); err != nil {
+				return nil, err
+			}
+		}
 	}
-	c, err := LoadClip(path, sourceFPS)
-	if err != nil {
-		return nil, err
+	w := &ClipWindows{Starts: starts, Frames: make([]image.Image, 0, len(windows)*T)}
+	for _, idx := range windows {
+		for _, k := range idx {
+			w.Frames = append(w.Frames, frames[k])
+		}
 	}
-	idx, err := pick(len(c.Frames), c.Starts, c.Duration)
-	if err != nil {
-		return nil, err
+	return w, nil
+}
+
+// setOf is the set of the frame indices of windows.
+func setOf(windows [][]int) map[int]bool {
+	set := map[int]bool{}
+	for _, idx := range windows {
+		for _, k := range idx {
+			set[k] = true
+		}
 	}
-	frames := make([]image.Image, len(idx))
-	for i, k := range idx {
-		frames[i] = c.Frames[k]
-	}
-	return frames, nil
+	return set
 }
 
 // SelectFrames picks T frame indices from a clip of n frames:
@@ -295,34 +356,80 @@ func LoadClipFrames(path string, sourceFPS float64, T int, fps float64) ([]image
 //   - fps > 0: the frames shown at times k/fps, k = 0..T-1, from starts (frame k shows from
 //     starts[k]); the clip must last longer than (T-1)/fps.
 func SelectFrames(n int, starts []float64, duration float64, T int, fps float64) ([]int, error) {
-	if n < 1 || T < 1 {
-		return nil, fmt.Errorf("select %d of %d frames", T, n)
+	w, _, err := SelectWindows(n, starts, duration, T, fps, 1)
+	if err != nil {
+		return nil, err
 	}
-	idx := make([]int, T)
+	return w[0], nil
+}
+
+// SelectWindows picks windows of T frames at fps from a clip of n frames (frame k shows from
+// starts[k]; the last ends at duration) and returns each window's frame indices and start in
+// seconds. The clip is cut into windows back to back from its start, window j showing the
+// times j·T/fps + k/fps, k = 0..T-1; those that end within the clip (j·T/fps + (T-1)/fps <
+// duration) fit, M of them. maxClips 0 takes all M, else min(maxClips, M) spread over the
+// clip: windows round(linspace(0, M-1, maxClips)), the first window always among them. With
+// fps = 0 there is one window, SelectFrames' spread over the whole clip, and maxClips must be
+// 1.
+func SelectWindows(n int, starts []float64, duration float64, T int, fps float64, maxClips int) ([][]int, []float64, error) {
+	if n < 1 || T < 1 || maxClips < 0 {
+		return nil, nil, fmt.Errorf("select %d of %d frames (%d windows)", T, n, maxClips)
+	}
 	if fps == 0 {
+		if maxClips != 1 {
+			return nil, nil, errors.New("windows of a clip need a frame rate to take them at (--fps)")
+		}
+		idx := make([]int, T)
 		for k := range idx {
 			if T > 1 {
 				idx[k] = int(math.Round(float64(k) * float64(n-1) / float64(T-1)))
 			}
 		}
-		return idx, nil
+		return [][]int{idx}, []float64{0}, nil
 	}
 	if len(starts) != n {
-		return nil, errors.New("the clip has no timing (a folder of frames): give its frame rate (--source-fps) or sample with --fps 0")
+		return nil, nil, errors.New("the clip has no timing (a folder of frames): give its frame rate (--source-fps) or sample with --fps 0")
 	}
 	need := float64(T-1) / fps
 	if need >= duration {
-		return nil, fmt.Errorf("clip lasts %.3gs (%d frames): %d frames at %g fps need more than %.3gs; lower --fps or --num-frames", duration, n, T, fps, need)
+		return nil, nil, fmt.Errorf("clip lasts %.3gs (%d frames): %d frames at %g fps need more than %.3gs; lower --fps or --num-frames", duration, n, T, fps, need)
 	}
-	j := 0
-	for k := range idx {
-		t := float64(k)/fps + 1e-9
-		for j+1 < n && starts[j+1] <= t {
-			j++
+	span := float64(T) / fps
+	// M windows fit: those j with j·span + need < duration (by more than rounding: 6·0.15 +
+	// 0.1 falls short of 1 in floating point).
+	M := int(min((duration-need)/span, 1<<40)) + 1
+	for M > 1 && float64(M-1)*span+need >= duration-1e-9 {
+		M--
+	}
+	count := M
+	if maxClips > 0 {
+		count = min(maxClips, M)
+	}
+	if count > MaxClipFrames {
+		return nil, nil, fmt.Errorf("%d windows of %d frames at %g fps: at most %d are read from one clip", count, T, fps, MaxClipFrames)
+	}
+	picked := make([]int, count) // windows round(linspace(0, M-1, count))
+	for i := range picked {
+		if count > 1 {
+			picked[i] = int(math.Round(float64(i) * float64(M-1) / float64(count-1)))
 		}
-		idx[k] = j
 	}
-	return idx, nil
+	windows := make([][]int, len(picked))
+	times := make([]float64, len(picked))
+	for i, j := range picked {
+		times[i] = float64(j) * span
+		idx := make([]int, T)
+		f := 0
+		for k := range idx {
+			t := times[i] + float64(k)/fps + 1e-9
+			for f+1 < n && starts[f+1] <= t {
+				f++
+			}
+			idx[k] = f
+		}
+		windows[i] = idx
+	}
+	return windows, times, nil
 }
 
 // ToCHW converts img to (3,H,W) values in [-1, 1] (x/127.5 - 1), transparent pixels

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -367,6 +368,45 @@ func FuzzParseShard(f *testing.F) {
 	})
 }
 
+// Windows of 10 frames 0.1 s apart (1 s): 2 frames at 4 fps take 0.5 s each and need 0.25 s
+// to end within the clip, so windows start at 0 and 0.5 (1.0 + 0.25 is past the end); single
+// frames at 10 fps give 10 windows, of which 4 spread are 0, 3, 6 and 9.
+func TestSelectWindows(t *testing.T) {
+	starts := []float64{0, .1, .2, .3, .4, .5, .6, .7, .8, .9}
+	for _, c := range []struct {
+		T          int
+		fps        float64
+		maxClips   int
+		want       string
+		wantStarts string
+	}{
+		{2, 4, 0, "[[0 2] [5 7]]", "[0.00 0.50]"},
+		{2, 4, 1, "[[0 2]]", "[0.00]"},
+		{2, 4, 3, "[[0 2] [5 7]]", "[0.00 0.50]"},
+		{1, 10, 0, "[[0] [1] [2] [3] [4] [5] [6] [7] [8] [9]]", "[0.00 0.10 0.20 0.30 0.40 0.50 0.60 0.70 0.80 0.90]"},
+		{1, 10, 4, "[[0] [3] [6] [9]]", "[0.00 0.30 0.60 0.90]"},
+		{1, 10, 2, "[[0] [9]]", "[0.00 0.90]"},
+		// At twice the clip's rate frames repeat; window 6 would end at 6·0.15 + 0.1 = 1 s.
+		{3, 20, 0, "[[0 0 1] [1 2 2] [3 3 4] [4 5 5] [6 6 7] [7 8 8]]", "[0.00 0.15 0.30 0.45 0.60 0.75]"},
+	} {
+		w, s, err := SelectWindows(10, starts, 1, c.T, c.fps, c.maxClips)
+		if err != nil || fmt.Sprint(w) != c.want || fmt.Sprintf("%.2f", s) != c.wantStarts {
+			t.Errorf("T %d at %g fps, at most %d: windows %v starting %.2f (%v), want %s starting %s", c.T, c.fps, c.maxClips, w, s, err, c.want, c.wantStarts)
+		}
+	}
+	if _, _, err := SelectWindows(10, starts, 1, 5, 4, 0); err == nil || !strings.Contains(err.Error(), "need more than 1s") {
+		t.Errorf("no window fits: %v", err)
+	}
+	// 10 s at 1000 fps: 10000 windows of one frame, more than are read from one clip, unless
+	// fewer are asked for.
+	if _, _, err := SelectWindows(10, starts, 10, 1, 1000, 0); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("at most %d", MaxClipFrames)) {
+		t.Errorf("10000 windows: %v", err)
+	}
+	if w, _, err := SelectWindows(10, starts, 10, 1, 1000, 3); err != nil || fmt.Sprint(w) != "[[0] [9] [9]]" {
+		t.Errorf("3 of 10000 windows: %v %v", w, err)
+	}
+}
+
 func TestSelectFrames(t *testing.T) {
 	idx, _ := SelectFrames(10, nil, 0, 4, 0)
 	if !slices.Equal(idx, []int{0, 3, 6, 9}) {
@@ -387,6 +427,9 @@ func TestSelectFrames(t *testing.T) {
 	}
 	if _, err := SelectFrames(10, nil, 0, 4, 4); err == nil || !strings.Contains(err.Error(), "--source-fps") {
 		t.Errorf("no timing: %v", err)
+	}
+	if _, _, err := SelectWindows(10, nil, 0, 4, 0, 2); err == nil || !strings.Contains(err.Error(), "--fps") {
+		t.Errorf("windows at fps 0: %v", err)
 	}
 	if !naturalLess("f2.png", "f10.png") || naturalLess("f10.png", "f2.png") || !naturalLess("a", "b") || !naturalLess("x1", "x1a") {
 		t.Error("natural order")

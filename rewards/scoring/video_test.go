@@ -6,9 +6,11 @@ package scoring
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/gif"
 	"image/png"
 	"os"
@@ -103,6 +105,50 @@ func TestVideoFramesMatchGIF(t *testing.T) {
 	}
 	if items, err := List([]string{dir}, ListOptions{}); err != nil || len(items) != 2 || strings.HasSuffix(items[0].Path, ".mp4") || strings.HasSuffix(items[1].Path, ".mp4") {
 		t.Errorf("image listing: %v, %v", items, err)
+	}
+}
+
+// Windows of 3 frames at 5 fps from 12 frames at 10 fps (1.2 s): back to back every 0.6 s,
+// window j showing frames 6j, 6j+2 and 6j+4 (2 fit); the MP4's equal the GIF's and the
+// fit each frame goes through is called once per frame read, a frame in two windows once.
+func TestClipWindows(t *testing.T) {
+	bin := testvideo.Require(t)
+	dir := t.TempDir()
+	frames := testClipFrames(12, 24, 18)
+	gifPath, mp4Path := writeClipFiles(t, bin, dir, frames)
+	for _, path := range []string{gifPath, mp4Path} {
+		fits := 0
+		fit := func(img image.Image) (image.Image, error) { // the top-left 4x3
+			fits++
+			out := image.NewNRGBA(image.Rect(0, 0, 4, 3))
+			draw.Draw(out, out.Bounds(), img, img.Bounds().Min, draw.Src)
+			return out, nil
+		}
+		w, err := LoadClipWindows(path, 0, 3, 5, 0, fit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%.2f", w.Starts) != "[0.00 0.60]" || len(w.Frames) != 6 || fits != 6 {
+			t.Fatalf("%s: windows starting %.2f, %d frames, %d fits; want 2 windows at 0 and 0.6 s, 6 frames and fits", path, w.Starts, len(w.Frames), fits)
+		}
+		for i, k := range []int{0, 2, 4, 6, 8, 10} {
+			want := image.NewNRGBA(image.Rect(0, 0, 4, 3))
+			draw.Draw(want, want.Bounds(), frames[k], image.Point{}, draw.Src)
+			a, _, _ := ToCHW(w.Frames[i])
+			b, _, _ := ToCHW(want)
+			if !slices.Equal(a, b) {
+				t.Errorf("%s: frame %d of the windows is not frame %d", path, i, k)
+			}
+		}
+		// One window spread over the clip (fps 20: frames repeat) reads each frame once.
+		fits = 0
+		if w, err := LoadClipWindows(path, 0, 4, 20, 1, fit); err != nil || len(w.Frames) != 4 || fits != 2 {
+			t.Errorf("%s: 4 frames at 20 fps: %v frames, %d fits, %v; want 4 frames of 2 read", path, len(w.Frames), fits, err)
+		}
+		stop := errors.New("no")
+		if _, err := LoadClipWindows(path, 0, 3, 5, 0, func(image.Image) (image.Image, error) { return nil, stop }); !errors.Is(err, stop) || !strings.Contains(err.Error(), path+": frame 0: ") {
+			t.Errorf("%s: fit's error: %v", path, err)
+		}
 	}
 }
 
