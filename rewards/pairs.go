@@ -4,8 +4,8 @@
 // quality from real clips against graded corruptions. Ties come from two captions that are
 // equally wrong or two corruptions of the same kind and level.
 //
-// Splits: "train" and "val" are training concepts (val is a fixed 5% of them, by a hash of
-// the concept, used for calibration and never trained on); "heldout" is the dataset's
+// Splits: "train" and "val" are training concepts (val is a fixed 5% of them, or
+// PairConfig.ValPercent, by a hash of the concept, used for calibration and never trained on); "heldout" is the dataset's
 // held-out concepts, never seen in training; "preferences" is the held-out part of a
 // preference file (preferences.go).
 //
@@ -13,6 +13,7 @@
 package rewards
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -36,15 +37,21 @@ const (
 	SplitPreferences = "preferences"
 )
 
-// ValPerCent is the share of training concepts kept for validation.
+// ValPerCent is the default share of training concepts kept for validation, in percent
+// (PairConfig.ValPercent).
 const ValPerCent = 5
 
+// MaxValPercent bounds PairConfig.ValPercent: at least half the concepts stay for training.
+const MaxValPercent = 50
+
 // ValidationConcept reports whether a training concept (base code points, dataset.Item.Concept)
-// belongs to the validation split: FNV-1a 64 of "val/" + concept, modulo 100, below ValPerCent.
-func ValidationConcept(concept string) bool {
+// belongs to the validation split of percent % of the training concepts: FNV-1a 64 of "val/"
+// + concept, modulo 100, below percent. A concept in the split at one percent is in it at
+// every larger one.
+func ValidationConcept(concept string, percent int) bool {
 	h := fnv.New64a()
 	h.Write([]byte("val/" + concept))
-	return h.Sum64()%100 < ValPerCent
+	return h.Sum64()%100 < uint64(percent)
 }
 
 // ConceptPart returns the part (0..n-1) of n that a non-held-out concept falls in: FNV-1a 64
@@ -118,6 +125,10 @@ type PairConfig struct {
 	// one prompt differ as little as hard negatives do, and ranking them is what pair selection
 	// and guidance ask of r_ta.
 	TAImageNegatives string
+	// ValPercent is the share of training concepts kept for validation, in percent (0:
+	// ValPerCent): a dataset of few concepts (a small import) needs more than 5% for the
+	// validation split to hold the three captions its pairs need.
+	ValPercent int
 	// Part of Parts (ConceptPart) restricts the training and validation splits to one part of
 	// the non-held-out concepts; Parts 0 or 1 keeps them all. The held-out split is shared.
 	Part, Parts int
@@ -230,7 +241,7 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 		switch {
 		case s == dataset.SplitHeldOut:
 			return SplitHeldOut
-		case ValidationConcept(concept):
+		case ValidationConcept(concept, cmp.Or(cfg.ValPercent, ValPerCent)):
 			return SplitVal
 		}
 		return SplitTrain
@@ -349,11 +360,12 @@ func (g *PairGen) checkSplit(s string) error {
 // of the concepts, so a dataset of few concepts (a small import) may leave one empty.
 func (g *PairGen) checkEvalSplits(cfg TrainConfig) error {
 	if err := g.checkSplit(SplitVal); err != nil {
-		return fmt.Errorf("%w: the validation concepts (5%% of the training ones, by a hash) calibrate the scores; the data needs more concepts", err)
+		return fmt.Errorf("%w: the validation concepts (%d%% of the training ones, by a hash) calibrate the scores; the data needs more concepts"+
+			"\n---> HINT: --val-percent (up to %d) keeps more of them for validation", err, cfg.valPercent(), MaxValPercent)
 	}
 	if cfg.EvalPairs > 0 {
 		if err := g.checkSplit(SplitHeldOut); err != nil {
-			return fmt.Errorf("%w\n---> HINT: --eval-pairs 0 skips the held-out evaluation", err)
+			return fmt.Errorf("%w\n---> HINT: --eval-pairs 0 skips the held-out evaluation; an import holds more out with align data import --held-out-percent", err)
 		}
 	}
 	return nil

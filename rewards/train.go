@@ -26,6 +26,7 @@
 package rewards
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,9 @@ type TrainConfig struct {
 	GradedShare  float64 `json:"graded_share"` // share of two-level quality pairs
 	ValPairs     int     `json:"val_pairs"`    // validation pairs for calibration
 	EvalPairs    int     `json:"eval_pairs"`   // held-out pairs evaluated at the end (0: none)
+	// ValPercent is PairConfig.ValPercent: the share of training concepts kept for
+	// validation, in percent (0, a run before the option: ValPerCent).
+	ValPercent int `json:"val_percent,omitempty"`
 	// TimestepSampling draws the noise level of each pair of a latent run: uniform ("" too)
 	// or logit_normal; clean models ignore it.
 	TimestepSampling string `json:"timestep_sampling,omitempty"`
@@ -99,7 +103,7 @@ func DefaultTrainConfig() TrainConfig {
 		TrainLoop: nn.TrainLoop{TrainBatchSize: 32, MaxTrainSteps: 3000, LearningRate: 3e-4, LRScheduler: nn.LRCosine,
 			LRWarmupSteps: 100, AdamWeightDecay: 0.01, MaxGradNorm: 1, CheckpointingSteps: 500, CheckpointsTotalLimit: 2},
 		LossType: LossBTT, TieK: DefaultTieK, TieShare: 0.15, GradedShare: 0.25, ValPairs: 1024, EvalPairs: 2048,
-		TimestepSampling: TimestepUniform, NegativeShare: 0.25, TAImageNegatives: TAImageRandom}
+		TimestepSampling: TimestepUniform, NegativeShare: 0.25, TAImageNegatives: TAImageRandom, ValPercent: ValPerCent}
 }
 
 // taImageNegatives is TAImageNegatives with "" (a run before the option) read as random.
@@ -117,8 +121,11 @@ func (c *TrainConfig) Loss() LossConfig { return LossConfig{Kind: c.LossType, K:
 func (c *TrainConfig) PairConfig(dims []string) PairConfig {
 	return PairConfig{Dims: dims, TieShare: share(c.TieShare), GradedShare: share(c.GradedShare), Part: c.ConceptPart, Parts: c.ConceptParts, Set: c.ImageSet,
 		NegativeShare: c.NegativeShare, TAImageShare: c.TAImageShare, TAImageNegatives: c.TAImageNegatives, TeacherShare: c.TeacherShare,
-		PreferenceShare: c.PairsShare}
+		PreferenceShare: c.PairsShare, ValPercent: c.ValPercent}
 }
+
+// valPercent is ValPercent with 0 (a run before the option) read as ValPerCent.
+func (c *TrainConfig) valPercent() int { return cmp.Or(c.ValPercent, ValPerCent) }
 
 // Validate checks the hyper-parameters.
 func (c *TrainConfig) Validate() error {
@@ -132,6 +139,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("--tie-share must be in [0, 1) and --graded-share in [0, 1], got %v and %v", c.TieShare, c.GradedShare)
 	case !(c.TAImageShare >= 0 && c.TAImageShare <= 1):
 		return fmt.Errorf("--ta-image-share must be in [0, 1], got %v", c.TAImageShare)
+	case c.ValPercent < 1 || c.ValPercent > MaxValPercent:
+		return fmt.Errorf("--val-percent must be in [1, %d], got %d", MaxValPercent, c.ValPercent)
 	case c.TAImageNegatives != "" && !slices.Contains(TAImageNegativeKinds, c.TAImageNegatives):
 		return fmt.Errorf("--ta-image-negatives %q: want one of %v", c.TAImageNegatives, TAImageNegativeKinds)
 	case !(c.TeacherShare >= 0 && c.TeacherShare <= 1) || !(c.TeacherMargin >= 0) || math.IsInf(c.TeacherMargin, 0):
@@ -659,15 +668,15 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	if err := json.Unmarshal([]byte(c.Extra[metaTrainState]), &st); err != nil {
 		return fmt.Errorf("%s: train_state: %w", src, err)
 	}
-	if st.Pool != t.Gen.PoolSize(SplitTrain) {
-		return fmt.Errorf("%s: trained on %d samples, the data now has %d; resume with the same dataset", src, st.Pool, t.Gen.PoolSize(SplitTrain))
-	}
 	if st.Seed != t.Cfg.Seed {
 		return fmt.Errorf("%s: run seed %d, --seed is %d; resume with the same seed", src, st.Seed, t.Cfg.Seed)
 	}
 	if st.Config != nil && (st.Config.ConceptPart != t.Cfg.ConceptPart || max(st.Config.ConceptParts, 1) != max(t.Cfg.ConceptParts, 1)) {
 		return fmt.Errorf("%s: trained on concept part %d/%d, --concept-part is %d/%d; resume with the same part", src,
 			st.Config.ConceptPart, max(st.Config.ConceptParts, 1), t.Cfg.ConceptPart, max(t.Cfg.ConceptParts, 1))
+	}
+	if st.Config != nil && st.Config.valPercent() != t.Cfg.valPercent() {
+		return fmt.Errorf("%s: validation split of %d%% of the concepts, --val-percent is %d; resume with the same split", src, st.Config.valPercent(), t.Cfg.valPercent())
 	}
 	if st.Config != nil && st.Config.ImageSet != t.Cfg.ImageSet {
 		return fmt.Errorf("%s: trained on image set %q, --image-set is %q; resume with the same set", src, st.Config.ImageSet, t.Cfg.ImageSet)
@@ -694,6 +703,10 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	}
 	if err := t.Cfg.sameNegatives(st.Config); err != nil {
 		return fmt.Errorf("%s: %w", src, err)
+	}
+	// After the settings that choose the training split: the same settings on other data.
+	if st.Pool != t.Gen.PoolSize(SplitTrain) {
+		return fmt.Errorf("%s: trained on %d samples, the data now has %d; resume with the same dataset", src, st.Pool, t.Gen.PoolSize(SplitTrain))
 	}
 	var was *diffusion.InitSource
 	if st.Config != nil {

@@ -20,6 +20,7 @@ import (
 	"image"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,6 +47,7 @@ type DataImportOptions struct {
 	FPS           float64
 	SourceFPS     float64
 	ClipsPerVideo int
+	HeldOut       float64 // --held-out-percent
 	SkipErrors    bool
 	Overwrite     bool
 	JSON          bool
@@ -73,7 +75,9 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 			"write a dataset directory that align pretrain, reward train, data prompts, finetune\n" +
 			"--method reward-cond and (at 32x32) retrieval read as they read the emoji set. Images\n" +
 			"whose caption (lower-cased) is the same form one concept: the held-out split (5% of\n" +
-			"concepts, by a hash) keeps each concept on one side.\n\n" +
+			"concepts, by a hash; --held-out-percent) keeps each concept on one side. A dataset of\n" +
+			"few concepts may want more held out (reward eval's and reward train's test) and reward\n" +
+			"train --val-percent for its validation split.\n\n" +
 			"An INPUT is a folder (walked with its sub-folders, unless it holds metadata.jsonl or\n" +
 			"metadata.csv, Hugging Face's imagefolder layout, which then lists its files), a .jsonl or\n" +
 			".csv list of files with captions (columns path/file_name and prompt/caption/text), a glob\n" +
@@ -118,6 +122,8 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 				return flagErrorf("--fps and --source-fps must be within [0, 10000]")
 			case !opts.Video && (cmd.Flags().Changed("fps") || cmd.Flags().Changed("source-fps") || cmd.Flags().Changed("num-frames") || cmd.Flags().Changed("clips-per-video")):
 				return flagErrorf("--fps, --source-fps, --num-frames and --clips-per-video sample clips: add --video")
+			case !(opts.HeldOut >= 0 && opts.HeldOut <= dataset.MaxHeldOutPerMyriad/100):
+				return flagErrorf("--held-out-percent %v: want 0 to %d", opts.HeldOut, dataset.MaxHeldOutPerMyriad/100)
 			case opts.ClipsPerVideo < 0:
 				return flagErrorf("--clips-per-video %d: want 1 or more, or 0 for every window", opts.ClipsPerVideo)
 			case opts.ClipsPerVideo != 1 && opts.FPS == 0:
@@ -141,6 +147,7 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 	f.Float64Var(&opts.FPS, "fps", 0, "clips: take the 8 frames at this rate from the start (0: spread over the whole clip)")
 	f.Float64Var(&opts.SourceFPS, "source-fps", 0, "clips: frame rate of folders of frames (needed with --fps > 0)")
 	f.IntVar(&opts.ClipsPerVideo, "clips-per-video", 1, "clips: windows of --num-frames frames at --fps taken from each clip, spread over it (0: every window)")
+	f.Float64Var(&opts.HeldOut, "held-out-percent", dataset.HeldOutPerMyriad/100, fmt.Sprintf("percent of the concepts held out (never trained on; reward and retrieval tests), 0 to %d", dataset.MaxHeldOutPerMyriad/100))
 	f.BoolVar(&opts.SkipErrors, "skip-errors", false, "leave out files that cannot be read (listed in the summary) instead of failing")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace the dataset the output directory already holds")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
@@ -353,7 +360,8 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	var mu sync.Mutex
 	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
 		OutputDir: opts.OutputDir, Video: opts.Video, Size: opts.Resolution, NumFrames: opts.NumFrames, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
-		Info: info,
+		HeldOutPerMyriad: heldOutPerMyriad(opts.HeldOut),
+		Info:             info,
 		Progress: func(done int) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -384,6 +392,14 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		return enc.Encode(rep)
 	}
 	return printImportSummary(out, &rep, opts.Video)
+}
+
+// heldOutPerMyriad is ImportOptions.HeldOutPerMyriad for --held-out-percent p (its 0: none).
+func heldOutPerMyriad(p float64) int {
+	if n := int(math.Round(p * 100)); n > 0 {
+		return n
+	}
+	return -1
 }
 
 // maxSkippedShown bounds the unreadable files the text summary names (--json names all).

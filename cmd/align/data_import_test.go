@@ -52,6 +52,12 @@ func TestDataImportFlags(t *testing.T) {
 		}},
 		{args: []string{"in/", "-o", "d", "--video"}, check: func(o *DataImportOptions) bool { return o.ClipsPerVideo == 1 }},
 		{args: []string{"in/", "-o", "d", "--clips-per-video", "2"}, error: "add --video"},
+		{args: []string{"in/", "-o", "d", "--held-out-percent", "12.5"}, check: func(o *DataImportOptions) bool {
+			return o.HeldOut == 12.5 && heldOutPerMyriad(o.HeldOut) == 1250
+		}},
+		{args: []string{"in/", "-o", "d", "--held-out-percent", "0"}, check: func(o *DataImportOptions) bool { return heldOutPerMyriad(o.HeldOut) < 0 }},
+		{args: []string{"in/", "-o", "d"}, check: func(o *DataImportOptions) bool { return heldOutPerMyriad(o.HeldOut) == dataset.HeldOutPerMyriad }},
+		{args: []string{"in/", "-o", "d", "--held-out-percent", "51"}, error: "--held-out-percent 51: want 0 to 50"},
 		{args: []string{"in/", "-o", "d", "--video", "--clips-per-video", "2"}, error: "--clips-per-video 2 cuts windows at --fps"},
 		{args: []string{"in/", "-o", "d", "--video", "--fps", "4", "--clips-per-video", "-1"}, error: "--clips-per-video -1: want 1 or more"},
 	}
@@ -241,6 +247,51 @@ func TestDataImportImages(t *testing.T) {
 
 // The text summary names the first 20 unreadable files and counts the rest; --json lists
 // every one.
+// A dataset of 40 concepts: --held-out-percent 50 holds out the concepts the hash names at
+// 50%; reward train's validation split at 5% of the rest cannot give pairs and says which
+// flag helps; at --val-percent 50 it trains, evaluates its held-out pairs and records the
+// split, which reward eval --split val reads and a resume must keep.
+func TestDataImportSplitShares(t *testing.T) {
+	root := t.TempDir()
+	var list strings.Builder
+	list.WriteString("path,caption\n")
+	held := 0
+	for i := range 40 {
+		name := fmt.Sprintf("%02d.png", i)
+		writeImportPNG(t, filepath.Join(root, "in", name), 8, 8, color.NRGBA{uint8(6 * i), 90, 200, 255})
+		caption := fmt.Sprintf("shape number %d", i)
+		fmt.Fprintf(&list, "%s,%s\n", name, caption)
+		if dataset.HeldOutAt(dataset.ConceptOf(caption), 5000) {
+			held++
+		}
+	}
+	writeImportFile(t, filepath.Join(root, "in", "list.csv"), list.String())
+	out := filepath.Join(root, "data")
+	if code, stdout, stderr := runAlign(t, "data", "import", filepath.Join(root, "in", "list.csv"), "--held-out-percent", "50", "-o", out); code != exitOK ||
+		!strings.Contains(stdout, fmt.Sprintf("concepts  40: train %d, heldout %d", 40-held, held)) {
+		t.Fatalf("import: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if held < 12 || held > 28 {
+		t.Fatalf("%d of 40 concepts held out at 50%%", held)
+	}
+	rw := filepath.Join(root, "rw")
+	code, _, stderr := runAlign(t, tinyRewardTrainArgs(out, rw, "--max-train-steps", "2")...)
+	if code != exitError || !strings.Contains(stderr, "the validation concepts (5% of the training ones") || !strings.Contains(stderr, "HINT: --val-percent") {
+		t.Fatalf("reward train at 5%% validation: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr := runAlign(t, tinyRewardTrainArgs(out, rw, "--max-train-steps", "2", "--val-percent", "50", "--eval-pairs", "16")...)
+	if code != exitOK || !strings.Contains(stdout+stderr, "held-out accuracy (16 pairs") {
+		t.Fatalf("reward train --val-percent 50: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runAlign(t, "reward", "eval", "--model", filepath.Join(rw, "model.safetensors"), "--data", out, "--split", "val", "--val-percent", "50", "--pairs", "8"); code != exitOK {
+		t.Errorf("reward eval --split val: exit %d, %s", code, stderr)
+	}
+	resume := tinyRewardTrainArgs(out, rw, "--max-train-steps", "4", "--resume-from-checkpoint", "latest", "--val-percent", "30")
+	if code, _, stderr := runAlign(t, resume...); code != exitError || !strings.Contains(stderr, "validation split of 50% of the concepts, --val-percent is 30") {
+		t.Errorf("resume at another split: exit %d, %s", code, stderr)
+	}
+}
+
 func TestDataImportManySkipped(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "in")
 	writeImportPNG(t, filepath.Join(dir, "good.png"), 8, 8, color.NRGBA{1, 2, 3, 255})
@@ -372,7 +423,7 @@ func rewardSplitCaptions(prefix string) []splitCaption {
 		switch concept := dataset.ConceptOf(caption); {
 		case dataset.IsHeldOut(concept):
 			split = rewards.SplitHeldOut
-		case rewards.ValidationConcept(concept):
+		case rewards.ValidationConcept(concept, rewards.ValPerCent):
 			split = rewards.SplitVal
 		}
 		if need[split] == 0 {

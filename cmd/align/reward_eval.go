@@ -33,6 +33,7 @@ type RewardEvalOptions struct {
 	Seed        uint64
 	BatchSize   int
 	TieShare    float64
+	ValPercent  int
 	Threads     int
 	JSON        bool
 }
@@ -48,6 +49,8 @@ r_A - r_B), the tie-calibrated accuracy with ties (the tie threshold eps searche
 pairs, as VideoAlign's calc_accuracy.py does), and the accuracy with ties at the model's own
 validation thresholds (stored in its calibration). The pairs are a function of --seed, so
 runs are comparable; --seed 0 gives the set that reward train evaluates at its end.
+--split val and train read the training concepts as a run of reward train --val-percent
+does (5% by default).
 
 A noise-aware latent model (align reward train --latent) scores x_t = (1-t) x0 + t eps; both
 sides of a pair share t and eps, t is stratified over five buckets [0,.2), ..., [.8,1), and
@@ -100,6 +103,8 @@ with their accuracies side by side (--json: a list of the reports, each with its
 				return flagErrorf("--batch-size must be >= 2, got %d", opts.BatchSize)
 			case !(opts.TieShare >= 0 && opts.TieShare < 1):
 				return flagErrorf("--tie-share must be in [0, 1), got %v", opts.TieShare)
+			case opts.ValPercent < 1 || opts.ValPercent > rewards.MaxValPercent:
+				return flagErrorf("--val-percent must be in [1, %d], got %d", rewards.MaxValPercent, opts.ValPercent)
 			case opts.Threads < 0:
 				return flagErrorf("--threads must be >= 0, got %d", opts.Threads)
 			}
@@ -120,6 +125,7 @@ with their accuracies side by side (--json: a list of the reports, each with its
 	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the pairs (0: the set reward train evaluates with --seed 0)")
 	f.IntVar(&opts.BatchSize, "batch-size", 64, "samples scored at once")
 	f.Float64Var(&opts.TieShare, "tie-share", def.TieShare, "share of pairs built as ties")
+	f.IntVar(&opts.ValPercent, "val-percent", def.ValPercent, "percent of the training concepts in --split val (reward train --val-percent)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	return cmd
@@ -358,7 +364,7 @@ func (o *RewardEvalOptions) pairGen(dims []string, shape []int) (*rewards.PairGe
 	video := len(shape) == 4
 	if o.Preferences == "" {
 		tc := rewards.DefaultTrainConfig()
-		tc.TieShare = o.TieShare
+		tc.TieShare, tc.ValPercent = o.TieShare, o.ValPercent
 		gen, _, err := loadPairGen(o.Data, video, tc.PairConfig(dims))
 		if err == nil && !slices.Equal(gen.SampleShape(), shape) {
 			err = fmt.Errorf("%s: samples of %v, the model reads %v", o.Data, gen.SampleShape(), shape)

@@ -92,7 +92,7 @@ func syntheticEmojiDataset(t *testing.T, clips int) string {
 	train, val := 0, 0
 	for k := 0; train < 12 || val < 4; k++ {
 		u := fmt.Sprintf("1F%03X", 0x300+k)
-		isVal := rewards.ValidationConcept(u)
+		isVal := rewards.ValidationConcept(u, rewards.ValPerCent)
 		switch {
 		case dataset.IsHeldOut(u), isVal && val == 4, !isVal && train == 12:
 			continue

@@ -45,6 +45,8 @@ func TestNewCmdRewardTrain(t *testing.T) {
 		{name: "unknown dim", args: []string{"--dims", "aesthetic"}, wantErr: `unknown dimension "aesthetic"`},
 		{name: "repeated dim", args: []string{"--dims", "ta,ta"}, wantErr: "ta given twice"},
 		{name: "batch", args: []string{"--train-batch-size", "0"}, wantErr: "--train-batch-size must be >= 1"},
+		{name: "val percent", args: []string{"--val-percent", "30"}, check: func(o *RewardTrainOptions) bool { return o.Train.ValPercent == 30 }},
+		{name: "val percent 0", args: []string{"--val-percent", "0"}, wantErr: "--val-percent must be in [1, 50], got 0"},
 		{name: "argument", args: []string{"x"}, wantErr: "unknown command"},
 	}
 	checkRewardTrainCases(t, tests)
@@ -95,15 +97,16 @@ func TestNewCmdRewardEval(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", args: []string{"--model", "m"}, want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "heldout",
-			Pairs: 2048, BatchSize: 64, TieShare: 0.15}},
-		{name: "flags", args: []string{"--model", "m", "--split", "val", "--pairs", "10", "--seed", "3", "--json", "--batch-size", "8"},
-			want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "val", Pairs: 10, Seed: 3, JSON: true, BatchSize: 8, TieShare: 0.15}},
+			Pairs: 2048, BatchSize: 64, TieShare: 0.15, ValPercent: 5}},
+		{name: "flags", args: []string{"--model", "m", "--split", "val", "--pairs", "10", "--seed", "3", "--json", "--batch-size", "8", "--val-percent", "40"},
+			want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "val", Pairs: 10, Seed: 3, JSON: true, BatchSize: 8, TieShare: 0.15, ValPercent: 40}},
 		{name: "models", args: []string{"--model", "m", "--model", "n.onnx"}, want: RewardEvalOptions{Models: []string{"m", "n.onnx"}, Model: "m",
-			Data: "data/emoji", Split: "heldout", Pairs: 2048, BatchSize: 64, TieShare: 0.15}},
+			Data: "data/emoji", Split: "heldout", Pairs: 2048, BatchSize: 64, TieShare: 0.15, ValPercent: 5}},
 		{name: "no model", args: nil, wantErr: "--model is required"},
 		{name: "empty model", args: []string{"--model", "m", "--model", ""}, wantErr: "--model is required"},
 		{name: "split", args: []string{"--model", "m", "--split", "test"}, wantErr: `--split "test"`},
 		{name: "pairs", args: []string{"--model", "m", "--pairs", "0"}, wantErr: "--pairs must be >= 1"},
+		{name: "val percent", args: []string{"--model", "m", "--val-percent", "51"}, wantErr: "--val-percent must be in [1, 50]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

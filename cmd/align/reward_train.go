@@ -84,8 +84,8 @@ quality (real images against graded blur, noise, pixelation, colour shift and JP
 quality (real clips against shuffled, jittered, flickering and frozen ones), with ties.
 
 Each step draws fresh pairs from the training concepts (a function of --seed and the step);
-the validation concepts (5% of the training ones) calibrate the scores at the end, and the
-held-out concepts measure the accuracy. The output directory receives:
+the validation concepts (5% of the training ones, --val-percent) calibrate the scores at the
+end, and the held-out concepts (the dataset's) measure the accuracy. The output directory receives:
 
   model.safetensors               weights, config, tokenizer and calibration (mean, std, tie eps)
   checkpoint-<step>.safetensors   weights, AdamW moments and step (resume exactly)
@@ -235,6 +235,7 @@ a trained model an annotator's --pairs in fewer steps than a model from scratch 
 	f.Float64Var(&t.GradedShare, "graded-share", t.GradedShare, "share of quality pairs comparing two corruption levels")
 	f.IntVar(&t.ValPairs, "val-pairs", t.ValPairs, "validation pairs for the calibration at the end")
 	f.IntVar(&t.EvalPairs, "eval-pairs", t.EvalPairs, "held-out pairs evaluated at the end (0: skip)")
+	f.IntVar(&t.ValPercent, "val-percent", t.ValPercent, fmt.Sprintf("percent of the training concepts kept for validation (the calibration), 1 to %d: more for data of few concepts", rewards.MaxValPercent))
 	f.BoolVar(&opts.Latent, "latent", false, "train the noise-aware latent reward model (Flow-NRG) from --generator")
 	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model)")
 	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")

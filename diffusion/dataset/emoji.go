@@ -27,17 +27,27 @@ const (
 // HeldOutPerMyriad is the held-out share of concepts in units of 1/10000 (5%).
 const HeldOutPerMyriad = 500
 
-// HeldOutRule describes the split in words; it is recorded in the manifest.
-const HeldOutRule = "held out iff uint64(sha256(upper(unified) without -FE0F)[:8], big endian) % 10000 < 500"
+// MaxHeldOutPerMyriad bounds an import's held-out share (50%).
+const MaxHeldOutPerMyriad = 5000
+
+// HeldOutRule describes the split at a share of perMyriad in words; it is recorded in the
+// manifest.
+func HeldOutRule(perMyriad int) string {
+	return fmt.Sprintf("held out iff uint64(sha256(upper(unified) without -FE0F)[:8], big endian) %% 10000 < %d", perMyriad)
+}
 
 // IsHeldOut reports whether the concept with this base code point sequence (emoji.json "unified",
 // e.g. "1F44B" or "0023-FE0F-20E3") belongs to the held-out split. The rule depends only on the
 // code points, so it stays the same across emoji-data versions and sets; FE0F variation selectors
 // are ignored so that a change of qualification does not move a concept.
-func IsHeldOut(unified string) bool {
+func IsHeldOut(unified string) bool { return HeldOutAt(unified, HeldOutPerMyriad) }
+
+// HeldOutAt is IsHeldOut's rule at a share of perMyriad of the concepts (an import's
+// --held-out-percent): a concept held out at one share is held out at every larger one.
+func HeldOutAt(unified string, perMyriad int) bool {
 	key := strings.ReplaceAll(strings.ToUpper(unified), "-FE0F", "")
 	sum := sha256.Sum256([]byte(key))
-	return binary.BigEndian.Uint64(sum[:8])%10000 < HeldOutPerMyriad
+	return binary.BigEndian.Uint64(sum[:8])%10000 < uint64(perMyriad)
 }
 
 // skinTones maps a Fitzpatrick modifier to its CLDR name.

@@ -196,6 +196,22 @@ func TestHeldOutStable(t *testing.T) {
 	if f := float64(held) / float64(n); f < 0.04 || f > 0.06 {
 		t.Errorf("held-out share %.3f over %d code points, want about 0.05", f, n)
 	}
+	// At 30% about 30% are held out, among them every one held out at 5%.
+	held = 0
+	for r := 0x1F300; r < 0x1FB00; r++ {
+		u := fmt.Sprintf("%X", r)
+		if HeldOutAt(u, 3000) {
+			held++
+		} else if IsHeldOut(u) {
+			t.Errorf("%s: held out at 5%%, not at 30%%", u)
+		}
+	}
+	if f := float64(held) / float64(n); f < 0.27 || f > 0.33 {
+		t.Errorf("held-out share %.3f at 30%% over %d code points", f, n)
+	}
+	if HeldOutAt("1F951", 0) {
+		t.Error("a concept held out at 0%")
+	}
 }
 
 func TestFixtureHasBothSplits(t *testing.T) {

@@ -9,7 +9,8 @@
 //
 //	caption      as given (whitespace runs read as one space)
 //	concept      Concept where given, else the caption, lower-cased: the unit of the held-out
-//	             split (IsHeldOut), so every image of one caption lands on one side
+//	             split (HeldOutAt: 5% of the concepts, or HeldOutPerMyriad), so every image
+//	             of one caption lands on one side
 //	unified      the concept (retrieval's key: a sample's nearest image has the prompted concept)
 //	set          SetImport
 //	subcategory  Group where given (e.g. the input's folder), else the concept: the reward's
@@ -86,6 +87,9 @@ type ImportOptions struct {
 	Size      int    // side of the images and frames, within [MinImageSize, MaxImageSize]; 0 means ImageSize
 	NumFrames int    // frames of a clip, within [1, MaxFrames]; 0 means Frames
 	Resize    string // one of ResizeModes; "" means ResizeCrop
+	// HeldOutPerMyriad is the share of concepts held out, in units of 1/10000 (HeldOutAt); 0
+	// means HeldOutPerMyriad, negative none.
+	HeldOutPerMyriad int
 	// Decode reads input i, passing each image or frame it keeps through fit as it is
 	// decoded (so that a long video's frames are not all held at full size).
 	Decode func(i int, fit func(image.Image) (image.Image, error)) (*Decoded, error)
@@ -189,6 +193,16 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	if T < 1 || T > MaxFrames {
 		return nil, fmt.Errorf("import: %d frames outside [1, %d]", T, MaxFrames)
 	}
+	heldOut := o.HeldOutPerMyriad
+	switch {
+	case heldOut == 0:
+		heldOut = HeldOutPerMyriad
+	case heldOut < 0:
+		heldOut = 0
+	}
+	if heldOut > MaxHeldOutPerMyriad {
+		return nil, fmt.Errorf("import: held-out share %d/10000 outside [0, %d]", heldOut, MaxHeldOutPerMyriad)
+	}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -234,7 +248,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 			group = concept
 		}
 		split := SplitTrain
-		if IsHeldOut(concept) {
+		if HeldOutAt(concept, heldOut) {
 			split = SplitHeldOut
 		}
 		s.Inputs++
@@ -261,7 +275,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: ImportDatasetVersion,
 		ImageSize: size, Channels: Channels, Frames: T,
-		HeldOut: HeldOutInfo{Rule: HeldOutRule, PerMyriad: HeldOutPerMyriad},
+		HeldOut: HeldOutInfo{Rule: HeldOutRule(heldOut), PerMyriad: heldOut},
 		Import:  &info,
 	}
 	dir := o.OutputDir

@@ -336,6 +336,45 @@ func TestParseVideoIndexMotion(t *testing.T) {
 	}
 }
 
+// The held-out share of an import: half of 40 concepts by HeldOutAt's hash at 5000/10000,
+// recorded in the manifest; none at a negative share.
+func TestImportHeldOutShare(t *testing.T) {
+	var inputs []ImportInput
+	imgs := map[string][]image.Image{}
+	for i := range 40 {
+		path := fmt.Sprintf("%d.png", i)
+		inputs = append(inputs, ImportInput{Path: path, Caption: fmt.Sprintf("thing %d", i)})
+		imgs[path] = []image.Image{solid(8, 8, color.NRGBA{uint8(i), 0, 0, 255})}
+	}
+	for _, c := range []struct{ perMyriad, want int }{{5000, -1}, {-1, 0}} {
+		dir := t.TempDir()
+		s, err := Import(context.Background(), inputs, ImportOptions{OutputDir: dir, Decode: fakeDecoder{imgs: imgs}.decoder(inputs), HeldOutPerMyriad: c.perMyriad})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := c.want
+		if want < 0 {
+			want = 0
+			for _, in := range inputs {
+				if HeldOutAt(ConceptOf(in.Caption), c.perMyriad) {
+					want++
+				}
+			}
+			if want < 12 || want > 28 {
+				t.Fatalf("%d of 40 concepts held out at %d/10000 by the hash", want, c.perMyriad)
+			}
+		}
+		m, err := ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantShare := max(c.perMyriad, 0)
+		if s.Counts.ConceptsHeldOut != want || m.HeldOut.PerMyriad != wantShare || m.HeldOut.Rule != HeldOutRule(wantShare) {
+			t.Errorf("share %d: %d held out (want %d), manifest %+v", c.perMyriad, s.Counts.ConceptsHeldOut, want, m.HeldOut)
+		}
+	}
+}
+
 // An import at another size: Load reads its size from the manifest; sizes outside
 // [MinImageSize, MaxImageSize] are refused, by Import and by Load.
 func TestImportSize(t *testing.T) {

@@ -172,7 +172,7 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: DatasetVersion,
 		ImageSize: ImageSize, Channels: Channels, Frames: Frames, Seed: o.Seed,
-		HeldOut: HeldOutInfo{Rule: HeldOutRule, PerMyriad: HeldOutPerMyriad},
+		HeldOut: HeldOutInfo{Rule: HeldOutRule(HeldOutPerMyriad), PerMyriad: HeldOutPerMyriad},
 		Sources: src.Packages,
 	}
 	if sc := o.spriteScale(); sc != 1 {
