@@ -35,7 +35,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"io"
 	"math"
 	"runtime"
 	"slices"
@@ -227,7 +226,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	s := &ImportSummary{OutputDir: o.OutputDir, DatasetVersion: ImportDatasetVersion, ImageSize: size}
 	var items []Item
 	var clips []Clip
-	var kept []uint8
+	var kept [][]uint8 // each kept input's bytes, in order: written as they are, not joined
 	captions := map[string]bool{}
 	for i, in := range inputs {
 		d := &decoded[i]
@@ -253,8 +252,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 		}
 		s.Inputs++
 		captions[caption] = true
-		kept = append(kept, d.pixels...)
-		d.pixels = nil
+		kept = append(kept, d.pixels)
 		if o.Video {
 			for _, start := range d.starts {
 				clips = append(clips, Clip{Index: len(clips), Item: -1, Concept: concept, Set: SetImport, Name: caption,
@@ -280,22 +278,21 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	}
 	dir := o.OutputDir
 	if o.Video {
-		if err := writeImages(dir, m, nil, nil); err != nil {
+		if err := writeImages(dir, m, nil, writeParts(nil)); err != nil {
 			return nil, err
 		}
 		var preview [][]uint8
 		unit := T * Channels * size * size
-		for i := 0; i < len(clips) && len(preview) < 10; i++ {
-			preview = append(preview, kept[i*unit:(i+1)*unit])
+		for _, p := range kept {
+			for i := 0; i < len(p) && len(preview) < 10; i += unit {
+				preview = append(preview, p[i:i+unit])
+			}
 		}
-		if err := writeVideos(dir, m, clips, func(w io.Writer) error {
-			_, err := w.Write(kept)
-			return err
-		}, preview); err != nil {
+		if err := writeVideos(dir, m, clips, writeParts(kept), preview); err != nil {
 			return nil, err
 		}
 	} else {
-		if err := writeImages(dir, m, items, kept); err != nil {
+		if err := writeImages(dir, m, items, writeParts(kept)); err != nil {
 			return nil, err
 		}
 		if err := removeVideos(dir); err != nil {

@@ -178,7 +178,7 @@ func Build(ctx context.Context, src *Sources, o Options) (*Summary, error) {
 	if sc := o.spriteScale(); sc != 1 {
 		m.SpriteScale = sc // absent at 1: the manifests of datasets prepared before the option
 	}
-	if err := writeImages(dir, m, items, pixels); err != nil {
+	if err := writeImages(dir, m, items, writeParts([][]uint8{pixels})); err != nil {
 		return nil, err
 	}
 	writeSec := time.Since(t).Seconds()

@@ -189,8 +189,9 @@ func writeJSONL[T any](w io.Writer, recs []T) error {
 }
 
 // writeImages starts writing a dataset into dir: it removes the manifest (so that a directory
-// half rewritten never loads), then writes images.u8 and images.jsonl and records them in m.
-func writeImages(dir string, m *Manifest, items []Item, pixels []uint8) error {
+// half rewritten never loads), then writes images.u8 through fill (the images' (3,H,W) bytes in
+// order) and images.jsonl and records them in m.
+func writeImages(dir string, m *Manifest, items []Item, fill func(w io.Writer) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -198,10 +199,7 @@ func writeImages(dir string, m *Manifest, items []Item, pixels []uint8) error {
 		return err
 	}
 	var err error
-	if m.Files.Images, err = writeFileAtomic(dir, ImagesFile, func(w io.Writer) error {
-		_, err := w.Write(pixels)
-		return err
-	}); err != nil {
+	if m.Files.Images, err = writeFileAtomic(dir, ImagesFile, fill); err != nil {
 		return err
 	}
 	m.Files.Images.Shape, m.Files.Images.DType = []int{len(items), Channels, m.ImageSize, m.ImageSize}, "uint8"
@@ -228,6 +226,19 @@ func writeVideos(dir string, m *Manifest, clips []Clip, fill func(w io.Writer) e
 		return WritePreviewGIF(w, preview, m.Frames, m.ImageSize, 5, 2, 15)
 	})
 	return err
+}
+
+// writeParts is a fill function of writeImages and writeVideos writing parts one after
+// another.
+func writeParts(parts [][]uint8) func(w io.Writer) error {
+	return func(w io.Writer) error {
+		for _, p := range parts {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // removeVideos deletes the video files of a dataset rewritten without clips.
