@@ -5,9 +5,9 @@
 // equally wrong or two corruptions of the same kind and level.
 //
 // Splits: "train" and "val" are training concepts (val is a fixed 5% of them, or
-// PairConfig.ValPercent, by a hash of the concept, used for calibration and never trained on); "heldout" is the dataset's
-// held-out concepts, never seen in training; "preferences" is the held-out part of a
-// preference file (preferences.go).
+// PairConfig.ValPercent, by a hash of the concept, used for calibration and never trained
+// on); "heldout" is the dataset's held-out concepts, never seen in training; "preferences" is
+// the held-out part of a preference file (preferences.go).
 //
 // Test: go test ./rewards -run 'Pair|Validation'
 package rewards

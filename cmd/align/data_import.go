@@ -90,10 +90,11 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 			"fails the import, naming it, unless --skip-errors (then the summary lists it). A dataset\n" +
 			"already in the output directory is replaced only with --overwrite. Files are written to\n" +
 			"temporary names and renamed, the manifest last.\n\n" +
-			"A clip gives one clip of --num-frames frames: spread over the whole clip (--fps 0), or at\n" +
-			"--fps from its start. --clips-per-video N cuts windows of --num-frames frames at --fps\n" +
-			"back to back from the start and keeps N of them spread over the clip (0: every window),\n" +
-			"all with the clip's caption; the index records each window's file and start.",
+			"Each video file or GIF gives one clip of --num-frames frames: spread over the whole of it\n" +
+			"(--fps 0), or at --fps from its start. --clips-per-video N cuts it into windows of\n" +
+			"--num-frames frames at --fps, back to back from the start, and keeps N of them spread\n" +
+			"over it (0: every window), all with its caption; the index records each clip's file and\n" +
+			"start.",
 		Example: `  $ align data import photos/ -o data/photos                 # captions from photos/*.txt or file names
   $ align data import hf-dataset/ -o data/hf                 # hf-dataset/metadata.jsonl: file_name, text
   $ align data import list.csv --resize pad -o data/icons    # path,caption rows

@@ -85,7 +85,8 @@ quality (real clips against shuffled, jittered, flickering and frozen ones), wit
 
 Each step draws fresh pairs from the training concepts (a function of --seed and the step);
 the validation concepts (5% of the training ones, --val-percent) calibrate the scores at the
-end, and the held-out concepts (the dataset's) measure the accuracy. The output directory receives:
+end, and the held-out concepts (the dataset's) measure the accuracy. The output directory
+receives:
 
   model.safetensors               weights, config, tokenizer and calibration (mean, std, tie eps)
   checkpoint-<step>.safetensors   weights, AdamW moments and step (resume exactly)

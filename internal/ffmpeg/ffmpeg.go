@@ -5,8 +5,8 @@
 // only the frames picked from those timings, as PNG on a pipe (its select filter counts the
 // same frames). Only the picked frames are held in memory (Frames), or one at a time as they
 // arrive (Decode), so a long high-resolution video costs what those frames cost; decoding
-// twice is cheap next to scoring for the short clips reward models read. Writing feeds raw RGB frames on a pipe to H.264 in MP4 (yuv420p, the
-// format browsers and players take).
+// twice is cheap next to scoring for the short clips reward models read. Writing feeds raw
+// RGB frames on a pipe to H.264 in MP4 (yuv420p, the format browsers and players take).
 //
 // Test: go test ./internal/ffmpeg
 package ffmpeg

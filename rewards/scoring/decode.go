@@ -416,10 +416,10 @@ func SelectWindows(n int, starts []float64, duration float64, T int, fps float64
 	}
 	windows := make([][]int, len(picked))
 	times := make([]float64, len(picked))
+	f := 0 // the frame shown at time t, found by one scan: the windows' times only grow
 	for i, j := range picked {
 		times[i] = float64(j) * span
 		idx := make([]int, T)
-		f := 0
 		for k := range idx {
 			t := times[i] + float64(k)/fps + 1e-9
 			for f+1 < n && starts[f+1] <= t {
