@@ -19,6 +19,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -404,6 +405,51 @@ func TestSelectWindows(t *testing.T) {
 	}
 	if w, _, err := SelectWindows(10, starts, 10, 1, 1000, 3); err != nil || fmt.Sprint(w) != "[[0] [9] [9]]" {
 		t.Errorf("3 of 10000 windows: %v %v", w, err)
+	}
+}
+
+// SelectWindows on random clips: each window's frames are those shown at its times, the
+// windows start T/fps apart on the grid, the last one ends within the clip, and with no
+// limit one more would not.
+func TestSelectWindowsProperties(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		n := 1 + rng.IntN(60)
+		starts := make([]float64, n)
+		for k := 1; k < n; k++ {
+			starts[k] = starts[k-1] + 0.01 + 0.2*rng.Float64()
+		}
+		duration := starts[n-1] + 0.01 + 0.2*rng.Float64()
+		T, fps, maxClips := 1+rng.IntN(8), 0.5+30*rng.Float64(), rng.IntN(4)
+		windows, times, err := SelectWindows(n, starts, duration, T, fps, maxClips)
+		need := float64(T-1) / fps
+		if err != nil {
+			if need < duration {
+				t.Fatalf("n %d, T %d at %g fps over %gs: %v", n, T, fps, duration, err)
+			}
+			continue
+		}
+		span := float64(T) / fps
+		if maxClips > 0 && len(windows) > maxClips || len(windows) != len(times) || len(windows) == 0 {
+			t.Fatalf("%d windows, %d starts, at most %d", len(windows), len(times), maxClips)
+		}
+		for i, idx := range windows {
+			j := math.Round(times[i] / span)
+			if math.Abs(times[i]-j*span) > 1e-9 || i > 0 && times[i] <= times[i-1] || times[i]+need >= duration {
+				t.Fatalf("window %d starts at %g (span %g, needs %g of %g)", i, times[i], span, need, duration)
+			}
+			for k, f := range idx {
+				at := times[i] + float64(k)/fps
+				if starts[f] > at+1e-6 || f+1 < n && starts[f+1] <= at-1e-6 {
+					t.Fatalf("window %d frame %d: frame %d (from %g) is not the one shown at %g", i, k, f, starts[f], at)
+				}
+			}
+		}
+		if maxClips == 0 {
+			if last := times[len(times)-1] + span; last+need < duration-1e-6 {
+				t.Fatalf("a window at %g would fit (needs %g of %g)", last, need, duration)
+			}
+		}
 	}
 }
 
