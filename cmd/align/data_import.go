@@ -37,20 +37,21 @@ import (
 
 // DataImportOptions are the arguments and flags of `align data import`.
 type DataImportOptions struct {
-	Inputs        []string
-	OutputDir     string
-	Video         bool
-	Resolution    int
-	NumFrames     int
-	PromptsFile   string // --prompts
-	Resize        string
-	FPS           float64
-	SourceFPS     float64
-	ClipsPerVideo int
-	HeldOut       float64 // --held-out-percent
-	SkipErrors    bool
-	Overwrite     bool
-	JSON          bool
+	Inputs         []string
+	OutputDir      string
+	Video          bool
+	Resolution     int
+	NumFrames      int
+	PromptsFile    string // --prompts
+	Resize         string
+	FPS            float64
+	SourceFPS      float64
+	ClipsPerVideo  int
+	HeldOut        float64 // --held-out-percent
+	SkipErrors     bool
+	KeepDuplicates bool
+	Overwrite      bool
+	JSON           bool
 }
 
 // Caption sources, in the order they are tried.
@@ -89,7 +90,9 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 			"the longer side and pads with white, stretch ignores the aspect ratio. An unreadable file\n" +
 			"fails the import, naming it, unless --skip-errors (then the summary lists it). A dataset\n" +
 			"already in the output directory is replaced only with --overwrite. Files are written to\n" +
-			"temporary names and renamed, the manifest last.\n\n" +
+			"temporary names and renamed, the manifest last. An image (or clip) equal to an earlier\n" +
+			"one at the dataset's size (a copy or link of a file under another name) is left out and\n" +
+			"named in the summary, unless --keep-duplicates.\n\n" +
 			"Each video file or GIF gives one clip of --num-frames frames: spread over the whole of it\n" +
 			"(--fps 0), or at --fps from its start. --clips-per-video N cuts it into windows of\n" +
 			"--num-frames frames at --fps, back to back from the start, and keeps N of them spread\n" +
@@ -150,6 +153,7 @@ func newCmdDataImport(runF func(*DataImportOptions) error) *cobra.Command {
 	f.IntVar(&opts.ClipsPerVideo, "clips-per-video", 1, "clips: windows of --num-frames frames at --fps taken from each clip, spread over it (0: every window)")
 	f.Float64Var(&opts.HeldOut, "held-out-percent", dataset.HeldOutPerMyriad/100, fmt.Sprintf("percent of the concepts held out (never trained on; reward and retrieval tests), 0 to %d", dataset.MaxHeldOutPerMyriad/100))
 	f.BoolVar(&opts.SkipErrors, "skip-errors", false, "leave out files that cannot be read (listed in the summary) instead of failing")
+	f.BoolVar(&opts.KeepDuplicates, "keep-duplicates", false, "keep images (clips) equal to an earlier one at the dataset's size (by default left out and listed)")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace the dataset the output directory already holds")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	return cmd
@@ -361,6 +365,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	var mu sync.Mutex
 	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
 		OutputDir: opts.OutputDir, Video: opts.Video, Size: opts.Resolution, NumFrames: opts.NumFrames, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
+		KeepDuplicates:   opts.KeepDuplicates,
 		HeldOutPerMyriad: heldOutPerMyriad(opts.HeldOut),
 		Info:             info,
 		Progress: func(done int) {
@@ -403,8 +408,20 @@ func heldOutPerMyriad(p float64) int {
 	return -1
 }
 
-// maxSkippedShown bounds the unreadable files the text summary names (--json names all).
-const maxSkippedShown = 20
+// maxSkippedShown and maxDuplicatesShown bound the unreadable files and the duplicates the
+// text summary names (--json names all).
+const (
+	maxSkippedShown    = 20
+	maxDuplicatesShown = 5
+)
+
+// clipRef names an input of the summary: its path, and for a clip its start ("a.mp4 at 2s").
+func clipRef(path string, start float64, video bool) string {
+	if !video {
+		return path
+	}
+	return fmt.Sprintf("%s at %gs", path, start)
+}
 
 func printImportSummary(out io.Writer, r *dataImportReport, video bool) error {
 	c := r.Counts
@@ -431,6 +448,15 @@ func printImportSummary(out io.Writer, r *dataImportReport, video bool) error {
 			fmt.Fprintf(w, "\t%s\n", sk.Error)
 		}
 		if n := len(r.Skipped) - maxSkippedShown; n > 0 {
+			fmt.Fprintf(w, "\tand %d more (--json lists every one)\n", n)
+		}
+	}
+	if len(r.Duplicates) > 0 {
+		fmt.Fprintf(w, "duplicates\t%d left out, equal at %dx%d to an earlier one (--keep-duplicates keeps them):\n", len(r.Duplicates), r.ImageSize, r.ImageSize)
+		for _, d := range r.Duplicates[:min(len(r.Duplicates), maxDuplicatesShown)] {
+			fmt.Fprintf(w, "\t%s = %s\n", clipRef(d.Path, d.Start, video), clipRef(d.Of, d.OfStart, video))
+		}
+		if n := len(r.Duplicates) - maxDuplicatesShown; n > 0 {
 			fmt.Fprintf(w, "\tand %d more (--json lists every one)\n", n)
 		}
 	}

@@ -325,7 +325,15 @@ func TestDataImportVideo(t *testing.T) {
 	testvideo.Encode(t, bin, filepath.Join(frames, "%03d.png"), filepath.Join(clips, "a-wave-rolling-out.mp4"), "-framerate", "10")
 	writeImportFile(t, filepath.Join(clips, "ignored.png"), "a still image is not a clip")
 	out := filepath.Join(clips, "ds") // inside its input: its preview.gif is never read as a clip
-	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out); code != exitOK {
+	// The two files hold the same frames: the second is left out, named, unless
+	// --keep-duplicates (the rest of the test keeps both).
+	inClip, outClip := filepath.Join(clips, "a-wave-rolling-in.mp4"), filepath.Join(clips, "a-wave-rolling-out.mp4")
+	code, stdout, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out)
+	if code != exitOK || !strings.Contains(stdout, "clips       1 of 2 files") ||
+		!strings.Contains(stdout, "duplicates  1 left out, equal at 32x32 to an earlier one (--keep-duplicates keeps them):\n            "+outClip+" at 0s = "+inClip+" at 0s\n") {
+		t.Fatalf("duplicate clip: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out, "--overwrite", "--keep-duplicates"); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	v, err := dataset.LoadVideo(out)
@@ -342,7 +350,7 @@ func TestDataImportVideo(t *testing.T) {
 		}
 	}
 	// --fps 10 takes the first 8 frames.
-	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--fps", "10", "-o", out, "--overwrite"); code != exitOK {
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--fps", "10", "-o", out, "--overwrite", "--keep-duplicates"); code != exitOK {
 		t.Fatalf("--fps 10: exit %d: %s", code, stderr)
 	}
 	if v, err = dataset.LoadVideo(out); err != nil || len(v.Clips) != 2 || v.Clip(1)[7*dataset.ImageBytes] != 140 || v.Manifest.Import.FPS != 10 {
@@ -354,7 +362,7 @@ func TestDataImportVideo(t *testing.T) {
 	}
 	// --num-frames 4 spreads 4 frames over the 10: round(k*9/3) = 0 3 6 9; a video model of 4
 	// frames trains on them.
-	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--num-frames", "4", "-o", out, "--overwrite"); code != exitOK {
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "--num-frames", "4", "-o", out, "--overwrite", "--keep-duplicates"); code != exitOK {
 		t.Fatalf("--num-frames 4: exit %d: %s", code, stderr)
 	}
 	if v, err = dataset.LoadVideo(out); err != nil || v.NumFrames() != 4 || len(v.Clip(0)) != 4*dataset.ImageBytes {
@@ -380,7 +388,7 @@ func TestDataImportVideo(t *testing.T) {
 		{[]string{"--num-frames", "2", "--fps", "5", "--clips-per-video", "0"}, "[0 0.4 0 0.4]", []int{0, 2, 4, 6, 0, 2, 4, 6}},
 		{[]string{"--num-frames", "1", "--fps", "10", "--clips-per-video", "3"}, "[0 0.5 0.9 0 0.5 0.9]", []int{0, 5, 9, 0, 5, 9}},
 	} {
-		code, stdout, stderr := runAlign(t, append([]string{"data", "import", "--video", clips, "-o", out, "--overwrite"}, c.args...)...)
+		code, stdout, stderr := runAlign(t, append([]string{"data", "import", "--video", clips, "-o", out, "--overwrite", "--keep-duplicates"}, c.args...)...)
 		if code != exitOK {
 			t.Fatalf("%v: exit %d: %s", c.args, code, stderr)
 		}
@@ -448,7 +456,8 @@ func TestDataImportVideoReward(t *testing.T) {
 		writeImportFile(t, stem+".txt", c.caption)
 	}
 	out := filepath.Join(root, "ds")
-	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out); code != exitOK {
+	// The GIFs repeat three patterns (of 8, 9 and 10 frames): each is its own clip here.
+	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out, "--keep-duplicates"); code != exitOK {
 		t.Fatalf("import: exit %d: %s", code, stderr)
 	}
 	// data prompts lists the clips' captions as they are, one per training concept.

@@ -25,12 +25,18 @@
 // --center_crop), ResizePad scales the longer side to S and pads the rest with white,
 // ResizeStretch ignores the aspect ratio.
 //
+// An image (or clip) whose bytes at that size equal an earlier one's is left out unless
+// ImportOptions.KeepDuplicates: collections hold copies and links of one file under several
+// names (16% of Debian's openclipart-png at 32x32), which would otherwise put one image on both
+// sides of the held-out split, under two captions.
+//
 // Test: go test ./diffusion/dataset -run Import
 
 package dataset
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"image"
@@ -77,6 +83,7 @@ type ImportInfo struct {
 	// ClipsPerVideo is the most windows taken from one clip, 0 for every one (clips only).
 	ClipsPerVideo *int `json:"clips_per_video,omitempty"`
 	Skipped       int  `json:"skipped,omitempty"`
+	Duplicates    int  `json:"duplicates,omitempty"` // samples left out as equal to an earlier one
 }
 
 // ImportOptions configure Import.
@@ -95,9 +102,13 @@ type ImportOptions struct {
 	// SkipErrors drops an input that cannot be read (ImportSummary.Skipped says which and
 	// why) instead of failing the import.
 	SkipErrors bool
-	Info       ImportInfo     // recorded in the manifest (Resize and Skipped are filled in)
-	Workers    int            // decoding goroutines; 0 means GOMAXPROCS
-	Progress   func(done int) // called from the decoding goroutines after each input
+	// KeepDuplicates keeps an image (or clip) whose pixels at the dataset's size equal an
+	// earlier one's; by default it is left out (ImportSummary.Duplicates), so that no image
+	// is both trained on and held out under two captions, nor counted twice.
+	KeepDuplicates bool
+	Info           ImportInfo     // recorded in the manifest (Resize and Skipped are filled in)
+	Workers        int            // decoding goroutines; 0 means GOMAXPROCS
+	Progress       func(done int) // called from the decoding goroutines after each input
 }
 
 // Decoded is one input as ImportOptions.Decode returns it.
@@ -108,6 +119,15 @@ type Decoded struct {
 	Starts []float64 // Video: each clip's start in seconds within the input
 }
 
+// ImportDuplicate is an image (or a clip, from Start seconds into its file) left out as equal
+// to an earlier one, at the dataset's size.
+type ImportDuplicate struct {
+	Path    string  `json:"path"`
+	Start   float64 `json:"start,omitempty"`
+	Of      string  `json:"of"`
+	OfStart float64 `json:"of_start,omitempty"`
+}
+
 // ImportSkip is one input left out by ImportOptions.SkipErrors.
 type ImportSkip struct {
 	Path  string `json:"path"`
@@ -116,15 +136,16 @@ type ImportSkip struct {
 
 // ImportSummary is what Import reports.
 type ImportSummary struct {
-	OutputDir      string       `json:"output_dir"`
-	DatasetVersion string       `json:"dataset_version"`
-	ImageSize      int          `json:"image_size"`
-	Counts         Counts       `json:"counts"`
-	Inputs         int          `json:"inputs"`   // inputs read (a video's windows are one)
-	Captions       int          `json:"captions"` // distinct captions
-	Skipped        []ImportSkip `json:"skipped,omitempty"`
-	Files          Files        `json:"files"`
-	Seconds        float64      `json:"seconds"`
+	OutputDir      string            `json:"output_dir"`
+	DatasetVersion string            `json:"dataset_version"`
+	ImageSize      int               `json:"image_size"`
+	Counts         Counts            `json:"counts"`
+	Inputs         int               `json:"inputs"`   // inputs read (a video's windows are one)
+	Captions       int               `json:"captions"` // distinct captions
+	Skipped        []ImportSkip      `json:"skipped,omitempty"`
+	Duplicates     []ImportDuplicate `json:"duplicates,omitempty"`
+	Files          Files             `json:"files"`
+	Seconds        float64           `json:"seconds"`
 }
 
 // ConceptOf is the concept of a caption: lower-cased, whitespace runs as one space.
@@ -226,8 +247,13 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	s := &ImportSummary{OutputDir: o.OutputDir, DatasetVersion: ImportDatasetVersion, ImageSize: size}
 	var items []Item
 	var clips []Clip
-	var kept [][]uint8 // each kept input's bytes, in order: written as they are, not joined
+	var kept [][]uint8 // each kept sample's bytes, in order: written as they are, not joined
 	captions := map[string]bool{}
+	unit := Channels * size * size // bytes of a sample: an image, or a clip of T frames
+	if o.Video {
+		unit *= T
+	}
+	first := map[[sha256.Size]byte]ImportDuplicate{} // where each sample's pixels were first seen
 	for i, in := range inputs {
 		d := &decoded[i]
 		if d.err != nil {
@@ -251,17 +277,29 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 			split = SplitHeldOut
 		}
 		s.Inputs++
-		captions[caption] = true
-		kept = append(kept, d.pixels)
-		if o.Video {
-			for _, start := range d.starts {
+		for w := 0; w*unit < len(d.pixels); w++ {
+			px, start := d.pixels[w*unit:(w+1)*unit], 0.0
+			if o.Video {
+				start = d.starts[w]
+			}
+			if !o.KeepDuplicates {
+				h := sha256.Sum256(px)
+				if was, ok := first[h]; ok {
+					s.Duplicates = append(s.Duplicates, ImportDuplicate{Path: in.Path, Start: start, Of: was.Path, OfStart: was.Start})
+					continue
+				}
+				first[h] = ImportDuplicate{Path: in.Path, Start: start}
+			}
+			captions[caption] = true
+			kept = append(kept, px)
+			if o.Video {
 				clips = append(clips, Clip{Index: len(clips), Item: -1, Concept: concept, Set: SetImport, Name: caption,
 					Caption: caption, Split: split, Subcategory: group, Source: in.Path, Start: start})
+				continue
 			}
-			continue
+			items = append(items, Item{Index: len(items), ID: in.Path, Concept: concept, Unified: concept, Set: SetImport,
+				Name: caption, Caption: caption, Category: group, Subcategory: group, Split: split})
 		}
-		items = append(items, Item{Index: len(items), ID: in.Path, Concept: concept, Unified: concept, Set: SetImport,
-			Name: caption, Caption: caption, Category: group, Subcategory: group, Split: split})
 	}
 	if len(items)+len(clips) == 0 {
 		return nil, fmt.Errorf("import: none of the %d inputs could be read (the first: %v)", len(inputs), decoded[0].err)
@@ -269,7 +307,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 	s.Captions = len(captions)
 
 	info := o.Info
-	info.Resize, info.Skipped = resize, len(s.Skipped)
+	info.Resize, info.Skipped, info.Duplicates = resize, len(s.Skipped), len(s.Duplicates)
 	m := &Manifest{
 		Format: Format, FormatVersion: FormatVersion, DatasetVersion: ImportDatasetVersion,
 		ImageSize: size, Channels: Channels, Frames: T,
@@ -281,13 +319,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 		if err := writeImages(dir, m, nil, writeParts(nil)); err != nil {
 			return nil, err
 		}
-		var preview [][]uint8
-		unit := T * Channels * size * size
-		for _, p := range kept {
-			for i := 0; i < len(p) && len(preview) < 10; i += unit {
-				preview = append(preview, p[i:i+unit])
-			}
-		}
+		preview := kept[:min(len(kept), 10)]
 		if err := writeVideos(dir, m, clips, writeParts(kept), preview); err != nil {
 			return nil, err
 		}

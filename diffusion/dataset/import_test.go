@@ -248,8 +248,8 @@ func TestImportClips(t *testing.T) {
 		}
 		return out
 	}
-	// long.mp4: two windows, the second of frames 8 to 15, from 2.5 s.
-	dec := fakeDecoder{imgs: map[string][]image.Image{"a.mp4": frames(Frames), "short.gif": frames(3), "long.mp4": frames(2 * Frames)},
+	// long.mp4: two windows, of frames 8 to 15 and 16 to 23, the second from 2.5 s.
+	dec := fakeDecoder{imgs: map[string][]image.Image{"a.mp4": frames(Frames), "short.gif": frames(3), "long.mp4": frames(3 * Frames)[Frames:]},
 		starts: map[string][]float64{"a.mp4": {0}, "short.gif": {0}, "long.mp4": {0, 2.5}}}
 	dir := t.TempDir()
 	o := ImportOptions{OutputDir: dir, Video: true, Info: ImportInfo{Inputs: []string{"clips/"}, FPS: 8}}
@@ -315,7 +315,7 @@ func TestImportClips(t *testing.T) {
 			t.Errorf("clip %d: %+v", i, c)
 		}
 	}
-	for clip, first := range []int{0, 0, Frames} { // frame 0's red level of each clip
+	for clip, first := range []int{0, Frames, 2 * Frames} { // frame 0's red level of each clip
 		if got, want := v.Clip(clip)[5*ImageSize+7], uint8(30*first); got != want {
 			t.Errorf("clip %d starts with red %d, want %d", clip, got, want)
 		}
@@ -372,6 +372,48 @@ func TestImportHeldOutShare(t *testing.T) {
 		if s.Counts.ConceptsHeldOut != want || m.HeldOut.PerMyriad != wantShare || m.HeldOut.Rule != HeldOutRule(wantShare) {
 			t.Errorf("share %d: %d held out (want %d), manifest %+v", c.perMyriad, s.Counts.ConceptsHeldOut, want, m.HeldOut)
 		}
+	}
+}
+
+// An image equal to an earlier one at the dataset's size (the same red at another size) is
+// left out, named with the one it repeats, unless KeepDuplicates; so are the windows of a
+// clip that repeat its first.
+func TestImportDuplicates(t *testing.T) {
+	red := color.NRGBA{255, 0, 0, 255}
+	imgs := map[string][]image.Image{"a.png": {solid(64, 48, red)}, "b.png": {solid(20, 20, color.NRGBA{0, 0, 255, 255})}, "copy.png": {solid(10, 10, red)}}
+	inputs := []ImportInput{{Path: "a.png", Caption: "red"}, {Path: "b.png", Caption: "blue"}, {Path: "copy.png", Caption: "scarlet"}}
+	for _, keep := range []bool{false, true} {
+		dir := t.TempDir()
+		s, err := Import(context.Background(), inputs, ImportOptions{OutputDir: dir, Decode: fakeDecoder{imgs: imgs}.decoder(inputs), KeepDuplicates: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, dups := 2, "[{Path:copy.png Start:0 Of:a.png OfStart:0}]"
+		if keep {
+			want, dups = 3, "[]"
+		}
+		if d.Len() != want || fmt.Sprintf("%+v", s.Duplicates) != dups || s.Captions != want || d.Manifest.Import.Duplicates != len(s.Duplicates) {
+			t.Errorf("keep %v: %d images, duplicates %+v, %d captions, manifest %+v", keep, d.Len(), s.Duplicates, s.Captions, d.Manifest.Import)
+		}
+	}
+
+	// A still clip of three windows: the second and third repeat the first.
+	still := make([]image.Image, 3*Frames)
+	for k := range still {
+		still[k] = solid(16, 16, red)
+	}
+	clipIn := []ImportInput{{Path: "still.mp4", Caption: "nothing happens"}}
+	dec := fakeDecoder{imgs: map[string][]image.Image{"still.mp4": still}, starts: map[string][]float64{"still.mp4": {0, 1, 2}}}
+	s, err := Import(context.Background(), clipIn, ImportOptions{OutputDir: t.TempDir(), Video: true, Decode: dec.decoder(clipIn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Counts.Clips != 1 || fmt.Sprintf("%+v", s.Duplicates) != "[{Path:still.mp4 Start:1 Of:still.mp4 OfStart:0} {Path:still.mp4 Start:2 Of:still.mp4 OfStart:0}]" {
+		t.Errorf("still clip: %d clips, duplicates %+v", s.Counts.Clips, s.Duplicates)
 	}
 }
 
