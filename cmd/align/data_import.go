@@ -382,14 +382,8 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 	}
 	bar.Finish("")
 	rep := dataImportReport{ImportSummary: s, CaptionSources: map[string]int{}}
-	skipped := map[string]bool{}
-	for _, sk := range s.Skipped {
-		skipped[sk.Path] = true
-	}
-	for i, src := range sources {
-		if !skipped[inputs[i].Path] {
-			rep.CaptionSources[src]++
-		}
+	for _, i := range s.KeptInputs {
+		rep.CaptionSources[sources[i]]++
 	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {

@@ -140,7 +140,8 @@ type ImportSummary struct {
 	DatasetVersion string            `json:"dataset_version"`
 	ImageSize      int               `json:"image_size"`
 	Counts         Counts            `json:"counts"`
-	Inputs         int               `json:"inputs"`   // inputs read (a video's windows are one)
+	Inputs         int               `json:"inputs"`   // inputs with an image or clip in the dataset
+	KeptInputs     []int             `json:"-"`        // their indices, in order
 	Captions       int               `json:"captions"` // distinct captions
 	Skipped        []ImportSkip      `json:"skipped,omitempty"`
 	Duplicates     []ImportDuplicate `json:"duplicates,omitempty"`
@@ -276,7 +277,7 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 		if HeldOutAt(concept, heldOut) {
 			split = SplitHeldOut
 		}
-		s.Inputs++
+		kept0 := len(kept)
 		for w := 0; w*unit < len(d.pixels); w++ {
 			px, start := d.pixels[w*unit:(w+1)*unit], 0.0
 			if o.Video {
@@ -300,7 +301,11 @@ func Import(ctx context.Context, inputs []ImportInput, o ImportOptions) (*Import
 			items = append(items, Item{Index: len(items), ID: in.Path, Concept: concept, Unified: concept, Set: SetImport,
 				Name: caption, Caption: caption, Category: group, Subcategory: group, Split: split})
 		}
+		if len(kept) > kept0 {
+			s.KeptInputs = append(s.KeptInputs, i)
+		}
 	}
+	s.Inputs = len(s.KeptInputs)
 	if len(items)+len(clips) == 0 {
 		return nil, fmt.Errorf("import: none of the %d inputs could be read (the first: %v)", len(inputs), decoded[0].err)
 	}

@@ -396,7 +396,7 @@ func TestImportDuplicates(t *testing.T) {
 		if keep {
 			want, dups = 3, "[]"
 		}
-		if d.Len() != want || fmt.Sprintf("%+v", s.Duplicates) != dups || s.Captions != want || d.Manifest.Import.Duplicates != len(s.Duplicates) {
+		if d.Len() != want || fmt.Sprintf("%+v", s.Duplicates) != dups || s.Captions != want || s.Inputs != want || d.Manifest.Import.Duplicates != len(s.Duplicates) {
 			t.Errorf("keep %v: %d images, duplicates %+v, %d captions, manifest %+v", keep, d.Len(), s.Duplicates, s.Captions, d.Manifest.Import)
 		}
 	}
