@@ -412,6 +412,9 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		if im.Skipped > 0 {
 			fmt.Fprintf(w, "; %d unreadable files left out", im.Skipped)
 		}
+		if im.Duplicates > 0 {
+			fmt.Fprintf(w, "; duplicates left out: %d", im.Duplicates)
+		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)

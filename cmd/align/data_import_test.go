@@ -333,6 +333,9 @@ func TestDataImportVideo(t *testing.T) {
 		!strings.Contains(stdout, "duplicates  1 left out, equal at 32x32 to an earlier one (--keep-duplicates keeps them):\n            "+outClip+" at 0s = "+inClip+" at 0s\n") {
 		t.Fatalf("duplicate clip: exit %d\n%s%s", code, stdout, stderr)
 	}
+	if code, stdout, stderr := runAlign(t, "data", "inspect", out); code != exitOK || !strings.Contains(stdout, "; duplicates left out: 1\n") {
+		t.Errorf("data inspect after a duplicate: exit %d, %s%s", code, stdout, stderr)
+	}
 	if code, _, stderr := runAlign(t, "data", "import", "--video", clips, "-o", out, "--overwrite", "--keep-duplicates"); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
