@@ -21,7 +21,7 @@ import (
 )
 
 // The CUDA devices against the CPU at the command line: sampling (plain, and Flow-NRG with
-// FK), pretraining, fine-tuning and scoring give the CPU's results. The emulation runs in
+// FK), pretraining, fine-tuning, reward training and scoring give the CPU's results. The emulation runs in
 // every test run; a GPU where this test binary is built with -tags cuda
 // (scripts/gpu/build.sh cmd-test) and runs on a GPU machine (scripts/gpu/run-tests.sh).
 
@@ -309,5 +309,49 @@ func TestPretrainCUDAMatchesCPU(t *testing.T) {
 				t.Errorf("step %d: loss %v on the CPU, %v on %s", i+1, cpu[i], l, c.name)
 			}
 		}
+	}
+}
+
+// Reward training (the image and video models, and the latent one from a generator's
+// blocks) logs the CPU's losses and gradient norms step by step on the CUDA devices.
+func TestRewardTrainCUDAMatchesCPU(t *testing.T) {
+	targets := cudaTargets(t)
+	data := syntheticEmojiDataset(t, 32)
+	dir := t.TempDir()
+	gen := saveRetrievalModel(t, data, diffusion.KindImage)
+	for _, c := range []struct {
+		name  string
+		extra []string
+	}{{"image", nil}, {"video", []string{"--video"}}, {"latent", []string{"--latent", "--generator", gen, "--latent-blocks", "1"}}} {
+		t.Run(c.name, func(t *testing.T) {
+			train := func(dev string) []rewards.LogEntry {
+				out := filepath.Join(dir, c.name, dev)
+				args := append([]string{"--device", dev}, tinyRewardTrainArgs(data, out, append(c.extra, "--max-train-steps", "3")...)...)
+				if code, _, stderr := runAlign(t, args...); code != exitOK {
+					t.Fatalf("%s: exit %d: %s", dev, code, stderr)
+				}
+				logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
+				var entries []rewards.LogEntry
+				for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
+					var e rewards.LogEntry
+					if err := json.Unmarshal([]byte(l), &e); err != nil {
+						t.Fatalf("%s: logs.jsonl: %v: %s", dev, err, l)
+					}
+					entries = append(entries, e)
+				}
+				if len(entries) != 3 {
+					t.Fatalf("%s: %d steps logged, want 3", dev, len(entries))
+				}
+				return entries
+			}
+			cpu := train("cpu")
+			for _, target := range targets {
+				for i, e := range train(target.name) {
+					if !closeTo(cpu[i].Loss, e.Loss, 1e-4) || !closeTo(cpu[i].GradNorm, e.GradNorm, 1e-3) {
+						t.Errorf("step %d: loss %v and gradient norm %v on the CPU, %v and %v on %s", i+1, cpu[i].Loss, cpu[i].GradNorm, e.Loss, e.GradNorm, target.name)
+					}
+				}
+			}
+		})
 	}
 }

@@ -4,8 +4,8 @@
 # device), the kernel and DiT benchmarks (PyTorch peer where python3 has torch with CUDA)
 # and the whole package; logs into LOGDIR (the DiT benchmark verbose: its profiles in full).
 # With CMD_BINARY (bin/cmd.test), after the benchmarks, the align command's sampling,
-# pretraining, fine-tuning and scoring on the GPU against the CPU (its *CUDAMatchesCPU tests),
-# and sampling with --gemm-tuning (TestGemmTuningFlag).
+# pretraining, fine-tuning, reward training and scoring on the GPU against the CPU (its
+# *CUDAMatchesCPU tests), and sampling with --gemm-tuning (TestGemmTuningFlag).
 # RUN_BUDGET (seconds, default 570) bounds the whole run: each stage's time limit is cut to
 # what is left of it, and a stage with less than 15 s left is skipped, so that the run ends,
 # its summary printed, before a caller's own limit (a device call of 600 s) kills it.
