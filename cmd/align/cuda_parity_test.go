@@ -95,6 +95,27 @@ func pixelDiff(a, b image.Image) int {
 	return worst
 }
 
+// readLogEntries reads the JSONL training log at path, which must hold steps entries.
+func readLogEntries[E any](t *testing.T, path string, steps int) []E {
+	t.Helper()
+	logs, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []E
+	for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
+		var e E
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, l)
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) != steps {
+		t.Fatalf("%s: %d steps logged, want %d", path, len(entries), steps)
+	}
+	return entries
+}
+
 // closeTo reports whether b is within tol of a, relative to 1 + |a|.
 func closeTo(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(a)) }
 
@@ -288,17 +309,9 @@ func TestPretrainCUDAMatchesCPU(t *testing.T) {
 		if code := Main(append([]string{"--device", dev}, tinyPretrainArgs(data, out, "3")...), &stdout, &stderr); code != exitOK {
 			t.Fatalf("%s: exit %d: %s", dev, code, stderr.String())
 		}
-		logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
 		var losses []float64
-		for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
-			var e diffusion.LogEntry
-			if err := json.Unmarshal([]byte(l), &e); err != nil {
-				t.Fatalf("%s: logs.jsonl: %v: %s", dev, err, l)
-			}
+		for _, e := range readLogEntries[diffusion.LogEntry](t, filepath.Join(out, "logs.jsonl"), 3) {
 			losses = append(losses, e.Loss)
-		}
-		if len(losses) != 3 {
-			t.Fatalf("%s: %d steps logged, want 3", dev, len(losses))
 		}
 		return losses
 	}
@@ -318,11 +331,7 @@ func TestRewardTrainCUDAMatchesCPU(t *testing.T) {
 	targets := cudaTargets(t)
 	data := syntheticEmojiDataset(t, 32)
 	dir := t.TempDir()
-	gen := saveRetrievalModel(t, data, diffusion.KindImage)
-	for _, c := range []struct {
-		name  string
-		extra []string
-	}{{"image", nil}, {"video", []string{"--video"}}, {"latent", []string{"--latent", "--generator", gen, "--latent-blocks", "1"}}} {
+	for _, c := range rewardModelKinds(t, data) {
 		t.Run(c.name, func(t *testing.T) {
 			train := func(dev string) []rewards.LogEntry {
 				out := filepath.Join(dir, c.name, dev)
@@ -330,19 +339,7 @@ func TestRewardTrainCUDAMatchesCPU(t *testing.T) {
 				if code, _, stderr := runAlign(t, args...); code != exitOK {
 					t.Fatalf("%s: exit %d: %s", dev, code, stderr)
 				}
-				logs, _ := os.ReadFile(filepath.Join(out, "logs.jsonl"))
-				var entries []rewards.LogEntry
-				for _, l := range strings.Split(strings.TrimSpace(string(logs)), "\n") {
-					var e rewards.LogEntry
-					if err := json.Unmarshal([]byte(l), &e); err != nil {
-						t.Fatalf("%s: logs.jsonl: %v: %s", dev, err, l)
-					}
-					entries = append(entries, e)
-				}
-				if len(entries) != 3 {
-					t.Fatalf("%s: %d steps logged, want 3", dev, len(entries))
-				}
-				return entries
+				return readLogEntries[rewards.LogEntry](t, filepath.Join(out, "logs.jsonl"), 3)
 			}
 			cpu := train("cpu")
 			for _, target := range targets {

@@ -206,17 +206,27 @@ func TestRewardEvalDefault(t *testing.T) {
 	}
 }
 
+// rewardModelKind is a kind of reward model and the reward train flags that make it.
+type rewardModelKind struct {
+	name  string
+	extra []string
+}
+
+// rewardModelKinds are the kinds of reward model train can make on data: video, image, and
+// latent (from the blocks of a generator trained on data for the test).
+func rewardModelKinds(t *testing.T, data string) []rewardModelKind {
+	t.Helper()
+	gen := saveRetrievalModel(t, data, diffusion.KindImage)
+	return []rewardModelKind{{"video", []string{"--video"}}, {"native", nil}, {"latent", []string{"--latent", "--generator", gen, "--latent-blocks", "1"}}}
+}
+
 // A reward model's training resumed on another device says that its numbers will differ from
 // one uninterrupted run's, for the native and the latent model (the record is the
 // checkpoint's); resumed where it ran, it says nothing.
 func TestRewardTrainResumeOtherDevice(t *testing.T) {
 	data := syntheticEmojiDataset(t, 32)
 	dir := t.TempDir()
-	gen := saveRetrievalModel(t, data, diffusion.KindImage)
-	for _, c := range []struct {
-		name  string
-		extra []string
-	}{{"native", nil}, {"latent", []string{"--latent", "--generator", gen, "--latent-blocks", "1"}}} {
+	for _, c := range rewardModelKinds(t, data)[1:] { // native and latent
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, c.name)
 			run := func(steps string, extra ...string) string {
