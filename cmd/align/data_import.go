@@ -331,6 +331,23 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 			return err // before decoding: --skip-errors would otherwise leave out every video file
 		}
 	}
+	// The bar counts inputs; for clips it also counts the frames decoded, which is what moves
+	// while a long video is read.
+	noun := "images"
+	if opts.Video {
+		noun = "clip files"
+	}
+	bar := newProgressBar(stderr, "import "+noun, len(inputs))
+	var (
+		mu                     sync.Mutex
+		inputsDone, framesDone int
+	)
+	frameNote := func() string {
+		if !opts.Video {
+			return ""
+		}
+		return counted(framesDone, "frame")
+	}
 	decode := func(i int, fit func(image.Image) (image.Image, error)) (*dataset.Decoded, error) {
 		it := &items[i]
 		if !opts.Video {
@@ -347,22 +364,23 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		if it.SourceFPS > 0 {
 			sourceFPS = it.SourceFPS
 		}
-		w, err := scoring.LoadClipWindows(it.Path, sourceFPS, opts.NumFrames, fps, opts.ClipsPerVideo, fit)
+		w, err := scoring.LoadClipWindows(it.Path, sourceFPS, opts.NumFrames, fps, opts.ClipsPerVideo, func(img image.Image) (image.Image, error) {
+			mu.Lock()
+			if framesDone++; framesDone%8 == 0 {
+				bar.Update(inputsDone, frameNote())
+			}
+			mu.Unlock()
+			return fit(img)
+		})
 		if err != nil {
 			return nil, err
 		}
 		return &dataset.Decoded{Frames: w.Frames, Starts: w.Starts}, nil
 	}
-	noun := "images"
-	if opts.Video {
-		noun = "clips"
-	}
 	info := dataset.ImportInfo{Inputs: opts.Inputs, FPS: opts.FPS}
 	if opts.Video {
 		info.ClipsPerVideo = &opts.ClipsPerVideo
 	}
-	bar := newProgressBar(stderr, "import "+noun, len(inputs))
-	var mu sync.Mutex
 	s, err := dataset.Import(ctx, inputs, dataset.ImportOptions{
 		OutputDir: opts.OutputDir, Video: opts.Video, Size: opts.Resolution, NumFrames: opts.NumFrames, Resize: opts.Resize, Decode: decode, SkipErrors: opts.SkipErrors,
 		KeepDuplicates:   opts.KeepDuplicates,
@@ -371,7 +389,8 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		Progress: func(done int) {
 			mu.Lock()
 			defer mu.Unlock()
-			bar.Update(done, "")
+			inputsDone = done
+			bar.Update(done, frameNote())
 		},
 	})
 	if err != nil {
@@ -380,7 +399,7 @@ func dataImportRun(cmd *cobra.Command, opts *DataImportOptions) error {
 		}
 		return err
 	}
-	bar.Finish("")
+	bar.Finish(frameNote())
 	rep := dataImportReport{ImportSummary: s, CaptionSources: map[string]int{}}
 	for _, i := range s.KeptInputs {
 		rep.CaptionSources[sources[i]]++
