@@ -276,7 +276,7 @@ func EvaluateLatent(m *LatentReward, gen *PairGen, split string, n int, seed uin
 		eps = m.Calib.TieEps
 	}
 	rep := pairReport(dims, pairs, rA, rB, eps)
-	rep.Split, rep.Pairs, rep.Seed, rep.NoiseAware = split, n, seed, true
+	rep.Split, rep.Pairs, rep.Seed, rep.NoiseAware, rep.ValPercent = split, n, seed, true, gen.valPercentOf(split)
 	labels, _, _ := pairLabels(pairs)
 	// timeBucket pools the pairs i with in(i).
 	timeBucket := func(lo, hi float64, in func(i int) bool) TimeBucket {

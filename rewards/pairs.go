@@ -241,7 +241,7 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 		switch {
 		case s == dataset.SplitHeldOut:
 			return SplitHeldOut
-		case ValidationConcept(concept, cmp.Or(cfg.ValPercent, ValPerCent)):
+		case ValidationConcept(concept, cfg.valPercent()):
 			return SplitVal
 		}
 		return SplitTrain
@@ -339,6 +339,18 @@ func NewPairGen(images *dataset.Dataset, clips *dataset.VideoDataset, cfg PairCo
 	}
 	return g, nil
 }
+
+// valPercentOf is the validation share that drew split's concepts: PairConfig.ValPercent (0:
+// ValPerCent) for the val and train splits, 0 for the others.
+func (g *PairGen) valPercentOf(split string) int {
+	if split != SplitVal && split != SplitTrain {
+		return 0
+	}
+	return g.Cfg.valPercent()
+}
+
+// valPercent is ValPercent with 0 read as ValPerCent.
+func (c *PairConfig) valPercent() int { return cmp.Or(c.ValPercent, ValPerCent) }
 
 // checkSplit fails for an unknown split, an empty one, or one with too few captions to
 // draw negatives from.

@@ -134,6 +134,11 @@ type Calibration struct {
 	// TieEps (D) is the tie threshold on |r_A - r_B| that maximised the accuracy with ties on
 	// the validation pairs (see AccuracyWithTies); 0 when unknown.
 	TieEps []float64 `json:"tie_eps,omitempty"`
+	// ValPercent is the share of training concepts, in percent, that a native or latent
+	// model's training kept for validation (reward train --val-percent; 0: not recorded,
+	// ValPerCent before the option), whose pairs gave TieEps: reward eval --split val and
+	// train read the concepts at it.
+	ValPercent int `json:"val_percent,omitempty"`
 }
 
 // IdentityCalibration returns mean 0, std 1 for every dimension (z = r).

@@ -427,6 +427,7 @@ func (t *Trainer) Finish() error {
 	if err != nil {
 		return err
 	}
+	cal.ValPercent = t.Cfg.valPercent()
 	t.net().setCalibration(cal)
 	if err := t.net().Save(t.ModelPath()); err != nil {
 		return err
@@ -552,6 +553,9 @@ type EvalReport struct {
 	// LowNoise pools the pairs at t <= LowNoiseT, the half of a trajectory nearer the clean
 	// sample (nil for a clean model).
 	LowNoise *TimeBucket `json:"t_low_noise,omitempty"`
+	// ValPercent is the validation share (PairConfig.ValPercent) that drew the concepts of a
+	// val or train split; 0 for the others.
+	ValPercent int `json:"val_percent,omitempty"`
 }
 
 // LowNoiseT is the upper end of EvalReport.LowNoise.
@@ -576,7 +580,7 @@ func Evaluate(m *Native, gen *PairGen, split string, n int, seed uint64, batch i
 		eps = m.Calib.TieEps
 	}
 	rep := pairReport(m.Dims(), pairs, rA, rB, eps)
-	rep.Split, rep.Pairs, rep.Seed, rep.Seconds = split, n, seed, time.Since(t0).Seconds()
+	rep.Split, rep.Pairs, rep.Seed, rep.Seconds, rep.ValPercent = split, n, seed, time.Since(t0).Seconds(), gen.valPercentOf(split)
 	return rep, nil
 }
 

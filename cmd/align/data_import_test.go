@@ -283,8 +283,26 @@ func TestDataImportSplitShares(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout+stderr, "held-out accuracy (16 pairs") {
 		t.Fatalf("reward train --val-percent 50: exit %d\n%s%s", code, stdout, stderr)
 	}
-	if code, _, stderr := runAlign(t, "reward", "eval", "--model", filepath.Join(rw, "model.safetensors"), "--data", out, "--split", "val", "--val-percent", "50", "--pairs", "8"); code != exitOK {
-		t.Errorf("reward eval --split val: exit %d, %s", code, stderr)
+	// reward eval reads the split at the model's recorded share, or at --val-percent; a
+	// comparison with a model of another share says their pairs differ.
+	model := filepath.Join(rw, "model.safetensors")
+	for _, c := range []struct {
+		args  []string
+		share string
+	}{{nil, "50"}, {[]string{"--val-percent", "40"}, "40"}} {
+		code, stdout, stderr := runAlign(t, append([]string{"reward", "eval", "--model", model, "--data", out, "--split", "val", "--pairs", "8"}, c.args...)...)
+		if code != exitOK || !strings.Contains(stdout, "val pairs (validation share "+c.share+"%, seed 0") {
+			t.Errorf("reward eval --split val %v: exit %d\n%s%s", c.args, code, stdout, stderr)
+		}
+	}
+	rw40 := filepath.Join(root, "rw40")
+	if code, _, stderr := runAlign(t, tinyRewardTrainArgs(out, rw40, "--max-train-steps", "1", "--val-percent", "40")...); code != exitOK {
+		t.Fatalf("reward train --val-percent 40: exit %d, %s", code, stderr)
+	}
+	model40 := filepath.Join(rw40, "model.safetensors")
+	code, _, stderr = runAlign(t, "reward", "eval", "--model", model, "--model", model40, "--data", out, "--split", "val", "--pairs", "8")
+	if code != exitOK || !strings.Contains(stderr, "note: "+model+" was calibrated on a validation share of 50%, "+model40+" of 40%: their val pairs differ") {
+		t.Errorf("reward eval of two shares: exit %d, %s", code, stderr)
 	}
 	resume := tinyRewardTrainArgs(out, rw, "--max-train-steps", "4", "--resume-from-checkpoint", "latest", "--val-percent", "30")
 	if code, _, stderr := runAlign(t, resume...); code != exitError || !strings.Contains(stderr, "validation split of 50% of the concepts, --val-percent is 30") {

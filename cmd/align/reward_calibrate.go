@@ -188,7 +188,7 @@ func rewardCalibrateRun(cmd *cobra.Command, opts *RewardCalibrateOptions) error 
 	if c, ok := lr.model.(rewards.Calibrated); ok && c.Calibration() != nil {
 		prev = c.Calibration()
 	}
-	cal := &rewards.Calibration{Dims: dims, TieEps: slices.Clone(prev.TieEps)}
+	cal := &rewards.Calibration{Dims: dims, TieEps: slices.Clone(prev.TieEps), ValPercent: prev.ValPercent}
 	if err := cal.Fit(raw); err != nil {
 		return err
 	}

@@ -34,8 +34,11 @@ type RewardEvalOptions struct {
 	BatchSize   int
 	TieShare    float64
 	ValPercent  int
-	Threads     int
-	JSON        bool
+	// valPercentSet: --val-percent was given; else a model's calibration says which share
+	// it was calibrated on.
+	valPercentSet bool
+	Threads       int
+	JSON          bool
 }
 
 func newCmdRewardEval(runF func(*RewardEvalOptions) error) *cobra.Command {
@@ -49,8 +52,9 @@ r_A - r_B), the tie-calibrated accuracy with ties (the tie threshold eps searche
 pairs, as VideoAlign's calc_accuracy.py does), and the accuracy with ties at the model's own
 validation thresholds (stored in its calibration). The pairs are a function of --seed, so
 runs are comparable; --seed 0 gives the set that reward train evaluates at its end.
---split val and train read the training concepts as a run of reward train --val-percent
-does (5% by default).
+--split val and train read the training concepts as the model's reward train run did
+(--val-percent, recorded in its calibration; 5% for a model without the record), or at
+--val-percent where given.
 
 A noise-aware latent model (align reward train --latent) scores x_t = (1-t) x0 + t eps; both
 sides of a pair share t and eps, t is stratified over five buckets [0,.2), ..., [.8,1), and
@@ -85,6 +89,7 @@ with their accuracies side by side (--json: a list of the reports, each with its
 			if opts.Preferences != "" && !cmd.Flags().Changed("split") {
 				opts.Split = splitAll
 			}
+			opts.valPercentSet = cmd.Flags().Changed("val-percent")
 			if len(opts.Models) > 0 {
 				opts.Model = opts.Models[0]
 			}
@@ -125,7 +130,7 @@ with their accuracies side by side (--json: a list of the reports, each with its
 	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the pairs (0: the set reward train evaluates with --seed 0)")
 	f.IntVar(&opts.BatchSize, "batch-size", 64, "samples scored at once")
 	f.Float64Var(&opts.TieShare, "tie-share", def.TieShare, "share of pairs built as ties")
-	f.IntVar(&opts.ValPercent, "val-percent", def.ValPercent, "percent of the training concepts in --split val (reward train --val-percent)")
+	f.IntVar(&opts.ValPercent, "val-percent", def.ValPercent, "percent of the training concepts in --split val (default: the model's reward train --val-percent)")
 	f.IntVar(&opts.Threads, "threads", 0, "CPU threads (0: all)")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	return cmd
@@ -152,6 +157,10 @@ func rewardEvalRun(cmd *cobra.Command, opts *RewardEvalOptions) error {
 			return err
 		}
 		evals[i] = modelEval{Model: m, Kind: kind, EvalReport: rep}
+		if w := evals[0].ValPercent; rep.ValPercent != w {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: %s was calibrated on a validation share of %d%%, %s of %d%%: their %s pairs differ (--val-percent reads both at one)\n",
+				models[0], w, m, rep.ValPercent, opts.Split)
+		}
 	}
 	out := cmd.OutOrStdout()
 	if opts.JSON {
@@ -198,7 +207,11 @@ func printEval(out io.Writer, opts *RewardEvalOptions, e modelEval) error {
 		which := map[string]string{splitAll: "every pair", rewards.SplitHeldOut: "the pairs reward train --pairs holds out"}[opts.Split]
 		fmt.Fprintf(out, "%s: %s agreement with %s of %s (%s; %.1fs)\n", e.Model, e.Kind, counted(rep.Pairs, "label"), opts.Preferences, which, rep.Seconds)
 	} else {
-		fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (seed %d, %.1fs)\n", e.Model, e.Kind, rep.Pairs, rep.Split, opts.Seed, rep.Seconds)
+		share := ""
+		if rep.ValPercent > 0 {
+			share = fmt.Sprintf("validation share %d%%, ", rep.ValPercent)
+		}
+		fmt.Fprintf(out, "%s: %s accuracy on %d %s pairs (%sseed %d, %.1fs)\n", e.Model, e.Kind, rep.Pairs, rep.Split, share, opts.Seed, rep.Seconds)
 	}
 	if err := printAccuracy(out, rep); err != nil {
 		return err
@@ -265,6 +278,9 @@ func rewardEvalNative(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.Eva
 		kind, shape = m.Config.Kind, m.Config.SampleShape()
 	default:
 		return nil, "", fmt.Errorf("%s: no pairwise evaluation for %T", opts.Model, model)
+	}
+	if c, ok := model.(rewards.Calibrated); ok && !opts.valPercentSet && c.Calibration() != nil && c.Calibration().ValPercent > 0 {
+		opts.ValPercent = c.Calibration().ValPercent
 	}
 	gen, split, err := opts.pairGen(model.Dims(), shape)
 	if err != nil {

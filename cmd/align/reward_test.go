@@ -99,7 +99,7 @@ func TestNewCmdRewardEval(t *testing.T) {
 		{name: "defaults", args: []string{"--model", "m"}, want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "heldout",
 			Pairs: 2048, BatchSize: 64, TieShare: 0.15, ValPercent: 5}},
 		{name: "flags", args: []string{"--model", "m", "--split", "val", "--pairs", "10", "--seed", "3", "--json", "--batch-size", "8", "--val-percent", "40"},
-			want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "val", Pairs: 10, Seed: 3, JSON: true, BatchSize: 8, TieShare: 0.15, ValPercent: 40}},
+			want: RewardEvalOptions{Models: []string{"m"}, Model: "m", Data: "data/emoji", Split: "val", Pairs: 10, Seed: 3, JSON: true, BatchSize: 8, TieShare: 0.15, ValPercent: 40, valPercentSet: true}},
 		{name: "models", args: []string{"--model", "m", "--model", "n.onnx"}, want: RewardEvalOptions{Models: []string{"m", "n.onnx"}, Model: "m",
 			Data: "data/emoji", Split: "heldout", Pairs: 2048, BatchSize: 64, TieShare: 0.15, ValPercent: 5}},
 		{name: "no model", args: nil, wantErr: "--model is required"},
