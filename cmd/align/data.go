@@ -311,6 +311,7 @@ type inspectReport struct {
 	ImageSize      int                       `json:"image_size"`
 	Sources        []dataset.Package         `json:"sources"`
 	Import         *dataset.ImportInfo       `json:"import,omitempty"` // how an imported dataset was made
+	HeldOut        dataset.HeldOutInfo       `json:"held_out"`
 	Counts         dataset.Counts            `json:"counts"`
 	ImagesPerSet   map[string]int            `json:"images_per_set"`
 	PerCategory    map[string]map[string]int `json:"images_per_category_and_split"`
@@ -326,7 +327,8 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 	}
 	r := inspectReport{
 		Dir: opts.Dir, DatasetVersion: d.Manifest.DatasetVersion, ImageSize: d.Size(), Sources: d.Manifest.Sources, Import: d.Manifest.Import,
-		Counts: d.Manifest.Counts, ImagesPerSet: map[string]int{}, PerCategory: map[string]map[string]int{},
+		HeldOut: d.Manifest.HeldOut,
+		Counts:  d.Manifest.Counts, ImagesPerSet: map[string]int{}, PerCategory: map[string]map[string]int{},
 	}
 	for _, it := range d.Items {
 		r.ImagesPerSet[it.Set]++
@@ -417,7 +419,11 @@ func dataInspectRun(cmd *cobra.Command, opts *DataInspectOptions) error {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d\n", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
+	fmt.Fprintf(w, "concepts\t%d: train %d, heldout %d", c.Concepts, c.Concepts-c.ConceptsHeldOut, c.ConceptsHeldOut)
+	if p := r.HeldOut.PerMyriad; p != dataset.HeldOutPerMyriad {
+		fmt.Fprintf(w, " (%g%% of the concepts held out)", float64(p)/100)
+	}
+	fmt.Fprintln(w)
 	if c.Images > 0 || r.Motions == nil {
 		fmt.Fprintf(w, "images\t%d: train %d, heldout %d (%s)\n", c.Images, c.ImagesTrain, c.ImagesHeldOut, formatCounts(r.ImagesPerSet))
 		fmt.Fprintf(w, "mean pixel\t%.1f %.1f %.1f\n", r.MeanPixel[0], r.MeanPixel[1], r.MeanPixel[2])

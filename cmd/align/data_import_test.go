@@ -274,6 +274,9 @@ func TestDataImportSplitShares(t *testing.T) {
 	if held < 12 || held > 28 {
 		t.Fatalf("%d of 40 concepts held out at 50%%", held)
 	}
+	if code, stdout, stderr := runAlign(t, "data", "inspect", out); code != exitOK || !strings.Contains(stdout, fmt.Sprintf("heldout %d (50%% of the concepts held out)\n", held)) {
+		t.Errorf("data inspect: exit %d\n%s%s", code, stdout, stderr)
+	}
 	rw := filepath.Join(root, "rw")
 	code, _, stderr := runAlign(t, tinyRewardTrainArgs(out, rw, "--max-train-steps", "2")...)
 	if code != exitError || !strings.Contains(stderr, "the validation concepts (5% of the training ones") || !strings.Contains(stderr, "HINT: --val-percent") {
