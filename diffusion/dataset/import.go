@@ -106,7 +106,7 @@ type ImportOptions struct {
 	// earlier one's; by default it is left out (ImportSummary.Duplicates), so that no image
 	// is both trained on and held out under two captions, nor counted twice.
 	KeepDuplicates bool
-	Info           ImportInfo     // recorded in the manifest (Resize and Skipped are filled in)
+	Info           ImportInfo     // recorded in the manifest (Resize, Skipped and Duplicates are filled in)
 	Workers        int            // decoding goroutines; 0 means GOMAXPROCS
 	Progress       func(done int) // called from the decoding goroutines after each input
 }

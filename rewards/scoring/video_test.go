@@ -140,7 +140,7 @@ func TestClipWindows(t *testing.T) {
 				t.Errorf("%s: frame %d of the windows is not frame %d", path, i, k)
 			}
 		}
-		// One window spread over the clip (fps 20: frames repeat) reads each frame once.
+		// One window at 20 fps, twice the clip's rate: 4 frames of which 2 are read, once each.
 		fits = 0
 		if w, err := LoadClipWindows(path, 0, 4, 20, 1, fit); err != nil || len(w.Frames) != 4 || fits != 2 {
 			t.Errorf("%s: 4 frames at 20 fps: %v frames, %d fits, %v; want 4 frames of 2 read", path, len(w.Frames), fits, err)
