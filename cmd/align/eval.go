@@ -485,7 +485,7 @@ func evalScore(ctx context.Context, cmd *cobra.Command, opts *EvalOptions, m *ev
 			items[i] = scoring.Item{Index: i, Path: f.Path, Prompt: f.Prompt}
 		}
 		sc := &scoring.Scorer{Model: lr.model, Dev: lr.dev, Geometry: lr.geometry, Clips: lr.clips, Frames: lr.frames,
-			BatchSize: opts.BatchSize, Strict: true, Progress: func(done, total int) { bar.Update(k*n+done, "") }}
+			BatchSize: opts.BatchSize, Strict: true, Progress: func(done, total, _ int) { bar.Update(k*n+done, "") }}
 		var err error
 		if rows[k], err = sc.Run(ctx, items); err != nil {
 			return nil, fmt.Errorf("--%s %s: %w", role, path, err)

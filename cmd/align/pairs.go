@@ -454,7 +454,7 @@ func rescoreSet(cmd *cobra.Command, opts *PairsOptions, set *dpo.ScoredSet) (*dp
 	stderr := cmd.ErrOrStderr()
 	fmt.Fprintf(stderr, "rescoring %d samples of %s with %s (%s)\n", len(items), opts.FromScored, rs.describe, strings.Join(rs.model.Dims(), ", "))
 	bar := newProgressBar(stderr, "rescore", len(items)*len(rs.members))
-	rows, err := rs.run(context.Background(), items, scoring.Scorer{BatchSize: opts.BatchSize}, func(done int) { bar.Update(done, "") })
+	rows, err := rs.run(context.Background(), items, scoring.Scorer{BatchSize: opts.BatchSize}, func(done, _ int) { bar.Update(done, "") })
 	if err != nil {
 		return nil, err
 	}

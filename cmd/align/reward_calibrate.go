@@ -166,10 +166,11 @@ func rewardCalibrateRun(cmd *cobra.Command, opts *RewardCalibrateOptions) error 
 	if err != nil {
 		return err
 	}
-	rows, failed, err := scoreInputs(cmd, &opts.ScoreOptions, set)
+	sc, err := scoreInputs(cmd, &opts.ScoreOptions, set)
 	if err != nil {
 		return err
 	}
+	rows := sc.rows
 	var raw [][]float32
 	for i := range rows {
 		if !rows[i].OK() {
@@ -181,7 +182,7 @@ func rewardCalibrateRun(cmd *cobra.Command, opts *RewardCalibrateOptions) error 
 		raw = append(raw, rows[i].Raw)
 	}
 	if len(raw) < 2 {
-		return fmt.Errorf("a calibration needs at least 2 scored inputs (a standard deviation); %d of %d were scored", len(raw), len(rows))
+		return fmt.Errorf("a calibration needs at least 2 scored samples (a standard deviation); %s scored of %s", counted(len(raw), sc.noun), counted(sc.inputs, "input"))
 	}
 	dims := lr.model.Dims()
 	prev := rewards.IdentityCalibration(dims)
@@ -197,10 +198,10 @@ func rewardCalibrateRun(cmd *cobra.Command, opts *RewardCalibrateOptions) error 
 	}
 
 	stderr := cmd.ErrOrStderr()
-	if failed > 0 {
+	if sc.failed > 0 {
 		for i := range rows {
 			if !rows[i].OK() {
-				fmt.Fprintf(stderr, "align: %d of %d inputs could not be read and are left out, e.g. %s\n", failed, len(rows), rows[i].Err)
+				fmt.Fprintf(stderr, "align: %d of %d inputs could not be read and are left out, e.g. %s\n", sc.failed, sc.inputs, rows[i].Err)
 				break
 			}
 		}
@@ -209,7 +210,7 @@ func rewardCalibrateRun(cmd *cobra.Command, opts *RewardCalibrateOptions) error 
 		fmt.Fprintf(stderr, "align: warning: the statistics come from %s: a standard deviation from n samples is off by about 1/sqrt(2n) of itself (%.0f%% here); a few hundred make steadier z-scores\n",
 			counted(len(raw), "sample"), 100/math.Sqrt(2*float64(len(raw))))
 	}
-	rep := calibrationReport{Reward: lr.describe, Output: opts.Output, N: len(raw), Failed: failed, Seconds: time.Since(start).Seconds()}
+	rep := calibrationReport{Reward: lr.describe, Output: opts.Output, N: len(raw), Failed: sc.failed, Seconds: time.Since(start).Seconds()}
 	for d, dim := range dims {
 		rep.Dims = append(rep.Dims, calibrationDim{Dim: dim, Mean: cal.Mean[d], Std: cal.Std[d],
 			PreviousMean: prev.Mean[d], PreviousStd: prev.Std[d], PreviousN: prev.N})

@@ -179,7 +179,7 @@ func TestRewardCalibrateErrors(t *testing.T) {
 		{"no inputs", []string{"--reward", model, "-o", out}, exitUsage, "no inputs"},
 		{"manifest for a native model", []string{in, "--reward", model, "-o", filepath.Join(dir, "m.json")}, exitUsage, "native model is written as a .safetensors"},
 		{"latent", []string{in, "--reward", latent, "-o", out}, exitUsage, "noise-aware latent model"},
-		{"one input", []string{filepath.Join(in, "0-red-apple.png"), "--reward", model, "-o", out}, exitError, "at least 2 scored inputs"},
+		{"one input", []string{filepath.Join(in, "0-red-apple.png"), "--reward", model, "-o", out}, exitError, "at least 2 scored samples (a standard deviation); 1 image scored of 1 input"},
 		{"missing model", []string{in, "--reward", filepath.Join(dir, "none.safetensors"), "-o", out}, exitError, "none.safetensors"},
 	} {
 		code, _, stderr := runAlign(t, append([]string{"reward", "calibrate"}, tc.args...)...)

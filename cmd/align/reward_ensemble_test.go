@@ -8,7 +8,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/onnx"
+	"github.com/alignkit/align/rewards/scoring"
 )
 
 // renamedONNX exports the native model to ONNX with its dimensions renamed (vq -> aes, ta ->
@@ -80,6 +83,7 @@ func TestScoreEnsemble(t *testing.T) {
 
 	video := writeRewardModel(t, dir, rewards.KindVideo)
 	checkClipsWithImageModel(t, dir, video, other)
+	checkWindowsWithImageModel(t, dir, video, other)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -129,6 +133,61 @@ func checkClipsWithImageModel(t *testing.T, dir, video, image string) {
 	code, _, stderr := runAlign(t, "score", filepath.Dir(clip), "--reward", video, "--reward", reject)
 	if code != exitUsage || !strings.Contains(stderr, "rejects clips") {
 		t.Errorf("an image model rejecting clips with a video model: exit %d, %s", code, stderr)
+	}
+}
+
+// checkWindowsWithImageModel scores the windows of a clip of 12 frames (4 at 10 fps: from 0,
+// 0.4 and 0.8 s) with a video model and an image model together: a row per window, the image
+// model's scores the mean of the window's frames'.
+func checkWindowsWithImageModel(t *testing.T, dir, video, image string) {
+	t.Helper()
+	clip := filepath.Join(dir, "windows", "red-apple")
+	writeFrameFolder(t, clip, 0, 12)
+	frame := scoreJSONL(t, clip, "--reward", image, "--prompt", "red apple") // the frames as images, in order
+	rows := scoreJSONL(t, filepath.Dir(clip), "--reward", video, "--reward", image, "--prompt", "red apple",
+		"--fps", "10", "--source-fps", "10", "--clips-per-video", "0")
+	if len(rows) != 3 || len(frame) != 12 {
+		t.Fatalf("%d rows of windows, %d of frames; want 3 and 12", len(rows), len(frame))
+	}
+	for j, row := range rows {
+		for _, d := range []string{"aes", "clip"} {
+			want := 0.0
+			for k := 4 * j; k < 4*j+4; k++ {
+				want += frame[k][d].(float64) / 4
+			}
+			if got, ok := row[d].(float64); !ok || math.Abs(got-want) > 1e-5*(1+math.Abs(want)) || row["mq"] == nil || row["start"] != 0.4*float64(j) {
+				t.Errorf("window %d: %s %v (start %v, mq %v), the mean of its frames' %v", j, d, row[d], row["start"], row["mq"], want)
+			}
+		}
+	}
+}
+
+// Rows of several models join window by window; an input whose windows differ between the
+// models (one failed partway) keeps only its error; clip models of other frame counts would
+// cut other windows and are refused.
+func TestJoinWindowRows(t *testing.T) {
+	row := func(index int, start float64, raw float32, err string) scoring.Result {
+		r := scoring.Result{Item: scoring.Item{Index: index, Path: fmt.Sprint("clip", index)}, Start: start, Err: err}
+		if err == "" {
+			r.Raw, r.Z = []float32{raw}, []float64{float64(raw)}
+		}
+		return r
+	}
+	a := []scoring.Result{row(0, 0, 1, ""), row(0, 2, 2, ""), row(1, 0, 3, ""), row(1, 2, 4, ""), row(2, 0, 5, ""), row(3, 0, 0, "a: unreadable")}
+	b := []scoring.Result{row(0, 0, 10, ""), row(0, 2, 20, ""), row(1, 0, 30, ""), row(1, 0, 0, "b: broke at 2 s"), row(2, 0, 0, "b: model"), row(3, 0, 0, "b: unreadable")}
+	var got []string
+	for _, r := range joinRows(a, b) {
+		got = append(got, fmt.Sprintf("%d@%g %v %s", r.Index, r.Start, r.Raw, r.Err))
+	}
+	want := []string{"0@0 [1 10] ", "0@2 [2 20] ", "1@0 [] b: broke at 2 s", "2@0 [] b: model", "3@0 [] a: unreadable"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("joined:\n%s\nwant\n%s", strings.Join(got, "; "), strings.Join(want, "; "))
+	}
+
+	set := &rewardSet{members: []*loadedReward{{frames: 4, clips: true, describe: "a.safetensors"}, {frames: 8, clips: true, describe: "b.onnx"}}}
+	_, err := set.run(context.Background(), nil, scoring.Scorer{Windows: scoring.AllWindows}, nil)
+	if err == nil || !strings.Contains(err.Error(), "a.safetensors reads clips of 4 frames, b.onnx of 8: their windows differ") {
+		t.Errorf("models of 4 and 8 frames: %v", err)
 	}
 }
 

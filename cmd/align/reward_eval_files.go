@@ -83,7 +83,7 @@ func rewardEvalFiles(cmd *cobra.Command, opts *RewardEvalOptions) (*rewards.Eval
 	defer stop()
 	t0 := time.Now()
 	bar := newProgressBar(cmd.ErrOrStderr(), "score", len(items)*len(set.members))
-	rows, err := set.run(ctx, items, scoring.Scorer{BatchSize: opts.BatchSize, Strict: true}, func(done int) { bar.Update(done, "") })
+	rows, err := set.run(ctx, items, scoring.Scorer{BatchSize: opts.BatchSize, Strict: true}, func(done, _ int) { bar.Update(done, "") })
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", errCancelled

@@ -104,44 +104,84 @@ func (s *rewardSet) close() {
 
 // run scores items with every model in turn, each through a copy of template (batch size,
 // workers, clip sampling) set up for it, and joins the rows; progress gets the items done
-// over all models.
-func (s *rewardSet) run(ctx context.Context, items []scoring.Item, template scoring.Scorer, progress func(done int)) ([]scoring.Result, error) {
+// over all models and the current model's rows so far. With windows of clips
+// (template.Windows), the clip models must read as many frames: they then cut the same
+// windows.
+func (s *rewardSet) run(ctx context.Context, items []scoring.Item, template scoring.Scorer, progress func(done, rows int)) ([]scoring.Result, error) {
+	if template.Windows != 0 && template.Windows != 1 {
+		for _, lr := range s.members[1:] {
+			if lr.frames != s.members[0].frames {
+				return nil, usageError{fmt.Errorf("--clips-per-video: %s reads clips of %d frames, %s of %d: their windows differ; score them in separate runs",
+					s.members[0].describe, s.members[0].frames, lr.describe, lr.frames)}
+			}
+		}
+	}
 	var rows []scoring.Result
 	for k, lr := range s.members {
 		sc := template
 		sc.Model, sc.Dev, sc.Geometry, sc.Clips, sc.Frames = lr.model, lr.dev, lr.geometry, lr.clips, lr.frames
 		if progress != nil {
-			sc.Progress = func(done, _ int) { progress(k*len(items) + done) }
+			sc.Progress = func(done, _, rows int) { progress(k*len(items)+done, rows) }
 		}
 		r, err := sc.Run(ctx, items)
 		if err != nil {
 			return nil, err
 		}
-		if rows, err = joinRows(rows, r); err != nil {
-			return nil, err
-		}
+		rows = joinRows(rows, r)
 	}
 	return rows, nil
 }
 
 // joinRows puts the next model's rows r beside rows (nil: r itself): the scores side by
-// side, the first error of an input kept.
-func joinRows(rows, r []scoring.Result) ([]scoring.Result, error) {
+// side, the first error of an input kept. Both hold the rows of the same inputs in order;
+// an input's rows (one per window) are joined window by window where both models gave the
+// same windows, and where they did not (one failed partway through a clip) the input keeps
+// only its first error row.
+func joinRows(rows, r []scoring.Result) []scoring.Result {
 	if rows == nil {
-		return r, nil
+		return r
 	}
-	if len(r) != len(rows) {
-		return nil, fmt.Errorf("score: %d rows from one reward model, %d from another", len(r), len(rows))
-	}
-	for i := range rows {
-		a, b := &rows[i], &r[i]
-		switch {
-		case !a.OK():
-		case !b.OK():
-			a.Raw, a.Z, a.Err = nil, nil, b.Err
-		default:
-			a.Raw, a.Z = append(a.Raw, b.Raw...), append(a.Z, b.Z...)
+	var joined []scoring.Result
+	for len(rows) > 0 && len(r) > 0 {
+		a, b := inputRows(rows), inputRows(r)
+		rows, r = rows[len(a):], r[len(b):]
+		same := len(a) == len(b)
+		for i := 0; same && i < len(a); i++ {
+			same = a[i].Start == b[i].Start
+		}
+		if !same {
+			failed := func(x scoring.Result) bool { return !x.OK() }
+			if i := slices.IndexFunc(a, failed); i >= 0 {
+				joined = append(joined, a[i])
+			} else if i := slices.IndexFunc(b, failed); i >= 0 {
+				joined = append(joined, b[i])
+			} else {
+				e := a[0]
+				e.Raw, e.Z, e.Err = nil, nil, fmt.Sprintf("%s: the reward models read %d and %d windows", e.Path, len(a), len(b))
+				joined = append(joined, e)
+			}
+			continue
+		}
+		for i := range a {
+			x, y := a[i], &b[i]
+			switch {
+			case !x.OK():
+			case !y.OK():
+				x.Raw, x.Z, x.Err = nil, nil, y.Err
+			default:
+				x.Raw, x.Z = append(x.Raw, y.Raw...), append(x.Z, y.Z...)
+			}
+			joined = append(joined, x)
 		}
 	}
-	return rows, nil
+	return joined
+}
+
+// inputRows is the leading rows of rows that are one input's.
+func inputRows(rows []scoring.Result) []scoring.Result {
+	n := 0
+	for n < len(rows) && rows[n].Index == rows[0].Index {
+		n++
+	}
+	return rows[:n]
 }

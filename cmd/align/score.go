@@ -1,6 +1,7 @@
 // align score: score images or clips with a reward model (the native model, a noise-aware
-// latent model at t = 0, or any ONNX model with a manifest) and write one row per input:
-// every dimension raw and z-scored plus the weighted total, as CSV, JSONL or a table.
+// latent model at t = 0, or any ONNX model with a manifest) and write one row per input (per
+// window of a clip with --clips-per-video): every dimension raw and z-scored plus the
+// weighted total, as CSV, JSONL or a table.
 //
 // Test: go test ./cmd/align -run Score
 package main
@@ -80,9 +81,11 @@ type ScoreOptions struct {
 	NumFrames   int
 	FPS         float64
 	SourceFPS   float64
-	Shard       string
-	Strict      bool
-	ORTLibrary  string
+	// ClipsPerVideo is --clips-per-video: windows scored per clip (1 the first, 0 every one).
+	ClipsPerVideo int
+	Shard         string
+	Strict        bool
+	ORTLibrary    string
 
 	shardI, shardN int
 	// rewardFlag is the flag that named Reward, for errors ("": --reward; align eval's --judge).
@@ -95,9 +98,9 @@ func newCmdScore(runF func(*ScoreOptions) error) *cobra.Command {
 		Use:   "score [INPUT...]",
 		Short: "Score images or videos with a reward model",
 		Long: `Score images or clips with a reward model and write one row per input: index, path,
-prompt, (num_frames, fps for clips,) every dimension raw and z-scored with the model's
-calibration (<dim>, <dim>_z), the weighted total of the z-scores (--weights, --combine), and
-an error column.
+prompt, (num_frames, fps for clips; start for windows,) every dimension raw and z-scored
+with the model's calibration (<dim>, <dim>_z), the weighted total of the z-scores
+(--weights, --combine), and an error column.
 
 Inputs (--input, repeatable, or arguments): a folder (its images; for a video reward model
 its GIFs, folders of frames and video files), a glob pattern, a single file, or a .jsonl/.csv list with
@@ -111,6 +114,10 @@ Clips: --num-frames frames (the model's count) are sampled at --fps frames per s
 the start, or spread over the whole clip with --fps 0. GIFs and video files (.mp4, .mov,
 .webm, .mkv, .avi: read with ffmpeg, only the frames sampled decoded; make ffmpeg fetches one)
 carry their timing; folders of frames need --source-fps (or a source_fps column) when --fps > 0.
+--clips-per-video N cuts a clip into windows of --num-frames frames at --fps, back to back
+from its start, and scores N of them spread over it (0: every window), a row each with its
+start in seconds (a start column): a long video scored window by window, its frames decoded
+as the model takes them.
 
 An input that cannot be read gives a row with the error (the run goes on; --strict stops
 it). The output file is written atomically. --shard i/n scores the i-th of n contiguous parts
@@ -123,6 +130,7 @@ the whole list in order.`,
   $ align score out/ --reward default --reward aesthetic.json --weights vq=1,ta=1,aesthetic=2   # two models as one
   $ align score --input clips/ --reward video-reward/model.safetensors --fps 4 --num-frames 8 --weights vq=1,mq=1,ta=2
   $ align score 'videos/*.mp4' --reward default-video --prompts prompts.jsonl
+  $ align score talk.mp4 --reward default-video --fps 4 --clips-per-video 0 -o windows.csv   # every 2 s window
   $ align score --input list.jsonl --reward reward.onnx --shard $JOB_COMPLETION_INDEX/8 -o scores-$JOB_COMPLETION_INDEX.csv`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs = append(opts.Inputs, args...)
@@ -163,6 +171,7 @@ func addInputFlags(f *pflag.FlagSet, opts *ScoreOptions) {
 	f.IntVar(&opts.NumFrames, "num-frames", 0, "frames per clip (0: the reward model's count)")
 	f.Float64Var(&opts.FPS, "fps", 0, "clip sampling rate in frames per second (0: spread the frames over the whole clip)")
 	f.Float64Var(&opts.SourceFPS, "source-fps", 0, "frame rate of folders of frames (needed with --fps > 0)")
+	f.IntVar(&opts.ClipsPerVideo, "clips-per-video", 1, "windows of --num-frames frames at --fps scored per clip, a row each, spread over it (0: every window)")
 	f.BoolVar(&opts.Strict, "strict", false, "stop at the first input that cannot be read")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (default: $"+onnx.EnvLibrary+", third_party/onnxruntime from make ort, the system's)")
 }
@@ -178,6 +187,10 @@ func (o *ScoreOptions) validateInputs() error {
 		return flagErrorf("--workers, --threads and --num-frames must be >= 0")
 	case !(o.FPS >= 0 && o.FPS <= 1e4) || !(o.SourceFPS >= 0 && o.SourceFPS <= 1e4):
 		return flagErrorf("--fps and --source-fps must be in [0, 10000]")
+	case o.ClipsPerVideo < 0:
+		return flagErrorf("--clips-per-video %d: want 1 or more, or 0 for every window", o.ClipsPerVideo)
+	case o.ClipsPerVideo != 1 && o.FPS == 0:
+		return flagErrorf("--clips-per-video %d cuts windows at --fps: give the rate (--fps 0 spreads one clip over the whole video)", o.ClipsPerVideo)
 	case o.Reward == "" && len(o.Rewards) == 0 || slices.Contains(o.Rewards, ""):
 		return flagErrorf("--reward is empty: give default, FILE.safetensors, FILE.onnx or FILE.json")
 	}
@@ -357,15 +370,16 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--weights: %w", err)}
 	}
-	rows, failed, err := scoreInputs(cmd, opts, set)
+	sc, err := scoreInputs(cmd, opts, set)
 	if err != nil {
 		return err
 	}
+	rows := sc.rows
 	total, err := scoring.Totals(rows, w, opts.Combine, opts.LSCQuantile)
 	if err != nil {
 		return err
 	}
-	t := &scoring.Table{Dims: dims, Clips: set.clips, Rows: rows, Total: total, Weights: w, Combine: opts.Combine}
+	t := &scoring.Table{Dims: dims, Clips: set.clips, Windows: opts.ClipsPerVideo != 1, Rows: rows, Total: total, Weights: w, Combine: opts.Combine}
 	write := func(out io.Writer) error {
 		switch opts.Format {
 		case formatCSV:
@@ -385,70 +399,88 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 		return err
 	}
 	if sum := t.Summarize(); sum.N > 0 {
-		fmt.Fprintln(stderr, sum.Line(dims, map[bool]string{false: "images", true: "clips"}[set.clips]))
+		fmt.Fprintln(stderr, sum.Line(dims, sc.noun+"s"))
 	}
 	for i := range rows {
 		if !rows[i].OK() {
-			if failed == len(rows) { // a script reading the exit status must not take this for a result
-				return fmt.Errorf("none of the %d inputs could be scored (error column), e.g. %s", len(rows), rows[i].Err)
+			if sc.failed == len(rows) { // a script reading the exit status must not take this for a result
+				return fmt.Errorf("none of the %d inputs could be scored (error column), e.g. %s", sc.inputs, rows[i].Err)
 			}
-			fmt.Fprintf(stderr, "align: %d of %d inputs could not be scored (error column), e.g. %s\n", failed, len(rows), rows[i].Err)
+			fmt.Fprintf(stderr, "align: %d of %d inputs could not be scored (error column), e.g. %s\n", sc.failed, sc.inputs, rows[i].Err)
 			break
 		}
 	}
 	return nil
 }
 
-// scoreInputs scores the inputs the flags name (this shard's) with every model of set, a
-// progress bar on stderr, and returns a row per input and how many failed.
-func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, set *rewardSet) (rows []scoring.Result, failed int, err error) {
+// scoredInputs are the rows of scoreInputs.
+type scoredInputs struct {
+	rows   []scoring.Result // one per input, or per window of a clip
+	inputs int              // inputs scored (this shard's)
+	failed int              // error rows: inputs that could not be read (wholly)
+	noun   string           // what a scored row is: image, clip or window
+}
+
+// scoreInputs scores the inputs the flags name (this shard's) with every model of set (the
+// windows of clips --clips-per-video asks for), a progress bar on stderr.
+func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, set *rewardSet) (*scoredInputs, error) {
 	stderr := cmd.ErrOrStderr()
 	for _, lr := range set.members {
 		if opts.NumFrames > 0 && !lr.clips {
-			return nil, 0, flagErrorf("--num-frames %d: %s scores images", opts.NumFrames, lr.describe)
+			return nil, flagErrorf("--num-frames %d: %s scores images", opts.NumFrames, lr.describe)
 		}
 		if lr.clips && opts.NumFrames > 0 && opts.NumFrames != lr.frames {
-			return nil, 0, flagErrorf("--num-frames %d: %s reads clips of %d frames", opts.NumFrames, lr.describe, lr.frames)
+			return nil, flagErrorf("--num-frames %d: %s reads clips of %d frames", opts.NumFrames, lr.describe, lr.frames)
 		}
+	}
+	if opts.ClipsPerVideo != 1 && !set.clips {
+		return nil, flagErrorf("--clips-per-video %d: %s scores images", opts.ClipsPerVideo, set.describe)
 	}
 	lo := scoring.ListOptions{Clips: set.clips, Prompt: opts.Prompt}
 	if opts.PromptsFile != "" {
+		var err error
 		if lo.Prompts, err = scoring.ReadPrompts(opts.PromptsFile); err != nil {
-			return nil, 0, usageError{fmt.Errorf("--prompts: %w", err)}
+			return nil, usageError{fmt.Errorf("--prompts: %w", err)}
 		}
 	}
 	all, err := scoring.List(opts.Inputs, lo)
 	if err != nil {
-		return nil, 0, usageError{err}
+		return nil, usageError{err}
 	}
 	items := scoring.Shard(all, opts.shardI, opts.shardN)
-	what := "image"
+	out := &scoredInputs{inputs: len(items), noun: "image"}
 	if set.clips {
-		what = "clip"
+		out.noun = "clip"
 	}
 	if opts.shardN > 1 {
-		fmt.Fprintf(stderr, "shard %d/%d: %d of %s\n", opts.shardI, opts.shardN, len(items), counted(len(all), what))
+		fmt.Fprintf(stderr, "shard %d/%d: %d of %s\n", opts.shardI, opts.shardN, len(items), counted(len(all), out.noun))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	bar := newProgressBar(stderr, "score", len(items)*len(set.members))
 	sc := scoring.Scorer{FPS: opts.FPS, SourceFPS: opts.SourceFPS, BatchSize: opts.BatchSize, Workers: opts.Workers, Strict: opts.Strict}
+	progress := func(done, _ int) { bar.Update(done, "") }
+	if opts.ClipsPerVideo != 1 {
+		sc.Windows, out.noun = cmp.Or(opts.ClipsPerVideo, scoring.AllWindows), "window"
+		progress = func(done, rows int) { bar.Update(done, counted(rows, "row")) }
+	}
 	start := time.Now()
-	if rows, err = set.run(ctx, items, sc, func(done int) { bar.Update(done, "") }); err != nil {
+	if out.rows, err = set.run(ctx, items, sc, progress); err != nil {
 		if ctx.Err() != nil {
-			return nil, 0, errCancelled
+			return nil, errCancelled
 		}
-		return nil, 0, err
+		return nil, err
 	}
 	elapsed := time.Since(start)
-	for i := range rows {
-		if !rows[i].OK() {
-			failed++
+	for i := range out.rows {
+		if !out.rows[i].OK() {
+			out.failed++
 		}
 	}
-	bar.Finish(fmt.Sprintf("%s, %s, %.1f/s", counted(len(rows)-failed, what), counted(failed, "error"), float64(len(rows)-failed)/max(elapsed.Seconds(), 1e-9)))
-	return rows, failed, nil
+	scored := len(out.rows) - out.failed
+	bar.Finish(fmt.Sprintf("%s, %s, %.1f/s", counted(scored, out.noun), counted(out.failed, "error"), float64(scored)/max(elapsed.Seconds(), 1e-9)))
+	return out, nil
 }
 
 // writeOutputFile writes a result file atomically (diffusion.WriteFileAtomic: a temporary

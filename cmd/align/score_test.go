@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -449,6 +450,76 @@ func TestScoreClips(t *testing.T) {
 	}
 	if code, _, stderr := runAlign(t, "score", in, "--reward", model, "--num-frames", "3"); code != exitUsage {
 		t.Errorf("--num-frames 3 for a 4-frame model: exit %d, %s", code, stderr)
+	}
+}
+
+// writeFrameFolder writes frames first..first+n-1 of a clip whose frame k is seeded k as a
+// folder of 8x8 PNGs.
+func writeFrameFolder(t *testing.T, dir string, first, n int) {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	for k := first; k < first+n; k++ {
+		writeTestPNG(t, filepath.Join(dir, fmt.Sprintf("%03d.png", k)), 8, 8, uint64(k))
+	}
+}
+
+// Windows of clips: --clips-per-video 0 scores every window of 4 frames at 10 fps (2 s of 20
+// frames: starts 0, 0.4, ..., 1.6; 0.6 s: one), each as that window alone scores; 2 spread;
+// a calibration on the windows; the flags' errors.
+func TestScoreWindows(t *testing.T) {
+	dir := t.TempDir()
+	model := writeRewardModel(t, dir, rewards.KindVideo)
+	in := filepath.Join(dir, "in")
+	writeFrameFolder(t, filepath.Join(in, "long-red-apple"), 0, 20)
+	writeFrameFolder(t, filepath.Join(in, "short-blue-car"), 0, 6)
+	alone := filepath.Join(dir, "window-4", "long-red-apple")
+	writeFrameFolder(t, alone, 4, 4)
+
+	clips := []string{"--reward", model, "--fps", "10", "--source-fps", "10"}
+	out := filepath.Join(dir, "s.csv")
+	code, _, stderr := runAlign(t, append([]string{"score", in, "--clips-per-video", "0", "-o", out}, clips...)...)
+	if code != exitOK || !strings.Contains(stderr, "6 windows, 0 errors") || !strings.Contains(stderr, "mean of 6 scored windows") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs := readCSV(t, out)
+	if got := strings.Join(recs[0], ","); got != "index,path,prompt,num_frames,fps,start,vq,vq_z,ta,ta_z,mq,mq_z,total,error" {
+		t.Fatalf("header %s", got)
+	}
+	var got []string
+	for _, r := range recs[1:] {
+		got = append(got, r[0]+" "+filepath.Base(r[1])+" "+r[5])
+	}
+	if want := "0 long-red-apple 0,0 long-red-apple 0.4,0 long-red-apple 0.8,0 long-red-apple 1.2,0 long-red-apple 1.6,1 short-blue-car 0"; strings.Join(got, ",") != want {
+		t.Fatalf("rows %s, want %s", strings.Join(got, ","), want)
+	}
+	single := scoreJSONL(t, append([]string{filepath.Dir(alone)}, clips...)...)
+	for _, d := range []string{"vq", "ta", "mq"} {
+		w, err := strconv.ParseFloat(recs[2][slices.Index(recs[0], d)], 64)
+		if err != nil || math.Abs(w-single[0][d].(float64)) > 1e-5 {
+			t.Errorf("%s of the window at 0.4 s: %v, its frames alone %v (%v)", d, w, single[0][d], err)
+		}
+	}
+	rows := scoreJSONL(t, append([]string{in, "--clips-per-video", "2"}, clips...)...)
+	if len(rows) != 3 || rows[0]["start"] != 0.0 || rows[1]["start"] != 1.6 || rows[2]["start"] != 0.0 || rows[2]["index"] != 1.0 {
+		t.Errorf("--clips-per-video 2: %v", rows)
+	}
+	cal := filepath.Join(dir, "cal.safetensors")
+	if code, _, stderr := runAlign(t, append([]string{"reward", "calibrate", in, "--clips-per-video", "0", "-o", cal}, clips...)...); code != exitOK || !strings.Contains(stderr, "calibrated on 6 samples") {
+		t.Errorf("calibrate on windows: exit %d, %s", code, stderr)
+	}
+
+	image := writeRewardModel(t, dir, rewards.KindImage)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--reward", model, "--clips-per-video", "2"}, "--clips-per-video 2 cuts windows at --fps"},
+		{[]string{"--reward", model, "--clips-per-video", "-1", "--fps", "4"}, "--clips-per-video -1: want 1 or more"},
+		{[]string{"--reward", image, "--clips-per-video", "0", "--fps", "4"}, "--clips-per-video 0: " + image + " scores images"},
+	} {
+		if code, _, stderr := runAlign(t, append([]string{"score", in}, c.args...)...); code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q does not say %q", c.args, code, stderr, c.want)
+		}
 	}
 }
 

@@ -279,17 +279,35 @@ type ClipWindows struct {
 }
 
 // LoadClipWindows reads the windows of T frames at fps that SelectWindows picks from the clip
-// at path (at most maxClips; 0: every one that fits), as LoadClipFrames reads one. Each frame
-// picked goes through fit (nil: kept as decoded) as it is decoded, so that the frames of a
-// long video are not all held at full size at once; a frame in two windows is read once.
+// at path (at most maxClips; 0: every one that fits), as LoadClipFrames reads one, each frame
+// passed through fit (nil: kept as decoded) as EachClipWindow reads it.
 func LoadClipWindows(path string, sourceFPS float64, T int, fps float64, maxClips int, fit func(image.Image) (image.Image, error)) (*ClipWindows, error) {
 	if fit == nil {
 		fit = func(img image.Image) (image.Image, error) { return img, nil }
 	}
+	w := &ClipWindows{}
+	err := EachClipWindow(path, sourceFPS, T, fps, maxClips, fit, func(start float64, frames []image.Image) error {
+		w.Frames, w.Starts = append(w.Frames, frames...), append(w.Starts, start)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// EachClipWindow reads the windows of T frames at fps that SelectWindows picks from the clip
+// at path (at most maxClips; 0: every one that fits) and calls emit with each window's start
+// in seconds and its frames, in order, as soon as its last frame is read. Each frame picked
+// goes through fit once, as it is decoded (a frame in two windows is read once), and is let
+// go when no later window shows it, so that the frames of a long video are neither held at
+// full size nor all at once. An error of fit or emit stops the reading and is returned.
+func EachClipWindow[F any](path string, sourceFPS float64, T int, fps float64, maxClips int, fit func(image.Image) (F, error), emit func(start float64, frames []F) error) error {
 	var (
 		windows [][]int
 		starts  []float64
-		frames  = map[int]image.Image{}
+		frames  = map[int]F{}
+		next    int // the first window not yet emitted
 	)
 	pick := func(n int, frameStarts []float64, duration float64) ([]int, error) {
 		var err error
@@ -302,40 +320,54 @@ func LoadClipWindows(path string, sourceFPS float64, T int, fps float64, maxClip
 		}
 		return want, nil
 	}
+	// keep fits frame k and emits the windows it completes: a window's indices never
+	// decrease, so it is complete once its last frame is read.
 	keep := func(k int, img image.Image) error {
 		f, err := fit(img)
 		if err != nil {
 			return fmt.Errorf("%s: frame %d: %w", path, k, err)
 		}
 		frames[k] = f
+		for next < len(windows) && windows[next][T-1] <= k {
+			w := make([]F, T)
+			for i, j := range windows[next] {
+				w[i] = frames[j]
+			}
+			if err := emit(starts[next], w); err != nil {
+				return err
+			}
+			next++
+			for j := range frames {
+				if next == len(windows) || j < windows[next][0] {
+					delete(frames, j)
+				}
+			}
+		}
 		return nil
 	}
 	if IsVideoFile(path) {
 		if err := decodeVideoFrames(path, pick, keep); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		c, err := LoadClip(path, sourceFPS)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		want, err := pick(len(c.Frames), c.Starts, c.Duration)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, k := range want {
 			if err := keep(k, c.Frames[k]); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	w := &ClipWindows{Starts: starts, Frames: make([]image.Image, 0, len(windows)*T)}
-	for _, idx := range windows {
-		for _, k := range idx {
-			w.Frames = append(w.Frames, frames[k])
-		}
+	if next != len(windows) { // every window's last frame is among those picked
+		return fmt.Errorf("%s: %d of %d windows read", path, next, len(windows))
 	}
-	return w, nil
+	return nil
 }
 
 // setOf is the set of the frame indices of windows.
@@ -418,7 +450,7 @@ func SelectWindows(n int, starts []float64, duration float64, T int, fps float64
 	times := make([]float64, len(picked))
 	f := 0 // the frame shown at time t, found by one scan: the windows' times only grow
 	for i, j := range picked {
-		times[i] = float64(j) * span
+		times[i] = float64(j*T) / fps // one rounding: 1.2, not 3·0.4 = 1.2000000000000002
 		idx := make([]int, T)
 		for k := range idx {
 			t := times[i] + float64(k)/fps + 1e-9

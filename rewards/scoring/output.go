@@ -1,7 +1,7 @@
 // Score tables: the weighted total of the z-scored dimensions (any combiner of
 // rewards.Combine), and the CSV, JSONL and aligned-table writers. Columns:
 //
-//	index, path, prompt, [num_frames, fps,] <dim>, <dim>_z, ..., total, error
+//	index, path, prompt, [num_frames, fps, [start,]] <dim>, <dim>_z, ..., total, error
 //
 // Test: go test ./rewards/scoring -run 'Total|Write'
 package scoring
@@ -23,6 +23,7 @@ import (
 type Table struct {
 	Dims    []string
 	Clips   bool      // add num_frames and fps columns
+	Windows bool      // add a start column (clips): rows are windows of clips (Scorer.Windows)
 	Rows    []Result  // in input order
 	Total   []float64 // (len(Rows)) weighted total; NaN for error rows
 	Weights []float64 // (D) as used
@@ -110,6 +111,9 @@ func (t *Table) Header() []string {
 	h := []string{"index", "path", "prompt"}
 	if t.Clips {
 		h = append(h, "num_frames", "fps")
+		if t.Windows {
+			h = append(h, "start")
+		}
 	}
 	for _, d := range t.Dims {
 		h = append(h, d, d+"_z")
@@ -138,6 +142,13 @@ func (t *Table) record(i int) []string {
 			nf, fps = strconv.Itoa(r.NumFrames), strconv.FormatFloat(r.FPS, 'g', -1, 64)
 		}
 		rec = append(rec, nf, fps)
+		if t.Windows {
+			start := ""
+			if r.OK() {
+				start = strconv.FormatFloat(r.Start, 'g', -1, 64)
+			}
+			rec = append(rec, start)
+		}
 	}
 	for d := range t.Dims {
 		if r.OK() {
@@ -185,6 +196,13 @@ func (t *Table) WriteJSONL(w io.Writer) error {
 		if t.Clips {
 			obj.add("num_frames", r.NumFrames)
 			obj.add("fps", r.FPS)
+			if t.Windows {
+				if r.OK() {
+					obj.add("start", r.Start)
+				} else {
+					obj.add("start", nil)
+				}
+			}
 		}
 		for d, name := range t.Dims {
 			if r.OK() {

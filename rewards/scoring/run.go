@@ -1,6 +1,7 @@
 // The scoring pipeline: inputs decoded in parallel (a bounded window ahead of the model),
-// scored in order in batches on the model's device, one result per input; an input that
-// cannot be read becomes an error row (or stops the run with Strict).
+// scored in order in batches on the model's device, one result per input (per window of a
+// clip with Windows); an input that cannot be read becomes an error row (or stops the run
+// with Strict).
 //
 // Test: go test ./rewards/scoring -run Run
 package scoring
@@ -8,6 +9,7 @@ package scoring
 import (
 	"context"
 	"fmt"
+	"image"
 	"runtime"
 	"slices"
 	"sync"
@@ -28,20 +30,29 @@ type Scorer struct {
 	FPS      float64       // sampling rate of clips; 0 spreads Frames over the whole clip
 	// SourceFPS is the frame rate of folders of frames (GIFs carry their own timing).
 	SourceFPS float64
+	// Windows is how many windows of Frames frames at FPS a clip gives, each scored as a
+	// sample of its own (SelectWindows): 0 or 1 the first (with FPS 0, the Frames spread over
+	// the clip), n > 1 up to n spread over the clip, AllWindows every one that fits.
+	Windows int
 
 	BatchSize int // samples per model call (default 16)
 	Workers   int // decoding goroutines (default GOMAXPROCS)
 	Strict    bool
 
-	// Progress, when set, is called after every batch with the items finished so far.
-	Progress func(done, total int)
+	// Progress, when set, is called after every batch with the items finished so far and
+	// the results so far (more than the items with Windows).
+	Progress func(done, total, results int)
 }
 
-// Result is the outcome for one item.
+// AllWindows is Scorer.Windows for every window of a clip.
+const AllWindows = -1
+
+// Result is the outcome for one item (one window of it with Scorer.Windows).
 type Result struct {
 	Item
 	NumFrames int       // frames scored (clips)
 	FPS       float64   // sampling rate used (clips; 0: spread over the clip)
+	Start     float64   // the window's start in seconds (clips)
 	Raw       []float32 // (D) raw scores; nil on error
 	Z         []float64 // (D) z-scores with the model's calibration; nil on error
 	Err       string    // why the input has no scores
@@ -55,11 +66,25 @@ type sample struct {
 	pix       []float32 // (T,3,H,W) or (3,H,W)
 	numFrames int
 	fps       float64
+	start     float64
 	err       error
 }
 
-// Run scores items and returns one result per item, in order. It stops early when ctx is
-// cancelled (returning ctx's error) or, with Strict, at the first unreadable input.
+// maxClips is Windows as SelectWindows' maxClips.
+func (s *Scorer) maxClips() int {
+	switch s.Windows {
+	case 0:
+		return 1
+	case AllWindows:
+		return 0
+	}
+	return s.Windows
+}
+
+// Run scores items and returns their results in order: one per item, or with Windows one
+// per window of each (and an error row for an item that failed after some windows). It stops
+// early when ctx is cancelled (returning ctx's error) or, with Strict, at the first
+// unreadable input.
 func (s *Scorer) Run(ctx context.Context, items []Item) ([]Result, error) {
 	if s.BatchSize < 1 {
 		s.BatchSize = 16
@@ -70,16 +95,25 @@ func (s *Scorer) Run(ctx context.Context, items []Item) ([]Result, error) {
 	if s.Clips && s.Frames < 1 {
 		return nil, fmt.Errorf("scoring clips needs a frame count, got %d", s.Frames)
 	}
+	if s.Windows < AllWindows {
+		return nil, fmt.Errorf("scoring %d windows per clip", s.Windows)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	// Decoding: workers fill slots; at most `window` items are decoded ahead of the model,
 	// so item i uses slot i % window (item i - window has been taken from it before item i
-	// gets its token).
-	window := 4 * s.BatchSize
-	ready := make([]chan sample, window)
+	// gets its token). An item's samples come through a channel of its own that holds
+	// perItem of them; a clip of many windows waits for the model there. Both bound the
+	// samples held to about 4 batches.
+	window, perItem := 4*s.BatchSize, 1
+	if s.maxClips() != 1 {
+		window = s.Workers + 1
+		perItem = max(1, 4*s.BatchSize/window)
+	}
+	ready := make([]chan chan sample, window)
 	for i := range ready {
-		ready[i] = make(chan sample, 1)
+		ready[i] = make(chan chan sample, 1)
 	}
 	tokens := make(chan struct{}, window)
 	jobs := make(chan int)
@@ -89,7 +123,10 @@ func (s *Scorer) Run(ctx context.Context, items []Item) ([]Result, error) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				ready[i%window] <- s.decode(&items[i])
+				out := make(chan sample, perItem)
+				ready[i%window] <- out
+				s.decode(ctx, &items[i], out)
+				close(out)
 			}
 		}()
 	}
@@ -111,71 +148,102 @@ func (s *Scorer) Run(ctx context.Context, items []Item) ([]Result, error) {
 	defer wg.Wait()
 	defer cancel() // runs before wg.Wait: stops the feeder, workers drain
 
-	results := make([]Result, len(items))
-	var batch []int // indices into items of decoded samples waiting for the model
-	var pix []float32
+	var (
+		results []Result
+		batch   []int // indices into results of decoded samples waiting for the model
+		pix     []float32
+		first   int // the item of batch[0]: those before it are finished
+	)
+	progress := func(done int) {
+		if s.Progress != nil {
+			s.Progress(done, len(items), len(results)-len(batch))
+		}
+	}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.scoreBatch(items, batch, pix, results)
+		err := s.scoreBatch(results, batch, pix)
 		batch, pix = batch[:0], pix[:0]
 		return err
 	}
 	for i := range items {
-		var smp sample
+		var out chan sample
 		select {
-		case smp = <-ready[i%window]:
+		case out = <-ready[i%window]:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		<-tokens
-		results[i] = Result{Item: items[i], NumFrames: smp.numFrames, FPS: smp.fps}
-		if smp.err != nil {
-			if s.Strict {
-				return nil, smp.err
+		for smp := range out {
+			r := Result{Item: items[i], NumFrames: smp.numFrames, FPS: smp.fps, Start: smp.start}
+			if smp.err != nil {
+				if s.Strict {
+					return nil, smp.err
+				}
+				r.Err = smp.err.Error()
+				results = append(results, r)
+				continue
 			}
-			results[i].Err = smp.err.Error()
-		} else {
-			batch = append(batch, i)
+			if len(batch) == 0 {
+				first = i
+			}
+			results = append(results, r)
+			batch = append(batch, len(results)-1)
 			pix = append(pix, smp.pix...)
 			if len(batch) == s.BatchSize {
 				if err := flush(); err != nil {
 					return nil, err
 				}
+				progress(i)
 			}
 		}
-		if s.Progress != nil && (len(batch) == 0 || i == len(items)-1) {
-			s.Progress(i+1-len(batch), len(items))
+		if err := ctx.Err(); err != nil { // the worker stopped sending
+			return nil, err
+		}
+		if len(batch) == 0 {
+			progress(i + 1)
+		} else if i == len(items)-1 {
+			progress(first)
 		}
 	}
 	if err := flush(); err != nil {
 		return nil, err
 	}
-	if s.Progress != nil {
-		s.Progress(len(items), len(items))
-	}
+	progress(len(items))
 	return results, nil
 }
 
-// decode reads and fits one input, turning panics of image decoders into errors.
-func (s *Scorer) decode(it *Item) (smp sample) {
+// decode reads and fits one input and sends its samples to out (a clip's windows in order,
+// then an error if one stopped it), turning panics of image decoders into errors. It gives up
+// when ctx is cancelled.
+func (s *Scorer) decode(ctx context.Context, it *Item, out chan<- sample) {
+	send := func(smp sample) error {
+		select {
+		case out <- smp:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			smp = sample{err: fmt.Errorf("%s: decoder failed: %v", it.Path, r)}
+			send(sample{err: fmt.Errorf("%s: decoder failed: %v", it.Path, r)})
 		}
 	}()
 	g := s.Geometry
 	if !s.Clips {
 		img, err := LoadImage(it.Path)
 		if err != nil {
-			return sample{err: err}
+			send(sample{err: err})
+			return
 		}
 		pix, err := Fit(img, g)
 		if err != nil {
-			return sample{err: fmt.Errorf("%s: %w", it.Path, err)}
+			err = fmt.Errorf("%s: %w", it.Path, err)
 		}
-		return sample{pix: pix}
+		send(sample{pix: pix, err: err})
+		return
 	}
 	T, fps, src := s.Frames, s.FPS, s.SourceFPS
 	if it.NumFrames > 0 {
@@ -187,32 +255,22 @@ func (s *Scorer) decode(it *Item) (smp sample) {
 	if it.SourceFPS > 0 {
 		src = it.SourceFPS
 	}
-	smp.numFrames, smp.fps = T, fps
 	if T != s.Frames {
-		smp.err = fmt.Errorf("%s: the list asks for %d frames, the reward model reads %d", it.Path, T, s.Frames)
-		return smp
+		send(sample{numFrames: T, fps: fps, err: fmt.Errorf("%s: the list asks for %d frames, the reward model reads %d", it.Path, T, s.Frames)})
+		return
 	}
-	frames, err := LoadClipFrames(it.Path, src, T, fps)
-	if err != nil {
-		smp.err = err
-		return smp
+	fit := func(img image.Image) ([]float32, error) { return Fit(img, g) }
+	err := EachClipWindow(it.Path, src, T, fps, s.maxClips(), fit, func(start float64, frames [][]float32) error {
+		return send(sample{pix: slices.Concat(frames...), numFrames: T, fps: fps, start: start})
+	})
+	if err != nil && ctx.Err() == nil {
+		send(sample{numFrames: T, fps: fps, err: err})
 	}
-	n := 3 * g.Height * g.Width
-	smp.pix = make([]float32, 0, T*n)
-	for k, fr := range frames {
-		pix, err := Fit(fr, g)
-		if err != nil {
-			smp.err = fmt.Errorf("%s frame %d: %w", it.Path, k, err)
-			return smp
-		}
-		smp.pix = append(smp.pix, pix...)
-	}
-	return smp
 }
 
 // scoreBatch runs the model on the decoded samples of batch and stores their scores; a
 // model error marks every row of the batch (or is returned with Strict).
-func (s *Scorer) scoreBatch(items []Item, batch []int, pix []float32, results []Result) error {
+func (s *Scorer) scoreBatch(results []Result, batch []int, pix []float32) error {
 	B := len(batch)
 	shape := []int{B, 3, s.Geometry.Height, s.Geometry.Width}
 	if s.Clips {
@@ -222,12 +280,12 @@ func (s *Scorer) scoreBatch(items []Item, batch []int, pix []float32, results []
 	defer s.Dev.Free(x)
 	prompts := make([]string, B)
 	for k, i := range batch {
-		prompts[k] = items[i].Prompt
+		prompts[k] = results[i].Prompt
 	}
 	sc, err := scoreSafely(s.Model, rewards.Batch{Pixels: x, Prompts: prompts})
 	if err != nil {
 		if s.Strict {
-			return fmt.Errorf("scoring %s and %d more: %w", items[batch[0]].Path, B-1, err)
+			return fmt.Errorf("scoring %s and %d more: %w", results[batch[0]].Path, B-1, err)
 		}
 		for _, i := range batch {
 			results[i].Err = "reward model: " + err.Error()

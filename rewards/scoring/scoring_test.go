@@ -563,7 +563,7 @@ func TestRunOrderErrorsAndStrict(t *testing.T) {
 	m := &fakeModel{}
 	var last int
 	s := &Scorer{Model: m, Dev: kernels.NewCPU(1), Geometry: geo, BatchSize: 4, Workers: 3,
-		Progress: func(done, total int) { last = done }}
+		Progress: func(done, total, _ int) { last = done }}
 	res, err := s.Run(context.Background(), items)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package scoring
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -13,6 +14,7 @@ import (
 	"image/draw"
 	"image/gif"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +23,8 @@ import (
 
 	"github.com/alignkit/align/internal/ffmpeg"
 	"github.com/alignkit/align/internal/testvideo"
+	"github.com/alignkit/align/kernels"
+	"github.com/alignkit/align/rewards/onnx"
 )
 
 // testClipFrames are n frames of w x h whose every pixel differs from frame to frame, in at
@@ -45,24 +49,34 @@ func testClipFrames(n, w, h int) []*image.Paletted {
 // (lossless RGB H.264 at 10 fps from the same frames as PNGs) and returns both paths.
 func writeClipFiles(t *testing.T, bin, dir string, frames []*image.Paletted) (gifPath, mp4Path string) {
 	t.Helper()
-	g := &gif.GIF{}
 	pngs := t.TempDir()
 	for k, f := range frames {
-		g.Image, g.Delay = append(g.Image, f), append(g.Delay, 10)
 		var b bytes.Buffer
 		if err := png.Encode(&b, f); err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(pngs, fmt.Sprintf("%03d.png", k)), b.Bytes(), 0o644)
 	}
+	gifPath, mp4Path = filepath.Join(dir, "clip.gif"), filepath.Join(dir, "clip.mp4")
+	writeGIF(t, gifPath, frames)
+	testvideo.Encode(t, bin, filepath.Join(pngs, "%03d.png"), mp4Path, "-framerate", "10")
+	return gifPath, mp4Path
+}
+
+// writeGIF writes frames as an animated GIF at path, 10/100 s each.
+func writeGIF(t *testing.T, path string, frames []*image.Paletted) {
+	t.Helper()
+	g := &gif.GIF{}
+	for _, f := range frames {
+		g.Image, g.Delay = append(g.Image, f), append(g.Delay, 10)
+	}
 	var b bytes.Buffer
 	if err := gif.EncodeAll(&b, g); err != nil {
 		t.Fatal(err)
 	}
-	gifPath, mp4Path = filepath.Join(dir, "clip.gif"), filepath.Join(dir, "clip.mp4")
-	os.WriteFile(gifPath, b.Bytes(), 0o644)
-	testvideo.Encode(t, bin, filepath.Join(pngs, "%03d.png"), mp4Path, "-framerate", "10")
-	return gifPath, mp4Path
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestVideoFramesMatchGIF(t *testing.T) {
@@ -149,6 +163,115 @@ func TestClipWindows(t *testing.T) {
 		if _, err := LoadClipWindows(path, 0, 3, 5, 0, func(image.Image) (image.Image, error) { return nil, stop }); !errors.Is(err, stop) || !strings.Contains(err.Error(), path+": frame 0: ") {
 			t.Errorf("%s: fit's error: %v", path, err)
 		}
+	}
+}
+
+// EachClipWindow hands each window on as soon as its last frame is read, before the next
+// window's frames are decoded, and an error of emit stops the reading.
+func TestEachClipWindowStreams(t *testing.T) {
+	bin := testvideo.Require(t)
+	gifPath, mp4Path := writeClipFiles(t, bin, t.TempDir(), testClipFrames(12, 8, 6))
+	for _, path := range []string{gifPath, mp4Path} {
+		var events []string
+		fit := func(img image.Image) (image.Image, error) {
+			events = append(events, "fit")
+			return img, nil
+		}
+		emit := func(start float64, frames []image.Image) error {
+			events = append(events, fmt.Sprintf("emit %.1f (%d)", start, len(frames)))
+			return nil
+		}
+		// Windows of 3 frames at 5 fps: frames 0, 2, 4 from 0 s and 6, 8, 10 from 0.6 s.
+		if err := EachClipWindow(path, 0, 3, 5, 0, fit, emit); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Join(events, ", "), "fit, fit, fit, emit 0.0 (3), fit, fit, fit, emit 0.6 (3)"; got != want {
+			t.Errorf("%s: %s, want %s", path, got, want)
+		}
+		events = nil
+		stop := errors.New("enough")
+		err := EachClipWindow(path, 0, 3, 5, 0, fit, func(float64, []image.Image) error { return stop })
+		if !errors.Is(err, stop) || len(events) != 3 {
+			t.Errorf("%s: emit's error: %v after %d frames, want it after 3", path, err, len(events))
+		}
+	}
+}
+
+// Scoring windows: every window (or 2 spread) of each clip is a row with its start, in order,
+// scored as the frames LoadClipWindows reads; an unreadable clip is one error row; batches
+// span clips; cancelling while a clip waits for the model returns.
+func TestRunWindows(t *testing.T) {
+	dir := t.TempDir()
+	a, b, bad := filepath.Join(dir, "a.gif"), filepath.Join(dir, "b.gif"), filepath.Join(dir, "bad.gif")
+	writeGIF(t, a, testClipFrames(12, 8, 6)) // 1.2 s: windows of 2 frames at 5 fps start at 0, 0.4, 0.8
+	writeGIF(t, b, testClipFrames(5, 8, 6))  // 0.5 s: one window
+	os.WriteFile(bad, []byte("GIF89a broken"), 0o644)
+	items := []Item{{Index: 0, Path: a}, {Index: 1, Path: bad}, {Index: 2, Path: b, Prompt: "bb"}}
+	geo := onnx.Geometry{Height: 4, Width: 4, Resize: onnx.ResizeStretch, Filter: onnx.FilterBox}
+	mean := func(path string, window int) float32 { // the fake model's vq of a window
+		w, err := LoadClipWindows(path, 0, 2, 5, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s float32
+		for _, f := range w.Frames[2*window : 2*window+2] {
+			pix, err := Fit(f, geo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range pix {
+				s += v
+			}
+		}
+		return s / float32(2*3*4*4)
+	}
+	type row struct {
+		path  string
+		start float64
+		vq    float32
+	}
+	for _, tc := range []struct {
+		windows int
+		want    []row
+	}{
+		{AllWindows, []row{{a, 0, mean(a, 0)}, {a, 0.4, mean(a, 1)}, {a, 0.8, mean(a, 2)}, {bad, 0, 0}, {b, 0, mean(b, 0)}}},
+		{2, []row{{a, 0, mean(a, 0)}, {a, 0.8, mean(a, 2)}, {bad, 0, 0}, {b, 0, mean(b, 0)}}},
+		{1, []row{{a, 0, mean(a, 0)}, {bad, 0, 0}, {b, 0, mean(b, 0)}}},
+	} {
+		m := &fakeModel{}
+		var last [2]int
+		s := &Scorer{Model: m, Dev: kernels.NewCPU(1), Geometry: geo, Clips: true, Frames: 2, FPS: 5, Windows: tc.windows,
+			BatchSize: 2, Workers: 2, Progress: func(done, _, rows int) { last = [2]int{done, rows} }}
+		res, err := s.Run(context.Background(), items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != len(tc.want) || last != [2]int{3, len(tc.want)} {
+			t.Fatalf("windows %d: %d rows, progress ended at %v; want %d rows", tc.windows, len(res), last, len(tc.want))
+		}
+		for i, r := range res {
+			w := tc.want[i]
+			if r.Path != w.path || math.Abs(r.Start-w.start) > 1e-9 || r.OK() != (w.path != bad) || r.OK() && (math.Abs(float64(r.Raw[0]-w.vq)) > 1e-6 || r.Raw[1] != float32(len(r.Prompt))) {
+				t.Errorf("windows %d: row %d is %s at %g (%v, %q), want %s at %g (vq %g)", tc.windows, i, r.Path, r.Start, r.Raw, r.Err, w.path, w.start, w.vq)
+			}
+		}
+		if scored := len(tc.want) - 1; m.calls != (scored+1)/2 { // batches of 2 across clips
+			t.Errorf("windows %d: %d model calls for %d windows in batches of 2", tc.windows, m.calls, scored)
+		}
+	}
+
+	// A long clip whose windows wait for a model that is cancelled after its first batch.
+	long := filepath.Join(dir, "long.gif")
+	writeGIF(t, long, testClipFrames(400, 8, 6))
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Scorer{Model: &fakeModel{}, Dev: kernels.NewCPU(1), Geometry: geo, Clips: true, Frames: 2, FPS: 10, Windows: AllWindows,
+		BatchSize: 2, Workers: 2, Progress: func(_, _, rows int) {
+			if rows > 0 {
+				cancel()
+			}
+		}}
+	if _, err := s.Run(ctx, []Item{{Path: long}, {Index: 1, Path: long}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
 	}
 }
 
