@@ -72,15 +72,17 @@ type ScoreOptions struct {
 	Weights     string
 	Combine     string
 	LSCQuantile float64
-	Format      string
-	JSON        bool
-	Output      string
-	BatchSize   int
-	Workers     int
-	Threads     int
-	NumFrames   int
-	FPS         float64
-	SourceFPS   float64
+	// WindowReduce is --window-reduce: a row per clip, its windows' mean, min or max.
+	WindowReduce string
+	Format       string
+	JSON         bool
+	Output       string
+	BatchSize    int
+	Workers      int
+	Threads      int
+	NumFrames    int
+	FPS          float64
+	SourceFPS    float64
 	// ClipsPerVideo is --clips-per-video: windows scored per clip (1 the first, 0 every one).
 	ClipsPerVideo int
 	Shard         string
@@ -117,7 +119,8 @@ carry their timing; folders of frames need --source-fps (or a source_fps column)
 --clips-per-video N cuts a clip into windows of --num-frames frames at --fps, back to back
 from its start, and scores N of them spread over it (0: every window), a row each with its
 start in seconds (a start column): a long video scored window by window, its frames decoded
-as the model takes them.
+as the model takes them. --window-reduce mean (min, max) writes a row per clip instead, its
+windows' mean (and a windows column with their count).
 
 An input that cannot be read gives a row with the error (the run goes on; --strict stops
 it). The output file is written atomically. --shard i/n scores the i-th of n contiguous parts
@@ -131,6 +134,7 @@ the whole list in order.`,
   $ align score --input clips/ --reward video-reward/model.safetensors --fps 4 --num-frames 8 --weights vq=1,mq=1,ta=2
   $ align score 'videos/*.mp4' --reward default-video --prompts prompts.jsonl
   $ align score talk.mp4 --reward default-video --fps 4 --clips-per-video 0 -o windows.csv   # every 2 s window
+  $ align score 'videos/*.mp4' --reward default-video --fps 4 --clips-per-video 8 --window-reduce min   # worst of 8 windows
   $ align score --input list.jsonl --reward reward.onnx --shard $JOB_COMPLETION_INDEX/8 -o scores-$JOB_COMPLETION_INDEX.csv`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs = append(opts.Inputs, args...)
@@ -151,6 +155,7 @@ the whole list in order.`,
 	f.StringVar(&opts.Weights, "weights", "", "weights of the z-scored dimensions, e.g. vq=1,ta=2 (default: 1 each)")
 	f.StringVar(&opts.Combine, "combine", rewards.CombineLinear, "how the total combines dimensions: "+strings.Join(rewards.Combiners, ", "))
 	f.Float64Var(&opts.LSCQuantile, "lsc-quantile", 0.85, "lsc: per-prompt reference quantile of each dimension")
+	f.StringVar(&opts.WindowReduce, "window-reduce", "", "a row per clip, not per window: the "+strings.Join(scoring.Reducers, ", ")+" of its windows' scores (with --clips-per-video)")
 	f.StringVar(&opts.Format, "format", "", "csv, jsonl or table (default: from the -o extension, else table)")
 	f.BoolVar(&opts.JSON, "json", false, "JSONL output (same as --format jsonl)")
 	f.StringVarP(&opts.Output, "output", "o", "", "output file, written atomically (default: stdout)")
@@ -233,6 +238,10 @@ func (o *ScoreOptions) validate() error {
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
 	case !(o.LSCQuantile >= 0 && o.LSCQuantile <= 1):
 		return flagErrorf("--lsc-quantile must be in [0, 1], got %v", o.LSCQuantile)
+	case o.WindowReduce != "" && !slices.Contains(scoring.Reducers, o.WindowReduce):
+		return flagErrorf("--window-reduce %q: want one of %s", o.WindowReduce, strings.Join(scoring.Reducers, ", "))
+	case o.WindowReduce != "" && o.ClipsPerVideo == 1:
+		return flagErrorf("--window-reduce joins the windows of a clip: give --clips-per-video (0 for every window, or N)")
 	}
 	if o.Shard != "" {
 		i, n, err := scoring.ParseShard(o.Shard)
@@ -374,12 +383,19 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	if err != nil {
 		return err
 	}
-	rows := sc.rows
+	rows, noun := sc.rows, sc.noun
+	if opts.WindowReduce != "" {
+		if rows, err = scoring.ReduceWindows(rows, opts.WindowReduce); err != nil {
+			return err
+		}
+		noun = "clip"
+	}
 	total, err := scoring.Totals(rows, w, opts.Combine, opts.LSCQuantile)
 	if err != nil {
 		return err
 	}
-	t := &scoring.Table{Dims: dims, Clips: set.clips, Windows: opts.ClipsPerVideo != 1, Rows: rows, Total: total, Weights: w, Combine: opts.Combine}
+	t := &scoring.Table{Dims: dims, Clips: set.clips, Rows: rows, Total: total, Weights: w, Combine: opts.Combine,
+		Windows: opts.ClipsPerVideo != 1 && opts.WindowReduce == "", Reduced: opts.WindowReduce != ""}
 	write := func(out io.Writer) error {
 		switch opts.Format {
 		case formatCSV:
@@ -398,12 +414,13 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 	} else if err := write(cmd.OutOrStdout()); err != nil {
 		return err
 	}
-	if sum := t.Summarize(); sum.N > 0 {
-		fmt.Fprintln(stderr, sum.Line(dims, sc.noun+"s"))
+	sum := t.Summarize()
+	if sum.N > 0 {
+		fmt.Fprintln(stderr, sum.Line(dims, noun+"s"))
 	}
 	for i := range rows {
 		if !rows[i].OK() {
-			if sc.failed == len(rows) { // a script reading the exit status must not take this for a result
+			if sum.N == 0 { // a script reading the exit status must not take this for a result
 				return fmt.Errorf("none of the %d inputs could be scored (error column), e.g. %s", sc.inputs, rows[i].Err)
 			}
 			fmt.Fprintf(stderr, "align: %d of %d inputs could not be scored (error column), e.g. %s\n", sc.failed, sc.inputs, rows[i].Err)

@@ -503,6 +503,29 @@ func TestScoreWindows(t *testing.T) {
 	if len(rows) != 3 || rows[0]["start"] != 0.0 || rows[1]["start"] != 1.6 || rows[2]["start"] != 0.0 || rows[2]["index"] != 1.0 {
 		t.Errorf("--clips-per-video 2: %v", rows)
 	}
+	// A row per clip: the windows' mean (the 5 rows above for the long clip), their count.
+	reduced := scoreJSONL(t, append([]string{in, "--clips-per-video", "0", "--window-reduce", "mean"}, clips...)...)
+	if len(reduced) != 2 || reduced[0]["windows"] != 5.0 || reduced[1]["windows"] != 1.0 || reduced[0]["start"] != nil {
+		t.Fatalf("--window-reduce mean: %v", reduced)
+	}
+	for _, d := range []string{"vq", "mq"} {
+		col := slices.Index(recs[0], d)
+		mean := 0.0
+		for _, r := range recs[1:6] {
+			v, _ := strconv.ParseFloat(r[col], 64)
+			mean += v / 5
+		}
+		if got := reduced[0][d].(float64); math.Abs(got-mean) > 1e-5 {
+			t.Errorf("%s of the long clip reduced: %v, the mean of its windows %v", d, got, mean)
+		}
+	}
+	// The terminal table has the start column too, in its place.
+	code, stdout, _ := runAlign(t, append([]string{"score", in, "--clips-per-video", "0"}, clips...)...)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if head, row := strings.Fields(lines[0]), strings.Fields(lines[2]); code != exitOK || len(lines) != 7 || head[5] != "start" || row[5+2] != "0.4" {
+		t.Errorf("table (prompt of 3 words):\n%s", stdout)
+	}
+
 	cal := filepath.Join(dir, "cal.safetensors")
 	if code, _, stderr := runAlign(t, append([]string{"reward", "calibrate", in, "--clips-per-video", "0", "-o", cal}, clips...)...); code != exitOK || !strings.Contains(stderr, "calibrated on 6 samples") {
 		t.Errorf("calibrate on windows: exit %d, %s", code, stderr)
@@ -516,6 +539,8 @@ func TestScoreWindows(t *testing.T) {
 		{[]string{"--reward", model, "--clips-per-video", "2"}, "--clips-per-video 2 cuts windows at --fps"},
 		{[]string{"--reward", model, "--clips-per-video", "-1", "--fps", "4"}, "--clips-per-video -1: want 1 or more"},
 		{[]string{"--reward", image, "--clips-per-video", "0", "--fps", "4"}, "--clips-per-video 0: " + image + " scores images"},
+		{[]string{"--reward", model, "--window-reduce", "mean"}, "--window-reduce joins the windows of a clip: give --clips-per-video"},
+		{[]string{"--reward", model, "--clips-per-video", "0", "--fps", "4", "--window-reduce", "median"}, `--window-reduce "median": want one of mean, min, max`},
 	} {
 		if code, _, stderr := runAlign(t, append([]string{"score", in}, c.args...)...); code != exitUsage || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %q does not say %q", c.args, code, stderr, c.want)

@@ -1,7 +1,7 @@
 // Score tables: the weighted total of the z-scored dimensions (any combiner of
 // rewards.Combine), and the CSV, JSONL and aligned-table writers. Columns:
 //
-//	index, path, prompt, [num_frames, fps, [start,]] <dim>, <dim>_z, ..., total, error
+//	index, path, prompt, [num_frames, fps, [start | windows,]] <dim>, <dim>_z, ..., total, error
 //
 // Test: go test ./rewards/scoring -run 'Total|Write'
 package scoring
@@ -24,6 +24,7 @@ type Table struct {
 	Dims    []string
 	Clips   bool      // add num_frames and fps columns
 	Windows bool      // add a start column (clips): rows are windows of clips (Scorer.Windows)
+	Reduced bool      // add a windows column (clips): rows are clips' windows reduced (ReduceWindows)
 	Rows    []Result  // in input order
 	Total   []float64 // (len(Rows)) weighted total; NaN for error rows
 	Weights []float64 // (D) as used
@@ -111,8 +112,11 @@ func (t *Table) Header() []string {
 	h := []string{"index", "path", "prompt"}
 	if t.Clips {
 		h = append(h, "num_frames", "fps")
-		if t.Windows {
+		switch {
+		case t.Windows:
 			h = append(h, "start")
+		case t.Reduced:
+			h = append(h, "windows")
 		}
 	}
 	for _, d := range t.Dims {
@@ -132,24 +136,35 @@ func fmtZ(v float64) string {
 	return strconv.FormatFloat(v, 'g', 7, 64)
 }
 
+// clipColumns are the clip columns of row r as strings ("" where the row has no value).
+func (t *Table) clipColumns(r *Result) []string {
+	if !t.Clips {
+		return nil
+	}
+	nf, fps := "", ""
+	if r.NumFrames > 0 {
+		nf, fps = strconv.Itoa(r.NumFrames), strconv.FormatFloat(r.FPS, 'g', -1, 64)
+	}
+	rec := []string{nf, fps}
+	switch v := ""; {
+	case t.Windows:
+		if r.OK() {
+			v = strconv.FormatFloat(r.Start, 'g', -1, 64)
+		}
+		rec = append(rec, v)
+	case t.Reduced:
+		if r.OK() {
+			v = strconv.Itoa(r.Windows)
+		}
+		rec = append(rec, v)
+	}
+	return rec
+}
+
 // record is row i as strings, aligned with Header.
 func (t *Table) record(i int) []string {
 	r := &t.Rows[i]
-	rec := []string{strconv.Itoa(r.Index), r.Path, r.Prompt}
-	if t.Clips {
-		nf, fps := "", ""
-		if r.NumFrames > 0 {
-			nf, fps = strconv.Itoa(r.NumFrames), strconv.FormatFloat(r.FPS, 'g', -1, 64)
-		}
-		rec = append(rec, nf, fps)
-		if t.Windows {
-			start := ""
-			if r.OK() {
-				start = strconv.FormatFloat(r.Start, 'g', -1, 64)
-			}
-			rec = append(rec, start)
-		}
-	}
+	rec := append([]string{strconv.Itoa(r.Index), r.Path, r.Prompt}, t.clipColumns(r)...)
 	for d := range t.Dims {
 		if r.OK() {
 			rec = append(rec, fmtRaw(r.Raw[d]), fmtZ(r.Z[d]))
@@ -196,12 +211,15 @@ func (t *Table) WriteJSONL(w io.Writer) error {
 		if t.Clips {
 			obj.add("num_frames", r.NumFrames)
 			obj.add("fps", r.FPS)
-			if t.Windows {
-				if r.OK() {
-					obj.add("start", r.Start)
-				} else {
-					obj.add("start", nil)
-				}
+			switch {
+			case t.Windows && r.OK():
+				obj.add("start", r.Start)
+			case t.Windows:
+				obj.add("start", nil)
+			case t.Reduced && r.OK():
+				obj.add("windows", r.Windows)
+			case t.Reduced:
+				obj.add("windows", nil)
 			}
 		}
 		for d, name := range t.Dims {
@@ -272,10 +290,7 @@ func (t *Table) WriteTable(w io.Writer) error {
 	}
 	for i := range t.Rows {
 		r := &t.Rows[i]
-		rec := []string{strconv.Itoa(r.Index), short(r.Path, 40), short(strings.ReplaceAll(r.Prompt, "\t", " "), 40)}
-		if t.Clips {
-			rec = append(rec, strconv.Itoa(r.NumFrames), strconv.FormatFloat(r.FPS, 'g', -1, 64))
-		}
+		rec := append([]string{strconv.Itoa(r.Index), short(r.Path, 40), short(strings.ReplaceAll(r.Prompt, "\t", " "), 40)}, t.clipColumns(r)...)
 		for d := range t.Dims {
 			if r.OK() {
 				rec = append(rec, fmt.Sprintf("%.4f", r.Raw[d]), fmt.Sprintf("%+.3f", r.Z[d]))

@@ -53,6 +53,7 @@ type Result struct {
 	NumFrames int       // frames scored (clips)
 	FPS       float64   // sampling rate used (clips; 0: spread over the clip)
 	Start     float64   // the window's start in seconds (clips)
+	Windows   int       // windows joined into this row (ReduceWindows)
 	Raw       []float32 // (D) raw scores; nil on error
 	Z         []float64 // (D) z-scores with the model's calibration; nil on error
 	Err       string    // why the input has no scores

@@ -681,3 +681,42 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("no scored row: %+v, want n 0 and NaN means", e)
 	}
 }
+
+// ReduceWindows by hand: clip 0's windows (raw vq, ta) (1, 4) and (3, 2) give the mean (2, 3),
+// min (1, 2), max (3, 4) and z alike; an unreadable clip and one that failed after a window
+// are their errors; a clip of one window is itself.
+func TestReduceWindows(t *testing.T) {
+	row := func(index int, start float64, vq, ta float32, err string) Result {
+		r := Result{Item: Item{Index: index}, Start: start, Err: err}
+		if err == "" {
+			r.Raw, r.Z = []float32{vq, ta}, []float64{float64(vq) - 1, 2 * float64(ta)}
+		}
+		return r
+	}
+	rows := []Result{row(0, 0, 1, 4, ""), row(0, 2, 3, 2, ""), row(1, 0, 0, 0, "unreadable"),
+		row(2, 0, 5, 5, ""), row(2, 0, 0, 0, "broke at 2 s"), row(3, 0, 7, 8, "")}
+	for how, want := range map[string]string{
+		ReduceMean: "0:[2 3][1 6]x2 1:unreadable 2:broke at 2 s 3:[7 8][6 16]x1",
+		ReduceMin:  "0:[1 2][0 4]x2 1:unreadable 2:broke at 2 s 3:[7 8][6 16]x1",
+		ReduceMax:  "0:[3 4][2 8]x2 1:unreadable 2:broke at 2 s 3:[7 8][6 16]x1",
+	} {
+		out, err := ReduceWindows(slices.Clone(rows), how)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range out {
+			if r.OK() {
+				got = append(got, fmt.Sprintf("%d:%v%vx%d", r.Index, r.Raw, r.Z, r.Windows))
+			} else {
+				got = append(got, fmt.Sprintf("%d:%s", r.Index, r.Err))
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: %s, want %s", how, strings.Join(got, " "), want)
+		}
+	}
+	if _, err := ReduceWindows(rows, "median"); err == nil || !strings.Contains(err.Error(), `"median" (known: mean, min, max)`) {
+		t.Errorf("median: %v", err)
+	}
+}
