@@ -190,8 +190,10 @@ func Decode(ffmpeg, path string, want []int, n int, fn func(k int, img image.Ima
 	for i, k := range want {
 		terms[i] = "eq(n\\," + strconv.Itoa(k) + ")"
 	}
+	// PNGs stored without compression (zlib level 0): the pipe carries a few MB a frame, and
+	// neither ffmpeg's deflate nor Go's inflate is the slowest step of a long video.
 	cmd, stderr := command(ffmpeg, path, "-map", "0:V:0", "-vf", "select='"+strings.Join(terms, "+")+"'",
-		"-vsync", "0", "-c:v", "png", "-f", "image2pipe", "-")
+		"-vsync", "0", "-c:v", "png", "-compression_level", "0", "-f", "image2pipe", "-")
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

@@ -465,26 +465,48 @@ func SelectWindows(n int, starts []float64, duration float64, T int, fps float64
 }
 
 // ToCHW converts img to (3,H,W) values in [-1, 1] (x/127.5 - 1), transparent pixels
-// composited over white.
+// composited over white. An opaque RGBA or NRGBA image (every decoded video frame) is read
+// as it is: compositing would not change it.
 func ToCHW(img image.Image) ([]float32, int, int) {
 	b := img.Bounds()
 	W, H := b.Dx(), b.Dy()
-	rgba := image.NewRGBA(image.Rect(0, 0, W, H))
-	draw.Draw(rgba, rgba.Rect, image.NewUniform(color.White), image.Point{}, draw.Src)
-	draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Over)
+	var pix []uint8
+	stride := 0
+	switch m := img.(type) {
+	case *image.RGBA:
+		if m.Opaque() {
+			pix, stride = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride
+		}
+	case *image.NRGBA:
+		if m.Opaque() {
+			pix, stride = m.Pix[m.PixOffset(b.Min.X, b.Min.Y):], m.Stride
+		}
+	}
+	if pix == nil {
+		rgba := image.NewRGBA(image.Rect(0, 0, W, H))
+		draw.Draw(rgba, rgba.Rect, image.NewUniform(color.White), image.Point{}, draw.Src)
+		draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Over)
+		pix, stride = rgba.Pix, rgba.Stride
+	}
 	out := make([]float32, 3*H*W)
 	plane := H * W
 	for y := range H {
-		row := rgba.Pix[y*rgba.Stride:]
+		row := pix[y*stride : y*stride+4*W]
+		r, g, bl := out[y*W:(y+1)*W], out[plane+y*W:plane+(y+1)*W], out[2*plane+y*W:2*plane+(y+1)*W]
 		for x := range W {
-			o := y*W + x
-			out[o] = float32(row[4*x])/127.5 - 1
-			out[plane+o] = float32(row[4*x+1])/127.5 - 1
-			out[2*plane+o] = float32(row[4*x+2])/127.5 - 1
+			r[x], g[x], bl[x] = unitLevel[row[4*x]], unitLevel[row[4*x+1]], unitLevel[row[4*x+2]]
 		}
 	}
 	return out, H, W
 }
+
+// unitLevel[v] is the 8-bit level v in [-1, 1]: v/127.5 - 1.
+var unitLevel = func() (t [256]float32) {
+	for v := range t {
+		t[v] = float32(v)/127.5 - 1
+	}
+	return t
+}()
 
 // Fit converts img to the model's (3,Height,Width) input with geometry g.
 func Fit(img image.Image, g onnx.Geometry) ([]float32, error) {

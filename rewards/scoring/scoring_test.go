@@ -720,3 +720,36 @@ func TestReduceWindows(t *testing.T) {
 		t.Errorf("median: %v", err)
 	}
 }
+
+// ToCHW reads an opaque RGBA or NRGBA image (a sub-image: an offset and a longer stride) as
+// it is, giving what compositing it over white gives; a translucent pixel is composited:
+// (0, 0, 0) at alpha 51 over white is 255 - 51 = 204 per channel.
+func TestToCHWOpaque(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	nrgba := image.NewNRGBA(image.Rect(-2, 1, 7, 8))
+	rgba := image.NewRGBA(image.Rect(-2, 1, 7, 8))
+	for i := range nrgba.Pix {
+		nrgba.Pix[i], rgba.Pix[i] = uint8(r.IntN(256)), uint8(r.IntN(256))
+		if i%4 == 3 {
+			nrgba.Pix[i], rgba.Pix[i] = 255, 255
+		}
+	}
+	type generic struct{ image.Image } // not an RGBA or NRGBA: composited
+	for _, m := range []interface {
+		image.Image
+		SubImage(image.Rectangle) image.Image
+	}{nrgba, rgba} {
+		sub := m.SubImage(image.Rect(0, 2, 5, 5))
+		got, H, W := ToCHW(sub)
+		want, _, _ := ToCHW(generic{sub})
+		if H != 3 || W != 5 || !slices.Equal(got, want) {
+			t.Errorf("%T: %dx%d, differs from the composited image", m, W, H)
+		}
+	}
+	nrgba.Pix[nrgba.PixOffset(0, 2)+3] = 51
+	nrgba.Pix[nrgba.PixOffset(0, 2)], nrgba.Pix[nrgba.PixOffset(0, 2)+1], nrgba.Pix[nrgba.PixOffset(0, 2)+2] = 0, 0, 0
+	got, _, _ := ToCHW(nrgba.SubImage(image.Rect(0, 2, 5, 5)))
+	if want := float32(204)/127.5 - 1; got[0] != want || got[15] != want || got[30] != want {
+		t.Errorf("a translucent black pixel: %v %v %v, want %v", got[0], got[15], got[30], want)
+	}
+}
