@@ -434,7 +434,7 @@ func scoreRun(cmd *cobra.Command, opts *ScoreOptions) error {
 type scoredInputs struct {
 	rows   []scoring.Result // one per input, or per window of a clip
 	inputs int              // inputs scored (this shard's)
-	failed int              // error rows: inputs that could not be read (wholly)
+	failed int              // inputs with an error row: not read or not scored (wholly)
 	noun   string           // what a scored row is: image, clip or window
 }
 
@@ -490,12 +490,15 @@ func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, set *rewardSet) (*score
 		return nil, err
 	}
 	elapsed := time.Since(start)
+	scored, failed := 0, map[int]bool{} // an input's windows may share a model error
 	for i := range out.rows {
-		if !out.rows[i].OK() {
-			out.failed++
+		if out.rows[i].OK() {
+			scored++
+		} else {
+			failed[out.rows[i].Index] = true
 		}
 	}
-	scored := len(out.rows) - out.failed
+	out.failed = len(failed)
 	bar.Finish(fmt.Sprintf("%s, %s, %.1f/s", counted(scored, out.noun), counted(out.failed, "error"), float64(scored)/max(elapsed.Seconds(), 1e-9)))
 	return out, nil
 }
