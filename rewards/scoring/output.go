@@ -145,20 +145,18 @@ func (t *Table) clipColumns(r *Result) []string {
 	if r.NumFrames > 0 {
 		nf, fps = strconv.Itoa(r.NumFrames), strconv.FormatFloat(r.FPS, 'g', -1, 64)
 	}
-	rec := []string{nf, fps}
-	switch v := ""; {
-	case t.Windows:
-		if r.OK() {
-			v = strconv.FormatFloat(r.Start, 'g', -1, 64)
-		}
-		rec = append(rec, v)
-	case t.Reduced:
-		if r.OK() {
-			v = strconv.Itoa(r.Windows)
-		}
-		rec = append(rec, v)
+	if !t.Windows && !t.Reduced {
+		return []string{nf, fps}
 	}
-	return rec
+	v := "" // start or windows
+	switch {
+	case !r.OK():
+	case t.Windows:
+		v = strconv.FormatFloat(r.Start, 'g', -1, 64)
+	case t.Reduced:
+		v = strconv.Itoa(r.Windows)
+	}
+	return []string{nf, fps, v}
 }
 
 // record is row i as strings, aligned with Header.
