@@ -56,6 +56,11 @@ type Batch struct {
 	// Timesteps (B) are the noise levels t of Pixels = (1-t)*x0 + t*eps for NoiseAware
 	// models; nil (clean samples) for every other model, which ignore it.
 	Timesteps []float32
+
+	// FPS (B) are the rates the clips' frames were sampled at, frames per second (0: not
+	// known, as for frames spread over a clip; nil: none known), for a model that hands a
+	// clip on as a video (a remote judge); the others ignore it.
+	FPS []float64
 }
 
 // Len is the number of samples, B.
@@ -70,7 +75,7 @@ func (b Batch) Len() int {
 func (b Batch) IsVideo() bool { return b.Pixels != nil && len(b.Pixels.Shape) == 5 }
 
 // Check returns an error unless Pixels is (B,3,H,W) or (B,T,3,H,W) with B = len(Prompts) > 0
-// and Timesteps is nil or of length B.
+// and Timesteps and FPS are nil or of length B.
 func (b Batch) Check() error {
 	if b.Pixels == nil {
 		return errors.New("rewards: batch without pixels")
@@ -86,6 +91,9 @@ func (b Batch) Check() error {
 	}
 	if b.Timesteps != nil && len(b.Timesteps) != s[0] {
 		return fmt.Errorf("rewards: %d samples with %d timesteps", s[0], len(b.Timesteps))
+	}
+	if b.FPS != nil && len(b.FPS) != s[0] {
+		return fmt.Errorf("rewards: %d samples with %d frame rates", s[0], len(b.FPS))
 	}
 	return nil
 }

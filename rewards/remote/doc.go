@@ -31,11 +31,14 @@
 // The openai-chat protocol sends one chat completion per sample: the frames as PNG data URLs
 // and chat.prompt (with {prompt} replaced) in the user message, after chat.system; each
 // dimension is the number captured by the first group of chat.scores[dim] in the reply, e.g.
-// UnifiedReward's "Alignment Score (1-5): 4":
+// UnifiedReward's "Alignment Score (1-5): 4". With chat.clip "video" a clip goes as one
+// video_url instead, an H.264 MP4 data URL of its frames at the rate they were sampled at
+// (rewards.Batch.FPS, else chat.fps):
 //
 //	"protocol": "openai-chat", "url": "http://127.0.0.1:8000/v1/chat/completions",
 //	"chat": {"model": "UnifiedReward-qwen-7b", "prompt": "... the caption: {prompt} ...",
-//	         "scores": {"ta": "Alignment Score[^0-9]*([0-9.]+)"}, "max_tokens": 512}
+//	         "scores": {"ta": "Alignment Score[^0-9]*([0-9.]+)"}, "max_tokens": 512,
+//	         "clip": "video", "fps": 2}
 //
 // A remote model returns no gradient: it steers best-of-N and particle (FK) sampling and
 // scores, pairs and evaluates, but not Flow-NRG.

@@ -32,6 +32,9 @@ const (
 const (
 	ProtocolAlign = "align"       // POST {"dims", "samples": [{"prompt", "frames"}]} -> {"scores": [{dim: value}]}
 	ProtocolChat  = "openai-chat" // one chat completion per sample; each dimension read from the reply
+
+	ClipFrames = "frames" // ChatSpec.Clip: each frame an image
+	ClipVideo  = "video"  // ChatSpec.Clip: the clip one MP4
 )
 
 // Manifest describes a remote reward model.
@@ -71,9 +74,10 @@ type ImageSpec struct {
 }
 
 // ChatSpec is the request of an OpenAI-style chat endpoint (vLLM, SGLang, Ollama, OpenAI):
-// a user message of the frames as PNG data URLs and the text Prompt with {prompt} replaced by
-// the sample's prompt, after an optional system message; each dimension is the number the
-// first group of Scores[dim] captures in the reply.
+// a user message of the frames as PNG data URLs (or a clip as one MP4 data URL, Clip
+// "video") and the text Prompt with {prompt} replaced by the sample's prompt, after an
+// optional system message; each dimension is the number the first group of Scores[dim]
+// captures in the reply.
 type ChatSpec struct {
 	Model       string            `json:"model"`
 	System      string            `json:"system,omitempty"`
@@ -81,6 +85,13 @@ type ChatSpec struct {
 	Scores      map[string]string `json:"scores"`
 	MaxTokens   int               `json:"max_tokens,omitempty"`  // default 512
 	Temperature float64           `json:"temperature,omitempty"` // default 0
+	// Clip is how a clip model's clip is sent: ClipFrames (default), each frame an
+	// image_url, or ClipVideo, one video_url of an H.264 MP4 at the rate the frames were
+	// sampled at (a VLM then reads it as a video: Qwen2-VL's temporal patches and timing).
+	Clip string `json:"clip,omitempty"`
+	// FPS is the MP4's rate for clips whose sampling rate is not known (frames spread over
+	// the clip, generated clips); 0: such a clip is an error.
+	FPS float64 `json:"fps,omitempty"`
 
 	patterns map[string]*regexp.Regexp
 }
@@ -191,6 +202,17 @@ func (m *Manifest) Validate() error {
 		}
 		if c.MaxTokens < 1 || !(c.Temperature >= 0) || math.IsInf(c.Temperature, 0) {
 			bad("chat.max_tokens must be >= 1 and chat.temperature >= 0, got %d and %v", c.MaxTokens, c.Temperature)
+		}
+		if c.Clip == "" {
+			c.Clip = ClipFrames
+		}
+		switch {
+		case c.Clip != ClipFrames && c.Clip != ClipVideo:
+			bad("chat.clip %q: want %s or %s", c.Clip, ClipFrames, ClipVideo)
+		case c.Clip == ClipVideo && im.Frames == 0:
+			bad("chat.clip %s sends a clip model's clips; image.frames is 0 (an image model)", ClipVideo)
+		case !(c.FPS >= 0 && c.FPS <= 1000):
+			bad("chat.fps must be in [0, 1000] (0: the clip's own rate), got %v", c.FPS)
 		}
 		c.patterns = map[string]*regexp.Regexp{}
 		for _, d := range m.Dims {

@@ -16,6 +16,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alignkit/align/internal/ffmpeg"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/onnx"
 )
@@ -92,10 +94,12 @@ func (mod *Model) Close() error {
 	return nil
 }
 
-// sample is one scoring request's sample: its prompt and its frames as base64 PNG.
+// sample is one scoring request's sample: its prompt and its frames as base64 PNG, or (a
+// clip sent as a video: chat.clip video) the clip as a base64 MP4.
 type sample struct {
 	Prompt string   `json:"prompt"`
 	Frames []string `json:"frames"`
+	video  string
 }
 
 // Score sends the batch's samples, each frame resized to the manifest's size and PNG-encoded,
@@ -121,9 +125,33 @@ func (mod *Model) Score(b rewards.Batch) ([][]float32, error) {
 	}
 	host := make([]float32, b.Pixels.Len())
 	b.Pixels.Dev.CopyToHost(host, b.Pixels)
-	frames, err := encodeFrames(host, B*T, H, W, im.Geometry())
+	fitted, err := fitFrames(host, B*T, H, W, im.Geometry())
 	if err != nil {
 		return nil, err
+	}
+	if c := mod.Manifest.Chat; c != nil && c.Clip == ClipVideo {
+		samples := make([]sample, B)
+		for i := range samples {
+			fps := c.FPS
+			if b.FPS != nil && b.FPS[i] > 0 {
+				fps = b.FPS[i]
+			}
+			if fps == 0 {
+				return nil, fmt.Errorf("remote reward model: chat.clip %s encodes a clip at the rate its frames were sampled at, and these clips have none "+
+					"(frames spread over the clip, or generated); give chat.fps in the manifest, or sample at --fps", ClipVideo)
+			}
+			if samples[i].video, err = encodeMP4(fitted[i*T:(i+1)*T], fps); err != nil {
+				return nil, err
+			}
+			samples[i].Prompt = b.Prompts[i]
+		}
+		return mod.scoreSamples(samples)
+	}
+	frames := make([]string, len(fitted))
+	for k, img := range fitted {
+		if frames[k], err = encodePNG(img); err != nil {
+			return nil, err
+		}
 	}
 	perSample := T
 	if !mod.IsClip() {
@@ -149,12 +177,11 @@ func (mod *Model) Score(b rewards.Batch) ([][]float32, error) {
 	return out, nil
 }
 
-// encodeFrames resizes each of the n frames (3,H,W) in [-1, 1] of host with g and encodes it
-// as base64 PNG.
-func encodeFrames(host []float32, n, H, W int, g onnx.Geometry) ([]string, error) {
+// fitFrames resizes each of the n frames (3,H,W) in [-1, 1] of host with g into an 8-bit
+// image.
+func fitFrames(host []float32, n, H, W int, g onnx.Geometry) ([]image.Image, error) {
 	fitted := make([]float32, 3*g.Height*g.Width)
-	out := make([]string, n)
-	var buf bytes.Buffer
+	out := make([]image.Image, n)
 	for k := range out {
 		if err := g.Apply(fitted, host[k*3*H*W:(k+1)*3*H*W], 3, H, W); err != nil {
 			return nil, err
@@ -168,13 +195,41 @@ func encodeFrames(host []float32, n, H, W int, g onnx.Geometry) ([]string, error
 			}
 			img.Pix[4*i+3] = 255
 		}
-		buf.Reset()
-		if err := png.Encode(&buf, img); err != nil {
-			return nil, err
-		}
-		out[k] = base64.StdEncoding.EncodeToString(buf.Bytes())
+		out[k] = img
 	}
 	return out, nil
+}
+
+// encodePNG is img as base64 PNG.
+func encodePNG(img image.Image) (string, error) {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// encodeMP4 is frames as a base64 H.264 MP4 at fps (ffmpeg.WriteMP4, through a temporary
+// file: the index goes at the front, which needs a file to seek in).
+func encodeMP4(frames []image.Image, fps float64) (string, error) {
+	bin, err := ffmpeg.Find()
+	if err != nil {
+		return "", fmt.Errorf("remote reward model: chat.clip %s: %w", ClipVideo, err)
+	}
+	dir, err := os.MkdirTemp("", "align-clip-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "clip.mp4")
+	if err := ffmpeg.WriteMP4(bin, path, frames, fps); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(data), nil
 }
 
 // scoreSamples sends samples (in requests of MaxBatch with the align protocol, one each
@@ -314,6 +369,9 @@ func (mod *Model) chat(s sample) ([]float32, error) {
 	content := make([]map[string]any, 0, len(s.Frames)+1)
 	for _, f := range s.Frames {
 		content = append(content, map[string]any{"type": "image_url", "image_url": map[string]string{"url": "data:image/png;base64," + f}})
+	}
+	if s.video != "" {
+		content = append(content, map[string]any{"type": "video_url", "video_url": map[string]string{"url": "data:video/mp4;base64," + s.video}})
 	}
 	content = append(content, map[string]any{"type": "text", "text": strings.ReplaceAll(c.Prompt, "{prompt}", s.Prompt)})
 	messages := []map[string]any{}

@@ -10,13 +10,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alignkit/align/internal/ffmpeg"
+	"github.com/alignkit/align/internal/testvideo"
 	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/rewards"
 )
@@ -37,7 +42,7 @@ func TestParseManifest(t *testing.T) {
 	}
 	chat := manifestJSON("https://judge.example/v1/chat/completions", `, "protocol": "openai-chat",
 		"chat": {"model": "m", "prompt": "caption: {prompt}", "scores": {"vq": "VQ: ([0-9.]+)", "ta": "TA: ([0-9.]+)"}}`)
-	if m, err := ParseManifest([]byte(chat)); err != nil || m.Chat.MaxTokens != 512 || len(m.Chat.patterns) != 2 {
+	if m, err := ParseManifest([]byte(chat)); err != nil || m.Chat.MaxTokens != 512 || len(m.Chat.patterns) != 2 || m.Chat.Clip != ClipFrames {
 		t.Errorf("chat: %v %+v", err, m)
 	}
 	for name, c := range map[string]struct{ text, want string }{
@@ -54,6 +59,9 @@ func TestParseManifest(t *testing.T) {
 		"no group":   {strings.Replace(chat, `TA: ([0-9.]+)`, `TA: [0-9.]+`, 1), `want a group capturing the number`},
 		"bad regexp": {strings.Replace(chat, `TA: ([0-9.]+)`, `TA: ([0-9.]+`, 1), `chat.scores["ta"]: error parsing regexp`},
 		"no prompt":  {strings.Replace(chat, "caption: {prompt}", "caption", 1), "chat.prompt must contain {prompt}"},
+		"clip":       {strings.Replace(chat, `"model": "m"`, `"model": "m", "clip": "gif"`, 1), `chat.clip "gif": want frames or video`},
+		"clip image": {strings.Replace(chat, `"model": "m"`, `"model": "m", "clip": "video"`, 1), "chat.clip video sends a clip model's clips; image.frames is 0"},
+		"chat fps":   {strings.Replace(chat, `"model": "m"`, `"model": "m", "fps": -1`, 1), "chat.fps must be in [0, 1000]"},
 		"calib":      {manifestJSON("http://h/s", `, "calibration": {"mean": [0], "std": [1]}`), "calibration: "},
 		"header":     {manifestJSON("http://h/s", `, "headers": {"X Key": "v"}`), `headers: "X Key"`},
 		"trailing":   {manifestJSON("http://h/s", "") + "{}", "data after the manifest object"},
@@ -68,6 +76,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add(manifestJSON("http://127.0.0.1:1/score", ""))
 	f.Add(manifestJSON("http://h/s", `, "protocol": "openai-chat", "chat": {"model": "m", "prompt": "{prompt}", "scores": {"vq": "(.)", "ta": "(x)"}}`))
 	f.Add(manifestJSON("http://h/s", `, "calibration": {"mean": [0, 1], "std": [1, 2]}, "image": {"frames": 4}`))
+	f.Add(manifestJSON("http://h/s", `, "image": {"frames": 4}, "protocol": "openai-chat", "chat": {"model": "m", "prompt": "{prompt}", "clip": "video", "fps": 2, "scores": {"vq": "(.)", "ta": "(x)"}}`))
 	f.Fuzz(func(t *testing.T, text string) {
 		m, err := ParseManifest([]byte(text))
 		if err != nil {
@@ -288,6 +297,68 @@ func TestChatProtocol(t *testing.T) {
 	reply = "I cannot judge this."
 	if _, err := mod.Score(batchOf(1, 0)); err == nil || !strings.Contains(err.Error(), `the reply gives no vq (pattern "[Qq]uality: ([0-9.]+)"): "I cannot judge this."`) {
 		t.Errorf("no scores in the reply: %v", err)
+	}
+}
+
+// chat.clip video: each clip is one video_url, an MP4 of its 4 frames at the batch's frame
+// rate (4 fps) or, where the batch has none, chat.fps (2); the server reads it back with
+// ffmpeg and answers the level of its second frame and the milliseconds before it. Without
+// a rate from either, the batch is refused.
+func TestChatVideo(t *testing.T) {
+	bin := testvideo.Require(t)
+	var videos atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct {
+				Content []struct {
+					Type     string            `json:"type"`
+					VideoURL map[string]string `json:"video_url"`
+				} `json:"content"`
+			} `json:"messages"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		content := req.Messages[len(req.Messages)-1].Content
+		data, ok := strings.CutPrefix(content[0].VideoURL["url"], "data:video/mp4;base64,")
+		raw, err := base64.StdEncoding.DecodeString(data)
+		if len(content) != 2 || content[0].Type != "video_url" || !ok || err != nil {
+			http.Error(w, fmt.Sprintf("want a video_url and the text, got %d items: %v", len(content), err), http.StatusBadRequest)
+			return
+		}
+		videos.Add(1)
+		path := filepath.Join(t.TempDir(), "clip.mp4")
+		os.WriteFile(path, raw, 0o644)
+		timing, err := ffmpeg.Probe(bin, path)
+		if err != nil || len(timing.Starts) != 4 {
+			http.Error(w, fmt.Sprintf("%v, %v", timing, err), http.StatusBadRequest)
+			return
+		}
+		frames, err := ffmpeg.Frames(bin, path, []int{1}, 4)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r8, _, _, _ := frames[0].At(1, 1).RGBA()
+		reply := fmt.Sprintf("VQ: %d TA: %.0f", r8>>8, 1000*timing.Starts[1])
+		json.NewEncoder(w).Encode(map[string]any{"choices": []any{map[string]any{"message": map[string]string{"content": reply}}}})
+	}))
+	defer ts.Close()
+	chat := func(fps string) *Model {
+		return newTestModel(t, manifestJSON(ts.URL, `, "image": {"size": 16, "resize": "stretch", "frames": 4}, "protocol": "openai-chat",
+			"chat": {"model": "m", "prompt": "{prompt}", "clip": "video", "fps": `+fps+`, "scores": {"vq": "VQ: ([0-9]+)", "ta": "TA: ([0-9]+)"}}`))
+	}
+	b := batchOf(2, 4) // clip i's frame t is of level 10i + t
+	b.FPS = []float64{4, 0}
+	rows, err := chat("2").Score(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][2]float32{{1, 250}, {11, 500}} {
+		if len(rows) != 2 || math.Abs(float64(rows[i][0]-want[0])) > 2 || rows[i][1] != want[1] || videos.Load() != 2 {
+			t.Errorf("clip %d: %v (%d videos), want level %v within 2 and %v ms", i, rows, videos.Load(), want[0], want[1])
+		}
+	}
+	if _, err := chat("0").Score(b); err == nil || !strings.Contains(err.Error(), "give chat.fps in the manifest") {
+		t.Errorf("no frame rate: %v", err)
 	}
 }
 

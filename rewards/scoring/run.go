@@ -279,11 +279,11 @@ func (s *Scorer) scoreBatch(results []Result, batch []int, pix []float32) error 
 	}
 	x := s.Dev.FromHost(slices.Clone(pix), shape...)
 	defer s.Dev.Free(x)
-	prompts := make([]string, B)
+	prompts, fps := make([]string, B), make([]float64, B)
 	for k, i := range batch {
-		prompts[k] = results[i].Prompt
+		prompts[k], fps[k] = results[i].Prompt, results[i].FPS
 	}
-	sc, err := scoreSafely(s.Model, rewards.Batch{Pixels: x, Prompts: prompts})
+	sc, err := scoreSafely(s.Model, rewards.Batch{Pixels: x, Prompts: prompts, FPS: fps})
 	if err != nil {
 		if s.Strict {
 			return fmt.Errorf("scoring %s and %d more: %w", results[batch[0]].Path, B-1, err)

@@ -524,11 +524,15 @@ func TestGIFCompositing(t *testing.T) {
 }
 
 // fakeModel scores vq = mean pixel, ta = len(prompt); it panics on the prompt "boom".
-type fakeModel struct{ calls int }
+type fakeModel struct {
+	calls int
+	fps   []float64 // the batches' frame rates, in order
+}
 
 func (m *fakeModel) Dims() []string { return []string{"vq", "ta"} }
 func (m *fakeModel) Score(b rewards.Batch) ([][]float32, error) {
 	m.calls++
+	m.fps = append(m.fps, b.FPS...)
 	host := make([]float32, b.Pixels.Len())
 	b.Pixels.Dev.CopyToHost(host, b.Pixels)
 	n := len(host) / b.Len()

@@ -255,6 +255,9 @@ func TestRunWindows(t *testing.T) {
 				t.Errorf("windows %d: row %d is %s at %g (%v, %q), want %s at %g (vq %g)", tc.windows, i, r.Path, r.Start, r.Raw, r.Err, w.path, w.start, w.vq)
 			}
 		}
+		if len(m.fps) != len(tc.want)-1 || slices.ContainsFunc(m.fps, func(f float64) bool { return f != 5 }) {
+			t.Errorf("windows %d: the batches' frame rates %v, want 5 each", tc.windows, m.fps)
+		}
 		if scored := len(tc.want) - 1; m.calls != (scored+1)/2 { // batches of 2 across clips
 			t.Errorf("windows %d: %d model calls for %d windows in batches of 2", tc.windows, m.calls, scored)
 		}
