@@ -37,6 +37,7 @@ func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 type meanReward struct {
 	batches int
 	cal     *rewards.Calibration
+	fps     []float64 // the last batch's frame rates
 }
 
 func (m *meanReward) Dims() []string { return []string{rewards.DimVQ, rewards.DimTA} }
@@ -46,6 +47,7 @@ func (m *meanReward) Score(b rewards.Batch) ([][]float32, error) {
 		return nil, err
 	}
 	m.batches++
+	m.fps = b.FPS
 	h := host(b.Pixels)
 	B := b.Len()
 	D := len(h) / B
@@ -394,6 +396,20 @@ func TestScorerPerFrame(t *testing.T) {
 	}
 	if !near(u[0], 0.75, 1e-6) || len(s.Raw[0]) != 2 {
 		t.Fatalf("utility %v, want 0.75", u)
+	}
+}
+
+// A scorer's FPS reaches the model as each sample's frame rate; none is nil.
+func TestScorerFPS(t *testing.T) {
+	m := &meanReward{}
+	sc, _ := NewScorer(m, "", "")
+	x := dev.FromHost(make([]float32, 2*2*3), 2, 2, 3, 1, 1)
+	if _, _, err := sc.Utility(x, []string{"a", "b"}, 1); err != nil || m.fps != nil {
+		t.Errorf("no FPS: %v, %v", m.fps, err)
+	}
+	sc.FPS = 100.0 / 12
+	if _, _, err := sc.Utility(x, []string{"a", "b"}, 1); err != nil || !slices.Equal(m.fps, []float64{100.0 / 12, 100.0 / 12}) {
+		t.Errorf("FPS 100/12: %v, %v", m.fps, err)
 	}
 }
 

@@ -30,6 +30,9 @@ type Scorer struct {
 	Weights     []float64 // (D) weights of the z-scored dimensions
 	Combine     string    // one of rewards.Combiners
 	LSCQuantile float64   // lsc: reference quantile within a group
+	// FPS is the clips' playback rate (0: not known), for a model that takes a clip as a
+	// video (rewards.Batch.FPS).
+	FPS float64
 
 	Calls   int // model invocations (batches)
 	Samples int // samples scored: the reward calls of the run
@@ -88,7 +91,11 @@ func (s *Scorer) Utility(x *kernels.Tensor, prompts []string, group int) ([]floa
 	if group < 1 || B%group != 0 {
 		return nil, nil, fmt.Errorf("guidance: %d samples in groups of %d", B, group)
 	}
-	sc, err := rewards.ScoreBatch(s.Model, rewards.Batch{Pixels: s.clamped(x), Prompts: prompts})
+	b := rewards.Batch{Pixels: s.clamped(x), Prompts: prompts}
+	if s.FPS > 0 {
+		b.FPS = slices.Repeat([]float64{s.FPS}, B)
+	}
+	sc, err := rewards.ScoreBatch(s.Model, b)
 	if err != nil {
 		return nil, nil, err
 	}

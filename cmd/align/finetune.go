@@ -577,6 +577,9 @@ func finetuneValidation(cmd *cobra.Command, opts *FinetuneOptions, dev kernels.D
 	}
 	sc, err := guidance.NewScorer(rm, "", "")
 	if err == nil {
+		if m.Config.Kind == diffusion.KindVideo {
+			sc.FPS = clipFPS // the rate the samples are written at
+		}
 		// A model that cannot read the generator's samples fails here, not after a run's
 		// first checkpoint: one sample of zeros scored.
 		x := dev.New(m.Config.BatchShape(1)...)

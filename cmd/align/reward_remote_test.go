@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alignkit/align/internal/ffmpeg"
+	"github.com/alignkit/align/internal/testvideo"
 	"github.com/alignkit/align/rewards"
 	"github.com/alignkit/align/rewards/scoring"
 )
@@ -207,5 +209,58 @@ func TestRemoteExampleServer(t *testing.T) {
 		if want := sum / 255 / float64(H*W); math.Abs(r["warmth"].(float64)-want) > 1e-6 {
 			t.Errorf("%s: warmth %v, want %v", r["path"], r["warmth"], want)
 		}
+	}
+}
+
+// A chat judge that takes clips as videos (chat.clip video): align score sends each clip as
+// an MP4 at the --fps its frames were sampled at, and best-of-N sampling of the video
+// generator (--model default-video, which says --video) at the rate its clips are written
+// at; frames spread over a clip have no rate, and without chat.fps the judge refuses them.
+// The server answers the milliseconds between the first two frames of the MP4 it got (vq)
+// and their count (ta).
+func TestRemoteChatVideo(t *testing.T) {
+	bin := testvideo.Require(t)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct {
+				Content []struct {
+					VideoURL map[string]string `json:"video_url"`
+				} `json:"content"`
+			} `json:"messages"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		data, _ := strings.CutPrefix(req.Messages[0].Content[0].VideoURL["url"], "data:video/mp4;base64,")
+		raw, err := base64.StdEncoding.DecodeString(data)
+		path := filepath.Join(t.TempDir(), "clip.mp4")
+		os.WriteFile(path, raw, 0o644)
+		timing, err2 := ffmpeg.Probe(bin, path)
+		if err != nil || err2 != nil {
+			http.Error(w, fmt.Sprint(err, err2), http.StatusBadRequest)
+			return
+		}
+		reply := fmt.Sprintf("VQ: %.0f TA: %d", 1000*timing.Starts[1], len(timing.Starts))
+		json.NewEncoder(w).Encode(map[string]any{"choices": []any{map[string]any{"message": map[string]string{"content": reply}}}})
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	judge := filepath.Join(dir, "judge.json")
+	os.WriteFile(judge, []byte(`{"format": "align.remote-reward", "version": 1, "url": "`+ts.URL+`", "protocol": "openai-chat",
+		"dims": ["vq", "ta"], "image": {"size": 32, "resize": "stretch", "filter": "box", "frames": 8},
+		"chat": {"model": "judge", "prompt": "Rate {prompt}", "clip": "video", "scores": {"vq": "VQ: ([0-9]+)", "ta": "TA: ([0-9]+)"}}}`), 0o644)
+	in := filepath.Join(dir, "clips")
+	os.Mkdir(in, 0o755)
+	writeTestGIF(t, filepath.Join(in, "a-red-apple.gif"), 20, 10)
+
+	if rows := scoreJSONL(t, in, "--reward", judge, "--fps", "4"); len(rows) != 1 || rows[0]["vq"] != 250.0 || rows[0]["ta"] != 8.0 {
+		t.Errorf("clips at 4 fps: %v", rows)
+	}
+	if code, _, stderr := runAlign(t, "score", in, "--reward", judge); code != exitError || !strings.Contains(stderr, "give chat.fps in the manifest") {
+		t.Errorf("frames spread over the clip: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr := runAlign(t, "sample", "--model", "default-video", "--prompt", "red apple", "--best-of-n", "2", "--reward", judge,
+		"--num-inference-steps", "2", "-o", filepath.Join(dir, "bon"), "--json")
+	var rep sampleReport
+	if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil || rep.Files[0].Rewards["vq"] != 120 || rep.Files[0].Rewards["ta"] != 8 {
+		t.Errorf("best-of-2 of generated clips: exit %d, %s%s", code, stdout, stderr)
 	}
 }

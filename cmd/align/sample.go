@@ -219,6 +219,9 @@ candidate j draws from stream i*k+j.`,
 }
 
 func (o *SampleOptions) validate() error {
+	if o.Model == "default-video" {
+		o.Video = true // the name says the kind
+	}
 	if len(o.Prompts) == 0 && o.PromptsFile == "" {
 		return flagErrorf("no prompts: give --prompt TEXT (repeatable) or --prompts FILE")
 	}
@@ -597,6 +600,9 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 	if opts.Particles > 1 || opts.BestOfN > 1 {
 		if st.scorer, err = guidance.NewScorer(model, opts.RewardWeights, opts.Combine); err != nil {
 			return nil, usageError{err}
+		}
+		if m.Config.Kind == diffusion.KindVideo {
+			st.scorer.FPS = clipFPS // the rate the clips are written at
 		}
 	}
 	if opts.Particles > 1 {

@@ -20,8 +20,11 @@ const (
 	videoFormatMP4 = "mp4"
 )
 
-// clipDelay is a clip frame's time in 1/100 s.
-const clipDelay = 12
+// clipDelay is a clip frame's time in 1/100 s; clipFPS the rate it makes.
+const (
+	clipDelay = 12
+	clipFPS   = 100.0 / clipDelay
+)
 
 // clipWriter writes clips in one format.
 type clipWriter struct {
@@ -63,5 +66,5 @@ func (w *clipWriter) write(path string, frames []image.Image) error {
 		}
 		frames = big
 	}
-	return ffmpeg.WriteMP4(w.ffmpeg, path, frames, 100.0/clipDelay)
+	return ffmpeg.WriteMP4(w.ffmpeg, path, frames, clipFPS)
 }
