@@ -48,6 +48,7 @@ func TestNewCmdRewardTrain(t *testing.T) {
 		{name: "val percent", args: []string{"--val-percent", "30"}, check: func(o *RewardTrainOptions) bool { return o.Train.ValPercent == 30 }},
 		{name: "val percent 0", args: []string{"--val-percent", "0"}, wantErr: "--val-percent must be in [1, 50], got 0"},
 		{name: "argument", args: []string{"x"}, wantErr: "unknown command"},
+		{name: "video generator", args: []string{"--latent", "--generator", "default-video", "--dims", "vq,mq"}, check: func(o *RewardTrainOptions) bool { return o.Video }},
 	}
 	checkRewardTrainCases(t, tests)
 }

@@ -150,6 +150,9 @@ a trained model an annotator's --pairs in fewer steps than a model from scratch 
   $ align reward train --data data/emoji --negatives generator --negative-share 0.25 --negatives-per-level 2000 -o reward-gen/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Generator == "default-video" {
+				opts.Video = true // the name says the kind
+			}
 			for _, n := range []string{"hidden-size", "vision-layers", "joint-layers", "num-attention-heads", "patch-size", "mlp-ratio", "max-text-length"} {
 				if cmd.Flags().Changed(n) {
 					opts.modelFlags = append(opts.modelFlags, "--"+n)
@@ -238,7 +241,7 @@ a trained model an annotator's --pairs in fewer steps than a model from scratch 
 	f.IntVar(&t.EvalPairs, "eval-pairs", t.EvalPairs, "held-out pairs evaluated at the end (0: skip)")
 	f.IntVar(&t.ValPercent, "val-percent", t.ValPercent, fmt.Sprintf("percent of the training concepts kept for validation (the calibration), 1 to %d: more for data of few concepts", rewards.MaxValPercent))
 	f.BoolVar(&opts.Latent, "latent", false, "train the noise-aware latent reward model (Flow-NRG) from --generator")
-	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model)")
+	f.StringVar(&opts.Generator, "generator", "", "generator model file the latent model starts from (with --latent; default: the embedded image model; default-video: the embedded video model, with --video implied)")
 	f.IntVar(&opts.LatentBlocks, "latent-blocks", rewards.DefaultLatentBlocks, "generator blocks the latent model keeps")
 	f.IntVar(&opts.HeadHidden, "head-hidden", 0, "hidden width of each latent head (0: the generator's width)")
 	f.Float64Var(&opts.WordScale, "latent-word-scale", 0, "give the latent model's caption tokens a word vector of its own, zero at the start, times this scale (0: none; the scale sets how fast it grows)")
