@@ -89,8 +89,8 @@ type ChatSpec struct {
 	// image_url, or ClipVideo, one video_url of an H.264 MP4 at the rate the frames were
 	// sampled at (a VLM then reads it as a video: Qwen2-VL's temporal patches and timing).
 	Clip string `json:"clip,omitempty"`
-	// FPS is the MP4's rate for clips whose sampling rate is not known (frames spread over
-	// the clip, generated clips); 0: such a clip is an error.
+	// FPS is the MP4's rate for clips whose sampling rate is not known (frames spread over a
+	// clip); 0: such a clip is an error.
 	FPS float64 `json:"fps,omitempty"`
 
 	patterns map[string]*regexp.Regexp

@@ -138,7 +138,7 @@ func (mod *Model) Score(b rewards.Batch) ([][]float32, error) {
 			}
 			if fps == 0 {
 				return nil, fmt.Errorf("remote reward model: chat.clip %s encodes a clip at the rate its frames were sampled at, and these clips have none "+
-					"(frames spread over the clip, or generated); give chat.fps in the manifest, or sample at --fps", ClipVideo)
+					"(frames spread over a clip); give chat.fps in the manifest, or sample at --fps", ClipVideo)
 			}
 			if samples[i].video, err = encodeMP4(fitted[i*T:(i+1)*T], fps); err != nil {
 				return nil, err
