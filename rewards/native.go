@@ -45,6 +45,11 @@ type NativeConfig struct {
 
 	// Dims names the reward dimensions in output order, e.g. ["vq","ta"] or ["vq","ta","mq"].
 	Dims []string `json:"dims"`
+
+	// SampleFPS is the rate the training clips' frames were taken at, frames per second (an
+	// imported dataset's --fps; 0: not known, or spread over each clip). Motion is judged at
+	// a speed: clips scored at another rate show it other motion (align score warns).
+	SampleFPS float64 `json:"sample_fps,omitempty"`
 }
 
 // DefaultNativeImageConfig is the default image reward model: 32x32 RGB, 4x4 patches (64
@@ -75,12 +80,15 @@ func (c *NativeConfig) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	switch c.Kind {
 	case KindImage:
-		if c.Frames != 1 || c.TubeletFrames != 1 {
-			bad("an image model has num_frames 1 and tubelet_frames 1, got %d and %d", c.Frames, c.TubeletFrames)
+		if c.Frames != 1 || c.TubeletFrames != 1 || c.SampleFPS != 0 {
+			bad("an image model has num_frames 1, tubelet_frames 1 and no sample_fps, got %d, %d and %v", c.Frames, c.TubeletFrames, c.SampleFPS)
 		}
 	case KindVideo:
 		if c.Frames < 1 || c.TubeletFrames < 1 || c.Frames%c.TubeletFrames != 0 {
 			bad("num_frames %d must be a positive multiple of tubelet_frames %d", c.Frames, c.TubeletFrames)
+		}
+		if !(c.SampleFPS >= 0 && c.SampleFPS <= 1e4) {
+			bad("sample_fps must be in [0, 10000], got %v", c.SampleFPS)
 		}
 	default:
 		bad("kind is %q, want %q or %q", c.Kind, KindImage, KindVideo)

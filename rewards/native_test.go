@@ -241,4 +241,17 @@ func TestNativeConfigErrors(t *testing.T) {
 	if _, err := NewNative(testDev, nil, c, tok); err != nil {
 		t.Errorf("vq-only model: %v", err)
 	}
+	// A frame rate belongs to a clip model, and is a rate.
+	for kind, fps := range map[string]float64{KindImage: 4, KindVideo: -1} {
+		c := tinyConfig(kind)
+		c.SampleFPS = fps
+		if _, err := NewNative(testDev, nil, c, tok); err == nil || !strings.Contains(err.Error(), "sample_fps") {
+			t.Errorf("%s model, sample_fps %v: %v", kind, fps, err)
+		}
+	}
+	v := tinyConfig(KindVideo)
+	v.SampleFPS = 4
+	if _, err := NewNative(testDev, nil, v, tok); err != nil {
+		t.Errorf("a clip model of 4 fps: %v", err)
+	}
 }

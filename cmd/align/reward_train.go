@@ -416,7 +416,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 				return err
 			}
 		}
-		gen, _, err := loadPairGen(opts.Data, opts.Video, opts.pairConfig(dims))
+		gen, man, err := loadPairGen(opts.Data, opts.Video, opts.pairConfig(dims))
 		if err != nil {
 			return err
 		}
@@ -426,6 +426,9 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 			if opts.Video {
 				mcfg.Frames = shape[0]
 			}
+		}
+		if opts.Video && man.Import != nil {
+			mcfg.SampleFPS = man.Import.FPS // the rate the imported clips were cut at
 		}
 		var tok *diffusion.Tokenizer
 		if src != nil {

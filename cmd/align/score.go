@@ -260,8 +260,11 @@ type loadedReward struct {
 	geometry onnx.Geometry
 	clips    bool
 	frames   int
-	describe string
-	close    func() error
+	// sampleFPS is the rate a native video model's training clips were taken at (0: not
+	// known).
+	sampleFPS float64
+	describe  string
+	close     func() error
 }
 
 // loadReward opens --reward: the embedded default, a native .safetensors file, or an ONNX
@@ -274,7 +277,9 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 			describe: desc, close: func() error { return nil }}
 	}
 	native := func(m *rewards.Native, dev kernels.Device, desc string) *loadedReward {
-		return inProcess(m, dev, m.Config.Kind == rewards.KindVideo, m.Config.Frames, m.Config.ImageSize, desc)
+		lr := inProcess(m, dev, m.Config.Kind == rewards.KindVideo, m.Config.Frames, m.Config.ImageSize, desc)
+		lr.sampleFPS = m.Config.SampleFPS
+		return lr
 	}
 	flag := cmp.Or(opts.rewardFlag, "--reward")
 	ext := strings.ToLower(filepath.Ext(opts.Reward))
@@ -452,6 +457,16 @@ func scoreInputs(cmd *cobra.Command, opts *ScoreOptions, set *rewardSet) (*score
 	}
 	if opts.ClipsPerVideo != 1 && !set.clips {
 		return nil, flagErrorf("--clips-per-video %d: %s scores images", opts.ClipsPerVideo, set.describe)
+	}
+	for _, lr := range set.members {
+		if lr.sampleFPS > 0 && opts.FPS != lr.sampleFPS {
+			sampled := fmt.Sprintf("at --fps %g", opts.FPS)
+			if opts.FPS == 0 {
+				sampled = "spread over each clip (--fps 0)"
+			}
+			fmt.Fprintf(stderr, "align: warning: %s learnt from clips taken at %g fps; these are sampled %s, which shows it motion at other speeds: "+
+				"give --fps %g to score clips as it saw them\n", lr.describe, lr.sampleFPS, sampled, lr.sampleFPS)
+		}
 	}
 	lo := scoring.ListOptions{Clips: set.clips, Prompt: opts.Prompt}
 	if opts.PromptsFile != "" {

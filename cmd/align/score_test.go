@@ -722,3 +722,40 @@ func TestScoreLatentModel(t *testing.T) {
 		}
 	}
 }
+
+// A video reward model trained on clips imported at --fps 5 records the rate, and align score
+// warns when it samples clips otherwise (spread over them, or at another --fps).
+func TestScoreWarnsOfSampleFPS(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	for i, w := range []string{"apple", "car", "dog", "rocket", "sun", "moon", "tree", "boat", "house", "fish", "bird", "star", "cup", "key", "hat", "shoe"} {
+		sub := filepath.Join(in, []string{"things", "nature"}[i%2]) // two subcategories
+		os.MkdirAll(sub, 0o755)
+		writeTestGIF(t, filepath.Join(sub, "a-"+w+".gif"), 16, 10) // 1.6 s: 8 frames at 5 fps fit
+	}
+	data, rw := filepath.Join(dir, "ds"), filepath.Join(dir, "rw")
+	if code, _, stderr := runAlign(t, "data", "import", "--video", in, "--fps", "5", "--keep-duplicates", "-o", data); code != exitOK {
+		t.Fatalf("import: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runAlign(t, tinyRewardTrainArgs(data, rw, "--video", "--val-percent", "50", "--max-train-steps", "2")...); code != exitOK {
+		t.Fatalf("reward train: exit %d, %s", code, stderr)
+	}
+	model := filepath.Join(rw, "model.safetensors")
+	m, err := rewards.LoadNative(kernels.NewCPU(1), model)
+	if err != nil || m.Config.SampleFPS != 5 {
+		t.Fatalf("the model's sample_fps: %v, %v; want 5", m.Config.SampleFPS, err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string // "" for no warning
+	}{
+		{nil, "learnt from clips taken at 5 fps; these are sampled spread over each clip (--fps 0)"},
+		{[]string{"--fps", "8"}, "learnt from clips taken at 5 fps; these are sampled at --fps 8"},
+		{[]string{"--fps", "5"}, ""},
+	} {
+		code, _, stderr := runAlign(t, append([]string{"score", filepath.Join(in, "things"), "--reward", model}, c.args...)...)
+		if code != exitOK || (c.want == "") != !strings.Contains(stderr, "warning") || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %s; want %q", c.args, code, stderr, c.want)
+		}
+	}
+}
