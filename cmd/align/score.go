@@ -260,8 +260,8 @@ type loadedReward struct {
 	geometry onnx.Geometry
 	clips    bool
 	frames   int
-	// sampleFPS is the rate a native video model's training clips were taken at (0: not
-	// known).
+	// sampleFPS is the rate a video model's training clips were taken at (its config's, or
+	// its ONNX manifest's; 0: not known).
 	sampleFPS float64
 	describe  string
 	close     func() error
@@ -342,7 +342,7 @@ func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 			}
 		}
 		return &loadedReward{model: m, dev: kernels.NewCPU(1), geometry: m.Geometry(), clips: m.IsClip(), frames: m.Frames(),
-			describe: opts.Reward + " (ONNX)", close: m.Close}, nil
+			sampleFPS: m.Manifest.Image.FPS, describe: opts.Reward + " (ONNX)", close: m.Close}, nil
 	}
 	return nil, usageError{fmt.Errorf("%s %s: want default, a .safetensors, .onnx or .json (manifest) file", flag, opts.Reward)}
 }

@@ -724,7 +724,8 @@ func TestScoreLatentModel(t *testing.T) {
 }
 
 // A video reward model trained on clips imported at --fps 5 records the rate, and align score
-// warns when it samples clips otherwise (spread over them, or at another --fps).
+// warns when it samples clips otherwise (spread over them, or at another --fps), with the
+// model or its ONNX export.
 func TestScoreWarnsOfSampleFPS(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
@@ -745,17 +746,21 @@ func TestScoreWarnsOfSampleFPS(t *testing.T) {
 	if err != nil || m.Config.SampleFPS != 5 {
 		t.Fatalf("the model's sample_fps: %v, %v; want 5", m.Config.SampleFPS, err)
 	}
-	for _, c := range []struct {
-		args []string
-		want string // "" for no warning
-	}{
-		{nil, "learnt from clips taken at 5 fps; these are sampled spread over each clip (--fps 0)"},
-		{[]string{"--fps", "8"}, "learnt from clips taken at 5 fps; these are sampled at --fps 8"},
-		{[]string{"--fps", "5"}, ""},
-	} {
-		code, _, stderr := runAlign(t, append([]string{"score", filepath.Join(in, "things"), "--reward", model}, c.args...)...)
-		if code != exitOK || (c.want == "") != !strings.Contains(stderr, "warning") || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, %s; want %q", c.args, code, stderr, c.want)
+	// Its ONNX export's manifest carries the rate (image.fps) and warns alike.
+	exported := exportONNX(t, dir, model)
+	for _, reward := range []string{model, exported} {
+		for _, c := range []struct {
+			args []string
+			want string // "" for no warning
+		}{
+			{nil, "learnt from clips taken at 5 fps; these are sampled spread over each clip (--fps 0)"},
+			{[]string{"--fps", "8"}, "learnt from clips taken at 5 fps; these are sampled at --fps 8"},
+			{[]string{"--fps", "5"}, ""},
+		} {
+			code, _, stderr := runAlign(t, append([]string{"score", filepath.Join(in, "things"), "--reward", reward}, c.args...)...)
+			if code != exitOK || (c.want == "") != !strings.Contains(stderr, "warning") || !strings.Contains(stderr, c.want) {
+				t.Errorf("%s %v: exit %d, %s; want %q", reward, c.args, code, stderr, c.want)
+			}
 		}
 	}
 }

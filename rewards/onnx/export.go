@@ -191,6 +191,7 @@ func NativeManifest(m *rewards.Native, modelFile string) *Manifest {
 			Layout: layout,
 			Sizing: Sizing{Height: cfg.ImageSize, Width: cfg.ImageSize, Resize: ResizeStretch, Filter: FilterBox},
 			Frames: frames,
+			FPS:    cfg.SampleFPS,
 			Mean:   []float64{0.5, 0.5, 0.5},
 			Std:    []float64{0.5, 0.5, 0.5},
 		},

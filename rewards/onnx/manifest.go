@@ -91,6 +91,9 @@ type ImageSpec struct {
 	Layout string `json:"layout"` // one of Layouts
 	Sizing
 	Frames int `json:"frames,omitempty"` // T, clip layouts only
+	// FPS is the rate the model's training clips were taken at, frames per second (clip
+	// layouts; 0: not known): align score warns when it samples clips otherwise.
+	FPS float64 `json:"fps,omitempty"`
 	// Range is the largest pixel value before normalisation: 1 (default) or 255.
 	Range float64 `json:"range,omitempty"`
 	// Mean and Std normalise each channel: x' = (x - mean_c)/std_c with x in [0, Range].
@@ -235,8 +238,11 @@ func (m *Manifest) Validate() error {
 		if im.Frames < 1 || im.Frames > 1024 {
 			bad("image.frames must be in [1, 1024] for layout %s, got %d", im.Layout, im.Frames)
 		}
-	} else if im.Frames != 0 {
-		bad("image.frames is only for clip layouts (NTCHW, NCTHW, NTHWC), got %d with %s", im.Frames, im.Layout)
+		if !(im.FPS >= 0 && im.FPS <= 1e4) {
+			bad("image.fps must be in [0, 10000], got %v", im.FPS)
+		}
+	} else if im.Frames != 0 || im.FPS != 0 {
+		bad("image.frames and image.fps are only for clip layouts (NTCHW, NCTHW, NTHWC), got %d and %v with %s", im.Frames, im.FPS, im.Layout)
 	}
 	if im.Range == 0 {
 		im.Range = 1

@@ -30,6 +30,10 @@ func TestManifestDefaults(t *testing.T) {
 	if m.Path(m.Model) != "/models/m.onnx" || m.Path("/abs/v.json") != "/abs/v.json" {
 		t.Errorf("paths %s", m.Path(m.Model))
 	}
+	clip := strings.Replace(minimalManifest, `NCHW", `, `NTCHW", "frames": 8, "fps": 4, `, 1)
+	if m, err := ParseManifest([]byte(clip)); err != nil || m.Image.FPS != 4 {
+		t.Errorf("a clip model of 4 fps: %v", err)
+	}
 }
 
 func TestManifestErrors(t *testing.T) {
@@ -42,6 +46,8 @@ func TestManifestErrors(t *testing.T) {
 		"missing model":      edit(`"m.onnx"`, `""`),
 		"layout":             edit(`NCHW`, `CHW`),
 		"frames on images":   edit(`"size": 224`, `"size": 224, "frames": 8`),
+		"fps on images":      edit(`"size": 224`, `"size": 224, "fps": 4`),
+		"negative fps":       edit(`NCHW", `, `NTCHW", "frames": 8, "fps": -4, `),
 		"clip without frame": edit(`NCHW`, `NTCHW`),
 		"size conflict":      edit(`"size": 224`, `"size": 224, "height": 100`),
 		"huge":               edit(`224`, `100000`),
@@ -77,7 +83,7 @@ func TestManifestErrors(t *testing.T) {
 func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(minimalManifest))
 	f.Add([]byte(`{"format": "align.onnx-reward", "version": 1, "model": "m.onnx", "max_batch": 1,
- "image": {"input": "x", "layout": "NTHWC", "height": 32, "width": 48, "frames": 8, "resize": "longer", "pad_value": 0.5,
+ "image": {"input": "x", "layout": "NTHWC", "height": 32, "width": 48, "frames": 8, "fps": 4, "resize": "longer", "pad_value": 0.5,
    "filter": "box", "range": 255, "mean": [1, 2, 3], "std": [4, 5, 6], "clip_reduce": "reject"},
  "text": {"input": "ids", "tokenizer": "clip-bpe", "merges_file": "merges.txt", "max_len": 77, "dtype": "int32", "attention_mask": "mask", "pad_id": 3},
  "outputs": [{"name": "s", "dims": ["vq", "", "ta"]}],
