@@ -143,7 +143,7 @@ func joinRows(rows, r []scoring.Result) []scoring.Result {
 	}
 	var joined []scoring.Result
 	for len(rows) > 0 && len(r) > 0 {
-		a, b := inputRows(rows), inputRows(r)
+		a, b := scoring.InputRows(rows), scoring.InputRows(r)
 		rows, r = rows[len(a):], r[len(b):]
 		same := len(a) == len(b)
 		for i := 0; same && i < len(a); i++ {
@@ -175,13 +175,4 @@ func joinRows(rows, r []scoring.Result) []scoring.Result {
 		}
 	}
 	return joined
-}
-
-// inputRows is the leading rows of rows that are one input's.
-func inputRows(rows []scoring.Result) []scoring.Result {
-	n := 0
-	for n < len(rows) && rows[n].Index == rows[0].Index {
-		n++
-	}
-	return rows[:n]
 }

@@ -41,13 +41,9 @@ func ReduceWindows(rows []Result, how string) ([]Result, error) {
 	}
 	var out []Result
 	for len(rows) > 0 {
-		n := 1
-		for n < len(rows) && rows[n].Index == rows[0].Index {
-			n++
-		}
-		in := rows[:n]
-		rows = rows[n:]
-		r := in[0]
+		in := InputRows(rows)
+		rows = rows[len(in):]
+		r, n := in[0], len(in)
 		if i := slices.IndexFunc(in, func(x Result) bool { return !x.OK() }); i >= 0 {
 			out = append(out, in[i])
 			continue

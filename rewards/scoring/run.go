@@ -62,6 +62,16 @@ type Result struct {
 // OK reports whether the item was scored.
 func (r *Result) OK() bool { return r.Err == "" }
 
+// InputRows is the leading rows of rows that are one input's: Run gives an input's windows
+// (and its error row) together.
+func InputRows(rows []Result) []Result {
+	n := 0
+	for n < len(rows) && rows[n].Index == rows[0].Index {
+		n++
+	}
+	return rows[:n]
+}
+
 // sample is a decoded input ready for batching.
 type sample struct {
 	pix       []float32 // (T,3,H,W) or (3,H,W)
