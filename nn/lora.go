@@ -76,12 +76,17 @@ func (l *Linear) SetLoRAEnabled(on bool) {
 
 // MergeLoRA folds the adapter into the base, W += (alpha/r) B A, and removes it. The base
 // stays frozen; call SetTrainable(true) to train it further.
-func (l *Linear) MergeLoRA() {
+func (l *Linear) MergeLoRA() { l.MergeLoRAWeighted(1) }
+
+// MergeLoRAWeighted folds the adapter in with weight w, W += w (alpha/r) B A, and removes
+// it: adapters of one base merged in turn with weights λ_i give W + Σ λ_i ΔW_i, a mixture of
+// fine-tunings in weight space (rewarded soups, arXiv 2306.04488).
+func (l *Linear) MergeLoRAWeighted(w float32) {
 	a := l.LoRA
 	if a == nil {
 		return
 	}
-	l.dev.Gemm(false, false, l.Out, l.In, a.Rank, a.Scale(), a.B, a.A, 1, l.Weight)
+	l.dev.Gemm(false, false, l.Out, l.In, a.Rank, w*a.Scale(), a.B, a.A, 1, l.Weight)
 	a.xs.release()
 	a.dxs.release()
 	l.LoRA = nil

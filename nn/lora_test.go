@@ -6,6 +6,7 @@
 package nn
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/alignkit/align/kernels"
@@ -46,19 +47,7 @@ func TestLoRADisabledAndMerged(t *testing.T) {
 	x := r.tensor(1, 2, 5, 12)
 	base := linearRef(toHost(x), toHost(l.Weight), toHost(l.Bias), 10, 12, 7)
 
-	// Reference: W + (alpha/r) B A in float64.
-	w, a, b := toHost(l.Weight), toHost(l.LoRA.A), toHost(l.LoRA.B)
-	s := float64(l.LoRA.Scale())
-	wm := make([]float32, len(w))
-	for o := 0; o < 7; o++ {
-		for i := 0; i < 12; i++ {
-			v := float64(w[o*12+i])
-			for k := 0; k < 3; k++ {
-				v += s * float64(b[o*3+k]) * float64(a[k*12+i])
-			}
-			wm[o*12+i] = float32(v)
-		}
-	}
+	wm := mergedWeightRef(l, 1)
 	merged := linearRef(toHost(x), wm, toHost(l.Bias), 10, 12, 7)
 
 	assertClose(t, "enabled", toHost(l.Forward(x)), merged, 1e-5, 1e-5)
@@ -71,6 +60,37 @@ func TestLoRADisabledAndMerged(t *testing.T) {
 		t.Fatal("adapter still attached after MergeLoRA")
 	}
 	assertClose(t, "merged = unmerged", toHost(l.Forward(x)), to64(unmerged), 1e-5, 1e-5)
+}
+
+// mergedWeightRef is W + w (alpha/r) B A of l's adapter, in float64.
+func mergedWeightRef(l *Linear, w float64) []float32 {
+	wt, a, b := toHost(l.Weight), toHost(l.LoRA.A), toHost(l.LoRA.B)
+	s := w * float64(l.LoRA.Scale())
+	out := make([]float32, len(wt))
+	for o := 0; o < l.Out; o++ {
+		for i := 0; i < l.In; i++ {
+			v := float64(wt[o*l.In+i])
+			for k := 0; k < l.LoRA.Rank; k++ {
+				v += s * float64(b[o*l.LoRA.Rank+k]) * float64(a[k*l.In+i])
+			}
+			out[o*l.In+i] = float32(v)
+		}
+	}
+	return out
+}
+
+// A weighted merge adds w times the adapter's update: half of it, none, and its negative.
+func TestLoRAMergeWeighted(t *testing.T) {
+	for _, w := range []float32{0.5, 0, -2} {
+		l, r := newLoRALinear(13)
+		r.Normal(l.LoRA.B)
+		want := mergedWeightRef(l, float64(w))
+		l.MergeLoRAWeighted(w)
+		if l.LoRA != nil {
+			t.Fatal("adapter still attached after MergeLoRAWeighted")
+		}
+		assertClose(t, fmt.Sprintf("weight %g", w), toHost(l.Weight), to64(want), 1e-6, 1e-6)
+	}
 }
 
 func TestLoRAGrad(t *testing.T) {

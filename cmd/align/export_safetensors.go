@@ -1,25 +1,30 @@
 // align export safetensors: rewrite a model file with another weight dtype (BF16, F16 or
 // int8 for distribution, F32 back), keeping its config, tokenizer and other metadata.
 // Optimizer state and the training position are dropped: the output is a model, not a
-// resumable checkpoint. int8 quantizes every tensor of two or more dimensions with per-row
+// resumable checkpoint. With --adapter, the generator is written with LoRA adapters merged
+// into it by weight (a mix of fine-tunings of one base, generator.go), a plain model file
+// that every command loads. int8 quantizes every tensor of two or more dimensions with per-row
 // scales (nn/quantize.go) and writes the others (biases, norm gains) as BF16, where one F32
 // scale per element would outweigh the saving; every model loader reads such a file.
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/spf13/cobra"
 )
 
 // ExportSafetensorsOptions are the flags of `align export safetensors`.
 type ExportSafetensorsOptions struct {
-	Model  string
-	Output string
-	DType  string
+	Model    string
+	Adapters []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into the generator
+	Output   string
+	DType    string
 }
 
 func newCmdExportSafetensors(runF func(*ExportSafetensorsOptions) error) *cobra.Command {
@@ -31,13 +36,17 @@ func newCmdExportSafetensors(runF func(*ExportSafetensorsOptions) error) *cobra.
 			"BF16 halves the size and keeps float32's range; the weights load back as float32.\n" +
 			"int8 stores every tensor of 2 or more dimensions as int8 with one scale per row, at about\n" +
 			"half of BF16's size (1-D tensors stay BF16); it loads back as float32 too.\n" +
-			"Config, tokenizer and calibration are kept; optimizer state and the step are dropped.",
+			"Config, tokenizer and calibration are kept; optimizer state and the step are dropped.\n\n" +
+			"--adapter merges LoRA adapters of align finetune into a generator with weights, W + Σ w_i ΔW_i,\n" +
+			"and writes the mix as a plain model file (its \"merged_adapters\" metadata lists them);\n" +
+			"without --model, into the base they were trained on.",
 		Example: `  $ align export safetensors --model base/model.safetensors --dtype bf16 -o assets/image-base.safetensors
-  $ align export safetensors --model base/model.safetensors --dtype int8 -o image-base-int8.safetensors`,
+  $ align export safetensors --model base/model.safetensors --dtype int8 -o image-base-int8.safetensors
+  $ align export safetensors --adapter dpo-vq/adapter.safetensors=0.7 --adapter dpo-ta/adapter.safetensors=0.3 --dtype f32 -o mix.safetensors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Model == "" {
-				return flagErrorf("--model is required")
+			if opts.Model == "" && len(opts.Adapters) == 0 {
+				return flagErrorf("--model is required (or --adapter)")
 			}
 			if opts.Output == "" {
 				return flagErrorf("--output is required")
@@ -53,6 +62,7 @@ func newCmdExportSafetensors(runF func(*ExportSafetensorsOptions) error) *cobra.
 		},
 	}
 	cmd.Flags().StringVar(&opts.Model, "model", "", "model file to convert (.safetensors)")
+	cmd.Flags().StringArrayVar(&opts.Adapters, "adapter", nil, adapterUsage)
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output file")
 	cmd.Flags().StringVar(&opts.DType, "dtype", "bf16", "weight dtype: bf16, f16, f32 or int8")
 	return cmd
@@ -73,7 +83,7 @@ func parseDType(s string) (nn.DType, error) {
 }
 
 func exportSafetensorsRun(cmd *cobra.Command, opts *ExportSafetensorsOptions, dt nn.DType) error {
-	c, err := nn.LoadCheckpoint(opts.Model)
+	c, from, err := exportSource(opts)
 	if err != nil {
 		return err
 	}
@@ -87,7 +97,6 @@ func exportSafetensorsRun(cmd *cobra.Command, opts *ExportSafetensorsOptions, dt
 	if err := out.Save(opts.Output); err != nil {
 		return err
 	}
-	in, _ := os.Stat(opts.Model)
 	o, err := os.Stat(opts.Output)
 	if err != nil {
 		return err
@@ -96,7 +105,45 @@ func exportSafetensorsRun(cmd *cobra.Command, opts *ExportSafetensorsOptions, dt
 	if dt == nn.I8 {
 		as = "I8 (fewer than 2 dimensions as BF16)"
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d tensors as %s, %.1f MB (from %.1f MB)\n",
-		opts.Output, len(out.Tensors), as, float64(o.Size())/1e6, float64(in.Size())/1e6)
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d tensors as %s, %.1f MB (%s)\n",
+		opts.Output, len(out.Tensors), as, float64(o.Size())/1e6, from)
 	return nil
 }
+
+// exportSource is the checkpoint to rewrite and where it came from: --model's file, or with
+// --adapter the generator with the adapters merged into it.
+func exportSource(opts *ExportSafetensorsOptions) (*nn.Checkpoint, string, error) {
+	if len(opts.Adapters) == 0 {
+		c, err := nn.LoadCheckpoint(opts.Model)
+		if err != nil {
+			return nil, "", err
+		}
+		in, err := os.Stat(opts.Model)
+		if err != nil {
+			return nil, "", err
+		}
+		return c, fmt.Sprintf("from %.1f MB", float64(in.Size())/1e6), nil
+	}
+	adapters, err := parseAdapters(opts.Adapters)
+	if err != nil {
+		return nil, "", err
+	}
+	m, name, err := loadGeneratorMix(kernels.NewCPU(0), opts.Model, adapters)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := m.Checkpoint()
+	if err != nil {
+		return nil, "", err
+	}
+	js, err := json.Marshal(adapters)
+	if err != nil {
+		return nil, "", err
+	}
+	c.Extra[metaMergedAdapters] = string(js)
+	return c, name, nil
+}
+
+// metaMergedAdapters is the metadata key listing the adapters merged into an exported
+// generator: [{"path":...,"weight":...}, ...].
+const metaMergedAdapters = "merged_adapters"

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/alignkit/align/assets"
@@ -89,19 +91,94 @@ func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diff
 	return m, fmt.Sprintf("%s (LoRA on %s)", path, baseName), nil
 }
 
+// adapterUsage is the help of --adapter, on the commands that sample a generator.
+const adapterUsage = "LoRA adapter file of align finetune merged into --model's weights, `PATH[=WEIGHT]` (weight default 1); " +
+	"repeat it to mix fine-tunings of one base in weight space, W + Σ w_i ΔW_i (e.g. one Flow-DPO adapter per " +
+	"reward dimension, weighted per run); without --model, the base the adapters were trained on"
+
+// adapterWeight is one --adapter: an adapter file and the weight of its update.
+type adapterWeight struct {
+	Path   string  `json:"path"`
+	Weight float64 `json:"weight"`
+}
+
+// parseAdapters reads --adapter values, PATH or PATH=WEIGHT (a finite number; a path that
+// itself holds "=" takes an explicit weight).
+func parseAdapters(specs []string) ([]adapterWeight, error) {
+	out := make([]adapterWeight, len(specs))
+	for i, s := range specs {
+		a := adapterWeight{Path: s, Weight: 1}
+		if j := strings.LastIndexByte(s, '='); j >= 0 {
+			w, err := strconv.ParseFloat(s[j+1:], 64)
+			if err != nil || math.IsNaN(w) || math.IsInf(w, 0) {
+				return nil, flagErrorf("--adapter %q: the weight after \"=\" must be a finite number, got %q (a path holding \"=\" takes one: PATH=1)", s, s[j+1:])
+			}
+			a = adapterWeight{Path: s[:j], Weight: w}
+		}
+		if a.Path == "" {
+			return nil, flagErrorf("--adapter %q: no file", s)
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+// loadGeneratorMix is loadGenerator with the adapters merged into the model's weights,
+// W + Σ w_i ΔW_i (dpo.MergeAdapters); each must have been trained on those weights. With no
+// path the base is the one the first adapter names. The name for reports lists the mix.
+func loadGeneratorMix(dev kernels.Device, path string, adapters []adapterWeight) (*diffusion.DiT, string, error) {
+	if len(adapters) == 0 {
+		return loadGenerator(dev, path)
+	}
+	cs := make([]*nn.Checkpoint, len(adapters))
+	ws := make([]float64, len(adapters))
+	bases := make([]string, len(adapters))
+	for i, a := range adapters {
+		c, err := nn.LoadCheckpoint(a.Path)
+		if err != nil {
+			return nil, "", fmt.Errorf("--adapter: %w", err)
+		}
+		base, ok := dpo.AdapterBase(c)
+		if !ok {
+			return nil, "", flagErrorf("--adapter %s: not a LoRA adapter file of align finetune (a model file goes to --model)", a.Path)
+		}
+		cs[i], ws[i], bases[i] = c, a.Weight, cmp.Or(base, "default")
+	}
+	if path == "" {
+		path = bases[0]
+	}
+	m, name, err := loadGenerator(dev, path)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := dpo.MergeAdapters(m, cs, ws); err != nil {
+		var trained []string
+		for i, a := range adapters {
+			trained = append(trained, fmt.Sprintf("%s on %s", a.Path, bases[i]))
+		}
+		return nil, "", fmt.Errorf("--adapter: %w\n---> HINT: an adapter applies to the weights it was trained on (%s); --model is %s",
+			err, strings.Join(trained, ", "), name)
+	}
+	parts := make([]string, len(adapters))
+	for i, a := range adapters {
+		parts[i] = fmt.Sprintf("%g x %s", a.Weight, a.Path)
+	}
+	return m, fmt.Sprintf("%s + %s", name, strings.Join(parts, " + ")), nil
+}
+
 // isDefaultModel reports whether --model names an embedded generator ("" and "default": the
 // image model, "default-video": the video model) rather than a file.
 func isDefaultModel(path string) bool {
 	return path == "" || path == "default" || path == "default-video"
 }
 
-// loadGeneratorKind is loadGenerator for commands with --video: the model's kind must match,
-// and no path means the embedded default video model.
-func loadGeneratorKind(dev kernels.Device, path string, video bool) (*diffusion.DiT, string, error) {
-	if path == "" && video {
+// loadGeneratorKind is loadGeneratorMix for commands with --video: the model's kind must
+// match, and no path (and no adapter naming its base) means the embedded default video model.
+func loadGeneratorKind(dev kernels.Device, path string, video bool, adapters []adapterWeight) (*diffusion.DiT, string, error) {
+	if path == "" && video && len(adapters) == 0 {
 		path = "default-video"
 	}
-	m, name, err := loadGenerator(dev, path)
+	m, name, err := loadGeneratorMix(dev, path, adapters)
 	if err != nil {
 		return nil, "", err
 	}

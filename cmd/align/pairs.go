@@ -33,6 +33,7 @@ type PairsOptions struct {
 	Prompts       []string // --prompt, repeatable
 	PromptsFile   string   // --prompts: text (one per line) or JSONL ({"prompt": ...})
 	Model         string
+	Adapters      []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into it
 	Rewards       []string // --reward (repeatable): one model, or several side by side
 	Manifest      string
 	ORTLibrary    string
@@ -115,6 +116,7 @@ another reward model selects from the same candidates without sampling them agai
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
 	f.StringVar(&opts.Model, "model", "", "generator model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
+	f.StringArrayVar(&opts.Adapters, "adapter", nil, adapterUsage)
 	f.StringArrayVar(&opts.Rewards, "reward", []string{"default"}, "reward model: default (embedded, for the generator's kind), FILE.safetensors (align reward train), FILE.onnx or its manifest FILE.json, or a remote model's manifest FILE.json; repeat it to score with several (their dimensions side by side under --weights)")
 	f.StringVar(&opts.Manifest, "manifest", "", "manifest of an ONNX reward model (default: FILE.onnx with .json)")
 	f.StringVar(&opts.ORTLibrary, "onnxruntime", "", "ONNX Runtime library (ONNX reward models)")
@@ -251,7 +253,11 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := loadGenerator(dev, opts.Model)
+	adapters, err := parseAdapters(opts.Adapters)
+	if err != nil {
+		return err
+	}
+	m, _, err := loadGeneratorMix(dev, opts.Model, adapters)
 	if err != nil {
 		return err
 	}

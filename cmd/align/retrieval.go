@@ -29,6 +29,7 @@ import (
 // RetrievalOptions are the flags of `align retrieval`.
 type RetrievalOptions struct {
 	Model             string
+	Adapters          []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into it
 	Data              string
 	Video             bool // asserts a video model (the model file decides)
 	NumPrompts        int
@@ -47,6 +48,7 @@ type RetrievalOptions struct {
 // retrievalReport is what `align retrieval --json` prints.
 type retrievalReport struct {
 	Model             string            `json:"model"`
+	Adapters          []adapterWeight   `json:"adapters,omitempty"`
 	Data              string            `json:"data"`
 	DatasetVersion    string            `json:"dataset_version"`
 	Kind              string            `json:"kind"`
@@ -108,6 +110,7 @@ Everything (prompts, noise, controls) follows from --seed.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
+	f.StringArrayVar(&opts.Adapters, "adapter", nil, adapterUsage)
 	f.StringVar(&opts.Data, "data", "data/emoji", "dataset directory the model was trained on (align data prepare or import)")
 	f.BoolVar(&opts.Video, "video", false, "expect a video model (the model file decides the kind)")
 	f.IntVar(&opts.NumPrompts, "num-prompts", 200, "held-in prompts, one per training concept (report with >= 100)")
@@ -155,11 +158,15 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 	}
 	// The model's kind decides; --video only checks it, or without --model picks the embedded
 	// video model.
+	adapters, err := parseAdapters(opts.Adapters)
+	if err != nil {
+		return err
+	}
 	var m *diffusion.DiT
-	if opts.Model == "" && opts.Video {
-		m, _, err = loadGeneratorKind(dev, "", true)
+	if opts.Model == "" && opts.Video && len(adapters) == 0 {
+		m, _, err = loadGeneratorKind(dev, "", true, nil)
 	} else {
-		m, _, err = loadGenerator(dev, opts.Model)
+		m, _, err = loadGeneratorMix(dev, opts.Model, adapters)
 	}
 	if err != nil {
 		return err
@@ -177,7 +184,7 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 	if opts.NumPrompts < 100 {
 		fmt.Fprintf(stderr, "align: warning: %d prompts; report the measure with at least 100 (the intervals are wide)\n", opts.NumPrompts)
 	}
-	rep := retrievalReport{Model: opts.Model, Data: opts.Data, Kind: cfg.Kind, Seed: opts.Seed, NumPrompts: opts.NumPrompts,
+	rep := retrievalReport{Model: opts.Model, Adapters: adapters, Data: opts.Data, Kind: cfg.Kind, Seed: opts.Seed, NumPrompts: opts.NumPrompts,
 		Sampler: opts.Sampler, NumInferenceSteps: opts.NumInferenceSteps, GuidanceScale: opts.GuidanceScale, Shift: opts.Shift}
 	if rep.Shift == 0 {
 		rep.Shift = cfg.Shift

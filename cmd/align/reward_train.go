@@ -459,7 +459,7 @@ func rewardTrainRun(cmd *cobra.Command, opts *RewardTrainOptions) error {
 // newLatentTrainer cuts a latent reward model from --generator and builds its trainer.
 func newLatentTrainer(dev kernels.Device, opts *RewardTrainOptions, dims []string) (*rewards.Trainer, error) {
 	tc := opts.Train
-	g, _, err := loadGeneratorKind(dev, opts.Generator, opts.Video)
+	g, _, err := loadGeneratorKind(dev, opts.Generator, opts.Video, nil)
 	if err != nil {
 		return nil, err
 	}

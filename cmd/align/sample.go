@@ -38,6 +38,7 @@ type SampleOptions struct {
 	Prompts            []string // --prompt, repeatable
 	PromptsFile        string   // --prompts: text (one per line) or JSONL ({"prompt": ...})
 	Model              string   // --model: a .safetensors model file
+	Adapters           []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into it
 	Video              bool     // --video: the model must be a video model
 	NumInferenceSteps  int
 	GuidanceScale      float64
@@ -153,7 +154,11 @@ default --reward aesthetic.json):
                               joint or --reward-condition-per-dim, scale --reward-condition-scale
 
 --reward-weights weigh the z-scored dimensions (λ_d for NRG); sample i of particle or
-candidate j draws from stream i*k+j.`,
+candidate j draws from stream i*k+j.
+
+Fine-tunings mixed per run: --adapter PATH=WEIGHT (repeatable) merges LoRA adapters of
+align finetune into --model's weights, W + Σ w_i ΔW_i, e.g. one Flow-DPO run per reward
+dimension weighted as this run asks (rewarded soups; README, "Mixing fine-tunings").`,
 		Example: `  $ align sample --model base/model.safetensors --prompt "red apple" -o out/
   $ align sample --model base/model.safetensors --prompts prompts.txt --num-images-per-prompt 4 --seed 7
   $ align sample --model video/model.safetensors --video --prompt "a red apple moving left" --sampler heun
@@ -162,6 +167,7 @@ candidate j draws from stream i*k+j.`,
   $ align sample --prompt "red apple" --reward-guidance-scale 100 --reward-weights vq=1
   $ align sample --model base/model.safetensors --prompt "red apple" --reward latent/model.safetensors --reward-guidance-scale 10 --reward-weights ta=1
   $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=1.5 --reward-condition-scale 3
+  $ align sample --adapter dpo-vq/adapter.safetensors=0.7 --adapter dpo-ta/adapter.safetensors=0.3 --prompt "red apple"
   $ align sample --prompts prompts.txt --precision bf16   # BF16 products: a CPU with AVX512_BF16 (align info: cpu bf16) or a GPU`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -187,6 +193,7 @@ candidate j draws from stream i*k+j.`,
 	f.StringArrayVar(&opts.Prompts, "prompt", nil, "text prompt (repeatable)")
 	f.StringVar(&opts.PromptsFile, "prompts", "", "file of prompts: one per line, or JSONL with a \"prompt\" field")
 	f.StringVar(&opts.Model, "model", "", "model file (.safetensors) written by align pretrain, or default-video (default: the embedded image model)")
+	f.StringArrayVar(&opts.Adapters, "adapter", nil, adapterUsage)
 	f.BoolVar(&opts.Video, "video", false, "generate videos (the model must be a video model)")
 	f.IntVar(&opts.NumInferenceSteps, "num-inference-steps", 28, "denoising steps")
 	f.Float64Var(&opts.GuidanceScale, "guidance-scale", 4.0, "classifier-free guidance scale (<= 1 disables guidance)")
@@ -375,7 +382,11 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	if err != nil {
 		return err
 	}
-	m, modelName, err := loadGeneratorKind(dev, opts.Model, opts.Video)
+	adapters, err := parseAdapters(opts.Adapters)
+	if err != nil {
+		return err
+	}
+	m, modelName, err := loadGeneratorKind(dev, opts.Model, opts.Video, adapters)
 	if err != nil {
 		return err
 	}
@@ -551,14 +562,9 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 	rep := &steeringReport{}
 	st.report = rep
 	if opts.RewardCondition != "" {
-		var maxes []float64 // training maxima stored by align finetune --method reward-cond
-		if opts.Model != "" && len(m.Config.RewardDims) > 0 {
-			var err error
-			if maxes, err = diffusion.ReadRewardConditionMax(opts.Model, m.Config.RewardDims); err != nil {
-				return nil, err
-			}
-		}
-		target, err := guidance.ParseRewardCondition(opts.RewardCondition, m.Config.RewardDims, maxes)
+		// The training maxima stored by align finetune --method reward-cond, read with the
+		// model file (or its adapters).
+		target, err := guidance.ParseRewardCondition(opts.RewardCondition, m.Config.RewardDims, m.RewardConditionMax)
 		if err != nil {
 			return nil, usageError{err}
 		}

@@ -23,7 +23,7 @@ func TestClipWriterFidelity(t *testing.T) {
 		t.Skip("samples 8 clips (7 s); the race run skips it")
 	}
 	testvideo.Require(t)
-	m, _, err := loadGeneratorKind(kernels.NewCPU(0), "", true)
+	m, _, err := loadGeneratorKind(kernels.NewCPU(0), "", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,143 @@
+// Tests of --adapter: LoRA adapters of one base mixed by weight in align sample and align
+// export safetensors. Weight 1 alone is the adapter's model, weight 0 the base; a mix's
+// weights are the base plus the weighted updates (checked by linearity on the exported
+// files); a mix samples as its exported file does; bad weights, model files given as
+// adapters and adapters of other weights are refused with the flag named.
+//
+// Test: go test ./cmd/align -run AdapterMix
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alignkit/align/nn"
+)
+
+func TestAdapterMix(t *testing.T) {
+	dir, model, pairs, _ := finetuneFixture(t)
+	run := func(want int, args ...string) (string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := Main(args, &stdout, &stderr); code != want {
+			t.Fatalf("align %s: exit %d, want %d: %s", strings.Join(args, " "), code, want, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	// Two adapters of the base: other targets, seeds and ranks.
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, r := range []struct{ out, seed, rank, targets string }{{a, "1", "2", "qkv,proj"}, {b, "2", "3", "proj,fc1,fc2"}} {
+		run(exitOK, "finetune", "--pairs", pairs, "--model", model, "-o", r.out, "--lora-rank", r.rank, "--lora-targets", r.targets,
+			"--seed", r.seed, "--max-train-steps", "2", "--train-batch-size", "2", "--lr-warmup-steps", "0", "--learning-rate", "1e-2")
+	}
+	a, b = filepath.Join(a, "adapter.safetensors"), filepath.Join(b, "adapter.safetensors")
+
+	// Exported mixes, and the reference files: the base, and each adapter at weight 1 alone.
+	export := func(name string, args ...string) map[string][]float32 {
+		t.Helper()
+		out := filepath.Join(dir, name+".safetensors")
+		run(exitOK, append([]string{"export", "safetensors", "--dtype", "f32", "-o", out}, args...)...)
+		c, err := nn.LoadCheckpoint(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := map[string][]float32{}
+		for _, x := range c.Tensors {
+			w[x.Name] = x.Data
+		}
+		return w
+	}
+	base := export("base", "--model", model)
+	onlyA, onlyB := export("only-a", "--adapter", a), export("only-b", "--model", model, "--adapter", b+"=1")
+	mix := export("mix", "--adapter", a+"=0.5", "--adapter", b+"=-1.5")
+	zero := export("zero", "--adapter", a+"=0")
+	movedA, movedB := 0, 0
+	for name, w0 := range base {
+		for i, v := range w0 {
+			da, db := float64(onlyA[name][i]-v), float64(onlyB[name][i]-v)
+			want := float64(v) + 0.5*da - 1.5*db
+			if got := float64(mix[name][i]); math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+				t.Fatalf("%s[%d]: the mix has %v, base + 0.5 ΔA - 1.5 ΔB is %v", name, i, got, want)
+			}
+			if zero[name][i] != v {
+				t.Fatalf("%s[%d]: weight 0 gives %v, the base %v", name, i, zero[name][i], v)
+			}
+			if da != 0 {
+				movedA++
+			}
+			if db != 0 {
+				movedB++
+			}
+		}
+	}
+	if movedA == 0 || movedB == 0 {
+		t.Fatalf("the adapters moved %d and %d weights: the test would not see a weight ignored", movedA, movedB)
+	}
+	c, err := nn.LoadCheckpoint(filepath.Join(dir, "mix.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []adapterWeight
+	if err := json.Unmarshal([]byte(c.Extra[metaMergedAdapters]), &listed); err != nil || len(listed) != 2 ||
+		listed[0] != (adapterWeight{a, 0.5}) || listed[1] != (adapterWeight{b, -1.5}) {
+		t.Errorf("merged_adapters metadata %q (%v)", c.Extra[metaMergedAdapters], err)
+	}
+
+	// align sample: --adapter A is --model A (the same merge, the same bits), a mix samples as
+	// its exported file, and the report names the mix.
+	sample := func(name string, args ...string) []byte {
+		t.Helper()
+		out := filepath.Join(dir, "samples-"+name)
+		stdout, _ := run(exitOK, append([]string{"sample", "--prompt", "red apple", "--prompt", "blue car", "--num-inference-steps", "2",
+			"--seed", "4", "-o", out, "--json"}, args...)...)
+		if name == "mix" && !strings.Contains(stdout, "0.5 x "+a+" + -1.5 x "+b) {
+			t.Errorf("the report does not name the mix: %s", stdout)
+		}
+		grid, err := os.ReadFile(filepath.Join(out, "grid.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return grid
+	}
+	if !bytes.Equal(sample("adapter-flag", "--model", model, "--adapter", a), sample("adapter-model", "--model", a)) {
+		t.Error("--adapter A samples other images than --model A")
+	}
+	mixed := sample("mix", "--adapter", a+"=0.5", "--adapter", b+"=-1.5")
+	if !bytes.Equal(mixed, sample("mix-file", "--model", filepath.Join(dir, "mix.safetensors"))) {
+		t.Error("the mix samples other images than its exported file")
+	}
+	if bytes.Equal(mixed, sample("base", "--model", model)) {
+		t.Error("the mix samples the base's images: the test would not see the adapters ignored")
+	}
+
+	// Refused: a weight that is not a finite number, a model file as an adapter, an adapter on
+	// other weights (here the mix), and a missing file.
+	for _, c := range []struct {
+		code int
+		args []string
+		want []string
+	}{
+		{exitUsage, []string{"--adapter", a + "=half"}, []string{`--adapter "` + a + `=half"`, "finite number"}},
+		{exitUsage, []string{"--adapter", a + "=NaN"}, []string{"finite number"}},
+		{exitUsage, []string{"--adapter", "=1"}, []string{"no file"}},
+		{exitUsage, []string{"--adapter", model}, []string{"--adapter " + model + ": not a LoRA adapter file"}},
+		{exitError, []string{"--model", filepath.Join(dir, "mix.safetensors"), "--adapter", a}, []string{"--adapter: " + a, "other base weights",
+			a + " on " + model, "--model is " + filepath.Join(dir, "mix.safetensors")}},
+		{exitError, []string{"--adapter", filepath.Join(dir, "gone.safetensors")}, []string{"--adapter: load open", "gone.safetensors"}},
+	} {
+		_, stderr := run(c.code, append([]string{"sample", "--prompt", "red apple", "--num-inference-steps", "1", "-o", filepath.Join(dir, "bad")}, c.args...)...)
+		for _, w := range c.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%v: %q does not say %q", c.args, stderr, w)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); err == nil {
+		t.Error("a refused run wrote its output directory")
+	}
+}
