@@ -14,6 +14,8 @@
 #   make align-experiment Flow-DPO (TA-only, equal weights, (1-t)^2 beta), Flow-RWR and SFT against
 #                the base on held-out prompts, judged by the training reward and a held-out judge
 #   make dpo-beta-sweep   TA-only Flow-DPO for each beta in EXP_BETAS, same evaluation
+#   make mix-experiment   VQ-only and TA-only Flow-DPO adapters mixed by weight (align sample
+#                --adapter) for each TA weight of MIX_WEIGHTS, same evaluation
 #   make preference-experiment   a reward model taught an annotator's labelled pairs (reward train
 #                --pairs) against one without, on held-out labels and in best-of-4 sampling
 #   make finetune-validation   TA-only Flow-DPO on the embedded model watched by --validation-prompt
@@ -29,7 +31,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test test-race vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep steering-experiment steering-cost preference-experiment finetune-validation
+.PHONY: all setup openblas build test test-race vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep mix-experiment steering-experiment steering-cost preference-experiment finetune-validation
 
 all: build
 
@@ -337,6 +339,26 @@ $(EXP)/table.md: $(foreach m,$(EXP_METHODS),$(EXP)/eval-$(m).json)
 	@cat $@
 $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 	./$(BIN) eval table $(foreach b,$(EXP_BETAS),beta-$(b)=$(EXP)/eval-dpo-ta-b$(b).json) > $@.tmp && mv $@.tmp $@
+	@cat $@
+
+# ---- Mixing fine-tunings: one Flow-DPO adapter per dimension, weighted per run ----
+# VQ-only and TA-only Flow-DPO (LoRA, the same candidates, steps and beta as dpo-ta) merged into
+# the generator as (1 - w) VQ + w TA (align sample --adapter PATH=WEIGHT) for each w of
+# MIX_WEIGHTS, every mix evaluated against the base like the methods above, beside dpo-eq (one
+# run on the pairs of the equal-weight sum). EXP_PAIR_PROMPTS=300 makes it about 45 minutes on
+# 2 cores, reward models included (README, "Mixing fine-tunings").
+#   make mix-experiment RUNS=runs EXP=runs/mix-exp EXP_PAIR_PROMPTS=300
+MIX_WEIGHTS      ?= 0 0.25 0.5 0.75 1
+mix-experiment: $(EXP)/table-mix.md
+$(EXP)/pairs-vq.jsonl: $(EXP)/scored.jsonl
+	./$(BIN) pairs --from-scored $< --weights vq=1,ta=0 -o $@
+$(EXP)/dpo-vq/model.safetensors: $(EXP)/pairs-vq.jsonl
+	$(EXP_FINETUNE) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
+$(EXP)/samples/mix-ta%/samples.json: $(EXP)/dpo-vq/model.safetensors $(EXP)/dpo-ta/model.safetensors $(EXP)/prompts-eval.txt
+	$(call exp_sample,$(EXP_MODEL) --adapter $(EXP)/dpo-vq/adapter.safetensors=$$(awk 'BEGIN { print 1 - $* }') \
+		--adapter $(EXP)/dpo-ta/adapter.safetensors=$*) -o $(@D)
+$(EXP)/table-mix.md: $(foreach w,$(MIX_WEIGHTS),$(EXP)/eval-mix-ta$(w).json) $(EXP)/eval-dpo-eq.json
+	./$(BIN) eval table $(foreach w,$(MIX_WEIGHTS),ta-weight-$(w)=$(EXP)/eval-mix-ta$(w).json) dpo-eq=$(EXP)/eval-dpo-eq.json > $@.tmp && mv $@.tmp $@
 	@cat $@
 
 # ---- Steering experiment: controllability of reward-steered sampling on the embedded image model ----

@@ -23,6 +23,7 @@ package dpo
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -231,7 +232,8 @@ func ApplyAdapter(m *diffusion.DiT, c *nn.Checkpoint) (LoRAConfig, []*nn.Linear,
 // ΔW_i = (alpha_i/r_i) B_i A_i, the weight-space mixture of fine-tunings of one base
 // (rewarded soups, arXiv 2306.04488). Every adapter must have been trained on m's weights
 // as they are (ApplyAdapter's checks, all made before any merge); m's reward-condition
-// maxima become the adapters' where they have some, which must then agree.
+// maxima become the adapters' where they have some, which must then agree. An adapter whose
+// tensors fail to load leaves m partly merged: discard it on an error.
 func MergeAdapters(m *diffusion.DiT, cs []*nn.Checkpoint, ws []float64) error {
 	if len(cs) != len(ws) {
 		return fmt.Errorf("dpo: %d adapters and %d weights", len(cs), len(ws))
@@ -269,6 +271,10 @@ func MergeAdapters(m *diffusion.DiT, cs []*nn.Checkpoint, ws []float64) error {
 
 // sameMax reports whether two reward-condition maxima agree: equal, or both absent (NaN).
 func sameMax(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+
+// ErrOtherBase is the error of an adapter applied to weights other than those it was trained
+// on.
+var ErrOtherBase = errors.New("trained on other base weights")
 
 // adapter is an adapter file checked against the model it is to be applied to.
 type adapter struct {
@@ -310,8 +316,8 @@ func checkAdapter(m *diffusion.DiT, c *nn.Checkpoint, crc uint32) (adapter, erro
 			return a, fmt.Errorf("%s: metadata %s %q: %w", path, metaBaseCRC, hex, err)
 		}
 		if crc != uint32(want) {
-			return a, fmt.Errorf("%s: trained on other base weights (CRC-32C %08x, these are %08x): the base model changed after the adapter was trained",
-				path, want, crc)
+			return a, fmt.Errorf("%s: %w (CRC-32C %08x, these are %08x): the base model changed after the adapter was trained",
+				path, ErrOtherBase, want, crc)
 		}
 	}
 	a.maxes, err = diffusion.RewardConditionMaxFromMeta(c.Extra, cfg.RewardDims)

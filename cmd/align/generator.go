@@ -152,6 +152,9 @@ func loadGeneratorMix(dev kernels.Device, path string, adapters []adapterWeight)
 		return nil, "", err
 	}
 	if err := dpo.MergeAdapters(m, cs, ws); err != nil {
+		if !errors.Is(err, dpo.ErrOtherBase) {
+			return nil, "", fmt.Errorf("--adapter: %w", err)
+		}
 		var trained []string
 		for i, a := range adapters {
 			trained = append(trained, fmt.Sprintf("%s on %s", a.Path, bases[i]))
