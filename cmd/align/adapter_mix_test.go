@@ -1,7 +1,7 @@
 // Tests of --adapter: LoRA adapters of one base mixed by weight in align sample and align
 // export safetensors. Weight 1 alone is the adapter's model, weight 0 the base; a mix's
 // weights are the base plus the weighted updates (checked by linearity on the exported
-// files); a mix samples as its exported file does; bad weights, model files given as
+// files); a mix samples (align sample, align pairs) as its exported file does; bad weights, model files given as
 // adapters and adapters of other weights are refused with the flag named.
 //
 // Test: go test ./cmd/align -run AdapterMix
@@ -10,6 +10,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/alignkit/align/nn"
+	"github.com/alignkit/align/rewards"
 )
 
 func TestAdapterMix(t *testing.T) {
@@ -113,6 +115,28 @@ func TestAdapterMix(t *testing.T) {
 	}
 	if bytes.Equal(mixed, sample("base", "--model", model)) {
 		t.Error("the mix samples the base's images: the test would not see the adapters ignored")
+	}
+
+	// align pairs: the mix's candidates are its exported file's.
+	reward := writeRewardModel(t, dir, rewards.KindImage)
+	candidates := func(name string, args ...string) []byte {
+		t.Helper()
+		out := filepath.Join(dir, "pairs-"+name+".jsonl")
+		run(exitOK, append([]string{"pairs", "--prompt", "red apple", "--reward", reward, "--num-candidates", "2", "--num-inference-steps", "2",
+			"--seed", "4", "--scored", "-o", out}, args...)...)
+		var all []byte
+		for i := range 2 {
+			b, err := os.ReadFile(filepath.Join(dir, "pairs-"+name+"-images", fmt.Sprintf("000000-%02d-red-apple.png", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		return all
+	}
+	if !bytes.Equal(candidates("mix", "--adapter", a+"=0.5", "--adapter", b+"=-1.5"),
+		candidates("mix-file", "--model", filepath.Join(dir, "mix.safetensors"))) {
+		t.Error("align pairs --adapter: the mix's candidates differ from its exported file's")
 	}
 
 	// Refused: a weight that is not a finite number, a model file as an adapter, an adapter on
