@@ -344,10 +344,11 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 # ---- Mixing fine-tunings: one Flow-DPO adapter per dimension, weighted per run ----
 # VQ-only and TA-only Flow-DPO (LoRA, the same candidates, steps and beta as dpo-ta) merged into
 # the generator as (1 - w) VQ + w TA (align sample --adapter PATH=WEIGHT) for each w of
-# MIX_WEIGHTS, every mix evaluated against the base like the methods above, beside dpo-eq (one
-# run on the pairs of the equal-weight sum). EXP_PAIR_PROMPTS=300 makes it about 45 minutes on
-# 2 cores, reward models included (README, "Mixing fine-tunings").
-#   make mix-experiment RUNS=runs EXP=runs/mix-exp EXP_PAIR_PROMPTS=300
+# MIX_WEIGHTS, every mix evaluated against the base like the methods above, beside both
+# adapters at weight 1 (mix-both: the two updates added) and dpo-eq (one run on the pairs of the
+# equal-weight sum). With EXP_PAIR_PROMPTS=300 (in its own EXP) about an hour on 2 cores,
+# reward models included (README, "Mixing fine-tunings"):
+#   make mix-experiment RUNS=runs EXP=runs/soup-exp EXP_PAIR_PROMPTS=300
 MIX_WEIGHTS      ?= 0 0.25 0.5 0.75 1
 mix-experiment: $(EXP)/table-mix.md
 $(EXP)/pairs-vq.jsonl: $(EXP)/scored.jsonl
@@ -357,8 +358,11 @@ $(EXP)/dpo-vq/model.safetensors: $(EXP)/pairs-vq.jsonl
 $(EXP)/samples/mix-ta%/samples.json: $(EXP)/dpo-vq/model.safetensors $(EXP)/dpo-ta/model.safetensors $(EXP)/prompts-eval.txt
 	$(call exp_sample,$(EXP_MODEL) --adapter $(EXP)/dpo-vq/adapter.safetensors=$$(awk 'BEGIN { print 1 - $* }') \
 		--adapter $(EXP)/dpo-ta/adapter.safetensors=$*) -o $(@D)
-$(EXP)/table-mix.md: $(foreach w,$(MIX_WEIGHTS),$(EXP)/eval-mix-ta$(w).json) $(EXP)/eval-dpo-eq.json
-	./$(BIN) eval table $(foreach w,$(MIX_WEIGHTS),ta-weight-$(w)=$(EXP)/eval-mix-ta$(w).json) dpo-eq=$(EXP)/eval-dpo-eq.json > $@.tmp && mv $@.tmp $@
+$(EXP)/samples/mix-both/samples.json: $(EXP)/dpo-vq/model.safetensors $(EXP)/dpo-ta/model.safetensors $(EXP)/prompts-eval.txt
+	$(call exp_sample,$(EXP_MODEL) --adapter $(EXP)/dpo-vq/adapter.safetensors=1 --adapter $(EXP)/dpo-ta/adapter.safetensors=1) -o $(@D)
+$(EXP)/table-mix.md: $(foreach w,$(MIX_WEIGHTS),$(EXP)/eval-mix-ta$(w).json) $(EXP)/eval-mix-both.json $(EXP)/eval-dpo-eq.json
+	./$(BIN) eval table $(foreach w,$(MIX_WEIGHTS),ta-weight-$(w)=$(EXP)/eval-mix-ta$(w).json) both-at-1=$(EXP)/eval-mix-both.json \
+		dpo-eq=$(EXP)/eval-dpo-eq.json > $@.tmp && mv $@.tmp $@
 	@cat $@
 
 # ---- Steering experiment: controllability of reward-steered sampling on the embedded image model ----
