@@ -14,9 +14,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/alignkit/align/diffusion"
+	"github.com/alignkit/align/dpo"
+	"github.com/alignkit/align/kernels"
 	"github.com/alignkit/align/nn"
 	"github.com/alignkit/align/rewards"
 )
@@ -163,5 +167,57 @@ func TestAdapterMix(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bad")); err == nil {
 		t.Error("a refused run wrote its output directory")
+	}
+}
+
+// writeRandomAdapter writes an adapter file of the model file base (rank 4 on qkv and proj,
+// A and B drawn at random, B from N(0, 5^2): an adapter that moves the samples far) to out.
+func writeRandomAdapter(t *testing.T, base, out string, seed uint64) {
+	t.Helper()
+	m, err := diffusion.LoadDiT(testCPU, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dpo.LoRAConfig{Rank: 4, Alpha: 4, Targets: []string{dpo.TargetQKV, dpo.TargetProj}}
+	r := &kernels.RNG{Seed: seed}
+	for _, l := range dpo.EnableLoRA(m, r, c) {
+		b := make([]float32, l.LoRA.B.Len())
+		for i, v := range r.Normals(len(b)) {
+			b[i] = float32(5 * v)
+		}
+		testCPU.CopyFromHost(l.LoRA.B, b)
+	}
+	ck, err := dpo.AdapterCheckpoint(m, c, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ck.Save(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// align retrieval measures a mix as its exported file, and reports the adapters.
+func TestAdapterMixRetrieval(t *testing.T) {
+	data := buildFixtureDataset(t)
+	model := saveRetrievalModel(t, data, diffusion.KindImage)
+	dir := t.TempDir()
+	adapter, mix := filepath.Join(dir, "adapter.safetensors"), filepath.Join(dir, "mix.safetensors")
+	writeRandomAdapter(t, model, adapter, 7)
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"export", "safetensors", "--adapter", adapter + "=0.5", "--dtype", "f32", "-o", mix}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("export: exit %d: %s", code, stderr.String())
+	}
+	args := []string{"--data", data, "--num-prompts", "5", "--num-inference-steps", "2", "--seed", "3"}
+	got, _ := runRetrieval(t, append(args, "--model", model, "--adapter", adapter+"=0.5")...)
+	want, _ := runRetrieval(t, append(args, "--model", mix)...)
+	base, _ := runRetrieval(t, append(args, "--model", model)...)
+	if len(got.Adapters) != 1 || got.Adapters[0] != (adapterWeight{adapter, 0.5}) {
+		t.Errorf("report's adapters %+v", got.Adapters)
+	}
+	if !reflect.DeepEqual(got.Images.Prompts, want.Images.Prompts) {
+		t.Error("the mix's neighbours differ from its exported file's")
+	}
+	if reflect.DeepEqual(got.Images.Prompts, base.Images.Prompts) {
+		t.Error("the mix's neighbours are the base's: the test would not see the adapter ignored")
 	}
 }
