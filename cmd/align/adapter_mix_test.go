@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -220,4 +221,35 @@ func TestAdapterMixRetrieval(t *testing.T) {
 	if reflect.DeepEqual(got.Images.Prompts, base.Images.Prompts) {
 		t.Error("the mix's neighbours are the base's: the test would not see the adapter ignored")
 	}
+}
+
+// parseAdapters accepts a value only as a non-empty path with a finite weight, 1 without
+// "=", and the path and weight put back together are the value's.
+func FuzzParseAdapters(f *testing.F) {
+	for _, s := range []string{"a.safetensors", "a=0.5", "dir=x/a.safetensors=-1e3", "=1", "a=", "a=NaN", "a=+Inf", "a=0x1p-2", "a==1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		as, err := parseAdapters([]string{s})
+		if err != nil {
+			return
+		}
+		a := as[0]
+		if a.Path == "" || math.IsNaN(a.Weight) || math.IsInf(a.Weight, 0) {
+			t.Fatalf("%q parsed as %+v", s, a)
+		}
+		if !strings.Contains(s, "=") {
+			if a.Path != s || a.Weight != 1 {
+				t.Fatalf("%q parsed as %+v", s, a)
+			}
+			return
+		}
+		if !strings.HasPrefix(s, a.Path+"=") {
+			t.Fatalf("%q parsed as %+v", s, a)
+		}
+		w, err := strconv.ParseFloat(s[len(a.Path)+1:], 64)
+		if err != nil || w != a.Weight {
+			t.Fatalf("%q parsed as %+v", s, a)
+		}
+	})
 }
