@@ -221,6 +221,12 @@ func TestAdapterMixRetrieval(t *testing.T) {
 	if reflect.DeepEqual(got.Images.Prompts, base.Images.Prompts) {
 		t.Error("the mix's neighbours are the base's: the test would not see the adapter ignored")
 	}
+	// Without --model the adapter names the base, and a refusal names the mix.
+	stderr.Reset()
+	if code := Main(append([]string{"retrieval", "--video", "--adapter", adapter}, args...), &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "--video given but "+model+" + 1 x "+adapter+" is an image model") {
+		t.Errorf("--video with an image adapter: exit %d, %q", code, stderr.String())
+	}
 }
 
 // parseAdapters accepts a value only as a non-empty path with a finite weight, 1 without

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -257,7 +256,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := loadGeneratorMix(dev, opts.Model, adapters)
+	m, modelName, err := loadGeneratorMix(dev, opts.Model, adapters)
 	if err != nil {
 		return err
 	}
@@ -269,7 +268,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	defer set.close()
 	if set.clips != video {
 		return usageError{fmt.Errorf("%s scores %s but %s generates %ss", set.describe,
-			map[bool]string{true: "clips", false: "images"}[set.clips], cmp.Or(opts.Model, defaultImageModelName), m.Config.Kind)}
+			map[bool]string{true: "clips", false: "images"}[set.clips], modelName, m.Config.Kind)}
 	}
 	dims := set.model.Dims()
 	w, err := rewards.ParseWeights(opts.Weights, dims)
@@ -283,7 +282,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 			return err
 		}
 	case cmd.Flags().Changed("video-format"):
-		return flagErrorf("--video-format sets the file format of a video model's candidates; %s generates images", cmp.Or(opts.Model, defaultImageModelName))
+		return flagErrorf("--video-format sets the file format of a video model's candidates; %s generates images", modelName)
 	}
 	if err := os.MkdirAll(opts.ImagesDir, 0o755); err != nil {
 		return err

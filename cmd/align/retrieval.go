@@ -156,17 +156,18 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 	if err != nil {
 		return err
 	}
-	// The model's kind decides; --video only checks it, or without --model picks the embedded
-	// video model.
 	adapters, err := parseAdapters(opts.Adapters)
 	if err != nil {
 		return err
 	}
+	// The model's kind decides; --video only checks it, or without --model (or adapters
+	// naming their base) picks the embedded video model.
 	var m *diffusion.DiT
+	var name string
 	if opts.Model == "" && opts.Video && len(adapters) == 0 {
-		m, _, err = loadGeneratorKind(dev, "", true, nil)
+		m, name, err = loadGeneratorKind(dev, "", true, nil)
 	} else {
-		m, _, err = loadGeneratorMix(dev, opts.Model, adapters)
+		m, name, err = loadGeneratorMix(dev, opts.Model, adapters)
 	}
 	if err != nil {
 		return err
@@ -175,10 +176,10 @@ func retrievalRun(cmd *cobra.Command, opts *RetrievalOptions) error {
 	video := cfg.Kind == diffusion.KindVideo
 	switch {
 	case opts.Video && !video:
-		return usageError{fmt.Errorf("--video given but %s is an %s model", opts.Model, cfg.Kind)}
+		return usageError{fmt.Errorf("--video given but %s is an %s model", name, cfg.Kind)}
 	case cfg.ImageSize != dataset.ImageSize || cfg.Channels != dataset.Channels || (video && cfg.Frames != dataset.Frames):
 		return fmt.Errorf("%s makes %dx%dx%d samples of %d frames; the retrieval measure takes %dx%dx%d (%d frames for video)",
-			opts.Model, cfg.Channels, cfg.ImageSize, cfg.ImageSize, cfg.Frames, dataset.Channels, dataset.ImageSize,
+			name, cfg.Channels, cfg.ImageSize, cfg.ImageSize, cfg.Frames, dataset.Channels, dataset.ImageSize,
 			dataset.ImageSize, dataset.Frames)
 	}
 	if opts.NumPrompts < 100 {
