@@ -92,7 +92,7 @@ func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diff
 }
 
 // adapterUsage is the help of --adapter, on the commands that sample a generator.
-const adapterUsage = "LoRA adapter file of align finetune merged into --model's weights, `PATH[=WEIGHT]` (weight default 1); " +
+const adapterUsage = "LoRA adapter file of align finetune merged into --model's weights: `PATH=WEIGHT`, or PATH for weight 1; " +
 	"repeat it to mix fine-tunings of one base in weight space, W + Σ w_i ΔW_i (e.g. one Flow-DPO adapter per " +
 	"reward dimension, weighted per run); without --model, the base the adapters were trained on"
 
