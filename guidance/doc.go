@@ -11,10 +11,13 @@
 //	bon.go         best-of-N with any reward and any combiner
 //	rewardcond.go  reward as a condition: --reward-condition parsing and classifier-free
 //	               guidance over reward conditions, joint or per dimension
+//	finetune.go    fine-tune guidance: a fine-tuned model's velocity extrapolated from its
+//	               base's, v_base + w (v_ft - v_base)
 //
 // Everything plugs into diffusion.Sample: NRG and FK are diffusion.Guidance hooks (called
-// after classifier-free guidance on every velocity evaluation), RewardCFG is a
-// SampleOptions.Velocity, best-of-N selects among finished samples.
+// after classifier-free guidance on every velocity evaluation), RewardCFG and
+// FinetuneGuidance are SampleOptions.Velocity functions, best-of-N selects among finished
+// samples.
 //
 // Conventions (algorithms.md section 1): t ≡ sigma in [0, 1], t = 1 is pure noise,
 // x_t = (1-t) x0 + t eps, v = eps - x0, x0_hat = x_t - t v, sampling from t = 1 to 0.

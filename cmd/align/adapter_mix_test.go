@@ -1,7 +1,8 @@
 // Tests of --adapter: LoRA adapters of one base mixed by weight in align sample and align
 // export safetensors. Weight 1 alone is the adapter's model, weight 0 the base; a mix's
 // weights are the base plus the weighted updates (checked by linearity on the exported
-// files); a mix samples (align sample, align pairs) as its exported file does; bad weights, model files given as
+// files); a mix samples (align sample, align pairs) as its exported file does; fine-tune
+// guidance at 0 and 1 samples the base and the mix; bad weights, model files given as
 // adapters and adapters of other weights are refused with the flag named.
 //
 // Test: go test ./cmd/align -run AdapterMix
@@ -118,8 +119,29 @@ func TestAdapterMix(t *testing.T) {
 	if !bytes.Equal(mixed, sample("mix-file", "--model", filepath.Join(dir, "mix.safetensors"))) {
 		t.Error("the mix samples other images than its exported file")
 	}
-	if bytes.Equal(mixed, sample("base", "--model", model)) {
+	baseGrid := sample("base", "--model", model)
+	if bytes.Equal(mixed, baseGrid) {
 		t.Error("the mix samples the base's images: the test would not see the adapters ignored")
+	}
+
+	// Fine-tune guidance: scale 0 is the base, bit for bit, 1 the mix; 2 is reported and
+	// differs from both.
+	if !bytes.Equal(sample("rlg-0", "--adapter", a+"=0.5", "--adapter", b+"=-1.5", "--adapter-guidance-scale", "0"), baseGrid) {
+		t.Error("--adapter-guidance-scale 0 samples other images than the base")
+	}
+	if !bytes.Equal(sample("rlg-1", "--adapter", a+"=0.5", "--adapter", b+"=-1.5", "--adapter-guidance-scale", "1"), mixed) {
+		t.Error("--adapter-guidance-scale 1 samples other images than the mix")
+	}
+	stdout, _ := run(exitOK, "sample", "--prompt", "red apple", "--num-inference-steps", "2", "--seed", "4", "-o", filepath.Join(dir, "rlg-2"),
+		"--json", "--adapter", a, "--adapter-guidance-scale", "2")
+	var rep sampleReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Steering == nil ||
+		len(rep.Steering.Methods) != 1 || rep.Steering.Methods[0] != "adapter-guidance" || rep.Steering.AdapterGuidanceScale != 2 {
+		t.Errorf("--adapter-guidance-scale 2: report %s (%v)", stdout, err)
+	}
+	twice, err := os.ReadFile(filepath.Join(dir, "rlg-2", "grid.png"))
+	if err != nil || bytes.Equal(twice, sample("rlg-a", "--adapter", a)) || bytes.Equal(twice, baseGrid) {
+		t.Errorf("--adapter-guidance-scale 2 samples the base's or the adapter's images (%v)", err)
 	}
 
 	// align pairs: the mix's candidates are its exported file's.
@@ -154,6 +176,9 @@ func TestAdapterMix(t *testing.T) {
 		{exitUsage, []string{"--adapter", a + "=half"}, []string{`--adapter "` + a + `=half"`, "finite number"}},
 		{exitUsage, []string{"--adapter", a + "=NaN"}, []string{"finite number"}},
 		{exitUsage, []string{"--adapter", "=1"}, []string{"no file"}},
+		{exitUsage, []string{"--adapter-guidance-scale", "2"}, []string{"give --adapter"}},
+		{exitUsage, []string{"--adapter", a, "--adapter-guidance-scale", "2", "--reward-condition", "vq=1"}, []string{"use one of them"}},
+		{exitUsage, []string{"--adapter", a, "--adapter-guidance-scale", "Inf"}, []string{"finite number"}},
 		{exitUsage, []string{"--adapter", model}, []string{"--adapter " + model + ": not a LoRA adapter file"}},
 		{exitError, []string{"--model", filepath.Join(dir, "mix.safetensors"), "--adapter", a}, []string{"--adapter: " + a, "other base weights",
 			a + " on " + model, "--model is " + filepath.Join(dir, "mix.safetensors")}},

@@ -169,6 +169,21 @@ func loadGeneratorMix(dev kernels.Device, path string, adapters []adapterWeight)
 	return m, fmt.Sprintf("%s + %s", name, strings.Join(parts, " + ")), nil
 }
 
+// loadAdapterBase loads the generator the adapters are merged into by loadGeneratorMix (path,
+// or without one the base the first adapter names), unmerged.
+func loadAdapterBase(dev kernels.Device, path string, video bool, adapters []adapterWeight) (*diffusion.DiT, error) {
+	if path == "" && len(adapters) > 0 {
+		c, err := nn.LoadCheckpoint(adapters[0].Path)
+		if err != nil {
+			return nil, fmt.Errorf("--adapter: %w", err)
+		}
+		base, _ := dpo.AdapterBase(c)
+		path = cmp.Or(base, "default")
+	}
+	m, _, err := loadGeneratorKind(dev, path, video, nil)
+	return m, err
+}
+
 // isDefaultModel reports whether --model names an embedded generator ("" and "default": the
 // image model, "default-video": the video model) rather than a file.
 func isDefaultModel(path string) bool {

@@ -68,6 +68,7 @@ type SampleOptions struct {
 	RewardCondition       string  // --reward-condition vq=max,ta=4.5
 	RewardConditionScale  float64 // w of CFG over reward conditions
 	RewardConditionPerDim bool    // per-dimension CFG (1 + D passes)
+	AdapterGuidanceScale  float64 // --adapter-guidance-scale w: v_base + w (v_mix - v_base) (1: the mix)
 }
 
 // steering reports whether any reward model is needed.
@@ -89,7 +90,7 @@ type sampleFile struct {
 
 // steeringReport describes the reward steering of a run in the --json report.
 type steeringReport struct {
-	Methods         []string           `json:"methods"` // nrg, fk, best-of-n, reward-condition
+	Methods         []string           `json:"methods"` // nrg, fk, best-of-n, reward-condition, adapter-guidance
 	Reward          string             `json:"reward,omitempty"`
 	Weights         string             `json:"weights,omitempty"`
 	Combine         string             `json:"combine,omitempty"`
@@ -104,6 +105,8 @@ type steeringReport struct {
 	BestOfN         int                `json:"best_of_n,omitempty"`
 	RewardCondition map[string]float64 `json:"reward_condition,omitempty"`
 	ConditionScale  float64            `json:"reward_condition_scale,omitempty"`
+	// AdapterGuidanceScale is fine-tune guidance's w.
+	AdapterGuidanceScale float64 `json:"adapter_guidance_scale,omitempty"`
 }
 
 // sampleReport is what `align sample --json` prints.
@@ -222,6 +225,8 @@ dimension weighted as this run asks (rewarded soups; README, "Mixing fine-tuning
 	f.StringVar(&opts.RewardCondition, "reward-condition", "", "targets for the reward-condition slot, e.g. vq=max,ta=1.5 (z-scores; max = the model's training maximum, else 3)")
 	f.Float64Var(&opts.RewardConditionScale, "reward-condition-scale", 3, "classifier-free guidance scale over the reward condition")
 	f.BoolVar(&opts.RewardConditionPerDim, "reward-condition-per-dim", false, "guide each named reward dimension separately (1 + D passes)")
+	f.Float64Var(&opts.AdapterGuidanceScale, "adapter-guidance-scale", 1, "fine-tune guidance (RLG): the --adapter mix's velocity extrapolated from its base's, "+
+		"v_base + w (v_mix - v_base), each with CFG (twice the passes); 1: the mix alone, 0: the base, > 1: past the fine-tuning")
 	return cmd
 }
 
@@ -275,6 +280,12 @@ func (o *SampleOptions) validateSteering() error {
 		return flagErrorf("--reward-guidance-end %v and --reward-guidance-start %v: want 0 <= end <= start <= 1", o.RewardGuidanceEnd, o.RewardGuidanceStart)
 	case !slices.Contains(rewards.Combiners, o.Combine):
 		return flagErrorf("--combine %q: want one of %s", o.Combine, strings.Join(rewards.Combiners, ", "))
+	case math.IsNaN(o.AdapterGuidanceScale) || math.IsInf(o.AdapterGuidanceScale, 0):
+		return flagErrorf("--adapter-guidance-scale must be a finite number, got %v", o.AdapterGuidanceScale)
+	case o.AdapterGuidanceScale != 1 && len(o.Adapters) == 0:
+		return flagErrorf("--adapter-guidance-scale extrapolates the --adapter mix from its base: give --adapter")
+	case o.AdapterGuidanceScale != 1 && o.RewardCondition != "":
+		return flagErrorf("--adapter-guidance-scale and --reward-condition each replace the guided velocity; use one of them")
 	case o.RewardCondition != "" && (!(o.RewardConditionScale >= 0) || math.IsInf(o.RewardConditionScale, 0)):
 		return flagErrorf("--reward-condition-scale must be a finite number >= 0, got %v", o.RewardConditionScale)
 	case len(o.Rewards) == 0 || slices.Contains(o.Rewards, ""):
@@ -390,6 +401,12 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 	if err != nil {
 		return err
 	}
+	var base *diffusion.DiT // fine-tune guidance's base
+	if opts.AdapterGuidanceScale != 1 {
+		if base, err = loadAdapterBase(dev, opts.Model, opts.Video, adapters); err != nil {
+			return err
+		}
+	}
 	var clips *clipWriter
 	switch {
 	case m.Config.Kind == diffusion.KindVideo:
@@ -407,7 +424,7 @@ func sampleRun(cmd *cobra.Command, opts *SampleOptions) error {
 		}
 	}
 
-	st, err := newSampleSteering(cmd, opts, dev, m, captions)
+	st, err := newSampleSteering(cmd, opts, dev, m, base, captions)
 	if err != nil {
 		return err
 	}
@@ -542,25 +559,44 @@ type sampleSteering struct {
 	model    rewards.Model // the steering reward (nil without steering)
 	nrg      *guidance.NRG
 	fk       *guidance.FK
-	rcfg     *guidance.RewardCFG // the chunk's reward-condition guidance
-	scorer   *guidance.Scorer
-	report   *steeringReport
-	images   int
-	utility  []float64            // (images) combined reward of the kept samples
-	z        []map[string]float64 // (images)
-	closeRwd func() error         // closes the reward model
+	// freeVelocity frees the chunk's velocity function (reward-condition or fine-tune
+	// guidance); nil when there is none.
+	freeVelocity func()
+	scorer       *guidance.Scorer
+	report       *steeringReport
+	images       int
+	utility      []float64            // (images) combined reward of the kept samples
+	z            []map[string]float64 // (images)
+	closeRwd     func() error         // closes the reward model
 }
 
 // newSampleSteering checks the steering flags against the model and loads the reward; the
 // hooks of each chunk are made by begin (the first chunk's before anything is sampled, so a
-// flag the reward refuses fails there). captions are the run's output images.
-func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, m *diffusion.DiT, captions []string) (*sampleSteering, error) {
+// flag the reward refuses fails there). captions are the run's output images; base is the
+// unmerged generator of fine-tune guidance (nil without it).
+func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Device, m, base *diffusion.DiT, captions []string) (*sampleSteering, error) {
 	st := &sampleSteering{opts: opts, k: max(opts.Particles, opts.BestOfN), images: len(captions), closeRwd: func() error { return nil }}
-	if !opts.steering() && opts.RewardCondition == "" {
+	if !opts.steering() && opts.RewardCondition == "" && base == nil {
 		return st, nil
 	}
 	rep := &steeringReport{}
 	st.report = rep
+	if base != nil {
+		enc := diffusion.EncodePrompts(m.Tokenizer, captions[:1])
+		if _, err := guidance.NewFinetuneGuidance(base, m, enc, opts.GuidanceScale, opts.AdapterGuidanceScale); err != nil {
+			return nil, err
+		}
+		st.velocity = func(m *diffusion.DiT, prompts diffusion.Prompts) diffusion.VelocityFunc {
+			g, err := guidance.NewFinetuneGuidance(base, m, prompts, opts.GuidanceScale, opts.AdapterGuidanceScale)
+			if err != nil {
+				panic(err) // checked above with the same models and scale
+			}
+			st.freeVelocity = g.Free // its buffers are freed when the chunk ends
+			return g.Velocity
+		}
+		rep.Methods = append(rep.Methods, "adapter-guidance")
+		rep.AdapterGuidanceScale = opts.AdapterGuidanceScale
+	}
 	if opts.RewardCondition != "" {
 		// The training maxima stored by align finetune --method reward-cond, read with the
 		// model file (or its adapters).
@@ -577,7 +613,7 @@ func newSampleSteering(cmd *cobra.Command, opts *SampleOptions, dev kernels.Devi
 			if err != nil {
 				panic(err) // checked above with the same inputs
 			}
-			st.rcfg = g // its buffers are freed when the chunk ends
+			st.freeVelocity = g.Free // its buffers are freed when the chunk ends
 			return g.Velocity
 		}
 		rep.Methods = append(rep.Methods, "reward-condition")
@@ -673,9 +709,9 @@ func (st *sampleSteering) end() {
 	if st.fk != nil {
 		st.fk.Free()
 	}
-	if st.rcfg != nil {
-		st.rcfg.Free()
-		st.rcfg = nil
+	if st.freeVelocity != nil {
+		st.freeVelocity()
+		st.freeVelocity = nil
 	}
 }
 

@@ -80,7 +80,7 @@ func checkFlagCases[T any](t *testing.T, name string, newCmd func(func(*T) error
 func TestNewCmdSampleFlags(t *testing.T) {
 	def := SampleOptions{NumInferenceSteps: 28, GuidanceScale: 4, NumImagesPerPrompt: 1, Sampler: "euler",
 		OutputDir: "samples", GridScale: 2, VideoFormat: "gif", BatchSize: 64, Rewards: []string{"default"}, Combine: "linear", RewardGuidanceStart: 1,
-		Particles: 1, FKLambda: 10, FKPotential: "diff", FKResampleEvery: 5, BestOfN: 1, RewardConditionScale: 3}
+		Particles: 1, FKLambda: 10, FKPotential: "diff", FKResampleEvery: 5, BestOfN: 1, RewardConditionScale: 3, AdapterGuidanceScale: 1}
 	with := func(edit func(o *SampleOptions)) SampleOptions {
 		o := def
 		edit(&o)
