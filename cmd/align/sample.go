@@ -161,7 +161,9 @@ candidate j draws from stream i*k+j.
 
 Fine-tunings mixed per run: --adapter PATH=WEIGHT (repeatable) merges LoRA adapters of
 align finetune into --model's weights, W + Σ w_i ΔW_i, e.g. one Flow-DPO run per reward
-dimension weighted as this run asks (rewarded soups; README, "Mixing fine-tunings").`,
+dimension weighted as this run asks (rewarded soups; README, "Mixing fine-tunings").
+--adapter-guidance-scale w extrapolates in velocity instead, v_base + w (v_mix - v_base)
+with each velocity CFG-guided (RLG): exactly linear, at twice the passes.`,
 		Example: `  $ align sample --model base/model.safetensors --prompt "red apple" -o out/
   $ align sample --model base/model.safetensors --prompts prompts.txt --num-images-per-prompt 4 --seed 7
   $ align sample --model video/model.safetensors --video --prompt "a red apple moving left" --sampler heun
