@@ -252,7 +252,7 @@ func MergeAdapters(m *diffusion.DiT, cs []*nn.Checkpoint, ws []float64) error {
 		}
 		if maxFrom != nil && !slices.EqualFunc(maxFrom.maxes, a.maxes, sameMax) {
 			return fmt.Errorf("%s and %s carry different reward-condition maxima (%v, %v): adapters of reward-cond runs on other data "+
-				"do not mix", maxFrom.path, a.path, maxFrom.maxes, a.maxes)
+				"do not mix", maxFrom.c.Path, c.Path, maxFrom.maxes, a.maxes)
 		}
 		maxFrom = &as[i]
 	}
@@ -278,7 +278,6 @@ var ErrOtherBase = errors.New("trained on other base weights")
 
 // adapter is an adapter file checked against the model it is to be applied to.
 type adapter struct {
-	path  string
 	c     *nn.Checkpoint
 	lora  LoRAConfig
 	maxes []float64 // reward-condition maxima; nil: none
@@ -287,7 +286,7 @@ type adapter struct {
 // checkAdapter checks that c is an adapter file for m, whose base weights' fingerprint is
 // crc: its metadata, m's config, the fingerprint it was trained on.
 func checkAdapter(m *diffusion.DiT, c *nn.Checkpoint, crc uint32) (adapter, error) {
-	a := adapter{path: c.Path, c: c}
+	a := adapter{c: c}
 	path := c.Path
 	if c.Extra[metaModelType] != modelTypeLoRA {
 		return a, fmt.Errorf("%s: not a LoRA adapter file (model_type %q)", path, c.Extra[metaModelType])

@@ -113,7 +113,7 @@ func TestLoRAMergeAdapters(t *testing.T) {
 	}
 }
 
-// paramOf is m's parameter name.
+// paramOf is m's parameter called name.
 func paramOf(t *testing.T, m *diffusion.DiT, name string) *kernels.Tensor {
 	t.Helper()
 	for _, p := range m.Params() {

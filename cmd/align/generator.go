@@ -130,22 +130,13 @@ func loadGeneratorMix(dev kernels.Device, path string, adapters []adapterWeight)
 	if len(adapters) == 0 {
 		return loadGenerator(dev, path)
 	}
-	cs := make([]*nn.Checkpoint, len(adapters))
-	ws := make([]float64, len(adapters))
-	bases := make([]string, len(adapters))
-	for i, a := range adapters {
-		c, err := nn.LoadCheckpoint(a.Path)
-		if err != nil {
-			return nil, "", fmt.Errorf("--adapter: %w", err)
-		}
-		base, ok := dpo.AdapterBase(c)
-		if !ok {
-			return nil, "", flagErrorf("--adapter %s: not a LoRA adapter file of align finetune (a model file goes to --model)", a.Path)
-		}
-		cs[i], ws[i], bases[i] = c, a.Weight, cmp.Or(base, "default")
+	path, cs, bases, err := readAdapters(path, adapters)
+	if err != nil {
+		return nil, "", err
 	}
-	if path == "" {
-		path = bases[0]
+	ws := make([]float64, len(adapters))
+	for i, a := range adapters {
+		ws[i] = a.Weight
 	}
 	m, name, err := loadGenerator(dev, path)
 	if err != nil {
@@ -169,19 +160,37 @@ func loadGeneratorMix(dev kernels.Device, path string, adapters []adapterWeight)
 	return m, fmt.Sprintf("%s + %s", name, strings.Join(parts, " + ")), nil
 }
 
-// loadAdapterBase loads the generator the adapters are merged into by loadGeneratorMix (path,
-// or without one the base the first adapter names), unmerged.
+// loadAdapterBase loads the generator loadGeneratorMix merges the adapters into, unmerged.
 func loadAdapterBase(dev kernels.Device, path string, video bool, adapters []adapterWeight) (*diffusion.DiT, error) {
-	if path == "" && len(adapters) > 0 {
-		c, err := nn.LoadCheckpoint(adapters[0].Path)
-		if err != nil {
-			return nil, fmt.Errorf("--adapter: %w", err)
-		}
-		base, _ := dpo.AdapterBase(c)
-		path = cmp.Or(base, "default")
+	path, _, _, err := readAdapters(path, adapters)
+	if err != nil {
+		return nil, err
 	}
 	m, _, err := loadGeneratorKind(dev, path, video, nil)
 	return m, err
+}
+
+// readAdapters reads the adapter files and returns them with the base each names ("default"
+// for the embedded image model) and the generator they are merged into: path, or without
+// one the first adapter's base.
+func readAdapters(path string, adapters []adapterWeight) (string, []*nn.Checkpoint, []string, error) {
+	cs := make([]*nn.Checkpoint, len(adapters))
+	bases := make([]string, len(adapters))
+	for i, a := range adapters {
+		c, err := nn.LoadCheckpoint(a.Path)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("--adapter: %w", err)
+		}
+		base, ok := dpo.AdapterBase(c)
+		if !ok {
+			return "", nil, nil, flagErrorf("--adapter %s: not a LoRA adapter file of align finetune (a model file goes to --model)", a.Path)
+		}
+		cs[i], bases[i] = c, cmp.Or(base, "default")
+	}
+	if path == "" && len(bases) > 0 {
+		path = bases[0]
+	}
+	return path, cs, bases, nil
 }
 
 // isDefaultModel reports whether --model names an embedded generator ("" and "default": the
