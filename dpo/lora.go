@@ -23,12 +23,10 @@ package dpo
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/alignkit/align/diffusion"
@@ -154,6 +152,7 @@ const (
 	metaBaseModel    = "base_model"
 	metaBaseCRC      = "base_model_crc32c" // 8 hex digits
 	modelTypeLoRA    = "align.dit.lora"
+	modelTypeDiT     = "align.dit" // diffusion's plain model file
 	modelTypeFTState = "align.dit.finetune-state"
 )
 
@@ -220,110 +219,15 @@ func AdapterBase(c *nn.Checkpoint) (base string, ok bool) {
 // when it has some. It returns the adapter's config and the adapted layers (switched on);
 // MergeLoRA turns m into a plain model.
 func ApplyAdapter(m *diffusion.DiT, c *nn.Checkpoint) (LoRAConfig, []*nn.Linear, error) {
+	if c.Extra[metaModelType] != modelTypeLoRA {
+		return LoRAConfig{}, nil, fmt.Errorf("%s: not a LoRA adapter file (model_type %q)", c.Source(), c.Extra[metaModelType])
+	}
 	a, err := checkAdapter(m, c, baseFingerprint(m))
 	if err != nil {
 		return a.lora, nil, err
 	}
 	ls, err := a.attach(m)
 	return a.lora, ls, err
-}
-
-// MergeAdapters merges the adapter files cs into m with the weights ws: W + Σ_i w_i ΔW_i,
-// ΔW_i = (alpha_i/r_i) B_i A_i, the weight-space mixture of fine-tunings of one base
-// (rewarded soups, arXiv 2306.04488). Every adapter must have been trained on m's weights
-// as they are (ApplyAdapter's checks, all made before any merge); m's reward-condition
-// maxima become the adapters' where they have some, which must then agree. An adapter whose
-// tensors fail to load leaves m partly merged: discard it on an error.
-func MergeAdapters(m *diffusion.DiT, cs []*nn.Checkpoint, ws []float64) error {
-	if len(cs) != len(ws) {
-		return fmt.Errorf("dpo: %d adapters and %d weights", len(cs), len(ws))
-	}
-	crc := baseFingerprint(m)
-	as := make([]adapter, len(cs))
-	var maxFrom *adapter
-	for i, c := range cs {
-		a, err := checkAdapter(m, c, crc)
-		if err != nil {
-			return err
-		}
-		as[i] = a
-		if a.maxes == nil {
-			continue
-		}
-		if maxFrom != nil && !slices.EqualFunc(maxFrom.maxes, a.maxes, sameMax) {
-			return fmt.Errorf("%s and %s carry different reward-condition maxima (%v, %v): adapters of reward-cond runs on other data "+
-				"do not mix", maxFrom.c.Path, c.Path, maxFrom.maxes, a.maxes)
-		}
-		maxFrom = &as[i]
-	}
-	for i := range as {
-		ls, err := as[i].attach(m)
-		if err != nil {
-			return err
-		}
-		for _, l := range ls {
-			l.MergeLoRAWeighted(float32(ws[i]))
-		}
-	}
-	m.SetTrainable(true) // as a plain model file loads
-	return nil
-}
-
-// sameMax reports whether two reward-condition maxima agree: equal, or both absent (NaN).
-func sameMax(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
-
-// ErrOtherBase is the error of an adapter applied to weights other than those it was trained
-// on.
-var ErrOtherBase = errors.New("trained on other base weights")
-
-// adapter is an adapter file checked against the model it is to be applied to.
-type adapter struct {
-	c     *nn.Checkpoint
-	lora  LoRAConfig
-	maxes []float64 // reward-condition maxima; nil: none
-}
-
-// checkAdapter checks that c is an adapter file for m, whose base weights' fingerprint is
-// crc: its metadata, m's config, the fingerprint it was trained on.
-func checkAdapter(m *diffusion.DiT, c *nn.Checkpoint, crc uint32) (adapter, error) {
-	a := adapter{c: c}
-	path := c.Path
-	if c.Extra[metaModelType] != modelTypeLoRA {
-		return a, fmt.Errorf("%s: not a LoRA adapter file (model_type %q)", path, c.Extra[metaModelType])
-	}
-	if err := json.Unmarshal([]byte(c.Extra[metaLoRA]), &a.lora); err != nil {
-		return a, fmt.Errorf("%s: lora metadata: %w", path, err)
-	}
-	if err := a.lora.Validate(); err != nil {
-		return a, fmt.Errorf("%s: %w", path, err)
-	}
-	cfg, err := diffusion.ParseModelConfig(c.Config)
-	if err != nil {
-		return a, fmt.Errorf("%s: %w", path, err)
-	}
-	if !m.Config.Equal(&cfg) {
-		return a, fmt.Errorf("%s: adapter of another model (%s)", path, m.Config.Diff(&cfg))
-	}
-	for _, l := range LoRALayers(m, LoRATargets) {
-		if l.LoRA != nil {
-			return a, fmt.Errorf("%s: the model already carries adapters", path)
-		}
-	}
-	if hex, ok := c.Extra[metaBaseCRC]; ok {
-		want, err := strconv.ParseUint(hex, 16, 32)
-		if err != nil {
-			return a, fmt.Errorf("%s: metadata %s %q: %w", path, metaBaseCRC, hex, err)
-		}
-		if crc != uint32(want) {
-			return a, fmt.Errorf("%s: %w (CRC-32C %08x, these are %08x): the base model changed after the adapter was trained",
-				path, ErrOtherBase, want, crc)
-		}
-	}
-	a.maxes, err = diffusion.RewardConditionMaxFromMeta(c.Extra, cfg.RewardDims)
-	if err != nil {
-		return a, fmt.Errorf("%s: %w", path, err)
-	}
-	return a, nil
 }
 
 // attach attaches the checked adapter to m (switched on) and takes over its

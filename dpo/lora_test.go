@@ -36,17 +36,27 @@ func randomAdapter(t *testing.T, base func() *diffusion.DiT, c LoRAConfig, seed 
 	return ck
 }
 
-// mixRef is m's weights with w_i times adapter i's update added, in float64 from the
-// files' tensors: the reference MergeAdapters is held to.
+// mixRef is m's weights with w_i times fine-tuning i's update added, in float64 from the
+// files' tensors: an adapter's (alpha/r) B A, a model file's difference from m's weights.
+// It is the reference MergeAdapters is held to.
 func mixRef(t *testing.T, m *diffusion.DiT, cs []*nn.Checkpoint, ws []float64) map[string][]float64 {
 	t.Helper()
-	out := map[string][]float64{}
+	out, base := map[string][]float64{}, map[string][]float32{}
 	for _, p := range m.Params() {
-		for _, v := range hostOf(p.W) {
+		base[p.Name] = hostOf(p.W)
+		for _, v := range base[p.Name] {
 			out[p.Name] = append(out[p.Name], float64(v))
 		}
 	}
 	for i, c := range cs {
+		if c.Extra[metaModelType] == modelTypeDiT {
+			for _, f := range c.Tensors {
+				for j, v := range f.Data {
+					out[f.Name][j] += ws[i] * (float64(v) - float64(base[f.Name][j]))
+				}
+			}
+			continue
+		}
 		var lc LoRAConfig
 		if err := json.Unmarshal([]byte(c.Extra[metaLoRA]), &lc); err != nil {
 			t.Fatal(err)

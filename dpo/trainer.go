@@ -199,7 +199,11 @@ type Trainer struct {
 
 	OutputDir string
 	BaseModel string // the model file the run started from (recorded in outputs)
-	MergeLoRA bool   // also write model.safetensors with the adapters merged
+	// baseCRC is the CRC-32C of the weights the run started from (baseFingerprint, 8 hex
+	// digits), recorded in model.safetensors; "" when unknown (a run resumed from a
+	// checkpoint that did not record it).
+	baseCRC   string
+	MergeLoRA bool // also write model.safetensors with the adapters merged
 	Log       []LogEntry
 	// Resumed is the config of the run a resumed trainer continues (nil for a fresh run).
 	Resumed *Config
@@ -253,7 +257,8 @@ func NewTrainer(dev kernels.Device, m *diffusion.DiT, cfg Config, data *Data, ou
 			return nil, err
 		}
 	}
-	t := &Trainer{Cfg: cfg, Model: m, RNG: kernels.RNG{Seed: cfg.Seed}, OutputDir: outputDir, dev: dev, data: data}
+	t := &Trainer{Cfg: cfg, Model: m, RNG: kernels.RNG{Seed: cfg.Seed}, OutputDir: outputDir, dev: dev, data: data,
+		baseCRC: fmt.Sprintf("%08x", baseFingerprint(m))}
 	if cfg.FullFinetune {
 		m.SetTrainable(true)
 		if cfg.Method == MethodDPO {
@@ -433,6 +438,7 @@ type finetuneState struct {
 	DataFingerprint uint32  `json:"data_crc32c"`
 	Seed            uint64  `json:"seed"`
 	BaseModel       string  `json:"base_model"`
+	BaseCRC         string  `json:"base_model_crc32c,omitempty"` // Trainer.baseCRC
 	Config          *Config `json:"finetune_config"`
 	// RewardConditionMax is the model's DiT.RewardConditionMax (the base file is not read
 	// again on resume).
@@ -492,7 +498,7 @@ func (t *Trainer) SaveCheckpoint() ([]string, error) {
 		return nil, err
 	}
 	st, _ := json.Marshal(finetuneState{Epoch: t.Epoch, Position: t.Pos, DataLen: t.data.Len(),
-		DataFingerprint: t.data.Fingerprint(), Seed: t.Cfg.Seed, BaseModel: t.BaseModel, Config: &cfg, RewardConditionMax: maxes})
+		DataFingerprint: t.data.Fingerprint(), Seed: t.Cfg.Seed, BaseModel: t.BaseModel, BaseCRC: t.baseCRC, Config: &cfg, RewardConditionMax: maxes})
 	c := &nn.Checkpoint{Tensors: nn.HostParams(t.checkpointParams(), nn.F32), Config: mc, Step: t.Step,
 		RNG:     nn.RNGState{Seed: t.RNG.Seed, Offset: t.RNG.Offset},
 		AdamW:   nn.HostAdamW(t.Opt.Params, t.Opt.M, t.Opt.V, t.Opt.Steps),
@@ -556,7 +562,8 @@ func (t *Trainer) exportModel() (*diffusion.DiT, []*nn.Linear, error) {
 
 // WriteOutputs writes adapter.safetensors (LoRA) and model.safetensors (full fine-tuning,
 // LoRA with MergeLoRA, or reward-cond: adapters merged) from the current (EMA) weights, both
-// with the model's reward-condition maxima, and returns their paths.
+// with the model's reward-condition maxima and the base model they started from (which
+// makes either mixable: MergeAdapters), and returns their paths.
 func (t *Trainer) WriteOutputs() ([]string, error) {
 	if err := os.MkdirAll(t.OutputDir, 0o755); err != nil {
 		return nil, err
@@ -582,7 +589,14 @@ func (t *Trainer) WriteOutputs() ([]string, error) {
 		}
 		MergeLoRA(ls)
 	}
-	if err := m.Save(t.ModelPath()); err != nil {
+	c, err := m.Checkpoint()
+	if err != nil {
+		return nil, fmt.Errorf("save %s: %w", t.ModelPath(), err)
+	}
+	if t.baseCRC != "" {
+		recordBase(c, t.BaseModel, t.baseCRC)
+	}
+	if err := c.Save(t.ModelPath()); err != nil {
 		return nil, err
 	}
 	return append(out, t.ModelPath()), nil
@@ -671,7 +685,7 @@ func (t *Trainer) Resume(c *nn.Checkpoint) error {
 	t.Opt.Steps = steps
 	t.RNG = kernels.RNG{Seed: c.RNG.Seed, Offset: c.RNG.Offset}
 	t.Step, t.Epoch, t.Pos = c.Step, st.Epoch, st.Position
-	t.Resumed, t.BaseModel = st.Config, st.BaseModel
+	t.Resumed, t.BaseModel, t.baseCRC = st.Config, st.BaseModel, st.BaseCRC
 	if st.RewardConditionMax != nil { // reward-cond: equal to those of the (same) data
 		t.Model.RewardConditionMax = diffusion.RewardConditionMaxOf(st.RewardConditionMax, t.Model.Config.RewardDims)
 	}

@@ -1,9 +1,10 @@
-// Tests of --adapter: LoRA adapters of one base mixed by weight in align sample and align
-// export safetensors. Weight 1 alone is the adapter's model, weight 0 the base; a mix's
-// weights are the base plus the weighted updates (checked by linearity on the exported
-// files); a mix samples (align sample, align pairs) as its exported file does; fine-tune
-// guidance at 0 and 1 samples the base and the mix; bad weights, model files given as
-// adapters and adapters of other weights are refused with the flag named.
+// Tests of --adapter: LoRA adapters and fully fine-tuned model files of one base mixed by
+// weight in align sample and align export safetensors. Weight 1 alone is the fine-tuning's
+// model, weight 0 the base; a mix's weights are the base plus the weighted updates (checked
+// by linearity on the exported files); a mix samples (align sample, align pairs) as its
+// exported file does; fine-tune guidance at 0 and 1 samples the base and the mix; bad
+// weights, model files that record no base and fine-tunings of other weights are refused
+// with the flag named.
 //
 // Test: go test ./cmd/align -run AdapterMix
 package main
@@ -179,7 +180,7 @@ func TestAdapterMix(t *testing.T) {
 		{exitUsage, []string{"--adapter-guidance-scale", "2"}, []string{"give --adapter"}},
 		{exitUsage, []string{"--adapter", a, "--adapter-guidance-scale", "2", "--reward-condition", "vq=1"}, []string{"use one of them"}},
 		{exitUsage, []string{"--adapter", a, "--adapter-guidance-scale", "Inf"}, []string{"finite number"}},
-		{exitUsage, []string{"--adapter", model}, []string{"--adapter " + model + ": not a LoRA adapter file"}},
+		{exitUsage, []string{"--adapter", model}, []string{"--adapter " + model + ": neither a LoRA adapter file nor a model file of align finetune"}},
 		{exitError, []string{"--model", filepath.Join(dir, "mix.safetensors"), "--adapter", a}, []string{"--adapter: " + a, "other base weights",
 			a + " on " + model, "--model is " + filepath.Join(dir, "mix.safetensors")}},
 		{exitError, []string{"--adapter", filepath.Join(dir, "gone.safetensors")}, []string{"--adapter: load open", "gone.safetensors"}},
@@ -193,6 +194,85 @@ func TestAdapterMix(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bad")); err == nil {
 		t.Error("a refused run wrote its output directory")
+	}
+}
+
+// A full fine-tuning's model.safetensors mixes as its task vector, W_ft - W, alone (weight 1
+// is the file, bit for bit) and with an adapter; one of other weights is refused.
+func TestAdapterMixFullFinetune(t *testing.T) {
+	dir, model, pairs, _ := finetuneFixture(t)
+	run := func(want int, args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := Main(args, &stdout, &stderr); code != want {
+			t.Fatalf("align %s: exit %d, want %d: %s", strings.Join(args, " "), code, want, stderr.String())
+		}
+		return stderr.String()
+	}
+	full, a := filepath.Join(dir, "full"), filepath.Join(dir, "a")
+	for _, r := range [][]string{{"-o", full, "--full-finetune"}, {"-o", a, "--lora-rank", "2"}} {
+		run(exitOK, append([]string{"finetune", "--pairs", pairs, "--model", model, "--max-train-steps", "2", "--train-batch-size", "2",
+			"--lr-warmup-steps", "0", "--learning-rate", "1e-2"}, r...)...)
+	}
+	full, a = filepath.Join(full, "model.safetensors"), filepath.Join(a, "adapter.safetensors")
+	load := func(path string) map[string][]float32 {
+		t.Helper()
+		c, err := nn.LoadCheckpoint(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := map[string][]float32{}
+		for _, x := range c.Tensors {
+			w[x.Name] = x.Data
+		}
+		return w
+	}
+	export := func(name string, args ...string) map[string][]float32 {
+		t.Helper()
+		out := filepath.Join(dir, name+".safetensors")
+		run(exitOK, append([]string{"export", "safetensors", "--dtype", "f32", "-o", out}, args...)...)
+		return load(out)
+	}
+	base, ft := load(model), load(full)
+	if !reflect.DeepEqual(export("only-full", "--adapter", full), ft) {
+		t.Error("--adapter FULL (its base from the file) exports other weights than FULL")
+	}
+	onlyA := export("only-a", "--adapter", a)
+	mix := export("mix", "--model", model, "--adapter", full+"=0.5", "--adapter", a+"=2")
+	moved := 0
+	for name, w0 := range base {
+		for i, v := range w0 {
+			dft, da := float64(ft[name][i])-float64(v), float64(onlyA[name][i])-float64(v)
+			want := float64(v) + 0.5*dft + 2*da
+			if got := float64(mix[name][i]); math.Abs(got-want) > 1e-5*(1+math.Abs(want)) {
+				t.Fatalf("%s[%d]: the mix has %v, base + 0.5 ΔFULL + 2 ΔA is %v", name, i, got, want)
+			}
+			if dft != 0 {
+				moved++
+			}
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the full fine-tuning moved no weight: the test would not see it ignored")
+	}
+	sample := func(name string, args ...string) []byte {
+		t.Helper()
+		out := filepath.Join(dir, "samples-"+name)
+		run(exitOK, append([]string{"sample", "--prompt", "red apple", "--num-inference-steps", "2", "--seed", "4", "-o", out}, args...)...)
+		grid, err := os.ReadFile(filepath.Join(out, "grid.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return grid
+	}
+	if !bytes.Equal(sample("adapter", "--adapter", full), sample("model", "--model", full)) {
+		t.Error("--adapter FULL samples other images than --model FULL")
+	}
+	stderr := run(exitError, "sample", "--prompt", "red apple", "-o", filepath.Join(dir, "bad"), "--model", full, "--adapter", full)
+	for _, w := range []string{"--adapter: " + full, "other base weights", full + " on " + model} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("a full fine-tuning on its own weights: %q does not say %q", stderr, w)
+		}
 	}
 }
 

@@ -1,9 +1,9 @@
 // align export safetensors: rewrite a model file with another weight dtype (BF16, F16 or
 // int8 for distribution, F32 back), keeping its config, tokenizer and other metadata.
 // Optimizer state and the training position are dropped: the output is a model, not a
-// resumable checkpoint. With --adapter, the generator is written with LoRA adapters merged
-// into it by weight (a mix of fine-tunings of one base, generator.go), a plain model file
-// that every command loads. int8 quantizes every tensor of two or more dimensions with per-row
+// resumable checkpoint. With --adapter, the generator is written with fine-tunings (LoRA
+// adapters, fine-tuned model files) merged into it by weight (a mix of fine-tunings of one
+// base, generator.go), a plain model file that every command loads. int8 quantizes every tensor of two or more dimensions with per-row
 // scales (nn/quantize.go) and writes the others (biases, norm gains) as BF16, where one F32
 // scale per element would outweigh the saving; every model loader reads such a file.
 package main
@@ -22,7 +22,7 @@ import (
 // ExportSafetensorsOptions are the flags of `align export safetensors`.
 type ExportSafetensorsOptions struct {
 	Model    string
-	Adapters []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into the generator
+	Adapters []string // --adapter PATH[=WEIGHT], repeatable: fine-tunings merged into the generator
 	Output   string
 	DType    string
 }
@@ -37,12 +37,14 @@ func newCmdExportSafetensors(runF func(*ExportSafetensorsOptions) error) *cobra.
 			"int8 stores every tensor of 2 or more dimensions as int8 with one scale per row, at about\n" +
 			"half of BF16's size (1-D tensors stay BF16); it loads back as float32 too.\n" +
 			"Config, tokenizer and calibration are kept; optimizer state and the step are dropped.\n\n" +
-			"--adapter merges LoRA adapters of align finetune into a generator with weights, W + Σ w_i ΔW_i,\n" +
-			"and writes the mix as a plain model file (its \"merged_adapters\" metadata lists them);\n" +
-			"without --model, into the base they were trained on.",
+			"--adapter merges fine-tunings of align finetune into a generator with weights, W + Σ w_i ΔW_i\n" +
+			"(a LoRA adapter's ΔW = (alpha/r) B A, a fine-tuned model file's W_ft - W), and writes the mix\n" +
+			"as a plain model file (its \"merged_adapters\" metadata lists them); without --model, into\n" +
+			"the base they were trained from.",
 		Example: `  $ align export safetensors --model base/model.safetensors --dtype bf16 -o assets/image-base.safetensors
   $ align export safetensors --model base/model.safetensors --dtype int8 -o image-base-int8.safetensors
-  $ align export safetensors --adapter dpo-vq/adapter.safetensors=0.7 --adapter dpo-ta/adapter.safetensors=0.3 --dtype f32 -o mix.safetensors`,
+  $ align export safetensors --adapter dpo-vq/adapter.safetensors=0.7 --adapter dpo-ta/adapter.safetensors=0.3 --dtype f32 -o mix.safetensors
+  $ align export safetensors --adapter sft/model.safetensors=0.5 --dtype f32 -o halfway.safetensors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Model == "" && len(opts.Adapters) == 0 {

@@ -125,7 +125,8 @@ every image is read before the first step. The output directory receives:
 
   adapter.safetensors             LoRA adapters (the default); align sample --model loads them
                                   onto the base model of the run (recorded by its absolute path)
-  model.safetensors               plain weights (--merge-lora, or --full-finetune)
+  model.safetensors               plain weights (--merge-lora, or --full-finetune), with the base
+                                  they started from: align sample --adapter mixes them as W_ft - W
   checkpoint-<step>.safetensors   everything needed to resume exactly (no --model needed; on
                                   the same --device and --precision, or a warning says not)
   logs.jsonl, metrics.png         loss, implicit_acc, inside, w_diff, l_diff, ... per step

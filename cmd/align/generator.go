@@ -92,11 +92,13 @@ func loadGeneratorVia(dev kernels.Device, path string, adapters []string) (*diff
 }
 
 // adapterUsage is the help of --adapter, on the commands that sample a generator.
-const adapterUsage = "LoRA adapter file of align finetune merged into --model's weights: `PATH=WEIGHT`, or PATH for weight 1; " +
-	"repeat it to mix fine-tunings of one base in weight space, W + Σ w_i ΔW_i (e.g. one Flow-DPO adapter per " +
-	"reward dimension, weighted per run); without --model, the base the adapters were trained on"
+const adapterUsage = "fine-tuning by align finetune merged into --model's weights: `PATH=WEIGHT`, or PATH for weight 1; " +
+	"PATH is a LoRA adapter file (ΔW = (alpha/r) B A) or a fine-tuned model.safetensors (ΔW = W_ft - W, its task vector); " +
+	"repeat it to mix fine-tunings of one base in weight space, W + Σ w_i ΔW_i (e.g. one Flow-DPO run per " +
+	"reward dimension, weighted per run); without --model, the base the first was trained from"
 
-// adapterWeight is one --adapter: an adapter file and the weight of its update.
+// adapterWeight is one --adapter: a fine-tuning's file (adapter or model) and the weight of
+// its update.
 type adapterWeight struct {
 	Path   string  `json:"path"`
 	Weight float64 `json:"weight"`
@@ -123,9 +125,10 @@ func parseAdapters(specs []string) ([]adapterWeight, error) {
 	return out, nil
 }
 
-// loadGeneratorMix is loadGenerator with the adapters merged into the model's weights,
-// W + Σ w_i ΔW_i (dpo.MergeAdapters); each must have been trained on those weights. With no
-// path the base is the one the first adapter names. The name for reports lists the mix.
+// loadGeneratorMix is loadGenerator with the adapters (adapter files, or fine-tuned model
+// files as task vectors) merged into the model's weights, W + Σ w_i ΔW_i (dpo.MergeAdapters);
+// each must have been trained from those weights. With no path the base is the one the first
+// adapter names. The name for reports lists the mix.
 func loadGeneratorMix(dev kernels.Device, path string, adapters []adapterWeight) (*diffusion.DiT, string, error) {
 	if len(adapters) == 0 {
 		return loadGenerator(dev, path)
@@ -170,7 +173,7 @@ func loadAdapterBase(dev kernels.Device, path string, video bool, adapters []ada
 	return m, err
 }
 
-// readAdapters reads the adapter files and returns them with the base each names ("default"
+// readAdapters reads the adapters' files and returns them with the base each names ("default"
 // for the embedded image model) and the generator they are merged into: path, or without
 // one the first adapter's base.
 func readAdapters(path string, adapters []adapterWeight) (string, []*nn.Checkpoint, []string, error) {
@@ -181,9 +184,10 @@ func readAdapters(path string, adapters []adapterWeight) (string, []*nn.Checkpoi
 		if err != nil {
 			return "", nil, nil, fmt.Errorf("--adapter: %w", err)
 		}
-		base, ok := dpo.AdapterBase(c)
+		base, ok := dpo.FinetuneBase(c)
 		if !ok {
-			return "", nil, nil, flagErrorf("--adapter %s: not a LoRA adapter file of align finetune (a model file goes to --model)", a.Path)
+			return "", nil, nil, flagErrorf("--adapter %s: neither a LoRA adapter file nor a model file of align finetune that records "+
+				"its base model (any other model file goes to --model)", a.Path)
 		}
 		cs[i], bases[i] = c, cmp.Or(base, "default")
 	}

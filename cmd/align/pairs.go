@@ -32,7 +32,7 @@ type PairsOptions struct {
 	Prompts       []string // --prompt, repeatable
 	PromptsFile   string   // --prompts: text (one per line) or JSONL ({"prompt": ...})
 	Model         string
-	Adapters      []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into it
+	Adapters      []string // --adapter PATH[=WEIGHT], repeatable: fine-tunings merged into it
 	Rewards       []string // --reward (repeatable): one model, or several side by side
 	Manifest      string
 	ORTLibrary    string

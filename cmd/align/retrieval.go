@@ -29,7 +29,7 @@ import (
 // RetrievalOptions are the flags of `align retrieval`.
 type RetrievalOptions struct {
 	Model             string
-	Adapters          []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into it
+	Adapters          []string // --adapter PATH[=WEIGHT], repeatable: fine-tunings merged into it
 	Data              string
 	Video             bool // asserts a video model (the model file decides)
 	NumPrompts        int

@@ -38,7 +38,7 @@ type SampleOptions struct {
 	Prompts            []string // --prompt, repeatable
 	PromptsFile        string   // --prompts: text (one per line) or JSONL ({"prompt": ...})
 	Model              string   // --model: a .safetensors model file
-	Adapters           []string // --adapter PATH[=WEIGHT], repeatable: LoRA adapters merged into it
+	Adapters           []string // --adapter PATH[=WEIGHT], repeatable: fine-tunings merged into it
 	Video              bool     // --video: the model must be a video model
 	NumInferenceSteps  int
 	GuidanceScale      float64
@@ -159,9 +159,10 @@ default --reward aesthetic.json):
 --reward-weights weigh the z-scored dimensions (λ_d for NRG); sample i of particle or
 candidate j draws from stream i*k+j.
 
-Fine-tunings mixed per run: --adapter PATH=WEIGHT (repeatable) merges LoRA adapters of
+Fine-tunings mixed per run: --adapter PATH=WEIGHT (repeatable) merges fine-tunings of
 align finetune into --model's weights, W + Σ w_i ΔW_i, e.g. one Flow-DPO run per reward
-dimension weighted as this run asks (rewarded soups; README, "Mixing fine-tunings").
+dimension weighted as this run asks (rewarded soups; README, "Mixing fine-tunings"): a LoRA
+adapter file adds (alpha/r) B A, a fine-tuned model.safetensors its task vector W_ft - W.
 --adapter-guidance-scale w extrapolates in velocity instead, v_base + w (v_mix - v_base)
 with each velocity CFG-guided (RLG): exactly linear, at twice the passes.`,
 		Example: `  $ align sample --model base/model.safetensors --prompt "red apple" -o out/
@@ -173,6 +174,7 @@ with each velocity CFG-guided (RLG): exactly linear, at twice the passes.`,
   $ align sample --model base/model.safetensors --prompt "red apple" --reward latent/model.safetensors --reward-guidance-scale 10 --reward-weights ta=1
   $ align sample --model cond/model.safetensors --prompt "red apple" --reward-condition vq=max,ta=1.5 --reward-condition-scale 3
   $ align sample --adapter dpo-vq/adapter.safetensors=0.7 --adapter dpo-ta/adapter.safetensors=0.3 --prompt "red apple"
+  $ align sample --adapter sft/model.safetensors=0.5 --adapter dpo-ta/adapter.safetensors --prompt "red apple"
   $ align sample --prompts prompts.txt --precision bf16   # BF16 products: a CPU with AVX512_BF16 (align info: cpu bf16) or a GPU`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
