@@ -348,12 +348,18 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 # adapters at weight 1 (mix-both: the two updates added), the TA adapter alone at each weight
 # of MIX_EXTRAPOLATE (ta-xN: its update N times, beyond the run), the TA adapter's velocity
 # extrapolated from the base's by each scale of MIX_GUIDANCE (ta-gN: --adapter-guidance-scale
-# N, twice the passes) and dpo-eq (one run on the pairs of the equal-weight sum). With EXP_PAIR_PROMPTS=300 (in its own EXP) about an hour on 2 cores,
-# reward models included (README, "Mixing fine-tunings"):
+# N, twice the passes) and dpo-eq (one run on the pairs of the equal-weight sum). Then TA-only
+# Flow-DPO of every weight (dpo-ta-full: --full-finetune at MIX_FULL_LR, its steps and beta
+# dpo-ta's) mixed as its task vector, W + w (W_ft - W), at each weight of MIX_FULL_WEIGHTS
+# (full-taN), and at 1 beside the VQ adapter at 1 (full-both). With EXP_PAIR_PROMPTS=300 (in
+# its own EXP) about an hour and a half on 2 cores, reward models included (README, "Mixing
+# fine-tunings"):
 #   make mix-experiment RUNS=runs EXP=runs/soup-exp EXP_PAIR_PROMPTS=300
 MIX_WEIGHTS      ?= 0 0.25 0.5 0.75 1
 MIX_EXTRAPOLATE  ?= 2 4
 MIX_GUIDANCE     ?= 2
+MIX_FULL_LR      ?= 1e-5
+MIX_FULL_WEIGHTS ?= 0.5 1 2
 mix-experiment: $(EXP)/table-mix.md
 $(EXP)/pairs-vq.jsonl: $(EXP)/scored.jsonl
 	./$(BIN) pairs --from-scored $< --weights vq=1,ta=0 -o $@
@@ -368,11 +374,20 @@ $(EXP)/samples/ta-x%/samples.json: $(EXP)/dpo-ta/model.safetensors $(EXP)/prompt
 	$(call exp_sample,$(EXP_MODEL) --adapter $(EXP)/dpo-ta/adapter.safetensors=$*) -o $(@D)
 $(EXP)/samples/ta-g%/samples.json: $(EXP)/dpo-ta/model.safetensors $(EXP)/prompts-eval.txt
 	$(call exp_sample,$(EXP_MODEL) --adapter $(EXP)/dpo-ta/adapter.safetensors --adapter-guidance-scale $*) -o $(@D)
+$(EXP)/dpo-ta-full/model.safetensors: $(EXP)/pairs-ta.jsonl
+	./$(BIN) finetune --max-train-steps $(EXP_STEPS) --seed 0 $(call resume_or,$(@D),--model $(EXP_MODEL) --full-finetune) \
+		--learning-rate $(MIX_FULL_LR) --method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
+$(EXP)/samples/full-ta%/samples.json: $(EXP)/dpo-ta-full/model.safetensors $(EXP)/prompts-eval.txt
+	$(call exp_sample,$(EXP_MODEL) --adapter $<=$*) -o $(@D)
+$(EXP)/samples/full-both/samples.json: $(EXP)/dpo-vq/model.safetensors $(EXP)/dpo-ta-full/model.safetensors $(EXP)/prompts-eval.txt
+	$(call exp_sample,$(EXP_MODEL) --adapter $(EXP)/dpo-vq/adapter.safetensors=1 --adapter $(EXP)/dpo-ta-full/model.safetensors=1) -o $(@D)
 $(EXP)/table-mix.md: $(foreach w,$(MIX_WEIGHTS),$(EXP)/eval-mix-ta$(w).json) $(EXP)/eval-mix-both.json \
-		$(foreach n,$(MIX_EXTRAPOLATE),$(EXP)/eval-ta-x$(n).json) $(foreach n,$(MIX_GUIDANCE),$(EXP)/eval-ta-g$(n).json) $(EXP)/eval-dpo-eq.json
+		$(foreach n,$(MIX_EXTRAPOLATE),$(EXP)/eval-ta-x$(n).json) $(foreach n,$(MIX_GUIDANCE),$(EXP)/eval-ta-g$(n).json) $(EXP)/eval-dpo-eq.json \
+		$(foreach w,$(MIX_FULL_WEIGHTS),$(EXP)/eval-full-ta$(w).json) $(EXP)/eval-full-both.json
 	./$(BIN) eval table $(foreach w,$(MIX_WEIGHTS),ta-weight-$(w)=$(EXP)/eval-mix-ta$(w).json) both-at-1=$(EXP)/eval-mix-both.json \
 		$(foreach n,$(MIX_EXTRAPOLATE),ta-at-$(n)=$(EXP)/eval-ta-x$(n).json) \
-		$(foreach n,$(MIX_GUIDANCE),ta-guidance-$(n)=$(EXP)/eval-ta-g$(n).json) dpo-eq=$(EXP)/eval-dpo-eq.json > $@.tmp && mv $@.tmp $@
+		$(foreach n,$(MIX_GUIDANCE),ta-guidance-$(n)=$(EXP)/eval-ta-g$(n).json) dpo-eq=$(EXP)/eval-dpo-eq.json \
+		$(foreach w,$(MIX_FULL_WEIGHTS),full-ta-at-$(w)=$(EXP)/eval-full-ta$(w).json) full-ta-and-vq=$(EXP)/eval-full-both.json > $@.tmp && mv $@.tmp $@
 	@cat $@
 
 # ---- Steering experiment: controllability of reward-steered sampling on the embedded image model ----
