@@ -199,11 +199,7 @@ type Trainer struct {
 
 	OutputDir string
 	BaseModel string // the model file the run started from (recorded in outputs)
-	// baseCRC is the CRC-32C of the weights the run started from (baseFingerprint, 8 hex
-	// digits), recorded in model.safetensors; "" when unknown (a run resumed from a
-	// checkpoint that did not record it).
-	baseCRC   string
-	MergeLoRA bool // also write model.safetensors with the adapters merged
+	MergeLoRA bool   // also write model.safetensors with the adapters merged
 	Log       []LogEntry
 	// Resumed is the config of the run a resumed trainer continues (nil for a fresh run).
 	Resumed *Config
@@ -215,6 +211,10 @@ type Trainer struct {
 	Validation *Validation
 	ValLog     []ValidationEntry
 	valLoaded  bool // ValLog read from the output directory (LoadValidationLog)
+	// baseCRC is the CRC-32C of the weights the run started from (baseFingerprint, 8 hex
+	// digits), recorded in model.safetensors; "" when unknown (a run resumed from a
+	// checkpoint that did not record it).
+	baseCRC string
 
 	dev   kernels.Device
 	data  *Data
