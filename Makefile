@@ -16,6 +16,8 @@
 #   make dpo-beta-sweep   TA-only Flow-DPO for each beta in EXP_BETAS, same evaluation
 #   make mix-experiment   VQ-only and TA-only Flow-DPO adapters mixed by weight (align sample
 #                --adapter) for each TA weight of MIX_WEIGHTS, same evaluation
+#   make dpo-rounds       a second round of TA-only Flow-DPO on pairs drawn from the first's model,
+#                against the first and the first trained twice as long, same evaluation
 #   make preference-experiment   a reward model taught an annotator's labelled pairs (reward train
 #                --pairs) against one without, on held-out labels and in best-of-4 sampling
 #   make finetune-validation   TA-only Flow-DPO on the embedded model watched by --validation-prompt
@@ -31,7 +33,7 @@ PYENV   := third_party/py
 PYTHON  := $(PYENV)/bin/python
 PYPKGS  := jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6 safetensors==0.8.0
 
-.PHONY: all setup openblas build test test-race vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep mix-experiment steering-experiment steering-cost preference-experiment finetune-validation
+.PHONY: all setup openblas build test test-race vet lint bench bench-torch torch-cpu info clean pyenv golden data pretrain-image pretrain-video sample align-experiment dpo-beta-sweep mix-experiment dpo-rounds steering-experiment steering-cost preference-experiment finetune-validation
 
 all: build
 
@@ -388,6 +390,30 @@ $(EXP)/table-mix.md: $(foreach w,$(MIX_WEIGHTS),$(EXP)/eval-mix-ta$(w).json) $(E
 		$(foreach n,$(MIX_EXTRAPOLATE),ta-at-$(n)=$(EXP)/eval-ta-x$(n).json) \
 		$(foreach n,$(MIX_GUIDANCE),ta-guidance-$(n)=$(EXP)/eval-ta-g$(n).json) dpo-eq=$(EXP)/eval-dpo-eq.json \
 		$(foreach w,$(MIX_FULL_WEIGHTS),full-ta-at-$(w)=$(EXP)/eval-full-ta$(w).json) full-ta-and-vq=$(EXP)/eval-full-both.json > $@.tmp && mv $@.tmp $@
+	@cat $@
+
+# ---- Iterative Flow-DPO: the second round's pairs drawn from the first round's model ----
+# dpo-ta is round 1 (pairs from the base's candidates). Round 2 samples and scores EXP_K new
+# candidates per training prompt from dpo-ta's merged model, selects TA-only pairs the same
+# way and fine-tunes that model on them (its own reference: the run's base is dpo-ta's
+# model); dpo-ta-long trains on round 1's pairs for twice the steps instead, the control for
+# the extra training. Both evaluated against the base like the methods above:
+#   make dpo-rounds RUNS=runs EXP=runs/soup-exp EXP_PAIR_PROMPTS=300
+dpo-rounds: $(EXP)/table-rounds.md
+$(EXP)/scored-r2.jsonl: $(EXP)/prompts-pairs.txt $(EXP)/reward/model.safetensors $(EXP)/dpo-ta/model.safetensors
+	./$(BIN) pairs --prompts $< --model $(EXP)/dpo-ta/model.safetensors --reward $(EXP)/reward/model.safetensors --num-candidates $(EXP_K) \
+		--seed 0 --scored --images-dir $(EXP)/scored-r2-images -o $@
+$(EXP)/pairs-ta-r2.jsonl: $(EXP)/scored-r2.jsonl
+	./$(BIN) pairs --from-scored $< --weights vq=0,ta=1 -o $@
+$(EXP)/dpo-ta-r2/model.safetensors: $(EXP)/pairs-ta-r2.jsonl $(EXP)/dpo-ta/model.safetensors
+	./$(BIN) finetune --max-train-steps $(EXP_STEPS) --seed 0 --merge-lora $(call resume_or,$(@D),--model $(EXP)/dpo-ta/model.safetensors) \
+		--method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
+$(EXP)/dpo-ta-long/model.safetensors: $(EXP)/pairs-ta.jsonl
+	./$(BIN) finetune --max-train-steps $$(($(EXP_STEPS) * 2)) --seed 0 --merge-lora $(call resume_or,$(@D),--model $(EXP_MODEL)) \
+		--method dpo --beta-dpo $(EXP_BETA) --pairs $< -o $(@D)
+$(EXP)/table-rounds.md: $(EXP)/eval-dpo-ta.json $(EXP)/eval-dpo-ta-r2.json $(EXP)/eval-dpo-ta-long.json
+	./$(BIN) eval table round-1=$(EXP)/eval-dpo-ta.json round-2=$(EXP)/eval-dpo-ta-r2.json \
+		round-1-twice-the-steps=$(EXP)/eval-dpo-ta-long.json > $@.tmp && mv $@.tmp $@
 	@cat $@
 
 # ---- Steering experiment: controllability of reward-steered sampling on the embedded image model ----
