@@ -1,6 +1,7 @@
-// Preference data: pairs for Flow-DPO (align's JSONL and VideoAlign's CSV layout) and scored
-// sets for Flow-RWR (JSONL). Every malformed line is reported as file:line; all of a file's
-// problems come back together (LineErrors), not only the first.
+// Preference data: pairs for Flow-DPO (align's JSONL, VideoAlign's CSV layout, or folders of
+// preferred and other samples: pairs_dir.go) and scored sets for Flow-RWR (JSONL). Every
+// malformed line is reported as file:line; all of a file's problems come back together
+// (LineErrors), not only the first.
 //
 // Pairs JSONL, one object per line (blank lines skipped):
 //
@@ -62,13 +63,18 @@ const (
 	TiesDrop = "drop"
 )
 
-// Source is where a record was read: file and 1-based line.
+// Source is where a record was read: file and 1-based line (0: the file is the record).
 type Source struct {
 	File string
 	Line int
 }
 
-func (s Source) String() string { return fmt.Sprintf("%s:%d", s.File, s.Line) }
+func (s Source) String() string {
+	if s.Line == 0 { // a record that is a file of its own (ReadPairsDir)
+		return s.File
+	}
+	return fmt.Sprintf("%s:%d", s.File, s.Line)
+}
 
 // LineError is one malformed line (or one problem with a record, such as a missing image).
 type LineError struct {
@@ -183,8 +189,14 @@ func CollapseLabels(labels []rewards.Label, w []float64) rewards.Label {
 }
 
 // ReadPairs reads a pairs file: VideoAlign's CSV layout when the name ends in .csv, JSONL
-// otherwise.
+// otherwise; or a folder of w/ and l/ samples (ReadPairsDir).
 func ReadPairs(path string, o PairOptions) (*PairSet, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		if err := o.validate(); err != nil {
+			return nil, err
+		}
+		return ReadPairsDir(path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

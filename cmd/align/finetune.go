@@ -117,8 +117,11 @@ func newCmdFinetune(runF func(*FinetuneOptions) error) *cobra.Command {
        dimension's conditions as its "max"
 
 Pairs are align's JSONL ({"prompt","chosen","rejected"} with optional per-dimension
-"labels" A/B/tie and scores) or VideoAlign's CSV (path_A, path_B, prompt, VQ, MQ, TA);
-per-dimension labels are collapsed with --weights (ties kept or dropped by --ties). A scored
+"labels" A/B/tie and scores), VideoAlign's CSV (path_A, path_B, prompt, VQ, MQ, TA), or a
+folder in sd-scripts' layout: w/NAME.png preferred over l/NAME.png (any image, GIF, video or
+frame folder; names pair them), the prompt in NAME.txt or NAME.caption, folders below holding
+w/ and l/ read too; per-dimension labels are collapsed with --weights (ties kept or dropped
+by --ties). A scored
 set is JSONL {"prompt","image","scores":{...}} or the JSONL of align score; its scores are
 combined with --weights and --combine. Every malformed line is reported as file:line and
 every image is read before the first step. The output directory receives:
@@ -153,6 +156,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
   $ align finetune --method dpo --pairs videoalign.csv --weights vq=1,mq=1,ta=1 --ties drop --model base/model.safetensors -o dpo/
   $ align finetune --method rwr --scored scored.jsonl --temperature 0.5 --model base/model.safetensors -o rwr/
   $ align finetune --method sft --pairs pairs.jsonl --full-finetune --model base/model.safetensors -o sft/
+  $ align finetune --method dpo --pairs prefs/ -o dpo/     # prefs/w/0001.png + 0001.txt preferred over prefs/l/0001.png
   $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --validation-prompt "red apple" --validation-prompt rocket
   $ align finetune --method dpo --pairs pairs.jsonl -o dpo/ --resume-from-checkpoint latest --merge-lora
   $ align finetune --method dpo --pairs pairs.jsonl -o dpo-bf16/ --precision bf16   # BF16 products (resume in the same precision)
@@ -186,7 +190,7 @@ drifting away from the data, not learning the preference).` + skippedStepsHelp,
 	f := cmd.Flags()
 	t := &opts.Train
 	f.StringVar(&t.Method, "method", t.Method, "dpo, rwr, sft or reward-cond")
-	f.StringVar(&opts.Pairs, "pairs", "", "preference pairs: JSONL, or VideoAlign's CSV layout (.csv)")
+	f.StringVar(&opts.Pairs, "pairs", "", "preference pairs: JSONL, VideoAlign's CSV layout (.csv), or a folder of w/ (preferred) and l/ samples")
 	f.StringVar(&opts.Scored, "scored", "", "scored set JSONL (rwr, sft): {\"prompt\",\"image\",\"scores\"} or align score output")
 	f.StringVar(&opts.Data, "data", "", "reward-cond: dataset directory (align data) to build the scored training set from")
 	f.StringVar(&opts.Reward, "reward", "default", "reward-cond with --data: reward model scoring the set (.safetensors, or default: embedded)")

@@ -230,6 +230,55 @@ func sampleHost(t *testing.T, m *diffusion.DiT, captions []string) []float32 {
 
 // The adapter file of a LoRA run loads (onto its base, merged) as the --merge-lora model
 // file does: the same samples; a missing or rewritten base is an error naming both files.
+// A folder of w/ and l/ samples trains as the JSONL of the same pairs does: the same adapter,
+// bit for bit.
+func TestFinetunePairsFolder(t *testing.T) {
+	dir, model, _, _ := finetuneFixture(t)
+	prefs := filepath.Join(dir, "prefs")
+	var jsonl strings.Builder
+	for i, prompt := range []string{"red apple", "blue car"} {
+		name := fmt.Sprintf("%04d", i)
+		for side, img := range map[string]int{"w": 2 * i, "l": 2*i + 1} {
+			b, err := os.ReadFile(filepath.Join(dir, "img", fmt.Sprintf("%d.png", img)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.MkdirAll(filepath.Join(prefs, side), 0o755)
+			os.WriteFile(filepath.Join(prefs, side, name+".png"), b, 0o644)
+		}
+		os.WriteFile(filepath.Join(prefs, "w", name+".txt"), []byte(prompt+"\n"), 0o644)
+		fmt.Fprintf(&jsonl, `{"prompt":%q,"chosen":"prefs/w/%s.png","rejected":"prefs/l/%s.png"}`+"\n", prompt, name, name)
+	}
+	pairs := filepath.Join(dir, "same.jsonl")
+	os.WriteFile(pairs, []byte(jsonl.String()), 0o644)
+	adapter := func(data, out string) []byte {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := Main([]string{"finetune", "--pairs", data, "--model", model, "-o", out, "--lora-rank", "2", "--max-train-steps", "2",
+			"--train-batch-size", "2", "--lr-warmup-steps", "0", "--learning-rate", "1e-2"}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("--pairs %s: exit %d: %s", data, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), data+": 2 pairs") {
+			t.Errorf("--pairs %s: %s", data, stderr.String())
+		}
+		b, err := os.ReadFile(filepath.Join(out, "adapter.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if !bytes.Equal(adapter(prefs, filepath.Join(dir, "from-folder")), adapter(pairs, filepath.Join(dir, "from-jsonl"))) {
+		t.Error("the folder trains another adapter than the JSONL of its pairs")
+	}
+	// A sample without its other half stops the run before training, naming the file.
+	os.Remove(filepath.Join(prefs, "l", "0001.png"))
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"finetune", "--pairs", prefs, "--model", model, "-o", filepath.Join(dir, "bad")}, &stdout, &stderr); code != exitError ||
+		!strings.Contains(stderr.String(), filepath.Join(prefs, "w", "0001.png")+`: no sample named "0001"`) {
+		t.Errorf("an unpaired sample: exit %d: %s", code, stderr.String())
+	}
+}
+
 func TestFinetuneAdapterLoadsLikeMerged(t *testing.T) {
 	dir, model, pairs, _ := finetuneFixture(t)
 	base := filepath.Join(dir, "base.safetensors") // a copy: this test rewrites and removes it
