@@ -120,3 +120,32 @@ func TestReadPairsDirRefuses(t *testing.T) {
 		t.Errorf("a folder without w/ and l/: %v", err)
 	}
 }
+
+// A pair's captions give one prompt, on one line with single spaces, exactly when both hold
+// words and the same words; any bytes are read without a panic.
+//
+// Fuzz: go test ./dpo -run '^$' -fuzz FuzzPairCaption -fuzztime 30s
+func FuzzPairCaption(f *testing.F) {
+	for _, c := range [][2]string{{"red apple", "red apple\n"}, {"\ufeffblue\tcar", "blue car"}, {"a", "b"}, {" \n", "x"}, {"\xff\xfe", "\xff\xfe"}} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		dir := t.TempDir()
+		files := []string{filepath.Join(dir, "w.txt"), filepath.Join(dir, "l.txt")}
+		for i, c := range []string{a, b} {
+			if err := os.WriteFile(files[i], []byte(c), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		words := func(s string) string { return strings.Join(strings.Fields(strings.TrimPrefix(s, "\ufeff")), " ") }
+		prompt, msg := pairCaption("x", files)
+		switch wa, wb := words(a), words(b); {
+		case wa == "" || wb == "" || wa != wb:
+			if msg == "" {
+				t.Fatalf("%q and %q gave the prompt %q", a, b, prompt)
+			}
+		case msg != "" || prompt != wa:
+			t.Fatalf("%q and %q: prompt %q, message %q; want %q", a, b, prompt, msg, wa)
+		}
+	})
+}
