@@ -51,15 +51,7 @@ func TestAdapterMix(t *testing.T) {
 		t.Helper()
 		out := filepath.Join(dir, name+".safetensors")
 		run(exitOK, append([]string{"export", "safetensors", "--dtype", "f32", "-o", out}, args...)...)
-		c, err := nn.LoadCheckpoint(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := map[string][]float32{}
-		for _, x := range c.Tensors {
-			w[x.Name] = x.Data
-		}
-		return w
+		return weightsOf(t, out)
 	}
 	base := export("base", "--model", model)
 	onlyA, onlyB := export("only-a", "--adapter", a), export("only-b", "--model", model, "--adapter", b+"=1")
@@ -197,6 +189,20 @@ func TestAdapterMix(t *testing.T) {
 	}
 }
 
+// weightsOf is the model file's tensors by name.
+func weightsOf(t *testing.T, path string) map[string][]float32 {
+	t.Helper()
+	c, err := nn.LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := map[string][]float32{}
+	for _, x := range c.Tensors {
+		w[x.Name] = x.Data
+	}
+	return w
+}
+
 // A full fine-tuning's model.safetensors mixes as its task vector, W_ft - W, alone (weight 1
 // is the file, bit for bit) and with an adapter; one of other weights is refused.
 func TestAdapterMixFullFinetune(t *testing.T) {
@@ -215,25 +221,13 @@ func TestAdapterMixFullFinetune(t *testing.T) {
 			"--lr-warmup-steps", "0", "--learning-rate", "1e-2"}, r...)...)
 	}
 	full, a = filepath.Join(full, "model.safetensors"), filepath.Join(a, "adapter.safetensors")
-	load := func(path string) map[string][]float32 {
-		t.Helper()
-		c, err := nn.LoadCheckpoint(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := map[string][]float32{}
-		for _, x := range c.Tensors {
-			w[x.Name] = x.Data
-		}
-		return w
-	}
 	export := func(name string, args ...string) map[string][]float32 {
 		t.Helper()
 		out := filepath.Join(dir, name+".safetensors")
 		run(exitOK, append([]string{"export", "safetensors", "--dtype", "f32", "-o", out}, args...)...)
-		return load(out)
+		return weightsOf(t, out)
 	}
-	base, ft := load(model), load(full)
+	base, ft := weightsOf(t, model), weightsOf(t, full)
 	if !reflect.DeepEqual(export("only-full", "--adapter", full), ft) {
 		t.Error("--adapter FULL (its base from the file) exports other weights than FULL")
 	}
