@@ -32,6 +32,10 @@ type preferenceFile struct {
 // with its Overall column where it has one, dpo.ReadPairs) without its samples. Every pair must carry labels: a pair without them says
 // which sample is better, not in which dimension.
 func readPreferenceLabels(path string) (*preferenceFile, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a folder: its w/ and l/ pairs say which sample is better, not in which dimension; "+
+			"a reward model needs labels per dimension (align's pairs JSONL with \"labels\", or VideoAlign's CSV)", path)
+	}
 	b, sum, err := readHashed(path)
 	if err != nil {
 		return nil, err

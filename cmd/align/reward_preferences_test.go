@@ -110,6 +110,7 @@ func TestRewardTrainPreferences(t *testing.T) {
 	}{
 		{[]string{"--pairs", unlabelled}, exitError, unlabelled + ":4: no labels"},
 		{[]string{"--pairs", filepath.Join(dir, "none.jsonl")}, exitError, "--pairs: open " + filepath.Join(dir, "none.jsonl")},
+		{[]string{"--pairs", dir}, exitError, "--pairs: " + dir + " is a folder: its w/ and l/ pairs say which sample is better"},
 		{[]string{"--pairs-share", "0.3"}, exitUsage, "--pairs-share needs --pairs"},
 		{[]string{"--pairs", pairs, "--pairs-share", "1.5"}, exitUsage, "--pairs-share must be in [0, 1]"},
 		{[]string{"--pairs", pairs, "--loss", "reg"}, exitUsage, "--pairs gives labels"},
