@@ -76,7 +76,9 @@ equally good gives no pair. --pairs-per-prompt k pairs the i-th best with the i-
 i < k (at most K/2 pairs; linear, unit-direction and lsc); --min-margin m drops a pair whose
 combined z-scores differ by less than m. The samples (PNG; for video models GIF, or MP4
 with --video-format mp4) go to --images-dir and the JSONL (-o) names them relative to its
-own directory, with each sample's z-scores.
+own directory, with each sample's z-scores. With remote (HTTP) and ONNX reward models, which
+compute apart from --device, a prompt's candidates are scored while the next prompt's are
+drawn.
 
 --scored writes every candidate with its z-scores instead (a scored set for
 align finetune --method rwr). --shard i/n takes the i-th of n contiguous parts of the
@@ -306,11 +308,9 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	noPair, failed := 0, 0
 	seed := opts.Seed
 	interrupted := false
-	for p := first; p < last; p++ {
-		if ctx.Err() != nil {
-			interrupted = true
-			break
-		}
+	// sample draws prompt p's K candidates and writes them; collect selects its pairs from
+	// their scores.
+	sample := func(p int) ([]scoring.Item, error) {
 		caps := make([]string, K)
 		for k := range caps {
 			caps[k] = prompts[p]
@@ -319,7 +319,7 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 			GuidanceScale: opts.GuidanceScale, Shift: opts.Shift, Seed: opts.Seed, FirstIndex: p * K,
 			Sampler: diffusion.SamplerSDE, NoiseLevel: opts.NoiseLevel})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		frames := diffusion.SampleFrames(x, &m.Config)
 		dev.Free(x)
@@ -337,14 +337,13 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 				err = diffusion.WritePNG(path, fr[0])
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 			items[k] = scoring.Item{Index: idx, Path: path, Prompt: prompts[p], HasPrompt: true}
 		}
-		rows, err := set.run(context.Background(), items, sc, nil)
-		if err != nil {
-			return err
-		}
+		return items, nil
+	}
+	collect := func(p int, rows []scoring.Result) error {
 		var cands []dpo.Scored
 		for k := range rows {
 			if !rows[k].OK() {
@@ -365,6 +364,61 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 		}
 		pairs = append(pairs, ps...)
 		bar.Update(p-first+1, counted(len(pairs), "pair"))
+		return nil
+	}
+	// Where no reward model computes on the generator's device (remote and ONNX models), a
+	// prompt's candidates are scored in the background while the next prompt's are drawn: a
+	// server's latency, or ONNX Runtime's threads, overlap the sampling. The scores and pairs
+	// are the same either way.
+	ahead := set.apart()
+	type scoredPrompt struct {
+		p    int
+		rows []scoring.Result
+		err  error
+	}
+	var inflight chan scoredPrompt // the prompt being scored in the background; nil: none
+	await := func() error {
+		r := <-inflight
+		inflight = nil
+		if r.err != nil {
+			return r.err
+		}
+		return collect(r.p, r.rows)
+	}
+	for p := first; p < last; p++ {
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		items, err := sample(p)
+		if err != nil {
+			return err
+		}
+		if inflight != nil {
+			if err := await(); err != nil {
+				return err
+			}
+		}
+		if !ahead {
+			rows, err := set.run(context.Background(), items, sc, nil)
+			if err != nil {
+				return err
+			}
+			if err := collect(p, rows); err != nil {
+				return err
+			}
+			continue
+		}
+		inflight = make(chan scoredPrompt, 1)
+		go func(ch chan<- scoredPrompt) {
+			rows, err := set.run(context.Background(), items, sc, nil)
+			ch <- scoredPrompt{p, rows, err}
+		}(inflight)
+	}
+	if inflight != nil {
+		if err := await(); err != nil {
+			return err
+		}
 	}
 	bar.Finish(fmt.Sprintf("%s, %s without one, %s not scored", counted(len(pairs), "pair"), counted(noPair, "prompt"), counted(failed, "sample")))
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alignkit/align/dpo"
 	"github.com/alignkit/align/internal/ffmpeg"
 	"github.com/alignkit/align/internal/testvideo"
 	"github.com/alignkit/align/rewards"
@@ -262,5 +264,58 @@ func TestRemoteChatVideo(t *testing.T) {
 	var rep sampleReport
 	if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil || rep.Files[0].Rewards["vq"] != 120 || rep.Files[0].Rewards["ta"] != 8 {
 		t.Errorf("best-of-2 of generated clips: exit %d, %s%s", code, stdout, stderr)
+	}
+}
+
+// align pairs with a remote model draws the next prompt's candidates while the server scores
+// the last prompt's: the server, asked for the first prompt's scores, finds the second's
+// files written before it answers. The pairs are still chosen by the server's scores.
+func TestRemotePairsScoreAhead(t *testing.T) {
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	srv := &meanLevelServer{}
+	var mu sync.Mutex
+	sawAhead := false
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if bytes.Contains(body, []byte(`"red apple"`)) { // the first prompt: wait for the second's candidates
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if m, _ := filepath.Glob(filepath.Join(images, "000001-01-*")); len(m) > 0 {
+					mu.Lock()
+					sawAhead = true
+					mu.Unlock()
+					break
+				}
+			}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		srv.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	manifest := filepath.Join(dir, "remote.json")
+	os.WriteFile(manifest, []byte(`{"format": "align.remote-reward", "version": 1, "url": "`+ts.URL+`/score",
+		"dims": ["vq", "ta"], "image": {"size": 32, "resize": "stretch", "filter": "box"}}`), 0o644)
+	out := filepath.Join(dir, "pairs.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--prompt", "red apple", "--prompt", "blue car", "--reward", manifest, "--weights", "vq=1,ta=0",
+		"--num-candidates", "2", "--num-inference-steps", "2", "--seed", "4", "--images-dir", images, "-o", out); code != exitOK {
+		t.Fatalf("pairs: exit %d, %s", code, stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !sawAhead {
+		t.Error("the second prompt's candidates were drawn only after the first prompt's were scored")
+	}
+	set, err := dpo.ReadPairs(out, dpo.PairOptions{})
+	if err != nil || len(set.Pairs) != 2 {
+		t.Fatalf("pairs: %v, %+v", err, set)
+	}
+	for _, p := range set.Pairs {
+		if meanLevel(t, p.Chosen) <= meanLevel(t, p.Rejected) {
+			t.Errorf("%q: chose %s (level %.2f) over %s (%.2f)", p.Prompt, p.Chosen, meanLevel(t, p.Chosen), p.Rejected, meanLevel(t, p.Rejected))
+		}
 	}
 }

@@ -96,6 +96,12 @@ func newRewardSet(lrs []*loadedReward) (*rewardSet, error) {
 	return s, nil
 }
 
+// apart reports whether no model of the set computes on the command's --device (remote and
+// ONNX models compute apart from it), so that the set can score while that device samples.
+func (s *rewardSet) apart() bool {
+	return !slices.ContainsFunc(s.members, func(lr *loadedReward) bool { return lr.onCmdDevice })
+}
+
 func (s *rewardSet) close() {
 	for _, lr := range s.members {
 		lr.close()

@@ -255,11 +255,14 @@ func (o *ScoreOptions) validate() error {
 
 // loadedReward is a reward model with what the scorer needs to feed it.
 type loadedReward struct {
-	model    rewards.Model
-	dev      kernels.Device
-	geometry onnx.Geometry
-	clips    bool
-	frames   int
+	model rewards.Model
+	dev   kernels.Device
+	// onCmdDevice marks a model that computes on the command's --device (a native one);
+	// remote and ONNX models compute apart from it.
+	onCmdDevice bool
+	geometry    onnx.Geometry
+	clips       bool
+	frames      int
 	// sampleFPS is the rate a video model's training clips were taken at (its config's, or
 	// its ONNX manifest's; 0: not known).
 	sampleFPS float64
@@ -272,7 +275,7 @@ type loadedReward struct {
 func loadReward(cmd *cobra.Command, opts *ScoreOptions) (*loadedReward, error) {
 	// inProcess is a Go model of square size x size samples (frames per clip for video).
 	inProcess := func(m rewards.Model, dev kernels.Device, video bool, frames, size int, desc string) *loadedReward {
-		return &loadedReward{model: m, dev: dev, clips: video, frames: frames,
+		return &loadedReward{model: m, dev: dev, onCmdDevice: true, clips: video, frames: frames,
 			geometry: onnx.Geometry{Height: size, Width: size, Resize: onnx.ResizeStretch, Filter: onnx.FilterBox},
 			describe: desc, close: func() error { return nil }}
 	}

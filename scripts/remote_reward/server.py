@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
@@ -31,6 +32,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         try:
             req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            time.sleep(self.server.delay)  # --delay: a model's latency, to try a client against
             scores = [score(s["prompt"], [base64.b64decode(f) for f in s["frames"]]) for s in req["samples"]]
             body, status = json.dumps({"scores": scores}).encode(), 200
         except Exception as e:  # the client shows the status and this text
@@ -49,5 +51,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--delay", type=float, default=0, help="seconds each request waits before it is scored (a slow model)")
     args = ap.parse_args()
-    ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+    srv = ThreadingHTTPServer((args.host, args.port), Handler)
+    srv.delay = args.delay
+    srv.serve_forever()
