@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -263,5 +264,27 @@ func TestPairsEnsemble(t *testing.T) {
 	}
 	if re, err := dpo.ReadScored(again); err != nil || !slices.EqualFunc(re.Items, set.Items, func(a, b dpo.Scored) bool { return slices.Equal(a.Scores, b.Scores) }) {
 		t.Errorf("rescored with the same models: %v", err)
+	}
+	// The ONNX model alone scores each prompt's candidates while the next prompt's are drawn
+	// (apart from --device): the same samples and its own scores of them.
+	onnxOnly := filepath.Join(dir, "onnx.jsonl")
+	if code, _, stderr := runAlign(t, "pairs", "--prompt", "red apple", "--prompt", "blue car", "--model", gen, "--num-candidates", "3",
+		"--num-inference-steps", "2", "--reward", other, "--scored", "--images-dir", filepath.Join(dir, "onnx-images"), "-o", onnxOnly); code != exitOK {
+		t.Fatalf("ONNX alone: exit %d: %s", code, stderr)
+	}
+	alone, err := dpo.ReadScored(onnxOnly)
+	if err != nil || len(alone.Items) != len(set.Items) {
+		t.Fatalf("ONNX alone: %v, %+v", err, alone)
+	}
+	aes := slices.Index(set.Dims, "aes")
+	for i, it := range alone.Items {
+		a, errA := os.ReadFile(it.Path)
+		b, errB := os.ReadFile(set.Items[i].Path)
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Fatalf("candidate %d: other pixels than with both models (%v, %v)", i, errA, errB)
+		}
+		if d := it.Scores[0] - set.Items[i].Scores[aes]; d > 1e-6 || d < -1e-6 {
+			t.Errorf("candidate %d: aes %v alone, %v beside the native model", i, it.Scores[0], set.Items[i].Scores[aes])
+		}
 	}
 }
