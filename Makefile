@@ -354,7 +354,7 @@ $(EXP)/table-beta.md: $(foreach b,$(EXP_BETAS),$(EXP)/eval-dpo-ta-b$(b).json)
 # Flow-DPO of every weight (dpo-ta-full: --full-finetune at MIX_FULL_LR, its steps and beta
 # dpo-ta's) mixed as its task vector, W + w (W_ft - W), at each weight of MIX_FULL_WEIGHTS
 # (full-taN), and at 1 beside the VQ adapter at 1 (full-both). With EXP_PAIR_PROMPTS=300 (in
-# its own EXP) about an hour and a half on 2 cores, reward models included (README, "Mixing
+# its own EXP) about 80 minutes on 2 cores, reward models included (README, "Mixing
 # fine-tunings"):
 #   make mix-experiment RUNS=runs EXP=runs/soup-exp EXP_PAIR_PROMPTS=300
 MIX_WEIGHTS      ?= 0 0.25 0.5 0.75 1
