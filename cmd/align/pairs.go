@@ -368,8 +368,8 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 	}
 	// Where no reward model computes on the generator's device (remote and ONNX models), a
 	// prompt's candidates are scored in the background while the next prompt's are drawn: a
-	// server's latency, or ONNX Runtime's threads, overlap the sampling. The scores and pairs
-	// are the same either way.
+	// server's latency (or an ONNX model's time, where it has cores of its own) overlaps the
+	// sampling. The scores and pairs are the same either way.
 	ahead := set.apart()
 	type scoredPrompt struct {
 		p    int
@@ -377,6 +377,11 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 		err  error
 	}
 	var inflight chan scoredPrompt // the prompt being scored in the background; nil: none
+	defer func() { // on an early return: the models are closed only once they are idle
+		if inflight != nil {
+			<-inflight
+		}
+	}()
 	await := func() error {
 		r := <-inflight
 		inflight = nil
