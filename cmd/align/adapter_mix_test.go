@@ -49,9 +49,7 @@ func TestAdapterMix(t *testing.T) {
 	// Exported mixes, and the reference files: the base, and each adapter at weight 1 alone.
 	export := func(name string, args ...string) map[string][]float32 {
 		t.Helper()
-		out := filepath.Join(dir, name+".safetensors")
-		run(exitOK, append([]string{"export", "safetensors", "--dtype", "f32", "-o", out}, args...)...)
-		return weightsOf(t, out)
+		return exportWeights(t, filepath.Join(dir, name+".safetensors"), args...)
 	}
 	base := export("base", "--model", model)
 	onlyA, onlyB := export("only-a", "--adapter", a), export("only-b", "--model", model, "--adapter", b+"=1")
@@ -189,6 +187,16 @@ func TestAdapterMix(t *testing.T) {
 	}
 }
 
+// exportWeights runs align export safetensors --dtype f32 -o out with args and returns the
+// file's tensors by name.
+func exportWeights(t *testing.T, out string, args ...string) map[string][]float32 {
+	t.Helper()
+	if code, _, stderr := runAlign(t, append([]string{"export", "safetensors", "--dtype", "f32", "-o", out}, args...)...); code != exitOK {
+		t.Fatalf("export %v: exit %d: %s", args, code, stderr)
+	}
+	return weightsOf(t, out)
+}
+
 // weightsOf is the model file's tensors by name.
 func weightsOf(t *testing.T, path string) map[string][]float32 {
 	t.Helper()
@@ -223,9 +231,7 @@ func TestAdapterMixFullFinetune(t *testing.T) {
 	full, a = filepath.Join(full, "model.safetensors"), filepath.Join(a, "adapter.safetensors")
 	export := func(name string, args ...string) map[string][]float32 {
 		t.Helper()
-		out := filepath.Join(dir, name+".safetensors")
-		run(exitOK, append([]string{"export", "safetensors", "--dtype", "f32", "-o", out}, args...)...)
-		return weightsOf(t, out)
+		return exportWeights(t, filepath.Join(dir, name+".safetensors"), args...)
 	}
 	base, ft := weightsOf(t, model), weightsOf(t, full)
 	if !reflect.DeepEqual(export("only-full", "--adapter", full), ft) {
