@@ -377,7 +377,8 @@ func pairsRun(cmd *cobra.Command, opts *PairsOptions) error {
 		err  error
 	}
 	var inflight chan scoredPrompt // the prompt being scored in the background; nil: none
-	defer func() {                 // on an early return: the models are closed only once they are idle
+	// On an early return, the models are closed only once they are idle.
+	defer func() {
 		if inflight != nil {
 			<-inflight
 		}
